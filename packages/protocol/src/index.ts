@@ -1,1 +1,32 @@
-export {};
+/**
+ * Every NATS message and REST body of ComputePods as a zod schema, plus the names of subjects,
+ * streams and KV buckets. Imports only zod (and Node built-ins).
+ *
+ *   import { envelope, messageTypes, subjects } from '@computepods/protocol';
+ *   const msg = envelope('files.changed', { pod: 'p1', events }, { project: 'demo', source: 'fswatcher' });
+ *   nc.publish(subjects.filesChanged('demo'), JSON.stringify(msg));
+ */
+export {
+  ApiError,
+  BuildArtefactReply,
+  BuildArtefactRequest,
+  StatusReply,
+  StatusRequest,
+} from './api.js';
+export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
+export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';
+export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
+export { InvalidNameError, UnsafePathError } from './errors.js';
+export { FileEvent, FilesChanged, Sha256 } from './files.js';
+export { type BodyInputOf, type BodyOf, type MessageType, messageTypes } from './messages.js';
+export { checkName, checkProject, ProjectName, ServiceName } from './names.js';
+export { checkRelativePath, RelativePath } from './paths.js';
+export { ArtefactType, Rule, type RuleInput, RulesDeclared } from './rules.js';
+export { buckets, fromKvKey, kvKey, streams, subjects } from './subjects.js';
+export {
+  TaskControl,
+  TaskState,
+  TaskStateChanged,
+  TaskSubmitted,
+  TERMINAL_STATES,
+} from './tasks.js';

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { Sha256 } from './files.js';
+
+export const ArtefactStatus = z.enum([
+  'source',
+  'missing',
+  'stale',
+  'queued',
+  'building',
+  'up_to_date',
+  'failed',
+  'not_converging',
+]);
+export type ArtefactStatus = z.infer<typeof ArtefactStatus>;
+
+/** MajorDomo's KV record for one artefact (key: kvKey(path)). */
+export const ArtefactRecord = z.object({
+  path: z.string(),
+  status: ArtefactStatus,
+  sha256: Sha256.nullable(),
+  size: z.number().int().nonnegative().nullable(),
+  /** Producing task (`rule:stem`); absent for sources. */
+  producer: z.string().optional(),
+  /** Pods known to hold this hash. */
+  pods: z.array(z.string()).default([]),
+  updated: z.iso.datetime(),
+  buildId: z.string().optional(),
+  error: z.string().optional(),
+});
+export type ArtefactRecord = z.infer<typeof ArtefactRecord>;
+
+/** What MajorDomo remembers of a task's last successful run (a constructive trace). */
+export const TaskTrace = z.object({
+  taskId: z.string(),
+  inputs: z.record(z.string(), z.string()),
+  outputs: z.record(z.string(), z.string()),
+  buildId: z.string(),
+  time: z.iso.datetime(),
+});
+export type TaskTrace = z.infer<typeof TaskTrace>;

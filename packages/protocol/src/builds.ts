@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { Sha256 } from './files.js';
+import { RelativePath } from './paths.js';
+
+/** MajorDomo → chef: build one task instance with exactly these input hashes. */
+export const BuildRequested = z.object({
+  /** Derived from (rule, target, input hashes): a duplicate request has the same id. */
+  buildId: z.string().regex(/^[0-9a-f]{16,64}$/),
+  taskId: z.string().min(1).max(600),
+  ruleId: z.string().min(1).max(100),
+  chef: z.string().min(1).max(100),
+  stem: z.string().max(500),
+  inputs: z.record(RelativePath, Sha256),
+  outputs: z.array(RelativePath).min(1),
+  pass: z.number().int().min(1),
+  /** Pod holding each input hash, for chefs that must fetch inputs. */
+  locations: z.record(z.string(), z.string()).default({}),
+});
+export type BuildRequested = z.infer<typeof BuildRequested>;
+
+export const OutputRecord = z.object({ sha256: Sha256, size: z.number().int().nonnegative() });
+
+/** Chef → MajorDomo. */
+export const BuildResult = z.object({
+  buildId: z.string().min(1).max(64),
+  taskId: z.string().min(1).max(600),
+  chef: z.string().min(1).max(100),
+  pod: z.string().min(1).max(200),
+  status: z.enum(['succeeded', 'failed', 'cancelled']),
+  outputs: z.record(RelativePath, OutputRecord).default({}),
+  /** Hash used for early cutoff (ignore patterns applied); equals sha256 when none. */
+  cutoff: z.record(RelativePath, Sha256).default({}),
+  discovered: z.array(RelativePath).default([]),
+  logPath: z.string().max(4096).optional(),
+  durationMs: z.number().nonnegative(),
+  error: z.string().max(10_000).optional(),
+});
+export type BuildResult = z.infer<typeof BuildResult>;
+
+export const BuildCancel = z.object({
+  buildId: z.string().min(1).max(64),
+  reason: z.string().max(1000),
+});
+export type BuildCancel = z.infer<typeof BuildCancel>;

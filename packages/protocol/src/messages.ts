@@ -1,0 +1,21 @@
+import type { z } from 'zod';
+import { BuildCancel, BuildRequested, BuildResult } from './builds.js';
+import { FilesChanged } from './files.js';
+import { RulesDeclared } from './rules.js';
+import { TaskControl, TaskStateChanged, TaskSubmitted } from './tasks.js';
+
+/** Every message type, by its `type` field, with the schema of its body. */
+export const messageTypes = {
+  'build.cancel': BuildCancel,
+  'build.requested': BuildRequested,
+  'build.result': BuildResult,
+  'files.changed': FilesChanged,
+  'rules.declared': RulesDeclared,
+  'task.control': TaskControl,
+  'task.state': TaskStateChanged,
+  'task.submitted': TaskSubmitted,
+} as const;
+
+export type MessageType = keyof typeof messageTypes;
+export type BodyOf<T extends MessageType> = z.infer<(typeof messageTypes)[T]>;
+export type BodyInputOf<T extends MessageType> = z.input<(typeof messageTypes)[T]>;

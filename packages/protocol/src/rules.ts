@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { ServiceName } from './names.js';
+
+const Pattern = z
+  .string()
+  .min(1)
+  .max(500)
+  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), {
+    message: 'a pattern is project-relative and may not contain ".."',
+  });
+
+export const ArtefactType = z.object({
+  name: z.string().min(1).max(100),
+  extensions: z.array(z.string().min(1).max(50)),
+});
+
+export const Rule = z.object({
+  /** Unique within the project; task ids are `${id}:${stem}`. */
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, "-" or "_"'),
+  inputs: z.array(Pattern).min(1),
+  /** Used only if they exist (an .aux is both an output and an input of the same rule). */
+  optionalInputs: z.array(Pattern).default([]),
+  outputs: z.array(Pattern).min(1),
+  /** A shell command template; {stem}, {in}, {out}, {in0}, {out0}... are quoted when filled. */
+  command: z.string().min(1).max(10_000),
+  resource: ServiceName.default('local'),
+  profile: z.string().max(200).optional(),
+  /** Line regexes ignored when deciding whether an output changed (early cutoff). */
+  cutoffIgnore: z.array(z.string().max(500)).default([]),
+  passLimit: z.number().int().min(1).max(100).optional(),
+  /** How the chef finds dependencies discovered while building. */
+  discover: z.enum(['none', 'makedepend', 'latex']).default('none'),
+});
+export type Rule = z.infer<typeof Rule>;
+export type RuleInput = z.input<typeof Rule>;
+
+/** A chef's declaration of what it can build. Re-sent on start and kept in KV. */
+export const RulesDeclared = z.object({
+  chef: ServiceName,
+  pod: z.string().min(1).max(200),
+  types: z.array(ArtefactType).default([]),
+  rules: z.array(Rule),
+});
+export type RulesDeclared = z.infer<typeof RulesDeclared>;

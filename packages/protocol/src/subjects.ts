@@ -1,0 +1,80 @@
+import { checkName, checkProject } from './names.js';
+
+/**
+ * Subject, stream and bucket names. Every name is made here and nowhere else, and every one
+ * is namespaced by project: a project is the unit of isolation.
+ */
+export const subjects = {
+  filesChanged: (p: string) => `cp.${checkProject(p)}.files.changed`,
+  buildRequest: (p: string, chef: string) =>
+    `cp.${checkProject(p)}.build.request.${checkName('chef name', chef)}`,
+  buildRequestAll: (p: string) => `cp.${checkProject(p)}.build.request.*`,
+  buildResult: (p: string) => `cp.${checkProject(p)}.build.result`,
+  buildCancel: (p: string) => `cp.${checkProject(p)}.build.cancel`,
+  tasks: (p: string, resource: string) =>
+    `cp.${checkProject(p)}.tasks.${checkName('resource name', resource)}`,
+  tasksAll: (p: string) => `cp.${checkProject(p)}.tasks.*`,
+  taskState: (p: string) => `cp.${checkProject(p)}.task.state`,
+  taskControl: (p: string) => `cp.${checkProject(p)}.task.control`,
+  artefactState: (p: string) => `cp.${checkProject(p)}.artefact.state`,
+  /** MajorDomo's request/reply API (status, build) for cpctrl. */
+  api: (p: string, verb: string) => `cp.${checkProject(p)}.api.${checkName('api verb', verb)}`,
+  logs: (p: string, stream: string) =>
+    `cp.${checkProject(p)}.logs.${checkName('log stream', stream)}`,
+  deadLetter: (p: string, service: string) =>
+    `cp.${checkProject(p)}.dlq.${checkName('service name', service)}`,
+  deadLetterAny: () => 'cp.*.dlq.*',
+} as const;
+
+/** JetStream stream names (no dots allowed in stream names). */
+export const streams = {
+  files: (p: string) => `cp_${checkProject(p)}_files`,
+  builds: (p: string) => `cp_${checkProject(p)}_builds`,
+  events: (p: string) => `cp_${checkProject(p)}_events`,
+  tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
+  deadLetters: (p: string) => `cp_${checkProject(p)}_dlq`,
+} as const;
+
+/** KV bucket names. */
+export const buckets = {
+  artefacts: (p: string) => `cp_${checkProject(p)}_artefacts`,
+  traces: (p: string) => `cp_${checkProject(p)}_traces`,
+  rules: (p: string) => `cp_${checkProject(p)}_rules`,
+  tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
+  builds: (p: string) => `cp_${checkProject(p)}_builds`,
+  resources: () => 'cp_resources',
+  profiles: () => 'cp_profiles',
+  projects: () => 'cp_projects',
+} as const;
+
+/**
+ * Encodes a project-relative path as a KV key. KV keys allow [-/_=.A-Za-z0-9] and treat '.' as
+ * a token separator (no empty tokens), so everything else, '=' itself, and dots that would make
+ * an empty token are written as =XX hex. Readable for ordinary paths: `out/a.upper` stays as is.
+ */
+export function kvKey(path: string): string {
+  let out = '';
+  const bytes = Buffer.from(path, 'utf8');
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    const c = String.fromCharCode(b);
+    const isDot = c === '.';
+    const badDot =
+      isDot &&
+      (i === 0 || i === bytes.length - 1 || bytes[i - 1] === 0x2e || bytes[i + 1] === 0x2e);
+    if (/[A-Za-z0-9_\-/]/.test(c) || (isDot && !badDot)) out += c;
+    else out += `=${b.toString(16).padStart(2, '0').toUpperCase()}`;
+  }
+  return out;
+}
+
+export function fromKvKey(key: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < key.length; i++) {
+    if (key[i] === '=') {
+      bytes.push(Number.parseInt(key.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(key.charCodeAt(i));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { ServiceName } from './names.js';
+
+export const TaskState = z.enum([
+  'created',
+  'submitted',
+  'running',
+  'finished',
+  'failed',
+  'killed',
+  'paused',
+]);
+export type TaskState = z.infer<typeof TaskState>;
+
+export const TERMINAL_STATES: readonly TaskState[] = ['finished', 'failed', 'killed'];
+
+/** Chef → runner: run this command on a computational resource. */
+export const TaskSubmitted = z.object({
+  taskId: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits and "_.:-"'),
+  buildId: z.string().max(64).optional(),
+  resource: ServiceName,
+  profile: z.string().max(200).optional(),
+  /** Run by /bin/sh -c in cwd. Every value substituted into it was quoted by the chef. */
+  command: z.string().min(1).max(100_000),
+  cwd: z.string().min(1).max(4096),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+  timeoutMs: z.number().int().positive().optional(),
+  gpu: z.boolean().default(false),
+});
+export type TaskSubmitted = z.infer<typeof TaskSubmitted>;
+
+/** Runner → everyone: a task moved to a new state. Recorded in KV before it is published. */
+export const TaskStateChanged = z.object({
+  taskId: z.string().min(1).max(200),
+  buildId: z.string().max(64).optional(),
+  resource: ServiceName,
+  state: TaskState,
+  previous: TaskState.optional(),
+  exitCode: z.number().int().nullable().optional(),
+  reason: z.string().max(10_000).optional(),
+  jobId: z.string().max(100).optional(),
+  stdoutPath: z.string().max(4096).optional(),
+  stderrPath: z.string().max(4096).optional(),
+});
+export type TaskStateChanged = z.infer<typeof TaskStateChanged>;
+
+/** cpctrl/MajorDomo → runner: pause, resume or kill a task. */
+export const TaskControl = z.object({
+  taskId: z.string().min(1).max(200),
+  action: z.enum(['pause', 'resume', 'kill']),
+});
+export type TaskControl = z.infer<typeof TaskControl>;
