@@ -1,1 +1,35 @@
-export {};
+/**
+ * NATS for ComputePods services: connection with backoff, idempotent streams/consumers/KV,
+ * typed publish (JetStream msgID dedupe) and consume (explicit ack, redelivery, max deliver,
+ * dead letters), typed request/reply, $SRV discovery, pino logs with correlation ids.
+ *
+ *   const bus = await Bus.connect({ service: 'majordomo', project: 'demo' });
+ *   await ensureProjectStreams(bus, 'demo');
+ *   await bus.consume({ stream: streams.files('demo'), durable: 'majordomo-files',
+ *     accept: ['files.changed'], handler: async (msg, ctx) => ctx.logger.info(msg.body) });
+ *   startService(bus.logger, async () => () => bus.close());
+ */
+export { Bus, type BusOptions, type PublishOptions } from './bus.js';
+export { type ConnectOptions, connectWithBackoff } from './connect.js';
+export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
+export { type Decoded, decode, issuesOf } from './decode.js';
+export {
+  type Issue,
+  isRetryable,
+  MessageInvalidError,
+  NatsUnavailableError,
+  RemoteError,
+} from './errors.js';
+export { runUntilSignal, startService } from './lifecycle.js';
+export { createLogger, type Logger } from './logger.js';
+export { ensureProjectStreams } from './project.js';
+export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';
+export {
+  type ConsumerSpec,
+  ensureConsumer,
+  ensureKv,
+  ensureStream,
+  type KvSpec,
+  type StreamSpec,
+} from './setup.js';
+export { TypedKv, type Versioned } from './typed-kv.js';

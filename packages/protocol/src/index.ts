@@ -15,6 +15,7 @@ export {
 } from './api.js';
 export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
 export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';
+export { DeadLetter } from './dead-letter.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { InvalidNameError, UnsafePathError } from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { BuildCancel, BuildRequested, BuildResult } from './builds.js';
+import { DeadLetter } from './dead-letter.js';
 import { FilesChanged } from './files.js';
 import { RulesDeclared } from './rules.js';
 import { TaskControl, TaskStateChanged, TaskSubmitted } from './tasks.js';
@@ -9,6 +10,7 @@ export const messageTypes = {
   'build.cancel': BuildCancel,
   'build.requested': BuildRequested,
   'build.result': BuildResult,
+  'dead.letter': DeadLetter,
   'files.changed': FilesChanged,
   'rules.declared': RulesDeclared,
   'task.control': TaskControl,

@@ -1,0 +1,194 @@
+import { type DeadLetter, Envelope, envelope, streams, subjects } from '@computepods/protocol';
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Bus } from './bus.js';
+import { NatsUnavailableError, RemoteError } from './errors.js';
+import { createLogger } from './logger.js';
+import { ensureProjectStreams } from './project.js';
+
+const P = 'bustest';
+const sha = 'b'.repeat(64);
+const fileBody = (path: string) => ({
+  pod: 'pod-a',
+  events: [{ kind: 'changed' as const, path, size: 3, mtimeNs: '1', sha256: sha }],
+});
+
+async function until<T>(fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('Bus over a real nats-server', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  const logger = createLogger('bus-test');
+  logger.level = 'silent';
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'tester', project: P, logger });
+    await ensureProjectStreams(bus, P);
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('creates project streams idempotently', async () => {
+    await ensureProjectStreams(bus, P);
+    const info = await bus.jsm.streams.info(streams.builds(P));
+    expect(info.config.retention).toBe('workqueue');
+  });
+
+  it('publishes, consumes, dedupes by msgId, and dead-letters bad messages without stopping', async () => {
+    const seen: string[] = [];
+    const consumer = await bus.consume({
+      stream: streams.files(P),
+      durable: 'files-test',
+      accept: ['files.changed'],
+      handler: async (msg) => {
+        seen.push(msg.body.events[0]!.path);
+      },
+    });
+    const dlq: z.infer<typeof DeadLetter>[] = [];
+    const sub = bus.nc.subscribe(subjects.deadLetter(P, 'tester'), {
+      callback: (_e, m) => {
+        dlq.push(Envelope.parse(m.json()).body as z.infer<typeof DeadLetter>);
+      },
+    });
+    const subject = subjects.filesChanged(P);
+    await bus.publish('files.changed', subject, fileBody('a.txt'), { msgId: 'one' });
+    const dup = await bus.publish('files.changed', subject, fileBody('a.txt'), { msgId: 'one' });
+    expect(dup.duplicate).toBe(true);
+    await bus.js.publish(subject, '{not json');
+    await bus.js.publish(
+      subject,
+      JSON.stringify(
+        envelope('files.changed', fileBody('../etc/passwd'), { project: P, source: 'evil' }),
+      ),
+    );
+    await bus.js.publish(
+      subject,
+      JSON.stringify(
+        envelope('task.control', { taskId: 'x', action: 'kill' }, { project: P, source: 'x' }),
+      ),
+    );
+    await bus.js.publish(
+      subject,
+      JSON.stringify(
+        envelope('files.changed', fileBody('x.txt'), { project: 'other', source: 'x' }),
+      ),
+    );
+    await bus.publish('files.changed', subject, fileBody('b.txt'));
+    await until(() => (seen.length === 2 && dlq.length === 4 ? true : undefined)).catch((e) => {
+      throw new Error(
+        `${e.message}: seen=${JSON.stringify(seen)} dlq=${JSON.stringify(dlq.map((d) => d.reason))}`,
+      );
+    });
+    expect(seen).toEqual(['a.txt', 'b.txt']);
+    expect(dlq.map((d) => d.reason)).toEqual([
+      expect.stringMatching(/malformed JSON/),
+      'invalid files.changed body',
+      'unexpected message type "task.control"',
+      expect.stringMatching(/project other/),
+    ]);
+    expect(dlq[1]!.issues[0]!.path).toBe('body.events.0.path');
+    // dead letters are kept in the project's DLQ stream for inspection
+    const dlqInfo = await bus.jsm.streams.info(streams.deadLetters(P));
+    expect(dlqInfo.state.messages).toBeGreaterThanOrEqual(4);
+    sub.unsubscribe();
+    await consumer.stop();
+  });
+
+  it('redelivers after a retryable failure and dead-letters after max deliver', async () => {
+    let calls = 0;
+    const done: string[] = [];
+    const dlq: z.infer<typeof DeadLetter>[] = [];
+    const sub = bus.nc.subscribe(subjects.deadLetter(P, 'tester'), {
+      callback: (_e, m) => {
+        dlq.push(Envelope.parse(m.json()).body as z.infer<typeof DeadLetter>);
+      },
+    });
+    const consumer = await bus.consume({
+      stream: streams.files(P),
+      durable: 'retry-test',
+      accept: ['files.changed'],
+      maxDeliver: 3,
+      handler: async (msg) => {
+        const path = msg.body.events[0]!.path;
+        if (path === 'flaky.txt' && ++calls < 2) throw new Error('transient');
+        if (path === 'never.txt') throw new Error('always fails');
+        done.push(path);
+      },
+    });
+    await bus.publish('files.changed', subjects.filesChanged(P), fileBody('flaky.txt'));
+    await bus.publish('files.changed', subjects.filesChanged(P), fileBody('never.txt'));
+    await until(() => (done.includes('flaky.txt') ? true : undefined), 20_000);
+    const letter = await until(() => dlq.find((d) => d.data.includes('never.txt')), 20_000);
+    expect(letter).toMatchObject({ reason: 'handler failed: always fails', deliveries: 3 });
+    expect(calls).toBe(2);
+    sub.unsubscribe();
+    await consumer.stop();
+  });
+
+  it('refuses to send an invalid body', () => {
+    expect(() => bus.encode('files.changed', { pod: 'p', events: [] })).toThrow(/body.events/);
+  });
+
+  it('serves typed requests and names the bad field', async () => {
+    bus.serve('echo', z.object({ n: z.number() }), async (b) => ({ twice: b.n * 2 }));
+    const r = await bus.request('echo', { n: 21 }, z.object({ twice: z.number() }));
+    expect(r.twice).toBe(42);
+    const err: RemoteError = await bus.request('echo', { n: 'x' }, z.unknown()).catch((e) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err.code).toBe('CP_MESSAGE_INVALID');
+    expect(err.field).toBe('n');
+    const none: RemoteError = await bus
+      .request('nobody', {}, z.unknown(), { timeoutMs: 300 })
+      .catch((e) => e);
+    expect(none.code).toBe('CP_UNAVAILABLE');
+  });
+
+  it('answers $SRV.PING, INFO and STATS', async () => {
+    const ping = await bus.nc.request('$SRV.PING.tester', '', { timeout: 2000 });
+    expect(ping.json()).toMatchObject({ type: 'io.nats.micro.v1.ping_response', name: 'tester' });
+    const info = await bus.nc.request('$SRV.INFO', '', { timeout: 2000 });
+    expect(info.json<{ endpoints: unknown[] }>().endpoints.length).toBeGreaterThan(0);
+    const stats = await bus.nc.request('$SRV.STATS.tester', '', { timeout: 2000 });
+    const s = stats.json<{ endpoints: { name: string; num_requests: number }[] }>();
+    expect(s.endpoints.find((e) => e.name === 'files-test')?.num_requests).toBeGreaterThanOrEqual(
+      6,
+    );
+  });
+
+  it('stores validated values in KV and skips invalid stored ones', async () => {
+    const kv = await bus.kv('cp_bustest_kvtest', z.object({ n: z.number() }));
+    const rev = await kv.put('dir/a b.txt', { n: 1 });
+    await expect(kv.update('dir/a b.txt', { n: 2 }, rev)).resolves.toBeGreaterThan(rev);
+    await expect(kv.update('dir/a b.txt', { n: 3 }, rev)).rejects.toThrow();
+    expect((await kv.get('dir/a b.txt'))?.value).toEqual({ n: 2 });
+    await kv.kv.put('junk', 'not json');
+    expect(await kv.get('junk')).toBeUndefined();
+    const all = await kv.entries();
+    expect([...all.keys()]).toEqual(['dir/a b.txt']);
+    expect(() => kv.put('x', { n: 'no' } as never)).toThrow(/n/);
+  });
+
+  it('fails with a clear error when NATS is unreachable', async () => {
+    const err = await Bus.connect({
+      servers: 'nats://127.0.0.1:1',
+      service: 'x',
+      project: P,
+      logger,
+      giveUpAfterMs: 300,
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(NatsUnavailableError);
+    expect(err.message).toMatch(/NATS_URL/);
+  });
+});

@@ -1,0 +1,305 @@
+import {
+  type BodyInputOf,
+  Envelope,
+  envelope,
+  type MessageType,
+  messageTypes,
+  subjects,
+} from '@computepods/protocol';
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  type PubAck,
+} from '@nats-io/jetstream';
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { z } from 'zod';
+import { connectWithBackoff } from './connect.js';
+import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
+import { issuesOf } from './decode.js';
+import { type Issue, MessageInvalidError, RemoteError } from './errors.js';
+import { createLogger, type Logger } from './logger.js';
+import { ServiceResponder } from './service.js';
+import {
+  type ConsumerSpec,
+  ensureConsumer,
+  ensureKv,
+  ensureStream,
+  type KvSpec,
+  type StreamSpec,
+} from './setup.js';
+import { TypedKv } from './typed-kv.js';
+
+export interface BusOptions {
+  /** Comma-separated NATS URLs; default NATS_URL or nats://127.0.0.1:4222. */
+  readonly servers?: string;
+  /** Service name: used for $SRV, logs, dead-letter subjects. A subject token. */
+  readonly service: string;
+  readonly project: string;
+  readonly version?: string;
+  readonly description?: string;
+  readonly logger?: Logger;
+  /** Answer $SRV.* (services do; the CLI does not). Default true. */
+  readonly discoverable?: boolean;
+  readonly giveUpAfterMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface PublishOptions {
+  /** JetStream deduplicates on this id within the stream's duplicate window. */
+  readonly msgId?: string;
+  readonly cid?: string;
+}
+
+const MAX_DEAD_LETTER_DATA = 64 * 1024;
+
+/**
+ * One service's typed view of NATS: everything it sends is validated before it leaves,
+ * everything it receives is validated before a handler sees it, and what fails validation goes
+ * to the project's dead-letter subject with the zod issue paths.
+ *
+ *   const bus = await Bus.connect({ service: 'majordomo', project: 'demo' });
+ *   await bus.publish('files.changed', subjects.filesChanged('demo'), body, { msgId });
+ *   bus.consume({ stream, durable, accept: ['files.changed'], handler: async (msg) => {...} });
+ */
+export class Bus {
+  readonly js: JetStreamClient;
+  readonly srv: ServiceResponder | undefined;
+  readonly #consumers: Consumer[] = [];
+  #closing = false;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly jsm: JetStreamManager,
+    readonly project: string,
+    readonly service: string,
+    readonly logger: Logger,
+    options: BusOptions,
+  ) {
+    this.js = jetstream(nc);
+    this.srv =
+      options.discoverable === false
+        ? undefined
+        : new ServiceResponder(nc, {
+            name: service,
+            version: options.version ?? '0.1.0',
+            description: options.description ?? service,
+            metadata: { project },
+          });
+    void this.#watchStatus();
+  }
+
+  static async connect(options: BusOptions): Promise<Bus> {
+    const servers = options.servers ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+    const logger = options.logger ?? createLogger(options.service, { project: options.project });
+    const nc = await connectWithBackoff({
+      servers,
+      name: `${options.service}@${options.project}`,
+      logger,
+      ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const jsm = await jetstreamManager(nc);
+    return new Bus(nc, jsm, options.project, options.service, logger, options);
+  }
+
+  async #watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect')
+        this.logger.warn({ server: s.server }, 'NATS disconnected; reconnecting');
+      else if (s.type === 'reconnect') this.logger.info({ server: s.server }, 'NATS reconnected');
+    }
+  }
+
+  ensureStream(spec: StreamSpec): Promise<void> {
+    return ensureStream(this.jsm, spec);
+  }
+
+  ensureConsumer(spec: ConsumerSpec): Promise<void> {
+    return ensureConsumer(this.jsm, spec);
+  }
+
+  async kv<S extends z.ZodType>(bucket: string, schema: S, spec?: KvSpec): Promise<TypedKv<S>> {
+    return new TypedKv(await ensureKv(this.nc, bucket, spec), schema, this.logger);
+  }
+
+  /** Validates the body, wraps it in an envelope and publishes to JetStream (waits for the ack). */
+  async publish<T extends MessageType>(
+    type: T,
+    subject: string,
+    body: BodyInputOf<T>,
+    options: PublishOptions = {},
+  ): Promise<PubAck> {
+    const data = this.encode(type, body, options.cid);
+    return this.js.publish(subject, data, options.msgId ? { msgID: options.msgId } : undefined);
+  }
+
+  /** Core NATS publish (no persistence): live events, log lines. */
+  emit<T extends MessageType>(type: T, subject: string, body: BodyInputOf<T>, cid?: string): void {
+    this.nc.publish(subject, this.encode(type, body, cid));
+  }
+
+  encode<T extends MessageType>(type: T, body: BodyInputOf<T>, cid?: string): string {
+    const parsed = messageTypes[type].safeParse(body);
+    if (!parsed.success) {
+      throw new MessageInvalidError(
+        `refusing to send an invalid ${type}`,
+        issuesOf(parsed.error, ['body']),
+      );
+    }
+    return JSON.stringify(
+      envelope(type, parsed.data, { project: this.project, source: this.service, cid }),
+    );
+  }
+
+  /** Pulls from a durable consumer with explicit ack, redelivery and dead letters. */
+  async consume<T extends MessageType>(options: ConsumeOptions<T>): Promise<Consumer> {
+    await ensureConsumer(this.jsm, {
+      stream: options.stream,
+      durable: options.durable,
+      ...(options.filterSubject ? { filterSubject: options.filterSubject } : {}),
+      maxDeliver: options.maxDeliver ?? 5,
+      ackWaitMs: options.ackWaitMs ?? 30_000,
+      maxAckPending: Math.max(options.concurrency ?? 1, 1) * 4,
+    });
+    const consumer = await startConsumer(this, options);
+    this.#consumers.push(consumer);
+    return consumer;
+  }
+
+  /** Publishes a message that could not be processed to `cp.<project>.dlq.<service>`. */
+  async deadLetter(
+    subject: string,
+    data: Uint8Array,
+    reason: string,
+    issues: readonly Issue[],
+    deliveries = 1,
+  ): Promise<void> {
+    const text = new TextDecoder().decode(data.subarray(0, MAX_DEAD_LETTER_DATA));
+    try {
+      await this.publish('dead.letter', subjects.deadLetter(this.project, this.service), {
+        service: this.service,
+        subject,
+        reason,
+        issues: [...issues],
+        data: text,
+        deliveries,
+      });
+    } catch (err) {
+      // The dead-letter stream may not exist (or NATS is down): the log line is the record then.
+      this.logger.error({ err, subject, reason }, 'could not publish dead letter');
+    }
+  }
+
+  /**
+   * Answers requests on `cp.<project>.api.<verb>`: the request body is validated (a bad one gets
+   * an error reply naming the field), the handler's result is sent back in an envelope.
+   */
+  serve<S extends z.ZodType, R>(
+    verb: string,
+    schema: S,
+    handler: (body: z.infer<S>, cid: string) => Promise<R>,
+  ): void {
+    const subject = subjects.api(this.project, verb);
+    const stats = this.srv?.endpoint(verb, subject);
+    this.nc.subscribe(subject, {
+      queue: `${this.service}-api`,
+      callback: (_err, msg) => {
+        const started = process.hrtime.bigint();
+        const reply = (body: unknown, cid: string, error?: string) => {
+          if (stats) ServiceResponder.record(stats, started, error);
+          if (msg.reply)
+            msg.respond(
+              JSON.stringify(
+                envelope('api.reply', body, { project: this.project, source: this.service, cid }),
+              ),
+            );
+        };
+        let cid = 'unknown';
+        void (async () => {
+          try {
+            const env = Envelope.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
+            if (!env.success)
+              throw new MessageInvalidError('invalid request envelope', issuesOf(env.error));
+            cid = env.data.cid;
+            const body = schema.safeParse(env.data.body);
+            if (!body.success)
+              throw new MessageInvalidError(`invalid ${verb} request`, issuesOf(body.error));
+            reply({ ok: true, result: await handler(body.data, cid) }, cid);
+          } catch (err) {
+            const e = err as Error & { code?: string; field?: string };
+            const code =
+              e instanceof SyntaxError ? 'CP_MESSAGE_INVALID' : (e.code ?? 'CP_INTERNAL');
+            if (code === 'CP_INTERNAL')
+              this.logger.error({ err, verb, cid }, 'request handler failed');
+            reply(
+              {
+                ok: false,
+                error: { code, message: e.message, ...(e.field ? { field: e.field } : {}) },
+              },
+              cid,
+              e.message,
+            );
+          }
+        })();
+      },
+    });
+  }
+
+  /** Calls `cp.<project>.api.<verb>` and returns the validated result, or throws RemoteError. */
+  async request<S extends z.ZodType>(
+    verb: string,
+    body: unknown,
+    resultSchema: S,
+    options: { timeoutMs?: number; cid?: string; headers?: MsgHdrs } = {},
+  ): Promise<z.infer<S>> {
+    const data = JSON.stringify(
+      envelope(`api.${verb}`, body, {
+        project: this.project,
+        source: this.service,
+        cid: options.cid,
+      }),
+    );
+    let msg: Awaited<ReturnType<NatsConnection['request']>>;
+    try {
+      msg = await this.nc.request(subjects.api(this.project, verb), data, {
+        timeout: options.timeoutMs ?? 5_000,
+      });
+    } catch (err) {
+      throw new RemoteError(
+        'CP_UNAVAILABLE',
+        `no answer to ${verb} from project ${this.project} (${(err as Error).message}): is MajorDomo running for this project?`,
+      );
+    }
+    const env = Envelope.parse(JSON.parse(new TextDecoder().decode(msg.data)));
+    const reply = env.body as {
+      ok: boolean;
+      result?: unknown;
+      error?: { code: string; message: string; field?: string };
+    };
+    if (!reply.ok)
+      throw new RemoteError(
+        reply.error?.code ?? 'CP_INTERNAL',
+        reply.error?.message ?? 'unknown error',
+        reply.error?.field,
+      );
+    const parsed = resultSchema.safeParse(reply.result);
+    if (!parsed.success)
+      throw new MessageInvalidError(`invalid ${verb} reply`, issuesOf(parsed.error));
+    return parsed.data;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Stops consumers (in-flight handlers finish and ack), then drains the connection. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await Promise.allSettled(this.#consumers.map((c) => c.stop()));
+    this.srv?.stop();
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,52 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { NatsUnavailableError } from './errors.js';
+import type { Logger } from './logger.js';
+
+export interface ConnectOptions {
+  readonly servers: string;
+  readonly name: string;
+  readonly logger: Logger;
+  /** Give up after this long; default: keep trying until the signal aborts. */
+  readonly giveUpAfterMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Connects with exponential backoff (0.2 s doubling to 5 s) and one clear log line per attempt
+ * instead of a crash loop with a stack trace. Once connected, the client reconnects forever.
+ */
+export async function connectWithBackoff(options: ConnectOptions): Promise<NatsConnection> {
+  const { servers, name, logger } = options;
+  const started = Date.now();
+  let delay = 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connect({
+        servers: servers.split(','),
+        name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        timeout: 2_000,
+        pingInterval: 10_000,
+      });
+      if (attempt > 1) logger.info({ servers, attempt }, 'connected to NATS');
+      return nc;
+    } catch (err) {
+      const unavailable = new NatsUnavailableError(servers, { cause: err });
+      const elapsed = Date.now() - started;
+      if (
+        options.signal?.aborted ||
+        (options.giveUpAfterMs !== undefined && elapsed >= options.giveUpAfterMs)
+      ) {
+        throw unavailable;
+      }
+      logger.warn(
+        { servers, attempt, retryInMs: delay, cause: (err as Error).message },
+        unavailable.message,
+      );
+      await sleep(delay, undefined, { signal: options.signal }).catch(() => undefined);
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import type { MessageType } from '@computepods/protocol';
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { Bus } from './bus.js';
+import { type Decoded, decode } from './decode.js';
+import { isRetryable, type MessageInvalidError } from './errors.js';
+import type { Logger } from './logger.js';
+import { ServiceResponder } from './service.js';
+
+export interface MessageContext {
+  readonly subject: string;
+  readonly deliveries: number;
+  readonly logger: Logger;
+  /** Tells JetStream the handler is still working (long builds); called automatically too. */
+  working(): void;
+}
+
+export interface ConsumeOptions<T extends MessageType> {
+  readonly stream: string;
+  readonly durable: string;
+  readonly filterSubject?: string;
+  /** Message types accepted on this consumer; anything else is dead-lettered. */
+  readonly accept: readonly T[];
+  readonly handler: (msg: Decoded<T>, ctx: MessageContext) => Promise<void>;
+  /** Handlers running at once (default 1: in order). */
+  readonly concurrency?: number;
+  readonly maxDeliver?: number;
+  readonly ackWaitMs?: number;
+}
+
+export interface Consumer {
+  stop(): Promise<void>;
+}
+
+/** Redelivery delay after a retryable failure: 0.5 s, 1 s, 2 s ... capped at 30 s. */
+function backoffMs(deliveries: number): number {
+  return Math.min(500 * 2 ** Math.max(deliveries - 1, 0), 30_000);
+}
+
+export async function startConsumer<T extends MessageType>(
+  bus: Bus,
+  options: ConsumeOptions<T>,
+): Promise<Consumer> {
+  const consumer = await bus.js.consumers.get(options.stream, options.durable);
+  const concurrency = Math.max(options.concurrency ?? 1, 1);
+  const maxDeliver = options.maxDeliver ?? 5;
+  const ackWait = options.ackWaitMs ?? 30_000;
+  const stats = bus.srv?.endpoint(
+    options.durable,
+    options.filterSubject ?? options.stream,
+    options.durable,
+  );
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency * 2 });
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+
+  const handle = async (m: JsMsg): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const deliveries = m.info.deliveryCount;
+    let decoded: Decoded<T>;
+    try {
+      decoded = decode(m.data, options.accept, bus.project);
+    } catch (err) {
+      const e = err as MessageInvalidError;
+      bus.logger.warn(
+        { subject: m.subject, reason: e.reason, issues: e.issues },
+        `dead-lettered: ${e.message}`,
+      );
+      await bus.deadLetter(m.subject, m.data, e.reason, e.issues, deliveries);
+      m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" entirely
+      if (stats) ServiceResponder.record(stats, started, e.message);
+      return;
+    }
+    const logger = bus.logger.child({ cid: decoded.cid, msgType: decoded.type, msgId: decoded.id });
+    const timer = setInterval(() => m.working(), Math.max(ackWait / 3, 500));
+    try {
+      await options.handler(decoded, {
+        subject: m.subject,
+        deliveries,
+        logger,
+        working: () => m.working(),
+      });
+      await m
+        .ackAck()
+        .catch((err) => logger.warn({ err }, 'ack not confirmed; the message may be redelivered'));
+      if (stats) ServiceResponder.record(stats, started);
+    } catch (err) {
+      const e = err as Error & { issues?: [] };
+      if (stats) ServiceResponder.record(stats, started, e.message);
+      if (!isRetryable(err) || deliveries >= maxDeliver) {
+        logger.error({ err, deliveries }, 'handler failed for good; dead-lettered');
+        await bus.deadLetter(
+          m.subject,
+          m.data,
+          `handler failed: ${e.message}`,
+          e.issues ?? [],
+          deliveries,
+        );
+        m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" entirely
+      } else {
+        logger.warn(
+          { err: e.message, deliveries, retryInMs: backoffMs(deliveries) },
+          'handler failed; will retry',
+        );
+        m.nak(backoffMs(deliveries));
+      }
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      if (stopping) {
+        m.nak();
+        continue;
+      }
+      const p = handle(m).catch((err) => bus.logger.error({ err }, 'unexpected consumer failure'));
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping = true;
+      await messages.close().catch(() => undefined);
+      await loop.catch(() => undefined);
+      await Promise.allSettled(inFlight);
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/** NATS could not be reached. Retryable: the bus keeps trying with backoff. */
+export class NatsUnavailableError extends Error {
+  readonly code = 'CP_NATS_UNAVAILABLE';
+  readonly retryable = true;
+  constructor(servers: string, options?: ErrorOptions) {
+    super(
+      `cannot reach NATS at ${servers}: start it (\`pnpm cp-up\` starts one) or set NATS_URL to a running server`,
+      options,
+    );
+    this.name = 'NatsUnavailableError';
+  }
+}
+
+export interface Issue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A message or request body failed validation. Never retryable: the same bytes fail again. */
+export class MessageInvalidError extends Error {
+  readonly code = 'CP_MESSAGE_INVALID';
+  readonly retryable = false;
+  constructor(
+    readonly reason: string,
+    readonly issues: readonly Issue[] = [],
+  ) {
+    super(
+      issues.length
+        ? `${reason}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`
+        : reason,
+    );
+    this.name = 'MessageInvalidError';
+  }
+  /** The first field named, for replies that must say which field was wrong. */
+  get field(): string | undefined {
+    return this.issues[0]?.path;
+  }
+}
+
+/** A request was answered with an error by the remote service. */
+export class RemoteError extends Error {
+  readonly retryable: boolean;
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'RemoteError';
+    this.retryable = code === 'CP_UNAVAILABLE';
+  }
+}
+
+/** Set on an error thrown by a handler so the consumer terminates the message instead of retrying. */
+export function isRetryable(err: unknown): boolean {
+  if (err && typeof err === 'object' && 'retryable' in err) return Boolean(err.retryable);
+  return true;
+}

@@ -1,0 +1,28 @@
+import { type Logger, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * JSON logs on stderr (stdout stays free for a command's own output, e.g. `-o json`), pretty
+ * when stderr is a terminal. Every line carries the service; child loggers add `cid`.
+ */
+export function createLogger(service: string, base: Record<string, unknown> = {}): Logger {
+  const level = process.env.CP_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info';
+  const pretty = process.stderr.isTTY && process.env.CP_LOG_FORMAT !== 'json';
+  if (pretty) {
+    return pino({
+      level,
+      base: { service, ...base },
+      transport: {
+        target: 'pino-pretty',
+        options: {
+          destination: 2,
+          colorize: true,
+          ignore: 'pid,hostname',
+          translateTime: 'HH:MM:ss.l',
+        },
+      },
+    });
+  }
+  return pino({ level, base: { service, ...base } }, pino.destination({ fd: 2, sync: true }));
+}

@@ -1,0 +1,46 @@
+import { streams, subjects } from '@computepods/protocol';
+import type { Bus } from './bus.js';
+
+const DAY = 24 * 3600_000;
+
+/**
+ * Creates a project's streams (idempotent; every service calls it at start, so start order does
+ * not matter). Work queues hold build requests and tasks until a chef or runner acks them.
+ */
+export async function ensureProjectStreams(bus: Bus, project: string, replicas = 1): Promise<void> {
+  const p = project;
+  const specs = [
+    {
+      name: streams.files(p),
+      subjects: [subjects.filesChanged(p)],
+      retention: 'limits',
+      maxAgeMs: 7 * DAY,
+    },
+    {
+      name: streams.builds(p),
+      subjects: [subjects.buildRequestAll(p)],
+      retention: 'workqueue',
+      duplicateWindowMs: 10 * 60_000,
+    },
+    {
+      name: streams.events(p),
+      subjects: [subjects.buildResult(p), subjects.taskState(p), subjects.buildCancel(p)],
+      retention: 'limits',
+      maxAgeMs: 7 * DAY,
+    },
+    {
+      name: streams.tasks(p),
+      subjects: [subjects.tasksAll(p)],
+      retention: 'workqueue',
+      duplicateWindowMs: 10 * 60_000,
+    },
+    {
+      name: streams.deadLetters(p),
+      subjects: [`cp.${p}.dlq.*`],
+      retention: 'limits',
+      maxAgeMs: 30 * DAY,
+    },
+  ] as const;
+  for (const spec of specs)
+    await bus.ensureStream({ ...spec, subjects: [...spec.subjects], replicas });
+}

@@ -1,0 +1,117 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+const NS = 1_000_000;
+
+export interface StreamSpec {
+  readonly name: string;
+  readonly subjects: string[];
+  /** 'workqueue': each message is delivered to one consumer and removed on ack. */
+  readonly retention: 'workqueue' | 'limits';
+  readonly maxAgeMs?: number;
+  readonly maxMsgs?: number;
+  readonly duplicateWindowMs?: number;
+  readonly replicas?: number;
+}
+
+/** Creates the stream, or updates its subjects/limits if it exists. Safe to race. */
+export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
+  const config: Partial<StreamConfig> & { name: string } = {
+    name: spec.name,
+    subjects: spec.subjects,
+    retention: spec.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: (spec.maxAgeMs ?? 0) * NS,
+    max_msgs: spec.maxMsgs ?? -1,
+    duplicate_window: (spec.duplicateWindowMs ?? 120_000) * NS,
+    num_replicas: spec.replicas ?? 1,
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await jsm.streams.info(spec.name).catch(() => undefined);
+    try {
+      if (!existing) await jsm.streams.add(config);
+      else if (
+        existing.config.subjects?.join() !== spec.subjects.join() ||
+        existing.config.max_age !== config.max_age ||
+        existing.config.duplicate_window !== config.duplicate_window
+      ) {
+        await jsm.streams.update(spec.name, {
+          subjects: spec.subjects,
+          max_age: config.max_age,
+          duplicate_window: config.duplicate_window,
+        });
+      }
+      return;
+    } catch (err) {
+      // Another service created it between our info and add: look again.
+      if (attempt === 2) throw err;
+    }
+  }
+}
+
+export interface ConsumerSpec {
+  readonly stream: string;
+  readonly durable: string;
+  readonly filterSubject?: string;
+  readonly maxDeliver?: number;
+  readonly ackWaitMs?: number;
+  readonly maxAckPending?: number;
+}
+
+export async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec): Promise<void> {
+  const wanted = {
+    durable_name: spec.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    max_deliver: spec.maxDeliver ?? 5,
+    ack_wait: (spec.ackWaitMs ?? 30_000) * NS,
+    max_ack_pending: spec.maxAckPending ?? 1000,
+    ...(spec.filterSubject ? { filter_subject: spec.filterSubject } : {}),
+  };
+  const existing = await jsm.consumers.info(spec.stream, spec.durable).catch(() => undefined);
+  if (!existing) {
+    try {
+      await jsm.consumers.add(spec.stream, wanted);
+    } catch (err) {
+      if (!(await jsm.consumers.info(spec.stream, spec.durable).catch(() => undefined))) throw err;
+    }
+    return;
+  }
+  const c = existing.config;
+  if (
+    c.max_deliver !== wanted.max_deliver ||
+    c.ack_wait !== wanted.ack_wait ||
+    c.max_ack_pending !== wanted.max_ack_pending
+  ) {
+    await jsm.consumers.update(spec.stream, spec.durable, {
+      max_deliver: wanted.max_deliver,
+      ack_wait: wanted.ack_wait,
+      max_ack_pending: wanted.max_ack_pending,
+    });
+  }
+}
+
+export interface KvSpec {
+  readonly history?: number;
+  readonly replicas?: number;
+}
+
+/** Opens the bucket, creating it first when missing. */
+export async function ensureKv(nc: NatsConnection, name: string, spec: KvSpec = {}): Promise<KV> {
+  const kvm = new Kvm(nc);
+  try {
+    return await kvm.create(name, { history: spec.history ?? 1, replicas: spec.replicas ?? 1 });
+  } catch {
+    return await kvm.open(name);
+  }
+}

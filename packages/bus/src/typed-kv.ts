@@ -1,0 +1,110 @@
+import { fromKvKey, kvKey } from '@computepods/protocol';
+import type { KV, KvEntry, KvWatchOptions } from '@nats-io/kv';
+import type { z } from 'zod';
+import { issuesOf } from './decode.js';
+import { MessageInvalidError } from './errors.js';
+import type { Logger } from './logger.js';
+
+export interface Versioned<T> {
+  readonly value: T;
+  readonly revision: number;
+}
+
+/**
+ * A KV bucket whose values are JSON validated by a zod schema. Keys are arbitrary strings
+ * (paths) encoded with kvKey. A stored value that no longer validates is logged and treated as
+ * absent rather than crashing the reader.
+ */
+export class TypedKv<S extends z.ZodType> {
+  constructor(
+    readonly kv: KV,
+    readonly schema: S,
+    readonly logger: Logger,
+  ) {}
+
+  #encode(value: z.input<S>): string {
+    const parsed = this.schema.safeParse(value);
+    if (!parsed.success)
+      throw new MessageInvalidError('refusing to store an invalid value', issuesOf(parsed.error));
+    return JSON.stringify(parsed.data);
+  }
+
+  #decode(entry: KvEntry): z.infer<S> | undefined {
+    try {
+      const parsed = this.schema.safeParse(entry.json());
+      if (parsed.success) return parsed.data;
+      this.logger.warn(
+        { bucket: entry.bucket, key: entry.key, issues: issuesOf(parsed.error) },
+        'invalid KV value ignored',
+      );
+    } catch {
+      this.logger.warn({ bucket: entry.bucket, key: entry.key }, 'malformed KV value ignored');
+    }
+    return undefined;
+  }
+
+  async get(key: string): Promise<Versioned<z.infer<S>> | undefined> {
+    const entry = await this.kv.get(kvKey(key));
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const value = this.#decode(entry);
+    return value === undefined ? undefined : { value, revision: entry.revision };
+  }
+
+  put(key: string, value: z.input<S>): Promise<number> {
+    return this.kv.put(kvKey(key), this.#encode(value));
+  }
+
+  /** Succeeds only if the key does not exist: a compare-and-set for first writers. */
+  create(key: string, value: z.input<S>): Promise<number> {
+    return this.kv.create(kvKey(key), this.#encode(value));
+  }
+
+  /** Succeeds only if the stored revision is still `revision`. */
+  update(key: string, value: z.input<S>, revision: number): Promise<number> {
+    return this.kv.update(kvKey(key), this.#encode(value), revision);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.kv.delete(kvKey(key));
+  }
+
+  async keys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await this.kv.keys()) out.push(fromKvKey(k));
+    return out;
+  }
+
+  /** Every current value (one pass over the bucket). */
+  async entries(): Promise<Map<string, Versioned<z.infer<S>>>> {
+    const out = new Map<string, Versioned<z.infer<S>>>();
+    const iter = await this.kv.watch({ include: 'lastValue' as KvWatchOptions['include'] });
+    const status = await this.kv.status();
+    if (status.values === 0) {
+      iter.stop();
+      return out;
+    }
+    for await (const e of iter) {
+      if (e.operation === 'PUT') {
+        const value = this.#decode(e);
+        if (value !== undefined) out.set(fromKvKey(e.key), { value, revision: e.revision });
+      } else out.delete(fromKvKey(e.key));
+      if (e.delta === 0) break;
+    }
+    iter.stop();
+    return out;
+  }
+
+  /** Calls back for every current value, then for every change, until the returned stop(). */
+  async watch(
+    onChange: (key: string, value: z.infer<S> | undefined, revision: number) => void,
+  ): Promise<() => void> {
+    const iter = await this.kv.watch();
+    void (async () => {
+      for await (const e of iter) {
+        const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
+        onChange(fromKvKey(e.key), value, e.revision);
+      }
+    })();
+    return () => iter.stop();
+  }
+}
