@@ -1,12 +1,29 @@
 /**
  * Test fixtures that start REAL servers as plain processes on loopback, free ports, temp dirs.
  *
- *   import { NatsServer } from '@computepods/testkit';
+ *   import { NatsServer, Slurm, Sshd } from '@computepods/testkit';
  *   await using nats = await NatsServer.start();
  *   // connect to nats.url; nats.stop() / nats.start() restart it on the same port and store
+ *   await using sshd = await Sshd.start({ users: ['cpuser', 'cpuser2'] });
+ *   // sshd.target('cpuser') = { host, port, username, privateKeyPath, knownHostsPath }
+ *   await using slurm = await Slurm.start();
+ *   await slurm.command(['sbatch', '--parsable', '--wrap', 'true'], { user: 'cpuser' });
  */
 export { BinaryMissingError, ServerStartError } from './errors.js';
+export { freePort } from './free-port.js';
 export { NatsServer, type NatsServerOptions } from './nats-server.js';
+export { killProcessesUsing, processesUsing } from './proc-sweep.js';
 export { ManagedProcess, type ManagedProcessOptions } from './process.js';
+export { requireBinary } from './require-binary.js';
+export { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
+export { Slurm, type SlurmCommandOptions, type SlurmOptions } from './slurm.js';
+export { Sshd, type SshdOptions, type SshdUser, type SshOptions } from './sshd.js';
+export {
+  addAuthorizedKey,
+  ensureSystemUser,
+  isAccountLocked,
+  removeAuthorizedKey,
+  type SystemUser,
+} from './system-user.js';
 export { TempDir } from './temp-dir.js';
 export { which } from './which.js';
