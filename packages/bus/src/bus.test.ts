@@ -14,6 +14,15 @@ const fileBody = (path: string) => ({
   events: [{ kind: 'changed' as const, path, size: 3, mtimeNs: '1', sha256: sha }],
 });
 
+async function caught(p: Promise<unknown>): Promise<Error & { code?: string; field?: string }> {
+  return p.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (e: unknown) => e as Error & { code?: string; field?: string },
+  );
+}
+
 async function until<T>(fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -145,13 +154,11 @@ describe('Bus over a real nats-server', () => {
     bus.serve('echo', z.object({ n: z.number() }), async (b) => ({ twice: b.n * 2 }));
     const r = await bus.request('echo', { n: 21 }, z.object({ twice: z.number() }));
     expect(r.twice).toBe(42);
-    const err: RemoteError = await bus.request('echo', { n: 'x' }, z.unknown()).catch((e) => e);
+    const err = await caught(bus.request('echo', { n: 'x' }, z.unknown()));
     expect(err).toBeInstanceOf(RemoteError);
     expect(err.code).toBe('CP_MESSAGE_INVALID');
     expect(err.field).toBe('n');
-    const none: RemoteError = await bus
-      .request('nobody', {}, z.unknown(), { timeoutMs: 300 })
-      .catch((e) => e);
+    const none = await caught(bus.request('nobody', {}, z.unknown(), { timeoutMs: 300 }));
     expect(none.code).toBe('CP_UNAVAILABLE');
   });
 
@@ -181,13 +188,15 @@ describe('Bus over a real nats-server', () => {
   });
 
   it('fails with a clear error when NATS is unreachable', async () => {
-    const err = await Bus.connect({
-      servers: 'nats://127.0.0.1:1',
-      service: 'x',
-      project: P,
-      logger,
-      giveUpAfterMs: 300,
-    }).catch((e) => e);
+    const err = await caught(
+      Bus.connect({
+        servers: 'nats://127.0.0.1:1',
+        service: 'x',
+        project: P,
+        logger,
+        giveUpAfterMs: 300,
+      }),
+    );
     expect(err).toBeInstanceOf(NatsUnavailableError);
     expect(err.message).toMatch(/NATS_URL/);
   });
