@@ -22,10 +22,45 @@ export { FileEvent, FilesChanged, Sha256 } from './files.js';
 export { type BodyInputOf, type BodyOf, type MessageType, messageTypes } from './messages.js';
 export { checkName, checkProject, ProjectName, ServiceName } from './names.js';
 export { checkRelativePath, RelativePath } from './paths.js';
+export {
+  BatchingConfig,
+  checkProfileFor,
+  formatIssues,
+  InvalidConfigError,
+  JobRunnerConfigKubernetes,
+  JobRunnerConfigLocal,
+  JobRunnerConfigSlurm,
+  KubernetesProfile,
+  KubernetesResource,
+  LocalProfile,
+  LocalResource,
+  PosixUsername,
+  Profile,
+  type ProfileInput,
+  parseProfile,
+  parseResource,
+  profileId,
+  RESOURCE_TYPES,
+  Resource,
+  type ResourceInput,
+  type ResourceType,
+  resourceId,
+  SlurmConfigSet,
+  SlurmMemory,
+  SlurmSshProfile,
+  SlurmSshResource,
+  SlurmSudoProfile,
+  SlurmSudoResource,
+  slugify,
+  slurmMemToMb,
+  TasksPixiConfig,
+  TasksPythonConfig,
+} from './resources.js';
 export { ArtefactType, Rule, type RuleInput, RulesDeclared } from './rules.js';
 export { buckets, fromKvKey, kvKey, streams, subjects } from './subjects.js';
 export {
   TaskControl,
+  TaskRecord,
   TaskState,
   TaskStateChanged,
   TaskSubmitted,

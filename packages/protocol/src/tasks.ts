@@ -50,3 +50,24 @@ export const TaskControl = z.object({
   action: z.enum(['pause', 'resume', 'kill']),
 });
 export type TaskControl = z.infer<typeof TaskControl>;
+
+/**
+ * The runner's KV record of a task (key: taskId in `cp_<p>_tasks`). Written before every
+ * transition is acted on, so a restarted runner can reconcile; chefs watch it for the outcome.
+ */
+export const TaskRecord = z.object({
+  task: TaskSubmitted,
+  state: TaskState,
+  /** The state a paused task returns to on resume. */
+  pausedFrom: TaskState.optional(),
+  runner: z.string().optional(),
+  pid: z.number().int().optional(),
+  jobId: z.string().optional(),
+  exitCode: z.number().int().nullable().optional(),
+  reason: z.string().optional(),
+  stdoutPath: z.string().optional(),
+  stderrPath: z.string().optional(),
+  history: z.array(z.object({ state: TaskState, time: z.iso.datetime() })).default([]),
+  updated: z.iso.datetime(),
+});
+export type TaskRecord = z.infer<typeof TaskRecord>;
