@@ -1,0 +1,15 @@
+import { Bus, createLogger, startService } from '@computepods/bus';
+import { runnerConfig } from './config.js';
+import { startRunner } from './runner.js';
+
+const logger = createLogger('runner');
+startService(logger, async () => {
+  const cfg = runnerConfig();
+  const bus = await Bus.connect({
+    service: 'runner',
+    project: cfg.project,
+    logger: logger.child({ project: cfg.project, resource: cfg.resource }),
+    description: `ComputePods runner for resource ${cfg.resource}`,
+  });
+  return startRunner(bus, cfg);
+});
