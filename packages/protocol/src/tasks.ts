@@ -67,6 +67,8 @@ export const TaskRecord = z.object({
   reason: z.string().optional(),
   stdoutPath: z.string().optional(),
   stderrPath: z.string().optional(),
+  /** Backend data a restarted runner needs to find the task again (job dir, index, start). */
+  handle: z.record(z.string(), z.unknown()).optional(),
   history: z.array(z.object({ state: TaskState, time: z.iso.datetime() })).default([]),
   updated: z.iso.datetime(),
 });
