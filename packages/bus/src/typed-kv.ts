@@ -94,11 +94,15 @@ export class TypedKv<S extends z.ZodType> {
     return out;
   }
 
-  /** Calls back for every current value, then for every change, until the returned stop(). */
+  /**
+   * Calls back for every current value, then for every change, until the returned stop().
+   * With `key`, only that key is watched.
+   */
   async watch(
     onChange: (key: string, value: z.infer<S> | undefined, revision: number) => void,
+    key?: string,
   ): Promise<() => void> {
-    const iter = await this.kv.watch();
+    const iter = await this.kv.watch(key === undefined ? {} : { key: kvKey(key) });
     void (async () => {
       for await (const e of iter) {
         const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
@@ -106,5 +110,29 @@ export class TypedKv<S extends z.ZodType> {
       }
     })();
     return () => iter.stop();
+  }
+
+  /** Resolves with the first value of `key` that satisfies `done` (the current one included). */
+  async waitFor(key: string, done: (value: z.infer<S>) => boolean, signal?: AbortSignal): Promise<z.infer<S>> {
+    return new Promise((resolve, reject) => {
+      let stop: (() => void) | undefined;
+      let finished = false;
+      const finish = (fn: () => void) => {
+        if (finished) return;
+        finished = true;
+        stop?.();
+        fn();
+      };
+      signal?.addEventListener('abort', () => finish(() => reject(signal.reason)), { once: true });
+      this.watch((_k, value) => {
+        if (value !== undefined && done(value)) finish(() => resolve(value));
+      }, key).then(
+        (s) => {
+          stop = s;
+          if (finished) s();
+        },
+        (err) => finish(() => reject(err)),
+      );
+    });
   }
 }

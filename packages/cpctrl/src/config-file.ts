@@ -1,0 +1,49 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+/** cpctrl's own settings, like a kube context: the current project and where NATS is. */
+export const CliConfig = z
+  .object({
+    project: z.string().optional(),
+    natsUrl: z.string().optional(),
+  })
+  .strict();
+export type CliConfig = z.infer<typeof CliConfig>;
+
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CPCTRL_CONFIG) return env.CPCTRL_CONFIG;
+  const base = env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  return join(base, 'computepods', 'cpctrl.json');
+}
+
+export function readConfig(path = configPath()): CliConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return {};
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path} is not valid JSON (${(err as Error).message}); fix or delete it`);
+  }
+  const parsed = CliConfig.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new Error(
+      `${path}: ${i?.path.join('.') || '(top level)'}: ${i?.message}; fix or delete it`,
+    );
+  }
+  return parsed.data;
+}
+
+export function writeConfig(config: CliConfig, path = configPath()): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`);
+  renameSync(tmp, path);
+}

@@ -1,0 +1,41 @@
+import { Command, Option } from 'commander';
+import { buildCommand } from './commands/build.js';
+import { projectCommand } from './commands/project.js';
+import { statusCommand } from './commands/status.js';
+import { reportError } from './output.js';
+
+const program = new Command('cpctrl')
+  .description('ComputePods control: see and drive the builds of a project')
+  .addOption(
+    new Option('-o, --output <format>', 'output format')
+      .choices(['text', 'json'])
+      .default('text')
+      .env('CPCTRL_OUTPUT'),
+  )
+  .addOption(
+    new Option('-p, --project <name>', 'project (default: the current one)').env('CP_PROJECT'),
+  )
+  .addOption(new Option('--nats <url>', 'NATS server URL(s)').env('NATS_URL'))
+  .showHelpAfterError('(add --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Settings: a flag wins over its environment variable, which wins over the config file
+(\${XDG_CONFIG_HOME:-~/.config}/computepods/cpctrl.json, written by \`cpctrl project use\`).
+
+Examples:
+  cpctrl status
+  cpctrl build out/hello.upper
+  cpctrl -o json status | jq '.artefacts[] | select(.status != "up_to_date")'`,
+  );
+
+statusCommand(program);
+buildCommand(program);
+projectCommand(program);
+
+const json =
+  process.argv.includes('json') &&
+  process.argv.some((a) => a === '-o' || a === '--output' || a === '-ojson');
+program
+  .parseAsync(process.argv)
+  .catch((err) => reportError(err, json || process.env.CPCTRL_OUTPUT === 'json'));

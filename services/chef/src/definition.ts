@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { issuesOf } from '@computepods/bus';
+import { ArtefactType, Rule } from '@computepods/protocol';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** A chef definition file (YAML or JSON): what it builds and how. */
+export const ChefDefinition = z
+  .object({
+    types: z.array(ArtefactType).default([]),
+    rules: z.array(Rule).min(1, 'a chef needs at least one rule'),
+  })
+  .strict();
+export type ChefDefinition = z.infer<typeof ChefDefinition>;
+
+/** The definition file is unreadable or invalid; the message names the file and field. */
+export class ChefDefinitionError extends Error {
+  readonly code = 'CP_CHEF_DEFINITION';
+  readonly retryable = false;
+  constructor(file: string, detail: string, options?: ErrorOptions) {
+    super(`chef definition ${file}: ${detail}`, options);
+    this.name = 'ChefDefinitionError';
+  }
+}
+
+export function parseDefinition(text: string, file: string): ChefDefinition {
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ChefDefinitionError(
+      file,
+      `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const parsed = ChefDefinition.safeParse(raw);
+  if (!parsed.success) {
+    const detail = issuesOf(parsed.error)
+      .map((i) => `${i.path || '(top level)'}: ${i.message}`)
+      .join('; ');
+    throw new ChefDefinitionError(file, detail);
+  }
+  const ids = new Set<string>();
+  for (const rule of parsed.data.rules) {
+    if (ids.has(rule.id))
+      throw new ChefDefinitionError(file, `rules: duplicate rule id ${JSON.stringify(rule.id)}`);
+    ids.add(rule.id);
+  }
+  return parsed.data;
+}
+
+export function loadDefinition(file: string): ChefDefinition {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ChefDefinitionError(file, `cannot read it (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  return parseDefinition(text, file);
+}

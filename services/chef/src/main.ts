@@ -1,0 +1,17 @@
+import { Bus, createLogger, startService } from '@computepods/bus';
+import { startChef } from './chef.js';
+import { chefConfig } from './config.js';
+import { loadDefinition } from './definition.js';
+
+const logger = createLogger('chef');
+startService(logger, async () => {
+  const cfg = chefConfig();
+  const def = loadDefinition(cfg.definitionFile);
+  const bus = await Bus.connect({
+    service: 'chef',
+    project: cfg.project,
+    logger: logger.child({ project: cfg.project, chef: cfg.chef }),
+    description: `ComputePods chef ${cfg.chef}`,
+  });
+  return startChef(bus, cfg, def);
+});
