@@ -1,0 +1,56 @@
+import type { ResourceType, TaskRecord, TaskState } from '@computepods/protocol';
+
+export type LogStream = 'stdout' | 'stderr';
+
+/** What a backend may change on a record besides its state. */
+export type RecordPatch = Partial<
+  Pick<TaskRecord, 'pid' | 'jobId' | 'exitCode' | 'reason' | 'stdoutPath' | 'stderrPath' | 'handle'>
+>;
+
+/**
+ * The executor's side of a backend: every state change goes through here, so it is checked
+ * against the lifecycle, recorded (awaited) and only then published and acted on.
+ */
+export interface BackendContext {
+  get(taskId: string): TaskRecord | undefined;
+  /**
+   * Moves the task to `to` if it is still in one of `from`; resolves with the recorded record
+   * (act on it after), or undefined when the task had moved on meanwhile (killed, paused).
+   */
+  advance(
+    taskId: string,
+    from: readonly TaskState[],
+    to: TaskState,
+    patch?: RecordPatch,
+  ): Promise<TaskRecord | undefined>;
+  /** Records a change that is not a transition (a job id, a new job folder). */
+  update(taskId: string, patch: RecordPatch): Promise<TaskRecord | undefined>;
+  /** Transport errors outlived their retries: pause the task, showing why. */
+  pauseForError(taskId: string, err: unknown): Promise<void>;
+  log(level: 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>): void;
+}
+
+/**
+ * A computational backend. The executor calls these after the matching transition was
+ * recorded; a backend never changes a state except through its BackendContext.
+ */
+export interface Backend {
+  readonly type: ResourceType;
+  bind(ctx: BackendContext): void;
+  /** A new (or resumed) task in state created: submit it when the backend sees fit. */
+  enqueue(rec: TaskRecord): void;
+  /** The task was recorded paused (rec.pausedFrom says from where): let go of it. */
+  pause(rec: TaskRecord): Promise<void>;
+  /** The task was recorded back in the state it was paused in: take it up again. */
+  resume(rec: TaskRecord): Promise<void>;
+  /** The task was recorded killed (it was in `from`): stop it. */
+  kill(rec: TaskRecord, from: TaskState): Promise<void>;
+  /** After a restart: the records found for this resource, to reconcile with reality. */
+  adopt(recs: readonly TaskRecord[]): Promise<void>;
+  /** The task's output so far (the last `maxBytes`). */
+  logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string>;
+  /** Counters for benchmarks and $SRV stats (squeue calls, sbatch calls ...). */
+  stats(): Readonly<Record<string, number>>;
+  /** Stops watching; tasks already running are left to run (a restart adopts them). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,333 @@
+import {
+  type TaskRecord,
+  type TaskState,
+  type TaskStateChanged,
+  TaskSubmitted,
+} from '@computepods/protocol';
+import type { Backend, BackendContext, LogStream, RecordPatch } from './backend.js';
+import { IllegalTransitionError, RecordFailedError, TaskNotFoundError } from './errors.js';
+import { checkPausable, checkTransition, isTerminal } from './lifecycle.js';
+import { type RetryPolicy, withRetry } from './retry.js';
+
+export interface ExecutorHooks {
+  /**
+   * Persists a task record (the runner writes it to KV with a revision check). Awaited
+   * before the transition is acted on or published; a rejection means "not recorded".
+   */
+  record(rec: TaskRecord): Promise<void>;
+  /** Announces a recorded transition (the runner publishes it on the task-state subject). */
+  publish(event: TaskStateChanged, rec: TaskRecord): void | Promise<void>;
+  log?(level: 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>): void;
+}
+
+export interface ExecutorOptions {
+  /** Subject-safe id of the resource (TaskStateChanged.resource). */
+  readonly resource: string;
+  readonly backend: Backend;
+  readonly hooks: ExecutorHooks;
+  /** Written into records, to tell which runner last handled a task. */
+  readonly runner?: string;
+  /** Retries of a failed record() before the transition is given up (default 4 tries, 50 ms…). */
+  readonly recordRetry?: RetryPolicy;
+  /** Ended tasks kept in memory for get()/logs() (default 10,000). */
+  readonly keepEnded?: number;
+}
+
+/**
+ * Runs tasks on one resource through a backend, enforcing the lifecycle. Every transition is
+ * recorded (hooks.record, awaited) before anything acts on it, then published. Operations on
+ * one task are serialised, so a kill cannot overtake the submission it races with.
+ *
+ *   const ex = new Executor({ resource: 'local', backend: new LocalBackend({ resource }), hooks });
+ *   await ex.submit(task);
+ *   const done = await ex.wait(task.taskId);
+ */
+export class Executor {
+  readonly resource: string;
+  readonly #backend: Backend;
+  readonly #hooks: ExecutorHooks;
+  readonly #runner: string | undefined;
+  readonly #recordRetry: RetryPolicy;
+  readonly #keepEnded: number;
+  readonly #records = new Map<string, TaskRecord>();
+  readonly #ended = new Set<string>();
+  readonly #chains = new Map<string, Promise<unknown>>();
+  readonly #waiters = new Map<string, Set<(rec: TaskRecord) => void>>();
+  #closed = false;
+
+  constructor(options: ExecutorOptions) {
+    this.resource = options.resource;
+    this.#backend = options.backend;
+    this.#hooks = options.hooks;
+    this.#runner = options.runner;
+    this.#recordRetry = options.recordRetry ?? { attempts: 4, baseMs: 50, maxMs: 2_000 };
+    this.#keepEnded = options.keepEnded ?? 10_000;
+    this.#backend.bind(this.#context());
+  }
+
+  get backend(): Backend {
+    return this.#backend;
+  }
+
+  get(taskId: string): TaskRecord | undefined {
+    return this.#records.get(taskId);
+  }
+
+  /** Tasks this executor is handling (ended ones too, while kept). */
+  list(): TaskRecord[] {
+    return [...this.#records.values()];
+  }
+
+  /**
+   * Accepts a task: records it as created, then hands it to the backend. Submitting an id
+   * this executor already has returns that record and runs nothing again.
+   */
+  async submit(input: TaskSubmitted): Promise<TaskRecord> {
+    const task = TaskSubmitted.parse(input);
+    return this.#serial(task.taskId, async () => {
+      const known = this.#records.get(task.taskId);
+      if (known) return known;
+      const time = new Date().toISOString();
+      const rec: TaskRecord = {
+        task,
+        state: 'created',
+        ...(this.#runner ? { runner: this.#runner } : {}),
+        history: [{ state: 'created', time }],
+        updated: time,
+      };
+      await this.#write(rec);
+      this.#records.set(task.taskId, rec);
+      await this.#announce(rec, undefined);
+      this.#backend.enqueue(rec);
+      return rec;
+    });
+  }
+
+  /** Pauses a created or submitted task; throws IllegalTransitionError otherwise. */
+  async pause(taskId: string, reason = 'paused on request'): Promise<TaskRecord> {
+    return this.#serial(taskId, async () => {
+      const rec = this.#require(taskId);
+      checkPausable(taskId, rec.state);
+      const next = await this.#move(rec, 'paused', { reason }, rec.state);
+      await this.#backend.pause(next);
+      return next;
+    });
+  }
+
+  /** Returns a paused task to the state it was paused in. */
+  async resume(taskId: string): Promise<TaskRecord> {
+    return this.#serial(taskId, async () => {
+      const rec = this.#require(taskId);
+      const to = rec.pausedFrom;
+      if (rec.state !== 'paused' || !to)
+        throw new IllegalTransitionError(
+          taskId,
+          rec.state,
+          'resumed',
+          'only a paused task can be resumed',
+        );
+      const next = await this.#move(rec, to, {});
+      if (next.state === 'created') this.#backend.enqueue(next);
+      else await this.#backend.resume(next);
+      return next;
+    });
+  }
+
+  /** Kills a task that has not ended: SIGTERM/SIGKILL, scancel, or just never starting it. */
+  async kill(taskId: string, reason = 'killed on request'): Promise<TaskRecord> {
+    return this.#serial(taskId, async () => {
+      const rec = this.#require(taskId);
+      const from = rec.state;
+      const next = await this.#move(rec, 'killed', { reason, exitCode: null });
+      await this.#backend.kill(next, from === 'paused' ? (rec.pausedFrom ?? from) : from);
+      return next;
+    });
+  }
+
+  /**
+   * After a restart: takes over the records this runner had (the runner reads them from KV)
+   * and lets the backend reconcile them with what really happened meanwhile.
+   */
+  async adopt(records: readonly TaskRecord[]): Promise<void> {
+    const fresh = records.filter((r) => !this.#records.has(r.task.taskId));
+    for (const r of fresh) {
+      this.#records.set(r.task.taskId, r);
+      if (isTerminal(r.state)) this.#markEnded(r);
+    }
+    await this.#backend.adopt(fresh);
+  }
+
+  /** Resolves with the task's record once it has ended (finished, failed or killed). */
+  wait(taskId: string): Promise<TaskRecord> {
+    const rec = this.#require(taskId);
+    if (isTerminal(rec.state)) return Promise.resolve(rec);
+    return new Promise((resolve) => {
+      const set = this.#waiters.get(taskId) ?? new Set();
+      this.#waiters.set(taskId, set);
+      set.add(resolve);
+    });
+  }
+
+  /** The task's stdout or stderr so far (at most the last `maxBytes`), while running and after. */
+  async logs(taskId: string | TaskRecord, stream: LogStream = 'stdout', maxBytes = 1 << 20) {
+    const rec = typeof taskId === 'string' ? this.#require(taskId) : taskId;
+    return this.#backend.logs(rec, stream, maxBytes);
+  }
+
+  stats(): Readonly<Record<string, number>> {
+    return this.#backend.stats();
+  }
+
+  /** Stops watching. Running tasks are left running; a restarted runner adopts them. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#backend.close();
+    await Promise.allSettled([...this.#chains.values()]);
+  }
+
+  #require(taskId: string): TaskRecord {
+    const rec = this.#records.get(taskId);
+    if (!rec) throw new TaskNotFoundError(taskId);
+    return rec;
+  }
+
+  #serial<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#chains.get(taskId) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#chains.set(taskId, tail);
+    void tail.then(() => {
+      if (this.#chains.get(taskId) === tail) this.#chains.delete(taskId);
+    });
+    return run;
+  }
+
+  async #move(
+    rec: TaskRecord,
+    to: TaskState,
+    patch: RecordPatch,
+    pausedFrom?: TaskState,
+  ): Promise<TaskRecord> {
+    checkTransition(rec.task.taskId, rec.state, to, rec.pausedFrom);
+    const time = new Date().toISOString();
+    const next: TaskRecord = {
+      ...rec,
+      ...patch,
+      state: to,
+      updated: time,
+      history: [...rec.history, { state: to, time }],
+    };
+    if (to === 'paused') next.pausedFrom = pausedFrom;
+    else delete next.pausedFrom;
+    // A reason explains the state it came with; it does not outlive a resume.
+    if (rec.state === 'paused' && to !== 'killed' && patch.reason === undefined) delete next.reason;
+    await this.#write(next);
+    this.#records.set(rec.task.taskId, next);
+    await this.#announce(next, rec.state);
+    if (isTerminal(to)) this.#markEnded(next);
+    return next;
+  }
+
+  async #write(rec: TaskRecord): Promise<void> {
+    try {
+      await withRetry(this.#recordRetry, () =>
+        this.#hooks.record(rec).catch((err: unknown) => {
+          // A record that could not be written is worth retrying unless it says otherwise.
+          const retryable = (err as { retryable?: unknown })?.retryable;
+          throw retryable === false
+            ? err
+            : Object.assign(new Error(String(err)), { cause: err, retryable: true });
+        }),
+      );
+    } catch (err) {
+      throw new RecordFailedError(rec.task.taskId, rec.state, { cause: err });
+    }
+  }
+
+  async #announce(rec: TaskRecord, previous: TaskState | undefined): Promise<void> {
+    const event: TaskStateChanged = {
+      taskId: rec.task.taskId,
+      resource: this.resource,
+      state: rec.state,
+      ...(previous ? { previous } : {}),
+      ...(rec.task.buildId ? { buildId: rec.task.buildId } : {}),
+      ...(rec.exitCode !== undefined ? { exitCode: rec.exitCode } : {}),
+      ...(rec.reason !== undefined ? { reason: rec.reason.slice(0, 10_000) } : {}),
+      ...(rec.jobId !== undefined ? { jobId: rec.jobId } : {}),
+      ...(rec.stdoutPath !== undefined ? { stdoutPath: rec.stdoutPath } : {}),
+      ...(rec.stderrPath !== undefined ? { stderrPath: rec.stderrPath } : {}),
+    };
+    try {
+      await this.#hooks.publish(event, rec);
+    } catch (err) {
+      // The record is the truth and is already written; watchers of KV still see the change.
+      this.#log('warn', 'could not publish a task state change', {
+        taskId: rec.task.taskId,
+        state: rec.state,
+        err: String(err),
+      });
+    }
+  }
+
+  #markEnded(rec: TaskRecord): void {
+    const id = rec.task.taskId;
+    this.#ended.add(id);
+    const waiters = this.#waiters.get(id);
+    this.#waiters.delete(id);
+    for (const w of waiters ?? []) w(rec);
+    while (this.#ended.size > this.#keepEnded) {
+      const oldest = this.#ended.values().next().value as string;
+      this.#ended.delete(oldest);
+      this.#records.delete(oldest);
+    }
+  }
+
+  #log(level: 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>): void {
+    this.#hooks.log?.(level, msg, { resource: this.resource, ...data });
+  }
+
+  #context(): BackendContext {
+    return {
+      get: (taskId) => this.#records.get(taskId),
+      advance: (taskId, from, to, patch) =>
+        this.#serial(taskId, async () => {
+          const rec = this.#records.get(taskId);
+          if (!rec || !from.includes(rec.state)) return undefined;
+          return this.#move(rec, to, patch ?? {}, rec.state);
+        }),
+      update: (taskId, patch) =>
+        this.#serial(taskId, async () => {
+          const rec = this.#records.get(taskId);
+          if (!rec) return undefined;
+          const next: TaskRecord = { ...rec, ...patch, updated: new Date().toISOString() };
+          await this.#write(next);
+          this.#records.set(taskId, next);
+          return next;
+        }),
+      pauseForError: async (taskId, err) => {
+        const message = err instanceof Error ? err.message : String(err);
+        const rec = await this.#serial(taskId, async () => {
+          const cur = this.#records.get(taskId);
+          if (!cur || isTerminal(cur.state) || cur.state === 'paused') return undefined;
+          return this.#move(
+            cur,
+            'paused',
+            {
+              reason: `${message} — paused after retries; resume the task once the resource is reachable again`,
+            },
+            cur.state,
+          );
+        });
+        if (rec) {
+          this.#log('warn', 'task paused after transport errors', { taskId, err: message });
+          await this.#backend.pause(rec);
+        }
+      },
+      log: (level, msg, data) => this.#log(level, msg, data),
+    };
+  }
+}

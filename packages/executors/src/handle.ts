@@ -1,0 +1,36 @@
+import { z } from 'zod';
+
+/** Where a local task lives on disk; its pid is in TaskRecord.pid and in `<dir>/pid`. */
+export const LocalHandle = z.object({
+  kind: z.literal('local'),
+  dir: z.string().min(1),
+  /** Epoch ms when the task was recorded running: its timeout counts from here. */
+  startedAt: z.number(),
+});
+export type LocalHandle = z.infer<typeof LocalHandle>;
+
+/** Where a task is inside a (batched) SLURM job. */
+export const SlurmHandle = z.object({
+  kind: z.literal('slurm'),
+  /** Unique key of the job: its folder name and, as cp-<key>, its SLURM job name. */
+  jobKey: z.string().min(1),
+  /** The job folder as the cluster sees it (shared filesystem or jobs_remote_dir). */
+  dir: z.string().min(1),
+  /** The task's number inside the job: files <dir>/<index>.out, .err, .exit ... */
+  index: z.number().int().nonnegative(),
+  /** Epoch ms when the task was first seen running (timeouts count from here). */
+  startedAt: z.number().optional(),
+  /** Local copy of the job folder (slurm_ssh), where outputs are fetched to. */
+  localDir: z.string().optional(),
+});
+export type SlurmHandle = z.infer<typeof SlurmHandle>;
+
+export function localHandle(handle: unknown): LocalHandle | undefined {
+  const r = LocalHandle.safeParse(handle);
+  return r.success ? r.data : undefined;
+}
+
+export function slurmHandle(handle: unknown): SlurmHandle | undefined {
+  const r = SlurmHandle.safeParse(handle);
+  return r.success ? r.data : undefined;
+}

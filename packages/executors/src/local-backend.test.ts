@@ -1,0 +1,274 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
+import { TempDir } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { IllegalTransitionError, RecordFailedError } from './errors.js';
+import { Executor } from './executor.js';
+import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
+import { RecordingHooks } from './test-hooks.js';
+
+const tmp = new TempDir('cp-exec-local-');
+afterAll(() => tmp[Symbol.dispose]());
+
+function localResource(parallel: number): LocalResource {
+  return parseResource({
+    type: 'local',
+    name: 'Local resource',
+    jobs_local_dir: tmp.join('jobs'),
+    jobs_runner_config: { parallel_tasks_per_job: parallel },
+    jobs_poll_interval: 0,
+    tasks_local_dir: tmp.join('tasks'),
+    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+    tasks_pixi_config: {},
+  }) as LocalResource;
+}
+
+function setup(parallel = 2, options: Partial<LocalBackendOptions> = {}) {
+  const hooks = new RecordingHooks();
+  const backend = new LocalBackend({
+    resource: localResource(parallel),
+    killGraceMs: 300,
+    ...options,
+  });
+  const ex = new Executor({ resource: 'local-resource', backend, hooks, runner: 'test' });
+  return { hooks, backend, ex };
+}
+
+let n = 0;
+function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitted {
+  n++;
+  return {
+    taskId: `t${n}-${process.pid}`,
+    resource: 'local-resource',
+    command,
+    cwd: tmp.path,
+    env: {},
+    gpu: false,
+    ...extra,
+  };
+}
+
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+  } catch {
+    return false;
+  }
+}
+
+describe('local backend', () => {
+  it('runs a task through every state, recording each before publishing it', async () => {
+    const { ex, hooks } = setup();
+    const t = task('echo out; echo err >&2; exit 0');
+    await ex.submit(t);
+    const done = await ex.wait(t.taskId);
+    expect(done.state).toBe('finished');
+    expect(done.exitCode).toBe(0);
+    expect(hooks.states(t.taskId)).toEqual(['created', 'submitted', 'running', 'finished']);
+    expect(done.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    expect(hooks.records.get(t.taskId)?.state).toBe('finished');
+    expect(readFileSync(done.stdoutPath!, 'utf8')).toBe('out\n');
+    expect(readFileSync(done.stderrPath!, 'utf8')).toBe('err\n');
+    // the exit code is also on disk, for a runner restarted after a crash
+    expect(readFileSync(join(tmp.join('jobs'), t.taskId, 'exit'), 'utf8')).toBe('0\n');
+    expect(await ex.logs(t.taskId, 'stderr')).toBe('err\n');
+  });
+
+  it('fails a task with its exit code', async () => {
+    const { ex, hooks } = setup();
+    const t = task('exit 3');
+    await ex.submit(t);
+    const done = await ex.wait(t.taskId);
+    expect(done).toMatchObject({ state: 'failed', exitCode: 3, reason: 'exit code 3' });
+    expect(hooks.events.at(-1)).toMatchObject({
+      state: 'failed',
+      previous: 'running',
+      exitCode: 3,
+    });
+  });
+
+  it('fails a task whose cwd does not exist, saying so', async () => {
+    const { ex } = setup();
+    const t = task('true', { cwd: tmp.join('no-such-dir') });
+    await ex.submit(t);
+    const done = await ex.wait(t.taskId);
+    expect(done.state).toBe('failed');
+    expect(done.reason).toMatch(/could not start the task: .*ENOENT/);
+  });
+
+  it('uses cwd and env, passing hostile values literally', async () => {
+    const { ex } = setup();
+    const pwned = tmp.join('pwned');
+    const hostile = `$(touch ${pwned}) \`touch ${pwned}\`; touch ${pwned}\nline2 'q' "dq"`;
+    const t = task('pwd; printf %s "$HOSTILE"', { env: { HOSTILE: hostile }, cwd: tmp.path });
+    await ex.submit(t);
+    const done = await ex.wait(t.taskId);
+    expect(done.state).toBe('finished');
+    expect(readFileSync(done.stdoutPath!, 'utf8')).toBe(`${tmp.path}\n${hostile}`);
+    expect(existsSync(pwned)).toBe(false);
+  });
+
+  it('never runs more tasks at once than parallel_tasks_per_job', async () => {
+    const { ex } = setup(2);
+    const log = tmp.join('concurrency.log');
+    const tasks = Array.from({ length: 6 }, () =>
+      task(`echo start >> ${log}; sleep 0.2; echo end >> ${log}`),
+    );
+    await Promise.all(tasks.map((t) => ex.submit(t)));
+    const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
+    expect(done.every((d) => d.state === 'finished')).toBe(true);
+    let cur = 0;
+    let max = 0;
+    for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
+      cur += line === 'start' ? 1 : -1;
+      max = Math.max(max, cur);
+    }
+    expect(max).toBeLessThanOrEqual(2);
+    expect(max).toBeGreaterThanOrEqual(1);
+  });
+
+  it('fails a task that times out and kills its whole process group', async () => {
+    const { ex } = setup();
+    const pidFile = tmp.join('bg-timeout.pid');
+    const t = task(`sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 300 });
+    await ex.submit(t);
+    const done = await ex.wait(t.taskId);
+    expect(done).toMatchObject({
+      state: 'failed',
+      exitCode: null,
+      reason: 'timed out after 300 ms',
+    });
+    await until(() => existsSync(pidFile), 'pid file');
+    const bg = Number(readFileSync(pidFile, 'utf8'));
+    await until(() => !alive(bg), 'the background child to die');
+  });
+
+  it('kills a running task with SIGTERM, then SIGKILL when it ignores SIGTERM', async () => {
+    const { ex } = setup();
+    const marker = tmp.join('kill-started');
+    const t = task(`trap '' TERM; touch ${marker}; while :; do sleep 0.1; done`);
+    await ex.submit(t);
+    await until(() => existsSync(marker), 'the task to start');
+    const pid = ex.get(t.taskId)!;
+    expect(pid.state).toBe('running');
+    const wrapperPid = Number(readFileSync(join(tmp.join('jobs'), t.taskId, 'pid'), 'utf8'));
+    const killed = await ex.kill(t.taskId);
+    expect(killed.state).toBe('killed');
+    await until(() => !alive(wrapperPid), 'the task group to die');
+    expect((await ex.wait(t.taskId)).state).toBe('killed');
+    await expect(ex.kill(t.taskId)).rejects.toThrow(IllegalTransitionError);
+  });
+
+  it('pauses a waiting task, refuses to pause a running one, and resumes to submitted', async () => {
+    const { ex, hooks } = setup(1);
+    const gate = tmp.join('gate');
+    const blocker = task(`while [ ! -e ${gate} ]; do sleep 0.05; done`);
+    const waiting = task('echo resumed');
+    await ex.submit(blocker);
+    await ex.submit(waiting);
+    await until(() => ex.get(blocker.taskId)?.state === 'running', 'blocker running');
+    await until(() => ex.get(waiting.taskId)?.state === 'submitted', 'waiting submitted');
+    await expect(ex.pause(blocker.taskId)).rejects.toThrow(/cannot be paused; kill it/);
+    const paused = await ex.pause(waiting.taskId);
+    expect(paused).toMatchObject({ state: 'paused', pausedFrom: 'submitted' });
+    await expect(ex.pause(waiting.taskId)).rejects.toThrow(/already paused/);
+
+    writeFileSync(gate, '');
+    expect((await ex.wait(blocker.taskId)).state).toBe('finished');
+    // the paused task did not start although a slot became free
+    await sleep(100);
+    expect(ex.get(waiting.taskId)?.state).toBe('paused');
+    const resumed = await ex.resume(waiting.taskId);
+    expect(resumed.state).toBe('submitted');
+    expect(resumed.reason).toBeUndefined();
+    expect((await ex.wait(waiting.taskId)).state).toBe('finished');
+    expect(hooks.states(waiting.taskId)).toEqual([
+      'created',
+      'submitted',
+      'paused',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    await expect(ex.resume(waiting.taskId)).rejects.toThrow(/only a paused task can be resumed/);
+  });
+
+  it('kills a queued task without ever starting it', async () => {
+    const { ex } = setup(1);
+    const gate = tmp.join('gate2');
+    const ran = tmp.join('never-ran');
+    const blocker = task(`while [ ! -e ${gate} ]; do sleep 0.05; done`);
+    const queued = task(`touch ${ran}`);
+    await ex.submit(blocker);
+    await ex.submit(queued);
+    await until(() => ex.get(queued.taskId)?.state === 'submitted', 'queued');
+    expect((await ex.kill(queued.taskId)).state).toBe('killed');
+
+    writeFileSync(gate, '');
+    await ex.wait(blocker.taskId);
+    await sleep(100);
+    expect(existsSync(ran)).toBe(false);
+  });
+
+  it('returns the existing record when the same task id is submitted again', async () => {
+    const { ex } = setup();
+    const count = tmp.join('count-dup');
+    const t = task(`echo x >> ${count}`);
+    const a = await ex.submit(t);
+    const b = await ex.submit(t);
+    expect(b.task.taskId).toBe(a.task.taskId);
+    await ex.wait(t.taskId);
+    await ex.submit(t);
+    await sleep(50);
+    expect(readFileSync(count, 'utf8')).toBe('x\n');
+  });
+
+  it('does not act on a transition it could not record', async () => {
+    const { ex, hooks } = setup();
+    hooks.failRecords = true;
+    const ran = tmp.join('ran-unrecorded');
+    const t = task(`touch ${ran}`);
+    await expect(ex.submit(t)).rejects.toThrow(RecordFailedError);
+    await sleep(100);
+    expect(ex.get(t.taskId)).toBeUndefined();
+    expect(existsSync(ran)).toBe(false);
+    expect(hooks.events).toHaveLength(0);
+  });
+
+  it('serves the log of a running task', async () => {
+    const { ex } = setup();
+    const gate = tmp.join('gate3');
+    const t = task(`echo first; while [ ! -e ${gate} ]; do sleep 0.05; done; echo second`);
+    await ex.submit(t);
+    await until(() => ex.get(t.taskId)?.state === 'running', 'running');
+    let log = '';
+    await until(() => {
+      void ex.logs(t.taskId).then((l) => {
+        log = l;
+      });
+      return log === 'first\n';
+    }, 'first line');
+
+    writeFileSync(gate, '');
+    await ex.wait(t.taskId);
+    expect(await ex.logs(t.taskId)).toBe('first\nsecond\n');
+    expect(await ex.logs(t.taskId, 'stdout', 7)).toBe('second\n');
+  });
+});
