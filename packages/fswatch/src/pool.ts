@@ -1,0 +1,135 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { WORKER_SOURCE } from './worker-source.js';
+
+/** [mtimeNs, ctimeNs, size, ino] as the worker reports them. */
+export type RawStat = [bigint, bigint, bigint, bigint];
+
+export type CheckResult =
+  | { kind: 'missing' | 'dir' | 'other' }
+  | { kind: 'same'; stat: RawStat }
+  | { kind: 'probe'; stat: RawStat; verifiedNs: bigint }
+  | {
+      kind: 'hashed' | 'unstable';
+      stat: RawStat;
+      sha256: string;
+      verifiedNs: bigint;
+      bytes: number;
+    }
+  | { kind: 'error'; errno: string };
+
+export interface CheckItem {
+  path: string;
+  expect: RawStat | null;
+  /** Hash even if the stat matches `expect` (a racy stamp). */
+  force?: boolean;
+  /** Only lstat a regular file, report `probe` (to recognise a rename before hashing). */
+  probe?: boolean;
+}
+
+export type ScanResult =
+  | { errno: string }
+  | { names: string[]; kinds: Uint8Array; stats: BigInt64Array };
+
+interface Task {
+  msg: Record<string, unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  task: Task | null;
+}
+
+/** Read size for hashing: large enough that syscalls are noise, small enough to stay in L2/L3. */
+export const HASH_BUFFER_BYTES = 1 << 20;
+
+/**
+ * A few worker threads doing blocking file I/O and hashing, so the event loop never waits
+ * on a large file. Idle workers are unref'd: a pool nobody uses does not keep a process alive.
+ */
+export class WorkerPool {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Task[] = [];
+  private nextId = 1;
+
+  constructor(readonly size: number) {}
+
+  check(items: CheckItem[], bufSize = HASH_BUFFER_BYTES): Promise<CheckResult[]> {
+    return this.run({ op: 'check', items, bufSize }) as Promise<CheckResult[]>;
+  }
+
+  hash(path: string, bufSize = HASH_BUFFER_BYTES): Promise<CheckResult> {
+    return this.run({ op: 'hash', path, bufSize }) as Promise<CheckResult>;
+  }
+
+  scan(dirs: string[]): Promise<ScanResult[]> {
+    return this.run({ op: 'scan', dirs }) as Promise<ScanResult[]>;
+  }
+
+  /** Terminates the workers; queued and running tasks reject. */
+  async destroy(): Promise<void> {
+    const err = new Error('worker pool destroyed');
+    for (const t of this.queue.splice(0)) t.reject(err);
+    await Promise.all(
+      this.slots.splice(0).map((s) => {
+        s.task?.reject(err);
+        return s.worker.terminate();
+      }),
+    );
+  }
+
+  private run(msg: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ msg: { ...msg, id: this.nextId++ }, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let slot = this.slots.find((s) => s.task === null);
+      if (!slot && this.slots.length < this.size) slot = this.spawn();
+      if (!slot) return;
+      const task = this.queue.shift()!;
+      slot.task = task;
+      slot.worker.ref();
+      slot.worker.postMessage(task.msg);
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'fswatch-io' });
+    const slot: Slot = { worker, task: null };
+    worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {
+      const task = slot.task;
+      slot.task = null;
+      worker.unref();
+      if (task) {
+        if (m.error !== undefined) task.reject(new Error(`fswatch worker: ${m.error}`));
+        else task.resolve(m.result);
+      }
+      this.dispatch();
+    });
+    const fail = (err: Error) => {
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      slot.task?.reject(err);
+      slot.task = null;
+      this.dispatch();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`fswatch worker exited with code ${code}`)));
+    this.slots.push(slot);
+    return slot;
+  }
+}
+
+let shared: WorkerPool | undefined;
+
+/** The process-wide pool: two workers on two cores, at most four. */
+export function sharedPool(): WorkerPool {
+  shared ??= new WorkerPool(Math.max(2, Math.min(4, availableParallelism())));
+  return shared;
+}

@@ -1,0 +1,758 @@
+import { readFileSync } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import type { DueItem } from './debounce.js';
+import { Debouncer } from './debounce.js';
+import { Delivery } from './delivery.js';
+import { DirWatchers } from './dir-watch.js';
+import {
+  HashError,
+  StampFileError,
+  WatchConfigError,
+  WatcherClosedError,
+  WatchRootError,
+} from './errors.js';
+import { PathMatcher } from './ignore.js';
+import { LogTailer } from './log-tail.js';
+import type { CheckItem, CheckResult, RawStat, WorkerPool } from './pool.js';
+import { sharedPool } from './pool.js';
+import type { Stamp } from './stamps.js';
+import { isRacy, StampCache, sameStat } from './stamps.js';
+import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './types.js';
+
+const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const CHECK_CHUNK = 64;
+const SCAN_CHUNK = 16;
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+function join(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+function globEscape(p: string): string {
+  return p.replace(/[\\*?[\]!#]/g, (c) => `\\${c}`);
+}
+
+function rawOf(s: Stamp): RawStat {
+  return [s.mtimeNs, s.ctimeNs, BigInt(s.size), s.ino];
+}
+
+/** inotify drops events silently once this many are queued; above half of it we rescan. */
+function overflowThreshold(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8').trim());
+    if (n > 0) return Math.floor(n / 2);
+  } catch {
+    // Not Linux, or /proc hidden: use the kernel default.
+  }
+  return 8192;
+}
+
+/**
+ * Watches a tree and reports content changes: see the package README for the guarantees.
+ * One instance per root and stamp file.
+ */
+export class FileWatcher {
+  private readonly rootAbs: string;
+  private readonly stampFile: string;
+  private readonly logger: Logger;
+  private readonly cache = new StampCache();
+  private readonly pool: WorkerPool;
+  private readonly debouncer: Debouncer;
+  private readonly delivery: Delivery;
+  private readonly dirs: DirWatchers;
+  private readonly tailer: LogTailer | undefined;
+  private matcher!: PathMatcher;
+  private readonly racyWindowNs: bigint;
+  private readonly maxWaitMs: number;
+  private readonly lockFiles: string[];
+  private readonly stat: WatcherStats = {
+    hashed: 0,
+    hashedBytes: 0,
+    scanned: 0,
+    events: 0,
+    batches: 0,
+    retries: 0,
+    dropped: 0,
+    pending: 0,
+    held: 0,
+    watches: 0,
+    polledDirs: 0,
+    rescans: 0,
+    logChunks: 0,
+    logBytes: 0,
+    stamps: 0,
+  };
+
+  private started = false;
+  private closing = false;
+  private closed = false;
+  /** Paths being checked now; a second event for one of them waits in `recheck`. */
+  private readonly inCheck = new Set<string>();
+  private readonly recheck = new Set<string>();
+  private activeChecks = 0;
+  /** Reconcile requests: directory → recursive. Run one at a time. */
+  private readonly reconcileQueue = new Map<string, boolean>();
+  private reconciling: Promise<void> | undefined;
+  private readonly held = new Map<string, number>();
+  private lockTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private persistTimer: NodeJS.Timeout | undefined;
+  private persisting: Promise<void> = Promise.resolve();
+  private readonly racyDue = new Map<string, number>();
+  private racyTimer: NodeJS.Timeout | undefined;
+  private rawEvents = 0;
+  private readonly rawOverflow = overflowThreshold();
+  private readonly warnedHash = new Set<string>();
+
+  constructor(private readonly opts: FileWatcherOptions) {
+    if (typeof opts.onBatch !== 'function') {
+      throw new WatchConfigError(
+        'onBatch is required: pass an async function that publishes events',
+      );
+    }
+    if (opts.policies?.some((p) => p.policy === 'log') && !opts.onLog) {
+      throw new WatchConfigError(
+        'a `log` policy needs onLog: pass an async function for the chunks',
+      );
+    }
+    this.rootAbs = resolve(opts.root);
+    this.stampFile = resolve(opts.stampFile);
+    this.logger = opts.logger ?? silent;
+    this.pool = sharedPool();
+    this.racyWindowNs = BigInt(Math.round((opts.racyWindowMs ?? 20) * 1e6));
+    this.maxWaitMs = opts.maxWaitMs ?? 500;
+    this.lockFiles = (opts.vcsLockFiles ?? ['.git/index.lock']).map((f) =>
+      resolve(this.rootAbs, f),
+    );
+    this.debouncer = new Debouncer(opts.debounceMs ?? 20, this.maxWaitMs, (items) =>
+      this.onDue(items),
+    );
+    this.delivery = new Delivery({
+      cache: this.cache,
+      onBatch: opts.onBatch,
+      batchMs: opts.batchMs ?? 100,
+      maxBatchSize: opts.maxBatchSize ?? 5000,
+      maxPending: opts.maxPending ?? 100_000,
+      retryInitialMs: opts.retryInitialMs ?? 100,
+      retryMaxMs: opts.retryMaxMs ?? 30_000,
+      logger: this.logger,
+      stats: this.stat,
+      isSettling: () => this.settling,
+      onCommit: () => this.schedulePersist(),
+      onOverflow: (ms) => {
+        setTimeout(() => this.requestReconcile('', true), Math.max(ms, 50)).unref();
+      },
+    });
+    this.dirs = new DirWatchers(
+      this.rootAbs,
+      opts.maxWatches ?? Number.POSITIVE_INFINITY,
+      (dir, name) => this.onRaw(dir, name),
+      (dir, err) => {
+        this.logger.warn({ err, dir }, 'directory watch failed; rescanning it');
+        this.requestReconcile(dir, true);
+      },
+      this.logger,
+    );
+    if (opts.onLog) {
+      this.tailer = new LogTailer({
+        rootAbs: this.rootAbs,
+        cache: this.cache,
+        onLog: opts.onLog,
+        onCommit: () => this.schedulePersist(),
+        retryInitialMs: opts.retryInitialMs ?? 100,
+        retryMaxMs: opts.retryMaxMs ?? 30_000,
+        logger: this.logger,
+        stats: this.stat,
+      });
+    }
+  }
+
+  /** Scans the tree against the stamp file (changes while stopped are reported), then watches. */
+  async start(): Promise<void> {
+    if (this.closing) throw new WatcherClosedError();
+    if (this.started) return;
+    this.started = true;
+    const st = await stat(this.rootAbs).catch((err: unknown) => {
+      throw new WatchRootError(this.rootAbs, { cause: err });
+    });
+    if (!st.isDirectory()) throw new WatchRootError(this.rootAbs);
+    this.matcher = new PathMatcher({
+      useDefaults: this.opts.useDefaultIgnores ?? true,
+      patterns: [...(this.opts.ignore ?? []), ...this.ownFiles()],
+      ignoreFileText: await this.readIgnoreFile(),
+      policies: this.opts.policies ?? [],
+    });
+    try {
+      await this.cache.load(this.stampFile);
+    } catch (err) {
+      if (!(err instanceof StampFileError) || err.retryable || !/parse/.test(err.message))
+        throw err;
+      this.logger.warn({ err, code: err.code }, err.message);
+    }
+    // Stamps of paths that are no longer watched artefacts (the ignore rules changed) go silently.
+    for (const p of [...this.cache.files.keys()]) {
+      if (this.matcher.policy(p) !== 'artefact') this.cache.delete(p);
+    }
+    this.requestReconcile('', true);
+    await this.reconciling;
+    const poll = this.opts.pollIntervalMs ?? 1000;
+    this.pollTimer = setInterval(() => {
+      if (this.dirs.polled.size > 0 && !this.closing) {
+        for (const d of this.dirs.polled) this.requestReconcile(d, false);
+      }
+    }, poll);
+    this.pollTimer.unref();
+    const every = this.opts.rescanIntervalMs ?? 0;
+    if (every > 0) {
+      this.rescanTimer = setInterval(() => this.requestReconcile('', true), every);
+      this.rescanTimer.unref();
+    }
+  }
+
+  /** Counters for tests, benchmarks and service stats. */
+  stats(): WatcherStats {
+    return {
+      ...this.stat,
+      pending:
+        this.debouncer.size + this.inCheck.size + this.delivery.pending + this.reconcileQueue.size,
+      held: this.held.size,
+      watches: this.dirs.count,
+      polledDirs: this.dirs.polled.size,
+      stamps: this.cache.size,
+    };
+  }
+
+  /** Resolves once nothing is pending: no debounce, check, scan, undelivered batch or log read. */
+  async idle(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      if (
+        this.debouncer.size === 0 &&
+        !this.settling &&
+        this.delivery.idle &&
+        !(this.tailer?.busy ?? false) &&
+        this.racyDue.size === 0
+      ) {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Looks at the whole tree again against the stamps (after a suspected missed event). */
+  async rescan(): Promise<void> {
+    if (this.closing) throw new WatcherClosedError();
+    this.requestReconcile('', true);
+    while (this.reconciling) await this.reconciling;
+  }
+
+  /**
+   * Stops watching, looks at what was still settling, delivers it (retrying until
+   * closeTimeoutMs) and persists the stamps. Undelivered changes are found by the next start.
+   */
+  async close(): Promise<void> {
+    if (this.closing) {
+      while (!this.closed) await new Promise((r) => setTimeout(r, 10));
+      return;
+    }
+    this.closing = true;
+    const deadline = performance.now() + (this.opts.closeTimeoutMs ?? 5000);
+    for (const t of [this.pollTimer, this.rescanTimer, this.racyTimer]) {
+      if (t) clearInterval(t);
+    }
+    this.racyDue.clear();
+    this.dirs.closeAll();
+    if (this.started) {
+      const items = this.debouncer.takeAll();
+      if (items.length > 0 && !(await this.lockPresent())) await this.check(items);
+      while (this.reconciling) await this.reconciling;
+      await this.delivery.drain(deadline);
+    }
+    this.debouncer.close();
+    this.delivery.close();
+    if (this.lockTimer) clearInterval(this.lockTimer);
+    await this.tailer?.close();
+    if (this.persistTimer) clearTimeout(this.persistTimer);
+    if (this.started) await this.persistNow();
+    this.closed = true;
+  }
+
+  private get settling(): boolean {
+    return (
+      this.debouncer.size > 0 ||
+      this.activeChecks > 0 ||
+      this.reconciling !== undefined ||
+      this.reconcileQueue.size > 0
+    );
+  }
+
+  /** The stamp file and its temp files, when they live under the root. */
+  private ownFiles(): string[] {
+    const rel = relative(this.rootAbs, this.stampFile);
+    if (rel.startsWith('..') || isAbsolute(rel)) return [];
+    const p = globEscape(rel.split(sep).join('/'));
+    return [`/${p}`, `/${p}.tmp-*`];
+  }
+
+  private async readIgnoreFile(): Promise<string | undefined> {
+    if (!this.opts.ignoreFile) return undefined;
+    const file = resolve(this.rootAbs, this.opts.ignoreFile);
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return undefined;
+    }
+  }
+
+  private onRaw(dir: string, name: string | null): void {
+    if (this.closing) return;
+    this.rawEvents++;
+    if (name === null || name === '') {
+      this.requestReconcile(dir, false);
+      return;
+    }
+    const rel = join(dir, name);
+    const policy = this.matcher.policy(rel);
+    if (policy === 'ignore') return;
+    if (policy === 'log') {
+      this.tailer?.poke(rel);
+      return;
+    }
+    this.debouncer.touch(rel);
+  }
+
+  private onDue(items: DueItem[]): void {
+    this.process(items).catch((err: unknown) =>
+      this.logger.error({ err }, 'fswatch: processing changes failed'),
+    );
+  }
+
+  private async process(items: DueItem[]): Promise<void> {
+    if (this.closing) return;
+    this.activeChecks++;
+    try {
+      if (await this.lockPresent()) {
+        this.hold(items);
+        return;
+      }
+      await this.check(items);
+    } finally {
+      this.activeChecks--;
+      this.afterWork();
+    }
+  }
+
+  private async lockPresent(): Promise<boolean> {
+    for (const f of this.lockFiles) {
+      try {
+        await access(f);
+        return true;
+      } catch {
+        // Absent: the usual case.
+      }
+    }
+    return false;
+  }
+
+  /** A VCS operation is running: its intermediate states are not worth hashing or reporting. */
+  private hold(items: DueItem[]): void {
+    for (const it of items) if (!this.held.has(it.path)) this.held.set(it.path, it.first);
+    this.delivery.setPaused(true);
+    if (this.lockTimer) return;
+    this.lockTimer = setInterval(() => {
+      this.lockPresent().then(
+        (present) => {
+          if (present || !this.lockTimer) return;
+          clearInterval(this.lockTimer);
+          this.lockTimer = undefined;
+          const released = [...this.held].map(([path, first]) => ({ path, first }));
+          this.held.clear();
+          this.delivery.setPaused(false);
+          if (released.length > 0) this.onDue(released);
+        },
+        () => {},
+      );
+    }, 50);
+  }
+
+  /** Something finished: deliver when everything has settled, rescan after a huge burst. */
+  private afterWork(): void {
+    if (this.settling) return;
+    if (this.rawEvents >= this.rawOverflow) {
+      // inotify may have dropped events (it says so with IN_Q_OVERFLOW, which libuv swallows).
+      this.logger.info(
+        { events: this.rawEvents },
+        'burst large enough to overflow inotify; rescanning',
+      );
+      this.requestReconcile('', true);
+    }
+    this.rawEvents = 0;
+    this.delivery.kick();
+  }
+
+  /**
+   * Looks at each path: stat, compare with the newest known stamp, hash if it moved or is
+   * racy, and records the new state for delivery.
+   */
+  private async check(items: DueItem[]): Promise<void> {
+    const todo: DueItem[] = [];
+    for (const it of items) {
+      if (this.inCheck.has(it.path)) this.recheck.add(it.path);
+      else {
+        this.inCheck.add(it.path);
+        todo.push(it);
+      }
+    }
+    if (todo.length === 0) return;
+    this.activeChecks++;
+    try {
+      const chunks: Promise<void>[] = [];
+      for (let i = 0; i < todo.length; i += CHECK_CHUNK) {
+        chunks.push(this.checkChunk(todo.slice(i, i + CHECK_CHUNK)));
+      }
+      await Promise.all(chunks);
+    } finally {
+      for (const it of todo) {
+        this.inCheck.delete(it.path);
+        if (this.recheck.delete(it.path) && !this.closing) this.debouncer.touch(it.path);
+      }
+      this.activeChecks--;
+      this.afterWork();
+    }
+  }
+
+  private async checkChunk(items: DueItem[]): Promise<void> {
+    const req: CheckItem[] = items.map((it) => {
+      const lat = this.delivery.latest(it.path);
+      return {
+        path: `${this.rootAbs}/${it.path}`,
+        expect: lat ? rawOf(lat) : null,
+        force: lat ? isRacy(lat, this.racyWindowNs) : false,
+        // A path we have never seen may be a renamed file: stat first, hash only if not.
+        probe: lat === null,
+      };
+    });
+    let res: CheckResult[];
+    try {
+      res = await this.pool.check(req);
+    } catch (err) {
+      if (this.closing) return;
+      throw err;
+    }
+    const rehash: DueItem[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const r = res[i]!;
+      if (r.kind === 'probe') {
+        if (!this.adoptMove(it.path, r.stat, r.verifiedNs)) rehash.push(it);
+        continue;
+      }
+      this.apply(it, r);
+    }
+    if (rehash.length > 0) {
+      const again = await this.pool.check(
+        rehash.map((it) => ({ path: `${this.rootAbs}/${it.path}`, expect: null, force: true })),
+      );
+      for (let i = 0; i < rehash.length; i++) this.apply(rehash[i]!, again[i]!);
+    }
+  }
+
+  /**
+   * A new path whose inode, size and mtime match an acknowledged file is that file renamed:
+   * take its hash instead of reading the bytes again (a rename keeps mtime, changes ctime).
+   */
+  private adoptMove(rel: string, st: RawStat, verifiedNs: bigint): boolean {
+    const from = this.cache.pathOfIno(st[3]);
+    if (from === undefined || from === rel) return false;
+    const old = this.cache.get(from);
+    if (!old || old.mtimeNs !== st[0] || old.size !== Number(st[2])) return false;
+    if (isRacy(old, this.racyWindowNs)) return false;
+    this.record(rel, {
+      mtimeNs: st[0],
+      ctimeNs: st[1],
+      size: Number(st[2]),
+      ino: st[3],
+      sha256: old.sha256,
+      verifiedNs,
+    });
+    return true;
+  }
+
+  private apply(it: DueItem, r: CheckResult): void {
+    const rel = it.path;
+    switch (r.kind) {
+      case 'missing':
+        if (this.dirs.has(rel)) this.requestReconcile(rel, true);
+        this.delivery.set(rel, null);
+        return;
+      case 'dir':
+        this.delivery.set(rel, null);
+        if (!this.dirs.has(rel) && !this.matcher.dirIgnored(rel)) this.requestReconcile(rel, true);
+        return;
+      case 'other':
+        this.delivery.set(rel, null);
+        return;
+      case 'same':
+      case 'probe':
+        return;
+      case 'error': {
+        if (!this.warnedHash.has(rel)) {
+          this.warnedHash.add(rel);
+          const err = new HashError(rel, r.errno);
+          this.logger.warn({ err, code: err.code, path: rel }, err.message);
+        }
+        return;
+      }
+      case 'hashed':
+      case 'unstable': {
+        this.stat.hashed++;
+        this.stat.hashedBytes += r.bytes;
+        this.warnedHash.delete(rel);
+        const stamp: Stamp = {
+          mtimeNs: r.stat[0],
+          ctimeNs: r.stat[1],
+          size: Number(r.stat[2]),
+          ino: r.stat[3],
+          sha256: r.sha256,
+          verifiedNs: r.verifiedNs,
+        };
+        if (r.kind === 'unstable') {
+          // Written while we read it. Look again once it is quiet, unless it has been
+          // written for longer than maxWaitMs: then report what we read, and the stamp
+          // (verified at 0, so always racy) makes the next look hash it again.
+          if (performance.now() - it.first < this.maxWaitMs && !this.closing) {
+            this.debouncer.touch(rel, it.first);
+            return;
+          }
+          stamp.verifiedNs = 0n;
+          this.delivery.set(rel, stamp);
+          return;
+        }
+        this.record(rel, stamp);
+      }
+    }
+  }
+
+  private record(rel: string, stamp: Stamp): void {
+    const lat = this.delivery.latest(rel);
+    if (
+      lat &&
+      lat.sha256 === stamp.sha256 &&
+      sameStat(lat, stamp.mtimeNs, stamp.ctimeNs, stamp.size, stamp.ino) &&
+      lat.verifiedNs >= stamp.verifiedNs
+    ) {
+      return;
+    }
+    this.delivery.set(rel, stamp);
+    if (isRacy(stamp, this.racyWindowNs)) this.scheduleRacy(rel, stamp);
+  }
+
+  /**
+   * A racy stamp would make the next run hash the file again; verify it once the clock
+   * has moved past its timestamp tick, so the persisted stamp is trustworthy.
+   */
+  private scheduleRacy(rel: string, s: Stamp): void {
+    if (this.closing) return;
+    const waitMs = Number(s.ctimeNs + this.racyWindowNs - nowNs()) / 1e6 + 5;
+    this.racyDue.set(rel, performance.now() + Math.max(1, waitMs));
+    this.armRacy();
+  }
+
+  private armRacy(): void {
+    if (this.racyTimer) clearTimeout(this.racyTimer);
+    this.racyTimer = undefined;
+    if (this.racyDue.size === 0) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const at of this.racyDue.values()) if (at < next) next = at;
+    this.racyTimer = setTimeout(
+      () => {
+        this.racyTimer = undefined;
+        const now = performance.now();
+        const due: DueItem[] = [];
+        for (const [p, at] of this.racyDue) {
+          if (at <= now) {
+            this.racyDue.delete(p);
+            due.push({ path: p, first: now });
+          }
+        }
+        if (due.length > 0) this.onDue(due);
+        this.armRacy();
+      },
+      Math.max(1, next - performance.now()),
+    );
+  }
+
+  private requestReconcile(dir: string, recursive: boolean): void {
+    if (this.closing) return;
+    const prev = this.reconcileQueue.get(dir);
+    this.reconcileQueue.set(dir, recursive || prev === true);
+    if (this.reconciling) return;
+    this.reconciling = (async () => {
+      try {
+        while (this.reconcileQueue.size > 0) {
+          const batch = [...this.reconcileQueue];
+          this.reconcileQueue.clear();
+          try {
+            await this.reconcile(batch);
+          } catch (err) {
+            if (!this.closing) this.logger.error({ err }, 'fswatch: rescan failed');
+          }
+        }
+      } finally {
+        this.reconciling = undefined;
+        this.afterWork();
+      }
+    })();
+  }
+
+  /**
+   * Walks the given directories (recursively or one level), watching each before reading
+   * it, and compares what it finds with the newest known stamps: unchanged files cost one
+   * lstat, changed ones a hash, vanished ones a delete. This is the initial scan, the
+   * rescan after an overflow or a watch error, the handling of new and vanished
+   * directories, and the poll of directories that could not be watched.
+   */
+  private async reconcile(requests: Array<[string, boolean]>): Promise<void> {
+    if (this.started && requests.some(([d]) => d === '')) this.stat.rescans++;
+    // A recursive request covers every request below it, and a shallow one for the same dir.
+    const rec = new Set(requests.filter(([, r]) => r).map(([d]) => d));
+    const underRec = (d: string) => {
+      if (d === '') return false;
+      for (let a = parentOf(d); ; a = parentOf(a)) {
+        if (rec.has(a)) return true;
+        if (a === '') return false;
+      }
+    };
+    const queue = requests.filter(([d, r]) => !underRec(d) && (r || !rec.has(d)));
+    const listed = new Set<string>();
+    const gone = new Set<string>();
+    const found = new Map<string, RawStat>();
+
+    const scanBatch = async (batch: Array<[string, boolean]>) => {
+      const dirsToRead: Array<[string, boolean]> = [];
+      for (const [d, r] of batch) {
+        if (this.closing) break;
+        if (d !== '' && this.matcher.dirIgnored(d)) continue;
+        if (this.dirs.watch(d) === 'gone') {
+          gone.add(d);
+          this.dirs.unwatchSubtree(d);
+        } else dirsToRead.push([d, r]);
+      }
+      if (dirsToRead.length === 0) return;
+      const res = await this.pool.scan(
+        dirsToRead.map(([d]) => (d === '' ? this.rootAbs : `${this.rootAbs}/${d}`)),
+      );
+      for (let i = 0; i < dirsToRead.length; i++) {
+        const [d, r] = dirsToRead[i]!;
+        const s = res[i]!;
+        if ('errno' in s) {
+          if (s.errno === 'ENOENT' || s.errno === 'ENOTDIR') {
+            gone.add(d);
+            this.dirs.unwatchSubtree(d);
+          } else {
+            this.logger.warn(
+              { dir: d, errno: s.errno },
+              'cannot read directory; its files are left as they were',
+            );
+          }
+          continue;
+        }
+        listed.add(d);
+        this.stat.scanned += s.names.length;
+        for (let k = 0; k < s.names.length; k++) {
+          const rel = join(d, s.names[k]!);
+          const kind = s.kinds[k];
+          if (kind === 1) {
+            const policy = this.matcher.policy(rel);
+            if (policy === 'artefact') {
+              found.set(rel, [
+                s.stats[k * 4]!,
+                s.stats[k * 4 + 1]!,
+                s.stats[k * 4 + 2]!,
+                BigInt.asUintN(64, s.stats[k * 4 + 3]!),
+              ]);
+            } else if (policy === 'log') this.tailer?.poke(rel);
+          } else if (kind === 2) {
+            if (this.matcher.dirIgnored(rel)) continue;
+            if (r) queue.push([rel, true]);
+            else if (!this.dirs.has(rel)) queue.push([rel, true]);
+          }
+        }
+      }
+    };
+
+    // Keep both workers busy: several batches of directories in flight at once.
+    const inflight = new Set<Promise<void>>();
+    while (queue.length > 0 || inflight.size > 0) {
+      while (queue.length > 0 && inflight.size < this.pool.size * 2) {
+        const p: Promise<void> = scanBatch(queue.splice(0, SCAN_CHUNK)).finally(() =>
+          inflight.delete(p),
+        );
+        inflight.add(p);
+      }
+      if (inflight.size > 0) await Promise.race(inflight);
+    }
+    if (this.closing && this.started) return;
+
+    const isGone = (p: string) => {
+      for (let d = parentOf(p); ; d = parentOf(d)) {
+        if (gone.has(d)) return true;
+        if (d === '') return false;
+      }
+    };
+    const todo: DueItem[] = [];
+    const now = performance.now();
+    for (const p of this.delivery.knownPaths()) {
+      if (found.has(p)) continue;
+      if (listed.has(parentOf(p)) || (gone.size > 0 && isGone(p)))
+        todo.push({ path: p, first: now });
+    }
+    for (const [p, st] of found) {
+      const lat = this.delivery.latest(p);
+      if (
+        lat &&
+        sameStat(lat, st[0], st[1], Number(st[2]), st[3]) &&
+        !isRacy(lat, this.racyWindowNs)
+      ) {
+        continue;
+      }
+      todo.push({ path: p, first: now });
+    }
+    if (todo.length > 0) await this.check(todo);
+  }
+
+  private schedulePersist(): void {
+    if (this.persistTimer || this.closing) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      this.persistNow().catch(() => {});
+    }, this.opts.persistDelayMs ?? 1000);
+    this.persistTimer.unref();
+  }
+
+  private persistNow(): Promise<void> {
+    this.persisting = this.persisting.then(async () => {
+      if (!this.cache.isDirty) return;
+      try {
+        await this.cache.save(this.stampFile);
+      } catch (err) {
+        this.logger.error({ err, code: (err as StampFileError).code }, (err as Error).message);
+        if (this.closing) throw err;
+      }
+    });
+    return this.persisting;
+  }
+}
+
+export type { FileEvent };

@@ -1,0 +1,110 @@
+/**
+ * The code of the I/O workers, as a CommonJS string for `new Worker(src, { eval: true })`.
+ * A string rather than a .ts file because a worker does not inherit the TypeScript loader
+ * of tsx or vitest; this way the same code runs everywhere.
+ *
+ * Everything here uses synchronous fs calls on purpose: inside a worker they block only the
+ * worker, and they cost a third of their async counterparts (no threadpool hop, no promise
+ * per call), which is what lets a stat walk of 100k files keep pace with `find`.
+ */
+export const WORKER_SOURCE = `'use strict';
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+const { parentPort } = require('node:worker_threads');
+const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0);
+let buf = null;
+
+function errno(e) { return (e && e.code) || String(e); }
+function statOf(st) { return [st.mtimeNs, st.ctimeNs, st.size, st.ino]; }
+
+function hashPath(path, bufSize) {
+  let fd;
+  try { fd = fs.openSync(path, OPEN_FLAGS); }
+  catch (e) { return e.code === 'ENOENT' || e.code === 'ENOTDIR' ? { kind: 'missing' } : { kind: 'error', errno: errno(e) }; }
+  try {
+    // Taken before the stat: a stamp is racy if its ctime is within the clock granularity of this.
+    const verifiedNs = BigInt(Date.now()) * 1000000n;
+    const a = fs.fstatSync(fd, { bigint: true });
+    if (!a.isFile()) return { kind: 'other' };
+    if (!buf || buf.length < bufSize) buf = Buffer.allocUnsafe(bufSize);
+    const h = crypto.createHash('sha256');
+    let bytes = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, bufSize, null);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+      bytes += n;
+    }
+    const b = fs.fstatSync(fd, { bigint: true });
+    const stable = a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.size === b.size && BigInt(bytes) === a.size;
+    return { kind: stable ? 'hashed' : 'unstable', stat: statOf(a), sha256: h.digest('hex'), verifiedNs, bytes };
+  } catch (e) {
+    return { kind: 'error', errno: errno(e) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// item: { path, expect: [mtimeNs, ctimeNs, size, ino] | null, force, probe }
+function check(item, bufSize) {
+  const verifiedNs = BigInt(Date.now()) * 1000000n;
+  let st;
+  try { st = fs.lstatSync(item.path, { bigint: true, throwIfNoEntry: false }); }
+  catch (e) { return e.code === 'ENOTDIR' ? { kind: 'missing' } : { kind: 'error', errno: errno(e) }; }
+  if (st === undefined) return { kind: 'missing' };
+  if (st.isDirectory()) return { kind: 'dir' };
+  if (!st.isFile()) return { kind: 'other' };
+  if (item.probe) return { kind: 'probe', stat: statOf(st), verifiedNs };
+  const x = item.expect;
+  if (x && !item.force && st.mtimeNs === x[0] && st.ctimeNs === x[1] && st.size === x[2] && st.ino === x[3]) {
+    return { kind: 'same', stat: statOf(st) };
+  }
+  return hashPath(item.path, bufSize);
+}
+
+// kinds: 1 file, 2 directory, 3 symlink, 4 other, 5 vanished between readdir and lstat.
+function scanDir(dir) {
+  let ents;
+  try { ents = fs.readdirSync(dir, { withFileTypes: true }); }
+  catch (e) { return { errno: errno(e) }; }
+  const n = ents.length;
+  const names = new Array(n);
+  const kinds = new Uint8Array(n);
+  const stats = new BigInt64Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    const d = ents[i];
+    names[i] = d.name;
+    if (d.isDirectory()) { kinds[i] = 2; continue; }
+    if (d.isSymbolicLink()) { kinds[i] = 3; continue; }
+    if (!d.isFile() && (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice())) { kinds[i] = 4; continue; }
+    let st;
+    try { st = fs.lstatSync(dir + '/' + d.name, { bigint: true, throwIfNoEntry: false }); }
+    catch { st = undefined; }
+    if (st === undefined) { kinds[i] = 5; continue; }
+    if (st.isFile()) {
+      kinds[i] = 1;
+      stats[i * 4] = st.mtimeNs; stats[i * 4 + 1] = st.ctimeNs; stats[i * 4 + 2] = st.size; stats[i * 4 + 3] = st.ino;
+    } else kinds[i] = st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+  }
+  return { names, kinds, stats };
+}
+
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'check') {
+      parentPort.postMessage({ id: m.id, result: m.items.map((it) => check(it, m.bufSize)) });
+    } else if (m.op === 'hash') {
+      parentPort.postMessage({ id: m.id, result: hashPath(m.path, m.bufSize) });
+    } else if (m.op === 'scan') {
+      const result = m.dirs.map(scanDir);
+      const transfer = [];
+      for (const r of result) if (r.kinds) transfer.push(r.kinds.buffer, r.stats.buffer);
+      parentPort.postMessage({ id: m.id, result }, transfer);
+    } else {
+      parentPort.postMessage({ id: m.id, error: 'unknown op ' + m.op });
+    }
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, error: String((e && e.stack) || e) });
+  }
+});
+`;
