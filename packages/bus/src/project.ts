@@ -7,7 +7,11 @@ const DAY = 24 * 3600_000;
  * Creates a project's streams (idempotent; every service calls it at start, so start order does
  * not matter). Work queues hold build requests and tasks until a chef or runner acks them.
  */
-export async function ensureProjectStreams(bus: Bus, project: string, replicas = 1): Promise<void> {
+export async function ensureProjectStreams(
+  bus: Bus,
+  project: string,
+  replicas?: number,
+): Promise<void> {
   const p = project;
   const specs = [
     {
@@ -42,5 +46,9 @@ export async function ensureProjectStreams(bus: Bus, project: string, replicas =
     },
   ] as const;
   for (const spec of specs)
-    await bus.ensureStream({ ...spec, subjects: [...spec.subjects], replicas });
+    await bus.ensureStream({
+      ...spec,
+      subjects: [...spec.subjects],
+      ...(replicas ? { replicas } : {}),
+    });
 }

@@ -12,6 +12,14 @@ import type { NatsConnection } from '@nats-io/transport-node';
 
 const NS = 1_000_000;
 
+/** Replicas for streams and buckets: 1 on one server, 3 on a cluster (CP_REPLICAS). */
+export function defaultReplicas(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.CP_REPLICAS ?? 1);
+  if (!Number.isInteger(n) || n < 1 || n > 5)
+    throw new Error(`CP_REPLICAS must be 1 to 5, got ${JSON.stringify(env.CP_REPLICAS)}`);
+  return n;
+}
+
 export interface StreamSpec {
   readonly name: string;
   readonly subjects: string[];
@@ -34,7 +42,7 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     max_age: (spec.maxAgeMs ?? 0) * NS,
     max_msgs: spec.maxMsgs ?? -1,
     duplicate_window: (spec.duplicateWindowMs ?? 120_000) * NS,
-    num_replicas: spec.replicas ?? 1,
+    num_replicas: spec.replicas ?? defaultReplicas(),
   };
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await jsm.streams.info(spec.name).catch(() => undefined);
@@ -110,7 +118,10 @@ export interface KvSpec {
 export async function ensureKv(nc: NatsConnection, name: string, spec: KvSpec = {}): Promise<KV> {
   const kvm = new Kvm(nc);
   try {
-    return await kvm.create(name, { history: spec.history ?? 1, replicas: spec.replicas ?? 1 });
+    return await kvm.create(name, {
+      history: spec.history ?? 1,
+      replicas: spec.replicas ?? defaultReplicas(),
+    });
   } catch {
     return await kvm.open(name);
   }

@@ -113,7 +113,11 @@ export class TypedKv<S extends z.ZodType> {
   }
 
   /** Resolves with the first value of `key` that satisfies `done` (the current one included). */
-  async waitFor(key: string, done: (value: z.infer<S>) => boolean, signal?: AbortSignal): Promise<z.infer<S>> {
+  async waitFor(
+    key: string,
+    done: (value: z.infer<S>) => boolean,
+    signal?: AbortSignal,
+  ): Promise<z.infer<S>> {
     return new Promise((resolve, reject) => {
       let stop: (() => void) | undefined;
       let finished = false;

@@ -1,0 +1,150 @@
+// `pnpm cp-up` (scripts/up installs first): one nats-server, all four services, the local
+// resource and the demo project, supervised; Ctrl-C stops everything cleanly.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cpSync, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { NatsServer } from '@computepods/testkit';
+import { formatLogLine } from './log-line.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const state = process.env.CP_STATE_DIR ?? `${root}.state`;
+const project = process.env.CP_PROJECT ?? 'demo';
+const workspace = process.env.CP_WORKSPACE ?? `${state}/${project}/workspace`;
+const tsx = `${root}node_modules/.bin/tsx`;
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+async function startNats(): Promise<{ url: string; server?: NatsServer }> {
+  if (process.env.NATS_URL) return { url: process.env.NATS_URL };
+  const storeDir = `${state}/nats`;
+  mkdirSync(storeDir, { recursive: true });
+  const port = Number(process.env.CP_NATS_PORT ?? 4222);
+  try {
+    const server = await NatsServer.start({ port, storeDir });
+    return { url: server.url, server };
+  } catch (err) {
+    say(
+      `port ${port} is busy (${(err as Error).message.split('\n')[0]}); using a free port instead`,
+    );
+    const server = await NatsServer.start({ storeDir });
+    return { url: server.url, server };
+  }
+}
+
+interface Supervised {
+  name: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  child?: ChildProcess;
+  restarts: number;
+  log: WriteStream;
+}
+
+let stopping = false;
+
+function launch(s: Supervised): void {
+  const child = spawn(tsx, s.args, { env: s.env, stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
+  s.child = child;
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      s.log.write(`${line}\n`);
+      if (process.env.CP_UP_QUIET !== '1') say(formatLogLine(s.name, line));
+    });
+  }
+  child.on('exit', (code, signal) => {
+    if (stopping) return;
+    const delay = Math.min(1000 * 2 ** s.restarts, 30_000);
+    s.restarts++;
+    say(
+      `!! ${s.name} exited (${signal ?? `code ${code}`}); restarting in ${delay / 1000}s (see ${s.log.path})`,
+    );
+    setTimeout(() => !stopping && launch(s), delay);
+  });
+}
+
+async function main(): Promise<void> {
+  const nats = await startNats();
+  mkdirSync(`${workspace}/src`, { recursive: true });
+  if (!existsSync(`${workspace}/src/hello.txt`))
+    cpSync(`${root}deploy/demo/src`, `${workspace}/src`, { recursive: true });
+  mkdirSync(`${state}/logs`, { recursive: true });
+
+  const env = {
+    ...process.env,
+    NATS_URL: nats.url,
+    CP_PROJECT: project,
+    CP_STATE_DIR: `${state}/${project}`,
+    CP_WORKSPACE: workspace,
+    CP_POD: process.env.CP_POD ?? 'pod-local',
+    CP_LOG_FORMAT: 'json',
+  };
+  const services: Supervised[] = [
+    { name: 'majordomo', args: ['services/majordomo/src/main.ts'], env, restarts: 0 },
+    {
+      name: 'chef',
+      args: ['services/chef/src/main.ts'],
+      env: { ...env, CP_CHEF: 'text', CP_CHEF_DEFINITION: 'generic' },
+      restarts: 0,
+    },
+    {
+      name: 'runner',
+      args: ['services/runner/src/main.ts'],
+      env: { ...env, CP_RESOURCE: 'local' },
+      restarts: 0,
+    },
+    { name: 'fswatcher', args: ['services/fswatcher/src/main.ts'], env, restarts: 0 },
+  ].map((s) => ({ ...s, log: createWriteStream(`${state}/logs/${s.name}.log`, { flags: 'a' }) }));
+  for (const s of services) launch(s);
+
+  say(
+    [
+      '',
+      'ComputePods is up',
+      `  NATS        ${nats.url}${nats.server ? ` (own nats-server, pid ${nats.server.pid}, data in ${state}/nats)` : ' (NATS_URL)'}`,
+      `  project     ${project}`,
+      `  workspace   ${workspace}`,
+      `  services    ${services.map((s) => `${s.name} (pid ${s.child?.pid})`).join(', ')}`,
+      `  resource    local (runner on this machine)`,
+      `  logs        ${state}/logs/`,
+      '',
+      `Try: echo "more text" >> ${workspace}/src/hello.txt`,
+      `     NATS_URL=${nats.url} pnpm -s cpctrl status`,
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    say(`\n${signal}: stopping services...`);
+    await Promise.all(
+      services.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const c = s.child;
+            if (!c || c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    if (nats.server) await nats.server.stop();
+    say('stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`up: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,40 @@
+import { createHash } from 'node:crypto';
+import type { Bus } from '@computepods/bus';
+import { ensureProjectStreams } from '@computepods/bus';
+import { FileWatcher } from '@computepods/fswatch';
+import { subjects } from '@computepods/protocol';
+import type { FsWatcherConfig } from './config.js';
+
+/**
+ * Watches a pod's workspace and publishes debounced, SHA-256-stamped changes. A batch's stamps
+ * are recorded only after JetStream acknowledged it, so a crash or a NATS outage loses nothing:
+ * unacknowledged changes are found again by the next scan. The message id is derived from the
+ * batch, so a batch re-sent after a lost ack is dropped by JetStream's dedupe.
+ */
+export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<() => Promise<void>> {
+  await ensureProjectStreams(bus, cfg.project);
+  const subject = subjects.filesChanged(cfg.project);
+  const watcher = new FileWatcher({
+    root: cfg.root,
+    stampFile: cfg.stampFile,
+    ignoreFile: cfg.ignoreFile,
+    debounceMs: cfg.debounceMs,
+    logger: bus.logger,
+    onBatch: async (events) => {
+      const body = { pod: cfg.pod, events };
+      const msgId = createHash('sha256')
+        .update(cfg.pod)
+        .update(JSON.stringify(events))
+        .digest('hex')
+        .slice(0, 32);
+      await bus.publish('files.changed', subject, body, { msgId });
+      bus.logger.info({ files: events.length, first: events[0]?.path }, 'published file changes');
+    },
+  });
+  await watcher.start();
+  bus.logger.info({ root: cfg.root }, 'watching workspace');
+  return async () => {
+    await watcher.close();
+    await bus.close();
+  };
+}

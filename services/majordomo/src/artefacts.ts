@@ -1,0 +1,73 @@
+import type { Bus, TypedKv } from '@computepods/bus';
+import { ArtefactRecord, type ArtefactStatus, buckets, subjects } from '@computepods/protocol';
+
+type Rec = ArtefactRecord;
+
+/**
+ * The ArtefactManager: one KV record per artefact (hash, size, producer, state, pods holding it),
+ * mirrored in memory. Every change is written to KV and announced on the artefact-state subject
+ * (cpctrl --watch and the UI follow it).
+ */
+export class ArtefactManager {
+  readonly #records = new Map<string, Rec>();
+
+  private constructor(
+    readonly bus: Bus,
+    readonly kv: TypedKv<typeof ArtefactRecord>,
+  ) {}
+
+  static async open(bus: Bus): Promise<ArtefactManager> {
+    const kv = await bus.kv(buckets.artefacts(bus.project), ArtefactRecord);
+    const m = new ArtefactManager(bus, kv);
+    for (const [path, { value }] of await kv.entries()) m.#records.set(path, value);
+    return m;
+  }
+
+  get(path: string): Rec | undefined {
+    return this.#records.get(path);
+  }
+
+  all(): Rec[] {
+    return [...this.#records.values()].sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  /** Merges a change into the record; writes and announces it only if something changed. */
+  async update(path: string, change: Partial<Omit<Rec, 'path' | 'updated'>> & { status: ArtefactStatus }, cid?: string): Promise<Rec> {
+    const prev = this.#records.get(path);
+    const next: Rec = {
+      path,
+      sha256: null,
+      size: null,
+      pods: [],
+      ...prev,
+      ...change,
+      updated: new Date().toISOString(),
+    };
+    if (change.error === undefined && next.status !== 'failed' && next.status !== 'not_converging') delete next.error;
+    if (prev && same(prev, next)) return prev;
+    this.#records.set(path, next);
+    await this.kv.put(path, next);
+    this.bus.emit('artefact.state', subjects.artefactState(this.bus.project), next, cid);
+    return next;
+  }
+
+  async remove(path: string, cid?: string): Promise<void> {
+    const prev = this.#records.get(path);
+    if (!prev) return;
+    this.#records.delete(path);
+    await this.kv.delete(path);
+    this.bus.emit('artefact.state', subjects.artefactState(this.bus.project), { ...prev, status: 'missing', sha256: null }, cid);
+  }
+}
+
+function same(a: Rec, b: Rec): boolean {
+  return (
+    a.status === b.status &&
+    a.sha256 === b.sha256 &&
+    a.size === b.size &&
+    a.producer === b.producer &&
+    a.error === b.error &&
+    a.buildId === b.buildId &&
+    a.pods.join() === b.pods.join()
+  );
+}

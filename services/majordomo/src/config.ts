@@ -1,0 +1,24 @@
+import { checkProject } from '@computepods/protocol';
+
+export interface MajorDomoConfig {
+  readonly project: string;
+  /** Builds dispatched at once (the ready set is cut to this). */
+  readonly parallelBuilds: number;
+  /** Passes a cycle may take before it is reported as not converging. */
+  readonly passLimit: number;
+}
+
+function int(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomoConfig {
+  return {
+    project: checkProject(env.CP_PROJECT ?? 'demo'),
+    parallelBuilds: int('CP_PARALLEL_BUILDS', env.CP_PARALLEL_BUILDS, 64),
+    passLimit: int('CP_PASS_LIMIT', env.CP_PASS_LIMIT, 5),
+  };
+}

@@ -1,0 +1,131 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bus, createLogger } from '@computepods/bus';
+import { ArtefactRecord, type ArtefactStatus, buckets } from '@computepods/protocol';
+import { ManagedProcess, NatsServer, TempDir } from '@computepods/testkit';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const tsx = join(root, 'node_modules/.bin/tsx');
+
+export type ServiceName = 'majordomo' | 'chef' | 'runner' | 'fswatcher';
+
+const READY: Record<ServiceName, RegExp> = {
+  majordomo: /"msg":"majordomo ready"/,
+  chef: /"msg":"rules declared"/,
+  runner: /"msg":"runner ready"/,
+  fswatcher: /"msg":"watching workspace"/,
+};
+
+/**
+ * A whole ComputePods deployment for one test file: a real nats-server and each service as its
+ * own OS process (tsx), one workspace in a temp dir. Services can be SIGKILLed and restarted.
+ */
+export class Stack implements AsyncDisposable {
+  readonly dir = new TempDir('cp-e2e-');
+  readonly workspace = this.dir.join('workspace');
+  readonly procs = new Map<string, ManagedProcess>();
+  bus!: Bus;
+
+  private constructor(
+    readonly nats: NatsServer,
+    readonly project: string,
+  ) {
+    mkdirSync(this.workspace, { recursive: true });
+  }
+
+  static async start(project: string): Promise<Stack> {
+    const nats = await NatsServer.start();
+    const stack = new Stack(nats, project);
+    const logger = createLogger('e2e');
+    logger.level = 'silent';
+    stack.bus = await Bus.connect({
+      servers: nats.url,
+      service: 'e2e',
+      project,
+      logger,
+      discoverable: false,
+    });
+    return stack;
+  }
+
+  env(name: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      NATS_URL: this.nats.url,
+      CP_PROJECT: this.project,
+      CP_WORKSPACE: this.workspace,
+      CP_STATE_DIR: this.dir.join('state', name),
+      CP_POD: 'pod-test',
+      CP_LOG_FORMAT: 'json',
+      CP_LOG_LEVEL: 'debug',
+      ...extra,
+    };
+  }
+
+  /** Starts a service process (name may carry a suffix: 'chef-2') and waits until it is ready. */
+  async start(
+    kind: ServiceName,
+    extra: Record<string, string> = {},
+    name: string = kind,
+  ): Promise<ManagedProcess> {
+    const proc = new ManagedProcess({
+      name,
+      command: tsx,
+      args: [join(root, `services/${kind}/src/main.ts`)],
+      env: this.env(name, extra),
+      cwd: root,
+    });
+    this.procs.set(name, proc);
+    await proc.waitForOutput(READY[kind], 60_000);
+    return proc;
+  }
+
+  async kill9(name: string): Promise<void> {
+    await this.procs.get(name)?.kill9();
+  }
+
+  write(path: string, content: string): void {
+    const full = join(this.workspace, path);
+    mkdirSync(dirname(full), { recursive: true });
+    writeFileSync(full, content);
+  }
+
+  async artefact(path: string): Promise<ArtefactRecord | undefined> {
+    const kv = await this.bus.kv(buckets.artefacts(this.project), ArtefactRecord);
+    return (await kv.get(path))?.value;
+  }
+
+  /** Waits until the artefact's KV record satisfies `ok` (default: up to date). */
+  async until(
+    path: string,
+    ok: (a: ArtefactRecord) => boolean = (a) => a.status === 'up_to_date',
+    timeoutMs = 30_000,
+  ): Promise<ArtefactRecord> {
+    const end = Date.now() + timeoutMs;
+    let last: ArtefactRecord | undefined;
+    while (Date.now() < end) {
+      last = await this.artefact(path);
+      if (last && ok(last)) return last;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(
+      `${path} not as expected within ${timeoutMs} ms; last record: ${JSON.stringify(last)}\n${this.logs()}`,
+    );
+  }
+
+  status(path: string, status: ArtefactStatus) {
+    return this.until(path, (a) => a.status === status);
+  }
+
+  logs(chars = 3000): string {
+    return [...this.procs.values()].map((p) => `--- ${p.name}\n${p.tail(chars)}`).join('\n');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Promise.allSettled([...this.procs.values()].map((p) => p.stop()));
+    await this.bus?.close().catch(() => undefined);
+    await this.nats[Symbol.asyncDispose]();
+    this.dir[Symbol.dispose]();
+  }
+}

@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeadLetter, Envelope, streams, subjects } from '@computepods/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+
+const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * The walking skeleton over real processes: fswatcher → MajorDomo → chef → runner → chef →
+ * MajorDomo, with a real nats-server, driven by writing real files.
+ */
+describe('saved file → rebuilt artefact, end to end', () => {
+  let stack: Stack;
+  let chefFile: string;
+  const count = (stem: string) => {
+    const f = stack.dir.join(`count-${stem}`);
+    return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).length : 0;
+  };
+
+  beforeAll(async () => {
+    stack = await Stack.start('e2e');
+    chefFile = stack.dir.join('chef.yaml');
+    // Counts runs outside the workspace, so "built exactly once" can be checked.
+    writeFileSync(
+      chefFile,
+      [
+        'rules:',
+        '  - id: upper',
+        "    inputs: ['src/{stem}.txt']",
+        "    outputs: ['out/{stem}.upper']",
+        `    command: tr a-z A-Z < {in0} > {out0} && echo run >> ${stack.dir.path}/count-{stem}`,
+        '',
+      ].join('\n'),
+    );
+    await Promise.all([
+      stack.start('majordomo'),
+      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
+      stack.start('runner'),
+      stack.start('fswatcher'),
+    ]);
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('builds out/a.upper when src/a.txt is saved, and rebuilds it on edit', async () => {
+    stack.write('src/a.txt', 'hello\n');
+    const first = await stack.until('out/a.upper');
+    expect(readFileSync(join(stack.workspace, 'out/a.upper'), 'utf8')).toBe('HELLO\n');
+    expect(first.sha256).toBe(sha256('HELLO\n'));
+    expect(first.producer).toBe('upper:a');
+
+    stack.write('src/a.txt', 'hello again\n');
+    await stack.until(
+      'out/a.upper',
+      (a) => a.status === 'up_to_date' && a.sha256 === sha256('HELLO AGAIN\n'),
+    );
+    expect(readFileSync(join(stack.workspace, 'out/a.upper'), 'utf8')).toBe('HELLO AGAIN\n');
+    expect((await stack.artefact('src/a.txt'))?.status).toBe('source');
+    expect(count('a')).toBe(2);
+  });
+
+  it('does nothing downstream when a file is only touched', async () => {
+    const before = await stack.until('out/a.upper');
+    const future = new Date(Date.now() + 5_000);
+    utimesSync(join(stack.workspace, 'src/a.txt'), future, future);
+    // A later edit elsewhere is the sentinel: once it is built, the touch has been processed.
+    stack.write('src/t.txt', 'sentinel\n');
+    await stack.until('out/t.upper');
+    expect((await stack.artefact('out/a.upper'))?.buildId).toBe(before.buildId);
+    expect(count('a')).toBe(2);
+  });
+
+  it('dead-letters malformed and invalid messages on every consumed subject and keeps working', async () => {
+    const letters: { service: string; subject: string; reason: string }[] = [];
+    const sub = stack.bus.nc.subscribe(`cp.${stack.project}.dlq.*`, {
+      callback: (_e, m) => {
+        const env = Envelope.safeParse(m.json());
+        const body = env.success ? DeadLetter.safeParse(env.data.body) : undefined;
+        if (body?.success) letters.push(body.data);
+      },
+    });
+    const p = stack.project;
+    const targets = [
+      subjects.filesChanged(p),
+      subjects.buildResult(p),
+      subjects.buildRequest(p, 'text'),
+      subjects.tasks(p, 'local'),
+    ];
+    for (const subject of targets) {
+      await stack.bus.js.publish(subject, '{"not": json');
+      await stack.bus.js.publish(
+        subject,
+        JSON.stringify({
+          v: 1,
+          id: 'x',
+          time: new Date().toISOString(),
+          project: p,
+          source: 'evil',
+          cid: 'c',
+          type: 'files.changed',
+          body: { pod: 1 },
+        }),
+      );
+    }
+    for (let i = 0; i < 400 && letters.length < 8; i++) await new Promise((r) => setTimeout(r, 25));
+    sub.unsubscribe();
+    expect(new Set(letters.map((l) => l.service))).toEqual(
+      new Set(['majordomo', 'chef', 'runner']),
+    );
+    expect(letters.length).toBe(8);
+    expect(letters.some((l) => /malformed JSON/.test(l.reason))).toBe(true);
+    const info = await stack.bus.jsm.streams.info(streams.deadLetters(p));
+    expect(info.state.messages).toBeGreaterThanOrEqual(8);
+    // still working
+    stack.write('src/after.txt', 'still alive\n');
+    await stack.until('out/after.upper');
+    for (const proc of stack.procs.values()) expect(proc.running).toBe(true);
+  });
+
+  it('completes a pending build exactly once when MajorDomo is killed -9 and restarted', async () => {
+    await stack.procs.get('chef')?.stop();
+    stack.write('src/k.txt', 'kill me\n');
+    await stack.status('out/k.upper', 'queued');
+    await stack.kill9('majordomo');
+    await stack.start('majordomo');
+    await stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile });
+    const rec = await stack.until('out/k.upper');
+    expect(rec.sha256).toBe(sha256('KILL ME\n'));
+    expect(readFileSync(join(stack.workspace, 'out/k.upper'), 'utf8')).toBe('KILL ME\n');
+    // a sentinel build proves nothing else was still on its way
+    stack.write('src/k2.txt', 'after\n');
+    await stack.until('out/k2.upper');
+    expect(count('k')).toBe(1);
+  });
+});
