@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { hashFile } from '@computepods/fswatch';
@@ -62,10 +63,7 @@ export async function handleBuild(
   // The inputs must still be the bytes MajorDomo planned with; otherwise the result would be
   // recorded against the wrong hashes. A newer change is on its way to MajorDomo, which re-plans.
   for (const [path, want] of Object.entries(req.inputs)) {
-    const have = await hashFile(join(ctx.workspace, path)).then(
-      (h) => h.sha256,
-      () => undefined,
-    );
+    const have = await hashFile(join(ctx.workspace, path)).catch(() => undefined);
     if (have !== want) {
       await finish(ctx, cid, {
         ...base,
@@ -111,7 +109,7 @@ export async function handleBuild(
   const cutoff: Result['cutoff'] = {};
   for (const out of req.outputs) {
     const full = join(ctx.workspace, out);
-    const h = await hashFile(full).catch(() => undefined);
+    const h = await digestFile(full).catch(() => undefined);
     if (!h) {
       await finish(ctx, cid, {
         ...base,
@@ -160,7 +158,12 @@ export async function outputsIntact(workspace: string, result: Result): Promise<
   if (result.status !== 'succeeded') return false;
   for (const [path, rec] of Object.entries(result.outputs)) {
     const h = await hashFile(join(workspace, path)).catch(() => undefined);
-    if (h?.sha256 !== rec.sha256) return false;
+    if (h !== rec.sha256) return false;
   }
   return true;
+}
+
+async function digestFile(path: string): Promise<{ sha256: string; size: number }> {
+  const [sha256, st] = await Promise.all([hashFile(path), stat(path)]);
+  return { sha256, size: st.size };
 }
