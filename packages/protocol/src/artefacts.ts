@@ -18,6 +18,8 @@ export const ArtefactRecord = z.object({
   path: z.string(),
   status: ArtefactStatus,
   sha256: Sha256.nullable(),
+  /** The hash compared for early cutoff (ignore patterns applied); equals sha256 when none. */
+  cutoff: Sha256.optional(),
   size: z.number().int().nonnegative().nullable(),
   /** Producing task (`rule:stem`); absent for sources. */
   producer: z.string().optional(),
@@ -34,6 +36,8 @@ export const TaskTrace = z.object({
   taskId: z.string(),
   inputs: z.record(z.string(), z.string()),
   outputs: z.record(z.string(), z.string()),
+  /** Dependencies the build discovered (an \\input{}, a header from a depfile). */
+  discovered: z.array(z.string()).default([]),
   buildId: z.string(),
   time: z.iso.datetime(),
 });

@@ -32,7 +32,11 @@ export class ArtefactManager {
   }
 
   /** Merges a change into the record; writes and announces it only if something changed. */
-  async update(path: string, change: Partial<Omit<Rec, 'path' | 'updated'>> & { status: ArtefactStatus }, cid?: string): Promise<Rec> {
+  async update(
+    path: string,
+    change: Partial<Omit<Rec, 'path' | 'updated'>> & { status: ArtefactStatus },
+    cid?: string,
+  ): Promise<Rec> {
     const prev = this.#records.get(path);
     const next: Rec = {
       path,
@@ -43,7 +47,8 @@ export class ArtefactManager {
       ...change,
       updated: new Date().toISOString(),
     };
-    if (change.error === undefined && next.status !== 'failed' && next.status !== 'not_converging') delete next.error;
+    if (change.error === undefined && next.status !== 'failed' && next.status !== 'not_converging')
+      delete next.error;
     if (prev && same(prev, next)) return prev;
     this.#records.set(path, next);
     await this.kv.put(path, next);
@@ -56,7 +61,12 @@ export class ArtefactManager {
     if (!prev) return;
     this.#records.delete(path);
     await this.kv.delete(path);
-    this.bus.emit('artefact.state', subjects.artefactState(this.bus.project), { ...prev, status: 'missing', sha256: null }, cid);
+    this.bus.emit(
+      'artefact.state',
+      subjects.artefactState(this.bus.project),
+      { ...prev, status: 'missing', sha256: null },
+      cid,
+    );
   }
 }
 

@@ -1,0 +1,155 @@
+// pnpm bench bus: the bus layer (envelope + zod validation on both sides) against the raw
+// @nats-io client, on the same nats-server in the same run. Goal: overhead at most 20%.
+import { Bus, createLogger } from '@computepods/bus';
+import { subjects } from '@computepods/protocol';
+import { NatsServer } from '@computepods/testkit';
+import { z } from 'zod';
+import { finish, percentile, table } from '../lib/report.js';
+
+const P = 'bench';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const RTT_N = 5_000;
+const PUB_N = 20_000;
+const WINDOW = 256;
+
+const body = {
+  pod: 'pod-a',
+  events: [
+    {
+      kind: 'changed' as const,
+      path: 'src/paper/main.tex',
+      size: 1234,
+      mtimeNs: '1700000000000000000',
+      sha256: 'a'.repeat(64),
+    },
+  ],
+};
+
+async function timeRtt(
+  call: () => Promise<unknown>,
+): Promise<{ p50: number; p99: number; perSec: number }> {
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < RTT_N; i++) {
+    const s = performance.now();
+    await call();
+    lat.push(performance.now() - s);
+  }
+  const total = performance.now() - t0;
+  lat.sort((a, b) => a - b);
+  return {
+    p50: percentile(lat, 50) * 1000,
+    p99: percentile(lat, 99) * 1000,
+    perSec: RTT_N / (total / 1000),
+  };
+}
+
+async function timePublish(publish: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < PUB_N; i += WINDOW) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = 0; j < WINDOW && i + j < PUB_N; j++) batch.push(publish());
+    await Promise.all(batch);
+  }
+  return PUB_N / ((performance.now() - t0) / 1000);
+}
+
+const best = <T>(xs: T[], key: (x: T) => number, dir: 'max' | 'min') =>
+  xs.reduce((a, b) => (dir === 'max' ? (key(b) > key(a) ? b : a) : key(b) < key(a) ? b : a));
+
+async function main(): Promise<void> {
+  await using nats = await NatsServer.start();
+  const logger = createLogger('bench');
+  logger.level = 'silent';
+  const server = await Bus.connect({
+    servers: nats.url,
+    service: 'bench-server',
+    project: P,
+    logger,
+  });
+  const client = await Bus.connect({
+    servers: nats.url,
+    service: 'bench-client',
+    project: P,
+    logger,
+    discoverable: false,
+  });
+  const Req = z.object({ path: z.string(), n: z.number() });
+  const Res = z.object({ ok: z.boolean(), n: z.number() });
+  server.serve('echo', Req, async (b) => ({ ok: true, n: b.n }));
+  server.nc.subscribe('raw.echo', {
+    callback: (_e, m) => {
+      const b = JSON.parse(new TextDecoder().decode(m.data)) as { n: number };
+      m.respond(JSON.stringify({ ok: true, n: b.n }));
+    },
+  });
+  await server.ensureStream({
+    name: 'bench_pub',
+    subjects: [subjects.filesChanged(P)],
+    retention: 'limits',
+    maxMsgs: 100_000,
+  });
+  const raw = client.nc;
+  const js = client.js;
+  const subject = subjects.filesChanged(P);
+  const rawPayload = () => JSON.stringify(body);
+
+  // warm-up
+  for (let i = 0; i < 500; i++) {
+    await client.request('echo', { path: 'x', n: i }, Res);
+    await raw.request('raw.echo', JSON.stringify({ path: 'x', n: i }));
+  }
+  const rtt = {
+    bus: [] as Awaited<ReturnType<typeof timeRtt>>[],
+    raw: [] as Awaited<ReturnType<typeof timeRtt>>[],
+  };
+  const pub = { bus: [] as number[], raw: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    let n = 0;
+    rtt.raw.push(
+      await timeRtt(() => raw.request('raw.echo', JSON.stringify({ path: 'src/a.txt', n: n++ }))),
+    );
+    rtt.bus.push(await timeRtt(() => client.request('echo', { path: 'src/a.txt', n: n++ }, Res)));
+    pub.raw.push(await timePublish(() => js.publish(subject, rawPayload())));
+    pub.bus.push(await timePublish(() => client.publish('files.changed', subject, body)));
+  }
+  const rb = best(rtt.bus, (x) => x.perSec, 'max');
+  const rr = best(rtt.raw, (x) => x.perSec, 'max');
+  const pb = Math.max(...pub.bus);
+  const pr = Math.max(...pub.raw);
+  table(
+    `bus vs raw @nats-io on one nats-server (${nats.url}), best of ${ROUNDS} rounds`,
+    ['measure', 'raw', 'bus', 'bus/raw'],
+    [
+      ['request/reply per s', rr.perSec, rb.perSec, rb.perSec / rr.perSec],
+      ['request/reply p50 µs', rr.p50, rb.p50, rb.p50 / rr.p50],
+      ['request/reply p99 µs', rr.p99, rb.p99, rb.p99 / rr.p99],
+      [`JetStream publish per s (${WINDOW} in flight)`, pr, pb, pb / pr],
+    ],
+  );
+  const rttOverhead = rr.perSec / rb.perSec - 1;
+  const pubOverhead = pr / pb - 1;
+  console.log(
+    `\noverhead: request/reply ${(rttOverhead * 100).toFixed(1)}%, publish ${(pubOverhead * 100).toFixed(1)}% (goal ≤ 20%)`,
+  );
+  await client.close();
+  await server.close();
+  finish('bus', {
+    rtt_raw_per_s: rr.perSec,
+    rtt_bus_per_s: rb.perSec,
+    rtt_raw_p50_us: rr.p50,
+    rtt_bus_p50_us: rb.p50,
+    rtt_raw_p99_us: rr.p99,
+    rtt_bus_p99_us: rb.p99,
+    publish_raw_per_s: pr,
+    publish_bus_per_s: pb,
+    rtt_ratio_bus_over_raw: rb.perSec / rr.perSec,
+    publish_ratio_bus_over_raw: pb / pr,
+    rtt_overhead: rttOverhead,
+    publish_overhead: pubOverhead,
+    goal_overhead_max: 0.2,
+    goal_met: rttOverhead <= 0.2 && pubOverhead <= 0.2,
+  });
+}
+
+await main();

@@ -1,0 +1,16 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The build key: (rule, target, input hashes). The same key means the same work, so it is the
+ * JetStream message id (duplicates dropped) and the result-cache key (Bazel's action key).
+ */
+export function buildId(
+  ruleId: string,
+  taskId: string,
+  inputs: Readonly<Record<string, string>>,
+): string {
+  const h = createHash('sha256').update(ruleId).update('\0').update(taskId);
+  for (const path of Object.keys(inputs).sort())
+    h.update('\0').update(path).update('=').update(inputs[path]!);
+  return h.digest('hex').slice(0, 32);
+}

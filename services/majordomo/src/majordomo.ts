@@ -1,0 +1,482 @@
+import { type Bus, ensureProjectStreams, type Logger, type TypedKv } from '@computepods/bus';
+import {
+  type ChangeResult,
+  DependencyManager,
+  type NonConvergence,
+  type TaskInstance,
+} from '@computepods/depgraph';
+import {
+  type ArtefactStatus,
+  BuildResult,
+  buckets,
+  type FilesChanged,
+  RulesDeclared,
+  StatusReply,
+  streams,
+  subjects,
+  TaskTrace,
+} from '@computepods/protocol';
+import { ArtefactManager } from './artefacts.js';
+import { buildId } from './build-id.js';
+import type { MajorDomoConfig } from './config.js';
+import { type OwnedRule, RuleRegistry } from './rules.js';
+
+interface InFlight {
+  readonly buildId: string;
+  readonly task: TaskInstance;
+  readonly chef: string;
+  readonly cid: string;
+}
+
+/**
+ * MajorDomo: the DependencyManager (packages/depgraph) fed by file changes, chef rules and build
+ * results; the ArtefactManager (KV records); and the dispatcher that puts build requests on each
+ * chef's work queue. All durable state lives in NATS (artefact records, task traces, rules,
+ * results); the graph itself is derived and rebuilt from it after a restart.
+ */
+export class MajorDomo {
+  readonly dm: DependencyManager;
+  readonly rules: RuleRegistry;
+  readonly #inflight = new Map<string, InFlight>();
+  readonly #nonConvergent = new Map<number, NonConvergence>();
+  #stopping = false;
+
+  private constructor(
+    readonly bus: Bus,
+    readonly cfg: MajorDomoConfig,
+    readonly artefacts: ArtefactManager,
+    readonly traces: TypedKv<typeof TaskTrace>,
+    readonly results: TypedKv<typeof BuildResult>,
+    readonly logger: Logger,
+  ) {
+    this.dm = new DependencyManager({ passLimit: cfg.passLimit });
+    this.rules = new RuleRegistry(logger);
+  }
+
+  static async start(
+    bus: Bus,
+    cfg: MajorDomoConfig,
+  ): Promise<{ md: MajorDomo; stop: () => Promise<void> }> {
+    const p = cfg.project;
+    await ensureProjectStreams(bus, p);
+    const artefacts = await ArtefactManager.open(bus);
+    const traces = await bus.kv(buckets.traces(p), TaskTrace);
+    const results = await bus.kv(buckets.builds(p), BuildResult);
+    const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
+    const md = new MajorDomo(bus, cfg, artefacts, traces, results, bus.logger);
+
+    // Rebuild the derived graph: rules, then artefact hashes, then traces.
+    for (const [chef, { value }] of await rulesKv.entries()) md.#applyRules(chef, value);
+    for (const rec of artefacts.all()) {
+      if (rec.sha256) md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
+    }
+    for (const [taskId, { value }] of await traces.entries()) {
+      md.dm.restoreTrace(taskId, {
+        inputs: value.inputs,
+        outputs: value.outputs,
+        discovered: value.discovered,
+      });
+    }
+    await md.#pump('restart');
+
+    const stopRules = await rulesKv.watch((chef, decl) => {
+      void md.#serial(async () => {
+        md.#applyRules(chef, decl);
+        await md.#pump();
+      });
+    });
+    const files = await bus.consume({
+      stream: streams.files(p),
+      durable: 'majordomo-files',
+      accept: ['files.changed'],
+      handler: (msg) => md.#serial(() => md.onFilesChanged(msg.body, msg.cid)),
+    });
+    const resultsConsumer = await bus.consume({
+      stream: streams.events(p),
+      durable: 'majordomo-results',
+      filterSubject: subjects.buildResult(p),
+      accept: ['build.result'],
+      handler: (msg) => md.#serial(() => md.onBuildResult(msg.body, msg.cid)),
+    });
+    bus.logger.info(
+      { artefacts: artefacts.all().length, rules: md.rules.all().size },
+      'majordomo ready',
+    );
+    return {
+      md,
+      stop: async () => {
+        md.#stopping = true;
+        stopRules();
+        await Promise.all([files.stop(), resultsConsumer.stop()]);
+        await md.#queue;
+        await bus.close();
+      },
+    };
+  }
+
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** Runs state changes one at a time: the graph is never seen half-updated. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  #applyRules(chef: string, decl: RulesDeclared | undefined): void {
+    const { before, after } = this.rules.set(chef, decl);
+    for (const [id, owned] of before) {
+      const now = after.get(id);
+      if (!now || JSON.stringify(now) !== JSON.stringify(owned))
+        this.#handleChange(this.dm.removeRule(id), 'rules');
+    }
+    for (const [id, owned] of after) {
+      const was = before.get(id);
+      if (was && JSON.stringify(was) === JSON.stringify(owned)) continue;
+      this.#handleChange(this.dm.addRule(toSpec(owned)), 'rules');
+    }
+    this.logger.info(
+      { chef, rules: decl?.rules.map((r) => r.id) ?? [] },
+      decl ? 'chef rules declared' : 'chef rules retired',
+    );
+  }
+
+  /** Applies the side effects every graph change may ask for: cancellations and warnings. */
+  #handleChange(res: ChangeResult, cid: string): void {
+    for (const w of res.warnings)
+      this.logger.warn({ code: w.code, paths: w.paths, tasks: w.tasks, cid }, w.message);
+    for (const taskId of res.cancel) {
+      const f = this.#inflight.get(taskId);
+      if (!f) continue;
+      this.#inflight.delete(taskId);
+      this.logger.info(
+        { taskId, buildId: f.buildId, cid },
+        'cancelling a build whose inputs changed',
+      );
+      void this.bus
+        .publish(
+          'build.cancel',
+          subjects.buildCancel(this.cfg.project),
+          { buildId: f.buildId, reason: 'inputs changed' },
+          { cid },
+        )
+        .catch((err) => this.logger.warn({ err, taskId }, 'could not publish build.cancel'));
+    }
+  }
+
+  async onFilesChanged(body: FilesChanged, cid: string): Promise<void> {
+    for (const ev of body.events) {
+      if (ev.kind === 'moved' && ev.from) await this.#fileGone(ev.from, cid);
+      if (ev.kind === 'deleted') {
+        await this.#fileGone(ev.path, cid);
+        continue;
+      }
+      if (!ev.sha256) continue;
+      const producer = this.#producerOf(ev.path);
+      // A build in flight will report this output itself; its result is the authority.
+      if (producer && this.#inflight.has(producer)) continue;
+      const rec = this.artefacts.get(ev.path);
+      if (rec?.sha256 === ev.sha256) {
+        if (!rec.pods.includes(body.pod))
+          await this.artefacts.update(
+            ev.path,
+            { status: rec.status, pods: [...rec.pods, body.pod] },
+            cid,
+          );
+        continue;
+      }
+      this.logger.info({ path: ev.path, sha256: ev.sha256.slice(0, 12), cid }, 'file changed');
+      this.#handleChange(this.dm.setArtefact(ev.path, ev.sha256), cid);
+      await this.artefacts.update(
+        ev.path,
+        {
+          status: producer ? 'stale' : 'source',
+          sha256: ev.sha256,
+          cutoff: ev.sha256,
+          size: ev.size,
+          pods: [body.pod],
+          ...(producer ? { producer } : {}),
+        },
+        cid,
+      );
+    }
+    await this.#pump(cid);
+  }
+
+  async #fileGone(path: string, cid: string): Promise<void> {
+    if (!this.artefacts.get(path)) return;
+    this.#handleChange(this.dm.deleteArtefact(path), cid);
+    await this.artefacts.remove(path, cid);
+  }
+
+  #producerOf(path: string): string | undefined {
+    return this.dm.producerOf(path);
+  }
+
+  async onBuildResult(result: BuildResult, cid: string): Promise<void> {
+    const f = this.#inflight.get(result.taskId);
+    if (!f || f.buildId !== result.buildId) {
+      this.logger.info(
+        { taskId: result.taskId, buildId: result.buildId, cid },
+        'result for a build no longer wanted; ignored',
+      );
+      return;
+    }
+    this.#inflight.delete(result.taskId);
+    await this.#applyResult(f, result, cid);
+    await this.#pump(cid);
+  }
+
+  async #applyResult(f: InFlight, result: BuildResult, cid: string): Promise<void> {
+    const { task } = f;
+    if (result.status !== 'succeeded') {
+      const reason = result.error ?? result.status;
+      this.logger.warn(
+        { taskId: task.id, status: result.status, reason, cid },
+        'build did not succeed',
+      );
+      this.#handleChange(this.dm.failed(task.id, reason), cid);
+      for (const out of task.outputs) {
+        await this.artefacts.update(
+          out,
+          {
+            status: result.status === 'failed' ? 'failed' : 'stale',
+            error: reason,
+            producer: task.id,
+          },
+          cid,
+        );
+      }
+      return;
+    }
+    const res = this.dm.completed(task.id, {
+      outputs: result.cutoff,
+      discovered: result.discovered,
+      run: task.run,
+    });
+    this.#handleChange(res, cid);
+    if (res.stale) return;
+    await this.traces.put(task.id, {
+      taskId: task.id,
+      inputs: { ...task.inputHashes },
+      outputs: { ...result.cutoff },
+      discovered: result.discovered,
+      buildId: result.buildId,
+      time: new Date().toISOString(),
+    });
+    for (const [path, out] of Object.entries(result.outputs)) {
+      await this.artefacts.update(
+        path,
+        {
+          status: 'up_to_date',
+          sha256: out.sha256,
+          cutoff: result.cutoff[path] ?? out.sha256,
+          size: out.size,
+          producer: task.id,
+          pods: [result.pod],
+          buildId: result.buildId,
+        },
+        cid,
+      );
+    }
+    this.logger.info(
+      {
+        taskId: task.id,
+        buildId: result.buildId,
+        changed: res.changed,
+        cutoff: res.cutoff,
+        durationMs: result.durationMs,
+        cid,
+      },
+      res.cutoff.length && !res.changed.length
+        ? 'built; outputs unchanged (early cutoff)'
+        : 'built',
+    );
+    for (const nc of res.nonConvergent) {
+      this.#nonConvergent.set(nc.component, nc);
+      this.logger.warn(
+        { component: nc.component, artefacts: nc.artefacts, passes: nc.passes, cid },
+        'cycle does not converge',
+      );
+      for (const path of nc.artefacts)
+        await this.artefacts.update(
+          path,
+          { status: 'not_converging', error: `still changing after ${nc.passes} passes` },
+          cid,
+        );
+    }
+  }
+
+  /** Dispatches ready tasks up to the build limit; answers from the result cache when it can. */
+  async #pump(cid = 'plan'): Promise<void> {
+    if (this.#stopping) return;
+    for (;;) {
+      const free = this.cfg.parallelBuilds - this.#inflight.size;
+      if (free <= 0) return;
+      const ready = this.dm.ready(free);
+      if (ready.length === 0) break;
+      for (const t of ready) {
+        const task = this.dm.started(t.id);
+        await this.#dispatch(task, cid);
+      }
+    }
+    await this.#refreshStatuses(cid);
+  }
+
+  async #dispatch(task: TaskInstance, cid: string): Promise<void> {
+    const owned = this.rules.get(task.ruleId);
+    if (!owned) return;
+    const inputs: Record<string, string> = {};
+    for (const path of task.inputs)
+      inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path]!;
+    const id = buildId(task.ruleId, task.id, inputs);
+    const f: InFlight = { buildId: id, task, chef: owned.chef, cid };
+    this.#inflight.set(task.id, f);
+
+    const cached = (await this.results.get(id))?.value;
+    if (cached?.status === 'succeeded' && this.#outputsMatch(cached)) {
+      this.logger.info({ taskId: task.id, buildId: id, cid }, 'result cache hit: nothing to run');
+      this.#inflight.delete(task.id);
+      await this.#applyResult(f, cached, cid);
+      return;
+    }
+    for (const out of task.outputs)
+      await this.artefacts.update(out, { status: 'queued', producer: task.id }, cid);
+    const locations: Record<string, string> = {};
+    for (const path of task.inputs) {
+      const pod = this.artefacts.get(path)?.pods[0];
+      if (pod) locations[path] = pod;
+    }
+    const ack = await this.bus.publish(
+      'build.requested',
+      subjects.buildRequest(this.cfg.project, owned.chef),
+      {
+        buildId: id,
+        taskId: task.id,
+        ruleId: task.ruleId,
+        chef: owned.chef,
+        stem: task.stem,
+        inputs,
+        outputs: [...task.outputs],
+        pass: task.pass,
+        locations,
+      },
+      { msgId: id, cid },
+    );
+    this.logger.info(
+      {
+        taskId: task.id,
+        buildId: id,
+        chef: owned.chef,
+        pass: task.pass,
+        duplicate: ack.duplicate,
+        cid,
+      },
+      'build requested',
+    );
+  }
+
+  /** A recorded result is reusable when the artefacts still have the hashes it produced. */
+  #outputsMatch(result: BuildResult): boolean {
+    return Object.entries(result.outputs).every(([path, out]) => {
+      const rec = this.artefacts.get(path);
+      return rec === undefined || rec.sha256 === out.sha256 || rec.sha256 === null;
+    });
+  }
+
+  async #refreshStatuses(cid: string): Promise<void> {
+    for (const rec of this.artefacts.all()) {
+      const status = this.#statusOf(rec.path);
+      if (status && status !== rec.status) await this.artefacts.update(rec.path, { status }, cid);
+    }
+  }
+
+  #statusOf(path: string): ArtefactStatus | undefined {
+    const producer = this.#producerOf(path);
+    if (producer && this.#inflight.has(producer)) return undefined; // queued/building: set on dispatch
+    const s = this.dm.artefactState(path);
+    switch (s) {
+      case 'source':
+        return 'source';
+      case 'up_to_date':
+        return 'up_to_date';
+      case 'dirty':
+        return 'stale';
+      case 'building':
+        return undefined;
+      case 'failed':
+        return 'failed';
+      case 'not_converging':
+        return 'not_converging';
+      case 'missing':
+        return 'missing';
+    }
+  }
+
+  status(): StatusReply {
+    const st = this.dm.status();
+    return StatusReply.parse({
+      project: this.cfg.project,
+      idle: this.#inflight.size === 0 && st.idle,
+      artefacts: this.artefacts.all(),
+      running: [...this.#inflight.keys()],
+      queued: st.dirty.filter((t) => !this.#inflight.has(t) && !st.blocked.includes(t)),
+      nonConvergent: st.nonConvergent.map((n) => ({
+        component: n.component,
+        artefacts: [...n.artefacts],
+        passes: n.passes,
+      })),
+    });
+  }
+
+  /** Requests a (re)build of one artefact: dispatches what it needs; with force, forgets its trace. */
+  async requestBuild(
+    path: string,
+    force: boolean,
+    cid: string,
+  ): Promise<{ status: string; message: string }> {
+    return this.#serial(async () => {
+      const producer = this.#producerOf(path);
+      const rec = this.artefacts.get(path);
+      if (!producer) {
+        if (rec) return { status: rec.status, message: 'a source file: nothing to build' };
+        throw Object.assign(
+          new Error(
+            `no rule produces ${path} and it is not a known source; \`cpctrl status\` lists the artefacts`,
+          ),
+          {
+            code: 'CP_UNKNOWN_ARTEFACT',
+            field: 'path',
+          },
+        );
+      }
+      if (force) {
+        await this.traces.delete(producer).catch(() => undefined);
+        this.#handleChange(this.dm.forget(producer), cid);
+      }
+      await this.#pump(cid);
+      const now = this.artefacts.get(path);
+      const inflight = this.#inflight.has(producer);
+      return {
+        status: inflight ? 'queued' : (now?.status ?? 'missing'),
+        message: inflight
+          ? `building with ${producer}`
+          : now?.status === 'up_to_date'
+            ? 'already up to date'
+            : '',
+      };
+    });
+  }
+}
+
+function toSpec(owned: OwnedRule) {
+  const { rule } = owned;
+  return {
+    id: rule.id,
+    inputs: rule.inputs,
+    optionalInputs: rule.optionalInputs,
+    outputs: rule.outputs,
+    ...(rule.passLimit ? { passLimit: rule.passLimit } : {}),
+    meta: { chef: owned.chef },
+  };
+}
