@@ -1,0 +1,401 @@
+import { dirtyReason } from './dirty.js';
+import { InvalidHashError, TaskNotReadyError, UnknownTaskError } from './errors.js';
+import { artefactState, status, why } from './explain.js';
+import {
+  exportState,
+  type GraphJSON,
+  type GraphStats,
+  graphStats,
+  type PlanJSON,
+  plan,
+  toDOT,
+  toJSON,
+} from './export.js';
+import { type ChangeLog, Graph, newLog } from './graph.js';
+import { checkPath } from './path.js';
+import { compileRule } from './rule.js';
+import { Scheduler } from './scheduler.js';
+import type { Run, Task } from './task.js';
+import type {
+  ArtefactState,
+  ChangeResult,
+  CompletedReport,
+  CompletedResult,
+  DependencyManagerOptions,
+  GraphState,
+  RuleSpec,
+  Status,
+  TaskInstance,
+  TraceRecord,
+  WhyStep,
+} from './types.js';
+
+/**
+ * Keeps derived artefacts of one project rebuilt: rules and artefact hashes in, tasks to run out.
+ * Pure: no I/O. The caller (MajorDomo) runs what ready() returns and reports back.
+ *
+ * A task is dirty when its verifying trace (hashes of the inputs and outputs of its last
+ * successful run) no longer matches the current hashes, or it never ran. Cycles are rebuilt pass
+ * by pass until nothing in them is dirty, or reported as not converging at the pass limit.
+ */
+export class DependencyManager {
+  private readonly graph: Graph;
+  private readonly sched: Scheduler;
+  private runs = 0;
+  private cancels: string[] = [];
+
+  constructor(options: DependencyManagerOptions = {}) {
+    const passLimit = options.passLimit ?? 5;
+    if (!Number.isInteger(passLimit) || passLimit < 1) {
+      throw new RangeError(`passLimit must be a positive integer, got ${passLimit}`);
+    }
+    this.sched = new Scheduler(passLimit);
+    this.graph = new Graph(this.sched, options.maxDerivationDepth ?? 64);
+    this.sched.graph = this.graph;
+  }
+
+  /** Rebuilds the graph from what MajorDomo persisted (after a crash, say). */
+  static fromState(state: GraphState, options?: DependencyManagerOptions): DependencyManager {
+    const dm = new DependencyManager(options);
+    for (const [path, hash] of Object.entries(state.artefacts)) dm.setArtefact(path, hash);
+    for (const rule of state.rules) dm.addRule(rule);
+    for (const [taskId, trace] of Object.entries(state.traces)) dm.restoreTrace(taskId, trace);
+    return dm;
+  }
+
+  /** Adds a rule, or replaces one with the same id (dropping its traces if it changed). */
+  addRule(spec: RuleSpec): ChangeResult {
+    const rule = compileRule(spec);
+    return this.change(() => {
+      const old = this.graph.rules.get(rule.id);
+      if (old?.fingerprint === rule.fingerprint) return;
+      if (old) {
+        this.graph.removeRule(rule.id);
+        for (const id of this.graph.traces.keys()) {
+          if (id.startsWith(`${rule.id}:`)) this.graph.traces.delete(id);
+        }
+      }
+      this.graph.addRule(rule);
+    });
+  }
+
+  /** Retires a rule: its tasks go; their existing outputs become plain files (`orphaned`). */
+  removeRule(ruleId: string): ChangeResult {
+    return this.change(() => this.graph.removeRule(ruleId));
+  }
+
+  /** The artefact exists with this hash (an edit, a restore, or an output changed by hand). */
+  setArtefact(path: string, hash: string): ChangeResult {
+    checkPath(path);
+    if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
+    return this.change(() => {
+      const p = this.graph.intern(path);
+      if (this.graph.hash[p] === hash) return;
+      this.graph.setHash(p, hash);
+      this.hashChanged(p, undefined);
+    });
+  }
+
+  deleteArtefact(path: string): ChangeResult {
+    checkPath(path);
+    return this.change(() => {
+      const p = this.graph.id(path);
+      if (p === undefined || this.graph.hash[p] === undefined) return;
+      this.graph.deleteHash(p);
+      this.hashChanged(p, undefined);
+    });
+  }
+
+  /** Restores a task's last successful run; the task need not exist yet. */
+  restoreTrace(taskId: string, trace: TraceRecord): ChangeResult {
+    const g = this.graph;
+    const ids = (record: Readonly<Record<string, string>>) =>
+      new Map(Object.entries(record).map(([path, hash]) => [g.intern(path), hash] as const));
+    for (const path of [
+      ...Object.keys(trace.inputs),
+      ...Object.keys(trace.outputs),
+      ...(trace.discovered ?? []),
+    ]) {
+      checkPath(path);
+    }
+    return this.change(() => {
+      const stored = {
+        in: ids(trace.inputs),
+        out: ids(trace.outputs),
+        discovered: trace.discovered?.map((p) => g.intern(p)),
+      };
+      g.traces.set(taskId, stored);
+      const t = g.taskById.get(taskId);
+      if (!t) return;
+      t.failed = undefined;
+      g.setDiscovered(t, g.resolveDiscovered(t, stored));
+    });
+  }
+
+  /**
+   * Tasks that may start now, at most `concurrency` minus those running. Independent components
+   * give one task each in parallel; a cycle gives one task at a time, in its pass order.
+   */
+  ready(concurrency = Number.POSITIVE_INFINITY): TaskInstance[] {
+    this.fresh();
+    const out: TaskInstance[] = [];
+    const room = concurrency - this.sched.running.size;
+    for (const c of this.sched.dispatchable) {
+      if (out.length >= room) break;
+      const t = this.sched.candidate(c);
+      if (t) out.push(this.instance(t, undefined));
+    }
+    return out;
+  }
+
+  /** Claims a task ready() returned: its inputs are snapshotted for the trace. */
+  started(taskId: string): TaskInstance {
+    this.fresh();
+    const t = this.graph.taskById.get(taskId);
+    if (!t) throw new UnknownTaskError(taskId);
+    if (t.running) throw new TaskNotReadyError(taskId, 'already running');
+    if (!this.sched.dispatchable.has(t.comp) || this.sched.candidate(t.comp) !== t) {
+      throw new TaskNotReadyError(taskId, t.dirty ? 'it must wait for other work' : 'up to date');
+    }
+    const snapshot = new Map<number, string>();
+    for (const p of t.inputs) {
+      const h = this.graph.hash[p];
+      if (h !== undefined) snapshot.set(p, h);
+    }
+    const run: Run = { run: ++this.runs, snapshot, pass: this.sched.pass[t.comp]! };
+    t.runPass = run.pass;
+    this.sched.setRunning(t, run);
+    this.sched.flush();
+    return this.instance(t, run);
+  }
+
+  /** ready() then started() for each: what to dispatch now. */
+  take(concurrency = Number.POSITIVE_INFINITY): TaskInstance[] {
+    return this.ready(concurrency).map((t) => this.started(t.id));
+  }
+
+  /** Records a successful run: outputs with an unchanged hash stop propagation there. */
+  completed(taskId: string, report: CompletedReport): CompletedResult {
+    const t = this.current(taskId, report.run);
+    if (!t)
+      return { ...this.change(() => {}), stale: true, changed: [], cutoff: [], nonConvergent: [] };
+    this.fresh();
+    const g = this.graph;
+    const changed: string[] = [];
+    const cutoff: string[] = [];
+    const result = this.change(() => {
+      const run = t.running!;
+      this.sched.setRunning(t, undefined);
+      const out = new Map<number, string>();
+      for (const [path, hash] of Object.entries(report.outputs)) {
+        const o = g.id(path);
+        if (o === undefined || !t.outputs.includes(o)) {
+          g.log.warnings.push({
+            code: 'DEPGRAPH_UNDECLARED_OUTPUT',
+            message: `${taskId} reported ${path}, which its rule does not declare: ignored`,
+            paths: [path],
+            tasks: [taskId],
+          });
+          continue;
+        }
+        if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
+        out.set(o, hash);
+      }
+      const discovered = (report.discovered ?? []).map((path) => {
+        checkPath(path);
+        return g.intern(path);
+      });
+      const inputs = new Map(run.snapshot);
+      // A dependency first seen now: the hash it has now is the best knowledge of what was read.
+      for (const d of discovered) {
+        const h = g.hash[d];
+        if (!inputs.has(d) && h !== undefined) inputs.set(d, h);
+      }
+      g.traces.set(t.id, { in: inputs, out, discovered });
+      t.failed = undefined;
+      for (const [o, hash] of out) {
+        if (g.hash[o] === hash) {
+          cutoff.push(g.paths[o]!);
+          continue;
+        }
+        g.setHash(o, hash);
+        this.sched.noteChanged(t, o);
+        changed.push(g.paths[o]!);
+        this.hashChanged(o, t);
+      }
+      g.setDiscovered(t, discovered);
+    });
+    return { ...result, stale: false, changed, cutoff, nonConvergent: this.lastNonConvergent };
+  }
+
+  /** The run failed: the task stays dirty and blocks its dependants until an input changes. */
+  failed(taskId: string, reason: string, run?: number): ChangeResult & { stale: boolean } {
+    const t = this.current(taskId, run);
+    if (!t) return { ...this.change(() => {}), stale: true };
+    this.fresh();
+    return {
+      ...this.change(() => {
+        this.sched.setRunning(t, undefined);
+        t.failed = reason;
+        this.graph.log.recheck.add(t);
+      }),
+      stale: false,
+    };
+  }
+
+  /** The caller cancelled the run (or lost it): the task is ready to be planned again. */
+  cancelled(taskId: string, run?: number): ChangeResult & { stale: boolean } {
+    const t = this.current(taskId, run);
+    if (!t) return { ...this.change(() => {}), stale: true };
+    return {
+      ...this.change(() => {
+        this.sched.setRunning(t, undefined);
+        this.graph.log.recheck.add(t);
+      }),
+      stale: false,
+    };
+  }
+
+  /** Running tasks cancelled by changes since the last call (also returned by each change). */
+  cancelOnChange(): string[] {
+    const out = this.cancels;
+    this.cancels = [];
+    return out;
+  }
+
+  status(): Status {
+    this.fresh();
+    return status(this.graph, this.sched);
+  }
+
+  artefactState(path: string): ArtefactState {
+    this.fresh();
+    return artefactState(this.graph, this.sched, path);
+  }
+
+  /** The chain of changes, from a changed source to `path`, that makes it dirty ([] if not). */
+  why(path: string): WhyStep[] {
+    this.fresh();
+    return why(this.graph, this.sched, path);
+  }
+
+  /** Pending work: components of the region in topological order. */
+  plan(): PlanJSON {
+    this.fresh();
+    return plan(this.graph, this.sched);
+  }
+
+  toJSON(): GraphJSON {
+    this.fresh();
+    return toJSON(this.graph, this.sched);
+  }
+
+  /** Graphviz; cycles are drawn as clusters. With `plan`, only the pending region. */
+  toDOT(options: { plan?: boolean } = {}): string {
+    this.fresh();
+    return toDOT(this.graph, this.sched, options.plan ?? false);
+  }
+
+  /** Rules, existing artefacts and traces: enough for fromState() to rebuild the graph. */
+  exportState(): GraphState {
+    return exportState(this.graph);
+  }
+
+  /** Sizes; also forces the component analysis, so a loader can time it. */
+  stats(): GraphStats {
+    this.fresh();
+    return graphStats(this.graph, this.sched);
+  }
+
+  private lastNonConvergent: CompletedResult['nonConvergent'] = [];
+
+  private current(taskId: string, run: number | undefined): Task | undefined {
+    const t = this.graph.taskById.get(taskId);
+    if (!t?.running || (run !== undefined && run !== t.running.run)) return undefined;
+    return t;
+  }
+
+  private fresh(): void {
+    if (this.sched.stale) this.sched.recompute();
+    this.sched.flush();
+  }
+
+  /** Runs one mutation and turns its log into the caller's result. */
+  private change(mutate: () => void): ChangeResult {
+    const log: ChangeLog = newLog();
+    this.graph.log = log;
+    this.sched.newlyNonConvergent = [];
+    mutate();
+    const nowDirty: string[] = [];
+    for (const t of log.recheck) {
+      if (!t.alive) continue;
+      const dirty = dirtyReason(this.graph, t) !== undefined;
+      if (dirty && !t.dirty) nowDirty.push(t.id);
+      this.sched.setDirty(t, dirty);
+      this.sched.touch(t);
+    }
+    this.sched.flush();
+    this.lastNonConvergent = this.sched.newlyNonConvergent;
+    this.cancels.push(...log.cancel);
+    return {
+      added: log.added,
+      removed: log.removed,
+      nowDirty: nowDirty.sort(),
+      cancel: log.cancel,
+      orphaned: log.orphaned,
+      warnings: log.warnings,
+    };
+  }
+
+  /**
+   * Path `p` changed hash, written by `from` (a completed task) or from outside (undefined).
+   * Runs reading the old hash are cancelled; a change from outside a component starts it on a
+   * new round, so an edit during a fixpoint is not counted against the pass limit.
+   */
+  private hashChanged(p: number, from: Task | undefined): void {
+    const g = this.graph;
+    for (const c of g.consumers[p] ?? []) {
+      const t = g.tasks[c]!;
+      if (t.running && t.running.snapshot.get(p) !== g.hash[p]) {
+        g.log.cancel.push(t.id);
+        this.sched.setRunning(t, undefined);
+      }
+      t.failed = undefined;
+      if (!from || from.comp !== t.comp || this.sched.stale) this.sched.resetRound(t);
+      g.log.recheck.add(t);
+    }
+    const prod = g.producer[p]!;
+    if (prod >= 0 && !from) {
+      const t = g.tasks[prod]!;
+      t.failed = undefined;
+      this.sched.resetRound(t);
+      g.log.recheck.add(t);
+    }
+  }
+
+  private instance(t: Task, run: Run | undefined): TaskInstance {
+    const g = this.graph;
+    const inputs: string[] = [];
+    const inputHashes: Record<string, string> = {};
+    for (const p of t.inputs) {
+      const h = run ? run.snapshot.get(p) : g.hash[p];
+      if (h === undefined) continue;
+      inputs.push(g.paths[p]!);
+      inputHashes[g.paths[p]!] = h;
+    }
+    return {
+      id: t.id,
+      ruleId: t.rule.id,
+      stem: t.stem,
+      bindings: t.bindings,
+      inputs,
+      inputHashes,
+      outputs: t.outputs.map((o) => g.paths[o]!),
+      pass: run ? run.pass : this.sched.pass[t.comp]!,
+      component: t.comp,
+      cyclic: this.sched.cyclic[t.comp]!,
+      run: run ? run.run : 0,
+      meta: t.rule.spec.meta,
+    };
+  }
+}

@@ -1,0 +1,19 @@
+import type { Graph } from './graph.js';
+import type { Task } from './task.js';
+
+export type DirtyReason =
+  | { readonly kind: 'never' }
+  | { readonly kind: 'input'; readonly path: number; readonly was: string | undefined }
+  | { readonly kind: 'output'; readonly path: number; readonly was: string };
+
+/** Why the task's verifying trace no longer matches, or undefined when it does. */
+export function dirtyReason(g: Graph, t: Task): DirtyReason | undefined {
+  const trace = g.traces.get(t.id);
+  if (!trace) return { kind: 'never' };
+  for (const p of t.inputs) {
+    const was = trace.in.get(p);
+    if (g.hash[p] !== was) return { kind: 'input', path: p, was };
+  }
+  for (const [o, was] of trace.out) if (g.hash[o] !== was) return { kind: 'output', path: o, was };
+  return undefined;
+}

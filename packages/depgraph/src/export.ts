@@ -1,0 +1,258 @@
+import { artefactState, blockedReason } from './explain.js';
+import type { Graph } from './graph.js';
+import type { Scheduler } from './scheduler.js';
+import type { Task } from './task.js';
+import type { ArtefactState, GraphState, RuleSpec, TraceRecord } from './types.js';
+
+export type PlanTaskState = 'ready' | 'running' | 'dirty' | 'blocked' | 'pending';
+export type PlanComponentState = 'ready' | 'running' | 'waiting' | 'blocked' | 'settling';
+
+export interface PlanJSON {
+  /** Components with work pending, dependencies first. */
+  readonly components: Array<{
+    readonly id: number;
+    readonly cyclic: boolean;
+    readonly pass: number;
+    readonly passLimit: number;
+    readonly state: PlanComponentState;
+    /** In pass order; `pending` tasks are clean but wait on upstream work that may dirty them. */
+    readonly tasks: Array<{ id: string; state: PlanTaskState; blocked?: string }>;
+  }>;
+  readonly ready: string[];
+  readonly running: string[];
+}
+
+export interface GraphJSON {
+  readonly rules: RuleSpec[];
+  readonly artefacts: Array<{
+    path: string;
+    hash: string | null;
+    state: ArtefactState;
+    producer: string | null;
+  }>;
+  readonly tasks: Array<{
+    id: string;
+    ruleId: string;
+    stem: string;
+    inputs: string[];
+    optionalInputs: string[];
+    discovered: string[];
+    outputs: string[];
+    component: number;
+    dirty: boolean;
+  }>;
+  /** Dependencies first. */
+  readonly components: Array<{ id: number; cyclic: boolean; tasks: string[] }>;
+}
+
+export interface GraphStats {
+  /** Paths that exist or are produced by a task. */
+  readonly artefacts: number;
+  readonly tasks: number;
+  /** Artefact → task (input) plus task → artefact (output) edges. */
+  readonly edges: number;
+  readonly components: number;
+  readonly cyclicComponents: number;
+  readonly largestComponent: number;
+}
+
+function taskState(g: Graph, t: Task, next: Task | undefined): PlanTaskState {
+  if (t.running) return 'running';
+  if (!t.dirty) return 'pending';
+  if (t === next) return 'ready';
+  return blockedReason(g, t) === undefined ? 'dirty' : 'blocked';
+}
+
+function liveComponents(s: Scheduler, only?: Set<number>): number[] {
+  const comps: number[] = [];
+  for (let c = 0; c < s.members.length; c++) {
+    if (s.members[c]!.length && (!only || only.has(c))) comps.push(c);
+  }
+  return comps.sort((a, b) => s.rank[a]! - s.rank[b]!);
+}
+
+export function plan(g: Graph, s: Scheduler): PlanJSON {
+  const ready: string[] = [];
+  const components = [...s.region]
+    .sort((a, b) => s.rank[a]! - s.rank[b]!)
+    .map((c) => {
+      const next = s.dispatchable.has(c) ? s.candidate(c) : undefined;
+      if (next) ready.push(next.id);
+      const tasks = s.members[c]!.map((idx) => {
+        const t = g.tasks[idx]!;
+        const state = taskState(g, t, next);
+        const blocked = state === 'blocked' ? blockedReason(g, t) : undefined;
+        return blocked ? { id: t.id, state, blocked } : { id: t.id, state };
+      });
+      const state: PlanComponentState =
+        s.runningCount[c]! > 0
+          ? 'running'
+          : next
+            ? 'ready'
+            : s.waiting[c]! > 0
+              ? 'waiting'
+              : s.dirtyCount[c]! > 0
+                ? 'blocked'
+                : 'settling';
+      return {
+        id: c,
+        cyclic: s.cyclic[c]!,
+        pass: s.pass[c]!,
+        passLimit: s.passLimit(c),
+        state,
+        tasks,
+      };
+    });
+  return { components, ready, running: [...s.running].map((t) => t.id).sort() };
+}
+
+export function toJSON(g: Graph, s: Scheduler): GraphJSON {
+  const paths = (ids: readonly number[]) => ids.map((p) => g.paths[p]!);
+  const artefacts: GraphJSON['artefacts'] = [];
+  g.paths.forEach((path, p) => {
+    const prod = g.producer[p]!;
+    if (g.hash[p] === undefined && prod < 0) return;
+    artefacts.push({
+      path,
+      hash: g.hash[p] ?? null,
+      state: artefactState(g, s, path),
+      producer: prod >= 0 ? g.tasks[prod]!.id : null,
+    });
+  });
+  artefacts.sort((a, b) => (a.path < b.path ? -1 : 1));
+  const tasks = [...g.taskById.values()]
+    .sort((a, b) => (a.id < b.id ? -1 : 1))
+    .map((t) => ({
+      id: t.id,
+      ruleId: t.rule.id,
+      stem: t.stem,
+      inputs: paths(t.required),
+      optionalInputs: paths(t.optional),
+      discovered: paths(t.discovered),
+      outputs: paths(t.outputs),
+      component: t.comp,
+      dirty: t.dirty,
+    }));
+  const components = liveComponents(s).map((c) => ({
+    id: c,
+    cyclic: s.cyclic[c]!,
+    tasks: s.members[c]!.map((i) => g.tasks[i]!.id),
+  }));
+  const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
+  return { rules, artefacts, tasks, components };
+}
+
+const COLOURS: Record<string, string> = {
+  source: 'white',
+  up_to_date: 'palegreen',
+  dirty: 'khaki',
+  building: 'lightblue',
+  failed: 'salmon',
+  not_converging: 'orange',
+  missing: 'lightgrey',
+};
+
+/** Tasks are boxes, artefacts ellipses; each cyclic component is a cluster. */
+export function toDOT(g: Graph, s: Scheduler, planOnly: boolean): string {
+  const q = (text: string) => JSON.stringify(text);
+  const comps = liveComponents(s, planOnly ? s.region : undefined);
+  const lines = ['digraph depgraph {', '  rankdir=LR;', '  node [style=filled];'];
+  const shown = new Set<number>();
+  const artefactNode = (p: number, indent: string) => {
+    if (shown.has(p)) return;
+    shown.add(p);
+    const state = artefactState(g, s, g.paths[p]!);
+    lines.push(
+      `${indent}${q(`a:${g.paths[p]}`)} [label=${q(g.paths[p]!)}, shape=ellipse, fillcolor=${COLOURS[state]}];`,
+    );
+  };
+  const edges: string[] = [];
+  for (const c of comps) {
+    const cluster = s.cyclic[c]! && s.members[c]!.length > 0;
+    const indent = cluster ? '    ' : '  ';
+    if (cluster) {
+      lines.push(
+        `  subgraph cluster_${c} {`,
+        `    label=${q(`cycle ${c} (pass ${s.pass[c]}/${s.passLimit(c)})`)};`,
+        '    style=dashed;',
+      );
+    }
+    for (const idx of s.members[c]!) {
+      const t = g.tasks[idx]!;
+      const fill = t.running
+        ? 'lightblue'
+        : t.failed
+          ? 'salmon'
+          : t.nc
+            ? 'orange'
+            : t.dirty
+              ? 'khaki'
+              : 'palegreen';
+      lines.push(`${indent}${q(`t:${t.id}`)} [label=${q(t.id)}, shape=box, fillcolor=${fill}];`);
+      for (const o of t.outputs) {
+        artefactNode(o, indent);
+        edges.push(`  ${q(`t:${t.id}`)} -> ${q(`a:${g.paths[o]}`)};`);
+      }
+    }
+    if (cluster) lines.push('  }');
+  }
+  for (const c of comps) {
+    for (const idx of s.members[c]!) {
+      const t = g.tasks[idx]!;
+      for (const p of t.inputs) {
+        artefactNode(p, '  ');
+        const style = t.required.includes(p) ? '' : ' [style=dashed]';
+        edges.push(`  ${q(`a:${g.paths[p]}`)} -> ${q(`t:${t.id}`)}${style};`);
+      }
+    }
+  }
+  lines.push(...edges, '}');
+  return `${lines.join('\n')}\n`;
+}
+
+export function exportState(g: Graph): GraphState {
+  const artefacts: Record<string, string> = {};
+  g.paths.forEach((path, p) => {
+    const h = g.hash[p];
+    if (h !== undefined) artefacts[path] = h;
+  });
+  const traces: Record<string, TraceRecord> = {};
+  for (const [id, trace] of g.traces) {
+    const record = (m: Map<number, string>) =>
+      Object.fromEntries([...m].map(([p, h]) => [g.paths[p]!, h]));
+    traces[id] = {
+      inputs: record(trace.in),
+      outputs: record(trace.out),
+      ...(trace.discovered ? { discovered: trace.discovered.map((p) => g.paths[p]!) } : {}),
+    };
+  }
+  const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
+  return { rules, artefacts, traces };
+}
+
+export function graphStats(g: Graph, s: Scheduler): GraphStats {
+  let artefacts = 0;
+  for (let p = 0; p < g.paths.length; p++) {
+    if (g.hash[p] !== undefined || g.producer[p]! >= 0) artefacts++;
+  }
+  let edges = 0;
+  for (const t of g.taskById.values()) edges += t.inputs.length + t.outputs.length;
+  let components = 0;
+  let cyclicComponents = 0;
+  let largestComponent = 0;
+  for (let c = 0; c < s.members.length; c++) {
+    const size = s.members[c]!.length;
+    if (!size) continue;
+    components++;
+    if (s.cyclic[c]) cyclicComponents++;
+    largestComponent = Math.max(largestComponent, size);
+  }
+  return {
+    artefacts,
+    tasks: g.taskById.size,
+    edges,
+    components,
+    cyclicComponents,
+    largestComponent,
+  };
+}

@@ -1,0 +1,388 @@
+import { extOf } from './path.js';
+import { fillPattern, matchPattern, type Pattern, stemKey } from './pattern.js';
+import type { CompiledRule } from './rule.js';
+import { beats, Task, type Trace } from './task.js';
+import type { GraphWarning } from './types.js';
+
+/** Structural events, so the scheduler can keep components and its region current. */
+export interface GraphListener {
+  taskAdded(task: Task): void;
+  /** Before the task's edges are removed. */
+  taskRemoving(task: Task): void;
+  /** A discovered dependency linked `to` to the producer `from` (called after the link). */
+  edgeAdded(from: Task, to: Task): void;
+  edgeRemoved(from: Task, to: Task): void;
+}
+
+/** What one public call changed, filled in as the graph works. */
+export interface ChangeLog {
+  readonly added: string[];
+  readonly removed: string[];
+  readonly orphaned: string[];
+  readonly cancel: string[];
+  readonly warnings: GraphWarning[];
+  /** Tasks whose dirtiness must be evaluated again before the call returns. */
+  readonly recheck: Set<Task>;
+}
+
+export function newLog(): ChangeLog {
+  return { added: [], removed: [], orphaned: [], cancel: [], warnings: [], recheck: new Set() };
+}
+
+interface Slot {
+  readonly rule: CompiledRule;
+  readonly input: number;
+}
+
+/**
+ * Artefacts (interned paths), rules and the task instances forward chaining derives from them.
+ * A task exists while each required input exists or is the output of another task; removing one
+ * cascades to tasks that needed its missing outputs. Task ids are `${ruleId}:${stem}`.
+ */
+export class Graph {
+  readonly paths: string[] = [];
+  /** Current comparison hash; undefined when the artefact does not exist. */
+  readonly hash: (string | undefined)[] = [];
+  /** Producing task index, or -1. */
+  readonly producer: number[] = [];
+  /** Tasks reading the path as a required, optional or discovered input. */
+  readonly consumers: (number[] | undefined)[] = [];
+  readonly tasks: (Task | undefined)[] = [];
+  readonly taskById = new Map<string, Task>();
+  readonly rules = new Map<string, CompiledRule>();
+  /** By task id; kept when a task goes away so a returning chef's rule does not rebuild. */
+  readonly traces = new Map<string, Trace>();
+  log: ChangeLog = newLog();
+  private readonly ids = new Map<string, number>();
+  private readonly byExt = new Map<string, number[]>();
+  private readonly exactSlots = new Map<string, Slot[]>();
+  private readonly extSlots = new Map<string, Slot[]>();
+  private scanSlots: Slot[] = [];
+  private readonly tasksOfRule = new Map<string, Set<Task>>();
+  /** Instances that lost an output to a task of higher precedence; retried when tasks go. */
+  private readonly shadowed = new Map<
+    string,
+    { rule: CompiledRule; bindings: Record<string, string> }
+  >();
+  private retryShadowed = false;
+  private readonly queue: number[] = [];
+  private readonly tooDeep = new Set<string>();
+
+  constructor(
+    private readonly listener: GraphListener,
+    private readonly maxDepth: number,
+  ) {}
+
+  id(path: string): number | undefined {
+    return this.ids.get(path);
+  }
+
+  intern(path: string): number {
+    let id = this.ids.get(path);
+    if (id === undefined) {
+      id = this.paths.length;
+      this.ids.set(path, id);
+      this.paths.push(path);
+      this.hash.push(undefined);
+      this.producer.push(-1);
+      this.consumers.push(undefined);
+      const ext = extOf(path);
+      const bucket = this.byExt.get(ext);
+      if (bucket) bucket.push(id);
+      else this.byExt.set(ext, [id]);
+    }
+    return id;
+  }
+
+  available(p: number): boolean {
+    return this.hash[p] !== undefined || this.producer[p]! >= 0;
+  }
+
+  /** Records a hash; a path that becomes available may instantiate tasks. */
+  setHash(p: number, hash: string): void {
+    const was = this.available(p);
+    this.hash[p] = hash;
+    if (!was) {
+      this.queue.push(p);
+      this.settle();
+    }
+  }
+
+  deleteHash(p: number): void {
+    this.hash[p] = undefined;
+    if (this.producer[p]! < 0) {
+      this.makeUnavailable(p);
+      this.settle();
+    }
+  }
+
+  addRule(rule: CompiledRule): void {
+    this.rules.set(rule.id, rule);
+    this.tasksOfRule.set(rule.id, new Set());
+    rule.required.forEach((pattern, input) => {
+      const slot = { rule, input };
+      if (!pattern.regex) pushTo(this.exactSlots, pattern.source, slot);
+      else if (pattern.ext !== undefined) pushTo(this.extSlots, pattern.ext, slot);
+      else this.scanSlots.push(slot);
+    });
+    const first = rule.required[0]!;
+    for (const q of this.candidates(first)) {
+      if (!this.available(q)) continue;
+      const bindings = matchPattern(first, this.paths[q]!);
+      if (bindings) this.tryInstantiate(rule, bindings);
+    }
+    this.settle();
+  }
+
+  removeRule(ruleId: string): void {
+    const rule = this.rules.get(ruleId);
+    if (!rule) return;
+    this.rules.delete(ruleId);
+    const keep = (s: Slot) => s.rule !== rule;
+    for (const map of [this.exactSlots, this.extSlots]) {
+      for (const [key, slots] of map) {
+        const left = slots.filter(keep);
+        if (left.length) map.set(key, left);
+        else map.delete(key);
+      }
+    }
+    this.scanSlots = this.scanSlots.filter(keep);
+    for (const [id, s] of this.shadowed) if (s.rule === rule) this.shadowed.delete(id);
+    const tasks = [...(this.tasksOfRule.get(ruleId) ?? [])].sort((a, b) => a.idx - b.idx);
+    this.tasksOfRule.delete(ruleId);
+    for (const t of tasks) if (t.alive) this.removeTask(t);
+    this.settle();
+  }
+
+  /** Replaces a task's discovered dependencies, linking it to their producers. */
+  setDiscovered(t: Task, discovered: readonly number[]): void {
+    const before = new Set(t.inputs);
+    t.discovered = [...new Set(discovered)];
+    t.inputs = dedupe(t.required, t.optional, t.discovered);
+    const after = new Set(t.inputs);
+    for (const p of before) {
+      if (after.has(p)) continue;
+      const list = this.consumers[p]!;
+      list.splice(list.indexOf(t.idx), 1);
+      const prod = this.producer[p]!;
+      if (prod >= 0) this.listener.edgeRemoved(this.tasks[prod]!, t);
+    }
+    for (const p of after) {
+      if (before.has(p)) continue;
+      addConsumer(this.consumers, p, t.idx);
+      const prod = this.producer[p]!;
+      if (prod >= 0) this.listener.edgeAdded(this.tasks[prod]!, t);
+    }
+    this.log.recheck.add(t);
+  }
+
+  /** The declared-or-discovered split a stored trace needs once its task exists. */
+  resolveDiscovered(t: Task, trace: Trace): number[] {
+    if (trace.discovered === undefined) {
+      trace.discovered = [...trace.in.keys()].filter(
+        (p) => !t.required.includes(p) && !t.optional.includes(p),
+      );
+    }
+    return trace.discovered;
+  }
+
+  private candidates(pattern: Pattern): Iterable<number> {
+    if (!pattern.regex) {
+      const id = this.ids.get(pattern.source);
+      return id === undefined ? [] : [id];
+    }
+    if (pattern.ext !== undefined) return this.byExt.get(pattern.ext) ?? [];
+    return this.paths.keys();
+  }
+
+  /** Drains the forward-chaining queue, then gives shadowed instances their chance again. */
+  private settle(): void {
+    for (;;) {
+      while (this.queue.length) {
+        const p = this.queue.pop()!;
+        if (this.available(p)) this.onAvailable(p);
+      }
+      if (!this.retryShadowed) return;
+      this.retryShadowed = false;
+      const waiting = [...this.shadowed].sort(([a], [b]) => (a < b ? -1 : 1));
+      for (const [id, { rule, bindings }] of waiting) {
+        this.shadowed.delete(id);
+        this.tryInstantiate(rule, bindings);
+      }
+    }
+  }
+
+  private onAvailable(p: number): void {
+    const path = this.paths[p]!;
+    const visit = (slots: Slot[] | undefined) => {
+      if (!slots) return;
+      for (const { rule, input } of slots) {
+        const pattern = rule.required[input]!;
+        const bindings = matchPattern(pattern, path);
+        if (!bindings) continue;
+        if (input === 0 || pattern.names.length === rule.names.length) {
+          this.tryInstantiate(rule, bindings);
+          continue;
+        }
+        // This input binds only some placeholders: the first input names the instances.
+        const first = rule.required[0]!;
+        for (const q of this.candidates(first)) {
+          if (!this.available(q)) continue;
+          const full = matchPattern(first, this.paths[q]!);
+          if (full && pattern.names.every((n) => full[n] === bindings[n])) {
+            this.tryInstantiate(rule, full);
+          }
+        }
+      }
+    };
+    visit(this.exactSlots.get(path));
+    visit(this.extSlots.get(extOf(path)));
+    visit(this.scanSlots);
+  }
+
+  private tryInstantiate(rule: CompiledRule, bindings: Record<string, string>): void {
+    const stem = stemKey(rule.names, bindings);
+    const id = `${rule.id}:${stem}`;
+    if (this.taskById.has(id) || this.shadowed.has(id)) return;
+    const required: number[] = [];
+    let depth = 1;
+    for (const pattern of rule.required) {
+      const p = this.ids.get(fillPattern(pattern, bindings));
+      if (p === undefined || !this.available(p)) return;
+      required.push(p);
+      const prod = this.producer[p]!;
+      if (prod >= 0) depth = Math.max(depth, this.tasks[prod]!.depth + 1);
+    }
+    if (depth > this.maxDepth) {
+      if (!this.tooDeep.has(id)) {
+        this.tooDeep.add(id);
+        this.warn(
+          'DEPGRAPH_DERIVATION_TOO_DEEP',
+          `${id} not created: it is ${depth} generated steps from a source (limit ${this.maxDepth}); a rule probably consumes its own outputs`,
+          [],
+          [id],
+        );
+      }
+      return;
+    }
+    const outPaths = rule.outputs.map((o) => fillPattern(o, bindings));
+    const optPaths = rule.optional.map((o) => fillPattern(o, bindings));
+    if (![...outPaths, ...optPaths].every(isNormalPath)) return;
+    const outputs = [...new Set(outPaths.map((o) => this.intern(o)))];
+    const candidate = { rule, id };
+    const losers = new Set<Task>();
+    for (const o of outputs) {
+      const prod = this.producer[o]!;
+      if (prod < 0) continue;
+      const other = this.tasks[prod]!;
+      if (beats(other, candidate)) {
+        this.shadowed.set(id, { rule, bindings });
+        this.warn(
+          'DEPGRAPH_OUTPUT_CONFLICT',
+          `${this.paths[o]} is produced by ${other.id}; ${id} is not used (lowest rule id wins)`,
+          [this.paths[o]!],
+          [other.id, id],
+        );
+        return;
+      }
+      losers.add(other);
+    }
+    for (const loser of losers) {
+      this.warn(
+        'DEPGRAPH_OUTPUT_CONFLICT',
+        `${id} takes outputs of ${loser.id}, which is no longer used (lowest rule id wins)`,
+        loser.outputs.filter((o) => outputs.includes(o)).map((o) => this.paths[o]!),
+        [id, loser.id],
+      );
+      if (loser.alive) this.removeTask(loser);
+      this.shadowed.set(loser.id, { rule: loser.rule, bindings: { ...loser.bindings } });
+    }
+    if (losers.size && !required.every((p) => this.available(p))) return;
+    const optional = optPaths.map((o) => this.intern(o));
+    const t = new Task(
+      this.tasks.length,
+      id,
+      rule,
+      stem,
+      bindings,
+      required,
+      optional,
+      outputs,
+      depth,
+    );
+    this.tasks.push(t);
+    this.taskById.set(id, t);
+    this.tasksOfRule.get(rule.id)!.add(t);
+    const trace = this.traces.get(id);
+    t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
+    t.inputs = dedupe(required, optional, t.discovered);
+    for (const p of t.inputs) addConsumer(this.consumers, p, t.idx);
+    for (const o of outputs) {
+      if (!this.available(o)) this.queue.push(o);
+      this.producer[o] = t.idx;
+    }
+    this.log.added.push(id);
+    this.log.recheck.add(t);
+    this.listener.taskAdded(t);
+  }
+
+  private removeTask(t: Task): void {
+    this.listener.taskRemoving(t);
+    if (t.running) this.log.cancel.push(t.id);
+    t.alive = false;
+    t.running = undefined;
+    this.tasks[t.idx] = undefined;
+    this.taskById.delete(t.id);
+    this.tasksOfRule.get(t.rule.id)?.delete(t);
+    this.log.recheck.delete(t);
+    for (const p of t.inputs) {
+      const list = this.consumers[p]!;
+      list.splice(list.indexOf(t.idx), 1);
+    }
+    this.log.removed.push(t.id);
+    this.retryShadowed = true;
+    const lost: number[] = [];
+    for (const o of t.outputs) {
+      if (this.producer[o] !== t.idx) continue;
+      this.producer[o] = -1;
+      if (this.hash[o] !== undefined) this.log.orphaned.push(this.paths[o]!);
+      else lost.push(o);
+    }
+    for (const o of lost) this.makeUnavailable(o);
+  }
+
+  /** A path neither exists nor is produced: tasks that require it go. */
+  private makeUnavailable(p: number): void {
+    if (this.available(p)) return;
+    const users = (this.consumers[p] ?? [])
+      .map((c) => this.tasks[c]!)
+      .filter((t) => t.required.includes(p));
+    for (const t of users) if (t.alive) this.removeTask(t);
+  }
+
+  private warn(code: GraphWarning['code'], message: string, paths: string[], tasks: string[]) {
+    this.log.warnings.push({ code, message, paths, tasks });
+  }
+}
+
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function addConsumer(consumers: (number[] | undefined)[], p: number, t: number): void {
+  const list = consumers[p];
+  if (list) list.push(t);
+  else consumers[p] = [t];
+}
+
+function dedupe(...lists: (readonly number[])[]): number[] {
+  const seen = new Set<number>();
+  for (const list of lists) for (const p of list) seen.add(p);
+  return [...seen];
+}
+
+function isNormalPath(path: string): boolean {
+  return !path.startsWith('/') && path.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}

@@ -1,0 +1,72 @@
+import { extOf } from './path.js';
+
+/**
+ * A path pattern with `{name}` placeholders. Anchored at both ends. `{stem}` binds one or more
+ * characters and may span "/" (make's `%`): `{stem}.tex` binds `paper/main` for
+ * `paper/main.tex`, and `src/{stem}.txt` matches `src/a.txt` and `src/x/a.txt` but never
+ * `lib/src/a.txt`. Any other `{name}` binds within one path segment (no "/"). A placeholder
+ * used twice must bind the same text both times.
+ */
+export interface Pattern {
+  readonly source: string;
+  /** Distinct placeholder names in order of first appearance. */
+  readonly names: readonly string[];
+  /** Undefined for a literal pattern (no placeholders). */
+  readonly regex: RegExp | undefined;
+  /** Index key: extension of the literal tail, or undefined when a match can have any extension. */
+  readonly ext: string | undefined;
+}
+
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+export function compilePattern(source: string): Pattern {
+  const names: string[] = [];
+  let regex = '^';
+  let last = 0;
+  for (const m of source.matchAll(PLACEHOLDER)) {
+    const name = m[1]!;
+    regex += escapeRegex(source.slice(last, m.index));
+    if (names.includes(name)) regex += `\\k<${name}>`;
+    else {
+      names.push(name);
+      regex += name === 'stem' ? `(?<${name}>.+)` : `(?<${name}>[^/]+)`;
+    }
+    last = m.index + m[0].length;
+  }
+  const tail = source.slice(last);
+  regex += `${escapeRegex(tail)}$`;
+  if (names.length === 0) return { source, names, regex: undefined, ext: extOf(source) };
+  // With no "." in the literal tail the matched path's extension comes from a placeholder.
+  const ext =
+    tail.includes('.') && !tail.slice(tail.lastIndexOf('.')).includes('/')
+      ? extOf(tail)
+      : undefined;
+  return { source, names, regex: new RegExp(regex), ext };
+}
+
+/** Bindings when `path` matches, else undefined. */
+export function matchPattern(pattern: Pattern, path: string): Record<string, string> | undefined {
+  if (!pattern.regex) return path === pattern.source ? {} : undefined;
+  const m = pattern.regex.exec(path);
+  if (!m) return undefined;
+  const bindings: Record<string, string> = {};
+  for (const name of pattern.names) bindings[name] = m.groups![name]!;
+  return bindings;
+}
+
+/** The path a pattern names under `bindings` (every placeholder must be bound). */
+export function fillPattern(pattern: Pattern, bindings: Readonly<Record<string, string>>): string {
+  if (!pattern.regex) return pattern.source;
+  return pattern.source.replace(PLACEHOLDER, (_, name: string) => bindings[name]!);
+}
+
+/** Readable, unique part of a task id: the stem alone, or `name=value` pairs. */
+export function stemKey(names: readonly string[], bindings: Readonly<Record<string, string>>) {
+  if (names.length === 0) return '';
+  if (names.length === 1 && names[0] === 'stem') return bindings.stem!;
+  return names.map((n) => `${n}=${bindings[n]}`).join(',');
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}

@@ -1,0 +1,66 @@
+import { RuleInvalidError } from './errors.js';
+import { compilePattern, type Pattern } from './pattern.js';
+import type { RuleSpec } from './types.js';
+
+export interface CompiledRule {
+  readonly id: string;
+  readonly spec: RuleSpec;
+  readonly required: readonly Pattern[];
+  readonly optional: readonly Pattern[];
+  readonly outputs: readonly Pattern[];
+  /** Placeholders, as bound by the first required input. */
+  readonly names: readonly string[];
+  /** Equal fingerprints: same rule, so task traces stay valid when a chef re-declares it. */
+  readonly fingerprint: string;
+}
+
+const RULE_ID = /^[A-Za-z0-9_-]{1,100}$/;
+
+export function compileRule(spec: RuleSpec): CompiledRule {
+  const id = spec.id;
+  if (typeof id !== 'string' || !RULE_ID.test(id)) {
+    throw new RuleInvalidError(String(id), 'the id must be 1-100 letters, digits, "-" or "_"');
+  }
+  if (!Array.isArray(spec.inputs) || spec.inputs.length === 0) {
+    throw new RuleInvalidError(id, 'it needs at least one required input');
+  }
+  if (!Array.isArray(spec.outputs) || spec.outputs.length === 0) {
+    throw new RuleInvalidError(id, 'it needs at least one output');
+  }
+  if (spec.passLimit !== undefined && !(Number.isInteger(spec.passLimit) && spec.passLimit >= 1)) {
+    throw new RuleInvalidError(id, 'passLimit must be a positive integer');
+  }
+  const compile = (source: string) => {
+    if (typeof source !== 'string' || source.length === 0) {
+      throw new RuleInvalidError(id, 'a pattern is empty');
+    }
+    if (
+      source.startsWith('/') ||
+      source.split('/').some((s) => s === '..' || s === '.' || s === '')
+    ) {
+      throw new RuleInvalidError(id, `pattern ${JSON.stringify(source)} is not project-relative`);
+    }
+    return compilePattern(source);
+  };
+  const required = spec.inputs.map(compile);
+  const optional = (spec.optionalInputs ?? []).map(compile);
+  const outputs = spec.outputs.map(compile);
+  const names = required[0]!.names;
+  for (const p of [...required, ...optional, ...outputs]) {
+    const unbound = p.names.find((n) => !names.includes(n));
+    if (unbound !== undefined) {
+      throw new RuleInvalidError(
+        id,
+        `placeholder {${unbound}} in ${JSON.stringify(p.source)} does not appear in the first input ${JSON.stringify(required[0]!.source)}`,
+      );
+    }
+  }
+  const fingerprint = JSON.stringify([
+    spec.inputs,
+    spec.optionalInputs ?? [],
+    spec.outputs,
+    spec.passLimit ?? null,
+    spec.meta ?? null,
+  ]);
+  return { id, spec, required, optional, outputs, names, fingerprint };
+}

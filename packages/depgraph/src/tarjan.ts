@@ -1,0 +1,66 @@
+/**
+ * Strongly connected components of a graph in compressed sparse row form (`succ` of node v are
+ * `targets[offsets[v]..offsets[v+1]]`), iteratively so deep chains cannot overflow the stack.
+ * Components come out with every successor's component first: when successors are a task's
+ * dependencies, that is build order.
+ */
+export function tarjan(
+  n: number,
+  offsets: Int32Array,
+  targets: Int32Array,
+  include: (v: number) => boolean = () => true,
+): { comp: Int32Array; count: number } {
+  const index = new Int32Array(n).fill(-1);
+  const low = new Int32Array(n);
+  const comp = new Int32Array(n).fill(-1);
+  const onStack = new Uint8Array(n);
+  const stack = new Int32Array(n);
+  const callNode = new Int32Array(n);
+  const callEdge = new Int32Array(n);
+  let sp = 0;
+  let next = 0;
+  let count = 0;
+  for (let root = 0; root < n; root++) {
+    if (index[root] !== -1 || !include(root)) continue;
+    let depth = 0;
+    callNode[0] = root;
+    callEdge[0] = offsets[root]!;
+    index[root] = low[root] = next++;
+    stack[sp++] = root;
+    onStack[root] = 1;
+    while (depth >= 0) {
+      const v = callNode[depth]!;
+      const e = callEdge[depth]!;
+      if (e < offsets[v + 1]!) {
+        callEdge[depth] = e + 1;
+        const w = targets[e]!;
+        if (index[w] === -1) {
+          index[w] = low[w] = next++;
+          stack[sp++] = w;
+          onStack[w] = 1;
+          depth++;
+          callNode[depth] = w;
+          callEdge[depth] = offsets[w]!;
+        } else if (onStack[w] && index[w]! < low[v]!) {
+          low[v] = index[w]!;
+        }
+        continue;
+      }
+      if (low[v] === index[v]) {
+        let w: number;
+        do {
+          w = stack[--sp]!;
+          onStack[w] = 0;
+          comp[w] = count;
+        } while (w !== v);
+        count++;
+      }
+      depth--;
+      if (depth >= 0) {
+        const u = callNode[depth]!;
+        if (low[v]! < low[u]!) low[u] = low[v]!;
+      }
+    }
+  }
+  return { comp, count };
+}

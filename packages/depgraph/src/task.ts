@@ -1,0 +1,51 @@
+import type { CompiledRule } from './rule.js';
+import type { NonConvergence } from './types.js';
+
+/** One run in flight: what it was given, so a change under it can be detected. */
+export interface Run {
+  readonly run: number;
+  /** Hash of every input that existed at dispatch (path id → hash): the trace's inputs. */
+  readonly snapshot: Map<number, string>;
+  readonly pass: number;
+}
+
+/** Verifying trace of the last successful run, by path id. */
+export interface Trace {
+  readonly in: Map<number, string>;
+  readonly out: Map<number, string>;
+  /** Undefined until the task exists: then every undeclared input is taken as discovered. */
+  discovered: number[] | undefined;
+}
+
+/** A rule instance. Graph structure is readonly; the rest is scheduling state. */
+export class Task {
+  alive = true;
+  /** Required, optional, then discovered inputs, without duplicates (path ids). */
+  inputs: number[] = [];
+  discovered: number[] = [];
+  comp = -1;
+  dirty = false;
+  /** Pass of the current round in which it last ran; 0 when it has not run in this round. */
+  runPass = 0;
+  running: Run | undefined = undefined;
+  failed: string | undefined = undefined;
+  nc: NonConvergence | undefined = undefined;
+
+  constructor(
+    readonly idx: number,
+    readonly id: string,
+    readonly rule: CompiledRule,
+    readonly stem: string,
+    readonly bindings: Readonly<Record<string, string>>,
+    readonly required: readonly number[],
+    readonly optional: readonly number[],
+    readonly outputs: readonly number[],
+    readonly depth: number,
+  ) {}
+}
+
+/** Precedence when two tasks claim one output: lowest rule id, then lowest task id. */
+export function beats(a: { rule: { id: string }; id: string }, b: typeof a): boolean {
+  if (a.rule.id !== b.rule.id) return a.rule.id < b.rule.id;
+  return a.id < b.id;
+}
