@@ -201,3 +201,34 @@ describe('Bus over a real nats-server', () => {
     expect(err.message).toMatch(/NATS_URL/);
   });
 });
+
+describe('Bus when NATS comes and goes', () => {
+  it('waits with backoff until NATS is up, then keeps working across a server restart', async () => {
+    await using nats = await NatsServer.start();
+    await nats.stop();
+    const lines: string[] = [];
+    const logger = createLogger('late');
+    logger.level = 'silent';
+    const warn = logger.warn.bind(logger);
+    logger.warn = ((obj: unknown, msg?: string) => {
+      lines.push(msg ?? String(obj));
+      return warn(obj as object, msg);
+    }) as typeof logger.warn;
+    const pending = Bus.connect({ servers: nats.url, service: 'late', project: P, logger });
+    await new Promise((r) => setTimeout(r, 700));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines[0]).toMatch(/cannot reach NATS at .*NATS_URL/);
+    await nats.start();
+    const bus = await pending;
+    await ensureProjectStreams(bus, P);
+    await nats.stop();
+    await nats.start();
+    const ack = await bus.publish(
+      'files.changed',
+      subjects.filesChanged(P),
+      fileBody('after-restart.txt'),
+    );
+    expect(ack.seq).toBeGreaterThan(0);
+    await bus.close();
+  });
+});

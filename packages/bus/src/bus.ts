@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type BodyInputOf,
+  type BodyOf,
   Envelope,
   envelope,
   type MessageType,
@@ -47,6 +49,8 @@ export interface BusOptions {
 }
 
 export interface PublishOptions {
+  /** Keep retrying an unacknowledged publish this long (default 30 s). */
+  readonly retryForMs?: number;
   /** JetStream deduplicates on this id within the stream's duplicate window. */
   readonly msgId?: string;
   readonly cid?: string;
@@ -124,15 +128,33 @@ export class Bus {
     return new TypedKv(await ensureKv(this.nc, bucket, spec), schema, this.logger);
   }
 
-  /** Validates the body, wraps it in an envelope and publishes to JetStream (waits for the ack). */
+  /**
+   * Validates the body, wraps it in an envelope and publishes to JetStream, waiting for the ack.
+   * Every message carries a msgId (the envelope id unless given), so the retries made while the
+   * server is unreachable or restarting (up to retryForMs) can never store it twice.
+   */
   async publish<T extends MessageType>(
     type: T,
     subject: string,
     body: BodyInputOf<T>,
     options: PublishOptions = {},
   ): Promise<PubAck> {
-    const data = this.encode(type, body, options.cid);
-    return this.js.publish(subject, data, options.msgId ? { msgID: options.msgId } : undefined);
+    const env = this.envelope(type, body, options.cid);
+    const data = JSON.stringify(env);
+    const msgID = options.msgId ?? env.id;
+    const deadline = Date.now() + (options.retryForMs ?? 30_000);
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        return await this.js.publish(subject, data, { msgID, timeout: 5_000 });
+      } catch (err) {
+        if (this.#closing || Date.now() + delay > deadline || !isTransient(err)) throw err;
+        this.logger.warn(
+          { subject, err: (err as Error).message, retryInMs: delay },
+          'publish not acknowledged; retrying',
+        );
+        await sleep(delay);
+      }
+    }
   }
 
   /** Core NATS publish (no persistence): live events, log lines. */
@@ -141,6 +163,14 @@ export class Bus {
   }
 
   encode<T extends MessageType>(type: T, body: BodyInputOf<T>, cid?: string): string {
+    return JSON.stringify(this.envelope(type, body, cid));
+  }
+
+  envelope<T extends MessageType>(
+    type: T,
+    body: BodyInputOf<T>,
+    cid?: string,
+  ): Envelope<BodyOf<T>> {
     const parsed = messageTypes[type].safeParse(body);
     if (!parsed.success) {
       throw new MessageInvalidError(
@@ -148,9 +178,11 @@ export class Bus {
         issuesOf(parsed.error, ['body']),
       );
     }
-    return JSON.stringify(
-      envelope(type, parsed.data, { project: this.project, source: this.service, cid }),
-    );
+    return envelope(type, parsed.data as BodyOf<T>, {
+      project: this.project,
+      source: this.service,
+      cid,
+    });
   }
 
   /** Pulls from a durable consumer with explicit ack, redelivery and dead letters. */
@@ -302,4 +334,11 @@ export class Bus {
     this.srv?.stop();
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/** Errors after which the same publish may succeed: timeouts, no responders, disconnects. */
+function isTransient(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string };
+  const text = `${e.name ?? ''} ${e.code ?? ''} ${e.message ?? ''}`.toLowerCase();
+  return /timeout|503|no responders|disconnect|closed|reconnect|connection/.test(text);
 }
