@@ -19,7 +19,7 @@ export interface SshdOptions {
   readonly users?: readonly string[];
   /** sshd's MaxSessions (channels per connection); OpenSSH's default is 10. */
   readonly maxSessions?: number;
-  /** Extra sshd_config lines, e.g. 'ClientAliveInterval 5'. */
+  /** Extra sshd_config lines, e.g. 'ClientAliveInterval 5'; they override the defaults. */
   readonly extraConfig?: readonly string[];
   readonly startTimeoutMs?: number;
 }
@@ -188,6 +188,8 @@ export class Sshd implements AsyncDisposable {
       writeFileSync(
         this.configPath,
         [
+          // sshd keeps the first value it reads, so callers' lines go first to win.
+          ...(options.extraConfig ?? []),
           `ListenAddress ${this.host}`,
           `Port ${this.#port}`,
           `HostKey ${this.#dir.join('host_ed25519')}`,
@@ -204,7 +206,6 @@ export class Sshd implements AsyncDisposable {
           'MaxStartups 200',
           'Subsystem sftp internal-sftp',
           'LogLevel VERBOSE',
-          ...(options.extraConfig ?? []),
           '',
         ].join('\n'),
       );

@@ -1,0 +1,112 @@
+import type { Client, ClientChannel } from 'ssh2';
+import { channelError } from './classify.js';
+import { TransportError } from './errors.js';
+
+export interface ExecOptions {
+  /** Written to the command's stdin, which is then closed. */
+  readonly stdin?: string | Buffer;
+  /** Kill the command (SIGKILL over the channel, then close it) after this long. */
+  readonly timeoutMs?: number;
+}
+
+export interface ExecResult {
+  /** Exit status; null when the command died by a signal. */
+  readonly code: number | null;
+  readonly signal: string | undefined;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * ssh2's Channel.signal() does nothing once stdin has been ended, yet RFC 4254 allows a
+ * signal request on a half-closed channel, and OpenSSH (>= 7.9) then killpg()s the session.
+ */
+function sendSignal(stream: ClientChannel, name: string): void {
+  const s = stream as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, signal: string): void } };
+  };
+  const state = s.outgoing?.state;
+  if (s.outgoing && (state === 'open' || state === 'eof')) {
+    s._client?._protocol?.signal(s.outgoing.id, name);
+  }
+}
+
+/**
+ * Runs one command on an open connection. `result` settles when the command ends or times
+ * out; `closed` when the channel is gone, which is when its slot on the server is free again.
+ */
+export function execOnClient(
+  client: Client,
+  command: string,
+  options: ExecOptions,
+  endpoint: string,
+  hold: (closed: Promise<void>) => void,
+): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const onOpen = (err: Error | undefined, stream: ClientChannel) => {
+      if (err) return reject(channelError(err, endpoint));
+      let markClosed: () => void = () => undefined;
+      hold(new Promise<void>((r) => (markClosed = r)));
+      const out: Buffer[] = [];
+      const errOut: Buffer[] = [];
+      let code: number | null | undefined;
+      let signal: string | undefined;
+      let timedOut = false;
+      const timer =
+        options.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              timedOut = true;
+              try {
+                sendSignal(stream, 'KILL');
+              } catch {
+                // the channel may be closing already
+              }
+              stream.close();
+              reject(
+                new TransportError(
+                  'TRANSPORT_COMMAND_TIMEOUT',
+                  `${endpoint}: command did not finish within ${options.timeoutMs} ms and was killed; ` +
+                    'it may have partly run, so check its effects before retrying',
+                  { retryable: false, endpoint },
+                ),
+              );
+            }, options.timeoutMs);
+      stream.on('data', (c: Buffer) => out.push(c));
+      stream.stderr.on('data', (c: Buffer) => errOut.push(c));
+      stream.on('exit', (c: number | null, sig?: string) => {
+        code = c;
+        signal = sig ?? undefined;
+      });
+      stream.on('close', () => {
+        if (timer) clearTimeout(timer);
+        markClosed();
+        if (timedOut) return;
+        if (code === undefined) {
+          return reject(
+            new TransportError(
+              'TRANSPORT_CONNECTION_LOST',
+              `${endpoint}: connection lost before the command reported its exit status; it may have partly run`,
+              { retryable: true, endpoint },
+            ),
+          );
+        }
+        resolve({
+          code,
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(errOut).toString('utf8'),
+        });
+      });
+      stream.on('error', () => undefined);
+      if (options.stdin !== undefined) stream.end(options.stdin);
+      else stream.end();
+    };
+    try {
+      client.exec(command, onOpen);
+    } catch (err) {
+      reject(channelError(err, endpoint));
+    }
+  });
+}

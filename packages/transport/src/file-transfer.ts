@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { SFTPWrapper } from 'ssh2';
+import { TransportError, VerifyError } from './errors.js';
+import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
+import { sftpOps } from './sftp-ops.js';
+import type { SshPool } from './ssh-pool.js';
+import { endpointOf, type SshTarget } from './target.js';
+
+export interface FileTransferOptions {
+  /** 'replace' (default) atomically replaces an existing file; 'fail' refuses. */
+  readonly ifExists?: 'replace' | 'fail';
+  readonly verify?: 'reread' | 'sha256sum';
+}
+
+export interface FileTransferReport {
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly replaced: boolean;
+  readonly verifiedBy: 'reread' | 'sha256sum';
+}
+
+function splitRemote(path: string): { dir: string; base: string } {
+  if (!path || path.endsWith('/') || path.includes('\0')) {
+    throw new TransportError(
+      'TRANSPORT_UNSAFE_PATH',
+      `remote file path ${JSON.stringify(path)} names no file`,
+    );
+  }
+  const i = path.lastIndexOf('/');
+  return i < 0
+    ? { dir: '.', base: path }
+    : { dir: i === 0 ? '/' : path.slice(0, i), base: path.slice(i + 1) };
+}
+
+async function remoteHash(
+  pool: SshPool,
+  target: SshTarget,
+  dir: string,
+  base: string,
+  mode: 'reread' | 'sha256sum',
+): Promise<{ hash: string; by: 'reread' | 'sha256sum' }> {
+  if (mode === 'sha256sum') {
+    const hash = (await sha256Remote(pool, target, dir, [base]))?.get(base);
+    if (hash) return { hash, by: 'sha256sum' };
+  }
+  const hash = await pool.sftp(target, (s) => sha256Sftp(s, `${dir}/${base}`));
+  return { hash, by: 'reread' };
+}
+
+/** posix-rename replaces atomically; a server without it gets unlink + rename instead. */
+async function replaceRemote(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+  try {
+    await sftpOps.posixRename(sftp, from, to);
+    return;
+  } catch (err) {
+    if (!/support|unsupported/i.test(String((err as Error).message))) throw err;
+  }
+  if (await sftpOps.statOrUndefined(sftp, to)) await sftpOps.unlink(sftp, to);
+  await sftpOps.rename(sftp, from, to);
+}
+
+/**
+ * Uploads one file to a hidden temp name beside remotePath, checks its SHA-256 on the remote
+ * host, then renames it over remotePath (rename(2): readers never see a partial file).
+ */
+export async function uploadFile(
+  pool: SshPool,
+  target: SshTarget,
+  localPath: string,
+  remotePath: string,
+  options: FileTransferOptions = {},
+): Promise<FileTransferReport> {
+  const { dir, base } = splitRemote(remotePath);
+  const st = await stat(localPath);
+  if (!st.isFile()) {
+    throw new TransportError('TRANSPORT_UNSUPPORTED_FILE', `${localPath} is not a regular file`);
+  }
+  const want = await sha256File(localPath);
+  const tmpBase = `.${base}.tmp-${randomBytes(6).toString('hex')}`;
+  const tmp = `${dir}/${tmpBase}`;
+  let existed = false;
+  try {
+    await pool.sftp(target, async (sftp) => {
+      existed = (await sftpOps.statOrUndefined(sftp, remotePath)) !== undefined;
+      if (existed && options.ifExists === 'fail') {
+        throw new TransportError(
+          'TRANSPORT_DESTINATION_EXISTS',
+          `${endpointOf(target)}:${remotePath} exists; remove it or pass ifExists: 'replace'`,
+        );
+      }
+      await sftpOps.mkdirp(sftp, dir);
+      await sftpOps.fastPut(sftp, localPath, tmp, st.mode & 0o7777);
+    });
+    const { hash, by } = await remoteHash(
+      pool,
+      target,
+      dir,
+      tmpBase,
+      options.verify ?? 'sha256sum',
+    );
+    if (hash !== want) throw new VerifyError(`${endpointOf(target)}:${remotePath}`, want, hash);
+    await pool.sftp(target, (sftp) => replaceRemote(sftp, tmp, remotePath));
+    return { bytes: st.size, sha256: want, replaced: existed, verifiedBy: by };
+  } catch (err) {
+    await pool
+      .sftp(target, async (sftp) => {
+        if (await sftpOps.statOrUndefined(sftp, tmp)) await sftpOps.unlink(sftp, tmp);
+      })
+      .catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Downloads one file to a hidden temp name beside localPath, checks it against the SHA-256
+ * the remote host computed, then renames it over localPath.
+ */
+export async function downloadFile(
+  pool: SshPool,
+  target: SshTarget,
+  remotePath: string,
+  localPath: string,
+  options: FileTransferOptions = {},
+): Promise<FileTransferReport> {
+  const { dir, base } = splitRemote(remotePath);
+  const existed = await stat(localPath).then(
+    () => true,
+    () => false,
+  );
+  if (existed && options.ifExists === 'fail') {
+    throw new TransportError(
+      'TRANSPORT_DESTINATION_EXISTS',
+      `${localPath} exists; remove it or pass ifExists: 'replace'`,
+    );
+  }
+  const { hash: want, by } = await remoteHash(
+    pool,
+    target,
+    dir,
+    base,
+    options.verify ?? 'sha256sum',
+  );
+  await mkdir(dirname(localPath), { recursive: true });
+  const tmp = join(
+    dirname(localPath),
+    `.${basename(localPath)}.tmp-${randomBytes(6).toString('hex')}`,
+  );
+  try {
+    const mode = await pool.sftp(target, async (sftp) => {
+      const st = await sftpOps.stat(sftp, remotePath);
+      if (!st.isFile()) {
+        throw new TransportError(
+          'TRANSPORT_UNSUPPORTED_FILE',
+          `${remotePath} is not a regular file`,
+        );
+      }
+      await sftpOps.fastGet(sftp, remotePath, tmp);
+      return st.mode & 0o7777;
+    });
+    await chmod(tmp, mode);
+    const got = await sha256File(tmp);
+    if (got !== want) throw new VerifyError(localPath, want, got);
+    const bytes = (await stat(tmp)).size;
+    await rename(tmp, localPath);
+    return { bytes, sha256: got, replaced: existed, verifiedBy: by };
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}

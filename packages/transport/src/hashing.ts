@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { SFTPWrapper } from 'ssh2';
+import { TransportError } from './errors.js';
+import { shellQuote } from './shell-quote.js';
+import type { SshPool } from './ssh-pool.js';
+import type { SshTarget } from './target.js';
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Reads a remote file back over SFTP and hashes it. */
+export async function sha256Sftp(sftp: SFTPWrapper, path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of sftp.createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** A remote directory as the shell should see it: never starting with '-'. */
+function shellDir(dir: string): string {
+  return shellQuote(dir.startsWith('/') ? dir : `./${dir}`);
+}
+
+/**
+ * SHA-256 of files under baseDir, computed by the remote `sha256sum`: one exec per batch,
+ * 64 hex characters back per file, instead of reading every byte again over the network.
+ * Returns undefined when the host has no sha256sum (exit 127), so the caller can re-read.
+ */
+export async function sha256Remote(
+  pool: SshPool,
+  target: SshTarget,
+  baseDir: string,
+  rels: readonly string[],
+): Promise<Map<string, string> | undefined> {
+  const result = new Map<string, string>();
+  for (const batch of batches(rels)) {
+    const cmd = `cd ${shellDir(baseDir)} && sha256sum -- ${batch.map(shellQuote).join(' ')}`;
+    const res = await pool.exec(target, cmd);
+    if (res.code === 127) return undefined;
+    if (res.code !== 0) {
+      throw new TransportError(
+        'TRANSPORT_REMOTE_COMMAND_FAILED',
+        `sha256sum in ${baseDir} failed (${res.code}): ${res.stderr.trim()}`,
+        { retryable: false },
+      );
+    }
+    // One line per argument, in order; names with '\\' or newlines are escaped and the line
+    // then starts with '\\', so the hash is always the first 64 hex digits after it.
+    const lines = res.stdout.split('\n').filter((l) => l.length > 0);
+    if (lines.length !== batch.length) {
+      throw new TransportError(
+        'TRANSPORT_REMOTE_COMMAND_FAILED',
+        `sha256sum in ${baseDir} printed ${lines.length} lines for ${batch.length} files`,
+      );
+    }
+    batch.forEach((rel, i) => {
+      const hex = /^\\?([0-9a-f]{64}) /.exec(lines[i] ?? '')?.[1];
+      if (!hex) {
+        throw new TransportError(
+          'TRANSPORT_REMOTE_COMMAND_FAILED',
+          `unexpected sha256sum output for ${rel}: ${lines[i]}`,
+        );
+      }
+      result.set(rel, hex);
+    });
+  }
+  return result;
+}
+
+/** Splits a file list so no command line comes near ARG_MAX. */
+function* batches(rels: readonly string[]): Generator<string[]> {
+  let cur: string[] = [];
+  let len = 0;
+  for (const rel of rels) {
+    if (cur.length >= 500 || len + rel.length > 100_000) {
+      yield cur;
+      cur = [];
+      len = 0;
+    }
+    cur.push(rel);
+    len += rel.length + 3;
+  }
+  if (cur.length) yield cur;
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

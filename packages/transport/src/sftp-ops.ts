@@ -1,0 +1,92 @@
+import type { FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
+import { TransportError } from './errors.js';
+
+// SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in err.code.
+const NO_SUCH_FILE = 2;
+
+function wrap(op: string, path: string, err: unknown): TransportError {
+  const e = err as { code?: number; message?: string };
+  return new TransportError('TRANSPORT_SFTP', `sftp ${op} ${path}: ${e?.message ?? String(err)}`, {
+    cause: err,
+    // A status from the server (permission, missing dir) repeats; a dropped session may not.
+    retryable: typeof e?.code !== 'number',
+  });
+}
+
+function call<T>(op: string, path: string, run: (cb: (err: unknown, v?: T) => void) => void) {
+  return new Promise<T>((resolve, reject) => {
+    run((err, v) => (err ? reject(wrap(op, path, err)) : resolve(v as T)));
+  });
+}
+
+export function isNoSuchFile(err: unknown): boolean {
+  return (err as { cause?: { code?: unknown } })?.cause?.code === NO_SUCH_FILE;
+}
+
+/** Promise forms of the SFTP calls the tree transfer needs. */
+export const sftpOps = {
+  stat: (s: SFTPWrapper, p: string) => call<Stats>('stat', p, (cb) => s.stat(p, cb)),
+  lstat: (s: SFTPWrapper, p: string) => call<Stats>('lstat', p, (cb) => s.lstat(p, cb)),
+  /** stat, or undefined when nothing is there. */
+  async statOrUndefined(s: SFTPWrapper, p: string): Promise<Stats | undefined> {
+    try {
+      return await sftpOps.lstat(s, p);
+    } catch (err) {
+      if (isNoSuchFile(err)) return undefined;
+      throw err;
+    }
+  },
+  mkdir: (s: SFTPWrapper, p: string, mode = 0o755) =>
+    call<void>('mkdir', p, (cb) => s.mkdir(p, { mode }, cb)),
+  readdir: (s: SFTPWrapper, p: string) =>
+    call<FileEntryWithStats[]>('readdir', p, (cb) => s.readdir(p, cb)),
+  rename: (s: SFTPWrapper, from: string, to: string) =>
+    call<void>('rename', `${from} -> ${to}`, (cb) => s.rename(from, to, cb)),
+  /** rename(2) semantics: replaces an existing file atomically (OpenSSH extension). */
+  posixRename: (s: SFTPWrapper, from: string, to: string) =>
+    call<void>('posix-rename', `${from} -> ${to}`, (cb) => s.ext_openssh_rename(from, to, cb)),
+  unlink: (s: SFTPWrapper, p: string) => call<void>('unlink', p, (cb) => s.unlink(p, cb)),
+  rmdir: (s: SFTPWrapper, p: string) => call<void>('rmdir', p, (cb) => s.rmdir(p, cb)),
+  chmod: (s: SFTPWrapper, p: string, mode: number) =>
+    call<void>('chmod', p, (cb) => s.chmod(p, mode, cb)),
+  fastPut: (s: SFTPWrapper, local: string, remote: string, mode: number) =>
+    call<void>('put', remote, (cb) => s.fastPut(local, remote, { mode }, cb)),
+  fastGet: (s: SFTPWrapper, remote: string, local: string) =>
+    call<void>('get', remote, (cb) => s.fastGet(remote, local, cb)),
+
+  /** mkdir -p: creates each missing component of an absolute or relative path. */
+  async mkdirp(s: SFTPWrapper, dir: string): Promise<void> {
+    const parts = dir.split('/');
+    let cur = dir.startsWith('/') ? '' : '.';
+    for (const part of parts) {
+      if (!part) continue;
+      cur = cur === '' ? `/${part}` : `${cur}/${part}`;
+      const st = await sftpOps.statOrUndefined(s, cur);
+      if (!st) {
+        try {
+          await sftpOps.mkdir(s, cur);
+        } catch (err) {
+          // Another writer may have made it meanwhile.
+          if (!(await sftpOps.statOrUndefined(s, cur))?.isDirectory()) throw err;
+        }
+      } else if (!st.isDirectory()) {
+        throw new TransportError(
+          'TRANSPORT_SFTP',
+          `sftp mkdir ${dir}: ${cur} exists and is not a directory`,
+        );
+      }
+    }
+  },
+
+  /** rm -r over SFTP, not following symlinks. */
+  async removeTree(s: SFTPWrapper, path: string): Promise<void> {
+    const st = await sftpOps.statOrUndefined(s, path);
+    if (!st) return;
+    if (!st.isDirectory()) return sftpOps.unlink(s, path);
+    for (const e of await sftpOps.readdir(s, path)) {
+      if (e.filename === '.' || e.filename === '..') continue;
+      await sftpOps.removeTree(s, `${path}/${e.filename}`);
+    }
+    await sftpOps.rmdir(s, path);
+  },
+};
