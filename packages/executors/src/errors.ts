@@ -25,16 +25,6 @@ export class TaskNotFoundError extends Error {
   }
 }
 
-/** A task id was seen twice with different content (a second submit of the same id). */
-export class DuplicateTaskError extends Error {
-  readonly code = 'CP_DUPLICATE_TASK';
-  readonly retryable = false;
-  constructor(readonly taskId: string) {
-    super(`task ${taskId} was already submitted; use a new task id for a new run`);
-    this.name = 'DuplicateTaskError';
-  }
-}
-
 /**
  * A command on the resource (sbatch, squeue, sudo, ssh ...) failed. `retryable` says whether
  * the same call may succeed later (controller busy, connection lost) or needs a fix first.

@@ -9,7 +9,6 @@
 export type { Backend, BackendContext, LogStream, RecordPatch } from './backend.js';
 export {
   BackendUnavailableError,
-  DuplicateTaskError,
   IllegalTransitionError,
   isTransient,
   RecordFailedError,
@@ -28,3 +27,9 @@ export {
 } from './lifecycle.js';
 export { LocalBackend, type LocalBackendOptions, readExit } from './local-backend.js';
 export { backoffMs, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
+export { shq } from './sh-quote.js';
+export { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
+export { BatchingError, type BatchPlan, planBatches, type TaskNeeds } from './slurm-batching.js';
+export { commandFailed, type HostResult, type SlurmHost } from './slurm-host.js';
+export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-script.js';
+export { SudoHost, type SudoHostOptions } from './sudo-host.js';

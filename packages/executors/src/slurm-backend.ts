@@ -1,0 +1,643 @@
+import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
+import {
+  type SlurmSshResource,
+  type SlurmSudoResource,
+  slurmMemToMb,
+  type TaskRecord,
+  type TaskState,
+} from '@computepods/protocol';
+import type { Backend, BackendContext, LogStream } from './backend.js';
+import { isTransient } from './errors.js';
+import { type SlurmHandle, slurmHandle } from './handle.js';
+import { isTerminal } from './lifecycle.js';
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
+import { chunk, planBatches } from './slurm-batching.js';
+import { ensureOk, type SlurmHost } from './slurm-host.js';
+import { jobPhase, parseScan, parseSqueue, SCAN_SCRIPT, type ScanResult } from './slurm-queue.js';
+import { effectiveConfig, jobScript, resolveExports, sbatchArgs } from './slurm-script.js';
+
+export interface SlurmBackendOptions {
+  readonly resource: SlurmSudoResource | SlurmSshResource;
+  readonly host: SlurmHost;
+  /** Job folders as the cluster sees them: jobs_local_dir (sudo) or jobs_remote_dir (SSH). */
+  readonly jobsDir: string;
+  /** Base of relative user_local_exports: tasks_local_dir (sudo) or tasks_remote_dir (SSH). */
+  readonly tasksDir: string;
+  /** Between two status polls; default jobs_poll_interval (at least 0.2 s). */
+  readonly pollMs?: number;
+  /** How long new tasks are gathered before they are batched into jobs (default 0.5 s). */
+  readonly batchWindowMs?: number;
+  /** Retries of sbatch, squeue ... before the tasks concerned are paused. */
+  readonly retry?: RetryPolicy;
+  /** Polls that must agree a job is gone without a task's exit code before it fails (default 2). */
+  readonly confirmPolls?: number;
+}
+
+interface Job {
+  readonly key: string;
+  readonly dir: string;
+  readonly gpu: boolean;
+  readonly lanes: number;
+  /** index → task id */
+  readonly members: Map<number, string>;
+  jobId?: string;
+  held: boolean;
+  launching?: Promise<void>;
+  /** index → polls in a row that found the job gone and no exit code */
+  readonly gone: Map<number, number>;
+  localDir?: string;
+}
+
+const LIVE: readonly TaskState[] = ['submitted', 'running'];
+
+/**
+ * SLURM through sbatch/squeue/scontrol/scancel, as the profile's user (sudo or SSH). New
+ * tasks are gathered for a short window and packed into few jobs (batching_config); each job
+ * runs its tasks in lanes, every task with its own output, pid and exit-code files. One
+ * squeue per poll covers every job of the resource; a job missing from squeue is only given
+ * up after scontrol and the exit-code files agree, on two polls in a row.
+ */
+export class SlurmBackend implements Backend {
+  readonly type: 'slurm_sudo' | 'slurm_ssh';
+  readonly #o: SlurmBackendOptions;
+  readonly #host: SlurmHost;
+  readonly #retry: RetryPolicy;
+  readonly #pollMs: number;
+  readonly #windowMs: number;
+  readonly #confirm: number;
+  #ctx: BackendContext | undefined;
+  #pending: string[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #jobs = new Map<string, Job>();
+  readonly #toFetch = new Set<Job>();
+  #pollTimer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #pollFailures = 0;
+  #closed = false;
+  readonly #stats = {
+    sbatch: 0,
+    squeue: 0,
+    scontrol: 0,
+    scancel: 0,
+    scans: 0,
+    fetches: 0,
+    jobs: 0,
+    pollFailures: 0,
+  };
+
+  constructor(options: SlurmBackendOptions) {
+    this.#o = options;
+    this.type = options.resource.type;
+    this.#host = options.host;
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#pollMs = options.pollMs ?? Math.max(200, options.resource.jobs_poll_interval * 1000);
+    this.#windowMs = options.batchWindowMs ?? 500;
+    this.#confirm = options.confirmPolls ?? 2;
+  }
+
+  bind(ctx: BackendContext): void {
+    this.#ctx = ctx;
+  }
+
+  get #c(): BackendContext {
+    if (!this.#ctx) throw new Error('SlurmBackend used before Executor bound it');
+    return this.#ctx;
+  }
+
+  enqueue(rec: TaskRecord): void {
+    this.#pending.push(rec.task.taskId);
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = undefined;
+      void this.#flush();
+    }, this.#windowMs);
+  }
+
+  async pause(rec: TaskRecord): Promise<void> {
+    const id = rec.task.taskId;
+    if (rec.pausedFrom === 'created') {
+      this.#pending = this.#pending.filter((p) => p !== id);
+      return;
+    }
+    if (rec.pausedFrom !== 'submitted') return; // running: only stop watching (poll skips it)
+    const job = this.#jobOf(rec);
+    if (!job) return;
+    await job.launching;
+    const h = slurmHandle(rec.handle)!;
+    // The job may start before the hold lands: the marker keeps this task from starting.
+    await this.#markers([`${h.dir}/${h.index}.skip`]);
+    if (job.jobId && !job.held && this.#liveMembers(job, ['submitted', 'running']).length === 0) {
+      const res = await this.#host.slurm(['scontrol', 'hold', job.jobId]);
+      this.#stats.scontrol++;
+      if (res.code === 0) job.held = true;
+    }
+  }
+
+  async resume(rec: TaskRecord): Promise<void> {
+    if (rec.state !== 'submitted') {
+      this.#ensurePolling();
+      return;
+    }
+    const job = this.#jobOf(rec);
+    const h = slurmHandle(rec.handle);
+    if (!job || !h || !job.jobId) {
+      this.#rebatch(rec.task.taskId);
+      return;
+    }
+    const rm = await this.#host.run(['rm', '-f', '--', `${h.dir}/${h.index}.skip`]);
+    ensureOk('rm skip marker', rm);
+    if (job.held) {
+      this.#stats.scontrol++;
+      const res = await this.#host.slurm(['scontrol', 'release', job.jobId]);
+      if (res.code === 0) job.held = false;
+    }
+    // If the job skipped this task meanwhile, the next poll sees <index>.skipped and resubmits it.
+    this.#ensurePolling();
+  }
+
+  async kill(rec: TaskRecord, from: TaskState): Promise<void> {
+    const id = rec.task.taskId;
+    this.#pending = this.#pending.filter((p) => p !== id);
+    if (from === 'created') return;
+    const job = this.#jobOf(rec);
+    const h = slurmHandle(rec.handle);
+    if (!job || !h) return;
+    await job.launching;
+    await this.#markers([`${h.dir}/${h.index}.skip`, `${h.dir}/${h.index}.kill`]);
+    if (job.jobId && this.#liveMembers(job, ['submitted', 'running', 'paused']).length === 0) {
+      this.#stats.scancel++;
+      ensureOk('scancel', await this.#host.slurm(['scancel', job.jobId]));
+    }
+  }
+
+  async adopt(recs: readonly TaskRecord[]): Promise<void> {
+    for (const rec of recs) {
+      const id = rec.task.taskId;
+      const h = slurmHandle(rec.handle);
+      if (rec.state === 'created') {
+        this.enqueue(rec);
+        continue;
+      }
+      if (!h) {
+        if (rec.state === 'submitted') this.#rebatch(id);
+        continue;
+      }
+      let job = this.#jobs.get(h.jobKey);
+      if (!job) {
+        job = {
+          key: h.jobKey,
+          dir: h.dir,
+          gpu: rec.task.gpu,
+          lanes: 1,
+          members: new Map(),
+          held: false,
+          gone: new Map(),
+          ...(h.localDir ? { localDir: h.localDir } : {}),
+        };
+        this.#jobs.set(h.jobKey, job);
+      }
+      job.members.set(h.index, id);
+      if (rec.jobId) job.jobId = rec.jobId;
+    }
+    for (const job of this.#jobs.values()) {
+      if (job.jobId) continue;
+      job.launching = this.#recoverUnsubmitted(job).finally(() => {
+        job.launching = undefined;
+      });
+    }
+    for (const rec of recs) {
+      // Recorded killed, but the runner may have died before it acted: act again.
+      if (rec.state === 'killed' && slurmHandle(rec.handle))
+        await this.kill(rec, 'running').catch((err: unknown) =>
+          this.#c.log('warn', 'could not re-apply a kill after restart', { err: String(err) }),
+        );
+    }
+    this.#ensurePolling();
+  }
+
+  async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
+    const h = slurmHandle(rec.handle);
+    if (!h) return '';
+    const name = `${h.index}.${stream === 'stdout' ? 'out' : 'err'}`;
+    if (h.localDir) {
+      const { readTail } = await import('./read-tail.js');
+      return readTail(posix.join(h.localDir, name), maxBytes);
+    }
+    const res = await this.#host.run(['tail', '-c', String(maxBytes), '--', `${h.dir}/${name}`]);
+    if (res.code !== 0) return '';
+    return res.stdout;
+  }
+
+  stats(): Readonly<Record<string, number>> {
+    return { ...this.#stats, activeJobs: this.#jobs.size, pending: this.#pending.length };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#flushTimer);
+    clearTimeout(this.#pollTimer);
+    await this.#polling;
+    await this.#host.close();
+  }
+
+  // --- submission ---------------------------------------------------------------------
+
+  #rebatch(taskId: string): void {
+    this.#pending.push(taskId);
+    this.#flushTimer ??= setTimeout(() => {
+      this.#flushTimer = undefined;
+      void this.#flush();
+    }, this.#windowMs);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#closed) return;
+    const ids = [...new Set(this.#pending)];
+    this.#pending = [];
+    const groups = new Map<boolean, string[]>();
+    for (const id of ids) {
+      const rec = this.#c.get(id);
+      if (!rec || (rec.state !== 'created' && rec.state !== 'submitted')) continue;
+      const g = groups.get(rec.task.gpu) ?? [];
+      g.push(id);
+      groups.set(rec.task.gpu, g);
+    }
+    const launches: Promise<void>[] = [];
+    for (const [gpu, group] of groups) {
+      const cfg = effectiveConfig(this.#o.resource.jobs_runner_config, gpu);
+      let plan: { tasksPerJob: number; parallelTasksPerJob: number };
+      try {
+        plan = planBatches(
+          group.length,
+          {
+            cpusPerTask: cfg.cpus_per_task ?? 1,
+            memPerTaskMb: cfg.mem === undefined ? undefined : slurmMemToMb(cfg.mem),
+          },
+          this.#o.resource.jobs_runner_config.batching_config,
+        );
+      } catch (err) {
+        for (const id of group) launches.push(this.#fail(id, (err as Error).message));
+        continue;
+      }
+      for (const ids of chunk(group, plan.tasksPerJob))
+        launches.push(this.#submitJob(ids, gpu, Math.min(plan.parallelTasksPerJob, ids.length)));
+    }
+    await Promise.all(launches);
+  }
+
+  async #fail(id: string, reason: string): Promise<void> {
+    await this.#c.advance(id, ['created', 'submitted'], 'failed', { exitCode: null, reason });
+  }
+
+  async #submitJob(ids: readonly string[], gpu: boolean, lanes: number): Promise<void> {
+    const key = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    const dir = posix.join(this.#o.jobsDir, key);
+    const job: Job = { key, dir, gpu, lanes, members: new Map(), held: false, gone: new Map() };
+    // Recorded with its job folder before anything is staged or submitted: a restarted
+    // runner finds the job by name (cp-<key>) or by its files, and never submits it twice.
+    const recorded = await Promise.all(
+      ids.map(async (id, index) => {
+        const handle: SlurmHandle = { kind: 'slurm', jobKey: key, dir, index };
+        const patch = {
+          handle,
+          stdoutPath: posix.join(dir, `${index}.out`),
+          stderrPath: posix.join(dir, `${index}.err`),
+        };
+        try {
+          const rec = this.#c.get(id);
+          const r =
+            rec?.state === 'submitted'
+              ? await this.#c.update(id, { ...patch, jobId: undefined })
+              : await this.#c.advance(id, ['created'], 'submitted', patch);
+          return r ? ([index, id] as const) : undefined;
+        } catch (err) {
+          this.#c.log('error', 'could not record a task as submitted', {
+            taskId: id,
+            err: String(err),
+          });
+          return undefined;
+        }
+      }),
+    );
+    for (const m of recorded) if (m) job.members.set(m[0], m[1]);
+    if (job.members.size === 0) return;
+    this.#jobs.set(key, job);
+    job.launching = this.#launch(job).finally(() => {
+      job.launching = undefined;
+    });
+    await job.launching;
+  }
+
+  async #launch(job: Job): Promise<void> {
+    const tasks = [...job.members].map(([index, id]) => {
+      const t = this.#c.get(id)!.task;
+      return { index, command: t.command, cwd: t.cwd, env: t.env };
+    });
+    const cfg = effectiveConfig(this.#o.resource.jobs_runner_config, job.gpu);
+    const spec = {
+      dir: job.dir,
+      jobName: `cp-${job.key}`,
+      tasks,
+      lanes: job.lanes,
+      config: cfg,
+      exports: resolveExports(
+        this.#o.resource.jobs_runner_config.user_local_exports,
+        this.#o.tasksDir,
+      ),
+    };
+    let script: string;
+    let args: string[];
+    try {
+      script = jobScript(spec);
+      args = sbatchArgs(spec, posix.join(job.dir, 'job.sh'));
+    } catch (err) {
+      await Promise.all(
+        [...job.members.values()].map((id) => this.#fail(id, (err as Error).message)),
+      );
+      this.#jobs.delete(job.key);
+      return;
+    }
+    try {
+      const jobId = await withRetry(
+        this.#retry,
+        async (attempt) => {
+          // A retried sbatch may have worked the first time with its answer lost.
+          if (attempt > 1) {
+            const found = await this.#findByName(job.key);
+            if (found) return found;
+          }
+          await this.#host.stageJob(job.dir, { 'job.sh': script });
+          this.#stats.sbatch++;
+          const res = ensureOk('sbatch', await this.#host.slurm(['sbatch', ...args]));
+          const id = res.stdout.trim().split(/[;\s]/)[0] ?? '';
+          if (!/^\d+$/.test(id))
+            throw new Error(`sbatch answered ${JSON.stringify(res.stdout)}, not a job id`);
+          return id;
+        },
+        (err, attempt, delay) =>
+          this.#c.log('warn', 'sbatch failed; retrying', {
+            job: job.key,
+            attempt,
+            delay,
+            err: String(err),
+          }),
+      );
+      job.jobId = jobId;
+      this.#stats.jobs++;
+      await Promise.all([...job.members.values()].map((id) => this.#c.update(id, { jobId })));
+      this.#ensurePolling();
+    } catch (err) {
+      this.#jobs.delete(job.key);
+      for (const id of job.members.values()) {
+        if (isTransient(err)) await this.#c.pauseForError(id, err);
+        else await this.#fail(id, (err as Error).message);
+      }
+    }
+  }
+
+  async #findByName(key: string): Promise<string | undefined> {
+    this.#stats.squeue++;
+    const res = await this.#host.slurm([
+      'squeue',
+      '--noheader',
+      '--states=all',
+      `--name=cp-${key}`,
+      '--format=%i',
+    ]);
+    if (res.code !== 0) throw Object.assign(new Error(res.stderr.trim()), { retryable: true });
+    const id = res.stdout.trim().split('\n')[0]?.trim();
+    return id && /^\d+$/.test(id) ? id : undefined;
+  }
+
+  // A job recorded before sbatch answered (the runner died in between): find it by name; if
+  // SLURM does not know it and it left no files, it never ran, so submit it now.
+  async #recoverUnsubmitted(job: Job): Promise<void> {
+    try {
+      const found = await withRetry(this.#retry, () => this.#findByName(job.key));
+      if (found) {
+        job.jobId = found;
+        await Promise.all(
+          [...job.members.values()].map((id) => this.#c.update(id, { jobId: found })),
+        );
+        return;
+      }
+      const scan = await this.#scan([job]);
+      if (scan.has(job.dir, 'job.started')) {
+        job.jobId = 'unknown';
+        return;
+      }
+      for (const id of job.members.values()) this.#rebatch(id);
+      this.#jobs.delete(job.key);
+    } catch (err) {
+      for (const id of job.members.values()) await this.#c.pauseForError(id, err);
+    }
+  }
+
+  // --- polling ------------------------------------------------------------------------
+
+  #ensurePolling(): void {
+    if (this.#closed || this.#pollTimer || this.#polling) return;
+    this.#pollTimer = setTimeout(() => this.#tick(), this.#pollMs);
+  }
+
+  #tick(): void {
+    this.#pollTimer = undefined;
+    this.#polling = this.#poll()
+      .catch((err: unknown) => this.#c.log('error', 'poll failed', { err: String(err) }))
+      .finally(() => {
+        this.#polling = undefined;
+        if (this.#closed) return;
+        const active = [...this.#jobs.values()].some((j) => this.#liveMembers(j, LIVE).length > 0);
+        if (!active && this.#toFetch.size === 0) return;
+        const delay =
+          this.#pollFailures > 0
+            ? Math.min(this.#retry.baseMs * 2 ** (this.#pollFailures - 1), this.#retry.maxMs)
+            : this.#pollMs;
+        this.#pollTimer = setTimeout(() => this.#tick(), delay);
+      });
+  }
+
+  /** Polls now (tests and the runner's "refresh"); resolves when the poll is done. */
+  async pollNow(): Promise<void> {
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = undefined;
+    await this.#polling;
+    this.#tick();
+    await this.#polling;
+  }
+
+  async #poll(): Promise<void> {
+    const live = [...this.#jobs.values()].filter(
+      (j) => j.jobId && !j.launching && this.#liveMembers(j, LIVE).length > 0,
+    );
+    if (live.length > 0) {
+      const ids = live.map((j) => j.jobId!).filter((id) => /^\d+$/.test(id));
+      let states: Map<string, { state: string; reason: string }>;
+      try {
+        states = ids.length ? await this.#squeue(ids) : new Map();
+        this.#pollFailures = 0;
+      } catch (err) {
+        // Never a reason to call a job finished: count it, back off, pause when it persists.
+        this.#pollFailures++;
+        this.#stats.pollFailures++;
+        this.#c.log('warn', 'squeue failed', { failures: this.#pollFailures, err: String(err) });
+        if (this.#pollFailures >= this.#retry.attempts || !isTransient(err)) {
+          this.#pollFailures = 0;
+          for (const j of live)
+            for (const id of this.#liveMembers(j, LIVE)) await this.#c.pauseForError(id, err);
+        }
+        return;
+      }
+      const missing = live.filter((j) => !j.jobId || !states.has(j.jobId));
+      for (const j of missing) {
+        const s = await this.#scontrolState(j.jobId!);
+        if (s) states.set(j.jobId!, { state: s, reason: '' });
+      }
+      const needFiles = live.filter((j) => jobPhase(states.get(j.jobId!)?.state) !== 'pending');
+      const scan = needFiles.length ? await this.#scan(needFiles) : undefined;
+      for (const j of live) await this.#settle(j, states.get(j.jobId!)?.state, scan);
+    }
+    for (const j of [...this.#toFetch]) await this.#fetch(j);
+  }
+
+  async #squeue(ids: readonly string[]): Promise<Map<string, { state: string; reason: string }>> {
+    this.#stats.squeue++;
+    const res = await this.#host.slurm([
+      'squeue',
+      '--noheader',
+      '--states=all',
+      '--format=%i|%T|%r',
+      `--jobs=${ids.join(',')}`,
+    ]);
+    // squeue fails this way when none of the ids is known any more: an answer, not an error.
+    if (res.code !== 0 && /Invalid job id specified/.test(res.stderr)) return new Map();
+    return parseSqueue(ensureOk('squeue', res).stdout);
+  }
+
+  async #scontrolState(jobId: string): Promise<string | undefined> {
+    if (!/^\d+$/.test(jobId)) return undefined;
+    this.#stats.scontrol++;
+    const res = await this.#host.slurm(['scontrol', '-o', 'show', 'job', jobId]);
+    if (res.code !== 0) return undefined;
+    return /\bJobState=(\S+)/.exec(res.stdout)?.[1];
+  }
+
+  async #scan(jobs: readonly Job[]): Promise<ScanResult> {
+    this.#stats.scans++;
+    const res = await this.#host.run(['sh', '-c', SCAN_SCRIPT, 'sh', ...jobs.map((j) => j.dir)]);
+    return parseScan(ensureOk('scan job folders', res).stdout);
+  }
+
+  async #settle(
+    job: Job,
+    slurmState: string | undefined,
+    scan: ScanResult | undefined,
+  ): Promise<void> {
+    const phase = jobPhase(slurmState);
+    for (const [index, id] of job.members) {
+      const rec = this.#c.get(id);
+      if (!rec || !LIVE.includes(rec.state)) continue;
+      const h = slurmHandle(rec.handle);
+      const code = scan?.exitCode(job.dir, index);
+      if (code !== undefined) {
+        job.gone.delete(index);
+        if (code === 0) await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
+        else
+          await this.#c.advance(id, LIVE, 'failed', {
+            exitCode: code,
+            reason: `exit code ${code}`,
+          });
+        continue;
+      }
+      if (scan?.has(job.dir, `${index}.skipped`)) {
+        // Skipped while paused, then resumed: it never ran, so it goes into a new job.
+        job.members.delete(index);
+        this.#rebatch(id);
+        continue;
+      }
+      if (rec.state === 'submitted' && scan?.has(job.dir, `${index}.start`) && h) {
+        await this.#c.advance(id, ['submitted'], 'running', {
+          handle: { ...h, startedAt: Date.now() },
+        });
+        continue;
+      }
+      if (
+        rec.state === 'running' &&
+        rec.task.timeoutMs !== undefined &&
+        h?.startedAt !== undefined
+      ) {
+        if (Date.now() > h.startedAt + rec.task.timeoutMs) {
+          const r = await this.#c.advance(id, ['running'], 'failed', {
+            exitCode: null,
+            reason: `timed out after ${rec.task.timeoutMs} ms`,
+          });
+          if (r) await this.kill(r, 'running');
+          continue;
+        }
+      }
+      if (phase === 'ended' || phase === 'gone') {
+        const n = (job.gone.get(index) ?? 0) + 1;
+        job.gone.set(index, n);
+        if (n >= this.#confirm) {
+          const why =
+            slurmState === 'CANCELLED'
+              ? `SLURM job ${job.jobId} was cancelled outside ComputePods`
+              : `SLURM job ${job.jobId} ended (${slurmState ?? 'no longer known to SLURM'}) without an exit code for this task; see ${job.dir}/job.err`;
+          await this.#c.advance(id, LIVE, 'failed', { exitCode: null, reason: why });
+        }
+      }
+    }
+    const left = this.#liveMembers(job, ['submitted', 'running', 'paused', 'created']);
+    if (left.length === 0) {
+      this.#jobs.delete(job.key);
+      this.#toFetch.add(job);
+    }
+  }
+
+  async #fetch(job: Job): Promise<void> {
+    try {
+      this.#stats.fetches++;
+      const localDir = await this.#host.fetchJob(job.dir, job.key);
+      this.#toFetch.delete(job);
+      if (!localDir) return;
+      job.localDir = localDir;
+      for (const [index, id] of job.members) {
+        const rec = this.#c.get(id);
+        const h = rec && slurmHandle(rec.handle);
+        if (h && h.jobKey === job.key)
+          await this.#c.update(id, { handle: { ...h, index, localDir } });
+      }
+    } catch (err) {
+      this.#c.log('warn', 'could not fetch a job folder; will retry', {
+        job: job.key,
+        err: String(err),
+      });
+      if (!isTransient(err)) this.#toFetch.delete(job);
+    }
+  }
+
+  // --- helpers ------------------------------------------------------------------------
+
+  #jobOf(rec: TaskRecord): Job | undefined {
+    const h = slurmHandle(rec.handle);
+    return h ? this.#jobs.get(h.jobKey) : undefined;
+  }
+
+  #liveMembers(job: Job, states: readonly TaskState[]): string[] {
+    return [...job.members.values()].filter((id) => {
+      const s = this.#c.get(id)?.state;
+      return s !== undefined && !isTerminal(s) && states.includes(s);
+    });
+  }
+
+  async #markers(paths: readonly string[]): Promise<void> {
+    const res = await this.#host.run([
+      'sh',
+      '-c',
+      'for f in "$@"; do : > "$f"; done',
+      'sh',
+      ...paths,
+    ]);
+    ensureOk('write markers', res);
+  }
+}

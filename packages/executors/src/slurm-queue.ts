@@ -1,0 +1,77 @@
+/** squeue --format=%i|%T|%r lines → job id → state and reason. */
+export function parseSqueue(stdout: string): Map<string, { state: string; reason: string }> {
+  const out = new Map<string, { state: string; reason: string }>();
+  for (const line of stdout.split('\n')) {
+    const [id, state, reason] = line.trim().split('|');
+    if (id && state) out.set(id, { state, reason: reason ?? '' });
+  }
+  return out;
+}
+
+const PENDING = new Set([
+  'PENDING',
+  'REQUEUED',
+  'REQUEUE_HOLD',
+  'REQUEUE_FED',
+  'RESV_DEL_HOLD',
+  'SPECIAL_EXIT',
+]);
+const ENDED = new Set([
+  'COMPLETED',
+  'FAILED',
+  'CANCELLED',
+  'TIMEOUT',
+  'NODE_FAIL',
+  'OUT_OF_MEMORY',
+  'BOOT_FAIL',
+  'DEADLINE',
+  'PREEMPTED',
+  'REVOKED',
+]);
+
+/**
+ * Where a job is: waiting for resources, holding them (running, completing, suspended...),
+ * ended, or gone (SLURM no longer knows it: only the exit-code files can tell).
+ */
+export function jobPhase(state: string | undefined): 'pending' | 'active' | 'ended' | 'gone' {
+  if (state === undefined) return 'gone';
+  const s = state.replace(/\+$/, '');
+  if (PENDING.has(s)) return 'pending';
+  if (ENDED.has(s)) return 'ended';
+  return 'active';
+}
+
+/**
+ * Lists the markers of job folders in one command: "<path>\t<first line>" for every exit
+ * code, start and skip marker. `read` needs a complete line, so an exit file caught halfway
+ * through its write reads as empty and is taken up on the next poll.
+ */
+export const SCAN_SCRIPT = `for d in "$@"; do
+  for f in "$d"/*.exit "$d"/*.start "$d"/*.skipped "$d"/job.started "$d"/job.done; do
+    [ -e "$f" ] || continue
+    v=
+    read -r v < "$f" 2>/dev/null || v=
+    printf '%s\\t%s\\n' "$f" "$v"
+  done
+done`;
+
+export interface ScanResult {
+  has(dir: string, name: string): boolean;
+  /** The task's exit code, when its exit file is complete. */
+  exitCode(dir: string, index: number): number | undefined;
+}
+
+export function parseScan(stdout: string): ScanResult {
+  const files = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const tab = line.lastIndexOf('\t');
+    if (tab > 0) files.set(line.slice(0, tab), line.slice(tab + 1));
+  }
+  return {
+    has: (dir, name) => files.has(`${dir}/${name}`),
+    exitCode: (dir, index) => {
+      const v = files.get(`${dir}/${index}.exit`);
+      return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+    },
+  };
+}

@@ -1,0 +1,282 @@
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  parseResource,
+  type SlurmSudoResource,
+  type TaskRecord,
+  type TaskSubmitted,
+} from '@computepods/protocol';
+import { ensureSystemUser, Slurm, TempDir } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnsafeValueError } from './errors.js';
+import { Executor } from './executor.js';
+import { SlurmBackend } from './slurm-backend.js';
+import type { HostResult, SlurmHost } from './slurm-host.js';
+import { SudoHost } from './sudo-host.js';
+import { RecordingHooks } from './test-hooks.js';
+
+// One real single-node SLURM for the file; cpuser runs the jobs through `sudo -n -u cpuser`.
+const USER = 'cpuser';
+let slurm: Slurm;
+const tmp = new TempDir('cp-slurm-sudo-');
+const jobsDir = tmp.join('jobs');
+const workDir = tmp.join('work');
+
+beforeAll(async () => {
+  ensureSystemUser(USER);
+  chmodSync(tmp.path, 0o755);
+  for (const d of [jobsDir, workDir]) {
+    mkdirSync(d);
+    chmodSync(d, 0o1777);
+  }
+  slurm = await Slurm.start();
+});
+afterAll(async () => {
+  await slurm?.[Symbol.asyncDispose]();
+  tmp[Symbol.dispose]();
+});
+
+function resource(extra: Record<string, unknown> = {}): SlurmSudoResource {
+  return parseResource({
+    type: 'slurm_sudo',
+    name: 'SLURM cluster',
+    jobs_local_dir: jobsDir,
+    jobs_runner_config: {
+      default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
+      user_local_exports: { CP_CACHE: 'cache' },
+      batching_config: {
+        target_cpus_per_job: 2,
+        max_cpus_per_job: 2,
+        target_mem_per_job: 500,
+        max_mem_per_job: 500,
+        target_num_jobs: 4,
+        max_num_jobs: 4,
+      },
+    },
+    jobs_poll_interval: 0.3,
+    tasks_local_dir: tmp.join('tasks'),
+    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+    tasks_pixi_config: {},
+    slurm_client_env: slurm.env,
+    ...extra,
+  }) as SlurmSudoResource;
+}
+
+/** A SudoHost whose chosen commands fail for a while, as a busy controller would. */
+class FlakyHost implements SlurmHost {
+  failures = 0;
+  readonly label: string;
+  constructor(
+    readonly inner: SlurmHost,
+    readonly failing: (argv: readonly string[]) => boolean,
+  ) {
+    this.label = inner.label;
+  }
+  async slurm(argv: readonly string[]): Promise<HostResult> {
+    if (this.failing(argv)) {
+      this.failures++;
+      return {
+        code: 1,
+        stdout: '',
+        stderr: 'squeue: error: Socket timed out on send/recv operation',
+      };
+    }
+    return this.inner.slurm(argv);
+  }
+  run(argv: readonly string[], input?: string) {
+    return this.inner.run(argv, input);
+  }
+  stageJob(dir: string, files: Readonly<Record<string, string>>) {
+    return this.inner.stageJob(dir, files);
+  }
+  fetchJob(dir: string, key: string) {
+    return this.inner.fetchJob(dir, key);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+function setup(host?: (inner: SlurmHost) => SlurmHost, extra: Record<string, unknown> = {}) {
+  const r = resource(extra);
+  const inner = new SudoHost({ username: USER, clientEnv: r.slurm_client_env!, cwd: workDir });
+  const h = host ? host(inner) : inner;
+  const hooks = new RecordingHooks();
+  const backend = new SlurmBackend({
+    resource: r,
+    host: h,
+    jobsDir,
+    tasksDir: r.tasks_local_dir,
+    batchWindowMs: 100,
+    retry: { attempts: 3, baseMs: 100, maxMs: 400 },
+  });
+  const ex = new Executor({ resource: 'slurm-cluster', backend, hooks });
+  return { ex, hooks, backend, host: h };
+}
+
+let n = 0;
+function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitted {
+  n++;
+  return {
+    taskId: `s${n}`,
+    resource: 'slurm-cluster',
+    command,
+    cwd: workDir,
+    env: {},
+    gpu: false,
+    ...extra,
+  };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 90_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}:\n${slurm.output.slice(-2000)}`);
+    await sleep(50);
+  }
+}
+
+describe('slurm_sudo on a real SLURM', () => {
+  it('runs a batch of tasks as the profile user in one job, each with its own exit code and log', async () => {
+    const { ex, hooks, backend } = setup();
+    const pwned = tmp.join('pwned');
+    const hostile = `$(touch ${pwned}) \`touch ${pwned}\`; touch ${pwned}\n'"`;
+    const hostileCwd = tmp.join("cwd $(touch x-pwned);`touch x-pwned` 'q'");
+    mkdirSync(hostileCwd);
+    chmodSync(hostileCwd, 0o1777);
+    const tasks = [
+      task('id -un; echo to-err >&2'),
+      task('exit 3'),
+      task('printf %s "$H"', { env: { H: hostile } }),
+      task('pwd; printf %s "$CP_CACHE"', { cwd: hostileCwd }),
+    ];
+    await Promise.all(tasks.map((t) => ex.submit(t)));
+    const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
+    expect(done.map((d) => [d.state, d.exitCode])).toEqual([
+      ['finished', 0],
+      ['failed', 3],
+      ['finished', 0],
+      ['finished', 0],
+    ]);
+    expect(await ex.logs(tasks[0]!.taskId)).toBe(`${USER}\n`);
+    expect(await ex.logs(tasks[0]!.taskId, 'stderr')).toBe('to-err\n');
+    expect(await ex.logs(tasks[2]!.taskId)).toBe(hostile);
+    expect(await ex.logs(tasks[3]!.taskId)).toBe(`${hostileCwd}\n${tmp.join('tasks', 'cache')}`);
+    expect(existsSync(pwned)).toBe(false);
+    for (const d of [workDir, hostileCwd, tmp.path]) expect(existsSync(`${d}/x-pwned`)).toBe(false);
+    // 4 tasks, 2 CPUs and 500 MB per job at most → 2 jobs of 2, not 4 jobs
+    const stats = backend.stats();
+    expect(stats.sbatch).toBe(2);
+    expect(new Set(done.map((d) => d.jobId)).size).toBe(2);
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    for (const d of done) expect(d.history[0]!.state).toBe('created');
+    await ex.close();
+  });
+
+  it('kills one task of a batch (the others finish) and scancels a job with nothing else to run', async () => {
+    const { ex, backend } = setup();
+    const gate = tmp.join('gate-kill');
+    const long = task('sleep 120');
+    const other = task(`while [ ! -e ${gate} ]; do sleep 0.1; done; echo other`);
+    await ex.submit(long);
+    await ex.submit(other);
+    await until(() => ex.get(long.taskId)?.state === 'running', 'the long task to run');
+    expect(ex.get(long.taskId)?.jobId).toBe(ex.get(other.taskId)?.jobId);
+    expect((await ex.kill(long.taskId)).state).toBe('killed');
+    writeFileSync(gate, '');
+    const o = await ex.wait(other.taskId);
+    expect(o).toMatchObject({ state: 'finished', exitCode: 0 });
+    expect(await ex.logs(other.taskId)).toBe('other\n');
+    const jobId = ex.get(long.taskId)!.jobId!;
+    // the kill marker stopped the task: its exit file shows SIGTERM
+    await until(async () => (await slurm.showJob(jobId)).JobState === 'COMPLETED', 'job end');
+    const sole = task('sleep 120');
+    await ex.submit(sole);
+    await until(() => ex.get(sole.taskId)?.state === 'running', 'the sole task to run');
+    await ex.kill(sole.taskId);
+    const soleJob = ex.get(sole.taskId)!.jobId!;
+    expect((await slurm.waitForJob(soleJob)).JobState).toBe('CANCELLED');
+    expect(backend.stats().scancel).toBe(1);
+    expect(ex.get(sole.taskId)?.state).toBe('killed');
+    await ex.close();
+  });
+
+  it('holds a pending job on pause and releases it on resume', async () => {
+    const { ex } = setup(undefined, {});
+    const gate = tmp.join('gate-hold');
+    // Two 1-CPU tasks fill the 2-CPU node in one job; the third has to wait in its own job.
+    const fillers = [0, 1].map(() => task(`while [ ! -e ${gate} ]; do sleep 0.1; done`));
+    for (const f of fillers) await ex.submit(f);
+    await until(() => fillers.every((f) => ex.get(f.taskId)?.state === 'running'), 'fillers');
+    const waiting = task('echo resumed');
+    await ex.submit(waiting);
+    await until(() => ex.get(waiting.taskId)?.jobId !== undefined, 'waiting to be submitted');
+    const paused = await ex.pause(waiting.taskId);
+    expect(paused).toMatchObject({ state: 'paused', pausedFrom: 'submitted' });
+    const jobId = paused.jobId!;
+    await until(async () => (await slurm.showJob(jobId)).Reason === 'JobHeldUser', 'the hold');
+    writeFileSync(gate, '');
+    await Promise.all(fillers.map((f) => ex.wait(f.taskId)));
+    await sleep(1_000);
+    expect((await slurm.showJob(jobId)).JobState).toBe('PENDING');
+    expect(ex.get(waiting.taskId)?.state).toBe('paused');
+    expect((await ex.resume(waiting.taskId)).state).toBe('submitted');
+    const done = await ex.wait(waiting.taskId);
+    expect(done).toMatchObject({ state: 'finished', jobId });
+    expect(await ex.logs(waiting.taskId)).toBe('resumed\n');
+    await ex.close();
+  });
+
+  it('keeps polling through squeue failures, never calling a task done, then pauses it with the reason', async () => {
+    let failSqueue = false;
+    const { ex, host } = setup(
+      (inner) => new FlakyHost(inner, (argv) => failSqueue && argv[0] === 'squeue'),
+    );
+    const gate = tmp.join('gate-flaky');
+    const t = task(`while [ ! -e ${gate} ]; do sleep 0.1; done; echo survived`);
+    await ex.submit(t);
+    await until(() => ex.get(t.taskId)?.state === 'running', 'running');
+    failSqueue = true;
+    writeFileSync(gate, '');
+    const jobId = ex.get(t.taskId)!.jobId!;
+    await slurm.waitForJob(jobId);
+    // the job is over, but squeue keeps failing: paused (after the retries), not finished
+    await until(() => ex.get(t.taskId)?.state === 'paused', 'the pause');
+    const rec = ex.get(t.taskId) as TaskRecord;
+    expect(rec.pausedFrom).toBe('running');
+    expect(rec.reason).toMatch(/Socket timed out.*paused after retries; resume the task/s);
+    expect((host as FlakyHost).failures).toBeGreaterThanOrEqual(3);
+    failSqueue = false;
+    await ex.resume(t.taskId);
+    const done = await ex.wait(t.taskId);
+    expect(done).toMatchObject({ state: 'finished', exitCode: 0 });
+    expect(done.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'paused',
+      'running',
+      'finished',
+    ]);
+    await ex.close();
+  });
+
+  it('fails tasks sbatch refuses, with SLURM’s reason, and refuses invalid user names', async () => {
+    const bad = resource().jobs_runner_config;
+    const { ex } = setup(undefined, {
+      jobs_runner_config: {
+        ...bad,
+        default_slurm_config: { ...bad.default_slurm_config, partition: 'no-such-partition' },
+      },
+    });
+    const t = task('true');
+    await ex.submit(t);
+    const done = await ex.wait(t.taskId);
+    expect(done.state).toBe('failed');
+    expect(done.reason).toMatch(/sbatch failed.*invalid partition/is);
+    await ex.close();
+    for (const u of ['-n', 'root;id', '$(id)', 'A B', ''])
+      expect(() => new SudoHost({ username: u })).toThrow(UnsafeValueError);
+  });
+});
