@@ -44,6 +44,9 @@ export class Delivery {
   private paused = false;
   private flushing = false;
   private closed = false;
+  private readonly waiters: Array<() => void> = [];
+  /** Consecutive drops: the rescan that follows a drop backs off like a retry. */
+  private overflows = 0;
 
   constructor(private readonly o: DeliveryOptions) {}
 
@@ -71,6 +74,10 @@ export class Delivery {
     }
   }
 
+  get maxPending(): number {
+    return this.o.maxPending;
+  }
+
   get pending(): number {
     return this.ready.size + (this.inflight?.updates.size ?? 0);
   }
@@ -88,6 +95,25 @@ export class Delivery {
     else this.kick();
   }
 
+  /**
+   * Backpressure for scans: resolves when `n` more states fit under maxPending, or at once
+   * while delivery is failing (then the excess is dropped and found by a later rescan).
+   */
+  async room(n: number): Promise<void> {
+    while (
+      !this.closed &&
+      this.pending > 0 &&
+      this.pending + n > this.o.maxPending &&
+      !(this.inflight && this.inflight.attempt > 0)
+    ) {
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
   /** Holds batches (a VCS lock exists) or lets them go. */
   setPaused(paused: boolean): void {
     this.paused = paused;
@@ -100,7 +126,7 @@ export class Delivery {
     const age = performance.now() - this.readyAt;
     if (
       this.flushing ||
-      this.ready.size >= this.o.maxBatchSize ||
+      this.ready.size >= Math.min(this.o.maxBatchSize, this.o.maxPending / 2) ||
       age >= this.o.batchMs ||
       !this.o.isSettling()
     ) {
@@ -141,6 +167,7 @@ export class Delivery {
 
   close(): void {
     this.closed = true;
+    this.wake();
     this.clearTimer();
     if (this.inflight?.timer) clearTimeout(this.inflight.timer);
   }
@@ -251,6 +278,7 @@ export class Delivery {
           { err, events: f.events.length, attempt: f.attempt, retryInMs: delay },
           'onBatch rejected; the batch will be retried',
         );
+        this.wake();
         if (this.pending > this.o.maxPending) {
           this.overflow();
           return;
@@ -271,7 +299,9 @@ export class Delivery {
     this.o.stats.events += f.events.length;
     if (f.events.length > 0) this.o.stats.batches++;
     this.inflight = null;
+    this.overflows = 0;
     this.o.onCommit();
+    this.wake();
     this.kick();
   }
 
@@ -280,13 +310,14 @@ export class Delivery {
     let dropped = this.ready.size;
     this.ready.clear();
     this.clearTimer();
-    let retryInMs = this.o.retryInitialMs;
     if (f && !f.sending) {
       if (f.timer) clearTimeout(f.timer);
       dropped += f.events.length;
-      retryInMs = Math.min(this.o.retryInitialMs * 2 ** f.attempt, this.o.retryMaxMs);
       this.inflight = null;
     }
+    this.overflows++;
+    const retryInMs = Math.min(this.o.retryInitialMs * 2 ** this.overflows, this.o.retryMaxMs);
+    this.wake();
     this.o.stats.dropped += dropped;
     this.o.logger.warn(
       { dropped, maxPending: this.o.maxPending },

@@ -28,6 +28,11 @@ export class DirWatchers {
     return this.watchers.size;
   }
 
+  /** Watched by inotify (not polled): a change in it produces an event. */
+  isWatched(dir: string): boolean {
+    return this.watchers.has(dir);
+  }
+
   has(dir: string): boolean {
     return this.watchers.has(dir) || this.polled.has(dir);
   }

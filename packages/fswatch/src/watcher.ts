@@ -16,6 +16,7 @@ import { PathMatcher } from './ignore.js';
 import { LogTailer } from './log-tail.js';
 import type { CheckItem, CheckResult, RawStat, WorkerPool } from './pool.js';
 import { sharedPool } from './pool.js';
+import { type RacyDue, RacyVerifier } from './racy.js';
 import type { Stamp } from './stamps.js';
 import { isRacy, StampCache, sameStat } from './stamps.js';
 import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './types.js';
@@ -23,10 +24,6 @@ import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './type
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const CHECK_CHUNK = 64;
 const SCAN_CHUNK = 16;
-
-function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
-}
 
 function parentOf(rel: string): string {
   const i = rel.lastIndexOf('/');
@@ -108,8 +105,7 @@ export class FileWatcher {
   private rescanTimer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
   private persisting: Promise<void> = Promise.resolve();
-  private readonly racyDue = new Map<string, number>();
-  private racyTimer: NodeJS.Timeout | undefined;
+  private readonly racy: RacyVerifier;
   private rawEvents = 0;
   private readonly rawOverflow = overflowThreshold();
   private readonly warnedHash = new Set<string>();
@@ -131,6 +127,7 @@ export class FileWatcher {
     this.pool = sharedPool();
     this.racyWindowNs = BigInt(Math.round((opts.racyWindowMs ?? 20) * 1e6));
     this.maxWaitMs = opts.maxWaitMs ?? 500;
+    this.racy = new RacyVerifier(this.racyWindowNs, (items) => this.onRacyDue(items));
     this.lockFiles = (opts.vcsLockFiles ?? ['.git/index.lock']).map((f) =>
       resolve(this.rootAbs, f),
     );
@@ -241,7 +238,7 @@ export class FileWatcher {
         !this.settling &&
         this.delivery.idle &&
         !(this.tailer?.busy ?? false) &&
-        this.racyDue.size === 0
+        this.racy.size === 0
       ) {
         return;
       }
@@ -267,10 +264,10 @@ export class FileWatcher {
     }
     this.closing = true;
     const deadline = performance.now() + (this.opts.closeTimeoutMs ?? 5000);
-    for (const t of [this.pollTimer, this.rescanTimer, this.racyTimer]) {
+    for (const t of [this.pollTimer, this.rescanTimer]) {
       if (t) clearInterval(t);
     }
-    this.racyDue.clear();
+    this.racy.close();
     this.dirs.closeAll();
     if (this.started) {
       const items = this.debouncer.takeAll();
@@ -318,6 +315,7 @@ export class FileWatcher {
   private onRaw(dir: string, name: string | null): void {
     if (this.closing) return;
     this.rawEvents++;
+    if (name !== null) this.racy.cancel(join(dir, name));
     if (name === null || name === '') {
       this.requestReconcile(dir, false);
       return;
@@ -417,11 +415,18 @@ export class FileWatcher {
     if (todo.length === 0) return;
     this.activeChecks++;
     try {
-      const chunks: Promise<void>[] = [];
-      for (let i = 0; i < todo.length; i += CHECK_CHUNK) {
-        chunks.push(this.checkChunk(todo.slice(i, i + CHECK_CHUNK)));
+      // A few chunks in flight keep the workers busy; waiting for room in the delivery
+      // queue keeps a scan of a huge changed tree within maxPending.
+      const running = new Set<Promise<void>>();
+      const size = Math.max(1, Math.min(CHECK_CHUNK, Math.floor(this.delivery.maxPending / 4)));
+      for (let i = 0; i < todo.length; i += size) {
+        const chunk = todo.slice(i, i + size);
+        while (running.size >= this.pool.size * 2) await Promise.race(running);
+        await this.delivery.room(chunk.length);
+        const p: Promise<void> = this.checkChunk(chunk).finally(() => running.delete(p));
+        running.add(p);
       }
-      await Promise.all(chunks);
+      await Promise.all(running);
     } finally {
       for (const it of todo) {
         this.inCheck.delete(it.path);
@@ -558,39 +563,24 @@ export class FileWatcher {
     if (isRacy(stamp, this.racyWindowNs)) this.scheduleRacy(rel, stamp);
   }
 
-  /**
-   * A racy stamp would make the next run hash the file again; verify it once the clock
-   * has moved past its timestamp tick, so the persisted stamp is trustworthy.
-   */
   private scheduleRacy(rel: string, s: Stamp): void {
-    if (this.closing) return;
-    const waitMs = Number(s.ctimeNs + this.racyWindowNs - nowNs()) / 1e6 + 5;
-    this.racyDue.set(rel, performance.now() + Math.max(1, waitMs));
-    this.armRacy();
+    if (!this.closing) this.racy.schedule(rel, s);
   }
 
-  private armRacy(): void {
-    if (this.racyTimer) clearTimeout(this.racyTimer);
-    this.racyTimer = undefined;
-    if (this.racyDue.size === 0) return;
-    let next = Number.POSITIVE_INFINITY;
-    for (const at of this.racyDue.values()) if (at < next) next = at;
-    this.racyTimer = setTimeout(
-      () => {
-        this.racyTimer = undefined;
-        const now = performance.now();
-        const due: DueItem[] = [];
-        for (const [p, at] of this.racyDue) {
-          if (at <= now) {
-            this.racyDue.delete(p);
-            due.push({ path: p, first: now });
-          }
-        }
-        if (due.length > 0) this.onDue(due);
-        this.armRacy();
-      },
-      Math.max(1, next - performance.now()),
-    );
+  private onRacyDue(items: RacyDue[]): void {
+    if (this.closing) return;
+    const rehash: DueItem[] = [];
+    for (const { path, stamp } of items) {
+      if (this.delivery.latest(path) !== stamp) continue;
+      const quiet = !this.debouncer.has(path) && !this.inCheck.has(path) && !this.held.has(path);
+      if (quiet && this.dirs.isWatched(parentOf(path))) {
+        this.delivery.set(path, { ...stamp, verifiedNs: this.racy.verifiedAt(stamp) });
+      } else {
+        // Polled directories get no event for a same-tick write: only the bytes can tell.
+        rehash.push({ path, first: performance.now() });
+      }
+    }
+    if (rehash.length > 0) this.onDue(rehash);
   }
 
   private requestReconcile(dir: string, recursive: boolean): void {

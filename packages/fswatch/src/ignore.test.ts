@@ -1,0 +1,89 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultIgnores, PathMatcher } from './ignore.js';
+import { Harness, sleep, waitFor } from './test-helpers.js';
+
+describe('PathMatcher', () => {
+  const m = new PathMatcher({
+    useDefaults: true,
+    patterns: ['/secret.txt'],
+    ignoreFileText: '# comment\nbuild/\n*.o\n!keep.o\n',
+    policies: [
+      { pattern: '*.log', policy: 'log' },
+      { pattern: 'tmp/', policy: 'ignore' },
+    ],
+  });
+
+  it('ignores editor temp files, .git and node_modules by default', () => {
+    for (const p of [
+      'a/.main.tex.swp',
+      'main.tex~',
+      '4913',
+      'sub/4913',
+      '.#main.tex',
+      'main.tex___jb_tmp___',
+      'main.tex___jb_old___',
+      'x.swx',
+    ]) {
+      expect(m.policy(p), p).toBe('ignore');
+    }
+    expect(m.dirIgnored('.git')).toBe(true);
+    expect(m.dirIgnored('a/node_modules')).toBe(true);
+    expect(defaultIgnores).toContain('.git/');
+  });
+
+  it('applies the ignore file (gitignore syntax) and policies in order', () => {
+    expect(m.dirIgnored('build')).toBe(true);
+    expect(m.policy('x/y.o')).toBe('ignore');
+    expect(m.policy('keep.o')).toBe('artefact');
+    expect(m.policy('secret.txt')).toBe('ignore');
+    expect(m.policy('sub/secret.txt')).toBe('artefact');
+    expect(m.policy('out/run.log')).toBe('log');
+    expect(m.dirIgnored('tmp')).toBe(true);
+    expect(m.policy('main.tex')).toBe('artefact');
+  });
+});
+
+let h: Harness;
+afterEach(async () => {
+  await h?.dispose();
+});
+
+it('respects the ignore file while watching and scanning', async () => {
+  h = new Harness();
+  mkdirSync(join(h.root, 'build'), { recursive: true });
+  mkdirSync(join(h.root, '.git'), { recursive: true });
+  writeFileSync(join(h.root, '.cpignore'), 'build/\n*.aux\n');
+  writeFileSync(join(h.root, 'build/old.o'), 'x');
+  writeFileSync(join(h.root, 'paper.aux'), 'x');
+  writeFileSync(join(h.root, '.git/HEAD'), 'ref');
+  const w = await h.start({ ignoreFile: '.cpignore' });
+  await w.idle();
+  expect(h.events.map((e) => e.path)).toEqual(['.cpignore']);
+  h.clear();
+  writeFileSync(join(h.root, 'build/new.o'), 'y');
+  writeFileSync(join(h.root, 'main.aux'), 'y');
+  writeFileSync(join(h.root, 'main.tex.swp'), 'y');
+  writeFileSync(join(h.root, '.git/index'), 'y');
+  writeFileSync(join(h.root, 'main.tex'), 'y');
+  await waitFor(() => h.events.length > 0, 'main.tex');
+  await sleep(200);
+  await w.idle();
+  expect(h.events.map((e) => e.path)).toEqual(['main.tex']);
+  // The stamp file lives outside the root here; build/ was never watched.
+  expect(w.stats().watches).toBe(1);
+});
+
+it('ignores its own stamp file when it lives under the root', async () => {
+  h = new Harness();
+  mkdirSync(join(h.root, '.cp'), { recursive: true });
+  writeFileSync(join(h.root, 'a'), 'a');
+  const w = await h.start({ stampFile: join(h.root, '.cp/stamps'), persistDelayMs: 10 });
+  await w.idle();
+  writeFileSync(join(h.root, 'b'), 'b');
+  await waitFor(() => h.events.length === 2, 'b');
+  await sleep(300);
+  await w.idle();
+  expect(h.events.map((e) => e.path)).toEqual(['a', 'b']);
+});

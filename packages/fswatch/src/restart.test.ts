@@ -1,0 +1,88 @@
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { Harness, waitFor } from './test-helpers.js';
+
+let h: Harness;
+afterEach(async () => {
+  await h?.dispose();
+});
+
+it('restarts over 20k unchanged files without hashing any', async () => {
+  h = new Harness();
+  for (let d = 0; d < 200; d++) {
+    mkdirSync(join(h.root, `d${d}`), { recursive: true });
+    for (let i = 0; i < 100; i++) writeFileSync(join(h.root, `d${d}/f${i}`), `${d}/${i}`);
+  }
+  let w = await h.start();
+  await w.idle();
+  expect(h.events.length).toBe(20_000);
+  expect(w.stats().hashed).toBeGreaterThanOrEqual(20_000);
+  await h.stop();
+  h.clear();
+  w = await h.start();
+  await w.idle();
+  expect(w.stats().hashed).toBe(0);
+  expect(w.stats().scanned).toBeGreaterThanOrEqual(20_000);
+  expect(h.events).toEqual([]);
+}, 60_000);
+
+it('reports what changed while it was stopped, and recognises a move', async () => {
+  h = new Harness();
+  mkdirSync(join(h.root, 'sub'), { recursive: true });
+  writeFileSync(join(h.root, 'keep.txt'), 'keep');
+  writeFileSync(join(h.root, 'edit.txt'), 'before');
+  writeFileSync(join(h.root, 'gone.txt'), 'gone');
+  writeFileSync(join(h.root, 'sub/big.bin'), Buffer.alloc(3 << 20, 7));
+  let w = await h.start();
+  await w.idle();
+  expect(h.events.length).toBe(4);
+  await h.stop();
+  expect(readFileSync(h.stampFile, 'utf8')).toContain('sub/big.bin');
+
+  writeFileSync(join(h.root, 'edit.txt'), 'after!');
+  rmSync(join(h.root, 'gone.txt'));
+  writeFileSync(join(h.root, 'new.txt'), 'new');
+  renameSync(join(h.root, 'sub/big.bin'), join(h.root, 'moved.bin'));
+  h.clear();
+  w = await h.start();
+  await w.idle();
+  const byPath = Object.fromEntries(h.events.map((e) => [e.path, e]));
+  expect(Object.keys(byPath).sort()).toEqual(['edit.txt', 'gone.txt', 'moved.bin', 'new.txt']);
+  expect(byPath['edit.txt']).toMatchObject({ kind: 'changed', size: 6 });
+  expect(byPath['gone.txt']).toMatchObject({ kind: 'deleted', sha256: null });
+  expect(byPath['new.txt']).toMatchObject({ kind: 'created', size: 3 });
+  expect(byPath['moved.bin']).toMatchObject({ kind: 'moved', from: 'sub/big.bin', size: 3 << 20 });
+  // The move was recognised by inode: its 3 MiB were not read again.
+  expect(w.stats().hashedBytes).toBeLessThan(100);
+});
+
+it('recognises a rename while watching', async () => {
+  h = new Harness();
+  mkdirSync(join(h.root, 'a'), { recursive: true });
+  writeFileSync(join(h.root, 'a/x.dat'), 'payload');
+  const w = await h.start();
+  await w.idle();
+  h.clear();
+  renameSync(join(h.root, 'a/x.dat'), join(h.root, 'y.dat'));
+  await waitFor(() => h.events.length > 0, 'the move');
+  await w.idle();
+  expect(h.events).toEqual([
+    expect.objectContaining({ kind: 'moved', path: 'y.dat', from: 'a/x.dat', size: 7 }),
+  ]);
+  // A directory rename moves every file in it.
+  h.clear();
+  writeFileSync(join(h.root, 'a/z.dat'), 'zzz');
+  await waitFor(() => h.events.length > 0, 'created');
+  await w.idle();
+  h.clear();
+  renameSync(join(h.root, 'a'), join(h.root, 'b'));
+  await waitFor(() => h.events.length > 0, 'the directory move');
+  await w.idle();
+  expect(h.events).toEqual([
+    expect.objectContaining({ kind: 'moved', path: 'b/z.dat', from: 'a/z.dat' }),
+  ]);
+  writeFileSync(join(h.root, 'b/z.dat'), 'changed in the moved directory');
+  await waitFor(() => h.events.length > 1, 'change in moved dir');
+  expect(h.events[1]).toMatchObject({ kind: 'changed', path: 'b/z.dat' });
+});
