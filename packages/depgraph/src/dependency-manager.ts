@@ -132,6 +132,25 @@ export class DependencyManager {
     });
   }
 
+  /** Drops a task's trace so it rebuilds (a forced build); unknown ids change nothing. */
+  forget(taskId: string): ChangeResult {
+    return this.change(() => {
+      this.graph.traces.delete(taskId);
+      const t = this.graph.taskById.get(taskId);
+      if (!t) return;
+      t.failed = undefined;
+      this.sched.resetRound(t);
+      this.graph.log.recheck.add(t);
+    });
+  }
+
+  /** Id of the task that produces `path`, if any. */
+  producerOf(path: string): string | undefined {
+    const p = this.graph.id(path);
+    const prod = p === undefined ? -1 : this.graph.producer[p]!;
+    return prod >= 0 ? this.graph.tasks[prod]!.id : undefined;
+  }
+
   /**
    * Tasks that may start now, at most `concurrency` minus those running. Independent components
    * give one task each in parallel; a cycle gives one task at a time, in its pass order.

@@ -206,10 +206,19 @@ export class Graph {
       this.retryShadowed = false;
       const waiting = [...this.shadowed].sort(([a], [b]) => (a < b ? -1 : 1));
       for (const [id, { rule, bindings }] of waiting) {
+        if (this.stillBeaten(id, rule, bindings)) continue;
         this.shadowed.delete(id);
         this.tryInstantiate(rule, bindings);
       }
     }
+  }
+
+  private stillBeaten(id: string, rule: CompiledRule, bindings: Record<string, string>): boolean {
+    return rule.outputs.some((pattern) => {
+      const o = this.ids.get(fillPattern(pattern, bindings));
+      const prod = o === undefined ? -1 : this.producer[o]!;
+      return prod >= 0 && beats(this.tasks[prod]!, { rule, id });
+    });
   }
 
   private onAvailable(p: number): void {

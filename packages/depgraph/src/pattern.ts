@@ -36,11 +36,9 @@ export function compilePattern(source: string): Pattern {
   const tail = source.slice(last);
   regex += `${escapeRegex(tail)}$`;
   if (names.length === 0) return { source, names, regex: undefined, ext: extOf(source) };
-  // With no "." in the literal tail the matched path's extension comes from a placeholder.
-  const ext =
-    tail.includes('.') && !tail.slice(tail.lastIndexOf('.')).includes('/')
-      ? extOf(tail)
-      : undefined;
+  // The extension is known when the last segment's tail is literal up to its last ".": with a
+  // "/" in the tail the whole last segment is literal; without, a "." must be in the tail.
+  const ext = tail.includes('/') || tail.includes('.') ? extOf(tail) : undefined;
   return { source, names, regex: new RegExp(regex), ext };
 }
 

@@ -1,0 +1,457 @@
+import { describe, expect, it } from 'vitest';
+import { DependencyManager } from './dependency-manager.js';
+import { drive, sha } from './test-harness.js';
+import type { TaskInstance } from './types.js';
+
+/** Every output is a function of the rule, the output path and the input hashes. */
+const pure = (t: TaskInstance) => ({
+  outputs: Object.fromEntries(
+    t.outputs.map((o) => [o, sha(`${t.ruleId}|${o}|${JSON.stringify(t.inputHashes)}`)]),
+  ),
+});
+
+const ids = (runs: { task: TaskInstance }[]) => runs.map((r) => r.task.id);
+
+function chain() {
+  const dm = new DependencyManager();
+  dm.addRule({ id: 'upper', inputs: ['src/{stem}.txt'], outputs: ['out/{stem}.upper'] });
+  dm.addRule({ id: 'wrap', inputs: ['out/{stem}.upper'], outputs: ['out/{stem}.html'] });
+  dm.addRule({
+    id: 'index',
+    inputs: ['out/a.html', 'out/b.html'],
+    outputs: ['site/index.html'],
+  });
+  dm.setArtefact('src/a.txt', sha('a1'));
+  dm.setArtefact('src/b.txt', sha('b1'));
+  return dm;
+}
+
+describe('instantiation and minimal rebuilds', () => {
+  it('forward-chains tasks from sources and builds each once', () => {
+    const dm = chain();
+    expect(dm.status().dirty).toEqual(['index:', 'upper:a', 'upper:b', 'wrap:a', 'wrap:b']);
+    const runs = drive(dm, pure);
+    expect(ids(runs).sort()).toEqual(['index:', 'upper:a', 'upper:b', 'wrap:a', 'wrap:b']);
+    expect(ids(runs).at(-1)).toBe('index:');
+    expect(dm.status()).toMatchObject({ idle: true, dirty: [], running: [] });
+    expect(dm.artefactState('site/index.html')).toBe('up_to_date');
+  });
+
+  it('rebuilds only what depends on the changed source', () => {
+    const dm = chain();
+    drive(dm, pure);
+    const r = dm.setArtefact('src/a.txt', sha('a2'));
+    expect(r.nowDirty).toEqual(['upper:a']);
+    expect(dm.plan().components.map((c) => c.tasks.map((t) => `${t.id}=${t.state}`))).toEqual([
+      ['upper:a=ready'],
+      ['wrap:a=pending'],
+      ['index:=pending'],
+    ]);
+    expect(ids(drive(dm, pure))).toEqual(['upper:a', 'wrap:a', 'index:']);
+    expect(dm.setArtefact('src/a.txt', sha('a2')).nowDirty).toEqual([]);
+    expect(drive(dm, pure)).toEqual([]);
+  });
+
+  it('a change undone before anything ran leaves nothing to do', () => {
+    const dm = chain();
+    drive(dm, pure);
+    dm.setArtefact('src/a.txt', sha('a2'));
+    dm.setArtefact('src/a.txt', sha('a1'));
+    expect(dm.plan().components).toEqual([]);
+    expect(dm.status().idle).toBe(true);
+  });
+
+  it('dispatches independent components in parallel, up to the concurrency', () => {
+    const dm = chain();
+    expect(dm.ready(8).map((t) => t.id)).toEqual(['upper:a', 'upper:b']);
+    expect(dm.ready(1).map((t) => t.id)).toEqual(['upper:a']);
+    const [a] = dm.take(1);
+    expect(a!.run).toBeGreaterThan(0);
+    expect(a!.inputHashes).toEqual({ 'src/a.txt': sha('a1') });
+    expect(dm.ready(1)).toEqual([]);
+    expect(dm.ready(2).map((t) => t.id)).toEqual(['upper:b']);
+    expect(() => dm.started('wrap:a')).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_TASK_NOT_READY' }),
+    );
+    expect(() => dm.started('nope:x')).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_UNKNOWN_TASK' }),
+    );
+  });
+
+  it('an optional input that appears later makes the task rebuild', () => {
+    const dm = new DependencyManager();
+    dm.addRule({
+      id: 'cc',
+      inputs: ['{stem}.c'],
+      optionalInputs: ['{stem}.flags'],
+      outputs: ['{stem}.o'],
+    });
+    dm.setArtefact('a.c', sha('c'));
+    drive(dm, pure);
+    expect(dm.setArtefact('a.flags', sha('-O2')).nowDirty).toEqual(['cc:a']);
+    const [run] = drive(dm, pure);
+    expect(run!.task.inputs).toEqual(['a.c', 'a.flags']);
+    expect(dm.deleteArtefact('a.flags').nowDirty).toEqual(['cc:a']);
+  });
+
+  it('a second required input without the placeholder binds through the first', () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['{stem}.c', 'common.h'], outputs: ['{stem}.o'] });
+    dm.setArtefact('a.c', sha('a'));
+    dm.setArtefact('b.c', sha('b'));
+    expect(dm.status().dirty).toEqual([]);
+    expect(dm.setArtefact('common.h', sha('h')).added.sort()).toEqual(['cc:a', 'cc:b']);
+    expect(dm.deleteArtefact('common.h').removed.sort()).toEqual(['cc:a', 'cc:b']);
+  });
+
+  it('stops chaining at the derivation depth limit and says so', () => {
+    const dm = new DependencyManager({ maxDerivationDepth: 3 });
+    const r1 = dm.addRule({ id: 'grow', inputs: ['{stem}.x'], outputs: ['{stem}.x.x'] });
+    expect(r1.added).toEqual([]);
+    const r = dm.setArtefact('a.x', sha('a'));
+    expect(r.added).toEqual(['grow:a', 'grow:a.x', 'grow:a.x.x']);
+    expect(r.warnings.map((w) => w.code)).toEqual(['DEPGRAPH_DERIVATION_TOO_DEEP']);
+  });
+});
+
+describe('early cutoff', () => {
+  it('an output rebuilt with the same hash does not rebuild its dependants', () => {
+    const dm = new DependencyManager();
+    // `strip` drops comments: its output ignores part of the input.
+    dm.addRule({ id: 'strip', inputs: ['{stem}.src'], outputs: ['{stem}.code'] });
+    dm.addRule({ id: 'compile', inputs: ['{stem}.code'], outputs: ['{stem}.bin'] });
+    dm.addRule({ id: 'pack', inputs: ['{stem}.bin'], outputs: ['{stem}.pkg'] });
+    const code = (t: TaskInstance) =>
+      t.ruleId === 'strip' ? { outputs: { [t.outputs[0]!]: sha('constant code') } } : pure(t);
+    dm.setArtefact('m.src', sha('v1 // comment'));
+    drive(dm, code);
+    dm.setArtefact('m.src', sha('v1 // other comment'));
+    const runs = drive(dm, code);
+    expect(ids(runs)).toEqual(['strip:m']);
+    expect(runs[0]!.result!.cutoff).toEqual(['m.code']);
+    expect(runs[0]!.result!.nowDirty).toEqual([]);
+    expect(dm.artefactState('m.pkg')).toBe('up_to_date');
+  });
+});
+
+describe('discovered dependencies', () => {
+  it('a discovered header is tracked: changing it rebuilds, dropping it forgets it', () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['{stem}.c'], outputs: ['{stem}.o'] });
+    dm.setArtefact('a.c', sha('a'));
+    dm.setArtefact('a.h', sha('h1'));
+    const [first] = drive(dm, (t) => ({ ...pure(t), discovered: ['a.h', 'missing.h'] }));
+    expect(first!.task.inputs).toEqual(['a.c']);
+    expect(dm.toJSON().tasks[0]!.discovered).toEqual(['a.h', 'missing.h']);
+    expect(dm.setArtefact('a.h', sha('h2')).nowDirty).toEqual(['cc:a']);
+    const [second] = drive(dm, pure);
+    expect(second!.task.inputs).toEqual(['a.c', 'a.h']);
+    // That run discovered nothing: a.h is no longer a dependency.
+    expect(dm.setArtefact('a.h', sha('h3')).nowDirty).toEqual([]);
+  });
+
+  it('a discovered dependency that does not exist yet rebuilds the task when it appears', () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['{stem}.c'], outputs: ['{stem}.o'] });
+    dm.setArtefact('a.c', sha('a'));
+    drive(dm, (t) => ({ ...pure(t), discovered: ['gen/config.h'] }));
+    expect(dm.setArtefact('gen/config.h', sha('cfg')).nowDirty).toEqual(['cc:a']);
+  });
+
+  it('a discovered edge to a generated file orders the producer first', () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['{stem}.c'], outputs: ['{stem}.o'] });
+    dm.addRule({ id: 'gen', inputs: ['{stem}.idl'], outputs: ['{stem}.h'] });
+    dm.setArtefact('a.c', sha('a'));
+    dm.setArtefact('api.idl', sha('idl1'));
+    const discover = (t: TaskInstance) =>
+      t.ruleId === 'cc' ? { ...pure(t), discovered: ['api.h'] } : pure(t);
+    drive(dm, discover, { concurrency: 1 });
+    dm.setArtefact('api.idl', sha('idl2'));
+    dm.setArtefact('a.c', sha('a2'));
+    // Both dirty, but cc:a must wait for gen:api, whose output it reads: one run each.
+    expect(dm.ready().map((t) => t.id)).toEqual(['gen:api']);
+    expect(ids(drive(dm, discover))).toEqual(['gen:api', 'cc:a']);
+  });
+
+  it('a transient cycle from discovered deps is iterated, then disappears', () => {
+    const dm = new DependencyManager({ passLimit: 4 });
+    dm.addRule({ id: 'gen', inputs: ['{stem}.in'], outputs: ['{stem}.out'] });
+    dm.setArtefact('a.in', sha('a'));
+    dm.setArtefact('b.in', sha('b'));
+    let cyclic = true;
+    // Mid-edit, a reads b.out and b reads a.out; outputs ignore them, so it converges.
+    const build = (t: TaskInstance) => ({
+      outputs: { [t.outputs[0]!]: sha(`${t.inputHashes[`${t.stem}.in`]}`) },
+      discovered: cyclic ? [t.stem === 'a' ? 'b.out' : 'a.out'] : [],
+    });
+    drive(dm, build);
+    const json = dm.toJSON();
+    expect(json.components).toEqual([
+      { id: expect.any(Number), cyclic: true, tasks: ['gen:b', 'gen:a'] },
+    ]);
+    expect(dm.toDOT()).toContain('subgraph cluster_');
+    expect(dm.status()).toMatchObject({ idle: true, dirty: [], nonConvergent: [] });
+    cyclic = false;
+    dm.setArtefact('a.in', sha('a2'));
+    drive(dm, build);
+    expect(dm.toJSON().components.map((c) => c.cyclic)).toEqual([false, false]);
+    expect(dm.toDOT()).not.toContain('subgraph cluster_');
+  });
+});
+
+describe('cycles that do not converge', () => {
+  const flip = (t: TaskInstance) => ({
+    outputs: { [t.outputs[0]!]: t.inputHashes[t.outputs[0]!] === sha('0') ? sha('1') : sha('0') },
+  });
+
+  it('stops at the pass limit and names the oscillating artefacts', () => {
+    const dm = new DependencyManager({ passLimit: 3 });
+    dm.addRule({
+      id: 'osc',
+      inputs: ['{stem}.seed'],
+      optionalInputs: ['{stem}.state'],
+      outputs: ['{stem}.state'],
+    });
+    dm.addRule({ id: 'after', inputs: ['{stem}.state'], outputs: ['{stem}.done'] });
+    dm.setArtefact('x.seed', sha('s'));
+    const runs = drive(dm, flip);
+    expect(runs.map((r) => `${r.task.pass}:${r.task.id}`)).toEqual([
+      '1:osc:x',
+      '2:osc:x',
+      '3:osc:x',
+    ]);
+    const nc = runs.at(-1)!.result!.nonConvergent;
+    expect(nc).toEqual([
+      { component: expect.any(Number), tasks: ['osc:x'], artefacts: ['x.state'], passes: 3 },
+    ]);
+    const s = dm.status();
+    expect(s.idle).toBe(true);
+    expect(s.nonConvergent).toEqual(nc);
+    expect(s.blocked).toEqual(['osc:x']);
+    expect(dm.artefactState('x.state')).toBe('not_converging');
+    expect(dm.artefactState('x.done')).toBe('dirty');
+    // An edit starts a new round with a fresh pass count.
+    dm.setArtefact('x.seed', sha('s2'));
+    expect(drive(dm, flip)).toHaveLength(3);
+  });
+
+  it('a rule may raise the pass limit of its cycle', () => {
+    const dm = new DependencyManager({ passLimit: 2 });
+    dm.addRule({
+      id: 'osc',
+      inputs: ['{stem}.seed'],
+      optionalInputs: ['{stem}.state'],
+      outputs: ['{stem}.state'],
+      passLimit: 6,
+    });
+    dm.setArtefact('x.seed', sha('s'));
+    expect(drive(dm, flip)).toHaveLength(6);
+    expect(dm.status().nonConvergent[0]!.passes).toBe(6);
+  });
+});
+
+describe('failures and cancellation', () => {
+  it('a failed task blocks its dependants until one of its inputs changes', () => {
+    const dm = chain();
+    let failing = true;
+    const build = (t: TaskInstance) =>
+      t.id === 'upper:a' && failing ? { fail: 'exit 1' } : pure(t);
+    const runs = drive(dm, build);
+    expect(ids(runs).sort()).toEqual(['upper:a', 'upper:b', 'wrap:b']);
+    const s = dm.status();
+    expect(s).toMatchObject({ idle: true, failed: [{ task: 'upper:a', reason: 'exit 1' }] });
+    // Its dependants are blocked too: their required input was never built.
+    expect(s.blocked).toEqual(['index:', 'upper:a', 'wrap:a']);
+    expect(dm.artefactState('out/a.upper')).toBe('failed');
+    expect(dm.why('out/a.upper').at(-1)!.because).toContain('failed: exit 1');
+    failing = false;
+    dm.setArtefact('src/a.txt', sha('fixed'));
+    expect(ids(drive(dm, build))).toEqual(['upper:a', 'wrap:a', 'index:']);
+    expect(dm.status().failed).toEqual([]);
+  });
+
+  it('a change to an input of a running task cancels it; its late result is ignored', () => {
+    const dm = chain();
+    const [a, b] = dm.take(2);
+    expect(a!.id).toBe('upper:a');
+    const r = dm.setArtefact('src/a.txt', sha('a2'));
+    expect(r.cancel).toEqual(['upper:a']);
+    expect(dm.cancelOnChange()).toEqual(['upper:a']);
+    expect(dm.cancelOnChange()).toEqual([]);
+    const late = dm.completed('upper:a', { ...pure(a!), run: a!.run });
+    expect(late.stale).toBe(true);
+    // A change elsewhere does not cancel the other run.
+    expect(dm.setArtefact('src/unrelated.txt', sha('u')).cancel).toEqual([]);
+    dm.completed(b!.id, { ...pure(b!), run: b!.run });
+    const [again] = dm.take(1);
+    expect(again).toMatchObject({ id: 'upper:a', inputHashes: { 'src/a.txt': sha('a2') } });
+    expect(dm.completed(again!.id, { ...pure(again!), run: again!.run - 1 }).stale).toBe(true);
+    expect(dm.completed(again!.id, { ...pure(again!), run: again!.run }).stale).toBe(false);
+  });
+
+  it('cancelled() returns a run to the plan', () => {
+    const dm = chain();
+    const [a] = dm.take(1);
+    expect(dm.cancelled(a!.id, a!.run).stale).toBe(false);
+    expect(dm.ready().map((t) => t.id)).toEqual(['upper:b', 'upper:a']);
+  });
+});
+
+describe('structure changes', () => {
+  it('retiring a rule removes its tasks and orphans their existing outputs', () => {
+    const dm = chain();
+    drive(dm, pure);
+    dm.setArtefact('src/a.txt', sha('a2'));
+    const [running] = dm.take(1);
+    expect(running!.id).toBe('upper:a');
+    const r = dm.removeRule('upper');
+    expect(r.removed.sort()).toEqual(['upper:a', 'upper:b']);
+    expect(r.cancel).toEqual(['upper:a']);
+    expect(r.orphaned.sort()).toEqual(['out/a.upper', 'out/b.upper']);
+    // The orphans still exist, so wrap:* stay; they are plain files now.
+    expect(dm.artefactState('out/a.upper')).toBe('source');
+    expect(dm.completed('upper:a', { ...pure(running!), run: running!.run }).stale).toBe(true);
+    // The chef comes back with the same rule: traces are kept, only upper:a rebuilds.
+    const back = dm.addRule({
+      id: 'upper',
+      inputs: ['src/{stem}.txt'],
+      outputs: ['out/{stem}.upper'],
+    });
+    expect(back.added.sort()).toEqual(['upper:a', 'upper:b']);
+    expect(back.nowDirty).toEqual(['upper:a']);
+  });
+
+  it('deleting a source removes the tasks that required it, and what needed their outputs', () => {
+    const dm = chain();
+    const r = dm.deleteArtefact('src/a.txt');
+    expect(r.removed).toEqual(['upper:a', 'wrap:a', 'index:']);
+    expect(dm.artefactState('out/a.html')).toBe('missing');
+    expect(dm.setArtefact('src/a.txt', sha('a')).added).toEqual(['upper:a', 'wrap:a', 'index:']);
+  });
+
+  it('a deleted output makes its producer dirty again', () => {
+    const dm = chain();
+    drive(dm, pure);
+    // index: read out/b.html; once wrap:b rebuilds it with the same hash, index: is clean again.
+    expect(dm.deleteArtefact('out/b.html').nowDirty).toEqual(['index:', 'wrap:b']);
+    expect(dm.why('out/b.html')[0]!.because).toMatch(
+      /^wrap:b's output out\/b.html differs from what it last built/,
+    );
+    expect(ids(drive(dm, pure))).toEqual(['wrap:b']);
+  });
+
+  it('two rules claiming one output: the lowest rule id wins, with a warning', () => {
+    const dm = new DependencyManager();
+    dm.setArtefact('a.md', sha('md'));
+    dm.addRule({ id: 'pandoc', inputs: ['{stem}.md'], outputs: ['{stem}.html'] });
+    const r = dm.addRule({ id: 'markdown', inputs: ['{stem}.md'], outputs: ['{stem}.html'] });
+    expect(r.added).toEqual(['markdown:a']);
+    expect(r.removed).toEqual(['pandoc:a']);
+    expect(r.warnings.map((w) => w.code)).toEqual(['DEPGRAPH_OUTPUT_CONFLICT']);
+    expect(dm.producerOf('a.html')).toBe('markdown:a');
+    const again = dm.addRule({ id: 'zz', inputs: ['{stem}.md'], outputs: ['{stem}.html'] });
+    expect(again.added).toEqual([]);
+    expect(again.warnings[0]!.tasks).toEqual(['markdown:a', 'zz:a']);
+    const gone = dm.removeRule('markdown');
+    expect(gone.added).toEqual(['pandoc:a']);
+    expect(dm.producerOf('a.html')).toBe('pandoc:a');
+  });
+
+  it('re-declaring a changed rule drops its traces; an identical one changes nothing', () => {
+    const dm = chain();
+    drive(dm, pure);
+    const same = dm.addRule({
+      id: 'wrap',
+      inputs: ['out/{stem}.upper'],
+      outputs: ['out/{stem}.html'],
+    });
+    expect(same).toMatchObject({ added: [], removed: [], nowDirty: [] });
+    const changed = dm.addRule({
+      id: 'wrap',
+      inputs: ['out/{stem}.upper'],
+      outputs: ['out/{stem}.html'],
+      meta: { cmd: 'v2' },
+    });
+    expect(changed.nowDirty).toEqual(['wrap:a', 'wrap:b']);
+  });
+});
+
+describe('restore, explain and export', () => {
+  it('exportState + fromState rebuild the same graph with nothing to do', () => {
+    const dm = chain();
+    drive(dm, (t) => ({ ...pure(t), discovered: ['include/common.h'] }));
+    dm.setArtefact('include/common.h', sha('h'));
+    const restored = DependencyManager.fromState(dm.exportState());
+    expect(restored.toJSON()).toEqual(dm.toJSON());
+    expect(restored.status().dirty).toEqual(dm.status().dirty);
+    expect(ids(drive(restored, pure)).sort()).toEqual(ids(drive(dm, pure)).sort());
+    expect(restored.toJSON()).toEqual(dm.toJSON());
+  });
+
+  it('restoring traces before rules and artefacts gives the same result', () => {
+    const dm = chain();
+    drive(dm, pure);
+    const state = dm.exportState();
+    const other = new DependencyManager();
+    for (const [id, trace] of Object.entries(state.traces)) other.restoreTrace(id, trace);
+    for (const rule of state.rules) other.addRule(rule);
+    for (const [path, hash] of Object.entries(state.artefacts)) other.setArtefact(path, hash);
+    expect(other.status().dirty).toEqual([]);
+    expect(other.toJSON()).toEqual(dm.toJSON());
+  });
+
+  it('why() walks from the changed source through every rebuilt step', () => {
+    const dm = chain();
+    drive(dm, pure);
+    dm.setArtefact('src/b.txt', sha('b2'));
+    expect(dm.why('site/index.html').map((s) => s.artefact)).toEqual([
+      'src/b.txt',
+      'out/b.upper',
+      'out/b.html',
+      'site/index.html',
+    ]);
+    expect(dm.why('src/b.txt')).toEqual([]);
+    expect(dm.why('out/a.html')).toEqual([]);
+    expect(dm.why('no/such')).toEqual([]);
+  });
+
+  it('DOT draws tasks, artefacts and dashed optional edges; the plan DOT shows only pending work', () => {
+    const dm = chain();
+    drive(dm, pure);
+    dm.setArtefact('src/a.txt', sha('a2'));
+    const full = dm.toDOT();
+    expect(full).toMatch(/^digraph depgraph \{/);
+    expect(full).toContain('"t:upper:b" [label="upper:b", shape=box, fillcolor=palegreen];');
+    expect(full).toContain('"a:src/a.txt" -> "t:upper:a";');
+    const pending = dm.toDOT({ plan: true });
+    expect(pending).toContain('"t:upper:a"');
+    expect(pending).not.toContain('"t:upper:b"');
+  });
+
+  it('rejects paths outside the project and empty hashes with stable codes', () => {
+    const dm = new DependencyManager();
+    expect(() => dm.setArtefact('../x', sha('x'))).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_INVALID_PATH' }),
+    );
+    expect(() => dm.setArtefact('/abs', sha('x'))).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_INVALID_PATH' }),
+    );
+    expect(() => dm.setArtefact('a//b', sha('x'))).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_INVALID_PATH' }),
+    );
+    expect(() => dm.setArtefact('a', '')).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_INVALID_HASH' }),
+    );
+    expect(() => new DependencyManager({ passLimit: 0 })).toThrow(RangeError);
+  });
+
+  it('forget() makes a task rebuild; producerOf names producers only', () => {
+    const dm = chain();
+    drive(dm, pure);
+    expect(dm.producerOf('out/a.upper')).toBe('upper:a');
+    expect(dm.producerOf('src/a.txt')).toBeUndefined();
+    expect(dm.forget('upper:a').nowDirty).toEqual(['upper:a']);
+    expect(ids(drive(dm, pure))).toEqual(['upper:a']);
+  });
+});
