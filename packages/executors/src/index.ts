@@ -8,6 +8,11 @@
  */
 export type { Backend, BackendContext, LogStream, RecordPatch } from './backend.js';
 export {
+  type BackendTuning,
+  type CreateExecutorOptions,
+  createExecutor,
+} from './create-executor.js';
+export {
   BackendUnavailableError,
   IllegalTransitionError,
   isTransient,
@@ -32,4 +37,5 @@ export { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
 export { BatchingError, type BatchPlan, planBatches, type TaskNeeds } from './slurm-batching.js';
 export { commandFailed, type HostResult, type SlurmHost } from './slurm-host.js';
 export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-script.js';
+export { SshHost, type SshHostOptions } from './ssh-host.js';
 export { SudoHost, type SudoHostOptions } from './sudo-host.js';

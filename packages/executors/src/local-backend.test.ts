@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
@@ -270,5 +270,49 @@ describe('local backend', () => {
     await ex.wait(t.taskId);
     expect(await ex.logs(t.taskId)).toBe('first\nsecond\n');
     expect(await ex.logs(t.taskId, 'stdout', 7)).toBe('second\n');
+  });
+
+  it('after a restart, starts once a task recorded running whose process never started', async () => {
+    const { ex } = setup(2, { startGraceMs: 200, pollMs: 50 });
+    const count = tmp.join('count-late-start');
+    const t = task(`echo x >> ${count}`);
+    const time = new Date().toISOString();
+    const dir = join(tmp.join('jobs'), t.taskId);
+    await ex.adopt([
+      {
+        task: t,
+        state: 'running',
+        handle: { kind: 'local', dir, startedAt: Date.now() },
+        stdoutPath: join(dir, 'stdout'),
+        stderrPath: join(dir, 'stderr'),
+        history: [{ state: 'running', time }],
+        updated: time,
+      },
+    ]);
+    const done = await ex.wait(t.taskId);
+    expect(done.state).toBe('finished');
+    expect(readFileSync(count, 'utf8')).toBe('x\n');
+    expect(ex.stats().startedAfterRestart).toBe(1);
+  });
+
+  it('after a restart, fails a task whose process vanished without an exit code', async () => {
+    const { ex } = setup(2, { pollMs: 50 });
+    const t = task('true');
+    const dir = join(tmp.join('jobs'), t.taskId);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'pid'), '999999999\n');
+    const time = new Date().toISOString();
+    await ex.adopt([
+      {
+        task: t,
+        state: 'running',
+        handle: { kind: 'local', dir, startedAt: Date.now() },
+        history: [{ state: 'running', time }],
+        updated: time,
+      },
+    ]);
+    const done = await ex.wait(t.taskId);
+    expect(done).toMatchObject({ state: 'failed', exitCode: null });
+    expect(done.reason).toMatch(/ended without writing an exit code/);
   });
 });

@@ -1,15 +1,17 @@
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import {
   parseResource,
   type SlurmSudoResource,
   type TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { ensureSystemUser, Slurm, TempDir } from '@computepods/testkit';
+import { ensureSystemUser, ManagedProcess, Slurm, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
+import { FileHooks } from './file-hooks.fixture.js';
 import { SlurmBackend } from './slurm-backend.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
@@ -279,4 +281,70 @@ describe('slurm_sudo on a real SLURM', () => {
     for (const u of ['-n', 'root;id', '$(id)', 'A B', ''])
       expect(() => new SudoHost({ username: u })).toThrow(UnsafeValueError);
   });
+
+  it('survives kill -9 of the runner: reconciles with SLURM and the exit files, runs nothing twice', async () => {
+    const records = tmp.join('crash-records');
+    const runs = tmp.join('crash-runs');
+    const gate = tmp.join('crash-gate');
+    mkdirSync(runs);
+    chmodSync(runs, 0o1777);
+    const waitGate = `while [ ! -e ${gate} ]; do sleep 0.1; done`;
+    const mk = (id: string, body: string): TaskSubmitted => ({
+      taskId: id,
+      resource: 'slurm-cluster',
+      command: `echo run >> ${runs}/${id}; ${body}`,
+      cwd: workDir,
+      env: {},
+      gpu: false,
+    });
+    const tasks = [
+      mk('ends-while-down', `${waitGate}; exit 4`),
+      mk('ends-after', `${waitGate}; sleep 3; echo late`),
+    ];
+    const env = {
+      CRASH_RECORDS: records,
+      CRASH_RESOURCE: JSON.stringify(resource()),
+      CRASH_PROFILE: JSON.stringify({
+        name: 'SLURM/sudo profile',
+        resource_type: 'slurm_sudo',
+        username: USER,
+      }),
+      CRASH_TASKS: JSON.stringify(tasks),
+      CRASH_READY: 'ends-while-down:running,ends-after:running',
+    };
+    const first = crashRunner('start', env);
+    await first.waitForOutput('ready', 90_000);
+    await first.kill9();
+    const jobId = new FileHooks(records).load()[0]!.jobId!;
+    writeFileSync(gate, '');
+    const dir = slurmHandleOf(new FileHooks(records).load()[0]!).dir;
+    await until(
+      () => existsSync(`${dir}/${slurmIndexOf(records, 'ends-while-down')}.exit`),
+      'exit file',
+    );
+    const second = crashRunner('recover', env);
+    expect(await second.exited()).toBe(0);
+    const byId = new Map(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
+    expect(byId.get('ends-while-down')).toMatchObject({ state: 'failed', exitCode: 4, jobId });
+    expect(byId.get('ends-after')).toMatchObject({ state: 'finished', exitCode: 0, jobId });
+    for (const t of tasks) expect(readFileSync(`${runs}/${t.taskId}`, 'utf8')).toBe('run\n');
+  });
 });
+
+const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+function crashRunner(mode: 'start' | 'recover', env: Record<string, string>): ManagedProcess {
+  return new ManagedProcess({
+    name: `runner-${mode}`,
+    command: process.execPath,
+    args: ['--import', 'tsx', fixture, mode],
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+  });
+}
+function slurmHandleOf(rec: TaskRecord) {
+  return rec.handle as { dir: string; index: number };
+}
+function slurmIndexOf(records: string, id: string): number {
+  return slurmHandleOf(new FileHooks(records).load().find((r) => r.task.taskId === id)!).index;
+}

@@ -1,0 +1,45 @@
+// A runner process for crash tests: `start` submits the tasks in CRASH_TASKS and prints
+// "ready" once CRASH_READY says so; the test then kills it with SIGKILL. `recover` adopts the
+// records left behind, waits until every task ended, prints "done" and exits.
+import { parseResource, type Resource, type TaskSubmitted } from '@computepods/protocol';
+import { createExecutor } from './create-executor.js';
+import { FileHooks } from './file-hooks.fixture.js';
+
+const [mode] = process.argv.slice(2);
+const env = process.env;
+const hooks = new FileHooks(env.CRASH_RECORDS!);
+const resource = parseResource(JSON.parse(env.CRASH_RESOURCE!)) as Resource;
+const ex = createExecutor({
+  resource,
+  profile: env.CRASH_PROFILE ? JSON.parse(env.CRASH_PROFILE) : undefined,
+  hooks,
+  clientEnv: env.CRASH_CLIENT_ENV ? JSON.parse(env.CRASH_CLIENT_ENV) : undefined,
+  backendOptions: {
+    pollMs: 300,
+    batchWindowMs: 200,
+    retry: { attempts: 3, baseMs: 100, maxMs: 500 },
+  },
+});
+
+if (mode === 'start') {
+  const tasks = JSON.parse(env.CRASH_TASKS!) as TaskSubmitted[];
+  for (const t of tasks) await ex.submit(t);
+  // "id:state,id:state": print ready once every listed task is in its state.
+  const want = (env.CRASH_READY ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((p) => p.split(':'));
+  for (;;) {
+    if (want.every(([id, state]) => ex.get(id!)?.state === state)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  console.log('ready');
+  await new Promise(() => {});
+} else {
+  const records = hooks.load();
+  await ex.adopt(records);
+  await Promise.all(records.map((r) => ex.wait(r.task.taskId)));
+  await ex.close();
+  console.log('done');
+  process.exit(0);
+}

@@ -1,0 +1,117 @@
+import { homedir } from 'node:os';
+import {
+  checkProfileFor,
+  InvalidConfigError,
+  type Profile,
+  type Resource,
+  resourceId,
+} from '@computepods/protocol';
+import { SshPool } from '@computepods/transport';
+import { BackendUnavailableError } from './errors.js';
+import { Executor, type ExecutorHooks } from './executor.js';
+import { LocalBackend } from './local-backend.js';
+import type { RetryPolicy } from './retry.js';
+import { SlurmBackend } from './slurm-backend.js';
+import { SshHost } from './ssh-host.js';
+import { SudoHost } from './sudo-host.js';
+
+export interface BackendTuning {
+  /** Between status polls (default: the resource's jobs_poll_interval). */
+  readonly pollMs?: number;
+  /** SLURM: how long new tasks are gathered into one batch (default 0.5 s). */
+  readonly batchWindowMs?: number;
+  /** SLURM: retries of a command before its tasks are paused. */
+  readonly retry?: RetryPolicy;
+  /** Local: tasks at once, overriding parallel_tasks_per_job. */
+  readonly parallel?: number;
+  /** Local: between SIGTERM and SIGKILL. */
+  readonly killGraceMs?: number;
+  /** Local: parent of task folders, overriding jobs_local_dir. */
+  readonly jobsDir?: string;
+}
+
+export interface CreateExecutorOptions {
+  readonly resource: Resource;
+  /** Who runs the jobs: required for slurm_sudo and slurm_ssh. */
+  readonly profile?: Profile | undefined;
+  readonly hooks: ExecutorHooks;
+  readonly runner?: string;
+  /** Extra env for SLURM client commands, over the resource's slurm_client_env. */
+  readonly clientEnv?: Readonly<Record<string, string>> | undefined;
+  /** Shared SSH pool (slurm_ssh); one is made (and closed with the executor) otherwise. */
+  readonly sshPool?: SshPool;
+  readonly backendOptions?: BackendTuning;
+}
+
+/** An Executor with the backend the resource's type calls for. */
+export function createExecutor(options: CreateExecutorOptions): Executor {
+  const { resource, profile, hooks } = options;
+  const tune = options.backendOptions ?? {};
+  const id = resourceId(resource);
+  const base = { resource: id, hooks, ...(options.runner ? { runner: options.runner } : {}) };
+  if (resource.type === 'kubernetes') throw new BackendUnavailableError('kubernetes');
+  if (resource.type === 'local') {
+    const backend = new LocalBackend({
+      resource,
+      ...(tune.jobsDir ? { jobsDir: tune.jobsDir } : {}),
+      ...(tune.parallel ? { parallel: tune.parallel } : {}),
+      ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
+      ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
+    });
+    return new Executor({ ...base, backend });
+  }
+  if (!profile)
+    throw new InvalidConfigError(`executor for resource "${resource.name}"`, [
+      `profile: a ${resource.type} resource needs a ${resource.type} profile (who runs the jobs)`,
+    ]);
+  checkProfileFor(resource, profile);
+  const clientEnv = { ...resource.slurm_client_env, ...options.clientEnv };
+  const slurmTune = {
+    ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
+    ...(tune.batchWindowMs !== undefined ? { batchWindowMs: tune.batchWindowMs } : {}),
+    ...(tune.retry ? { retry: tune.retry } : {}),
+  };
+  if (resource.type === 'slurm_sudo' && profile.resource_type === 'slurm_sudo') {
+    const host = new SudoHost({
+      username: profile.username,
+      clientEnv,
+      cwd: resource.jobs_local_dir,
+    });
+    const backend = new SlurmBackend({
+      resource,
+      host,
+      jobsDir: resource.jobs_local_dir,
+      tasksDir: resource.tasks_local_dir,
+      ...slurmTune,
+    });
+    return new Executor({ ...base, backend });
+  }
+  if (resource.type === 'slurm_ssh' && profile.resource_type === 'slurm_ssh') {
+    const ownPool = !options.sshPool;
+    const pool = options.sshPool ?? new SshPool();
+    const host = new SshHost({
+      pool,
+      target: {
+        host: resource.host,
+        ...(resource.port ? { port: resource.port } : {}),
+        username: profile.username,
+        privateKeyPath: profile.ssh_key_path,
+        knownHostsPath: profile.known_hosts_path ?? `${homedir()}/.ssh/known_hosts`,
+      },
+      clientEnv,
+      localJobsDir: resource.jobs_local_dir,
+      ownsPool: ownPool,
+    });
+    const backend = new SlurmBackend({
+      resource,
+      host,
+      jobsDir: profile.jobs_remote_dir,
+      tasksDir: profile.tasks_remote_dir,
+      ...slurmTune,
+    });
+    return new Executor({ ...base, backend });
+  }
+  throw new InvalidConfigError(`profile "${profile.name}"`, [
+    `resource_type: "${profile.resource_type}" does not match resource type "${resource.type}"`,
+  ]);
+}

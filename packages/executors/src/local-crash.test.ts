@@ -1,0 +1,105 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
+import { ManagedProcess, TempDir } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileHooks } from './file-hooks.fixture.js';
+
+const tmp = new TempDir('cp-local-crash-');
+afterAll(() => tmp[Symbol.dispose]());
+const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+function runner(mode: 'start' | 'recover', env: Record<string, string>): ManagedProcess {
+  return new ManagedProcess({
+    name: `runner-${mode}`,
+    command: process.execPath,
+    args: ['--import', 'tsx', fixture, mode],
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+  });
+}
+
+describe('local tasks survive kill -9 of the runner', () => {
+  it('collects what ended meanwhile, follows what still runs, starts what never started, runs nothing twice', async () => {
+    const records = tmp.join('records');
+    const runs = tmp.join('runs');
+    const gate = tmp.join('gate');
+    mkdirSync(runs);
+    const resource = {
+      type: 'local',
+      name: 'Local resource',
+      jobs_local_dir: tmp.join('jobs'),
+      jobs_runner_config: { parallel_tasks_per_job: 3 },
+      jobs_poll_interval: 0,
+      tasks_local_dir: tmp.join('tasks'),
+      tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+      tasks_pixi_config: {},
+    };
+    // Each task appends to its own file: exactly one line at the end means it ran exactly once.
+    const mk = (id: string, body: string): TaskSubmitted => ({
+      taskId: id,
+      resource: 'local-resource',
+      command: `echo run >> ${join(runs, id)}; ${body}`,
+      cwd: tmp.path,
+      env: {},
+      gpu: false,
+    });
+    const waitGate = `while [ ! -e ${gate} ]; do sleep 0.05; done`;
+    const tasks = [
+      mk('done-before', 'exit 0'),
+      mk('ends-ok', `${waitGate}; echo ok`),
+      mk('ends-3', `${waitGate}; exit 3`),
+      mk('still-running', `${waitGate}; sleep 2; echo late`),
+      mk('queued', 'echo queued'),
+    ];
+    const env = {
+      CRASH_RECORDS: records,
+      CRASH_RESOURCE: JSON.stringify(resource),
+      CRASH_TASKS: JSON.stringify(tasks),
+      CRASH_READY:
+        'done-before:finished,ends-ok:running,ends-3:running,still-running:running,queued:submitted',
+    };
+    const first = runner('start', env);
+    await first.waitForOutput('ready', 60_000);
+    await first.kill9();
+
+    // The runner is dead; its tasks are not. Let three of them end while nobody watches.
+    writeFileSync(gate, '');
+    const jobs = tmp.join('jobs');
+    const end = Date.now() + 20_000;
+    while (
+      !(existsSync(join(jobs, 'ends-ok', 'exit')) && existsSync(join(jobs, 'ends-3', 'exit')))
+    ) {
+      if (Date.now() > end) throw new Error('tasks did not end while the runner was down');
+      await sleep(20);
+    }
+    expect(existsSync(join(jobs, 'still-running', 'exit'))).toBe(false);
+    expect(existsSync(join(runs, 'queued'))).toBe(false);
+
+    const second = runner('recover', env);
+    expect(await second.exited()).toBe(0);
+    expect(second.output).toContain('done');
+
+    const byId = new Map<string, TaskRecord>(
+      new FileHooks(records).load().map((r) => [r.task.taskId, r]),
+    );
+    expect(Object.fromEntries([...byId].map(([id, r]) => [id, [r.state, r.exitCode]]))).toEqual({
+      'done-before': ['finished', 0],
+      'ends-ok': ['finished', 0],
+      'ends-3': ['failed', 3],
+      'still-running': ['finished', 0],
+      queued: ['finished', 0],
+    });
+    for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
+    expect(readFileSync(byId.get('still-running')!.stdoutPath!, 'utf8')).toBe('late\n');
+    expect(byId.get('ends-ok')!.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+  });
+});

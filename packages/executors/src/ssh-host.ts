@@ -1,0 +1,72 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { downloadTree, type SshPool, type SshTarget, uploadTree } from '@computepods/transport';
+import { UnsafeValueError } from './errors.js';
+import type { HostResult, SlurmHost } from './slurm-host.js';
+
+export interface SshHostOptions {
+  readonly pool: SshPool;
+  readonly target: SshTarget;
+  /** Extra environment for SLURM client commands, passed through env(1). */
+  readonly clientEnv?: Readonly<Record<string, string>>;
+  /** Local folder where job folders are built before upload and fetched back to. */
+  readonly localJobsDir: string;
+  /** Close the pool with this host (it was made for it alone). */
+  readonly ownsPool?: boolean;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Reaches a SLURM cluster over SSH through the transport pool (one actor per host+user+key,
+ * connections reused). Job folders are built locally, uploaded by SFTP into a temp name,
+ * checked by SHA-256 and renamed into place; finished ones come back the same way.
+ */
+export class SshHost implements SlurmHost {
+  readonly label: string;
+  readonly #o: SshHostOptions;
+  readonly #envArgs: string[];
+
+  constructor(options: SshHostOptions) {
+    this.#o = options;
+    const t = options.target;
+    this.label = `${t.username}@${t.host}:${t.port ?? 22}`;
+    this.#envArgs = Object.entries(options.clientEnv ?? {}).map(([k, v]) => {
+      if (!ENV_NAME.test(k))
+        throw new UnsafeValueError('client env name', k, 'not an environment variable name');
+      return `${k}=${v}`;
+    });
+  }
+
+  slurm(argv: readonly string[]): Promise<HostResult> {
+    return this.run(this.#envArgs.length ? ['env', ...this.#envArgs, ...argv] : argv);
+  }
+
+  async run(argv: readonly string[], input?: string): Promise<HostResult> {
+    const res = await this.#o.pool.exec(
+      this.#o.target,
+      argv,
+      input === undefined ? {} : { stdin: input },
+    );
+    return { code: res.code, stdout: res.stdout, stderr: res.stderr };
+  }
+
+  async stageJob(dir: string, files: Readonly<Record<string, string>>): Promise<void> {
+    const local = join(this.#o.localJobsDir, posix.basename(dir));
+    await rm(local, { recursive: true, force: true });
+    await mkdir(local, { recursive: true });
+    for (const [name, content] of Object.entries(files))
+      await writeFile(join(local, name), content, { mode: 0o755 });
+    await uploadTree(this.#o.pool, this.#o.target, local, dir, { ifExists: 'replace' });
+  }
+
+  async fetchJob(dir: string, jobKey: string): Promise<string> {
+    const local = join(this.#o.localJobsDir, jobKey);
+    await downloadTree(this.#o.pool, this.#o.target, dir, local, { ifExists: 'replace' });
+    return local;
+  }
+
+  async close(): Promise<void> {
+    if (this.#o.ownsPool) await this.#o.pool.close();
+  }
+}
