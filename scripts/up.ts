@@ -11,7 +11,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const state = process.env.CP_STATE_DIR ?? `${root}.state`;
 const project = process.env.CP_PROJECT ?? 'demo';
 const workspace = process.env.CP_WORKSPACE ?? `${state}/${project}/workspace`;
-const tsx = `${root}node_modules/.bin/tsx`;
+// node with tsx's loader, one OS process per service (the tsx CLI would add a wrapper process).
+const node = [process.execPath, '--import', 'tsx'] as const;
 
 function say(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -46,7 +47,11 @@ interface Supervised {
 let stopping = false;
 
 function launch(s: Supervised): void {
-  const child = spawn(tsx, s.args, { env: s.env, stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
+  const child = spawn(node[0], [...node.slice(1), ...s.args], {
+    env: s.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: root,
+  });
   s.child = child;
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {

@@ -6,7 +6,9 @@ import { ArtefactRecord, type ArtefactStatus, buckets } from '@computepods/proto
 import { ManagedProcess, NatsServer, TempDir } from '@computepods/testkit';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
+// One OS process per service: node with tsx's loader, not the tsx CLI (which runs node as a
+// child, so a SIGKILL would hit the wrapper and leave the service running).
+const loader = ['--import', 'tsx'];
 
 export type ServiceName = 'majordomo' | 'chef' | 'runner' | 'fswatcher';
 
@@ -71,8 +73,8 @@ export class Stack implements AsyncDisposable {
   ): Promise<ManagedProcess> {
     const proc = new ManagedProcess({
       name,
-      command: tsx,
-      args: [join(root, `services/${kind}/src/main.ts`)],
+      command: process.execPath,
+      args: [...loader, join(root, `services/${kind}/src/main.ts`)],
       env: this.env(name, extra),
       cwd: root,
     });

@@ -235,7 +235,12 @@ export class MajorDomo {
         { taskId: task.id, status: result.status, reason, cid },
         'build did not succeed',
       );
-      this.#handleChange(this.dm.failed(task.id, reason), cid);
+      this.#handleChange(
+        result.status === 'failed'
+          ? this.dm.failed(task.id, reason, task.run)
+          : this.dm.cancelled(task.id, task.run),
+        cid,
+      );
       for (const out of task.outputs) {
         await this.artefacts.update(
           out,
