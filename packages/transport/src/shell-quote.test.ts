@@ -14,7 +14,7 @@ const HOSTILE = [
   '; ls',
   '&& echo pwned',
   '| cat /etc/passwd',
-  '$HOME ${HOME} $((1+1))',
+  `$HOME \${HOME} $((1+1))`,
   '\\ back\\slash \\\\',
   '*',
   '~',
