@@ -18,7 +18,11 @@ export function status(g: Graph, s: Scheduler): Status {
       .filter((t) => t.failed !== undefined)
       .map((t) => ({ task: t.id, reason: t.failed! }))
       .sort((a, b) => (a.task < b.task ? -1 : 1)),
-    nonConvergent: [...reports],
+    // A report names the component as it was when it stopped; tasks may have gone since.
+    nonConvergent: [...reports].map((r) => ({
+      ...r,
+      tasks: r.tasks.filter((id) => g.taskById.has(id)),
+    })),
   };
 }
 
