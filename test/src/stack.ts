@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +83,31 @@ export class Stack implements AsyncDisposable {
     this.procs.set(name, proc);
     await proc.waitForOutput(READY[kind], 60_000);
     return proc;
+  }
+
+  /** Runs cpctrl against this stack; stdout and stderr kept apart (JSON must be alone on stdout). */
+  async cpctrl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = spawn(
+      process.execPath,
+      [...loader, join(root, 'packages/cpctrl/src/main.ts'), ...args],
+      {
+        env: { ...this.env('cpctrl'), CPCTRL_CONFIG: this.dir.join('cpctrl.json') },
+        cwd: root,
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code] = (await once(child, 'exit')) as [number | null];
+    clearTimeout(timer);
+    if (code === null) throw new Error(`cpctrl ${args.join(' ')} hung; stdout: ${stdout}\nstderr: ${stderr}`);
+    return { code, stdout, stderr };
   }
 
   async kill9(name: string): Promise<void> {

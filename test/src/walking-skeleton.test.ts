@@ -135,4 +135,49 @@ describe('saved file → rebuilt artefact, end to end', () => {
     await stack.until('out/k2.upper');
     expect(count('k')).toBe(1);
   });
+
+  it('cpctrl shows services and artefacts and builds on request, JSON alone on stdout', async () => {
+    const status = await stack.cpctrl(['-o', 'json', 'status']);
+    expect(status.code).toBe(0);
+    const s = JSON.parse(status.stdout);
+    expect(s.services.map((x: { name: string }) => x.name).sort()).toEqual([
+      'chef',
+      'fswatcher',
+      'majordomo',
+      'runner',
+    ]);
+    expect(s.artefacts.find((a: { path: string }) => a.path === 'out/a.upper')).toMatchObject({
+      status: 'up_to_date',
+    });
+
+    const runs = count('a');
+    const built = await stack.cpctrl(['-o', 'json', 'build', 'out/a.upper', '--force']);
+    expect(built.code).toBe(0);
+    expect(JSON.parse(built.stdout)).toMatchObject({ path: 'out/a.upper', status: 'up_to_date' });
+    expect(count('a')).toBe(runs + 1);
+
+    const text = await stack.cpctrl(['status']);
+    expect(text.stdout).toMatch(/out\/a\.upper\s+up_to_date/);
+
+    const unknown = await stack.cpctrl(['-o', 'json', 'build', 'out/none.upper']);
+    expect(unknown.code).toBe(1);
+    expect(JSON.parse(unknown.stdout).error).toMatchObject({
+      code: 'CP_UNKNOWN_ARTEFACT',
+      field: 'path',
+    });
+    const traversal = await stack.cpctrl(['-o', 'json', 'build', '../../etc/passwd']);
+    expect(traversal.code).toBe(1);
+    expect(JSON.parse(traversal.stdout).error).toMatchObject({
+      code: 'CP_MESSAGE_INVALID',
+      field: 'path',
+    });
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    for (const [name, proc] of stack.procs) {
+      const code = await proc.stop(15_000);
+      expect({ name, code }).toEqual({ name, code: 0 });
+      expect(proc.output).toMatch(/"msg":"stopped cleanly"/);
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type Bus, ensureProjectStreams, type Logger, type TypedKv } from '@computepods/bus';
 import {
   type ChangeResult,
@@ -39,6 +40,8 @@ export class MajorDomo {
   readonly rules: RuleRegistry;
   readonly #inflight = new Map<string, InFlight>();
   readonly #nonConvergent = new Map<number, NonConvergence>();
+  /** Tasks the user asked to rebuild even though nothing changed. */
+  readonly #forced = new Set<string>();
   #stopping = false;
 
   private constructor(
@@ -334,11 +337,12 @@ export class MajorDomo {
     const inputs: Record<string, string> = {};
     for (const path of task.inputs)
       inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path]!;
-    const id = buildId(task.ruleId, task.id, inputs);
+    const forced = this.#forced.delete(task.id);
+    const id = buildId(task.ruleId, task.id, inputs, forced ? randomUUID() : '');
     const f: InFlight = { buildId: id, task, chef: owned.chef, cid };
     this.#inflight.set(task.id, f);
 
-    const cached = (await this.results.get(id))?.value;
+    const cached = forced ? undefined : (await this.results.get(id))?.value;
     if (cached?.status === 'succeeded' && this.#outputsMatch(cached)) {
       this.logger.info({ taskId: task.id, buildId: id, cid }, 'result cache hit: nothing to run');
       this.#inflight.delete(task.id);
@@ -456,6 +460,7 @@ export class MajorDomo {
         );
       }
       if (force) {
+        this.#forced.add(producer);
         await this.traces.delete(producer).catch(() => undefined);
         this.#handleChange(this.dm.forget(producer), cid);
       }
