@@ -59,18 +59,27 @@ export class Delivery {
     return this.o.cache.get(path) ?? null;
   }
 
-  /** Every path whose newest state is present. */
+  /** The undelivered state of `path`: a stamp, null (gone), or undefined if none is pending. */
+  pendingState(path: string): NewState | undefined {
+    const r = this.ready.get(path);
+    if (r !== undefined) return r;
+    return this.inflight?.updates.get(path);
+  }
+
+  /** Every path whose newest state is present (without materialising acknowledged stamps). */
   *knownPaths(): Generator<string> {
-    for (const p of this.o.cache.files.keys()) {
-      if (this.latest(p) !== null) yield p;
+    const cache = this.o.cache;
+    for (const p of cache.keys()) {
+      const s = this.pendingState(p);
+      if (s === undefined || s !== null) yield p;
     }
     if (this.inflight) {
       for (const [p, s] of this.inflight.updates) {
-        if (s !== null && !this.o.cache.files.has(p) && this.latest(p) !== null) yield p;
+        if (s !== null && !cache.has(p) && this.ready.get(p) !== null) yield p;
       }
     }
     for (const [p, s] of this.ready) {
-      if (s !== null && !this.o.cache.files.has(p) && !this.inflight?.updates.has(p)) yield p;
+      if (s !== null && !cache.has(p) && !this.inflight?.updates.has(p)) yield p;
     }
   }
 

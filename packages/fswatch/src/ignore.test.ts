@@ -12,6 +12,10 @@ describe('PathMatcher', () => {
     policies: [
       { pattern: '*.log', policy: 'log' },
       { pattern: 'tmp/', policy: 'ignore' },
+      { pattern: 'logs/', policy: 'log' },
+      { pattern: 'logs/keep.txt', policy: 'artefact' },
+      { pattern: 'out/**/*.pdf', policy: 'artefact' },
+      { pattern: 'out/', policy: 'ignore' },
     ],
   });
 
@@ -42,6 +46,48 @@ describe('PathMatcher', () => {
     expect(m.policy('out/run.log')).toBe('log');
     expect(m.dirIgnored('tmp')).toBe(true);
     expect(m.policy('main.tex')).toBe('artefact');
+    expect(m.policy('tmp/a/b.txt')).toBe('ignore');
+    // A directory rule covers its files; an earlier rule still wins over it.
+    expect(m.policy('logs/app/out.txt')).toBe('log');
+    expect(m.policy('logs/keep.txt')).toBe('log');
+    expect(m.policy('out/x/paper.pdf')).toBe('artefact');
+    expect(m.policy('out/x/paper.aux')).toBe('ignore');
+    expect(m.dirIgnored('out')).toBe(true);
+    expect(m.policy('Main.TEX.SWP')).toBe('artefact');
+  });
+
+  it('agrees with the ignore package on many paths (the literal pre-filter is only a shortcut)', async () => {
+    const { default: ignore } = await import('ignore');
+    const text = 'build/\n*.o\n!keep.o\n/root-only.txt\ndocs/**/draft-*.md\n[Tt]emp*\n';
+    const ref = ignore({ ignorecase: false })
+      .add([...defaultIgnores])
+      .add(text);
+    const pm = new PathMatcher({
+      useDefaults: true,
+      patterns: [],
+      ignoreFileText: text,
+      policies: [],
+    });
+    const names = [
+      'a.o',
+      'keep.o',
+      'root-only.txt',
+      'Temp1',
+      'temp',
+      'x.swp',
+      'draft-1.md',
+      'z~',
+      'ok.txt',
+      '4913',
+      '.#x',
+    ];
+    const dirs = ['', 'src', 'docs/a', 'build', 'src/build', 'node_modules/x', 'docs/a/b'];
+    for (const d of dirs) {
+      for (const n of names) {
+        const rel = d ? `${d}/${n}` : n;
+        expect(pm.policy(rel) === 'ignore', rel).toBe(ref.ignores(rel));
+      }
+    }
   });
 });
 

@@ -80,3 +80,33 @@ describe('FileWatcher', () => {
     expect(h.events).toEqual([]);
   });
 });
+
+describe('FileWatcher under continuous writes', () => {
+  it('reports a file written continuously within maxWait, and its final content', async () => {
+    setup();
+    const w = await h.start({ maxWaitMs: 150 });
+    const f = join(h.root, 'stream.dat');
+    const start = Date.now();
+    let n = 0;
+    while (Date.now() - start < 800 && h.events.length === 0) {
+      writeFileSync(f, `version ${n++}`);
+      await sleep(3);
+    }
+    expect(h.events.length).toBeGreaterThan(0);
+    writeFileSync(f, 'final');
+    await waitFor(() => h.events.at(-1)?.sha256 === sha('final'), 'the final content');
+    await w.idle();
+  });
+
+  it('rejects a missing root with an actionable error', async () => {
+    setup();
+    const { FileWatcher } = await import('./watcher.js');
+    const w = new FileWatcher({
+      root: join(h.root, 'missing'),
+      stampFile: h.stampFile,
+      onBatch: async () => {},
+    });
+    await expect(w.start()).rejects.toMatchObject({ code: 'CP_FSWATCH_ROOT' });
+    await w.close();
+  });
+});

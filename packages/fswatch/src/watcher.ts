@@ -18,7 +18,7 @@ import type { CheckItem, CheckResult, RawStat, WorkerPool } from './pool.js';
 import { sharedPool } from './pool.js';
 import { type RacyDue, RacyVerifier } from './racy.js';
 import type { Stamp } from './stamps.js';
-import { isRacy, StampCache, sameStat } from './stamps.js';
+import { Compare, isRacy, StampCache, sameStat } from './stamps.js';
 import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './types.js';
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -197,7 +197,7 @@ export class FileWatcher {
       this.logger.warn({ err, code: err.code }, err.message);
     }
     // Stamps of paths that are no longer watched artefacts (the ignore rules changed) go silently.
-    for (const p of [...this.cache.files.keys()]) {
+    for (const p of [...this.cache.keys()]) {
       if (this.matcher.policy(p) !== 'artefact') this.cache.delete(p);
     }
     this.requestReconcile('', true);
@@ -627,7 +627,9 @@ export class FileWatcher {
     const queue = requests.filter(([d, r]) => !underRec(d) && (r || !rec.has(d)));
     const listed = new Set<string>();
     const gone = new Set<string>();
-    const found = new Map<string, RawStat>();
+    const seen = new Set<string>();
+    const changed: string[] = [];
+    const windowNs = Number(this.racyWindowNs);
 
     const scanBatch = async (batch: Array<[string, boolean]>) => {
       const dirsToRead: Array<[string, boolean]> = [];
@@ -660,18 +662,16 @@ export class FileWatcher {
         }
         listed.add(d);
         this.stat.scanned += s.names.length;
+        const words = new Uint32Array(s.stats.buffer, s.stats.byteOffset, s.stats.length * 2);
         for (let k = 0; k < s.names.length; k++) {
           const rel = join(d, s.names[k]!);
           const kind = s.kinds[k];
           if (kind === 1) {
             const policy = this.matcher.policy(rel);
             if (policy === 'artefact') {
-              found.set(rel, [
-                s.stats[k * 4]!,
-                s.stats[k * 4 + 1]!,
-                s.stats[k * 4 + 2]!,
-                BigInt.asUintN(64, s.stats[k * 4 + 3]!),
-              ]);
+              seen.add(rel);
+              if (this.unchanged(rel, words, k * 8, windowNs)) continue;
+              changed.push(rel);
             } else if (policy === 'log') this.tailer?.poke(rel);
           } else if (kind === 2) {
             if (this.matcher.dirIgnored(rel)) continue;
@@ -704,22 +704,24 @@ export class FileWatcher {
     const todo: DueItem[] = [];
     const now = performance.now();
     for (const p of this.delivery.knownPaths()) {
-      if (found.has(p)) continue;
+      if (seen.has(p)) continue;
       if (listed.has(parentOf(p)) || (gone.size > 0 && isGone(p)))
         todo.push({ path: p, first: now });
     }
-    for (const [p, st] of found) {
-      const lat = this.delivery.latest(p);
-      if (
-        lat &&
-        sameStat(lat, st[0], st[1], Number(st[2]), st[3]) &&
-        !isRacy(lat, this.racyWindowNs)
-      ) {
-        continue;
-      }
-      todo.push({ path: p, first: now });
-    }
+    for (const p of changed) todo.push({ path: p, first: now });
     if (todo.length > 0) await this.check(todo);
+  }
+
+  /** Whether a scanned stat proves the newest known bytes (the restart fast path). */
+  private unchanged(rel: string, w: Uint32Array, off: number, windowNs: number): boolean {
+    const pending = this.delivery.pendingState(rel);
+    if (pending === undefined) return this.cache.compare(rel, w, off, windowNs) === Compare.Same;
+    if (pending === null) return false;
+    const big = (i: number) => (BigInt(w[off + i + 1]! | 0) << 32n) | BigInt(w[off + i]!);
+    return (
+      sameStat(pending, big(0), big(2), Number(big(4)), BigInt.asUintN(64, big(6))) &&
+      !isRacy(pending, this.racyWindowNs)
+    );
   }
 
   private schedulePersist(): void {
