@@ -32,6 +32,8 @@ export interface BackendTuning {
 
 export interface CreateExecutorOptions {
   readonly resource: Resource;
+  /** The queue name the runner serves (default: the resource's id or the slug of its name). */
+  readonly resourceId?: string;
   /** Who runs the jobs: required for slurm_sudo and slurm_ssh. */
   readonly profile?: Profile | undefined;
   readonly hooks: ExecutorHooks;
@@ -47,7 +49,7 @@ export interface CreateExecutorOptions {
 export function createExecutor(options: CreateExecutorOptions): Executor {
   const { resource, profile, hooks } = options;
   const tune = options.backendOptions ?? {};
-  const id = resourceId(resource);
+  const id = options.resourceId ?? resourceId(resource);
   const base = { resource: id, hooks, ...(options.runner ? { runner: options.runner } : {}) };
   if (resource.type === 'kubernetes') throw new BackendUnavailableError('kubernetes');
   if (resource.type === 'local') {

@@ -11,5 +11,6 @@ startService(logger, async () => {
     logger: logger.child({ project: cfg.project, resource: cfg.resource }),
     description: `ComputePods runner for resource ${cfg.resource}`,
   });
-  return startRunner(bus, cfg);
+  const runner = await startRunner(bus, cfg);
+  return () => runner.stop();
 });

@@ -1,16 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRunner } from './runner.js';
+import { type RunningRunner, startRunner } from './runner.js';
 
 const P = 'runnertest';
 
 describe('runner v1 (local) over a real nats-server', () => {
   let nats: NatsServer;
   let bus: Bus;
-  let stop: () => Promise<void>;
+  let runner: RunningRunner;
   const dir = new TempDir('cp-runner-');
   const logger = createLogger('runner-test');
   logger.level = 'silent';
@@ -18,16 +18,17 @@ describe('runner v1 (local) over a real nats-server', () => {
   beforeAll(async () => {
     nats = await NatsServer.start();
     bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
-    stop = await startRunner(bus, {
+    runner = await startRunner(bus, {
       project: P,
       resource: 'local',
       runnerId: 'r1',
       stateDir: dir.join('state'),
       parallel: 2,
+      intake: 16,
     });
   });
   afterAll(async () => {
-    await stop?.();
+    await runner?.stop();
     await nats?.[Symbol.asyncDispose]();
     dir[Symbol.dispose]();
   });
@@ -82,5 +83,63 @@ describe('runner v1 (local) over a real nats-server', () => {
     const rec = await finalState('t-slow');
     expect(rec.state).toBe('failed');
     expect(rec.reason).toMatch(/timed out/);
+  });
+
+  it('pauses, resumes and kills tasks on request over task.control, and refuses what it cannot do', async () => {
+    const control = async (taskId: string, action: 'pause' | 'resume' | 'kill') => {
+      const msg = await bus.nc.request(
+        subjects.taskControl(P),
+        bus.encode('task.control', { taskId, action }),
+        { timeout: 5_000 },
+      );
+      return JSON.parse(new TextDecoder().decode(msg.data)) as {
+        ok: boolean;
+        result?: { state: string };
+        error?: { code: string; message: string };
+      };
+    };
+    const gate = dir.join('control-gate');
+    const blocker = (id: string) => ({
+      taskId: id,
+      resource: 'local',
+      command: `while [ ! -e ${gate} ]; do sleep 0.05; done`,
+      cwd: dir.path,
+    });
+    // parallel 2: two blockers take both slots, the third waits in the queue
+    for (const id of ['c-1', 'c-2'])
+      await bus.publish('task.submitted', subjects.tasks(P, 'local'), blocker(id));
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    await kv.waitFor('c-2', (r) => r.state === 'running');
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), {
+      taskId: 'c-3',
+      resource: 'local',
+      command: 'echo third',
+      cwd: dir.path,
+    });
+    await kv.waitFor('c-3', (r) => r.state === 'submitted');
+    expect(await control('c-3', 'pause')).toEqual({
+      ok: true,
+      result: { taskId: 'c-3', state: 'paused' },
+    });
+    const refused = await control('c-1', 'pause');
+    expect(refused.ok).toBe(false);
+    expect(refused.error?.code).toBe('CP_ILLEGAL_TRANSITION');
+    expect(refused.error?.message).toMatch(/kill it, or wait/);
+    expect((await control('c-1', 'kill')).result?.state).toBe('killed');
+    expect((await finalState('c-1')).state).toBe('killed');
+    writeFileSync(gate, '');
+    expect((await finalState('c-2')).state).toBe('finished');
+    expect((await kv.get('c-3'))?.value.state).toBe('paused');
+    expect((await control('c-3', 'resume')).result?.state).toBe('submitted');
+    const third = await finalState('c-3');
+    expect(third.state).toBe('finished');
+    expect(third.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'paused',
+      'submitted',
+      'running',
+      'finished',
+    ]);
   });
 });

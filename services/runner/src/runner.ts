@@ -1,128 +1,132 @@
-import { join } from 'node:path';
-import { type Bus, ensureProjectStreams, type Logger, type TypedKv } from '@computepods/bus';
+import { type Bus, ensureProjectStreams } from '@computepods/bus';
+import { createExecutor, type Executor, isTerminal } from '@computepods/executors';
 import {
   buckets,
+  Envelope,
   streams,
   subjects,
+  TaskControl,
   TaskRecord,
-  type TaskState,
   type TaskSubmitted,
-  TERMINAL_STATES,
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
-import { killGroup, type LocalRun, runPaths, startLocal, waitExit } from './local-process.js';
+import { KvRecords } from './kv-records.js';
+import { loadProfile, loadResource } from './resources.js';
 
-type Record_ = TaskRecord;
+/** Ended tasks younger than this are adopted too, so a kill recorded just before a crash is still carried out. */
+const ADOPT_KILLED_MS = 60 * 60_000;
+
+export interface RunningRunner {
+  readonly executor: Executor;
+  stop(): Promise<void>;
+}
 
 /**
- * Runs tasks from the resource's work queue. Every transition is written to the task's KV
- * record before it is acted on, then published on the task-state subject. A redelivered task
- * whose record is terminal is not run again; one that was running is collected from its exit
- * file instead of being started twice.
+ * Runs tasks from the resource's work queue through an executor (local, slurm_sudo or
+ * slurm_ssh, from the resource's configuration). A task is acknowledged once its "created"
+ * record is in KV; every later transition is recorded (revision-checked) before it is acted
+ * on, then published on the task-state subject. On start the runner adopts the unfinished
+ * records it wrote before a crash and reconciles them with SLURM, pids and exit files.
+ * Pause, resume and kill arrive on cp.<project>.task.control.
  */
-export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<() => Promise<void>> {
+export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<RunningRunner> {
   const p = cfg.project;
   await ensureProjectStreams(bus, p);
-  const records = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
+  const kv = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
+  const records = new KvRecords(kv);
+  const resource = await loadResource(bus, cfg);
+  const profile = await loadProfile(bus, cfg, resource);
+  const cids = new Map<string, string>();
+  const log = bus.logger;
+
+  const executor = createExecutor({
+    resource,
+    resourceId: cfg.resource,
+    profile,
+    runner: cfg.runnerId,
+    hooks: {
+      record: (rec) => records.write(rec),
+      publish: async (event) => {
+        await bus.publish('task.state', subjects.taskState(p), event, {
+          cid: cids.get(event.taskId),
+        });
+        if (isTerminal(event.state)) cids.delete(event.taskId);
+      },
+      log: (level, msg, data) => log[level](data ?? {}, msg),
+    },
+  });
+
+  // Reconcile before taking new work: what this runner had in flight when it died.
+  const mine: TaskRecord[] = [];
+  for (const [id, { value, revision }] of await kv.entries()) {
+    if (value.task.resource !== cfg.resource || value.runner !== cfg.runnerId) continue;
+    const recentKill =
+      value.state === 'killed' && Date.now() - Date.parse(value.updated) < ADOPT_KILLED_MS;
+    if (isTerminal(value.state) && !recentKill) continue;
+    records.known(id, revision);
+    mine.push(value);
+  }
+  if (mine.length) log.info({ tasks: mine.length }, 'adopting tasks from before a restart');
+  await executor.adopt(mine);
 
   const consumer = await bus.consume({
     stream: streams.tasks(p),
     durable: `runner-${cfg.resource}`,
     filterSubject: subjects.tasks(p, cfg.resource),
     accept: ['task.submitted'],
-    concurrency: cfg.parallel,
+    concurrency: cfg.intake,
     maxDeliver: 10,
-    handler: async (msg, ctx) => runTask(bus, records, cfg, msg.body, msg.cid, ctx.logger),
+    handler: async (msg, ctx) => accept(msg.body, msg.cid, ctx.logger),
   });
-  bus.logger.info({ resource: cfg.resource, parallel: cfg.parallel }, 'runner ready');
-  return async () => {
-    await consumer.stop();
-    await bus.close();
-  };
-}
 
-async function runTask(
-  bus: Bus,
-  records: TypedKv<typeof TaskRecord>,
-  cfg: RunnerConfig,
-  task: TaskSubmitted,
-  cid: string,
-  logger: Logger,
-): Promise<void> {
-  const existing = (await records.get(task.taskId))?.value;
-  if (existing && TERMINAL_STATES.includes(existing.state)) {
-    logger.info(
-      { taskId: task.taskId, state: existing.state },
-      'task already done; not running it again',
-    );
-    return;
-  }
-  const dir = join(cfg.stateDir, 'tasks', task.taskId);
-  let rec: Record_ = existing ?? {
-    task,
-    state: 'created',
-    runner: cfg.runnerId,
-    history: [{ state: 'created', time: new Date().toISOString() }],
-    updated: new Date().toISOString(),
-  };
-  const move = async (state: TaskState, extra: Partial<Record_> = {}) => {
-    const time = new Date().toISOString();
-    rec = { ...rec, ...extra, state, updated: time, history: [...rec.history, { state, time }] };
-    await records.put(task.taskId, rec);
-    await bus.publish(
-      'task.state',
-      subjects.taskState(cfg.project),
-      {
-        taskId: task.taskId,
-        resource: cfg.resource,
-        state,
-        ...(task.buildId ? { buildId: task.buildId } : {}),
-        ...(rec.exitCode !== undefined ? { exitCode: rec.exitCode } : {}),
-        ...(rec.reason ? { reason: rec.reason } : {}),
-        ...(rec.stdoutPath ? { stdoutPath: rec.stdoutPath, stderrPath: rec.stderrPath } : {}),
-      },
-      { cid },
-    );
-  };
-
-  let code: number | 'timeout' | undefined;
-  if (existing?.state === 'running' && existing.pid !== undefined) {
-    logger.info(
-      { taskId: task.taskId, pid: existing.pid },
-      'recovering a task started before a restart',
-    );
-    code = await waitExit({ pid: existing.pid, exitPath: runPaths(dir).exitPath }, task.timeoutMs);
-  } else {
-    if (!existing) await records.put(task.taskId, rec);
-    await move('submitted', { runner: cfg.runnerId });
-    let run: LocalRun;
-    try {
-      run = startLocal(dir, task.command, task.cwd, task.env);
-    } catch (err) {
-      await move('failed', { reason: (err as Error).message, exitCode: null });
+  async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
+    if (executor.get(task.taskId)) return; // redelivered: already ours
+    const existing = await kv.get(task.taskId);
+    if (existing) {
+      // Done, or in the hands of another runner (which adopts it if it restarts): not again.
+      logger.info(
+        { taskId: task.taskId, state: existing.value.state, runner: existing.value.runner },
+        'task already has a record; not running it again',
+      );
       return;
     }
-    await move('running', { pid: run.pid, stdoutPath: run.stdoutPath, stderrPath: run.stderrPath });
-    code = await withTimeout(run.done!, task.timeoutMs);
-    if (code === 'timeout') await killGroup(run.pid);
+    cids.set(task.taskId, cid);
+    await executor.submit(task);
   }
-  if (code === 'timeout')
-    await move('failed', { reason: `timed out after ${task.timeoutMs} ms`, exitCode: null });
-  else if (code === undefined)
-    await move('killed', { reason: 'killed by a signal', exitCode: null });
-  else if (code === 0) await move('finished', { exitCode: 0 });
-  else await move('failed', { exitCode: code, reason: `exit code ${code}` });
-}
 
-async function withTimeout<T>(p: Promise<T>, ms: number | undefined): Promise<T | 'timeout'> {
-  if (ms === undefined) return p;
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<'timeout'>((r) => {
-    timer = setTimeout(() => r('timeout'), ms);
+  const control = bus.nc.subscribe(subjects.taskControl(p), {
+    callback: (_err, m) => {
+      void (async () => {
+        let reply: unknown;
+        try {
+          const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+          const body = TaskControl.parse(env.body);
+          if (!executor.get(body.taskId)) return; // another runner's task
+          const rec =
+            body.action === 'pause'
+              ? await executor.pause(body.taskId)
+              : body.action === 'resume'
+                ? await executor.resume(body.taskId)
+                : await executor.kill(body.taskId);
+          reply = { ok: true, result: { taskId: body.taskId, state: rec.state } };
+        } catch (err) {
+          const e = err as Error & { code?: string };
+          log.warn({ err: e.message }, 'task control refused');
+          reply = { ok: false, error: { code: e.code ?? 'CP_INTERNAL', message: e.message } };
+        }
+        if (m.reply) m.respond(JSON.stringify(reply));
+      })();
+    },
   });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
+
+  log.info({ resource: cfg.resource, type: resource.type, runner: cfg.runnerId }, 'runner ready');
+  return {
+    executor,
+    async stop() {
+      control.unsubscribe();
+      await consumer.stop();
+      await executor.close();
+      await bus.close();
+    },
+  };
 }

@@ -1,0 +1,45 @@
+import type { TypedKv } from '@computepods/bus';
+import type { TaskRecord } from '@computepods/protocol';
+
+/**
+ * Task records in KV with revision checks: a task's first record is created (it fails if the
+ * key exists), every later one updates the revision this runner last wrote. A failed check
+ * means someone else wrote the record: not retryable, the transition is not acted on.
+ */
+export class KvRecords {
+  readonly #kv: TypedKv<typeof TaskRecord>;
+  readonly #revisions = new Map<string, number>();
+
+  constructor(kv: TypedKv<typeof TaskRecord>) {
+    this.#kv = kv;
+  }
+
+  /** Remembers the revision of a record read from KV (adopted after a restart). */
+  known(taskId: string, revision: number): void {
+    this.#revisions.set(taskId, revision);
+  }
+
+  async write(rec: TaskRecord): Promise<void> {
+    const id = rec.task.taskId;
+    const rev = this.#revisions.get(id);
+    try {
+      const next =
+        rev === undefined ? await this.#kv.create(id, rec) : await this.#kv.update(id, rec, rev);
+      this.#revisions.set(id, next);
+    } catch (err) {
+      const text = String((err as Error).message ?? err);
+      if (/wrong last sequence|key exists/i.test(text))
+        throw Object.assign(
+          new Error(
+            `task record ${id} was changed by someone else (revision ${rev ?? 'none'} expected): ${text}`,
+          ),
+          { retryable: false, cause: err },
+        );
+      throw err;
+    }
+    if (rec.state === 'finished' || rec.state === 'failed' || rec.state === 'killed') {
+      // Ended tasks may still get a late update (fetched logs); then their revision can go.
+      setTimeout(() => this.#revisions.delete(id), 10 * 60_000).unref();
+    }
+  }
+}
