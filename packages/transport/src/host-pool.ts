@@ -17,6 +17,9 @@ interface Connection {
   served: number;
   /** Past its age: takes no new channels, closes once its channels are done. */
   draining: boolean;
+  /** The server refused a channel: take no new one until one of ours has closed. */
+  refused: boolean;
+  settling: boolean;
   closed: boolean;
 }
 
@@ -26,6 +29,11 @@ interface Waiter {
 }
 
 let nextConnectionId = 1;
+
+// Refused channel opens retried before giving up; the command had not started, so it is safe.
+const CHANNEL_ATTEMPTS = 20;
+// How long after one of our channels closes before a refused connection is tried again.
+const SETTLE_MS = 5;
 
 /**
  * The pool actor for one target. All state changes happen in #pump, #release and the
@@ -57,21 +65,40 @@ export class HostPool {
    * Runs fn with a connection holding one reserved channel slot. The slot is freed when fn
    * has settled and every promise passed to hold() has too: a timed-out command answers its
    * caller at once, but its channel counts against the server's MaxSessions until it closes.
+   *
+   * When the server refuses the channel and notStarted() says the caller's work has not
+   * begun, the request goes back to the head of the queue and that connection takes no new
+   * channel until one of its channels closes: OpenSSH frees a session slot only after it has
+   * processed our close, so at exactly MaxSessions a reopen can race ahead and be refused.
    */
   async withConnection<T>(
     fn: (client: Client, hold: (closed: Promise<void>) => void) => Promise<T>,
+    notStarted: () => boolean = () => true,
   ): Promise<T> {
-    const conn = await this.#acquire();
-    const held: Promise<void>[] = [];
-    try {
-      return await fn(conn.client, (p) => held.push(p));
-    } finally {
-      if (held.length === 0) this.#release(conn);
-      else void Promise.all(held).finally(() => this.#release(conn));
+    for (let attempt = 1; ; attempt++) {
+      const conn = await this.#acquire(attempt > 1);
+      const held: Promise<void>[] = [];
+      let refused = false;
+      try {
+        return await fn(conn.client, (p) => held.push(p));
+      } catch (err) {
+        refused =
+          err instanceof TransportError &&
+          err.code === 'TRANSPORT_CHANNEL_FAILED' &&
+          notStarted() &&
+          attempt < CHANNEL_ATTEMPTS &&
+          !conn.closed;
+        if (!refused) throw err;
+        this.stats.channelRetries++;
+        this.#log.debug({ endpoint: this.#endpoint, id: conn.id, attempt }, 'channel refused');
+      } finally {
+        if (held.length === 0) this.#release(conn, refused);
+        else void Promise.all(held).finally(() => this.#release(conn));
+      }
     }
   }
 
-  #acquire(): Promise<Connection> {
+  #acquire(urgent = false): Promise<Connection> {
     if (this.#closed) {
       return Promise.reject(
         new TransportError('TRANSPORT_POOL_CLOSED', `${this.#endpoint}: the SSH pool is closed`, {
@@ -80,7 +107,8 @@ export class HostPool {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ resolve, reject });
+      if (urgent) this.#waiters.unshift({ resolve, reject });
+      else this.#waiters.push({ resolve, reject });
       this.#pump();
       if (this.#waiters.length > 0) {
         this.stats.queuedRequests++;
@@ -90,11 +118,27 @@ export class HostPool {
     });
   }
 
-  #release(conn: Connection): void {
+  #release(conn: Connection, refusedHere = false): void {
     conn.channels--;
     conn.lastUsedAt = Date.now();
+    if (refusedHere) {
+      conn.refused = true;
+      // With none of ours left open, the server is still reaping one we closed just now.
+      if (conn.channels === 0) this.#settle(conn);
+    } else if (conn.refused) this.#settle(conn);
     if (conn.draining && conn.channels === 0) this.#retire(conn, 'rotated');
     this.#pump();
+  }
+
+  /** Lets a refused connection take channels again once the server has had a moment. */
+  #settle(conn: Connection): void {
+    if (conn.settling) return;
+    conn.settling = true;
+    setTimeout(() => {
+      conn.settling = false;
+      conn.refused = false;
+      this.#pump();
+    }, SETTLE_MS).unref();
   }
 
   #pump(): void {
@@ -110,7 +154,8 @@ export class HostPool {
     while (this.#waiters.length > 0) {
       let best: Connection | undefined;
       for (const c of this.#conns) {
-        if (c.draining || c.closed || c.channels >= this.#s.channelsPerConnection) continue;
+        if (c.draining || c.closed || c.refused) continue;
+        if (c.channels >= this.#s.channelsPerConnection) continue;
         if (!best || c.channels < best.channels) best = c;
       }
       if (!best) break;
@@ -198,6 +243,8 @@ export class HostPool {
       channels: 0,
       served: 0,
       draining: false,
+      refused: false,
+      settling: false,
       closed: false,
     };
     this.#conns.push(conn);

@@ -1,5 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client, SFTPWrapper } from 'ssh2';
+import type { SFTPWrapper } from 'ssh2';
 import { channelError } from './classify.js';
 import { TransportError } from './errors.js';
 import { type ExecOptions, type ExecResult, execOnClient } from './exec.js';
@@ -10,10 +9,6 @@ import { type PoolSettings, resolveSettings, type SshPoolOptions } from './setti
 import { shellJoin } from './shell-quote.js';
 import { emptyStats, type SshPoolStats } from './stats.js';
 import { endpointOf, type SshTarget, targetKey } from './target.js';
-
-// A channel open can fail on a live connection (the server closed it a moment ago, or its
-// MaxSessions is lower than ours); the command never ran, so trying again is safe.
-const CHANNEL_ATTEMPTS = 3;
 
 /**
  * One SSH connection pool for the process: an actor per target reuses connections, keeps
@@ -61,7 +56,7 @@ export class SshPool {
   ): Promise<ExecResult> {
     const line = typeof command === 'string' ? command : shellJoin(command);
     const endpoint = endpointOf(target);
-    return this.#withChannelRetry(target, (client, hold) =>
+    return this.#host(target).withConnection((client, hold) =>
       execOnClient(client, line, options, endpoint, hold),
     );
   }
@@ -70,9 +65,8 @@ export class SshPool {
   async sftp<T>(target: SshTarget, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
     const endpoint = endpointOf(target);
     let started = false;
-    return this.#withChannelRetry(
-      target,
-      async (client) => {
+    return this.#host(target).withConnection(
+      async (client, hold) => {
         const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
           try {
             client.sftp((err, s) => (err ? reject(channelError(err, endpoint)) : resolve(s)));
@@ -85,40 +79,16 @@ export class SshPool {
           sftp.once('close', () => resolve());
           sftp.on('error', () => undefined);
         });
+        // The slot is free only once the server has closed the session too.
+        hold(Promise.race([closed, new Promise<void>((r) => setTimeout(r, 5_000).unref())]));
         try {
           return await fn(sftp);
         } finally {
           sftp.end();
-          // Free the slot only once the server has the session closed too.
-          await Promise.race([closed, sleep(5_000)]);
         }
       },
       () => !started,
     );
-  }
-
-  /** Retries a channel that failed to open; never once the caller's work has begun. */
-  async #withChannelRetry<T>(
-    target: SshTarget,
-    fn: (client: Client, hold: (closed: Promise<void>) => void) => Promise<T>,
-    notStarted: () => boolean = () => true,
-  ): Promise<T> {
-    const host = this.#host(target);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await host.withConnection(fn);
-      } catch (err) {
-        const again =
-          err instanceof TransportError &&
-          err.code === 'TRANSPORT_CHANNEL_FAILED' &&
-          notStarted() &&
-          attempt < CHANNEL_ATTEMPTS;
-        if (!again) throw err;
-        host.stats.channelRetries++;
-        this.#log.debug({ endpoint: endpointOf(target), attempt }, 'channel open failed, retrying');
-        await sleep(20 * attempt);
-      }
-    }
   }
 
   /** Totals over every target, or one target's figures. */
