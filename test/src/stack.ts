@@ -30,6 +30,7 @@ export class Stack implements AsyncDisposable {
   readonly workspace = this.dir.join('workspace');
   readonly procs = new Map<string, ManagedProcess>();
   bus!: Bus;
+  readonly apiToken = 'test-token-0123456789';
 
   private constructor(
     readonly nats: NatsServer,
@@ -63,6 +64,8 @@ export class Stack implements AsyncDisposable {
       CP_POD: 'pod-test',
       CP_LOG_FORMAT: 'json',
       CP_LOG_LEVEL: 'debug',
+      CP_HTTP_PORT: '0',
+      CP_API_TOKEN: this.apiToken,
       ...extra,
     };
   }
@@ -83,6 +86,12 @@ export class Stack implements AsyncDisposable {
     this.procs.set(name, proc);
     await proc.waitForOutput(READY[kind], 60_000);
     return proc;
+  }
+
+  /** MajorDomo's REST base URL, read from its log line (it listens on a free port). */
+  async httpUrl(name = 'majordomo'): Promise<string> {
+    const line = await this.procs.get(name)!.waitForOutput(/"url":"http:\/\/[^"]+"/, 10_000);
+    return line.slice(7, -1);
   }
 
   /** Runs cpctrl against this stack; stdout and stderr kept apart (JSON must be alone on stdout). */
@@ -106,7 +115,8 @@ export class Stack implements AsyncDisposable {
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     const [code] = (await once(child, 'exit')) as [number | null];
     clearTimeout(timer);
-    if (code === null) throw new Error(`cpctrl ${args.join(' ')} hung; stdout: ${stdout}\nstderr: ${stderr}`);
+    if (code === null)
+      throw new Error(`cpctrl ${args.join(' ')} hung; stdout: ${stdout}\nstderr: ${stderr}`);
     return { code, stdout, stderr };
   }
 

@@ -173,6 +173,70 @@ describe('saved file → rebuilt artefact, end to end', () => {
     });
   });
 
+  it('serves the REST API with OpenAPI, bearer-token mutations, 4xx naming the field, and live SSE', async () => {
+    const url = await stack.httpUrl();
+    const list = (await fetch(`${url}/api/artefacts?status=up_to_date`).then((r) => r.json())) as {
+      path: string;
+    }[];
+    expect(list.map((a: { path: string }) => a.path)).toContain('out/a.upper');
+    const one = (await fetch(`${url}/api/artefact?path=out/a.upper`).then((r) =>
+      r.json(),
+    )) as object;
+    expect(one).toMatchObject({ producer: 'upper:a', artefact: { status: 'up_to_date' } });
+
+    const bad = await fetch(`${url}/api/artefact?path=../../etc/passwd`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: object }).error).toMatchObject({
+      code: 'CP_UNSAFE_PATH',
+      field: 'path',
+    });
+    const noToken = await fetch(`${url}/api/builds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"path":"out/a.upper"}',
+    });
+    expect(noToken.status).toBe(401);
+    const auth = { authorization: `Bearer ${stack.apiToken}`, 'content-type': 'application/json' };
+    const badBody = await fetch(`${url}/api/builds`, {
+      method: 'POST',
+      headers: auth,
+      body: '{"path":42}',
+    });
+    expect(badBody.status).toBe(400);
+    expect(((await badBody.json()) as { error: { field: string } }).error.field).toBe('path');
+    const unknown = await fetch(`${url}/api/builds`, {
+      method: 'POST',
+      headers: auth,
+      body: '{"path":"out/zzz.upper"}',
+    });
+    expect(unknown.status).toBe(404);
+
+    const spec = (await fetch(`${url}/openapi.json`).then((r) => r.json())) as { paths: object };
+    expect(Object.keys(spec.paths)).toEqual(
+      expect.arrayContaining(['/api/artefacts', '/api/builds', '/api/events', '/api/tasks']),
+    );
+    const dot = await fetch(`${url}/api/graph?format=dot`).then((r) => r.text());
+    expect(dot).toMatch(/digraph/);
+
+    // live events: a saved file shows up on the SSE stream as it is rebuilt
+    const ctrl = new AbortController();
+    const res = await fetch(`${url}/api/events`, { signal: ctrl.signal });
+    const reader = res.body!.getReader();
+    stack.write('src/sse.txt', 'events\n');
+    let text = '';
+    while (
+      !/event: artefact\.state\ndata: .*"path":"out\/sse\.upper".*"status":"up_to_date"/.test(text)
+    ) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    ctrl.abort();
+    expect(text).toMatch(/event: files\.changed/);
+    expect(text).toMatch(/event: build\.requested/);
+    expect(text).toMatch(/event: task\.state/);
+  });
+
   it('drains and exits 0 on SIGTERM', async () => {
     for (const [name, proc] of stack.procs) {
       const code = await proc.stop(15_000);

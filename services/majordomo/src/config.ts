@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { checkProject } from '@computepods/protocol';
 
 export interface MajorDomoConfig {
@@ -6,6 +7,12 @@ export interface MajorDomoConfig {
   readonly parallelBuilds: number;
   /** Passes a cycle may take before it is reported as not converging. */
   readonly passLimit: number;
+  /** REST/SSE API: CP_HTTP_HOST, CP_HTTP_PORT (0: a free port). */
+  readonly httpHost: string;
+  readonly httpPort: number;
+  /** Bearer token for mutations (CP_API_TOKEN); generated and written to the state dir if unset. */
+  readonly apiToken: string | undefined;
+  readonly stateDir: string;
 }
 
 function int(name: string, value: string | undefined, fallback: number): number {
@@ -21,5 +28,9 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
     project: checkProject(env.CP_PROJECT ?? 'demo'),
     parallelBuilds: int('CP_PARALLEL_BUILDS', env.CP_PARALLEL_BUILDS, 64),
     passLimit: int('CP_PASS_LIMIT', env.CP_PASS_LIMIT, 5),
+    httpHost: env.CP_HTTP_HOST ?? '127.0.0.1',
+    httpPort: env.CP_HTTP_PORT === '0' ? 0 : int('CP_HTTP_PORT', env.CP_HTTP_PORT, 8080),
+    apiToken: env.CP_API_TOKEN || undefined,
+    stateDir: resolve(env.CP_STATE_DIR ?? '.state', 'majordomo'),
   };
 }

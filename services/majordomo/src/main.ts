@@ -1,7 +1,9 @@
 import { Bus, createLogger, startService } from '@computepods/bus';
 import { serveApi } from './api.js';
 import { majorDomoConfig } from './config.js';
+import { startHttp } from './http.js';
 import { MajorDomo } from './majordomo.js';
+import { apiToken } from './token.js';
 
 const logger = createLogger('majordomo');
 startService(logger, async () => {
@@ -14,5 +16,14 @@ startService(logger, async () => {
   });
   const { md, stop } = await MajorDomo.start(bus, cfg);
   serveApi(bus, md);
-  return stop;
+  const { token, file } = apiToken(cfg.apiToken, cfg.stateDir);
+  const http = await startHttp(bus, md, { host: cfg.httpHost, port: cfg.httpPort, token });
+  const address = http.server.address();
+  const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
+  const url = `http://${cfg.httpHost}:${port}`;
+  bus.logger.info({ url, openapi: `${url}/openapi.json`, tokenFile: file }, 'HTTP API listening');
+  return async () => {
+    await http.close();
+    await stop();
+  };
 });

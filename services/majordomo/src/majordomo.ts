@@ -438,6 +438,43 @@ export class MajorDomo {
     });
   }
 
+  builds(): Array<{
+    taskId: string;
+    buildId: string;
+    chef: string;
+    pass: number;
+    component: number;
+    cyclic: boolean;
+  }> {
+    return [...this.#inflight.values()].map((f) => ({
+      taskId: f.task.id,
+      buildId: f.buildId,
+      chef: f.chef,
+      pass: f.task.pass,
+      component: f.task.component,
+      cyclic: f.task.cyclic,
+    }));
+  }
+
+  /** Cancels a build in flight: the chef kills its task; the task is planned again on the next change. */
+  async cancelBuild(taskId: string, cid: string): Promise<boolean> {
+    return this.#serial(async () => {
+      const f = this.#inflight.get(taskId);
+      if (!f) return false;
+      this.#inflight.delete(taskId);
+      this.#handleChange(this.dm.cancelled(taskId, f.task.run), cid);
+      await this.bus.publish(
+        'build.cancel',
+        subjects.buildCancel(this.cfg.project),
+        { buildId: f.buildId, reason: 'cancelled by request' },
+        { cid },
+      );
+      for (const out of f.task.outputs)
+        await this.artefacts.update(out, { status: 'stale', error: 'build cancelled' }, cid);
+      return true;
+    });
+  }
+
   /** Requests a (re)build of one artefact: dispatches what it needs; with force, forgets its trace. */
   async requestBuild(
     path: string,
