@@ -15,7 +15,16 @@ export async function sha256File(path: string): Promise<string> {
 /** Reads a remote file back over SFTP and hashes it. */
 export async function sha256Sftp(sftp: SFTPWrapper, path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of sftp.createReadStream(path)) hash.update(chunk as Buffer);
+  const stream = sftp.createReadStream(path);
+  // Reading ends before the handle's close request is answered; ending the session with
+  // that request pending would raise 'No response from server' on a stream nobody watches.
+  const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+  try {
+    for await (const chunk of stream) hash.update(chunk as Buffer);
+  } finally {
+    stream.on('error', () => undefined);
+    await closed;
+  }
   return hash.digest('hex');
 }
 

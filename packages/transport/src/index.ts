@@ -38,6 +38,7 @@ export {
 export { silentLogger, type TransportLogger } from './logger.js';
 export { assertSafeEntryName, assertSafeRelativePath } from './safe-path.js';
 export type { SshPoolOptions } from './settings.js';
+export { isNoSuchFile, sftpOps } from './sftp-ops.js';
 export { assertSafeName, isSafeName, shellJoin, shellQuote } from './shell-quote.js';
 export { SshPool } from './ssh-pool.js';
 export type { SshPoolStats } from './stats.js';
