@@ -97,7 +97,7 @@ export class Executor {
       };
       await this.#write(rec);
       this.#records.set(task.taskId, rec);
-      await this.#announce(rec, undefined);
+      this.#announce(rec, undefined);
       this.#backend.enqueue(rec);
       return rec;
     });
@@ -227,7 +227,7 @@ export class Executor {
     if (rec.state === 'paused' && to !== 'killed' && patch.reason === undefined) delete next.reason;
     await this.#write(next);
     this.#records.set(rec.task.taskId, next);
-    await this.#announce(next, rec.state);
+    this.#announce(next, rec.state);
     if (isTerminal(to)) this.#markEnded(next);
     return next;
   }
@@ -248,7 +248,9 @@ export class Executor {
     }
   }
 
-  async #announce(rec: TaskRecord, previous: TaskState | undefined): Promise<void> {
+  // Not awaited: the record is the truth and is already written; events of one task leave
+  // in order on the one connection, and waiting for each ack would only slow the task down.
+  #announce(rec: TaskRecord, previous: TaskState | undefined): void {
     const event: TaskStateChanged = {
       taskId: rec.task.taskId,
       resource: this.resource,
@@ -261,15 +263,17 @@ export class Executor {
       ...(rec.stdoutPath !== undefined ? { stdoutPath: rec.stdoutPath } : {}),
       ...(rec.stderrPath !== undefined ? { stderrPath: rec.stderrPath } : {}),
     };
-    try {
-      await this.#hooks.publish(event, rec);
-    } catch (err) {
-      // The record is the truth and is already written; watchers of KV still see the change.
+    const failed = (err: unknown) =>
       this.#log('warn', 'could not publish a task state change', {
         taskId: rec.task.taskId,
         state: rec.state,
         err: String(err),
       });
+    try {
+      const p = this.#hooks.publish(event, rec);
+      if (p) p.catch(failed);
+    } catch (err) {
+      failed(err);
     }
   }
 

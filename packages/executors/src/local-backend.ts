@@ -28,9 +28,12 @@ export interface LocalBackendOptions {
 // The wrapper outlives the runner: it is its own session and process group (detached), its
 // output goes to files (a dead runner's pipes would SIGPIPE it), and it writes the exit code
 // to a file, so a runner restarted after kill -9 collects the result instead of running the
-// task twice. `echo` is one write(2), so a reader sees the whole line or nothing. A TERM/KILL
-// to the group ends the wrapper too: then no exit file, and the record already says why.
-const WRAPPER = 'echo $$ > "$1/pid"; /bin/sh -c "$2"; c=$?; echo $c > "$1/exit"; exit $c';
+// task twice. `echo` is one write(2), so a reader sees the whole line or nothing. The command
+// runs as `sh -c` would run it, but in a forked subshell (eval) instead of a new sh: one exec
+// less per task; positional parameters are cleared first. A TERM/KILL to the group ends the
+// wrapper too: then there is no exit file, and the record already says why.
+const WRAPPER =
+  'echo $$ > "$1/pid"; (__cp=$2; shift $#; eval "unset __cp; $__cp"); c=$?; echo $c > "$1/exit"; exit $c';
 
 interface Running {
   pid: number;
@@ -227,7 +230,7 @@ export class LocalBackend implements Backend {
       const out = openSync(join(dir, 'stdout'), 'w');
       const err = openSync(join(dir, 'stderr'), 'w');
       try {
-        child = spawn('/bin/sh', ['-c', WRAPPER, 'cp-task', dir, rec.task.command], {
+        child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', dir, rec.task.command], {
           cwd: rec.task.cwd,
           env: { ...this.#env, ...rec.task.env },
           detached: true,
