@@ -36,6 +36,8 @@ import { TypedKv } from './typed-kv.js';
 export interface BusOptions {
   /** Comma-separated NATS URLs; default NATS_URL or nats://127.0.0.1:4222. */
   readonly servers?: string;
+  /** NATS credentials file (JWT + NKey seed); default NATS_CREDS, else none. */
+  readonly credsFile?: string;
   /** Service name: used for $SRV, logs, dead-letter subjects. A subject token. */
   readonly service: string;
   readonly project: string;
@@ -97,8 +99,10 @@ export class Bus {
   static async connect(options: BusOptions): Promise<Bus> {
     const servers = options.servers ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
     const logger = options.logger ?? createLogger(options.service, { project: options.project });
+    const credsFile = options.credsFile ?? process.env.NATS_CREDS;
     const nc = await connectWithBackoff({
       servers,
+      ...(credsFile ? { credsFile } : {}),
       name: `${options.service}@${options.project}`,
       logger,
       ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { NatsUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -7,6 +8,8 @@ export interface ConnectOptions {
   readonly servers: string;
   readonly name: string;
   readonly logger: Logger;
+  /** A NATS credentials file (JWT + NKey seed), as `nats --creds` takes. */
+  readonly credsFile?: string;
   /** Give up after this long; default: keep trying until the signal aborts. */
   readonly giveUpAfterMs?: number;
   readonly signal?: AbortSignal;
@@ -20,6 +23,18 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
   const { servers, name, logger } = options;
   const started = Date.now();
   let delay = 200;
+  // Read once, before any attempt: a missing file is a mistake to report, not to retry.
+  let creds: Uint8Array | undefined;
+  if (options.credsFile) {
+    try {
+      creds = readFileSync(options.credsFile);
+    } catch (err) {
+      throw new Error(
+        `cannot read NATS credentials file ${options.credsFile}: ${(err as Error).message}; fix the path or drop the creds option`,
+        { cause: err },
+      );
+    }
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       const nc = await connect({
@@ -29,6 +44,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
         reconnectTimeWait: 500,
         timeout: 2_000,
         pingInterval: 10_000,
+        ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
       });
       if (attempt > 1) logger.info({ servers, attempt }, 'connected to NATS');
       return nc;

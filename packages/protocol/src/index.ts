@@ -8,10 +8,18 @@
  */
 export {
   ApiError,
+  ArtefactReply,
   BuildArtefactReply,
   BuildArtefactRequest,
+  BuildsReply,
+  CancelReply,
+  CancelRequest,
+  GraphReply,
+  GraphRequest,
+  PathRequest,
   StatusReply,
   StatusRequest,
+  WhyReply,
 } from './api.js';
 export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
 export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';
@@ -19,6 +27,7 @@ export { DeadLetter } from './dead-letter.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { InvalidNameError, UnsafePathError } from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';
+export { LOG_CHUNK_MAX_BYTES, LogChunk } from './logs.js';
 export { type BodyInputOf, type BodyOf, type MessageType, messageTypes } from './messages.js';
 export { checkName, checkProject, ProjectName, ServiceName } from './names.js';
 export { checkRelativePath, RelativePath } from './paths.js';

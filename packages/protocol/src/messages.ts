@@ -3,6 +3,7 @@ import { ArtefactRecord } from './artefacts.js';
 import { BuildCancel, BuildRequested, BuildResult } from './builds.js';
 import { DeadLetter } from './dead-letter.js';
 import { FilesChanged } from './files.js';
+import { LogChunk } from './logs.js';
 import { RulesDeclared } from './rules.js';
 import { TaskControl, TaskStateChanged, TaskSubmitted } from './tasks.js';
 
@@ -14,6 +15,7 @@ export const messageTypes = {
   'build.result': BuildResult,
   'dead.letter': DeadLetter,
   'files.changed': FilesChanged,
+  'log.chunk': LogChunk,
   'rules.declared': RulesDeclared,
   'task.control': TaskControl,
   'task.state': TaskStateChanged,

@@ -2,14 +2,22 @@ import { createHash } from 'node:crypto';
 import type { Bus } from '@computepods/bus';
 import { ensureProjectStreams } from '@computepods/bus';
 import { FileWatcher } from '@computepods/fswatch';
+import { publishLogChunk } from '@computepods/inotify2nats';
 import { subjects } from '@computepods/protocol';
 import type { FsWatcherConfig } from './config.js';
+
+/**
+ * Temp files of verified uploads (`.name.tmp-<hex>`, see transport's uploadFile): they exist for
+ * a moment while inotify2nats or a chef copies into the workspace, and are never content.
+ */
+const UPLOAD_TEMPS = '.*.tmp-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]*';
 
 /**
  * Watches a pod's workspace and publishes debounced, SHA-256-stamped changes. A batch's stamps
  * are recorded only after JetStream acknowledged it, so a crash or a NATS outage loses nothing:
  * unacknowledged changes are found again by the next scan. The message id is derived from the
- * batch, so a batch re-sent after a lost ack is dropped by JetStream's dedupe.
+ * batch, so a batch re-sent after a lost ack is dropped by JetStream's dedupe. Files matching
+ * CP_LOG_PATTERNS are streamed as they grow on `cp.<project>.logs.<pod>` instead.
  */
 export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<() => Promise<void>> {
   await ensureProjectStreams(bus, cfg.project);
@@ -18,8 +26,10 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<()
     root: cfg.root,
     stampFile: cfg.stampFile,
     ignoreFile: cfg.ignoreFile,
+    ignore: [UPLOAD_TEMPS],
     debounceMs: cfg.debounceMs,
     logger: bus.logger,
+    policies: cfg.logPatterns.map((pattern) => ({ pattern, policy: 'log' as const })),
     onBatch: async (events) => {
       const body = { pod: cfg.pod, events };
       const msgId = createHash('sha256')
@@ -30,9 +40,10 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<()
       await bus.publish('files.changed', subject, body, { msgId });
       bus.logger.info({ files: events.length, first: events[0]?.path }, 'published file changes');
     },
+    onLog: (chunk) => publishLogChunk(bus, cfg.pod, chunk),
   });
   await watcher.start();
-  bus.logger.info({ root: cfg.root }, 'watching workspace');
+  bus.logger.info({ root: cfg.root, logPatterns: cfg.logPatterns }, 'watching workspace');
   return async () => {
     await watcher.close();
     await bus.close();

@@ -1,0 +1,69 @@
+/** A setting is missing or wrong; the message names the field and where its value came from. */
+export class SettingsError extends Error {
+  readonly code = 'CP_INOTIFY_SETTINGS';
+  readonly retryable = false;
+  constructor(
+    message: string,
+    readonly field?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'SettingsError';
+  }
+}
+
+/**
+ * The pod could not be reached or refused us (connection, host key, login). The batch stays
+ * pending and is retried with backoff: nothing is lost, the stamps are not committed.
+ */
+export class PodUnreachableError extends Error {
+  readonly code = 'CP_POD_UNREACHABLE';
+  readonly retryable = true;
+  constructor(
+    readonly pod: string,
+    readonly endpoint: string,
+    pending: number,
+    options: ErrorOptions & { cause: Error },
+  ) {
+    super(
+      `cannot reach pod ${pod} over SSH at ${endpoint}: ${options.cause.message}; ${pending} change(s) stay pending and are retried with backoff (check the host is up and \`ssh -p PORT user@host\` works with the same key and known_hosts)`,
+      options,
+    );
+    this.name = 'PodUnreachableError';
+  }
+}
+
+/** A transfer to the pod failed in a way a retry may fix (verification, dropped session). */
+export class PodSyncError extends Error {
+  readonly code = 'CP_POD_SYNC_FAILED';
+  readonly retryable = true;
+  constructor(
+    readonly pod: string,
+    readonly path: string,
+    options: ErrorOptions & { cause: Error },
+  ) {
+    super(
+      `could not copy ${path} to pod ${pod}: ${options.cause.message}; the batch is retried with backoff`,
+      options,
+    );
+    this.name = 'PodSyncError';
+  }
+}
+
+/**
+ * A path would leave the watched root or the remote root (a symlink on either side, or a name
+ * with `..`). Never retried: the file is left out of the batch and named in an error log line.
+ */
+export class UnsafeSyncPathError extends Error {
+  readonly code = 'CP_UNSAFE_SYNC_PATH';
+  readonly retryable = false;
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(
+      `refusing to sync ${JSON.stringify(path)}: ${reason}; it was not copied nor announced (remove the symlink or move the file, then save it again)`,
+    );
+    this.name = 'UnsafeSyncPathError';
+  }
+}

@@ -1,0 +1,281 @@
+import { lstat, realpath } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from '@computepods/bus';
+import type { FileEvent } from '@computepods/fswatch';
+import { checkRelativePath } from '@computepods/protocol';
+import {
+  endpointOf,
+  type SshPool,
+  type SshTarget,
+  TransportError,
+  uploadFile,
+} from '@computepods/transport';
+import { PodSyncError, PodUnreachableError, UnsafeSyncPathError } from './errors.js';
+import { RemoteDirs } from './remote-dirs.js';
+import {
+  isNoSuchFile,
+  lstatOrUndefined,
+  mkdirp,
+  realpath as remoteRealpath,
+  unlink,
+} from './sftp-calls.js';
+
+export interface PodMirrorOptions {
+  readonly pool: SshPool;
+  readonly target: SshTarget;
+  /** The pod's name, for messages. */
+  readonly pod: string;
+  /** The watched local directory. */
+  readonly localRoot: string;
+  /** The workspace in the pod; relative to the SSH user's home unless absolute. */
+  readonly remoteRoot: string;
+  /** Files uploaded at once. */
+  readonly concurrency: number;
+}
+
+/** What a batch did in the pod: the events to announce, each describing bytes now there. */
+export interface MirrorResult {
+  readonly events: FileEvent[];
+  /** Paths left out for good (refused or unreadable), each already logged as an error. */
+  readonly refused: string[];
+}
+
+// Failures that concern the host, not one file: the whole batch must wait and retry.
+const HOST_LEVEL = new Set<string>([
+  'TRANSPORT_AUTH_FAILED',
+  'TRANSPORT_CHANNEL_FAILED',
+  'TRANSPORT_COMMAND_TIMEOUT',
+  'TRANSPORT_CONNECTION_LOST',
+  'TRANSPORT_CONNECTION_REFUSED',
+  'TRANSPORT_CONNECT_TIMEOUT',
+  'TRANSPORT_DNS',
+  'TRANSPORT_HOST_KEY_MISMATCH',
+  'TRANSPORT_HOST_KEY_UNKNOWN',
+  'TRANSPORT_KEY_UNREADABLE',
+  'TRANSPORT_POOL_CLOSED',
+  'TRANSPORT_PROTOCOL',
+]);
+
+// Failures that concern one file and will fail the same way again.
+const PER_FILE = new Set<string>([
+  'TRANSPORT_UNSAFE_PATH',
+  'TRANSPORT_UNSAFE_NAME',
+  'TRANSPORT_UNSUPPORTED_FILE',
+  'TRANSPORT_DESTINATION_EXISTS',
+]);
+
+type Outcome =
+  | { kind: 'uploaded'; sha256: string; size: number }
+  | { kind: 'vanished' }
+  | { kind: 'refused' };
+
+/**
+ * Makes the pod's workspace hold what a batch of local changes says, over pooled SFTP:
+ * deletions first, then uploads (temp name, SHA-256 checked on the pod, atomic rename). A
+ * path that would leave either root is refused. Host failures reject the whole batch, so the
+ * watcher keeps it pending; uploads already verified in an earlier try are not repeated.
+ */
+export class PodMirror {
+  readonly #o: PodMirrorOptions;
+  readonly endpoint: string;
+  #remoteRoot: string | undefined;
+  #localRoot: string | undefined;
+  #memo: { key: string; done: Map<string, Outcome> } | undefined;
+
+  constructor(options: PodMirrorOptions) {
+    this.#o = options;
+    this.endpoint = endpointOf(options.target);
+  }
+
+  /** Creates the remote root if needed and resolves it on the server (cached once known). */
+  async prepare(): Promise<string> {
+    if (this.#remoteRoot) return this.#remoteRoot;
+    const { pool, target, remoteRoot } = this.#o;
+    try {
+      this.#remoteRoot = await pool.sftp(target, async (s) => {
+        await mkdirp(s, remoteRoot);
+        return remoteRealpath(s, remoteRoot);
+      });
+    } catch (err) {
+      throw this.#hostError(err, 0, remoteRoot);
+    }
+    this.#localRoot ??= await realpath(this.#o.localRoot);
+    return this.#remoteRoot;
+  }
+
+  /**
+   * Applies a batch. `key` identifies the batch across retries (same events, same key).
+   * Resolves with the events to publish; rejects (retryable) when the pod cannot be reached.
+   */
+  async apply(events: readonly FileEvent[], key: string, logger: Logger): Promise<MirrorResult> {
+    const root = await this.prepare().catch((err: unknown) => {
+      throw this.#hostError(err, events.length, '(remote root)');
+    });
+    if (this.#memo?.key !== key) this.#memo = { key, done: new Map() };
+    const done = this.#memo.done;
+    const dirs = new RemoteDirs(root);
+    const refused: string[] = [];
+    const refuse = (path: string, err: Error & { code?: string }) => {
+      refused.push(path);
+      logger.error({ code: err.code, path, err: err.message }, err.message);
+    };
+
+    const removals = events.flatMap((e) =>
+      e.kind === 'deleted' ? [e.path] : e.kind === 'moved' && e.from ? [e.from] : [],
+    );
+    if (removals.length > 0) {
+      try {
+        await this.#o.pool.sftp(this.#o.target, async (s) => {
+          for (const rel of removals) {
+            try {
+              await this.#remove(s, dirs, rel);
+            } catch (err) {
+              if (!isPerFile(err)) throw err;
+              refuse(rel, err as Error);
+            }
+          }
+        });
+      } catch (err) {
+        throw this.#hostError(err, events.length, removals[0]!);
+      }
+    }
+
+    const uploads = events.filter((e) => e.kind !== 'deleted' && !done.has(e.path));
+    let fatal: Error | undefined;
+    const queue = [...uploads];
+    const worker = async () => {
+      for (let ev = queue.shift(); ev && !fatal; ev = queue.shift()) {
+        try {
+          done.set(ev.path, await this.#upload(dirs, ev.path, root, logger));
+        } catch (err) {
+          const e = err as Error & { code?: string };
+          if (isPerFile(err)) {
+            refuse(ev.path, e);
+            done.set(ev.path, { kind: 'refused' });
+          } else fatal ??= this.#hostError(err, events.length, ev.path);
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.#o.concurrency, uploads.length) }, worker),
+    );
+    if (fatal) throw fatal;
+
+    const out: FileEvent[] = [];
+    for (const ev of events) {
+      if (ev.kind === 'deleted') {
+        if (!refused.includes(ev.path)) out.push(ev);
+        continue;
+      }
+      const r = done.get(ev.path);
+      if (r?.kind === 'uploaded') {
+        if (r.sha256 !== ev.sha256)
+          logger.debug(
+            { path: ev.path },
+            'file changed after it was hashed; announcing the bytes uploaded',
+          );
+        out.push({ ...ev, sha256: r.sha256, size: r.size });
+      } else if (ev.kind === 'moved' && ev.from && !refused.includes(ev.from)) {
+        // The old name is gone from the pod although the new one could not be sent.
+        out.push({
+          kind: 'deleted',
+          path: ev.from,
+          size: ev.size,
+          mtimeNs: ev.mtimeNs,
+          sha256: null,
+        });
+      }
+    }
+    return { events: out, refused };
+  }
+
+  async #remove(s: Parameters<Parameters<SshPool['sftp']>[1]>[0], dirs: RemoteDirs, rel: string) {
+    const safe = safeRel(rel);
+    const parent = safe.includes('/') ? safe.slice(0, safe.lastIndexOf('/')) : '';
+    if (!(await dirs.ensure(s, parent, false, rel))) return;
+    const abs = `${dirs.root}/${safe}`;
+    const st = await lstatOrUndefined(s, abs);
+    if (!st) return;
+    if (st.isDirectory())
+      throw new UnsafeSyncPathError(rel, `on the pod, ${abs} is a directory; not removing a tree`);
+    try {
+      await unlink(s, abs);
+    } catch (err) {
+      if (!isNoSuchFile(err)) throw err;
+    }
+  }
+
+  async #upload(dirs: RemoteDirs, rel: string, root: string, logger: Logger): Promise<Outcome> {
+    const safe = safeRel(rel);
+    const local = join(this.#o.localRoot, safe);
+    const st = await lstat(local).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
+    if (!st) {
+      // Gone since it was hashed: the watcher reports the deletion in a later batch.
+      logger.debug({ path: rel }, 'file vanished before upload; skipped');
+      return { kind: 'vanished' };
+    }
+    if (st.isSymbolicLink())
+      throw new UnsafeSyncPathError(
+        rel,
+        'it is a symlink on this machine; only regular files are synced',
+      );
+    if (!st.isFile()) throw new UnsafeSyncPathError(rel, 'it is not a regular file');
+    const localDir = await realpath(dirname(local));
+    const localRoot = this.#localRoot!;
+    if (localDir !== localRoot && !localDir.startsWith(`${localRoot}/`))
+      throw new UnsafeSyncPathError(
+        rel,
+        `its directory resolves to ${localDir}, outside ${localRoot}`,
+      );
+    const parent = safe.includes('/') ? safe.slice(0, safe.lastIndexOf('/')) : '';
+    await this.#o.pool.sftp(this.#o.target, (s) => dirs.ensure(s, parent, true, rel));
+    let report: Awaited<ReturnType<typeof uploadFile>>;
+    try {
+      report = await uploadFile(this.#o.pool, this.#o.target, local, `${root}/${safe}`, {
+        ifExists: 'replace',
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      logger.debug({ path: rel }, 'file vanished during upload; skipped');
+      return { kind: 'vanished' };
+    }
+    logger.debug(
+      { path: rel, bytes: report.bytes, sha256: report.sha256 },
+      'uploaded and verified',
+    );
+    return { kind: 'uploaded', sha256: report.sha256, size: report.bytes };
+  }
+
+  #hostError(err: unknown, pending: number, path: string): Error {
+    if (err instanceof PodUnreachableError || err instanceof PodSyncError) return err;
+    const e = err instanceof Error ? err : new Error(String(err));
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && HOST_LEVEL.has(code))
+      return new PodUnreachableError(this.#o.pod, this.endpoint, pending, { cause: e });
+    return new PodSyncError(this.#o.pod, path, { cause: e });
+  }
+}
+
+function safeRel(rel: string): string {
+  try {
+    const norm = checkRelativePath(rel);
+    if (norm !== rel) throw new Error(`it normalises to ${norm}`);
+    return norm;
+  } catch (err) {
+    throw new UnsafeSyncPathError(rel, (err as Error).message);
+  }
+}
+
+function isPerFile(err: unknown): boolean {
+  if (err instanceof UnsafeSyncPathError) return true;
+  if (err instanceof TransportError)
+    return PER_FILE.has(err.code) || (err.code === 'TRANSPORT_SFTP' && !err.retryable);
+  const code = (err as { code?: unknown }).code;
+  // An SFTP status from the server (permission denied, not a directory) repeats on every try.
+  if (typeof code === 'number') return true;
+  // So do local read errors (permissions, a file turned directory).
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) && code !== 'ECONNRESET';
+}
