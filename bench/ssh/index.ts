@@ -71,7 +71,7 @@ async function main(): Promise<void> {
 
   table(
     `ssh: ${N} x \`true\` on a real sshd (127.0.0.1:${sshd.port})`,
-    ['case', 'commands', 'total ms', 'cmds/s', 'p50 ms', 'p99 ms', 'connections'],
+    ['case', 'commands', 'total ms', 'cmds/s', 'p50 ms', 'p99 ms', 'new connections'],
     [
       [
         'pooled, sequential',
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
         N / (concMs / 1000),
         '-',
         '-',
-        concStats.connectionsOpened,
+        concStats.connectionsOpened - pooledStats.connectionsOpened,
       ],
       ['new connection each', NEW_N, fresh.totalMs, fresh.perSec, fresh.p50Ms, fresh.p99Ms, opened],
       [
@@ -119,7 +119,9 @@ async function main(): Promise<void> {
     pooledConcurrency: CONCURRENCY,
     pooledConcurrentTotalMs: concMs,
     pooledConcurrentPerSec: N / (concMs / 1000),
-    pooledConcurrentConnectionsOpened: concStats.connectionsOpened,
+    // connections opened during the concurrent phase, beyond the one already open
+    pooledConcurrentConnectionsOpened: concStats.connectionsOpened - pooledStats.connectionsOpened,
+    pooledConcurrentChannelRetries: concStats.channelRetries - pooledStats.channelRetries,
     pooledConcurrentPeakChannelsPerConnection: concStats.peakChannelsPerConnection,
     newConnMeasuredCommands: NEW_N,
     newConnMeasuredTotalMs: fresh.totalMs,
