@@ -124,12 +124,21 @@ export class SlurmBackend implements Backend {
     if (!job) return;
     await job.launching;
     const h = slurmHandle(rec.handle)!;
-    // The job may start before the hold lands: the marker keeps this task from starting.
-    await this.#markers([`${h.dir}/${h.index}.skip`]);
-    if (job.jobId && !job.held && this.#liveMembers(job, ['submitted', 'running']).length === 0) {
-      const res = await this.#host.slurm(['scontrol', 'hold', job.jobId]);
-      this.#stats.scontrol++;
-      if (res.code === 0) job.held = true;
+    try {
+      // The job may start before the hold lands: the marker keeps this task from starting.
+      await this.#markers([`${h.dir}/${h.index}.skip`]);
+      if (job.jobId && !job.held && this.#liveMembers(job, ['submitted', 'running']).length === 0) {
+        this.#stats.scontrol++;
+        const res = await this.#host.slurm(['scontrol', 'hold', job.jobId]);
+        if (res.code === 0) job.held = true;
+      }
+    } catch (err) {
+      // Harmless: a paused task is not watched; if its job runs it anyway, the result is
+      // collected after resume.
+      this.#c.log('warn', 'could not hold a paused task in its job', {
+        taskId: id,
+        err: String(err),
+      });
     }
   }
 
@@ -163,11 +172,20 @@ export class SlurmBackend implements Backend {
     const h = slurmHandle(rec.handle);
     if (!job || !h) return;
     await job.launching;
-    await this.#markers([`${h.dir}/${h.index}.skip`, `${h.dir}/${h.index}.kill`]);
-    if (job.jobId && this.#liveMembers(job, ['submitted', 'running', 'paused']).length === 0) {
-      this.#stats.scancel++;
-      ensureOk('scancel', await this.#host.slurm(['scancel', job.jobId]));
-    }
+    await withRetry(this.#retry, async () => {
+      await this.#markers([`${h.dir}/${h.index}.skip`, `${h.dir}/${h.index}.kill`]);
+      if (
+        job.jobId &&
+        /^\d+$/.test(job.jobId) &&
+        this.#liveMembers(job, ['submitted', 'running', 'paused']).length === 0
+      ) {
+        this.#stats.scancel++;
+        const res = await this.#host.slurm(['scancel', job.jobId]);
+        // A job that ended meanwhile has nothing left to cancel.
+        if (!/already completing or completed|Invalid job id/i.test(res.stderr))
+          ensureOk('scancel', res);
+      }
+    });
   }
 
   async adopt(recs: readonly TaskRecord[]): Promise<void> {
