@@ -16,6 +16,7 @@ import { checkPath } from './path.js';
 import { compileRule } from './rule.js';
 import { Scheduler } from './scheduler.js';
 import type { Run, Task } from './task.js';
+import { newTrace, type Trace } from './trace.js';
 import type {
   ArtefactState,
   ChangeResult,
@@ -42,6 +43,7 @@ export class DependencyManager {
   private readonly graph: Graph;
   private readonly sched: Scheduler;
   private runs = 0;
+  private batching = false;
   private cancels: string[] = [];
 
   constructor(options: DependencyManagerOptions = {}) {
@@ -57,10 +59,31 @@ export class DependencyManager {
   /** Rebuilds the graph from what MajorDomo persisted (after a crash, say). */
   static fromState(state: GraphState, options?: DependencyManagerOptions): DependencyManager {
     const dm = new DependencyManager(options);
-    for (const [path, hash] of Object.entries(state.artefacts)) dm.setArtefact(path, hash);
-    for (const rule of state.rules) dm.addRule(rule);
-    for (const [taskId, trace] of Object.entries(state.traces)) dm.restoreTrace(taskId, trace);
+    dm.batch(() => {
+      for (const path in state.artefacts) dm.setArtefact(path, state.artefacts[path]!);
+      for (const rule of state.rules) dm.addRule(rule);
+      for (const taskId in state.traces) dm.restoreTrace(taskId, state.traces[taskId]!);
+    });
     return dm;
+  }
+
+  /**
+   * Runs several changes as one: dirtiness is evaluated once at the end and one result covers
+   * them all (the calls inside return empty results). For restores and bursts of file events.
+   */
+  batch(changes: () => void): ChangeResult {
+    if (this.batching) {
+      changes();
+      return emptyResult();
+    }
+    return this.change(() => {
+      this.batching = true;
+      try {
+        changes();
+      } finally {
+        this.batching = false;
+      }
+    });
   }
 
   /** Adds a rule, or replaces one with the same id (dropping its traces if it changed). */
@@ -86,10 +109,9 @@ export class DependencyManager {
 
   /** The artefact exists with this hash (an edit, a restore, or an output changed by hand). */
   setArtefact(path: string, hash: string): ChangeResult {
-    checkPath(path);
     if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
+    const p = this.pathId(path);
     return this.change(() => {
-      const p = this.graph.intern(path);
       if (this.graph.hash[p] === hash) return;
       this.graph.setHash(p, hash);
       this.hashChanged(p, undefined);
@@ -97,9 +119,9 @@ export class DependencyManager {
   }
 
   deleteArtefact(path: string): ChangeResult {
-    checkPath(path);
+    const p = this.graph.id(path);
+    if (p === undefined) checkPath(path);
     return this.change(() => {
-      const p = this.graph.id(path);
       if (p === undefined || this.graph.hash[p] === undefined) return;
       this.graph.deleteHash(p);
       this.hashChanged(p, undefined);
@@ -109,20 +131,29 @@ export class DependencyManager {
   /** Restores a task's last successful run; the task need not exist yet. */
   restoreTrace(taskId: string, trace: TraceRecord): ChangeResult {
     const g = this.graph;
-    const ids = (record: Readonly<Record<string, string>>) =>
-      new Map(Object.entries(record).map(([path, hash]) => [g.intern(path), hash] as const));
-    for (const path of [
-      ...Object.keys(trace.inputs),
-      ...Object.keys(trace.outputs),
-      ...(trace.discovered ?? []),
-    ]) {
-      checkPath(path);
-    }
+    const entries = (record: Readonly<Record<string, string>>) => {
+      const ids: number[] = [];
+      const hashes: string[] = [];
+      for (const path in record) {
+        const hash = record[path]!;
+        if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
+        const p = this.pathId(path);
+        ids.push(p);
+        // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
+        hashes.push(g.hash[p] === hash ? g.hash[p]! : hash);
+      }
+      return { ids: Int32Array.from(ids), hashes };
+    };
+    const inputs = entries(trace.inputs);
+    const outputs = entries(trace.outputs);
+    const discovered = trace.discovered?.map((p) => this.pathId(p));
     return this.change(() => {
-      const stored = {
-        in: ids(trace.inputs),
-        out: ids(trace.outputs),
-        discovered: trace.discovered?.map((p) => g.intern(p)),
+      const stored: Trace = {
+        inIds: inputs.ids,
+        inHashes: inputs.hashes,
+        outIds: outputs.ids,
+        outHashes: outputs.hashes,
+        discovered,
       };
       g.traces.set(taskId, stored);
       const t = g.taskById.get(taskId);
@@ -230,7 +261,7 @@ export class DependencyManager {
         const h = g.hash[d];
         if (!inputs.has(d) && h !== undefined) inputs.set(d, h);
       }
-      g.traces.set(t.id, { in: inputs, out, discovered });
+      g.traces.set(t.id, newTrace(inputs, out, discovered));
       t.failed = undefined;
       for (const [o, hash] of out) {
         if (g.hash[o] === hash) {
@@ -341,6 +372,10 @@ export class DependencyManager {
 
   /** Runs one mutation and turns its log into the caller's result. */
   private change(mutate: () => void): ChangeResult {
+    if (this.batching) {
+      mutate();
+      return emptyResult();
+    }
     const log: ChangeLog = newLog();
     this.graph.log = log;
     this.sched.newlyNonConvergent = [];
@@ -392,6 +427,14 @@ export class DependencyManager {
     }
   }
 
+  /** Id of a path, validating it the first time it is seen. */
+  private pathId(path: string): number {
+    const p = this.graph.id(path);
+    if (p !== undefined) return p;
+    checkPath(path);
+    return this.graph.intern(path);
+  }
+
   private instance(t: Task, run: Run | undefined): TaskInstance {
     const g = this.graph;
     const inputs: string[] = [];
@@ -417,4 +460,18 @@ export class DependencyManager {
       meta: t.rule.spec.meta,
     };
   }
+}
+
+/** What a call inside batch() returns: the batch's own result covers it. */
+const NOTHING: ChangeResult = Object.freeze({
+  added: Object.freeze([]) as unknown as string[],
+  removed: Object.freeze([]) as unknown as string[],
+  nowDirty: Object.freeze([]) as unknown as string[],
+  cancel: Object.freeze([]) as unknown as string[],
+  orphaned: Object.freeze([]) as unknown as string[],
+  warnings: Object.freeze([]) as unknown as ChangeResult['warnings'],
+});
+
+function emptyResult(): ChangeResult {
+  return NOTHING;
 }

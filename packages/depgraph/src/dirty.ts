@@ -1,5 +1,6 @@
 import type { Graph } from './graph.js';
 import type { Task } from './task.js';
+import { traceInput } from './trace.js';
 
 export type DirtyReason =
   | { readonly kind: 'never' }
@@ -11,9 +12,13 @@ export function dirtyReason(g: Graph, t: Task): DirtyReason | undefined {
   const trace = g.traces.get(t.id);
   if (!trace) return { kind: 'never' };
   for (const p of t.inputs) {
-    const was = trace.in.get(p);
+    const was = traceInput(trace, p);
     if (g.hash[p] !== was) return { kind: 'input', path: p, was };
   }
-  for (const [o, was] of trace.out) if (g.hash[o] !== was) return { kind: 'output', path: o, was };
+  for (let i = 0; i < trace.outIds.length; i++) {
+    const o = trace.outIds[i]!;
+    const was = trace.outHashes[i]!;
+    if (g.hash[o] !== was) return { kind: 'output', path: o, was };
+  }
   return undefined;
 }

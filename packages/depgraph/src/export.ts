@@ -218,11 +218,11 @@ export function exportState(g: Graph): GraphState {
   });
   const traces: Record<string, TraceRecord> = {};
   for (const [id, trace] of g.traces) {
-    const record = (m: Map<number, string>) =>
-      Object.fromEntries([...m].map(([p, h]) => [g.paths[p]!, h]));
+    const record = (ids: Int32Array, hashes: readonly string[]) =>
+      Object.fromEntries([...ids].map((p, i) => [g.paths[p]!, hashes[i]!]));
     traces[id] = {
-      inputs: record(trace.in),
-      outputs: record(trace.out),
+      inputs: record(trace.inIds, trace.inHashes),
+      outputs: record(trace.outIds, trace.outHashes),
       ...(trace.discovered ? { discovered: trace.discovered.map((p) => g.paths[p]!) } : {}),
     };
   }

@@ -1,7 +1,8 @@
-import { extOf } from './path.js';
+import { extOf, isNormalPath } from './path.js';
 import { fillPattern, matchPattern, type Pattern, stemKey } from './pattern.js';
 import type { CompiledRule } from './rule.js';
-import { beats, Task, type Trace } from './task.js';
+import { beats, Task } from './task.js';
+import type { Trace } from './trace.js';
 import type { GraphWarning } from './types.js';
 
 /** Structural events, so the scheduler can keep components and its region current. */
@@ -156,19 +157,21 @@ export class Graph {
 
   /** Replaces a task's discovered dependencies, linking it to their producers. */
   setDiscovered(t: Task, discovered: readonly number[]): void {
-    const before = new Set(t.inputs);
-    t.discovered = [...new Set(discovered)];
+    const before = t.inputs;
+    t.discovered = unique(discovered);
     t.inputs = dedupe(t.required, t.optional, t.discovered);
-    const after = new Set(t.inputs);
+    const after = t.inputs;
+    const inBefore = has(before);
+    const inAfter = has(after);
     for (const p of before) {
-      if (after.has(p)) continue;
+      if (inAfter(p)) continue;
       const list = this.consumers[p]!;
       list.splice(list.indexOf(t.idx), 1);
       const prod = this.producer[p]!;
       if (prod >= 0) this.listener.edgeRemoved(this.tasks[prod]!, t);
     }
     for (const p of after) {
-      if (before.has(p)) continue;
+      if (inBefore(p)) continue;
       addConsumer(this.consumers, p, t.idx);
       const prod = this.producer[p]!;
       if (prod >= 0) this.listener.edgeAdded(this.tasks[prod]!, t);
@@ -179,7 +182,7 @@ export class Graph {
   /** The declared-or-discovered split a stored trace needs once its task exists. */
   resolveDiscovered(t: Task, trace: Trace): number[] {
     if (trace.discovered === undefined) {
-      trace.discovered = [...trace.in.keys()].filter(
+      trace.discovered = [...trace.inIds].filter(
         (p) => !t.required.includes(p) && !t.optional.includes(p),
       );
     }
@@ -274,17 +277,18 @@ export class Graph {
       }
       return;
     }
+    // A placeholder bound to "." or ".." text could make a path outside the project.
     const outPaths = rule.outputs.map((o) => fillPattern(o, bindings));
     const optPaths = rule.optional.map((o) => fillPattern(o, bindings));
-    if (![...outPaths, ...optPaths].every(isNormalPath)) return;
-    const outputs = [...new Set(outPaths.map((o) => this.intern(o)))];
-    const candidate = { rule, id };
-    const losers = new Set<Task>();
+    for (const path of outPaths) if (!isNormalPath(path)) return;
+    for (const path of optPaths) if (!isNormalPath(path)) return;
+    const outputs = unique(outPaths.map((o) => this.intern(o)));
+    let losers: Set<Task> | undefined;
     for (const o of outputs) {
       const prod = this.producer[o]!;
       if (prod < 0) continue;
       const other = this.tasks[prod]!;
-      if (beats(other, candidate)) {
+      if (beats(other, { rule, id })) {
         this.shadowed.set(id, { rule, bindings });
         this.warn(
           'DEPGRAPH_OUTPUT_CONFLICT',
@@ -294,9 +298,10 @@ export class Graph {
         );
         return;
       }
+      losers ??= new Set();
       losers.add(other);
     }
-    for (const loser of losers) {
+    for (const loser of losers ?? []) {
       this.warn(
         'DEPGRAPH_OUTPUT_CONFLICT',
         `${id} takes outputs of ${loser.id}, which is no longer used (lowest rule id wins)`,
@@ -306,7 +311,7 @@ export class Graph {
       if (loser.alive) this.removeTask(loser);
       this.shadowed.set(loser.id, { rule: loser.rule, bindings: { ...loser.bindings } });
     }
-    if (losers.size && !required.every((p) => this.available(p))) return;
+    if (losers && !required.every((p) => this.available(p))) return;
     const optional = optPaths.map((o) => this.intern(o));
     const t = new Task(
       this.tasks.length,
@@ -386,12 +391,26 @@ function addConsumer(consumers: (number[] | undefined)[], p: number, t: number):
   else consumers[p] = [t];
 }
 
+/** Concatenation without repeats; lists are usually short, and then a scan beats a Set. */
 function dedupe(...lists: (readonly number[])[]): number[] {
-  const seen = new Set<number>();
-  for (const list of lists) for (const p of list) seen.add(p);
-  return [...seen];
+  let total = 0;
+  for (const list of lists) total += list.length;
+  if (total > 64) {
+    const seen = new Set<number>();
+    for (const list of lists) for (const p of list) seen.add(p);
+    return [...seen];
+  }
+  const out: number[] = [];
+  for (const list of lists) for (const p of list) if (!out.includes(p)) out.push(p);
+  return out;
 }
 
-function isNormalPath(path: string): boolean {
-  return !path.startsWith('/') && path.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+function has(list: readonly number[]): (p: number) => boolean {
+  if (list.length <= 64) return (p) => list.includes(p);
+  const set = new Set(list);
+  return (p) => set.has(p);
+}
+
+function unique(list: readonly number[]): number[] {
+  return list.length < 2 ? [...list] : dedupe(list);
 }

@@ -13,6 +13,9 @@ export interface Pattern {
   readonly names: readonly string[];
   /** Undefined for a literal pattern (no placeholders). */
   readonly regex: RegExp | undefined;
+  /** Literal text around each placeholder occurrence: parts.length = slots.length + 1. */
+  readonly parts: readonly string[];
+  readonly slots: readonly string[];
   /** Index key: extension of the literal tail, or undefined when a match can have any extension. */
   readonly ext: string | undefined;
 }
@@ -21,11 +24,15 @@ const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 export function compilePattern(source: string): Pattern {
   const names: string[] = [];
+  const parts: string[] = [];
+  const slots: string[] = [];
   let regex = '^';
   let last = 0;
   for (const m of source.matchAll(PLACEHOLDER)) {
     const name = m[1]!;
     regex += escapeRegex(source.slice(last, m.index));
+    parts.push(source.slice(last, m.index));
+    slots.push(name);
     if (names.includes(name)) regex += `\\k<${name}>`;
     else {
       names.push(name);
@@ -34,12 +41,14 @@ export function compilePattern(source: string): Pattern {
     last = m.index + m[0].length;
   }
   const tail = source.slice(last);
+  parts.push(tail);
   regex += `${escapeRegex(tail)}$`;
-  if (names.length === 0) return { source, names, regex: undefined, ext: extOf(source) };
+  if (names.length === 0)
+    return { source, names, regex: undefined, parts, slots, ext: extOf(source) };
   // The extension is known when the last segment's tail is literal up to its last ".": with a
   // "/" in the tail the whole last segment is literal; without, a "." must be in the tail.
   const ext = tail.includes('/') || tail.includes('.') ? extOf(tail) : undefined;
-  return { source, names, regex: new RegExp(regex), ext };
+  return { source, names, regex: new RegExp(regex), parts, slots, ext };
 }
 
 /** Bindings when `path` matches, else undefined. */
@@ -54,8 +63,10 @@ export function matchPattern(pattern: Pattern, path: string): Record<string, str
 
 /** The path a pattern names under `bindings` (every placeholder must be bound). */
 export function fillPattern(pattern: Pattern, bindings: Readonly<Record<string, string>>): string {
-  if (!pattern.regex) return pattern.source;
-  return pattern.source.replace(PLACEHOLDER, (_, name: string) => bindings[name]!);
+  const { parts, slots } = pattern;
+  let out = parts[0]!;
+  for (let i = 0; i < slots.length; i++) out += bindings[slots[i]!]! + parts[i + 1]!;
+  return out;
 }
 
 /** Readable, unique part of a task id: the stem alone, or `name=value` pairs. */

@@ -48,7 +48,7 @@ describe('properties over random graphs with cycles and random edit sequences', 
           expect(tasks(restored)).toEqual(tasks(sim.dm));
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 
@@ -98,7 +98,7 @@ describe('properties over random graphs with cycles and random edit sequences', 
           expect(fixed.violations).toEqual([]);
         },
       ),
-      { numRuns: 120 },
+      { numRuns: 80 },
     );
   });
 

@@ -1,3 +1,4 @@
+import { alg, Graph as Digraph } from '@dagrejs/graphlib';
 import type { Graph, GraphListener } from './graph.js';
 import { tarjan } from './tarjan.js';
 import type { Run, Task } from './task.js';
@@ -425,28 +426,58 @@ export class Scheduler implements GraphListener {
       [...new Set(tasks[v]!.inputs.map((p) => producer[p]!))]
         .filter((u) => u !== v && inComp.has(u))
         .sort(byId);
-    const order: number[] = [];
-    const seen = new Set<number>();
-    for (const root of [...ids].sort(byId)) {
-      if (seen.has(root)) continue;
-      seen.add(root);
-      const stack: Array<{ v: number; next: number[]; i: number }> = [
-        { v: root, next: deps(root), i: 0 },
-      ];
-      while (stack.length) {
-        const top = stack[stack.length - 1]!;
-        if (top.i < top.next.length) {
-          const w = top.next[top.i++]!;
-          if (!seen.has(w)) {
-            seen.add(w);
-            stack.push({ v: w, next: deps(w), i: 0 });
-          }
-        } else {
-          order.push(top.v);
-          stack.pop();
+    const roots = [...ids].sort(byId);
+    return ids.length <= GRAPHLIB_MAX_COMPONENT
+      ? postorderWithGraphlib(roots, deps, (v) => tasks[v]!.id)
+      : postorderIterative(roots, deps);
+  }
+}
+
+/**
+ * graphlib is fast enough for the small cycles real projects have (LaTeX, generated code), but
+ * its DFS recurses once per node, so a large transient cycle would overflow the stack: those go
+ * to the iterative version. (Whole-graph SCCs never use graphlib: see the bench for figures.)
+ */
+const GRAPHLIB_MAX_COMPONENT = 1000;
+
+function postorderWithGraphlib(
+  roots: number[],
+  deps: (v: number) => number[],
+  name: (v: number) => string,
+): number[] {
+  const g = new Digraph({ directed: true });
+  const byName = new Map<string, number>();
+  for (const v of roots) {
+    g.setNode(name(v));
+    byName.set(name(v), v);
+  }
+  // Successors are visited in insertion order: sorted by id.
+  for (const v of roots) for (const u of deps(v)) g.setEdge(name(v), name(u));
+  return alg.postorder(g, roots.map(name)).map((n) => byName.get(n)!);
+}
+
+function postorderIterative(roots: number[], deps: (v: number) => number[]): number[] {
+  const order: number[] = [];
+  const seen = new Set<number>();
+  for (const root of roots) {
+    if (seen.has(root)) continue;
+    seen.add(root);
+    const stack: Array<{ v: number; next: number[]; i: number }> = [
+      { v: root, next: deps(root), i: 0 },
+    ];
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      if (top.i < top.next.length) {
+        const w = top.next[top.i++]!;
+        if (!seen.has(w)) {
+          seen.add(w);
+          stack.push({ v: w, next: deps(w), i: 0 });
         }
+      } else {
+        order.push(top.v);
+        stack.pop();
       }
     }
-    return order;
   }
+  return order;
 }

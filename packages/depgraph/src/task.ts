@@ -9,14 +9,6 @@ export interface Run {
   readonly pass: number;
 }
 
-/** Verifying trace of the last successful run, by path id. */
-export interface Trace {
-  readonly in: Map<number, string>;
-  readonly out: Map<number, string>;
-  /** Undefined until the task exists: then every undeclared input is taken as discovered. */
-  discovered: number[] | undefined;
-}
-
 /** A rule instance. Graph structure is readonly; the rest is scheduling state. */
 export class Task {
   alive = true;
