@@ -140,7 +140,7 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 }
 
 describe('slurm_sudo on a real SLURM', () => {
-  it('runs a batch of tasks as the profile user in one job, each with its own exit code and log', async () => {
+  it('runs a batch of tasks as the profile user in few jobs, each with its own exit code, log and timeout', async () => {
     const { ex, hooks, backend } = setup();
     const pwned = tmp.join('pwned');
     const hostile = `$(touch ${pwned}) \`touch ${pwned}\`; touch ${pwned}\n'"`;
@@ -152,6 +152,7 @@ describe('slurm_sudo on a real SLURM', () => {
       task('exit 3'),
       task('printf %s "$H"', { env: { H: hostile } }),
       task('pwd; printf %s "$CP_CACHE"', { cwd: hostileCwd }),
+      task('sleep 120', { timeoutMs: 500 }),
     ];
     await Promise.all(tasks.map((t) => ex.submit(t)));
     const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
@@ -160,17 +161,19 @@ describe('slurm_sudo on a real SLURM', () => {
       ['failed', 3],
       ['finished', 0],
       ['finished', 0],
+      ['failed', null],
     ]);
+    expect(done[4]!.reason).toBe('timed out after 500 ms');
     expect(await ex.logs(tasks[0]!.taskId)).toBe(`${USER}\n`);
     expect(await ex.logs(tasks[0]!.taskId, 'stderr')).toBe('to-err\n');
     expect(await ex.logs(tasks[2]!.taskId)).toBe(hostile);
     expect(await ex.logs(tasks[3]!.taskId)).toBe(`${hostileCwd}\n${tmp.join('tasks', 'cache')}`);
     expect(existsSync(pwned)).toBe(false);
     for (const d of [workDir, hostileCwd, tmp.path]) expect(existsSync(`${d}/x-pwned`)).toBe(false);
-    // 4 tasks, 2 CPUs and 500 MB per job at most → 2 jobs of 2, not 4 jobs
+    // 5 tasks, 2 CPUs and 500 MB per job at most → 3 jobs (2 + 2 + 1), not 5
     const stats = backend.stats();
-    expect(stats.sbatch).toBe(2);
-    expect(new Set(done.map((d) => d.jobId)).size).toBe(2);
+    expect(stats.sbatch).toBe(3);
+    expect(new Set(done.map((d) => d.jobId)).size).toBe(3);
     expect(hooks.recordedBeforePublished()).toBe(true);
     for (const d of done) expect(d.history[0]!.state).toBe('created');
     await ex.close();
