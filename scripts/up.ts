@@ -24,13 +24,13 @@ async function startNats(): Promise<{ url: string; server?: NatsServer }> {
   mkdirSync(storeDir, { recursive: true });
   const port = Number(process.env.CP_NATS_PORT ?? 4222);
   try {
-    const server = await NatsServer.start({ port, storeDir });
+    const server = await NatsServer.start({ port, storeDir, detached: true });
     return { url: server.url, server };
   } catch (err) {
     say(
       `port ${port} is busy (${(err as Error).message.split('\n')[0]}); using a free port instead`,
     );
-    const server = await NatsServer.start({ storeDir });
+    const server = await NatsServer.start({ storeDir, detached: true });
     return { url: server.url, server };
   }
 }
@@ -48,6 +48,7 @@ let stopping = false;
 
 function launch(s: Supervised): void {
   const child = spawn(node[0], [...node.slice(1), ...s.args], {
+    detached: true,
     env: s.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: root,
@@ -72,6 +73,7 @@ function launch(s: Supervised): void {
 
 async function main(): Promise<void> {
   const nats = await startNats();
+  const httpPort = Number(process.env.CP_HTTP_PORT ?? 8080);
   mkdirSync(`${workspace}/src`, { recursive: true });
   if (!existsSync(`${workspace}/src/hello.txt`))
     cpSync(`${root}deploy/demo/src`, `${workspace}/src`, { recursive: true });
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
     CP_WORKSPACE: workspace,
     CP_POD: process.env.CP_POD ?? 'pod-local',
     CP_LOG_FORMAT: 'json',
+    CP_HTTP_PORT: String(httpPort),
   };
   const services: Supervised[] = [
     { name: 'majordomo', args: ['services/majordomo/src/main.ts'], env, restarts: 0 },
@@ -114,6 +117,8 @@ async function main(): Promise<void> {
       `  services    ${services.map((s) => `${s.name} (pid ${s.child?.pid})`).join(', ')}`,
       `  resource    local (runner on this machine)`,
       `  logs        ${state}/logs/`,
+      `  API         http://127.0.0.1:${httpPort}  (OpenAPI: /openapi.json, live events: /api/events)`,
+      `  API token   ${state}/${project}/majordomo/api-token  (needed for POST/DELETE)`,
       '',
       `Try: echo "more text" >> ${workspace}/src/hello.txt`,
       `     NATS_URL=${nats.url} pnpm -s cpctrl status`,
@@ -145,6 +150,12 @@ async function main(): Promise<void> {
     say('stopped.');
     process.exit(0);
   };
+  // Children run in their own process groups (so Ctrl-C reaches only us and we stop them in
+  // order); if we die anyway, take them with us.
+  process.on('exit', () => {
+    for (const s of services) if (s.child?.exitCode === null) s.child.kill('SIGKILL');
+    if (nats.server?.running && nats.server.pid) process.kill(nats.server.pid, 'SIGTERM');
+  });
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }

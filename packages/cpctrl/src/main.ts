@@ -1,7 +1,11 @@
 import { Command, Option } from 'commander';
+import { artefactCommand } from './commands/artefact.js';
 import { buildCommand } from './commands/build.js';
+import { completionCommand } from './commands/completion.js';
+import { buildsCommand, graphCommand } from './commands/graph.js';
 import { projectCommand } from './commands/project.js';
 import { statusCommand } from './commands/status.js';
+import { logsCommand, taskCommand } from './commands/task.js';
 import { reportError } from './output.js';
 
 const program = new Command('cpctrl')
@@ -25,13 +29,23 @@ Settings: a flag wins over its environment variable, which wins over the config 
 
 Examples:
   cpctrl status
-  cpctrl build out/hello.upper
+  cpctrl build out/hello.upper --watch
+  cpctrl artefact why out/hello.upper
+  cpctrl graph --dot | dot -Tsvg > graph.svg
+  cpctrl task list --state running
+  cpctrl logs -f TASK
   cpctrl -o json status | jq '.artefacts[] | select(.status != "up_to_date")'`,
   );
 
 statusCommand(program);
+artefactCommand(program);
 buildCommand(program);
+buildsCommand(program);
+graphCommand(program);
+taskCommand(program);
+logsCommand(program);
 projectCommand(program);
+completionCommand(program);
 
 const json =
   process.argv.includes('json') &&

@@ -34,3 +34,33 @@ export const ApiError = z.object({
   error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }),
 });
 export type ApiError = z.infer<typeof ApiError>;
+
+/** `cp.<p>.api.why|artefact`: one artefact by path. */
+export const PathRequest = z.object({ path: RelativePath });
+export const WhyReply = z.array(z.object({ artefact: z.string(), because: z.string() }));
+export const ArtefactReply = z.object({
+  artefact: ArtefactRecord,
+  producer: z.string().nullable(),
+  why: WhyReply,
+});
+export type ArtefactReply = z.infer<typeof ArtefactReply>;
+
+/** `cp.<p>.api.graph`: the graph as JSON (depgraph's export) or DOT text. */
+export const GraphRequest = z.object({ format: z.enum(['json', 'dot']).default('json') });
+export const GraphReply = z.object({ format: z.enum(['json', 'dot']), graph: z.unknown() });
+
+/** `cp.<p>.api.builds`: builds in flight. */
+export const BuildsReply = z.array(
+  z.object({
+    taskId: z.string(),
+    buildId: z.string(),
+    chef: z.string(),
+    pass: z.number(),
+    component: z.number(),
+    cyclic: z.boolean(),
+  }),
+);
+
+/** `cp.<p>.api.cancel`: cancel the build in flight for a task. */
+export const CancelRequest = z.object({ taskId: z.string().min(1).max(600) });
+export const CancelReply = z.object({ taskId: z.string(), cancelled: z.boolean() });

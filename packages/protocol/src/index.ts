@@ -8,10 +8,18 @@
  */
 export {
   ApiError,
+  ArtefactReply,
   BuildArtefactReply,
   BuildArtefactRequest,
+  BuildsReply,
+  CancelReply,
+  CancelRequest,
+  GraphReply,
+  GraphRequest,
+  PathRequest,
   StatusReply,
   StatusRequest,
+  WhyReply,
 } from './api.js';
 export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
 export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';

@@ -12,6 +12,8 @@ export interface NatsServerOptions {
   /** JetStream store; default is a temp dir removed on dispose. */
   readonly storeDir?: string;
   readonly startTimeoutMs?: number;
+  /** Run in its own process group (see ManagedProcessOptions.detached). */
+  readonly detached?: boolean;
 }
 
 const HINT = "install Debian's nats-server (bash scripts/setup does), or set NATS_SERVER_BIN";
@@ -28,6 +30,7 @@ export class NatsServer implements AsyncDisposable {
   readonly #dir: TempDir;
   readonly #storeDir: string;
   readonly #timeout: number;
+  readonly #detached: boolean;
   #port: number;
   #proc: ManagedProcess | undefined;
 
@@ -36,6 +39,7 @@ export class NatsServer implements AsyncDisposable {
     this.#storeDir = options.storeDir ?? this.#dir.join('store');
     this.#port = options.port ?? -1;
     this.#timeout = options.startTimeoutMs ?? 20_000;
+    this.#detached = options.detached ?? false;
   }
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -87,7 +91,12 @@ export class NatsServer implements AsyncDisposable {
       ].join('\n'),
     );
     mkdirSync(portsDir, { recursive: true });
-    const proc = new ManagedProcess({ name: 'nats-server', command: bin, args: ['-c', config] });
+    const proc = new ManagedProcess({
+      name: 'nats-server',
+      command: bin,
+      args: ['-c', config],
+      detached: this.#detached,
+    });
     this.#proc = proc;
     const deadline = Date.now() + this.#timeout;
     while (Date.now() < deadline) {

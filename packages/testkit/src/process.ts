@@ -9,6 +9,11 @@ export interface ManagedProcessOptions {
   readonly cwd?: string;
   /** Keep at most this many characters of combined output for diagnostics. */
   readonly keepOutput?: number;
+  /**
+   * Own process group: a Ctrl-C in the terminal reaches only the parent, which can then stop
+   * things in order (services drain before their nats-server goes).
+   */
+  readonly detached?: boolean;
 }
 
 /**
@@ -31,6 +36,7 @@ export class ManagedProcess implements AsyncDisposable {
       env: options.env ?? process.env,
       cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
     });
     const onData = (chunk: Buffer) => {
       this.#output += chunk.toString('utf8');

@@ -18,6 +18,7 @@ export function buildCommand(program: Command): void {
     .argument('<artefact>', 'project-relative path of the artefact, e.g. out/hello.upper')
     .description('(re)build an artefact and what it depends on, and wait until it is up to date')
     .option('-f, --force', 'rebuild even if it is up to date', false)
+    .option('-w, --watch', 'wait with a progress display until it is up to date (the default)')
     .option('--no-wait', 'return as soon as MajorDomo accepted the request')
     .option('--timeout <seconds>', 'give up waiting after this long', '600')
     .action(
