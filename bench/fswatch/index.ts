@@ -32,7 +32,7 @@ import { finish, percentile, table } from '../lib/report.js';
 const SAVES = Number(process.env.BENCH_SAVES ?? 200);
 const HASH_MIB = Number(process.env.BENCH_HASH_MIB ?? 1024);
 const FILES = Number(process.env.BENCH_FILES ?? 100_000);
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DEBOUNCE_MS = 20;
 
 // chokidar is a dependency of the fswatch package, not of the bench workspace.

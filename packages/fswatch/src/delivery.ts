@@ -66,20 +66,11 @@ export class Delivery {
     return this.inflight?.updates.get(path);
   }
 
-  /** Every path whose newest state is present (without materialising acknowledged stamps). */
-  *knownPaths(): Generator<string> {
-    const cache = this.o.cache;
-    for (const p of cache.keys()) {
-      const s = this.pendingState(p);
-      if (s === undefined || s !== null) yield p;
-    }
+  /** Paths with an undelivered state that is present (not a delete). */
+  *pendingPaths(): Generator<string> {
+    for (const [p, s] of this.ready) if (s !== null) yield p;
     if (this.inflight) {
-      for (const [p, s] of this.inflight.updates) {
-        if (s !== null && !cache.has(p) && this.ready.get(p) !== null) yield p;
-      }
-    }
-    for (const [p, s] of this.ready) {
-      if (s !== null && !cache.has(p) && !this.inflight?.updates.has(p)) yield p;
+      for (const [p, s] of this.inflight.updates) if (s !== null && !this.ready.has(p)) yield p;
     }
   }
 

@@ -59,7 +59,7 @@ export class StampFileError extends Error {
   readonly retryable: boolean;
   constructor(
     readonly file: string,
-    action: 'read' | 'parse' | 'write',
+    readonly action: 'read' | 'parse' | 'write',
     options?: ErrorOptions,
   ) {
     const next =

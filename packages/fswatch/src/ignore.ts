@@ -26,9 +26,9 @@ export const defaultIgnores: readonly string[] = Object.freeze([
 
 /**
  * A necessary condition for a gitignore pattern to match a file: the longest literal run of
- * the pattern occurs in the file's base name (or, for a pattern with an inner slash, in the
- * path). `undefined` when no cheap condition exists (escapes, a bare `*`): then every path
- * gets the full check.
+ * the pattern occurs in the file's name (or, for a pattern with an inner slash, in its name
+ * or directory: runs are split at slashes). `undefined` when no cheap condition exists
+ * (escapes, a bare `*`): then every path gets the full check.
  */
 interface Literal {
   text: string;
@@ -65,17 +65,6 @@ function literalOf(line: string): Literal | null | undefined {
   return { text: best, anchored };
 }
 
-/** All literals of a rule set, or undefined if some pattern has none (always check). */
-function literalsOf(lines: readonly string[]): Literal[] | undefined {
-  const out: Literal[] = [];
-  for (const line of lines) {
-    const l = literalOf(line);
-    if (l === undefined) return undefined;
-    if (l !== null) out.push(l);
-  }
-  return out;
-}
-
 interface DirInfo {
   /** Left out by the ignore patterns (itself or an ancestor). */
   ignored: boolean;
@@ -85,12 +74,37 @@ interface DirInfo {
 
 const ROOT: DirInfo = { ignored: false, rule: Number.POSITIVE_INFINITY };
 
-function mayMatch(lits: Literal[] | undefined, rel: string, base: string): boolean {
-  if (lits === undefined) return true;
-  for (const l of lits) {
-    if ((l.anchored ? rel : base).includes(l.text)) return true;
+/**
+ * The literals of a rule set compiled to two regular expressions (one test each instead of
+ * one `includes` per pattern); `always` when some pattern has no literal.
+ */
+interface Prefilter {
+  always: boolean;
+  /** Literals of slash-free patterns, tested on the file name. */
+  name: RegExp | null;
+  /** Literals of patterns with an inner slash, tested on the directory and the name. */
+  anchored: RegExp | null;
+}
+
+const reEscape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function prefilterOf(lines: readonly string[]): Prefilter {
+  const name: string[] = [];
+  const anchored: string[] = [];
+  for (const line of lines) {
+    const l = literalOf(line);
+    if (l === undefined) return { always: true, name: null, anchored: null };
+    if (l !== null) (l.anchored ? anchored : name).push(reEscape(l.text));
   }
-  return false;
+  const re = (xs: string[]) => (xs.length === 0 ? null : new RegExp(xs.join('|')));
+  return { always: false, name: re(name), anchored: re(anchored) };
+}
+
+/** Whether some pattern could match the file `name` in `dir` (literals never contain "/"). */
+function mayMatch(f: Prefilter, dir: string, name: string): boolean {
+  if (f.always) return true;
+  if (f.name?.test(name)) return true;
+  return f.anchored !== null && (f.anchored.test(name) || f.anchored.test(dir));
 }
 
 /**
@@ -104,8 +118,8 @@ function mayMatch(lits: Literal[] | undefined, rel: string, base: string): boole
  */
 export class PathMatcher {
   private readonly ignored: Ignore;
-  private readonly ignoredLits: Literal[] | undefined;
-  private readonly rules: Array<{ ig: Ignore; policy: Policy; lits: Literal[] | undefined }>;
+  private readonly ignoredLits: Prefilter;
+  private readonly rules: Array<{ ig: Ignore; policy: Policy; lits: Prefilter }>;
   private readonly dirCache = new Map<string, DirInfo>();
 
   constructor(opts: {
@@ -120,28 +134,40 @@ export class PathMatcher {
       ...opts.patterns,
     ];
     this.ignored = ignore({ allowRelativePaths: true, ignorecase: false }).add(lines);
-    this.ignoredLits = literalsOf(lines);
+    this.ignoredLits = prefilterOf(lines);
     this.rules = opts.policies.map((r) => ({
       ig: ignore({ ignorecase: false }).add(r.pattern),
       policy: r.policy,
-      lits: literalsOf([r.pattern]),
+      lits: prefilterOf([r.pattern]),
     }));
   }
 
   /** Policy for a file. */
   policy(rel: string): Policy {
     const slash = rel.lastIndexOf('/');
-    const dir = slash >= 0 ? this.dirInfo(rel.slice(0, slash)) : ROOT;
-    if (dir.ignored) return 'ignore';
-    const base = slash >= 0 ? rel.slice(slash + 1) : rel;
-    if (mayMatch(this.ignoredLits, rel, base) && this.ignored.ignores(rel)) return 'ignore';
+    return slash < 0
+      ? this.policyIn('', rel)
+      : this.policyIn(rel.slice(0, slash), rel.slice(slash + 1));
+  }
+
+  /** Policy for the file `name` in directory `dir` ('' for the root), without joining them. */
+  policyIn(dir: string, name: string): Policy {
+    const d = dir === '' ? ROOT : this.dirInfo(dir);
+    if (d.ignored) return 'ignore';
+    let rel: string | undefined;
+    if (mayMatch(this.ignoredLits, dir, name)) {
+      rel = dir === '' ? name : `${dir}/${name}`;
+      if (this.ignored.ignores(rel)) return 'ignore';
+    }
     // The first rule matching the file itself or one of its directories wins.
-    const n = Math.min(dir.rule, this.rules.length);
+    const n = Math.min(d.rule, this.rules.length);
     for (let i = 0; i < n; i++) {
       const r = this.rules[i]!;
-      if (mayMatch(r.lits, rel, base) && r.ig.ignores(rel)) return r.policy;
+      if (!mayMatch(r.lits, dir, name)) continue;
+      rel ??= dir === '' ? name : `${dir}/${name}`;
+      if (r.ig.ignores(rel)) return r.policy;
     }
-    return this.rules[dir.rule]?.policy ?? 'artefact';
+    return this.rules[d.rule]?.policy ?? 'artefact';
   }
 
   /** Whether a directory (and so everything under it) is left out. */

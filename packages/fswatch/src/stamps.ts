@@ -50,16 +50,18 @@ export const Compare = {
 } as const;
 export type Compare = (typeof Compare)[keyof typeof Compare];
 
-// File layout (little-endian), version 2:
-//   magic "CPFSWST2" | u32 files | u32 logs | u32 pathBytes | u32 logPathBytes
+// File layout (little-endian), version 3:
+//   magic "CPFSWST3" | u32 files | u32 logs | u32 dirs | u32 dirBytes | u32 nameBytes | u32 logPathBytes
 //   files × 5 i64 (mtimeNs, ctimeNs, size, ino, verifiedNs) | files × 32-byte SHA-256
-//   logs × 2 i64 (ino, offset) | paths joined by NUL (UTF-8) | log paths joined by NUL
-//   "END\0" | u32 files
-// Binary and columnar so that a restart over 100k files compares stats as 32-bit words
-// without creating a BigInt or a string per file; a Stamp object is only built on demand.
-const MAGIC = Buffer.from('CPFSWST2');
-const HEAD = 24;
+//   dirs × u32 (files in each directory, in order; padded to 8 bytes) | logs × 2 i64 (ino, offset)
+//   directory names, file names and log paths, each joined by NUL (UTF-8) | "END\0" | u32 files
+// Binary, columnar and grouped by directory, so that a restart over 100k files looks up each
+// scanned name in its directory's map and compares stats as 32-bit words, without building a
+// path, a BigInt or a digest string per file; a Stamp object is only built on demand.
+const MAGIC = Buffer.from('CPFSWST3');
+const HEAD = 32;
 const WORDS = 10;
+const align8 = (n: number) => (n + 7) & ~7;
 
 interface Loaded {
   /** 10 words an entry: the five i64 fields as (low, high) pairs. */
@@ -68,14 +70,25 @@ interface Loaded {
   shas: Buffer;
 }
 
+/** A materialised Stamp, or the index of an entry still in the loaded columns. */
+export type StampEntry = Stamp | number;
+
+function splitPath(path: string): [string, string] {
+  const i = path.lastIndexOf('/');
+  return i < 0 ? ['', path] : [path.slice(0, i), path.slice(i + 1)];
+}
+
+const joinPath = (dir: string, name: string) => (dir === '' ? name : `${dir}/${name}`);
+
 /**
  * The acknowledged state: stamps of files whose events the consumer accepted, and log
  * offsets it accepted. Written to a temp file and renamed, so a crash leaves the old or
  * the new file, never half of one.
  */
 export class StampCache {
-  /** A materialised Stamp, or the index of an entry still in the loaded columns. */
-  private readonly files = new Map<string, Stamp | number>();
+  /** directory → file name → entry. */
+  private readonly dirs = new Map<string, Map<string, StampEntry>>();
+  private count = 0;
   readonly logs = new Map<string, LogOffset>();
   private loaded: Loaded | undefined;
   /** inode → path, built on first use (only needed when an unknown path appears). */
@@ -83,32 +96,44 @@ export class StampCache {
   private dirty = false;
 
   get size(): number {
-    return this.files.size;
+    return this.count;
   }
 
   has(path: string): boolean {
-    return this.files.has(path);
+    const [d, n] = splitPath(path);
+    return this.dirs.get(d)?.has(n) ?? false;
   }
 
-  keys(): IterableIterator<string> {
-    return this.files.keys();
+  /** Every stamped path (builds the strings: not for hot loops). */
+  *keys(): Generator<string> {
+    for (const [d, m] of this.dirs) for (const n of m.keys()) yield joinPath(d, n);
+  }
+
+  /** The entries of one directory, keyed by file name. */
+  dir(dir: string): ReadonlyMap<string, StampEntry> | undefined {
+    return this.dirs.get(dir);
+  }
+
+  dirNames(): IterableIterator<string> {
+    return this.dirs.keys();
   }
 
   get(path: string): Stamp | undefined {
-    const v = this.files.get(path);
+    const [d, n] = splitPath(path);
+    const m = this.dirs.get(d);
+    const v = m?.get(n);
     if (typeof v !== 'number') return v;
     // Materialised once and kept, so that a path's stamp keeps its identity.
     const s = this.materialise(v);
-    this.files.set(path, s);
+    m!.set(n, s);
     return s;
   }
 
   /**
    * Compares a scanned stat — 8 words at `off` in `w`: mtime, ctime, size, ino as
-   * (low, high) pairs — with the stamp of `path`, without allocating for loaded entries.
+   * (low, high) pairs — with an entry, without allocating for loaded entries.
    */
-  compare(path: string, w: Uint32Array, off: number, windowNs: number): Compare {
-    const v = this.files.get(path);
+  compareEntry(v: StampEntry | undefined, w: Uint32Array, off: number, windowNs: number): Compare {
     if (v === undefined) return Compare.Unknown;
     if (typeof v === 'number') {
       const u = this.loaded!.u32;
@@ -132,31 +157,45 @@ export class StampCache {
   pathOfIno(ino: bigint): string | undefined {
     if (!this.byIno) {
       this.byIno = new Map();
-      for (const [p, v] of this.files) {
-        const i = typeof v === 'number' ? BigInt.asUintN(64, this.loaded!.i64[v * 5 + 3]!) : v.ino;
-        this.byIno.set(i, p);
+      for (const [d, m] of this.dirs) {
+        for (const [n, v] of m) {
+          const i =
+            typeof v === 'number' ? BigInt.asUintN(64, this.loaded!.i64[v * 5 + 3]!) : v.ino;
+          this.byIno.set(i, joinPath(d, n));
+        }
       }
     }
     return this.byIno.get(ino);
   }
 
   set(path: string, s: Stamp): void {
+    const [d, n] = splitPath(path);
+    let m = this.dirs.get(d);
+    if (!m) {
+      m = new Map();
+      this.dirs.set(d, m);
+    }
     if (this.byIno) {
-      const old = this.files.has(path) ? this.get(path) : undefined;
+      const old = m.has(n) ? this.get(path) : undefined;
       if (old && old.ino !== s.ino && this.byIno.get(old.ino) === path) this.byIno.delete(old.ino);
       this.byIno.set(s.ino, path);
     }
-    this.files.set(path, s);
+    if (!m.has(n)) this.count++;
+    m.set(n, s);
     this.dirty = true;
   }
 
   delete(path: string): void {
-    if (!this.files.has(path)) return;
+    const [d, n] = splitPath(path);
+    const m = this.dirs.get(d);
+    if (!m?.has(n)) return;
     if (this.byIno) {
       const old = this.get(path)!;
       if (this.byIno.get(old.ino) === path) this.byIno.delete(old.ino);
     }
-    this.files.delete(path);
+    m.delete(n);
+    if (m.size === 0) this.dirs.delete(d);
+    this.count--;
     this.dirty = true;
   }
 
@@ -195,7 +234,8 @@ export class StampCache {
     try {
       this.parse(buf);
     } catch (err) {
-      this.files.clear();
+      this.dirs.clear();
+      this.count = 0;
       this.logs.clear();
       this.loaded = undefined;
       throw new StampFileError(file, 'parse', { cause: err });
@@ -212,12 +252,16 @@ export class StampCache {
     const buf = raw.byteOffset % 8 === 0 ? raw : Buffer.from(raw);
     const n = buf.readUInt32LE(8);
     const nLogs = buf.readUInt32LE(12);
-    const pathBytes = buf.readUInt32LE(16);
-    const logPathBytes = buf.readUInt32LE(20);
+    const nDirs = buf.readUInt32LE(16);
+    const dirBytes = buf.readUInt32LE(20);
+    const nameBytes = buf.readUInt32LE(24);
+    const logPathBytes = buf.readUInt32LE(28);
     const shaAt = HEAD + n * 40;
-    const logAt = shaAt + n * 32;
-    const pathsAt = logAt + nLogs * 16;
-    const logPathsAt = pathsAt + pathBytes;
+    const countAt = shaAt + n * 32;
+    const logAt = align8(countAt + nDirs * 4);
+    const dirsAt = logAt + nLogs * 16;
+    const namesAt = dirsAt + dirBytes;
+    const logPathsAt = namesAt + nameBytes;
     const endAt = logPathsAt + logPathBytes;
     if (
       buf.length !== endAt + 8 ||
@@ -228,59 +272,84 @@ export class StampCache {
     }
     const ab = buf.buffer;
     const o = buf.byteOffset;
-    const loaded: Loaded = {
+    const split = (at: number, bytes: number, count: number) => {
+      const parts = count === 0 ? [] : buf.toString('utf8', at, at + bytes).split('\0');
+      if (parts.length !== count) throw new Error('name count disagrees');
+      return parts;
+    };
+    const dirs = split(dirsAt, dirBytes, nDirs);
+    const names = split(namesAt, nameBytes, n);
+    const counts = new Uint32Array(ab, o + countAt, nDirs);
+    let i = 0;
+    for (let d = 0; d < nDirs; d++) {
+      const m = new Map<string, StampEntry>();
+      const end = i + counts[d]!;
+      if (end > n) throw new Error('directory counts disagree');
+      for (; i < end; i++) m.set(names[i]!, i);
+      this.dirs.set(dirs[d]!, m);
+    }
+    if (i !== n) throw new Error('directory counts disagree');
+    this.count = n;
+    this.loaded = {
       u32: new Uint32Array(ab, o + HEAD, n * WORDS),
       i64: new BigInt64Array(ab, o + HEAD, n * 5),
-      shas: buf.subarray(shaAt, logAt),
+      shas: buf.subarray(shaAt, countAt),
     };
-    const paths = n === 0 ? [] : buf.toString('utf8', pathsAt, logPathsAt).split('\0');
-    if (paths.length !== n) throw new Error('path count disagrees');
-    for (let i = 0; i < n; i++) this.files.set(paths[i]!, i);
-    this.loaded = loaded;
-    const logPaths = nLogs === 0 ? [] : buf.toString('utf8', logPathsAt, endAt).split('\0');
-    if (logPaths.length !== nLogs) throw new Error('log path count disagrees');
+    const logPaths = split(logPathsAt, logPathBytes, nLogs);
     const logs = new BigInt64Array(ab, o + logAt, nLogs * 2);
-    for (let i = 0; i < nLogs; i++) {
-      this.logs.set(logPaths[i]!, {
-        ino: BigInt.asUintN(64, logs[i * 2]!),
-        offset: Number(logs[i * 2 + 1]!),
+    for (let k = 0; k < nLogs; k++) {
+      this.logs.set(logPaths[k]!, {
+        ino: BigInt.asUintN(64, logs[k * 2]!),
+        offset: Number(logs[k * 2 + 1]!),
       });
     }
   }
 
   serialise(): Buffer {
-    const n = this.files.size;
+    const n = this.count;
     const nLogs = this.logs.size;
-    const paths = Buffer.from([...this.files.keys()].join('\0'));
-    const logPaths = Buffer.from([...this.logs.keys()].join('\0'));
+    const nDirs = this.dirs.size;
+    const dirBlob = Buffer.from([...this.dirs.keys()].join('\0'));
+    const names: string[] = [];
+    for (const m of this.dirs.values()) for (const k of m.keys()) names.push(k);
+    const nameBlob = Buffer.from(names.join('\0'));
+    const logBlob = Buffer.from([...this.logs.keys()].join('\0'));
     const shaAt = HEAD + n * 40;
-    const logAt = shaAt + n * 32;
-    const pathsAt = logAt + nLogs * 16;
-    const endAt = pathsAt + paths.length + logPaths.length;
+    const countAt = shaAt + n * 32;
+    const logAt = align8(countAt + nDirs * 4);
+    const dirsAt = logAt + nLogs * 16;
+    const endAt = dirsAt + dirBlob.length + nameBlob.length + logBlob.length;
     const buf = Buffer.alloc(endAt + 8);
     MAGIC.copy(buf, 0);
     buf.writeUInt32LE(n, 8);
     buf.writeUInt32LE(nLogs, 12);
-    buf.writeUInt32LE(paths.length, 16);
-    buf.writeUInt32LE(logPaths.length, 20);
-    const i64 = new BigInt64Array(buf.buffer, buf.byteOffset + HEAD, n * 5 + 0);
+    buf.writeUInt32LE(nDirs, 16);
+    buf.writeUInt32LE(dirBlob.length, 20);
+    buf.writeUInt32LE(nameBlob.length, 24);
+    buf.writeUInt32LE(logBlob.length, 28);
+    const i64 = new BigInt64Array(buf.buffer, buf.byteOffset + HEAD, n * 5);
     const u32 = new Uint32Array(buf.buffer, buf.byteOffset + HEAD, n * WORDS);
+    const counts = new Uint32Array(buf.buffer, buf.byteOffset + countAt, nDirs);
     let i = 0;
-    for (const v of this.files.values()) {
-      if (typeof v === 'number') {
-        // Unchanged since load: copy the words and the digest as they are.
-        const l = this.loaded!;
-        u32.set(l.u32.subarray(v * WORDS, v * WORDS + WORDS), i * WORDS);
-        l.shas.copy(buf, shaAt + i * 32, v * 32, v * 32 + 32);
-      } else {
-        i64[i * 5] = v.mtimeNs;
-        i64[i * 5 + 1] = v.ctimeNs;
-        i64[i * 5 + 2] = BigInt(v.size);
-        i64[i * 5 + 3] = BigInt.asIntN(64, v.ino);
-        i64[i * 5 + 4] = v.verifiedNs;
-        buf.write(v.sha256, shaAt + i * 32, 32, 'hex');
+    let d = 0;
+    for (const m of this.dirs.values()) {
+      counts[d++] = m.size;
+      for (const v of m.values()) {
+        if (typeof v === 'number') {
+          // Unchanged since load: copy the words and the digest as they are.
+          const l = this.loaded!;
+          u32.set(l.u32.subarray(v * WORDS, v * WORDS + WORDS), i * WORDS);
+          l.shas.copy(buf, shaAt + i * 32, v * 32, v * 32 + 32);
+        } else {
+          i64[i * 5] = v.mtimeNs;
+          i64[i * 5 + 1] = v.ctimeNs;
+          i64[i * 5 + 2] = BigInt(v.size);
+          i64[i * 5 + 3] = BigInt.asIntN(64, v.ino);
+          i64[i * 5 + 4] = v.verifiedNs;
+          buf.write(v.sha256, shaAt + i * 32, 32, 'hex');
+        }
+        i++;
       }
-      i++;
     }
     const logs = new BigInt64Array(buf.buffer, buf.byteOffset + logAt, nLogs * 2);
     let j = 0;
@@ -289,13 +358,13 @@ export class StampCache {
       logs[j * 2 + 1] = BigInt(l.offset);
       j++;
     }
-    paths.copy(buf, pathsAt);
-    logPaths.copy(buf, pathsAt + paths.length);
+    dirBlob.copy(buf, dirsAt);
+    nameBlob.copy(buf, dirsAt + dirBlob.length);
+    logBlob.copy(buf, dirsAt + dirBlob.length + nameBlob.length);
     buf.write('END\0', endAt, 'latin1');
     buf.writeUInt32LE(n, endAt + 4);
     return buf;
   }
-
   /** Writes atomically: temp file, fsync, rename, fsync of the directory. */
   async save(file: string): Promise<void> {
     const data = this.serialise();

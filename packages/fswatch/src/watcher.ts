@@ -17,22 +17,13 @@ import { LogTailer } from './log-tail.js';
 import type { CheckItem, CheckResult, RawStat, WorkerPool } from './pool.js';
 import { sharedPool } from './pool.js';
 import { type RacyDue, RacyVerifier } from './racy.js';
+import { join, parentOf, reconcile, type ScanContext } from './scan.js';
 import type { Stamp } from './stamps.js';
-import { Compare, isRacy, StampCache, sameStat } from './stamps.js';
+import { isRacy, StampCache, sameStat } from './stamps.js';
 import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './types.js';
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const CHECK_CHUNK = 64;
-const SCAN_CHUNK = 16;
-
-function parentOf(rel: string): string {
-  const i = rel.lastIndexOf('/');
-  return i < 0 ? '' : rel.slice(0, i);
-}
-
-function join(dir: string, name: string): string {
-  return dir === '' ? name : `${dir}/${name}`;
-}
 
 function globEscape(p: string): string {
   return p.replace(/[\\*?[\]!#]/g, (c) => `\\${c}`);
@@ -192,13 +183,15 @@ export class FileWatcher {
     try {
       await this.cache.load(this.stampFile);
     } catch (err) {
-      if (!(err instanceof StampFileError) || err.retryable || !/parse/.test(err.message))
-        throw err;
+      // A corrupt stamp file costs one rehash of everything; an unreadable one is the
+      // caller's to fix (permissions), so it is thrown.
+      if (!(err instanceof StampFileError) || err.action !== 'parse') throw err;
       this.logger.warn({ err, code: err.code }, err.message);
     }
-    // Stamps of paths that are no longer watched artefacts (the ignore rules changed) go silently.
-    for (const p of [...this.cache.keys()]) {
-      if (this.matcher.policy(p) !== 'artefact') this.cache.delete(p);
+    // Stamps under directories that are ignored now (the rules changed) go silently.
+    for (const d of [...this.cache.dirNames()]) {
+      if (d === '' || !this.matcher.dirIgnored(d)) continue;
+      for (const name of [...this.cache.dir(d)!.keys()]) this.cache.delete(join(d, name));
     }
     this.requestReconcile('', true);
     await this.reconciling;
@@ -282,6 +275,22 @@ export class FileWatcher {
     if (this.persistTimer) clearTimeout(this.persistTimer);
     if (this.started) await this.persistNow();
     this.closed = true;
+  }
+
+  private get scanContext(): ScanContext {
+    return {
+      rootAbs: this.rootAbs,
+      pool: this.pool,
+      dirs: this.dirs,
+      matcher: this.matcher,
+      cache: this.cache,
+      delivery: this.delivery,
+      tailer: this.tailer,
+      stats: this.stat,
+      logger: this.logger,
+      racyWindowNs: this.racyWindowNs,
+      closing: () => this.closing,
+    };
   }
 
   private get settling(): boolean {
@@ -606,122 +615,12 @@ export class FileWatcher {
     })();
   }
 
-  /**
-   * Walks the given directories (recursively or one level), watching each before reading
-   * it, and compares what it finds with the newest known stamps: unchanged files cost one
-   * lstat, changed ones a hash, vanished ones a delete. This is the initial scan, the
-   * rescan after an overflow or a watch error, the handling of new and vanished
-   * directories, and the poll of directories that could not be watched.
-   */
   private async reconcile(requests: Array<[string, boolean]>): Promise<void> {
     if (this.started && requests.some(([d]) => d === '')) this.stat.rescans++;
-    // A recursive request covers every request below it, and a shallow one for the same dir.
-    const rec = new Set(requests.filter(([, r]) => r).map(([d]) => d));
-    const underRec = (d: string) => {
-      if (d === '') return false;
-      for (let a = parentOf(d); ; a = parentOf(a)) {
-        if (rec.has(a)) return true;
-        if (a === '') return false;
-      }
-    };
-    const queue = requests.filter(([d, r]) => !underRec(d) && (r || !rec.has(d)));
-    const listed = new Set<string>();
-    const gone = new Set<string>();
-    const seen = new Set<string>();
-    const changed: string[] = [];
-    const windowNs = Number(this.racyWindowNs);
-
-    const scanBatch = async (batch: Array<[string, boolean]>) => {
-      const dirsToRead: Array<[string, boolean]> = [];
-      for (const [d, r] of batch) {
-        if (this.closing) break;
-        if (d !== '' && this.matcher.dirIgnored(d)) continue;
-        if (this.dirs.watch(d) === 'gone') {
-          gone.add(d);
-          this.dirs.unwatchSubtree(d);
-        } else dirsToRead.push([d, r]);
-      }
-      if (dirsToRead.length === 0) return;
-      const res = await this.pool.scan(
-        dirsToRead.map(([d]) => (d === '' ? this.rootAbs : `${this.rootAbs}/${d}`)),
-      );
-      for (let i = 0; i < dirsToRead.length; i++) {
-        const [d, r] = dirsToRead[i]!;
-        const s = res[i]!;
-        if ('errno' in s) {
-          if (s.errno === 'ENOENT' || s.errno === 'ENOTDIR') {
-            gone.add(d);
-            this.dirs.unwatchSubtree(d);
-          } else {
-            this.logger.warn(
-              { dir: d, errno: s.errno },
-              'cannot read directory; its files are left as they were',
-            );
-          }
-          continue;
-        }
-        listed.add(d);
-        this.stat.scanned += s.names.length;
-        const words = new Uint32Array(s.stats.buffer, s.stats.byteOffset, s.stats.length * 2);
-        for (let k = 0; k < s.names.length; k++) {
-          const rel = join(d, s.names[k]!);
-          const kind = s.kinds[k];
-          if (kind === 1) {
-            const policy = this.matcher.policy(rel);
-            if (policy === 'artefact') {
-              seen.add(rel);
-              if (this.unchanged(rel, words, k * 8, windowNs)) continue;
-              changed.push(rel);
-            } else if (policy === 'log') this.tailer?.poke(rel);
-          } else if (kind === 2) {
-            if (this.matcher.dirIgnored(rel)) continue;
-            if (r) queue.push([rel, true]);
-            else if (!this.dirs.has(rel)) queue.push([rel, true]);
-          }
-        }
-      }
-    };
-
-    // Keep both workers busy: several batches of directories in flight at once.
-    const inflight = new Set<Promise<void>>();
-    while (queue.length > 0 || inflight.size > 0) {
-      while (queue.length > 0 && inflight.size < this.pool.size * 2) {
-        const p: Promise<void> = scanBatch(queue.splice(0, SCAN_CHUNK)).finally(() =>
-          inflight.delete(p),
-        );
-        inflight.add(p);
-      }
-      if (inflight.size > 0) await Promise.race(inflight);
-    }
-    if (this.closing && this.started) return;
-
-    const isGone = (p: string) => {
-      for (let d = parentOf(p); ; d = parentOf(d)) {
-        if (gone.has(d)) return true;
-        if (d === '') return false;
-      }
-    };
-    const todo: DueItem[] = [];
+    const paths = await reconcile(this.scanContext, requests);
+    if (paths.length === 0 || this.closing) return;
     const now = performance.now();
-    for (const p of this.delivery.knownPaths()) {
-      if (seen.has(p)) continue;
-      if (listed.has(parentOf(p)) || (gone.size > 0 && isGone(p)))
-        todo.push({ path: p, first: now });
-    }
-    for (const p of changed) todo.push({ path: p, first: now });
-    if (todo.length > 0) await this.check(todo);
-  }
-
-  /** Whether a scanned stat proves the newest known bytes (the restart fast path). */
-  private unchanged(rel: string, w: Uint32Array, off: number, windowNs: number): boolean {
-    const pending = this.delivery.pendingState(rel);
-    if (pending === undefined) return this.cache.compare(rel, w, off, windowNs) === Compare.Same;
-    if (pending === null) return false;
-    const big = (i: number) => (BigInt(w[off + i + 1]! | 0) << 32n) | BigInt(w[off + i]!);
-    return (
-      sameStat(pending, big(0), big(2), Number(big(4)), BigInt.asUintN(64, big(6))) &&
-      !isRacy(pending, this.racyWindowNs)
-    );
+    await this.check(paths.map((path) => ({ path, first: now })));
   }
 
   private schedulePersist(): void {

@@ -1,0 +1,191 @@
+import type { Delivery } from './delivery.js';
+import type { DirWatchers } from './dir-watch.js';
+import type { PathMatcher } from './ignore.js';
+import type { LogTailer } from './log-tail.js';
+import type { WorkerPool } from './pool.js';
+import { Compare, isRacy, type StampCache, sameStat } from './stamps.js';
+import type { Logger, WatcherStats } from './types.js';
+
+const SCAN_CHUNK = 16;
+
+export interface ScanContext {
+  rootAbs: string;
+  pool: WorkerPool;
+  dirs: DirWatchers;
+  matcher: PathMatcher;
+  cache: StampCache;
+  delivery: Delivery;
+  tailer: LogTailer | undefined;
+  stats: WatcherStats;
+  logger: Logger;
+  racyWindowNs: bigint;
+  closing: () => boolean;
+}
+
+export function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+export function join(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+
+interface Listed {
+  /** Names that are regular files now. */
+  names: string[];
+  kinds: Uint8Array;
+  /** How many of the directory's stamped names were seen as regular artefact files. */
+  stampedSeen: number;
+}
+
+/**
+ * Walks the given directories (recursively or one level), watching each before reading
+ * it, and compares what it finds with the newest known stamps. Returns the paths worth a
+ * closer look: changed stats (to hash), and stamped files no longer there (to delete).
+ *
+ * This is the initial scan, the rescan after an overflow or a watch error, the handling of
+ * new and vanished directories, and the poll of directories that could not be watched. On a
+ * restart over an unchanged tree it costs, per file, one lstat in a worker and, here, one
+ * map lookup by name and eight 32-bit comparisons: no path string, BigInt or digest.
+ */
+export async function reconcile(
+  ctx: ScanContext,
+  requests: Array<[string, boolean]>,
+): Promise<string[]> {
+  const { cache, delivery, matcher } = ctx;
+  // A recursive request covers every request below it, and a shallow one for the same dir.
+  const rec = new Set(requests.filter(([, r]) => r).map(([d]) => d));
+  const underRec = (d: string) => {
+    if (d === '') return false;
+    for (let a = parentOf(d); ; a = parentOf(a)) {
+      if (rec.has(a)) return true;
+      if (a === '') return false;
+    }
+  };
+  const queue = requests.filter(([d, r]) => !underRec(d) && (r || !rec.has(d)));
+  const listed = new Map<string, Listed>();
+  const gone = new Set<string>();
+  const out: string[] = [];
+  const forget: string[] = [];
+  const windowNs = Number(ctx.racyWindowNs);
+
+  const compare = (d: string, name: string, w: Uint32Array, off: number, pending: boolean) => {
+    if (pending) {
+      const s = delivery.pendingState(join(d, name));
+      if (s === null) return Compare.Unknown;
+      if (s !== undefined) {
+        const big = (i: number) => (BigInt(w[off + i + 1]! | 0) << 32n) | BigInt(w[off + i]!);
+        return sameStat(s, big(0), big(2), Number(big(4)), BigInt.asUintN(64, big(6))) &&
+          !isRacy(s, ctx.racyWindowNs)
+          ? Compare.Same
+          : Compare.Differs;
+      }
+    }
+    return cache.compareEntry(cache.dir(d)?.get(name), w, off, windowNs);
+  };
+
+  const scanBatch = async (batch: Array<[string, boolean]>) => {
+    const toRead: Array<[string, boolean]> = [];
+    for (const [d, r] of batch) {
+      if (ctx.closing()) break;
+      if (d !== '' && matcher.dirIgnored(d)) continue;
+      if (ctx.dirs.watch(d) === 'gone') {
+        gone.add(d);
+        ctx.dirs.unwatchSubtree(d);
+      } else toRead.push([d, r]);
+    }
+    if (toRead.length === 0) return;
+    const res = await ctx.pool.scan(
+      toRead.map(([d]) => (d === '' ? ctx.rootAbs : `${ctx.rootAbs}/${d}`)),
+    );
+    const pending = !delivery.idle;
+    for (let i = 0; i < toRead.length; i++) {
+      const [d, r] = toRead[i]!;
+      const s = res[i]!;
+      if ('errno' in s) {
+        if (s.errno === 'ENOENT' || s.errno === 'ENOTDIR') {
+          gone.add(d);
+          ctx.dirs.unwatchSubtree(d);
+        } else {
+          ctx.logger.warn(
+            { dir: d, errno: s.errno },
+            'cannot read directory; its files are left as they were',
+          );
+        }
+        continue;
+      }
+      ctx.stats.scanned += s.names.length;
+      const words = new Uint32Array(s.stats.buffer, s.stats.byteOffset, s.stats.length * 2);
+      const stamped = cache.dir(d);
+      let stampedSeen = 0;
+      for (let k = 0; k < s.names.length; k++) {
+        const name = s.names[k]!;
+        const kind = s.kinds[k];
+        if (kind === 1) {
+          const policy = matcher.policyIn(d, name);
+          if (policy === 'artefact') {
+            const c = compare(d, name, words, k * 8, pending);
+            if (c !== Compare.Unknown) stampedSeen++;
+            if (c !== Compare.Same) out.push(join(d, name));
+            continue;
+          }
+          if (policy === 'log') ctx.tailer?.poke(join(d, name));
+          // The rules changed since it was stamped: forget it silently, it is not "deleted".
+          if (stamped?.has(name)) forget.push(join(d, name));
+        } else if (kind === 2) {
+          const sub = join(d, name);
+          if (matcher.dirIgnored(sub)) continue;
+          if (r || !ctx.dirs.has(sub)) queue.push([sub, true]);
+        }
+      }
+      listed.set(d, { names: s.names, kinds: s.kinds, stampedSeen });
+    }
+  };
+
+  // Keep both workers busy: several batches of directories in flight at once.
+  const inflight = new Set<Promise<void>>();
+  while (queue.length > 0 || inflight.size > 0) {
+    while (queue.length > 0 && inflight.size < ctx.pool.size * 2) {
+      const p: Promise<void> = scanBatch(queue.splice(0, SCAN_CHUNK)).finally(() =>
+        inflight.delete(p),
+      );
+      inflight.add(p);
+    }
+    if (inflight.size > 0) await Promise.race(inflight);
+  }
+  if (ctx.closing()) return [];
+
+  for (const p of forget) if (delivery.pendingState(p) === undefined) cache.delete(p);
+  // Stamped files that were not seen: vanished, or replaced by a directory or a symlink.
+  for (const [d, l] of listed) {
+    const stamped = cache.dir(d);
+    if (!stamped || l.stampedSeen === stamped.size) continue;
+    const files = new Set<string>();
+    for (let k = 0; k < l.names.length; k++) if (l.kinds[k] === 1) files.add(l.names[k]!);
+    for (const name of stamped.keys()) if (!files.has(name)) out.push(join(d, name));
+  }
+  if (gone.size > 0) {
+    const isGone = (d: string) => {
+      for (let a = d; ; a = parentOf(a)) {
+        if (gone.has(a)) return true;
+        if (a === '') return false;
+      }
+    };
+    for (const d of cache.dirNames()) {
+      if (!isGone(d)) continue;
+      for (const name of cache.dir(d)!.keys()) out.push(join(d, name));
+    }
+    for (const p of delivery.pendingPaths()) if (isGone(parentOf(p))) out.push(p);
+  }
+  // Not yet acknowledged new files are not in the stamp cache: look for them separately.
+  for (const p of delivery.pendingPaths()) {
+    if (cache.has(p)) continue;
+    const l = listed.get(parentOf(p));
+    if (!l) continue;
+    const name = p.slice(p.lastIndexOf('/') + 1);
+    const k = l.names.indexOf(name);
+    if (k < 0 || l.kinds[k] !== 1) out.push(p);
+  }
+  return [...new Set(out)];
+}
