@@ -226,30 +226,31 @@ export class Graph {
 
   private onAvailable(p: number): void {
     const path = this.paths[p]!;
-    const visit = (slots: Slot[] | undefined) => {
-      if (!slots) return;
-      for (const { rule, input } of slots) {
-        const pattern = rule.required[input]!;
-        const bindings = matchPattern(pattern, path);
-        if (!bindings) continue;
-        if (input === 0 || pattern.names.length === rule.names.length) {
-          this.tryInstantiate(rule, bindings);
-          continue;
-        }
-        // This input binds only some placeholders: the first input names the instances.
-        const first = rule.required[0]!;
-        for (const q of this.candidates(first)) {
-          if (!this.available(q)) continue;
-          const full = matchPattern(first, this.paths[q]!);
-          if (full && pattern.names.every((n) => full[n] === bindings[n])) {
-            this.tryInstantiate(rule, full);
-          }
+    this.matchSlots(this.exactSlots.get(path), path);
+    this.matchSlots(this.extSlots.get(extOf(path)), path);
+    this.matchSlots(this.scanSlots, path);
+  }
+
+  private matchSlots(slots: Slot[] | undefined, path: string): void {
+    if (!slots) return;
+    for (const { rule, input } of slots) {
+      const pattern = rule.required[input]!;
+      const bindings = matchPattern(pattern, path);
+      if (!bindings) continue;
+      if (input === 0 || pattern.names.length === rule.names.length) {
+        this.tryInstantiate(rule, bindings);
+        continue;
+      }
+      // This input binds only some placeholders: the first input names the instances.
+      const first = rule.required[0]!;
+      for (const q of this.candidates(first)) {
+        if (!this.available(q)) continue;
+        const full = matchPattern(first, this.paths[q]!);
+        if (full && pattern.names.every((n) => full[n] === bindings[n])) {
+          this.tryInstantiate(rule, full);
         }
       }
-    };
-    visit(this.exactSlots.get(path));
-    visit(this.extSlots.get(extOf(path)));
-    visit(this.scanSlots);
+    }
   }
 
   private tryInstantiate(rule: CompiledRule, bindings: Record<string, string>): void {

@@ -23,6 +23,10 @@ export interface Pattern {
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 export function compilePattern(source: string): Pattern {
+  // Most patterns of explicit rules (an archive's 32 objects) are literal: skip the regex.
+  if (!source.includes('{')) {
+    return { source, names: [], regex: undefined, parts: [source], slots: [], ext: extOf(source) };
+  }
   const names: string[] = [];
   const parts: string[] = [];
   const slots: string[] = [];
@@ -33,10 +37,10 @@ export function compilePattern(source: string): Pattern {
     regex += escapeRegex(source.slice(last, m.index));
     parts.push(source.slice(last, m.index));
     slots.push(name);
-    if (names.includes(name)) regex += `\\k<${name}>`;
+    if (names.includes(name)) regex += `\\${names.indexOf(name) + 1}`;
     else {
       names.push(name);
-      regex += name === 'stem' ? `(?<${name}>.+)` : `(?<${name}>[^/]+)`;
+      regex += name === 'stem' ? '(.+)' : '([^/]+)';
     }
     last = m.index + m[0].length;
   }
@@ -57,7 +61,7 @@ export function matchPattern(pattern: Pattern, path: string): Record<string, str
   const m = pattern.regex.exec(path);
   if (!m) return undefined;
   const bindings: Record<string, string> = {};
-  for (const name of pattern.names) bindings[name] = m.groups![name]!;
+  for (let i = 0; i < pattern.names.length; i++) bindings[pattern.names[i]!] = m[i + 1]!;
   return bindings;
 }
 
