@@ -45,7 +45,7 @@ export class TypedKv<S extends z.ZodType> {
 
   async get(key: string): Promise<Versioned<z.infer<S>> | undefined> {
     const entry = await this.kv.get(kvKey(key));
-    if (!entry || entry.operation !== 'PUT') return undefined;
+    if (entry?.operation !== 'PUT') return undefined;
     const value = this.#decode(entry);
     return value === undefined ? undefined : { value, revision: entry.revision };
   }
