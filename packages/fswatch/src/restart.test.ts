@@ -90,3 +90,25 @@ it('recognises a rename while watching', async () => {
   await waitFor(() => h.events.length > 1, 'change in moved dir');
   expect(h.events[1]).toMatchObject({ kind: 'changed', path: 'b/z.dat' });
 });
+
+it('handles a file replaced by a directory, and rules that changed, while stopped', async () => {
+  h = new Harness();
+  mkdirSync(join(h.root, 'build'), { recursive: true });
+  writeFileSync(join(h.root, 'thing'), 'a file');
+  writeFileSync(join(h.root, 'build/out.o'), 'object');
+  writeFileSync(join(h.root, 'notes.tmp'), 'scratch');
+  let w = await h.start();
+  await w.idle();
+  expect(h.events.length).toBe(3);
+  await h.stop();
+  rmSync(join(h.root, 'thing'));
+  mkdirSync(join(h.root, 'thing'));
+  writeFileSync(join(h.root, 'thing/inside'), 'x');
+  h.clear();
+  // build/ and *.tmp are ignored now: their stamps are forgotten, not reported deleted.
+  w = await h.start({ ignore: ['build/', '*.tmp'] });
+  await w.idle();
+  const got = h.events.map((e) => `${e.kind} ${e.path}`).sort();
+  expect(got).toEqual(['created thing/inside', 'deleted thing']);
+  expect(w.stats().stamps).toBe(1);
+});

@@ -454,7 +454,7 @@ export class FileWatcher {
         expect: lat ? rawOf(lat) : null,
         force: lat ? isRacy(lat, this.racyWindowNs) : false,
         // A path we have never seen may be a renamed file: stat first, hash only if not.
-        probe: lat === null,
+        probe: lat === null && this.cache.size > 0,
       };
     });
     let res: CheckResult[];
