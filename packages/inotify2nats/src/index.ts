@@ -10,6 +10,12 @@
  *   const follower = followLogs(bus, 'demo', (c) => process.stdout.write(c.data));
  *   await daemon.stop();
  */
+export {
+  type UploadBatchOptions,
+  type Uploaded,
+  type UploadItem,
+  uploadBatch,
+} from './batch-upload.js';
 export { buildProgram } from './cli.js';
 export {
   type Daemon,

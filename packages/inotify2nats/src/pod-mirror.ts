@@ -3,13 +3,8 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import type { FileEvent } from '@computepods/fswatch';
 import { checkRelativePath } from '@computepods/protocol';
-import {
-  endpointOf,
-  type SshPool,
-  type SshTarget,
-  TransportError,
-  uploadFile,
-} from '@computepods/transport';
+import { endpointOf, type SshPool, type SshTarget, TransportError } from '@computepods/transport';
+import { type UploadItem, uploadBatch } from './batch-upload.js';
 import { PodSyncError, PodUnreachableError, UnsafeSyncPathError } from './errors.js';
 import { RemoteDirs } from './remote-dirs.js';
 import {
@@ -17,6 +12,7 @@ import {
   lstatOrUndefined,
   mkdirp,
   realpath as remoteRealpath,
+  type Sftp,
   unlink,
 } from './sftp-calls.js';
 
@@ -140,26 +136,47 @@ export class PodMirror {
       }
     }
 
-    const uploads = events.filter((e) => e.kind !== 'deleted' && !done.has(e.path));
-    let fatal: Error | undefined;
-    const queue = [...uploads];
-    const worker = async () => {
-      for (let ev = queue.shift(); ev && !fatal; ev = queue.shift()) {
-        try {
-          done.set(ev.path, await this.#upload(dirs, ev.path, root, logger));
-        } catch (err) {
-          const e = err as Error & { code?: string };
-          if (isPerFile(err)) {
-            refuse(ev.path, e);
-            done.set(ev.path, { kind: 'refused' });
-          } else fatal ??= this.#hostError(err, events.length, ev.path);
-        }
+    const items: UploadItem[] = [];
+    for (const ev of events) {
+      if (ev.kind === 'deleted' || done.has(ev.path)) continue;
+      try {
+        const item = await this.#localItem(ev.path);
+        if (item) items.push(item);
+        else done.set(ev.path, { kind: 'vanished' });
+      } catch (err) {
+        if (!isPerFile(err)) throw this.#hostError(err, events.length, ev.path);
+        refuse(ev.path, err as Error);
+        done.set(ev.path, { kind: 'refused' });
       }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.#o.concurrency, uploads.length) }, worker),
-    );
-    if (fatal) throw fatal;
+    }
+    try {
+      await uploadBatch(items, {
+        pool: this.#o.pool,
+        target: this.#o.target,
+        root,
+        concurrency: this.#o.concurrency,
+        prepareDir: async (s, rel) => {
+          await dirs.ensure(s, parentOf(rel), true, rel);
+        },
+        onUploaded: (rel, u) => {
+          done.set(rel, { kind: 'uploaded', ...u });
+          logger.debug({ path: rel, bytes: u.size, sha256: u.sha256 }, 'uploaded and verified');
+        },
+        onFileError: (rel, err) => {
+          if (vanished(err)) {
+            // Gone since it was hashed: the watcher reports the deletion in a later batch.
+            done.set(rel, { kind: 'vanished' });
+            return true;
+          }
+          if (!isPerFile(err)) return false;
+          refuse(rel, err as Error);
+          done.set(rel, { kind: 'refused' });
+          return true;
+        },
+      });
+    } catch (err) {
+      throw this.#hostError(err, events.length, items[0]?.rel ?? '(batch)');
+    }
 
     const out: FileEvent[] = [];
     for (const ev of events) {
@@ -189,10 +206,9 @@ export class PodMirror {
     return { events: out, refused };
   }
 
-  async #remove(s: Parameters<Parameters<SshPool['sftp']>[1]>[0], dirs: RemoteDirs, rel: string) {
+  async #remove(s: Sftp, dirs: RemoteDirs, rel: string) {
     const safe = safeRel(rel);
-    const parent = safe.includes('/') ? safe.slice(0, safe.lastIndexOf('/')) : '';
-    if (!(await dirs.ensure(s, parent, false, rel))) return;
+    if (!(await dirs.ensure(s, parentOf(safe), false, rel))) return;
     const abs = `${dirs.root}/${safe}`;
     const st = await lstatOrUndefined(s, abs);
     if (!st) return;
@@ -205,18 +221,15 @@ export class PodMirror {
     }
   }
 
-  async #upload(dirs: RemoteDirs, rel: string, root: string, logger: Logger): Promise<Outcome> {
+  /** The local file to send, checked: undefined when it is gone; throws when it is unsafe. */
+  async #localItem(rel: string): Promise<UploadItem | undefined> {
     const safe = safeRel(rel);
     const local = join(this.#o.localRoot, safe);
     const st = await lstat(local).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
       throw err;
     });
-    if (!st) {
-      // Gone since it was hashed: the watcher reports the deletion in a later batch.
-      logger.debug({ path: rel }, 'file vanished before upload; skipped');
-      return { kind: 'vanished' };
-    }
+    if (!st) return undefined;
     if (st.isSymbolicLink())
       throw new UnsafeSyncPathError(
         rel,
@@ -230,23 +243,7 @@ export class PodMirror {
         rel,
         `its directory resolves to ${localDir}, outside ${localRoot}`,
       );
-    const parent = safe.includes('/') ? safe.slice(0, safe.lastIndexOf('/')) : '';
-    await this.#o.pool.sftp(this.#o.target, (s) => dirs.ensure(s, parent, true, rel));
-    let report: Awaited<ReturnType<typeof uploadFile>>;
-    try {
-      report = await uploadFile(this.#o.pool, this.#o.target, local, `${root}/${safe}`, {
-        ifExists: 'replace',
-      });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      logger.debug({ path: rel }, 'file vanished during upload; skipped');
-      return { kind: 'vanished' };
-    }
-    logger.debug(
-      { path: rel, bytes: report.bytes, sha256: report.sha256 },
-      'uploaded and verified',
-    );
-    return { kind: 'uploaded', sha256: report.sha256, size: report.bytes };
+    return { rel: safe, local, mode: st.mode };
   }
 
   #hostError(err: unknown, pending: number, path: string): Error {
@@ -257,6 +254,17 @@ export class PodMirror {
       return new PodUnreachableError(this.#o.pod, this.endpoint, pending, { cause: e });
     return new PodSyncError(this.#o.pod, path, { cause: e });
   }
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+/** The local file went away (before or while it was read). */
+function vanished(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  return e.code === 'ENOENT' || e.cause?.code === 'ENOENT';
 }
 
 function safeRel(rel: string): string {
