@@ -1,0 +1,318 @@
+// pnpm bench runner: no-op tasks per second through NATS and the local runner (against
+// `xargs -P2 true`), and tiny tasks on a real single-node SLURM, batched against one sbatch per
+// task. Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_SLURM_TASKS (batched, 1000),
+// CP_BENCH_SLURM_SINGLE (one job each, default 100, extrapolated to the batched count).
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Bus, createLogger } from '@computepods/bus';
+import {
+  Executor,
+  type ExecutorHooks,
+  LocalBackend,
+  SlurmBackend,
+  SudoHost,
+} from '@computepods/executors';
+import {
+  type LocalResource,
+  parseResource,
+  type SlurmSudoResource,
+  subjects,
+  type TaskSubmitted,
+} from '@computepods/protocol';
+import { startRunner } from '@computepods/runner';
+import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
+import { finish, table } from '../lib/report.js';
+
+const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
+const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
+const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? 100);
+const PARALLEL = 2;
+const tmp = new TempDir('cp-bench-runner-');
+chmodSync(tmp.path, 0o755);
+const logger = createLogger('bench');
+logger.level = 'silent';
+const noHooks: ExecutorHooks = { record: async () => {}, publish: () => {} };
+const secs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+const python = { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } };
+
+function task(i: number, resource: string, command = 'true'): TaskSubmitted {
+  return { taskId: `b${i}-${resource}`, resource, command, cwd: tmp.path, env: {}, gpu: false };
+}
+
+// --- 1. xargs baseline ----------------------------------------------------------------------
+function xargs(n: number): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('sh', ['-c', `seq ${n} | xargs -P${PARALLEL} -n1 true`]);
+  if (r.status !== 0) throw new Error(`xargs failed: ${r.stderr}`);
+  return secs(t0);
+}
+
+// --- 2. executor alone, then NATS + runner service ----------------------------------------------
+function localResource(dir: string): LocalResource {
+  return parseResource({
+    type: 'local',
+    name: 'local',
+    id: 'local',
+    jobs_local_dir: dir,
+    jobs_runner_config: { parallel_tasks_per_job: PARALLEL },
+    jobs_poll_interval: 0,
+    tasks_local_dir: tmp.join('tasks'),
+    tasks_python_config: python,
+    tasks_pixi_config: {},
+  }) as LocalResource;
+}
+
+async function executorOnly(n: number): Promise<number> {
+  const ex = new Executor({
+    resource: 'local',
+    backend: new LocalBackend({ resource: localResource(tmp.join('exec-jobs')) }),
+    hooks: noHooks,
+  });
+  const t0 = process.hrtime.bigint();
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = task(i, 'exec');
+    ids.push(t.taskId);
+    await ex.submit(t);
+  }
+  const done = await Promise.all(ids.map((id) => ex.wait(id)));
+  const s = secs(t0);
+  if (done.some((d) => d.state !== 'finished')) throw new Error('a no-op task did not finish');
+  await ex.close();
+  return s;
+}
+
+async function throughNats(n: number): Promise<{ wall: number; kvWrites: number }> {
+  await using nats = await NatsServer.start();
+  const project = 'bench';
+  const runnerBus = await Bus.connect({ servers: nats.url, service: 'runner', project, logger });
+  const runner = await startRunner(runnerBus, {
+    project,
+    resource: 'local',
+    runnerId: 'bench',
+    stateDir: tmp.join('runner-state'),
+    parallel: PARALLEL,
+    intake: 512,
+  });
+  const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
+  let finished = 0;
+  let failed = 0;
+  let resolveAll: () => void = () => {};
+  const all = new Promise<void>((r) => {
+    resolveAll = r;
+  });
+  const sub = client.nc.subscribe(subjects.taskState(project), {
+    callback: (_e, m) => {
+      const body = (JSON.parse(new TextDecoder().decode(m.data)) as { body: { state: string } })
+        .body;
+      if (body.state === 'finished') finished++;
+      else if (body.state === 'failed' || body.state === 'killed') failed++;
+      if (finished + failed === n) resolveAll();
+    },
+  });
+  await client.nc.flush();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i += 200) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 200); j++)
+      batch.push(
+        client.publish('task.submitted', subjects.tasks(project, 'local'), task(j, 'local')),
+      );
+    await Promise.all(batch);
+  }
+  await all;
+  const wall = secs(t0);
+  if (failed) throw new Error(`${failed} no-op tasks did not finish`);
+  sub.unsubscribe();
+  await client.close();
+  await runner.stop();
+  // created + submitted + running + finished
+  return { wall, kvWrites: n * 4 };
+}
+
+// --- 3. SLURM -------------------------------------------------------------------------------
+function slurmResource(
+  slurm: Slurm,
+  jobs: string,
+  batching: Record<string, number>,
+): SlurmSudoResource {
+  return parseResource({
+    type: 'slurm_sudo',
+    name: 'bench cluster',
+    jobs_local_dir: jobs,
+    jobs_runner_config: {
+      default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '20M' },
+      batching_config: batching,
+    },
+    jobs_poll_interval: 0.5,
+    tasks_local_dir: tmp.join('tasks'),
+    tasks_python_config: python,
+    tasks_pixi_config: {},
+    slurm_client_env: slurm.env,
+  }) as SlurmSudoResource;
+}
+
+async function onSlurm(
+  slurm: Slurm,
+  n: number,
+  batching: Record<string, number>,
+  tag: string,
+): Promise<{ wall: number; stats: Readonly<Record<string, number>> }> {
+  const jobs = tmp.join(`slurm-${tag}`);
+  mkdirSync(jobs);
+  chmodSync(jobs, 0o1777);
+  const resource = slurmResource(slurm, jobs, batching);
+  const backend = new SlurmBackend({
+    resource,
+    host: new SudoHost({ username: 'cpuser', clientEnv: slurm.env, cwd: jobs }),
+    jobsDir: jobs,
+    tasksDir: resource.tasks_local_dir,
+    batchWindowMs: 500,
+  });
+  const ex = new Executor({ resource: 'bench-cluster', backend, hooks: noHooks });
+  const t0 = process.hrtime.bigint();
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = task(i, tag);
+    ids.push(t.taskId);
+    await ex.submit(t);
+  }
+  const done = await Promise.all(ids.map((id) => ex.wait(id)));
+  const wall = secs(t0);
+  const bad = done.filter((d) => d.state !== 'finished');
+  if (bad.length) throw new Error(`${bad.length} SLURM tasks did not finish: ${bad[0]?.reason}`);
+  const stats = ex.stats();
+  await ex.close();
+  return { wall, stats };
+}
+
+// --- run ------------------------------------------------------------------------------------
+console.log(
+  `runner bench: ${availableParallelism()} cores; ${N} no-op tasks, ${PARALLEL} at a time`,
+);
+xargs(200); // warm the page cache
+const xargsWall = xargs(N);
+const execWall = await executorOnly(N);
+const nats = await throughNats(N);
+const tps = (wall: number) => N / wall;
+const overheadMs = ((nats.wall - xargsWall) / N) * 1000;
+table(
+  `Local no-op tasks (${N}, ${PARALLEL} at a time)`,
+  ['path', 'wall s', 'tasks/s', 'ms/task over xargs'],
+  [
+    ['xargs -P2 true', xargsWall, tps(xargsWall), 0],
+    [
+      'Executor + LocalBackend (no NATS)',
+      execWall,
+      tps(execWall),
+      ((execWall - xargsWall) / N) * 1000,
+    ],
+    ['NATS → runner service → KV records + events', nats.wall, tps(nats.wall), overheadMs],
+  ],
+);
+
+if (process.env.CP_BENCH_SKIP_SLURM) {
+  finish('runner', {
+    local_tasks: N,
+    nats_runner_tasks_per_s: tps(nats.wall),
+    xargs_tasks_per_s: tps(xargsWall),
+    executor_tasks_per_s: tps(execWall),
+    overhead_ms_per_task: overheadMs,
+  });
+  process.exit(0);
+}
+ensureSystemUser('cpuser');
+await using slurm = await Slurm.start();
+// Batched as the seed's example would: few jobs, each its share of the tasks, 2 lanes each.
+const batched = await onSlurm(
+  slurm,
+  SLURM_N,
+  {
+    target_cpus_per_job: 2,
+    max_cpus_per_job: 2,
+    target_mem_per_job: 100,
+    max_mem_per_job: 100,
+    target_num_jobs: 2,
+    max_num_jobs: 4,
+  },
+  'batched',
+);
+// One job per task: nothing may share a job.
+const single = await onSlurm(
+  slurm,
+  SLURM_SINGLE,
+  {
+    target_cpus_per_job: 1,
+    max_cpus_per_job: 1,
+    target_mem_per_job: 20,
+    max_mem_per_job: 20,
+    target_num_jobs: 1_000_000,
+    max_num_jobs: 1_000_000,
+  },
+  'single',
+);
+const singleExtrapolated = (single.wall * SLURM_N) / SLURM_SINGLE;
+const slurmRatio = batched.wall / singleExtrapolated;
+table(
+  `SLURM tiny tasks (single node: ${availableParallelism()} CPUs, 2000 MB, DefMemPerCPU 100 MB, sched/backfill, 20 MB per task, poll 0.5 s)`,
+  ['mode', 'tasks', 'wall s', 'sbatch', 'squeue calls', 'scontrol calls'],
+  [
+    [
+      'batched (max 4 jobs × 2 lanes)',
+      SLURM_N,
+      batched.wall,
+      batched.stats.sbatch ?? 0,
+      batched.stats.squeue ?? 0,
+      batched.stats.scontrol ?? 0,
+    ],
+    [
+      'one sbatch per task (measured)',
+      SLURM_SINGLE,
+      single.wall,
+      single.stats.sbatch ?? 0,
+      single.stats.squeue ?? 0,
+      single.stats.scontrol ?? 0,
+    ],
+    [
+      `one sbatch per task (× ${SLURM_N / SLURM_SINGLE}, extrapolated)`,
+      SLURM_N,
+      singleExtrapolated,
+      SLURM_N,
+      '-',
+      '-',
+    ],
+  ],
+);
+console.log(
+  `\nlocal: ${Math.round(tps(nats.wall))} tasks/s through NATS (goal ≥ 1000), ${overheadMs.toFixed(3)} ms/task over xargs (goal ≤ 1)` +
+    `\nslurm: batched takes ${(slurmRatio * 100).toFixed(1)}% of one-sbatch-per-task (goal ≤ 10%)`,
+);
+finish('runner', {
+  cores: availableParallelism(),
+  local_tasks: N,
+  parallel: PARALLEL,
+  xargs_wall_s: xargsWall,
+  xargs_tasks_per_s: tps(xargsWall),
+  executor_wall_s: execWall,
+  executor_tasks_per_s: tps(execWall),
+  nats_runner_wall_s: nats.wall,
+  nats_runner_tasks_per_s: tps(nats.wall),
+  nats_runner_kv_writes: nats.kvWrites,
+  overhead_ms_per_task: overheadMs,
+  ratio_runner_vs_xargs: nats.wall / xargsWall,
+  goal_1000_tps_met: tps(nats.wall) >= 1000,
+  goal_1ms_overhead_met: overheadMs <= 1,
+  slurm_batched_tasks: SLURM_N,
+  slurm_batched_wall_s: batched.wall,
+  slurm_batched_jobs: batched.stats.sbatch ?? 0,
+  slurm_batched_squeue_calls: batched.stats.squeue ?? 0,
+  slurm_batched_scontrol_calls: batched.stats.scontrol ?? 0,
+  slurm_single_measured_tasks: SLURM_SINGLE,
+  slurm_single_wall_s: single.wall,
+  slurm_single_squeue_calls: single.stats.squeue ?? 0,
+  slurm_single_extrapolated_wall_s: singleExtrapolated,
+  slurm_single_extrapolated: SLURM_SINGLE < SLURM_N,
+  slurm_ratio_batched_vs_single: slurmRatio,
+  goal_tenth_met: slurmRatio <= 0.1,
+});
