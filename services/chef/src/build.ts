@@ -11,8 +11,12 @@ import {
   type TaskRecord,
   TERMINAL_STATES,
 } from '@computepods/protocol';
+import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
 import { compilePatterns, cutoffDigest } from './digest.js';
+import { discover } from './discover.js';
+import type { InputFetcher } from './fetch-inputs.js';
+import { declaredInputs } from './rule-paths.js';
 
 export interface ChefContext {
   readonly bus: Bus;
@@ -23,9 +27,12 @@ export interface ChefContext {
   readonly rules: ReadonlyMap<string, Rule>;
   readonly tasks: TypedKv<typeof TaskRecord>;
   readonly results: TypedKv<typeof BuildResult>;
+  readonly fetcher: InputFetcher;
+  readonly inflight: InFlightBuilds;
 }
 
 type Result = BuildResult;
+type Base = Pick<Result, 'buildId' | 'taskId' | 'chef' | 'pod'>;
 
 /**
  * Turns one build request into one runner task and reports the outcome. Idempotent: a
@@ -38,7 +45,6 @@ export async function handleBuild(
   cid: string,
   logger: Logger,
 ): Promise<void> {
-  const started = Date.now();
   const known = (await ctx.results.get(req.buildId))?.value;
   if (known && (await outputsIntact(ctx.workspace, known))) {
     logger.info(
@@ -48,34 +54,50 @@ export async function handleBuild(
     await publishResult(ctx, known, cid);
     return;
   }
-  const rule = ctx.rules.get(req.ruleId);
-  const base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
-  if (!rule) {
-    await finish(ctx, cid, {
+  const base: Base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
+  const signal = ctx.inflight.begin(req.buildId);
+  try {
+    await build(ctx, req, base, signal, cid, logger);
+  } finally {
+    ctx.inflight.end(req.buildId);
+  }
+}
+
+async function build(
+  ctx: ChefContext,
+  req: BuildRequested,
+  base: Base,
+  signal: AbortSignal,
+  cid: string,
+  logger: Logger,
+): Promise<void> {
+  const started = Date.now();
+  const fail = (status: 'failed' | 'cancelled', error: string, logPath?: string) =>
+    finish(ctx, cid, {
       ...base,
-      status: 'failed',
-      durationMs: 0,
-      error: `chef ${ctx.chef} has no rule ${req.ruleId}`,
+      status,
+      durationMs: Date.now() - started,
+      error,
+      ...(logPath ? { logPath } : {}),
     });
-    return;
-  }
+  const rule = ctx.rules.get(req.ruleId);
+  if (!rule) return fail('failed', `chef ${ctx.chef} has no rule ${req.ruleId}`);
 
-  // The inputs must still be the bytes MajorDomo planned with; otherwise the result would be
-  // recorded against the wrong hashes. A newer change is on its way to MajorDomo, which re-plans.
+  // The inputs must be the bytes MajorDomo planned with, or the result would be recorded against
+  // the wrong hashes: missing or different ones come from the pod that has them; if none has,
+  // a newer change is on its way to MajorDomo, which re-plans.
   for (const [path, want] of Object.entries(req.inputs)) {
-    const have = await hashFile(join(ctx.workspace, path)).catch(() => undefined);
-    if (have !== want) {
-      await finish(ctx, cid, {
-        ...base,
-        status: 'cancelled',
-        durationMs: Date.now() - started,
-        error: `input ${path} is ${have ? `now ${have.slice(0, 12)}` : 'missing'}, the request was for ${want.slice(0, 12)}; MajorDomo re-plans`,
-      });
-      return;
+    let check: Awaited<ReturnType<InputFetcher['ensure']>>;
+    try {
+      check = await ctx.fetcher.ensure(path, want, req.locations[path]);
+    } catch (err) {
+      return fail('failed', (err as Error).message);
     }
+    if (!check.ok) return fail('cancelled', `${check.reason}; MajorDomo re-plans`);
+    if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
   }
 
-  const inputs = rule.inputs.map((p) => p.replaceAll('{stem}', req.stem));
+  const { args, all } = declaredInputs(rule, req);
   for (const out of req.outputs) mkdirSync(dirname(join(ctx.workspace, out)), { recursive: true });
   const taskId = `b-${req.buildId}`;
   await ctx.bus.publish(
@@ -86,23 +108,22 @@ export async function handleBuild(
       buildId: req.buildId,
       resource: rule.resource,
       ...(rule.profile ? { profile: rule.profile } : {}),
-      command: fillCommand(rule.command, { stem: req.stem, inputs, outputs: req.outputs }),
+      command: fillCommand(rule.command, { stem: req.stem, inputs: args, outputs: req.outputs }),
       cwd: ctx.workspace,
     },
     { msgId: taskId, cid },
   );
+  ctx.inflight.submitted(req.buildId, taskId);
   const record = await ctx.tasks.waitFor(taskId, (r) => TERMINAL_STATES.includes(r.state));
   const logPath = record.stderrPath;
-  if (record.state !== 'finished') {
-    await finish(ctx, cid, {
-      ...base,
-      status: 'failed',
-      durationMs: Date.now() - started,
-      error: `task ${taskId} ${record.state}: ${record.reason ?? 'no reason given'}`,
-      ...(logPath ? { logPath } : {}),
-    });
-    return;
-  }
+  if (record.state === 'killed' && signal.aborted)
+    return fail('cancelled', `cancelled: ${String(signal.reason)}; task ${taskId} killed`, logPath);
+  if (record.state !== 'finished')
+    return fail(
+      'failed',
+      `task ${taskId} ${record.state}: ${record.reason ?? 'no reason given'}`,
+      logPath,
+    );
 
   const patterns = compilePatterns(rule.cutoffIgnore, rule.id);
   const outputs: Result['outputs'] = {};
@@ -110,25 +131,33 @@ export async function handleBuild(
   for (const out of req.outputs) {
     const full = join(ctx.workspace, out);
     const h = await digestFile(full).catch(() => undefined);
-    if (!h) {
-      await finish(ctx, cid, {
-        ...base,
-        status: 'failed',
-        durationMs: Date.now() - started,
-        error: `rule ${rule.id} declares output ${out} but the command did not write it`,
-        ...(logPath ? { logPath } : {}),
-      });
-      return;
-    }
+    if (!h)
+      return fail(
+        'failed',
+        `rule ${rule.id} declares output ${out} but the command did not write it`,
+        logPath,
+      );
     outputs[out] = { sha256: h.sha256, size: h.size };
     cutoff[out] = patterns.length ? await cutoffDigest(full, patterns) : h.sha256;
   }
+  let discovered: string[];
+  try {
+    discovered = await discover({
+      workspace: ctx.workspace,
+      rule,
+      outputs: req.outputs,
+      declared: new Set([...all, ...req.outputs]),
+    });
+  } catch (err) {
+    return fail('failed', (err as Error).message, logPath);
+  }
+  if (discovered.length) logger.debug({ buildId: req.buildId, discovered }, 'dependencies found');
   await finish(ctx, cid, {
     ...base,
     status: 'succeeded',
     outputs,
     cutoff,
-    discovered: [],
+    discovered,
     durationMs: Date.now() - started,
     ...(logPath ? { logPath } : {}),
   });
@@ -147,8 +176,10 @@ async function finish(
 }
 
 async function publishResult(ctx: ChefContext, result: Result, cid: string): Promise<void> {
+  // Keyed by status too: a re-sent result is dropped as a duplicate, but a success that follows
+  // a cancellation of the same build (its inputs changed and changed back) is not.
   await ctx.bus.publish('build.result', subjects.buildResult(ctx.project), result, {
-    msgId: `result-${result.buildId}`,
+    msgId: `result-${result.buildId}-${result.status}`,
     cid,
   });
 }

@@ -8,12 +8,16 @@ import {
   TaskRecord,
 } from '@computepods/protocol';
 import { handleBuild } from './build.js';
+import { InFlightBuilds, killTask, listenForCancels } from './cancel.js';
 import type { ChefConfig } from './config.js';
 import type { ChefDefinition } from './definition.js';
+import { InputFetcher } from './fetch-inputs.js';
+import { startHeartbeat } from './heartbeat.js';
 
 /**
- * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches),
- * then takes build requests from its own work queue and turns each into a runner task.
+ * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches, and
+ * re-put as a heartbeat), takes build requests from its own work queue and turns each into a
+ * runner task, and kills the task of a build MajorDomo cancels.
  */
 export async function startChef(
   bus: Bus,
@@ -26,12 +30,11 @@ export async function startChef(
   const tasks = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
   const results = await bus.kv(buckets.builds(p), BuildResult);
 
-  await rulesKv.put(cfg.chef, { chef: cfg.chef, pod: cfg.pod, types: def.types, rules: def.rules });
-  bus.logger.info(
-    { rules: def.rules.map((r) => r.id), workspace: cfg.workspace },
-    'rules declared',
-  );
-
+  const declaration = { chef: cfg.chef, pod: cfg.pod, types: def.types, rules: def.rules };
+  const declare = () => rulesKv.put(cfg.chef, declaration);
+  const inflight = new InFlightBuilds((taskId) => killTask(bus, tasks, taskId, bus.logger));
+  const stopCancels = listenForCancels(bus, inflight);
+  const fetcher = new InputFetcher(cfg.pods, cfg.pod, cfg.workspace, bus.logger);
   const ctx = {
     bus,
     project: p,
@@ -41,6 +44,8 @@ export async function startChef(
     rules: new Map(def.rules.map((r) => [r.id, r])),
     tasks,
     results,
+    fetcher,
+    inflight,
   };
   const consumer = await bus.consume({
     stream: streams.builds(p),
@@ -51,8 +56,23 @@ export async function startChef(
     maxDeliver: 10,
     handler: (msg, mctx) => handleBuild(ctx, msg.body, msg.cid, mctx.logger),
   });
+  // Declared last: MajorDomo may dispatch at once, and the cancel listener must already be up.
+  await declare();
+  const stopHeartbeat = startHeartbeat(declare, cfg.heartbeatMs, bus.logger);
+  bus.logger.info(
+    {
+      rules: def.rules.map((r) => r.id),
+      workspace: cfg.workspace,
+      pods: Object.keys(cfg.pods),
+      heartbeatMs: cfg.heartbeatMs,
+    },
+    'rules declared',
+  );
   return async () => {
+    stopHeartbeat();
     await consumer.stop();
+    stopCancels();
+    await fetcher.close();
     await bus.close();
   };
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { checkName, checkProject } from '@computepods/protocol';
+import { loadPods, type PodsConfig } from './pods.js';
 
 export interface ChefConfig {
   readonly project: string;
@@ -9,25 +10,32 @@ export interface ChefConfig {
   readonly workspace: string;
   readonly definitionFile: string;
   readonly concurrency: number;
+  /** How often the declaration is re-put: MajorDomo retires a chef whose puts stop. */
+  readonly heartbeatMs: number;
+  /** Other pods' workspaces, for inputs this pod lacks. */
+  readonly pods: PodsConfig;
 }
 
 const BUILTIN = new URL('../chefs/', import.meta.url).pathname;
 
+function positive(name: string, value: string | undefined, fallback: number): number {
+  const n = Number(value ?? fallback);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 /** Settings from the environment; CP_CHEF_DEFINITION may name a builtin chef (generic, latex, c). */
 export function chefConfig(env: NodeJS.ProcessEnv = process.env): ChefConfig {
   const def = env.CP_CHEF_DEFINITION ?? 'generic';
-  const concurrency = Number(env.CP_CHEF_CONCURRENCY ?? 8);
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new Error(
-      `CP_CHEF_CONCURRENCY must be a positive integer, got ${JSON.stringify(env.CP_CHEF_CONCURRENCY)}`,
-    );
-  }
   return {
     project: checkProject(env.CP_PROJECT ?? 'demo'),
     chef: checkName('chef name (CP_CHEF)', env.CP_CHEF ?? 'chef'),
     pod: env.CP_POD ?? hostname(),
     workspace: resolve(env.CP_WORKSPACE ?? '.'),
     definitionFile: /^[a-z0-9-]+$/.test(def) ? `${BUILTIN}${def}.yaml` : resolve(def),
-    concurrency,
+    concurrency: positive('CP_CHEF_CONCURRENCY', env.CP_CHEF_CONCURRENCY, 8),
+    heartbeatMs: positive('CP_CHEF_HEARTBEAT_MS', env.CP_CHEF_HEARTBEAT_MS, 5_000),
+    pods: loadPods(env.CP_PODS),
   };
 }

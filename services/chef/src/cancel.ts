@@ -1,0 +1,118 @@
+import {
+  type Bus,
+  type Decoded,
+  decode,
+  type Logger,
+  type MessageInvalidError,
+  type TypedKv,
+} from '@computepods/bus';
+import { subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+
+interface Held {
+  readonly controller: AbortController;
+  taskId: string | undefined;
+}
+
+/**
+ * The builds this chef holds, so a `build.cancel` can stop one: before its task is submitted the
+ * build just ends as cancelled; after, the runner is asked to kill the task.
+ */
+export class InFlightBuilds {
+  readonly #held = new Map<string, Held>();
+
+  constructor(readonly kill: (taskId: string) => Promise<void>) {}
+
+  begin(buildId: string): AbortSignal {
+    const held: Held = { controller: new AbortController(), taskId: undefined };
+    this.#held.set(buildId, held);
+    return held.controller.signal;
+  }
+
+  /** The build's task is on the runner queue; a cancel that came first kills it now. */
+  submitted(buildId: string, taskId: string): void {
+    const held = this.#held.get(buildId);
+    if (!held) return;
+    held.taskId = taskId;
+    if (held.controller.signal.aborted) void this.kill(taskId);
+  }
+
+  end(buildId: string): void {
+    this.#held.delete(buildId);
+  }
+
+  /** False when this chef does not hold the build (another chef's, or already finished). */
+  cancel(buildId: string, reason: string): boolean {
+    const held = this.#held.get(buildId);
+    if (!held) return false;
+    if (held.controller.signal.aborted) return true;
+    held.controller.abort(reason);
+    if (held.taskId) void this.kill(held.taskId);
+    return true;
+  }
+
+  get size(): number {
+    return this.#held.size;
+  }
+}
+
+const KILL_GIVE_UP_MS = 60_000;
+
+/**
+ * Asks the runner holding `taskId` to kill it (`task.control` request). A runner answers only for
+ * tasks it holds, and a task may still sit on the runner's queue, so this asks again until the
+ * task's record is terminal (killed, or it finished first) or a minute has passed.
+ */
+export async function killTask(
+  bus: Bus,
+  tasks: TypedKv<typeof TaskRecord>,
+  taskId: string,
+  logger: Logger,
+): Promise<void> {
+  const end = Date.now() + KILL_GIVE_UP_MS;
+  const data = bus.encode('task.control', { taskId, action: 'kill' });
+  while (Date.now() < end && !bus.closing) {
+    const rec = (await tasks.get(taskId).catch(() => undefined))?.value;
+    if (rec && TERMINAL_STATES.includes(rec.state)) return;
+    try {
+      const reply = await bus.nc.request(subjects.taskControl(bus.project), data, {
+        timeout: 1_000,
+      });
+      const body = JSON.parse(new TextDecoder().decode(reply.data)) as {
+        ok?: boolean;
+        error?: { message?: string };
+      };
+      if (body.ok) {
+        logger.info({ taskId }, 'runner killed the task of a cancelled build');
+        return;
+      }
+      logger.debug({ taskId, error: body.error?.message }, 'kill refused; asking again');
+    } catch {
+      // No runner holds it yet (still queued): ask again shortly.
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  logger.warn({ taskId }, 'could not kill the task of a cancelled build; it runs to its end');
+}
+
+/** Subscribes to `build.cancel`; cancels for builds this chef does not hold are ignored. */
+export function listenForCancels(bus: Bus, held: InFlightBuilds): () => void {
+  const sub = bus.nc.subscribe(subjects.buildCancel(bus.project), {
+    callback: (_err, m) => {
+      let msg: Decoded<'build.cancel'>;
+      try {
+        msg = decode(m.data, ['build.cancel'], bus.project);
+      } catch (err) {
+        const e = err as MessageInvalidError;
+        void bus.deadLetter(m.subject, m.data, e.reason ?? e.message, e.issues ?? []);
+        return;
+      }
+      const { buildId, reason } = msg.body;
+      const mine = held.cancel(buildId, reason);
+      bus.logger[mine ? 'info' : 'debug'](
+        { buildId, reason, cid: msg.cid },
+        mine ? 'cancelling a build' : 'cancel for a build this chef does not hold; ignored',
+      );
+    },
+  });
+  return () => sub.unsubscribe();
+}
