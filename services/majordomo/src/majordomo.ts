@@ -20,6 +20,7 @@ import {
 import { ArtefactManager } from './artefacts.js';
 import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
+import { watchChefLiveness } from './liveness.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
 interface InFlight {
@@ -88,6 +89,7 @@ export class MajorDomo {
         await md.#pump();
       });
     });
+    const stopLiveness = await watchChefLiveness(bus, rulesKv);
     const files = await bus.consume({
       stream: streams.files(p),
       durable: 'majordomo-files',
@@ -110,6 +112,7 @@ export class MajorDomo {
       stop: async () => {
         md.#stopping = true;
         stopRules();
+        stopLiveness();
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
         await bus.close();
