@@ -308,6 +308,9 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
       chownSync(d, pod.uid, pod.gid);
     // The pod user could write there: only the daemon's check keeps the file out.
     symlinkSync(outside, join(remoteAbs, 'escape'));
+    // The same name on both sides: deleting it here must not delete it there.
+    writeFileSync(join(outside, 'keep.txt'), 'outside the root\n');
+    write(local, 'escape/keep.txt', 'here\n');
     const secret = dir.join('secret.txt');
     writeFileSync(secret, 'not for the pod\n');
     mkdirSync(local, { recursive: true });
@@ -347,10 +350,16 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
       expect(refusal.level).toBe(50);
       expect(String(refusal.msg)).toMatch(/escape\/x\.txt.*symlink.*outside the remote root/);
 
+      unlinkSync(join(local, 'escape/keep.txt'));
+      const keepRefusals = () =>
+        logs.filter((l) => l.code === 'CP_UNSAFE_SYNC_PATH' && l.path === 'escape/keep.txt');
+      // Once when it was to be sent (initial scan), once when its deletion was to be applied.
+      await until('the refused deletion', () => keepRefusals().length >= 2, diag);
+
       const ok = write(local, 'ok.txt', 'fine\n');
       await until('ok.txt announced', () => seen.find((s) => s.event.path === 'ok.txt'), diag);
       expect(remoteSha(remoteRoot, 'ok.txt')).toBe(ok);
-      expect(readdirSync(outside)).toEqual([]);
+      expect(readdirSync(outside)).toEqual(['keep.txt']);
       expect(seen.map((s) => s.event.path)).toEqual(['ok.txt']);
       expect(existsSync(join(remoteAbs, 'link.txt'))).toBe(false);
     } finally {
