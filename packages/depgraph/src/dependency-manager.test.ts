@@ -319,6 +319,24 @@ describe('failures and cancellation', () => {
     expect(dm.completed(again!.id, { ...pure(again!), run: again!.run }).stale).toBe(false);
   });
 
+  it('a bad report changes nothing; undeclared outputs are ignored with a warning', () => {
+    const dm = chain();
+    const [a] = dm.take(1);
+    expect(() => dm.completed(a!.id, { outputs: { 'out/a.upper': '' }, run: a!.run })).toThrowError(
+      expect.objectContaining({ code: 'DEPGRAPH_INVALID_HASH' }),
+    );
+    expect(dm.status().running).toEqual(['upper:a']);
+    const r = dm.completed(a!.id, {
+      outputs: { 'out/a.upper': sha('A'), 'out/stray.tmp': sha('x') },
+      run: a!.run,
+    });
+    expect(r.warnings.map((w) => [w.code, w.paths])).toEqual([
+      ['DEPGRAPH_UNDECLARED_OUTPUT', ['out/stray.tmp']],
+    ]);
+    expect(dm.artefactState('out/stray.tmp')).toBe('missing');
+    expect(dm.artefactState('out/a.upper')).toBe('up_to_date');
+  });
+
   it('cancelled() returns a run to the plan', () => {
     const dm = chain();
     const [a] = dm.take(1);

@@ -44,6 +44,8 @@ export class DependencyManager {
   private readonly sched: Scheduler;
   private runs = 0;
   private batching = false;
+  /** Cycles that hit their pass limit during the last change (completed() reports them). */
+  private lastNonConvergent: CompletedResult['nonConvergent'] = [];
   private cancels: string[] = [];
 
   constructor(options: DependencyManagerOptions = {}) {
@@ -233,28 +235,30 @@ export class DependencyManager {
     const g = this.graph;
     const changed: string[] = [];
     const cutoff: string[] = [];
+    // Validate everything before changing anything.
+    const out = new Map<number, string>();
+    const undeclared: string[] = [];
+    for (const [path, hash] of Object.entries(report.outputs)) {
+      const o = g.id(path);
+      if (o === undefined || !t.outputs.includes(o)) {
+        undeclared.push(path);
+        continue;
+      }
+      if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
+      out.set(o, hash);
+    }
+    const discovered = (report.discovered ?? []).map((path) => this.pathId(path));
     const result = this.change(() => {
       const run = t.running!;
       this.sched.setRunning(t, undefined);
-      const out = new Map<number, string>();
-      for (const [path, hash] of Object.entries(report.outputs)) {
-        const o = g.id(path);
-        if (o === undefined || !t.outputs.includes(o)) {
-          g.log.warnings.push({
-            code: 'DEPGRAPH_UNDECLARED_OUTPUT',
-            message: `${taskId} reported ${path}, which its rule does not declare: ignored`,
-            paths: [path],
-            tasks: [taskId],
-          });
-          continue;
-        }
-        if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
-        out.set(o, hash);
+      for (const path of undeclared) {
+        g.log.warnings.push({
+          code: 'DEPGRAPH_UNDECLARED_OUTPUT',
+          message: `${taskId} reported ${path}, which its rule does not declare: ignored`,
+          paths: [path],
+          tasks: [taskId],
+        });
       }
-      const discovered = (report.discovered ?? []).map((path) => {
-        checkPath(path);
-        return g.intern(path);
-      });
       const inputs = new Map(run.snapshot);
       // A dependency first seen now: the hash it has now is the best knowledge of what was read.
       for (const d of discovered) {
@@ -356,8 +360,6 @@ export class DependencyManager {
     this.fresh();
     return graphStats(this.graph, this.sched);
   }
-
-  private lastNonConvergent: CompletedResult['nonConvergent'] = [];
 
   private current(taskId: string, run: number | undefined): Task | undefined {
     const t = this.graph.taskById.get(taskId);
