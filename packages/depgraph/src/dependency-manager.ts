@@ -136,7 +136,9 @@ export class DependencyManager {
     const entries = (record: Readonly<Record<string, string>>) => {
       const ids: number[] = [];
       const hashes: string[] = [];
+      const keys: string[] = [];
       for (const path in record) {
+        keys.push(path);
         const hash = record[path]!;
         if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
         const p = this.pathId(path);
@@ -144,16 +146,21 @@ export class DependencyManager {
         // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
         hashes.push(g.hash[p] === hash ? g.hash[p]! : hash);
       }
-      return { ids: Int32Array.from(ids), hashes };
+      return { ids, hashes, keys };
     };
     const inputs = entries(trace.inputs);
     const outputs = entries(trace.outputs);
-    const discovered = trace.discovered?.map((p) => this.pathId(p));
+    // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper than
+    // hashing the path again for the path table.
+    const discovered = trace.discovered?.map((path) => {
+      const i = inputs.keys.indexOf(path);
+      return i >= 0 ? inputs.ids[i]! : this.pathId(path);
+    });
     return this.change(() => {
       const stored: Trace = {
-        inIds: inputs.ids,
+        inIds: Int32Array.from(inputs.ids),
         inHashes: inputs.hashes,
-        outIds: outputs.ids,
+        outIds: Int32Array.from(outputs.ids),
         outHashes: outputs.hashes,
         discovered,
       };

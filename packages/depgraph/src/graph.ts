@@ -130,7 +130,7 @@ export class Graph {
     for (const q of this.candidates(first)) {
       if (!this.available(q)) continue;
       const bindings = matchPattern(first, this.paths[q]!);
-      if (bindings) this.tryInstantiate(rule, bindings);
+      if (bindings) this.tryInstantiate(rule, bindings, q);
     }
     this.settle();
   }
@@ -226,19 +226,19 @@ export class Graph {
 
   private onAvailable(p: number): void {
     const path = this.paths[p]!;
-    this.matchSlots(this.exactSlots.get(path), path);
-    this.matchSlots(this.extSlots.get(extOf(path)), path);
-    this.matchSlots(this.scanSlots, path);
+    this.matchSlots(this.exactSlots.get(path), path, p);
+    this.matchSlots(this.extSlots.get(extOf(path)), path, p);
+    this.matchSlots(this.scanSlots, path, p);
   }
 
-  private matchSlots(slots: Slot[] | undefined, path: string): void {
+  private matchSlots(slots: Slot[] | undefined, path: string, p: number): void {
     if (!slots) return;
     for (const { rule, input } of slots) {
       const pattern = rule.required[input]!;
       const bindings = matchPattern(pattern, path);
       if (!bindings) continue;
       if (input === 0 || pattern.names.length === rule.names.length) {
-        this.tryInstantiate(rule, bindings);
+        this.tryInstantiate(rule, bindings, input === 0 ? p : undefined);
         continue;
       }
       // This input binds only some placeholders: the first input names the instances.
@@ -247,20 +247,28 @@ export class Graph {
         if (!this.available(q)) continue;
         const full = matchPattern(first, this.paths[q]!);
         if (full && pattern.names.every((n) => full[n] === bindings[n])) {
-          this.tryInstantiate(rule, full);
+          this.tryInstantiate(rule, full, q);
         }
       }
     }
   }
 
-  private tryInstantiate(rule: CompiledRule, bindings: Record<string, string>): void {
+  /** `first`: id of the first required input, when the caller matched it already. */
+  private tryInstantiate(
+    rule: CompiledRule,
+    bindings: Record<string, string>,
+    first?: number,
+  ): void {
     const stem = stemKey(rule.names, bindings);
     const id = `${rule.id}:${stem}`;
     if (this.taskById.has(id) || this.shadowed.has(id)) return;
     const required: number[] = [];
     let depth = 1;
-    for (const pattern of rule.required) {
-      const p = this.ids.get(fillPattern(pattern, bindings));
+    for (let i = 0; i < rule.required.length; i++) {
+      const p =
+        i === 0 && first !== undefined
+          ? first
+          : this.ids.get(fillPattern(rule.required[i]!, bindings));
       if (p === undefined || !this.available(p)) return;
       required.push(p);
       const prod = this.producer[p]!;
