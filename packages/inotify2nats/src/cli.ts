@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { CONFIG_ENV, CONFIG_FLAG, FIELDS, type FieldName } from './settings.js';
+import { CONFIG_ENV, CONFIG_FLAG, FIELDS, type FieldName, REQUIRED } from './settings.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -17,8 +17,9 @@ export function buildProgram(): Command {
     )
     .showHelpAfterError('(add --help for usage)')
     .allowExcessArguments(false);
-  for (const spec of Object.values(FIELDS) as (typeof FIELDS)[FieldName][]) {
-    const opt = new Option(spec.flag, `${spec.help} [env ${spec.env}]`);
+  for (const [name, spec] of Object.entries(FIELDS) as [FieldName, (typeof FIELDS)[FieldName]][]) {
+    const required = REQUIRED.includes(name) ? ' (required)' : '';
+    const opt = new Option(spec.flag, `${spec.help}${required} [env ${spec.env}]`);
     if (spec.kind === 'list') opt.argParser(collect);
     program.addOption(opt);
   }

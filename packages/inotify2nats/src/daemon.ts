@@ -5,7 +5,7 @@ import { Bus, createLogger, ensureProjectStreams, type Logger } from '@computepo
 import { type FileEvent, FileWatcher } from '@computepods/fswatch';
 import { newId, subjects } from '@computepods/protocol';
 import { SshPool, type SshTarget } from '@computepods/transport';
-import { SettingsError } from './errors.js';
+import { PodSyncError, SettingsError } from './errors.js';
 import { publishLogChunk } from './log-publisher.js';
 import { PodMirror } from './pod-mirror.js';
 import type { Settings } from './settings.js';
@@ -137,7 +137,9 @@ export async function startDaemon(
         result = await mirror.apply(events, key, log);
       } catch (err) {
         const e = err as Error & { code?: string };
-        log.error({ code: e.code, files: events.length, err: e.message }, e.message);
+        const note =
+          e instanceof PodSyncError ? '; the batch is kept and retried with backoff' : '';
+        log.error({ code: e.code, files: events.length, err: e.message }, `${e.message}${note}`);
         throw err;
       }
       if (result.events.length === 0) return;

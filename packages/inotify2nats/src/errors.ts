@@ -23,29 +23,29 @@ export class PodUnreachableError extends Error {
     readonly pod: string,
     readonly endpoint: string,
     pending: number,
+    /** A command the user can run to see the same failure, e.g. an `ssh` line. */
+    check: string,
     options: ErrorOptions & { cause: Error },
   ) {
     super(
-      `cannot reach pod ${pod} over SSH at ${endpoint}: ${options.cause.message}; ${pending} change(s) stay pending and are retried with backoff (check the host is up and \`ssh -p PORT user@host\` works with the same key and known_hosts)`,
+      `cannot reach pod ${pod} over SSH at ${endpoint}: ${options.cause.message}; ${pending > 0 ? `${pending} change(s) stay pending and are retried with backoff; ` : ''}check that \`${check}\` works`,
       options,
     );
     this.name = 'PodUnreachableError';
   }
 }
 
-/** A transfer to the pod failed in a way a retry may fix (verification, dropped session). */
+/** Work on the pod failed in a way a retry may fix (verification, a dropped session, ...). */
 export class PodSyncError extends Error {
   readonly code = 'CP_POD_SYNC_FAILED';
   readonly retryable = true;
   constructor(
     readonly pod: string,
-    readonly path: string,
+    /** What could not be done, e.g. `copy paper/main.tex`. */
+    readonly action: string,
     options: ErrorOptions & { cause: Error },
   ) {
-    super(
-      `could not copy ${path} to pod ${pod}: ${options.cause.message}; the batch is retried with backoff`,
-      options,
-    );
+    super(`pod ${pod}: could not ${action}: ${options.cause.message}`, options);
     this.name = 'PodSyncError';
   }
 }

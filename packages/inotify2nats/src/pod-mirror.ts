@@ -3,7 +3,13 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import type { FileEvent } from '@computepods/fswatch';
 import { checkRelativePath } from '@computepods/protocol';
-import { endpointOf, type SshPool, type SshTarget, TransportError } from '@computepods/transport';
+import {
+  endpointOf,
+  type SshPool,
+  type SshTarget,
+  shellQuote,
+  TransportError,
+} from '@computepods/transport';
 import { type UploadItem, uploadBatch } from './batch-upload.js';
 import { PodSyncError, PodUnreachableError, UnsafeSyncPathError } from './errors.js';
 import { RemoteDirs } from './remote-dirs.js';
@@ -93,7 +99,7 @@ export class PodMirror {
         return remoteRealpath(s, remoteRoot);
       });
     } catch (err) {
-      throw this.#hostError(err, 0, remoteRoot);
+      throw this.#hostError(err, 0, `prepare the remote root ${remoteRoot}`);
     }
     this.#localRoot ??= await realpath(this.#o.localRoot);
     return this.#remoteRoot;
@@ -105,7 +111,7 @@ export class PodMirror {
    */
   async apply(events: readonly FileEvent[], key: string, logger: Logger): Promise<MirrorResult> {
     const root = await this.prepare().catch((err: unknown) => {
-      throw this.#hostError(err, events.length, '(remote root)');
+      throw this.#hostError(err, events.length, 'prepare the remote root');
     });
     if (this.#memo?.key !== key) this.#memo = { key, done: new Map() };
     const done = this.#memo.done;
@@ -132,7 +138,7 @@ export class PodMirror {
           }
         });
       } catch (err) {
-        throw this.#hostError(err, events.length, removals[0]!);
+        throw this.#hostError(err, events.length, `remove ${removals[0]}`);
       }
     }
 
@@ -144,7 +150,7 @@ export class PodMirror {
         if (item) items.push(item);
         else done.set(ev.path, { kind: 'vanished' });
       } catch (err) {
-        if (!isPerFile(err)) throw this.#hostError(err, events.length, ev.path);
+        if (!isPerFile(err)) throw this.#hostError(err, events.length, `read ${ev.path}`);
         refuse(ev.path, err as Error);
         done.set(ev.path, { kind: 'refused' });
       }
@@ -175,7 +181,7 @@ export class PodMirror {
         },
       });
     } catch (err) {
-      throw this.#hostError(err, events.length, items[0]?.rel ?? '(batch)');
+      throw this.#hostError(err, events.length, `copy ${items.length} file(s)`);
     }
 
     const out: FileEvent[] = [];
@@ -246,13 +252,29 @@ export class PodMirror {
     return { rel: safe, local, mode: st.mode };
   }
 
-  #hostError(err: unknown, pending: number, path: string): Error {
+  /** The ssh command line that reproduces our connection, for error messages. */
+  #sshCheck(): string {
+    const t = this.#o.target;
+    return [
+      'ssh',
+      ...['-p', String(t.port ?? 22), '-i', t.privateKeyPath],
+      ...['-o', `UserKnownHostsFile=${t.knownHostsPath}`, '-o', 'StrictHostKeyChecking=yes'],
+      `${t.username}@${t.host}`,
+      'true',
+    ]
+      .map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : shellQuote(w)))
+      .join(' ');
+  }
+
+  #hostError(err: unknown, pending: number, action: string): Error {
     if (err instanceof PodUnreachableError || err instanceof PodSyncError) return err;
     const e = err instanceof Error ? err : new Error(String(err));
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && HOST_LEVEL.has(code))
-      return new PodUnreachableError(this.#o.pod, this.endpoint, pending, { cause: e });
-    return new PodSyncError(this.#o.pod, path, { cause: e });
+      return new PodUnreachableError(this.#o.pod, this.endpoint, pending, this.#sshCheck(), {
+        cause: e,
+      });
+    return new PodSyncError(this.#o.pod, action, { cause: e });
   }
 }
 

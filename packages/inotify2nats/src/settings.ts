@@ -135,7 +135,7 @@ export type FieldName = keyof typeof FIELDS;
 export const CONFIG_FLAG = '--config <file>';
 export const CONFIG_ENV = 'INOTIFY2NATS_CONFIG';
 
-const REQUIRED: readonly FieldName[] = ['project', 'pod', 'root', 'ssh', 'remoteRoot'];
+export const REQUIRED: readonly FieldName[] = ['project', 'pod', 'root', 'ssh', 'remoteRoot'];
 
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
 
