@@ -4,6 +4,7 @@ import { buildCommand } from './commands/build.js';
 import { completionCommand } from './commands/completion.js';
 import { buildsCommand, graphCommand } from './commands/graph.js';
 import { projectCommand } from './commands/project.js';
+import { resourceCommands } from './commands/resource.js';
 import { statusCommand } from './commands/status.js';
 import { logsCommand, taskCommand } from './commands/task.js';
 import { reportError } from './output.js';
@@ -45,6 +46,7 @@ graphCommand(program);
 taskCommand(program);
 logsCommand(program);
 projectCommand(program);
+resourceCommands(program);
 completionCommand(program);
 
 const json =
