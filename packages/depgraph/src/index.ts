@@ -32,6 +32,7 @@ export type {
   PlanJSON,
   PlanTaskState,
 } from './export.js';
+export { tarjan } from './tarjan.js';
 export type {
   ArtefactState,
   ChangeResult,

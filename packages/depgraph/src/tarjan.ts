@@ -2,7 +2,8 @@
  * Strongly connected components of a graph in compressed sparse row form (`succ` of node v are
  * `targets[offsets[v]..offsets[v+1]]`), iteratively so deep chains cannot overflow the stack.
  * Components come out with every successor's component first: when successors are a task's
- * dependencies, that is build order.
+ * dependencies, that is build order. `include` says which nodes exist (a removed task's slot does
+ * not); no edge may lead to a node it excludes.
  */
 export function tarjan(
   n: number,
