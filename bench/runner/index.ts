@@ -4,7 +4,7 @@
 // CP_BENCH_SLURM_SINGLE (one job each, default 100, extrapolated to the batched count).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { Bus, createLogger } from '@computepods/bus';
 import {
   Executor,
@@ -290,6 +290,9 @@ console.log(
 );
 finish('runner', {
   cores: availableParallelism(),
+  // Figures are only comparable on a quiet machine: the 1-minute load average at start and end.
+  load_avg_start: loadStart,
+  load_avg_end: loadavg()[0]!,
   local_tasks: N,
   parallel: PARALLEL,
   xargs_wall_s: xargsWall,
