@@ -188,8 +188,9 @@ async function onSlurm(
 }
 
 // --- run ------------------------------------------------------------------------------------
+const loadStart = loadavg()[0]!;
 console.log(
-  `runner bench: ${availableParallelism()} cores; ${N} no-op tasks, ${PARALLEL} at a time`,
+  `runner bench: ${availableParallelism()} cores, load average ${loadStart.toFixed(1)}; ${N} no-op tasks, ${PARALLEL} at a time`,
 );
 xargs(200); // warm the page cache
 const xargsWall = xargs(N);
