@@ -78,7 +78,7 @@ export function plan(g: Graph, s: Scheduler): PlanJSON {
     .map((c) => {
       const next = s.dispatchable.has(c) ? s.candidate(c) : undefined;
       if (next) ready.push(next.id);
-      const tasks = s.members[c]!.map((idx) => {
+      const tasks = s.ordered(c).map((idx) => {
         const t = g.tasks[idx]!;
         const state = taskState(g, t, next);
         const blocked = state === 'blocked' ? blockedReason(g, t) : undefined;
@@ -136,7 +136,7 @@ export function toJSON(g: Graph, s: Scheduler): GraphJSON {
   const components = liveComponents(s).map((c) => ({
     id: c,
     cyclic: s.cyclic[c]!,
-    tasks: s.members[c]!.map((i) => g.tasks[i]!.id),
+    tasks: s.ordered(c).map((i) => g.tasks[i]!.id),
   }));
   const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
   return { rules, artefacts, tasks, components };
@@ -177,7 +177,7 @@ export function toDOT(g: Graph, s: Scheduler, planOnly: boolean): string {
         '    style=dashed;',
       );
     }
-    for (const idx of s.members[c]!) {
+    for (const idx of s.ordered(c)) {
       const t = g.tasks[idx]!;
       const fill = t.running
         ? 'lightblue'

@@ -24,7 +24,9 @@ import type { NonConvergence } from './types.js';
 export class Scheduler implements GraphListener {
   graph!: Graph;
   stale = true;
+  /** Task indices per component; a cycle's are put in pass order when first needed. */
   members: number[][] = [];
+  private inPassOrder: boolean[] = [];
   cyclic: boolean[] = [];
   rank: number[] = [];
   waiting: number[] = [];
@@ -109,7 +111,7 @@ export class Scheduler implements GraphListener {
   /** The task the component would start next, if any. */
   candidate(c: number): Task | undefined {
     const p = this.pass[c]!;
-    for (const idx of this.members[c]!) {
+    for (const idx of this.ordered(c)) {
       const t = this.graph.tasks[idx]!;
       if (t.runPass < p && this.runnable(t)) return t;
     }
@@ -194,7 +196,7 @@ export class Scheduler implements GraphListener {
     const g = this.graph;
     const report: NonConvergence = {
       component: c,
-      tasks: this.members[c]!.map((i) => g.tasks[i]!.id),
+      tasks: this.ordered(c).map((i) => g.tasks[i]!.id),
       artefacts: [...(this.changed[c] ?? [])].map((p) => g.paths[p]!).sort(),
       passes: this.pass[c]!,
     };
@@ -242,6 +244,7 @@ export class Scheduler implements GraphListener {
     this.dirtyCount.push(t.dirty ? 1 : 0);
     this.runningCount.push(0);
     this.changed.push(undefined);
+    this.inPassOrder.push(true);
     const downstream = new Set<number>();
     this.forEachOut(c, (d) => downstream.add(d));
     for (const d of downstream) {
@@ -392,16 +395,14 @@ export class Scheduler implements GraphListener {
     this.dirtyCount = new Array(count).fill(0);
     this.runningCount = new Array(count).fill(0);
     this.changed = new Array(count).fill(undefined);
+    this.inPassOrder = new Array(count).fill(false);
     this.region.clear();
     this.dispatchable.clear();
     this.work.clear();
     for (let c = 0; c < count; c++) {
       const ids = this.members[c]!;
       for (const idx of ids) tasks[idx]!.comp = c;
-      if (ids.length > 1) {
-        this.cyclic[c] = true;
-        this.members[c] = this.passOrder(ids);
-      } else this.cyclic[c] = this.selfLoop(tasks[ids[0]!]!);
+      this.cyclic[c] = ids.length > 1 || this.selfLoop(tasks[ids[0]!]!);
       for (const idx of ids) {
         const t = tasks[idx]!;
         if (t.dirty) this.dirtyCount[c]!++;
@@ -415,6 +416,16 @@ export class Scheduler implements GraphListener {
         this.addToRegion(c, 0);
       }
     }
+  }
+
+  /** The component's tasks in pass order (computed once per component, on first use). */
+  ordered(c: number): number[] {
+    const ids = this.members[c]!;
+    if (ids.length > 1 && !this.inPassOrder[c]) {
+      this.members[c] = this.passOrder(ids);
+      this.inPassOrder[c] = true;
+    }
+    return this.members[c]!;
   }
 
   /** Dependencies first (DFS post-order), starting from the lowest task id: deterministic. */
