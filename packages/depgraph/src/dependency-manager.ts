@@ -133,29 +133,18 @@ export class DependencyManager {
   /** Restores a task's last successful run; the task need not exist yet. */
   restoreTrace(taskId: string, trace: TraceRecord): ChangeResult {
     const g = this.graph;
-    const entries = (record: Readonly<Record<string, string>>) => {
-      const ids: number[] = [];
-      const hashes: string[] = [];
-      const keys: string[] = [];
-      for (const path in record) {
-        keys.push(path);
-        const hash = record[path]!;
-        if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
-        const p = this.pathId(path);
-        ids.push(p);
-        // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
-        hashes.push(g.hash[p] === hash ? g.hash[p]! : hash);
+    const inputs = this.traceEntries(trace.inputs);
+    const outputs = this.traceEntries(trace.outputs);
+    let discovered: number[] | undefined;
+    if (trace.discovered) {
+      discovered = [];
+      // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper
+      // than hashing the path again for the path table.
+      for (const path of trace.discovered) {
+        const i = inputs.keys.indexOf(path);
+        discovered.push(i >= 0 ? inputs.ids[i]! : this.pathId(path));
       }
-      return { ids, hashes, keys };
-    };
-    const inputs = entries(trace.inputs);
-    const outputs = entries(trace.outputs);
-    // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper than
-    // hashing the path again for the path table.
-    const discovered = trace.discovered?.map((path) => {
-      const i = inputs.keys.indexOf(path);
-      return i >= 0 ? inputs.ids[i]! : this.pathId(path);
-    });
+    }
     return this.change(() => {
       const stored: Trace = {
         inIds: Int32Array.from(inputs.ids),
@@ -434,6 +423,24 @@ export class DependencyManager {
       this.sched.resetRound(t);
       g.log.recheck.add(t);
     }
+  }
+
+  /** Path ids and hashes of a persisted trace record, validated. */
+  private traceEntries(record: Readonly<Record<string, string>>) {
+    const g = this.graph;
+    const ids: number[] = [];
+    const hashes: string[] = [];
+    const keys: string[] = [];
+    for (const path in record) {
+      keys.push(path);
+      const hash = record[path]!;
+      if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
+      const p = this.pathId(path);
+      ids.push(p);
+      // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
+      hashes.push(g.hash[p] === hash ? g.hash[p]! : hash);
+    }
+    return { ids, hashes, keys };
   }
 
   /** Id of a path, validating it the first time it is seen. */

@@ -225,6 +225,7 @@ export class Graph {
   }
 
   private onAvailable(p: number): void {
+    if (this.rules.size === 0) return;
     const path = this.paths[p]!;
     this.matchSlots(this.exactSlots.get(path), path, p);
     this.matchSlots(this.extSlots.get(extOf(path)), path, p);
