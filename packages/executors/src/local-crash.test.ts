@@ -22,7 +22,7 @@ function runner(mode: 'start' | 'recover', env: Record<string, string>): Managed
   });
 }
 
-describe('local tasks survive kill -9 of the runner', () => {
+describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () => {
   it('collects what ended meanwhile, follows what still runs, starts what never started, runs nothing twice', async () => {
     const records = tmp.join('records');
     const runs = tmp.join('runs');

@@ -90,7 +90,7 @@ const task = (
   ...extra,
 });
 
-describe('slurm_ssh on a real sshd and SLURM', () => {
+describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
   it('stages the job by SFTP, runs a batch as the SSH user, and fetches the outputs back', async () => {
     const hooks = new RecordingHooks();
     const ex = createExecutor({

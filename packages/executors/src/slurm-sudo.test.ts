@@ -139,7 +139,7 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
   }
 }
 
-describe('slurm_sudo on a real SLURM', () => {
+describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
   it('runs a batch of tasks as the profile user in few jobs, each with its own exit code, log and timeout', async () => {
     const { ex, hooks, backend } = setup();
     const pwned = tmp.join('pwned');

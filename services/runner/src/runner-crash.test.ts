@@ -100,7 +100,7 @@ async function crashAndRecover(opts: {
   );
 }
 
-describe('runner service killed with SIGKILL', () => {
+describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
   it('local: collects, follows, starts, and runs nothing twice', async () => {
     const dir = tmp.join('local');
     mkdirSync(join(dir, 'runs'), { recursive: true });
