@@ -31,6 +31,10 @@ export type ScanResult =
   | { errno: string }
   | { names: string[]; kinds: Uint8Array; stats: BigInt64Array };
 
+type RawScan =
+  | { errno: string }
+  | { names: string; count: number; kinds: Uint8Array; stats: BigInt64Array };
+
 interface Task {
   msg: Record<string, unknown>;
   resolve: (v: unknown) => void;
@@ -64,8 +68,11 @@ export class WorkerPool {
     return this.run({ op: 'hash', path, bufSize }) as Promise<CheckResult>;
   }
 
-  scan(dirs: string[]): Promise<ScanResult[]> {
-    return this.run({ op: 'scan', dirs }) as Promise<ScanResult[]>;
+  async scan(dirs: string[]): Promise<ScanResult[]> {
+    const raw = (await this.run({ op: 'scan', dirs })) as RawScan[];
+    return raw.map((r) =>
+      'errno' in r ? r : { ...r, names: r.count === 0 ? [] : r.names.split('\0') },
+    );
   }
 
   /** Terminates the workers; queued and running tasks reject. */

@@ -6,7 +6,7 @@ import type { WorkerPool } from './pool.js';
 import { Compare, isRacy, type StampCache, sameStat } from './stamps.js';
 import type { Logger, WatcherStats } from './types.js';
 
-const SCAN_CHUNK = 16;
+const SCAN_CHUNK = 64;
 
 export interface ScanContext {
   rootAbs: string;
@@ -19,6 +19,8 @@ export interface ScanContext {
   stats: WatcherStats;
   logger: Logger;
   racyWindowNs: bigint;
+  /** Resolves once the stamp cache is loaded; results are compared only after it. */
+  ready: Promise<void>;
   closing: () => boolean;
 }
 
@@ -99,6 +101,7 @@ export async function reconcile(
     const res = await ctx.pool.scan(
       toRead.map(([d]) => (d === '' ? ctx.rootAbs : `${ctx.rootAbs}/${d}`)),
     );
+    await ctx.ready;
     const pending = !delivery.idle;
     for (let i = 0; i < toRead.length; i++) {
       const [d, r] = toRead[i]!;
@@ -143,10 +146,10 @@ export async function reconcile(
     }
   };
 
-  // Keep both workers busy: several batches of directories in flight at once.
   const inflight = new Set<Promise<void>>();
   while (queue.length > 0 || inflight.size > 0) {
-    while (queue.length > 0 && inflight.size < ctx.pool.size * 2) {
+    // Deep enough that the workers stay busy while this thread parses the stamp file.
+    while (queue.length > 0 && inflight.size < ctx.pool.size * 4) {
       const p: Promise<void> = scanBatch(queue.splice(0, SCAN_CHUNK)).finally(() =>
         inflight.delete(p),
       );

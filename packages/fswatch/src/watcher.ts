@@ -97,6 +97,7 @@ export class FileWatcher {
   private persistTimer: NodeJS.Timeout | undefined;
   private persisting: Promise<void> = Promise.resolve();
   private readonly racy: RacyVerifier;
+  private cacheReady: Promise<void> = Promise.resolve();
   private rawEvents = 0;
   private readonly rawOverflow = overflowThreshold();
   private readonly warnedHash = new Set<string>();
@@ -180,6 +181,27 @@ export class FileWatcher {
       ignoreFileText: await this.readIgnoreFile(),
       policies: this.opts.policies ?? [],
     });
+    // The stamp file loads while the workers already walk the tree: the comparison waits
+    // for it, the lstat calls do not.
+    this.cacheReady = this.loadStamps();
+    this.requestReconcile('', true);
+    await this.reconciling;
+    await this.cacheReady;
+    const poll = this.opts.pollIntervalMs ?? 1000;
+    this.pollTimer = setInterval(() => {
+      if (this.dirs.polled.size > 0 && !this.closing) {
+        for (const d of this.dirs.polled) this.requestReconcile(d, false);
+      }
+    }, poll);
+    this.pollTimer.unref();
+    const every = this.opts.rescanIntervalMs ?? 0;
+    if (every > 0) {
+      this.rescanTimer = setInterval(() => this.requestReconcile('', true), every);
+      this.rescanTimer.unref();
+    }
+  }
+
+  private async loadStamps(): Promise<void> {
     try {
       await this.cache.load(this.stampFile);
     } catch (err) {
@@ -192,20 +214,6 @@ export class FileWatcher {
     for (const d of [...this.cache.dirNames()]) {
       if (d === '' || !this.matcher.dirIgnored(d)) continue;
       for (const name of [...this.cache.dir(d)!.keys()]) this.cache.delete(join(d, name));
-    }
-    this.requestReconcile('', true);
-    await this.reconciling;
-    const poll = this.opts.pollIntervalMs ?? 1000;
-    this.pollTimer = setInterval(() => {
-      if (this.dirs.polled.size > 0 && !this.closing) {
-        for (const d of this.dirs.polled) this.requestReconcile(d, false);
-      }
-    }, poll);
-    this.pollTimer.unref();
-    const every = this.opts.rescanIntervalMs ?? 0;
-    if (every > 0) {
-      this.rescanTimer = setInterval(() => this.requestReconcile('', true), every);
-      this.rescanTimer.unref();
     }
   }
 
@@ -289,6 +297,7 @@ export class FileWatcher {
       stats: this.stat,
       logger: this.logger,
       racyWindowNs: this.racyWindowNs,
+      ready: this.cacheReady,
       closing: () => this.closing,
     };
   }
@@ -340,9 +349,14 @@ export class FileWatcher {
   }
 
   private onDue(items: DueItem[]): void {
-    this.process(items).catch((err: unknown) =>
-      this.logger.error({ err }, 'fswatch: processing changes failed'),
-    );
+    this.process(items).catch((err: unknown) => {
+      // A worker died mid-check: these paths were not looked at; the stamps can tell which.
+      this.logger.error(
+        { err, paths: items.length },
+        'fswatch: checking changes failed; rescanning',
+      );
+      this.requestReconcile('', true);
+    });
   }
 
   private async process(items: DueItem[]): Promise<void> {

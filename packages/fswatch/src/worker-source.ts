@@ -66,22 +66,18 @@ function check(item, bufSize) {
 }
 
 // kinds: 1 file, 2 directory, 3 symlink, 4 other, 5 vanished between readdir and lstat.
+// Every entry is lstat'ed anyway, so readdir without file types (no Dirent objects); names
+// travel as one NUL-joined string, far cheaper to copy between threads than an array.
 function scanDir(dir) {
-  let ents;
-  try { ents = fs.readdirSync(dir, { withFileTypes: true }); }
+  let names;
+  try { names = fs.readdirSync(dir); }
   catch (e) { return { errno: errno(e) }; }
-  const n = ents.length;
-  const names = new Array(n);
+  const n = names.length;
   const kinds = new Uint8Array(n);
   const stats = new BigInt64Array(n * 4);
   for (let i = 0; i < n; i++) {
-    const d = ents[i];
-    names[i] = d.name;
-    if (d.isDirectory()) { kinds[i] = 2; continue; }
-    if (d.isSymbolicLink()) { kinds[i] = 3; continue; }
-    if (!d.isFile() && (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice())) { kinds[i] = 4; continue; }
     let st;
-    try { st = fs.lstatSync(dir + '/' + d.name, { bigint: true, throwIfNoEntry: false }); }
+    try { st = fs.lstatSync(dir + '/' + names[i], { bigint: true, throwIfNoEntry: false }); }
     catch { st = undefined; }
     if (st === undefined) { kinds[i] = 5; continue; }
     if (st.isFile()) {
@@ -89,7 +85,7 @@ function scanDir(dir) {
       stats[i * 4] = st.mtimeNs; stats[i * 4 + 1] = st.ctimeNs; stats[i * 4 + 2] = st.size; stats[i * 4 + 3] = st.ino;
     } else kinds[i] = st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
   }
-  return { names, kinds, stats };
+  return { names: names.join('\0'), count: n, kinds, stats };
 }
 
 parentPort.on('message', (m) => {
