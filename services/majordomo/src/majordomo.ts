@@ -41,6 +41,8 @@ export class MajorDomo {
   readonly rules: RuleRegistry;
   readonly #inflight = new Map<string, InFlight>();
   readonly #nonConvergent = new Map<number, NonConvergence>();
+  /** Each chef's declaration as last applied (JSON). */
+  readonly #declared = new Map<string, string>();
   /** Tasks the user asked to rebuild even though nothing changed. */
   readonly #forced = new Set<string>();
   #stopping = false;
@@ -130,6 +132,11 @@ export class MajorDomo {
   }
 
   #applyRules(chef: string, decl: RulesDeclared | undefined): void {
+    // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts): nothing to apply.
+    const text = decl && JSON.stringify(decl);
+    if (text && this.#declared.get(chef) === text) return;
+    if (text) this.#declared.set(chef, text);
+    else this.#declared.delete(chef);
     const { before, after } = this.rules.set(chef, decl);
     for (const [id, owned] of before) {
       const now = after.get(id);
