@@ -366,29 +366,40 @@ export class MajorDomo {
       const pod = this.artefacts.get(path)?.pods[0];
       if (pod) locations[path] = pod;
     }
-    const ack = await this.bus.publish(
-      'build.requested',
-      subjects.buildRequest(this.cfg.project, owned.chef),
-      {
-        buildId: id,
-        taskId: task.id,
-        ruleId: task.ruleId,
-        chef: owned.chef,
-        stem: task.stem,
-        inputs,
-        outputs: [...task.outputs],
-        pass: task.pass,
-        locations,
-      },
-      { msgId: id, cid },
-    );
+    const request = {
+      buildId: id,
+      taskId: task.id,
+      ruleId: task.ruleId,
+      chef: owned.chef,
+      stem: task.stem,
+      inputs,
+      outputs: [...task.outputs],
+      pass: task.pass,
+      locations,
+    };
+    const subject = subjects.buildRequest(this.cfg.project, owned.chef);
+    // Deduplicated per chef: when a dead chef's rules pass to another, the same build must
+    // reach the new chef's queue instead of being dropped as a duplicate of the old request.
+    const { duplicate } = await this.bus.publish('build.requested', subject, request, {
+      msgId: `${owned.chef}.${id}`,
+      cid,
+    });
+    if (duplicate) {
+      // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
+      // longer remembers. In the second case no result would ever come, so it goes again; the
+      // runner's task id (derived from the build id) still keeps it from running twice.
+      await this.bus.publish('build.requested', subject, request, {
+        msgId: `${owned.chef}.${id}.${randomUUID()}`,
+        cid,
+      });
+    }
     this.logger.info(
       {
         taskId: task.id,
         buildId: id,
         chef: owned.chef,
         pass: task.pass,
-        duplicate: ack.duplicate,
+        duplicate,
         cid,
       },
       'build requested',
