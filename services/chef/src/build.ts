@@ -42,7 +42,7 @@ type Base = Pick<Result, 'buildId' | 'taskId' | 'chef' | 'pod'>;
 export async function handleBuild(
   ctx: ChefContext,
   req: BuildRequested,
-  cid: string,
+  msg: { readonly id: string; readonly cid: string },
   logger: Logger,
 ): Promise<void> {
   const known = (await ctx.results.get(req.buildId))?.value;
@@ -51,13 +51,13 @@ export async function handleBuild(
       { buildId: req.buildId },
       'build already done and its outputs are intact; re-sending its result',
     );
-    await publishResult(ctx, known, cid);
+    await publishResult(ctx, known, msg);
     return;
   }
   const base: Base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
   const signal = ctx.inflight.begin(req.buildId);
   try {
-    await build(ctx, req, base, signal, cid, logger);
+    await build(ctx, req, base, signal, msg, logger);
   } finally {
     ctx.inflight.end(req.buildId);
   }
@@ -68,12 +68,13 @@ async function build(
   req: BuildRequested,
   base: Base,
   signal: AbortSignal,
-  cid: string,
+  msg: { readonly id: string; readonly cid: string },
   logger: Logger,
 ): Promise<void> {
+  const { cid } = msg;
   const started = Date.now();
   const fail = (status: 'failed' | 'cancelled', error: string, logPath?: string) =>
-    finish(ctx, cid, {
+    finish(ctx, msg, {
       ...base,
       status,
       durationMs: Date.now() - started,
@@ -152,7 +153,7 @@ async function build(
     return fail('failed', (err as Error).message, logPath);
   }
   if (discovered.length) logger.debug({ buildId: req.buildId, discovered }, 'dependencies found');
-  await finish(ctx, cid, {
+  await finish(ctx, msg, {
     ...base,
     status: 'succeeded',
     outputs,
@@ -165,22 +166,27 @@ async function build(
 
 async function finish(
   ctx: ChefContext,
-  cid: string,
+  msg: { readonly id: string; readonly cid: string },
   result: Omit<Result, 'outputs' | 'cutoff' | 'discovered'> & Partial<Result>,
 ): Promise<void> {
   const full = BuildResult.parse(result);
   // Recorded first: the result cache (a constructive trace) that answers a repeated request.
   // Only successes: a failure may be transient, a cancellation is about other bytes.
   if (full.status === 'succeeded') await ctx.results.put(full.buildId, full);
-  await publishResult(ctx, full, cid);
+  await publishResult(ctx, full, msg);
 }
 
-async function publishResult(ctx: ChefContext, result: Result, cid: string): Promise<void> {
-  // Keyed by status too: a re-sent result is dropped as a duplicate, but a success that follows
-  // a cancellation of the same build (its inputs changed and changed back) is not.
+async function publishResult(
+  ctx: ChefContext,
+  result: Result,
+  msg: { readonly id: string; readonly cid: string },
+): Promise<void> {
+  // Keyed by the request message: the result of a redelivered request (this chef crashed after
+  // publishing) is dropped as a duplicate, but a new request for the same build (MajorDomo
+  // restarted and forgot a failure, or the inputs changed and changed back) gets its answer.
   await ctx.bus.publish('build.result', subjects.buildResult(ctx.project), result, {
-    msgId: `result-${result.buildId}-${result.status}`,
-    cid,
+    msgId: `result-${result.buildId}-${msg.id}`,
+    cid: msg.cid,
   });
 }
 

@@ -54,7 +54,7 @@ export async function startChef(
     accept: ['build.requested'],
     concurrency: cfg.concurrency,
     maxDeliver: 10,
-    handler: (msg, mctx) => handleBuild(ctx, msg.body, msg.cid, mctx.logger),
+    handler: (msg, mctx) => handleBuild(ctx, msg.body, msg, mctx.logger),
   });
   // Declared last: MajorDomo may dispatch at once, and the cancel listener must already be up.
   await declare();

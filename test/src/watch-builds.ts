@@ -1,0 +1,93 @@
+import type { Bus } from '@computepods/bus';
+import {
+  BuildRequested,
+  BuildResult,
+  Envelope,
+  StatusReply,
+  subjects,
+} from '@computepods/protocol';
+
+/**
+ * Records every build request and result of a project as they cross NATS (core subscriptions
+ * see JetStream publishes too), so a test can count what ran, in which pass, and what it found.
+ */
+export class BuildLog {
+  readonly requests: BuildRequested[] = [];
+  readonly results: BuildResult[] = [];
+  readonly #subs: Array<{ unsubscribe(): void }> = [];
+
+  constructor(readonly bus: Bus) {
+    const p = bus.project;
+    const decode = (data: Uint8Array) => Envelope.parse(JSON.parse(new TextDecoder().decode(data)));
+    this.#subs.push(
+      bus.nc.subscribe(subjects.buildRequestAll(p), {
+        callback: (_e, m) => {
+          this.requests.push(BuildRequested.parse(decode(m.data).body));
+        },
+      }),
+      bus.nc.subscribe(subjects.buildResult(p), {
+        callback: (_e, m) => {
+          this.results.push(BuildResult.parse(decode(m.data).body));
+        },
+      }),
+    );
+  }
+
+  /** Requests for one task (`rule:stem`) since `from` (an index into requests). */
+  requestsFor(taskId: string, from = 0): BuildRequested[] {
+    return this.requests.slice(from).filter((r) => r.taskId === taskId);
+  }
+
+  /** `pass:rule` for every request of tasks whose stem is `stem`, in dispatch order. */
+  passes(stem: string, from = 0): string[] {
+    return this.requests
+      .slice(from)
+      .filter((r) => r.stem === stem)
+      .map((r) => `${r.pass}:${r.ruleId}`);
+  }
+
+  resultOf(buildId: string): BuildResult | undefined {
+    return this.results.find((r) => r.buildId === buildId);
+  }
+
+  close(): void {
+    for (const s of this.#subs) s.unsubscribe();
+  }
+}
+
+export async function mdStatus(bus: Bus): Promise<StatusReply> {
+  return bus.request('status', {}, StatusReply);
+}
+
+/** Waits until MajorDomo has nothing running or ready and `ok` holds (both polled together). */
+export async function settled(
+  bus: Bus,
+  ok: (s: StatusReply) => boolean,
+  timeoutMs = 60_000,
+  describe = () => '',
+): Promise<StatusReply> {
+  const end = Date.now() + timeoutMs;
+  let last: StatusReply | undefined;
+  while (Date.now() < end) {
+    last = await mdStatus(bus).catch(() => undefined);
+    if (last?.idle && ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(
+    `MajorDomo did not settle within ${timeoutMs} ms; last status: ${summary(last)}\n${describe()}`,
+  );
+}
+
+function summary(s: StatusReply | undefined): string {
+  if (!s) return 'no answer';
+  const notDone = s.artefacts
+    .filter((a) => a.status !== 'up_to_date' && a.status !== 'source')
+    .map((a) => `${a.path}=${a.status}${a.error ? ` (${a.error.slice(0, 200)})` : ''}`);
+  return JSON.stringify({
+    idle: s.idle,
+    running: s.running,
+    queued: s.queued,
+    nonConvergent: s.nonConvergent,
+    notDone,
+  });
+}
