@@ -98,6 +98,7 @@ async function build(
     if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
   }
 
+  const stamps = await stampInputs(ctx.workspace, Object.keys(req.inputs));
   const { args, all } = declaredInputs(rule, req);
   for (const out of req.outputs) mkdirSync(dirname(join(ctx.workspace, out)), { recursive: true });
   const taskId = `b-${req.buildId}`;
@@ -123,6 +124,16 @@ async function build(
     return fail(
       'failed',
       `task ${taskId} ${record.state}: ${record.reason ?? 'no reason given'}`,
+      logPath,
+    );
+
+  // An input edited while the task ran may have been read half old, half new: the outputs
+  // cannot be recorded against the planned hashes. MajorDomo has the new hash and rebuilds.
+  const moved = await changedInputs(ctx.workspace, req.inputs, stamps);
+  if (moved)
+    return fail(
+      'cancelled',
+      `input ${moved} changed while the task ran; MajorDomo re-plans`,
       logPath,
     );
 
@@ -203,4 +214,31 @@ export async function outputsIntact(workspace: string, result: Result): Promise<
 async function digestFile(path: string): Promise<{ sha256: string; size: number }> {
   const [sha256, st] = await Promise.all([hashFile(path), stat(path)]);
   return { sha256, size: st.size };
+}
+
+type Stamps = Map<string, string>;
+
+async function stamp(path: string): Promise<string> {
+  const st = await stat(path, { bigint: true }).catch(() => undefined);
+  return st ? `${st.mtimeNs}:${st.size}:${st.ino}` : 'missing';
+}
+
+async function stampInputs(workspace: string, paths: readonly string[]): Promise<Stamps> {
+  const out: Stamps = new Map();
+  for (const p of paths) out.set(p, await stamp(join(workspace, p)));
+  return out;
+}
+
+/** The first input whose bytes changed since `before` (hashed only when its stamp moved). */
+async function changedInputs(
+  workspace: string,
+  want: Readonly<Record<string, string>>,
+  before: Stamps,
+): Promise<string | undefined> {
+  for (const [path, sha] of Object.entries(want)) {
+    const full = join(workspace, path);
+    if ((await stamp(full)) === before.get(path)) continue;
+    if ((await hashFile(full).catch(() => undefined)) !== sha) return path;
+  }
+  return undefined;
 }
