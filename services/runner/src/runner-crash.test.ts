@@ -62,6 +62,11 @@ async function crashAndRecover(opts: {
   before: Record<string, string>;
   /** Shows that the tasks went on while the runner was dead. */
   meanwhile: () => Promise<boolean>;
+  /**
+   * Also true before the kill: the processes really started. A task is recorded running just
+   * before it is spawned, so a kill in between is another case (covered by the executor tests).
+   */
+  started?: () => Promise<boolean>;
 }) {
   const env = { CP_RESOURCE: opts.resource, CP_RUNNER_ID: `r-${opts.resource}`, ...opts.env };
   const first = runner(env);
@@ -72,7 +77,7 @@ async function crashAndRecover(opts: {
     async () => {
       for (const [id, s] of Object.entries(opts.before))
         if ((await stateOf(id)) !== s) return false;
-      return true;
+      return opts.started ? opts.started() : true;
     },
     `states before the kill ${JSON.stringify(opts.before)}`,
   );
@@ -126,6 +131,10 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
       dir,
       tasks,
       before: { 'l-ok': 'running', 'l-3': 'running', 'l-late': 'running', 'l-queued': 'submitted' },
+      started: async () =>
+        ['l-ok', 'l-3', 'l-late'].every((id) =>
+          existsSync(join(stateDir, 'runner', 'tasks', id, 'pid')),
+        ),
       meanwhile: async () =>
         ['l-ok', 'l-3'].every((id) => existsSync(join(stateDir, 'runner', 'tasks', id, 'exit'))),
     });
