@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-describe('cpctrl resource and profile, over a real nats-server', () => {
+describe('cpctrl resource and profile, over a real nats-server', { timeout: 240_000 }, () => {
   let nats: NatsServer;
   const dir = new TempDir('cp-cpctrl-');
   beforeAll(async () => {
