@@ -98,7 +98,9 @@ async function build(
     if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
   }
 
-  const stamps = await stampInputs(ctx.workspace, Object.keys(req.inputs));
+  // The task's own outputs among its inputs (an .aux) are rewritten by design: not watched.
+  const watched = Object.keys(req.inputs).filter((p) => !req.outputs.includes(p));
+  const stamps = await stampInputs(ctx.workspace, watched);
   const { args, all } = declaredInputs(rule, req);
   for (const out of req.outputs) mkdirSync(dirname(join(ctx.workspace, out)), { recursive: true });
   const taskId = `b-${req.buildId}`;
@@ -229,16 +231,16 @@ async function stampInputs(workspace: string, paths: readonly string[]): Promise
   return out;
 }
 
-/** The first input whose bytes changed since `before` (hashed only when its stamp moved). */
+/** The first stamped input whose bytes are no longer `want` (hashed only when its stamp moved). */
 async function changedInputs(
   workspace: string,
   want: Readonly<Record<string, string>>,
   before: Stamps,
 ): Promise<string | undefined> {
-  for (const [path, sha] of Object.entries(want)) {
+  for (const [path, was] of before) {
     const full = join(workspace, path);
-    if ((await stamp(full)) === before.get(path)) continue;
-    if ((await hashFile(full).catch(() => undefined)) !== sha) return path;
+    if ((await stamp(full)) === was) continue;
+    if ((await hashFile(full).catch(() => undefined)) !== want[path]) return path;
   }
   return undefined;
 }

@@ -1,0 +1,289 @@
+// pnpm bench e2e: edit → rebuilt artefact through the real services (fswatcher → MajorDomo →
+// chef → runner → chef → MajorDomo, a real nats-server, one OS process each) for the generic
+// `upper` rule, against entr driving make on the same rule, in the same run; where the time goes
+// (from the messages each stage publishes); and, when TeX is there (or can be installed), the
+// passes a document with references, citations and a table of contents takes to converge,
+// against latexmk. Sizes: CP_BENCH_EDITS (default 50).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Envelope } from '@computepods/protocol';
+import { runCommand } from '@computepods/testkit';
+import { Stack } from '../../test/src/stack.js';
+import { ensureTex } from '../../test/src/tex.js';
+import { BuildLog, settled } from '../../test/src/watch-builds.js';
+import { finish, percentile, table } from '../lib/report.js';
+
+const EDITS = Number(process.env.CP_BENCH_EDITS ?? 50);
+const WARMUP = 3;
+const figures: Record<string, number | string | boolean> = { edits: EDITS };
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when `file` holds exactly `want` (inotify on its directory, plus a slow poll). */
+function whenContent(file: string, want: string, timeoutMs = 30_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      try {
+        if (readFileSync(file, 'utf8') === want) {
+          done();
+          resolve(now());
+        }
+      } catch {
+        // not there yet
+      }
+    };
+    const w = watch(join(file, '..'), check);
+    const poll = setInterval(check, 20);
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${file} never held ${JSON.stringify(want)}`));
+    }, timeoutMs);
+    const done = () => {
+      w.close();
+      clearInterval(poll);
+      clearTimeout(timer);
+    };
+    check();
+  });
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? Number.NaN };
+};
+
+/** Edits src/bench.txt EDITS times, waiting each time for out/bench.upper to follow. */
+async function editLoop(
+  ws: string,
+  onEdit?: (i: number, t0: number) => void,
+): Promise<{ latencies: number[] }> {
+  const src = join(ws, 'src/bench.txt');
+  const out = join(ws, 'out/bench.upper');
+  const latencies: number[] = [];
+  for (let i = 0; i < EDITS + WARMUP; i++) {
+    const text = `edit number ${i} ${Math.random().toString(36).slice(2)}\n`;
+    const t0 = now();
+    onEdit?.(i, t0);
+    const seen = whenContent(out, text.toUpperCase());
+    writeFileSync(src, text);
+    const t1 = await seen;
+    if (i >= WARMUP) latencies.push(t1 - t0);
+    // Let the watchers go quiet so one edit never overlaps the next.
+    await sleep(150);
+  }
+  return { latencies };
+}
+
+// --- 1. ComputePods ------------------------------------------------------------------------------
+const stack = await Stack.start('bench');
+const quiet = { CP_LOG_LEVEL: 'info' };
+await Promise.all([
+  stack.start('majordomo', quiet),
+  stack.start('runner', quiet),
+  stack.start('fswatcher', quiet),
+  stack.start('chef', { ...quiet, CP_CHEF: 'text', CP_CHEF_DEFINITION: 'generic' }),
+]);
+mkdirSync(join(stack.workspace, 'src'), { recursive: true });
+mkdirSync(join(stack.workspace, 'out'), { recursive: true });
+
+// Stage timestamps: the first message of each kind after an edit, as it crosses NATS.
+type Stage =
+  | 'files.changed'
+  | 'build.requested'
+  | 'task.submitted'
+  | 'task.running'
+  | 'task.finished'
+  | 'build.result'
+  | 'artefact.up_to_date';
+const STAGES: Stage[] = [
+  'files.changed',
+  'build.requested',
+  'task.submitted',
+  'task.running',
+  'task.finished',
+  'build.result',
+  'artefact.up_to_date',
+];
+type EditTimes = Partial<Record<Stage, number>> & { t0: number };
+const perEdit: EditTimes[] = [];
+let current: EditTimes = { t0: 0 };
+const mark = (s: Stage) => {
+  current[s] ??= now();
+};
+const sub = stack.bus.nc.subscribe(`cp.${stack.project}.>`, {
+  callback: (_e, m) => {
+    let env: Envelope;
+    try {
+      env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+    } catch {
+      return;
+    }
+    const b = env.body as Record<string, unknown>;
+    if (env.type === 'files.changed') {
+      const evs = (b.events as { path: string }[]) ?? [];
+      if (evs.some((e) => e.path === 'src/bench.txt')) mark('files.changed');
+    } else if (env.type === 'build.requested' && b.taskId === 'upper:bench')
+      mark('build.requested');
+    else if (env.type === 'task.submitted') mark('task.submitted');
+    else if (env.type === 'task.state' && b.state === 'running') mark('task.running');
+    else if (env.type === 'task.state' && b.state === 'finished') mark('task.finished');
+    else if (env.type === 'build.result' && b.taskId === 'upper:bench') mark('build.result');
+    else if (
+      env.type === 'artefact.state' &&
+      b.path === 'out/bench.upper' &&
+      b.status === 'up_to_date'
+    )
+      mark('artefact.up_to_date');
+  },
+});
+const ours = await editLoop(stack.workspace, (_i, t0) => {
+  current = { t0 };
+  perEdit.push(current);
+});
+await sleep(300);
+sub.unsubscribe();
+
+// Breakdown over the measured edits: time from the previous stage's timestamp.
+const measured = perEdit.slice(WARMUP);
+const deltas = new Map<string, number[]>();
+for (const e of measured) {
+  let prev = e.t0;
+  for (const s of STAGES) {
+    const t = e[s];
+    if (t === undefined) continue;
+    if (!deltas.has(s)) deltas.set(s, []);
+    deltas.get(s)!.push(t - prev);
+    prev = t;
+  }
+}
+
+// --- 2. entr + make -----------------------------------------------------------------------------
+const mk = stack.dir.join('make');
+mkdirSync(join(mk, 'src'), { recursive: true });
+mkdirSync(join(mk, 'out'), { recursive: true });
+writeFileSync(join(mk, 'Makefile'), 'out/%.upper: src/%.txt\n\ttr a-z A-Z < $< > $@\n');
+writeFileSync(join(mk, 'src/bench.txt'), 'start\n');
+const entr: ChildProcess = spawn(
+  'sh',
+  ['-c', 'echo src/bench.txt | exec entr -n -p make -s out/bench.upper'],
+  {
+    cwd: mk,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  },
+);
+await sleep(500);
+const base = await editLoop(mk);
+entr.kill('SIGTERM');
+
+const o = stats(ours.latencies);
+const m = stats(base.latencies);
+table(
+  'edit → rebuilt out/bench.upper (ms; file on disk holds the new bytes)',
+  ['system', 'p50', 'p99', 'max'],
+  [
+    ['ComputePods (fswatcher → MajorDomo → chef → runner)', o.p50, o.p99, o.max],
+    ['entr + make', m.p50, m.p99, m.max],
+  ],
+);
+const stageRows = STAGES.filter((s) => deltas.has(s)).map((s) => {
+  const d = stats(deltas.get(s)!);
+  return [s, d.p50, d.p99];
+});
+table(
+  'where the time goes (ms from the previous stage, median and p99 over the edits)',
+  ['stage reached', 'p50', 'p99'],
+  stageRows,
+);
+Object.assign(figures, {
+  cp_p50_ms: o.p50,
+  cp_p99_ms: o.p99,
+  entr_make_p50_ms: m.p50,
+  entr_make_p99_ms: m.p99,
+  ratio_p50: o.p50 / m.p50,
+  ratio_p99: o.p99 / m.p99,
+});
+for (const [s, d] of deltas) figures[`stage_${s.replace(/[.]/g, '_')}_p50_ms`] = stats(d).p50;
+
+// --- 3. LaTeX passes to convergence --------------------------------------------------------------
+const tex = await ensureTex().then(
+  () => true,
+  (err: Error) => {
+    figures.latex_skipped = `TeX not available: ${err.message.slice(0, 200)}`;
+    return false;
+  },
+);
+if (tex) {
+  await stack.start(
+    'chef',
+    { ...quiet, CP_CHEF: 'latex', CP_CHEF_DEFINITION: 'latex' },
+    'chef-latex',
+  );
+  const log = new BuildLog(stack.bus);
+  const doc = {
+    'main.tex': String.raw`\documentclass{article}
+\begin{document}
+\tableofcontents
+\section{Intro}\label{sec:intro}
+See Section~\ref{sec:more} and \cite{knuth}.
+\section{More}\label{sec:more}
+Back to Section~\ref{sec:intro}.
+\bibliographystyle{plain}
+\bibliography{refs}
+\end{document}
+`,
+    'refs.bib':
+      '@book{knuth, author={Donald Knuth}, title={The TeXbook}, publisher={Addison-Wesley}, year={1984}}\n',
+  };
+  const t0 = now();
+  for (const [f, text] of Object.entries(doc)) stack.write(`paper/${f}`, text);
+  await settled(
+    stack.bus,
+    (s) => s.artefacts.some((a) => a.path === 'paper/main.pdf' && a.status === 'up_to_date'),
+    120_000,
+  );
+  const cpMs = now() - t0;
+  const passes = log.passes('paper/main');
+  const cpLatex = passes.filter((p) => p.endsWith(':pdflatex')).length;
+  const cpBibtex = passes.filter((p) => p.endsWith(':bibtex')).length;
+  const cpPasses = Math.max(...passes.map((p) => Number(p.split(':')[0])));
+  log.close();
+  const lm = stack.dir.join('latexmk');
+  mkdirSync(lm);
+  for (const [f, text] of Object.entries(doc)) writeFileSync(join(lm, f), text);
+  const t1 = now();
+  const r = await runCommand('latexmk', ['-pdf', '-interaction=nonstopmode', 'main.tex'], {
+    cwd: lm,
+    env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
+    timeoutMs: 120_000,
+  });
+  const lmMs = now() - t1;
+  const runs = (rule: string) =>
+    [...(r.stdout + r.stderr).matchAll(new RegExp(`Run number \\d+ of rule '${rule}`, 'g'))].length;
+  const same = readFileSync(join(lm, 'main.pdf')).equals(
+    readFileSync(join(stack.workspace, 'paper/main.pdf')),
+  );
+  table(
+    'LaTeX to convergence (references + citations + table of contents)',
+    ['system', 'pdflatex runs', 'bibtex runs', 'passes', 'ms'],
+    [
+      ['ComputePods (MajorDomo fixpoint)', cpLatex, cpBibtex, cpPasses, cpMs],
+      ['latexmk', runs('pdflatex'), runs('bibtex'), runs('pdflatex'), lmMs],
+    ],
+  );
+  Object.assign(figures, {
+    latex_cp_pdflatex_runs: cpLatex,
+    latex_cp_bibtex_runs: cpBibtex,
+    latex_cp_passes: cpPasses,
+    latex_cp_ms: cpMs,
+    latex_latexmk_pdflatex_runs: runs('pdflatex'),
+    latex_latexmk_bibtex_runs: runs('bibtex'),
+    latex_latexmk_ms: lmMs,
+    latex_pdflatex_runs_ratio: cpLatex / runs('pdflatex'),
+    latex_same_pdf_bytes: same,
+  });
+}
+
+await stack[Symbol.asyncDispose]();
+finish('e2e', figures);
+process.exit(0);
