@@ -25,7 +25,7 @@ import {
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Debouncer, FileWatcher, hashFile } from '@computepods/fswatch';
 import { finish, percentile, table } from '../lib/report.js';
 
@@ -147,6 +147,23 @@ async function saveLatency(): Promise<void> {
   });
 }
 
+/** find's wall and CPU time (user + system, from /usr/bin/time's getrusage). */
+function timeFind(root: string): { ms: number; cpuMs: number } {
+  const t0 = performance.now();
+  const r = spawnSync(
+    '/usr/bin/time',
+    ['-f', '%U %S', 'find', root, '-printf', '%T@ %s %i %p\\n'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    },
+  );
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`bench: find failed (${r.status ?? r.signal}): ${r.stderr}`);
+  const [u, s] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { ms, cpuMs: ((u ?? 0) + (s ?? 0)) * 1000 };
+}
+
 function timeCmd(cmd: string, args: string[]): number {
   const t0 = performance.now();
   const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -221,7 +238,7 @@ async function restart(): Promise<void> {
   const onBatch = async (e: unknown[]) => {
     events += e.length;
   };
-  let t0 = performance.now();
+  const t0 = performance.now();
   const first = new FileWatcher({ root, stampFile, onBatch });
   await first.start();
   await first.idle();
@@ -231,16 +248,42 @@ async function restart(): Promise<void> {
   if (events !== FILES) throw new Error(`bench: first start reported ${events} of ${FILES}`);
 
   const find: number[] = [];
+  const findCpu: number[] = [];
   const ours: number[] = [];
+  const oursCpu: number[] = [];
   let hashed = 0;
   let restartEvents = 0;
+  const child = fileURLToPath(new URL('./restart-child.ts', import.meta.url));
   for (let i = 0; i < ROUNDS; i++) {
-    find.push(timeCmd('find', [root, '-printf', '%T@ %s %i %p\n']));
+    const f = timeFind(root);
+    find.push(f.ms);
+    findCpu.push(f.cpuMs);
+    // A restart is a new process: measured inside a child (start() only, not Node's boot).
+    const r = spawnSync(process.execPath, [...process.execArgv, child, root, stampFile], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    if (r.status !== 0) throw new Error(`bench: restart child failed (${r.status ?? r.signal})`);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+      ms: number;
+      cpuMs: number;
+      hashed: number;
+      events: number;
+    };
+    ours.push(out.ms);
+    oursCpu.push(out.cpuMs);
+    hashed += out.hashed;
+    restartEvents += out.events;
+  }
+  // The same restart inside this (warm) process: no worker boot, JIT already done. It shows
+  // what the scan itself costs; the fresh-process figure above is what a restart costs.
+  const warm: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
     events = 0;
-    t0 = performance.now();
+    const t1 = performance.now();
     const w = new FileWatcher({ root, stampFile, onBatch });
     await w.start();
-    ours.push(ms(t0));
+    warm.push(ms(t1));
     await w.idle();
     hashed += w.stats().hashed;
     restartEvents += events;
@@ -248,13 +291,17 @@ async function restart(): Promise<void> {
   }
   const f = Math.min(...find);
   const o = Math.min(...ours);
+  const ow = Math.min(...warm);
+  const fc = Math.min(...findCpu);
+  const oc = Math.min(...oursCpu);
   table(
-    `restart over ${FILES} unchanged files (best of ${ROUNDS})`,
-    ['', 'ms', 'vs find', 'hashed'],
+    `restart over ${FILES} unchanged files (best of ${ROUNDS}, fresh process each)`,
+    ['', 'wall ms', 'vs find', 'CPU ms', 'hashed'],
     [
-      ['FileWatcher.start() (load stamps, stat walk, watch)', o, o / f, hashed],
-      ["find DIR -printf '%T@ %s %i %p\\n'", f, 1, 0],
-      ['first start (hash everything)', firstMs, firstMs / f, firstHashed],
+      ['FileWatcher.start() in a fresh process', o, o / f, oc, hashed],
+      ['FileWatcher.start() again in a warm process', ow, ow / f, Number.NaN, hashed],
+      ["find DIR -printf '%T@ %s %i %p\\n'", f, 1, fc, 0],
+      ['first start (hash everything)', firstMs, firstMs / f, Number.NaN, firstHashed],
     ],
   );
   Object.assign(figures, {
@@ -262,6 +309,11 @@ async function restart(): Promise<void> {
     restart_ms: o,
     find_ms: f,
     restart_vs_find: o / f,
+    restart_warm_ms: ow,
+    restart_warm_vs_find: ow / f,
+    restart_cpu_ms: oc,
+    find_cpu_ms: fc,
+    restart_cpu_vs_find: oc / fc,
     restart_hashed: hashed,
     restart_events: restartEvents,
     first_start_ms: firstMs,
@@ -325,11 +377,14 @@ async function watcherChoice(): Promise<void> {
   rmSync(root, { recursive: true, force: true });
 }
 
+// BENCH_ONLY=restart,hash runs a subset (for iterating on one figure).
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (name: string) => !only || only.includes(name);
 try {
-  await saveLatency();
-  await hashing();
-  await restart();
-  await watcherChoice();
+  if (want('save')) await saveLatency();
+  if (want('hash')) await hashing();
+  if (want('restart')) await restart();
+  if (want('choice')) await watcherChoice();
 } finally {
   rmSync(base, { recursive: true, force: true });
 }

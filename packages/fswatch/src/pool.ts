@@ -75,6 +75,11 @@ export class WorkerPool {
     );
   }
 
+  /** Starts the workers now, so their boot overlaps with other start-up work. */
+  warm(): void {
+    while (this.slots.length < this.size) this.spawn().worker.unref();
+  }
+
   /** Terminates the workers; queued and running tasks reject. */
   async destroy(): Promise<void> {
     const err = new Error('worker pool destroyed');
@@ -107,7 +112,13 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'fswatch-io' });
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      name: 'fswatch-io',
+      // A stat walk allocates a Stats object per file; a larger young generation means far
+      // fewer scavenges (5–10% of a 100k-file walk in a fresh process).
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+    });
     const slot: Slot = { worker, task: null };
     worker.on('message', (m: { id: number; result?: unknown; error?: string }) => {
       const task = slot.task;

@@ -171,6 +171,7 @@ export class FileWatcher {
     if (this.closing) throw new WatcherClosedError();
     if (this.started) return;
     this.started = true;
+    this.pool.warm();
     const st = await stat(this.rootAbs).catch((err: unknown) => {
       throw new WatchRootError(this.rootAbs, { cause: err });
     });
