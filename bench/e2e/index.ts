@@ -3,7 +3,8 @@
 // `upper` rule, against entr driving make on the same rule, in the same run; where the time goes
 // (from the messages each stage publishes); and, when TeX is there (or can be installed), the
 // passes a document with references, citations and a table of contents takes to converge,
-// against latexmk. Sizes: CP_BENCH_EDITS (default 50).
+// against latexmk. Sizes: CP_BENCH_EDITS (default 50); CP_BENCH_DEBOUNCE_MS sets the fswatcher's
+// quiet window (default: its own, 20 ms).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +17,10 @@ import { finish, percentile, table } from '../lib/report.js';
 
 const EDITS = Number(process.env.CP_BENCH_EDITS ?? 50);
 const WARMUP = 3;
-const figures: Record<string, number | string | boolean> = { edits: EDITS };
+const figures: Record<string, number | string | boolean> = {
+  edits: EDITS,
+  fswatcher_debounce_ms: Number(process.env.CP_BENCH_DEBOUNCE_MS ?? 20),
+};
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,7 +85,13 @@ const quiet = { CP_LOG_LEVEL: 'info' };
 await Promise.all([
   stack.start('majordomo', quiet),
   stack.start('runner', quiet),
-  stack.start('fswatcher', quiet),
+  // CP_BENCH_DEBOUNCE_MS: the fswatcher's quiet window (its default, 20 ms, when unset).
+  stack.start('fswatcher', {
+    ...quiet,
+    ...(process.env.CP_BENCH_DEBOUNCE_MS
+      ? { CP_DEBOUNCE_MS: process.env.CP_BENCH_DEBOUNCE_MS }
+      : {}),
+  }),
   stack.start('chef', { ...quiet, CP_CHEF: 'text', CP_CHEF_DEFINITION: 'generic' }),
 ]);
 mkdirSync(join(stack.workspace, 'src'), { recursive: true });
