@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { InFlightBuilds } from './cancel.js';
+
+describe('InFlightBuilds', () => {
+  it('kills the task of a held build at once, or as soon as it is submitted', () => {
+    const killed: string[] = [];
+    const held = new InFlightBuilds(async (taskId) => {
+      killed.push(taskId);
+    });
+    const running = held.begin('b1');
+    held.submitted('b1', 'b-b1');
+    expect(held.cancel('b1', 'inputs changed')).toBe(true);
+    expect(running.aborted).toBe(true);
+    expect(running.reason).toBe('inputs changed');
+    expect(killed).toEqual(['b-b1']);
+
+    // Cancelled while its inputs were still being fetched: killed when the task goes out.
+    const early = held.begin('b2');
+    expect(held.cancel('b2', 'by request')).toBe(true);
+    expect(early.aborted).toBe(true);
+    expect(killed).toEqual(['b-b1']);
+    held.submitted('b2', 'b-b2');
+    expect(killed).toEqual(['b-b1', 'b-b2']);
+
+    // A second cancel changes nothing; an unknown or finished build is not ours.
+    expect(held.cancel('b1', 'again')).toBe(true);
+    expect(killed).toEqual(['b-b1', 'b-b2']);
+    held.end('b1');
+    expect(held.cancel('b1', 'late')).toBe(false);
+    expect(held.cancel('nope', 'unknown')).toBe(false);
+    expect(held.size).toBe(1);
+  });
+});
