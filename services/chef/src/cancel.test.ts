@@ -30,4 +30,18 @@ describe('InFlightBuilds', () => {
     expect(held.cancel('nope', 'unknown')).toBe(false);
     expect(held.size).toBe(1);
   });
+
+  it('shares one cancellation between two requests for the same build', () => {
+    const killed: string[] = [];
+    const held = new InFlightBuilds(async (taskId) => {
+      killed.push(taskId);
+    });
+    const first = held.begin('b');
+    const twin = held.begin('b');
+    held.end('b');
+    expect(held.cancel('b', 'inputs changed')).toBe(true);
+    expect(first.aborted && twin.aborted).toBe(true);
+    held.end('b');
+    expect(held.size).toBe(0);
+  });
 });

@@ -11,6 +11,8 @@ import { subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protoco
 interface Held {
   readonly controller: AbortController;
   taskId: string | undefined;
+  /** Requests for this build being handled: MajorDomo may re-send one after a restart. */
+  refs: number;
 }
 
 /**
@@ -23,7 +25,12 @@ export class InFlightBuilds {
   constructor(readonly kill: (taskId: string) => Promise<void>) {}
 
   begin(buildId: string): AbortSignal {
-    const held: Held = { controller: new AbortController(), taskId: undefined };
+    const known = this.#held.get(buildId);
+    if (known) {
+      known.refs++;
+      return known.controller.signal;
+    }
+    const held: Held = { controller: new AbortController(), taskId: undefined, refs: 1 };
     this.#held.set(buildId, held);
     return held.controller.signal;
   }
@@ -37,7 +44,8 @@ export class InFlightBuilds {
   }
 
   end(buildId: string): void {
-    this.#held.delete(buildId);
+    const held = this.#held.get(buildId);
+    if (held && --held.refs <= 0) this.#held.delete(buildId);
   }
 
   /** False when this chef does not hold the build (another chef's, or already finished). */
