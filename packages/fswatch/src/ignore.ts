@@ -170,6 +170,19 @@ export class PathMatcher {
     return this.rules[d.rule]?.policy ?? 'artefact';
   }
 
+  /**
+   * Whether every file of `dir` is certainly an artefact, judged from all its names at once
+   * (`joined`, NUL-separated: no pattern literal contains a NUL, so a match lies within one
+   * name). False means "look at each file", not "some file is not an artefact".
+   */
+  allArtefacts(dir: string, joined: string): boolean {
+    const d = dir === '' ? ROOT : this.dirInfo(dir);
+    if (d.ignored || d.rule !== Number.POSITIVE_INFINITY) return false;
+    if (mayMatch(this.ignoredLits, dir, joined)) return false;
+    for (const r of this.rules) if (mayMatch(r.lits, dir, joined)) return false;
+    return true;
+  }
+
   /** Whether a directory (and so everything under it) is left out. */
   dirIgnored(rel: string): boolean {
     const d = this.dirInfo(rel);

@@ -29,11 +29,16 @@ export interface CheckItem {
 
 export type ScanResult =
   | { errno: string }
-  | { names: string[]; kinds: Uint8Array; stats: BigInt64Array };
-
-type RawScan =
-  | { errno: string }
-  | { names: string; count: number; kinds: Uint8Array; stats: BigInt64Array };
+  | {
+      /** Regular files, sorted, NUL-joined; `stats` holds 4 int64 each, in the same order. */
+      files: string;
+      fileCount: number;
+      stats: BigInt64Array;
+      /** Other entries, NUL-joined, with their kinds: 2 directory, 3 symlink, 4 other. */
+      others: string;
+      otherCount: number;
+      otherKinds: Uint8Array;
+    };
 
 interface Task {
   msg: Record<string, unknown>;
@@ -68,11 +73,8 @@ export class WorkerPool {
     return this.run({ op: 'hash', path, bufSize }) as Promise<CheckResult>;
   }
 
-  async scan(dirs: string[]): Promise<ScanResult[]> {
-    const raw = (await this.run({ op: 'scan', dirs })) as RawScan[];
-    return raw.map((r) =>
-      'errno' in r ? r : { ...r, names: r.count === 0 ? [] : r.names.split('\0') },
-    );
+  scan(dirs: string[]): Promise<ScanResult[]> {
+    return this.run({ op: 'scan', dirs }) as Promise<ScanResult[]>;
   }
 
   /** Starts the workers now, so their boot overlaps with other start-up work. */
@@ -115,6 +117,9 @@ export class WorkerPool {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       name: 'fswatch-io',
+      // Plain CommonJS: the parent's loader flags (tsx under tests and benches) would only
+      // slow the boot of every worker.
+      execArgv: [],
       // A stat walk allocates a Stats object per file; a larger young generation means far
       // fewer scavenges (5–10% of a 100k-file walk in a fresh process).
       resourceLimits: { maxYoungGenerationSizeMb: 64 },

@@ -26,6 +26,13 @@ it('restarts over 20k unchanged files without hashing any', async () => {
   expect(w.stats().hashed).toBe(0);
   expect(w.stats().scanned).toBeGreaterThanOrEqual(20_000);
   expect(h.events).toEqual([]);
+  // One file edited while stopped, same names everywhere: only it is read and reported.
+  await h.stop();
+  writeFileSync(join(h.root, 'd7/f42'), 'edited while stopped');
+  w = await h.start();
+  await w.idle();
+  expect(h.events).toEqual([expect.objectContaining({ kind: 'changed', path: 'd7/f42' })]);
+  expect(w.stats().hashed).toBe(1);
 }, 60_000);
 
 it('reports what changed while it was stopped, and recognises a move', async () => {

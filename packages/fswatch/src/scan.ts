@@ -34,11 +34,12 @@ export function join(dir: string, name: string): string {
 }
 
 interface Listed {
-  /** Names that are regular files now. */
-  names: string[];
-  kinds: Uint8Array;
-  /** How many of the directory's stamped names were seen as regular artefact files. */
-  stampedSeen: number;
+  /** Regular files now, sorted, NUL-joined. */
+  files: string;
+  /** Set when the stamps of the directory were compared name by name (slow path). */
+  fileNames: string[] | undefined;
+  /** Every stamped name was seen as a regular artefact file: nothing vanished here. */
+  complete: boolean;
 }
 
 /**
@@ -118,14 +119,31 @@ export async function reconcile(
         }
         continue;
       }
-      ctx.stats.scanned += s.names.length;
+      ctx.stats.scanned += s.fileCount + s.otherCount;
       const words = new Uint32Array(s.stats.buffer, s.stats.byteOffset, s.stats.length * 2);
-      const stamped = cache.dir(d);
-      let stampedSeen = 0;
-      for (let k = 0; k < s.names.length; k++) {
-        const name = s.names[k]!;
-        const kind = s.kinds[k];
-        if (kind === 1) {
+      const pristine = cache.pristine(d);
+      if (
+        !pending &&
+        pristine !== undefined &&
+        pristine.joined === s.files &&
+        matcher.allArtefacts(d, s.files)
+      ) {
+        // The restart fast path: the same files as stamped, in the same order.
+        let names: string[] | undefined;
+        for (let k = 0; k < s.fileCount; k++) {
+          if (cache.compareIndex(pristine.start + k, words, k * 8, windowNs) === Compare.Same) {
+            continue;
+          }
+          names ??= s.files.split('\0');
+          out.push(join(d, names[k]!));
+        }
+        listed.set(d, { files: s.files, fileNames: names, complete: true });
+      } else {
+        const names = s.fileCount === 0 ? [] : s.files.split('\0');
+        const stamped = cache.dir(d);
+        let stampedSeen = 0;
+        for (let k = 0; k < names.length; k++) {
+          const name = names[k]!;
           const policy = matcher.policyIn(d, name);
           if (policy === 'artefact') {
             const c = compare(d, name, words, k * 8, pending);
@@ -136,13 +154,19 @@ export async function reconcile(
           if (policy === 'log') ctx.tailer?.poke(join(d, name));
           // The rules changed since it was stamped: forget it silently, it is not "deleted".
           if (stamped?.has(name)) forget.push(join(d, name));
-        } else if (kind === 2) {
-          const sub = join(d, name);
+        }
+        const complete = stampedSeen === (cache.dir(d)?.size ?? 0);
+        listed.set(d, { files: s.files, fileNames: names, complete });
+      }
+      if (s.otherCount > 0) {
+        const others = s.others.split('\0');
+        for (let k = 0; k < others.length; k++) {
+          if (s.otherKinds[k] !== 2) continue;
+          const sub = join(d, others[k]!);
           if (matcher.dirIgnored(sub)) continue;
           if (r || !ctx.dirs.has(sub)) queue.push([sub, true]);
         }
       }
-      listed.set(d, { names: s.names, kinds: s.kinds, stampedSeen });
     }
   };
 
@@ -162,10 +186,10 @@ export async function reconcile(
   for (const p of forget) if (delivery.pendingState(p) === undefined) cache.delete(p);
   // Stamped files that were not seen: vanished, or replaced by a directory or a symlink.
   for (const [d, l] of listed) {
+    if (l.complete) continue;
     const stamped = cache.dir(d);
-    if (!stamped || l.stampedSeen === stamped.size) continue;
-    const files = new Set<string>();
-    for (let k = 0; k < l.names.length; k++) if (l.kinds[k] === 1) files.add(l.names[k]!);
+    if (!stamped) continue;
+    const files = new Set(l.fileNames ?? (l.files === '' ? [] : l.files.split('\0')));
     for (const name of stamped.keys()) if (!files.has(name)) out.push(join(d, name));
   }
   if (gone.size > 0) {
@@ -187,8 +211,7 @@ export async function reconcile(
     const l = listed.get(parentOf(p));
     if (!l) continue;
     const name = p.slice(p.lastIndexOf('/') + 1);
-    const k = l.names.indexOf(name);
-    if (k < 0 || l.kinds[k] !== 1) out.push(p);
+    if (!(l.fileNames ?? l.files.split('\0')).includes(name)) out.push(p);
   }
   return [...new Set(out)];
 }

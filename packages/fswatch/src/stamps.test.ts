@@ -73,3 +73,28 @@ it('calls a stamp racy while its ctime is within the window of its verification'
     isRacy({ ...s, mtimeNs: s.ctimeNs + 10n ** 12n, verifiedNs: s.ctimeNs + window }, window),
   ).toBe(false);
 });
+
+it('keeps a directory pristine until it changes, and saves names in scan order', async () => {
+  const c = new StampCache();
+  for (const n of ['b', 'a', 'c']) c.set(`dir/${n}`, stamp(n.charCodeAt(0)));
+  c.set('top', stamp(1));
+  expect(c.pristine('dir')).toBeUndefined();
+  const file = join(dir, 'x');
+  await c.save(file);
+  const d = new StampCache();
+  await d.load(file);
+  const p = d.pristine('dir')!;
+  expect(p.joined).toBe('a\0b\0c');
+  expect(p.count).toBe(3);
+  expect(d.get('dir/b')).toEqual(stamp('b'.charCodeAt(0)));
+  // Reading keeps it pristine; a change does not.
+  expect(d.pristine('dir')).toBeDefined();
+  d.delete('dir/a');
+  expect(d.pristine('dir')).toBeUndefined();
+  expect(d.pristine('')).toBeDefined();
+  await d.save(file);
+  const e = new StampCache();
+  await e.load(file);
+  expect(e.pristine('dir')!.joined).toBe('b\0c');
+  expect([...e.keys()].sort()).toEqual(['dir/b', 'dir/c', 'top']);
+});

@@ -50,15 +50,16 @@ export const Compare = {
 } as const;
 export type Compare = (typeof Compare)[keyof typeof Compare];
 
-// File layout (little-endian), version 3:
-//   magic "CPFSWST3" | u32 files | u32 logs | u32 dirs | u32 dirBytes | u32 nameBytes | u32 logPathBytes
+// File layout (little-endian), version 4:
+//   magic "CPFSWST4" | u32 files | u32 logs | u32 dirs | u32 dirBytes | u32 nameBytes | u32 logPathBytes
 //   files × 5 i64 (mtimeNs, ctimeNs, size, ino, verifiedNs) | files × 32-byte SHA-256
-//   dirs × u32 (files in each directory, in order; padded to 8 bytes) | logs × 2 i64 (ino, offset)
-//   directory names, file names and log paths, each joined by NUL (UTF-8) | "END\0" | u32 files
-// Binary, columnar and grouped by directory, so that a restart over 100k files looks up each
-// scanned name in its directory's map and compares stats as 32-bit words, without building a
-// path, a BigInt or a digest string per file; a Stamp object is only built on demand.
-const MAGIC = Buffer.from('CPFSWST3');
+//   dirs × 2 u32 (files in the directory, bytes of its NUL-joined names) | logs × 2 i64 (ino, offset)
+//   directory names (NUL-joined) | each directory's file names, sorted, NUL-joined, back to back
+//   | log paths (NUL-joined) | "END\0" | u32 files
+// Binary, columnar, grouped by directory with names in the order the scan worker reports
+// them (sorted). A restart compares a directory's joined names with one string comparison
+// and its stats as 32-bit words: no per-file string, map entry, BigInt or digest is built.
+const MAGIC = Buffer.from('CPFSWST4');
 const HEAD = 32;
 const WORDS = 10;
 const align8 = (n: number) => (n + 7) & ~7;
@@ -73,6 +74,23 @@ interface Loaded {
 /** A materialised Stamp, or the index of an entry still in the loaded columns. */
 export type StampEntry = Stamp | number;
 
+/** One directory's stamps. */
+interface Group {
+  /** While untouched since load: its names (sorted, NUL-joined), entries start..start+count. */
+  joined: string | undefined;
+  start: number;
+  count: number;
+  /** name → entry, built on first lookup. */
+  map: Map<string, StampEntry> | undefined;
+}
+
+/** A directory whose stamps are exactly as loaded: entry `start + i` is the i-th name. */
+export interface PristineDir {
+  joined: string;
+  start: number;
+  count: number;
+}
+
 function splitPath(path: string): [string, string] {
   const i = path.lastIndexOf('/');
   return i < 0 ? ['', path] : [path.slice(0, i), path.slice(i + 1)];
@@ -80,14 +98,16 @@ function splitPath(path: string): [string, string] {
 
 const joinPath = (dir: string, name: string) => (dir === '' ? name : `${dir}/${name}`);
 
+/** The order the scan worker reports names in (UTF-16 code units, Array#sort's default). */
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /**
  * The acknowledged state: stamps of files whose events the consumer accepted, and log
  * offsets it accepted. Written to a temp file and renamed, so a crash leaves the old or
  * the new file, never half of one.
  */
 export class StampCache {
-  /** directory → file name → entry. */
-  private readonly dirs = new Map<string, Map<string, StampEntry>>();
+  private readonly dirs = new Map<string, Group>();
   private count = 0;
   readonly logs = new Map<string, LogOffset>();
   private loaded: Loaded | undefined;
@@ -101,17 +121,23 @@ export class StampCache {
 
   has(path: string): boolean {
     const [d, n] = splitPath(path);
-    return this.dirs.get(d)?.has(n) ?? false;
+    return this.mapOf(d)?.has(n) ?? false;
   }
 
   /** Every stamped path (builds the strings: not for hot loops). */
   *keys(): Generator<string> {
-    for (const [d, m] of this.dirs) for (const n of m.keys()) yield joinPath(d, n);
+    for (const d of this.dirs.keys()) for (const n of this.mapOf(d)!.keys()) yield joinPath(d, n);
   }
 
   /** The entries of one directory, keyed by file name. */
   dir(dir: string): ReadonlyMap<string, StampEntry> | undefined {
-    return this.dirs.get(dir);
+    return this.mapOf(dir);
+  }
+
+  /** The directory's stamps if untouched since load (the scan's fast path). */
+  pristine(dir: string): PristineDir | undefined {
+    const g = this.dirs.get(dir);
+    return g?.joined === undefined ? undefined : (g as PristineDir);
   }
 
   dirNames(): IterableIterator<string> {
@@ -120,7 +146,7 @@ export class StampCache {
 
   get(path: string): Stamp | undefined {
     const [d, n] = splitPath(path);
-    const m = this.dirs.get(d);
+    const m = this.mapOf(d);
     const v = m?.get(n);
     if (typeof v !== 'number') return v;
     // Materialised once and kept, so that a path's stamp keeps its identity.
@@ -129,21 +155,38 @@ export class StampCache {
     return s;
   }
 
+  private mapOf(dir: string): Map<string, StampEntry> | undefined {
+    const g = this.dirs.get(dir);
+    if (!g) return undefined;
+    if (!g.map) {
+      g.map = new Map();
+      if (g.count > 0) {
+        const names = g.joined!.split('\0');
+        for (let i = 0; i < names.length; i++) g.map.set(names[i]!, g.start + i);
+      }
+    }
+    return g.map;
+  }
+
+  /** The group of `dir` for a change: materialised and no longer pristine. */
+  private touch(dir: string): Map<string, StampEntry> {
+    let g = this.dirs.get(dir);
+    if (!g) {
+      g = { joined: undefined, start: 0, count: 0, map: new Map() };
+      this.dirs.set(dir, g);
+    }
+    const m = this.mapOf(dir)!;
+    g.joined = undefined;
+    return m;
+  }
+
   /**
    * Compares a scanned stat — 8 words at `off` in `w`: mtime, ctime, size, ino as
    * (low, high) pairs — with an entry, without allocating for loaded entries.
    */
   compareEntry(v: StampEntry | undefined, w: Uint32Array, off: number, windowNs: number): Compare {
     if (v === undefined) return Compare.Unknown;
-    if (typeof v === 'number') {
-      const u = this.loaded!.u32;
-      const b = v * WORDS;
-      for (let i = 0; i < 8; i++) if (u[b + i] !== w[off + i]) return Compare.Differs;
-      // Racy check in float: ns since 1970 lose < 1 µs in a double, far below the window.
-      const ctime = (u[b + 3]! | 0) * 4294967296 + u[b + 2]!;
-      const verified = (u[b + 9]! | 0) * 4294967296 + u[b + 8]!;
-      return verified - ctime < windowNs + 2000 ? Compare.Differs : Compare.Same;
-    }
+    if (typeof v === 'number') return this.compareIndex(v, w, off, windowNs);
     const big = (i: number) => (BigInt(w[off + i + 1]! | 0) << 32n) | BigInt(w[off + i]!);
     if (
       !sameStat(v, big(0), big(2), Number(big(4)), BigInt.asUintN(64, big(6))) ||
@@ -154,11 +197,22 @@ export class StampCache {
     return Compare.Same;
   }
 
+  /** compareEntry for the loaded entry number `i`. */
+  compareIndex(i: number, w: Uint32Array, off: number, windowNs: number): Compare {
+    const u = this.loaded!.u32;
+    const b = i * WORDS;
+    for (let k = 0; k < 8; k++) if (u[b + k] !== w[off + k]) return Compare.Differs;
+    // Racy check in float: ns since 1970 lose < 1 µs in a double, far below the window.
+    const ctime = (u[b + 3]! | 0) * 4294967296 + u[b + 2]!;
+    const verified = (u[b + 9]! | 0) * 4294967296 + u[b + 8]!;
+    return verified - ctime < windowNs + 2000 ? Compare.Differs : Compare.Same;
+  }
+
   pathOfIno(ino: bigint): string | undefined {
     if (!this.byIno) {
       this.byIno = new Map();
-      for (const [d, m] of this.dirs) {
-        for (const [n, v] of m) {
+      for (const d of this.dirs.keys()) {
+        for (const [n, v] of this.mapOf(d)!) {
           const i =
             typeof v === 'number' ? BigInt.asUintN(64, this.loaded!.i64[v * 5 + 3]!) : v.ino;
           this.byIno.set(i, joinPath(d, n));
@@ -170,16 +224,12 @@ export class StampCache {
 
   set(path: string, s: Stamp): void {
     const [d, n] = splitPath(path);
-    let m = this.dirs.get(d);
-    if (!m) {
-      m = new Map();
-      this.dirs.set(d, m);
-    }
     if (this.byIno) {
-      const old = m.has(n) ? this.get(path) : undefined;
+      const old = this.has(path) ? this.get(path) : undefined;
       if (old && old.ino !== s.ino && this.byIno.get(old.ino) === path) this.byIno.delete(old.ino);
       this.byIno.set(s.ino, path);
     }
+    const m = this.touch(d);
     if (!m.has(n)) this.count++;
     m.set(n, s);
     this.dirty = true;
@@ -187,12 +237,12 @@ export class StampCache {
 
   delete(path: string): void {
     const [d, n] = splitPath(path);
-    const m = this.dirs.get(d);
-    if (!m?.has(n)) return;
+    if (!this.mapOf(d)?.has(n)) return;
     if (this.byIno) {
       const old = this.get(path)!;
       if (this.byIno.get(old.ino) === path) this.byIno.delete(old.ino);
     }
+    const m = this.touch(d);
     m.delete(n);
     if (m.size === 0) this.dirs.delete(d);
     this.count--;
@@ -257,8 +307,8 @@ export class StampCache {
     const nameBytes = buf.readUInt32LE(24);
     const logPathBytes = buf.readUInt32LE(28);
     const shaAt = HEAD + n * 40;
-    const countAt = shaAt + n * 32;
-    const logAt = align8(countAt + nDirs * 4);
+    const groupAt = shaAt + n * 32;
+    const logAt = align8(groupAt + nDirs * 8);
     const dirsAt = logAt + nLogs * 16;
     const namesAt = dirsAt + dirBytes;
     const logPathsAt = namesAt + nameBytes;
@@ -277,23 +327,27 @@ export class StampCache {
       if (parts.length !== count) throw new Error('name count disagrees');
       return parts;
     };
-    const dirs = split(dirsAt, dirBytes, nDirs);
-    const names = split(namesAt, nameBytes, n);
-    const counts = new Uint32Array(ab, o + countAt, nDirs);
-    let i = 0;
+    const dirNames = split(dirsAt, dirBytes, nDirs);
+    const groups = new Uint32Array(ab, o + groupAt, nDirs * 2);
+    let start = 0;
+    let at = namesAt;
     for (let d = 0; d < nDirs; d++) {
-      const m = new Map<string, StampEntry>();
-      const end = i + counts[d]!;
-      if (end > n) throw new Error('directory counts disagree');
-      for (; i < end; i++) m.set(names[i]!, i);
-      this.dirs.set(dirs[d]!, m);
+      const count = groups[d * 2]!;
+      const bytes = groups[d * 2 + 1]!;
+      if (count === 0 || start + count > n || at + bytes > logPathsAt) {
+        throw new Error('directory groups disagree');
+      }
+      const joined = buf.toString('utf8', at, at + bytes);
+      this.dirs.set(dirNames[d]!, { joined, start, count, map: undefined });
+      start += count;
+      at += bytes;
     }
-    if (i !== n) throw new Error('directory counts disagree');
+    if (start !== n || at !== logPathsAt) throw new Error('directory groups disagree');
     this.count = n;
     this.loaded = {
       u32: new Uint32Array(ab, o + HEAD, n * WORDS),
       i64: new BigInt64Array(ab, o + HEAD, n * 5),
-      shas: buf.subarray(shaAt, countAt),
+      shas: buf.subarray(shaAt, groupAt),
     };
     const logPaths = split(logPathsAt, logPathBytes, nLogs);
     const logs = new BigInt64Array(ab, o + logAt, nLogs * 2);
@@ -310,61 +364,87 @@ export class StampCache {
     const nLogs = this.logs.size;
     const nDirs = this.dirs.size;
     const dirBlob = Buffer.from([...this.dirs.keys()].join('\0'));
-    const names: string[] = [];
-    for (const m of this.dirs.values()) for (const k of m.keys()) names.push(k);
-    const nameBlob = Buffer.from(names.join('\0'));
+    // Each group's names, sorted like the scan reports them (pristine groups already are).
+    const order: Array<{ g: Group; names: string[] | undefined; joined: Buffer }> = [];
+    let nameBytes = 0;
+    for (const g of this.dirs.values()) {
+      let names: string[] | undefined;
+      let joined: string;
+      if (g.joined !== undefined) joined = g.joined;
+      else {
+        names = [...g.map!.keys()].sort(byName);
+        joined = names.join('\0');
+      }
+      const b = Buffer.from(joined);
+      nameBytes += b.length;
+      order.push({ g, names, joined: b });
+    }
     const logBlob = Buffer.from([...this.logs.keys()].join('\0'));
     const shaAt = HEAD + n * 40;
-    const countAt = shaAt + n * 32;
-    const logAt = align8(countAt + nDirs * 4);
+    const groupAt = shaAt + n * 32;
+    const logAt = align8(groupAt + nDirs * 8);
     const dirsAt = logAt + nLogs * 16;
-    const endAt = dirsAt + dirBlob.length + nameBlob.length + logBlob.length;
+    const namesAt = dirsAt + dirBlob.length;
+    const logPathsAt = namesAt + nameBytes;
+    const endAt = logPathsAt + logBlob.length;
     const buf = Buffer.alloc(endAt + 8);
     MAGIC.copy(buf, 0);
     buf.writeUInt32LE(n, 8);
     buf.writeUInt32LE(nLogs, 12);
     buf.writeUInt32LE(nDirs, 16);
     buf.writeUInt32LE(dirBlob.length, 20);
-    buf.writeUInt32LE(nameBlob.length, 24);
+    buf.writeUInt32LE(nameBytes, 24);
     buf.writeUInt32LE(logBlob.length, 28);
     const i64 = new BigInt64Array(buf.buffer, buf.byteOffset + HEAD, n * 5);
     const u32 = new Uint32Array(buf.buffer, buf.byteOffset + HEAD, n * WORDS);
-    const counts = new Uint32Array(buf.buffer, buf.byteOffset + countAt, nDirs);
+    const groups = new Uint32Array(buf.buffer, buf.byteOffset + groupAt, nDirs * 2);
+    const l = this.loaded;
+    const copyLoaded = (from: number, to: number, count: number) => {
+      u32.set(l!.u32.subarray(from * WORDS, (from + count) * WORDS), to * WORDS);
+      l!.shas.copy(buf, shaAt + to * 32, from * 32, (from + count) * 32);
+    };
     let i = 0;
-    let d = 0;
-    for (const m of this.dirs.values()) {
-      counts[d++] = m.size;
-      for (const v of m.values()) {
-        if (typeof v === 'number') {
-          // Unchanged since load: copy the words and the digest as they are.
-          const l = this.loaded!;
-          u32.set(l.u32.subarray(v * WORDS, v * WORDS + WORDS), i * WORDS);
-          l.shas.copy(buf, shaAt + i * 32, v * 32, v * 32 + 32);
-        } else {
-          i64[i * 5] = v.mtimeNs;
-          i64[i * 5 + 1] = v.ctimeNs;
-          i64[i * 5 + 2] = BigInt(v.size);
-          i64[i * 5 + 3] = BigInt.asIntN(64, v.ino);
-          i64[i * 5 + 4] = v.verifiedNs;
-          buf.write(v.sha256, shaAt + i * 32, 32, 'hex');
+    let at = namesAt;
+    for (let d = 0; d < order.length; d++) {
+      const { g, names, joined } = order[d]!;
+      if (!names) {
+        // Untouched since load: one block copy of its columns.
+        copyLoaded(g.start, i, g.count);
+        i += g.count;
+      } else {
+        for (const name of names) {
+          const v = g.map!.get(name)!;
+          if (typeof v === 'number') copyLoaded(v, i, 1);
+          else {
+            i64[i * 5] = v.mtimeNs;
+            i64[i * 5 + 1] = v.ctimeNs;
+            i64[i * 5 + 2] = BigInt(v.size);
+            i64[i * 5 + 3] = BigInt.asIntN(64, v.ino);
+            i64[i * 5 + 4] = v.verifiedNs;
+            buf.write(v.sha256, shaAt + i * 32, 32, 'hex');
+          }
+          i++;
         }
-        i++;
       }
+      groups[d * 2] = names ? names.length : g.count;
+      groups[d * 2 + 1] = joined.length;
+      joined.copy(buf, at);
+      at += joined.length;
     }
     const logs = new BigInt64Array(buf.buffer, buf.byteOffset + logAt, nLogs * 2);
     let j = 0;
-    for (const l of this.logs.values()) {
-      logs[j * 2] = BigInt.asIntN(64, l.ino);
-      logs[j * 2 + 1] = BigInt(l.offset);
+    for (const lo of this.logs.values()) {
+      logs[j * 2] = BigInt.asIntN(64, lo.ino);
+      logs[j * 2 + 1] = BigInt(lo.offset);
       j++;
     }
     dirBlob.copy(buf, dirsAt);
-    nameBlob.copy(buf, dirsAt + dirBlob.length);
-    logBlob.copy(buf, dirsAt + dirBlob.length + nameBlob.length);
+    logBlob.copy(buf, logPathsAt);
     buf.write('END\0', endAt, 'latin1');
     buf.writeUInt32LE(n, endAt + 4);
     return buf;
   }
+
   /** Writes atomically: temp file, fsync, rename, fsync of the directory. */
   async save(file: string): Promise<void> {
     const data = this.serialise();

@@ -65,27 +65,40 @@ function check(item, bufSize) {
   return hashPath(item.path, bufSize);
 }
 
-// kinds: 1 file, 2 directory, 3 symlink, 4 other, 5 vanished between readdir and lstat.
-// Every entry is lstat'ed anyway, so readdir without file types (no Dirent objects); names
-// travel as one NUL-joined string, far cheaper to copy between threads than an array.
+// Regular files come back sorted (the stamp file's order, so a restart can compare a whole
+// directory's names with one string comparison) with their stats; other entries separately,
+// kinds 2 directory, 3 symlink, 4 other. Every entry is lstat'ed anyway, so readdir without
+// file types (no Dirent objects); names travel NUL-joined, far cheaper to copy between
+// threads than an array of strings.
 function scanDir(dir) {
   let names;
   try { names = fs.readdirSync(dir); }
   catch (e) { return { errno: errno(e) }; }
+  names.sort();
   const n = names.length;
-  const kinds = new Uint8Array(n);
+  const files = [];
+  const others = [];
+  const otherKinds = new Uint8Array(n);
   const stats = new BigInt64Array(n * 4);
+  let f = 0;
   for (let i = 0; i < n; i++) {
     let st;
     try { st = fs.lstatSync(dir + '/' + names[i], { bigint: true, throwIfNoEntry: false }); }
     catch { st = undefined; }
-    if (st === undefined) { kinds[i] = 5; continue; }
+    if (st === undefined) continue;
     if (st.isFile()) {
-      kinds[i] = 1;
-      stats[i * 4] = st.mtimeNs; stats[i * 4 + 1] = st.ctimeNs; stats[i * 4 + 2] = st.size; stats[i * 4 + 3] = st.ino;
-    } else kinds[i] = st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+      stats[f * 4] = st.mtimeNs; stats[f * 4 + 1] = st.ctimeNs; stats[f * 4 + 2] = st.size; stats[f * 4 + 3] = st.ino;
+      files.push(names[i]);
+      f++;
+    } else {
+      otherKinds[others.length] = st.isDirectory() ? 2 : st.isSymbolicLink() ? 3 : 4;
+      others.push(names[i]);
+    }
   }
-  return { names: names.join('\0'), count: n, kinds, stats };
+  return {
+    files: files.join('\0'), fileCount: f, stats: stats.slice(0, f * 4),
+    others: others.join('\0'), otherCount: others.length, otherKinds: otherKinds.slice(0, others.length),
+  };
 }
 
 parentPort.on('message', (m) => {
@@ -97,7 +110,7 @@ parentPort.on('message', (m) => {
     } else if (m.op === 'scan') {
       const result = m.dirs.map(scanDir);
       const transfer = [];
-      for (const r of result) if (r.kinds) transfer.push(r.kinds.buffer, r.stats.buffer);
+      for (const r of result) if (r.stats) transfer.push(r.stats.buffer, r.otherKinds.buffer);
       parentPort.postMessage({ id: m.id, result }, transfer);
     } else {
       parentPort.postMessage({ id: m.id, error: 'unknown op ' + m.op });
