@@ -60,7 +60,7 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
         "    inputs: ['slow/{stem}.in']",
         "    outputs: ['slow/{stem}.out']",
         // "slow" sleeps a minute (only a kill ends it early); "pause" a few seconds.
-        `    command: if grep -q slow {in0}; then touch ${stack.dir.path}/sleeping-{stem}; sleep 60; elif grep -q pause {in0}; then sleep 4; fi; cp {in0} {out0}`,
+        `    command: if grep -q slow {in0}; then echo >> ${stack.dir.path}/sleeping-{stem}; sleep 60; elif grep -q pause {in0}; then sleep 4; fi; cp {in0} {out0}`,
         '  - id: upper',
         "    inputs: ['src/{stem}.txt']",
         "    outputs: ['out/{stem}.upper']",
@@ -213,6 +213,26 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     await until('the cancelled result', () => log.resultOf(first.buildId) !== undefined);
     expect(log.resultOf(first.buildId)).toMatchObject({ status: 'cancelled', chef: 'a-chef' });
     expect((await (await tasks()).get(`b-${first.buildId}`))?.value.state).toBe('killed');
+
+    // Back to the killed build's input: the same build id runs again (a new task), and is
+    // cancelled again by the next edit, which the result cache answers at once.
+    const sleeps = () => readFileSync(stack.dir.join('sleeping-s'), 'utf8').length;
+    stack.write('slow/s.in', 'slow\n');
+    await until('the same build to run again', () => sleeps() === 2);
+    stack.write('slow/s.in', 'fast\n');
+    await settled(
+      stack.bus,
+      (s) =>
+        upToDate('slow/s.out')(s) &&
+        log.results.filter((r) => r.buildId === first.buildId).length === 2,
+      30_000,
+      () => stack.logs(),
+    );
+    expect(log.results.filter((r) => r.buildId === first.buildId).map((r) => r.status)).toEqual([
+      'cancelled',
+      'cancelled',
+    ]);
+    expect(readA('slow/s.out')).toBe('fast\n');
   });
 
   it('ignores a cancel for a build no chef holds', async () => {

@@ -103,7 +103,7 @@ async function build(
   const stamps = await stampInputs(ctx.workspace, watched);
   const { args, all } = declaredInputs(rule, req);
   for (const out of req.outputs) mkdirSync(dirname(join(ctx.workspace, out)), { recursive: true });
-  const taskId = `b-${req.buildId}`;
+  const taskId = await taskIdFor(ctx, req.buildId);
   await ctx.bus.publish(
     'task.submitted',
     subjects.tasks(ctx.project, rule.resource),
@@ -243,4 +243,15 @@ async function changedInputs(
     if ((await hashFile(full).catch(() => undefined)) !== want[path]) return path;
   }
   return undefined;
+}
+
+/**
+ * `b-<buildId>`, so a redelivered request finds the task already run or running and the runner
+ * never runs it twice. Unless that task was killed or failed: a new request for the same build
+ * (its inputs changed and changed back; MajorDomo restarted and forgot the failure) runs again.
+ */
+async function taskIdFor(ctx: ChefContext, buildId: string): Promise<string> {
+  const taskId = `b-${buildId}`;
+  const prior = (await ctx.tasks.get(taskId))?.value.state;
+  return prior === 'killed' || prior === 'failed' ? `${taskId}-${Date.now().toString(36)}` : taskId;
 }
