@@ -1,5 +1,6 @@
 // pnpm bench bus: the bus layer (envelope + zod validation on both sides) against the raw
 // @nats-io client, on the same nats-server in the same run. Goal: overhead at most 20%.
+import { randomUUID } from 'node:crypto';
 import { Bus, createLogger } from '@computepods/bus';
 import { subjects } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
@@ -103,20 +104,26 @@ async function main(): Promise<void> {
     bus: [] as Awaited<ReturnType<typeof timeRtt>>[],
     raw: [] as Awaited<ReturnType<typeof timeRtt>>[],
   };
-  const pub = { bus: [] as number[], raw: [] as number[] };
+  const pub = { bus: [] as number[], raw: [] as number[], rawNoId: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
     let n = 0;
     rtt.raw.push(
       await timeRtt(() => raw.request('raw.echo', JSON.stringify({ path: 'src/a.txt', n: n++ }))),
     );
     rtt.bus.push(await timeRtt(() => client.request('echo', { path: 'src/a.txt', n: n++ }, Res)));
-    pub.raw.push(await timePublish(() => js.publish(subject, rawPayload())));
+    // The bus gives every message a msgId (so retries can never store it twice); the raw
+    // client gets one too, so the comparison is of validation + envelope alone.
+    pub.raw.push(
+      await timePublish(() => js.publish(subject, rawPayload(), { msgID: randomUUID() })),
+    );
+    pub.rawNoId.push(await timePublish(() => js.publish(subject, rawPayload())));
     pub.bus.push(await timePublish(() => client.publish('files.changed', subject, body)));
   }
   const rb = best(rtt.bus, (x) => x.perSec, 'max');
   const rr = best(rtt.raw, (x) => x.perSec, 'max');
   const pb = Math.max(...pub.bus);
   const pr = Math.max(...pub.raw);
+  const prNoId = Math.max(...pub.rawNoId);
   table(
     `bus vs raw @nats-io on one nats-server (${nats.url}), best of ${ROUNDS} rounds`,
     ['measure', 'raw', 'bus', 'bus/raw'],
@@ -124,7 +131,8 @@ async function main(): Promise<void> {
       ['request/reply per s', rr.perSec, rb.perSec, rb.perSec / rr.perSec],
       ['request/reply p50 µs', rr.p50, rb.p50, rb.p50 / rr.p50],
       ['request/reply p99 µs', rr.p99, rb.p99, rb.p99 / rr.p99],
-      [`JetStream publish per s (${WINDOW} in flight)`, pr, pb, pb / pr],
+      [`JetStream publish per s (${WINDOW} in flight, msgId)`, pr, pb, pb / pr],
+      ['raw publish without msgId (dedupe off)', prNoId, pb, pb / prNoId],
     ],
   );
   const rttOverhead = rr.perSec / rb.perSec - 1;
@@ -143,6 +151,8 @@ async function main(): Promise<void> {
     rtt_bus_p99_us: rb.p99,
     publish_raw_per_s: pr,
     publish_bus_per_s: pb,
+    publish_raw_no_msgid_per_s: prNoId,
+    msgid_cost_raw: prNoId / pr - 1,
     rtt_ratio_bus_over_raw: rb.perSec / rr.perSec,
     publish_ratio_bus_over_raw: pb / pr,
     rtt_overhead: rttOverhead,
