@@ -1,12 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import { StampFileError } from './errors.js';
 import { isRacy, type Stamp, StampCache } from './stamps.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cp-stamps-'));
 afterEach(() => rmSync(join(dir, 'x'), { force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const stamp = (i: number): Stamp => ({
   mtimeNs: 1_700_000_000_123_456_789n + BigInt(i),
