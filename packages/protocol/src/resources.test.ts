@@ -335,6 +335,22 @@ describe('profiles and resources together', () => {
     expect(r.type === 'slurm_ssh' && r.port).toBe(2222);
     expect(() => parseResource({ ...r, port: 0 })).toThrow(/port: /);
   });
+
+  it('accepts an optional, strict pilot_config on slurm_sudo resources', () => {
+    const pilot = { max_workers: 2, idle_timeout_s: 30, cpus_per_worker: 4 };
+    const r = parseResource({ ...parsed(SLURM_SUDO_RESOURCE), pilot_config: pilot });
+    expect(r.type === 'slurm_sudo' && r.pilot_config).toEqual(pilot);
+    const sudo = parsed(SLURM_SUDO_RESOURCE);
+    expect(
+      issuesOf(() => parseResource({ ...sudo, pilot_config: { ...pilot, max_worker: 1 } })),
+    ).toContain('pilot_config.max_worker: unknown field (did you mean "max_workers"?)');
+    expect(() =>
+      parseResource({ ...sudo, pilot_config: { max_workers: 0, idle_timeout_s: 30 } }),
+    ).toThrow(/pilot_config.max_workers: /);
+    expect(() => parseResource({ ...parsed(SLURM_SSH_RESOURCE), pilot_config: pilot })).toThrow(
+      /pilot_config: unknown field/,
+    );
+  });
 });
 
 describe('slugify and memory', () => {

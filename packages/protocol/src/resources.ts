@@ -15,6 +15,8 @@ import { ServiceName } from './names.js';
  *   - `slurm_client_env` (slurm_sudo, slurm_ssh): extra environment for SLURM client commands
  *     (sbatch, squeue, scontrol, scancel), e.g. SLURM_CONF for a cluster with a private config.
  *   - `port` (slurm_ssh): the SSH port, default 22.
+ *   - `pilot_config` (slurm_sudo): run tasks in pilot jobs (runner workers inside SLURM
+ *     allocations that pull from the task queue until idle) instead of one sbatch per batch.
  *   - `resource` (profiles): the id of the resource a profile binds to.
  *   - `known_hosts_path` (slurm_ssh profiles): the known_hosts file checked for the host key.
  *   - the `kubernetes` resource type and profile (no backend yet).
@@ -229,10 +231,23 @@ export const LocalResource = z.strictObject({
 });
 export type LocalResource = z.infer<typeof LocalResource>;
 
+/**
+ * Pilot mode: the runner submits at most `max_workers` pilot jobs while tasks are waiting;
+ * each runs a runner worker with `cpus_per_worker` CPUs (default 1) that exits after
+ * `idle_timeout_s` seconds without work.
+ */
+export const PilotConfig = z.strictObject({
+  max_workers: PositiveInt.max(10_000),
+  idle_timeout_s: z.number().positive().max(86_400),
+  cpus_per_worker: PositiveInt.max(4096).optional(),
+});
+export type PilotConfig = z.infer<typeof PilotConfig>;
+
 export const SlurmSudoResource = z.strictObject({
   type: z.literal('slurm_sudo'),
   ...resourceBase,
   ...slurmExtras,
+  pilot_config: PilotConfig.optional(),
   host: z.null().optional(),
 });
 export type SlurmSudoResource = z.infer<typeof SlurmSudoResource>;

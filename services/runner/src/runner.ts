@@ -11,6 +11,7 @@ import {
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
 import { KvRecords } from './kv-records.js';
+import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { loadProfile, loadResource } from './resources.js';
 
 /** Ended tasks younger than this are adopted too, so a kill recorded just before a crash is still carried out. */
@@ -18,6 +19,10 @@ const ADOPT_KILLED_MS = 60 * 60_000;
 
 export interface RunningRunner {
   readonly executor: Executor;
+  /** Pilot mode (slurm_sudo with pilot_config): the manager of the pilot jobs. */
+  readonly pilots?: PilotManager | undefined;
+  /** Takes no more tasks from the queue (those in hand go on). */
+  stopIntake(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,15 +74,33 @@ export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<RunningR
   if (mine.length) log.info({ tasks: mine.length }, 'adopting tasks from before a restart');
   await executor.adopt(mine);
 
-  const consumer = await bus.consume({
-    stream: streams.tasks(p),
-    durable: `runner-${cfg.resource}`,
-    filterSubject: subjects.tasks(p, cfg.resource),
-    accept: ['task.submitted'],
-    concurrency: cfg.intake,
-    maxDeliver: 10,
-    handler: async (msg, ctx) => accept(msg.body, msg.cid, ctx.logger),
-  });
+  // Pilot mode: pilot jobs' workers take the tasks; this runner only follows the demand.
+  const pilots =
+    resource.type === 'slurm_sudo' && resource.pilot_config
+      ? await startPilotManager({
+          bus,
+          cfg,
+          resource,
+          profile,
+          durable: `runner-${cfg.resource}`,
+          consumer: {
+            maxDeliver: 10,
+            ackWaitMs: 30_000,
+            maxAckPending: (resource.pilot_config.cpus_per_worker ?? 1) * 4,
+          },
+        })
+      : undefined;
+  const consumer = pilots
+    ? undefined
+    : await bus.consume({
+        stream: streams.tasks(p),
+        durable: `runner-${cfg.resource}`,
+        filterSubject: subjects.tasks(p, cfg.resource),
+        accept: ['task.submitted'],
+        concurrency: cfg.intake,
+        maxDeliver: 10,
+        handler: async (msg, ctx) => accept(msg.body, msg.cid, ctx.logger),
+      });
 
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
     if (executor.get(task.taskId)) return; // redelivered: already ours
@@ -122,9 +145,14 @@ export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<RunningR
   log.info({ resource: cfg.resource, type: resource.type, runner: cfg.runnerId }, 'runner ready');
   return {
     executor,
+    pilots,
+    async stopIntake() {
+      await consumer?.stop();
+    },
     async stop() {
       control.unsubscribe();
-      await consumer.stop();
+      await pilots?.stop();
+      await consumer?.stop();
       await executor.close();
       await bus.close();
     },

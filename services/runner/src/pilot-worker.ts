@@ -1,0 +1,62 @@
+import { Bus, createLogger } from '@computepods/bus';
+import { isTerminal } from '@computepods/executors';
+import { runnerConfig } from './config.js';
+import { startRunner } from './runner.js';
+
+/**
+ * A runner worker inside a pilot job (see pilot-manager.ts): the runner service with a
+ * `local` executor (CP_RESOURCE_FILE) on the pilot queue's resource, pulling from the same
+ * work queue until no task has been in its hands for CP_PILOT_IDLE_TIMEOUT_S seconds; then it
+ * stops and exits, which ends the SLURM allocation. SIGTERM (scancel) stops it as well.
+ */
+const logger = createLogger('runner-pilot');
+const idleS = Number(process.env.CP_PILOT_IDLE_TIMEOUT_S ?? '60');
+
+async function main(): Promise<void> {
+  if (!Number.isFinite(idleS) || idleS <= 0)
+    throw new Error(`CP_PILOT_IDLE_TIMEOUT_S must be a positive number of seconds`);
+  const cfg = runnerConfig();
+  const bus = await Bus.connect({
+    service: 'runner',
+    project: cfg.project,
+    logger: logger.child({ project: cfg.project, resource: cfg.resource, runner: cfg.runnerId }),
+    description: `ComputePods pilot worker ${cfg.runnerId} for resource ${cfg.resource}`,
+  });
+  const runner = await startRunner(bus, cfg);
+  let lastBusy = Date.now();
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string) => {
+    stopping ??= (async () => {
+      logger.info({ runner: cfg.runnerId, why }, 'pilot worker stopping');
+      clearInterval(timer);
+      // Tasks accepted while deciding go on to their end before the worker leaves.
+      await runner.stopIntake();
+      while (runner.executor.list().some((r) => !isTerminal(r.state)))
+        await new Promise((r) => setTimeout(r, 200));
+      await runner.stop();
+      logger.info({ runner: cfg.runnerId }, 'pilot worker stopped');
+    })();
+    return stopping;
+  };
+  const timer = setInterval(() => {
+    const busy = runner.executor.list().some((r) => !isTerminal(r.state));
+    if (busy) lastBusy = Date.now();
+    else if (Date.now() - lastBusy >= idleS * 1000)
+      void stop('idle timeout').then(
+        () => process.exit(0),
+        (err) => {
+          logger.error({ err: String(err) }, 'pilot worker stop failed');
+          process.exit(1);
+        },
+      );
+  }, 200);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const)
+    process.once(sig, () => {
+      void stop(sig).finally(() => process.exit(0));
+    });
+}
+
+main().catch((err: Error) => {
+  logger.fatal({ err: err.message }, `pilot worker cannot start: ${err.message}`);
+  process.exit(1);
+});
