@@ -43,6 +43,7 @@ export {
   KubernetesResource,
   LocalProfile,
   LocalResource,
+  PilotConfig,
   PosixUsername,
   Profile,
   type ProfileInput,
