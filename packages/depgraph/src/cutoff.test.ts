@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { cutoffDigest } from './cutoff.js';
+import { CutoffHasher, cutoffDigest } from './cutoff.js';
 
 const sha = (b: string | Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -33,5 +33,18 @@ describe('cutoffDigest', () => {
     expect(() => cutoffDigest('x', ['('])).toThrowError(
       expect.objectContaining({ code: 'DEPGRAPH_INVALID_IGNORE_PATTERN' }),
     );
+  });
+
+  it('gives the same digest fed in chunks that split lines anywhere', () => {
+    const text = 'stamp 1\r\nbody one\nstamp 2\nbody two\r\nlast without newline';
+    const ignore = ['^stamp \\d$'];
+    const whole = cutoffDigest(text, ignore);
+    const bytes = Buffer.from(text);
+    for (let size = 1; size <= bytes.length; size++) {
+      const h = new CutoffHasher(ignore);
+      for (let i = 0; i < bytes.length; i += size) h.update(bytes.subarray(i, i + size));
+      expect(h.digest()).toBe(whole);
+    }
+    expect(whole).toBe(sha('body one\nbody two\r\nlast without newline'));
   });
 });

@@ -15,7 +15,7 @@
  *   }
  *   dm.status(); dm.why('paper/main.pdf'); dm.plan(); dm.toDOT();
  */
-export { cutoffDigest } from './cutoff.js';
+export { CutoffHasher, cutoffDigest } from './cutoff.js';
 export { DependencyManager } from './dependency-manager.js';
 export {
   InvalidHashError,

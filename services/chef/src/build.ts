@@ -13,7 +13,7 @@ import {
 } from '@computepods/protocol';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
-import { compilePatterns, cutoffDigest } from './digest.js';
+import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import type { InputFetcher } from './fetch-inputs.js';
 import { declaredInputs } from './rule-paths.js';
@@ -139,7 +139,6 @@ async function build(
       logPath,
     );
 
-  const patterns = compilePatterns(rule.cutoffIgnore, rule.id);
   const outputs: Result['outputs'] = {};
   const cutoff: Result['cutoff'] = {};
   for (const out of req.outputs) {
@@ -152,7 +151,9 @@ async function build(
         logPath,
       );
     outputs[out] = { sha256: h.sha256, size: h.size };
-    cutoff[out] = patterns.length ? await cutoffDigest(full, patterns) : h.sha256;
+    cutoff[out] = rule.cutoffIgnore.length
+      ? await cutoffDigestFile(full, rule.cutoffIgnore)
+      : h.sha256;
   }
   let discovered: string[];
   try {

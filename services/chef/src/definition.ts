@@ -44,10 +44,20 @@ export function parseDefinition(text: string, file: string): ChefDefinition {
     throw new ChefDefinitionError(file, detail);
   }
   const ids = new Set<string>();
-  for (const rule of parsed.data.rules) {
+  for (const [i, rule] of parsed.data.rules.entries()) {
     if (ids.has(rule.id))
       throw new ChefDefinitionError(file, `rules: duplicate rule id ${JSON.stringify(rule.id)}`);
     ids.add(rule.id);
+    for (const [j, pattern] of rule.cutoffIgnore.entries()) {
+      try {
+        new RegExp(pattern);
+      } catch (err) {
+        throw new ChefDefinitionError(
+          file,
+          `rules.${i}.cutoffIgnore.${j}: ${JSON.stringify(pattern)} is not a valid regular expression (${(err as Error).message})`,
+        );
+      }
+    }
   }
   return parsed.data;
 }
