@@ -68,10 +68,11 @@ export class TypedKv<S extends z.ZodType> {
     await this.kv.delete(kvKey(key));
   }
 
+  /** Every key once, even if a key is updated while the list is being read. */
   async keys(): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await this.kv.keys()) out.push(fromKvKey(k));
-    return out;
+    const out = new Set<string>();
+    for await (const k of await this.kv.keys()) out.add(fromKvKey(k));
+    return [...out];
   }
 
   /** Every current value (one pass over the bucket). */

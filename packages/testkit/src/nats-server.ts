@@ -105,7 +105,13 @@ export class NatsServer implements AsyncDisposable {
         ? readdirSync(portsDir).find((f) => f.endsWith('.ports'))
         : undefined;
       if (file) {
-        const ports = JSON.parse(readFileSync(join(portsDir, file), 'utf8')) as { nats?: string[] };
+        // The server may still be writing it: an empty or partial file means "look again".
+        let ports: { nats?: string[] } = {};
+        try {
+          ports = JSON.parse(readFileSync(join(portsDir, file), 'utf8')) as { nats?: string[] };
+        } catch {
+          ports = {};
+        }
         const url = ports.nats?.[0];
         if (url) {
           this.#port = Number(new URL(url).port);
