@@ -2,8 +2,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryMissingError } from './errors.js';
+import { ManagedProcess } from './process.js';
 import { runCommand } from './run-command.js';
 import { Sshd } from './sshd.js';
+
+function sshArgs(server: Sshd, command: string): string[] {
+  return [
+    ...['-p', String(server.port), '-i', server.privateKeyPath],
+    ...['-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=yes'],
+    ...['-o', `UserKnownHostsFile=${server.knownHostsPath}`, '-o', 'LogLevel=ERROR'],
+    `${server.username}@${server.host}`,
+    command,
+  ];
+}
 
 describe('Sshd', () => {
   let sshd: Sshd;
@@ -61,6 +72,54 @@ describe('Sshd', () => {
     } finally {
       if (saved === undefined) delete process.env.SSHD_BIN;
       else process.env.SSHD_BIN = saved;
+    }
+  });
+
+  it('stops and starts again on the same port, host key and users', async () => {
+    await using other = await Sshd.start({ users: ['cpuser', 'cpuser2'] });
+    const port = other.port;
+    const known = readFileSync(other.knownHostsPath, 'utf8');
+    const oldPid = other.pid;
+    await other.stop();
+    expect(other.running).toBe(false);
+    const down = await other.ssh('true');
+    expect(down.code).toBe(255);
+    expect(down.stderr).toMatch(/Connection refused/);
+    await other.start();
+    expect(other.running).toBe(true);
+    expect(other.pid).not.toBe(oldPid);
+    expect(other.port).toBe(port);
+    expect(readFileSync(other.knownHostsPath, 'utf8')).toBe(known);
+    expect((await other.ssh('id -un', { user: 'cpuser2' })).stdout).toBe('cpuser2\n');
+  });
+
+  it('lists its sessions and kills one by a pid inside it, leaving the others', async () => {
+    await using other = await Sshd.start();
+    expect(other.sessions()).toEqual([]);
+    const a = new ManagedProcess({
+      name: 'ssh-a',
+      command: 'ssh',
+      args: sshArgs(other, 'echo $PPID; exec sleep 60'),
+    });
+    const b = new ManagedProcess({
+      name: 'ssh-b',
+      command: 'ssh',
+      args: sshArgs(other, 'echo $PPID; exec sleep 60'),
+    });
+    try {
+      const pidA = Number(await a.waitForOutput(/^[0-9]+/m));
+      await b.waitForOutput(/^[0-9]+/m);
+      expect(other.sessions()).toHaveLength(2);
+      await expect(other.killSession(process.pid)).rejects.toThrow(/not a session/);
+      await other.killSession(pidA);
+      expect(await a.exited()).toBe(255);
+      expect(b.running).toBe(true);
+      expect(other.sessions()).toHaveLength(1);
+      // an outage takes the remaining session down with the listener
+      await other.stop();
+      expect(await b.exited()).toBe(255);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
     }
   });
 

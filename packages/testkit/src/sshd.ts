@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ServerStartError } from './errors.js';
 import { freePort } from './free-port.js';
 import { ManagedProcess } from './process.js';
+import { descendantsOf, killTree } from './process-tree.js';
 import { requireBinary } from './require-binary.js';
 import { type CommandResult, runCommand } from './run-command.js';
 import {
@@ -46,6 +48,8 @@ const HINT = 'install openssh-server and openssh-client (bash scripts/setup does
  *
  *   await using sshd = await Sshd.start({ users: ['cpuser', 'cpuser2'] });
  *   const { stdout } = await sshd.ssh('id -un');
+ *   await sshd.stop();   // an outage: listener and every session gone
+ *   await sshd.start();  // back on the same port, same host key, same users
  */
 export class Sshd implements AsyncDisposable {
   readonly host = '127.0.0.1';
@@ -57,6 +61,8 @@ export class Sshd implements AsyncDisposable {
   readonly #keyLines: ReadonlyMap<string, string>;
   #port = 0;
   #proc: ManagedProcess | undefined;
+  #sshdBin = '';
+  #options: SshdOptions = {};
 
   private constructor(
     dir: TempDir,
@@ -96,7 +102,9 @@ export class Sshd implements AsyncDisposable {
       const hostPub = readFileSync(dir.join('host_ed25519.pub'), 'utf8').trim();
       const [keyType, keyData] = hostPub.split(' ');
       server = new Sshd(dir, users, keyLines, `${keyType} ${keyData}`);
-      await server.#launch(sshdBin, options);
+      server.#sshdBin = sshdBin;
+      server.#options = options;
+      await server.#launch();
       return server;
     } catch (err) {
       if (server) await server[Symbol.asyncDispose]();
@@ -175,7 +183,62 @@ export class Sshd implements AsyncDisposable {
     );
   }
 
-  async #launch(sshdBin: string, options: SshdOptions): Promise<void> {
+  /**
+   * The processes serving live connections: one per connection, a child of the listening
+   * sshd (OpenSSH's privileged monitor; the user's session runs below it).
+   */
+  sessions(): number[] {
+    const pid = this.#proc?.running ? this.#proc.pid : undefined;
+    return pid === undefined ? [] : descendantsOf(pid, 1);
+  }
+
+  /**
+   * SIGKILLs the connection that process `pid` belongs to (its session process, or any process
+   * below it, such as a remote command's shell), as a crash on the server side would, and
+   * resolves once they are gone. Refuses a pid that is not below this server.
+   */
+  async killSession(pid: number): Promise<void> {
+    const listener = this.#proc?.running ? this.#proc.pid : undefined;
+    const session =
+      listener === undefined
+        ? undefined
+        : this.sessions().find((s) => s === pid || descendantsOf(s).includes(pid));
+    if (session === undefined)
+      throw new Error(`pid ${pid} is not a session of the sshd on port ${this.#port}`);
+    await killTree(session);
+  }
+
+  /**
+   * Stops the server as an outage would: the listener and, unless keepSessions (what a
+   * graceful `systemctl restart ssh` does), every open connection and its commands.
+   * start() brings it back on the same port with the same host key and users.
+   */
+  async stop(options: { keepSessions?: boolean } = {}): Promise<void> {
+    const proc = this.#proc;
+    if (!proc?.running) return;
+    if (options.keepSessions) {
+      await proc.stop();
+      return;
+    }
+    // Frozen, the listener accepts nothing new while its sessions are found and killed.
+    proc.signal('SIGSTOP');
+    try {
+      await Promise.all(this.sessions().map((s) => killTree(s)));
+    } finally {
+      proc.signal('SIGCONT');
+    }
+    await proc.stop();
+  }
+
+  /** Starts a stopped server again on its port (see stop()). */
+  async start(): Promise<void> {
+    if (this.#proc?.running) return;
+    await this.#launch(this.#port);
+  }
+
+  async #launch(fixedPort?: number): Promise<void> {
+    const sshdBin = this.#sshdBin;
+    const options = this.#options;
     // sshd insists on its privilege-separation dir; it is compiled in, so it cannot be ours.
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     // Without PAM, sshd refuses locked accounts ('!' password) even for keys; PAM's account
@@ -183,8 +246,12 @@ export class Sshd implements AsyncDisposable {
     const usePam = this.users.some((u) => isAccountLocked(u.username));
     const timeout = options.startTimeoutMs ?? 20_000;
     let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      this.#port = await freePort();
+    // A restart must have its port back: a socket closing on it may hold it for a moment.
+    for (let attempt = 0; attempt < (fixedPort ? 50 : 5); attempt++) {
+      if (fixedPort) {
+        if (attempt > 0) await sleep(100);
+        this.#port = fixedPort;
+      } else this.#port = await freePort();
       writeFileSync(
         this.configPath,
         [
@@ -231,9 +298,9 @@ export class Sshd implements AsyncDisposable {
       : new ServerStartError('sshd', String(lastError), { cause: lastError });
   }
 
-  /** Stops the server (graceful), removes our authorized_keys lines and the temp dir. */
+  /** Stops the server and its sessions, removes our authorized_keys lines and the temp dir. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.#proc?.stop();
+    await this.stop();
     for (const u of this.users) {
       const line = this.#keyLines.get(u.username);
       if (line) await removeAuthorizedKey(u, line);
