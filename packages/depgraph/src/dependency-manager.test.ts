@@ -343,6 +343,48 @@ describe('failures and cancellation', () => {
     expect(dm.cancelled(a!.id, a!.run).stale).toBe(false);
     expect(dm.ready().map((t) => t.id)).toEqual(['upper:b', 'upper:a']);
   });
+
+  it('a cancelled run in a cycle does not count as a pass', () => {
+    const dm = new DependencyManager({ passLimit: 3 });
+    dm.addRule({
+      id: 'pdflatex',
+      inputs: ['{stem}.tex'],
+      optionalInputs: ['{stem}.aux'],
+      outputs: ['{stem}.pdf', '{stem}.aux'],
+    });
+    dm.setArtefact('doc.tex', sha('t'));
+    for (let i = 0; i < 5; i++) {
+      const [t] = dm.take();
+      expect(t).toMatchObject({ id: 'pdflatex:doc', pass: 1 });
+      const r = dm.cancelled(t!.id, t!.run);
+      expect(r.stale).toBe(false);
+    }
+    expect(dm.status()).toMatchObject({ nonConvergent: [], blocked: [] });
+    expect(dm.artefactState('doc.aux')).not.toBe('not_converging');
+    expect(dm.ready().map((t) => t.id)).toEqual(['pdflatex:doc']);
+  });
+
+  it('a cancelled run after a completed pass is retried in the pass it was started in', () => {
+    const dm = new DependencyManager({ passLimit: 2 });
+    dm.addRule({
+      id: 'pdflatex',
+      inputs: ['{stem}.tex'],
+      optionalInputs: ['{stem}.aux'],
+      outputs: ['{stem}.aux'],
+    });
+    dm.setArtefact('doc.tex', sha('t'));
+    const [p1] = dm.take();
+    dm.completed(p1!.id, { outputs: { 'doc.aux': sha('a1') }, run: p1!.run });
+    const [p2] = dm.take();
+    expect(p2!.pass).toBe(2);
+    dm.cancelled(p2!.id, p2!.run);
+    const [again] = dm.take();
+    expect(again!.pass).toBe(2);
+    const done = dm.completed(again!.id, { outputs: { 'doc.aux': sha('a1') }, run: again!.run });
+    expect(done.nonConvergent).toEqual([]);
+    expect(dm.status()).toMatchObject({ idle: true, nonConvergent: [] });
+    expect(dm.artefactState('doc.aux')).toBe('up_to_date');
+  });
 });
 
 describe('structure changes', () => {

@@ -210,7 +210,12 @@ export class DependencyManager {
       const h = this.graph.hash[p];
       if (h !== undefined) snapshot.set(p, h);
     }
-    const run: Run = { run: ++this.runs, snapshot, pass: this.sched.pass[t.comp]! };
+    const run: Run = {
+      run: ++this.runs,
+      snapshot,
+      pass: this.sched.pass[t.comp]!,
+      prevRunPass: t.runPass,
+    };
     t.runPass = run.pass;
     this.sched.setRunning(t, run);
     this.sched.flush();
@@ -299,7 +304,7 @@ export class DependencyManager {
     if (!t) return { ...this.change(() => {}), stale: true };
     return {
       ...this.change(() => {
-        this.sched.setRunning(t, undefined);
+        this.sched.cancelRun(t);
         this.graph.log.recheck.add(t);
       }),
       stale: false,
@@ -410,7 +415,7 @@ export class DependencyManager {
       const t = g.tasks[c]!;
       if (t.running && t.running.snapshot.get(p) !== g.hash[p]) {
         g.log.cancel.push(t.id);
-        this.sched.setRunning(t, undefined);
+        this.sched.cancelRun(t);
       }
       t.failed = undefined;
       if (!from || from.comp !== t.comp || this.sched.stale) this.sched.resetRound(t);

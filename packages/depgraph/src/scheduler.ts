@@ -66,6 +66,17 @@ export class Scheduler implements GraphListener {
     this.work.add(t.comp);
   }
 
+  /**
+   * Ends a run that produced nothing (cancelled, lost): it does not count as a pass, so the task
+   * is again a candidate of the pass it was started in. A round reset since then already cleared
+   * its pass and stays.
+   */
+  cancelRun(t: Task): void {
+    const run = t.running;
+    if (run && t.runPass === run.pass) t.runPass = run.prevRunPass;
+    this.setRunning(t, undefined);
+  }
+
   touch(t: Task): void {
     if (!this.stale && t.comp >= 0) this.work.add(t.comp);
   }

@@ -7,6 +7,8 @@ export interface Run {
   /** Hash of every input that existed at dispatch (path id → hash): the trace's inputs. */
   readonly snapshot: Map<number, string>;
   readonly pass: number;
+  /** The task's runPass before this run: a cancelled run gives its pass back. */
+  readonly prevRunPass: number;
 }
 
 /** A rule instance. Graph structure is readonly; the rest is scheduling state. */
