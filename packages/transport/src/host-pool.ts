@@ -82,15 +82,20 @@ export class HostPool {
       try {
         return await fn(conn.client, (p) => held.push(p));
       } catch (err) {
-        refused =
+        // A channel that never opened ran nothing: try again, on a new connection when this
+        // one died meanwhile (the server dropped it while the open was under way).
+        const retry =
           err instanceof TransportError &&
           err.code === 'TRANSPORT_CHANNEL_FAILED' &&
           notStarted() &&
-          attempt < CHANNEL_ATTEMPTS &&
-          !conn.closed;
-        if (!refused) throw err;
+          attempt < CHANNEL_ATTEMPTS;
+        if (!retry) throw err;
+        refused = !conn.closed;
         this.stats.channelRetries++;
-        this.#log.debug({ endpoint: this.#endpoint, id: conn.id, attempt }, 'channel refused');
+        this.#log.debug(
+          { endpoint: this.#endpoint, id: conn.id, attempt, lost: conn.closed },
+          refused ? 'channel refused' : 'connection lost while opening a channel',
+        );
       } finally {
         if (held.length === 0) this.#release(conn, refused);
         else void Promise.all(held).finally(() => this.#release(conn));
