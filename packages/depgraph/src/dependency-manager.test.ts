@@ -265,6 +265,46 @@ describe('cycles that do not converge', () => {
     expect(drive(dm, flip)).toHaveLength(3);
   });
 
+  it('a restored non-convergence keeps the cycle blocked until an edit', () => {
+    const dm = new DependencyManager({ passLimit: 3 });
+    dm.addRule({
+      id: 'osc',
+      inputs: ['{stem}.seed'],
+      optionalInputs: ['{stem}.state'],
+      outputs: ['{stem}.state'],
+    });
+    dm.addRule({ id: 'after', inputs: ['{stem}.state'], outputs: ['{stem}.done'] });
+    dm.setArtefact('x.seed', sha('s'));
+    dm.setArtefact('y.seed', sha('s'));
+    dm.setArtefact('y.state', sha('1'));
+    const nc = drive(dm, (t) =>
+      t.stem === 'x' ? flip(t) : { outputs: { 'y.state': sha('1') } },
+    ).flatMap((r) => r.result?.nonConvergent ?? []);
+    expect(nc.map((n) => n.tasks)).toEqual([['osc:x']]);
+
+    // A restart: rules, hashes and traces come back; alone, they would give it 3 more passes.
+    const dm2 = DependencyManager.fromState(dm.exportState(), { passLimit: 3 });
+    expect(dm2.ready().map((t) => t.id)).toEqual(['osc:x']);
+    // y's cycle converged and 'nope' has no producer: both ignored.
+    dm2.restoreNonConvergence({ 'x.state': 3, 'y.state': 2, nope: 1 });
+    expect(dm2.ready()).toEqual([]);
+    const s = dm2.status();
+    expect(s).toMatchObject({ idle: true, blocked: ['osc:x'] });
+    expect(s.nonConvergent).toEqual([
+      { component: expect.any(Number), tasks: ['osc:x'], artefacts: ['x.state'], passes: 3 },
+    ]);
+    expect(dm2.artefactState('x.state')).toBe('not_converging');
+    expect(dm2.artefactState('y.state')).toBe('up_to_date');
+    expect(() => dm2.restoreNonConvergence({ 'x.state': 0 })).toThrow(RangeError);
+    // An edit starts a new round, with the full pass limit.
+    dm2.setArtefact('x.seed', sha('s2'));
+    expect(drive(dm2, flip).map((r) => `${r.task.pass}:${r.task.id}`)).toEqual([
+      '1:osc:x',
+      '2:osc:x',
+      '3:osc:x',
+    ]);
+  });
+
   it('a rule may raise the pass limit of its cycle', () => {
     const dm = new DependencyManager({ passLimit: 2 });
     dm.addRule({

@@ -161,6 +161,34 @@ export class DependencyManager {
     });
   }
 
+  /**
+   * Restores cycles reported as not converging before a restart, from the artefacts that were
+   * still changing in their last pass (path → passes run). A cycle with something dirty stays
+   * blocked until an edit starts a new round, instead of being given the pass limit again; one
+   * that is clean now, or paths no rule produces, are left alone.
+   */
+  restoreNonConvergence(artefacts: Readonly<Record<string, number>>): ChangeResult {
+    this.fresh();
+    const byComp = new Map<number, { paths: number[]; passes: number }>();
+    for (const path in artefacts) {
+      const passes = artefacts[path]!;
+      if (!Number.isInteger(passes) || passes < 1)
+        throw new RangeError(`passes for ${path} must be a positive integer, got ${passes}`);
+      const p = this.graph.id(path);
+      const prod = p === undefined ? -1 : this.graph.producer[p]!;
+      if (prod < 0) continue;
+      const c = this.graph.tasks[prod]!.comp;
+      const entry = byComp.get(c) ?? { paths: [], passes: 0 };
+      entry.paths.push(p!);
+      entry.passes = Math.max(entry.passes, passes);
+      byComp.set(c, entry);
+    }
+    return this.change(() => {
+      for (const [c, { paths, passes }] of byComp)
+        this.sched.restoreNonConvergent(c, paths, passes);
+    });
+  }
+
   /** Drops a task's trace so it rebuilds (a forced build); unknown ids change nothing. */
   forget(taskId: string): ChangeResult {
     return this.change(() => {

@@ -215,6 +215,23 @@ export class Scheduler implements GraphListener {
     this.newlyNonConvergent.push(report);
   }
 
+  /** Marks a cycle as not converging again after a restart (see restoreNonConvergence). */
+  restoreNonConvergent(c: number, changed: number[], passes: number): void {
+    const g = this.graph;
+    const members = this.members[c]!;
+    if (!this.cyclic[c] || !members.some((idx) => g.tasks[idx]!.dirty)) return;
+    const report: NonConvergence = {
+      component: c,
+      tasks: this.ordered(c).map((i) => g.tasks[i]!.id),
+      artefacts: changed.map((p) => g.paths[p]!).sort(),
+      passes,
+    };
+    for (const idx of members) g.tasks[idx]!.nc = report;
+    this.pass[c] = passes;
+    this.changed[c] = new Set(changed);
+    this.work.add(c);
+  }
+
   /** Calls `fn` once per task-level edge from component c to another component. */
   forEachOut(c: number, fn: (d: number) => void): void {
     const { tasks, producer, consumers } = this.graph;
