@@ -70,6 +70,7 @@ export { ArtefactType, Rule, type RuleInput, RulesDeclared } from './rules.js';
 export { buckets, fromKvKey, kvKey, streams, subjects } from './subjects.js';
 export {
   TaskControl,
+  TaskFiles,
   TaskRecord,
   TaskState,
   TaskStateChanged,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ServiceName } from './names.js';
+import { RelativePath } from './paths.js';
 
 export const TaskState = z.enum([
   'created',
@@ -14,6 +15,19 @@ export type TaskState = z.infer<typeof TaskState>;
 
 export const TERMINAL_STATES: readonly TaskState[] = ['finished', 'failed', 'killed'];
 
+/**
+ * The files a task reads and writes, relative to its cwd. A resource that does not share the
+ * pod's filesystem with its jobs (slurm_ssh), or whose jobs run as another user (slurm_sudo),
+ * stages the inputs into the job folder, runs the command there, and brings the outputs back
+ * into cwd, verified, before the task is recorded finished; an output the command did not
+ * write fails the task. Every path is checked: no absolute path, no `..` leaving cwd.
+ */
+export const TaskFiles = z.object({
+  inputs: z.array(RelativePath).max(10_000).default([]),
+  outputs: z.array(RelativePath).min(1).max(10_000),
+});
+export type TaskFiles = z.infer<typeof TaskFiles>;
+
 /** Chef → runner: run this command on a computational resource. */
 export const TaskSubmitted = z.object({
   taskId: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits and "_.:-"'),
@@ -26,6 +40,8 @@ export const TaskSubmitted = z.object({
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
   timeoutMs: z.number().int().positive().optional(),
   gpu: z.boolean().default(false),
+  /** What the command reads and writes (see TaskFiles); without it, it runs in cwd itself. */
+  files: TaskFiles.optional(),
 });
 export type TaskSubmitted = z.infer<typeof TaskSubmitted>;
 
