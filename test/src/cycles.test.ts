@@ -170,6 +170,44 @@ describe('cycles: fixpoint, non-convergence, early cutoff, crash mid-cycle', () 
     expect(text.stdout).toMatch(/c\/x\.a\s+not_converging/);
   });
 
+  it('keeps a non-converging cycle stopped across a MajorDomo kill -9, until a source changes', async () => {
+    const from = log.requests.length;
+    await stack.kill9('majordomo');
+    await stack.start('majordomo');
+    // Planning after a restart happens before "ready", and MajorDomo's requests reach this
+    // connection before its status reply: nothing for x went out if none is logged by now.
+    const s = await settled(
+      stack.bus,
+      () => true,
+      30_000,
+      () => stack.logs(),
+    );
+    expect(s.nonConvergent).toEqual([
+      expect.objectContaining({ artefacts: ['c/x.a', 'c/x.b'], passes: 5 }),
+    ]);
+    expect(s.running).toEqual([]);
+    expect(log.passes('x', from)).toEqual([]);
+    expect(readFileSync(join(stack.workspace, 'c/x.a'), 'utf8')).toBe('5\n');
+    for (const path of ['c/x.a', 'c/x.b'])
+      expect(await stack.artefact(path)).toMatchObject({ status: 'not_converging', passes: 5 });
+
+    // An edit starts a new round with the full pass limit.
+    stack.write('c/x.seed', 'go again\n');
+    const again = await settled(
+      stack.bus,
+      () => log.passes('x', from).length === 10,
+      60_000,
+      () => stack.logs(),
+    );
+    expect(log.passes('x', from)).toEqual(
+      [1, 2, 3, 4, 5].flatMap((p) => [`${p}:inc`, `${p}:copy`]),
+    );
+    expect(again.nonConvergent).toEqual([
+      expect.objectContaining({ artefacts: ['c/x.a', 'c/x.b'], passes: 5 }),
+    ]);
+    expect(readFileSync(join(stack.workspace, 'c/x.a'), 'utf8')).toBe('10\n');
+  }, 120_000);
+
   it('stops propagation where an intermediate is rebuilt with the same hash (early cutoff)', async () => {
     stack.write('notes/n.src', '# first comment\nalpha\nbeta\n');
     await settled(stack.bus, upToDate('notes/n.lines'), 30_000, () => stack.logs());

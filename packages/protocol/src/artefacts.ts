@@ -28,6 +28,11 @@ export const ArtefactRecord = z.object({
   updated: z.iso.datetime(),
   buildId: z.string().optional(),
   error: z.string().optional(),
+  /**
+   * Set while not_converging on an artefact still changing in its cycle's last pass: the passes
+   * run. A restarted MajorDomo restores the verdict from it instead of running the cycle again.
+   */
+  passes: z.number().int().min(1).optional(),
 });
 export type ArtefactRecord = z.infer<typeof ArtefactRecord>;
 

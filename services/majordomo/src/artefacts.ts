@@ -49,6 +49,7 @@ export class ArtefactManager {
     };
     if (change.error === undefined && next.status !== 'failed' && next.status !== 'not_converging')
       delete next.error;
+    if (next.status !== 'not_converging') delete next.passes;
     if (prev && same(prev, next)) return prev;
     this.#records.set(path, next);
     await this.kv.put(path, next);
@@ -78,6 +79,7 @@ function same(a: Rec, b: Rec): boolean {
     a.producer === b.producer &&
     a.error === b.error &&
     a.buildId === b.buildId &&
+    a.passes === b.passes &&
     a.pods.join() === b.pods.join()
   );
 }

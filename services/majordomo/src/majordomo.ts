@@ -1,11 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Bus, ensureProjectStreams, type Logger, type TypedKv } from '@computepods/bus';
-import {
-  type ChangeResult,
-  DependencyManager,
-  type NonConvergence,
-  type TaskInstance,
-} from '@computepods/depgraph';
+import { type ChangeResult, DependencyManager, type TaskInstance } from '@computepods/depgraph';
 import {
   type ArtefactStatus,
   BuildResult,
@@ -40,7 +35,6 @@ export class MajorDomo {
   readonly dm: DependencyManager;
   readonly rules: RuleRegistry;
   readonly #inflight = new Map<string, InFlight>();
-  readonly #nonConvergent = new Map<number, NonConvergence>();
   /** Each chef's declaration as last applied (JSON). */
   readonly #declared = new Map<string, string>();
   /** Tasks the user asked to rebuild even though nothing changed. */
@@ -83,6 +77,11 @@ export class MajorDomo {
         discovered: value.discovered,
       });
     }
+    // A cycle reported as not converging stays so until an edit: no new passes for a restart.
+    const stuck: Record<string, number> = {};
+    for (const rec of artefacts.all())
+      if (rec.status === 'not_converging' && rec.passes) stuck[rec.path] = rec.passes;
+    md.#handleChange(md.dm.restoreNonConvergence(stuck), 'restart');
     await md.#pump('restart');
 
     const stopRules = await rulesKv.watch((chef, decl) => {
@@ -311,7 +310,6 @@ export class MajorDomo {
         : 'built',
     );
     for (const nc of res.nonConvergent) {
-      this.#nonConvergent.set(nc.component, nc);
       this.logger.warn(
         { component: nc.component, artefacts: nc.artefacts, passes: nc.passes, cid },
         'cycle does not converge',
@@ -319,7 +317,11 @@ export class MajorDomo {
       for (const path of nc.artefacts)
         await this.artefacts.update(
           path,
-          { status: 'not_converging', error: `still changing after ${nc.passes} passes` },
+          {
+            status: 'not_converging',
+            error: `still changing after ${nc.passes} passes`,
+            passes: nc.passes,
+          },
           cid,
         );
     }
