@@ -1,7 +1,7 @@
 // `pnpm cp-up` (scripts/up installs first): one nats-server, all four services, the local
 // resource and the demo project, supervised; Ctrl-C stops everything cleanly.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { cpSync, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { NatsServer } from '@computepods/testkit';
@@ -74,9 +74,9 @@ function launch(s: Supervised): void {
 async function main(): Promise<void> {
   const nats = await startNats();
   const httpPort = Number(process.env.CP_HTTP_PORT ?? 8080);
+  // The demo's sources, each only when missing: an edited file is kept across restarts.
   mkdirSync(`${workspace}/src`, { recursive: true });
-  if (!existsSync(`${workspace}/src/hello.txt`))
-    cpSync(`${root}deploy/demo/src`, `${workspace}/src`, { recursive: true });
+  cpSync(`${root}deploy/demo/src`, `${workspace}/src`, { recursive: true, force: false });
   mkdirSync(`${state}/logs`, { recursive: true });
 
   const env = {
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     {
       name: 'chef',
       args: ['services/chef/src/main.ts'],
-      env: { ...env, CP_CHEF: 'text', CP_CHEF_DEFINITION: 'generic' },
+      env: { ...env, CP_CHEF: 'demo', CP_CHEF_DEFINITION: `${root}deploy/demo/chef.yaml` },
       restarts: 0,
     },
     {
@@ -107,6 +107,13 @@ async function main(): Promise<void> {
   ].map((s) => ({ ...s, log: createWriteStream(`${state}/logs/${s.name}.log`, { flags: 'a' }) }));
   for (const s of services) launch(s);
 
+  // What cpctrl needs to find this deployment, when it differs from cpctrl's defaults.
+  const cpEnv = [
+    nats.url === 'nats://127.0.0.1:4222' ? '' : `NATS_URL=${nats.url}`,
+    project === 'demo' ? '' : `CP_PROJECT=${project}`,
+  ]
+    .filter(Boolean)
+    .join(' ');
   say(
     [
       '',
@@ -120,11 +127,20 @@ async function main(): Promise<void> {
       `  API         http://127.0.0.1:${httpPort}  (OpenAPI: /openapi.json, live events: /api/events)`,
       `  API token   ${state}/${project}/majordomo/api-token  (needed for POST/DELETE)`,
       '',
-      `Try: echo "more text" >> ${workspace}/src/hello.txt`,
-      `     NATS_URL=${nats.url} pnpm -s cpctrl status`,
+      'The demo: out/hello.upper from src/hello.txt, and out/guide.html from src/guide.md through a',
+      'cycle (its table of contents is read back from the page as out/guide.toc): a new document',
+      'settles in 3 passes. Rules: deploy/demo/chef.yaml. Try, in another terminal:',
+      ...(cpEnv ? [`  export ${cpEnv}`] : []),
+      `  pnpm -s cpctrl status                                   services and artefacts`,
+      `  echo "## A new section" >> ${workspace}/src/guide.md`,
+      `                                                          3 passes, logged here`,
+      `  pnpm -s cpctrl build out/guide.html --force --watch     rebuild, with a progress line`,
+      `  pnpm -s cpctrl artefact why out/guide.html              what makes it out of date`,
+      `  pnpm -s cpctrl graph --dot                              what is planned, cycles as clusters`,
+      `  pnpm -s cpctrl -o json status                           the same, as JSON on stdout`,
       "Feed the pod from a directory of yours over SSH (your key in the pod user's authorized_keys):",
-      `     NATS_URL=${nats.url} pnpm -s inotify2nats --project ${project} --pod ${env.CP_POD} \\`,
-      `       --root ~/my-project --ssh ${process.env.USER ?? 'me'}@127.0.0.1:22 --remote-root ${workspace} --log '*.log'`,
+      `  NATS_URL=${nats.url} pnpm -s inotify2nats --project ${project} --pod ${env.CP_POD} \\`,
+      `    --root ~/my-project --ssh ${process.env.USER ?? 'me'}@127.0.0.1:22 --remote-root ${workspace} --log '*.log'`,
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
