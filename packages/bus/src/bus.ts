@@ -197,7 +197,7 @@ export class Bus {
       ...(options.filterSubject ? { filterSubject: options.filterSubject } : {}),
       maxDeliver: options.maxDeliver ?? 5,
       ackWaitMs: options.ackWaitMs ?? 30_000,
-      maxAckPending: Math.max(options.concurrency ?? 1, 1) * 4,
+      maxAckPending: options.maxAckPending ?? Math.max(options.concurrency ?? 1, 1) * 4,
     });
     const consumer = await startConsumer(this, options);
     this.#consumers.push(consumer);

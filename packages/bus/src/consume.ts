@@ -25,6 +25,8 @@ export interface ConsumeOptions<T extends MessageType> {
   readonly concurrency?: number;
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
+  /** Unacknowledged messages over every client of the consumer (default concurrency × 4). */
+  readonly maxAckPending?: number;
 }
 
 export interface Consumer {

@@ -347,9 +347,17 @@ describe('profiles and resources together', () => {
     expect(() =>
       parseResource({ ...sudo, pilot_config: { max_workers: 0, idle_timeout_s: 30 } }),
     ).toThrow(/pilot_config.max_workers: /);
-    expect(() => parseResource({ ...parsed(SLURM_SSH_RESOURCE), pilot_config: pilot })).toThrow(
-      /pilot_config: unknown field/,
+    // over SSH the workers' checkout on the cluster must be named
+    const ssh = parsed(SLURM_SSH_RESOURCE);
+    expect(() => parseResource({ ...ssh, pilot_config: pilot })).toThrow(
+      /pilot_config.computepods_dir: /,
     );
+    const remote = { ...pilot, computepods_dir: '/opt/computepods', nats_url: 'nats://hub:4222' };
+    const rs = parseResource({ ...ssh, pilot_config: remote });
+    expect(rs.type === 'slurm_ssh' && rs.pilot_config).toEqual(remote);
+    expect(() =>
+      parseResource({ ...ssh, pilot_config: { ...remote, nats_url: 'hub:4222; rm -rf /' } }),
+    ).toThrow(/pilot_config.nats_url: must be NATS URLs/);
   });
 });
 

@@ -15,8 +15,10 @@ import { ServiceName } from './names.js';
  *   - `slurm_client_env` (slurm_sudo, slurm_ssh): extra environment for SLURM client commands
  *     (sbatch, squeue, scontrol, scancel), e.g. SLURM_CONF for a cluster with a private config.
  *   - `port` (slurm_ssh): the SSH port, default 22.
- *   - `pilot_config` (slurm_sudo): run tasks in pilot jobs (runner workers inside SLURM
- *     allocations that pull from the task queue until idle) instead of one sbatch per batch.
+ *   - `pilot_config` (slurm_sudo, slurm_ssh): run tasks in pilot jobs (runner workers inside
+ *     SLURM allocations that pull from the task queue until idle) instead of one sbatch per
+ *     batch. On slurm_ssh the workers run from a ComputePods checkout on the cluster
+ *     (`computepods_dir`) and reach NATS at `nats_url` as the compute nodes see it.
  *   - `resource` (profiles): the id of the resource a profile binds to.
  *   - `known_hosts_path` (slurm_ssh profiles): the known_hosts file checked for the host key.
  *   - the `kubernetes` resource type and profile (no backend yet).
@@ -234,14 +236,26 @@ export type LocalResource = z.infer<typeof LocalResource>;
 /**
  * Pilot mode: the runner submits at most `max_workers` pilot jobs while tasks are waiting;
  * each runs a runner worker with `cpus_per_worker` CPUs (default 1) that exits after
- * `idle_timeout_s` seconds without work.
+ * `idle_timeout_s` seconds without work. The worker connects to `nats_url` (default: the
+ * runner's NATS_URL), runs the checkout at `computepods_dir` (default: the runner's own, which
+ * a slurm_sudo cluster shares) with `node_path` (default: the runner's node for slurm_sudo,
+ * `node` on the job's PATH for slurm_ssh).
  */
 export const PilotConfig = z.strictObject({
   max_workers: PositiveInt.max(10_000),
   idle_timeout_s: z.number().positive().max(86_400),
   cpus_per_worker: PositiveInt.max(4096).optional(),
+  nats_url: NonEmptyStr.refine(
+    (u) => u.split(',').every((one) => /^(nats|tls|ws|wss):\/\/[^\s'"]+$/.test(one.trim())),
+    'must be NATS URLs (nats://host:port, comma-separated)',
+  ).optional(),
+  computepods_dir: AbsolutePath.optional(),
+  node_path: AbsolutePath.optional(),
 });
 export type PilotConfig = z.infer<typeof PilotConfig>;
+
+/** Over SSH the runner's checkout is not on the cluster: say where the workers' one is. */
+export const SlurmSshPilotConfig = PilotConfig.extend({ computepods_dir: AbsolutePath });
 
 export const SlurmSudoResource = z.strictObject({
   type: z.literal('slurm_sudo'),
@@ -261,6 +275,7 @@ export const SlurmSshResource = z.strictObject({
     'must be a host name or address',
   ),
   port: z.number().int().min(1).max(65_535).optional(),
+  pilot_config: SlurmSshPilotConfig.optional(),
 });
 export type SlurmSshResource = z.infer<typeof SlurmSshResource>;
 

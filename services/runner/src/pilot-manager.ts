@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Bus } from '@computepods/bus';
-import { type SlurmHost, SudoHost, sbatchArgs, shq } from '@computepods/executors';
+import { isTerminal, type SlurmHost, sbatchArgs, shq } from '@computepods/executors';
 import {
+  buckets,
+  InvalidConfigError,
   type LocalResource,
   type Profile,
-  type SlurmSudoResource,
   streams,
   subjects,
+  TaskRecord,
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
-
-const WORKER = fileURLToPath(new URL('./pilot-worker.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+import { checkPilotSite, type PilotResource, pilotSite, WORKER_PATH } from './pilot-host.js';
+import { failTasksOfEndedPilot, pilotRunnerId } from './pilot-takeover.js';
 
 // scontrol states of a job that still holds (or waits for) an allocation.
 const ALIVE = new Set([
@@ -47,60 +47,102 @@ export interface PilotManager {
 export interface PilotManagerOptions {
   readonly bus: Bus;
   readonly cfg: RunnerConfig;
-  readonly resource: SlurmSudoResource;
+  readonly resource: PilotResource;
   readonly profile: Profile | undefined;
   /** The durable consumer the workers share (the runner's own). */
   readonly durable: string;
-  /** Consumer settings, the same as the runner's, so workers and manager never disagree. */
-  readonly consumer: { maxDeliver: number; ackWaitMs: number; maxAckPending: number };
-  /** The SLURM host (default: sudo as the profile's user with the resource's client env). */
+  /**
+   * Consumer settings, the same as the runner's, so workers and manager never disagree.
+   * maxAckPending is the pilots' own: see pilotMaxAckPending.
+   */
+  readonly consumer: { maxDeliver: number; ackWaitMs: number };
+  /** The SLURM host (default: sudo, or SSH, as the profile's user with the client env). */
   readonly host?: SlurmHost;
-  /** NATS URL the workers connect to (default NATS_URL). */
+  /** NATS URL the workers connect to (default pilot_config.nats_url, else NATS_URL). */
   readonly natsUrl?: string;
 }
 
 /**
- * HyperQueue-like pilot jobs for a slurm_sudo resource with `pilot_config`: while the task
- * queue has work (consumer num_pending + num_ack_pending) and fewer than max_workers pilots
- * are queued or running, one more pilot job is submitted. Each pilot runs a runner worker
- * (pilot-worker.ts, a `local` executor with the allocation's CPUs) on the same work queue,
- * which exits after idle_timeout_s without tasks, ending its allocation. Pilots are tracked
- * by SLURM job id with squeue; a job missing from squeue is only dropped once
- * `scontrol show job` says it ended (or no longer knows it).
+ * Unacknowledged tasks on the shared consumer: one per lane of every pilot. A worker holds a
+ * task's message until the task ends (pilot-worker.ts), so this bounds what all pilots hold
+ * together, and a pilot that pulls ahead cannot hoard what an idle one could run.
+ */
+export function pilotMaxAckPending(resource: PilotResource): number {
+  const pc = resource.pilot_config!;
+  return pc.max_workers * (pc.cpus_per_worker ?? 1);
+}
+
+/**
+ * HyperQueue-like pilot jobs for a slurm_sudo or slurm_ssh resource with `pilot_config`: while
+ * the task queue has work (consumer num_pending + num_ack_pending) and fewer than max_workers
+ * pilots are queued or running, one more pilot job is submitted. Each pilot runs a runner
+ * worker (pilot-worker.ts, a `local` executor with the allocation's CPUs) on the same work
+ * queue, which exits after idle_timeout_s without tasks, ending its allocation. Pilots are
+ * tracked by SLURM job id with squeue; a job missing from squeue is only dropped once
+ * `scontrol show job` says it ended (or no longer knows it), and then the tasks it left
+ * unfinished are taken over (pilot-takeover.ts). Over SSH the worker runs from the checkout at
+ * pilot_config.computepods_dir, checked before the first pilot is submitted.
  */
 export async function startPilotManager(options: PilotManagerOptions): Promise<PilotManager> {
   const { bus, cfg, resource } = options;
   const pc = resource.pilot_config;
   if (!pc) throw new Error(`resource ${cfg.resource} has no pilot_config`);
-  const profile = options.profile;
-  if (!options.host && profile?.resource_type !== 'slurm_sudo')
-    throw new Error(`pilot mode needs a slurm_sudo profile for resource ${cfg.resource}`);
-  const host =
-    options.host ??
-    new SudoHost({
-      username: (profile as { username: string }).username,
-      clientEnv: resource.slurm_client_env ?? {},
-    });
-  const natsUrl = options.natsUrl ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const log = bus.logger.child({ pilots: cfg.resource });
+  const site = pilotSite(resource, options.profile, options.host, log);
+  const host = site.host;
+  const natsUrl = options.natsUrl ?? pc.nats_url ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const cpus = pc.cpus_per_worker ?? 1;
   const jobName = `cp-pilot-${cfg.project}-${cfg.resource}`;
   const stream = streams.tasks(cfg.project);
-  const log = bus.logger.child({ pilots: cfg.resource });
   const pilots = new Map<string, Pilot>();
   const pollMs = Math.max(200, Math.min(5_000, resource.jobs_poll_interval * 1000));
+  const maxAckPending = pilotMaxAckPending(resource);
+  const kv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
+
+  // A checkout or node missing on the cluster is a configuration error, said at once; a host
+  // that does not answer yet is asked again before the first pilot is submitted.
+  let checked = false;
+  const checkSite = async () => {
+    const node = await checkPilotSite(site, resource.name);
+    checked = true;
+    log.info({ on: host.label, checkout: site.repoDir, node }, 'pilot worker code found');
+  };
+  try {
+    await checkSite();
+  } catch (err) {
+    if (err instanceof InvalidConfigError) {
+      if (site.ownsHost) await host.close();
+      throw err;
+    }
+    log.warn({ err: String(err), on: host.label }, 'cannot check the pilot site yet');
+  }
 
   await bus.ensureConsumer({
     stream,
     durable: options.durable,
     filterSubject: subjects.tasks(cfg.project, cfg.resource),
     ...options.consumer,
+    maxAckPending,
   });
 
-  // Pilots submitted before a restart of the runner: found by their job name.
-  const before = await host.slurm(['squeue', '--noheader', `--name=${jobName}`, '--format=%i|%T']);
-  if (before.code === 0)
-    for (const [id, state] of parseSqueue(before.stdout))
+  // Pilots from before a restart of the runner, found once, before anything is submitted.
+  let found = false;
+  async function findEarlierPilots(): Promise<void> {
+    // Still queued or running: found by their job name.
+    const res = await host.slurm(['squeue', '--noheader', `--name=${jobName}`, '--format=%i|%T']);
+    if (res.code !== 0) throw new Error(`squeue failed: ${res.stderr.trim()}`);
+    for (const [id, state] of parseSqueue(res.stdout))
       pilots.set(id, { jobId: id, dir: '', state });
+    // Ended while the runner was down, maybe leaving tasks unfinished: refresh() asks SLURM
+    // about their jobs and takes those tasks over.
+    const prefix = pilotRunnerId(cfg.resource, '');
+    for (const { value } of (await kv.entries()).values()) {
+      const jobId = value.runner?.startsWith(prefix) ? value.runner.slice(prefix.length) : '';
+      if (/^[0-9]+$/.test(jobId) && !isTerminal(value.state) && !pilots.has(jobId))
+        pilots.set(jobId, { jobId, dir: '', state: 'UNKNOWN' });
+    }
+    found = true;
+  }
 
   async function pending(): Promise<number> {
     const info = await bus.jsm.consumers.info(stream, options.durable);
@@ -135,14 +177,24 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       } else if (!/Invalid job id/i.test(`${sc.stderr}${sc.stdout}`)) {
         continue; // no answer: ask again next time, never assume it ended
       }
+      const jobState = m?.[1] ?? 'purged';
+      log.info({ jobId: id, state: jobState }, 'pilot job ended');
+      await failTasksOfEndedPilot({
+        bus,
+        kv,
+        resource: cfg.resource,
+        jobId: id,
+        jobState,
+        log,
+      });
       pilots.delete(id);
-      log.info({ jobId: id, state: m?.[1] ?? 'purged' }, 'pilot job ended');
     }
   }
 
   async function submit(): Promise<void> {
+    if (!checked) await checkSite();
     const key = randomUUID().slice(0, 8);
-    const dir = posix.join(resource.jobs_local_dir, `pilot-${cfg.resource}-${key}`);
+    const dir = posix.join(site.jobsDir, `pilot-${cfg.resource}-${key}`);
     const local: LocalResource = {
       type: 'local',
       name: `${resource.name} (pilot)`,
@@ -150,7 +202,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       jobs_local_dir: posix.join(dir, 'tasks'),
       jobs_runner_config: { parallel_tasks_per_job: cpus },
       jobs_poll_interval: 0,
-      tasks_local_dir: resource.tasks_local_dir,
+      tasks_local_dir: site.tasksDir,
       tasks_python_config: resource.tasks_python_config,
       tasks_pixi_config: resource.tasks_pixi_config,
     };
@@ -163,14 +215,15 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       CP_PARALLEL: String(cpus),
       CP_RUNNER_INTAKE: String(cpus),
       CP_PILOT_IDLE_TIMEOUT_S: String(pc!.idle_timeout_s),
+      CP_PILOT_MAX_ACK_PENDING: String(maxAckPending),
       CP_LOG_FORMAT: 'json',
     };
     const exports = Object.entries(env).map(([k, v]) => `${k}=${shq(v, k)}`);
     const script = [
       '#!/bin/sh',
       `# ComputePods pilot for resource ${cfg.resource}: a runner worker, ${cpus} CPU(s)`,
-      `cd ${shq(REPO_ROOT, 'repository')} || exit 1`,
-      `exec env ${exports.join(' ')} CP_RUNNER_ID=${shq(`pilot-${cfg.resource}-`, 'runner id')}"$SLURM_JOB_ID" ${shq(process.execPath, 'node')} --import tsx ${shq(WORKER, 'worker')}`,
+      `cd ${shq(site.repoDir, 'computepods_dir')} || exit 1`,
+      `exec env ${exports.join(' ')} CP_RUNNER_ID=${shq(pilotRunnerId(cfg.resource, ''), 'runner id')}"$SLURM_JOB_ID" ${shq(site.node, 'node_path')} --import tsx ${shq(WORKER_PATH, 'worker')}`,
       '',
     ].join('\n');
     await host.stageJob(dir, {
@@ -191,6 +244,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   }
 
   async function tick(): Promise<void> {
+    if (!found) await findEarlierPilots();
     await refresh();
     const waiting = await pending();
     if (waiting === 0 || pilots.size >= pc!.max_workers) return;
@@ -224,7 +278,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       stopped = true;
       wake?.();
       await loop;
-      if (!options.host) await host.close();
+      if (site.ownsHost) await host.close();
     },
   };
 }

@@ -8,9 +8,13 @@ import { startRunner } from './runner.js';
  * `local` executor (CP_RESOURCE_FILE) on the pilot queue's resource, pulling from the same
  * work queue until no task has been in its hands for CP_PILOT_IDLE_TIMEOUT_S seconds; then it
  * stops and exits, which ends the SLURM allocation. SIGTERM (scancel) stops it as well.
+ * It takes a task only when one of its CP_RUNNER_INTAKE lanes is free (the message is
+ * acknowledged when the task ends), so tasks spread over the pilots instead of queueing in
+ * the first one; CP_PILOT_MAX_ACK_PENDING is the bound over all pilots (the manager's).
  */
 const logger = createLogger('runner-pilot');
 const idleS = Number(process.env.CP_PILOT_IDLE_TIMEOUT_S ?? '60');
+const maxAckPending = Number(process.env.CP_PILOT_MAX_ACK_PENDING ?? '0');
 
 async function main(): Promise<void> {
   if (!Number.isFinite(idleS) || idleS <= 0)
@@ -22,7 +26,10 @@ async function main(): Promise<void> {
     logger: logger.child({ project: cfg.project, resource: cfg.resource, runner: cfg.runnerId }),
     description: `ComputePods pilot worker ${cfg.runnerId} for resource ${cfg.resource}`,
   });
-  const runner = await startRunner(bus, cfg);
+  const runner = await startRunner(bus, cfg, {
+    holdUntilEnd: true,
+    ...(Number.isInteger(maxAckPending) && maxAckPending > 0 ? { maxAckPending } : {}),
+  });
   let lastBusy = Date.now();
   let stopping: Promise<void> | undefined;
   const stop = (why: string) => {

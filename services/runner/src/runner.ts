@@ -19,11 +19,21 @@ const ADOPT_KILLED_MS = 60 * 60_000;
 
 export interface RunningRunner {
   readonly executor: Executor;
-  /** Pilot mode (slurm_sudo with pilot_config): the manager of the pilot jobs. */
+  /** Pilot mode (slurm_sudo or slurm_ssh with pilot_config): the manager of the pilot jobs. */
   readonly pilots?: PilotManager | undefined;
   /** Takes no more tasks from the queue (those in hand go on). */
   stopIntake(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface RunnerOptions {
+  /**
+   * Pilot workers: a task's message is acknowledged when the task ends, not once it is
+   * recorded, so a worker holds no more tasks than its intake and leaves the rest to others.
+   */
+  readonly holdUntilEnd?: boolean;
+  /** Unacknowledged tasks over every runner of the queue (default intake × 4). */
+  readonly maxAckPending?: number;
 }
 
 /**
@@ -34,7 +44,11 @@ export interface RunningRunner {
  * records it wrote before a crash and reconciles them with SLURM, pids and exit files.
  * Pause, resume and kill arrive on cp.<project>.task.control.
  */
-export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<RunningRunner> {
+export async function startRunner(
+  bus: Bus,
+  cfg: RunnerConfig,
+  options: RunnerOptions = {},
+): Promise<RunningRunner> {
   const p = cfg.project;
   await ensureProjectStreams(bus, p);
   const kv = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
@@ -76,18 +90,14 @@ export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<RunningR
 
   // Pilot mode: pilot jobs' workers take the tasks; this runner only follows the demand.
   const pilots =
-    resource.type === 'slurm_sudo' && resource.pilot_config
+    (resource.type === 'slurm_sudo' || resource.type === 'slurm_ssh') && resource.pilot_config
       ? await startPilotManager({
           bus,
           cfg,
           resource,
           profile,
           durable: `runner-${cfg.resource}`,
-          consumer: {
-            maxDeliver: 10,
-            ackWaitMs: 30_000,
-            maxAckPending: (resource.pilot_config.cpus_per_worker ?? 1) * 4,
-          },
+          consumer: { maxDeliver: 10, ackWaitMs: 30_000 },
         })
       : undefined;
   const consumer = pilots
@@ -99,7 +109,12 @@ export async function startRunner(bus: Bus, cfg: RunnerConfig): Promise<RunningR
         accept: ['task.submitted'],
         concurrency: cfg.intake,
         maxDeliver: 10,
-        handler: async (msg, ctx) => accept(msg.body, msg.cid, ctx.logger),
+        ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
+        handler: async (msg, ctx) => {
+          await accept(msg.body, msg.cid, ctx.logger);
+          if (options.holdUntilEnd && executor.get(msg.body.taskId))
+            await executor.wait(msg.body.taskId);
+        },
       });
 
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
