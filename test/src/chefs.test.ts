@@ -258,7 +258,11 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     expect(readFileSync(join(wsB, 'out/x.rev'), 'utf8')).toBe('CBA\n');
     expect(readA('out/x.rev')).toBe('CBA\n');
     expect(readA('out/x.final')).toBe('CBA\ndone\n');
-    expect((await stack.artefact('out/x.rev'))?.pods).toContain('pod-b');
+    // Each record names every pod holding its hash: pod-b got out/x.upper by SFTP (it has no
+    // fswatcher: the build that used it says so), pod-a got out/x.rev the same way.
+    expect((await stack.artefact('out/x.upper'))?.pods).toEqual(['pod-a', 'pod-b']);
+    expect((await stack.artefact('out/x.rev'))?.pods).toEqual(['pod-b', 'pod-a']);
+    expect((await stack.artefact('out/x.final'))?.pods).toEqual(['pod-a']);
     expect(stack.procs.get('chef-podb')!.output).toMatch(
       /"path":"out\/x\.upper","pod":"pod-a".*"msg":"input fetched from another pod"/,
     );
@@ -275,6 +279,10 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
       () => stack.logs(),
     );
     expect(readFileSync(join(wsB, 'out/x.upper'), 'utf8')).toBe('ABCD\n');
+    // A new hash is held only where it was made and where it was fetched to.
+    expect((await stack.artefact('out/x.upper'))?.pods).toEqual(['pod-a', 'pod-b']);
+    const sources = await stack.artefact('src/x.txt');
+    expect(sources?.pods).toEqual(['pod-a']);
   });
 
   it('retires the rules of a chef killed -9 and lets another chef take over its queued builds', async () => {

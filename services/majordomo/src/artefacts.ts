@@ -57,6 +57,20 @@ export class ArtefactManager {
     return next;
   }
 
+  /** The pods holding `sha256` at `path` once `pod` has it too: the new hash replaces the old. */
+  podsWith(path: string, sha256: string, pod: string): string[] {
+    const prev = this.#records.get(path);
+    if (prev?.sha256 !== sha256) return [pod];
+    return prev.pods.includes(pod) ? prev.pods : [...prev.pods, pod];
+  }
+
+  /** Records that `pod` holds `path` with `sha256`; nothing when the record has another hash. */
+  async heldBy(path: string, sha256: string, pod: string, cid?: string): Promise<void> {
+    const prev = this.#records.get(path);
+    if (prev?.sha256 !== sha256 || prev.pods.includes(pod)) return;
+    await this.update(path, { status: prev.status, pods: [...prev.pods, pod] }, cid);
+  }
+
   async remove(path: string, cid?: string): Promise<void> {
     const prev = this.#records.get(path);
     if (!prev) return;

@@ -23,6 +23,8 @@ interface InFlight {
   readonly task: TaskInstance;
   readonly chef: string;
   readonly cid: string;
+  /** The input hashes the chef was asked to build with (file hashes, not cutoff digests). */
+  readonly inputs: Readonly<Record<string, string>>;
 }
 
 /**
@@ -189,12 +191,7 @@ export class MajorDomo {
       if (producer && this.#inflight.has(producer)) continue;
       const rec = this.artefacts.get(ev.path);
       if (rec?.sha256 === ev.sha256) {
-        if (!rec.pods.includes(body.pod))
-          await this.artefacts.update(
-            ev.path,
-            { status: rec.status, pods: [...rec.pods, body.pod] },
-            cid,
-          );
+        await this.artefacts.heldBy(ev.path, ev.sha256, body.pod, cid);
         continue;
       }
       this.logger.info({ path: ev.path, sha256: ev.sha256.slice(0, 12), cid }, 'file changed');
@@ -281,6 +278,9 @@ export class MajorDomo {
       buildId: result.buildId,
       time: new Date().toISOString(),
     });
+    // The chef ran with every input at its planned hash on its pod (fetched if need be).
+    for (const [path, sha256] of Object.entries(f.inputs))
+      if (!task.outputs.includes(path)) await this.artefacts.heldBy(path, sha256, result.pod, cid);
     for (const [path, out] of Object.entries(result.outputs)) {
       await this.artefacts.update(
         path,
@@ -290,7 +290,7 @@ export class MajorDomo {
           cutoff: result.cutoff[path] ?? out.sha256,
           size: out.size,
           producer: task.id,
-          pods: [result.pod],
+          pods: this.artefacts.podsWith(path, out.sha256, result.pod),
           buildId: result.buildId,
         },
         cid,
@@ -351,7 +351,7 @@ export class MajorDomo {
       inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path]!;
     const forced = this.#forced.delete(task.id);
     const id = buildId(task.ruleId, task.id, inputs, forced ? randomUUID() : '');
-    const f: InFlight = { buildId: id, task, chef: owned.chef, cid };
+    const f: InFlight = { buildId: id, task, chef: owned.chef, cid, inputs };
     this.#inflight.set(task.id, f);
 
     const cached = forced ? undefined : (await this.results.get(id))?.value;
