@@ -13,6 +13,7 @@ import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
+import { type JobTree, mergeTrees, outputTarget, taskTree, workDirOf } from './slurm-files.js';
 import { ensureOk, type SlurmHost } from './slurm-host.js';
 import { jobPhase, parseScan, parseSqueue, SCAN_SCRIPT, type ScanResult } from './slurm-queue.js';
 import { effectiveConfig, jobScript, resolveExports, sbatchArgs } from './slurm-script.js';
@@ -347,10 +348,30 @@ export class SlurmBackend implements Backend {
   }
 
   async #launch(job: Job): Promise<void> {
-    const tasks = [...job.members].map(([index, id]) => {
-      const t = this.#c.get(id)!.task;
-      return { index, command: t.command, cwd: t.cwd, env: t.env };
-    });
+    // A task that declares its files runs in its own folder inside the job folder, with its
+    // inputs staged there: the cluster needs no access to the pod's workspace. One whose
+    // files cannot be staged fails alone; the rest of the batch goes on.
+    const trees: JobTree[] = [];
+    for (const [index, id] of [...job.members]) {
+      try {
+        trees.push(await taskTree(index, this.#c.get(id)!.task));
+      } catch (err) {
+        job.members.delete(index);
+        await this.#fail(id, (err as Error).message);
+      }
+    }
+    if (job.members.size === 0) {
+      this.#jobs.delete(job.key);
+      return;
+    }
+    const tree = mergeTrees(trees);
+    const members = [...job.members].map(([index, id]) => ({ index, task: this.#c.get(id)!.task }));
+    const tasks = members.map(({ index, task: t }) => ({
+      index,
+      command: t.command,
+      cwd: t.files ? workDirOf(job.dir, index) : t.cwd,
+      env: t.env,
+    }));
     const cfg = effectiveConfig(this.#o.resource.jobs_runner_config, job.gpu);
     const spec = {
       dir: job.dir,
@@ -384,7 +405,7 @@ export class SlurmBackend implements Backend {
             const found = await this.#findByName(job.key);
             if (found) return found;
           }
-          await this.#host.stageJob(job.dir, { 'job.sh': script });
+          await this.#host.stageJob(job.dir, { 'job.sh': script }, tree);
           this.#stats.sbatch++;
           const res = ensureOk('sbatch', await this.#host.slurm(['sbatch', ...args]));
           const id = res.stdout.trim().split(/[;\s]/)[0] ?? '';
@@ -559,8 +580,12 @@ export class SlurmBackend implements Backend {
       const code = scan?.exitCode(job.dir, index);
       if (code !== undefined) {
         job.gone.delete(index);
-        if (code === 0) await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
-        else
+        if (code === 0) {
+          const missing = await this.#collect(job, index, rec);
+          if (missing === 'retry') continue;
+          if (missing) await this.#c.advance(id, LIVE, 'failed', { exitCode: 0, reason: missing });
+          else await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
+        } else
           await this.#c.advance(id, LIVE, 'failed', {
             exitCode: code,
             reason: `exit code ${code}`,
@@ -609,6 +634,33 @@ export class SlurmBackend implements Backend {
     if (left.length === 0) {
       this.#jobs.delete(job.key);
       this.#toFetch.add(job);
+    }
+  }
+
+  /**
+   * Brings a task's declared outputs from its work folder into its cwd, verified, before it
+   * is recorded finished (again after a restart: each copy replaces the file atomically).
+   * Resolves with why the task fails, nothing when all are in place, or 'retry' when the
+   * transport failed for now (the next poll tries again).
+   */
+  async #collect(job: Job, index: number, rec: TaskRecord): Promise<string | 'retry' | undefined> {
+    const files = rec.task.files;
+    if (!files) return undefined;
+    const work = workDirOf(job.dir, index);
+    try {
+      for (const out of files.outputs) {
+        const local = await outputTarget(rec.task.cwd, out);
+        if (!(await this.#host.fetchFile(posix.join(work, out), local)))
+          return `declared output ${out} was not written by the command (no regular file ${out} in ${work})`;
+      }
+      return undefined;
+    } catch (err) {
+      if (!isTransient(err)) return `could not bring back the outputs: ${(err as Error).message}`;
+      this.#c.log('warn', 'could not fetch outputs; will retry', {
+        taskId: rec.task.taskId,
+        err: String(err),
+      });
+      return 'retry';
     }
   }
 

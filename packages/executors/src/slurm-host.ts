@@ -1,4 +1,5 @@
 import { ResourceCommandError } from './errors.js';
+import type { JobTree } from './slurm-files.js';
 
 export interface HostResult {
   readonly code: number | null;
@@ -18,8 +19,18 @@ export interface SlurmHost {
   slurm(argv: readonly string[]): Promise<HostResult>;
   /** Any other command as the user (markers, scans, tail). */
   run(argv: readonly string[], input?: string): Promise<HostResult>;
-  /** Creates the job folder `dir` holding these files (name → content). */
-  stageJob(dir: string, files: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Creates the job folder `dir` holding these files (name → content) and, when given, the
+   * tree of tasks with declared files (input copies, output folders), each copy verified by
+   * SHA-256 as the cluster's user sees it.
+   */
+  stageJob(dir: string, files: Readonly<Record<string, string>>, tree?: JobTree): Promise<void>;
+  /**
+   * Copies a file the job wrote to a local path: a temp name beside it, SHA-256 checked
+   * against the cluster's side, then renamed over it. Resolves false (copying nothing) when
+   * there is no regular file at `path`.
+   */
+  fetchFile(path: string, localPath: string): Promise<boolean>;
   /**
    * Brings a finished job's folder back and verifies it (SSH); resolves with the local copy,
    * or undefined when the folder is already readable here (shared filesystem).

@@ -1,4 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   type Profile,
@@ -12,6 +19,7 @@ import { SshPool } from '@computepods/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
 import { slurmHandle } from './handle.js';
+import { shq } from './sh-quote.js';
 import { RecordingHooks } from './test-hooks.js';
 
 // A real sshd and a real single-node SLURM, once for the file. The runner (root, here) reaches
@@ -126,6 +134,52 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     expect(await ex.logs('ssh-2')).toBe(hostile);
     expect(ex.stats().sbatch).toBe(1);
     expect(hooks.recordedBeforePublished()).toBe(true);
+    await ex.close();
+  });
+
+  it('stages declared inputs into the job folder and brings declared outputs back verified', async () => {
+    const hooks = new RecordingHooks();
+    const ex = createExecutor({
+      ...config(),
+      hooks,
+      sshPool: pool,
+      backendOptions: { batchWindowMs: 100, retry: { attempts: 3, baseMs: 100, maxMs: 400 } },
+    });
+    // The pod's workspace: root's, not readable by cpuser, never seen by the job.
+    const ws = tmp.join('ws-ssh');
+    mkdirSync(join(ws, 'src'), { recursive: true });
+    chmodSync(ws, 0o700);
+    const odd = "src/a b;$(touch PWN)'.txt";
+    writeFileSync(join(ws, odd), 'hello\n');
+    writeFileSync(join(ws, 'src/bin'), Buffer.from([0, 1, 2, 255, 10]));
+    symlinkSync('/etc/hostname', join(ws, 'src/escape'));
+    const files = (inputs: string[], outputs: string[]) => ({ inputs, outputs });
+    const tasks = [
+      task('files-escape', 'true', { cwd: ws, files: files(['src/escape'], ['out/x']) }),
+      task(
+        'files-ok',
+        `tr a-z A-Z < ${shq(odd)} > out/up.txt && cat src/bin > out/deep/bin && id -un > out/who`,
+        { cwd: ws, files: files([odd, 'src/bin'], ['out/up.txt', 'out/deep/bin', 'out/who']) },
+      ),
+      task('files-missing', 'true', { cwd: ws, files: files(['src/bin'], ['out/never']) }),
+    ];
+    for (const t of tasks) await ex.submit(t);
+    const [outside, ok, missing] = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
+    expect(ok?.state, ok?.reason).toBe('finished');
+    expect(readFileSync(join(ws, 'out/up.txt'), 'utf8')).toBe('HELLO\n');
+    expect(readFileSync(join(ws, 'out/deep/bin'))).toEqual(Buffer.from([0, 1, 2, 255, 10]));
+    expect(readFileSync(join(ws, 'out/who'), 'utf8')).toBe('cpuser\n');
+    expect(missing).toMatchObject({ state: 'failed', exitCode: 0 });
+    expect(missing?.reason).toMatch(/declared output out\/never was not written by the command/);
+    expect(existsSync(join(ws, 'out/never'))).toBe(false);
+    expect(outside?.state).toBe('failed');
+    expect(outside?.reason).toMatch(/files\.inputs "src\/escape": a symlink leading outside/);
+    expect(existsSync(join(ws, 'PWN'))).toBe(false);
+    // the refused task was batched with a good one, which ran all the same
+    expect(slurmHandle(outside!.handle)?.jobKey).toBe(slurmHandle(ok!.handle)?.jobKey);
+    // the job ran in its own folder on the cluster, with copies of the inputs
+    const h = slurmHandle(ok!.handle)!;
+    expect(readFileSync(join(h.dir, `${h.index}.work`, odd), 'utf8')).toBe('hello\n');
     await ex.close();
   });
 

@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -12,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
+import { shq } from './sh-quote.js';
 import { SlurmBackend } from './slurm-backend.js';
+import type { JobTree } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
 import { RecordingHooks } from './test-hooks.js';
@@ -88,11 +91,14 @@ class FlakyHost implements SlurmHost {
   run(argv: readonly string[], input?: string) {
     return this.inner.run(argv, input);
   }
-  stageJob(dir: string, files: Readonly<Record<string, string>>) {
-    return this.inner.stageJob(dir, files);
+  stageJob(dir: string, files: Readonly<Record<string, string>>, tree?: JobTree) {
+    return this.inner.stageJob(dir, files, tree);
   }
   fetchJob(dir: string, key: string) {
     return this.inner.fetchJob(dir, key);
+  }
+  fetchFile(path: string, localPath: string) {
+    return this.inner.fetchFile(path, localPath);
   }
   close() {
     return this.inner.close();
@@ -140,6 +146,38 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 }
 
 describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
+  it('stages declared inputs as the job user and brings declared outputs back into a workspace that user cannot enter', async () => {
+    const { ex } = setup();
+    const ws = tmp.join('ws-sudo');
+    mkdirSync(join(ws, 'src'), { recursive: true });
+    chmodSync(ws, 0o700);
+    const odd = "src/t;$(touch PWN) 'q'.txt";
+    writeFileSync(join(ws, odd), 'abc\n');
+    writeFileSync(join(ws, 'src/bin'), Buffer.from([0, 255, 10, 13]));
+    const files = (inputs: string[], outputs: string[]) => ({ inputs, outputs });
+    const tasks = [
+      task(`tr a-z A-Z < ${shq(odd)} > out/up && cat src/bin > out/d/bin && id -un > out/who`, {
+        cwd: ws,
+        files: files([odd, 'src/bin'], ['out/up', 'out/d/bin', 'out/who']),
+      }),
+      task('true', { cwd: ws, files: files([], ['out/none']) }),
+      task('true', { cwd: ws, files: files(['src/gone'], ['out/x']) }),
+    ];
+    await Promise.all(tasks.map((t) => ex.submit(t)));
+    const [ok, missing, gone] = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
+    expect(ok?.state, ok?.reason).toBe('finished');
+    expect(readFileSync(join(ws, 'out/up'), 'utf8')).toBe('ABC\n');
+    expect(readFileSync(join(ws, 'out/d/bin'))).toEqual(Buffer.from([0, 255, 10, 13]));
+    expect(readFileSync(join(ws, 'out/who'), 'utf8')).toBe(`${USER}\n`);
+    expect(statSync(join(ws, 'out/up')).uid).toBe(process.getuid?.());
+    expect(missing).toMatchObject({ state: 'failed', exitCode: 0 });
+    expect(missing?.reason).toMatch(/declared output out\/none was not written by the command/);
+    expect(gone?.state).toBe('failed');
+    expect(gone?.reason).toMatch(/files\.inputs "src\/gone": missing/);
+    expect(existsSync(join(ws, 'PWN'))).toBe(false);
+    await ex.close();
+  });
+
   it('runs a batch of tasks as the profile user in few jobs, each with its own exit code, log and timeout', async () => {
     const { ex, hooks, backend } = setup();
     const pwned = tmp.join('pwned');

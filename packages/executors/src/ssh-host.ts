@@ -1,7 +1,15 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
-import { downloadTree, type SshPool, type SshTarget, uploadTree } from '@computepods/transport';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
+import {
+  downloadFile,
+  downloadTree,
+  type SshPool,
+  type SshTarget,
+  sftpOps,
+  uploadTree,
+} from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
+import type { JobTree } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 
 export interface SshHostOptions {
@@ -51,13 +59,31 @@ export class SshHost implements SlurmHost {
     return { code: res.code, stdout: res.stdout, stderr: res.stderr };
   }
 
-  async stageJob(dir: string, files: Readonly<Record<string, string>>): Promise<void> {
+  // The whole folder (script, input copies, output folders) goes up as one tree: into a temp
+  // name, every file's SHA-256 checked on the cluster, then renamed into place.
+  async stageJob(
+    dir: string,
+    files: Readonly<Record<string, string>>,
+    tree?: JobTree,
+  ): Promise<void> {
     const local = join(this.#o.localJobsDir, posix.basename(dir));
     await rm(local, { recursive: true, force: true });
     await mkdir(local, { recursive: true });
+    for (const d of tree?.dirs ?? []) await mkdir(join(local, d), { recursive: true });
+    for (const c of tree?.copies ?? []) {
+      await mkdir(dirname(join(local, c.to)), { recursive: true });
+      await copyFile(c.from, join(local, c.to));
+    }
     for (const [name, content] of Object.entries(files))
       await writeFile(join(local, name), content, { mode: 0o755 });
     await uploadTree(this.#o.pool, this.#o.target, local, dir, { ifExists: 'replace' });
+  }
+
+  async fetchFile(path: string, localPath: string): Promise<boolean> {
+    const st = await this.#o.pool.sftp(this.#o.target, (s) => sftpOps.statOrUndefined(s, path));
+    if (!st?.isFile()) return false;
+    await downloadFile(this.#o.pool, this.#o.target, path, localPath, { ifExists: 'replace' });
+    return true;
   }
 
   async fetchJob(dir: string, jobKey: string): Promise<string> {

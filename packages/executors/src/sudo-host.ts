@@ -1,7 +1,21 @@
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { PosixUsername } from '@computepods/protocol';
+import { sha256File, VerifyError } from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
+import type { JobTree } from './slurm-files.js';
 import { ensureOk, type HostResult, type SlurmHost } from './slurm-host.js';
+
+/** What a command reads on stdin: text, or a local file streamed in. */
+type Input = string | { readonly file: string };
+
+// Hashes files one per line, in order, reading each on stdin so no name is ever parsed back.
+const HASH_SCRIPT = 'for f in "$@"; do sha256sum < "$f" || exit 1; done';
+const HASH_LINE = /^([0-9a-f]{64}) {2}-$/;
 
 export interface SudoHostOptions {
   readonly username: string;
@@ -52,8 +66,38 @@ export class SudoHost implements SlurmHost {
     return this.#sudo([...argv], input);
   }
 
-  async stageJob(dir: string, files: Readonly<Record<string, string>>): Promise<void> {
-    ensureOk(`mkdir ${dir} as ${this.#user}`, await this.run(['mkdir', '-p', '--', dir]));
+  // Everything is written as the job user, so the job can read its inputs and nothing in the
+  // pod's workspace is ever owned by that user; input copies are checked by SHA-256 as the
+  // user reads them.
+  async stageJob(
+    dir: string,
+    files: Readonly<Record<string, string>>,
+    tree?: JobTree,
+  ): Promise<void> {
+    const dirs = [dir, ...(tree?.dirs ?? []).map((d) => `${dir}/${d}`)];
+    ensureOk(`mkdir ${dir} as ${this.#user}`, await this.run(['mkdir', '-p', '--', ...dirs]));
+    const copies = tree?.copies ?? [];
+    for (const c of copies) {
+      const to = `${dir}/${c.to}`;
+      const res = await this.#sudo(
+        ['sh', '-c', 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', 'sh', to],
+        { file: c.from },
+      );
+      ensureOk(`copy ${c.from} to ${to} as ${this.#user}`, res);
+    }
+    if (copies.length > 0) {
+      const paths = copies.map((c) => `${dir}/${c.to}`);
+      const res = ensureOk(
+        `hash staged inputs as ${this.#user}`,
+        await this.run(['sh', '-c', HASH_SCRIPT, 'sh', ...paths]),
+      );
+      const got = res.stdout.split('\n').filter(Boolean);
+      for (const [i, c] of copies.entries()) {
+        const want = await sha256File(c.from);
+        const have = HASH_LINE.exec(got[i] ?? '')?.[1] ?? '(missing)';
+        if (have !== want) throw new VerifyError(paths[i]!, want, have);
+      }
+    }
     for (const [name, content] of Object.entries(files)) {
       const res = await this.run(['sh', '-c', 'cat > "$1"', 'sh', `${dir}/${name}`], content);
       ensureOk(`write ${dir}/${name} as ${this.#user}`, res);
@@ -64,9 +108,50 @@ export class SudoHost implements SlurmHost {
     return undefined;
   }
 
+  // Read as the job user, so a job can hand back only what that user may read; written to a
+  // temp name beside the destination, checked against the hash the user's side computed,
+  // then renamed over it.
+  async fetchFile(path: string, localPath: string): Promise<boolean> {
+    const check = await this.run([
+      'sh',
+      '-c',
+      '[ -f "$1" ] || exit 3; sha256sum < "$1"',
+      'sh',
+      path,
+    ]);
+    if (check.code === 3) return false;
+    const want = HASH_LINE.exec(
+      ensureOk(`hash ${path} as ${this.#user}`, check).stdout.trim(),
+    )?.[1];
+    if (!want) throw new Error(`sha256sum of ${path} answered ${JSON.stringify(check.stdout)}`);
+    const tmp = join(
+      dirname(localPath),
+      `.${basename(localPath)}.tmp-${randomBytes(6).toString('hex')}`,
+    );
+    const hash = createHash('sha256');
+    const out = createWriteStream(tmp, { mode: 0o644 });
+    try {
+      const res = await this.#sudo(['cat', '--', path], undefined, out, (c) => hash.update(c));
+      ensureOk(`read ${path} as ${this.#user}`, res);
+      const got = hash.digest('hex');
+      if (got !== want) throw new VerifyError(localPath, want, got);
+      await rename(tmp, localPath);
+      return true;
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {}
 
-  #sudo(argv: string[], input?: string): Promise<HostResult> {
+  /** Runs argv as the user; stdout goes to `sink` (raw bytes, each chunk seen by `onChunk`) when given. */
+  #sudo(
+    argv: string[],
+    input?: Input,
+    sink?: Writable,
+    onChunk?: (chunk: Buffer) => void,
+  ): Promise<HostResult> {
     return new Promise((resolve, reject) => {
       const child = spawn('sudo', ['-n', '-u', this.#user, '--', ...argv], {
         cwd: this.#cwd,
@@ -74,9 +159,19 @@ export class SudoHost implements SlurmHost {
       });
       let stdout = '';
       let stderr = '';
-      child.stdout?.on('data', (c: Buffer) => {
-        stdout += c.toString('utf8');
-      });
+      const written = sink
+        ? new Promise<void>((res, rej) => {
+            sink.on('finish', res);
+            sink.on('error', rej);
+          })
+        : Promise.resolve();
+      if (sink) {
+        child.stdout?.on('data', (c: Buffer) => onChunk?.(c));
+        child.stdout?.pipe(sink);
+      } else
+        child.stdout?.on('data', (c: Buffer) => {
+          stdout += c.toString('utf8');
+        });
       child.stderr?.on('data', (c: Buffer) => {
         stderr += c.toString('utf8');
       });
@@ -87,11 +182,18 @@ export class SudoHost implements SlurmHost {
       });
       child.on('close', (code) => {
         clearTimeout(timer);
-        resolve({ code, stdout, stderr });
+        written.then(() => resolve({ code, stdout, stderr }), reject);
       });
       if (child.stdin) {
         child.stdin.on('error', () => undefined);
-        child.stdin.end(input);
+        if (typeof input === 'object') {
+          const from = createReadStream(input.file);
+          from.on('error', (err) => {
+            stderr += `cannot read ${input.file}: ${err.message}`;
+            child.stdin?.destroy();
+          });
+          from.pipe(child.stdin);
+        } else child.stdin.end(input);
       }
     });
   }

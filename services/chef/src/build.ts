@@ -114,6 +114,8 @@ async function build(
       ...(rule.profile ? { profile: rule.profile } : {}),
       command: fillCommand(rule.command, { stem: req.stem, inputs: args, outputs: req.outputs }),
       cwd: ctx.workspace,
+      // A resource whose jobs do not see this workspace stages these and brings the outputs back.
+      files: { inputs: Object.keys(req.inputs), outputs: req.outputs },
     },
     { msgId: taskId, cid },
   );

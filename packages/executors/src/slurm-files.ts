@@ -1,0 +1,119 @@
+import { mkdir, realpath, stat } from 'node:fs/promises';
+import { posix, relative, sep } from 'node:path';
+import { checkRelativePath, type TaskSubmitted } from '@computepods/protocol';
+
+/** A local file copied into the job folder before the job is submitted. */
+export interface StagedCopy {
+  /** Absolute local path (inside the task's cwd). */
+  readonly from: string;
+  /** Relative to the job folder. */
+  readonly to: string;
+}
+
+/** What a job folder holds besides its script: input copies and the output folders. */
+export interface JobTree {
+  readonly copies: readonly StagedCopy[];
+  /** Relative to the job folder; created empty, so commands can write their outputs. */
+  readonly dirs: readonly string[];
+}
+
+/**
+ * A task's declared file cannot be staged or collected: missing, outside cwd, not a regular
+ * file. Not retryable: the same task would fail the same way.
+ */
+export class TaskFileError extends Error {
+  readonly code = 'CP_TASK_FILE';
+  readonly retryable = false;
+  constructor(
+    readonly field: 'files.inputs' | 'files.outputs',
+    readonly path: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${field} ${JSON.stringify(path)}: ${reason}`, options);
+    this.name = 'TaskFileError';
+  }
+}
+
+/** The folder a task with declared files runs in: `<job folder>/<index>.work`. */
+export function workDirOf(jobDir: string, index: number): string {
+  return posix.join(jobDir, `${index}.work`);
+}
+
+function inside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
+}
+
+/**
+ * The absolute local path of a declared file, refused when it leaves cwd — by `..` (checked
+ * again here, whatever the message said) or through a symlink on the way.
+ */
+export async function confined(
+  cwd: string,
+  rel: string,
+  field: TaskFileError['field'],
+): Promise<string> {
+  let norm: string;
+  try {
+    norm = checkRelativePath(rel);
+  } catch (err) {
+    throw new TaskFileError(field, rel, (err as Error).message, { cause: err });
+  }
+  const root = await realpath(cwd);
+  const full = posix.join(root, norm);
+  // The nearest folder on the way that exists must resolve inside cwd: a symlinked folder
+  // (out -> /etc) would otherwise carry a read or a write outside.
+  let dir = posix.dirname(full);
+  let real = await realpath(dir).catch(() => undefined);
+  while (real === undefined && dir !== root && dir !== '/') {
+    dir = posix.dirname(dir);
+    real = await realpath(dir).catch(() => undefined);
+  }
+  if (real !== undefined && real !== root && !inside(root, real))
+    throw new TaskFileError(field, rel, `its folder leads outside ${cwd} through a symlink`);
+  return full;
+}
+
+/**
+ * A task's part of the job folder: each input copied to `<index>.work/<input>` and each
+ * output's folder created there. An input that is missing, not a regular file, or reached
+ * through a symlink leading out of cwd is refused.
+ */
+export async function taskTree(index: number, task: TaskSubmitted): Promise<JobTree> {
+  if (!task.files) return { copies: [], dirs: [] };
+  const work = `${index}.work`;
+  const copies: StagedCopy[] = [];
+  const dirs = new Set([work]);
+  const root = await realpath(task.cwd);
+  for (const rel of task.files.inputs) {
+    const from = await confined(task.cwd, rel, 'files.inputs');
+    const real = await realpath(from).catch(() => undefined);
+    if (real === undefined) throw new TaskFileError('files.inputs', rel, `missing in ${task.cwd}`);
+    if (!inside(root, real))
+      throw new TaskFileError('files.inputs', rel, `a symlink leading outside ${task.cwd}`);
+    if (!(await stat(real)).isFile())
+      throw new TaskFileError('files.inputs', rel, 'not a regular file');
+    copies.push({ from: real, to: posix.join(work, checkRelativePath(rel)) });
+  }
+  for (const rel of task.files.outputs) {
+    const d = posix.dirname(checkRelativePath(rel));
+    if (d !== '.') dirs.add(posix.join(work, d));
+  }
+  return { copies, dirs: [...dirs] };
+}
+
+/** The trees of a job's tasks as one. */
+export function mergeTrees(trees: readonly JobTree[]): JobTree {
+  return {
+    copies: trees.flatMap((t) => t.copies),
+    dirs: [...new Set(trees.flatMap((t) => t.dirs))].sort(),
+  };
+}
+
+/** Where a declared output goes in cwd (its folder made, confined to cwd). */
+export async function outputTarget(cwd: string, rel: string): Promise<string> {
+  const full = await confined(cwd, rel, 'files.outputs');
+  await mkdir(posix.dirname(full), { recursive: true });
+  return full;
+}
