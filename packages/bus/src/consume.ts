@@ -27,6 +27,12 @@ export interface ConsumeOptions<T extends MessageType> {
   readonly ackWaitMs?: number;
   /** Unacknowledged messages over every client of the consumer (default concurrency × 4). */
   readonly maxAckPending?: number;
+  /**
+   * Pull ahead of the handlers (default true, fastest). false: pull one message only when a
+   * handler slot is free, so clients sharing the consumer split the work by their capacity
+   * instead of the first one buffering what the others could take.
+   */
+  readonly prefetch?: boolean;
 }
 
 export interface Consumer {
@@ -51,7 +57,10 @@ export async function startConsumer<T extends MessageType>(
     options.filterSubject ?? options.stream,
     options.durable,
   );
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: concurrency * 2 });
+  const prefetch = options.prefetch ?? true;
+  const messages: ConsumerMessages | undefined = prefetch
+    ? await consumer.consume({ max_messages: concurrency * 2 })
+    : undefined;
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
 
@@ -110,23 +119,47 @@ export async function startConsumer<T extends MessageType>(
     }
   };
 
-  const loop = (async () => {
-    for await (const m of messages) {
-      if (stopping) {
-        m.nak();
-        continue;
-      }
-      const p = handle(m).catch((err) => bus.logger.error({ err }, 'unexpected consumer failure'));
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-      if (inFlight.size >= concurrency) await Promise.race(inFlight);
-    }
-  })();
+  const start = (m: JsMsg) => {
+    const p = handle(m).catch((err) => bus.logger.error({ err }, 'unexpected consumer failure'));
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+
+  const loop = messages
+    ? (async () => {
+        for await (const m of messages) {
+          if (stopping) {
+            m.nak();
+            continue;
+          }
+          start(m);
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
+        }
+      })()
+    : (async () => {
+        while (!stopping) {
+          if (inFlight.size >= concurrency) {
+            await Promise.race(inFlight);
+            continue;
+          }
+          // One pull request per free slot; it expires so that stop() is heard.
+          const m = await consumer.next({ expires: 2_000 }).catch(async (err) => {
+            if (!stopping) {
+              bus.logger.warn({ err: String(err) }, 'pull failed; trying again');
+              await new Promise((r) => setTimeout(r, 500));
+            }
+            return null;
+          });
+          if (!m) continue;
+          if (stopping) m.nak();
+          else start(m);
+        }
+      })();
 
   return {
     async stop() {
       stopping = true;
-      await messages.close().catch(() => undefined);
+      await messages?.close().catch(() => undefined);
       await loop.catch(() => undefined);
       await Promise.allSettled(inFlight);
     },

@@ -1,27 +1,40 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
-import { ensureSystemUser, ManagedProcess, NatsServer, Slurm, TempDir } from '@computepods/testkit';
+import {
+  ensureSystemUser,
+  ManagedProcess,
+  NatsServer,
+  Slurm,
+  Sshd,
+  TempDir,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-// Pilot mode on a real SLURM: the runner service (a child process) submits pilot jobs whose
-// runner workers pull the tasks from the queue, then leave by idle timeout.
+// Pilot mode on a real SLURM, reached with sudo or over a real sshd as a second user: the
+// runner service (a child process) submits pilot jobs whose runner workers pull the tasks
+// from the queue, then leave by idle timeout.
 const P = 'pilot';
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-pilot-');
 let nats: NatsServer;
 let slurm: Slurm;
+let sshd: Sshd;
 let bus: Bus;
 let kv: TypedKv<typeof TaskRecord>;
 
 beforeAll(async () => {
   ensureSystemUser('cpuser');
   chmodSync(tmp.path, 0o755);
-  [nats, slurm] = await Promise.all([NatsServer.start(), Slurm.start()]);
+  [nats, slurm, sshd] = await Promise.all([
+    NatsServer.start(),
+    Slurm.start(),
+    Sshd.start({ users: ['cpuser'] }),
+  ]);
   const logger = createLogger('pilot-test');
   logger.level = 'silent';
   bus = await Bus.connect({ servers: nats.url, service: 'pilot-test', project: P, logger });
@@ -29,7 +42,11 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await bus?.close();
-  await Promise.allSettled([nats?.[Symbol.asyncDispose](), slurm?.[Symbol.asyncDispose]()]);
+  await Promise.allSettled([
+    nats?.[Symbol.asyncDispose](),
+    slurm?.[Symbol.asyncDispose](),
+    sshd?.[Symbol.asyncDispose](),
+  ]);
   tmp[Symbol.dispose]();
 });
 
@@ -42,67 +59,160 @@ async function until(cond: () => Promise<boolean>, what: string, ms = 180_000): 
   }
 }
 
-describe('pilot mode on slurm_sudo', { timeout: 300_000 }, () => {
-  it('runs every task once inside at most max_workers pilots, which then leave when idle', async () => {
-    const dir = tmp.join('pilot');
-    for (const d of [dir, join(dir, 'runs'), join(dir, 'jobs'), join(dir, 'tasks')]) {
-      mkdirSync(d, { recursive: true });
-      chmodSync(d, 0o1777);
-    }
+/** A fresh folder tree every user may write (jobs, tasks, runs, state). */
+function area(name: string): string {
+  const dir = tmp.join(name);
+  for (const d of ['', 'runs', 'jobs', 'tasks', 'remote-jobs', 'remote-tasks']) {
+    mkdirSync(join(dir, d), { recursive: true });
+    chmodSync(join(dir, d), 0o1777);
+  }
+  return dir;
+}
+
+const slurmConfig = () => ({
+  default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '200M' },
+  batching_config: {
+    target_cpus_per_job: 1,
+    max_cpus_per_job: 1,
+    target_mem_per_job: 200,
+    max_mem_per_job: 200,
+    target_num_jobs: 1,
+    max_num_jobs: 1,
+  },
+});
+
+function common(dir: string) {
+  return {
+    jobs_local_dir: join(dir, 'jobs'),
+    jobs_runner_config: slurmConfig(),
+    jobs_poll_interval: 0.3,
+    tasks_local_dir: join(dir, 'tasks'),
+    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+    tasks_pixi_config: {},
+    slurm_client_env: slurm.env,
+  };
+}
+
+/** A slurm_ssh resource and profile reaching this machine's SLURM as cpuser over sshd. */
+function sshConfig(
+  dir: string,
+  id: string,
+  pilot: Record<string, unknown>,
+): { resource: unknown; profile: unknown } {
+  const t = sshd.target('cpuser');
+  return {
+    resource: {
+      type: 'slurm_ssh',
+      name: 'Remote SLURM cluster',
+      id,
+      host: t.host,
+      port: t.port,
+      ...common(dir),
+      pilot_config: {
+        computepods_dir: repoRoot,
+        node_path: process.execPath,
+        nats_url: nats.url,
+        ...pilot,
+      },
+    },
+    profile: {
+      name: 'SLURM/SSH profile',
+      resource_type: 'slurm_ssh',
+      username: t.username,
+      ssh_key_path: t.privateKeyPath,
+      known_hosts_path: t.knownHostsPath,
+      jobs_remote_dir: join(dir, 'remote-jobs'),
+      tasks_remote_dir: join(dir, 'remote-tasks'),
+    },
+  };
+}
+
+function startRunner(dir: string, id: string, resource: unknown, profile: unknown) {
+  const resourceFile = join(dir, 'resource.json');
+  const profileFile = join(dir, 'profile.json');
+  writeFileSync(resourceFile, JSON.stringify(resource));
+  writeFileSync(profileFile, JSON.stringify(profile));
+  return new ManagedProcess({
+    name: 'runner',
+    command: process.execPath,
+    args: ['--import', 'tsx', main],
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      // the runner's own URL is not the pilots' one: pilot_config.nats_url is (when set)
+      NATS_URL: nats.url,
+      CP_PROJECT: P,
+      CP_LOG_FORMAT: 'json',
+      CP_RESOURCE: id,
+      CP_RUNNER_ID: `r-${id}`,
+      CP_RESOURCE_FILE: resourceFile,
+      CP_PROFILE_FILE: profileFile,
+      CP_STATE_DIR: join(dir, 'state'),
+    },
+  });
+}
+
+const submittedPilots = (output: string) =>
+  [...output.matchAll(/"jobId":"([0-9]+)"[^\n]*"msg":"pilot job submitted"/g)].map((m) => m[1]!);
+
+const records = async (ids: readonly string[]) =>
+  (await Promise.all(ids.map(async (id) => (await kv.get(id))?.value))).filter(
+    (r): r is TaskRecord => r !== undefined,
+  );
+
+const ended = async (ids: readonly string[]) =>
+  (await records(ids)).filter((r) => ['finished', 'failed', 'killed'].includes(r.state)).length ===
+  ids.length;
+
+/** Tasks that wait for `gate` to exist, logging start and end to runs/ID. */
+function gatedTasks(dir: string, resource: string, prefix: string, n: number): TaskSubmitted[] {
+  return Array.from({ length: n }, (_, i) => ({
+    taskId: `${prefix}-${i}`,
+    resource,
+    command: `echo start >> runs/${prefix}-${i}; while [ ! -e gate ]; do sleep 0.05; done; echo done >> runs/${prefix}-${i}`,
+    cwd: dir,
+    env: {},
+    gpu: false,
+  }));
+}
+
+function ppidOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+const runLines = (dir: string, id: string) =>
+  existsSync(join(dir, 'runs', id))
+    ? readFileSync(join(dir, 'runs', id), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+    : [];
+
+/** Pilots leave by idle timeout once drained: their jobs end COMPLETED and leave squeue. */
+async function pilotsLeave(output: () => string): Promise<void> {
+  await until(async () => {
+    const res = await slurm.command(['squeue', '--noheader', '--format=%i']);
+    const queued = res.stdout.split('\n').map((l) => l.trim());
+    return submittedPilots(output()).every((id) => !queued.includes(id));
+  }, 'the pilot jobs to leave squeue');
+}
+
+describe('pilot mode', { timeout: 400_000 }, () => {
+  it('slurm_sudo: runs every task once inside at most max_workers pilots, which then leave when idle', async () => {
+    const dir = area('sudo');
     const maxWorkers = 2;
-    const resourceFile = join(dir, 'resource.json');
-    writeFileSync(
-      resourceFile,
-      JSON.stringify({
+    const runner = startRunner(
+      dir,
+      'hpc',
+      {
         type: 'slurm_sudo',
         name: 'SLURM cluster',
         id: 'hpc',
-        jobs_local_dir: join(dir, 'jobs'),
-        jobs_runner_config: {
-          default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '200M' },
-          batching_config: {
-            target_cpus_per_job: 1,
-            max_cpus_per_job: 1,
-            target_mem_per_job: 200,
-            max_mem_per_job: 200,
-            target_num_jobs: 1,
-            max_num_jobs: 1,
-          },
-        },
-        jobs_poll_interval: 0.3,
-        tasks_local_dir: join(dir, 'tasks'),
-        tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-        tasks_pixi_config: {},
-        slurm_client_env: slurm.env,
+        ...common(dir),
         pilot_config: { max_workers: maxWorkers, idle_timeout_s: 3, cpus_per_worker: 1 },
-      }),
-    );
-    const profileFile = join(dir, 'profile.json');
-    writeFileSync(
-      profileFile,
-      JSON.stringify({
-        name: 'SLURM/sudo profile',
-        resource_type: 'slurm_sudo',
-        username: 'cpuser',
-      }),
-    );
-    const runner = new ManagedProcess({
-      name: 'runner',
-      command: process.execPath,
-      args: ['--import', 'tsx', main],
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        NATS_URL: nats.url,
-        CP_PROJECT: P,
-        CP_LOG_FORMAT: 'json',
-        CP_RESOURCE: 'hpc',
-        CP_RUNNER_ID: 'r-hpc',
-        CP_RESOURCE_FILE: resourceFile,
-        CP_PROFILE_FILE: profileFile,
-        CP_STATE_DIR: join(dir, 'state'),
       },
-    });
+      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
+    );
     try {
       await runner.waitForOutput('"msg":"runner ready"', 60_000);
       expect(runner.output).toMatch(/pilot manager ready/);
@@ -115,49 +225,170 @@ describe('pilot mode on slurm_sudo', { timeout: 300_000 }, () => {
         gpu: false,
       }));
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), t);
+      const ids = tasks.map((t) => t.taskId);
+      await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
 
-      const stateOf = async (id: string) => (await kv.get(id))?.value.state;
-      await until(
-        async () => {
-          for (const t of tasks) {
-            const s = await stateOf(t.taskId);
-            if (!s || !['finished', 'failed', 'killed'].includes(s)) return false;
-          }
-          return true;
-        },
-        `every task to end\n${runner.output.slice(-3000)}`,
-      );
-
-      const recs = await Promise.all(tasks.map(async (t) => (await kv.get(t.taskId))!.value));
+      const recs = await records(ids);
       for (const r of recs) {
         expect(r).toMatchObject({ state: 'finished', exitCode: 0 });
         expect(r.history.map((h) => h.state)).toContain('running');
-        expect(readFileSync(`${dir}/runs/${r.task.taskId}`, 'utf8')).toBe('run\n');
+        expect(runLines(dir, r.task.taskId)).toEqual(['run']);
       }
       const runners = new Set(recs.map((r) => r.runner));
       for (const id of runners) expect(id).toMatch(/^pilot-hpc-[0-9]+$/);
       const jobIds = [...runners].map((id) => id!.replace('pilot-hpc-', ''));
       expect(jobIds.length).toBeGreaterThanOrEqual(1);
       expect(jobIds.length).toBeLessThanOrEqual(maxWorkers);
-
-      // Drained: every pilot leaves by idle timeout (its job ends COMPLETED, not cancelled),
-      // and the manager submits no pilots beyond max_workers meanwhile.
-      const submitted = () =>
-        [...runner.output.matchAll(/"jobId":"([0-9]+)"[^\n]*"msg":"pilot job submitted"/g)].map(
-          (m) => m[1]!,
-        );
-      for (const id of jobIds) expect(submitted()).toContain(id);
-      await until(async () => {
-        const res = await slurm.command(['squeue', '--noheader', '--format=%i']);
-        const queued = res.stdout.split('\n').map((l) => l.trim());
-        return submitted().every((id) => !queued.includes(id));
-      }, 'the pilot jobs to leave squeue');
-      for (const id of submitted()) {
+      for (const id of jobIds) expect(submittedPilots(runner.output)).toContain(id);
+      await pilotsLeave(() => runner.output);
+      for (const id of submittedPilots(runner.output)) {
         const job = await slurm.waitForJob(id);
         expect(job.JobState).toBe('COMPLETED');
       }
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('slurm_ssh: pilots reached over SSH hold one task per lane, share the queue, and leave when idle', async () => {
+    const dir = area('ssh');
+    const { resource, profile } = sshConfig(dir, 'remote', {
+      max_workers: 2,
+      idle_timeout_s: 3,
+      cpus_per_worker: 1,
+    });
+    const runner = startRunner(dir, 'remote', resource, profile);
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      expect(runner.output).toMatch(/pilot worker code found/);
+      const tasks = gatedTasks(dir, 'remote', 's', 16);
+      for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'remote'), t);
+      const ids = tasks.map((t) => t.taskId);
+
+      // While the gate is shut each pilot holds exactly its one lane's task: none queues more.
+      await until(
+        async () => (await records(ids)).filter((r) => r.state === 'running').length === 2,
+        `two tasks running\n${runner.output.slice(-3000)}`,
+      );
+      const held = await records(ids);
+      expect(held).toHaveLength(2);
+      expect(new Set(held.map((r) => r.runner)).size).toBe(2);
+      expect(submittedPilots(runner.output)).toHaveLength(2);
+
+      writeFileSync(join(dir, 'gate'), '');
+      await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
+      const recs = await records(ids);
+      const perPilot = new Map<string, number>();
+      for (const r of recs) {
+        expect(r).toMatchObject({ state: 'finished', exitCode: 0 });
+        expect(r.runner).toMatch(/^pilot-remote-[0-9]+$/);
+        expect(runLines(dir, r.task.taskId)).toEqual(['start', 'done']);
+        perPilot.set(r.runner!, (perPilot.get(r.runner!) ?? 0) + 1);
+      }
+      // Both pilots work through the queue side by side; neither takes everything.
+      expect(perPilot.size).toBe(2);
+      for (const n of perPilot.values()) expect(n).toBeGreaterThanOrEqual(3);
+
+      await pilotsLeave(() => runner.output);
+      for (const id of submittedPilots(runner.output))
+        expect((await slurm.waitForJob(id)).JobState).toBe('COMPLETED');
+    } catch (err) {
+      throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('slurm_ssh: tasks of a pilot that dies are failed with the reason, the others run once elsewhere', async () => {
+    const dir = area('takeover');
+    const { resource, profile } = sshConfig(dir, 'takeover', {
+      max_workers: 2,
+      idle_timeout_s: 3,
+      cpus_per_worker: 1,
+    });
+    const runner = startRunner(dir, 'takeover', resource, profile);
+    const running = async (ids: readonly string[]) =>
+      (await records(ids)).filter((r) => r.state === 'running');
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      const tasks = gatedTasks(dir, 'takeover', 't', 8);
+      for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'takeover'), t);
+      const ids = tasks.map((t) => t.taskId);
+      await until(
+        async () => (await running(ids)).length === 2,
+        `two tasks running\n${runner.output.slice(-3000)}`,
+      );
+
+      // A crash: the first pilot's worker is SIGKILLed (found as its task's parent), and its
+      // task with it, as losing the node would. Nothing of it writes a record again.
+      const crashed = (await running(ids))[0]!;
+      const crashedJob = crashed.runner!.replace('pilot-takeover-', '');
+      const taskPid = Number(
+        readFileSync(join((crashed.handle as { dir: string }).dir, 'pid'), 'utf8').trim(),
+      );
+      const worker = ppidOf(taskPid);
+      expect(readFileSync(`/proc/${worker}/cmdline`, 'utf8')).toContain('pilot-worker.ts');
+      process.kill(worker, 'SIGKILL');
+      process.kill(-taskPid, 'SIGKILL');
+      await until(
+        async () => (await kv.get(crashed.task.taskId))?.value.state === 'failed',
+        `the crashed pilot's task to be failed\n${runner.output.slice(-3000)}`,
+      );
+      // The other pilot is cancelled: its worker records its own task's end, as SLURM stops it.
+      const cancelled = (await running(ids)).find((r) => r.runner !== crashed.runner)!;
+      const cancelledJob = cancelled.runner!.replace('pilot-takeover-', '');
+      const res = await slurm.command(['scancel', cancelledJob]);
+      expect(res.code, res.stderr).toBe(0);
+      await until(
+        async () => (await kv.get(cancelled.task.taskId))?.value.state === 'failed',
+        `the cancelled pilot's task to end\n${runner.output.slice(-3000)}`,
+      );
+      writeFileSync(join(dir, 'gate'), '');
+      await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
+
+      const recs = await records(ids);
+      const lost = recs.find((r) => r.task.taskId === crashed.task.taskId)!;
+      expect(lost.state).toBe('failed');
+      expect(lost.reason).toContain(`pilot job ${crashedJob}`);
+      expect(lost.reason).toMatch(/ended \(\w+\) while this task was running/);
+      expect(runLines(dir, lost.task.taskId)).toEqual(['start']);
+      const stopped = recs.find((r) => r.task.taskId === cancelled.task.taskId)!;
+      expect(stopped).toMatchObject({ state: 'failed', runner: cancelled.runner });
+      expect(stopped.reason).toMatch(/SIGTERM/);
+      expect(runLines(dir, stopped.task.taskId)).toEqual(['start']);
+      const rest = recs.filter((r) => r !== lost && r !== stopped);
+      expect(rest).toHaveLength(6);
+      for (const r of rest) {
+        expect(r).toMatchObject({ state: 'finished', exitCode: 0 });
+        expect([crashed.runner, cancelled.runner]).not.toContain(r.runner);
+        expect(runLines(dir, r.task.taskId)).toEqual(['start', 'done']);
+      }
+      const submitted = submittedPilots(runner.output);
+      expect(submitted).toContain(crashedJob);
+      expect(submitted).toContain(cancelledJob);
+      await pilotsLeave(() => runner.output);
+    } catch (err) {
+      throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('slurm_ssh: a checkout missing on the cluster stops the runner with an error naming the field', async () => {
+    const dir = area('missing');
+    const { resource, profile } = sshConfig(dir, 'missing', {
+      max_workers: 1,
+      idle_timeout_s: 3,
+      computepods_dir: join(dir, 'no-checkout'),
+    });
+    const runner = startRunner(dir, 'missing', resource, profile);
+    try {
+      expect(await runner.exited()).not.toBe(0);
+      expect(runner.output).toContain('pilot_config.computepods_dir');
+      expect(runner.output).toContain(`${join(dir, 'no-checkout')} does not exist`);
+      expect(runner.output).toContain(`cpuser@127.0.0.1:${sshd.port}`);
     } finally {
       await runner.stop();
     }

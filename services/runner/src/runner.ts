@@ -29,7 +29,8 @@ export interface RunningRunner {
 export interface RunnerOptions {
   /**
    * Pilot workers: a task's message is acknowledged when the task ends, not once it is
-   * recorded, so a worker holds no more tasks than its intake and leaves the rest to others.
+   * recorded, and pulled only when an intake slot is free, so a worker holds no more tasks
+   * than its intake and leaves the rest to the others.
    */
   readonly holdUntilEnd?: boolean;
   /** Unacknowledged tasks over every runner of the queue (default intake × 4). */
@@ -110,6 +111,7 @@ export async function startRunner(
         concurrency: cfg.intake,
         maxDeliver: 10,
         ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
+        ...(options.holdUntilEnd ? { prefetch: false } : {}),
         handler: async (msg, ctx) => {
           await accept(msg.body, msg.cid, ctx.logger);
           if (options.holdUntilEnd && executor.get(msg.body.taskId))
