@@ -1,6 +1,15 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx's loader, so the daemon needs no build step.
-import { register } from 'tsx/esm/api';
+// Runs the bundle `pnpm build` writes (scripts/setup runs it); when it is missing or older than
+// any of its sources, the TypeScript sources through tsx, so an edit is never hidden behind a
+// stale bundle.
+import { bundleIsFresh, explainFallback } from '../../../scripts/fresh-bundle.mjs';
 
-register();
-await import('../src/main.ts');
+const bundle = new URL('../dist/inotify2nats.mjs', import.meta.url);
+if (bundleIsFresh(bundle)) {
+  await import(bundle.href);
+} else {
+  explainFallback('inotify2nats', bundle);
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/main.ts');
+}
