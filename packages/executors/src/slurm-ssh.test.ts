@@ -180,6 +180,15 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     // the job ran in its own folder on the cluster, with copies of the inputs
     const h = slurmHandle(ok!.handle)!;
     expect(readFileSync(join(h.dir, `${h.index}.work`, odd), 'utf8')).toBe('hello\n');
+    // and its folder comes back with logs and exit codes, not the work folders' copies
+    const end = Date.now() + 30_000;
+    while (!slurmHandle(ex.get('files-ok')?.handle)?.localDir) {
+      if (Date.now() > end) throw new Error('job folder was not fetched');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const localDir = slurmHandle(ex.get('files-ok')!.handle)!.localDir!;
+    expect(readFileSync(join(localDir, `${h.index}.exit`), 'utf8')).toBe('0\n');
+    expect(existsSync(join(localDir, `${h.index}.work`))).toBe(false);
     await ex.close();
   });
 

@@ -86,9 +86,17 @@ export class SshHost implements SlurmHost {
     return true;
   }
 
+  // Only the job's own files (script, logs, exit codes): the tasks' work folders hold copies
+  // of their inputs and outputs already brought back, so they stay on the cluster.
   async fetchJob(dir: string, jobKey: string): Promise<string> {
     const local = join(this.#o.localJobsDir, jobKey);
-    await downloadTree(this.#o.pool, this.#o.target, dir, local, { ifExists: 'replace' });
+    const names = await this.#o.pool.sftp(this.#o.target, async (s) =>
+      (await sftpOps.readdir(s, dir)).filter((e) => e.attrs.isFile()).map((e) => e.filename),
+    );
+    await downloadTree(this.#o.pool, this.#o.target, dir, local, {
+      ifExists: 'replace',
+      files: names,
+    });
     return local;
   }
 
