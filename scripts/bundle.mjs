@@ -10,7 +10,7 @@ import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-const TOOLS = [
+export const TOOLS = [
   { entry: 'packages/cpctrl/src/main.ts', outfile: 'packages/cpctrl/dist/cpctrl.mjs' },
   {
     entry: 'packages/inotify2nats/src/main.ts',
@@ -43,9 +43,13 @@ const installedPath = {
 // bundle is dist/: name the file instead.
 const pinoPretty = createRequire(join(root, 'packages/bus/package.json')).resolve('pino-pretty');
 
-async function bundle({ entry, outfile }) {
+/**
+ * Bundles one tool into `outfile` (relative to the repository, or absolute) and lists its inputs
+ * in `<outfile>.inputs.json`.
+ */
+export async function bundle({ entry, outfile }) {
   const started = new Date();
-  const out = join(root, outfile);
+  const out = resolve(root, outfile);
   mkdirSync(dirname(out), { recursive: true });
   const result = await build({
     absWorkingDir: root,
@@ -83,7 +87,9 @@ async function bundle({ entry, outfile }) {
   return { outfile, inputs: inputs.length };
 }
 
-for (const tool of TOOLS) {
-  const r = await bundle(tool);
-  process.stderr.write(`build: ${r.outfile} (${r.inputs} input files)\n`);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const tool of TOOLS) {
+    const r = await bundle(tool);
+    process.stderr.write(`build: ${r.outfile} (${r.inputs} input files)\n`);
+  }
 }
