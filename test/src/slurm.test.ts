@@ -141,6 +141,14 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
         ...rule('up-ssh', 'ssh', 'ssh', false),
         ...rule('gate-sudo', 'sudo', 'gated-sudo', true),
         ...rule('gate-ssh', 'ssh', 'gated-ssh', true),
+        // declares an output its command never writes
+        ...['sudo', 'ssh'].flatMap((kind) => [
+          `  - id: none-${kind}`,
+          `    inputs: ['none-${kind}/{stem}.txt']`,
+          `    outputs: ['none-${kind}-out/{stem}.upper']`,
+          `    resource: hpc-${kind}`,
+          `    command: cat {in0} > /dev/null`,
+        ]),
         '',
       ].join('\n'),
     );
@@ -247,6 +255,27 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
       expect(count(`up-${kind}-${stem}`)).toBe(1);
       const roots = [stack.workspace, dirs.sudoJobs, dirs.sshRemoteJobs, dirs.counts];
       expect(findNamed('PWN', roots)).toEqual([]);
+    });
+
+    it(`fails a build on slurm_${kind} whose command does not write its declared output, saying so`, async () => {
+      stack.write(`none-${kind}/n.txt`, 'n\n');
+      const rec = await stack.until(
+        `none-${kind}-out/n.upper`,
+        (a) => a.status === 'failed',
+        120_000,
+      );
+      expect(rec.error).toMatch(
+        new RegExp(`declared output none-${kind}-out/n\\.upper was not written by the command`),
+      );
+      const shown = await stack.cpctrl([
+        '-o',
+        'json',
+        'artefact',
+        'show',
+        `none-${kind}-out/n.upper`,
+      ]);
+      expect(JSON.parse(shown.stdout).artefact).toMatchObject({ status: 'failed' });
+      expect(existsSync(join(stack.workspace, `none-${kind}-out/n.upper`))).toBe(false);
     });
 
     it(`completes a build exactly once on slurm_${kind} when its runner is SIGKILLed while the job runs`, async () => {
