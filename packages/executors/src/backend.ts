@@ -31,13 +31,29 @@ export interface BackendContext {
 }
 
 /**
+ * States a new task is recorded in together with "created", in the same write (a local pool
+ * with a free slot: submitted and running), and what goes with them. `release` undoes what the
+ * backend reserved when that write fails.
+ */
+export interface Admission {
+  readonly path: readonly TaskState[];
+  readonly patch?: RecordPatch;
+  release?(): void;
+}
+
+/**
  * A computational backend. The executor calls these after the matching transition was
  * recorded; a backend never changes a state except through its BackendContext.
  */
 export interface Backend {
   readonly type: ResourceType;
   bind(ctx: BackendContext): void;
-  /** A new (or resumed) task in state created: submit it when the backend sees fit. */
+  /** Optional: how far a new task may be recorded at once (see Admission); enqueue follows. */
+  admit?(rec: TaskRecord): Admission | undefined;
+  /**
+   * A new (or resumed) task in state created, or in the last state of its admission: submit
+   * it when the backend sees fit.
+   */
   enqueue(rec: TaskRecord): void;
   /** The task was recorded paused (rec.pausedFrom says from where): let go of it. */
   pause(rec: TaskRecord): Promise<void>;

@@ -88,16 +88,32 @@ export class Executor {
       const known = this.#records.get(task.taskId);
       if (known) return known;
       const time = new Date().toISOString();
-      const rec: TaskRecord = {
+      const created: TaskRecord = {
         task,
         state: 'created',
         ...(this.#runner ? { runner: this.#runner } : {}),
         history: [{ state: 'created', time }],
         updated: time,
       };
-      await this.#write(rec);
+      // The states the backend admits the task to straight away are recorded in the same
+      // write: each is still recorded before it is acted on, and announced after, in order.
+      const admission = this.#backend.admit?.(created);
+      const path = admission?.path ?? [];
+      const steps = [created];
+      let rec = created;
+      try {
+        path.forEach((to, i) => {
+          const patch = i === path.length - 1 ? (admission?.patch ?? {}) : {};
+          steps.push(this.#step(steps[i]!, to, patch, time));
+        });
+        rec = steps[steps.length - 1]!;
+        await this.#write(rec);
+      } catch (err) {
+        admission?.release?.();
+        throw err;
+      }
       this.#records.set(task.taskId, rec);
-      this.#announce(rec, undefined);
+      for (const [i, s] of steps.entries()) this.#announce(s, steps[i - 1]?.state);
       this.#backend.enqueue(rec);
       return rec;
     });
@@ -212,8 +228,23 @@ export class Executor {
     patch: RecordPatch,
     pausedFrom?: TaskState,
   ): Promise<TaskRecord> {
+    const next = this.#step(rec, to, patch, new Date().toISOString(), pausedFrom);
+    await this.#write(next);
+    this.#records.set(rec.task.taskId, next);
+    this.#announce(next, rec.state);
+    if (isTerminal(to)) this.#markEnded(next);
+    return next;
+  }
+
+  /** The record after one legal transition (not yet written). */
+  #step(
+    rec: TaskRecord,
+    to: TaskState,
+    patch: RecordPatch,
+    time: string,
+    pausedFrom?: TaskState,
+  ): TaskRecord {
     checkTransition(rec.task.taskId, rec.state, to, rec.pausedFrom);
-    const time = new Date().toISOString();
     const next: TaskRecord = {
       ...rec,
       ...patch,
@@ -225,10 +256,6 @@ export class Executor {
     else delete next.pausedFrom;
     // A reason explains the state it came with; it does not outlive a resume.
     if (rec.state === 'paused' && to !== 'killed' && patch.reason === undefined) delete next.reason;
-    await this.#write(next);
-    this.#records.set(rec.task.taskId, next);
-    this.#announce(next, rec.state);
-    if (isTerminal(to)) this.#markEnded(next);
     return next;
   }
 

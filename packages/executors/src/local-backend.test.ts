@@ -315,4 +315,37 @@ describe('local backend', () => {
     expect(done).toMatchObject({ state: 'failed', exitCode: null });
     expect(done.reason).toMatch(/ended without writing an exit code/);
   });
+
+  it('when its spawner is killed -9, follows the running tasks through their folders, starts the rest under a new one, runs nothing twice', async () => {
+    const { ex, backend } = setup(2, { pollMs: 50, startGraceMs: 300 });
+    const gate = tmp.join('gate-spawner');
+    const runs = tmp.join('runs-spawner');
+    mkdirSync(runs);
+    const mk = (body: string) => {
+      const t = task('');
+      return { ...t, command: `echo run >> ${join(runs, t.taskId)}; ${body}` };
+    };
+    const wait = `while [ ! -e ${gate} ]; do sleep 0.05; done`;
+    const tasks = [mk(`${wait}; exit 0`), mk(`${wait}; exit 3`), mk('exit 0'), mk('exit 4')];
+    for (const t of tasks) await ex.submit(t);
+    const pidFile = (id: string) => join(tmp.join('jobs'), id, 'pid');
+    await until(
+      () => existsSync(pidFile(tasks[0]!.taskId)) && existsSync(pidFile(tasks[1]!.taskId)),
+      'the first two tasks to start',
+    );
+    const spawner = backend.spawnerPid!;
+    process.kill(spawner, 'SIGKILL');
+    await until(() => !alive(spawner), 'the spawner to die');
+    writeFileSync(gate, '');
+    const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
+    expect(done.map((d) => [d.state, d.exitCode])).toEqual([
+      ['finished', 0],
+      ['failed', 3],
+      ['finished', 0],
+      ['failed', 4],
+    ]);
+    for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
+    expect(backend.spawnerPid).not.toBe(spawner);
+    await ex.close();
+  });
 });

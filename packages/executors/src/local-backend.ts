@@ -1,13 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol';
-import type { Backend, BackendContext, LogStream } from './backend.js';
+import type { Admission, Backend, BackendContext, LogStream } from './backend.js';
 import { UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
 import { isOurProcess, signalGroup } from './process-group.js';
 import { readTail } from './read-tail.js';
+import { type SpawnEnd, Spawner } from './spawner.js';
 
 export interface LocalBackendOptions {
   readonly resource: LocalResource;
@@ -25,30 +25,29 @@ export interface LocalBackendOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-// The wrapper outlives the runner: it is its own session and process group (detached), its
-// output goes to files (a dead runner's pipes would SIGPIPE it), and it writes the exit code
-// to a file, so a runner restarted after kill -9 collects the result instead of running the
-// task twice. `echo` is one write(2), so a reader sees the whole line or nothing. The command
-// runs as `sh -c` would run it, but in a forked subshell (eval) instead of a new sh: one exec
-// less per task; positional parameters are cleared first. A TERM/KILL to the group ends the
-// wrapper too: then there is no exit file, and the record already says why.
-const WRAPPER =
-  'echo $$ > "$1/pid"; (__cp=$2; shift $#; eval "unset __cp; $__cp"); c=$?; echo $c > "$1/exit"; exit $c';
-
 interface Running {
+  /** 0 until the spawner reports it (or the pid file shows it). */
   pid: number;
-  child?: ChildProcess;
   timer?: NodeJS.Timeout;
-  /** Adopted after a restart: not our child, so its end is found by polling. */
+  /**
+   * Adopted after a restart, or started by a spawner that died since: its end is found by
+   * polling the task folder.
+   */
   adopted: boolean;
   /** Adopted as running without a pid file yet: start it if none shows up by then. */
   startBy?: number;
+  /** Recorded killed (or timed out) before its pid was known: signal it once it is. */
+  terminate?: TaskRecord;
+  /** Times its spawner died before reporting its pid: a second time fails the task. */
+  lostBeforeStart?: number;
 }
 
 /**
  * Local processes, at most `parallel` at once. Tasks wait in FIFO order (state submitted);
- * each runs detached in its own process group under a wrapper that records pid and exit code
- * in the task folder `<jobsDir>/<taskId>/` (pid, exit, stdout, stderr).
+ * each runs in its own session and process group under a wrapper that records pid and exit
+ * code in the task folder `<jobsDir>/<taskId>/` (pid, exit, stdout, stderr), started by a
+ * long-lived spawner (spawner.ts). A task admitted while a slot is free is recorded created,
+ * submitted and running in one write.
  */
 export class LocalBackend implements Backend {
   readonly type = 'local' as const;
@@ -57,12 +56,12 @@ export class LocalBackend implements Backend {
   readonly #killGraceMs: number;
   readonly #pollMs: number;
   readonly #startGraceMs: number;
-  readonly #env: NodeJS.ProcessEnv;
   #ctx: BackendContext | undefined;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, Running>();
   #poller: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #spawner: Spawner;
   readonly #stats = { spawned: 0, adopted: 0, collectedAfterRestart: 0, startedAfterRestart: 0 };
 
   constructor(options: LocalBackendOptions) {
@@ -73,11 +72,21 @@ export class LocalBackend implements Backend {
     this.#killGraceMs = options.killGraceMs ?? 5_000;
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
     this.#startGraceMs = options.startGraceMs ?? 2_000;
-    this.#env = options.env ?? process.env;
+    this.#spawner = new Spawner({
+      env: options.env ?? process.env,
+      log: (level, msg, data) => this.#ctx?.log(level, msg, data),
+    });
   }
 
   bind(ctx: BackendContext): void {
     this.#ctx = ctx;
+    // Started now, so the first task does not wait for the interpreter to boot.
+    this.#spawner.warm();
+  }
+
+  /** The spawner's co-process pid while it runs (tests kill it). */
+  get spawnerPid(): number | undefined {
+    return this.#spawner.pid;
   }
 
   get #c(): BackendContext {
@@ -85,8 +94,42 @@ export class LocalBackend implements Backend {
     return this.#ctx;
   }
 
+  // A free slot and nobody waiting: reserve the slot, and the task is recorded running in the
+  // same write as created; otherwise created and submitted together.
+  admit(rec: TaskRecord): Admission | undefined {
+    const id = rec.task.taskId;
+    if (this.#closed) return undefined;
+    if (this.#running.size >= this.parallel || this.#queue.length > 0 || this.#running.has(id))
+      return { path: ['submitted'] };
+    let dir: string;
+    try {
+      dir = this.taskDir(id);
+    } catch {
+      return { path: ['submitted'] }; // #start fails it, saying why
+    }
+    this.#running.set(id, { pid: 0, adopted: false });
+    return {
+      path: ['submitted', 'running'],
+      patch: this.#runningPatch(dir),
+      release: () => {
+        this.#running.delete(id);
+        this.#pump();
+      },
+    };
+  }
+
   enqueue(rec: TaskRecord): void {
     const id = rec.task.taskId;
+    const handle = localHandle(rec.handle);
+    if (rec.state === 'running' && handle) {
+      this.#spawn(rec, handle);
+      return;
+    }
+    if (rec.state === 'submitted') {
+      this.#queue.push(id);
+      this.#pump();
+      return;
+    }
     void this.#c.advance(id, ['created'], 'submitted').then(
       (r) => {
         if (!r) return;
@@ -150,6 +193,7 @@ export class LocalBackend implements Backend {
     this.#closed = true;
     clearInterval(this.#poller);
     for (const r of this.#running.values()) clearTimeout(r.timer);
+    this.#spawner.close();
   }
 
   taskDir(taskId: string): string {
@@ -190,14 +234,10 @@ export class LocalBackend implements Backend {
       this.#pump();
       return;
     }
-    const handle: LocalHandle = { kind: 'local', dir, startedAt: Date.now() };
+    const patch = this.#runningPatch(dir);
     let rec: TaskRecord | undefined;
     try {
-      rec = await this.#c.advance(id, ['submitted'], 'running', {
-        handle,
-        stdoutPath: join(dir, 'stdout'),
-        stderrPath: join(dir, 'stderr'),
-      });
+      rec = await this.#c.advance(id, ['submitted'], 'running', patch);
     } catch (err) {
       this.#c.log('error', 'could not record a task as running; it stays queued', {
         taskId: id,
@@ -215,7 +255,12 @@ export class LocalBackend implements Backend {
       this.#pump();
       return;
     }
-    this.#spawn(rec, handle);
+    this.#spawn(rec, patch.handle);
+  }
+
+  #runningPatch(dir: string) {
+    const handle: LocalHandle = { kind: 'local', dir, startedAt: Date.now() };
+    return { handle, stdoutPath: join(dir, 'stdout'), stderrPath: join(dir, 'stderr') };
   }
 
   #spawn(rec: TaskRecord, handle: LocalHandle): void {
@@ -223,38 +268,22 @@ export class LocalBackend implements Backend {
     const dir = handle.dir;
     const entry: Running = this.#running.get(id) ?? { pid: 0, adopted: false };
     this.#running.set(id, entry);
-    let child: ChildProcess;
-    try {
-      mkdirSync(dir, { recursive: true });
-      for (const stale of ['exit', 'pid']) rmQuiet(join(dir, stale));
-      const out = openSync(join(dir, 'stdout'), 'w');
-      const err = openSync(join(dir, 'stderr'), 'w');
-      try {
-        child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', dir, rec.task.command], {
-          cwd: rec.task.cwd,
-          env: { ...this.#env, ...rec.task.env },
-          detached: true,
-          stdio: ['ignore', out, err],
-        });
-      } finally {
-        closeSync(out);
-        closeSync(err);
-      }
-    } catch (err) {
-      void this.#ended(id, undefined, `could not start the task: ${(err as Error).message}`);
-      return;
-    }
-    this.#stats.spawned++;
-    entry.child = child;
-    entry.pid = child.pid ?? 0;
-    child.once('error', (err) => {
-      // spawn failures (a cwd that does not exist...) arrive here, not as an exit
-      void this.#ended(id, undefined, `could not start the task: ${err.message}`);
-    });
-    child.once('exit', (code, signal) => {
-      if (code !== null) void this.#ended(id, code);
-      else void this.#ended(id, undefined, `ended by ${signal ?? 'a signal'}`);
-    });
+    const mine = () => this.#running.get(id) === entry;
+    this.#spawner.run(
+      { dir, cwd: rec.task.cwd, command: rec.task.command, env: rec.task.env },
+      {
+        started: (pid) => {
+          this.#stats.spawned++;
+          if (!mine() || entry.adopted) return;
+          entry.pid = pid;
+          entry.lostBeforeStart = undefined;
+          if (entry.terminate) this.#terminate(id, entry.terminate, pid);
+        },
+        ended: (end) => {
+          if (mine()) this.#spawnEnded(id, entry, end);
+        },
+      },
+    );
     this.#armTimeout(id, rec, handle);
   }
 
@@ -270,6 +299,25 @@ export class LocalBackend implements Backend {
           if (r) this.#terminate(id, r);
         });
     }, left);
+  }
+
+  #spawnEnded(id: string, entry: Running, end: SpawnEnd): void {
+    if (end.kind === 'exit') void this.#ended(id, end.code);
+    else if (end.kind === 'signal') void this.#ended(id, undefined, `ended by ${end.signal}`);
+    else if (end.kind === 'failed')
+      void this.#ended(id, undefined, `could not start the task: ${end.error}`);
+    else if (!entry.adopted) {
+      // The spawner died; the task lives on in its own session: follow it through its folder.
+      // Without a pid yet it may never have started: start it once more after the grace period.
+      if (!entry.pid) entry.lostBeforeStart = (entry.lostBeforeStart ?? 0) + 1;
+      if ((entry.lostBeforeStart ?? 0) > 1) {
+        void this.#ended(id, undefined, 'could not start the task: the task spawner died twice');
+        return;
+      }
+      entry.adopted = true;
+      entry.startBy = entry.pid ? undefined : Date.now() + this.#startGraceMs;
+      this.#ensurePoller();
+    }
   }
 
   async #ended(id: string, code: number | undefined, why?: string): Promise<void> {
@@ -298,8 +346,13 @@ export class LocalBackend implements Backend {
   /** SIGTERM to the task's process group, SIGKILL after the grace period if it is still there. */
   #terminate(id: string, rec: TaskRecord, knownPid?: number): void {
     const h = localHandle(rec.handle);
-    const pid = knownPid || this.#running.get(id)?.pid || (h ? this.#readPid(h.dir) : undefined);
-    if (!pid) return;
+    const entry = this.#running.get(id);
+    const pid = knownPid || entry?.pid || (h ? this.#readPid(h.dir) : undefined);
+    if (!pid) {
+      // Spawned, its pid not reported yet: signal it as soon as it is.
+      if (entry && !entry.adopted) entry.terminate = rec;
+      return;
+    }
     if (!signalGroup(pid, 'SIGTERM')) return;
     setTimeout(() => {
       if (!h || isOurProcess(pid, h.dir)) signalGroup(pid, 'SIGKILL');
@@ -366,7 +419,8 @@ export class LocalBackend implements Backend {
       return;
     }
     if (entry.startBy !== undefined && Date.now() >= entry.startBy) {
-      // Recorded running, but the runner died before the wrapper started: start it once now.
+      // Recorded running, but the runner (or spawner) died before the wrapper started: start
+      // it once now.
       entry.adopted = false;
       entry.startBy = undefined;
       clearTimeout(entry.timer);
@@ -395,13 +449,5 @@ export function readExit(dir: string): number | undefined {
     return Number(text.trim());
   } catch {
     return undefined;
-  }
-}
-
-function rmQuiet(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // absent: nothing stale to remove
   }
 }

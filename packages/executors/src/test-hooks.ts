@@ -7,14 +7,25 @@ import type { ExecutorHooks } from './executor.js';
  */
 export class RecordingHooks implements ExecutorHooks {
   readonly records = new Map<string, TaskRecord>();
-  readonly calls: { kind: 'record' | 'publish'; taskId: string; state: TaskState }[] = [];
+  readonly calls: {
+    kind: 'record' | 'publish';
+    taskId: string;
+    state: TaskState;
+    /** record: the states in the record's history (one write may record several). */
+    history?: TaskState[];
+  }[] = [];
   readonly events: TaskStateChanged[] = [];
   failRecords = false;
 
   async record(rec: TaskRecord): Promise<void> {
     if (this.failRecords)
       throw Object.assign(new Error('KV unavailable (test)'), { retryable: false });
-    this.calls.push({ kind: 'record', taskId: rec.task.taskId, state: rec.state });
+    this.calls.push({
+      kind: 'record',
+      taskId: rec.task.taskId,
+      state: rec.state,
+      history: rec.history.map((h) => h.state),
+    });
     this.records.set(rec.task.taskId, structuredClone(rec));
   }
 
@@ -28,13 +39,21 @@ export class RecordingHooks implements ExecutorHooks {
     return this.events.filter((e) => e.taskId === taskId).map((e) => e.state);
   }
 
-  /** Every publish of a state was preceded by a record of that state for that task. */
+  /**
+   * Every publish of a task's n-th state was preceded by a record whose history holds that
+   * state n-th (a record written once may carry several transitions).
+   */
   recordedBeforePublished(): boolean {
-    const recorded = new Set<string>();
+    const recorded = new Map<string, TaskState[]>();
+    const published = new Map<string, number>();
     for (const c of this.calls) {
-      const key = `${c.taskId}>${c.state}`;
-      if (c.kind === 'record') recorded.add(key);
-      else if (!recorded.has(key)) return false;
+      if (c.kind === 'record') {
+        recorded.set(c.taskId, c.history ?? [c.state]);
+        continue;
+      }
+      const n = published.get(c.taskId) ?? 0;
+      published.set(c.taskId, n + 1);
+      if (recorded.get(c.taskId)?.[n] !== c.state) return false;
     }
     return true;
   }

@@ -1,0 +1,166 @@
+# The local backend's spawner: a long-lived co-process that starts task wrappers with
+# posix_spawn (glibc's clone(CLONE_VM|CLONE_VFORK): no copy of a big parent's page tables, the
+# cost that made Node's fork dominate a no-op task), each in its own session and process group,
+# stdin /dev/null, stdout/stderr to files in the task folder.
+#
+# Protocol, one line each way, fields separated by one space, strings hex-encoded:
+#   in:  run SEQ DIR CWD COMMAND ENV       ENV: KEY.VALUE pairs joined by "," (or "-": none)
+#   out: pid SEQ PID | fail SEQ ERRNO MESSAGE | exit SEQ CODE | signal SEQ SIGNUM
+#
+# The wrapper records its pid in DIR/pid and the command's exit code in DIR/exit (one write,
+# so a reader sees all of it or nothing): a runner restarted after kill -9 collects the result
+# from there instead of running the task twice. This process writes DIR/exit too when it reaps
+# a wrapper that exited without one (a command that exec'd away from the wrapper or replaced its
+# EXIT trap). It runs in its own session, so a signal to the runner's group does not reach it;
+# when its input closes (the runner stopped or died) it takes no more work and leaves once its
+# last wrapper has ended.
+import errno
+import os
+import re
+import select
+import signal
+import sys
+
+# The command runs in the wrapper shell itself (eval; positional parameters cleared first), and
+# an EXIT trap writes its status: one fork less per task than a subshell. A command that could
+# leave the wrapper (exec) or re-trap EXIT runs in a subshell instead, so the wrapper always
+# writes the exit file. A TERM/KILL to the group ends the wrapper too: then there is no exit
+# file, and the record already says why.
+TRAPPED = (
+    'echo $$ > "$1/pid"; __cpx=$1/exit; trap \'echo $? > "$__cpx"\' EXIT; '
+    '__cp=$2; shift $#; eval "unset __cp; $__cp"'
+)
+SUBSHELL = (
+    'echo $$ > "$1/pid"; (__cp=$2; shift $#; eval "unset __cp; $__cp"); c=$?; '
+    'echo $c > "$1/exit"; exit $c'
+)
+LEAVES_WRAPPER = re.compile(r'\b(exec|trap)\b')
+# Python ignores these; a task must not inherit that.
+DEFAULT_SIGNALS = [s for s in (getattr(signal, n, None) for n in ('SIGPIPE', 'SIGXFSZ')) if s]
+CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+
+wake_r, wake_w = os.pipe()
+os.set_blocking(wake_r, False)
+os.set_blocking(wake_w, False)
+signal.set_wakeup_fd(wake_w)
+signal.signal(signal.SIGCHLD, lambda *_: None)
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+children = {}  # pid -> (seq, dir)
+out = []
+
+
+def flush():
+    if not out:
+        return
+    data = ''.join(out).encode()
+    out.clear()
+    try:
+        os.write(1, data)
+    except OSError:
+        pass  # the runner is gone: results are in the exit files
+
+
+def unhex(field):
+    return bytes.fromhex(field).decode('utf-8', 'surrogateescape')
+
+
+def run(seq, fields):
+    try:
+        task_dir, cwd, command = (unhex(f) for f in fields[:3])
+        env = dict(os.environ)
+        for pair in fields[3].split(',') if fields[3] != '-' else ():
+            key, _, value = pair.partition('.')
+            env[unhex(key)] = unhex(value)
+        os.makedirs(task_dir, exist_ok=True)
+        for stale in ('exit', 'pid'):
+            try:
+                os.unlink(os.path.join(task_dir, stale))
+            except FileNotFoundError:
+                pass
+        wrapper = SUBSHELL if LEAVES_WRAPPER.search(command) else TRAPPED
+        os.chdir(cwd)
+        try:
+            pid = os.posix_spawn(
+                '/bin/sh',
+                ['/bin/sh', '-c', wrapper, 'sh', task_dir, command],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.path.join(task_dir, 'stdout'), CREATE, 0o666),
+                    (os.POSIX_SPAWN_OPEN, 2, os.path.join(task_dir, 'stderr'), CREATE, 0o666),
+                ],
+                setsid=True,
+                setsigdef=DEFAULT_SIGNALS,
+                setsigmask=[],
+            )
+        finally:
+            os.chdir('/')
+    except OSError as e:
+        name = errno.errorcode.get(e.errno, 'EIO') if e.errno else 'EIO'
+        detail = f'{e.strerror or e}' + (f', {e.filename}' if e.filename else '')
+        out.append(f'fail {seq} {name} {detail.encode().hex()}\n')
+        return
+    except ValueError as e:  # a NUL byte in the command, the env or a path
+        out.append(f'fail {seq} EINVAL {str(e).encode().hex()}\n')
+        return
+    children[pid] = (seq, task_dir)
+    out.append(f'pid {seq} {pid}\n')
+
+
+def write_exit(task_dir, code):
+    try:
+        fd = os.open(os.path.join(task_dir, 'exit'), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError:
+        return  # the wrapper wrote it (or the folder is gone)
+    try:
+        os.write(fd, f'{code}\n'.encode())
+    finally:
+        os.close(fd)
+
+
+def reap():
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        seq, task_dir = children.pop(pid, (None, None))
+        if seq is None:
+            continue
+        if os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+            write_exit(task_dir, code)
+            out.append(f'exit {seq} {code}\n')
+        else:
+            out.append(f'signal {seq} {os.WTERMSIG(status)}\n')
+
+
+def main():
+    pending = b''
+    open_input = True
+    while open_input or children:
+        ready, _, _ = select.select([0, wake_r] if open_input else [wake_r], [], [])
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+        if open_input and 0 in ready:
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                open_input = False
+            pending += chunk
+            *lines, pending = pending.split(b'\n')
+            for line in lines:
+                f = line.decode('ascii', 'replace').split(' ')
+                if f[0] == 'run' and len(f) == 6:
+                    run(f[1], f[2:])
+        reap()
+        flush()
+
+
+main()
+sys.exit(0)

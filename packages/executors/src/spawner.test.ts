@@ -1,0 +1,130 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TempDir } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type SpawnEnd, Spawner, type SpawnRequest } from './spawner.js';
+
+const tmp = new TempDir('cp-spawner-');
+afterAll(() => tmp[Symbol.dispose]());
+
+let n = 0;
+function req(command: string, extra: Partial<SpawnRequest> = {}): SpawnRequest {
+  n++;
+  return { dir: tmp.join(`task-${n}`), cwd: tmp.path, command, env: {}, ...extra };
+}
+
+/** Runs one request; resolves with its pid (when reported) and how it ended. */
+function run(sp: Spawner, r: SpawnRequest) {
+  let pid: number | undefined;
+  let onPid: (p: number) => void = () => {};
+  const started = new Promise<number>((resolve) => {
+    onPid = resolve;
+  });
+  const ended = new Promise<SpawnEnd>((resolve) =>
+    sp.run(r, {
+      started: (p) => {
+        pid = p;
+        onPid(p);
+      },
+      ended: resolve,
+    }),
+  );
+  return { started, ended, pid: () => pid };
+}
+
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+  } catch {
+    return false;
+  }
+}
+
+describe('spawner', { timeout: 60_000 }, () => {
+  it('runs commands in their own process group with cwd, env, output files, pid and exit files', async () => {
+    const sp = new Spawner({ env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BASE: 'b' } });
+    const r = req('pwd; echo "$BASE $EXTRA"; echo err >&2; ps -o pgid= -p $$; exit 3', {
+      env: { EXTRA: 'x y' },
+    });
+    const t = run(sp, r);
+    const pid = await t.started;
+    expect(await t.ended).toEqual({ kind: 'exit', code: 3 });
+    const [cwd, envLine, pgid] = readFileSync(join(r.dir, 'stdout'), 'utf8').trim().split('\n');
+    expect([cwd, envLine, Number(pgid)]).toEqual([tmp.path, 'b x y', pid]);
+    expect(readFileSync(join(r.dir, 'stderr'), 'utf8')).toBe('err\n');
+    expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toBe(`${pid}\n`);
+    expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('3\n');
+    sp.close();
+  });
+
+  it('reports a cwd that does not exist, a NUL byte, and a signal, without stopping', async () => {
+    const sp = new Spawner();
+    const missing = await run(sp, req('true', { cwd: tmp.join('nowhere') })).ended;
+    expect(missing).toMatchObject({ kind: 'failed' });
+    expect((missing as { error: string }).error).toMatch(/^ENOENT: /);
+    const nul = await run(sp, req('true', { env: { BAD: 'a\0b' } })).ended;
+    expect(nul).toMatchObject({ kind: 'failed' });
+    const t = run(sp, req('sleep 30'));
+    const pid = await t.started;
+    process.kill(-pid, 'SIGTERM');
+    expect(await t.ended).toEqual({ kind: 'signal', signal: 'SIGTERM' });
+    expect(await run(sp, req('exit 0')).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(sp.started).toBe(1);
+    sp.close();
+  });
+
+  it('writes the exit file of a command that leaves the wrapper (exec) or replaces its trap', async () => {
+    const sp = new Spawner();
+    for (const command of ['exec sh -c "exit 4"', 'trap "echo bye" EXIT; exit 4']) {
+      const r = req(command);
+      expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: 4 });
+      expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('4\n');
+    }
+    sp.close();
+  });
+
+  it('killed -9, leaves its tasks running (they still write their exit files) and is replaced', async () => {
+    const sp = new Spawner();
+    const gate = tmp.join('gate');
+    const r = req(`while [ ! -e ${gate} ]; do sleep 0.05; done; exit 5`);
+    const t = run(sp, r);
+    const taskPid = await t.started;
+    const first = sp.pid!;
+    process.kill(first, 'SIGKILL');
+    expect(await t.ended).toEqual({ kind: 'lost' });
+    expect(alive(taskPid)).toBe(true);
+    writeFileSync(gate, '');
+    await until(() => existsSync(join(r.dir, 'exit')), 'the exit file');
+    expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('5\n');
+    // The next task gets a new spawner.
+    expect(await run(sp, req('exit 0')).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(sp.started).toBe(2);
+    expect(sp.pid).not.toBe(first);
+    sp.close();
+  });
+
+  it('after close, outlives the runner until its tasks end, writing their exit files', async () => {
+    const sp = new Spawner();
+    const gate = tmp.join('gate-close');
+    // An exec the wrapper cannot see coming ("ex""ec"): only the spawner can write this exit file.
+    const r = req(`eval "ex""ec sh -c 'while [ ! -e ${gate} ]; do sleep 0.05; done; exit 6'"`);
+    await run(sp, r).started;
+    const pid = sp.pid!;
+    sp.close();
+    await sleep(200);
+    expect(alive(pid)).toBe(true);
+    writeFileSync(gate, '');
+    await until(() => existsSync(join(r.dir, 'exit')), 'the exit file');
+    expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('6\n');
+    await until(() => !alive(pid), 'the spawner to leave');
+  });
+});

@@ -1,0 +1,178 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SCRIPT = fileURLToPath(new URL('./spawner.py', import.meta.url));
+
+export interface SpawnRequest {
+  /** The task folder: pid, exit, stdout and stderr go there. */
+  readonly dir: string;
+  readonly cwd: string;
+  /** Run as `sh -c` would run it. */
+  readonly command: string;
+  /** Laid over the spawner's own environment. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** How a spawned task ended, as far as the spawner knows. */
+export type SpawnEnd =
+  | { readonly kind: 'exit'; readonly code: number }
+  | { readonly kind: 'signal'; readonly signal: string }
+  /** It never started (a cwd that does not exist, a NUL byte ...). */
+  | { readonly kind: 'failed'; readonly error: string }
+  /** The spawner died first: the end is to be found in the task folder (pid and exit files). */
+  | { readonly kind: 'lost' };
+
+export interface SpawnWatch {
+  started(pid: number): void;
+  ended(end: SpawnEnd): void;
+}
+
+export interface SpawnerOptions {
+  /** The tasks' base environment (default the runner's own); a request's env is laid over it. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly log?: (level: 'warn' | 'error', msg: string, data?: Record<string, unknown>) => void;
+}
+
+/**
+ * Starts local tasks through one long-lived Python co-process (spawner.py) that uses
+ * posix_spawn: a vfork-style spawn costs the same from any parent, where Node's fork of the
+ * runner copies its page tables every time. Started on first use, and again after it died; its
+ * death leaves the tasks it started running (their own sessions), reported `lost`.
+ */
+export class Spawner {
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #log: NonNullable<SpawnerOptions['log']>;
+  #proc: ChildProcessWithoutNullStreams | undefined;
+  #seq = 0;
+  /** Requests of the current co-process, until they ended. */
+  #watching = new Map<number, SpawnWatch>();
+  #closed = false;
+  #spawned = 0;
+
+  constructor(options: SpawnerOptions = {}) {
+    this.#env = options.env ?? process.env;
+    this.#log = options.log ?? (() => {});
+  }
+
+  /** The co-process's pid while it runs. */
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
+
+  /** Co-processes started so far (one, unless one died). */
+  get started(): number {
+    return this.#spawned;
+  }
+
+  /** Starts the co-process ahead of the first task. */
+  warm(): void {
+    if (!this.#closed && !this.#proc) this.#start();
+  }
+
+  run(req: SpawnRequest, watch: SpawnWatch): void {
+    // Stopping: start nothing. A task already recorded running is started by the restarted
+    // runner, which finds no pid file for it.
+    if (this.#closed) return;
+    const proc = this.#proc ?? this.#start();
+    const seq = ++this.#seq;
+    this.#watching.set(seq, watch);
+    const env = Object.entries(req.env).map(([k, v]) => `${hex(k)}.${hex(v)}`);
+    const fields = [resolve(req.dir), resolve(req.cwd), req.command].map(hex);
+    proc.stdin.write(`run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`);
+  }
+
+  /**
+   * Takes no more work. The co-process is not stopped: it leaves by itself once the tasks it
+   * started have ended and their exit files are written.
+   */
+  close(): void {
+    this.#closed = true;
+    const proc = this.#proc;
+    this.#proc = undefined;
+    this.#watching = new Map();
+    if (!proc) return;
+    proc.stdin.end();
+    proc.stdout.destroy();
+    proc.stderr.destroy();
+    proc.unref();
+  }
+
+  #start(): ChildProcessWithoutNullStreams {
+    const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+    // Its own session: a signal to the runner's process group (Ctrl-C) does not reach it.
+    const proc = spawn(python, ['-I', '-S', SCRIPT], {
+      env: this.#env,
+      cwd: '/',
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.#spawned++;
+    this.#proc = proc;
+    const watching = new Map<number, SpawnWatch>();
+    this.#watching = watching;
+    let started = false;
+    let pending = '';
+    proc.stdout.setEncoding('latin1');
+    proc.stdout.on('data', (chunk: string) => {
+      started = true;
+      const lines = (pending + chunk).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) this.#onLine(watching, line);
+    });
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (text: string) =>
+      this.#log('warn', 'task spawner says', { text: text.trim().slice(0, 2000) }),
+    );
+    // Writes to a co-process that just died fail here; its exit reports the requests lost.
+    proc.stdin.on('error', () => {});
+    let gone = false;
+    const ended = (why: string, neverRan: boolean) => {
+      if (gone) return;
+      gone = true;
+      if (this.#proc === proc) this.#proc = undefined;
+      if (this.#closed) return;
+      this.#log('warn', 'the task spawner ended; its tasks are followed through their folders', {
+        why,
+        tasks: watching.size,
+      });
+      const end: SpawnEnd = neverRan
+        ? { kind: 'failed', error: `the task spawner (${python}) could not start: ${why}` }
+        : { kind: 'lost' };
+      for (const w of watching.values()) w.ended(end);
+      watching.clear();
+    };
+    proc.once('error', (err) => ended(err.message, !started && proc.pid === undefined));
+    proc.once('close', (code, signal) => ended(`exit ${code ?? signal}`, false));
+    return proc;
+  }
+
+  #onLine(watching: Map<number, SpawnWatch>, line: string): void {
+    const [kind, seqText, a, b] = line.split(' ');
+    const seq = Number(seqText);
+    const watch = watching.get(seq);
+    if (!watch) return;
+    if (kind === 'pid') {
+      watch.started(Number(a));
+      return;
+    }
+    watching.delete(seq);
+    if (kind === 'exit') watch.ended({ kind: 'exit', code: Number(a) });
+    else if (kind === 'signal') watch.ended({ kind: 'signal', signal: signalName(Number(a)) });
+    else {
+      const detail = Buffer.from(b ?? '', 'hex').toString('utf8');
+      watch.ended({ kind: 'failed', error: `${a}: ${detail}` });
+    }
+  }
+}
+
+function hex(text: string): string {
+  return Buffer.from(text, 'utf8').toString('hex');
+}
+
+function signalName(n: number): string {
+  for (const [name, num] of Object.entries(constants.signals)) if (num === n) return name;
+  return `signal ${n}`;
+}
