@@ -32,6 +32,13 @@ export type {
   PlanJSON,
   PlanTaskState,
 } from './export.js';
+export {
+  compilePattern,
+  fillPattern,
+  matchPattern,
+  type Pattern,
+  stemKey,
+} from './pattern.js';
 export { tarjan } from './tarjan.js';
 export type {
   ArtefactState,

@@ -23,6 +23,8 @@ export const ArtefactRecord = z.object({
   size: z.number().int().nonnegative().nullable(),
   /** Producing task (`rule:stem`); absent for sources. */
   producer: z.string().optional(),
+  /** A file the producer writes besides its outputs (.log, .blg ...): not in the graph. */
+  auxiliary: z.boolean().optional(),
   /** Pods known to hold this hash. */
   pods: z.array(z.string()).default([]),
   updated: z.iso.datetime(),

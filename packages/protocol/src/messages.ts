@@ -3,6 +3,7 @@ import { ArtefactRecord } from './artefacts.js';
 import { BuildCancel, BuildRequested, BuildResult } from './builds.js';
 import { DeadLetter } from './dead-letter.js';
 import { FilesChanged } from './files.js';
+import { CanBuildFrom, HowToBuild } from './how-to-build.js';
 import { LogChunk } from './logs.js';
 import { RulesDeclared } from './rules.js';
 import { TaskControl, TaskStateChanged, TaskSubmitted } from './tasks.js';
@@ -16,7 +17,9 @@ export const messageTypes = {
   'dead.letter': DeadLetter,
   'files.changed': FilesChanged,
   'log.chunk': LogChunk,
+  'rules.can_build_from': CanBuildFrom,
   'rules.declared': RulesDeclared,
+  'rules.how_to_build': HowToBuild,
   'task.control': TaskControl,
   'task.state': TaskStateChanged,
   'task.submitted': TaskSubmitted,

@@ -21,6 +21,16 @@ export const Rule = z.object({
   /** Used only if they exist (an .aux is both an output and an input of the same rule). */
   optionalInputs: z.array(Pattern).default([]),
   outputs: z.array(Pattern).min(1),
+  /**
+   * Files the command writes besides its outputs (.log, .fls, .blg, .d ...): products of the
+   * build, never sources, and not hashed into its result.
+   */
+  auxiliaries: z.array(Pattern).default([]),
+  /**
+   * Not declared: offered only when MajorDomo asks how to build a goal it matches (a rule such
+   * as `{stem}.wc` from `{stem}` would otherwise instantiate for every file).
+   */
+  onDemand: z.boolean().default(false),
   /** A shell command template; {stem}, {in}, {out}, {in0}, {out0}... are quoted when filled. */
   command: z.string().min(1).max(10_000),
   resource: ServiceName.default('local'),
@@ -40,5 +50,7 @@ export const RulesDeclared = z.object({
   pod: z.string().min(1).max(200),
   types: z.array(ArtefactType).default([]),
   rules: z.array(Rule),
+  /** The chef's $SRV identity: MajorDomo PINGs it and retires the chef when nothing answers. */
+  srv: z.object({ name: ServiceName, id: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/) }).optional(),
 });
 export type RulesDeclared = z.infer<typeof RulesDeclared>;

@@ -17,6 +17,8 @@ export const subjects = {
   taskState: (p: string) => `cp.${checkProject(p)}.task.state`,
   taskControl: (p: string) => `cp.${checkProject(p)}.task.control`,
   artefactState: (p: string) => `cp.${checkProject(p)}.artefact.state`,
+  /** "How to build": MajorDomo asks every chef at once (no queue group) and gathers answers. */
+  howToBuild: (p: string) => `cp.${checkProject(p)}.rules.how-to-build`,
   /** MajorDomo's request/reply API (status, build) for cpctrl. */
   api: (p: string, verb: string) => `cp.${checkProject(p)}.api.${checkName('api verb', verb)}`,
   logs: (p: string, stream: string) =>
@@ -40,6 +42,8 @@ export const buckets = {
   artefacts: (p: string) => `cp_${checkProject(p)}_artefacts`,
   traces: (p: string) => `cp_${checkProject(p)}_traces`,
   rules: (p: string) => `cp_${checkProject(p)}_rules`,
+  /** Goals built by on-demand rules: the chosen "can build from" answer per goal. */
+  goals: (p: string) => `cp_${checkProject(p)}_goals`,
   tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
   builds: (p: string) => `cp_${checkProject(p)}_builds`,
   resources: () => 'cp_resources',

@@ -13,10 +13,11 @@ import type { ChefConfig } from './config.js';
 import type { ChefDefinition } from './definition.js';
 import { InputFetcher } from './fetch-inputs.js';
 import { startHeartbeat } from './heartbeat.js';
+import { answerHowToBuild } from './how-to-build.js';
 
 /**
  * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches, and
- * re-put as a heartbeat), takes build requests from its own work queue and turns each into a
+ * re-put as a heartbeat), answers MajorDomo's "how to build" questions, takes build requests from its own work queue and turns each into a
  * runner task, and kills the task of a build MajorDomo cancels.
  */
 export async function startChef(
@@ -30,7 +31,14 @@ export async function startChef(
   const tasks = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
   const results = await bus.kv(buckets.builds(p), BuildResult);
 
-  const declaration = { chef: cfg.chef, pod: cfg.pod, types: def.types, rules: def.rules };
+  // On-demand rules are not declared: they answer "how to build" questions only.
+  const declaration = {
+    chef: cfg.chef,
+    pod: cfg.pod,
+    types: def.types,
+    rules: def.rules.filter((r) => !r.onDemand),
+    ...(bus.srv ? { srv: { name: bus.srv.identity.name, id: bus.srv.id } } : {}),
+  };
   const declare = () => rulesKv.put(cfg.chef, declaration);
   const inflight = new InFlightBuilds((taskId) => killTask(bus, tasks, taskId, bus.logger));
   const stopCancels = listenForCancels(bus, inflight);
@@ -56,6 +64,7 @@ export async function startChef(
     maxDeliver: 10,
     handler: (msg, mctx) => handleBuild(ctx, msg.body, msg, mctx.logger),
   });
+  const stopAnswers = answerHowToBuild(bus, def.rules, { chef: cfg.chef, pod: cfg.pod });
   // Declared last: MajorDomo may dispatch at once, and the cancel listener must already be up.
   await declare();
   const stopHeartbeat = startHeartbeat(declare, cfg.heartbeatMs, bus.logger);
@@ -70,6 +79,7 @@ export async function startChef(
   );
   return async () => {
     stopHeartbeat();
+    stopAnswers();
     await consumer.stop();
     stopCancels();
     await fetcher.close();

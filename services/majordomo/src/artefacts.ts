@@ -94,6 +94,7 @@ function same(a: Rec, b: Rec): boolean {
     a.error === b.error &&
     a.buildId === b.buildId &&
     a.passes === b.passes &&
+    a.auxiliary === b.auxiliary &&
     a.pods.join() === b.pods.join()
   );
 }

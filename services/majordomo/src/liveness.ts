@@ -1,21 +1,44 @@
 import type { Bus, TypedKv } from '@computepods/bus';
 import { kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
 
-/** How long a chef may go without re-putting its declaration (CP_CHEF_TIMEOUT_MS, default 15 s). */
-export function chefTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.CP_CHEF_TIMEOUT_MS;
-  const n = Number(raw ?? 15_000);
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  const n = Number(raw ?? fallback);
   if (!Number.isInteger(n) || n < 1)
-    throw new Error(`CP_CHEF_TIMEOUT_MS must be a positive integer, got ${JSON.stringify(raw)}`);
+    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
+/** How long a chef may go without re-putting its declaration (CP_CHEF_TIMEOUT_MS, default 15 s). */
+export function chefTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  return positive('CP_CHEF_TIMEOUT_MS', env.CP_CHEF_TIMEOUT_MS, 15_000);
+}
+
+/** How often each chef's $SRV identity is PINGed (CP_CHEF_PING_MS, default 1 s). */
+export function chefPingMs(env: NodeJS.ProcessEnv = process.env): number {
+  return positive('CP_CHEF_PING_MS', env.CP_CHEF_PING_MS, 1_000);
+}
+
+/** PINGs in a row without an answer (timeouts, not "no responders") before a chef is retired. */
+const MISSED_PINGS = 3;
+
+interface Seen {
+  at: number;
+  revision: number;
+  srv: RulesDeclared['srv'];
+  missed: number;
+}
+
 /**
- * Chef liveness. A chef re-puts its declaration every CP_CHEF_HEARTBEAT_MS; one not heard from
- * for the timeout is taken for dead and its declaration is deleted. MajorDomo's own watch of the
- * rules bucket turns that into retiring its rules: builds it held are cancelled and re-planned,
- * and a chef declaring the same rules takes them over. Its requests still queued are purged, so
- * a chef that comes back does not build what was re-planned elsewhere.
+ * Chef liveness, two ways. A chef re-puts its declaration every CP_CHEF_HEARTBEAT_MS; one not
+ * heard from for the timeout is taken for dead. And its $SRV identity (in the declaration) is
+ * PINGed: when nothing subscribes any more (the chef's connection is gone: killed, crashed) the
+ * server says "no responders" at once and the chef is retired then, without waiting for the
+ * heartbeat timeout; a chef that stops answering for MISSED_PINGS PINGs is retired too.
+ *
+ * Retiring deletes its declaration; MajorDomo's own watch of the rules bucket turns that into
+ * retiring its rules: builds it held are cancelled and re-planned, and a chef declaring the same
+ * rules takes them over. Its requests still queued are purged, so a chef that comes back does
+ * not build what was re-planned elsewhere.
  *
  * Time is measured here, from when each put was seen: no clock is compared across hosts. After a
  * MajorDomo restart every chef gets a full timeout to be heard from again.
@@ -24,36 +47,63 @@ export async function watchChefLiveness(
   bus: Bus,
   rulesKv: TypedKv<typeof RulesDeclared>,
   timeoutMs = chefTimeoutMs(),
+  pingMs = chefPingMs(),
 ): Promise<() => void> {
-  const seen = new Map<string, { at: number; revision: number }>();
+  const seen = new Map<string, Seen>();
   const stopWatch = await rulesKv.watch((chef, decl, revision) => {
-    if (decl) seen.set(chef, { at: Date.now(), revision });
+    if (decl) seen.set(chef, { at: Date.now(), revision, srv: decl.srv, missed: 0 });
     else seen.delete(chef);
   });
-  let busy = false;
-  const check = async () => {
-    const now = Date.now();
-    for (const [chef, { at, revision }] of seen) {
-      if (now - at < timeoutMs) continue;
-      seen.delete(chef);
-      try {
-        // Only the revision seen: a chef that re-declared meanwhile is alive and stays.
-        await rulesKv.kv.delete(kvKey(chef), { previousSeq: revision });
-      } catch (err) {
-        bus.logger.debug({ chef, err: (err as Error).message }, 'chef re-declared; kept');
-        continue;
-      }
-      bus.logger.warn(
-        { chef, silentMs: now - at, timeoutMs },
-        'chef not heard from; its rules are retired and its work re-planned',
+
+  const retire = async (chef: string, s: Seen, why: Record<string, unknown>) => {
+    if (seen.get(chef) !== s) return;
+    seen.delete(chef);
+    try {
+      // Only the revision seen: a chef that re-declared meanwhile is alive and stays.
+      await rulesKv.kv.delete(kvKey(chef), { previousSeq: s.revision });
+    } catch (err) {
+      bus.logger.debug({ chef, err: (err as Error).message }, 'chef re-declared; kept');
+      return;
+    }
+    bus.logger.warn(
+      { chef, ...why },
+      'chef not heard from; its rules are retired and its work re-planned',
+    );
+    await bus.jsm.streams
+      .purge(streams.builds(bus.project), { filter: subjects.buildRequest(bus.project, chef) })
+      .catch((err) =>
+        bus.logger.warn({ chef, err: (err as Error).message }, 'could not purge its queue'),
       );
-      await bus.jsm.streams
-        .purge(streams.builds(bus.project), { filter: subjects.buildRequest(bus.project, chef) })
-        .catch((err) =>
-          bus.logger.warn({ chef, err: (err as Error).message }, 'could not purge its queue'),
-        );
+  };
+
+  const ping = async (chef: string, s: Seen) => {
+    if (!s.srv) return;
+    try {
+      await bus.nc.request(`$SRV.PING.${s.srv.name}.${s.srv.id}`, '', {
+        timeout: Math.max(pingMs, 250),
+      });
+      s.missed = 0;
+    } catch (err) {
+      const e = err as Error & { isNoResponders?: () => boolean };
+      const gone = e.name === 'NoRespondersError' || e.isNoResponders?.() === true;
+      if (gone || ++s.missed >= MISSED_PINGS)
+        await retire(chef, s, {
+          srv: s.srv.id,
+          reason: gone ? 'no $SRV responder' : 'no $SRV answer',
+        });
     }
   };
+
+  const check = async () => {
+    const now = Date.now();
+    const pings: Promise<void>[] = [];
+    for (const [chef, s] of seen) {
+      if (now - s.at >= timeoutMs) await retire(chef, s, { silentMs: now - s.at, timeoutMs });
+      else pings.push(ping(chef, s));
+    }
+    await Promise.all(pings);
+  };
+  let busy = false;
   const timer = setInterval(
     () => {
       if (busy) return;
@@ -62,7 +112,7 @@ export async function watchChefLiveness(
         busy = false;
       });
     },
-    Math.max(Math.floor(timeoutMs / 4), 100),
+    Math.max(Math.min(Math.floor(timeoutMs / 4), pingMs), 100),
   );
   return () => {
     clearInterval(timer);

@@ -5,6 +5,7 @@ import {
   type ArtefactStatus,
   BuildResult,
   buckets,
+  CanBuildFrom,
   type FilesChanged,
   RulesDeclared,
   StatusReply,
@@ -13,8 +14,11 @@ import {
   TaskTrace,
 } from '@computepods/protocol';
 import { ArtefactManager } from './artefacts.js';
+import { askHowToBuild, chooseAnswer, howToBuildMs } from './ask-chefs.js';
+import { Auxiliaries } from './auxiliaries.js';
 import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
+import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { watchChefLiveness } from './liveness.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
@@ -41,6 +45,7 @@ export class MajorDomo {
   readonly #declared = new Map<string, string>();
   /** Tasks the user asked to rebuild even though nothing changed. */
   readonly #forced = new Set<string>();
+  readonly #aux = new Auxiliaries();
   #stopping = false;
 
   private constructor(
@@ -49,6 +54,7 @@ export class MajorDomo {
     readonly artefacts: ArtefactManager,
     readonly traces: TypedKv<typeof TaskTrace>,
     readonly results: TypedKv<typeof BuildResult>,
+    readonly goals: GoalRules,
     readonly logger: Logger,
   ) {
     this.dm = new DependencyManager({ passLimit: cfg.passLimit });
@@ -65,12 +71,18 @@ export class MajorDomo {
     const traces = await bus.kv(buckets.traces(p), TaskTrace);
     const results = await bus.kv(buckets.builds(p), BuildResult);
     const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
-    const md = new MajorDomo(bus, cfg, artefacts, traces, results, bus.logger);
+    const goals = new GoalRules(await bus.kv(buckets.goals(p), CanBuildFrom));
+    const md = new MajorDomo(bus, cfg, artefacts, traces, results, goals, bus.logger);
 
     // Rebuild the derived graph: rules, then artefact hashes, then traces.
     for (const [chef, { value }] of await rulesKv.entries()) md.#applyRules(chef, value);
+    const orphanGoals: CanBuildFrom[] = [];
+    for (const answer of await goals.load()) {
+      if (md.rules.chefs().includes(answer.chef)) md.#addGoal(answer, 'restart');
+      else orphanGoals.push(answer);
+    }
     for (const rec of artefacts.all()) {
-      if (rec.sha256) md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
+      if (rec.sha256 && !rec.auxiliary) md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
     }
     for (const [taskId, { value }] of await traces.entries()) {
       md.dm.restoreTrace(taskId, {
@@ -84,12 +96,16 @@ export class MajorDomo {
     for (const rec of artefacts.all())
       if (rec.status === 'not_converging' && rec.passes) stuck[rec.path] = rec.passes;
     md.#handleChange(md.dm.restoreNonConvergence(stuck), 'restart');
+    await md.#reclassify('restart');
     await md.#pump('restart');
+    for (const answer of orphanGoals) void md.#reassign(answer, 'restart');
 
     const stopRules = await rulesKv.watch((chef, decl) => {
       void md.#serial(async () => {
-        md.#applyRules(chef, decl);
+        const retired = md.#applyRules(chef, decl);
+        await md.#reclassify('rules');
         await md.#pump();
+        for (const answer of retired) void md.#reassign(answer, 'rules');
       });
     });
     const stopLiveness = await watchChefLiveness(bus, rulesKv);
@@ -132,10 +148,11 @@ export class MajorDomo {
     return next;
   }
 
-  #applyRules(chef: string, decl: RulesDeclared | undefined): void {
+  /** Applies a chef's declaration; returns the goals a retired chef built on demand. */
+  #applyRules(chef: string, decl: RulesDeclared | undefined): CanBuildFrom[] {
     // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts): nothing to apply.
     const text = decl && JSON.stringify(decl);
-    if (text && this.#declared.get(chef) === text) return;
+    if (text && this.#declared.get(chef) === text) return [];
     if (text) this.#declared.set(chef, text);
     else this.#declared.delete(chef);
     const { before, after } = this.rules.set(chef, decl);
@@ -153,6 +170,105 @@ export class MajorDomo {
       { chef, rules: decl?.rules.map((r) => r.id) ?? [] },
       decl ? 'chef rules declared' : 'chef rules retired',
     );
+    if (decl) return [];
+    const retired = this.goals.ofChef(chef);
+    for (const answer of retired) this.#dropGoal(answer, 'rules');
+    return retired;
+  }
+
+  /** Puts a chosen "can build from" answer into the graph as a concrete rule. */
+  #addGoal(answer: CanBuildFrom, cid: string): void {
+    const spec = goalSpec(answer);
+    this.goals.add(answer);
+    this.#aux.name(`${spec.id}:`, answer.auxiliaries);
+    this.#handleChange(this.dm.addRule(spec), cid);
+  }
+
+  #dropGoal(answer: CanBuildFrom, cid: string): void {
+    const id = goalRuleId(answer);
+    this.#aux.forget(`${id}:`);
+    this.#handleChange(this.dm.removeRule(id), cid);
+    void this.goals.remove(answer);
+  }
+
+  /**
+   * "How to build" `goal`: asks every declared chef at once, takes the first by name among those
+   * that can build it (a warning names the others) and plans with it. Returns why not when none
+   * can.
+   */
+  async #learnHowToBuild(goal: string, cid: string): Promise<string | undefined> {
+    const have = this.artefacts
+      .all()
+      .filter((r) => r.sha256 && !r.auxiliary)
+      .map((r) => r.path)
+      .slice(0, 20_000);
+    const answers = await askHowToBuild(
+      this.bus,
+      { goal, have },
+      { chefs: this.rules.chefs().length, deadlineMs: howToBuildMs(), cid },
+    );
+    const { chosen, conflicts } = chooseAnswer(answers);
+    for (const other of conflicts)
+      this.logger.warn(
+        { goal, kept: chosen!.chef, ignored: other.chef, rule: other.rule, cid },
+        `chefs ${chosen!.chef} and ${other.chef} can both build ${goal}; using ${chosen!.chef}'s (first by name)`,
+      );
+    if (!chosen) {
+      const near = answers.filter((a) => a.rule).sort((a, b) => (a.chef < b.chef ? -1 : 1))[0];
+      const missing = near?.from.filter((p) => !have.includes(p)) ?? [];
+      return near
+        ? `chef ${near.chef} could build it from ${missing.join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} missing`
+        : `none of the ${answers.length} chefs that answered can build it`;
+    }
+    try {
+      goalSpec(chosen);
+    } catch (err) {
+      return `chef ${chosen.chef} answered with a build that cannot be planned: ${(err as Error).message}`;
+    }
+    await this.#serial(async () => {
+      if (this.#producerOf(goal)) return;
+      this.#addGoal(chosen, cid);
+      await this.goals.store(chosen);
+      await this.#reclassify(cid);
+      this.logger.info(
+        { goal, chef: chosen.chef, rule: chosen.rule, from: chosen.from, cid },
+        'how to build: a chef can build it; planned',
+      );
+    });
+    return undefined;
+  }
+
+  /** A goal whose chef went away: asked again of the chefs still there. */
+  async #reassign(answer: CanBuildFrom, cid: string): Promise<void> {
+    if (this.#stopping) return;
+    await this.goals.remove(answer);
+    const why = await this.#learnHowToBuild(answer.goal, cid).catch((err: Error) => err.message);
+    if (why) this.logger.warn({ goal: answer.goal, reason: why, cid }, 'no chef builds it now');
+    else await this.#serial(() => this.#pump(cid));
+  }
+
+  /** Which task writes `path` as an auxiliary file, if any. */
+  #auxiliaryOf(path: string): string | undefined {
+    return this.#aux.taskOf(
+      path,
+      [...this.rules.all().values()].map((o) => o.rule),
+      (p) => this.dm.producerOf(p),
+    );
+  }
+
+  /** Records taken for sources that a rule now names as its auxiliaries become its products. */
+  async #reclassify(cid: string): Promise<void> {
+    for (const rec of this.artefacts.all()) {
+      if (rec.auxiliary || rec.producer || !rec.sha256) continue;
+      const task = this.#auxiliaryOf(rec.path);
+      if (!task) continue;
+      this.#handleChange(this.dm.deleteArtefact(rec.path), cid);
+      await this.artefacts.update(
+        rec.path,
+        { status: 'up_to_date', producer: task, auxiliary: true },
+        cid,
+      );
+    }
   }
 
   /** Applies the side effects every graph change may ask for: cancellations and warnings. */
@@ -186,6 +302,22 @@ export class MajorDomo {
         continue;
       }
       if (!ev.sha256) continue;
+      const auxOf = this.#auxiliaryOf(ev.path);
+      if (auxOf) {
+        await this.artefacts.update(
+          ev.path,
+          {
+            status: 'up_to_date',
+            sha256: ev.sha256,
+            size: ev.size,
+            producer: auxOf,
+            auxiliary: true,
+            pods: this.artefacts.podsWith(ev.path, ev.sha256, body.pod),
+          },
+          cid,
+        );
+        continue;
+      }
       const producer = this.#producerOf(ev.path);
       // A build in flight will report this output itself; its result is the authority.
       if (producer && this.#inflight.has(producer)) continue;
@@ -344,7 +476,7 @@ export class MajorDomo {
   }
 
   async #dispatch(task: TaskInstance, cid: string): Promise<void> {
-    const owned = this.rules.get(task.ruleId);
+    const owned = this.#target(task);
     if (!owned) return;
     const inputs: Record<string, string> = {};
     for (const path of task.inputs)
@@ -371,9 +503,9 @@ export class MajorDomo {
     const request = {
       buildId: id,
       taskId: task.id,
-      ruleId: task.ruleId,
+      ruleId: owned.ruleId,
       chef: owned.chef,
-      stem: task.stem,
+      stem: owned.stem,
       inputs,
       outputs: [...task.outputs],
       pass: task.pass,
@@ -408,6 +540,15 @@ export class MajorDomo {
     );
   }
 
+  /** The chef, rule and stem a task's build request names: a declared rule, or a goal's. */
+  #target(task: TaskInstance): { chef: string; ruleId: string; stem: string } | undefined {
+    const owned = this.rules.get(task.ruleId);
+    if (owned) return { chef: owned.chef, ruleId: task.ruleId, stem: task.stem };
+    const goal = this.goals.get(task.ruleId);
+    if (goal?.rule) return { chef: goal.chef, ruleId: goal.rule, stem: goal.stem };
+    return undefined;
+  }
+
   /** A recorded result is reusable when the artefacts still have the hashes it produced. */
   #outputsMatch(result: BuildResult): boolean {
     return Object.entries(result.outputs).every(([path, out]) => {
@@ -418,6 +559,7 @@ export class MajorDomo {
 
   async #refreshStatuses(cid: string): Promise<void> {
     for (const rec of this.artefacts.all()) {
+      if (rec.auxiliary) continue;
       const status = this.#statusOf(rec.path);
       if (status && status !== rec.status) await this.artefacts.update(rec.path, { status }, cid);
     }
@@ -504,14 +646,21 @@ export class MajorDomo {
     force: boolean,
     cid: string,
   ): Promise<{ status: string; message: string }> {
+    // A goal no declared rule produces: the chefs are asked how to build it (outside the serial
+    // queue: gathering answers takes up to the deadline).
+    let why: string | undefined;
+    if (!this.#producerOf(path) && !this.artefacts.get(path))
+      why = await this.#learnHowToBuild(path, cid);
     return this.#serial(async () => {
       const producer = this.#producerOf(path);
       const rec = this.artefacts.get(path);
       if (!producer) {
+        if (rec?.auxiliary)
+          return { status: rec.status, message: `written by ${rec.producer} beside its outputs` };
         if (rec) return { status: rec.status, message: 'a source file: nothing to build' };
         throw Object.assign(
           new Error(
-            `no rule produces ${path} and it is not a known source; \`cpctrl status\` lists the artefacts`,
+            `no rule produces ${path} and it is not a known source${why ? ` (${why})` : ''}; \`cpctrl status\` lists the artefacts`,
           ),
           {
             code: 'CP_UNKNOWN_ARTEFACT',

@@ -1,0 +1,75 @@
+import { type Bus, issuesOf } from '@computepods/bus';
+import { CanBuildFrom, Envelope, type HowToBuild, subjects } from '@computepods/protocol';
+
+/** How long MajorDomo waits for "can build from" answers (CP_HOW_TO_BUILD_MS, default 2 s). */
+export function howToBuildMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.CP_HOW_TO_BUILD_MS;
+  const n = Number(raw ?? 2_000);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`CP_HOW_TO_BUILD_MS must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/**
+ * Scatter-gather: asks every chef "how to build" at once and gathers the "can build from"
+ * answers until `chefs` have answered or the deadline passes. Answers that fail validation are
+ * logged, naming the field, and left out.
+ */
+export async function askHowToBuild(
+  bus: Bus,
+  question: HowToBuild,
+  options: { chefs: number; deadlineMs: number; cid: string },
+): Promise<CanBuildFrom[]> {
+  const data = bus.encode('rules.how_to_build', question, options.cid);
+  const answers: CanBuildFrom[] = [];
+  if (options.chefs < 1) return answers;
+  let replies: AsyncIterable<{ data: Uint8Array }>;
+  try {
+    replies = await bus.nc.requestMany(subjects.howToBuild(bus.project), data, {
+      strategy: 'count',
+      maxMessages: options.chefs,
+      maxWait: options.deadlineMs,
+    });
+  } catch (err) {
+    bus.logger.debug({ err: (err as Error).message }, 'how to build: nobody answered');
+    return answers;
+  }
+  try {
+    for await (const msg of replies) {
+      if (msg.data.length === 0) continue; // a no-responders status
+      const env = Envelope.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
+      const body = env.success ? CanBuildFrom.safeParse(env.data.body) : undefined;
+      if (!body?.success) {
+        bus.logger.warn(
+          {
+            issues: body ? issuesOf(body.error, ['body']) : issuesOf(env.error!),
+            cid: options.cid,
+          },
+          'how to build: invalid answer ignored',
+        );
+        continue;
+      }
+      if (body.data.goal === question.goal) answers.push(body.data);
+    }
+  } catch (err) {
+    // The deadline ends the gathering; what came before it stands.
+    bus.logger.debug({ err: (err as Error).message }, 'how to build: gathering ended');
+  }
+  return answers;
+}
+
+export interface Choice {
+  readonly chosen: CanBuildFrom | undefined;
+  /** The other chefs that can build the goal too: warned about, not used. */
+  readonly conflicts: CanBuildFrom[];
+}
+
+/**
+ * The deterministic choice among answers: of the chefs that can build the goal, the first by
+ * name (as the rule registry picks among declared rules). Every other chef that can is a
+ * conflict: its command may differ even where its answer reads the same.
+ */
+export function chooseAnswer(answers: readonly CanBuildFrom[]): Choice {
+  const able = answers.filter((a) => a.canBuild).sort((a, b) => (a.chef < b.chef ? -1 : 1));
+  return { chosen: able[0], conflicts: able.slice(1) };
+}
