@@ -15,6 +15,7 @@ import { startRunner } from './runner.js';
 const logger = createLogger('runner-pilot');
 const idleS = Number(process.env.CP_PILOT_IDLE_TIMEOUT_S ?? '60');
 const maxAckPending = Number(process.env.CP_PILOT_MAX_ACK_PENDING ?? '0');
+const CLOSE_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
   if (!Number.isFinite(idleS) || idleS <= 0)
@@ -40,7 +41,14 @@ async function main(): Promise<void> {
       await runner.stopIntake();
       while (runner.executor.list().some((r) => !isTerminal(r.state)))
         await new Promise((r) => setTimeout(r, 200));
-      await runner.stop();
+      // With NATS gone for good, closing would wait for it forever and keep the allocation:
+      // every task has ended and been recorded as far as it could be, so leave regardless.
+      const closing = runner.stop();
+      const closed = await Promise.race([
+        closing.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), CLOSE_GRACE_MS).unref()),
+      ]);
+      if (!closed) logger.warn({ runner: cfg.runnerId }, 'NATS did not answer; leaving anyway');
       logger.info({ runner: cfg.runnerId }, 'pilot worker stopped');
     })();
     return stopping;
