@@ -116,6 +116,17 @@ describe('cycles: fixpoint, non-convergence, early cutoff, crash mid-cycle', () 
     ]);
     expect((await traces.get('bibtex:paper/main'))?.value.discovered).toEqual(['paper/refs.bib']);
 
+    // What pdflatex and bibtex write beside their outputs is theirs, not a source.
+    for (const [file, producer] of [
+      ['paper/main.fls', 'pdflatex:paper/main'],
+      ['paper/main.blg', 'bibtex:paper/main'],
+    ])
+      expect(await stack.until(file, () => true)).toMatchObject({
+        producer,
+        auxiliary: true,
+        status: 'up_to_date',
+      });
+
     // latexmk on a copy: the same number of pdflatex runs, and the same bytes.
     const lm = stack.dir.join('latexmk');
     mkdirSync(lm);
