@@ -1,6 +1,9 @@
 import type { TypedKv } from '@computepods/bus';
 import type { TaskRecord } from '@computepods/protocol';
 
+/** The error code of a write whose revision check failed (for a first write: the key exists). */
+export const RECORD_CONFLICT = 'CP_RECORD_CONFLICT';
+
 /**
  * Task records in KV with revision checks: a task's first record is created (it fails if the
  * key exists), every later one updates the revision this runner last wrote. A failed check
@@ -33,7 +36,7 @@ export class KvRecords {
           new Error(
             `task record ${id} was changed by someone else (revision ${rev ?? 'none'} expected): ${text}`,
           ),
-          { retryable: false, cause: err },
+          { code: RECORD_CONFLICT, retryable: false, cause: err },
         );
       throw err;
     }

@@ -1,6 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Bus, createLogger } from '@computepods/bus';
-import { buckets, subjects, TaskRecord } from '@computepods/protocol';
+import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
@@ -32,6 +32,14 @@ describe('runner v1 (local) over a real nats-server', () => {
     await nats?.[Symbol.asyncDispose]();
     dir[Symbol.dispose]();
   });
+
+  async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
+    for (let i = 0; i < 500; i++) {
+      if (await cond()) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
 
   async function finalState(taskId: string) {
     const kv = await bus.kv(buckets.tasks(P), TaskRecord);
@@ -70,6 +78,45 @@ describe('runner v1 (local) over a real nats-server', () => {
     });
     expect((await finalState('t-2')).exitCode).toBe(3);
     expect(readFileSync(out, 'utf8')).toBe('run\n');
+    // Events are plain publishes; the events stream stores them all the same.
+    await until(async () => {
+      const m = await bus.jsm.streams
+        .getMessage(streams.events(P), { last_by_subj: subjects.taskState(P) })
+        .catch(() => undefined);
+      const body = m && (Envelope.parse(m.json()).body as { taskId: string; state: string });
+      return body?.taskId === 't-2' && body.state === 'failed';
+    }, 'the last task event in the events stream');
+  });
+
+  it('does not run a task that already has a record (another runner has it), and takes it off the queue', async () => {
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    const ran = dir.join('other-ran');
+    const task = {
+      taskId: 'o-1',
+      resource: 'local',
+      command: `touch ${ran}`,
+      cwd: dir.path,
+      env: {},
+      gpu: false,
+    };
+    const time = new Date().toISOString();
+    const theirs = {
+      task,
+      state: 'running' as const,
+      runner: 'r-other',
+      history: [{ state: 'running' as const, time }],
+      updated: time,
+    };
+    const revision = await kv.create('o-1', theirs);
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), task);
+    await until(async () => {
+      const c = await bus.jsm.consumers.info(streams.tasks(P), 'runner-local');
+      return c.num_pending === 0 && c.num_ack_pending === 0;
+    }, 'the runner to take the task off its queue');
+    const after = await kv.get('o-1');
+    expect(after?.revision).toBe(revision);
+    expect(after?.value.runner).toBe('r-other');
+    expect(existsSync(ran)).toBe(false);
   });
 
   it('fails a task that times out and kills its process group', async () => {

@@ -1,5 +1,10 @@
 import { type Bus, ensureProjectStreams } from '@computepods/bus';
-import { createExecutor, type Executor, isTerminal } from '@computepods/executors';
+import {
+  createExecutor,
+  type Executor,
+  isTerminal,
+  RecordFailedError,
+} from '@computepods/executors';
 import {
   buckets,
   Envelope,
@@ -10,7 +15,7 @@ import {
   type TaskSubmitted,
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
-import { KvRecords } from './kv-records.js';
+import { KvRecords, RECORD_CONFLICT } from './kv-records.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { loadProfile, loadResource } from './resources.js';
 
@@ -66,10 +71,10 @@ export async function startRunner(
     runner: cfg.runnerId,
     hooks: {
       record: (rec) => records.write(rec),
-      publish: async (event) => {
-        await bus.publish('task.state', subjects.taskState(p), event, {
-          cid: cids.get(event.taskId),
-        });
+      // A plain publish: the events stream stores it all the same, and the record in KV, written
+      // before, is the truth; waiting for a JetStream ack per event only cost a round trip each.
+      publish: (event) => {
+        bus.emit('task.state', subjects.taskState(p), event, cids.get(event.taskId));
         if (isTerminal(event.state)) cids.delete(event.taskId);
       },
       log: (level, msg, data) => log[level](data ?? {}, msg),
@@ -121,17 +126,20 @@ export async function startRunner(
 
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
     if (executor.get(task.taskId)) return; // redelivered: already ours
-    const existing = await kv.get(task.taskId);
-    if (existing) {
-      // Done, or in the hands of another runner (which adopts it if it restarts): not again.
+    cids.set(task.taskId, cid);
+    try {
+      await executor.submit(task);
+    } catch (err) {
+      cids.delete(task.taskId);
+      // The first record is a create: it fails when the task has a record already. Done, or in
+      // the hands of another runner (which adopts it if it restarts): not again.
+      if (!(err instanceof RecordFailedError) || !isConflict(err)) throw err;
+      const existing = await kv.get(task.taskId).catch(() => undefined);
       logger.info(
-        { taskId: task.taskId, state: existing.value.state, runner: existing.value.runner },
+        { taskId: task.taskId, state: existing?.value.state, runner: existing?.value.runner },
         'task already has a record; not running it again',
       );
-      return;
     }
-    cids.set(task.taskId, cid);
-    await executor.submit(task);
   }
 
   const control = bus.nc.subscribe(subjects.taskControl(p), {
@@ -174,4 +182,8 @@ export async function startRunner(
       await bus.close();
     },
   };
+}
+
+function isConflict(err: RecordFailedError): boolean {
+  return (err.cause as { code?: unknown } | undefined)?.code === RECORD_CONFLICT;
 }
