@@ -9,7 +9,7 @@ import { RelativePath } from './paths.js';
 export const HowToBuild = z.object({
   goal: RelativePath,
   /** Artefacts that exist now (sources and products), for the chef to pick a rule it can run. */
-  have: z.array(RelativePath).max(20_000).default([]),
+  have: z.array(RelativePath).max(10_000).default([]),
 });
 export type HowToBuild = z.infer<typeof HowToBuild>;
 

@@ -201,7 +201,7 @@ export class MajorDomo {
       .all()
       .filter((r) => r.sha256 && !r.auxiliary)
       .map((r) => r.path)
-      .slice(0, 20_000);
+      .slice(0, 10_000);
     const answers = await askHowToBuild(
       this.bus,
       { goal, have },
