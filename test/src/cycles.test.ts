@@ -120,7 +120,7 @@ describe('cycles: fixpoint, non-convergence, early cutoff, crash mid-cycle', () 
     for (const [file, producer] of [
       ['paper/main.fls', 'pdflatex:paper/main'],
       ['paper/main.blg', 'bibtex:paper/main'],
-    ])
+    ] as const)
       expect(await stack.until(file, () => true)).toMatchObject({
         producer,
         auxiliary: true,
