@@ -1,7 +1,9 @@
 // pnpm bench runner: no-op tasks per second through NATS and the local runner (against
-// `xargs -P2 true`), and tiny tasks on a real single-node SLURM, batched against one sbatch per
-// task. Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_SLURM_TASKS (batched, 1000),
-// CP_BENCH_SLURM_SINGLE (one job each, default 100, extrapolated to the batched count).
+// `xargs -P2 true`), the latency of one task at a time through the same path (stage by stage,
+// from the task events), and tiny tasks on a real single-node SLURM, batched against one sbatch
+// per task. Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_LATENCY_TASKS (one at a time,
+// default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
+// default 100, extrapolated to the batched count); CP_BENCH_SKIP_SLURM skips SLURM.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -22,9 +24,10 @@ import {
 } from '@computepods/protocol';
 import { startRunner } from '@computepods/runner';
 import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
-import { finish, table } from '../lib/report.js';
+import { finish, percentile, table } from '../lib/report.js';
 
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
+const LATENCY_N = Number(process.env.CP_BENCH_LATENCY_TASKS ?? 100);
 const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
 const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? 100);
 const PARALLEL = 2;
@@ -83,7 +86,18 @@ async function executorOnly(n: number): Promise<number> {
   return s;
 }
 
-async function throughNats(n: number): Promise<{ wall: number; kvWrites: number }> {
+interface Latency {
+  /** Publish of task.submitted → "running" event: queue, intake, records. */
+  toRunningP50: number;
+  toRunningP99: number;
+  /** "running" → "finished" event: spawn, run, exit, the last record. */
+  runningToFinishedP50: number;
+  runningToFinishedP99: number;
+  totalP50: number;
+  totalP99: number;
+}
+
+async function throughNats(n: number, latencyN: number) {
   await using nats = await NatsServer.start();
   const project = 'bench';
   const runnerBus = await Bus.connect({ servers: nats.url, service: 'runner', project, logger });
@@ -98,20 +112,24 @@ async function throughNats(n: number): Promise<{ wall: number; kvWrites: number 
   const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
   let finished = 0;
   let failed = 0;
+  let onEvent: (taskId: string, state: string) => void = () => {};
   let resolveAll: () => void = () => {};
   const all = new Promise<void>((r) => {
     resolveAll = r;
   });
   const sub = client.nc.subscribe(subjects.taskState(project), {
     callback: (_e, m) => {
-      const body = (JSON.parse(new TextDecoder().decode(m.data)) as { body: { state: string } })
-        .body;
+      const body = (
+        JSON.parse(new TextDecoder().decode(m.data)) as { body: { taskId: string; state: string } }
+      ).body;
       if (body.state === 'finished') finished++;
       else if (body.state === 'failed' || body.state === 'killed') failed++;
+      onEvent(body.taskId, body.state);
       if (finished + failed === n) resolveAll();
     },
   });
   await client.nc.flush();
+  const before = runnerBus.nc.stats();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i += 200) {
     const batch = [];
@@ -123,12 +141,57 @@ async function throughNats(n: number): Promise<{ wall: number; kvWrites: number 
   }
   await all;
   const wall = secs(t0);
+  const after = runnerBus.nc.stats();
   if (failed) throw new Error(`${failed} no-op tasks did not finish`);
+
+  // One task at a time: how long one waits, stage by stage.
+  const toRunning: number[] = [];
+  const toFinished: number[] = [];
+  const total: number[] = [];
+  for (let i = 0; i < latencyN; i++) {
+    const t = task(n + i, 'local');
+    const seen = new Map<string, number>();
+    const done = new Promise<void>((resolve) => {
+      onEvent = (id, state) => {
+        if (id !== t.taskId) return;
+        seen.set(state, performance.now());
+        if (state === 'finished' || state === 'failed') resolve();
+      };
+    });
+    const start = performance.now();
+    await client.publish('task.submitted', subjects.tasks(project, 'local'), t);
+    await done;
+    const running = seen.get('running')!;
+    const end = seen.get('finished');
+    if (end === undefined) throw new Error(`latency task ${t.taskId} did not finish`);
+    toRunning.push(running - start);
+    toFinished.push(end - running);
+    total.push(end - start);
+  }
   sub.unsubscribe();
   await client.close();
   await runner.stop();
-  // created + submitted + running + finished
-  return { wall, kvWrites: n * 4 };
+  const p = (xs: number[], q: number) =>
+    percentile(
+      [...xs].sort((a, b) => a - b),
+      q,
+    );
+  const latency: Latency = {
+    toRunningP50: p(toRunning, 50),
+    toRunningP99: p(toRunning, 99),
+    runningToFinishedP50: p(toFinished, 50),
+    runningToFinishedP99: p(toFinished, 99),
+    totalP50: p(total, 50),
+    totalP99: p(total, 99),
+  };
+  return {
+    wall,
+    // Messages the runner's connection sent and received per task: records, events, acks,
+    // pulls and their replies (each JetStream round trip is one out, one in).
+    msgsOutPerTask: (after.outMsgs - before.outMsgs) / n,
+    msgsInPerTask: (after.inMsgs - before.inMsgs) / n,
+    latency,
+  };
 }
 
 // --- 3. SLURM -------------------------------------------------------------------------------
@@ -195,7 +258,7 @@ console.log(
 xargs(200); // warm the page cache
 const xargsWall = xargs(N);
 const execWall = await executorOnly(N);
-const nats = await throughNats(N);
+const nats = await throughNats(N, LATENCY_N);
 const tps = (wall: number) => N / wall;
 const overheadMs = ((nats.wall - xargsWall) / N) * 1000;
 table(
@@ -212,15 +275,48 @@ table(
     ['NATS → runner service → KV records + events', nats.wall, tps(nats.wall), overheadMs],
   ],
 );
+const lat = nats.latency;
+table(
+  `One no-op task at a time through NATS and the runner (${LATENCY_N} tasks, ms)`,
+  ['stage', 'p50', 'p99'],
+  [
+    ['task.submitted published → running event', lat.toRunningP50, lat.toRunningP99],
+    ['running event → finished event', lat.runningToFinishedP50, lat.runningToFinishedP99],
+    ['total', lat.totalP50, lat.totalP99],
+  ],
+);
+console.log(
+  `runner connection: ${nats.msgsOutPerTask.toFixed(2)} messages out, ${nats.msgsInPerTask.toFixed(2)} in per task`,
+);
+const localFigures = {
+  cores: availableParallelism(),
+  // Figures are only comparable on a quiet machine: the 1-minute load average at start and end.
+  load_avg_start: loadStart,
+  local_tasks: N,
+  parallel: PARALLEL,
+  xargs_wall_s: xargsWall,
+  xargs_tasks_per_s: tps(xargsWall),
+  executor_wall_s: execWall,
+  executor_tasks_per_s: tps(execWall),
+  nats_runner_wall_s: nats.wall,
+  nats_runner_tasks_per_s: tps(nats.wall),
+  overhead_ms_per_task: overheadMs,
+  ratio_runner_vs_xargs: nats.wall / xargsWall,
+  runner_msgs_out_per_task: nats.msgsOutPerTask,
+  runner_msgs_in_per_task: nats.msgsInPerTask,
+  latency_tasks: LATENCY_N,
+  latency_to_running_p50_ms: lat.toRunningP50,
+  latency_to_running_p99_ms: lat.toRunningP99,
+  latency_running_to_finished_p50_ms: lat.runningToFinishedP50,
+  latency_running_to_finished_p99_ms: lat.runningToFinishedP99,
+  latency_total_p50_ms: lat.totalP50,
+  latency_total_p99_ms: lat.totalP99,
+  goal_1000_tps_met: tps(nats.wall) >= 1000,
+  goal_1ms_overhead_met: overheadMs <= 1,
+};
 
 if (process.env.CP_BENCH_SKIP_SLURM) {
-  finish('runner', {
-    local_tasks: N,
-    nats_runner_tasks_per_s: tps(nats.wall),
-    xargs_tasks_per_s: tps(xargsWall),
-    executor_tasks_per_s: tps(execWall),
-    overhead_ms_per_task: overheadMs,
-  });
+  finish('runner', { ...localFigures, load_avg_end: loadavg()[0]! });
   process.exit(0);
 }
 ensureSystemUser('cpuser');
@@ -290,23 +386,8 @@ console.log(
     `\nslurm: batched takes ${(slurmRatio * 100).toFixed(1)}% of one-sbatch-per-task (goal ≤ 10%)`,
 );
 finish('runner', {
-  cores: availableParallelism(),
-  // Figures are only comparable on a quiet machine: the 1-minute load average at start and end.
-  load_avg_start: loadStart,
+  ...localFigures,
   load_avg_end: loadavg()[0]!,
-  local_tasks: N,
-  parallel: PARALLEL,
-  xargs_wall_s: xargsWall,
-  xargs_tasks_per_s: tps(xargsWall),
-  executor_wall_s: execWall,
-  executor_tasks_per_s: tps(execWall),
-  nats_runner_wall_s: nats.wall,
-  nats_runner_tasks_per_s: tps(nats.wall),
-  nats_runner_kv_writes: nats.kvWrites,
-  overhead_ms_per_task: overheadMs,
-  ratio_runner_vs_xargs: nats.wall / xargsWall,
-  goal_1000_tps_met: tps(nats.wall) >= 1000,
-  goal_1ms_overhead_met: overheadMs <= 1,
   slurm_batched_tasks: SLURM_N,
   slurm_batched_wall_s: batched.wall,
   slurm_batched_jobs: batched.stats.sbatch ?? 0,
