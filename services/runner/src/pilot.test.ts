@@ -423,6 +423,64 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     }
   });
 
+  it('slurm_sudo: a pilot that died while the runner was down has its task failed when the runner is back', async () => {
+    const dir = area('restart');
+    const resource = {
+      type: 'slurm_sudo',
+      name: 'SLURM cluster',
+      id: 'again',
+      ...common(dir),
+      pilot_config: { max_workers: 1, idle_timeout_s: 3, cpus_per_worker: 1 },
+    };
+    const profile = { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' };
+    const first = startRunner(dir, 'again', resource, profile);
+    let second: ManagedProcess | undefined;
+    try {
+      await first.waitForOutput('"msg":"runner ready"', 60_000);
+      const tasks = gatedTasks(dir, 'again', 'a', 2);
+      for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'again'), t);
+      const ids = tasks.map((t) => t.taskId);
+      await until(
+        async () => (await records(ids)).some((r) => r.state === 'running'),
+        `a task running\n${first.output.slice(-3000)}`,
+      );
+      const crashed = (await records(ids)).find((r) => r.state === 'running')!;
+      const jobId = crashed.runner!.replace('pilot-again-', '');
+      await first.kill9();
+      const taskPid = Number(
+        readFileSync(join((crashed.handle as { dir: string }).dir, 'pid'), 'utf8').trim(),
+      );
+      process.kill(workerPid(crashed.runner!), 'SIGKILL');
+      killGroup(taskPid);
+      expect((await slurm.waitForJob(jobId)).JobState).not.toBe('RUNNING');
+      expect((await kv.get(crashed.task.taskId))?.value.state).toBe('running');
+
+      second = startRunner(dir, 'again', resource, profile);
+      await until(
+        async () => (await kv.get(crashed.task.taskId))?.value.state === 'failed',
+        `the task of the pilot that died meanwhile to be failed\n${second?.output.slice(-3000)}`,
+      );
+      writeFileSync(join(dir, 'gate'), '');
+      await until(() => ended(ids), `every task to end\n${second.output.slice(-3000)}`);
+      const recs = await records(ids);
+      const lost = recs.find((r) => r.task.taskId === crashed.task.taskId)!;
+      expect(lost.reason).toContain(`pilot job ${jobId}`);
+      expect(runLines(dir, lost.task.taskId)).toEqual(['start']);
+      const other = recs.find((r) => r !== lost)!;
+      expect(other).toMatchObject({ state: 'finished', exitCode: 0 });
+      expect(other.runner).not.toBe(crashed.runner);
+      expect(runLines(dir, other.task.taskId)).toEqual(['start', 'done']);
+      await pilotsLeave(() => `${first.output}${second?.output ?? ''}`);
+    } catch (err) {
+      throw new Error(
+        `${err}\n--- runner\n${first.output.slice(-3000)}\n--- restarted\n${second?.output.slice(-3000)}`,
+      );
+    } finally {
+      await first.stop();
+      await second?.stop();
+    }
+  });
+
   it('slurm_ssh: a checkout missing on the cluster stops the runner with an error naming the field', async () => {
     const dir = area('missing');
     const { resource, profile } = sshConfig(dir, 'missing', {
