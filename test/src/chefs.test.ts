@@ -93,7 +93,9 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
       CP_PODS: podsForA,
     };
     await Promise.all([
-      stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: '3000' }),
+      // $SRV PINGs far apart: the heartbeat alone retires a chef here (rules-protocol.test.ts
+      // covers the PING).
+      stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: '3000', CP_CHEF_PING_MS: '600000' }),
       stack.start('runner'),
       stack.start('fswatcher', { CP_POD: 'pod-a' }),
       stack.start(
@@ -309,7 +311,7 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     }
     expect((await rules.keys()).sort()).toEqual(['b-chef', 'c', 'podb']);
     expect(stack.procs.get('majordomo')!.output).toMatch(
-      /"chef":"a-chef".*"msg":"chef not heard from; its rules are retired and its work re-planned"/,
+      /"chef":"a-chef","silentMs":\d+,"timeoutMs":3000,"msg":"chef not heard from; its rules are retired and its work re-planned"/,
     );
   });
 });

@@ -25,6 +25,8 @@ interface Seen {
   at: number;
   revision: number;
   srv: RulesDeclared['srv'];
+  /** When it was last PINGed. */
+  pinged: number;
   missed: number;
 }
 
@@ -51,7 +53,10 @@ export async function watchChefLiveness(
 ): Promise<() => void> {
   const seen = new Map<string, Seen>();
   const stopWatch = await rulesKv.watch((chef, decl, revision) => {
-    if (decl) seen.set(chef, { at: Date.now(), revision, srv: decl.srv, missed: 0 });
+    const now = Date.now();
+    // A heartbeat proves it alive; the PING schedule goes on regardless.
+    const pinged = seen.get(chef)?.pinged ?? now;
+    if (decl) seen.set(chef, { at: now, revision, srv: decl.srv, pinged, missed: 0 });
     else seen.delete(chef);
   });
 
@@ -99,7 +104,10 @@ export async function watchChefLiveness(
     const pings: Promise<void>[] = [];
     for (const [chef, s] of seen) {
       if (now - s.at >= timeoutMs) await retire(chef, s, { silentMs: now - s.at, timeoutMs });
-      else pings.push(ping(chef, s));
+      else if (now - s.pinged >= pingMs) {
+        s.pinged = now;
+        pings.push(ping(chef, s));
+      }
     }
     await Promise.all(pings);
   };
