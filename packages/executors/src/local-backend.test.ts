@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
@@ -65,6 +65,22 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Live processes whose command line holds `marker` as one argument. */
+function processesWith(marker: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return (
+          alive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker)
+        );
+      } catch {
+        return false;
+      }
+    });
 }
 
 describe('local backend', () => {
@@ -147,13 +163,14 @@ describe('local backend', () => {
   it('fails a task that times out and kills its whole process group', async () => {
     const { ex } = setup();
     const pidFile = tmp.join('bg-timeout.pid');
-    const t = task(`sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 300 });
+    // Long enough for the task to start on a busy machine; the group is killed all the same.
+    const t = task(`sleep 30 & echo $! > ${pidFile}; wait`, { timeoutMs: 1500 });
     await ex.submit(t);
     const done = await ex.wait(t.taskId);
     expect(done).toMatchObject({
       state: 'failed',
       exitCode: null,
-      reason: 'timed out after 300 ms',
+      reason: 'timed out after 1500 ms',
     });
     await until(() => existsSync(pidFile), 'pid file');
     const bg = Number(readFileSync(pidFile, 'utf8'));
@@ -174,6 +191,17 @@ describe('local backend', () => {
     await until(() => !alive(wrapperPid), 'the task group to die');
     expect((await ex.wait(t.taskId)).state).toBe('killed');
     await expect(ex.kill(t.taskId)).rejects.toThrow(IllegalTransitionError);
+  });
+
+  it('kills a task recorded running whose pid is not known yet, once it is', async () => {
+    const { ex, backend } = setup();
+    const t = task('sleep 30');
+    await ex.submit(t);
+    expect((await ex.kill(t.taskId)).state).toBe('killed');
+    // Its wrapper carries the task folder on its command line until it dies.
+    const dir = join(tmp.join('jobs'), t.taskId);
+    await until(() => backend.stats().spawned >= 1, 'the spawner to report the pid');
+    await until(() => processesWith(dir).length === 0, 'the task group to die');
   });
 
   it('pauses a waiting task, refuses to pause a running one, and resumes to submitted', async () => {

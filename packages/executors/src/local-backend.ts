@@ -349,8 +349,8 @@ export class LocalBackend implements Backend {
     const entry = this.#running.get(id);
     const pid = knownPid || entry?.pid || (h ? this.#readPid(h.dir) : undefined);
     if (!pid) {
-      // Spawned, its pid not reported yet: signal it as soon as it is.
-      if (entry && !entry.adopted) entry.terminate = rec;
+      // Spawned, its pid not known yet: signal it as soon as it is.
+      if (entry) entry.terminate = rec;
       return;
     }
     if (!signalGroup(pid, 'SIGTERM')) return;
@@ -404,7 +404,11 @@ export class LocalBackend implements Backend {
     if (pid !== undefined) {
       entry.startBy = undefined;
       entry.pid = pid;
-      if (isOurProcess(pid, h.dir)) return;
+      if (isOurProcess(pid, h.dir)) {
+        if (entry.terminate) this.#terminate(id, entry.terminate, pid);
+        entry.terminate = undefined;
+        return;
+      }
       // It may have written its exit file between our two reads.
       const late = readExit(h.dir);
       if (late !== undefined) {
@@ -419,6 +423,13 @@ export class LocalBackend implements Backend {
       return;
     }
     if (entry.startBy !== undefined && Date.now() >= entry.startBy) {
+      if (rec.state !== 'running') {
+        // Killed (or timed out) while it waited: never start it.
+        clearTimeout(entry.timer);
+        this.#running.delete(id);
+        this.#pump();
+        return;
+      }
       // Recorded running, but the runner (or spawner) died before the wrapper started: start
       // it once now.
       entry.adopted = false;
