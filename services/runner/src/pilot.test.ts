@@ -220,6 +220,16 @@ function ppidOf(pid: number): number {
   }
 }
 
+/** The pid of a task's wrapper, once the task has really started (its run log says so). */
+async function startedPid(dir: string, rec: TaskRecord): Promise<number> {
+  const pidFile = join((rec.handle as { dir: string }).dir, 'pid');
+  await until(
+    async () => existsSync(pidFile) && runLines(dir, rec.task.taskId).includes('start'),
+    `task ${rec.task.taskId} to start`,
+  );
+  return Number(readFileSync(pidFile, 'utf8').trim());
+}
+
 /** SIGKILLs a task's process group (its wrapper leads one), or the process alone. */
 function killGroup(pid: number): void {
   try {
@@ -374,9 +384,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       const crashed = (await running(ids))[0]!;
       const crashedJob = crashed.runner!.replace('pilot-takeover-', '');
       const worker = workerPid(crashed.runner!);
-      const taskPid = Number(
-        readFileSync(join((crashed.handle as { dir: string }).dir, 'pid'), 'utf8').trim(),
-      );
+      const taskPid = await startedPid(dir, crashed);
       process.kill(worker, 'SIGKILL');
       killGroup(taskPid);
       await until(
@@ -447,9 +455,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       const crashed = (await records(ids)).find((r) => r.state === 'running')!;
       const jobId = crashed.runner!.replace('pilot-again-', '');
       await first.kill9();
-      const taskPid = Number(
-        readFileSync(join((crashed.handle as { dir: string }).dir, 'pid'), 'utf8').trim(),
-      );
+      const taskPid = await startedPid(dir, crashed);
       process.kill(workerPid(crashed.runner!), 'SIGKILL');
       killGroup(taskPid);
       expect((await slurm.waitForJob(jobId)).JobState).not.toBe('RUNNING');
