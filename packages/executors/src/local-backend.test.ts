@@ -200,7 +200,7 @@ describe('local backend', () => {
     expect((await ex.kill(t.taskId)).state).toBe('killed');
     // Its wrapper carries the task folder on its command line until it dies.
     const dir = join(tmp.join('jobs'), t.taskId);
-    await until(() => backend.stats().spawned >= 1, 'the spawner to report the pid');
+    await until(() => (backend.stats().spawned ?? 0) >= 1, 'the spawner to report the pid');
     await until(() => processesWith(dir).length === 0, 'the task group to die');
   });
 
