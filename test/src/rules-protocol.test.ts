@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buckets, RulesDeclared, TaskRecord } from '@computepods/protocol';
+import { buckets, envelope, RulesDeclared, subjects, TaskRecord } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 import { BuildLog, mdStatus, settled } from './watch-builds.js';
@@ -125,6 +125,49 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
     const none = await stack.cpctrl(['build', 'nothing/matches.zip']);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/none of the 2 chefs that answered can build it/);
+  });
+
+  it('ignores bad questions and answers, naming the field, and goes on', async () => {
+    const p = stack.project;
+    const alpha = stack.procs.get('chef-alpha')!;
+    const mark = alpha.output.length;
+    stack.bus.nc.publish(subjects.howToBuild(p), 'not json');
+    stack.bus.nc.publish(
+      subjects.howToBuild(p),
+      JSON.stringify(
+        envelope('rules.how_to_build', { goal: '../etc/passwd' }, { project: p, source: 'e2e' }),
+      ),
+    );
+    await alpha.waitForOutput(
+      /"path":"body\.goal".*"msg":"how to build: invalid question ignored"/,
+      10_000,
+      mark,
+    );
+
+    // A rogue answers every question with garbage: MajorDomo logs it and uses the chefs' answers.
+    const rogue = stack.bus.nc.subscribe(subjects.howToBuild(p), {
+      callback: (_e, m) => {
+        m.respond('{"not": "an envelope"}');
+        m.respond(
+          JSON.stringify(
+            envelope('rules.can_build_from', { goal: 7 }, { project: p, source: 'rogue' }),
+          ),
+        );
+      },
+    });
+    try {
+      stack.write('notes/m.txt', 'x\ny\nz\n');
+      await stack.status('notes/m.txt', 'source');
+      const r = await stack.cpctrl(['build', 'notes/m.txt.wc', '--timeout', '60']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(read('notes/m.txt.wc').trim()).toBe('3');
+      await stack.procs
+        .get('majordomo')!
+        .waitForOutput(/"path":"body\.goal".*"msg":"how to build: invalid answer ignored"/, 10_000);
+    } finally {
+      rogue.unsubscribe();
+    }
+    for (const proc of stack.procs.values()) expect(proc.running).toBe(true);
   });
 
   it('retires a chef killed -9 on its missing $SRV answer; its queued builds and goals pass on', async () => {

@@ -12,22 +12,22 @@ export function howToBuildMs(env: NodeJS.ProcessEnv = process.env): number {
 
 /**
  * Scatter-gather: asks every chef "how to build" at once and gathers the "can build from"
- * answers until `chefs` have answered or the deadline passes. Answers that fail validation are
- * logged, naming the field, and left out.
+ * answers until each of `chefs` has answered or the deadline passes. Answers that fail
+ * validation are logged, naming the field, and left out (they do not count as a chef's).
  */
 export async function askHowToBuild(
   bus: Bus,
   question: HowToBuild,
-  options: { chefs: number; deadlineMs: number; cid: string },
+  options: { chefs: readonly string[]; deadlineMs: number; cid: string },
 ): Promise<CanBuildFrom[]> {
   const data = bus.encode('rules.how_to_build', question, options.cid);
   const answers: CanBuildFrom[] = [];
-  if (options.chefs < 1) return answers;
+  const waiting = new Set(options.chefs);
+  if (waiting.size === 0) return answers;
   let replies: AsyncIterable<{ data: Uint8Array }>;
   try {
     replies = await bus.nc.requestMany(subjects.howToBuild(bus.project), data, {
-      strategy: 'count',
-      maxMessages: options.chefs,
+      strategy: 'timer',
       maxWait: options.deadlineMs,
     });
   } catch (err) {
@@ -37,25 +37,40 @@ export async function askHowToBuild(
   try {
     for await (const msg of replies) {
       if (msg.data.length === 0) continue; // a no-responders status
-      const env = Envelope.safeParse(JSON.parse(new TextDecoder().decode(msg.data)));
-      const body = env.success ? CanBuildFrom.safeParse(env.data.body) : undefined;
-      if (!body?.success) {
+      const answer = parseAnswer(msg.data);
+      if (!answer.ok) {
         bus.logger.warn(
-          {
-            issues: body ? issuesOf(body.error, ['body']) : issuesOf(env.error!),
-            cid: options.cid,
-          },
+          { issues: answer.issues, cid: options.cid },
           'how to build: invalid answer ignored',
         );
         continue;
       }
-      if (body.data.goal === question.goal) answers.push(body.data);
+      if (answer.value.goal !== question.goal) continue;
+      answers.push(answer.value);
+      waiting.delete(answer.value.chef);
+      if (waiting.size === 0) break;
     }
   } catch (err) {
     // The deadline ends the gathering; what came before it stands.
     bus.logger.debug({ err: (err as Error).message }, 'how to build: gathering ended');
   }
   return answers;
+}
+
+function parseAnswer(
+  data: Uint8Array,
+): { ok: true; value: CanBuildFrom } | { ok: false; issues: unknown } {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch (err) {
+    return { ok: false, issues: [{ path: '', message: `not JSON: ${(err as Error).message}` }] };
+  }
+  const env = Envelope.safeParse(json);
+  if (!env.success) return { ok: false, issues: issuesOf(env.error) };
+  const body = CanBuildFrom.safeParse(env.data.body);
+  if (!body.success) return { ok: false, issues: issuesOf(body.error, ['body']) };
+  return { ok: true, value: body.data };
 }
 
 export interface Choice {

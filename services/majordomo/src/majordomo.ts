@@ -205,7 +205,7 @@ export class MajorDomo {
     const answers = await askHowToBuild(
       this.bus,
       { goal, have },
-      { chefs: this.rules.chefs().length, deadlineMs: howToBuildMs(), cid },
+      { chefs: this.rules.chefs(), deadlineMs: howToBuildMs(), cid },
     );
     const { chosen, conflicts } = chooseAnswer(answers);
     for (const other of conflicts)
