@@ -145,6 +145,10 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
     );
 
     // A rogue answers every question with garbage: MajorDomo logs it and uses the chefs' answers.
+    // A declared chef that never answers keeps MajorDomo gathering until its deadline, so the
+    // rogue's answers are surely read.
+    const rules = await stack.bus.kv(buckets.rules(p), RulesDeclared);
+    await rules.put('ghost', { chef: 'ghost', pod: 'nowhere', rules: [] });
     const rogue = stack.bus.nc.subscribe(subjects.howToBuild(p), {
       callback: (_e, m) => {
         m.respond('{"not": "an envelope"}');
@@ -166,8 +170,22 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
         .waitForOutput(/"path":"body\.goal".*"msg":"how to build: invalid answer ignored"/, 10_000);
     } finally {
       rogue.unsubscribe();
+      await rules.delete('ghost');
     }
     for (const proc of stack.procs.values()) expect(proc.running).toBe(true);
+  });
+
+  it('keeps a goal built on demand across a MajorDomo kill -9', async () => {
+    const before = await stack.artefact('notes/n.txt.wc');
+    await stack.kill9('majordomo');
+    await stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: '600000', CP_CHEF_PING_MS: '200' });
+    stack.write('notes/n.txt', 'one\ntwo\nthree\nfour\n');
+    const after = await stack.until(
+      'notes/n.txt.wc',
+      (a) => a.status === 'up_to_date' && a.buildId !== before?.buildId,
+    );
+    expect(after.producer).toBe(before?.producer);
+    expect(read('notes/n.txt.wc').trim()).toBe('4');
   });
 
   it('retires a chef killed -9 on its missing $SRV answer; its queued builds and goals pass on', async () => {
