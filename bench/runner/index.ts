@@ -5,7 +5,7 @@
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default 100, extrapolated to the batched count); CP_BENCH_SKIP_SLURM skips SLURM.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { Bus, createLogger } from '@computepods/bus';
 import {
@@ -130,6 +130,8 @@ async function throughNats(n: number, latencyN: number) {
   });
   await client.nc.flush();
   const before = runnerBus.nc.stats();
+  const cpu0 = process.cpuUsage();
+  const server0 = cpuMsOf(nats.pid);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i += 200) {
     const batch = [];
@@ -142,6 +144,8 @@ async function throughNats(n: number, latencyN: number) {
   await all;
   const wall = secs(t0);
   const after = runnerBus.nc.stats();
+  const cpu = process.cpuUsage(cpu0);
+  const serverCpuMs = cpuMsOf(nats.pid) - server0;
   if (failed) throw new Error(`${failed} no-op tasks did not finish`);
 
   // One task at a time: how long one waits, stage by stage.
@@ -190,9 +194,22 @@ async function throughNats(n: number, latencyN: number) {
     // pulls and their replies (each JetStream round trip is one out, one in).
     msgsOutPerTask: (after.outMsgs - before.outMsgs) / n,
     msgsInPerTask: (after.inMsgs - before.inMsgs) / n,
+    // CPU per task of this process (runner service + bench client) and of the nats-server.
+    nodeCpuMsPerTask: (cpu.user + cpu.system) / 1000 / n,
+    serverCpuMsPerTask: serverCpuMs / n,
     latency,
   };
 }
+
+/** CPU time (user + system, ms) a process has used so far, from /proc. */
+function cpuMsOf(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
 
 // --- 3. SLURM -------------------------------------------------------------------------------
 function slurmResource(
@@ -286,7 +303,8 @@ table(
   ],
 );
 console.log(
-  `runner connection: ${nats.msgsOutPerTask.toFixed(2)} messages out, ${nats.msgsInPerTask.toFixed(2)} in per task`,
+  `runner connection: ${nats.msgsOutPerTask.toFixed(2)} messages out, ${nats.msgsInPerTask.toFixed(2)} in per task; ` +
+    `CPU per task: ${nats.nodeCpuMsPerTask.toFixed(2)} ms runner + client process, ${nats.serverCpuMsPerTask.toFixed(2)} ms nats-server`,
 );
 const localFigures = {
   cores: availableParallelism(),
@@ -304,6 +322,8 @@ const localFigures = {
   ratio_runner_vs_xargs: nats.wall / xargsWall,
   runner_msgs_out_per_task: nats.msgsOutPerTask,
   runner_msgs_in_per_task: nats.msgsInPerTask,
+  node_cpu_ms_per_task: nats.nodeCpuMsPerTask,
+  nats_server_cpu_ms_per_task: nats.serverCpuMsPerTask,
   latency_tasks: LATENCY_N,
   latency_to_running_p50_ms: lat.toRunningP50,
   latency_to_running_p99_ms: lat.toRunningP99,
