@@ -118,13 +118,31 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
     expect(read('notes/n.txt.wc').trim()).toBe('3');
   });
 
+  it('asks again for a missing input of the goal (backward chaining), and builds both', async () => {
+    stack.write('notes/q.txt', 'just one line\n');
+    await stack.status('notes/q.txt', 'source');
+    const r = await stack.cpctrl(['build', 'notes/q.txt.wc.wc', '--timeout', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    await stack.status('notes/q.txt.wc.wc', 'up_to_date');
+    expect(read('notes/q.txt.wc').trim()).toBe('1');
+    expect(read('notes/q.txt.wc.wc').trim()).toBe('1');
+    expect(log.passes('notes/q.txt.wc').concat(log.passes('notes/q.txt'))).toEqual([
+      '1:wc',
+      '1:wc',
+    ]);
+  });
+
   it('says why when no chef can build the goal', async () => {
     const r = await stack.cpctrl(['build', 'notes/absent.txt.wc']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/chef alpha could build it from notes\/absent\.txt, which is missing/);
+    expect(r.stderr).toMatch(
+      /chef alpha could build notes\/absent\.txt\.wc from notes\/absent\.txt, which is missing; none of the 2 chefs that answered can build notes\/absent\.txt/,
+    );
     const none = await stack.cpctrl(['build', 'nothing/matches.zip']);
     expect(none.code).not.toBe(0);
-    expect(none.stderr).toMatch(/none of the 2 chefs that answered can build it/);
+    expect(none.stderr).toMatch(
+      /none of the 2 chefs that answered can build nothing\/matches\.zip/,
+    );
   });
 
   it('ignores bad questions and answers, naming the field, and goes on', async () => {

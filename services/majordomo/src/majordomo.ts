@@ -14,12 +14,13 @@ import {
   TaskTrace,
 } from '@computepods/protocol';
 import { ArtefactManager } from './artefacts.js';
-import { askHowToBuild, chooseAnswer, howToBuildMs } from './ask-chefs.js';
+import { askHowToBuild, howToBuildMs } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
 import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { watchChefLiveness } from './liveness.js';
+import { resolveGoal } from './resolve-goal.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
 interface InFlight {
@@ -202,38 +203,40 @@ export class MajorDomo {
       .filter((r) => r.sha256 && !r.auxiliary)
       .map((r) => r.path)
       .slice(0, 10_000);
-    const answers = await askHowToBuild(
-      this.bus,
-      { goal, have },
-      { chefs: this.rules.chefs(), deadlineMs: howToBuildMs(), cid },
-    );
-    const { chosen, conflicts } = chooseAnswer(answers);
-    for (const other of conflicts)
+    const exists = new Set(have);
+    const { adopt, conflicts, why } = await resolveGoal(goal, {
+      ask: (g) =>
+        askHowToBuild(
+          this.bus,
+          { goal: g, have },
+          { chefs: this.rules.chefs(), deadlineMs: howToBuildMs(), cid },
+        ),
+      known: (p) => exists.has(p) || this.#producerOf(p) !== undefined,
+    });
+    for (const c of conflicts)
       this.logger.warn(
-        { goal, kept: chosen!.chef, ignored: other.chef, rule: other.rule, cid },
-        `chefs ${chosen!.chef} and ${other.chef} can both build ${goal}; using ${chosen!.chef}'s (first by name)`,
+        { ...c, cid },
+        `chefs ${c.kept} and ${c.ignored} can both build ${c.goal}; using ${c.kept}'s (first by name)`,
       );
-    if (!chosen) {
-      const near = answers.filter((a) => a.rule).sort((a, b) => (a.chef < b.chef ? -1 : 1))[0];
-      const missing = near?.from.filter((p) => !have.includes(p)) ?? [];
-      return near
-        ? `chef ${near.chef} could build it from ${missing.join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} missing`
-        : `none of the ${answers.length} chefs that answered can build it`;
-    }
-    try {
-      goalSpec(chosen);
-    } catch (err) {
-      return `chef ${chosen.chef} answered with a build that cannot be planned: ${(err as Error).message}`;
+    if (why) return why;
+    for (const answer of adopt) {
+      try {
+        goalSpec(answer);
+      } catch (err) {
+        return `chef ${answer.chef} answered for ${answer.goal} with a build that cannot be planned: ${(err as Error).message}`;
+      }
     }
     await this.#serial(async () => {
-      if (this.#producerOf(goal)) return;
-      this.#addGoal(chosen, cid);
-      await this.goals.store(chosen);
+      for (const answer of adopt) {
+        if (this.#producerOf(answer.goal)) continue;
+        this.#addGoal(answer, cid);
+        await this.goals.store(answer);
+        this.logger.info(
+          { goal: answer.goal, chef: answer.chef, rule: answer.rule, from: answer.from, cid },
+          'how to build: a chef can build it; planned',
+        );
+      }
       await this.#reclassify(cid);
-      this.logger.info(
-        { goal, chef: chosen.chef, rule: chosen.rule, from: chosen.from, cid },
-        'how to build: a chef can build it; planned',
-      );
     });
     return undefined;
   }
