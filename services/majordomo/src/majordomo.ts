@@ -79,8 +79,16 @@ export class MajorDomo {
     for (const [chef, { value }] of await rulesKv.entries()) md.#applyRules(chef, value);
     const orphanGoals: CanBuildFrom[] = [];
     for (const answer of await goals.load()) {
-      if (md.rules.chefs().includes(answer.chef)) md.#addGoal(answer, 'restart');
-      else orphanGoals.push(answer);
+      if (!md.rules.chefs().includes(answer.chef)) orphanGoals.push(answer);
+      else {
+        try {
+          md.#addGoal(answer, 'restart');
+        } catch (err) {
+          // Stored by an older MajorDomo, say: asked again instead.
+          bus.logger.warn({ goal: answer.goal, err: (err as Error).message }, 'goal not restored');
+          orphanGoals.push(answer);
+        }
+      }
     }
     for (const rec of artefacts.all()) {
       if (rec.sha256 && !rec.auxiliary) md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
