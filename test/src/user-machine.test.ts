@@ -69,7 +69,8 @@ describe('user machine → inotify2nats → pod → rebuilt artefact', () => {
       const built = await stack.until('out/u.upper');
       expect(built.sha256).toBe(sha256('FROM THE LAPTOP\n'));
       expect(readFileSync(join(stack.workspace, 'out/u.upper'), 'utf8')).toBe('FROM THE LAPTOP\n');
-      expect((await stack.artefact('src/u.txt'))?.pods).toEqual(['laptop']);
+      // Saved on the laptop, uploaded into the pod, built there: both hold that hash.
+      expect((await stack.artefact('src/u.txt'))?.pods).toEqual(['laptop', 'pod-test']);
 
       save('src/u.txt', 'edited on the laptop\n');
       await stack.until(

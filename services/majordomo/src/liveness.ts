@@ -18,7 +18,10 @@ export function chefPingMs(env: NodeJS.ProcessEnv = process.env): number {
   return positive('CP_CHEF_PING_MS', env.CP_CHEF_PING_MS, 1_000);
 }
 
-/** PINGs in a row without an answer (timeouts, not "no responders") before a chef is retired. */
+/**
+ * PINGs in a row without an answer before a chef is retired: a chef restarted at once (by its
+ * supervisor) keeps its queued work.
+ */
 const MISSED_PINGS = 3;
 
 interface Seen {
@@ -33,9 +36,9 @@ interface Seen {
 /**
  * Chef liveness, two ways. A chef re-puts its declaration every CP_CHEF_HEARTBEAT_MS; one not
  * heard from for the timeout is taken for dead. And its $SRV identity (in the declaration) is
- * PINGed: when nothing subscribes any more (the chef's connection is gone: killed, crashed) the
- * server says "no responders" at once and the chef is retired then, without waiting for the
- * heartbeat timeout; a chef that stops answering for MISSED_PINGS PINGs is retired too.
+ * PINGed every CP_CHEF_PING_MS: when nothing subscribes any more (the chef's connection is gone:
+ * killed, crashed, stopped) the server says "no responders" at once, and after MISSED_PINGS such
+ * PINGs (or unanswered ones) in a row the chef is retired, well before the heartbeat timeout.
  *
  * Retiring deletes its declaration; MajorDomo's own watch of the rules bucket turns that into
  * retiring its rules: builds it held are cancelled and re-planned, and a chef declaring the same
@@ -91,7 +94,7 @@ export async function watchChefLiveness(
     } catch (err) {
       const e = err as Error & { isNoResponders?: () => boolean };
       const gone = e.name === 'NoRespondersError' || e.isNoResponders?.() === true;
-      if (gone || ++s.missed >= MISSED_PINGS)
+      if (++s.missed >= MISSED_PINGS)
         await retire(chef, s, {
           srv: s.srv.id,
           reason: gone ? 'no $SRV responder' : 'no $SRV answer',

@@ -112,6 +112,7 @@ export class MajorDomo {
     const stopRules = await rulesKv.watch((chef, decl) => {
       void md.#serial(async () => {
         const retired = md.#applyRules(chef, decl);
+        if (!retired) return; // a heartbeat: the same declaration again
         await md.#reclassify('rules');
         await md.#pump();
         for (const answer of retired) void md.#reassign(answer, 'rules');
@@ -157,11 +158,14 @@ export class MajorDomo {
     return next;
   }
 
-  /** Applies a chef's declaration; returns the goals a retired chef built on demand. */
-  #applyRules(chef: string, decl: RulesDeclared | undefined): CanBuildFrom[] {
+  /**
+   * Applies a chef's declaration; returns the goals a retired chef built on demand, or undefined
+   * when the declaration is the one already applied.
+   */
+  #applyRules(chef: string, decl: RulesDeclared | undefined): CanBuildFrom[] | undefined {
     // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts): nothing to apply.
     const text = decl && JSON.stringify(decl);
-    if (text && this.#declared.get(chef) === text) return [];
+    if (text && this.#declared.get(chef) === text) return undefined;
     if (text) this.#declared.set(chef, text);
     else this.#declared.delete(chef);
     const { before, after } = this.rules.set(chef, decl);
