@@ -1,6 +1,6 @@
 // pnpm bench e2e: edit → rebuilt artefact through the real services (fswatcher → MajorDomo →
 // chef → runner → chef → MajorDomo, a real nats-server, one OS process each) for the generic
-// `upper` rule, against entr driving make on the same rule, in the same run; where the time goes
+// `upper` rule, against entr driving make on the same rule, edits alternating between the two; where the time goes
 // (from the messages each stage publishes); and, when TeX is there (or can be installed), the
 // passes a document with references, citations and a table of contents takes to converge,
 // against latexmk. Sizes: CP_BENCH_EDITS (default 50); CP_BENCH_DEBOUNCE_MS sets the fswatcher's
@@ -58,39 +58,37 @@ const stats = (xs: number[]) => {
 };
 
 /**
- * Edits src/bench.txt EDITS times, waiting each time for out/bench.upper to follow. With
- * `missesAllowed`, an edit not followed within 5 s is counted as missed instead of ending the
- * bench (entr, under load, sometimes runs make on the truncated file and drops the write
- * that follows); ComputePods gets none.
+ * One edit of src/bench.txt, waiting for out/bench.upper to follow: the latency, or undefined
+ * when `mayMiss` and it did not follow within 5 s (entr, under load, sometimes runs make on
+ * the truncated file and drops the write that follows; ComputePods may not miss any).
  */
-async function editLoop(
+async function editOnce(
   ws: string,
-  onEdit?: (i: number, t0: number) => void,
-  missesAllowed = 0,
-): Promise<{ latencies: number[]; missed: number }> {
-  const src = join(ws, 'src/bench.txt');
-  const out = join(ws, 'out/bench.upper');
-  const latencies: number[] = [];
-  let missed = 0;
-  for (let i = 0; i < EDITS + WARMUP; i++) {
-    const text = `edit number ${i} ${Math.random().toString(36).slice(2)}\n`;
-    const t0 = now();
-    onEdit?.(i, t0);
-    const seen = whenContent(out, text.toUpperCase(), missesAllowed ? 5_000 : 30_000);
-    writeFileSync(src, text);
-    try {
-      const t1 = await seen;
-      if (i >= WARMUP) latencies.push(t1 - t0);
-    } catch (err) {
-      if (++missed > missesAllowed) throw err;
-    }
+  i: number,
+  mayMiss: boolean,
+  onStart?: (t0: number) => void,
+): Promise<number | undefined> {
+  const text = `edit number ${i} ${Math.random().toString(36).slice(2)}\n`;
+  const t0 = now();
+  onStart?.(t0);
+  const seen = whenContent(
+    join(ws, 'out/bench.upper'),
+    text.toUpperCase(),
+    mayMiss ? 5_000 : 30_000,
+  );
+  writeFileSync(join(ws, 'src/bench.txt'), text);
+  try {
+    return (await seen) - t0;
+  } catch (err) {
+    if (!mayMiss) throw err;
+    return undefined;
+  } finally {
     // Let the watchers go quiet so one edit never overlaps the next.
     await sleep(150);
   }
-  return { latencies, missed };
 }
 
-// --- 1. ComputePods ------------------------------------------------------------------------------
+// --- 1. ComputePods against entr + make ----------------------------------------------------------------------------
 const stack = await Stack.start('bench');
 const quiet = { CP_LOG_LEVEL: 'info' };
 await Promise.all([
@@ -158,10 +156,36 @@ const sub = stack.bus.nc.subscribe(`cp.${stack.project}.>`, {
       mark('artefact.up_to_date');
   },
 });
-const ours = await editLoop(stack.workspace, (_i, t0) => {
-  current = { t0 };
-  perEdit.push(current);
-});
+// entr + make on the same rule, in its own folder; the edits alternate between the two systems
+// so that both see the same load on the machine.
+const mk = stack.dir.join('make');
+mkdirSync(join(mk, 'src'), { recursive: true });
+mkdirSync(join(mk, 'out'), { recursive: true });
+writeFileSync(join(mk, 'Makefile'), 'out/%.upper: src/%.txt\n\ttr a-z A-Z < $< > $@\n');
+writeFileSync(join(mk, 'src/bench.txt'), 'start\n');
+const entr: ChildProcess = spawn(
+  'sh',
+  ['-c', 'echo src/bench.txt | exec entr -n -p make -s out/bench.upper'],
+  {
+    cwd: mk,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  },
+);
+await sleep(500);
+const ours = { latencies: [] as number[] };
+const base = { latencies: [] as number[], missed: 0 };
+for (let i = 0; i < EDITS + WARMUP; i++) {
+  const cp = await editOnce(stack.workspace, i, false, (t0) => {
+    current = { t0 };
+    perEdit.push(current);
+  });
+  const m = await editOnce(mk, i, true);
+  if (m === undefined && ++base.missed > 10) throw new Error('entr + make missed over 10 edits');
+  if (i < WARMUP) continue;
+  if (cp !== undefined) ours.latencies.push(cp);
+  if (m !== undefined) base.latencies.push(m);
+}
+entr.kill('SIGTERM');
 await sleep(300);
 sub.unsubscribe();
 
@@ -178,24 +202,6 @@ for (const e of measured) {
     prev = t;
   }
 }
-
-// --- 2. entr + make -----------------------------------------------------------------------------
-const mk = stack.dir.join('make');
-mkdirSync(join(mk, 'src'), { recursive: true });
-mkdirSync(join(mk, 'out'), { recursive: true });
-writeFileSync(join(mk, 'Makefile'), 'out/%.upper: src/%.txt\n\ttr a-z A-Z < $< > $@\n');
-writeFileSync(join(mk, 'src/bench.txt'), 'start\n');
-const entr: ChildProcess = spawn(
-  'sh',
-  ['-c', 'echo src/bench.txt | exec entr -n -p make -s out/bench.upper'],
-  {
-    cwd: mk,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  },
-);
-await sleep(500);
-const base = await editLoop(mk, undefined, 10);
-entr.kill('SIGTERM');
 
 const o = stats(ours.latencies);
 const m = stats(base.latencies);
