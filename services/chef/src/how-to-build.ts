@@ -1,12 +1,6 @@
 import { type Bus, issuesOf } from '@computepods/bus';
 import { compilePattern, fillPattern, matchPattern, stemKey } from '@computepods/depgraph';
-import {
-  type CanBuildFrom,
-  Envelope,
-  HowToBuild,
-  type Rule,
-  subjects,
-} from '@computepods/protocol';
+import { CanBuildFrom, Envelope, HowToBuild, type Rule, subjects } from '@computepods/protocol';
 
 /**
  * The chef's side of "how to build": the first of its rules (declared or on demand) with an
@@ -27,18 +21,7 @@ export function canBuildFrom(
     if (answer.from.every((p) => have.has(p))) return { ...full, canBuild: true };
     fallback ??= { ...full, canBuild: false };
   }
-  return (
-    fallback ?? {
-      goal: q.goal,
-      ...who,
-      canBuild: false,
-      from: [],
-      optionalFrom: [],
-      auxiliaries: [],
-      outputs: [],
-      stem: '',
-    }
-  );
+  return fallback ?? CanBuildFrom.parse({ goal: q.goal, ...who, canBuild: false });
 }
 
 function match(rule: Rule, goal: string) {
