@@ -37,6 +37,8 @@ export function buildCommand(program: Command): void {
             'build',
             { path: artefact, force: opts.force },
             BuildArtefactReply,
+            // A goal no declared rule produces is asked of the chefs, goal by goal (a few s each).
+            { timeoutMs: 30_000 },
           );
           if (!reply.accepted) throw new CliError('CP_BUILD_REFUSED', reply.message);
           if (!opts.wait || DONE.has(reply.status)) {
