@@ -215,8 +215,20 @@ describe('saved file → rebuilt artefact, end to end', () => {
     expect(Object.keys(spec.paths)).toEqual(
       expect.arrayContaining(['/api/artefacts', '/api/builds', '/api/events', '/api/tasks']),
     );
+    // The whole graph, idle or not; ?plan=true only what is pending (nothing, once built).
     const dot = await fetch(`${url}/api/graph?format=dot`).then((r) => r.text());
     expect(dot).toMatch(/digraph/);
+    expect(dot).toContain('"out/a.upper"');
+    const pending = await fetch(`${url}/api/graph?format=dot&plan=true`).then((r) => r.text());
+    expect(pending).toMatch(/digraph/);
+    expect(pending).not.toContain('"out/a.upper"');
+    const whyBuilt = await stack.cpctrl(['artefact', 'why', 'out/a.upper']);
+    expect(whyBuilt.stdout).toMatch(/out\/a\.upper: up_to_date, built by upper:a/);
+    const whySource = await stack.cpctrl(['artefact', 'why', 'src/a.txt']);
+    expect(whySource.stdout).toMatch(/src\/a\.txt: a source/);
+    const cliDot = await stack.cpctrl(['graph', '--dot']);
+    expect(cliDot.code).toBe(0);
+    expect(cliDot.stdout).toContain('"out/a.upper"');
 
     // live events: a saved file shows up on the SSE stream as it is rebuilt
     const ctrl = new AbortController();

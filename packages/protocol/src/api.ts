@@ -46,7 +46,11 @@ export const ArtefactReply = z.object({
 export type ArtefactReply = z.infer<typeof ArtefactReply>;
 
 /** `cp.<p>.api.graph`: the graph as JSON (depgraph's export) or DOT text. */
-export const GraphRequest = z.object({ format: z.enum(['json', 'dot']).default('json') });
+export const GraphRequest = z.object({
+  format: z.enum(['json', 'dot']).default('json'),
+  /** DOT only: just the pending work (what a build would run), not the whole graph. */
+  plan: z.boolean().default(false),
+});
 export const GraphReply = z.object({ format: z.enum(['json', 'dot']), graph: z.unknown() });
 
 /** `cp.<p>.api.builds`: builds in flight. */

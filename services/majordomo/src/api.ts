@@ -38,7 +38,7 @@ export function serveApi(bus: Bus, md: MajorDomo): void {
   });
   bus.serve('graph', GraphRequest, async (req) => ({
     format: req.format,
-    graph: req.format === 'dot' ? md.dm.toDOT({ plan: true }) : md.dm.toJSON(),
+    graph: req.format === 'dot' ? md.dm.toDOT({ plan: req.plan }) : md.dm.toJSON(),
   }));
   bus.serve('plan', z.object({}).default({}), async () => md.dm.plan());
   bus.serve('builds', z.object({}).default({}), async () => md.builds());

@@ -214,12 +214,20 @@ export async function startHttp(
     {
       schema: {
         description: 'The dependency graph with components (cycles) marked',
-        querystring: z.object({ format: z.enum(['json', 'dot']).default('json') }),
+        querystring: z.object({
+          format: z.enum(['json', 'dot']).default('json'),
+          plan: z
+            .enum(['true', 'false'])
+            .default('false')
+            .describe('DOT only: just the pending work, not the whole graph'),
+        }),
       },
     },
     async (req, reply) => {
       if (req.query.format === 'dot')
-        return reply.type('text/vnd.graphviz').send(md.dm.toDOT({ plan: true }));
+        return reply
+          .type('text/vnd.graphviz')
+          .send(md.dm.toDOT({ plan: req.query.plan === 'true' }));
       return md.dm.toJSON();
     },
   );

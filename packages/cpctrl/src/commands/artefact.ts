@@ -73,8 +73,14 @@ export function artefactCommand(program: Command): void {
       withBus(cmd, async (bus, ctx) => {
         const why = await bus.request('why', { path }, WhyReply);
         if (ctx.json) return printJson(why);
-        if (why.length === 0)
-          process.stdout.write(`${path}: nothing to explain (up to date or a source)\n`);
+        if (why.length === 0) {
+          // Nothing makes it dirty: say what it is instead of an empty answer.
+          const r = await bus.request('artefact', { path }, ArtefactReply);
+          const what = r.producer
+            ? `${r.artefact.status}, built by ${r.producer}`
+            : 'a source (no rule produces it)';
+          process.stdout.write(`${path}: ${what}; no changed input makes it out of date\n`);
+        }
         for (const [i, w] of why.entries())
           process.stdout.write(`${'  '.repeat(i)}${w.artefact}: ${w.because}\n`);
       }),

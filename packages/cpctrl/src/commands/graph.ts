@@ -8,9 +8,14 @@ export function graphCommand(program: Command): void {
     .command('graph')
     .description('the dependency graph (cycles marked as components); --dot for Graphviz')
     .option('--dot', 'print Graphviz DOT (pipe into `dot -Tsvg`)', false)
-    .action(async (opts: { dot: boolean }, cmd: Command) =>
+    .option('--plan', 'with --dot: only the pending work (what a build would run now)', false)
+    .action(async (opts: { dot: boolean; plan: boolean }, cmd: Command) =>
       withBus(cmd, async (bus, ctx) => {
-        const r = await bus.request('graph', { format: opts.dot ? 'dot' : 'json' }, GraphReply);
+        const r = await bus.request(
+          'graph',
+          { format: opts.dot ? 'dot' : 'json', plan: opts.plan },
+          GraphReply,
+        );
         if (opts.dot && !ctx.json) process.stdout.write(`${String(r.graph).trimEnd()}\n`);
         else printJson(r.graph);
       }),
