@@ -185,10 +185,13 @@ describe('local backend', () => {
     await until(() => existsSync(marker), 'the task to start');
     const pid = ex.get(t.taskId)!;
     expect(pid.state).toBe('running');
-    const wrapperPid = Number(readFileSync(join(tmp.join('jobs'), t.taskId, 'pid'), 'utf8'));
+    const dir = join(tmp.join('jobs'), t.taskId);
+    const wrapperPid = Number(readFileSync(join(dir, 'pid'), 'utf8'));
     const killed = await ex.kill(t.taskId);
     expect(killed.state).toBe('killed');
-    await until(() => !alive(wrapperPid), 'the task group to die');
+    await until(() => !alive(wrapperPid), 'the wrapper to die');
+    // The loop ignores SIGTERM in a subshell of the wrapper: SIGKILL must reach it too.
+    await until(() => processesWith(dir).length === 0, 'the whole task group to die');
     expect((await ex.wait(t.taskId)).state).toBe('killed');
     await expect(ex.kill(t.taskId)).rejects.toThrow(IllegalTransitionError);
   });

@@ -5,7 +5,7 @@ import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol
 import type { Admission, Backend, BackendContext, LogStream } from './backend.js';
 import { UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
-import { isOurProcess, signalGroup } from './process-group.js';
+import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
 import { readTail } from './read-tail.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 
@@ -353,9 +353,14 @@ export class LocalBackend implements Backend {
       if (entry) entry.terminate = rec;
       return;
     }
+    const leaderStart = startTimeOf(pid);
     if (!signalGroup(pid, 'SIGTERM')) return;
     setTimeout(() => {
-      if (!h || isOurProcess(pid, h.dir)) signalGroup(pid, 'SIGKILL');
+      // The group may outlive its leader (the wrapper dies of SIGTERM, a child that ignores it
+      // goes on), and the kernel never reuses a group's id while a member lives: SIGKILL the
+      // group unless the leader's pid now names another process (recycled).
+      const now = startTimeOf(pid);
+      if (now === undefined || now === leaderStart) signalGroup(pid, 'SIGKILL');
     }, this.#killGraceMs).unref();
   }
 

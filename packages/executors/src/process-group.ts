@@ -16,6 +16,19 @@ export function isOurProcess(pid: number, marker: string): boolean {
   }
 }
 
+/**
+ * The kernel's start time of pid (clock ticks since boot, field 22 of /proc/<pid>/stat), or
+ * undefined when there is no such process: with the pid, it names one process for good.
+ */
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sends a signal to a whole process group; false when the group is already gone. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   if (!Number.isInteger(pgid) || pgid <= 1) return false;
