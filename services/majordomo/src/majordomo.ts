@@ -492,7 +492,20 @@ export class MajorDomo {
 
   async #dispatch(task: TaskInstance, cid: string): Promise<void> {
     const owned = this.#target(task);
-    if (!owned) return;
+    if (!owned) {
+      // Rules and graph change together, so this should not happen; if it does, the task must
+      // not stay "running" for ever: it fails, naming the rule.
+      const reason = `no chef serves rule ${task.ruleId}; see \`cpctrl status\` for the chefs`;
+      this.logger.error({ taskId: task.id, rule: task.ruleId, cid }, reason);
+      this.#handleChange(this.dm.failed(task.id, reason, task.run), cid);
+      for (const out of task.outputs)
+        await this.artefacts.update(
+          out,
+          { status: 'failed', error: reason, producer: task.id },
+          cid,
+        );
+      return;
+    }
     const inputs: Record<string, string> = {};
     for (const path of task.inputs)
       inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path]!;
