@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import {
   checkProfileFor,
   InvalidConfigError,
@@ -12,7 +11,7 @@ import { Executor, type ExecutorHooks } from './executor.js';
 import { LocalBackend } from './local-backend.js';
 import type { RetryPolicy } from './retry.js';
 import { SlurmBackend } from './slurm-backend.js';
-import { SshHost } from './ssh-host.js';
+import { SshHost, sshTargetOf } from './ssh-host.js';
 import { SudoHost } from './sudo-host.js';
 
 export interface BackendTuning {
@@ -93,13 +92,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     const pool = options.sshPool ?? new SshPool();
     const host = new SshHost({
       pool,
-      target: {
-        host: resource.host,
-        ...(resource.port ? { port: resource.port } : {}),
-        username: profile.username,
-        privateKeyPath: profile.ssh_key_path,
-        knownHostsPath: profile.known_hosts_path ?? `${homedir()}/.ssh/known_hosts`,
-      },
+      target: sshTargetOf(resource, profile),
       clientEnv,
       localJobsDir: resource.jobs_local_dir,
       ownsPool: ownPool,

@@ -37,5 +37,5 @@ export { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
 export { BatchingError, type BatchPlan, planBatches, type TaskNeeds } from './slurm-batching.js';
 export { commandFailed, type HostResult, type SlurmHost } from './slurm-host.js';
 export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-script.js';
-export { SshHost, type SshHostOptions } from './ssh-host.js';
+export { SshHost, type SshHostOptions, sshTargetOf } from './ssh-host.js';
 export { SudoHost, type SudoHostOptions } from './sudo-host.js';

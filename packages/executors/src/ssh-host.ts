@@ -1,5 +1,7 @@
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
+import type { SlurmSshProfile, SlurmSshResource } from '@computepods/protocol';
 import {
   downloadFile,
   downloadTree,
@@ -11,6 +13,17 @@ import {
 import { UnsafeValueError } from './errors.js';
 import type { JobTree } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
+
+/** Where a slurm_ssh resource's jobs go, as the profile's user (known_hosts default: ~/.ssh). */
+export function sshTargetOf(resource: SlurmSshResource, profile: SlurmSshProfile): SshTarget {
+  return {
+    host: resource.host,
+    ...(resource.port ? { port: resource.port } : {}),
+    username: profile.username,
+    privateKeyPath: profile.ssh_key_path,
+    knownHostsPath: profile.known_hosts_path ?? `${homedir()}/.ssh/known_hosts`,
+  };
+}
 
 export interface SshHostOptions {
   readonly pool: SshPool;

@@ -1,7 +1,6 @@
-import { homedir } from 'node:os';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type SlurmHost, SshHost, SudoHost } from '@computepods/executors';
+import { type SlurmHost, SshHost, SudoHost, sshTargetOf } from '@computepods/executors';
 import {
   InvalidConfigError,
   type Profile,
@@ -73,13 +72,7 @@ export function pilotSite(
       host ??
       new SshHost({
         pool: new SshPool(logger ? { logger } : {}),
-        target: {
-          host: resource.host,
-          ...(resource.port ? { port: resource.port } : {}),
-          username: profile.username,
-          privateKeyPath: profile.ssh_key_path,
-          knownHostsPath: profile.known_hosts_path ?? `${homedir()}/.ssh/known_hosts`,
-        },
+        target: sshTargetOf(resource, profile),
         clientEnv: resource.slurm_client_env ?? {},
         localJobsDir: resource.jobs_local_dir,
         ownsPool: true,
