@@ -136,7 +136,7 @@ async function main(): Promise<void> {
       `                                                          3 passes, logged here`,
       `  pnpm -s cpctrl build out/guide.html --force --watch     rebuild, with a progress line`,
       `  pnpm -s cpctrl artefact why out/guide.html              what makes it out of date`,
-      `  pnpm -s cpctrl graph --dot                              what is planned, cycles as clusters`,
+      `  pnpm -s cpctrl graph --dot                              the graph, cycles as clusters`,
       `  pnpm -s cpctrl -o json status                           the same, as JSON on stdout`,
       "Feed the pod from a directory of yours over SSH (your key in the pod user's authorized_keys):",
       `  NATS_URL=${nats.url} pnpm -s inotify2nats --project ${project} --pod ${env.CP_POD} \\`,
