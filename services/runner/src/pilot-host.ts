@@ -91,6 +91,7 @@ cd "$1" 2>/dev/null || exit 11
 [ -f "$2" ] || exit 12
 [ -f node_modules/tsx/package.json ] || exit 13
 command -v "$3" >/dev/null 2>&1 || exit 14
+command -v python3 >/dev/null 2>&1 || exit 15
 exec "$3" --version
 `;
 
@@ -114,7 +115,9 @@ export async function checkPilotSite(site: PilotSite, resourceName: string): Pro
             ? `pilot_config.computepods_dir: ${site.repoDir} ${on} has no node_modules/tsx; run pnpm install there`
             : res.code === 14
               ? `pilot_config.node_path: ${site.node} is not an executable ${on}; install Node.js >= 20 or set node_path`
-              : `pilot_config: checking ${site.repoDir} ${on} failed (exit ${res.code}): ${res.stderr.trim()}`;
+              : res.code === 15
+                ? `pilot_config: python3 is not on the PATH ${on}; the workers' task spawner needs it (Debian: python3-minimal)`
+                : `pilot_config: checking ${site.repoDir} ${on} failed (exit ${res.code}): ${res.stderr.trim()}`;
   if (problem) throw new InvalidConfigError(`pilot mode for resource "${resourceName}"`, [problem]);
   return res.stdout.trim();
 }
