@@ -135,21 +135,17 @@ export class DependencyManager {
     const g = this.graph;
     const inputs = this.traceEntries(trace.inputs);
     const outputs = this.traceEntries(trace.outputs);
-    let discovered: number[] | undefined;
-    if (trace.discovered) {
-      discovered = [];
-      // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper
-      // than hashing the path again for the path table.
-      for (const path of trace.discovered) {
-        const i = inputs.keys.indexOf(path);
-        discovered.push(i >= 0 ? inputs.ids[i]! : this.pathId(path));
-      }
-    }
+    // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper than
+    // hashing the path again for the path table.
+    const discovered = trace.discovered?.map((path) => {
+      const i = inputs.paths.indexOf(path);
+      return i >= 0 ? inputs.ids[i]! : this.pathId(path);
+    });
     return this.change(() => {
       const stored: Trace = {
-        inIds: Int32Array.from(inputs.ids),
+        inIds: inputs.ids,
         inHashes: inputs.hashes,
-        outIds: Int32Array.from(outputs.ids),
+        outIds: outputs.ids,
         outHashes: outputs.hashes,
         discovered,
       };
@@ -458,22 +454,23 @@ export class DependencyManager {
     }
   }
 
-  /** Path ids and hashes of a persisted trace record, validated. */
+  /** Path ids and hashes of a persisted trace record, validated, in arrays of exact length. */
   private traceEntries(record: Readonly<Record<string, string>>) {
     const g = this.graph;
-    const ids: number[] = [];
-    const hashes: string[] = [];
-    const keys: string[] = [];
-    for (const path in record) {
-      keys.push(path);
-      const hash = record[path]!;
+    const paths = Object.keys(record);
+    const values = Object.values(record);
+    const ids = new Array<number>(paths.length);
+    const hashes = new Array<string>(paths.length);
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[i]!;
+      const hash = values[i]!;
       if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
       const p = this.pathId(path);
-      ids.push(p);
+      ids[i] = p;
       // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
-      hashes.push(g.hash[p] === hash ? g.hash[p]! : hash);
+      hashes[i] = g.hash[p] === hash ? g.hash[p]! : hash;
     }
-    return { ids, hashes, keys };
+    return { paths, ids, hashes };
   }
 
   /** Id of a path, validating it the first time it is seen. */

@@ -218,8 +218,8 @@ export function exportState(g: Graph): GraphState {
   });
   const traces: Record<string, TraceRecord> = {};
   for (const [id, trace] of g.traces) {
-    const record = (ids: Int32Array, hashes: readonly string[]) =>
-      Object.fromEntries([...ids].map((p, i) => [g.paths[p]!, hashes[i]!]));
+    const record = (ids: readonly number[], hashes: readonly string[]) =>
+      Object.fromEntries(ids.map((p, i) => [g.paths[p]!, hashes[i]!]));
     traces[id] = {
       inputs: record(trace.inIds, trace.inHashes),
       outputs: record(trace.outIds, trace.outHashes),

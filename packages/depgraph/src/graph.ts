@@ -180,9 +180,9 @@ export class Graph {
   }
 
   /** The declared-or-discovered split a stored trace needs once its task exists. */
-  resolveDiscovered(t: Task, trace: Trace): number[] {
+  resolveDiscovered(t: Task, trace: Trace): readonly number[] {
     if (trace.discovered === undefined) {
-      trace.discovered = [...trace.inIds].filter(
+      trace.discovered = trace.inIds.filter(
         (p) => !t.required.includes(p) && !t.optional.includes(p),
       );
     }
@@ -263,7 +263,7 @@ export class Graph {
     const stem = stemKey(rule.names, bindings);
     const id = `${rule.id}:${stem}`;
     if (this.taskById.has(id) || this.shadowed.has(id)) return;
-    const required: number[] = [];
+    const required = new Array<number>(rule.required.length);
     let depth = 1;
     for (let i = 0; i < rule.required.length; i++) {
       const p =
@@ -271,7 +271,7 @@ export class Graph {
           ? first
           : this.ids.get(fillPattern(rule.required[i]!, bindings));
       if (p === undefined || !this.available(p)) return;
-      required.push(p);
+      required[i] = p;
       const prod = this.producer[p]!;
       if (prod >= 0) depth = Math.max(depth, this.tasks[prod]!.depth + 1);
     }
@@ -401,7 +401,10 @@ function addConsumer(consumers: (number[] | undefined)[], p: number, t: number):
   else consumers[p] = [t];
 }
 
-/** Concatenation without repeats; lists are usually short, and then a scan beats a Set. */
+/**
+ * Concatenation without repeats; lists are usually short, and then a scan beats a Set. The result
+ * is sized up front: an array grown by push keeps room for 16 more, and tasks hold several.
+ */
 function dedupe(...lists: (readonly number[])[]): number[] {
   let total = 0;
   for (const list of lists) total += list.length;
@@ -410,8 +413,12 @@ function dedupe(...lists: (readonly number[])[]): number[] {
     for (const list of lists) for (const p of list) seen.add(p);
     return [...seen];
   }
-  const out: number[] = [];
-  for (const list of lists) for (const p of list) if (!out.includes(p)) out.push(p);
+  const out = new Array<number>(total);
+  let n = 0;
+  for (const list of lists) {
+    for (const p of list) if (!out.includes(p)) out[n++] = p;
+  }
+  out.length = n;
   return out;
 }
 
@@ -421,6 +428,11 @@ function has(list: readonly number[]): (p: number) => boolean {
   return (p) => set.has(p);
 }
 
-function unique(list: readonly number[]): number[] {
-  return list.length < 2 ? [...list] : dedupe(list);
+/** The list itself when it has no repeats: id lists are never changed in place, so may be shared. */
+function unique(list: readonly number[]): readonly number[] {
+  if (list.length > 64) return new Set(list).size === list.length ? list : dedupe(list);
+  for (let i = 1; i < list.length; i++) {
+    if (list.lastIndexOf(list[i]!, i - 1) >= 0) return dedupe(list);
+  }
+  return list;
 }

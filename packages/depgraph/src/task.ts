@@ -16,7 +16,7 @@ export class Task {
   alive = true;
   /** Required, optional, then discovered inputs, without duplicates (path ids). */
   inputs: number[] = [];
-  discovered: number[] = [];
+  discovered: readonly number[] = [];
   comp = -1;
   dirty = false;
   /** Pass of the current round in which it last ran; 0 when it has not run in this round. */
