@@ -478,7 +478,7 @@ export class DependencyManager {
     const p = this.graph.id(path);
     if (p !== undefined) return p;
     checkPath(path);
-    return this.graph.intern(path);
+    return this.graph.add(path);
   }
 
   private instance(t: Task, run: Run | undefined): TaskInstance {

@@ -79,19 +79,21 @@ export class Graph {
   }
 
   intern(path: string): number {
-    let id = this.ids.get(path);
-    if (id === undefined) {
-      id = this.paths.length;
-      this.ids.set(path, id);
-      this.paths.push(path);
-      this.hash.push(undefined);
-      this.producer.push(-1);
-      this.consumers.push(undefined);
-      const ext = extOf(path);
-      const bucket = this.byExt.get(ext);
-      if (bucket) bucket.push(id);
-      else this.byExt.set(ext, [id]);
-    }
+    return this.ids.get(path) ?? this.add(path);
+  }
+
+  /** Interns a path known to be new (the caller looked it up already). */
+  add(path: string): number {
+    const id = this.paths.length;
+    this.ids.set(path, id);
+    this.paths.push(path);
+    this.hash.push(undefined);
+    this.producer.push(-1);
+    this.consumers.push(undefined);
+    const ext = extOf(path);
+    const bucket = this.byExt.get(ext);
+    if (bucket) bucket.push(id);
+    else this.byExt.set(ext, [id]);
     return id;
   }
 

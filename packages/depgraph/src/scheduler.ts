@@ -413,8 +413,18 @@ export class Scheduler implements GraphListener {
       }
     }
     const { comp, count } = tarjan(n, offsets, targets, (v) => tasks[v] !== undefined);
-    this.members = Array.from({ length: count }, () => []);
-    for (let v = 0; v < n; v++) if (tasks[v]) this.members[comp[v]!]!.push(v);
+    // Member lists of exact length: most components are one task, and a list grown by push
+    // keeps room for 16.
+    const sizes = new Int32Array(count);
+    for (let v = 0; v < n; v++) if (tasks[v]) sizes[comp[v]!]!++;
+    this.members = new Array<number[]>(count);
+    for (let c = 0; c < count; c++) this.members[c] = new Array<number>(sizes[c]!);
+    const filled = new Int32Array(count);
+    for (let v = 0; v < n; v++) {
+      if (!tasks[v]) continue;
+      const c = comp[v]!;
+      this.members[c]![filled[c]!++] = v;
+    }
     this.cyclic = new Array(count).fill(false);
     this.rank = Array.from({ length: count }, (_, i) => i);
     this.nextRank = count;
