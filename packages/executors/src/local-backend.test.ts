@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
-import { TempDir } from '@computepods/testkit';
+import { TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IllegalTransitionError, RecordFailedError } from './errors.js';
 import { Executor } from './executor.js';
@@ -48,14 +48,6 @@ function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitte
     gpu: false,
     ...extra,
   };
-}
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 function alive(pid: number): boolean {

@@ -8,7 +8,13 @@ import {
   type TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { ensureSystemUser, ManagedProcess, Slurm, TempDir } from '@computepods/testkit';
+import {
+  ensureSystemUser,
+  ManagedProcess,
+  Slurm,
+  TempDir,
+  until as waitUntil,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
@@ -136,14 +142,8 @@ function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitte
   };
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 90_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}:\n${slurm.output.slice(-2000)}`);
-    await sleep(50);
-  }
-}
+const until = (cond: () => boolean | Promise<boolean>, what: string, ms = 90_000) =>
+  waitUntil(cond, what, ms, () => slurm.output.slice(-2000));
 
 describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
   it('stages declared inputs as the job user and brings declared outputs back into a workspace that user cannot enter', async () => {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TempDir } from '@computepods/testkit';
+import { TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type SpawnEnd, Spawner, type SpawnRequest } from './spawner.js';
 
@@ -31,14 +31,6 @@ function run(sp: Spawner, r: SpawnRequest) {
     }),
   );
   return { started, ended, pid: () => pid };
-}
-
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 function alive(pid: number): boolean {

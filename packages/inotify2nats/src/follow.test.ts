@@ -1,6 +1,6 @@
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { envelope, subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FollowedChunk, followLogs } from './follow.js';
 import { publishLogChunk } from './log-publisher.js';
@@ -21,14 +21,6 @@ afterAll(async () => {
   await bus?.close();
   await nats?.[Symbol.asyncDispose]();
 });
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 

@@ -26,4 +26,5 @@ export {
   type SystemUser,
 } from './system-user.js';
 export { TempDir } from './temp-dir.js';
+export { until } from './until.js';
 export { which } from './which.js';

@@ -1,6 +1,5 @@
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, Sshd, TempDir } from '@computepods/testkit';
+import { freePort, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from './errors.js';
 import { SshPool } from './ssh-pool.js';
@@ -24,12 +23,7 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
     dir[Symbol.dispose]();
   });
 
-  async function until(cond: () => boolean, what: string): Promise<void> {
-    for (let i = 0; !cond(); i++) {
-      if (i > 3000) throw new Error(`timed out waiting for ${what}`);
-      await sleep(10);
-    }
-  }
+  const until = (cond: () => boolean, what: string) => waitUntil(cond, what, 30_000);
 
   const lines = (path: string) =>
     existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];

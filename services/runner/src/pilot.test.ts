@@ -7,7 +7,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
@@ -19,6 +18,7 @@ import {
   Slurm,
   Sshd,
   TempDir,
+  until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -58,14 +58,8 @@ afterAll(async () => {
   tmp[Symbol.dispose]();
 });
 
-async function until(cond: () => Promise<boolean>, what: string, ms = 180_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}\n${slurm.output.slice(-1500)}`);
-    await sleep(100);
-  }
-}
+const until = (cond: () => Promise<boolean>, what: string, ms = 180_000) =>
+  waitUntil(cond, what, ms, () => slurm.output.slice(-1500));
 
 /** A fresh folder tree every user may write (jobs, tasks, runs, state). */
 function area(name: string): string {

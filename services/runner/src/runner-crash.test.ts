@@ -1,10 +1,16 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
-import { ensureSystemUser, ManagedProcess, NatsServer, Slurm, TempDir } from '@computepods/testkit';
+import {
+  ensureSystemUser,
+  ManagedProcess,
+  NatsServer,
+  Slurm,
+  TempDir,
+  until as waitUntil,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The runner service itself, as a child process, killed with SIGKILL while its tasks run
@@ -43,13 +49,8 @@ function runner(env: Record<string, string>): ManagedProcess {
   });
 }
 
-async function until(cond: () => Promise<boolean>, what: string, ms = 90_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const until = (cond: () => Promise<boolean>, what: string, ms = 90_000) =>
+  waitUntil(cond, what, ms);
 
 const stateOf = async (id: string) => (await kv.get(id))?.value.state;
 

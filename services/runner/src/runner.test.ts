@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
 
@@ -32,14 +32,6 @@ describe('runner v1 (local) over a real nats-server', () => {
     await nats?.[Symbol.asyncDispose]();
     dir[Symbol.dispose]();
   });
-
-  async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-    for (let i = 0; i < 500; i++) {
-      if (await cond()) return;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  }
 
   async function finalState(taskId: string) {
     const kv = await bus.kv(buckets.tasks(P), TaskRecord);

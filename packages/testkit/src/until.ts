@@ -1,0 +1,19 @@
+/**
+ * Polls `cond` until it holds, or throws naming `what` after `timeoutMs` (with `diagnostics()`
+ * appended, e.g. the tail of a server's output). For tests: waits on behaviour, never on time.
+ */
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+  diagnostics?: () => string,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) {
+      const more = diagnostics?.();
+      throw new Error(`timed out waiting for ${what}${more ? `\n${more}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
