@@ -121,9 +121,6 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     log = new BuildLog(stack.bus);
   }, 180_000);
   afterAll(async () => {
-    if (process.env.CP_TEST_DUMP)
-      for (const [name, proc] of stack.procs)
-        writeFileSync(`${process.env.CP_TEST_DUMP}/${name}.log`, proc.output);
     log?.close();
     await stack?.[Symbol.asyncDispose]();
     await sshd?.[Symbol.asyncDispose]();

@@ -83,9 +83,6 @@ describe('cycles: fixpoint, non-convergence, early cutoff, crash mid-cycle', () 
     log = new BuildLog(stack.bus);
   }, 600_000);
   afterAll(async () => {
-    if (process.env.CP_TEST_DUMP)
-      for (const [name, proc] of stack.procs)
-        writeFileSync(`${process.env.CP_TEST_DUMP}/${name}.log`, proc.output);
     log?.close();
     await stack?.[Symbol.asyncDispose]();
   });

@@ -161,7 +161,11 @@ export class Stack implements AsyncDisposable {
     return [...this.procs.values()].map((p) => `--- ${p.name}\n${p.tail(chars)}`).join('\n');
   }
 
+  /** CP_TEST_DUMP=DIR keeps every service's output as DIR/<name>.log (for a failing run). */
   async [Symbol.asyncDispose](): Promise<void> {
+    const dump = process.env.CP_TEST_DUMP;
+    if (dump)
+      for (const [name, p] of this.procs) writeFileSync(join(dump, `${name}.log`), p.output);
     await Promise.allSettled([...this.procs.values()].map((p) => p.stop()));
     await this.bus?.close().catch(() => undefined);
     await this.nats[Symbol.asyncDispose]();

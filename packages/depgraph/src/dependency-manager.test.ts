@@ -230,11 +230,8 @@ describe('large cycles', () => {
 });
 
 describe('cycles that do not converge', () => {
-  const flip = (t: TaskInstance) => ({
-    outputs: { [t.outputs[0]!]: t.inputHashes[t.outputs[0]!] === sha('0') ? sha('1') : sha('0') },
-  });
-
-  it('stops at the pass limit and names the oscillating artefacts', () => {
+  /** {stem}.state rewrites itself from its seed (a cycle of one), {stem}.done follows it. */
+  const oscillator = () => {
     const dm = new DependencyManager({ passLimit: 3 });
     dm.addRule({
       id: 'osc',
@@ -244,6 +241,14 @@ describe('cycles that do not converge', () => {
     });
     dm.addRule({ id: 'after', inputs: ['{stem}.state'], outputs: ['{stem}.done'] });
     dm.setArtefact('x.seed', sha('s'));
+    return dm;
+  };
+  const flip = (t: TaskInstance) => ({
+    outputs: { [t.outputs[0]!]: t.inputHashes[t.outputs[0]!] === sha('0') ? sha('1') : sha('0') },
+  });
+
+  it('stops at the pass limit and names the oscillating artefacts', () => {
+    const dm = oscillator();
     const runs = drive(dm, flip);
     expect(runs.map((r) => `${r.task.pass}:${r.task.id}`)).toEqual([
       '1:osc:x',
@@ -266,15 +271,7 @@ describe('cycles that do not converge', () => {
   });
 
   it('a restored non-convergence keeps the cycle blocked until an edit', () => {
-    const dm = new DependencyManager({ passLimit: 3 });
-    dm.addRule({
-      id: 'osc',
-      inputs: ['{stem}.seed'],
-      optionalInputs: ['{stem}.state'],
-      outputs: ['{stem}.state'],
-    });
-    dm.addRule({ id: 'after', inputs: ['{stem}.state'], outputs: ['{stem}.done'] });
-    dm.setArtefact('x.seed', sha('s'));
+    const dm = oscillator();
     dm.setArtefact('y.seed', sha('s'));
     dm.setArtefact('y.state', sha('1'));
     const nc = drive(dm, (t) =>
