@@ -73,6 +73,25 @@ describe('saved file → rebuilt artefact, end to end', () => {
     expect(count('a')).toBe(2);
   });
 
+  it('plans from the bytes the chef finds when MajorDomo heard of others (no re-send loop)', async () => {
+    stack.write('src/m.txt', 'missed\n');
+    await stack.until('out/m.upper');
+    // A change MajorDomo hears of that the pod does not hold (as when a file event was skipped
+    // while the build writing it was in flight): the chef cancels, naming what it has.
+    await stack.bus.publish('files.changed', subjects.filesChanged(stack.project), {
+      pod: 'pod-test',
+      events: [
+        { kind: 'changed', path: 'src/m.txt', size: 5, mtimeNs: '1', sha256: sha256('other') },
+      ],
+    });
+    await stack.procs
+      .get('majordomo')!
+      .waitForOutput(/"status":"cancelled","reason":"input src\/m\.txt is now/, 20_000);
+    await stack.until('src/m.txt', (a) => a.sha256 === sha256('missed\n'));
+    await stack.until('out/m.upper');
+    expect(readFileSync(join(stack.workspace, 'out/m.upper'), 'utf8')).toBe('MISSED\n');
+  });
+
   it('dead-letters malformed and invalid messages on every consumed subject and keeps working', async () => {
     const letters: { service: string; subject: string; reason: string }[] = [];
     const sub = stack.bus.nc.subscribe(`cp.${stack.project}.dlq.*`, {

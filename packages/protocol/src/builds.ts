@@ -34,6 +34,11 @@ export const BuildResult = z.object({
   logPath: z.string().max(4096).optional(),
   durationMs: z.number().nonnegative(),
   error: z.string().max(10_000).optional(),
+  /**
+   * Cancelled because an input has other bytes than requested: what the pod holds now. A change
+   * MajorDomo may have missed (a file event dropped while the build that wrote it was in flight).
+   */
+  inputsNow: z.record(RelativePath, OutputRecord).default({}),
 });
 export type BuildResult = z.infer<typeof BuildResult>;
 

@@ -73,13 +73,19 @@ async function build(
 ): Promise<void> {
   const { cid } = msg;
   const started = Date.now();
-  const fail = (status: 'failed' | 'cancelled', error: string, logPath?: string) =>
+  const fail = (
+    status: 'failed' | 'cancelled',
+    error: string,
+    logPath?: string,
+    inputsNow?: BuildResult['inputsNow'],
+  ) =>
     finish(ctx, msg, {
       ...base,
       status,
       durationMs: Date.now() - started,
       error,
       ...(logPath ? { logPath } : {}),
+      ...(inputsNow ? { inputsNow } : {}),
     });
   const rule = ctx.rules.get(req.ruleId);
   if (!rule) return fail('failed', `chef ${ctx.chef} has no rule ${req.ruleId}`);
@@ -94,7 +100,13 @@ async function build(
     } catch (err) {
       return fail('failed', (err as Error).message);
     }
-    if (!check.ok) return fail('cancelled', `${check.reason}; MajorDomo re-plans`);
+    if (!check.ok)
+      return fail(
+        'cancelled',
+        `${check.reason}; MajorDomo re-plans`,
+        undefined,
+        check.now ? { [path]: check.now } : undefined,
+      );
     if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
   }
 
@@ -183,7 +195,7 @@ async function build(
 async function finish(
   ctx: ChefContext,
   msg: { readonly id: string; readonly cid: string },
-  result: Omit<Result, 'outputs' | 'cutoff' | 'discovered'> & Partial<Result>,
+  result: Omit<Result, 'outputs' | 'cutoff' | 'discovered' | 'inputsNow'> & Partial<Result>,
 ): Promise<void> {
   const full = BuildResult.parse(result);
   // Recorded first: the result cache (a constructive trace) that answers a repeated request.

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import { hashFile } from '@computepods/fswatch';
@@ -8,7 +9,12 @@ import { type PodsConfig, sshTarget } from './pods.js';
 export type InputCheck =
   | { readonly ok: true; readonly fetchedFrom?: string }
   /** The workspace has other bytes (or none) and no pod could supply the wanted ones. */
-  | { readonly ok: false; readonly reason: string };
+  | {
+      readonly ok: false;
+      readonly reason: string;
+      /** The bytes the workspace holds instead, if any. */
+      readonly now?: { sha256: string; size: number };
+    };
 
 const ATTEMPTS = 3;
 
@@ -38,9 +44,16 @@ export class InputFetcher {
         pod === undefined || pod === this.ownPod
           ? 'and no other pod holds it'
           : `and pod ${pod} is not in CP_PODS`;
+      const size = have
+        ? await stat(local).then(
+            (s) => s.size,
+            () => undefined,
+          )
+        : undefined;
       return {
         ok: false,
         reason: `input ${path} ${now}, the request was for ${want.slice(0, 12)} ${where}`,
+        ...(have && size !== undefined ? { now: { sha256: have, size } } : {}),
       };
     }
     this.#pool ??= new SshPool({ logger: this.logger });

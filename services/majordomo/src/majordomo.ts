@@ -336,27 +336,33 @@ export class MajorDomo {
       const producer = this.#producerOf(ev.path);
       // A build in flight will report this output itself; its result is the authority.
       if (producer && this.#inflight.has(producer)) continue;
-      const rec = this.artefacts.get(ev.path);
-      if (rec?.sha256 === ev.sha256) {
-        await this.artefacts.heldBy(ev.path, ev.sha256, body.pod, cid);
-        continue;
-      }
-      this.logger.info({ path: ev.path, sha256: ev.sha256.slice(0, 12), cid }, 'file changed');
-      this.#handleChange(this.dm.setArtefact(ev.path, ev.sha256), cid);
-      await this.artefacts.update(
-        ev.path,
-        {
-          status: producer ? 'stale' : 'source',
-          sha256: ev.sha256,
-          cutoff: ev.sha256,
-          size: ev.size,
-          pods: [body.pod],
-          ...(producer ? { producer } : {}),
-        },
-        cid,
-      );
+      await this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid);
     }
     await this.#pump(cid);
+  }
+
+  /** A pod holds `path` with these bytes: a change to plan from, or one more holder. */
+  async #fileHash(path: string, sha256: string, size: number, pod: string, cid: string) {
+    const rec = this.artefacts.get(path);
+    if (rec?.sha256 === sha256) {
+      await this.artefacts.heldBy(path, sha256, pod, cid);
+      return;
+    }
+    const producer = this.#producerOf(path);
+    this.logger.info({ path, sha256: sha256.slice(0, 12), cid }, 'file changed');
+    this.#handleChange(this.dm.setArtefact(path, sha256), cid);
+    await this.artefacts.update(
+      path,
+      {
+        status: producer ? 'stale' : 'source',
+        sha256,
+        cutoff: sha256,
+        size,
+        pods: [pod],
+        ...(producer ? { producer } : {}),
+      },
+      cid,
+    );
   }
 
   async #fileGone(path: string, cid: string): Promise<void> {
@@ -408,6 +414,10 @@ export class MajorDomo {
           cid,
         );
       }
+      // The chef found other bytes than planned with: plan from those, or the same request
+      // would be sent (and cancelled) again and again.
+      for (const [path, now] of Object.entries(result.inputsNow))
+        await this.#fileHash(path, now.sha256, now.size, result.pod, cid);
       return;
     }
     const res = this.dm.completed(task.id, {
