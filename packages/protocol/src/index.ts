@@ -33,6 +33,17 @@ export { type BodyInputOf, type BodyOf, type MessageType, messageTypes } from '.
 export { checkName, checkProject, ProjectName, ServiceName } from './names.js';
 export { checkRelativePath, RelativePath } from './paths.js';
 export {
+  ApiTokenRecord,
+  Member,
+  Project,
+  type ProjectInput,
+  Queue,
+  type QueueInput,
+  ResolvedQueue,
+  Role,
+  UserName,
+} from './projects.js';
+export {
   BatchingConfig,
   checkProfileFor,
   formatIssues,

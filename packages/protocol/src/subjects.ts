@@ -46,6 +46,10 @@ export const buckets = {
   goals: (p: string) => `cp_${checkProject(p)}_goals`,
   tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
   builds: (p: string) => `cp_${checkProject(p)}_builds`,
+  /** The project's own copy of its record (`project`) and resolved queues (`queue.<name>`); admins write. */
+  config: (p: string) => `cp_${checkProject(p)}_config`,
+  /** REST API tokens (hashed) by id; admins write, MajorDomo reads. */
+  tokens: (p: string) => `cp_${checkProject(p)}_tokens`,
   resources: () => 'cp_resources',
   profiles: () => 'cp_profiles',
   projects: () => 'cp_projects',
