@@ -21,6 +21,7 @@ export {
   StatusRequest,
   WhyReply,
 } from './api.js';
+export { newApiToken, parseApiToken, sameSecret, secretMatches, sha256Hex } from './api-tokens.js';
 export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
 export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';
 export { DeadLetter } from './dead-letter.js';
