@@ -282,6 +282,50 @@ describe('errors name the field', () => {
     );
   });
 
+  it('accepts only #SBATCH directives in extra_lines, naming the field and what is accepted', () => {
+    const withLines = (lines: string[]) => {
+      const r = parsed(SLURM_SUDO_RESOURCE);
+      const cfg = r.jobs_runner_config as { default_slurm_config: Record<string, unknown> };
+      cfg.default_slurm_config.extra_lines = lines;
+      return r;
+    };
+    const fine = [
+      '#SBATCH --gres=gpu:v100:1',
+      '#SBATCH -N 1',
+      '#SBATCH --constraint=haswell&ib|skylake',
+      '#SBATCH --nodelist=node[01-04],gpu7',
+      '#SBATCH --time=1-00:00:00',
+      '#SBATCH --mail-user=ops@example.org',
+      '#SBATCH --exclusive',
+      '#SBATCH   --qos=low',
+    ];
+    expect(() => parseResource(withLines(fine))).not.toThrow();
+    const hostile = [
+      'rm -rf ~',
+      '#SBATCH --comment=x; touch /tmp/pwned',
+      '#SBATCH --comment=`id`',
+      '#SBATCH --comment=$(id)',
+      '#SBATCH --comment=${HOME}',
+      "#SBATCH --comment='x'",
+      '#SBATCH --output=/tmp/x > /tmp/y',
+      '#SBATCH',
+      '#SBATCH x',
+      ' #SBATCH --qos=low',
+      '#!/bin/sh',
+      '',
+    ];
+    const issues = issuesOf(() => parseResource(withLines(hostile)));
+    expect(issues).toHaveLength(hostile.length);
+    hostile.forEach((_, i) =>
+      expect(issues[i]).toMatch(
+        new RegExp(
+          `^jobs_runner_config\\.default_slurm_config\\.extra_lines\\.${i}: must be one sbatch directive such as "#SBATCH --gres=gpu:1"`,
+        ),
+      ),
+    );
+    expect(issues[1]).toMatch(/no ; \$ `/);
+  });
+
   it.each(['-oProxyCommand=x', 'Root', 'a b', '$(id)', 'x;y', '', 'a'.repeat(33), '9lives'])(
     'refuses the user name %j',
     (username) => {

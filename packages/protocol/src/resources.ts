@@ -50,6 +50,28 @@ const EnvName = z
 
 const PositiveInt = z.number().int().positive();
 
+/*
+ * extra_lines are written into the job script before any command, so sbatch reads them as
+ * directives; a line that is not a directive would be run by the job's shell. Only one
+ * `#SBATCH -x`/`#SBATCH --opt[=value]` per entry is accepted, and its values may hold only what
+ * sbatch options need (node lists, constraints a&b|c, times, sizes, mail addresses): nothing
+ * a shell or sbatch could expand (; $ ` ' " \ < > ( ) { }), never a second line.
+ */
+const SBATCH_LINE = /^#SBATCH +--?[A-Za-z][A-Za-z0-9_.,:=/+%@*&|!~[\] -]*$/;
+const SBATCH_RULE =
+  'must be one sbatch directive such as "#SBATCH --gres=gpu:1" or "#SBATCH -N 1": "#SBATCH", a space, ' +
+  'an option, then only letters, digits, spaces and _ . , : = / + % @ * & | ! ~ [ ] - ' +
+  '(no ; $ ` \' " \\ < > ( ) { } or newlines)';
+
+/** One line of extra_lines: an #SBATCH directive, nothing a shell would run. */
+export const SbatchLine = z
+  .string()
+  .max(1000)
+  .superRefine((line, ctx) => {
+    if (CONTROL_CHARS.test(line)) ctx.addIssue({ code: 'custom', message: NO_CONTROL });
+    else if (!SBATCH_LINE.test(line)) ctx.addIssue({ code: 'custom', message: SBATCH_RULE });
+  });
+
 /** Memory as SLURM takes it: megabytes as a number, or a string "100", "100M", "3G", "1T". */
 export const SlurmMemory = z.union([
   PositiveInt,
@@ -78,8 +100,8 @@ export const SlurmConfigSet = z.strictObject({
   nodelist: NonEmptyStr.optional(),
   time: NonEmptyStr.optional(),
   account: NonEmptyStr.optional(),
-  /** Lines copied into the job script as they are (admin configuration, one line each). */
-  extra_lines: z.array(NonEmptyStr).optional(),
+  /** #SBATCH directives copied into the job script (see SbatchLine), one line each. */
+  extra_lines: z.array(SbatchLine).optional(),
   gpus: NonEmptyStr.optional(),
 });
 export type SlurmConfigSet = z.infer<typeof SlurmConfigSet>;
