@@ -305,7 +305,7 @@ describe('errors name the field', () => {
       '#SBATCH --comment=x; touch /tmp/pwned',
       '#SBATCH --comment=`id`',
       '#SBATCH --comment=$(id)',
-      '#SBATCH --comment=${HOME}',
+      '#SBATCH --comment=$HOME',
       "#SBATCH --comment='x'",
       '#SBATCH --output=/tmp/x > /tmp/y',
       '#SBATCH',
@@ -316,13 +316,12 @@ describe('errors name the field', () => {
     ];
     const issues = issuesOf(() => parseResource(withLines(hostile)));
     expect(issues).toHaveLength(hostile.length);
-    hostile.forEach((_, i) =>
-      expect(issues[i]).toMatch(
+    for (const [i, issue] of issues.entries())
+      expect(issue).toMatch(
         new RegExp(
           `^jobs_runner_config\\.default_slurm_config\\.extra_lines\\.${i}: must be one sbatch directive such as "#SBATCH --gres=gpu:1"`,
         ),
-      ),
-    );
+      );
     expect(issues[1]).toMatch(/no ; \$ `/);
   });
 
