@@ -53,6 +53,12 @@ export const buckets = {
   resources: () => 'cp_resources',
   profiles: () => 'cp_profiles',
   projects: () => 'cp_projects',
+  /**
+   * Who uses each resource and profile (`resource.<id>`, `profile.<id>`): profiles and queues take
+   * a use with a revision-checked update, a delete marks the record deleted the same way, so an
+   * in-use check cannot race (packages/projects).
+   */
+  usage: () => 'cp_usage',
 } as const;
 
 /**
