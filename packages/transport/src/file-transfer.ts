@@ -3,6 +3,7 @@ import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { TransportError, VerifyError } from './errors.js';
+import { transferMode } from './file-mode.js';
 import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
 import { sftpOps } from './sftp-ops.js';
 import type { SshPool } from './ssh-pool.js';
@@ -91,7 +92,7 @@ export async function uploadFile(
         );
       }
       await sftpOps.mkdirp(sftp, dir);
-      await sftpOps.fastPut(sftp, localPath, tmp, st.mode & 0o7777);
+      await sftpOps.fastPut(sftp, localPath, tmp, transferMode(st.mode));
     });
     const { hash, by } = await remoteHash(
       pool,
@@ -157,7 +158,7 @@ export async function downloadFile(
         );
       }
       await sftpOps.fastGet(sftp, remotePath, tmp);
-      return st.mode & 0o7777;
+      return transferMode(st.mode);
     });
     await chmod(tmp, mode);
     const got = await sha256File(tmp);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { SFTPWrapper } from 'ssh2';
 import { TransportError } from './errors.js';
+import { commandPath } from './safe-path.js';
 import { shellQuote } from './shell-quote.js';
 import type { SshPool } from './ssh-pool.js';
 import type { SshTarget } from './target.js';
@@ -28,9 +29,9 @@ export async function sha256Sftp(sftp: SFTPWrapper, path: string): Promise<strin
   return hash.digest('hex');
 }
 
-/** A remote directory as the shell should see it: never starting with '-'. */
-function shellDir(dir: string): string {
-  return shellQuote(dir.startsWith('/') ? dir : `./${dir}`);
+/** A remote path as the shell should see it: quoted, never starting with '-'. */
+function shellPath(path: string, what: string): string {
+  return shellQuote(commandPath(path, what));
 }
 
 /**
@@ -46,7 +47,8 @@ export async function sha256Remote(
 ): Promise<Map<string, string> | undefined> {
   const result = new Map<string, string>();
   for (const batch of batches(rels)) {
-    const cmd = `cd ${shellDir(baseDir)} && sha256sum -- ${batch.map(shellQuote).join(' ')}`;
+    const names = batch.map((rel) => shellPath(rel, 'file to hash')).join(' ');
+    const cmd = `cd ${shellPath(baseDir, 'directory')} && sha256sum -- ${names}`;
     const res = await pool.exec(target, cmd);
     if (res.code === 127) return undefined;
     if (res.code !== 0) {

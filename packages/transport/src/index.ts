@@ -20,6 +20,7 @@ export {
   VerifyError,
 } from './errors.js';
 export type { ExecOptions, ExecResult } from './exec.js';
+export { TRANSFER_MODE_MASK, transferMode } from './file-mode.js';
 export {
   downloadFile,
   type FileTransferOptions,
@@ -36,7 +37,7 @@ export {
   readKnownHosts,
 } from './known-hosts.js';
 export { silentLogger, type TransportLogger } from './logger.js';
-export { assertSafeEntryName, assertSafeRelativePath } from './safe-path.js';
+export { assertSafeEntryName, assertSafeRelativePath, commandPath } from './safe-path.js';
 export type { SshPoolOptions } from './settings.js';
 export { isNoSuchFile, sftpOps } from './sftp-ops.js';
 export { assertSafeName, isSafeName, shellJoin, shellQuote } from './shell-quote.js';

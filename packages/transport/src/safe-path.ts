@@ -1,5 +1,9 @@
 import { UnsafePathError } from './errors.js';
 
+// A newline in a path splits a command's output (sha256sum, ls) into lines we would misread,
+// and no file a build makes needs one.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 /**
  * Checks a relative name inside a transferred tree: '/'-separated, no '..' or '.' segment, not
  * absolute, no empty segment, no NUL or backslash. Names from callers and from a remote
@@ -15,6 +19,7 @@ export function assertSafeRelativePath(rel: string): string {
   };
   if (rel.length === 0) fail('it is empty');
   if (rel.includes('\0')) fail('it holds NUL');
+  if (CONTROL_CHARS.test(rel)) fail('it holds a control character (newline, tab, ...)');
   if (rel.includes('\\')) fail('it holds a backslash');
   if (rel.startsWith('/')) fail('it is absolute');
   for (const seg of rel.split('/')) {
@@ -34,4 +39,21 @@ export function assertSafeEntryName(name: string, dir: string): string {
     );
   }
   return name;
+}
+
+/**
+ * A path as one argument of a command (cp, mv, sha256sum, tail, rm ... over sudo or SSH):
+ * control characters are refused, and a relative path starting with '-' is given as './-…',
+ * so no command can read it as an option, with or without a '--' before it. `what` names the
+ * path's origin for the message (e.g. 'files.outputs').
+ */
+export function commandPath(path: string, what = 'path'): string {
+  if (path === '' || CONTROL_CHARS.test(path)) {
+    throw new UnsafePathError(
+      'TRANSPORT_UNSAFE_PATH',
+      path,
+      `refusing ${what} ${JSON.stringify(path)}: ${path === '' ? 'it is empty' : 'it holds a control character (newline, tab, NUL ...)'}; rename the file`,
+    );
+  }
+  return path.startsWith('-') ? `./${path}` : path;
 }

@@ -1,5 +1,6 @@
 import type { FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { TransportError } from './errors.js';
+import { transferMode } from './file-mode.js';
 
 // SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in err.code.
 const NO_SUCH_FILE = 2;
@@ -47,10 +48,11 @@ export const sftpOps = {
     call<void>('posix-rename', `${from} -> ${to}`, (cb) => s.ext_openssh_rename(from, to, cb)),
   unlink: (s: SFTPWrapper, p: string) => call<void>('unlink', p, (cb) => s.unlink(p, cb)),
   rmdir: (s: SFTPWrapper, p: string) => call<void>('rmdir', p, (cb) => s.rmdir(p, cb)),
+  // Masked here too, so no caller can hand a setuid, setgid or sticky bit to the server.
   chmod: (s: SFTPWrapper, p: string, mode: number) =>
-    call<void>('chmod', p, (cb) => s.chmod(p, mode, cb)),
+    call<void>('chmod', p, (cb) => s.chmod(p, transferMode(mode), cb)),
   fastPut: (s: SFTPWrapper, local: string, remote: string, mode: number) =>
-    call<void>('put', remote, (cb) => s.fastPut(local, remote, { mode }, cb)),
+    call<void>('put', remote, (cb) => s.fastPut(local, remote, { mode: transferMode(mode) }, cb)),
   fastGet: (s: SFTPWrapper, remote: string, local: string) =>
     call<void>('get', remote, (cb) => s.fastGet(remote, local, cb)),
 

@@ -2,6 +2,7 @@ import { lstat, readdir } from 'node:fs/promises';
 
 import type { SFTPWrapper } from 'ssh2';
 import { TransportError } from './errors.js';
+import { transferMode } from './file-mode.js';
 import { assertSafeEntryName, assertSafeRelativePath } from './safe-path.js';
 import { sftpOps } from './sftp-ops.js';
 
@@ -87,7 +88,7 @@ export async function listLocalTree(root: string, only?: readonly string[]): Pro
           : st.isSymbolicLink()
             ? 'symlink'
             : 'other';
-      return { kind, size: st.size, mode: st.mode & 0o7777 };
+      return { kind, size: st.size, mode: transferMode(st.mode) };
     },
     async (abs) => (await readdir(abs)).map((n) => n),
   ).catch((err: unknown) => {
@@ -116,7 +117,7 @@ export async function listRemoteTree(
           : st.isSymbolicLink()
             ? 'symlink'
             : 'other';
-      return { kind, size: st.size, mode: st.mode & 0o7777 };
+      return { kind, size: st.size, mode: transferMode(st.mode) };
     },
     async (abs) =>
       (await sftpOps.readdir(sftp, abs))

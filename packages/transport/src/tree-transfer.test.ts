@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError, UnsafePathError, VerifyError } from './errors.js';
 import { downloadFile, uploadFile } from './file-transfer.js';
 import { sha256File } from './hashing.js';
-import { assertSafeEntryName } from './safe-path.js';
+import { assertSafeEntryName, commandPath } from './safe-path.js';
 import { shellQuote } from './shell-quote.js';
 import { SshPool } from './ssh-pool.js';
 import type { SshTarget } from './target.js';
@@ -63,7 +63,8 @@ describe('SFTP transfers against a real sshd', () => {
     writeFileSync(join(src, '.hidden'), 'h');
     writeFileSync(join(src, 'sub', 'blob.bin'), randomBytes(1_500_000));
     writeFileSync(join(src, 'sub', 'deeper', 'it\'s a "name" $(x) `y`; z'), 'hostile name');
-    writeFileSync(join(src, 'sub', 'new\nline'), 'newline in name');
+    // reads as an option to sha256sum, rm, cat... unless given as ./-n
+    writeFileSync(join(src, 'sub', '-n'), 'option-like name');
     writeFileSync(join(src, 'run.sh'), '#!/bin/sh\necho run\n');
     chmodSync(join(src, 'run.sh'), 0o755);
   });
@@ -202,6 +203,54 @@ describe('SFTP transfers against a real sshd', () => {
     const upErr = await uploadFile(pool, target, '/proc/self/status', remote).catch((e) => e);
     expect(upErr).toBeInstanceOf(VerifyError);
     expect((await pool.exec(target, ['ls', '-A', `${remoteBase}/verify`])).stdout).toBe('');
+  });
+
+  it('never carries setuid, setgid or sticky bits, either way, file or tree', async () => {
+    const suid = local.join('suid');
+    mkdirSync(suid);
+    const bin = join(suid, 'tool');
+    writeFileSync(bin, '#!/bin/sh\necho tool\n');
+    chmodSync(bin, 0o4755);
+    const sgid = join(suid, 'group-tool');
+    writeFileSync(sgid, 'g');
+    chmodSync(sgid, 0o2750);
+    expect(statSync(bin).mode & 0o7777).toBe(0o4755);
+    const remoteMode = async (path: string) =>
+      (await pool.exec(target, ['stat', '-c', '%a', '--', path])).stdout.trim();
+
+    await uploadFile(pool, target, bin, `${remoteBase}/modes/one/tool`);
+    expect(await remoteMode(`${remoteBase}/modes/one/tool`)).toBe('755');
+    await uploadTree(pool, target, suid, `${remoteBase}/modes/tree`);
+    expect(await remoteMode(`${remoteBase}/modes/tree/tool`)).toBe('755');
+    expect(await remoteMode(`${remoteBase}/modes/tree/group-tool`)).toBe('750');
+
+    // And back: the remote side sets the bits itself; what lands here has none.
+    const r = `${remoteBase}/modes/remote`;
+    await pool.exec(target, ['mkdir', '-p', '--', r]);
+    await pool.exec(target, ['sh', '-c', 'printf x > "$1/s" && chmod 4755 "$1/s"', 'sh', r]);
+    await pool.exec(target, ['sh', '-c', 'printf y > "$1/t" && chmod 3775 "$1/t"', 'sh', r]);
+    expect(await remoteMode(`${r}/s`)).toBe('4755');
+    await downloadFile(pool, target, `${r}/s`, local.join('modes-s'));
+    expect(statSync(local.join('modes-s')).mode & 0o7777).toBe(0o755);
+    await downloadTree(pool, target, r, local.join('modes-tree'));
+    expect(statSync(local.join('modes-tree', 's')).mode & 0o7777).toBe(0o755);
+    expect(statSync(local.join('modes-tree', 't')).mode & 0o7777).toBe(0o775);
+  });
+
+  it('refuses names holding control characters, leaving nothing behind', async () => {
+    const odd = local.join('odd');
+    mkdirSync(odd);
+    writeFileSync(join(odd, 'new\nline'), 'newline in name');
+    const remote = `${remoteBase}/odd`;
+    const err = await uploadTree(pool, target, odd, remote).catch((e) => e);
+    expect(err).toBeInstanceOf(UnsafePathError);
+    expect(err.message).toMatch(/"new\\nline".*control character/);
+    expect((await pool.exec(target, ['ls', '-A', remoteBase])).stdout).not.toMatch(/odd/);
+    expect(() => commandPath('a\tb', 'files.outputs')).toThrow(
+      /refusing files\.outputs "a\\tb": it holds a control character/,
+    );
+    expect(commandPath('-rf')).toBe('./-rf');
+    expect(commandPath('/abs/-x')).toBe('/abs/-x');
   });
 
   it('says clearly when the local tree is missing', async () => {

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { TransportError, VerifyError } from './errors.js';
 import { mapLimit, sha256File, sha256Remote, sha256Sftp } from './hashing.js';
+import { commandPath } from './safe-path.js';
 import { sftpOps } from './sftp-ops.js';
 import { shellQuote } from './shell-quote.js';
 import type { SshPool } from './ssh-pool.js';
@@ -251,8 +252,7 @@ async function swapRemote(
 
 async function removeRemote(pool: SshPool, target: SshTarget, path: string): Promise<void> {
   // One `rm -rf` round trip instead of an SFTP request per file.
-  const p = path.startsWith('/') ? path : `./${path}`;
-  await pool.exec(target, `rm -rf -- ${shellQuote(p)}`);
+  await pool.exec(target, `rm -rf -- ${shellQuote(commandPath(path, 'directory to remove'))}`);
 }
 
 async function swapLocal(tmp: string, dest: string, exists: boolean): Promise<void> {
