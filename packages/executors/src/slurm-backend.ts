@@ -7,6 +7,7 @@ import {
   type TaskRecord,
   type TaskState,
 } from '@computepods/protocol';
+import { commandPath } from '@computepods/transport';
 import type { Backend, BackendContext, LogStream } from './backend.js';
 import { isTransient } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
@@ -154,7 +155,12 @@ export class SlurmBackend implements Backend {
       this.#rebatch(rec.task.taskId);
       return;
     }
-    const rm = await this.#host.run(['rm', '-f', '--', `${h.dir}/${h.index}.skip`]);
+    const rm = await this.#host.run([
+      'rm',
+      '-f',
+      '--',
+      commandPath(`${h.dir}/${h.index}.skip`, 'skip marker'),
+    ]);
     ensureOk('rm skip marker', rm);
     if (job.held) {
       this.#stats.scontrol++;
@@ -242,7 +248,8 @@ export class SlurmBackend implements Backend {
       const { readTail } = await import('./read-tail.js');
       return readTail(posix.join(h.localDir, name), maxBytes);
     }
-    const res = await this.#host.run(['tail', '-c', String(maxBytes), '--', `${h.dir}/${name}`]);
+    const log = commandPath(`${h.dir}/${name}`, 'task log');
+    const res = await this.#host.run(['tail', '-c', String(maxBytes), '--', log]);
     if (res.code !== 0) return '';
     return res.stdout;
   }
@@ -563,7 +570,8 @@ export class SlurmBackend implements Backend {
 
   async #scan(jobs: readonly Job[]): Promise<ScanResult> {
     this.#stats.scans++;
-    const res = await this.#host.run(['sh', '-c', SCAN_SCRIPT, 'sh', ...jobs.map((j) => j.dir)]);
+    const dirs = jobs.map((j) => commandPath(j.dir, 'job folder'));
+    const res = await this.#host.run(['sh', '-c', SCAN_SCRIPT, 'sh', ...dirs]);
     return parseScan(ensureOk('scan job folders', res).stdout);
   }
 
@@ -706,7 +714,7 @@ export class SlurmBackend implements Backend {
       '-c',
       'for f in "$@"; do : > "$f"; done',
       'sh',
-      ...paths,
+      ...paths.map((p) => commandPath(p, 'marker')),
     ]);
     ensureOk('write markers', res);
   }

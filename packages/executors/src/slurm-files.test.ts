@@ -1,4 +1,11 @@
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { TaskSubmitted } from '@computepods/protocol';
 import { TempDir } from '@computepods/testkit';
@@ -66,5 +73,42 @@ describe('the job folder tree of tasks with declared files', () => {
     );
     expect(existsSync(tmp.join('made'))).toBe(false);
     await expect(outputTarget(ws, '../x')).rejects.toThrow(/leaves the project root/);
+  });
+
+  it('refuses an output whose place in cwd is a symlink, before the job and before the copy back', async () => {
+    const ws = workspace('out-link');
+    const keys = tmp.join('victim-ssh');
+    mkdirSync(keys);
+    writeFileSync(join(keys, 'authorized_keys'), 'ssh-ed25519 AAAA victim\n');
+    symlinkSync(join(keys, 'authorized_keys'), join(ws, 'authorized_keys'));
+    const err = await taskTree(0, task(ws, ['src/a.txt'], ['authorized_keys'])).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TaskFileError);
+    expect((err as Error).message).toMatch(
+      /^files\.outputs "authorized_keys": is a symlink in .*; outputs never replace or follow one/,
+    );
+    await expect(outputTarget(ws, 'authorized_keys')).rejects.toThrow(/is a symlink/);
+    mkdirSync(join(ws, 'out.d'));
+    await expect(outputTarget(ws, 'out.d')).rejects.toThrow(/is not a regular file/);
+    expect(readFileSync(join(keys, 'authorized_keys'), 'utf8')).toBe('ssh-ed25519 AAAA victim\n');
+    expect(lstatSync(join(ws, 'authorized_keys')).isSymbolicLink()).toBe(true);
+  });
+
+  it('refuses declared paths with control characters; a name starting with "-" is fine', async () => {
+    const ws = workspace('odd-names');
+    writeFileSync(join(ws, '-rf'), 'dash');
+    const tree = await taskTree(1, task(ws, ['-rf'], ['-n']));
+    expect(tree.copies).toEqual([{ from: join(ws, '-rf'), to: '1.work/-rf' }]);
+    for (const [inputs, outputs, field] of [
+      [['src/a\nb'], ['o'], 'files.inputs'],
+      [[], ['out/x\ty'], 'files.outputs'],
+    ] as const) {
+      const err = await taskTree(0, task(ws, [...inputs], [...outputs])).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskFileError);
+      expect((err as Error).message).toMatch(
+        new RegExp(`^${field.replace('.', '\\.')} .*control character`),
+      );
+    }
   });
 });

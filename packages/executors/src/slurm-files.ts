@@ -1,6 +1,7 @@
-import { mkdir, realpath, stat } from 'node:fs/promises';
+import { lstat, mkdir, realpath, stat } from 'node:fs/promises';
 import { posix, relative, sep } from 'node:path';
 import { checkRelativePath, type TaskSubmitted } from '@computepods/protocol';
+import { commandPath } from '@computepods/transport';
 
 /** A local file copied into the job folder before the job is submitted. */
 export interface StagedCopy {
@@ -46,6 +47,20 @@ function inside(root: string, path: string): boolean {
 }
 
 /**
+ * A declared path, normalised: relative, not leaving cwd by '..', and without control
+ * characters, since it ends up on command lines (mkdir, cat, sha256sum over sudo or SSH).
+ */
+function checkedRel(rel: string, field: TaskFileError['field']): string {
+  try {
+    const norm = checkRelativePath(rel);
+    commandPath(norm, field);
+    return norm;
+  } catch (err) {
+    throw new TaskFileError(field, rel, (err as Error).message, { cause: err });
+  }
+}
+
+/**
  * The absolute local path of a declared file, refused when it leaves cwd — by `..` (checked
  * again here, whatever the message said) or through a symlink on the way.
  */
@@ -54,12 +69,7 @@ export async function confined(
   rel: string,
   field: TaskFileError['field'],
 ): Promise<string> {
-  let norm: string;
-  try {
-    norm = checkRelativePath(rel);
-  } catch (err) {
-    throw new TaskFileError(field, rel, (err as Error).message, { cause: err });
-  }
+  const norm = checkedRel(rel, field);
   const root = await realpath(cwd);
   const full = posix.join(root, norm);
   // The nearest folder on the way that exists must resolve inside cwd: a symlinked folder
@@ -78,7 +88,8 @@ export async function confined(
 /**
  * A task's part of the job folder: each input copied to `<index>.work/<input>` and each
  * output's folder created there. An input that is missing, not a regular file, or reached
- * through a symlink leading out of cwd is refused.
+ * through a symlink leading out of cwd is refused, and so is an output whose place in cwd is
+ * a symlink or not a regular file (see outputPlace).
  */
 export async function taskTree(index: number, task: TaskSubmitted): Promise<JobTree> {
   if (!task.files) return { copies: [], dirs: [] };
@@ -94,10 +105,11 @@ export async function taskTree(index: number, task: TaskSubmitted): Promise<JobT
       throw new TaskFileError('files.inputs', rel, `a symlink leading outside ${task.cwd}`);
     if (!(await stat(real)).isFile())
       throw new TaskFileError('files.inputs', rel, 'not a regular file');
-    copies.push({ from: real, to: posix.join(work, checkRelativePath(rel)) });
+    copies.push({ from: real, to: posix.join(work, checkedRel(rel, 'files.inputs')) });
   }
   for (const rel of task.files.outputs) {
-    const d = posix.dirname(checkRelativePath(rel));
+    await outputPlace(task.cwd, rel);
+    const d = posix.dirname(checkedRel(rel, 'files.outputs'));
     if (d !== '.') dirs.add(posix.join(work, d));
   }
   return { copies, dirs: [...dirs] };
@@ -111,9 +123,29 @@ export function mergeTrees(trees: readonly JobTree[]): JobTree {
   };
 }
 
-/** Where a declared output goes in cwd (its folder made, confined to cwd). */
-export async function outputTarget(cwd: string, rel: string): Promise<string> {
+/**
+ * A declared output's place in cwd, confined to cwd. What is there now must be a regular file
+ * or nothing: a symlink (authorized_keys -> ~/.ssh/authorized_keys) is refused rather than
+ * replaced or followed, and so is a folder or a device. Checked before the job is submitted
+ * and again before each copy back.
+ */
+async function outputPlace(cwd: string, rel: string): Promise<string> {
   const full = await confined(cwd, rel, 'files.outputs');
+  const there = await lstat(full).catch(() => undefined);
+  if (there?.isSymbolicLink())
+    throw new TaskFileError(
+      'files.outputs',
+      rel,
+      `is a symlink in ${cwd}; outputs never replace or follow one, remove it and run the task again`,
+    );
+  if (there && !there.isFile())
+    throw new TaskFileError('files.outputs', rel, `exists in ${cwd} and is not a regular file`);
+  return full;
+}
+
+/** Where a declared output goes in cwd (see outputPlace), its folder made. */
+export async function outputTarget(cwd: string, rel: string): Promise<string> {
+  const full = await outputPlace(cwd, rel);
   await mkdir(posix.dirname(full), { recursive: true });
   return full;
 }

@@ -145,7 +145,8 @@ describe('job script', () => {
 
   it('runs every task with its own output and exit code, quoting every value', () => {
     const dir = tmp.join(`job $(touch ${pwned}) 'q'`);
-    const cwd = tmp.join(`cwd \`touch ${pwned}\`;\nx`);
+    // a newline in a cwd is refused (see below); everything else arrives literally
+    const cwd = tmp.join(`cwd \`touch ${pwned}\`; 'x' $(y)`);
     mkdirSync(cwd, { recursive: true });
     const spec: JobSpec = {
       dir,
@@ -246,5 +247,14 @@ describe('job script', () => {
       jobScript({ ...base, tasks: [{ index: 0, command: 'true', cwd: '/', env: { 'A;B': 'x' } }] }),
     ).toThrow(/not an environment variable name/);
     expect(() => jobScript({ ...base, exports: { '$(x)': 'y' } })).toThrow(UnsafeValueError);
+    expect(() =>
+      jobScript({ ...base, tasks: [{ index: 0, command: 'true', cwd: '/w\nrm -rf ~', env: {} }] }),
+    ).toThrow(/refusing cwd .*control character/);
+    expect(() =>
+      jobScript({ ...base, config: { extra_lines: ['#SBATCH --qos=low', '#SBATCH --x=1; id'] } }),
+    ).toThrow(/refusing extra_lines\.1 "#SBATCH --x=1; id": must be one sbatch directive/);
+    expect(() => sbatchArgs({ ...base, dir: '/d\n#SBATCH --uid=0' }, '/d/job.sh')).toThrow(
+      /refusing job folder .*control character/,
+    );
   });
 });

@@ -1,6 +1,5 @@
 import { posix } from 'node:path';
-import type { JobRunnerConfigSlurm, SlurmConfigSet } from '@computepods/protocol';
-import { slurmMemToMb } from '@computepods/protocol';
+import { type JobRunnerConfigSlurm, SlurmConfigSet, slurmMemToMb } from '@computepods/protocol';
 import { UnsafeValueError } from './errors.js';
 import { shq } from './sh-quote.js';
 
@@ -46,6 +45,26 @@ export function resolveExports(
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** Paths on sbatch's command line or in the script hold no newline, tab or other control character. */
+function noControl(field: string, value: string): void {
+  if (CONTROL_CHARS.test(value))
+    throw new UnsafeValueError(field, value, 'it holds a control character (newline, tab ...)');
+}
+
+/**
+ * extra_lines as the resource schema accepts them (#SBATCH directives only), checked again
+ * here: a configuration built in code, not parsed, must not slip a command into the script.
+ */
+function checkedExtraLines(lines: readonly string[] | undefined): readonly string[] {
+  const res = SlurmConfigSet.shape.extra_lines.safeParse(lines);
+  if (res.success) return res.data ?? [];
+  const issue = res.error.issues[0]!;
+  const at = issue.path[0];
+  const line = typeof at === 'number' ? (lines?.[at] ?? '') : String(lines);
+  throw new UnsafeValueError(`extra_lines.${String(at)}`, line, issue.message);
+}
 
 /**
  * sbatch's options, one argv element each (never through a shell on our side; over SSH every
@@ -53,6 +72,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function sbatchArgs(spec: JobSpec, scriptPath: string): string[] {
   const c = spec.config;
+  noControl('job folder', spec.dir);
+  noControl('job script', scriptPath);
   const cpus = (c.cpus_per_task ?? 1) * spec.lanes;
   // sbatch expands %j, %u ... in file names; %% is a literal %.
   const pattern = (p: string) => p.replaceAll('%', '%%');
@@ -122,11 +143,7 @@ const WATCH_FN = `cp_watch() {
  * Every value from a task or the configuration is single-quoted; env names are checked.
  */
 export function jobScript(spec: JobSpec): string {
-  const lines = ['#!/bin/sh'];
-  for (const l of spec.config.extra_lines ?? []) {
-    if (/[\n\r\0]/.test(l)) throw new UnsafeValueError('extra_lines entry', l, 'one line each');
-    lines.push(l);
-  }
+  const lines = ['#!/bin/sh', ...checkedExtraLines(spec.config.extra_lines)];
   lines.push(
     `# ComputePods job ${spec.jobName}: ${spec.tasks.length} task(s), ${spec.lanes} at a time`,
     `D=${shq(spec.dir, 'job folder')}`,
@@ -149,6 +166,7 @@ export function jobScript(spec: JobSpec): string {
           throw new UnsafeValueError('env name', k, 'not an environment variable name');
         return shq(`${k}=${v}`, `env ${k}`);
       });
+      noControl('cwd', t.cwd);
       lines.push(
         `  cp_task ${t.index} ${shq(t.cwd, 'cwd')} ${shq(t.command, 'command')}${env.length ? ` ${env.join(' ')}` : ''}`,
       );

@@ -5,7 +5,7 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { PosixUsername } from '@computepods/protocol';
-import { sha256File, VerifyError } from '@computepods/transport';
+import { commandPath, sha256File, VerifyError } from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
 import type { JobTree } from './slurm-files.js';
 import { ensureOk, type HostResult, type SlurmHost } from './slurm-host.js';
@@ -74,11 +74,15 @@ export class SudoHost implements SlurmHost {
     files: Readonly<Record<string, string>>,
     tree?: JobTree,
   ): Promise<void> {
-    const dirs = [dir, ...(tree?.dirs ?? []).map((d) => `${dir}/${d}`)];
+    // Every path reaching a command goes through commandPath: no control characters, never
+    // read as an option (the names below the job folder come from task messages).
+    const dirs = [dir, ...(tree?.dirs ?? []).map((d) => `${dir}/${d}`)].map((d) =>
+      commandPath(d, 'job folder'),
+    );
     ensureOk(`mkdir ${dir} as ${this.#user}`, await this.run(['mkdir', '-p', '--', ...dirs]));
     const copies = tree?.copies ?? [];
     for (const c of copies) {
-      const to = `${dir}/${c.to}`;
+      const to = commandPath(`${dir}/${c.to}`, 'files.inputs');
       const res = await this.#sudo(
         ['sh', '-c', 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', 'sh', to],
         { file: c.from },
@@ -86,7 +90,7 @@ export class SudoHost implements SlurmHost {
       ensureOk(`copy ${c.from} to ${to} as ${this.#user}`, res);
     }
     if (copies.length > 0) {
-      const paths = copies.map((c) => `${dir}/${c.to}`);
+      const paths = copies.map((c) => commandPath(`${dir}/${c.to}`, 'files.inputs'));
       const res = ensureOk(
         `hash staged inputs as ${this.#user}`,
         await this.run(['sh', '-c', HASH_SCRIPT, 'sh', ...paths]),
@@ -99,7 +103,8 @@ export class SudoHost implements SlurmHost {
       }
     }
     for (const [name, content] of Object.entries(files)) {
-      const res = await this.run(['sh', '-c', 'cat > "$1"', 'sh', `${dir}/${name}`], content);
+      const to = commandPath(`${dir}/${name}`, 'job file');
+      const res = await this.run(['sh', '-c', 'cat > "$1"', 'sh', to], content);
       ensureOk(`write ${dir}/${name} as ${this.#user}`, res);
     }
   }
@@ -111,7 +116,8 @@ export class SudoHost implements SlurmHost {
   // Read as the job user, so a job can hand back only what that user may read; written to a
   // temp name beside the destination, checked against the hash the user's side computed,
   // then renamed over it.
-  async fetchFile(path: string, localPath: string): Promise<boolean> {
+  async fetchFile(remotePath: string, localPath: string): Promise<boolean> {
+    const path = commandPath(remotePath, 'files.outputs');
     const check = await this.run([
       'sh',
       '-c',
