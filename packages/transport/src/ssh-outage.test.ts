@@ -2,6 +2,7 @@ import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { freePort, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from './errors.js';
+import { OpenThrottle } from './open-throttle.js';
 import { SshPool } from './ssh-pool.js';
 import { endpointOf, type SshTarget } from './target.js';
 
@@ -28,9 +29,45 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
   const lines = (path: string) =>
     existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 
+  /**
+   * Every pass through the pool's open throttle, in call order: when it was asked (`asked`) and
+   * when it let the attempt go (`went`), on the throttle's own clock (Date.now()). Whether an
+   * attempt had to wait (stats.throttledOpens) depends on how long the failed connect and the
+   * backoff before it took, which load stretches. The throttle's promise does not: each open it
+   * lets go comes at least minOpenIntervalMs after the slot of the one asked before it, and that
+   * slot is no earlier than when that one asked. So `went[i + 1] - asked[i] >= interval` holds
+   * however slow the machine is (less 1 ms: Date.now() and the timers round to the ms apart).
+   */
+  const recordOpens = () => {
+    const wait = OpenThrottle.prototype.wait;
+    const calls: Array<{ asked: number; went?: number }> = [];
+    OpenThrottle.prototype.wait = async function (this: OpenThrottle, host: string) {
+      const call: { asked: number; went?: number } = { asked: Date.now() };
+      calls.push(call);
+      const waited = await wait.call(this, host);
+      call.went = Date.now();
+      return waited;
+    };
+    return {
+      calls,
+      /** The calls the throttle has let go (it lets them go in call order). */
+      gone: () => calls.filter((c) => c.went !== undefined),
+      /** For each open let go after the first: from when the one before it asked until it went. */
+      spacing: () =>
+        calls
+          .slice(1)
+          .filter((c) => c.went !== undefined)
+          .map((c, i) => c.went! - calls[i]!.asked),
+      [Symbol.dispose]: () => {
+        OpenThrottle.prototype.wait = wait;
+      },
+    };
+  };
+
   it('retries commands issued during an outage, throttled, and runs each once after the restart', async () => {
     const ran = dir.join('ran-outage');
     const cut = dir.join('cut-off');
+    using opens = recordOpens();
     await using pool = new SshPool({
       minOpenIntervalMs: 300,
       connectRetries: 40,
@@ -68,9 +105,10 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
     // the command cut off by the outage was not run again
     expect(lines(cut)).toEqual(['start']);
     const s = pool.stats();
-    // every attempt after the first waited for the throttle: retries never outpace it
-    const attempts = s.connectFailures + s.connectionsOpened;
-    expect(s.throttledOpens).toBeGreaterThanOrEqual(attempts - 2);
+    // every attempt went through the throttle, and retries never outpaced it
+    // (a second opener may still be waiting for its turn: it has made no attempt yet)
+    expect(opens.gone().length).toBeGreaterThanOrEqual(s.connectFailures + s.connectionsOpened);
+    for (const gap of opens.spacing()) expect(gap).toBeGreaterThanOrEqual(300 - 1);
     expect(s.connectionsOpened).toBeGreaterThanOrEqual(2);
     expect(s.connectionsOpened).toBeLessThanOrEqual(3);
     expect(s.activeChannels).toBe(0);
@@ -78,7 +116,15 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
 
   it('names the host when it stays down past the retries, and recovers once it is back', async () => {
     const ran = dir.join('ran-down');
-    await using pool = new SshPool({ minOpenIntervalMs: 50, connectRetries: 3, retryBaseMs: 10 });
+    using opens = recordOpens();
+    // The backoff (10 to 20 ms) is far shorter than the throttle's interval: the throttle alone
+    // spaces the retries.
+    await using pool = new SshPool({
+      minOpenIntervalMs: 100,
+      connectRetries: 3,
+      retryBaseMs: 10,
+      retryMaxMs: 20,
+    });
     await pool.exec(target, 'true');
     await sshd.stop();
     try {
@@ -91,7 +137,10 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
         expect(err.message).toContain(endpointOf(target));
         expect(err.message).toMatch(/gave up after 4 attempts/);
       }
-      expect(pool.stats().throttledOpens).toBeGreaterThanOrEqual(3);
+      // the first open, then the 4 attempts against the dead port, each throttled
+      expect(pool.stats()).toMatchObject({ connectionsOpened: 1, connectFailures: 4 });
+      expect(opens.gone()).toHaveLength(5);
+      for (const gap of opens.spacing()) expect(gap).toBeGreaterThanOrEqual(100 - 1);
     } finally {
       await sshd.start();
     }
