@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { hashFile } from '@computepods/fswatch';
 import {
@@ -13,10 +12,13 @@ import {
 } from '@computepods/protocol';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
+import { confineLocal } from './confine.js';
 import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
+import { BuildRefusedError } from './errors.js';
 import type { InputFetcher } from './fetch-inputs.js';
-import { declaredInputs } from './rule-paths.js';
+import type { QueueWant, Route } from './queues.js';
+import { type BuildPaths, checkRequest } from './rule-paths.js';
 
 export interface ChefContext {
   readonly bus: Bus;
@@ -29,6 +31,8 @@ export interface ChefContext {
   readonly results: TypedKv<typeof BuildResult>;
   readonly fetcher: InputFetcher;
   readonly inflight: InFlightBuilds;
+  /** Where a rule's task goes (the project's queues; see ProjectConfig). */
+  readonly queues: { route(want: QueueWant): Route };
 }
 
 type Result = BuildResult;
@@ -38,6 +42,11 @@ type Base = Pick<Result, 'buildId' | 'taskId' | 'chef' | 'pod'>;
  * Turns one build request into one runner task and reports the outcome. Idempotent: a
  * redelivered request whose result is already recorded is answered from the record, and the
  * task id is derived from the build id, so the runner never runs it twice.
+ *
+ * The request is checked first: its paths are recomputed from the chef's own rule and stem and
+ * must agree, every path must stay inside the workspace on disk, and the project must have an
+ * active queue for the rule. A refused request is answered with a failed result (and so acked):
+ * nothing is fetched, written or run for it.
  */
 export async function handleBuild(
   ctx: ChefContext,
@@ -45,6 +54,32 @@ export async function handleBuild(
   msg: { readonly id: string; readonly cid: string },
   logger: Logger,
 ): Promise<void> {
+  const base: Base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
+  const started = Date.now();
+  const rule = ctx.rules.get(req.ruleId);
+  if (!rule)
+    return finish(ctx, msg, {
+      ...base,
+      status: 'failed',
+      durationMs: 0,
+      error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
+    });
+  let checked: { paths: BuildPaths; route: Route };
+  try {
+    checked = await admit(ctx, rule, req);
+  } catch (err) {
+    if (!(err instanceof BuildRefusedError)) throw err;
+    logger.warn(
+      { buildId: req.buildId, rule: rule.id, code: err.code, reason: err.message },
+      'build request refused',
+    );
+    return finish(ctx, msg, {
+      ...base,
+      status: 'failed',
+      durationMs: Date.now() - started,
+      error: `${err.code}: ${err.message}`,
+    });
+  }
   const known = (await ctx.results.get(req.buildId))?.value;
   if (known && (await outputsIntact(ctx.workspace, known))) {
     logger.info(
@@ -54,18 +89,32 @@ export async function handleBuild(
     await publishResult(ctx, known, msg);
     return;
   }
-  const base: Base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
   const signal = ctx.inflight.begin(req.buildId);
   try {
-    await build(ctx, req, base, signal, msg, logger);
+    await build(ctx, req, rule, checked, base, signal, msg, logger);
   } finally {
     ctx.inflight.end(req.buildId);
   }
 }
 
+/** The request's checked paths and its task's queue, or BuildRefusedError. */
+async function admit(
+  ctx: ChefContext,
+  rule: Rule,
+  req: BuildRequested,
+): Promise<{ paths: BuildPaths; route: Route }> {
+  const paths = checkRequest(rule, req);
+  const route = ctx.queues.route(rule);
+  for (const p of new Set([...paths.inputs, ...paths.outputs, ...paths.auxiliaries]))
+    await confineLocal(ctx.workspace, p);
+  return { paths, route };
+}
+
 async function build(
   ctx: ChefContext,
   req: BuildRequested,
+  rule: Rule,
+  { paths, route }: { paths: BuildPaths; route: Route },
   base: Base,
   signal: AbortSignal,
   msg: { readonly id: string; readonly cid: string },
@@ -87,18 +136,16 @@ async function build(
       ...(logPath ? { logPath } : {}),
       ...(inputsNow ? { inputsNow } : {}),
     });
-  const rule = ctx.rules.get(req.ruleId);
-  if (!rule) return fail('failed', `chef ${ctx.chef} has no rule ${req.ruleId}`);
-
   // The inputs must be the bytes MajorDomo planned with, or the result would be recorded against
   // the wrong hashes: missing or different ones come from the pod that has them; if none has,
   // a newer change is on its way to MajorDomo, which re-plans.
-  for (const [path, want] of Object.entries(req.inputs)) {
+  for (const path of paths.inputs) {
+    const want = req.inputs[path]!;
     let check: Awaited<ReturnType<InputFetcher['ensure']>>;
     try {
       check = await ctx.fetcher.ensure(path, want, req.locations[path]);
     } catch (err) {
-      return fail('failed', (err as Error).message);
+      return fail('failed', errorText(err));
     }
     if (!check.ok)
       return fail(
@@ -111,23 +158,46 @@ async function build(
   }
 
   // The task's own outputs among its inputs (an .aux) are rewritten by design: not watched.
-  const watched = Object.keys(req.inputs).filter((p) => !req.outputs.includes(p));
-  const stamps = await stampInputs(ctx.workspace, watched);
-  const { args, all } = declaredInputs(rule, req);
-  for (const out of req.outputs) mkdirSync(dirname(join(ctx.workspace, out)), { recursive: true });
+  const watched = paths.inputs.filter((p) => !paths.outputs.includes(p));
+  let stamps: Stamps;
+  let command: string;
+  try {
+    stamps = await stampInputs(ctx.workspace, watched);
+    command = fillCommand(rule.command, {
+      stem: req.stem,
+      inputs: paths.args,
+      outputs: paths.outputs,
+    });
+    for (const out of paths.outputs)
+      await mkdir(dirname(await confineLocal(ctx.workspace, out)), { recursive: true });
+  } catch (err) {
+    return fail('failed', errorText(err));
+  }
   const taskId = await taskIdFor(ctx, req.buildId);
+  const where =
+    'queue' in route
+      ? {
+          subject: subjects.tasks(ctx.project, route.queue.name),
+          // The profile is the one the admin bound to the queue, never a message's.
+          profile: route.queue.profile,
+        }
+      : {
+          // TRANSITION: no project record (see routeTask); the queue is named after the resource.
+          subject: subjects.tasks(ctx.project, rule.resource),
+          profile: rule.profile,
+        };
   await ctx.bus.publish(
     'task.submitted',
-    subjects.tasks(ctx.project, rule.resource),
+    where.subject,
     {
       taskId,
       buildId: req.buildId,
       resource: rule.resource,
-      ...(rule.profile ? { profile: rule.profile } : {}),
-      command: fillCommand(rule.command, { stem: req.stem, inputs: args, outputs: req.outputs }),
+      ...(where.profile ? { profile: where.profile } : {}),
+      command,
       cwd: ctx.workspace,
       // A resource whose jobs do not see this workspace stages these and brings the outputs back.
-      files: { inputs: Object.keys(req.inputs), outputs: req.outputs },
+      files: { inputs: [...paths.inputs], outputs: [...paths.outputs] },
     },
     { msgId: taskId, cid },
   );
@@ -155,8 +225,10 @@ async function build(
 
   const outputs: Result['outputs'] = {};
   const cutoff: Result['cutoff'] = {};
-  for (const out of req.outputs) {
-    const full = join(ctx.workspace, out);
+  for (const out of paths.outputs) {
+    // The command may have left a symlink: its target is not read unless it is ours.
+    const full = await confineLocal(ctx.workspace, out).catch((err: Error) => err);
+    if (full instanceof Error) return fail('failed', errorText(full), logPath);
     const h = await digestFile(full).catch(() => undefined);
     if (!h)
       return fail(
@@ -174,11 +246,11 @@ async function build(
     discovered = await discover({
       workspace: ctx.workspace,
       rule,
-      outputs: req.outputs,
-      declared: new Set([...all, ...req.outputs]),
+      outputs: paths.outputs,
+      declared: new Set([...paths.required, ...paths.optional, ...paths.outputs]),
     });
   } catch (err) {
-    return fail('failed', (err as Error).message, logPath);
+    return fail('failed', errorText(err), logPath);
   }
   if (discovered.length) logger.debug({ buildId: req.buildId, discovered }, 'dependencies found');
   await finish(ctx, msg, {
@@ -222,7 +294,8 @@ async function publishResult(
 export async function outputsIntact(workspace: string, result: Result): Promise<boolean> {
   if (result.status !== 'succeeded') return false;
   for (const [path, rec] of Object.entries(result.outputs)) {
-    const h = await hashFile(join(workspace, path)).catch(() => undefined);
+    const full = await confineLocal(workspace, path).catch(() => undefined);
+    const h = full && (await hashFile(full).catch(() => undefined));
     if (h !== rec.sha256) return false;
   }
   return true;
@@ -242,7 +315,7 @@ async function stamp(path: string): Promise<string> {
 
 async function stampInputs(workspace: string, paths: readonly string[]): Promise<Stamps> {
   const out: Stamps = new Map();
-  for (const p of paths) out.set(p, await stamp(join(workspace, p)));
+  for (const p of paths) out.set(p, await stamp(await confineLocal(workspace, p)));
   return out;
 }
 
@@ -253,7 +326,9 @@ async function changedInputs(
   before: Stamps,
 ): Promise<string | undefined> {
   for (const [path, was] of before) {
-    const full = join(workspace, path);
+    // An input turned into a symlink leading out while the task ran counts as changed.
+    const full = await confineLocal(workspace, path).catch(() => undefined);
+    if (!full) return path;
     if ((await stamp(full)) === was) continue;
     if ((await hashFile(full).catch(() => undefined)) !== want[path]) return path;
   }
@@ -269,4 +344,10 @@ async function taskIdFor(ctx: ChefContext, buildId: string): Promise<string> {
   const taskId = `b-${buildId}`;
   const prior = (await ctx.tasks.get(taskId))?.value.state;
   return prior === 'killed' || prior === 'failed' ? `${taskId}-${Date.now().toString(36)}` : taskId;
+}
+
+/** A failure's text for BuildResult.error: refusals carry their stable code. */
+function errorText(err: unknown): string {
+  if (err instanceof BuildRefusedError) return `${err.code}: ${err.message}`;
+  return (err as Error).message;
 }

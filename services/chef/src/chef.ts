@@ -14,6 +14,7 @@ import type { ChefDefinition } from './definition.js';
 import { InputFetcher } from './fetch-inputs.js';
 import { startHeartbeat } from './heartbeat.js';
 import { answerHowToBuild } from './how-to-build.js';
+import { ProjectConfig } from './project-config.js';
 
 /**
  * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches, and
@@ -30,6 +31,8 @@ export async function startChef(
   const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
   const tasks = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
   const results = await bus.kv(buckets.builds(p), BuildResult);
+  // Followed before the first build is taken: every task goes to a queue the project binds.
+  const queues = await ProjectConfig.start(bus, p);
 
   // On-demand rules are not declared: they answer "how to build" questions only.
   const declaration = {
@@ -54,6 +57,7 @@ export async function startChef(
     results,
     fetcher,
     inflight,
+    queues,
   };
   const consumer = await bus.consume({
     stream: streams.builds(p),
@@ -82,6 +86,7 @@ export async function startChef(
     stopAnswers();
     await consumer.stop();
     stopCancels();
+    queues.stop();
     await fetcher.close();
     await bus.close();
   };

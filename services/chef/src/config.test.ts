@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { chefConfig } from './config.js';
 import { loadDefinition } from './definition.js';
 import { loadPods } from './pods.js';
-import { bindingsOf, declaredInputs } from './rule-paths.js';
 
 describe('CP_PODS', () => {
   const pod = { host: 'h', user: 'u', key: '/k', knownHosts: '/kh', root: '/w' };
@@ -54,40 +53,5 @@ describe('builtin chef definitions', () => {
       inputs: ['{stem}.aux'],
       outputs: ['{stem}.bbl'],
     });
-  });
-});
-
-describe('rule paths', () => {
-  const rule = RulesDeclared.shape.rules.element.parse({
-    id: 'link',
-    inputs: ['{stem}/main.o'],
-    optionalInputs: ['{stem}/util.o', '{stem}/lib.o'],
-    outputs: ['{stem}/prog'],
-    command: 'cc -o {out0} {in}',
-  });
-
-  it('gives the command the required inputs and the optional ones that exist, not discovered ones', () => {
-    const h = 'a'.repeat(64);
-    const req = {
-      buildId: '0123456789abcdef',
-      taskId: 'link:src',
-      ruleId: 'link',
-      chef: 'c',
-      stem: 'src',
-      inputs: { 'src/main.o': h, 'src/lib.o': h, 'src/extra.h': h },
-      outputs: ['src/prog'],
-      pass: 1,
-      locations: {},
-    };
-    expect(declaredInputs(rule, req)).toEqual({
-      args: ['src/main.o', 'src/lib.o'],
-      all: ['src/main.o', 'src/util.o', 'src/lib.o'],
-    });
-  });
-
-  it('reads name=value stems for rules with other placeholders', () => {
-    const multi = { ...rule, inputs: ['{dir}/{stem}.x'], optionalInputs: [], outputs: ['o'] };
-    expect(bindingsOf(multi, 'dir=a,stem=b/c')).toEqual({ dir: 'a', stem: 'b/c' });
-    expect(bindingsOf(rule, 'a,b')).toEqual({ stem: 'a,b' });
   });
 });

@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Rule } from '@computepods/protocol';
-import { confineAll } from './confine.js';
+import { confineAll, confineLocal } from './confine.js';
 import { parseDepfile } from './depfile.js';
 import { DiscoveryError } from './errors.js';
 import { parseAuxBibliography, parseFls } from './latex-records.js';
@@ -36,7 +35,8 @@ export async function discover(input: DiscoverInput): Promise<string[]> {
 
 async function read(input: DiscoverInput, path: string, why: string): Promise<string> {
   try {
-    return await readFile(join(input.workspace, path), 'utf8');
+    // The record is a file the command wrote: a symlink leading out of the workspace is refused.
+    return await readFile(await confineLocal(input.workspace, path), 'utf8');
   } catch (cause) {
     throw new DiscoveryError(input.rule.id, `cannot read ${path} (${why})`, { cause });
   }
@@ -77,8 +77,20 @@ async function fromLatex(input: DiscoverInput): Promise<string[]> {
       out.push(...confineAll(input.workspace, dir, bib.bibdata));
       // A style found in the workspace is a dependency; one from the TeX tree is not ours.
       for (const p of confineAll(input.workspace, dir, bib.bibstyle))
-        if (existsSync(join(input.workspace, p))) out.push(p);
+        if (await existsInside(input.workspace, p)) out.push(p);
     }
   }
   return out;
+}
+
+/** True when `path` is a file inside the workspace, symlinks followed only if they stay inside. */
+async function existsInside(workspace: string, path: string): Promise<boolean> {
+  const full = await confineLocal(workspace, path).catch(() => undefined);
+  return (
+    full !== undefined &&
+    (await stat(full).then(
+      () => true,
+      () => false,
+    ))
+  );
 }

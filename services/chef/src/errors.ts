@@ -34,3 +34,27 @@ export class DiscoveryError extends Error {
     this.name = 'DiscoveryError';
   }
 }
+
+/**
+ * A build request this chef will not carry out: a stem or path that would leave the workspace,
+ * paths that differ from what the chef's own rule gives, no queue for the rule, an inactive
+ * project. Reported as a failed BuildResult (`<code>: <message>`), never retried: the same
+ * request would be refused again.
+ */
+export class BuildRefusedError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly code:
+      | 'CP_CHEF_UNSAFE_STEM'
+      | 'CP_CHEF_UNSAFE_PATH'
+      | 'CP_CHEF_REQUEST_MISMATCH'
+      | 'CP_CHEF_NO_QUEUE'
+      | 'CP_CHEF_PROJECT_INACTIVE'
+      | 'CP_CHEF_PROJECT_INVALID',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'BuildRefusedError';
+  }
+}

@@ -1,8 +1,9 @@
 import { stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import { hashFile } from '@computepods/fswatch';
 import { downloadFile, SshPool } from '@computepods/transport';
+import { confineLocal } from './confine.js';
 import { InputFetchError } from './errors.js';
 import { type PodsConfig, sshTarget } from './pods.js';
 
@@ -34,7 +35,8 @@ export class InputFetcher {
   ) {}
 
   async ensure(path: string, want: string, pod: string | undefined): Promise<InputCheck> {
-    const local = join(this.workspace, path);
+    // Hashed, and maybe replaced by a download: a symlink leading out must not be followed.
+    const local = await confineLocal(this.workspace, path);
     const have = await hashFile(local).catch(() => undefined);
     if (have === want) return { ok: true };
     const now = have ? `is now ${have.slice(0, 12)}` : 'is missing';

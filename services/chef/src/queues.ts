@@ -1,0 +1,72 @@
+import type { Project, Queue } from '@computepods/protocol';
+import { BuildRefusedError } from './errors.js';
+
+/** What a rule asks of the queue its tasks go to. */
+export interface QueueWant {
+  readonly resource: string;
+  readonly profile?: string | undefined;
+}
+
+/**
+ * The project's queue for a rule: the one bound to the rule's resource and, when the rule names
+ * a profile, that profile; without a profile, the only queue of that resource. The task's
+ * profile is the chosen queue's: it comes from what an admin bound, never from a message.
+ * Throws BuildRefusedError saying what an admin does about it.
+ */
+export function pickQueue(project: string, queues: readonly Queue[], want: QueueWant): Queue {
+  const { resource, profile } = want;
+  const forResource = queues.filter((q) => q.resource === resource);
+  const matching =
+    profile === undefined ? forResource : forResource.filter((q) => q.profile === profile);
+  if (matching.length === 1) return matching[0]!;
+  if (matching.length === 0) {
+    const which = profile === undefined ? '' : ` and profile "${profile}"`;
+    const flag = profile === undefined ? ' [--profile F]' : ` --profile ${profile}`;
+    throw new BuildRefusedError(
+      'CP_CHEF_NO_QUEUE',
+      `project "${project}" has no queue for resource "${resource}"${which}: an admin binds one with \`cpctrl queue create --project ${project} --resource ${resource}${flag}\``,
+    );
+  }
+  const names = matching.map((q) => `${q.name} (profile ${q.profile ?? 'none'})`).join(', ');
+  throw new BuildRefusedError(
+    'CP_CHEF_NO_QUEUE',
+    profile === undefined
+      ? `project "${project}" has several queues for resource "${resource}": ${names}; the rule must name one with \`profile:\` in the chef definition`
+      : `project "${project}" has several queues for resource "${resource}" and profile "${profile}": ${names}; an admin deletes all but one (cpctrl queue delete)`,
+  );
+}
+
+/** What the chef knows of the project's record in `cp_<p>_config`. */
+export type ProjectState =
+  | { readonly kind: 'absent' }
+  /** Put, but no valid version was ever read: builds are refused rather than guessed. */
+  | { readonly kind: 'invalid' }
+  | { readonly kind: 'valid'; readonly project: Project };
+
+export type Route =
+  | { readonly queue: Queue }
+  /** TRANSITION: no project record; tasks go to `cp.<p>.tasks.<resource>` as before queues. */
+  | { readonly legacy: true };
+
+/**
+ * Where a rule's task goes: the project must be active and have a queue for the rule. Pure, so
+ * the whole decision is tested without a server.
+ */
+export function routeTask(project: string, state: ProjectState, want: QueueWant): Route {
+  if (state.kind === 'absent') {
+    // TRANSITION (remove when test/src/stack.ts writes a project record before services
+    // start): without any project record, tasks go to the queue named after the resource.
+    return { legacy: true };
+  }
+  if (state.kind === 'invalid')
+    throw new BuildRefusedError(
+      'CP_CHEF_PROJECT_INVALID',
+      `project "${project}": its record (key "project" of cp_${project}_config) is invalid, see the chef's log; an admin rewrites it with cpctrl project`,
+    );
+  if (!state.project.active)
+    throw new BuildRefusedError(
+      'CP_CHEF_PROJECT_INACTIVE',
+      `project "${project}" is inactive; an admin reactivates it before new builds run`,
+    );
+  return { queue: pickQueue(project, state.project.queues, want) };
+}
