@@ -194,16 +194,17 @@ describe('saved file → rebuilt artefact, end to end', () => {
 
   it('serves the REST API with OpenAPI, bearer-token mutations, 4xx naming the field, and live SSE', async () => {
     const url = await stack.httpUrl();
-    const list = (await fetch(`${url}/api/artefacts?status=up_to_date`).then((r) => r.json())) as {
+    // Every route but /healthz needs a token; CP_API_TOKEN is the bootstrap admin's.
+    const get = (path: string, init: RequestInit = {}) =>
+      fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${stack.apiToken}` } });
+    const list = (await get('/api/artefacts?status=up_to_date').then((r) => r.json())) as {
       path: string;
     }[];
     expect(list.map((a: { path: string }) => a.path)).toContain('out/a.upper');
-    const one = (await fetch(`${url}/api/artefact?path=out/a.upper`).then((r) =>
-      r.json(),
-    )) as object;
+    const one = (await get('/api/artefact?path=out/a.upper').then((r) => r.json())) as object;
     expect(one).toMatchObject({ producer: 'upper:a', artefact: { status: 'up_to_date' } });
 
-    const bad = await fetch(`${url}/api/artefact?path=../../etc/passwd`);
+    const bad = await get('/api/artefact?path=../../etc/passwd');
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: object }).error).toMatchObject({
       code: 'CP_UNSAFE_PATH',
@@ -230,15 +231,15 @@ describe('saved file → rebuilt artefact, end to end', () => {
     });
     expect(unknown.status).toBe(404);
 
-    const spec = (await fetch(`${url}/openapi.json`).then((r) => r.json())) as { paths: object };
+    const spec = (await get('/openapi.json').then((r) => r.json())) as { paths: object };
     expect(Object.keys(spec.paths)).toEqual(
       expect.arrayContaining(['/api/artefacts', '/api/builds', '/api/events', '/api/tasks']),
     );
     // The whole graph, idle or not; ?plan=true only what is pending (nothing, once built).
-    const dot = await fetch(`${url}/api/graph?format=dot`).then((r) => r.text());
+    const dot = await get('/api/graph?format=dot').then((r) => r.text());
     expect(dot).toMatch(/digraph/);
     expect(dot).toContain('"out/a.upper"');
-    const pending = await fetch(`${url}/api/graph?format=dot&plan=true`).then((r) => r.text());
+    const pending = await get('/api/graph?format=dot&plan=true').then((r) => r.text());
     expect(pending).toMatch(/digraph/);
     expect(pending).not.toContain('"out/a.upper"');
     const whyBuilt = await stack.cpctrl(['artefact', 'why', 'out/a.upper']);
@@ -251,7 +252,7 @@ describe('saved file → rebuilt artefact, end to end', () => {
 
     // live events: a saved file shows up on the SSE stream as it is rebuilt
     const ctrl = new AbortController();
-    const res = await fetch(`${url}/api/events`, { signal: ctrl.signal });
+    const res = await get('/api/events', { signal: ctrl.signal });
     const reader = res.body!.getReader();
     stack.write('src/sse.txt', 'events\n');
     let text = '';

@@ -7,6 +7,7 @@ import { projectCommand } from './commands/project.js';
 import { resourceCommands } from './commands/resource.js';
 import { statusCommand } from './commands/status.js';
 import { logsCommand, taskCommand } from './commands/task.js';
+import { tokenCommand } from './commands/token.js';
 import { reportError } from './output.js';
 
 const program = new Command('cpctrl')
@@ -47,6 +48,7 @@ taskCommand(program);
 logsCommand(program);
 projectCommand(program);
 resourceCommands(program);
+tokenCommand(program);
 completionCommand(program);
 
 const json =

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Bus } from '@computepods/bus';
 import {
   ArtefactRecord,
@@ -8,12 +7,13 @@ import {
   envelope,
   Profile,
   Resource,
+  type Role,
   subjects,
   TaskRecord,
   type UnsafePathError,
 } from '@computepods/protocol';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -22,12 +22,30 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { Access, AccessError, type Principal } from './access.js';
+import { allowedHosts, hostAllowed } from './allowed-hosts.js';
+import { LogRefused, readConfinedLog } from './confined-log.js';
 import type { MajorDomo } from './majordomo.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least role a route needs; a route without one needs admin. */
+    role?: Role;
+    /** An event stream: EventSource cannot set headers, so `?token=` is accepted too. */
+    eventStream?: boolean;
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const viewer = { role: 'viewer' } as const;
+const member = { role: 'member' } as const;
 
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
-  /** Mutations need `Authorization: Bearer <token>`. */
+  /** The bootstrap admin token (CP_API_TOKEN or generated); per-user tokens live in KV. */
   readonly token: string;
 }
 
@@ -57,10 +75,24 @@ function safePath(path: string): string {
   }
 }
 
+/** The bearer token of a request: the Authorization header, or `?token=` on event streams. */
+function tokenOf(req: FastifyRequest): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (m) return m[1];
+  if (req.routeOptions.config.eventStream) {
+    const q = (req.query as { token?: unknown } | undefined)?.token;
+    if (typeof q === 'string' && q) return q;
+  }
+  return undefined;
+}
+
 /**
  * MajorDomo's REST API (zod-typed, OpenAPI at /openapi.json) and a server-sent-events stream of
- * every project event, for cpctrl, the web UI and scripts. Reads are open; mutations need the
- * bearer token.
+ * every project event, for cpctrl, the web UI and scripts. Every route but GET /healthz needs a
+ * per-user token (or the bootstrap token) whose user's role in the project allows it; the Host
+ * header must be an allowed one (DNS rebinding). Both are checked in onRequest, before any
+ * body is parsed or any schema validated, so an unauthenticated caller learns nothing of them.
+ * Nothing here logs a URL (`?token=`) or a header.
  */
 export async function startHttp(
   bus: Bus,
@@ -81,6 +113,7 @@ export async function startHttp(
         description: `Project ${md.cfg.project}`,
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
   });
@@ -101,12 +134,12 @@ export async function startHttp(
         },
       });
     }
-    if (err instanceof HttpError) {
+    if (err instanceof HttpError || err instanceof AccessError || err instanceof LogRefused) {
       return reply.code(err.status).send({
         error: {
           code: err.code,
           message: err.message,
-          ...(err.field ? { field: err.field } : {}),
+          ...(err instanceof HttpError && err.field ? { field: err.field } : {}),
         },
       });
     }
@@ -122,32 +155,60 @@ export async function startHttp(
     return reply.code(500).send({ error: { code: 'CP_INTERNAL', message: err.message } });
   });
 
-  const token = Buffer.from(opts.token);
-  const requireToken = async (req: FastifyRequest, _reply: FastifyReply) => {
-    const given = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer\s+/i, ''));
-    if (given.length !== token.length || !timingSafeEqual(given, token)) {
-      throw new HttpError(
-        401,
-        'CP_UNAUTHORIZED',
-        'this call changes state: send "Authorization: Bearer <token>" (CP_API_TOKEN)',
-      );
-    }
-  };
-  const secured = { security: [{ bearer: [] }] };
+  const cfg = md.cfg;
+  const access = await Access.start(bus, cfg.project, opts.token);
+  app.addHook('onClose', async () => access.stop());
+  // Filled once listening: the port may be 0 (a free one) until then.
+  let hosts = new Set<string>();
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.url === '/healthz' && req.method === 'GET') return;
+    if (!hostAllowed(hosts, req.headers.host))
+      throw new HttpError(
+        421,
+        'CP_HOST_NOT_ALLOWED',
+        // The allowed names are not listed: a rebinding page could read them.
+        `this API does not answer for Host ${JSON.stringify(req.headers.host ?? '')}; call it by the address it listens on (e.g. 127.0.0.1:<port>), or add the name to MajorDomo's CP_HTTP_ALLOWED_HOSTS`,
+      );
+    const principal = access.authenticate(tokenOf(req));
+    req.principal = principal;
+    if (req.is404) return;
+    const route = `${req.method} ${req.routeOptions.url}`;
+    access.authorize(principal, req.routeOptions.config.role ?? 'admin', route);
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      bus.logger.info({ user: principal.user, tokenId: principal.tokenId, route }, 'API call');
+  });
+
   app.get(
-    '/api/health',
-    { schema: { response: { 200: z.object({ ok: z.boolean(), project: z.string() }) } } },
-    async () => ({
-      ok: true,
-      project: md.cfg.project,
-    }),
+    '/healthz',
+    {
+      schema: {
+        description: 'Health probe; the only route without a token',
+        security: [],
+        response: { 200: z.object({ ok: z.literal(true) }) },
+      },
+    },
+    async () => ({ ok: true as const }),
+  );
+  app.get('/openapi.json', { config: viewer, schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/api/whoami',
+    {
+      config: viewer,
+      schema: {
+        description: 'The user and role behind the token sent',
+        response: {
+          200: z.object({ user: z.string(), role: z.string(), tokenId: z.string().optional() }),
+        },
+      },
+    },
+    async (req) => req.principal!,
   );
 
   app.get(
     '/api/artefacts',
     {
+      config: viewer,
       schema: {
         description: 'Artefacts and their states, optionally filtered',
         querystring: z.object({ status: ArtefactStatus.optional(), prefix: z.string().optional() }),
@@ -167,6 +228,7 @@ export async function startHttp(
   app.get(
     '/api/artefact',
     {
+      config: viewer,
       schema: {
         description: 'One artefact, with the task that produces it and why it is (or was) dirty',
         querystring: PathQuery,
@@ -201,6 +263,7 @@ export async function startHttp(
   app.get(
     '/api/why',
     {
+      config: viewer,
       schema: {
         description: 'The chain of changes that made an artefact dirty',
         querystring: PathQuery,
@@ -212,6 +275,7 @@ export async function startHttp(
   app.get(
     '/api/graph',
     {
+      config: viewer,
       schema: {
         description: 'The dependency graph with components (cycles) marked',
         querystring: z.object({
@@ -234,20 +298,25 @@ export async function startHttp(
 
   app.get(
     '/api/plan',
-    { schema: { description: 'Components in topological order with their state' } },
+    { config: viewer, schema: { description: 'Components in topological order with their state' } },
     async () => md.dm.plan(),
   );
-  app.get('/api/status', { schema: { description: 'What MajorDomo is doing now' } }, async () =>
-    md.status(),
+  app.get(
+    '/api/status',
+    { config: viewer, schema: { description: 'What MajorDomo is doing now' } },
+    async () => md.status(),
   );
 
-  app.get('/api/builds', { schema: { description: 'Builds in flight' } }, async () => md.builds());
+  app.get(
+    '/api/builds',
+    { config: viewer, schema: { description: 'Builds in flight' } },
+    async () => md.builds(),
+  );
   app.post(
     '/api/builds',
     {
-      preHandler: requireToken,
+      config: member,
       schema: {
-        ...secured,
         description: '(Re)build an artefact and what it needs',
         body: z.object({ path: z.string().min(1), force: z.boolean().default(false) }),
         response: {
@@ -266,9 +335,8 @@ export async function startHttp(
   app.delete(
     '/api/builds/:taskId',
     {
-      preHandler: requireToken,
+      config: member,
       schema: {
-        ...secured,
         description: 'Cancel a build in flight',
         params: z.object({ taskId: z.string().min(1) }),
       },
@@ -290,6 +358,7 @@ export async function startHttp(
   app.get(
     '/api/tasks',
     {
+      config: viewer,
       schema: {
         description: 'Task records (runner state), newest first',
         querystring: z.object({
@@ -309,9 +378,8 @@ export async function startHttp(
   app.post(
     '/api/tasks/:taskId/:action',
     {
-      preHandler: requireToken,
+      config: member,
       schema: {
-        ...secured,
         description: 'Pause, resume or kill a task',
         params: z.object({
           taskId: z.string().min(1),
@@ -355,6 +423,7 @@ export async function startHttp(
   app.get(
     '/api/logs/:taskId',
     {
+      config: viewer,
       schema: {
         description: "A task's stdout or stderr (as far as written)",
         params: z.object({ taskId: z.string().min(1) }),
@@ -372,14 +441,7 @@ export async function startHttp(
           'CP_NO_LOG',
           `task ${req.params.taskId} has no ${req.query.stream} yet (state ${rec.state})`,
         );
-      const { readFile } = await import('node:fs/promises');
-      const text = await readFile(path, 'utf8').catch(() => {
-        throw new HttpError(
-          404,
-          'CP_NO_LOG',
-          `the ${req.query.stream} of ${req.params.taskId} is at ${path} on the runner's host, not readable here`,
-        );
-      });
+      const text = await readConfinedLog(path, cfg.logRoots);
       return reply.type('text/plain; charset=utf-8').send(text);
     },
   );
@@ -389,15 +451,33 @@ export async function startHttp(
     ['profiles', Profile, buckets.profiles()],
   ] as const) {
     const kv = await bus.kv(bucket, schema as z.ZodType);
-    app.get(`/api/${kind}`, { schema: { description: `Configured ${kind}` } }, async () =>
-      [...(await kv.entries()).values()].map((v) => v.value),
+    app.get(
+      `/api/${kind}`,
+      { config: viewer, schema: { description: `Configured ${kind}` } },
+      async () => [...(await kv.entries()).values()].map((v) => v.value),
     );
   }
 
+  let streams = 0;
   app.get(
     '/api/events',
-    { schema: { description: 'Server-sent events: every event of the project, live' } },
+    {
+      config: { ...viewer, eventStream: true },
+      schema: {
+        description:
+          'Server-sent events: every event of the project, live. EventSource cannot send headers, so ?token= is accepted here (only here).',
+        querystring: z.object({ token: z.string().optional() }),
+      },
+    },
     (req, reply) => {
+      if (streams >= cfg.maxSse)
+        return reply.code(503).send({
+          error: {
+            code: 'CP_TOO_MANY_STREAMS',
+            message: `${streams} event streams are open, the most this API serves (CP_HTTP_MAX_SSE=${cfg.maxSse}); close one, or raise CP_HTTP_MAX_SSE`,
+          },
+        });
+      streams++;
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
@@ -407,8 +487,8 @@ export async function startHttp(
         'x-accel-buffering': 'no',
       });
       res.write(': connected\n\n');
-      const apiPrefix = `cp.${md.cfg.project}.api.`;
-      const sub = bus.nc.subscribe(`cp.${md.cfg.project}.>`, {
+      const apiPrefix = `cp.${cfg.project}.api.`;
+      const sub = bus.nc.subscribe(`cp.${cfg.project}.>`, {
         callback: (_err, m) => {
           if (m.subject.startsWith(apiPrefix)) return;
           let type = 'message';
@@ -421,13 +501,35 @@ export async function startHttp(
         },
       });
       const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-      req.raw.on('close', () => {
+      // A stream lives longer than one check: a revoke or a lost role ends it too.
+      const token = tokenOf(req);
+      const stopWatching = access.onChange(() => {
+        try {
+          access.authorize(access.authenticate(token), 'viewer', 'GET /api/events');
+        } catch (err) {
+          const e = err as AccessError;
+          res.end(
+            `event: error\ndata: ${JSON.stringify({ error: { code: e.code, message: e.message } })}\n\n`,
+          );
+          done();
+        }
+      });
+      let closed = false;
+      const done = () => {
+        if (closed) return;
+        closed = true;
+        streams--;
         clearInterval(ping);
         sub.unsubscribe();
-      });
+        stopWatching();
+      };
+      res.on('close', done);
     },
   );
 
   await app.listen({ host: opts.host, port: opts.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  hosts = allowedHosts(opts.host, port, cfg.httpAllowedHosts);
   return app;
 }
