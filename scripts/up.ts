@@ -125,7 +125,7 @@ async function main(): Promise<void> {
       `  resource    local (runner on this machine)`,
       `  logs        ${state}/logs/`,
       `  API         http://127.0.0.1:${httpPort}  (OpenAPI: /openapi.json, live events: /api/events)`,
-      `  API token   ${state}/${project}/majordomo/api-token  (needed for POST/DELETE)`,
+      `  API token   ${state}/${project}/majordomo/api-token  (bootstrap admin; cpctrl token create --user NAME makes per-user ones)`,
       '',
       'The demo: out/hello.upper from src/hello.txt, and out/guide.html from src/guide.md through a',
       'cycle (its table of contents is read back from the page as out/guide.toc): a new document',
