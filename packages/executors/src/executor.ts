@@ -119,6 +119,34 @@ export class Executor {
     });
   }
 
+  /**
+   * Records a task that must not run (a cwd outside the workspace roots, another profile...)
+   * as failed with `reason`, in one write (created → failed), and never hands it to the
+   * backend. Like submit, an id this executor already has is left as it is.
+   */
+  async refuse(input: TaskSubmitted, reason: string): Promise<TaskRecord> {
+    const task = TaskSubmitted.parse(input);
+    return this.#serial(task.taskId, async () => {
+      const known = this.#records.get(task.taskId);
+      if (known) return known;
+      const time = new Date().toISOString();
+      const created: TaskRecord = {
+        task,
+        state: 'created',
+        ...(this.#runner ? { runner: this.#runner } : {}),
+        history: [{ state: 'created', time }],
+        updated: time,
+      };
+      const failed = this.#step(created, 'failed', { reason, exitCode: null }, time);
+      await this.#write(failed);
+      this.#records.set(task.taskId, failed);
+      this.#announce(created, undefined);
+      this.#announce(failed, 'created');
+      this.#markEnded(failed);
+      return failed;
+    });
+  }
+
   /** Pauses a created or submitted task; throws IllegalTransitionError otherwise. */
   async pause(taskId: string, reason = 'paused on request'): Promise<TaskRecord> {
     return this.#serial(taskId, async () => {

@@ -112,6 +112,24 @@ describe('local backend', () => {
     });
   });
 
+  it('refuses a task: created → failed in one record, published in order, never run', async () => {
+    const { ex, hooks } = setup();
+    const marker = tmp.join('refused-ran');
+    const t = task(`touch ${marker}`);
+    const rec = await ex.refuse(t, 'cwd "/x" is outside the runner\'s workspace roots');
+    expect(rec).toMatchObject({ state: 'failed', exitCode: null, runner: 'test' });
+    expect(rec.reason).toMatch(/outside the runner's workspace roots/);
+    expect(hooks.calls.filter((c) => c.taskId === t.taskId)).toEqual([
+      { kind: 'record', taskId: t.taskId, state: 'failed', history: ['created', 'failed'] },
+      { kind: 'publish', taskId: t.taskId, state: 'created' },
+      { kind: 'publish', taskId: t.taskId, state: 'failed' },
+    ]);
+    expect((await ex.wait(t.taskId)).state).toBe('failed');
+    // the same id again, refused or submitted: left as it is, still never run
+    expect((await ex.submit(t)).state).toBe('failed');
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it('fails a task whose cwd does not exist, saying so', async () => {
     const { ex } = setup();
     const t = task('true', { cwd: tmp.join('no-such-dir') });

@@ -16,7 +16,14 @@ import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
 import { type JobTree, mergeTrees, outputTarget, taskTree, workDirOf } from './slurm-files.js';
 import { ensureOk, type SlurmHost } from './slurm-host.js';
-import { jobPhase, parseScan, parseSqueue, SCAN_SCRIPT, type ScanResult } from './slurm-queue.js';
+import {
+  jobPhase,
+  parseScan,
+  parseSqueue,
+  SCAN_SCRIPT,
+  type ScanResult,
+  squeueArgs,
+} from './slurm-queue.js';
 import { effectiveConfig, jobScript, resolveExports, sbatchArgs } from './slurm-script.js';
 
 export interface SlurmBackendOptions {
@@ -443,13 +450,9 @@ export class SlurmBackend implements Backend {
 
   async #findByName(key: string): Promise<string | undefined> {
     this.#stats.squeue++;
-    const res = await this.#host.slurm([
-      'squeue',
-      '--noheader',
-      '--states=all',
-      `--name=cp-${key}`,
-      '--format=%i',
-    ]);
+    const res = await this.#host.slurm(
+      squeueArgs({ name: `cp-${key}` }, '%i', { allStates: true }),
+    );
     if (res.code !== 0) throw Object.assign(new Error(res.stderr.trim()), { retryable: true });
     const id = res.stdout.trim().split('\n')[0]?.trim();
     return id && /^\d+$/.test(id) ? id : undefined;
@@ -548,13 +551,7 @@ export class SlurmBackend implements Backend {
 
   async #squeue(ids: readonly string[]): Promise<Map<string, { state: string; reason: string }>> {
     this.#stats.squeue++;
-    const res = await this.#host.slurm([
-      'squeue',
-      '--noheader',
-      '--states=all',
-      '--format=%i|%T|%r',
-      `--jobs=${ids.join(',')}`,
-    ]);
+    const res = await this.#host.slurm(squeueArgs({ jobs: ids }, '%i|%T|%r', { allStates: true }));
     // squeue fails this way when none of the ids is known any more: an answer, not an error.
     if (res.code !== 0 && /Invalid job id specified/.test(res.stderr)) return new Map();
     return parseSqueue(ensureOk('squeue', res).stdout);

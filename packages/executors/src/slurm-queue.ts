@@ -1,3 +1,23 @@
+/**
+ * An squeue command line for this user's own jobs (`--me`: the profile's user, as sudo or SSH
+ * runs it), by job name or by job ids. A job of another cluster user that carries the same
+ * name is then never counted, adopted, or taken for ours.
+ */
+export function squeueArgs(
+  select: { readonly name: string } | { readonly jobs: readonly string[] },
+  format: string,
+  options: { readonly allStates?: boolean } = {},
+): string[] {
+  return [
+    'squeue',
+    '--me',
+    '--noheader',
+    ...(options.allStates ? ['--states=all'] : []),
+    `--format=${format}`,
+    'name' in select ? `--name=${select.name}` : `--jobs=${select.jobs.join(',')}`,
+  ];
+}
+
 /** squeue --format=%i|%T|%r lines → job id → state and reason. */
 export function parseSqueue(stdout: string): Map<string, { state: string; reason: string }> {
   const out = new Map<string, { state: string; reason: string }>();

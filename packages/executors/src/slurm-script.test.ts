@@ -7,7 +7,7 @@ import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UnsafeValueError } from './errors.js';
 import { BatchingError, chunk, planBatches } from './slurm-batching.js';
-import { jobPhase, parseScan, parseSqueue, SCAN_SCRIPT } from './slurm-queue.js';
+import { jobPhase, parseScan, parseSqueue, SCAN_SCRIPT, squeueArgs } from './slurm-queue.js';
 import {
   effectiveConfig,
   type JobSpec,
@@ -115,6 +115,24 @@ describe('sbatch options', () => {
 });
 
 describe('squeue and scan parsing', () => {
+  it("asks squeue for this user's jobs only (--me), by name or by ids", () => {
+    expect(squeueArgs({ name: 'cp-k1' }, '%i', { allStates: true })).toEqual([
+      'squeue',
+      '--me',
+      '--noheader',
+      '--states=all',
+      '--format=%i',
+      '--name=cp-k1',
+    ]);
+    expect(squeueArgs({ jobs: ['12', '13'] }, '%i|%T')).toEqual([
+      'squeue',
+      '--me',
+      '--noheader',
+      '--format=%i|%T',
+      '--jobs=12,13',
+    ]);
+  });
+
   it('reads states and phases', () => {
     const s = parseSqueue('12|RUNNING|None\n13|PENDING|JobHeldUser\n\n');
     expect(s.get('13')).toEqual({ state: 'PENDING', reason: 'JobHeldUser' });
