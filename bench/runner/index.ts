@@ -108,6 +108,7 @@ async function throughNats(n: number, latencyN: number) {
     stateDir: tmp.join('runner-state'),
     parallel: PARALLEL,
     intake: 512,
+    workspaceRoots: [tmp.path],
   });
   const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
   let finished = 0;

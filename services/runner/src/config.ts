@@ -1,5 +1,5 @@
 import { cpus, hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { checkName, checkProject } from '@computepods/protocol';
 
 export interface RunnerConfig {
@@ -21,6 +21,35 @@ export interface RunnerConfig {
   readonly profileFile?: string | undefined;
   /** Task submissions handled at once (each only records the task; running is separate). */
   readonly intake: number;
+  /**
+   * The only folders (and what is below them) a task's cwd may be in, checked with symlinks
+   * resolved: CP_WORKSPACE_ROOTS (colon-separated absolute paths), else CP_WORKSPACE. Empty:
+   * every task is refused, since a runner that would run anywhere is never the default.
+   */
+  readonly workspaceRoots: readonly string[];
+  /**
+   * Pilot workers only: the profile id of the runner that started them, checked against each
+   * task's `profile` (the worker itself runs a local resource without a profile).
+   */
+  readonly pilotProfile?: string | undefined;
+}
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/**
+ * CP_WORKSPACE_ROOTS as absolute paths; else CP_WORKSPACE (made absolute, as the chef does);
+ * else none. A relative or odd entry in CP_WORKSPACE_ROOTS stops the runner with the fix.
+ */
+export function workspaceRootsOf(env: NodeJS.ProcessEnv): string[] {
+  const list = env.CP_WORKSPACE_ROOTS?.trim();
+  if (!list) return env.CP_WORKSPACE ? [resolve(env.CP_WORKSPACE)] : [];
+  return list.split(':').map((root) => {
+    if (!isAbsolute(root) || CONTROL_CHARS.test(root))
+      throw new Error(
+        `CP_WORKSPACE_ROOTS must be absolute paths separated by ":", got ${JSON.stringify(root)} in ${JSON.stringify(list)}; write it as /path/one:/path/two`,
+      );
+    return resolve(root);
+  });
 }
 
 /** Every setting comes from the environment (flags are for the CLI). */
@@ -43,5 +72,7 @@ export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig
     profile: env.CP_PROFILE,
     profileFile: env.CP_PROFILE_FILE,
     intake: int('CP_RUNNER_INTAKE', 256),
+    workspaceRoots: workspaceRootsOf(env),
+    pilotProfile: env.CP_PILOT_PROFILE || undefined,
   };
 }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Bus } from '@computepods/bus';
-import { isTerminal, type SlurmHost, sbatchArgs, shq } from '@computepods/executors';
+import { isTerminal, type SlurmHost, sbatchArgs, shq, squeueArgs } from '@computepods/executors';
 import {
   buckets,
   InvalidConfigError,
   type LocalResource,
   type Profile,
+  profileId,
   streams,
   subjects,
   TaskRecord,
@@ -98,6 +99,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   const pollMs = Math.max(200, Math.min(5_000, resource.jobs_poll_interval * 1000));
   const maxAckPending = pilotMaxAckPending(resource);
   const kv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
+  const servedProfile = cfg.profile ?? (options.profile ? profileId(options.profile) : undefined);
 
   // A checkout or node missing on the cluster is a configuration error, said at once; a host
   // that does not answer yet is asked again before the first pilot is submitted.
@@ -128,8 +130,8 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   // Pilots from before a restart of the runner, found once, before anything is submitted.
   let found = false;
   async function findEarlierPilots(): Promise<void> {
-    // Still queued or running: found by their job name.
-    const res = await host.slurm(['squeue', '--noheader', `--name=${jobName}`, '--format=%i|%T']);
+    // Still queued or running: found by their job name, among this user's jobs only.
+    const res = await host.slurm(squeueArgs({ name: jobName }, '%i|%T'));
     if (res.code !== 0) throw new Error(`squeue failed: ${res.stderr.trim()}`);
     for (const [id, state] of parseSqueue(res.stdout))
       pilots.set(id, { jobId: id, dir: '', state });
@@ -152,12 +154,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   async function refresh(): Promise<void> {
     if (!pilots.size) return;
     const ids = [...pilots.keys()];
-    const res = await host.slurm([
-      'squeue',
-      '--noheader',
-      `--jobs=${ids.join(',')}`,
-      '--format=%i|%T',
-    ]);
+    const res = await host.slurm(squeueArgs({ jobs: ids }, '%i|%T'));
     // squeue fails this way when none of the ids is known any more: an answer, not an error.
     if (res.code !== 0 && !/Invalid job id/i.test(res.stderr))
       throw new Error(`squeue failed: ${res.stderr.trim()}`);
@@ -217,6 +214,10 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       CP_PILOT_IDLE_TIMEOUT_S: String(pc!.idle_timeout_s),
       CP_PILOT_MAX_ACK_PENDING: String(maxAckPending),
       CP_LOG_FORMAT: 'json',
+      // The workers check every task as this runner would: the same workspace roots, and the
+      // profile this runner serves (they run a profile-less local resource themselves).
+      CP_WORKSPACE_ROOTS: cfg.workspaceRoots.join(':'),
+      ...(servedProfile ? { CP_PILOT_PROFILE: servedProfile } : {}),
     };
     const exports = Object.entries(env).map(([k, v]) => `${k}=${shq(v, k)}`);
     const script = [

@@ -1,4 +1,12 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { NatsServer, TempDir, until } from '@computepods/testkit';
@@ -15,7 +23,17 @@ describe('runner v1 (local) over a real nats-server', () => {
   const logger = createLogger('runner-test');
   logger.level = 'silent';
 
+  // Tasks may run in ws/ only; `outside` stands for a home directory next to it.
+  const ws = dir.join('ws');
+  const outside = dir.join('outside');
+
   beforeAll(async () => {
+    mkdirSync(ws);
+    mkdirSync(outside);
+    writeFileSync(
+      dir.join('profile.json'),
+      JSON.stringify({ resource_type: 'local', name: 'Lab', id: 'lab' }),
+    );
     nats = await NatsServer.start();
     bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
     runner = await startRunner(bus, {
@@ -25,6 +43,8 @@ describe('runner v1 (local) over a real nats-server', () => {
       stateDir: dir.join('state'),
       parallel: 2,
       intake: 16,
+      workspaceRoots: [ws],
+      profileFile: dir.join('profile.json'),
     });
   });
   afterAll(async () => {
@@ -44,12 +64,12 @@ describe('runner v1 (local) over a real nats-server', () => {
   }
 
   it('runs a task once, records every state, and ignores a redelivered duplicate', async () => {
-    const out = dir.join('count');
+    const out = join(ws, 'count');
     const task = {
       taskId: 't-1',
       resource: 'local',
       command: `echo run >> ${out}; echo to-stderr >&2`,
-      cwd: dir.path,
+      cwd: ws,
     };
     await bus.publish('task.submitted', subjects.tasks(P, 'local'), task, { msgId: 'a' });
     const rec = await finalState('t-1');
@@ -82,12 +102,12 @@ describe('runner v1 (local) over a real nats-server', () => {
 
   it('does not run a task that already has a record (another runner has it), and takes it off the queue', async () => {
     const kv = await bus.kv(buckets.tasks(P), TaskRecord);
-    const ran = dir.join('other-ran');
+    const ran = join(ws, 'other-ran');
     const task = {
       taskId: 'o-1',
       resource: 'local',
       command: `touch ${ran}`,
-      cwd: dir.path,
+      cwd: ws,
       env: {},
       gpu: false,
     };
@@ -116,7 +136,7 @@ describe('runner v1 (local) over a real nats-server', () => {
       taskId: 't-slow',
       resource: 'local',
       command: 'sleep 30 & sleep 30',
-      cwd: dir.path,
+      cwd: ws,
       timeoutMs: 300,
     });
     const rec = await finalState('t-slow');
@@ -137,12 +157,12 @@ describe('runner v1 (local) over a real nats-server', () => {
         error?: { code: string; message: string };
       };
     };
-    const gate = dir.join('control-gate');
+    const gate = join(ws, 'control-gate');
     const blocker = (id: string) => ({
       taskId: id,
       resource: 'local',
       command: `while [ ! -e ${gate} ]; do sleep 0.05; done`,
-      cwd: dir.path,
+      cwd: ws,
     });
     // parallel 2: two blockers take both slots, the third waits in the queue
     for (const id of ['c-1', 'c-2'])
@@ -153,7 +173,7 @@ describe('runner v1 (local) over a real nats-server', () => {
       taskId: 'c-3',
       resource: 'local',
       command: 'echo third',
-      cwd: dir.path,
+      cwd: ws,
     });
     await kv.waitFor('c-3', (r) => r.state === 'submitted');
     expect(await control('c-3', 'pause')).toEqual({
@@ -180,5 +200,83 @@ describe('runner v1 (local) over a real nats-server', () => {
       'running',
       'finished',
     ]);
+  });
+
+  /** Waits until the runner's queue is empty and nothing is unacknowledged. */
+  const drained = () =>
+    until(async () => {
+      const c = await bus.jsm.consumers.info(streams.tasks(P), 'runner-local');
+      return c.num_pending === 0 && c.num_ack_pending === 0;
+    }, 'the runner to take every task off its queue (acknowledged)');
+
+  it('refuses a forged task whose cwd holds an SSH key: recorded failed, never run, acknowledged, nothing copied', async () => {
+    const ssh = join(outside, '.ssh');
+    mkdirSync(ssh);
+    writeFileSync(join(ssh, 'id_ed25519'), 'FAKE PRIVATE KEY\n');
+    const before = readdirSync(ssh);
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), {
+      taskId: 'evil-key',
+      resource: 'local',
+      command: 'cp id_ed25519 authorized_keys; touch ran',
+      cwd: ssh,
+      files: { inputs: ['id_ed25519'], outputs: ['authorized_keys'] },
+    });
+    const rec = await finalState('evil-key');
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toBe(
+      `cwd ${JSON.stringify(ssh)} is outside the runner's workspace roots (CP_WORKSPACE_ROOTS=${ws}); the task was not run. Run it from a workspace inside them, or add its workspace to CP_WORKSPACE_ROOTS on the runner`,
+    );
+    expect(rec.history.map((h) => h.state)).toEqual(['created', 'failed']);
+    expect(rec.exitCode).toBeNull();
+    await drained();
+    expect(readdirSync(ssh)).toEqual(before);
+    expect(readFileSync(join(ssh, 'id_ed25519'), 'utf8')).toBe('FAKE PRIVATE KEY\n');
+    // nothing under the runner's task folders either: it was never handed to the backend
+    expect(existsSync(dir.join('state', 'tasks', 'evil-key'))).toBe(false);
+  });
+
+  it('refuses a cwd that reaches outside through a symlink or "..", and one that does not exist', async () => {
+    symlinkSync(outside, join(ws, 'home-link'));
+    const marker = join(outside, 'ran');
+    const forged = (taskId: string, cwd: string) =>
+      bus.publish('task.submitted', subjects.tasks(P, 'local'), {
+        taskId,
+        resource: 'local',
+        command: `touch ${marker}`,
+        cwd,
+      });
+    await forged('via-link', join(ws, 'home-link'));
+    await forged('via-dots', `${ws}/../outside`);
+    await forged('nowhere', join(ws, 'missing'));
+    const link = await finalState('via-link');
+    expect(link.state).toBe('failed');
+    expect(link.reason).toMatch(
+      new RegExp(`is outside the runner's workspace roots .*: it resolves to "${outside}"`),
+    );
+    expect((await finalState('via-dots')).reason).toMatch(
+      /is outside the runner's workspace roots/,
+    );
+    expect((await finalState('nowhere')).reason).toMatch(/does not exist on the runner/);
+    await drained();
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("refuses a task asking for another profile than the runner's, naming both; its own profile runs", async () => {
+    const marker = join(ws, 'profile-ran');
+    const task = (taskId: string, profile: string) => ({
+      taskId,
+      resource: 'local',
+      profile,
+      command: `echo ${taskId} >> ${marker}`,
+      cwd: ws,
+    });
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), task('p-other', 'admin'));
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), task('p-mine', 'lab'));
+    const other = await finalState('p-other');
+    expect(other.state).toBe('failed');
+    expect(other.reason).toMatch(/^profile "admin" is not this runner's profile "lab"/);
+    expect((await finalState('p-mine')).state).toBe('finished');
+    await drained();
+    expect(readFileSync(marker, 'utf8')).toBe('p-mine\n');
   });
 });

@@ -8,6 +8,7 @@ import {
 import {
   buckets,
   Envelope,
+  profileId,
   streams,
   subjects,
   TaskControl,
@@ -17,7 +18,9 @@ import {
 import type { RunnerConfig } from './config.js';
 import { KvRecords, RECORD_CONFLICT } from './kv-records.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
-import { loadProfile, loadResource } from './resources.js';
+import { loadProfile, loadQueue, loadResource } from './resources.js';
+import { type AdmissionPolicy, refusalOf } from './task-admission.js';
+import { missingRoots, rootsLabel } from './workspace-roots.js';
 
 /** Ended tasks younger than this are adopted too, so a kill recorded just before a crash is still carried out. */
 const ADOPT_KILLED_MS = 60 * 60_000;
@@ -59,10 +62,30 @@ export async function startRunner(
   await ensureProjectStreams(bus, p);
   const kv = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
   const records = new KvRecords(kv);
-  const resource = await loadResource(bus, cfg);
-  const profile = await loadProfile(bus, cfg, resource);
+  const queue = await loadQueue(bus, cfg);
+  const resource = await loadResource(bus, cfg, queue);
+  const profile = await loadProfile(bus, cfg, resource, queue);
   const cids = new Map<string, string>();
   const log = bus.logger;
+  const policy: AdmissionPolicy = {
+    resource: cfg.resource,
+    profile: cfg.pilotProfile ?? cfg.profile ?? (profile ? profileId(profile) : undefined),
+    workspaceRoots: cfg.workspaceRoots,
+    // Over SSH a task without declared files runs in cwd on the cluster, not here.
+    remoteCwd: (task) => resource.type === 'slurm_ssh' && !task.files,
+  };
+  if (cfg.workspaceRoots.length === 0)
+    log.error(
+      'no workspace roots: this runner refuses every task until CP_WORKSPACE_ROOTS (colon-separated absolute paths) or CP_WORKSPACE is set to the workspaces its tasks may run in',
+    );
+  else {
+    const missing = await missingRoots(cfg.workspaceRoots);
+    if (missing.length)
+      log.warn(
+        { missing, roots: cfg.workspaceRoots },
+        'workspace roots that do not exist: no task runs in them until they do',
+      );
+  }
 
   const executor = createExecutor({
     resource,
@@ -126,9 +149,23 @@ export async function startRunner(
 
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
     if (executor.get(task.taskId)) return; // redelivered: already ours
+    // Checked before anything is accepted: a refused task is recorded failed, never run, and
+    // its message acknowledged (it would fail the same way again).
+    const refusal = await refusalOf(task, policy);
     cids.set(task.taskId, cid);
     try {
-      await executor.submit(task);
+      if (refusal) {
+        await executor.refuse(task, refusal.message);
+        logger.warn(
+          {
+            taskId: task.taskId,
+            field: refusal.field,
+            code: refusal.code,
+            reason: refusal.message,
+          },
+          'task refused',
+        );
+      } else await executor.submit(task);
     } catch (err) {
       cids.delete(task.taskId);
       // The first record is a create: it fails when the task has a record already. Done, or in
@@ -167,7 +204,16 @@ export async function startRunner(
     },
   });
 
-  log.info({ resource: cfg.resource, type: resource.type, runner: cfg.runnerId }, 'runner ready');
+  log.info(
+    {
+      resource: cfg.resource,
+      type: resource.type,
+      runner: cfg.runnerId,
+      profile: policy.profile,
+      workspaceRoots: rootsLabel(cfg.workspaceRoots),
+    },
+    'runner ready',
+  );
   return {
     executor,
     pilots,

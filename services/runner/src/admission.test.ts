@@ -1,0 +1,84 @@
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { TempDir } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runnerConfig, workspaceRootsOf } from './config.js';
+import { TaskRefusedError } from './errors.js';
+import { checkProfile } from './task-profile.js';
+import { checkCwd } from './workspace-roots.js';
+
+const tmp = new TempDir('cp-runner-admission-');
+afterAll(() => tmp[Symbol.dispose]());
+
+describe('workspace roots from the environment', () => {
+  it('takes CP_WORKSPACE_ROOTS, else CP_WORKSPACE, else none (every task refused)', () => {
+    expect(workspaceRootsOf({ CP_WORKSPACE_ROOTS: '/srv/a:/srv/b/', CP_WORKSPACE: '/w' })).toEqual([
+      '/srv/a',
+      '/srv/b',
+    ]);
+    expect(workspaceRootsOf({ CP_WORKSPACE: '/w/./x' })).toEqual(['/w/x']);
+    expect(workspaceRootsOf({})).toEqual([]);
+    expect(runnerConfig({}).workspaceRoots).toEqual([]);
+  });
+
+  it('refuses a relative or empty entry, saying how to write it', () => {
+    for (const bad of ['srv/a', '/a::/b', '/a:'])
+      expect(() => workspaceRootsOf({ CP_WORKSPACE_ROOTS: bad })).toThrow(
+        /CP_WORKSPACE_ROOTS must be absolute paths separated by ":".*\/path\/one:\/path\/two/,
+      );
+  });
+});
+
+describe('cwd confinement', () => {
+  const ws = tmp.join('ws');
+  const real = tmp.join('real-root');
+  mkdirSync(join(ws, 'sub'), { recursive: true });
+  mkdirSync(join(real, 'in'), { recursive: true });
+  // the root itself through a symlink: resolved too, so its own folders are inside
+  symlinkSync(real, tmp.join('root-link'));
+
+  it('accepts the roots and what is below them, a symlinked root resolved as well', async () => {
+    expect(await checkCwd(ws, [ws])).toBeUndefined();
+    expect(await checkCwd(join(ws, 'sub'), [ws])).toBeUndefined();
+    expect(await checkCwd(join(real, 'in'), [tmp.join('root-link')])).toBeUndefined();
+    expect(await checkCwd(tmp.join('root-link', 'in'), [real])).toBeUndefined();
+  });
+
+  it('refuses everything, naming the fix, when there are no roots', async () => {
+    const err = await checkCwd(ws, []);
+    expect(err).toBeInstanceOf(TaskRefusedError);
+    expect(err).toMatchObject({ code: 'CP_TASK_REFUSED', field: 'cwd', retryable: false });
+    expect(err?.message).toMatch(/no workspace roots.*set CP_WORKSPACE_ROOTS/);
+  });
+
+  it('refuses a sibling that merely starts with the root name, relative paths and control characters', async () => {
+    mkdirSync(`${ws}-evil`);
+    expect((await checkCwd(`${ws}-evil`, [ws]))?.message).toMatch(/is outside the runner's/);
+    expect((await checkCwd('ws/sub', [ws]))?.message).toMatch(/is not an absolute path/);
+    expect((await checkCwd(`${ws}/a\nb`, [ws]))?.message).toMatch(/control character/);
+  });
+
+  it('checks a cluster-side cwd as text, refusing ".."', async () => {
+    expect(await checkCwd('/cluster/ws/job', ['/cluster/ws'], { remote: true })).toBeUndefined();
+    expect(
+      (await checkCwd('/cluster/ws/../x', ['/cluster/ws'], { remote: true }))?.message,
+    ).toMatch(/climbs with '\.\.'/);
+    expect((await checkCwd('/home/x', ['/cluster/ws'], { remote: true }))?.message).toMatch(
+      /^cwd "\/home\/x" is outside the runner's workspace roots \(CP_WORKSPACE_ROOTS=\/cluster\/ws\)/,
+    );
+  });
+});
+
+describe('profile check', () => {
+  it('lets a task without profile, or with the runner’s, through; names both otherwise', () => {
+    expect(checkProfile({}, 'lab', 'hpc')).toBeUndefined();
+    expect(checkProfile({ profile: 'lab' }, 'lab', 'hpc')).toBeUndefined();
+    expect(checkProfile({ profile: 'root' }, 'lab', 'hpc')?.message).toMatch(
+      /^profile "root" is not this runner's profile "lab" \(resource "hpc"\)/,
+    );
+    expect(checkProfile({ profile: 'root' }, undefined, 'local')).toMatchObject({
+      field: 'profile',
+      message: expect.stringMatching(/serves no profile/),
+    });
+  });
+});

@@ -1,0 +1,64 @@
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, posix, relative } from 'node:path';
+import { TaskRefusedError } from './errors.js';
+
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+/** True when `path` is `root` or below it (both absolute and normalised). */
+function within(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel));
+}
+
+/** The roots as the operator wrote them, for messages. */
+export function rootsLabel(roots: readonly string[]): string {
+  return `CP_WORKSPACE_ROOTS=${roots.join(':')}`;
+}
+
+/**
+ * Refuses a task's cwd unless it lies inside one of the workspace roots. Both sides are
+ * resolved with realpath, so neither a symlink in the workspace (ws/keys -> ~/.ssh) nor a
+ * symlinked root can carry a task elsewhere. `remote`: the cwd is a path on the cluster
+ * (a slurm_ssh task without declared files), which this machine cannot resolve; it is then
+ * checked as text, with any `..` refused.
+ */
+export async function checkCwd(
+  cwd: string,
+  roots: readonly string[],
+  options: { remote?: boolean } = {},
+): Promise<TaskRefusedError | undefined> {
+  const refuse = (why: string) => new TaskRefusedError('cwd', `cwd ${JSON.stringify(cwd)} ${why}`);
+  if (CONTROL_CHARS.test(cwd))
+    return refuse('holds a control character (newline, tab ...); the task was not run');
+  if (!isAbsolute(cwd)) return refuse('is not an absolute path; the task was not run');
+  if (roots.length === 0)
+    return refuse(
+      'cannot be allowed: this runner has no workspace roots, so it runs no task; set CP_WORKSPACE_ROOTS (colon-separated absolute paths) or CP_WORKSPACE on the runner',
+    );
+  const outside = (resolved?: string) =>
+    refuse(
+      `is outside the runner's workspace roots (${rootsLabel(roots)})${resolved && resolved !== cwd ? `: it resolves to ${JSON.stringify(resolved)}` : ''}; the task was not run. Run it from a workspace inside them, or add its workspace to CP_WORKSPACE_ROOTS on the runner`,
+    );
+  if (options.remote) {
+    if (cwd.split('/').includes('..')) return refuse("climbs with '..'; the task was not run");
+    const norm = posix.normalize(cwd);
+    return roots.some((root) => within(posix.normalize(root), norm)) ? undefined : outside();
+  }
+  const real = await realpath(cwd).catch(() => undefined);
+  if (real === undefined)
+    return refuse(
+      `does not exist on the runner (or cannot be resolved); the task was not run (${rootsLabel(roots)})`,
+    );
+  for (const root of roots) {
+    const realRoot = await realpath(root).catch(() => undefined);
+    if (realRoot !== undefined && within(realRoot, real)) return undefined;
+  }
+  return outside(real);
+}
+
+/** The roots that do not exist (or cannot be resolved) now: said at start, for the operator. */
+export async function missingRoots(roots: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const root of roots) if (!(await realpath(root).catch(() => undefined))) missing.push(root);
+  return missing;
+}
