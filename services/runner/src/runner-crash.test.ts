@@ -45,7 +45,15 @@ function runner(env: Record<string, string>): ManagedProcess {
     command: process.execPath,
     args: ['--import', 'tsx', main],
     cwd: repoRoot,
-    env: { ...process.env, NATS_URL: nats.url, CP_PROJECT: P, CP_LOG_FORMAT: 'json', ...env },
+    env: {
+      ...process.env,
+      NATS_URL: nats.url,
+      CP_PROJECT: P,
+      CP_LOG_FORMAT: 'json',
+      // every task of these tests runs in a folder below tmp
+      CP_WORKSPACE_ROOTS: tmp.path,
+      ...env,
+    },
   });
 }
 
