@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
 import { ArtefactRecord, type ArtefactStatus, buckets } from '@computepods/protocol';
 import { ManagedProcess, NatsServer, TempDir } from '@computepods/testkit';
@@ -22,30 +23,46 @@ const READY: Record<ServiceName, RegExp> = {
 };
 
 /**
- * A whole ComputePods deployment for one test file: a real nats-server and each service as its
- * own OS process (tsx), one workspace in a temp dir. Services can be SIGKILLed and restarted.
+ * A whole ComputePods deployment for one test file, in the mode `up` ships: a real nats-server
+ * in operator mode, the project as its own NATS account, each service as its own OS process
+ * (tsx) with its role's least-privilege credentials, one workspace in a temp dir. Services can
+ * be SIGKILLed and restarted. The test itself (stack.bus, cpctrl) acts as the project's admin.
  */
 export class Stack implements AsyncDisposable {
-  readonly dir = new TempDir('cp-e2e-');
-  readonly workspace = this.dir.join('workspace');
+  readonly workspace: string;
   readonly procs = new Map<string, ManagedProcess>();
   bus!: Bus;
   readonly apiToken = 'test-token-0123456789';
+  adminCreds = '';
 
   private constructor(
+    readonly dir: TempDir,
+    readonly auth: AuthStore,
     readonly nats: NatsServer,
     readonly project: string,
   ) {
+    this.workspace = dir.join('workspace');
     mkdirSync(this.workspace, { recursive: true });
   }
 
   static async start(project: string): Promise<Stack> {
-    const nats = await NatsServer.start();
-    const stack = new Stack(nats, project);
+    const dir = new TempDir('cp-e2e-');
+    const auth = await AuthStore.open(dir.join('auth'));
+    const nats = await NatsServer.start({
+      configLines: () => serverConfigLines(auth, dir.join('nats-resolver')),
+    });
+    const stack = new Stack(dir, auth, nats, project);
+    stack.adminCreds = await bootstrapProject({
+      store: auth,
+      servers: nats.url,
+      project,
+      runnerDir: dir.join('state', 'runner'),
+    });
     const logger = createLogger('e2e');
     logger.level = 'silent';
     stack.bus = await Bus.connect({
       servers: nats.url,
+      credsFile: stack.adminCreds,
       service: 'e2e',
       project,
       logger,
@@ -54,10 +71,30 @@ export class Stack implements AsyncDisposable {
     return stack;
   }
 
+  /** Credentials for a role of this project (written into the stack's auth dir). */
+  creds(grant: Omit<Grant, 'project'>): Promise<string> {
+    return this.auth.grantCreds({ ...grant, project: this.project });
+  }
+
+  /** The grant a service process of this kind connects with. */
+  #grantOf(kind: ServiceName, env: NodeJS.ProcessEnv): Omit<Grant, 'project'> {
+    switch (kind) {
+      case 'majordomo':
+        return { role: 'majordomo' };
+      case 'chef':
+        return { role: 'chef', scope: env.CP_CHEF ?? 'chef' };
+      case 'runner':
+        return { role: 'runner', scope: env.CP_QUEUE ?? env.CP_RESOURCE ?? 'local' };
+      case 'fswatcher':
+        return { role: 'fswatcher', scope: env.CP_POD ?? 'pod-test' };
+    }
+  }
+
   env(name: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return {
       ...process.env,
       NATS_URL: this.nats.url,
+      NATS_CREDS: this.adminCreds,
       CP_PROJECT: this.project,
       CP_WORKSPACE: this.workspace,
       CP_STATE_DIR: this.dir.join('state', name),
@@ -76,11 +113,13 @@ export class Stack implements AsyncDisposable {
     extra: Record<string, string> = {},
     name: string = kind,
   ): Promise<ManagedProcess> {
+    const env = this.env(name, extra);
+    env.NATS_CREDS = await this.creds(this.#grantOf(kind, env));
     const proc = new ManagedProcess({
       name,
       command: process.execPath,
       args: [...loader, join(root, `services/${kind}/src/main.ts`)],
-      env: this.env(name, extra),
+      env,
       cwd: root,
     });
     this.procs.set(name, proc);
@@ -164,8 +203,10 @@ export class Stack implements AsyncDisposable {
   /** CP_TEST_DUMP=DIR keeps every service's output as DIR/<name>.log (for a failing run). */
   async [Symbol.asyncDispose](): Promise<void> {
     const dump = process.env.CP_TEST_DUMP;
-    if (dump)
+    if (dump) {
       for (const [name, p] of this.procs) writeFileSync(join(dump, `${name}.log`), p.output);
+      writeFileSync(join(dump, 'nats-server.log'), this.nats.output);
+    }
     await Promise.allSettled([...this.procs.values()].map((p) => p.stop()));
     await this.bus?.close().catch(() => undefined);
     await this.nats[Symbol.asyncDispose]();

@@ -35,6 +35,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
       );
     }
   }
+  const inbox = creds ? inboxOf(creds) : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       const nc = await connect({
@@ -45,6 +46,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
         timeout: 2_000,
         pingInterval: 10_000,
         ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+        ...(inbox ? { inboxPrefix: inbox } : {}),
       });
       if (attempt > 1) logger.info({ servers, attempt }, 'connected to NATS');
       return nc;
@@ -64,5 +66,28 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
       await sleep(delay, undefined, { signal: options.signal }).catch(() => undefined);
       delay = Math.min(delay * 2, 5_000);
     }
+  }
+}
+
+/**
+ * The inbox prefix a credential may subscribe to: `_INBOX.<user name>` (see the auth package's
+ * roles), so replies meant for one user cannot be read by another of the same project. Read
+ * from the user JWT's `name` claim; undefined for credentials not made by ComputePods.
+ */
+export function inboxOf(creds: Uint8Array): string | undefined {
+  const m = /-----BEGIN NATS USER JWT-----\s*([A-Za-z0-9_.-]+)\s*/.exec(
+    Buffer.from(creds).toString('utf8'),
+  );
+  const payload = m?.[1]?.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+      name?: unknown;
+    };
+    return typeof claims.name === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(claims.name)
+      ? `_INBOX.${claims.name}`
+      : undefined;
+  } catch {
+    return undefined;
   }
 }

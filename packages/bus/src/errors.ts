@@ -1,3 +1,5 @@
+import { PermissionViolationError } from '@nats-io/transport-node';
+
 /** NATS could not be reached. Retryable: the bus keeps trying with backoff. */
 export class NatsUnavailableError extends Error {
   readonly code = 'CP_NATS_UNAVAILABLE';
@@ -55,4 +57,30 @@ export class RemoteError extends Error {
 export function isRetryable(err: unknown): boolean {
   if (err && typeof err === 'object' && 'retryable' in err) return Boolean(err.retryable);
   return true;
+}
+
+/**
+ * A stream, bucket or consumer a service needs does not exist, and its credentials (rightly)
+ * may not create it: the project was not provisioned.
+ */
+export class ProvisioningMissingError extends Error {
+  readonly code = 'CP_PROVISIONING_MISSING';
+  readonly retryable = false;
+  constructor(what: string, options?: ErrorOptions) {
+    super(
+      `${what} does not exist and this service's credentials may not create it: provision the project first (\`cpctrl project create\` as the lab admin, or \`up\`, which does it)`,
+      options,
+    );
+    this.name = 'ProvisioningMissingError';
+  }
+}
+
+/**
+ * The server refused this connection's credentials for a subject. A request carries it as the
+ * cause of a RequestError, a publish or subscription as itself: walk the causes.
+ */
+export function isPermissionDenied(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (e instanceof PermissionViolationError) return true;
+  return false;
 }

@@ -15,9 +15,11 @@ export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
 export { type Decoded, decode, issuesOf } from './decode.js';
 export {
   type Issue,
+  isPermissionDenied,
   isRetryable,
   MessageInvalidError,
   NatsUnavailableError,
+  ProvisioningMissingError,
   RemoteError,
 } from './errors.js';
 export { runUntilSignal, startService } from './lifecycle.js';

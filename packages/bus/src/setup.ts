@@ -9,6 +9,7 @@ import {
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { isPermissionDenied, ProvisioningMissingError } from './errors.js';
 
 const NS = 1_000_000;
 
@@ -31,7 +32,12 @@ export interface StreamSpec {
   readonly replicas?: number;
 }
 
-/** Creates the stream, or updates its subjects/limits if it exists. Safe to race. */
+/**
+ * Creates the stream, or updates its subjects/limits if it exists. Safe to race. With
+ * least-privilege credentials (the secure default) the project's admin made every stream
+ * beforehand: a stream this service may not even look at is not its business, and one it may
+ * see but not create is missing provisioning, said as such.
+ */
 export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Promise<void> {
   const config: Partial<StreamConfig> & { name: string } = {
     name: spec.name,
@@ -45,7 +51,13 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     num_replicas: spec.replicas ?? defaultReplicas(),
   };
   for (let attempt = 0; attempt < 3; attempt++) {
-    const existing = await jsm.streams.info(spec.name).catch(() => undefined);
+    let existing: Awaited<ReturnType<JetStreamManager['streams']['info']>> | undefined;
+    try {
+      existing = await jsm.streams.info(spec.name);
+    } catch (err) {
+      if (isPermissionDenied(err)) return;
+      existing = undefined;
+    }
     try {
       if (!existing) await jsm.streams.add(config);
       else if (
@@ -61,6 +73,11 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       }
       return;
     } catch (err) {
+      if (isPermissionDenied(err)) {
+        // Seen but not ours to change: the admin's copy stands (its limits may differ).
+        if (existing) return;
+        throw new ProvisioningMissingError(`stream ${spec.name}`, { cause: err });
+      }
       // Another service created it between our info and add: look again.
       if (attempt === 2) throw err;
     }

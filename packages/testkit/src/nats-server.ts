@@ -14,6 +14,11 @@ export interface NatsServerOptions {
   readonly startTimeoutMs?: number;
   /** Run in its own process group (see ManagedProcessOptions.detached). */
   readonly detached?: boolean;
+  /**
+   * More configuration lines, read at every (re)start: operator mode's `operator`, `resolver`
+   * and `system_account` (the auth package's serverConfigLines), limits, TLS.
+   */
+  readonly configLines?: () => readonly string[];
 }
 
 const HINT = "install Debian's nats-server (bash scripts/setup does), or set NATS_SERVER_BIN";
@@ -31,6 +36,7 @@ export class NatsServer implements AsyncDisposable {
   readonly #storeDir: string;
   readonly #timeout: number;
   readonly #detached: boolean;
+  readonly #configLines: (() => readonly string[]) | undefined;
   #port: number;
   #proc: ManagedProcess | undefined;
 
@@ -40,6 +46,7 @@ export class NatsServer implements AsyncDisposable {
     this.#port = options.port ?? -1;
     this.#timeout = options.startTimeoutMs ?? 20_000;
     this.#detached = options.detached ?? false;
+    this.#configLines = options.configLines;
   }
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -87,6 +94,7 @@ export class NatsServer implements AsyncDisposable {
         `ports_file_dir: ${JSON.stringify(portsDir)}`,
         `jetstream: { store_dir: ${JSON.stringify(this.#storeDir)} }`,
         'max_payload: 8MB',
+        ...(this.#configLines?.() ?? []),
         '',
       ].join('\n'),
     );

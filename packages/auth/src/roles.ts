@@ -1,0 +1,257 @@
+import { buckets, checkName, checkProject, streams, subjects } from '@computepods/protocol';
+
+/**
+ * What each role may do on NATS, in one place. A project is a NATS account, so these subjects
+ * are the project's own: nothing here can reach another project. Every permission is an
+ * allow-list; what is not listed is refused by the server.
+ *
+ *   admin         everything in the project (bootstrap: streams, buckets, consumers; cpctrl admin)
+ *   majordomo     plans: reads file changes and results, dispatches builds, keeps artefact records
+ *   chef          takes its own build queue, submits tasks, reports results; no resources, no records but its rules
+ *   runner        takes its own queue's tasks, writes task records and state events
+ *   fswatcher     publishes file changes and its pod's logs
+ *   inotify2nats  the same from a user's machine, and nothing else (no reads)
+ *   member        reads everything, requests builds, controls tasks
+ *   viewer        reads everything, asks read-only questions
+ */
+export const SERVICE_ROLES = ['majordomo', 'chef', 'runner', 'fswatcher', 'inotify2nats'] as const;
+export const PERSON_ROLES = ['admin', 'member', 'viewer'] as const;
+export type RoleName = (typeof SERVICE_ROLES)[number] | (typeof PERSON_ROLES)[number];
+
+/** Roles whose credentials are bound to one name: a chef's name, a runner's queue, a pod. */
+const SCOPED: Partial<Record<RoleName, string>> = {
+  chef: 'chef name',
+  runner: 'queue name',
+  fswatcher: 'pod name',
+  inotify2nats: 'pod name',
+};
+
+export interface Grant {
+  readonly role: RoleName;
+  readonly project: string;
+  /** The chef name, queue or pod the credentials are bound to (roles in SCOPED). */
+  readonly scope?: string | undefined;
+}
+
+export interface NatsPermissions {
+  readonly pub: { allow: string[] };
+  readonly sub: { allow: string[] };
+  /** Replies to requests received (a $SRV PING, an API call): no general publish right needed. */
+  readonly resp?: { max: number; ttl: number };
+}
+
+/** The user's name in the account: also its inbox prefix (`_INBOX.<name>`), so no one reads another's replies. */
+export function userName(grant: Grant): string {
+  checkProject(grant.project);
+  const scoped = SCOPED[grant.role];
+  if (scoped) {
+    if (!grant.scope)
+      throw new Error(`a ${grant.role} credential is bound to a ${scoped}: give one`);
+    return `${grant.role}-${checkName(scoped, grant.scope)}`;
+  }
+  if (grant.scope) return `${grant.role}-${checkName('user name', grant.scope)}`;
+  return grant.role;
+}
+
+export function inboxPrefix(user: string): string {
+  return `_INBOX.${user}`;
+}
+
+const JS = '$JS.API';
+
+/** Read a KV bucket: get (direct or not), list and watch (ordered consumers on its stream). */
+function kvRead(bucket: string): string[] {
+  const s = `KV_${bucket}`;
+  return [
+    `${JS}.STREAM.MSG.GET.${s}`,
+    `${JS}.DIRECT.GET.${s}.>`,
+    `${JS}.CONSUMER.CREATE.${s}.>`,
+    `${JS}.CONSUMER.DELETE.${s}.>`,
+  ];
+}
+
+function kvWrite(bucket: string, key = '>'): string[] {
+  return [`$KV.${bucket}.${key}`];
+}
+
+/**
+ * Pull from one durable consumer and ack what it took. The role may create and tune that
+ * durable itself (its intake sets max_ack_pending), pinned to its own filter: servers from 2.10
+ * put the filter in the create subject, so the permission names it exactly. 2.9 sends the
+ * filter only in the body (DURABLE.CREATE): there a role could point its own durable elsewhere
+ * in the same stream, within its own project; the receivers' checks still hold.
+ */
+function consume(stream: string, durable: string, filter?: string): string[] {
+  return [
+    `${JS}.CONSUMER.DURABLE.CREATE.${stream}.${durable}`,
+    filter
+      ? `${JS}.CONSUMER.CREATE.${stream}.${durable}.${filter}`
+      : `${JS}.CONSUMER.CREATE.${stream}.${durable}`,
+    `${JS}.STREAM.INFO.${stream}`,
+    `${JS}.CONSUMER.INFO.${stream}.${durable}`,
+    `${JS}.CONSUMER.MSG.NEXT.${stream}.${durable}`,
+    `$JS.ACK.${stream}.${durable}.>`,
+  ];
+}
+
+/** Every project bucket, read-only (the tokens bucket is MajorDomo's and admins' alone). */
+function readAllBuckets(p: string): string[] {
+  return [
+    buckets.artefacts(p),
+    buckets.traces(p),
+    buckets.rules(p),
+    buckets.goals(p),
+    buckets.tasks(p),
+    buckets.builds(p),
+    buckets.config(p),
+  ].flatMap(kvRead);
+}
+
+/** What every connection needs: JetStream account info, its own inbox, flow control replies. */
+function base(user: string): { pub: string[]; sub: string[] } {
+  return {
+    pub: [`${JS}.INFO`, '$JS.FC.>'],
+    sub: [`${inboxPrefix(user)}.>`],
+  };
+}
+
+/** Services answer the NATS micro-service protocol: $SRV.PING|INFO|STATS[.name[.id]]. */
+const SRV_SUB = ['$SRV.>'];
+
+/** Read-only API verbs (services/majordomo/src/api.ts); build and cancel change things. */
+const READ_VERBS = ['status', 'artefact', 'why', 'graph', 'plan', 'builds'];
+
+export function permissionsFor(grant: Grant): NatsPermissions {
+  const p = grant.project;
+  const user = userName(grant);
+  const b = base(user);
+  const resp = { max: 1, ttl: 0 };
+  const cp = `cp.${p}`;
+  // Dead letters: a service names itself in the subject; any of its own project's is fine.
+  const dlq = `${cp}.dlq.*`;
+  const anyLogs = `${cp}.logs.*`;
+  switch (grant.role) {
+    case 'admin':
+      return { pub: { allow: ['>'] }, sub: { allow: ['>'] }, resp };
+    case 'majordomo':
+      return {
+        pub: {
+          allow: [
+            ...b.pub,
+            ...consume(streams.files(p), 'majordomo-files'),
+            ...consume(streams.events(p), 'majordomo-results', subjects.buildResult(p)),
+            `${JS}.STREAM.INFO.*`,
+            subjects.buildRequestAll(p),
+            subjects.buildCancel(p),
+            subjects.artefactState(p),
+            subjects.howToBuild(p),
+            subjects.taskControl(p),
+            dlq,
+            '$SRV.PING.>',
+            ...readAllBuckets(p),
+            ...kvRead(buckets.tokens(p)),
+            ...kvWrite(buckets.artefacts(p)),
+            ...kvWrite(buckets.traces(p)),
+            ...kvWrite(buckets.goals(p)),
+            ...kvWrite(buckets.builds(p)),
+            // Retiring a dead chef deletes its rules record.
+            ...kvWrite(buckets.rules(p)),
+          ],
+        },
+        sub: { allow: [...b.sub, ...SRV_SUB, `${cp}.>`] },
+        resp,
+      };
+    case 'chef': {
+      const chef = grant.scope as string;
+      return {
+        pub: {
+          allow: [
+            ...b.pub,
+            ...consume(streams.builds(p), `chef-${chef}`, subjects.buildRequest(p, chef)),
+            `${JS}.STREAM.INFO.*`,
+            subjects.tasksAll(p),
+            subjects.buildResult(p),
+            subjects.taskControl(p),
+            dlq,
+            ...kvRead(buckets.rules(p)),
+            ...kvRead(buckets.tasks(p)),
+            ...kvRead(buckets.builds(p)),
+            ...kvRead(buckets.config(p)),
+            ...kvWrite(buckets.rules(p), chef),
+            ...kvWrite(buckets.builds(p)),
+          ],
+        },
+        sub: {
+          allow: [...b.sub, ...SRV_SUB, subjects.howToBuild(p), subjects.buildCancel(p)],
+        },
+        resp,
+      };
+    }
+    case 'runner': {
+      const queue = grant.scope as string;
+      return {
+        pub: {
+          allow: [
+            ...b.pub,
+            ...consume(streams.tasks(p), `runner-${queue}`, subjects.tasks(p, queue)),
+            `${JS}.STREAM.INFO.*`,
+            subjects.taskState(p),
+            anyLogs,
+            dlq,
+            ...kvRead(buckets.tasks(p)),
+            ...kvRead(buckets.config(p)),
+            ...kvWrite(buckets.tasks(p)),
+          ],
+        },
+        sub: { allow: [...b.sub, ...SRV_SUB, subjects.taskControl(p)] },
+        resp,
+      };
+    }
+    case 'fswatcher':
+    case 'inotify2nats': {
+      const pod = grant.scope as string;
+      return {
+        pub: {
+          allow: [
+            ...b.pub,
+            `${JS}.STREAM.INFO.*`,
+            subjects.filesChanged(p),
+            subjects.logs(p, pod),
+            dlq,
+          ],
+        },
+        sub: { allow: [...b.sub, ...(grant.role === 'fswatcher' ? SRV_SUB : [])] },
+        resp,
+      };
+    }
+    case 'member':
+    case 'viewer': {
+      const verbs = grant.role === 'member' ? ['*'] : READ_VERBS;
+      return {
+        pub: {
+          allow: [
+            ...b.pub,
+            `${JS}.STREAM.INFO.*`,
+            ...readAllBuckets(p),
+            ...verbs.map((v) => `${cp}.api.${v}`),
+            ...(grant.role === 'member' ? [subjects.taskControl(p)] : []),
+            '$SRV.>',
+          ],
+        },
+        // What happens, not the requests themselves: a person subscribed to cp.<p>.api.* could
+        // answer in MajorDomo's place.
+        sub: {
+          allow: [
+            ...b.sub,
+            subjects.artefactState(p),
+            subjects.taskState(p),
+            subjects.buildResult(p),
+            subjects.buildCancel(p),
+            subjects.filesChanged(p),
+            anyLogs,
+          ],
+        },
+      };
+    }
+  }
+}

@@ -1,0 +1,229 @@
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { checkProject } from '@computepods/protocol';
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
+import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
+import { AuthStoreError } from './errors.js';
+import { type Grant, permissionsFor, userName } from './roles.js';
+
+/** JetStream limits of a project's account: one project cannot fill the disk for all. */
+export interface ProjectLimits {
+  /** File storage for the project's streams and buckets, bytes (default 1 GiB). */
+  readonly diskBytes?: number;
+  /** Memory storage, bytes (default 64 MiB). */
+  readonly memBytes?: number;
+}
+
+export const DEFAULT_DISK_BYTES = 1024 ** 3;
+export const DEFAULT_MEM_BYTES = 64 * 1024 ** 2;
+
+/** Account names: the system account, the lab-wide registry, and `p-<project>` per project. */
+export const SYSTEM_ACCOUNT = 'SYS';
+export const REGISTRY_ACCOUNT = 'registry';
+export const projectAccount = (project: string) => `p-${checkProject(project)}`;
+
+/**
+ * The NATS operator's keys and every account and credential ComputePods made, in one directory
+ * (mode 0700, files 0600): the lab admin's trust root. `up` keeps it in `<state>/auth`.
+ *
+ *   operator.nk / operator.jwt        the operator (signs accounts)
+ *   accounts/<name>.nk / .jwt         SYS, registry, p-<project>
+ *   creds/<account>/<user>.creds      a user's JWT + seed, as `nats --creds` and NATS_CREDS take
+ */
+export class AuthStore {
+  private constructor(
+    readonly dir: string,
+    readonly operator: KeyPair,
+    readonly operatorJwt: string,
+  ) {}
+
+  /** Opens the store, creating the operator, SYS and registry accounts the first time. */
+  static async open(dir: string): Promise<AuthStore> {
+    mkdirSync(join(dir, 'accounts'), { recursive: true, mode: 0o700 });
+    mkdirSync(join(dir, 'creds'), { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const operator = loadOrCreateKey(join(dir, 'operator.nk'), createOperator);
+    const jwtPath = join(dir, 'operator.jwt');
+    let store: AuthStore;
+    if (existsSync(jwtPath)) store = new AuthStore(dir, operator, readFileSync(jwtPath, 'utf8'));
+    else {
+      // The system account's key must exist before the operator JWT names it.
+      const sys = loadOrCreateKey(join(dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`), createAccount);
+      const jwt = await encodeOperator('computepods', operator, {
+        system_account: sys.getPublicKey(),
+      });
+      writeSecret(jwtPath, jwt);
+      store = new AuthStore(dir, operator, jwt);
+    }
+    await store.account(SYSTEM_ACCOUNT, { system: true });
+    await store.account(REGISTRY_ACCOUNT, {});
+    return store;
+  }
+
+  /** Opens an existing store (a client side: cpctrl as lab admin); never creates one. */
+  static async existing(dir: string): Promise<AuthStore> {
+    if (!existsSync(join(dir, 'operator.jwt')))
+      throw new AuthStoreError(
+        `${dir} is not a ComputePods auth dir (no operator.jwt): point CP_AUTH_DIR at the one \`up\` made (<state>/auth), or ask your lab admin for credentials`,
+      );
+    return AuthStore.open(dir);
+  }
+
+  /** The account's key pair and JWT, made (and signed by the operator) if missing. */
+  async account(
+    name: string,
+    options: { system?: boolean; limits?: ProjectLimits } = {},
+  ): Promise<{ key: KeyPair; publicKey: string; jwt: string; changed: boolean }> {
+    const key = loadOrCreateKey(join(this.dir, 'accounts', `${name}.nk`), createAccount);
+    const jwtPath = join(this.dir, 'accounts', `${name}.jwt`);
+    const limits = options.limits;
+    const want = JSON.stringify(limits ?? null);
+    const limitsPath = join(this.dir, 'accounts', `${name}.limits`);
+    if (existsSync(jwtPath) && (!limits || readIf(limitsPath) === want))
+      return {
+        key,
+        publicKey: key.getPublicKey(),
+        jwt: readFileSync(jwtPath, 'utf8'),
+        changed: false,
+      };
+    const jetstream = options.system
+      ? {}
+      : {
+          mem_storage: limits?.memBytes ?? DEFAULT_MEM_BYTES,
+          disk_storage: limits?.diskBytes ?? DEFAULT_DISK_BYTES,
+          streams: -1,
+          consumer: -1,
+        };
+    const jwt = await encodeAccount(
+      name,
+      key,
+      {
+        limits: {
+          subs: -1,
+          data: -1,
+          payload: -1,
+          imports: -1,
+          exports: -1,
+          wildcards: true,
+          conn: -1,
+          leaf: -1,
+          ...jetstream,
+        },
+      },
+      { signer: this.operator },
+    );
+    writeSecret(jwtPath, jwt);
+    writeSecret(limitsPath, want);
+    return { key, publicKey: key.getPublicKey(), jwt, changed: true };
+  }
+
+  /** Every account JWT made so far, by public key: the server's resolver_preload. */
+  accountJwts(): Map<string, string> {
+    const out = new Map<string, string>();
+    const dir = join(this.dir, 'accounts');
+    for (const name of listNames(dir, '.jwt')) {
+      const key = loadKey(join(dir, `${name}.nk`));
+      out.set(key.getPublicKey(), readFileSync(join(dir, `${name}.jwt`), 'utf8'));
+    }
+    return out;
+  }
+
+  get systemAccountKey(): string {
+    return loadKey(join(this.dir, 'accounts', `${SYSTEM_ACCOUNT}.nk`)).getPublicKey();
+  }
+
+  /** A user of an account with exactly these permissions: writes and returns its creds file. */
+  async userCreds(
+    accountName: string,
+    user: string,
+    permissions: {
+      pub?: { allow: string[] };
+      sub?: { allow: string[] };
+      resp?: { max: number; ttl: number };
+    },
+  ): Promise<string> {
+    const { key: account } = await this.account(accountName);
+    const dir = join(this.dir, 'creds', accountName);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, `${user}.creds`);
+    // A new key each time: re-issuing replaces the old credentials' key (the old JWT stays
+    // valid until revoked; revocation is per account JWT).
+    const ukp = createUser();
+    const jwt = await encodeUser(user, ukp, account, permissions);
+    writeSecret(path, Buffer.from(fmtCreds(jwt, ukp)).toString('utf8'));
+    return path;
+  }
+
+  /** The system account's user (pushes account JWTs to the server). */
+  systemCreds(): Promise<string> {
+    return this.userCreds(SYSTEM_ACCOUNT, 'sys', {});
+  }
+
+  /** The lab-wide registry's admin (projects, resources, profiles). */
+  registryCreds(): Promise<string> {
+    return this.userCreds(REGISTRY_ACCOUNT, 'admin', {
+      pub: { allow: ['>'] },
+      sub: { allow: ['>'] },
+    });
+  }
+
+  /** Credentials for one role in one project, least privilege (see roles.ts). */
+  grantCreds(grant: Grant): Promise<string> {
+    return this.userCreds(projectAccount(grant.project), userName(grant), permissionsFor(grant));
+  }
+
+  /** Where grantCreds wrote (or would write) a grant's creds file. */
+  credsPath(grant: Grant): string {
+    return join(this.dir, 'creds', projectAccount(grant.project), `${userName(grant)}.creds`);
+  }
+
+  projects(): string[] {
+    return listNames(join(this.dir, 'accounts'), '.jwt')
+      .filter((n) => n.startsWith('p-'))
+      .map((n) => n.slice(2));
+  }
+}
+
+function readIf(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+function listNames(dir: string, ext: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .map((f) => f.slice(0, -ext.length))
+    .sort();
+}
+
+function loadKey(path: string): KeyPair {
+  try {
+    return fromSeed(readFileSync(path));
+  } catch (err) {
+    throw new AuthStoreError(`cannot read the key ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+function loadOrCreateKey(path: string, create: () => KeyPair): KeyPair {
+  if (existsSync(path)) return loadKey(path);
+  const kp = create();
+  writeSecret(path, Buffer.from(kp.getSeed()).toString('utf8'));
+  return kp;
+}
+
+/** Written whole (temp name, rename) and readable by the owner alone. */
+function writeSecret(path: string, content: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content, { mode: 0o600 });
+  renameSync(tmp, path);
+}
