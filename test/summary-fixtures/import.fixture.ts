@@ -1,0 +1,2 @@
+// Fails while it is imported, before vitest collects any test.
+throw new Error('fixture: this file fails while it is imported');
