@@ -20,7 +20,13 @@ import type { z } from 'zod';
 import { connectWithBackoff } from './connect.js';
 import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
 import { issuesOf } from './decode.js';
-import { type Issue, MessageInvalidError, RemoteError } from './errors.js';
+import {
+  type Issue,
+  isQuotaExceeded,
+  MessageInvalidError,
+  RemoteError,
+  StorageQuotaError,
+} from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { ServiceResponder } from './service.js';
 import {
@@ -151,6 +157,8 @@ export class Bus {
       try {
         return await this.js.publish(subject, data, { msgID, timeout: 5_000 });
       } catch (err) {
+        if (isQuotaExceeded(err))
+          throw new StorageQuotaError(this.project, subject, { cause: err });
         if (this.#closing || Date.now() + delay > deadline || !isTransient(err)) throw err;
         this.logger.warn(
           { subject, err: (err as Error).message, retryInMs: delay },

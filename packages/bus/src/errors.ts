@@ -1,3 +1,4 @@
+import { JetStreamApiError } from '@nats-io/jetstream';
 import { PermissionViolationError } from '@nats-io/transport-node';
 
 /** NATS could not be reached. Retryable: the bus keeps trying with backoff. */
@@ -83,4 +84,31 @@ export function isPermissionDenied(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
     if (e instanceof PermissionViolationError) return true;
   return false;
+}
+
+/** JetStream's codes for "this account's storage is used up" (account limits, server storage). */
+const QUOTA_CODES = new Set([10002, 10047]);
+
+/**
+ * A project (its NATS account) is over its JetStream storage quota: nothing more is stored for
+ * it until old data expires or an admin raises the quota. Other projects go on.
+ */
+export class StorageQuotaError extends Error {
+  readonly code = 'CP_STORAGE_QUOTA';
+  readonly retryable = false;
+  constructor(
+    readonly project: string,
+    readonly subject: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `project "${project}" is over its JetStream storage quota: ${subject} was not stored; an admin raises the quota (\`cpctrl project update ${project} --storage-quota BYTES\`) or old events expire`,
+      options,
+    );
+    this.name = 'StorageQuotaError';
+  }
+}
+
+export function isQuotaExceeded(err: unknown): boolean {
+  return err instanceof JetStreamApiError && QUOTA_CODES.has(err.code);
 }

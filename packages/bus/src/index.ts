@@ -16,11 +16,13 @@ export { type Decoded, decode, issuesOf } from './decode.js';
 export {
   type Issue,
   isPermissionDenied,
+  isQuotaExceeded,
   isRetryable,
   MessageInvalidError,
   NatsUnavailableError,
   ProvisioningMissingError,
   RemoteError,
+  StorageQuotaError,
 } from './errors.js';
 export { runUntilSignal, startService } from './lifecycle.js';
 export { createLogger, type Logger } from './logger.js';

@@ -1,0 +1,203 @@
+import { Bus, createLogger, isPermissionDenied, StorageQuotaError } from '@computepods/bus';
+import { buckets, streams, subjects } from '@computepods/protocol';
+import { NatsServer, TempDir } from '@computepods/testkit';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  AuthStore,
+  type Grant,
+  provisionProject,
+  provisionRegistry,
+  serverConfigLines,
+} from './index.js';
+
+/**
+ * The server, not the clients' manners, keeps projects apart and roles in their lane: a real
+ * nats-server in operator mode, as `up` runs it, and clients holding each role's credentials.
+ */
+describe('tenancy and least privilege on a real nats-server in operator mode', () => {
+  const dir = new TempDir('cp-tenancy-');
+  let store: AuthStore;
+  let nats: NatsServer;
+  const open: Bus[] = [];
+  const logger = createLogger('tenancy-test');
+  logger.level = 'silent';
+
+  async function as(grant: Grant): Promise<Bus> {
+    const bus = await Bus.connect({
+      servers: nats.url,
+      credsFile: await store.grantCreds(grant),
+      service: 'test',
+      project: grant.project,
+      logger,
+      discoverable: false,
+      giveUpAfterMs: 10_000,
+    });
+    open.push(bus);
+    return bus;
+  }
+
+  async function refused(p: Promise<unknown>): Promise<Error> {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err, 'the server should have refused this').toBeInstanceOf(Error);
+    return err as Error;
+  }
+
+  beforeAll(async () => {
+    store = await AuthStore.open(dir.join('auth'));
+    nats = await NatsServer.start({
+      configLines: () => serverConfigLines(store, dir.join('resolver')),
+    });
+    await provisionRegistry(store, nats.url);
+    await provisionProject({ store, servers: nats.url, project: 'alpha' });
+    await provisionProject({ store, servers: nats.url, project: 'beta' });
+    await provisionProject({
+      store,
+      servers: nats.url,
+      project: 'tiny',
+      limits: { diskBytes: 256 * 1024 },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(open.map((b) => b.close()));
+    await nats?.[Symbol.asyncDispose]();
+    dir[Symbol.dispose]();
+  });
+
+  it('refuses a connection without credentials', async () => {
+    const err = await refused(connect({ servers: nats.url, timeout: 3_000 }));
+    expect(err.message).toMatch(/authorization|timeout/i);
+  });
+
+  it("keeps one project's streams, buckets and subjects out of another's sight", async () => {
+    const a = await as({ role: 'admin', project: 'alpha' });
+    const b = await as({ role: 'admin', project: 'beta' });
+    // Even beta's admin cannot see alpha's streams: they are in another account.
+    const err = await refused(b.jsm.streams.info(streams.files('alpha')));
+    expect(err.message).toMatch(/stream not found/);
+    // A publish on alpha's subject from beta's side lands nowhere near alpha.
+    const before = (await a.jsm.streams.info(streams.files('alpha'))).state.messages;
+    const seen: string[] = [];
+    const sub = a.nc.subscribe('cp.>', { callback: (_e, m) => seen.push(m.subject) });
+    b.nc.publish(subjects.filesChanged('alpha'), '{}');
+    await b.nc.flush();
+    await a.nc.flush();
+    sub.unsubscribe();
+    expect(seen).toEqual([]);
+    expect((await a.jsm.streams.info(streams.files('alpha'))).state.messages).toBe(before);
+    // alpha's records cannot be read from beta even by bucket name.
+    await a.nc.flush();
+    const kvA = await a.kv(buckets.artefacts('alpha'), z.unknown());
+    await kvA.put('src/secret.txt', { secret: true });
+    const kvFromB = await b.kv(buckets.artefacts('alpha'), z.unknown());
+    expect(await kvFromB.get('src/secret.txt')).toBeUndefined();
+  });
+
+  it("lets a fswatcher publish its pod's file changes and logs, and refuses it tasks", async () => {
+    const fsw = await as({ role: 'fswatcher', project: 'alpha', scope: 'pod1' });
+    await fsw.js.publish(subjects.filesChanged('alpha'), '{}');
+    const err = await refused(
+      fsw.publish(
+        'task.submitted',
+        subjects.tasks('alpha', 'local'),
+        { taskId: 't1', resource: 'local', command: 'touch /tmp/PWN', cwd: '/tmp' },
+        { retryForMs: 0 },
+      ),
+    );
+    expect(isPermissionDenied(err)).toBe(true);
+    // Another pod's log subject is not its to write: the server closes the publish with an error.
+    const errors: Error[] = [];
+    const done = (async () => {
+      for await (const s of fsw.nc.status()) if (s.type === 'error') errors.push(s.error as Error);
+    })();
+    fsw.nc.publish(subjects.logs('alpha', 'pod2'), 'x');
+    await fsw.nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(errors.some(isPermissionDenied)).toBe(true);
+    void done;
+  });
+
+  it('refuses inotify2nats any read: no artefact records, no task records', async () => {
+    const i2n = await as({ role: 'inotify2nats', project: 'alpha', scope: 'laptop' });
+    const kv = await i2n.kv(buckets.artefacts('alpha'), z.unknown());
+    expect(isPermissionDenied(await refused(kv.get('src/secret.txt')))).toBe(true);
+    const tasks = await i2n.kv(buckets.tasks('alpha'), z.unknown());
+    expect(isPermissionDenied(await refused(tasks.get('t1')))).toBe(true);
+  });
+
+  it('lets a viewer ask questions but not request builds or control tasks', async () => {
+    const viewer = await as({ role: 'viewer', project: 'alpha', scope: 'vera' });
+    // No MajorDomo runs here: a permitted request finds no responder, a refused one is denied.
+    const status = await refused(viewer.nc.request(subjects.api('alpha', 'status'), '{}'));
+    expect(isPermissionDenied(status)).toBe(false);
+    const build = await refused(viewer.nc.request(subjects.api('alpha', 'build'), '{}'));
+    expect(isPermissionDenied(build)).toBe(true);
+    const control = await refused(viewer.nc.request(subjects.taskControl('alpha'), '{}'));
+    expect(isPermissionDenied(control)).toBe(true);
+    const member = await as({ role: 'member', project: 'alpha', scope: 'mia' });
+    const ok = await refused(member.nc.request(subjects.api('alpha', 'build'), '{}'));
+    expect(isPermissionDenied(ok)).toBe(false);
+  });
+
+  it("keeps a chef to its own rules, queue and tasks: no config, no other chef's rules", async () => {
+    const admin = await as({ role: 'admin', project: 'alpha' });
+    const config = await admin.kv(buckets.config('alpha'), z.unknown());
+    await config.put('queue.local', { any: 1 });
+    const chef = await as({ role: 'chef', project: 'alpha', scope: 'latex' });
+    await (await chef.kv(buckets.rules('alpha'), z.unknown())).put('latex', { rules: [] });
+    const rules = await chef.kv(buckets.rules('alpha'), z.unknown());
+    expect(isPermissionDenied(await refused(rules.put('c', { rules: [] })))).toBe(true);
+    const cfg = await chef.kv(buckets.config('alpha'), z.unknown());
+    expect(await cfg.get('queue.local')).toBeDefined();
+    expect(isPermissionDenied(await refused(cfg.put('queue.local', { evil: 1 })))).toBe(true);
+    // Another chef's durable consumer is not its to read.
+    const other = await refused(chef.jsm.consumers.info(streams.builds('alpha'), 'chef-c'));
+    expect(isPermissionDenied(other)).toBe(true);
+  });
+
+  it("keeps a runner to its own queue: it cannot take another queue's tasks or dispatch builds", async () => {
+    const runner = await as({ role: 'runner', project: 'alpha', scope: 'gpu' });
+    const other = await refused(runner.jsm.consumers.info(streams.tasks('alpha'), 'runner-local'));
+    expect(isPermissionDenied(other)).toBe(true);
+    const err = await refused(
+      runner.js.publish(subjects.buildRequest('alpha', 'latex'), '{}', { timeout: 2_000 }),
+    );
+    expect(isPermissionDenied(err)).toBe(true);
+  });
+
+  it('refuses a project over its storage quota with a clear error, while others go on', async () => {
+    const tiny = await as({ role: 'admin', project: 'tiny' });
+    const alpha = await as({ role: 'admin', project: 'alpha' });
+    const pod = 'x'.repeat(150);
+    const events = Array.from({ length: 100 }, (_, i) => ({
+      kind: 'changed' as const,
+      path: `src/${'d'.repeat(200)}/${i}.txt`,
+      size: 1,
+      mtimeNs: '1',
+      sha256: 'a'.repeat(64),
+    }));
+    let quota: StorageQuotaError | undefined;
+    for (let i = 0; i < 100 && !quota; i++) {
+      await tiny
+        .publish('files.changed', subjects.filesChanged('tiny'), { pod, events }, { retryForMs: 0 })
+        .catch((err: unknown) => {
+          if (err instanceof StorageQuotaError) quota = err;
+          else throw err;
+        });
+    }
+    expect(quota?.code).toBe('CP_STORAGE_QUOTA');
+    expect(quota?.message).toMatch(/project "tiny" is over its JetStream storage quota/);
+    const ack = await alpha.publish(
+      'files.changed',
+      subjects.filesChanged('alpha'),
+      { pod: 'p', events: events.slice(0, 1) },
+      { retryForMs: 0 },
+    );
+    expect(ack.seq).toBeGreaterThan(0);
+  });
+});
