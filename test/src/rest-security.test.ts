@@ -2,9 +2,10 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
-import { ApiTokenRecord, buckets, Project, TaskRecord } from '@computepods/protocol';
+import { ApiTokenRecord, buckets, Project, ResolvedQueue, TaskRecord } from '@computepods/protocol';
 import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { Stack } from './stack.js';
 
 interface Answer {
@@ -121,8 +122,14 @@ describe('REST API security', { timeout: 240_000 }, () => {
         '',
       ].join('\n'),
     );
-    // The runner keeps task folders in <its CP_STATE_DIR>/runner/tasks (services/runner).
-    logRoot = join(stack.env('runner').CP_STATE_DIR!, 'runner', 'tasks');
+    // The runner keeps task folders in its resource's jobs_local_dir: the one bound to the
+    // project's `local` queue, else (no queue record) <its CP_STATE_DIR>/runner/tasks.
+    const config = await stack.bus.kv(buckets.config(stack.project), z.unknown());
+    const bound = ResolvedQueue.safeParse((await config.get('queue.local'))?.value);
+    logRoot =
+      bound.success && 'jobs_local_dir' in bound.data.resource
+        ? bound.data.resource.jobs_local_dir
+        : join(stack.env('runner').CP_STATE_DIR!, 'runner', 'tasks');
     await Promise.all([
       stack.start('majordomo', {
         CP_API_TOKEN: '', // generated into the state dir, the file the forged record aims at

@@ -5,9 +5,10 @@ import {
   buckets,
   checkRelativePath,
   envelope,
-  Profile,
-  Resource,
+  profileId,
+  ResolvedQueue,
   type Role,
+  resourceId,
   subjects,
   TaskRecord,
   type UnsafePathError,
@@ -446,17 +447,34 @@ export async function startHttp(
     },
   );
 
-  for (const [kind, schema, bucket] of [
-    ['resources', Resource, buckets.resources()],
-    ['profiles', Profile, buckets.profiles()],
-  ] as const) {
-    const kv = await bus.kv(bucket, schema as z.ZodType);
-    app.get(
-      `/api/${kind}`,
-      { config: viewer, schema: { description: `Configured ${kind}` } },
-      async () => [...(await kv.entries()).values()].map((v) => v.value),
-    );
-  }
+  // The project's view of resources and profiles: the copies bound to its queues
+  // (`queue.<name>` in cp_<p>_config). The lab-wide registry is not the project's to read.
+  const configKv = await bus.kv(buckets.config(cfg.project), z.unknown(), { history: 5 });
+  const boundQueues = async () =>
+    [...(await configKv.entries())]
+      .filter(([key]) => key.startsWith('queue.'))
+      .flatMap(([, v]) => {
+        const q = ResolvedQueue.safeParse(v.value);
+        return q.success ? [q.data] : [];
+      });
+  app.get(
+    '/api/resources',
+    { config: viewer, schema: { description: "Resources the project's queues are bound to" } },
+    async () => [
+      ...new Map((await boundQueues()).map((q) => [resourceId(q.resource), q.resource])).values(),
+    ],
+  );
+  app.get(
+    '/api/profiles',
+    { config: viewer, schema: { description: "Profiles the project's queues run under" } },
+    async () => [
+      ...new Map(
+        (await boundQueues()).flatMap((q) =>
+          q.profile ? [[profileId(q.profile), q.profile]] : [],
+        ),
+      ).values(),
+    ],
+  );
 
   let streams = 0;
   app.get(
