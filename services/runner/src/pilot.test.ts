@@ -150,6 +150,8 @@ function startRunner(dir: string, id: string, resource: unknown, profile: unknow
       CP_RESOURCE_FILE: resourceFile,
       CP_PROFILE_FILE: profileFile,
       CP_STATE_DIR: join(dir, 'state'),
+      // every task of these tests runs in a folder below tmp; the workers get the same roots
+      CP_WORKSPACE_ROOTS: tmp.path,
     },
   });
 }
@@ -301,6 +303,57 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
     } finally {
       await runner.stop();
+    }
+  });
+
+  it("slurm_sudo: another cluster user's job carrying the pilots' name is never counted as a pilot", async () => {
+    const dir = area('sudo-me');
+    // Held, so it stays queued: were it counted, max_workers 1 would be reached for good.
+    const foreign = await slurm.command([
+      'sbatch',
+      '--parsable',
+      '--hold',
+      `--partition=${slurm.partition}`,
+      `--job-name=cp-pilot-${P}-hpc-me`,
+      '--wrap',
+      'sleep 600',
+    ]);
+    const foreignId = foreign.stdout.trim().split(';')[0]!;
+    expect(foreignId).toMatch(/^[0-9]+$/);
+    const runner = startRunner(
+      dir,
+      'hpc-me',
+      {
+        type: 'slurm_sudo',
+        name: 'SLURM cluster',
+        id: 'hpc-me',
+        ...common(dir),
+        pilot_config: { max_workers: 1, idle_timeout_s: 2, cpus_per_worker: 1 },
+      },
+      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
+    );
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      const tasks = gatedTasks(dir, 'hpc-me', 'me', 2);
+      writeFileSync(join(dir, 'gate'), '');
+      for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'hpc-me'), t);
+      const ids = tasks.map((t) => t.taskId);
+      await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
+      for (const r of await records(ids)) expect(r.state).toBe('finished');
+      expect(submittedPilots(runner.output)).not.toContain(foreignId);
+      expect(submittedPilots(runner.output)).toHaveLength(1);
+      // untouched: still queued, held, as its owner left it
+      expect(
+        (
+          await slurm.command(['squeue', '--noheader', `--jobs=${foreignId}`, '--format=%T'])
+        ).stdout.trim(),
+      ).toBe('PENDING');
+      await pilotsLeave(() => runner.output);
+    } catch (err) {
+      throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+      await slurm.command(['scancel', foreignId]);
     }
   });
 
