@@ -96,7 +96,8 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
       // $SRV PINGs far apart: the heartbeat alone retires a chef here (rules-protocol.test.ts
       // covers the PING).
       stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: '3000', CP_CHEF_PING_MS: '600000' }),
-      stack.start('runner'),
+      // chef-podb's tasks run in pod-b's workspace: the runner must allow both
+      stack.start('runner', { CP_WORKSPACE_ROOTS: `${stack.workspace}:${wsB}` }),
       stack.start('fswatcher', { CP_POD: 'pod-a' }),
       stack.start(
         'chef',
