@@ -174,26 +174,14 @@ async function build(
     return fail('failed', errorText(err));
   }
   const taskId = await taskIdFor(ctx, req.buildId);
-  const where =
-    'queue' in route
-      ? {
-          subject: subjects.tasks(ctx.project, route.queue.name),
-          // The profile is the one the admin bound to the queue, never a message's.
-          profile: route.queue.profile,
-        }
-      : {
-          // TRANSITION: no project record (see routeTask); the queue is named after the resource.
-          subject: subjects.tasks(ctx.project, rule.resource),
-          profile: rule.profile,
-        };
   await ctx.bus.publish(
     'task.submitted',
-    where.subject,
+    subjects.tasks(ctx.project, route.queue),
     {
       taskId,
       buildId: req.buildId,
       resource: rule.resource,
-      ...(where.profile ? { profile: where.profile } : {}),
+      ...(route.profile ? { profile: route.profile } : {}),
       command,
       cwd: ctx.workspace,
       // A resource whose jobs do not see this workspace stages these and brings the outputs back.

@@ -92,7 +92,7 @@ export class ProjectConfig {
   /** routeTask on the current record; the transitional route is warned about once. */
   route(want: QueueWant): Route {
     const route = routeTask(this.project, this.#state, want);
-    if ('legacy' in route && !this.#warnedLegacy) {
+    if (route.legacy && !this.#warnedLegacy) {
       this.#warnedLegacy = true;
       this.logger.warn(
         { bucket: buckets.config(this.project), key: KEY },

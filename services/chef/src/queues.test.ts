@@ -53,7 +53,11 @@ describe('pickQueue', () => {
 describe('routeTask', () => {
   it('routes by the project record; an inactive project refuses', () => {
     const valid = { kind: 'valid', project: project() } as const;
-    expect(routeTask('demo', valid, { resource: 'local' })).toEqual({ queue: queues[0] });
+    expect(routeTask('demo', valid, { resource: 'local' })).toEqual({ queue: 'local' });
+    expect(routeTask('demo', valid, { resource: 'gpu' })).toEqual({
+      queue: 'gpu',
+      profile: 'lab',
+    });
     expect(() =>
       routeTask(
         'demo',
@@ -72,6 +76,10 @@ describe('routeTask', () => {
     expect(() => routeTask('demo', { kind: 'invalid' }, { resource: 'local' })).toThrow(
       expect.objectContaining({ code: 'CP_CHEF_PROJECT_INVALID' }),
     );
-    expect(routeTask('demo', { kind: 'absent' }, { resource: 'local' })).toEqual({ legacy: true });
+    expect(routeTask('demo', { kind: 'absent' }, { resource: 'hpc', profile: 'x' })).toEqual({
+      queue: 'hpc',
+      profile: 'x',
+      legacy: true,
+    });
   });
 });

@@ -43,10 +43,13 @@ export type ProjectState =
   | { readonly kind: 'invalid' }
   | { readonly kind: 'valid'; readonly project: Project };
 
-export type Route =
-  | { readonly queue: Queue }
-  /** TRANSITION: no project record; tasks go to `cp.<p>.tasks.<resource>` as before queues. */
-  | { readonly legacy: true };
+/** The queue a task is published to (`cp.<p>.tasks.<queue>`) and the profile it runs under. */
+export interface Route {
+  readonly queue: string;
+  readonly profile?: string | undefined;
+  /** TRANSITION: chosen without a project record (see routeTask). */
+  readonly legacy?: true;
+}
 
 /**
  * Where a rule's task goes: the project must be active and have a queue for the rule. Pure, so
@@ -54,9 +57,10 @@ export type Route =
  */
 export function routeTask(project: string, state: ProjectState, want: QueueWant): Route {
   if (state.kind === 'absent') {
-    // TRANSITION (remove when test/src/stack.ts writes a project record before services
-    // start): without any project record, tasks go to the queue named after the resource.
-    return { legacy: true };
+    // TRANSITION, the one place to remove once test/src/stack.ts (and every deployment) writes
+    // a project record before services start: without any project record, a task goes to the
+    // queue named after its resource, with the rule's profile, as before queues existed.
+    return { queue: want.resource, profile: want.profile, legacy: true };
   }
   if (state.kind === 'invalid')
     throw new BuildRefusedError(
@@ -68,5 +72,7 @@ export function routeTask(project: string, state: ProjectState, want: QueueWant)
       'CP_CHEF_PROJECT_INACTIVE',
       `project "${project}" is inactive; an admin reactivates it before new builds run`,
     );
-  return { queue: pickQueue(project, state.project.queues, want) };
+  const queue = pickQueue(project, state.project.queues, want);
+  // The profile is the one the admin bound to the queue, never a message's.
+  return { queue: queue.name, profile: queue.profile };
 }
