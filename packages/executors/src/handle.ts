@@ -1,5 +1,13 @@
 import { z } from 'zod';
 
+// A handle is read back from KV after a restart and its parts reach sbatch, scancel, tail and
+// rm as arguments: a key that could read as an option, or a folder with a newline, is no handle.
+const JobKey = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/);
+const JobDir = z
+  .string()
+  .min(2)
+  .refine((d) => d.startsWith('/') && !/[\u0000-\u001f\u007f]/.test(d));
+
 /** Where a local task lives on disk; its pid is in TaskRecord.pid and in `<dir>/pid`. */
 export const LocalHandle = z.object({
   kind: z.literal('local'),
@@ -13,9 +21,9 @@ export type LocalHandle = z.infer<typeof LocalHandle>;
 export const SlurmHandle = z.object({
   kind: z.literal('slurm'),
   /** Unique key of the job: its folder name and, as cp-<key>, its SLURM job name. */
-  jobKey: z.string().min(1),
+  jobKey: JobKey,
   /** The job folder as the cluster sees it (shared filesystem or jobs_remote_dir). */
-  dir: z.string().min(1),
+  dir: JobDir,
   /** The task's number inside the job: files <dir>/<index>.out, .err, .exit ... */
   index: z.number().int().nonnegative(),
   /** Epoch ms when the task was first seen running (timeouts count from here). */

@@ -229,7 +229,8 @@ export class SlurmBackend implements Backend {
         this.#jobs.set(h.jobKey, job);
       }
       job.members.set(h.index, id);
-      if (rec.jobId) job.jobId = rec.jobId;
+      // A SLURM job id is a number; anything else would reach scancel as an argument.
+      if (rec.jobId && /^[0-9]+$/.test(rec.jobId)) job.jobId = rec.jobId;
     }
     for (const job of this.#jobs.values()) {
       if (job.jobId) continue;

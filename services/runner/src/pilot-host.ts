@@ -7,7 +7,7 @@ import {
   type SlurmSshResource,
   type SlurmSudoResource,
 } from '@computepods/protocol';
-import { SshPool, type TransportLogger } from '@computepods/transport';
+import { commandPath, SshPool, type TransportLogger } from '@computepods/transport';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The worker inside a checkout, relative to its root. */
@@ -101,7 +101,15 @@ exec "$3" --version
  * the fix. Transport failures (host down) are thrown as they are: they may pass.
  */
 export async function checkPilotSite(site: PilotSite, resourceName: string): Promise<string> {
-  const res = await site.host.run(['sh', '-c', CHECK, 'sh', site.repoDir, WORKER_PATH, site.node]);
+  const res = await site.host.run([
+    'sh',
+    '-c',
+    CHECK,
+    'sh',
+    commandPath(site.repoDir, 'pilot_config.computepods_dir'),
+    WORKER_PATH,
+    commandPath(site.node, 'pilot_config.node_path'),
+  ]);
   const on = `on ${site.host.label}`;
   const worker = posix.join(site.repoDir, WORKER_PATH);
   const problem =
