@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { NatsServer } from '@computepods/testkit';
 import { formatLogLine } from './log-line.js';
 
@@ -18,19 +19,24 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-async function startNats(): Promise<{ url: string; server?: NatsServer }> {
+/**
+ * Our own nats-server in operator mode (accounts per project, credentials per role), on
+ * loopback. With NATS_URL, a server someone else runs must trust this auth dir's operator.
+ */
+async function startNats(auth: AuthStore): Promise<{ url: string; server?: NatsServer }> {
   if (process.env.NATS_URL) return { url: process.env.NATS_URL };
   const storeDir = `${state}/nats`;
   mkdirSync(storeDir, { recursive: true });
+  const configLines = () => serverConfigLines(auth, `${state}/nats-resolver`);
   const port = Number(process.env.CP_NATS_PORT ?? 4222);
   try {
-    const server = await NatsServer.start({ port, storeDir, detached: true });
+    const server = await NatsServer.start({ port, storeDir, detached: true, configLines });
     return { url: server.url, server };
   } catch (err) {
     say(
       `port ${port} is busy (${(err as Error).message.split('\n')[0]}); using a free port instead`,
     );
-    const server = await NatsServer.start({ storeDir, detached: true });
+    const server = await NatsServer.start({ storeDir, detached: true, configLines });
     return { url: server.url, server };
   }
 }
@@ -72,7 +78,22 @@ function launch(s: Supervised): void {
 }
 
 async function main(): Promise<void> {
-  const nats = await startNats();
+  const authDir = `${state}/auth`;
+  const auth = await AuthStore.open(authDir);
+  const nats = await startNats(auth);
+  // The registry, the project's account, streams and buckets, and a local queue: made once,
+  // checked at every start.
+  const adminCreds = await bootstrapProject({
+    store: auth,
+    servers: nats.url,
+    project,
+    runnerDir: `${state}/${project}/runner`,
+    admin:
+      process.env.USER && /^[a-z_][a-z0-9_-]{0,31}$/.test(process.env.USER)
+        ? process.env.USER
+        : 'admin',
+  });
+  const creds = (g: Omit<Grant, 'project'>) => auth.grantCreds({ ...g, project });
   const httpPort = Number(process.env.CP_HTTP_PORT ?? 8080);
   // The demo's sources, each only when missing: an edited file is kept across restarts.
   mkdirSync(`${workspace}/src`, { recursive: true });
@@ -89,28 +110,50 @@ async function main(): Promise<void> {
     CP_LOG_FORMAT: 'json',
     CP_HTTP_PORT: String(httpPort),
   };
+  // Each service with its own role's least-privilege credentials (packages/auth/src/roles.ts).
   const services: Supervised[] = [
-    { name: 'majordomo', args: ['services/majordomo/src/main.ts'], env, restarts: 0 },
+    {
+      name: 'majordomo',
+      args: ['services/majordomo/src/main.ts'],
+      env: { ...env, NATS_CREDS: await creds({ role: 'majordomo' }) },
+      restarts: 0,
+    },
     {
       name: 'chef',
       args: ['services/chef/src/main.ts'],
-      env: { ...env, CP_CHEF: 'demo', CP_CHEF_DEFINITION: `${root}deploy/demo/chef.yaml` },
+      env: {
+        ...env,
+        CP_CHEF: 'demo',
+        CP_CHEF_DEFINITION: `${root}deploy/demo/chef.yaml`,
+        NATS_CREDS: await creds({ role: 'chef', scope: 'demo' }),
+      },
       restarts: 0,
     },
     {
       name: 'runner',
       args: ['services/runner/src/main.ts'],
-      env: { ...env, CP_RESOURCE: 'local' },
+      env: {
+        ...env,
+        CP_RESOURCE: 'local',
+        NATS_CREDS: await creds({ role: 'runner', scope: 'local' }),
+      },
       restarts: 0,
     },
-    { name: 'fswatcher', args: ['services/fswatcher/src/main.ts'], env, restarts: 0 },
+    {
+      name: 'fswatcher',
+      args: ['services/fswatcher/src/main.ts'],
+      env: { ...env, NATS_CREDS: await creds({ role: 'fswatcher', scope: env.CP_POD }) },
+      restarts: 0,
+    },
   ].map((s) => ({ ...s, log: createWriteStream(`${state}/logs/${s.name}.log`, { flags: 'a' }) }));
   for (const s of services) launch(s);
 
   // What cpctrl needs to find this deployment, when it differs from cpctrl's defaults.
+  const stateDefault = process.env.CP_STATE_DIR === undefined;
   const cpEnv = [
     nats.url === 'nats://127.0.0.1:4222' ? '' : `NATS_URL=${nats.url}`,
     project === 'demo' ? '' : `CP_PROJECT=${project}`,
+    stateDefault ? '' : `CP_AUTH_DIR=${authDir}`,
   ]
     .filter(Boolean)
     .join(' ');
@@ -119,6 +162,9 @@ async function main(): Promise<void> {
       '',
       'ComputePods is up',
       `  NATS        ${nats.url}${nats.server ? ` (own nats-server, pid ${nats.server.pid}, data in ${state}/nats)` : ' (NATS_URL)'}`,
+      `  security    operator mode: the project is its own NATS account; each service has its role's`,
+      `              credentials; yours (project admin): ${adminCreds}`,
+      `              (cpctrl finds them in ${authDir}; see README "Security" to add people and pods)`,
       `  project     ${project}`,
       `  workspace   ${workspace}`,
       `  services    ${services.map((s) => `${s.name} (pid ${s.child?.pid})`).join(', ')}`,
@@ -140,6 +186,7 @@ async function main(): Promise<void> {
       `  pnpm -s cpctrl -o json status                           the same, as JSON on stdout`,
       "Feed the pod from a directory of yours over SSH (your key in the pod user's authorized_keys):",
       `  NATS_URL=${nats.url} pnpm -s inotify2nats --project ${project} --pod ${env.CP_POD} \\`,
+      `    --creds ${await creds({ role: 'inotify2nats', scope: env.CP_POD })} \\`,
       `    --root ~/my-project --ssh ${process.env.USER ?? 'me'}@127.0.0.1:22 --remote-root ${workspace} --log '*.log'`,
       'Ctrl-C stops everything.',
       '',

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { NatsUnavailableError } from './errors.js';
+import {
+  AuthorizationError,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+} from '@nats-io/transport-node';
+import { NatsAuthError, NatsUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
 
 export interface ConnectOptions {
@@ -51,6 +56,9 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
       if (attempt > 1) logger.info({ servers, attempt }, 'connected to NATS');
       return nc;
     } catch (err) {
+      // Retrying the same credentials cannot help: say which and what to do.
+      if (err instanceof AuthorizationError)
+        throw new NatsAuthError(servers, options.credsFile, { cause: err });
       const unavailable = new NatsUnavailableError(servers, { cause: err });
       const elapsed = Date.now() - started;
       if (

@@ -112,3 +112,18 @@ export class StorageQuotaError extends Error {
 export function isQuotaExceeded(err: unknown): boolean {
   return err instanceof JetStreamApiError && QUOTA_CODES.has(err.code);
 }
+
+/** The server refused who we are: no credentials, or ones it does not trust (or revoked). */
+export class NatsAuthError extends Error {
+  readonly code = 'CP_NATS_AUTH';
+  readonly retryable = false;
+  constructor(servers: string, credsFile: string | undefined, options?: ErrorOptions) {
+    super(
+      credsFile
+        ? `NATS at ${servers} refused the credentials in ${credsFile}: they are not for this server's operator, or were revoked; ask your lab admin for new ones`
+        : `NATS at ${servers} needs credentials: set NATS_CREDS (or --creds) to the creds file your lab admin gave you (\`up\` writes the admin's into <state>/auth/creds)`,
+      options,
+    );
+    this.name = 'NatsAuthError';
+  }
+}

@@ -19,6 +19,7 @@ export {
   isQuotaExceeded,
   isRetryable,
   MessageInvalidError,
+  NatsAuthError,
   NatsUnavailableError,
   ProvisioningMissingError,
   RemoteError,

@@ -8,6 +8,10 @@ export const CliConfig = z
   .object({
     project: z.string().optional(),
     natsUrl: z.string().optional(),
+    /** NATS credentials per project: the creds file an admin gave you for it. */
+    credentials: z.record(z.string(), z.string()).optional(),
+    /** A lab admin's auth dir (admin creds for every project and the registry). */
+    authDir: z.string().optional(),
   })
   .strict();
 export type CliConfig = z.infer<typeof CliConfig>;
