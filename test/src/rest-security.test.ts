@@ -126,10 +126,8 @@ describe('REST API security', { timeout: 240_000 }, () => {
     // project's `local` queue, else (no queue record) <its CP_STATE_DIR>/runner/tasks.
     const config = await stack.bus.kv(buckets.config(stack.project), z.unknown());
     const bound = ResolvedQueue.safeParse((await config.get('queue.local'))?.value);
-    logRoot =
-      bound.success && 'jobs_local_dir' in bound.data.resource
-        ? bound.data.resource.jobs_local_dir
-        : join(stack.env('runner').CP_STATE_DIR!, 'runner', 'tasks');
+    const jobsDir = bound.success ? (bound.data.resource as { jobs_local_dir?: string }) : {};
+    logRoot = jobsDir.jobs_local_dir ?? join(stack.env('runner').CP_STATE_DIR!, 'runner', 'tasks');
     await Promise.all([
       stack.start('majordomo', {
         CP_API_TOKEN: '', // generated into the state dir, the file the forged record aims at

@@ -174,10 +174,16 @@ export async function startHttp(
     const principal = access.authenticate(tokenOf(req));
     req.principal = principal;
     if (req.is404) return;
+    // The route's pattern, never the URL: an event stream's URL may carry ?token=.
     const route = `${req.method} ${req.routeOptions.url}`;
-    access.authorize(principal, req.routeOptions.config.role ?? 'admin', route);
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      bus.logger.info({ user: principal.user, tokenId: principal.tokenId, route }, 'API call');
+    const who = { user: principal.user, tokenId: principal.tokenId, route };
+    try {
+      access.authorize(principal, req.routeOptions.config.role ?? 'admin', route);
+    } catch (err) {
+      bus.logger.info(who, 'API call refused: role');
+      throw err;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') bus.logger.info(who, 'API call');
   });
 
   app.get(
@@ -549,5 +555,9 @@ export async function startHttp(
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
   hosts = allowedHosts(opts.host, port, cfg.httpAllowedHosts);
+  bus.logger.info(
+    { allowedHosts: [...hosts], maxSse: cfg.maxSse, logRoots: cfg.logRoots },
+    'HTTP API guarded: tokens, Host allowlist, event-stream cap, log roots',
+  );
   return app;
 }
