@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, createLogger, isPermissionDenied } from '@computepods/bus';
 import type { StatusReply } from '@computepods/protocol';
 import { freePort, ManagedProcess, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +133,7 @@ describe('up: the demo, started as people start it', () => {
   const dir = new TempDir('cp-up-');
   let up: ManagedProcess;
   let bus: Bus;
+  let url = '';
   const workspace = dir.join('demo/workspace');
   const read = (p: string) => readFileSync(join(workspace, p), 'utf8');
 
@@ -143,7 +144,14 @@ describe('up: the demo, started as people start it', () => {
       CP_NATS_PORT: String(await freePort()),
       CP_HTTP_PORT: String(await freePort()),
     };
-    for (const k of ['NATS_URL', 'CP_PROJECT', 'CP_WORKSPACE', 'CP_POD', 'CP_API_TOKEN'])
+    for (const k of [
+      'NATS_URL',
+      'NATS_CREDS',
+      'CP_PROJECT',
+      'CP_WORKSPACE',
+      'CP_POD',
+      'CP_API_TOKEN',
+    ])
       delete env[k];
     up = new ManagedProcess({
       name: 'up',
@@ -153,11 +161,15 @@ describe('up: the demo, started as people start it', () => {
       cwd: root,
     });
     const line = await up.waitForOutput(/NATS +nats:\/\/[0-9.:]+/, 60_000);
-    const url = /nats:\/\/[0-9.:]+/.exec(line)![0];
+    url = /nats:\/\/[0-9.:]+/.exec(line)![0];
+    // The banner names the project admin's credentials: the person who ran up.
+    const yours = await up.waitForOutput(/\(project admin\): \S+/, 60_000);
+    const credsFile = /\(project admin\): (\S+)/.exec(yours)![1]!;
     const logger = createLogger('e2e');
     logger.level = 'silent';
     bus = await Bus.connect({
       servers: url,
+      credsFile,
       service: 'e2e',
       project: 'demo',
       logger,
@@ -196,8 +208,49 @@ describe('up: the demo, started as people start it', () => {
     );
   });
 
+  it('is the secure run: a client without credentials is refused, a service role is kept to its lane', async () => {
+    const logger = createLogger('e2e');
+    logger.level = 'silent';
+    const anonymous = await Bus.connect({
+      servers: url,
+      credsFile: '',
+      service: 'anon',
+      project: 'demo',
+      logger,
+      discoverable: false,
+    }).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(anonymous).toMatchObject({ code: 'CP_NATS_AUTH' });
+    const fswatcher = await Bus.connect({
+      servers: url,
+      credsFile: join(dir.path, 'auth/creds/p-demo/fswatcher-pod-local.creds'),
+      service: 'fswatcher',
+      project: 'demo',
+      logger,
+      discoverable: false,
+    });
+    try {
+      const submitted = await fswatcher
+        .publish(
+          'task.submitted',
+          'cp.demo.tasks.local',
+          { taskId: 'evil', resource: 'local', command: 'touch PWNED', cwd: workspace },
+          { retryForMs: 0 },
+        )
+        .then(
+          () => undefined,
+          (err: Error) => err,
+        );
+      expect(isPermissionDenied(submitted)).toBe(true);
+    } finally {
+      await fswatcher.close();
+    }
+    expect(existsSync(join(workspace, 'PWNED'))).toBe(false);
+  });
+
   it('answers cpctrl through its bin: status as JSON on stdout', async () => {
-    const url = /nats:\/\/[0-9.:]+/.exec(up.output)![0];
     const child = spawn(
       process.execPath,
       [join(root, 'packages/cpctrl/bin/cpctrl.js'), '-o', 'json', 'status'],
@@ -205,7 +258,10 @@ describe('up: the demo, started as people start it', () => {
         env: {
           ...process.env,
           NATS_URL: url,
+          NATS_CREDS: '',
           CP_PROJECT: 'demo',
+          // cpctrl finds the admin's credentials in the auth dir up made.
+          CP_AUTH_DIR: dir.join('auth'),
           CPCTRL_CONFIG: dir.join('c.json'),
         },
       },

@@ -50,9 +50,10 @@ export function resolveContext(opts: GlobalOptions, env: NodeJS.ProcessEnv = pro
     project,
     natsUrl: opts.nats ?? env.NATS_URL ?? file.natsUrl ?? 'nats://127.0.0.1:4222',
     json: opts.output === 'json',
+    // An empty value (NATS_CREDS= to drop an inherited one) counts as unset.
     credsFile:
-      opts.creds ??
-      env.NATS_CREDS ??
+      (opts.creds || undefined) ??
+      (env.NATS_CREDS || undefined) ??
       file.credentials?.[project] ??
       authDirCreds(authDir, `p-${project}`, 'admin'),
     authDir,
