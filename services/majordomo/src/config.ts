@@ -10,7 +10,7 @@ export interface MajorDomoConfig {
   /** REST/SSE API: CP_HTTP_HOST, CP_HTTP_PORT (0: a free port). */
   readonly httpHost: string;
   readonly httpPort: number;
-  /** Bearer token for mutations (CP_API_TOKEN); generated and written to the state dir if unset. */
+  /** The bootstrap admin token (CP_API_TOKEN); generated and written to the state dir if unset. */
   readonly apiToken: string | undefined;
   readonly stateDir: string;
   /** Host headers the API answers besides loopback and CP_HTTP_HOST (CP_HTTP_ALLOWED_HOSTS). */
