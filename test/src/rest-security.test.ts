@@ -437,6 +437,15 @@ describe('REST API security', { timeout: 240_000 }, () => {
     expect(stored).toMatchObject({ user: 'erin', description: 'CI' });
     expect(JSON.stringify(stored)).not.toContain(made.out.token.split('_').slice(2).join('_'));
 
+    // text mode: the token alone on the first line; a note when the user is not a member
+    const textMade = await stack.cpctrl(['token', 'create', '--user', 'frank']);
+    cpctrlOutput.push(textMade.stderr);
+    expect(textMade.code).toBe(0);
+    const line = textMade.stdout.split('\n')[0]!;
+    expect(line).toMatch(/^cpt_[a-z0-9]{16}_[A-Za-z0-9_-]{43}$/);
+    expect(textMade.stderr).toMatch(/frank is not a member of project restsec/);
+    tokens.frank = { id: line.split('_')[1]!, token: line };
+
     const list = await stack.cpctrl(['-o', 'json', 'token', 'list']);
     cpctrlOutput.push(list.stderr);
     const listed = JSON.parse(list.stdout) as Record<string, unknown>[];
