@@ -1,0 +1,37 @@
+import type { z } from 'zod';
+
+/**
+ * Every refusal of this package: a stable `code` for scripts (cpctrl prints it with -o json),
+ * the `field` at fault when there is one, and a message that says what to do next.
+ */
+export class ProjectError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ProjectError';
+  }
+}
+
+export const notFound = (what: string, id: string, list: string) =>
+  new ProjectError('CP_NOT_FOUND', `no ${what} ${id}; \`${list}\` lists them`);
+
+/** Parses an operation's input; the error names the first wrong field and its rule. */
+export function parseInput<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  what: string,
+): z.infer<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const field = issue?.path.map(String).join('.') || undefined;
+  throw new ProjectError(
+    'CP_INVALID',
+    `invalid ${what}: ${field ? `${field}: ` : ''}${issue?.message ?? 'invalid'}; fix it and run the command again`,
+    field,
+  );
+}
