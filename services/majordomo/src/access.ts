@@ -52,11 +52,15 @@ export class Access {
   readonly #roles = new Map<string, Role>();
   readonly #listeners = new Set<() => void>();
   readonly #stops: (() => void)[] = [];
+  /** Private: an Access object that ends up in a log line must not carry it. */
+  readonly #bootstrap: string;
 
   private constructor(
     readonly project: string,
-    readonly bootstrap: string,
-  ) {}
+    bootstrap: string,
+  ) {
+    this.#bootstrap = bootstrap;
+  }
 
   static async start(bus: Bus, project: string, bootstrap: string): Promise<Access> {
     const a = new Access(project, bootstrap);
@@ -98,7 +102,7 @@ export class Access {
   /** The caller behind `token`, or an AccessError (401 unknown/revoked, 403 not a member). */
   authenticate(token: string | undefined): Principal {
     if (!token) throw unauthenticated();
-    if (sameSecret(token, this.bootstrap)) return { user: 'admin', role: 'admin' };
+    if (sameSecret(token, this.#bootstrap)) return { user: 'admin', role: 'admin' };
     const parsed = parseApiToken(token);
     const rec = parsed && this.#tokens.get(parsed.id);
     if (!parsed || !rec || !secretMatches(parsed.secret, rec.sha256)) throw unauthenticated();
