@@ -3,6 +3,7 @@ import {
   lstatSync,
   mkdirSync,
   readFileSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -10,7 +11,14 @@ import { join } from 'node:path';
 import { TaskSubmitted } from '@computepods/protocol';
 import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mergeTrees, outputTarget, TaskFileError, taskTree, workDirOf } from './slurm-files.js';
+import {
+  mergeTrees,
+  outputTarget,
+  readInput,
+  TaskFileError,
+  taskTree,
+  workDirOf,
+} from './slurm-files.js';
 
 const tmp = new TempDir('cp-slurm-files-');
 afterAll(() => tmp[Symbol.dispose]());
@@ -110,5 +118,21 @@ describe('the job folder tree of tasks with declared files', () => {
         new RegExp(`^${field.replace('.', '\\.')} .*control character`),
       );
     }
+  });
+
+  it('reads a staged input without following a symlink swapped in after the check', async () => {
+    const ws = workspace('swap');
+    const tree = await taskTree(0, task(ws, ['src/a.txt'], ['o']));
+    const from = tree.copies[0]!.from;
+    const read = async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of readInput(from)) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString();
+    };
+    expect(await read()).toBe('a');
+    writeFileSync(tmp.join('swap-secret'), 'secret');
+    rmSync(from);
+    symlinkSync(tmp.join('swap-secret'), from);
+    await expect(read()).rejects.toThrow(/ELOOP/);
   });
 });

@@ -1,3 +1,4 @@
+import { constants, createReadStream, openSync } from 'node:fs';
 import { lstat, mkdir, realpath, stat } from 'node:fs/promises';
 import { posix, relative, sep } from 'node:path';
 import { checkRelativePath, type TaskSubmitted } from '@computepods/protocol';
@@ -34,6 +35,15 @@ export class TaskFileError extends Error {
     super(`${field} ${JSON.stringify(path)}: ${reason}`, options);
     this.name = 'TaskFileError';
   }
+}
+
+/**
+ * Opens a staged input for reading without following a symlink: its path was resolved when
+ * the tree was made, and a symlink swapped in since must not carry the read elsewhere.
+ */
+export function readInput(path: string): ReturnType<typeof createReadStream> {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  return createReadStream(path, { fd });
 }
 
 /** The folder a task with declared files runs in: `<job folder>/<index>.work`. */

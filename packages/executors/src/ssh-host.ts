@@ -1,6 +1,8 @@
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { SlurmSshProfile, SlurmSshResource } from '@computepods/protocol';
 import {
   downloadFile,
@@ -8,10 +10,11 @@ import {
   type SshPool,
   type SshTarget,
   sftpOps,
+  transferMode,
   uploadTree,
 } from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
-import type { JobTree } from './slurm-files.js';
+import { type JobTree, readInput } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 
 /** Where a slurm_ssh resource's jobs go, as the profile's user (known_hosts default: ~/.ssh). */
@@ -85,7 +88,10 @@ export class SshHost implements SlurmHost {
     for (const d of tree?.dirs ?? []) await mkdir(join(local, d), { recursive: true });
     for (const c of tree?.copies ?? []) {
       await mkdir(dirname(join(local, c.to)), { recursive: true });
-      await copyFile(c.from, join(local, c.to));
+      // Read without following a symlink; the mode kept, minus setuid/setgid/sticky.
+      const to = join(local, c.to);
+      await pipeline(readInput(c.from), createWriteStream(to));
+      await chmod(to, transferMode((await stat(c.from)).mode));
     }
     for (const [name, content] of Object.entries(files))
       await writeFile(join(local, name), content, { mode: 0o755 });

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { PosixUsername } from '@computepods/protocol';
 import { commandPath, sha256File, VerifyError } from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
-import type { JobTree } from './slurm-files.js';
+import { type JobTree, readInput } from './slurm-files.js';
 import { ensureOk, type HostResult, type SlurmHost } from './slurm-host.js';
 
 /** What a command reads on stdin: text, or a local file streamed in. */
@@ -193,7 +193,7 @@ export class SudoHost implements SlurmHost {
       if (child.stdin) {
         child.stdin.on('error', () => undefined);
         if (typeof input === 'object') {
-          const from = createReadStream(input.file);
+          const from = readInput(input.file);
           from.on('error', (err) => {
             stderr += `cannot read ${input.file}: ${err.message}`;
             child.stdin?.destroy();

@@ -35,6 +35,12 @@ export const ArtefactRecord = z.object({
    * run. A restarted MajorDomo restores the verdict from it instead of running the cycle again.
    */
   passes: z.number().int().min(1).optional(),
+  /**
+   * Where and when (the file's mtime, ns) the build that made these bytes wrote them. A file
+   * event from that pod with an older mtime arrived late (the watcher and the results travel on
+   * different streams): it reports an earlier build's bytes, not an edit.
+   */
+  written: z.object({ pod: z.string(), mtimeNs: z.string().regex(/^\d+$/) }).optional(),
 });
 export type ArtefactRecord = z.infer<typeof ArtefactRecord>;
 

@@ -18,7 +18,15 @@ export const BuildRequested = z.object({
 });
 export type BuildRequested = z.infer<typeof BuildRequested>;
 
-export const OutputRecord = z.object({ sha256: Sha256, size: z.number().int().nonnegative() });
+export const OutputRecord = z.object({
+  sha256: Sha256,
+  size: z.number().int().nonnegative(),
+  /**
+   * The file's mtime (ns since the epoch) when the chef hashed it, on the result's pod: a file
+   * event from that pod with an older mtime is about an earlier write, not an edit after it.
+   */
+  mtimeNs: z.string().regex(/^\d+$/).optional(),
+});
 
 /** Chef → MajorDomo. */
 export const BuildResult = z.object({

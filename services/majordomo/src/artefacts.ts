@@ -95,6 +95,8 @@ function same(a: Rec, b: Rec): boolean {
     a.buildId === b.buildId &&
     a.passes === b.passes &&
     a.auxiliary === b.auxiliary &&
-    a.pods.join() === b.pods.join()
+    a.pods.join() === b.pods.join() &&
+    a.written?.pod === b.written?.pod &&
+    a.written?.mtimeNs === b.written?.mtimeNs
   );
 }

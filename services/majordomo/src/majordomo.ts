@@ -336,16 +336,38 @@ export class MajorDomo {
       const producer = this.#producerOf(ev.path);
       // A build in flight will report this output itself; its result is the authority.
       if (producer && this.#inflight.has(producer)) continue;
-      await this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid);
+      await this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs);
     }
     await this.#pump(cid);
   }
 
-  /** A pod holds `path` with these bytes: a change to plan from, or one more holder. */
-  async #fileHash(path: string, sha256: string, size: number, pod: string, cid: string) {
+  /**
+   * A pod holds `path` with these bytes: a change to plan from, or one more holder. Unless the
+   * pod's file is older (`mtimeNs`) than the one a build wrote there and reported: then this is
+   * a late look at an earlier write. The watcher's events and the chefs' results travel on
+   * different streams, so under load the watcher's hash of pass 2's output of a cycle can arrive
+   * after pass 3's result; taken as an edit it would restart the cycle, cancel its build in
+   * flight and record bytes the workspace no longer has.
+   */
+  async #fileHash(
+    path: string,
+    sha256: string,
+    size: number,
+    pod: string,
+    cid: string,
+    mtimeNs?: string,
+  ) {
     const rec = this.artefacts.get(path);
     if (rec?.sha256 === sha256) {
       await this.artefacts.heldBy(path, sha256, pod, cid);
+      return;
+    }
+    const w = rec?.written;
+    if (w && mtimeNs !== undefined && w.pod === pod && BigInt(mtimeNs) < BigInt(w.mtimeNs)) {
+      this.logger.info(
+        { path, sha256: sha256.slice(0, 12), mtimeNs, written: w.mtimeNs, cid },
+        'file event older than the build output it would replace; ignored',
+      );
       return;
     }
     const producer = this.#producerOf(path);
@@ -359,6 +381,8 @@ export class MajorDomo {
         cutoff: sha256,
         size,
         pods: [pod],
+        // Bytes from outside, not from a build.
+        written: undefined,
         ...(producer ? { producer } : {}),
       },
       cid,
@@ -417,7 +441,7 @@ export class MajorDomo {
       // The chef found other bytes than planned with: plan from those, or the same request
       // would be sent (and cancelled) again and again.
       for (const [path, now] of Object.entries(result.inputsNow))
-        await this.#fileHash(path, now.sha256, now.size, result.pod, cid);
+        await this.#fileHash(path, now.sha256, now.size, result.pod, cid, now.mtimeNs);
       return;
     }
     const res = this.dm.completed(task.id, {
@@ -449,6 +473,7 @@ export class MajorDomo {
           producer: task.id,
           pods: this.artefacts.podsWith(path, out.sha256, result.pod),
           buildId: result.buildId,
+          written: out.mtimeNs ? { pod: result.pod, mtimeNs: out.mtimeNs } : undefined,
         },
         cid,
       );
