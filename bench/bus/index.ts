@@ -86,13 +86,13 @@ async function main(): Promise<void> {
   });
   await server.ensureStream({
     name: 'bench_pub',
-    subjects: [subjects.filesChanged(P)],
+    subjects: [subjects.filesChangedAll(P)],
     retention: 'limits',
     maxMsgs: 100_000,
   });
   const raw = client.nc;
   const js = client.js;
-  const subject = subjects.filesChanged(P);
+  const subject = subjects.filesChanged(P, 'pod-bench');
   const rawPayload = () => JSON.stringify(body);
 
   // warm-up

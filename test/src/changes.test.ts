@@ -121,7 +121,7 @@ async function observer(project: string): Promise<Bus> {
 /** Records every files.changed as it arrives, with the remote bytes at that moment. */
 function recordEvents(bus: Bus, remoteRoot: string): Seen[] {
   const seen: Seen[] = [];
-  bus.nc.subscribe(subjects.filesChanged(bus.project), {
+  bus.nc.subscribe(subjects.filesChangedAll(bus.project), {
     callback: (_err, msg) => {
       const env = Envelope.parse(msg.json());
       const body = FilesChanged.parse(env.body);

@@ -58,6 +58,8 @@ describe('user machine → inotify2nats → pod → rebuilt artefact', () => {
           remoteRoot: stack.workspace,
           stateDir: stack.dir.join('i2n-state'),
           nats: stack.nats.url,
+          // The laptop's own credentials: it may announce pod "laptop"'s files and nothing else.
+          creds: await stack.creds({ role: 'inotify2nats', scope: 'laptop' }),
         },
         env: {},
         cwd: repo,

@@ -78,7 +78,7 @@ describe('saved file → rebuilt artefact, end to end', () => {
     await stack.until('out/m.upper');
     // A change MajorDomo hears of that the pod does not hold (as when a file event was skipped
     // while the build writing it was in flight): the chef cancels, naming what it has.
-    await stack.bus.publish('files.changed', subjects.filesChanged(stack.project), {
+    await stack.bus.publish('files.changed', subjects.filesChanged(stack.project, 'pod-test'), {
       pod: 'pod-test',
       events: [
         { kind: 'changed', path: 'src/m.txt', size: 5, mtimeNs: '1', sha256: sha256('other') },
@@ -103,7 +103,7 @@ describe('saved file → rebuilt artefact, end to end', () => {
     });
     const p = stack.project;
     const targets = [
-      subjects.filesChanged(p),
+      subjects.filesChanged(p, 'pod-test'),
       subjects.buildResult(p),
       subjects.buildRequest(p, 'text'),
       subjects.tasks(p, 'local'),

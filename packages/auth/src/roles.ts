@@ -215,7 +215,7 @@ export function permissionsFor(grant: Grant): NatsPermissions {
           allow: [
             ...b.pub,
             `${JS}.STREAM.INFO.*`,
-            subjects.filesChanged(p),
+            subjects.filesChanged(p, pod),
             subjects.logs(p, pod),
             dlq,
           ],
@@ -247,7 +247,7 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             subjects.taskState(p),
             subjects.buildResult(p),
             subjects.buildCancel(p),
-            subjects.filesChanged(p),
+            subjects.filesChangedAll(p),
             anyLogs,
           ],
         },

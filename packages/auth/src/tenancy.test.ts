@@ -94,7 +94,7 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
         seen.push(m.subject);
       },
     });
-    b.nc.publish(subjects.filesChanged('alpha'), '{}');
+    b.nc.publish(subjects.filesChanged('alpha', 'pod1'), '{}');
     await b.nc.flush();
     await a.nc.flush();
     sub.unsubscribe();
@@ -110,7 +110,7 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
 
   it("lets a fswatcher publish its pod's file changes and logs, and refuses it tasks", async () => {
     const fsw = await as({ role: 'fswatcher', project: 'alpha', scope: 'pod1' });
-    await fsw.js.publish(subjects.filesChanged('alpha'), '{}');
+    await fsw.js.publish(subjects.filesChanged('alpha', 'pod1'), '{}');
     const err = await refused(
       fsw.publish(
         'task.submitted',
@@ -120,6 +120,11 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
       ),
     );
     expect(isPermissionDenied(err)).toBe(true);
+    // Another pod's changes are not its to announce.
+    const forged = await refused(
+      fsw.js.publish(subjects.filesChanged('alpha', 'pod2'), '{}', { timeout: 2_000 }),
+    );
+    expect(isPermissionDenied(forged)).toBe(true);
     // Another pod's log subject is not its to write: the server closes the publish with an error.
     const errors: Error[] = [];
     const done = (async () => {
@@ -194,7 +199,12 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
     let quota: StorageQuotaError | undefined;
     for (let i = 0; i < 100 && !quota; i++) {
       await tiny
-        .publish('files.changed', subjects.filesChanged('tiny'), { pod, events }, { retryForMs: 0 })
+        .publish(
+          'files.changed',
+          subjects.filesChanged('tiny', 'pod1'),
+          { pod, events },
+          { retryForMs: 0 },
+        )
         .catch((err: unknown) => {
           if (err instanceof StorageQuotaError) quota = err;
           else throw err;
@@ -204,7 +214,7 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
     expect(quota?.message).toMatch(/project "tiny" is over its JetStream storage quota/);
     const ack = await alpha.publish(
       'files.changed',
-      subjects.filesChanged('alpha'),
+      subjects.filesChanged('alpha', 'pod1'),
       { pod: 'p', events: events.slice(0, 1) },
       { retryForMs: 0 },
     );

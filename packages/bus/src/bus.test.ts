@@ -71,7 +71,7 @@ describe('Bus over a real nats-server', () => {
         dlq.push(Envelope.parse(m.json()).body as z.infer<typeof DeadLetter>);
       },
     });
-    const subject = subjects.filesChanged(P);
+    const subject = subjects.filesChanged(P, 'p1');
     await bus.publish('files.changed', subject, fileBody('a.txt'), { msgId: 'one' });
     const dup = await bus.publish('files.changed', subject, fileBody('a.txt'), { msgId: 'one' });
     expect(dup.duplicate).toBe(true);
@@ -136,8 +136,8 @@ describe('Bus over a real nats-server', () => {
         done.push(path);
       },
     });
-    await bus.publish('files.changed', subjects.filesChanged(P), fileBody('flaky.txt'));
-    await bus.publish('files.changed', subjects.filesChanged(P), fileBody('never.txt'));
+    await bus.publish('files.changed', subjects.filesChanged(P, 'p1'), fileBody('flaky.txt'));
+    await bus.publish('files.changed', subjects.filesChanged(P, 'p1'), fileBody('never.txt'));
     await until(() => (done.includes('flaky.txt') ? true : undefined), 20_000);
     const letter = await until(() => dlq.find((d) => d.data.includes('never.txt')), 20_000);
     expect(letter).toMatchObject({ reason: 'handler failed: always fails', deliveries: 3 });
@@ -225,7 +225,7 @@ describe('Bus when NATS comes and goes', () => {
     await nats.start();
     const ack = await bus.publish(
       'files.changed',
-      subjects.filesChanged(P),
+      subjects.filesChanged(P, 'p1'),
       fileBody('after-restart.txt'),
     );
     expect(ack.seq).toBeGreaterThan(0);

@@ -72,7 +72,7 @@ const MAX_DEAD_LETTER_DATA = 64 * 1024;
  * to the project's dead-letter subject with the zod issue paths.
  *
  *   const bus = await Bus.connect({ service: 'majordomo', project: 'demo' });
- *   await bus.publish('files.changed', subjects.filesChanged('demo'), body, { msgId });
+ *   await bus.publish('files.changed', subjects.filesChanged('demo', 'p1'), body, { msgId });
  *   bus.consume({ stream, durable, accept: ['files.changed'], handler: async (msg) => {...} });
  */
 export class Bus {

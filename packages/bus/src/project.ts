@@ -16,7 +16,7 @@ export async function ensureProjectStreams(
   const specs = [
     {
       name: streams.files(p),
-      subjects: [subjects.filesChanged(p)],
+      subjects: [subjects.filesChangedAll(p)],
       retention: 'limits',
       maxAgeMs: 7 * DAY,
     },

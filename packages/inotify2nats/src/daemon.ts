@@ -124,7 +124,7 @@ export async function startDaemon(
       logger.error({ code: e.code, err: e.message }, e.message);
     }
 
-    const subject = subjects.filesChanged(s.project);
+    const subject = subjects.filesChanged(s.project, s.pod);
     let current: { key: string; cid: string } | undefined;
     const onBatch = async (events: FileEvent[]): Promise<void> => {
       const key = sha256(JSON.stringify(events)).slice(0, 32);

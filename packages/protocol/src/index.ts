@@ -4,7 +4,7 @@
  *
  *   import { envelope, messageTypes, subjects } from '@computepods/protocol';
  *   const msg = envelope('files.changed', { pod: 'p1', events }, { project: 'demo', source: 'fswatcher' });
- *   nc.publish(subjects.filesChanged('demo'), JSON.stringify(msg));
+ *   nc.publish(subjects.filesChanged('demo', 'p1'), JSON.stringify(msg));
  */
 export {
   ApiError,

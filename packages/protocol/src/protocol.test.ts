@@ -19,7 +19,8 @@ const sha = 'a'.repeat(64);
 
 describe('names and subjects', () => {
   it('namespaces subjects by project', () => {
-    expect(subjects.filesChanged('demo')).toBe('cp.demo.files.changed');
+    expect(subjects.filesChanged('demo', 'p1')).toBe('cp.demo.files.changed.p1');
+    expect(() => subjects.filesChanged('demo', 'a.b')).toThrow(/invalid pod name/);
     expect(subjects.buildRequest('demo', 'chef-1')).toBe('cp.demo.build.request.chef-1');
     expect(subjects.tasks('demo', 'local')).toBe('cp.demo.tasks.local');
   });
@@ -28,7 +29,7 @@ describe('names and subjects', () => {
     'refuses project name %j with a clear error',
     (name) => {
       expect(() => checkProject(name)).toThrow(InvalidNameError);
-      expect(() => subjects.filesChanged(name)).toThrow(/invalid project name/);
+      expect(() => subjects.filesChanged(name, 'p1')).toThrow(/invalid project name/);
     },
   );
 

@@ -5,7 +5,13 @@ import { checkName, checkProject } from './names.js';
  * is namespaced by project: a project is the unit of isolation.
  */
 export const subjects = {
-  filesChanged: (p: string) => `cp.${checkProject(p)}.files.changed`,
+  /**
+   * One subject per pod, so the server can hold a watcher's credentials to its own pod and
+   * MajorDomo can check that a batch says the pod its subject names.
+   */
+  filesChanged: (p: string, pod: string) =>
+    `cp.${checkProject(p)}.files.changed.${checkName('pod name', pod)}`,
+  filesChangedAll: (p: string) => `cp.${checkProject(p)}.files.changed.*`,
   buildRequest: (p: string, chef: string) =>
     `cp.${checkProject(p)}.build.request.${checkName('chef name', chef)}`,
   buildRequestAll: (p: string) => `cp.${checkProject(p)}.build.request.*`,

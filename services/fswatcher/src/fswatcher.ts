@@ -21,7 +21,7 @@ const UPLOAD_TEMPS = '.*.tmp-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]*';
  */
 export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<() => Promise<void>> {
   await ensureProjectStreams(bus, cfg.project);
-  const subject = subjects.filesChanged(cfg.project);
+  const subject = subjects.filesChanged(cfg.project, cfg.pod);
   const watcher = new FileWatcher({
     root: cfg.root,
     stampFile: cfg.stampFile,
