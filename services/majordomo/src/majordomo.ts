@@ -20,6 +20,7 @@ import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { watchChefLiveness } from './liveness.js';
+import { checkPodSubject } from './pod-subject.js';
 import { resolveGoal } from './resolve-goal.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
@@ -123,7 +124,10 @@ export class MajorDomo {
       stream: streams.files(p),
       durable: 'majordomo-files',
       accept: ['files.changed'],
-      handler: (msg) => md.#serial(() => md.onFilesChanged(msg.body, msg.cid)),
+      handler: (msg, ctx) => {
+        checkPodSubject(p, ctx.subject, msg.body);
+        return md.#serial(() => md.onFilesChanged(msg.body, msg.cid));
+      },
     });
     const resultsConsumer = await bus.consume({
       stream: streams.events(p),
