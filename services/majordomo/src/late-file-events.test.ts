@@ -52,7 +52,7 @@ describe('MajorDomo and file events older than the build output they describe', 
   const files = (...events: FileEvent[]) =>
     bus.publish(
       'files.changed',
-      subjects.filesChanged(P),
+      subjects.filesChanged(P, POD),
       { pod: POD, events },
       {
         msgId: `files-${++seq}`,
