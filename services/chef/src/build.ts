@@ -224,7 +224,7 @@ async function build(
         `rule ${rule.id} declares output ${out} but the command did not write it`,
         logPath,
       );
-    outputs[out] = { sha256: h.sha256, size: h.size };
+    outputs[out] = { sha256: h.sha256, size: h.size, mtimeNs: h.mtimeNs };
     cutoff[out] = rule.cutoffIgnore.length
       ? await cutoffDigestFile(full, rule.cutoffIgnore)
       : h.sha256;
@@ -289,9 +289,12 @@ export async function outputsIntact(workspace: string, result: Result): Promise<
   return true;
 }
 
-async function digestFile(path: string): Promise<{ sha256: string; size: number }> {
-  const [sha256, st] = await Promise.all([hashFile(path), stat(path)]);
-  return { sha256, size: st.size };
+/** Hash, size and mtime (ns): MajorDomo tells a late file event about an older write by it. */
+async function digestFile(
+  path: string,
+): Promise<{ sha256: string; size: number; mtimeNs: string }> {
+  const [sha256, st] = await Promise.all([hashFile(path), stat(path, { bigint: true })]);
+  return { sha256, size: Number(st.size), mtimeNs: String(st.mtimeNs) };
 }
 
 type Stamps = Map<string, string>;

@@ -50,7 +50,8 @@ export class BuildRefusedError extends Error {
       | 'CP_CHEF_REQUEST_MISMATCH'
       | 'CP_CHEF_NO_QUEUE'
       | 'CP_CHEF_PROJECT_INACTIVE'
-      | 'CP_CHEF_PROJECT_INVALID',
+      | 'CP_CHEF_PROJECT_INVALID'
+      | 'CP_CHEF_PROJECT_MISSING',
     message: string,
     options?: ErrorOptions,
   ) {

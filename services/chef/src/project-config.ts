@@ -17,7 +17,6 @@ type KvEntry = NonNullable<Awaited<ReturnType<KV['get']>>>;
 export class ProjectConfig {
   #state: ProjectState = { kind: 'absent' };
   #revision = 0;
-  #warnedLegacy = false;
   #stop: (() => void) | undefined;
 
   private constructor(
@@ -89,17 +88,9 @@ export class ProjectConfig {
     return this.#state;
   }
 
-  /** routeTask on the current record; the transitional route is warned about once. */
+  /** routeTask on the current record. */
   route(want: QueueWant): Route {
-    const route = routeTask(this.project, this.#state, want);
-    if (route.legacy && !this.#warnedLegacy) {
-      this.#warnedLegacy = true;
-      this.logger.warn(
-        { bucket: buckets.config(this.project), key: KEY },
-        `project "${this.project}" has no project record: tasks go to the queue named after each rule's resource (transitional; an admin creates the project with cpctrl project create)`,
-      );
-    }
-    return route;
+    return routeTask(this.project, this.#state, want);
   }
 
   stop(): void {

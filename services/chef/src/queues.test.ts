@@ -72,14 +72,15 @@ describe('routeTask', () => {
     );
   });
 
-  it('refuses while only an invalid record was ever read; falls back (transition) with none', () => {
+  it('refuses while only an invalid record was ever read, and without any record', () => {
     expect(() => routeTask('demo', { kind: 'invalid' }, { resource: 'local' })).toThrow(
       expect.objectContaining({ code: 'CP_CHEF_PROJECT_INVALID' }),
     );
-    expect(routeTask('demo', { kind: 'absent' }, { resource: 'hpc', profile: 'x' })).toEqual({
-      queue: 'hpc',
-      profile: 'x',
-      legacy: true,
-    });
+    expect(() => routeTask('demo', { kind: 'absent' }, { resource: 'hpc', profile: 'x' })).toThrow(
+      expect.objectContaining({
+        code: 'CP_CHEF_PROJECT_MISSING',
+        message: expect.stringMatching(/cpctrl project create demo/),
+      }),
+    );
   });
 });

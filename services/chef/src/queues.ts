@@ -47,8 +47,6 @@ export type ProjectState =
 export interface Route {
   readonly queue: string;
   readonly profile?: string | undefined;
-  /** TRANSITION: chosen without a project record (see routeTask). */
-  readonly legacy?: true;
 }
 
 /**
@@ -56,12 +54,11 @@ export interface Route {
  * the whole decision is tested without a server.
  */
 export function routeTask(project: string, state: ProjectState, want: QueueWant): Route {
-  if (state.kind === 'absent') {
-    // TRANSITION, the one place to remove once test/src/stack.ts (and every deployment) writes
-    // a project record before services start: without any project record, a task goes to the
-    // queue named after its resource, with the rule's profile, as before queues existed.
-    return { queue: want.resource, profile: want.profile, legacy: true };
-  }
+  if (state.kind === 'absent')
+    throw new BuildRefusedError(
+      'CP_CHEF_PROJECT_MISSING',
+      `project "${project}" has no record (key "project" of cp_${project}_config), so it has no queue: a lab admin creates it with \`cpctrl project create ${project}\` and binds a queue (\`cpctrl queue create\`); \`up\` does both for its project`,
+    );
   if (state.kind === 'invalid')
     throw new BuildRefusedError(
       'CP_CHEF_PROJECT_INVALID',
