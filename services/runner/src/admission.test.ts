@@ -4,7 +4,7 @@ import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runnerConfig, workspaceRootsOf } from './config.js';
 import { TaskRefusedError } from './errors.js';
-import { checkProfile } from './task-profile.js';
+import { checkProfile, servedProfile } from './task-profile.js';
 import { checkCwd } from './workspace-roots.js';
 
 const tmp = new TempDir('cp-runner-admission-');
@@ -80,5 +80,18 @@ describe('profile check', () => {
       field: 'profile',
       message: expect.stringMatching(/serves no profile/),
     });
+  });
+
+  it("takes the served profile from the pilot's runner, the queue, CP_PROFILE or the profile file, in that order", () => {
+    const profile = { resource_type: 'local' as const, name: 'Lab Account' };
+    const queue = {
+      queue: { name: 'hpc', resource: 'hpc', profile: 'granted', concurrency: 8 },
+      resource: {} as never,
+    };
+    expect(servedProfile({ pilotProfile: 'p', profile: 'c' }, queue, profile)).toBe('p');
+    expect(servedProfile({ profile: undefined }, queue, profile)).toBe('granted');
+    expect(servedProfile({ profile: 'c' }, undefined, profile)).toBe('c');
+    expect(servedProfile({ profile: undefined }, undefined, profile)).toBe('lab-account');
+    expect(servedProfile({ profile: undefined }, undefined, undefined)).toBeUndefined();
   });
 });

@@ -7,7 +7,6 @@ import {
   InvalidConfigError,
   type LocalResource,
   type Profile,
-  profileId,
   streams,
   subjects,
   TaskRecord,
@@ -59,6 +58,8 @@ export interface PilotManagerOptions {
   readonly consumer: { maxDeliver: number; ackWaitMs: number };
   /** The SLURM host (default: sudo, or SSH, as the profile's user with the client env). */
   readonly host?: SlurmHost;
+  /** The profile id the runner serves (see servedProfile); workers refuse tasks asking for another. */
+  readonly servedProfile?: string | undefined;
   /** NATS URL the workers connect to (default pilot_config.nats_url, else NATS_URL). */
   readonly natsUrl?: string;
 }
@@ -99,7 +100,6 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   const pollMs = Math.max(200, Math.min(5_000, resource.jobs_poll_interval * 1000));
   const maxAckPending = pilotMaxAckPending(resource);
   const kv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
-  const servedProfile = cfg.profile ?? (options.profile ? profileId(options.profile) : undefined);
 
   // A checkout or node missing on the cluster is a configuration error, said at once; a host
   // that does not answer yet is asked again before the first pilot is submitted.
@@ -217,7 +217,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       // The workers check every task as this runner would: the same workspace roots, and the
       // profile this runner serves (they run a profile-less local resource themselves).
       CP_WORKSPACE_ROOTS: cfg.workspaceRoots.join(':'),
-      ...(servedProfile ? { CP_PILOT_PROFILE: servedProfile } : {}),
+      ...(options.servedProfile ? { CP_PILOT_PROFILE: options.servedProfile } : {}),
     };
     const exports = Object.entries(env).map(([k, v]) => `${k}=${shq(v, k)}`);
     const script = [

@@ -8,7 +8,6 @@ import {
 import {
   buckets,
   Envelope,
-  profileId,
   streams,
   subjects,
   TaskControl,
@@ -20,6 +19,7 @@ import { KvRecords, RECORD_CONFLICT } from './kv-records.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
 import { type AdmissionPolicy, refusalOf } from './task-admission.js';
+import { servedProfile } from './task-profile.js';
 import { missingRoots, rootsLabel } from './workspace-roots.js';
 
 /** Ended tasks younger than this are adopted too, so a kill recorded just before a crash is still carried out. */
@@ -69,7 +69,7 @@ export async function startRunner(
   const log = bus.logger;
   const policy: AdmissionPolicy = {
     resource: cfg.resource,
-    profile: cfg.pilotProfile ?? cfg.profile ?? (profile ? profileId(profile) : undefined),
+    profile: servedProfile(cfg, queue, profile),
     workspaceRoots: cfg.workspaceRoots,
     // Over SSH a task without declared files runs in cwd on the cluster, not here.
     remoteCwd: (task) => resource.type === 'slurm_ssh' && !task.files,
@@ -126,6 +126,7 @@ export async function startRunner(
           resource,
           profile,
           durable: `runner-${cfg.resource}`,
+          servedProfile: policy.profile,
           consumer: { maxDeliver: 10, ackWaitMs: 30_000 },
         })
       : undefined;

@@ -1,5 +1,26 @@
-import type { TaskSubmitted } from '@computepods/protocol';
+import {
+  type Profile,
+  profileId,
+  type ResolvedQueue,
+  type TaskSubmitted,
+} from '@computepods/protocol';
+import type { RunnerConfig } from './config.js';
 import { TaskRefusedError } from './errors.js';
+
+/**
+ * The profile id this runner serves: a pilot worker's runner's (CP_PILOT_PROFILE); else the one
+ * its queue grants (chefs put that id in task.profile); else CP_PROFILE; else the id of the
+ * profile it loaded (CP_PROFILE_FILE); none for a plain local runner.
+ */
+export function servedProfile(
+  cfg: Pick<RunnerConfig, 'pilotProfile' | 'profile'>,
+  queue: ResolvedQueue | undefined,
+  profile: Profile | undefined,
+): string | undefined {
+  if (cfg.pilotProfile) return cfg.pilotProfile;
+  if (queue) return queue.queue.profile;
+  return cfg.profile ?? (profile ? profileId(profile) : undefined);
+}
 
 /**
  * A runner serves one resource under one profile, so a task asking for another profile must
