@@ -1,9 +1,19 @@
 // pnpm bench bus: the bus layer (envelope + zod validation on both sides) against the raw
 // @nats-io client, on the same nats-server in the same run. Goal: overhead at most 20%.
+// Then the secure default against an open server, in the same run, rounds alternating: the
+// server in operator mode (the project an account), a member asking and a MajorDomo answering,
+// a fswatcher publishing, each with its role's credentials. Goal: at most 10% slower.
 import { randomUUID } from 'node:crypto';
-import { Bus, createLogger } from '@computepods/bus';
+import {
+  AuthStore,
+  type Grant,
+  provisionProject,
+  provisionRegistry,
+  serverConfigLines,
+} from '@computepods/auth';
+import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, TempDir } from '@computepods/testkit';
 import { z } from 'zod';
 import { finish, percentile, table } from '../lib/report.js';
 
@@ -142,7 +152,48 @@ async function main(): Promise<void> {
   );
   await client.close();
   await server.close();
+
+  const secure = await openVsSecure(logger, Req, Res);
+  table(
+    `the secure default (operator mode, least-privilege credentials) vs an open server, best of ${ROUNDS} alternating rounds`,
+    ['measure', 'open', 'secure', 'secure/open'],
+    [
+      [
+        'bus request/reply per s',
+        secure.open.rtt,
+        secure.secure.rtt,
+        secure.secure.rtt / secure.open.rtt,
+      ],
+      [
+        'bus request/reply p50 µs',
+        secure.open.p50,
+        secure.secure.p50,
+        secure.secure.p50 / secure.open.p50,
+      ],
+      [
+        'bus publish per s',
+        secure.open.pub,
+        secure.secure.pub,
+        secure.secure.pub / secure.open.pub,
+      ],
+    ],
+  );
+  const secureRtt = secure.open.rtt / secure.secure.rtt - 1;
+  const securePub = secure.open.pub / secure.secure.pub - 1;
+  console.log(
+    `\nsecure default overhead: request/reply ${(secureRtt * 100).toFixed(1)}%, publish ${(securePub * 100).toFixed(1)}% (goal ≤ 10%)`,
+  );
   finish('bus', {
+    secure_open_rtt_per_s: secure.open.rtt,
+    secure_rtt_per_s: secure.secure.rtt,
+    secure_open_rtt_p50_us: secure.open.p50,
+    secure_rtt_p50_us: secure.secure.p50,
+    secure_open_publish_per_s: secure.open.pub,
+    secure_publish_per_s: secure.secure.pub,
+    secure_rtt_overhead: secureRtt,
+    secure_publish_overhead: securePub,
+    goal_secure_overhead_max: 0.1,
+    goal_secure_met: secureRtt <= 0.1 && securePub <= 0.1,
     rtt_raw_per_s: rr.perSec,
     rtt_bus_per_s: rb.perSec,
     rtt_raw_p50_us: rr.p50,
@@ -160,6 +211,86 @@ async function main(): Promise<void> {
     goal_overhead_max: 0.2,
     goal_met: rttOverhead <= 0.2 && pubOverhead <= 0.2,
   });
+}
+
+interface Side {
+  readonly server: Bus;
+  readonly client: Bus;
+  readonly publisher: Bus;
+}
+
+/**
+ * The same bus calls on two servers started alike: one open, one in operator mode with the
+ * project provisioned and each party holding its role's credentials. Same streams on both.
+ */
+async function openVsSecure(
+  logger: ReturnType<typeof createLogger>,
+  Req: z.ZodType<{ path: string; n: number }>,
+  Res: z.ZodType<{ ok: boolean; n: number }>,
+): Promise<Record<'open' | 'secure', { rtt: number; p50: number; pub: number }>> {
+  const dir = new TempDir('cp-bench-auth-');
+  const store = await AuthStore.open(dir.join('auth'));
+  await using open = await NatsServer.start();
+  await using locked = await NatsServer.start({
+    configLines: () => serverConfigLines(store, dir.join('resolver')),
+  });
+  await provisionRegistry(store, locked.url);
+  await provisionProject({ store, servers: locked.url, project: P });
+  const as = async (url: string, service: string, grant?: Grant) =>
+    Bus.connect({
+      servers: url,
+      service,
+      project: P,
+      logger,
+      discoverable: false,
+      ...(grant ? { credsFile: await store.grantCreds(grant) } : { credsFile: '' }),
+    });
+  const sides: Record<'open' | 'secure', Side> = {
+    open: {
+      server: await as(open.url, 'majordomo'),
+      client: await as(open.url, 'cpctrl'),
+      publisher: await as(open.url, 'fswatcher'),
+    },
+    secure: {
+      server: await as(locked.url, 'majordomo', { role: 'majordomo', project: P }),
+      client: await as(locked.url, 'cpctrl', { role: 'member', project: P, scope: 'mia' }),
+      publisher: await as(locked.url, 'fswatcher', {
+        role: 'fswatcher',
+        project: P,
+        scope: 'pod-bench',
+      }),
+    },
+  };
+  await ensureProjectStreams(sides.open.server, P);
+  const subject = subjects.filesChanged(P, 'pod-bench');
+  const results = {
+    open: [] as { rtt: number; p50: number; pub: number }[],
+    secure: [] as { rtt: number; p50: number; pub: number }[],
+  };
+  for (const side of Object.values(sides)) {
+    side.server.serve('echo', Req, async (b) => ({ ok: true, n: b.n }));
+    await side.server.nc.flush(); // the subscription is in place before the first request
+    for (let i = 0; i < 500; i++) await side.client.request('echo', { path: 'x', n: i }, Res);
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const name of ['open', 'secure'] as const) {
+      const side = sides[name];
+      let n = 0;
+      const rtt = await timeRtt(() =>
+        side.client.request('echo', { path: 'src/a.txt', n: n++ }, Res),
+      );
+      const pub = await timePublish(() => side.publisher.publish('files.changed', subject, body));
+      results[name].push({ rtt: rtt.perSec, p50: rtt.p50, pub });
+    }
+  }
+  for (const side of Object.values(sides)) for (const bus of Object.values(side)) await bus.close();
+  dir[Symbol.dispose]();
+  const bestOf = (xs: { rtt: number; p50: number; pub: number }[]) => ({
+    rtt: Math.max(...xs.map((x) => x.rtt)),
+    p50: Math.min(...xs.map((x) => x.p50)),
+    pub: Math.max(...xs.map((x) => x.pub)),
+  });
+  return { open: bestOf(results.open), secure: bestOf(results.secure) };
 }
 
 await main();
