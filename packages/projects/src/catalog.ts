@@ -144,10 +144,12 @@ export class ResourceCatalog {
   }
 
   /**
-   * Deletes a profile unless a queue uses it, then releases its use of the resource. A use left
-   * by a profile that is already gone (a crash between the two steps) is released too.
+   * Deletes a profile unless a queue uses it, then releases its use of the resource. With
+   * `releaseStale`, a profile that is gone but still counts as a user of a resource (a create or
+   * delete that stopped half-way) has that use released; only do that when no create of this
+   * profile runs, or its use would be released under it.
    */
-  async deleteProfile(id: string): Promise<void> {
+  async deleteProfile(id: string, opts: { releaseStale?: boolean } = {}): Promise<void> {
     const gone = await casLoop(`deleting profile ${id}`, async () => {
       const cur = await this.profiles.get(id);
       if (!cur) return undefined;
@@ -155,12 +157,17 @@ export class ResourceCatalog {
       await this.profiles.kv.delete(kvKey(id), { previousSeq: cur.revision });
       return cur.value;
     });
-    const held = gone?.resource
-      ? [gone.resource]
-      : (await this.usage.heldBy({ profile: id }))
-          .filter((h) => h.kind === 'resource')
-          .map((h) => h.id);
-    if (!gone && held.length === 0) throw notFound('profile', id, LIST_PROFILES);
-    for (const rid of held) await this.usage.release('resource', rid, { profile: id });
+    if (gone?.resource) {
+      await this.usage.release('resource', gone.resource, { profile: id });
+      return;
+    }
+    const stale = (await this.usage.heldBy({ profile: id })).filter((h) => h.kind === 'resource');
+    if (!stale.length) throw notFound('profile', id, LIST_PROFILES);
+    if (!opts.releaseStale)
+      throw new ProjectError(
+        'CP_NOT_FOUND',
+        `no profile ${id}, but resource ${stale.map((h) => h.id).join(', ')} still counts a use by it (a create or delete that did not finish); if no \`cpctrl profile create\` of it is running, release it with \`cpctrl profile delete ${id} --release-stale\``,
+      );
+    for (const h of stale) while (await this.usage.release('resource', h.id, { profile: id })) {}
   }
 }

@@ -1,21 +1,10 @@
 import { readFileSync } from 'node:fs';
-import type { Bus } from '@computepods/bus';
-import {
-  buckets,
-  checkProfileFor,
-  type Profile,
-  Profile as ProfileSchema,
-  parseProfile,
-  parseResource,
-  profileId,
-  type Resource,
-  Resource as ResourceSchema,
-  resourceId,
-} from '@computepods/protocol';
+import type { ResourceCatalog } from '@computepods/projects';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import type { Context } from '../context.js';
 import { CliError, printJson, printTable } from '../output.js';
-import { withBus } from '../with-bus.js';
+import { withRegistry } from '../with-registry.js';
 
 function readConfigFile(file: string): unknown {
   let text: string;
@@ -33,15 +22,15 @@ function readConfigFile(file: string): unknown {
   }
 }
 
-const stores = async (bus: Bus) => ({
-  resources: await bus.kv(buckets.resources(), ResourceSchema),
-  profiles: await bus.kv(buckets.profiles(), ProfileSchema),
-});
-
-async function values<T>(kv: {
-  entries(): Promise<Map<string, { value: T }>>;
-}): Promise<Map<string, T>> {
-  return new Map([...(await kv.entries())].map(([k, v]) => [k, v.value]));
+/**
+ * Runs an action on the lab-wide catalog (resources, profiles and who uses them). In-use checks
+ * live there, made with revision-checked writes so they cannot race (packages/projects).
+ */
+function withCatalog(
+  cmd: Command,
+  action: (catalog: ResourceCatalog, ctx: Context) => Promise<void>,
+): Promise<void> {
+  return withRegistry(cmd, async (projects, ctx) => action(await projects.catalog(), ctx));
 }
 
 /** `cpctrl resource …` and `cpctrl profile …`: computational resources and the accounts that use them, in NATS KV. */
@@ -56,19 +45,14 @@ export function resourceCommands(program: Command): void {
     .option('--replace', 'replace an existing resource with the same id', false)
     .description('validate a resource and store it (errors name the field)')
     .action(async (opts: { file: string; replace: boolean }, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        const r = parseResource(readConfigFile(opts.file));
-        const id = resourceId(r);
-        const { resources } = await stores(bus);
-        if (opts.replace) await resources.put(id, r);
-        else
-          await resources.create(id, r).catch(() => {
-            throw new CliError('CP_EXISTS', `resource ${id} exists; use --replace to overwrite it`);
-          });
+      withCatalog(cmd, async (catalog, ctx) => {
+        const { id, resource: r } = await catalog.createResource(readConfigFile(opts.file), {
+          replace: opts.replace,
+        });
         if (ctx.json) printJson({ id, resource: r });
         else
           process.stdout.write(
-            `resource ${id} (${r.type}) stored; a runner serves it with CP_RESOURCE=${id}\n`,
+            `resource ${id} (${r.type}) stored; bind a project to it with \`cpctrl queue create NAME --resource ${id}\`\n`,
           );
       }),
     );
@@ -76,10 +60,9 @@ export function resourceCommands(program: Command): void {
     .command('list')
     .description('list resources')
     .action(async (_o, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        const { resources, profiles } = await stores(bus);
-        const all = await values<Resource>(resources);
-        const profs = await values<Profile>(profiles);
+      withCatalog(cmd, async (catalog, ctx) => {
+        const all = await catalog.listResources();
+        const profs = await catalog.listProfiles();
         if (ctx.json) return printJson([...all].map(([id, r]) => ({ id, ...r })));
         printTable(
           [...all].map(([id, r]) => [
@@ -100,8 +83,8 @@ export function resourceCommands(program: Command): void {
     .argument('<id>')
     .description('print one resource as JSON')
     .action(async (id: string, _o, cmd: Command) =>
-      withBus(cmd, async (bus) => {
-        const r = (await (await stores(bus)).resources.get(id))?.value;
+      withCatalog(cmd, async (catalog) => {
+        const r = await catalog.resource(id);
         if (!r)
           throw new CliError(
             'CP_NOT_FOUND',
@@ -113,25 +96,10 @@ export function resourceCommands(program: Command): void {
   resource
     .command('delete')
     .argument('<id>')
-    .description('delete a resource (refused while a profile uses it)')
+    .description('delete a resource (refused while a profile or queue uses it)')
     .action(async (id: string, _o, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        const { resources, profiles } = await stores(bus);
-        if (!(await resources.get(id)))
-          throw new CliError(
-            'CP_NOT_FOUND',
-            `no resource ${id}; \`cpctrl resource list\` lists them`,
-          );
-        const users = [...(await values<Profile>(profiles))]
-          .filter(([, p]) => p.resource === id)
-          .map(([pid]) => pid);
-        if (users.length) {
-          throw new CliError(
-            'CP_IN_USE',
-            `resource ${id} is used by profile(s) ${users.join(', ')}; delete those first (cpctrl profile delete ID)`,
-          );
-        }
-        await resources.delete(id);
+      withCatalog(cmd, async (catalog, ctx) => {
+        await catalog.deleteResource(id);
         if (ctx.json) printJson({ id, deleted: true });
         else process.stdout.write(`resource ${id} deleted\n`);
       }),
@@ -151,41 +119,15 @@ export function resourceCommands(program: Command): void {
     .option('--replace', 'replace an existing profile with the same id', false)
     .description('validate a profile against its resource and store it')
     .action(async (opts: { file: string; resource?: string; replace: boolean }, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        const p = parseProfile(readConfigFile(opts.file));
-        const { resources, profiles } = await stores(bus);
-        const all = await values<Resource>(resources);
-        let rid = opts.resource ?? p.resource;
-        if (!rid) {
-          const sameType = [...all].filter(([, r]) => r.type === p.resource_type).map(([id]) => id);
-          if (sameType.length !== 1) {
-            throw new CliError(
-              'CP_PROFILE_RESOURCE',
-              sameType.length === 0
-                ? `no ${p.resource_type} resource exists yet; create one first (cpctrl resource create -f FILE)`
-                : `several ${p.resource_type} resources (${sameType.join(', ')}): say which with --resource ID`,
-            );
-          }
-          rid = sameType[0]!;
-        }
-        const r = all.get(rid);
-        if (!r)
-          throw new CliError(
-            'CP_NOT_FOUND',
-            `no resource ${rid}; \`cpctrl resource list\` lists them`,
-          );
-        const bound = { ...p, resource: rid } as Profile;
-        checkProfileFor(r, bound);
-        const id = profileId(bound);
-        if (opts.replace) await profiles.put(id, bound);
-        else
-          await profiles.create(id, bound).catch(() => {
-            throw new CliError('CP_EXISTS', `profile ${id} exists; use --replace to overwrite it`);
-          });
+      withCatalog(cmd, async (catalog, ctx) => {
+        const { id, profile: bound } = await catalog.createProfile(readConfigFile(opts.file), {
+          ...(opts.resource ? { resource: opts.resource } : {}),
+          replace: opts.replace,
+        });
         if (ctx.json) printJson({ id, profile: bound });
         else
           process.stdout.write(
-            `profile ${id} stored for resource ${rid}; a runner uses it with CP_PROFILE=${id}\n`,
+            `profile ${id} stored for resource ${bound.resource}; a queue uses it with \`cpctrl queue create NAME --resource ${bound.resource} --profile ${id}\`\n`,
           );
       }),
     );
@@ -193,8 +135,8 @@ export function resourceCommands(program: Command): void {
     .command('list')
     .description('list profiles')
     .action(async (_o, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        const all = await values<Profile>((await stores(bus)).profiles);
+      withCatalog(cmd, async (catalog, ctx) => {
+        const all = await catalog.listProfiles();
         if (ctx.json) return printJson([...all].map(([id, p]) => ({ id, ...p })));
         printTable(
           [...all].map(([id, p]) => [
@@ -213,8 +155,8 @@ export function resourceCommands(program: Command): void {
     .argument('<id>')
     .description('print one profile as JSON')
     .action(async (id: string, _o, cmd: Command) =>
-      withBus(cmd, async (bus) => {
-        const p = (await (await stores(bus)).profiles.get(id))?.value;
+      withCatalog(cmd, async (catalog) => {
+        const p = await catalog.profile(id);
         if (!p)
           throw new CliError(
             'CP_NOT_FOUND',
@@ -226,16 +168,14 @@ export function resourceCommands(program: Command): void {
   profile
     .command('delete')
     .argument('<id>')
-    .description('delete a profile')
-    .action(async (id: string, _o, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        const { profiles } = await stores(bus);
-        if (!(await profiles.get(id)))
-          throw new CliError(
-            'CP_NOT_FOUND',
-            `no profile ${id}; \`cpctrl profile list\` lists them`,
-          );
-        await profiles.delete(id);
+    .option(
+      '--release-stale',
+      'release a use of its resource left by a create or delete that stopped half-way',
+    )
+    .description('delete a profile (refused while a queue uses it)')
+    .action(async (id: string, opts: { releaseStale?: boolean }, cmd: Command) =>
+      withCatalog(cmd, async (catalog, ctx) => {
+        await catalog.deleteProfile(id, { releaseStale: !!opts.releaseStale });
         if (ctx.json) printJson({ id, deleted: true });
         else process.stdout.write(`profile ${id} deleted\n`);
       }),

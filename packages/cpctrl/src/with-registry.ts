@@ -1,0 +1,60 @@
+import type { Bus } from '@computepods/bus';
+import { ProjectRegistry } from '@computepods/projects';
+import type { Command } from 'commander';
+import {
+  authDirCreds,
+  type Context,
+  connectBus,
+  type GlobalOptions,
+  resolveContext,
+} from './context.js';
+import { CliError } from './output.js';
+
+/**
+ * Runs an action with a ProjectRegistry and closes every connection it opened. On an open bus
+ * (no auth dir) the registry and every project are the same connection. In secure mode (the
+ * auth dir `up` made, or CP_AUTH_DIR) the registry is its own NATS account, reached with the
+ * registry admin's credentials, and each project with its own admin's.
+ */
+export async function withRegistry(
+  cmd: Command,
+  action: (projects: ProjectRegistry, ctx: Context) => Promise<void>,
+): Promise<void> {
+  const ctx = resolveContext(cmd.optsWithGlobals<GlobalOptions>());
+  const opened: Bus[] = [];
+  const open = async (as?: { project: string; credsFile?: string }) => {
+    const bus = await connectBus(ctx, as);
+    opened.push(bus);
+    return bus;
+  };
+  const registryCreds = authDirCreds(ctx.authDir, 'registry', 'admin');
+  const credsOf = (name: string) =>
+    name === ctx.project && ctx.credsFile
+      ? ctx.credsFile
+      : authDirCreds(ctx.authDir, `p-${name}`, 'admin');
+  try {
+    const registry = await open(
+      registryCreds ? { project: ctx.project, credsFile: registryCreds } : undefined,
+    );
+    const projects = new ProjectRegistry({
+      registry,
+      project: async (name) => {
+        if (!registryCreds) return registry;
+        const credsFile = credsOf(name);
+        return open({ project: name, ...(credsFile ? { credsFile } : {}) });
+      },
+      // In secure mode a project is a NATS account that must exist before its record: refuse
+      // early, before anything is written, when there are no credentials for it.
+      onCreate: async (p) => {
+        if (registryCreds && !credsOf(p.name))
+          throw new CliError(
+            'CP_NO_ACCOUNT',
+            `project ${p.name} has no NATS account in ${ctx.authDir} yet; provision it first (its account, streams and admin credentials), then run this again`,
+          );
+      },
+    });
+    await action(projects, ctx);
+  } finally {
+    await Promise.allSettled(opened.map((b) => b.close()));
+  }
+}
