@@ -21,6 +21,7 @@ export {
   provisionRegistry,
   pushAccount,
   REGISTRY_BUCKETS,
+  revokeUser,
 } from './provision.js';
 export {
   type Grant,

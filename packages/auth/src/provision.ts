@@ -102,6 +102,22 @@ export async function provisionRegistry(
   return creds;
 }
 
+/**
+ * Revokes every credential a user of a project was ever issued, on the running server at once:
+ * new connections are refused and open ones closed. Issue new ones with grant().
+ */
+export async function revokeUser(
+  store: AuthStore,
+  servers: string,
+  project: string,
+  user: string,
+): Promise<number> {
+  const account = projectAccount(project);
+  const { jwt, revokedKeys } = await store.revoke(account, user);
+  await pushAccount(store, servers, account, jwt);
+  return revokedKeys;
+}
+
 /** Credentials for one service or person of a project (see roles.ts for what each may do). */
 export function grant(store: AuthStore, g: Grant): Promise<string> {
   return store.grantCreds(g);

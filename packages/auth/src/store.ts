@@ -1,4 +1,5 @@
 import {
+  appendFileSync,
   chmodSync,
   existsSync,
   mkdirSync,
@@ -23,6 +24,14 @@ export interface ProjectLimits {
 }
 
 export const DEFAULT_DISK_BYTES = 1024 ** 3;
+
+/** What the store remembers of an account to sign its JWT again (limits, revoked user keys). */
+interface AccountState {
+  limits?: ProjectLimits | undefined;
+  system?: boolean | undefined;
+  /** Revoked user public keys → the time (s) before which their JWTs are refused. */
+  revocations: Record<string, number>;
+}
 export const DEFAULT_MEM_BYTES = 64 * 1024 ** 2;
 
 /** Account names: the system account, the lab-wide registry, and `p-<project>` per project. */
@@ -77,28 +86,74 @@ export class AuthStore {
     return AuthStore.open(dir);
   }
 
-  /** The account's key pair and JWT, made (and signed by the operator) if missing. */
+  /**
+   * The account's key pair and JWT, made (and signed by the operator) if missing, and signed
+   * again when its limits change. `changed` says the running server must be told (pushAccount).
+   */
   async account(
     name: string,
     options: { system?: boolean; limits?: ProjectLimits } = {},
   ): Promise<{ key: KeyPair; publicKey: string; jwt: string; changed: boolean }> {
     const key = loadOrCreateKey(join(this.dir, 'accounts', `${name}.nk`), createAccount);
     const jwtPath = join(this.dir, 'accounts', `${name}.jwt`);
-    const limits = options.limits;
-    const want = JSON.stringify(limits ?? null);
-    const limitsPath = join(this.dir, 'accounts', `${name}.limits`);
-    if (existsSync(jwtPath) && (!limits || readIf(limitsPath) === want))
+    const state = this.#state(name);
+    const limits = options.limits ?? state.limits;
+    if (existsSync(jwtPath) && JSON.stringify(limits) === JSON.stringify(state.limits))
       return {
         key,
         publicKey: key.getPublicKey(),
         jwt: readFileSync(jwtPath, 'utf8'),
         changed: false,
       };
-    const jetstream = options.system
+    return this.#sign(name, key, { ...state, limits, system: options.system ?? state.system });
+  }
+
+  /**
+   * Revokes every credential of `user` in the account issued before now: the account JWT lists
+   * the user's keys with the time, and the server refuses them (and drops their connections)
+   * once it has the new JWT (pushAccount).
+   */
+  async revoke(accountName: string, user: string): Promise<{ jwt: string; revokedKeys: number }> {
+    const key = loadOrCreateKey(join(this.dir, 'accounts', `${accountName}.nk`), createAccount);
+    const state = this.#state(accountName);
+    const keyLog = readIf(join(this.dir, 'creds', accountName, `${user}.keys`)) ?? '';
+    const keys = keyLog.split('\n').filter(Boolean);
+    const now = Math.floor(Date.now() / 1000);
+    const revocations = { ...state.revocations };
+    for (const k of keys) revocations[k] = now;
+    const { jwt } = await this.#sign(accountName, key, { ...state, revocations });
+    return { jwt, revokedKeys: keys.length };
+  }
+
+  #statePath(name: string): string {
+    return join(this.dir, 'accounts', `${name}.state.json`);
+  }
+
+  #state(name: string): AccountState {
+    const text = readIf(this.#statePath(name));
+    if (!text) return { revocations: {} };
+    try {
+      return JSON.parse(text) as AccountState;
+    } catch (err) {
+      throw new AuthStoreError(
+        `${this.#statePath(name)} is not valid JSON: restore it from a backup`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  async #sign(
+    name: string,
+    key: KeyPair,
+    state: AccountState,
+  ): Promise<{ key: KeyPair; publicKey: string; jwt: string; changed: boolean }> {
+    const jetstream = state.system
       ? {}
       : {
-          mem_storage: limits?.memBytes ?? DEFAULT_MEM_BYTES,
-          disk_storage: limits?.diskBytes ?? DEFAULT_DISK_BYTES,
+          mem_storage: state.limits?.memBytes ?? DEFAULT_MEM_BYTES,
+          disk_storage: state.limits?.diskBytes ?? DEFAULT_DISK_BYTES,
           streams: -1,
           consumer: -1,
         };
@@ -117,11 +172,12 @@ export class AuthStore {
           leaf: -1,
           ...jetstream,
         },
+        ...(Object.keys(state.revocations).length ? { revocations: state.revocations } : {}),
       },
       { signer: this.operator },
     );
-    writeSecret(jwtPath, jwt);
-    writeSecret(limitsPath, want);
+    writeSecret(join(this.dir, 'accounts', `${name}.jwt`), jwt);
+    writeSecret(this.#statePath(name), JSON.stringify(state, null, 2));
     return { key, publicKey: key.getPublicKey(), jwt, changed: true };
   }
 
@@ -158,6 +214,9 @@ export class AuthStore {
     // valid until revoked; revocation is per account JWT).
     const ukp = createUser();
     const jwt = await encodeUser(user, ukp, account, permissions);
+    // Every key issued to the user, appended (one short write: safe beside other writers), so a
+    // revocation can name them all.
+    appendFileSync(join(dir, `${user}.keys`), `${ukp.getPublicKey()}\n`, { mode: 0o600 });
     writeSecret(path, Buffer.from(fmtCreds(jwt, ukp)).toString('utf8'));
     return path;
   }

@@ -9,7 +9,9 @@ import {
   type Grant,
   provisionProject,
   provisionRegistry,
+  revokeUser,
   serverConfigLines,
+  userName,
 } from './index.js';
 
 /**
@@ -183,6 +185,29 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
       runner.js.publish(subjects.buildRequest('alpha', 'latex'), '{}', { timeout: 2_000 }),
     );
     expect(isPermissionDenied(err)).toBe(true);
+  });
+
+  it('revokes a person: their credentials are refused from then on, their open connection closed', async () => {
+    const grant = { role: 'member', project: 'beta', scope: 'rita' } as const;
+    const rita = await as(grant);
+    expect((await rita.jsm.streams.info(streams.files('beta'))).config.name).toBe('cp_beta_files');
+    const closed = rita.nc.closed();
+    expect(await revokeUser(store, nats.url, 'beta', userName(grant))).toBe(1);
+    await closed;
+    const again = await refused(
+      Bus.connect({
+        servers: nats.url,
+        credsFile: store.credsPath(grant),
+        service: 'x',
+        project: 'beta',
+        logger,
+        giveUpAfterMs: 2_000,
+      }),
+    );
+    expect(again).toMatchObject({ code: 'CP_NATS_AUTH' });
+    // Others of the project are untouched, and new credentials for the same person work.
+    await as({ role: 'viewer', project: 'beta', scope: 'vera' });
+    await (await as(grant)).close();
   });
 
   it('refuses a project over its storage quota with a clear error, while others go on', async () => {
