@@ -21,6 +21,7 @@ import type { MajorDomoConfig } from './config.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
+import { ProjectState } from './project-state.js';
 import { resolveGoal } from './resolve-goal.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
@@ -49,6 +50,8 @@ export class MajorDomo {
   readonly #forced = new Set<string>();
   readonly #aux = new Auxiliaries();
   #stopping = false;
+  /** Whether the project takes new builds (`cpctrl project update P --active false` stops them). */
+  readonly projectState = new ProjectState();
 
   private constructor(
     readonly bus: Bus,
@@ -75,6 +78,7 @@ export class MajorDomo {
     const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
     const goals = new GoalRules(await bus.kv(buckets.goals(p), CanBuildFrom));
     const md = new MajorDomo(bus, cfg, artefacts, traces, results, goals, bus.logger);
+    await md.projectState.watch(bus, p, () => void md.#serial(() => md.#pump('re-activated')));
 
     // Rebuild the derived graph: rules, then artefact hashes, then traces.
     for (const [chef, { value }] of await rulesKv.entries()) md.#applyRules(chef, value);
@@ -146,6 +150,7 @@ export class MajorDomo {
         md.#stopping = true;
         stopRules();
         stopLiveness();
+        md.projectState.stop();
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
         await bus.close();
@@ -519,7 +524,8 @@ export class MajorDomo {
     for (;;) {
       const free = this.cfg.parallelBuilds - this.#inflight.size;
       if (free <= 0) return;
-      const ready = this.dm.ready(free);
+      // An inactive project records what changed but dispatches nothing until re-activated.
+      const ready = this.projectState.active ? this.dm.ready(free) : [];
       if (ready.length === 0) break;
       for (const t of ready) {
         const task = this.dm.started(t.id);
@@ -713,6 +719,7 @@ export class MajorDomo {
     force: boolean,
     cid: string,
   ): Promise<{ status: string; message: string }> {
+    this.projectState.check();
     // A goal no declared rule produces: the chefs are asked how to build it (outside the serial
     // queue: gathering answers takes up to the deadline).
     let why: string | undefined;
