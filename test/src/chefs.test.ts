@@ -2,7 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buckets, RulesDeclared, TaskRecord, TaskTrace } from '@computepods/protocol';
+import {
+  buckets,
+  RulesDeclared,
+  type StatusReply,
+  TaskRecord,
+  TaskTrace,
+} from '@computepods/protocol';
 import { Sshd } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -34,6 +40,22 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
   const upToDate = (path: string) => (s: { artefacts: { path: string; status: string }[] }) =>
     s.artefacts.some((x) => x.path === path && x.status === 'up_to_date');
   const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
+  /** The services' logs and sshd's own (VERBOSE: why it refused a login, say). */
+  const diagnostics = () => `${stack.logs()}\n--- sshd\n${sshd.output.slice(-3000)}`;
+  /**
+   * `ok`, unless one of `paths` failed: a failed build waits for an input to change, so waiting
+   * on for it only ran into the test's timeout, which hid the reason. This says it at once.
+   */
+  const unlessFailed =
+    (paths: string[], ok: (s: StatusReply) => boolean) =>
+    (s: StatusReply): boolean => {
+      const failed = s.artefacts.filter((a) => paths.includes(a.path) && a.status === 'failed');
+      if (failed.length)
+        throw new Error(
+          `${failed.map((a) => `${a.path} failed: ${a.error}`).join('\n')}\n${diagnostics()}`,
+        );
+      return ok(s);
+    };
 
   beforeAll(async () => {
     stack = await Stack.start('chefs');
@@ -251,8 +273,10 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
   });
 
   it('exchanges inputs between two pods over SFTP (verified, atomic) before building', async () => {
+    const chain = ['out/x.upper', 'out/x.rev', 'out/x.final'];
     stack.write('src/x.txt', 'abc\n');
-    await settled(stack.bus, upToDate('out/x.final'), 60_000, () => stack.logs());
+    // Each wait well inside the test's 60 s (it takes 2 s), so a stuck build says why.
+    await settled(stack.bus, unlessFailed(chain, upToDate('out/x.final')), 25_000, diagnostics);
     // pod-b fetched pod-a's out/x.upper, built out/x.rev; pod-a fetched that back for final.
     expect(readFileSync(join(wsB, 'out/x.upper'), 'utf8')).toBe('ABC\n');
     expect(readFileSync(join(wsB, 'out/x.rev'), 'utf8')).toBe('CBA\n');
@@ -274,9 +298,12 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     stack.write('src/x.txt', 'abcd\n');
     await settled(
       stack.bus,
-      (s) => upToDate('out/x.final')(s) && readA('out/x.final') === 'DCBA\ndone\n',
-      60_000,
-      () => stack.logs(),
+      unlessFailed(
+        chain,
+        (s) => upToDate('out/x.final')(s) && readA('out/x.final') === 'DCBA\ndone\n',
+      ),
+      25_000,
+      diagnostics,
     );
     expect(readFileSync(join(wsB, 'out/x.upper'), 'utf8')).toBe('ABCD\n');
     // A new hash is held only where it was made and where it was fetched to.
