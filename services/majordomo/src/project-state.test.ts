@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import { Bus, createLogger, RemoteError } from '@computepods/bus';
+import {
+  ArtefactRecord,
+  BuildRequested,
+  buckets,
+  Envelope,
+  Project,
+  RulesDeclared,
+  subjects,
+} from '@computepods/protocol';
+import { NatsServer, until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { serveApi } from './api.js';
+import { majorDomoConfig } from './config.js';
+import { MajorDomo } from './majordomo.js';
+
+const P = 'paused';
+const POD = 'pod-a';
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const INACTIVE = `project "${P}" is inactive: an admin re-activates it with cpctrl project update ${P} --active true`;
+
+/**
+ * An inactive project (its record in `cp_<p>_config`, as `cpctrl project update --active false`
+ * writes it) refuses build requests and records file changes without dispatching builds; its
+ * history stays readable, and re-activated it builds what waited. The chef is played by hand.
+ */
+describe('MajorDomo and an inactive project, over a real nats-server', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let md: { md: MajorDomo; stop: () => Promise<void> } | undefined;
+  const requests: BuildRequested[] = [];
+  let seq = 0;
+
+  const connect = (service: string) => {
+    const logger = createLogger(service);
+    logger.level = 'silent';
+    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
+  };
+  const files = (path: string, content: string) =>
+    bus.publish(
+      'files.changed',
+      subjects.filesChanged(P, POD),
+      {
+        pod: POD,
+        events: [
+          {
+            kind: 'changed',
+            path,
+            size: content.length,
+            mtimeNs: String(++seq),
+            sha256: sha(content),
+          },
+        ],
+      },
+      { msgId: `files-${seq}` },
+    );
+  const record = async (path: string) =>
+    (await (await bus.kv(buckets.artefacts(P), ArtefactRecord)).get(path))?.value;
+  const recorded = (path: string, content: string) =>
+    until(async () => (await record(path))?.sha256 === sha(content), `${path} recorded`);
+  const setProject = async (active: boolean | 'deleted') => {
+    const kv = await bus.kv(buckets.config(P), Project, { history: 5 });
+    if (active === 'deleted') return kv.delete('project');
+    const now = new Date().toISOString();
+    await kv.put('project', {
+      name: P,
+      active,
+      members: [{ user: 'alice', role: 'admin' }],
+      created: now,
+      updated: now,
+    });
+  };
+  const build = (path: string) =>
+    bus.request('build', { path, force: false }, z.object({ status: z.string() }));
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await connect('test');
+    await (await bus.kv(buckets.rules(P), RulesDeclared)).put('gen', {
+      chef: 'gen',
+      pod: POD,
+      types: [],
+      rules: [
+        {
+          id: 'up',
+          inputs: ['src/{stem}.txt'],
+          optionalInputs: [],
+          outputs: ['out/{stem}.up'],
+          auxiliaries: [],
+          onDemand: false,
+          command: 'tr a-z A-Z < {in0} > {out0}',
+          resource: 'local',
+          cutoffIgnore: [],
+          discover: 'none',
+        },
+      ],
+    });
+    bus.nc.subscribe(subjects.buildRequest(P, 'gen'), {
+      callback: (_e, m) => {
+        const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+        requests.push(BuildRequested.parse(env.body));
+      },
+    });
+    await setProject(false);
+    const mdBus = await connect('majordomo');
+    md = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
+    serveApi(mdBus, md.md);
+  }, 60_000);
+  afterAll(async () => {
+    await md?.stop();
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('refuses builds and records changes without dispatching while inactive; builds them once re-activated', async () => {
+    const state = md?.md.projectState;
+    expect(state?.active).toBe(false);
+    expect(state?.reason).toBe(INACTIVE);
+
+    const refused = await build('out/a.up').then(
+      () => undefined,
+      (e: RemoteError) => e,
+    );
+    expect(refused).toBeInstanceOf(RemoteError);
+    expect(refused).toMatchObject({ code: 'CP_PROJECT_INACTIVE', message: INACTIVE });
+
+    // The change is recorded (history stays readable) but nothing is dispatched. A second change,
+    // handled after the first (one consumer, in order), marks the first one as fully handled.
+    await files('src/a.txt', 'one');
+    await files('notes/marker', 'm');
+    await recorded('notes/marker', 'm');
+    expect((await record('src/a.txt'))?.sha256).toBe(sha('one'));
+    expect(requests).toEqual([]);
+    const history = await bus.request('artefact', { path: 'src/a.txt' }, z.unknown());
+    expect(history).toMatchObject({ artefact: { path: 'src/a.txt', sha256: sha('one') } });
+
+    await setProject(true);
+    await until(() => requests.length === 1, 'the build that waited dispatched on re-activation');
+    expect(requests[0]).toMatchObject({ taskId: 'up:a', inputs: { 'src/a.txt': sha('one') } });
+    expect(state?.active).toBe(true);
+    expect((await build('out/a.up')).status).toBeDefined();
+
+    await setProject('deleted');
+    await until(() => state?.active === false, 'a deleted project refusing builds');
+    await expect(build('out/a.up')).rejects.toThrow(/was deleted/);
+  });
+});
