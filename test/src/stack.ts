@@ -31,6 +31,8 @@ const READY: Record<ServiceName, RegExp> = {
 export class Stack implements AsyncDisposable {
   readonly workspace: string;
   readonly procs = new Map<string, ManagedProcess>();
+  /** Processes a restart under the same name replaced (a MajorDomo killed -9): kept for the dump. */
+  readonly #replaced: Array<[string, ManagedProcess]> = [];
   bus!: Bus;
   readonly apiToken = 'test-token-0123456789';
   adminCreds = '';
@@ -122,6 +124,8 @@ export class Stack implements AsyncDisposable {
       env,
       cwd: root,
     });
+    const before = this.procs.get(name);
+    if (before) this.#replaced.push([`${name}.${this.#replaced.length + 1}`, before]);
     this.procs.set(name, proc);
     await proc.waitForOutput(READY[kind], 60_000);
     return proc;
@@ -200,11 +204,15 @@ export class Stack implements AsyncDisposable {
     return [...this.procs.values()].map((p) => `--- ${p.name}\n${p.tail(chars)}`).join('\n');
   }
 
-  /** CP_TEST_DUMP=DIR keeps every service's output as DIR/<name>.log (for a failing run). */
+  /**
+   * CP_TEST_DUMP=DIR keeps every service's output as DIR/<name>.log (for a failing run); a
+   * process a restart replaced as DIR/<name>.<n>.log.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     const dump = process.env.CP_TEST_DUMP;
     if (dump) {
-      for (const [name, p] of this.procs) writeFileSync(join(dump, `${name}.log`), p.output);
+      for (const [name, p] of [...this.procs, ...this.#replaced])
+        writeFileSync(join(dump, `${name}.log`), p.output);
       writeFileSync(join(dump, 'nats-server.log'), this.nats.output);
     }
     await Promise.allSettled([...this.procs.values()].map((p) => p.stop()));
