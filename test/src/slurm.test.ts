@@ -122,6 +122,23 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
       const res = await stack.cpctrl(['-o', 'json', kind, 'create', '-f', stack.dir.join(name)]);
       expect(res.code, res.stdout + res.stderr).toBe(0);
     }
+    // The project's queues: a rule's resource + profile lead its tasks to one, and the runner
+    // serving it takes the resource and the one profile it grants from there.
+    for (const kind of ['sudo', 'ssh'] as const) {
+      const { CP_RESOURCE: queue, CP_PROFILE: profile } = runnerEnv(kind);
+      const res = await stack.cpctrl([
+        '-o',
+        'json',
+        'queue',
+        'create',
+        queue,
+        '--resource',
+        queue,
+        '--profile',
+        profile,
+      ]);
+      expect(res.code, res.stdout + res.stderr).toBe(0);
+    }
     // One generic rule per resource, and gated ones whose command waits for a file we create.
     const rule = (id: string, kind: 'sudo' | 'ssh', dir: string, gated: boolean) => [
       `  - id: ${id}`,

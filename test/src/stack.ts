@@ -143,7 +143,12 @@ export class Stack implements AsyncDisposable {
       process.execPath,
       [...loader, join(root, 'packages/cpctrl/src/main.ts'), ...args],
       {
-        env: { ...this.env('cpctrl'), CPCTRL_CONFIG: this.dir.join('cpctrl.json') },
+        env: {
+          ...this.env('cpctrl'),
+          CPCTRL_CONFIG: this.dir.join('cpctrl.json'),
+          // The lab admin's: this stack's operator, registry and project admins.
+          CP_AUTH_DIR: this.auth.dir,
+        },
         cwd: root,
       },
     );

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { artefactCommand } from './commands/artefact.js';
 import { buildCommand } from './commands/build.js';
 import { completionCommand } from './commands/completion.js';
+import { credsCommand } from './commands/creds.js';
 import { buildsCommand, graphCommand } from './commands/graph.js';
 import { projectCommand } from './commands/project.js';
 import { queueCommand } from './commands/queue.js';
@@ -23,12 +24,20 @@ const program = new Command('cpctrl')
     new Option('-p, --project <name>', 'project (default: the current one)').env('CP_PROJECT'),
   )
   .addOption(new Option('--nats <url>', 'NATS server URL(s)').env('NATS_URL'))
+  .addOption(
+    new Option(
+      '--creds <file>',
+      "NATS credentials (default: the config file's for the project, else the admin's from the auth dir `up` made)",
+    ).env('NATS_CREDS'),
+  )
   .showHelpAfterError('(add --help for usage)')
   .addHelpText(
     'after',
     `
 Settings: a flag wins over its environment variable, which wins over the config file
 (\${XDG_CONFIG_HOME:-~/.config}/computepods/cpctrl.json, written by \`cpctrl project use\`).
+Credentials: --creds / NATS_CREDS, else the config file's "credentials" for the project, else
+the project admin's in the auth dir (CP_AUTH_DIR, or .state/auth that \`up\` made here).
 
 Examples:
   cpctrl status
@@ -51,6 +60,7 @@ projectCommand(program);
 queueCommand(program);
 resourceCommands(program);
 tokenCommand(program);
+credsCommand(program);
 completionCommand(program);
 
 const json =
