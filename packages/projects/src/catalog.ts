@@ -12,7 +12,7 @@ import {
   Resource as ResourceSchema,
   resourceId,
 } from '@computepods/protocol';
-import { casLoop } from './cas.js';
+import { casLoop, isConflict } from './cas.js';
 import { notFound, ProjectError } from './errors.js';
 import { UsageLedger } from './usage.js';
 
@@ -55,18 +55,36 @@ export class ResourceCatalog {
     return new Map([...(await this.profiles.entries())].map(([k, v]) => [k, v.value]));
   }
 
-  /** Validates (errors name the field) and stores a resource; `replace` overwrites one with the same id. */
+  /**
+   * Validates (errors name the field) and stores a resource; `replace` overwrites one with the
+   * same id, at the revision read (a delete or another replace meanwhile makes it fail).
+   */
   async createResource(
     input: unknown,
     opts: { replace?: boolean } = {},
   ): Promise<{ id: string; resource: Resource }> {
     const resource = parseResource(input);
     const id = resourceId(resource);
-    if (opts.replace) await this.resources.put(id, resource);
-    else
-      await this.resources.create(id, resource).catch(() => {
-        throw new ProjectError('CP_EXISTS', `resource ${id} exists; use --replace to overwrite it`);
-      });
+    const cur = await this.resources.get(id);
+    if (cur && !opts.replace)
+      throw new ProjectError('CP_EXISTS', `resource ${id} exists; use --replace to overwrite it`);
+    // Its profiles (and the queues' copies) are of its type: another type is another resource.
+    if (cur && cur.value.type !== resource.type)
+      throw new ProjectError(
+        'CP_INVALID',
+        `resource ${id} is ${cur.value.type}; it cannot become ${resource.type}: give it another id, or delete it (cpctrl resource delete ${id}) and create it again`,
+        'type',
+      );
+    const changedMeanwhile = (err: unknown) => {
+      throw isConflict(err)
+        ? new ProjectError(
+            'CP_CONFLICT',
+            `resource ${id} was created, changed or deleted meanwhile; see it with \`cpctrl resource show ${id}\` and run this again`,
+          )
+        : err;
+    };
+    if (cur) await this.resources.update(id, resource, cur.revision).catch(changedMeanwhile);
+    else await this.resources.create(id, resource).catch(changedMeanwhile);
     await this.usage.revive('resource', id);
     return { id, resource };
   }
@@ -112,33 +130,44 @@ export class ResourceCatalog {
     }
     const bound = { ...p, resource: rid } as Profile;
     const id = profileId(bound);
-    const existing = (await this.profiles.get(id))?.value;
-    if (existing && !opts.replace)
+    const cur = await this.profiles.get(id);
+    if (cur && !opts.replace)
       throw new ProjectError('CP_EXISTS', `profile ${id} exists; use --replace to overwrite it`);
+    // Queues bind a resource and a profile of it together: a profile never moves to another
+    // resource (deleting it first is refused while a queue uses it, without a race).
+    if (cur && cur.value.resource !== rid)
+      throw new ProjectError(
+        'CP_INVALID',
+        `profile ${id} is for resource ${cur.value.resource}, not ${rid}; give it another id, or delete it (cpctrl profile delete ${id}) and create it again`,
+        'resource',
+      );
     const check = async () => {
       const r = await this.resource(rid);
       if (!r) throw notFound('resource', rid, LIST_RESOURCES);
       checkProfileFor(r, bound);
     };
-    // A replacement bound to the same resource already holds its use.
-    const takes = existing?.resource !== rid;
-    if (takes) await this.usage.acquire('resource', rid, { profile: id }, check);
-    else await check();
-    try {
-      if (opts.replace) await this.profiles.put(id, bound);
-      else
-        await this.profiles.create(id, bound).catch(() => {
-          throw new ProjectError(
-            'CP_EXISTS',
-            `profile ${id} exists; use --replace to overwrite it`,
-          );
-        });
-    } catch (err) {
-      if (takes) await this.usage.release('resource', rid, { profile: id });
-      throw err;
+    const changedMeanwhile = (err: unknown) => {
+      throw isConflict(err)
+        ? new ProjectError(
+            'CP_CONFLICT',
+            `profile ${id} was created, changed or deleted meanwhile; see it with \`cpctrl profile show ${id}\` and run this again`,
+          )
+        : err;
+    };
+    if (cur) {
+      // The profile being replaced holds its use of the resource; written at the revision read,
+      // so a delete that released that use meanwhile makes this fail instead.
+      await check();
+      await this.profiles.update(id, bound, cur.revision).catch(changedMeanwhile);
+    } else {
+      await this.usage.acquire('resource', rid, { profile: id }, check);
+      try {
+        await this.profiles.create(id, bound).catch(changedMeanwhile);
+      } catch (err) {
+        await this.usage.release('resource', rid, { profile: id });
+        throw err;
+      }
     }
-    if (takes && existing?.resource)
-      await this.usage.release('resource', existing.resource, { profile: id });
     await this.usage.revive('profile', id);
     return { id, profile: bound };
   }

@@ -261,6 +261,36 @@ describe('queues and race-free in-use checks, over a real nats-server', {
     await catalog.deleteResource('hpc');
   });
 
+  it('replaces a resource or profile in place, never as another type or for another resource', async () => {
+    await catalog.createResource(local('swap'));
+    await catalog.createResource(local('other'));
+    await catalog.createProfile({ name: 'swap-p', resource_type: 'local' }, { resource: 'swap' });
+    expect(await refusal(catalog.createResource(local('swap')))).toMatchObject({
+      code: 'CP_EXISTS',
+    });
+    const retyped = await refusal(catalog.createResource({ ...slurm('swap') }, { replace: true }));
+    expect(retyped).toMatchObject({ code: 'CP_INVALID', field: 'type' });
+    await catalog.createResource({ ...local('swap'), name: 'Renamed' }, { replace: true });
+    expect((await catalog.resource('swap'))?.name).toBe('Renamed');
+
+    const moved = await refusal(
+      catalog.createProfile(
+        { name: 'swap-p', resource_type: 'local' },
+        { resource: 'other', replace: true },
+      ),
+    );
+    expect(moved).toMatchObject({ code: 'CP_INVALID', field: 'resource' });
+    await catalog.createProfile(
+      { name: 'swap-p', resource_type: 'local' },
+      { resource: 'swap', replace: true },
+    );
+    // Replaced in place: still one use of the resource, released by the delete.
+    expect((await catalog.usage.get('resource', 'swap'))?.users).toEqual([{ profile: 'swap-p' }]);
+    await catalog.deleteProfile('swap-p');
+    await catalog.deleteResource('swap');
+    await catalog.deleteResource('other');
+  });
+
   it('releases a use left by a create that stopped before recording its queue, when told to', async () => {
     await catalog.createResource(local('spare'));
     // What a create that crashed after taking its use leaves behind.

@@ -302,8 +302,10 @@ export class ProjectRegistry {
     parseInput(ProjectName, project, 'project name');
     const catalog = await this.catalog();
     const records = await this.records();
+    let projectExists = true;
     const removed = await casLoop(`deleting queue ${name}`, async () => {
       const cur = await records.get(project);
+      projectExists = !!cur;
       const q = cur?.value.queues.find((x) => x.name === name);
       if (!cur || !q) return undefined;
       const next = {
@@ -318,6 +320,7 @@ export class ProjectRegistry {
     if (removed) await this.#release(catalog, removed, user);
     else {
       const stale = await catalog.usage.heldBy(user);
+      if (!stale.length && !projectExists) throw notFound('project', project, LIST_PROJECTS);
       if (!stale.length || !opts.releaseStale) {
         const where = stale.map((s) => `${s.kind} ${s.id}`).join(', ');
         throw new ProjectError(
@@ -330,7 +333,7 @@ export class ProjectRegistry {
       }
       for (const s of stale) while (await catalog.usage.release(s.kind, s.id, user)) {}
     }
-    if (await records.get(project)) {
+    if (projectExists) {
       const copy = await this.copy(project);
       const read = async () => (await records.get(project))?.value;
       await copy.syncProject(read);
@@ -417,6 +420,12 @@ export class ProjectRegistry {
       const profile = await catalog.usage.acquire('profile', profileId, user, async () => {
         const p = await catalog.profile(profileId);
         if (!p) throw notFound('profile', profileId, 'cpctrl profile list');
+        if (p.resource !== q.resource)
+          throw new ProjectError(
+            'CP_INVALID',
+            `profile ${profileId} is for resource ${p.resource}, not ${q.resource}`,
+            'profile',
+          );
         return p;
       });
       return { resource, profile };
