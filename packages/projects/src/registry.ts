@@ -251,8 +251,9 @@ export class ProjectRegistry {
             );
           // Bound already (by us earlier, or by a racing create that won): that queue holds its
           // own use, so the one we may have taken goes back.
-          if (held) await this.#release(catalog, q, user);
-          held = undefined;
+          const mine = held;
+          held = undefined; // if the release fails, a use kept too many is the safe side
+          if (mine) await this.#release(catalog, q, user);
           return { resolved: await this.#resolve(catalog, existing), created: false };
         }
         held ??= await this.#take(catalog, q, user);
