@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  AuthStore,
+  provisionProject,
+  provisionRegistry,
+  serverConfigLines,
+} from '@computepods/auth';
+import { Bus, createLogger } from '@computepods/bus';
+import { buckets, Project, ResolvedQueue } from '@computepods/protocol';
+import { NatsServer, TempDir } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+/**
+ * In secure mode the lab-wide registry and each project are different NATS accounts: cpctrl
+ * writes the registry with the registry admin's credentials and the project's own copy with the
+ * project admin's, both found in the auth dir, as `up` leaves them.
+ */
+describe('cpctrl project and queue in secure mode (operator mode, one account per project)', {
+  timeout: 240_000,
+}, () => {
+  const dir = new TempDir('cp-cpctrl-secure-');
+  let store: AuthStore;
+  let nats: NatsServer;
+  const open: Bus[] = [];
+  const logger = createLogger('cpctrl-secure-test');
+  logger.level = 'silent';
+
+  beforeAll(async () => {
+    store = await AuthStore.open(dir.join('auth'));
+    nats = await NatsServer.start({
+      configLines: () => serverConfigLines(store, dir.join('resolver')),
+    });
+    await provisionRegistry(store, nats.url);
+    await provisionProject({ store, servers: nats.url, project: 'alpha' });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.allSettled(open.map((b) => b.close()));
+    await nats?.[Symbol.asyncDispose]();
+    dir[Symbol.dispose]();
+  });
+
+  const connect = async (credsFile: string) => {
+    const bus = await Bus.connect({
+      servers: nats.url,
+      credsFile,
+      service: 'test',
+      project: 'alpha',
+      logger,
+      discoverable: false,
+      giveUpAfterMs: 10_000,
+    });
+    open.push(bus);
+    return bus;
+  };
+
+  const cpctrl = async (...args: string[]) => {
+    const { CP_PROJECT: _p, NATS_CREDS: _c, CPCTRL_OUTPUT: _o, ...inherited } = process.env;
+    const child = spawn(process.execPath, ['--import', 'tsx', main, '-o', 'json', ...args], {
+      env: {
+        ...inherited,
+        NATS_URL: nats.url,
+        CP_AUTH_DIR: dir.join('auth'),
+        CPCTRL_CONFIG: dir.join('cpctrl.json'),
+      },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { code, out: stdout ? JSON.parse(stdout) : undefined, stderr };
+  };
+
+  it('writes the registry and the project copy each in its own account', async () => {
+    const made = await cpctrl('project', 'create', 'alpha', '--admin', 'alice');
+    expect(made.code, made.stderr).toBe(0);
+    // No account for beta yet: refused before anything is written.
+    const beta = await cpctrl('project', 'create', 'beta', '--admin', 'alice');
+    expect(beta.out.error.code).toBe('CP_NO_ACCOUNT');
+    expect((await cpctrl('project', 'list')).out.map((p: Project) => p.name)).toEqual(['alpha']);
+
+    const bob = await cpctrl('project', 'member', 'add', 'bob', '--role', 'member', '-p', 'alpha');
+    expect(bob.code, bob.stderr).toBe(0);
+    const file = dir.join('box.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        type: 'local',
+        name: 'box',
+        jobs_local_dir: dir.join('jobs'),
+        jobs_runner_config: {},
+        jobs_poll_interval: 0,
+        tasks_local_dir: dir.join('tasks'),
+        tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+        tasks_pixi_config: {},
+      }),
+    );
+    expect((await cpctrl('resource', 'create', '-f', file)).code).toBe(0);
+    const q = await cpctrl('queue', 'create', 'default', '--resource', 'box', '-p', 'alpha');
+    expect(q.code, q.stderr).toBe(0);
+
+    // The registry account holds the record and the resource ...
+    const registry = await connect(await store.registryCreds());
+    const record = (await (await registry.kv(buckets.projects(), Project)).get('alpha'))?.value;
+    expect(record?.members.map((m) => m.user)).toEqual(['alice', 'bob']);
+    // ... and the project's own account its copy, with the queue resolved, for its services.
+    const own = await connect(await store.grantCreds({ role: 'admin', project: 'alpha' }));
+    const config = buckets.config('alpha');
+    expect((await (await own.kv(config, Project)).get('project'))?.value).toEqual(record);
+    const resolved = (await (await own.kv(config, ResolvedQueue)).get('queue.default'))?.value;
+    expect(resolved).toMatchObject({ queue: { name: 'default' }, resource: { name: 'box' } });
+
+    const used = await cpctrl('resource', 'delete', 'box');
+    expect(used.out.error.code).toBe('CP_IN_USE');
+  });
+});
