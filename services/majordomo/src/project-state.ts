@@ -76,7 +76,8 @@ export class ProjectState {
   /** Throws CP_PROJECT_INACTIVE (naming how to re-activate) unless the project takes builds. */
   check(): void {
     if (this.#active) return;
-    throw Object.assign(new Error(this.#reason), { code: 'CP_PROJECT_INACTIVE' });
+    // statusCode: the REST API answers 409 (the project's state, not the request, is at fault).
+    throw Object.assign(new Error(this.#reason), { code: 'CP_PROJECT_INACTIVE', statusCode: 409 });
   }
 
   stop(): void {
