@@ -104,6 +104,7 @@ async function throughNats(n: number, latencyN: number) {
   const runner = await startRunner(runnerBus, {
     project,
     resource: 'local',
+    queue: 'local',
     runnerId: 'bench',
     stateDir: tmp.join('runner-state'),
     parallel: PARALLEL,

@@ -4,8 +4,13 @@ import { checkName, checkProject } from '@computepods/protocol';
 
 export interface RunnerConfig {
   readonly project: string;
-  /** The resource id: the runner takes tasks from cp.<project>.tasks.<resource>. */
+  /** The resource id (with a queue record: the queue's resource, whatever CP_RESOURCE says). */
   readonly resource: string;
+  /**
+   * The project's queue this runner serves (CP_QUEUE, default CP_RESOURCE): it takes tasks from
+   * cp.<project>.tasks.<queue>, and its resource and profile from the queue's record.
+   */
+  readonly queue: string;
   /**
    * Written into every record; a restarted runner adopts the unfinished records that carry
    * its id, so it must stay the same across restarts (default: host name + resource).
@@ -62,10 +67,12 @@ export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig
     return n;
   };
   const resource = checkName('resource name (CP_RESOURCE)', env.CP_RESOURCE ?? 'local');
+  const queue = checkName('queue name (CP_QUEUE)', env.CP_QUEUE || resource);
   return {
     project: checkProject(env.CP_PROJECT ?? 'demo'),
     resource,
-    runnerId: env.CP_RUNNER_ID ?? `${hostname()}-${resource}`,
+    queue,
+    runnerId: env.CP_RUNNER_ID ?? `${hostname()}-${queue}`,
     stateDir: resolve(env.CP_STATE_DIR ?? '.state', 'runner'),
     parallel: int('CP_PARALLEL', cpus().length),
     resourceFile: env.CP_RESOURCE_FILE,

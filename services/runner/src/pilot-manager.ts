@@ -89,12 +89,13 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   const { bus, cfg, resource } = options;
   const pc = resource.pilot_config;
   if (!pc) throw new Error(`resource ${cfg.resource} has no pilot_config`);
-  const log = bus.logger.child({ pilots: cfg.resource });
+  const log = bus.logger.child({ pilots: cfg.queue });
   const site = pilotSite(resource, options.profile, options.host, log);
   const host = site.host;
   const natsUrl = options.natsUrl ?? pc.nats_url ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const cpus = pc.cpus_per_worker ?? 1;
-  const jobName = `cp-pilot-${cfg.project}-${cfg.resource}`;
+  // Per queue: two queues (profiles) on one resource keep their pilots apart.
+  const jobName = `cp-pilot-${cfg.project}-${cfg.queue}`;
   const stream = streams.tasks(cfg.project);
   const pilots = new Map<string, Pilot>();
   const pollMs = Math.max(200, Math.min(5_000, resource.jobs_poll_interval * 1000));
@@ -122,7 +123,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   await bus.ensureConsumer({
     stream,
     durable: options.durable,
-    filterSubject: subjects.tasks(cfg.project, cfg.resource),
+    filterSubject: subjects.tasks(cfg.project, cfg.queue),
     ...options.consumer,
     maxAckPending,
   });
@@ -137,7 +138,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       pilots.set(id, { jobId: id, dir: '', state });
     // Ended while the runner was down, maybe leaving tasks unfinished: refresh() asks SLURM
     // about their jobs and takes those tasks over.
-    const prefix = pilotRunnerId(cfg.resource, '');
+    const prefix = pilotRunnerId(cfg.queue, '');
     for (const { value } of (await kv.entries()).values()) {
       const jobId = value.runner?.startsWith(prefix) ? value.runner.slice(prefix.length) : '';
       if (/^[0-9]+$/.test(jobId) && !isTerminal(value.state) && !pilots.has(jobId))
@@ -180,6 +181,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
         bus,
         kv,
         resource: cfg.resource,
+        queue: cfg.queue,
         jobId: id,
         jobState,
         log,
@@ -191,7 +193,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   async function submit(): Promise<void> {
     if (!checked) await checkSite();
     const key = randomUUID().slice(0, 8);
-    const dir = posix.join(site.jobsDir, `pilot-${cfg.resource}-${key}`);
+    const dir = posix.join(site.jobsDir, `pilot-${cfg.queue}-${key}`);
     const local: LocalResource = {
       type: 'local',
       name: `${resource.name} (pilot)`,
@@ -207,6 +209,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       NATS_URL: natsUrl,
       CP_PROJECT: cfg.project,
       CP_RESOURCE: cfg.resource,
+      CP_QUEUE: cfg.queue,
       CP_RESOURCE_FILE: posix.join(dir, 'resource.json'),
       CP_STATE_DIR: posix.join(dir, 'state'),
       CP_PARALLEL: String(cpus),
@@ -224,7 +227,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       '#!/bin/sh',
       `# ComputePods pilot for resource ${cfg.resource}: a runner worker, ${cpus} CPU(s)`,
       `cd ${shq(site.repoDir, 'computepods_dir')} || exit 1`,
-      `exec env ${exports.join(' ')} CP_RUNNER_ID=${shq(pilotRunnerId(cfg.resource, ''), 'runner id')}"$SLURM_JOB_ID" ${shq(site.node, 'node_path')} --import tsx ${shq(WORKER_PATH, 'worker')}`,
+      `exec env ${exports.join(' ')} CP_RUNNER_ID=${shq(pilotRunnerId(cfg.queue, ''), 'runner id')}"$SLURM_JOB_ID" ${shq(site.node, 'node_path')} --import tsx ${shq(WORKER_PATH, 'worker')}`,
       '',
     ].join('\n');
     await host.stageJob(dir, {

@@ -19,13 +19,15 @@ export async function failTasksOfEndedPilot(options: {
   readonly bus: Bus;
   readonly kv: TypedKv<typeof TaskRecord>;
   readonly resource: string;
+  /** The queue the pilot served (its runner id names it). */
+  readonly queue: string;
   readonly jobId: string;
   /** The job's last state (scontrol), or 'purged' when SLURM no longer knows it. */
   readonly jobState: string;
   readonly log: Logger;
 }): Promise<string[]> {
-  const { bus, kv, resource, jobId, jobState, log } = options;
-  const runner = pilotRunnerId(resource, jobId);
+  const { bus, kv, resource, queue, jobId, jobState, log } = options;
+  const runner = pilotRunnerId(queue, jobId);
   const failed: string[] = [];
   for (const [id, { value, revision }] of await kv.entries()) {
     if (value.runner !== runner || value.task.resource !== resource || isTerminal(value.state))

@@ -41,7 +41,7 @@ async function fromKv(bus: Bus, bucket: string, key: string): Promise<unknown> {
  */
 export async function loadQueue(bus: Bus, cfg: RunnerConfig): Promise<ResolvedQueue | undefined> {
   const kv = await bus.kv(buckets.config(cfg.project), ResolvedQueue);
-  return (await kv.get(`queue.${cfg.resource}`))?.value;
+  return (await kv.get(`queue.${cfg.queue}`))?.value;
 }
 
 /**

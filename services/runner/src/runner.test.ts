@@ -39,6 +39,7 @@ describe('runner v1 (local) over a real nats-server', () => {
     runner = await startRunner(bus, {
       project: P,
       resource: 'local',
+      queue: 'local',
       runnerId: 'r1',
       stateDir: dir.join('state'),
       parallel: 2,

@@ -65,33 +65,35 @@ export async function startRunner(
   const queue = await loadQueue(bus, cfg);
   const resource = await loadResource(bus, cfg, queue);
   const profile = await loadProfile(bus, cfg, resource, queue);
+  // With a queue record the resource is the queue's (a queue's name need not be its resource's).
+  const rc: RunnerConfig = queue ? { ...cfg, resource: queue.queue.resource } : cfg;
   const cids = new Map<string, string>();
   const log = bus.logger;
   const policy: AdmissionPolicy = {
-    resource: cfg.resource,
+    resource: rc.resource,
     profile: servedProfile(cfg, queue, profile),
-    workspaceRoots: cfg.workspaceRoots,
+    workspaceRoots: rc.workspaceRoots,
     // Over SSH a task without declared files runs in cwd on the cluster, not here.
     remoteCwd: (task) => resource.type === 'slurm_ssh' && !task.files,
   };
-  if (cfg.workspaceRoots.length === 0)
+  if (rc.workspaceRoots.length === 0)
     log.error(
       'no workspace roots: this runner refuses every task until CP_WORKSPACE_ROOTS (colon-separated absolute paths) or CP_WORKSPACE is set to the workspaces its tasks may run in',
     );
   else {
-    const missing = await missingRoots(cfg.workspaceRoots);
+    const missing = await missingRoots(rc.workspaceRoots);
     if (missing.length)
       log.warn(
-        { missing, roots: cfg.workspaceRoots },
+        { missing, roots: rc.workspaceRoots },
         'workspace roots that do not exist: no task runs in them until they do',
       );
   }
 
   const executor = createExecutor({
     resource,
-    resourceId: cfg.resource,
+    resourceId: rc.resource,
     profile,
-    runner: cfg.runnerId,
+    runner: rc.runnerId,
     hooks: {
       record: (rec) => records.write(rec),
       // A plain publish: the events stream stores it all the same, and the record in KV, written
@@ -107,7 +109,7 @@ export async function startRunner(
   // Reconcile before taking new work: what this runner had in flight when it died.
   const mine: TaskRecord[] = [];
   for (const [id, { value, revision }] of await kv.entries()) {
-    if (value.task.resource !== cfg.resource || value.runner !== cfg.runnerId) continue;
+    if (value.task.resource !== rc.resource || value.runner !== rc.runnerId) continue;
     const recentKill =
       value.state === 'killed' && Date.now() - Date.parse(value.updated) < ADOPT_KILLED_MS;
     if (isTerminal(value.state) && !recentKill) continue;
@@ -122,10 +124,10 @@ export async function startRunner(
     (resource.type === 'slurm_sudo' || resource.type === 'slurm_ssh') && resource.pilot_config
       ? await startPilotManager({
           bus,
-          cfg,
+          cfg: rc,
           resource,
           profile,
-          durable: `runner-${cfg.resource}`,
+          durable: `runner-${rc.queue}`,
           servedProfile: policy.profile,
           consumer: { maxDeliver: 10, ackWaitMs: 30_000 },
         })
@@ -134,10 +136,10 @@ export async function startRunner(
     ? undefined
     : await bus.consume({
         stream: streams.tasks(p),
-        durable: `runner-${cfg.resource}`,
-        filterSubject: subjects.tasks(p, cfg.resource),
+        durable: `runner-${rc.queue}`,
+        filterSubject: subjects.tasks(p, rc.queue),
         accept: ['task.submitted'],
-        concurrency: cfg.intake,
+        concurrency: rc.intake,
         maxDeliver: 10,
         ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
         ...(options.holdUntilEnd ? { prefetch: false } : {}),
@@ -207,11 +209,11 @@ export async function startRunner(
 
   log.info(
     {
-      resource: cfg.resource,
+      resource: rc.resource,
       type: resource.type,
-      runner: cfg.runnerId,
+      runner: rc.runnerId,
       profile: policy.profile,
-      workspaceRoots: rootsLabel(cfg.workspaceRoots),
+      workspaceRoots: rootsLabel(rc.workspaceRoots),
     },
     'runner ready',
   );
