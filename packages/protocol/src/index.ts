@@ -44,6 +44,7 @@ export {
   Role,
   UserName,
 } from './projects.js';
+export { REDACTED, shownProfile, shownResource } from './redact.js';
 export {
   BatchingConfig,
   checkProfileFor,

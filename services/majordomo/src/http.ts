@@ -9,6 +9,8 @@ import {
   ResolvedQueue,
   type Role,
   resourceId,
+  shownProfile,
+  shownResource,
   subjects,
   TaskRecord,
   type UnsafePathError,
@@ -467,7 +469,9 @@ export async function startHttp(
     '/api/resources',
     { config: viewer, schema: { description: "Resources the project's queues are bound to" } },
     async () => [
-      ...new Map((await boundQueues()).map((q) => [resourceId(q.resource), q.resource])).values(),
+      ...new Map(
+        (await boundQueues()).map((q) => [resourceId(q.resource), shownResource(q.resource)]),
+      ).values(),
     ],
   );
   app.get(
@@ -476,7 +480,7 @@ export async function startHttp(
     async () => [
       ...new Map(
         (await boundQueues()).flatMap((q) =>
-          q.profile ? [[profileId(q.profile), q.profile]] : [],
+          q.profile ? [[profileId(q.profile), shownProfile(q.profile)]] : [],
         ),
       ).values(),
     ],

@@ -1,3 +1,4 @@
+import { shownProfile, shownResource } from '@computepods/protocol';
 import type { Command } from 'commander';
 import { CliError, printJson, printTable } from '../output.js';
 import { withRegistry } from '../with-registry.js';
@@ -52,10 +53,17 @@ Examples:
             ...(opts.profile ? { profile: opts.profile } : {}),
             concurrency: opts.concurrency,
           });
-          if (ctx.json) return printJson({ project: ctx.project, created, ...resolved });
+          if (ctx.json)
+            return printJson({
+              project: ctx.project,
+              created,
+              queue: resolved.queue,
+              resource: shownResource(resolved.resource),
+              ...(resolved.profile ? { profile: shownProfile(resolved.profile) } : {}),
+            });
           const q = resolved.queue;
           process.stdout.write(
-            `queue ${q.name} of project ${ctx.project} ${created ? 'bound' : 'was already bound'} to resource ${q.resource}${q.profile ? `, profile ${q.profile}` : ''}, concurrency ${q.concurrency}; a runner serves it with CP_PROJECT=${ctx.project} CP_RESOURCE=${q.name}\n`,
+            `queue ${q.name} of project ${ctx.project} ${created ? 'bound' : 'was already bound'} to resource ${q.resource}${q.profile ? `, profile ${q.profile}` : ''}, concurrency ${q.concurrency}; a runner serves it with CP_PROJECT=${ctx.project} CP_QUEUE=${q.name} and the credentials of \`cpctrl creds create runner --name ${q.name}\`\n`,
           );
         }),
     );

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ResourceCatalog } from '@computepods/projects';
+import { shownProfile, shownResource } from '@computepods/protocol';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { Context } from '../context.js';
@@ -49,7 +50,7 @@ export function resourceCommands(program: Command): void {
         const { id, resource: r } = await catalog.createResource(readConfigFile(opts.file), {
           replace: opts.replace,
         });
-        if (ctx.json) printJson({ id, resource: r });
+        if (ctx.json) printJson({ id, resource: shownResource(r) });
         else
           process.stdout.write(
             `resource ${id} (${r.type}) stored; bind a project to it with \`cpctrl queue create NAME --resource ${id}\`\n`,
@@ -63,7 +64,7 @@ export function resourceCommands(program: Command): void {
       withCatalog(cmd, async (catalog, ctx) => {
         const all = await catalog.listResources();
         const profs = await catalog.listProfiles();
-        if (ctx.json) return printJson([...all].map(([id, r]) => ({ id, ...r })));
+        if (ctx.json) return printJson([...all].map(([id, r]) => ({ id, ...shownResource(r) })));
         printTable(
           [...all].map(([id, r]) => [
             id,
@@ -90,7 +91,7 @@ export function resourceCommands(program: Command): void {
             'CP_NOT_FOUND',
             `no resource ${id}; \`cpctrl resource list\` lists them`,
           );
-        printJson({ id, ...r });
+        printJson({ id, ...shownResource(r) });
       }),
     );
   resource
@@ -124,7 +125,7 @@ export function resourceCommands(program: Command): void {
           ...(opts.resource ? { resource: opts.resource } : {}),
           replace: opts.replace,
         });
-        if (ctx.json) printJson({ id, profile: bound });
+        if (ctx.json) printJson({ id, profile: shownProfile(bound) });
         else
           process.stdout.write(
             `profile ${id} stored for resource ${bound.resource}; a queue uses it with \`cpctrl queue create NAME --resource ${bound.resource} --profile ${id}\`\n`,
@@ -137,7 +138,7 @@ export function resourceCommands(program: Command): void {
     .action(async (_o, cmd: Command) =>
       withCatalog(cmd, async (catalog, ctx) => {
         const all = await catalog.listProfiles();
-        if (ctx.json) return printJson([...all].map(([id, p]) => ({ id, ...p })));
+        if (ctx.json) return printJson([...all].map(([id, p]) => ({ id, ...shownProfile(p) })));
         printTable(
           [...all].map(([id, p]) => [
             id,
@@ -162,7 +163,7 @@ export function resourceCommands(program: Command): void {
             'CP_NOT_FOUND',
             `no profile ${id}; \`cpctrl profile list\` lists them`,
           );
-        printJson({ id, ...p });
+        printJson({ id, ...shownProfile(p) });
       }),
     );
   profile
