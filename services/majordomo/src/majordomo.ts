@@ -159,11 +159,17 @@ export class MajorDomo {
   }
 
   #queue: Promise<unknown> = Promise.resolve();
+  /** State changes queued or being applied (see status(): not idle while one is). */
+  #changing = 0;
 
   /** Runs state changes one at a time: the graph is never seen half-updated. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
+    this.#changing++;
     const next = this.#queue.then(fn, fn);
-    this.#queue = next.catch(() => undefined);
+    const done = () => {
+      this.#changing--;
+    };
+    this.#queue = next.then(done, done);
     return next;
   }
 
@@ -664,7 +670,9 @@ export class MajorDomo {
     const st = this.dm.status();
     return StatusReply.parse({
       project: this.cfg.project,
-      idle: this.#inflight.size === 0 && st.idle,
+      // A change still being applied (a result whose records are being written, say) is not
+      // idle: the graph may already be settled while its artefact records are not yet.
+      idle: this.#inflight.size === 0 && st.idle && this.#changing === 0,
       artefacts: this.artefacts.all(),
       running: [...this.#inflight.keys()],
       queued: st.dirty.filter((t) => !this.#inflight.has(t) && !st.blocked.includes(t)),
