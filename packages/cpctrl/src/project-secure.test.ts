@@ -58,13 +58,15 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
     return bus;
   };
 
-  const cpctrl = async (...args: string[]) => {
+  /** cpctrl as the lab admin (the auth dir), or with `creds` alone (no auth dir) as a person. */
+  const run = async (creds: string | undefined, args: string[]) => {
     const { CP_PROJECT: _p, NATS_CREDS: _c, CPCTRL_OUTPUT: _o, ...inherited } = process.env;
     const child = spawn(process.execPath, ['--import', 'tsx', main, '-o', 'json', ...args], {
       env: {
         ...inherited,
         NATS_URL: nats.url,
-        CP_AUTH_DIR: dir.join('auth'),
+        CP_AUTH_DIR: creds ? dir.join('no-auth') : dir.join('auth'),
+        ...(creds ? { NATS_CREDS: creds } : {}),
         CPCTRL_CONFIG: dir.join('cpctrl.json'),
       },
     });
@@ -79,6 +81,7 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
     const [code] = (await once(child, 'exit')) as [number | null];
     return { code, out: stdout ? JSON.parse(stdout) : undefined, stderr };
   };
+  const cpctrl = (...args: string[]) => run(undefined, args);
 
   it('writes the registry and the project copy each in its own account', async () => {
     const made = await cpctrl('project', 'create', 'alpha', '--admin', 'alice');
@@ -121,5 +124,30 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
 
     const used = await cpctrl('resource', 'delete', 'box');
     expect(used.out.error.code).toBe('CP_IN_USE');
+
+    // A member's credentials reach only the project's account: its own copy answers them, and
+    // a lab-wide command says whose credentials it needs.
+    const member = await store.grantCreds({ role: 'member', project: 'alpha', scope: 'bob' });
+    const shown = await run(member, ['-p', 'alpha', 'project', 'show']);
+    expect(shown.code, JSON.stringify(shown.out) + shown.stderr).toBe(0);
+    expect(shown.out).toEqual(record);
+    expect((await run(member, ['-p', 'alpha', 'queue', 'list'])).out).toEqual([
+      { name: 'default', resource: 'box', concurrency: 8 },
+    ]);
+    const list = await run(member, ['-p', 'alpha', 'project', 'list']);
+    expect(['CP_NO_REGISTRY', 'CP_FORBIDDEN']).toContain(list.out.error.code);
+    expect(list.out.error.message).toMatch(/lab admin/);
+    const add = await run(member, [
+      '-p',
+      'alpha',
+      'project',
+      'member',
+      'add',
+      'eve',
+      '--role',
+      'admin',
+    ]);
+    expect(add.code).toBe(1);
+    expect(add.out.error.message).toMatch(/lab admin/);
   });
 });

@@ -1,4 +1,4 @@
-import type { Bus } from '@computepods/bus';
+import { type Bus, isPermissionDenied } from '@computepods/bus';
 import { ProjectRegistry } from '@computepods/projects';
 import type { Command } from 'commander';
 import {
@@ -54,6 +54,12 @@ export async function withRegistry(
       },
     });
     await action(projects, ctx);
+  } catch (err) {
+    if (!isPermissionDenied(err)) throw err;
+    throw new CliError(
+      'CP_FORBIDDEN',
+      `${(err as Error).message}: these credentials may not do this; lab-wide commands (projects, resources, profiles, queues) need a lab admin's (the auth dir \`up\` made, or CP_AUTH_DIR), members only read their project (cpctrl project show)`,
+    );
   } finally {
     await Promise.allSettled(opened.map((b) => b.close()));
   }

@@ -1,4 +1,4 @@
-import type { Bus, TypedKv } from '@computepods/bus';
+import { type Bus, isPermissionDenied, type TypedKv } from '@computepods/bus';
 import {
   buckets,
   kvKey,
@@ -49,6 +49,14 @@ export interface QueueCreated {
 }
 
 const now = () => new Date().toISOString();
+
+/** The registry is another NATS account in secure mode: say whose credentials reach it. */
+const noRegistry = (what: string) => (err: unknown) => {
+  throw new ProjectError(
+    'CP_NO_REGISTRY',
+    `cannot open the lab-wide registry (${what}) with these credentials (${(err as Error).message}); lab-wide commands need a lab admin's (the auth dir \`up\` made, or CP_AUTH_DIR); \`cpctrl project show\` shows your own project`,
+  );
+};
 const LIST_PROJECTS = 'cpctrl project list';
 const adminCount = (p: Project) => p.members.filter((m) => m.role === 'admin').length;
 
@@ -79,12 +87,16 @@ export class ProjectRegistry {
   }
 
   records(): Promise<TypedKv<typeof Project>> {
-    this.#records ??= this.#opts.registry.kv(buckets.projects(), Project, { history: 5 });
+    this.#records ??= this.#opts.registry
+      .kv(buckets.projects(), Project, { history: 5 })
+      .catch(noRegistry(buckets.projects()));
     return this.#records;
   }
 
   catalog(): Promise<ResourceCatalog> {
-    this.#catalog ??= ResourceCatalog.open(this.#opts.registry);
+    this.#catalog ??= ResourceCatalog.open(this.#opts.registry).catch(
+      noRegistry(`${buckets.resources()}, ${buckets.profiles()}`),
+    );
     return this.#catalog;
   }
 
@@ -137,8 +149,18 @@ export class ProjectRegistry {
     return (await (await this.records()).get(n))?.value;
   }
 
+  /**
+   * The project's record from the registry; where these credentials cannot read the registry (a
+   * member's reach only their own project's account), from the project's own copy.
+   */
   async show(name: string): Promise<Project> {
-    const p = await this.get(name);
+    let p: Project | undefined;
+    try {
+      p = await this.get(name);
+    } catch (err) {
+      if ((err as ProjectError).code !== 'CP_NO_REGISTRY' && !isPermissionDenied(err)) throw err;
+      p = await (await this.copy(name)).read();
+    }
     if (!p) throw notFound('project', name, LIST_PROJECTS);
     return p;
   }
