@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Bus, ensureProjectStreams, type Logger } from '@computepods/bus';
+import { Bus, ensureProjectStreams, type Logger, tlsFromEnv } from '@computepods/bus';
 import { buckets } from '@computepods/protocol';
 import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { z } from 'zod';
@@ -36,10 +36,12 @@ export async function pushAccount(
   account: string,
   jwt: string,
 ): Promise<void> {
+  const tls = tlsFromEnv();
   const nc = await connect({
     servers: servers.split(','),
     authenticator: credsAuthenticator(readFileSync(await store.systemCreds())),
     name: 'computepods-provision',
+    ...(tls ? { tls: { ...tls } } : {}),
   });
   try {
     const msg = await nc.request('$SYS.REQ.CLAIMS.UPDATE', jwt, { timeout: 5_000 });

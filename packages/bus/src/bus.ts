@@ -17,7 +17,7 @@ import {
 } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { connectWithBackoff } from './connect.js';
+import { type ConnectOptions, connectWithBackoff, tlsFromEnv } from './connect.js';
 import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
 import { issuesOf } from './decode.js';
 import {
@@ -44,6 +44,8 @@ export interface BusOptions {
   readonly servers?: string;
   /** NATS credentials file (JWT + NKey seed); default NATS_CREDS, else none. */
   readonly credsFile?: string;
+  /** TLS to the server; default NATS_CA / NATS_CERT / NATS_KEY, else none (loopback). */
+  readonly tls?: ConnectOptions['tls'];
   /** Service name: used for $SRV, logs, dead-letter subjects. A subject token. */
   readonly service: string;
   readonly project: string;
@@ -106,9 +108,11 @@ export class Bus {
     const servers = options.servers ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
     const logger = options.logger ?? createLogger(options.service, { project: options.project });
     const credsFile = options.credsFile ?? process.env.NATS_CREDS;
+    const tls = options.tls ?? tlsFromEnv();
     const nc = await connectWithBackoff({
       servers,
       ...(credsFile ? { credsFile } : {}),
+      ...(tls ? { tls } : {}),
       name: `${options.service}@${options.project}`,
       logger,
       ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),

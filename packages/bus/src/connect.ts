@@ -15,6 +15,15 @@ export interface ConnectOptions {
   readonly logger: Logger;
   /** A NATS credentials file (JWT + NKey seed), as `nats --creds` takes. */
   readonly credsFile?: string;
+  /**
+   * TLS to the server (a deployment that leaves loopback): the CA that signed the server's
+   * certificate, and a client certificate and key where the server asks for one.
+   */
+  readonly tls?: {
+    readonly caFile?: string;
+    readonly certFile?: string;
+    readonly keyFile?: string;
+  };
   /** Give up after this long; default: keep trying until the signal aborts. */
   readonly giveUpAfterMs?: number;
   readonly signal?: AbortSignal;
@@ -52,6 +61,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
         pingInterval: 10_000,
         ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
         ...(inbox ? { inboxPrefix: inbox } : {}),
+        ...(options.tls ? { tls: { ...options.tls } } : {}),
       });
       if (attempt > 1) logger.info({ servers, attempt }, 'connected to NATS');
       return nc;
@@ -98,4 +108,21 @@ export function inboxOf(creds: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** TLS settings from the environment: NATS_CA, NATS_CERT and NATS_KEY (files). */
+export function tlsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectOptions['tls'] {
+  const caFile = env.NATS_CA || undefined;
+  const certFile = env.NATS_CERT || undefined;
+  const keyFile = env.NATS_KEY || undefined;
+  if (!caFile && !certFile && !keyFile) return undefined;
+  if (Boolean(certFile) !== Boolean(keyFile))
+    throw new Error(
+      'NATS_CERT and NATS_KEY go together: set both for a client certificate, or neither',
+    );
+  return {
+    ...(caFile ? { caFile } : {}),
+    ...(certFile ? { certFile } : {}),
+    ...(keyFile ? { keyFile } : {}),
+  };
 }

@@ -10,7 +10,7 @@
  *   startService(bus.logger, async () => () => bus.close());
  */
 export { Bus, type BusOptions, type PublishOptions } from './bus.js';
-export { type ConnectOptions, connectWithBackoff } from './connect.js';
+export { type ConnectOptions, connectWithBackoff, tlsFromEnv } from './connect.js';
 export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
 export { type Decoded, decode, issuesOf } from './decode.js';
 export {
