@@ -5,6 +5,7 @@ import {
   type RoleName,
   revokeUser,
   SERVICE_ROLES,
+  serverConfigLines,
   userName,
 } from '@computepods/auth';
 import type { Command } from 'commander';
@@ -84,6 +85,23 @@ Examples:
       if (ctx.json) return printJson({ project: ctx.project, role, user: userName(grant), path });
       process.stdout.write(
         `${path}\n(${role} of project ${ctx.project} as NATS user ${userName(grant)}; give the file to whoever runs it, mode 0600: it is a secret)\n`,
+      );
+    });
+  creds
+    .command('server-config')
+    .option(
+      '--resolver-dir <dir>',
+      "where the server's resolver keeps account JWTs",
+      '/var/lib/computepods/nats-resolver',
+    )
+    .description(
+      'print the nats-server lines that make a server trust this auth dir (include them; see deploy/nats)',
+    )
+    .action(async (opts: { resolverDir: string }, cmd: Command) => {
+      const ctx = resolveContext(cmd.optsWithGlobals<GlobalOptions>());
+      const lines = serverConfigLines(await store(ctx.authDir), opts.resolverDir);
+      process.stdout.write(
+        `# Operator mode for ComputePods, from ${ctx.authDir}: \`cpctrl creds server-config\`\n${lines.join('\n')}\n`,
       );
     });
   creds
