@@ -39,6 +39,20 @@ function errorOf(fn: () => unknown): SettingsError {
 }
 
 describe('settings', () => {
+  it("defaults to cpctrl's current project, as every client does", () => {
+    const cfg = dir.join('cpctrl.json');
+    writeFileSync(cfg, JSON.stringify({ project: 'thesis' }));
+    const { project: _given, ...rest } = required;
+    expect(resolveWith(rest, { CPCTRL_CONFIG: cfg }).project).toBe('thesis');
+    // A flag or variable still wins over the context.
+    expect(resolveWith(rest, { CPCTRL_CONFIG: cfg, CP_PROJECT: 'other' }).project).toBe('other');
+    const bad = dir.join('bad-cpctrl.json');
+    writeFileSync(bad, JSON.stringify({ project: 'No Such/Name' }));
+    expect(errorOf(() => resolveWith(rest, { CPCTRL_CONFIG: bad })).message).toMatch(
+      /invalid project \(from the current project in .*bad-cpctrl\.json\)/,
+    );
+  });
+
   it('takes a flag over its variable over the config file, and fills defaults', () => {
     const file = dir.join('prec.yaml');
     writeFileSync(

@@ -27,7 +27,7 @@ export const FIELDS = {
     flag: '--project <name>',
     env: 'CP_PROJECT',
     kind: 'string',
-    help: 'project to feed (its files.changed stream and log subjects)',
+    help: "project to feed (its files.changed stream and log subjects); default: cpctrl's current project",
   },
   pod: {
     flag: '--pod <name>',
@@ -310,6 +310,15 @@ export function resolveSettings(src: SettingsSources): Settings {
     merged[name] = value;
   }
 
+  // The current project, as for every client: cpctrl's context (`cpctrl project use NAME`).
+  if (merged.project === undefined) {
+    const current = cpctrlProject(env, home);
+    if (current) {
+      merged.project = current.project;
+      origin.project = `the current project in ${current.file}`;
+    }
+  }
+
   for (const name of REQUIRED) {
     if (merged[name] === undefined) {
       const spec = FIELDS[name];
@@ -343,4 +352,22 @@ export function resolveSettings(src: SettingsSources): Settings {
     throw new SettingsError(`invalid ${name} (from ${where}): ${issue.message}`, name);
   }
   return parsed.data;
+}
+
+/** cpctrl's current project (its config file, as `cpctrl project use` writes it), if any. */
+function cpctrlProject(
+  env: Record<string, string | undefined>,
+  home: string,
+): { project: string; file: string } | undefined {
+  const file =
+    env.CPCTRL_CONFIG ||
+    join(env.XDG_CONFIG_HOME || join(home, '.config'), 'computepods', 'cpctrl.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const project = (raw as { project?: unknown } | null)?.project;
+  return typeof project === 'string' ? { project, file } : undefined;
 }
