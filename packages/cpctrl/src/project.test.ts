@@ -163,6 +163,9 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
     expect((await json('queue', 'list')).out).toEqual([
       { name: 'default', resource: 'box', concurrency: 2 },
     ]);
+    // Replacing the resource refreshes the copy its queues keep.
+    const replaced = await json('resource', 'create', '-f', file, '--replace');
+    expect(replaced.out.queues).toEqual([{ project: 'thesis', queue: 'default' }]);
     const rebind = await json('queue', 'create', 'default', '--resource', 'box');
     expect(rebind.out.error.code).toBe('CP_EXISTS');
 

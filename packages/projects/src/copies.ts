@@ -58,28 +58,28 @@ export class ProjectCopy {
   }
 
   /**
-   * Writes `resolved` as the copy of queue `name` while the registry binds that queue the same
-   * way; with `resolved` undefined, deletes the copy while the registry has no such queue. When
-   * the registry says otherwise, another writer changed the queue since and its sync wins.
+   * Makes the copy of queue `name` follow the registry: while the registry binds it, the copy is
+   * what `resolve` makes of the registry's queue (its resource and profile as the catalog holds
+   * them now); while the registry has no such queue, the copy is deleted. `resolve` runs after
+   * the copy is read, like the registry, so a slower writer never puts back an older resource.
    */
   async syncQueue(
     name: string,
-    resolved: ResolvedQueue | undefined,
     registry: () => Promise<Project | undefined>,
+    resolve: (q: Queue) => Promise<ResolvedQueue>,
   ): Promise<void> {
     const key = queueKey(name);
     await casLoop(`copying queue ${name}`, async () => {
       const cur = await this.queues.get(key);
       const inRegistry = (await registry())?.queues.find((q) => q.name === name);
-      if (!resolved) {
-        if (inRegistry || !cur) return;
-        await this.queues.kv.delete(kvKey(key), { previousSeq: cur.revision });
+      if (!inRegistry) {
+        if (cur) await this.queues.kv.delete(kvKey(key), { previousSeq: cur.revision });
         return;
       }
-      if (!inRegistry || !sameBinding(inRegistry, resolved.queue)) return;
-      if (cur && same(cur.value, resolved)) return;
-      if (cur) await this.queues.update(key, resolved, cur.revision);
-      else await this.queues.create(key, resolved);
+      const want = await resolve(inRegistry);
+      if (cur && same(cur.value, want)) return;
+      if (cur) await this.queues.update(key, want, cur.revision);
+      else await this.queues.create(key, want);
     });
   }
 }

@@ -270,8 +270,17 @@ describe('queues and race-free in-use checks, over a real nats-server', {
     });
     const retyped = await refusal(catalog.createResource({ ...slurm('swap') }, { replace: true }));
     expect(retyped).toMatchObject({ code: 'CP_INVALID', field: 'type' });
+    await projects.createQueue('thesis', { name: 'swapq', resource: 'swap' });
     await catalog.createResource({ ...local('swap'), name: 'Renamed' }, { replace: true });
     expect((await catalog.resource('swap'))?.name).toBe('Renamed');
+    // The queue's copy, which its runner reads, follows the replaced resource.
+    expect(await projects.refreshQueues('resource', 'swap')).toEqual([
+      { project: 'thesis', queue: 'swapq' },
+    ]);
+    const copy = await ProjectCopy.open(bus, 'thesis');
+    expect((await copy.queue('swapq'))?.resource.name).toBe('Renamed');
+    await projects.deleteQueue('thesis', 'swapq');
+    expect(await copy.queue('swapq')).toBeUndefined();
 
     const moved = await refusal(
       catalog.createProfile(

@@ -22,7 +22,7 @@ import {
   type MemberInput as MemberInputType,
   UpdateProjectInput,
 } from './inputs.js';
-import type { UsageUser } from './usage.js';
+import type { UsageKind, UsageUser } from './usage.js';
 
 export interface ProjectRegistryOptions {
   /** Reaches the lab-wide buckets: cp_projects, cp_resources, cp_profiles, cp_usage. */
@@ -306,7 +306,7 @@ export class ProjectRegistry {
     }
     const copy = await this.copy(project);
     const read = async () => (await records.get(project))?.value;
-    await copy.syncQueue(q.name, result.resolved, read);
+    await copy.syncQueue(q.name, read, (x) => this.#resolve(catalog, x));
     await copy.syncProject(read);
     return result;
   }
@@ -360,9 +360,32 @@ export class ProjectRegistry {
       const copy = await this.copy(project);
       const read = async () => (await records.get(project))?.value;
       await copy.syncProject(read);
-      await copy.syncQueue(name, undefined, read);
+      await copy.syncQueue(name, read, (x) => this.#resolve(catalog, x));
     }
     return removed;
+  }
+
+  /**
+   * After a resource or profile was replaced: rewrites the resolved copy of every queue that uses
+   * it (a runner reads its resource and profile from there). Returns those queues.
+   */
+  async refreshQueues(kind: UsageKind, id: string): Promise<{ project: string; queue: string }[]> {
+    const catalog = await this.catalog();
+    const users = (await catalog.usage.get(kind, id))?.users ?? [];
+    const queues = [
+      ...new Map(
+        users
+          .filter((u): u is { project: string; queue: string } => 'queue' in u)
+          .map((u) => [`${u.project}/${u.queue}`, u]),
+      ).values(),
+    ];
+    const records = await this.records();
+    for (const { project, queue } of queues) {
+      const read = async () => (await records.get(project))?.value;
+      const copy = await this.copy(project);
+      await copy.syncQueue(queue, read, (x) => this.#resolve(catalog, x));
+    }
+    return queues;
   }
 
   /** Reads, changes (undefined: no change) and writes the record at the revision read; then copies it. */

@@ -24,7 +24,7 @@ export function queueCommand(program: Command): void {
       `
 A queue binds a project to a resource (and the profile its jobs run under) with a concurrency
 quota; its tasks go to cp.<project>.tasks.<queue>, served by a runner started with
-CP_RESOURCE=<queue>. A resource or profile a queue uses cannot be deleted, and a queue cannot be
+CP_QUEUE=<queue>. A resource or profile a queue uses cannot be deleted, and a queue cannot be
 bound again otherwise until it is deleted.
 
 Examples:

@@ -34,6 +34,11 @@ function withCatalog(
   return withRegistry(cmd, async (projects, ctx) => action(await projects.catalog(), ctx));
 }
 
+const refreshed = (queues: { project: string; queue: string }[]) =>
+  queues.length
+    ? ` (and the copy of queue(s) ${queues.map((q) => `${q.project}/${q.queue}`).join(', ')}; their runners pick it up when restarted)`
+    : '';
+
 /** `cpctrl resource …` and `cpctrl profile …`: computational resources and the accounts that use them, in NATS KV. */
 export function resourceCommands(program: Command): void {
   const resource = program
@@ -43,17 +48,24 @@ export function resourceCommands(program: Command): void {
   resource
     .command('create')
     .requiredOption('-f, --file <file>', 'resource JSON or YAML (Fractal shape); - reads stdin')
-    .option('--replace', 'replace an existing resource with the same id', false)
+    .option(
+      '--replace',
+      'replace an existing resource with the same id (same type); queues using it get the new copy',
+      false,
+    )
     .description('validate a resource and store it (errors name the field)')
     .action(async (opts: { file: string; replace: boolean }, cmd: Command) =>
-      withCatalog(cmd, async (catalog, ctx) => {
+      withRegistry(cmd, async (projects, ctx) => {
+        const catalog = await projects.catalog();
         const { id, resource: r } = await catalog.createResource(readConfigFile(opts.file), {
           replace: opts.replace,
         });
-        if (ctx.json) printJson({ id, resource: shownResource(r) });
+        // The queues using it keep a copy of it (their runners read it there).
+        const queues = opts.replace ? await projects.refreshQueues('resource', id) : [];
+        if (ctx.json) printJson({ id, resource: shownResource(r), queues });
         else
           process.stdout.write(
-            `resource ${id} (${r.type}) stored; bind a project to it with \`cpctrl queue create NAME --resource ${id}\`\n`,
+            `resource ${id} (${r.type}) stored${refreshed(queues)}; bind a project to it with \`cpctrl queue create NAME --resource ${id}\`\n`,
           );
       }),
     );
@@ -117,18 +129,24 @@ export function resourceCommands(program: Command): void {
       '-r, --resource <id>',
       'the resource it binds to (default: its "resource" field, or the only resource of its type)',
     )
-    .option('--replace', 'replace an existing profile with the same id', false)
+    .option(
+      '--replace',
+      'replace an existing profile with the same id (same resource); queues using it get the new copy',
+      false,
+    )
     .description('validate a profile against its resource and store it')
     .action(async (opts: { file: string; resource?: string; replace: boolean }, cmd: Command) =>
-      withCatalog(cmd, async (catalog, ctx) => {
+      withRegistry(cmd, async (projects, ctx) => {
+        const catalog = await projects.catalog();
         const { id, profile: bound } = await catalog.createProfile(readConfigFile(opts.file), {
           ...(opts.resource ? { resource: opts.resource } : {}),
           replace: opts.replace,
         });
-        if (ctx.json) printJson({ id, profile: shownProfile(bound) });
+        const queues = opts.replace ? await projects.refreshQueues('profile', id) : [];
+        if (ctx.json) printJson({ id, profile: shownProfile(bound), queues });
         else
           process.stdout.write(
-            `profile ${id} stored for resource ${bound.resource}; a queue uses it with \`cpctrl queue create NAME --resource ${bound.resource} --profile ${id}\`\n`,
+            `profile ${id} stored for resource ${bound.resource}${refreshed(queues)}; a queue uses it with \`cpctrl queue create NAME --resource ${bound.resource} --profile ${id}\`\n`,
           );
       }),
     );
