@@ -54,3 +54,11 @@ export function ensureOk(what: string, res: HostResult): HostResult {
   if (res.code !== 0) throw commandFailed(what, res);
   return res;
 }
+
+/**
+ * Job files that hold a secret (a pilot's NATS credentials: `*.creds`) are written readable by
+ * the job user alone; the others (scripts, configs) as usual.
+ */
+export function isSecretJobFile(name: string): boolean {
+  return name.endsWith('.creds');
+}

@@ -15,7 +15,7 @@ import {
 } from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
 import { type JobTree, readInput } from './slurm-files.js';
-import type { HostResult, SlurmHost } from './slurm-host.js';
+import { type HostResult, isSecretJobFile, type SlurmHost } from './slurm-host.js';
 
 /** Where a slurm_ssh resource's jobs go, as the profile's user (known_hosts default: ~/.ssh). */
 export function sshTargetOf(resource: SlurmSshResource, profile: SlurmSshProfile): SshTarget {
@@ -94,7 +94,7 @@ export class SshHost implements SlurmHost {
       await chmod(to, transferMode((await stat(c.from)).mode));
     }
     for (const [name, content] of Object.entries(files))
-      await writeFile(join(local, name), content, { mode: 0o755 });
+      await writeFile(join(local, name), content, { mode: isSecretJobFile(name) ? 0o600 : 0o755 });
     await uploadTree(this.#o.pool, this.#o.target, local, dir, { ifExists: 'replace' });
   }
 

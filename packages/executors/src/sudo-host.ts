@@ -8,7 +8,7 @@ import { PosixUsername } from '@computepods/protocol';
 import { commandPath, sha256File, VerifyError } from '@computepods/transport';
 import { UnsafeValueError } from './errors.js';
 import { type JobTree, readInput } from './slurm-files.js';
-import { ensureOk, type HostResult, type SlurmHost } from './slurm-host.js';
+import { ensureOk, type HostResult, isSecretJobFile, type SlurmHost } from './slurm-host.js';
 
 /** What a command reads on stdin: text, or a local file streamed in. */
 type Input = string | { readonly file: string };
@@ -104,7 +104,9 @@ export class SudoHost implements SlurmHost {
     }
     for (const [name, content] of Object.entries(files)) {
       const to = commandPath(`${dir}/${name}`, 'job file');
-      const res = await this.run(['sh', '-c', 'cat > "$1"', 'sh', to], content);
+      // A credential is readable by the job user alone.
+      const write = isSecretJobFile(name) ? 'umask 077; cat > "$1"' : 'cat > "$1"';
+      const res = await this.run(['sh', '-c', write, 'sh', to], content);
       ensureOk(`write ${dir}/${name} as ${this.#user}`, res);
     }
   }

@@ -37,6 +37,9 @@ export interface RunnerConfig {
    * task's `profile` (the worker itself runs a local resource without a profile).
    */
   readonly pilotProfile?: string | undefined;
+  /** The runner's NATS credentials and the server's CA (NATS_CREDS, NATS_CA): its pilots get copies. */
+  readonly natsCreds?: string | undefined;
+  readonly natsCa?: string | undefined;
 }
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -81,5 +84,7 @@ export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig
     intake: int('CP_RUNNER_INTAKE', 256),
     workspaceRoots: workspaceRootsOf(env),
     pilotProfile: env.CP_PILOT_PROFILE || undefined,
+    natsCreds: env.NATS_CREDS || undefined,
+    natsCa: env.NATS_CA || undefined,
   };
 }

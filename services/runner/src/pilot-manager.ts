@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Bus } from '@computepods/bus';
 import { isTerminal, type SlurmHost, sbatchArgs, shq, squeueArgs } from '@computepods/executors';
@@ -96,6 +97,11 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   const cpus = pc.cpus_per_worker ?? 1;
   // Per queue: two queues (profiles) on one resource keep their pilots apart.
   const jobName = `cp-pilot-${cfg.project}-${cfg.queue}`;
+  // Read once, at start: a credential that cannot be read stops the runner here, not a pilot.
+  const secrets = {
+    creds: cfg.natsCreds ? readFileSync(cfg.natsCreds, 'utf8') : undefined,
+    ca: cfg.natsCa ? readFileSync(cfg.natsCa, 'utf8') : undefined,
+  };
   const stream = streams.tasks(cfg.project);
   const pilots = new Map<string, Pilot>();
   const pollMs = Math.max(200, Math.min(5_000, resource.jobs_poll_interval * 1000));
@@ -221,6 +227,8 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       // profile this runner serves (they run a profile-less local resource themselves).
       CP_WORKSPACE_ROOTS: cfg.workspaceRoots.join(':'),
       ...(options.servedProfile ? { CP_PILOT_PROFILE: options.servedProfile } : {}),
+      ...(secrets.creds ? { NATS_CREDS: posix.join(dir, 'nats.creds') } : {}),
+      ...(secrets.ca ? { NATS_CA: posix.join(dir, 'nats-ca.pem') } : {}),
     };
     const exports = Object.entries(env).map(([k, v]) => `${k}=${shq(v, k)}`);
     const script = [
@@ -233,6 +241,10 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
     await host.stageJob(dir, {
       'job.sh': script,
       'resource.json': `${JSON.stringify(local, null, 2)}\n`,
+      // The workers are this runner's hands: its own credentials (its queue, nothing more),
+      // readable by the job user alone, and the CA that signs the server when NATS is on TLS.
+      ...(secrets.creds ? { 'nats.creds': secrets.creds } : {}),
+      ...(secrets.ca ? { 'nats-ca.pem': secrets.ca } : {}),
     });
     const config = { ...resource.jobs_runner_config.default_slurm_config, cpus_per_task: 1 };
     const args = sbatchArgs(

@@ -1,0 +1,153 @@
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  AuthStore,
+  provisionProject,
+  provisionRegistry,
+  serverConfigLines,
+} from '@computepods/auth';
+import { Bus, createLogger, type TypedKv } from '@computepods/bus';
+import { buckets, subjects, TaskRecord } from '@computepods/protocol';
+import {
+  ensureSystemUser,
+  killProcessesUsing,
+  ManagedProcess,
+  NatsServer,
+  Slurm,
+  TempDir,
+  until,
+} from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// Pilot mode in the secure default: the runner holds its queue's least-privilege credentials,
+// and its pilot workers (jobs running as another user) connect with a copy only that user can
+// read. The workers take and run the tasks as the runner would.
+const P = 'pilotsec';
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const tmp = new TempDir('cp-runner-pilot-secure-');
+let nats: NatsServer;
+let slurm: Slurm;
+let store: AuthStore;
+let bus: Bus;
+let kv: TypedKv<typeof TaskRecord>;
+
+beforeAll(async () => {
+  ensureSystemUser('cpuser');
+  chmodSync(tmp.path, 0o755);
+  store = await AuthStore.open(tmp.join('auth'));
+  [nats, slurm] = await Promise.all([
+    NatsServer.start({ configLines: () => serverConfigLines(store, tmp.join('resolver')) }),
+    Slurm.start(),
+  ]);
+  await provisionRegistry(store, nats.url);
+  const admin = await provisionProject({ store, servers: nats.url, project: P });
+  const logger = createLogger('pilot-secure-test');
+  logger.level = 'silent';
+  bus = await Bus.connect({
+    servers: nats.url,
+    credsFile: admin,
+    service: 't',
+    project: P,
+    logger,
+  });
+  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+}, 120_000);
+
+afterAll(async () => {
+  await slurm?.[Symbol.asyncDispose]();
+  killProcessesUsing(tmp.path);
+  await bus?.close();
+  await nats?.[Symbol.asyncDispose]();
+  tmp[Symbol.dispose]();
+});
+
+describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, () => {
+  it("slurm_sudo: the pilots connect with the runner's credentials, kept readable by the job user alone", async () => {
+    const dir = tmp.join('sudo');
+    for (const d of ['', 'runs', 'jobs', 'tasks']) {
+      mkdirSync(join(dir, d), { recursive: true });
+      chmodSync(join(dir, d), 0o1777);
+    }
+    const resource = {
+      type: 'slurm_sudo',
+      name: 'SLURM cluster',
+      id: 'hpc',
+      jobs_local_dir: join(dir, 'jobs'),
+      tasks_local_dir: join(dir, 'tasks'),
+      jobs_poll_interval: 0.3,
+      tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+      tasks_pixi_config: {},
+      slurm_client_env: slurm.env,
+      jobs_runner_config: {
+        default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '200M' },
+        batching_config: {
+          target_cpus_per_job: 1,
+          max_cpus_per_job: 1,
+          target_mem_per_job: 200,
+          max_mem_per_job: 200,
+          target_num_jobs: 1,
+          max_num_jobs: 1,
+        },
+      },
+      pilot_config: { max_workers: 1, idle_timeout_s: 3, cpus_per_worker: 1 },
+    };
+    writeFileSync(join(dir, 'resource.json'), JSON.stringify(resource));
+    writeFileSync(
+      join(dir, 'profile.json'),
+      JSON.stringify({ name: 'p', resource_type: 'slurm_sudo', username: 'cpuser' }),
+    );
+    const runner = new ManagedProcess({
+      name: 'runner',
+      command: process.execPath,
+      args: ['--import', 'tsx', main],
+      cwd: repoRoot,
+      env: {
+        ...process.env,
+        NATS_URL: nats.url,
+        NATS_CREDS: await store.grantCreds({ role: 'runner', project: P, scope: 'hpc' }),
+        CP_PROJECT: P,
+        CP_LOG_FORMAT: 'json',
+        CP_RESOURCE: 'hpc',
+        CP_RUNNER_ID: 'r-hpc',
+        CP_RESOURCE_FILE: join(dir, 'resource.json'),
+        CP_PROFILE_FILE: join(dir, 'profile.json'),
+        CP_STATE_DIR: join(dir, 'state'),
+        CP_WORKSPACE_ROOTS: tmp.path,
+      },
+    });
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      const ids = Array.from({ length: 4 }, (_, i) => `s-${i}`);
+      for (const taskId of ids)
+        await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), {
+          taskId,
+          resource: 'hpc',
+          command: `echo run >> ${dir}/runs/${taskId}`,
+          cwd: dir,
+        });
+      const recs = async () =>
+        (await Promise.all(ids.map(async (id) => (await kv.get(id))?.value))).filter(
+          (r): r is TaskRecord => r !== undefined,
+        );
+      await until(
+        async () => (await recs()).filter((r) => r.state === 'finished').length === ids.length,
+        'every task finished by a pilot',
+        180_000,
+        () => `${runner.output.slice(-3000)}\n${slurm.output.slice(-1500)}`,
+      );
+      for (const r of await recs()) expect(r.runner).toMatch(/^pilot-hpc-[0-9]+$/);
+      for (const id of ids) expect(readFileSync(join(dir, 'runs', id), 'utf8')).toBe('run\n');
+      // The copy the pilot connected with: the job user's alone.
+      const pilotDirs = readdirSync(join(dir, 'jobs')).filter((d) => d.startsWith('pilot-hpc-'));
+      expect(pilotDirs.length).toBeGreaterThan(0);
+      for (const d of pilotDirs) {
+        const st = statSync(join(dir, 'jobs', d, 'nats.creds'));
+        expect(st.mode & 0o777).toBe(0o600);
+      }
+    } finally {
+      await runner.stop();
+    }
+  });
+});
