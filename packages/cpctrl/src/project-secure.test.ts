@@ -10,7 +10,7 @@ import {
 } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, Project, ResolvedQueue } from '@computepods/protocol';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -86,10 +86,33 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
   it('writes the registry and the project copy each in its own account', async () => {
     const made = await cpctrl('project', 'create', 'alpha', '--admin', 'alice');
     expect(made.code, made.stderr).toBe(0);
-    // No account for beta yet: refused before anything is written.
-    const beta = await cpctrl('project', 'create', 'beta', '--admin', 'alice');
-    expect(beta.out.error.code).toBe('CP_NO_ACCOUNT');
-    expect((await cpctrl('project', 'list')).out.map((p: Project) => p.name)).toEqual(['alpha']);
+    // A new project is made a tenant first: its NATS account with its quota, its streams and
+    // buckets, its admin's credentials; then its record.
+    const beta = await cpctrl(
+      'project',
+      'create',
+      'beta',
+      '--admin',
+      'alice',
+      '--storage-quota',
+      '2M',
+    );
+    expect(beta.code, beta.stderr).toBe(0);
+    expect((await cpctrl('project', 'list')).out.map((p: Project) => p.name)).toEqual([
+      'alpha',
+      'beta',
+    ]);
+    const betaAdmin = await connect(await store.grantCreds({ role: 'admin', project: 'beta' }));
+    expect((await betaAdmin.jsm.streams.info('cp_beta_files')).config.name).toBe('cp_beta_files');
+    expect((await betaAdmin.jsm.getAccountInfo()).limits.max_storage).toBe(2 * 1024 ** 2);
+    const raised = await cpctrl('project', 'update', 'beta', '--storage-quota', '3M');
+    expect(raised.code, JSON.stringify(raised.out) + raised.stderr).toBe(0);
+    await until(
+      async () => (await betaAdmin.jsm.getAccountInfo()).limits.max_storage === 3 * 1024 ** 2,
+      'the raised quota in force',
+    );
+    const bad = await cpctrl('project', 'update', 'beta', '--storage-quota', 'lots');
+    expect(bad.out.error.message).toMatch(/--storage-quota "lots": give bytes/);
 
     const bob = await cpctrl('project', 'member', 'add', 'bob', '--role', 'member', '-p', 'alpha');
     expect(bob.code, bob.stderr).toBe(0);

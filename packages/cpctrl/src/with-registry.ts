@@ -1,3 +1,4 @@
+import { AuthStore, type ProjectLimits, provisionProject } from '@computepods/auth';
 import { type Bus, isPermissionDenied } from '@computepods/bus';
 import { ProjectRegistry } from '@computepods/projects';
 import type { Command } from 'commander';
@@ -19,6 +20,7 @@ import { CliError } from './output.js';
 export async function withRegistry(
   cmd: Command,
   action: (projects: ProjectRegistry, ctx: Context) => Promise<void>,
+  options: { limits?: ProjectLimits } = {},
 ): Promise<void> {
   const ctx = resolveContext(cmd.optsWithGlobals<GlobalOptions>());
   const opened: Bus[] = [];
@@ -43,14 +45,23 @@ export async function withRegistry(
         const credsFile = credsOf(name);
         return open({ project: name, ...(credsFile ? { credsFile } : {}) });
       },
-      // In secure mode a project is a NATS account that must exist before its record: refuse
-      // early, before anything is written, when there are no credentials for it.
+      // In secure mode a project is a NATS account, made (with its quota, streams, buckets and
+      // admin credentials) before its record is written; the lab admin's auth dir signs it.
       onCreate: async (p) => {
-        if (registryCreds && !credsOf(p.name))
-          throw new CliError(
-            'CP_NO_ACCOUNT',
-            `project ${p.name} has no NATS account in ${ctx.authDir} yet; provision it first (its account, streams and admin credentials), then run this again`,
-          );
+        if (!ctx.authDir) {
+          if (registryCreds)
+            throw new CliError(
+              'CP_NO_ACCOUNT',
+              `project ${p.name}: no auth dir to make its account in`,
+            );
+          return;
+        }
+        await provisionProject({
+          store: await AuthStore.existing(ctx.authDir),
+          servers: ctx.natsUrl,
+          project: p.name,
+          ...(options.limits ? { limits: options.limits } : {}),
+        });
       },
     });
     await action(projects, ctx);

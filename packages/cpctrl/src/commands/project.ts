@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { AuthStore, provisionProject } from '@computepods/auth';
 import type { ProjectRegistry } from '@computepods/projects';
 import { checkProject, type Project, Role, UserName } from '@computepods/protocol';
 import { type Command, Option } from 'commander';
@@ -84,31 +85,42 @@ Examples:
     .option('--description <text>', 'what the project is for', '')
     .option('--tag <tag>', 'a tag (repeat for more)', collect, [])
     .option('--admin <user>', 'its first admin (default: your login name)')
-    .description('create a project, with you (or --admin) as its first admin')
+    .option(
+      '--storage-quota <size>',
+      'JetStream storage of its NATS account: bytes or 512M, 2G … (default 1G)',
+      parseSize,
+    )
+    .description(
+      'create a project, with you (or --admin) as its first admin; in secure mode also its NATS account, streams and buckets',
+    )
     .action(
       async (
         name: string,
-        opts: { description: string; tag: string[]; admin?: string },
+        opts: { description: string; tag: string[]; admin?: string; storageQuota?: number },
         cmd: Command,
       ) =>
-        withRegistry(cmd, async (projects, ctx) => {
-          const admin = opts.admin ?? defaultAdmin();
-          if (!admin)
-            throw new CliError(
-              'CP_INVALID',
-              'say who administers the project with --admin USER (your login name is not a valid member name)',
+        withRegistry(
+          cmd,
+          async (projects, ctx) => {
+            const admin = opts.admin ?? defaultAdmin();
+            if (!admin)
+              throw new CliError(
+                'CP_INVALID',
+                'say who administers the project with --admin USER (your login name is not a valid member name)',
+              );
+            const p = await projects.create({
+              name,
+              description: opts.description,
+              tags: opts.tag,
+              admin,
+            });
+            if (ctx.json) return printJson(p);
+            process.stdout.write(
+              `project ${p.name} created, admin ${admin}.\nNext: \`cpctrl project use ${p.name}\`, then bind it to a resource: \`cpctrl queue create default --resource ID\` (\`cpctrl resource list\`)\n`,
             );
-          const p = await projects.create({
-            name,
-            description: opts.description,
-            tags: opts.tag,
-            admin,
-          });
-          if (ctx.json) return printJson(p);
-          process.stdout.write(
-            `project ${p.name} created, admin ${admin}.\nNext: \`cpctrl project use ${p.name}\`, then bind it to a resource: \`cpctrl queue create default --resource ID\` (\`cpctrl resource list\`)\n`,
-          );
-        }),
+          },
+          opts.storageQuota ? { limits: { diskBytes: opts.storageQuota } } : {},
+        ),
     );
 
   project
@@ -155,22 +167,51 @@ Examples:
         .choices(['true', 'false'])
         .argParser(parseActive),
     )
-    .description('change the description, tags or active flag')
+    .option(
+      '--storage-quota <size>',
+      'JetStream storage of its NATS account: bytes or 512M, 2G … (lab admin; applies at once)',
+      parseSize,
+    )
+    .description('change the description, tags, active flag or storage quota')
     .action(
       async (
         name: string,
-        opts: { description?: string; tag?: string[]; clearTags?: boolean; active?: boolean },
+        opts: {
+          description?: string;
+          tag?: string[];
+          clearTags?: boolean;
+          active?: boolean;
+          storageQuota?: number;
+        },
         cmd: Command,
       ) =>
         withRegistry(cmd, async (projects, ctx) => {
           if (opts.tag && opts.clearTags)
             throw new CliError('CP_INVALID', 'give --tag or --clear-tags, not both');
+          if (opts.storageQuota !== undefined) {
+            if (!ctx.authDir)
+              throw new CliError(
+                'CP_NO_AUTH_DIR',
+                "a storage quota is the NATS account's: set CP_AUTH_DIR to the lab admin's auth dir",
+              );
+            await provisionProject({
+              store: await AuthStore.existing(ctx.authDir),
+              servers: ctx.natsUrl,
+              project: checkProject(name),
+              limits: { diskBytes: opts.storageQuota },
+            });
+          }
           const tags = opts.clearTags ? [] : opts.tag;
-          const p = await projects.update(checkProject(name), {
+          const changes = {
             ...(opts.description !== undefined ? { description: opts.description } : {}),
             ...(tags ? { tags } : {}),
             ...(opts.active !== undefined ? { active: opts.active } : {}),
-          });
+          };
+          // A quota alone changes the account, not the record.
+          const p =
+            Object.keys(changes).length === 0 && opts.storageQuota !== undefined
+              ? await projects.show(checkProject(name))
+              : await projects.update(checkProject(name), changes);
           if (ctx.json) return printJson(p);
           process.stdout.write(
             `project ${p.name} updated${p.active ? '' : ' (inactive: new builds are refused)'}\n`,
@@ -266,4 +307,22 @@ function memberCommands(project: Command): void {
     .description('members and their roles')
     .action(async (_o, cmd: Command) => withRegistry(cmd, printMembers));
   for (const c of member.commands) c.addHelpText('after', PROJECT_NOTE);
+}
+
+/** A size for --storage-quota: bytes, or a number with K, M, G or T (powers of 1024). */
+function parseSize(value: string): number {
+  const m = /^([0-9]+)([KMGT]?)i?B?$/i.exec(value.trim());
+  if (!m)
+    throw new CliError(
+      'CP_INVALID',
+      `--storage-quota ${JSON.stringify(value)}: give bytes, or a size such as 512M or 2G`,
+    );
+  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  const bytes = Number(m[1]) * 1024 ** unit;
+  if (bytes < 1024 * 1024)
+    throw new CliError(
+      'CP_INVALID',
+      '--storage-quota: at least 1M (its streams and buckets need room)',
+    );
+  return bytes;
 }
