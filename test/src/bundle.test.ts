@@ -1,28 +1,15 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { NatsServer, runCommand, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle, TOOLS } from '../../scripts/bundle.mjs';
 import { bundleIsFresh } from '../../scripts/fresh-bundle.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, cwd: root });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  runCommand(process.execPath, args, { env: { ...process.env, ...env }, cwd: root });
 
 /**
  * The one-file bundles the bins start from (scripts/bundle.mjs), built into a temp dir: they run

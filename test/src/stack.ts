@@ -1,12 +1,16 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
 import { ArtefactRecord, type ArtefactStatus, buckets } from '@computepods/protocol';
-import { ManagedProcess, NatsServer, TempDir } from '@computepods/testkit';
+import {
+  type CommandResult,
+  ManagedProcess,
+  NatsServer,
+  runCommand,
+  TempDir,
+} from '@computepods/testkit';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 // One OS process per service: node with tsx's loader, not the tsx CLI (which runs node as a
@@ -138,8 +142,8 @@ export class Stack implements AsyncDisposable {
   }
 
   /** Runs cpctrl against this stack; stdout and stderr kept apart (JSON must be alone on stdout). */
-  async cpctrl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = spawn(
+  async cpctrl(args: string[]): Promise<CommandResult> {
+    const res = await runCommand(
       process.execPath,
       [...loader, join(root, 'packages/cpctrl/src/main.ts'), ...args],
       {
@@ -150,22 +154,14 @@ export class Stack implements AsyncDisposable {
           CP_AUTH_DIR: this.auth.dir,
         },
         cwd: root,
+        timeoutMs: 30_000,
       },
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(timer);
-    if (code === null)
-      throw new Error(`cpctrl ${args.join(' ')} hung; stdout: ${stdout}\nstderr: ${stderr}`);
-    return { code, stdout, stderr };
+    if (res.code === null)
+      throw new Error(
+        `cpctrl ${args.join(' ')} hung; stdout: ${res.stdout}\nstderr: ${res.stderr}`,
+      );
+    return res;
   }
 
   async kill9(name: string): Promise<void> {

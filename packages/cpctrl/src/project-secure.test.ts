@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
@@ -10,7 +8,7 @@ import {
 } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, Project, ResolvedQueue } from '@computepods/protocol';
-import { NatsServer, TempDir, until } from '@computepods/testkit';
+import { NatsServer, runCommand, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -61,24 +59,19 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
   /** cpctrl as the lab admin (the auth dir), or with `creds` alone (no auth dir) as a person. */
   const run = async (creds: string | undefined, args: string[]) => {
     const { CP_PROJECT: _p, NATS_CREDS: _c, CPCTRL_OUTPUT: _o, ...inherited } = process.env;
-    const child = spawn(process.execPath, ['--import', 'tsx', main, '-o', 'json', ...args], {
-      env: {
-        ...inherited,
-        NATS_URL: nats.url,
-        CP_AUTH_DIR: creds ? dir.join('no-auth') : dir.join('auth'),
-        ...(creds ? { NATS_CREDS: creds } : {}),
-        CPCTRL_CONFIG: dir.join('cpctrl.json'),
+    const { code, stdout, stderr } = await runCommand(
+      process.execPath,
+      ['--import', 'tsx', main, '-o', 'json', ...args],
+      {
+        env: {
+          ...inherited,
+          NATS_URL: nats.url,
+          CP_AUTH_DIR: creds ? dir.join('no-auth') : dir.join('auth'),
+          ...(creds ? { NATS_CREDS: creds } : {}),
+          CPCTRL_CONFIG: dir.join('cpctrl.json'),
+        },
       },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const [code] = (await once(child, 'exit')) as [number | null];
+    );
     return { code, out: stdout ? JSON.parse(stdout) : undefined, stderr };
   };
   const cpctrl = (...args: string[]) => run(undefined, args);

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { NatsServer, runCommand, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -31,18 +29,11 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
       CP_AUTH_DIR: dir.join('no-auth'),
       CPCTRL_CONFIG: dir.join('cpctrl.json'),
     };
-    const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
-      env,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const { code, stdout, stderr } = await runCommand(
+      process.execPath,
+      ['--import', 'tsx', main, ...args],
+      { env },
+    );
     return { code, stdout, stderr };
   };
   /** With -o json: stdout must be one JSON document, nothing else. */
