@@ -44,11 +44,16 @@ export const ArtefactRecord = z.object({
 });
 export type ArtefactRecord = z.infer<typeof ArtefactRecord>;
 
+/** A file hash or cutoff digest as a trace keeps it. */
+const TraceHash = z.string().min(1).max(128);
+
 /** What MajorDomo remembers of a task's last successful run (a constructive trace). */
 export const TaskTrace = z.object({
   taskId: z.string(),
-  inputs: z.record(z.string(), z.string()),
-  outputs: z.record(z.string(), z.string()),
+  // An empty hash would make the restored graph throw (restoreTrace): a record carrying one
+  // fails validation and is skipped.
+  inputs: z.record(z.string(), TraceHash),
+  outputs: z.record(z.string(), TraceHash),
   /** Dependencies the build discovered (an \\input{}, a header from a depfile). */
   discovered: z.array(z.string()).default([]),
   buildId: z.string(),

@@ -1,15 +1,23 @@
 import { z } from 'zod';
 import { Sha256 } from './files.js';
-import { RelativePath } from './paths.js';
+import { MAX_PATH_BYTES, RelativePath } from './paths.js';
+
+/**
+ * A stem is bound from a path (at most MAX_PATH_BYTES), and a task id is `<rule>:<stem>` (or
+ * `name=value` pairs): limits that any valid path fits, so a long source path never makes a
+ * request MajorDomo cannot send.
+ */
+const MAX_STEM = MAX_PATH_BYTES;
+const MAX_TASK_ID = 2 * MAX_PATH_BYTES + 200;
 
 /** MajorDomo → chef: build one task instance with exactly these input hashes. */
 export const BuildRequested = z.object({
   /** Derived from (rule, target, input hashes): a duplicate request has the same id. */
   buildId: z.string().regex(/^[0-9a-f]{16,64}$/),
-  taskId: z.string().min(1).max(600),
+  taskId: z.string().min(1).max(MAX_TASK_ID),
   ruleId: z.string().min(1).max(100),
   chef: z.string().min(1).max(100),
-  stem: z.string().max(500),
+  stem: z.string().max(MAX_STEM),
   inputs: z.record(RelativePath, Sha256),
   outputs: z.array(RelativePath).min(1),
   pass: z.number().int().min(1),
@@ -31,7 +39,7 @@ export const OutputRecord = z.object({
 /** Chef → MajorDomo. */
 export const BuildResult = z.object({
   buildId: z.string().min(1).max(64),
-  taskId: z.string().min(1).max(600),
+  taskId: z.string().min(1).max(MAX_TASK_ID),
   chef: z.string().min(1).max(100),
   pod: z.string().min(1).max(200),
   status: z.enum(['succeeded', 'failed', 'cancelled']),

@@ -24,3 +24,18 @@ export class UnsafePathError extends Error {
     this.name = 'UnsafePathError';
   }
 }
+
+/**
+ * A key (a path, a task id) would make a KV key or subject longer than NATS allows: the server
+ * would drop the connection that sent it, so it is refused here.
+ */
+export class KeyTooLongError extends Error {
+  readonly code = 'CP_KEY_TOO_LONG';
+  readonly retryable = false;
+  constructor(key: string, max: number) {
+    super(
+      `key ${JSON.stringify(key.slice(0, 80))}… is too long for a KV key (over ${max} characters once encoded); use a shorter path or name`,
+    );
+    this.name = 'KeyTooLongError';
+  }
+}

@@ -26,13 +26,13 @@ export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
 export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';
 export { DeadLetter } from './dead-letter.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
-export { InvalidNameError, UnsafePathError } from './errors.js';
+export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';
 export { CanBuildFrom, HowToBuild } from './how-to-build.js';
 export { LOG_CHUNK_MAX_BYTES, LogChunk } from './logs.js';
 export { type BodyInputOf, type BodyOf, type MessageType, messageTypes } from './messages.js';
 export { checkName, checkProject, ProjectName, ServiceName } from './names.js';
-export { checkRelativePath, RelativePath } from './paths.js';
+export { checkRelativePath, MAX_PATH_BYTES, RelativePath } from './paths.js';
 export {
   ApiTokenRecord,
   Member,
@@ -81,7 +81,7 @@ export {
   TasksPythonConfig,
 } from './resources.js';
 export { ArtefactType, Rule, type RuleInput, RulesDeclared } from './rules.js';
-export { buckets, fromKvKey, kvKey, streams, subjects } from './subjects.js';
+export { buckets, fromKvKey, kvKey, MAX_KV_KEY, streams, subjects } from './subjects.js';
 export {
   TaskControl,
   TaskFiles,

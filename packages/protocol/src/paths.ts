@@ -3,12 +3,27 @@ import { z } from 'zod';
 import { UnsafePathError } from './errors.js';
 
 /**
+ * The longest project-relative path accepted, in UTF-8 bytes. Paths become KV keys (kvKey: up
+ * to 3 characters a byte) inside NATS subjects, which a default nats-server refuses over 4 KiB
+ * on its control line (and closes the connection): 1024 bytes keep every key under 3.1 KiB.
+ * It is checked before normalising, whose cost grows faster than the length ("../" x 100,000
+ * took seconds).
+ */
+export const MAX_PATH_BYTES = 1024;
+
+/**
  * Returns the normalised project-relative POSIX path, or throws UnsafePathError.
  * Every path that arrives from outside (a message, a REST call, a rule) goes through here
  * before it touches a filesystem, so `../` can never leave the workspace.
  */
 export function checkRelativePath(path: string): string {
   if (path.length === 0) throw new UnsafePathError(path, 'empty');
+  // Characters first (a UTF-8 byte count reads the whole string), then bytes.
+  if (path.length > MAX_PATH_BYTES || Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES)
+    throw new UnsafePathError(
+      path.slice(0, 80),
+      `longer than ${MAX_PATH_BYTES} bytes; use a shorter path`,
+    );
   if (path.includes('\0')) throw new UnsafePathError(path, 'contains a NUL byte');
   if (path.includes('\\')) throw new UnsafePathError(path, 'contains a backslash; use "/"');
   if (posix.isAbsolute(path))

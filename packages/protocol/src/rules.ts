@@ -14,33 +14,53 @@ export const ArtefactType = z.object({
   extensions: z.array(z.string().min(1).max(50)),
 });
 
-export const Rule = z.object({
-  /** Unique within the project; task ids are `${id}:${stem}`. */
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, "-" or "_"'),
-  inputs: z.array(Pattern).min(1),
-  /** Used only if they exist (an .aux is both an output and an input of the same rule). */
-  optionalInputs: z.array(Pattern).default([]),
-  outputs: z.array(Pattern).min(1),
-  /**
-   * Files the command writes besides its outputs (.log, .fls, .blg, .d ...): products of the
-   * build, never sources, and not hashed into its result.
-   */
-  auxiliaries: z.array(Pattern).default([]),
-  /**
-   * Not declared: offered only when MajorDomo asks how to build a goal it matches (a rule such
-   * as `{stem}.wc` from `{stem}` would otherwise instantiate for every file).
-   */
-  onDemand: z.boolean().default(false),
-  /** A shell command template; {stem}, {in}, {out}, {in0}, {out0}... are quoted when filled. */
-  command: z.string().min(1).max(10_000),
-  resource: ServiceName.default('local'),
-  profile: z.string().max(200).optional(),
-  /** Line regexes ignored when deciding whether an output changed (early cutoff). */
-  cutoffIgnore: z.array(z.string().max(500)).default([]),
-  passLimit: z.number().int().min(1).max(100).optional(),
-  /** How the chef finds dependencies discovered while building. */
-  discover: z.enum(['none', 'makedepend', 'latex']).default('none'),
-});
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const placeholders = (pattern: string) => [...pattern.matchAll(PLACEHOLDER)].map((m) => m[1]!);
+
+export const Rule = z
+  .object({
+    /** Unique within the project; task ids are `${id}:${stem}`. */
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, "-" or "_"'),
+    inputs: z.array(Pattern).min(1),
+    /** Used only if they exist (an .aux is both an output and an input of the same rule). */
+    optionalInputs: z.array(Pattern).default([]),
+    outputs: z.array(Pattern).min(1),
+    /**
+     * Files the command writes besides its outputs (.log, .fls, .blg, .d ...): products of the
+     * build, never sources, and not hashed into its result.
+     */
+    auxiliaries: z.array(Pattern).default([]),
+    /**
+     * Not declared: offered only when MajorDomo asks how to build a goal it matches (a rule such
+     * as `{stem}.wc` from `{stem}` would otherwise instantiate for every file).
+     */
+    onDemand: z.boolean().default(false),
+    /** A shell command template; {stem}, {in}, {out}, {in0}, {out0}... are quoted when filled. */
+    command: z.string().min(1).max(10_000),
+    resource: ServiceName.default('local'),
+    profile: z.string().max(200).optional(),
+    /** Line regexes ignored when deciding whether an output changed (early cutoff). */
+    cutoffIgnore: z.array(z.string().max(500)).default([]),
+    passLimit: z.number().int().min(1).max(100).optional(),
+    /** How the chef finds dependencies discovered while building. */
+    discover: z.enum(['none', 'makedepend', 'latex']).default('none'),
+  })
+  .superRefine((rule, ctx) => {
+    // The first input binds the placeholders (it names the instance): one used elsewhere that
+    // it does not bind can never be filled, and MajorDomo could not plan the rule.
+    const bound = new Set(placeholders(rule.inputs[0] ?? ''));
+    const lists = ['inputs', 'optionalInputs', 'outputs', 'auxiliaries'] as const;
+    for (const field of lists)
+      rule[field].forEach((pattern, i) => {
+        const unbound = placeholders(pattern).find((n) => !bound.has(n));
+        if (unbound !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: [field, i],
+            message: `placeholder {${unbound}} is not in the first input ${JSON.stringify(rule.inputs[0])}; name it there or remove it`,
+          });
+      });
+  });
 export type Rule = z.infer<typeof Rule>;
 export type RuleInput = z.input<typeof Rule>;
 

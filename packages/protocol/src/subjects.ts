@@ -1,4 +1,6 @@
+import { KeyTooLongError } from './errors.js';
 import { checkName, checkProject } from './names.js';
+import { MAX_PATH_BYTES } from './paths.js';
 
 /**
  * Subject, stream and bucket names. Every name is made here and nowhere else, and every one
@@ -73,6 +75,8 @@ export const buckets = {
  * an empty token are written as =XX hex. Readable for ordinary paths: `out/a.upper` stays as is.
  */
 export function kvKey(path: string): string {
+  // Cheap refusal before encoding: each byte becomes at most 3 characters.
+  if (path.length > MAX_KV_KEY) throw new KeyTooLongError(path, MAX_KV_KEY);
   let out = '';
   const bytes = Buffer.from(path, 'utf8');
   for (let i = 0; i < bytes.length; i++) {
@@ -85,8 +89,17 @@ export function kvKey(path: string): string {
     if (/[A-Za-z0-9_\-/]/.test(c) || (isDot && !badDot)) out += c;
     else out += `=${b.toString(16).padStart(2, '0').toUpperCase()}`;
   }
+  if (out.length > MAX_KV_KEY) throw new KeyTooLongError(path, MAX_KV_KEY);
   return out;
 }
+
+/**
+ * The longest KV key kvKey makes: room for any valid path (MAX_PATH_BYTES, every byte escaped)
+ * and a task id around it, while `$KV.<bucket>.<key>` plus a reply subject stays well under the
+ * 4 KiB control line of a default nats-server, which drops the connection of a client that
+ * goes over it.
+ */
+export const MAX_KV_KEY = MAX_PATH_BYTES * 3 + 200;
 
 export function fromKvKey(key: string): string {
   const bytes: number[] = [];

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { ServiceName } from './names.js';
 import { RelativePath } from './paths.js';
 
+/** The longest delay a Node timer can hold (2^31-1 ms, about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export const TaskState = z.enum([
   'created',
   'submitted',
@@ -38,7 +41,11 @@ export const TaskSubmitted = z.object({
   command: z.string().min(1).max(100_000),
   cwd: z.string().min(1).max(4096),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
-  timeoutMs: z.number().int().positive().optional(),
+  /**
+   * At most 24 days: Node's timers hold 2^31-1 ms, and a longer delay fires at once (1e10 ms
+   * failed the task as "timed out" the moment it started).
+   */
+  timeoutMs: z.number().int().positive().max(MAX_TIMEOUT_MS).optional(),
   gpu: z.boolean().default(false),
   /** What the command reads and writes (see TaskFiles); without it, it runs in cwd itself. */
   files: TaskFiles.optional(),
