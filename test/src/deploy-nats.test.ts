@@ -18,7 +18,10 @@ describe('deploy/nats configs', () => {
   afterAll(() => dir[Symbol.dispose]());
 
   it('are valid for nats-server with the operator lines cpctrl writes, and secured', async () => {
-    const bin = requireBinary('nats-server', "install Debian's nats-server (bash scripts/setup does)");
+    const bin = requireBinary(
+      'nats-server',
+      "install Debian's nats-server (bash scripts/setup does)",
+    );
     await AuthStore.open(dir.join('auth'));
     const out = spawnSync(
       process.execPath,
