@@ -16,10 +16,15 @@ export const PROJECT_BUCKETS = (p: string): { name: string; history: number }[] 
   { name: buckets.tasks(p), history: 5 },
   { name: buckets.builds(p), history: 1 },
   { name: buckets.config(p), history: 5 },
-  { name: buckets.tokens(p), history: 1 },
+  { name: buckets.tokens(p), history: 5 },
 ];
 
-export const REGISTRY_BUCKETS = [buckets.projects(), buckets.resources(), buckets.profiles()];
+export const REGISTRY_BUCKETS = [
+  buckets.projects(),
+  buckets.resources(),
+  buckets.profiles(),
+  buckets.usage(),
+];
 
 const ClaimsReply = z.object({
   data: z.object({ code: z.number() }).partial().optional(),
