@@ -124,7 +124,7 @@ export class Graph {
     this.tasksOfRule.set(rule.id, new Set());
     rule.required.forEach((pattern, input) => {
       const slot = { rule, input };
-      if (!pattern.regex) pushTo(this.exactSlots, pattern.source, slot);
+      if (!pattern.placeholders) pushTo(this.exactSlots, pattern.source, slot);
       else if (pattern.ext !== undefined) pushTo(this.extSlots, pattern.ext, slot);
       else this.scanSlots.push(slot);
     });
@@ -192,7 +192,7 @@ export class Graph {
   }
 
   private candidates(pattern: Pattern): Iterable<number> {
-    if (!pattern.regex) {
+    if (!pattern.placeholders) {
       const id = this.ids.get(pattern.source);
       return id === undefined ? [] : [id];
     }

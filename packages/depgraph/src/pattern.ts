@@ -1,4 +1,5 @@
 import { extOf } from './path.js';
+import { matchSlots } from './pattern-match.js';
 
 /**
  * A path pattern with `{name}` placeholders. Anchored at both ends. `{stem}` binds one or more
@@ -11,8 +12,8 @@ export interface Pattern {
   readonly source: string;
   /** Distinct placeholder names in order of first appearance. */
   readonly names: readonly string[];
-  /** Undefined for a literal pattern (no placeholders). */
-  readonly regex: RegExp | undefined;
+  /** False for a literal pattern (no placeholders): it matches its source only. */
+  readonly placeholders: boolean;
   /** Literal text around each placeholder occurrence: parts.length = slots.length + 1. */
   readonly parts: readonly string[];
   readonly slots: readonly string[];
@@ -23,46 +24,43 @@ export interface Pattern {
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 export function compilePattern(source: string): Pattern {
-  // Most patterns of explicit rules (an archive's 32 objects) are literal: skip the regex.
+  // Most patterns of explicit rules (an archive's 32 objects) are literal: nothing to match.
   if (!source.includes('{')) {
-    return { source, names: [], regex: undefined, parts: [source], slots: [], ext: extOf(source) };
+    return {
+      source,
+      names: [],
+      placeholders: false,
+      parts: [source],
+      slots: [],
+      ext: extOf(source),
+    };
   }
   const names: string[] = [];
   const parts: string[] = [];
   const slots: string[] = [];
-  let regex = '^';
   let last = 0;
   for (const m of source.matchAll(PLACEHOLDER)) {
     const name = m[1]!;
-    regex += escapeRegex(source.slice(last, m.index));
     parts.push(source.slice(last, m.index));
     slots.push(name);
-    if (names.includes(name)) regex += `\\${names.indexOf(name) + 1}`;
-    else {
-      names.push(name);
-      regex += name === 'stem' ? '(.+)' : '([^/]+)';
-    }
+    if (!names.includes(name)) names.push(name);
     last = m.index + m[0].length;
   }
   const tail = source.slice(last);
   parts.push(tail);
-  regex += `${escapeRegex(tail)}$`;
   if (names.length === 0)
-    return { source, names, regex: undefined, parts, slots, ext: extOf(source) };
+    return { source, names, placeholders: false, parts, slots, ext: extOf(source) };
   // The extension is known when the last segment's tail is literal up to its last ".": with a
   // "/" in the tail the whole last segment is literal; without, a "." must be in the tail.
   const ext = tail.includes('/') || tail.includes('.') ? extOf(tail) : undefined;
-  return { source, names, regex: new RegExp(regex), parts, slots, ext };
+  return { source, names, placeholders: true, parts, slots, ext };
 }
 
 /** Bindings when `path` matches, else undefined. */
 export function matchPattern(pattern: Pattern, path: string): Record<string, string> | undefined {
-  if (!pattern.regex) return path === pattern.source ? {} : undefined;
-  const m = pattern.regex.exec(path);
-  if (!m) return undefined;
-  const bindings: Record<string, string> = {};
-  for (let i = 0; i < pattern.names.length; i++) bindings[pattern.names[i]!] = m[i + 1]!;
-  return bindings;
+  if (!pattern.placeholders) return path === pattern.source ? {} : undefined;
+  // Not a regex: adjacent placeholders made one backtrack for tens of seconds (pattern-match.ts).
+  return matchSlots(pattern, path);
 }
 
 /** The path a pattern names under `bindings` (every placeholder must be bound). */
@@ -78,8 +76,4 @@ export function stemKey(names: readonly string[], bindings: Readonly<Record<stri
   if (names.length === 0) return '';
   if (names.length === 1 && names[0] === 'stem') return bindings.stem!;
   return names.map((n) => `${n}=${bindings[n]}`).join(',');
-}
-
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }

@@ -1,0 +1,131 @@
+/**
+ * Matches a compiled pattern (literal parts around placeholder slots) against a path in time
+ * linear in (slots + literal length) × path length, with the bindings a backtracking regex
+ * `^part0(slot0)part1(slot1)…$` would give (each slot as long as the rest still matches).
+ *
+ * Why not the regex: adjacent placeholders (`{a}{b}{c}{d}{e}{f}.txt`) made V8 try every split of
+ * a long segment before failing, which stalled MajorDomo for 13-43 s on one 140-character path.
+ * Here a backward pass first marks, for every slot, the positions from which the rest of the
+ * pattern can still match; the forward pass then only takes ends so marked, so it never backs
+ * up. A placeholder used twice must bind the same text, which the backward pass cannot see: such
+ * patterns search with a step budget, and one over the budget counts as no match.
+ */
+
+/** Work allowed for a pattern with a repeated placeholder before it is taken as no match. */
+const REPEAT_BUDGET = 100_000;
+
+export interface Slots {
+  readonly parts: readonly string[];
+  readonly slots: readonly string[];
+}
+
+/** Bindings by slot name when `path` matches, else undefined. */
+export function matchSlots(
+  { parts, slots }: Slots,
+  path: string,
+): Record<string, string> | undefined {
+  const n = path.length;
+  const k = slots.length;
+  const head = parts[0]!;
+  const tail = parts[k]!;
+  if (n < head.length + tail.length + k) return undefined;
+  if (!path.startsWith(head) || !path.endsWith(tail)) return undefined;
+  const anyChar = slots.map((s) => s === 'stem');
+  // slash[i]: index of the first "/" at or after i (n when none): a segment slot ending at e
+  // from s is valid iff slash[s] >= e.
+  const slash = new Int32Array(n + 1);
+  slash[n] = n;
+  for (let i = n - 1; i >= 0; i--) slash[i] = path.charCodeAt(i) === 47 ? i : slash[i + 1]!;
+  // can[j][p]: slots j.. (each followed by its literal part) match path[p..] to its end.
+  const can: Uint8Array[] = new Array(k + 1);
+  can[k] = new Uint8Array(n + 1);
+  can[k]![n] = 1;
+  for (let j = k - 1; j >= 0; j--) {
+    const after = parts[j + 1]!;
+    const next = can[j + 1]!;
+    const row = new Uint8Array(n + 1);
+    // Sweep right to left keeping the nearest usable end (its literal follows there and the
+    // rest matches after it). A slot starting at p needs an end e > p, and a segment slot no "/"
+    // in path[p..e): when the nearest end fails that, every farther one does too.
+    let nearest = -1;
+    for (let p = n; p >= 0; p--) {
+      if (p < n && nearest >= 0 && (anyChar[j] || slash[p]! >= nearest)) row[p] = 1;
+      if (next[p + after.length] && path.startsWith(after, p)) nearest = p;
+    }
+    can[j] = row;
+  }
+  if (!can[0]![head.length]) return undefined;
+  const repeated = new Set(slots).size !== k;
+  return repeated
+    ? searchRepeated(parts, slots, anyChar, slash, can, path)
+    : takeGreedy(parts, slots, anyChar, slash, can, path);
+}
+
+/** Distinct names: every marked choice leads to a match, so the longest marked end is taken. */
+function takeGreedy(
+  parts: readonly string[],
+  slots: readonly string[],
+  anyChar: readonly boolean[],
+  slash: Int32Array,
+  can: readonly Uint8Array[],
+  path: string,
+): Record<string, string> {
+  const n = path.length;
+  const out: Record<string, string> = {};
+  let p = parts[0]!.length;
+  for (let j = 0; j < slots.length; j++) {
+    const after = parts[j + 1]!;
+    const next = can[j + 1]!;
+    const limit = anyChar[j] ? n : slash[p]!;
+    let end = -1;
+    for (let e = Math.min(limit, n - after.length); e > p; e--)
+      if (next[e + after.length] && path.startsWith(after, e)) {
+        end = e;
+        break;
+      }
+    out[slots[j]!] = path.slice(p, end);
+    p = end + after.length;
+  }
+  return out;
+}
+
+/** A repeated name: depth-first, longest first, pruned by `can`, within REPEAT_BUDGET steps. */
+function searchRepeated(
+  parts: readonly string[],
+  slots: readonly string[],
+  anyChar: readonly boolean[],
+  slash: Int32Array,
+  can: readonly Uint8Array[],
+  path: string,
+): Record<string, string> | undefined {
+  const n = path.length;
+  const bound: Record<string, string> = {};
+  let steps = 0;
+  const go = (j: number, p: number): boolean => {
+    if (++steps > REPEAT_BUDGET) return false;
+    if (j === slots.length) return p === n;
+    const name = slots[j]!;
+    const after = parts[j + 1]!;
+    const next = can[j + 1]!;
+    const fixed = bound[name];
+    if (fixed !== undefined) {
+      const e = p + fixed.length;
+      return (
+        path.startsWith(fixed, p) &&
+        path.startsWith(after, e) &&
+        next[e + after.length] === 1 &&
+        go(j + 1, e + after.length)
+      );
+    }
+    const limit = anyChar[j] ? n : slash[p]!;
+    for (let e = Math.min(limit, n - after.length); e > p; e--) {
+      if (!next[e + after.length] || !path.startsWith(after, e)) continue;
+      bound[name] = path.slice(p, e);
+      if (go(j + 1, e + after.length)) return true;
+      if (steps > REPEAT_BUDGET) break;
+    }
+    delete bound[name];
+    return false;
+  };
+  return go(0, parts[0]!.length) ? { ...bound } : undefined;
+}
