@@ -8,6 +8,7 @@ import { type LocalHandle, localHandle } from './handle.js';
 import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
 import { readTail } from './read-tail.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
+import { taskBaseEnv } from './task-env.js';
 
 export interface LocalBackendOptions {
   readonly resource: LocalResource;
@@ -21,7 +22,7 @@ export interface LocalBackendOptions {
   readonly pollMs?: number;
   /** How long an adopted running task may lack its pid file before it is started (default 2 s). */
   readonly startGraceMs?: number;
-  /** Base environment of every task (default the runner's own); task.env is laid over it. */
+  /** Base environment of every task (default the runner's own, less its secrets); task.env is laid over it. */
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -73,7 +74,7 @@ export class LocalBackend implements Backend {
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
     this.#startGraceMs = options.startGraceMs ?? 2_000;
     this.#spawner = new Spawner({
-      env: options.env ?? process.env,
+      env: options.env ?? taskBaseEnv(),
       log: (level, msg, data) => this.#ctx?.log(level, msg, data),
     });
   }

@@ -58,6 +58,28 @@ describe('spawner', { timeout: 60_000 }, () => {
     sp.close();
   });
 
+  it("keeps the runner's NATS credentials and API token out of a task's environment", async () => {
+    const saved = { creds: process.env.NATS_CREDS, token: process.env.CP_API_TOKEN };
+    process.env.NATS_CREDS = '/secret/runner.creds';
+    process.env.CP_API_TOKEN = 'secret-token-value';
+    try {
+      const sp = new Spawner();
+      const r = req('env');
+      expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: 0 });
+      const env = readFileSync(join(r.dir, 'stdout'), 'utf8');
+      expect(env).toMatch(/^PATH=/m);
+      expect(env).not.toMatch(/NATS_CREDS|secret-token-value|CP_API_TOKEN/);
+      sp.close();
+    } finally {
+      for (const [k, v] of [
+        ['NATS_CREDS', saved.creds],
+        ['CP_API_TOKEN', saved.token],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+  });
+
   it('reports a cwd that does not exist, a NUL byte, and a signal, without stopping', async () => {
     const sp = new Spawner();
     const missing = await run(sp, req('true', { cwd: tmp.join('nowhere') })).ended;

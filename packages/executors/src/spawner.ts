@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { taskBaseEnv } from './task-env.js';
 
 const SCRIPT = fileURLToPath(new URL('./spawner.py', import.meta.url));
 
@@ -31,7 +32,7 @@ export interface SpawnWatch {
 }
 
 export interface SpawnerOptions {
-  /** The tasks' base environment (default the runner's own); a request's env is laid over it. */
+  /** The tasks' base environment (default the runner's own, less its secrets); a request's env is laid over it. */
   readonly env?: NodeJS.ProcessEnv;
   readonly log?: (level: 'warn' | 'error', msg: string, data?: Record<string, unknown>) => void;
 }
@@ -53,7 +54,7 @@ export class Spawner {
   #spawned = 0;
 
   constructor(options: SpawnerOptions = {}) {
-    this.#env = options.env ?? process.env;
+    this.#env = options.env ?? taskBaseEnv();
     this.#log = options.log ?? (() => {});
   }
 
