@@ -27,6 +27,7 @@ import {
   RemoteError,
   StorageQuotaError,
 } from './errors.js';
+import { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
 import { createLogger, type Logger } from './logger.js';
 import { ServiceResponder } from './service.js';
 import {
@@ -230,7 +231,8 @@ export class Bus {
         service: this.service,
         subject,
         reason,
-        issues: [...issues],
+        // Whatever a caller passed (zod's own issues have array paths): the letter must validate.
+        issues: normaliseIssues(issues),
         data: text,
         deliveries,
       });
@@ -276,18 +278,18 @@ export class Bus {
               throw new MessageInvalidError(`invalid ${verb} request`, issuesOf(body.error));
             reply({ ok: true, result: await handler(body.data, cid) }, cid);
           } catch (err) {
-            const e = err as Error & { code?: string; field?: string };
-            const code =
-              e instanceof SyntaxError ? 'CP_MESSAGE_INVALID' : (e.code ?? 'CP_INTERNAL');
+            const { code, message, field } = errorReply(err);
             if (code === 'CP_INTERNAL')
               this.logger.error({ err, verb, cid }, 'request handler failed');
+            else if (code === 'CP_MESSAGE_INVALID') {
+              // A request that is not one is kept for whoever looks into it, like any message.
+              this.logger.warn({ verb, cid, reason: message }, 'invalid request dead-lettered');
+              await this.deadLetter(msg.subject, msg.data, message, issuesFromError(err));
+            }
             reply(
-              {
-                ok: false,
-                error: { code, message: e.message, ...(e.field ? { field: e.field } : {}) },
-              },
+              { ok: false, error: { code, message, ...(field ? { field } : {}) } },
               cid,
-              e.message,
+              message,
             );
           }
         })();
@@ -350,6 +352,30 @@ export class Bus {
     this.srv?.stop();
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/**
+ * What a request's error reply says: malformed JSON and invalid bodies (a MessageInvalidError, or
+ * a ZodError from the handler) are validation errors naming the field, not internal ones.
+ */
+export function errorReply(err: unknown): { code: string; message: string; field?: string } {
+  if (err instanceof SyntaxError)
+    return { code: 'CP_MESSAGE_INVALID', message: `malformed JSON: ${err.message}` };
+  if (isValidationError(err)) {
+    const issues = issuesFromError(err);
+    const invalid = new MessageInvalidError('invalid request', issues);
+    return {
+      code: invalid.code,
+      message: invalid.message,
+      ...(invalid.field ? { field: invalid.field } : {}),
+    };
+  }
+  const e = err as Error & { code?: unknown; field?: unknown };
+  return {
+    code: typeof e?.code === 'string' ? e.code : 'CP_INTERNAL',
+    message: e?.message ?? String(err),
+    ...(typeof e?.field === 'string' ? { field: e.field } : {}),
+  };
 }
 
 /** Errors after which the same publish may succeed: timeouts, no responders, disconnects. */

@@ -3,6 +3,7 @@ import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { Bus } from './bus.js';
 import { type Decoded, decode } from './decode.js';
 import { isRetryable, type MessageInvalidError } from './errors.js';
+import { issuesFromError, isValidationError } from './issues.js';
 import type { Logger } from './logger.js';
 import { ServiceResponder } from './service.js';
 
@@ -95,15 +96,17 @@ export async function startConsumer<T extends MessageType>(
         .catch((err) => logger.warn({ err }, 'ack not confirmed; the message may be redelivered'));
       if (stats) ServiceResponder.record(stats, started);
     } catch (err) {
-      const e = err as Error & { issues?: [] };
+      const e = err as Error;
       if (stats) ServiceResponder.record(stats, started, e.message);
-      if (!isRetryable(err) || deliveries >= maxDeliver) {
-        logger.error({ err, deliveries }, 'handler failed for good; dead-lettered');
+      // A ZodError is about the message (or what the handler made of it): it fails again.
+      if (isValidationError(err) || !isRetryable(err) || deliveries >= maxDeliver) {
+        const issues = issuesFromError(err);
+        logger.error({ err, issues, deliveries }, 'handler failed for good; dead-lettered');
         await bus.deadLetter(
           m.subject,
           m.data,
-          `handler failed: ${e.message}`,
-          e.issues ?? [],
+          `handler failed: ${isValidationError(err) ? 'invalid data' : e.message}`,
+          issues,
           deliveries,
         );
         m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" entirely

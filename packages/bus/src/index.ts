@@ -9,7 +9,7 @@
  *     accept: ['files.changed'], handler: async (msg, ctx) => ctx.logger.info(msg.body) });
  *   startService(bus.logger, async () => () => bus.close());
  */
-export { Bus, type BusOptions, type PublishOptions } from './bus.js';
+export { Bus, type BusOptions, errorReply, type PublishOptions } from './bus.js';
 export { type ConnectOptions, connectWithBackoff, tlsFromEnv } from './connect.js';
 export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
 export { type Decoded, decode, issuesOf } from './decode.js';
@@ -25,9 +25,10 @@ export {
   RemoteError,
   StorageQuotaError,
 } from './errors.js';
+export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
 export { runUntilSignal, startService } from './lifecycle.js';
 export { createLogger, type Logger } from './logger.js';
-export { ensureProjectStreams } from './project.js';
+export { DLQ_MAX_BYTES, DLQ_MAX_MSGS, ensureProjectStreams } from './project.js';
 export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';
 export {
   type ConsumerSpec,

@@ -4,6 +4,13 @@ import type { Bus } from './bus.js';
 const DAY = 24 * 3600_000;
 
 /**
+ * Dead letters carry up to 64 KiB of the message each, and a flood of bad input would otherwise
+ * fill the project's storage quota and stop everything else being stored: the oldest go first.
+ */
+export const DLQ_MAX_MSGS = 100_000;
+export const DLQ_MAX_BYTES = 128 * 1024 * 1024;
+
+/**
  * Creates a project's streams (idempotent; every service calls it at start, so start order does
  * not matter). Work queues hold build requests and tasks until a chef or runner acks them.
  */
@@ -43,6 +50,8 @@ export async function ensureProjectStreams(
       subjects: [`cp.${p}.dlq.*`],
       retention: 'limits',
       maxAgeMs: 30 * DAY,
+      maxMsgs: DLQ_MAX_MSGS,
+      maxBytes: DLQ_MAX_BYTES,
     },
   ] as const;
   for (const spec of specs)

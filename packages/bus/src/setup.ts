@@ -28,6 +28,7 @@ export interface StreamSpec {
   readonly retention: 'workqueue' | 'limits';
   readonly maxAgeMs?: number;
   readonly maxMsgs?: number;
+  readonly maxBytes?: number;
   readonly duplicateWindowMs?: number;
   readonly replicas?: number;
 }
@@ -47,6 +48,7 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     discard: DiscardPolicy.Old,
     max_age: (spec.maxAgeMs ?? 0) * NS,
     max_msgs: spec.maxMsgs ?? -1,
+    max_bytes: spec.maxBytes ?? -1,
     duplicate_window: (spec.duplicateWindowMs ?? 120_000) * NS,
     num_replicas: spec.replicas ?? defaultReplicas(),
   };
@@ -63,11 +65,15 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       else if (
         existing.config.subjects?.join() !== spec.subjects.join() ||
         existing.config.max_age !== config.max_age ||
+        existing.config.max_msgs !== config.max_msgs ||
+        existing.config.max_bytes !== config.max_bytes ||
         existing.config.duplicate_window !== config.duplicate_window
       ) {
         await jsm.streams.update(spec.name, {
           subjects: spec.subjects,
           max_age: config.max_age,
+          max_msgs: config.max_msgs,
+          max_bytes: config.max_bytes,
           duplicate_window: config.duplicate_window,
         });
       }

@@ -12,8 +12,9 @@ export interface Versioned<T> {
 
 /**
  * A KV bucket whose values are JSON validated by a zod schema. Keys are arbitrary strings
- * (paths) encoded with kvKey. A stored value that no longer validates is logged and treated as
- * absent rather than crashing the reader.
+ * (paths) encoded with kvKey. A stored value that no longer validates is logged and skipped
+ * (get() and entries() leave it out, watch() does not report it) rather than crashing the
+ * reader or reading as a delete.
  */
 export class TypedKv<S extends z.ZodType> {
   constructor(
@@ -70,29 +71,48 @@ export class TypedKv<S extends z.ZodType> {
 
   /** Every key once, even if a key is updated while the list is being read. */
   async keys(): Promise<string[]> {
-    const out = new Set<string>();
-    for await (const k of await this.kv.keys()) out.add(fromKvKey(k));
-    return [...out];
+    const out: string[] = [];
+    await this.#list(true, (key, e) => {
+      if (e.operation === 'PUT') out.push(key);
+    });
+    return out;
   }
 
   /** Every current value (one pass over the bucket). */
   async entries(): Promise<Map<string, Versioned<z.infer<S>>>> {
     const out = new Map<string, Versioned<z.infer<S>>>();
-    const iter = await this.kv.watch({ include: 'lastValue' as KvWatchOptions['include'] });
-    const status = await this.kv.status();
-    if (status.values === 0) {
-      iter.stop();
-      return out;
-    }
-    for await (const e of iter) {
-      if (e.operation === 'PUT') {
-        const value = this.#decode(e);
-        if (value !== undefined) out.set(fromKvKey(e.key), { value, revision: e.revision });
-      } else out.delete(fromKvKey(e.key));
-      if (e.delta === 0) break;
-    }
-    iter.stop();
+    await this.#list(false, (key, e) => {
+      const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
+      if (value !== undefined) out.set(key, { value, revision: e.revision });
+      else out.delete(key);
+    });
     return out;
+  }
+
+  /**
+   * One pass over the bucket's latest values, ending at the stream's last sequence as it was
+   * when the pass began. Ending when JetStream's pending count reached 0 could wait for ever
+   * while the bucket was written (10 listings beside a writer hung within a few rounds, and
+   * `kv.keys()` too, which waits the same way or for a 5 s idle heartbeat): a revision at or
+   * past that sequence is always delivered, because a message is removed only by a newer one.
+   * A pending count of 0 still ends it (a bucket with a max age may expire the last one).
+   */
+  async #list(headersOnly: boolean, each: (key: string, e: KvEntry) => void): Promise<void> {
+    const { state } = (await this.kv.status()).streamInfo;
+    const last = state.last_seq;
+    if (state.messages === 0) return;
+    const iter = await this.kv.watch({
+      include: 'lastValue' as KvWatchOptions['include'],
+      ...(headersOnly ? { headers_only: true } : {}),
+    });
+    try {
+      for await (const e of iter) {
+        each(fromKvKey(e.key), e);
+        if (e.revision >= last || e.delta === 0) break;
+      }
+    } finally {
+      iter.stop();
+    }
   }
 
   /**
@@ -106,8 +126,14 @@ export class TypedKv<S extends z.ZodType> {
     const iter = await this.kv.watch(key === undefined ? {} : { key: kvKey(key) });
     void (async () => {
       for await (const e of iter) {
-        const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
-        onChange(fromKvKey(e.key), value, e.revision);
+        if (e.operation !== 'PUT') {
+          onChange(fromKvKey(e.key), undefined, e.revision);
+          continue;
+        }
+        // An invalid value is ignored (logged), never reported as a delete: on the rules
+        // bucket that retired a chef's rules until its next heartbeat.
+        const value = this.#decode(e);
+        if (value !== undefined) onChange(fromKvKey(e.key), value, e.revision);
       }
     })();
     return () => iter.stop();

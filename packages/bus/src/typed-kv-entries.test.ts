@@ -1,0 +1,71 @@
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Bus } from './bus.js';
+import { createLogger } from './logger.js';
+import type { TypedKv } from './typed-kv.js';
+
+const Value = z.object({ n: z.number() });
+
+describe('TypedKv listing while the bucket is written (a real nats-server)', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let kv: TypedKv<typeof Value>;
+  const logger = createLogger('kv-test');
+  logger.level = 'silent';
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'kvtest', logger });
+    kv = await bus.kv('kvtest_listing', Value, { history: 5 });
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('entries() and keys() end while another loop puts and deletes keys (they hung)', async () => {
+    for (let i = 0; i < 50; i++) await kv.put(`stable/${i}`, { n: i });
+    let writing = true;
+    for (let i = 0; i < 300; i++) await kv.put(`churn/${i}`, { n: i });
+    // Keys spread over the whole bucket are rewritten and deleted while it is listed, so some
+    // are superseded before the listing reaches them.
+    const writer = Promise.all(
+      [0, 1, 2].map(async (w) => {
+        for (let i = 0; writing; i++) {
+          const k = (i * 37 + w * 101) % 300;
+          await Promise.all(
+            Array.from({ length: 20 }, (_, j) =>
+              j % 4 === 0
+                ? kv.delete(`churn/${(k + j * 7) % 300}`)
+                : kv.put(`churn/${(k + j * 13) % 300}`, { n: i }),
+            ),
+          );
+        }
+      }),
+    );
+    try {
+      for (let round = 0; round < 20; round++) {
+        const lists = await Promise.all(Array.from({ length: 10 }, () => kv.entries()));
+        for (const list of lists)
+          for (let i = 0; i < 50; i++) expect(list.get(`stable/${i}`)?.value.n).toBe(i);
+        const keys = await Promise.all(Array.from({ length: 5 }, () => kv.keys()));
+        for (const k of keys) expect(k.filter((x) => x.startsWith('stable/')).length).toBe(50);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+  }, 120_000);
+
+  it('an invalid value is ignored by watch(), not reported as a delete', async () => {
+    await kv.put('w', { n: 1 });
+    const seen: Array<number | undefined> = [];
+    const stop = await kv.watch((_k, v) => seen.push(v?.n), 'w');
+    await kv.kv.put('w', '{"n":"not a number"}');
+    await kv.put('w', { n: 2 });
+    for (let i = 0; i < 500 && !seen.includes(2); i++) await new Promise((r) => setTimeout(r, 10));
+    stop();
+    expect(seen).toEqual([1, 2]);
+  });
+});
