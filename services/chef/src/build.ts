@@ -8,7 +8,6 @@ import {
   type Rule,
   subjects,
   type TaskRecord,
-  TERMINAL_STATES,
 } from '@computepods/protocol';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
@@ -19,6 +18,7 @@ import { BuildRefusedError } from './errors.js';
 import type { InputFetcher } from './fetch-inputs.js';
 import type { QueueWant, Route } from './queues.js';
 import { type BuildPaths, checkRequest } from './rule-paths.js';
+import { TaskWaitError, type TaskWaitLimits, waitForTerminal } from './task-wait.js';
 
 export interface ChefContext {
   readonly bus: Bus;
@@ -33,6 +33,8 @@ export interface ChefContext {
   readonly inflight: InFlightBuilds;
   /** Where a rule's task goes (the project's queues; see ProjectConfig). */
   readonly queues: { route(want: QueueWant): Route };
+  /** How long a submitted task may go unrecorded, and unfinished (task-wait.ts). */
+  readonly taskWait: TaskWaitLimits;
 }
 
 type Result = BuildResult;
@@ -190,7 +192,14 @@ async function build(
     { msgId: taskId, cid },
   );
   ctx.inflight.submitted(req.buildId, taskId);
-  const record = await ctx.tasks.waitFor(taskId, (r) => TERMINAL_STATES.includes(r.state));
+  let record: TaskRecord;
+  try {
+    record = await waitForTerminal(ctx.tasks, taskId, route.queue, ctx.taskWait);
+  } catch (err) {
+    if (!(err instanceof TaskWaitError)) throw err;
+    logger.warn({ buildId: req.buildId, taskId, code: err.code }, err.message);
+    return fail('failed', `${err.code}: ${err.message}`);
+  }
   const logPath = record.stderrPath;
   if (record.state === 'killed' && signal.aborted)
     return fail('cancelled', `cancelled: ${String(signal.reason)}; task ${taskId} killed`, logPath);

@@ -15,6 +15,7 @@ import { InputFetcher } from './fetch-inputs.js';
 import { startHeartbeat } from './heartbeat.js';
 import { answerHowToBuild } from './how-to-build.js';
 import { ProjectConfig } from './project-config.js';
+import { taskWaitLimits } from './task-wait.js';
 
 /**
  * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches, and
@@ -58,6 +59,7 @@ export async function startChef(
     fetcher,
     inflight,
     queues,
+    taskWait: taskWaitLimits(),
   };
   const consumer = await bus.consume({
     stream: streams.builds(p),

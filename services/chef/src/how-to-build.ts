@@ -1,6 +1,6 @@
-import { type Bus, issuesOf } from '@computepods/bus';
+import { type Bus, type Decoded, decode, type MessageInvalidError } from '@computepods/bus';
 import { compilePattern, fillPattern, matchPattern, stemKey } from '@computepods/depgraph';
-import { CanBuildFrom, Envelope, HowToBuild, type Rule, subjects } from '@computepods/protocol';
+import { CanBuildFrom, type HowToBuild, type Rule, subjects } from '@computepods/protocol';
 
 /**
  * The chef's side of "how to build": the first of its rules (declared or on demand) with an
@@ -47,7 +47,7 @@ function match(rule: Rule, goal: string) {
 
 /**
  * Answers MajorDomo's "how to build" questions on `cp.<project>.rules.how-to-build`. Every chef
- * answers (no queue group); a question that fails validation is logged and answered with nothing.
+ * answers (no queue group); a question that fails validation is dead-lettered and not answered.
  */
 export function answerHowToBuild(
   bus: Bus,
@@ -56,25 +56,28 @@ export function answerHowToBuild(
 ): () => void {
   const sub = bus.nc.subscribe(subjects.howToBuild(bus.project), {
     callback: (_err, msg) => {
+      let q: Decoded<'rules.how_to_build'>;
       try {
-        const env = Envelope.parse(JSON.parse(new TextDecoder().decode(msg.data)));
-        const parsed = HowToBuild.safeParse(env.body);
-        if (!parsed.success) {
-          bus.logger.warn(
-            { issues: issuesOf(parsed.error, ['body']), cid: env.cid },
-            'how to build: invalid question ignored',
-          );
-          return;
-        }
-        const q = parsed.data;
-        const answer = canBuildFrom(rules, who, q);
+        q = decode(msg.data, ['rules.how_to_build'], bus.project);
+      } catch (err) {
+        // Kept as a dead letter like any bad message (it was only logged); no answer.
+        const e = err as MessageInvalidError;
+        bus.logger.warn({ issues: e.issues }, `how to build: invalid question dead-lettered`);
+        void bus.deadLetter(msg.subject, msg.data, e.reason, e.issues);
+        return;
+      }
+      try {
+        const answer = canBuildFrom(rules, who, q.body);
         bus.logger.debug(
-          { goal: q.goal, canBuild: answer.canBuild, rule: answer.rule, cid: env.cid },
+          { goal: q.body.goal, canBuild: answer.canBuild, rule: answer.rule, cid: q.cid },
           'how to build: answered',
         );
-        if (msg.reply) msg.respond(bus.encode('rules.can_build_from', answer, env.cid));
+        if (msg.reply) msg.respond(bus.encode('rules.can_build_from', answer, q.cid));
       } catch (err) {
-        bus.logger.warn({ err: (err as Error).message }, 'how to build: invalid question ignored');
+        bus.logger.warn(
+          { goal: q.body.goal, err: (err as Error).message, cid: q.cid },
+          'how to build: no answer',
+        );
       }
     },
   });

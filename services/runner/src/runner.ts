@@ -1,4 +1,10 @@
-import { type Bus, ensureProjectStreams } from '@computepods/bus';
+import {
+  type Bus,
+  decode,
+  ensureProjectStreams,
+  errorReply,
+  type MessageInvalidError,
+} from '@computepods/bus';
 import {
   createExecutor,
   type Executor,
@@ -7,10 +13,9 @@ import {
 } from '@computepods/executors';
 import {
   buckets,
-  Envelope,
   streams,
   subjects,
-  TaskControl,
+  type TaskControl,
   TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
@@ -186,9 +191,19 @@ export async function startRunner(
     callback: (_err, m) => {
       void (async () => {
         let reply: unknown;
+        let body: TaskControl;
         try {
-          const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
-          const body = TaskControl.parse(env.body);
+          body = decode(m.data, ['task.control'], p).body;
+        } catch (err) {
+          // Not a control request: kept as a dead letter and answered as a validation error
+          // naming the field (it was answered CP_INTERNAL with only a warning).
+          const e = err as MessageInvalidError;
+          log.warn({ reason: e.message }, 'invalid task control dead-lettered');
+          await bus.deadLetter(m.subject, m.data, e.reason, e.issues);
+          if (m.reply) m.respond(JSON.stringify({ ok: false, error: errorReply(err) }));
+          return;
+        }
+        try {
           if (!executor.get(body.taskId)) return; // another runner's task
           const rec =
             body.action === 'pause'
@@ -198,9 +213,9 @@ export async function startRunner(
                 : await executor.kill(body.taskId);
           reply = { ok: true, result: { taskId: body.taskId, state: rec.state } };
         } catch (err) {
-          const e = err as Error & { code?: string };
-          log.warn({ err: e.message }, 'task control refused');
-          reply = { ok: false, error: { code: e.code ?? 'CP_INTERNAL', message: e.message } };
+          const e = errorReply(err);
+          log.warn({ err: e.message, taskId: body.taskId }, 'task control refused');
+          reply = { ok: false, error: e };
         }
         if (m.reply) m.respond(JSON.stringify(reply));
       })();

@@ -1,0 +1,91 @@
+import type { TypedKv } from '@computepods/bus';
+import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+
+/**
+ * How long a chef waits for a runner to take a task it submitted (CP_CHEF_TASK_RECORD_MS,
+ * default 1 h) and for the task to end (CP_CHEF_TASK_WAIT_MS, default 7 days). Without them a
+ * task whose record never appears (no runner serves the queue, the record was deleted) held one
+ * of the chef's build slots for ever.
+ */
+export function taskWaitLimits(env: NodeJS.ProcessEnv = process.env): TaskWaitLimits {
+  return {
+    recordMs: positive('CP_CHEF_TASK_RECORD_MS', env.CP_CHEF_TASK_RECORD_MS, 3_600_000),
+    totalMs: positive('CP_CHEF_TASK_WAIT_MS', env.CP_CHEF_TASK_WAIT_MS, 7 * 24 * 3_600_000),
+  };
+}
+
+export interface TaskWaitLimits {
+  readonly recordMs: number;
+  readonly totalMs: number;
+}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  const n = Number(raw ?? fallback);
+  // A Node timer holds at most 2^31-1 ms; longer fires at once.
+  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1)
+    throw new Error(`${name} must be a whole number of ms from 1 to 2147483647, got ${raw}`);
+  return n;
+}
+
+/** The chef gave up waiting for a task's record. */
+export class TaskWaitError extends Error {
+  readonly retryable = false;
+  constructor(
+    readonly code: 'CP_TASK_NO_RECORD' | 'CP_TASK_WAIT_TIMEOUT',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TaskWaitError';
+  }
+}
+
+/**
+ * The task's terminal record; rejects with TaskWaitError when no runner recorded the task within
+ * `recordMs`, or it did not end within `totalMs`, and with the signal's reason on abort.
+ */
+export async function waitForTerminal(
+  tasks: TypedKv<typeof TaskRecord>,
+  taskId: string,
+  queue: string,
+  limits: TaskWaitLimits,
+  signal?: AbortSignal,
+): Promise<TaskRecord> {
+  const stop = new AbortController();
+  const timers: NodeJS.Timeout[] = [];
+  const giveUp = (err: TaskWaitError) => stop.abort(err);
+  timers.push(
+    setTimeout(() => {
+      void tasks.get(taskId).then(
+        (rec) => {
+          if (!rec)
+            giveUp(
+              new TaskWaitError(
+                'CP_TASK_NO_RECORD',
+                `no runner recorded task ${taskId} within ${limits.recordMs} ms: is a runner serving queue ${queue} (CP_QUEUE=${queue})?`,
+              ),
+            );
+        },
+        () => undefined,
+      );
+    }, limits.recordMs),
+    setTimeout(
+      () =>
+        giveUp(
+          new TaskWaitError(
+            'CP_TASK_WAIT_TIMEOUT',
+            `task ${taskId} did not end within ${limits.totalMs} ms (CP_CHEF_TASK_WAIT_MS); see \`cpctrl task list\``,
+          ),
+        ),
+      limits.totalMs,
+    ),
+  );
+  const abort = () => stop.abort(signal?.reason);
+  signal?.addEventListener('abort', abort, { once: true });
+  if (signal?.aborted) abort();
+  try {
+    return await tasks.waitFor(taskId, (r) => TERMINAL_STATES.includes(r.state), stop.signal);
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    signal?.removeEventListener('abort', abort);
+  }
+}
