@@ -95,7 +95,7 @@ export async function handleBuild(
   try {
     await build(ctx, req, rule, checked, base, signal, msg, logger);
   } finally {
-    ctx.inflight.end(req.buildId);
+    ctx.inflight.end(req.buildId, signal);
   }
 }
 
@@ -175,7 +175,7 @@ async function build(
   } catch (err) {
     return fail('failed', errorText(err));
   }
-  const taskId = await taskIdFor(ctx, req.buildId);
+  const taskId = await taskIdFor(ctx, req.buildId, signal);
   await ctx.bus.publish(
     'task.submitted',
     subjects.tasks(ctx.project, route.queue),
@@ -191,7 +191,7 @@ async function build(
     },
     { msgId: taskId, cid },
   );
-  ctx.inflight.submitted(req.buildId, taskId);
+  ctx.inflight.submitted(signal, taskId);
   let record: TaskRecord;
   try {
     record = await waitForTerminal(ctx.tasks, taskId, route.queue, ctx.taskWait);
@@ -340,10 +340,12 @@ async function changedInputs(
  * never runs it twice. Unless that task was killed or failed: a new request for the same build
  * (its inputs changed and changed back; MajorDomo restarted and forgot the failure) runs again.
  */
-async function taskIdFor(ctx: ChefContext, buildId: string): Promise<string> {
+async function taskIdFor(ctx: ChefContext, buildId: string, signal: AbortSignal): Promise<string> {
   const taskId = `b-${buildId}`;
   const prior = (await ctx.tasks.get(taskId))?.value.state;
-  return prior === 'killed' || prior === 'failed' ? `${taskId}-${Date.now().toString(36)}` : taskId;
+  return prior === 'killed' || prior === 'failed' || ctx.inflight.afterCancel(signal)
+    ? `${taskId}-${Date.now().toString(36)}`
+    : taskId;
 }
 
 /** A failure's text for BuildResult.error: refusals carry their stable code. */

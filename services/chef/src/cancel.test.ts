@@ -8,7 +8,7 @@ describe('InFlightBuilds', () => {
       killed.push(taskId);
     });
     const running = held.begin('b1');
-    held.submitted('b1', 'b-b1');
+    held.submitted(running, 'b-b1');
     expect(held.cancel('b1', 'inputs changed')).toBe(true);
     expect(running.aborted).toBe(true);
     expect(running.reason).toBe('inputs changed');
@@ -19,13 +19,13 @@ describe('InFlightBuilds', () => {
     expect(held.cancel('b2', 'by request')).toBe(true);
     expect(early.aborted).toBe(true);
     expect(killed).toEqual(['b-b1']);
-    held.submitted('b2', 'b-b2');
+    held.submitted(early, 'b-b2');
     expect(killed).toEqual(['b-b1', 'b-b2']);
 
     // A second cancel changes nothing; an unknown or finished build is not ours.
     expect(held.cancel('b1', 'again')).toBe(true);
     expect(killed).toEqual(['b-b1', 'b-b2']);
-    held.end('b1');
+    held.end('b1', running);
     expect(held.cancel('b1', 'late')).toBe(false);
     expect(held.cancel('nope', 'unknown')).toBe(false);
     expect(held.size).toBe(1);
@@ -38,10 +38,35 @@ describe('InFlightBuilds', () => {
     });
     const first = held.begin('b');
     const twin = held.begin('b');
-    held.end('b');
+    held.end('b', first);
     expect(held.cancel('b', 'inputs changed')).toBe(true);
     expect(first.aborted && twin.aborted).toBe(true);
-    held.end('b');
+    held.end('b', twin);
+    expect(held.size).toBe(0);
+  });
+
+  it('starts a request that comes after a cancel afresh, while the cancelled one winds down', () => {
+    const killed: string[] = [];
+    const held = new InFlightBuilds(async (taskId) => {
+      killed.push(taskId);
+    });
+    const old = held.begin('b');
+    held.submitted(old, 'b-old');
+    expect(held.cancel('b', 'inputs changed')).toBe(true);
+    // MajorDomo re-sends the build (its inputs changed back, or it re-planned): a new attempt,
+    // not answered "cancelled" at once (that spun a re-send loop).
+    const again = held.begin('b');
+    expect(again.aborted).toBe(false);
+    expect(held.afterCancel(again)).toBe(true);
+    expect(held.afterCancel(old)).toBe(false);
+    // The cancelled request ends later: the new one stays held and cancellable.
+    held.end('b', old);
+    expect(held.size).toBe(1);
+    held.submitted(again, 'b-new');
+    expect(killed).toEqual(['b-old']);
+    expect(held.cancel('b', 'changed again')).toBe(true);
+    expect(killed).toEqual(['b-old', 'b-new']);
+    held.end('b', again);
     expect(held.size).toBe(0);
   });
 });

@@ -13,39 +13,62 @@ interface Held {
   taskId: string | undefined;
   /** Requests for this build being handled: MajorDomo may re-send one after a restart. */
   refs: number;
+  /** Begun while a cancelled attempt of the same build still winds down. */
+  readonly afterCancel: boolean;
 }
 
 /**
  * The builds this chef holds, so a `build.cancel` can stop one: before its task is submitted the
- * build just ends as cancelled; after, the runner is asked to kill the task.
+ * build just ends as cancelled; after, the runner is asked to kill the task. Requests for one
+ * build id share a cancellation while it is in flight; one that comes after a cancel starts a
+ * new hold (a fresh attempt), never the cancelled one's fate. The signal begin() returns names
+ * the hold in submitted() and end().
  */
 export class InFlightBuilds {
+  /** The current hold of each build id; cancelled ones still winding down are not in it. */
   readonly #held = new Map<string, Held>();
+  readonly #bySignal = new WeakMap<AbortSignal, Held>();
 
   constructor(readonly kill: (taskId: string) => Promise<void>) {}
 
   begin(buildId: string): AbortSignal {
     const known = this.#held.get(buildId);
-    if (known) {
+    if (known && !known.controller.signal.aborted) {
       known.refs++;
       return known.controller.signal;
     }
-    const held: Held = { controller: new AbortController(), taskId: undefined, refs: 1 };
+    const held: Held = {
+      controller: new AbortController(),
+      taskId: undefined,
+      refs: 1,
+      afterCancel: known !== undefined,
+    };
     this.#held.set(buildId, held);
+    this.#bySignal.set(held.controller.signal, held);
     return held.controller.signal;
   }
 
+  /**
+   * True for an attempt begun while a cancelled one of the same build winds down: its task needs
+   * an id of its own (the cancelled one's task id is being killed, and a publish with it would
+   * be dropped as a duplicate).
+   */
+  afterCancel(signal: AbortSignal): boolean {
+    return this.#bySignal.get(signal)?.afterCancel ?? false;
+  }
+
   /** The build's task is on the runner queue; a cancel that came first kills it now. */
-  submitted(buildId: string, taskId: string): void {
-    const held = this.#held.get(buildId);
+  submitted(signal: AbortSignal, taskId: string): void {
+    const held = this.#bySignal.get(signal);
     if (!held) return;
     held.taskId = taskId;
     if (held.controller.signal.aborted) void this.kill(taskId);
   }
 
-  end(buildId: string): void {
-    const held = this.#held.get(buildId);
-    if (held && --held.refs <= 0) this.#held.delete(buildId);
+  end(buildId: string, signal: AbortSignal): void {
+    const held = this.#bySignal.get(signal);
+    if (!held || --held.refs > 0) return;
+    if (this.#held.get(buildId) === held) this.#held.delete(buildId);
   }
 
   /** False when this chef does not hold the build (another chef's, or already finished). */
