@@ -58,10 +58,10 @@ describe('TypedKv listing while the bucket is written (a real nats-server)', () 
     }
   }, 120_000);
 
-  it('an invalid value is ignored by watch(), not reported as a delete', async () => {
+  it('an invalid value is ignored by watchValid(), not reported as a delete', async () => {
     await kv.put('w', { n: 1 });
     const seen: Array<number | undefined> = [];
-    const stop = await kv.watch((_k, v) => seen.push(v?.n), 'w');
+    const stop = await kv.watchValid((_k, v) => seen.push(v?.n), 'w');
     await kv.kv.put('w', '{"n":"not a number"}');
     await kv.put('w', { n: 2 });
     for (let i = 0; i < 500 && !seen.includes(2); i++) await new Promise((r) => setTimeout(r, 10));

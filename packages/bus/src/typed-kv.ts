@@ -12,9 +12,8 @@ export interface Versioned<T> {
 
 /**
  * A KV bucket whose values are JSON validated by a zod schema. Keys are arbitrary strings
- * (paths) encoded with kvKey. A stored value that no longer validates is logged and skipped
- * (get() and entries() leave it out, watch() does not report it) rather than crashing the
- * reader or reading as a delete.
+ * (paths) encoded with kvKey. A stored value that no longer validates is logged and treated as
+ * absent (or, for watch() with `invalid: 'ignore'`, skipped) rather than crashing the reader.
  */
 export class TypedKv<S extends z.ZodType> {
   constructor(
@@ -117,26 +116,34 @@ export class TypedKv<S extends z.ZodType> {
 
   /**
    * Calls back for every current value, then for every change, until the returned stop().
-   * With `key`, only that key is watched.
+   * With `key`, only that key is watched. A value that fails validation is reported as absent
+   * (`invalid: 'absent'`, the default: what grants access fails closed) or not at all
+   * (`'ignore'`: the last valid value stands; on the rules bucket an invalid put read as a
+   * delete retired a chef's rules until its next heartbeat).
    */
   async watch(
     onChange: (key: string, value: z.infer<S> | undefined, revision: number) => void,
     key?: string,
+    options: { invalid?: 'absent' | 'ignore' } = {},
   ): Promise<() => void> {
     const iter = await this.kv.watch(key === undefined ? {} : { key: kvKey(key) });
+    const ignore = options.invalid === 'ignore';
     void (async () => {
       for await (const e of iter) {
-        if (e.operation !== 'PUT') {
-          onChange(fromKvKey(e.key), undefined, e.revision);
-          continue;
-        }
-        // An invalid value is ignored (logged), never reported as a delete: on the rules
-        // bucket that retired a chef's rules until its next heartbeat.
-        const value = this.#decode(e);
-        if (value !== undefined) onChange(fromKvKey(e.key), value, e.revision);
+        const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
+        if (value === undefined && e.operation === 'PUT' && ignore) continue;
+        onChange(fromKvKey(e.key), value, e.revision);
       }
     })();
     return () => iter.stop();
+  }
+
+  /** watch() with `invalid: 'ignore'`: only valid values and deletes are reported. */
+  watchValid(
+    onChange: (key: string, value: z.infer<S> | undefined, revision: number) => void,
+    key?: string,
+  ): Promise<() => void> {
+    return this.watch(onChange, key, { invalid: 'ignore' });
   }
 
   /** Resolves with the first value of `key` that satisfies `done` (the current one included). */
@@ -155,9 +162,13 @@ export class TypedKv<S extends z.ZodType> {
         fn();
       };
       signal?.addEventListener('abort', () => finish(() => reject(signal.reason)), { once: true });
-      this.watch((_k, value) => {
-        if (value !== undefined && done(value)) finish(() => resolve(value));
-      }, key).then(
+      this.watch(
+        (_k, value) => {
+          if (value !== undefined && done(value)) finish(() => resolve(value));
+        },
+        key,
+        { invalid: 'ignore' },
+      ).then(
         (s) => {
           stop = s;
           if (finished) s();

@@ -39,6 +39,7 @@ export {
   type Pattern,
   stemKey,
 } from './pattern.js';
+export { type CompiledRule, compileRule } from './rule.js';
 export { tarjan } from './tarjan.js';
 export type {
   ArtefactState,

@@ -1,5 +1,14 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import { kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
+import { checkName, kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
+
+function isChefName(key: string): boolean {
+  try {
+    checkName('chef name', key);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function positive(name: string, raw: string | undefined, fallback: number): number {
   const n = Number(raw ?? fallback);
@@ -55,7 +64,11 @@ export async function watchChefLiveness(
   pingMs = chefPingMs(),
 ): Promise<() => void> {
   const seen = new Map<string, Seen>();
-  const stopWatch = await rulesKv.watch((chef, decl, revision) => {
+  // An invalid put is not a delete (watchValid): the chef is followed as before.
+  const stopWatch = await rulesKv.watchValid((chef, decl, revision) => {
+    // A key that is not a chef name is no chef's (MajorDomo logs it, declaration.ts): followed,
+    // its retirement built a subject from it that threw outside any catch and killed MajorDomo.
+    if (!isChefName(chef)) return;
     const now = Date.now();
     // A heartbeat proves it alive; the PING schedule goes on regardless.
     const pinged = seen.get(chef)?.pinged ?? now;
@@ -63,7 +76,11 @@ export async function watchChefLiveness(
     else seen.delete(chef);
   });
 
-  const retire = async (chef: string, s: Seen, why: Record<string, unknown>) => {
+  const retire = (chef: string, s: Seen, why: Record<string, unknown>) =>
+    retireChef(chef, s, why).catch((err: Error) =>
+      bus.logger.error({ chef, err: err.message }, 'could not retire a silent chef; going on'),
+    );
+  const retireChef = async (chef: string, s: Seen, why: Record<string, unknown>) => {
     if (seen.get(chef) !== s) return;
     seen.delete(chef);
     try {
@@ -119,9 +136,11 @@ export async function watchChefLiveness(
     () => {
       if (busy) return;
       busy = true;
-      void check().finally(() => {
-        busy = false;
-      });
+      void check()
+        .catch((err: Error) => bus.logger.error({ err: err.message }, 'chef liveness check failed'))
+        .finally(() => {
+          busy = false;
+        });
     },
     Math.max(Math.min(Math.floor(timeoutMs / 4), pingMs), 100),
   );

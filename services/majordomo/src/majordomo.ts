@@ -18,11 +18,14 @@ import { askHowToBuild, howToBuildMs } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
 import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
+import { usableDeclaration } from './declaration.js';
+import { dispatchRefusal } from './dispatch-refusal.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
 import { resolveGoal } from './resolve-goal.js';
+import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
 interface InFlight {
@@ -49,6 +52,8 @@ export class MajorDomo {
   /** Tasks the user asked to rebuild even though nothing changed. */
   readonly #forced = new Set<string>();
   readonly #aux = new Auxiliaries();
+  /** Builds a chef cancelled with nothing new to plan from wait before they are tried again. */
+  readonly #backoff = new RetryBackoff();
   #stopping = false;
   /** Whether the project takes new builds (`cpctrl project update P --active false` stops them). */
   readonly projectState = new ProjectState();
@@ -99,11 +104,19 @@ export class MajorDomo {
       if (rec.sha256 && !rec.auxiliary) md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
     }
     for (const [taskId, { value }] of await traces.entries()) {
-      md.dm.restoreTrace(taskId, {
-        inputs: value.inputs,
-        outputs: value.outputs,
-        discovered: value.discovered,
-      });
+      try {
+        md.dm.restoreTrace(taskId, {
+          inputs: value.inputs,
+          outputs: value.outputs,
+          discovered: value.discovered,
+        });
+      } catch (err) {
+        // One bad record must not stop every restart: the task is rebuilt instead.
+        bus.logger.error(
+          { taskId, code: (err as { code?: string }).code, err: (err as Error).message },
+          'trace not restored (skipped; the task will be rebuilt)',
+        );
+      }
     }
     // A cycle reported as not converging stays so until an edit: no new passes for a restart.
     const stuck: Record<string, number> = {};
@@ -114,7 +127,8 @@ export class MajorDomo {
     await md.#pump('restart');
     for (const answer of orphanGoals) void md.#reassign(answer, 'restart');
 
-    const stopRules = await rulesKv.watch((chef, decl) => {
+    // Invalid values are ignored, not read as deletes (that retired a chef's rules).
+    const stopRules = await rulesKv.watchValid((chef, decl) => {
       void md.#serial(async () => {
         const retired = md.#applyRules(chef, decl);
         if (!retired) return; // a heartbeat: the same declaration again
@@ -148,6 +162,7 @@ export class MajorDomo {
       md,
       stop: async () => {
         md.#stopping = true;
+        md.#backoff.stop();
         stopRules();
         stopLiveness();
         md.projectState.stop();
@@ -181,6 +196,9 @@ export class MajorDomo {
     // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts): nothing to apply.
     const text = decl && JSON.stringify(decl);
     if (text && this.#declared.get(chef) === text) return undefined;
+    const usable = usableDeclaration(chef, decl, this.logger);
+    if (!usable) return undefined;
+    decl = usable.decl;
     if (text) this.#declared.set(chef, text);
     else this.#declared.delete(chef);
     const { before, after } = this.rules.set(chef, decl);
@@ -436,9 +454,15 @@ export class MajorDomo {
         { taskId: task.id, status: result.status, reason, cid },
         'build did not succeed',
       );
+      // Cancelled by the chef with no other bytes to plan from (an input no pod holds): planned
+      // again at once it spun ~1,000 requests a second. Held as failed and retried with backoff.
+      const hold =
+        result.status === 'cancelled' && Object.keys(result.inputsNow).length === 0
+          ? this.#holdCancelled(task)
+          : undefined;
       this.#handleChange(
-        result.status === 'failed'
-          ? this.dm.failed(task.id, reason, task.run)
+        result.status === 'failed' || hold !== undefined
+          ? this.dm.failed(task.id, hold ? `${reason} (${hold})` : reason, task.run)
           : this.dm.cancelled(task.id, task.run),
         cid,
       );
@@ -446,8 +470,8 @@ export class MajorDomo {
         await this.artefacts.update(
           out,
           {
-            status: result.status === 'failed' ? 'failed' : 'stale',
-            error: reason,
+            status: result.status === 'failed' || hold ? 'failed' : 'stale',
+            error: hold ? `${reason} (${hold})` : reason,
             producer: task.id,
           },
           cid,
@@ -459,6 +483,7 @@ export class MajorDomo {
         await this.#fileHash(path, now.sha256, now.size, result.pod, cid, now.mtimeNs);
       return;
     }
+    this.#backoff.reset(task.id);
     const res = this.dm.completed(task.id, {
       outputs: result.cutoff,
       discovered: result.discovered,
@@ -524,6 +549,27 @@ export class MajorDomo {
     }
   }
 
+  /** Schedules a held task's retry; returns what its artefacts say about it. */
+  #holdCancelled(task: TaskInstance): string {
+    const taskId = task.id;
+    const ms = this.#backoff.schedule(taskId, () => {
+      void this.#serial(async () => {
+        // Only if still held: an input change since re-planned it already.
+        const held = task.outputs.some(
+          (o) => this.#producerOf(o) === taskId && this.dm.artefactState(o) === 'failed',
+        );
+        if (this.#stopping || this.#inflight.has(taskId) || !held) return;
+        this.#handleChange(this.dm.forget(taskId), 'retry');
+        await this.#pump('retry');
+      });
+    });
+    this.logger.warn(
+      { taskId, retryInMs: ms },
+      'build cancelled by its chef; retried after a delay',
+    );
+    return `retried in ${Math.round(ms / 1000)} s, or at once when an input changes`;
+  }
+
   /** Dispatches ready tasks up to the build limit; answers from the result cache when it can. */
   async #pump(cid = 'plan'): Promise<void> {
     if (this.#stopping) return;
@@ -535,7 +581,7 @@ export class MajorDomo {
       if (ready.length === 0) break;
       for (const t of ready) {
         const task = this.dm.started(t.id);
-        await this.#dispatch(task, cid);
+        await this.#dispatch(task, cid).catch((err) => this.#refused(task, err, cid));
       }
     }
     await this.#refreshStatuses(cid);
@@ -617,6 +663,21 @@ export class MajorDomo {
       },
       'build requested',
     );
+  }
+
+  /** A request that cannot be sent fails its task, naming why, and the pump goes on. */
+  async #refused(task: TaskInstance, err: unknown, cid: string): Promise<void> {
+    const reason = dispatchRefusal(err);
+    if (!reason) throw err;
+    this.#inflight.delete(task.id);
+    this.logger.error({ taskId: task.id, rule: task.ruleId, cid }, reason);
+    this.#handleChange(this.dm.failed(task.id, reason, task.run), cid);
+    for (const out of task.outputs)
+      await this.artefacts
+        .update(out, { status: 'failed', error: reason, producer: task.id }, cid)
+        .catch((e: Error) =>
+          this.logger.warn({ path: out.slice(0, 200), err: e.message }, 'not recorded'),
+        );
   }
 
   /** The chef, rule and stem a task's build request names: a declared rule, or a goal's. */

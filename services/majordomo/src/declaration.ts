@@ -1,0 +1,50 @@
+import type { Logger } from '@computepods/bus';
+import { compileRule } from '@computepods/depgraph';
+import { checkName, type RulesDeclared } from '@computepods/protocol';
+
+/**
+ * What MajorDomo applies of one record of the rules bucket: undefined to skip the record, else
+ * the declaration (undefined: the chef is gone) keeping only rules the graph can plan. One bad
+ * record must never take MajorDomo down: a key that is not a chef name (`a.b` made a subject
+ * throw in the liveness check, killing MajorDomo) or that another chef's declaration sits under
+ * is skipped; a rule the graph refuses (a placeholder the first input does not bind, which made
+ * every restart abort) is left out. Each says so in a log line naming the chef and the reason.
+ */
+export function usableDeclaration(
+  key: string,
+  decl: RulesDeclared | undefined,
+  logger: Logger,
+): { decl: RulesDeclared | undefined } | undefined {
+  try {
+    checkName('chef name', key);
+  } catch (err) {
+    logger.warn({ key, reason: (err as Error).message }, 'rules record skipped: not a chef name');
+    return undefined;
+  }
+  if (!decl) return { decl };
+  if (decl.chef !== key) {
+    logger.warn(
+      { key, chef: decl.chef },
+      `rules record skipped: key ${key} holds chef ${decl.chef}'s declaration`,
+    );
+    return undefined;
+  }
+  const rules = decl.rules.filter((rule) => {
+    try {
+      compileRule({
+        id: rule.id,
+        inputs: rule.inputs,
+        optionalInputs: rule.optionalInputs,
+        outputs: rule.outputs,
+      });
+      return true;
+    } catch (err) {
+      logger.error(
+        { chef: key, rule: rule.id, code: (err as { code?: string }).code },
+        `rule skipped: ${(err as Error).message}`,
+      );
+      return false;
+    }
+  });
+  return { decl: rules.length === decl.rules.length ? decl : { ...decl, rules } };
+}
