@@ -15,6 +15,7 @@ import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { subjects } from '@computepods/protocol';
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { z } from 'zod';
+import { cpuMsOf } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
 
 const P = 'bench';
@@ -176,6 +177,18 @@ async function main(): Promise<void> {
         secure.secure.pub,
         secure.secure.pub / secure.open.pub,
       ],
+      [
+        'nats-server CPU µs per request',
+        secure.open.rttCpuUs,
+        secure.secure.rttCpuUs,
+        secure.secure.rttCpuUs / secure.open.rttCpuUs,
+      ],
+      [
+        'nats-server CPU µs per publish',
+        secure.open.pubCpuUs,
+        secure.secure.pubCpuUs,
+        secure.secure.pubCpuUs / secure.open.pubCpuUs,
+      ],
     ],
   );
   const secureRtt = secure.open.rtt / secure.secure.rtt - 1;
@@ -190,6 +203,12 @@ async function main(): Promise<void> {
     secure_rtt_p50_us: secure.secure.p50,
     secure_open_publish_per_s: secure.open.pub,
     secure_publish_per_s: secure.secure.pub,
+    secure_open_server_cpu_us_per_request: secure.open.rttCpuUs,
+    secure_server_cpu_us_per_request: secure.secure.rttCpuUs,
+    secure_open_server_cpu_us_per_publish: secure.open.pubCpuUs,
+    secure_server_cpu_us_per_publish: secure.secure.pubCpuUs,
+    secure_server_cpu_ratio_request: secure.secure.rttCpuUs / secure.open.rttCpuUs,
+    secure_server_cpu_ratio_publish: secure.secure.pubCpuUs / secure.open.pubCpuUs,
     secure_rtt_overhead: secureRtt,
     secure_publish_overhead: securePub,
     goal_secure_overhead_max: 0.1,
@@ -227,7 +246,12 @@ async function openVsSecure(
   logger: ReturnType<typeof createLogger>,
   Req: z.ZodType<{ path: string; n: number }>,
   Res: z.ZodType<{ ok: boolean; n: number }>,
-): Promise<Record<'open' | 'secure', { rtt: number; p50: number; pub: number }>> {
+): Promise<
+  Record<
+    'open' | 'secure',
+    { rtt: number; p50: number; pub: number; rttCpuUs: number; pubCpuUs: number }
+  >
+> {
   const dir = new TempDir('cp-bench-auth-');
   const store = await AuthStore.open(dir.join('auth'));
   await using open = await NatsServer.start();
@@ -263,10 +287,9 @@ async function openVsSecure(
   };
   await ensureProjectStreams(sides.open.server, P);
   const subject = subjects.filesChanged(P, 'pod-bench');
-  const results = {
-    open: [] as { rtt: number; p50: number; pub: number }[],
-    secure: [] as { rtt: number; p50: number; pub: number }[],
-  };
+  type Round = { rtt: number; p50: number; pub: number; rttCpuUs: number; pubCpuUs: number };
+  const results = { open: [] as Round[], secure: [] as Round[] };
+  const pids = { open: open.pid, secure: locked.pid };
   for (const side of Object.values(sides)) {
     side.server.serve('echo', Req, async (b) => ({ ok: true, n: b.n }));
     await side.server.nc.flush(); // the subscription is in place before the first request
@@ -276,19 +299,32 @@ async function openVsSecure(
     for (const name of ['open', 'secure'] as const) {
       const side = sides[name];
       let n = 0;
+      // The server's CPU per operation, beside the wall-clock rates: the checks of operator mode
+      // (permissions, account limits) are server work, and CPU time is what load hides least.
+      const c0 = cpuMsOf(pids[name]);
       const rtt = await timeRtt(() =>
         side.client.request('echo', { path: 'src/a.txt', n: n++ }, Res),
       );
+      const c1 = cpuMsOf(pids[name]);
       const pub = await timePublish(() => side.publisher.publish('files.changed', subject, body));
-      results[name].push({ rtt: rtt.perSec, p50: rtt.p50, pub });
+      const c2 = cpuMsOf(pids[name]);
+      results[name].push({
+        rtt: rtt.perSec,
+        p50: rtt.p50,
+        pub,
+        rttCpuUs: ((c1 - c0) * 1000) / RTT_N,
+        pubCpuUs: ((c2 - c1) * 1000) / PUB_N,
+      });
     }
   }
   for (const side of Object.values(sides)) for (const bus of Object.values(side)) await bus.close();
   dir[Symbol.dispose]();
-  const bestOf = (xs: { rtt: number; p50: number; pub: number }[]) => ({
+  const bestOf = (xs: Round[]) => ({
     rtt: Math.max(...xs.map((x) => x.rtt)),
     p50: Math.min(...xs.map((x) => x.p50)),
     pub: Math.max(...xs.map((x) => x.pub)),
+    rttCpuUs: Math.min(...xs.map((x) => x.rttCpuUs)),
+    pubCpuUs: Math.min(...xs.map((x) => x.pubCpuUs)),
   });
   return { open: bestOf(results.open), secure: bestOf(results.secure) };
 }

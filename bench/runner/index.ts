@@ -5,7 +5,7 @@
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default 100, extrapolated to the batched count); CP_BENCH_SKIP_SLURM skips SLURM.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { Bus, createLogger } from '@computepods/bus';
 import {
@@ -24,6 +24,7 @@ import {
 } from '@computepods/protocol';
 import { startRunner } from '@computepods/runner';
 import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
+import { cpuMsOf } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
 
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
@@ -204,14 +205,6 @@ async function throughNats(n: number, latencyN: number) {
 }
 
 /** CPU time (user + system, ms) a process has used so far, from /proc. */
-function cpuMsOf(pid: number | undefined): number {
-  if (!pid) return Number.NaN;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
 
 // --- 3. SLURM -------------------------------------------------------------------------------
 function slurmResource(
