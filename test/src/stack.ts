@@ -77,6 +77,20 @@ export class Stack implements AsyncDisposable {
     return stack;
   }
 
+  /**
+   * Another project on the same server, provisioned as the stack's own: its own NATS account,
+   * record and local queue. Start its services with `{ CP_PROJECT: name }`. Returns its admin's
+   * creds file.
+   */
+  addProject(name: string): Promise<string> {
+    return bootstrapProject({
+      store: this.auth,
+      servers: this.nats.url,
+      project: name,
+      runnerDir: this.dir.join('state', `runner-${name}`),
+    });
+  }
+
   /** Credentials for a role of this project (written into the stack's auth dir). */
   creds(grant: Omit<Grant, 'project'>): Promise<string> {
     return this.auth.grantCreds({ ...grant, project: this.project });
@@ -120,7 +134,11 @@ export class Stack implements AsyncDisposable {
     name: string = kind,
   ): Promise<ManagedProcess> {
     const env = this.env(name, extra);
-    env.NATS_CREDS = await this.creds(this.#grantOf(kind, env));
+    // Its role's credentials in its project's account (another project's, when extra says so).
+    env.NATS_CREDS = await this.auth.grantCreds({
+      ...this.#grantOf(kind, env),
+      project: env.CP_PROJECT ?? this.project,
+    });
     const proc = new ManagedProcess({
       name,
       command: process.execPath,
