@@ -3,12 +3,13 @@ import { Sha256 } from './files.js';
 import { MAX_PATH_BYTES, RelativePath } from './paths.js';
 
 /**
- * A stem is bound from a path (at most MAX_PATH_BYTES), and a task id is `<rule>:<stem>` (or
- * `name=value` pairs): limits that any valid path fits, so a long source path never makes a
- * request MajorDomo cannot send.
+ * A stem is bound from a path (at most MAX_PATH_BYTES; with several placeholders it is
+ * `name=value,…`, a little longer), and a task id is `<rule>:<stem>`: limits any valid path
+ * fits, so a long source path never makes a request MajorDomo cannot send (a 509-character
+ * path broke the old 500).
  */
-const MAX_STEM = MAX_PATH_BYTES;
-const MAX_TASK_ID = 2 * MAX_PATH_BYTES + 200;
+export const MAX_STEM = 2 * MAX_PATH_BYTES;
+const MAX_TASK_ID = MAX_STEM + 200;
 
 /** MajorDomo → chef: build one task instance with exactly these input hashes. */
 export const BuildRequested = z.object({

@@ -23,7 +23,7 @@ export {
 } from './api.js';
 export { newApiToken, parseApiToken, sameSecret, secretMatches, sha256Hex } from './api-tokens.js';
 export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
-export { BuildCancel, BuildRequested, BuildResult, OutputRecord } from './builds.js';
+export { BuildCancel, BuildRequested, BuildResult, MAX_STEM, OutputRecord } from './builds.js';
 export { DeadLetter } from './dead-letter.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';

@@ -33,7 +33,7 @@ describe('stems', () => {
     ['a\nb', /control characters/],
     ['a\u001b[2Jb', /control characters/],
     ['a\u0085b', /control characters/],
-    ['x'.repeat(501), /longer than 500/],
+    ['x'.repeat(2049), /longer than 2048/],
     ['', /\{stem\} is empty/],
     ['a\\b', /backslash/],
   ])('refuses %j with CP_CHEF_UNSAFE_STEM, saying why', (stem, why) => {

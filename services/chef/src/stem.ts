@@ -1,10 +1,7 @@
 import { compilePattern } from '@computepods/depgraph';
-import type { Rule } from '@computepods/protocol';
+import { MAX_STEM, type Rule } from '@computepods/protocol';
 import { hasControlChars } from './control-chars.js';
 import { BuildRefusedError } from './errors.js';
-
-/** Longest stem accepted (BuildRequested allows 500): longer ones name no file a rule makes. */
-export const MAX_STEM = 500;
 
 /** The placeholders of a rule, in the order depgraph names them: the first input's. */
 export function placeholderNames(rule: Rule): readonly string[] {
