@@ -5,6 +5,7 @@ import { FileWatcher } from '@computepods/fswatch';
 import { publishLogChunk } from '@computepods/inotify2nats';
 import { subjects } from '@computepods/protocol';
 import type { FsWatcherConfig } from './config.js';
+import { publishable } from './publishable.js';
 
 /**
  * Temp files of verified uploads (`.name.tmp-<hex>`, see transport's uploadFile): they exist for
@@ -30,7 +31,11 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<()
     debounceMs: cfg.debounceMs,
     logger: bus.logger,
     policies: cfg.logPatterns.map((pattern) => ({ pattern, policy: 'log' as const })),
-    onBatch: async (events) => {
+    onBatch: async (batch) => {
+      const { ok: events, refused } = publishable(batch);
+      for (const r of refused)
+        bus.logger.error(r, 'file change not announced: no message may name this file; skipped');
+      if (events.length === 0) return;
       const body = { pod: cfg.pod, events };
       const msgId = createHash('sha256')
         .update(cfg.pod)
