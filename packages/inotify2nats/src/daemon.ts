@@ -8,6 +8,7 @@ import { SshPool, type SshTarget } from '@computepods/transport';
 import { PodSyncError, SettingsError } from './errors.js';
 import { publishLogChunk } from './log-publisher.js';
 import { PodMirror } from './pod-mirror.js';
+import { publishable } from './publishable.js';
 import type { Settings } from './settings.js';
 
 /** Events per batch: one upload round and one `files.changed` well under NATS's 1 MiB. */
@@ -126,7 +127,13 @@ export async function startDaemon(
 
     const subject = subjects.filesChanged(s.project, s.pod);
     let current: { key: string; cid: string } | undefined;
-    const onBatch = async (events: FileEvent[]): Promise<void> => {
+    const onBatch = async (batch: FileEvent[]): Promise<void> => {
+      // A file no message may name is neither uploaded nor announced (it would fail the batch
+      // for ever); it is skipped with a log line until it changes again.
+      const { ok: events, refused } = publishable(batch);
+      for (const r of refused)
+        logger.error(r, 'file change not announced: no message may name this file; skipped');
+      if (events.length === 0) return;
       const key = sha256(JSON.stringify(events)).slice(0, 32);
       if (current?.key !== key) current = { key, cid: newId() };
       const cid = current.cid;

@@ -33,6 +33,7 @@ export {
 export { type FollowedChunk, type FollowOptions, followLogs, type LogFollower } from './follow.js';
 export { type PublishLogOptions, publishLogChunk } from './log-publisher.js';
 export { type MirrorResult, PodMirror, type PodMirrorOptions } from './pod-mirror.js';
+export { publishable } from './publishable.js';
 export {
   CONFIG_ENV,
   CONFIG_FLAG,

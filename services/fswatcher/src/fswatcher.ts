@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Bus } from '@computepods/bus';
 import { ensureProjectStreams } from '@computepods/bus';
 import { FileWatcher } from '@computepods/fswatch';
-import { publishLogChunk } from '@computepods/inotify2nats';
+import { publishable, publishLogChunk } from '@computepods/inotify2nats';
 import { subjects } from '@computepods/protocol';
 import type { FsWatcherConfig } from './config.js';
-import { publishable } from './publishable.js';
 
 /**
  * Temp files of verified uploads (`.name.tmp-<hex>`, see transport's uploadFile): they exist for
