@@ -5,7 +5,7 @@ import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { AccountPushError } from './errors.js';
 import type { Grant } from './roles.js';
-import { type AuthStore, type ProjectLimits, projectAccount } from './store.js';
+import { type AuthStore, DEFAULT_DISK_BYTES, type ProjectLimits, projectAccount } from './store.js';
 
 /** Every bucket a project's services open, with the history each keeps. */
 export const PROJECT_BUCKETS = (p: string): { name: string; history: number }[] => [
@@ -84,7 +84,9 @@ export async function provisionProject(options: ProvisionOptions): Promise<strin
   const creds = await store.grantCreds({ role: 'admin', project });
   const bus = await connectAs(creds, servers, project, 'provision', options.logger);
   try {
-    await ensureProjectStreams(bus, project);
+    // The dead-letter bound is reserved from the quota: an eighth of it at most.
+    const quota = account.limits?.diskBytes ?? DEFAULT_DISK_BYTES;
+    await ensureProjectStreams(bus, project, { dlqMaxBytes: Math.floor(quota / 8) });
     for (const b of PROJECT_BUCKETS(project))
       await bus.kv(b.name, z.unknown(), { history: b.history });
   } finally {

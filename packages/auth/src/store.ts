@@ -25,6 +25,16 @@ export interface ProjectLimits {
 
 export const DEFAULT_DISK_BYTES = 1024 ** 3;
 
+/** An account as the store signed it: `changed` when its JWT must reach the server again. */
+export interface AccountKeys {
+  readonly key: KeyPair;
+  readonly publicKey: string;
+  readonly jwt: string;
+  readonly changed: boolean;
+  /** Its limits in force (undefined: the defaults). */
+  readonly limits: ProjectLimits | undefined;
+}
+
 /** What the store remembers of an account to sign its JWT again (limits, revoked user keys). */
 interface AccountState {
   limits?: ProjectLimits | undefined;
@@ -93,7 +103,7 @@ export class AuthStore {
   async account(
     name: string,
     options: { system?: boolean; limits?: ProjectLimits } = {},
-  ): Promise<{ key: KeyPair; publicKey: string; jwt: string; changed: boolean }> {
+  ): Promise<AccountKeys> {
     const key = loadOrCreateKey(join(this.dir, 'accounts', `${name}.nk`), createAccount);
     const jwtPath = join(this.dir, 'accounts', `${name}.jwt`);
     const state = this.#state(name);
@@ -104,6 +114,7 @@ export class AuthStore {
         publicKey: key.getPublicKey(),
         jwt: readFileSync(jwtPath, 'utf8'),
         changed: false,
+        limits,
       };
     return this.#sign(name, key, { ...state, limits, system: options.system ?? state.system });
   }
@@ -144,11 +155,7 @@ export class AuthStore {
     }
   }
 
-  async #sign(
-    name: string,
-    key: KeyPair,
-    state: AccountState,
-  ): Promise<{ key: KeyPair; publicKey: string; jwt: string; changed: boolean }> {
+  async #sign(name: string, key: KeyPair, state: AccountState): Promise<AccountKeys> {
     const jetstream = state.system
       ? {}
       : {
@@ -178,7 +185,7 @@ export class AuthStore {
     );
     writeSecret(join(this.dir, 'accounts', `${name}.jwt`), jwt);
     writeSecret(this.#statePath(name), JSON.stringify(state, null, 2));
-    return { key, publicKey: key.getPublicKey(), jwt, changed: true };
+    return { key, publicKey: key.getPublicKey(), jwt, changed: true, limits: state.limits };
   }
 
   /** Every account JWT made so far, by public key: the server's resolver_preload. */

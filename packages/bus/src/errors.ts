@@ -127,3 +127,10 @@ export class NatsAuthError extends Error {
     this.name = 'NatsAuthError';
   }
 }
+
+/** JetStream's "stream not found" (10059): a bucket or stream this account does not have. */
+export function isStreamMissing(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (e instanceof JetStreamApiError && e.code === 10059) return true;
+  return false;
+}

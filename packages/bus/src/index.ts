@@ -18,6 +18,7 @@ export {
   isPermissionDenied,
   isQuotaExceeded,
   isRetryable,
+  isStreamMissing,
   MessageInvalidError,
   NatsAuthError,
   NatsUnavailableError,

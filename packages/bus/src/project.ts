@@ -17,8 +17,17 @@ export const DLQ_MAX_BYTES = 128 * 1024 * 1024;
 export async function ensureProjectStreams(
   bus: Bus,
   project: string,
-  replicas?: number,
+  options: {
+    readonly replicas?: number;
+    /**
+     * The dead-letter stream's byte bound. JetStream reserves a stream's max_bytes from its
+     * account's storage quota at creation, so a project with a small quota gets a smaller bound
+     * (provisioning passes one eighth of the quota); DLQ_MAX_BYTES at most.
+     */
+    readonly dlqMaxBytes?: number;
+  } = {},
 ): Promise<void> {
+  const replicas = options.replicas;
   const p = project;
   const specs = [
     {
@@ -51,7 +60,7 @@ export async function ensureProjectStreams(
       retention: 'limits',
       maxAgeMs: 30 * DAY,
       maxMsgs: DLQ_MAX_MSGS,
-      maxBytes: DLQ_MAX_BYTES,
+      maxBytes: Math.min(options.dlqMaxBytes ?? DLQ_MAX_BYTES, DLQ_MAX_BYTES),
     },
   ] as const;
   for (const spec of specs)

@@ -1,5 +1,5 @@
 import { AuthStore, type ProjectLimits, provisionProject } from '@computepods/auth';
-import { type Bus, isPermissionDenied } from '@computepods/bus';
+import { type Bus, isPermissionDenied, isStreamMissing } from '@computepods/bus';
 import { ProjectRegistry } from '@computepods/projects';
 import type { Command } from 'commander';
 import {
@@ -66,7 +66,10 @@ export async function withRegistry(
     });
     await action(projects, ctx);
   } catch (err) {
-    if (!isPermissionDenied(err)) throw err;
+    // Without the registry's credentials the "registry" is the project's own account, which
+    // has no registry buckets at all: the same answer as a refusal.
+    if (!isPermissionDenied(err) && !(registryCreds === undefined && isStreamMissing(err)))
+      throw err;
     throw new CliError(
       'CP_FORBIDDEN',
       `${(err as Error).message}: these credentials may not do this; lab-wide commands (projects, resources, profiles, queues) need a lab admin's (the auth dir \`up\` made, or CP_AUTH_DIR), members only read their project (cpctrl project show)`,
