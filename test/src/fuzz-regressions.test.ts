@@ -215,4 +215,17 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     await letter((l) => l.service === 'majordomo' && l.subject.endsWith('.api.build'));
     for (const proc of stack.procs.values()) expect(proc.running).toBe(true);
   });
+
+  // Last: it stops the runner.
+  it('fails a build whose task no runner records instead of holding its slot for ever', async () => {
+    await stack.procs.get('runner')!.stop();
+    await stack.procs.get('chef')!.stop();
+    await stack.start('chef', { ...CHEF_ENV(), CP_CHEF_TASK_RECORD_MS: '500' });
+    stack.write('src/orphan.txt', 'orphan\n');
+    await changed('src/orphan.txt', 'orphan\n');
+    const rec = await stack.until('out/orphan.upper', (a) => a.status === 'failed');
+    expect(rec.error).toMatch(
+      /CP_TASK_NO_RECORD: no runner recorded task .* is a runner serving queue local/,
+    );
+  });
 });
