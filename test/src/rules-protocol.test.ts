@@ -157,7 +157,7 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
       ),
     );
     await alpha.waitForOutput(
-      /"path":"body\.goal".*"msg":"how to build: invalid question ignored"/,
+      /"path":"body\.goal".*"msg":"how to build: invalid question dead-lettered"/,
       10_000,
       mark,
     );
