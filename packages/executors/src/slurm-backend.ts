@@ -15,8 +15,9 @@ import { isTerminal } from './lifecycle.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
 import { type JobTree, mergeTrees, outputTarget, taskTree, workDirOf } from './slurm-files.js';
-import { ensureOk, type SlurmHost } from './slurm-host.js';
+import { commandFailed, ensureOk, type SlurmHost } from './slurm-host.js';
 import {
+  abnormalEnd,
   jobPhase,
   parseScan,
   parseSqueue,
@@ -55,6 +56,8 @@ interface Job {
   launching?: Promise<void>;
   /** index → polls in a row that found the job gone and no exit code */
   readonly gone: Map<number, number>;
+  /** index → polls in a row that found the task started while its job waits again (requeued) */
+  readonly requeued: Map<number, number>;
   localDir?: string;
 }
 
@@ -224,6 +227,7 @@ export class SlurmBackend implements Backend {
           members: new Map(),
           held: false,
           gone: new Map(),
+          requeued: new Map(),
           ...(h.localDir ? { localDir: h.localDir } : {}),
         };
         this.#jobs.set(h.jobKey, job);
@@ -326,7 +330,16 @@ export class SlurmBackend implements Backend {
   async #submitJob(ids: readonly string[], gpu: boolean, lanes: number): Promise<void> {
     const key = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const dir = posix.join(this.#o.jobsDir, key);
-    const job: Job = { key, dir, gpu, lanes, members: new Map(), held: false, gone: new Map() };
+    const job: Job = {
+      key,
+      dir,
+      gpu,
+      lanes,
+      members: new Map(),
+      held: false,
+      gone: new Map(),
+      requeued: new Map(),
+    };
     // Recorded with its job folder before anything is staged or submitted: a restarted
     // runner finds the job by name (cp-<key>) or by its files, and never submits it twice.
     const recorded = await Promise.all(
@@ -525,6 +538,12 @@ export class SlurmBackend implements Backend {
       let states: Map<string, { state: string; reason: string }>;
       try {
         states = ids.length ? await this.#squeue(ids) : new Map();
+        // A job missing from squeue is asked to scontrol; one that cannot answer now makes
+        // this poll a failed one, never a reason to take the job for gone.
+        for (const j of live.filter((j) => !j.jobId || !states.has(j.jobId))) {
+          const s = await this.#scontrolState(j.jobId!);
+          if (s) states.set(j.jobId!, s);
+        }
         this.#pollFailures = 0;
       } catch (err) {
         // Never a reason to call a job finished: count it, back off, pause when it persists.
@@ -538,14 +557,15 @@ export class SlurmBackend implements Backend {
         }
         return;
       }
-      const missing = live.filter((j) => !j.jobId || !states.has(j.jobId));
-      for (const j of missing) {
-        const s = await this.#scontrolState(j.jobId!);
-        if (s) states.set(j.jobId!, { state: s, reason: '' });
-      }
-      const needFiles = live.filter((j) => jobPhase(states.get(j.jobId!)?.state) !== 'pending');
+      // A waiting job with a task recorded running was requeued (node failure, preemption):
+      // its files say which tasks had started.
+      const needFiles = live.filter(
+        (j) =>
+          jobPhase(states.get(j.jobId!)?.state) !== 'pending' ||
+          this.#liveMembers(j, ['running']).length > 0,
+      );
       const scan = needFiles.length ? await this.#scan(needFiles) : undefined;
-      for (const j of live) await this.#settle(j, states.get(j.jobId!)?.state, scan);
+      for (const j of live) await this.#settle(j, states.get(j.jobId!), scan);
     }
     for (const j of [...this.#toFetch]) await this.#fetch(j);
   }
@@ -558,12 +578,19 @@ export class SlurmBackend implements Backend {
     return parseSqueue(ensureOk('squeue', res).stdout);
   }
 
-  async #scontrolState(jobId: string): Promise<string | undefined> {
+  /**
+   * The job's state from scontrol; undefined only when SLURM says it does not know the job
+   * (past MinJobAge). Any other failure (controller down or busy) throws.
+   */
+  async #scontrolState(jobId: string): Promise<{ state: string; reason: string } | undefined> {
     if (!/^\d+$/.test(jobId)) return undefined;
     this.#stats.scontrol++;
     const res = await this.#host.slurm(['scontrol', '-o', 'show', 'job', jobId]);
-    if (res.code !== 0) return undefined;
-    return /\bJobState=(\S+)/.exec(res.stdout)?.[1];
+    if (res.code !== 0 && /Invalid job id specified/i.test(res.stderr)) return undefined;
+    if (res.code !== 0) throw commandFailed('scontrol show job', res);
+    const state = /\bJobState=(\S+)/.exec(res.stdout)?.[1];
+    if (!state) throw commandFailed('scontrol show job (no JobState)', { ...res, code: null });
+    return { state, reason: /\bReason=(\S+)/.exec(res.stdout)?.[1] ?? '' };
   }
 
   async #scan(jobs: readonly Job[]): Promise<ScanResult> {
@@ -575,10 +602,12 @@ export class SlurmBackend implements Backend {
 
   async #settle(
     job: Job,
-    slurmState: string | undefined,
+    slurm: { state: string; reason: string } | undefined,
     scan: ScanResult | undefined,
   ): Promise<void> {
+    const slurmState = slurm?.state;
     const phase = jobPhase(slurmState);
+    const stopped = abnormalEnd(job.jobId, slurmState, slurm?.reason);
     for (const [index, id] of job.members) {
       const rec = this.#c.get(id);
       if (!rec || !LIVE.includes(rec.state)) continue;
@@ -594,8 +623,21 @@ export class SlurmBackend implements Backend {
         } else
           await this.#c.advance(id, LIVE, 'failed', {
             exitCode: code,
-            reason: `exit code ${code}`,
+            reason: `exit code ${code}${stopped ? `: ${stopped}` : ''}`,
           });
+        continue;
+      }
+      // SLURM requeued the job (node failure, preemption, scontrol requeue) after this task
+      // had started: seen waiting again on two polls in a row, or marked by the job's second
+      // run. The first run is lost; the task is not run a second time.
+      const startedThenPending = phase === 'pending' && scan?.has(job.dir, `${index}.start`);
+      const seen = startedThenPending ? (job.requeued.get(index) ?? 0) + 1 : 0;
+      job.requeued.set(index, seen);
+      if (scan?.has(job.dir, `${index}.lost`) || seen >= this.#confirm) {
+        await this.#c.advance(id, LIVE, 'failed', {
+          exitCode: null,
+          reason: `SLURM requeued job ${job.jobId}${slurm?.reason && slurm.reason !== 'None' ? ` (${slurm.reason})` : ''} after this task had started (node failure, preemption or requeue): its run was lost, and it is not run a second time`,
+        });
         continue;
       }
       if (scan?.has(job.dir, `${index}.skipped`)) {
@@ -628,13 +670,12 @@ export class SlurmBackend implements Backend {
         const n = (job.gone.get(index) ?? 0) + 1;
         job.gone.set(index, n);
         if (n >= this.#confirm) {
-          const why =
-            slurmState === 'CANCELLED'
-              ? `SLURM job ${job.jobId} was cancelled outside ComputePods`
-              : `SLURM job ${job.jobId} ended (${slurmState ?? 'no longer known to SLURM'}) without an exit code for this task; see ${job.dir}/job.err`;
+          const why = stopped
+            ? `${stopped}; the task left no exit code`
+            : `SLURM job ${job.jobId} ended (${slurmState ?? 'no longer known to SLURM'}) without an exit code for this task; see ${job.dir}/job.err`;
           await this.#c.advance(id, LIVE, 'failed', { exitCode: null, reason: why });
         }
-      }
+      } else job.gone.delete(index);
     }
     const left = this.#liveMembers(job, ['submitted', 'running', 'paused', 'created']);
     if (left.length === 0) {

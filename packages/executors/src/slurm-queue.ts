@@ -49,6 +49,48 @@ const ENDED = new Set([
   'REVOKED',
 ]);
 
+/** A SLURM state without its flags ("CANCELLED+" → "CANCELLED"). */
+export function baseState(state: string | undefined): string | undefined {
+  return state?.replace(/\+$/, '').split(/\s/)[0];
+}
+
+/** Ends that are not the job script's own: the job was stopped from outside. */
+const ABNORMAL = new Set([
+  'CANCELLED',
+  'NODE_FAIL',
+  'BOOT_FAIL',
+  'PREEMPTED',
+  'TIMEOUT',
+  'DEADLINE',
+  'OUT_OF_MEMORY',
+  'REVOKED',
+]);
+
+/**
+ * Why SLURM stopped a job, in words, for a task's reason; undefined for a job that ended by
+ * itself (COMPLETED, FAILED) or is not over.
+ */
+export function abnormalEnd(
+  jobId: string | undefined,
+  state: string | undefined,
+  reason = '',
+): string | undefined {
+  const s = baseState(state);
+  if (!s || !ABNORMAL.has(s)) return undefined;
+  const why: Record<string, string> = {
+    CANCELLED: 'was cancelled outside ComputePods (scancel)',
+    NODE_FAIL: 'ended NODE_FAIL: its node failed or rebooted',
+    BOOT_FAIL: 'ended BOOT_FAIL: its node could not boot',
+    PREEMPTED: 'was preempted',
+    TIMEOUT: 'reached its time limit (TIMEOUT)',
+    DEADLINE: 'reached its deadline (DEADLINE)',
+    OUT_OF_MEMORY: 'ran out of memory (OUT_OF_MEMORY)',
+    REVOKED: 'was revoked (REVOKED)',
+  };
+  const r = reason && reason !== 'None' ? ` (${reason})` : '';
+  return `SLURM job ${jobId ?? '?'} ${why[s]}${r}`;
+}
+
 /**
  * Where a job is: waiting for resources, holding them (running, completing, suspended...),
  * ended, or gone (SLURM no longer knows it: only the exit-code files can tell).
@@ -63,11 +105,11 @@ export function jobPhase(state: string | undefined): 'pending' | 'active' | 'end
 
 /**
  * Lists the markers of job folders in one command: "<path>\t<first line>" for every exit
- * code, start and skip marker. `read` needs a complete line, so an exit file caught halfway
+ * code, start, skip and lost marker. `read` needs a complete line, so an exit file caught halfway
  * through its write reads as empty and is taken up on the next poll.
  */
 export const SCAN_SCRIPT = `for d in "$@"; do
-  for f in "$d"/*.exit "$d"/*.start "$d"/*.skipped "$d"/job.started "$d"/job.done; do
+  for f in "$d"/*.exit "$d"/*.start "$d"/*.skipped "$d"/*.lost "$d"/job.started "$d"/job.done; do
     [ -e "$f" ] || continue
     v=
     read -r v < "$f" 2>/dev/null || v=

@@ -107,10 +107,14 @@ export function sbatchArgs(spec: JobSpec, scriptPath: string): string[] {
 
 // Runs one task in its own session (setsid), so a kill marker can signal its whole process
 // group; records pid, start and exit code next to its output. A task whose .skip marker
-// exists (paused or killed before it started) is skipped and says so.
+// exists (paused or killed before it started) is skipped and says so. SLURM may run the
+// script again (a job requeued after a node failure or preemption): a task that ended keeps
+// its result, and one that had started is marked .lost instead of being run a second time.
 const TASK_FN = `cp_task() {
   i=$1; dir=$2; cmd=$3; shift 3
   if [ -e "$D/$i.skip" ]; then : > "$D/$i.skipped"; return 0; fi
+  if [ -e "$D/$i.exit" ]; then return 0; fi
+  if [ -e "$D/$i.start" ]; then : > "$D/$i.lost"; return 0; fi
   : > "$D/$i.start"
   ( cd -- "$dir" || exit 1; exec setsid env "$@" /bin/sh -c "$cmd" ) > "$D/$i.out" 2> "$D/$i.err" < /dev/null &
   p=$!

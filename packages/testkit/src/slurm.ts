@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ServerStartError } from './errors.js';
 import { freePort } from './free-port.js';
-import { killProcessesUsing } from './proc-sweep.js';
+import { killProcessesUsing, processesUsing } from './proc-sweep.js';
 import { ManagedProcess } from './process.js';
+import { descendantsOf } from './process-tree.js';
 import { requireBinary } from './require-binary.js';
 import { type CommandResult, runCommand } from './run-command.js';
 import { TempDir } from './temp-dir.js';
@@ -54,6 +55,7 @@ export class Slurm implements AsyncDisposable {
   readonly #dir: TempDir;
   readonly #options: SlurmOptions;
   readonly #procs: ManagedProcess[] = [];
+  #bins: { munged: string; slurmctld: string; slurmd: string } | undefined;
   #ctldPort = 0;
   #slurmdPort = 0;
 
@@ -154,7 +156,81 @@ export class Slurm implements AsyncDisposable {
     }
   }
 
+  /** True while slurmctld runs (false between stopController and startController). */
+  get controllerRunning(): boolean {
+    return this.#procs.some((p) => p.name === 'slurmctld' && p.running);
+  }
+
+  /**
+   * Stops slurmctld as an admin restart would (SIGTERM: it saves its state). Jobs go on
+   * running on slurmd; client commands fail until startController.
+   */
+  async stopController(): Promise<void> {
+    for (const p of this.#procs) if (p.name === 'slurmctld' && p.running) await p.stop(10_000);
+  }
+
+  /** Starts slurmctld again on the same port, recovering its saved jobs; resolves once it answers. */
+  async startController(timeoutMs = 60_000): Promise<void> {
+    if (this.controllerRunning) return;
+    this.#spawn('slurmctld', this.#bins!.slurmctld, ['-D', '-f', this.conf]);
+    await this.#waitAnswer(Date.now() + timeoutMs, 'slurmctld answering after a restart');
+  }
+
+  /**
+   * The node "reboots": slurmd, every slurmstepd of this cluster and everything they started
+   * (the jobs' processes) get SIGKILL at once, found before the first signal so no orphan is
+   * missed. Only processes of this fixture are touched: slurmd is ours, and a slurmstepd is
+   * ours when it or its job script holds a file in our spool dir. Resolves with the pids signalled.
+   */
+  async crashNode(): Promise<number[]> {
+    const slurmd = this.#procs.find((p) => p.name === 'slurmd' && p.running);
+    // A job's script runs from our spool dir; its parent is the job's slurmstepd.
+    const steps = new Set<number>();
+    for (const pid of processesUsing(this.#dir.join('spool'))) {
+      if (/slurmstepd/.test(readCmdline(pid))) steps.add(pid);
+      const parent = parentOf(pid);
+      if (parent && /slurmstepd/.test(readCmdline(parent))) steps.add(parent);
+    }
+    const top = [...(slurmd?.pid ? [slurmd.pid] : []), ...steps];
+    const all = [...new Set([...top, ...top.flatMap((pid) => descendantsOf(pid))])];
+    for (const pid of all) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await slurmd?.exited();
+    return all;
+  }
+
+  /** Starts slurmd again after crashNode; resolves once the controller sees the node up. */
+  async startNode(timeoutMs = 60_000): Promise<void> {
+    if (this.#procs.some((p) => p.name === 'slurmd' && p.running)) return;
+    this.#spawn('slurmd', this.#bins!.slurmd, ['-D', '-f', this.conf]);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const state = await this.#nodeState();
+      if (state !== '' && !/down|unk|not_responding|\*/.test(state)) return;
+      if (Date.now() > deadline)
+        throw new ServerStartError(
+          'slurmd',
+          `node ${state || 'silent'} after restart:\n${this.output}`,
+        );
+      await sleep(200);
+    }
+  }
+
+  async #waitAnswer(deadline: number, what: string): Promise<void> {
+    for (;;) {
+      if ((await this.#nodeState()) !== '') return;
+      if (Date.now() > deadline) throw new ServerStartError('slurm', `no ${what}:\n${this.output}`);
+      await sleep(200);
+    }
+  }
+
   async #launch(bins: { munged: string; slurmctld: string; slurmd: string }): Promise<void> {
+    this.#bins = bins;
     const dir = this.#dir;
     const timeout = this.#options.startTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeout;
@@ -242,7 +318,7 @@ export class Slurm implements AsyncDisposable {
   }
 
   async #nodeState(): Promise<string> {
-    const res = await runCommand('sinfo', ['-h', '-N', '-o', '%T'], {
+    const res = await runCommand('sinfo', ['-h', '-N', '-o', '%t'], {
       env: { ...process.env, ...this.env },
       timeoutMs: 10_000,
     });
@@ -299,5 +375,22 @@ export class Slurm implements AsyncDisposable {
     for (const p of [...this.#procs].reverse()) await p.stop();
     killProcessesUsing(this.#dir.path);
     this.#dir[Symbol.dispose]();
+  }
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || undefined;
+  } catch {
+    return undefined;
   }
 }
