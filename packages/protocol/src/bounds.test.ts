@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BuildRequested,
+  BuildResult,
   checkRelativePath,
   KeyTooLongError,
   kvKey,
@@ -64,6 +65,20 @@ describe('bounds on what arrives from outside', () => {
       pass: 1,
     });
     expect(r.error?.issues).toBeUndefined();
+  });
+
+  it('cuts an overlong error instead of failing the result (the chef then sent none)', () => {
+    const r = BuildResult.parse({
+      buildId: 'b',
+      taskId: 't',
+      chef: 'c',
+      pod: 'p',
+      status: 'failed',
+      durationMs: 1,
+      error: 'e'.repeat(50_000),
+    });
+    expect(r.error?.length).toBeLessThanOrEqual(10_000);
+    expect(r.error).toMatch(/…\(cut\)$/);
   });
 
   it('caps timeoutMs where a Node timer still holds it (1e10 fired at once)', () => {

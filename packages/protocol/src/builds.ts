@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cappedText } from './capped-text.js';
 import { Sha256 } from './files.js';
 import { MAX_PATH_BYTES, RelativePath } from './paths.js';
 
@@ -50,7 +51,7 @@ export const BuildResult = z.object({
   discovered: z.array(RelativePath).default([]),
   logPath: z.string().max(4096).optional(),
   durationMs: z.number().nonnegative(),
-  error: z.string().max(10_000).optional(),
+  error: cappedText(10_000).optional(),
   /**
    * Cancelled because an input has other bytes than requested: what the pod holds now. A change
    * MajorDomo may have missed (a file event dropped while the build that wrote it was in flight).
@@ -61,6 +62,6 @@ export type BuildResult = z.infer<typeof BuildResult>;
 
 export const BuildCancel = z.object({
   buildId: z.string().min(1).max(64),
-  reason: z.string().max(1000),
+  reason: cappedText(1000),
 });
 export type BuildCancel = z.infer<typeof BuildCancel>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cappedText } from './capped-text.js';
 import { ServiceName } from './names.js';
 import { RelativePath } from './paths.js';
 
@@ -60,7 +61,7 @@ export const TaskStateChanged = z.object({
   state: TaskState,
   previous: TaskState.optional(),
   exitCode: z.number().int().nullable().optional(),
-  reason: z.string().max(10_000).optional(),
+  reason: cappedText(10_000).optional(),
   jobId: z.string().max(100).optional(),
   stdoutPath: z.string().max(4096).optional(),
   stderrPath: z.string().max(4096).optional(),
