@@ -90,24 +90,26 @@ export class TypedKv<S extends z.ZodType> {
 
   /**
    * One pass over the bucket's latest values, ending at the stream's last sequence as it was
-   * when the pass began. Ending when JetStream's pending count reached 0 could wait for ever
-   * while the bucket was written (10 listings beside a writer hung within a few rounds, and
-   * `kv.keys()` too, which waits the same way or for a 5 s idle heartbeat): a revision at or
-   * past that sequence is always delivered, because a message is removed only by a newer one.
-   * A pending count of 0 still ends it (a bucket with a max age may expire the last one).
+   * just after the pass began. Ending when JetStream's pending count reached 0 could wait for
+   * ever while the bucket was written (10 listings beside a writer hung within a few rounds, and
+   * `kv.keys()` too, which waits the same way or for a 5 s idle heartbeat): a message is removed
+   * only by a newer one, so a revision at or past that sequence is always delivered. The sequence
+   * is read after the watch exists, so every latest value it will deliver is at or before it. A
+   * key rewritten while the pass runs may show its newer value, or (its older one superseded
+   * before delivery, the newer past the end) be left out: a watch started after sees it. A
+   * pending count of 0 still ends the pass (a bucket with a max age may expire the last value).
    */
   async #list(headersOnly: boolean, each: (key: string, e: KvEntry) => void): Promise<void> {
-    const { state } = (await this.kv.status()).streamInfo;
-    const last = state.last_seq;
-    if (state.messages === 0) return;
     const iter = await this.kv.watch({
       include: 'lastValue' as KvWatchOptions['include'],
       ...(headersOnly ? { headers_only: true } : {}),
     });
     try {
+      const { state } = (await this.kv.status()).streamInfo;
+      if (state.messages === 0) return;
       for await (const e of iter) {
         each(fromKvKey(e.key), e);
-        if (e.revision >= last || e.delta === 0) break;
+        if (e.revision >= state.last_seq || e.delta === 0) break;
       }
     } finally {
       iter.stop();
