@@ -558,7 +558,9 @@ export class MajorDomo {
         const held = task.outputs.some(
           (o) => this.#producerOf(o) === taskId && this.dm.artefactState(o) === 'failed',
         );
-        if (this.#stopping || this.#inflight.has(taskId) || !held) return;
+        if (this.#stopping || this.#inflight.has(taskId)) return;
+        // Re-planned (or gone) since: its delays start again from the first.
+        if (!held) return this.#backoff.reset(taskId);
         this.#handleChange(this.dm.forget(taskId), 'retry');
         await this.#pump('retry');
       });
