@@ -3,13 +3,14 @@ import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
 
 /**
  * How long a chef waits for a runner to take a task it submitted (CP_CHEF_TASK_RECORD_MS,
- * default 1 h) and for the task to end (CP_CHEF_TASK_WAIT_MS, default 7 days). Without them a
+ * default 1 day) and for the task to end (CP_CHEF_TASK_WAIT_MS, default 7 days). Without them a
  * task whose record never appears (no runner serves the queue, the record was deleted) held one
- * of the chef's build slots for ever.
+ * of the chef's build slots for ever. Not shorter by default: a task waits unrecorded in its
+ * queue while pilots are busy, or while the runner is down for a night's maintenance.
  */
 export function taskWaitLimits(env: NodeJS.ProcessEnv = process.env): TaskWaitLimits {
   return {
-    recordMs: positive('CP_CHEF_TASK_RECORD_MS', env.CP_CHEF_TASK_RECORD_MS, 3_600_000),
+    recordMs: positive('CP_CHEF_TASK_RECORD_MS', env.CP_CHEF_TASK_RECORD_MS, 24 * 3_600_000),
     totalMs: positive('CP_CHEF_TASK_WAIT_MS', env.CP_CHEF_TASK_WAIT_MS, 7 * 24 * 3_600_000),
   };
 }
