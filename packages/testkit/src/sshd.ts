@@ -220,14 +220,15 @@ export class Sshd implements AsyncDisposable {
       await proc.stop();
       return;
     }
-    // Frozen, the listener accepts nothing new while its sessions are found and killed.
+    // Frozen, the listener accepts nothing new while its sessions are found and killed; it is
+    // then killed still frozen, so no client reconnecting meanwhile gets a session that would
+    // outlive the listener (it would, once accepted) and ride through the outage.
     proc.signal('SIGSTOP');
     try {
       await Promise.all(this.sessions().map((s) => killTree(s)));
     } finally {
-      proc.signal('SIGCONT');
+      await proc.kill9();
     }
-    await proc.stop();
   }
 
   /** Starts a stopped server again on its port (see stop()). */

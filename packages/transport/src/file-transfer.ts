@@ -13,6 +13,30 @@ export interface FileTransferOptions {
   /** 'replace' (default) atomically replaces an existing file; 'fail' refuses. */
   readonly ifExists?: 'replace' | 'fail';
   readonly verify?: 'reread' | 'sha256sum';
+  /**
+   * Tries in all (default 3) when the connection drops or the server goes away mid-transfer:
+   * each try starts over under a new temp name, so the destination only ever holds a whole,
+   * verified file. A hash mismatch or a refusal from the server is not tried again.
+   */
+  readonly attempts?: number;
+}
+
+/** A transfer cut off by a lost connection or session may work on the next try. */
+function worthRetrying(err: unknown): boolean {
+  return err instanceof TransportError && err.retryable && !(err instanceof VerifyError);
+}
+
+async function withAttempts<T>(options: FileTransferOptions, once: () => Promise<T>): Promise<T> {
+  const attempts = Math.max(1, options.attempts ?? 3);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await once();
+    } catch (err) {
+      if (attempt >= attempts || !worthRetrying(err)) throw err;
+      // The pool reconnects (with its own backoff and open throttle); a short pause is enough.
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }
 
 export interface FileTransferReport {
@@ -64,14 +88,25 @@ async function replaceRemote(sftp: SFTPWrapper, from: string, to: string): Promi
 
 /**
  * Uploads one file to a hidden temp name beside remotePath, checks its SHA-256 on the remote
- * host, then renames it over remotePath (rename(2): readers never see a partial file).
+ * host, then renames it over remotePath (rename(2): readers never see a partial file). A
+ * transfer cut off by a dropped connection is started over (options.attempts).
  */
-export async function uploadFile(
+export function uploadFile(
   pool: SshPool,
   target: SshTarget,
   localPath: string,
   remotePath: string,
   options: FileTransferOptions = {},
+): Promise<FileTransferReport> {
+  return withAttempts(options, () => uploadOnce(pool, target, localPath, remotePath, options));
+}
+
+async function uploadOnce(
+  pool: SshPool,
+  target: SshTarget,
+  localPath: string,
+  remotePath: string,
+  options: FileTransferOptions,
 ): Promise<FileTransferReport> {
   const { dir, base } = splitRemote(remotePath);
   const st = await stat(localPath);
@@ -116,14 +151,25 @@ export async function uploadFile(
 
 /**
  * Downloads one file to a hidden temp name beside localPath, checks it against the SHA-256
- * the remote host computed, then renames it over localPath.
+ * the remote host computed, then renames it over localPath. A transfer cut off by a dropped
+ * connection is started over (options.attempts).
  */
-export async function downloadFile(
+export function downloadFile(
   pool: SshPool,
   target: SshTarget,
   remotePath: string,
   localPath: string,
   options: FileTransferOptions = {},
+): Promise<FileTransferReport> {
+  return withAttempts(options, () => downloadOnce(pool, target, remotePath, localPath, options));
+}
+
+async function downloadOnce(
+  pool: SshPool,
+  target: SshTarget,
+  remotePath: string,
+  localPath: string,
+  options: FileTransferOptions,
 ): Promise<FileTransferReport> {
   const { dir, base } = splitRemote(remotePath);
   const existed = await stat(localPath).then(

@@ -81,9 +81,21 @@ export class SshPool {
         });
         // The slot is free only once the server has closed the session too.
         hold(Promise.race([closed, new Promise<void>((r) => setTimeout(r, 5_000).unref())]));
+        // A session cut off mid-operation (connection dropped, server gone) can leave ssh2's
+        // fastPut/fastGet waiting forever: the session closing first fails the operation.
+        let settled = false;
+        const cut = closed.then(() => {
+          if (settled) return undefined as never;
+          throw new TransportError(
+            'TRANSPORT_CONNECTION_LOST',
+            `${endpoint}: the SFTP session closed mid-operation (connection lost); the operation may have partly happened`,
+            { retryable: true, endpoint },
+          );
+        });
         try {
-          return await fn(sftp);
+          return await Promise.race([fn(sftp), cut]);
         } finally {
+          settled = true;
           sftp.end();
         }
       },
