@@ -11,6 +11,8 @@ export interface NatsServerOptions {
   readonly port?: number;
   /** JetStream store; default is a temp dir removed on dispose. */
   readonly storeDir?: string;
+  /** JetStream's file storage limit in bytes (`max_file_store`); default the server's (75% of the disk). */
+  readonly maxFileStoreBytes?: number;
   readonly startTimeoutMs?: number;
   /** Run in its own process group (see ManagedProcessOptions.detached). */
   readonly detached?: boolean;
@@ -37,6 +39,7 @@ export class NatsServer implements AsyncDisposable {
   readonly #timeout: number;
   readonly #detached: boolean;
   readonly #configLines: (() => readonly string[]) | undefined;
+  readonly #maxFileStore: number | undefined;
   #port: number;
   #proc: ManagedProcess | undefined;
 
@@ -47,6 +50,7 @@ export class NatsServer implements AsyncDisposable {
     this.#timeout = options.startTimeoutMs ?? 20_000;
     this.#detached = options.detached ?? false;
     this.#configLines = options.configLines;
+    this.#maxFileStore = options.maxFileStoreBytes;
   }
 
   static async start(options: NatsServerOptions = {}): Promise<NatsServer> {
@@ -92,7 +96,7 @@ export class NatsServer implements AsyncDisposable {
       [
         `listen: "127.0.0.1:${this.#port}"`,
         `ports_file_dir: ${JSON.stringify(portsDir)}`,
-        `jetstream: { store_dir: ${JSON.stringify(this.#storeDir)} }`,
+        `jetstream: { store_dir: ${JSON.stringify(this.#storeDir)}${this.#maxFileStore ? `, max_file_store: ${Math.floor(this.#maxFileStore)}` : ''} }`,
         'max_payload: 8MB',
         ...(this.#configLines?.() ?? []),
         '',
