@@ -70,6 +70,7 @@ async function readAll(bus: Bus, stream: string): Promise<{ seq: number; tag: st
   const out: { seq: number; tag: string }[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await bus.jsm.streams.getMessage(stream, { seq });
+    if (!m) throw new Error(`${stream} has no message ${seq} between its first and last`);
     const env = Envelope.parse(m.json());
     const path = (env.body as ReturnType<typeof body>).events[0]!.path;
     out.push({ seq, tag: path.split('/')[1]! });
