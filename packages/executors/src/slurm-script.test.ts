@@ -223,6 +223,43 @@ describe('job script', () => {
     expect(readFileSync(join(dir, '0.exit'), 'utf8')).toBe('0\n');
   });
 
+  it('run again (SLURM requeued the job), keeps what ended, marks what had started as lost, runs the rest once', () => {
+    const dir = tmp.join('requeue');
+    mkdirSync(dir, { recursive: true });
+    const runs = tmp.join('requeue-runs');
+    mkdirSync(runs, { recursive: true });
+    const spec = {
+      dir,
+      jobName: 'cp-requeue',
+      lanes: 1,
+      config: {},
+      exports: {},
+      tasks: [0, 1, 2].map((index) => ({
+        index,
+        command: `echo run >> ${runs}/${index}; echo out-${index}`,
+        cwd: tmp.path,
+        env: {},
+      })),
+    };
+    // The first run: task 0 ended, task 1 had started when the node died, task 2 never began.
+    writeFileSync(join(dir, '0.start'), '');
+    writeFileSync(join(dir, '0.exit'), '0\n');
+    writeFileSync(join(runs, '0'), 'run\n');
+    writeFileSync(join(dir, '1.start'), '');
+    runScript(spec);
+    expect(readFileSync(join(runs, '0'), 'utf8')).toBe('run\n');
+    expect(readFileSync(join(dir, '0.exit'), 'utf8')).toBe('0\n');
+    expect(existsSync(join(runs, '1'))).toBe(false);
+    expect(existsSync(join(dir, '1.lost'))).toBe(true);
+    expect(existsSync(join(dir, '1.exit'))).toBe(false);
+    expect(readFileSync(join(runs, '2'), 'utf8')).toBe('run\n');
+    expect(readFileSync(join(dir, '2.exit'), 'utf8')).toBe('0\n');
+    const scan = parseScan(
+      spawnSync('/bin/sh', ['-c', SCAN_SCRIPT, 'sh', dir], { encoding: 'utf8' }).stdout,
+    );
+    expect(scan.has(dir, '1.lost')).toBe(true);
+  });
+
   it('kills one task of a running job (its whole group) when its kill marker appears', async () => {
     const dir = tmp.join('kill');
     mkdirSync(dir, { recursive: true });
