@@ -29,10 +29,9 @@ beforeAll(async () => {
   execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', image]);
   execFileSync('mount', ['-o', 'loop', image, mnt]);
   mounted = true;
-  [onDisk, limited] = await Promise.all([
-    NatsServer.start({ storeDir: `${mnt}/jetstream` }),
-    NatsServer.start({ maxFileStoreBytes: 1024 * 1024 }),
-  ]);
+  // One after the other, each kept as soon as it runs: afterAll stops whatever started.
+  onDisk = await NatsServer.start({ storeDir: `${mnt}/jetstream` });
+  limited = await NatsServer.start({ maxFileStoreBytes: 1024 * 1024 });
 }, 60_000);
 afterAll(async () => {
   await onDisk?.[Symbol.asyncDispose]();
