@@ -2,17 +2,16 @@ import { createHash } from 'node:crypto';
 import { Bus, createLogger } from '@computepods/bus';
 import {
   ArtefactRecord,
-  BuildRequested,
+  type BuildRequested,
   buckets,
-  Envelope,
   type FileEvent,
-  RulesDeclared,
   subjects,
 } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
+import { playChef } from './test-chef.js';
 
 const P = 'late';
 const POD = 'pod-a';
@@ -95,32 +94,7 @@ describe('MajorDomo and file events older than the build output they describe', 
   beforeAll(async () => {
     nats = await NatsServer.start();
     bus = await connect('test');
-    const rules = await bus.kv(buckets.rules(P), RulesDeclared);
-    await rules.put('gen', {
-      chef: 'gen',
-      pod: POD,
-      types: [],
-      rules: [
-        {
-          id: 'up',
-          inputs: ['src/{stem}.txt'],
-          optionalInputs: [],
-          outputs: ['out/{stem}.up'],
-          auxiliaries: [],
-          onDemand: false,
-          command: 'tr a-z A-Z < {in0} > {out0}',
-          resource: 'local',
-          cutoffIgnore: [],
-          discover: 'none',
-        },
-      ],
-    });
-    bus.nc.subscribe(subjects.buildRequest(P, 'gen'), {
-      callback: (_e, m) => {
-        const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
-        requests.push(BuildRequested.parse(env.body));
-      },
-    });
+    await playChef(bus, P, POD, requests);
     await startMd();
   }, 60_000);
   afterAll(async () => {

@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import { Bus, createLogger, RemoteError } from '@computepods/bus';
 import {
   ArtefactRecord,
-  BuildRequested,
+  type BuildRequested,
   buckets,
-  Envelope,
   Project,
-  RulesDeclared,
   subjects,
 } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
@@ -15,6 +13,7 @@ import { z } from 'zod';
 import { serveApi } from './api.js';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
+import { playChef } from './test-chef.js';
 
 const P = 'paused';
 const POD = 'pod-a';
@@ -78,31 +77,7 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
   beforeAll(async () => {
     nats = await NatsServer.start();
     bus = await connect('test');
-    await (await bus.kv(buckets.rules(P), RulesDeclared)).put('gen', {
-      chef: 'gen',
-      pod: POD,
-      types: [],
-      rules: [
-        {
-          id: 'up',
-          inputs: ['src/{stem}.txt'],
-          optionalInputs: [],
-          outputs: ['out/{stem}.up'],
-          auxiliaries: [],
-          onDemand: false,
-          command: 'tr a-z A-Z < {in0} > {out0}',
-          resource: 'local',
-          cutoffIgnore: [],
-          discover: 'none',
-        },
-      ],
-    });
-    bus.nc.subscribe(subjects.buildRequest(P, 'gen'), {
-      callback: (_e, m) => {
-        const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
-        requests.push(BuildRequested.parse(env.body));
-      },
-    });
+    await playChef(bus, P, POD, requests);
     await setProject(false);
     const mdBus = await connect('majordomo');
     md = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));

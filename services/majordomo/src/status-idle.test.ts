@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { Bus, createLogger } from '@computepods/bus';
-import { BuildRequested, buckets, Envelope, RulesDeclared, subjects } from '@computepods/protocol';
+import { type BuildRequested, subjects } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
+import { playChef } from './test-chef.js';
 
 const P = 'idle';
 const POD = 'pod-a';
@@ -41,31 +42,7 @@ describe('MajorDomo status while it applies a result', () => {
   beforeAll(async () => {
     nats = await NatsServer.start();
     bus = await connect('test');
-    await (await bus.kv(buckets.rules(P), RulesDeclared)).put('gen', {
-      chef: 'gen',
-      pod: POD,
-      types: [],
-      rules: [
-        {
-          id: 'up',
-          inputs: ['src/{stem}.txt'],
-          optionalInputs: [],
-          outputs: ['out/{stem}.up'],
-          auxiliaries: [],
-          onDemand: false,
-          command: 'tr a-z A-Z < {in0} > {out0}',
-          resource: 'local',
-          cutoffIgnore: [],
-          discover: 'none',
-        },
-      ],
-    });
-    bus.nc.subscribe(subjects.buildRequest(P, 'gen'), {
-      callback: (_e, m) => {
-        const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
-        requests.push(BuildRequested.parse(env.body));
-      },
-    });
+    await playChef(bus, P, POD, requests);
     md = await MajorDomo.start(await connect('majordomo'), majorDomoConfig({ CP_PROJECT: P }));
   }, 60_000);
   afterAll(async () => {
