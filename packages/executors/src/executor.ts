@@ -88,13 +88,7 @@ export class Executor {
       const known = this.#records.get(task.taskId);
       if (known) return known;
       const time = new Date().toISOString();
-      const created: TaskRecord = {
-        task,
-        state: 'created',
-        ...(this.#runner ? { runner: this.#runner } : {}),
-        history: [{ state: 'created', time }],
-        updated: time,
-      };
+      const created = this.#created(task, time);
       // The states the backend admits the task to straight away are recorded in the same
       // write: each is still recorded before it is acted on, and announced after, in order.
       const admission = this.#backend.admit?.(created);
@@ -130,13 +124,7 @@ export class Executor {
       const known = this.#records.get(task.taskId);
       if (known) return known;
       const time = new Date().toISOString();
-      const created: TaskRecord = {
-        task,
-        state: 'created',
-        ...(this.#runner ? { runner: this.#runner } : {}),
-        history: [{ state: 'created', time }],
-        updated: time,
-      };
+      const created = this.#created(task, time);
       const failed = this.#step(created, 'failed', { reason, exitCode: null }, time);
       await this.#write(failed);
       this.#records.set(task.taskId, failed);
@@ -145,6 +133,17 @@ export class Executor {
       this.#markEnded(failed);
       return failed;
     });
+  }
+
+  /** A new task's first record, not yet written. */
+  #created(task: TaskSubmitted, time: string): TaskRecord {
+    return {
+      task,
+      state: 'created',
+      ...(this.#runner ? { runner: this.#runner } : {}),
+      history: [{ state: 'created', time }],
+      updated: time,
+    };
   }
 
   /** Pauses a created or submitted task; throws IllegalTransitionError otherwise. */
