@@ -188,7 +188,7 @@ describe('discovered dependencies', () => {
     drive(dm, build);
     const json = dm.toJSON();
     expect(json.components).toEqual([
-      { id: expect.any(Number), cyclic: true, tasks: ['gen:b', 'gen:a'] },
+      { id: expect.any(Number), cyclic: true, tasks: ['gen:b', 'gen:a'], pass: 0, passLimit: 4 },
     ]);
     expect(dm.toDOT()).toContain('subgraph cluster_');
     expect(dm.status()).toMatchObject({ idle: true, dirty: [], nonConvergent: [] });

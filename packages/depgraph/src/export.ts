@@ -42,7 +42,14 @@ export interface GraphJSON {
     dirty: boolean;
   }>;
   /** Dependencies first. */
-  readonly components: Array<{ id: number; cyclic: boolean; tasks: string[] }>;
+  readonly components: Array<{
+    id: number;
+    cyclic: boolean;
+    tasks: string[];
+    /** The pass a cycle is in (0: settled, nothing pending) and how many it may take. */
+    pass: number;
+    passLimit: number;
+  }>;
 }
 
 export interface GraphStats {
@@ -137,6 +144,8 @@ export function toJSON(g: Graph, s: Scheduler): GraphJSON {
     id: c,
     cyclic: s.cyclic[c]!,
     tasks: s.ordered(c).map((i) => g.tasks[i]!.id),
+    pass: s.pass[c]!,
+    passLimit: s.passLimit(c),
   }));
   const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
   return { rules, artefacts, tasks, components };
