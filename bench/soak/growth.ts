@@ -1,0 +1,108 @@
+// How the soak bench judges "flat": pure functions over the samples, kept apart from the run.
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface Sample {
+  /** Seconds since the edits began. */
+  readonly t: number;
+  readonly proc: string;
+  readonly pid: number;
+  readonly rssKb: number;
+  readonly fds: number;
+}
+
+/** VmRSS (kB) and the number of open file descriptors of a live process, from /proc. */
+export function probe(pid: number): { rssKb: number; fds: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+    return { rssKb: rss ? Number(rss[1]) : Number.NaN, fds: readdirSync(`/proc/${pid}/fd`).length };
+  } catch {
+    return undefined; // gone (crashed or stopped): the gap shows in the samples
+  }
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Least-squares slope of y over x (per unit of x); NaN with fewer than two points. */
+export function slope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  if (n < 2) return Number.NaN;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? Number.NaN : num / den;
+}
+
+export interface Windows {
+  /** Samples before this (s) are warm-up: the first 20 % of the run or 5 min, whichever is shorter. */
+  readonly warmupS: number;
+  /** "Start": [warmupS, warmupS + windowS); "end": the last windowS of the run. 10 % of the run. */
+  readonly windowS: number;
+  readonly durationS: number;
+}
+
+export function windowsFor(durationS: number): Windows {
+  return { warmupS: Math.min(0.2 * durationS, 300), windowS: 0.1 * durationS, durationS };
+}
+
+export interface Growth {
+  readonly proc: string;
+  readonly samples: number;
+  readonly rssStartKb: number;
+  readonly rssEndKb: number;
+  readonly rssGrowthPct: number;
+  /** Trend after warm-up, kB per minute (least squares): a slow leak shows here first. */
+  readonly rssSlopeKbPerMin: number;
+  readonly fdsStart: number;
+  readonly fdsEnd: number;
+  readonly fdsGrowth: number;
+  readonly fdsGrowthPct: number;
+  /** RSS and fds each grew at most `limitPct` from the start window to the end window. */
+  readonly goalMet: boolean;
+}
+
+/**
+ * Growth of one process: the median of the end window against the median of the first window
+ * after warm-up, for RSS and for open fds. Medians, so one sample taken mid-GC does not decide.
+ */
+export function growthOf(
+  proc: string,
+  samples: readonly Sample[],
+  w: Windows,
+  limitPct = 10,
+): Growth {
+  const mine = samples.filter((s) => s.proc === proc);
+  const start = mine.filter((s) => s.t >= w.warmupS && s.t < w.warmupS + w.windowS);
+  const end = mine.filter((s) => s.t >= w.durationS - w.windowS);
+  const post = mine.filter((s) => s.t >= w.warmupS);
+  const rssStartKb = median(start.map((s) => s.rssKb));
+  const rssEndKb = median(end.map((s) => s.rssKb));
+  const fdsStart = median(start.map((s) => s.fds));
+  const fdsEnd = median(end.map((s) => s.fds));
+  const rssGrowthPct = ((rssEndKb - rssStartKb) / rssStartKb) * 100;
+  const fdsGrowthPct = ((fdsEnd - fdsStart) / fdsStart) * 100;
+  return {
+    proc,
+    samples: mine.length,
+    rssStartKb,
+    rssEndKb,
+    rssGrowthPct,
+    rssSlopeKbPerMin: slope(post.map((s) => [s.t / 60, s.rssKb] as const)),
+    fdsStart,
+    fdsEnd,
+    fdsGrowth: fdsEnd - fdsStart,
+    fdsGrowthPct,
+    // NaN (no samples in a window: the process died) compares false: not met.
+    goalMet: rssGrowthPct <= limitPct && fdsGrowthPct <= limitPct,
+  };
+}

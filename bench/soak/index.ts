@@ -1,0 +1,370 @@
+// pnpm bench soak: a long run of steady edits through the real services (nats-server, MajorDomo,
+// chef, runner, fswatcher: one OS process each), checking that every edit's artefact comes up
+// to date and that no process grows. The project: a two-step chain per text source
+// (src/tN.txt → mid/tN.up → out/tN.quoted) and a cycle per document that converges in one or
+// two passes, like a LaTeX .aux (doc/dN.seed + doc/dN.aux → doc/dN.out → doc/dN.aux).
+// Every sample of every process's RSS (VmRSS) and open fds goes to a CSV.
+//
+// Goal: flat. After warm-up (the first 20 % of the run or 5 min, whichever is shorter), the
+// median of the last 10 % of the run's samples is at most 10 % above the median of the first
+// 10 % after warm-up, for RSS and for fds, in every process.
+//
+// Settings: CP_SOAK_MINUTES (default 30), CP_SOAK_RATE edits/s (2), CP_SOAK_TEXTS (6) and
+// CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
+// CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv.
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Envelope, subjects } from '@computepods/protocol';
+import { Stack } from '../../test/src/stack.js';
+import { settled } from '../../test/src/watch-builds.js';
+import { finish, percentile, round, table } from '../lib/report.js';
+import { type Growth, growthOf, probe, type Sample, windowsFor } from './growth.js';
+
+const MINUTES = Number(process.env.CP_SOAK_MINUTES ?? 30);
+const RATE = Number(process.env.CP_SOAK_RATE ?? 2);
+const TEXTS = Number(process.env.CP_SOAK_TEXTS ?? 6);
+const DOCS = Number(process.env.CP_SOAK_DOCS ?? 2);
+const DURATION_S = MINUTES * 60;
+const SAMPLE_S = Number(
+  process.env.CP_SOAK_SAMPLE_S ?? Math.min(10, Math.max(2, Math.round(DURATION_S / 120))),
+);
+/** An edit whose artefact is not up to date this long after the save counts as missing. */
+const DEADLINE_MS = 60_000;
+const OUT = process.env.CP_SOAK_OUT ?? mkdtempSync(join(tmpdir(), 'cp-soak-'));
+mkdirSync(OUT, { recursive: true });
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+// --- the project ---------------------------------------------------------------------------------
+const definition = [
+  'rules:',
+  '  - id: upper',
+  "    inputs: ['src/{stem}.txt']",
+  "    outputs: ['mid/{stem}.up']",
+  '    command: tr a-z A-Z < {in0} > {out0}',
+  '  - id: quote',
+  "    inputs: ['mid/{stem}.up']",
+  "    outputs: ['out/{stem}.quoted']",
+  "    command: sed 's/^/> /' {in0} > {out0}",
+  // typeset and count feed each other: count's output stops changing once typeset has seen it.
+  '  - id: typeset',
+  "    inputs: ['doc/{stem}.seed']",
+  "    optionalInputs: ['doc/{stem}.aux']",
+  "    outputs: ['doc/{stem}.out']",
+  '    command: \'(cat {in0}; echo "lines: $(cat doc/{stem}.aux 2>/dev/null || echo "?")") > {out0}\'',
+  '  - id: count',
+  "    inputs: ['doc/{stem}.out']",
+  "    outputs: ['doc/{stem}.aux']",
+  '    command: grep -c . {in0} > {out0}',
+  '',
+].join('\n');
+
+interface Source {
+  readonly path: string;
+  /** The artefact at the end of its chain (or the cycle's document). */
+  readonly target: string;
+  /** The content of `target` once it is up to date with `text`. */
+  readonly expect: (text: string) => string;
+  readonly text: (n: number) => string;
+}
+const token = (n: number) => `edit ${n} ${Math.random().toString(36).slice(2, 10)}`;
+const sources: Source[] = [
+  ...Array.from({ length: TEXTS }, (_, i) => ({
+    path: `src/t${i}.txt`,
+    target: `out/t${i}.quoted`,
+    text: (n: number) => `${token(n)}\nsecond line of t${i}\n`,
+    expect: (text: string) =>
+      text
+        .toUpperCase()
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => `> ${l}\n`)
+        .join(''),
+  })),
+  ...Array.from({ length: DOCS }, (_, i) => ({
+    path: `doc/d${i}.seed`,
+    target: `doc/d${i}.out`,
+    // One to three lines, so the line count (the .aux) changes now and then: a second pass.
+    text: (n: number) =>
+      Array.from({ length: 1 + (Math.abs(n) % 3) }, (_, l) => `${l ? 'more' : token(n)}\n`).join(''),
+    expect: (text: string) =>
+      `${text}lines: ${text.split('\n').filter((l) => l !== '').length + 1}\n`,
+  })),
+];
+
+// --- the stack -----------------------------------------------------------------------------------
+// --- the stack -----------------------------------------------------------------------------------
+const stack = await Stack.start('soak');
+let figures: Record<string, number | string | boolean>;
+try {
+  figures = await soak(stack);
+} finally {
+  // Also when the run throws: no service outlives the bench.
+  await stack[Symbol.asyncDispose]();
+}
+finish('soak', figures);
+process.exit(0);
+
+async function soak(stack: Stack): Promise<Record<string, number | string | boolean>> {
+  const defFile = stack.dir.join('soak.yaml');
+  writeFileSync(defFile, definition);
+  const quiet = { CP_LOG_LEVEL: 'info' };
+  await Promise.all([
+    stack.start('majordomo', quiet),
+    stack.start('runner', quiet),
+    stack.start('fswatcher', quiet),
+    stack.start('chef', { ...quiet, CP_CHEF: 'soak', CP_CHEF_DEFINITION: defFile }),
+  ]);
+
+  // --- edits and their completions ----------------------------------------------------------------
+  interface Edit {
+    readonly n: number;
+    readonly source: string;
+    readonly target: string;
+    readonly sha: string;
+    readonly t0: number;
+    /** Seconds since the edits began (negative for the initial build). */
+    readonly at: number;
+    lagMs?: number;
+    superseded?: boolean;
+  }
+  const pending = new Map<string, Edit[]>();
+  const edits: Edit[] = [];
+  let begin = now();
+
+  const sub = stack.bus.nc.subscribe(subjects.artefactState(stack.project), {
+    callback: (_e, m) => {
+      let body: { path?: string; status?: string; sha256?: string | null };
+      try {
+        body = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body as typeof body;
+      } catch {
+        return;
+      }
+      if (body.status !== 'up_to_date' || !body.path) return;
+      const list = pending.get(body.path);
+      const i = list?.findIndex((e) => e.sha === body.sha256) ?? -1;
+      if (!list || i < 0) return;
+      const t = now();
+      // Up to date with this edit: the earlier ones to the same source were built over.
+      for (const e of list.slice(0, i)) e.superseded = true;
+      list[i]!.lagMs = t - list[i]!.t0;
+      list.splice(0, i + 1);
+    },
+  });
+
+  function edit(n: number): void {
+    const s = sources[(n + sources.length) % sources.length]!;
+    const text = s.text(n);
+    const t0 = now();
+    const e: Edit = {
+      n,
+      source: s.path,
+      target: s.target,
+      sha: sha256(s.expect(text)),
+      t0,
+      at: (t0 - begin) / 1000,
+    };
+    edits.push(e);
+    if (!pending.has(s.target)) pending.set(s.target, []);
+    pending.get(s.target)!.push(e);
+    stack.write(s.path, text);
+  }
+
+  const outstanding = () => [...pending.values()].reduce((a, l) => a + l.length, 0);
+  async function drain(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (outstanding() > 0 && Date.now() < end) await sleep(100);
+  }
+
+  // Initial build of every source, not counted.
+  for (let i = 0; i < sources.length; i++) edit(-sources.length + i);
+  await drain(120_000);
+  if (outstanding() > 0)
+    throw new Error(`initial build did not complete in 120 s\n${stack.logs()}`);
+  await settled(
+    stack.bus,
+    () => true,
+    60_000,
+    () => stack.logs(),
+  );
+  const initial = edits.length;
+
+  // --- sampling ------------------------------------------------------------------------------------
+  const procs = (): Array<[string, number | undefined]> => [
+    ['nats-server', stack.nats.pid],
+    ...[...stack.procs].map(([name, p]): [string, number | undefined] => [name, p.pid]),
+  ];
+  const samples: Sample[] = [];
+  function sampleAll(): void {
+    const t = (now() - begin) / 1000;
+    for (const [proc, pid] of procs()) {
+      const p = pid === undefined ? undefined : probe(pid);
+      if (p && pid !== undefined) samples.push({ t, proc, pid, ...p });
+    }
+  }
+
+  // --- the soak ------------------------------------------------------------------------------------
+  console.log(
+    `soak: ${MINUTES} min, ${RATE} edits/s over ${sources.length} sources, a sample every ${SAMPLE_S} s; output in ${OUT}`,
+  );
+  begin = now();
+  sampleAll();
+  const sampler = setInterval(sampleAll, SAMPLE_S * 1000);
+  let lastReport = 0;
+  for (let n = 0; ; n++) {
+    const due = begin + (n / RATE) * 1000;
+    if (due - begin >= DURATION_S * 1000) break;
+    const wait = due - now();
+    if (wait > 0) await sleep(wait);
+    edit(n);
+    const minute = Math.floor((now() - begin) / 60_000);
+    if (minute > lastReport) {
+      lastReport = minute;
+      const recent = edits.filter((e) => e.lagMs !== undefined && e.at >= (minute - 1) * 60);
+      const lags = recent.map((e) => e.lagMs!).sort((a, b) => a - b);
+      const mem = procs()
+        .map(([name, pid]) => `${name} ${round((probe(pid ?? -1)?.rssKb ?? Number.NaN) / 1024, 1)}`)
+        .join(', ');
+      console.log(
+        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}`,
+      );
+    }
+  }
+  const editsEnd = now();
+  sampleAll();
+  clearInterval(sampler);
+  await drain(DEADLINE_MS);
+  sub.unsubscribe();
+
+  // Every process still up (a crash would also show as a gap in the samples)?
+  const died = [...stack.procs].filter(([, p]) => !p.running).map(([name]) => name);
+  if (!stack.nats.running) died.push('nats-server');
+
+  // What is on disk agrees with the last edit of every source.
+  let diskMismatch = 0;
+  for (const s of sources) {
+    const last = edits.findLast((e) => e.source === s.path)!;
+    const onDisk = (() => {
+      try {
+        return sha256(readFileSync(join(stack.workspace, s.target), 'utf8'));
+      } catch {
+        return '';
+      }
+    })();
+    if (onDisk !== last.sha) diskMismatch++;
+  }
+
+  // --- results -------------------------------------------------------------------------------------
+  const counted = edits.slice(initial);
+  const completed = counted.filter((e) => e.lagMs !== undefined);
+  const superseded = counted.filter((e) => e.lagMs === undefined && e.superseded);
+  const missing = counted.filter((e) => e.lagMs === undefined && !e.superseded);
+  const late = completed.filter((e) => e.lagMs! > DEADLINE_MS);
+  const lags = completed.map((e) => e.lagMs!).sort((a, b) => a - b);
+  const elapsedS = (editsEnd - begin) / 1000;
+
+  writeFileSync(
+    join(OUT, 'samples.csv'),
+    `t_s,process,pid,rss_kb,fds\n${samples.map((s) => `${round(s.t, 2)},${s.proc},${s.pid},${s.rssKb},${s.fds}`).join('\n')}\n`,
+  );
+  writeFileSync(
+    join(OUT, 'edits.csv'),
+    `n,at_s,source,target,lag_ms,superseded\n${counted.map((e) => `${e.n},${round(e.at, 3)},${e.source},${e.target},${e.lagMs === undefined ? '' : round(e.lagMs, 1)},${e.superseded ?? false}`).join('\n')}\n`,
+  );
+
+  const windows = windowsFor(elapsedS);
+  const growth: Growth[] = procs().map(([name]) => growthOf(name, samples, windows));
+  const goalMet =
+    growth.every((g) => g.goalMet) &&
+    missing.length === 0 &&
+    died.length === 0 &&
+    diskMismatch === 0;
+
+  table(
+    `edits (${round(elapsedS / 60, 1)} min at ${RATE}/s over ${sources.length} sources; lag = save → artefact.state up_to_date with the edit's bytes)`,
+    ['edits', 'completed', 'superseded', 'missing', 'late >60 s', 'p50 ms', 'p99 ms', 'max ms'],
+    [
+      [
+        String(counted.length),
+        completed.length,
+        superseded.length,
+        missing.length,
+        late.length,
+        percentile(lags, 50),
+        percentile(lags, 99),
+        lags[lags.length - 1] ?? Number.NaN,
+      ],
+    ],
+  );
+  table(
+    `memory and fds per process (warm-up ${round(windows.warmupS, 0)} s; start = median of [${round(windows.warmupS, 0)}, ${round(windows.warmupS + windows.windowS, 0)}) s, end = median of the last ${round(windows.windowS, 0)} s; goal ≤ 10 % growth)`,
+    [
+      'process',
+      'samples',
+      'RSS start MiB',
+      'RSS end MiB',
+      'RSS growth %',
+      'RSS slope KiB/min',
+      'fds start',
+      'fds end',
+      'fds growth',
+      'goal met',
+    ],
+    growth.map((g) => [
+      g.proc,
+      g.samples,
+      g.rssStartKb / 1024,
+      g.rssEndKb / 1024,
+      g.rssGrowthPct,
+      g.rssSlopeKbPerMin,
+      g.fdsStart,
+      g.fdsEnd,
+      g.fdsGrowth,
+      g.goalMet ? 'yes' : 'NO',
+    ]),
+  );
+  console.log(`\nsamples: ${join(OUT, 'samples.csv')}\nedits:   ${join(OUT, 'edits.csv')}`);
+  if (died.length) console.log(`processes that died: ${died.join(', ')}`);
+  if (diskMismatch)
+    console.log(`sources whose artefact on disk is not their last edit's: ${diskMismatch}`);
+
+  const figures: Record<string, number | string | boolean> = {
+    minutes: round(elapsedS / 60, 2),
+    rate_per_s: RATE,
+    sources: sources.length,
+    sample_s: SAMPLE_S,
+    warmup_s: windows.warmupS,
+    window_s: windows.windowS,
+    edits: counted.length,
+    completed: completed.length,
+    superseded: superseded.length,
+    missing: missing.length,
+    late_over_60s: late.length,
+    lag_p50_ms: percentile(lags, 50),
+    lag_p99_ms: percentile(lags, 99),
+    lag_max_ms: lags[lags.length - 1] ?? Number.NaN,
+    disk_mismatch: diskMismatch,
+    died: died.join(',') || 'none',
+  };
+  for (const g of growth) {
+    const k = g.proc.replace(/[^A-Za-z0-9]/g, '_');
+    Object.assign(figures, {
+      [`${k}_rss_start_kb`]: g.rssStartKb,
+      [`${k}_rss_end_kb`]: g.rssEndKb,
+      [`${k}_rss_growth_pct`]: g.rssGrowthPct,
+      [`${k}_rss_slope_kb_per_min`]: g.rssSlopeKbPerMin,
+      [`${k}_fds_start`]: g.fdsStart,
+      [`${k}_fds_end`]: g.fdsEnd,
+      [`${k}_fds_growth`]: g.fdsGrowth,
+      [`${k}_goal_met`]: g.goalMet,
+    });
+  }
+  figures.samples_csv = join(OUT, 'samples.csv');
+  figures.goal_met = goalMet;
+
+  return figures;
+}
