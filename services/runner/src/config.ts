@@ -27,6 +27,14 @@ export interface RunnerConfig {
   /** Task submissions handled at once (each only records the task; running is separate). */
   readonly intake: number;
   /**
+   * How long a pulled task message may go unacknowledged before JetStream delivers it again
+   * (CP_RUNNER_ACK_WAIT_MS, default 30 s). A runner acknowledges a task once it is recorded and
+   * tells JetStream it is still working meanwhile; a runner that starts hands out again at once
+   * what a killed one had pulled (reclaim.ts), so this only bounds a runner that dies and is
+   * never replaced.
+   */
+  readonly ackWaitMs?: number | undefined;
+  /**
    * The only folders (and what is below them) a task's cwd may be in, checked with symlinks
    * resolved: CP_WORKSPACE_ROOTS (colon-separated absolute paths), else CP_WORKSPACE. Empty:
    * every task is refused, since a runner that would run anywhere is never the default.
@@ -82,6 +90,7 @@ export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig
     profile: env.CP_PROFILE,
     profileFile: env.CP_PROFILE_FILE,
     intake: int('CP_RUNNER_INTAKE', 256),
+    ackWaitMs: int('CP_RUNNER_ACK_WAIT_MS', 30_000),
     workspaceRoots: workspaceRootsOf(env),
     pilotProfile: env.CP_PILOT_PROFILE || undefined,
     natsCreds: env.NATS_CREDS || undefined,

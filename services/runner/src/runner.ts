@@ -22,6 +22,7 @@ import {
 import type { RunnerConfig } from './config.js';
 import { KvRecords, RECORD_CONFLICT } from './kv-records.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
+import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
 import { type AdmissionPolicy, refusalOf } from './task-admission.js';
 import { servedProfile } from './task-profile.js';
@@ -55,7 +56,8 @@ export interface RunnerOptions {
  * slurm_ssh, from the resource's configuration). A task is acknowledged once its "created"
  * record is in KV; every later transition is recorded (revision-checked) before it is acted
  * on, then published on the task-state subject. On start the runner adopts the unfinished
- * records it wrote before a crash and reconciles them with SLURM, pids and exit files.
+ * records it wrote before a crash and reconciles them with SLURM, pids and exit files, and has
+ * the task messages a killed runner pulled but never recorded delivered again at once.
  * Pause, resume and kill arrive on cp.<project>.task.control.
  */
 export async function startRunner(
@@ -137,6 +139,10 @@ export async function startRunner(
           consumer: { maxDeliver: 10, ackWaitMs: 30_000 },
         })
       : undefined;
+  // What a killed runner had pulled and not recorded is handed out again now, not after the
+  // ack wait. Not by pilot workers: their pending messages are tasks other live pilots run.
+  if (!pilots && !options.holdUntilEnd)
+    await reclaimPulled(bus, { stream: streams.tasks(p), durable: `runner-${rc.queue}`, log });
   const consumer = pilots
     ? undefined
     : await bus.consume({
@@ -146,6 +152,7 @@ export async function startRunner(
         accept: ['task.submitted'],
         concurrency: rc.intake,
         maxDeliver: 10,
+        ...(rc.ackWaitMs ? { ackWaitMs: rc.ackWaitMs } : {}),
         ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
         ...(options.holdUntilEnd ? { prefetch: false } : {}),
         handler: async (msg, ctx) => {

@@ -1,0 +1,154 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bus, createLogger, type TypedKv } from '@computepods/bus';
+import { buckets, streams, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import { ManagedProcess, NatsServer, TempDir, until as waitUntil } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// A runner process killed with SIGKILL while task messages it pulled are not yet recorded.
+// The consumer's ack wait is ten minutes here, so within the test's time only the runner that
+// starts next (reclaim.ts) can have them delivered again.
+const P = 'reclaim';
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+const STREAM = streams.tasks(P);
+const DURABLE = 'runner-local';
+const tmp = new TempDir('cp-runner-reclaim-');
+let nats: NatsServer;
+let bus: Bus;
+let kv: TypedKv<typeof TaskRecord>;
+
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  const logger = createLogger('reclaim-test');
+  logger.level = 'silent';
+  bus = await Bus.connect({ servers: nats.url, service: 'reclaim-test', project: P, logger });
+  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+});
+afterAll(async () => {
+  await bus?.close();
+  await nats?.[Symbol.asyncDispose]();
+  tmp[Symbol.dispose]();
+});
+
+function runner(dir: string, id: string): ManagedProcess {
+  return new ManagedProcess({
+    name: id,
+    command: process.execPath,
+    args: ['--import', 'tsx', main],
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      NATS_URL: nats.url,
+      CP_PROJECT: P,
+      CP_LOG_FORMAT: 'json',
+      CP_RESOURCE: 'local',
+      CP_RUNNER_ID: id,
+      CP_STATE_DIR: join(dir, 'state'),
+      CP_WORKSPACE_ROOTS: dir,
+      CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
+    },
+  });
+}
+
+const until = (cond: () => Promise<boolean>, what: string, diag?: () => string) =>
+  waitUntil(cond, what, 60_000, diag);
+
+const consumerInfo = () => bus.jsm.consumers.info(STREAM, DURABLE);
+
+/**
+ * A task done by a first runner; then that runner is frozen (SIGSTOP) with a pull request
+ * open, a new task and a second message for the done task are delivered to it, and it is
+ * killed with SIGKILL: both messages are pending on the durable, neither recorded by it.
+ * `next` is started and both must be settled: the new task run once, the done one not again.
+ */
+async function killWithPulledTasks(name: string, nextId: string) {
+  const dir = tmp.join(name);
+  mkdirSync(join(dir, 'runs'), { recursive: true });
+  const mk = (id: string): TaskSubmitted => ({
+    taskId: id,
+    resource: 'local',
+    command: `echo run >> ${dir}/runs/${id}`,
+    cwd: dir,
+    env: {},
+    gpu: false,
+  });
+  const done = mk(`${name}-done`);
+  const pulled = mk(`${name}-pulled`);
+  const first = runner(dir, `r-${name}`);
+  const logs = () => `--- first\n${first.tail(3000)}`;
+  await first.waitForOutput('"msg":"runner ready"', 60_000);
+  await bus.publish('task.submitted', subjects.tasks(P, 'local'), done);
+  await until(
+    async () => (await kv.get(done.taskId))?.value.state === 'finished',
+    'the first task to finish',
+    logs,
+  );
+  await until(
+    async () => (await consumerInfo()).num_ack_pending === 0,
+    'its message acknowledged',
+    logs,
+  );
+  const doneBefore = (await kv.get(done.taskId))!;
+
+  first.signal('SIGSTOP');
+  // Its open pull request is what the server delivers the next messages to.
+  await until(
+    async () => (await consumerInfo()).num_waiting > 0,
+    'the frozen runner’s pull request',
+    logs,
+  );
+  await bus.publish('task.submitted', subjects.tasks(P, 'local'), pulled);
+  // The same task again (a redelivery, a duplicate submission): it already ended.
+  await bus.publish('task.submitted', subjects.tasks(P, 'local'), done);
+  await until(
+    async () => (await consumerInfo()).num_ack_pending === 2,
+    'both messages delivered to the frozen runner',
+    logs,
+  );
+  await first.kill9();
+  expect(await kv.get(pulled.taskId)).toBeUndefined();
+
+  const next = runner(dir, nextId);
+  try {
+    await next.waitForOutput('"msg":"runner ready"', 60_000);
+    const both = () => `${logs()}\n--- next\n${next.tail(3000)}`;
+    await until(
+      async () => (await kv.get(pulled.taskId))?.value.state === 'finished',
+      'the pulled task to run after the restart',
+      both,
+    );
+    // Every message is acknowledged: the done task's second message too, without a run.
+    await until(
+      async () => (await consumerInfo()).num_ack_pending === 0,
+      'both messages acknowledged',
+      both,
+    );
+    expect(next.output).toMatch(/pulled and never acknowledged/);
+    expect(next.output).toMatch(/task already has a record; not running it again/);
+  } finally {
+    await next.stop();
+  }
+  const info = await consumerInfo();
+  expect(info.num_pending).toBe(0);
+  expect(info.config.ack_wait).toBe(10 * 60_000 * 1_000_000);
+
+  const rec = (await kv.get(pulled.taskId))!.value;
+  expect(rec.runner).toBe(nextId);
+  expect(rec.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'finished']);
+  expect(readFileSync(join(dir, 'runs', pulled.taskId), 'utf8')).toBe('run\n');
+  // The task that had ended is untouched: the same record revision, one run.
+  expect((await kv.get(done.taskId))?.revision).toBe(doneBefore.revision);
+  expect(readFileSync(join(dir, 'runs', done.taskId), 'utf8')).toBe('run\n');
+}
+
+describe('task messages a killed runner pulled and never recorded', { timeout: 180_000 }, () => {
+  it('are run at once by the runner restarted with the same id; an ended task is not run again', async () => {
+    await killWithPulledTasks('same', 'r-same');
+  });
+
+  it('are run at once by another runner of the queue that starts', async () => {
+    await killWithPulledTasks('other', 'r-other-2');
+  });
+});
