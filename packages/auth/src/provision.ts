@@ -84,9 +84,12 @@ export async function provisionProject(options: ProvisionOptions): Promise<strin
   const creds = await store.grantCreds({ role: 'admin', project });
   const bus = await connectAs(creds, servers, project, 'provision', options.logger);
   try {
-    // The dead-letter bound is reserved from the quota: an eighth of it at most.
+    // The dead-letter and task-log bounds are reserved from the quota: an eighth and a quarter.
     const quota = account.limits?.diskBytes ?? DEFAULT_DISK_BYTES;
-    await ensureProjectStreams(bus, project, { dlqMaxBytes: Math.floor(quota / 8) });
+    await ensureProjectStreams(bus, project, {
+      dlqMaxBytes: Math.floor(quota / 8),
+      taskLogMaxBytes: Math.floor(quota / 4),
+    });
     for (const b of PROJECT_BUCKETS(project))
       await bus.kv(b.name, z.unknown(), { history: b.history });
   } finally {

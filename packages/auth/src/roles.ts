@@ -8,11 +8,11 @@ import { buckets, checkName, checkProject, streams, subjects } from '@computepod
  *   admin         everything in the project (bootstrap: streams, buckets, consumers; cpctrl admin)
  *   majordomo     plans: reads file changes and results, dispatches builds, keeps artefact records
  *   chef          takes its own build queue, submits tasks, reports results; no resources, no records but its rules
- *   runner        takes its own queue's tasks, writes task records and state events
+ *   runner        takes its own queue's tasks, writes task records, state events and its tasks' logs
  *   fswatcher     publishes file changes and its pod's logs
  *   inotify2nats  the same from a user's machine, and nothing else (no reads)
- *   member        reads everything, requests builds, controls tasks
- *   viewer        reads everything, asks read-only questions
+ *   member        reads everything (task logs too), requests builds, controls tasks
+ *   viewer        reads everything (task logs too), asks read-only questions
  */
 export const SERVICE_ROLES = ['majordomo', 'chef', 'runner', 'fswatcher', 'inotify2nats'] as const;
 export const PERSON_ROLES = ['admin', 'member', 'viewer'] as const;
@@ -94,6 +94,21 @@ function consume(stream: string, durable: string, filter?: string): string[] {
   ];
 }
 
+/**
+ * Read task logs (stream cp_<p>_tasklogs): the last piece of a log by subject, and ordered
+ * consumers over one task's subjects. Nothing here writes a log.
+ */
+function readTaskLogs(p: string): string[] {
+  const s = streams.taskLogs(p);
+  return [
+    `${JS}.DIRECT.GET.${s}.>`,
+    `${JS}.CONSUMER.CREATE.${s}.>`,
+    `${JS}.CONSUMER.DELETE.${s}.>`,
+    `${JS}.CONSUMER.INFO.${s}.>`,
+    `${JS}.CONSUMER.MSG.NEXT.${s}.>`,
+  ];
+}
+
 /** Every project bucket, read-only (the tokens bucket is MajorDomo's and admins' alone). */
 function readAllBuckets(p: string): string[] {
   return [
@@ -149,6 +164,7 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             dlq,
             '$SRV.PING.>',
             ...readAllBuckets(p),
+            ...readTaskLogs(p),
             ...kvRead(buckets.tokens(p)),
             ...kvWrite(buckets.artefacts(p)),
             ...kvWrite(buckets.traces(p)),
@@ -197,6 +213,9 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             `${JS}.STREAM.INFO.*`,
             subjects.taskState(p),
             anyLogs,
+            // Its own queue's task logs only, and where each of them stands (after a restart).
+            subjects.taskLogQueue(p, queue),
+            `${JS}.DIRECT.GET.${streams.taskLogs(p)}.${subjects.taskLogQueue(p, queue)}`,
             dlq,
             ...kvRead(buckets.tasks(p)),
             ...kvRead(buckets.config(p)),
@@ -233,6 +252,7 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...b.pub,
             `${JS}.STREAM.INFO.*`,
             ...readAllBuckets(p),
+            ...readTaskLogs(p),
             ...verbs.map((v) => `${cp}.api.${v}`),
             ...(grant.role === 'member' ? [subjects.taskControl(p)] : []),
             '$SRV.>',

@@ -113,6 +113,14 @@ export function isQuotaExceeded(err: unknown): boolean {
   return err instanceof JetStreamApiError && QUOTA_CODES.has(err.code);
 }
 
+/**
+ * A publish that expected a subject's last sequence found another there: someone else wrote the
+ * subject first (JetStream error 10071).
+ */
+export function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10071;
+}
+
 /** The server refused who we are: no credentials, or ones it does not trust (or revoked). */
 export class NatsAuthError extends Error {
   readonly code = 'CP_NATS_AUTH';

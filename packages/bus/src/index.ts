@@ -19,6 +19,7 @@ export {
   isQuotaExceeded,
   isRetryable,
   isStreamMissing,
+  isWrongLastSequence,
   MessageInvalidError,
   NatsAuthError,
   NatsUnavailableError,
@@ -29,7 +30,15 @@ export {
 export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
 export { runUntilSignal, startService } from './lifecycle.js';
 export { createLogger, type Logger } from './logger.js';
-export { DLQ_MAX_BYTES, DLQ_MAX_MSGS, ensureProjectStreams } from './project.js';
+export {
+  DLQ_MAX_BYTES,
+  DLQ_MAX_MSGS,
+  ensureProjectStreams,
+  TASK_LOG_MAX_AGE_MS,
+  TASK_LOG_MAX_BYTES,
+  TASK_LOG_MAX_MSGS_PER_SUBJECT,
+  taskLogMaxAgeMs,
+} from './project.js';
 export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';
 export {
   type ConsumerSpec,
@@ -39,4 +48,5 @@ export {
   type KvSpec,
   type StreamSpec,
 } from './setup.js';
+export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';
 export { TypedKv, type Versioned } from './typed-kv.js';

@@ -11,6 +11,28 @@ export const DLQ_MAX_MSGS = 100_000;
 export const DLQ_MAX_BYTES = 128 * 1024 * 1024;
 
 /**
+ * Task logs (stdout/stderr of every task, published as they grow): the whole stream is bounded
+ * (the oldest go first when full), and each subject (one task's stdout or stderr) holds at most
+ * TASK_LOG_MAX_MSGS_PER_SUBJECT pieces, a bound the runner stays under by itself (it stops with
+ * a `truncated` marker first), so the server never drops the start of a log still being read.
+ */
+export const TASK_LOG_MAX_BYTES = 256 * 1024 * 1024;
+export const TASK_LOG_MAX_MSGS_PER_SUBJECT = 20_000;
+export const TASK_LOG_MAX_AGE_MS = DAY;
+
+/** How long task logs are kept: CP_TASK_LOG_MAX_AGE_S (seconds), default one day. */
+export function taskLogMaxAgeMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.CP_TASK_LOG_MAX_AGE_S;
+  if (raw === undefined || raw === '') return TASK_LOG_MAX_AGE_MS;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0)
+    throw new Error(
+      `CP_TASK_LOG_MAX_AGE_S must be a positive number of seconds (how long task logs are kept), got ${JSON.stringify(raw)}`,
+    );
+  return Math.round(s * 1000);
+}
+
+/**
  * Creates a project's streams (idempotent; every service calls it at start, so start order does
  * not matter). Work queues hold build requests and tasks until a chef or runner acks them.
  */
@@ -25,6 +47,13 @@ export async function ensureProjectStreams(
      * (provisioning passes one eighth of the quota); DLQ_MAX_BYTES at most.
      */
     readonly dlqMaxBytes?: number;
+    /**
+     * The task-log stream's byte bound, reserved from the quota like the dead letters' (provisioning
+     * passes a quarter of it); TASK_LOG_MAX_BYTES at most.
+     */
+    readonly taskLogMaxBytes?: number;
+    /** How long task logs are kept (default taskLogMaxAgeMs(): CP_TASK_LOG_MAX_AGE_S or a day). */
+    readonly taskLogMaxAgeMs?: number;
   } = {},
 ): Promise<void> {
   const replicas = options.replicas;
@@ -61,6 +90,16 @@ export async function ensureProjectStreams(
       maxAgeMs: 30 * DAY,
       maxMsgs: DLQ_MAX_MSGS,
       maxBytes: Math.min(options.dlqMaxBytes ?? DLQ_MAX_BYTES, DLQ_MAX_BYTES),
+    },
+    {
+      name: streams.taskLogs(p),
+      subjects: [subjects.taskLogAll(p)],
+      retention: 'limits',
+      maxAgeMs: options.taskLogMaxAgeMs ?? taskLogMaxAgeMs(),
+      maxBytes: Math.min(options.taskLogMaxBytes ?? TASK_LOG_MAX_BYTES, TASK_LOG_MAX_BYTES),
+      maxMsgsPerSubject: TASK_LOG_MAX_MSGS_PER_SUBJECT,
+      // A restarted runner reads the last piece of its own tasks' logs by subject.
+      allowDirect: true,
     },
   ] as const;
   for (const spec of specs)

@@ -31,6 +31,10 @@ export interface StreamSpec {
   readonly maxBytes?: number;
   readonly duplicateWindowMs?: number;
   readonly replicas?: number;
+  /** Messages kept per subject (the oldest of that subject go first); default unlimited. */
+  readonly maxMsgsPerSubject?: number;
+  /** Answer direct gets (`$JS.API.DIRECT.GET.<stream>.<subject>`), which permissions can scope by subject. */
+  readonly allowDirect?: boolean;
 }
 
 /**
@@ -51,6 +55,8 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     max_bytes: spec.maxBytes ?? -1,
     duplicate_window: (spec.duplicateWindowMs ?? 120_000) * NS,
     num_replicas: spec.replicas ?? defaultReplicas(),
+    max_msgs_per_subject: spec.maxMsgsPerSubject ?? -1,
+    ...(spec.allowDirect ? { allow_direct: true } : {}),
   };
   for (let attempt = 0; attempt < 3; attempt++) {
     let existing: Awaited<ReturnType<JetStreamManager['streams']['info']>> | undefined;
@@ -67,7 +73,10 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
         existing.config.max_age !== config.max_age ||
         existing.config.max_msgs !== config.max_msgs ||
         existing.config.max_bytes !== config.max_bytes ||
-        existing.config.duplicate_window !== config.duplicate_window
+        existing.config.duplicate_window !== config.duplicate_window ||
+        unlimited(existing.config.max_msgs_per_subject) !==
+          unlimited(config.max_msgs_per_subject) ||
+        (existing.config.allow_direct ?? false) !== (config.allow_direct ?? false)
       ) {
         await jsm.streams.update(spec.name, {
           subjects: spec.subjects,
@@ -75,6 +84,8 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
           max_msgs: config.max_msgs,
           max_bytes: config.max_bytes,
           duplicate_window: config.duplicate_window,
+          max_msgs_per_subject: config.max_msgs_per_subject,
+          allow_direct: config.allow_direct ?? false,
         });
       }
       return;
@@ -88,6 +99,11 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       if (attempt === 2) throw err;
     }
   }
+}
+
+/** A limit as the server may report it: 0 and -1 both mean none. */
+function unlimited(n: number | undefined): number {
+  return n === undefined || n <= 0 ? -1 : n;
 }
 
 export interface ConsumerSpec {

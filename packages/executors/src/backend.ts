@@ -2,6 +2,12 @@ import type { ResourceType, TaskRecord, TaskState } from '@computepods/protocol'
 
 export type LogStream = 'stdout' | 'stderr';
 
+/** A piece of a task's output file: `data` from the offset asked, and the file's size. */
+export interface LogRead {
+  readonly data: Buffer;
+  readonly size: number;
+}
+
 /** What a backend may change on a record besides its state. */
 export type RecordPatch = Partial<
   Pick<TaskRecord, 'pid' | 'jobId' | 'exitCode' | 'reason' | 'stdoutPath' | 'stderrPath' | 'handle'>
@@ -65,6 +71,18 @@ export interface Backend {
   adopt(recs: readonly TaskRecord[]): Promise<void>;
   /** The task's output so far (the last `maxBytes`). */
   logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string>;
+  /**
+   * Up to `maxBytes` of the task's output file from `offset`, read where the file is (locally,
+   * or as the cluster's user over sudo or SSH), with the file's size at the time; undefined
+   * while there is no such file. For publishing logs as they grow (a size below an offset
+   * already read means the file started over).
+   */
+  readLog?(
+    rec: TaskRecord,
+    stream: LogStream,
+    offset: number,
+    maxBytes: number,
+  ): Promise<LogRead | undefined>;
   /** Counters for benchmarks and $SRV stats (squeue calls, sbatch calls ...). */
   stats(): Readonly<Record<string, number>>;
   /** Stops watching; tasks already running are left to run (a restart adopts them). */

@@ -217,6 +217,14 @@ export class Executor {
     return this.#backend.logs(rec, stream, maxBytes);
   }
 
+  /**
+   * Up to `maxBytes` of the task's output file from `offset`, and the file's size (see
+   * Backend.readLog); undefined while there is no file, or when the backend cannot tell.
+   */
+  async readLog(rec: TaskRecord, stream: LogStream, offset: number, maxBytes: number) {
+    return this.#backend.readLog?.(rec, stream, offset, maxBytes);
+  }
+
   stats(): Readonly<Record<string, number>> {
     return this.#backend.stats();
   }

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol';
-import type { Admission, Backend, BackendContext, LogStream } from './backend.js';
+import type { Admission, Backend, BackendContext, LogRead, LogStream } from './backend.js';
 import { UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
 import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
-import { readTail } from './read-tail.js';
+import { readFrom, readTail } from './read-tail.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
 
@@ -184,6 +184,16 @@ export class LocalBackend implements Backend {
     const path = stream === 'stdout' ? rec.stdoutPath : rec.stderrPath;
     if (!path) return '';
     return readTail(path, maxBytes);
+  }
+
+  async readLog(
+    rec: TaskRecord,
+    stream: LogStream,
+    offset: number,
+    maxBytes: number,
+  ): Promise<LogRead | undefined> {
+    const path = stream === 'stdout' ? rec.stdoutPath : rec.stderrPath;
+    return path ? readFrom(path, offset, maxBytes) : undefined;
   }
 
   stats(): Readonly<Record<string, number>> {

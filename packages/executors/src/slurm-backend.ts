@@ -8,7 +8,7 @@ import {
   type TaskState,
 } from '@computepods/protocol';
 import { commandPath } from '@computepods/transport';
-import type { Backend, BackendContext, LogStream } from './backend.js';
+import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
 import { isTransient } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
@@ -264,6 +264,35 @@ export class SlurmBackend implements Backend {
     const res = await this.#host.run(['tail', '-c', String(maxBytes), '--', log]);
     if (res.code !== 0) return '';
     return res.stdout;
+  }
+
+  // Read as the cluster's user where the job writes (sudo, or SSH through the pool): the size,
+  // then the bytes from the offset in base64, so any byte survives the text channel.
+  async readLog(
+    rec: TaskRecord,
+    stream: LogStream,
+    offset: number,
+    maxBytes: number,
+  ): Promise<LogRead | undefined> {
+    const h = slurmHandle(rec.handle);
+    if (!h) return undefined;
+    const log = commandPath(
+      `${h.dir}/${h.index}.${stream === 'stdout' ? 'out' : 'err'}`,
+      'task log',
+    );
+    const res = await this.#host.run([
+      'sh',
+      '-c',
+      '[ -f "$1" ] || exit 3; stat -c %s -- "$1" && tail -c +"$2" -- "$1" | head -c "$3" | base64 -w 0',
+      'sh',
+      log,
+      String(offset + 1),
+      String(maxBytes),
+    ]);
+    if (res.code === 3) return undefined;
+    const m = /^(\d+)\n?([A-Za-z0-9+/=]*)$/.exec(ensureOk(`read ${log}`, res).stdout.trim());
+    if (!m) throw new Error(`reading ${log} answered ${JSON.stringify(res.stdout.slice(0, 200))}`);
+    return { size: Number(m[1]), data: Buffer.from(m[2] ?? '', 'base64') };
   }
 
   stats(): Readonly<Record<string, number>> {

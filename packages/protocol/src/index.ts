@@ -29,7 +29,13 @@ export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';
 export { CanBuildFrom, HowToBuild } from './how-to-build.js';
-export { LOG_CHUNK_MAX_BYTES, LogChunk } from './logs.js';
+export {
+  LOG_CHUNK_MAX_BYTES,
+  LogChunk,
+  TaskLogChunk,
+  TaskLogStream,
+  taskToken,
+} from './logs.js';
 export { type BodyInputOf, type BodyOf, type MessageType, messageTypes } from './messages.js';
 export { checkName, checkProject, ProjectName, ServiceName } from './names.js';
 export { checkRelativePath, MAX_PATH_BYTES, RelativePath } from './paths.js';

@@ -26,3 +26,52 @@ export const LogChunk = z.object({
   rotated: z.boolean().default(false),
 });
 export type LogChunk = z.infer<typeof LogChunk>;
+
+/** The two outputs of a task that are published. */
+export const TaskLogStream = z.enum(['stdout', 'stderr']);
+export type TaskLogStream = z.infer<typeof TaskLogStream>;
+
+/**
+ * A piece of a task's stdout or stderr, published by the runner that runs it on
+ * `cp.<project>.tasklog.<queue>.<task>.<stream>` (JetStream stream `cp_<project>_tasklogs`, so
+ * a reader may come late or from another machine and resume). On one subject the pieces are
+ * contiguous: each `offset` is the previous one plus its length and each `index` the previous
+ * plus one, so a reader that checks both never shows a gap or a repeat without saying so.
+ *
+ * `offset` counts the bytes of the published log, over every attempt; `fileOffset` is where
+ * the piece starts in the runner-side file of its attempt. Markers carry no data:
+ * - `restart`: the task's file started over (the task ran again after a restart of its
+ *   runner, or SLURM ran it again); what follows belongs to attempt `attempt`.
+ * - `truncated`: the log reached `limitBytes`; what the task writes after is not published.
+ * - `end`: the last message of this log: the task ended in `state` (with `exitCode`), and
+ *   `droppedBytes` were written past the cap.
+ */
+export const TaskLogChunk = z.object({
+  taskId: z.string().min(1).max(200),
+  stream: TaskLogStream,
+  offset: z.number().int().nonnegative(),
+  index: z.number().int().nonnegative(),
+  attempt: z.number().int().positive(),
+  fileOffset: z.number().int().nonnegative(),
+  data: z
+    .string()
+    .max(Math.ceil(LOG_CHUNK_MAX_BYTES / 3) * 4)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64')
+    .default(''),
+  mark: z.enum(['restart', 'truncated', 'end']).optional(),
+  limitBytes: z.number().int().positive().optional(),
+  droppedBytes: z.number().int().nonnegative().optional(),
+  state: z.enum(['finished', 'failed', 'killed']).optional(),
+  exitCode: z.number().int().nullable().optional(),
+});
+export type TaskLogChunk = z.infer<typeof TaskLogChunk>;
+
+/**
+ * A task id as one subject token: ids may hold '.', which NATS reads as a token separator,
+ * so it is written as '%2E' ('%' is never in an id, so no two ids share a token).
+ */
+export function taskToken(taskId: string): string {
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(taskId))
+    throw new Error(`task id ${JSON.stringify(taskId)} is not one: letters, digits and "_.:-"`);
+  return taskId.replaceAll('.', '%2E');
+}

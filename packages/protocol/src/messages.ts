@@ -4,7 +4,7 @@ import { BuildCancel, BuildRequested, BuildResult } from './builds.js';
 import { DeadLetter } from './dead-letter.js';
 import { FilesChanged } from './files.js';
 import { CanBuildFrom, HowToBuild } from './how-to-build.js';
-import { LogChunk } from './logs.js';
+import { LogChunk, TaskLogChunk } from './logs.js';
 import { RulesDeclared } from './rules.js';
 import { TaskControl, TaskStateChanged, TaskSubmitted } from './tasks.js';
 
@@ -21,6 +21,7 @@ export const messageTypes = {
   'rules.declared': RulesDeclared,
   'rules.how_to_build': HowToBuild,
   'task.control': TaskControl,
+  'task.log': TaskLogChunk,
   'task.state': TaskStateChanged,
   'task.submitted': TaskSubmitted,
 } as const;

@@ -1,4 +1,5 @@
 import { KeyTooLongError } from './errors.js';
+import { taskToken } from './logs.js';
 import { checkName, checkProject } from './names.js';
 import { MAX_PATH_BYTES } from './paths.js';
 
@@ -31,6 +32,19 @@ export const subjects = {
   api: (p: string, verb: string) => `cp.${checkProject(p)}.api.${checkName('api verb', verb)}`,
   logs: (p: string, stream: string) =>
     `cp.${checkProject(p)}.logs.${checkName('log stream', stream)}`,
+  /**
+   * A task's stdout or stderr, published by the runner of `queue` (its credentials name the
+   * queue, so a runner writes only under its own). The task id is a token (taskToken).
+   */
+  taskLog: (p: string, queue: string, taskId: string, stream: 'stdout' | 'stderr') =>
+    `cp.${checkProject(p)}.tasklog.${checkName('queue name', queue)}.${taskToken(taskId)}.${stream}`,
+  /** Both outputs of one task. */
+  taskLogBoth: (p: string, queue: string, taskId: string) =>
+    `cp.${checkProject(p)}.tasklog.${checkName('queue name', queue)}.${taskToken(taskId)}.*`,
+  /** Every task log a queue's runners publish. */
+  taskLogQueue: (p: string, queue: string) =>
+    `cp.${checkProject(p)}.tasklog.${checkName('queue name', queue)}.>`,
+  taskLogAll: (p: string) => `cp.${checkProject(p)}.tasklog.>`,
   deadLetter: (p: string, service: string) =>
     `cp.${checkProject(p)}.dlq.${checkName('service name', service)}`,
   deadLetterAny: () => 'cp.*.dlq.*',
@@ -43,6 +57,8 @@ export const streams = {
   events: (p: string) => `cp_${checkProject(p)}_events`,
   tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
   deadLetters: (p: string) => `cp_${checkProject(p)}_dlq`,
+  /** Task stdout/stderr, kept for a while (subjects.taskLog). */
+  taskLogs: (p: string) => `cp_${checkProject(p)}_tasklogs`,
 } as const;
 
 /** KV bucket names. */

@@ -85,6 +85,8 @@ export const TaskRecord = z.object({
   /** The state a paused task returns to on resume. */
   pausedFrom: TaskState.optional(),
   runner: z.string().optional(),
+  /** The queue whose runner runs it (its logs are on subjects.taskLog of this queue). */
+  queue: z.string().max(63).optional(),
   pid: z.number().int().optional(),
   jobId: z.string().optional(),
   exitCode: z.number().int().nullable().optional(),

@@ -25,6 +25,7 @@ import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
 import { type AdmissionPolicy, refusalOf } from './task-admission.js';
+import { TaskLogPublisher, taskLogSettings } from './task-log-publisher.js';
 import { servedProfile } from './task-profile.js';
 import { missingRoots, rootsLabel } from './workspace-roots.js';
 
@@ -96,16 +97,24 @@ export async function startRunner(
       );
   }
 
+  // Task stdout/stderr on NATS as they grow (task-log-publisher.ts).
+  const taskLogs = new TaskLogPublisher({
+    bus,
+    queue: rc.queue,
+    settings: taskLogSettings(process.env, resource.type),
+    read: (rec, stream, offset, max) => executor.readLog(rec, stream, offset, max),
+  });
   const executor = createExecutor({
     resource,
     resourceId: rc.resource,
     profile,
     runner: rc.runnerId,
     hooks: {
-      record: (rec) => records.write(rec),
+      record: (rec) => records.write({ ...rec, queue: rc.queue }),
       // A plain publish: the events stream stores it all the same, and the record in KV, written
       // before, is the truth; waiting for a JetStream ack per event only cost a round trip each.
-      publish: (event) => {
+      publish: (event, rec) => {
+        taskLogs.onState(rec);
         bus.emit('task.state', subjects.taskState(p), event, cids.get(event.taskId));
         if (isTerminal(event.state)) cids.delete(event.taskId);
       },
@@ -125,6 +134,7 @@ export async function startRunner(
   }
   if (mine.length) log.info({ tasks: mine.length }, 'adopting tasks from before a restart');
   await executor.adopt(mine);
+  await taskLogs.resume(executor.list(), kv, rc.runnerId);
 
   // Pilot mode: pilot jobs' workers take the tasks; this runner only follows the demand.
   const pilots =
@@ -249,6 +259,7 @@ export async function startRunner(
       control.unsubscribe();
       await pilots?.stop();
       await consumer?.stop();
+      await taskLogs.close();
       await executor.close();
       await bus.close();
     },

@@ -1,0 +1,371 @@
+import {
+  type Bus,
+  decode,
+  isWrongLastSequence,
+  TASK_LOG_MAX_MSGS_PER_SUBJECT,
+  type TypedKv,
+} from '@computepods/bus';
+import { isTerminal, type LogRead } from '@computepods/executors';
+import {
+  LOG_CHUNK_MAX_BYTES,
+  streams,
+  subjects,
+  type TaskLogChunk,
+  type TaskLogStream,
+  type TaskRecord,
+} from '@computepods/protocol';
+
+/** How much of each task output is published, and how often files are looked at. */
+export interface TaskLogSettings {
+  /** Bytes of one task's stdout (and as many of its stderr) published, over all attempts. */
+  readonly maxBytes: number;
+  /** The largest piece (one message). */
+  readonly chunkBytes: number;
+  /** Between two looks at a running task's files (more for a task that already sent many pieces). */
+  readonly pollMs: number;
+}
+
+export const TASK_LOG_DEFAULTS = { maxBytes: 4 * 1024 * 1024, chunkBytes: 64 * 1024 } as const;
+
+/**
+ * CP_TASK_LOG_MAX_BYTES (default 4 MiB per output), CP_TASK_LOG_CHUNK_BYTES (64 KiB, at most
+ * 256 KiB), CP_TASK_LOG_POLL_MS (default 250 ms for local tasks, 1 s where each look is a
+ * command run over sudo or SSH).
+ */
+export function taskLogSettings(env: NodeJS.ProcessEnv, resourceType: string): TaskLogSettings {
+  const int = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new Error(`${name} must be an integer from 1 to ${max}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  return {
+    maxBytes: int('CP_TASK_LOG_MAX_BYTES', TASK_LOG_DEFAULTS.maxBytes),
+    chunkBytes: int('CP_TASK_LOG_CHUNK_BYTES', TASK_LOG_DEFAULTS.chunkBytes, LOG_CHUNK_MAX_BYTES),
+    pollMs: int('CP_TASK_LOG_POLL_MS', resourceType === 'local' ? 250 : 1_000),
+  };
+}
+
+export interface TaskLogPublisherOptions {
+  readonly bus: Bus;
+  /** The queue this runner serves: its credentials may publish only its logs. */
+  readonly queue: string;
+  readonly settings: TaskLogSettings;
+  /** The executor's reader of a task's output file (Executor.readLog). */
+  readonly read: (
+    rec: TaskRecord,
+    stream: TaskLogStream,
+    offset: number,
+    maxBytes: number,
+  ) => Promise<LogRead | undefined>;
+}
+
+/** Where a log stands on the stream: what the next piece must say. */
+interface Position {
+  attempt: number;
+  fileOffset: number;
+  offset: number;
+  index: number;
+  /** The subject's last sequence (the publish expects it: one writer, no interleaving). */
+  lastSeq: number;
+  capped: boolean;
+  ended: boolean;
+}
+
+// Markers that may still follow once the piece budget is spent: restart, truncated, end.
+const RESERVED_MSGS = 4;
+// A tail that sent many pieces is looked at less often: index / PACE extra poll periods, so a
+// task that prints a line at a time over a day stays within the per-subject bound.
+const PACE = 500;
+// Each look reads at most this many pieces before letting other tasks' tails go.
+const PIECES_PER_LOOK = 16;
+
+/**
+ * Publishes every task's stdout and stderr on NATS as they grow (JetStream `cp_<p>_tasklogs`,
+ * subject `cp.<p>.tasklog.<queue>.<task>.<stdout|stderr>`), for `cpctrl logs -f` and the web
+ * UI on any machine. It looks at the files of the tasks it runs where they are (locally, or
+ * through the executor's sudo/SSH host), at most `chunkBytes` a message and `maxBytes` a log,
+ * then a `truncated` marker; when the task ends, a last look, then an `end` marker.
+ *
+ * Each piece is published expecting the subject's last sequence, so two writers (a runner and
+ * its restarted self) can never interleave: the loser reloads where the log stands and goes on
+ * from there. A restarted runner does the same for the tasks it adopts, so a kill -9 leaves
+ * neither gap nor repeat. When a task's file is shorter than what was published (the task ran
+ * again: a restart of its runner before the task began, SLURM running it anew), a `restart`
+ * marker opens attempt n+1, whose bytes follow in the same log, offsets going on.
+ */
+export class TaskLogPublisher {
+  readonly #o: TaskLogPublisherOptions;
+  readonly #stream: string;
+  readonly #tails = new Map<string, Tail>();
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: TaskLogPublisherOptions) {
+    this.#o = options;
+    this.#stream = streams.taskLogs(options.bus.project);
+  }
+
+  /** A task changed state (the executor's publish hook): follow it, or finish its log. */
+  onState(rec: TaskRecord): void {
+    if (this.#closed) return;
+    const id = rec.task.taskId;
+    if (rec.state === 'running' || isTerminal(rec.state)) {
+      if (!rec.stdoutPath && !rec.stderrPath && !isTerminal(rec.state)) return;
+      for (const s of ['stdout', 'stderr'] as const) {
+        const key = `${id}\0${s}`;
+        let tail = this.#tails.get(key);
+        if (!tail) {
+          // An ended task never seen running here (refused, failed before it ran) still gets an
+          // `end`, so a follower is not left waiting.
+          tail = new Tail(this.#o, this.#stream, rec, s, () => this.#closed);
+          this.#tails.set(key, tail);
+        }
+        tail.rec = rec;
+        if (isTerminal(rec.state))
+          void tail.finish().finally(() => {
+            if (this.#tails.get(key) === tail) this.#tails.delete(key);
+          });
+      }
+      this.#ensureTimer();
+    }
+  }
+
+  /**
+   * After a restart: the tasks adopted (running ones are followed again from where their log
+   * stands), and this runner's tasks that ended recently, whose log may lack its end.
+   */
+  async resume(
+    adopted: readonly TaskRecord[],
+    kv: TypedKv<typeof TaskRecord>,
+    runner: string,
+    withinMs = 60 * 60_000,
+  ): Promise<void> {
+    for (const rec of adopted) if (rec.state === 'running') this.onState(rec);
+    const ids = new Set(adopted.map((r) => r.task.taskId));
+    for (const [id, { value }] of await kv.entries()) {
+      if (ids.has(id) || value.runner !== runner || !isTerminal(value.state)) continue;
+      if (Date.now() - Date.parse(value.updated) > withinMs) continue;
+      if ((value.queue ?? this.#o.queue) !== this.#o.queue) continue;
+      this.onState(value);
+    }
+  }
+
+  /** Stops looking; the tasks go on and a restarted runner takes their logs up where they stand. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await Promise.allSettled([...this.#tails.values()].map((t) => t.idle()));
+    this.#tails.clear();
+  }
+
+  #ensureTimer(): void {
+    if (this.#timer || this.#closed) return;
+    this.#timer = setInterval(() => {
+      for (const t of this.#tails.values()) t.tick();
+    }, this.#o.settings.pollMs);
+    this.#timer.unref();
+  }
+}
+
+class Tail {
+  rec: TaskRecord;
+  readonly #o: TaskLogPublisherOptions;
+  readonly #jsStream: string;
+  readonly #stream: TaskLogStream;
+  readonly #subject: string;
+  #pos: Position | undefined;
+  #running: Promise<void> = Promise.resolve();
+  #busy = false;
+  #dueAt = 0;
+  #finishing = false;
+  readonly #closed: () => boolean;
+
+  constructor(
+    o: TaskLogPublisherOptions,
+    jsStream: string,
+    rec: TaskRecord,
+    stream: TaskLogStream,
+    closed: () => boolean,
+  ) {
+    this.#o = o;
+    this.#closed = closed;
+    this.#jsStream = jsStream;
+    this.rec = rec;
+    this.#stream = stream;
+    this.#subject = subjects.taskLog(o.bus.project, o.queue, rec.task.taskId, stream);
+  }
+
+  get #log() {
+    return this.#o.bus.logger;
+  }
+
+  idle(): Promise<void> {
+    return this.#running;
+  }
+
+  /** A poll tick: look at the file if due and not already looking. */
+  tick(): void {
+    if (this.#busy || this.#finishing || Date.now() < this.#dueAt) return;
+    this.#run(() => this.#look(false));
+  }
+
+  /** The task ended: a last look at everything left (within the cap), then the end marker. */
+  finish(): Promise<void> {
+    this.#finishing = true;
+    return this.#run(async () => {
+      // Tried until it is out: a follower waits for this end. Closing stops it (a restart resumes).
+      for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+        try {
+          await this.#look(true);
+          return;
+        } catch (err) {
+          this.#log.warn(
+            { err: String(err), subject: this.#subject, retryInMs: delay },
+            'could not finish a task log; trying again',
+          );
+          if (this.#closed() || this.#o.bus.closing) return;
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    });
+  }
+
+  #run(fn: () => Promise<void>): Promise<void> {
+    const next = this.#running.then(async () => {
+      this.#busy = true;
+      try {
+        await fn();
+      } catch (err) {
+        this.#log.warn(
+          { err: String(err), subject: this.#subject },
+          'task log not published; trying again',
+        );
+      } finally {
+        this.#busy = false;
+      }
+    });
+    this.#running = next;
+    return next;
+  }
+
+  /** Where the log stands on the stream (its last piece), read again after a lost race. */
+  async #load(): Promise<Position> {
+    const last = await this.#o.bus.jsm.direct.getMessage(this.#jsStream, {
+      last_by_subj: this.#subject,
+    });
+    if (!last)
+      return {
+        attempt: 1,
+        fileOffset: 0,
+        offset: 0,
+        index: 0,
+        lastSeq: 0,
+        capped: false,
+        ended: false,
+      };
+    const c = decode(last.data, ['task.log'], this.#o.bus.project).body;
+    const len = Buffer.from(c.data, 'base64').length;
+    return {
+      attempt: c.attempt,
+      fileOffset: c.fileOffset + len,
+      offset: c.offset + len,
+      index: c.index + 1,
+      lastSeq: last.seq,
+      capped: c.mark === 'truncated' || c.mark === 'end',
+      ended: c.mark === 'end',
+    };
+  }
+
+  async #look(final: boolean): Promise<void> {
+    for (let race = 0; ; race++) {
+      try {
+        await this.#lookOnce(final);
+        return;
+      } catch (err) {
+        if (!isWrongLastSequence(err) || race > 5) throw err;
+        // Someone else wrote this log meanwhile: take it up from where it stands now.
+        this.#pos = undefined;
+      }
+    }
+  }
+
+  async #lookOnce(final: boolean): Promise<void> {
+    this.#pos ??= await this.#load();
+    const pos = this.#pos;
+    if (pos.ended) return;
+    const { maxBytes, chunkBytes } = this.#o.settings;
+    const budget = TASK_LOG_MAX_MSGS_PER_SUBJECT - RESERVED_MSGS;
+    let size = pos.fileOffset;
+    let hasFile = false;
+    for (let n = 0; final || n < PIECES_PER_LOOK; n++) {
+      const got =
+        this.rec.stdoutPath || this.rec.stderrPath
+          ? await this.#o.read(this.rec, this.#stream, pos.fileOffset, chunkBytes)
+          : undefined;
+      if (!got) break;
+      hasFile = true;
+      size = got.size;
+      if (pos.capped) break;
+      if (got.size < pos.fileOffset) {
+        await this.#publish({ mark: 'restart', attempt: pos.attempt + 1, fileOffset: 0 });
+        pos.attempt++;
+        pos.fileOffset = 0;
+        continue;
+      }
+      if (got.data.length === 0) break;
+      const room = Math.min(maxBytes - pos.offset, got.data.length);
+      if (room > 0) {
+        const piece = got.data.subarray(0, room);
+        await this.#publish({ data: piece.toString('base64') });
+        pos.offset += piece.length;
+        pos.fileOffset += piece.length;
+      }
+      if (pos.offset >= maxBytes || pos.index >= budget) {
+        await this.#publish({ mark: 'truncated', limitBytes: maxBytes });
+        pos.capped = true;
+        break;
+      }
+      if (got.data.length < chunkBytes) break;
+    }
+    this.#dueAt = Date.now() + this.#o.settings.pollMs * Math.floor(pos.index / PACE);
+    if (!final) return;
+    const rec = this.rec;
+    const state =
+      rec.state === 'finished' || rec.state === 'failed' || rec.state === 'killed'
+        ? rec.state
+        : undefined;
+    await this.#publish({
+      mark: 'end',
+      ...(state ? { state } : {}),
+      ...(rec.exitCode !== undefined ? { exitCode: rec.exitCode } : {}),
+      droppedBytes: hasFile ? Math.max(0, size - pos.fileOffset) : 0,
+    });
+    pos.ended = true;
+  }
+
+  async #publish(part: Partial<TaskLogChunk>): Promise<void> {
+    const pos = this.#pos!;
+    const body: TaskLogChunk = {
+      taskId: this.rec.task.taskId,
+      stream: this.#stream,
+      offset: pos.offset,
+      index: pos.index,
+      attempt: pos.attempt,
+      fileOffset: pos.fileOffset,
+      data: '',
+      ...part,
+    };
+    const bus = this.#o.bus;
+    const ack = await bus.js.publish(this.#subject, bus.encode('task.log', body), {
+      // A publish retried after a lost ack is dropped as a repeat, not stored twice.
+      msgID: `${this.#subject}:${body.index}`,
+      expect: { lastSubjectSequence: pos.lastSeq },
+      timeout: 5_000,
+    });
+    pos.lastSeq = ack.seq;
+    pos.index++;
+  }
+}
