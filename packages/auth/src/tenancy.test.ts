@@ -1,4 +1,11 @@
-import { Bus, createLogger, isPermissionDenied, StorageQuotaError } from '@computepods/bus';
+import {
+  Bus,
+  createLogger,
+  isPermissionDenied,
+  readTaskLog,
+  StorageQuotaError,
+  type TaskLogEvent,
+} from '@computepods/bus';
 import { buckets, streams, subjects } from '@computepods/protocol';
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { connect } from '@nats-io/transport-node';
@@ -185,6 +192,89 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
       runner.js.publish(subjects.buildRequest('alpha', 'latex'), '{}', { timeout: 2_000 }),
     );
     expect(isPermissionDenied(err)).toBe(true);
+  });
+
+  it("keeps task logs to their queue's runner as writer and their project's people as readers", async () => {
+    const subject = subjects.taskLog('alpha', 'local', 'job.1', 'stdout');
+    const piece = (bus: Bus) =>
+      bus.encode('task.log', {
+        taskId: 'job.1',
+        stream: 'stdout',
+        offset: 0,
+        index: 0,
+        attempt: 1,
+        fileOffset: 0,
+        data: Buffer.from('secret output\n').toString('base64'),
+      });
+    const runner = await as({ role: 'runner', project: 'alpha', scope: 'local' });
+    expect(
+      (await runner.js.publish(subject, piece(runner), { timeout: 2_000 })).seq,
+    ).toBeGreaterThan(0);
+    // Where its log stands, after a restart: its own queue's, not another's.
+    expect(
+      await runner.jsm.direct.getMessage(streams.taskLogs('alpha'), { last_by_subj: subject }),
+    ).not.toBeNull();
+    const other = subjects.taskLog('alpha', 'gpu', 'x', 'stdout');
+    const peek = await refused(
+      runner.jsm.direct.getMessage(streams.taskLogs('alpha'), { last_by_subj: other }),
+    );
+    expect(isPermissionDenied(peek)).toBe(true);
+    // Another queue's runner, a viewer, a member and a fswatcher may not write it.
+    for (const grant of [
+      { role: 'runner', project: 'alpha', scope: 'gpu' },
+      { role: 'viewer', project: 'alpha', scope: 'vera' },
+      { role: 'member', project: 'alpha', scope: 'mia' },
+      { role: 'fswatcher', project: 'alpha', scope: 'pod1' },
+    ] as const) {
+      const bus = await as(grant);
+      const err = await refused(bus.js.publish(subject, piece(bus), { timeout: 2_000 }));
+      expect(isPermissionDenied(err), `${grant.role} publishing a task log`).toBe(true);
+    }
+    // A viewer reads it.
+    const viewer = await as({ role: 'viewer', project: 'alpha', scope: 'vera' });
+    const seen: TaskLogEvent[] = [];
+    await readTaskLog(viewer, {
+      queue: 'local',
+      taskId: 'job.1',
+      streams: ['stdout'],
+      follow: false,
+      onEvent: (e) => {
+        seen.push(e);
+      },
+    });
+    expect(seen.map((e) => (e.kind === 'data' ? e.data.toString() : e.kind))).toEqual([
+      'secret output\n',
+      'sofar',
+    ]);
+    // beta, even its admin, cannot reach alpha's logs: not by stream, not by subject.
+    const beta = await as({ role: 'admin', project: 'beta' });
+    const err = await refused(beta.jsm.streams.info(streams.taskLogs('alpha')));
+    expect(err.message).toMatch(/stream not found/);
+    const betaSeen: string[] = [];
+    const sub = beta.nc.subscribe('cp.alpha.tasklog.>', {
+      callback: (_e, m) => {
+        betaSeen.push(m.subject);
+      },
+    });
+    await beta.nc.flush();
+    await runner.js.publish(
+      subject,
+      runner.encode('task.log', {
+        taskId: 'job.1',
+        stream: 'stdout',
+        offset: 14,
+        index: 1,
+        attempt: 1,
+        fileOffset: 14,
+        mark: 'end',
+        state: 'finished',
+        exitCode: 0,
+      }),
+      { timeout: 2_000 },
+    );
+    await beta.nc.flush();
+    sub.unsubscribe();
+    expect(betaSeen).toEqual([]);
   });
 
   it('revokes a person: their credentials are refused from then on, their open connection closed', async () => {
