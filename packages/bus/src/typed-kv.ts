@@ -112,7 +112,7 @@ export class TypedKv<S extends z.ZodType> {
         if (e.revision >= state.last_seq || e.delta === 0) break;
       }
     } finally {
-      iter.stop();
+      stopWatch(iter);
     }
   }
 
@@ -137,7 +137,7 @@ export class TypedKv<S extends z.ZodType> {
         onChange(fromKvKey(e.key), value, e.revision);
       }
     })();
-    return () => iter.stop();
+    return () => stopWatch(iter);
   }
 
   /** watch() with `invalid: 'ignore'`: only valid values and deletes are reported. */
@@ -179,4 +179,17 @@ export class TypedKv<S extends z.ZodType> {
       );
     });
   }
+}
+
+/**
+ * Stops a KV watch and deletes its consumer. nats.js only unsubscribes: the server keeps the
+ * ordered consumer for its 5-minute inactivity threshold, so a watch per task (a chef waiting
+ * for its tasks to end) kept about a thousand idle consumers at a few tasks a second, and
+ * nats-server's memory grew with them. The iterator holds its consumer in `_data`; the delete
+ * is best effort (the threshold still removes a consumer it misses).
+ */
+function stopWatch(iter: Awaited<ReturnType<KV['watch']>>): void {
+  iter.stop();
+  const consumer = (iter as { _data?: { delete?: () => Promise<unknown> } })._data;
+  consumer?.delete?.().catch(() => undefined);
 }

@@ -1,0 +1,54 @@
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Bus } from './bus.js';
+import { createLogger } from './logger.js';
+import type { TypedKv } from './typed-kv.js';
+
+const Value = z.object({ n: z.number() });
+
+describe('TypedKv watches leave no consumer behind (a real nats-server)', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let kv: TypedKv<typeof Value>;
+  const logger = createLogger('kv-test');
+  logger.level = 'silent';
+  const consumers = async () => (await kv.kv.status()).streamInfo.state.consumer_count;
+  const until = async (ok: () => Promise<boolean>, ms: number) => {
+    const end = Date.now() + ms;
+    while (!(await ok()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'kvtest', logger });
+    kv = await bus.kv('kvtest_watch', Value, { history: 5 });
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  // nats.js only unsubscribes a stopped watch: the server kept its ordered consumer for the
+  // 5 minutes of its inactivity threshold. A chef waits on one watch per task, so at a few tasks
+  // a second nats-server held a thousand idle consumers and its memory grew with them (soak).
+  it('waitFor, watch and listings delete their consumer when they end', async () => {
+    const waits = Array.from({ length: 20 }, (_, i) => kv.waitFor(`task/${i}`, (v) => v.n === 2));
+    for (let i = 0; i < 20; i++) await kv.put(`task/${i}`, { n: 1 });
+    for (let i = 0; i < 20; i++) await kv.put(`task/${i}`, { n: 2 });
+    expect((await Promise.all(waits)).map((v) => v.n)).toEqual(Array(20).fill(2));
+    const seen: number[] = [];
+    const stop = await kv.watch((_k, v) => v && seen.push(v.n), 'task/0');
+    await until(async () => seen.length > 0, 5_000);
+    stop();
+    await kv.entries();
+    await kv.keys();
+    await until(async () => (await consumers()) === 0, 5_000);
+    expect(await consumers()).toBe(0);
+    // A stopped watch reports nothing more.
+    const before = seen.length;
+    await kv.put('task/0', { n: 3 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.length).toBe(before);
+  });
+});
