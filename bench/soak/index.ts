@@ -90,7 +90,9 @@ const sources: Source[] = [
     target: `doc/d${i}.out`,
     // One to three lines, so the line count (the .aux) changes now and then: a second pass.
     text: (n: number) =>
-      Array.from({ length: 1 + (Math.abs(n) % 3) }, (_, l) => `${l ? 'more' : token(n)}\n`).join(''),
+      Array.from({ length: 1 + (Math.abs(n) % 3) }, (_, l) => `${l ? 'more' : token(n)}\n`).join(
+        '',
+      ),
     expect: (text: string) =>
       `${text}lines: ${text.split('\n').filter((l) => l !== '').length + 1}\n`,
   })),
@@ -192,6 +194,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     () => stack.logs(),
   );
   const initial = edits.length;
+  const jsBefore = await jetstreamState(stack);
 
   // --- sampling ------------------------------------------------------------------------------------
   const procs = (): Array<[string, number | undefined]> => [
@@ -238,6 +241,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   sampleAll();
   clearInterval(sampler);
   await drain(DEADLINE_MS);
+  const jsAfter = await jetstreamState(stack);
   sub.unsubscribe();
 
   // Every process still up (a crash would also show as a gap in the samples)?
@@ -327,6 +331,15 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       g.goalMet ? 'yes' : 'NO',
     ]),
   );
+  // What the server holds (it grows by design where retention keeps history: files, events).
+  table(
+    'JetStream streams (KV buckets are KV_*): messages and bytes after the initial build and at the end',
+    ['stream', 'msgs before', 'msgs after', 'bytes before', 'bytes after', 'subjects after'],
+    [...jsAfter].map(([name, a]) => {
+      const b = jsBefore.get(name);
+      return [name, b?.msgs ?? 0, a.msgs, b?.bytes ?? 0, a.bytes, a.subjects];
+    }),
+  );
   console.log(`\nsamples: ${join(OUT, 'samples.csv')}\nedits:   ${join(OUT, 'edits.csv')}`);
   if (died.length) console.log(`processes that died: ${died.join(', ')}`);
   if (diskMismatch)
@@ -363,8 +376,27 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       [`${k}_goal_met`]: g.goalMet,
     });
   }
+  for (const [name, a] of jsAfter) {
+    const k = name.replace(/[^A-Za-z0-9]/g, '_');
+    figures[`js_${k}_msgs`] = a.msgs;
+    figures[`js_${k}_bytes`] = a.bytes;
+  }
   figures.samples_csv = join(OUT, 'samples.csv');
   figures.goal_met = goalMet;
 
   return figures;
+}
+
+/** Messages, bytes and distinct subjects of every stream of the project's account. */
+async function jetstreamState(
+  stack: Stack,
+): Promise<Map<string, { msgs: number; bytes: number; subjects: number }>> {
+  const out = new Map<string, { msgs: number; bytes: number; subjects: number }>();
+  for await (const si of stack.bus.jsm.streams.list())
+    out.set(si.config.name, {
+      msgs: si.state.messages,
+      bytes: si.state.bytes,
+      subjects: si.state.num_subjects ?? 0,
+    });
+  return out;
 }
