@@ -27,8 +27,9 @@ import {
 import { z } from 'zod';
 import { Access, AccessError, type Principal } from './access.js';
 import { allowedHosts, hostAllowed } from './allowed-hosts.js';
-import { LogRefused, readConfinedLog } from './confined-log.js';
+import { LogRefused } from './confined-log.js';
 import type { MajorDomo } from './majordomo.js';
+import { registerTaskLogs } from './task-logs.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -429,31 +430,13 @@ export async function startHttp(
     },
   );
 
-  app.get(
-    '/api/logs/:taskId',
-    {
-      config: viewer,
-      schema: {
-        description: "A task's stdout or stderr (as far as written)",
-        params: z.object({ taskId: z.string().min(1) }),
-        querystring: z.object({ stream: z.enum(['stdout', 'stderr']).default('stderr') }),
-      },
-    },
-    async (req, reply) => {
-      const rec = (await tasksKv.get(req.params.taskId))?.value;
-      if (!rec)
-        throw new HttpError(404, 'CP_UNKNOWN_TASK', `no task ${req.params.taskId}`, 'taskId');
-      const path = req.query.stream === 'stdout' ? rec.stdoutPath : rec.stderrPath;
-      if (!path)
-        throw new HttpError(
-          404,
-          'CP_NO_LOG',
-          `task ${req.params.taskId} has no ${req.query.stream} yet (state ${rec.state})`,
-        );
-      const text = await readConfinedLog(path, cfg.logRoots);
-      return reply.type('text/plain; charset=utf-8').send(text);
-    },
-  );
+  registerTaskLogs(app, {
+    bus,
+    access,
+    tasks: tasksKv,
+    logRoots: cfg.logRoots,
+    maxStreams: cfg.maxSse,
+  });
 
   // The project's view of resources and profiles: the copies bound to its queues
   // (`queue.<name>` in cp_<p>_config). The lab-wide registry is not the project's to read.
@@ -516,9 +499,11 @@ export async function startHttp(
       });
       res.write(': connected\n\n');
       const apiPrefix = `cp.${cfg.project}.api.`;
+      const logPrefix = `cp.${cfg.project}.tasklog.`;
       const sub = bus.nc.subscribe(`cp.${cfg.project}.>`, {
         callback: (_err, m) => {
-          if (m.subject.startsWith(apiPrefix)) return;
+          // Task logs are followed on their own route (task-logs.ts), not sent to every stream.
+          if (m.subject.startsWith(apiPrefix) || m.subject.startsWith(logPrefix)) return;
           let type = 'message';
           try {
             type = (m.json<{ type?: string }>().type ?? type).replace(/[^\w.-]/g, '');
