@@ -93,7 +93,7 @@ export async function handleBuild(
   }
   const signal = ctx.inflight.begin(req.buildId);
   try {
-    await build(ctx, req, rule, checked, base, signal, msg, logger);
+    await build(ctx, req, rule, checked, base, signal, msg, logger, known !== undefined);
   } finally {
     ctx.inflight.end(req.buildId, signal);
   }
@@ -121,6 +121,7 @@ async function build(
   signal: AbortSignal,
   msg: { readonly id: string; readonly cid: string },
   logger: Logger,
+  reported: boolean,
 ): Promise<void> {
   const { cid } = msg;
   const started = Date.now();
@@ -175,7 +176,7 @@ async function build(
   } catch (err) {
     return fail('failed', errorText(err));
   }
-  const taskId = await taskIdFor(ctx, req.buildId, signal);
+  const taskId = await taskIdFor(ctx, req.buildId, signal, reported);
   await ctx.bus.publish(
     'task.submitted',
     subjects.tasks(ctx.project, route.queue),
@@ -267,9 +268,11 @@ async function finish(
   result: Omit<Result, 'outputs' | 'cutoff' | 'discovered' | 'inputsNow'> & Partial<Result>,
 ): Promise<void> {
   const full = BuildResult.parse(result);
-  // Recorded first: the result cache (a constructive trace) that answers a repeated request.
-  // Only successes: a failure may be transient, a cancellation is about other bytes.
-  if (full.status === 'succeeded') await ctx.results.put(full.buildId, full);
+  // Recorded first: the result cache (a constructive trace) that answers a repeated request
+  // (MajorDomo and handleBuild reuse successes only: a failure may be transient, a cancellation
+  // is about other bytes). Every outcome is recorded, so a new request for this build knows that
+  // its task, if it finished, was reported already and is not to be reused (taskIdFor).
+  await ctx.results.put(full.buildId, full);
   await publishResult(ctx, full, msg);
 }
 
@@ -339,11 +342,24 @@ async function changedInputs(
  * `b-<buildId>`, so a redelivered request finds the task already run or running and the runner
  * never runs it twice. Unless that task was killed or failed: a new request for the same build
  * (its inputs changed and changed back; MajorDomo restarted and forgot the failure) runs again.
+ * And unless it finished and was `reported` (a result for the build is recorded) and we are here
+ * all the same: its outputs are no longer the ones it wrote (another build of the target wrote
+ * them since: the inputs changed and changed back), or its result was not a success (an input
+ * moved while it ran). Reusing it reported the other build's bytes against these inputs. A
+ * finished task with no result recorded is reused: its chef died before reporting it.
  */
-async function taskIdFor(ctx: ChefContext, buildId: string, signal: AbortSignal): Promise<string> {
+async function taskIdFor(
+  ctx: ChefContext,
+  buildId: string,
+  signal: AbortSignal,
+  reported: boolean,
+): Promise<string> {
   const taskId = `b-${buildId}`;
   const prior = (await ctx.tasks.get(taskId))?.value.state;
-  return prior === 'killed' || prior === 'failed' || ctx.inflight.afterCancel(signal)
+  return prior === 'killed' ||
+    prior === 'failed' ||
+    (prior === 'finished' && reported) ||
+    ctx.inflight.afterCancel(signal)
     ? `${taskId}-${Date.now().toString(36)}`
     : taskId;
 }
