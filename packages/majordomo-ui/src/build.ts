@@ -1,0 +1,55 @@
+// `pnpm build` (scripts/setup runs it) calls this: bundles the page (src/web) for the browser
+// into dist/: one script, one stylesheet and an index.html that loads them. No inline script or
+// style anywhere, so the page runs under a Content-Security-Policy of `default-src 'self'`.
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { uiDir } from './index.js';
+
+const web = fileURLToPath(new URL('./web/', import.meta.url));
+
+const INDEX = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>MajorDomo</title>
+<link rel="stylesheet" href="assets/app.css">
+<script type="module" src="assets/app.js"></script>
+</head>
+<body>
+<div id="root"></div>
+<noscript>MajorDomoUI needs JavaScript.</noscript>
+</body>
+</html>
+`;
+
+/** Builds the page into `outDir` (default: the package's dist/); returns the files written. */
+export async function buildUi(opts: { outDir?: string; minify?: boolean } = {}) {
+  const out = opts.outDir ?? uiDir;
+  rmSync(join(out, 'assets'), { recursive: true, force: true });
+  mkdirSync(join(out, 'assets'), { recursive: true });
+  const result = await build({
+    entryPoints: { app: join(web, 'main.tsx') },
+    outdir: join(out, 'assets'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['chrome120', 'firefox120', 'safari17'],
+    jsx: 'automatic',
+    minify: opts.minify ?? true,
+    sourcemap: false,
+    legalComments: 'none',
+    metafile: true,
+    logLevel: 'warning',
+    define: { 'process.env.NODE_ENV': '"production"' },
+  });
+  writeFileSync(join(out, 'index.html'), INDEX);
+  return Object.entries(result.metafile.outputs).map(([file, o]) => ({ file, bytes: o.bytes }));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const f of await buildUi()) process.stderr.write(`build: ${f.file} (${f.bytes} bytes)\n`);
+}

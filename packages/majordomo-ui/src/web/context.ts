@@ -1,0 +1,23 @@
+import { createContext, useContext, useSyncExternalStore } from 'react';
+import type { Api } from './api.js';
+import type { ProjectStore, Snapshot } from './store.js';
+
+export interface Session {
+  api: Api;
+  store: ProjectStore;
+  user: string;
+  role: string;
+}
+
+export const SessionContext = createContext<Session | null>(null);
+
+export function useSession(): Session {
+  const s = useContext(SessionContext);
+  if (!s) throw new Error('no session');
+  return s;
+}
+
+export function useSnapshot(): Snapshot {
+  const { store } = useSession();
+  return useSyncExternalStore(store.subscribe, store.get);
+}

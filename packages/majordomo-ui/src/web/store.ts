@@ -1,0 +1,280 @@
+// The page's copy of the project: loaded from the REST API, then kept current by the event
+// stream. Artefact states are applied from their events at once (the colour change is the
+// point); the graph, plan, builds and tasks are re-read shortly after the events that move them.
+import type { Api } from './api.js';
+import { followEvents, type StreamState } from './sse.js';
+import type {
+  ArtefactRecord,
+  ArtefactStatus,
+  Build,
+  BusEvent,
+  GraphJSON,
+  GraphState,
+  PlanJSON,
+  TaskRecord,
+  TaskState,
+} from './types.js';
+
+/** What the page shows for an artefact: its record's status, `building` while its task runs. */
+export type Shown = ArtefactStatus;
+
+export interface Snapshot {
+  readonly records: ReadonlyMap<string, ArtefactRecord>;
+  readonly graph: GraphJSON | null;
+  /** The graph's state of each artefact, by path. */
+  readonly graphStates: ReadonlyMap<string, GraphState>;
+  /** Task id → its component, from the graph. */
+  readonly components: ReadonlyMap<string, number>;
+  readonly plan: PlanJSON | null;
+  readonly builds: readonly Build[];
+  readonly tasks: readonly TaskRecord[];
+  /** Runner task state by build id, from task.state events and task records. */
+  readonly taskStates: ReadonlyMap<string, TaskState>;
+  /** The latest pass seen of each component (by id), with its limit. */
+  readonly passes: ReadonlyMap<number, { pass: number; limit: number }>;
+  readonly stream: StreamState;
+  readonly streamDetail?: string;
+  /** Events received since the page loaded. */
+  readonly events: number;
+  readonly error?: string;
+}
+
+type Part = 'graph' | 'plan' | 'builds' | 'tasks' | 'records';
+const DELAY: Record<Part, number> = { graph: 250, plan: 150, builds: 100, tasks: 150, records: 0 };
+
+const fromGraph: Record<GraphState, ArtefactStatus> = {
+  source: 'source',
+  up_to_date: 'up_to_date',
+  dirty: 'stale',
+  building: 'building',
+  failed: 'failed',
+  not_converging: 'not_converging',
+  missing: 'missing',
+};
+
+export class ProjectStore {
+  #snap: Snapshot = {
+    records: new Map(),
+    graph: null,
+    graphStates: new Map(),
+    components: new Map(),
+    plan: null,
+    builds: [],
+    tasks: [],
+    taskStates: new Map(),
+    passes: new Map(),
+    stream: 'connecting',
+    events: 0,
+  };
+  readonly #listeners = new Set<() => void>();
+  readonly #timers = new Map<Part, ReturnType<typeof setTimeout>>();
+  readonly #abort = new AbortController();
+  /** Called when the event stream refuses the token. */
+  onRefused: (message: string) => void = () => {};
+
+  constructor(readonly api: Api) {}
+
+  get = (): Snapshot => this.#snap;
+
+  subscribe = (l: () => void): (() => void) => {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  };
+
+  #set(change: Partial<Snapshot>): void {
+    this.#snap = { ...this.#snap, ...change };
+    for (const l of this.#listeners) l();
+  }
+
+  start(): void {
+    void followEvents({
+      token: this.api.token,
+      signal: this.#abort.signal,
+      onEvent: (e) => this.#onEvent(e),
+      onState: (stream, detail) => {
+        this.#set({ stream, streamDetail: detail });
+        // Whatever happened while the stream was down is read again.
+        if (stream === 'live') for (const p of Object.keys(DELAY) as Part[]) this.refresh(p, 0);
+      },
+      onRefused: (_status, message) => this.onRefused(message),
+    });
+  }
+
+  stop(): void {
+    this.#abort.abort();
+    for (const t of this.#timers.values()) clearTimeout(t);
+  }
+
+  /** Re-reads one part after `delay` ms; calls in between are folded into one read. */
+  refresh(part: Part, delay = DELAY[part]): void {
+    if (this.#timers.has(part)) return;
+    this.#timers.set(
+      part,
+      setTimeout(() => {
+        this.#timers.delete(part);
+        this.#load(part).catch((err: Error) => this.#set({ error: `${part}: ${err.message}` }));
+      }, delay),
+    );
+  }
+
+  async #load(part: Part): Promise<void> {
+    switch (part) {
+      case 'records': {
+        const list = await this.api.get<ArtefactRecord[]>('/api/artefacts');
+        this.#set({ records: new Map(list.map((r) => [r.path, r])), error: undefined });
+        return;
+      }
+      case 'graph': {
+        const graph = await this.api.get<GraphJSON>('/api/graph');
+        const passes = new Map(this.#snap.passes);
+        for (const c of graph.components) {
+          const limit = c.passLimit ?? passes.get(c.id)?.limit ?? 0;
+          // A settled cycle (pass 0) keeps showing the passes its last round took.
+          const seen = passes.get(c.id)?.pass ?? 0;
+          passes.set(c.id, { pass: c.pass ? c.pass : seen, limit });
+        }
+        this.#set({
+          graph,
+          passes,
+          graphStates: new Map(graph.artefacts.map((a) => [a.path, a.state])),
+          components: new Map(graph.tasks.map((t) => [t.id, t.component])),
+        });
+        return;
+      }
+      case 'plan': {
+        const plan = await this.api.get<PlanJSON>('/api/plan');
+        const passes = new Map(this.#snap.passes);
+        for (const c of plan.components)
+          if (c.pass > 0) passes.set(c.id, { pass: c.pass, limit: c.passLimit });
+        this.#set({ plan, passes });
+        return;
+      }
+      case 'builds':
+        this.#set({ builds: await this.api.get<Build[]>('/api/builds') });
+        return;
+      case 'tasks': {
+        const tasks = await this.api.get<TaskRecord[]>('/api/tasks?limit=500');
+        const taskStates = new Map(this.#snap.taskStates);
+        for (const t of [...tasks].reverse())
+          if (t.task.buildId) taskStates.set(t.task.buildId, t.state);
+        this.#set({ tasks, taskStates });
+        return;
+      }
+    }
+  }
+
+  #onEvent(e: BusEvent): void {
+    this.#snap = { ...this.#snap, events: this.#snap.events + 1 };
+    const body = e.body as Record<string, unknown>;
+    switch (e.type) {
+      case 'artefact.state': {
+        const rec = body as unknown as ArtefactRecord;
+        const records = new Map(this.#snap.records);
+        records.set(rec.path, rec);
+        this.#set({ records });
+        if (!this.#snap.graphStates.has(rec.path)) this.refresh('graph');
+        return;
+      }
+      case 'build.requested': {
+        const taskId = String(body.taskId);
+        const pass = Number(body.pass);
+        const comp = this.#snap.components.get(taskId);
+        if (comp !== undefined && pass > 0) {
+          const passes = new Map(this.#snap.passes);
+          const prev = passes.get(comp);
+          passes.set(comp, { pass, limit: prev?.limit ?? 0 });
+          this.#set({ passes });
+        }
+        const build: Build = {
+          taskId,
+          buildId: String(body.buildId),
+          chef: String(body.chef),
+          pass,
+          component: comp ?? -1,
+          cyclic: false,
+        };
+        this.#set({ builds: [...this.#snap.builds.filter((b) => b.taskId !== taskId), build] });
+        this.refresh('builds');
+        this.refresh('plan');
+        return;
+      }
+      case 'build.result':
+        this.#set({ builds: this.#snap.builds.filter((b) => b.buildId !== body.buildId) });
+        this.refresh('builds');
+        this.refresh('plan');
+        this.refresh('graph');
+        this.refresh('tasks');
+        return;
+      case 'build.cancel':
+        this.refresh('builds');
+        this.refresh('plan');
+        return;
+      case 'task.state': {
+        if (typeof body.buildId === 'string') {
+          const taskStates = new Map(this.#snap.taskStates);
+          taskStates.set(body.buildId, body.state as TaskState);
+          this.#set({ taskStates });
+        }
+        this.refresh('tasks');
+        return;
+      }
+      case 'rules.declared':
+        this.refresh('graph', 1000);
+        return;
+      case 'files.changed':
+        this.refresh('graph');
+        this.refresh('plan');
+        return;
+      default:
+        this.#set({});
+    }
+  }
+}
+
+/** The state shown for `path`: its record, or the graph's view while it has none. */
+export function shownState(s: Snapshot, path: string): Shown {
+  const rec = s.records.get(path);
+  if (rec) {
+    if (rec.status === 'queued' && rec.producer) {
+      const b = s.builds.find((x) => x.taskId === rec.producer);
+      if (b && s.taskStates.get(b.buildId) === 'running') return 'building';
+    }
+    return rec.status;
+  }
+  const g = s.graphStates.get(path);
+  return g ? fromGraph[g] : 'missing';
+}
+
+export const STATE_LABEL: Record<ArtefactStatus, string> = {
+  source: 'source',
+  missing: 'missing',
+  stale: 'stale',
+  queued: 'queued',
+  building: 'building',
+  up_to_date: 'up to date',
+  failed: 'failed',
+  not_converging: 'not converging',
+};
+
+/** Why an artefact is in its state, in a few words. */
+export function reasonOf(s: Snapshot, path: string): string {
+  const rec = s.records.get(path);
+  const state = shownState(s, path);
+  switch (state) {
+    case 'source':
+      return 'a source file';
+    case 'up_to_date':
+      return rec?.producer ? `built by ${rec.producer}` : 'up to date';
+    case 'queued':
+      return `waiting for ${rec?.producer ?? 'its build'} to run`;
+    case 'building':
+      return `${rec?.producer ?? 'its build'} is running`;
+    case 'failed':
+    case 'not_converging':
+      return rec?.error ?? state;
+    case 'stale':
+      return rec?.error ?? 'an input changed; waiting to be rebuilt';
+    case 'missing':
+      return 'not there yet';
+  }
+}

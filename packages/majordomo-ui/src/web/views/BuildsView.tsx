@@ -1,0 +1,159 @@
+import { useEffect, useState } from 'react';
+import { useSession, useSnapshot } from '../context.js';
+import { href } from '../route.js';
+import { PAUSABLE, type TaskRecord, TERMINAL } from '../types.js';
+import { ActionResult, useAction } from './ArtefactPanel.js';
+
+const span = (t: TaskRecord, now: number) => {
+  const times = t.history.map((h) => Date.parse(h.time));
+  const start = times.length ? Math.min(...times) : Date.parse(t.updated);
+  const end = TERMINAL.includes(t.state) ? Date.parse(t.updated) : now;
+  return { start, end: Math.max(end, start) };
+};
+
+const duration = (ms: number) =>
+  ms < 1000
+    ? `${ms} ms`
+    : ms < 60_000
+      ? `${(ms / 1000).toFixed(1)} s`
+      : `${Math.round(ms / 60_000)} min`;
+
+/** In-flight builds, and a timeline (Gantt) of the runners' recent tasks, one lane per runner. */
+export function BuildsView() {
+  const { api } = useSession();
+  const snap = useSnapshot();
+  const [now, setNow] = useState(() => Date.now());
+  const [result, act] = useAction();
+  const running = snap.tasks.some((t) => !TERMINAL.includes(t.state));
+  useEffect(() => {
+    if (!running) return;
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [running]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the clock moves with every new list
+  useEffect(() => setNow(Date.now()), [snap.tasks]);
+
+  // Which build (rule:stem, pass) a runner task ran: build ids from builds and records.
+  const names = new Map<string, string>();
+  for (const r of snap.records.values())
+    if (r.buildId && r.producer) names.set(r.buildId, r.producer);
+  for (const b of snap.builds)
+    names.set(b.buildId, `${b.taskId}${b.pass > 1 || b.cyclic ? ` · pass ${b.pass}` : ''}`);
+
+  const tasks = snap.tasks.slice(0, 200);
+  const spans = tasks.map((t) => span(t, now));
+  const t0 = spans.length ? Math.min(...spans.map((s) => s.start)) : now;
+  const t1 = spans.length ? Math.max(now, ...spans.map((s) => s.end)) : now;
+  const width = Math.max(t1 - t0, 1);
+  const lanes = new Map<string, TaskRecord[]>();
+  for (const t of tasks) {
+    const lane = `${t.runner ?? 'not yet taken'} · ${t.task.resource}`;
+    lanes.set(lane, [...(lanes.get(lane) ?? []), t]);
+  }
+  const control = (t: TaskRecord, action: 'pause' | 'resume' | 'kill') => (
+    <button
+      type="button"
+      onClick={() =>
+        act(`${action} ${t.task.taskId}`, () =>
+          api.post(`/api/tasks/${encodeURIComponent(t.task.taskId)}/${action}`),
+        )
+      }
+    >
+      {action}
+    </button>
+  );
+
+  return (
+    <section className="builds-view" aria-label="builds">
+      <h2>Builds in flight</h2>
+      {snap.builds.length === 0 ? (
+        <p className="muted">None: everything is settled.</p>
+      ) : (
+        <table className="grid">
+          <thead>
+            <tr>
+              <th scope="col">Task</th>
+              <th scope="col">Chef</th>
+              <th scope="col">Pass</th>
+              <th scope="col">Build id</th>
+              <th scope="col" />
+            </tr>
+          </thead>
+          <tbody>
+            {snap.builds.map((b) => (
+              <tr key={b.buildId} data-build={b.taskId}>
+                <td>{b.taskId}</td>
+                <td>{b.chef}</td>
+                <td>
+                  {b.pass}
+                  {b.cyclic ? ' (cycle)' : ''}
+                </td>
+                <td className="hash">{b.buildId}</td>
+                <td>
+                  <button
+                    type="button"
+                    onClick={() =>
+                      act(`Cancel ${b.taskId}`, () =>
+                        api.delete(`/api/builds/${encodeURIComponent(b.taskId)}`),
+                      )
+                    }
+                  >
+                    Cancel
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <ActionResult result={result} />
+      <h2>Timeline</h2>
+      <p className="muted">
+        The runners' last {tasks.length} tasks, {duration(width)} in all; one lane per runner.
+      </p>
+      <div className="gantt">
+        {[...lanes].map(([lane, list]) => (
+          <div key={lane} className="lane">
+            <div className="lane-name">{lane}</div>
+            <ol className="bars">
+              {list.map((t) => {
+                const s = span(t, now);
+                const label = names.get(t.task.buildId ?? '') ?? t.task.taskId;
+                return (
+                  <li key={t.task.taskId} className="bar-row" data-task={t.task.taskId}>
+                    <div className="bar-track">
+                      <div
+                        className={`bar t-${t.state}`}
+                        style={{
+                          left: `${((s.start - t0) / width) * 100}%`,
+                          width: `max(3px, ${((s.end - s.start) / width) * 100}%)`,
+                        }}
+                        title={`${label}: ${t.state}, ${duration(s.end - s.start)}`}
+                      />
+                    </div>
+                    <div className="bar-text">
+                      <a href={href('logs', {}, t.task.taskId)}>{label}</a>{' '}
+                      <span className={`pill t-${t.state}`}>{t.state}</span>{' '}
+                      {duration(s.end - s.start)} · {t.task.resource}
+                      {t.jobId ? ` · SLURM job ${t.jobId}` : ''}
+                      {t.exitCode !== undefined && t.exitCode !== null
+                        ? ` · exit ${t.exitCode}`
+                        : ''}
+                      {!TERMINAL.includes(t.state) && (
+                        <span className="inline-actions">
+                          {t.state === 'paused' && control(t, 'resume')}
+                          {PAUSABLE.includes(t.state) && control(t, 'pause')}
+                          {control(t, 'kill')}
+                        </span>
+                      )}
+                    </div>
+                  </li>
+                );
+              })}
+            </ol>
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,225 @@
+import {
+  Background,
+  Controls,
+  type Edge,
+  Handle,
+  MarkerType,
+  type Node,
+  type NodeProps,
+  Position,
+  ReactFlow,
+  useReactFlow,
+} from '@xyflow/react';
+import { createContext, memo, useContext, useEffect, useMemo } from 'react';
+import { useSnapshot } from '../context.js';
+import { type LaidNode, layoutGraph, shapeKey } from '../layout.js';
+import { href, type Route, setParam } from '../route.js';
+import { type Snapshot, STATE_LABEL, shownState } from '../store.js';
+import type { ArtefactStatus } from '../types.js';
+import { ArtefactPanel } from './ArtefactPanel.js';
+
+interface Look {
+  snap: Snapshot;
+  query: string;
+  state: string;
+  selected: string;
+}
+const LookContext = createContext<Look | null>(null);
+
+type NodeData = { key: string };
+
+function matches(look: Look, path: string, state: ArtefactStatus): boolean {
+  if (look.state && look.state !== state) return false;
+  if (look.query && !path.toLowerCase().includes(look.query.toLowerCase())) return false;
+  return true;
+}
+
+const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeData>>) {
+  const look = useContext(LookContext)!;
+  const state = shownState(look.snap, data.key);
+  const dim = (look.query || look.state) && !matches(look, data.key, state);
+  return (
+    <div
+      className={`node art s-${state}${dim ? ' dim' : ''}${look.selected === data.key ? ' sel' : ''}`}
+      data-path={data.key}
+      data-state={state}
+      title={`${data.key}: ${STATE_LABEL[state]}`}
+    >
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <span className="label">{data.key}</span>
+      <span className="badge">{STATE_LABEL[state]}</span>
+      <Handle type="source" position={Position.Right} isConnectable={false} />
+    </div>
+  );
+});
+
+const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<NodeData>>) {
+  const look = useContext(LookContext)!;
+  const running = look.snap.builds.some((b) => b.taskId === data.key);
+  return (
+    <div className={`node task${running ? ' running' : ''}`} data-task={data.key} title={data.key}>
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <span className="label">{data.key}</span>
+      <Handle type="source" position={Position.Right} isConnectable={false} />
+    </div>
+  );
+});
+
+const CycleNode = memo(function CycleNode({ data }: NodeProps<Node<NodeData>>) {
+  const look = useContext(LookContext)!;
+  const id = Number(data.key);
+  const p = look.snap.passes.get(id);
+  const active = look.snap.plan?.components.some((c) => c.id === id) ?? false;
+  const limit = p?.limit || '?';
+  const text = !p?.pass
+    ? `cycle · settled · limit ${limit} passes`
+    : `cycle · pass ${p.pass}/${limit}${active ? '' : ' · settled'}`;
+  return (
+    <div
+      className="cycle"
+      data-cycle={data.key}
+      data-pass={p?.pass ?? 0}
+      data-limit={p?.limit ?? 0}
+    >
+      <span className="cycle-label">{text}</span>
+    </div>
+  );
+});
+
+/** Fits the view again when the graph's shape changes (not its states: no jumps on updates). */
+function FitOnShape({ shape }: { shape: string }) {
+  const flow = useReactFlow();
+  useEffect(() => {
+    if (!shape) return;
+    const t = requestAnimationFrame(() => void flow.fitView({ duration: 0 }));
+    return () => cancelAnimationFrame(t);
+  }, [flow, shape]);
+  return null;
+}
+
+/** Above this many nodes only those in view are drawn. */
+const DRAW_VISIBLE_ONLY = 1000;
+
+const nodeTypes = { artefact: ArtefactNode, task: TaskNode, cycle: CycleNode };
+
+function toFlow(n: LaidNode): Node<NodeData> {
+  return {
+    id: n.id,
+    type: n.kind,
+    position: { x: n.x, y: n.y },
+    data: { key: n.key },
+    width: n.width,
+    height: n.height,
+    ...(n.kind === 'cycle' ? { style: { width: n.width, height: n.height }, zIndex: -1 } : {}),
+    ...(n.parent ? { parentId: n.parent, extent: 'parent' as const } : {}),
+    draggable: false,
+    connectable: false,
+    selectable: n.kind === 'artefact',
+    focusable: n.kind === 'artefact',
+    ariaLabel: n.kind === 'artefact' ? `artefact ${n.key}` : undefined,
+  };
+}
+
+export function GraphView({ route }: { route: Route }) {
+  const snap = useSnapshot();
+  const graph = snap.graph;
+  const key = graph ? shapeKey(graph) : '';
+  // biome-ignore lint/correctness/useExhaustiveDependencies: laid out again only when the shape changes
+  const flow = useMemo(() => {
+    if (!graph) return { nodes: [], edges: [] };
+    const l = layoutGraph(graph);
+    const edges: Edge[] = l.edges.map((e) => ({
+      id: e.id,
+      source: e.source,
+      target: e.target,
+      className: `edge-${e.kind}`,
+      markerEnd: { type: MarkerType.ArrowClosed, width: 14, height: 14 },
+      focusable: false,
+      selectable: false,
+    }));
+    return { nodes: l.nodes.map(toFlow), edges };
+  }, [key]);
+  const query = route.params.get('q') ?? '';
+  const state = route.params.get('state') ?? '';
+  const selected = route.params.get('sel') ?? '';
+  const look = useMemo(() => ({ snap, query, state, selected }), [snap, query, state, selected]);
+
+  return (
+    <div className="with-panel">
+      <section className="graph-view" aria-label="dependency graph">
+        <div className="toolbar">
+          <label>
+            Search{' '}
+            <input
+              type="search"
+              value={query}
+              placeholder="path contains…"
+              onChange={(e) => setParam(route, 'q', e.target.value)}
+            />
+          </label>
+          <label>
+            State{' '}
+            <select value={state} onChange={(e) => setParam(route, 'state', e.target.value)}>
+              <option value="">all</option>
+              {Object.entries(STATE_LABEL).map(([k, v]) => (
+                <option key={k} value={k}>
+                  {v}
+                </option>
+              ))}
+            </select>
+          </label>
+          <Legend />
+          <span className="muted">
+            {graph
+              ? `${graph.artefacts.length} artefacts, ${graph.tasks.length} tasks`
+              : 'loading…'}
+          </span>
+        </div>
+        <div className="flow">
+          <LookContext.Provider value={look}>
+            <ReactFlow
+              nodes={flow.nodes}
+              edges={flow.edges}
+              nodeTypes={nodeTypes}
+              fitView
+              minZoom={0.05}
+              nodesDraggable={false}
+              nodesConnectable={false}
+              onlyRenderVisibleElements={flow.nodes.length > DRAW_VISIBLE_ONLY}
+              proOptions={{ hideAttribution: true }}
+              onNodeClick={(_e, n) => {
+                if (n.type === 'artefact') setParam(route, 'sel', (n.data as NodeData).key);
+              }}
+              onSelectionChange={({ nodes }) => {
+                const n = nodes[0];
+                if (nodes.length === 1 && n?.type === 'artefact') {
+                  const k = (n.data as NodeData).key;
+                  if (k !== selected) setParam(route, 'sel', k);
+                }
+              }}
+            >
+              <FitOnShape shape={key} />
+              <Background />
+              <Controls showInteractive={false} />
+            </ReactFlow>
+          </LookContext.Provider>
+        </div>
+      </section>
+      {selected && (
+        <ArtefactPanel path={selected} close={href('graph', { q: query, state })} view="graph" />
+      )}
+    </div>
+  );
+}
+
+function Legend() {
+  return (
+    <ul className="legend" aria-label="colours">
+      {(Object.keys(STATE_LABEL) as ArtefactStatus[]).map((s) => (
+        <li key={s} className={`s-${s}`}>
+          {STATE_LABEL[s]}
+        </li>
+      ))}
+    </ul>
+  );
+}

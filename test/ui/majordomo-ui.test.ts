@@ -1,0 +1,290 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildUi } from '@computepods/majordomo-ui/build';
+import { buckets, ResolvedQueue } from '@computepods/protocol';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Stack } from '../src/stack.js';
+import { launchChromium } from './browser.js';
+
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+/** The page's state of an artefact's node in the graph view. */
+const node = (path: string) => `.react-flow__node [data-path=${JSON.stringify(path)}]`;
+
+/**
+ * MajorDomoUI in Debian's chromium against a real stack (nats-server, MajorDomo, chef, runner,
+ * fswatcher as their own processes): login, the live graph with its cycle, a failing rule and
+ * its log, controls, hostile names, the CSP and where the token travels. Screenshots of every
+ * view go to CP_UI_SHOTS or a temp dir (its path is printed).
+ */
+describe('MajorDomoUI in a real browser', () => {
+  let stack: Stack;
+  let url: string;
+  let browser: BrowserContext & AsyncDisposable;
+  let page: Page;
+  let shots: string;
+  let gates: string;
+  const dialogs: string[] = [];
+  const consoleErrors: string[] = [];
+  const requests: string[] = [];
+
+  const shot = async (name: string) => {
+    await page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+  };
+  const waitNode = (path: string, state: string, timeout = 60_000) =>
+    page.locator(`${node(path)}[data-state="${state}"]`).waitFor({ timeout });
+
+  beforeAll(async () => {
+    await buildUi();
+    shots = process.env.CP_UI_SHOTS ?? mkdtempSync(join(tmpdir(), 'cp-ui-shots-'));
+    mkdirSync(shots, { recursive: true });
+    console.log(`MajorDomoUI screenshots: ${shots}`);
+    stack = await Stack.start('uitest');
+    gates = stack.dir.join('gates');
+    mkdirSync(gates);
+    const chef = stack.dir.join('ui-chef.yaml');
+    writeFileSync(
+      chef,
+      [
+        'rules:',
+        '  - id: upper',
+        '    inputs: ["src/{stem}.txt"]',
+        '    outputs: ["out/{stem}.upper"]',
+        '    command: tr a-z A-Z < {in0} > {out0}',
+        // Held until the test opens its gate: "building" lasts as long as the test needs.
+        '  - id: slow',
+        '    inputs: ["slow/{stem}.in"]',
+        '    outputs: ["out/{stem}.slow"]',
+        `    command: while [ ! -e ${gates}/{stem}.go ]; do sleep 0.05; done; cat {in0} > {out0}`,
+        '  - id: fail',
+        '    inputs: ["src/{stem}.bad"]',
+        '    outputs: ["out/{stem}.never"]',
+        '    command: |',
+        '      echo compiling >&2',
+        `      printf 'error: <b>bad</b> \\033[31mred\\033[0m ${HOSTILE} <script>alert(2)</script>\\n' >&2`,
+        '      exit 3',
+        // The demo's cycle (deploy/demo/chef.yaml): a page whose contents are read back.
+        '  - id: render',
+        '    inputs: ["src/{stem}.md"]',
+        '    optionalInputs: ["out/{stem}.toc"]',
+        '    outputs: ["out/{stem}.html"]',
+        '    command: |',
+        '      awk -v toc=out/{stem}.toc \'BEGIN { while ((getline l < toc) > 0) print "toc " l } { print NR ": " $0 }\' {in0} > {out0}',
+        '  - id: toc',
+        '    inputs: ["out/{stem}.html"]',
+        '    outputs: ["out/{stem}.toc"]',
+        '    command: grep -c . {in0} > {out0}',
+        '',
+      ].join('\n'),
+    );
+    // The runner keeps task folders in the local queue's jobs_local_dir: MajorDomo reads logs there.
+    const config = await stack.bus.kv(buckets.config(stack.project), z.unknown());
+    const bound = ResolvedQueue.safeParse((await config.get('queue.local'))?.value);
+    const jobs = bound.success ? (bound.data.resource as { jobs_local_dir?: string }) : {};
+    const logRoot =
+      jobs.jobs_local_dir ?? join(stack.env('runner').CP_STATE_DIR!, 'runner', 'tasks');
+    stack.write('src/hello.txt', 'hello\n');
+    stack.write('src/guide.md', '# Guide\nIntro.\n');
+    await Promise.all([
+      stack.start('majordomo', { CP_LOG_ROOTS: logRoot }),
+      stack.start('chef', { CP_CHEF: 'ui', CP_CHEF_DEFINITION: chef }),
+      stack.start('runner', { CP_PARALLEL: '2' }),
+      stack.start('fswatcher'),
+    ]);
+    url = await stack.httpUrl();
+    await stack.until('out/hello.upper');
+    await stack.until('out/guide.toc');
+    browser = await launchChromium();
+    page = await browser.newPage();
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    page.on('request', (r) => requests.push(r.url()));
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.[Symbol.asyncDispose]();
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('serves the page with a strict CSP, and refuses a missing or wrong token with a clear message', async () => {
+    const res = await page.goto(url);
+    expect(res?.status()).toBe(200);
+    const csp = res?.headers()['content-security-policy'] ?? '';
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).not.toContain('unsafe-eval');
+
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect
+      .poll(() => page.locator('[data-login-error]').textContent())
+      .toContain('Enter the API token');
+    await page.locator('#token').fill('not-the-token-at-all');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect
+      .poll(() => page.locator('[data-login-error]').textContent())
+      .toMatch(/That token was refused: send "Authorization: Bearer <token>"/);
+    await shot('login-refused');
+  });
+
+  it('logs in and shows the graph live: the cycle as a group, its nodes coloured by state', async () => {
+    await page.locator('#token').fill(stack.apiToken);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.locator('[data-stream-state="live"]').waitFor();
+    await waitNode('src/hello.txt', 'source');
+    await waitNode('out/hello.upper', 'up_to_date');
+    await waitNode('out/guide.html', 'up_to_date');
+    await waitNode('out/guide.toc', 'up_to_date');
+    // The cycle's group holds its tasks and their outputs.
+    const cycle = page.locator('.react-flow__node-cycle');
+    await expect.poll(() => cycle.count()).toBe(1);
+    const c = (await cycle.boundingBox())!;
+    for (const path of ['out/guide.html', 'out/guide.toc']) {
+      const r = (await page.locator(`.react-flow__node[data-id="a:${path}"]`).boundingBox())!;
+      expect(r.x >= c.x && r.y >= c.y).toBe(true);
+      expect(r.x + r.width <= c.x + c.width && r.y + r.height <= c.y + c.height).toBe(true);
+    }
+    // Gone if the page reloads: every later change must arrive without one.
+    await page.evaluate('window.notReloaded = true');
+    await shot('graph');
+  });
+
+  it('follows an edit without a reload: building, then up to date; a cycle shows its pass count', async () => {
+    stack.write('slow/a.in', 'first\n');
+    await waitNode('out/a.slow', 'building');
+    await shot('graph-building');
+    writeFileSync(join(gates, 'a.go'), '');
+    await waitNode('out/a.slow', 'up_to_date');
+
+    // An edit of the cycle's source: its passes counted on the group, against the limit.
+    stack.write('src/guide.md', '# Guide\nIntro.\n## A new section\n');
+    // (Polled from here: a predicate evaluated in the page would be refused by its CSP.)
+    await expect
+      .poll(async () => Number(await page.locator('[data-cycle]').getAttribute('data-pass')), {
+        timeout: 60_000,
+      })
+      .toBeGreaterThanOrEqual(2);
+    expect(await page.locator('[data-cycle]').getAttribute('data-limit')).toBe('5');
+    await waitNode('out/guide.toc', 'up_to_date');
+    await expect.poll(() => stack.until('out/guide.toc').then((a) => a.status)).toBe('up_to_date');
+    expect(await page.evaluate('window.notReloaded')).toBe(true);
+  });
+
+  it("turns a failing rule's node failed, and its log shows the error line as text", async () => {
+    stack.write('src/oops.bad', 'x\n');
+    await waitNode('out/oops.never', 'failed');
+    await page.locator(node('out/oops.never')).click();
+    const panel = page.locator('[data-panel="out/oops.never"]');
+    await panel.waitFor();
+    await expect.poll(() => panel.textContent()).toContain('exit');
+    await shot('graph-failed-panel');
+    await panel.locator('[data-log]').first().click();
+    const stderr = page.locator('[data-stream="stderr"] pre');
+    await expect.poll(() => stderr.textContent()).toContain('error: <b>bad</b> red');
+    const text = (await stderr.textContent()) ?? '';
+    expect(text).toContain(`${HOSTILE} <script>alert(2)</script>`);
+    expect(text).not.toContain('\x1b');
+    // The escape became a colour, the markup stayed text.
+    expect(await stderr.locator('span.fg-1').textContent()).toBe('red');
+    expect(await stderr.locator('b, img, script').count()).toBe(0);
+    await shot('logs');
+  });
+
+  it('rebuilds an artefact from the page, with the result shown', async () => {
+    const before = await stack.artefact('out/hello.upper');
+    await page.goto(`${url}/#/graph?sel=${encodeURIComponent('out/hello.upper')}`);
+    const panel = page.locator('[data-panel="out/hello.upper"]');
+    await panel.waitFor();
+    await panel.getByRole('button', { name: 'Rebuild (force)' }).click();
+    await expect.poll(() => panel.locator('[role="status"]').textContent()).toMatch(/^Rebuild: /);
+    expect(await panel.locator('[role="status"]').textContent()).not.toContain('refused');
+    await stack.until(
+      'out/hello.upper',
+      (a) => a.status === 'up_to_date' && a.buildId !== before?.buildId,
+    );
+    await waitNode('out/hello.upper', 'up_to_date');
+  });
+
+  it('cancels a build, and pauses, resumes and kills tasks from the page', async () => {
+    // Two held builds fill the runner's two slots; the third waits (submitted): pausable.
+    for (const s of ['p1', 'p2', 'p3']) stack.write(`slow/${s}.in`, `${s}\n`);
+    await page.goto(`${url}/#/builds`);
+    await expect.poll(() => page.locator('.bar-row .pill.t-running').count()).toBe(2);
+    await expect.poll(() => page.locator('.bar-row .pill.t-submitted').count()).toBe(1);
+    await shot('builds');
+    const waiting = await page.locator('.bar-row:has(.pill.t-submitted)').getAttribute('data-task');
+    expect(waiting).toBeTruthy();
+    await page.goto(`${url}/#/logs/${encodeURIComponent(waiting!)}`);
+    await page.getByRole('button', { name: 'pause' }).click();
+    await page.locator('[data-task-state="paused"]').waitFor();
+    await expect.poll(() => page.locator('[role="status"]').textContent()).toMatch(/^pause: /);
+    await page.getByRole('button', { name: 'resume' }).click();
+    await page.locator('[data-task-state="submitted"]').waitFor();
+    await page.getByRole('button', { name: 'kill' }).click();
+    await page.locator('[data-task-state="killed"]').waitFor();
+
+    // A running build cancelled from its artefact's panel: the artefact goes back to stale.
+    // (The runner took two of the three in an order of its own: one of those still held.)
+    let held = '';
+    for (const p of ['p1', 'p2', 'p3'])
+      if ((await stack.artefact(`out/${p}.slow`))?.status === 'queued') held = `out/${p}.slow`;
+    expect(held).not.toBe('');
+    await page.goto(`${url}/#/artefacts?sel=${encodeURIComponent(held)}`);
+    const panel = page.locator(`[data-panel="${held}"]`);
+    await panel.getByRole('button', { name: 'Cancel build' }).click();
+    await expect.poll(() => panel.locator('[role="status"]').textContent()).toMatch(/^Cancel: /);
+    await stack.until(held, (a) => a.status === 'stale');
+    await expect
+      .poll(() => panel.locator('[data-state]').first().getAttribute('data-state'))
+      .toBe('stale');
+    for (const s of ['p1', 'p2', 'p3']) writeFileSync(join(gates, `${s}.go`), '');
+  });
+
+  it('renders hostile file names as text in every view, and runs no script', async () => {
+    stack.write(`src/${HOSTILE}.txt`, 'boo\n');
+    await page.goto(`${url}/#/graph`);
+    await waitNode(`out/${HOSTILE}.upper`, 'up_to_date');
+    expect(await page.locator(node(`src/${HOSTILE}.txt`)).textContent()).toContain(HOSTILE);
+    await page.goto(`${url}/#/artefacts?sel=${encodeURIComponent(`out/${HOSTILE}.upper`)}`);
+    await page.locator(`[data-row=${JSON.stringify(`out/${HOSTILE}.upper`)}]`).waitFor();
+    await page.locator(`[data-panel=${JSON.stringify(`out/${HOSTILE}.upper`)}]`).waitFor();
+    await shot('artefacts-hostile');
+    await page.goto(`${url}/#/artefacts?state=failed`);
+    await page.locator('[data-row="out/oops.never"]').waitFor();
+    await shot('artefacts-failed');
+    await page.goto(`${url}/#/builds`);
+    await page.locator('.bar-row').first().waitFor();
+    await page.goto(`${url}/#/resources`);
+    await page.locator('[data-item="local"]').waitFor();
+    await shot('resources');
+    // No element the names could have made, no dialog, no console error (a CSP violation is one).
+    expect(await page.locator('img[src="x"], main script').count()).toBe(0);
+    expect(dialogs).toEqual([]);
+    expect(consoleErrors.filter((e) => !/Failed to load resource: .* 401/.test(e))).toEqual([]);
+  });
+
+  it('follows the system: dark mode', async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${url}/#/graph`);
+    await waitNode('out/hello.upper', 'up_to_date');
+    const bg = await page.evaluate('getComputedStyle(document.body).backgroundColor');
+    expect(bg).toBe('rgb(21, 24, 29)');
+    await shot('graph-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('never puts the token in a URL', () => {
+    expect(requests.length).toBeGreaterThan(10);
+    expect(requests.filter((u) => u.includes(stack.apiToken))).toEqual([]);
+    expect(requests.filter((u) => /[?&]token=/.test(u))).toEqual([]);
+  });
+});
