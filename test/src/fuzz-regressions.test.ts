@@ -216,6 +216,38 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     for (const proc of stack.procs.values()) expect(proc.running).toBe(true);
   });
 
+  it('answers REST routing errors in the API shape, and 401 before them without a token', async () => {
+    const url = await stack.httpUrl();
+    const call = async (path: string, token?: string, method = 'GET') => {
+      const r = await fetch(`${url}${path}`, {
+        method,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+      return { status: r.status, body: (await r.json()) as { error?: { code?: string } } };
+    };
+    // A task id over fastify's default 100-character parameter (a long stem's) was a 414 in
+    // fastify's own shape, to anyone; a malformed %-escape a 400 the same way; an unknown
+    // route a 404 {message, error, statusCode}.
+    const long = `/api/builds/upper:${'a'.repeat(600)}`;
+    for (const path of [long, '/api/logs/%zz', '/api/no-such-route'])
+      expect(await call(path, undefined, path === long ? 'DELETE' : 'GET')).toMatchObject({
+        status: 401,
+        body: { error: { code: 'CP_UNAUTHORIZED' } },
+      });
+    expect(await call(long, stack.apiToken, 'DELETE')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'CP_UNKNOWN_BUILD', field: 'taskId' } },
+    });
+    expect(await call('/api/logs/%zz', stack.apiToken)).toMatchObject({
+      status: 400,
+      body: { error: { code: 'CP_BAD_REQUEST' } },
+    });
+    expect(await call('/api/no-such-route', stack.apiToken)).toMatchObject({
+      status: 404,
+      body: { error: { code: 'CP_NOT_FOUND' } },
+    });
+  });
+
   // Last: it stops the runner.
   it('fails a build whose task no runner records instead of holding its slot for ever', async () => {
     await stack.procs.get('runner')!.stop();

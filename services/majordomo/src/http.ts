@@ -16,7 +16,7 @@ import {
   type UnsafePathError,
 } from '@computepods/protocol';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -109,6 +109,28 @@ export async function startHttp(
   const app = Fastify({
     logger: false,
     forceCloseConnections: true,
+    // Task ids run to MAX_STEM + 200 characters (a 1 KiB path's stem, %-escaped): fastify's
+    // default of 100 answered GET /api/logs/<id> of such a task with a 414.
+    maxParamLength: 8 * 1024,
+    // A URL the router cannot take (a malformed %-escape, a parameter still too long) is refused
+    // before any hook runs: Host and token are checked here as in onRequest, so a caller without
+    // a token learns nothing of the routes, and the answer has the API's error shape (it was
+    // fastify's own 400/414 body, to anyone).
+    frameworkErrors: (err, req, reply) => {
+      const refuse = (status: number, code: string, message: string) =>
+        (reply as unknown as FastifyReply).code(status).send({ error: { code, message } });
+      if (!hostAllowed(hosts, req.headers.host))
+        return refuse(421, 'CP_HOST_NOT_ALLOWED', 'this API does not answer for this Host');
+      try {
+        access.authenticate(/^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]);
+      } catch (e) {
+        const a = e as AccessError;
+        return refuse(a.status, a.code, a.message);
+      }
+      return err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? refuse(414, 'CP_BAD_REQUEST', 'a path parameter is longer than 8 KiB')
+        : refuse(400, 'CP_BAD_REQUEST', 'the URL is not valid: a malformed %-escape?');
+    },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -161,6 +183,16 @@ export async function startHttp(
     bus.logger.error({ err }, 'HTTP handler failed');
     return reply.code(500).send({ error: { code: 'CP_INTERNAL', message: err.message } });
   });
+  // Reached only with a valid token (onRequest authenticates 404s too). The API's error shape,
+  // not fastify's {message, error, statusCode}; the URL is not echoed (it may carry ?token=).
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({
+      error: {
+        code: 'CP_NOT_FOUND',
+        message: `no ${req.method} route at this path; GET /openapi.json lists the API`,
+      },
+    }),
+  );
 
   const cfg = md.cfg;
   const access = await Access.start(bus, cfg.project, opts.token);
