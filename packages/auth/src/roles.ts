@@ -170,8 +170,10 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvWrite(buckets.traces(p)),
             ...kvWrite(buckets.goals(p)),
             ...kvWrite(buckets.builds(p)),
-            // Retiring a dead chef deletes its rules record.
+            // Retiring a dead chef deletes its rules record and purges its queued requests
+            // (the purge's subject filter is in the request body: the stream is named here).
             ...kvWrite(buckets.rules(p)),
+            `${JS}.STREAM.PURGE.${streams.builds(p)}`,
           ],
         },
         sub: { allow: [...b.sub, ...SRV_SUB, `${cp}.>`] },

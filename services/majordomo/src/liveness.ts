@@ -33,6 +33,14 @@ export function chefPingMs(env: NodeJS.ProcessEnv = process.env): number {
  */
 const MISSED_PINGS = 3;
 
+// JetStream's answers when an expected-last-sequence header does not match (the key changed).
+const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
+
+function isRevisionConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' && WRONG_LAST_SEQUENCE.has(code);
+}
+
 interface Seen {
   at: number;
   revision: number;
@@ -40,6 +48,8 @@ interface Seen {
   /** When it was last PINGed. */
   pinged: number;
   missed: number;
+  /** Its retirement failed (NATS unreachable): said once at warn, tried again at each check. */
+  retireFailed?: boolean;
 }
 
 /**
@@ -55,7 +65,11 @@ interface Seen {
  * not build what was re-planned elsewhere.
  *
  * Time is measured here, from when each put was seen: no clock is compared across hosts. After a
- * MajorDomo restart every chef gets a full timeout to be heard from again.
+ * MajorDomo restart every chef gets a full timeout to be heard from again, and so after NATS
+ * comes back: while it is away no chef can be heard, so silence proves nothing and nobody is
+ * retired. A chef stays followed until its declaration is really deleted: a delete that fails
+ * (NATS gone mid-retirement) is tried again at each check, so a chef that died during an outage
+ * and never came back is retired once NATS returns.
  */
 export async function watchChefLiveness(
   bus: Bus,
@@ -64,6 +78,26 @@ export async function watchChefLiveness(
   pingMs = chefPingMs(),
 ): Promise<() => void> {
   const seen = new Map<string, Seen>();
+  const retiring = new Set<Seen>();
+  let connected = true;
+  let stopped = false;
+  void (async () => {
+    for await (const st of bus.nc.status()) {
+      if (stopped) break;
+      if (st.type === 'disconnect') connected = false;
+      else if (st.type === 'reconnect') {
+        connected = true;
+        // Nothing could be heard meanwhile: every chef gets a full timeout (and its PINGs) again.
+        const now = Date.now();
+        for (const s of seen.values()) {
+          s.at = now;
+          s.pinged = now;
+          s.missed = 0;
+          s.retireFailed = false;
+        }
+      }
+    }
+  })().catch(() => undefined);
   // An invalid put is not a delete (watchValid): the chef is followed as before.
   const stopWatch = await rulesKv.watchValid((chef, decl, revision) => {
     // A key that is not a chef name is no chef's (MajorDomo logs it, declaration.ts): followed,
@@ -81,15 +115,42 @@ export async function watchChefLiveness(
       bus.logger.error({ chef, err: err.message }, 'could not retire a silent chef; going on'),
     );
   const retireChef = async (chef: string, s: Seen, why: Record<string, unknown>) => {
-    if (seen.get(chef) !== s) return;
-    seen.delete(chef);
+    // Not while NATS is away: a delete held in the client's buffer would be carried out when
+    // it returns, before a live chef could be heard again.
+    if (!connected || seen.get(chef) !== s || retiring.has(s)) return;
+    retiring.add(s);
     try {
       // Only the revision seen: a chef that re-declared meanwhile is alive and stays.
       await rulesKv.kv.delete(kvKey(chef), { previousSeq: s.revision });
     } catch (err) {
-      bus.logger.debug({ chef, err: (err as Error).message }, 'chef re-declared; kept');
-      return;
+      if (!isRevisionConflict(err)) {
+        // NATS unreachable or the delete unanswered: still followed, tried again next check.
+        if (!s.retireFailed)
+          bus.logger.warn(
+            { chef, err: (err as Error).message, ...why },
+            'could not retire a silent chef (its declaration could not be deleted); trying again',
+          );
+        s.retireFailed = true;
+        return;
+      }
+      // Changed since seen: re-declared (alive), or already deleted, by a delete of ours that
+      // NATS carried out while its answer was lost, or by the chef itself on its way out.
+      let current: Awaited<ReturnType<typeof rulesKv.kv.get>>;
+      try {
+        current = await rulesKv.kv.get(kvKey(chef));
+      } catch {
+        return; // unknown: tried again next check
+      }
+      if (current?.operation === 'PUT') {
+        // The watch follows the new declaration.
+        bus.logger.debug({ chef, err: (err as Error).message }, 'chef re-declared; kept');
+        if (seen.get(chef) === s) seen.delete(chef);
+        return;
+      }
+    } finally {
+      retiring.delete(s);
     }
+    if (seen.get(chef) === s) seen.delete(chef);
     bus.logger.warn(
       { chef, ...why },
       'chef not heard from; its rules are retired and its work re-planned',
@@ -111,6 +172,7 @@ export async function watchChefLiveness(
     } catch (err) {
       const e = err as Error & { isNoResponders?: () => boolean };
       const gone = e.name === 'NoRespondersError' || e.isNoResponders?.() === true;
+      if (!connected) return; // no answer can come: not a miss
       if (++s.missed >= MISSED_PINGS)
         await retire(chef, s, {
           srv: s.srv.id,
@@ -120,6 +182,7 @@ export async function watchChefLiveness(
   };
 
   const check = async () => {
+    if (!connected) return;
     const now = Date.now();
     const pings: Promise<void>[] = [];
     for (const [chef, s] of seen) {
@@ -145,6 +208,7 @@ export async function watchChefLiveness(
     Math.max(Math.min(Math.floor(timeoutMs / 4), pingMs), 100),
   );
   return () => {
+    stopped = true;
     clearInterval(timer);
     stopWatch();
   };
