@@ -1,0 +1,235 @@
+// pnpm bench fuzz: hostile input against a real stack (nats-server + MajorDomo, a chef, a runner
+// and an fswatcher, each its own OS process with its role's credentials), with the generators of
+// the fuzz tests (test/fuzz/arbitraries.ts) over every target: the subjects each service
+// consumes, the buckets each reads, the REST routes, the watched workspace. Every input is
+// judged as the tests judge it (dead-lettered, answered with an error, answered, accepted,
+// ignored, unanswered; a problem when a property breaks), the services are checked alive, a
+// sentinel ping through each service's input path runs every second (a stall: one over 1 s),
+// and at the end a source edit must still be built, after a MajorDomo restart too.
+// Sizes: CP_FUZZ_INPUTS (default 100,000), CP_FUZZ_SEED, CP_FUZZ_WINDOW (inputs in flight per
+// target, default 8).
+import {
+  describeInput,
+  type FuzzInput,
+  sample,
+  TARGET_NAMES,
+  type Target,
+  targets,
+} from '../../test/fuzz/arbitraries.js';
+import { FuzzRig, type Outcome, type OutcomeClass } from '../../test/fuzz/rig.js';
+import { finish, percentile, table } from '../lib/report.js';
+
+const INPUTS = Number(process.env.CP_FUZZ_INPUTS ?? 100_000);
+const SEED = Number(process.env.CP_FUZZ_SEED ?? 20261203);
+const WINDOW = Number(process.env.CP_FUZZ_WINDOW ?? 8);
+const STALL_MS = 1_000;
+/** Files are dearer (a write, a hash, a batch through MajorDomo): fewer of them. */
+const WEIGHT: Partial<Record<(typeof TARGET_NAMES)[number], number>> = { fs: 0.25 };
+
+const CLASSES: OutcomeClass[] = [
+  'dead-lettered',
+  'answered-error',
+  'answered-ok',
+  'accepted',
+  'ignored',
+  'unanswered',
+];
+interface Tally {
+  inputs: number;
+  invalid: number;
+  problems: number;
+  classes: Record<OutcomeClass, number>;
+  ms: number[];
+}
+
+const rig = await FuzzRig.start({ project: 'fuzzbench', answerMs: 30_000 });
+const started = performance.now();
+const tallies = new Map<string, Tally>();
+const problems: string[] = [];
+const pings: Record<string, number[]> = {};
+const crashes = new Set<string>();
+let stop = false;
+
+try {
+  await rig.sentinel('before');
+  const all = targets(rig.ctx);
+  const weightSum = all.reduce((s, t) => s + (WEIGHT[t.name as keyof typeof WEIGHT] ?? 1), 0);
+  const quota = (name: string) =>
+    Math.round((INPUTS * (WEIGHT[name as keyof typeof WEIGHT] ?? 1)) / weightSum);
+
+  const pinger = (async () => {
+    while (!stop) {
+      const t0 = performance.now();
+      const r = await rig.ping(30_000);
+      for (const [k, v] of Object.entries(r)) {
+        const list = pings[k] ?? [];
+        list.push(v);
+        pings[k] = list;
+      }
+      for (const d of rig.dead()) crashes.add(d);
+      await new Promise((res) => setTimeout(res, Math.max(0, 1_000 - (performance.now() - t0))));
+    }
+  })();
+
+  const worker = async (index: number, name: string, arb: Target['arb']) => {
+    const tally: Tally = {
+      inputs: 0,
+      invalid: 0,
+      problems: 0,
+      classes: Object.fromEntries(CLASSES.map((c) => [c, 0])) as Record<OutcomeClass, number>,
+      ms: [],
+    };
+    tallies.set(name, tally);
+    const n = quota(name);
+    let chunk = 0;
+    let queue: FuzzInput[] = [];
+    const next = (): FuzzInput => {
+      if (queue.length === 0) queue = sample(arb, SEED + index * 1_000_003 + chunk++, 256);
+      return queue.pop()!;
+    };
+    const record = (input: FuzzInput, o: Outcome) => {
+      tally.inputs++;
+      if (o.invalid) tally.invalid++;
+      tally.classes[o.outcome]++;
+      tally.ms.push(o.ms);
+      if (o.problem) {
+        tally.problems++;
+        if (problems.length < 30)
+          problems.push(`${name}: ${o.problem}\n    ${describeInput(input).slice(0, 400)}`);
+      }
+    };
+    let sent = 0;
+    const lanes = Array.from({ length: WINDOW }, async () => {
+      while (sent < n && crashes.size === 0) {
+        sent++;
+        const input = next();
+        record(input, await rig.send(input));
+      }
+    });
+    await Promise.all(lanes);
+  };
+
+  await Promise.all(all.map((t, i) => worker(i, t.name, t.arb)));
+  stop = true;
+  await pinger;
+} finally {
+  stop = true;
+}
+
+const fuzzSeconds = (performance.now() - started) / 1000;
+for (const d of rig.dead()) crashes.add(d);
+// The system still builds: a new source, then the same after a MajorDomo restart over every
+// fuzzed bucket.
+let buildsAfter = crashes.size === 0;
+let buildError = '';
+if (buildsAfter) {
+  try {
+    await rig.sentinel('after');
+    await rig.restartMajorDomo();
+    await rig.sentinel('restarted');
+  } catch (err) {
+    buildsAfter = false;
+    buildError = (err as Error).message.slice(0, 2000);
+  }
+}
+for (const d of rig.dead()) crashes.add(d);
+const durationS = (performance.now() - started) / 1000;
+
+const sum = (f: (t: Tally) => number) => [...tallies.values()].reduce((s, t) => s + f(t), 0);
+const figures: Record<string, number | string | boolean> = {};
+const rows = TARGET_NAMES.filter((n) => tallies.has(n)).map((name) => {
+  const t = tallies.get(name)!;
+  const sorted = [...t.ms].sort((a, b) => a - b);
+  const validLettered = rig.validDeadLettered.get(name) ?? 0;
+  figures[`inputs.${name}`] = t.inputs;
+  figures[`invalid.${name}`] = t.invalid;
+  for (const c of CLASSES) figures[`${c}.${name}`] = t.classes[c];
+  figures[`valid_dead_lettered.${name}`] = validLettered;
+  figures[`problems.${name}`] = t.problems;
+  figures[`p99_ms.${name}`] = percentile(sorted, 99);
+  return [
+    name,
+    t.inputs,
+    t.invalid,
+    t.classes['dead-lettered'] + validLettered,
+    t.classes['answered-error'],
+    t.classes['answered-ok'],
+    t.classes.accepted,
+    t.classes.ignored,
+    t.classes.unanswered,
+    t.problems,
+    percentile(sorted, 50),
+    percentile(sorted, 99),
+    sorted[sorted.length - 1] ?? Number.NaN,
+  ];
+});
+table(
+  `Fuzzing ${sum((t) => t.inputs)} inputs (seed ${SEED}, ${WINDOW} in flight per target) in ${fuzzSeconds.toFixed(1)} s`,
+  [
+    'target',
+    'inputs',
+    'invalid',
+    'dead-lettered',
+    'answered err',
+    'answered ok',
+    'accepted',
+    'ignored',
+    'unanswered',
+    'problems',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+  ],
+  rows,
+);
+const pingRows = Object.entries(pings).map(([path, xs]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const stalls = xs.filter((x) => x > STALL_MS).length;
+  figures[`stalls.${path}`] = stalls;
+  figures[`ping_max_ms.${path}`] = Number.isFinite(s[s.length - 1]!) ? s[s.length - 1]! : -1;
+  return [
+    path,
+    xs.length,
+    stalls,
+    percentile(s, 50),
+    percentile(s, 99),
+    s[s.length - 1] ?? Number.NaN,
+  ];
+});
+table(
+  `Sentinel pings through each input path, one a second (a stall: over ${STALL_MS} ms)`,
+  ['path', 'pings', 'stalls', 'p50 ms', 'p99 ms', 'max ms'],
+  pingRows,
+);
+if (problems.length)
+  console.log(`\nProblems (first ${problems.length}):\n  ${problems.join('\n  ')}`);
+if (crashes.size) console.log(`\nServices down: ${[...crashes].join(', ')}\n${rig.logs(3000)}`);
+if (!buildsAfter) console.log(`\nThe system no longer builds: ${buildError}`);
+const stalls = pingRows.reduce((s, r) => s + (r[2] as number), 0);
+const inputs = sum((t) => t.inputs);
+const validLettered = [...rig.validDeadLettered.values()].reduce((a, b) => a + b, 0);
+await rig[Symbol.asyncDispose]();
+finish('fuzz', {
+  seed: SEED,
+  window: WINDOW,
+  inputs,
+  targets: tallies.size,
+  duration_s: durationS,
+  fuzz_s: fuzzSeconds,
+  inputs_per_s: inputs / fuzzSeconds,
+  crashes: crashes.size,
+  invalid: sum((t) => t.invalid),
+  dead_lettered: sum((t) => t.classes['dead-lettered']) + validLettered,
+  dead_lettered_valid: validLettered,
+  answered_with_error: sum((t) => t.classes['answered-error']),
+  answered_ok: sum((t) => t.classes['answered-ok']),
+  accepted: sum((t) => t.classes.accepted),
+  ignored: sum((t) => t.classes.ignored),
+  unanswered: sum((t) => t.classes.unanswered),
+  problems: sum((t) => t.problems),
+  pings: Object.values(pings).reduce((s, xs) => s + xs.length, 0),
+  stalls,
+  builds_after: buildsAfter,
+  ...figures,
+});
+process.exit(crashes.size || !buildsAfter ? 1 : 0);
