@@ -4,11 +4,12 @@ import { buildCommand } from './commands/build.js';
 import { completionCommand } from './commands/completion.js';
 import { credsCommand } from './commands/creds.js';
 import { buildsCommand, graphCommand } from './commands/graph.js';
+import { logsCommand } from './commands/logs.js';
 import { projectCommand } from './commands/project.js';
 import { queueCommand } from './commands/queue.js';
 import { resourceCommands } from './commands/resource.js';
 import { statusCommand } from './commands/status.js';
-import { logsCommand, taskCommand } from './commands/task.js';
+import { taskCommand } from './commands/task.js';
 import { tokenCommand } from './commands/token.js';
 import { reportError } from './output.js';
 
@@ -46,6 +47,7 @@ Examples:
   cpctrl graph --dot | dot -Tsvg > graph.svg
   cpctrl task list --state running
   cpctrl logs -f TASK
+  cpctrl logs TASK --stream stderr --from 1024 -o json
   cpctrl -o json status | jq '.artefacts[] | select(.status != "up_to_date")'`,
   );
 

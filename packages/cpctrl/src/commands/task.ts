@@ -1,11 +1,4 @@
-import {
-  buckets,
-  envelope,
-  subjects,
-  TaskRecord,
-  TaskState,
-  TERMINAL_STATES,
-} from '@computepods/protocol';
+import { buckets, envelope, subjects, TaskRecord, TaskState } from '@computepods/protocol';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { CliError, printJson, printTable } from '../output.js';
@@ -88,64 +81,4 @@ export function taskCommand(program: Command): void {
         }),
       );
   }
-}
-
-export function logsCommand(program: Command): void {
-  program
-    .command('logs')
-    .argument('<task>', 'task id (see `cpctrl task list`)')
-    .description("print a task's output; -f follows it until the task ends")
-    .option('-f, --follow', 'keep printing as the task writes', false)
-    .option('--stream <name>', 'stdout or stderr', 'stderr')
-    .action(async (taskId: string, opts: { follow: boolean; stream: string }, cmd: Command) =>
-      withBus(cmd, async (bus, ctx) => {
-        if (opts.stream !== 'stdout' && opts.stream !== 'stderr')
-          throw new Error('--stream must be stdout or stderr');
-        const kv = await bus.kv(buckets.tasks(ctx.project), TaskRecord, { history: 5 });
-        const first = (await kv.get(taskId))?.value;
-        if (!first)
-          throw new CliError(
-            'CP_UNKNOWN_TASK',
-            `no task ${taskId}; \`cpctrl task list\` shows the tasks`,
-          );
-        const { open } = await import('node:fs/promises');
-        let offset = 0;
-        const pump = async (rec: TaskRecord): Promise<void> => {
-          const path = opts.stream === 'stdout' ? rec.stdoutPath : rec.stderrPath;
-          if (!path) return;
-          const fh = await open(path, 'r').catch(() => {
-            throw new CliError(
-              'CP_NO_LOG',
-              `the log of ${taskId} is at ${path} on the runner's machine, not readable here`,
-            );
-          });
-          try {
-            const buf = Buffer.alloc(64 * 1024);
-            for (;;) {
-              const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-              if (bytesRead === 0) break;
-              offset += bytesRead;
-              const chunk = buf.subarray(0, bytesRead);
-              if (ctx.json)
-                printJson({
-                  taskId,
-                  stream: opts.stream,
-                  offset: offset - bytesRead,
-                  data: chunk.toString('utf8'),
-                });
-              else process.stdout.write(chunk);
-            }
-          } finally {
-            await fh.close();
-          }
-        };
-        let rec = first;
-        await pump(rec);
-        while (opts.follow && !TERMINAL_STATES.includes(rec.state)) {
-          await new Promise((r) => setTimeout(r, 250));
-          rec = (await kv.get(taskId))?.value ?? rec;
-          await pump(rec);
-        }
-      }),
-    );
 }
