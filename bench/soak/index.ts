@@ -11,9 +11,10 @@
 //
 // Settings: CP_SOAK_MINUTES (default 30), CP_SOAK_RATE edits/s (2), CP_SOAK_TEXTS (6) and
 // CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
-// CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv.
+// CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv; CP_SOAK_HEAP=1 for heap snapshots
+// of every service at the end of warm-up and at the end.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Envelope, subjects } from '@computepods/protocol';
@@ -114,7 +115,18 @@ process.exit(0);
 async function soak(stack: Stack): Promise<Record<string, number | string | boolean>> {
   const defFile = stack.dir.join('soak.yaml');
   writeFileSync(defFile, definition);
-  const quiet = { CP_LOG_LEVEL: 'info' };
+  // CP_SOAK_HEAP=1: every Node service writes a heap snapshot into OUT at the end of warm-up and
+  // at the end of the edits, to compare what grew (taking one perturbs that moment's samples).
+  const heap = process.env.CP_SOAK_HEAP === '1';
+  const quiet = {
+    CP_LOG_LEVEL: 'info',
+    ...(heap
+      ? {
+          NODE_OPTIONS:
+            `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${OUT}`.trim(),
+        }
+      : {}),
+  };
   await Promise.all([
     stack.start('majordomo', quiet),
     stack.start('runner', quiet),
@@ -218,12 +230,17 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   sampleAll();
   const sampler = setInterval(sampleAll, SAMPLE_S * 1000);
   let lastReport = 0;
+  let warmSnapshot = !heap;
   for (let n = 0; ; n++) {
     const due = begin + (n / RATE) * 1000;
     if (due - begin >= DURATION_S * 1000) break;
     const wait = due - now();
     if (wait > 0) await sleep(wait);
     edit(n);
+    if (!warmSnapshot && now() - begin >= windowsFor(DURATION_S).warmupS * 1000) {
+      warmSnapshot = true;
+      void snapshots(stack, OUT);
+    }
     const minute = Math.floor((now() - begin) / 60_000);
     if (minute > lastReport) {
       lastReport = minute;
@@ -240,6 +257,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   const editsEnd = now();
   sampleAll();
   clearInterval(sampler);
+  if (heap) await snapshots(stack, OUT);
   await drain(DEADLINE_MS);
   const jsAfter = await jetstreamState(stack);
   sub.unsubscribe();
@@ -399,4 +417,14 @@ async function jetstreamState(
       subjects: si.state.num_subjects ?? 0,
     });
   return out;
+}
+
+/** SIGUSR2 to every service (started with --heapsnapshot-signal); waits for their snapshots. */
+async function snapshots(stack: Stack, dir: string): Promise<void> {
+  const count = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).length;
+  const want = count() + stack.procs.size;
+  for (const p of stack.procs.values()) p.signal('SIGUSR2');
+  const end = Date.now() + 120_000;
+  while (count() < want && Date.now() < end) await sleep(500);
+  console.log(`  heap snapshots in ${dir}: ${count()}`);
 }
