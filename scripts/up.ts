@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { NatsServer } from '@computepods/testkit';
+import { apiToken } from '../services/majordomo/src/token.js';
 import { formatLogLine } from './log-line.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -95,6 +96,9 @@ async function main(): Promise<void> {
   });
   const creds = (g: Omit<Grant, 'project'>) => auth.grantCreds({ ...g, project });
   const httpPort = Number(process.env.CP_HTTP_PORT ?? 8080);
+  // The bootstrap token MajorDomo will use (CP_API_TOKEN, or the one kept in its state dir,
+  // made now if missing): printed below, to log in to the web page with.
+  const token = apiToken(process.env.CP_API_TOKEN, `${state}/${project}/majordomo`);
   // The demo's sources, each only when missing: an edited file is kept across restarts.
   mkdirSync(`${workspace}/src`, { recursive: true });
   cpSync(`${root}deploy/demo/src`, `${workspace}/src`, { recursive: true, force: false });
@@ -170,8 +174,10 @@ async function main(): Promise<void> {
       `  services    ${services.map((s) => `${s.name} (pid ${s.child?.pid})`).join(', ')}`,
       `  resource    local (runner on this machine)`,
       `  logs        ${state}/logs/`,
-      `  API         http://127.0.0.1:${httpPort}  (OpenAPI: /openapi.json, live events: /api/events)`,
-      `  API token   ${state}/${project}/majordomo/api-token  (bootstrap admin; cpctrl token create --user NAME makes per-user ones)`,
+      `  web page    http://127.0.0.1:${httpPort}/  (MajorDomoUI: graph, artefacts, builds, logs; log in with the token below)`,
+      `  API         http://127.0.0.1:${httpPort}/api  (OpenAPI: /openapi.json, live events: /api/events)`,
+      `  API token   ${token.token}`,
+      `              (bootstrap admin${token.file ? `, kept in ${token.file}` : ', CP_API_TOKEN'}; cpctrl token create --user NAME makes per-user ones)`,
       '',
       'The demo: out/hello.upper from src/hello.txt, and out/guide.html from src/guide.md through a',
       'cycle (its table of contents is read back from the page as out/guide.toc): a new document',

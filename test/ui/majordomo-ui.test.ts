@@ -272,6 +272,18 @@ describe('MajorDomoUI in a real browser', () => {
     expect(consoleErrors.filter((e) => !/Failed to load resource: .* 401/.test(e))).toEqual([]);
   });
 
+  it('works from the keyboard: a focused node opens with Enter, the views are links', async () => {
+    await page.goto(`${url}/#/graph`);
+    await waitNode('out/hello.upper', 'up_to_date');
+    await page.locator('.react-flow__node[data-id="a:out/hello.upper"]').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('[data-panel="out/hello.upper"]').waitFor();
+    expect(page.url()).toContain(`sel=${encodeURIComponent('out/hello.upper')}`);
+    await page.getByRole('link', { name: 'Artefacts' }).focus();
+    await page.keyboard.press('Enter');
+    await page.locator('main[data-view="artefacts"]').waitFor();
+  });
+
   it('follows the system: dark mode', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(`${url}/#/graph`);

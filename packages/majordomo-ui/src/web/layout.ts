@@ -28,7 +28,8 @@ export interface Layout {
   edges: LaidEdge[];
 }
 
-const textWidth = (s: string, px: number) => Math.min(320, Math.round(s.length * px) + 28);
+// Labels are 12px monospace (7.3 px a character); an artefact also has room for its state badge.
+const textWidth = (s: string, extra: number) => Math.min(460, Math.round(s.length * 7.3) + extra);
 
 /** A key that changes only when the graph's shape does (not its states). */
 export function shapeKey(g: GraphJSON): string {
@@ -53,8 +54,8 @@ export function layoutGraph(g: GraphJSON): Layout {
       if (c.tasks.includes(t.id)) for (const o of t.outputs) groupOf.set(`a:${o}`, gid);
   }
   for (const a of g.artefacts)
-    dg.setNode(`a:${a.path}`, { width: textWidth(a.path, 7.2), height: 34 });
-  for (const t of g.tasks) dg.setNode(`t:${t.id}`, { width: textWidth(t.id, 6.4), height: 24 });
+    dg.setNode(`a:${a.path}`, { width: textWidth(a.path, 110), height: 34 });
+  for (const t of g.tasks) dg.setNode(`t:${t.id}`, { width: textWidth(t.id, 24), height: 24 });
   const edges: LaidEdge[] = [];
   const addEdge = (source: string, target: string, kind: LaidEdge['kind']) => {
     if (!dg.hasNode(source) || !dg.hasNode(target)) return;

@@ -30,6 +30,8 @@ export interface Snapshot {
   readonly tasks: readonly TaskRecord[];
   /** Runner task state by build id, from task.state events and task records. */
   readonly taskStates: ReadonlyMap<string, TaskState>;
+  /** What each build built (`rule:stem`, with its pass inside a cycle), from build.requested. */
+  readonly buildNames: ReadonlyMap<string, string>;
   /** The latest pass seen of each component (by id), with its limit. */
   readonly passes: ReadonlyMap<number, { pass: number; limit: number }>;
   readonly stream: StreamState;
@@ -63,6 +65,7 @@ export class ProjectStore {
     tasks: [],
     taskStates: new Map(),
     passes: new Map(),
+    buildNames: new Map(),
     stream: 'connecting',
     events: 0,
   };
@@ -163,6 +166,10 @@ export class ProjectStore {
     }
   }
 
+  #cyclic(component: number): boolean {
+    return this.#snap.graph?.components.some((c) => c.id === component && c.cyclic) ?? false;
+  }
+
   #onEvent(e: BusEvent): void {
     this.#snap = { ...this.#snap, events: this.#snap.events + 1 };
     const body = e.body as Record<string, unknown>;
@@ -193,7 +200,15 @@ export class ProjectStore {
           component: comp ?? -1,
           cyclic: false,
         };
-        this.#set({ builds: [...this.#snap.builds.filter((b) => b.taskId !== taskId), build] });
+        const buildNames = new Map(this.#snap.buildNames);
+        buildNames.set(
+          build.buildId,
+          comp !== undefined && this.#cyclic(comp) ? `${taskId} · pass ${pass}` : taskId,
+        );
+        this.#set({
+          builds: [...this.#snap.builds.filter((b) => b.taskId !== taskId), build],
+          buildNames,
+        });
         this.refresh('builds');
         this.refresh('plan');
         return;

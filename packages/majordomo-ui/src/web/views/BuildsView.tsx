@@ -37,6 +37,7 @@ export function BuildsView() {
   const names = new Map<string, string>();
   for (const r of snap.records.values())
     if (r.buildId && r.producer) names.set(r.buildId, r.producer);
+  for (const [id, name] of snap.buildNames) names.set(id, name);
   for (const b of snap.builds)
     names.set(b.buildId, `${b.taskId}${b.pass > 1 || b.cyclic ? ` · pass ${b.pass}` : ''}`);
 
@@ -118,7 +119,11 @@ export function BuildsView() {
             <ol className="bars">
               {list.map((t) => {
                 const s = span(t, now);
-                const label = names.get(t.task.buildId ?? '') ?? t.task.taskId;
+                const label =
+                  names.get(t.task.buildId ?? '') ??
+                  (t.task.files?.outputs.length
+                    ? `→ ${t.task.files.outputs.join(', ')}`
+                    : t.task.taskId);
                 return (
                   <li key={t.task.taskId} className="bar-row" data-task={t.task.taskId}>
                     <div className="bar-track">

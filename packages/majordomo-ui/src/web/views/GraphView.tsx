@@ -175,7 +175,19 @@ export function GraphView({ route }: { route: Route }) {
               : 'loading…'}
           </span>
         </div>
-        <div className="flow">
+        {/* A focused artefact node opens with Enter (xyflow's own keyboard selection needs
+            nodes it controls; these are ours). */}
+        <div
+          className="flow"
+          role="application"
+          aria-label="graph: Tab to a node, Enter to open it"
+          onKeyDown={(e) => {
+            const id = (e.target as HTMLElement)
+              .closest('.react-flow__node')
+              ?.getAttribute('data-id');
+            if (e.key === 'Enter' && id?.startsWith('a:')) setParam(route, 'sel', id.slice(2));
+          }}
+        >
           <LookContext.Provider value={look}>
             <ReactFlow
               nodes={flow.nodes}
@@ -190,15 +202,8 @@ export function GraphView({ route }: { route: Route }) {
               onNodeClick={(_e, n) => {
                 if (n.type === 'artefact') setParam(route, 'sel', (n.data as NodeData).key);
               }}
-              onSelectionChange={({ nodes }) => {
-                const n = nodes[0];
-                if (nodes.length === 1 && n?.type === 'artefact') {
-                  const k = (n.data as NodeData).key;
-                  if (k !== selected) setParam(route, 'sel', k);
-                }
-              }}
             >
-              <FitOnShape shape={key} />
+              <FitOnShape shape={`${key}${selected ? ' panel' : ''}`} />
               <Background />
               <Controls showInteractive={false} />
             </ReactFlow>

@@ -128,7 +128,7 @@ export function LogsView({ route }: { route: Route }) {
           {rec.runner ? ` on ${rec.runner}` : ''}
           {rec.jobId ? ` · SLURM job ${rec.jobId}` : ''}
           {rec.exitCode !== undefined && rec.exitCode !== null ? ` · exit ${rec.exitCode}` : ''}
-          {rec.reason ? ` · ${rec.reason}` : ''}
+          {rec.reason && !/^exit code \d+$/.test(rec.reason) ? ` · ${rec.reason}` : ''}
         </p>
       )}
       {state && !TERMINAL.includes(state) && (
