@@ -1,0 +1,66 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buckets, streams, subjects, TaskRecord } from '@computepods/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+
+/**
+ * In the secure default (the runner with its role's credentials alone): a runner killed with a
+ * task message pulled and not recorded has it delivered again by the runner restarted in its
+ * place, long before the (ten-minute) ack wait. The runner's own tests cover the details
+ * (services/runner/src/runner-reclaim.test.ts); this checks its role may do it.
+ */
+describe('a restarted runner reclaims what it had pulled, with its role’s credentials', () => {
+  let stack: Stack;
+  const env = { CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000) };
+
+  beforeAll(async () => {
+    stack = await Stack.start('reclaim');
+    await stack.start('runner', env);
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('runs the pulled task once after the restart', async () => {
+    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
+    const info = () => stack.bus.jsm.consumers.info(streams.tasks(stack.project), 'runner-local');
+    const poll = async (what: string, ok: () => Promise<boolean>) => {
+      const end = Date.now() + 60_000;
+      while (!(await ok())) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
+        await sleep(50);
+      }
+    };
+    const dir = join(stack.workspace, 'reclaim');
+    mkdirSync(dir, { recursive: true });
+
+    // Only a reclaim can hand the message out again within this test's time.
+    expect((await info()).config.ack_wait).toBe(10 * 60_000 * 1_000_000);
+    const first = stack.procs.get('runner')!;
+    first.signal('SIGSTOP');
+    await poll('the frozen runner’s pull request', async () => (await info()).num_waiting > 0);
+    await stack.bus.publish('task.submitted', subjects.tasks(stack.project, 'local'), {
+      taskId: 'pulled',
+      resource: 'local',
+      command: `echo run >> ${dir}/runs`,
+      cwd: dir,
+      env: {},
+      gpu: false,
+    });
+    await poll('the message delivered to it', async () => (await info()).num_ack_pending === 1);
+    await first.kill9();
+
+    await stack.start('runner', env);
+    await poll(
+      'the task to run',
+      async () => (await tasks.get('pulled'))?.value.state === 'finished',
+    );
+    await poll('its message acknowledged', async () => (await info()).num_ack_pending === 0);
+    expect(readFileSync(join(dir, 'runs'), 'utf8')).toBe('run\n');
+    const second = stack.procs.get('runner')!.output;
+    expect(second).toMatch(/pulled and never acknowledged/);
+    expect(second).not.toMatch(/Permissions Violation/i);
+  });
+});
