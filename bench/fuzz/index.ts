@@ -8,6 +8,8 @@
 // and at the end a source edit must still be built, after a MajorDomo restart too.
 // Sizes: CP_FUZZ_INPUTS (default 100,000), CP_FUZZ_SEED, CP_FUZZ_WINDOW (inputs in flight per
 // target, default 8).
+
+import { availableParallelism, loadavg } from 'node:os';
 import {
   describeInput,
   type FuzzInput,
@@ -42,6 +44,8 @@ interface Tally {
   ms: number[];
 }
 
+// The machine is shared: its load says how much of a ping's latency is the services' own.
+const loadStart = loadavg()[0]!;
 const rig = await FuzzRig.start({ project: 'fuzzbench', answerMs: 30_000 });
 const started = performance.now();
 const tallies = new Map<string, Tally>();
@@ -201,6 +205,13 @@ table(
   ['path', 'pings', 'stalls', 'p50 ms', 'p99 ms', 'max ms'],
   pingRows,
 );
+if (rig.validLetterReasons.size)
+  console.log(
+    `\nInputs the schemas accept, dead-lettered by a handler:\n  ${[...rig.validLetterReasons]
+      .sort((a, b) => b[1] - a[1])
+      .map(([why, n]) => `${n} × ${why}`)
+      .join('\n  ')}`,
+  );
 if (problems.length)
   console.log(`\nProblems (first ${problems.length}):\n  ${problems.join('\n  ')}`);
 if (crashes.size) console.log(`\nServices down: ${[...crashes].join(', ')}\n${rig.logs(3000)}`);
@@ -230,6 +241,9 @@ finish('fuzz', {
   pings: Object.values(pings).reduce((s, xs) => s + xs.length, 0),
   stalls,
   builds_after: buildsAfter,
+  loadavg_1m_start: loadStart,
+  loadavg_1m_end: loadavg()[0]!,
+  cores: availableParallelism(),
   ...figures,
 });
 process.exit(crashes.size || !buildsAfter ? 1 : 0);

@@ -380,10 +380,35 @@ export function bodies(ctx: FuzzContext) {
     },
     { requiredKeys: ['buildId', 'taskId', 'chef', 'pod', 'status', 'durationMs'] },
   );
+  // Mostly patterns of their own; sometimes another chef's outputs (the sentinel's rule), a
+  // source as an output, or an output that is its own input: a second chef claiming what the
+  // first builds, until its silence retires it.
   const rule = fc.record({
-    id: fc.stringMatching(/^fz[A-Za-z0-9_-]{0,10}$/),
-    inputs: fc.constant(['fz/{stem}.in']),
-    outputs: fc.constant(['fz/{stem}.out']),
+    id: fc.oneof(fc.stringMatching(/^fz[A-Za-z0-9_-]{0,10}$/), fc.constant('upper')),
+    inputs: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(['fz/{stem}.in']) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          ['src/{stem}.txt'],
+          ['{stem}'],
+          ['fz/{a}/{b}.in'],
+          ['fz/{stem}.out'],
+        ),
+      },
+    ),
+    outputs: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(['fz/{stem}.out']) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          ['out/{stem}.upper'],
+          ['src/{stem}.txt'],
+          ['fz/{stem}.in'],
+          ['fz/{stem}.out', 'fz/{stem}.out'],
+        ),
+      },
+    ),
     command: fc.constantFrom(...SAFE_COMMANDS),
     discover: fc.constantFrom('none', 'makedepend', 'latex'),
   });

@@ -27,6 +27,7 @@ describe('fuzzing the whole stack', { timeout: 300_000 }, () => {
     const row = tally[o.target] ?? {};
     tally[o.target] = row;
     row[o.outcome] = (row[o.outcome] ?? 0) + 1;
+    if (o.code) row[o.code] = (row[o.code] ?? 0) + 1;
     const dead = rig.dead();
     if (o.problem || dead.length)
       throw new Error(
@@ -49,6 +50,9 @@ describe('fuzzing the whole stack', { timeout: 300_000 }, () => {
   }, 180_000);
   afterAll(async () => {
     console.log(`fuzz outcomes (seed ${SEED}, ${RUNS} runs a target): ${JSON.stringify(tally)}`);
+    console.log(
+      `valid inputs dead-lettered by a handler: ${JSON.stringify(Object.fromEntries(rig?.validLetterReasons ?? []), null, 1)}`,
+    );
     await rig?.[Symbol.asyncDispose]();
   });
 

@@ -45,6 +45,8 @@ export interface Outcome {
   /** Whether the input failed the protocol's own validation (what the service must refuse). */
   readonly invalid: boolean;
   readonly problem?: string;
+  /** The error code answered (NATS) or the HTTP status and code (REST). */
+  readonly code?: string;
   readonly ms: number;
 }
 
@@ -97,6 +99,8 @@ export class FuzzRig implements AsyncDisposable {
   /** Valid inputs sent, by letter key: a dead letter for one is counted for its target. */
   readonly #validSent = new Map<string, string>();
   readonly validDeadLettered = new Map<string, number>();
+  /** Why inputs the schemas accept were dead-lettered all the same (a handler refused them). */
+  readonly validLetterReasons = new Map<string, number>();
   lettersSeen = 0;
   readonly #replies = new Map<string, (data: Uint8Array) => void>();
   #inbox = 0;
@@ -195,6 +199,8 @@ export class FuzzRig implements AsyncDisposable {
         if (valid) {
           this.#validSent.delete(key);
           this.validDeadLettered.set(valid, (this.validDeadLettered.get(valid) ?? 0) + 1);
+          const why = `${valid} (${body.data.service}): ${body.data.reason.slice(0, 160)}`;
+          this.validLetterReasons.set(why, (this.validLetterReasons.get(why) ?? 0) + 1);
           return;
         }
         const waiting = this.#waiters.get(key);
@@ -303,11 +309,13 @@ export class FuzzRig implements AsyncDisposable {
   /** Sends one input and judges the outcome (see Outcome). Never throws for the input's sake. */
   async send(input: FuzzInput): Promise<Outcome> {
     const t0 = performance.now();
+    let code: string | undefined;
     const done = (outcome: OutcomeClass, invalid: boolean, problem?: string): Outcome => ({
       target: input.target,
       outcome,
       invalid,
       ...(problem ? { problem } : {}),
+      ...(code ? { code } : {}),
       ms: performance.now() - t0,
     });
     switch (input.kind) {
@@ -358,7 +366,7 @@ export class FuzzRig implements AsyncDisposable {
             `reply is not JSON: ${utf8.decode(raw).slice(0, 200)}`,
           );
         }
-        const code = reply.error?.code;
+        code = reply.error?.code;
         if (code === 'CP_INTERNAL')
           return done('answered-error', invalid, `CP_INTERNAL: ${reply.error?.message}`);
         if (!invalid) return done(reply.ok ? 'answered-ok' : 'answered-error', false);
@@ -431,12 +439,13 @@ export class FuzzRig implements AsyncDisposable {
       const socket = connect(Number(port), host!);
       const chunks: Buffer[] = [];
       let settled = false;
+      let code: string | undefined;
       const finish = (o: Outcome) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         socket.destroy();
-        resolve(o);
+        resolve(code ? { ...o, code } : o);
       };
       const timer = setTimeout(
         () => finish(done('unanswered', false, 'no HTTP answer')),
@@ -468,6 +477,7 @@ export class FuzzRig implements AsyncDisposable {
         } catch {
           error = undefined;
         }
+        code = `${status}${error?.code ? ` ${error.code}` : ''}`;
         // The API and its description need a token; the health probe and the web page's files do not.
         const protectedRoute = /^\/(api(\/|\?|$)|openapi\.json)/.test(input.path);
         if (status >= 500 && !(status === 503 && error?.code === 'CP_TOO_MANY_STREAMS'))
@@ -486,8 +496,11 @@ export class FuzzRig implements AsyncDisposable {
           return finish(done('answered-ok', false));
         }
         // A 4xx from the API says what was wrong (node's own 400 for a malformed request has no body).
-        // Not HTTP at all (a space in the request line): node's parser refuses it, fastify says so.
-        const notHttp = status === 400 && /"message":"Client Error"/.test(body);
+        // Not a request node's HTTP parser can read (a space in the request line, headers over
+        // 16 KiB): refused before any route, in fastify's client-error body.
+        const notHttp = /^\{"error":"[^"]*","message":"[^"]*","statusCode":4\d\d\}$/.test(
+          body.trim(),
+        );
         if (body.trim() && !error?.code && input.method !== 'HEAD' && !notHttp)
           return finish(
             done(
