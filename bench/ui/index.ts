@@ -1,0 +1,263 @@
+// pnpm bench ui: MajorDomoUI in Debian's chromium against a real stack (nats-server and the four
+// services as their own processes). Figures: from a file save to the artefact's node changing
+// state on the page (queued: the save is seen; up to date: rebuilt), against the same
+// artefact.state events arriving at a plain SSE client in the same run, so the page's own share
+// shows; the time from logging in to the first node of a large graph on the screen (sources
+// only: no builds); the bytes the page transfers to open. Sizes: CP_BENCH_EDITS (default 30),
+// CP_BENCH_UI_NODES (default 10000).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildUi } from '../../packages/majordomo-ui/src/build.js';
+import { Stack } from '../../test/src/stack.js';
+import { launchChromium } from '../../test/ui/browser.js';
+import { finish, percentile, table } from '../lib/report.js';
+
+type Page = Awaited<ReturnType<Awaited<ReturnType<typeof launchChromium>>['newPage']>>;
+
+const EDITS = Number(process.env.CP_BENCH_EDITS ?? 30);
+const NODES = Number(process.env.CP_BENCH_UI_NODES ?? 10_000);
+const TARGET = 'out/bench.upper';
+const figures: Record<string, number | string | boolean> = { edits: EDITS, graph_nodes: NODES };
+/** Milliseconds since the epoch, sub-millisecond: comparable with the page's own clock. */
+const epoch = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? Number.NaN };
+};
+
+/** A plain client of GET /api/events: every artefact.state of TARGET, with its arrival time. */
+function plainClient(url: string, token: string, signal: AbortSignal) {
+  const seen: Array<{ t: number; status: string }> = [];
+  void (async () => {
+    const res = await fetch(`${url}/api/events`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal,
+    });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: '', done: true }));
+      if (done) return;
+      const t = epoch();
+      buf += value;
+      let end = buf.indexOf('\n\n');
+      while (end >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        end = buf.indexOf('\n\n');
+        const data = block
+          .split('\n')
+          .filter((l) => l.startsWith('data: '))
+          .map((l) => l.slice(6))
+          .join('\n');
+        if (!block.includes('event: artefact.state') || !data) continue;
+        const body = (JSON.parse(data) as { body: { path: string; status: string } }).body;
+        if (body.path === TARGET) seen.push({ t, status: body.status });
+      }
+    }
+  })();
+  return seen;
+}
+
+/** In the page: every change of TARGET's node state, when the DOM changed and at the next frame. */
+const OBSERVE = `(() => {
+  window.__cpStates = [];
+  // The whole document: a node the graph draws again is a new element.
+  new MutationObserver((list) => {
+    const t = performance.timeOrigin + performance.now();
+    for (const m of list) {
+      const el = m.target;
+      if (el.getAttribute('data-path') !== '${TARGET}' || !el.closest('.react-flow')) continue;
+      const rec = { status: el.getAttribute('data-state'), t, painted: 0 };
+      window.__cpStates.push(rec);
+      requestAnimationFrame(() => { rec.painted = performance.timeOrigin + performance.now(); });
+    }
+  }).observe(document.body, { attributes: true, subtree: true, attributeFilter: ['data-state'] });
+})()`;
+
+type PageState = { status: string; t: number; painted: number };
+
+async function until<T>(what: string, get: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await get();
+    if (v !== undefined) return v;
+    await sleep(10);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function login(page: Page, url: string, token: string) {
+  await page.goto(url);
+  await page.locator('#token').fill(token);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+async function main() {
+  await buildUi();
+  await using stack = await Stack.start('uibench');
+  const chef = stack.dir.join('bench-chef.yaml');
+  writeFileSync(
+    chef,
+    [
+      'rules:',
+      '  - id: upper',
+      '    inputs: ["src/{stem}.txt"]',
+      '    outputs: ["out/{stem}.upper"]',
+      '    command: tr a-z A-Z < {in0} > {out0}',
+      '',
+    ].join('\n'),
+  );
+  stack.write('src/bench.txt', 'start\n');
+  await Promise.all([
+    stack.start('majordomo'),
+    stack.start('chef', { CP_CHEF: 'bench', CP_CHEF_DEFINITION: chef }),
+    stack.start('runner'),
+    stack.start('fswatcher'),
+  ]);
+  const url = await stack.httpUrl();
+  await stack.until(TARGET);
+  const abort = new AbortController();
+  const sse = plainClient(url, stack.apiToken, abort.signal);
+  await using browser = await launchChromium();
+
+  // Bytes to open the page: document, script, stylesheet and the API calls of the first view.
+  const page = await browser.newPage();
+  const sizes: Array<Promise<number>> = [];
+  page.on('requestfinished', (r) =>
+    sizes.push(r.sizes().then((s) => s.responseBodySize + s.responseHeadersSize)),
+  );
+  await login(page, url, stack.apiToken);
+  await page.locator(`[data-path="${TARGET}"][data-state="up_to_date"]`).waitFor();
+  await sleep(500);
+  const bytes = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
+  const requests = sizes.length;
+  figures.page_transfer_bytes = bytes;
+  figures.page_requests = requests;
+  await page.evaluate(OBSERVE);
+
+  const rows: number[][] = [];
+  let missed = 0;
+  for (let i = 0; i < EDITS + 2; i++) {
+    const sseFrom = sse.length;
+    const pageFrom = ((await page.evaluate('window.__cpStates.length')) as number) ?? 0;
+    const t0 = epoch();
+    stack.write('src/bench.txt', `edit ${i} ${Math.random()}\n`);
+    const sseQueued = await until('queued (SSE)', async () =>
+      sse.slice(sseFrom).find((e) => e.status === 'queued'),
+    );
+    const sseDone = await until('up to date (SSE)', async () =>
+      sse.slice(sseFrom).find((e) => e.status === 'up_to_date' && e.t > sseQueued.t),
+    );
+    const states = await until(
+      'up to date (page)',
+      async () => {
+        const all = ((await page.evaluate('window.__cpStates')) as PageState[]).slice(pageFrom);
+        const done = all.find((s) => s.status === 'up_to_date' && s.painted > 0);
+        return done ? all : undefined;
+      },
+      10_000,
+    ).catch(() => undefined);
+    if (!states) {
+      // The page never showed this edit as a change of state (it may have drawn queued and
+      // up to date in one frame, so no attribute changed): counted, not timed.
+      missed++;
+      await sleep(200);
+      continue;
+    }
+    const pageQueued = states.find((s) => s.status !== 'up_to_date')!;
+    const pageDone = states.find((s) => s.status === 'up_to_date')!;
+    // The first two edits warm up (compilation, first layout).
+    if (i >= 2)
+      rows.push([
+        sseQueued.t - t0,
+        (pageQueued?.painted ?? Number.NaN) - t0,
+        sseDone.t - t0,
+        pageDone.painted - t0,
+        pageDone.painted - sseDone.t,
+        pageDone.t - sseDone.t,
+      ]);
+    await sleep(100);
+  }
+  figures.page_edits_not_seen = missed;
+  const col = (i: number) => stats(rows.map((r) => r[i]!).filter((x) => !Number.isNaN(x)));
+  const names = [
+    'save → queued event at a plain SSE client',
+    'save → node shows queued (painted)',
+    'save → up_to_date event at a plain SSE client',
+    'save → node shows up to date (painted)',
+    'page share: event → node painted',
+    'page share: event → DOM changed',
+  ];
+  const keys = [
+    'sse_queued',
+    'page_queued',
+    'sse_up_to_date',
+    'page_up_to_date',
+    'page_share',
+    'page_share_dom',
+  ];
+  table(
+    `Save → state on the page vs at a plain SSE client (${rows.length} edits, ms)`,
+    ['', 'p50', 'p99', 'max'],
+    names.map((n, i) => {
+      const s = col(i);
+      figures[`${keys[i]}_p50_ms`] = s.p50;
+      figures[`${keys[i]}_p99_ms`] = s.p99;
+      return [n, s.p50, s.p99, s.max];
+    }),
+  );
+
+  // A large graph: NODES source files (no rule matches them: no builds), then a fresh tab.
+  mkdirSync(join(stack.workspace, 'big'), { recursive: true });
+  for (let i = 0; i < NODES; i++)
+    writeFileSync(join(stack.workspace, 'big', `f${String(i).padStart(5, '0')}.dat`), `${i}\n`);
+  const tGraph = epoch();
+  await until(
+    `${NODES} artefacts in the graph`,
+    async () => {
+      const res = await fetch(`${url}/api/graph`, {
+        headers: { authorization: `Bearer ${stack.apiToken}` },
+      });
+      const g = (await res.json()) as { artefacts: unknown[] };
+      return g.artefacts.length >= NODES ? true : undefined;
+    },
+    300_000,
+  );
+  figures.large_graph_ingest_s = (epoch() - tGraph) / 1000;
+  const big = await browser.newPage();
+  const graphBytes: Array<Promise<number>> = [];
+  big.on('requestfinished', (r) => {
+    if (r.url().endsWith('/api/graph')) graphBytes.push(r.sizes().then((s) => s.responseBodySize));
+  });
+  await big.goto(url);
+  await big.locator('#token').fill(stack.apiToken);
+  const tLogin = epoch();
+  await big.getByRole('button', { name: 'Log in' }).click();
+  await big.locator('.react-flow__node').first().waitFor({ timeout: 120_000 });
+  const firstNode = epoch() - tLogin;
+  await big
+    .locator('.muted', { hasText: `${NODES + 2} artefacts` })
+    .first()
+    .waitFor({ timeout: 120_000 })
+    .catch(() => undefined);
+  figures.large_graph_first_node_ms = firstNode;
+  figures.large_graph_json_bytes = (await Promise.all(graphBytes))[0] ?? 0;
+  table(
+    `Large graph (${NODES} source artefacts + the bench's 2)`,
+    ['', 'value'],
+    [
+      ['files saved → all in GET /api/graph (s)', figures.large_graph_ingest_s as number],
+      ['log in → first node on screen (ms)', firstNode],
+      ['GET /api/graph body (bytes)', figures.large_graph_json_bytes as number],
+      ['page open: bytes transferred (no compression)', bytes],
+      ['page open: requests', requests],
+    ],
+  );
+  abort.abort();
+  finish('ui', figures);
+}
+
+await main();
+process.exit(0);
