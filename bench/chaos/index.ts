@@ -39,7 +39,7 @@ table(
     ...Object.entries(report.kills).map(([s, n]) => [`kill -9 ${s}`, n] as [string, number]),
     ['NATS outages (kill -9, past the chef timeout)', report.natsOutages],
     ['commands run to their end (ledger)', report.executions],
-    ['  of which again on the same inputs (not all duplicates)', report.reruns],
+    ['  of which again on the same inputs (not all duplicates)', report.reruns.length],
     ['succeeded build results', report.succeededResults],
     ['settle after the last fault p50 (ms)', percentile(settle, 50)],
     ['settle after the last fault max (ms)', settle.at(-1) ?? Number.NaN],
@@ -51,6 +51,7 @@ table(
 );
 for (const line of [...report.lost, ...report.duplicated, ...report.mismatches])
   console.log(`  ${line}`);
+for (const line of report.reruns) console.log(`  run again: ${line}`);
 const figures: Record<string, number | string | boolean> = {
   seed,
   minutes,
@@ -58,7 +59,7 @@ const figures: Record<string, number | string | boolean> = {
   edits: report.edits,
   nats_outages: report.natsOutages,
   executions: report.executions,
-  reruns_same_inputs: report.reruns,
+  reruns_same_inputs: report.reruns.length,
   builds_succeeded: report.succeededResults,
   settle_p50_ms: percentile(settle, 50),
   settle_max_ms: settle.at(-1) ?? Number.NaN,

@@ -101,14 +101,15 @@ export const DERIVED: ReadonlyMap<string, string> = new Map(
 
 /**
  * The command as the chef runs it, plus (for the stack only) one ledger line once it is done:
- * `<rule>:<stem> <hash of its inputs when it started>`. The ledger is outside the workspace, so
+ * `<rule>:<stem> <hash of its inputs when it started> <task id>` (the local runner's task folder
+ * holds its stdout). The ledger is outside the workspace, so
  * nothing watches it: it counts the commands that ran to their end, whatever the services
  * recorded about them (a task killed as it exits, or one whose inputs moved while it ran, is
  * in the ledger and was rightly not taken as a completion).
  */
 function commandOf(rule: RuleDef, ledger: string | undefined): string {
   if (!ledger) return rule.command;
-  return `h=$(cat {in} | sha256sum | cut -c1-16) && (${rule.command}) && echo "${rule.id}:{stem} $h" >> ${quote(ledger)}`;
+  return `h=$(cat {in} | sha256sum | cut -c1-16) && (${rule.command}) && echo "${rule.id}:{stem} $h $(basename "$(dirname "$(readlink /proc/$$/fd/1)")")" >> ${quote(ledger)}`;
 }
 
 function chefDefinition(ledger: string): string {
@@ -229,7 +230,7 @@ export interface ChaosReport {
    * Commands run to their end twice in a row on the same inputs (ledger): not all duplicates
    * (see finish), reported for the record.
    */
-  readonly reruns: number;
+  readonly reruns: readonly string[];
   /** Succeeded build results stored in the events stream. */
   readonly succeededResults: number;
   readonly lost: readonly string[];
@@ -566,13 +567,21 @@ export class ChaosRun implements AsyncDisposable {
           `task ${t.task.taskId} (${target}) finished, no result for build ${t.task.buildId}`,
         );
     }
-    const info = await stack.bus.jsm.consumers.info(
-      streams.events(stack.project),
-      'majordomo-results',
-    );
-    if (info.num_pending + info.num_ack_pending > 0)
+    // Results a killed MajorDomo had been handed come again once their ack wait (30 s) is over:
+    // waited for, and lost only if they never are acknowledged.
+    const drained = async () => {
+      const info = await stack.bus.jsm.consumers.info(
+        streams.events(stack.project),
+        'majordomo-results',
+      );
+      return info.num_pending + info.num_ack_pending === 0 ? undefined : info;
+    };
+    let undrained = await drained();
+    for (let end = Date.now() + 90_000; undrained && Date.now() < end; undrained = await drained())
+      await new Promise((r) => setTimeout(r, 500));
+    if (undrained)
       lost.push(
-        `MajorDomo's results consumer has ${info.num_pending} results pending and ${info.num_ack_pending} unacknowledged`,
+        `MajorDomo's results consumer has ${undrained.num_pending} results pending and ${undrained.num_ack_pending} unacknowledged`,
       );
     const status = await mdStatus(stack.bus);
     for (const path of DERIVED.keys()) {
@@ -593,21 +602,28 @@ export class ChaosRun implements AsyncDisposable {
       const n = t.history.filter((h) => h.state === 'finished').length;
       if (n > 1) duplicated.push(`task ${t.task.taskId} recorded finished ${n} times`);
     }
-    // The same build finished twice in a row for its target: nothing else wrote the target in
-    // between, so the first run's outputs were still there. Rightly run again only when the first
-    // was reported as no success (an input moved while it ran, it was killed as it ended).
-    const finishedByTarget = new Map<string, TaskRecord[]>();
+    // The same build finished twice for its target with no other task of the target started in
+    // between: nothing else wrote the target, so the first run's outputs were still there.
+    // Rightly run again only when the first was reported as no success (an input moved while it
+    // ran, it was killed as it ended).
+    const byTarget = new Map<string, TaskRecord[]>();
     for (const t of tasks) {
       const target = DERIVED.get(t.task.files?.outputs[0] ?? '');
-      if (t.state !== 'finished' || !target || !t.task.buildId) continue;
-      finishedByTarget.set(target, [...(finishedByTarget.get(target) ?? []), t]);
+      if (target && t.task.buildId) byTarget.set(target, [...(byTarget.get(target) ?? []), t]);
     }
-    for (const [target, list] of finishedByTarget) {
-      list.sort((a, b) => Date.parse(a.updated) - Date.parse(b.updated));
+    const createdAt = (t: TaskRecord) => Date.parse(t.history[0]?.time ?? t.updated);
+    for (const [target, all] of byTarget) {
+      const list = all
+        .filter((t) => t.state === 'finished')
+        .sort((a, b) => Date.parse(a.updated) - Date.parse(b.updated));
       for (let i = 1; i < list.length; i++) {
         const [a, b] = [list[i - 1]!, list[i]!];
         if (a.task.buildId !== b.task.buildId) continue;
-        const created = Date.parse(b.history[0]?.time ?? b.updated);
+        const created = createdAt(b);
+        const between = all.filter(
+          (t) => t !== a && t !== b && createdAt(t) > createdAt(a) && createdAt(t) < created,
+        );
+        if (between.length) continue;
         const notSuccess = results.some(
           (r) =>
             r.buildId === a.task.buildId &&
@@ -615,20 +631,28 @@ export class ChaosRun implements AsyncDisposable {
             Date.parse(r.time) >= Date.parse(a.updated) &&
             Date.parse(r.time) <= created,
         );
+        const said = results
+          .filter((r) => r.buildId === a.task.buildId)
+          .map((r) => `${r.status}@${r.time}${r.error ? ` (${r.error.slice(0, 120)})` : ''}`);
         if (!notSuccess)
           duplicated.push(
-            `${target}: build ${a.task.buildId} finished twice in a row (tasks ${a.task.taskId}, ${b.task.taskId})`,
+            `${target}: build ${a.task.buildId} finished twice in a row (tasks ${a.task.taskId} ${JSON.stringify(a.history)}, ${b.task.taskId} ${JSON.stringify(b.history)}; results ${said.join(', ')})`,
           );
       }
     }
     // Raw re-runs (not asserted): a command run to its end twice in a row on the same inputs.
     const ledger = readFileSync(this.#ledger, 'utf8').split('\n').filter(Boolean);
-    const lastOf = new Map<string, string>();
-    let reruns = 0;
+    const lastOf = new Map<string, { inputs: string; taskId: string }>();
+    const reruns: string[] = [];
+    const stateOf = new Map(tasks.map((t) => [t.task.taskId, t.state]));
     for (const line of ledger) {
-      const [target, inputs] = line.split(' ');
-      if (lastOf.get(target!) === inputs) reruns++;
-      lastOf.set(target!, inputs!);
+      const [target, inputs, taskId] = line.split(' ');
+      const last = lastOf.get(target!);
+      if (last?.inputs === inputs)
+        reruns.push(
+          `${target} on ${inputs}: ${last?.taskId} (${stateOf.get(last?.taskId ?? '')}) then ${taskId} (${stateOf.get(taskId ?? '')})`,
+        );
+      lastOf.set(target!, { inputs: inputs!, taskId: taskId! });
     }
 
     const kills = Object.fromEntries(SERVICES.map((s) => [s, 0])) as Record<ServiceName, number>;
