@@ -15,9 +15,16 @@ const decoder = new TextDecoder();
 export class CutoffHasher {
   readonly #hash: Hash = createHash('sha256');
   readonly #regexes: RegExp[];
+  /** Keep the matching lines instead of leaving them out (a line-filter projection). */
+  readonly #keep: boolean;
   #carry: Uint8Array = new Uint8Array(0);
 
-  constructor(ignorePatterns: readonly string[]) {
+  constructor(
+    ignorePatterns: readonly string[],
+    options: { keep?: boolean; prefix?: string } = {},
+  ) {
+    this.#keep = options.keep ?? false;
+    if (options.prefix !== undefined) this.#hash.update(options.prefix);
     this.#regexes = ignorePatterns.map((p) => {
       try {
         return new RegExp(p);
@@ -29,7 +36,7 @@ export class CutoffHasher {
 
   update(chunk: Uint8Array | string): this {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    if (this.#regexes.length === 0) {
+    if (this.#regexes.length === 0 && !this.#keep) {
       this.#hash.update(bytes);
       return this;
     }
@@ -54,7 +61,8 @@ export class CutoffHasher {
     let textEnd = bytes[end - 1] === 0x0a ? end - 1 : end;
     if (textEnd > start && bytes[textEnd - 1] === 0x0d) textEnd--;
     const line = decoder.decode(bytes.subarray(start, textEnd));
-    if (!this.#regexes.some((r) => r.test(line))) this.#hash.update(bytes.subarray(start, end));
+    if (this.#regexes.some((r) => r.test(line)) === this.#keep)
+      this.#hash.update(bytes.subarray(start, end));
   }
 }
 

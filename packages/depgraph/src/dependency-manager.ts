@@ -63,6 +63,8 @@ export class DependencyManager {
     const dm = new DependencyManager(options);
     dm.batch(() => {
       for (const path in state.artefacts) dm.setArtefact(path, state.artefacts[path]!);
+      for (const path in state.projections ?? {})
+        dm.setProjections(path, state.artefacts[path] ?? '', state.projections![path]!);
       for (const rule of state.rules) dm.addRule(rule);
       for (const taskId in state.traces) dm.restoreTrace(taskId, state.traces[taskId]!);
     });
@@ -117,6 +119,27 @@ export class DependencyManager {
       if (this.graph.hash[p] === hash) return;
       this.graph.setHash(p, hash);
       this.hashChanged(p, undefined);
+    });
+  }
+
+  /**
+   * Projected hashes of the artefact's bytes with hash `hash` (projection key → hash), learned
+   * outside a build result (restored after a restart, say). Ignored when the artefact no longer
+   * has that hash: they describe other bytes.
+   */
+  setProjections(
+    path: string,
+    hash: string,
+    projections: Readonly<Record<string, string>>,
+  ): ChangeResult {
+    const p = this.graph.id(path);
+    for (const key in projections) {
+      const h = projections[key];
+      if (typeof h !== 'string' || h.length === 0) throw new InvalidHashError(path);
+    }
+    return this.change(() => {
+      if (p === undefined || this.graph.hash[p] !== hash) return;
+      this.graph.setProjections(p, projections);
     });
   }
 
@@ -234,9 +257,17 @@ export class DependencyManager {
       const h = this.graph.hash[p];
       if (h !== undefined) snapshot.set(p, h);
     }
+    let projected: Map<number, string> | undefined;
+    for (const [p, key] of t.projected ?? []) {
+      const h = this.graph.projections.get(p)?.get(key);
+      if (h === undefined) continue;
+      projected ??= new Map();
+      projected.set(p, h);
+    }
     const run: Run = {
       run: ++this.runs,
       snapshot,
+      projected,
       pass: this.sched.pass[t.comp]!,
       prevRunPass: t.runPass,
     };
@@ -273,6 +304,14 @@ export class DependencyManager {
       out.set(o, hash);
     }
     const discovered = (report.discovered ?? []).map((path) => this.pathId(path));
+    const projections = new Map<number, Readonly<Record<string, string>>>();
+    for (const [path, byKey] of Object.entries(report.projections ?? {})) {
+      const o = g.id(path);
+      if (o === undefined || !out.has(o)) continue;
+      for (const h of Object.values(byKey))
+        if (typeof h !== 'string' || h.length === 0) throw new InvalidHashError(path);
+      projections.set(o, byKey);
+    }
     const result = this.change(() => {
       const run = t.running!;
       this.sched.setRunning(t, undefined);
@@ -285,6 +324,13 @@ export class DependencyManager {
         });
       }
       const inputs = new Map(run.snapshot);
+      // A projected input is recorded by its projection: known at dispatch, else as the run
+      // reported it for the bytes it was started with; else by its whole hash (rerun on change).
+      for (const [p, key] of t.projected ?? []) {
+        if (!inputs.has(p)) continue;
+        const h = run.projected?.get(p) ?? report.inputProjections?.[g.paths[p]!]?.[key];
+        if (typeof h === 'string' && h.length > 0) inputs.set(p, h);
+      }
       // A dependency first seen now: the hash it has now is the best knowledge of what was read.
       for (const d of discovered) {
         const h = g.hash[d];
@@ -295,9 +341,13 @@ export class DependencyManager {
       for (const [o, hash] of out) {
         if (g.hash[o] === hash) {
           cutoff.push(g.paths[o]!);
+          const byKey = projections.get(o);
+          if (byKey) g.setProjections(o, byKey);
           continue;
         }
         g.setHash(o, hash);
+        const byKey = projections.get(o);
+        if (byKey) g.setProjections(o, byKey);
         this.sched.noteChanged(t, o);
         changed.push(g.paths[o]!);
         this.hashChanged(o, t);

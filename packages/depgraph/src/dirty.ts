@@ -13,7 +13,7 @@ export function dirtyReason(g: Graph, t: Task): DirtyReason | undefined {
   if (!trace) return { kind: 'never' };
   for (const p of t.inputs) {
     const was = traceInput(trace, p);
-    if (g.hash[p] !== was) return { kind: 'input', path: p, was };
+    if (g.compareHash(t, p) !== was) return { kind: 'input', path: p, was };
   }
   for (let i = 0; i < trace.outIds.length; i++) {
     const o = trace.outIds[i]!;

@@ -76,7 +76,7 @@ export function why(g: Graph, s: Scheduler, path: string): WhyStep[] {
     } else if (reason?.kind === 'input') {
       const q = reason.path;
       const input = g.paths[q]!;
-      const change = `${short(reason.was)} → ${short(g.hash[q])}`;
+      const change = `${short(reason.was)} → ${short(g.compareHash(t, q))}`;
       if (g.producer[q]! >= 0 && g.producer[q] !== prod) explain(q);
       else if (g.producer[q]! < 0) {
         const what =

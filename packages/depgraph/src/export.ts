@@ -236,7 +236,9 @@ export function exportState(g: Graph): GraphState {
     };
   }
   const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
-  return { rules, artefacts, traces };
+  const projections: Record<string, Record<string, string>> = {};
+  for (const [p, byKey] of g.projections) projections[g.paths[p]!] = Object.fromEntries(byKey);
+  return { rules, artefacts, traces, ...(g.projections.size ? { projections } : {}) };
 }
 
 export function graphStats(g: Graph, s: Scheduler): GraphStats {

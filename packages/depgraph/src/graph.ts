@@ -44,6 +44,11 @@ export class Graph {
   readonly paths: string[] = [];
   /** Current comparison hash; undefined when the artefact does not exist. */
   readonly hash: (string | undefined)[] = [];
+  /**
+   * Projected hashes of a path's current bytes, by projection key: forgotten when its hash
+   * changes, so they never outlive the bytes they were computed from.
+   */
+  readonly projections = new Map<number, Map<string, string>>();
   /** Producing task index, or -1. */
   readonly producer: number[] = [];
   /** Tasks reading the path as a required, optional or discovered input. */
@@ -104,6 +109,7 @@ export class Graph {
   /** Records a hash; a path that becomes available may instantiate tasks. */
   setHash(p: number, hash: string): void {
     const was = this.available(p);
+    if (this.hash[p] !== hash) this.projections.delete(p);
     this.hash[p] = hash;
     if (!was) {
       this.queue.push(p);
@@ -113,6 +119,7 @@ export class Graph {
 
   deleteHash(p: number): void {
     this.hash[p] = undefined;
+    this.projections.delete(p);
     if (this.producer[p]! < 0) {
       this.makeUnavailable(p);
       this.settle();
@@ -179,6 +186,33 @@ export class Graph {
       if (prod >= 0) this.listener.edgeAdded(this.tasks[prod]!, t);
     }
     this.log.recheck.add(t);
+  }
+
+  /**
+   * The hash task `t` compares for input `p`: the projected one when its rule projects `p` and
+   * the projection of the current bytes is known, else the whole hash.
+   */
+  compareHash(t: Task, p: number): string | undefined {
+    const key = t.projected?.get(p);
+    return (key !== undefined && this.projections.get(p)?.get(key)) || this.hash[p];
+  }
+
+  /** Records projected hashes of `p`'s current bytes; consumers projecting it are rechecked. */
+  setProjections(p: number, projections: Readonly<Record<string, string>>): void {
+    let known = this.projections.get(p);
+    for (const key in projections) {
+      const h = projections[key]!;
+      if (known?.get(key) === h) continue;
+      if (!known) {
+        known = new Map();
+        this.projections.set(p, known);
+      }
+      known.set(key, h);
+      for (const c of this.consumers[p] ?? []) {
+        const t = this.tasks[c]!;
+        if (t.projected?.get(p) === key) this.log.recheck.add(t);
+      }
+    }
   }
 
   /** The declared-or-discovered split a stored trace needs once its task exists. */
@@ -325,6 +359,14 @@ export class Graph {
     }
     if (losers && !required.every((p) => this.available(p))) return;
     const optional = optPaths.map((o) => this.intern(o));
+    const projected = rule.projections.length
+      ? new Map(
+          rule.projections.map(({ pattern, key }) => [
+            this.intern(fillPattern(pattern, bindings)),
+            key,
+          ]),
+        )
+      : undefined;
     const t = new Task(
       this.tasks.length,
       id,
@@ -336,6 +378,7 @@ export class Graph {
       outputs,
       depth,
     );
+    t.projected = projected;
     this.tasks.push(t);
     this.taskById.set(id, t);
     this.tasksOfRule.get(rule.id)!.add(t);

@@ -39,6 +39,13 @@ export {
   type Pattern,
   stemKey,
 } from './pattern.js';
+export {
+  lineProjectionHasher,
+  type ProjectionSpec,
+  projectedHasher,
+  projectionKey,
+  projectLines,
+} from './projection.js';
 export { type CompiledRule, compileRule } from './rule.js';
 export { tarjan } from './tarjan.js';
 export type {

@@ -8,6 +8,8 @@ export interface CompiledRule {
   readonly required: readonly Pattern[];
   readonly optional: readonly Pattern[];
   readonly outputs: readonly Pattern[];
+  /** Projected inputs: the pattern (a required or optional input) and its projection key. */
+  readonly projections: readonly { readonly pattern: Pattern; readonly key: string }[];
   /** Placeholders, as bound by the first required input. */
   readonly names: readonly string[];
   /** Equal fingerprints: same rule, so task traces stay valid when a chef re-declares it. */
@@ -55,12 +57,26 @@ export function compileRule(spec: RuleSpec): CompiledRule {
       );
     }
   }
+  const projections: { pattern: Pattern; key: string }[] = [];
+  for (const [source, key] of Object.entries(spec.projections ?? {})) {
+    const i = spec.inputs.indexOf(source);
+    const j = (spec.optionalInputs ?? []).indexOf(source);
+    if (i < 0 && j < 0)
+      throw new RuleInvalidError(
+        id,
+        `projection on ${JSON.stringify(source)}, which is not one of its inputs or optional inputs`,
+      );
+    if (typeof key !== 'string' || key.length === 0)
+      throw new RuleInvalidError(id, `the projection key of ${JSON.stringify(source)} is empty`);
+    projections.push({ pattern: i >= 0 ? required[i]! : optional[j]!, key });
+  }
   const fingerprint = JSON.stringify([
     spec.inputs,
     spec.optionalInputs ?? [],
     spec.outputs,
     spec.passLimit ?? null,
     spec.meta ?? null,
+    spec.projections ?? null,
   ]);
-  return { id, spec, required, optional, outputs, names, fingerprint };
+  return { id, spec, required, optional, outputs, projections, names, fingerprint };
 }

@@ -6,6 +6,8 @@ export interface Run {
   readonly run: number;
   /** Hash of every input that existed at dispatch (path id → hash): the trace's inputs. */
   readonly snapshot: Map<number, string>;
+  /** Projected hash of each projected input, when the graph knew it at dispatch. */
+  readonly projected: Map<number, string> | undefined;
   readonly pass: number;
   /** The task's runPass before this run: a cancelled run gives its pass back. */
   readonly prevRunPass: number;
@@ -24,6 +26,8 @@ export class Task {
   running: Run | undefined = undefined;
   failed: string | undefined = undefined;
   nc: NonConvergence | undefined = undefined;
+  /** Inputs the rule projects: path id → projection key (absent when none). */
+  projected: ReadonlyMap<number, string> | undefined = undefined;
 
   constructor(
     readonly idx: number,

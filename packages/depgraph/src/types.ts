@@ -9,13 +9,23 @@ export interface RuleSpec {
   readonly outputs: readonly string[];
   /** Passes allowed for a cycle this rule is part of (the largest among its members wins). */
   readonly passLimit?: number;
+  /**
+   * Inputs the rule reads only part of (input pattern → projection key, see projectionKey): the
+   * task is dirty when that part changed, which it learns from projected hashes reported with
+   * completed() or setProjections(). While the projection of the current bytes is unknown, the
+   * whole hash is compared (the task reruns): never a missed change.
+   */
+  readonly projections?: Readonly<Record<string, string>>;
   /** Carried through untouched (MajorDomo keeps the command, resource, cutoff patterns here). */
   readonly meta?: unknown;
 }
 
 /** What a task's last successful run read and wrote: a verifying trace. */
 export interface TraceRecord {
-  /** Hash of every input that existed when the run started (required, optional, discovered). */
+  /**
+   * Hash of every input that existed when the run started (required, optional, discovered); the
+   * projected hash for an input the rule projects, when it was known.
+   */
   readonly inputs: Readonly<Record<string, string>>;
   readonly outputs: Readonly<Record<string, string>>;
   /**
@@ -89,6 +99,13 @@ export interface CompletedReport {
   readonly discovered?: readonly string[];
   /** The run number from started(); a mismatch marks the result stale. */
   readonly run?: number;
+  /** Projected hashes of outputs as written (path → projection key → hash). */
+  readonly projections?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /**
+   * Projected hashes of the inputs the run read, at the hashes it was started with (path →
+   * projection key → hash): recorded in its trace when the graph did not know them.
+   */
+  readonly inputProjections?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 export interface CompletedResult extends ChangeResult {
@@ -139,4 +156,6 @@ export interface GraphState {
   readonly rules: readonly RuleSpec[];
   readonly artefacts: Readonly<Record<string, string>>;
   readonly traces: Readonly<Record<string, TraceRecord>>;
+  /** Known projected hashes of the artefacts' current bytes (path → key → hash). */
+  readonly projections?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
