@@ -9,7 +9,14 @@ import {
   TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { ensureSystemUser, ManagedProcess, Slurm, TempDir, until } from '@computepods/testkit';
+import {
+  ensureSystemUser,
+  ManagedProcess,
+  Slurm,
+  Sshd,
+  TempDir,
+  until,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -79,6 +86,7 @@ class Follow {
 describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
   let stack: Stack;
   let slurm: Slurm;
+  let sshd: Sshd;
   let api: string;
   let viewerCreds: string;
   const shared = new TempDir('cp-e2e-tasklogs-');
@@ -90,15 +98,42 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
     CP_PROFILE: 'hpc-profile',
     CP_WORKSPACE_ROOTS: shared.path,
   };
+  const runnerSsh = {
+    CP_RESOURCE: 'hpc-ssh',
+    CP_PROFILE: 'hpc-ssh-profile',
+    CP_WORKSPACE_ROOTS: shared.path,
+  };
 
   beforeAll(async () => {
     await ensureSystemUser('cpuser');
     chmodSync(shared.path, 0o755);
-    for (const d of [gates, shared.join('jobs'), shared.join('ws')]) {
+    for (const d of [gates, shared.join('jobs'), shared.join('ws'), shared.join('remote-jobs')]) {
       mkdirSync(d);
       chmodSync(d, 0o1777);
     }
-    [stack, slurm] = await Promise.all([Stack.start('tasklogs'), Slurm.start()]);
+    [stack, slurm, sshd] = await Promise.all([
+      Stack.start('tasklogs'),
+      Slurm.start(),
+      Sshd.start({ users: ['cpuser'] }),
+    ]);
+    const t = sshd.target('cpuser');
+    const cluster = {
+      jobs_runner_config: {
+        default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
+        batching_config: {
+          target_cpus_per_job: 1,
+          max_cpus_per_job: 2,
+          target_mem_per_job: 100,
+          max_mem_per_job: 200,
+          target_num_jobs: 2,
+          max_num_jobs: 4,
+        },
+      },
+      jobs_poll_interval: 0.3,
+      tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+      tasks_pixi_config: {},
+      slurm_client_env: slurm.env,
+    };
     const files: Record<string, object> = {
       'resource.json': {
         type: 'slurm_sudo',
@@ -106,21 +141,28 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
         id: 'hpc',
         jobs_local_dir: shared.join('jobs'),
         tasks_local_dir: shared.join('tasks'),
-        jobs_runner_config: {
-          default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
-          batching_config: {
-            target_cpus_per_job: 1,
-            max_cpus_per_job: 2,
-            target_mem_per_job: 100,
-            max_mem_per_job: 200,
-            target_num_jobs: 2,
-            max_num_jobs: 4,
-          },
-        },
-        jobs_poll_interval: 0.3,
-        tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-        tasks_pixi_config: {},
-        slurm_client_env: slurm.env,
+        ...cluster,
+      },
+      'ssh-resource.json': {
+        type: 'slurm_ssh',
+        name: 'HPC via SSH',
+        id: 'hpc-ssh',
+        host: t.host,
+        port: t.port,
+        jobs_local_dir: stack.dir.join('ssh-local-jobs'),
+        tasks_local_dir: stack.dir.join('ssh-local-tasks'),
+        ...cluster,
+      },
+      'ssh-profile.json': {
+        name: 'HPC SSH profile',
+        id: 'hpc-ssh-profile',
+        resource: 'hpc-ssh',
+        resource_type: 'slurm_ssh',
+        username: 'cpuser',
+        ssh_key_path: t.privateKeyPath,
+        known_hosts_path: t.knownHostsPath,
+        jobs_remote_dir: shared.join('remote-jobs'),
+        tasks_remote_dir: shared.join('remote-tasks'),
       },
       'profile.json': {
         name: 'HPC sudo profile',
@@ -132,21 +174,24 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
     };
     for (const [name, body] of Object.entries(files)) {
       writeFileSync(stack.dir.join(name), JSON.stringify(body));
-      const kind = name.startsWith('profile') ? 'profile' : 'resource';
+      const kind = name.includes('profile') ? 'profile' : 'resource';
       const res = await stack.cpctrl(['-o', 'json', kind, 'create', '-f', stack.dir.join(name)]);
       expect(res.code, res.stdout + res.stderr).toBe(0);
     }
-    const q = await stack.cpctrl([
-      ...['-o', 'json', 'queue', 'create', 'hpc'],
-      ...['--resource', 'hpc', '--profile', 'hpc-profile'],
-    ]);
-    expect(q.code, q.stdout + q.stderr).toBe(0);
+    for (const queue of ['hpc', 'hpc-ssh']) {
+      const q = await stack.cpctrl([
+        ...['-o', 'json', 'queue', 'create', queue],
+        ...['--resource', queue, '--profile', `${queue}-profile`],
+      ]);
+      expect(q.code, q.stdout + q.stderr).toBe(0);
+    }
     const elsewhere = stack.dir.join('not-the-runners-folders');
     mkdirSync(elsewhere);
     await Promise.all([
       stack.start('majordomo', { CP_LOG_ROOTS: elsewhere }),
       stack.start('runner', runnerLocal),
       stack.start('runner', runnerHpc, 'runner-hpc'),
+      stack.start('runner', runnerSsh, 'runner-ssh'),
     ]);
     api = await stack.httpUrl();
     viewerCreds = await stack.creds({ role: 'viewer', scope: 'vera' });
@@ -154,7 +199,7 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
 
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();
-    await slurm?.[Symbol.asyncDispose]();
+    await Promise.allSettled([slurm?.[Symbol.asyncDispose](), sshd?.[Symbol.asyncDispose]()]);
     shared[Symbol.dispose]();
   });
 
@@ -342,6 +387,32 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
     expect(cli.output).toBe('on the cluster\ncpuser\ndone\n');
     const rest = await get('/api/logs/hpc-1?stream=stdout&from=15');
     expect(await rest.text()).toBe('cpuser\ndone\n');
+  });
+
+  it("follows a slurm_ssh task live, its log read over the runner's SSH connection", async () => {
+    const gate = join(gates, 'ssh-1');
+    await submit('hpc-ssh', {
+      taskId: 'ssh-1',
+      cwd: shared.join('ws'),
+      command: `echo over ssh >&2; while [ ! -e ${gate} ]; do sleep 0.1; done; echo bye >&2; exit 4`,
+    });
+    const sse = new Follow(`${api}/api/logs/ssh-1?stream=stderr&follow=1`, stack.apiToken);
+    expect(await sse.status).toBe(200);
+    await until(async () => sse.text() === 'over ssh\n', 'the first line over SSH', 120_000).catch(
+      async (err) => {
+        throw new Error(
+          `${err}\nrecord: ${JSON.stringify(await record('ssh-1'))}\n${stack.logs()}`,
+        );
+      },
+    );
+    expect((await record('ssh-1'))?.state).toBe('running');
+    writeFileSync(gate, '');
+    await sse.done;
+    expect(sse.text()).toBe('over ssh\nbye\n');
+    expect(sse.events.at(-1)).toMatchObject({
+      event: 'end',
+      data: { state: 'failed', exitCode: 4 },
+    });
   });
 
   it('keeps a log whole across a runner killed -9 mid-task: no gap, no repeat', async () => {
