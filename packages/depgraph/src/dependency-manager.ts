@@ -208,6 +208,20 @@ export class DependencyManager {
     });
   }
 
+  /** The verifying trace of a task's last successful run, as the graph compares it. */
+  trace(taskId: string): TraceRecord | undefined {
+    const trace = this.graph.traces.get(taskId);
+    if (!trace) return undefined;
+    const g = this.graph;
+    const record = (ids: readonly number[], hashes: readonly string[]) =>
+      Object.fromEntries(ids.map((p, i) => [g.paths[p]!, hashes[i]!]));
+    return {
+      inputs: record(trace.inIds, trace.inHashes),
+      outputs: record(trace.outIds, trace.outHashes),
+      ...(trace.discovered ? { discovered: trace.discovered.map((p) => g.paths[p]!) } : {}),
+    };
+  }
+
   /** Drops a task's trace so it rebuilds (a forced build); unknown ids change nothing. */
   forget(taskId: string): ChangeResult {
     return this.change(() => {

@@ -20,6 +20,8 @@ export const ArtefactRecord = z.object({
   sha256: Sha256.nullable(),
   /** The hash compared for early cutoff (ignore patterns applied); equals sha256 when none. */
   cutoff: Sha256.optional(),
+  /** Projected hashes of these bytes (projection key → hash), as their build reported them. */
+  projections: z.record(z.string().regex(/^[0-9a-f]{16}$/), Sha256).optional(),
   size: z.number().int().nonnegative().nullable(),
   /** Producing task (`rule:stem`); absent for sources. */
   producer: z.string().optional(),

@@ -38,6 +38,10 @@ export const OutputRecord = z.object({
   mtimeNs: z.string().regex(/^\d+$/).optional(),
 });
 
+/** Projection key (see InputProjection) → SHA-256 of the projected bytes. */
+export const ProjectedHashes = z.record(z.string().regex(/^[0-9a-f]{16}$/), Sha256);
+export type ProjectedHashes = z.infer<typeof ProjectedHashes>;
+
 /** Chef → MajorDomo. */
 export const BuildResult = z.object({
   buildId: z.string().min(1).max(64),
@@ -49,6 +53,10 @@ export const BuildResult = z.object({
   /** Hash used for early cutoff (ignore patterns applied); equals sha256 when none. */
   cutoff: z.record(RelativePath, Sha256).default({}),
   discovered: z.array(RelativePath).default([]),
+  /** Projected hashes of outputs, for the chef's rules that project them (an .aux for bibtex). */
+  projections: z.record(RelativePath, ProjectedHashes).default({}),
+  /** Projected hashes of the inputs this build read, for its own rule's projections. */
+  inputProjections: z.record(RelativePath, ProjectedHashes).default({}),
   logPath: z.string().max(4096).optional(),
   durationMs: z.number().nonnegative(),
   error: cappedText(10_000).optional(),

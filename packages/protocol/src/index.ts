@@ -23,7 +23,14 @@ export {
 } from './api.js';
 export { newApiToken, parseApiToken, sameSecret, secretMatches, sha256Hex } from './api-tokens.js';
 export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
-export { BuildCancel, BuildRequested, BuildResult, MAX_STEM, OutputRecord } from './builds.js';
+export {
+  BuildCancel,
+  BuildRequested,
+  BuildResult,
+  MAX_STEM,
+  OutputRecord,
+  ProjectedHashes,
+} from './builds.js';
 export { DeadLetter } from './dead-letter.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';
@@ -86,7 +93,14 @@ export {
   TasksPixiConfig,
   TasksPythonConfig,
 } from './resources.js';
-export { ArtefactType, Rule, type RuleInput, RulesDeclared } from './rules.js';
+export {
+  ArtefactType,
+  InputProjection,
+  PROJECTION_LIMITS,
+  Rule,
+  type RuleInput,
+  RulesDeclared,
+} from './rules.js';
 export { buckets, fromKvKey, kvKey, MAX_KV_KEY, streams, subjects } from './subjects.js';
 export {
   TaskControl,

@@ -14,6 +14,73 @@ export const ArtefactType = z.object({
   extensions: z.array(z.string().min(1).max(50)),
 });
 
+/** Bounds of a projection command: argv length, each argument, time, output. */
+export const PROJECTION_LIMITS = {
+  argv: 32,
+  arg: 1000,
+  timeoutMs: { default: 5_000, max: 60_000 },
+  maxOutputBytes: { default: 1 << 20, max: 64 << 20 },
+} as const;
+
+/**
+ * The part of one input a rule really reads. The graph compares the projection's hash instead of
+ * the file's for change detection and early cutoff: the step reruns only when that part changed.
+ * Exactly one of `lines` (a regular expression: the lines it matches, without their line ending,
+ * count; the others do not) or `command` (an argv run without a shell, the input on stdin; its
+ * stdout is the projection; a failure, a timeout or more output than allowed means the whole
+ * file counts). A projection must keep everything the step reads, or an edit goes unseen.
+ */
+export const InputProjection = z
+  .object({
+    /** One of the rule's inputs or optional inputs, exactly as written there. */
+    input: Pattern,
+    lines: z
+      .string()
+      .min(1)
+      .max(500)
+      .refine(
+        (p) => {
+          try {
+            new RegExp(p);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { message: 'not a valid regular expression' },
+      )
+      .optional(),
+    command: z
+      .array(z.string().min(1).max(PROJECTION_LIMITS.arg), {
+        error: 'an argv array of strings, such as ["sort", "-u"] (no shell)',
+      })
+      .min(1, 'an argv array: the program, then its arguments')
+      .max(PROJECTION_LIMITS.argv)
+      .optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(PROJECTION_LIMITS.timeoutMs.max)
+      .default(PROJECTION_LIMITS.timeoutMs.default),
+    maxOutputBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(PROJECTION_LIMITS.maxOutputBytes.max)
+      .default(PROJECTION_LIMITS.maxOutputBytes.default),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if ((p.lines === undefined) === (p.command === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: p.lines === undefined ? ['lines'] : ['command'],
+        message: 'give exactly one of lines (a regular expression) or command (an argv array)',
+      });
+  });
+export type InputProjection = z.infer<typeof InputProjection>;
+
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const placeholders = (pattern: string) => [...pattern.matchAll(PLACEHOLDER)].map((m) => m[1]!);
 
@@ -44,6 +111,8 @@ export const Rule = z
     passLimit: z.number().int().min(1).max(100).optional(),
     /** How the chef finds dependencies discovered while building. */
     discover: z.enum(['none', 'makedepend', 'latex']).default('none'),
+    /** Inputs the rule reads only part of (see InputProjection). */
+    projections: z.array(InputProjection).max(16).default([]),
   })
   .superRefine((rule, ctx) => {
     // The first input binds the placeholders (it names the instance): one used elsewhere that
@@ -60,6 +129,22 @@ export const Rule = z
             message: `placeholder {${unbound}} is not in the first input ${JSON.stringify(rule.inputs[0])}; name it there or remove it`,
           });
       });
+    const projected = new Set<string>();
+    rule.projections.forEach((p, i) => {
+      if (!rule.inputs.includes(p.input) && !rule.optionalInputs.includes(p.input))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['projections', i, 'input'],
+          message: `${JSON.stringify(p.input)} is not one of the rule's inputs or optional inputs`,
+        });
+      if (projected.has(p.input))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['projections', i, 'input'],
+          message: `${JSON.stringify(p.input)} has a projection already`,
+        });
+      projected.add(p.input);
+    });
   });
 export type Rule = z.infer<typeof Rule>;
 export type RuleInput = z.input<typeof Rule>;

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { type Bus, ensureProjectStreams, type Logger, type TypedKv } from '@computepods/bus';
-import { type ChangeResult, DependencyManager, type TaskInstance } from '@computepods/depgraph';
+import {
+  type ChangeResult,
+  DependencyManager,
+  projectionKey,
+  type TaskInstance,
+} from '@computepods/depgraph';
 import {
   type ArtefactStatus,
   BuildResult,
@@ -101,7 +106,10 @@ export class MajorDomo {
       }
     }
     for (const rec of artefacts.all()) {
-      if (rec.sha256 && !rec.auxiliary) md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
+      if (!rec.sha256 || rec.auxiliary) continue;
+      md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
+      if (rec.projections)
+        md.dm.setProjections(rec.path, rec.cutoff ?? rec.sha256, rec.projections);
     }
     for (const [taskId, { value }] of await traces.entries()) {
       try {
@@ -412,6 +420,8 @@ export class MajorDomo {
         status: producer ? 'stale' : 'source',
         sha256,
         cutoff: sha256,
+        // Of the bytes it replaces.
+        projections: undefined,
         size,
         pods: [pod],
         // Bytes from outside, not from a build.
@@ -488,12 +498,15 @@ export class MajorDomo {
       outputs: result.cutoff,
       discovered: result.discovered,
       run: task.run,
+      projections: result.projections,
+      inputProjections: result.inputProjections,
     });
     this.#handleChange(res, cid);
     if (res.stale) return;
     await this.traces.put(task.id, {
       taskId: task.id,
-      inputs: { ...task.inputHashes },
+      // As the graph recorded them: a projected input by its projection, when known.
+      inputs: { ...(this.dm.trace(task.id)?.inputs ?? task.inputHashes) },
       outputs: { ...result.cutoff },
       discovered: result.discovered,
       buildId: result.buildId,
@@ -509,6 +522,7 @@ export class MajorDomo {
           status: 'up_to_date',
           sha256: out.sha256,
           cutoff: result.cutoff[path] ?? out.sha256,
+          projections: result.projections[path],
           size: out.size,
           producer: task.id,
           pods: this.artefacts.podsWith(path, out.sha256, result.pod),
@@ -841,6 +855,11 @@ function toSpec(owned: OwnedRule) {
     optionalInputs: rule.optionalInputs,
     outputs: rule.outputs,
     ...(rule.passLimit ? { passLimit: rule.passLimit } : {}),
+    ...(rule.projections.length
+      ? {
+          projections: Object.fromEntries(rule.projections.map((p) => [p.input, projectionKey(p)])),
+        }
+      : {}),
     meta: { chef: owned.chef },
   };
 }
