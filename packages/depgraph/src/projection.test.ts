@@ -1,0 +1,162 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { cutoffDigest } from './cutoff.js';
+import { DependencyManager } from './dependency-manager.js';
+import { lineProjectionHasher, projectionKey, projectLines } from './projection.js';
+import { drive, sha } from './test-harness.js';
+import type { TaskInstance } from './types.js';
+
+const CITES = '^[^\\\\]*\\\\(citation|bibdata|bibstyle|@input)\\{';
+const KEY = projectionKey({ lines: CITES });
+const pdflatex = {
+  id: 'pdflatex',
+  inputs: ['{stem}.tex'],
+  optionalInputs: ['{stem}.aux', '{stem}.bbl', '{stem}.toc'],
+  outputs: ['{stem}.pdf', '{stem}.aux', '{stem}.toc'],
+};
+const bibtex = {
+  id: 'bibtex',
+  inputs: ['{stem}.aux'],
+  outputs: ['{stem}.bbl'],
+  projections: { '{stem}.aux': KEY },
+};
+
+const store = new Map<string, string>();
+const put = (content: string) => {
+  const h = sha(content);
+  store.set(h, content);
+  return h;
+};
+
+/**
+ * A toy LaTeX whose .aux has LaTeX's lines: \citation for each cite of the .tex, \bibcite once
+ * the .bbl was read, \newlabel for each label. The toy bibtex reads only the \citation lines, as
+ * the real one does; pdflatex reports the .aux's projection as a chef would.
+ */
+function latex(task: TaskInstance, reportProjections = true) {
+  const stem = task.stem;
+  const read = (p: string) => {
+    const h = task.inputHashes[p];
+    return h === undefined ? undefined : store.get(h);
+  };
+  if (task.ruleId === 'bibtex') {
+    const cites = read(`${stem}.aux`)!
+      .split('\n')
+      .filter((l) => l.startsWith('\\citation'));
+    return { outputs: { [`${stem}.bbl`]: put(`bbl:${cites.join(',')}`) } };
+  }
+  const [cites, labels] = read(`${stem}.tex`)!.split('|') as [string, string];
+  const bbl = read(`${stem}.bbl`);
+  const aux = [
+    ...cites.split(',').map((c) => `\\citation{${c}}`),
+    '\\bibdata{refs}',
+    ...(bbl ? cites.split(',').map((c) => `\\bibcite{${c}}{1}`) : []),
+    ...labels.split(',').map((l) => `\\newlabel{${l}}{{1}{1}}`),
+    '',
+  ].join('\n');
+  const auxHash = put(aux);
+  return {
+    outputs: {
+      [`${stem}.aux`]: auxHash,
+      [`${stem}.pdf`]: put(`pdf:${cites}:${labels}:${read(`${stem}.aux`) ?? ''}:${bbl ?? ''}`),
+      [`${stem}.toc`]: put(`toc:${labels}`),
+    },
+    ...(reportProjections
+      ? { projections: { [`${stem}.aux`]: { [KEY]: projectLines(aux, CITES) } } }
+      : {}),
+  };
+}
+const passes = (runs: ReturnType<typeof drive>) =>
+  runs.map((r) => `${r.task.pass}:${r.task.ruleId}`);
+
+describe('input projections', () => {
+  it('bibtex runs once from clean and not at all for a new label, with the .aux projected', () => {
+    const dm = new DependencyManager();
+    dm.addRule(pdflatex);
+    dm.addRule(bibtex);
+    dm.setArtefact('p/main.tex', put('knuth|intro'));
+    expect(passes(drive(dm, (t) => latex(t)))).toEqual([
+      '1:pdflatex',
+      '1:bibtex',
+      '2:pdflatex',
+      '3:pdflatex',
+    ]);
+    dm.setArtefact('p/main.tex', put('knuth|intro,more'));
+    expect(passes(drive(dm, (t) => latex(t)))).toEqual(['1:pdflatex', '2:pdflatex']);
+    // A new citation changes the projection: bibtex reads it.
+    dm.setArtefact('p/main.tex', put('knuth,lamport|intro,more'));
+    expect(passes(drive(dm, (t) => latex(t)))).toContain('1:bibtex');
+    expect(dm.status()).toMatchObject({ idle: true, dirty: [] });
+  });
+
+  it('without a known projection the whole hash decides (never a missed change)', () => {
+    const dm = new DependencyManager();
+    dm.addRule(pdflatex);
+    dm.addRule(bibtex);
+    dm.setArtefact('p/main.tex', put('knuth|intro'));
+    expect(passes(drive(dm, (t) => latex(t, false)))).toEqual([
+      '1:pdflatex',
+      '1:bibtex',
+      '2:pdflatex',
+      '2:bibtex',
+      '3:pdflatex',
+    ]);
+  });
+
+  it('records the projection a run reports for its inputs, and keeps projections across fromState', () => {
+    const dm = new DependencyManager();
+    dm.addRule(pdflatex);
+    dm.addRule(bibtex);
+    dm.setArtefact('p/main.tex', put('knuth|intro'));
+    const withInputs = (t: TaskInstance) => {
+      if (t.ruleId !== 'bibtex') return latex(t, false);
+      const aux = store.get(t.inputHashes['p/main.aux']!)!;
+      return {
+        ...latex(t, false),
+        inputProjections: { 'p/main.aux': { [KEY]: projectLines(aux, CITES) } },
+      };
+    };
+    drive(dm, withInputs);
+    const trace = dm.exportState().traces['bibtex:p/main']!;
+    const aux = store.get(dm.toJSON().artefacts.find((a) => a.path === 'p/main.aux')!.hash!)!;
+    expect(trace.inputs['p/main.aux']).toBe(projectLines(aux, CITES));
+    // A new label: the .aux's projection is learned from pdflatex now, and bibtex stays clean,
+    // in a graph rebuilt from the exported state too.
+    dm.setArtefact('p/main.tex', put('knuth|intro,x'));
+    expect(passes(drive(dm, (t) => latex(t)))).toEqual(['1:pdflatex', '2:pdflatex']);
+    const again = DependencyManager.fromState(dm.exportState());
+    expect(again.status().dirty).toEqual([]);
+  });
+
+  it('refuses a projection on a path that is not an input', () => {
+    const dm = new DependencyManager();
+    expect(() => dm.addRule({ ...bibtex, projections: { '{stem}.bbl': KEY } })).toThrow(
+      /projection on "\{stem\}.bbl", which is not one of its inputs/,
+    );
+  });
+
+  it('line projections hash the same fed in any chunks, and differ from the plain hash', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.constantFrom('\\citation{a}\n', '\\newlabel{x}\r\n', 'text', '\n', '\\bibdata{r}'),
+        ),
+        fc.array(fc.nat(), { maxLength: 5 }),
+        (pieces, cuts) => {
+          const text = pieces.join('');
+          const bytes = Buffer.from(text);
+          const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const h = lineProjectionHasher(KEY, CITES);
+          let from = 0;
+          for (const c of at) {
+            h.update(bytes.subarray(from, c));
+            from = c;
+          }
+          h.update(bytes.subarray(from));
+          expect(h.digest()).toBe(projectLines(text, CITES));
+          expect(projectLines(text, CITES)).not.toBe(cutoffDigest(text, []));
+        },
+      ),
+    );
+  });
+});
