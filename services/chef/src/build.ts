@@ -1,6 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
+import { projectionKey } from '@computepods/depgraph';
 import { hashFile } from '@computepods/fswatch';
 import {
   type BuildRequested,
@@ -16,6 +17,7 @@ import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
 import type { InputFetcher } from './fetch-inputs.js';
+import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
 import { type BuildPaths, checkRequest } from './rule-paths.js';
 import { TaskWaitError, type TaskWaitLimits, waitForTerminal } from './task-wait.js';
@@ -176,6 +178,18 @@ async function build(
   } catch (err) {
     return fail('failed', errorText(err));
   }
+  // What the run reads of its projected inputs, at the bytes it reads (checked unchanged after):
+  // recorded in its trace, so an edit outside that part does not rerun it.
+  const inputProjections: Result['inputProjections'] = {};
+  for (const p of rule.projections) {
+    const i = rule.inputs.indexOf(p.input);
+    const path = i >= 0 ? paths.required[i] : paths.optional[rule.optionalInputs.indexOf(p.input)];
+    if (path === undefined || !paths.inputs.includes(path)) continue;
+    const r = await projectFile(await confineLocal(ctx.workspace, path), p);
+    if ('sha256' in r) inputProjections[path] = { [projectionKey(p)]: r.sha256 };
+    else
+      logger.warn({ buildId: req.buildId, path, err: r.error }, 'no projection: whole file counts');
+  }
   const taskId = await taskIdFor(ctx, req.buildId, signal, reported);
   await ctx.bus.publish(
     'task.submitted',
@@ -223,6 +237,7 @@ async function build(
 
   const outputs: Result['outputs'] = {};
   const cutoff: Result['cutoff'] = {};
+  const projections: Result['projections'] = {};
   for (const out of paths.outputs) {
     // The command may have left a symlink: its target is not read unless it is ours.
     const full = await confineLocal(ctx.workspace, out).catch((err: Error) => err);
@@ -238,6 +253,15 @@ async function build(
     cutoff[out] = rule.cutoffIgnore.length
       ? await cutoffDigestFile(full, rule.cutoffIgnore)
       : h.sha256;
+    // Projections this chef's rules take of the output (bibtex's of the .aux): with them the
+    // graph decides at once whether those rules must run again.
+    const specs = projectionsOf(ctx.rules.values(), out);
+    if (specs.size) {
+      const { hashes, errors } = await projectAll(full, specs);
+      if (Object.keys(hashes).length) projections[out] = hashes;
+      for (const err of errors)
+        logger.warn({ buildId: req.buildId, path: out, err }, 'no projection: whole file counts');
+    }
   }
   let discovered: string[];
   try {
@@ -256,6 +280,8 @@ async function build(
     status: 'succeeded',
     outputs,
     cutoff,
+    projections,
+    inputProjections,
     discovered,
     durationMs: Date.now() - started,
     ...(logPath ? { logPath } : {}),
@@ -265,7 +291,11 @@ async function build(
 async function finish(
   ctx: ChefContext,
   msg: { readonly id: string; readonly cid: string },
-  result: Omit<Result, 'outputs' | 'cutoff' | 'discovered' | 'inputsNow'> & Partial<Result>,
+  result: Omit<
+    Result,
+    'outputs' | 'cutoff' | 'discovered' | 'inputsNow' | 'projections' | 'inputProjections'
+  > &
+    Partial<Result>,
 ): Promise<void> {
   const full = BuildResult.parse(result);
   // Recorded first: the result cache (a constructive trace) that answers a repeated request
