@@ -216,6 +216,38 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     for (const proc of stack.procs.values()) expect(proc.running).toBe(true);
   });
 
+  it('dead-letters an invalid how-to-build answer (it was only logged)', async () => {
+    // A declared chef that never answers keeps MajorDomo gathering until its deadline, so the
+    // rogue's answer is surely read.
+    await stack.httpUrl(); // logged once the NATS API is served too
+    const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
+    await rules.put('silent', { chef: 'silent', pod: 'p', rules: [] });
+    const garbage = '{"v":1,"answer":"not an envelope"}';
+    const rogue = stack.bus.nc.subscribe(subjects.howToBuild(stack.project), {
+      callback: (_e, m) => {
+        m.respond(garbage);
+      },
+    });
+    try {
+      const ask = envelope(
+        'api.build',
+        { path: 'fz/nobody.builds' },
+        {
+          project: stack.project,
+          source: 'e2e',
+        },
+      );
+      await stack.bus.nc.request(subjects.api(stack.project, 'build'), JSON.stringify(ask), {
+        timeout: 10_000,
+      });
+      const d = await letter((l) => l.service === 'majordomo' && l.data === garbage);
+      expect(d.subject).toMatch(/^_INBOX\./);
+      expect(d.issues.map((i) => i.path)).toContain('time');
+    } finally {
+      rogue.unsubscribe();
+    }
+  });
+
   it('answers REST routing errors in the API shape, and 401 before them without a token', async () => {
     const url = await stack.httpUrl();
     const call = async (path: string, token?: string, method = 'GET') => {

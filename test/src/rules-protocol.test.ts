@@ -162,7 +162,8 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
       mark,
     );
 
-    // A rogue answers every question with garbage: MajorDomo logs it and uses the chefs' answers.
+    // A rogue answers every question with garbage: MajorDomo dead-letters it and uses the chefs'
+    // answers.
     // A declared chef that never answers keeps MajorDomo gathering until its deadline, so the
     // rogue's answers are surely read.
     const rules = await stack.bus.kv(buckets.rules(p), RulesDeclared);
@@ -185,7 +186,10 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
       expect(read('notes/m.txt.wc').trim()).toBe('3');
       await stack.procs
         .get('majordomo')!
-        .waitForOutput(/"path":"body\.goal".*"msg":"how to build: invalid answer ignored"/, 10_000);
+        .waitForOutput(
+          /"path":"body\.goal".*"msg":"how to build: invalid answer dead-lettered"/,
+          10_000,
+        );
     } finally {
       rogue.unsubscribe();
       await rules.delete('ghost');

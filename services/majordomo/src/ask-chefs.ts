@@ -1,4 +1,4 @@
-import { type Bus, issuesOf } from '@computepods/bus';
+import { type Bus, type Issue, issuesOf } from '@computepods/bus';
 import { CanBuildFrom, Envelope, type HowToBuild, subjects } from '@computepods/protocol';
 
 /** How long MajorDomo waits for "can build from" answers (CP_HOW_TO_BUILD_MS, default 2 s). */
@@ -13,7 +13,8 @@ export function howToBuildMs(env: NodeJS.ProcessEnv = process.env): number {
 /**
  * Scatter-gather: asks every chef "how to build" at once and gathers the "can build from"
  * answers until each of `chefs` has answered or the deadline passes. Answers that fail
- * validation are logged, naming the field, and left out (they do not count as a chef's).
+ * validation are left out (they do not count as a chef's) and dead-lettered, naming the field,
+ * like any message that fails validation (they were only logged).
  */
 export async function askHowToBuild(
   bus: Bus,
@@ -24,7 +25,7 @@ export async function askHowToBuild(
   const answers: CanBuildFrom[] = [];
   const waiting = new Set(options.chefs);
   if (waiting.size === 0) return answers;
-  let replies: AsyncIterable<{ data: Uint8Array }>;
+  let replies: AsyncIterable<{ subject: string; data: Uint8Array }>;
   try {
     replies = await bus.nc.requestMany(subjects.howToBuild(bus.project), data, {
       strategy: 'timer',
@@ -41,8 +42,9 @@ export async function askHowToBuild(
       if (!answer.ok) {
         bus.logger.warn(
           { issues: answer.issues, cid: options.cid },
-          'how to build: invalid answer ignored',
+          'how to build: invalid answer dead-lettered',
         );
+        void bus.deadLetter(msg.subject, msg.data, 'invalid how-to-build answer', answer.issues);
         continue;
       }
       if (answer.value.goal !== question.goal) continue;
@@ -59,7 +61,7 @@ export async function askHowToBuild(
 
 function parseAnswer(
   data: Uint8Array,
-): { ok: true; value: CanBuildFrom } | { ok: false; issues: unknown } {
+): { ok: true; value: CanBuildFrom } | { ok: false; issues: Issue[] } {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(data));
