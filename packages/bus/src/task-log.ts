@@ -140,8 +140,17 @@ export async function readTaskLog(bus: Bus, o: ReadTaskLogOptions): Promise<void
   try {
     for await (const m of messages) {
       await take(m);
+      // Not following: done at the last piece there was when asked, or at the end of what the
+      // stream holds (that piece may have gone since: aged out, or the stream was full).
+      if (!o.follow && m.info.pending === 0) break;
       if (!open()) break;
     }
+    if (!o.follow)
+      for (const [s, c] of cursors)
+        if (!c.ended) {
+          c.ended = true;
+          await o.onEvent(soFar(s, c.next, from));
+        }
     if (abandoned)
       for (const [s, c] of cursors) if (!c.ended) await o.onEvent(endOf(s, c.next, from));
   } finally {

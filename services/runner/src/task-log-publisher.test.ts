@@ -174,6 +174,44 @@ describe('task log publisher over a real nats-server', () => {
     expect(events[1]).toMatchObject({ attempt: 2 });
   });
 
+  it("keeps pieces within a small project's stream (a small quota's quarter)", async () => {
+    const tiny = await Bus.connect({
+      servers: nats.url,
+      service: 'runner',
+      project: 'tiny',
+      logger,
+    });
+    try {
+      await ensureProjectStreams(tiny, 'tiny', { taskLogMaxBytes: 64 * 1024 });
+      const pub = new TaskLogPublisher({
+        bus: tiny,
+        queue: 'q1',
+        settings: { maxBytes: 1 << 20, chunkBytes: 64 * 1024, pollMs: 20 },
+        read,
+      });
+      publishers.push(pub);
+      append('t5.stdout', 'z'.repeat(10_000));
+      pub.onState(rec('t5', 'running'));
+      pub.onState(rec('t5', 'finished', 0));
+      const events: TaskLogEvent[] = [];
+      await readTaskLog(tiny, {
+        queue: 'q1',
+        taskId: 't5',
+        streams: ['stdout'],
+        follow: true,
+        onEvent: (e) => {
+          events.push(e);
+        },
+      });
+      expect(text(events)).toBe('z'.repeat(10_000));
+      const pieces = events.filter((e) => e.kind === 'data');
+      expect(pieces.length).toBeGreaterThan(1);
+      for (const p of pieces) expect(p.data.length).toBeLessThanOrEqual((64 * 1024) / 16);
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it('takes a log up where it stands after a restart, and two writers never interleave', async () => {
     append('t4.stdout', 'one\n');
     const first = publisher();

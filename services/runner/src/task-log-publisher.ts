@@ -81,6 +81,11 @@ const RESERVED_MSGS = 4;
 const PACE = 500;
 // Each look reads at most this many pieces before letting other tasks' tails go.
 const PIECES_PER_LOOK = 16;
+// Tries at the last look and end marker (about two minutes) before it is left to the readers'
+// own rule (a task recorded ended 30 s ago without an end is over).
+const FINISH_ATTEMPTS = 30;
+// Room in a message for the envelope and the piece's other fields.
+const ENVELOPE_BYTES = 2_048;
 
 /**
  * Publishes every task's stdout and stderr on NATS as they grow (JetStream `cp_<p>_tasklogs`,
@@ -100,6 +105,7 @@ export class TaskLogPublisher {
   readonly #o: TaskLogPublisherOptions;
   readonly #stream: string;
   readonly #tails = new Map<string, Tail>();
+  #chunk: Promise<number> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -120,7 +126,13 @@ export class TaskLogPublisher {
         if (!tail) {
           // An ended task never seen running here (refused, failed before it ran) still gets an
           // `end`, so a follower is not left waiting.
-          tail = new Tail(this.#o, this.#stream, rec, s, () => this.#closed);
+          tail = new Tail(
+            { ...this.#o, chunkBytes: () => this.#chunkBytes() },
+            this.#stream,
+            rec,
+            s,
+            () => this.#closed,
+          );
           this.#tails.set(key, tail);
         }
         tail.rec = rec;
@@ -161,6 +173,27 @@ export class TaskLogPublisher {
     this.#tails.clear();
   }
 
+  /**
+   * The largest piece, within what the stream and server take: a project with a small quota
+   * has a small task-log stream (a quarter of the quota), and a piece over its bounds would be
+   * refused for ever. Asked once; without the right to look, the settings stand.
+   */
+  #chunkBytes(): Promise<number> {
+    this.#chunk ??= (async () => {
+      let n = this.#o.settings.chunkBytes;
+      const fit = (bytes: number) => Math.floor(((bytes - ENVELOPE_BYTES) * 3) / 4);
+      const payload = this.#o.bus.nc.info?.max_payload;
+      if (payload) n = Math.min(n, fit(payload));
+      const info = await this.#o.bus.jsm.streams.info(this.#stream).catch(() => undefined);
+      const c = info?.config;
+      if (c && c.max_bytes > 0) n = Math.min(n, fit(Math.floor(c.max_bytes / 16)));
+      const msgMax = c?.max_msg_size ?? 0;
+      if (msgMax > 0) n = Math.min(n, fit(msgMax));
+      return Math.max(256, n);
+    })();
+    return this.#chunk;
+  }
+
   #ensureTimer(): void {
     if (this.#timer || this.#closed) return;
     this.#timer = setInterval(() => {
@@ -170,9 +203,13 @@ export class TaskLogPublisher {
   }
 }
 
+interface TailOptions extends TaskLogPublisherOptions {
+  readonly chunkBytes: () => Promise<number>;
+}
+
 class Tail {
   rec: TaskRecord;
-  readonly #o: TaskLogPublisherOptions;
+  readonly #o: TailOptions;
   readonly #jsStream: string;
   readonly #stream: TaskLogStream;
   readonly #subject: string;
@@ -184,7 +221,7 @@ class Tail {
   readonly #closed: () => boolean;
 
   constructor(
-    o: TaskLogPublisherOptions,
+    o: TailOptions,
     jsStream: string,
     rec: TaskRecord,
     stream: TaskLogStream,
@@ -217,16 +254,24 @@ class Tail {
     this.#finishing = true;
     return this.#run(async () => {
       // Tried until it is out: a follower waits for this end. Closing stops it (a restart resumes).
-      for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+      for (let attempt = 1, delay = 250; ; attempt++, delay = Math.min(delay * 2, 5_000)) {
         try {
           await this.#look(true);
           return;
         } catch (err) {
+          const giveUp = attempt >= FINISH_ATTEMPTS;
           this.#log.warn(
-            { err: String(err), subject: this.#subject, retryInMs: delay },
-            'could not finish a task log; trying again',
+            {
+              err: String(err),
+              subject: this.#subject,
+              attempt,
+              ...(giveUp ? {} : { retryInMs: delay }),
+            },
+            giveUp
+              ? 'could not finish a task log; giving up (followers stop on their own once the task has ended)'
+              : 'could not finish a task log; trying again',
           );
-          if (this.#closed() || this.#o.bus.closing) return;
+          if (giveUp || this.#closed() || this.#o.bus.closing) return;
           await new Promise((r) => setTimeout(r, delay));
         }
       }
@@ -296,7 +341,8 @@ class Tail {
     this.#pos ??= await this.#load();
     const pos = this.#pos;
     if (pos.ended) return;
-    const { maxBytes, chunkBytes } = this.#o.settings;
+    const { maxBytes } = this.#o.settings;
+    const chunkBytes = await this.#o.chunkBytes();
     const budget = TASK_LOG_MAX_MSGS_PER_SUBJECT - RESERVED_MSGS;
     let size = pos.fileOffset;
     let hasFile = false;
