@@ -377,6 +377,8 @@ async function changedInputs(
  * them since: the inputs changed and changed back), or its result was not a success (an input
  * moved while it ran). Reusing it reported the other build's bytes against these inputs. A
  * finished task with no result recorded is reused: its chef died before reporting it.
+ * The new id is the hold's (InFlightBuilds.attempt): requests for the build handled at once
+ * share one task, as they share `b-<buildId>`; each made its own before, and both ran.
  */
 async function taskIdFor(
   ctx: ChefContext,
@@ -390,7 +392,7 @@ async function taskIdFor(
     prior === 'failed' ||
     (prior === 'finished' && reported) ||
     ctx.inflight.afterCancel(signal)
-    ? `${taskId}-${Date.now().toString(36)}`
+    ? `${taskId}-${ctx.inflight.attempt(signal)}`
     : taskId;
 }
 

@@ -45,6 +45,21 @@ describe('InFlightBuilds', () => {
     expect(held.size).toBe(0);
   });
 
+  it('gives twin requests of a build one attempt name, and a new hold another', () => {
+    const held = new InFlightBuilds(async () => undefined);
+    const first = held.begin('b');
+    const twin = held.begin('b');
+    // Found by test/chaos: two requests after a cancel each named a task of their own.
+    expect(held.attempt(twin)).toBe(held.attempt(first));
+    expect(held.cancel('b', 'inputs changed')).toBe(true);
+    const again = held.begin('b');
+    const againTwin = held.begin('b');
+    expect(held.afterCancel(again) && held.afterCancel(againTwin)).toBe(true);
+    expect(held.attempt(againTwin)).toBe(held.attempt(again));
+    expect(held.attempt(again)).not.toBe(held.attempt(first));
+    expect(held.attempt(again)).toMatch(/^[0-9a-z]+$/);
+  });
+
   it('starts a request that comes after a cancel afresh, while the cancelled one winds down', () => {
     const killed: string[] = [];
     const held = new InFlightBuilds(async (taskId) => {

@@ -15,7 +15,14 @@ interface Held {
   refs: number;
   /** Begun while a cancelled attempt of the same build still winds down. */
   readonly afterCancel: boolean;
+  /**
+   * Names this hold's task when it cannot be `b-<buildId>` (see taskIdFor): one name for every
+   * request sharing the hold, or twin requests each made a task of their own and both ran.
+   */
+  readonly attempt: string;
 }
+
+let attempts = 0;
 
 /**
  * The builds this chef holds, so a `build.cancel` can stop one: before its task is submitted the
@@ -42,6 +49,7 @@ export class InFlightBuilds {
       taskId: undefined,
       refs: 1,
       afterCancel: known !== undefined,
+      attempt: `${Date.now().toString(36)}${(attempts++ % 1296).toString(36).padStart(2, '0')}`,
     };
     this.#held.set(buildId, held);
     this.#bySignal.set(held.controller.signal, held);
@@ -55,6 +63,11 @@ export class InFlightBuilds {
    */
   afterCancel(signal: AbortSignal): boolean {
     return this.#bySignal.get(signal)?.afterCancel ?? false;
+  }
+
+  /** The hold's own suffix for a task id (the same for every request sharing the hold). */
+  attempt(signal: AbortSignal): string {
+    return this.#bySignal.get(signal)?.attempt ?? Date.now().toString(36);
   }
 
   /** The build's task is on the runner queue; a cancel that came first kills it now. */
