@@ -86,6 +86,7 @@ const PIECES_PER_LOOK = 16;
 const FINISH_ATTEMPTS = 30;
 // Room in a message for the envelope and the piece's other fields.
 const ENVELOPE_BYTES = 2_048;
+const WARN_EVERY_MS = 60_000;
 
 /**
  * Publishes every task's stdout and stderr on NATS as they grow (JetStream `cp_<p>_tasklogs`,
@@ -218,6 +219,8 @@ class Tail {
   #busy = false;
   #dueAt = 0;
   #finishing = false;
+  #failures = 0;
+  #warnedAt = 0;
   readonly #closed: () => boolean;
 
   constructor(
@@ -284,10 +287,16 @@ class Tail {
       try {
         await fn();
       } catch (err) {
-        this.#log.warn(
-          { err: String(err), subject: this.#subject },
-          'task log not published; trying again',
-        );
+        // Said once a while, not at every look: a project provisioned before task logs (no
+        // stream yet) or credentials issued before them would otherwise flood the log.
+        this.#failures++;
+        if (Date.now() - this.#warnedAt >= WARN_EVERY_MS) {
+          this.#warnedAt = Date.now();
+          this.#log.warn(
+            { err: String(err), subject: this.#subject, failures: this.#failures },
+            'task log not published; trying again (if the stream cp_<p>_tasklogs is missing or the runner may not publish on it, provision the project again and issue the runner new credentials)',
+          );
+        }
       } finally {
         this.#busy = false;
       }
