@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buckets, TaskTrace } from '@computepods/protocol';
 import { runCommand } from '@computepods/testkit';
@@ -60,17 +60,17 @@ describe('cycles with LaTeX: fixpoint like latexmk, discovery, crash mid-cycle',
     await stack?.[Symbol.asyncDispose]();
   });
 
-  it('converges a document with references, citations and a table of contents in 3 passes, like latexmk', async () => {
+  it('converges a document with references, citations and a table of contents in 3 pdflatex passes and 1 bibtex, latexmk in 3 and 2', async () => {
     writeDoc('paper');
     await settled(stack.bus, upToDate('paper/main.pdf'), 90_000, () => stack.logs());
     // Pass 1 has no .aux: refs and citations are undefined, bibtex makes the .bbl. Pass 2 reads
-    // them and writes \bibcite into the .aux (bibtex reruns: same .bbl, cut off). Pass 3 sees
-    // the .aux unchanged: the fixpoint. latexmk runs the same 3 pdflatex and 2 bibtex.
+    // them and writes \bibcite into the .aux. bibtex reads only the .aux's \citation, \bibdata,
+    // \bibstyle lines (its projection), which did not change: it does not run again (latexmk
+    // runs it a second time for the same .bbl). Pass 3 sees the .aux unchanged: the fixpoint.
     expect(log.passes('paper/main')).toEqual([
       '1:pdflatex',
       '1:bibtex',
       '2:pdflatex',
-      '2:bibtex',
       '3:pdflatex',
     ]);
     const pdf = readFileSync(join(stack.workspace, 'paper/main.pdf'));
@@ -114,7 +114,52 @@ describe('cycles with LaTeX: fixpoint like latexmk, discovery, crash mid-cycle',
     const ours = log.passes('paper/main').filter((p) => p.endsWith(':pdflatex')).length;
     expect(ours).toBeLessThanOrEqual(runs('pdflatex'));
     expect(runs('pdflatex')).toBe(3);
+    expect(runs('bibtex')).toBe(2);
     expect(sha256(readFileSync(join(lm, 'main.pdf')))).toBe(sha256(pdf));
+  }, 180_000);
+
+  it("adds a label without running bibtex (its .aux lines did not change), to latexmk's bytes", async () => {
+    const from = log.requests.length;
+    const before = fileSha('paper/main.pdf');
+    const edited = MAIN_TEX.replace(
+      '\\bibliographystyle',
+      '\\section{Third}\\label{sec:third}\nAs Section~\\ref{sec:third} says.\n\\bibliographystyle',
+    );
+    expect(edited).not.toBe(MAIN_TEX);
+    stack.write('paper/main.tex', edited);
+    await settled(
+      stack.bus,
+      (s) => upToDate('paper/main.pdf')(s) && fileSha('paper/main.pdf') !== before,
+      60_000,
+      () => stack.logs(),
+    );
+    // Pass 1 writes the new label and toc line into the .aux and .toc; pass 2 reads them and
+    // writes the same again: the fixpoint. The .aux's projection for bibtex is unchanged: no
+    // bibtex run at all (latexmk reruns it, below).
+    const passes = log.passes('paper/main', from);
+    expect(passes).toEqual(['1:pdflatex', '2:pdflatex']);
+
+    const lm = stack.dir.join('latexmk');
+    writeFileSync(join(lm, 'main.tex'), edited);
+    const r = await runCommand('latexmk', ['-pdf', '-interaction=nonstopmode', 'main.tex'], {
+      cwd: lm,
+      env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
+      timeoutMs: 60_000,
+    });
+    expect(r.code).toBe(0);
+    const runs = (rule: string) =>
+      [...(r.stdout + r.stderr).matchAll(new RegExp(`Run number \\d+ of rule '${rule}`, 'g'))]
+        .length;
+    expect(runs('bibtex')).toBeGreaterThan(0);
+    expect(passes.length).toBeLessThanOrEqual(runs('pdflatex'));
+    expect(sha256(readFileSync(join(lm, 'main.pdf')))).toBe(fileSha('paper/main.pdf'));
+    stack.write('paper/main.tex', MAIN_TEX);
+    await settled(
+      stack.bus,
+      (s) => upToDate('paper/main.pdf')(s) && fileSha('paper/main.pdf') === before,
+      60_000,
+      () => stack.logs(),
+    );
   }, 180_000);
 
   it('rebuilds on an edit to an \\input{} file found by discovery, in one pass when the .aux holds', async () => {
