@@ -51,11 +51,18 @@ export class Stack implements AsyncDisposable {
     mkdirSync(this.workspace, { recursive: true });
   }
 
-  static async start(project: string): Promise<Stack> {
+  /** `natsConfigLines`: more nats-server configuration (a bench's `prof_port`, say). */
+  static async start(
+    project: string,
+    options: { natsConfigLines?: readonly string[] } = {},
+  ): Promise<Stack> {
     const dir = new TempDir('cp-e2e-');
     const auth = await AuthStore.open(dir.join('auth'));
     const nats = await NatsServer.start({
-      configLines: () => serverConfigLines(auth, dir.join('nats-resolver')),
+      configLines: () => [
+        ...serverConfigLines(auth, dir.join('nats-resolver')),
+        ...(options.natsConfigLines ?? []),
+      ],
     });
     const stack = new Stack(dir, auth, nats, project);
     stack.adminCreds = await bootstrapProject({
