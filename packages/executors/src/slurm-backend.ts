@@ -12,6 +12,7 @@ import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
 import { isTransient } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
+import { LogReads } from './log-reads.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
 import { type JobTree, mergeTrees, outputTarget, taskTree, workDirOf } from './slurm-files.js';
@@ -74,6 +75,7 @@ export class SlurmBackend implements Backend {
   readonly type: 'slurm_sudo' | 'slurm_ssh';
   readonly #o: SlurmBackendOptions;
   readonly #host: SlurmHost;
+  readonly #logReads: LogReads;
   readonly #retry: RetryPolicy;
   readonly #pollMs: number;
   readonly #windowMs: number;
@@ -102,6 +104,7 @@ export class SlurmBackend implements Backend {
     this.#o = options;
     this.type = options.resource.type;
     this.#host = options.host;
+    this.#logReads = new LogReads((argv) => this.#host.run(argv));
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#pollMs = options.pollMs ?? Math.max(200, options.resource.jobs_poll_interval * 1000);
     this.#windowMs = options.batchWindowMs ?? 500;
@@ -266,8 +269,8 @@ export class SlurmBackend implements Backend {
     return res.stdout;
   }
 
-  // Read as the cluster's user where the job writes (sudo, or SSH through the pool): the size,
-  // then the bytes from the offset in base64, so any byte survives the text channel.
+  // Read as the cluster's user where the job writes (sudo, or SSH through the pool), the reads
+  // of every followed task gathered into one command (log-reads.ts).
   async readLog(
     rec: TaskRecord,
     stream: LogStream,
@@ -276,23 +279,11 @@ export class SlurmBackend implements Backend {
   ): Promise<LogRead | undefined> {
     const h = slurmHandle(rec.handle);
     if (!h) return undefined;
-    const log = commandPath(
+    return this.#logReads.read(
       `${h.dir}/${h.index}.${stream === 'stdout' ? 'out' : 'err'}`,
-      'task log',
+      offset,
+      maxBytes,
     );
-    const res = await this.#host.run([
-      'sh',
-      '-c',
-      '[ -f "$1" ] || exit 3; stat -c %s -- "$1" && tail -c +"$2" -- "$1" | head -c "$3" | base64 -w 0',
-      'sh',
-      log,
-      String(offset + 1),
-      String(maxBytes),
-    ]);
-    if (res.code === 3) return undefined;
-    const m = /^(\d+)\n?([A-Za-z0-9+/=]*)$/.exec(ensureOk(`read ${log}`, res).stdout.trim());
-    if (!m) throw new Error(`reading ${log} answered ${JSON.stringify(res.stdout.slice(0, 200))}`);
-    return { size: Number(m[1]), data: Buffer.from(m[2] ?? '', 'base64') };
   }
 
   stats(): Readonly<Record<string, number>> {
