@@ -37,6 +37,12 @@ export type FuzzInput =
       /** The body is shorter than its Content-Length says: the server waits for the rest. */
       incomplete: boolean;
     }
+  /**
+   * A chef's "can build from" answer to MajorDomo's question about a goal nobody declared (the
+   * rig asks with api.build): invalid → dead-lettered by MajorDomo. `"__GOAL__"` in the bytes
+   * becomes the goal asked about.
+   */
+  | { kind: 'answer'; target: string; data: Uint8Array }
   /** A file written into the watched workspace (relative path, bytes). */
   | { kind: 'fs'; target: string; path: string; data: Uint8Array };
 
@@ -487,6 +493,16 @@ export function bodies(ctx: FuzzContext) {
       },
       { requiredKeys: ['path', 'status', 'sha256', 'size', 'updated'] },
     ),
+    answer: fc.record({
+      goal: fc.constant(GOAL),
+      chef: fc.constantFrom('text', 'fz-rogue'),
+      pod: name,
+      canBuild: fc.boolean(),
+      from: fc.array(relPath, { maxLength: 2 }),
+      outputs: fc.array(relPath, { maxLength: 2 }),
+      rule: fc.stringMatching(/^fz[a-z]{0,5}$/),
+      stem: stemArb,
+    }),
     goal: fc.record({
       goal: relPath,
       chef: name,
@@ -527,6 +543,9 @@ export function bodies(ctx: FuzzContext) {
     }),
   };
 }
+
+/** Where an answer names the goal it answers (the rig puts the goal asked about there). */
+export const GOAL = '__GOAL__';
 
 // ---------------------------------------------------------------------------------------------
 // Messages: envelopes around bodies, raw bytes, random JSON
@@ -856,6 +875,15 @@ export function targets(ctx: FuzzContext): Target[] {
       })),
     },
     {
+      name: 'how-to-build.answer',
+      service: 'majordomo',
+      arb: msg('rules.can_build_from', b.answer).map((data) => ({
+        kind: 'answer' as const,
+        target: 'how-to-build.answer',
+        data,
+      })),
+    },
+    {
       name: 'build.cancel',
       service: 'chef',
       arb: msg('build.cancel', b['build.cancel']).map((data) => ({
@@ -982,6 +1010,8 @@ export const TARGET_NAMES = [
   'kv.goals',
   'rest',
   'fs',
+  // Last: from its first input on, a silent chef keeps every question open to its deadline.
+  'how-to-build.answer',
 ] as const;
 
 /** A readable account of an input, for a failure message (bytes shown as text). */
@@ -992,6 +1022,8 @@ export function describeInput(input: FuzzInput): string {
     case 'pub':
     case 'req':
       return `${input.kind} ${input.subject.slice(0, 200)} ${text(input.data)}`;
+    case 'answer':
+      return `how-to-build answer ${text(input.data)}`;
     case 'kv':
       return `kv put ${input.bucket} ${input.key.slice(0, 200)} ${text(input.data)}`;
     case 'rest':

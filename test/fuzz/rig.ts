@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { decode, type Issue, type MessageInvalidError, type TypedKv } from '@computepods/bus';
 import {
   BuildArtefactRequest,
+  CanBuildFrom,
   CancelRequest,
   DeadLetter,
   Envelope,
@@ -17,7 +18,7 @@ import {
 import { z } from 'zod';
 import { Stack } from '../src/stack.js';
 import type { FuzzContext, FuzzInput } from './arbitraries.js';
-import { sha256 } from './arbitraries.js';
+import { GOAL, sha256 } from './arbitraries.js';
 
 /**
  * How one input was handled:
@@ -108,6 +109,10 @@ export class FuzzRig implements AsyncDisposable {
   /** Bucket values put back after a fuzzed write (the project record, its queue). */
   readonly #restore: Array<{ bucket: string; key: string; data: Uint8Array | undefined }> = [];
   #sentinels = 0;
+  /** Answers the rogue chef gives, by the goal asked about (how-to-build.answer). */
+  readonly #answers = new Map<string, { data: Uint8Array; asked: (reply: string) => void }>();
+  #answerGoals = 0;
+  #silent: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly stack: Stack,
@@ -208,6 +213,22 @@ export class FuzzRig implements AsyncDisposable {
         if (waiting && waiting.length === 0) this.#waiters.delete(key);
         if (w) w();
         else this.#letters.set(key, (this.#letters.get(key) ?? 0) + 1);
+      },
+    });
+    // The rogue chef: answers MajorDomo's question about a goal with the fuzzed bytes.
+    nc.subscribe(`cp.${this.ctx.project}.rules.how-to-build`, {
+      callback: (_e, m) => {
+        let goal: unknown;
+        try {
+          goal = (m.json() as { body?: { goal?: unknown } }).body?.goal;
+        } catch {
+          return;
+        }
+        const a = typeof goal === 'string' ? this.#answers.get(goal) : undefined;
+        if (!a || !m.reply) return;
+        this.#answers.delete(goal as string);
+        m.respond(a.data);
+        a.asked(m.reply);
       },
     });
     nc.subscribe('_INBOX.fuzz.>', {
@@ -410,13 +431,23 @@ export class FuzzRig implements AsyncDisposable {
         // (the services saw the fuzzed value; fail-closed on an invalid record is by design).
         const back = this.#restore.find((r) => r.bucket === input.bucket && r.key === key);
         if (back) {
-          if (back.data) await kv.put(key, back.data);
-          else await kv.delete(key);
+          // Retried: a put not acknowledged in time (a loaded server) must not leave it fuzzed.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              if (back.data) await kv.put(key, back.data);
+              else await kv.delete(key);
+              break;
+            } catch (err) {
+              if (attempt >= 5) throw err;
+            }
+          }
         }
         return done('accepted', false);
       }
       case 'rest':
         return this.#rest(input, done);
+      case 'answer':
+        return this.#answer(input, done);
       case 'fs': {
         const full = join(this.ctx.workspace, input.path);
         try {
@@ -428,6 +459,78 @@ export class FuzzRig implements AsyncDisposable {
         return done('accepted', false);
       }
     }
+  }
+
+  /**
+   * MajorDomo asks every declared chef how to build a goal nobody declares (an api.build of it);
+   * the rogue chef answers with the input. A declared chef that never answers (fz-silent, put
+   * again every second) keeps MajorDomo gathering until its deadline, so the answer is read.
+   */
+  async #answer(
+    input: Extract<FuzzInput, { kind: 'answer' }>,
+    done: (o: OutcomeClass, invalid: boolean, problem?: string) => Outcome,
+  ): Promise<Outcome> {
+    if (!this.#silent) {
+      const rules = await this.#bucket(`cp_${this.ctx.project}_rules`);
+      const put = () =>
+        rules
+          .put('fz-silent', JSON.stringify({ chef: 'fz-silent', pod: 'p', rules: [] }))
+          .catch(() => undefined);
+      await put();
+      this.#silent = setInterval(put, 1_000);
+      await new Promise((r) => setTimeout(r, 1_000)); // MajorDomo has it declared
+    }
+    const goal = `fz/answer-${++this.#answerGoals}.goal`;
+    const data = new TextEncoder().encode(
+      utf8.decode(input.data).replaceAll(JSON.stringify(GOAL), JSON.stringify(goal)),
+    );
+    let invalid = true;
+    try {
+      const env = Envelope.safeParse(JSON.parse(utf8.decode(data)));
+      invalid = !(env.success && CanBuildFrom.safeParse(env.data.body).success);
+    } catch {
+      invalid = true;
+    }
+    const asked = new Promise<string | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), this.answerMs);
+      this.#answers.set(goal, {
+        data,
+        asked: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+      });
+    });
+    const raw = await this.#request(
+      `cp.${this.ctx.project}.api.build`,
+      this.#envelope('api.build', { path: goal }),
+      this.answerMs,
+    );
+    const reply = await asked;
+    this.#answers.delete(goal);
+    if (raw && /"code":"CP_INTERNAL"/.test(utf8.decode(raw)))
+      return done('answered-error', invalid, `CP_INTERNAL: ${utf8.decode(raw).slice(0, 300)}`);
+    if (!reply) return done('unanswered', invalid, 'MajorDomo never asked how to build the goal');
+    if (!invalid) return done('accepted', false);
+    return (await this.#letter(reply, data))
+      ? done('dead-lettered', true)
+      : done('unanswered', true, 'invalid answer dropped without a dead letter');
+  }
+
+  #envelope(type: string, body: unknown): Uint8Array {
+    const id = `${Date.now()}-${Math.random()}`;
+    return new TextEncoder().encode(
+      JSON.stringify({
+        v: 1,
+        id,
+        time: new Date().toISOString(),
+        project: this.ctx.project,
+        source: 'fuzz',
+        cid: id,
+        type,
+        body,
+      }),
+    );
   }
 
   #rest(
@@ -642,6 +745,7 @@ export class FuzzRig implements AsyncDisposable {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    clearInterval(this.#silent);
     await this.stack[Symbol.asyncDispose]();
   }
 }
