@@ -39,7 +39,8 @@ export async function buildUi(opts: { outDir?: string; minify?: boolean } = {}) 
     platform: 'browser',
     target: ['chrome120', 'firefox120', 'safari17'],
     jsx: 'automatic',
-    minify: opts.minify ?? true,
+    // CP_UI_MINIFY=0: readable names in a profile (bench ui's CP_BENCH_UI_PROFILE).
+    minify: opts.minify ?? process.env.CP_UI_MINIFY !== '0',
     sourcemap: false,
     legalComments: 'none',
     metafile: true,

@@ -40,7 +40,189 @@ export function shapeKey(g: GraphJSON): string {
   ]);
 }
 
+/** Above this many nodes (artefacts + tasks) the fast layout replaces dagre. */
+export const DAGRE_MAX_NODES = 500;
+
+/** Lays `g` out: dagre while it is small enough, else the fast layered layout. */
 export function layoutGraph(g: GraphJSON): Layout {
+  performance.mark('cp:layout-start');
+  const l = g.artefacts.length + g.tasks.length > DAGRE_MAX_NODES ? fastLayout(g) : dagreLayout(g);
+  performance.mark('cp:layout-end');
+  return l;
+}
+
+interface Edges {
+  edges: LaidEdge[];
+  groupOf: Map<string, string>;
+}
+
+function edgesOf(g: GraphJSON, has: (id: string) => boolean): Edges {
+  const groupOf = new Map<string, string>();
+  const members = new Map<string, string>();
+  for (const c of g.components) if (c.cyclic) for (const t of c.tasks) members.set(t, `c:${c.id}`);
+  const edges: LaidEdge[] = [];
+  const seen = new Set<string>();
+  const add = (source: string, target: string, kind: LaidEdge['kind']) => {
+    const id = `${source}->${target}`;
+    if (!has(source) || !has(target) || seen.has(id)) return;
+    seen.add(id);
+    edges.push({ id, source, target, kind });
+  };
+  for (const t of g.tasks) {
+    const tid = `t:${t.id}`;
+    const gid = members.get(t.id);
+    if (gid) groupOf.set(tid, gid);
+    for (const i of t.inputs)
+      add(
+        `a:${i}`,
+        tid,
+        t.optionalInputs.includes(i)
+          ? 'optional'
+          : t.discovered.includes(i)
+            ? 'discovered'
+            : 'input',
+      );
+    for (const o of t.outputs) {
+      if (gid) groupOf.set(`a:${o}`, gid);
+      add(tid, `a:${o}`, 'output');
+    }
+  }
+  return { edges, groupOf };
+}
+
+const ROW = 44;
+const GAP_X = 46;
+/** A layer taller than this many rows wraps into columns side by side. */
+const WRAP = 60;
+
+/**
+ * A layered layout in linear time for large graphs: layers by longest path from the sources
+ * (edges that close a cycle are left out), nodes in a layer ordered by where their
+ * predecessors are, tall layers wrapped into columns; a cycle's group is the box around its
+ * members. Less tidy than dagre, but 10,000 nodes take milliseconds, not minutes.
+ */
+export function fastLayout(g: GraphJSON): Layout {
+  const size = new Map<string, { w: number; h: number }>();
+  for (const a of g.artefacts) size.set(`a:${a.path}`, { w: textWidth(a.path, 110), h: 34 });
+  for (const t of g.tasks) size.set(`t:${t.id}`, { w: textWidth(t.id, 24), h: 24 });
+  const { edges, groupOf } = edgesOf(g, (id) => size.has(id));
+  const out = new Map<string, string[]>();
+  const preds = new Map<string, string[]>();
+  for (const e of edges) {
+    out.set(e.source, [...(out.get(e.source) ?? []), e.target]);
+    preds.set(e.target, [...(preds.get(e.target) ?? []), e.source]);
+  }
+  // Topological order by iterative DFS; an edge to a node still on the stack closes a cycle.
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>();
+  const back = new Set<string>();
+  for (const root of size.keys()) {
+    if (state.has(root)) continue;
+    const stack: Array<[string, number]> = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const next = (out.get(top[0]) ?? [])[top[1]++];
+      if (next === undefined) {
+        stack.pop();
+        state.set(top[0], 2);
+        order.push(top[0]);
+      } else if (!state.has(next)) {
+        state.set(next, 1);
+        stack.push([next, 0]);
+      } else if (state.get(next) === 1) back.add(`${top[0]}->${next}`);
+    }
+  }
+  order.reverse();
+  const rank = new Map<string, number>();
+  for (const id of order) {
+    let r = 0;
+    for (const p of preds.get(id) ?? [])
+      if (!back.has(`${p}->${id}`)) r = Math.max(r, (rank.get(p) ?? 0) + 1);
+    rank.set(id, r);
+  }
+  const layers: string[][] = [];
+  for (const id of order) {
+    const r = rank.get(id)!;
+    layers[r] = layers[r] ?? [];
+    layers[r]!.push(id);
+  }
+  // Order each layer by the mean position of its predecessors (sources: group, then name).
+  const pos = new Map<string, number>();
+  layers.forEach((layer, r) => {
+    const key = (id: string) => {
+      const ps = (preds.get(id) ?? []).filter((p) => pos.has(p));
+      return ps.length ? ps.reduce((a, p) => a + pos.get(p)!, 0) / ps.length : Number.NaN;
+    };
+    const keyed = layer.map((id, i) => ({ id, k: r === 0 ? i : key(id), i }));
+    keyed.sort((a, b) =>
+      Number.isNaN(a.k) || Number.isNaN(b.k)
+        ? Number.isNaN(a.k)
+          ? Number.isNaN(b.k)
+            ? a.i - b.i
+            : 1
+          : -1
+        : a.k - b.k || a.i - b.i,
+    );
+    layers[r] = keyed.map((x) => x.id);
+    layers[r]!.forEach((id, i) => {
+      pos.set(id, i);
+    });
+  });
+  const abs = new Map<string, { x: number; y: number; w: number; h: number }>();
+  let x = 16;
+  for (const layer of layers) {
+    for (let start = 0; start < layer.length; start += WRAP) {
+      const column = layer.slice(start, start + WRAP);
+      const width = Math.max(...column.map((id) => size.get(id)!.w));
+      for (const [i, id] of column.entries()) {
+        const s = size.get(id)!;
+        abs.set(id, { x, y: 16 + i * ROW + (ROW - s.h) / 2, w: s.w, h: s.h });
+      }
+      x += width + GAP_X;
+    }
+  }
+  const nodes: LaidNode[] = [];
+  const boxes = new Map<string, { x0: number; y0: number; x1: number; y1: number }>();
+  for (const [id, gid] of groupOf) {
+    const p = abs.get(id);
+    if (!p) continue;
+    const b = boxes.get(gid) ?? { x0: p.x, y0: p.y, x1: p.x + p.w, y1: p.y + p.h };
+    boxes.set(gid, {
+      x0: Math.min(b.x0, p.x),
+      y0: Math.min(b.y0, p.y),
+      x1: Math.max(b.x1, p.x + p.w),
+      y1: Math.max(b.y1, p.y + p.h),
+    });
+  }
+  for (const [gid, b] of boxes)
+    nodes.push({
+      id: gid,
+      kind: 'cycle',
+      key: gid.slice(2),
+      x: b.x0 - 12,
+      y: b.y0 - 34,
+      width: b.x1 - b.x0 + 24,
+      height: b.y1 - b.y0 + 46,
+    });
+  for (const [id, p] of abs) {
+    const gid = groupOf.get(id);
+    const box = gid ? boxes.get(gid) : undefined;
+    nodes.push({
+      id,
+      kind: id.startsWith('a:') ? 'artefact' : 'task',
+      key: id.slice(2),
+      x: box ? p.x - (box.x0 - 12) : p.x,
+      y: box ? p.y - (box.y0 - 34) : p.y,
+      width: p.w,
+      height: p.h,
+      ...(gid && box ? { parent: gid } : {}),
+    });
+  }
+  return { nodes, edges };
+}
+
+function dagreLayout(g: GraphJSON): Layout {
   const dg = new dagre.graphlib.Graph({ compound: true, multigraph: false });
   dg.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 46, edgesep: 8, marginx: 16, marginy: 16 });
   dg.setDefaultEdgeLabel(() => ({}));

@@ -106,6 +106,7 @@ export class ProjectStore {
   stop(): void {
     this.#abort.abort();
     for (const t of this.#timers.values()) clearTimeout(t);
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
   }
 
   /** Re-reads one part after `delay` ms; calls in between are folded into one read. */
@@ -124,11 +125,14 @@ export class ProjectStore {
     switch (part) {
       case 'records': {
         const list = await this.api.get<ArtefactRecord[]>('/api/artefacts');
+        performance.mark('cp:records');
         this.#set({ records: new Map(list.map((r) => [r.path, r])), error: undefined });
         return;
       }
       case 'graph': {
+        performance.mark('cp:graph-request');
         const graph = await this.api.get<GraphJSON>('/api/graph');
+        performance.mark('cp:graph-response');
         const passes = new Map(this.#snap.passes);
         for (const c of graph.components) {
           const limit = c.passLimit ?? passes.get(c.id)?.limit ?? 0;
@@ -170,79 +174,97 @@ export class ProjectStore {
     return this.#snap.graph?.components.some((c) => c.id === component && c.cyclic) ?? false;
   }
 
+  #queue: BusEvent[] = [];
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Events are applied in batches, at most one render a frame however fast they come. */
   #onEvent(e: BusEvent): void {
-    this.#snap = { ...this.#snap, events: this.#snap.events + 1 };
-    const body = e.body as Record<string, unknown>;
-    switch (e.type) {
-      case 'artefact.state': {
-        const rec = body as unknown as ArtefactRecord;
-        const records = new Map(this.#snap.records);
-        records.set(rec.path, rec);
-        this.#set({ records });
-        if (!this.#snap.graphStates.has(rec.path)) this.refresh('graph');
-        return;
-      }
-      case 'build.requested': {
-        const taskId = String(body.taskId);
-        const pass = Number(body.pass);
-        const comp = this.#snap.components.get(taskId);
-        if (comp !== undefined && pass > 0) {
-          const passes = new Map(this.#snap.passes);
-          const prev = passes.get(comp);
-          passes.set(comp, { pass, limit: prev?.limit ?? 0 });
-          this.#set({ passes });
+    this.#queue.push(e);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), 16);
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const batch = this.#queue;
+    this.#queue = [];
+    const s = this.#snap;
+    // Copies made once per batch, only of what the batch changes.
+    let records: Map<string, ArtefactRecord> | undefined;
+    let passes: Map<number, { pass: number; limit: number }> | undefined;
+    let buildNames: Map<string, string> | undefined;
+    let taskStates: Map<string, TaskState> | undefined;
+    let builds = s.builds;
+    for (const e of batch) {
+      const body = e.body as Record<string, unknown>;
+      switch (e.type) {
+        case 'artefact.state': {
+          const rec = body as unknown as ArtefactRecord;
+          records ??= new Map(s.records);
+          records.set(rec.path, rec);
+          if (!s.graphStates.has(rec.path)) this.refresh('graph');
+          break;
         }
-        const build: Build = {
-          taskId,
-          buildId: String(body.buildId),
-          chef: String(body.chef),
-          pass,
-          component: comp ?? -1,
-          cyclic: false,
-        };
-        const buildNames = new Map(this.#snap.buildNames);
-        buildNames.set(
-          build.buildId,
-          comp !== undefined && this.#cyclic(comp) ? `${taskId} · pass ${pass}` : taskId,
-        );
-        this.#set({
-          builds: [...this.#snap.builds.filter((b) => b.taskId !== taskId), build],
-          buildNames,
-        });
-        this.refresh('builds');
-        this.refresh('plan');
-        return;
-      }
-      case 'build.result':
-        this.#set({ builds: this.#snap.builds.filter((b) => b.buildId !== body.buildId) });
-        this.refresh('builds');
-        this.refresh('plan');
-        this.refresh('graph');
-        this.refresh('tasks');
-        return;
-      case 'build.cancel':
-        this.refresh('builds');
-        this.refresh('plan');
-        return;
-      case 'task.state': {
-        if (typeof body.buildId === 'string') {
-          const taskStates = new Map(this.#snap.taskStates);
-          taskStates.set(body.buildId, body.state as TaskState);
-          this.#set({ taskStates });
+        case 'build.requested': {
+          const taskId = String(body.taskId);
+          const pass = Number(body.pass);
+          const comp = s.components.get(taskId);
+          if (comp !== undefined && pass > 0) {
+            passes ??= new Map(s.passes);
+            passes.set(comp, { pass, limit: passes.get(comp)?.limit ?? 0 });
+          }
+          const build: Build = {
+            taskId,
+            buildId: String(body.buildId),
+            chef: String(body.chef),
+            pass,
+            component: comp ?? -1,
+            cyclic: false,
+          };
+          buildNames ??= new Map(s.buildNames);
+          buildNames.set(
+            build.buildId,
+            comp !== undefined && this.#cyclic(comp) ? `${taskId} · pass ${pass}` : taskId,
+          );
+          builds = [...builds.filter((b) => b.taskId !== taskId), build];
+          this.refresh('builds');
+          this.refresh('plan');
+          break;
         }
-        this.refresh('tasks');
-        return;
+        case 'build.result':
+          builds = builds.filter((b) => b.buildId !== body.buildId);
+          this.refresh('builds');
+          this.refresh('plan');
+          this.refresh('graph');
+          this.refresh('tasks');
+          break;
+        case 'build.cancel':
+          this.refresh('builds');
+          this.refresh('plan');
+          break;
+        case 'task.state':
+          if (typeof body.buildId === 'string') {
+            taskStates ??= new Map(s.taskStates);
+            taskStates.set(body.buildId, body.state as TaskState);
+          }
+          this.refresh('tasks');
+          break;
+        case 'rules.declared':
+          this.refresh('graph', 1000);
+          break;
+        case 'files.changed':
+          this.refresh('graph');
+          this.refresh('plan');
+          break;
       }
-      case 'rules.declared':
-        this.refresh('graph', 1000);
-        return;
-      case 'files.changed':
-        this.refresh('graph');
-        this.refresh('plan');
-        return;
-      default:
-        this.#set({});
     }
+    this.#set({
+      events: s.events + batch.length,
+      builds,
+      ...(records ? { records } : {}),
+      ...(passes ? { passes } : {}),
+      ...(buildNames ? { buildNames } : {}),
+      ...(taskStates ? { taskStates } : {}),
+    });
   }
 }
 

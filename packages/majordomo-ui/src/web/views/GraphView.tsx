@@ -15,7 +15,7 @@ import { useSnapshot } from '../context.js';
 import { type LaidNode, layoutGraph, shapeKey } from '../layout.js';
 import { href, type Route, setParam } from '../route.js';
 import { type Snapshot, STATE_LABEL, shownState } from '../store.js';
-import type { ArtefactStatus } from '../types.js';
+import type { ArtefactStatus, GraphJSON } from '../types.js';
 import { ArtefactPanel } from './ArtefactPanel.js';
 
 interface Look {
@@ -87,13 +87,18 @@ const CycleNode = memo(function CycleNode({ data }: NodeProps<Node<NodeData>>) {
 });
 
 /** Fits the view again when the graph's shape changes (not its states: no jumps on updates). */
-function FitOnShape({ shape }: { shape: string }) {
+function FitOnShape({ shape, large }: { shape: string; large: boolean }) {
   const flow = useReactFlow();
   useEffect(() => {
     if (!shape) return;
-    const t = requestAnimationFrame(() => void flow.fitView({ duration: 0 }));
+    // A large graph opens at a readable zoom on its first layers (only what is in view is
+    // drawn); zooming out shows more.
+    const t = requestAnimationFrame(
+      () =>
+        void (large ? flow.setViewport({ x: 0, y: 0, zoom: 0.75 }) : flow.fitView({ duration: 0 })),
+    );
     return () => cancelAnimationFrame(t);
-  }, [flow, shape]);
+  }, [flow, shape, large]);
   return null;
 }
 
@@ -120,9 +125,66 @@ function toFlow(n: LaidNode): Node<NodeData> {
   };
 }
 
+/** Above this many nodes (artefacts + tasks) the graph shows only what needs attention. */
+export const LARGE_GRAPH = 2000;
+/** At most this many artefacts are drawn in the large graph's focused view. */
+const FOCUS_MAX = 400;
+
+const SETTLED = new Set<string>(['source', 'up_to_date']);
+
+/**
+ * Level of detail for a large graph: the artefacts that are not settled (queued, building,
+ * failed, stale, not converging, missing), those matching the search and the selected one, the
+ * tasks next to them and those tasks' inputs and outputs. Everything else is left out (and
+ * counted), so the page stays responsive at 10,000 artefacts and more.
+ */
+function focused(
+  snap: Snapshot,
+  g: GraphJSON,
+  query: string,
+  selected: string,
+): { graph: GraphJSON; hidden: number; capped: boolean } {
+  const q = query.toLowerCase();
+  const focus = new Set<string>();
+  let capped = false;
+  for (const a of g.artefacts) {
+    const hit =
+      a.path === selected ||
+      (q !== '' && a.path.toLowerCase().includes(q)) ||
+      !SETTLED.has(shownState(snap, a.path));
+    if (!hit) continue;
+    if (focus.size >= FOCUS_MAX) {
+      capped = true;
+      break;
+    }
+    focus.add(a.path);
+  }
+  const tasks = g.tasks.filter(
+    (t) => t.outputs.some((o) => focus.has(o)) || t.inputs.some((i) => focus.has(i)),
+  );
+  const keep = new Set(focus);
+  for (const t of tasks) for (const p of [...t.inputs, ...t.outputs]) keep.add(p);
+  const ids = new Set(tasks.map((t) => t.id));
+  const graph: GraphJSON = {
+    rules: g.rules,
+    artefacts: g.artefacts.filter((a) => keep.has(a.path)),
+    tasks,
+    components: g.components
+      .map((c) => ({ ...c, tasks: c.tasks.filter((t) => ids.has(t)) }))
+      .filter((c) => c.tasks.length > 0),
+  };
+  return { graph, hidden: g.artefacts.length - graph.artefacts.length, capped };
+}
+
 export function GraphView({ route }: { route: Route }) {
   const snap = useSnapshot();
-  const graph = snap.graph;
+  const full = snap.graph;
+  const query = route.params.get('q') ?? '';
+  const state = route.params.get('state') ?? '';
+  const selected = route.params.get('sel') ?? '';
+  const large = !!full && full.artefacts.length + full.tasks.length > LARGE_GRAPH;
+  const view = full && large ? focused(snap, full, query, selected) : undefined;
+  const graph = view?.graph ?? full;
   const key = graph ? shapeKey(graph) : '';
   // biome-ignore lint/correctness/useExhaustiveDependencies: laid out again only when the shape changes
   const flow = useMemo(() => {
@@ -139,9 +201,6 @@ export function GraphView({ route }: { route: Route }) {
     }));
     return { nodes: l.nodes.map(toFlow), edges };
   }, [key]);
-  const query = route.params.get('q') ?? '';
-  const state = route.params.get('state') ?? '';
-  const selected = route.params.get('sel') ?? '';
   const look = useMemo(() => ({ snap, query, state, selected }), [snap, query, state, selected]);
 
   return (
@@ -169,11 +228,16 @@ export function GraphView({ route }: { route: Route }) {
             </select>
           </label>
           <Legend />
-          <span className="muted">
-            {graph
-              ? `${graph.artefacts.length} artefacts, ${graph.tasks.length} tasks`
-              : 'loading…'}
+          <span className="muted" data-graph-size>
+            {full ? `${full.artefacts.length} artefacts, ${full.tasks.length} tasks` : 'loading…'}
           </span>
+          {view && (
+            <span className="muted" data-graph-focus>
+              Large graph: showing the {graph?.artefacts.length} artefacts that are not up to date,
+              match the search or are selected, with their neighbours ({view.hidden} settled ones
+              left out{view.capped ? `; the first ${FOCUS_MAX} only` : ''}). Search to show others.
+            </span>
+          )}
         </div>
         {/* A focused artefact node opens with Enter (xyflow's own keyboard selection needs
             nodes it controls; these are ours). */}
@@ -203,7 +267,10 @@ export function GraphView({ route }: { route: Route }) {
                 if (n.type === 'artefact') setParam(route, 'sel', (n.data as NodeData).key);
               }}
             >
-              <FitOnShape shape={`${key}${selected ? ' panel' : ''}`} />
+              <FitOnShape
+                shape={`${key}${selected ? ' panel' : ''}`}
+                large={flow.nodes.length > DRAW_VISIBLE_ONLY}
+              />
               <Background />
               <Controls showInteractive={false} />
             </ReactFlow>
