@@ -4,6 +4,12 @@ import { RelativePath } from './paths.js';
 /** Largest decoded chunk a publisher sends: its base64 stays far below NATS's 1 MiB default. */
 export const LOG_CHUNK_MAX_BYTES = 256 * 1024;
 
+/** Log bytes as base64 (RFC 4648, with padding), at most LOG_CHUNK_MAX_BYTES decoded. */
+const LogData = z
+  .string()
+  .max(Math.ceil(LOG_CHUNK_MAX_BYTES / 3) * 4)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
+
 /**
  * Bytes appended to a followed log file (`tail -f` over NATS), published on
  * `cp.<project>.logs.<pod>`. Data is base64 because a chunk may end inside a UTF-8 sequence
@@ -16,10 +22,7 @@ export const LogChunk = z.object({
   /** Byte offset of the first byte of `data` in the file. */
   offset: z.number().int().nonnegative(),
   /** The bytes, base64 (RFC 4648, with padding). */
-  data: z
-    .string()
-    .max(Math.ceil(LOG_CHUNK_MAX_BYTES / 3) * 4)
-    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64'),
+  data: LogData,
   /** The file shrank below what was streamed: this chunk restarts it at offset 0. */
   truncated: z.boolean().default(false),
   /** The path now names another file (log rotation): this chunk starts the new one. */
@@ -53,11 +56,7 @@ export const TaskLogChunk = z.object({
   index: z.number().int().nonnegative(),
   attempt: z.number().int().positive(),
   fileOffset: z.number().int().nonnegative(),
-  data: z
-    .string()
-    .max(Math.ceil(LOG_CHUNK_MAX_BYTES / 3) * 4)
-    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64')
-    .default(''),
+  data: LogData.default(''),
   mark: z.enum(['restart', 'truncated', 'end']).optional(),
   limitBytes: z.number().int().positive().optional(),
   droppedBytes: z.number().int().nonnegative().optional(),
