@@ -342,8 +342,12 @@ export class DependencyManager {
       // reported it for the bytes it was started with; else by its whole hash (rerun on change).
       for (const [p, key] of t.projected ?? []) {
         if (!inputs.has(p)) continue;
-        const h = run.projected?.get(p) ?? report.inputProjections?.[g.paths[p]!]?.[key];
-        if (typeof h === 'string' && h.length > 0) inputs.set(p, h);
+        const reported = report.inputProjections?.[g.paths[p]!]?.[key];
+        const h = run.projected?.get(p) ?? reported;
+        if (typeof h !== 'string' || h.length === 0) continue;
+        inputs.set(p, h);
+        // Still the bytes the run read: the graph knows their projection now (a source's).
+        if (h === reported && g.hash[p] === run.snapshot.get(p)) g.setProjections(p, { [key]: h });
       }
       // A dependency first seen now: the hash it has now is the best knowledge of what was read.
       for (const d of discovered) {

@@ -128,6 +128,46 @@ describe('input projections', () => {
     expect(again.status().dirty).toEqual([]);
   });
 
+  it("learns a source's projection from the run that read it, and settles (no rerun loop)", () => {
+    const KEYS = projectionKey({ lines: '^key=' });
+    const dm = new DependencyManager();
+    dm.addRule({
+      id: 'keys',
+      inputs: ['{stem}.cfg'],
+      outputs: ['{stem}.keys'],
+      projections: { '{stem}.cfg': KEYS },
+    });
+    dm.addRule({ id: 'count', inputs: ['{stem}.keys'], outputs: ['{stem}.n'] });
+    const step = (
+      t: TaskInstance,
+    ): {
+      outputs: Record<string, string>;
+      inputProjections?: Record<string, Record<string, string>>;
+    } => {
+      const text = store.get(Object.values(t.inputHashes)[0]!)!;
+      if (t.ruleId === 'count') return { outputs: { 'a.n': put(`n:${text}`) } };
+      const keys = text
+        .split('\n')
+        .filter((l) => l.startsWith('key='))
+        .join('\n');
+      return {
+        outputs: { 'a.keys': put(keys) },
+        inputProjections: { 'a.cfg': { [KEYS]: projectLines(text, '^key=') } },
+      };
+    };
+    dm.setArtefact('a.cfg', put('key=1\n# comment\n'));
+    expect(passes(drive(dm, step))).toEqual(['1:keys', '1:count']);
+    // The projection of these bytes is known now: nothing is dirty.
+    expect(dm.status().dirty).toEqual([]);
+    // An edit outside the key= lines: the graph cannot know its projection (the watcher reports
+    // hashes only), so keys runs, writes the same .keys, and count is cut off.
+    dm.setArtefact('a.cfg', put('key=1\n# another\n'));
+    const runs = drive(dm, step);
+    expect(passes(runs)).toEqual(['1:keys']);
+    expect(runs[0]!.result!.cutoff).toEqual(['a.keys']);
+    expect(dm.status()).toMatchObject({ idle: true, dirty: [], nonConvergent: [] });
+  });
+
   it('refuses a projection on a path that is not an input', () => {
     const dm = new DependencyManager();
     expect(() => dm.addRule({ ...bibtex, projections: { '{stem}.bbl': KEY } })).toThrow(

@@ -25,6 +25,18 @@ export const BuildRequested = z.object({
   pass: z.number().int().min(1),
   /** Pod holding each input hash, for chefs that must fetch inputs. */
   locations: z.record(z.string(), z.string()).default({}),
+  /**
+   * The task's last successful run as the graph compares it (inputs: file hashes, or projected
+   * hashes for the inputs its rule projects; outputs: cutoff digests). Sent for a rule with
+   * projections: when nothing the rule reads changed since (a source edited outside its
+   * projection) and its outputs are as that run left them, the chef reports them without running.
+   */
+  lastRun: z
+    .object({
+      inputs: z.record(RelativePath, z.string().min(1).max(128)),
+      outputs: z.record(RelativePath, z.string().min(1).max(128)),
+    })
+    .optional(),
 });
 export type BuildRequested = z.infer<typeof BuildRequested>;
 
@@ -57,6 +69,8 @@ export const BuildResult = z.object({
   projections: z.record(RelativePath, ProjectedHashes).default({}),
   /** Projected hashes of the inputs this build read, for its own rule's projections. */
   inputProjections: z.record(RelativePath, ProjectedHashes).default({}),
+  /** True when nothing the rule reads changed since lastRun: the outputs were kept, nothing ran. */
+  kept: z.boolean().optional(),
   logPath: z.string().max(4096).optional(),
   durationMs: z.number().nonnegative(),
   error: cappedText(10_000).optional(),

@@ -17,6 +17,7 @@ import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
 import type { InputFetcher } from './fetch-inputs.js';
+import { unchangedSinceLastRun } from './last-run.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
 import { type BuildPaths, checkRequest } from './rule-paths.js';
@@ -190,6 +191,22 @@ async function build(
     else
       logger.warn({ buildId: req.buildId, path, err: r.error }, 'no projection: whole file counts');
   }
+  // MajorDomo sent the last run's trace (the rule projects an input): when nothing the rule
+  // reads changed since and the outputs are as that run left them, they stand; nothing runs.
+  if (
+    req.lastRun &&
+    (await unchangedSinceLastRun(ctx.workspace, rule, req, paths, inputProjections))
+  ) {
+    logger.info(
+      { buildId: req.buildId, rule: rule.id },
+      'nothing the rule reads changed since its last run: outputs kept, nothing run',
+    );
+    return reportOutputs(ctx, msg, req, rule, paths, base, started, logger, fail, {
+      logPath: undefined,
+      inputProjections,
+      kept: true,
+    });
+  }
   const taskId = await taskIdFor(ctx, req.buildId, signal, reported);
   await ctx.bus.publish(
     'task.submitted',
@@ -235,6 +252,38 @@ async function build(
       logPath,
     );
 
+  return reportOutputs(ctx, msg, req, rule, paths, base, started, logger, fail, {
+    logPath,
+    inputProjections,
+    kept: false,
+  });
+}
+
+/**
+ * Hashes the outputs (their cutoff digests and the projections the chef's rules take of them),
+ * finds the dependencies the run discovered and reports success; `kept`: nothing ran, the outputs
+ * of the last run stand.
+ */
+async function reportOutputs(
+  ctx: ChefContext,
+  msg: { readonly id: string; readonly cid: string },
+  req: BuildRequested,
+  rule: Rule,
+  paths: BuildPaths,
+  base: Base,
+  started: number,
+  logger: Logger,
+  fail: (status: 'failed', error: string, logPath?: string) => Promise<void>,
+  {
+    logPath,
+    inputProjections,
+    kept,
+  }: {
+    logPath: string | undefined;
+    inputProjections: Result['inputProjections'];
+    kept: boolean;
+  },
+): Promise<void> {
   const outputs: Result['outputs'] = {};
   const cutoff: Result['cutoff'] = {};
   const projections: Result['projections'] = {};
@@ -285,6 +334,7 @@ async function build(
     discovered,
     durationMs: Date.now() - started,
     ...(logPath ? { logPath } : {}),
+    ...(kept ? { kept } : {}),
   });
 }
 

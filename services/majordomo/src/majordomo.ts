@@ -515,6 +515,17 @@ export class MajorDomo {
     // The chef ran with every input at its planned hash on its pod (fetched if need be).
     for (const [path, sha256] of Object.entries(f.inputs))
       if (!task.outputs.includes(path)) await this.artefacts.heldBy(path, sha256, result.pod, cid);
+    // Projections of inputs as read (a source's, which no watcher computes): kept with the
+    // artefact while it has those bytes, so a restart knows them too.
+    for (const [path, byKey] of Object.entries(result.inputProjections)) {
+      const rec = this.artefacts.get(path);
+      if (!rec || rec.sha256 !== f.inputs[path] || task.outputs.includes(path)) continue;
+      await this.artefacts.update(
+        path,
+        { status: rec.status, projections: { ...rec.projections, ...byKey } },
+        cid,
+      );
+    }
     for (const [path, out] of Object.entries(result.outputs)) {
       await this.artefacts.update(
         path,
@@ -641,6 +652,11 @@ export class MajorDomo {
       const pod = this.artefacts.get(path)?.pods[0];
       if (pod) locations[path] = pod;
     }
+    // A projected input whose projection the graph did not know (a source edited outside): the
+    // chef, which has the file, compares what the rule reads with the last run's.
+    const last = this.rules.get(task.ruleId)?.rule.projections.length
+      ? this.dm.trace(task.id)
+      : undefined;
     const request = {
       buildId: id,
       taskId: task.id,
@@ -651,6 +667,7 @@ export class MajorDomo {
       outputs: [...task.outputs],
       pass: task.pass,
       locations,
+      ...(last ? { lastRun: { inputs: last.inputs, outputs: last.outputs } } : {}),
     };
     const subject = subjects.buildRequest(this.cfg.project, owned.chef);
     // Deduplicated per chef: when a dead chef's rules pass to another, the same build must
