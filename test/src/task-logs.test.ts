@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -422,9 +422,25 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
       cwd: stack.workspace,
       command: `i=0; while [ ! -e ${gate} ]; do i=$((i+1)); echo "line $i"; sleep 0.01; done; echo last`,
     });
+    // Another task ends while the runner is dead: its last lines and its end come after.
+    const gate2 = join(gates, 'crash-2');
+    await submit('local', {
+      taskId: 'crash-2',
+      cwd: stack.workspace,
+      command: `echo before; while [ ! -e ${gate2} ]; do sleep 0.01; done; echo while the runner was down; exit 5`,
+    });
     const sse = new Follow(`${api}/api/logs/crash-1?stream=stdout&follow=1`, stack.apiToken);
+    const sse2 = new Follow(`${api}/api/logs/crash-2?stream=stdout&follow=1`, stack.apiToken);
     await until(async () => sse.text().includes('line 20\n'), 'some lines before the kill', 60_000);
+    await until(async () => sse2.text() === 'before\n', 'the other task started', 60_000);
     await stack.kill9('runner');
+    writeFileSync(gate2, '');
+    const rec2 = (await record('crash-2'))!;
+    const handle2 = rec2.handle as { dir: string };
+    await until(
+      async () => existsSync(join(handle2.dir, 'exit')),
+      'the other task to end while the runner is down',
+    );
     // The task goes on writing while its runner is dead.
     const rec = (await record('crash-1'))!;
     const before = readFileSync(rec.stdoutPath!, 'utf8').length;
@@ -441,6 +457,12 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
     expect(sse.text()).toBe(file);
     expect(sse.events.filter((e) => e.event === 'missing' || e.event === 'restart')).toEqual([]);
     expect(sse.events.at(-1)).toMatchObject({ event: 'end', data: { state: 'finished' } });
+    await sse2.done;
+    expect(sse2.text()).toBe('before\nwhile the runner was down\n');
+    expect(sse2.events.at(-1)).toMatchObject({
+      event: 'end',
+      data: { state: 'failed', exitCode: 5 },
+    });
     // On the stream itself: every piece once, indices and offsets contiguous.
     const subject = subjects.taskLog(stack.project, 'local', 'crash-1', 'stdout');
     const stream = streams.taskLogs(stack.project);
