@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import {
+  ArtefactRecord,
   buckets,
   DeadLetter,
   Envelope,
@@ -150,6 +151,29 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     await restartMajorDomo();
     expect(md().running).toBe(true);
     await sentinel('restarted');
+  });
+
+  it('starts again over artefact records whose path is not normalised or not their key (start aborted)', async () => {
+    const artefacts = await stack.bus.kv(buckets.artefacts(stack.project), ArtefactRecord);
+    const rec = (path: string) => ({
+      path,
+      status: 'source' as const,
+      sha256: sha256(path),
+      size: 1,
+      pods: ['pod-test'],
+      updated: new Date().toISOString(),
+    });
+    // Raw keys: kvKey would make a key of the path itself.
+    await artefacts.kv.put('a//b', JSON.stringify(rec('a//b')));
+    await artefacts.kv.put('fz/key', JSON.stringify(rec('fz/./other')));
+    await artefacts.kv.put(
+      kvKey('fz/stuck'),
+      JSON.stringify({ ...rec('../fz/stuck'), status: 'not_converging', passes: 3 }),
+    );
+    await restartMajorDomo();
+    expect(md().running).toBe(true);
+    expect(md().output).toMatch(/"key":"a\/\/b".*"msg":"artefact record skipped/);
+    await sentinel('normalised');
   });
 
   it('holds and backs off a build whose input no pod holds (spun ~1,000 requests a second)', async () => {

@@ -1,7 +1,21 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import { ArtefactRecord, type ArtefactStatus, buckets, subjects } from '@computepods/protocol';
+import {
+  ArtefactRecord,
+  type ArtefactStatus,
+  buckets,
+  checkRelativePath,
+  subjects,
+} from '@computepods/protocol';
 
 type Rec = ArtefactRecord;
+
+function isNormalRelative(path: string): boolean {
+  try {
+    return checkRelativePath(path) === path;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The ArtefactManager: one KV record per artefact (hash, size, producer, state, pods holding it),
@@ -19,7 +33,19 @@ export class ArtefactManager {
   static async open(bus: Bus): Promise<ArtefactManager> {
     const kv = await bus.kv(buckets.artefacts(bus.project), ArtefactRecord);
     const m = new ArtefactManager(bus, kv);
-    for (const [path, { value }] of await kv.entries()) m.#records.set(path, value);
+    for (const [path, { value }] of await kv.entries()) {
+      // Every path MajorDomo writes is normalised and is its key: a record that is not (written
+      // by hand, by an older MajorDomo) is skipped, not restored into the graph, where it
+      // stopped every start ("a//b": cannot start, invalid artefact path, found by fuzzing).
+      if (value.path !== path || !isNormalRelative(path)) {
+        bus.logger.error(
+          { key: path, path: value.path.slice(0, 300) },
+          'artefact record skipped: its path is not its key or not a normalised relative path',
+        );
+        continue;
+      }
+      m.#records.set(path, value);
+    }
     return m;
   }
 
