@@ -294,6 +294,33 @@ async function main() {
   figures.large_graph_nodes_drawn = shown;
   figures.large_graph_first_node_ms = firstNode;
   figures.large_graph_json_bytes = (await Promise.all(graphBytes))[0] ?? 0;
+  // Frames while 100 artefacts change a second (sources rewritten: each an artefact.state event).
+  await big.evaluate(`(() => {
+    window.__cpFrames = [];
+    let last = performance.now();
+    const tick = (t) => { window.__cpFrames.push(t - last); last = t; requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+  })()`);
+  const CHURN_S = 5;
+  for (let s = 0; s < CHURN_S * 10; s++) {
+    const t = epoch();
+    for (let k = 0; k < 10; k++) {
+      const i = (s * 10 + k) % NODES;
+      writeFileSync(
+        join(stack.workspace, 'big', `f${String(i).padStart(5, '0')}.dat`),
+        `${i} ${s}\n`,
+      );
+    }
+    await sleep(Math.max(0, 100 - (epoch() - t)));
+  }
+  await sleep(1000);
+  const frames = ((await big.evaluate('window.__cpFrames')) as number[]).slice(1);
+  const f = stats(frames);
+  figures.churn_frames = frames.length;
+  figures.churn_frame_p50_ms = f.p50;
+  figures.churn_frame_p99_ms = f.p99;
+  figures.churn_frame_max_ms = f.max;
+  figures.churn_frames_over_100ms = frames.filter((x) => x > 100).length;
   table(
     `Large graph (${NODES} source artefacts + the bench's 2)`,
     ['', 'value'],
@@ -301,6 +328,10 @@ async function main() {
       ['files saved → all in GET /api/graph (s)', figures.large_graph_ingest_s as number],
       ['log in → first node on screen (ms)', firstNode],
       ['nodes drawn (the search: big/f000)', shown],
+      [`frame time, 100 files saved a second for ${CHURN_S} s: p50 (ms)`, f.p50],
+      ['  p99 (ms)', f.p99],
+      ['  max (ms)', f.max],
+      ['  frames over 100 ms', figures.churn_frames_over_100ms as number],
       ['GET /api/graph from a plain client (ms)', figures.large_get_graph_ms as number],
       ['GET /api/artefacts from a plain client (ms)', figures.large_get_artefacts_ms as number],
       ['GET /api/graph body (bytes)', figures.large_graph_json_bytes as number],

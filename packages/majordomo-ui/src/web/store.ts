@@ -106,7 +106,6 @@ export class ProjectStore {
   stop(): void {
     this.#abort.abort();
     for (const t of this.#timers.values()) clearTimeout(t);
-    if (this.#flushTimer) clearTimeout(this.#flushTimer);
   }
 
   /** Re-reads one part after `delay` ms; calls in between are folded into one read. */
@@ -175,16 +174,25 @@ export class ProjectStore {
   }
 
   #queue: BusEvent[] = [];
-  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  #flushing = false;
+  #lastFlush = 0;
 
-  /** Events are applied in batches, at most one render a frame however fast they come. */
+  /**
+   * Events are applied in batches: at once after a quiet spell, else 16 ms after the last batch,
+   * so a burst costs one copy and one render a frame however fast the events come.
+   */
   #onEvent(e: BusEvent): void {
     this.#queue.push(e);
-    this.#flushTimer ??= setTimeout(() => this.#flush(), 16);
+    if (this.#flushing) return;
+    this.#flushing = true;
+    const wait = Math.max(0, 16 - (performance.now() - this.#lastFlush));
+    setTimeout(() => this.#flush(), wait);
   }
 
   #flush(): void {
-    this.#flushTimer = undefined;
+    this.#flushing = false;
+    this.#lastFlush = performance.now();
+    if (this.#abort.signal.aborted) return;
     const batch = this.#queue;
     this.#queue = [];
     const s = this.#snap;
@@ -251,10 +259,15 @@ export class ProjectStore {
         case 'rules.declared':
           this.refresh('graph', 1000);
           break;
-        case 'files.changed':
-          this.refresh('graph');
+        case 'files.changed': {
+          // New, gone or moved files change the graph; new bytes in a known one do not (its
+          // state arrives as artefact.state).
+          const events = (body.events ?? []) as Array<{ kind: string; path: string }>;
+          if (events.some((f) => f.kind !== 'changed' || !s.graphStates.has(f.path)))
+            this.refresh('graph');
           this.refresh('plan');
           break;
+        }
       }
     }
     this.#set({
