@@ -63,6 +63,8 @@ export interface Growth {
   readonly rssGrowthPct: number;
   /** Trend after warm-up, kB per minute (least squares): a slow leak shows here first. */
   readonly rssSlopeKbPerMin: number;
+  /** The same over the second half of the run only: a leak keeps it up, a cache that filled does not. */
+  readonly rssLateSlopeKbPerMin: number;
   readonly fdsStart: number;
   readonly fdsEnd: number;
   readonly fdsGrowth: number;
@@ -85,6 +87,7 @@ export function growthOf(
   const start = mine.filter((s) => s.t >= w.warmupS && s.t < w.warmupS + w.windowS);
   const end = mine.filter((s) => s.t >= w.durationS - w.windowS);
   const post = mine.filter((s) => s.t >= w.warmupS);
+  const late = mine.filter((s) => s.t >= w.durationS / 2);
   const rssStartKb = median(start.map((s) => s.rssKb));
   const rssEndKb = median(end.map((s) => s.rssKb));
   const fdsStart = median(start.map((s) => s.fds));
@@ -98,6 +101,7 @@ export function growthOf(
     rssEndKb,
     rssGrowthPct,
     rssSlopeKbPerMin: slope(post.map((s) => [s.t / 60, s.rssKb] as const)),
+    rssLateSlopeKbPerMin: slope(late.map((s) => [s.t / 60, s.rssKb] as const)),
     fdsStart,
     fdsEnd,
     fdsGrowth: fdsEnd - fdsStart,

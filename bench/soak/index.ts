@@ -12,12 +12,13 @@
 // Settings: CP_SOAK_MINUTES (default 30), CP_SOAK_RATE edits/s (2), CP_SOAK_TEXTS (6) and
 // CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
 // CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv; CP_SOAK_HEAP=1 for heap snapshots
-// of every service at the end of warm-up and at the end.
+// of every service at the end of warm-up and at the end, CP_SOAK_NATS_PROF=1 for nats-server's.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Envelope, subjects } from '@computepods/protocol';
+import { freePort } from '@computepods/testkit';
 import { Stack } from '../../test/src/stack.js';
 import { settled } from '../../test/src/watch-builds.js';
 import { finish, percentile, round, table } from '../lib/report.js';
@@ -101,7 +102,12 @@ const sources: Source[] = [
 
 // --- the stack -----------------------------------------------------------------------------------
 // --- the stack -----------------------------------------------------------------------------------
-const stack = await Stack.start('soak');
+// CP_SOAK_NATS_PROF=1: nats-server serves Go's pprof on a free port; its heap profile (text) is
+// saved into OUT at the end of warm-up and at the end, to see what grew inside the server.
+const profPort = process.env.CP_SOAK_NATS_PROF === '1' ? await freePort() : undefined;
+const stack = await Stack.start('soak', {
+  natsConfigLines: profPort ? [`prof_port: ${profPort}`] : [],
+});
 let figures: Record<string, number | string | boolean>;
 try {
   figures = await soak(stack);
@@ -230,7 +236,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   sampleAll();
   const sampler = setInterval(sampleAll, SAMPLE_S * 1000);
   let lastReport = 0;
-  let warmSnapshot = !heap;
+  let warmSnapshot = !heap && !profPort;
   for (let n = 0; ; n++) {
     const due = begin + (n / RATE) * 1000;
     if (due - begin >= DURATION_S * 1000) break;
@@ -239,7 +245,8 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     edit(n);
     if (!warmSnapshot && now() - begin >= windowsFor(DURATION_S).warmupS * 1000) {
       warmSnapshot = true;
-      void snapshots(stack, OUT);
+      if (heap) void snapshots(stack, OUT);
+      if (profPort) void natsProfile(profPort, OUT, 'warm');
     }
     const minute = Math.floor((now() - begin) / 60_000);
     if (minute > lastReport) {
@@ -258,6 +265,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   sampleAll();
   clearInterval(sampler);
   if (heap) await snapshots(stack, OUT);
+  if (profPort) await natsProfile(profPort, OUT, 'end');
   await drain(DEADLINE_MS);
   const jsAfter = await jetstreamState(stack);
   sub.unsubscribe();
@@ -331,6 +339,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       'RSS end MiB',
       'RSS growth %',
       'RSS slope KiB/min',
+      '2nd half',
       'fds start',
       'fds end',
       'fds growth',
@@ -343,6 +352,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       g.rssEndKb / 1024,
       g.rssGrowthPct,
       g.rssSlopeKbPerMin,
+      g.rssLateSlopeKbPerMin,
       g.fdsStart,
       g.fdsEnd,
       g.fdsGrowth,
@@ -388,6 +398,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       [`${k}_rss_end_kb`]: g.rssEndKb,
       [`${k}_rss_growth_pct`]: g.rssGrowthPct,
       [`${k}_rss_slope_kb_per_min`]: g.rssSlopeKbPerMin,
+      [`${k}_rss_slope_2nd_half_kb_per_min`]: g.rssLateSlopeKbPerMin,
       [`${k}_fds_start`]: g.fdsStart,
       [`${k}_fds_end`]: g.fdsEnd,
       [`${k}_fds_growth`]: g.fdsGrowth,
@@ -427,4 +438,15 @@ async function snapshots(stack: Stack, dir: string): Promise<void> {
   const end = Date.now() + 120_000;
   while (count() < want && Date.now() < end) await sleep(500);
   console.log(`  heap snapshots in ${dir}: ${count()}`);
+}
+
+/** nats-server's Go heap profile (in-use, with stacks, as text) into DIR/nats-heap-LABEL.txt. */
+async function natsProfile(port: number, dir: string, label: string): Promise<void> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1`);
+    writeFileSync(join(dir, `nats-heap-${label}.txt`), await res.text());
+    console.log(`  nats-server heap profile: ${join(dir, `nats-heap-${label}.txt`)}`);
+  } catch (err) {
+    console.log(`  nats-server heap profile failed: ${(err as Error).message}`);
+  }
 }
