@@ -103,6 +103,16 @@ export class FuzzRig implements AsyncDisposable {
   /** Why inputs the schemas accept were dead-lettered all the same (a handler refused them). */
   readonly validLetterReasons = new Map<string, number>();
   lettersSeen = 0;
+  /** Dead letters waited for in vain (the input was judged unanswered), by letter key. */
+  readonly #overdue = new Map<string, number>();
+  /** Of those, how many came later after all. */
+  lateLetters = 0;
+  /** Dead letters still overdue: inputs dropped unless they come yet. */
+  get overdue(): number {
+    let n = 0;
+    for (const c of this.#overdue.values()) n += c;
+    return n;
+  }
   readonly #replies = new Map<string, (data: Uint8Array) => void>();
   #inbox = 0;
   readonly #kv = new Map<string, KV>();
@@ -211,8 +221,16 @@ export class FuzzRig implements AsyncDisposable {
         const waiting = this.#waiters.get(key);
         const w = waiting?.shift();
         if (waiting && waiting.length === 0) this.#waiters.delete(key);
-        if (w) w();
-        else this.#letters.set(key, (this.#letters.get(key) ?? 0) + 1);
+        if (w) return w();
+        const overdue = this.#overdue.get(key) ?? 0;
+        if (overdue > 0) {
+          // Given up on as unanswered, and come after all: late, not dropped.
+          if (overdue === 1) this.#overdue.delete(key);
+          else this.#overdue.set(key, overdue - 1);
+          this.lateLetters++;
+          return;
+        }
+        this.#letters.set(key, (this.#letters.get(key) ?? 0) + 1);
       },
     });
     // The rogue chef: answers MajorDomo's question about a goal with the fuzzed bytes.
@@ -264,6 +282,7 @@ export class FuzzRig implements AsyncDisposable {
         const i = l?.indexOf(done) ?? -1;
         if (l && i >= 0) l.splice(i, 1);
         if (l?.length === 0) this.#waiters.delete(key);
+        this.#overdue.set(key, (this.#overdue.get(key) ?? 0) + 1);
         resolve(false);
       }, this.answerMs);
     });
