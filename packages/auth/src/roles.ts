@@ -174,6 +174,9 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             // (the purge's subject filter is in the request body: the stream is named here).
             ...kvWrite(buckets.rules(p)),
             `${JS}.STREAM.PURGE.${streams.builds(p)}`,
+            // Its last queued request is deleted alone (see liveness.ts: a purge that empties
+            // the stream loses its sequence on 2.9.10 if the server is killed soon after).
+            `${JS}.STREAM.MSG.DELETE.${streams.builds(p)}`,
           ],
         },
         sub: { allow: [...b.sub, ...SRV_SUB, `${cp}.>`] },
