@@ -2,12 +2,14 @@
 // chef → runner → chef → MajorDomo, a real nats-server, one OS process each) for the generic
 // `upper` rule, against entr driving make on the same rule, edits alternating between the two; where the time goes
 // (from the messages each stage publishes); and, when TeX is there (or can be installed), the
-// passes a document with references, citations and a table of contents takes to converge,
-// against latexmk. Sizes: CP_BENCH_EDITS (default 50); CP_BENCH_DEBOUNCE_MS sets the fswatcher's
+// passes a document with references, citations and a table of contents takes to converge
+// (clean, then a new labelled section, then a typo), against latexmk and against the same LaTeX
+// chef without bibtex's .aux projection (a second project on the same server). Sizes: CP_BENCH_EDITS (default 50); CP_BENCH_DEBOUNCE_MS sets the fswatcher's
 // quiet window (default: its own, 20 ms).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Bus, createLogger } from '@computepods/bus';
 import { Envelope } from '@computepods/protocol';
 import { runCommand } from '@computepods/testkit';
 import { Stack } from '../../test/src/stack.js';
@@ -241,15 +243,9 @@ const tex = await ensureTex().then(
     return false;
   },
 );
-if (tex) {
-  await stack.start(
-    'chef',
-    { ...quiet, CP_CHEF: 'latex', CP_CHEF_DEFINITION: 'latex' },
-    'chef-latex',
-  );
-  const log = new BuildLog(stack.bus);
-  const doc = {
-    'main.tex': String.raw`\documentclass{article}
+/** The paper, and the edits made on top of it, the same for every system measured. */
+const doc = {
+  'main.tex': String.raw`\documentclass{article}
 \begin{document}
 \tableofcontents
 \section{Intro}\label{sec:intro}
@@ -260,123 +256,190 @@ Back to Section~\ref{sec:intro}.
 \bibliography{refs}
 \end{document}
 `,
-    'refs.bib':
-      '@book{knuth, author={Donald Knuth}, title={The TeXbook}, publisher={Addison-Wesley}, year={1984}}\n',
+  'refs.bib':
+    '@book{knuth, author={Donald Knuth}, title={The TeXbook}, publisher={Addison-Wesley}, year={1984}}\n',
+};
+// A new labelled section (the .aux and .toc change, not the lines bibtex reads: its .aux
+// projection), then a typo (nothing in the .aux or .toc changes).
+const texEdits: Array<[string, (t: string) => string]> = [
+  [
+    'label',
+    (t) =>
+      t.replace(
+        '\\bibliographystyle',
+        '\\section{Third}\\label{sec:third}\nAs Section~\\ref{sec:third} says.\n\\bibliographystyle',
+      ),
+  ],
+  ['typo', (t) => t.replace('Back to', 'Bakc to')],
+];
+interface PaperRun {
+  readonly pdflatex: number;
+  readonly bibtex: number;
+  readonly passes: number;
+  readonly ms: number;
+  readonly pdf: Buffer;
+}
+
+/** The paper built clean, then each edit, by the services of `bus`'s project on `workspace`. */
+async function paperRuns(bus: Bus, workspace: string): Promise<Map<string, PaperRun>> {
+  const log = new BuildLog(bus);
+  const pdfPath = join(workspace, 'paper/main.pdf');
+  const write = (f: string, text: string) => {
+    mkdirSync(join(workspace, 'paper'), { recursive: true });
+    writeFileSync(join(workspace, 'paper', f), text);
   };
-  const t0 = now();
-  for (const [f, text] of Object.entries(doc)) stack.write(`paper/${f}`, text);
-  await settled(
-    stack.bus,
-    (s) => s.artefacts.some((a) => a.path === 'paper/main.pdf' && a.status === 'up_to_date'),
-    120_000,
-  );
-  const cpMs = now() - t0;
-  const passes = log.passes('paper/main');
-  const cpLatex = passes.filter((p) => p.endsWith(':pdflatex')).length;
-  const cpBibtex = passes.filter((p) => p.endsWith(':bibtex')).length;
-  const cpPasses = Math.max(...passes.map((p) => Number(p.split(':')[0])));
-  const lm = stack.dir.join('latexmk');
-  mkdirSync(lm);
-  for (const [f, text] of Object.entries(doc)) writeFileSync(join(lm, f), text);
-  const t1 = now();
-  const r = await runCommand('latexmk', ['-pdf', '-interaction=nonstopmode', 'main.tex'], {
-    cwd: lm,
-    env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
-    timeoutMs: 120_000,
-  });
-  const lmMs = now() - t1;
-  const runsOf = (out: string, rule: string) =>
-    [...out.matchAll(new RegExp(`Run number \\d+ of rule '${rule}`, 'g'))].length;
-  const runs = (rule: string) => runsOf(r.stdout + r.stderr, rule);
-  const samePdf = () =>
-    readFileSync(join(lm, 'main.pdf')).equals(
-      readFileSync(join(stack.workspace, 'paper/main.pdf')),
-    );
-  const same = samePdf();
-  const rows: (string | number)[][] = [
-    ['clean', 'ComputePods (MajorDomo fixpoint)', cpLatex, cpBibtex, cpPasses, cpMs],
-    ['clean', 'latexmk', runs('pdflatex'), runs('bibtex'), runs('pdflatex'), lmMs],
-  ];
-  // Edits on top, the same for both: a new labelled section (the .aux and .toc change, not
-  // what bibtex reads: its .aux projection), then a typo (nothing in the .aux or .toc changes).
-  let tex = doc['main.tex'];
-  const edits: Array<[string, (t: string) => string]> = [
-    [
-      'label',
-      (t) =>
-        t.replace(
-          '\\bibliographystyle',
-          '\\section{Third}\\label{sec:third}\nAs Section~\\ref{sec:third} says.\n\\bibliographystyle',
-        ),
-    ],
-    ['typo', (t) => t.replace('Back to', 'Bakc to')],
-  ];
-  for (const [name, change] of edits) {
-    tex = change(tex);
+  const out = new Map<string, PaperRun>();
+  const step = async (name: string, edit: () => void, before: Buffer | undefined) => {
     const from = log.requests.length;
-    const before = readFileSync(join(stack.workspace, 'paper/main.pdf'));
-    const e0 = now();
-    stack.write('paper/main.tex', tex);
+    const t0 = now();
+    edit();
     await settled(
-      stack.bus,
+      bus,
       (s) =>
         s.artefacts.some((a) => a.path === 'paper/main.pdf' && a.status === 'up_to_date') &&
-        !readFileSync(join(stack.workspace, 'paper/main.pdf')).equals(before),
+        (before === undefined || !readFileSync(pdfPath).equals(before)),
       120_000,
     );
-    const eMs = now() - e0;
+    const ms = now() - t0;
     const ps = log.passes('paper/main', from);
-    writeFileSync(join(lm, 'main.tex'), tex);
-    const l0 = now();
-    const lr = await runCommand('latexmk', ['-pdf', '-interaction=nonstopmode', 'main.tex'], {
-      cwd: lm,
+    const pdf = readFileSync(pdfPath);
+    out.set(name, {
+      pdflatex: ps.filter((p) => p.endsWith(':pdflatex')).length,
+      bibtex: ps.filter((p) => p.endsWith(':bibtex')).length,
+      passes: Math.max(...ps.map((p) => Number(p.split(':')[0]))),
+      ms,
+      pdf,
+    });
+    return pdf;
+  };
+  let pdf = await step(
+    'clean',
+    () => {
+      for (const [f, text] of Object.entries(doc)) write(f, text);
+    },
+    undefined,
+  );
+  let tex = doc['main.tex'];
+  for (const [name, change] of texEdits) {
+    tex = change(tex);
+    const text = tex;
+    pdf = await step(name, () => write('main.tex', text), pdf);
+  }
+  log.close();
+  return out;
+}
+
+/** latexmk on its own copy of the paper, clean and then each edit. */
+async function latexmkRuns(dir: string): Promise<Map<string, PaperRun>> {
+  mkdirSync(dir);
+  const out = new Map<string, PaperRun>();
+  const run = async (name: string) => {
+    const t0 = now();
+    const r = await runCommand('latexmk', ['-pdf', '-interaction=nonstopmode', 'main.tex'], {
+      cwd: dir,
       env: { ...process.env, SOURCE_DATE_EPOCH: '0' },
       timeoutMs: 120_000,
     });
-    const lMs = now() - l0;
-    const out = lr.stdout + lr.stderr;
-    const cp = {
-      pdflatex: ps.filter((p) => p.endsWith(':pdflatex')).length,
-      bibtex: ps.filter((p) => p.endsWith(':bibtex')).length,
-    };
+    const ms = now() - t0;
+    const text = r.stdout + r.stderr;
+    const runs = (rule: string) =>
+      [...text.matchAll(new RegExp(`Run number \\d+ of rule '${rule}`, 'g'))].length;
+    out.set(name, {
+      pdflatex: runs('pdflatex'),
+      bibtex: runs('bibtex'),
+      passes: runs('pdflatex'),
+      ms,
+      pdf: readFileSync(join(dir, 'main.pdf')),
+    });
+  };
+  for (const [f, text] of Object.entries(doc)) writeFileSync(join(dir, f), text);
+  await run('clean');
+  let tex = doc['main.tex'];
+  for (const [name, change] of texEdits) {
+    tex = change(tex);
+    writeFileSync(join(dir, 'main.tex'), tex);
+    await run(name);
+  }
+  return out;
+}
+
+if (tex) {
+  await stack.start(
+    'chef',
+    { ...quiet, CP_CHEF: 'latex', CP_CHEF_DEFINITION: 'latex' },
+    'chef-latex',
+  );
+  const ours = await paperRuns(stack.bus, stack.workspace);
+  const lm = await latexmkRuns(stack.dir.join('latexmk'));
+
+  // The code before projections, in the same run: the same LaTeX chef without bibtex's .aux
+  // projection, in a project of its own (its own services and workspace) on the same server.
+  const oldDef = stack.dir.join('latex-no-projection.yaml');
+  const builtin = readFileSync(
+    join(import.meta.dirname, '../../services/chef/chefs/latex.yaml'),
+    'utf8',
+  );
+  writeFileSync(oldDef, builtin.replace(/\n {4}projections:\n( {6}.*\n| {8}.*\n)+/, '\n'));
+  if (readFileSync(oldDef, 'utf8').includes('projections:'))
+    throw new Error(`could not take the projection out of ${oldDef}`);
+  const oldCreds = await stack.addProject('old');
+  const oldWs = stack.dir.join('workspace-old');
+  mkdirSync(oldWs);
+  const oldEnv = { ...quiet, CP_PROJECT: 'old', CP_WORKSPACE: oldWs };
+  await Promise.all([
+    stack.start('majordomo', oldEnv, 'majordomo-old'),
+    stack.start('runner', oldEnv, 'runner-old'),
+    stack.start('fswatcher', oldEnv, 'fswatcher-old'),
+    stack.start(
+      'chef',
+      { ...oldEnv, CP_CHEF: 'latex', CP_CHEF_DEFINITION: oldDef },
+      'chef-latex-old',
+    ),
+  ]);
+  const logger = createLogger('bench-old');
+  logger.level = 'silent';
+  const oldBus = await Bus.connect({
+    servers: stack.nats.url,
+    credsFile: oldCreds,
+    service: 'bench-old',
+    project: 'old',
+    logger,
+    discoverable: false,
+  });
+  const old = await paperRuns(oldBus, oldWs);
+  await oldBus.close();
+
+  const rows: (string | number)[][] = [];
+  for (const edit of ['clean', ...texEdits.map(([n]) => n)]) {
+    const o = ours.get(edit)!;
+    const b = old.get(edit)!;
+    const l = lm.get(edit)!;
     rows.push(
-      [name, 'ComputePods (MajorDomo fixpoint)', cp.pdflatex, cp.bibtex, cp.pdflatex, eMs],
-      [
-        name,
-        'latexmk',
-        runsOf(out, 'pdflatex'),
-        runsOf(out, 'bibtex'),
-        runsOf(out, 'pdflatex'),
-        lMs,
-      ],
+      [edit, 'ComputePods (bibtex projects the .aux)', o.pdflatex, o.bibtex, o.passes, o.ms],
+      [edit, 'ComputePods without projections', b.pdflatex, b.bibtex, b.passes, b.ms],
+      [edit, 'latexmk', l.pdflatex, l.bibtex, l.passes, l.ms],
     );
+    const p = edit === 'clean' ? 'latex' : `latex_${edit}`;
     Object.assign(figures, {
-      [`latex_${name}_cp_pdflatex_runs`]: cp.pdflatex,
-      [`latex_${name}_cp_bibtex_runs`]: cp.bibtex,
-      [`latex_${name}_cp_ms`]: eMs,
-      [`latex_${name}_latexmk_pdflatex_runs`]: runsOf(out, 'pdflatex'),
-      [`latex_${name}_latexmk_bibtex_runs`]: runsOf(out, 'bibtex'),
-      [`latex_${name}_latexmk_ms`]: lMs,
-      [`latex_${name}_same_pdf_bytes`]: samePdf(),
+      [`${p}_cp_pdflatex_runs`]: o.pdflatex,
+      [`${p}_cp_bibtex_runs`]: o.bibtex,
+      [`${p}_cp_passes`]: o.passes,
+      [`${p}_cp_ms`]: o.ms,
+      [`${p}_cp_noproj_pdflatex_runs`]: b.pdflatex,
+      [`${p}_cp_noproj_bibtex_runs`]: b.bibtex,
+      [`${p}_cp_noproj_ms`]: b.ms,
+      [`${p}_latexmk_pdflatex_runs`]: l.pdflatex,
+      [`${p}_latexmk_bibtex_runs`]: l.bibtex,
+      [`${p}_latexmk_ms`]: l.ms,
+      [`${p}_same_pdf_bytes`]: o.pdf.equals(l.pdf) && b.pdf.equals(l.pdf),
     });
   }
-  log.close();
+  figures.latex_pdflatex_runs_ratio = ours.get('clean')!.pdflatex / lm.get('clean')!.pdflatex;
   table(
-    'LaTeX to convergence (references + citations + table of contents; bibtex projects the .aux)',
+    'LaTeX to convergence (references + citations + table of contents), clean then edits on top',
     ['edit', 'system', 'pdflatex runs', 'bibtex runs', 'passes', 'ms'],
     rows,
   );
-  Object.assign(figures, {
-    latex_cp_pdflatex_runs: cpLatex,
-    latex_cp_bibtex_runs: cpBibtex,
-    latex_cp_passes: cpPasses,
-    latex_cp_ms: cpMs,
-    latex_latexmk_pdflatex_runs: runs('pdflatex'),
-    latex_latexmk_bibtex_runs: runs('bibtex'),
-    latex_latexmk_ms: lmMs,
-    latex_pdflatex_runs_ratio: cpLatex / runs('pdflatex'),
-    latex_same_pdf_bytes: same,
-  });
 }
 
 await stack[Symbol.asyncDispose]();
