@@ -59,6 +59,11 @@ describe('MajorDomoUI in a real browser', () => {
         '    inputs: ["slow/{stem}.in"]',
         '    outputs: ["out/{stem}.slow"]',
         `    command: while [ ! -e ${gates}/{stem}.go ]; do sleep 0.05; done; cat {in0} > {out0}`,
+        // Writes a line, waits at its gate, writes another: a log that grows while it runs.
+        '  - id: talk',
+        '    inputs: ["talk/{stem}.in"]',
+        '    outputs: ["out/{stem}.talk"]',
+        `    command: echo first line >&2; while [ ! -e ${gates}/{stem}.go ]; do sleep 0.05; done; echo second line >&2; cat {in0} > {out0}`,
         '  - id: fail',
         '    inputs: ["src/{stem}.bad"]',
         '    outputs: ["out/{stem}.never"]',
@@ -197,6 +202,25 @@ describe('MajorDomoUI in a real browser', () => {
     expect(await stderr.locator('span.fg-1').textContent()).toBe('red');
     expect(await stderr.locator('b, img, script').count()).toBe(0);
     await shot('logs');
+  });
+
+  it("follows a running task's log live, as the command writes it", async () => {
+    stack.write('talk/t.in', 'hi\n');
+    await page.goto(`${url}/#/graph?sel=${encodeURIComponent('out/t.talk')}`);
+    await waitNode('out/t.talk', 'building');
+    const panel = page.locator('[data-panel="out/t.talk"]');
+    await panel.locator('[data-log]').first().click();
+    await page.locator('[data-task-state="running"]').waitFor();
+    const stderr = page.locator('[data-stream="stderr"] pre');
+    await expect.poll(() => stderr.textContent(), { timeout: 30_000 }).toContain('first line');
+    expect(await stderr.textContent()).not.toContain('second line');
+    await page.evaluate('window.stillThisPage = true');
+    writeFileSync(join(gates, 't.go'), '');
+    await expect.poll(() => stderr.textContent(), { timeout: 30_000 }).toContain('second line');
+    await page.locator('[data-task-state="finished"]').waitFor();
+    expect(await page.evaluate('window.stillThisPage')).toBe(true);
+    // Followed over the log stream (server-sent events), not read again and again.
+    expect(requests.some((u) => /\/api\/logs\/[^?]+\?stream=stderr&follow=1/.test(u))).toBe(true);
   });
 
   it('rebuilds an artefact from the page, with the result shown', async () => {

@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { parseAnsi } from '../ansi.js';
 import { useSession, useSnapshot } from '../context.js';
 import { href, type Route } from '../route.js';
+import { SseParser } from '../sse.js';
 import { PAUSABLE, TERMINAL } from '../types.js';
 import { ActionResult, useAction } from './ArtefactPanel.js';
 
@@ -22,27 +23,80 @@ function AnsiText({ text }: { text: string }) {
   );
 }
 
+/**
+ * A task's log: followed live (GET /api/logs/:task?follow=1, server-sent events read with fetch,
+ * so the token stays in the header) while the task runs, read once when it has ended (that
+ * read also finds a log NATS no longer holds, in the runner's folder). A follow that drops
+ * before the end resumes from the last offset.
+ */
 function useLog(taskId: string, stream: Stream, live: boolean): { text: string; error: string } {
   const { api } = useSession();
   const [log, setLog] = useState({ text: '', error: '' });
   useEffect(() => {
-    let stop = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = async () => {
+    const abort = new AbortController();
+    const path = `/api/logs/${encodeURIComponent(taskId)}?stream=${stream}`;
+    const readOnce = async () => {
       try {
-        const text = await api.text(`/api/logs/${encodeURIComponent(taskId)}?stream=${stream}`);
-        if (!stop) setLog({ text, error: '' });
+        const text = await api.text(path);
+        if (!abort.signal.aborted) setLog({ text, error: '' });
       } catch (err) {
-        if (!stop) setLog((l) => ({ text: l.text, error: (err as Error).message }));
+        if (!abort.signal.aborted) setLog((l) => ({ text: l.text, error: (err as Error).message }));
       }
-      // Read again while the task runs (live log streaming will replace this).
-      if (!stop && live) timer = setTimeout(read, 1000);
     };
-    void read();
-    return () => {
-      stop = true;
-      if (timer) clearTimeout(timer);
+    const follow = async () => {
+      const decoder = new TextDecoder();
+      let text = '';
+      let offset = 0;
+      let ended = false;
+      for (let attempt = 0; !ended && !abort.signal.aborted && attempt < 5; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 1000));
+        try {
+          const res = await fetch(`${path}&follow=1&from=${offset}`, {
+            headers: api.headers({ accept: 'text/event-stream' }),
+            signal: abort.signal,
+            cache: 'no-store',
+          });
+          if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+          const parser = new SseParser((m) => {
+            const body = JSON.parse(m.data) as {
+              offset?: number;
+              data?: string;
+              attempt?: number;
+              bytes?: number;
+              error?: { message?: string };
+            };
+            if (m.event === 'data' && body.data !== undefined) {
+              const bytes = Uint8Array.from(atob(body.data), (c) => c.charCodeAt(0));
+              text += decoder.decode(bytes, { stream: true });
+              offset = (body.offset ?? offset) + bytes.length;
+            } else if (m.event === 'restart')
+              text += `\n--- started again (attempt ${body.attempt}) ---\n`;
+            else if (m.event === 'truncated')
+              text += '\n--- cut here: the log reached its cap ---\n';
+            else if (m.event === 'missing')
+              text += `\n--- ${body.bytes} bytes no longer kept ---\n`;
+            else if (m.event === 'end') ended = true;
+            else if (m.event === 'error') throw new Error(body.error?.message ?? 'log unavailable');
+            if (body.offset !== undefined && m.event !== 'data')
+              offset = Math.max(offset, body.offset);
+            setLog({ text, error: '' });
+          });
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            parser.push(value);
+          }
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          setLog({ text, error: `following the log: ${(err as Error).message}` });
+        }
+      }
+      // The whole log once it ended (or following gave up): one read, which the page keeps.
+      if (!abort.signal.aborted) await readOnce();
     };
+    void (live ? follow() : readOnce());
+    return () => abort.abort();
   }, [api, taskId, stream, live]);
   return log;
 }
