@@ -1,9 +1,10 @@
 // `pnpm build` (scripts/setup runs it) calls this: bundles the page (src/web) for the browser
 // into dist/: one script, one stylesheet and an index.html that loads them. No inline script or
 // style anywhere, so the page runs under a Content-Security-Policy of `default-src 'self'`.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants, gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { uiDir } from './index.js';
 
@@ -48,7 +49,17 @@ export async function buildUi(opts: { outDir?: string; minify?: boolean } = {}) 
     define: { 'process.env.NODE_ENV': '"production"' },
   });
   writeFileSync(join(out, 'index.html'), INDEX);
-  return Object.entries(result.metafile.outputs).map(([file, o]) => ({ file, bytes: o.bytes }));
+  // Compressed once here, served as they are to a browser that accepts gzip (ui-assets.ts).
+  const files = Object.entries(result.metafile.outputs).map(([file, o]) => ({
+    file,
+    bytes: o.bytes,
+  }));
+  for (const { file } of [...files]) {
+    const gz = gzipSync(readFileSync(file), { level: constants.Z_BEST_COMPRESSION });
+    writeFileSync(`${file}.gz`, gz);
+    files.push({ file: `${file}.gz`, bytes: gz.length });
+  }
+  return files;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

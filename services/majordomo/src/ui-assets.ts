@@ -34,10 +34,14 @@ const TYPES: Record<string, string> = {
  * token); the Host check still applies. A name outside [A-Za-z0-9._-] is never read.
  */
 export function serveUi(app: FastifyInstance, dir: string = uiDir): void {
-  const send = async (reply: FastifyReply, file: string) => {
+  const send = async (reply: FastifyReply, file: string, gzip = false) => {
     let body: Buffer;
+    // The build keeps a gzipped copy of each asset: sent as it is when the browser takes gzip.
+    const gz = gzip ? await readFile(join(dir, `${file}.gz`)).catch(() => undefined) : undefined;
+    if (gz) reply.header('content-encoding', 'gzip');
+    if (file.startsWith('assets/')) reply.header('vary', 'accept-encoding');
     try {
-      body = await readFile(join(dir, file));
+      body = gz ?? (await readFile(join(dir, file)));
     } catch {
       const missing = file === 'index.html';
       return reply
@@ -66,7 +70,11 @@ export function serveUi(app: FastifyInstance, dir: string = uiDir): void {
     { config, schema: { hide: true } },
     (req, reply) =>
       /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(req.params.file)
-        ? send(reply, `assets/${req.params.file}`)
+        ? send(
+            reply,
+            `assets/${req.params.file}`,
+            /\bgzip\b/.test(req.headers['accept-encoding'] ?? ''),
+          )
         : reply.code(404).send({ error: { code: 'CP_NOT_FOUND', message: 'no such file' } }),
   );
 }
