@@ -162,6 +162,16 @@ describe('cycles with LaTeX: fixpoint like latexmk, discovery, crash mid-cycle',
     );
   }, 180_000);
 
+  it('a restarted MajorDomo requests nothing for the converged paper (it restores the .aux projection)', async () => {
+    const from = log.requests.length;
+    await stack.kill9('majordomo');
+    await stack.start('majordomo');
+    await settled(stack.bus, upToDate('paper/main.pdf'), 60_000, () => stack.logs());
+    // bibtex's trace holds the projection of an .aux it last read several edits ago: without the
+    // projection kept in the .aux's artefact record it would be dirty, and requested.
+    expect(log.passes('paper/main', from)).toEqual([]);
+  }, 120_000);
+
   it('rebuilds on an edit to an \\input{} file found by discovery, in one pass when the .aux holds', async () => {
     const from = log.requests.length;
     const before = fileSha('paper/main.pdf');

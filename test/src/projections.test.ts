@@ -108,4 +108,17 @@ describe('input projections on sources', () => {
     await recorded('out/b.set', 'apple\npear\nplum\n');
     expect(ledger()).toBe(`${before}set\n`);
   });
+
+  it('a restarted MajorDomo still knows the projections: nothing is requested again', async () => {
+    const from = log.requests.length;
+    const ran = ledger();
+    await stack.kill9('majordomo');
+    await stack.start('majordomo');
+    await recorded('out/a.count', '2\n');
+    await recorded('out/b.set', 'apple\npear\nplum\n');
+    // Their traces hold projected hashes: the restored graph knows the sources' projections from
+    // the artefact records (and the result of the kept build answers for these bytes anyway).
+    expect(log.requests.slice(from).map((r) => r.taskId)).toEqual([]);
+    expect(ledger()).toBe(ran);
+  }, 120_000);
 });
