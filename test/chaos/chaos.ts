@@ -482,8 +482,33 @@ export class ChaosRun implements AsyncDisposable {
       ([p, h]) => last?.artefacts.find((a) => a.path === p)?.sha256 !== h,
     );
     throw new Error(
-      `seed ${this.options.seed}: not settled within ${this.#settleTimeoutMs} ms; idle ${last?.idle}, running ${JSON.stringify(last?.running)}, not done ${JSON.stringify(notDone)}, sources not recorded ${JSON.stringify(stale.map(([p]) => p))}\n${this.stack.logs(6000)}`,
+      `seed ${this.options.seed}: not settled within ${this.#settleTimeoutMs} ms; idle ${last?.idle}, running ${JSON.stringify(last?.running)}, not done ${JSON.stringify(notDone)}, sources not recorded ${JSON.stringify(stale.map(([p]) => p))}\n${await this.#queues()}\n${this.stack.logs(6000)}`,
     );
+  }
+
+  /** The work queues' streams and consumers as the server has them (for a settle that failed). */
+  async #queues(): Promise<string> {
+    const { jsm, project } = this.stack.bus;
+    const out: string[] = [];
+    for (const stream of [
+      streams.builds(project),
+      streams.tasks(project),
+      streams.events(project),
+    ]) {
+      try {
+        const { state } = await jsm.streams.info(stream);
+        out.push(
+          `${stream}: first ${state.first_seq} last ${state.last_seq} messages ${state.messages}`,
+        );
+        for await (const c of jsm.consumers.list(stream))
+          out.push(
+            `  ${c.name}: delivered ${c.delivered.stream_seq} ack floor ${c.ack_floor.stream_seq} pending ${c.num_pending} ack pending ${c.num_ack_pending} redelivered ${c.num_redelivered} waiting ${c.num_waiting}`,
+          );
+      } catch (err) {
+        out.push(`${stream}: ${(err as Error).message}`);
+      }
+    }
+    return out.join('\n');
   }
 
   /**
