@@ -335,7 +335,7 @@ async function main() {
       ['GET /api/graph from a plain client (ms)', figures.large_get_graph_ms as number],
       ['GET /api/artefacts from a plain client (ms)', figures.large_get_artefacts_ms as number],
       ['GET /api/graph body (bytes)', figures.large_graph_json_bytes as number],
-      ['page open: bytes transferred (no compression)', bytes],
+      ['page open: bytes transferred (assets gzipped)', bytes],
       ['page open: requests', requests],
     ],
   );
