@@ -6,6 +6,7 @@
 // only: no builds; opened on a search, as the page draws a large graph's focus only); the bytes the page transfers to open. Sizes: CP_BENCH_EDITS (default 30),
 // CP_BENCH_UI_NODES (default 10000).
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { buildUi } from '../../packages/majordomo-ui/src/build.js';
 import { Stack } from '../../test/src/stack.js';
@@ -95,6 +96,8 @@ async function login(page: Page, url: string, token: string) {
 }
 
 async function main() {
+  // The machine is shared: its load says how far the figures can be trusted.
+  figures.loadavg_1m_start = loadavg()[0]!;
   await buildUi();
   await using stack = await Stack.start('uibench');
   const chef = stack.dir.join('bench-chef.yaml');
@@ -340,6 +343,10 @@ async function main() {
     ],
   );
   abort.abort();
+  figures.loadavg_1m_end = loadavg()[0]!;
+  console.log(
+    `load average (1 min) at start ${figures.loadavg_1m_start}, at end ${figures.loadavg_1m_end}`,
+  );
   finish('ui', figures);
 }
 
