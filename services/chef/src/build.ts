@@ -207,7 +207,16 @@ async function build(
       kept: true,
     });
   }
-  const taskId = await taskIdFor(ctx, req.buildId, signal, reported);
+  // A twin request (sent again across a cancel) may have completed this build meanwhile: its
+  // result answers, nothing runs again.
+  const done = (await ctx.results.get(req.buildId))?.value;
+  if (done && (await outputsIntact(ctx.workspace, done))) {
+    await publishResult(ctx, done, msg);
+    return;
+  }
+  const taskId = await taskIdFor(ctx, req.buildId, signal, reported || done !== undefined, [
+    ...paths.outputs,
+  ]);
   await ctx.bus.publish(
     'task.submitted',
     subjects.tasks(ctx.project, route.queue),
@@ -426,7 +435,8 @@ async function changedInputs(
  * all the same: its outputs are no longer the ones it wrote (another build of the target wrote
  * them since: the inputs changed and changed back), or its result was not a success (an input
  * moved while it ran). Reusing it reported the other build's bytes against these inputs. A
- * finished task with no result recorded is reused: its chef died before reporting it.
+ * finished task with no result recorded is reused (its chef died before reporting it), unless
+ * an output was written after it ended or is gone: another build of the target ran since.
  * The new id is the hold's (InFlightBuilds.attempt): requests for the build handled at once
  * share one task, as they share `b-<buildId>`; each made its own before, and both ran.
  */
@@ -435,15 +445,39 @@ async function taskIdFor(
   buildId: string,
   signal: AbortSignal,
   reported: boolean,
+  outputs: readonly string[],
 ): Promise<string> {
   const taskId = `b-${buildId}`;
-  const prior = (await ctx.tasks.get(taskId))?.value.state;
+  const rec = (await ctx.tasks.get(taskId))?.value;
+  const prior = rec?.state;
   return prior === 'killed' ||
     prior === 'failed' ||
-    (prior === 'finished' && reported) ||
+    (prior === 'finished' &&
+      (reported || (await writtenSince(ctx.workspace, outputs, rec?.updated)))) ||
     ctx.inflight.afterCancel(signal)
     ? `${taskId}-${ctx.inflight.attempt(signal)}`
     : taskId;
+}
+
+/**
+ * True when an output is missing or was written after `ended` (the task's finish, recorded by
+ * the runner after the outputs were in place, on this pod): not the finished task's bytes.
+ */
+async function writtenSince(
+  workspace: string,
+  outputs: readonly string[],
+  ended: string | undefined,
+): Promise<boolean> {
+  const at = ended ? Date.parse(ended) : Number.NaN;
+  if (Number.isNaN(at)) return true;
+  // The record's time has whole milliseconds: anything within its millisecond is not later.
+  const endNs = BigInt(at) * 1_000_000n + 999_999n;
+  for (const out of outputs) {
+    const full = await confineLocal(workspace, out).catch(() => undefined);
+    const st = full && (await stat(full, { bigint: true }).catch(() => undefined));
+    if (!st || st.mtimeNs > endNs) return true;
+  }
+  return false;
 }
 
 /** A failure's text for BuildResult.error: refusals carry their stable code. */
