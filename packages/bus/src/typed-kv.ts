@@ -68,13 +68,17 @@ export class TypedKv<S extends z.ZodType> {
     await this.kv.delete(kvKey(key));
   }
 
-  /** Every key once, even if a key is updated while the list is being read. */
+  /**
+   * Every key once, even if a key is updated while the list is being read: the pass may deliver
+   * a key's value and then its newer one (a chef's heartbeat), so the last operation decides.
+   */
   async keys(): Promise<string[]> {
-    const out: string[] = [];
+    const out = new Set<string>();
     await this.#list(true, (key, e) => {
-      if (e.operation === 'PUT') out.push(key);
+      if (e.operation === 'PUT') out.add(key);
+      else out.delete(key);
     });
-    return out;
+    return [...out];
   }
 
   /** Every current value (one pass over the bucket). */
