@@ -22,6 +22,10 @@ startService(logger, async () => {
   const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
   const url = `http://${cfg.httpHost}:${port}`;
   bus.logger.info({ url, openapi: `${url}/openapi.json`, tokenFile: file }, 'HTTP API listening');
+  // Ready once the NATS API's subscriptions are known to the server, not before: a request sent
+  // on seeing this line must find a responder.
+  await bus.nc.flush();
+  bus.logger.info('majordomo ready');
   return async () => {
     await http.close();
     await stop();

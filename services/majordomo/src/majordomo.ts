@@ -164,7 +164,7 @@ export class MajorDomo {
     });
     bus.logger.info(
       { artefacts: artefacts.all().length, rules: md.rules.all().size },
-      'majordomo ready',
+      'graph restored, consuming files and results',
     );
     return {
       md,
