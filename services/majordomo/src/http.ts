@@ -16,7 +16,7 @@ import {
   type UnsafePathError,
 } from '@computepods/protocol';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -28,6 +28,7 @@ import { z } from 'zod';
 import { Access, AccessError, type Principal } from './access.js';
 import { allowedHosts, hostAllowed } from './allowed-hosts.js';
 import { LogRefused } from './confined-log.js';
+import { openEventStream, StreamCap, tokenOf } from './event-stream.js';
 import type { MajorDomo } from './majordomo.js';
 import { registerTaskLogs } from './task-logs.js';
 import { serveUi } from './ui-assets.js';
@@ -80,17 +81,6 @@ function safePath(path: string): string {
   } catch (err) {
     throw new HttpError(400, 'CP_UNSAFE_PATH', (err as UnsafePathError).message, 'path');
   }
-}
-
-/** The bearer token of a request: the Authorization header, or `?token=` on event streams. */
-function tokenOf(req: FastifyRequest): string | undefined {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (m) return m[1];
-  if (req.routeOptions.config.eventStream) {
-    const q = (req.query as { token?: unknown } | undefined)?.token;
-    if (typeof q === 'string' && q) return q;
-  }
-  return undefined;
 }
 
 /**
@@ -506,7 +496,7 @@ export async function startHttp(
     ],
   );
 
-  let streams = 0;
+  const cap = new StreamCap('event', cfg.maxSse);
   app.get(
     '/api/events',
     {
@@ -518,23 +508,15 @@ export async function startHttp(
       },
     },
     (req, reply) => {
-      if (streams >= cfg.maxSse)
-        return reply.code(503).send({
-          error: {
-            code: 'CP_TOO_MANY_STREAMS',
-            message: `${streams} event streams are open, the most this API serves (CP_HTTP_MAX_SSE=${cfg.maxSse}); close one, or raise CP_HTTP_MAX_SSE`,
-          },
-        });
-      streams++;
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
+      const es = openEventStream(reply, {
+        cap,
+        access,
+        token: tokenOf(req),
+        role: 'viewer',
+        route: 'GET /api/events',
+        hello: 'connected',
       });
-      res.write(': connected\n\n');
+      if (!es) return;
       const apiPrefix = `cp.${cfg.project}.api.`;
       const logPrefix = `cp.${cfg.project}.tasklog.`;
       const sub = bus.nc.subscribe(`cp.${cfg.project}.>`, {
@@ -547,33 +529,10 @@ export async function startHttp(
           } catch {
             return;
           }
-          res.write(`event: ${type}\ndata: ${m.string()}\n\n`);
+          es.send(type, m.string());
         },
       });
-      const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-      // A stream lives longer than one check: a revoke or a lost role ends it too.
-      const token = tokenOf(req);
-      const stopWatching = access.onChange(() => {
-        try {
-          access.authorize(access.authenticate(token), 'viewer', 'GET /api/events');
-        } catch (err) {
-          const e = err as AccessError;
-          res.end(
-            `event: error\ndata: ${JSON.stringify({ error: { code: e.code, message: e.message } })}\n\n`,
-          );
-          done();
-        }
-      });
-      let closed = false;
-      const done = () => {
-        if (closed) return;
-        closed = true;
-        streams--;
-        clearInterval(ping);
-        sub.unsubscribe();
-        stopWatching();
-      };
-      res.on('close', done);
+      es.signal.addEventListener('abort', () => sub.unsubscribe());
     },
   );
 

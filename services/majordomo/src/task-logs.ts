@@ -9,8 +9,9 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Access, AccessError } from './access.js';
+import type { Access } from './access.js';
 import { LogRefused, readConfinedLog } from './confined-log.js';
+import { openEventStream, StreamCap, tokenOf } from './event-stream.js';
 
 export interface TaskLogRoutesOptions {
   readonly bus: Bus;
@@ -63,7 +64,7 @@ export function queueOf(rec: TaskRecord): string {
  * the URL's (read it with fetch streaming, not EventSource).
  */
 export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions): void {
-  let open = 0;
+  const cap = new StreamCap('log follow', o.maxStreams);
   app.withTypeProvider<ZodTypeProvider>().get(
     '/api/logs/:taskId',
     {
@@ -144,24 +145,16 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
           .send(Buffer.concat(parts));
       }
 
-      if (open >= o.maxStreams)
-        return reply.code(503).send({
-          error: {
-            code: 'CP_TOO_MANY_STREAMS',
-            message: `${open} log streams are open, the most this API serves (CP_HTTP_MAX_SSE=${o.maxStreams}); close one, or raise CP_HTTP_MAX_SSE`,
-          },
-        });
-      open++;
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
+      const es = openEventStream(reply, {
+        cap,
+        access: o.access,
+        token: tokenOf(req),
+        role: 'viewer',
+        route: 'GET /api/logs/:taskId',
+        hello: 'following',
       });
-      res.write(': following\n\n');
-      const stop = new AbortController();
+      if (!es) return reply;
+      const { res } = es;
       const send = (e: TaskLogEvent) => {
         const { kind, stream: _s, ...rest } = e;
         const body =
@@ -169,29 +162,13 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
             ? { offset: e.offset, attempt: e.attempt, data: e.data.toString('base64') }
             : rest;
         const next = e.kind === 'data' ? e.offset + e.data.length : e.offset;
-        const ok = res.write(`id: ${next}\nevent: ${kind}\ndata: ${JSON.stringify(body)}\n\n`);
         // A slow reader slows the reading: nothing piles up here.
-        if (!ok && !res.destroyed)
+        if (!es.send(kind, JSON.stringify(body), next) && !res.destroyed)
           return new Promise<void>((r) => {
             res.once('drain', r);
             res.once('close', r);
           });
       };
-      const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-      // A follow lives longer than one check: a revoke or a lost role ends it too.
-      const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
-      const stopWatching = o.access.onChange(() => {
-        try {
-          o.access.authorize(o.access.authenticate(token), 'viewer', 'GET /api/logs/:taskId');
-        } catch (err) {
-          const a = err as AccessError;
-          res.write(
-            `event: error\ndata: ${JSON.stringify({ error: { code: a.code, message: a.message } })}\n\n`,
-          );
-          stop.abort();
-        }
-      });
-      res.on('close', () => stop.abort());
       try {
         await readTaskLog(o.bus, {
           queue,
@@ -199,7 +176,7 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
           streams: [stream],
           from,
           follow: true,
-          signal: stop.signal,
+          signal: es.signal,
           abandoned: async () => {
             const now = (await o.tasks.get(taskId))?.value;
             return (
@@ -212,14 +189,17 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
         });
       } catch (err) {
         o.bus.logger.warn({ err: String(err), taskId }, 'following a task log failed');
-        res.write(
-          `event: error\ndata: ${JSON.stringify({ error: { code: 'CP_LOG_UNAVAILABLE', message: `the log could not be read from NATS: ${(err as Error).message}; resume with from=<last id>` } })}\n\n`,
+        es.send(
+          'error',
+          JSON.stringify({
+            error: {
+              code: 'CP_LOG_UNAVAILABLE',
+              message: `the log could not be read from NATS: ${(err as Error).message}; resume with from=<last id>`,
+            },
+          }),
         );
       } finally {
-        open--;
-        clearInterval(ping);
-        stopWatching();
-        res.end();
+        es.end();
       }
     },
   );
