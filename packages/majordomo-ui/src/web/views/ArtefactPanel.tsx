@@ -46,8 +46,14 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
   const [error, setError] = useState('');
   const [result, act] = useAction();
   // Read again whenever the record changes, so `why` follows the state.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: rec is the trigger
   useEffect(() => {
+    // Nothing to ask while the project has no record of it (a link to an artefact not made
+    // yet): the record's arrival runs this again. Asking would be a 404 in the console.
+    if (!rec) {
+      setDetail(null);
+      setError('');
+      return;
+    }
     let live = true;
     api
       .get<ArtefactDetail>(`/api/artefact?path=${encodeURIComponent(path)}`)
@@ -99,6 +105,11 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
         <span className="reason">{reasonOf(snap, path)}</span>
       </p>
       {error && <p className="bad">{error}</p>}
+      {!rec && (
+        <p className="reason" data-no-record>
+          No record of {path} yet: this panel fills in when MajorDomo records it.
+        </p>
+      )}
       <div className="actions">
         {producer && (
           <button
