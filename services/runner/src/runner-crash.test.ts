@@ -57,8 +57,12 @@ function runner(env: Record<string, string>): ManagedProcess {
   });
 }
 
-const until = (cond: () => Promise<boolean>, what: string, ms = 90_000) =>
-  waitUntil(cond, what, ms);
+const until = (
+  cond: () => Promise<boolean>,
+  what: string,
+  ms = 90_000,
+  diagnostics?: () => string,
+) => waitUntil(cond, what, ms, diagnostics);
 
 const stateOf = async (id: string) => (await kv.get(id))?.value.state;
 
@@ -82,13 +86,16 @@ async function crashAndRecover(opts: {
   await first.waitForOutput('"msg":"runner ready"', 60_000);
   for (const t of opts.tasks)
     await bus.publish('task.submitted', subjects.tasks(P, opts.resource), t);
+  const seen: Record<string, string | undefined> = {};
   await until(
     async () => {
-      for (const [id, s] of Object.entries(opts.before))
-        if ((await stateOf(id)) !== s) return false;
+      for (const id of Object.keys(opts.before)) seen[id] = await stateOf(id);
+      for (const [id, s] of Object.entries(opts.before)) if (seen[id] !== s) return false;
       return opts.started ? opts.started() : true;
     },
     `states before the kill ${JSON.stringify(opts.before)}`,
+    90_000,
+    () => `states seen: ${JSON.stringify(seen)}\n--- runner\n${first.tail(6000)}`,
   );
   await first.kill9();
   writeFileSync(join(opts.dir, 'gate'), '');
