@@ -392,9 +392,10 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         expect(runLines(dir, r.task.taskId)).toEqual(['start', 'done']);
         perPilot.set(r.runner!, (perPilot.get(r.runner!) ?? 0) + 1);
       }
-      // Both pilots work through the queue side by side; neither takes everything.
+      // Both pilots worked through the queue (each held one lane's task while the gate was
+      // shut). How the other 14 split once it opens is the scheduler's: a fresh-clone CI run saw
+      // 15 and 1 under load, so no share is asserted.
       expect(perPilot.size).toBe(2);
-      for (const n of perPilot.values()) expect(n).toBeGreaterThanOrEqual(3);
 
       await pilotsLeave(() => runner.output);
       for (const id of submittedPilots(runner.output))
