@@ -52,6 +52,14 @@ export class MajorDomo {
   readonly dm: DependencyManager;
   readonly rules: RuleRegistry;
   readonly #inflight = new Map<string, InFlight>();
+  /**
+   * The watcher's latest look at each output of a build in flight, by task: taken up once its
+   * result is applied (#fileHash then drops it if older than or equal to what the build wrote).
+   */
+  readonly #deferred = new Map<
+    string,
+    Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string }>
+  >();
   /** Each chef's declaration as last applied (JSON). */
   readonly #declared = new Map<string, string>();
   /** Tasks the user asked to rebuild even though nothing changed. */
@@ -375,8 +383,20 @@ export class MajorDomo {
         continue;
       }
       const producer = this.#producerOf(ev.path);
-      // A build in flight will report this output itself; its result is the authority.
-      if (producer && this.#inflight.has(producer)) continue;
+      // A build in flight will report this output itself; its result is the authority. The look
+      // is kept, not dropped: bytes written after the build's own (a killed runner's orphaned
+      // task finishing late) must still count once the result is in.
+      if (producer && this.#inflight.has(producer)) {
+        const looks = this.#deferred.get(producer) ?? new Map();
+        looks.set(ev.path, {
+          sha256: ev.sha256,
+          size: ev.size,
+          pod: body.pod,
+          mtimeNs: ev.mtimeNs,
+        });
+        this.#deferred.set(producer, looks);
+        continue;
+      }
       await this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs);
     }
     await this.#pump(cid);
@@ -453,6 +473,10 @@ export class MajorDomo {
     }
     this.#inflight.delete(result.taskId);
     await this.#applyResult(f, result, cid);
+    const looks = this.#deferred.get(result.taskId);
+    this.#deferred.delete(result.taskId);
+    for (const [path, l] of looks ?? [])
+      await this.#fileHash(path, l.sha256, l.size, l.pod, cid, l.mtimeNs);
     await this.#pump(cid);
   }
 
