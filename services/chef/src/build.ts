@@ -207,8 +207,10 @@ async function build(
       kept: true,
     });
   }
-  // A twin request (sent again across a cancel) may have completed this build meanwhile: its
-  // result answers, nothing runs again.
+  // A twin request (sent again across a cancel) may have completed this build meanwhile, or
+  // the cancelled attempt's task ended before its kill: its result answers, nothing runs again.
+  await ctx.inflight.predecessorEnded(signal);
+  if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
   const done = (await ctx.results.get(req.buildId))?.value;
   if (done && (await outputsIntact(ctx.workspace, done))) {
     await publishResult(ctx, done, msg);

@@ -84,4 +84,38 @@ describe('InFlightBuilds', () => {
     held.end('b', again);
     expect(held.size).toBe(0);
   });
+
+  it('lets a request after a cancel wait until the cancelled attempt has ended', async () => {
+    const held = new InFlightBuilds(async () => undefined);
+    const old = held.begin('b');
+    const oldTwin = held.begin('b');
+    held.cancel('b', 'inputs changed');
+    const again = held.begin('b');
+    let waited = false;
+    const waiting = held.predecessorEnded(again).then(() => {
+      waited = true;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(waited).toBe(false);
+    held.end('b', old);
+    await new Promise((r) => setTimeout(r, 10));
+    // One of the cancelled hold's requests is still handled: still waiting.
+    expect(waited).toBe(false);
+    held.end('b', oldTwin);
+    await waiting;
+    expect(waited).toBe(true);
+    // No predecessor: at once.
+    await held.predecessorEnded(held.begin('c'));
+  });
+
+  it('stops waiting for the cancelled attempt when the new one is cancelled too', async () => {
+    const held = new InFlightBuilds(async () => undefined);
+    held.begin('b');
+    held.cancel('b', 'first');
+    const again = held.begin('b');
+    const waiting = held.predecessorEnded(again);
+    held.cancel('b', 'second');
+    await waiting;
+    expect(again.aborted).toBe(true);
+  });
 });

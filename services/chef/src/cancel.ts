@@ -20,6 +20,11 @@ interface Held {
    * request sharing the hold, or twin requests each made a task of their own and both ran.
    */
   readonly attempt: string;
+  /** Settles when the last request sharing this hold ends. */
+  readonly ended: Promise<void>;
+  readonly settle: () => void;
+  /** The cancelled hold this one came after, while it still winds down. */
+  readonly predecessor: Promise<void> | undefined;
 }
 
 let attempts = 0;
@@ -44,12 +49,19 @@ export class InFlightBuilds {
       known.refs++;
       return known.controller.signal;
     }
+    let settle = () => {};
+    const ended = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
     const held: Held = {
       controller: new AbortController(),
       taskId: undefined,
       refs: 1,
       afterCancel: known !== undefined,
       attempt: `${Date.now().toString(36)}${(attempts++ % 1296).toString(36).padStart(2, '0')}`,
+      ended,
+      settle,
+      predecessor: known?.ended,
     };
     this.#held.set(buildId, held);
     this.#bySignal.set(held.controller.signal, held);
@@ -63,6 +75,27 @@ export class InFlightBuilds {
    */
   afterCancel(signal: AbortSignal): boolean {
     return this.#bySignal.get(signal)?.afterCancel ?? false;
+  }
+
+  /**
+   * Resolves once the cancelled attempt this one came after has ended (at once when there is
+   * none, or when this one is cancelled too). Its task may have run to its end before the kill
+   * reached it, its result recorded: the build is then done, and running it again is a
+   * duplicate (found by test/chaos: a cancel and a re-send 6 ms apart ran the build twice). Nor
+   * do two tasks of a build write its outputs at once.
+   */
+  async predecessorEnded(signal: AbortSignal): Promise<void> {
+    const before = this.#bySignal.get(signal)?.predecessor;
+    if (!before || signal.aborted) return;
+    let onAbort = () => {};
+    await Promise.race([
+      before,
+      new Promise<void>((resolve) => {
+        onAbort = resolve;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    ]);
+    signal.removeEventListener('abort', onAbort);
   }
 
   /** The hold's own suffix for a task id (the same for every request sharing the hold). */
@@ -81,6 +114,7 @@ export class InFlightBuilds {
   end(buildId: string, signal: AbortSignal): void {
     const held = this.#bySignal.get(signal);
     if (!held || --held.refs > 0) return;
+    held.settle();
     if (this.#held.get(buildId) === held) this.#held.delete(buildId);
   }
 
