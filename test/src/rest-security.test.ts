@@ -190,6 +190,7 @@ describe('REST API security', { timeout: 240_000 }, () => {
         'GET /api/logs/x',
         'GET /api/resources',
         'GET /api/profiles',
+        'GET /api/queues',
         'GET /api/events',
         'GET /api/whoami',
         'POST /api/builds',

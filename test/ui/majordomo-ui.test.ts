@@ -298,6 +298,10 @@ describe('MajorDomoUI in a real browser', () => {
     await page.locator('.bar-row').first().waitFor();
     await page.goto(`${url}/#/resources`);
     await page.locator('[data-item="local"]').waitFor();
+    // The queue's depth and its runner (GET /api/queues): the local runner listens.
+    await expect
+      .poll(() => page.locator('[data-queue="local"] [data-field="runner"]').textContent())
+      .toBe('listening');
     await shot('resources');
     // No element the names could have made, no dialog, no console error (a CSP violation is one).
     expect(await page.locator('img[src="x"], main script').count()).toBe(0);

@@ -156,6 +156,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...consume(streams.files(p), 'majordomo-files'),
             ...consume(streams.events(p), 'majordomo-results', subjects.buildResult(p)),
             `${JS}.STREAM.INFO.*`,
+            // Queue depth (GET /api/queues): the runners' consumers on the tasks stream, read only.
+            `${JS}.CONSUMER.INFO.${streams.tasks(p)}.*`,
             subjects.buildRequestAll(p),
             subjects.buildCancel(p),
             subjects.artefactState(p),

@@ -5,12 +5,7 @@ import {
   buckets,
   checkRelativePath,
   envelope,
-  profileId,
-  ResolvedQueue,
   type Role,
-  resourceId,
-  shownProfile,
-  shownResource,
   subjects,
   TaskRecord,
   type UnsafePathError,
@@ -30,6 +25,7 @@ import { allowedHosts, hostAllowed } from './allowed-hosts.js';
 import { LogRefused } from './confined-log.js';
 import { openEventStream, StreamCap, tokenOf } from './event-stream.js';
 import type { MajorDomo } from './majordomo.js';
+import { registerResourceRoutes } from './resource-routes.js';
 import { registerTaskLogs } from './task-logs.js';
 import { serveUi } from './ui-assets.js';
 
@@ -465,36 +461,7 @@ export async function startHttp(
     maxStreams: cfg.maxSse,
   });
 
-  // The project's view of resources and profiles: the copies bound to its queues
-  // (`queue.<name>` in cp_<p>_config). The lab-wide registry is not the project's to read.
-  const configKv = await bus.kv(buckets.config(cfg.project), z.unknown(), { history: 5 });
-  const boundQueues = async () =>
-    [...(await configKv.entries())]
-      .filter(([key]) => key.startsWith('queue.'))
-      .flatMap(([, v]) => {
-        const q = ResolvedQueue.safeParse(v.value);
-        return q.success ? [q.data] : [];
-      });
-  app.get(
-    '/api/resources',
-    { config: viewer, schema: { description: "Resources the project's queues are bound to" } },
-    async () => [
-      ...new Map(
-        (await boundQueues()).map((q) => [resourceId(q.resource), shownResource(q.resource)]),
-      ).values(),
-    ],
-  );
-  app.get(
-    '/api/profiles',
-    { config: viewer, schema: { description: "Profiles the project's queues run under" } },
-    async () => [
-      ...new Map(
-        (await boundQueues()).flatMap((q) =>
-          q.profile ? [[profileId(q.profile), shownProfile(q.profile)]] : [],
-        ),
-      ).values(),
-    ],
-  );
+  await registerResourceRoutes(app, { bus, project: cfg.project });
 
   const cap = new StreamCap('event', cfg.maxSse);
   app.get(

@@ -108,6 +108,8 @@ export interface TaskRecord {
   state: TaskState;
   pausedFrom?: TaskState;
   runner?: string;
+  /** The queue whose runner runs it (older records: the resource's name). */
+  queue?: string;
   pid?: number;
   jobId?: string;
   exitCode?: number | null;

@@ -31,14 +31,97 @@ function Listing({ title, path }: { title: string; path: string }) {
   );
 }
 
+interface QueueDepth {
+  queue: string;
+  resource: string;
+  profile?: string;
+  concurrency: number;
+  waiting: number;
+  pulled: number;
+  pullRequests: number;
+  lastPulled: string | null;
+  served: boolean;
+}
+
+/** Each queue's depth, re-read when the task list moves (a task submitted, taken or ended). */
+function Queues({ running }: { running: ReadonlyMap<string, number> }) {
+  const { api } = useSession();
+  const snap = useSnapshot();
+  const [queues, setQueues] = useState<QueueDepth[] | null>(null);
+  const [error, setError] = useState('');
+  // biome-ignore lint/correctness/useExhaustiveDependencies: re-read when the tasks change
+  useEffect(() => {
+    let live = true;
+    api
+      .get<QueueDepth[]>('/api/queues')
+      .then((q) => {
+        if (live) setQueues(q);
+      })
+      .catch((e: Error) => {
+        if (live) setError(e.message);
+      });
+    return () => {
+      live = false;
+    };
+  }, [api, snap.tasks]);
+  return (
+    <section aria-label="Queues">
+      <h2>Queues</h2>
+      {error && <p className="bad">{error}</p>}
+      {queues?.length === 0 && <p className="muted">The project has no queue.</p>}
+      {queues && queues.length > 0 && (
+        <table className="grid">
+          <thead>
+            <tr>
+              <th>queue</th>
+              <th>resource</th>
+              <th>profile</th>
+              <th>waiting</th>
+              <th>running</th>
+              <th>at once</th>
+              <th>runner</th>
+            </tr>
+          </thead>
+          <tbody>
+            {queues.map((q) => (
+              <tr key={q.queue} data-queue={q.queue}>
+                <td className="path">{q.queue}</td>
+                <td>{q.resource}</td>
+                <td>{q.profile ?? ''}</td>
+                <td data-field="waiting">{q.waiting + q.pulled}</td>
+                <td data-field="running">{running.get(q.queue) ?? 0}</td>
+                <td>{q.concurrency}</td>
+                <td data-field="runner">
+                  {!q.served
+                    ? 'none ever attached: nothing runs these tasks'
+                    : q.pullRequests > 0
+                      ? 'listening'
+                      : 'not listening now'}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 export function ResourcesView() {
   const snap = useSnapshot();
   const byResource = new Map<string, number>();
-  for (const t of snap.tasks)
+  const running = new Map<string, number>();
+  for (const t of snap.tasks) {
     if (t.state === 'running' || t.state === 'submitted' || t.state === 'created')
       byResource.set(t.task.resource, (byResource.get(t.task.resource) ?? 0) + 1);
+    if (t.state === 'running') {
+      const q = t.queue ?? t.task.resource;
+      running.set(q, (running.get(q) ?? 0) + 1);
+    }
+  }
   return (
     <div className="resources-view">
+      <Queues running={running} />
       <p className="muted">
         Tasks not ended, by resource:{' '}
         {byResource.size ? [...byResource].map(([r, n]) => `${r}: ${n}`).join(', ') : 'none'}

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+import { settled } from './watch-builds.js';
+
+interface QueueDepth {
+  queue: string;
+  resource: string;
+  concurrency: number;
+  waiting: number;
+  pulled: number;
+  pullRequests: number;
+  lastPulled: string | null;
+  served: boolean;
+}
+
+/** GET /api/queues: where a project's work waits, and whether a runner listens for it. */
+describe('GET /api/queues', () => {
+  let stack: Stack;
+  let url: string;
+  const queues = async (): Promise<QueueDepth[]> => {
+    const res = await fetch(`${url}/api/queues`, {
+      headers: { authorization: `Bearer ${stack.apiToken}` },
+    });
+    const body = await res.text();
+    expect(res.status, body).toBe(200);
+    return JSON.parse(body) as QueueDepth[];
+  };
+  const until = async (what: string, ok: (q: QueueDepth) => boolean): Promise<QueueDepth> => {
+    let last: QueueDepth[] = [];
+    for (let end = Date.now() + 30_000; Date.now() < end; ) {
+      last = await queues();
+      const q = last.find((x) => x.queue === 'local');
+      if (q && ok(q)) return q;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${what}: never seen; last answer ${JSON.stringify(last)}`);
+  };
+
+  beforeAll(async () => {
+    stack = await Stack.start('queues');
+    const chef = stack.dir.join('chef.yaml');
+    stack.write(
+      '../chef.yaml',
+      [
+        'rules:',
+        '  - id: upper',
+        "    inputs: ['src/{stem}.txt']",
+        "    outputs: ['out/{stem}.upper']",
+        '    command: tr a-z A-Z < {in0} > {out0}',
+        '',
+      ].join('\n'),
+    );
+    await Promise.all([
+      stack.start('majordomo'),
+      stack.start('fswatcher'),
+      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chef }),
+    ]);
+    url = await stack.httpUrl();
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('counts a task waiting while no runner serves the queue, then none once one does', async () => {
+    const before = await until('the local queue', () => true);
+    expect(before).toMatchObject({ resource: 'local', waiting: 0, pulled: 0, served: false });
+    stack.write('src/a.txt', 'hello\n');
+    const waiting = await until('a task waiting', (q) => q.waiting === 1);
+    expect(waiting).toMatchObject({ served: false, pullRequests: 0 });
+
+    await stack.start('runner');
+    await settled(stack.bus, (s) =>
+      s.artefacts.some((a) => a.path === 'out/a.upper' && a.status === 'up_to_date'),
+    );
+    const served = await until('the queue served', (q) => q.served && q.waiting === 0);
+    expect(served.pulled).toBe(0);
+    // The runner keeps a pull open for the next task.
+    await until('a runner listening', (q) => q.pullRequests > 0);
+  });
+});
