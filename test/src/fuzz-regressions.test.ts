@@ -272,6 +272,34 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     }
   });
 
+  it('dead-letters an empty how-to-build answer (it was skipped as if a no-responders status)', async () => {
+    const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
+    await rules.put('silent', { chef: 'silent', pod: 'p', rules: [] });
+    let inbox = '';
+    const rogue = stack.bus.nc.subscribe(subjects.howToBuild(stack.project), {
+      callback: (_e, m) => {
+        inbox = m.reply ?? '';
+        m.respond(new Uint8Array(0));
+      },
+    });
+    try {
+      const ask = envelope(
+        'api.build',
+        { path: 'fz/nobody.builds.empty' },
+        { project: stack.project, source: 'e2e' },
+      );
+      await stack.bus.nc.request(subjects.api(stack.project, 'build'), JSON.stringify(ask), {
+        timeout: 10_000,
+      });
+      expect(inbox).toMatch(/^_INBOX\./);
+      const d = await letter((l) => l.service === 'majordomo' && l.subject === inbox);
+      expect(d.data).toBe('');
+      expect(d.issues[0]?.message).toMatch(/not JSON/);
+    } finally {
+      rogue.unsubscribe();
+    }
+  });
+
   it('answers REST routing errors in the API shape, and 401 before them without a token', async () => {
     const url = await stack.httpUrl();
     const call = async (path: string, token?: string, method = 'GET') => {

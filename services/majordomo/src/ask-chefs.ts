@@ -37,7 +37,8 @@ export async function askHowToBuild(
   }
   try {
     for await (const msg of replies) {
-      if (msg.data.length === 0) continue; // a no-responders status
+      // A no-responders status ends the gathering as an error (nats.js): an empty answer is a
+      // chef's, and invalid like any other that is not JSON (it was skipped without a letter).
       const answer = parseAnswer(msg.data);
       if (!answer.ok) {
         bus.logger.warn(
