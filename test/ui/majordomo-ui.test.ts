@@ -66,6 +66,11 @@ describe('MajorDomoUI in a real browser', () => {
         '    inputs: ["talk/{stem}.in"]',
         '    outputs: ["out/{stem}.talk"]',
         `    command: echo first line >&2; while [ ! -e ${gates}/{stem}.go ]; do sleep 0.05; done; echo second line >&2; cat {in0} > {out0}`,
+        // A long log: 50,000 lines on stderr.
+        '  - id: many',
+        '    inputs: ["many/{stem}.in"]',
+        '    outputs: ["out/{stem}.many"]',
+        "    command: seq 1 50000 | sed 's/^/line /' >&2; cat {in0} > {out0}",
         '  - id: fail',
         '    inputs: ["src/{stem}.bad"]',
         '    outputs: ["out/{stem}.never"]',
@@ -230,6 +235,30 @@ describe('MajorDomoUI in a real browser', () => {
     expect(await page.evaluate('window.stillThisPage')).toBe(true);
     // Followed over the log stream (server-sent events), not read again and again.
     expect(requests.some((u) => /\/api\/logs\/[^?]+\?stream=stderr&follow=1/.test(u))).toBe(true);
+  });
+
+  it('draws only the lines of a long log in view, from its end, and scrolls through all of it', async () => {
+    stack.write('many/m.in', 'x\n');
+    await stack.until('out/m.many');
+    await page.goto(`${url}/#/graph?sel=${encodeURIComponent('out/m.many')}`);
+    await page.locator('[data-panel="out/m.many"] [data-log]').first().click();
+    const stderr = page.locator('[data-stream="stderr"] pre');
+    await page.locator('[data-stream="stderr"] pre[data-lines="50000"]').waitFor();
+    // Opened at its end, as a followed log stays; only a window of rows is in the page.
+    await expect.poll(() => stderr.textContent()).toContain('line 50000\n');
+    const drawn = await stderr.locator('.ansi-row').count();
+    expect(drawn).toBeGreaterThan(0);
+    expect(drawn).toBeLessThan(200);
+    expect(await stderr.textContent()).not.toContain('line 1\n');
+    await stderr.evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await expect.poll(() => stderr.textContent()).toContain('line 1\n');
+    await stderr.evaluate((el) => {
+      el.scrollTop = el.scrollHeight / 2;
+    });
+    await expect.poll(() => stderr.textContent()).toMatch(/line 2\d{4}\n/);
+    await shot('log-long');
   });
 
   it('rebuilds an artefact from the page, with the result shown', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAnsi } from './ansi.js';
+import { LogLines, parseAnsi } from './ansi.js';
 
 describe('parseAnsi', () => {
   it('turns SGR colours and weights into classes on text spans', () => {
@@ -26,5 +26,56 @@ describe('parseAnsi', () => {
 
   it('keeps newlines and tabs; an escape cut at the end of the text is dropped', () => {
     expect(parseAnsi('a\n\tb\x1b[')).toEqual([{ text: 'a\n\tb', classes: '' }]);
+  });
+});
+
+describe('LogLines', () => {
+  const text = (l: LogLines) =>
+    Array.from({ length: l.count }, (_, i) =>
+      l
+        .line(i)
+        .map((s) => s.text)
+        .join(''),
+    ).join('\n');
+
+  it('splits a growing log into lines, the last one open until its newline', () => {
+    const l = new LogLines();
+    l.append('one\ntw');
+    expect(l.done.length).toBe(1);
+    expect(l.count).toBe(2);
+    expect(text(l)).toBe('one\ntw');
+    l.append('o\nthree\n');
+    expect(l.count).toBe(3);
+    expect(text(l)).toBe('one\ntwo\nthree');
+    const v = l.version;
+    l.append('');
+    expect(l.version).toBe(v);
+  });
+
+  it('carries a colour over the newline and joins an escape cut between two pieces', () => {
+    const l = new LogLines();
+    l.append('\x1b[31mred\nstill red\x1b[');
+    l.append('0m plain\n');
+    expect(l.line(0)).toEqual([{ text: 'red', classes: 'fg-1' }]);
+    expect(l.line(1)).toEqual([
+      { text: 'still red', classes: 'fg-1' },
+      { text: ' plain', classes: '' },
+    ]);
+  });
+
+  it('gives the same spans, line by line, as parsing the whole text at once', () => {
+    const whole = 'a \x1b[1mb\nc\x1b[32m d\n\x1b[0me\tf\n<b>g</b>';
+    const l = new LogLines();
+    for (const piece of whole.match(/[\s\S]{1,3}/g) ?? []) l.append(piece);
+    expect(
+      Array.from({ length: l.count }, (_, i) => l.line(i))
+        .flatMap((spans, i) => (i ? [{ text: '\n', classes: '' }, ...spans] : spans))
+        .map((s) => s.text)
+        .join(''),
+    ).toBe(
+      parseAnsi(whole)
+        .map((s) => s.text)
+        .join(''),
+    );
   });
 });

@@ -67,8 +67,12 @@ const ESCAPE = /\x1b\[([0-9;?]*)([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[
 
 /** Splits `text` into styled spans; control characters other than newline and tab are dropped. */
 export function parseAnsi(text: string): Span[] {
+  return parseFrom(text, {}).spans;
+}
+
+function parseFrom(text: string, start: Style): { spans: Span[]; end: Style } {
   const spans: Span[] = [];
-  let style: Style = {};
+  let style: Style = start;
   let last = 0;
   const push = (t: string) => {
     const clean = t.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
@@ -84,5 +88,47 @@ export function parseAnsi(text: string): Span[] {
     if (m[2] === 'm') style = apply(style, m[1] ?? '');
   }
   push(text.slice(last));
-  return spans;
+  return { spans, end: style };
+}
+
+/**
+ * A log as lines of styled spans, built as it grows: each append parses only the new text and
+ * the line it continues (a colour set on one line carries on to the next, as in a terminal), so a
+ * followed log costs its own length, not its length times its pieces. The last line stays open
+ * until its newline comes (an escape cut between two pieces is whole once the rest arrives).
+ */
+export class LogLines {
+  /** Complete lines. */
+  readonly done: Span[][] = [];
+  #open = '';
+  #openStyle: Style = {};
+  #openSpans: Span[] = [];
+  /** Changes with every append: a cheap token for React to re-render on. */
+  version = 0;
+
+  append(text: string): void {
+    if (!text) return;
+    const all = this.#open + text;
+    const parts = all.split('\n');
+    const rest = parts.pop() ?? '';
+    let style = this.#openStyle;
+    for (const line of parts) {
+      const { spans, end } = parseFrom(line, style);
+      this.done.push(spans);
+      style = end;
+    }
+    this.#open = rest;
+    this.#openStyle = style;
+    this.#openSpans = parseFrom(rest, style).spans;
+    this.version++;
+  }
+
+  /** Every line, the open one last (when it has text). */
+  get count(): number {
+    return this.done.length + (this.#open ? 1 : 0);
+  }
+
+  line(i: number): Span[] {
+    return i < this.done.length ? (this.done[i] ?? []) : this.#openSpans;
+  }
 }

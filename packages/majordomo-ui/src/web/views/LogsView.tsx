@@ -1,5 +1,6 @@
-import { useEffect, useMemo, useState } from 'react';
-import { parseAnsi } from '../ansi.js';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { LogLines, type Span } from '../ansi.js';
 import { useSession, useSnapshot } from '../context.js';
 import { href, type Route } from '../route.js';
 import { SseParser } from '../sse.js';
@@ -8,9 +9,8 @@ import { ActionResult, useAction } from './ArtefactPanel.js';
 
 type Stream = 'stdout' | 'stderr';
 
-/** A log's text as coloured spans: React renders them as text, escapes and all. */
-function AnsiText({ text }: { text: string }) {
-  const spans = useMemo(() => parseAnsi(text), [text]);
+/** One line of a log as coloured spans: React renders them as text, escapes and all. */
+function AnsiLine({ spans }: { spans: Span[] }) {
   return (
     <>
       {spans.map((s, i) => (
@@ -19,9 +19,68 @@ function AnsiText({ text }: { text: string }) {
           {s.text}
         </span>
       ))}
+      {'\n'}
     </>
   );
 }
+
+/**
+ * A log's lines, only those in view drawn (a 4 MiB log is tens of thousands of lines): rows are
+ * measured as drawn, so a wrapped line takes its height. Scrolled to the end, it stays at the
+ * end as the log grows (as `tail -f` does); scrolled up, it stays where it was put.
+ */
+function AnsiLines({ lines, version }: { lines: LogLines; version: number }) {
+  const box = useRef<HTMLPreElement>(null);
+  const atEnd = useRef(true);
+  const rows = useVirtualizer({
+    count: lines.count,
+    getScrollElement: () => box.current,
+    estimateSize: () => 18,
+    overscan: 30,
+  });
+  // biome-ignore lint/correctness/useExhaustiveDependencies: follows the log's growth
+  useLayoutEffect(() => {
+    if (atEnd.current && lines.count) rows.scrollToIndex(lines.count - 1, { align: 'end' });
+  }, [version]);
+  return (
+    <pre
+      className="ansi"
+      ref={box}
+      data-lines={lines.count}
+      onScroll={(e) => {
+        const el = e.currentTarget;
+        atEnd.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+      }}
+    >
+      <div className="ansi-rows" style={{ height: rows.getTotalSize() }}>
+        {rows.getVirtualItems().map((row) => (
+          <div
+            key={row.key}
+            data-index={row.index}
+            ref={rows.measureElement}
+            className="ansi-row"
+            style={{ transform: `translateY(${row.start}px)` }}
+          >
+            <AnsiLine spans={lines.line(row.index)} />
+          </div>
+        ))}
+      </div>
+    </pre>
+  );
+}
+
+interface Log {
+  lines: LogLines;
+  /** LogLines.version when set: React re-renders on it, the lines grow in place. */
+  version: number;
+  error: string;
+}
+
+const logOf = (text: string): Log => {
+  const lines = new LogLines();
+  lines.append(text);
+  return { lines, version: lines.version, error: '' };
+};
 
 /**
  * A task's log: followed live (GET /api/logs/:task?follow=1, server-sent events read with fetch,
@@ -29,23 +88,24 @@ function AnsiText({ text }: { text: string }) {
  * read also finds a log NATS no longer holds, in the runner's folder). A follow that drops
  * before the end resumes from the last offset.
  */
-function useLog(taskId: string, stream: Stream, live: boolean): { text: string; error: string } {
+function useLog(taskId: string, stream: Stream, live: boolean): Log {
   const { api } = useSession();
-  const [log, setLog] = useState({ text: '', error: '' });
+  const [log, setLog] = useState<Log>(() => logOf(''));
   useEffect(() => {
     const abort = new AbortController();
     const path = `/api/logs/${encodeURIComponent(taskId)}?stream=${stream}`;
     const readOnce = async () => {
       try {
         const text = await api.text(path);
-        if (!abort.signal.aborted) setLog({ text, error: '' });
+        if (!abort.signal.aborted) setLog(logOf(text));
       } catch (err) {
-        if (!abort.signal.aborted) setLog((l) => ({ text: l.text, error: (err as Error).message }));
+        if (!abort.signal.aborted) setLog((l) => ({ ...l, error: (err as Error).message }));
       }
     };
     const follow = async () => {
       const decoder = new TextDecoder();
-      let text = '';
+      const lines = new LogLines();
+      const show = (error = '') => setLog({ lines, version: lines.version, error });
       let offset = 0;
       let ended = false;
       for (let attempt = 0; !ended && !abort.signal.aborted && attempt < 5; attempt++) {
@@ -67,19 +127,19 @@ function useLog(taskId: string, stream: Stream, live: boolean): { text: string; 
             };
             if (m.event === 'data' && body.data !== undefined) {
               const bytes = Uint8Array.from(atob(body.data), (c) => c.charCodeAt(0));
-              text += decoder.decode(bytes, { stream: true });
+              lines.append(decoder.decode(bytes, { stream: true }));
               offset = (body.offset ?? offset) + bytes.length;
             } else if (m.event === 'restart')
-              text += `\n--- started again (attempt ${body.attempt}) ---\n`;
+              lines.append(`\n--- started again (attempt ${body.attempt}) ---\n`);
             else if (m.event === 'truncated')
-              text += '\n--- cut here: the log reached its cap ---\n';
+              lines.append('\n--- cut here: the log reached its cap ---\n');
             else if (m.event === 'missing')
-              text += `\n--- ${body.bytes} bytes no longer kept ---\n`;
+              lines.append(`\n--- ${body.bytes} bytes no longer kept ---\n`);
             else if (m.event === 'end') ended = true;
             else if (m.event === 'error') throw new Error(body.error?.message ?? 'log unavailable');
             if (body.offset !== undefined && m.event !== 'data')
               offset = Math.max(offset, body.offset);
-            setLog({ text, error: '' });
+            show();
           });
           const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
           for (;;) {
@@ -89,7 +149,7 @@ function useLog(taskId: string, stream: Stream, live: boolean): { text: string; 
           }
         } catch (err) {
           if (abort.signal.aborted) return;
-          setLog({ text, error: `following the log: ${(err as Error).message}` });
+          show(`following the log: ${(err as Error).message}`);
         }
       }
       // The whole log once it ended (or following gave up): one read, which the page keeps.
@@ -102,30 +162,17 @@ function useLog(taskId: string, stream: Stream, live: boolean): { text: string; 
 }
 
 function LogPane({ taskId, stream, live }: { taskId: string; stream: Stream; live: boolean }) {
-  const { text, error } = useLog(taskId, stream, live);
-  return <LogText stream={stream} live={live} text={text} error={error} />;
+  return <LogText stream={stream} live={live} log={useLog(taskId, stream, live)} />;
 }
 
-function LogText({
-  stream,
-  live,
-  text,
-  error,
-}: {
-  stream: Stream;
-  live: boolean;
-  text: string;
-  error: string;
-}) {
+function LogText({ stream, live, log }: { stream: Stream; live: boolean; log: Log }) {
   return (
     <section className="log" aria-label={stream} data-stream={stream}>
       <h3>
         {stream} {live && <span className="pill t-running">following</span>}
       </h3>
-      {error && <p className="muted">{error}</p>}
-      <pre className="ansi">
-        <AnsiText text={text} />
-      </pre>
+      {log.error && <p className="muted">{log.error}</p>}
+      <AnsiLines lines={log.lines} version={log.version} />
     </section>
   );
 }
@@ -200,8 +247,7 @@ export function LogsView({ route }: { route: Route }) {
             key={s}
             stream={s}
             live={false}
-            text=""
-            error={`no ${s} yet (the task is ${rec.state})`}
+            log={{ ...logOf(''), error: `no ${s} yet (the task is ${rec.state})` }}
           />
         ) : (
           <LogPane key={s} taskId={taskId} stream={s} live={live} />
