@@ -69,6 +69,10 @@ export async function handleBuild(
       durationMs: 0,
       error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
     });
+  // The result record is read while the request is checked (one round trip off the path); a
+  // refused request leaves it unread.
+  const recorded = ctx.results.get(req.buildId).then((e) => e?.value);
+  recorded.catch(() => undefined);
   let checked: { paths: BuildPaths; route: Route };
   try {
     checked = await admit(ctx, rule, req);
@@ -85,7 +89,7 @@ export async function handleBuild(
       error: `${err.code}: ${err.message}`,
     });
   }
-  const known = (await ctx.results.get(req.buildId))?.value;
+  const known = await recorded;
   if (known && (await outputsIntact(ctx.workspace, known))) {
     logger.info(
       { buildId: req.buildId },
@@ -211,12 +215,16 @@ async function build(
   // the cancelled attempt's task ended before its kill: its result answers, nothing runs again.
   await ctx.inflight.predecessorEnded(signal);
   if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
-  const done = (await ctx.results.get(req.buildId))?.value;
+  // The result and the task's record, read at once (two reads, one round trip).
+  const [done, prior] = await Promise.all([
+    ctx.results.get(req.buildId).then((e) => e?.value),
+    ctx.tasks.get(`b-${req.buildId}`).then((e) => e?.value),
+  ]);
   if (done && (await outputsIntact(ctx.workspace, done))) {
     await publishResult(ctx, done, msg);
     return;
   }
-  const taskId = await taskIdFor(ctx, req.buildId, signal, reported || done !== undefined, [
+  const taskId = await taskIdFor(ctx, req.buildId, prior, signal, reported || done !== undefined, [
     ...paths.outputs,
   ]);
   await ctx.bus.publish(
@@ -445,12 +453,12 @@ async function changedInputs(
 async function taskIdFor(
   ctx: ChefContext,
   buildId: string,
+  rec: TaskRecord | undefined,
   signal: AbortSignal,
   reported: boolean,
   outputs: readonly string[],
 ): Promise<string> {
   const taskId = `b-${buildId}`;
-  const rec = (await ctx.tasks.get(taskId))?.value;
   const prior = rec?.state;
   return prior === 'killed' ||
     prior === 'failed' ||
