@@ -669,8 +669,13 @@ export class MajorDomo {
       await this.#applyResult(f, cached, cid);
       return;
     }
-    for (const out of task.outputs)
-      await this.artefacts.update(out, { status: 'queued', producer: task.id }, cid);
+    // Recorded while the request goes out (awaited with it, below): the request does not wait a
+    // round trip for a status; a MajorDomo that dies in between re-plans from its records either way.
+    const queued = Promise.all(
+      task.outputs.map((out) =>
+        this.artefacts.update(out, { status: 'queued', producer: task.id }, cid),
+      ),
+    );
     const locations: Record<string, string> = {};
     for (const path of task.inputs) {
       const pod = this.artefacts.get(path)?.pods[0];
@@ -696,10 +701,13 @@ export class MajorDomo {
     const subject = subjects.buildRequest(this.cfg.project, owned.chef);
     // Deduplicated per chef: when a dead chef's rules pass to another, the same build must
     // reach the new chef's queue instead of being dropped as a duplicate of the old request.
-    const { duplicate } = await this.bus.publish('build.requested', subject, request, {
-      msgId: `${owned.chef}.${id}`,
-      cid,
-    });
+    const [, { duplicate }] = await Promise.all([
+      queued,
+      this.bus.publish('build.requested', subject, request, {
+        msgId: `${owned.chef}.${id}`,
+        cid,
+      }),
+    ]);
     if (duplicate) {
       // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
       // longer remembers. In the second case no result would ever come, so it goes again; the
