@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -9,15 +9,16 @@ import {
   TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import {
-  ensureSystemUser,
-  ManagedProcess,
-  Slurm,
-  Sshd,
-  TempDir,
-  until,
-} from '@computepods/testkit';
+import { ManagedProcess, Slurm, Sshd, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createConfig,
+  createQueue,
+  JOB_USER,
+  openToJobUser,
+  slurmCluster,
+  slurmSudoQueue,
+} from './slurm-queues.js';
 import { Stack } from './stack.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -105,86 +106,40 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
   };
 
   beforeAll(async () => {
-    await ensureSystemUser('cpuser');
-    chmodSync(shared.path, 0o755);
-    for (const d of [gates, shared.join('jobs'), shared.join('ws'), shared.join('remote-jobs')]) {
-      mkdirSync(d);
-      chmodSync(d, 0o1777);
-    }
+    await openToJobUser(shared, ['gates', 'jobs', 'ws', 'remote-jobs']);
     [stack, slurm, sshd] = await Promise.all([
       Stack.start('tasklogs'),
       Slurm.start(),
-      Sshd.start({ users: ['cpuser'] }),
+      Sshd.start({ users: [JOB_USER] }),
     ]);
-    const t = sshd.target('cpuser');
-    const cluster = {
-      jobs_runner_config: {
-        default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
-        batching_config: {
-          target_cpus_per_job: 1,
-          max_cpus_per_job: 2,
-          target_mem_per_job: 100,
-          max_mem_per_job: 200,
-          target_num_jobs: 2,
-          max_num_jobs: 4,
-        },
-      },
-      jobs_poll_interval: 0.3,
-      tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-      tasks_pixi_config: {},
-      slurm_client_env: slurm.env,
-    };
-    const files: Record<string, object> = {
-      'resource.json': {
-        type: 'slurm_sudo',
-        name: 'HPC via sudo',
-        id: 'hpc',
-        jobs_local_dir: shared.join('jobs'),
-        tasks_local_dir: shared.join('tasks'),
-        ...cluster,
-      },
-      'ssh-resource.json': {
-        type: 'slurm_ssh',
-        name: 'HPC via SSH',
-        id: 'hpc-ssh',
-        host: t.host,
-        port: t.port,
-        jobs_local_dir: stack.dir.join('ssh-local-jobs'),
-        tasks_local_dir: stack.dir.join('ssh-local-tasks'),
-        ...cluster,
-      },
-      'ssh-profile.json': {
-        name: 'HPC SSH profile',
-        id: 'hpc-ssh-profile',
-        resource: 'hpc-ssh',
-        resource_type: 'slurm_ssh',
-        username: 'cpuser',
-        ssh_key_path: t.privateKeyPath,
-        known_hosts_path: t.knownHostsPath,
-        jobs_remote_dir: shared.join('remote-jobs'),
-        tasks_remote_dir: shared.join('remote-tasks'),
-      },
-      'profile.json': {
-        name: 'HPC sudo profile',
-        id: 'hpc-profile',
-        resource: 'hpc',
-        resource_type: 'slurm_sudo',
-        username: 'cpuser',
-      },
-    };
-    for (const [name, body] of Object.entries(files)) {
-      writeFileSync(stack.dir.join(name), JSON.stringify(body));
-      const kind = name.includes('profile') ? 'profile' : 'resource';
-      const res = await stack.cpctrl(['-o', 'json', kind, 'create', '-f', stack.dir.join(name)]);
-      expect(res.code, res.stdout + res.stderr).toBe(0);
-    }
-    for (const queue of ['hpc', 'hpc-ssh']) {
-      const q = await stack.cpctrl([
-        ...['-o', 'json', 'queue', 'create', queue],
-        ...['--resource', queue, '--profile', `${queue}-profile`],
-      ]);
-      expect(q.code, q.stdout + q.stderr).toBe(0);
-    }
+    const t = sshd.target(JOB_USER);
+    await slurmSudoQueue(stack, slurm, {
+      id: 'hpc',
+      jobsDir: shared.join('jobs'),
+      tasksDir: shared.join('tasks'),
+    });
+    await createConfig(stack, 'resource', {
+      type: 'slurm_ssh',
+      name: 'HPC via SSH',
+      id: 'hpc-ssh',
+      host: t.host,
+      port: t.port,
+      jobs_local_dir: stack.dir.join('ssh-local-jobs'),
+      tasks_local_dir: stack.dir.join('ssh-local-tasks'),
+      ...slurmCluster(slurm),
+    });
+    await createConfig(stack, 'profile', {
+      name: 'HPC SSH profile',
+      id: 'hpc-ssh-profile',
+      resource: 'hpc-ssh',
+      resource_type: 'slurm_ssh',
+      username: JOB_USER,
+      ssh_key_path: t.privateKeyPath,
+      known_hosts_path: t.knownHostsPath,
+      jobs_remote_dir: shared.join('remote-jobs'),
+      tasks_remote_dir: shared.join('remote-tasks'),
+    });
+    await createQueue(stack, 'hpc-ssh', 'hpc-ssh-profile');
     const elsewhere = stack.dir.join('not-the-runners-folders');
     mkdirSync(elsewhere);
     await Promise.all([
