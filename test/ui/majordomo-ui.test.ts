@@ -192,6 +192,21 @@ describe('MajorDomoUI in a real browser', () => {
     await waitNode('out/guide.toc', 'up_to_date');
     await expect.poll(() => stack.until('out/guide.toc').then((a) => a.status)).toBe('up_to_date');
     expect(await page.evaluate('window.notReloaded')).toBe(true);
+    // The timeline draws the cycle's passes as such: a band for each, the second after the
+    // first, in rounds (the first build of the page, then this edit's): the last round's.
+    await page.getByRole('link', { name: 'Builds' }).click();
+    const band = (pass: number) => page.locator(`[data-cycle-pass$=":${pass}"]`).last();
+    await band(2).waitFor();
+    expect(await page.locator('[data-cycle-pass$=":1"]').count()).toBe(2);
+    const [one, two] = [
+      (await band(1).locator('.pass-band').boundingBox())!,
+      (await band(2).locator('.pass-band').boundingBox())!,
+    ];
+    expect(two.x).toBeGreaterThanOrEqual(one.x);
+    expect(await band(1).textContent()).toMatch(/pass 1 of at most 5: \d+ steps?/);
+    await shot('builds-passes');
+    expect(await page.evaluate('window.notReloaded')).toBe(true);
+    await page.getByRole('link', { name: 'Graph' }).click();
   });
 
   it("turns a failing rule's node failed, and its log shows the error line as text", async () => {

@@ -10,7 +10,7 @@ import { MAX_PATH_BYTES, RelativePath } from './paths.js';
  * path broke the old 500).
  */
 export const MAX_STEM = 2 * MAX_PATH_BYTES;
-const MAX_TASK_ID = MAX_STEM + 200;
+export const MAX_TASK_ID = MAX_STEM + 200;
 
 /** MajorDomo → chef: build one task instance with exactly these input hashes. */
 export const BuildRequested = z.object({

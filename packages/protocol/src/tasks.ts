@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TASK_ID } from './builds.js';
 import { cappedText } from './capped-text.js';
 import { ServiceName } from './names.js';
 import { RelativePath } from './paths.js';
@@ -50,6 +51,17 @@ export const TaskSubmitted = z.object({
   gpu: z.boolean().default(false),
   /** What the command reads and writes (see TaskFiles); without it, it runs in cwd itself. */
   files: TaskFiles.optional(),
+  /**
+   * The graph's step this task runs (MajorDomo's task id, `<rule>:<stem>`) and which pass of it
+   * (a cycle runs its steps pass after pass): kept in the task's record, so the timeline can
+   * draw a cycle's passes as such, also for tasks run before the page (or MajorDomo) started.
+   */
+  step: z
+    .object({
+      id: z.string().min(1).max(MAX_TASK_ID),
+      pass: z.number().int().min(1).max(1_000_000),
+    })
+    .optional(),
 });
 export type TaskSubmitted = z.infer<typeof TaskSubmitted>;
 

@@ -172,14 +172,20 @@ async function build(
   let stamps: Stamps;
   let command: string;
   try {
-    stamps = await stampInputs(ctx.workspace, watched);
     command = fillCommand(rule.command, {
       stem: req.stem,
       inputs: paths.args,
       outputs: paths.outputs,
     });
-    for (const out of paths.outputs)
-      await mkdir(dirname(await confineLocal(ctx.workspace, out)), { recursive: true });
+    // Inputs stamped while the outputs' folders are made (file system calls, not one after another).
+    [stamps] = await Promise.all([
+      stampInputs(ctx.workspace, watched),
+      Promise.all(
+        paths.outputs.map(async (out) =>
+          mkdir(dirname(await confineLocal(ctx.workspace, out)), { recursive: true }),
+        ),
+      ),
+    ]);
   } catch (err) {
     return fail('failed', errorText(err));
   }
@@ -239,6 +245,7 @@ async function build(
       cwd: ctx.workspace,
       // A resource whose jobs do not see this workspace stages these and brings the outputs back.
       files: { inputs: [...paths.inputs], outputs: [...paths.outputs] },
+      step: { id: req.taskId, pass: req.pass },
     },
     { msgId: taskId, cid },
   );

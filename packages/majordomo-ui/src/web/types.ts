@@ -104,6 +104,8 @@ export interface TaskRecord {
     profile?: string;
     command: string;
     files?: { inputs: string[]; outputs: string[] };
+    /** The graph's step the task runs (rule:stem) and its pass (a cycle's steps run in passes). */
+    step?: { id: string; pass: number };
   };
   state: TaskState;
   pausedFrom?: TaskState;

@@ -4,7 +4,9 @@ import { href } from '../route.js';
 import { PAUSABLE, type TaskRecord, TERMINAL } from '../types.js';
 import { ActionResult, useAction } from './ArtefactPanel.js';
 
-const span = (t: TaskRecord, now: number) => {
+type Span = { start: number; end: number };
+
+const span = (t: TaskRecord, now: number): Span => {
   const times = t.history.map((h) => Date.parse(h.time));
   const start = times.length ? Math.min(...times) : Date.parse(t.updated);
   const end = TERMINAL.includes(t.state) ? Date.parse(t.updated) : now;
@@ -17,6 +19,54 @@ const duration = (ms: number) =>
     : ms < 60_000
       ? `${(ms / 1000).toFixed(1)} s`
       : `${Math.round(ms / 60_000)} min`;
+
+interface PassBand {
+  component: number;
+  pass: number;
+  start: number;
+  end: number;
+  steps: number;
+  /** A task of the pass has not ended. */
+  open: boolean;
+}
+
+/**
+ * A cycle's passes on the time axis: the tasks of each pass of each cyclic component (known
+ * from the step and pass the task record carries), one band per pass from its first task's
+ * start to its last one's end. A pass number lower than the one before starts a new round
+ * (the cycle ran again after an edit): its passes get bands of their own.
+ */
+function passBands(
+  tasks: readonly TaskRecord[],
+  spans: ReadonlyArray<{ start: number; end: number }>,
+  cyclic: (stepId: string) => number | undefined,
+): Map<number, PassBand[]> {
+  const byComponent = new Map<number, Array<{ t: TaskRecord; pass: number; s: Span }>>();
+  tasks.forEach((t, i) => {
+    const step = t.task.step;
+    const component = step && cyclic(step.id);
+    const s = spans[i];
+    if (!step || component === undefined || !s) return;
+    byComponent.set(component, [...(byComponent.get(component) ?? []), { t, pass: step.pass, s }]);
+  });
+  const out = new Map<number, PassBand[]>();
+  for (const [component, list] of byComponent) {
+    list.sort((a, b) => a.s.start - b.s.start);
+    const bands: PassBand[] = [];
+    for (const { t, pass, s } of list) {
+      const last = bands[bands.length - 1];
+      const open = !TERMINAL.includes(t.state);
+      if (last && last.pass === pass) {
+        last.start = Math.min(last.start, s.start);
+        last.end = Math.max(last.end, s.end);
+        last.steps++;
+        last.open ||= open;
+      } else bands.push({ component, pass, start: s.start, end: s.end, steps: 1, open });
+    }
+    out.set(component, bands);
+  }
+  return out;
+}
 
 /** In-flight builds, and a timeline (Gantt) of the runners' recent tasks, one lane per runner. */
 export function BuildsView() {
@@ -43,6 +93,23 @@ export function BuildsView() {
 
   const tasks = snap.tasks.slice(0, 200);
   const spans = tasks.map((t) => span(t, now));
+  const cyclicComponents = new Map(
+    (snap.graph?.components ?? []).filter((c) => c.cyclic).map((c) => [c.id, c] as const),
+  );
+  const cycleOf = (stepId: string) => {
+    const c = snap.components.get(stepId);
+    return c !== undefined && cyclicComponents.has(c) ? c : undefined;
+  };
+  const passes = passBands(tasks, spans, cycleOf);
+  // A task's step and pass name it when no build event did (it ran before the page opened).
+  for (const t of tasks) {
+    const step = t.task.step;
+    if (!step || !t.task.buildId || names.has(t.task.buildId)) continue;
+    names.set(
+      t.task.buildId,
+      cycleOf(step.id) === undefined ? step.id : `${step.id} · pass ${step.pass}`,
+    );
+  }
   const t0 = spans.length ? Math.min(...spans.map((s) => s.start)) : now;
   const t1 = spans.length ? Math.max(now, ...spans.map((s) => s.end)) : now;
   const width = Math.max(t1 - t0, 1);
@@ -110,9 +177,41 @@ export function BuildsView() {
       <ActionResult result={result} />
       <h2>Timeline</h2>
       <p className="muted">
-        The runners' last {tasks.length} tasks, {duration(width)} in all; one lane per runner.
+        The runners' last {tasks.length} tasks, {duration(width)} in all; one lane per runner, and
+        one per cycle with a band for each of its passes.
       </p>
       <div className="gantt">
+        {[...passes].map(([component, bands]) => (
+          <div key={`cycle-${component}`} className="lane cycle-lane" data-cycle-lane={component}>
+            <div className="lane-name">
+              cycle {component}: {cyclicComponents.get(component)?.tasks.join(', ')}
+            </div>
+            <ol className="bars">
+              {bands.map((b) => (
+                <li key={b.pass} className="bar-row" data-cycle-pass={`${component}:${b.pass}`}>
+                  <div className="bar-track">
+                    <div
+                      className={`bar pass-band${b.open ? ' t-running' : ''}`}
+                      style={{
+                        left: `${((b.start - t0) / width) * 100}%`,
+                        width: `max(3px, ${((b.end - b.start) / width) * 100}%)`,
+                      }}
+                      title={`pass ${b.pass}: ${b.steps} steps, ${duration(b.end - b.start)}`}
+                    />
+                  </div>
+                  <div className="bar-text">
+                    pass {b.pass}
+                    {cyclicComponents.get(component)?.passLimit
+                      ? ` of at most ${cyclicComponents.get(component)?.passLimit}`
+                      : ''}
+                    : {b.steps} {b.steps === 1 ? 'step' : 'steps'}, {duration(b.end - b.start)}
+                    {b.open ? ' · running' : ''}
+                  </div>
+                </li>
+              ))}
+            </ol>
+          </div>
+        ))}
         {[...lanes].map(([lane, list]) => (
           <div key={lane} className="lane">
             <div className="lane-name">{lane}</div>
