@@ -24,6 +24,7 @@ import { Access, AccessError, type Principal } from './access.js';
 import { allowedHosts, hostAllowed } from './allowed-hosts.js';
 import { LogRefused } from './confined-log.js';
 import { openEventStream, StreamCap, tokenOf } from './event-stream.js';
+import { KvMirror } from './kv-mirror.js';
 import type { MajorDomo } from './majordomo.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerTaskLogs } from './task-logs.js';
@@ -388,6 +389,9 @@ export async function startHttp(
   );
 
   const tasksKv = await bus.kv(buckets.tasks(md.cfg.project), TaskRecord, { history: 5 });
+  // Read from memory, not the bucket per call (a flooded bucket made every call seconds long).
+  const tasks = await KvMirror.start(tasksKv, buckets.tasks(md.cfg.project), bus.logger);
+  app.addHook('onClose', async () => tasks.stop());
   app.get(
     '/api/tasks',
     {
@@ -401,11 +405,10 @@ export async function startHttp(
       },
     },
     async (req) => {
-      const all = [...(await tasksKv.entries()).values()].map((v) => v.value);
-      return all
-        .filter((t) => !req.query.state || t.state === req.query.state)
-        .sort((a, b) => b.updated.localeCompare(a.updated))
-        .slice(0, req.query.limit);
+      const all: TaskRecord[] = [];
+      for (const { value } of (await tasks.values()).values())
+        if (!req.query.state || value.state === req.query.state) all.push(value);
+      return all.sort((a, b) => b.updated.localeCompare(a.updated)).slice(0, req.query.limit);
     },
   );
   app.post(

@@ -12,6 +12,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { readMatching } from './kv-mirror.js';
 
 /** One of the project's queues as GET /api/queues shows it: where its tasks run, how many wait. */
 export const QueueDepth = z.object({
@@ -51,13 +52,12 @@ export async function registerResourceRoutes(
   { bus, project }: { bus: Bus; project: string },
 ): Promise<void> {
   const configKv = await bus.kv(buckets.config(project), z.unknown(), { history: 5 });
+  // Only the `queue.*` keys are read: the bucket may hold thousands of others (fuzzed).
   const boundQueues = async () =>
-    [...(await configKv.entries())]
-      .filter(([key]) => key.startsWith('queue.'))
-      .flatMap(([, v]) => {
-        const q = ResolvedQueue.safeParse(v.value);
-        return q.success ? [q.data] : [];
-      });
+    [...(await readMatching(configKv, 'queue.>'))].flatMap(([, v]) => {
+      const q = ResolvedQueue.safeParse(v.value);
+      return q.success ? [q.data] : [];
+    });
   const routes = app.withTypeProvider<ZodTypeProvider>();
   routes.get(
     '/api/resources',

@@ -1,0 +1,164 @@
+import type { Logger, TypedKv, Versioned } from '@computepods/bus';
+import { fromKvKey } from '@computepods/protocol';
+import type { z } from 'zod';
+
+/** What the watch delivers (a KV entry of @nats-io/kv, not a dependency of MajorDomo's). */
+interface KvEntry {
+  readonly key: string;
+  readonly operation: string;
+  readonly revision: number;
+  json(): unknown;
+}
+
+/**
+ * A bucket's valid values, kept in memory by one watch, for listings a REST call asks for. A
+ * listing read from the bucket per call (TypedKv.entries) fetches and validates every value on
+ * every call: the tasks bucket, flooded with thousands of keys (pnpm bench fuzz), made each
+ * GET /api/tasks seconds of MajorDomo's event loop, and every other input path stalled behind
+ * it. Here each value is decoded once, when it changes; a call reads the map.
+ *
+ * A call first waits (up to `catchUpMs`) until the watch has delivered the bucket's last
+ * revision as it is when the call begins, so a value written before the call is in its answer.
+ * An invalid value counts as absent (as entries() reads it).
+ */
+export class KvMirror<S extends z.ZodType> {
+  readonly #values = new Map<string, Versioned<z.infer<S>>>();
+  /** The highest revision the watch delivered. */
+  #seen = 0;
+  readonly #waiters = new Set<{ revision: number; done: () => void }>();
+  #stop: (() => void) | undefined;
+  #stopped = false;
+
+  private constructor(
+    readonly kv: TypedKv<S>,
+    readonly bucket: string,
+    readonly logger: Logger,
+    readonly catchUpMs: number,
+  ) {}
+
+  static async start<S extends z.ZodType>(
+    kv: TypedKv<S>,
+    bucket: string,
+    logger: Logger,
+    options: { catchUpMs?: number } = {},
+  ): Promise<KvMirror<S>> {
+    const m = new KvMirror(kv, bucket, logger, options.catchUpMs ?? 2_000);
+    await m.#watch();
+    return m;
+  }
+
+  async #watch(): Promise<void> {
+    const iter = await this.kv.kv.watch({});
+    this.#stop = () => {
+      iter.stop();
+      (iter as { _data?: { delete?: () => Promise<unknown> } })._data
+        ?.delete?.()
+        .catch(() => undefined);
+    };
+    void (async () => {
+      for await (const e of iter) this.#apply(e);
+      // Ended (the connection closed): a new watch replays the bucket's last values.
+      if (this.#stopped) return;
+      this.#values.clear();
+      this.#seen = 0;
+      await this.#watch().catch((err) =>
+        this.logger.error({ err, bucket: this.bucket }, 'bucket mirror not restarted'),
+      );
+    })();
+  }
+
+  #apply(e: KvEntry): void {
+    const key = fromKvKey(e.key);
+    const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
+    if (value === undefined) this.#values.delete(key);
+    else this.#values.set(key, { value, revision: e.revision });
+    if (e.revision > this.#seen) this.#seen = e.revision;
+    for (const w of this.#waiters) if (w.revision <= this.#seen) w.done();
+  }
+
+  #decode(e: KvEntry): z.infer<S> | undefined {
+    try {
+      const parsed = this.kv.schema.safeParse(e.json());
+      if (parsed.success) return parsed.data;
+    } catch {
+      // not JSON: absent, as an invalid value
+    }
+    this.logger.warn({ bucket: this.bucket, key: e.key }, 'invalid KV value ignored');
+    return undefined;
+  }
+
+  /** The bucket's valid values, once the watch has caught up with the bucket (or catchUpMs). */
+  async values(): Promise<ReadonlyMap<string, Versioned<z.infer<S>>>> {
+    const { state } = (await this.kv.kv.status()).streamInfo;
+    const revision = state.last_seq;
+    if (state.messages > 0 && revision > this.#seen)
+      await new Promise<void>((resolve) => {
+        const w = {
+          revision,
+          done: () => {
+            clearTimeout(timer);
+            this.#waiters.delete(w);
+            resolve();
+          },
+        };
+        // The last message may be gone (expired): the map as it is then.
+        const timer = setTimeout(w.done, this.catchUpMs);
+        this.#waiters.add(w);
+      });
+    return this.#values;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#stop?.();
+    for (const w of this.#waiters) w.done();
+  }
+}
+
+/**
+ * The valid values of the keys matching `filter` (a NATS wildcard, e.g. `queue.>`), read with a
+ * filtered watch: the server sends only those keys, so the read costs what they hold, not what
+ * the whole bucket holds (a config bucket flooded with thousands of other keys made every
+ * GET /api/resources list them all). Ends at the count pending when the watch began.
+ */
+export async function readMatching<S extends z.ZodType>(
+  kv: TypedKv<S>,
+  filter: string,
+): Promise<Map<string, Versioned<z.infer<S>>>> {
+  const out = new Map<string, Versioned<z.infer<S>>>();
+  const iter = await kv.kv.watch({ key: filter });
+  // The watch's consumer (nats.js keeps it in `_data`, as TypedKv's listings use it too).
+  const consumer = (
+    iter as {
+      _data?: {
+        info(cached?: boolean): Promise<{ num_pending: number }>;
+        delete(): Promise<unknown>;
+      };
+    }
+  )._data;
+  try {
+    if (!consumer) throw new Error('nats.js no longer keeps a KV watch consumer in _data');
+    const pending = (await consumer.info(true)).num_pending;
+    let n = 0;
+    if (pending > 0)
+      for await (const e of iter) {
+        const key = fromKvKey(e.key);
+        let value: z.infer<S> | undefined;
+        if (e.operation === 'PUT') {
+          try {
+            const parsed = kv.schema.safeParse(e.json());
+            if (parsed.success) value = parsed.data;
+          } catch {
+            value = undefined;
+          }
+        }
+        if (value === undefined) out.delete(key);
+        else out.set(key, { value, revision: e.revision });
+        if (++n >= pending || e.delta === 0) break;
+      }
+  } finally {
+    iter.stop();
+    consumer?.delete().catch(() => undefined);
+  }
+  return out;
+}
