@@ -359,6 +359,11 @@ export class MajorDomo {
   }
 
   async onFilesChanged(body: FilesChanged, cid: string): Promise<void> {
+    // A changed file's record is written while the builds it makes ready are planned and
+    // requested (graph and record in memory change at once): a round trip less before the
+    // requests go out. All is awaited before the batch is acknowledged, so a MajorDomo that dies
+    // before its records are stored gets the batch again.
+    const writes: Promise<void>[] = [];
     for (const ev of body.events) {
       if (ev.kind === 'moved' && ev.from) await this.#fileGone(ev.from, cid);
       if (ev.kind === 'deleted') {
@@ -397,9 +402,12 @@ export class MajorDomo {
         this.#deferred.set(producer, looks);
         continue;
       }
-      await this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs);
+      const write = this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs);
+      // Seen by Promise.all below; not an unhandled rejection while the loop awaits another event.
+      write.catch(() => undefined);
+      writes.push(write);
     }
-    await this.#pump(cid);
+    await Promise.all([...writes, this.#pump(cid)]);
   }
 
   /**
