@@ -38,18 +38,7 @@ describe('GET /api/queues', () => {
 
   beforeAll(async () => {
     stack = await Stack.start('queues');
-    const chef = stack.dir.join('chef.yaml');
-    stack.write(
-      '../chef.yaml',
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        '    command: tr a-z A-Z < {in0} > {out0}',
-        '',
-      ].join('\n'),
-    );
+    const chef = stack.writeUpperChef();
     await Promise.all([
       stack.start('majordomo'),
       stack.start('fswatcher'),

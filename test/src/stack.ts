@@ -193,6 +193,26 @@ export class Stack implements AsyncDisposable {
     await this.procs.get(name)?.kill9();
   }
 
+  /**
+   * Writes the plainest chef definition, one rule `upper` (src/{stem}.txt → out/{stem}.upper,
+   * `tr a-z A-Z`), into the stack's dir; returns its path for CP_CHEF_DEFINITION.
+   */
+  writeUpperChef(): string {
+    const file = this.dir.join('chef.yaml');
+    writeFileSync(
+      file,
+      [
+        'rules:',
+        '  - id: upper',
+        "    inputs: ['src/{stem}.txt']",
+        "    outputs: ['out/{stem}.upper']",
+        '    command: tr a-z A-Z < {in0} > {out0}',
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
   write(path: string, content: string): void {
     const full = join(this.workspace, path);
     mkdirSync(dirname(full), { recursive: true });
