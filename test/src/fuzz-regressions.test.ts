@@ -9,6 +9,7 @@ import {
   kvKey,
   RulesDeclared,
   subjects,
+  TaskRecord,
   TaskTrace,
 } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -329,6 +330,35 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     expect(await call('/api/no-such-route', stack.apiToken)).toMatchObject({
       status: 404,
       body: { error: { code: 'CP_NOT_FOUND' } },
+    });
+  });
+
+  it('answers GET /api/logs for a record under a key that is no task id, or naming no valid queue, with a 4xx (was a 500 CP_INTERNAL)', async () => {
+    const url = await stack.httpUrl();
+    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
+    const rec = (queue?: string) => ({
+      task: { taskId: 'upper:x', resource: 'local', command: 'true', cwd: '/tmp' },
+      state: 'finished' as const,
+      ...(queue ? { queue } : {}),
+      history: [],
+      updated: new Date().toISOString(),
+    });
+    // As a fuzzed bucket holds them: a valid record under a key a task id cannot be.
+    await tasks.kv.put(kvKey('a//b'), JSON.stringify(rec()));
+    await tasks.kv.put(kvKey('fz-badqueue'), JSON.stringify(rec('Not A Queue')));
+    const call = async (taskId: string) => {
+      const r = await fetch(`${url}/api/logs/${encodeURIComponent(taskId)}`, {
+        headers: { authorization: `Bearer ${stack.apiToken}` },
+      });
+      return { status: r.status, body: (await r.json()) as { error?: { code?: string } } };
+    };
+    expect(await call('a//b')).toMatchObject({
+      status: 400,
+      body: { error: { code: 'CP_BAD_REQUEST', field: 'taskId' } },
+    });
+    expect(await call('fz-badqueue')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'CP_TASK_NO_LOG' } },
     });
   });
 

@@ -1,5 +1,6 @@
 import { type Bus, readTaskLog, type TaskLogEvent, type TypedKv } from '@computepods/bus';
 import {
+  ServiceName,
   streams,
   subjects,
   TaskLogStream,
@@ -72,7 +73,11 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
       schema: {
         description:
           "A task's stdout or stderr from NATS (any runner, any machine): as far as published, or followed live as server-sent events (follow=1) until the task ends; resumable with from=<offset>",
-        params: z.object({ taskId: z.string().min(1) }),
+        // A task id as tasks have them (one subject token): anything else was a 500 once a
+        // record sat under such a key (a fuzzed tasks bucket), as the log's subject was refused.
+        params: z.object({
+          taskId: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits and "_.:-"'),
+        }),
         querystring: Query,
       },
     },
@@ -94,6 +99,12 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
       const from =
         req.query.from ?? (follow && Number.isInteger(lastId) && lastId >= 0 ? lastId : 0);
       const queue = queueOf(rec);
+      if (!ServiceName.safeParse(queue).success)
+        throw new LogRefused(
+          404,
+          'CP_TASK_NO_LOG',
+          `no log for task ${taskId}: its record names no valid queue (${JSON.stringify(queue)})`,
+        );
       if (!follow) {
         const published = await o.bus.jsm.direct.getMessage(streams.taskLogs(o.bus.project), {
           last_by_subj: subjects.taskLog(o.bus.project, queue, taskId, stream),
