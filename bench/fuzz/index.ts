@@ -70,7 +70,12 @@ async function run(): Promise<number> {
   loopDelay.enable();
   const tallies = new Map<string, Tally>();
   const problems: string[] = [];
+  /** Problems by target and kind (the message up to its first colon, digits elided). */
+  const problemKinds = new Map<string, number>();
   const pings: Record<string, number[]> = {};
+  /** Per JetStream path: stalls whose ping had messages queued ahead of it, the most queued. */
+  const stallsQueued: Record<string, number> = {};
+  const backlogMax: Record<string, number> = {};
   const crashes = new Set<string>();
   let stop = false;
 
@@ -84,11 +89,17 @@ async function run(): Promise<number> {
     const pinger = (async () => {
       while (!stop) {
         const t0 = performance.now();
+        const queued = await rig.backlog().catch((): Record<string, number> => ({}));
         const r = await rig.ping(30_000);
         for (const [k, v] of Object.entries(r)) {
           const list = pings[k] ?? [];
           list.push(v);
           pings[k] = list;
+          const q = queued[k];
+          if (q !== undefined) backlogMax[k] = Math.max(backlogMax[k] ?? 0, q);
+          // A stall behind messages its consumer had not finished: queued, the path not stuck.
+          if (v > STALL_MS && q !== undefined && q > 0)
+            stallsQueued[k] = (stallsQueued[k] ?? 0) + 1;
         }
         for (const d of rig.dead()) crashes.add(d);
         await new Promise((res) => setTimeout(res, Math.max(0, 1_000 - (performance.now() - t0))));
@@ -118,7 +129,10 @@ async function run(): Promise<number> {
         tally.ms.push(o.ms);
         if (o.problem) {
           tally.problems++;
-          if (problems.length < 30)
+          const kind = `${name}: ${o.problem.split(':')[0]!.replace(/\d+/g, 'N').slice(0, 100)}`;
+          problemKinds.set(kind, (problemKinds.get(kind) ?? 0) + 1);
+          // A few of each kind (the first 30 of a long run are all of one early kind).
+          if (problems.length < 60 && problemKinds.get(kind)! <= 3)
             problems.push(`${name}: ${o.problem}\n    ${describeInput(input).slice(0, 400)}`);
         }
       };
@@ -224,19 +238,25 @@ async function run(): Promise<number> {
     const s = [...xs].sort((a, b) => a - b);
     const stalls = xs.filter((x) => x > STALL_MS).length;
     figures[`stalls.${path}`] = stalls;
+    if (path in backlogMax) {
+      figures[`stalls_queued.${path}`] = stallsQueued[path] ?? 0;
+      figures[`backlog_max.${path}`] = backlogMax[path]!;
+    }
     figures[`ping_max_ms.${path}`] = Number.isFinite(s[s.length - 1]!) ? s[s.length - 1]! : -1;
     return [
       path,
       xs.length,
       stalls,
+      path in backlogMax ? String(stallsQueued[path] ?? 0) : '-',
+      path in backlogMax ? String(backlogMax[path]) : '-',
       percentile(s, 50),
       percentile(s, 99),
       s[s.length - 1] ?? Number.NaN,
     ];
   });
   table(
-    `Sentinel pings through each input path, one a second (a stall: over ${STALL_MS} ms)`,
-    ['path', 'pings', 'stalls', 'p50 ms', 'p99 ms', 'max ms'],
+    `Sentinel pings through each input path, one a second (a stall: over ${STALL_MS} ms; queued: its JetStream consumer had unfinished messages ahead of it)`,
+    ['path', 'pings', 'stalls', 'of them queued', 'max queued', 'p50 ms', 'p99 ms', 'max ms'],
     pingRows,
   );
   if (rig.validLetterReasons.size)
@@ -249,6 +269,20 @@ async function run(): Promise<number> {
   console.log(
     `\nDead letters waited for in vain (30 s) that came later: ${rig.lateLetters}; never came: ${rig.overdue}`,
   );
+  if (rig.lateByTarget.size)
+    console.log(`Late, by target: ${JSON.stringify(Object.fromEntries(rig.lateByTarget))}`);
+  const never = rig.overdueByTarget();
+  for (const [t, { n, samples }] of never)
+    console.log(
+      `Never came, ${t}: ${n}\n    ${samples.map((x) => JSON.stringify(x)).join('\n    ')}`,
+    );
+  if (problemKinds.size)
+    console.log(
+      `\nProblems by kind:\n  ${[...problemKinds]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${n} × ${k}`)
+        .join('\n  ')}`,
+    );
   if (problems.length)
     console.log(`\nProblems (first ${problems.length}):\n  ${problems.join('\n  ')}`);
   if (crashes.size) console.log(`\nServices down: ${[...crashes].join(', ')}\n${rig.logs(3000)}`);
@@ -275,9 +309,11 @@ async function run(): Promise<number> {
     unanswered: sum((t) => t.classes.unanswered),
     dead_letters_late: rig.lateLetters,
     dead_letters_never: rig.overdue,
+    answers_after_deadline: rig.answersAfterDeadline,
     problems: sum((t) => t.problems),
     pings: Object.values(pings).reduce((s, xs) => s + xs.length, 0),
     stalls,
+    stalls_queued: Object.values(stallsQueued).reduce((a, b) => a + b, 0),
     builds_after: buildsAfter,
     fuzzer_loop_delay_max_ms: loopDelay.max / 1e6,
     fuzzer_loop_delay_p99_ms: loopDelay.percentile(99) / 1e6,
