@@ -8,6 +8,7 @@
 // quiet window (default: its own, 20 ms).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Bus, createLogger } from '@computepods/bus';
 import { Envelope } from '@computepods/protocol';
@@ -176,6 +177,10 @@ const entr: ChildProcess = spawn(
 await sleep(500);
 const ours = { latencies: [] as number[] };
 const base = { latencies: [] as number[], missed: 0 };
+// The machine is shared, and the ratio moves with its load: on 2 cores at load averages from 2
+// to 15, entr + make's p50 stayed at 56-61 ms while ComputePods' went from 41 to 65 ms (five
+// processes and a nats-server taking turns, a dozen hops in a row). Compare runs at like loads.
+figures.loadavg_1m_start = loadavg()[0]!;
 for (let i = 0; i < EDITS + WARMUP; i++) {
   const cp = await editOnce(stack.workspace, i, false, (t0) => {
     current = { t0 };
@@ -187,6 +192,7 @@ for (let i = 0; i < EDITS + WARMUP; i++) {
   if (cp !== undefined) ours.latencies.push(cp);
   if (m !== undefined) base.latencies.push(m);
 }
+figures.loadavg_1m_end = loadavg()[0]!;
 entr.kill('SIGTERM');
 await sleep(300);
 sub.unsubscribe();
@@ -214,6 +220,9 @@ table(
     ['ComputePods (fswatcher → MajorDomo → chef → runner)', o.p50, o.p99, o.max],
     ['entr + make', m.p50, m.p99, m.max],
   ],
+);
+console.log(
+  `load average (1 min) at start ${figures.loadavg_1m_start}, at end ${figures.loadavg_1m_end}`,
 );
 const stageRows = STAGES.filter((s) => deltas.has(s)).map((s) => {
   const d = stats(deltas.get(s)!);
