@@ -10,6 +10,8 @@ import { Stack } from '../src/stack.js';
 import { launchChromium } from './browser.js';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
+/** Where the switcher's other project lives (nothing listens there: the test answers for it). */
+const THESIS = 'http://127.0.0.1:9/thesis/';
 
 /** The page's state of an artefact's node in the graph view. */
 const node = (path: string) => `.react-flow__node [data-path=${JSON.stringify(path)}]`;
@@ -101,7 +103,11 @@ describe('MajorDomoUI in a real browser', () => {
     stack.write('src/hello.txt', 'hello\n');
     stack.write('src/guide.md', '# Guide\nIntro.\n');
     await Promise.all([
-      stack.start('majordomo', { CP_LOG_ROOTS: logRoot }),
+      stack.start('majordomo', {
+        CP_LOG_ROOTS: logRoot,
+        // Another project's page, for the switcher (served below by a route of the test's).
+        CP_UI_PROJECTS: `thesis=${THESIS}`,
+      }),
       stack.start('chef', { CP_CHEF: 'ui', CP_CHEF_DEFINITION: chef }),
       stack.start('runner', { CP_PARALLEL: '2' }),
       stack.start('fswatcher'),
@@ -376,6 +382,25 @@ describe('MajorDomoUI in a real browser', () => {
     expect(bg).toBe('rgb(21, 24, 29)');
     await shot('graph-dark');
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it("switches to another project's page, without taking the token there", async () => {
+    await page.goto(`${url}/#/graph`);
+    const switcher = page.locator('select[data-project="uitest"]');
+    await switcher.waitFor();
+    expect(await switcher.locator('option').allTextContents()).toEqual(['uitest', 'thesis']);
+    const asked: Array<{ url: string; auth?: string }> = [];
+    await page.route(`${THESIS}**`, (r) => {
+      asked.push({ url: r.request().url(), auth: r.request().headers().authorization });
+      return r.fulfill({ contentType: 'text/html', body: '<title>thesis</title>thesis' });
+    });
+    await switcher.selectOption('thesis');
+    await page.waitForURL(THESIS);
+    expect(asked).toEqual([{ url: THESIS, auth: undefined }]);
+    await page.unroute(`${THESIS}**`);
+    // Back: this project's page, still logged in (its token stays in this origin's tab storage).
+    await page.goto(`${url}/#/graph`);
+    await waitNode('out/hello.upper', 'up_to_date');
   });
 
   it('never puts the token in a URL', () => {

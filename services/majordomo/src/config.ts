@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { checkProject } from '@computepods/protocol';
+import { z } from 'zod';
 
 export interface MajorDomoConfig {
   readonly project: string;
@@ -19,6 +20,50 @@ export interface MajorDomoConfig {
   readonly maxSse: number;
   /** The only directories task logs are read from (CP_LOG_ROOTS; default the local runner's). */
   readonly logRoots: readonly string[];
+  /** Other projects' pages the web page's switcher offers (CP_UI_PROJECTS). */
+  readonly uiProjects: readonly UiProject[];
+}
+
+export const UiProject = z.object({
+  name: z.string().refine(
+    (n) => {
+      try {
+        checkProject(n);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'not a project name (lower-case letters, digits, "-" or "_")' },
+  ),
+  url: z.url({ protocol: /^https?$/, error: 'not an http(s) URL' }),
+});
+export type UiProject = z.infer<typeof UiProject>;
+
+/**
+ * CP_UI_PROJECTS: `name=URL,name=URL`, the pages of the other projects a person may switch to.
+ * Each project is served by its own MajorDomo, in its own NATS account, which cannot read the
+ * lab's registry: the operator (or `up`) says where the others are.
+ */
+export function uiProjects(value: string | undefined, self: string): UiProject[] {
+  return list(value).map((item, i) => {
+    const eq = item.indexOf('=');
+    const parsed = UiProject.safeParse({
+      name: eq < 0 ? item : item.slice(0, eq).trim(),
+      url: eq < 0 ? '' : item.slice(eq + 1).trim(),
+    });
+    if (!parsed.success)
+      throw new Error(
+        `CP_UI_PROJECTS item ${i + 1} (${JSON.stringify(item)}): ${parsed.error.issues
+          .map((x) => `${x.path.join('.')}: ${x.message}`)
+          .join(
+            '; ',
+          )}; write name=URL pairs separated by commas, e.g. thesis=http://127.0.0.1:8081/`,
+      );
+    if (parsed.data.name === self)
+      throw new Error(`CP_UI_PROJECTS names this MajorDomo's own project ${self}; list the others`);
+    return parsed.data;
+  });
 }
 
 const list = (value: string | undefined): string[] =>
@@ -51,5 +96,6 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
       ? list(env.CP_LOG_ROOTS)
       : [join(env.CP_STATE_DIR ?? '.state', 'runner', 'tasks')]
     ).map((p) => resolve(p)),
+    uiProjects: uiProjects(env.CP_UI_PROJECTS, checkProject(env.CP_PROJECT ?? 'demo')),
   };
 }

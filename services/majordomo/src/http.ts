@@ -22,6 +22,7 @@ import {
 import { z } from 'zod';
 import { Access, AccessError, type Principal } from './access.js';
 import { allowedHosts, hostAllowed } from './allowed-hosts.js';
+import { UiProject } from './config.js';
 import { LogRefused } from './confined-log.js';
 import { openEventStream, StreamCap, tokenOf } from './event-stream.js';
 import { KvMirror } from './kv-mirror.js';
@@ -230,13 +231,24 @@ export async function startHttp(
     {
       config: viewer,
       schema: {
-        description: 'The user and role behind the token sent',
+        description:
+          "The user and role behind the token sent, this project, and the other projects' pages (CP_UI_PROJECTS)",
         response: {
-          200: z.object({ user: z.string(), role: z.string(), tokenId: z.string().optional() }),
+          200: z.object({
+            user: z.string(),
+            role: z.string(),
+            tokenId: z.string().optional(),
+            project: z.string(),
+            projects: z.array(UiProject),
+          }),
         },
       },
     },
-    async (req) => req.principal!,
+    async (req) => ({
+      ...req.principal!,
+      project: md.cfg.project,
+      projects: [...md.cfg.uiProjects],
+    }),
   );
 
   app.get(

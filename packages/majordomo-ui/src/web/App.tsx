@@ -83,6 +83,40 @@ const NAV: Array<[View, string]> = [
   ['resources', 'Resources'],
 ];
 
+/**
+ * The project this page shows, and the other projects' pages to go to (CP_UI_PROJECTS): each is
+ * another MajorDomo, at another address, so going there is a plain link and its own login (a
+ * token is one project's; this one is never sent there).
+ */
+function ProjectSwitcher({ session }: { session: Session }) {
+  if (!session.projects.length)
+    return session.project ? (
+      <span className="project" data-project={session.project}>
+        {session.project}
+      </span>
+    ) : null;
+  return (
+    <label className="project">
+      <span className="sr-only">Project</span>
+      <select
+        data-project={session.project}
+        value={session.project}
+        onChange={(e) => {
+          const to = session.projects.find((p) => p.name === e.target.value);
+          if (to) window.location.assign(to.url);
+        }}
+      >
+        <option value={session.project}>{session.project}</option>
+        {session.projects.map((p) => (
+          <option key={p.name} value={p.name}>
+            {p.name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 function Shell({ route, session, logout }: { route: Route; session: Session; logout: () => void }) {
   const snap = useSnapshot();
   return (
@@ -96,6 +130,7 @@ function Shell({ route, session, logout }: { route: Route; session: Session; log
       </button>
       <header className="top">
         <strong>MajorDomo</strong>
+        <ProjectSwitcher session={session} />
         <nav aria-label="views">
           {NAV.map(([v, label]) => (
             <a key={v} href={href(v)} aria-current={route.view === v ? 'page' : undefined}>
@@ -166,7 +201,14 @@ export function App() {
       store.onRefused = (m) => logout(`Logged out: the event stream refused the token: ${m}`);
       store.start();
       setMessage('');
-      setSession({ api, store, user: who.user, role: who.role });
+      setSession({
+        api,
+        store,
+        user: who.user,
+        role: who.role,
+        project: who.project,
+        projects: who.projects,
+      });
     },
     [logout],
   );

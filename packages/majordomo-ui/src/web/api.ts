@@ -65,12 +65,22 @@ export class Api {
   }
 }
 
+/** Who the token belongs to, in which project, and the other projects' pages. */
+export interface Whoami {
+  user: string;
+  role: string;
+  project: string;
+  /** Other projects' pages (each served by its own MajorDomo; its own token to log in). */
+  projects: Array<{ name: string; url: string }>;
+}
+
 /** Asks the API who the token belongs to: the login check. */
-export async function whoami(token: string): Promise<{ user: string; role: string }> {
+export async function whoami(token: string): Promise<Whoami> {
   const res = await fetch('/api/whoami', {
     headers: { authorization: `Bearer ${token}` },
     cache: 'no-store',
   });
   if (!res.ok) throw await errorOf(res);
-  return (await res.json()) as { user: string; role: string };
+  const who = (await res.json()) as Partial<Whoami> & { user: string; role: string };
+  return { project: '', projects: [], ...who };
 }

@@ -7,6 +7,8 @@ export interface Session {
   store: ProjectStore;
   user: string;
   role: string;
+  project: string;
+  projects: ReadonlyArray<{ name: string; url: string }>;
 }
 
 export const SessionContext = createContext<Session | null>(null);

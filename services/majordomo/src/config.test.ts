@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { majorDomoConfig, uiProjects } from './config.js';
+
+describe('CP_UI_PROJECTS', () => {
+  it('reads name=URL pairs, none by default', () => {
+    expect(majorDomoConfig({ CP_PROJECT: 'demo' }).uiProjects).toEqual([]);
+    expect(
+      uiProjects(' thesis=http://127.0.0.1:8081/ , lab-2=https://lab.example/cp/', 'demo'),
+    ).toEqual([
+      { name: 'thesis', url: 'http://127.0.0.1:8081/' },
+      { name: 'lab-2', url: 'https://lab.example/cp/' },
+    ]);
+  });
+
+  it('refuses what is not a project name and an http(s) URL, naming the item and the fix', () => {
+    expect(() => uiProjects('thesis', 'demo')).toThrow(/item 1 \("thesis"\): url: .*name=URL/);
+    expect(() => uiProjects('a=http://x/,Bad Name=http://y/', 'demo')).toThrow(
+      /item 2 .*name: not a project name/,
+    );
+    expect(() => uiProjects('thesis=javascript:alert(1)', 'demo')).toThrow(
+      /url: not an http\(s\) URL/,
+    );
+    expect(() => uiProjects('demo=http://127.0.0.1:8080/', 'demo')).toThrow(/own project demo/);
+  });
+});
