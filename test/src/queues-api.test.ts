@@ -11,6 +11,7 @@ interface QueueDepth {
   pullRequests: number;
   lastPulled: string | null;
   served: boolean;
+  runners: number;
 }
 
 /** GET /api/queues: where a project's work waits, and whether a runner listens for it. */
@@ -55,7 +56,7 @@ describe('GET /api/queues', () => {
     expect(before).toMatchObject({ resource: 'local', waiting: 0, pulled: 0, served: false });
     stack.write('src/a.txt', 'hello\n');
     const waiting = await until('a task waiting', (q) => q.waiting === 1);
-    expect(waiting).toMatchObject({ served: false, pullRequests: 0 });
+    expect(waiting).toMatchObject({ served: false, pullRequests: 0, runners: 0 });
 
     await stack.start('runner');
     await settled(stack.bus, (s) =>
@@ -63,7 +64,13 @@ describe('GET /api/queues', () => {
     );
     const served = await until('the queue served', (q) => q.served && q.waiting === 0);
     expect(served.pulled).toBe(0);
-    // The runner keeps a pull open for the next task.
+    // The runner keeps a pull open for the next task, and says it serves the queue.
     await until('a runner listening', (q) => q.pullRequests > 0);
+    expect(served.runners).toBe(1);
+    // A second runner of the queue is counted too; one gone is not.
+    await stack.start('runner', {}, 'runner-2');
+    await until('two runners', (q) => q.runners === 2);
+    await stack.kill9('runner');
+    await until('one runner left', (q) => q.runners === 1);
   });
 });

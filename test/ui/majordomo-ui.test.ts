@@ -351,7 +351,7 @@ describe('MajorDomoUI in a real browser', () => {
     // The queue's depth and its runner (GET /api/queues): the local runner listens.
     await expect
       .poll(() => page.locator('[data-queue="local"] [data-field="runner"]').textContent())
-      .toBe('listening');
+      .toBe('1 listening');
     await shot('resources');
     // No element the names could have made, no dialog, no console error (a CSP violation is one).
     expect(await page.locator('img[src="x"], main script').count()).toBe(0);

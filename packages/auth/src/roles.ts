@@ -165,6 +165,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             subjects.taskControl(p),
             dlq,
             '$SRV.PING.>',
+            // Runners per queue (GET /api/queues): their consumers are their INFO's endpoints.
+            '$SRV.INFO.runner',
             ...readAllBuckets(p),
             ...readTaskLogs(p),
             ...kvRead(buckets.tokens(p)),

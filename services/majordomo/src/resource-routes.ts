@@ -31,10 +31,59 @@ export const QueueDepth = z.object({
   lastPulled: z.string().nullable(),
   /** False when no runner has ever attached to the queue (nothing will run its tasks). */
   served: z.boolean(),
+  /** Runner processes (pilot workers among them) taking the queue's tasks now. */
+  runners: z.number().int(),
 });
 export type QueueDepth = z.infer<typeof QueueDepth>;
 
 const viewer = { role: 'viewer' } as const;
+
+/** How long the runners' answers are waited for after the last one came (or for the first). */
+const RUNNER_STALL_MS = 50;
+const RUNNER_WAIT_MS = 300;
+
+const RunnerInfo = z.object({
+  id: z.string(),
+  endpoints: z.array(z.object({ name: z.string() })).default([]),
+});
+
+/**
+ * The runners listening now, counted per queue: every runner process (a pilot worker too)
+ * answers the NATS micro-service INFO with its consumers as endpoints (`runner-<queue>`).
+ * The project's own NATS account holds only its own services. Answers that are not such an
+ * INFO are skipped.
+ */
+async function runnersByQueue(bus: Bus): Promise<Map<string, number>> {
+  const count = new Map<string, number>();
+  const seen = new Set<string>();
+  try {
+    const replies = await bus.nc.requestMany('$SRV.INFO.runner', '', {
+      strategy: 'stall',
+      stall: RUNNER_STALL_MS,
+      maxWait: RUNNER_WAIT_MS,
+    });
+    for await (const m of replies) {
+      let info: z.infer<typeof RunnerInfo>;
+      try {
+        const parsed = RunnerInfo.safeParse(m.json());
+        if (!parsed.success) continue;
+        info = parsed.data;
+      } catch {
+        continue;
+      }
+      if (seen.has(info.id)) continue;
+      seen.add(info.id);
+      for (const e of info.endpoints)
+        if (e.name.startsWith('runner-')) {
+          const queue = e.name.slice('runner-'.length);
+          count.set(queue, (count.get(queue) ?? 0) + 1);
+        }
+    }
+  } catch {
+    // No runner at all answers: a no-responders error ends the gathering.
+  }
+  return count;
+}
 
 /** The server's `last_active` (an RFC 3339 time; nats-server before 2.10 leaves it out). */
 function isoTime(v: unknown): string | null {
@@ -85,7 +134,7 @@ export async function registerResourceRoutes(
       config: viewer,
       schema: {
         description:
-          "The project's queues: the resource and profile each runs on, tasks waiting and pulled, and whether a runner listens",
+          "The project's queues: the resource and profile each runs on, tasks waiting and pulled, and the runners taking its tasks now",
         response: { 200: z.array(QueueDepth) },
       },
     },
@@ -97,6 +146,7 @@ export async function registerResourceRoutes(
         .info(stream, { subjects_filter: subjects.tasksAll(project) })
         .catch(() => undefined);
       const storedBy = info?.state.subjects ?? {};
+      const runners = await runnersByQueue(bus);
       const out: QueueDepth[] = [];
       for (const { queue, resource, profile } of queues) {
         const consumer = await bus.jsm.consumers
@@ -115,6 +165,7 @@ export async function registerResourceRoutes(
           pullRequests: consumer?.num_waiting ?? 0,
           lastPulled: isoTime(consumer?.delivered.last_active),
           served: consumer !== undefined,
+          runners: runners.get(queue.name) ?? 0,
         });
       }
       return out.sort((a, b) => a.queue.localeCompare(b.queue));

@@ -41,6 +41,7 @@ interface QueueDepth {
   pullRequests: number;
   lastPulled: string | null;
   served: boolean;
+  runners: number;
 }
 
 /** Each queue's depth, re-read when the task list moves (a task submitted, taken or ended). */
@@ -79,7 +80,7 @@ function Queues({ running }: { running: ReadonlyMap<string, number> }) {
               <th>waiting</th>
               <th>running</th>
               <th>at once</th>
-              <th>runner</th>
+              <th>runners</th>
             </tr>
           </thead>
           <tbody>
@@ -92,11 +93,11 @@ function Queues({ running }: { running: ReadonlyMap<string, number> }) {
                 <td data-field="running">{running.get(q.queue) ?? 0}</td>
                 <td>{q.concurrency}</td>
                 <td data-field="runner">
-                  {!q.served
-                    ? 'none ever attached: nothing runs these tasks'
-                    : q.pullRequests > 0
-                      ? 'listening'
-                      : 'not listening now'}
+                  {q.runners > 0
+                    ? `${q.runners} listening`
+                    : !q.served
+                      ? 'none ever attached: nothing runs these tasks'
+                      : 'none listening now'}
                 </td>
               </tr>
             ))}
