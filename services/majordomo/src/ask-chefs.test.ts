@@ -1,0 +1,96 @@
+import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { askHowToBuild } from './ask-chefs.js';
+
+const P = 'ask';
+
+/** This process does nothing else for `ms` (a MajorDomo under load: its event loop held). */
+function busy(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // held
+  }
+}
+
+/**
+ * The "how to build" scatter-gather over a real nats-server: answers already sent when the
+ * deadline passes are read, every invalid one dead-lettered, also when MajorDomo was too busy to
+ * read them before its deadline came (nats.js's requestMany dropped those unread).
+ */
+describe('askHowToBuild', () => {
+  let nats: NatsServer;
+  let md: Bus;
+  let chef: Bus;
+  const letters: DeadLetter[] = [];
+  const connect = (service: string) => {
+    const logger = createLogger(service);
+    logger.level = 'silent';
+    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    md = await connect('majordomo');
+    chef = await connect('rogue');
+    await ensureProjectStreams(md, P);
+    md.nc.subscribe(`cp.${P}.dlq.*`, {
+      callback: (_e, m) => {
+        const env = Envelope.safeParse(m.json());
+        const body = env.success ? DeadLetter.safeParse(env.data.body) : undefined;
+        if (body?.success) letters.push(body.data);
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await chef?.close();
+    await md?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('reads and dead-letters an answer sent before the deadline though MajorDomo was busy past it', async () => {
+    const garbage = '{"oops';
+    const valid = (goal: string) => ({ goal, chef: 'text', pod: 'p', canBuild: false });
+    const sub = chef.nc.subscribe(subjects.howToBuild(P), {
+      callback: (_e, m) => {
+        const goal = (m.json() as { body: { goal: string } }).body.goal;
+        m.respond(garbage);
+        m.respond(
+          JSON.stringify(
+            envelope('rules.can_build_from', valid(goal), { project: P, source: 'text' }),
+          ),
+        );
+        // Both answers go out (nats.js writes in a microtask, queued before this one); then
+        // this process, MajorDomo too, is held past the deadline before its socket is read
+        // again: the deadline's timer comes first when the event loop goes round.
+        queueMicrotask(() => busy(800));
+      },
+    });
+    try {
+      const answers = await askHowToBuild(
+        md,
+        { goal: 'fz/busy.goal', have: [] },
+        { chefs: ['text', 'silent'], deadlineMs: 200, cid: 'busy' },
+      );
+      expect(answers.map((a) => a.chef)).toEqual(['text']);
+      for (let i = 0; i < 200 && !letters.some((l) => l.data === garbage); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      const d = letters.find((l) => l.data === garbage);
+      expect(d, JSON.stringify(letters)).toBeDefined();
+      expect(d!.service).toBe('majordomo');
+      expect(d!.subject).toMatch(/^_INBOX\./);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it('ends at once when no chef listens', async () => {
+    const answers = await askHowToBuild(
+      md,
+      { goal: 'fz/nobody.goal', have: [] },
+      { chefs: ['text'], deadlineMs: 60_000, cid: 'nobody' },
+    );
+    expect(answers).toEqual([]);
+  });
+});
