@@ -12,11 +12,23 @@
 // Settings: CP_SOAK_MINUTES (default 30), CP_SOAK_RATE edits/s (2), CP_SOAK_TEXTS (6) and
 // CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
 // CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv; CP_SOAK_HEAP=1 for heap snapshots
-// of every service at the end of warm-up and at the end, CP_SOAK_NATS_PROF=1 for nats-server's.
+// of every service at the end of warm-up and at the end, CP_SOAK_NATS_PROF=1 for nats-server's
+// (with its /varz and /jsz, and its live heap after forced GCs once a minute in nats-heap.csv).
+//
+// Retention: short, so that the history the project keeps reaches its steady state within the
+// run (the defaults keep days of it, and nats-server's memory holds ~150 bytes per stored key or
+// subject): task records and build results CP_RECORD_MAX_AGE_S=900 (the least allowed), file
+// changes and build events CP_EVENT_MAX_AGE_S=300, task logs CP_TASK_LOG_MAX_AGE_S=300, unless
+// set. The bench provisions the project, so its environment is what the streams and buckets get.
+// What else nats-server (2.9.10) holds as it runs, measured apart by nats-memory.ts: the whole
+// last block of every stream read as it is written (a consumer, KV watch or get) stays in memory
+// until the block is full (8 MB for a limits stream, 4 MB for a KV bucket or work queue), then
+// drops. At 2 edits/s some blocks take more than 30 minutes to fill: its RSS settles only then.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { retentionFromEnv } from '@computepods/bus';
 import { Envelope, subjects } from '@computepods/protocol';
 import { freePort } from '@computepods/testkit';
 import { Stack } from '../../test/src/stack.js';
@@ -35,6 +47,11 @@ const SAMPLE_S = Number(
 /** An edit whose artefact is not up to date this long after the save counts as missing. */
 const DEADLINE_MS = 60_000;
 const OUT = process.env.CP_SOAK_OUT ?? mkdtempSync(join(tmpdir(), 'cp-soak-'));
+process.env.CP_RECORD_MAX_AGE_S ||= '900';
+process.env.CP_EVENT_MAX_AGE_S ||= '300';
+process.env.CP_TASK_LOG_MAX_AGE_S ||= '300';
+const retention = retentionFromEnv();
+const RETENTION = `records ${retention.recordMaxAgeMs / 1000} s, events ${retention.eventMaxAgeMs / 1000} s, task logs ${retention.taskLogMaxAgeMs / 1000} s`;
 mkdirSync(OUT, { recursive: true });
 
 const now = () => performance.now();
@@ -105,8 +122,11 @@ const sources: Source[] = [
 // CP_SOAK_NATS_PROF=1: nats-server serves Go's pprof on a free port; its heap profile (text) is
 // saved into OUT at the end of warm-up and at the end, to see what grew inside the server.
 const profPort = process.env.CP_SOAK_NATS_PROF === '1' ? await freePort() : undefined;
+// With it, nats-server's monitoring port too: /varz (its memory) and /jsz (streams, consumers)
+// are saved beside the profiles.
+const monitorPort = profPort ? await freePort() : undefined;
 const stack = await Stack.start('soak', {
-  natsConfigLines: profPort ? [`prof_port: ${profPort}`] : [],
+  natsConfigLines: profPort ? [`prof_port: ${profPort}`, `http_port: ${monitorPort}`] : [],
 });
 let figures: Record<string, number | string | boolean>;
 try {
@@ -230,12 +250,14 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
 
   // --- the soak ------------------------------------------------------------------------------------
   console.log(
-    `soak: ${MINUTES} min, ${RATE} edits/s over ${sources.length} sources, a sample every ${SAMPLE_S} s; output in ${OUT}`,
+    `soak: ${MINUTES} min, ${RATE} edits/s over ${sources.length} sources, a sample every ${SAMPLE_S} s; output in ${OUT}\n` +
+      `retention (short, for the bench: CP_RECORD_MAX_AGE_S, CP_EVENT_MAX_AGE_S, CP_TASK_LOG_MAX_AGE_S): ${RETENTION}`,
   );
   begin = now();
   sampleAll();
   const sampler = setInterval(sampleAll, SAMPLE_S * 1000);
   let lastReport = 0;
+  const natsHeap: string[] = [];
   let warmSnapshot = !heap && !profPort;
   for (let n = 0; ; n++) {
     const due = begin + (n / RATE) * 1000;
@@ -246,7 +268,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     if (!warmSnapshot && now() - begin >= windowsFor(DURATION_S).warmupS * 1000) {
       warmSnapshot = true;
       if (heap) void snapshots(stack, OUT);
-      if (profPort) void natsProfile(profPort, OUT, 'warm');
+      if (profPort) void natsProfile(profPort, monitorPort, OUT, 'warm');
     }
     const minute = Math.floor((now() - begin) / 60_000);
     if (minute > lastReport) {
@@ -256,8 +278,10 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       const mem = procs()
         .map(([name, pid]) => `${name} ${round((probe(pid ?? -1)?.rssKb ?? Number.NaN) / 1024, 1)}`)
         .join(', ');
+      const live = profPort ? await natsLiveHeapKb(profPort) : undefined;
+      if (live !== undefined) natsHeap.push(`${round((now() - begin) / 1000, 1)},${live}`);
       console.log(
-        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}`,
+        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}${live === undefined ? '' : `; nats-server live heap ${round(live / 1024, 1)} MiB`}`,
       );
     }
   }
@@ -265,7 +289,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   sampleAll();
   clearInterval(sampler);
   if (heap) await snapshots(stack, OUT);
-  if (profPort) await natsProfile(profPort, OUT, 'end');
+  if (profPort) await natsProfile(profPort, monitorPort, OUT, 'end');
   await drain(DEADLINE_MS);
   const jsAfter = await jetstreamState(stack);
   sub.unsubscribe();
@@ -301,6 +325,8 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     join(OUT, 'samples.csv'),
     `t_s,process,pid,rss_kb,fds\n${samples.map((s) => `${round(s.t, 2)},${s.proc},${s.pid},${s.rssKb},${s.fds}`).join('\n')}\n`,
   );
+  if (natsHeap.length)
+    writeFileSync(join(OUT, 'nats-heap.csv'), `t_s,live_heap_kb\n${natsHeap.join('\n')}\n`);
   writeFileSync(
     join(OUT, 'edits.csv'),
     `n,at_s,source,target,lag_ms,superseded\n${counted.map((e) => `${e.n},${round(e.at, 3)},${e.source},${e.target},${e.lagMs === undefined ? '' : round(e.lagMs, 1)},${e.superseded ?? false}`).join('\n')}\n`,
@@ -376,6 +402,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   const figures: Record<string, number | string | boolean> = {
     minutes: round(elapsedS / 60, 2),
     rate_per_s: RATE,
+    retention: `short, for the bench: ${RETENTION}`,
     sources: sources.length,
     sample_s: SAMPLE_S,
     warmup_s: windows.warmupS,
@@ -440,13 +467,47 @@ async function snapshots(stack: Stack, dir: string): Promise<void> {
   console.log(`  heap snapshots in ${dir}: ${count()}`);
 }
 
-/** nats-server's Go heap profile (in-use, with stacks, as text) into DIR/nats-heap-LABEL.txt. */
-async function natsProfile(port: number, dir: string, label: string): Promise<void> {
+/**
+ * nats-server's live Go heap (HeapAlloc right after two GCs it is asked to run: buffers it recycles
+ * through a sync.Pool are only freed by the second), in KiB.
+ */
+async function natsLiveHeapKb(port: number): Promise<number | undefined> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1`);
-    writeFileSync(join(dir, `nats-heap-${label}.txt`), await res.text());
-    console.log(`  nats-server heap profile: ${join(dir, `nats-heap-${label}.txt`)}`);
-  } catch (err) {
-    console.log(`  nats-server heap profile failed: ${(err as Error).message}`);
+    await (await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?gc=1`)).arrayBuffer();
+    const text = await (
+      await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1&gc=1`)
+    ).text();
+    const m = /^# HeapAlloc = (\d+)$/m.exec(text);
+    return m ? Math.round(Number(m[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/**
+ * nats-server's Go heap profile (in-use, with stacks, as text) into DIR/nats-heap-LABEL.txt, and
+ * its /varz and /jsz (every account's streams and consumers) into DIR/nats-{varz,jsz}-LABEL.json.
+ */
+async function natsProfile(
+  port: number,
+  monitor: number | undefined,
+  dir: string,
+  label: string,
+): Promise<void> {
+  const save = async (url: string, file: string) => {
+    try {
+      const res = await fetch(url);
+      writeFileSync(join(dir, file), await res.text());
+      console.log(`  nats-server ${file}: ${join(dir, file)}`);
+    } catch (err) {
+      console.log(`  nats-server ${file} failed: ${(err as Error).message}`);
+    }
+  };
+  await save(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1`, `nats-heap-${label}.txt`);
+  if (monitor === undefined) return;
+  await save(`http://127.0.0.1:${monitor}/varz`, `nats-varz-${label}.json`);
+  await save(
+    `http://127.0.0.1:${monitor}/jsz?accounts=true&streams=true&consumers=true&config=true`,
+    `nats-jsz-${label}.json`,
+  );
 }

@@ -29,6 +29,7 @@ import {
 } from './errors.js';
 import { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
 import { createLogger, type Logger } from './logger.js';
+import { projectBucketMaxAgeMs } from './project.js';
 import { ServiceResponder } from './service.js';
 import {
   type ConsumerSpec,
@@ -139,8 +140,17 @@ export class Bus {
     return ensureConsumer(this.jsm, spec);
   }
 
+  /**
+   * Opens (creating when missing) a bucket. The project's tasks and builds buckets get the
+   * records' max age (CP_RECORD_MAX_AGE_S, projectBucketMaxAgeMs) unless the spec names one.
+   */
   async kv<S extends z.ZodType>(bucket: string, schema: S, spec?: KvSpec): Promise<TypedKv<S>> {
-    return new TypedKv(await ensureKv(this.nc, bucket, spec), schema, this.logger);
+    const maxAgeMs = spec?.maxAgeMs ?? projectBucketMaxAgeMs(this.project, bucket);
+    return new TypedKv(
+      await ensureKv(this.nc, bucket, { ...spec, ...(maxAgeMs === undefined ? {} : { maxAgeMs }) }),
+      schema,
+      this.logger,
+    );
   }
 
   /**

@@ -33,7 +33,13 @@ export { createLogger, type Logger } from './logger.js';
 export {
   DLQ_MAX_BYTES,
   DLQ_MAX_MSGS,
+  EVENT_MAX_AGE_MS,
   ensureProjectStreams,
+  projectBucketMaxAgeMs,
+  RECORD_MAX_AGE_MS,
+  RECORD_MIN_AGE_MS,
+  type Retention,
+  retentionFromEnv,
   TASK_LOG_MAX_AGE_MS,
   TASK_LOG_MAX_BYTES,
   TASK_LOG_MAX_MSGS_PER_SUBJECT,

@@ -3,6 +3,7 @@ import {
   DeliverPolicy,
   DiscardPolicy,
   type JetStreamManager,
+  jetstreamManager,
   RetentionPolicy,
   StorageType,
   type StreamConfig,
@@ -151,17 +152,45 @@ export async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec):
 export interface KvSpec {
   readonly history?: number;
   readonly replicas?: number;
+  /**
+   * How long a key's value is kept after it was last written (the bucket's max age; 0: for ever).
+   * Given, a bucket that exists with another max age is changed to it, when this connection may
+   * (like ensureStream's limits; a least-privileged service leaves the provisioned one alone);
+   * absent, an existing bucket's is left as it is.
+   */
+  readonly maxAgeMs?: number;
 }
 
-/** Opens the bucket, creating it first when missing. */
+/** Opens the bucket, creating it first when missing (and setting its max age, see KvSpec). */
 export async function ensureKv(nc: NatsConnection, name: string, spec: KvSpec = {}): Promise<KV> {
   const kvm = new Kvm(nc);
+  let kv: KV;
   try {
-    return await kvm.create(name, {
+    kv = await kvm.create(name, {
       history: spec.history ?? 1,
       replicas: spec.replicas ?? defaultReplicas(),
+      ...(spec.maxAgeMs ? { ttl: spec.maxAgeMs } : {}),
     });
   } catch {
     return await kvm.open(name);
+  }
+  if (spec.maxAgeMs !== undefined) await ensureKvMaxAge(nc, name, spec.maxAgeMs);
+  return kv;
+}
+
+/**
+ * Sets an existing bucket's max age (its stream's `max_age`). On a bucket made before it had
+ * one, the server drops at once every value older than the new age.
+ */
+async function ensureKvMaxAge(nc: NatsConnection, name: string, maxAgeMs: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const stream = `KV_${name}`;
+  try {
+    const info = await jsm.streams.info(stream);
+    if ((info.config.max_age ?? 0) === maxAgeMs * NS) return;
+    await jsm.streams.update(stream, { max_age: maxAgeMs * NS });
+  } catch (err) {
+    if (isPermissionDenied(err)) return;
+    throw err;
   }
 }
