@@ -6,6 +6,7 @@ import { Bus, createLogger } from '@computepods/bus';
 import { ArtefactRecord, type ArtefactStatus, buckets } from '@computepods/protocol';
 import {
   type CommandResult,
+  killProcessesUsing,
   ManagedProcess,
   NatsServer,
   runCommand,
@@ -264,6 +265,10 @@ export class Stack implements AsyncDisposable {
     await Promise.allSettled([...this.procs.values()].map((p) => p.stop()));
     await this.bus?.close().catch(() => undefined);
     await this.nats[Symbol.asyncDispose]();
+    // Tasks outlive their runner by design (a restarted runner adopts them): one a test left
+    // waiting (a gate never opened, its chef killed) would poll for ever in a deleted folder.
+    // Whatever still works in this stack's unique folder is this stack's own.
+    killProcessesUsing(this.dir.path);
     this.dir[Symbol.dispose]();
   }
 }
