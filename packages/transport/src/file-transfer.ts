@@ -182,30 +182,32 @@ async function downloadOnce(
       `${localPath} exists; remove it or pass ifExists: 'replace'`,
     );
   }
-  const { hash: want, by } = await remoteHash(
-    pool,
-    target,
-    dir,
-    base,
-    options.verify ?? 'sha256sum',
-  );
-  await mkdir(dirname(localPath), { recursive: true });
   const tmp = join(
     dirname(localPath),
     `.${basename(localPath)}.tmp-${randomBytes(6).toString('hex')}`,
   );
   try {
-    const mode = await pool.sftp(target, async (sftp) => {
-      const st = await sftpOps.stat(sftp, remotePath);
-      if (!st.isFile()) {
-        throw new TransportError(
-          'TRANSPORT_UNSUPPORTED_FILE',
-          `${remotePath} is not a regular file`,
-        );
-      }
-      await sftpOps.fastGet(sftp, remotePath, tmp);
-      return transferMode(st.mode);
-    });
+    // The pod hashes while the bytes come over, not before: on a big file each takes seconds.
+    // Both settle before anything else happens, so a failure leaves no transfer writing tmp.
+    const [hashed, fetched] = await Promise.allSettled([
+      remoteHash(pool, target, dir, base, options.verify ?? 'sha256sum'),
+      pool.sftp(target, async (sftp) => {
+        const st = await sftpOps.stat(sftp, remotePath);
+        if (!st.isFile()) {
+          throw new TransportError(
+            'TRANSPORT_UNSUPPORTED_FILE',
+            `${remotePath} is not a regular file`,
+          );
+        }
+        await mkdir(dirname(localPath), { recursive: true });
+        await sftpOps.fastGet(sftp, remotePath, tmp);
+        return transferMode(st.mode);
+      }),
+    ]);
+    if (hashed.status === 'rejected') throw hashed.reason;
+    if (fetched.status === 'rejected') throw fetched.reason;
+    const { hash: want, by } = hashed.value;
+    const mode = fetched.value;
     await chmod(tmp, mode);
     const got = await sha256File(tmp);
     if (got !== want) throw new VerifyError(localPath, want, got);

@@ -35,7 +35,21 @@ function shellPath(path: string, what: string): string {
 }
 
 /**
- * SHA-256 of files under baseDir, computed by the remote `sha256sum`: one exec per batch,
+ * The remote hasher, as a `sh -c` script taking the files as arguments: OpenSSL's
+ * `dgst -sha256 -r` where it works, else coreutils' `sha256sum`. Both print one line per file,
+ * the 64 hex digits first. coreutils' sha256sum (9.1 in Debian 12) is plain C, while OpenSSL
+ * uses the CPU's SHA extensions: on a 1 GiB file 16.5 s against 3.8 s on our 2-core machine,
+ * longer than the SFTP transfer itself. Any OpenSSL failure (none installed, an old one
+ * without -r, an unreadable file) falls back to sha256sum, whose exit status and stderr then
+ * speak; 127 when neither exists. The names are arguments, not script text, so a batch still
+ * fits in one argument's 128 KiB.
+ */
+export const REMOTE_SHA256_SCRIPT =
+  'if out=$(openssl dgst -sha256 -r -- "$@" 2>/dev/null); then printf \'%s\\n\' "$out"; ' +
+  'else exec sha256sum -- "$@"; fi';
+
+/**
+ * SHA-256 of files under baseDir, computed on the remote host (REMOTE_SHA256_SCRIPT): one exec per batch,
  * 64 hex characters back per file, instead of reading every byte again over the network.
  * Returns undefined when the host has no sha256sum (exit 127), so the caller can re-read.
  */
@@ -48,7 +62,7 @@ export async function sha256Remote(
   const result = new Map<string, string>();
   for (const batch of batches(rels)) {
     const names = batch.map((rel) => shellPath(rel, 'file to hash')).join(' ');
-    const cmd = `cd ${shellPath(baseDir, 'directory')} && sha256sum -- ${names}`;
+    const cmd = `cd ${shellPath(baseDir, 'directory')} && sh -c ${shellQuote(REMOTE_SHA256_SCRIPT)} sh ${names}`;
     const res = await pool.exec(target, cmd);
     if (res.code === 127) return undefined;
     if (res.code !== 0) {
