@@ -374,6 +374,27 @@ describe('MajorDomoUI in a real browser', () => {
     await page.locator('main[data-view="artefacts"]').waitFor();
   });
 
+  it('collapses the graph by folder and rule, and opens a folder on a click', async () => {
+    await page.goto(`${url}/#/graph?group=folder`);
+    const out = page.locator('[data-folder="out/"]');
+    await out.waitFor();
+    expect(Number(await out.getAttribute('data-count'))).toBeGreaterThanOrEqual(5);
+    // The failed artefacts in out/ colour the folder, and are counted on it.
+    expect(await out.getAttribute('data-state')).toBe('failed');
+    expect(await out.locator('.badge').textContent()).toMatch(/^(.*, )?\d+ failed(, .*)?$/);
+    await page.locator('[data-folder="src/"]').waitFor();
+    expect(await page.locator(node('out/hello.upper')).count()).toBe(0);
+    // A rule's tasks between collapsed folders are one task node.
+    await page.locator('.react-flow__node[data-id="t:upper ×2"]').waitFor();
+    await out.click();
+    await waitNode('out/hello.upper', 'up_to_date');
+    expect(page.url()).toContain('open=out');
+    await shot('graph-grouped-open');
+    await page.locator('[data-open-folder="out"]').click();
+    await out.waitFor();
+    expect(await page.locator(node('out/hello.upper')).count()).toBe(0);
+  });
+
   it('follows the system: dark mode', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.goto(`${url}/#/graph`);

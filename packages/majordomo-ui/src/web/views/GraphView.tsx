@@ -11,6 +11,7 @@ import {
   useReactFlow,
 } from '@xyflow/react';
 import { createContext, memo, useContext, useEffect, useMemo } from 'react';
+import { collapseGraph, countStates, isFolderKey, worstState } from '../collapse.js';
 import { useSnapshot } from '../context.js';
 import { type LaidNode, layoutGraph, shapeKey } from '../layout.js';
 import { href, type Route, setParam } from '../route.js';
@@ -23,6 +24,8 @@ interface Look {
   query: string;
   state: string;
   selected: string;
+  /** Collapsed folders (key `dir/`) → their artefacts, when the graph is grouped. */
+  folders: ReadonlyMap<string, readonly string[]>;
 }
 const LookContext = createContext<Look | null>(null);
 
@@ -48,6 +51,34 @@ const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeDat
       <Handle type="target" position={Position.Left} isConnectable={false} />
       <span className="label">{data.key}</span>
       <span className="badge">{STATE_LABEL[state]}</span>
+      <Handle type="source" position={Position.Right} isConnectable={false} />
+    </div>
+  );
+});
+
+/** A collapsed folder: its artefacts counted by state, coloured by the worst; click opens it. */
+const FolderNode = memo(function FolderNode({ data }: NodeProps<Node<NodeData>>) {
+  const look = useContext(LookContext)!;
+  const paths = look.folders.get(data.key) ?? [];
+  const counts = countStates(paths, (p) => shownState(look.snap, p));
+  const state = worstState(counts.keys());
+  const unsettled = [...counts]
+    .filter(([s]) => s !== 'up_to_date' && s !== 'source')
+    .map(([s, n]) => `${n} ${STATE_LABEL[s]}`);
+  const dim = look.query && !paths.some((p) => p.toLowerCase().includes(look.query.toLowerCase()));
+  return (
+    <div
+      className={`node art folder s-${state}${dim ? ' dim' : ''}`}
+      data-folder={data.key}
+      data-state={state}
+      data-count={paths.length}
+      title={`${data.key}: ${paths.length} artefacts; click to show them`}
+    >
+      <Handle type="target" position={Position.Left} isConnectable={false} />
+      <span className="label">
+        {data.key} · {paths.length}
+      </span>
+      <span className="badge">{unsettled.length ? unsettled.join(', ') : STATE_LABEL[state]}</span>
       <Handle type="source" position={Position.Right} isConnectable={false} />
     </div>
   );
@@ -105,12 +136,13 @@ function FitOnShape({ shape, large }: { shape: string; large: boolean }) {
 /** Above this many nodes only those in view are drawn. */
 const DRAW_VISIBLE_ONLY = 1000;
 
-const nodeTypes = { artefact: ArtefactNode, task: TaskNode, cycle: CycleNode };
+const nodeTypes = { artefact: ArtefactNode, folder: FolderNode, task: TaskNode, cycle: CycleNode };
 
 function toFlow(n: LaidNode): Node<NodeData> {
+  const folder = n.kind === 'artefact' && isFolderKey(n.key);
   return {
     id: n.id,
-    type: n.kind,
+    type: folder ? 'folder' : n.kind,
     position: { x: n.x, y: n.y },
     data: { key: n.key },
     width: n.width,
@@ -121,7 +153,8 @@ function toFlow(n: LaidNode): Node<NodeData> {
     connectable: false,
     selectable: n.kind === 'artefact',
     focusable: n.kind === 'artefact',
-    ariaLabel: n.kind === 'artefact' ? `artefact ${n.key}` : undefined,
+    ariaLabel:
+      n.kind === 'artefact' ? (folder ? `folder ${n.key}` : `artefact ${n.key}`) : undefined,
   };
 }
 
@@ -176,15 +209,26 @@ function focused(
   return { graph, hidden: g.artefacts.length - graph.artefacts.length, capped };
 }
 
+const NO_FOLDERS: ReadonlyMap<string, readonly string[]> = new Map();
+
 export function GraphView({ route }: { route: Route }) {
   const snap = useSnapshot();
   const full = snap.graph;
   const query = route.params.get('q') ?? '';
   const state = route.params.get('state') ?? '';
   const selected = route.params.get('sel') ?? '';
-  const large = !!full && full.artefacts.length + full.tasks.length > LARGE_GRAPH;
-  const view = full && large ? focused(snap, full, query, selected) : undefined;
-  const graph = view?.graph ?? full;
+  const grouped = route.params.get('group') === 'folder';
+  const openParam = route.params.get('open') ?? '';
+  const open = useMemo(() => new Set(openParam.split(',').filter(Boolean)), [openParam]);
+  const collapsed = useMemo(
+    () => (full && grouped ? collapseGraph(full, open) : undefined),
+    [full, grouped, open],
+  );
+  const shown = collapsed?.graph ?? full;
+  const large = !!shown && shown.artefacts.length + shown.tasks.length > LARGE_GRAPH;
+  const view = shown && large ? focused(snap, shown, query, selected) : undefined;
+  const graph = view?.graph ?? shown;
+  const setOpen = (dirs: Set<string>) => setParam(route, 'open', [...dirs].sort().join(','));
   const key = graph ? shapeKey(graph) : '';
   // biome-ignore lint/correctness/useExhaustiveDependencies: laid out again only when the shape changes
   const flow = useMemo(() => {
@@ -201,7 +245,11 @@ export function GraphView({ route }: { route: Route }) {
     }));
     return { nodes: l.nodes.map(toFlow), edges };
   }, [key]);
-  const look = useMemo(() => ({ snap, query, state, selected }), [snap, query, state, selected]);
+  const folders = collapsed?.folders ?? NO_FOLDERS;
+  const look = useMemo(
+    () => ({ snap, query, state, selected, folders }),
+    [snap, query, state, selected, folders],
+  );
 
   return (
     <div className="with-panel">
@@ -227,6 +275,29 @@ export function GraphView({ route }: { route: Route }) {
               ))}
             </select>
           </label>
+          <label>
+            Group{' '}
+            <select
+              value={grouped ? 'folder' : ''}
+              onChange={(e) => setParam(route, 'group', e.target.value)}
+            >
+              <option value="">none</option>
+              <option value="folder">by folder and rule</option>
+            </select>
+          </label>
+          {grouped &&
+            [...open].sort().map((dir) => (
+              <button
+                key={dir}
+                type="button"
+                className="chip"
+                data-open-folder={dir}
+                title={`collapse ${dir}/ again`}
+                onClick={() => setOpen(new Set([...open].filter((d) => d !== dir)))}
+              >
+                {dir}/ ×
+              </button>
+            ))}
           <Legend />
           <span className="muted" data-graph-size>
             {full ? `${full.artefacts.length} artefacts, ${full.tasks.length} tasks` : 'loading…'}
@@ -249,7 +320,10 @@ export function GraphView({ route }: { route: Route }) {
             const id = (e.target as HTMLElement)
               .closest('.react-flow__node')
               ?.getAttribute('data-id');
-            if (e.key === 'Enter' && id?.startsWith('a:')) setParam(route, 'sel', id.slice(2));
+            if (e.key !== 'Enter' || !id?.startsWith('a:')) return;
+            const key = id.slice(2);
+            if (isFolderKey(key)) setOpen(new Set([...open, key.slice(0, -1)]));
+            else setParam(route, 'sel', key);
           }}
         >
           <LookContext.Provider value={look}>
@@ -264,7 +338,9 @@ export function GraphView({ route }: { route: Route }) {
               onlyRenderVisibleElements={flow.nodes.length > DRAW_VISIBLE_ONLY}
               proOptions={{ hideAttribution: true }}
               onNodeClick={(_e, n) => {
-                if (n.type === 'artefact') setParam(route, 'sel', (n.data as NodeData).key);
+                const key = (n.data as NodeData).key;
+                if (n.type === 'artefact') setParam(route, 'sel', key);
+                else if (n.type === 'folder') setOpen(new Set([...open, key.slice(0, -1)]));
               }}
             >
               <FitOnShape
