@@ -14,3 +14,15 @@ export function cpuMsOf(pid: number | undefined): number {
   // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
+
+/**
+ * CPU time (user + system, ms) of a process's children that have ended and been waited for:
+ * what a make run (and its compilers) cost its parent, or the tasks a runner's spawner started.
+ */
+export function childrenCpuMsOf(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the command name.
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
+}

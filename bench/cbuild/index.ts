@@ -1,0 +1,633 @@
+// pnpm bench cbuild: a generated C project (CP_CBUILD_SOURCES sources, default 200, sharing
+// CP_CBUILD_HEADERS headers, default 20, one program linking every object) built by the C
+// chef's rules on a real stack (nats-server, MajorDomo, chef, runner with 2 lanes, fswatcher: one
+// OS process each) against `make -j2` on an identical copy of the tree, in the same run: clean
+// build, no-op, a one-line body edit, a header edit, a comment-only edit (early cutoff).
+//
+// The builtin `c` definition's link rule lists three objects (main.o, util.o, lib.o): a rule's
+// inputs are a fixed list, a pattern cannot say "every .o". So the chef runs the builtin's
+// `cc` rule verbatim (read from services/chef/chefs/c.yaml: `cc -MMD`, headers discovered from
+// the depfile) with a link rule generated for this project's 201 objects, as c.yaml says to do.
+//
+// Counts come from a `cc` wrapper first on both systems' PATH that appends one line per
+// compile or link to a ledger (what actually ran), cross-checked with the build requests
+// MajorDomo sent. Wall time: ours from the edit to MajorDomo's last artefact-state event before
+// a status that says idle with every artefact up to date; make's from the edit to its exit.
+// CPU from /proc/<pid>/stat (utime+stime) before/after each scenario; the compilers' CPU from
+// cutime+cstime of their parent (the runner's spawner; this process for make).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { Envelope, StatusReply } from '@computepods/protocol';
+import { runCommand } from '@computepods/testkit';
+import { z } from 'zod';
+import { Stack } from '../../test/src/stack.js';
+import { BuildLog } from '../../test/src/watch-builds.js';
+import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
+import { finish, table } from '../lib/report.js';
+
+const SOURCES = Number(process.env.CP_CBUILD_SOURCES ?? 200);
+const HEADERS = Number(process.env.CP_CBUILD_HEADERS ?? 20);
+const LANES = 2; // make -j2 ⇔ the runner's CP_PARALLEL=2
+const DIR = 'cproj';
+const figures: Record<string, number | string | boolean> = {
+  sources: SOURCES + 1,
+  headers: HEADERS,
+  lanes: LANES,
+};
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
+const pad3 = (i: number) => String(i).padStart(3, '0');
+const pad2 = (i: number) => String(i).padStart(2, '0');
+
+// --- the project (deterministic) -----------------------------------------------------------------
+/** The two headers source i includes. */
+function headersOf(i: number): [number, number] {
+  const a = i % HEADERS;
+  let b = (i * 7 + 3) % HEADERS;
+  if (b === a) b = (a + 1) % HEADERS;
+  return [a, b];
+}
+function header(k: number): string {
+  const K = pad2(k);
+  return `/* h${K}.h: shared header ${k} */
+#ifndef H${K}_H
+#define H${K}_H
+#define H${K}_SCALE ${k * 2 + 3}u
+static inline unsigned h${K}_mix(unsigned x) {
+  x ^= x >> ${(k % 7) + 3};
+  x *= H${K}_SCALE;
+  return x + ${k + 1}u;
+}
+#endif
+`;
+}
+function source(i: number): string {
+  const [a, b] = headersOf(i).map(pad2) as [string, string];
+  let s = i * 2654435761;
+  const tab = Array.from({ length: 16 }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return `${s >>> 8}u`;
+  });
+  return `/* s${pad3(i)}.c: generated source ${i} */
+#include <stdlib.h>
+#include <string.h>
+#include "h${a}.h"
+#include "h${b}.h"
+
+static const unsigned tab[16] = {${tab.join(', ')}};
+
+static unsigned step(unsigned x, unsigned i) {
+  switch (i & 3u) {
+  case 0: return h${a}_mix(x) + tab[i & 15u];
+  case 1: return h${b}_mix(x) ^ tab[(i * 7u) & 15u];
+  case 2: return (x << 5) | (x >> 27);
+  default: return x * 2654435761u + i;
+  }
+}
+
+static int cmp(const void *p, const void *q) {
+  unsigned x = *(const unsigned *)p, y = *(const unsigned *)q;
+  return (x > y) - (x < y);
+}
+
+unsigned s${pad3(i)}_f(unsigned seed) {
+  unsigned acc = seed, buf[16];
+  memcpy(buf, tab, sizeof buf);
+  for (unsigned i = 0; i < 16u; i++) buf[i] = step(buf[i] ^ acc, i);
+  qsort(buf, 16, sizeof buf[0], cmp);
+  /* body comment ${i} */
+  for (unsigned i = 0; i < 64u; i++) acc = step(acc ^ buf[i & 15u], i);
+  return acc + 1u;
+}
+`;
+}
+function mainC(): string {
+  const lines = ['/* main.c: calls every generated function */', '#include <stdio.h>'];
+  for (let i = 0; i < SOURCES; i++) lines.push(`unsigned s${pad3(i)}_f(unsigned);`);
+  lines.push('int main(void) {', '  unsigned v, sum = 0;');
+  for (let i = 0; i < SOURCES; i++)
+    lines.push(`  v = s${pad3(i)}_f(${i}u); sum = sum * 31u + v; printf("s${pad3(i)} %u\\n", v);`);
+  lines.push('  printf("sum %u\\n", sum);', '  return 0;', '}', '');
+  return lines.join('\n');
+}
+const tree = new Map<string, string>();
+tree.set(`${DIR}/main.c`, mainC());
+for (let k = 0; k < HEADERS; k++) tree.set(`${DIR}/h${pad2(k)}.h`, header(k));
+for (let i = 0; i < SOURCES; i++) tree.set(`${DIR}/s${pad3(i)}.c`, source(i));
+const objects = [
+  `${DIR}/main.o`,
+  ...Array.from({ length: SOURCES }, (_, i) => `${DIR}/s${pad3(i)}.o`),
+];
+
+// --- the chef definition: the builtin cc rule, a link rule for these objects ---------------------
+const builtin = readFileSync(join(import.meta.dirname, '../../services/chef/chefs/c.yaml'), 'utf8');
+const linkAt = builtin.indexOf('  - id: link');
+if (linkAt < 0 || !builtin.includes('  - id: cc'))
+  throw new Error(
+    'services/chef/chefs/c.yaml no longer has the cc and link rules this bench reads',
+  );
+const ccCommand = /\n {4}command: (.*)\n/.exec(builtin.slice(0, linkAt))?.[1];
+if (!ccCommand) throw new Error('no command in the builtin cc rule');
+const chefDef = [
+  builtin.slice(0, linkAt).trimEnd(),
+  '  - id: link',
+  `    inputs: [${objects.map((o) => JSON.stringify(o.replace(`${DIR}/`, '{stem}/'))).join(', ')}]`,
+  '    outputs: ["{stem}/prog"]',
+  '    command: cc -o {out0} {in}',
+  '',
+].join('\n');
+
+// --- the same rules for make ----------------------------------------------------------------------
+// The builtin's command with make's automatic variables, so both run byte-identical commands.
+const makeCc = ccCommand
+  .replace('{out1}', '$(@:.o=.d)')
+  .replace('{out0}', '$@')
+  .replace('{in0}', '$<');
+const makefile = [
+  `OBJS = ${objects.join(' ')}`,
+  `${DIR}/prog: $(OBJS)`,
+  '\tcc -o $@ $^',
+  `${DIR}/%.o: ${DIR}/%.c`,
+  `\t${makeCc}`,
+  '-include $(OBJS:.o=.d)',
+  '',
+].join('\n');
+
+// --- the stack -------------------------------------------------------------------------------------
+const stack = await Stack.start('cbuild');
+const bin = stack.dir.join('bin');
+mkdirSync(bin);
+// The counting cc: one line per invocation, appended (atomic under PIPE_BUF) to $CBUILD_LEDGER.
+writeFileSync(
+  join(bin, 'cc'),
+  `#!/bin/sh
+case " $* " in *" -c "*) k=compile ;; *) k=link ;; esac
+echo "$k" >> "$CBUILD_LEDGER"
+exec /usr/bin/cc "$@"
+`,
+);
+chmodSync(join(bin, 'cc'), 0o755);
+const ledger = { ours: stack.dir.join('ours.ledger'), make: stack.dir.join('make.ledger') };
+for (const f of Object.values(ledger)) writeFileSync(f, '');
+const PATH = `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+const defFile = stack.dir.join('c-bench.yaml');
+writeFileSync(defFile, chefDef);
+
+const quiet = { CP_LOG_LEVEL: 'info' };
+await Promise.all([
+  stack.start('majordomo', quiet),
+  stack.start('runner', {
+    ...quiet,
+    CP_PARALLEL: String(LANES),
+    PATH,
+    CBUILD_LEDGER: ledger.ours,
+  }),
+  stack.start('fswatcher', quiet),
+  stack.start('chef', { ...quiet, CP_CHEF: 'c', CP_CHEF_DEFINITION: defFile }),
+]);
+const mk = stack.dir.join('make');
+
+// The runner's spawner (its python child) waits for every task: its children's CPU is the
+// compilers'. Found once it is up (started ahead of the first task).
+function childOf(ppid: number, comm: RegExp): number | undefined {
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppidOf = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppidOf === ppid && comm.test(name)) return Number(e);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+const pids: Record<string, number | undefined> = {
+  majordomo: stack.procs.get('majordomo')?.pid,
+  chef: stack.procs.get('chef')?.pid,
+  runner: stack.procs.get('runner')?.pid,
+  fswatcher: stack.procs.get('fswatcher')?.pid,
+  'nats-server': stack.nats.pid,
+};
+const spawnerPid = () => childOf(pids.runner!, /python/);
+
+// --- watching MajorDomo --------------------------------------------------------------------------
+const log = new BuildLog(stack.bus);
+// When each request and result crossed NATS, for where the time goes.
+const timed: Array<{ at: number; kind: 'request' | 'result'; ruleId: string; ms?: number }> = [];
+/** Task runs seen on task.state (running → finished/failed): how long the lanes were busy. */
+const running = new Map<string, number>();
+const runs: Array<{ end: number; ms: number }> = [];
+const timedSubs = [
+  stack.bus.nc.subscribe(`cp.${stack.project}.task.state`, {
+    callback: (_e, m) => {
+      const b = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body as {
+        taskId: string;
+        state: string;
+      };
+      if (b.state === 'running') running.set(b.taskId, now());
+      else if (b.state === 'finished' || b.state === 'failed') {
+        const t = running.get(b.taskId);
+        running.delete(b.taskId);
+        if (t !== undefined) runs.push({ end: now(), ms: now() - t });
+      }
+    },
+  }),
+  stack.bus.nc.subscribe(`cp.${stack.project}.build.request.*`, {
+    callback: (_e, m) => {
+      const b = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body as {
+        ruleId: string;
+      };
+      timed.push({ at: now(), kind: 'request', ruleId: b.ruleId });
+    },
+  }),
+  stack.bus.nc.subscribe(`cp.${stack.project}.build.result`, {
+    callback: (_e, m) => {
+      const b = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body as {
+        taskId: string;
+        durationMs: number;
+      };
+      timed.push({
+        at: now(),
+        kind: 'result',
+        ruleId: b.taskId.split(':')[0]!,
+        ms: b.durationMs,
+      });
+    },
+  }),
+];
+/** The last event that changed an artefact's status or hash (not only its pods or mtime). */
+let lastArtefactEvent = 0;
+let lastArtefactWhat = '';
+/** The last artefact event of any kind. */
+let lastAnyEvent = 0;
+let eventCount = 0;
+const seenSha = new Map<string, string | null>();
+const seenStatus = new Map<string, string>();
+let wake: (() => void) | undefined;
+const artefactSub = stack.bus.nc.subscribe(`cp.${stack.project}.artefact.state`, {
+  callback: (_e, m) => {
+    try {
+      const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+      const b = env.body as { path: string; sha256: string | null; status: string };
+      const t = now();
+      if (seenSha.get(b.path) !== b.sha256 || seenStatus.get(b.path) !== b.status) {
+        lastArtefactEvent = t;
+        lastArtefactWhat = `${b.path}=${b.status}`;
+      }
+      seenSha.set(b.path, b.sha256);
+      seenStatus.set(b.path, b.status);
+      lastAnyEvent = t;
+    } catch {
+      return;
+    }
+    eventCount++;
+    wake?.();
+  },
+});
+/** Resolves at the next artefact event, or after `ms`. */
+const nextEventOr = (ms: number) =>
+  new Promise<void>((r) => {
+    const t = setTimeout(r, ms);
+    wake = () => {
+      clearTimeout(t);
+      wake = undefined;
+      r();
+    };
+  });
+let statusPolls = 0;
+const status = () => {
+  statusPolls++;
+  return stack.bus.request('status', {}, StatusReply, { timeoutMs: 30_000 });
+};
+const derived = new Set([
+  ...objects,
+  ...objects.map((o) => o.replace(/\.o$/, '.d')),
+  `${DIR}/prog`,
+]);
+/**
+ * Waits until MajorDomo has recorded every edited source's new hash, then until a status says
+ * idle with every artefact up to date and the program's record matching its bytes on disk.
+ * Returns the time of MajorDomo's last artefact event before that status (when it reported the
+ * last change), or `t0` when it reported nothing.
+ */
+async function ourDone(t0: number, edited: Map<string, string>, timeoutMs = 300_000) {
+  const end = t0 + timeoutMs;
+  const before = eventCount;
+  while (![...edited].every(([p, h]) => seenSha.get(p) === h)) {
+    if (now() > end) throw new Error(`MajorDomo never recorded the edit\n${stack.logs()}`);
+    await nextEventOr(1000);
+  }
+  for (;;) {
+    if (now() > end) throw new Error(`MajorDomo did not settle\n${stack.logs()}`);
+    // Quiet for 40 ms (no artefact event), then ask: a status per gap, not per 50 ms tick.
+    const mark = eventCount;
+    await sleep(40);
+    if (eventCount !== mark) continue;
+    const st = await status();
+    const prog = st.artefacts.find((a) => a.path === `${DIR}/prog`);
+    const ok =
+      st.idle &&
+      st.artefacts.filter((a) => derived.has(a.path) && a.status === 'up_to_date').length ===
+        derived.size &&
+      prog?.sha256 === sha256(readFileSync(join(stack.workspace, DIR, 'prog')));
+    if (ok && eventCount === mark)
+      return eventCount === before ? t0 : Math.max(t0, lastArtefactEvent);
+  }
+}
+
+// --- measuring -------------------------------------------------------------------------------------
+const ledgerCounts = (f: string) => {
+  const lines = readFileSync(f, 'utf8').split('\n');
+  return {
+    compile: lines.filter((l) => l === 'compile').length,
+    link: lines.filter((l) => l === 'link').length,
+  };
+};
+const cpuSnapshot = () => {
+  const out: Record<string, number> = {};
+  for (const [n, pid] of Object.entries(pids)) out[n] = cpuMsOf(pid);
+  out.compilers = childrenCpuMsOf(spawnerPid());
+  out.bench = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
+  return out;
+};
+const runMake = async (): Promise<{ ms: number; cpuMs: number; code: number | null }> => {
+  const c0 = childrenCpuMsOf(process.pid);
+  const t0 = now();
+  const child: ChildProcess = spawn('make', ['-j2', '-s'], {
+    cwd: mk,
+    env: { ...process.env, PATH, CBUILD_LEDGER: ledger.make },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr?.on('data', (d) => {
+    err += d;
+  });
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const ms = now() - t0;
+  if (code !== 0) throw new Error(`make failed (${code}): ${err.slice(0, 2000)}`);
+  return { ms, cpuMs: childrenCpuMsOf(process.pid) - c0, code };
+};
+const progOutput = async (root: string) => {
+  const r = await runCommand(join(root, DIR, 'prog'), [], { cwd: root, timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`${root}/${DIR}/prog exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
+};
+const writeTree = (root: string, files: Iterable<[string, string]>) => {
+  for (const [p, text] of files) {
+    mkdirSync(join(root, p, '..'), { recursive: true });
+    writeFileSync(join(root, p), text);
+  }
+};
+
+interface Scenario {
+  readonly name: string;
+  readonly what: string;
+  /** The files to (re)write, in both trees. Empty: nothing changes. */
+  readonly edit: () => Map<string, string>;
+}
+const edited = (path: string, from: string, to: string) => () => {
+  const text = tree.get(path)!;
+  if (!text.includes(from)) throw new Error(`${path} has no ${from}`);
+  const next = text.replace(from, to);
+  tree.set(path, next);
+  return new Map([[path, next]]);
+};
+const HK = 7 % HEADERS;
+const HDR = `${DIR}/h${pad2(HK)}.h`;
+const BODY = Math.floor(SOURCES * 0.21); // s042 of 200
+const COMMENT = Math.floor(SOURCES * 0.685); // s137 of 200
+const includers = Array.from({ length: SOURCES }, (_, i) => i).filter((i) =>
+  headersOf(i).includes(HK),
+).length;
+figures.header_edit_includers = includers;
+const scenarios: Scenario[] = [
+  { name: 'clean', what: 'clean build', edit: () => new Map(tree) },
+  { name: 'noop', what: 'no-op (nothing changed)', edit: () => new Map() },
+  {
+    name: 'body',
+    what: `one-line body edit (s${pad3(BODY)}.c)`,
+    edit: edited(`${DIR}/s${pad3(BODY)}.c`, 'return acc + 1u;', 'return acc + 2u;'),
+  },
+  {
+    name: 'header',
+    what: `header edit (h${pad2(HK)}.h, ${includers} includers)`,
+    edit: edited(
+      HDR,
+      `#define H${pad2(HK)}_SCALE ${HK * 2 + 3}u`,
+      `#define H${pad2(HK)}_SCALE ${HK * 2 + 4}u`,
+    ),
+  },
+  {
+    name: 'comment',
+    what: `comment-only edit (s${pad3(COMMENT)}.c)`,
+    edit: edited(
+      `${DIR}/s${pad3(COMMENT)}.c`,
+      `/* body comment ${COMMENT} */`,
+      `/* body comment ${COMMENT}, edited */`,
+    ),
+  },
+];
+
+figures.loadavg_1m_start = loadavg()[0]!;
+const rows: (string | number)[][] = [];
+const cpuRows: (string | number)[][] = [];
+for (const sc of scenarios) {
+  const files = sc.edit();
+  // ComputePods: the edit, then until MajorDomo says the program is up to date and idle.
+  const l0 = ledgerCounts(ledger.ours);
+  const r0 = log.requests.length;
+  const cpu0 = cpuSnapshot();
+  const k0 = timed.length;
+  const n0 = runs.length;
+  const polls0 = statusPolls;
+  const t0 = now();
+  let oursMs: number;
+  if (files.size === 0) {
+    // Nothing changed: the analogue of running make is asking for the program.
+    const reply = await stack.bus.request(
+      'build',
+      { path: `${DIR}/prog`, force: false },
+      z.object({ accepted: z.boolean(), status: z.string() }).passthrough(),
+    );
+    const replied = now();
+    figures.noop_ours_build_reply = `${reply.accepted ? 'accepted' : 'refused'}: ${reply.status}`;
+    // Then confirm nothing started (not timed: the quiet wait is the bench's, not MajorDomo's).
+    const done = await ourDone(t0, new Map());
+    oursMs = (done === t0 ? replied : Math.max(done, replied)) - t0;
+  } else {
+    writeTree(stack.workspace, files);
+    oursMs = (await ourDone(t0, new Map([...files].map(([p, t]) => [p, sha256(t)])))) - t0;
+  }
+  const cpu1 = cpuSnapshot();
+  figures[`${sc.name}_ours_last_change`] = files.size === 0 ? '' : lastArtefactWhat;
+  figures[`${sc.name}_ours_last_any_event_ms`] = files.size === 0 ? 0 : lastAnyEvent - t0;
+  figures[`${sc.name}_status_polls`] = statusPolls - polls0;
+  const l1 = ledgerCounts(ledger.ours);
+  const reqs = log.requests.slice(r0);
+  // Where the time went: edit → first request, → link request, → last result; and how busy
+  // the lanes were (the builds' own durations over lanes × wall).
+  const tl = timed.slice(k0);
+  const firstReq = tl.find((e) => e.kind === 'request');
+  const linkReq = tl.find((e) => e.kind === 'request' && e.ruleId === 'link');
+  const lastResult = tl.filter((e) => e.kind === 'result').at(-1);
+  // A task's run as the runner reported it (running → finished), not the chef's build time.
+  const busyMs = runs.slice(n0).reduce((a, r) => a + r.ms, 0);
+  Object.assign(figures, {
+    [`${sc.name}_ours_first_request_ms`]: firstReq ? firstReq.at - t0 : Number.NaN,
+    [`${sc.name}_ours_link_request_ms`]: linkReq ? linkReq.at - t0 : Number.NaN,
+    [`${sc.name}_ours_last_result_ms`]: lastResult ? lastResult.at - t0 : Number.NaN,
+    [`${sc.name}_ours_build_ms_sum`]: busyMs,
+    [`${sc.name}_ours_lane_occupancy`]: oursMs > 0 ? busyMs / (LANES * oursMs) : Number.NaN,
+  });
+  const ours = {
+    compile: l1.compile - l0.compile,
+    link: l1.link - l0.link,
+    ccRequests: reqs.filter((r) => r.ruleId === 'cc').length,
+    linkRequests: reqs.filter((r) => r.ruleId === 'link').length,
+  };
+
+  // make -j2 on its own copy: the same edit, then make.
+  if (sc.name === 'clean') {
+    mkdirSync(mk, { recursive: true });
+    writeFileSync(join(mk, 'Makefile'), makefile);
+  }
+  const m0 = ledgerCounts(ledger.make);
+  const tm0 = now();
+  writeTree(mk, files);
+  const made = await runMake();
+  const makeMs = now() - tm0;
+  const m1 = ledgerCounts(ledger.make);
+  const mkc = { compile: m1.compile - m0.compile, link: m1.link - m0.link };
+
+  const [outOurs, outMake] = await Promise.all([progOutput(stack.workspace), progOutput(mk)]);
+  const sameOutput = outOurs === outMake;
+  const sameBinary = readFileSync(join(stack.workspace, DIR, 'prog')).equals(
+    readFileSync(join(mk, DIR, 'prog')),
+  );
+  const ratio = oursMs / makeMs;
+  rows.push([
+    sc.what,
+    ours.compile,
+    ours.link,
+    mkc.compile,
+    mkc.link,
+    oursMs,
+    makeMs,
+    ratio,
+    sameOutput ? 'yes' : 'NO',
+  ]);
+  const cpu: Record<string, number> = {};
+  for (const k of Object.keys(cpu1)) cpu[k] = cpu1[k]! - cpu0[k]!;
+  const servicesMs = ['majordomo', 'chef', 'runner', 'fswatcher', 'nats-server']
+    .map((k) => cpu[k]!)
+    .reduce((a, b) => a + b, 0);
+  cpuRows.push([
+    sc.name,
+    cpu.majordomo!,
+    cpu.chef!,
+    cpu.runner!,
+    cpu.fswatcher!,
+    cpu['nats-server']!,
+    servicesMs,
+    cpu.compilers!,
+    made.cpuMs,
+  ]);
+  Object.assign(figures, {
+    [`${sc.name}_ours_ms`]: oursMs,
+    [`${sc.name}_make_ms`]: makeMs,
+    [`${sc.name}_ratio`]: ratio,
+    [`${sc.name}_ours_compiles`]: ours.compile,
+    [`${sc.name}_ours_links`]: ours.link,
+    [`${sc.name}_ours_cc_requests`]: ours.ccRequests,
+    [`${sc.name}_ours_link_requests`]: ours.linkRequests,
+    [`${sc.name}_make_compiles`]: mkc.compile,
+    [`${sc.name}_make_links`]: mkc.link,
+    [`${sc.name}_same_output`]: sameOutput,
+    [`${sc.name}_same_binary`]: sameBinary,
+    [`${sc.name}_cpu_ms_majordomo`]: cpu.majordomo!,
+    [`${sc.name}_cpu_ms_chef`]: cpu.chef!,
+    [`${sc.name}_cpu_ms_runner`]: cpu.runner!,
+    [`${sc.name}_cpu_ms_fswatcher`]: cpu.fswatcher!,
+    [`${sc.name}_cpu_ms_nats_server`]: cpu['nats-server']!,
+    [`${sc.name}_cpu_ms_services_total`]: servicesMs,
+    [`${sc.name}_cpu_ms_ours_compilers`]: cpu.compilers!,
+    [`${sc.name}_cpu_ms_make_and_compilers`]: made.cpuMs,
+    [`${sc.name}_cpu_ms_bench`]: cpu.bench!,
+  });
+  // Let the fswatcher see make-free quiet and the services' heartbeats pass before the next.
+  await sleep(500);
+}
+figures.loadavg_1m_end = loadavg()[0]!;
+figures.status_polls = statusPolls;
+// What one of the bench's status polls costs MajorDomo (its reply lists every artefact), to
+// subtract from its CPU above: 20 polls with nothing going on.
+{
+  const c0 = cpuMsOf(pids.majordomo);
+  for (let i = 0; i < 20; i++) await status();
+  figures.status_poll_majordomo_cpu_ms = (cpuMsOf(pids.majordomo) - c0) / 20;
+}
+figures.goal_clean_le_1_1 = (figures.clean_ratio as number) <= 1.1;
+figures.goal_header_le_1_0 = (figures.header_ratio as number) <= 1.0;
+figures.goal_comment_relinks_nothing = figures.comment_ours_links === 0;
+
+table(
+  `C project: ${SOURCES + 1} sources, ${HEADERS} headers, one program; ComputePods (C chef's rules, runner CP_PARALLEL=${LANES}) vs make -j${LANES}`,
+  [
+    'scenario',
+    'ours cc',
+    'ours link',
+    'make cc',
+    'make link',
+    'ours ms',
+    'make ms',
+    'ours/make',
+    'same output',
+  ],
+  rows,
+);
+table(
+  'CPU ms per scenario (utime+stime from /proc; compilers: the tasks the runner spawned, make: make and its compilers)',
+  [
+    'scenario',
+    'majordomo',
+    'chef',
+    'runner',
+    'fswatcher',
+    'nats-server',
+    'services total',
+    'our compilers',
+    'make + compilers',
+  ],
+  cpuRows,
+);
+table(
+  'where our time went (ms from the edit; lanes busy: task run time over lanes × wall)',
+  ['scenario', 'first request', 'link request', 'last result', 'done', 'lanes busy'],
+  scenarios.map((sc) => [
+    sc.name,
+    figures[`${sc.name}_ours_first_request_ms`] as number,
+    figures[`${sc.name}_ours_link_request_ms`] as number,
+    figures[`${sc.name}_ours_last_result_ms`] as number,
+    figures[`${sc.name}_ours_ms`] as number,
+    figures[`${sc.name}_ours_lane_occupancy`] as number,
+  ]),
+);
+console.log(
+  `load average (1 min) at start ${figures.loadavg_1m_start}, at end ${figures.loadavg_1m_end}`,
+);
+console.log(
+  `goals: clean ≤ 1.1× make (${(figures.clean_ratio as number).toFixed(2)}), header ≤ 1.0× (${(figures.header_ratio as number).toFixed(2)}), comment relinks nothing (${figures.comment_ours_links} links)`,
+);
+
+artefactSub.unsubscribe();
+for (const s of timedSubs) s.unsubscribe();
+log.close();
+await stack[Symbol.asyncDispose]();
+finish('cbuild', figures);
+process.exit(0);
