@@ -256,6 +256,8 @@ describe('REST API security', { timeout: 240_000 }, () => {
       user: 'alice',
       role: 'viewer',
       tokenId: tokens.alice!.id,
+      project: stack.project,
+      projects: [],
     });
     expect((await call('GET', '/api/artefacts', { token: tokens.alice!.token })).status).toBe(200);
     for (const [method, path, body] of [
