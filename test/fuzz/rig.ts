@@ -141,11 +141,11 @@ export class FuzzRig implements AsyncDisposable {
   /** Answers the rogue chef gives, by the goal asked about (how-to-build.answer). */
   readonly #answers = new Map<
     string,
-    { data: Uint8Array; asked: (reply: string, lateMs: number) => void }
+    { data: Uint8Array; asked: (reply: string, lateMs: Promise<number>) => void }
   >();
   #answerGoals = 0;
   /**
-   * Answers the rogue chef sent only once MajorDomo's gathering deadline had passed (this
+   * Answers the server had from the rogue chef only after MajorDomo's gathering deadline (this
    * process busy): MajorDomo no longer reads that question's answers, by design (scatter-gather
    * with a deadline), so nothing of them is owed. Counted, not judged.
    */
@@ -279,8 +279,16 @@ export class FuzzRig implements AsyncDisposable {
         if (!a || !m.reply) return;
         this.#answers.delete(goal as string);
         m.respond(a.data);
-        // How long after the question was made the answer went out (one machine, one clock).
-        a.asked(m.reply, Date.now() - asked);
+        // How long after the question was made the server surely had the answer: its answer to
+        // a ping sent after it (one machine, one clock). Before MajorDomo's deadline, MajorDomo
+        // reads it (it reads what the server sent it before it gives up); later, not by design.
+        a.asked(
+          m.reply,
+          nc.flush().then(
+            () => Date.now() - asked,
+            () => Number.NaN,
+          ),
+        );
       },
     });
     nc.subscribe('_INBOX.fuzz.>', {
@@ -547,7 +555,7 @@ export class FuzzRig implements AsyncDisposable {
     } catch {
       invalid = true;
     }
-    let answeredAfterMs = 0;
+    let answeredAfterMs: Promise<number> = Promise.resolve(Number.NaN);
     const asked = new Promise<string | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), this.answerMs);
       this.#answers.set(goal, {
@@ -590,8 +598,9 @@ export class FuzzRig implements AsyncDisposable {
         `MajorDomo never asked how to build the goal: api.build answered ${said.slice(0, 300) || 'nothing'}`,
       );
     if (!invalid) return done('accepted', false);
-    // Sent when (or after) MajorDomo stopped gathering, less a margin for its delivery: not read.
-    if (!(answeredAfterMs < HOW_TO_BUILD_MS - 50)) {
+    // At the server only once MajorDomo's deadline had passed: not read, by design.
+    const afterMs = await answeredAfterMs;
+    if (!(afterMs < HOW_TO_BUILD_MS)) {
       this.answersAfterDeadline++;
       return done('ignored', true);
     }
@@ -600,7 +609,7 @@ export class FuzzRig implements AsyncDisposable {
       : done(
           'unanswered',
           true,
-          `invalid answer dropped without a dead letter (sent ${Math.round(answeredAfterMs)} ms after the question)`,
+          `invalid answer dropped without a dead letter (at the server ${Math.round(afterMs)} ms after the question)`,
         );
   }
 
