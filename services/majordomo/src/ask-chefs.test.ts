@@ -82,6 +82,9 @@ describe('askHowToBuild', () => {
       expect(d!.subject).toMatch(/^_INBOX\./);
     } finally {
       sub.unsubscribe();
+      // Until the server has the UNSUB, the next test's question still has a listener here
+      // (another connection: no order between the two), so no "no responders" comes back.
+      await chef.nc.flush();
     }
   });
 
