@@ -164,18 +164,7 @@ export class FuzzRig implements AsyncDisposable {
   static async start(options: RigOptions = {}): Promise<FuzzRig> {
     const stack = await Stack.start(options.project ?? 'fuzz');
     try {
-      const chefFile = stack.dir.join('chef.yaml');
-      writeFileSync(
-        chefFile,
-        [
-          'rules:',
-          '  - id: upper',
-          "    inputs: ['src/{stem}.txt']",
-          "    outputs: ['out/{stem}.upper']",
-          '    command: tr a-z A-Z < {in0} > {out0}',
-          '',
-        ].join('\n'),
-      );
+      const chefFile = stack.writeUpperChef();
       const quiet = { CP_LOG_LEVEL: 'info' };
       await Promise.all([
         stack.start('majordomo', {

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import {
   ArtefactRecord,
   buckets,
@@ -63,18 +62,7 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
 
   beforeAll(async () => {
     stack = await Stack.start('fuzz');
-    chefFile = stack.dir.join('chef.yaml');
-    writeFileSync(
-      chefFile,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        '    command: tr a-z A-Z < {in0} > {out0}',
-        '',
-      ].join('\n'),
-    );
+    chefFile = stack.writeUpperChef();
     stack.bus.nc.subscribe(`cp.${stack.project}.dlq.*`, {
       callback: (_e, m) => {
         const env = Envelope.safeParse(m.json());
