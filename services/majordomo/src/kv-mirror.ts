@@ -7,6 +7,7 @@ interface KvEntry {
   readonly key: string;
   readonly operation: string;
   readonly revision: number;
+  readonly created: Date;
   json(): unknown;
 }
 
@@ -19,10 +20,13 @@ interface KvEntry {
  *
  * A call first waits (up to `catchUpMs`) until the watch has delivered the bucket's last
  * revision as it is when the call begins, so a value written before the call is in its answer.
- * An invalid value counts as absent (as entries() reads it).
+ * An invalid value counts as absent (as entries() reads it). A bucket with a max age (task
+ * records: CP_RECORD_MAX_AGE_S) drops values silently, with no delete a watch would see: a value
+ * older than the max age is dropped here too when a call reads the map.
  */
 export class KvMirror<S extends z.ZodType> {
-  readonly #values = new Map<string, Versioned<z.infer<S>>>();
+  /** In the order last written (a rewritten key moves to the end): the oldest come first. */
+  readonly #values = new Map<string, Versioned<z.infer<S>> & { readonly written: number }>();
   /** The highest revision the watch delivered. */
   #seen = 0;
   readonly #waiters = new Set<{ revision: number; done: () => void }>();
@@ -70,8 +74,9 @@ export class KvMirror<S extends z.ZodType> {
   #apply(e: KvEntry): void {
     const key = fromKvKey(e.key);
     const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
-    if (value === undefined) this.#values.delete(key);
-    else this.#values.set(key, { value, revision: e.revision });
+    this.#values.delete(key);
+    if (value !== undefined)
+      this.#values.set(key, { value, revision: e.revision, written: e.created.getTime() });
     if (e.revision > this.#seen) this.#seen = e.revision;
     for (const w of this.#waiters) if (w.revision <= this.#seen) w.done();
   }
@@ -89,7 +94,7 @@ export class KvMirror<S extends z.ZodType> {
 
   /** The bucket's valid values, once the watch has caught up with the bucket (or catchUpMs). */
   async values(): Promise<ReadonlyMap<string, Versioned<z.infer<S>>>> {
-    const { state } = (await this.kv.kv.status()).streamInfo;
+    const { state, config } = (await this.kv.kv.status()).streamInfo;
     const revision = state.last_seq;
     if (state.messages > 0 && revision > this.#seen)
       await new Promise<void>((resolve) => {
@@ -105,6 +110,15 @@ export class KvMirror<S extends z.ZodType> {
         const timer = setTimeout(w.done, this.catchUpMs);
         this.#waiters.add(w);
       });
+    // Expired from the bucket: oldest first, so the scan stops at the first one still kept.
+    const maxAgeMs = (config.max_age ?? 0) / 1e6;
+    if (maxAgeMs > 0) {
+      const cutoff = Date.now() - maxAgeMs;
+      for (const [key, v] of this.#values) {
+        if (v.written > cutoff) break;
+        this.#values.delete(key);
+      }
+    }
     return this.#values;
   }
 

@@ -1,0 +1,74 @@
+import { Bus, createLogger } from '@computepods/bus';
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { KvMirror, readMatching } from './kv-mirror.js';
+
+const Rec = z.object({ n: z.number() });
+
+/** The in-memory copy REST listings read, over a real nats-server. */
+describe('KvMirror and readMatching', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    const logger = createLogger('majordomo');
+    logger.level = 'silent';
+    bus = await Bus.connect({
+      servers: nats.url,
+      service: 'majordomo',
+      project: 'mirror',
+      logger,
+      discoverable: false,
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('shows what was written before a call, not what was deleted or is invalid', async () => {
+    const kv = await bus.kv('mirror_plain', Rec);
+    const mirror = await KvMirror.start(kv, 'mirror_plain', bus.logger);
+    try {
+      await kv.put('a', { n: 1 });
+      await kv.kv.put('bad', '{"n":"x"}');
+      expect([...(await mirror.values()).keys()]).toEqual(['a']);
+      await kv.put('a', { n: 2 });
+      expect((await mirror.values()).get('a')?.value).toEqual({ n: 2 });
+      await kv.delete('a');
+      expect([...(await mirror.values()).keys()]).toEqual([]);
+    } finally {
+      mirror.stop();
+    }
+  });
+
+  it('drops a value the bucket expired (max age: no delete is seen by a watch)', async () => {
+    const kv = await bus.kv('mirror_aged', Rec, { maxAgeMs: 1_000 });
+    const mirror = await KvMirror.start(kv, 'mirror_aged', bus.logger);
+    try {
+      await kv.put('old', { n: 1 });
+      expect([...(await mirror.values()).keys()]).toEqual(['old']);
+      // Gone from the bucket once expired (nats-server sweeps now and then).
+      for (let i = 0; i < 300 && (await kv.get('old')); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await kv.get('old')).toBeUndefined();
+      await kv.put('new', { n: 2 });
+      expect([...(await mirror.values()).keys()]).toEqual(['new']);
+    } finally {
+      mirror.stop();
+    }
+  });
+
+  it('readMatching reads only the keys under a filter, none when there are none', async () => {
+    const kv = await bus.kv('mirror_filter', Rec);
+    expect([...(await readMatching(kv, 'queue.>')).keys()]).toEqual([]);
+    await kv.put('queue.a', { n: 1 });
+    await kv.put('other', { n: 2 });
+    await kv.kv.put('queue.bad', 'not json');
+    await kv.put('queue.b', { n: 3 });
+    const got = await readMatching(kv, 'queue.>');
+    expect([...got.keys()].sort()).toEqual(['queue.a', 'queue.b']);
+  });
+});
