@@ -65,9 +65,10 @@ async function remoteHash(
   dir: string,
   base: string,
   mode: 'reread' | 'sha256sum',
+  bytes?: number,
 ): Promise<{ hash: string; by: 'reread' | 'sha256sum' }> {
   if (mode === 'sha256sum') {
-    const hash = (await sha256Remote(pool, target, dir, [base]))?.get(base);
+    const hash = (await sha256Remote(pool, target, dir, [base], { bytes }))?.get(base);
     if (hash) return { hash, by: 'sha256sum' };
   }
   const hash = await pool.sftp(target, (s) => sha256Sftp(s, `${dir}/${base}`));
@@ -135,6 +136,7 @@ async function uploadOnce(
       dir,
       tmpBase,
       options.verify ?? 'sha256sum',
+      st.size,
     );
     if (hash !== want) throw new VerifyError(`${endpointOf(target)}:${remotePath}`, want, hash);
     await pool.sftp(target, (sftp) => replaceRemote(sftp, tmp, remotePath));

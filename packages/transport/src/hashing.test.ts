@@ -96,6 +96,11 @@ describe('sha256Remote against a real sshd', () => {
     expect(got).toEqual(new Map(Object.entries(FILES).map(([n, d]) => [n, sha(d)])));
   });
 
+  it('hashes the same with sha256sum alone, for files known to be small', async () => {
+    const got = await sha256Remote(pool, target, remote, Object.keys(FILES), { bytes: 1 });
+    expect(got).toEqual(new Map(Object.entries(FILES).map(([n, d]) => [n, sha(d)])));
+  });
+
   it('fails naming the directory when a file is missing', async () => {
     await expect(sha256Remote(pool, target, remote, ['plain', 'missing'])).rejects.toThrow(
       /sha256sum in .* failed \(1\).*missing/,

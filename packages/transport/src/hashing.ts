@@ -42,27 +42,39 @@ function shellPath(path: string, what: string): string {
  * longer than the SFTP transfer itself. Any OpenSSL failure (none installed, an old one
  * without -r, an unreadable file) falls back to sha256sum, whose exit status and stderr then
  * speak; 127 when neither exists. The names are arguments, not script text, so a batch still
- * fits in one argument's 128 KiB.
+ * fits in one argument's 128 KiB. Starting sh and openssl costs about 3 ms more per exec than
+ * sha256sum alone (8 against 5 ms on a loaded 2-core machine), so files known to be small
+ * (OPENSSL_FROM) go to sha256sum directly.
  */
+/** Below this many bytes in all, sha256sum is quicker than starting OpenSSL. */
+export const OPENSSL_FROM = 1 << 20;
+
 export const REMOTE_SHA256_SCRIPT =
   'if out=$(openssl dgst -sha256 -r -- "$@" 2>/dev/null); then printf \'%s\\n\' "$out"; ' +
   'else exec sha256sum -- "$@"; fi';
 
 /**
- * SHA-256 of files under baseDir, computed on the remote host (REMOTE_SHA256_SCRIPT): one exec per batch,
- * 64 hex characters back per file, instead of reading every byte again over the network.
- * Returns undefined when the host has no sha256sum (exit 127), so the caller can re-read.
+ * SHA-256 of files under baseDir, computed on the remote host (REMOTE_SHA256_SCRIPT, or
+ * sha256sum alone when `bytes`, the files' total size, is known to be below OPENSSL_FROM): one
+ * exec per batch, 64 hex characters back per file, instead of reading every byte again over
+ * the network. Returns undefined when the host has no hasher (exit 127), so the caller can
+ * re-read.
  */
 export async function sha256Remote(
   pool: SshPool,
   target: SshTarget,
   baseDir: string,
   rels: readonly string[],
+  options: { readonly bytes?: number } = {},
 ): Promise<Map<string, string> | undefined> {
   const result = new Map<string, string>();
+  const hasher =
+    options.bytes !== undefined && options.bytes < OPENSSL_FROM
+      ? 'sha256sum --'
+      : `sh -c ${shellQuote(REMOTE_SHA256_SCRIPT)} sh`;
   for (const batch of batches(rels)) {
     const names = batch.map((rel) => shellPath(rel, 'file to hash')).join(' ');
-    const cmd = `cd ${shellPath(baseDir, 'directory')} && sh -c ${shellQuote(REMOTE_SHA256_SCRIPT)} sh ${names}`;
+    const cmd = `cd ${shellPath(baseDir, 'directory')} && ${hasher} ${names}`;
     const res = await pool.exec(target, cmd);
     if (res.code === 127) return undefined;
     if (res.code !== 0) {

@@ -71,9 +71,10 @@ async function remoteHashes(
   rels: readonly string[],
   mode: 'reread' | 'sha256sum',
   concurrency: number,
+  bytes: number,
 ): Promise<{ hashes: Map<string, string>; by: 'reread' | 'sha256sum' }> {
   if (mode === 'sha256sum') {
-    const hashes = await sha256Remote(pool, target, dir, rels);
+    const hashes = await sha256Remote(pool, target, dir, rels, { bytes });
     if (hashes) return { hashes, by: 'sha256sum' };
   }
   const list = await pool.sftp(target, (sftp) =>
@@ -134,6 +135,7 @@ export async function uploadTree(
       list.files.map((f) => f.rel),
       options.verify ?? 'sha256sum',
       concurrency,
+      list.files.reduce((n, f) => n + f.size, 0),
     );
     for (const [rel, want] of local) {
       const got = hashes.get(rel) ?? '(missing)';
@@ -180,6 +182,7 @@ export async function downloadTree(
     rels,
     options.verify ?? 'sha256sum',
     concurrency,
+    list.files.reduce((n, f) => n + f.size, 0),
   );
   const tmp = `${dest}${tmpSuffix('tmp')}`;
   try {
