@@ -1,10 +1,14 @@
 // pnpm bench ssh: 1,000 small remote commands (`true`) over one pooled SSH connection against
-// a new connection for each command, on a real sshd on loopback. The new-connection case runs
-// NEW_N commands (default 100) and is extrapolated to 1,000, since each costs a full
-// TCP + key exchange + public-key auth round; the JSON line says which figures are extrapolated.
+// a new connection for each command, on a real sshd on loopback, each both sequential and
+// CONCURRENCY in flight (like against like). The new-connection cases run NEW_N commands
+// (default 100) and are extrapolated to 1,000, since each costs a full TCP + key exchange +
+// public-key auth round; the JSON line says which figures are extrapolated.
+// Then SFTP throughput, ours against OpenSSH's sftp (./sftp.ts; BENCH_SSH_SFTP=0 skips it).
+import { loadavg } from 'node:os';
 import { Sshd } from '@computepods/testkit';
 import { SshPool } from '@computepods/transport';
 import { finish, percentile, table } from '../lib/report.js';
+import { sftpBench } from './sftp.js';
 
 const N = Number(process.env.BENCH_SSH_N ?? 1_000);
 const NEW_N = Number(process.env.BENCH_SSH_NEW_N ?? 100);
@@ -36,6 +40,7 @@ async function timeSequential(n: number, run: () => Promise<void>): Promise<Timi
 }
 
 async function main(): Promise<void> {
+  const loadStart = loadavg()[0]!;
   await using sshd = await Sshd.start();
   const target = sshd.target();
   const check = (r: { code: number | null; stderr: string }) => {
@@ -67,6 +72,23 @@ async function main(): Promise<void> {
     await p.close();
   });
   const freshExtrapolatedMs = (fresh.totalMs / NEW_N) * N;
+
+  // The same, CONCURRENCY in flight: compared with the pooled concurrent case.
+  const tf = performance.now();
+  let nextFresh = 0;
+  let openedConc = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (nextFresh++ < NEW_N) {
+        const p = new SshPool({ minOpenIntervalMs: 0, connectRetries: 0 });
+        check(await p.exec(target, 'true'));
+        openedConc += p.stats().connectionsOpened;
+        await p.close();
+      }
+    }),
+  );
+  const freshConcMs = performance.now() - tf;
+  const freshConcExtrapolatedMs = (freshConcMs / NEW_N) * N;
   const speedup = freshExtrapolatedMs / pooled.totalMs;
 
   table(
@@ -91,9 +113,17 @@ async function main(): Promise<void> {
         '-',
         concStats.connectionsOpened - pooledStats.connectionsOpened,
       ],
-      ['new connection each', NEW_N, fresh.totalMs, fresh.perSec, fresh.p50Ms, fresh.p99Ms, opened],
       [
-        `new connection each (x${N / NEW_N} extrapolated)`,
+        'new connection each, sequential',
+        NEW_N,
+        fresh.totalMs,
+        fresh.perSec,
+        fresh.p50Ms,
+        fresh.p99Ms,
+        opened,
+      ],
+      [
+        `new connection each, sequential (x${N / NEW_N} extrapolated)`,
         N,
         freshExtrapolatedMs,
         fresh.perSec,
@@ -101,12 +131,33 @@ async function main(): Promise<void> {
         '-',
         N,
       ],
+      [
+        `new connection each, ${CONCURRENCY} in flight`,
+        NEW_N,
+        freshConcMs,
+        NEW_N / (freshConcMs / 1000),
+        '-',
+        '-',
+        openedConc,
+      ],
+      [
+        `new connection each, ${CONCURRENCY} in flight (x${N / NEW_N} extrapolated)`,
+        N,
+        freshConcExtrapolatedMs,
+        NEW_N / (freshConcMs / 1000),
+        '-',
+        '-',
+        N,
+      ],
     ],
   );
   console.log(
-    `\npooled is ${speedup.toFixed(1)}x faster than a new connection per command` +
-      (NEW_N < N ? ` (new-connection total extrapolated from ${NEW_N} commands)` : ''),
+    `\npooled is ${speedup.toFixed(1)}x faster than a new connection per command, both sequential; ` +
+      `${(freshConcExtrapolatedMs / concMs).toFixed(1)}x, both ${CONCURRENCY} in flight` +
+      (NEW_N < N ? ` (new-connection totals extrapolated from ${NEW_N} commands)` : ''),
   );
+
+  const sftp = process.env.BENCH_SSH_SFTP === '0' ? {} : await sftpBench(sshd);
 
   finish('ssh', {
     commands: N,
@@ -130,8 +181,17 @@ async function main(): Promise<void> {
     newConnP99Ms: fresh.p99Ms,
     newConnTotalMsExtrapolated: freshExtrapolatedMs,
     newConnExtrapolated: NEW_N < N,
+    newConnConcurrentMeasuredTotalMs: freshConcMs,
+    newConnConcurrentPerSec: NEW_N / (freshConcMs / 1000),
+    newConnConcurrentTotalMsExtrapolated: freshConcExtrapolatedMs,
+    // like for like: both sequential, both CONCURRENCY in flight
     speedupPooledVsNewConn: speedup,
-    speedupConcurrentVsNewConn: freshExtrapolatedMs / concMs,
+    speedupConcurrentVsNewConnConcurrent: freshConcExtrapolatedMs / concMs,
+    // the old figure, unlike for unlike: pooled CONCURRENCY in flight vs sequential new connections
+    speedupConcurrentVsNewConnSequential: freshExtrapolatedMs / concMs,
+    ...sftp,
+    loadAvg1mStart: loadStart,
+    loadAvg1mEnd: loadavg()[0]!,
   });
 }
 
