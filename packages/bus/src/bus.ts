@@ -141,13 +141,19 @@ export class Bus {
   }
 
   /**
-   * Opens (creating when missing) a bucket. The project's tasks and builds buckets get the
-   * records' max age (CP_RECORD_MAX_AGE_S, projectBucketMaxAgeMs) unless the spec names one.
+   * Opens (creating when missing) a bucket. The project's tasks and builds buckets are created
+   * with the records' max age (CP_RECORD_MAX_AGE_S, projectBucketMaxAgeMs) unless the spec names
+   * one; an existing bucket's is ensureProjectStreams' to change (provisioning's), not every
+   * opener's.
    */
   async kv<S extends z.ZodType>(bucket: string, schema: S, spec?: KvSpec): Promise<TypedKv<S>> {
-    const maxAgeMs = spec?.maxAgeMs ?? projectBucketMaxAgeMs(this.project, bucket);
+    const aged =
+      spec?.maxAgeMs === undefined ? projectBucketMaxAgeMs(this.project, bucket) : undefined;
     return new TypedKv(
-      await ensureKv(this.nc, bucket, { ...spec, ...(maxAgeMs === undefined ? {} : { maxAgeMs }) }),
+      await ensureKv(this.nc, bucket, {
+        ...spec,
+        ...(aged === undefined ? {} : { defaultMaxAgeMs: aged }),
+      }),
       schema,
       this.logger,
     );

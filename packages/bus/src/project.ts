@@ -1,6 +1,7 @@
 import { buckets, streams, subjects } from '@computepods/protocol';
 import { z } from 'zod';
 import type { Bus } from './bus.js';
+import { ensureKvMaxAge } from './setup.js';
 
 const DAY = 24 * 3600_000;
 
@@ -28,8 +29,8 @@ export const TASK_LOG_MAX_AGE_MS = DAY;
  * per-subject index costs ~150 bytes a key). What an expired key costs is at most a rebuild:
  * - a build result is the chef's and MajorDomo's result cache: without it the build runs again;
  * - a task record is what keeps a task id from running twice (the runner's first write is a
- *   create) and what a restarted runner adopts. A record is written when its task is queued,
- *   starts and ends, so the age must exceed the longest a task may stay queued or running:
+ *   create) and what a restarted runner adopts. A record is rewritten only when its task
+ *   changes state, so the age must exceed the longest a task may stay queued or running:
  *   the default is twice the chef's own limit (CP_CHEF_TASK_WAIT_MS, 7 days);
  * - it must exceed the task and build queues' duplicate windows (10 minutes), or a task sent
  *   again within the window after its record went would be dropped as a duplicate and never run.
@@ -124,7 +125,8 @@ export function projectBucketMaxAgeMs(
 
 /**
  * Creates a project's streams (idempotent; every service calls it at start, so start order does
- * not matter). Work queues hold build requests and tasks until a chef or runner acks them.
+ * not matter). Work queues hold build requests and tasks until a chef or runner acks them. Also
+ * sets the max age of the tasks and builds buckets that exist (their records' retention).
  */
 export async function ensureProjectStreams(
   bus: Bus,
@@ -146,6 +148,8 @@ export async function ensureProjectStreams(
     readonly taskLogMaxAgeMs?: number;
     /** How long file changes and build events are kept (default CP_EVENT_MAX_AGE_S or 7 days). */
     readonly eventMaxAgeMs?: number;
+    /** How long task records and build results are kept (default CP_RECORD_MAX_AGE_S or 14 days). */
+    readonly recordMaxAgeMs?: number;
   } = {},
 ): Promise<void> {
   const replicas = options.replicas;
@@ -202,4 +206,9 @@ export async function ensureProjectStreams(
       subjects: [...spec.subjects],
       ...(replicas ? { replicas } : {}),
     });
+  // The buckets whose keys age: created with their max age by whoever opens them first
+  // (Bus.kv); made before, or with another setting, they are changed here (an upgrade).
+  const recordMaxAgeMs = options.recordMaxAgeMs ?? retention.recordMaxAgeMs;
+  for (const bucket of [buckets.tasks(p), buckets.builds(p)])
+    await ensureKvMaxAge(bus.jsm, bucket, recordMaxAgeMs);
 }

@@ -101,7 +101,7 @@ describe('retention over a real nats-server', () => {
     expect(tasks.config.max_msgs_per_subject).toBe(5);
   });
 
-  it('upgrade: buckets made without a max age get it, keeping their values and history', async () => {
+  it('upgrade: buckets made without a max age get it from the stream setup, keeping values and history', async () => {
     const p = 'olden';
     const old = await Bus.connect({ servers: nats.url, service: 'tester', project: p, logger });
     try {
@@ -111,26 +111,33 @@ describe('retention over a real nats-server', () => {
       const builds = await kvm.create(buckets.builds(p), { history: 1 });
       await tasks.put('b-1', '{"state":"finished"}');
       await builds.put('1', '{"status":"succeeded"}');
-      expect(await old.jsm.streams.info(`KV_${buckets.tasks(p)}`)).toMatchObject({
-        config: { max_age: 0 },
-      });
+      expect(await maxAge(`KV_${buckets.tasks(p)}`)).toBe(0);
 
+      // Opening an existing bucket (every service and cpctrl does) changes nothing...
       process.env.CP_RECORD_MAX_AGE_S = '86400';
       const reopened = await old.kv(buckets.tasks(p), z.unknown(), { history: 5 });
-      await old.kv(buckets.builds(p), z.unknown());
+      expect(await maxAge(`KV_${buckets.tasks(p)}`)).toBe(0);
+      // ...the project's setup (provisioning, a service's start) does.
+      await ensureProjectStreams(old, p);
       const info = await old.jsm.streams.info(`KV_${buckets.tasks(p)}`);
       expect(info.config.max_age).toBe(86_400_000 * NS);
       expect(info.config.max_msgs_per_subject).toBe(5);
       expect(await maxAge(`KV_${buckets.builds(p)}`)).toBe(86_400_000 * NS);
       // Younger than the new age: still there.
       expect((await reopened.get('b-1'))?.value).toEqual({ state: 'finished' });
+      expect((await builds.get('1'))?.string()).toBe('{"status":"succeeded"}');
 
-      // Changed again (a shorter setting), and opened with a spec naming none: left as set.
+      // Set again to something else: changed again; an opener with another setting leaves it.
       process.env.CP_RECORD_MAX_AGE_S = '3600';
-      await old.kv(buckets.tasks(p), z.unknown(), { history: 5 });
+      await ensureProjectStreams(old, p);
       expect(await maxAge(`KV_${buckets.tasks(p)}`)).toBe(3_600_000 * NS);
+      delete process.env.CP_RECORD_MAX_AGE_S;
+      await old.kv(buckets.tasks(p), z.unknown(), { history: 5 });
       await ensureKv(old.nc, buckets.tasks(p), { history: 5 });
       expect(await maxAge(`KV_${buckets.tasks(p)}`)).toBe(3_600_000 * NS);
+      // An explicit option wins over the environment.
+      await ensureProjectStreams(old, p, { recordMaxAgeMs: 7_200_000 });
+      expect(await maxAge(`KV_${buckets.builds(p)}`)).toBe(7_200_000 * NS);
     } finally {
       await old.close();
     }
@@ -154,7 +161,9 @@ describe('retention over a real nats-server', () => {
     const p = 'evts';
     const b = await Bus.connect({ servers: nats.url, service: 'tester', project: p, logger });
     try {
+      // Before any bucket exists (provisioning's order): streams made, no bucket made here.
       await ensureProjectStreams(b, p);
+      await expect(b.jsm.streams.info(`KV_${buckets.tasks(p)}`)).rejects.toThrow();
       expect(await maxAge(streams.events(p))).toBe(EVENT_MAX_AGE_MS * NS);
       expect(await maxAge(streams.files(p))).toBe(EVENT_MAX_AGE_MS * NS);
       process.env.CP_EVENT_MAX_AGE_S = '600';

@@ -155,39 +155,51 @@ export interface KvSpec {
   /**
    * How long a key's value is kept after it was last written (the bucket's max age; 0: for ever).
    * Given, a bucket that exists with another max age is changed to it, when this connection may
-   * (like ensureStream's limits; a least-privileged service leaves the provisioned one alone);
-   * absent, an existing bucket's is left as it is.
+   * (like ensureStream's limits; a least-privileged service leaves the provisioned one alone).
    */
   readonly maxAgeMs?: number;
+  /** The max age of a bucket created here, when maxAgeMs is not given; an existing one keeps its own. */
+  readonly defaultMaxAgeMs?: number;
 }
 
 /** Opens the bucket, creating it first when missing (and setting its max age, see KvSpec). */
 export async function ensureKv(nc: NatsConnection, name: string, spec: KvSpec = {}): Promise<KV> {
   const kvm = new Kvm(nc);
+  const ttl = spec.maxAgeMs ?? spec.defaultMaxAgeMs;
   let kv: KV;
   try {
     kv = await kvm.create(name, {
       history: spec.history ?? 1,
       replicas: spec.replicas ?? defaultReplicas(),
-      ...(spec.maxAgeMs ? { ttl: spec.maxAgeMs } : {}),
+      ...(ttl ? { ttl } : {}),
     });
   } catch {
     return await kvm.open(name);
   }
-  if (spec.maxAgeMs !== undefined) await ensureKvMaxAge(nc, name, spec.maxAgeMs);
+  if (spec.maxAgeMs !== undefined)
+    await ensureKvMaxAge(await jetstreamManager(nc), name, spec.maxAgeMs);
   return kv;
 }
 
 /**
- * Sets an existing bucket's max age (its stream's `max_age`). On a bucket made before it had
- * one, the server drops at once every value older than the new age.
+ * Sets an existing bucket's max age (its stream's `max_age`); a missing bucket, or one this
+ * connection may not change, is left. On a bucket made before it had one, the server drops at
+ * once every value older than the new age.
  */
-async function ensureKvMaxAge(nc: NatsConnection, name: string, maxAgeMs: number): Promise<void> {
-  const jsm = await jetstreamManager(nc);
+export async function ensureKvMaxAge(
+  jsm: JetStreamManager,
+  name: string,
+  maxAgeMs: number,
+): Promise<void> {
   const stream = `KV_${name}`;
+  let info: Awaited<ReturnType<JetStreamManager['streams']['info']>>;
   try {
-    const info = await jsm.streams.info(stream);
-    if ((info.config.max_age ?? 0) === maxAgeMs * NS) return;
+    info = await jsm.streams.info(stream);
+  } catch {
+    return; // missing (made later, with its max age), or not ours to see
+  }
+  if ((info.config.max_age ?? 0) === maxAgeMs * NS) return;
+  try {
     await jsm.streams.update(stream, { max_age: maxAgeMs * NS });
   } catch (err) {
     if (isPermissionDenied(err)) return;
