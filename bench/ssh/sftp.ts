@@ -38,8 +38,13 @@ const SMALL_SIZE = Number(process.env.BENCH_SFTP_SMALL_BYTES ?? 4096);
 const REPEATS = Number(process.env.BENCH_SFTP_REPEATS ?? 2);
 /** Files in flight: inotify2nats' `uploads` default and the tree transfers' default. */
 const OUR_CONCURRENCY = 4;
-/** Small-file downloads one downloadFile at a time, as chef fetches inputs; capped, then scaled. */
+/**
+ * Small-file downloads with one downloadFile per file, as chef fetches inputs: one at a time
+ * (chef before 15de5c2) and CHEF_CONCURRENCY at a time (services/chef/src/build.ts'
+ * FS_CONCURRENCY since); on CHEF_FILES files, then scaled to SMALL_N.
+ */
 const CHEF_FILES = Number(process.env.BENCH_SFTP_CHEF_FILES ?? 2_000);
+const CHEF_CONCURRENCY = 8;
 const GOAL_BIG = 0.8;
 /** OpenSSH sftp's own pipelining: -R 64 requests, each as long as the server's limits allow. */
 const SFTP_PIPELINE = "1 file; 64 requests (sftp's -R), server-sized";
@@ -318,6 +323,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
     };
     const chefN = Math.min(CHEF_FILES, SMALL_N);
     const chefTimes: number[] = [];
+    const chefConcTimes: number[] = [];
     for (let i = 0; i < REPEATS; i++) {
       for (const [key, run] of [
         [
@@ -357,6 +363,26 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       });
       chefTimes.push(performance.now() - t0);
       countDown(chefN);
+      freshDown();
+      mkdirSync(smallDown);
+      sync();
+      const t1 = performance.now();
+      await cold(async (pool) => {
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: CHEF_CONCURRENCY }, async () => {
+            for (let k = next++; k < chefN; k = next++)
+              await downloadFile(
+                pool,
+                target,
+                `${smallUp}/${names[k]}`,
+                join(smallDown, names[k]!),
+              );
+          }),
+        );
+      });
+      chefConcTimes.push(performance.now() - t1);
+      countDown(chefN);
     }
     freshDown();
 
@@ -379,8 +405,10 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       smallDownConc: min(smallDownTimes.treeConc),
       smallDownSftp: min(smallDownTimes.sftp),
       chef: min(chefTimes),
+      chefConc: min(chefConcTimes),
     };
     const chefScaled = (r.chef / chefN) * SMALL_N;
+    const chefConcScaled = (r.chefConc / chefN) * SMALL_N;
     const big = `${(bigBytes / GiB).toFixed(bigBytes >= GiB ? 0 : 3)} GiB`;
     const small = `${SMALL_N} x ${SMALL_SIZE} B`;
     const row = (
@@ -474,6 +502,13 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
           r.smallDownSftp,
         ),
         row(
+          `${small} down, ours downloadFile each (chef)`,
+          `${CHEF_CONCURRENCY} (x${(SMALL_N / chefN).toFixed(1)} extrapolated)`,
+          smallBytes,
+          chefConcScaled,
+          r.smallDownSftp,
+        ),
+        row(
           `${small} down, sftp get dir/*`,
           '1 (sequential)',
           smallBytes,
@@ -487,7 +522,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
     console.log(
       `\ngoals (reported, not asserted): big file >= ${GOAL_BIG}x sftp's MB/s: up ${ratioBigUp.toFixed(2)}x ${verdict(ratioBigUp >= GOAL_BIG)}, down ${ratioBigDown.toFixed(2)}x ${verdict(ratioBigDown >= GOAL_BIG)}` +
-        `; ${SMALL_N} small files <= ${GOAL_SMALL}x sftp's time: up (uploadBatch, ${OUR_CONCURRENCY} in flight) ${(r.smallUpConc / r.smallUpSftp).toFixed(2)}x ${verdict(r.smallUpConc / r.smallUpSftp <= GOAL_SMALL)}, sequential ${(r.smallUpSeq / r.smallUpSftp).toFixed(2)}x; down (downloadTree, ${OUR_CONCURRENCY}) ${(r.smallDownConc / r.smallDownSftp).toFixed(2)}x, sequential ${(r.smallDownSeq / r.smallDownSftp).toFixed(2)}x, chef's one-by-one ${(chefScaled / r.smallDownSftp).toFixed(2)}x` +
+        `; ${SMALL_N} small files <= ${GOAL_SMALL}x sftp's time: up (uploadBatch, ${OUR_CONCURRENCY} in flight) ${(r.smallUpConc / r.smallUpSftp).toFixed(2)}x ${verdict(r.smallUpConc / r.smallUpSftp <= GOAL_SMALL)}, sequential ${(r.smallUpSeq / r.smallUpSftp).toFixed(2)}x; down (downloadTree, ${OUR_CONCURRENCY}) ${(r.smallDownConc / r.smallDownSftp).toFixed(2)}x, sequential ${(r.smallDownSeq / r.smallDownSftp).toFixed(2)}x, chef's one downloadFile per file ${(chefScaled / r.smallDownSftp).toFixed(2)}x, ${CHEF_CONCURRENCY} at a time ${(chefConcScaled / r.smallDownSftp).toFixed(2)}x` +
         `; the SFTP part alone (fastPut/fastGet, unverified): up ${(r.bigUpSftp / r.bigUpRaw).toFixed(2)}x, down ${(r.bigDownSftp / r.bigDownRaw).toFixed(2)}x sftp's MB/s` +
         (scaled
           ? `; big file scaled down to ${bigBytes} bytes for disk space (MB/s extrapolates)`
@@ -554,6 +589,10 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       smallDownChefS: chefScaled,
       smallDownChefExtrapolated: chefN < SMALL_N,
       smallDownTimeRatioChef: chefScaled / r.smallDownSftp,
+      smallDownChefConcurrency: CHEF_CONCURRENCY,
+      smallDownChefConcMeasuredS: r.chefConc,
+      smallDownChefConcS: chefConcScaled,
+      smallDownTimeRatioChefConc: chefConcScaled / r.smallDownSftp,
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
