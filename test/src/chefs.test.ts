@@ -81,8 +81,9 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
         '  - id: slow',
         "    inputs: ['slow/{stem}.in']",
         "    outputs: ['slow/{stem}.out']",
-        // "slow" sleeps a minute (only a kill ends it early); "pause" a few seconds.
-        `    command: if grep -q slow {in0}; then echo >> ${stack.dir.path}/sleeping-{stem}; sleep 60; elif grep -q pause {in0}; then sleep 4; fi; cp {in0} {out0}`,
+        // "slow" sleeps a minute (only a kill ends it early); "pause" waits for the test to
+        // write its gate (go-{stem}; a minute at most).
+        `    command: if grep -q slow {in0}; then echo >> ${stack.dir.path}/sleeping-{stem}; sleep 60; elif grep -q pause {in0}; then i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0}`,
         '  - id: upper',
         "    inputs: ['src/{stem}.txt']",
         "    outputs: ['out/{stem}.upper']",
@@ -327,6 +328,9 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     expect(log.requests.slice(from).filter((r) => r.chef === 'a-chef').length).toBe(3);
     await stack.kill9('a-chef');
     await until('a-chef to be retired', async () => !(await rules.keys()).includes('a-chef'));
+    // l1 ran on while a-chef died (it waited for this gate: a fixed sleep could end first on
+    // a loaded machine, and a-chef report it before its kill); b-chef takes its task over.
+    writeFileSync(stack.dir.join('go-l1'), '');
     for (const s of ['l1', 'l2', 'l3'])
       await settled(stack.bus, upToDate(`slow/${s}.out`), 30_000, () => stack.logs());
     expect(readA('slow/l2.out')).toBe('two\n');
