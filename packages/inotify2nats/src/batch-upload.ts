@@ -8,6 +8,7 @@ import {
   sha256Remote,
   VerifyError,
 } from '@computepods/transport';
+import pMap from 'p-map';
 import type { Sftp } from './sftp-calls.js';
 
 /** One file to send: the local file and its place under the remote root. */
@@ -36,14 +37,6 @@ export interface UploadBatchOptions {
   readonly onUploaded?: (rel: string, uploaded: Uploaded) => void;
   /** A per-file failure: true if handled (the file is left out), false to fail the batch. */
   readonly onFileError: (rel: string, err: unknown) => boolean;
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
-  const queue = [...items];
-  const worker = async () => {
-    for (let it = queue.shift(); it !== undefined; it = queue.shift()) await fn(it);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }
 
 /** SHA-256 and size of the bytes read, in one pass. */
@@ -83,17 +76,21 @@ export async function uploadBatch(
   try {
     for (let round = 0; pending.length > 0; round++) {
       await o.pool.sftp(o.target, (s) =>
-        mapLimit(pending, o.concurrency, async (it) => {
-          try {
-            await o.prepareDir(s, it.rel);
-            const want = await hashLocal(it.local);
-            const tmp = tmpName(it.rel);
-            await sftpOps.fastPut(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
-            tmps.set(it.rel, { tmp, want });
-          } catch (err) {
-            if (!o.onFileError(it.rel, err)) throw err;
-          }
-        }),
+        pMap(
+          pending,
+          async (it) => {
+            try {
+              await o.prepareDir(s, it.rel);
+              const want = await hashLocal(it.local);
+              const tmp = tmpName(it.rel);
+              await sftpOps.fastPut(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
+              tmps.set(it.rel, { tmp, want });
+            } catch (err) {
+              if (!o.onFileError(it.rel, err)) throw err;
+            }
+          },
+          { concurrency: o.concurrency },
+        ),
       );
       const sent = [...tmps];
       const remote = await hashRemote(
@@ -116,12 +113,16 @@ export async function uploadBatch(
         throw new VerifyError(`${o.root}/${rel}`, want.sha256, got ?? '(missing)');
       }
       await o.pool.sftp(o.target, (s) =>
-        mapLimit([...tmps], o.concurrency, async ([rel, { tmp, want }]) => {
-          await replace(s, `${o.root}/${tmp}`, `${o.root}/${rel}`);
-          tmps.delete(rel);
-          done.set(rel, want);
-          o.onUploaded?.(rel, want);
-        }),
+        pMap(
+          [...tmps],
+          async ([rel, { tmp, want }]) => {
+            await replace(s, `${o.root}/${tmp}`, `${o.root}/${rel}`);
+            tmps.delete(rel);
+            done.set(rel, want);
+            o.onUploaded?.(rel, want);
+          },
+          { concurrency: o.concurrency },
+        ),
       );
       pending = again;
     }
@@ -139,11 +140,15 @@ async function hashRemote(o: UploadBatchOptions, rels: string[]): Promise<Map<st
   // No sha256sum on the pod: read the files back instead.
   const out = new Map<string, string>();
   await o.pool.sftp(o.target, (s) =>
-    mapLimit(rels, o.concurrency, async (rel) => {
-      const h = createHash('sha256');
-      for await (const chunk of s.createReadStream(`${o.root}/${rel}`)) h.update(chunk as Buffer);
-      out.set(rel, h.digest('hex'));
-    }),
+    pMap(
+      rels,
+      async (rel) => {
+        const h = createHash('sha256');
+        for await (const chunk of s.createReadStream(`${o.root}/${rel}`)) h.update(chunk as Buffer);
+        out.set(rel, h.digest('hex'));
+      },
+      { concurrency: o.concurrency },
+    ),
   );
   return out;
 }
@@ -165,9 +170,9 @@ async function replace(s: Sftp, from: string, to: string): Promise<void> {
 async function removeTemps(o: UploadBatchOptions, rels: string[]): Promise<void> {
   await o.pool
     .sftp(o.target, (s) =>
-      mapLimit(rels, o.concurrency, (rel) =>
-        sftpOps.unlink(s, `${o.root}/${rel}`).catch(() => undefined),
-      ),
+      pMap(rels, (rel) => sftpOps.unlink(s, `${o.root}/${rel}`).catch(() => undefined), {
+        concurrency: o.concurrency,
+      }),
     )
     .catch(() => undefined);
 }

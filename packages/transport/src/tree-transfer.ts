@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import pMap from 'p-map';
 import type { SFTPWrapper } from 'ssh2';
 import { TransportError, VerifyError } from './errors.js';
-import { mapLimit, sha256File, sha256Remote, sha256Sftp } from './hashing.js';
+import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
 import { commandPath } from './safe-path.js';
 import { sftpOps } from './sftp-ops.js';
 import { shellQuote } from './shell-quote.js';
@@ -78,11 +79,9 @@ async function remoteHashes(
     if (hashes) return { hashes, by: 'sha256sum' };
   }
   const list = await pool.sftp(target, (sftp) =>
-    mapLimit(
-      rels,
+    pMap(rels, async (rel) => [rel, await sha256Sftp(sftp, `${dir}/${rel}`)] as const, {
       concurrency,
-      async (rel) => [rel, await sha256Sftp(sftp, `${dir}/${rel}`)] as const,
-    ),
+    }),
   );
   return { hashes: new Map(list), by: 'reread' };
 }
@@ -103,8 +102,8 @@ export async function uploadTree(
   const concurrency = options.concurrency ?? 4;
   const list = await listLocalTree(localDir, options.files);
   const local = new Map(
-    await mapLimit(list.files, concurrency, async (f) => {
-      return [f.rel, await sha256File(join(localDir, f.rel))] as const;
+    await pMap(list.files, async (f) => [f.rel, await sha256File(join(localDir, f.rel))] as const, {
+      concurrency,
     }),
   );
   const tmp = `${dest}${tmpSuffix('tmp')}`;
@@ -123,8 +122,10 @@ export async function uploadTree(
       await sftpOps.mkdir(sftp, tmp, 0o755);
       created = true;
       for (const d of list.dirs) await sftpOps.mkdir(sftp, `${tmp}/${d}`, 0o755);
-      await mapLimit(list.files, concurrency, (f) =>
-        sftpOps.fastPut(sftp, join(localDir, f.rel), `${tmp}/${f.rel}`, f.mode),
+      await pMap(
+        list.files,
+        (f) => sftpOps.fastPut(sftp, join(localDir, f.rel), `${tmp}/${f.rel}`, f.mode),
+        { concurrency },
       );
       return existing !== undefined;
     });
@@ -190,11 +191,15 @@ export async function downloadTree(
     await mkdir(tmp);
     for (const d of list.dirs) await mkdir(join(tmp, d));
     await pool.sftp(target, (sftp) =>
-      mapLimit(list.files, concurrency, async (f) => {
-        const to = join(tmp, f.rel);
-        await sftpOps.fastGet(sftp, `${src}/${f.rel}`, to);
-        await chmod(to, f.mode);
-      }),
+      pMap(
+        list.files,
+        async (f) => {
+          const to = join(tmp, f.rel);
+          await sftpOps.fastGet(sftp, `${src}/${f.rel}`, to);
+          await chmod(to, f.mode);
+        },
+        { concurrency },
+      ),
     );
     const local = new Map<string, string>();
     for (const f of list.files) {
