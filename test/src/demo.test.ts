@@ -208,6 +208,30 @@ describe('up: the demo, started as people start it', () => {
     );
   });
 
+  it("prints the web page's address and a token that logs in to it, showing the demo", async () => {
+    const page = /web page +(http:\/\/127\.0\.0\.1:\d+\/)/.exec(up.output)?.[1];
+    const token = /API token +(\S+)/.exec(up.output)?.[1];
+    expect(page, up.tail()).toBeDefined();
+    expect(token, up.tail()).toBeDefined();
+    const html = await fetch(page!);
+    expect(html.status).toBe(200);
+    expect(html.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await html.text()).toMatch(/<script [^>]*src="\/?assets\/app\.js"/);
+    // What the page asks first with the token: who is this, then the project's artefacts.
+    const get = (path: string, t = token!) =>
+      fetch(new URL(path, page), { headers: { authorization: `Bearer ${t}` } });
+    expect(await (await get('/api/whoami')).json()).toMatchObject({
+      user: 'admin',
+      role: 'admin',
+      project: 'demo',
+    });
+    const artefacts = (await (await get('/api/artefacts')).json()) as Array<{ path: string }>;
+    expect(artefacts.map((a) => a.path)).toEqual(
+      expect.arrayContaining(['out/hello.upper', 'out/guide.html', 'out/guide.toc']),
+    );
+    expect((await get('/api/whoami', 'not-the-token')).status).toBe(401);
+  });
+
   it('is the secure run: a client without credentials is refused, a service role is kept to its lane', async () => {
     const logger = createLogger('e2e');
     logger.level = 'silent';
