@@ -52,6 +52,11 @@ export class Api {
     return (await (await this.#call('GET', path)).json()) as T;
   }
 
+  /** The answer itself, for routes whose headers say more than the body (GET /api/logs). */
+  async response(path: string): Promise<Response> {
+    return this.#call('GET', path);
+  }
+
   async text(path: string): Promise<string> {
     return (await this.#call('GET', path)).text();
   }

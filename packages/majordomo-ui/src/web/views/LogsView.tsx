@@ -94,12 +94,20 @@ function useLog(taskId: string, stream: Stream, live: boolean): Log {
   useEffect(() => {
     const abort = new AbortController();
     const path = `/api/logs/${encodeURIComponent(taskId)}?stream=${stream}`;
-    const readOnce = async () => {
+    /**
+     * The log as it stands; true when that is all of it: read from its file, or NATS holds its
+     * end marker. A task just ended may still have its last pieces on the way from its runner
+     * (it publishes them, then the marker, after the task's end is recorded).
+     */
+    const readOnce = async (): Promise<boolean> => {
       try {
-        const text = await api.text(path);
+        const res = await api.response(path);
+        const text = await res.text();
         if (!abort.signal.aborted) setLog(logOf(text));
+        return res.headers.get('x-cp-log-source') === 'file' || res.headers.has('x-cp-log-ended');
       } catch (err) {
         if (!abort.signal.aborted) setLog((l) => ({ ...l, error: (err as Error).message }));
+        return true;
       }
     };
     const follow = async () => {
@@ -155,7 +163,12 @@ function useLog(taskId: string, stream: Stream, live: boolean): Log {
       // The whole log once it ended (or following gave up): one read, which the page keeps.
       if (!abort.signal.aborted) await readOnce();
     };
-    void (live ? follow() : readOnce());
+    // An ended task's log whose end has not come yet is followed to it.
+    void (live
+      ? follow()
+      : readOnce().then((whole) => {
+          if (!whole && !abort.signal.aborted) return follow();
+        }));
     return () => abort.abort();
   }, [api, taskId, stream, live]);
   return log;
