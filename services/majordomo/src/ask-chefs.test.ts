@@ -67,6 +67,9 @@ describe('askHowToBuild', () => {
         queueMicrotask(() => busy(800));
       },
     });
+    // The chef's SUB goes out on another connection than MajorDomo's question: without this
+    // flush the server can take the question first and answer "no responders" (CI saw []).
+    await chef.nc.flush();
     try {
       const answers = await askHowToBuild(
         md,
