@@ -62,6 +62,8 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
     const t = sshd.target(USER);
     const slurmConfig = {
       default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
+      // No GRES on the test node: a GPU task's job carries this comment instead, read back.
+      gpu_slurm_config: { extra_lines: ['#SBATCH --comment=cp-gpu-job'] },
       batching_config: {
         target_cpus_per_job: 2,
         max_cpus_per_job: 2,
@@ -158,6 +160,17 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
         ...rule('up-ssh', 'ssh', 'ssh', false),
         ...rule('gate-sudo', 'sudo', 'gated-sudo', true),
         ...rule('gate-ssh', 'ssh', 'gated-ssh', true),
+        // asks for a GPU: its job reads back the comment only gpu_slurm_config adds
+        ...['sudo', 'ssh'].flatMap((kind) => [
+          `  - id: gpu-${kind}`,
+          `    inputs: ['gpu-${kind}/{stem}.txt']`,
+          `    outputs: ['gpu-${kind}-out/{stem}.job']`,
+          `    resource: hpc-${kind}`,
+          `    profile: hpc-${kind}-profile`,
+          '    gpu: true',
+          `    command: >-`,
+          `      scontrol show job "$SLURM_JOB_ID" | grep -o 'Comment=[^ ]*' > {out0}`,
+        ]),
         // declares an output its command never writes
         ...['sudo', 'ssh'].flatMap((kind) => [
           `  - id: none-${kind}`,
@@ -261,6 +274,14 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
       );
       expect(read(`${kind}-out/a.upper`)).toBe(again);
       expect(count(`up-${kind}-a`)).toBe(2);
+    });
+
+    it(`runs a rule that asks for a GPU with the resource's gpu_slurm_config on slurm_${kind}`, async () => {
+      stack.write(`gpu-${kind}/g.txt`, 'g\n');
+      await stack.until(`gpu-${kind}-out/g.job`, undefined, 120_000);
+      expect(read(`gpu-${kind}-out/g.job`)).toBe('Comment=cp-gpu-job\n');
+      const task = await taskFor(`gpu-${kind}-out/g.job`, (r) => r.state === 'finished');
+      expect(task.task.gpu).toBe(true);
     });
 
     it(`keeps a hostile target name quoted all the way to sbatch on slurm_${kind}`, async () => {

@@ -322,6 +322,13 @@ export class SlurmBackend implements Backend {
     }
     const launches: Promise<void>[] = [];
     for (const [gpu, group] of groups) {
+      // A task that asks for a GPU never runs without one: with no gpu_slurm_config its job
+      // would be an ordinary CPU job, and the task would fail (or crawl) for a reason nobody sees.
+      if (gpu && !this.#o.resource.jobs_runner_config.gpu_slurm_config) {
+        const reason = `the task asks for a GPU, but resource ${JSON.stringify(this.#o.resource.id)} has no jobs_runner_config.gpu_slurm_config; add one (e.g. gres: "gpu:1") or send the rule to a GPU resource`;
+        for (const id of group) launches.push(this.#fail(id, reason));
+        continue;
+      }
       const cfg = effectiveConfig(this.#o.resource.jobs_runner_config, gpu);
       let plan: { tasksPerJob: number; parallelTasksPerJob: number };
       try {

@@ -305,6 +305,37 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     await ex.close();
   });
 
+  it('runs a GPU task with the gpu_slurm_config laid over the default, and fails one where the resource has none', async () => {
+    // No GRES on the test node: the GPU config adds a comment, which the job itself reads back
+    // from SLURM; a CPU task in the same window goes into a job of its own, without it.
+    const jrc = resource().jobs_runner_config;
+    const { ex } = setup(undefined, {
+      jobs_runner_config: {
+        ...jrc,
+        gpu_slurm_config: { extra_lines: ['#SBATCH --comment=cp-gpu-job'] },
+      },
+    });
+    const show = 'scontrol show job "$SLURM_JOB_ID" | grep -o "Comment=[^ ]*" || echo no-comment';
+    const gpu = task(show, { gpu: true });
+    const cpu = task(show);
+    await Promise.all([ex.submit(gpu), ex.submit(cpu)]);
+    const [g, c] = await Promise.all([ex.wait(gpu.taskId), ex.wait(cpu.taskId)]);
+    expect([g.state, c.state], `${g.reason} ${c.reason}`).toEqual(['finished', 'finished']);
+    expect(await ex.logs(gpu.taskId)).toBe('Comment=cp-gpu-job\n');
+    expect(await ex.logs(cpu.taskId)).toBe('no-comment\n');
+    expect(g.jobId).not.toBe(c.jobId);
+    await ex.close();
+
+    const plain = setup();
+    const refused = task('true', { gpu: true });
+    await plain.ex.submit(refused);
+    const r = await plain.ex.wait(refused.taskId);
+    expect(r.state).toBe('failed');
+    expect(r.reason).toMatch(/asks for a GPU.*has no jobs_runner_config\.gpu_slurm_config/);
+    expect(plain.backend.stats().sbatch).toBe(0);
+    await plain.ex.close();
+  });
+
   it('fails tasks sbatch refuses, with SLURM’s reason, and refuses invalid user names', async () => {
     const bad = resource().jobs_runner_config;
     const { ex } = setup(undefined, {

@@ -106,6 +106,12 @@ export const Rule = z
     command: z.string().min(1).max(10_000),
     resource: ServiceName.default('local'),
     profile: z.string().max(200).optional(),
+    /**
+     * The task needs a GPU: on SLURM its job takes the resource's gpu_slurm_config over the
+     * default one; a SLURM resource without one fails the task saying so. A local task sees
+     * whatever devices the runner's machine has.
+     */
+    gpu: z.boolean().default(false),
     /** Line regexes ignored when deciding whether an output changed (early cutoff). */
     cutoffIgnore: z.array(z.string().max(500)).default([]),
     passLimit: z.number().int().min(1).max(100).optional(),

@@ -259,6 +259,7 @@ async function build(
       ...(route.profile ? { profile: route.profile } : {}),
       command,
       cwd: ctx.workspace,
+      gpu: rule.gpu,
       // A resource whose jobs do not see this workspace stages these and brings the outputs back.
       files: { inputs: [...paths.inputs], outputs: [...paths.outputs] },
       step: { id: req.taskId, pass: req.pass },
