@@ -8,6 +8,7 @@ import {
   type CommandResult,
   killProcessesUsing,
   ManagedProcess,
+  NatsCluster,
   NatsServer,
   runCommand,
   TempDir,
@@ -45,26 +46,35 @@ export class Stack implements AsyncDisposable {
   private constructor(
     readonly dir: TempDir,
     readonly auth: AuthStore,
-    readonly nats: NatsServer,
+    readonly nats: NatsServer | NatsCluster,
     readonly project: string,
   ) {
     this.workspace = dir.join('workspace');
     mkdirSync(this.workspace, { recursive: true });
   }
 
-  /** `natsConfigLines`: more nats-server configuration (a bench's `prof_port`, say). */
+  /**
+   * `natsConfigLines`: more nats-server configuration (a bench's `prof_port`, say). `cluster`:
+   * a 3-node NatsCluster (TLS, R3) instead of one server; this process then provisions and
+   * connects with its CA and 3 replicas (NATS_CA and CP_REPLICAS set here), as do the services.
+   */
   static async start(
     project: string,
-    options: { natsConfigLines?: readonly string[] } = {},
+    options: { natsConfigLines?: readonly string[]; cluster?: boolean } = {},
   ): Promise<Stack> {
     const dir = new TempDir('cp-e2e-');
     const auth = await AuthStore.open(dir.join('auth'));
-    const nats = await NatsServer.start({
-      configLines: () => [
-        ...serverConfigLines(auth, dir.join('nats-resolver')),
-        ...(options.natsConfigLines ?? []),
-      ],
-    });
+    const lines = (resolverDir: string) => [
+      ...serverConfigLines(auth, resolverDir),
+      ...(options.natsConfigLines ?? []),
+    ];
+    const nats = options.cluster
+      ? await NatsCluster.start({ configLines: lines })
+      : await NatsServer.start({ configLines: () => lines(dir.join('nats-resolver')) });
+    if (nats instanceof NatsCluster) {
+      process.env.NATS_CA = nats.caFile;
+      process.env.CP_REPLICAS = '3';
+    }
     const stack = new Stack(dir, auth, nats, project);
     stack.adminCreds = await bootstrapProject({
       store: auth,

@@ -4,6 +4,7 @@
  *   import { NatsServer, Slurm, Sshd } from '@computepods/testkit';
  *   await using nats = await NatsServer.start();
  *   // connect to nats.url; nats.stop() / nats.start() restart it on the same port and store
+ *   await using cluster = await NatsCluster.start(); // 3 nodes, TLS: cluster.url, cluster.caFile
  *   await using sshd = await Sshd.start({ users: ['cpuser', 'cpuser2'] });
  *   // sshd.target('cpuser') = { host, port, username, privateKeyPath, knownHostsPath }
  *   await using slurm = await Slurm.start();
@@ -11,6 +12,15 @@
  */
 export { BinaryMissingError, ServerStartError } from './errors.js';
 export { freePort } from './free-port.js';
+export {
+  CLUSTER_NODE_TEMPLATE,
+  type ClusterNodeVars,
+  NatsCluster,
+  NatsClusterNode,
+  type NatsClusterOptions,
+  renderClusterNodeConfig,
+  siteClusterNodeVars,
+} from './nats-cluster.js';
 export { NatsServer, type NatsServerOptions } from './nats-server.js';
 export { killProcessesUsing, processesUsing } from './proc-sweep.js';
 export { ManagedProcess, type ManagedProcessOptions } from './process.js';

@@ -1,0 +1,366 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './free-port.js';
+import { ManagedProcess } from './process.js';
+import { TempDir } from './temp-dir.js';
+import { which } from './which.js';
+
+/** deploy/nats/cluster-node.conf.template: the one config every cluster node is made from. */
+export const CLUSTER_NODE_TEMPLATE = fileURLToPath(
+  new URL('../../../deploy/nats/cluster-node.conf.template', import.meta.url),
+);
+
+/** What differs between one cluster node's config and another's, or a site's and a test's. */
+export interface ClusterNodeVars {
+  /** 1, 2 or 3. */
+  readonly node: number;
+  readonly name: string;
+  /** host:port for clients. */
+  readonly listen: string;
+  /** host:port for the other nodes' routes. */
+  readonly clusterListen: string;
+  /** Holds server.pem, server.key and ca.pem. */
+  readonly tlsDir: string;
+  readonly storeDir: string;
+  /** Every node's route URL, this one's included (nats-server skips its own). */
+  readonly routes: readonly string[];
+}
+
+/**
+ * Fills the template's `{{key}}` placeholders. An unknown or unfilled placeholder is an error:
+ * a template and a renderer that drifted apart must not make a config that half works.
+ */
+export function renderClusterNodeConfig(template: string, vars: ClusterNodeVars): string {
+  const values: Record<string, string> = {
+    node: String(vars.node),
+    name: vars.name,
+    listen: vars.listen,
+    cluster_listen: vars.clusterListen,
+    tls_dir: vars.tlsDir,
+    store_dir: vars.storeDir,
+    routes: vars.routes.map((r) => `    ${r}`).join('\n'),
+  };
+  const used = new Set<string>();
+  const out = template.replace(/\{\{([a-z_]+)\}\}/g, (_, key: string) => {
+    const v = values[key];
+    if (v === undefined) throw new Error(`cluster node template: unknown placeholder {{${key}}}`);
+    used.add(key);
+    return v;
+  });
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length)
+    throw new Error(`cluster node template: no place for ${unused.map((k) => `{{${k}}}`)}`);
+  return out;
+}
+
+/** The values deploy/nats/cluster-node{1,2,3}.conf are rendered with: hosts cp-nats-1..3. */
+export function siteClusterNodeVars(node: number): ClusterNodeVars {
+  return {
+    node,
+    name: `cp-nats-${node}`,
+    listen: '0.0.0.0:4222',
+    clusterListen: '0.0.0.0:6222',
+    tlsDir: '/etc/computepods/nats/tls',
+    storeDir: '/var/lib/computepods/nats',
+    routes: [1, 2, 3].map((n) => `nats-route://cp-nats-${n}:6222`),
+  };
+}
+
+export interface NatsClusterOptions {
+  /**
+   * Operator mode's lines (the auth package's serverConfigLines), written as each node's
+   * auth.conf at every (re)start, as a site writes `cpctrl creds server-config > auth.conf`.
+   * Called with the node's own resolver dir.
+   */
+  readonly configLines?: (resolverDir: string) => readonly string[];
+  /** Where nodes keep config, certificates, store and resolver; default a temp dir removed on dispose. */
+  readonly dir?: string;
+  /** Client ports (one per node); default free ones. */
+  readonly ports?: readonly [number, number, number];
+  /** Route ports (one per node); default free ones. */
+  readonly clusterPorts?: readonly [number, number, number];
+  readonly startTimeoutMs?: number;
+  /** Run each node in its own process group (see ManagedProcessOptions.detached). */
+  readonly detached?: boolean;
+}
+
+const HINT = "install Debian's nats-server (bash scripts/setup does), or set NATS_SERVER_BIN";
+// The meta group has a leader, as this node sees it (nats-server 2.9 and 2.10+ both log these).
+const META_LEADER =
+  /JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/;
+
+/** One node of a NatsCluster: its own process, ports, store, resolver dir and certificate. */
+export class NatsClusterNode {
+  #proc: ManagedProcess | undefined;
+  /** Every earlier process's output, kept across restarts for diagnostics. */
+  #earlier = '';
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly port: number,
+    readonly clusterPort: number,
+    readonly dir: string,
+    readonly config: string,
+    /** Writes what is read at every start (auth.conf: the accounts a restarted node preloads). */
+    readonly beforeStart: () => void,
+    readonly detached: boolean,
+  ) {}
+
+  get url(): string {
+    return `tls://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.#proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.#proc?.running ?? false;
+  }
+
+  get output(): string {
+    return `${this.#earlier}${this.#proc?.output ?? ''}`;
+  }
+
+  get storeDir(): string {
+    return join(this.dir, 'store');
+  }
+
+  /** Starts (or restarts) the node on its ports, store and resolver dir; resolves once it is ready. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    if (this.#proc?.running) return;
+    if (this.#proc) this.#earlier += this.#proc.output;
+    this.beforeStart();
+    const bin = which(process.env.NATS_SERVER_BIN ?? 'nats-server', HINT);
+    this.#proc = new ManagedProcess({
+      name: this.name,
+      command: bin,
+      args: ['-c', this.config],
+      detached: this.detached,
+    });
+    await this.#proc.waitForOutput('Server is ready', timeoutMs);
+  }
+
+  /** Waits until the node has logged a JetStream meta leader since its last start. */
+  async metaLeader(timeoutMs = 30_000): Promise<void> {
+    await this.#proc?.waitForOutput(META_LEADER, timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.#proc?.stop();
+  }
+
+  /** SIGKILL, as a crashed host: what the node had not synced is lost, its peers keep the data. */
+  async kill9(): Promise<void> {
+    await this.#proc?.kill9();
+  }
+}
+
+/**
+ * A real 3-node JetStream cluster on 127.0.0.1, each node run from the same template a site's
+ * deploy/nats/cluster-node{1,2,3}.conf are made from: TLS for clients and routes (a CA and one
+ * certificate per node made with openssl), routes verified by certificate, and the operator
+ * lines (auth.conf) included: the security of a single-node `up`.
+ *
+ *   await using cluster = await NatsCluster.start({ configLines: (dir) => serverConfigLines(auth, dir) });
+ *   // NATS_URL=cluster.url NATS_CA=cluster.caFile CP_REPLICAS=3
+ *   await cluster.nodes[0].kill9(); await cluster.nodes[0].start();
+ */
+export class NatsCluster implements AsyncDisposable {
+  readonly #temp: TempDir | undefined;
+  readonly nodes: readonly NatsClusterNode[];
+
+  private constructor(
+    readonly dir: string,
+    temp: TempDir | undefined,
+    nodes: NatsClusterNode[],
+  ) {
+    this.#temp = temp;
+    this.nodes = nodes;
+  }
+
+  static async start(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+    const temp = options.dir ? undefined : new TempDir('cp-nats-cluster-');
+    const dir = options.dir ?? (temp as TempDir).path;
+    const timeout = options.startTimeoutMs ?? 30_000;
+    // Free ports can be taken between the choice and the bind: choose again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      const ports = options.ports ?? (await distinctFreePorts(3));
+      const clusterPorts = options.clusterPorts ?? (await distinctFreePorts(3, ports));
+      const cluster = new NatsCluster(dir, temp, makeNodes(dir, ports, clusterPorts, options));
+      try {
+        await cluster.start(timeout);
+        return cluster;
+      } catch (err) {
+        await Promise.allSettled(cluster.nodes.map((n) => n.kill9()));
+        const busy = /address already in use/.test(cluster.output);
+        const chosen = !options.ports || !options.clusterPorts;
+        if (busy && chosen && attempt < 3) continue;
+        temp?.[Symbol.dispose]();
+        throw err;
+      }
+    }
+  }
+
+  /** Every node's client URL, comma-separated: what NATS_URL takes. */
+  get url(): string {
+    return this.nodes.map((n) => n.url).join(',');
+  }
+
+  /** The CA that signed every node's certificate: what NATS_CA takes. */
+  get caFile(): string {
+    return join(this.dir, 'ca.pem');
+  }
+
+  /** True while every node runs. */
+  get running(): boolean {
+    return this.nodes.every((n) => n.running);
+  }
+
+  /** The first node's pid (for a caller that shows one). */
+  get pid(): number | undefined {
+    return this.nodes[0]?.pid;
+  }
+
+  get output(): string {
+    return this.nodes.map((n) => `=== ${n.name}\n${n.output}`).join('\n');
+  }
+
+  /** The node of that server name (as a stream's cluster.leader names it). */
+  node(name: string): NatsClusterNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no node ${name} in the cluster (${this.nodes.map((x) => x.name)})`);
+    return n;
+  }
+
+  /** Starts every node that is not running, together (a lone node has no quorum). */
+  async start(timeoutMs = 30_000): Promise<void> {
+    await Promise.all(this.nodes.filter((n) => !n.running).map((n) => n.start(timeoutMs)));
+    await Promise.all(this.nodes.map((n) => n.metaLeader(timeoutMs)));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+
+  async kill9(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.kill9()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+    this.#temp?.[Symbol.dispose]();
+  }
+}
+
+function makeNodes(
+  dir: string,
+  ports: readonly number[],
+  clusterPorts: readonly number[],
+  options: NatsClusterOptions,
+): NatsClusterNode[] {
+  makeCertificates(dir);
+  const template = readFileSync(CLUSTER_NODE_TEMPLATE, 'utf8');
+  const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`);
+  return [1, 2, 3].map((i) => {
+    const nodeDir = join(dir, `node${i}`);
+    mkdirSync(join(nodeDir, 'tls'), { recursive: true });
+    mkdirSync(join(nodeDir, 'store'), { recursive: true });
+    const config = join(nodeDir, 'nats.conf');
+    writeFileSync(
+      config,
+      renderClusterNodeConfig(template, {
+        node: i,
+        name: `cp-nats-${i}`,
+        listen: `127.0.0.1:${ports[i - 1]}`,
+        clusterListen: `127.0.0.1:${clusterPorts[i - 1]}`,
+        tlsDir: join(nodeDir, 'tls'),
+        storeDir: join(nodeDir, 'store'),
+        routes,
+      }),
+    );
+    const writeAuth = () =>
+      writeFileSync(
+        join(nodeDir, 'auth.conf'),
+        `${(options.configLines?.(join(nodeDir, 'resolver')) ?? []).join('\n')}\n`,
+      );
+    return new NatsClusterNode(
+      i,
+      `cp-nats-${i}`,
+      ports[i - 1] as number,
+      clusterPorts[i - 1] as number,
+      nodeDir,
+      config,
+      writeAuth,
+      options.detached ?? false,
+    );
+  });
+}
+
+/**
+ * A CA and, per node, a certificate for 127.0.0.1 and localhost it signed (used both to serve
+ * clients and to present on routes), made once per dir with Debian's openssl.
+ */
+function makeCertificates(dir: string): void {
+  const ca = join(dir, 'ca.pem');
+  const caKey = join(dir, 'ca.key');
+  const ssl = (...args: string[]) =>
+    execFileSync(which('openssl', "install Debian's openssl (bash scripts/setup does)"), args, {
+      stdio: 'pipe',
+    });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(ca))
+    ssl(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      caKey,
+      '-out',
+      ca,
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=cp-nats-ca',
+    );
+  const ext = join(dir, 'san.ext');
+  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  for (const i of [1, 2, 3]) {
+    const tls = join(dir, `node${i}`, 'tls');
+    mkdirSync(tls, { recursive: true });
+    if (existsSync(join(tls, 'server.pem'))) continue;
+    const csr = join(tls, 'server.csr');
+    ssl('req', ...ec, '-keyout', join(tls, 'server.key'), '-out', csr, '-subj', `/CN=cp-nats-${i}`);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca,
+      '-CAkey',
+      caKey,
+      '-CAcreateserial',
+      '-out',
+      join(tls, 'server.pem'),
+      '-days',
+      '3650',
+      '-extfile',
+      ext,
+    );
+    writeFileSync(join(tls, 'ca.pem'), readFileSync(ca));
+  }
+}
+
+async function distinctFreePorts(n: number, avoid: readonly number[] = []): Promise<number[]> {
+  const out: number[] = [];
+  while (out.length < n) {
+    const p = await freePort();
+    if (!out.includes(p) && !avoid.includes(p)) out.push(p);
+  }
+  return out;
+}
