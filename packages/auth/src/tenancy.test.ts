@@ -7,7 +7,7 @@ import {
   type TaskLogEvent,
 } from '@computepods/bus';
 import { buckets, streams, subjects } from '@computepods/protocol';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -103,6 +103,9 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
         seen.push(m.subject);
       },
     });
+    // alpha's SUB is in place before beta publishes (another connection): unflushed, the server
+    // could take the publish first and the test would pass even if it crossed accounts.
+    await a.nc.flush();
     b.nc.publish(subjects.filesChanged('alpha', 'pod1'), '{}');
     await b.nc.flush();
     await a.nc.flush();
@@ -141,8 +144,8 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
     })();
     fsw.nc.publish(subjects.logs('alpha', 'pod2'), 'x');
     await fsw.nc.flush();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(errors.some(isPermissionDenied)).toBe(true);
+    // The -ERR came before the flush's PONG; the status loop reads it in its own turn.
+    await until(() => errors.some(isPermissionDenied), 'the permissions violation reported');
     void done;
   });
 

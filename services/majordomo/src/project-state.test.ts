@@ -82,6 +82,9 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
     const mdBus = await connect('majordomo');
     md = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
     serveApi(mdBus, md.md);
+    // The API's SUBs reach the server before the test asks on its own connection: unflushed,
+    // the first request could find no responder (CP_UNAVAILABLE, not CP_PROJECT_INACTIVE).
+    await mdBus.nc.flush();
   }, 60_000);
   afterAll(async () => {
     await md?.stop();
