@@ -150,7 +150,50 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
       created: true,
       queue: { name: 'default', resource: 'box', concurrency: 2 },
       resource: { type: 'local', id: 'box' },
+      runnable: true,
     });
+    // A queue on a resource no runner can serve yet is bound, and says so.
+    const kube = dir.join('kube.json');
+    writeFileSync(
+      kube,
+      JSON.stringify({
+        type: 'kubernetes',
+        name: 'K8s',
+        id: 'kube',
+        namespace: 'lab',
+        jobs_runner_config: { image: 'debian:12' },
+      }),
+    );
+    const kubeProfile = dir.join('kube-profile.json');
+    writeFileSync(
+      kubeProfile,
+      JSON.stringify({
+        resource_type: 'kubernetes',
+        name: 'SA',
+        id: 'kube-sa',
+        service_account: 'runner',
+      }),
+    );
+    expect((await json('resource', 'create', '-f', kube)).code).toBe(0);
+    expect((await json('profile', 'create', '-f', kubeProfile)).code).toBe(0);
+    const kq = await json('queue', 'create', 'kq', '--resource', 'kube', '--profile', 'kube-sa');
+    expect(kq.code).toBe(0);
+    expect(kq.out).toMatchObject({ created: true, runnable: false });
+    expect(kq.out.warning).toMatch(/no runner of this version can run tasks on a kubernetes/);
+    const kqText = await run([
+      'queue',
+      'create',
+      'kq',
+      '--resource',
+      'kube',
+      '--profile',
+      'kube-sa',
+    ]);
+    expect(kqText.stdout).toMatch(/was already bound.*note: no runner of this version/);
+    expect(kqText.stdout).not.toMatch(/a runner serves it/);
+    expect((await json('queue', 'delete', 'kq')).code).toBe(0);
+    expect((await json('profile', 'delete', 'kube-sa')).code).toBe(0);
+    expect((await json('resource', 'delete', 'kube')).code).toBe(0);
     expect((await json('queue', 'list')).out).toEqual([
       { name: 'default', resource: 'box', concurrency: 2 },
     ]);

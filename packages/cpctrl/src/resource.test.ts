@@ -60,6 +60,29 @@ describe('cpctrl resource and profile, over a real nats-server', { timeout: 240_
     expect(cpctrl('resource', 'list').out).toEqual([]);
   });
 
+  it('stores a kubernetes resource but says plainly that no runner can run its tasks yet', () => {
+    const file = dir.join('k8s.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        type: 'kubernetes',
+        name: 'K8s',
+        id: 'k8s',
+        namespace: 'lab',
+        jobs_runner_config: { image: 'debian:12' },
+      }),
+    );
+    const created = cpctrl('resource', 'create', '-f', file);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.out).toMatchObject({ id: 'k8s', runnable: false });
+    expect(created.out.warning).toMatch(/no runner of this version can run tasks on a kubernetes/);
+    const local = cpctrl('resource', 'create', '-f', fixture('slurm_sudo.json'));
+    expect(local.out).toMatchObject({ runnable: true });
+    expect(local.out.warning).toBeUndefined();
+    expect(cpctrl('resource', 'delete', 'slurm-cluster').code).toBe(0);
+    expect(cpctrl('resource', 'delete', 'k8s').code).toBe(0);
+  });
+
   it('names the wrong field, and refuses a profile for a resource of another type', () => {
     const bad = dir.join('bad.json');
     writeFileSync(

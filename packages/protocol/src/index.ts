@@ -81,6 +81,7 @@ export {
   Resource,
   type ResourceInput,
   type ResourceType,
+  RUNNABLE_RESOURCE_TYPES,
   resourceId,
   SlurmConfigSet,
   SlurmMemory,
@@ -92,6 +93,7 @@ export {
   slurmMemToMb,
   TasksPixiConfig,
   TasksPythonConfig,
+  unrunnableReason,
 } from './resources.js';
 export {
   ArtefactType,

@@ -338,6 +338,23 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
 ];
 
 /**
+ * The types a runner of this version can run tasks on. A `kubernetes` resource is accepted and
+ * stored (its fields follow Fractal's), but no runner can run its tasks yet: cpctrl says so
+ * wherever it would otherwise name the runner that serves it.
+ */
+export const RUNNABLE_RESOURCE_TYPES: readonly ResourceType[] = [
+  'local',
+  'slurm_sudo',
+  'slurm_ssh',
+];
+
+/** Why no runner can serve a resource of this type, or undefined when one can. */
+export function unrunnableReason(type: ResourceType): string | undefined {
+  if (RUNNABLE_RESOURCE_TYPES.includes(type)) return undefined;
+  return `no runner of this version can run tasks on a ${type} resource yet (runners serve ${RUNNABLE_RESOURCE_TYPES.join(', ')}): a queue on it holds its tasks until one can`;
+}
+
+/**
  * A user name that sudo, ssh and the shell can take without quoting surprises: what useradd
  * accepts by default (lower-case, digits, "_" and "-", not starting with "-" or a digit).
  */
