@@ -142,7 +142,7 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
         'chef-podb',
       ),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   }, 180_000);
   afterAll(async () => {
     log?.close();

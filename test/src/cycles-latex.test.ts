@@ -53,7 +53,7 @@ describe('cycles with LaTeX: fixpoint like latexmk, discovery, crash mid-cycle',
       stack.start('fswatcher'),
       stack.start('chef', { CP_CHEF: 'latex', CP_CHEF_DEFINITION: 'latex' }, 'chef-latex'),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   }, 600_000);
   afterAll(async () => {
     log?.close();

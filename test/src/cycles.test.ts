@@ -50,7 +50,7 @@ describe('cycles: non-convergence, kill -9 after the verdict, early cutoff', () 
       stack.start('fswatcher'),
       stack.start('chef', { CP_CHEF: 'gen', CP_CHEF_DEFINITION: gen }, 'chef-gen'),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   }, 120_000);
   afterAll(async () => {
     log?.close();

@@ -82,7 +82,7 @@ describe('demo: the table-of-contents cycle', () => {
       stack.start('fswatcher'),
       stack.start('chef', { CP_CHEF: 'demo', CP_CHEF_DEFINITION: demoChef }),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   });
   afterAll(async () => {
     log?.close();

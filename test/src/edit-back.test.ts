@@ -36,7 +36,7 @@ describe('an edit back to earlier bytes rebuilds its target', () => {
       stack.start('fswatcher'),
       stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chef }),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   }, 120_000);
   afterAll(async () => {
     log?.close();

@@ -55,6 +55,20 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     await changed(`src/${stem}.txt`, `${stem}\n`);
     await stack.until(`out/${stem}.upper`);
   };
+  /**
+   * Declares a chef that never answers, so MajorDomo gathers how-to-build answers until its
+   * deadline and surely reads a rogue's. Waits until MajorDomo has applied it: it reads the
+   * declaration through its watch of the bucket, not in step with this put's ack, and a question
+   * asked before would not wait for this chef. Each call's pod differs, so the declaration is
+   * never an unchanged heartbeat (applied without a log line).
+   */
+  let silentDeclarations = 0;
+  const declareSilent = async () => {
+    const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
+    const from = md().output.length;
+    await rules.put('silent', { chef: 'silent', pod: `p${++silentDeclarations}`, rules: [] });
+    await md().waitForOutput(/"chef":"silent".*"msg":"chef rules declared"/, 10_000, from);
+  };
   const restartMajorDomo = async () => {
     await md().stop();
     await stack.start('majordomo', MD_ENV);
@@ -233,8 +247,7 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
     // A declared chef that never answers keeps MajorDomo gathering until its deadline, so the
     // rogue's answer is surely read.
     await stack.httpUrl(); // logged once the NATS API is served too
-    const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
-    await rules.put('silent', { chef: 'silent', pod: 'p', rules: [] });
+    await declareSilent();
     const garbage = '{"v":1,"answer":"not an envelope"}';
     const rogue = stack.bus.nc.subscribe(subjects.howToBuild(stack.project), {
       callback: (_e, m) => {
@@ -262,8 +275,7 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
   });
 
   it('dead-letters an empty how-to-build answer (it was skipped as if a no-responders status)', async () => {
-    const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
-    await rules.put('silent', { chef: 'silent', pod: 'p', rules: [] });
+    await declareSilent();
     let inbox = '';
     const rogue = stack.bus.nc.subscribe(subjects.howToBuild(stack.project), {
       callback: (_e, m) => {

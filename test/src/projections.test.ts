@@ -57,7 +57,7 @@ describe('input projections on sources', () => {
       stack.start('fswatcher'),
       stack.start('chef', { CP_CHEF: 'proj', CP_CHEF_DEFINITION: chef }),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   }, 120_000);
   afterAll(async () => {
     log?.close();

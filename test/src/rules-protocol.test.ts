@@ -65,7 +65,7 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
       stack.start('chef', chef('alpha'), 'chef-alpha'),
       stack.start('chef', chef('beta'), 'chef-beta'),
     ]);
-    log = new BuildLog(stack.bus);
+    log = await BuildLog.start(stack.bus);
   }, 180_000);
   afterAll(async () => {
     log?.close();
@@ -167,7 +167,13 @@ describe('rules protocol: how to build, can build from, auxiliaries, $SRV livene
     // A declared chef that never answers keeps MajorDomo gathering until its deadline, so the
     // rogue's answers are surely read.
     const rules = await stack.bus.kv(buckets.rules(p), RulesDeclared);
+    const md = stack.procs.get('majordomo')!;
+    const declared = md.output.length;
     await rules.put('ghost', { chef: 'ghost', pod: 'nowhere', rules: [] });
+    // MajorDomo reads the declaration through its watch of the bucket, not in step with this
+    // put's ack: until it has, it would not wait for the ghost, and could end the gathering on
+    // the chefs' answers before reading the rogue's.
+    await md.waitForOutput(/"chef":"ghost".*"msg":"chef rules declared"/, 10_000, declared);
     const rogue = stack.bus.nc.subscribe(subjects.howToBuild(p), {
       callback: (_e, m) => {
         m.respond('{"not": "an envelope"}');

@@ -10,8 +10,17 @@ import {
 /**
  * Records every build request and result of a project as they cross NATS (core subscriptions
  * see JetStream publishes too), so a test can count what ran, in which pass, and what it found.
+ * Open it with BuildLog.start: MajorDomo publishes on its own connection, so a request could
+ * reach the server before this connection's SUBs and go unrecorded.
  */
 export class BuildLog {
+  /** A log whose subscriptions the server has: every request published after it is recorded. */
+  static async start(bus: Bus): Promise<BuildLog> {
+    const log = new BuildLog(bus);
+    await bus.nc.flush();
+    return log;
+  }
+
   readonly requests: BuildRequested[] = [];
   readonly results: BuildResult[] = [];
   readonly #subs: Array<{ unsubscribe(): void }> = [];
