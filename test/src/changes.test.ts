@@ -189,6 +189,9 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
     const seen = recordEvents(bus, remoteRoot);
     const chunks: FollowedChunk[] = [];
     const follower = followLogs(bus, project, (c) => chunks.push(c), { pod: 'laptop-1' });
+    // The daemon publishes on its own connection, pre.txt as soon as it starts: the observer's
+    // SUBs must be at the server first, or that event is never seen.
+    await bus.nc.flush();
     const logs: Record<string, unknown>[] = [];
     const daemon = await startDaemon(
       resolveSettings({
@@ -318,6 +321,7 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
 
     const bus = await observer(project);
     const seen = recordEvents(bus, remoteRoot);
+    await bus.nc.flush(); // before the daemon publishes on its own connection
     const logs: Record<string, unknown>[] = [];
     const daemon = await startDaemon(
       resolveSettings({
@@ -378,6 +382,7 @@ describe('fswatcher service: log files are streamed like tail -f', () => {
     const seen = recordEvents(bus, 'unused');
     const chunks: FollowedChunk[] = [];
     const follower = followLogs(bus, project, (c) => chunks.push(c), { pod: 'pod-logs' });
+    await bus.nc.flush(); // before the fswatcher publishes on its own connection
     const svc = new ManagedProcess({
       name: 'fswatcher',
       command: process.execPath,
