@@ -174,6 +174,11 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvWrite(buckets.traces(p)),
             ...kvWrite(buckets.goals(p)),
             ...kvWrite(buckets.builds(p)),
+            // Standby mode: the leader lease, read and written with compare-and-set; the first
+            // MajorDomo to stand makes the bucket (it is no other role's).
+            `${JS}.STREAM.CREATE.KV_${buckets.leader(p)}`,
+            ...kvRead(buckets.leader(p)),
+            ...kvWrite(buckets.leader(p)),
             // Retiring a dead chef deletes its rules record and purges its queued requests
             // (the purge's subject filter is in the request body: the stream is named here).
             ...kvWrite(buckets.rules(p)),

@@ -37,6 +37,14 @@ export const BuildRequested = z.object({
       outputs: z.record(RelativePath, z.string().min(1).max(128)),
     })
     .optional(),
+  /**
+   * The MajorDomo that sent it as its project's leader (standby mode, CP_MAJORDOMO_HA): its id
+   * and lease epoch. The server already refuses a stale leader's request (fence.ts); this says
+   * who sent each one, for logs and tests.
+   */
+  leader: z
+    .object({ id: z.string().min(1).max(200), epoch: z.number().int().positive() })
+    .optional(),
 });
 export type BuildRequested = z.infer<typeof BuildRequested>;
 

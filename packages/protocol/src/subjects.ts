@@ -18,6 +18,11 @@ export const subjects = {
   buildRequest: (p: string, chef: string) =>
     `cp.${checkProject(p)}.build.request.${checkName('chef name', chef)}`,
   buildRequestAll: (p: string) => `cp.${checkProject(p)}.build.request.*`,
+  /**
+   * The fence a new leader MajorDomo stores in the builds stream (standby mode): no chef name
+   * starts with "_", so no chef consumes it. See services/majordomo/src/fence.ts.
+   */
+  buildFence: (p: string) => `cp.${checkProject(p)}.build.request._fence`,
   buildResult: (p: string) => `cp.${checkProject(p)}.build.result`,
   buildCancel: (p: string) => `cp.${checkProject(p)}.build.cancel`,
   tasks: (p: string, resource: string) =>
@@ -68,6 +73,8 @@ export const buckets = {
   rules: (p: string) => `cp_${checkProject(p)}_rules`,
   /** Goals built by on-demand rules: the chosen "can build from" answer per goal. */
   goals: (p: string) => `cp_${checkProject(p)}_goals`,
+  /** Which MajorDomo leads the project (standby mode): one compare-and-set lease record. */
+  leader: (p: string) => `cp_${checkProject(p)}_leader`,
   tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
   builds: (p: string) => `cp_${checkProject(p)}_builds`,
   /** The project's own copy of its record (`project`) and resolved queues (`queue.<name>`); admins write. */
