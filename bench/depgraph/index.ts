@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DependencyManager, tarjan } from '@computepods/depgraph';
-import { build } from 'esbuild';
+import { bundleChild } from '../lib/bundle.js';
 import { generate, hashOf } from './graph-gen.js';
 import { ninjaDryRun, T_EDIT, writeNinjaTree } from './ninja.js';
 
@@ -55,23 +55,14 @@ interface ColdRun {
   stateBytes: number;
 }
 
-/** Writes the persisted state and bundles cold.ts with esbuild, as `pnpm build` bundles tools. */
+/** Writes the persisted state and bundles cold.ts as `pnpm build` bundles the tools. */
 async function prepareCold(
   work: string,
   stateJson: string,
 ): Promise<{ bundle: string; statePath: string }> {
   const statePath = join(work, 'state.json');
   writeFileSync(statePath, stateJson);
-  const bundle = join(work, 'cold.mjs');
-  await build({
-    entryPoints: [fileURLToPath(new URL('./cold.ts', import.meta.url))],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: bundle,
-    logLevel: 'warning',
-  });
+  const bundle = await bundleChild(new URL('./cold.ts', import.meta.url), work, 'cold');
   return { bundle, statePath };
 }
 
