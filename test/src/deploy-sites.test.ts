@@ -1,0 +1,499 @@
+import { spawnSync } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { AuthStore } from '@computepods/auth';
+import { requireBinary, TempDir } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const deploy = join(root, 'deploy');
+const read = (p: string) => readFileSync(join(deploy, p), 'utf8');
+const requireRoot = createRequire(join(root, 'package.json'));
+
+/**
+ * deploy/ for real sites (#13): the systemd units, the Kubernetes manifests and the Helm values
+ * for NATS, the Compose file and the Containerfile. Each is checked by the tool or schema that
+ * judges it (systemd-analyze, the Kubernetes OpenAPI schemas through kubernetes-models, the
+ * Compose specification through dclint, nats-server -t); what needs a container engine or a
+ * cluster is not checked here (deploy/README.md says what).
+ */
+describe('deploy/ for real sites', () => {
+  const dir = new TempDir('cp-deploy-sites-');
+  afterAll(() => dir[Symbol.dispose]());
+
+  /** The README's auth.conf for a server that reads operator.jwt at `operatorPath`. */
+  let authDir: string | undefined;
+  async function authConf(resolverDir: string, operatorPath: string): Promise<string> {
+    if (!authDir) {
+      authDir = dir.join('auth');
+      await AuthStore.open(authDir);
+    }
+    const out = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'packages/cpctrl/src/main.ts'),
+        'creds',
+        'server-config',
+        '--resolver-dir',
+        resolverDir,
+      ],
+      { cwd: root, env: { ...process.env, CP_AUTH_DIR: authDir }, encoding: 'utf8' },
+    );
+    expect(out.status, out.stderr).toBe(0);
+    // deploy/README.md: the operator line names where the server finds operator.jwt.
+    const text = out.stdout.replace(/^operator: .*$/m, `operator: ${JSON.stringify(operatorPath)}`);
+    expect(text).toContain(`operator: ${JSON.stringify(operatorPath)}`);
+    return text;
+  }
+
+  function natsValid(conf: string): void {
+    const bin = requireBinary(
+      'nats-server',
+      "install Debian's nats-server (bash scripts/setup does)",
+    );
+    const t = spawnSync(bin, ['-c', conf, '-t'], { encoding: 'utf8' });
+    expect(`${t.stdout}${t.stderr}`, `${conf}: ${t.stdout}${t.stderr}`).toMatch(/is valid/);
+  }
+
+  describe('systemd units', () => {
+    const unitDir = join(deploy, 'systemd');
+    const units = [
+      ...readdirSync(unitDir).filter((f) => f.endsWith('.service')),
+      ...readdirSync(join(unitDir, 'user')).map((f) => `user/${f}`),
+    ];
+    // Settings that make systemd set no_new_privs for a non-root service (systemd.exec(5)):
+    // any of them stops sudo.
+    const impliesNoNewPrivileges =
+      /^(NoNewPrivileges=yes|SystemCallFilter|SystemCallArchitectures|RestrictAddressFamilies|RestrictNamespaces|PrivateDevices=yes|ProtectKernelTunables=yes|ProtectKernelModules=yes|ProtectKernelLogs=yes|ProtectClock=yes|MemoryDenyWriteExecute|RestrictRealtime=yes|RestrictSUIDSGID=yes|DynamicUser=yes|LockPersonality=yes)/m;
+
+    /** The unit as systemd would load it here: the checkout in place of /opt/computepods. */
+    function place(unit: string, text: string, sub = 'units'): string {
+      mkdirSync(dir.join(sub), { recursive: true });
+      const name = basename(unit).replace('@.service', '@demo.service');
+      const path = dir.join(sub, name);
+      writeFileSync(path, text.replaceAll('/opt/computepods/', root));
+      return path;
+    }
+
+    /** systemd-analyze verify: exit 0 and not one warning (it warns, exit 0, on a bad value). */
+    function verify(path: string): string {
+      const bin = requireBinary('systemd-analyze', "install Debian's systemd");
+      const r = spawnSync(bin, ['verify', '--man=no', path], { encoding: 'utf8' });
+      return r.status === 0 ? r.stderr.trim() : `exit ${r.status}: ${r.stderr}`;
+    }
+
+    it('pass systemd-analyze verify, with ExecStart the checkout entrypoint', () => {
+      expect(units.length).toBeGreaterThanOrEqual(6);
+      for (const unit of units) {
+        const text = readFileSync(join(unitDir, unit), 'utf8');
+        expect(text, unit).toMatch(
+          /^ExecStart=\/opt\/computepods\/deploy\/bin\/computepods-service (majordomo|chef|runner|fswatcher|inotify2nats)$/m,
+        );
+        expect(verify(place(unit, text)), unit).toBe('');
+      }
+    });
+
+    it('a broken unit fails the same check', () => {
+      const good = read('systemd/computepods-chef@.service');
+      const typo = place(
+        'typo@.service',
+        good.replace('ProtectHome=yes', 'ProtectHomes=yes'),
+        'bad',
+      );
+      expect(verify(typo)).toMatch(/Unknown key 'ProtectHomes'/);
+      const badValue = place(
+        'bool@.service',
+        good.replace('NoNewPrivileges=yes', 'NoNewPrivileges=perhaps'),
+        'bad',
+      );
+      expect(verify(badValue)).toMatch(/Failed to parse boolean value/);
+      const missing = place(
+        'exec@.service',
+        good.replace('deploy/bin/computepods-service', 'deploy/bin/no-such-entrypoint'),
+        'bad',
+      );
+      expect(verify(missing)).toMatch(/is not executable/);
+    });
+
+    it('run the services as computepods, credentials through LoadCredential, sandboxed', () => {
+      const services = ['majordomo', 'chef', 'runner', 'runner-sudo', 'fswatcher'];
+      for (const s of services) {
+        const text = read(`systemd/computepods-${s}@.service`);
+        const program = s === 'runner-sudo' ? 'runner' : s;
+        expect(text, s).toMatch(/^User=computepods$/m);
+        expect(text, s).toContain(`EnvironmentFile=/etc/computepods/${program}@%i.env`);
+        expect(text, s).toContain(
+          `LoadCredential=nats.creds:/etc/computepods/creds/${program}@%i.creds`,
+        );
+        expect(text, s).toMatch(/^Environment=NATS_CREDS=%d\/nats\.creds$/m);
+        // The credentials' path is named, never their content.
+        expect(text, s).not.toMatch(/-----BEGIN|eyJ[0-9A-Za-z_-]{20,}/);
+        if (s === 'runner-sudo') {
+          // sudo needs setuid to work: nothing here may set no_new_privs.
+          expect(text.match(impliesNoNewPrivileges)?.[0], s).toBeUndefined();
+          expect(text).toMatch(/ALL=\(cpjobs\) NOPASSWD/);
+        } else {
+          expect(text, s).toMatch(/^NoNewPrivileges=yes$/m);
+          expect(text, s).toMatch(/^ProtectSystem=strict$/m);
+          // V8's JIT writes and then runs code: this would kill every service at start.
+          expect(text, s).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
+        }
+      }
+    });
+
+    it('are rated by systemd-analyze security: the sandboxed ones well below exposed', () => {
+      const bin = requireBinary('systemd-analyze', "install Debian's systemd");
+      const score = (unit: string) => {
+        const path = place(unit, read(`systemd/${unit}`), 'security');
+        const r = spawnSync(bin, ['security', '--offline=yes', '--no-pager', path], {
+          encoding: 'utf8',
+        });
+        const m = /Overall exposure level for \S+: (\d+\.\d)/.exec(`${r.stdout}${r.stderr}`);
+        expect(m, `${unit}: ${r.stdout}${r.stderr}`).not.toBeNull();
+        return Number(m?.[1]);
+      };
+      for (const s of ['majordomo', 'chef', 'runner', 'fswatcher']) {
+        expect(score(`computepods-${s}@.service`), s).toBeLessThanOrEqual(3.0);
+      }
+      // With sudo allowed, the most it can keep is far less, and it is measured, not hidden.
+      expect(score('computepods-runner-sudo@.service')).toBeGreaterThan(3.0);
+    });
+
+    it('the example env files set only variables the programs read', () => {
+      const readme = readFileSync(join(root, 'README.md'), 'utf8');
+      // What README's configuration table leaves out: TLS (bus) and inotify2nats' own settings.
+      const sources = ['packages/bus/src/connect.ts', 'packages/inotify2nats/src/settings.ts']
+        .map((p) => readFileSync(join(root, p), 'utf8'))
+        .join('\n');
+      const files = readdirSync(join(unitDir, 'env'));
+      expect(files.length).toBeGreaterThanOrEqual(6);
+      for (const f of files) {
+        const keys = read(`systemd/env/${f}`)
+          .split('\n')
+          .filter((l) => l.trim() && !l.startsWith('#'))
+          .map((l) => /^([A-Z_][A-Z0-9_]*)=/.exec(l)?.[1]);
+        for (const k of keys) {
+          expect(k, `${f}: a line is not NAME=value`).toBeDefined();
+          const known = readme.includes(`\`${k}\``) || new RegExp(`\\b${k}\\b`).test(sources);
+          expect(known, `${f}: ${k} is read by no program (README configuration table)`).toBe(true);
+        }
+      }
+    });
+
+    it('the entrypoint starts the named program and refuses others', () => {
+      const entry = join(deploy, 'bin/computepods-service');
+      accessSync(entry, constants.X_OK);
+      const none = spawnSync(entry, ['nonsense'], { encoding: 'utf8' });
+      expect(none.status).toBe(64);
+      expect(none.stderr).toMatch(/unknown program nonsense/);
+      // The real service starts and stops on its own configuration check: it was reached.
+      const md = spawnSync(entry, ['majordomo'], {
+        encoding: 'utf8',
+        cwd: dir.path,
+        env: { ...process.env, CP_PROJECT: 'Not A Project', CP_LOG_FORMAT: 'json' },
+      });
+      expect(md.status).not.toBe(0);
+      expect(md.stderr).toMatch(/invalid project name \\"Not A Project\\"/);
+    });
+  });
+
+  describe('Kubernetes', () => {
+    type K8sObject = { apiVersion?: string; kind?: string; metadata?: { name?: string } };
+
+    /** Every object validated against its kind's OpenAPI schema (kubernetes-models). */
+    async function validate(obj: K8sObject): Promise<void> {
+      if (!obj.apiVersion || !obj.kind) throw new Error('an object without apiVersion or kind');
+      let mod: Record<string, new (data: unknown) => { validate(): void }>;
+      try {
+        // Import-only exports: resolved by path, the package's own layout (group/version/Kind).
+        const pkg = dirname(requireRoot.resolve('kubernetes-models/package.json'));
+        const file = join(pkg, obj.apiVersion, `${obj.kind}.js`);
+        mod = await import(/* @vite-ignore */ pathToFileURL(file).href);
+      } catch {
+        throw new Error(`${obj.apiVersion} ${obj.kind}: no such Kubernetes kind`);
+      }
+      const Model = mod[obj.kind];
+      if (!Model) throw new Error(`${obj.apiVersion} ${obj.kind}: no such Kubernetes kind`);
+      new Model(obj).validate();
+    }
+
+    const manifests = () =>
+      parseAllDocuments(read('kubernetes/computepods.yaml')).map((d) => {
+        expect(d.errors, 'YAML errors').toEqual([]);
+        return d.toJS() as K8sObject & Record<string, unknown>;
+      });
+
+    it('every object is valid against the Kubernetes schemas', async () => {
+      const objs = manifests();
+      const kinds = objs.map((o) => `${o.kind}/${o.metadata?.name}`);
+      for (const want of [
+        'Namespace/computepods',
+        'Deployment/computepods-majordomo',
+        'Deployment/computepods-chef',
+        'Deployment/computepods-runner',
+        'Deployment/computepods-fswatcher',
+        'Service/computepods-majordomo',
+      ])
+        expect(kinds).toContain(want);
+      for (const o of objs)
+        await expect(validate(o), `${o.kind}/${o.metadata?.name}`).resolves.toBeUndefined();
+    });
+
+    it('a broken manifest fails validation', async () => {
+      const deployment = manifests().find((o) => o.kind === 'Deployment') as {
+        spec: { replicas: unknown; template: { spec: { containers: Record<string, unknown>[] } } };
+      };
+      const replicas = structuredClone(deployment);
+      replicas.spec.replicas = 'two';
+      await expect(validate(replicas as K8sObject)).rejects.toThrow(/replicas must be integer/);
+      const unnamed = structuredClone(deployment);
+      delete unnamed.spec.template.spec.containers[0]?.name;
+      await expect(validate(unnamed as K8sObject)).rejects.toThrow(
+        /must have required property name/,
+      );
+      await expect(validate({ apiVersion: 'apps/v1', kind: 'Deploymnet' })).rejects.toThrow(
+        /no such Kubernetes kind/,
+      );
+    });
+
+    it('secrets are referenced, never written; each one is made in deploy/README.md', () => {
+      const objs = manifests();
+      expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+      const text = JSON.stringify(objs);
+      const names = new Set([
+        ...[...text.matchAll(/"secretName":"([^"]+)"/g)].map((m) => m[1]),
+        ...[...text.matchAll(/"secretKeyRef":\{"name":"([^"]+)"/g)].map((m) => m[1]),
+      ]);
+      const values = parseYaml(read('kubernetes/nats-values.yaml'));
+      for (const m of JSON.stringify(values).matchAll(/"secretName":"([^"]+)"/g)) names.add(m[1]);
+      expect(names.size).toBeGreaterThanOrEqual(6);
+      const readme = read('README.md');
+      for (const n of names)
+        expect(readme, `deploy/README.md must say how to make Secret ${n}`).toMatch(
+          new RegExp(`kubectl -n computepods create secret \\S+ ${n}\\b`),
+        );
+    });
+
+    it('the services run as they must: 2 MajorDomos, one runner and one watcher, restricted', () => {
+      const deployments = manifests().filter((o) => o.kind === 'Deployment') as unknown as {
+        metadata: { name: string };
+        spec: {
+          replicas: number;
+          strategy: { type: string };
+          template: {
+            spec: {
+              securityContext: { runAsNonRoot: boolean };
+              containers: {
+                args: string[];
+                env: { name: string; value?: string }[];
+                securityContext: {
+                  allowPrivilegeEscalation: boolean;
+                  readOnlyRootFilesystem: boolean;
+                };
+              }[];
+            };
+          };
+        };
+      }[];
+      expect(deployments).toHaveLength(4);
+      for (const d of deployments) {
+        const svc = d.metadata.name.replace('computepods-', '');
+        const c = d.spec.template.spec.containers[0];
+        expect(c?.args, svc).toEqual([svc]);
+        expect(c?.env.find((e) => e.name === 'NATS_CREDS')?.value, svc).toMatch(
+          /^\/var\/run\/secrets\//,
+        );
+        expect(d.spec.template.spec.securityContext.runAsNonRoot, svc).toBe(true);
+        expect(c?.securityContext.allowPrivilegeEscalation, svc).toBe(false);
+        expect(c?.securityContext.readOnlyRootFilesystem, svc).toBe(true);
+        if (svc === 'majordomo') expect(d.spec.replicas).toBe(2);
+        else {
+          expect(d.spec.replicas, svc).toBe(1);
+          expect(d.spec.strategy.type, svc).toBe('Recreate');
+        }
+      }
+    });
+
+    it("the NATS chart's values: JetStream, TLS, and cpctrl's operator lines, which nats-server takes", async () => {
+      const v = parseYaml(read('kubernetes/nats-values.yaml'));
+      expect(v.config.jetstream.enabled).toBe(true);
+      expect(v.config.nats.tls.enabled).toBe(true);
+      expect(v.config.cluster.tls.enabled).toBe(true);
+      // cpctrl's auth.conf carries the resolver: the chart's must stay off.
+      expect(v.config.resolver.enabled).toBe(false);
+      const include: string = v.config.merge['00$include'];
+      const mount = v.container.patch[0].value;
+      const volume = v.podTemplate.patch[0].value;
+      expect(mount.name).toBe(volume.name);
+      expect(`/etc/nats-config/${include}`.startsWith(`${mount.mountPath}/`)).toBe(true);
+      // What the chart renders from these values, with the Secret's files where the mount puts
+      // them: the config nats-server must accept (the chart itself is not run here).
+      const etc = dir.join('k8s/etc/nats-config');
+      mkdirSync(join(etc, 'computepods'), { recursive: true });
+      const data = dir.join('k8s/data');
+      const auth = await authConf('/data/resolver', '/etc/nats-config/computepods/operator.jwt');
+      writeFileSync(
+        join(etc, include),
+        auth.replaceAll('/etc/nats-config/', `${etc}/`).replaceAll('/data/', `${data}/`),
+      );
+      copyFileSync(join(authDir ?? '', 'operator.jwt'), join(etc, 'computepods/operator.jwt'));
+      writeFileSync(
+        join(etc, 'nats.conf'),
+        [
+          'port: 4222',
+          `jetstream { store_dir: ${JSON.stringify(data)} }`,
+          `max_control_line: ${v.config.merge.max_control_line}`,
+          `max_payload: ${v.config.merge.max_payload}`,
+          `include ${JSON.stringify(include)}`,
+        ].join('\n'),
+      );
+      natsValid(join(etc, 'nats.conf'));
+    });
+  });
+
+  describe('Compose', () => {
+    it('is valid against the Compose specification and dclint finds nothing', async () => {
+      const { DCLinter } = (await import(requireRoot.resolve('dclint'))) as {
+        DCLinter: new (
+          c: unknown,
+        ) => {
+          lintFiles(p: string[], r: boolean): { messages: { rule: string; message: string }[] }[];
+        };
+      };
+      const lint = (path: string) =>
+        new DCLinter({ rules: {}, quiet: true, debug: false, exclude: [] })
+          .lintFiles([path], false)[0]
+          ?.messages.map((m) => `${m.rule}: ${m.message}`);
+      expect(lint(join(deploy, 'compose/compose.yaml'))).toEqual([]);
+      // The same check catches a key the specification does not have.
+      const broken = dir.join('compose-broken.yaml');
+      writeFileSync(
+        broken,
+        read('compose/compose.yaml').replace('    image: nats:', '    imag: nats:'),
+      );
+      expect(lint(broken)?.join('\n')).toMatch(/invalid-schema/);
+    });
+
+    it('runs nats and the four services, each with its own credentials as a Compose secret', () => {
+      const c = parseYaml(read('compose/compose.yaml')) as {
+        services: Record<
+          string,
+          {
+            image: string;
+            command?: string[];
+            environment?: Record<string, string>;
+            secrets?: { source: string }[];
+            volumes?: string[];
+          }
+        >;
+        secrets: Record<string, { file: string }>;
+        volumes: Record<string, unknown>;
+      };
+      expect(Object.keys(c.services).sort()).toEqual([
+        'chef',
+        'fswatcher',
+        'majordomo',
+        'nats',
+        'runner',
+      ]);
+      for (const svc of ['majordomo', 'chef', 'runner', 'fswatcher']) {
+        const s = c.services[svc];
+        expect(s?.command, svc).toEqual([svc]);
+        const secret = `${svc}_creds`;
+        expect(
+          s?.secrets?.map((x) => x.source),
+          svc,
+        ).toEqual([secret]);
+        expect(c.secrets[secret]?.file, svc).toMatch(/^\.\/secrets\//);
+        expect(s?.environment?.NATS_CREDS, svc).toBe(`/run/secrets/${secret}`);
+        expect(s?.environment?.NATS_URL, svc).toBe('nats://nats:4222');
+        expect(s?.environment?.CP_PROJECT, svc).toBe('demo');
+        expect(s?.volumes, svc).toContain('state:/var/lib/computepods');
+        if (svc !== 'majordomo')
+          expect(s?.volumes, svc).toContain('workspace:/srv/computepods/workspace');
+      }
+      expect(Object.keys(c.volumes).sort()).toEqual(['nats', 'state', 'workspace']);
+      // Published on loopback only.
+      expect(JSON.stringify(c)).not.toMatch(/"(0\.0\.0\.0:)?\d+:\d+"/);
+    });
+
+    it("nats.conf with cpctrl's auth.conf, made as its comment says, is valid for nats-server", async () => {
+      const text = read('compose/nats.conf');
+      expect(text).toMatch(/^include "auth.conf"/m);
+      const etc = dir.join('compose/etc/nats');
+      mkdirSync(etc, { recursive: true });
+      const data = dir.join('compose/data');
+      const auth = await authConf('/data/resolver', '/etc/nats/operator.jwt');
+      writeFileSync(
+        join(etc, 'auth.conf'),
+        auth.replaceAll('/etc/nats/', `${etc}/`).replaceAll('/data/', `${data}/`),
+      );
+      copyFileSync(join(authDir ?? '', 'operator.jwt'), join(etc, 'operator.jwt'));
+      writeFileSync(join(etc, 'nats.conf'), text.replaceAll('/data/', `${data}/`));
+      natsValid(join(etc, 'nats.conf'));
+    });
+  });
+
+  describe('Containerfile', () => {
+    const lines = read('Containerfile')
+      .replace(/\\\n/g, ' ')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#'));
+
+    it('builds on Debian with the Node and pnpm the repository asks for, from the lockfile', () => {
+      const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+      const from = lines.filter((l) => l.startsWith('FROM '));
+      expect(from).toHaveLength(1);
+      const m = /^FROM node:(\d+)\.(\d+)-(bookworm|trixie)-slim$/.exec(from[0] ?? '');
+      expect(m, from[0]).not.toBeNull();
+      const [major, minor] = [Number(m?.[1]), Number(m?.[2])];
+      expect(major > 20 || (major === 20 && minor >= 19), 'engines: node >= 20.19').toBe(true);
+      const pnpm = String(pkg.packageManager).split('@')[1];
+      expect(lines.some((l) => l.includes(`npm install -g pnpm@${pnpm} `))).toBe(true);
+      expect(lines.some((l) => /RUN pnpm install --frozen-lockfile/.test(l))).toBe(true);
+      expect(lines.some((l) => /RUN pnpm -s build/.test(l))).toBe(true);
+      expect(lines.some((l) => /^USER \d+/.test(l))).toBe(true);
+    });
+
+    it('copies what exists, every workspace package manifest, and ends in the entrypoint', () => {
+      const copied = lines
+        .filter((l) => l.startsWith('COPY '))
+        .flatMap((l) => l.split(/\s+/).slice(1, -1));
+      for (const src of copied) expect(existsSync(join(root, src)), src).toBe(true);
+      // pnpm install --frozen-lockfile needs every workspace package's manifest.
+      const workspace = parseYaml(readFileSync(join(root, 'pnpm-workspace.yaml'), 'utf8'))
+        .packages as string[];
+      for (const p of workspace) {
+        const base = p.replace(/\/\*$/, '');
+        expect(
+          copied.some((s) => s === base || s === `${base}/package.json`),
+          `${p} is not copied before pnpm install`,
+        ).toBe(true);
+      }
+      const entry = lines.find((l) => l.startsWith('ENTRYPOINT '));
+      const argv = JSON.parse(entry?.slice('ENTRYPOINT '.length) ?? '[]') as string[];
+      const script = argv.at(-1) ?? '';
+      expect(script).toBe('/opt/computepods/deploy/bin/computepods-service');
+      accessSync(join(root, script.replace('/opt/computepods/', '')), constants.X_OK);
+      expect(copied).toContain('deploy/bin');
+      // The ignore file keeps installed modules and secrets out of the build context.
+      const ignore = read('Containerfile.dockerignore');
+      expect(ignore).toMatch(/^\*\*\/node_modules$/m);
+      expect(ignore).toMatch(/^\*\*\/\*\.creds$/m);
+    });
+  });
+});
