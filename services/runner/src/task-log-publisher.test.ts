@@ -212,6 +212,70 @@ describe('task log publisher over a real nats-server', () => {
     }
   });
 
+  it('does not ask the stream where the log of a task it just created stands', async () => {
+    // Every look-up of a subject's last piece on the task-log stream (the subject is appended
+    // to the request's), and every piece published, as a second connection sees them.
+    const watcher = await Bus.connect({ servers: nats.url, service: 'watch', project: P, logger });
+    const asked: string[] = [];
+    const ends: string[] = [];
+    watcher.nc.subscribe(`$JS.API.DIRECT.GET.${streams.taskLogs(P)}.>`, {
+      callback: (_e, m) => {
+        asked.push(m.subject);
+      },
+    });
+    watcher.nc.subscribe(subjects.taskLog(P, 'q1', 't6', 'stdout').replace(/stdout$/, '*'), {
+      callback: (_e, m) => {
+        if ((m.json() as { body: { mark?: string } }).body.mark === 'end') ends.push(m.subject);
+      },
+    });
+    await watcher.nc.flush();
+    try {
+      const pub = publisher();
+      append('t6.stdout', 'fresh\n');
+      pub.onState({ ...rec('t6', 'created'), history: [{ state: 'created', time: 'now' }] });
+      pub.onState(rec('t6', 'running'));
+      pub.onState(rec('t6', 'finished', 0));
+      await until(async () => ends.length === 2, 'both ends');
+      await watcher.nc.flush();
+      expect(asked).toEqual([]);
+      const events = await readAll('t6', 'stdout');
+      expect(events.map((e) => [e.kind, e.offset])).toEqual([
+        ['data', 0],
+        ['end', 6],
+        ['sofar', 6],
+      ]);
+      expect(text(events)).toBe('fresh\n');
+    } finally {
+      await watcher.close();
+    }
+  });
+
+  it('takes up a log already on the stream for a task id it just created (a reused id)', async () => {
+    const old = publisher();
+    append('t7.stdout', 'old run\n');
+    old.onState(rec('t7', 'running'));
+    await until(async () => text(await readAll('t7', 'stdout')) === 'old run\n', 'the old log');
+    await old.close();
+    files.set('t7.stdout', Buffer.from('new\n'));
+    const pub = publisher();
+    pub.onState({ ...rec('t7', 'created'), history: [{ state: 'created', time: 'now' }] });
+    pub.onState(rec('t7', 'running'));
+    pub.onState(rec('t7', 'finished', 0));
+    await until(
+      async () => (await readAll('t7', 'stdout')).some((e) => e.kind === 'end'),
+      'the end',
+    );
+    const events = await readAll('t7', 'stdout');
+    expect(text(events)).toBe('old run\nnew\n');
+    expect(events.map((e) => [e.kind, e.offset])).toEqual([
+      ['data', 0],
+      ['restart', 8],
+      ['data', 8],
+      ['end', 12],
+      ['sofar', 12],
+    ]);
+  });
+
   it('takes a log up where it stands after a restart, and two writers never interleave', async () => {
     append('t4.stdout', 'one\n');
     const first = publisher();

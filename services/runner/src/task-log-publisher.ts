@@ -106,6 +106,8 @@ export class TaskLogPublisher {
   readonly #o: TaskLogPublisherOptions;
   readonly #stream: string;
   readonly #tails = new Map<string, Tail>();
+  /** Tasks whose first record this runner just created: their logs are known to be empty. */
+  readonly #fresh = new Set<string>();
   #chunk: Promise<number> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -119,8 +121,14 @@ export class TaskLogPublisher {
   onState(rec: TaskRecord): void {
     if (this.#closed) return;
     const id = rec.task.taskId;
+    // Announced only after its create succeeded, so no record of this id existed: no runner can
+    // have followed its logs, and asking the stream where they stand (two round trips a task) is
+    // skipped. Were a piece there all the same (a record expired and the id reused), the first
+    // publish, expecting an empty subject, fails and the log is taken up from where it stands.
+    if (rec.state === 'created' && rec.history.length === 1) this.#fresh.add(id);
     if (rec.state === 'running' || isTerminal(rec.state)) {
       if (!rec.stdoutPath && !rec.stderrPath && !isTerminal(rec.state)) return;
+      const fresh = this.#fresh.delete(id);
       for (const s of ['stdout', 'stderr'] as const) {
         const key = `${id}\0${s}`;
         let tail = this.#tails.get(key);
@@ -133,6 +141,7 @@ export class TaskLogPublisher {
             rec,
             s,
             () => this.#closed,
+            fresh,
           );
           this.#tails.set(key, tail);
         }
@@ -204,6 +213,19 @@ export class TaskLogPublisher {
   }
 }
 
+/** A log with nothing on the stream yet. */
+function emptyPosition(): Position {
+  return {
+    attempt: 1,
+    fileOffset: 0,
+    offset: 0,
+    index: 0,
+    lastSeq: 0,
+    capped: false,
+    ended: false,
+  };
+}
+
 interface TailOptions extends TaskLogPublisherOptions {
   readonly chunkBytes: () => Promise<number>;
 }
@@ -229,7 +251,9 @@ class Tail {
     rec: TaskRecord,
     stream: TaskLogStream,
     closed: () => boolean,
+    fresh = false,
   ) {
+    if (fresh) this.#pos = emptyPosition();
     this.#o = o;
     this.#closed = closed;
     this.#jsStream = jsStream;
@@ -310,16 +334,7 @@ class Tail {
     const last = await this.#o.bus.jsm.direct.getMessage(this.#jsStream, {
       last_by_subj: this.#subject,
     });
-    if (!last)
-      return {
-        attempt: 1,
-        fileOffset: 0,
-        offset: 0,
-        index: 0,
-        lastSeq: 0,
-        capped: false,
-        ended: false,
-      };
+    if (!last) return emptyPosition();
     const c = decode(last.data, ['task.log'], this.#o.bus.project).body;
     const len = Buffer.from(c.data, 'base64').length;
     return {
@@ -339,7 +354,7 @@ class Tail {
         await this.#lookOnce(final);
         return;
       } catch (err) {
-        if (!isWrongLastSequence(err) || race > 5) throw err;
+        if (!(isWrongLastSequence(err) || err instanceof LogMovedError) || race > 5) throw err;
         // Someone else wrote this log meanwhile: take it up from where it stands now.
         this.#pos = undefined;
       }
@@ -420,7 +435,18 @@ class Tail {
       expect: { lastSubjectSequence: pos.lastSeq },
       timeout: 5_000,
     });
+    // A piece with this id is on the stream already (another writer's, within the duplicate
+    // window): nothing was stored, and where the log stands is to be read again.
+    if (ack.duplicate) throw new LogMovedError(this.#subject, body.index);
     pos.lastSeq = ack.seq;
     pos.index++;
+  }
+}
+
+/** A piece was not stored because the log moved on under this writer: it is read again. */
+class LogMovedError extends Error {
+  readonly code = 'CP_TASK_LOG_MOVED';
+  constructor(subject: string, index: number) {
+    super(`task log ${subject} already has piece ${index} from another writer; reading it again`);
   }
 }
