@@ -59,6 +59,10 @@ interface Job {
   readonly gone: Map<number, number>;
   /** index → polls in a row that found the task started while its job waits again (requeued) */
   readonly requeued: Map<number, number>;
+  /** index → collections in a row the transport failed (bounded: then the task pauses) */
+  readonly collectFailures: Map<number, number>;
+  /** fetches of the job folder in a row the transport failed (bounded: then it stays there) */
+  fetchFailures: number;
   localDir?: string;
 }
 
@@ -231,6 +235,8 @@ export class SlurmBackend implements Backend {
           held: false,
           gone: new Map(),
           requeued: new Map(),
+          collectFailures: new Map(),
+          fetchFailures: 0,
           ...(h.localDir ? { localDir: h.localDir } : {}),
         };
         this.#jobs.set(h.jobKey, job);
@@ -366,6 +372,8 @@ export class SlurmBackend implements Backend {
       held: false,
       gone: new Map(),
       requeued: new Map(),
+      collectFailures: new Map(),
+      fetchFailures: 0,
     };
     // Recorded with its job folder before anything is staged or submitted: a restarted
     // runner finds the job by name (cp-<key>) or by its files, and never submits it twice.
@@ -727,11 +735,27 @@ export class SlurmBackend implements Backend {
         if (!(await this.#host.fetchFile(posix.join(work, out), local)))
           return `declared output ${out} was not written by the command (no regular file ${out} in ${work})`;
       }
+      job.collectFailures.delete(index);
       return undefined;
     } catch (err) {
       if (!isTransient(err)) return `could not bring back the outputs: ${(err as Error).message}`;
+      // Not for ever: after as many polls in a row as a retried call gets attempts, the task
+      // pauses with the reason (its exit code stays in the job folder; resume collects again).
+      const failures = (job.collectFailures.get(index) ?? 0) + 1;
+      if (failures >= this.#retry.attempts) {
+        job.collectFailures.delete(index);
+        await this.#c.pauseForError(
+          rec.task.taskId,
+          new Error(
+            `could not bring back the outputs from ${work} (${failures} tries): ${(err as Error).message}`,
+          ),
+        );
+        return 'retry';
+      }
+      job.collectFailures.set(index, failures);
       this.#c.log('warn', 'could not fetch outputs; will retry', {
         taskId: rec.task.taskId,
+        failures,
         err: String(err),
       });
       return 'retry';
@@ -752,11 +776,21 @@ export class SlurmBackend implements Backend {
           await this.#c.update(id, { handle: { ...h, index, localDir } });
       }
     } catch (err) {
-      this.#c.log('warn', 'could not fetch a job folder; will retry', {
-        job: job.key,
-        err: String(err),
-      });
-      if (!isTransient(err)) this.#toFetch.delete(job);
+      // Its tasks' outcomes are recorded already; only the folder's logs stay on the cluster.
+      job.fetchFailures++;
+      const giveUp = !isTransient(err) || job.fetchFailures >= this.#retry.attempts;
+      this.#c.log(
+        giveUp ? 'error' : 'warn',
+        giveUp
+          ? `could not fetch a job folder; it stays at ${job.dir}`
+          : 'could not fetch a job folder; will retry',
+        {
+          job: job.key,
+          failures: job.fetchFailures,
+          err: String(err),
+        },
+      );
+      if (giveUp) this.#toFetch.delete(job);
     }
   }
 

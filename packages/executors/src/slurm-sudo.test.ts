@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
+import { isTerminal } from './lifecycle.js';
 import { shq } from './sh-quote.js';
 import { SlurmBackend } from './slurm-backend.js';
 import type { JobTree } from './slurm-files.js';
@@ -108,6 +109,21 @@ class FlakyHost implements SlurmHost {
   }
   close() {
     return this.inner.close();
+  }
+}
+
+/** A host whose output fetches fail as a dropped connection does, while `down` is set. */
+class FetchFailingHost extends FlakyHost {
+  down = true;
+  fetchFailures = 0;
+  override async fetchFile(path: string, localPath: string) {
+    if (this.down) {
+      this.fetchFailures++;
+      throw Object.assign(new Error('Connection reset while reading the output'), {
+        code: 'ECONNRESET',
+      });
+    }
+    return super.fetchFile(path, localPath);
   }
 }
 
@@ -302,6 +318,40 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
       'running',
       'finished',
     ]);
+    await ex.close();
+  });
+
+  it('pauses a task whose outputs cannot be brought back within the retries, and collects them on resume', async () => {
+    const { ex, host } = setup((inner) => new FetchFailingHost(inner, () => false));
+    const h = host as FetchFailingHost;
+    const ws = tmp.join('ws-collect');
+    mkdirSync(ws);
+    const runs = join(workDir, 'collect-runs');
+    const t = task(`echo collected > out/r; echo run >> ${shq(runs)}`, {
+      cwd: ws,
+      files: { inputs: [], outputs: ['out/r'] },
+    });
+    await ex.submit(t);
+    // The job ends, but every fetch fails: paused after the retries, never finished or failed.
+    await until(
+      () => ex.get(t.taskId)?.state === 'paused' || isTerminal(ex.get(t.taskId)!.state),
+      'the pause',
+    );
+    const rec = ex.get(t.taskId) as TaskRecord;
+    // Paused from where the runner last saw it (a task this short may never be seen running).
+    expect(rec.state, rec.reason).toBe('paused');
+    expect(rec.reason).toMatch(
+      /could not bring back the outputs from .* \(3 tries\): Connection reset.*paused after retries; resume the task/s,
+    );
+    expect(h.fetchFailures).toBe(3);
+    expect(existsSync(join(ws, 'out/r'))).toBe(false);
+    h.down = false;
+    await ex.resume(t.taskId);
+    const done = await ex.wait(t.taskId);
+    expect(done).toMatchObject({ state: 'finished', exitCode: 0 });
+    expect(readFileSync(join(ws, 'out/r'), 'utf8')).toBe('collected\n');
+    expect(readFileSync(runs, 'utf8')).toBe('run\n');
+    expect(done.history.map((x) => x.state)).toContain('paused');
     await ex.close();
   });
 
