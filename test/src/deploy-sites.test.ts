@@ -495,5 +495,50 @@ describe('deploy/ for real sites', () => {
       expect(ignore).toMatch(/^\*\*\/node_modules$/m);
       expect(ignore).toMatch(/^\*\*\/\*\.creds$/m);
     });
+
+    it('its steps, run here without a container engine, install, build and start the programs', () => {
+      // The build context as the ignore file leaves it, copied as the COPY lines say, then the
+      // RUN pnpm lines (the packages from the local store: --offline), then the entrypoint.
+      // What this cannot check: the base image itself, apt-get, npm install -g.
+      const excludes = read('Containerfile.dockerignore')
+        .split('\n')
+        .filter((l) => l.trim() && !l.startsWith('#'))
+        .map((p) => `--exclude=${p.replace(/^\*\*\//, '')}`);
+      const image = dir.join('image/opt/computepods');
+      mkdirSync(image, { recursive: true });
+      const copied = lines
+        .filter((l) => l.startsWith('COPY '))
+        .flatMap((l) => l.split(/\s+/).slice(1, -1));
+      const tar = spawnSync(
+        'sh',
+        ['-c', 'tar -c "$@" | tar -x -C "$0"', image, ...excludes, '-C', root, ...copied],
+        { encoding: 'utf8' },
+      );
+      expect(tar.status, tar.stderr).toBe(0);
+      expect(existsSync(join(image, 'packages/cpctrl/dist')), 'dist/ left out').toBe(false);
+      for (const run of lines.filter((l) => /^RUN pnpm /.test(l))) {
+        const argv = run.slice('RUN pnpm '.length).split(/\s+/);
+        if (argv[0] === 'install') argv.push('--offline');
+        const r = spawnSync('pnpm', argv, {
+          cwd: image,
+          encoding: 'utf8',
+          env: { ...process.env, CI: '1' },
+        });
+        expect(r.status, `${run}: ${r.stdout}${r.stderr}`).toBe(0);
+      }
+      const entry = join(image, 'deploy/bin/computepods-service');
+      const help = spawnSync(entry, ['cpctrl', '--help'], { encoding: 'utf8' });
+      expect(help.status, help.stderr).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: cpctrl/);
+      for (const svc of ['majordomo', 'chef', 'runner', 'fswatcher']) {
+        const r = spawnSync(entry, [svc], {
+          encoding: 'utf8',
+          cwd: dir.path,
+          env: { ...process.env, CP_PROJECT: 'Not A Project', CP_LOG_FORMAT: 'json' },
+        });
+        expect(r.stderr, svc).toMatch(/invalid project name/);
+      }
+      expect(existsSync(join(image, 'packages/majordomo-ui/dist/index.html'))).toBe(true);
+    }, 300_000);
   });
 });
