@@ -3,7 +3,8 @@
 // from the task events), and tiny tasks on a real single-node SLURM, batched against one sbatch
 // per task. Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_LATENCY_TASKS (one at a time,
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
-// default 100, extrapolated to the batched count); CP_BENCH_SKIP_SLURM skips SLURM.
+// default: the batched count; fewer is extrapolated with its fixed costs apart: ./slurm-single.ts);
+// CP_BENCH_SKIP_SLURM skips SLURM.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -26,11 +27,12 @@ import { startRunner } from '@computepods/runner';
 import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
 import { cpuMsOf } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
+import { oneSbatchPerTask } from './slurm-single.js';
 
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
 const LATENCY_N = Number(process.env.CP_BENCH_LATENCY_TASKS ?? 100);
 const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
-const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? 100);
+const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? SLURM_N);
 const PARALLEL = 2;
 const tmp = new TempDir('cp-bench-runner-');
 chmodSync(tmp.path, 0o755);
@@ -357,23 +359,27 @@ const batched = await onSlurm(
   'batched',
 );
 // One job per task: nothing may share a job.
-const single = await onSlurm(
-  slurm,
-  SLURM_SINGLE,
-  {
-    target_cpus_per_job: 1,
-    max_cpus_per_job: 1,
-    target_mem_per_job: 20,
-    max_mem_per_job: 20,
-    target_num_jobs: 1_000_000,
-    max_num_jobs: 1_000_000,
-  },
-  'single',
-);
-const singleExtrapolated = (single.wall * SLURM_N) / SLURM_SINGLE;
-const slurmRatio = batched.wall / singleExtrapolated;
+const single = await oneSbatchPerTask({
+  total: SLURM_N,
+  measured: SLURM_SINGLE,
+  run: (n, tag) =>
+    onSlurm(
+      slurm,
+      n,
+      {
+        target_cpus_per_job: 1,
+        max_cpus_per_job: 1,
+        target_mem_per_job: 20,
+        max_mem_per_job: 20,
+        target_num_jobs: 1_000_000,
+        max_num_jobs: 1_000_000,
+      },
+      tag,
+    ),
+});
+const slurmRatio = batched.wall / single.wallForTotal;
 table(
-  `SLURM tiny tasks (single node: ${availableParallelism()} CPUs, 2000 MB, DefMemPerCPU 100 MB, sched/backfill, 20 MB per task, poll 0.5 s)`,
+  `SLURM tiny tasks (single node: ${availableParallelism()} CPUs, 2000 MB, DefMemPerCPU 100 MB, sched/backfill, 20 MB per task, poll 0.5 s; at most ${availableParallelism()} tasks at once either way: one CPU each)`,
   ['mode', 'tasks', 'wall s', 'sbatch', 'squeue calls', 'scontrol calls'],
   [
     [
@@ -384,22 +390,7 @@ table(
       batched.stats.squeue ?? 0,
       batched.stats.scontrol ?? 0,
     ],
-    [
-      'one sbatch per task (measured)',
-      SLURM_SINGLE,
-      single.wall,
-      single.stats.sbatch ?? 0,
-      single.stats.squeue ?? 0,
-      single.stats.scontrol ?? 0,
-    ],
-    [
-      `one sbatch per task (× ${SLURM_N / SLURM_SINGLE}, extrapolated)`,
-      SLURM_N,
-      singleExtrapolated,
-      SLURM_N,
-      '-',
-      '-',
-    ],
+    ...single.rows,
   ],
 );
 console.log(
@@ -414,11 +405,7 @@ finish('runner', {
   slurm_batched_jobs: batched.stats.sbatch ?? 0,
   slurm_batched_squeue_calls: batched.stats.squeue ?? 0,
   slurm_batched_scontrol_calls: batched.stats.scontrol ?? 0,
-  slurm_single_measured_tasks: SLURM_SINGLE,
-  slurm_single_wall_s: single.wall,
-  slurm_single_squeue_calls: single.stats.squeue ?? 0,
-  slurm_single_extrapolated_wall_s: singleExtrapolated,
-  slurm_single_extrapolated: SLURM_SINGLE < SLURM_N,
+  ...single.figures,
   slurm_ratio_batched_vs_single: slurmRatio,
   goal_tenth_met: slurmRatio <= 0.1,
 });
