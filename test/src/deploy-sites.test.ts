@@ -173,6 +173,21 @@ describe('deploy/ for real sites', () => {
       expect(score('computepods-runner-sudo@.service')).toBeGreaterThan(3.0);
     });
 
+    it('the sysusers file makes the computepods user the units run as', () => {
+      const bin = requireBinary('systemd-sysusers', "install Debian's systemd");
+      const sysroot = dir.join('sysroot');
+      mkdirSync(join(sysroot, 'etc'), { recursive: true });
+      const r = spawnSync(bin, [`--root=${sysroot}`, join(unitDir, 'computepods.sysusers')], {
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const passwd = readFileSync(join(sysroot, 'etc/passwd'), 'utf8');
+      expect(passwd).toMatch(
+        /^computepods:x:\d+:\d+:[^:]*:\/var\/lib\/computepods:\/usr\/sbin\/nologin$/m,
+      );
+      expect(readFileSync(join(sysroot, 'etc/group'), 'utf8')).toMatch(/^computepods:x:\d+:/m);
+    });
+
     it('the example env files set only variables the programs read', () => {
       const readme = readFileSync(join(root, 'README.md'), 'utf8');
       // What README's configuration table leaves out: TLS (bus) and inotify2nats' own settings.
