@@ -1,13 +1,9 @@
-import { Envelope, type MessageType, messageTypes } from '@computepods/protocol';
+import { Envelope, issuesOf, type MessageType, messageTypes } from '@computepods/protocol';
 import type { z } from 'zod';
-import { type Issue, MessageInvalidError } from './errors.js';
+import { MessageInvalidError } from './errors.js';
 
-export function issuesOf(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
-  return error.issues.map((i) => ({
-    path: [...prefix, ...i.path].map(String).join('.'),
-    message: i.message,
-  }));
-}
+// Kept where bus users import it from; written once, in protocol.
+export { issuesOf };
 
 export type Decoded<T extends MessageType> = Envelope<z.infer<(typeof messageTypes)[T]>> & {
   type: T;

@@ -1,3 +1,4 @@
+import { type Issue, issueLine } from '@computepods/protocol';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { PermissionViolationError } from '@nats-io/transport-node';
 
@@ -14,10 +15,7 @@ export class NatsUnavailableError extends Error {
   }
 }
 
-export interface Issue {
-  readonly path: string;
-  readonly message: string;
-}
+export type { Issue } from '@computepods/protocol';
 
 /** A message or request body failed validation. Never retryable: the same bytes fail again. */
 export class MessageInvalidError extends Error {
@@ -27,11 +25,7 @@ export class MessageInvalidError extends Error {
     readonly reason: string,
     readonly issues: readonly Issue[] = [],
   ) {
-    super(
-      issues.length
-        ? `${reason}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`
-        : reason,
-    );
+    super(issues.length ? `${reason}: ${issues.map(issueLine).join('; ')}` : reason);
     this.name = 'MessageInvalidError';
   }
   /** The first field named, for replies that must say which field was wrong. */

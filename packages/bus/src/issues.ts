@@ -1,5 +1,5 @@
+import { type Issue, normaliseIssues } from '@computepods/protocol';
 import { z } from 'zod';
-import type { Issue } from './errors.js';
 
 /**
  * The issues an error carries, as dead letters and replies name them: `path` a dotted string.
@@ -13,16 +13,8 @@ export function issuesFromError(err: unknown): Issue[] {
   return Array.isArray(issues) ? normaliseIssues(issues) : [];
 }
 
-/** Any issue-like list as Issues: array paths joined with ".", messages as strings. */
-export function normaliseIssues(issues: readonly unknown[]): Issue[] {
-  return issues.map((i) => {
-    const { path, message } = (i ?? {}) as { path?: unknown; message?: unknown };
-    return {
-      path: Array.isArray(path) ? path.map(String).join('.') : String(path ?? ''),
-      message: String(message ?? i),
-    };
-  });
-}
+// Kept where bus users import it from; written once, in protocol.
+export { normaliseIssues };
 
 /** A handler's failure that is about its input (validation): never worth a retry. */
 export function isValidationError(err: unknown): boolean {

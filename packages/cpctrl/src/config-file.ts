@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { firstIssue, issueLine } from '@computepods/protocol';
 import { z } from 'zod';
 
 /** cpctrl's own settings, like a kube context: the current project and where NATS is. */
@@ -37,10 +38,8 @@ export function readConfig(path = configPath()): CliConfig {
   }
   const parsed = CliConfig.safeParse(raw);
   if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new Error(
-      `${path}: ${i?.path.join('.') || '(top level)'}: ${i?.message}; fix or delete it`,
-    );
+    const first = firstIssue(parsed.error);
+    throw new Error(`${path}: ${first ? issueLine(first) : 'invalid'}; fix or delete it`);
   }
   return parsed.data;
 }

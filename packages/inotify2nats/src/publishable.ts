@@ -1,4 +1,4 @@
-import { FileEvent } from '@computepods/protocol';
+import { FileEvent, issueLine, issuesOf } from '@computepods/protocol';
 
 /**
  * Splits a batch into the events a `files.changed` may carry and the refused ones, with why. A
@@ -18,7 +18,7 @@ export function publishable<E extends { readonly path: string }>(
     else
       refused.push({
         path: e.path.slice(0, 200),
-        reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        reason: issuesOf(parsed.error).map(issueLine).join('; '),
       });
   }
   return { ok, refused };

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { ProjectName, ServiceName } from '@computepods/protocol';
+import { firstIssue, issueLine, ProjectName, ServiceName } from '@computepods/protocol';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SettingsError } from './errors.js';
@@ -245,8 +245,11 @@ function readConfigFile(path: string): Record<string, unknown> {
         issue.keys[0],
       );
     }
-    const field = issue.path.map(String).join('.') || '(top level)';
-    throw new SettingsError(`config file ${path}: ${field}: ${issue.message}`, field);
+    const first = firstIssue(parsed.error)!;
+    throw new SettingsError(
+      `config file ${path}: ${issueLine(first)}`,
+      first.path || '(top level)',
+    );
   }
   return parsed.data;
 }

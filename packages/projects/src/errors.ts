@@ -1,3 +1,4 @@
+import { firstIssue } from '@computepods/protocol';
 import type { z } from 'zod';
 
 /**
@@ -27,8 +28,8 @@ export function parseInput<S extends z.ZodType>(
 ): z.infer<S> {
   const r = schema.safeParse(input);
   if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const field = issue?.path.map(String).join('.') || undefined;
+  const issue = firstIssue(r.error);
+  const field = issue?.path || undefined;
   throw new ProjectError(
     'CP_INVALID',
     `invalid ${what}: ${field ? `${field}: ` : ''}${issue?.message ?? 'invalid'}; fix it and run the command again`,

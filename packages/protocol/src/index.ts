@@ -36,6 +36,7 @@ export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';
 export { CanBuildFrom, HowToBuild } from './how-to-build.js';
+export { firstIssue, type Issue, issueLine, issuesOf, normaliseIssues } from './issues.js';
 export {
   LOG_CHUNK_MAX_BYTES,
   LogChunk,
