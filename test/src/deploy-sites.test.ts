@@ -13,14 +13,22 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AuthStore } from '@computepods/auth';
-import { requireBinary, TempDir } from '@computepods/testkit';
+import { ManagedProcess, requireBinary, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { Stack } from './stack.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const deploy = join(root, 'deploy');
 const read = (p: string) => readFileSync(join(deploy, p), 'utf8');
 const requireRoot = createRequire(join(root, 'package.json'));
+// The lines test/src/stack.ts waits for: each service says it is ready.
+const READY = {
+  majordomo: /"msg":"majordomo ready"/,
+  chef: /"msg":"rules declared"/,
+  runner: /"msg":"runner ready"/,
+  fswatcher: /"msg":"watching workspace"/,
+} as const;
 
 /**
  * deploy/ for real sites (#13): the systemd units, the Kubernetes manifests and the Helm values
@@ -224,6 +232,75 @@ describe('deploy/ for real sites', () => {
       expect(md.status).not.toBe(0);
       expect(md.stderr).toMatch(/invalid project name \\"Not A Project\\"/);
     });
+  });
+
+  describe('the systemd example configuration, run', () => {
+    /** KEY=VALUE lines, as systemd's EnvironmentFile= reads ours (no quotes, no expansion). */
+    const envFile = (path: string): Record<string, string> =>
+      Object.fromEntries(
+        read(path)
+          .split('\n')
+          .filter((l) => l.trim() && !l.startsWith('#'))
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+
+    it("the four services start from the entrypoint with the units' environment and build", async () => {
+      // What systemd would give each process, on a real nats-server in operator mode: the
+      // shared env file, the instance's, the unit's Environment= lines (its credential in
+      // %d), ExecStart's argument and WorkingDirectory. Changed for this machine: the paths
+      // under /srv and /var/lib (a temp dir), NATS_URL (no TLS here, so no NATS_CA), the HTTP
+      // port (a free one), and the chef's rules (the demo's, which need only sh, for latex's).
+      await using stack = await Stack.start('demo');
+      const state = stack.dir.join('var-lib-computepods-demo');
+      const instances = {
+        majordomo: 'majordomo@demo',
+        chef: 'chef@demo-latex',
+        runner: 'runner@demo-local',
+        fswatcher: 'fswatcher@demo-pod-a',
+      } as const;
+      const started = Object.entries(instances).map(async ([svc, instance]) => {
+        const unit = read(`systemd/computepods-${svc}@.service`);
+        const env: Record<string, string> = {
+          ...envFile('systemd/env/computepods.env.example'),
+          ...envFile(`systemd/env/${instance}.env.example`),
+        };
+        for (const m of unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm))
+          env[m[1] as string] = m[2] as string;
+        for (const [k, v] of Object.entries(env))
+          env[k] = v
+            .replaceAll('/srv/computepods/demo/workspace', stack.workspace)
+            .replaceAll('/var/lib/computepods/demo', state);
+        env.NATS_URL = stack.nats.url;
+        delete env.NATS_CA;
+        if (svc === 'majordomo') env.CP_HTTP_PORT = '0';
+        if (svc === 'chef') env.CP_CHEF_DEFINITION = join(deploy, 'demo/chef.yaml');
+        const scope = { chef: env.CP_CHEF, runner: env.CP_QUEUE, fswatcher: env.CP_POD }[
+          svc as 'chef' | 'runner' | 'fswatcher'
+        ];
+        expect(env.NATS_CREDS, svc).toBe('%d/nats.creds');
+        env.NATS_CREDS = await stack.creds({
+          role: svc as 'majordomo' | 'chef' | 'runner' | 'fswatcher',
+          ...(scope ? { scope } : {}),
+        });
+        const exec = /^ExecStart=\/opt\/computepods\/(\S+) (\S+)$/m.exec(unit);
+        const proc = new ManagedProcess({
+          name: svc,
+          command: join(root, exec?.[1] ?? ''),
+          args: [exec?.[2] ?? ''],
+          env: { PATH: process.env.PATH, HOME: stack.dir.path, ...env },
+          cwd: root,
+        });
+        stack.procs.set(svc, proc);
+        await proc.waitForOutput(READY[svc as keyof typeof READY], 90_000);
+      });
+      await Promise.all(started);
+      // file change (pod-a) -> MajorDomo -> chef latex -> runner of queue local -> result
+      stack.write('src/deploy.txt', 'from the unit files\n');
+      await stack.until('out/deploy.upper');
+      expect(readFileSync(join(stack.workspace, 'out/deploy.upper'), 'utf8')).toBe(
+        'FROM THE UNIT FILES\n',
+      );
+    }, 240_000);
   });
 
   describe('Kubernetes', () => {
