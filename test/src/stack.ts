@@ -145,11 +145,15 @@ export class Stack implements AsyncDisposable {
     };
   }
 
-  /** Starts a service process (name may carry a suffix: 'chef-2') and waits until it is ready. */
+  /**
+   * Starts a service process (name may carry a suffix: 'chef-2') and waits until it is ready
+   * (`ready`: another line to wait for, e.g. a standby MajorDomo's "majordomo standing by").
+   */
   async start(
     kind: ServiceName,
     extra: Record<string, string> = {},
     name: string = kind,
+    ready: RegExp = READY[kind],
   ): Promise<ManagedProcess> {
     const env = this.env(name, extra);
     // Its role's credentials in its project's account (another project's, when extra says so).
@@ -167,7 +171,7 @@ export class Stack implements AsyncDisposable {
     const before = this.procs.get(name);
     if (before) this.#replaced.push([`${name}.${this.#replaced.length + 1}`, before]);
     this.procs.set(name, proc);
-    await proc.waitForOutput(READY[kind], 60_000);
+    await proc.waitForOutput(ready, 60_000);
     return proc;
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { dirtyReason } from './dirty.js';
 import { InvalidHashError, TaskNotReadyError, UnknownTaskError } from './errors.js';
 import { artefactState, status, why } from './explain.js';
@@ -177,6 +178,47 @@ export class DependencyManager {
       if (!t) return;
       t.failed = undefined;
       g.setDiscovered(t, g.resolveDiscovered(t, stored));
+    });
+  }
+
+  /**
+   * The round a cyclic task's run belongs to: a digest of its component's inputs from outside
+   * the component, with their hashes. An edit outside starts a new round (hashChanged), and so
+   * changes the key. Undefined for a task outside any cycle, or unknown.
+   */
+  roundKey(taskId: string): string | undefined {
+    this.fresh();
+    const g = this.graph;
+    const t = g.taskById.get(taskId);
+    if (!t || t.comp < 0 || !this.sched.cyclic[t.comp]) return undefined;
+    const members = this.sched.members[t.comp]!;
+    const inside = new Set(members);
+    const parts = new Set<string>();
+    for (const idx of members)
+      for (const p of g.tasks[idx]!.inputs) {
+        const prod = g.producer[p]!;
+        if (prod >= 0 && inside.has(prod)) continue;
+        parts.add(`${g.paths[p]}\0${g.hash[p] ?? ''}`);
+      }
+    return createHash('sha256')
+      .update([...parts].sort().join('\n'))
+      .digest('hex')
+      .slice(0, 32);
+  }
+
+  /**
+   * Restores the pass a cyclic task last ran in (after restoreTrace), when that run's round is
+   * still the current one (`round`: its roundKey then). A restart in the middle of a fixpoint
+   * then goes on with the pass it was in, instead of starting the round again and running up
+   * to the pass limit more passes. A run of an earlier round changes nothing.
+   */
+  restorePass(taskId: string, pass: number, round: string): ChangeResult {
+    if (!Number.isInteger(pass) || pass < 1)
+      throw new RangeError(`pass for ${taskId} must be a positive integer, got ${pass}`);
+    const current = this.roundKey(taskId);
+    return this.change(() => {
+      const t = this.graph.taskById.get(taskId);
+      if (t && current !== undefined && current === round) this.sched.restorePass(t, pass);
     });
   }
 

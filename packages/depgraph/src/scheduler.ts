@@ -232,6 +232,14 @@ export class Scheduler implements GraphListener {
     this.work.add(c);
   }
 
+  /** A task ran in `pass` of its component's current round before a restart (restorePass). */
+  restorePass(t: Task, pass: number): void {
+    t.runPass = Math.max(t.runPass, pass);
+    if (this.stale || t.comp < 0) return;
+    this.pass[t.comp] = Math.max(this.pass[t.comp]!, t.runPass);
+    this.work.add(t.comp);
+  }
+
   /** Calls `fn` once per task-level edge from component c to another component. */
   forEachOut(c: number, fn: (d: number) => void): void {
     const { tasks, producer, consumers } = this.graph;

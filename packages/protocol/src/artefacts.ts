@@ -60,5 +60,11 @@ export const TaskTrace = z.object({
   discovered: z.array(z.string()).default([]),
   buildId: z.string(),
   time: z.iso.datetime(),
+  /**
+   * A task in a cycle: the pass it ran in and its round (DependencyManager.roundKey), so a
+   * restarted MajorDomo goes on with that pass instead of starting the fixpoint again.
+   */
+  pass: z.number().int().min(1).optional(),
+  round: z.string().min(1).max(64).optional(),
 });
 export type TaskTrace = z.infer<typeof TaskTrace>;

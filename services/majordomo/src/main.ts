@@ -2,6 +2,7 @@ import { Bus, createLogger, startService } from '@computepods/bus';
 import { serveApi } from './api.js';
 import { majorDomoConfig } from './config.js';
 import { startHttp } from './http.js';
+import { standBy } from './leadership.js';
 import { MajorDomo } from './majordomo.js';
 import { apiToken } from './token.js';
 
@@ -14,20 +15,29 @@ startService(logger, async () => {
     logger: logger.child({ project: cfg.project }),
     description: 'ComputePods MajorDomo: dependency graph, artefacts, build planning',
   });
-  const { md, stop } = await MajorDomo.start(bus, cfg);
-  serveApi(bus, md);
   const { token, file } = apiToken(cfg.apiToken, cfg.stateDir);
+  // Standby mode (CP_MAJORDOMO_HA=1): waits here, answering 503 naming the leader, until this
+  // process takes the lease; then starts as a restarted MajorDomo does, from KV.
+  const leader = await standBy(bus, cfg, token);
+  const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership);
+  serveApi(bus, md);
   const http = await startHttp(bus, md, { host: cfg.httpHost, port: cfg.httpPort, token });
   const address = http.server.address();
   const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
   const url = `http://${cfg.httpHost}:${port}`;
+  leader?.leadership.lease.setUrl(url);
   bus.logger.info({ url, openapi: `${url}/openapi.json`, tokenFile: file }, 'HTTP API listening');
   // Ready once the NATS API's subscriptions are known to the server, not before: a request sent
   // on seeing this line must find a responder.
   await bus.nc.flush();
   bus.logger.info('majordomo ready');
-  return async () => {
+  const shutdown = async () => {
     await http.close();
     await stop();
+  };
+  leader?.onLost(shutdown);
+  return async () => {
+    await leader?.leadership.lease.release();
+    await shutdown();
   };
 });

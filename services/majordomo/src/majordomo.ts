@@ -25,13 +25,21 @@ import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
 import { usableDeclaration } from './declaration.js';
 import { dispatchRefusal } from './dispatch-refusal.js';
+import type { DispatchFence } from './fence.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
+import { type LeaderLease, NotLeaderError } from './lease.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
 import { resolveGoal } from './resolve-goal.js';
 import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
+
+/** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
+export interface Leadership {
+  readonly lease: LeaderLease;
+  readonly fence: DispatchFence;
+}
 
 interface InFlight {
   readonly buildId: string;
@@ -68,6 +76,8 @@ export class MajorDomo {
   /** Builds a chef cancelled with nothing new to plan from wait before they are tried again. */
   readonly #backoff = new RetryBackoff();
   #stopping = false;
+  /** Set in standby mode: every dispatch goes through the fence, nothing is done once lost. */
+  #leader: Leadership | undefined;
   /** Whether the project takes new builds (`cpctrl project update P --active false` stops them). */
   readonly projectState = new ProjectState();
 
@@ -87,6 +97,7 @@ export class MajorDomo {
   static async start(
     bus: Bus,
     cfg: MajorDomoConfig,
+    leader?: Leadership,
   ): Promise<{ md: MajorDomo; stop: () => Promise<void> }> {
     const p = cfg.project;
     await ensureProjectStreams(bus, p);
@@ -96,6 +107,7 @@ export class MajorDomo {
     const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
     const goals = new GoalRules(await bus.kv(buckets.goals(p), CanBuildFrom));
     const md = new MajorDomo(bus, cfg, artefacts, traces, results, goals, bus.logger);
+    md.#leader = leader;
     await md.projectState.watch(bus, p, () => void md.#serial(() => md.#pump('re-activated')));
 
     // Rebuild the derived graph: rules, then artefact hashes, then traces.
@@ -119,7 +131,8 @@ export class MajorDomo {
       if (rec.projections)
         md.dm.setProjections(rec.path, rec.cutoff ?? rec.sha256, rec.projections);
     }
-    for (const [taskId, { value }] of await traces.entries()) {
+    const traceRecords = await traces.entries();
+    for (const [taskId, { value }] of traceRecords) {
       try {
         md.dm.restoreTrace(taskId, {
           inputs: value.inputs,
@@ -134,6 +147,10 @@ export class MajorDomo {
         );
       }
     }
+    // A cycle in the middle of a fixpoint goes on with the pass it was in (not from pass 1).
+    for (const [taskId, { value }] of traceRecords)
+      if (value.pass && value.round)
+        md.#handleChange(md.dm.restorePass(taskId, value.pass, value.round), 'restart');
     // A cycle reported as not converging stays so until an edit: no new passes for a restart.
     const stuck: Record<string, number> = {};
     for (const rec of artefacts.all())
@@ -158,8 +175,9 @@ export class MajorDomo {
       stream: streams.files(p),
       durable: 'majordomo-files',
       accept: ['files.changed'],
-      handler: (msg, ctx) => {
+      handler: async (msg, ctx) => {
         checkPodSubject(p, ctx.subject, msg.body);
+        await md.#mustLead(); // a stale leader leaves it to the new one (nak)
         return md.#serial(() => md.onFilesChanged(msg.body, msg.cid));
       },
     });
@@ -168,7 +186,10 @@ export class MajorDomo {
       durable: 'majordomo-results',
       filterSubject: subjects.buildResult(p),
       accept: ['build.result'],
-      handler: (msg) => md.#serial(() => md.onBuildResult(msg.body, msg.cid)),
+      handler: async (msg) => {
+        await md.#mustLead();
+        return md.#serial(() => md.onBuildResult(msg.body, msg.cid));
+      },
     });
     bus.logger.info(
       { artefacts: artefacts.all().length, rules: md.rules.all().size },
@@ -187,6 +208,13 @@ export class MajorDomo {
         await bus.close();
       },
     };
+  }
+
+  /** Throws NotLeaderError unless this MajorDomo leads (always leads when alone). */
+  async #mustLead(): Promise<void> {
+    const l = this.#leader;
+    if (l && !(await l.lease.ensure()))
+      throw new NotLeaderError(l.lease.id, l.lease.epoch, l.lease.lostTo ?? undefined);
   }
 
   #queue: Promise<unknown> = Promise.resolve();
@@ -535,6 +563,7 @@ export class MajorDomo {
     });
     this.#handleChange(res, cid);
     if (res.stale) return;
+    const round = task.cyclic ? this.dm.roundKey(task.id) : undefined;
     await this.traces.put(task.id, {
       taskId: task.id,
       // As the graph recorded them: a projected input by its projection, when known.
@@ -543,6 +572,7 @@ export class MajorDomo {
       discovered: result.discovered,
       buildId: result.buildId,
       time: new Date().toISOString(),
+      ...(round ? { pass: task.pass, round } : {}),
     });
     // The chef ran with every input at its planned hash on its pod (fetched if need be).
     for (const [path, sha256] of Object.entries(f.inputs))
@@ -632,6 +662,8 @@ export class MajorDomo {
   /** Dispatches ready tasks up to the build limit; answers from the result cache when it can. */
   async #pump(cid = 'plan'): Promise<void> {
     if (this.#stopping) return;
+    // A leader whose lease lapsed plans nothing (the server's fence refuses what would slip by).
+    if (this.#leader && !(await this.#leader.lease.ensure())) return;
     for (;;) {
       const free = this.cfg.parallelBuilds - this.#inflight.size;
       if (free <= 0) return;
@@ -639,6 +671,7 @@ export class MajorDomo {
       const ready = this.projectState.active ? this.dm.ready(free) : [];
       if (ready.length === 0) break;
       for (const t of ready) {
+        if (this.#leader && !this.#leader.lease.held()) return;
         const task = this.dm.started(t.id);
         await this.#dispatch(task, cid).catch((err) => this.#refused(task, err, cid));
       }
@@ -705,25 +738,24 @@ export class MajorDomo {
       pass: task.pass,
       locations,
       ...(last ? { lastRun: { inputs: last.inputs, outputs: last.outputs } } : {}),
+      ...(this.#leader
+        ? { leader: { id: this.#leader.lease.id, epoch: this.#leader.lease.epoch } }
+        : {}),
     };
     const subject = subjects.buildRequest(this.cfg.project, owned.chef);
     // Deduplicated per chef: when a dead chef's rules pass to another, the same build must
     // reach the new chef's queue instead of being dropped as a duplicate of the old request.
-    const [, { duplicate }] = await Promise.all([
-      queued,
-      this.bus.publish('build.requested', subject, request, {
-        msgId: `${owned.chef}.${id}`,
-        cid,
-      }),
-    ]);
+    const send = (msgId: string) => {
+      const fence = this.#leader?.fence;
+      if (!fence) return this.bus.publish('build.requested', subject, request, { msgId, cid });
+      return fence.publish(subject, this.bus.encode('build.requested', request, cid), msgId);
+    };
+    const [, { duplicate }] = await Promise.all([queued, send(`${owned.chef}.${id}`)]);
     if (duplicate) {
       // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
       // longer remembers. In the second case no result would ever come, so it goes again; the
       // runner's task id (derived from the build id) still keeps it from running twice.
-      await this.bus.publish('build.requested', subject, request, {
-        msgId: `${owned.chef}.${id}.${randomUUID()}`,
-        cid,
-      });
+      await send(`${owned.chef}.${id}.${randomUUID()}`);
     }
     this.logger.info(
       {
@@ -740,6 +772,12 @@ export class MajorDomo {
 
   /** A request that cannot be sent fails its task, naming why, and the pump goes on. */
   async #refused(task: TaskInstance, err: unknown, cid: string): Promise<void> {
+    if (err instanceof NotLeaderError) {
+      // Refused by the server's fence: a newer leader has it; this one steps down (main.ts).
+      this.#inflight.delete(task.id);
+      this.logger.warn({ taskId: task.id, cid, err: err.message }, 'build request fenced off');
+      return;
+    }
     const reason = dispatchRefusal(err);
     if (!reason) throw err;
     this.#inflight.delete(task.id);

@@ -1,0 +1,206 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BuildRequested, Envelope, subjects } from '@computepods/protocol';
+import type { ManagedProcess } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+import { settled } from './watch-builds.js';
+
+/** Every build request of the project as it crosses NATS, with who sent it. */
+class Requests {
+  readonly all: BuildRequested[] = [];
+  readonly #sub: { unsubscribe(): void };
+  constructor(
+    stack: Stack,
+    readonly onRequest: (r: BuildRequested) => void = () => undefined,
+  ) {
+    this.#sub = stack.bus.nc.subscribe(subjects.buildRequestAll(stack.project), {
+      callback: (_e, m) => {
+        if (m.subject === subjects.buildFence(stack.project)) return;
+        const body = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body;
+        const r = BuildRequested.parse(body);
+        this.all.push(r);
+        this.onRequest(r);
+      },
+    });
+  }
+  close(): void {
+    this.#sub.unsubscribe();
+  }
+}
+
+const LEASE_MS = 3_000;
+const RENEW_MS = 1_000;
+const TAKEOVER_GOAL_MS = 5_000;
+
+/** The time a JSON log line of `proc` matching `pattern` was written (ms since the epoch). */
+async function loggedAt(proc: ManagedProcess, pattern: RegExp, from = 0): Promise<number> {
+  const hit = await proc.waitForOutput(
+    new RegExp(`\\{[^\\n]*${pattern.source}[^\\n]*\\}`),
+    30_000,
+    from,
+  );
+  return (JSON.parse(hit) as { time: number }).time;
+}
+
+/**
+ * Two MajorDomos for one project (CP_MAJORDOMO_HA=1): the leader killed -9 in the middle of a
+ * cycle, the standby takes over from KV and the cycle ends as it would have; then the new
+ * leader SIGSTOPped until a third MajorDomo took its lease, SIGCONTed: it sends nothing and
+ * steps down. Every build runs once (each run appends a line to a file outside the workspace).
+ */
+describe('MajorDomo standby: lease, takeover, fencing', () => {
+  let stack: Stack;
+  let runs: string;
+  const ha = (id: string) => ({
+    CP_MAJORDOMO_HA: '1',
+    CP_MAJORDOMO_ID: id,
+    CP_LEASE_MS: String(LEASE_MS),
+    CP_LEASE_RENEW_MS: String(RENEW_MS),
+  });
+  const standingBy = (leader: string) => new RegExp(`"msg":"standby: ${leader} leads`);
+  const ranFor = (stem: string) =>
+    readFileSync(runs, 'utf8')
+      .split('\n')
+      .filter((l) => l.endsWith(` '${stem}'`))
+      .map((l) => l.split(' ').slice(0, 2).join(' '));
+  const fivePasses = [1, 2, 3, 4, 5].flatMap((n) => [`inc ${n}`, `copy ${n}`]);
+
+  beforeAll(async () => {
+    stack = await Stack.start('standby');
+    runs = stack.dir.join('runs.log');
+    writeFileSync(runs, '');
+    const gen = stack.dir.join('gen.yaml');
+    writeFileSync(
+      gen,
+      [
+        'rules:',
+        // inc and copy feed each other a number that grows every pass: 5 passes, then the verdict.
+        '  - id: inc',
+        "    inputs: ['c/{stem}.seed']",
+        "    optionalInputs: ['c/{stem}.b']",
+        "    outputs: ['c/{stem}.a']",
+        `    command: n=$(cat c/{stem}.b 2>/dev/null || echo 0); echo $((n + 1)) > {out0}; echo "inc $((n + 1)) {stem}" >> ${runs}`,
+        '  - id: copy',
+        "    inputs: ['c/{stem}.a']",
+        "    outputs: ['c/{stem}.b']",
+        `    command: cp {in0} {out0}; echo "copy $(cat {out0}) {stem}" >> ${runs}`,
+        '',
+      ].join('\n'),
+    );
+    await stack.start('majordomo', ha('md-a'), 'md-a');
+    await Promise.all([
+      stack.start('majordomo', ha('md-b'), 'md-b', standingBy('md-a')),
+      stack.start('runner'),
+      stack.start('fswatcher'),
+      stack.start('chef', { CP_CHEF: 'gen', CP_CHEF_DEFINITION: gen }, 'chef-gen'),
+    ]);
+  }, 120_000);
+  afterAll(async () => {
+    for (const p of stack?.procs.values() ?? []) p.signal('SIGCONT');
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('a standby answers REST with 503 naming the leader', async () => {
+    const b = stack.procs.get('md-b')!;
+    const line = await b.waitForOutput(/"standbyUrl":"http:\/\/[^"]+"/);
+    const url = line.slice('"standbyUrl":"'.length, -1);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const res = await fetch(`${url}/api/status`, {
+      headers: { authorization: `Bearer ${stack.apiToken}` },
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    const body = (await res.json()) as { error: { code: string }; leader: unknown };
+    expect(body.error.code).toBe('CP_STANDBY');
+    expect(body.leader).toMatchObject({ id: 'md-a', epoch: 1, url: await stack.httpUrl('md-a') });
+    // Without a token it says nothing about the leader.
+    expect((await fetch(`${url}/api/status`)).status).toBe(401);
+  });
+
+  it('the leader killed -9 mid-cycle: the standby takes over and the cycle ends as without the crash', async () => {
+    const a = stack.procs.get('md-a')!;
+    const b = stack.procs.get('md-b')!;
+    let killedAt = 0;
+    // Killed the moment its pass-2 request is seen: that build is in flight.
+    const requests = new Requests(stack, (r) => {
+      if (!killedAt && r.stem === 'x' && r.pass === 2 && r.ruleId === 'inc') {
+        killedAt = Date.now();
+        a.signal('SIGKILL');
+      }
+    });
+    try {
+      await stack.bus.nc.flush();
+      stack.write('c/x.seed', 'go\n');
+      await a.exited();
+      expect(killedAt).toBeGreaterThan(0);
+      const tookAt = await loggedAt(b, /"msg":"took the lease from md-a/);
+      const readyAt = await loggedAt(b, /"msg":"majordomo ready"/);
+      const s = await settled(
+        stack.bus,
+        (st) => st.nonConvergent.length > 0,
+        60_000,
+        () => stack.logs(),
+      );
+      expect(s.nonConvergent).toEqual([
+        expect.objectContaining({ artefacts: ['c/x.a', 'c/x.b'], passes: 5 }),
+      ]);
+      expect(readFileSync(join(stack.workspace, 'c/x.a'), 'utf8')).toBe('5\n');
+      // Every pass's builds ran once each, none twice, none lost.
+      expect(ranFor('x')).toEqual(fivePasses);
+      // Requests before the kill were md-a's; after the takeover md-b's, with the next epoch.
+      const before = requests.all.filter((r) => r.pass <= 2 && r.leader?.id === 'md-a');
+      expect(before.length).toBeGreaterThan(0);
+      expect(requests.all.every((r) => r.leader !== undefined)).toBe(true);
+      const after = requests.all.filter((r) => r.leader?.id === 'md-b');
+      expect(after.length).toBeGreaterThan(0);
+      expect(after.every((r) => r.leader?.epoch === 2)).toBe(true);
+      const takeoverMs = tookAt - killedAt;
+      console.log(
+        `takeover: lease taken ${takeoverMs} ms after the kill, ready ${readyAt - killedAt} ms after (lease ${LEASE_MS} ms, renewal ${RENEW_MS} ms)`,
+      );
+      expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_GOAL_MS);
+    } finally {
+      requests.close();
+    }
+  }, 120_000);
+
+  it('a paused leader whose lease was taken sends nothing once resumed, and steps down', async () => {
+    const b = stack.procs.get('md-b')!;
+    const c = await stack.start('majordomo', ha('md-c'), 'md-c', standingBy('md-b'));
+    let stoppedAt = -1;
+    const requests = new Requests(stack, (r) => {
+      if (stoppedAt < 0 && r.stem === 'y' && r.pass === 2 && r.ruleId === 'inc') {
+        b.signal('SIGSTOP');
+        stoppedAt = requests.all.length;
+      }
+    });
+    try {
+      await stack.bus.nc.flush();
+      const from = b.output.length;
+      stack.write('c/y.seed', 'go\n');
+      await c.waitForOutput(/"msg":"took the lease from md-b/, 30_000);
+      expect(stoppedAt).toBeGreaterThan(0);
+      b.signal('SIGCONT');
+      const line = await b.waitForOutput(/\{[^\n]*"msg":"stepping down[^\n]*\}/, 30_000, from);
+      expect(JSON.parse(line)).toMatchObject({ leader: 'md-c', leaderEpoch: 3, epoch: 2 });
+      expect(await b.exited()).toBe(3);
+      const s = await settled(
+        stack.bus,
+        (st) => st.nonConvergent.some((n) => n.artefacts.includes('c/y.a')),
+        60_000,
+        () => stack.logs(),
+      );
+      expect(s.nonConvergent).toContainEqual(
+        expect.objectContaining({ artefacts: ['c/y.a', 'c/y.b'], passes: 5 }),
+      );
+      // Nothing from md-b after its pause: not stored, not even sent.
+      expect(requests.all.slice(stoppedAt).filter((r) => r.leader?.id === 'md-b')).toEqual([]);
+      expect(requests.all.slice(stoppedAt).every((r) => r.leader?.id === 'md-c')).toBe(true);
+      expect(ranFor('y')).toEqual(fivePasses);
+      expect(readFileSync(join(stack.workspace, 'c/y.a'), 'utf8')).toBe('5\n');
+    } finally {
+      requests.close();
+    }
+  }, 120_000);
+});
