@@ -103,7 +103,14 @@ interface Latency {
 async function throughNats(n: number, latencyN: number) {
   await using nats = await NatsServer.start();
   const project = 'bench';
-  const runnerBus = await Bus.connect({ servers: nats.url, service: 'runner', project, logger });
+  // As services/runner's main connects it.
+  const runnerBus = await Bus.connect({
+    servers: nats.url,
+    service: 'runner',
+    project,
+    logger,
+    asyncTraces: false,
+  });
   const runner = await startRunner(runnerBus, {
     project,
     resource: 'local',

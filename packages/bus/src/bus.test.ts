@@ -187,6 +187,33 @@ describe('Bus over a real nats-server', () => {
     expect(() => kv.put('x', { n: 'no' } as never)).toThrow(/n/);
   });
 
+  it('makes a request error when it fails, not when sent, with asyncTraces: false', async () => {
+    const lean = await Bus.connect({
+      servers: nats.url,
+      service: 'lean',
+      project: P,
+      logger,
+      asyncTraces: false,
+    });
+    try {
+      // Named so the stack shows whether the error was made when the request was sent.
+      async function askNobodyFromHere(b: Bus): Promise<Error> {
+        return b.nc.request('nobody.answers.this', 'x', { timeout: 5_000 }).then(
+          () => new Error('expected no responders'),
+          (e: unknown) => e as Error,
+        );
+      }
+      const traced = await askNobodyFromHere(bus);
+      const untraced = await askNobodyFromHere(lean);
+      expect(traced.message).toMatch(/no responders/i);
+      expect(untraced.message).toMatch(/no responders/i);
+      expect(traced.stack).toContain('askNobodyFromHere');
+      expect(untraced.stack).not.toContain('askNobodyFromHere');
+    } finally {
+      await lean.close();
+    }
+  });
+
   it('fails with a clear error when NATS is unreachable', async () => {
     const err = await caught(
       Bus.connect({

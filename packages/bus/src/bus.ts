@@ -58,6 +58,8 @@ export interface BusOptions {
   readonly discoverable?: boolean;
   readonly giveUpAfterMs?: number;
   readonly signal?: AbortSignal;
+  /** See ConnectOptions.asyncTraces: false for a service whose requests are its hot path. */
+  readonly asyncTraces?: boolean;
 }
 
 export interface PublishOptions {
@@ -119,6 +121,7 @@ export class Bus {
       logger,
       ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.asyncTraces === false ? { asyncTraces: false } : {}),
     });
     const jsm = await jetstreamManager(nc);
     return new Bus(nc, jsm, options.project, options.service, logger, options);

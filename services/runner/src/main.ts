@@ -10,6 +10,8 @@ startService(logger, async () => {
     project: cfg.project,
     logger: logger.child({ project: cfg.project, resource: cfg.resource }),
     description: `ComputePods runner for resource ${cfg.resource}`,
+    // Two KV writes and the log ends' publishes a task: no Error made per request in advance.
+    asyncTraces: false,
   });
   const runner = await startRunner(bus, cfg);
   return () => runner.stop();

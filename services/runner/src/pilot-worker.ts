@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     project: cfg.project,
     logger: logger.child({ project: cfg.project, resource: cfg.resource, runner: cfg.runnerId }),
     description: `ComputePods pilot worker ${cfg.runnerId} for resource ${cfg.resource}`,
+    asyncTraces: false,
   });
   const runner = await startRunner(bus, cfg, {
     holdUntilEnd: true,
