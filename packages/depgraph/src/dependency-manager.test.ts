@@ -302,6 +302,34 @@ describe('cycles that do not converge', () => {
     ]);
   });
 
+  it('a restart in the middle of a round goes on with its pass (restorePass), unless an edit came since', () => {
+    const dm = oscillator();
+    const [t] = dm.take(1);
+    expect(t).toMatchObject({ id: 'osc:x', pass: 1 });
+    dm.completed(t!.id, { ...flip(t!), run: t!.run });
+    const round = dm.roundKey('osc:x')!;
+    expect(round).toMatch(/^[0-9a-f]{32}$/);
+    expect(dm.roundKey('after:x')).toBeUndefined(); // not in a cycle
+    const passes = (d: DependencyManager) => drive(d, flip).map((r) => r.task.pass);
+
+    // Restored without its pass, the round would start again: 3 more passes.
+    expect(passes(DependencyManager.fromState(dm.exportState(), { passLimit: 3 }))).toEqual([
+      1, 2, 3,
+    ]);
+    const dm2 = DependencyManager.fromState(dm.exportState(), { passLimit: 3 });
+    dm2.restorePass('osc:x', 1, round);
+    expect(passes(dm2)).toEqual([2, 3]);
+    expect(dm2.status().nonConvergent[0]!.passes).toBe(3);
+
+    // An edit outside the cycle since that run: a new round, from pass 1.
+    const dm3 = DependencyManager.fromState(dm.exportState(), { passLimit: 3 });
+    dm3.setArtefact('x.seed', sha('s2'));
+    expect(dm3.roundKey('osc:x')).not.toBe(round);
+    dm3.restorePass('osc:x', 1, round);
+    expect(passes(dm3)).toEqual([1, 2, 3]);
+    expect(() => dm3.restorePass('osc:x', 0, round)).toThrow(RangeError);
+  });
+
   it('a rule may raise the pass limit of its cycle', () => {
     const dm = new DependencyManager({ passLimit: 2 });
     dm.addRule({
