@@ -1,0 +1,78 @@
+import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
+import { TempDir } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Executor } from './executor.js';
+import { LocalBackend } from './local-backend.js';
+import { RecordingHooks } from './test-hooks.js';
+
+const tmp = new TempDir('cp-exec-ended-');
+afterAll(() => tmp[Symbol.dispose]());
+
+const resource = parseResource({
+  type: 'local',
+  name: 'Local resource',
+  jobs_local_dir: tmp.join('jobs'),
+  jobs_runner_config: { parallel_tasks_per_job: 2 },
+  jobs_poll_interval: 0,
+  tasks_local_dir: tmp.join('tasks'),
+  tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
+  tasks_pixi_config: {},
+}) as LocalResource;
+
+// A runner keeps the records of the tasks it ran in memory after they end (get(), control
+// answers). Kept by count alone (10,000), a runner at a few tasks a second held them for most of
+// an hour: the soak bench's runner grew ~0.5 MB a minute for 40 minutes. They are kept for
+// keepEndedMs now, and never more than keepEnded of them.
+describe('ended tasks kept in memory (real processes, a clock the test sets)', () => {
+  let clock = 1_000_000;
+  const ex = new Executor({
+    resource: 'local-resource',
+    backend: new LocalBackend({ resource }),
+    hooks: new RecordingHooks(),
+    runner: 'test',
+    keepEnded: 4,
+    keepEndedMs: 60_000,
+    now: () => clock,
+  });
+  afterAll(() => ex.close());
+
+  let n = 0;
+  const run = async (count: number): Promise<string[]> => {
+    const tasks: TaskSubmitted[] = Array.from({ length: count }, () => ({
+      taskId: `e${++n}-${process.pid}`,
+      resource: 'local-resource',
+      command: 'true',
+      cwd: tmp.path,
+      env: {},
+      gpu: false,
+    }));
+    // Waited on as soon as submitted: an ended task may be forgotten before a later wait().
+    const ends: Promise<{ state: string }>[] = [];
+    for (const t of tasks) {
+      await ex.submit(t);
+      ends.push(ex.wait(t.taskId));
+    }
+    for (const end of ends) expect((await end).state).toBe('finished');
+    return tasks.map((t) => t.taskId);
+  };
+  const kept = () => ex.list().map((r) => r.task.taskId);
+
+  it('forgets an ended task once it is older than keepEndedMs', async () => {
+    const first = await run(3);
+    expect(kept()).toEqual(first);
+    clock += 59_999;
+    const second = await run(1);
+    expect(kept()).toEqual([...first, ...second]);
+    // A minute after the first three ended, the next end lets them go.
+    clock += 1;
+    const third = await run(1);
+    expect(kept()).toEqual([...second, ...third]);
+    expect(ex.get(first[0]!)).toBeUndefined();
+  });
+
+  it('keeps at most keepEnded of them, the latest', async () => {
+    clock += 120_000;
+    const ids = await run(7);
+    expect(kept()).toEqual(ids.slice(-4));
+  });
+});
