@@ -12,9 +12,16 @@ export const RECORD_CONFLICT = 'CP_RECORD_CONFLICT';
 export class KvRecords {
   readonly #kv: TypedKv<typeof TaskRecord>;
   readonly #revisions = new Map<string, number>();
+  /** Ended tasks in the order they ended, with when their revision may go. */
+  readonly #ended: { id: string; forgetAt: number }[] = [];
+  #endedHead = 0;
 
-  constructor(kv: TypedKv<typeof TaskRecord>) {
+  readonly #forgetEndedMs: number;
+
+  /** `forgetEndedMs`: how long an ended task's revision is kept for a late update (10 min). */
+  constructor(kv: TypedKv<typeof TaskRecord>, forgetEndedMs = 10 * 60_000) {
     this.#kv = kv;
+    this.#forgetEndedMs = forgetEndedMs;
   }
 
   /** Remembers the revision of a record read from KV (adopted after a restart). */
@@ -42,7 +49,28 @@ export class KvRecords {
     }
     if (rec.state === 'finished' || rec.state === 'failed' || rec.state === 'killed') {
       // Ended tasks may still get a late update (fetched logs); then their revision can go.
-      setTimeout(() => this.#revisions.delete(id), 10 * 60_000).unref();
+      // Forgotten as later writes come, oldest first: no timer per task (a no-op task a
+      // millisecond would keep 600,000 of them).
+      this.#ended.push({ id, forgetAt: Date.now() + this.#forgetEndedMs });
+    }
+    this.#forget(Date.now());
+  }
+
+  /** Revisions held: those of ended tasks go at the first write after they are old enough. */
+  get size(): number {
+    return this.#revisions.size;
+  }
+
+  #forget(now: number): void {
+    while (this.#endedHead < this.#ended.length) {
+      const e = this.#ended[this.#endedHead]!;
+      if (e.forgetAt > now) break;
+      this.#endedHead++;
+      this.#revisions.delete(e.id);
+    }
+    if (this.#endedHead > 1024 && this.#endedHead * 2 > this.#ended.length) {
+      this.#ended.splice(0, this.#endedHead);
+      this.#endedHead = 0;
     }
   }
 }
