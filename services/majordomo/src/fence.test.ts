@@ -119,3 +119,21 @@ describe('leader lease and dispatch fence', () => {
     }
   });
 });
+
+describe('leaseConfig', () => {
+  it('is off unless asked for, and names the variable a bad value is in', async () => {
+    const { leaseConfig } = await import('./lease.js');
+    expect(leaseConfig({})).toMatchObject({ enabled: false, leaseMs: 3_000, renewMs: 1_000 });
+    expect(leaseConfig({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: 'md-a' })).toMatchObject({
+      enabled: true,
+      id: 'md-a',
+      pollMs: 250,
+    });
+    expect(() => leaseConfig({ CP_MAJORDOMO_HA: 'yes' })).toThrow(/CP_MAJORDOMO_HA/);
+    expect(() => leaseConfig({ CP_LEASE_MS: '-5' })).toThrow(/CP_LEASE_MS/);
+    expect(() => leaseConfig({ CP_MAJORDOMO_ID: 'a b' })).toThrow(/CP_MAJORDOMO_ID/);
+    expect(() => leaseConfig({ CP_LEASE_MS: '1000', CP_LEASE_RENEW_MS: '800' })).toThrow(
+      /CP_LEASE_RENEW_MS \(800\) must be at most half of CP_LEASE_MS/,
+    );
+  });
+});

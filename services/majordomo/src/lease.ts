@@ -182,7 +182,9 @@ export class LeaderLease {
           if (await this.#take(undefined, 0, started)) return this.#record as LeaderRecord;
         } else {
           if (seen?.revision !== cur.revision) {
-            seen = { revision: cur.revision, since: started };
+            // From when the answer came: the leader sent that revision before then, whatever
+            // the round trip took (the time the question left could be earlier than its write).
+            seen = { revision: cur.revision, since: now() };
             waiting(cur.value);
           }
           // Its own record (CP_MAJORDOMO_ID kept across a restart): that process is gone.
