@@ -234,6 +234,86 @@ describe('deploy/ for real sites', () => {
     });
   });
 
+  type Svc = 'majordomo' | 'chef' | 'runner' | 'fswatcher';
+  /** One service as a target starts it: argv (the entrypoint path as deployed) and env. */
+  interface Launch {
+    svc: Svc;
+    argv: string[];
+    env: Record<string, string>;
+  }
+
+  /**
+   * Starts the four services as a target's files say, on a real nats-server in operator mode,
+   * each with its role's credentials, and checks they build: a saved src/deploy.txt becomes
+   * out/deploy.upper (FSWatcher -> MajorDomo -> chef -> runner -> chef -> MajorDomo). Changed
+   * for this machine only: the deployed paths (`paths`, and /opt/computepods: the checkout), the
+   * NATS URL (no TLS here, so no NATS_CA), the credentials file (the target's path for it is
+   * checked to be set), MajorDomo's address (loopback, a free port) and the chef's rules (the
+   * demo's, which need only sh).
+   */
+  async function runDeployment(
+    stack: Stack,
+    launches: Launch[],
+    paths: Record<string, string>,
+  ): Promise<void> {
+    expect(launches.map((l) => l.svc).sort()).toEqual(['chef', 'fswatcher', 'majordomo', 'runner']);
+    await Promise.all(
+      launches.map(async ({ svc, argv, env: given }) => {
+        const env: Record<string, string> = {};
+        for (const [k, v] of Object.entries(given)) {
+          let value = v;
+          for (const [from, to] of Object.entries(paths)) value = value.replaceAll(from, to);
+          env[k] = value;
+        }
+        expect(env.NATS_CREDS, `${svc}: NATS_CREDS`).toBeTruthy();
+        expect(env.CP_PROJECT, `${svc}: CP_PROJECT`).toBe(stack.project);
+        env.NATS_URL = stack.nats.url;
+        delete env.NATS_CA;
+        if (svc === 'majordomo')
+          Object.assign(env, { CP_HTTP_HOST: '127.0.0.1', CP_HTTP_PORT: '0' });
+        if (svc === 'chef') env.CP_CHEF_DEFINITION = join(deploy, 'demo/chef.yaml');
+        const scope = {
+          majordomo: undefined,
+          chef: env.CP_CHEF,
+          runner: env.CP_QUEUE,
+          fswatcher: env.CP_POD,
+        }[svc];
+        env.NATS_CREDS = await stack.creds({ role: svc, ...(scope ? { scope } : {}) });
+        const [command, ...args] = argv.map((a) => a.replace('/opt/computepods/', root));
+        const proc = new ManagedProcess({
+          name: svc,
+          command: command ?? '',
+          args,
+          env: { PATH: process.env.PATH, HOME: stack.dir.path, ...env },
+          cwd: root,
+        });
+        stack.procs.set(svc, proc);
+        await proc.waitForOutput(READY[svc], 90_000);
+      }),
+    );
+    stack.write('src/deploy.txt', 'deployed\n');
+    await stack.until('out/deploy.upper');
+    expect(readFileSync(join(stack.workspace, 'out/deploy.upper'), 'utf8')).toBe('DEPLOYED\n');
+  }
+
+  /** The Containerfile's ENV lines: what every container of the image starts with. */
+  function imageEnv(): Record<string, string> {
+    const text = read('Containerfile').replace(/\\\n/g, ' ');
+    const env: Record<string, string> = {};
+    for (const line of text.split('\n').filter((l) => l.startsWith('ENV ')))
+      for (const m of line.slice(4).matchAll(/([A-Z_][A-Z0-9_]*)=(\S+)/g))
+        env[m[1] as string] = m[2] as string;
+    return env;
+  }
+
+  /** The image's entrypoint without tini (which only execs it). */
+  function entrypoint(): string {
+    const line = read('Containerfile')
+      .split('\n')
+      .find((l) => l.startsWith('ENTRYPOINT '));
+    return (JSON.parse(line?.slice('ENTRYPOINT '.length) ?? '[]') as string[]).at(-1) ?? '';
+  }
+
   describe('the systemd example configuration, run', () => {
     /** KEY=VALUE lines, as systemd's EnvironmentFile= reads ours (no quotes, no expansion). */
     const envFile = (path: string): Record<string, string> =>
@@ -245,20 +325,16 @@ describe('deploy/ for real sites', () => {
       );
 
     it("the four services start from the entrypoint with the units' environment and build", async () => {
-      // What systemd would give each process, on a real nats-server in operator mode: the
-      // shared env file, the instance's, the unit's Environment= lines (its credential in
-      // %d), ExecStart's argument and WorkingDirectory. Changed for this machine: the paths
-      // under /srv and /var/lib (a temp dir), NATS_URL (no TLS here, so no NATS_CA), the HTTP
-      // port (a free one), and the chef's rules (the demo's, which need only sh, for latex's).
+      // What systemd would give each process: the shared env file, the instance's, the unit's
+      // Environment= lines (its credential in %d), ExecStart and WorkingDirectory.
       await using stack = await Stack.start('demo');
-      const state = stack.dir.join('var-lib-computepods-demo');
       const instances = {
         majordomo: 'majordomo@demo',
         chef: 'chef@demo-latex',
         runner: 'runner@demo-local',
         fswatcher: 'fswatcher@demo-pod-a',
       } as const;
-      const started = Object.entries(instances).map(async ([svc, instance]) => {
+      const launches = Object.entries(instances).map(([svc, instance]): Launch => {
         const unit = read(`systemd/computepods-${svc}@.service`);
         const env: Record<string, string> = {
           ...envFile('systemd/env/computepods.env.example'),
@@ -266,40 +342,15 @@ describe('deploy/ for real sites', () => {
         };
         for (const m of unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm))
           env[m[1] as string] = m[2] as string;
-        for (const [k, v] of Object.entries(env))
-          env[k] = v
-            .replaceAll('/srv/computepods/demo/workspace', stack.workspace)
-            .replaceAll('/var/lib/computepods/demo', state);
-        env.NATS_URL = stack.nats.url;
-        delete env.NATS_CA;
-        if (svc === 'majordomo') env.CP_HTTP_PORT = '0';
-        if (svc === 'chef') env.CP_CHEF_DEFINITION = join(deploy, 'demo/chef.yaml');
-        const scope = { chef: env.CP_CHEF, runner: env.CP_QUEUE, fswatcher: env.CP_POD }[
-          svc as 'chef' | 'runner' | 'fswatcher'
-        ];
         expect(env.NATS_CREDS, svc).toBe('%d/nats.creds');
-        env.NATS_CREDS = await stack.creds({
-          role: svc as 'majordomo' | 'chef' | 'runner' | 'fswatcher',
-          ...(scope ? { scope } : {}),
-        });
-        const exec = /^ExecStart=\/opt\/computepods\/(\S+) (\S+)$/m.exec(unit);
-        const proc = new ManagedProcess({
-          name: svc,
-          command: join(root, exec?.[1] ?? ''),
-          args: [exec?.[2] ?? ''],
-          env: { PATH: process.env.PATH, HOME: stack.dir.path, ...env },
-          cwd: root,
-        });
-        stack.procs.set(svc, proc);
-        await proc.waitForOutput(READY[svc as keyof typeof READY], 90_000);
+        const exec = /^ExecStart=(\S+) (\S+)$/m.exec(unit);
+        expect(/^WorkingDirectory=\/opt\/computepods$/m.test(unit), svc).toBe(true);
+        return { svc: svc as Svc, argv: [exec?.[1] ?? '', exec?.[2] ?? ''], env };
       });
-      await Promise.all(started);
-      // file change (pod-a) -> MajorDomo -> chef latex -> runner of queue local -> result
-      stack.write('src/deploy.txt', 'from the unit files\n');
-      await stack.until('out/deploy.upper');
-      expect(readFileSync(join(stack.workspace, 'out/deploy.upper'), 'utf8')).toBe(
-        'FROM THE UNIT FILES\n',
-      );
+      await runDeployment(stack, launches, {
+        '/srv/computepods/demo/workspace': stack.workspace,
+        '/var/lib/computepods/demo': stack.dir.join('state-systemd'),
+      });
     }, 240_000);
   });
 
@@ -420,6 +471,55 @@ describe('deploy/ for real sites', () => {
       }
     });
 
+    it('the four Deployments start with the image, the ConfigMap and their env, and build', async () => {
+      await using stack = await Stack.start('demo');
+      const objs = manifests() as unknown as {
+        kind: string;
+        metadata: { name: string };
+        data?: Record<string, string>;
+        spec: {
+          template: {
+            spec: {
+              containers: {
+                args: string[];
+                envFrom?: { configMapRef?: { name: string } }[];
+                env: {
+                  name: string;
+                  value?: string;
+                  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+                }[];
+              }[];
+            };
+          };
+        };
+      }[];
+      const maps = new Map(
+        objs.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata.name, o.data]),
+      );
+      const launches = objs
+        .filter((o) => o.kind === 'Deployment')
+        .map((d): Launch => {
+          const c = d.spec.template.spec.containers[0];
+          if (!c) throw new Error(`${d.metadata.name}: no container`);
+          const env: Record<string, string> = { ...imageEnv() };
+          for (const from of c.envFrom ?? []) {
+            const data = maps.get(from.configMapRef?.name ?? '');
+            expect(data, `${d.metadata.name}: ConfigMap ${from.configMapRef?.name}`).toBeDefined();
+            Object.assign(env, data);
+          }
+          for (const e of c.env) {
+            const ref = e.valueFrom?.secretKeyRef;
+            // A Secret's value (the API token): one the test makes, as the README's openssl does.
+            env[e.name] = e.value ?? (ref ? `${ref.name}-${ref.key}-made-for-this-test` : '');
+          }
+          return { svc: c.args[0] as Svc, argv: [entrypoint(), ...c.args], env };
+        });
+      await runDeployment(stack, launches, {
+        '/srv/computepods/workspace': stack.workspace,
+        '/var/lib/computepods': stack.dir.join('state-k8s'),
+      });
+    }, 240_000);
+
     it("the NATS chart's values: JetStream, TLS, and cpctrl's operator lines, which nats-server takes", async () => {
       const v = parseYaml(read('kubernetes/nats-values.yaml'));
       expect(v.config.jetstream.enabled).toBe(true);
@@ -522,6 +622,26 @@ describe('deploy/ for real sites', () => {
       // Published on loopback only.
       expect(JSON.stringify(c)).not.toMatch(/"(0\.0\.0\.0:)?\d+:\d+"/);
     });
+
+    it('the four services start with the image and their Compose environment, and build', async () => {
+      await using stack = await Stack.start('demo');
+      const c = parseYaml(read('compose/compose.yaml')) as {
+        services: Record<string, { command?: string[]; environment?: Record<string, string> }>;
+      };
+      const launches = Object.entries(c.services)
+        .filter(([name]) => name !== 'nats')
+        .map(
+          ([name, s]): Launch => ({
+            svc: name as Svc,
+            argv: [entrypoint(), ...(s.command ?? [])],
+            env: { ...imageEnv(), ...s.environment },
+          }),
+        );
+      await runDeployment(stack, launches, {
+        '/srv/computepods/workspace': stack.workspace,
+        '/var/lib/computepods': stack.dir.join('state-compose'),
+      });
+    }, 240_000);
 
     it("nats.conf with cpctrl's auth.conf, made as its comment says, is valid for nats-server", async () => {
       const text = read('compose/nats.conf');
