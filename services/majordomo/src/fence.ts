@@ -46,7 +46,9 @@ export class DispatchFence {
   /** Stores this leader's fence: call once, after taking the lease, before any dispatch. */
   async raise(): Promise<void> {
     const subject = subjects.buildFence(this.bus.project);
+    // Typed like an envelope, so the event stream (GET /api/events) names it, not 'message'.
     const body = JSON.stringify({
+      type: 'leader.fence',
       holder: this.lease.id,
       epoch: this.lease.epoch,
       time: new Date().toISOString(),
