@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   checkProfileFor,
   InvalidConfigError,
@@ -6,8 +8,8 @@ import {
   resourceId,
 } from '@computepods/protocol';
 import { SshPool } from '@computepods/transport';
-import { BackendUnavailableError } from './errors.js';
 import { Executor, type ExecutorHooks } from './executor.js';
+import { KubernetesBackend } from './kubernetes-backend.js';
 import { LocalBackend } from './local-backend.js';
 import type { RetryPolicy } from './retry.js';
 import { SlurmBackend } from './slurm-backend.js';
@@ -41,6 +43,8 @@ export interface CreateExecutorOptions {
   readonly clientEnv?: Readonly<Record<string, string>> | undefined;
   /** Shared SSH pool (slurm_ssh); one is made (and closed with the executor) otherwise. */
   readonly sshPool?: SshPool;
+  /** The project's queue the runner serves: on Kubernetes, the Kueue LocalQueue label. */
+  readonly queue?: string | undefined;
   readonly backendOptions?: BackendTuning;
 }
 
@@ -50,7 +54,6 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
   const tune = options.backendOptions ?? {};
   const id = options.resourceId ?? resourceId(resource);
   const base = { resource: id, hooks, ...(options.runner ? { runner: options.runner } : {}) };
-  if (resource.type === 'kubernetes') throw new BackendUnavailableError('kubernetes');
   if (resource.type === 'local') {
     const backend = new LocalBackend({
       resource,
@@ -66,7 +69,23 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
       `profile: a ${resource.type} resource needs a ${resource.type} profile (who runs the jobs)`,
     ]);
   checkProfileFor(resource, profile);
-  const clientEnv = { ...resource.slurm_client_env, ...options.clientEnv };
+  if (resource.type === 'kubernetes' && profile.resource_type === 'kubernetes') {
+    const backend = new KubernetesBackend({
+      resource,
+      profile,
+      resourceId: id,
+      queue: options.queue,
+      jobsDir:
+        tune.jobsDir ?? resource.jobs_local_dir ?? join(tmpdir(), 'computepods-kubernetes', id),
+      ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
+      ...(tune.retry ? { retry: tune.retry } : {}),
+    });
+    return new Executor({ ...base, backend });
+  }
+  const clientEnv = {
+    ...(resource.type === 'kubernetes' ? {} : resource.slurm_client_env),
+    ...options.clientEnv,
+  };
   const slurmTune = {
     ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
     ...(tune.batchWindowMs !== undefined ? { batchWindowMs: tune.batchWindowMs } : {}),

@@ -42,3 +42,21 @@ export function slurmHandle(handle: unknown): SlurmHandle | undefined {
   const r = SlurmHandle.safeParse(handle);
   return r.success ? r.data : undefined;
 }
+
+/** Where a task is on Kubernetes: its Job (one per task), found again by name after a restart. */
+export const KubernetesHandle = z.object({
+  kind: z.literal('kubernetes'),
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/),
+  /** The Job's name, a DNS label chosen before the Job is created (kubernetes-names.ts). */
+  jobName: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/),
+  /** Epoch ms when the task was first seen running (timeouts count from here). */
+  startedAt: z.number().optional(),
+  /** The local file the pod's log is followed into. */
+  logPath: z.string().min(1),
+});
+export type KubernetesHandle = z.infer<typeof KubernetesHandle>;
+
+export function kubernetesHandle(handle: unknown): KubernetesHandle | undefined {
+  const r = KubernetesHandle.safeParse(handle);
+  return r.success ? r.data : undefined;
+}

@@ -22,7 +22,9 @@ export {
   UnsafeValueError,
 } from './errors.js';
 export { Executor, type ExecutorHooks, type ExecutorOptions } from './executor.js';
-export { LocalHandle, SlurmHandle } from './handle.js';
+export { KubernetesHandle, LocalHandle, SlurmHandle } from './handle.js';
+export { KubernetesBackend, type KubernetesBackendOptions } from './kubernetes-backend.js';
+export { jobNameFor } from './kubernetes-names.js';
 export {
   canTransition,
   checkPausable,

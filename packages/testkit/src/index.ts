@@ -9,9 +9,12 @@
  *   // sshd.target('cpuser') = { host, port, username, privateKeyPath, knownHostsPath }
  *   await using slurm = await Slurm.start();
  *   await slurm.command(['sbatch', '--parsable', '--wrap', 'true'], { user: 'cpuser' });
+ *   await using kube = await KubeApi.start(); // a STAND-IN for a Kubernetes API server (Jobs, Pods)
+ *   kube.writeKubeconfig('/tmp/x/kubeconfig');
  */
 export { BinaryMissingError, ServerStartError } from './errors.js';
 export { freePort } from './free-port.js';
+export { KubeApi, type KubeApiOptions, type KubeRequest } from './kube-api.js';
 export {
   CLUSTER_NODE_TEMPLATE,
   type ClusterNodeVars,

@@ -1,0 +1,364 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  type KubernetesResource,
+  parseResource,
+  type TaskRecord,
+  type TaskSubmitted,
+} from '@computepods/protocol';
+import { KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createExecutor } from './create-executor.js';
+import { UnsafeValueError } from './errors.js';
+import type { Executor } from './executor.js';
+import { FileHooks } from './file-hooks.fixture.js';
+import { kubernetesHandle } from './handle.js';
+import { jobNameFor } from './kubernetes-names.js';
+import { RecordingHooks } from './test-hooks.js';
+
+/*
+ * The kubernetes backend through @kubernetes/client-node against KubeApi, the test kit's
+ * STAND-IN for an API server (no real one can run here): its Jobs' commands run as real local
+ * processes, so logs, exit codes, suspend and delete are real; every object it is sent and
+ * returns is checked against the Kubernetes OpenAPI schema.
+ */
+
+const NS = 'cp-test';
+const tmp = new TempDir('cp-k8s-');
+let kube: KubeApi;
+let kubeconfig: string;
+
+beforeAll(async () => {
+  kube = await KubeApi.start({ namespace: NS });
+  kubeconfig = kube.writeKubeconfig(tmp.join('kubeconfig'));
+});
+afterAll(async () => {
+  await kube?.stop();
+  tmp[Symbol.dispose]();
+});
+
+function resourceJson(config = kubeconfig) {
+  return {
+    type: 'kubernetes',
+    name: 'Kubernetes',
+    id: 'k8s',
+    namespace: NS,
+    kubeconfig_path: config,
+    jobs_local_dir: tmp.join('jobs'),
+    jobs_poll_interval: 0,
+    jobs_runner_config: { image: 'debian:bookworm-slim' },
+  };
+}
+const profile = {
+  resource_type: 'kubernetes' as const,
+  name: 'K8s account',
+  service_account: 'computepods-runner',
+};
+
+function setup(queue: string | undefined = 'team-a', config = kubeconfig) {
+  const hooks = new RecordingHooks();
+  const ex = createExecutor({
+    resource: parseResource(resourceJson(config)) as KubernetesResource,
+    profile,
+    hooks,
+    queue,
+    runner: 'test',
+    backendOptions: { pollMs: 100, retry: { attempts: 2, baseMs: 50, maxMs: 100 } },
+  });
+  return { hooks, ex };
+}
+
+let n = 0;
+function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitted {
+  n++;
+  return {
+    taskId: `k${n}-${process.pid}`,
+    resource: 'k8s',
+    command,
+    cwd: tmp.path,
+    env: {},
+    gpu: false,
+    ...extra,
+  };
+}
+
+function jobOf(ex: Executor, id: string) {
+  const h = kubernetesHandle(ex.get(id)?.handle);
+  return h && kube.jobs().find((j) => j.metadata.name === h.jobName);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+  } catch {
+    return false;
+  }
+}
+
+describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 }, () => {
+  it('runs a task as a Job and finishes with its log, exit code and the Kueue queue label', async () => {
+    const { hooks, ex } = setup('team-a');
+    const t = task('echo hello; echo oops >&2; echo "$GREETING"; pwd', {
+      env: { GREETING: 'from env' },
+    });
+    await ex.submit(t);
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state, rec.reason).toBe('finished');
+    expect(rec.exitCode).toBe(0);
+    // One log, stdout and stderr merged as the kubelet keeps them (their order is the pipes').
+    const log = await ex.logs(t.taskId);
+    expect(log.split('\n').sort()).toEqual(['', 'from env', 'hello', 'oops', tmp.path].sort());
+    expect(await ex.logs(t.taskId, 'stderr')).toBe('');
+    const job = jobOf(ex, t.taskId)!;
+    expect(job.metadata.labels).toMatchObject({
+      'kueue.x-k8s.io/queue-name': 'team-a',
+      'app.kubernetes.io/managed-by': 'computepods',
+      'computepods.io/resource': 'k8s',
+    });
+    expect(job.metadata.uid).toBe(rec.jobId);
+    expect((job.metadata as { annotations?: Record<string, string> }).annotations).toEqual({
+      'computepods.io/task-id': t.taskId,
+    });
+    const spec = job.spec as { template: { spec: Record<string, unknown> } };
+    expect(spec.template.spec.serviceAccountName).toBe('computepods-runner');
+    expect(hooks.states(t.taskId)[0]).toBe('created');
+    expect(hooks.states(t.taskId).at(-1)).toBe('finished');
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    expect(kube.invalidResponses).toEqual([]);
+    await ex.close();
+  });
+
+  it('a failing command fails with the reason from the Job conditions and its exit code', async () => {
+    const { ex } = setup();
+    const t = task('echo about to fail; exit 3');
+    await ex.submit(t);
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state).toBe('failed');
+    expect(rec.exitCode).toBe(3);
+    expect(rec.reason).toMatch(/BackoffLimitExceeded: Job has reached the specified backoff limit/);
+    expect(rec.reason).toContain('exit code 3');
+    expect(await ex.logs(t.taskId)).toBe('about to fail\n');
+    await ex.close();
+  });
+
+  it('pause suspends the Job (its pending pod goes, nothing runs); resume runs it once', async () => {
+    const { hooks, ex } = setup();
+    const marker = tmp.join('pause-marker');
+    const t = task(`echo run >> ${marker}`);
+    kube.startPods = false;
+    try {
+      await ex.submit(t);
+      await until(
+        () => ex.get(t.taskId)?.jobId !== undefined && kube.pods().length > 0,
+        'the Job created, its pod pending',
+      );
+      await ex.pause(t.taskId);
+      const job = jobOf(ex, t.taskId)!;
+      expect(job.spec.suspend).toBe(true);
+      expect(
+        (job.status.conditions as { type: string; status: string }[]).find(
+          (c) => c.type === 'Suspended',
+        )?.status,
+      ).toBe('True');
+      const h = kubernetesHandle(ex.get(t.taskId)?.handle)!;
+      expect(kube.pods().filter((p) => p.metadata.labels?.['job-name'] === h.jobName)).toEqual([]);
+      await ex.resume(t.taskId);
+      expect(jobOf(ex, t.taskId)!.spec.suspend).toBe(false);
+      kube.releasePods();
+    } finally {
+      kube.startPods = true;
+    }
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state).toBe('finished');
+    expect(readFileSync(marker, 'utf8')).toBe('run\n');
+    expect(hooks.states(t.taskId).slice(0, 4)).toEqual([
+      'created',
+      'submitted',
+      'paused',
+      'submitted',
+    ]);
+    const patches = kube.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.at(-1)?.contentType).toMatch(/json-patch/);
+    await ex.close();
+  });
+
+  it('kill deletes the Job with foreground propagation; the pod process is gone', async () => {
+    const { ex } = setup();
+    const pidFile = tmp.join('kill-pid');
+    const t = task(`echo $$ > ${pidFile}; echo started; exec sleep 1000`);
+    await ex.submit(t);
+    await until(
+      () => ex.get(t.taskId)?.state === 'running' && existsSync(pidFile),
+      'the task running',
+    );
+    await until(async () => (await ex.logs(t.taskId)).includes('started'), 'its log followed');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(alive(pid)).toBe(true);
+    const name = kubernetesHandle(ex.get(t.taskId)?.handle)!.jobName;
+    await ex.kill(t.taskId);
+    expect((await ex.wait(t.taskId)).state).toBe('killed');
+    const del = kube.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(`/${name}`));
+    expect(del?.query.propagationPolicy).toBe('Foreground');
+    await until(() => !alive(pid), 'the pod process gone');
+    await until(() => !kube.jobs().some((j) => j.metadata.name === name), 'the Job gone');
+    await ex.close();
+  });
+
+  it('a Job deleted outside ComputePods is not taken as done', async () => {
+    const { ex } = setup();
+    const t = task('echo working; exec sleep 1000');
+    await ex.submit(t);
+    await until(() => ex.get(t.taskId)?.state === 'running', 'the task running');
+    const name = kubernetesHandle(ex.get(t.taskId)?.handle)!.jobName;
+    kube.deleteJob(NS, name, 'Background');
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state).toBe('failed');
+    expect(rec.exitCode).toBeNull();
+    expect(rec.reason).toMatch(/deleted outside ComputePods.*not taken as done/);
+    await ex.close();
+  });
+
+  it('a wrong bearer token is refused by the stand-in, and the task fails saying so', async () => {
+    const bad = kube.writeKubeconfig(tmp.join('bad-kubeconfig'), 'not-the-token');
+    const { ex } = setup('team-a', bad);
+    const t = task('echo never');
+    await ex.submit(t);
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toMatch(/HTTP 401: Unauthorized/);
+    expect(kube.requests.some((r) => r.status === 401)).toBe(true);
+    expect(kube.jobs().some((j) => j.metadata.name === jobOf(ex, t.taskId)?.metadata.name)).toBe(
+      false,
+    );
+    await ex.close();
+  });
+
+  it('hostile task ids become DNS-label Job names; hostile queue names never reach the API', async () => {
+    for (const id of [
+      '../../Evil Task;$(rm -rf ~)',
+      'Build.Step_1:CC..foo.o',
+      'UPPER.case/with/slashes',
+      '---',
+      'é'.repeat(200),
+      `a${'-'.repeat(100)}b`,
+    ]) {
+      const name = jobNameFor(id);
+      expect(name).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+    }
+    const { ex } = setup();
+    // Task ids allow upper case, "_", "." and ":", and 200 characters: no DNS label takes them.
+    const t = task('echo ok', { taskId: `Build.Step_1:CC..foo.o_${'X'.repeat(150)}` });
+    await ex.submit(t);
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state, rec.reason).toBe('finished');
+    expect(kubernetesHandle(rec.handle)?.jobName).toMatch(
+      /^cp-build-step-1-cc-foo-o-x+-[0-9a-f]{8}-[0-9a-f]{6}$/,
+    );
+    await ex.close();
+
+    const before = kube.requests.length;
+    for (const queue of ['Bad Queue!', 'team-', 'x'.repeat(64)])
+      expect(() => setup(queue)).toThrow(UnsafeValueError);
+    expect(kube.requests.length).toBe(before);
+  });
+});
+
+const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 }, () => {
+  it('adopts each record from its Job: collects what ended, follows what runs, runs nothing twice', async () => {
+    const records = tmp.join('crash-records');
+    const runs = tmp.join('crash-runs');
+    const gate = tmp.join('crash-gate');
+    const gate2 = tmp.join('crash-gate2');
+    writeFileSync(runs, '');
+    const mk = (id: string, body: string): TaskSubmitted => ({
+      taskId: id,
+      resource: 'k8s',
+      command: `echo ${id} >> ${runs}; ${body}`,
+      cwd: tmp.path,
+      env: {},
+      gpu: false,
+    });
+    const wait = (g: string) => `while [ ! -e ${g} ]; do sleep 0.05; done`;
+    const tasks = [
+      mk('done-before', 'exit 0'),
+      mk('ends-ok', `${wait(gate)}; echo ok`),
+      mk('ends-3', `${wait(gate)}; exit 3`),
+      mk('still-running', `echo early; ${wait(gate2)}; echo late`),
+    ];
+    const env = {
+      CRASH_RECORDS: records,
+      CRASH_RESOURCE: JSON.stringify(resourceJson()),
+      CRASH_PROFILE: JSON.stringify(profile),
+      CRASH_TASKS: JSON.stringify(tasks),
+      CRASH_READY: 'done-before:finished,ends-ok:running,ends-3:running,still-running:running',
+    };
+    const runner = (mode: 'start' | 'recover') =>
+      new ManagedProcess({
+        name: `k8s-runner-${mode}`,
+        command: process.execPath,
+        args: ['--import', 'tsx', fixture, mode],
+        cwd: repoRoot,
+        env: { ...process.env, ...env },
+      });
+    const creates = () =>
+      kube.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs')).length;
+    const createsBefore = creates();
+    const first = runner('start');
+    await first.waitForOutput('ready', 60_000);
+    await first.kill9();
+
+    // The runner is dead; its Jobs are not. Two of them end while nobody watches.
+    writeFileSync(gate, '');
+    const byId = () =>
+      new Map<string, TaskRecord>(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
+    const ended = (id: string) => {
+      const name = kubernetesHandle(byId().get(id)?.handle)?.jobName;
+      const job = kube.jobs().find((j) => j.metadata.name === name);
+      return ((job?.status.conditions ?? []) as { type: string }[]).some(
+        (c) => c.type === 'Complete' || c.type === 'Failed',
+      );
+    };
+    await until(
+      () => ended('ends-ok') && ended('ends-3'),
+      'two Jobs ended while the runner was down',
+    );
+    expect(ended('still-running')).toBe(false);
+
+    const stillJob = kubernetesHandle(byId().get('still-running')?.handle)!.jobName;
+    const follows = () =>
+      kube.requests.filter(
+        (r) => r.query.follow === 'true' && r.path.includes(`/pods/${stillJob}-`),
+      ).length;
+    const followsBefore = follows();
+    const second = runner('recover');
+    // The restarted runner adopts the running task and follows its pod's log anew.
+    await until(
+      () => follows() > followsBefore,
+      'the restarted runner following the still-running pod',
+      30_000,
+      () => second.output,
+    );
+    writeFileSync(gate2, '');
+    expect(await second.exited()).toBe(0);
+    expect(second.output).toContain('done');
+
+    const recs = byId();
+    expect(Object.fromEntries([...recs].map(([id, r]) => [id, [r.state, r.exitCode]]))).toEqual({
+      'done-before': ['finished', 0],
+      'ends-ok': ['finished', 0],
+      'ends-3': ['failed', 3],
+      'still-running': ['finished', 0],
+    });
+    // Each command ran once; no Job was created twice.
+    expect(readFileSync(runs, 'utf8').trim().split('\n').sort()).toEqual(
+      tasks.map((t) => t.taskId).sort(),
+    );
+    expect(creates() - createsBefore).toBe(4);
+    expect(readFileSync(recs.get('still-running')!.stdoutPath!, 'utf8')).toBe('early\nlate\n');
+    expect(kube.invalidResponses).toEqual([]);
+  });
+});

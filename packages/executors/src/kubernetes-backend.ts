@@ -1,0 +1,658 @@
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type {
+  KubernetesProfile,
+  KubernetesResource,
+  TaskRecord,
+  TaskState,
+} from '@computepods/protocol';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  Log,
+  type V1Job,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
+import { isTransient, ResourceCommandError } from './errors.js';
+import { type KubernetesHandle, kubernetesHandle } from './handle.js';
+import { checkDnsLabel, checkLabelValue, jobNameFor } from './kubernetes-names.js';
+import { isTerminal } from './lifecycle.js';
+import { readFrom, readTail } from './read-tail.js';
+import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
+
+export interface KubernetesBackendOptions {
+  readonly resource: KubernetesResource;
+  readonly profile: KubernetesProfile;
+  /** The resource's id: every Job carries it as a label, and one list per poll selects by it. */
+  readonly resourceId: string;
+  /** The project's queue: its name is the Kueue LocalQueue label (kueue.x-k8s.io/queue-name). */
+  readonly queue?: string | undefined;
+  /** Where pods' logs are followed to (default jobs_local_dir). */
+  readonly jobsDir: string;
+  /** Between two polls; default jobs_poll_interval (at least 0.2 s). */
+  readonly pollMs?: number;
+  /** Retries of an API call before the tasks concerned are paused. */
+  readonly retry?: RetryPolicy;
+  /** Polls in a row that must find a Job gone before its task fails (default 2). */
+  readonly confirmPolls?: number;
+}
+
+const LIVE: readonly TaskState[] = ['submitted', 'running'];
+const MANAGED = 'app.kubernetes.io/managed-by';
+const RESOURCE_LABEL = 'computepods.io/resource';
+const TASK_ANNOTATION = 'computepods.io/task-id';
+const QUEUE_LABEL = 'kueue.x-k8s.io/queue-name';
+const CONTAINER = 'task';
+
+interface Follow {
+  abort?: AbortController;
+  pod: string;
+}
+
+/**
+ * Kubernetes through the official client: one batch/v1 Job per task (restartPolicy Never,
+ * backoffLimit 0), labelled with the resource and the project's Kueue queue. One list of Jobs
+ * and one of Pods per poll cover every task of the resource; state comes from the Job's
+ * conditions (Complete, Failed with its reason), a started pod makes a task running. A Job
+ * missing from the list is not done: only when it is missing on two polls in a row does its
+ * task fail, saying it was deleted outside ComputePods. Pause suspends the Job, resume
+ * unsuspends it, kill deletes it with foreground propagation. The running pod's log is
+ * followed into a local file, read whole once more when the task ends.
+ */
+export class KubernetesBackend implements Backend {
+  readonly type = 'kubernetes' as const;
+  readonly #o: KubernetesBackendOptions;
+  readonly #kc: KubeConfig;
+  readonly #batch: BatchV1Api;
+  readonly #core: CoreV1Api;
+  readonly #ns: string;
+  readonly #retry: RetryPolicy;
+  readonly #pollMs: number;
+  readonly #confirm: number;
+  readonly #selector: string;
+  #ctx: BackendContext | undefined;
+  /** task id → the Job's uid once it was created (or found) */
+  readonly #tasks = new Map<string, string | undefined>();
+  readonly #launching = new Map<string, Promise<void>>();
+  readonly #gone = new Map<string, number>();
+  readonly #follows = new Map<string, Follow>();
+  #pollTimer: NodeJS.Timeout | undefined;
+  #polling: Promise<void> | undefined;
+  #pollFailures = 0;
+  #closed = false;
+  readonly #stats = { creates: 0, lists: 0, patches: 0, deletes: 0, logReads: 0, pollFailures: 0 };
+
+  constructor(options: KubernetesBackendOptions) {
+    this.#o = options;
+    const r = options.resource;
+    this.#ns = checkDnsLabel('namespace', r.namespace);
+    checkLabelValue('resource id', options.resourceId);
+    if (options.queue !== undefined)
+      checkLabelValue('queue name (Kueue LocalQueue)', options.queue);
+    this.#kc = new KubeConfig();
+    if (r.kubeconfig_path) this.#kc.loadFromFile(r.kubeconfig_path);
+    else this.#kc.loadFromDefault();
+    if (r.context) this.#kc.setCurrentContext(r.context);
+    this.#batch = this.#kc.makeApiClient(BatchV1Api);
+    this.#core = this.#kc.makeApiClient(CoreV1Api);
+    this.#retry = options.retry ?? DEFAULT_RETRY;
+    this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
+    this.#confirm = options.confirmPolls ?? 2;
+    this.#selector = `${MANAGED}=computepods,${RESOURCE_LABEL}=${options.resourceId}`;
+    mkdirSync(options.jobsDir, { recursive: true });
+  }
+
+  bind(ctx: BackendContext): void {
+    this.#ctx = ctx;
+  }
+
+  get #c(): BackendContext {
+    if (!this.#ctx) throw new Error('KubernetesBackend used before Executor bound it');
+    return this.#ctx;
+  }
+
+  enqueue(rec: TaskRecord): void {
+    const id = rec.task.taskId;
+    this.#tasks.set(id, undefined);
+    this.#launch(id);
+  }
+
+  async pause(rec: TaskRecord): Promise<void> {
+    const id = rec.task.taskId;
+    await this.#launching.get(id);
+    this.#stopFollow(id);
+    if (rec.pausedFrom !== 'submitted') return; // created: no Job yet; running: only stop watching
+    const h = kubernetesHandle(rec.handle);
+    if (!h || !this.#tasks.get(id)) return;
+    // A suspended Job holds nothing: its pod, if one was started meanwhile, is deleted.
+    await this.#call('suspend Job', () =>
+      this.#batch.patchNamespacedJob({
+        name: h.jobName,
+        namespace: this.#ns,
+        body: [{ op: 'replace', path: '/spec/suspend', value: true }],
+      }),
+    ).then(
+      () => this.#stats.patches++,
+      (err: unknown) => {
+        if (statusOf(err) !== 404) throw err;
+      },
+    );
+  }
+
+  async resume(rec: TaskRecord): Promise<void> {
+    const id = rec.task.taskId;
+    const h = kubernetesHandle(rec.handle);
+    if (rec.state === 'submitted' && h && this.#tasks.get(id)) {
+      await this.#call('resume Job', () =>
+        this.#batch.patchNamespacedJob({
+          name: h.jobName,
+          namespace: this.#ns,
+          body: [{ op: 'replace', path: '/spec/suspend', value: false }],
+        }),
+      );
+      this.#stats.patches++;
+    } else if (rec.state === 'submitted') {
+      this.#tasks.set(id, undefined);
+      this.#launch(id);
+      return;
+    }
+    this.#ensurePolling();
+  }
+
+  async kill(rec: TaskRecord, from: TaskState): Promise<void> {
+    const id = rec.task.taskId;
+    await this.#launching.get(id);
+    this.#stopFollow(id);
+    this.#tasks.delete(id);
+    if (from === 'created') return;
+    const h = kubernetesHandle(rec.handle);
+    if (!h) return;
+    // Foreground: the Job goes only once its pods are gone (their processes stopped).
+    await this.#call('delete Job', () =>
+      this.#batch.deleteNamespacedJob({
+        name: h.jobName,
+        namespace: this.#ns,
+        propagationPolicy: 'Foreground',
+      }),
+    ).then(
+      () => this.#stats.deletes++,
+      (err: unknown) => {
+        if (statusOf(err) !== 404) throw err;
+      },
+    );
+  }
+
+  async adopt(recs: readonly TaskRecord[]): Promise<void> {
+    for (const rec of recs) {
+      const id = rec.task.taskId;
+      const h = kubernetesHandle(rec.handle);
+      if (rec.state === 'created' || (rec.state === 'submitted' && !h)) {
+        this.enqueue(rec);
+        continue;
+      }
+      if (rec.state === 'killed') {
+        // Recorded killed, but the runner may have died before it acted: act again.
+        if (h)
+          await this.kill(rec, 'running').catch((err: unknown) =>
+            this.#c.log('warn', 'could not re-apply a kill after restart', { err: String(err) }),
+          );
+        continue;
+      }
+      if (!h || isTerminal(rec.state)) continue;
+      this.#tasks.set(id, rec.jobId);
+      // Recorded submitted before the Job was created: create it now (by its recorded name,
+      // so one the dead runner did create is found, not made twice).
+      if (!rec.jobId && rec.state === 'submitted') this.#launch(id);
+    }
+    this.#ensurePolling();
+  }
+
+  async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
+    const h = kubernetesHandle(rec.handle);
+    // A pod's log is stdout and stderr together, as the kubelet keeps it.
+    if (!h || stream === 'stderr') return '';
+    return readTail(h.logPath, maxBytes);
+  }
+
+  async readLog(
+    rec: TaskRecord,
+    stream: LogStream,
+    offset: number,
+    maxBytes: number,
+  ): Promise<LogRead | undefined> {
+    const h = kubernetesHandle(rec.handle);
+    if (!h || stream === 'stderr') return undefined;
+    return readFrom(h.logPath, offset, maxBytes);
+  }
+
+  stats(): Readonly<Record<string, number>> {
+    return { ...this.#stats, tasks: this.#tasks.size, following: this.#follows.size };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#pollTimer);
+    await this.#polling;
+    await Promise.allSettled(this.#launching.values());
+    for (const id of [...this.#follows.keys()]) this.#stopFollow(id);
+  }
+
+  // --- submission ---------------------------------------------------------------------
+
+  #launch(id: string): void {
+    if (this.#launching.has(id)) return;
+    const p = this.#submit(id)
+      .catch((err: unknown) =>
+        this.#c.log('error', 'could not submit a task', { taskId: id, err: String(err) }),
+      )
+      .finally(() => {
+        this.#launching.delete(id);
+      });
+    this.#launching.set(id, p);
+  }
+
+  async #submit(id: string): Promise<void> {
+    let rec = this.#c.get(id);
+    if (!rec || this.#closed) return;
+    if (rec.task.files) {
+      await this.#fail(
+        id,
+        'the task declares files (files.inputs/outputs): staging them into a Kubernetes pod is not implemented yet; run the rule on a local or SLURM resource',
+      );
+      return;
+    }
+    let h = kubernetesHandle(rec.handle);
+    if (!h) {
+      const jobName = jobNameFor(id);
+      h = {
+        kind: 'kubernetes',
+        namespace: this.#ns,
+        jobName,
+        logPath: join(this.#o.jobsDir, `${jobName}.log`),
+      };
+      // Recorded with the Job's name before the Job is created: a restarted runner looks
+      // for it by that name and never creates a second one.
+      const patch = { handle: h, stdoutPath: h.logPath };
+      const r =
+        rec.state === 'submitted'
+          ? await this.#c.update(id, patch)
+          : await this.#c.advance(id, ['created'], 'submitted', patch);
+      if (!r) return;
+      rec = r;
+    }
+    const handle = h;
+    let body: V1Job;
+    try {
+      body = this.#jobFor(rec, handle);
+    } catch (err) {
+      await this.#fail(id, (err as Error).message);
+      return;
+    }
+    try {
+      const uid = await withRetry(
+        this.#retry,
+        async () => {
+          try {
+            this.#stats.creates++;
+            const job = await this.#call('create Job', () =>
+              this.#batch.createNamespacedJob({ namespace: this.#ns, body }),
+            );
+            return job.metadata?.uid;
+          } catch (err) {
+            if (statusOf(err) !== 409) throw err;
+            // Created by an earlier try whose answer was lost, or by the runner before a restart.
+            const job = await this.#call('read Job', () =>
+              this.#batch.readNamespacedJob({ name: handle.jobName, namespace: this.#ns }),
+            );
+            if (job.metadata?.annotations?.[TASK_ANNOTATION] !== id)
+              throw new ResourceCommandError(
+                'create Job',
+                409,
+                `a Job named ${handle.jobName} exists in namespace ${this.#ns} and is not this task's`,
+                false,
+              );
+            return job.metadata?.uid;
+          }
+        },
+        (err, attempt, delay) =>
+          this.#c.log('warn', 'creating a Job failed; retrying', {
+            taskId: id,
+            attempt,
+            delay,
+            err: String(err),
+          }),
+      );
+      if (!this.#tasks.has(id)) return; // killed meanwhile
+      this.#tasks.set(id, uid ?? 'unknown');
+      if (uid) await this.#c.update(id, { jobId: uid });
+      this.#ensurePolling();
+    } catch (err) {
+      if (isTransient(err)) await this.#c.pauseForError(id, err);
+      else await this.#fail(id, (err as Error).message);
+    }
+  }
+
+  #jobFor(rec: TaskRecord, h: KubernetesHandle): V1Job {
+    const t = rec.task;
+    const cfg = this.#o.resource.jobs_runner_config;
+    const labels: Record<string, string> = {
+      [MANAGED]: 'computepods',
+      [RESOURCE_LABEL]: this.#o.resourceId,
+      ...(this.#o.queue ? { [QUEUE_LABEL]: this.#o.queue } : {}),
+    };
+    const limits: Record<string, string> = {};
+    const requests: Record<string, string> = {};
+    const pod = cfg.default_pod_config;
+    if (pod?.cpu) requests.cpu = limits.cpu = pod.cpu;
+    if (pod?.memory) requests.memory = limits.memory = pod.memory;
+    const gpu = t.gpu ? cfg.gpu_pod_config : undefined;
+    if (t.gpu && !gpu)
+      throw new Error(
+        `the task asks for a GPU, but resource ${JSON.stringify(this.#o.resourceId)} has no jobs_runner_config.gpu_pod_config`,
+      );
+    if (gpu) limits['nvidia.com/gpu'] = String(gpu.gpu ?? 1);
+    const nodeSelector = { ...pod?.node_selector, ...gpu?.node_selector };
+    return {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name: h.jobName,
+        namespace: this.#ns,
+        labels,
+        annotations: { [TASK_ANNOTATION]: t.taskId },
+      },
+      spec: {
+        backoffLimit: 0,
+        suspend: false,
+        ...(t.timeoutMs !== undefined
+          ? { activeDeadlineSeconds: Math.max(1, Math.ceil(t.timeoutMs / 1000)) }
+          : {}),
+        template: {
+          metadata: { labels: { [MANAGED]: 'computepods', [RESOURCE_LABEL]: this.#o.resourceId } },
+          spec: {
+            restartPolicy: 'Never',
+            serviceAccountName: this.#o.profile.service_account,
+            terminationGracePeriodSeconds: 10,
+            ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),
+            containers: [
+              {
+                name: CONTAINER,
+                image: cfg.image,
+                command: ['/bin/sh', '-c', t.command],
+                workingDir: t.cwd,
+                env: Object.entries(t.env).map(([name, value]) => ({ name, value })),
+                ...(Object.keys(limits).length ? { resources: { limits, requests } } : {}),
+              },
+            ],
+          },
+        },
+      },
+    };
+  }
+
+  async #fail(id: string, reason: string, exitCode: number | null = null): Promise<void> {
+    this.#tasks.delete(id);
+    this.#stopFollow(id);
+    await this.#c.advance(id, ['created', 'submitted', 'running'], 'failed', { exitCode, reason });
+  }
+
+  // --- polling ------------------------------------------------------------------------
+
+  #ensurePolling(): void {
+    if (this.#closed || this.#pollTimer || this.#polling) return;
+    this.#pollTimer = setTimeout(() => this.#tick(), this.#pollMs);
+  }
+
+  #tick(): void {
+    this.#pollTimer = undefined;
+    this.#polling = this.#poll()
+      .catch((err: unknown) => this.#c.log('error', 'poll failed', { err: String(err) }))
+      .finally(() => {
+        this.#polling = undefined;
+        if (this.#closed || this.#live().length === 0) return;
+        const delay =
+          this.#pollFailures > 0
+            ? Math.min(this.#retry.baseMs * 2 ** (this.#pollFailures - 1), this.#retry.maxMs)
+            : this.#pollMs;
+        this.#pollTimer = setTimeout(() => this.#tick(), delay);
+      });
+  }
+
+  /** Polls now (tests); resolves when the poll is done. */
+  async pollNow(): Promise<void> {
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = undefined;
+    await this.#polling;
+    this.#tick();
+    await this.#polling;
+  }
+
+  #live(): string[] {
+    return [...this.#tasks.keys()].filter((id) => {
+      const s = this.#c.get(id)?.state;
+      return s !== undefined && LIVE.includes(s);
+    });
+  }
+
+  async #poll(): Promise<void> {
+    // Only tasks whose Job was created (or found) are looked for; the others are launching.
+    const live = this.#live().filter((id) => this.#tasks.get(id) && !this.#launching.has(id));
+    if (live.length === 0) return;
+    let jobs: Map<string, V1Job>;
+    let pods: Map<string, V1Pod[]>;
+    try {
+      this.#stats.lists += 2;
+      const [jl, pl] = await Promise.all([
+        this.#call('list Jobs', () =>
+          this.#batch.listNamespacedJob({ namespace: this.#ns, labelSelector: this.#selector }),
+        ),
+        this.#call('list Pods', () =>
+          this.#core.listNamespacedPod({ namespace: this.#ns, labelSelector: this.#selector }),
+        ),
+      ]);
+      jobs = new Map(jl.items.map((j) => [j.metadata?.name ?? '', j]));
+      pods = new Map();
+      for (const p of pl.items) {
+        const job = p.metadata?.labels?.['job-name'];
+        if (!job) continue;
+        pods.set(job, [...(pods.get(job) ?? []), p]);
+      }
+      this.#pollFailures = 0;
+    } catch (err) {
+      // A failed list never ends a task: count it, back off, pause when it persists.
+      this.#pollFailures++;
+      this.#stats.pollFailures++;
+      this.#c.log('warn', 'listing Jobs failed', {
+        failures: this.#pollFailures,
+        err: String(err),
+      });
+      if (this.#pollFailures >= this.#retry.attempts || !isTransient(err)) {
+        this.#pollFailures = 0;
+        for (const id of live) {
+          this.#stopFollow(id);
+          await this.#c.pauseForError(id, err);
+        }
+      }
+      return;
+    }
+    for (const id of live) await this.#settle(id, jobs, pods);
+  }
+
+  async #settle(
+    id: string,
+    jobs: ReadonlyMap<string, V1Job>,
+    pods: ReadonlyMap<string, V1Pod[]>,
+  ): Promise<void> {
+    const rec = this.#c.get(id);
+    const h = rec && kubernetesHandle(rec.handle);
+    if (!rec || !h || !LIVE.includes(rec.state)) return;
+    const uid = this.#tasks.get(id);
+    const job = jobs.get(h.jobName);
+    const same = job && (uid === 'unknown' || !uid || job.metadata?.uid === uid);
+    if (!job || !same || job.metadata?.deletionTimestamp) {
+      // Missing is not done: a Job can be gone for a moment from no list, but one that stays
+      // gone was deleted outside ComputePods (or by its TTL) before its end was seen.
+      const n = (this.#gone.get(id) ?? 0) + 1;
+      this.#gone.set(id, n);
+      if (n >= this.#confirm) {
+        this.#gone.delete(id);
+        await this.#fail(
+          id,
+          `Kubernetes Job ${h.jobName} in namespace ${this.#ns} ${job && !same ? 'was replaced by another Job of the same name' : 'was deleted outside ComputePods'} before its end was seen; the task is not taken as done`,
+        );
+      }
+      return;
+    }
+    this.#gone.delete(id);
+    const podsOf = pods.get(h.jobName) ?? [];
+    const cond = (type: string) =>
+      job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+    const complete = cond('Complete');
+    const failed = cond('Failed');
+    if (complete || failed) {
+      await this.#collectLog(id, h, podsOf);
+      if (complete) {
+        this.#tasks.delete(id);
+        await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
+        return;
+      }
+      const code = exitCodeOf(podsOf);
+      await this.#fail(
+        id,
+        `Kubernetes Job ${h.jobName} failed: ${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}${code !== null ? ` (exit code ${code})` : ''}`,
+        code,
+      );
+      return;
+    }
+    const started = podsOf.find((p) => p.status?.phase !== 'Pending' && p.status?.phase);
+    if (rec.state === 'submitted' && started) {
+      const r = await this.#c.advance(id, ['submitted'], 'running', {
+        handle: { ...h, startedAt: Date.now() },
+      });
+      if (r) this.#follow(id, h, started);
+      return;
+    }
+    if (rec.state === 'running' && started && !this.#follows.has(id)) this.#follow(id, h, started);
+  }
+
+  // --- logs ---------------------------------------------------------------------------
+
+  /** Follows the pod's log into the task's log file (anew after a restart: the file starts over). */
+  #follow(id: string, h: KubernetesHandle, pod: V1Pod): void {
+    const name = pod.metadata?.name;
+    if (!name || this.#closed) return;
+    const f: Follow = { pod: name };
+    this.#follows.set(id, f);
+    const out = createWriteStream(h.logPath);
+    out.on('error', (err) =>
+      this.#c.log('warn', 'could not write a pod log', { taskId: id, err: String(err) }),
+    );
+    new Log(this.#kc)
+      .log(this.#ns, name, CONTAINER, out, { follow: true })
+      .then((abort) => {
+        if (this.#follows.get(id) !== f) abort.abort();
+        else f.abort = abort;
+      })
+      .catch((err: unknown) => {
+        out.end();
+        this.#c.log('warn', 'could not follow a pod log; it is read when the task ends', {
+          taskId: id,
+          err: String(err),
+        });
+      });
+  }
+
+  #stopFollow(id: string): void {
+    const f = this.#follows.get(id);
+    this.#follows.delete(id);
+    f?.abort?.abort();
+  }
+
+  // The followed copy may lag or have been cut by a lost connection: the log is read whole
+  // once more and replaces it (written to a temp name, then renamed).
+  async #collectLog(id: string, h: KubernetesHandle, pods: readonly V1Pod[]): Promise<void> {
+    this.#stopFollow(id);
+    const pod = [...pods].reverse().find((p) => p.status?.phase !== 'Pending');
+    const name = pod?.metadata?.name;
+    if (!name) return;
+    try {
+      this.#stats.logReads++;
+      const text = await this.#call('read pod log', () =>
+        this.#core.readNamespacedPodLog({ name, namespace: this.#ns, container: CONTAINER }),
+      );
+      await writeFile(`${h.logPath}.tmp`, text);
+      await rename(`${h.logPath}.tmp`, h.logPath);
+    } catch (err) {
+      this.#c.log('warn', 'could not read the log of an ended pod; keeping what was followed', {
+        taskId: id,
+        err: String(err),
+      });
+    }
+  }
+
+  // --- API calls ----------------------------------------------------------------------
+
+  /** One API call; its failure as a ResourceCommandError that says whether a retry can help. */
+  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw apiError(what, err);
+    }
+  }
+}
+
+interface ApiFailure {
+  code?: unknown;
+  body?: unknown;
+}
+
+/** The HTTP status of a failed call (an ApiException's code), or undefined for a network error. */
+function statusOf(err: unknown): number | undefined {
+  const e = (err as { cause?: unknown })?.cause ?? err;
+  const code = (e as ApiFailure)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function apiError(what: string, err: unknown): ResourceCommandError {
+  const e = err as ApiFailure & Error;
+  const status = typeof e?.code === 'number' ? e.code : undefined;
+  let message = e?.message ?? String(err);
+  if (status !== undefined) {
+    // The API's Status message, not the client's dump of the response (headers and all).
+    let body: unknown = e.body;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body);
+      } catch {
+        // not JSON: keep the string
+      }
+    }
+    const m = (body as { message?: unknown } | undefined)?.message;
+    // Without a Status body (401, 403) the client's own word for the code ("Unauthorized").
+    const word = /^Message: (.*)$/m.exec(e.message ?? '')?.[1];
+    const text =
+      typeof m === 'string'
+        ? m
+        : typeof body === 'string' && body
+          ? body.slice(0, 500)
+          : (word ?? 'no message');
+    message = `HTTP ${status}: ${text}`;
+  }
+  // A network failure, a server error or throttling may pass; a refusal (4xx) will not.
+  const retryable = status === undefined || status >= 500 || status === 429;
+  return new ResourceCommandError(`Kubernetes ${what}`, status ?? null, message, retryable, {
+    cause: err,
+  });
+}
+
+function exitCodeOf(pods: readonly V1Pod[]): number | null {
+  for (const p of [...pods].reverse()) {
+    const t = p.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.terminated;
+    if (t) return t.exitCode;
+  }
+  return null;
+}
