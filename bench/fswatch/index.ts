@@ -24,7 +24,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Debouncer, FileWatcher, hashFile } from '@computepods/fswatch';
@@ -439,6 +439,7 @@ async function watcherChoice(): Promise<void> {
 }
 
 // BENCH_ONLY=restart,hash runs a subset (for iterating on one figure).
+figures.loadavg_1m_at_start = loadavg()[0]!;
 const only = process.env.BENCH_ONLY?.split(',');
 const want = (name: string) => !only || only.includes(name);
 try {
@@ -449,4 +450,5 @@ try {
 } finally {
   rmSync(base, { recursive: true, force: true });
 }
+figures.loadavg_1m_at_end = loadavg()[0]!;
 finish('fswatch', figures);

@@ -92,11 +92,23 @@ async function main(): Promise<void> {
   const speedup = freshExtrapolatedMs / pooled.totalMs;
 
   table(
-    `ssh: ${N} x \`true\` on a real sshd (127.0.0.1:${sshd.port})`,
-    ['case', 'commands', 'total ms', 'cmds/s', 'p50 ms', 'p99 ms', 'new connections'],
+    `ssh: ${N} x \`true\` on a real sshd (127.0.0.1:${sshd.port}); warm: one pooled connection opened before the clock; cold: connect + key exchange + auth per command`,
+    [
+      'case',
+      'connection',
+      'in flight',
+      'commands',
+      'total ms',
+      'cmds/s',
+      'p50 ms',
+      'p99 ms',
+      'new connections',
+    ],
     [
       [
         'pooled, sequential',
+        'warm',
+        1,
         N,
         pooled.totalMs,
         pooled.perSec,
@@ -106,6 +118,8 @@ async function main(): Promise<void> {
       ],
       [
         `pooled, ${CONCURRENCY} in flight`,
+        'warm',
+        CONCURRENCY,
         N,
         concMs,
         N / (concMs / 1000),
@@ -115,6 +129,8 @@ async function main(): Promise<void> {
       ],
       [
         'new connection each, sequential',
+        'cold',
+        1,
         NEW_N,
         fresh.totalMs,
         fresh.perSec,
@@ -124,6 +140,8 @@ async function main(): Promise<void> {
       ],
       [
         `new connection each, sequential (x${N / NEW_N} extrapolated)`,
+        'cold',
+        1,
         N,
         freshExtrapolatedMs,
         fresh.perSec,
@@ -133,6 +151,8 @@ async function main(): Promise<void> {
       ],
       [
         `new connection each, ${CONCURRENCY} in flight`,
+        'cold',
+        CONCURRENCY,
         NEW_N,
         freshConcMs,
         NEW_N / (freshConcMs / 1000),
@@ -142,6 +162,8 @@ async function main(): Promise<void> {
       ],
       [
         `new connection each, ${CONCURRENCY} in flight (x${N / NEW_N} extrapolated)`,
+        'cold',
+        CONCURRENCY,
         N,
         freshConcExtrapolatedMs,
         NEW_N / (freshConcMs / 1000),
