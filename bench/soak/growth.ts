@@ -110,3 +110,44 @@ export function growthOf(
     goalMet: rssGrowthPct <= limitPct && fdsGrowthPct <= limitPct,
   };
 }
+
+/**
+ * The last full GC (V8 --trace-gc "Mark-Compact" line) in a process's output: when it ran (ms
+ * since the process started) and the heap's used size after it (KiB). What survives a full GC
+ * is what the process retains; RSS can grow past it while V8 or the allocator keep freed pages.
+ */
+export function lastFullGc(output: string): { atMs: number; afterKb: number } | undefined {
+  const at = output.lastIndexOf('Mark-Compact');
+  if (at < 0) return undefined;
+  const lineStart = output.lastIndexOf('\n', at) + 1;
+  const lineEnd = output.indexOf('\n', at);
+  const line = output.slice(lineStart, lineEnd < 0 ? undefined : lineEnd);
+  const m = /\s(\d+) ms: Mark-Compact(?: \(reduce\))? [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
+  return m ? { atMs: Number(m[1]), afterKb: Math.round(Number(m[2]) * 1024) } : undefined;
+}
+
+export interface HeapTrend {
+  readonly samples: number;
+  readonly startKb: number;
+  readonly endKb: number;
+  readonly growthPct: number;
+  /** KiB per minute over the second half of the run (least squares). */
+  readonly lateSlopeKbPerMin: number;
+}
+
+/** The heap after full GCs over the run, judged like RSS: medians of the same two windows. */
+export function heapTrend(points: readonly { t: number; kb: number }[], w: Windows): HeapTrend {
+  const start = points.filter((p) => p.t >= w.warmupS && p.t < w.warmupS + w.windowS);
+  const end = points.filter((p) => p.t >= w.durationS - w.windowS);
+  const startKb = median(start.map((p) => p.kb));
+  const endKb = median(end.map((p) => p.kb));
+  return {
+    samples: points.length,
+    startKb,
+    endKb,
+    growthPct: ((endKb - startKb) / startKb) * 100,
+    lateSlopeKbPerMin: slope(
+      points.filter((p) => p.t >= w.durationS / 2).map((p) => [p.t / 60, p.kb] as const),
+    ),
+  };
+}

@@ -13,7 +13,10 @@
 // CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
 // CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv; CP_SOAK_HEAP=1 for heap snapshots
 // of every service at the end of warm-up and at the end, CP_SOAK_NATS_PROF=1 for nats-server's
-// (with its /varz and /jsz, and its live heap after forced GCs once a minute in nats-heap.csv).
+// (with its /varz and /jsz, and its live heap after forced GCs once a minute in nats-heap.csv),
+// CP_SOAK_GC=1 to run every Node service with V8's --trace-gc (trace-gc.mjs) and report its heap after each full GC
+// beside its RSS (gc.csv): retained objects grow the one, V8's and the allocator's sizing only
+// the other.
 //
 // Retention: short, so that the history the project keeps reaches its steady state within the
 // run (the defaults keep days of it, and nats-server's memory holds ~150 bytes per stored key or
@@ -28,13 +31,23 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { retentionFromEnv } from '@computepods/bus';
 import { Envelope, subjects } from '@computepods/protocol';
 import { freePort } from '@computepods/testkit';
 import { Stack } from '../../test/src/stack.js';
 import { settled } from '../../test/src/watch-builds.js';
 import { finish, percentile, round, table } from '../lib/report.js';
-import { type Growth, growthOf, probe, type Sample, windowsFor } from './growth.js';
+import {
+  type Growth,
+  growthOf,
+  type HeapTrend,
+  heapTrend,
+  lastFullGc,
+  probe,
+  type Sample,
+  windowsFor,
+} from './growth.js';
 
 const MINUTES = Number(process.env.CP_SOAK_MINUTES ?? 30);
 const RATE = Number(process.env.CP_SOAK_RATE ?? 2);
@@ -144,14 +157,18 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   // CP_SOAK_HEAP=1: every Node service writes a heap snapshot into OUT at the end of warm-up and
   // at the end of the edits, to compare what grew (taking one perturbs that moment's samples).
   const heap = process.env.CP_SOAK_HEAP === '1';
+  const gc = process.env.CP_SOAK_GC === '1';
+  const nodeOptions = [
+    process.env.NODE_OPTIONS ?? '',
+    heap ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${OUT}` : '',
+    // node refuses --trace-gc in NODE_OPTIONS: a preload sets it.
+    gc ? `--import=${fileURLToPath(new URL('./trace-gc.mjs', import.meta.url))}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   const quiet = {
     CP_LOG_LEVEL: 'info',
-    ...(heap
-      ? {
-          NODE_OPTIONS:
-            `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${OUT}`.trim(),
-        }
-      : {}),
+    ...(heap || gc ? { NODE_OPTIONS: nodeOptions } : {}),
   };
   await Promise.all([
     stack.start('majordomo', quiet),
@@ -240,11 +257,21 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     ...[...stack.procs].map(([name, p]): [string, number | undefined] => [name, p.pid]),
   ];
   const samples: Sample[] = [];
+  /** With CP_SOAK_GC: each service's heap after each full GC seen in its output. */
+  const fullGcs: Array<{ t: number; proc: string; kb: number }> = [];
+  const lastGcAt = new Map<string, number>();
   function sampleAll(): void {
     const t = (now() - begin) / 1000;
     for (const [proc, pid] of procs()) {
       const p = pid === undefined ? undefined : probe(pid);
       if (p && pid !== undefined) samples.push({ t, proc, pid, ...p });
+    }
+    if (!gc) return;
+    for (const [proc, mp] of stack.procs) {
+      const g = lastFullGc(mp.output);
+      if (!g || lastGcAt.get(proc) === g.atMs) continue;
+      lastGcAt.set(proc, g.atMs);
+      fullGcs.push({ t, proc, kb: g.afterKb });
     }
   }
 
@@ -327,6 +354,11 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   );
   if (natsHeap.length)
     writeFileSync(join(OUT, 'nats-heap.csv'), `t_s,live_heap_kb\n${natsHeap.join('\n')}\n`);
+  if (gc)
+    writeFileSync(
+      join(OUT, 'gc.csv'),
+      `t_s,process,heap_after_full_gc_kb\n${fullGcs.map((g) => `${round(g.t, 2)},${g.proc},${g.kb}`).join('\n')}\n`,
+    );
   writeFileSync(
     join(OUT, 'edits.csv'),
     `n,at_s,source,target,lag_ms,superseded\n${counted.map((e) => `${e.n},${round(e.at, 3)},${e.source},${e.target},${e.lagMs === undefined ? '' : round(e.lagMs, 1)},${e.superseded ?? false}`).join('\n')}\n`,
@@ -385,6 +417,28 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       g.goalMet ? 'yes' : 'NO',
     ]),
   );
+  const heapTrends: Array<[string, HeapTrend]> = gc
+    ? [...stack.procs.keys()].map((name) => [
+        name,
+        heapTrend(
+          fullGcs.filter((g) => g.proc === name),
+          windows,
+        ),
+      ])
+    : [];
+  if (gc)
+    table(
+      'V8 heap after each full GC (--trace-gc; same windows as RSS): what a service retains',
+      ['process', 'full GCs', 'start MiB', 'end MiB', 'growth %', '2nd half KiB/min'],
+      heapTrends.map(([name, h]) => [
+        name,
+        h.samples,
+        h.startKb / 1024,
+        h.endKb / 1024,
+        h.growthPct,
+        h.lateSlopeKbPerMin,
+      ]),
+    );
   // What the server holds (it grows by design where retention keeps history: files, events).
   table(
     'JetStream streams (KV buckets are KV_*): messages and bytes after the initial build and at the end',
@@ -430,6 +484,16 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       [`${k}_fds_end`]: g.fdsEnd,
       [`${k}_fds_growth`]: g.fdsGrowth,
       [`${k}_goal_met`]: g.goalMet,
+    });
+  }
+  for (const [name, h] of heapTrends) {
+    const k = name.replace(/[^A-Za-z0-9]/g, '_');
+    Object.assign(figures, {
+      [`${k}_heap_after_gc_start_kb`]: h.startKb,
+      [`${k}_heap_after_gc_end_kb`]: h.endKb,
+      [`${k}_heap_after_gc_growth_pct`]: h.growthPct,
+      [`${k}_heap_after_gc_slope_2nd_half_kb_per_min`]: h.lateSlopeKbPerMin,
+      [`${k}_full_gcs`]: h.samples,
     });
   }
   for (const [name, a] of jsAfter) {
