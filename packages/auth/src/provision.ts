@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { Bus, ensureProjectStreams, type Logger, tlsFromEnv } from '@computepods/bus';
+import {
+  Bus,
+  defaultReplicas,
+  ensureProjectStreams,
+  type Logger,
+  tlsFromEnv,
+} from '@computepods/bus';
 import { buckets } from '@computepods/protocol';
 import { connect, credsAuthenticator } from '@nats-io/transport-node';
 import { z } from 'zod';
@@ -85,7 +91,9 @@ export async function provisionProject(options: ProvisionOptions): Promise<strin
   const bus = await connectAs(creds, servers, project, 'provision', options.logger);
   try {
     // The dead-letter and task-log bounds are reserved from the quota: an eighth and a quarter.
-    const quota = account.limits?.diskBytes ?? DEFAULT_DISK_BYTES;
+    // JetStream counts every replica against the account: on a cluster (CP_REPLICAS=3) a bound
+    // reserves three times its bytes, so each is a third as large (else R3 cannot be made).
+    const quota = (account.limits?.diskBytes ?? DEFAULT_DISK_BYTES) / defaultReplicas();
     await ensureProjectStreams(bus, project, {
       dlqMaxBytes: Math.floor(quota / 8),
       taskLogMaxBytes: Math.floor(quota / 4),

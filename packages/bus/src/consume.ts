@@ -59,8 +59,11 @@ export async function startConsumer<T extends MessageType>(
     options.durable,
   );
   const prefetch = options.prefetch ?? true;
+  // Pulls expire after 5 s (heartbeats every 2.5 s) rather than nats.js's 30 s: on a cluster,
+  // a pull waiting at a consumer leader that is killed is lost without a word, and only missed
+  // heartbeats (two) make the client pull again, from the new leader.
   const messages: ConsumerMessages | undefined = prefetch
-    ? await consumer.consume({ max_messages: concurrency * 2 })
+    ? await consumer.consume({ max_messages: concurrency * 2, expires: 5_000 })
     : undefined;
   const inFlight = new Set<Promise<void>>();
   let stopping = false;

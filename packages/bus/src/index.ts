@@ -48,6 +48,7 @@ export {
 export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';
 export {
   type ConsumerSpec,
+  defaultReplicas,
   ensureConsumer,
   ensureKv,
   ensureStream,

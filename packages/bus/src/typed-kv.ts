@@ -199,22 +199,45 @@ export class TypedKv<S extends z.ZodType> {
     });
   }
 
-  /** Starts (once) the watch of every update that serves waitFor; restarted if it ends. */
+  /**
+   * Starts (once) the watch of every update that serves waitFor; restarted if it ends, or if it
+   * stays silent for WATCH_IDLE_MS while someone waits: on a NATS cluster, the watch's consumer
+   * lives on one node, and when that node was killed -9 nats.js 3.4 did not make it again (its
+   * missed heartbeats went unheard), so a chef never heard of its tasks' ends until the node
+   * came back. A restart is one consumer made again plus a read of each waited key.
+   */
   #sharedWatch(): Promise<void> {
     this.#shared ??= this.kv
       .watch({ include: 'updates' as KvWatchOptions['include'] })
       .then((iter) => {
+        let heard = Date.now();
+        const idle = setInterval(() => {
+          if (this.#waiters.size > 0 && Date.now() - heard >= WATCH_IDLE_MS) stopWatch(iter);
+        }, WATCH_IDLE_MS / 2);
+        idle.unref();
         void (async () => {
           for await (const e of iter) {
+            heard = Date.now();
             const set = this.#waiters.get(fromKvKey(e.key));
             if (!set || e.operation !== 'PUT') continue;
             const value = this.#decode(e);
             if (value !== undefined) for (const w of [...set]) w(value);
           }
-          // Ended (the connection closed): waiters still there get a new watch and a fresh read.
+          clearInterval(idle);
+          // Ended (the connection closed, or silent): waiters still there get a new watch (tried
+          // again while the bucket has no leader) and a fresh read.
           this.#shared = undefined;
+          for (let delay = 250; this.#waiters.size > 0; delay = Math.min(delay * 2, 5_000)) {
+            if (
+              await this.#sharedWatch().then(
+                () => true,
+                () => false,
+              )
+            )
+              break;
+            await new Promise((r) => setTimeout(r, delay));
+          }
           if (this.#waiters.size === 0) return;
-          await this.#sharedWatch().catch(() => undefined);
           for (const [k, waiting] of this.#waiters)
             void this.get(k).then(
               (v) => {
@@ -231,6 +254,9 @@ export class TypedKv<S extends z.ZodType> {
     return this.#shared;
   }
 }
+
+/** A waitFor watch that hears nothing this long while someone waits is made again. */
+const WATCH_IDLE_MS = 5_000;
 
 /**
  * Stops a KV watch and deletes its consumer. nats.js only unsubscribes: the server keeps the

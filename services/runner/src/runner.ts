@@ -10,6 +10,7 @@ import {
   type Executor,
   isTerminal,
   RecordFailedError,
+  withRetry,
 } from '@computepods/executors';
 import {
   buckets,
@@ -109,8 +110,19 @@ export async function startRunner(
     resourceId: rc.resource,
     profile,
     runner: rc.runnerId,
+    queue: rc.queue,
     hooks: {
-      record: (rec) => records.write({ ...rec, queue: rc.queue }),
+      // A record goes to a KV bucket: on a NATS cluster whose node leading it dies, writes fail
+      // until the others elect a new leader (seconds; more on a loaded machine). The executor's
+      // own retries last 0.35 s, after which a task's end was never recorded: each write is
+      // tried for about 25 s first (a conflict is not retried: it fails the same way again).
+      record: (rec) =>
+        withRetry({ attempts: 16, baseMs: 100, maxMs: 2_000 }, () =>
+          records.write({ ...rec, queue: rc.queue }).catch((err: unknown) => {
+            if ((err as { retryable?: unknown }).retryable === false) throw err;
+            throw Object.assign(new Error(String(err)), { cause: err, retryable: true });
+          }),
+        ),
       // A plain publish: the events stream stores it all the same, and the record in KV, written
       // before, is the truth; waiting for a JetStream ack per event only cost a round trip each.
       publish: (event, rec) => {
