@@ -146,10 +146,11 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
       `  - id: ${id}`,
       `    inputs: ['${dir}/{stem}.txt']`,
       `    outputs: ['${dir}-out/{stem}.upper']`,
+      `    auxiliaries: ['${dir}-out/{stem}.log']`,
       `    resource: hpc-${kind}`,
       `    profile: hpc-${kind}-profile`,
       `    command: >-`,
-      `      ${gated ? `while [ ! -e ${dirs.gates}/${id}-{stem} ]; do sleep 0.2; done; ` : ''}tr a-z A-Z < {in0} > {out0} && echo run >> ${dirs.counts}/${id}-{stem}`,
+      `      ${gated ? `while [ ! -e ${dirs.gates}/${id}-{stem} ]; do sleep 0.2; done; ` : ''}tr a-z A-Z < {in0} > {out0} && echo run >> ${dirs.counts}/${id}-{stem} && echo logged > ${dir}-out/{stem}.log`,
     ];
     const chefFile = stack.dir.join('chef.yaml');
     writeFileSync(
@@ -249,6 +250,8 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
       const rec = await stack.until(`${kind}-out/a.upper`, undefined, 120_000);
       const want = `HELLO ${kind.toUpperCase()}\n`;
       expect(read(`${kind}-out/a.upper`)).toBe(want);
+      // the auxiliary the job wrote came back with the output
+      expect(read(`${kind}-out/a.log`)).toBe('logged\n');
       expect(rec.sha256).toBe(sha256(want));
       expect(rec.producer).toBe(`up-${kind}:a`);
       await showsUpToDate(`${kind}-out/a.upper`, want);

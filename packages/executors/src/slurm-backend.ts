@@ -15,7 +15,14 @@ import { isTerminal } from './lifecycle.js';
 import { LogReads } from './log-reads.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
-import { type JobTree, mergeTrees, outputTarget, taskTree, workDirOf } from './slurm-files.js';
+import {
+  type JobTree,
+  mergeTrees,
+  outputTarget,
+  TaskFileError,
+  taskTree,
+  workDirOf,
+} from './slurm-files.js';
 import { commandFailed, ensureOk, type SlurmHost } from './slurm-host.js';
 import {
   abnormalEnd,
@@ -655,11 +662,18 @@ export class SlurmBackend implements Backend {
           if (missing === 'retry') continue;
           if (missing) await this.#c.advance(id, LIVE, 'failed', { exitCode: 0, reason: missing });
           else await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
-        } else
+        } else {
+          await this.#collectAuxiliaries(job, index, rec).catch((err: unknown) =>
+            this.#c.log('warn', 'could not bring back the auxiliaries of a failed task', {
+              taskId: id,
+              err: String(err),
+            }),
+          );
           await this.#c.advance(id, LIVE, 'failed', {
             exitCode: code,
             reason: `exit code ${code}${stopped ? `: ${stopped}` : ''}`,
           });
+        }
         continue;
       }
       // SLURM requeued the job (node failure, preemption, scontrol requeue) after this task
@@ -735,6 +749,7 @@ export class SlurmBackend implements Backend {
         if (!(await this.#host.fetchFile(posix.join(work, out), local)))
           return `declared output ${out} was not written by the command (no regular file ${out} in ${work})`;
       }
+      await this.#collectAuxiliaries(job, index, rec);
       job.collectFailures.delete(index);
       return undefined;
     } catch (err) {
@@ -759,6 +774,28 @@ export class SlurmBackend implements Backend {
         err: String(err),
       });
       return 'retry';
+    }
+  }
+
+  /**
+   * Brings back the auxiliaries (.log, .blg) the command wrote, after a success and after a
+   * failure alike (a failed run's .log says why). One not written is not looked for further;
+   * one whose place in cwd is refused (a symlink there) is left behind, said, and fails nothing.
+   * A transport failure throws (a success's collection retries; a failure's record stands).
+   */
+  async #collectAuxiliaries(job: Job, index: number, rec: TaskRecord): Promise<void> {
+    const work = workDirOf(job.dir, index);
+    for (const aux of rec.task.files?.auxiliaries ?? []) {
+      try {
+        const local = await outputTarget(rec.task.cwd, aux, 'files.auxiliaries');
+        await this.#host.fetchFile(posix.join(work, aux), local);
+      } catch (err) {
+        if (!(err instanceof TaskFileError)) throw err;
+        this.#c.log('warn', 'auxiliary file left in the job folder', {
+          taskId: rec.task.taskId,
+          err: err.message,
+        });
+      }
     }
   }
 

@@ -27,7 +27,7 @@ export class TaskFileError extends Error {
   readonly code = 'CP_TASK_FILE';
   readonly retryable = false;
   constructor(
-    readonly field: 'files.inputs' | 'files.outputs',
+    readonly field: 'files.inputs' | 'files.outputs' | 'files.auxiliaries',
     readonly path: string,
     reason: string,
     options?: ErrorOptions,
@@ -117,11 +117,15 @@ export async function taskTree(index: number, task: TaskSubmitted): Promise<JobT
       throw new TaskFileError('files.inputs', rel, 'not a regular file');
     copies.push({ from: real, to: posix.join(work, checkedRel(rel, 'files.inputs')) });
   }
-  for (const rel of task.files.outputs) {
-    await outputPlace(task.cwd, rel);
-    const d = posix.dirname(checkedRel(rel, 'files.outputs'));
-    if (d !== '.') dirs.add(posix.join(work, d));
-  }
+  for (const [field, list] of [
+    ['files.outputs', task.files.outputs],
+    ['files.auxiliaries', task.files.auxiliaries ?? []],
+  ] as const)
+    for (const rel of list) {
+      await outputPlace(task.cwd, rel, field);
+      const d = posix.dirname(checkedRel(rel, field));
+      if (d !== '.') dirs.add(posix.join(work, d));
+    }
   return { copies, dirs: [...dirs] };
 }
 
@@ -139,23 +143,31 @@ export function mergeTrees(trees: readonly JobTree[]): JobTree {
  * replaced or followed, and so is a folder or a device. Checked before the job is submitted
  * and again before each copy back.
  */
-async function outputPlace(cwd: string, rel: string): Promise<string> {
-  const full = await confined(cwd, rel, 'files.outputs');
+async function outputPlace(
+  cwd: string,
+  rel: string,
+  field: 'files.outputs' | 'files.auxiliaries' = 'files.outputs',
+): Promise<string> {
+  const full = await confined(cwd, rel, field);
   const there = await lstat(full).catch(() => undefined);
   if (there?.isSymbolicLink())
     throw new TaskFileError(
-      'files.outputs',
+      field,
       rel,
       `is a symlink in ${cwd}; outputs never replace or follow one, remove it and run the task again`,
     );
   if (there && !there.isFile())
-    throw new TaskFileError('files.outputs', rel, `exists in ${cwd} and is not a regular file`);
+    throw new TaskFileError(field, rel, `exists in ${cwd} and is not a regular file`);
   return full;
 }
 
-/** Where a declared output goes in cwd (see outputPlace), its folder made. */
-export async function outputTarget(cwd: string, rel: string): Promise<string> {
-  const full = await outputPlace(cwd, rel);
+/** Where a declared output (or auxiliary) goes in cwd (see outputPlace), its folder made. */
+export async function outputTarget(
+  cwd: string,
+  rel: string,
+  field: 'files.outputs' | 'files.auxiliaries' = 'files.outputs',
+): Promise<string> {
+  const full = await outputPlace(cwd, rel, field);
   await mkdir(posix.dirname(full), { recursive: true });
   return full;
 }

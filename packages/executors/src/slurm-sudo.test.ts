@@ -194,6 +194,32 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     await ex.close();
   });
 
+  it('brings back the auxiliaries a job wrote, after a success and after a failure, and never requires one', async () => {
+    const { ex } = setup();
+    const ws = tmp.join('ws-aux');
+    mkdirSync(join(ws, 'src'), { recursive: true });
+    writeFileSync(join(ws, 'src/p.tex'), 'tex\n');
+    const files = {
+      inputs: ['src/p.tex'],
+      outputs: ['out/p.pdf'],
+      auxiliaries: ['out/p.log', 'out/p.blg'],
+    };
+    const ok = task('cat src/p.tex > out/p.pdf; echo ran ok > out/p.log', { cwd: ws, files });
+    const failing = task('echo why it failed > log/f.log; exit 2', {
+      cwd: ws,
+      files: { inputs: [], outputs: ['out/f.pdf'], auxiliaries: ['log/f.log'] },
+    });
+    await Promise.all([ex.submit(ok), ex.submit(failing)]);
+    const [o, f] = await Promise.all([ex.wait(ok.taskId), ex.wait(failing.taskId)]);
+    expect(o.state, o.reason).toBe('finished');
+    expect(readFileSync(join(ws, 'out/p.pdf'), 'utf8')).toBe('tex\n');
+    expect(readFileSync(join(ws, 'out/p.log'), 'utf8')).toBe('ran ok\n');
+    expect(existsSync(join(ws, 'out/p.blg'))).toBe(false); // not written: not looked for further
+    expect(f).toMatchObject({ state: 'failed', exitCode: 2 });
+    expect(readFileSync(join(ws, 'log/f.log'), 'utf8')).toBe('why it failed\n');
+    await ex.close();
+  });
+
   it('runs a batch of tasks as the profile user in few jobs, each with its own exit code, log and timeout', async () => {
     const { ex, hooks, backend } = setup();
     const pwned = tmp.join('pwned');

@@ -30,6 +30,11 @@ export const TERMINAL_STATES: readonly TaskState[] = ['finished', 'failed', 'kil
 export const TaskFiles = z.object({
   inputs: z.array(RelativePath).max(10_000).default([]),
   outputs: z.array(RelativePath).min(1).max(10_000),
+  /**
+   * Files the command may write besides its outputs (.log, .blg): brought back with them where
+   * the task ran elsewhere (a SLURM job folder) when it wrote them; never required.
+   */
+  auxiliaries: z.array(RelativePath).max(10_000).optional(),
 });
 export type TaskFiles = z.infer<typeof TaskFiles>;
 

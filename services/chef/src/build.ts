@@ -261,7 +261,11 @@ async function build(
       cwd: ctx.workspace,
       gpu: rule.gpu,
       // A resource whose jobs do not see this workspace stages these and brings the outputs back.
-      files: { inputs: [...paths.inputs], outputs: [...paths.outputs] },
+      files: {
+        inputs: [...paths.inputs],
+        outputs: [...paths.outputs],
+        auxiliaries: [...paths.auxiliaries],
+      },
       step: { id: req.taskId, pass: req.pass },
     },
     { msgId: taskId, cid },
