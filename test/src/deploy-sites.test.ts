@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, posix } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AuthStore } from '@computepods/auth';
 import { ManagedProcess, requireBinary, TempDir } from '@computepods/testkit';
@@ -531,20 +531,28 @@ describe('deploy/ for real sites', () => {
       const mount = v.container.patch[0].value;
       const volume = v.podTemplate.patch[0].value;
       expect(mount.name).toBe(volume.name);
-      expect(`/etc/nats-config/${include}`.startsWith(`${mount.mountPath}/`)).toBe(true);
+      // nats-server reads an include relative to the including file, the chart's nats.conf.
+      const included = posix.join('/etc/nats-config', include);
+      expect(included.startsWith(`${mount.mountPath}/`), included).toBe(true);
+      expect(mount.mountPath.startsWith('/etc/nats-config/'), 'not inside the ConfigMap').toBe(
+        false,
+      );
       // What the chart renders from these values, with the Secret's files where the mount puts
       // them: the config nats-server must accept (the chart itself is not run here).
-      const etc = dir.join('k8s/etc/nats-config');
-      mkdirSync(join(etc, 'computepods'), { recursive: true });
+      const etc = dir.join('k8s/etc');
+      const conf = join(etc, 'nats-config');
+      const secret = join(etc, mount.mountPath.slice('/etc/'.length));
+      mkdirSync(conf, { recursive: true });
+      mkdirSync(secret, { recursive: true });
       const data = dir.join('k8s/data');
-      const auth = await authConf('/data/resolver', '/etc/nats-config/computepods/operator.jwt');
+      const auth = await authConf('/data/resolver', `${mount.mountPath}/operator.jwt`);
       writeFileSync(
-        join(etc, include),
-        auth.replaceAll('/etc/nats-config/', `${etc}/`).replaceAll('/data/', `${data}/`),
+        join(secret, 'auth.conf'),
+        auth.replaceAll(`${mount.mountPath}/`, `${secret}/`).replaceAll('/data/', `${data}/`),
       );
-      copyFileSync(join(authDir ?? '', 'operator.jwt'), join(etc, 'computepods/operator.jwt'));
+      copyFileSync(join(authDir ?? '', 'operator.jwt'), join(secret, 'operator.jwt'));
       writeFileSync(
-        join(etc, 'nats.conf'),
+        join(conf, 'nats.conf'),
         [
           'port: 4222',
           `jetstream { store_dir: ${JSON.stringify(data)} }`,
@@ -553,7 +561,7 @@ describe('deploy/ for real sites', () => {
           `include ${JSON.stringify(include)}`,
         ].join('\n'),
       );
-      natsValid(join(etc, 'nats.conf'));
+      natsValid(join(conf, 'nats.conf'));
     });
   });
 
