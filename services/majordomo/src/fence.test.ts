@@ -120,6 +120,38 @@ describe('leader lease and dispatch fence', () => {
   });
 });
 
+describe('a lapsed window', () => {
+  it('reopens with a renewal while the lease is still this one, and says so', async () => {
+    const nats = await NatsServer.start();
+    const logger = createLogger('majordomo');
+    logger.level = 'silent';
+    const bus = await Bus.connect({
+      servers: nats.url,
+      service: 'majordomo',
+      project: 'lapse',
+      logger,
+      discoverable: false,
+    });
+    try {
+      const a = await LeaderLease.open(bus, cfg('a'));
+      await a.acquire(new AbortController().signal);
+      let regained = 0;
+      a.onRegained(() => regained++);
+      a.stop(); // no renewals: as when NATS cannot be reached
+      while (a.held()) await new Promise((r) => setTimeout(r, 20));
+      expect(regained).toBe(0);
+      expect(await a.ensure()).toBe(true);
+      expect(a.held()).toBe(true);
+      expect(regained).toBe(1);
+      expect(await a.current()).toMatchObject({ holder: 'a', epoch: 1 });
+      a.stop();
+    } finally {
+      await bus.close();
+      await nats[Symbol.asyncDispose]();
+    }
+  });
+});
+
 describe('leaseConfig', () => {
   it('is off unless asked for, and names the variable a bad value is in', async () => {
     const { leaseConfig } = await import('./lease.js');

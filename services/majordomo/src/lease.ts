@@ -136,6 +136,7 @@ export class LeaderLease {
   #timer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | undefined;
   readonly #onLost: Array<(by: LeaderRecord | undefined) => void> = [];
+  readonly #onRegained: Array<() => void> = [];
 
   private constructor(
     readonly kv: TypedKv<typeof LeaderRecord>,
@@ -257,6 +258,11 @@ export class LeaderLease {
     if (this.#record) this.#record = { ...this.#record, url };
   }
 
+  /** Called when a renewal reopens a window that had closed (the lease was still this one's). */
+  onRegained(fn: () => void): void {
+    this.#onRegained.push(fn);
+  }
+
   /** Called once if the lease is lost (taken by another, or deleted). */
   onLost(fn: (by: LeaderRecord | undefined) => void): void {
     this.#onLost.push(fn);
@@ -275,11 +281,14 @@ export class LeaderLease {
     clearTimeout(this.#timer);
     const sentAt = now();
     const record = { ...this.#record, time: new Date().toISOString() };
+    const lapsed = !this.held();
     try {
       this.#revision = await this.kv.update(LEASE_KEY, record, this.#revision);
       this.#record = record;
       this.#validUntil = sentAt + this.cfg.leaseMs - this.cfg.renewMs;
       this.#schedule();
+      // Work held back while the window was closed (NATS away) goes on now, not at the next event.
+      if (lapsed) for (const fn of this.#onRegained) fn();
       return true;
     } catch (err) {
       if (!isWrongLastSequence(err)) {

@@ -191,6 +191,12 @@ export class MajorDomo {
         return md.#serial(() => md.onBuildResult(msg.body, msg.cid));
       },
     });
+    // Once restored: work held back while the lease's window was closed goes on when it reopens.
+    leader?.lease.onRegained(() => {
+      md.#serial(() => md.#pump('lease renewed')).catch((err: Error) =>
+        bus.logger.warn({ err: err.message }, 'planning after the lease was renewed failed'),
+      );
+    });
     bus.logger.info(
       { artefacts: artefacts.all().length, rules: md.rules.all().size },
       'graph restored, consuming files and results',
