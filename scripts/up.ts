@@ -1,11 +1,12 @@
-// `pnpm cp-up` (scripts/up installs first): one nats-server, all four services, the local
-// resource and the demo project, supervised; Ctrl-C stops everything cleanly.
+// `pnpm cp-up` (scripts/up installs first): one nats-server (or, with --cluster, a 3-node
+// JetStream cluster), all four services, the local resource and the demo project, supervised;
+// Ctrl-C stops everything cleanly. `--help` says more.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
-import { NatsServer } from '@computepods/testkit';
+import { NatsCluster, NatsServer } from '@computepods/testkit';
 import { apiToken } from '../services/majordomo/src/token.js';
 import { formatLogLine } from './log-line.js';
 
@@ -20,12 +21,44 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+const USAGE = `usage: bash scripts/up [--cluster] [--help]
+
+Runs ComputePods on this machine: its own nats-server on loopback (operator mode, a NATS
+account per project, credentials per role), MajorDomo, a chef, a runner and the fswatcher,
+the local resource and the demo project. Ctrl-C stops everything.
+
+  --cluster   a 3-node JetStream cluster instead of one nats-server (CP_NATS_CLUSTER=1):
+              the nodes run deploy/nats/cluster-node.conf.template on 127.0.0.1 (client
+              ports CP_NATS_PORT..+2, default 4222-4224, routes 6222-6224, free ones when
+              taken), TLS for clients and routes (a CA made in <state>/nats-cluster), streams
+              and buckets with 3 replicas (CP_REPLICAS=3): kill -9 any one node and the
+              services go on. Its data is kept apart from the single server's.
+  --help      this text
+
+Environment: CP_STATE_DIR (default .state), CP_PROJECT (demo), CP_WORKSPACE, CP_NATS_PORT,
+CP_HTTP_PORT (8080), NATS_URL (use a server someone else runs); see README "Configuration".`;
+
+const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  say(USAGE);
+  process.exit(0);
+}
+const unknown = args.filter((a) => a !== '--cluster');
+if (unknown.length) {
+  process.stderr.write(`up: unknown argument ${unknown[0]}\n${USAGE}\n`);
+  process.exit(2);
+}
+const clustered = args.includes('--cluster') || process.env.CP_NATS_CLUSTER === '1';
+
 /**
  * Our own nats-server in operator mode (accounts per project, credentials per role), on
  * loopback. With NATS_URL, a server someone else runs must trust this auth dir's operator.
  */
-async function startNats(auth: AuthStore): Promise<{ url: string; server?: NatsServer }> {
+async function startNats(
+  auth: AuthStore,
+): Promise<{ url: string; server?: NatsServer | NatsCluster }> {
   if (process.env.NATS_URL) return { url: process.env.NATS_URL };
+  if (clustered) return startCluster(auth);
   const storeDir = `${state}/nats`;
   mkdirSync(storeDir, { recursive: true });
   const configLines = () => serverConfigLines(auth, `${state}/nats-resolver`);
@@ -40,6 +73,34 @@ async function startNats(auth: AuthStore): Promise<{ url: string; server?: NatsS
     const server = await NatsServer.start({ storeDir, detached: true, configLines });
     return { url: server.url, server };
   }
+}
+
+/**
+ * Three nodes from deploy/nats's cluster template, on loopback, with the single server's
+ * security plus TLS. Provisioning here and every service then use its CA and 3 replicas.
+ */
+async function startCluster(auth: AuthStore): Promise<{ url: string; server: NatsCluster }> {
+  const dir = `${state}/nats-cluster`;
+  const configLines = (resolverDir: string) => serverConfigLines(auth, resolverDir);
+  const port = Number(process.env.CP_NATS_PORT ?? 4222);
+  let server: NatsCluster;
+  try {
+    server = await NatsCluster.start({
+      dir,
+      detached: true,
+      configLines,
+      ports: [port, port + 1, port + 2],
+      clusterPorts: [6222, 6223, 6224],
+    });
+  } catch (err) {
+    say(
+      `ports ${port}-${port + 2} or 6222-6224 are busy (${(err as Error).message.split('\n')[0]}); using free ports instead`,
+    );
+    server = await NatsCluster.start({ dir, detached: true, configLines });
+  }
+  process.env.NATS_CA = server.caFile;
+  process.env.CP_REPLICAS = '3';
+  return { url: server.url, server };
 }
 
 interface Supervised {
@@ -84,16 +145,30 @@ async function main(): Promise<void> {
   const nats = await startNats(auth);
   // The registry, the project's account, streams and buckets, and a local queue: made once,
   // checked at every start.
-  const adminCreds = await bootstrapProject({
-    store: auth,
-    servers: nats.url,
-    project,
-    runnerDir: `${state}/${project}/runner`,
-    admin:
-      process.env.USER && /^[a-z_][a-z0-9_-]{0,31}$/.test(process.env.USER)
-        ? process.env.USER
-        : 'admin',
-  });
+  const bootstrap = () =>
+    bootstrapProject({
+      store: auth,
+      servers: nats.url,
+      project,
+      runnerDir: `${state}/${project}/runner`,
+      admin:
+        process.env.USER && /^[a-z_][a-z0-9_-]{0,31}$/.test(process.env.USER)
+          ? process.env.USER
+          : 'admin',
+    });
+  // A cluster restarted on its data elects a leader for each stream and bucket one after the
+  // other, for some seconds after the nodes say they are ready: until then requests time out.
+  let adminCreds: string;
+  for (let end = Date.now() + 90_000; ; ) {
+    try {
+      adminCreds = await bootstrap();
+      break;
+    } catch (err) {
+      if (!(nats.server instanceof NatsCluster) || Date.now() > end) throw err;
+      say(`the cluster is not ready yet (${(err as Error).message}); trying again`);
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
   const creds = (g: Omit<Grant, 'project'>) => auth.grantCreds({ ...g, project });
   const httpPort = Number(process.env.CP_HTTP_PORT ?? 8080);
   // The bootstrap token MajorDomo will use (CP_API_TOKEN, or the one kept in its state dir,
@@ -156,6 +231,9 @@ async function main(): Promise<void> {
   const stateDefault = process.env.CP_STATE_DIR === undefined;
   const cpEnv = [
     nats.url === 'nats://127.0.0.1:4222' ? '' : `NATS_URL=${nats.url}`,
+    process.env.NATS_CA && nats.server instanceof NatsCluster
+      ? `NATS_CA=${process.env.NATS_CA}`
+      : '',
     project === 'demo' ? '' : `CP_PROJECT=${project}`,
     stateDefault ? '' : `CP_AUTH_DIR=${authDir}`,
   ]
@@ -165,7 +243,13 @@ async function main(): Promise<void> {
     [
       '',
       'ComputePods is up',
-      `  NATS        ${nats.url}${nats.server ? ` (own nats-server, pid ${nats.server.pid}, data in ${state}/nats)` : ' (NATS_URL)'}`,
+      `  NATS        ${nats.url}${
+        nats.server instanceof NatsCluster
+          ? ` (own 3-node cluster, pids ${nats.server.nodes.map((n) => n.pid).join(' ')}, TLS with CA ${nats.server.caFile}, 3 replicas, data in ${nats.server.dir})`
+          : nats.server
+            ? ` (own nats-server, pid ${nats.server.pid}, data in ${state}/nats)`
+            : ' (NATS_URL)'
+      }`,
       `  security    operator mode: the project is its own NATS account; each service has its role's`,
       `              credentials; yours (project admin): ${adminCreds}`,
       `              (cpctrl finds them in ${authDir}; see README "Security" to add people and pods)`,
@@ -191,7 +275,7 @@ async function main(): Promise<void> {
       `  pnpm -s cpctrl graph --dot                              the graph, cycles as clusters`,
       `  pnpm -s cpctrl -o json status                           the same, as JSON on stdout`,
       "Feed the pod from a directory of yours over SSH (your key in the pod user's authorized_keys):",
-      `  NATS_URL=${nats.url} pnpm -s inotify2nats --project ${project} --pod ${env.CP_POD} \\`,
+      `  ${cpEnv.includes('NATS_CA') ? `NATS_CA=${process.env.NATS_CA} ` : ''}NATS_URL=${nats.url} pnpm -s inotify2nats --project ${project} --pod ${env.CP_POD} \\`,
       `    --creds ${await creds({ role: 'inotify2nats', scope: env.CP_POD })} \\`,
       `    --root ~/my-project --ssh ${process.env.USER ?? 'me'}@127.0.0.1:22 --remote-root ${workspace} --log '*.log'`,
       'Ctrl-C stops everything.',
@@ -226,7 +310,9 @@ async function main(): Promise<void> {
   // order); if we die anyway, take them with us.
   process.on('exit', () => {
     for (const s of services) if (s.child?.exitCode === null) s.child.kill('SIGKILL');
-    if (nats.server?.running && nats.server.pid) process.kill(nats.server.pid, 'SIGTERM');
+    const nodes =
+      nats.server instanceof NatsCluster ? nats.server.nodes : nats.server ? [nats.server] : [];
+    for (const n of nodes) if (n.running && n.pid) process.kill(n.pid, 'SIGTERM');
   });
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
