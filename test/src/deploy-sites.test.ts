@@ -240,6 +240,10 @@ describe('deploy/ for real sites', () => {
     svc: Svc;
     argv: string[];
     env: Record<string, string>;
+    /** The process's name, when a service runs more than once (a replica). */
+    name?: string;
+    /** Its ready line, when not READY[svc] (a standby's). */
+    ready?: RegExp;
   }
 
   /**
@@ -256,9 +260,14 @@ describe('deploy/ for real sites', () => {
     launches: Launch[],
     paths: Record<string, string>,
   ): Promise<void> {
-    expect(launches.map((l) => l.svc).sort()).toEqual(['chef', 'fswatcher', 'majordomo', 'runner']);
+    expect([...new Set(launches.map((l) => l.svc))].sort()).toEqual([
+      'chef',
+      'fswatcher',
+      'majordomo',
+      'runner',
+    ]);
     await Promise.all(
-      launches.map(async ({ svc, argv, env: given }) => {
+      launches.map(async ({ svc, argv, env: given, name = svc, ready = READY[svc] }) => {
         const env: Record<string, string> = {};
         for (const [k, v] of Object.entries(given)) {
           let value = v;
@@ -281,14 +290,14 @@ describe('deploy/ for real sites', () => {
         env.NATS_CREDS = await stack.creds({ role: svc, ...(scope ? { scope } : {}) });
         const [command, ...args] = argv.map((a) => a.replace('/opt/computepods/', root));
         const proc = new ManagedProcess({
-          name: svc,
+          name,
           command: command ?? '',
           args,
           env: { PATH: process.env.PATH, HOME: stack.dir.path, ...env },
           cwd: root,
         });
-        stack.procs.set(svc, proc);
-        await proc.waitForOutput(READY[svc], 90_000);
+        stack.procs.set(name, proc);
+        await proc.waitForOutput(ready, 90_000);
       }),
     );
     stack.write('src/deploy.txt', 'deployed\n');
@@ -486,21 +495,28 @@ describe('deploy/ for real sites', () => {
                 env: {
                   name: string;
                   value?: string;
-                  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+                  valueFrom?: {
+                    secretKeyRef?: { name: string; key: string };
+                    fieldRef?: { fieldPath: string };
+                  };
                 }[];
+                readinessProbe?: { exec?: { command: string[] } };
               }[];
             };
           };
+          replicas: number;
         };
       }[];
       const maps = new Map(
         objs.filter((o) => o.kind === 'ConfigMap').map((o) => [o.metadata.name, o.data]),
       );
-      const launches = objs
-        .filter((o) => o.kind === 'Deployment')
-        .map((d): Launch => {
+      const deployments = objs.filter((o) => o.kind === 'Deployment');
+      // Every replica of each Deployment, as its pod would start (a pod name of its own).
+      const launches = deployments.flatMap((d) =>
+        Array.from({ length: d.spec.replicas }, (_, i): Launch => {
           const c = d.spec.template.spec.containers[0];
           if (!c) throw new Error(`${d.metadata.name}: no container`);
+          const pod = `${d.metadata.name}-${i + 1}`;
           const env: Record<string, string> = { ...imageEnv() };
           for (const from of c.envFrom ?? []) {
             const data = maps.get(from.configMapRef?.name ?? '');
@@ -509,15 +525,50 @@ describe('deploy/ for real sites', () => {
           }
           for (const e of c.env) {
             const ref = e.valueFrom?.secretKeyRef;
+            const field = e.valueFrom?.fieldRef?.fieldPath;
+            if (field) expect(field, `${d.metadata.name}: ${e.name}`).toBe('metadata.name');
             // A Secret's value (the API token): one the test makes, as the README's openssl does.
-            env[e.name] = e.value ?? (ref ? `${ref.name}-${ref.key}-made-for-this-test` : '');
+            env[e.name] =
+              e.value ?? (ref ? `${ref.name}-${ref.key}-made-for-this-test` : field ? pod : '');
           }
-          return { svc: c.args[0] as Svc, argv: [entrypoint(), ...c.args], env };
-        });
+          const svc = c.args[0] as Svc;
+          return {
+            svc,
+            argv: [entrypoint(), ...c.args],
+            env,
+            name: i === 0 ? svc : `${svc}-${i + 1}`,
+            // A second MajorDomo stands by once it sees the first lead.
+            ...(svc === 'majordomo'
+              ? { ready: /"msg":"(majordomo ready|standby: [^"]* leads)/ }
+              : {}),
+          };
+        }),
+      );
+      expect(launches.filter((l) => l.svc === 'majordomo')).toHaveLength(2);
       await runDeployment(stack, launches, {
         '/srv/computepods/workspace': stack.workspace,
         '/var/lib/computepods': stack.dir.join('state-k8s'),
       });
+      // The readiness probe, run in each MajorDomo's environment: the leader is ready, the
+      // standby is not (so the Service sends nothing to it).
+      const md = deployments.find((d) => d.metadata.name === 'computepods-majordomo');
+      const probe = md?.spec.template.spec.containers[0]?.readinessProbe?.exec?.command ?? [];
+      expect(probe[0]).toBe('node');
+      const token = launches.find((l) => l.svc === 'majordomo')?.env.CP_API_TOKEN ?? '';
+      const verdicts = ['majordomo', 'majordomo-2'].map((name) => {
+        const out = stack.procs.get(name)?.output ?? '';
+        const leads = out.includes('"msg":"majordomo ready"');
+        const url = leads
+          ? /"url":"(http:[^"]+)"[^\n]*"msg":"HTTP API listening"/.exec(out)?.[1]
+          : /"standbyUrl":"(http:[^"]+)"/.exec(out)?.[1];
+        expect(url, `${name}: its address`).toBeTruthy();
+        const r = spawnSync(process.execPath, probe.slice(1), {
+          encoding: 'utf8',
+          env: { ...process.env, CP_HTTP_PORT: new URL(String(url)).port, CP_API_TOKEN: token },
+        });
+        return `${leads ? 'leader' : 'standby'} ${r.status === 0 ? 'ready' : 'not ready'}`;
+      });
+      expect(verdicts.sort()).toEqual(['leader ready', 'standby not ready']);
     }, 240_000);
 
     it("the NATS chart's values: JetStream, TLS, and cpctrl's operator lines, which nats-server takes", async () => {
