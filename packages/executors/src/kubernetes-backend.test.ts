@@ -37,8 +37,9 @@ afterAll(async () => {
   tmp[Symbol.dispose]();
 });
 
-function resourceJson(config = kubeconfig) {
+function resourceJson(config = kubeconfig, extra: Record<string, unknown> = {}) {
   return {
+    ...extra,
     type: 'kubernetes',
     name: 'Kubernetes',
     id: 'k8s',
@@ -55,10 +56,14 @@ const profile = {
   service_account: 'computepods-runner',
 };
 
-function setup(queue: string | undefined = 'team-a', config = kubeconfig) {
+function setup(
+  queue: string | undefined = 'team-a',
+  config = kubeconfig,
+  extra: Record<string, unknown> = {},
+) {
   const hooks = new RecordingHooks();
   const ex = createExecutor({
-    resource: parseResource(resourceJson(config)) as KubernetesResource,
+    resource: parseResource(resourceJson(config, extra)) as KubernetesResource,
     profile,
     hooks,
     queue,
@@ -231,6 +236,47 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     expect(kube.jobs().some((j) => j.metadata.name === jobOf(ex, t.taskId)?.metadata.name)).toBe(
       false,
     );
+    await ex.close();
+  });
+
+  it('declared files: refused without a workspace volume; with one, run in cwd and outputs checked', async () => {
+    const files = { inputs: ['in.txt'], outputs: ['out.txt'], auxiliaries: [] };
+    writeFileSync(tmp.join('in.txt'), 'shout\n');
+    const plain = setup();
+    const before = kube.jobs().length;
+    const refused = task('tr a-z A-Z < in.txt > out.txt', { files });
+    await plain.ex.submit(refused);
+    const r0 = await plain.ex.wait(refused.taskId);
+    expect(r0.state).toBe('failed');
+    expect(r0.reason).toMatch(/has no workspace_volume: staging files into a Kubernetes pod/);
+    expect(kube.jobs().length).toBe(before);
+    await plain.ex.close();
+
+    const { ex } = setup('team-a', kubeconfig, {
+      workspace_volume: { claim_name: 'workspace', mount_path: tmp.path },
+    });
+    const ok = task('tr a-z A-Z < in.txt > out.txt', { files });
+    await ex.submit(ok);
+    const r1 = await ex.wait(ok.taskId);
+    expect(r1.state, r1.reason).toBe('finished');
+    expect(readFileSync(tmp.join('out.txt'), 'utf8')).toBe('SHOUT\n');
+    const pod = (jobOf(ex, ok.taskId)!.spec as { template: { spec: Record<string, unknown> } })
+      .template.spec;
+    expect(pod.volumes).toEqual([
+      { name: 'workspace', persistentVolumeClaim: { claimName: 'workspace' } },
+    ]);
+
+    const lazy = task('true', { files: { inputs: [], outputs: ['never.txt'], auxiliaries: [] } });
+    await ex.submit(lazy);
+    const r2 = await ex.wait(lazy.taskId);
+    expect(r2.state).toBe('failed');
+    expect(r2.exitCode).toBe(0);
+    expect(r2.reason).toMatch(/declared output never.txt was not written/);
+
+    const elsewhere = task('true', { files, cwd: '/var/tmp' });
+    await ex.submit(elsewhere);
+    expect((await ex.wait(elsewhere.taskId)).reason).toMatch(/is not on the workspace volume/);
+    expect(kube.invalidResponses).toEqual([]);
     await ex.close();
   });
 

@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, rename, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, relative } from 'node:path';
 import type {
   KubernetesProfile,
   KubernetesResource,
@@ -257,10 +257,18 @@ export class KubernetesBackend implements Backend {
   async #submit(id: string): Promise<void> {
     let rec = this.#c.get(id);
     if (!rec || this.#closed) return;
-    if (rec.task.files) {
+    const vol = this.#o.resource.workspace_volume;
+    if (rec.task.files && !vol) {
       await this.#fail(
         id,
-        'the task declares files (files.inputs/outputs): staging them into a Kubernetes pod is not implemented yet; run the rule on a local or SLURM resource',
+        `the task declares files (files.inputs/outputs), and resource ${JSON.stringify(this.#o.resourceId)} has no workspace_volume: staging files into a Kubernetes pod is not implemented yet; give the resource a workspace_volume (the workspace's PersistentVolumeClaim) or run the rule on a local or SLURM resource`,
+      );
+      return;
+    }
+    if (rec.task.files && vol && !within(vol.mount_path, rec.task.cwd)) {
+      await this.#fail(
+        id,
+        `the task's cwd ${JSON.stringify(rec.task.cwd)} is not on the workspace volume (mounted at ${vol.mount_path}), so its pod would not see its files`,
       );
       return;
     }
@@ -338,6 +346,7 @@ export class KubernetesBackend implements Backend {
   #jobFor(rec: TaskRecord, h: KubernetesHandle): V1Job {
     const t = rec.task;
     const cfg = this.#o.resource.jobs_runner_config;
+    const vol = this.#o.resource.workspace_volume;
     const labels: Record<string, string> = {
       [MANAGED]: 'computepods',
       [RESOURCE_LABEL]: this.#o.resourceId,
@@ -385,8 +394,18 @@ export class KubernetesBackend implements Backend {
                 workingDir: t.cwd,
                 env: Object.entries(t.env).map(([name, value]) => ({ name, value })),
                 ...(Object.keys(limits).length ? { resources: { limits, requests } } : {}),
+                ...(vol
+                  ? { volumeMounts: [{ name: 'workspace', mountPath: vol.mount_path }] }
+                  : {}),
               },
             ],
+            ...(vol
+              ? {
+                  volumes: [
+                    { name: 'workspace', persistentVolumeClaim: { claimName: vol.claim_name } },
+                  ],
+                }
+              : {}),
           },
         },
       },
@@ -515,6 +534,11 @@ export class KubernetesBackend implements Backend {
     if (complete || failed) {
       await this.#collectLog(id, h, podsOf);
       if (complete) {
+        const missing = await missingOutput(rec);
+        if (missing) {
+          await this.#fail(id, missing, 0);
+          return;
+        }
         this.#tasks.delete(id);
         await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
         return;
@@ -647,6 +671,21 @@ function apiError(what: string, err: unknown): ResourceCommandError {
   return new ResourceCommandError(`Kubernetes ${what}`, status ?? null, message, retryable, {
     cause: err,
   });
+}
+
+function within(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+/** Why a finished task's declared outputs are not all on the workspace volume, if they are not. */
+async function missingOutput(rec: TaskRecord): Promise<string | undefined> {
+  for (const out of rec.task.files?.outputs ?? []) {
+    const st = await lstat(join(rec.task.cwd, out)).catch(() => undefined);
+    if (!st?.isFile())
+      return `declared output ${out} was not written by the command (no regular file ${out} in ${rec.task.cwd})`;
+  }
+  return undefined;
 }
 
 function exitCodeOf(pods: readonly V1Pod[]): number | null {

@@ -21,7 +21,7 @@ import { ServiceName } from './names.js';
  *     (`computepods_dir`) and reach NATS at `nats_url` as the compute nodes see it.
  *   - `resource` (profiles): the id of the resource a profile binds to.
  *   - `known_hosts_path` (slurm_ssh profiles): the known_hosts file checked for the host key.
- *   - the `kubernetes` resource type and profile (no backend yet).
+ *   - the `kubernetes` resource type and profile; `workspace_volume` on a kubernetes resource.
  */
 
 // Values that reach a command line or a job script must not be able to start a new line.
@@ -311,6 +311,23 @@ export const KubernetesResource = z.strictObject({
   kubeconfig_path: AbsolutePath.optional(),
   context: NonEmptyStr.optional(),
   jobs_local_dir: AbsolutePath.optional(),
+  /**
+   * ComputePods extension: a PersistentVolumeClaim holding the project's workspace, mounted in
+   * every task's pod at `mount_path`, the path the runner sees it at too (an RWX volume both
+   * mount). Tasks with declared files then run in their cwd on it; their outputs are checked
+   * there. Without it such tasks are refused (no staging into pods yet).
+   */
+  workspace_volume: z
+    .strictObject({
+      claim_name: z
+        .string()
+        .regex(
+          /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/,
+          'must be a Kubernetes name (a PersistentVolumeClaim)',
+        ),
+      mount_path: AbsolutePath,
+    })
+    .optional(),
   jobs_runner_config: JobRunnerConfigKubernetes,
   jobs_poll_interval: z.number().nonnegative().max(86_400).default(5),
   tasks_local_dir: AbsolutePath.optional(),
