@@ -223,6 +223,11 @@ describe('deploy/ for real sites', () => {
       const none = spawnSync(entry, ['nonsense'], { encoding: 'utf8' });
       expect(none.status).toBe(64);
       expect(none.stderr).toMatch(/unknown program nonsense/);
+      for (const tool of ['cpctrl', 'inotify2nats']) {
+        const help = spawnSync(entry, [tool, '--help'], { encoding: 'utf8' });
+        expect(help.status, `${tool}: ${help.stderr}`).toBe(0);
+        expect(help.stdout).toMatch(new RegExp(`^Usage: ${tool}`));
+      }
       // The real service starts and stops on its own configuration check: it was reached.
       const md = spawnSync(entry, ['majordomo'], {
         encoding: 'utf8',
