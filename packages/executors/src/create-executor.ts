@@ -13,6 +13,7 @@ import { KubernetesBackend } from './kubernetes-backend.js';
 import { LocalBackend } from './local-backend.js';
 import type { RetryPolicy } from './retry.js';
 import { SlurmBackend } from './slurm-backend.js';
+import type { KeepPolicy } from './slurm-sweep.js';
 import { SshHost, sshTargetOf } from './ssh-host.js';
 import { SudoHost } from './sudo-host.js';
 
@@ -29,6 +30,8 @@ export interface BackendTuning {
   readonly killGraceMs?: number;
   /** Local: parent of task folders, overriding jobs_local_dir. */
   readonly jobsDir?: string;
+  /** SLURM: how long finished job folders are kept (slurm-sweep.ts). */
+  readonly keep?: KeepPolicy;
 }
 
 export interface CreateExecutorOptions {
@@ -90,6 +93,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
     ...(tune.batchWindowMs !== undefined ? { batchWindowMs: tune.batchWindowMs } : {}),
     ...(tune.retry ? { retry: tune.retry } : {}),
+    ...(tune.keep ? { keep: tune.keep } : {}),
   };
   if (resource.type === 'slurm_sudo' && profile.resource_type === 'slurm_sudo') {
     const host = new SudoHost({

@@ -34,6 +34,7 @@ import {
   squeueArgs,
 } from './slurm-queue.js';
 import { effectiveConfig, jobScript, resolveExports, sbatchArgs } from './slurm-script.js';
+import { DEFAULT_KEEP, type KeepPolicy, planSweep, SWEEP_LIST_SCRIPT } from './slurm-sweep.js';
 
 export interface SlurmBackendOptions {
   readonly resource: SlurmSudoResource | SlurmSshResource;
@@ -48,6 +49,10 @@ export interface SlurmBackendOptions {
   readonly batchWindowMs?: number;
   /** Retries of sbatch, squeue ... before the tasks concerned are paused. */
   readonly retry?: RetryPolicy;
+  /** How long finished job folders are kept (see slurm-sweep.ts; default DEFAULT_KEEP). */
+  readonly keep?: KeepPolicy;
+  /** Between two sweeps of finished job folders (default 60 s; the first comes after adopt). */
+  readonly sweepEveryMs?: number;
   /** Polls that must agree a job is gone without a task's exit code before it fails (default 2). */
   readonly confirmPolls?: number;
 }
@@ -99,6 +104,8 @@ export class SlurmBackend implements Backend {
   #pollTimer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #pollFailures = 0;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<void> | undefined;
   #closed = false;
   readonly #stats = {
     sbatch: 0,
@@ -109,6 +116,7 @@ export class SlurmBackend implements Backend {
     fetches: 0,
     jobs: 0,
     pollFailures: 0,
+    swept: 0,
   };
 
   constructor(options: SlurmBackendOptions) {
@@ -266,6 +274,7 @@ export class SlurmBackend implements Backend {
         );
     }
     this.#ensurePolling();
+    this.#scheduleSweep(0);
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
@@ -307,7 +316,9 @@ export class SlurmBackend implements Backend {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
     clearTimeout(this.#pollTimer);
+    clearTimeout(this.#sweepTimer);
     await this.#polling;
+    await this.#sweeping;
     await this.#host.close();
   }
 
@@ -829,6 +840,55 @@ export class SlurmBackend implements Backend {
       );
       if (giveUp) this.#toFetch.delete(job);
     }
+  }
+
+  // --- finished job folders ---------------------------------------------------------
+
+  #scheduleSweep(delayMs: number): void {
+    if (this.#closed) return;
+    clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = undefined;
+      void this.sweepNow().finally(() => this.#scheduleSweep(this.#o.sweepEveryMs ?? 60_000));
+    }, delayMs);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Removes the job folders past their keep time (slurm-sweep.ts), on the cluster as its user
+   * and their local copies; resolves when done. Never fails: a sweep that cannot run is logged
+   * and the next one tries again.
+   */
+  sweepNow(): Promise<void> {
+    this.#sweeping ??= this.#sweep()
+      .catch((err: unknown) =>
+        this.#c.log('warn', 'could not sweep finished job folders', { err: String(err) }),
+      )
+      .finally(() => {
+        this.#sweeping = undefined;
+      });
+    return this.#sweeping;
+  }
+
+  async #sweep(): Promise<void> {
+    const root = commandPath(this.#o.jobsDir, 'jobs folder');
+    const listed = await this.#host.run(['sh', '-c', SWEEP_LIST_SCRIPT, 'sh', root]);
+    const watched = new Set([...this.#jobs.keys(), ...[...this.#toFetch].map((j) => j.key)]);
+    const plan = planSweep(
+      ensureOk('list job folders', listed).stdout,
+      this.#o.keep ?? DEFAULT_KEEP,
+      watched,
+    );
+    const gone = [...plan.remove];
+    for (const key of plan.ifUnknown) if (!(await this.#findByName(key))) gone.push(key);
+    // Watched meanwhile (a restart adopting it while this sweep ran): left alone.
+    const remove = gone.filter((k) => !this.#jobs.has(k));
+    if (remove.length === 0) return;
+    const dirs = remove.map((k) => commandPath(posix.join(this.#o.jobsDir, k), 'job folder'));
+    ensureOk('remove job folders', await this.#host.run(['rm', '-rf', '--', ...dirs]));
+    for (const key of remove) await this.#host.removeLocalCopy?.(key);
+    this.#stats.swept += remove.length;
+    this.#c.log('info', 'removed finished job folders', { count: remove.length, jobs: remove });
   }
 
   // --- helpers ------------------------------------------------------------------------

@@ -36,6 +36,8 @@ export interface SlurmHost {
    * or undefined when the folder is already readable here (shared filesystem).
    */
   fetchJob(dir: string, jobKey: string): Promise<string | undefined>;
+  /** Removes the local copy fetchJob made of a job folder, if this host makes any. */
+  removeLocalCopy?(jobKey: string): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -14,7 +14,7 @@ import {
   type Resource,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { freePort, Slurm, Sshd, TempDir } from '@computepods/testkit';
+import { freePort, Slurm, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
 import { SshPool } from '@computepods/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
@@ -134,6 +134,32 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     expect(await ex.logs('ssh-2')).toBe(hostile);
     expect(ex.stats().sbatch).toBe(1);
     expect(hooks.recordedBeforePublished()).toBe(true);
+    await ex.close();
+  });
+
+  it('sweeps a finished job folder off the cluster and its local copy once its keep time passed', async () => {
+    const ex = createExecutor({
+      ...config(),
+      hooks: new RecordingHooks(),
+      sshPool: pool,
+      backendOptions: {
+        batchWindowMs: 100,
+        retry: { attempts: 3, baseMs: 100, maxMs: 400 },
+        keep: { okMs: 0, failedMs: 3_600_000 },
+      },
+    });
+    const t = task('ssh-swept', 'echo swept');
+    await ex.submit(t);
+    expect((await ex.wait(t.taskId)).state).toBe('finished');
+    await waitUntil(
+      () => slurmHandle(ex.get(t.taskId)?.handle)?.localDir !== undefined,
+      'fetched',
+      30_000,
+    );
+    const h = slurmHandle(ex.get(t.taskId)!.handle)!;
+    expect(existsSync(h.dir) && existsSync(h.localDir!)).toBe(true);
+    await ex.adopt([]); // as a runner start does: a sweep follows at once
+    await waitUntil(() => !existsSync(h.dir) && !existsSync(h.localDir!), 'both swept', 30_000);
     await ex.close();
   });
 

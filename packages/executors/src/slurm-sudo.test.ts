@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
@@ -21,7 +21,7 @@ import { Executor } from './executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
 import { isTerminal } from './lifecycle.js';
 import { shq } from './sh-quote.js';
-import { SlurmBackend } from './slurm-backend.js';
+import { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
 import type { JobTree } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
@@ -127,7 +127,11 @@ class FetchFailingHost extends FlakyHost {
   }
 }
 
-function setup(host?: (inner: SlurmHost) => SlurmHost, extra: Record<string, unknown> = {}) {
+function setup(
+  host?: (inner: SlurmHost) => SlurmHost,
+  extra: Record<string, unknown> = {},
+  tune: Partial<SlurmBackendOptions> = {},
+) {
   const r = resource(extra);
   const inner = new SudoHost({ username: USER, clientEnv: r.slurm_client_env!, cwd: workDir });
   const h = host ? host(inner) : inner;
@@ -139,6 +143,7 @@ function setup(host?: (inner: SlurmHost) => SlurmHost, extra: Record<string, unk
     tasksDir: r.tasks_local_dir,
     batchWindowMs: 100,
     retry: { attempts: 3, baseMs: 100, maxMs: 400 },
+    ...tune,
   });
   const ex = new Executor({ resource: 'slurm-cluster', backend, hooks });
   return { ex, hooks, backend, host: h };
@@ -378,6 +383,36 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     expect(readFileSync(join(ws, 'out/r'), 'utf8')).toBe('collected\n');
     expect(readFileSync(runs, 'utf8')).toBe('run\n');
     expect(done.history.map((x) => x.state)).toContain('paused');
+    await ex.close();
+  });
+
+  it('removes a finished job folder past its keep time, keeps a failed one, a watched one and one it did not make', async () => {
+    const { ex, backend } = setup(undefined, {}, { keep: { okMs: 0, failedMs: 3_600_000 } });
+    const foreign = join(jobsDir, 'keep-me');
+    mkdirSync(foreign);
+    const dirOf = (id: string) => dirname(ex.get(id)!.stdoutPath!);
+    const ok = task('echo fine');
+    await ex.submit(ok);
+    expect((await ex.wait(ok.taskId)).state).toBe('finished');
+    const bad = task('echo broken; exit 1');
+    await ex.submit(bad);
+    expect((await ex.wait(bad.taskId)).state).toBe('failed');
+    const gate = tmp.join('gate-sweep');
+    const held = task(`while [ ! -e ${gate} ]; do sleep 0.1; done`);
+    await ex.submit(held);
+    await until(() => ex.get(held.taskId)?.state === 'running', 'the held task running');
+    // The ended job leaves the backend's watch on its next poll; then a sweep removes it.
+    await until(async () => {
+      await backend.sweepNow();
+      return !existsSync(dirOf(ok.taskId));
+    }, 'the finished job folder removed');
+    expect(existsSync(dirOf(bad.taskId))).toBe(true);
+    expect(await ex.logs(bad.taskId)).toBe('broken\n');
+    expect(existsSync(dirOf(held.taskId))).toBe(true);
+    expect(existsSync(foreign)).toBe(true);
+    expect(backend.stats().swept).toBe(1);
+    writeFileSync(gate, '');
+    expect((await ex.wait(held.taskId)).state).toBe('finished');
     await ex.close();
   });
 

@@ -16,6 +16,7 @@ import {
 import { UnsafeValueError } from './errors.js';
 import { type JobTree, readInput } from './slurm-files.js';
 import { type HostResult, isSecretJobFile, type SlurmHost } from './slurm-host.js';
+import { JOB_KEY } from './slurm-sweep.js';
 
 /** Where a slurm_ssh resource's jobs go, as the profile's user (known_hosts default: ~/.ssh). */
 export function sshTargetOf(resource: SlurmSshResource, profile: SlurmSshProfile): SshTarget {
@@ -117,6 +118,11 @@ export class SshHost implements SlurmHost {
       files: names,
     });
     return local;
+  }
+
+  async removeLocalCopy(jobKey: string): Promise<void> {
+    if (!JOB_KEY.test(jobKey)) return;
+    await rm(join(this.#o.localJobsDir, jobKey), { recursive: true, force: true });
   }
 
   async close(): Promise<void> {

@@ -48,6 +48,12 @@ export interface RunnerConfig {
   /** The runner's NATS credentials and the server's CA (NATS_CREDS, NATS_CA): its pilots get copies. */
   readonly natsCreds?: string | undefined;
   readonly natsCa?: string | undefined;
+  /**
+   * SLURM job folders: removed CP_JOB_KEEP_S after their job ended with every task exiting 0
+   * (default 600: outputs collected, logs published by then; 0 removes them at the next sweep),
+   * CP_JOB_KEEP_FAILED_S after one that did not (default 604800, 7 days).
+   */
+  readonly jobKeep?: { readonly okMs: number; readonly failedMs: number } | undefined;
 }
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -77,6 +83,15 @@ export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig
       throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
     return n;
   };
+  const seconds = (name: string, fallback: number) => {
+    const raw = env[name];
+    const n = raw === undefined || raw === '' ? fallback : Number(raw);
+    if (!Number.isInteger(n) || n < 0 || n > 10 * 365 * 24 * 3600)
+      throw new Error(
+        `${name} must be a whole number of seconds (0 or more), got ${JSON.stringify(raw)}`,
+      );
+    return n;
+  };
   const resource = checkName('resource name (CP_RESOURCE)', env.CP_RESOURCE ?? 'local');
   const queue = checkName('queue name (CP_QUEUE)', env.CP_QUEUE || resource);
   return {
@@ -95,5 +110,9 @@ export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig
     pilotProfile: env.CP_PILOT_PROFILE || undefined,
     natsCreds: env.NATS_CREDS || undefined,
     natsCa: env.NATS_CA || undefined,
+    jobKeep: {
+      okMs: seconds('CP_JOB_KEEP_S', 600) * 1000,
+      failedMs: seconds('CP_JOB_KEEP_FAILED_S', 7 * 24 * 3600) * 1000,
+    },
   };
 }
