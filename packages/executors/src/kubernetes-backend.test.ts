@@ -10,9 +10,10 @@ import { KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
 import { UnsafeValueError } from './errors.js';
-import type { Executor } from './executor.js';
+import { Executor } from './executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
 import { kubernetesHandle } from './handle.js';
+import { KubernetesBackend } from './kubernetes-backend.js';
 import { jobNameFor } from './kubernetes-names.js';
 import { RecordingHooks } from './test-hooks.js';
 
@@ -185,6 +186,35 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     ]);
     const patches = kube.requests.filter((r) => r.method === 'PATCH');
     expect(patches.at(-1)?.contentType).toMatch(/json-patch/);
+    await ex.close();
+  });
+
+  it('pause of a task whose pod started since the last poll leaves it running: nothing runs twice', async () => {
+    const hooks = new RecordingHooks();
+    // No poll runs unless the test asks: the record stays submitted while the pod runs.
+    const backend = new KubernetesBackend({
+      resource: parseResource(resourceJson()) as KubernetesResource,
+      profile,
+      resourceId: 'k8s',
+      jobsDir: tmp.join('jobs'),
+      pollMs: 3_600_000,
+    });
+    const ex = new Executor({ resource: 'k8s', backend, hooks, runner: 'test' });
+    const marker = tmp.join('race-marker');
+    const gate = tmp.join('race-gate');
+    const t = task(`echo run >> ${marker}; while [ ! -e ${gate} ]; do sleep 0.05; done`);
+    await ex.submit(t);
+    await until(() => existsSync(marker), 'the pod started');
+    expect(ex.get(t.taskId)?.state).toBe('submitted');
+    await ex.pause(t.taskId);
+    expect(jobOf(ex, t.taskId)!.spec.suspend).toBe(false);
+    writeFileSync(gate, '');
+    await ex.resume(t.taskId);
+    await until(async () => {
+      await backend.pollNow();
+      return ex.get(t.taskId)?.state === 'finished';
+    }, 'the task collected after resume');
+    expect(readFileSync(marker, 'utf8')).toBe('run\n');
     await ex.close();
   });
 

@@ -77,6 +77,7 @@ export class KubernetesBackend implements Backend {
   /** task id → the Job's uid once it was created (or found) */
   readonly #tasks = new Map<string, string | undefined>();
   readonly #launching = new Map<string, Promise<void>>();
+  readonly #creating = new Map<string, Promise<unknown>>();
   readonly #gone = new Map<string, number>();
   readonly #follows = new Map<string, Follow>();
   #pollTimer: NodeJS.Timeout | undefined;
@@ -122,12 +123,26 @@ export class KubernetesBackend implements Backend {
 
   async pause(rec: TaskRecord): Promise<void> {
     const id = rec.task.taskId;
-    await this.#launching.get(id);
+    await this.#creating.get(id);
     this.#stopFollow(id);
     if (rec.pausedFrom !== 'submitted') return; // created: no Job yet; running: only stop watching
     const h = kubernetesHandle(rec.handle);
     if (!h || !this.#tasks.get(id)) return;
-    // A suspended Job holds nothing: its pod, if one was started meanwhile, is deleted.
+    // Suspending deletes a started pod, and resuming would start the command again: a pod
+    // that started since the last poll is left to run (as a running task is) and collected
+    // after resume, so nothing runs twice.
+    const pods = await this.#call('list Pods', () =>
+      this.#core.listNamespacedPod({
+        namespace: this.#ns,
+        labelSelector: `job-name=${h.jobName}`,
+      }),
+    );
+    this.#stats.lists++;
+    if (pods.items.some((p) => p.status?.phase && p.status.phase !== 'Pending')) {
+      this.#c.log('warn', 'the task had started when it was paused; it runs on', { taskId: id });
+      return;
+    }
+    // A suspended Job holds nothing: its pending pod is deleted.
     await this.#call('suspend Job', () =>
       this.#batch.patchNamespacedJob({
         name: h.jobName,
@@ -164,7 +179,7 @@ export class KubernetesBackend implements Backend {
 
   async kill(rec: TaskRecord, from: TaskState): Promise<void> {
     const id = rec.task.taskId;
-    await this.#launching.get(id);
+    await this.#creating.get(id);
     this.#stopFollow(id);
     this.#tasks.delete(id);
     if (from === 'created') return;
@@ -300,7 +315,7 @@ export class KubernetesBackend implements Backend {
       return;
     }
     try {
-      const uid = await withRetry(
+      const created = withRetry(
         this.#retry,
         async () => {
           try {
@@ -333,8 +348,18 @@ export class KubernetesBackend implements Backend {
             err: String(err),
           }),
       );
+      // Pause and kill wait for the create and the uid it gives (not for the record updates
+      // below: those queue behind the pause or kill itself).
+      const creating = created.then((uid) => {
+        if (this.#tasks.has(id)) this.#tasks.set(id, uid ?? 'unknown');
+        return uid;
+      });
+      this.#creating.set(
+        id,
+        creating.catch(() => undefined),
+      );
+      const uid = await creating.finally(() => this.#creating.delete(id));
       if (!this.#tasks.has(id)) return; // killed meanwhile
-      this.#tasks.set(id, uid ?? 'unknown');
       if (uid) await this.#c.update(id, { jobId: uid });
       this.#ensurePolling();
     } catch (err) {
