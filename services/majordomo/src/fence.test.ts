@@ -92,6 +92,48 @@ describe('leader lease and dispatch fence', () => {
     b.stop();
   });
 
+  it('sends many requests at once in turn, each at the sequence the one before left, with no re-read', async () => {
+    const p3 = 'fence3';
+    const logger = createLogger('majordomo');
+    logger.level = 'silent';
+    const bus3 = await Bus.connect({
+      servers: nats.url,
+      service: 'majordomo',
+      project: p3,
+      logger,
+      discoverable: false,
+    });
+    try {
+      await ensureProjectStreams(bus3, p3);
+      const lease = await LeaderLease.open(bus3, {
+        ...cfg('solo'),
+        leaseMs: 600_000,
+        renewMs: 1_000,
+      });
+      await lease.acquire(new AbortController().signal);
+      const fence = new DispatchFence(bus3, lease);
+      await fence.raise();
+      // Every re-read of the stream's last sequence goes through streams.info: counted.
+      let reads = 0;
+      const api = bus3.jsm.streams;
+      const info = api.info.bind(api);
+      api.info = ((...args: Parameters<typeof info>) => {
+        reads++;
+        return info(...args);
+      }) as typeof api.info;
+      const subject = subjects.buildRequest(p3, 'gen');
+      await Promise.all(
+        Array.from({ length: 64 }, (_, i) => fence.publish(subject, `{"n":${i}}`, `m-${i}`)),
+      );
+      expect(reads).toBe(0);
+      const state = await bus3.jsm.streams.info(streams.builds(p3), { subjects_filter: subject });
+      expect(state.state.subjects?.[subject]).toBe(64);
+      lease.stop();
+    } finally {
+      await bus3.close();
+    }
+  });
+
   it('a released lease is taken at once, with the next epoch', async () => {
     const kvP = 'fence2';
     const logger = createLogger('majordomo');

@@ -34,6 +34,8 @@ type PubAck = Awaited<ReturnType<Bus['publish']>>;
 export class DispatchFence {
   #expected: number | undefined;
   readonly #stream: string;
+  /** The publish before this one: fenced publishes go one after another (see publish). */
+  #tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly bus: Bus,
@@ -72,8 +74,19 @@ export class DispatchFence {
   /**
    * Publishes `data` (an encoded envelope) on `subject` in the builds stream only if no newer
    * leader has fenced it. Throws NotLeaderError when one has.
+   *
+   * One after another: each expects the sequence the one before left. Sent at once, all but
+   * one of them expected the same sequence, failed, re-read the stream and the lease and tried
+   * again, round after round (64 dispatches at once: some 2,000 round trips), and a request
+   * still failing at the deadline made its leader step down with no newer leader at all.
    */
-  async publish(subject: string, data: string, msgID: string): Promise<PubAck> {
+  publish(subject: string, data: string, msgID: string): Promise<PubAck> {
+    const run = this.#tail.then(() => this.#publish(subject, data, msgID));
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #publish(subject: string, data: string, msgID: string): Promise<PubAck> {
     const deadline = Date.now() + 30_000;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       if (this.#expected === undefined) await this.#refresh();
