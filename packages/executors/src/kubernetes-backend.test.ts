@@ -340,6 +340,67 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
   });
 });
 
+describe('kubernetes adoption of a task recorded submitted before its Job uid was', () => {
+  it('creates the Job a dead runner never created, finds the one it did: never two', async () => {
+    kube.startPods = false;
+    try {
+      // First runner: the Jobs exist (pods pending); its records then lose the uid, as when it
+      // died between the create and recording the uid.
+      const first = setup();
+      const made = task('echo made');
+      await first.ex.submit(made);
+      await until(() => first.ex.get(made.taskId)?.jobId !== undefined, 'the Job created');
+      const madeRec = { ...first.ex.get(made.taskId)! };
+      delete madeRec.jobId;
+      await first.ex.close();
+      // Another recorded with its Job's name, the runner dead before the create.
+      const never = task('echo never-created');
+      const name = jobNameFor(never.taskId);
+      const time = new Date().toISOString();
+      const neverRec: TaskRecord = {
+        task: never,
+        state: 'submitted',
+        runner: 'test',
+        handle: {
+          kind: 'kubernetes',
+          namespace: NS,
+          jobName: name,
+          logPath: tmp.join('jobs', `${name}.log`),
+        },
+        history: [
+          { state: 'created', time },
+          { state: 'submitted', time },
+        ],
+        updated: time,
+      };
+      const jobsBefore = kube.jobs().length;
+      const second = setup();
+      await second.ex.adopt([madeRec, neverRec]);
+      await until(
+        () => kube.jobs().some((j) => j.metadata.name === name),
+        'the never-created Job created',
+      );
+      kube.releasePods();
+      const [a, b] = await Promise.all([second.ex.wait(made.taskId), second.ex.wait(never.taskId)]);
+      expect([a.state, b.state]).toEqual(['finished', 'finished']);
+      expect(await second.ex.logs(made.taskId)).toBe('made\n');
+      expect(await second.ex.logs(never.taskId)).toBe('never-created\n');
+      // One Job more (the one never created); the existing one was found by its name (409).
+      expect(kube.jobs().length).toBe(jobsBefore + 1);
+      const madeName = kubernetesHandle(madeRec.handle)!.jobName;
+      expect(
+        kube.requests.filter(
+          (r) => r.method === 'GET' && r.path.endsWith(`/jobs/${madeName}`) && r.status === 200,
+        ).length,
+      ).toBeGreaterThan(0);
+      expect(a.jobId).toBe(kube.jobs().find((j) => j.metadata.name === madeName)?.metadata.uid);
+      await second.ex.close();
+    } finally {
+      kube.startPods = true;
+    }
+  });
+});
+
 const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
