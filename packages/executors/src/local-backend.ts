@@ -9,6 +9,7 @@ import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
 import { readFrom, readTail } from './read-tail.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
+import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
 
 export interface LocalBackendOptions {
   readonly resource: LocalResource;
@@ -64,9 +65,15 @@ export class LocalBackend implements Backend {
   #closed = false;
   readonly #spawner: Spawner;
   readonly #stats = { spawned: 0, adopted: 0, collectedAfterRestart: 0, startedAfterRestart: 0 };
+  readonly #envSite: EnvironmentSite;
 
   constructor(options: LocalBackendOptions) {
     const r = options.resource;
+    this.#envSite = {
+      dir: join(r.tasks_local_dir, 'envs'),
+      python: r.tasks_python_config,
+      pipCacheDir: r.tasks_pip_cache_dir,
+    };
     this.jobsDir = options.jobsDir ?? r.jobs_local_dir;
     this.parallel =
       options.parallel ?? r.jobs_runner_config.parallel_tasks_per_job ?? availableParallelism();
@@ -280,8 +287,15 @@ export class LocalBackend implements Backend {
     const entry: Running = this.#running.get(id) ?? { pid: 0, adopted: false };
     this.#running.set(id, entry);
     const mine = () => this.#running.get(id) === entry;
+    let command: string;
+    try {
+      command = withEnvironment(rec.task.command, rec.task.environment, this.#envSite);
+    } catch (err) {
+      void this.#ended(id, undefined, (err as Error).message);
+      return;
+    }
     this.#spawner.run(
-      { dir, cwd: rec.task.cwd, command: rec.task.command, env: rec.task.env },
+      { dir, cwd: rec.task.cwd, command, env: rec.task.env },
       {
         started: (pid) => {
           this.#stats.spawned++;
@@ -342,7 +356,7 @@ export class LocalBackend implements Backend {
       else if (code !== undefined)
         await this.#c.advance(id, ['running'], 'failed', {
           exitCode: code,
-          reason: `exit code ${code}`,
+          reason: exitReason(code, this.#c.get(id)?.task),
         });
       else
         await this.#c.advance(id, ['running'], 'failed', {

@@ -35,6 +35,7 @@ import {
 } from './slurm-queue.js';
 import { effectiveConfig, jobScript, resolveExports, sbatchArgs } from './slurm-script.js';
 import { DEFAULT_KEEP, type KeepPolicy, planSweep, SWEEP_LIST_SCRIPT } from './slurm-sweep.js';
+import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
 
 export interface SlurmBackendOptions {
   readonly resource: SlurmSudoResource | SlurmSshResource;
@@ -433,9 +434,12 @@ export class SlurmBackend implements Backend {
     // inputs staged there: the cluster needs no access to the pod's workspace. One whose
     // files cannot be staged fails alone; the rest of the batch goes on.
     const trees: JobTree[] = [];
+    const commands = new Map<number, string>();
     for (const [index, id] of [...job.members]) {
       try {
-        trees.push(await taskTree(index, this.#c.get(id)!.task));
+        const task = this.#c.get(id)!.task;
+        commands.set(index, withEnvironment(task.command, task.environment, this.#envSite()));
+        trees.push(await taskTree(index, task));
       } catch (err) {
         job.members.delete(index);
         await this.#fail(id, (err as Error).message);
@@ -449,7 +453,7 @@ export class SlurmBackend implements Backend {
     const members = [...job.members].map(([index, id]) => ({ index, task: this.#c.get(id)!.task }));
     const tasks = members.map(({ index, task: t }) => ({
       index,
-      command: t.command,
+      command: commands.get(index) ?? t.command,
       cwd: t.files ? workDirOf(job.dir, index) : t.cwd,
       env: t.env,
     }));
@@ -682,7 +686,7 @@ export class SlurmBackend implements Backend {
           );
           await this.#c.advance(id, LIVE, 'failed', {
             exitCode: code,
-            reason: `exit code ${code}${stopped ? `: ${stopped}` : ''}`,
+            reason: `${exitReason(code, rec.task)}${stopped ? `: ${stopped}` : ''}`,
           });
         }
         continue;
@@ -840,6 +844,16 @@ export class SlurmBackend implements Backend {
       );
       if (giveUp) this.#toFetch.delete(job);
     }
+  }
+
+  /** Where this resource's task environments are made, as the jobs see it (task-environment.ts). */
+  #envSite(): EnvironmentSite {
+    const r = this.#o.resource;
+    return {
+      dir: posix.join(this.#o.tasksDir, 'envs'),
+      python: r.tasks_python_config,
+      pipCacheDir: r.tasks_pip_cache_dir,
+    };
   }
 
   // --- finished job folders ---------------------------------------------------------

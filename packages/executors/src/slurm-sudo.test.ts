@@ -1,4 +1,12 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +19,7 @@ import {
 import {
   ensureSystemUser,
   ManagedProcess,
+  makeWheel,
   Slurm,
   TempDir,
   until as waitUntil,
@@ -413,6 +422,38 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     expect(backend.stats().swept).toBe(1);
     writeFileSync(gate, '');
     expect((await ex.wait(held.taskId)).state).toBe('finished');
+    await ex.close();
+  });
+
+  it('makes a task environment as the job user where the job runs, once, and runs tasks in it', async () => {
+    // The environments live below tasks_local_dir, made by cpuser; pip finds the package in a
+    // folder of this test (no network).
+    const tasksDir = tmp.join('tasks');
+    const wheels = tmp.join('wheels');
+    for (const d of [tasksDir, wheels]) {
+      mkdirSync(d, { recursive: true });
+      chmodSync(d, 0o1777);
+    }
+    await makeWheel(wheels, 'cphello', '1.0', { '__init__.py': 'def greet():\n    return "hi"\n' });
+    const { ex } = setup(undefined, {
+      tasks_python_config: { default_version: '3.11', versions: { '3.11': '/usr/bin/python3' } },
+    });
+    const env = { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheels, PIP_NO_CACHE_DIR: '1' };
+    const environment = { requirements: ['cphello==1.0'] };
+    const run = 'python -c "import cphello; print(cphello.greet())"; id -un';
+    const first = task(run, { env, environment });
+    await ex.submit(first);
+    const f = await ex.wait(first.taskId);
+    expect(f.state, `${f.reason}\n${await ex.logs(first.taskId, 'stderr')}`).toBe('finished');
+    expect(await ex.logs(first.taskId)).toBe(`hi\n${USER}\n`);
+    expect(await ex.logs(first.taskId, 'stderr')).toMatch(/making the task environment/);
+    const second = task(run, { env, environment });
+    await ex.submit(second);
+    expect((await ex.wait(second.taskId)).state).toBe('finished');
+    expect(await ex.logs(second.taskId, 'stderr')).not.toMatch(/making the task environment/);
+    const envs = readdirSync(join(tasksDir, 'envs')).filter((d) => !d.endsWith('.lock'));
+    expect(envs).toHaveLength(1);
+    expect(statSync(join(tasksDir, 'envs', envs[0]!)).uid).not.toBe(process.getuid?.());
     await ex.close();
   });
 

@@ -33,6 +33,7 @@ export {
 } from './builds.js';
 export { DeadLetter } from './dead-letter.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
+export { PythonRequirement, TaskEnvironment } from './environments.js';
 export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';
 export { CanBuildFrom, HowToBuild } from './how-to-build.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TaskEnvironment } from './environments.js';
 import { ServiceName } from './names.js';
 
 const Pattern = z
@@ -112,6 +113,8 @@ export const Rule = z
      * whatever devices the runner's machine has.
      */
     gpu: z.boolean().default(false),
+    /** The task's Python environment, made once per resource and reused (TaskEnvironment). */
+    environment: TaskEnvironment.optional(),
     /** Line regexes ignored when deciding whether an output changed (early cutoff). */
     cutoffIgnore: z.array(z.string().max(500)).default([]),
     passLimit: z.number().int().min(1).max(100).optional(),

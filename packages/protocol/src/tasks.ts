@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_TASK_ID } from './builds.js';
 import { cappedText } from './capped-text.js';
+import { TaskEnvironment } from './environments.js';
 import { ServiceName } from './names.js';
 import { RelativePath } from './paths.js';
 
@@ -54,6 +55,8 @@ export const TaskSubmitted = z.object({
    */
   timeoutMs: z.number().int().positive().max(MAX_TIMEOUT_MS).optional(),
   gpu: z.boolean().default(false),
+  /** The Python environment the command runs in (see TaskEnvironment); none: the runner's. */
+  environment: TaskEnvironment.optional(),
   /** What the command reads and writes (see TaskFiles); without it, it runs in cwd itself. */
   files: TaskFiles.optional(),
   /**

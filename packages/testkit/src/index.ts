@@ -27,6 +27,7 @@ export {
 export { NatsServer, type NatsServerOptions } from './nats-server.js';
 export { killProcessesUsing, processesUsing } from './proc-sweep.js';
 export { ManagedProcess, type ManagedProcessOptions } from './process.js';
+export { makeWheel } from './python-wheel.js';
 export { requireBinary } from './require-binary.js';
 export { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
 export { Slurm, type SlurmCommandOptions, type SlurmOptions } from './slurm.js';

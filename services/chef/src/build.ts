@@ -260,6 +260,7 @@ async function build(
       command,
       cwd: ctx.workspace,
       gpu: rule.gpu,
+      ...(rule.environment ? { environment: rule.environment } : {}),
       // A resource whose jobs do not see this workspace stages these and brings the outputs back.
       files: {
         inputs: [...paths.inputs],
