@@ -148,6 +148,18 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     await ex.close();
   });
 
+  it('fails a task that names an environment, saying the backend does not make one yet', async () => {
+    const { ex } = setup();
+    const t = task('true', { environment: { requirements: ['numpy'] } });
+    await ex.submit(t);
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toMatch(
+      /names an environment, which the Kubernetes backend does not make yet/,
+    );
+    await ex.close();
+  });
+
   it('pause suspends the Job (its pending pod goes, nothing runs); resume runs it once', async () => {
     const { hooks, ex } = setup();
     const marker = tmp.join('pause-marker');

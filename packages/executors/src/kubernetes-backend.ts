@@ -273,6 +273,14 @@ export class KubernetesBackend implements Backend {
     let rec = this.#c.get(id);
     if (!rec || this.#closed) return;
     const vol = this.#o.resource.workspace_volume;
+    if (rec.task.environment) {
+      // Made where the task runs and reused there: a pod's file system goes with the pod.
+      await this.#fail(
+        id,
+        `the task names an environment, which the Kubernetes backend does not make yet; run the rule on a local or SLURM resource, or build the requirements into the resource's image and drop environment`,
+      );
+      return;
+    }
     if (rec.task.files && !vol) {
       await this.#fail(
         id,
