@@ -6,7 +6,7 @@
 // Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_LATENCY_TASKS (one at a time,
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default: the batched count; fewer is extrapolated with its fixed costs apart: ./slurm-single.ts);
-// CP_BENCH_SKIP_SLURM skips SLURM.
+// CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -29,6 +29,7 @@ import { startRunner } from '@computepods/runner';
 import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
 import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
+import { environmentCosts } from './environment.js';
 import { oneSbatchPerTask } from './slurm-single.js';
 
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
@@ -412,8 +413,14 @@ const localFigures = {
   goal_half_ms_overhead_met: overheadMs <= 0.5,
 };
 
+const envCosts = await environmentCosts(tmp, Number(process.env.CP_BENCH_ENV_ROUNDS ?? 20));
+table(
+  'Task environments, local, one task at a time (goal: a task reusing an environment ≤ 1.1× one without)',
+  ['task', 'runs', 'wall ms (median)'],
+  envCosts.rows,
+);
 if (process.env.CP_BENCH_SKIP_SLURM) {
-  finish('runner', { ...localFigures, load_avg_end: loadavg()[0]! });
+  finish('runner', { ...localFigures, ...envCosts.figures, load_avg_end: loadavg()[0]! });
   process.exit(0);
 }
 ensureSystemUser('cpuser');
@@ -473,6 +480,7 @@ console.log(
 );
 finish('runner', {
   ...localFigures,
+  ...envCosts.figures,
   load_avg_end: loadavg()[0]!,
   slurm_batched_tasks: SLURM_N,
   slurm_batched_wall_s: batched.wall,
