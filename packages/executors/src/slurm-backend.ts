@@ -68,6 +68,8 @@ interface Job {
   jobId?: string;
   held: boolean;
   launching?: Promise<void>;
+  /** A pause's marker and hold, applied once the launch ended (see pause). */
+  pausing?: Promise<void>;
   /** index → polls in a row that found the job gone and no exit code */
   readonly gone: Map<number, number>;
   /** index → polls in a row that found the task started while its job waits again (requeued) */
@@ -157,12 +159,30 @@ export class SlurmBackend implements Backend {
     if (rec.pausedFrom !== 'submitted') return; // running: only stop watching (poll skips it)
     const job = this.#jobOf(rec);
     if (!job) return;
-    await job.launching;
+    // Never awaited here: the executor calls pause holding the task's turn, and the launch
+    // records the job id in that same turn (a deadlock: the pause and every later control of
+    // the task hung). The marker follows the launch instead, if the task is still paused then.
+    if (job.launching) {
+      job.pausing = job.launching.then(() => {
+        if (this.#c.get(id)?.state === 'paused') return this.#holdPaused(job, rec);
+      });
+      return;
+    }
+    await this.#holdPaused(job, rec);
+  }
+
+  async #holdPaused(job: Job, rec: TaskRecord): Promise<void> {
+    const id = rec.task.taskId;
     const h = slurmHandle(rec.handle)!;
     try {
       // The job may start before the hold lands: the marker keeps this task from starting.
       await this.#markers([`${h.dir}/${h.index}.skip`]);
-      if (job.jobId && !job.held && this.#liveMembers(job, ['submitted', 'running']).length === 0) {
+      if (
+        job.jobId &&
+        !job.held &&
+        this.#c.get(id)?.state === 'paused' &&
+        this.#liveMembers(job, ['submitted', 'running']).length === 0
+      ) {
         this.#stats.scontrol++;
         const res = await this.#host.slurm(['scontrol', 'hold', job.jobId]);
         if (res.code === 0) job.held = true;
@@ -184,6 +204,17 @@ export class SlurmBackend implements Backend {
     }
     const job = this.#jobOf(rec);
     const h = slurmHandle(rec.handle);
+    // Resumed while its job is still being launched: it stays in that job (rebatched, it would
+    // run in two). Not awaited here either (see pause).
+    if (job?.launching) {
+      void job.launching.then(() => {
+        if (this.#c.get(rec.task.taskId)?.state === 'submitted') return this.resume(rec);
+      });
+      return;
+    }
+    // A pause whose hold followed the launch may still be on its way: it ends first, so the
+    // hold it puts on the job is released here and not left after the resume.
+    await job?.pausing;
     if (!job || !h || !job.jobId) {
       this.#rebatch(rec.task.taskId);
       return;
@@ -211,7 +242,19 @@ export class SlurmBackend implements Backend {
     const job = this.#jobOf(rec);
     const h = slurmHandle(rec.handle);
     if (!job || !h) return;
-    await job.launching;
+    // Not awaited while the executor holds the task's turn (see pause): the markers and the
+    // scancel follow the launch.
+    if (job.launching) {
+      void job.launching
+        .then(() => this.kill(rec, from))
+        .catch((err: unknown) =>
+          this.#c.log('warn', 'could not kill a task after its job was launched', {
+            taskId: id,
+            err: String(err),
+          }),
+        );
+      return;
+    }
     await withRetry(this.#retry, async () => {
       await this.#markers([`${h.dir}/${h.index}.skip`, `${h.dir}/${h.index}.kill`]);
       if (

@@ -136,6 +136,23 @@ class FetchFailingHost extends FlakyHost {
   }
 }
 
+/** A host whose job staging waits until the test opens it: a launch held half-way. */
+class GatedStageHost extends FlakyHost {
+  staging = 0;
+  #open!: () => void;
+  readonly opened = new Promise<void>((r) => {
+    this.#open = r;
+  });
+  open(): void {
+    this.#open();
+  }
+  override async stageJob(dir: string, files: Readonly<Record<string, string>>, tree?: JobTree) {
+    this.staging++;
+    await this.opened;
+    return super.stageJob(dir, files, tree);
+  }
+}
+
 function setup(
   host?: (inner: SlurmHost) => SlurmHost,
   extra: Record<string, unknown> = {},
@@ -419,7 +436,8 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     expect(await ex.logs(bad.taskId)).toBe('broken\n');
     expect(existsSync(dirOf(held.taskId))).toBe(true);
     expect(existsSync(foreign)).toBe(true);
-    expect(backend.stats().swept).toBe(1);
+    // (earlier tests' finished job folders in the same jobs folder go too: keep time 0)
+    expect(backend.stats().swept).toBeGreaterThanOrEqual(1);
     writeFileSync(gate, '');
     expect((await ex.wait(held.taskId)).state).toBe('finished');
     await ex.close();
@@ -454,6 +472,31 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     const envs = readdirSync(join(tasksDir, 'envs')).filter((d) => !d.endsWith('.lock'));
     expect(envs).toHaveLength(1);
     expect(statSync(join(tasksDir, 'envs', envs[0]!)).uid).not.toBe(process.getuid?.());
+    await ex.close();
+  });
+
+  it('pauses, resumes and kills tasks whose job is still being launched, without hanging or running twice', async () => {
+    const { ex, host } = setup((inner) => new GatedStageHost(inner, () => false));
+    const gated = host as GatedStageHost;
+    const runs = join(workDir, 'launch-runs');
+    const paused = task(`echo p >> ${shq(runs)}; echo resumed`);
+    // If its job starts it before the kill's markers land (they follow the launch), the
+    // markers end it within the sleep: it never gets to write.
+    const killed = task(`sleep 20; echo k >> ${shq(runs)}`);
+    await Promise.all([ex.submit(paused), ex.submit(killed)]);
+    await until(() => gated.staging > 0, 'the launch to reach staging');
+    // The executor holds each task's turn while the backend pauses or kills it; the launch
+    // needs those turns to record its job id. Both must come back while the launch waits.
+    expect((await ex.pause(paused.taskId)).state).toBe('paused');
+    expect((await ex.kill(killed.taskId)).state).toBe('killed');
+    gated.open();
+    await until(() => ex.get(paused.taskId)?.jobId !== undefined, 'the job id recorded');
+    expect((await ex.resume(paused.taskId)).state).toBe('submitted');
+    const done = await ex.wait(paused.taskId);
+    expect(done.state, done.reason).toBe('finished');
+    expect(await ex.logs(paused.taskId)).toBe('resumed\n');
+    // the paused one ran once; the killed one wrote nothing
+    expect(readFileSync(runs, 'utf8')).toBe('p\n');
     await ex.close();
   });
 
