@@ -32,6 +32,7 @@ export {
   ProjectedHashes,
 } from './builds.js';
 export { DeadLetter } from './dead-letter.js';
+export { type EnvIntOptions, envInt, TIMER_MS } from './env-int.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { PythonRequirement, TaskEnvironment } from './environments.js';
 export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { checkName, checkProject } from '@computepods/protocol';
+import { checkName, checkProject, envInt, TIMER_MS } from '@computepods/protocol';
 import { loadPods, type PodsConfig } from './pods.js';
 
 export interface ChefConfig {
@@ -18,13 +18,6 @@ export interface ChefConfig {
 
 const BUILTIN = new URL('../chefs/', import.meta.url).pathname;
 
-function positive(name: string, value: string | undefined, fallback: number): number {
-  const n = Number(value ?? fallback);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
 /** Settings from the environment; CP_CHEF_DEFINITION may name a builtin chef (generic, latex, c). */
 export function chefConfig(env: NodeJS.ProcessEnv = process.env): ChefConfig {
   const def = env.CP_CHEF_DEFINITION ?? 'generic';
@@ -34,8 +27,8 @@ export function chefConfig(env: NodeJS.ProcessEnv = process.env): ChefConfig {
     pod: env.CP_POD ?? hostname(),
     workspace: resolve(env.CP_WORKSPACE ?? '.'),
     definitionFile: /^[a-z0-9-]+$/.test(def) ? `${BUILTIN}${def}.yaml` : resolve(def),
-    concurrency: positive('CP_CHEF_CONCURRENCY', env.CP_CHEF_CONCURRENCY, 8),
-    heartbeatMs: positive('CP_CHEF_HEARTBEAT_MS', env.CP_CHEF_HEARTBEAT_MS, 5_000),
+    concurrency: envInt(env, 'CP_CHEF_CONCURRENCY', 8),
+    heartbeatMs: envInt(env, 'CP_CHEF_HEARTBEAT_MS', 5_000, TIMER_MS),
     pods: loadPods(env.CP_PODS),
   };
 }

@@ -1,5 +1,5 @@
 import type { TypedKv } from '@computepods/bus';
-import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { envInt, type TaskRecord, TERMINAL_STATES, TIMER_MS } from '@computepods/protocol';
 
 /**
  * How long a chef waits for a runner to take a task it submitted (CP_CHEF_TASK_RECORD_MS,
@@ -10,22 +10,14 @@ import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
  */
 export function taskWaitLimits(env: NodeJS.ProcessEnv = process.env): TaskWaitLimits {
   return {
-    recordMs: positive('CP_CHEF_TASK_RECORD_MS', env.CP_CHEF_TASK_RECORD_MS, 24 * 3_600_000),
-    totalMs: positive('CP_CHEF_TASK_WAIT_MS', env.CP_CHEF_TASK_WAIT_MS, 7 * 24 * 3_600_000),
+    recordMs: envInt(env, 'CP_CHEF_TASK_RECORD_MS', 24 * 3_600_000, TIMER_MS),
+    totalMs: envInt(env, 'CP_CHEF_TASK_WAIT_MS', 7 * 24 * 3_600_000, TIMER_MS),
   };
 }
 
 export interface TaskWaitLimits {
   readonly recordMs: number;
   readonly totalMs: number;
-}
-
-function positive(name: string, raw: string | undefined, fallback: number): number {
-  const n = Number(raw ?? fallback);
-  // A Node timer holds at most 2^31-1 ms; longer fires at once.
-  if (!Number.isInteger(n) || n < 1 || n > 2 ** 31 - 1)
-    throw new Error(`${name} must be a whole number of ms from 1 to 2147483647, got ${raw}`);
-  return n;
 }
 
 /** The chef gave up waiting for a task's record. */

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { checkName, checkProject, slugify } from '@computepods/protocol';
+import { checkName, checkProject, envInt, slugify, TIMER_MS } from '@computepods/protocol';
 
 export interface FsWatcherConfig {
   readonly project: string;
@@ -12,14 +12,6 @@ export interface FsWatcherConfig {
   readonly debounceMs: number;
   /** gitignore-style patterns of files streamed like `tail -f` instead of hashed. */
   readonly logPatterns: readonly string[];
-}
-
-function positive(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0)
-    throw new Error(`${name} must be a number of milliseconds, got ${JSON.stringify(value)}`);
-  return n;
 }
 
 function patterns(value: string | undefined): string[] {
@@ -40,7 +32,7 @@ export function fsWatcherConfig(env: NodeJS.ProcessEnv = process.env): FsWatcher
     root,
     stampFile: resolve(env.CP_STATE_DIR ?? '.state', 'fswatcher', 'stamps'),
     ignoreFile: resolve(root, env.CP_IGNORE_FILE ?? '.cpignore'),
-    debounceMs: positive('CP_DEBOUNCE_MS', env.CP_DEBOUNCE_MS, 20),
+    debounceMs: envInt(env, 'CP_DEBOUNCE_MS', 20, { ...TIMER_MS, min: 0 }),
     logPatterns: patterns(env.CP_LOG_PATTERNS),
   };
 }

@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { type Bus, type Issue, issuesOf } from '@computepods/bus';
-import { CanBuildFrom, Envelope, type HowToBuild, subjects } from '@computepods/protocol';
+import {
+  CanBuildFrom,
+  Envelope,
+  envInt,
+  type HowToBuild,
+  subjects,
+  TIMER_MS,
+} from '@computepods/protocol';
 
 /** How long MajorDomo waits for "can build from" answers (CP_HOW_TO_BUILD_MS, default 2 s). */
 export function howToBuildMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.CP_HOW_TO_BUILD_MS;
-  const n = Number(raw ?? 2_000);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`CP_HOW_TO_BUILD_MS must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
+  return envInt(env, 'CP_HOW_TO_BUILD_MS', 2_000, TIMER_MS);
 }
 
 /**

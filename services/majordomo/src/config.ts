@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { checkProject } from '@computepods/protocol';
+import { checkProject, envInt } from '@computepods/protocol';
 import { z } from 'zod';
 
 export interface MajorDomoConfig {
@@ -72,25 +72,17 @@ const list = (value: string | undefined): string[] =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-function int(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return n;
-}
-
 export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomoConfig {
   return {
     project: checkProject(env.CP_PROJECT ?? 'demo'),
-    parallelBuilds: int('CP_PARALLEL_BUILDS', env.CP_PARALLEL_BUILDS, 64),
-    passLimit: int('CP_PASS_LIMIT', env.CP_PASS_LIMIT, 5),
+    parallelBuilds: envInt(env, 'CP_PARALLEL_BUILDS', 64),
+    passLimit: envInt(env, 'CP_PASS_LIMIT', 5),
     httpHost: env.CP_HTTP_HOST ?? '127.0.0.1',
-    httpPort: env.CP_HTTP_PORT === '0' ? 0 : int('CP_HTTP_PORT', env.CP_HTTP_PORT, 8080),
+    httpPort: envInt(env, 'CP_HTTP_PORT', 8080, { min: 0, max: 65_535 }),
     apiToken: env.CP_API_TOKEN || undefined,
     stateDir: resolve(env.CP_STATE_DIR ?? '.state', 'majordomo'),
     httpAllowedHosts: list(env.CP_HTTP_ALLOWED_HOSTS),
-    maxSse: int('CP_HTTP_MAX_SSE', env.CP_HTTP_MAX_SSE, 32),
+    maxSse: envInt(env, 'CP_HTTP_MAX_SSE', 32),
     // The local runner's job folders (services/runner: <CP_STATE_DIR>/runner/tasks/<taskId>).
     logRoots: (env.CP_LOG_ROOTS?.trim()
       ? list(env.CP_LOG_ROOTS)

@@ -1,5 +1,13 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import { checkName, kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
+import {
+  checkName,
+  envInt,
+  kvKey,
+  type RulesDeclared,
+  streams,
+  subjects,
+  TIMER_MS,
+} from '@computepods/protocol';
 
 function isChefName(key: string): boolean {
   try {
@@ -10,21 +18,14 @@ function isChefName(key: string): boolean {
   }
 }
 
-function positive(name: string, raw: string | undefined, fallback: number): number {
-  const n = Number(raw ?? fallback);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
 /** How long a chef may go without re-putting its declaration (CP_CHEF_TIMEOUT_MS, default 15 s). */
 export function chefTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return positive('CP_CHEF_TIMEOUT_MS', env.CP_CHEF_TIMEOUT_MS, 15_000);
+  return envInt(env, 'CP_CHEF_TIMEOUT_MS', 15_000, TIMER_MS);
 }
 
 /** How often each chef's $SRV identity is PINGed (CP_CHEF_PING_MS, default 1 s). */
 export function chefPingMs(env: NodeJS.ProcessEnv = process.env): number {
-  return positive('CP_CHEF_PING_MS', env.CP_CHEF_PING_MS, 1_000);
+  return envInt(env, 'CP_CHEF_PING_MS', 1_000, TIMER_MS);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { cpus, hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { checkName, checkProject } from '@computepods/protocol';
+import { checkName, checkProject, envInt } from '@computepods/protocol';
 
 export interface RunnerConfig {
   readonly project: string;
@@ -76,22 +76,9 @@ export function workspaceRootsOf(env: NodeJS.ProcessEnv): string[] {
 
 /** Every setting comes from the environment (flags are for the CLI). */
 export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
-  const int = (name: string, fallback: number) => {
-    const raw = env[name];
-    const n = raw === undefined ? fallback : Number(raw);
-    if (!Number.isInteger(n) || n < 1)
-      throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-    return n;
-  };
-  const seconds = (name: string, fallback: number) => {
-    const raw = env[name];
-    const n = raw === undefined || raw === '' ? fallback : Number(raw);
-    if (!Number.isInteger(n) || n < 0 || n > 10 * 365 * 24 * 3600)
-      throw new Error(
-        `${name} must be a whole number of seconds (0 or more), got ${JSON.stringify(raw)}`,
-      );
-    return n;
-  };
+  const int = (name: string, fallback: number) => envInt(env, name, fallback);
+  const seconds = (name: string, fallback: number) =>
+    envInt(env, name, fallback, { min: 0, max: 10 * 365 * 24 * 3600, unit: 'seconds' });
   const resource = checkName('resource name (CP_RESOURCE)', env.CP_RESOURCE ?? 'local');
   const queue = checkName('queue name (CP_QUEUE)', env.CP_QUEUE || resource);
   return {

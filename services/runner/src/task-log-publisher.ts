@@ -7,6 +7,7 @@ import {
 } from '@computepods/bus';
 import { isTerminal, type LogRead } from '@computepods/executors';
 import {
+  envInt,
   LOG_CHUNK_MAX_BYTES,
   streams,
   subjects,
@@ -33,14 +34,8 @@ export const TASK_LOG_DEFAULTS = { maxBytes: 4 * 1024 * 1024, chunkBytes: 64 * 1
  * command run over sudo or SSH).
  */
 export function taskLogSettings(env: NodeJS.ProcessEnv, resourceType: string): TaskLogSettings {
-  const int = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1 || n > max)
-      throw new Error(`${name} must be an integer from 1 to ${max}, got ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const int = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+    envInt(env, name, fallback, { max });
   return {
     maxBytes: int('CP_TASK_LOG_MAX_BYTES', TASK_LOG_DEFAULTS.maxBytes),
     chunkBytes: int('CP_TASK_LOG_CHUNK_BYTES', TASK_LOG_DEFAULTS.chunkBytes, LOG_CHUNK_MAX_BYTES),
