@@ -426,19 +426,23 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     const gate = tmp.join('gate-sweep');
     const held = task(`while [ ! -e ${gate} ]; do sleep 0.1; done`);
     await ex.submit(held);
-    await until(() => ex.get(held.taskId)?.state === 'running', 'the held task running');
-    // The ended job leaves the backend's watch on its next poll; then a sweep removes it.
-    await until(async () => {
-      await backend.sweepNow();
-      return !existsSync(dirOf(ok.taskId));
-    }, 'the finished job folder removed');
-    expect(existsSync(dirOf(bad.taskId))).toBe(true);
-    expect(await ex.logs(bad.taskId)).toBe('broken\n');
-    expect(existsSync(dirOf(held.taskId))).toBe(true);
-    expect(existsSync(foreign)).toBe(true);
-    // (earlier tests' finished job folders in the same jobs folder go too: keep time 0)
-    expect(backend.stats().swept).toBeGreaterThanOrEqual(1);
-    writeFileSync(gate, '');
+    try {
+      await until(() => ex.get(held.taskId)?.state === 'running', 'the held task running');
+      // The ended job leaves the backend's watch on its next poll; then a sweep removes it.
+      await until(async () => {
+        await backend.sweepNow();
+        return !existsSync(dirOf(ok.taskId));
+      }, 'the finished job folder removed');
+      expect(existsSync(dirOf(bad.taskId))).toBe(true);
+      expect(await ex.logs(bad.taskId)).toBe('broken\n');
+      expect(existsSync(dirOf(held.taskId))).toBe(true);
+      expect(existsSync(foreign)).toBe(true);
+      // (earlier tests' finished job folders in the same jobs folder go too: keep time 0)
+      expect(backend.stats().swept).toBeGreaterThanOrEqual(1);
+    } finally {
+      // Whatever failed above, the held task ends and frees its CPU for the next tests.
+      writeFileSync(gate, '');
+    }
     expect((await ex.wait(held.taskId)).state).toBe('finished');
     await ex.close();
   });

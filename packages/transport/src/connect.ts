@@ -42,10 +42,13 @@ export async function openClient(target: SshTarget, options: ConnectOptions): Pr
   try {
     privateKey = await readFile(target.privateKeyPath);
   } catch (cause) {
+    // The key's path is a secret of the profile (never in answers or logs): the message and
+    // the error carry only why it could not be read, not where it is.
+    const code = (cause as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new TransportError(
       'TRANSPORT_KEY_UNREADABLE',
-      `${endpoint}: cannot read private key ${target.privateKeyPath}: ${(cause as Error).message}`,
-      { cause, endpoint },
+      `${endpoint}: cannot read the SSH private key (the profile's ssh_key_path): ${code}; check that the file exists and this service's user can read it`,
+      { endpoint },
     );
   }
   let forHost: ReturnType<typeof entriesFor>;
