@@ -1,44 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { Bus, createLogger } from '@computepods/bus';
 import { streams } from '@computepods/protocol';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { makeTestCa, makeTestCertificate, NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthStore, provisionProject, provisionRegistry, serverConfigLines } from './index.js';
 
-/** A CA and a server certificate for 127.0.0.1, made with Debian's openssl. */
+/** A CA and a server certificate for 127.0.0.1 (the test kit's, made with Debian's openssl). */
 function makeCerts(dir: TempDir): { ca: string; cert: string; key: string } {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const [ca, caKey, key, csr, cert, ext] = [
-    'ca.pem',
-    'ca.key',
-    's.key',
-    's.csr',
-    's.pem',
-    'ext',
-  ].map((f) => dir.join(f)) as [string, string, string, string, string, string];
-  ssl('req', '-x509', ...ec, '-keyout', caKey, '-out', ca, '-days', '1', '-subj', '/CN=cp-test-ca');
-  ssl('req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    ca,
-    '-CAkey',
-    caKey,
-    '-CAcreateserial',
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-extfile',
-    ext,
-  );
-  return { ca, cert, key };
+  const ca = makeTestCa(dir.path, 'cp-test-ca');
+  return { ca: ca.ca, ...makeTestCertificate(ca, dir.path, '127.0.0.1') };
 }
 
 /**

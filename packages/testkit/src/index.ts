@@ -40,5 +40,6 @@ export {
   type SystemUser,
 } from './system-user.js';
 export { TempDir } from './temp-dir.js';
+export { makeTestCa, makeTestCertificate, type TestCa } from './test-ca.js';
 export { until } from './until.js';
 export { which } from './which.js';

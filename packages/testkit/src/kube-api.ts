@@ -1,16 +1,15 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { JobList } from 'kubernetes-models/batch/v1/JobList';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { PodList } from 'kubernetes-models/v1/PodList';
 import { TempDir } from './temp-dir.js';
-import { which } from './which.js';
+import { makeTestCa, makeTestCertificate } from './test-ca.js';
 
 /*
  * KubeApi: a STAND-IN for a Kubernetes API server, not one. No API server can run on these
@@ -937,50 +936,8 @@ function signalNumber(signal: NodeJS.Signals | null): number {
   return signal ? (n[signal] ?? 0) : 0;
 }
 
-/** A CA and a certificate for 127.0.0.1 it signed, made with Debian's openssl. */
+/** A CA and a certificate for 127.0.0.1 it signed (test-ca.ts). */
 function makeCertificate(dir: string): { key: string; cert: string; ca: string } {
-  const ssl = (...args: string[]) =>
-    execFileSync(which('openssl', "install Debian's openssl (bash scripts/setup does)"), args, {
-      stdio: 'pipe',
-    });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const ca = join(dir, 'ca.pem');
-  const caKey = join(dir, 'ca.key');
-  const key = join(dir, 'server.key');
-  const csr = join(dir, 'server.csr');
-  const cert = join(dir, 'server.pem');
-  const ext = join(dir, 'san.ext');
-  ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    caKey,
-    '-out',
-    ca,
-    '-days',
-    '3650',
-    '-subj',
-    '/CN=cp-kube-api-ca',
-  );
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  ssl('req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=127.0.0.1');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    csr,
-    '-CA',
-    ca,
-    '-CAkey',
-    caKey,
-    '-CAcreateserial',
-    '-out',
-    cert,
-    '-days',
-    '3650',
-    '-extfile',
-    ext,
-  );
-  return { key, cert, ca };
+  const ca = makeTestCa(dir, 'cp-kube-api-ca');
+  return { ...makeTestCertificate(ca, dir, '127.0.0.1'), ca: ca.ca };
 }

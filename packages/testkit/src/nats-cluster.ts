@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './free-port.js';
 import { ManagedProcess } from './process.js';
 import { TempDir } from './temp-dir.js';
+import { makeTestCa, makeTestCertificate } from './test-ca.js';
 import { which } from './which.js';
 
 /** deploy/nats/cluster-node.conf.template: the one config every cluster node is made from. */
@@ -330,54 +330,11 @@ function makeNodes(
  * clients and to present on routes), made once per dir with Debian's openssl.
  */
 function makeCertificates(dir: string): void {
-  const ca = join(dir, 'ca.pem');
-  const caKey = join(dir, 'ca.key');
-  const ssl = (...args: string[]) =>
-    execFileSync(which('openssl', "install Debian's openssl (bash scripts/setup does)"), args, {
-      stdio: 'pipe',
-    });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  mkdirSync(dir, { recursive: true });
-  if (!existsSync(ca))
-    ssl(
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      caKey,
-      '-out',
-      ca,
-      '-days',
-      '3650',
-      '-subj',
-      '/CN=cp-nats-ca',
-    );
-  const ext = join(dir, 'san.ext');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  const ca = makeTestCa(dir, 'cp-nats-ca');
   for (const i of [1, 2, 3]) {
     const tls = join(dir, `node${i}`, 'tls');
-    mkdirSync(tls, { recursive: true });
-    if (existsSync(join(tls, 'server.pem'))) continue;
-    const csr = join(tls, 'server.csr');
-    ssl('req', ...ec, '-keyout', join(tls, 'server.key'), '-out', csr, '-subj', `/CN=cp-nats-${i}`);
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      ca,
-      '-CAkey',
-      caKey,
-      '-CAcreateserial',
-      '-out',
-      join(tls, 'server.pem'),
-      '-days',
-      '3650',
-      '-extfile',
-      ext,
-    );
-    writeFileSync(join(tls, 'ca.pem'), readFileSync(ca));
+    makeTestCertificate(ca, tls, `cp-nats-${i}`);
+    writeFileSync(join(tls, 'ca.pem'), readFileSync(ca.ca));
   }
 }
 
