@@ -29,7 +29,7 @@
 // drops. At 2 edits/s some blocks take more than 30 minutes to fill: its RSS settles only then.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { retentionFromEnv } from '@computepods/bus';
@@ -281,6 +281,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       `retention (short, for the bench: CP_RECORD_MAX_AGE_S, CP_EVENT_MAX_AGE_S, CP_TASK_LOG_MAX_AGE_S): ${RETENTION}`,
   );
   begin = now();
+  const loadStart = loadavg()[0]!;
   sampleAll();
   const sampler = setInterval(sampleAll, SAMPLE_S * 1000);
   let lastReport = 0;
@@ -313,6 +314,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     }
   }
   const editsEnd = now();
+  const loadEnd = loadavg()[0]!;
   sampleAll();
   clearInterval(sampler);
   if (heap) await snapshots(stack, OUT);
@@ -449,6 +451,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     }),
   );
   console.log(`\nsamples: ${join(OUT, 'samples.csv')}\nedits:   ${join(OUT, 'edits.csv')}`);
+  console.log(`load average (1 min) at start ${round(loadStart, 2)}, at end ${round(loadEnd, 2)}`);
   if (died.length) console.log(`processes that died: ${died.join(', ')}`);
   if (diskMismatch)
     console.log(`sources whose artefact on disk is not their last edit's: ${diskMismatch}`);
@@ -471,6 +474,8 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     lag_max_ms: lags[lags.length - 1] ?? Number.NaN,
     disk_mismatch: diskMismatch,
     died: died.join(',') || 'none',
+    loadavg_1m_start: loadStart,
+    loadavg_1m_end: loadEnd,
   };
   for (const g of growth) {
     const k = g.proc.replace(/[^A-Za-z0-9]/g, '_');
