@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buckets, TaskRecord } from '@computepods/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+import { BuildLog } from './watch-builds.js';
+
+/**
+ * Replicas of the scaled-out services (issue #13): two chef processes of one name, two runners of
+ * one queue, two fswatchers of one pod, each pair serving one project at once, and one of each
+ * killed -9 in the middle of a build. Real nats-server (operator mode), every service its own
+ * process. Counting is done by a ledger outside the workspace (nothing watches it): the rule's
+ * command appends one line when it has run to its end, so a build run twice shows twice.
+ */
+describe('replicas: chefs of one name, runners of one queue, fswatchers of one pod', () => {
+  let stack: Stack;
+  let log: BuildLog;
+  let ledger: string;
+  let chefEnv: Record<string, string>;
+  const ws = (p: string) => join(stack.workspace, p);
+  const gate = (stem: string) => stack.dir.join(`go-${stem}`);
+  /** The ledger's lines for one stem: the input each completed run of `copy:<stem>` read. */
+  const runs = (stem: string): string[] =>
+    existsSync(ledger)
+      ? readFileSync(ledger, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith(`${stem} `))
+          .map((l) => l.slice(stem.length + 1))
+      : [];
+  const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
+  const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
+    const end = Date.now() + timeoutMs;
+    while (!(await ok())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  /** The record of the one task the build of `copy:<stem>` (the request at `from` on) made. */
+  const taskOf = async (stem: string, from: number): Promise<TaskRecord | undefined> => {
+    const req = log.requestsFor(`copy:${stem}`, from)[0];
+    return req ? (await (await tasks()).get(`b-${req.buildId}`))?.value : undefined;
+  };
+  /** Up to date in MajorDomo's record with the bytes of `content`, and those bytes on disk. */
+  const built = async (stem: string, content: string) => {
+    const sha = createHash('sha256').update(content).digest('hex');
+    await stack.until(
+      `g/${stem}.out`,
+      (a) => a.status === 'up_to_date' && a.sha256 === sha,
+      60_000,
+    );
+    expect(readFileSync(ws(`g/${stem}.out`), 'utf8')).toBe(content);
+  };
+
+  beforeAll(async () => {
+    stack = await Stack.start('replicas');
+    ledger = stack.dir.join('ledger');
+    const definition = stack.dir.join('copy.yaml');
+    // An input holding "pause" waits for the test's gate (go-<stem>; two minutes at most).
+    writeFileSync(
+      definition,
+      [
+        'rules:',
+        '  - id: copy',
+        "    inputs: ['g/{stem}.in']",
+        "    outputs: ['g/{stem}.out']",
+        `    command: if grep -q pause {in0}; then i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0} && echo {stem} "$(cat {in0})" >> ${ledger}`,
+        '',
+      ].join('\n'),
+    );
+    const chef = { CP_CHEF: 'copier', CP_CHEF_DEFINITION: definition, CP_CHEF_HEARTBEAT_MS: '500' };
+    await Promise.all([
+      stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: '3000' }),
+      stack.start('runner', { CP_RUNNER_ID: 'runner-1' }, 'runner-1'),
+      stack.start('runner', { CP_RUNNER_ID: 'runner-2' }, 'runner-2'),
+      // One pod, two watchers of its workspace (their own stamp files: CP_STATE_DIR by name).
+      stack.start('fswatcher', {}, 'fswatcher-1'),
+      stack.start('fswatcher', {}, 'fswatcher-2'),
+      stack.start('chef', chef, 'chef-1'),
+    ]);
+    // The second replica of chef "copier" is started by the first test, once chef-1 holds a build.
+    log = await BuildLog.start(stack.bus);
+    chefEnv = chef;
+  }, 180_000);
+  afterAll(async () => {
+    log?.close();
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('two chefs of one name: the build a replica held when killed -9 finishes on the other, once', async () => {
+    const from = log.requests.length;
+    stack.write('g/c1.in', 'pause c1\n');
+    // chef-1 is the only replica yet: the build is its own.
+    await until(
+      'the build of c1 to run',
+      async () => (await taskOf('c1', from))?.state === 'running',
+    );
+    await stack.start('chef', chefEnv, 'chef-2');
+    await stack.kill9('chef-1');
+    writeFileSync(gate('c1'), '');
+    // chef-2 gets the request again once its ack wait (30 s) passes after chef-1's last word,
+    // finds the task b-<buildId> already ran (a finished task no chef reported) and reports it.
+    await built('c1', 'pause c1\n');
+    const req = log.requestsFor('copy:c1', from);
+    expect(req).toHaveLength(1);
+    await until('the result of c1', () => log.resultOf(req[0]!.buildId) !== undefined);
+    expect(log.resultOf(req[0]!.buildId)).toMatchObject({ status: 'succeeded', chef: 'copier' });
+    expect(runs('c1')).toEqual(['pause c1']);
+
+    // The survivor builds new work alone.
+    stack.write('g/c2.in', 'after c2\n');
+    await built('c2', 'after c2\n');
+    expect(runs('c2')).toEqual(['after c2']);
+  }, 120_000);
+
+  it('two runners of one queue: a task whose runner is killed -9 runs once; the survivor takes new work', async () => {
+    const from = log.requests.length;
+    stack.write('g/r1.in', 'pause r1\n');
+    await until(
+      'the task of r1 to run',
+      async () => (await taskOf('r1', from))?.state === 'running',
+    );
+    const victim = (await taskOf('r1', from))?.runner ?? '';
+    expect(['runner-1', 'runner-2']).toContain(victim);
+    const survivor = victim === 'runner-1' ? 'runner-2' : 'runner-1';
+    await stack.kill9(victim);
+    // The local task is not the runner's child to die with it: it runs on to its end.
+    writeFileSync(gate('r1'), '');
+    await until('the task of r1 to run to its end', () => runs('r1').length === 1);
+
+    // New work goes to the survivor alone.
+    const next = log.requests.length;
+    stack.write('g/r2.in', 'after r2\n');
+    await built('r2', 'after r2\n');
+    expect((await taskOf('r2', next))?.runner).toBe(survivor);
+    expect(runs('r2')).toEqual(['after r2']);
+
+    // No runner takes over another's tasks: the survivor neither ran r1 again nor recorded its
+    // end, which only the runner of that id can see (its task folder). Its build waits.
+    expect(await taskOf('r1', from)).toMatchObject({ state: 'running', runner: victim });
+    expect((await stack.artefact('g/r1.out'))?.status).not.toBe('up_to_date');
+    // Started again under its id, the runner adopts the task, finds it ended and records it;
+    // the chef reports the build. The command ran once.
+    await stack.start('runner', { CP_RUNNER_ID: victim }, victim);
+    await built('r1', 'pause r1\n');
+    expect(await taskOf('r1', from)).toMatchObject({ state: 'finished', runner: victim });
+    expect(runs('r1')).toEqual(['pause r1']);
+    const req = log.requestsFor('copy:r1', from);
+    expect(req).toHaveLength(1);
+    await until('the result of r1', () => log.resultOf(req[0]!.buildId) !== undefined);
+    expect(log.resultOf(req[0]!.buildId)?.status).toBe('succeeded');
+  }, 120_000);
+
+  it('two fswatchers of one pod: an edit is built once; with one killed -9 edits are still built', async () => {
+    const published = (name: string, path: string) =>
+      stack.procs.get(name)!.output.includes(`"first":"${path}"`);
+    const from = log.requests.length;
+    stack.write('g/f1.in', 'one f1\n');
+    await built('f1', 'one f1\n');
+    await until(
+      'both fswatchers to announce g/f1.in',
+      () => published('fswatcher-1', 'g/f1.in') && published('fswatcher-2', 'g/f1.in'),
+    );
+    // The changes stream is ordered: once a later edit is built, both announcements of g/f1.in
+    // were handled before it.
+    stack.write('g/f2.in', 'two f2\n');
+    await built('f2', 'two f2\n');
+    await until(
+      'both fswatchers to announce g/f2.in',
+      () => published('fswatcher-1', 'g/f2.in') && published('fswatcher-2', 'g/f2.in'),
+    );
+    stack.write('g/f3.in', 'barrier f3\n');
+    await built('f3', 'barrier f3\n');
+    expect(log.requestsFor('copy:f1', from)).toHaveLength(1);
+    expect(log.requestsFor('copy:f2', from)).toHaveLength(1);
+    expect(runs('f1')).toEqual(['one f1']);
+    expect(runs('f2')).toEqual(['two f2']);
+
+    await stack.kill9('fswatcher-1');
+    stack.write('g/f1.in', 'one f1 again\n');
+    await built('f1', 'one f1 again\n');
+    expect(runs('f1')).toEqual(['one f1', 'one f1 again']);
+    expect(log.requestsFor('copy:f1', from)).toHaveLength(2);
+  }, 120_000);
+});
