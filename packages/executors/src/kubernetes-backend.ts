@@ -20,6 +20,7 @@ import { isTransient, ResourceCommandError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
 import { checkDnsLabel, checkLabelValue, jobNameFor } from './kubernetes-names.js';
 import { isTerminal } from './lifecycle.js';
+import { Poller } from './poller.js';
 import { readFrom, readTail } from './read-tail.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 
@@ -80,8 +81,7 @@ export class KubernetesBackend implements Backend {
   readonly #creating = new Map<string, Promise<unknown>>();
   readonly #gone = new Map<string, number>();
   readonly #follows = new Map<string, Follow>();
-  #pollTimer: NodeJS.Timeout | undefined;
-  #polling: Promise<void> | undefined;
+  readonly #poller: Poller;
   #pollFailures = 0;
   #closed = false;
   readonly #stats = { creates: 0, lists: 0, patches: 0, deletes: 0, logReads: 0, pollFailures: 0 };
@@ -101,6 +101,14 @@ export class KubernetesBackend implements Backend {
     this.#core = this.#kc.makeApiClient(CoreV1Api);
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
+    this.#poller = new Poller({
+      poll: () => this.#poll(),
+      more: () => this.#live().length > 0,
+      everyMs: this.#pollMs,
+      failures: () => this.#pollFailures,
+      retry: this.#retry,
+      onError: (err) => this.#c.log('error', 'poll failed', { err: String(err) }),
+    });
     this.#confirm = options.confirmPolls ?? 2;
     this.#selector = `${MANAGED}=computepods,${RESOURCE_LABEL}=${options.resourceId}`;
     mkdirSync(options.jobsDir, { recursive: true });
@@ -249,8 +257,7 @@ export class KubernetesBackend implements Backend {
 
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#pollTimer);
-    await this.#polling;
+    await this.#poller.close();
     await Promise.allSettled(this.#launching.values());
     for (const id of [...this.#follows.keys()]) this.#stopFollow(id);
   }
@@ -454,32 +461,12 @@ export class KubernetesBackend implements Backend {
   // --- polling ------------------------------------------------------------------------
 
   #ensurePolling(): void {
-    if (this.#closed || this.#pollTimer || this.#polling) return;
-    this.#pollTimer = setTimeout(() => this.#tick(), this.#pollMs);
-  }
-
-  #tick(): void {
-    this.#pollTimer = undefined;
-    this.#polling = this.#poll()
-      .catch((err: unknown) => this.#c.log('error', 'poll failed', { err: String(err) }))
-      .finally(() => {
-        this.#polling = undefined;
-        if (this.#closed || this.#live().length === 0) return;
-        const delay =
-          this.#pollFailures > 0
-            ? Math.min(this.#retry.baseMs * 2 ** (this.#pollFailures - 1), this.#retry.maxMs)
-            : this.#pollMs;
-        this.#pollTimer = setTimeout(() => this.#tick(), delay);
-      });
+    this.#poller.ensure();
   }
 
   /** Polls now (tests); resolves when the poll is done. */
-  async pollNow(): Promise<void> {
-    clearTimeout(this.#pollTimer);
-    this.#pollTimer = undefined;
-    await this.#polling;
-    this.#tick();
-    await this.#polling;
+  pollNow(): Promise<void> {
+    return this.#poller.now();
   }
 
   #live(): string[] {

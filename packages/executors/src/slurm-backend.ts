@@ -13,6 +13,7 @@ import { isTransient } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import { LogReads } from './log-reads.js';
+import { Poller } from './poller.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
 import {
@@ -104,8 +105,7 @@ export class SlurmBackend implements Backend {
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #jobs = new Map<string, Job>();
   readonly #toFetch = new Set<Job>();
-  #pollTimer: NodeJS.Timeout | undefined;
-  #polling: Promise<void> | undefined;
+  readonly #poller: Poller;
   #pollFailures = 0;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
@@ -129,6 +129,16 @@ export class SlurmBackend implements Backend {
     this.#logReads = new LogReads((argv) => this.#host.run(argv));
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#pollMs = options.pollMs ?? Math.max(200, options.resource.jobs_poll_interval * 1000);
+    this.#poller = new Poller({
+      poll: () => this.#poll(),
+      more: () =>
+        this.#toFetch.size > 0 ||
+        [...this.#jobs.values()].some((j) => this.#liveMembers(j, LIVE).length > 0),
+      everyMs: this.#pollMs,
+      failures: () => this.#pollFailures,
+      retry: this.#retry,
+      onError: (err) => this.#c.log('error', 'poll failed', { err: String(err) }),
+    });
     this.#windowMs = options.batchWindowMs ?? 500;
     this.#confirm = options.confirmPolls ?? 2;
   }
@@ -359,9 +369,8 @@ export class SlurmBackend implements Backend {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
-    clearTimeout(this.#pollTimer);
     clearTimeout(this.#sweepTimer);
-    await this.#polling;
+    await this.#poller.close();
     await this.#sweeping;
     await this.#host.close();
   }
@@ -599,34 +608,12 @@ export class SlurmBackend implements Backend {
   // --- polling ------------------------------------------------------------------------
 
   #ensurePolling(): void {
-    if (this.#closed || this.#pollTimer || this.#polling) return;
-    this.#pollTimer = setTimeout(() => this.#tick(), this.#pollMs);
-  }
-
-  #tick(): void {
-    this.#pollTimer = undefined;
-    this.#polling = this.#poll()
-      .catch((err: unknown) => this.#c.log('error', 'poll failed', { err: String(err) }))
-      .finally(() => {
-        this.#polling = undefined;
-        if (this.#closed) return;
-        const active = [...this.#jobs.values()].some((j) => this.#liveMembers(j, LIVE).length > 0);
-        if (!active && this.#toFetch.size === 0) return;
-        const delay =
-          this.#pollFailures > 0
-            ? Math.min(this.#retry.baseMs * 2 ** (this.#pollFailures - 1), this.#retry.maxMs)
-            : this.#pollMs;
-        this.#pollTimer = setTimeout(() => this.#tick(), delay);
-      });
+    this.#poller.ensure();
   }
 
   /** Polls now (tests and the runner's "refresh"); resolves when the poll is done. */
-  async pollNow(): Promise<void> {
-    clearTimeout(this.#pollTimer);
-    this.#pollTimer = undefined;
-    await this.#polling;
-    this.#tick();
-    await this.#polling;
+  pollNow(): Promise<void> {
+    return this.#poller.now();
   }
 
   async #poll(): Promise<void> {
