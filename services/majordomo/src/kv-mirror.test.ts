@@ -6,6 +6,10 @@ import { KvMirror, readMatching } from './kv-mirror.js';
 
 const Rec = z.object({ n: z.number() });
 
+const until = async (ok: () => boolean) => {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+};
+
 /** The in-memory copy REST listings read, over a real nats-server. */
 describe('KvMirror and readMatching', () => {
   let nats: NatsServer;
@@ -56,6 +60,24 @@ describe('KvMirror and readMatching', () => {
       expect(await kv.get('old')).toBeUndefined();
       await kv.put('new', { n: 2 });
       expect([...(await mirror.values()).keys()]).toEqual(['new']);
+    } finally {
+      mirror.stop();
+    }
+  });
+
+  it('drops expired values as new ones come in, with no call reading it (memory stays bounded)', async () => {
+    const kv = await bus.kv('mirror_churn', Rec, { maxAgeMs: 1_000 });
+    const mirror = await KvMirror.start(kv, 'mirror_churn', bus.logger);
+    try {
+      for (let i = 0; i < 20; i++) await kv.put(`first${i}`, { n: i });
+      await until(() => mirror.size === 20);
+      // Once the bucket expired them, the next key's arrival drops them here too.
+      for (let i = 0; i < 300 && (await kv.get('first19')); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await kv.get('first19')).toBeUndefined();
+      await kv.put('later', { n: 0 });
+      await until(() => mirror.size === 1);
+      expect(mirror.size).toBe(1);
     } finally {
       mirror.stop();
     }

@@ -29,6 +29,8 @@ export class KvMirror<S extends z.ZodType> {
   readonly #values = new Map<string, Versioned<z.infer<S>> & { readonly written: number }>();
   /** The highest revision the watch delivered. */
   #seen = 0;
+  /** The bucket's max age in ms (0: none), as its configuration said when last read. */
+  #maxAgeMs = 0;
   readonly #waiters = new Set<{ revision: number; done: () => void }>();
   #stop: (() => void) | undefined;
   #stopped = false;
@@ -47,6 +49,7 @@ export class KvMirror<S extends z.ZodType> {
     options: { catchUpMs?: number } = {},
   ): Promise<KvMirror<S>> {
     const m = new KvMirror(kv, bucket, logger, options.catchUpMs ?? 2_000);
+    m.#maxAgeMs = ((await kv.kv.status()).streamInfo.config.max_age ?? 0) / 1e6;
     await m.#watch();
     return m;
   }
@@ -77,6 +80,9 @@ export class KvMirror<S extends z.ZodType> {
     this.#values.delete(key);
     if (value !== undefined)
       this.#values.set(key, { value, revision: e.revision, written: e.created.getTime() });
+    // Also here, not only when a call reads the map: with nobody listing the tasks, every
+    // record ever written stayed in memory (pnpm bench soak: +0.55 MiB/min of heap).
+    this.#dropExpired();
     if (e.revision > this.#seen) this.#seen = e.revision;
     for (const w of this.#waiters) if (w.revision <= this.#seen) w.done();
   }
@@ -110,16 +116,24 @@ export class KvMirror<S extends z.ZodType> {
         const timer = setTimeout(w.done, this.catchUpMs);
         this.#waiters.add(w);
       });
-    // Expired from the bucket: oldest first, so the scan stops at the first one still kept.
-    const maxAgeMs = (config.max_age ?? 0) / 1e6;
-    if (maxAgeMs > 0) {
-      const cutoff = Date.now() - maxAgeMs;
-      for (const [key, v] of this.#values) {
-        if (v.written > cutoff) break;
-        this.#values.delete(key);
-      }
-    }
+    this.#maxAgeMs = (config.max_age ?? 0) / 1e6;
+    this.#dropExpired();
     return this.#values;
+  }
+
+  /** The values held now (expired ones are dropped as new ones come in). */
+  get size(): number {
+    return this.#values.size;
+  }
+
+  /** Expired from the bucket: oldest first, so the scan stops at the first one still kept. */
+  #dropExpired(): void {
+    if (this.#maxAgeMs <= 0) return;
+    const cutoff = Date.now() - this.#maxAgeMs;
+    for (const [key, v] of this.#values) {
+      if (v.written > cutoff) break;
+      this.#values.delete(key);
+    }
   }
 
   stop(): void {
