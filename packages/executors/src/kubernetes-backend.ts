@@ -7,14 +7,7 @@ import type {
   TaskRecord,
   TaskState,
 } from '@computepods/protocol';
-import {
-  BatchV1Api,
-  CoreV1Api,
-  KubeConfig,
-  Log,
-  type V1Job,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { BatchV1Api, CoreV1Api, KubeConfig, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
 import { isTransient, ResourceCommandError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
@@ -66,9 +59,12 @@ interface Follow {
 export class KubernetesBackend implements Backend {
   readonly type = 'kubernetes' as const;
   readonly #o: KubernetesBackendOptions;
-  readonly #kc: KubeConfig;
-  readonly #batch: BatchV1Api;
-  readonly #core: CoreV1Api;
+  /**
+   * The official client, loaded when the first call needs it: importing it costs a process
+   * some 120 MiB, which every runner paid, whatever its resource, while this module was
+   * imported with the other backends.
+   */
+  #client: Promise<KubeClient> | undefined;
   readonly #ns: string;
   readonly #retry: RetryPolicy;
   readonly #pollMs: number;
@@ -93,12 +89,6 @@ export class KubernetesBackend implements Backend {
     checkLabelValue('resource id', options.resourceId);
     if (options.queue !== undefined)
       checkLabelValue('queue name (Kueue LocalQueue)', options.queue);
-    this.#kc = new KubeConfig();
-    if (r.kubeconfig_path) this.#kc.loadFromFile(r.kubeconfig_path);
-    else this.#kc.loadFromDefault();
-    if (r.context) this.#kc.setCurrentContext(r.context);
-    this.#batch = this.#kc.makeApiClient(BatchV1Api);
-    this.#core = this.#kc.makeApiClient(CoreV1Api);
     this.#retry = options.retry ?? DEFAULT_RETRY;
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
     this.#poller = new Poller({
@@ -139,8 +129,8 @@ export class KubernetesBackend implements Backend {
     // Suspending deletes a started pod, and resuming would start the command again: a pod
     // that started since the last poll is left to run (as a running task is) and collected
     // after resume, so nothing runs twice.
-    const pods = await this.#call('list Pods', () =>
-      this.#core.listNamespacedPod({
+    const pods = await this.#call('list Pods', (k) =>
+      k.core.listNamespacedPod({
         namespace: this.#ns,
         labelSelector: `job-name=${h.jobName}`,
       }),
@@ -151,8 +141,8 @@ export class KubernetesBackend implements Backend {
       return;
     }
     // A suspended Job holds nothing: its pending pod is deleted.
-    await this.#call('suspend Job', () =>
-      this.#batch.patchNamespacedJob({
+    await this.#call('suspend Job', (k) =>
+      k.batch.patchNamespacedJob({
         name: h.jobName,
         namespace: this.#ns,
         body: [{ op: 'replace', path: '/spec/suspend', value: true }],
@@ -169,8 +159,8 @@ export class KubernetesBackend implements Backend {
     const id = rec.task.taskId;
     const h = kubernetesHandle(rec.handle);
     if (rec.state === 'submitted' && h && this.#tasks.get(id)) {
-      await this.#call('resume Job', () =>
-        this.#batch.patchNamespacedJob({
+      await this.#call('resume Job', (k) =>
+        k.batch.patchNamespacedJob({
           name: h.jobName,
           namespace: this.#ns,
           body: [{ op: 'replace', path: '/spec/suspend', value: false }],
@@ -194,8 +184,8 @@ export class KubernetesBackend implements Backend {
     const h = kubernetesHandle(rec.handle);
     if (!h) return;
     // Foreground: the Job goes only once its pods are gone (their processes stopped).
-    await this.#call('delete Job', () =>
-      this.#batch.deleteNamespacedJob({
+    await this.#call('delete Job', (k) =>
+      k.batch.deleteNamespacedJob({
         name: h.jobName,
         namespace: this.#ns,
         propagationPolicy: 'Foreground',
@@ -335,15 +325,15 @@ export class KubernetesBackend implements Backend {
         async () => {
           try {
             this.#stats.creates++;
-            const job = await this.#call('create Job', () =>
-              this.#batch.createNamespacedJob({ namespace: this.#ns, body }),
+            const job = await this.#call('create Job', (k) =>
+              k.batch.createNamespacedJob({ namespace: this.#ns, body }),
             );
             return job.metadata?.uid;
           } catch (err) {
             if (statusOf(err) !== 409) throw err;
             // Created by an earlier try whose answer was lost, or by the runner before a restart.
-            const job = await this.#call('read Job', () =>
-              this.#batch.readNamespacedJob({ name: handle.jobName, namespace: this.#ns }),
+            const job = await this.#call('read Job', (k) =>
+              k.batch.readNamespacedJob({ name: handle.jobName, namespace: this.#ns }),
             );
             if (job.metadata?.annotations?.[TASK_ANNOTATION] !== id)
               throw new ResourceCommandError(
@@ -485,11 +475,11 @@ export class KubernetesBackend implements Backend {
     try {
       this.#stats.lists += 2;
       const [jl, pl] = await Promise.all([
-        this.#call('list Jobs', () =>
-          this.#batch.listNamespacedJob({ namespace: this.#ns, labelSelector: this.#selector }),
+        this.#call('list Jobs', (k) =>
+          k.batch.listNamespacedJob({ namespace: this.#ns, labelSelector: this.#selector }),
         ),
-        this.#call('list Pods', () =>
-          this.#core.listNamespacedPod({ namespace: this.#ns, labelSelector: this.#selector }),
+        this.#call('list Pods', (k) =>
+          k.core.listNamespacedPod({ namespace: this.#ns, labelSelector: this.#selector }),
         ),
       ]);
       jobs = new Map(jl.items.map((j) => [j.metadata?.name ?? '', j]));
@@ -594,8 +584,8 @@ export class KubernetesBackend implements Backend {
     out.on('error', (err) =>
       this.#c.log('warn', 'could not write a pod log', { taskId: id, err: String(err) }),
     );
-    new Log(this.#kc)
-      .log(this.#ns, name, CONTAINER, out, { follow: true })
+    this.#kube()
+      .then((k) => new k.Log(k.kc).log(this.#ns, name, CONTAINER, out, { follow: true }))
       .then((abort) => {
         if (this.#follows.get(id) !== f) abort.abort();
         else f.abort = abort;
@@ -624,8 +614,8 @@ export class KubernetesBackend implements Backend {
     if (!name) return;
     try {
       this.#stats.logReads++;
-      const text = await this.#call('read pod log', () =>
-        this.#core.readNamespacedPodLog({ name, namespace: this.#ns, container: CONTAINER }),
+      const text = await this.#call('read pod log', (k) =>
+        k.core.readNamespacedPodLog({ name, namespace: this.#ns, container: CONTAINER }),
       );
       await writeFile(`${h.logPath}.tmp`, text);
       await rename(`${h.logPath}.tmp`, h.logPath);
@@ -640,13 +630,40 @@ export class KubernetesBackend implements Backend {
   // --- API calls ----------------------------------------------------------------------
 
   /** One API call; its failure as a ResourceCommandError that says whether a retry can help. */
-  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  async #call<T>(what: string, fn: (k: KubeClient) => Promise<T>): Promise<T> {
+    const k = await this.#kube();
     try {
-      return await fn();
+      return await fn(k);
     } catch (err) {
       throw apiError(what, err);
     }
   }
+
+  /** The client for the resource's kubeconfig and context, loaded once (see #client). */
+  #kube(): Promise<KubeClient> {
+    this.#client ??= (async () => {
+      const m = await import('@kubernetes/client-node');
+      const r = this.#o.resource;
+      const kc = new m.KubeConfig();
+      if (r.kubeconfig_path) kc.loadFromFile(r.kubeconfig_path);
+      else kc.loadFromDefault();
+      if (r.context) kc.setCurrentContext(r.context);
+      return {
+        kc,
+        batch: kc.makeApiClient(m.BatchV1Api),
+        core: kc.makeApiClient(m.CoreV1Api),
+        Log: m.Log,
+      };
+    })();
+    return this.#client;
+  }
+}
+
+interface KubeClient {
+  readonly kc: KubeConfig;
+  readonly batch: BatchV1Api;
+  readonly core: CoreV1Api;
+  readonly Log: typeof import('@kubernetes/client-node').Log;
 }
 
 interface ApiFailure {
