@@ -24,7 +24,7 @@ import { Access, AccessError, type Principal } from './access.js';
 import { allowedHosts, hostAllowed } from './allowed-hosts.js';
 import { UiProject } from './config.js';
 import { LogRefused } from './confined-log.js';
-import { openEventStream, StreamCap, tokenOf } from './event-stream.js';
+import { type EventStream, openEventStream, StreamCap, tokenOf } from './event-stream.js';
 import { KvMirror } from './kv-mirror.js';
 import type { MajorDomo } from './majordomo.js';
 import { registerResourceRoutes } from './resource-routes.js';
@@ -489,18 +489,14 @@ export async function startHttp(
         querystring: z.object({ token: z.string().optional() }),
       },
     },
-    (req, reply) => {
-      const es = openEventStream(reply, {
-        cap,
-        access,
-        token: tokenOf(req),
-        role: 'viewer',
-        route: 'GET /api/events',
-        hello: 'connected',
-      });
-      if (!es) return;
+    async (req, reply) => {
       const apiPrefix = `cp.${cfg.project}.api.`;
       const logPrefix = `cp.${cfg.project}.tasklog.`;
+      // Subscribed, and the subscription at the server, before the stream opens: a client that
+      // acts once it sees the stream open (headers, ": connected") must get every event that
+      // follows. Opened first, the first events could go before the SUB reached the server.
+      let es: EventStream | undefined;
+      const early: Array<[string, string]> = [];
       const sub = bus.nc.subscribe(`cp.${cfg.project}.>`, {
         callback: (_err, m) => {
           // Task logs are followed on their own route (task-logs.ts), not sent to every stream.
@@ -511,10 +507,32 @@ export async function startHttp(
           } catch {
             return;
           }
-          es.send(type, m.string());
+          if (es) es.send(type, m.string());
+          else early.push([type, m.string()]);
         },
       });
+      await bus.nc.flush().catch(() => undefined);
+      if (req.raw.destroyed) {
+        // The client left meanwhile: nothing to open.
+        sub.unsubscribe();
+        return reply.hijack();
+      }
+      es = openEventStream(reply, {
+        cap,
+        access,
+        token: tokenOf(req),
+        role: 'viewer',
+        route: 'GET /api/events',
+        hello: 'connected',
+      });
+      if (!es) {
+        sub.unsubscribe();
+        return reply;
+      }
+      for (const [type, data] of early) es.send(type, data);
+      early.length = 0;
       es.signal.addEventListener('abort', () => sub.unsubscribe());
+      return reply;
     },
   );
 
