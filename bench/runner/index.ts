@@ -5,7 +5,8 @@
 // tasks, the nats-server) against xargs', which bounds the rate on 2 cores whatever the load.
 // Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_LATENCY_TASKS (one at a time,
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
-// default: the batched count; fewer is extrapolated with its fixed costs apart: ./slurm-single.ts);
+// default 200; fewer than the batched count is extrapolated with its fixed costs apart:
+// ./slurm-single.ts);
 // CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
@@ -35,7 +36,9 @@ import { oneSbatchPerTask } from './slurm-single.js';
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
 const LATENCY_N = Number(process.env.CP_BENCH_LATENCY_TASKS ?? 100);
 const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
-const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? SLURM_N);
+// One job per task takes about 1.1 s of SLURM time each here: 200 measured, the rest stated as
+// the 1-task run's fixed costs + per task x (count - 1) (slurm-single.ts), unless asked for more.
+const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? Math.min(SLURM_N, 200));
 const PARALLEL = 2;
 const tmp = new TempDir('cp-bench-runner-');
 chmodSync(tmp.path, 0o755);
@@ -297,7 +300,23 @@ async function onSlurm(
     ids.push(t.taskId);
     await ex.submit(t);
   }
-  const done = await Promise.all(ids.map((id) => ex.wait(id)));
+  // A SLURM task paused after its retries (squeue or sbatch failing: slurmctld overwhelmed)
+  // never ends by itself: the bench stops and says why instead of waiting for ever.
+  let waiting = true;
+  const done = await Promise.race([
+    Promise.all(ids.map((id) => ex.wait(id))).finally(() => {
+      waiting = false;
+    }),
+    (async (): Promise<never> => {
+      while (waiting) {
+        await new Promise((r) => setTimeout(r, 1_000));
+        const paused = ids.map((id) => ex.get(id)).find((r) => r?.state === 'paused');
+        if (paused)
+          throw new Error(`SLURM task ${paused.task.taskId} was paused: ${paused.reason}`);
+      }
+      return new Promise<never>(() => {});
+    })(),
+  ]);
   const wall = secs(t0);
   const bad = done.filter((d) => d.state !== 'finished');
   if (bad.length) throw new Error(`${bad.length} SLURM tasks did not finish: ${bad[0]?.reason}`);
