@@ -44,15 +44,22 @@ export function slope(points: readonly (readonly [number, number])[]): number {
 }
 
 export interface Windows {
-  /** Samples before this (s) are warm-up: the first 20 % of the run or 5 min, whichever is shorter. */
+  /**
+   * Samples before this (s) are warm-up: the first 20 % of the run or 5 min, whichever is
+   * shorter, but at least the stores' settle time (at most half the run).
+   */
   readonly warmupS: number;
   /** "Start": [warmupS, warmupS + windowS); "end": the last windowS of the run. 10 % of the run. */
   readonly windowS: number;
   readonly durationS: number;
 }
 
-export function windowsFor(durationS: number): Windows {
-  return { warmupS: Math.min(0.2 * durationS, 300), windowS: 0.1 * durationS, durationS };
+export function windowsFor(durationS: number, settleS = 0): Windows {
+  // Warm-up also covers `settleS`, the time the stores take to reach their steady state (the
+  // bench's record retention: before it, every record written is still kept), at most half
+  // the run: growth measured before that is the stores filling, not a leak.
+  const warmupS = Math.min(Math.max(Math.min(0.2 * durationS, 300), settleS), 0.5 * durationS);
+  return { warmupS, windowS: 0.1 * durationS, durationS };
 }
 
 export interface Growth {

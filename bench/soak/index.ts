@@ -64,6 +64,8 @@ process.env.CP_RECORD_MAX_AGE_S ||= '900';
 process.env.CP_EVENT_MAX_AGE_S ||= '300';
 process.env.CP_TASK_LOG_MAX_AGE_S ||= '300';
 const retention = retentionFromEnv();
+/** Warm-up lasts at least this (CP_SOAK_SETTLE_S; default the record retention): see windowsFor. */
+const SETTLE_S = Number(process.env.CP_SOAK_SETTLE_S ?? retention.recordMaxAgeMs / 1000);
 const RETENTION = `records ${retention.recordMaxAgeMs / 1000} s, events ${retention.eventMaxAgeMs / 1000} s, task logs ${retention.taskLogMaxAgeMs / 1000} s`;
 mkdirSync(OUT, { recursive: true });
 
@@ -293,7 +295,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     const wait = due - now();
     if (wait > 0) await sleep(wait);
     edit(n);
-    if (!warmSnapshot && now() - begin >= windowsFor(DURATION_S).warmupS * 1000) {
+    if (!warmSnapshot && now() - begin >= windowsFor(DURATION_S, SETTLE_S).warmupS * 1000) {
       warmSnapshot = true;
       if (heap) void snapshots(stack, OUT);
       if (profPort) void natsProfile(profPort, monitorPort, OUT, 'warm');
@@ -366,7 +368,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     `n,at_s,source,target,lag_ms,superseded\n${counted.map((e) => `${e.n},${round(e.at, 3)},${e.source},${e.target},${e.lagMs === undefined ? '' : round(e.lagMs, 1)},${e.superseded ?? false}`).join('\n')}\n`,
   );
 
-  const windows = windowsFor(elapsedS);
+  const windows = windowsFor(elapsedS, SETTLE_S);
   const growth: Growth[] = procs().map(([name]) => growthOf(name, samples, windows));
   const goalMet =
     growth.every((g) => g.goalMet) &&
@@ -463,6 +465,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     sources: sources.length,
     sample_s: SAMPLE_S,
     warmup_s: windows.warmupS,
+    settle_s: SETTLE_S,
     window_s: windows.windowS,
     edits: counted.length,
     completed: completed.length,
