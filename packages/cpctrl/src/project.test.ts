@@ -150,9 +150,9 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
       created: true,
       queue: { name: 'default', resource: 'box', concurrency: 2 },
       resource: { type: 'local', id: 'box' },
-      runnable: true,
     });
-    // A queue on a resource no runner can serve yet is bound, and says so.
+    expect(q.out.warning).toBeUndefined();
+    // A queue on a kubernetes resource without workspace_volume is bound, and says what fails.
     const kube = dir.join('kube.json');
     writeFileSync(
       kube,
@@ -178,8 +178,10 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
     expect((await json('profile', 'create', '-f', kubeProfile)).code).toBe(0);
     const kq = await json('queue', 'create', 'kq', '--resource', 'kube', '--profile', 'kube-sa');
     expect(kq.code).toBe(0);
-    expect(kq.out).toMatchObject({ created: true, runnable: false });
-    expect(kq.out.warning).toMatch(/no runner of this version can run tasks on a kubernetes/);
+    expect(kq.out).toMatchObject({ created: true });
+    expect(kq.out.warning).toMatch(
+      /without workspace_volume runs only tasks that declare no files/,
+    );
     const kqText = await run([
       'queue',
       'create',
@@ -189,8 +191,8 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
       '--profile',
       'kube-sa',
     ]);
-    expect(kqText.stdout).toMatch(/was already bound.*note: no runner of this version/);
-    expect(kqText.stdout).not.toMatch(/a runner serves it/);
+    expect(kqText.stdout).toMatch(/was already bound.*a runner serves it/);
+    expect(kqText.stdout).toMatch(/note: a kubernetes resource without workspace_volume/);
     expect((await json('queue', 'delete', 'kq')).code).toBe(0);
     expect((await json('profile', 'delete', 'kube-sa')).code).toBe(0);
     expect((await json('resource', 'delete', 'kube')).code).toBe(0);

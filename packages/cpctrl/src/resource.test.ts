@@ -60,7 +60,7 @@ describe('cpctrl resource and profile, over a real nats-server', { timeout: 240_
     expect(cpctrl('resource', 'list').out).toEqual([]);
   });
 
-  it('stores a kubernetes resource but says plainly that no runner can run its tasks yet', () => {
+  it('stores a kubernetes resource without workspace_volume, saying plainly that chef tasks would fail on it', () => {
     const file = dir.join('k8s.json');
     writeFileSync(
       file,
@@ -74,10 +74,12 @@ describe('cpctrl resource and profile, over a real nats-server', { timeout: 240_
     );
     const created = cpctrl('resource', 'create', '-f', file);
     expect(created.code, created.stderr).toBe(0);
-    expect(created.out).toMatchObject({ id: 'k8s', runnable: false });
-    expect(created.out.warning).toMatch(/no runner of this version can run tasks on a kubernetes/);
+    expect(created.out).toMatchObject({ id: 'k8s' });
+    expect(created.out.warning).toMatch(
+      /kubernetes resource without workspace_volume runs only tasks that declare no files/,
+    );
     const local = cpctrl('resource', 'create', '-f', fixture('slurm_sudo.json'));
-    expect(local.out).toMatchObject({ runnable: true });
+    expect(local.code).toBe(0);
     expect(local.out.warning).toBeUndefined();
     expect(cpctrl('resource', 'delete', 'slurm-cluster').code).toBe(0);
     expect(cpctrl('resource', 'delete', 'k8s').code).toBe(0);

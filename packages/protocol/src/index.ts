@@ -84,8 +84,8 @@ export {
   Resource,
   type ResourceInput,
   type ResourceType,
-  RUNNABLE_RESOURCE_TYPES,
   resourceId,
+  resourceWarning,
   SlurmConfigSet,
   SlurmMemory,
   SlurmSshProfile,
@@ -96,7 +96,6 @@ export {
   slurmMemToMb,
   TasksPixiConfig,
   TasksPythonConfig,
-  unrunnableReason,
 } from './resources.js';
 export {
   ArtefactType,

@@ -355,20 +355,15 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
 ];
 
 /**
- * The types a runner of this version can run tasks on. A `kubernetes` resource is accepted and
- * stored (its fields follow Fractal's), but no runner can run its tasks yet: cpctrl says so
- * wherever it would otherwise name the runner that serves it.
+ * What a person storing or binding this resource should know before a task fails for it, or
+ * undefined: cpctrl says it where it would otherwise only name the runner that serves it. A
+ * kubernetes resource without workspace_volume runs only tasks that declare no files, and
+ * every chef task declares its files (staging into pods is not done yet).
  */
-export const RUNNABLE_RESOURCE_TYPES: readonly ResourceType[] = [
-  'local',
-  'slurm_sudo',
-  'slurm_ssh',
-];
-
-/** Why no runner can serve a resource of this type, or undefined when one can. */
-export function unrunnableReason(type: ResourceType): string | undefined {
-  if (RUNNABLE_RESOURCE_TYPES.includes(type)) return undefined;
-  return `no runner of this version can run tasks on a ${type} resource yet (runners serve ${RUNNABLE_RESOURCE_TYPES.join(', ')}): a queue on it holds its tasks until one can`;
+export function resourceWarning(r: Resource): string | undefined {
+  if (r.type === 'kubernetes' && !r.workspace_volume)
+    return "a kubernetes resource without workspace_volume runs only tasks that declare no files; a chef's tasks declare theirs and would fail (files are not staged into pods yet): give it workspace_volume, the workspace's PersistentVolumeClaim";
+  return undefined;
 }
 
 /**

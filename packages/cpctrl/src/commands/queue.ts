@@ -1,4 +1,4 @@
-import { shownProfile, shownResource, unrunnableReason } from '@computepods/protocol';
+import { resourceWarning, shownProfile, shownResource } from '@computepods/protocol';
 import type { Command } from 'commander';
 import { CliError, printJson, printTable } from '../output.js';
 import { withRegistry } from '../with-registry.js';
@@ -53,7 +53,7 @@ Examples:
             ...(opts.profile ? { profile: opts.profile } : {}),
             concurrency: opts.concurrency,
           });
-          const unrunnable = unrunnableReason(resolved.resource.type);
+          const warning = resourceWarning(resolved.resource);
           if (ctx.json)
             return printJson({
               project: ctx.project,
@@ -61,12 +61,11 @@ Examples:
               queue: resolved.queue,
               resource: shownResource(resolved.resource),
               ...(resolved.profile ? { profile: shownProfile(resolved.profile) } : {}),
-              runnable: !unrunnable,
-              ...(unrunnable ? { warning: unrunnable } : {}),
+              ...(warning ? { warning } : {}),
             });
           const q = resolved.queue;
           process.stdout.write(
-            `queue ${q.name} of project ${ctx.project} ${created ? 'bound' : 'was already bound'} to resource ${q.resource}${q.profile ? `, profile ${q.profile}` : ''}, concurrency ${q.concurrency}; ${unrunnable ? `note: ${unrunnable}` : `a runner serves it with CP_PROJECT=${ctx.project} CP_QUEUE=${q.name} and the credentials of \`cpctrl creds create runner --name ${q.name}\``}\n`,
+            `queue ${q.name} of project ${ctx.project} ${created ? 'bound' : 'was already bound'} to resource ${q.resource}${q.profile ? `, profile ${q.profile}` : ''}, concurrency ${q.concurrency}; a runner serves it with CP_PROJECT=${ctx.project} CP_QUEUE=${q.name} and the credentials of \`cpctrl creds create runner --name ${q.name}\`${warning ? `\nnote: ${warning}` : ''}\n`,
           );
         }),
     );

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ResourceCatalog } from '@computepods/projects';
-import { shownProfile, shownResource, unrunnableReason } from '@computepods/protocol';
+import { resourceWarning, shownProfile, shownResource } from '@computepods/protocol';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { Context } from '../context.js';
@@ -62,18 +62,12 @@ export function resourceCommands(program: Command): void {
         });
         // The queues using it keep a copy of it (their runners read it there).
         const queues = opts.replace ? await projects.refreshQueues('resource', id) : [];
-        const unrunnable = unrunnableReason(r.type);
+        const warning = resourceWarning(r);
         if (ctx.json)
-          printJson({
-            id,
-            resource: shownResource(r),
-            queues,
-            runnable: !unrunnable,
-            ...(unrunnable ? { warning: unrunnable } : {}),
-          });
+          printJson({ id, resource: shownResource(r), queues, ...(warning ? { warning } : {}) });
         else
           process.stdout.write(
-            `resource ${id} (${r.type}) stored${refreshed(queues)}; ${unrunnable ? `note: ${unrunnable}` : `bind a project to it with \`cpctrl queue create NAME --resource ${id}\``}\n`,
+            `resource ${id} (${r.type}) stored${refreshed(queues)}; bind a project to it with \`cpctrl queue create NAME --resource ${id}\`${warning ? `\nnote: ${warning}` : ''}\n`,
           );
       }),
     );
