@@ -21,7 +21,6 @@ import { dirname, join } from 'node:path';
 import {
   BuildResult,
   buckets,
-  Envelope,
   type StatusReply,
   streams,
   TaskRecord,
@@ -561,7 +560,7 @@ export class ChaosRun implements AsyncDisposable {
    */
   async finish(): Promise<ChaosReport> {
     const { stack } = this;
-    const events = await readStream(stack, streams.events(stack.project));
+    const events = await stack.readStream(streams.events(stack.project));
     const results: Array<BuildResult & { time: string }> = [];
     const finishedEvents = new Map<string, number>();
     for (const e of events) {
@@ -712,21 +711,4 @@ export class ChaosRun implements AsyncDisposable {
 
 function sha256(s: string | Buffer): string {
   return createHash('sha256').update(s).digest('hex');
-}
-
-/** Every message of a stream, in order (an ordered consumer from the first sequence). */
-async function readStream(stack: Stack, stream: string): Promise<Envelope[]> {
-  const { jsm, js } = stack.bus;
-  const last = (await jsm.streams.info(stream)).state.last_seq;
-  const out: Envelope[] = [];
-  if (last === 0) return out;
-  const consumer = await js.consumers.get(stream);
-  const msgs = await consumer.consume();
-  for await (const m of msgs) {
-    const env = Envelope.safeParse(m.json());
-    if (env.success) out.push(env.data);
-    if (m.seq >= last) break;
-  }
-  await msgs.close();
-  return out;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { BuildResult, Envelope, streams, TaskStateChanged } from '@computepods/protocol';
+import { BuildResult, streams, TaskStateChanged } from '@computepods/protocol';
 import { NatsCluster, type NatsClusterNode } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -178,7 +178,7 @@ describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
     const lines = readFileSync(ledger(), 'utf8').split('\n').filter(Boolean);
     expect([...lines].sort()).toEqual([...writes].sort());
     // The events stream: one succeeded result per build, one `finished` per task.
-    const events = await readStream(stack, streams.events(stack.project));
+    const events = await stack.readStream(streams.events(stack.project));
     const ok = new Map<string, number>();
     const finished = new Map<string, number>();
     for (const e of events) {
@@ -196,20 +196,3 @@ describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
     for (const [name, p] of stack.procs) expect(p.running, name).toBe(true);
   });
 });
-
-/** Every message of a stream, in order (an ordered consumer from the first sequence). */
-async function readStream(stack: Stack, stream: string): Promise<Envelope[]> {
-  const { jsm, js } = stack.bus;
-  const last = (await jsm.streams.info(stream)).state.last_seq;
-  const out: Envelope[] = [];
-  if (last === 0) return out;
-  const consumer = await js.consumers.get(stream);
-  const msgs = await consumer.consume();
-  for await (const m of msgs) {
-    const env = Envelope.safeParse(m.json());
-    if (env.success) out.push(env.data);
-    if (m.seq >= last) break;
-  }
-  await msgs.close();
-  return out;
-}

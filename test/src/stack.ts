@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
-import { ArtefactRecord, type ArtefactStatus, buckets } from '@computepods/protocol';
+import { ArtefactRecord, type ArtefactStatus, buckets, Envelope } from '@computepods/protocol';
 import {
   type CommandResult,
   killProcessesUsing,
@@ -232,6 +232,23 @@ export class Stack implements AsyncDisposable {
     const full = join(this.workspace, path);
     mkdirSync(dirname(full), { recursive: true });
     writeFileSync(full, content);
+  }
+
+  /** Every message of a stream, in order (an ordered consumer from the first sequence). */
+  async readStream(stream: string): Promise<Envelope[]> {
+    const { jsm, js } = this.bus;
+    const last = (await jsm.streams.info(stream)).state.last_seq;
+    const out: Envelope[] = [];
+    if (last === 0) return out;
+    const consumer = await js.consumers.get(stream);
+    const msgs = await consumer.consume();
+    for await (const m of msgs) {
+      const env = Envelope.safeParse(m.json());
+      if (env.success) out.push(env.data);
+      if (m.seq >= last) break;
+    }
+    await msgs.close();
+    return out;
   }
 
   async artefact(path: string): Promise<ArtefactRecord | undefined> {
