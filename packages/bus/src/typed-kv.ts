@@ -200,19 +200,30 @@ export class TypedKv<S extends z.ZodType> {
   }
 
   /**
-   * Starts (once) the watch of every update that serves waitFor; restarted if it ends, or if it
-   * stays silent for WATCH_IDLE_MS while someone waits: on a NATS cluster, the watch's consumer
-   * lives on one node, and when that node was killed -9 nats.js 3.4 did not make it again (its
-   * missed heartbeats went unheard), so a chef never heard of its tasks' ends until the node
-   * came back. A restart is one consumer made again plus a read of each waited key.
+   * Starts (once) the watch of every update that serves waitFor; restarted if it ends, or if,
+   * silent for WATCH_IDLE_MS while someone waits, its consumer is gone from the server: on a
+   * NATS cluster the watch's consumer lives on one node, and when that node was killed -9
+   * nats.js 3.4 did not make it again (its missed heartbeats went unheard), so a chef never
+   * heard of its tasks' ends until the node came back. A restart is one consumer made again
+   * plus a read of each waited key.
    */
   #sharedWatch(): Promise<void> {
     this.#shared ??= this.kv
       .watch({ include: 'updates' as KvWatchOptions['include'] })
       .then((iter) => {
         let heard = Date.now();
+        // Silence alone is no reason: a long task's record may not change for hours, and a
+        // watch made again every few seconds costs a consumer each time (nats-server 2.9.10
+        // keeps some memory per consumer ever made). Only a watch whose consumer the server
+        // no longer answers for is made again.
+        const consumer = (iter as { _data?: { info?: (cached?: boolean) => Promise<unknown> } })
+          ._data;
         const idle = setInterval(() => {
-          if (this.#waiters.size > 0 && Date.now() - heard >= WATCH_IDLE_MS) stopWatch(iter);
+          if (this.#waiters.size === 0 || Date.now() - heard < WATCH_IDLE_MS) return;
+          heard = Date.now();
+          void (consumer?.info?.(false) ?? Promise.reject(new Error('no watch consumer'))).catch(
+            () => stopWatch(iter),
+          );
         }, WATCH_IDLE_MS / 2);
         idle.unref();
         void (async () => {
@@ -255,7 +266,7 @@ export class TypedKv<S extends z.ZodType> {
   }
 }
 
-/** A waitFor watch that hears nothing this long while someone waits is made again. */
+/** A waitFor watch silent this long while someone waits has its consumer checked. */
 const WATCH_IDLE_MS = 5_000;
 
 /**

@@ -60,18 +60,6 @@ export class UnsafeValueError extends Error {
   }
 }
 
-/** The resource type has no backend yet (kubernetes). */
-export class BackendUnavailableError extends Error {
-  readonly code = 'CP_BACKEND_UNAVAILABLE';
-  readonly retryable = false;
-  constructor(readonly type: string) {
-    super(
-      `resource type "${type}" has no backend in this version; use a local, slurm_sudo or slurm_ssh resource`,
-    );
-    this.name = 'BackendUnavailableError';
-  }
-}
-
 /** Task records could not be written (KV unreachable); the transition was not acted on. */
 export class RecordFailedError extends Error {
   readonly code = 'CP_RECORD_FAILED';

@@ -13,7 +13,6 @@ export {
   createExecutor,
 } from './create-executor.js';
 export {
-  BackendUnavailableError,
   IllegalTransitionError,
   isTransient,
   RecordFailedError,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type Bus, isWrongLastSequence, type Logger, type TypedKv } from '@computepods/bus';
-import { buckets } from '@computepods/protocol';
+import { buckets, envInt, TIMER_MS } from '@computepods/protocol';
 import { z } from 'zod';
 
 /**
@@ -38,24 +38,6 @@ export type LeaderRecord = z.infer<typeof LeaderRecord>;
 
 export const LEASE_KEY = 'lease';
 
-const positiveMs = (name: string, fallback: number) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((raw, ctx) => {
-      if (raw === undefined || raw === '') return fallback;
-      const n = Number(raw);
-      if (!Number.isInteger(n) || n < 1) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${name} must be a positive whole number of milliseconds, got ${JSON.stringify(raw)}`,
-        });
-        return z.NEVER;
-      }
-      return n;
-    });
-
 const LeaseEnv = z.object({
   CP_MAJORDOMO_HA: z
     .enum(['', '0', '1', 'false', 'true'], {
@@ -69,8 +51,6 @@ const LeaseEnv = z.object({
       message: 'CP_MAJORDOMO_ID must be 1-200 letters, digits, ".", "_", ":" or "-"',
     })
     .optional(),
-  CP_LEASE_MS: positiveMs('CP_LEASE_MS', 3_000),
-  CP_LEASE_RENEW_MS: positiveMs('CP_LEASE_RENEW_MS', 1_000),
 });
 
 export interface LeaseConfig {
@@ -90,7 +70,9 @@ export interface LeaseConfig {
 export function leaseConfig(env: NodeJS.ProcessEnv = process.env): LeaseConfig {
   const parsed = LeaseEnv.safeParse(env);
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));
-  const { CP_MAJORDOMO_HA: ha, CP_LEASE_MS: leaseMs, CP_LEASE_RENEW_MS: renewMs } = parsed.data;
+  const ha = parsed.data.CP_MAJORDOMO_HA;
+  const leaseMs = envInt(env, 'CP_LEASE_MS', 3_000, TIMER_MS);
+  const renewMs = envInt(env, 'CP_LEASE_RENEW_MS', 1_000, TIMER_MS);
   if (renewMs * 2 > leaseMs)
     throw new Error(
       `CP_LEASE_RENEW_MS (${renewMs}) must be at most half of CP_LEASE_MS (${leaseMs}): a leader renews at least twice per lease`,
