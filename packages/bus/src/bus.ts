@@ -17,7 +17,8 @@ import {
 } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { z } from 'zod';
-import { type ConnectOptions, connectWithBackoff, tlsFromEnv } from './connect.js';
+import { busSettings } from './config.js';
+import { type ConnectOptions, connectWithBackoff } from './connect.js';
 import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
 import { issuesOf } from './decode.js';
 import {
@@ -109,10 +110,11 @@ export class Bus {
   }
 
   static async connect(options: BusOptions): Promise<Bus> {
-    const servers = options.servers ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+    const env = busSettings();
+    const servers = options.servers ?? env.servers;
     const logger = options.logger ?? createLogger(options.service, { project: options.project });
-    const credsFile = options.credsFile ?? process.env.NATS_CREDS;
-    const tls = options.tls ?? tlsFromEnv();
+    const credsFile = options.credsFile ?? env.credsFile;
+    const tls = options.tls ?? env.tls;
     const nc = await connectWithBackoff({
       servers,
       ...(credsFile ? { credsFile } : {}),

@@ -116,20 +116,3 @@ export function inboxOf(creds: Uint8Array): string | undefined {
     return undefined;
   }
 }
-
-/** TLS settings from the environment: NATS_CA, NATS_CERT and NATS_KEY (files). */
-export function tlsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectOptions['tls'] {
-  const caFile = env.NATS_CA || undefined;
-  const certFile = env.NATS_CERT || undefined;
-  const keyFile = env.NATS_KEY || undefined;
-  if (!caFile && !certFile && !keyFile) return undefined;
-  if (Boolean(certFile) !== Boolean(keyFile))
-    throw new Error(
-      'NATS_CERT and NATS_KEY go together: set both for a client certificate, or neither',
-    );
-  return {
-    ...(caFile ? { caFile } : {}),
-    ...(certFile ? { certFile } : {}),
-    ...(keyFile ? { keyFile } : {}),
-  };
-}

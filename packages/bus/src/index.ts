@@ -10,7 +10,8 @@
  *   startService(bus.logger, async () => () => bus.close());
  */
 export { Bus, type BusOptions, errorReply, type PublishOptions } from './bus.js';
-export { type ConnectOptions, connectWithBackoff, tlsFromEnv } from './connect.js';
+export { type BusSettings, busEnv, busSettings, defaultReplicas, tlsFromEnv } from './config.js';
+export { type ConnectOptions, connectWithBackoff } from './connect.js';
 export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
 export { type Decoded, decode, issuesOf } from './decode.js';
 export {
@@ -48,7 +49,6 @@ export {
 export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';
 export {
   type ConsumerSpec,
-  defaultReplicas,
   ensureConsumer,
   ensureKv,
   ensureStream,

@@ -1,4 +1,5 @@
 import { type Logger, pino } from 'pino';
+import { busSettings } from './config.js';
 
 export type { Logger } from 'pino';
 
@@ -7,8 +8,8 @@ export type { Logger } from 'pino';
  * when stderr is a terminal. Every line carries the service; child loggers add `cid`.
  */
 export function createLogger(service: string, base: Record<string, unknown> = {}): Logger {
-  const level = process.env.CP_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info';
-  const pretty = process.stderr.isTTY && process.env.CP_LOG_FORMAT !== 'json';
+  const { logLevel: level, json } = busSettings();
+  const pretty = process.stderr.isTTY && !json;
   if (pretty) {
     return pino({
       level,

@@ -10,17 +10,10 @@ import {
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { defaultReplicas } from './config.js';
 import { isPermissionDenied, ProvisioningMissingError } from './errors.js';
 
 const NS = 1_000_000;
-
-/** Replicas for streams and buckets: 1 on one server, 3 on a cluster (CP_REPLICAS). */
-export function defaultReplicas(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.CP_REPLICAS ?? 1);
-  if (!Number.isInteger(n) || n < 1 || n > 5)
-    throw new Error(`CP_REPLICAS must be 1 to 5, got ${JSON.stringify(env.CP_REPLICAS)}`);
-  return n;
-}
 
 export interface StreamSpec {
   readonly name: string;

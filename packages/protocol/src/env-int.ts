@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { loadEnv } from './env.js';
 
 export interface EnvIntOptions {
   /** Smallest value allowed (default 1). */
@@ -13,10 +14,24 @@ export interface EnvIntOptions {
 export const TIMER_MS: EnvIntOptions = { max: 2 ** 31 - 1, unit: 'ms' };
 
 /**
- * A whole number from the environment: `name`'s value when set and not empty, else
- * `fallback`. Digits only (no sign, fraction, exponent or spaces), within [min, max]; any
- * other value stops the service with the variable, the value and what it must be. The one
- * parser every service's configuration uses for numbers.
+ * A whole number variable's type (for defineEnv): digits only (no sign, fraction, exponent or
+ * spaces), within [min, max]. The one parser every program's configuration uses for numbers.
+ */
+export function envIntType(options: EnvIntOptions = {}) {
+  const min = options.min ?? 1;
+  const max = options.max ?? Number.MAX_SAFE_INTEGER;
+  const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+  const error = `must be a whole number${options.unit ? ` of ${options.unit}` : ''}, ${range}`;
+  return z
+    .string({ error })
+    .regex(/^[0-9]{1,16}$/, { error })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error }).max(max, { error }));
+}
+
+/**
+ * A whole number from the environment: `name`'s value when set and not empty, else `fallback`
+ * (envIntType's rules). For a variable not (yet) declared with defineEnv.
  */
 export function envInt(
   env: Readonly<Record<string, string | undefined>>,
@@ -24,19 +39,6 @@ export function envInt(
   fallback: number,
   options: EnvIntOptions = {},
 ): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const min = options.min ?? 1;
-  const max = options.max ?? Number.MAX_SAFE_INTEGER;
-  const parsed = z
-    .string()
-    .regex(/^[0-9]{1,16}$/)
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
-  throw new Error(
-    `${name} must be a whole number${options.unit ? ` of ${options.unit}` : ''}, ${range}; got ${JSON.stringify(raw)}`,
-  );
+  const spec = { [name]: { schema: envIntType(options), default: String(fallback), doc: '' } };
+  return loadEnv(spec, env)[name] as number;
 }
