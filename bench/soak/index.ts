@@ -12,8 +12,10 @@
 // Settings: CP_SOAK_MINUTES (default 30), CP_SOAK_RATE edits/s (2), CP_SOAK_TEXTS (6) and
 // CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
 // CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv; CP_SOAK_HEAP=1 for heap snapshots
-// of every service at the end of warm-up and at the end, CP_SOAK_NATS_PROF=1 for nats-server's
-// (with its /varz and /jsz, and its live heap after forced GCs once a minute in nats-heap.csv),
+// of every service at the end of warm-up and at the end; nats-server serves Go's pprof (off with
+// CP_SOAK_NATS_PROF=0): its heap in use as of its own last GC is sampled with RSS (no GC is
+// forced: that would change what RSS shows) into nats-heap.csv and judged like the services' heap,
+// and its profile, /varz and /jsz are saved at the end of warm-up and at the end,
 // CP_SOAK_GC=1 to run every Node service with V8's --trace-gc (trace-gc.mjs) and report its heap after each full GC
 // beside its RSS (gc.csv): retained objects grow the one, V8's and the allocator's sizing only
 // the other.
@@ -134,9 +136,9 @@ const sources: Source[] = [
 
 // --- the stack -----------------------------------------------------------------------------------
 // --- the stack -----------------------------------------------------------------------------------
-// CP_SOAK_NATS_PROF=1: nats-server serves Go's pprof on a free port; its heap profile (text) is
-// saved into OUT at the end of warm-up and at the end, to see what grew inside the server.
-const profPort = process.env.CP_SOAK_NATS_PROF === '1' ? await freePort() : undefined;
+// nats-server serves Go's pprof on a free port (unless CP_SOAK_NATS_PROF=0): its heap in use is
+// sampled, and its heap profile (text) saved into OUT at the end of warm-up and at the end.
+const profPort = process.env.CP_SOAK_NATS_PROF === '0' ? undefined : await freePort();
 // With it, nats-server's monitoring port too: /varz (its memory) and /jsz (streams, consumers)
 // are saved beside the profiles.
 const monitorPort = profPort ? await freePort() : undefined;
@@ -262,12 +264,17 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   /** With CP_SOAK_GC: each service's heap after each full GC seen in its output. */
   const fullGcs: Array<{ t: number; proc: string; kb: number }> = [];
   const lastGcAt = new Map<string, number>();
+  const natsHeap: { t: number; kb: number }[] = [];
   function sampleAll(): void {
     const t = (now() - begin) / 1000;
     for (const [proc, pid] of procs()) {
       const p = pid === undefined ? undefined : probe(pid);
       if (p && pid !== undefined) samples.push({ t, proc, pid, ...p });
     }
+    if (profPort)
+      void natsHeapInUseKb(profPort).then((kb) => {
+        if (kb !== undefined) natsHeap.push({ t, kb });
+      });
     if (!gc) return;
     for (const [proc, mp] of stack.procs) {
       const g = lastFullGc(mp.output);
@@ -287,7 +294,6 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   sampleAll();
   const sampler = setInterval(sampleAll, SAMPLE_S * 1000);
   let lastReport = 0;
-  const natsHeap: string[] = [];
   let warmSnapshot = !heap && !profPort;
   for (let n = 0; ; n++) {
     const due = begin + (n / RATE) * 1000;
@@ -308,10 +314,9 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       const mem = procs()
         .map(([name, pid]) => `${name} ${round((probe(pid ?? -1)?.rssKb ?? Number.NaN) / 1024, 1)}`)
         .join(', ');
-      const live = profPort ? await natsLiveHeapKb(profPort) : undefined;
-      if (live !== undefined) natsHeap.push(`${round((now() - begin) / 1000, 1)},${live}`);
+      const live = natsHeap.at(-1)?.kb;
       console.log(
-        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}${live === undefined ? '' : `; nats-server live heap ${round(live / 1024, 1)} MiB`}`,
+        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}${live === undefined ? '' : `; nats-server heap in use ${round(live / 1024, 1)} MiB`}`,
       );
     }
   }
@@ -357,7 +362,10 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
     `t_s,process,pid,rss_kb,fds\n${samples.map((s) => `${round(s.t, 2)},${s.proc},${s.pid},${s.rssKb},${s.fds}`).join('\n')}\n`,
   );
   if (natsHeap.length)
-    writeFileSync(join(OUT, 'nats-heap.csv'), `t_s,live_heap_kb\n${natsHeap.join('\n')}\n`);
+    writeFileSync(
+      join(OUT, 'nats-heap.csv'),
+      `t_s,heap_in_use_kb\n${natsHeap.map((h) => `${round(h.t, 1)},${h.kb}`).join('\n')}\n`,
+    );
   if (gc)
     writeFileSync(
       join(OUT, 'gc.csv'),
@@ -421,18 +429,23 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       g.goalMet ? 'yes' : 'NO',
     ]),
   );
-  const heapTrends: Array<[string, HeapTrend]> = gc
-    ? [...stack.procs.keys()].map((name) => [
-        name,
-        heapTrend(
-          fullGcs.filter((g) => g.proc === name),
-          windows,
-        ),
-      ])
-    : [];
-  if (gc)
+  const heapTrends: Array<[string, HeapTrend]> = [
+    ...(gc
+      ? [...stack.procs.keys()].map((name): [string, HeapTrend] => [
+          name,
+          heapTrend(
+            fullGcs.filter((g) => g.proc === name),
+            windows,
+          ),
+        ])
+      : []),
+    ...(natsHeap.length
+      ? [['nats-server', heapTrend(natsHeap, windows)] as [string, HeapTrend]]
+      : []),
+  ];
+  if (heapTrends.length)
     table(
-      'V8 heap after each full GC (--trace-gc; same windows as RSS): what a service retains',
+      'heap retained (same windows as RSS): V8 after each full GC (--trace-gc), nats-server in use as of its last GC (pprof)',
       ['process', 'full GCs', 'start MiB', 'end MiB', 'growth %', '2nd half KiB/min'],
       heapTrends.map(([name, h]) => [
         name,
@@ -501,7 +514,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       [`${k}_heap_after_gc_end_kb`]: h.endKb,
       [`${k}_heap_after_gc_growth_pct`]: h.growthPct,
       [`${k}_heap_after_gc_slope_2nd_half_kb_per_min`]: h.lateSlopeKbPerMin,
-      [`${k}_full_gcs`]: h.samples,
+      [k === 'nats_server' ? `${k}_heap_samples` : `${k}_full_gcs`]: h.samples,
     });
   }
   for (const [name, a] of jsAfter) {
@@ -540,16 +553,14 @@ async function snapshots(stack: Stack, dir: string): Promise<void> {
 }
 
 /**
- * nats-server's live Go heap (HeapAlloc right after two GCs it is asked to run: buffers it recycles
- * through a sync.Pool are only freed by the second), in KiB.
+ * nats-server's Go heap in use as of its last GC, in KiB: the header of its heap profile
+ * ("heap profile: N: BYTES [...]", in-use objects and bytes, sampled, as of the most recent GC).
+ * No GC is forced, so the RSS samples see the server as it runs.
  */
-async function natsLiveHeapKb(port: number): Promise<number | undefined> {
+async function natsHeapInUseKb(port: number): Promise<number | undefined> {
   try {
-    await (await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?gc=1`)).arrayBuffer();
-    const text = await (
-      await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1&gc=1`)
-    ).text();
-    const m = /^# HeapAlloc = (\d+)$/m.exec(text);
+    const text = await (await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1`)).text();
+    const m = /^heap profile: \d+: (\d+) \[/m.exec(text);
     return m ? Math.round(Number(m[1]) / 1024) : undefined;
   } catch {
     return undefined;
