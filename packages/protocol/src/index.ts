@@ -51,7 +51,16 @@ export {
 export { type EnvIntOptions, envInt, envIntType, TIMER_MS } from './env-int.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
 export { PythonRequirement, TaskEnvironment } from './environments.js';
-export { InvalidNameError, KeyTooLongError, UnsafePathError } from './errors.js';
+export {
+  CpError,
+  type CpErrorOptions,
+  ERROR_CODES,
+  type ErrorCode,
+  InvalidConfigError,
+  InvalidNameError,
+  KeyTooLongError,
+  UnsafePathError,
+} from './errors.js';
 export { FileEvent, FilesChanged, Sha256 } from './files.js';
 export { CanBuildFrom, HowToBuild } from './how-to-build.js';
 export { firstIssue, type Issue, issueLine, issuesOf, normaliseIssues } from './issues.js';
@@ -81,7 +90,6 @@ export {
   BatchingConfig,
   checkProfileFor,
   formatIssues,
-  InvalidConfigError,
   JobRunnerConfigKubernetes,
   JobRunnerConfigLocal,
   JobRunnerConfigSlurm,
@@ -113,6 +121,7 @@ export {
   TasksPixiConfig,
   TasksPythonConfig,
 } from './resources.js';
+export { isRetryable, TRANSIENT_ERRNO } from './retryable.js';
 export {
   ArtefactType,
   InputProjection,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { InvalidNameError } from './errors.js';
 import { RelativePath } from './paths.js';
 
 /** Largest decoded chunk a publisher sends: its base64 stays far below NATS's 1 MiB default. */
@@ -71,6 +72,6 @@ export type TaskLogChunk = z.infer<typeof TaskLogChunk>;
  */
 export function taskToken(taskId: string): string {
   if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(taskId))
-    throw new Error(`task id ${JSON.stringify(taskId)} is not one: letters, digits and "_.:-"`);
+    throw new InvalidNameError('task id', taskId, '1 to 200 letters, digits and "_.:-"');
   return taskId.replaceAll('.', '%2E');
 }

@@ -17,23 +17,21 @@ export const MAX_PATH_BYTES = 1024;
  * before it touches a filesystem, so `../` can never leave the workspace.
  */
 export function checkRelativePath(path: string): string {
-  if (path.length === 0) throw new UnsafePathError(path, 'empty');
+  if (path.length === 0) throw unsafe(path, 'empty');
   // Characters first (a UTF-8 byte count reads the whole string), then bytes.
   if (path.length > MAX_PATH_BYTES || Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES)
-    throw new UnsafePathError(
-      path.slice(0, 80),
-      `longer than ${MAX_PATH_BYTES} bytes; use a shorter path`,
-    );
-  if (path.includes('\0')) throw new UnsafePathError(path, 'contains a NUL byte');
-  if (path.includes('\\')) throw new UnsafePathError(path, 'contains a backslash; use "/"');
-  if (posix.isAbsolute(path))
-    throw new UnsafePathError(path, 'absolute; give it relative to the project root');
+    throw unsafe(path.slice(0, 80), `longer than ${MAX_PATH_BYTES} bytes; use a shorter path`);
+  if (path.includes('\0')) throw unsafe(path, 'contains a NUL byte');
+  if (path.includes('\\')) throw unsafe(path, 'contains a backslash; use "/"');
+  if (posix.isAbsolute(path)) throw unsafe(path, 'absolute; give it relative to the project root');
   const norm = posix.normalize(path);
-  if (norm === '..' || norm.startsWith('../'))
-    throw new UnsafePathError(path, 'leaves the project root');
-  if (norm === '.' || norm.endsWith('/'))
-    throw new UnsafePathError(path, 'names a directory, not a file');
+  if (norm === '..' || norm.startsWith('../')) throw unsafe(path, 'leaves the project root');
+  if (norm === '.' || norm.endsWith('/')) throw unsafe(path, 'names a directory, not a file');
   return norm;
+}
+
+function unsafe(path: string, reason: string): UnsafePathError {
+  return new UnsafePathError(path, `unsafe path ${JSON.stringify(path)}: ${reason}`);
 }
 
 export const RelativePath = z.string().transform((p, ctx) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidNameError } from './errors.js';
+import { InvalidConfigError, InvalidNameError } from './errors.js';
 import { ServiceName } from './names.js';
 
 /*
@@ -422,23 +422,6 @@ export const Profile = z.discriminatedUnion('resource_type', [
 ]);
 export type Profile = z.infer<typeof Profile>;
 export type ProfileInput = z.input<typeof Profile>;
-
-/** A resource or profile failed validation. `issues` holds one "path: problem" line each. */
-export class InvalidConfigError extends Error {
-  readonly code = 'CP_INVALID_CONFIG';
-  readonly retryable = false;
-  constructor(
-    readonly what: string,
-    readonly issues: readonly string[],
-    options?: ErrorOptions,
-  ) {
-    super(
-      `invalid ${what}:\n${issues.map((i) => `  ${i}`).join('\n')}\nfix the field(s) named above and submit it again`,
-      options,
-    );
-    this.name = 'InvalidConfigError';
-  }
-}
 
 /**
  * Turns a display name into a subject-safe id: lower case, accents dropped, every run of
