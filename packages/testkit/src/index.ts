@@ -12,6 +12,8 @@
  *   await using kube = await KubeApi.start(); // a STAND-IN for a Kubernetes API server (Jobs, Pods)
  *   kube.writeKubeconfig('/tmp/x/kubeconfig');
  */
+
+export { defined } from './defined.js';
 export { BinaryMissingError, ServerStartError } from './errors.js';
 export { freePort } from './free-port.js';
 export { KubeApi, type KubeApiOptions, type KubeRequest } from './kube-api.js';
