@@ -24,6 +24,7 @@ import { issuesOf } from './decode.js';
 import {
   type Issue,
   isQuotaExceeded,
+  isRetryable,
   MessageInvalidError,
   RemoteError,
   StorageQuotaError,
@@ -185,7 +186,7 @@ export class Bus {
       } catch (err) {
         if (isQuotaExceeded(err))
           throw new StorageQuotaError(this.project, subject, { cause: err });
-        if (this.#closing || Date.now() + delay > deadline || !isTransient(err)) throw err;
+        if (this.#closing || Date.now() + delay > deadline || !isRetryable(err)) throw err;
         this.logger.warn(
           { subject, err: (err as Error).message, retryInMs: delay },
           'publish not acknowledged; retrying',
@@ -397,11 +398,4 @@ export function errorReply(err: unknown): { code: string; message: string; field
     message: e?.message ?? String(err),
     ...(typeof e?.field === 'string' ? { field: e.field } : {}),
   };
-}
-
-/** Errors after which the same publish may succeed: timeouts, no responders, disconnects. */
-function isTransient(err: unknown): boolean {
-  const e = err as { code?: string; name?: string; message?: string };
-  const text = `${e.name ?? ''} ${e.code ?? ''} ${e.message ?? ''}`.toLowerCase();
-  return /timeout|503|no responders|disconnect|closed|reconnect|connection/.test(text);
 }

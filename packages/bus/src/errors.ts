@@ -1,32 +1,30 @@
-import { type Issue, issueLine } from '@computepods/protocol';
+import { CpError, type Issue, issueLine } from '@computepods/protocol';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { PermissionViolationError } from '@nats-io/transport-node';
 
 /** NATS could not be reached. Retryable: the bus keeps trying with backoff. */
-export class NatsUnavailableError extends Error {
-  readonly code = 'CP_NATS_UNAVAILABLE';
-  readonly retryable = true;
+export class NatsUnavailableError extends CpError {
   constructor(servers: string, options?: ErrorOptions) {
     super(
+      'CP_NATS_UNAVAILABLE',
       `cannot reach NATS at ${servers}: start it (\`pnpm cp-up\` starts one) or set NATS_URL to a running server`,
-      options,
+      { ...options, retryable: true },
     );
-    this.name = 'NatsUnavailableError';
   }
 }
 
 export type { Issue } from '@computepods/protocol';
 
 /** A message or request body failed validation. Never retryable: the same bytes fail again. */
-export class MessageInvalidError extends Error {
-  readonly code = 'CP_MESSAGE_INVALID';
-  readonly retryable = false;
+export class MessageInvalidError extends CpError {
   constructor(
     readonly reason: string,
     readonly issues: readonly Issue[] = [],
   ) {
-    super(issues.length ? `${reason}: ${issues.map(issueLine).join('; ')}` : reason);
-    this.name = 'MessageInvalidError';
+    super(
+      'CP_MESSAGE_INVALID',
+      issues.length ? `${reason}: ${issues.map(issueLine).join('; ')}` : reason,
+    );
   }
   /** The first field named, for replies that must say which field was wrong. */
   get field(): string | undefined {
@@ -34,39 +32,34 @@ export class MessageInvalidError extends Error {
   }
 }
 
-/** A request was answered with an error by the remote service. */
-export class RemoteError extends Error {
-  readonly retryable: boolean;
+/**
+ * A request was answered with an error by the remote service. Its code is kept as the remote
+ * sent it (an ErrorCode of the remote's version); only CP_UNAVAILABLE is worth a retry.
+ */
+export class RemoteError extends CpError<string> {
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
     readonly field?: string,
   ) {
-    super(message);
-    this.name = 'RemoteError';
-    this.retryable = code === 'CP_UNAVAILABLE';
+    super(code, message, { retryable: code === 'CP_UNAVAILABLE' });
   }
 }
 
-/** Set on an error thrown by a handler so the consumer terminates the message instead of retrying. */
-export function isRetryable(err: unknown): boolean {
-  if (err && typeof err === 'object' && 'retryable' in err) return Boolean(err.retryable);
-  return true;
-}
+/** Every retry decision of the bus (publish, redelivery) is protocol's one rule. */
+export { isRetryable } from '@computepods/protocol';
 
 /**
  * A stream, bucket or consumer a service needs does not exist, and its credentials (rightly)
  * may not create it: the project was not provisioned.
  */
-export class ProvisioningMissingError extends Error {
-  readonly code = 'CP_PROVISIONING_MISSING';
-  readonly retryable = false;
+export class ProvisioningMissingError extends CpError {
   constructor(what: string, options?: ErrorOptions) {
     super(
+      'CP_PROVISIONING_MISSING',
       `${what} does not exist and this service's credentials may not create it: provision the project first (\`cpctrl project create\` as the lab admin, or \`up\`, which does it)`,
       options,
     );
-    this.name = 'ProvisioningMissingError';
   }
 }
 
@@ -87,19 +80,17 @@ const QUOTA_CODES = new Set([10002, 10047]);
  * A project (its NATS account) is over its JetStream storage quota: nothing more is stored for
  * it until old data expires or an admin raises the quota. Other projects go on.
  */
-export class StorageQuotaError extends Error {
-  readonly code = 'CP_STORAGE_QUOTA';
-  readonly retryable = false;
+export class StorageQuotaError extends CpError {
   constructor(
     readonly project: string,
     readonly subject: string,
     options?: ErrorOptions,
   ) {
     super(
+      'CP_STORAGE_QUOTA',
       `project "${project}" is over its JetStream storage quota: ${subject} was not stored; an admin raises the quota (\`cpctrl project update ${project} --storage-quota BYTES\`) or old events expire`,
       options,
     );
-    this.name = 'StorageQuotaError';
   }
 }
 
@@ -116,17 +107,15 @@ export function isWrongLastSequence(err: unknown): boolean {
 }
 
 /** The server refused who we are: no credentials, or ones it does not trust (or revoked). */
-export class NatsAuthError extends Error {
-  readonly code = 'CP_NATS_AUTH';
-  readonly retryable = false;
+export class NatsAuthError extends CpError {
   constructor(servers: string, credsFile: string | undefined, options?: ErrorOptions) {
     super(
+      'CP_NATS_AUTH',
       credsFile
         ? `NATS at ${servers} refused the credentials in ${credsFile}: they are not for this server's operator, or were revoked; ask your lab admin for new ones`
         : `NATS at ${servers} needs credentials: set NATS_CREDS (or --creds) to the creds file your lab admin gave you (\`up\` writes the admin's into <state>/auth/creds)`,
       options,
     );
-    this.name = 'NatsAuthError';
   }
 }
 
