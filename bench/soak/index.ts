@@ -13,8 +13,9 @@
 // CP_SOAK_DOCS (2) sources edited in turn, CP_SOAK_SAMPLE_S (the run / 120, within 2..10 s),
 // CP_SOAK_OUT (a new temp dir) for samples.csv and edits.csv; CP_SOAK_HEAP=1 for heap snapshots
 // of every service at the end of warm-up and at the end; nats-server serves Go's pprof (off with
-// CP_SOAK_NATS_PROF=0): its heap in use as of its own last GC is sampled with RSS (no GC is
-// forced: that would change what RSS shows) into nats-heap.csv and judged like the services' heap,
+// CP_SOAK_NATS_PROF=0): what its heap kept at its own last GC (half the runtime's NextGC) is
+// sampled with RSS (no GC is forced: that would change what RSS shows) into nats-heap.csv and
+// judged like the services' heap,
 // and its profile, /varz and /jsz are saved at the end of warm-up and at the end,
 // CP_SOAK_GC=1 to run every Node service with V8's --trace-gc (trace-gc.mjs) and report its heap after each full GC
 // beside its RSS (gc.csv): retained objects grow the one, V8's and the allocator's sizing only
@@ -316,7 +317,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
         .join(', ');
       const live = natsHeap.at(-1)?.kb;
       console.log(
-        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}${live === undefined ? '' : `; nats-server heap in use ${round(live / 1024, 1)} MiB`}`,
+        `  ${minute} min: ${n + 1} edits, ${outstanding()} outstanding, lag p50 ${round(percentile(lags, 50), 0)} ms p99 ${round(percentile(lags, 99), 0)} ms; RSS MiB: ${mem}${live === undefined ? '' : `; nats-server heap kept at last GC ${round(live / 1024, 1)} MiB`}`,
       );
     }
   }
@@ -445,7 +446,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
   ];
   if (heapTrends.length)
     table(
-      'heap retained (same windows as RSS): V8 after each full GC (--trace-gc), nats-server in use as of its last GC (pprof)',
+      'heap retained (same windows as RSS): V8 after each full GC (--trace-gc), nats-server kept at its last GC (NextGC / 2, pprof)',
       ['process', 'full GCs', 'start MiB', 'end MiB', 'growth %', '2nd half KiB/min'],
       heapTrends.map(([name, h]) => [
         name,
@@ -553,15 +554,17 @@ async function snapshots(stack: Stack, dir: string): Promise<void> {
 }
 
 /**
- * nats-server's Go heap in use as of its last GC, in KiB: the header of its heap profile
- * ("heap profile: N: BYTES [...]", in-use objects and bytes, sampled, as of the most recent GC).
- * No GC is forced, so the RSS samples see the server as it runs.
+ * What nats-server's Go heap kept at its last GC, in KiB: half the heap goal the runtime set then
+ * (NextGC, from the MemStats its heap profile prints). With GOGC at its default of 100 the goal is
+ * twice what the GC found live (plus the goroutine stacks), and the heap grows up to it before
+ * the next GC: RSS follows that sawtooth, this does not. No GC is forced (that changes what RSS
+ * shows), and the profile's own totals are not used: they are sampled, not scaled.
  */
 async function natsHeapInUseKb(port: number): Promise<number | undefined> {
   try {
     const text = await (await fetch(`http://127.0.0.1:${port}/debug/pprof/heap?debug=1`)).text();
-    const m = /^heap profile: \d+: (\d+) \[/m.exec(text);
-    return m ? Math.round(Number(m[1]) / 1024) : undefined;
+    const m = /^# NextGC = (\d+)$/m.exec(text);
+    return m ? Math.round(Number(m[1]) / 2 / 1024) : undefined;
   } catch {
     return undefined;
   }
