@@ -9,7 +9,7 @@ import type {
 } from '@computepods/protocol';
 import type { BatchV1Api, CoreV1Api, KubeConfig, V1Job, V1Pod } from '@kubernetes/client-node';
 import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
-import { isTransient, ResourceCommandError } from './errors.js';
+import { isRetryable, ResourceCommandError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
 import { checkDnsLabel, checkLabelValue, jobNameFor } from './kubernetes-names.js';
 import { isTerminal } from './lifecycle.js';
@@ -368,7 +368,7 @@ export class KubernetesBackend implements Backend {
       if (uid) await this.#c.update(id, { jobId: uid });
       this.#ensurePolling();
     } catch (err) {
-      if (isTransient(err)) await this.#c.pauseForError(id, err);
+      if (isRetryable(err)) await this.#c.pauseForError(id, err);
       else await this.#fail(id, (err as Error).message);
     }
   }
@@ -498,7 +498,7 @@ export class KubernetesBackend implements Backend {
         failures: this.#pollFailures,
         err: String(err),
       });
-      if (this.#pollFailures >= this.#retry.attempts || !isTransient(err)) {
+      if (this.#pollFailures >= this.#retry.attempts || !isRetryable(err)) {
         this.#pollFailures = 0;
         for (const id of live) {
           this.#stopFollow(id);

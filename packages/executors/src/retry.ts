@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isTransient } from './errors.js';
+import { isRetryable } from './errors.js';
 
 /** Exponential backoff for transient failures, as AiiDA's transport tasks do. */
 export interface RetryPolicy {
@@ -30,7 +30,7 @@ export async function withRetry<T>(
     try {
       return await fn(attempt);
     } catch (err) {
-      if (!isTransient(err) || attempt >= policy.attempts) throw err;
+      if (!isRetryable(err) || attempt >= policy.attempts) throw err;
       const delay = backoffMs(policy, attempt + 1);
       onRetry?.(err, attempt, delay);
       await sleep(delay);

@@ -1,4 +1,4 @@
-import { type BatchingConfig, slurmMemToMb } from '@computepods/protocol';
+import { type BatchingConfig, CpError, slurmMemToMb } from '@computepods/protocol';
 
 export interface TaskNeeds {
   readonly cpusPerTask: number;
@@ -14,12 +14,9 @@ export interface BatchPlan {
 }
 
 /** A task needs more than one job may have: it cannot be batched (or submitted) at all. */
-export class BatchingError extends Error {
-  readonly code = 'CP_BATCHING';
-  readonly retryable = false;
+export class BatchingError extends CpError {
   constructor(message: string) {
-    super(`${message}; raise batching_config's max_* or lower the task's needs`);
-    this.name = 'BatchingError';
+    super('CP_BATCHING', `${message}; raise batching_config's max_* or lower the task's needs`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { constants, createReadStream, openSync } from 'node:fs';
 import { lstat, mkdir, realpath, stat } from 'node:fs/promises';
 import { posix, relative, sep } from 'node:path';
-import { checkRelativePath, type TaskSubmitted } from '@computepods/protocol';
+import { CpError, checkRelativePath, type TaskSubmitted } from '@computepods/protocol';
 import { commandPath } from '@computepods/transport';
 
 /** A local file copied into the job folder before the job is submitted. */
@@ -23,17 +23,14 @@ export interface JobTree {
  * A task's declared file cannot be staged or collected: missing, outside cwd, not a regular
  * file. Not retryable: the same task would fail the same way.
  */
-export class TaskFileError extends Error {
-  readonly code = 'CP_TASK_FILE';
-  readonly retryable = false;
+export class TaskFileError extends CpError {
   constructor(
     readonly field: 'files.inputs' | 'files.outputs' | 'files.auxiliaries',
     readonly path: string,
     reason: string,
     options?: ErrorOptions,
   ) {
-    super(`${field} ${JSON.stringify(path)}: ${reason}`, options);
-    this.name = 'TaskFileError';
+    super('CP_TASK_FILE', `${field} ${JSON.stringify(path)}: ${reason}`, options);
   }
 }
 

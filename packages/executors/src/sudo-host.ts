@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { PosixUsername } from '@computepods/protocol';
 import { commandPath, sha256File, VerifyError } from '@computepods/transport';
-import { UnsafeValueError } from './errors.js';
+import { ResourceCommandError, UnsafeValueError } from './errors.js';
 import { type JobTree, readInput } from './slurm-files.js';
 import { ensureOk, type HostResult, isSecretJobFile, type SlurmHost } from './slurm-host.js';
 
@@ -131,7 +131,13 @@ export class SudoHost implements SlurmHost {
     const want = HASH_LINE.exec(
       ensureOk(`hash ${path} as ${this.#user}`, check).stdout.trim(),
     )?.[1];
-    if (!want) throw new Error(`sha256sum of ${path} answered ${JSON.stringify(check.stdout)}`);
+    if (!want)
+      throw new ResourceCommandError(
+        `hash ${path} as ${this.#user}`,
+        check.code,
+        `sha256sum answered ${JSON.stringify(check.stdout)}, not a hash`,
+        false,
+      );
     const tmp = join(
       dirname(localPath),
       `.${basename(localPath)}.tmp-${randomBytes(6).toString('hex')}`,

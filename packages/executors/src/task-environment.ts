@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { TaskEnvironment, TasksPythonConfig } from '@computepods/protocol';
+import { CpError, type TaskEnvironment, type TasksPythonConfig } from '@computepods/protocol';
 import { shq } from './sh-quote.js';
 
 /** Where a resource keeps its tasks' environments, as the task sees the file system. */
@@ -13,12 +13,9 @@ export interface EnvironmentSite {
 }
 
 /** A task's environment cannot be made here: the resource has no such Python version. */
-export class TaskEnvironmentError extends Error {
-  readonly code = 'CP_TASK_ENVIRONMENT';
-  readonly retryable = false;
+export class TaskEnvironmentError extends CpError {
   constructor(message: string) {
-    super(message);
-    this.name = 'TaskEnvironmentError';
+    super('CP_TASK_ENVIRONMENT', message);
   }
 }
 
