@@ -234,9 +234,13 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvRead(buckets.tasks(p)),
             ...kvRead(buckets.config(p)),
             ...kvWrite(buckets.tasks(p)),
+            // Its pilot workers (its own credentials) ask it to stage their tasks' files.
+            subjects.pilotStage(p, queue),
           ],
         },
-        sub: { allow: [...b.sub, ...SRV_SUB, subjects.taskControl(p)] },
+        sub: {
+          allow: [...b.sub, ...SRV_SUB, subjects.taskControl(p), subjects.pilotStage(p, queue)],
+        },
         resp,
       };
     }

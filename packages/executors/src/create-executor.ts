@@ -16,6 +16,7 @@ import { SlurmBackend } from './slurm-backend.js';
 import type { KeepPolicy } from './slurm-sweep.js';
 import { SshHost, sshTargetOf } from './ssh-host.js';
 import { SudoHost } from './sudo-host.js';
+import type { TaskStaging } from './task-staging.js';
 
 export interface BackendTuning {
   /** Between status polls (default: the resource's jobs_poll_interval). */
@@ -32,6 +33,8 @@ export interface BackendTuning {
   readonly jobsDir?: string;
   /** SLURM: how long finished job folders are kept (slurm-sweep.ts). */
   readonly keep?: KeepPolicy;
+  /** Local: declared files moved in and out by someone who sees the task's cwd (pilots). */
+  readonly staging?: TaskStaging;
 }
 
 export interface CreateExecutorOptions {
@@ -64,6 +67,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
       ...(tune.parallel ? { parallel: tune.parallel } : {}),
       ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
       ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
+      ...(tune.staging ? { staging: tune.staging } : {}),
     });
     return new Executor({ ...base, backend });
   }

@@ -36,8 +36,10 @@ export { backoffMs, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.j
 export { shq } from './sh-quote.js';
 export { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
 export { BatchingError, type BatchPlan, planBatches, type TaskNeeds } from './slurm-batching.js';
+export { TaskFileError, taskTree, workDirOf } from './slurm-files.js';
 export { commandFailed, type HostResult, type SlurmHost } from './slurm-host.js';
 export { squeueArgs } from './slurm-queue.js';
 export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-script.js';
 export { SshHost, type SshHostOptions, sshTargetOf } from './ssh-host.js';
 export { SudoHost, type SudoHostOptions } from './sudo-host.js';
+export { fetchOutputs, type TaskStaging } from './task-staging.js';

@@ -10,6 +10,7 @@ import { readFrom, readTail } from './read-tail.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
 import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
+import type { TaskStaging } from './task-staging.js';
 
 export interface LocalBackendOptions {
   readonly resource: LocalResource;
@@ -25,6 +26,11 @@ export interface LocalBackendOptions {
   readonly startGraceMs?: number;
   /** Base environment of every task (default the runner's own, less its secrets); task.env is laid over it. */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Tasks that declare files run in a work folder this fills and empties (a pilot worker that
+   * cannot see the pods' workspace); without it they run in their cwd.
+   */
+  readonly staging?: TaskStaging;
 }
 
 interface Running {
@@ -66,6 +72,7 @@ export class LocalBackend implements Backend {
   readonly #spawner: Spawner;
   readonly #stats = { spawned: 0, adopted: 0, collectedAfterRestart: 0, startedAfterRestart: 0 };
   readonly #envSite: EnvironmentSite;
+  readonly #staging: TaskStaging | undefined;
 
   constructor(options: LocalBackendOptions) {
     const r = options.resource;
@@ -80,6 +87,7 @@ export class LocalBackend implements Backend {
     this.#killGraceMs = options.killGraceMs ?? 5_000;
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
     this.#startGraceMs = options.startGraceMs ?? 2_000;
+    this.#staging = options.staging;
     this.#spawner = new Spawner({
       env: options.env ?? taskBaseEnv(),
       log: (level, msg, data) => this.#ctx?.log(level, msg, data),
@@ -294,21 +302,39 @@ export class LocalBackend implements Backend {
       void this.#ended(id, undefined, (err as Error).message);
       return;
     }
-    this.#spawner.run(
-      { dir, cwd: rec.task.cwd, command, env: rec.task.env },
-      {
-        started: (pid) => {
-          this.#stats.spawned++;
-          if (!mine() || entry.adopted) return;
-          entry.pid = pid;
-          entry.lostBeforeStart = undefined;
-          if (entry.terminate) this.#terminate(id, entry.terminate, pid);
+    const run = (cwd: string) =>
+      this.#spawner.run(
+        { dir, cwd, command, env: rec.task.env },
+        {
+          started: (pid) => {
+            this.#stats.spawned++;
+            if (!mine() || entry.adopted) return;
+            entry.pid = pid;
+            entry.lostBeforeStart = undefined;
+            if (entry.terminate) this.#terminate(id, entry.terminate, pid);
+          },
+          ended: (end) => {
+            if (mine()) this.#spawnEnded(id, entry, end);
+          },
         },
-        ended: (end) => {
-          if (mine()) this.#spawnEnded(id, entry, end);
+      );
+    if (this.#staging && rec.task.files)
+      this.#staging.stageIn(rec).then(
+        (cwd) => {
+          // Killed or timed out while its inputs were on their way: never started.
+          if (mine() && this.#c.get(id)?.state === 'running') run(cwd);
+          else if (mine()) void this.#ended(id, undefined, 'ended before it started');
         },
-      },
-    );
+        (err: unknown) => {
+          if (mine())
+            void this.#ended(
+              id,
+              undefined,
+              `could not stage the task's declared inputs: ${(err as Error).message}`,
+            );
+        },
+      );
+    else run(rec.task.cwd);
     this.#armTimeout(id, rec, handle);
   }
 
@@ -352,7 +378,18 @@ export class LocalBackend implements Backend {
     this.#running.delete(id);
     this.#pump();
     try {
-      if (code === 0) await this.#c.advance(id, ['running'], 'finished', { exitCode: 0 });
+      const rec = this.#c.get(id);
+      const missing =
+        code === 0 && this.#staging && rec?.task.files
+          ? await this.#staging
+              .stageOut(rec)
+              .catch(
+                (err: unknown) => `could not bring back the outputs: ${(err as Error).message}`,
+              )
+          : undefined;
+      if (missing)
+        await this.#c.advance(id, ['running'], 'failed', { exitCode: 0, reason: missing });
+      else if (code === 0) await this.#c.advance(id, ['running'], 'finished', { exitCode: 0 });
       else if (code !== undefined)
         await this.#c.advance(id, ['running'], 'failed', {
           exitCode: code,

@@ -16,14 +16,7 @@ import { LogReads } from './log-reads.js';
 import { Poller } from './poller.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
-import {
-  type JobTree,
-  mergeTrees,
-  outputTarget,
-  TaskFileError,
-  taskTree,
-  workDirOf,
-} from './slurm-files.js';
+import { type JobTree, mergeTrees, taskTree, workDirOf } from './slurm-files.js';
 import { commandFailed, ensureOk, type SlurmHost } from './slurm-host.js';
 import {
   abnormalEnd,
@@ -37,6 +30,7 @@ import {
 import { effectiveConfig, jobScript, resolveExports, sbatchArgs } from './slurm-script.js';
 import { DEFAULT_KEEP, type KeepPolicy, planSweep, SWEEP_LIST_SCRIPT } from './slurm-sweep.js';
 import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
+import { fetchAuxiliaries, fetchOutputs } from './task-staging.js';
 
 export interface SlurmBackendOptions {
   readonly resource: SlurmSudoResource | SlurmSshResource;
@@ -789,12 +783,10 @@ export class SlurmBackend implements Backend {
     if (!files) return undefined;
     const work = workDirOf(job.dir, index);
     try {
-      for (const out of files.outputs) {
-        const local = await outputTarget(rec.task.cwd, out);
-        if (!(await this.#host.fetchFile(posix.join(work, out), local)))
-          return `declared output ${out} was not written by the command (no regular file ${out} in ${work})`;
-      }
-      await this.#collectAuxiliaries(job, index, rec);
+      const missing = await fetchOutputs(this.#host, rec.task, work, (msg, data) =>
+        this.#c.log('warn', msg, data),
+      );
+      if (missing) return missing;
       job.collectFailures.delete(index);
       return undefined;
     } catch (err) {
@@ -822,26 +814,10 @@ export class SlurmBackend implements Backend {
     }
   }
 
-  /**
-   * Brings back the auxiliaries (.log, .blg) the command wrote, after a success and after a
-   * failure alike (a failed run's .log says why). One not written is not looked for further;
-   * one whose place in cwd is refused (a symlink there) is left behind, said, and fails nothing.
-   * A transport failure throws (a success's collection retries; a failure's record stands).
-   */
   async #collectAuxiliaries(job: Job, index: number, rec: TaskRecord): Promise<void> {
-    const work = workDirOf(job.dir, index);
-    for (const aux of rec.task.files?.auxiliaries ?? []) {
-      try {
-        const local = await outputTarget(rec.task.cwd, aux, 'files.auxiliaries');
-        await this.#host.fetchFile(posix.join(work, aux), local);
-      } catch (err) {
-        if (!(err instanceof TaskFileError)) throw err;
-        this.#c.log('warn', 'auxiliary file left in the job folder', {
-          taskId: rec.task.taskId,
-          err: err.message,
-        });
-      }
-    }
+    await fetchAuxiliaries(this.#host, rec.task, workDirOf(job.dir, index), (msg, data) =>
+      this.#c.log('warn', msg, data),
+    );
   }
 
   async #fetch(job: Job): Promise<void> {

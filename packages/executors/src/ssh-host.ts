@@ -77,7 +77,8 @@ export class SshHost implements SlurmHost {
   }
 
   // The whole folder (script, input copies, output folders) goes up as one tree: into a temp
-  // name, every file's SHA-256 checked on the cluster, then renamed into place.
+  // name, every file's SHA-256 checked on the cluster, then renamed into place. It is built in
+  // jobs_local_dir under the folder's own name, then removed.
   async stageJob(
     dir: string,
     files: Readonly<Record<string, string>>,
@@ -96,7 +97,12 @@ export class SshHost implements SlurmHost {
     }
     for (const [name, content] of Object.entries(files))
       await writeFile(join(local, name), content, { mode: isSecretJobFile(name) ? 0o600 : 0o755 });
-    await uploadTree(this.#o.pool, this.#o.target, local, dir, { ifExists: 'replace' });
+    try {
+      await uploadTree(this.#o.pool, this.#o.target, local, dir, { ifExists: 'replace' });
+    } finally {
+      // Only a way up: the job's folder comes back by fetchJob, a pilot's staged files not at all.
+      await rm(local, { recursive: true, force: true });
+    }
   }
 
   async fetchFile(path: string, localPath: string): Promise<boolean> {

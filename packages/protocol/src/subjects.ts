@@ -30,6 +30,12 @@ export const subjects = {
   tasksAll: (p: string) => `cp.${checkProject(p)}.tasks.*`,
   taskState: (p: string) => `cp.${checkProject(p)}.task.state`,
   taskControl: (p: string) => `cp.${checkProject(p)}.task.control`,
+  /**
+   * A queue's pilot workers ask the runner that started them to stage a task's declared files
+   * in and out (request/reply): the runner sees the pods' workspace, the cluster does not.
+   */
+  pilotStage: (p: string, queue: string) =>
+    `cp.${checkProject(p)}.pilot.${checkName('queue name', queue)}.stage`,
   artefactState: (p: string) => `cp.${checkProject(p)}.artefact.state`,
   /** "How to build": MajorDomo asks every chef at once (no queue group) and gathers answers. */
   howToBuild: (p: string) => `cp.${checkProject(p)}.rules.how-to-build`,

@@ -14,6 +14,7 @@ import {
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
 import { checkPilotSite, type PilotResource, pilotSite, WORKER_PATH } from './pilot-host.js';
+import { servePilotStaging } from './pilot-staging.js';
 import { failTasksOfEndedPilot, pilotRunnerId } from './pilot-takeover.js';
 
 // scontrol states of a job that still holds (or waits for) an allocation.
@@ -126,6 +127,18 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
     log.warn({ err: String(err), on: host.label }, 'cannot check the pilot site yet');
   }
 
+  // Tasks that declare files are staged by this runner for its pilots (pilot-staging.ts).
+  const staging = servePilotStaging({
+    bus,
+    kv,
+    queue: cfg.queue,
+    resource: cfg.resource,
+    host,
+    jobsDir: site.jobsDir,
+    workspaceRoots: cfg.workspaceRoots,
+    log,
+  });
+
   await bus.ensureConsumer({
     stream,
     durable: options.durable,
@@ -222,6 +235,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       CP_RUNNER_INTAKE: String(cpus),
       CP_PILOT_IDLE_TIMEOUT_S: String(pc!.idle_timeout_s),
       CP_PILOT_MAX_ACK_PENDING: String(maxAckPending),
+      CP_PILOT_STAGE_DIR: posix.join(dir, 'stage'),
       CP_LOG_FORMAT: 'json',
       // The workers check every task as this runner would: the same workspace roots, and the
       // profile this runner serves (they run a profile-less local resource themselves).
@@ -294,6 +308,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       stopped = true;
       wake?.();
       await loop;
+      staging.close();
       if (site.ownsHost) await host.close();
     },
   };

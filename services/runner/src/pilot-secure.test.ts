@@ -127,6 +127,20 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
           command: `echo run >> ${dir}/runs/${taskId}`,
           cwd: dir,
         });
+      // Staged by the runner for its pilot (pilot-staging.ts): the stage request is allowed by
+      // the runner's own credentials, which the pilot holds, and the workspace is root's alone.
+      const ws = join(dir, 'ws');
+      mkdirSync(ws);
+      chmodSync(ws, 0o700);
+      writeFileSync(join(ws, 'in.txt'), 'staged\n');
+      ids.push('s-staged');
+      await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), {
+        taskId: 's-staged',
+        resource: 'hpc',
+        command: `echo run >> ${dir}/runs/s-staged; cat in.txt > out.txt`,
+        cwd: ws,
+        files: { inputs: ['in.txt'], outputs: ['out.txt'] },
+      });
       const recs = async () =>
         (await Promise.all(ids.map(async (id) => (await kv.get(id))?.value))).filter(
           (r): r is TaskRecord => r !== undefined,
@@ -138,6 +152,7 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         () => `${runner.output.slice(-3000)}\n${slurm.output.slice(-1500)}`,
       );
       for (const r of await recs()) expect(r.runner).toMatch(/^pilot-hpc-[0-9]+$/);
+      expect(readFileSync(join(ws, 'out.txt'), 'utf8')).toBe('staged\n');
       for (const id of ids) expect(readFileSync(join(dir, 'runs', id), 'utf8')).toBe('run\n');
       // The copy the pilot connected with: the job user's alone.
       const pilotDirs = readdirSync(join(dir, 'jobs')).filter((d) => d.startsWith('pilot-hpc-'));

@@ -1,6 +1,7 @@
 import { Bus, createLogger } from '@computepods/bus';
 import { isTerminal } from '@computepods/executors';
 import { runnerConfig } from './config.js';
+import { pilotStagingClient } from './pilot-staging.js';
 import { startRunner } from './runner.js';
 
 /**
@@ -28,8 +29,11 @@ async function main(): Promise<void> {
     description: `ComputePods pilot worker ${cfg.runnerId} for resource ${cfg.resource}`,
     asyncTraces: false,
   });
+  const stageRoot = process.env.CP_PILOT_STAGE_DIR;
   const runner = await startRunner(bus, cfg, {
     holdUntilEnd: true,
+    // Declared files come and go through the runner that started this pilot (pilot-staging.ts).
+    ...(stageRoot ? { staging: pilotStagingClient(bus, cfg.queue, stageRoot) } : {}),
     ...(Number.isInteger(maxAckPending) && maxAckPending > 0 ? { maxAckPending } : {}),
   });
   let lastBusy = Date.now();

@@ -4,11 +4,13 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
+import { shq } from '@computepods/executors';
 import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
   ensureSystemUser,
@@ -400,6 +402,79 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       await pilotsLeave(() => runner.output);
       for (const id of submittedPilots(runner.output))
         expect((await slurm.waitForJob(id)).JobState).toBe('COMPLETED');
+    } catch (err) {
+      throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('slurm_ssh: pilots stage declared files through the runner; the job user cannot read the workspace', async () => {
+    const dir = area('staged');
+    // The pod's workspace: root's alone. The pilot's job user (cpuser) cannot even list it.
+    const ws = join(dir, 'ws');
+    mkdirSync(join(ws, 'src'), { recursive: true });
+    chmodSync(ws, 0o700);
+    const odd = "src/a b;$(touch PWN)'.txt";
+    writeFileSync(join(ws, odd), 'hello\n');
+    writeFileSync(join(ws, 'src/bin'), Buffer.from([0, 1, 2, 255, 10]));
+    symlinkSync('/etc/hostname', join(ws, 'src/escape'));
+    const { resource, profile } = sshConfig(dir, 'staged', {
+      max_workers: 1,
+      idle_timeout_s: 3,
+      cpus_per_worker: 1,
+    });
+    const runner = startRunner(dir, 'staged', resource, profile);
+    const task = (taskId: string, command: string, inputs: string[], outputs: string[]) => ({
+      taskId,
+      resource: 'staged',
+      command,
+      cwd: ws,
+      env: {},
+      gpu: false,
+      files: { inputs, outputs },
+    });
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      const tasks: TaskSubmitted[] = [
+        task(
+          'st-ok',
+          `tr a-z A-Z < ${shq(odd)} > out/up.txt && cat src/bin > out/deep/bin && id -un > out/who && { [ -r ${shq(ws)} ] && echo readable || echo unreadable; } > out/ws`,
+          [odd, 'src/bin'],
+          ['out/up.txt', 'out/deep/bin', 'out/who', 'out/ws'],
+        ),
+        task('st-missing', 'true', ['src/bin'], ['out/never']),
+        task('st-escape', 'true', ['src/escape'], ['out/x']),
+      ];
+      for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'staged'), t);
+      const ids = tasks.map((t) => t.taskId);
+      await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
+      const [ok, missing, escaped] = await records(ids);
+      expect(ok?.state, ok?.reason).toBe('finished');
+      expect(ok?.runner).toMatch(/^pilot-staged-[0-9]+$/);
+      expect(readFileSync(join(ws, 'out/up.txt'), 'utf8')).toBe('HELLO\n');
+      expect(readFileSync(join(ws, 'out/deep/bin'))).toEqual(Buffer.from([0, 1, 2, 255, 10]));
+      expect(readFileSync(join(ws, 'out/who'), 'utf8')).toBe('cpuser\n');
+      expect(readFileSync(join(ws, 'out/ws'), 'utf8')).toBe('unreadable\n');
+      expect(existsSync(join(ws, 'PWN'))).toBe(false);
+      expect(missing).toMatchObject({ state: 'failed', exitCode: 0 });
+      expect(missing?.reason).toMatch(/declared output out\/never was not written by the command/);
+      expect(existsSync(join(ws, 'out/never'))).toBe(false);
+      expect(escaped).toMatchObject({ state: 'failed', exitCode: null });
+      expect(escaped?.reason).toMatch(
+        /^could not stage the task's declared inputs: .*files\.inputs "src\/escape": a symlink leading outside/,
+      );
+      // The copies of a task whose outputs came back are gone from the cluster.
+      const staged = readdirSync(join(dir, 'remote-jobs'))
+        .filter((d) => d.startsWith('pilot-'))
+        .flatMap((d) =>
+          existsSync(join(dir, 'remote-jobs', d, 'stage'))
+            ? readdirSync(join(dir, 'remote-jobs', d, 'stage'))
+            : [],
+        );
+      expect(staged).not.toContain('st-ok');
+      expect(staged).toContain('st-missing');
+      await pilotsLeave(() => runner.output);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
     } finally {

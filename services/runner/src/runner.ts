@@ -10,6 +10,7 @@ import {
   type Executor,
   isTerminal,
   RecordFailedError,
+  type TaskStaging,
   withRetry,
 } from '@computepods/executors';
 import {
@@ -51,6 +52,8 @@ export interface RunnerOptions {
   readonly holdUntilEnd?: boolean;
   /** Unacknowledged tasks over every runner of the queue (default intake × 4). */
   readonly maxAckPending?: number;
+  /** Pilot workers: declared files staged by the runner that started them (pilot-staging.ts). */
+  readonly staging?: TaskStaging;
 }
 
 /**
@@ -83,7 +86,10 @@ export async function startRunner(
     profile: servedProfile(cfg, queue, profile),
     workspaceRoots: rc.workspaceRoots,
     // Over SSH a task without declared files runs in cwd on the cluster, not here.
-    remoteCwd: (task) => resource.type === 'slurm_ssh' && !task.files,
+    // A pilot's staged task runs in a folder of its own: its cwd is checked by the runner that
+    // stages it, where the workspace is (the job user may not read it).
+    remoteCwd: (task) =>
+      (resource.type === 'slurm_ssh' && !task.files) || (!!options.staging && !!task.files),
   };
   if (rc.workspaceRoots.length === 0)
     log.error(
@@ -111,7 +117,7 @@ export async function startRunner(
     profile,
     runner: rc.runnerId,
     queue: rc.queue,
-    backendOptions: { keep: rc.jobKeep },
+    backendOptions: { keep: rc.jobKeep, ...(options.staging ? { staging: options.staging } : {}) },
     hooks: {
       // A record goes to a KV bucket: on a NATS cluster whose node leading it dies, writes fail
       // until the others elect a new leader (seconds; more on a loaded machine). The executor's
