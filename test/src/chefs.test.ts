@@ -289,10 +289,10 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     expect((await stack.artefact('out/x.rev'))?.pods).toEqual(['pod-b', 'pod-a']);
     expect((await stack.artefact('out/x.final'))?.pods).toEqual(['pod-a']);
     expect(stack.procs.get('chef-podb')!.output).toMatch(
-      /"path":"out\/x\.upper","pod":"pod-a".*"msg":"input fetched from another pod"/,
+      /"pod":"pod-a","files":1,"paths":\["out\/x\.upper"\].*"msg":"inputs fetched from another pod"/,
     );
     expect(stack.procs.get('a-chef')!.output).toMatch(
-      /"path":"out\/x\.rev","pod":"pod-b".*"msg":"input fetched from another pod"/,
+      /"pod":"pod-b","files":1,"paths":\["out\/x\.rev"\].*"msg":"inputs fetched from another pod"/,
     );
 
     // A new version travels again, and a stale copy on the other pod is replaced.

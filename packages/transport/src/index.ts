@@ -27,6 +27,12 @@ export {
   type FileTransferReport,
   uploadFile,
 } from './file-transfer.js';
+export {
+  downloadFiles,
+  type FileDownloadOutcome,
+  type FilesDownloadItem,
+  type FilesDownloadOptions,
+} from './files-download.js';
 export { sha256File, sha256Remote } from './hashing.js';
 export {
   type HostKeyVerdict,

@@ -95,6 +95,14 @@ export const sftpOps = {
     await call<void>('close', remote, (cb) => s.close(handle, cb));
     for (const r of done) if (r.status === 'rejected') throw r.reason;
   },
+  open: (s: SFTPWrapper, p: string, flags: 'r' | 'w') =>
+    call<Buffer>('open', p, (cb) => s.open(p, flags, cb)),
+  /** `p` only names the file in errors. */
+  fstat: (s: SFTPWrapper, h: Buffer, p: string) => call<Stats>('fstat', p, (cb) => s.fstat(h, cb)),
+  /** Reads up to buf.length - off bytes at file offset `off`; 0 at the end of the file. */
+  read: (s: SFTPWrapper, h: Buffer, buf: Buffer, off: number, p: string) =>
+    call<number>('read', p, (cb) => s.read(h, buf, off, buf.length - off, off, cb)),
+  close: (s: SFTPWrapper, h: Buffer, p: string) => call<void>('close', p, (cb) => s.close(h, cb)),
   fastGet: (s: SFTPWrapper, remote: string, local: string) =>
     call<void>('get', remote, (cb) => s.fastGet(remote, local, cb)),
 

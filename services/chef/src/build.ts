@@ -17,7 +17,7 @@ import { confineLocal } from './confine.js';
 import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
-import type { InputCheck, InputFetcher } from './fetch-inputs.js';
+import { FS_CONCURRENCY, type InputFetcher, type InputOutcome } from './fetch-inputs.js';
 import { unchangedSinceLastRun } from './last-run.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
@@ -43,12 +43,6 @@ export interface ChefContext {
 
 type Result = BuildResult;
 
-/**
- * File system checks of one build's paths in flight at once (confinement, stamps, hashes): a
- * link step's 200 inputs were checked one after another, four times, each a few syscalls
- * through libuv's thread pool (4 threads), so a few at once is what pays.
- */
-const FS_CONCURRENCY = 8;
 type Base = Pick<Result, 'buildId' | 'taskId' | 'chef' | 'pod'>;
 
 /**
@@ -160,18 +154,17 @@ async function build(
   // The inputs must be the bytes MajorDomo planned with, or the result would be recorded against
   // the wrong hashes: missing or different ones come from the pod that has them; if none has,
   // a newer change is on its way to MajorDomo, which re-plans.
-  // Checked a few at once; the first input in the rule's order that is wrong is the one named.
-  const checks = await pMap(
-    paths.inputs,
-    (path) =>
-      ctx.fetcher.ensure(path, req.inputs[path]!, req.locations[path]).then(
-        (check): { check: InputCheck } => ({ check }),
-        (err: unknown) => ({ err }),
-      ),
-    { concurrency: FS_CONCURRENCY },
+  // All at once (a pod's missing files in one batch); the first input in the rule's order that
+  // is wrong is the one named.
+  const checks = await ctx.fetcher.ensureAll(
+    paths.inputs.map((path) => ({
+      path,
+      sha256: req.inputs[path] as string,
+      pod: req.locations[path],
+    })),
   );
   for (const [i, path] of paths.inputs.entries()) {
-    const r = checks[i]!;
+    const r = checks[i] as InputOutcome;
     if ('err' in r) return fail('failed', errorText(r.err));
     if (!r.check.ok)
       return fail(

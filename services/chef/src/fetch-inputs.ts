@@ -1,11 +1,11 @@
 import { stat } from 'node:fs/promises';
-import { posix } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import { hashFile } from '@computepods/fswatch';
-import { downloadFile, SshPool } from '@computepods/transport';
+import { downloadFiles, type FileDownloadOutcome, SshPool } from '@computepods/transport';
+import pMap from 'p-map';
 import { confineLocal } from './confine.js';
 import { InputFetchError } from './errors.js';
-import { type PodsConfig, sshTarget } from './pods.js';
+import { type PodAccess, type PodsConfig, sshTarget } from './pods.js';
 
 export type InputCheck =
   | { readonly ok: true; readonly fetchedFrom?: string }
@@ -17,12 +17,30 @@ export type InputCheck =
       readonly now?: { sha256: string; size: number };
     };
 
-const ATTEMPTS = 3;
+/**
+ * File system checks of one build's paths in flight at once (confinement, stamps, hashes): a
+ * link step's 200 inputs were checked one after another, four times, each a few syscalls
+ * through libuv's thread pool (4 threads), so a few at once is what pays.
+ */
+export const FS_CONCURRENCY = 8;
+
+export interface WantedInput {
+  readonly path: string;
+  /** The SHA-256 MajorDomo planned with. */
+  readonly sha256: string;
+  /** The pod that has those bytes (the request's `locations`), if another. */
+  readonly pod: string | undefined;
+}
+
+/** An input's check, or the error that stopped its fetch (InputFetchError). */
+export type InputOutcome = { readonly check: InputCheck } | { readonly err: unknown };
 
 /**
- * Makes a build's inputs present with the hashes MajorDomo planned with. A file missing here or
- * holding other bytes is downloaded from the pod named in the request's `locations` over SFTP
- * (temp name, SHA-256 verified, atomic rename). One SSH pool per chef: connections are reused.
+ * Makes a build's inputs present with the hashes MajorDomo planned with. Files missing here or
+ * holding other bytes are downloaded from the pod named in the request's `locations`, all of a
+ * pod's at once: one SFTP session, many files in flight (transport's downloadFiles), each
+ * written to a temp name, its bytes checked against the planned SHA-256 and renamed into place;
+ * other bytes are never written. One SSH pool per chef: connections are reused.
  */
 export class InputFetcher {
   #pool: SshPool | undefined;
@@ -34,60 +52,114 @@ export class InputFetcher {
     readonly logger: Logger,
   ) {}
 
-  async ensure(path: string, want: string, pod: string | undefined): Promise<InputCheck> {
+  /** One outcome per input, in the given order. */
+  async ensureAll(inputs: readonly WantedInput[]): Promise<InputOutcome[]> {
+    const outcomes: (InputOutcome | undefined)[] = inputs.map(() => undefined);
+    const fetch = new Map<string, { i: number; local: string }[]>();
+    await pMap(
+      inputs.entries(),
+      async ([i, input]) => {
+        try {
+          const local = await this.#check(input);
+          if (typeof local !== 'string') outcomes[i] = { check: local };
+          else {
+            const pod = input.pod as string;
+            fetch.set(pod, [...(fetch.get(pod) ?? []), { i, local }]);
+          }
+        } catch (err) {
+          outcomes[i] = { err };
+        }
+      },
+      { concurrency: FS_CONCURRENCY },
+    );
+    await Promise.all(
+      [...fetch].map(async ([pod, files]) => {
+        const got = await this.#fetch(
+          pod,
+          files.map(({ i, local }) => ({ input: inputs[i] as WantedInput, local })),
+        );
+        files.forEach(({ i }, k) => {
+          outcomes[i] = got[k];
+        });
+      }),
+    );
+    return outcomes.map((o) => o ?? { err: new Error('input not checked') });
+  }
+
+  /** ok, a check that failed, or the local path to fetch into from input.pod. */
+  async #check({ path, sha256: want, pod }: WantedInput): Promise<InputCheck | string> {
     // Hashed, and maybe replaced by a download: a symlink leading out must not be followed.
     const local = await confineLocal(this.workspace, path);
     const have = await hashFile(local).catch(() => undefined);
     if (have === want) return { ok: true };
-    const now = have ? `is now ${have.slice(0, 12)}` : 'is missing';
     const access = pod === undefined || pod === this.ownPod ? undefined : this.pods[pod];
-    if (!access) {
-      const where =
-        pod === undefined || pod === this.ownPod
-          ? 'and no other pod holds it'
-          : `and pod ${pod} is not in CP_PODS`;
-      const size = have
-        ? await stat(local).then(
-            (s) => s.size,
-            () => undefined,
-          )
-        : undefined;
-      return {
-        ok: false,
-        reason: `input ${path} ${now}, the request was for ${want.slice(0, 12)} ${where}`,
-        ...(have && size !== undefined ? { now: { sha256: have, size } } : {}),
-      };
-    }
+    if (access) return local;
+    const now = have ? `is now ${have.slice(0, 12)}` : 'is missing';
+    const where =
+      pod === undefined || pod === this.ownPod
+        ? 'and no other pod holds it'
+        : `and pod ${pod} is not in CP_PODS`;
+    const size = have
+      ? await stat(local).then(
+          (s) => s.size,
+          () => undefined,
+        )
+      : undefined;
+    return {
+      ok: false,
+      reason: `input ${path} ${now}, the request was for ${want.slice(0, 12)} ${where}`,
+      ...(have && size !== undefined ? { now: { sha256: have, size } } : {}),
+    };
+  }
+
+  /** A pod's files, one batch (downloadFiles tries files cut off by a lost connection again). */
+  async #fetch(
+    pod: string,
+    files: readonly { input: WantedInput; local: string }[],
+  ): Promise<InputOutcome[]> {
+    const access = this.pods[pod] as PodAccess;
     this.#pool ??= new SshPool({ logger: this.logger });
-    const remote = posix.join(access.root, path);
-    let got: string | undefined;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        got = (await downloadFile(this.#pool, sshTarget(access), remote, local)).sha256;
-        break;
-      } catch (err) {
-        const retryable = (err as { retryable?: boolean }).retryable === true;
-        if (!retryable || attempt >= ATTEMPTS) {
-          throw new InputFetchError(
-            path,
-            `could not fetch it from pod ${pod} (${(err as Error).message}); check CP_PODS and that the pod's sshd is up`,
-            retryable,
-            { cause: err },
-          );
-        }
-        await new Promise((r) => setTimeout(r, 250 * attempt));
-      }
+    let got: FileDownloadOutcome[];
+    try {
+      got = await downloadFiles(
+        this.#pool,
+        sshTarget(access),
+        access.root,
+        files.map(({ input, local }) => ({ rel: input.path, local, sha256: input.sha256 })),
+      );
+    } catch (err) {
+      return files.map(({ input }) => ({ err: fetchError(input.path, pod, err) }));
     }
-    this.logger.info({ path, pod, sha256: got.slice(0, 12) }, 'input fetched from another pod');
-    if (got !== want)
+    const fetched = files.filter((_, k) => got[k]?.status === 'fetched');
+    if (fetched.length)
+      this.logger.info(
+        { pod, files: fetched.length, paths: fetched.slice(0, 10).map((f) => f.input.path) },
+        'inputs fetched from another pod',
+      );
+    return got.map((o, k): InputOutcome => {
+      const { path, sha256: want } = (files[k] as { input: WantedInput }).input;
+      if (o.status === 'fetched') return { check: { ok: true, fetchedFrom: pod } };
+      if (o.status === 'failed') return { err: fetchError(path, pod, o.error) };
       return {
-        ok: false,
-        reason: `input ${path}: pod ${pod} now has ${got.slice(0, 12)}, the request was for ${want.slice(0, 12)}`,
+        check: {
+          ok: false,
+          reason: `input ${path}: pod ${pod} now has ${o.sha256.slice(0, 12)}, the request was for ${want.slice(0, 12)}`,
+        },
       };
-    return { ok: true, fetchedFrom: pod };
+    });
   }
 
   async close(): Promise<void> {
     await this.#pool?.close();
   }
+}
+
+function fetchError(path: string, pod: string, err: unknown): InputFetchError {
+  const retryable = (err as { retryable?: boolean }).retryable === true;
+  return new InputFetchError(
+    path,
+    `could not fetch it from pod ${pod} (${(err as Error).message}); check CP_PODS and that the pod's sshd is up`,
+    retryable,
+    { cause: err },
+  );
 }
