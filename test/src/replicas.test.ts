@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buckets, Envelope, FilesChanged, subjects, TaskRecord } from '@computepods/protocol';
+import {
+  buckets,
+  Envelope,
+  FilesChanged,
+  streams,
+  subjects,
+  TaskRecord,
+} from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 import { BuildLog } from './watch-builds.js';
@@ -75,9 +82,22 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
         '',
       ].join('\n'),
     );
-    const chef = { CP_CHEF: 'copier', CP_CHEF_DEFINITION: definition, CP_CHEF_HEARTBEAT_MS: '500' };
+    // The chefs' ack wait is ten minutes: a build taken from a dead replica within the test's
+    // time was handed on by MajorDomo's replica liveness, not by JetStream's redelivery.
+    const chef = {
+      CP_CHEF: 'copier',
+      CP_CHEF_DEFINITION: definition,
+      CP_CHEF_HEARTBEAT_MS: '500',
+      CP_CHEF_ACK_WAIT_MS: '600000',
+    };
     await Promise.all([
-      stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: '3000' }),
+      // A runner restarted within CP_RUNNER_DEAD_S adopts its tasks; an hour here, so that is
+      // what the runner case sees (runner-liveness.test.ts: one that does not come back).
+      stack.start('majordomo', {
+        CP_CHEF_TIMEOUT_MS: '3000',
+        CP_CHEF_REPLICA_DEAD_S: '7',
+        CP_RUNNER_DEAD_S: '3600',
+      }),
       stack.start('runner', { CP_RUNNER_ID: 'runner-1' }, 'runner-1'),
       stack.start('runner', { CP_RUNNER_ID: 'runner-2' }, 'runner-2'),
       // One pod, two watchers of its workspace (their own stamp files: CP_STATE_DIR by name).
@@ -110,10 +130,18 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
       async () => (await taskOf('c1', from))?.state === 'running',
     );
     await stack.start('chef', chefEnv, 'chef-2');
+    const durable = await stack.bus.jsm.consumers.info(
+      streams.builds(stack.project),
+      'chef-copier',
+    );
+    expect(durable.config.ack_wait).toBeGreaterThanOrEqual(600_000 * 1_000_000);
     await stack.kill9('chef-1');
     writeFileSync(gate('c1'), '');
-    // chef-2 gets the request again once its ack wait (30 s) passes after chef-1's last word,
-    // finds the task b-<buildId> already ran (a finished task no chef reported) and reports it.
+    // MajorDomo hears chef-1 no more and has the request it held handed out again (not after the
+    // ten-minute ack wait): chef-2 finds the task b-<buildId> already ran and reports it.
+    await stack.procs
+      .get('majordomo')!
+      .waitForOutput(/chef replica stopped answering; the requests it held are handed out again/);
     await built('c1', 'pause c1\n');
     const req = log.requestsFor('copy:c1', from);
     expect(req).toHaveLength(1);

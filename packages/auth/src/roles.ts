@@ -186,6 +186,14 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             // Its last queued request is deleted alone (see liveness.ts: a purge that empties
             // the stream loses its sequence on 2.9.10 if the server is killed soon after).
             `${JS}.STREAM.MSG.DELETE.${streams.builds(p)}`,
+            // Replica liveness (runner-liveness.ts, chef-replicas.ts): a dead runner's unfinished
+            // task records are failed or queued again (revision-checked), and what a dead replica
+            // had pulled is NAKed on its durable so a live one takes it at once.
+            ...kvWrite(buckets.tasks(p)),
+            subjects.tasksAll(p),
+            `${JS}.CONSUMER.INFO.${streams.builds(p)}.*`,
+            `$JS.ACK.${streams.tasks(p)}.>`,
+            `$JS.ACK.${streams.builds(p)}.>`,
           ],
         },
         sub: { allow: [...b.sub, ...SRV_SUB, `${cp}.>`] },

@@ -46,6 +46,7 @@ export {
   TASK_LOG_MAX_MSGS_PER_SUBJECT,
   taskLogMaxAgeMs,
 } from './project.js';
+export { type Redelivered, redeliverPending } from './redeliver.js';
 export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';
 export {
   type ConsumerSpec,

@@ -70,6 +70,11 @@ export const TaskSubmitted = z.object({
       pass: z.number().int().min(1).max(1_000_000),
     })
     .optional(),
+  /**
+   * Which run of the task this is: 2 when MajorDomo queued it again because its runner stopped
+   * answering before the task started (services/majordomo/src/runner-liveness.ts). At most once.
+   */
+  attempt: z.number().int().min(1).max(2).optional(),
 });
 export type TaskSubmitted = z.infer<typeof TaskSubmitted>;
 

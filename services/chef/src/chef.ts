@@ -2,10 +2,12 @@ import { type Bus, ensureProjectStreams } from '@computepods/bus';
 import {
   BuildResult,
   buckets,
+  envInt,
   RulesDeclared,
   streams,
   subjects,
   TaskRecord,
+  TIMER_MS,
 } from '@computepods/protocol';
 import { handleBuild } from './build.js';
 import { InFlightBuilds, killTask, listenForCancels } from './cancel.js';
@@ -61,6 +63,13 @@ export async function startChef(
     queues,
     taskWait: taskWaitLimits(),
   };
+  // Replicas of one name share the durable. MajorDomo PINGs `$SRV.PING.chef` and, when one
+  // stops answering, has the requests it held handed out again (majordomo/src/chef-replicas.ts):
+  // those of live replicas too, so a request arriving again while this process builds it waits
+  // for that build and is acknowledged with it, reported once.
+  const srvMeta = bus.srv?.identity.metadata;
+  if (srvMeta) Object.assign(srvMeta, { chef: cfg.chef });
+  const building = new Map<string, Promise<void>>();
   const consumer = await bus.consume({
     stream: streams.builds(p),
     durable: `chef-${cfg.chef}`,
@@ -68,7 +77,18 @@ export async function startChef(
     accept: ['build.requested'],
     concurrency: cfg.concurrency,
     maxDeliver: 10,
-    handler: (msg, mctx) => handleBuild(ctx, msg.body, msg, mctx.logger),
+    // How long a pulled request may go unacknowledged (its handler keeps it alive meanwhile).
+    ackWaitMs: envInt(process.env, 'CP_CHEF_ACK_WAIT_MS', 30_000, TIMER_MS),
+    handler: (msg, mctx) => {
+      const key = msg.id;
+      const same = building.get(key);
+      if (same) return same;
+      const build = handleBuild(ctx, msg.body, msg, mctx.logger).finally(() =>
+        building.delete(key),
+      );
+      building.set(key, build);
+      return build;
+    },
   });
   const stopAnswers = answerHowToBuild(bus, def.rules, { chef: cfg.chef, pod: cfg.pod });
   // Declared last: MajorDomo may dispatch at once, and the cancel listener must already be up.

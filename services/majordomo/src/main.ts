@@ -1,9 +1,12 @@
 import { Bus, createLogger, startService } from '@computepods/bus';
+import { buckets, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
+import { watchChefReplicas } from './chef-replicas.js';
 import { majorDomoConfig } from './config.js';
 import { startHttp } from './http.js';
 import { standBy } from './leadership.js';
 import { MajorDomo } from './majordomo.js';
+import { watchRunnerLiveness } from './runner-liveness.js';
 import { apiToken } from './token.js';
 
 const logger = createLogger('majordomo');
@@ -20,6 +23,9 @@ startService(logger, async () => {
   // process takes the lease; then starts as a restarted MajorDomo does, from KV.
   const leader = await standBy(bus, cfg, token);
   const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership);
+  // The leader only: replicas that stop answering have their work handed on or resolved.
+  const tasks = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
+  const stopReplicas = [watchChefReplicas(bus), watchRunnerLiveness(bus, tasks)];
   serveApi(bus, md);
   const http = await startHttp(bus, md, { host: cfg.httpHost, port: cfg.httpPort, token });
   const address = http.server.address();
@@ -32,6 +38,7 @@ startService(logger, async () => {
   await bus.nc.flush();
   bus.logger.info('majordomo ready');
   const shutdown = async () => {
+    for (const stopWatching of stopReplicas) stopWatching();
     await http.close();
     await stop();
   };

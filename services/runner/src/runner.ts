@@ -81,6 +81,10 @@ export async function startRunner(
   const rc: RunnerConfig = queue ? { ...cfg, resource: queue.queue.resource } : cfg;
   const cids = new Map<string, string>();
   const log = bus.logger;
+  // The liveness signal: MajorDomo PINGs `$SRV.PING.runner` and resolves the tasks of a runner id
+  // that no instance has answered for CP_RUNNER_DEAD_S (services/majordomo/src/runner-liveness.ts).
+  const srvMeta = bus.srv?.identity.metadata;
+  if (srvMeta) Object.assign(srvMeta, { runner: rc.runnerId, queue: rc.queue });
   const policy: AdmissionPolicy = {
     resource: rc.resource,
     profile: servedProfile(cfg, queue, profile),
@@ -196,6 +200,7 @@ export async function startRunner(
     // Checked before anything is accepted: a refused task is recorded failed, never run, and
     // its message acknowledged (it would fail the same way again).
     const refusal = await refusalOf(task, policy);
+    if ((task.attempt ?? 1) > 1 && !(await takeRequeued(task, logger))) return;
     cids.set(task.taskId, cid);
     try {
       if (refusal) {
@@ -221,6 +226,27 @@ export async function startRunner(
         'task already has a record; not running it again',
       );
     }
+  }
+
+  /**
+   * A task MajorDomo queued again (its runner stopped answering before it started) has a record
+   * already: `created`, without a runner, at this attempt. Its revision is taken as this runner's
+   * own, so the first write of the task updates exactly that record: of two runners taking it,
+   * one writes, the other's write conflicts and it leaves the task. Anything else (taken, ended):
+   * not run.
+   */
+  async function takeRequeued(task: TaskSubmitted, logger: typeof log): Promise<boolean> {
+    const existing = await kv.get(task.taskId);
+    const rec = existing?.value;
+    if (existing && rec?.state === 'created' && !rec.runner && rec.task.attempt === task.attempt) {
+      records.known(task.taskId, existing.revision);
+      return true;
+    }
+    logger.info(
+      { taskId: task.taskId, attempt: task.attempt, state: rec?.state, runner: rec?.runner },
+      'task queued again is no longer waiting for a runner; not running it',
+    );
+    return false;
   }
 
   const control = bus.nc.subscribe(subjects.taskControl(p), {

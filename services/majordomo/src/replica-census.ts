@@ -1,0 +1,125 @@
+import type { Bus } from '@computepods/bus';
+import { z } from 'zod';
+
+/** What a service instance answers to `$SRV.PING.<service>` (bus/service.ts), as far as needed. */
+const Pong = z.object({
+  id: z.string().min(1).max(100),
+  metadata: z.record(z.string(), z.string()).default({}),
+});
+
+/**
+ * The shortest grace allowed: a frozen instance's last pull request lives 5 s at the server
+ * (bus/consume.ts) and it was heard up to a round (1 s) before it froze; a message handed out
+ * again must not reach that request.
+ */
+export const MIN_DEAD_S = 7;
+
+/** One instance of a service, as last heard. */
+export interface Replica {
+  readonly id: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** When it last answered (wall clock, for messages). */
+  readonly heardAt: Date;
+}
+
+export interface ReplicaCensusOptions {
+  /** The service name every instance answers `$SRV.PING.<name>` under. */
+  readonly service: string;
+  /** An instance that has not answered for this long is gone. */
+  readonly graceMs: number;
+  /** Called once for each instance taken for gone. */
+  readonly onGone: (replica: Replica) => void | Promise<void>;
+  /** Called after every round with the instances heard within the grace. */
+  readonly onRound?: (alive: ReadonlyMap<string, Replica>) => void | Promise<void>;
+}
+
+interface Heard {
+  replica: Replica;
+  /** performance.now() of the last answer: ages are measured on this host's monotonic clock. */
+  at: number;
+}
+
+/**
+ * Follows the instances of one service by their $SRV identity: every round (a quarter of the
+ * grace, at most 1 s) one PING to `$SRV.PING.<service>` gathers the answers of every instance
+ * at once; one not heard for the grace is reported gone, once. Killed -9, frozen or cut off,
+ * an instance stops answering all the same: no heartbeat of its own is needed, and no clock is
+ * compared across hosts. While this connection is away nothing can be heard, so silence proves
+ * nothing: every instance gets a full grace again after a reconnect.
+ */
+export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => void {
+  const heard = new Map<string, Heard>();
+  const roundMs = Math.max(Math.min(Math.floor(options.graceMs / 4), 1_000), 100);
+  let connected = true;
+  let stopped = false;
+  void (async () => {
+    for await (const st of bus.nc.status()) {
+      if (stopped) break;
+      if (st.type === 'disconnect') connected = false;
+      else if (st.type === 'reconnect') {
+        connected = true;
+        const now = performance.now();
+        for (const h of heard.values()) h.at = now;
+      }
+    }
+  })().catch(() => undefined);
+
+  const round = async () => {
+    if (!connected) return;
+    for (const replica of await pingAll(bus, options.service, roundMs))
+      heard.set(replica.id, { replica, at: performance.now() });
+    if (!connected) return;
+    const now = performance.now();
+    const alive = new Map<string, Replica>();
+    for (const [id, h] of heard) {
+      if (now - h.at < options.graceMs) {
+        alive.set(id, h.replica);
+        continue;
+      }
+      heard.delete(id);
+      await options.onGone(h.replica);
+    }
+    await options.onRound?.(alive);
+  };
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || stopped) return;
+    busy = true;
+    void round()
+      .catch((err: Error) =>
+        bus.logger.error({ err: err.message, service: options.service }, 'replica census failed'),
+      )
+      .finally(() => {
+        busy = false;
+      });
+  }, roundMs);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+/** Every instance that answers one PING within `waitMs` (none: an empty list). */
+async function pingAll(bus: Bus, service: string, waitMs: number): Promise<Replica[]> {
+  const found: Replica[] = [];
+  try {
+    const replies = await bus.nc.requestMany(`$SRV.PING.${service}`, '', {
+      strategy: 'timer',
+      maxWait: waitMs,
+    });
+    for await (const m of replies) {
+      let pong: z.infer<typeof Pong>;
+      try {
+        const parsed = Pong.safeParse(m.json());
+        if (!parsed.success) continue;
+        pong = parsed.data;
+      } catch {
+        continue;
+      }
+      found.push({ id: pong.id, metadata: pong.metadata, heardAt: new Date() });
+    }
+  } catch {
+    // No instance at all answers: no responders ends the gathering.
+  }
+  return found;
+}

@@ -1,0 +1,180 @@
+import type { Bus, TypedKv } from '@computepods/bus';
+import { envInt, streams, subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { releasePending } from './release-pending.js';
+import { MIN_DEAD_S, type Replica, watchReplicas } from './replica-census.js';
+import { queueOf } from './task-logs.js';
+
+/**
+ * How long a runner may go without answering before its tasks are resolved
+ * (CP_RUNNER_DEAD_S, default 60 s). Longer than any pause a loaded runner makes: a runner taken
+ * for dead while alive has its running tasks failed, and its late results refused. At least
+ * MIN_DEAD_S: a frozen runner's last pull request (5 s, bus/consume.ts) must have expired by
+ * then, or a task queued again could be handed to it.
+ */
+export function runnerDeadMs(env: NodeJS.ProcessEnv = process.env): number {
+  return (
+    envInt(env, 'CP_RUNNER_DEAD_S', 60, { min: MIN_DEAD_S, max: 24 * 3600, unit: 'seconds' }) * 1000
+  );
+}
+
+/** A task the dead runner never handed to anything that could still be running it. */
+function neverStarted(rec: TaskRecord): boolean {
+  const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
+  if (state === 'created') return true;
+  // A local task waits for a free slot as `submitted` (recorded `running` before it is spawned);
+  // a SLURM or Kubernetes one is `submitted` once its job exists, and then has a job id or handle.
+  return state === 'submitted' && !rec.jobId && rec.pid === undefined && !rec.handle;
+}
+
+/**
+ * Runner liveness. Every runner answers `$SRV.PING.runner` with its CP_RUNNER_ID and queue in
+ * its metadata (runner.ts); a runner id that nothing has answered for CP_RUNNER_DEAD_S (since it
+ * was last heard, or since MajorDomo started for one never heard) is dead, and each of its task
+ * records that has not ended is resolved, with a revision-checked update:
+ *
+ * - a task that never started (see neverStarted), not queued again before, whose queue a live
+ *   runner serves, is queued again once: its record goes back to `created` without a runner
+ *   (attempt 2) and its task message is published again, for the first live runner to create it;
+ * - any other is failed: "runner X stopped answering at T; task not completed".
+ *
+ * The update is the fence: a dead runner that comes back writes its records with the revision it
+ * last wrote (kv-records.ts), which no longer matches, so its late result is refused and it does
+ * not run a task queued again. The durable of the dead runner's queue has its pending messages
+ * delivered again at once (release-pending.ts), not after the ack wait.
+ */
+export function watchRunnerLiveness(
+  bus: Bus,
+  tasks: TypedKv<typeof TaskRecord>,
+  graceMs = runnerDeadMs(),
+): () => void {
+  const p = bus.project;
+  const since = { wall: new Date(), mono: performance.now() };
+  /** The runner instances heard within the grace (by $SRV id). */
+  let alive = new Map<string, Replica>();
+  /** Runner id -> when it was last heard (wall clock for the reason, monotonic for ages). */
+  const lastHeard = new Map<string, { wall: Date; mono: number }>();
+  /** Runner ids taken for dead (their last instance gone), until heard again. */
+  const dead = new Set<string>();
+  let sweeping = false;
+  let lastSweep = 0;
+
+  const sweep = async () => {
+    if (sweeping) return;
+    sweeping = true;
+    lastSweep = performance.now();
+    try {
+      const runners = new Set([...alive.values()].map((r) => r.metadata.runner));
+      const queues = new Set([...alive.values()].map((r) => r.metadata.queue));
+      const startedLongAgo = performance.now() - since.mono >= graceMs;
+      for (const [id, { value: rec, revision }] of await tasks.entries()) {
+        if (TERMINAL_STATES.includes(rec.state)) continue;
+        if (!rec.runner) {
+          await republish(rec);
+          continue;
+        }
+        if (runners.has(rec.runner)) continue;
+        // Never heard since this MajorDomo started: it gets a full grace first.
+        const heard = lastHeard.get(rec.runner);
+        if (!dead.has(rec.runner)) {
+          if (!heard && !startedLongAgo) continue;
+          if (heard && performance.now() - heard.mono < graceMs) continue;
+        }
+        const at = (heard?.wall ?? since.wall).toISOString();
+        await resolve(id, rec, revision, at, queues);
+      }
+    } finally {
+      sweeping = false;
+    }
+  };
+
+  const resolve = async (
+    id: string,
+    rec: TaskRecord,
+    revision: number,
+    at: string,
+    queues: ReadonlySet<string | undefined>,
+  ) => {
+    const who = rec.runner ?? '';
+    const time = new Date().toISOString();
+    const queue = queueOf(rec);
+    const again = neverStarted(rec) && (rec.task.attempt ?? 1) < 2 && queues.has(queue);
+    const next: TaskRecord = again
+      ? {
+          task: { ...rec.task, attempt: 2 },
+          state: 'created',
+          queue,
+          reason: `runner ${who} stopped answering at ${at}; the task had not started and is queued again`,
+          history: [...rec.history, { state: 'created', time }],
+          updated: time,
+        }
+      : {
+          ...rec,
+          state: 'failed',
+          exitCode: null,
+          reason: `runner ${who} stopped answering at ${at}; task not completed`,
+          history: [...rec.history, { state: 'failed', time }],
+          updated: time,
+        };
+    try {
+      await tasks.update(id, next, revision);
+    } catch (err) {
+      // Written since it was read: by its runner (alive after all) or another MajorDomo.
+      bus.logger.debug({ taskId: id, err: (err as Error).message }, 'task record changed; left');
+      return;
+    }
+    bus.logger.warn(
+      { taskId: id, runner: who, lastHeard: at, state: rec.state, queuedAgain: again },
+      again ? 'runner stopped answering; its task is queued again' : next.reason,
+    );
+    if (again) await republish(next);
+  };
+
+  /** A task queued again (no runner yet) gets its message; the same message id each time. */
+  const republish = async (rec: TaskRecord) => {
+    if (rec.state !== 'created' || (rec.task.attempt ?? 1) < 2) return;
+    await bus
+      .publish('task.submitted', subjects.tasks(p, queueOf(rec)), rec.task, {
+        msgId: `${rec.task.taskId}.attempt-2`,
+        retryForMs: 5_000,
+      })
+      .catch((err: Error) =>
+        bus.logger.warn(
+          { taskId: rec.task.taskId, err: err.message },
+          'could not queue a task again; trying at the next sweep',
+        ),
+      );
+  };
+
+  return watchReplicas(bus, {
+    service: 'runner',
+    graceMs,
+    onRound: async (now) => {
+      alive = new Map();
+      for (const r of now.values()) {
+        const id = r.metadata.runner;
+        if (!id) continue;
+        alive.set(r.id, r);
+        dead.delete(id);
+        lastHeard.set(id, { wall: r.heardAt, mono: performance.now() });
+      }
+      // Also for runners that died while MajorDomo was away (never heard since): a sweep once a
+      // grace, besides the one at each death.
+      if (performance.now() - lastSweep >= Math.max(graceMs, 10_000)) await sweep();
+    },
+    onGone: async (r) => {
+      const id = r.metadata.runner;
+      const queue = r.metadata.queue;
+      if (!id || !queue) return;
+      dead.add(id);
+      bus.logger.warn(
+        { runner: id, queue, lastHeard: r.heardAt.toISOString() },
+        'runner stopped answering',
+      );
+      // What it had pulled and not recorded goes to a live runner now.
+      await releasePending(bus, streams.tasks(p), `runner-${queue}`).catch((err: Error) =>
+        bus.logger.warn({ queue, err: err.message }, 'could not release its pulled tasks'),
+      );
+      lastSweep = 0; // at the end of this round, with the live runners just heard
+    },
+  });
+}

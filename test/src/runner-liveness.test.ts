@@ -1,0 +1,167 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buckets, TaskRecord } from '@computepods/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+import { BuildLog } from './watch-builds.js';
+
+/**
+ * Runner liveness (issue #13): a runner that stops answering for good (killed -9 and never
+ * started again, or frozen) has its unfinished tasks resolved by MajorDomo: a task that never
+ * started is queued again once, for another runner of the queue; one that may have run is failed
+ * with a reason naming the runner. A runner that comes back late has its result refused. The
+ * runners' ack wait is ten minutes here: nothing the tests wait for can come from JetStream
+ * handing a message out again. Real nats-server (operator mode), each service its own process;
+ * a ledger outside the workspace counts the commands that ran to their end.
+ */
+describe('runner liveness: a runner that stops answering', () => {
+  let stack: Stack;
+  let log: BuildLog;
+  let ledger: string;
+  const ws = (p: string) => join(stack.workspace, p);
+  const gate = (stem: string) => writeFileSync(stack.dir.join(`go-${stem}`), '');
+  const runs = (stem: string): string[] =>
+    existsSync(ledger)
+      ? readFileSync(ledger, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith(`${stem} `))
+          .map((l) => l.slice(stem.length + 1))
+      : [];
+  const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
+  const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 90_000) => {
+    const end = Date.now() + timeoutMs;
+    while (!(await ok())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  /** The record of the task the first build of `copy:<stem>` made. */
+  const taskOf = async (stem: string): Promise<TaskRecord | undefined> => {
+    const req = log.requestsFor(`copy:${stem}`)[0];
+    return req ? (await (await tasks()).get(`b-${req.buildId}`))?.value : undefined;
+  };
+  const taskIdOf = (stem: string) => `b-${log.requestsFor(`copy:${stem}`)[0]?.buildId}`;
+  /** A log line holding both texts. */
+  const logLine = (msg: string, taskId: string) => {
+    const q = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return new RegExp(`^(?=.*${q(msg)})(?=.*${q(taskId)}).*$`, 'm');
+  };
+  const resultOf = (stem: string) => {
+    const req = log.requestsFor(`copy:${stem}`)[0];
+    return req ? log.resultOf(req.buildId) : undefined;
+  };
+  /** A runner of the queue `local` taking one task at a time, its ack wait ten minutes. */
+  const runner = (name: string) =>
+    stack.start(
+      'runner',
+      { CP_RUNNER_ID: name, CP_PARALLEL: '1', CP_RUNNER_ACK_WAIT_MS: '600000' },
+      name,
+    );
+  const stopped = (runner: string) =>
+    new RegExp(`^runner ${runner} stopped answering at \\S+; task not completed$`);
+
+  beforeAll(async () => {
+    stack = await Stack.start('liveness');
+    ledger = stack.dir.join('ledger');
+    const definition = stack.dir.join('copy.yaml');
+    // An input holding "pause" waits for the test's gate (go-<stem>; two minutes at most).
+    writeFileSync(
+      definition,
+      [
+        'rules:',
+        '  - id: copy',
+        "    inputs: ['g/{stem}.in']",
+        "    outputs: ['g/{stem}.out']",
+        `    command: if grep -q pause {in0}; then i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0} && echo {stem} "$(cat {in0})" >> ${ledger}`,
+        '',
+      ].join('\n'),
+    );
+    await Promise.all([
+      stack.start('majordomo', { CP_RUNNER_DEAD_S: '7' }),
+      stack.start('fswatcher'),
+      stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: definition }),
+      runner('runner-1'),
+    ]);
+    log = await BuildLog.start(stack.bus);
+  }, 180_000);
+  afterAll(async () => {
+    log?.close();
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('killed -9 for good: its running task fails naming it, its waiting task runs once on the other runner', async () => {
+    stack.write('g/a.in', 'pause a\n');
+    await until('a to run on runner-1', async () => (await taskOf('a'))?.state === 'running');
+    // runner-1 runs one task at a time: b waits there, recorded but not started.
+    stack.write('g/b.in', 'b\n');
+    await until('b to wait on runner-1', async () => {
+      const b = await taskOf('b');
+      return b?.state === 'submitted' && b.runner === 'runner-1';
+    });
+    await runner('runner-2');
+    await stack.kill9('runner-1');
+
+    // b had not started: queued again, once, and run by runner-2.
+    await until('b to finish', async () => (await taskOf('b'))?.state === 'finished');
+    const b = await taskOf('b');
+    expect(b).toMatchObject({ runner: 'runner-2', task: { attempt: 2 } });
+    await stack.until('g/b.out', (r) => r.status === 'up_to_date', 60_000);
+    expect(readFileSync(ws('g/b.out'), 'utf8')).toBe('b\n');
+    expect(runs('b')).toEqual(['b']);
+    // a may have run (its process outlives the runner here): failed, naming the runner.
+    await until('a to be resolved', async () => (await taskOf('a'))?.state === 'failed');
+    const a = await taskOf('a');
+    expect(a?.runner).toBe('runner-1');
+    expect(a?.reason).toMatch(stopped('runner-1'));
+    await until('the result of a', () => resultOf('a') !== undefined);
+    expect(resultOf('a')?.status).toBe('failed');
+    expect(resultOf('a')?.error).toContain('runner runner-1 stopped answering at');
+    expect(resultOf('b')?.status).toBe('succeeded');
+
+    // a's orphaned process ends: nobody records it, the record stays failed.
+    gate('a');
+    await until('a to run to its end', () => runs('a').length === 1);
+    expect(log.requestsFor('copy:b')).toHaveLength(1);
+    expect(runs('b')).toEqual(['b']);
+  }, 180_000);
+
+  it('frozen, then back: its tasks are resolved meanwhile and its late result is refused', async () => {
+    stack.write('g/c.in', 'pause c\n');
+    await until('c to run on runner-2', async () => (await taskOf('c'))?.state === 'running');
+    stack.write('g/d.in', 'd\n');
+    await until('d to wait on runner-2', async () => {
+      const d = await taskOf('d');
+      return d?.state === 'submitted' && d.runner === 'runner-2';
+    });
+    await runner('runner-3');
+    const frozen = stack.procs.get('runner-2')!;
+    frozen.signal('SIGSTOP');
+    try {
+      await until('d to finish', async () => (await taskOf('d'))?.state === 'finished');
+      expect(await taskOf('d')).toMatchObject({ runner: 'runner-3', task: { attempt: 2 } });
+      await until('c to be resolved', async () => (await taskOf('c'))?.state === 'failed');
+      expect((await taskOf('c'))?.reason).toMatch(stopped('runner-2'));
+    } finally {
+      frozen.signal('SIGCONT');
+    }
+    // Back, runner-2 sees c end and records it with the revision it last wrote: refused.
+    gate('c');
+    await until('c to run to its end', () => runs('c').length === 1);
+    await frozen.waitForOutput(
+      logLine('could not record the end of a task', taskIdOf('c')),
+      60_000,
+    );
+    const c = await taskOf('c');
+    expect(c).toMatchObject({ state: 'failed', runner: 'runner-2' });
+    expect(c?.reason).toMatch(stopped('runner-2'));
+    await until('the result of c', () => resultOf('c') !== undefined);
+    expect(resultOf('c')?.status).toBe('failed');
+    // d ran once, on runner-3: runner-2's own queued copy of it could not be recorded running.
+    await frozen.waitForOutput(
+      logLine('could not record a task as running', taskIdOf('d')),
+      60_000,
+    );
+    expect(runs('d')).toEqual(['d']);
+    expect(resultOf('d')?.status).toBe('succeeded');
+  }, 180_000);
+});
