@@ -224,6 +224,7 @@ async function throughNats(n: number, latencyN: number) {
   sub.unsubscribe();
   await client.close();
   await runner.stop();
+  await runnerBus.close();
   const p = (xs: number[], q: number) =>
     percentile(
       [...xs].sort((a, b) => a - b),

@@ -199,7 +199,7 @@ describe('deploy/ for real sites', () => {
     it('the example env files set only variables the programs read', () => {
       const readme = readFileSync(join(root, 'README.md'), 'utf8');
       // What README's configuration table leaves out: TLS (bus) and inotify2nats' own settings.
-      const sources = ['packages/bus/src/connect.ts', 'packages/inotify2nats/src/settings.ts']
+      const sources = ['packages/bus/src/config.ts', 'packages/inotify2nats/src/settings.ts']
         .map((p) => readFileSync(join(root, p), 'utf8'))
         .join('\n');
       const files = readdirSync(join(unitDir, 'env'));
@@ -235,7 +235,7 @@ describe('deploy/ for real sites', () => {
         env: { ...process.env, CP_PROJECT: 'Not A Project', CP_LOG_FORMAT: 'json' },
       });
       expect(md.status).not.toBe(0);
-      expect(md.stderr).toMatch(/invalid project name \\"Not A Project\\"/);
+      expect(md.stderr).toMatch(/CP_PROJECT must be 1-63 characters.*got \\"Not A Project\\"/);
     });
   });
 
@@ -818,7 +818,7 @@ describe('deploy/ for real sites', () => {
           cwd: dir.path,
           env: { ...process.env, CP_PROJECT: 'Not A Project', CP_LOG_FORMAT: 'json' },
         });
-        expect(r.stderr, svc).toMatch(/invalid project name/);
+        expect(r.stderr, svc).toMatch(/CP_PROJECT must be 1-63 characters/);
       }
       expect(existsSync(join(image, 'packages/majordomo-ui/dist/index.html'))).toBe(true);
     }, 300_000);

@@ -7,7 +7,7 @@
  *   await ensureProjectStreams(bus, 'demo');
  *   await bus.consume({ stream: streams.files('demo'), durable: 'majordomo-files',
  *     accept: ['files.changed'], handler: async (msg, ctx) => ctx.logger.info(msg.body) });
- *   startService(bus.logger, async () => () => bus.close());
+ *   startService(bus.logger, async () => thenClose(await startMyService(bus), bus));
  */
 export { Bus, type BusOptions, errorReply, type PublishOptions } from './bus.js';
 export { type BusSettings, busEnv, busSettings, defaultReplicas, tlsFromEnv } from './config.js';
@@ -29,7 +29,7 @@ export {
   StorageQuotaError,
 } from './errors.js';
 export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
-export { runUntilSignal, startService } from './lifecycle.js';
+export { runUntilSignal, type Service, startService, thenClose } from './lifecycle.js';
 export { createLogger, type Logger } from './logger.js';
 export {
   DLQ_MAX_BYTES,

@@ -39,10 +39,31 @@ export function runUntilSignal(logger: Logger, stop: () => Promise<void>, graceM
   });
 }
 
+/**
+ * What every service's start function returns. stop() ends the service's own work (consumers,
+ * watchers, timers); it does not close the bus it was given: the bus is its creator's (main.ts).
+ */
+export interface Service {
+  stop(): Promise<void>;
+}
+
+/** `service`, whose stop() then closes `bus`: what main.ts, which connected the bus, runs. */
+export function thenClose(service: Service, bus: { close(): Promise<void> }): Service {
+  return {
+    async stop() {
+      try {
+        await service.stop();
+      } finally {
+        await bus.close();
+      }
+    },
+  };
+}
+
 /** Starts a service's main, logging a clean one-line error instead of a stack-trace crash. */
-export function startService(logger: Logger, main: () => Promise<() => Promise<void>>): void {
+export function startService(logger: Logger, main: () => Promise<Service>): void {
   main().then(
-    (stop) => runUntilSignal(logger, stop),
+    (service) => runUntilSignal(logger, () => service.stop()),
     (err: Error & { code?: string }) => {
       logger.fatal({ code: err.code, err: err.message }, `cannot start: ${err.message}`);
       process.exit(1);

@@ -4,6 +4,7 @@ import {
   envFlag,
   envList,
   envName,
+  envString,
   envTable,
   envText,
   InvalidEnvError,
@@ -42,6 +43,11 @@ describe('loadEnv', () => {
     } catch (err) {
       expect((err as InvalidEnvError).variables).toEqual(['CP_NAME', 'CP_WAIT_MS', 'CP_ON']);
     }
+  });
+
+  it('says a variable that must be given is not', () => {
+    const needed = defineEnv({ CP_ROOT: { schema: envString(), doc: 'where' } });
+    expect(() => loadEnv(needed, { CP_ROOT: '' })).toThrow(/^CP_ROOT must be set$/);
   });
 
   it('never echoes a secret variable', () => {

@@ -61,7 +61,8 @@ export function loadEnv<const S extends EnvSpec>(
     }
     bad.push(name);
     const why = parsed.error.issues.map((i) => i.message).join(', ');
-    const got = v.secret ? '' : `; got ${JSON.stringify(raw)}`;
+    // Unset: the message says what to set; a secret's value is never repeated.
+    const got = raw === undefined || v.secret ? '' : `; got ${JSON.stringify(raw)}`;
     problems.push(`${name} ${why}${got}`);
   }
   if (problems.length) throw new InvalidEnvError(bad, problems);

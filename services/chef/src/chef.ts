@@ -1,13 +1,11 @@
-import { type Bus, ensureProjectStreams } from '@computepods/bus';
+import { type Bus, ensureProjectStreams, type Service } from '@computepods/bus';
 import {
   BuildResult,
   buckets,
-  envInt,
   RulesDeclared,
   streams,
   subjects,
   TaskRecord,
-  TIMER_MS,
 } from '@computepods/protocol';
 import { handleBuild } from './build.js';
 import { InFlightBuilds, killTask, listenForCancels } from './cancel.js';
@@ -17,18 +15,13 @@ import { InputFetcher } from './fetch-inputs.js';
 import { startHeartbeat } from './heartbeat.js';
 import { answerHowToBuild } from './how-to-build.js';
 import { ProjectConfig } from './project-config.js';
-import { taskWaitLimits } from './task-wait.js';
 
 /**
  * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches, and
  * re-put as a heartbeat), answers MajorDomo's "how to build" questions, takes build requests from its own work queue and turns each into a
  * runner task, and kills the task of a build MajorDomo cancels.
  */
-export async function startChef(
-  bus: Bus,
-  cfg: ChefConfig,
-  def: ChefDefinition,
-): Promise<() => Promise<void>> {
+export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition): Promise<Service> {
   const p = cfg.project;
   await ensureProjectStreams(bus, p);
   const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
@@ -61,7 +54,7 @@ export async function startChef(
     fetcher,
     inflight,
     queues,
-    taskWait: taskWaitLimits(),
+    taskWait: cfg.taskWait,
   };
   // Replicas of one name share the durable. MajorDomo PINGs `$SRV.PING.chef` and, when one
   // stops answering, has the requests it held handed out again (majordomo/src/chef-replicas.ts):
@@ -78,7 +71,7 @@ export async function startChef(
     concurrency: cfg.concurrency,
     maxDeliver: 10,
     // How long a pulled request may go unacknowledged (its handler keeps it alive meanwhile).
-    ackWaitMs: envInt(process.env, 'CP_CHEF_ACK_WAIT_MS', 30_000, TIMER_MS),
+    ackWaitMs: cfg.ackWaitMs,
     handler: (msg, mctx) => {
       const key = msg.id;
       const same = building.get(key);
@@ -103,13 +96,14 @@ export async function startChef(
     },
     'rules declared',
   );
-  return async () => {
-    stopHeartbeat();
-    stopAnswers();
-    await consumer.stop();
-    stopCancels();
-    queues.stop();
-    await fetcher.close();
-    await bus.close();
+  return {
+    async stop() {
+      stopHeartbeat();
+      stopAnswers();
+      await consumer.stop();
+      stopCancels();
+      queues.stop();
+      await fetcher.close();
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { Bus, createLogger, startService } from '@computepods/bus';
+import { Bus, createLogger, startService, thenClose } from '@computepods/bus';
 import { startChef } from './chef.js';
 import { chefConfig } from './config.js';
 import { loadDefinition } from './definition.js';
@@ -13,5 +13,5 @@ startService(logger, async () => {
     logger: logger.child({ project: cfg.project, chef: cfg.chef }),
     description: `ComputePods chef ${cfg.chef}`,
   });
-  return startChef(bus, cfg, def);
+  return thenClose(await startChef(bus, cfg, def), bus);
 });

@@ -2,7 +2,8 @@ import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { TaskRecord } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TaskWaitError, taskWaitLimits, waitForTerminal } from './task-wait.js';
+import { chefConfig } from './config.js';
+import { TaskWaitError, waitForTerminal } from './task-wait.js';
 
 describe('a chef waiting for its task (a real nats-server)', () => {
   let nats: NatsServer;
@@ -34,13 +35,13 @@ describe('a chef waiting for its task (a real nats-server)', () => {
   it('returns the terminal record of a task that ends', async () => {
     const now = new Date().toISOString();
     const task = { taskId: 'b-done', resource: 'local', command: 'true', cwd: '/w' };
-    const waiting = waitForTerminal(tasks, 'b-done', 'local', taskWaitLimits({}));
+    const waiting = waitForTerminal(tasks, 'b-done', 'local', chefConfig({}).taskWait);
     await tasks.put('b-done', { task, state: 'running', updated: now });
     await tasks.put('b-done', { task, state: 'finished', exitCode: 0, updated: now });
     expect((await waiting).state).toBe('finished');
   });
 
   it('refuses limits a timer cannot hold', () => {
-    expect(() => taskWaitLimits({ CP_CHEF_TASK_WAIT_MS: '1e10' })).toThrow(/CP_CHEF_TASK_WAIT_MS/);
+    expect(() => chefConfig({ CP_CHEF_TASK_WAIT_MS: '1e10' })).toThrow(/CP_CHEF_TASK_WAIT_MS/);
   });
 });

@@ -1,20 +1,14 @@
 import type { TypedKv } from '@computepods/bus';
-import { envInt, type TaskRecord, TERMINAL_STATES, TIMER_MS } from '@computepods/protocol';
+import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
 
 /**
  * How long a chef waits for a runner to take a task it submitted (CP_CHEF_TASK_RECORD_MS,
- * default 1 day) and for the task to end (CP_CHEF_TASK_WAIT_MS, default 7 days). Without them a
- * task whose record never appears (no runner serves the queue, the record was deleted) held one
- * of the chef's build slots for ever. Not shorter by default: a task waits unrecorded in its
- * queue while pilots are busy, or while the runner is down for a night's maintenance.
+ * default 1 day) and for the task to end (CP_CHEF_TASK_WAIT_MS, default 7 days; config.ts).
+ * Without them a task whose record never appears (no runner serves the queue, the record was
+ * deleted) held one of the chef's build slots for ever. Not shorter by default: a task waits
+ * unrecorded in its queue while pilots are busy, or while the runner is down for a night's
+ * maintenance.
  */
-export function taskWaitLimits(env: NodeJS.ProcessEnv = process.env): TaskWaitLimits {
-  return {
-    recordMs: envInt(env, 'CP_CHEF_TASK_RECORD_MS', 24 * 3_600_000, TIMER_MS),
-    totalMs: envInt(env, 'CP_CHEF_TASK_WAIT_MS', 7 * 24 * 3_600_000, TIMER_MS),
-  };
-}
-
 export interface TaskWaitLimits {
   readonly recordMs: number;
   readonly totalMs: number;

@@ -1,6 +1,47 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { checkName, checkProject, envInt, slugify, TIMER_MS } from '@computepods/protocol';
+import {
+  defineEnv,
+  envIntType,
+  envName,
+  envOptionalName,
+  envString,
+  envText,
+  loadEnv,
+  slugify,
+  TIMER_MS,
+} from '@computepods/protocol';
+
+/** Every variable the fswatcher reads: its README's table is written from these (pnpm env-docs). */
+export const fsWatcherEnv = defineEnv({
+  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  CP_WORKSPACE: { schema: envString(), default: '.', doc: 'the directory watched' },
+  CP_POD: {
+    schema: envOptionalName(),
+    shown: 'the host name, as a subject token',
+    doc: "this pod's name (`a-z0-9_-`); log chunks go to `cp.<project>.logs.<pod>`",
+  },
+  CP_LOG_PATTERNS: {
+    schema: envText(),
+    default: '*.log',
+    doc: 'comma-separated gitignore-style globs of files streamed like `tail -f` (`log.chunk` messages, core NATS) instead of hashed; `,` alone: none',
+  },
+  CP_IGNORE_FILE: {
+    schema: envString(),
+    default: '.cpignore',
+    doc: 'gitignore-syntax file under the workspace',
+  },
+  CP_DEBOUNCE_MS: {
+    schema: envIntType({ ...TIMER_MS, min: 0 }),
+    default: '20',
+    doc: 'quiet time before a changed file is hashed',
+  },
+  CP_STATE_DIR: {
+    schema: envString(),
+    default: '.state',
+    doc: 'stamps live in `$CP_STATE_DIR/fswatcher/stamps`',
+  },
+});
 
 export interface FsWatcherConfig {
   readonly project: string;
@@ -14,25 +55,21 @@ export interface FsWatcherConfig {
   readonly logPatterns: readonly string[];
 }
 
-function patterns(value: string | undefined): string[] {
-  if (value === undefined) return ['*.log'];
-  return value
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-}
-
+/** Settings from the environment (fsWatcherEnv); a bad value throws, naming the variable. */
 export function fsWatcherConfig(env: NodeJS.ProcessEnv = process.env): FsWatcherConfig {
-  const project = checkProject(env.CP_PROJECT ?? 'demo');
-  const root = resolve(env.CP_WORKSPACE ?? '.');
+  const e = loadEnv(fsWatcherEnv, env);
+  const root = resolve(e.CP_WORKSPACE);
   return {
-    project,
+    project: e.CP_PROJECT,
     // A host name may hold dots or capitals; a pod name must be one subject token.
-    pod: env.CP_POD ? checkName('pod name (CP_POD)', env.CP_POD) : slugify(hostname()),
+    pod: e.CP_POD ?? slugify(hostname()),
     root,
-    stampFile: resolve(env.CP_STATE_DIR ?? '.state', 'fswatcher', 'stamps'),
-    ignoreFile: resolve(root, env.CP_IGNORE_FILE ?? '.cpignore'),
-    debounceMs: envInt(env, 'CP_DEBOUNCE_MS', 20, { ...TIMER_MS, min: 0 }),
-    logPatterns: patterns(env.CP_LOG_PATTERNS),
+    stampFile: resolve(e.CP_STATE_DIR, 'fswatcher', 'stamps'),
+    ignoreFile: resolve(root, e.CP_IGNORE_FILE),
+    debounceMs: e.CP_DEBOUNCE_MS,
+    logPatterns: (e.CP_LOG_PATTERNS ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Bus } from '@computepods/bus';
+import type { Bus, Service } from '@computepods/bus';
 import { ensureProjectStreams } from '@computepods/bus';
 import { FileWatcher } from '@computepods/fswatch';
 import { publishable, publishLogChunk } from '@computepods/inotify2nats';
@@ -19,7 +19,7 @@ const UPLOAD_TEMPS = '.*.tmp-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]*';
  * batch, so a batch re-sent after a lost ack is dropped by JetStream's dedupe. Files matching
  * CP_LOG_PATTERNS are streamed as they grow on `cp.<project>.logs.<pod>` instead.
  */
-export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<() => Promise<void>> {
+export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<Service> {
   await ensureProjectStreams(bus, cfg.project);
   const subject = subjects.filesChanged(cfg.project, cfg.pod);
   const watcher = new FileWatcher({
@@ -48,8 +48,5 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<()
   });
   await watcher.start();
   bus.logger.info({ root: cfg.root, logPatterns: cfg.logPatterns }, 'watching workspace');
-  return async () => {
-    await watcher.close();
-    await bus.close();
-  };
+  return { stop: () => watcher.close() };
 }

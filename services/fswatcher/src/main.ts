@@ -1,4 +1,4 @@
-import { Bus, createLogger, startService } from '@computepods/bus';
+import { Bus, createLogger, startService, thenClose } from '@computepods/bus';
 import { fsWatcherConfig } from './config.js';
 import { startFsWatcher } from './fswatcher.js';
 
@@ -11,5 +11,5 @@ startService(logger, async () => {
     logger: logger.child({ project: cfg.project, pod: cfg.pod }),
     description: `ComputePods FSWatcher for ${cfg.root}`,
   });
-  return startFsWatcher(bus, cfg);
+  return thenClose(await startFsWatcher(bus, cfg), bus);
 });

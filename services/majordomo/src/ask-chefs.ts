@@ -1,18 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Bus, type Issue, issuesOf } from '@computepods/bus';
-import {
-  CanBuildFrom,
-  Envelope,
-  envInt,
-  type HowToBuild,
-  subjects,
-  TIMER_MS,
-} from '@computepods/protocol';
-
-/** How long MajorDomo waits for "can build from" answers (CP_HOW_TO_BUILD_MS, default 2 s). */
-export function howToBuildMs(env: NodeJS.ProcessEnv = process.env): number {
-  return envInt(env, 'CP_HOW_TO_BUILD_MS', 2_000, TIMER_MS);
-}
+import { CanBuildFrom, Envelope, type HowToBuild, subjects } from '@computepods/protocol';
 
 /**
  * Scatter-gather: asks every chef "how to build" at once and gathers the "can build from"

@@ -1,6 +1,111 @@
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { checkProject, envInt } from '@computepods/protocol';
+import {
+  checkProject,
+  defineEnv,
+  envFlag,
+  envIntType,
+  envList,
+  envName,
+  envString,
+  envText,
+  loadEnv,
+  TIMER_MS,
+} from '@computepods/protocol';
 import { z } from 'zod';
+import type { LeaseConfig } from './lease.js';
+
+/** Every variable MajorDomo reads: its README's table is written from these (pnpm env-docs). */
+export const majorDomoEnv = defineEnv({
+  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  CP_STATE_DIR: {
+    schema: envString(),
+    default: '.state',
+    doc: 'the generated API token lives in `$CP_STATE_DIR/majordomo/api-token`',
+  },
+  CP_PARALLEL_BUILDS: { schema: envIntType(), default: '64', doc: 'builds dispatched at once' },
+  CP_PASS_LIMIT: {
+    schema: envIntType(),
+    default: '5',
+    doc: 'passes before a cycle is reported as not converging',
+  },
+  CP_HOW_TO_BUILD_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '2000',
+    doc: 'how long MajorDomo gathers "can build from" answers to a "how to build" question',
+  },
+  CP_CHEF_TIMEOUT_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '15000',
+    doc: 'a chef silent this long has its rules retired and its queued builds re-planned',
+  },
+  CP_CHEF_PING_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '1000',
+    doc: "how often each chef's `$SRV` identity is PINGed; 3 misses in a row retire it like a silent heartbeat",
+  },
+  CP_HTTP_HOST: {
+    schema: envString(),
+    default: '127.0.0.1',
+    doc: 'REST API + server-sent events (OpenAPI at `/openapi.json`): the address listened on',
+  },
+  CP_HTTP_PORT: {
+    schema: envIntType({ min: 0, max: 65_535 }),
+    default: '8080',
+    doc: 'its port (0: a free one)',
+  },
+  CP_HTTP_ALLOWED_HOSTS: {
+    schema: envList(),
+    shown: 'none',
+    doc: "more `Host` headers the API answers, comma-separated (`name` on the API's port, or `name:port`); besides these only `127.0.0.1`, `localhost`, `[::1]` and `CP_HTTP_HOST` on its port are answered, anything else gets 421 (DNS rebinding)",
+  },
+  CP_HTTP_MAX_SSE: {
+    schema: envIntType(),
+    default: '32',
+    doc: '`/api/events` streams open at once; the next gets 503',
+  },
+  CP_API_TOKEN: {
+    schema: envText(),
+    secret: true,
+    shown: 'generated',
+    doc: 'the bootstrap token (at least 16 characters): user `admin`, role admin; generated once into `$CP_STATE_DIR/majordomo/api-token`, mode 0600, if unset',
+  },
+  CP_LOG_ROOTS: {
+    schema: envList(),
+    shown: '`$CP_STATE_DIR/runner/tasks`',
+    doc: "comma-separated folders an ended task's log file may be read from when NATS has none of it (the runners' job folders); a file elsewhere is refused (403)",
+  },
+  CP_UI_PROJECTS: {
+    schema: envText(),
+    shown: 'none',
+    doc: "other projects' pages for the web page's project switcher, `name=URL` pairs separated by commas (`thesis=http://127.0.0.1:8081/`)",
+  },
+  CP_MAJORDOMO_HA: {
+    schema: envFlag(),
+    shown: 'off',
+    doc: "`1`: this MajorDomo is one of its project's leader and standbys; every MajorDomo of the project must set it",
+  },
+  CP_MAJORDOMO_ID: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,200}$/, {
+        error: 'must be 1-200 letters, digits, ".", "_", ":" or "-"',
+      })
+      .optional(),
+    shown: '`<host>-<pid>`',
+    doc: "this MajorDomo's id in the lease and in its build requests; unique per process",
+  },
+  CP_LEASE_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '3000',
+    doc: 'standby mode: a leader unheard of this long is replaced',
+  },
+  CP_LEASE_RENEW_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '1000',
+    doc: 'standby mode: how often the leader renews (at most half of `CP_LEASE_MS`)',
+  },
+});
 
 export interface MajorDomoConfig {
   readonly project: string;
@@ -22,6 +127,13 @@ export interface MajorDomoConfig {
   readonly logRoots: readonly string[];
   /** Other projects' pages the web page's switcher offers (CP_UI_PROJECTS). */
   readonly uiProjects: readonly UiProject[];
+  /** How long "can build from" answers are gathered (CP_HOW_TO_BUILD_MS). */
+  readonly howToBuildMs: number;
+  /** A chef silent this long is retired (CP_CHEF_TIMEOUT_MS); its $SRV PINGed this often (CP_CHEF_PING_MS). */
+  readonly chefTimeoutMs: number;
+  readonly chefPingMs: number;
+  /** Leader and standbys (lease.ts). */
+  readonly lease: LeaseConfig;
 }
 
 export const UiProject = z.object({
@@ -46,48 +158,64 @@ export type UiProject = z.infer<typeof UiProject>;
  * lab's registry: the operator (or `up`) says where the others are.
  */
 export function uiProjects(value: string | undefined, self: string): UiProject[] {
-  return list(value).map((item, i) => {
-    const eq = item.indexOf('=');
-    const parsed = UiProject.safeParse({
-      name: eq < 0 ? item : item.slice(0, eq).trim(),
-      url: eq < 0 ? '' : item.slice(eq + 1).trim(),
+  return envList()
+    .parse(value)
+    .map((item, i) => {
+      const eq = item.indexOf('=');
+      const parsed = UiProject.safeParse({
+        name: eq < 0 ? item : item.slice(0, eq).trim(),
+        url: eq < 0 ? '' : item.slice(eq + 1).trim(),
+      });
+      if (!parsed.success)
+        throw new Error(
+          `CP_UI_PROJECTS item ${i + 1} (${JSON.stringify(item)}): ${parsed.error.issues
+            .map((x) => `${x.path.join('.')}: ${x.message}`)
+            .join(
+              '; ',
+            )}; write name=URL pairs separated by commas, e.g. thesis=http://127.0.0.1:8081/`,
+        );
+      if (parsed.data.name === self)
+        throw new Error(
+          `CP_UI_PROJECTS names this MajorDomo's own project ${self}; list the others`,
+        );
+      return parsed.data;
     });
-    if (!parsed.success)
-      throw new Error(
-        `CP_UI_PROJECTS item ${i + 1} (${JSON.stringify(item)}): ${parsed.error.issues
-          .map((x) => `${x.path.join('.')}: ${x.message}`)
-          .join(
-            '; ',
-          )}; write name=URL pairs separated by commas, e.g. thesis=http://127.0.0.1:8081/`,
-      );
-    if (parsed.data.name === self)
-      throw new Error(`CP_UI_PROJECTS names this MajorDomo's own project ${self}; list the others`);
-    return parsed.data;
-  });
 }
 
-const list = (value: string | undefined): string[] =>
-  (value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-
+/** Settings from the environment (majorDomoEnv); a bad value throws, naming the variable. */
 export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomoConfig {
+  const e = loadEnv(majorDomoEnv, env);
+  const renewMs = e.CP_LEASE_RENEW_MS;
+  const leaseMs = e.CP_LEASE_MS;
+  if (renewMs * 2 > leaseMs)
+    throw new Error(
+      `CP_LEASE_RENEW_MS (${renewMs}) must be at most half of CP_LEASE_MS (${leaseMs}): a leader renews at least twice per lease`,
+    );
   return {
-    project: checkProject(env.CP_PROJECT ?? 'demo'),
-    parallelBuilds: envInt(env, 'CP_PARALLEL_BUILDS', 64),
-    passLimit: envInt(env, 'CP_PASS_LIMIT', 5),
-    httpHost: env.CP_HTTP_HOST ?? '127.0.0.1',
-    httpPort: envInt(env, 'CP_HTTP_PORT', 8080, { min: 0, max: 65_535 }),
-    apiToken: env.CP_API_TOKEN || undefined,
-    stateDir: resolve(env.CP_STATE_DIR ?? '.state', 'majordomo'),
-    httpAllowedHosts: list(env.CP_HTTP_ALLOWED_HOSTS),
-    maxSse: envInt(env, 'CP_HTTP_MAX_SSE', 32),
+    project: e.CP_PROJECT,
+    parallelBuilds: e.CP_PARALLEL_BUILDS,
+    passLimit: e.CP_PASS_LIMIT,
+    httpHost: e.CP_HTTP_HOST,
+    httpPort: e.CP_HTTP_PORT,
+    apiToken: e.CP_API_TOKEN,
+    stateDir: resolve(e.CP_STATE_DIR, 'majordomo'),
+    httpAllowedHosts: e.CP_HTTP_ALLOWED_HOSTS,
+    maxSse: e.CP_HTTP_MAX_SSE,
     // The local runner's job folders (services/runner: <CP_STATE_DIR>/runner/tasks/<taskId>).
-    logRoots: (env.CP_LOG_ROOTS?.trim()
-      ? list(env.CP_LOG_ROOTS)
-      : [join(env.CP_STATE_DIR ?? '.state', 'runner', 'tasks')]
+    logRoots: (e.CP_LOG_ROOTS.length
+      ? e.CP_LOG_ROOTS
+      : [join(e.CP_STATE_DIR, 'runner', 'tasks')]
     ).map((p) => resolve(p)),
-    uiProjects: uiProjects(env.CP_UI_PROJECTS, checkProject(env.CP_PROJECT ?? 'demo')),
+    uiProjects: uiProjects(e.CP_UI_PROJECTS, e.CP_PROJECT),
+    howToBuildMs: e.CP_HOW_TO_BUILD_MS,
+    chefTimeoutMs: e.CP_CHEF_TIMEOUT_MS,
+    chefPingMs: e.CP_CHEF_PING_MS,
+    lease: {
+      enabled: e.CP_MAJORDOMO_HA,
+      id: e.CP_MAJORDOMO_ID ?? `${hostname()}-${process.pid}`,
+      leaseMs,
+      renewMs,
+      pollMs: Math.max(25, Math.floor(renewMs / 4)),
+    },
   };
 }

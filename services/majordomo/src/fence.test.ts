@@ -194,9 +194,10 @@ describe('a lapsed window', () => {
   });
 });
 
-describe('leaseConfig', () => {
-  it('is off unless asked for, and names the variable a bad value is in', async () => {
-    const { leaseConfig } = await import('./lease.js');
+describe('the lease settings', () => {
+  it('are off unless asked for, and name the variable a bad value is in', async () => {
+    const { majorDomoConfig } = await import('./config.js');
+    const leaseConfig = (env: NodeJS.ProcessEnv) => majorDomoConfig(env).lease;
     expect(leaseConfig({})).toMatchObject({ enabled: false, leaseMs: 3_000, renewMs: 1_000 });
     expect(leaseConfig({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: 'md-a' })).toMatchObject({
       enabled: true,

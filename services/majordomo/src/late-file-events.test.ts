@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, createLogger, thenClose } from '@computepods/bus';
 import {
   ArtefactRecord,
   type BuildRequested,
@@ -39,7 +39,8 @@ describe('MajorDomo and file events older than the build output they describe', 
   };
   const startMd = async () => {
     const b = await connect('majordomo');
-    md = await MajorDomo.start(b, majorDomoConfig({ CP_PROJECT: P }));
+    const running = await MajorDomo.start(b, majorDomoConfig({ CP_PROJECT: P }));
+    md = { md: running.md, stop: thenClose(running, b).stop };
   };
   const event = (path: string, content: string, mtimeNs: bigint): FileEvent => ({
     kind: 'changed',

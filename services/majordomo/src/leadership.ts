@@ -1,7 +1,7 @@
 import type { Bus } from '@computepods/bus';
 import type { MajorDomoConfig } from './config.js';
 import { DispatchFence } from './fence.js';
-import { LeaderLease, type LeaderRecord, leaseConfig } from './lease.js';
+import { LeaderLease, type LeaderRecord } from './lease.js';
 import type { Leadership } from './majordomo.js';
 import { startStandbyHttp } from './standby-http.js';
 
@@ -22,7 +22,7 @@ export async function standBy(
   cfg: MajorDomoConfig,
   token: string,
 ): Promise<{ leadership: Leadership; onLost: (stop: () => Promise<void>) => void } | undefined> {
-  const lc = leaseConfig();
+  const lc = cfg.lease;
   if (!lc.enabled) return undefined;
   const lease = await LeaderLease.open(bus, lc);
   let leader: LeaderRecord | undefined;

@@ -1,7 +1,6 @@
-import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { type Bus, isWrongLastSequence, type Logger, type TypedKv } from '@computepods/bus';
-import { buckets, envInt, TIMER_MS } from '@computepods/protocol';
+import { buckets } from '@computepods/protocol';
 import { z } from 'zod';
 
 /**
@@ -38,21 +37,6 @@ export type LeaderRecord = z.infer<typeof LeaderRecord>;
 
 export const LEASE_KEY = 'lease';
 
-const LeaseEnv = z.object({
-  CP_MAJORDOMO_HA: z
-    .enum(['', '0', '1', 'false', 'true'], {
-      error: 'CP_MAJORDOMO_HA must be 1 or true (a leader and standbys) or 0/false/unset (alone)',
-    })
-    .optional(),
-  CP_MAJORDOMO_ID: z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9._:-]{1,200}$/, {
-      message: 'CP_MAJORDOMO_ID must be 1-200 letters, digits, ".", "_", ":" or "-"',
-    })
-    .optional(),
-});
-
 export interface LeaseConfig {
   /** CP_MAJORDOMO_HA: run as leader or standby of the project (off: alone, as before). */
   readonly enabled: boolean;
@@ -64,26 +48,6 @@ export interface LeaseConfig {
   readonly renewMs: number;
   /** How often a standby looks at the lease: a quarter of the renewal interval. */
   readonly pollMs: number;
-}
-
-/** The lease settings from the environment; a bad value throws, naming the variable. */
-export function leaseConfig(env: NodeJS.ProcessEnv = process.env): LeaseConfig {
-  const parsed = LeaseEnv.safeParse(env);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));
-  const ha = parsed.data.CP_MAJORDOMO_HA;
-  const leaseMs = envInt(env, 'CP_LEASE_MS', 3_000, TIMER_MS);
-  const renewMs = envInt(env, 'CP_LEASE_RENEW_MS', 1_000, TIMER_MS);
-  if (renewMs * 2 > leaseMs)
-    throw new Error(
-      `CP_LEASE_RENEW_MS (${renewMs}) must be at most half of CP_LEASE_MS (${leaseMs}): a leader renews at least twice per lease`,
-    );
-  return {
-    enabled: ha === '1' || ha === 'true',
-    id: parsed.data.CP_MAJORDOMO_ID || `${hostname()}-${process.pid}`,
-    leaseMs,
-    renewMs,
-    pollMs: Math.max(25, Math.floor(renewMs / 4)),
-  };
 }
 
 /** This MajorDomo is not (or no longer) its project's leader. Retryable: the leader does it. */

@@ -1,13 +1,5 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import {
-  checkName,
-  envInt,
-  kvKey,
-  type RulesDeclared,
-  streams,
-  subjects,
-  TIMER_MS,
-} from '@computepods/protocol';
+import { checkName, kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
 
 function isChefName(key: string): boolean {
   try {
@@ -16,16 +8,6 @@ function isChefName(key: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** How long a chef may go without re-putting its declaration (CP_CHEF_TIMEOUT_MS, default 15 s). */
-export function chefTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return envInt(env, 'CP_CHEF_TIMEOUT_MS', 15_000, TIMER_MS);
-}
-
-/** How often each chef's $SRV identity is PINGed (CP_CHEF_PING_MS, default 1 s). */
-export function chefPingMs(env: NodeJS.ProcessEnv = process.env): number {
-  return envInt(env, 'CP_CHEF_PING_MS', 1_000, TIMER_MS);
 }
 
 /**
@@ -75,8 +57,8 @@ interface Seen {
 export async function watchChefLiveness(
   bus: Bus,
   rulesKv: TypedKv<typeof RulesDeclared>,
-  timeoutMs = chefTimeoutMs(),
-  pingMs = chefPingMs(),
+  timeoutMs: number,
+  pingMs: number,
 ): Promise<() => void> {
   const seen = new Map<string, Seen>();
   const retiring = new Set<Seen>();

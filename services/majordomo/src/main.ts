@@ -39,12 +39,18 @@ startService(logger, async () => {
   bus.logger.info('majordomo ready');
   const shutdown = async () => {
     for (const stopWatching of stopReplicas) stopWatching();
-    await http.close();
-    await stop();
+    try {
+      await http.close();
+      await stop();
+    } finally {
+      await bus.close();
+    }
   };
   leader?.onLost(shutdown);
-  return async () => {
-    await leader?.leadership.lease.release();
-    await shutdown();
+  return {
+    async stop() {
+      await leader?.leadership.lease.release();
+      await shutdown();
+    },
   };
 });

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type Bus, ensureProjectStreams, type Logger, type TypedKv } from '@computepods/bus';
+import {
+  type Bus,
+  ensureProjectStreams,
+  type Logger,
+  type Service,
+  type TypedKv,
+} from '@computepods/bus';
 import {
   type ChangeResult,
   DependencyManager,
@@ -19,7 +25,7 @@ import {
   TaskTrace,
 } from '@computepods/protocol';
 import { ArtefactManager } from './artefacts.js';
-import { askHowToBuild, howToBuildMs } from './ask-chefs.js';
+import { askHowToBuild } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
 import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
@@ -36,6 +42,11 @@ import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 
 /** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
+/** A started MajorDomo: stop() ends its consumers and watches (its bus is main.ts's to close). */
+export interface RunningMajorDomo extends Service {
+  readonly md: MajorDomo;
+}
+
 export interface Leadership {
   readonly lease: LeaderLease;
   readonly fence: DispatchFence;
@@ -98,7 +109,7 @@ export class MajorDomo {
     bus: Bus,
     cfg: MajorDomoConfig,
     leader?: Leadership,
-  ): Promise<{ md: MajorDomo; stop: () => Promise<void> }> {
+  ): Promise<RunningMajorDomo> {
     const p = cfg.project;
     await ensureProjectStreams(bus, p);
     const artefacts = await ArtefactManager.open(bus);
@@ -170,7 +181,7 @@ export class MajorDomo {
         for (const answer of retired) void md.#reassign(answer, 'rules');
       });
     });
-    const stopLiveness = await watchChefLiveness(bus, rulesKv);
+    const stopLiveness = await watchChefLiveness(bus, rulesKv, cfg.chefTimeoutMs, cfg.chefPingMs);
     const files = await bus.consume({
       stream: streams.files(p),
       durable: 'majordomo-files',
@@ -211,7 +222,6 @@ export class MajorDomo {
         md.projectState.stop();
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
-        await bus.close();
       },
     };
   }
@@ -304,7 +314,7 @@ export class MajorDomo {
         askHowToBuild(
           this.bus,
           { goal: g, have },
-          { chefs: this.rules.chefs(), deadlineMs: howToBuildMs(), cid },
+          { chefs: this.rules.chefs(), deadlineMs: this.cfg.howToBuildMs, cid },
         ),
       known: (p) => exists.has(p) || this.#producerOf(p) !== undefined,
     });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Bus, createLogger, RemoteError } from '@computepods/bus';
+import { Bus, createLogger, RemoteError, thenClose } from '@computepods/bus';
 import {
   ArtefactRecord,
   type BuildRequested,
@@ -80,7 +80,8 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
     await playChef(bus, P, POD, requests);
     await setProject(false);
     const mdBus = await connect('majordomo');
-    md = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
+    const running = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
+    md = { md: running.md, stop: thenClose(running, mdBus).stop };
     serveApi(mdBus, md.md);
     // The API's SUBs reach the server before the test asks on its own connection: unflushed,
     // the first request could find no responder (CP_UNAVAILABLE, not CP_PROJECT_INACTIVE).

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, createLogger, thenClose } from '@computepods/bus';
 import { type BuildRequested, subjects } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +43,9 @@ describe('MajorDomo status while it applies a result', () => {
     nats = await NatsServer.start();
     bus = await connect('test');
     await playChef(bus, P, POD, requests);
-    md = await MajorDomo.start(await connect('majordomo'), majorDomoConfig({ CP_PROJECT: P }));
+    const mdBus = await connect('majordomo');
+    const running = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
+    md = { md: running.md, stop: thenClose(running, mdBus).stop };
   }, 60_000);
   afterAll(async () => {
     await md?.stop();

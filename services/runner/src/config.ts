@@ -1,6 +1,124 @@
 import { cpus, hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { checkName, checkProject, envInt } from '@computepods/protocol';
+import { busSettings } from '@computepods/bus';
+import {
+  defineEnv,
+  type EnvOf,
+  envIntType,
+  envName,
+  envString,
+  envText,
+  LOG_CHUNK_MAX_BYTES,
+  loadEnv,
+} from '@computepods/protocol';
+import { TASK_LOG_DEFAULTS, type TaskLogLimits } from './task-log-publisher.js';
+
+const SECONDS = { min: 0, max: 10 * 365 * 24 * 3600, unit: 'seconds' } as const;
+
+/** Every variable the runner reads: its README's table is written from these (pnpm env-docs). */
+export const runnerEnv = defineEnv({
+  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  CP_RESOURCE: {
+    schema: envName(),
+    default: 'local',
+    doc: "resource id (with a queue record: the queue's resource, whatever this says)",
+  },
+  CP_QUEUE: {
+    schema: envName().optional(),
+    shown: '`CP_RESOURCE`',
+    doc: "the project's queue this runner serves (`cp.<project>.tasks.<queue>`); its resource and the one profile it may run tasks under come from the queue's record",
+  },
+  CP_RESOURCE_FILE: {
+    schema: envText(),
+    doc: 'resource JSON (Fractal shape); else KV `cp_resources[CP_RESOURCE]`; `local` works without one',
+  },
+  CP_PROFILE: {
+    schema: envText(),
+    doc: 'profile for SLURM and Kubernetes resources (KV `cp_profiles[CP_PROFILE]`)',
+  },
+  CP_PROFILE_FILE: { schema: envText(), doc: 'the profile as a JSON file instead' },
+  CP_RUNNER_ID: {
+    schema: envText(),
+    shown: 'host-queue',
+    doc: 'stable id: a restarted runner adopts the unfinished records written with it',
+  },
+  CP_STATE_DIR: {
+    schema: envString(),
+    default: '.state',
+    doc: 'task folders of the default local resource live in `$CP_STATE_DIR/runner`',
+  },
+  CP_PARALLEL: {
+    schema: envIntType().optional(),
+    shown: 'the CPU count',
+    doc: 'tasks at once for the default local resource',
+  },
+  CP_RUNNER_INTAKE: {
+    schema: envIntType(),
+    default: '256',
+    doc: "tasks a runner takes from its queue at once (recorded, then run as its executor's lanes allow); a pilot worker's is its CPU count, so tasks spread over the pilots",
+  },
+  CP_RUNNER_ACK_WAIT_MS: {
+    schema: envIntType(),
+    default: '30000',
+    doc: 'how long a pulled task may stay unacknowledged before JetStream hands it out again',
+  },
+  CP_WORKSPACE: {
+    schema: envText(),
+    doc: 'the workspace: the default workspace root',
+  },
+  CP_WORKSPACE_ROOTS: {
+    schema: envText(),
+    shown: '`CP_WORKSPACE`',
+    doc: "colon-separated absolute folders a task's `cwd` must be in (symlinks resolved); neither set: every task is refused",
+  },
+  CP_PILOT_PROFILE: {
+    schema: envText(),
+    doc: "pilot workers only: the profile of the runner that started them, checked against each task's",
+  },
+  CP_JOB_KEEP_S: {
+    schema: envIntType(SECONDS),
+    default: '600',
+    doc: 'SLURM: a job folder whose tasks all exited 0 is removed this long after its job ended (0: at the next sweep)',
+  },
+  CP_JOB_KEEP_FAILED_S: {
+    schema: envIntType(SECONDS),
+    default: String(7 * 24 * 3600),
+    doc: 'SLURM: one with a failed, lost or skipped task, or whose job never ended and SLURM no longer knows, is kept this long (7 days)',
+  },
+  CP_TASK_LOG_MAX_BYTES: {
+    schema: envIntType(),
+    default: String(TASK_LOG_DEFAULTS.maxBytes),
+    doc: "bytes of each task's stdout (and of its stderr) published; then a `truncated` marker",
+  },
+  CP_TASK_LOG_CHUNK_BYTES: {
+    schema: envIntType({ max: LOG_CHUNK_MAX_BYTES }),
+    default: String(TASK_LOG_DEFAULTS.chunkBytes),
+    doc: 'the largest piece of a task log (one NATS message; at most 256 KiB)',
+  },
+  CP_TASK_LOG_POLL_MS: {
+    schema: envIntType().optional(),
+    shown: '250 local, 1000 SLURM',
+    doc: "how often a running task's output files are looked at (a log that already sent many pieces is looked at less often)",
+  },
+});
+
+/** A pilot worker's own variables (pilot-worker.ts), set by the pilot manager. */
+export const pilotWorkerEnv = defineEnv({
+  CP_PILOT_IDLE_TIMEOUT_S: {
+    schema: envIntType({ unit: 'seconds' }),
+    default: '60',
+    doc: 'the worker stops (ending its allocation) once no task has been in its hands this long',
+  },
+  CP_PILOT_STAGE_DIR: {
+    schema: envText(),
+    doc: "where the worker's tasks with declared files run, staged by the runner that started it (pilot-staging.ts)",
+  },
+  CP_PILOT_MAX_ACK_PENDING: {
+    schema: envIntType({ min: 0 }),
+    default: '0',
+    doc: "unacknowledged tasks over all the queue's pilots (0: intake × 4)",
+  },
+});
 
 export interface RunnerConfig {
   readonly project: string;
@@ -45,6 +163,8 @@ export interface RunnerConfig {
    * task's `profile` (the worker itself runs a local resource without a profile).
    */
   readonly pilotProfile?: string | undefined;
+  /** The NATS URL its pilots connect to unless pilot_config names one (NATS_URL). */
+  readonly natsUrl?: string | undefined;
   /** The runner's NATS credentials and the server's CA (NATS_CREDS, NATS_CA): its pilots get copies. */
   readonly natsCreds?: string | undefined;
   readonly natsCa?: string | undefined;
@@ -54,6 +174,8 @@ export interface RunnerConfig {
    * CP_JOB_KEEP_FAILED_S after one that did not (default 604800, 7 days).
    */
   readonly jobKeep?: { readonly okMs: number; readonly failedMs: number } | undefined;
+  /** What of each task's output is published, and how often it is looked at (task-log-publisher.ts). */
+  readonly taskLogs?: TaskLogLimits | undefined;
 }
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -62,7 +184,10 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
  * CP_WORKSPACE_ROOTS as absolute paths; else CP_WORKSPACE (made absolute, as the chef does);
  * else none. A relative or odd entry in CP_WORKSPACE_ROOTS stops the runner with the fix.
  */
-export function workspaceRootsOf(env: NodeJS.ProcessEnv): string[] {
+export function workspaceRootsOf(env: {
+  readonly CP_WORKSPACE_ROOTS?: string | undefined;
+  readonly CP_WORKSPACE?: string | undefined;
+}): string[] {
   const list = env.CP_WORKSPACE_ROOTS?.trim();
   if (!list) return env.CP_WORKSPACE ? [resolve(env.CP_WORKSPACE)] : [];
   return list.split(':').map((root) => {
@@ -74,32 +199,54 @@ export function workspaceRootsOf(env: NodeJS.ProcessEnv): string[] {
   });
 }
 
-/** Every setting comes from the environment (flags are for the CLI). */
+/** Every setting comes from the environment (runnerEnv; NATS_* from the bus's). */
 export function runnerConfig(env: NodeJS.ProcessEnv = process.env): RunnerConfig {
-  const int = (name: string, fallback: number) => envInt(env, name, fallback);
-  const seconds = (name: string, fallback: number) =>
-    envInt(env, name, fallback, { min: 0, max: 10 * 365 * 24 * 3600, unit: 'seconds' });
-  const resource = checkName('resource name (CP_RESOURCE)', env.CP_RESOURCE ?? 'local');
-  const queue = checkName('queue name (CP_QUEUE)', env.CP_QUEUE || resource);
+  return runnerConfigOf(loadEnv(runnerEnv, env), busSettings(env));
+}
+
+function runnerConfigOf(
+  e: EnvOf<typeof runnerEnv>,
+  nats: ReturnType<typeof busSettings>,
+): RunnerConfig {
+  const queue = e.CP_QUEUE ?? e.CP_RESOURCE;
   return {
-    project: checkProject(env.CP_PROJECT ?? 'demo'),
-    resource,
+    project: e.CP_PROJECT,
+    resource: e.CP_RESOURCE,
     queue,
-    runnerId: env.CP_RUNNER_ID ?? `${hostname()}-${queue}`,
-    stateDir: resolve(env.CP_STATE_DIR ?? '.state', 'runner'),
-    parallel: int('CP_PARALLEL', cpus().length),
-    resourceFile: env.CP_RESOURCE_FILE,
-    profile: env.CP_PROFILE,
-    profileFile: env.CP_PROFILE_FILE,
-    intake: int('CP_RUNNER_INTAKE', 256),
-    ackWaitMs: int('CP_RUNNER_ACK_WAIT_MS', 30_000),
-    workspaceRoots: workspaceRootsOf(env),
-    pilotProfile: env.CP_PILOT_PROFILE || undefined,
-    natsCreds: env.NATS_CREDS || undefined,
-    natsCa: env.NATS_CA || undefined,
-    jobKeep: {
-      okMs: seconds('CP_JOB_KEEP_S', 600) * 1000,
-      failedMs: seconds('CP_JOB_KEEP_FAILED_S', 7 * 24 * 3600) * 1000,
+    runnerId: e.CP_RUNNER_ID ?? `${hostname()}-${queue}`,
+    stateDir: resolve(e.CP_STATE_DIR, 'runner'),
+    parallel: e.CP_PARALLEL ?? cpus().length,
+    resourceFile: e.CP_RESOURCE_FILE,
+    profile: e.CP_PROFILE,
+    profileFile: e.CP_PROFILE_FILE,
+    intake: e.CP_RUNNER_INTAKE,
+    ackWaitMs: e.CP_RUNNER_ACK_WAIT_MS,
+    workspaceRoots: workspaceRootsOf(e),
+    pilotProfile: e.CP_PILOT_PROFILE,
+    natsUrl: nats.servers,
+    natsCreds: nats.credsFile,
+    natsCa: nats.tls?.caFile,
+    jobKeep: { okMs: e.CP_JOB_KEEP_S * 1000, failedMs: e.CP_JOB_KEEP_FAILED_S * 1000 },
+    taskLogs: {
+      maxBytes: e.CP_TASK_LOG_MAX_BYTES,
+      chunkBytes: e.CP_TASK_LOG_CHUNK_BYTES,
+      pollMs: e.CP_TASK_LOG_POLL_MS,
     },
+  };
+}
+
+/** A pilot worker's settings: the runner's, and how long it idles and how many it holds. */
+export function pilotWorkerConfig(env: NodeJS.ProcessEnv = process.env): {
+  readonly runner: RunnerConfig;
+  readonly idleS: number;
+  readonly maxAckPending: number;
+  readonly stageDir: string | undefined;
+} {
+  const e = loadEnv(pilotWorkerEnv, env);
+  return {
+    runner: runnerConfig(env),
+    idleS: e.CP_PILOT_IDLE_TIMEOUT_S,
+    maxAckPending: e.CP_PILOT_MAX_ACK_PENDING,
+    stageDir: e.CP_PILOT_STAGE_DIR,
   };
 }

@@ -1,4 +1,4 @@
-import { Bus, createLogger, startService } from '@computepods/bus';
+import { Bus, createLogger, startService, thenClose } from '@computepods/bus';
 import { runnerConfig } from './config.js';
 import { startRunner } from './runner.js';
 
@@ -13,6 +13,5 @@ startService(logger, async () => {
     // Two KV writes and the log ends' publishes a task: no Error made per request in advance.
     asyncTraces: false,
   });
-  const runner = await startRunner(bus, cfg);
-  return () => runner.stop();
+  return thenClose(await startRunner(bus, cfg), bus);
 });

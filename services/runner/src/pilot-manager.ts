@@ -14,6 +14,7 @@ import {
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
 import { checkPilotSite, type PilotResource, pilotSite, WORKER_PATH } from './pilot-host.js';
+import { releaseHeldByPilot } from './pilot-release.js';
 import { servePilotStaging } from './pilot-staging.js';
 import { failTasksOfEndedPilot, pilotRunnerId } from './pilot-takeover.js';
 
@@ -94,7 +95,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   const log = bus.logger.child({ pilots: cfg.queue });
   const site = pilotSite(resource, options.profile, options.host, log);
   const host = site.host;
-  const natsUrl = options.natsUrl ?? pc.nats_url ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const natsUrl = options.natsUrl ?? pc.nats_url ?? cfg.natsUrl ?? 'nats://127.0.0.1:4222';
   const cpus = pc.cpus_per_worker ?? 1;
   // Per queue: two queues (profiles) on one resource keep their pilots apart.
   const jobName = `cp-pilot-${cfg.project}-${cfg.queue}`;
@@ -205,6 +206,18 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
         jobState,
         log,
       });
+      // What it held (recorded or not) goes to another pilot now, not after the ack wait. A
+      // pilot that left by idle timeout (COMPLETED) had stopped taking tasks and holds none.
+      if (jobState !== 'COMPLETED')
+        await releaseHeldByPilot({
+          bus,
+          kv,
+          stream,
+          durable: options.durable,
+          subject: subjects.tasks(cfg.project, cfg.queue),
+          runner: pilotRunnerId(cfg.queue, id),
+          log,
+        });
       pilots.delete(id);
     }
   }
@@ -236,6 +249,8 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       CP_PILOT_IDLE_TIMEOUT_S: String(pc!.idle_timeout_s),
       CP_PILOT_MAX_ACK_PENDING: String(maxAckPending),
       CP_PILOT_STAGE_DIR: posix.join(dir, 'stage'),
+      // The workers open the consumer too: with the same ack wait, or they would change it.
+      CP_RUNNER_ACK_WAIT_MS: String(options.consumer.ackWaitMs),
       CP_LOG_FORMAT: 'json',
       // The workers check every task as this runner would: the same workspace roots, and the
       // profile this runner serves (they run a profile-less local resource themselves).

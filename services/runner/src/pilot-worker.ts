@@ -1,6 +1,6 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, createLogger, thenClose } from '@computepods/bus';
 import { isTerminal } from '@computepods/executors';
-import { runnerConfig } from './config.js';
+import { pilotWorkerConfig } from './config.js';
 import { pilotStagingClient } from './pilot-staging.js';
 import { startRunner } from './runner.js';
 
@@ -14,14 +14,10 @@ import { startRunner } from './runner.js';
  * the first one; CP_PILOT_MAX_ACK_PENDING is the bound over all pilots (the manager's).
  */
 const logger = createLogger('runner-pilot');
-const idleS = Number(process.env.CP_PILOT_IDLE_TIMEOUT_S ?? '60');
-const maxAckPending = Number(process.env.CP_PILOT_MAX_ACK_PENDING ?? '0');
 const CLOSE_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  if (!Number.isFinite(idleS) || idleS <= 0)
-    throw new Error(`CP_PILOT_IDLE_TIMEOUT_S must be a positive number of seconds`);
-  const cfg = runnerConfig();
+  const { runner: cfg, idleS, maxAckPending, stageDir: stageRoot } = pilotWorkerConfig();
   const bus = await Bus.connect({
     service: 'runner',
     project: cfg.project,
@@ -29,12 +25,11 @@ async function main(): Promise<void> {
     description: `ComputePods pilot worker ${cfg.runnerId} for resource ${cfg.resource}`,
     asyncTraces: false,
   });
-  const stageRoot = process.env.CP_PILOT_STAGE_DIR;
   const runner = await startRunner(bus, cfg, {
     holdUntilEnd: true,
     // Declared files come and go through the runner that started this pilot (pilot-staging.ts).
     ...(stageRoot ? { staging: pilotStagingClient(bus, cfg.queue, stageRoot) } : {}),
-    ...(Number.isInteger(maxAckPending) && maxAckPending > 0 ? { maxAckPending } : {}),
+    ...(maxAckPending > 0 ? { maxAckPending } : {}),
   });
   let lastBusy = Date.now();
   let stopping: Promise<void> | undefined;
@@ -48,7 +43,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 200));
       // With NATS gone for good, closing would wait for it forever and keep the allocation:
       // every task has ended and been recorded as far as it could be, so leave regardless.
-      const closing = runner.stop();
+      const closing = thenClose(runner, bus).stop();
       const closed = await Promise.race([
         closing.then(() => true),
         new Promise<false>((r) => setTimeout(() => r(false), CLOSE_GRACE_MS).unref()),

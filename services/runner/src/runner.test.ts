@@ -50,6 +50,7 @@ describe('runner v1 (local) over a real nats-server', () => {
   });
   afterAll(async () => {
     await runner?.stop();
+    await bus?.close();
     await nats?.[Symbol.asyncDispose]();
     dir[Symbol.dispose]();
   });

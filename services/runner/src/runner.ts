@@ -4,6 +4,7 @@ import {
   ensureProjectStreams,
   errorReply,
   type MessageInvalidError,
+  type Service,
 } from '@computepods/bus';
 import {
   createExecutor,
@@ -34,13 +35,13 @@ import { missingRoots, rootsLabel } from './workspace-roots.js';
 /** Ended tasks younger than this are adopted too, so a kill recorded just before a crash is still carried out. */
 const ADOPT_KILLED_MS = 60 * 60_000;
 
-export interface RunningRunner {
+/** A started runner; stop() leaves its bus open (main.ts, which connected it, closes it). */
+export interface RunningRunner extends Service {
   readonly executor: Executor;
   /** Pilot mode (slurm_sudo or slurm_ssh with pilot_config): the manager of the pilot jobs. */
   readonly pilots?: PilotManager | undefined;
   /** Takes no more tasks from the queue (those in hand go on). */
   stopIntake(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export interface RunnerOptions {
@@ -112,7 +113,7 @@ export async function startRunner(
   const taskLogs = new TaskLogPublisher({
     bus,
     queue: rc.queue,
-    settings: taskLogSettings(process.env, resource.type),
+    settings: taskLogSettings(cfg.taskLogs, resource.type),
     read: (rec, stream, offset, max) => executor.readLog(rec, stream, offset, max),
   });
   const executor = createExecutor({
@@ -306,7 +307,6 @@ export async function startRunner(
       await consumer?.stop();
       await taskLogs.close();
       await executor.close();
-      await bus.close();
     },
   };
 }

@@ -7,8 +7,6 @@ import {
 } from '@computepods/bus';
 import { isTerminal, type LogRead } from '@computepods/executors';
 import {
-  envInt,
-  LOG_CHUNK_MAX_BYTES,
   streams,
   subjects,
   type TaskLogChunk,
@@ -26,20 +24,28 @@ export interface TaskLogSettings {
   readonly pollMs: number;
 }
 
+/** The runner's CP_TASK_LOG_* (config.ts); unset: the defaults below (taskLogSettings). */
+export interface TaskLogLimits {
+  readonly maxBytes?: number | undefined;
+  readonly chunkBytes?: number | undefined;
+  readonly pollMs?: number | undefined;
+}
+
 export const TASK_LOG_DEFAULTS = { maxBytes: 4 * 1024 * 1024, chunkBytes: 64 * 1024 } as const;
 
 /**
- * CP_TASK_LOG_MAX_BYTES (default 4 MiB per output), CP_TASK_LOG_CHUNK_BYTES (64 KiB, at most
- * 256 KiB), CP_TASK_LOG_POLL_MS (default 250 ms for local tasks, 1 s where each look is a
- * command run over sudo or SSH).
+ * The runner's CP_TASK_LOG_* settings (config.ts) with the defaults for what is unset: 4 MiB per
+ * output, 64 KiB pieces, a look every 250 ms for local tasks, 1 s where each look is a command
+ * run over sudo or SSH.
  */
-export function taskLogSettings(env: NodeJS.ProcessEnv, resourceType: string): TaskLogSettings {
-  const int = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
-    envInt(env, name, fallback, { max });
+export function taskLogSettings(
+  limits: TaskLogLimits | undefined,
+  resourceType: string,
+): TaskLogSettings {
   return {
-    maxBytes: int('CP_TASK_LOG_MAX_BYTES', TASK_LOG_DEFAULTS.maxBytes),
-    chunkBytes: int('CP_TASK_LOG_CHUNK_BYTES', TASK_LOG_DEFAULTS.chunkBytes, LOG_CHUNK_MAX_BYTES),
-    pollMs: int('CP_TASK_LOG_POLL_MS', resourceType === 'local' ? 250 : 1_000),
+    maxBytes: limits?.maxBytes ?? TASK_LOG_DEFAULTS.maxBytes,
+    chunkBytes: limits?.chunkBytes ?? TASK_LOG_DEFAULTS.chunkBytes,
+    pollMs: limits?.pollMs ?? (resourceType === 'local' ? 250 : 1_000),
   };
 }
 
