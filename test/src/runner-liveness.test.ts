@@ -116,6 +116,7 @@ describe('runner liveness: a runner that stops answering', () => {
     await until('the result of a', () => resultOf('a') !== undefined);
     expect(resultOf('a')?.status).toBe('failed');
     expect(resultOf('a')?.error).toContain('runner runner-1 stopped answering at');
+    await until('the result of b', () => resultOf('b') !== undefined);
     expect(resultOf('b')?.status).toBe('succeeded');
 
     // a's orphaned process ends: nobody records it, the record stays failed.
@@ -162,6 +163,41 @@ describe('runner liveness: a runner that stops answering', () => {
       60_000,
     );
     expect(runs('d')).toEqual(['d']);
+    await until('the result of d', () => resultOf('d') !== undefined);
     expect(resultOf('d')?.status).toBe('succeeded');
+  }, 180_000);
+
+  it('with no other runner of the queue left: even a task that never started fails, naming the runner', async () => {
+    await stack.kill9('runner-2');
+    await stack.kill9('runner-3');
+    await runner('runner-4');
+    stack.write('g/e.in', 'pause e\n');
+    await until('e to run on runner-4', async () => {
+      const e = await taskOf('e');
+      return e?.state === 'running' && e.runner === 'runner-4';
+    });
+    stack.write('g/f.in', 'f\n');
+    await until('f to wait on runner-4', async () => {
+      const f = await taskOf('f');
+      return f?.state === 'submitted' && f.runner === 'runner-4';
+    });
+    await stack.kill9('runner-4');
+    try {
+      await until('e and f to be resolved', async () => {
+        const [e, f] = [await taskOf('e'), await taskOf('f')];
+        return e?.state === 'failed' && f?.state === 'failed';
+      });
+      for (const stem of ['e', 'f']) {
+        const rec = await taskOf(stem);
+        expect(rec).toMatchObject({ runner: 'runner-4' });
+        expect(rec?.reason).toMatch(stopped('runner-4'));
+        expect(rec?.task.attempt).toBeUndefined(); // not queued again: nobody could take it
+        await until(`the result of ${stem}`, () => resultOf(stem) !== undefined);
+        expect(resultOf(stem)?.status).toBe('failed');
+      }
+      expect(runs('f')).toEqual([]);
+    } finally {
+      gate('e');
+    }
   }, 180_000);
 });
