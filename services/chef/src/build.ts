@@ -71,10 +71,12 @@ export async function handleBuild(
       durationMs: 0,
       error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
     });
-  // The result record is read while the request is checked (one round trip off the path); a
-  // refused request leaves it unread.
+  // The result and task records are read while the request is checked (one round trip off the
+  // path); a refused request leaves them unread.
   const recorded = ctx.results.get(req.buildId).then((e) => e?.value);
+  const task = ctx.tasks.get(`b-${req.buildId}`).then((e) => e?.value);
   recorded.catch(() => undefined);
+  task.catch(() => undefined);
   let checked: { paths: BuildPaths; route: Route };
   try {
     checked = await admit(ctx, rule, req);
@@ -102,7 +104,7 @@ export async function handleBuild(
   }
   const signal = ctx.inflight.begin(req.buildId);
   try {
-    await build(ctx, req, rule, checked, base, signal, msg, logger, known !== undefined);
+    await build(ctx, req, rule, checked, base, signal, msg, logger, { known, task });
   } finally {
     ctx.inflight.end(req.buildId, signal);
   }
@@ -133,7 +135,7 @@ async function build(
   signal: AbortSignal,
   msg: { readonly id: string; readonly cid: string },
   logger: Logger,
-  reported: boolean,
+  read: { known: Result | undefined; task: Promise<TaskRecord | undefined> },
 ): Promise<void> {
   const { cid } = msg;
   const started = Date.now();
@@ -228,20 +230,22 @@ async function build(
   }
   // A twin request (sent again across a cancel) may have completed this build meanwhile, or
   // the cancelled attempt's task ended before its kill: its result answers, nothing runs again.
-  await ctx.inflight.predecessorEnded(signal);
+  const waited = await ctx.inflight.predecessorEnded(signal);
   if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
-  // The result and the task's record, read at once (two reads, one round trip).
-  const [done, prior] = await Promise.all([
-    ctx.results.get(req.buildId).then((e) => e?.value),
-    ctx.tasks.get(`b-${req.buildId}`).then((e) => e?.value),
-  ]);
+  // Read again only after waiting for a predecessor (two reads, one round trip): else the
+  // records read at the start stand, no one here having run this build since.
+  const [done, prior] = waited
+    ? await Promise.all([
+        ctx.results.get(req.buildId).then((e) => e?.value),
+        ctx.tasks.get(`b-${req.buildId}`).then((e) => e?.value),
+      ])
+    : [undefined, await read.task];
   if (done && (await outputsIntact(ctx.workspace, done))) {
     await publishResult(ctx, done, msg);
     return;
   }
-  const taskId = await taskIdFor(ctx, req.buildId, prior, signal, reported || done !== undefined, [
-    ...paths.outputs,
-  ]);
+  const reported = read.known !== undefined || done !== undefined;
+  const taskId = await taskIdFor(ctx, req.buildId, prior, signal, reported, [...paths.outputs]);
   await ctx.bus.publish(
     'task.submitted',
     subjects.tasks(ctx.project, route.queue),

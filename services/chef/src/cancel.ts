@@ -82,11 +82,11 @@ export class InFlightBuilds {
    * none, or when this one is cancelled too). Its task may have run to its end before the kill
    * reached it, its result recorded: the build is then done, and running it again is a
    * duplicate (found by test/chaos: a cancel and a re-send 6 ms apart ran the build twice). Nor
-   * do two tasks of a build write its outputs at once.
+   * do two tasks of a build write its outputs at once. True when there was one to wait for.
    */
-  async predecessorEnded(signal: AbortSignal): Promise<void> {
+  async predecessorEnded(signal: AbortSignal): Promise<boolean> {
     const before = this.#bySignal.get(signal)?.predecessor;
-    if (!before || signal.aborted) return;
+    if (!before || signal.aborted) return false;
     let onAbort = () => {};
     await Promise.race([
       before,
@@ -96,6 +96,7 @@ export class InFlightBuilds {
       }),
     ]);
     signal.removeEventListener('abort', onAbort);
+    return true;
   }
 
   /** The hold's own suffix for a task id (the same for every request sharing the hold). */
