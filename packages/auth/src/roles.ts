@@ -244,6 +244,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvWrite(buckets.tasks(p)),
             // Its pilot workers (its own credentials) ask it to stage their tasks' files.
             subjects.pilotStage(p, queue),
+            // Which task a message held by an ended pilot is (pilot-release.ts).
+            `${JS}.STREAM.MSG.GET.${streams.tasks(p)}`,
           ],
         },
         sub: {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { shq } from '@computepods/executors';
-import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import { buckets, streams, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
   ensureSystemUser,
   killProcessesUsing,
@@ -131,7 +131,13 @@ function sshConfig(
   };
 }
 
-function startRunner(dir: string, id: string, resource: unknown, profile: unknown) {
+function startRunner(
+  dir: string,
+  id: string,
+  resource: unknown,
+  profile: unknown,
+  env: Record<string, string> = {},
+) {
   const resourceFile = join(dir, 'resource.json');
   const profileFile = join(dir, 'profile.json');
   writeFileSync(resourceFile, JSON.stringify(resource));
@@ -154,6 +160,7 @@ function startRunner(dir: string, id: string, resource: unknown, profile: unknow
       CP_STATE_DIR: join(dir, 'state'),
       // every task of these tests runs in a folder below tmp; the workers get the same roots
       CP_WORKSPACE_ROOTS: tmp.path,
+      ...env,
     },
   });
 }
@@ -546,6 +553,82 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       const submitted = submittedPilots(runner.output);
       expect(submitted).toContain(crashedJob);
       expect(submitted).toContain(cancelledJob);
+      await pilotsLeave(() => runner.output);
+    } catch (err) {
+      throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it("slurm_sudo: a crashed pilot's held task message is released at once, though the ack wait is ten minutes", async () => {
+    const dir = area('release');
+    // One pilot of one lane: the consumer lets one message be held at a time, so while the
+    // crashed pilot's message is held nothing else is delivered; the ack wait is ten minutes,
+    // so within this test only the release can hand the queue's next task out.
+    const runner = startRunner(
+      dir,
+      'release',
+      {
+        type: 'slurm_sudo',
+        name: 'SLURM cluster',
+        id: 'release',
+        ...common(dir),
+        pilot_config: { max_workers: 1, idle_timeout_s: 3, cpus_per_worker: 1 },
+      },
+      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
+      { CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000) },
+    );
+    const consumer = () => bus.jsm.consumers.info(streams.tasks(P), 'runner-release');
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      const tasks = gatedTasks(dir, 'release', 'h', 2);
+      for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'release'), t);
+      const ids = tasks.map((t) => t.taskId);
+      await until(
+        async () => (await records(ids)).some((r) => r.state === 'running'),
+        `a task running\n${runner.output.slice(-3000)}`,
+      );
+      const crashed = (await records(ids)).find((r) => r.state === 'running')!;
+      const waiting = tasks.find((t) => t.taskId !== crashed.task.taskId)!;
+      const info = await consumer();
+      expect(info.config.ack_wait).toBe(10 * 60_000 * 1_000_000);
+      expect([info.num_ack_pending, info.num_pending]).toEqual([1, 1]);
+      expect(await kv.get(waiting.taskId)).toBeUndefined();
+
+      // The pilot crashes holding the running task's message: its worker and task SIGKILLed.
+      const taskPid = await startedPid(dir, crashed);
+      process.kill(workerPid(crashed.runner!), 'SIGKILL');
+      killGroup(taskPid);
+      await until(
+        async () => (await kv.get(crashed.task.taskId))?.value.state === 'failed',
+        `the crashed pilot's task to be failed\n${runner.output.slice(-3000)}`,
+      );
+      writeFileSync(join(dir, 'gate'), '');
+      await until(
+        async () => (await kv.get(waiting.taskId))?.value.state === 'finished',
+        `the waiting task to run in another pilot\n${runner.output.slice(-3000)}`,
+      );
+      const done = (await kv.get(waiting.taskId))!.value;
+      expect(done.runner).toMatch(/^pilot-release-[0-9]+$/);
+      expect(done.runner).not.toBe(crashed.runner);
+      expect(done.history.map((h) => h.state)).toEqual([
+        'created',
+        'submitted',
+        'running',
+        'finished',
+      ]);
+      expect(runLines(dir, waiting.taskId)).toEqual(['start', 'done']);
+      expect(runLines(dir, crashed.task.taskId)).toEqual(['start']);
+      expect((await kv.get(crashed.task.taskId))?.value.reason).toContain(
+        `pilot job ${crashed.runner!.replace('pilot-release-', '')}`,
+      );
+      expect(runner.output).toMatch(/held by an ended pilot are delivered again now/);
+      // Both messages acknowledged: the crashed task's second delivery without a run.
+      await until(async () => {
+        const i = await consumer();
+        return i.num_ack_pending === 0 && i.num_pending === 0;
+      }, 'both messages acknowledged');
       await pilotsLeave(() => runner.output);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);

@@ -170,7 +170,7 @@ export async function startRunner(
           profile,
           durable: `runner-${rc.queue}`,
           servedProfile: policy.profile,
-          consumer: { maxDeliver: 10, ackWaitMs: 30_000 },
+          consumer: { maxDeliver: 10, ackWaitMs: rc.ackWaitMs ?? 30_000 },
         })
       : undefined;
   // What a killed runner had pulled and not recorded is handed out again now, not after the
