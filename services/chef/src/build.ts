@@ -393,12 +393,13 @@ async function finish(
     Partial<Result>,
 ): Promise<void> {
   const full = BuildResult.parse(result);
-  // Recorded first: the result cache (a constructive trace) that answers a repeated request
+  // Recorded: the result cache (a constructive trace) that answers a repeated request
   // (MajorDomo and handleBuild reuse successes only: a failure may be transient, a cancellation
   // is about other bytes). Every outcome is recorded, so a new request for this build knows that
-  // its task, if it finished, was reported already and is not to be reused (taskIdFor).
-  await ctx.results.put(full.buildId, full);
-  await publishResult(ctx, full, msg);
+  // its task, if it finished, was reported already and is not to be reused (taskIdFor). Put and
+  // published at once (one round trip, not two, before MajorDomo plans on): a new request that
+  // reads no record yet finds the finished task, whose outputs writtenSince checks are its own.
+  await Promise.all([ctx.results.put(full.buildId, full), publishResult(ctx, full, msg)]);
 }
 
 async function publishResult(
