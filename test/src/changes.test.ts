@@ -19,12 +19,8 @@ import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
-import {
-  type FollowedChunk,
-  followLogs,
-  resolveSettings,
-  startDaemon,
-} from '@computepods/inotify2nats';
+import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
+import { type FollowedChunk, followLogs } from '@computepods/logstream';
 import { Envelope, type FileEvent, FilesChanged, streams, subjects } from '@computepods/protocol';
 import {
   freePort,

@@ -22,13 +22,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   auth: ['protocol', 'bus', 'projects'],
   executors: ['protocol', 'transport'],
   cpctrl: ['protocol', 'bus', 'projects', 'auth'],
-  inotify2nats: ['protocol', 'bus', 'fswatch', 'transport'],
+  logstream: ['protocol', 'bus', 'fswatch'],
+  inotify2nats: ['protocol', 'bus', 'fswatch', 'logstream', 'transport'],
   majordomo: ['protocol', 'bus', 'depgraph', 'majordomo-ui'],
   chef: ['protocol', 'bus', 'depgraph', 'fswatch', 'transport'],
   runner: ['protocol', 'bus', 'executors', 'transport'],
-  // Known exception (issue #16): log publishing lives in the inotify2nats daemon's package for
-  // now, so this service imports a CLI's package; it belongs in a library both use.
-  fswatcher: ['protocol', 'bus', 'fswatch', 'inotify2nats'],
+  fswatcher: ['protocol', 'bus', 'fswatch', 'logstream'],
 };
 
 const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'];

@@ -3,12 +3,11 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Bus, createLogger, ensureProjectStreams, type Logger } from '@computepods/bus';
 import { type FileEvent, FileWatcher } from '@computepods/fswatch';
-import { newId, subjects } from '@computepods/protocol';
+import { publishLogChunk } from '@computepods/logstream';
+import { newId, publishable, subjects } from '@computepods/protocol';
 import { SshPool, type SshTarget } from '@computepods/transport';
 import { PodSyncError, SettingsError } from './errors.js';
-import { publishLogChunk } from './log-publisher.js';
 import { PodMirror } from './pod-mirror.js';
-import { publishable } from './publishable.js';
 import type { Settings } from './settings.js';
 
 /** Events per batch: one upload round and one `files.changed` well under NATS's 1 MiB. */

@@ -1,13 +1,12 @@
 /**
  * inotify2nats: the daemon people run on their own machines. It watches a directory, copies
  * each saved file into a pod's workspace over verified SFTP, then publishes `files.changed`;
- * files under a `log` pattern are streamed like `tail -f`. Also the log follower for cpctrl.
+ * files under a `log` pattern are streamed like `tail -f` (@computepods/logstream).
  *
- *   import { followLogs, resolveSettings, startDaemon } from '@computepods/inotify2nats';
+ *   import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
  *   const settings = resolveSettings({ cli: { project: 'demo', pod: 'laptop', root: '.',
  *     ssh: 'cp@pod:2222', remoteRoot: 'workspace' }, env: process.env, cwd, home });
  *   const daemon = await startDaemon(settings);
- *   const follower = followLogs(bus, 'demo', (c) => process.stdout.write(c.data));
  *   await daemon.stop();
  */
 export {
@@ -30,10 +29,7 @@ export {
   SettingsError,
   UnsafeSyncPathError,
 } from './errors.js';
-export { type FollowedChunk, type FollowOptions, followLogs, type LogFollower } from './follow.js';
-export { type PublishLogOptions, publishLogChunk } from './log-publisher.js';
 export { type MirrorResult, PodMirror, type PodMirrorOptions } from './pod-mirror.js';
-export { publishable } from './publishable.js';
 export {
   CONFIG_ENV,
   CONFIG_FLAG,

@@ -85,6 +85,7 @@ export {
   Role,
   UserName,
 } from './projects.js';
+export { publishable } from './publishable.js';
 export { REDACTED, shownProfile, shownResource } from './redact.js';
 export {
   BatchingConfig,

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Bus, Service } from '@computepods/bus';
 import { ensureProjectStreams } from '@computepods/bus';
 import { FileWatcher } from '@computepods/fswatch';
-import { publishable, publishLogChunk } from '@computepods/inotify2nats';
-import { subjects } from '@computepods/protocol';
+import { publishLogChunk } from '@computepods/logstream';
+import { publishable, subjects } from '@computepods/protocol';
 import type { FsWatcherConfig } from './config.js';
 
 /**

@@ -1,4 +1,5 @@
-import { FileEvent, issueLine, issuesOf } from '@computepods/protocol';
+import { FileEvent } from './files.js';
+import { issueLine, issuesOf } from './issues.js';
 
 /**
  * Splits a batch into the events a `files.changed` may carry and the refused ones, with why. A

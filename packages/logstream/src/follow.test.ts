@@ -3,7 +3,7 @@ import { envelope, subjects } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FollowedChunk, followLogs } from './follow.js';
-import { publishLogChunk } from './log-publisher.js';
+import { publishLogChunk } from './publish.js';
 
 let nats: NatsServer;
 let bus: Bus;
