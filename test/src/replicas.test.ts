@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buckets,
@@ -10,6 +10,7 @@ import {
   TaskRecord,
 } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatedCopy } from './gated-copy.js';
 import { Stack } from './stack.js';
 import { BuildLog } from './watch-builds.js';
 
@@ -23,7 +24,7 @@ import { BuildLog } from './watch-builds.js';
 describe('replicas: chefs of one name, runners of one queue, fswatchers of one pod', () => {
   let stack: Stack;
   let log: BuildLog;
-  let ledger: string;
+  let copy: GatedCopy;
   let chefEnv: Record<string, string>;
   /** Every batch of file changes published (core NATS sees each publish, deduplicated or not). */
   const batches: FilesChanged[] = [];
@@ -34,15 +35,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
     batches.filter((b) => b.events.some((e) => e.path === path && e.sha256 === sha(content)))
       .length;
   const ws = (p: string) => join(stack.workspace, p);
-  const gate = (stem: string) => stack.dir.join(`go-${stem}`);
-  /** The ledger's lines for one stem: the input each completed run of `copy:<stem>` read. */
-  const runs = (stem: string): string[] =>
-    existsSync(ledger)
-      ? readFileSync(ledger, 'utf8')
-          .split('\n')
-          .filter((l) => l.startsWith(`${stem} `))
-          .map((l) => l.slice(stem.length + 1))
-      : [];
+  const runs = (stem: string) => copy.runs(stem);
   const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
   const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
     const end = Date.now() + timeoutMs;
@@ -68,25 +61,12 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
 
   beforeAll(async () => {
     stack = await Stack.start('replicas');
-    ledger = stack.dir.join('ledger');
-    const definition = stack.dir.join('copy.yaml');
-    // An input holding "pause" waits for the test's gate (go-<stem>; two minutes at most).
-    writeFileSync(
-      definition,
-      [
-        'rules:',
-        '  - id: copy',
-        "    inputs: ['g/{stem}.in']",
-        "    outputs: ['g/{stem}.out']",
-        `    command: if grep -q pause {in0}; then i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0} && echo {stem} "$(cat {in0})" >> ${ledger}`,
-        '',
-      ].join('\n'),
-    );
+    copy = new GatedCopy(stack);
     // The chefs' ack wait is ten minutes: a build taken from a dead replica within the test's
     // time was handed on by MajorDomo's replica liveness, not by JetStream's redelivery.
     const chef = {
       CP_CHEF: 'copier',
-      CP_CHEF_DEFINITION: definition,
+      CP_CHEF_DEFINITION: copy.definition,
       CP_CHEF_HEARTBEAT_MS: '500',
       CP_CHEF_ACK_WAIT_MS: '600000',
     };
@@ -136,7 +116,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
     );
     expect(durable.config.ack_wait).toBeGreaterThanOrEqual(600_000 * 1_000_000);
     await stack.kill9('chef-1');
-    writeFileSync(gate('c1'), '');
+    copy.gate('c1');
     // MajorDomo hears chef-1 no more and has the request it held handed out again (not after the
     // ten-minute ack wait): chef-2 finds the task b-<buildId> already ran and reports it.
     await stack.procs
@@ -167,7 +147,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
     const survivor = victim === 'runner-1' ? 'runner-2' : 'runner-1';
     await stack.kill9(victim);
     // The local task is not the runner's child to die with it: it runs on to its end.
-    writeFileSync(gate('r1'), '');
+    copy.gate('r1');
     await until('the task of r1 to run to its end', () => runs('r1').length === 1);
 
     // New work goes to the survivor alone.

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatedCopy } from './gated-copy.js';
 import { Stack } from './stack.js';
 import { BuildLog } from './watch-builds.js';
 
@@ -17,16 +18,10 @@ import { BuildLog } from './watch-builds.js';
 describe('runner liveness: a runner that stops answering', () => {
   let stack: Stack;
   let log: BuildLog;
-  let ledger: string;
+  let copy: GatedCopy;
   const ws = (p: string) => join(stack.workspace, p);
-  const gate = (stem: string) => writeFileSync(stack.dir.join(`go-${stem}`), '');
-  const runs = (stem: string): string[] =>
-    existsSync(ledger)
-      ? readFileSync(ledger, 'utf8')
-          .split('\n')
-          .filter((l) => l.startsWith(`${stem} `))
-          .map((l) => l.slice(stem.length + 1))
-      : [];
+  const gate = (stem: string) => copy.gate(stem);
+  const runs = (stem: string) => copy.runs(stem);
   const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
   const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 90_000) => {
     const end = Date.now() + timeoutMs;
@@ -62,24 +57,11 @@ describe('runner liveness: a runner that stops answering', () => {
 
   beforeAll(async () => {
     stack = await Stack.start('liveness');
-    ledger = stack.dir.join('ledger');
-    const definition = stack.dir.join('copy.yaml');
-    // An input holding "pause" waits for the test's gate (go-<stem>; two minutes at most).
-    writeFileSync(
-      definition,
-      [
-        'rules:',
-        '  - id: copy',
-        "    inputs: ['g/{stem}.in']",
-        "    outputs: ['g/{stem}.out']",
-        `    command: if grep -q pause {in0}; then i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0} && echo {stem} "$(cat {in0})" >> ${ledger}`,
-        '',
-      ].join('\n'),
-    );
+    copy = new GatedCopy(stack);
     await Promise.all([
       stack.start('majordomo', { CP_RUNNER_DEAD_S: '7' }),
       stack.start('fswatcher'),
-      stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: definition }),
+      stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: copy.definition }),
       runner('runner-1'),
     ]);
     log = await BuildLog.start(stack.bus);

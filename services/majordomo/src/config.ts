@@ -14,6 +14,7 @@ import {
 } from '@computepods/protocol';
 import { z } from 'zod';
 import type { LeaseConfig } from './lease.js';
+import { MIN_DEAD_S } from './replica-census.js';
 
 /** Every variable MajorDomo reads: its README's table is written from these (pnpm env-docs). */
 export const majorDomoEnv = defineEnv({
@@ -43,6 +44,16 @@ export const majorDomoEnv = defineEnv({
     schema: envIntType(TIMER_MS),
     default: '1000',
     doc: "how often each chef's `$SRV` identity is PINGed; 3 misses in a row retire it like a silent heartbeat",
+  },
+  CP_RUNNER_DEAD_S: {
+    schema: envIntType({ min: MIN_DEAD_S, max: 24 * 3600, unit: 'seconds' }),
+    default: '60',
+    doc: `a runner id no process has answered \`$SRV.PING.runner\` for this long (at least ${MIN_DEAD_S}) has its unfinished tasks queued again (never started) or failed naming it`,
+  },
+  CP_CHEF_REPLICA_DEAD_S: {
+    schema: envIntType({ min: MIN_DEAD_S, max: 3600, unit: 'seconds' }),
+    default: '10',
+    doc: `a chef process not answering \`$SRV.PING.chef\` this long (at least ${MIN_DEAD_S}) has the build requests it held handed to its replicas`,
   },
   CP_HTTP_HOST: {
     schema: envString(),
@@ -132,6 +143,9 @@ export interface MajorDomoConfig {
   /** A chef silent this long is retired (CP_CHEF_TIMEOUT_MS); its $SRV PINGed this often (CP_CHEF_PING_MS). */
   readonly chefTimeoutMs: number;
   readonly chefPingMs: number;
+  /** Replica liveness (runner-liveness.ts, chef-replicas.ts): CP_RUNNER_DEAD_S, CP_CHEF_REPLICA_DEAD_S. */
+  readonly runnerDeadMs: number;
+  readonly chefReplicaDeadMs: number;
   /** Leader and standbys (lease.ts). */
   readonly lease: LeaseConfig;
 }
@@ -210,6 +224,8 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
     howToBuildMs: e.CP_HOW_TO_BUILD_MS,
     chefTimeoutMs: e.CP_CHEF_TIMEOUT_MS,
     chefPingMs: e.CP_CHEF_PING_MS,
+    runnerDeadMs: e.CP_RUNNER_DEAD_S * 1000,
+    chefReplicaDeadMs: e.CP_CHEF_REPLICA_DEAD_S * 1000,
     lease: {
       enabled: e.CP_MAJORDOMO_HA,
       id: e.CP_MAJORDOMO_ID ?? `${hostname()}-${process.pid}`,

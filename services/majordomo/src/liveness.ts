@@ -1,5 +1,6 @@
 import type { Bus, TypedKv } from '@computepods/bus';
 import { checkName, kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
+import { watchConnection } from './connection-watch.js';
 
 function isChefName(key: string): boolean {
   try {
@@ -62,25 +63,16 @@ export async function watchChefLiveness(
 ): Promise<() => void> {
   const seen = new Map<string, Seen>();
   const retiring = new Set<Seen>();
-  let connected = true;
-  let stopped = false;
-  void (async () => {
-    for await (const st of bus.nc.status()) {
-      if (stopped) break;
-      if (st.type === 'disconnect') connected = false;
-      else if (st.type === 'reconnect') {
-        connected = true;
-        // Nothing could be heard meanwhile: every chef gets a full timeout (and its PINGs) again.
-        const now = Date.now();
-        for (const s of seen.values()) {
-          s.at = now;
-          s.pinged = now;
-          s.missed = 0;
-          s.retireFailed = false;
-        }
-      }
+  const link = watchConnection(bus, () => {
+    // Nothing could be heard meanwhile: every chef gets a full timeout (and its PINGs) again.
+    const now = Date.now();
+    for (const s of seen.values()) {
+      s.at = now;
+      s.pinged = now;
+      s.missed = 0;
+      s.retireFailed = false;
     }
-  })().catch(() => undefined);
+  });
   // An invalid put is not a delete (watchValid): the chef is followed as before.
   const stopWatch = await rulesKv.watchValid((chef, decl, revision) => {
     // A key that is not a chef name is no chef's (MajorDomo logs it, declaration.ts): followed,
@@ -100,7 +92,7 @@ export async function watchChefLiveness(
   const retireChef = async (chef: string, s: Seen, why: Record<string, unknown>) => {
     // Not while NATS is away: a delete held in the client's buffer would be carried out when
     // it returns, before a live chef could be heard again.
-    if (!connected || seen.get(chef) !== s || retiring.has(s)) return;
+    if (!link.connected || seen.get(chef) !== s || retiring.has(s)) return;
     retiring.add(s);
     try {
       // Only the revision seen: a chef that re-declared meanwhile is alive and stays.
@@ -167,7 +159,7 @@ export async function watchChefLiveness(
     } catch (err) {
       const e = err as Error & { isNoResponders?: () => boolean };
       const gone = e.name === 'NoRespondersError' || e.isNoResponders?.() === true;
-      if (!connected) return; // no answer can come: not a miss
+      if (!link.connected) return; // no answer can come: not a miss
       if (++s.missed >= MISSED_PINGS)
         await retire(chef, s, {
           srv: s.srv.id,
@@ -177,7 +169,7 @@ export async function watchChefLiveness(
   };
 
   const check = async () => {
-    if (!connected) return;
+    if (!link.connected) return;
     const now = Date.now();
     const pings: Promise<void>[] = [];
     for (const [chef, s] of seen) {
@@ -203,7 +195,7 @@ export async function watchChefLiveness(
     Math.max(Math.min(Math.floor(timeoutMs / 4), pingMs), 100),
   );
   return () => {
-    stopped = true;
+    link.stop();
     clearInterval(timer);
     stopWatch();
   };

@@ -25,7 +25,10 @@ startService(logger, async () => {
   const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership);
   // The leader only: replicas that stop answering have their work handed on or resolved.
   const tasks = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
-  const stopReplicas = [watchChefReplicas(bus), watchRunnerLiveness(bus, tasks)];
+  const stopReplicas = [
+    watchChefReplicas(bus, cfg.chefReplicaDeadMs),
+    watchRunnerLiveness(bus, tasks, cfg.runnerDeadMs),
+  ];
   serveApi(bus, md);
   const http = await startHttp(bus, md, { host: cfg.httpHost, port: cfg.httpPort, token });
   const address = http.server.address();

@@ -1,5 +1,6 @@
 import type { Bus } from '@computepods/bus';
 import { z } from 'zod';
+import { watchConnection } from './connection-watch.js';
 
 /** What a service instance answers to `$SRV.PING.<service>` (bus/service.ts), as far as needed. */
 const Pong = z.object({
@@ -50,25 +51,17 @@ interface Heard {
 export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => void {
   const heard = new Map<string, Heard>();
   const roundMs = Math.max(Math.min(Math.floor(options.graceMs / 4), 1_000), 100);
-  let connected = true;
   let stopped = false;
-  void (async () => {
-    for await (const st of bus.nc.status()) {
-      if (stopped) break;
-      if (st.type === 'disconnect') connected = false;
-      else if (st.type === 'reconnect') {
-        connected = true;
-        const now = performance.now();
-        for (const h of heard.values()) h.at = now;
-      }
-    }
-  })().catch(() => undefined);
+  const link = watchConnection(bus, () => {
+    const now = performance.now();
+    for (const h of heard.values()) h.at = now;
+  });
 
   const round = async () => {
-    if (!connected) return;
+    if (!link.connected) return;
     for (const replica of await pingAll(bus, options.service, roundMs))
       heard.set(replica.id, { replica, at: performance.now() });
-    if (!connected) return;
+    if (!link.connected) return;
     const now = performance.now();
     const alive = new Map<string, Replica>();
     for (const [id, h] of heard) {
@@ -95,6 +88,7 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => vo
   }, roundMs);
   return () => {
     stopped = true;
+    link.stop();
     clearInterval(timer);
   };
 }

@@ -1,21 +1,8 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import { envInt, streams, subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { streams, subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
 import { releasePending } from './release-pending.js';
-import { MIN_DEAD_S, type Replica, watchReplicas } from './replica-census.js';
+import { type Replica, watchReplicas } from './replica-census.js';
 import { queueOf } from './task-logs.js';
-
-/**
- * How long a runner may go without answering before its tasks are resolved
- * (CP_RUNNER_DEAD_S, default 60 s). Longer than any pause a loaded runner makes: a runner taken
- * for dead while alive has its running tasks failed, and its late results refused. At least
- * MIN_DEAD_S: a frozen runner's last pull request (5 s, bus/consume.ts) must have expired by
- * then, or a task queued again could be handed to it.
- */
-export function runnerDeadMs(env: NodeJS.ProcessEnv = process.env): number {
-  return (
-    envInt(env, 'CP_RUNNER_DEAD_S', 60, { min: MIN_DEAD_S, max: 24 * 3600, unit: 'seconds' }) * 1000
-  );
-}
 
 /** A task the dead runner never handed to anything that could still be running it. */
 function neverStarted(rec: TaskRecord): boolean {
@@ -45,7 +32,7 @@ function neverStarted(rec: TaskRecord): boolean {
 export function watchRunnerLiveness(
   bus: Bus,
   tasks: TypedKv<typeof TaskRecord>,
-  graceMs = runnerDeadMs(),
+  graceMs: number,
 ): () => void {
   const p = bus.project;
   const since = { wall: new Date(), mono: performance.now() };
