@@ -1,11 +1,4 @@
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Profile,
@@ -14,7 +7,14 @@ import {
   type Resource,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { freePort, Slurm, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
+import {
+  freePort,
+  privateWorkspace,
+  Slurm,
+  Sshd,
+  TempDir,
+  until as waitUntil,
+} from '@computepods/testkit';
 import { SshPool } from '@computepods/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
@@ -172,13 +172,7 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
       backendOptions: { batchWindowMs: 100, retry: { attempts: 3, baseMs: 100, maxMs: 400 } },
     });
     // The pod's workspace: root's, not readable by cpuser, never seen by the job.
-    const ws = tmp.join('ws-ssh');
-    mkdirSync(join(ws, 'src'), { recursive: true });
-    chmodSync(ws, 0o700);
-    const odd = "src/a b;$(touch PWN)'.txt";
-    writeFileSync(join(ws, odd), 'hello\n');
-    writeFileSync(join(ws, 'src/bin'), Buffer.from([0, 1, 2, 255, 10]));
-    symlinkSync('/etc/hostname', join(ws, 'src/escape'));
+    const { path: ws, odd } = privateWorkspace(tmp.join('ws-ssh'));
     const files = (inputs: string[], outputs: string[]) => ({ inputs, outputs });
     const tasks = [
       task('files-escape', 'true', { cwd: ws, files: files(['src/escape'], ['out/x']) }),

@@ -27,6 +27,7 @@ export {
   siteClusterNodeVars,
 } from './nats-cluster.js';
 export { NatsServer, type NatsServerOptions } from './nats-server.js';
+export { type PrivateWorkspace, privateWorkspace } from './private-workspace.js';
 export { killProcessesUsing, processesUsing } from './proc-sweep.js';
 export { ManagedProcess, type ManagedProcessOptions } from './process.js';
 export { makeWheel } from './python-wheel.js';

@@ -4,7 +4,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import {
   killProcessesUsing,
   ManagedProcess,
   NatsServer,
+  privateWorkspace,
   Slurm,
   Sshd,
   TempDir,
@@ -128,6 +128,20 @@ function sshConfig(
       jobs_remote_dir: join(dir, 'remote-jobs'),
       tasks_remote_dir: join(dir, 'remote-tasks'),
     },
+  };
+}
+
+/** A slurm_sudo resource and profile running jobs as cpuser on this machine's SLURM. */
+function sudoConfig(dir: string, id: string, pilot: Record<string, unknown>) {
+  return {
+    resource: {
+      type: 'slurm_sudo',
+      name: 'SLURM cluster',
+      id,
+      ...common(dir),
+      pilot_config: pilot,
+    },
+    profile: { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
   };
 }
 
@@ -419,13 +433,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
   it('slurm_ssh: pilots stage declared files through the runner; the job user cannot read the workspace', async () => {
     const dir = area('staged');
     // The pod's workspace: root's alone. The pilot's job user (cpuser) cannot even list it.
-    const ws = join(dir, 'ws');
-    mkdirSync(join(ws, 'src'), { recursive: true });
-    chmodSync(ws, 0o700);
-    const odd = "src/a b;$(touch PWN)'.txt";
-    writeFileSync(join(ws, odd), 'hello\n');
-    writeFileSync(join(ws, 'src/bin'), Buffer.from([0, 1, 2, 255, 10]));
-    symlinkSync('/etc/hostname', join(ws, 'src/escape'));
+    const { path: ws, odd, binary } = privateWorkspace(join(dir, 'ws'));
     const { resource, profile } = sshConfig(dir, 'staged', {
       max_workers: 1,
       idle_timeout_s: 3,
@@ -460,7 +468,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       expect(ok?.state, ok?.reason).toBe('finished');
       expect(ok?.runner).toMatch(/^pilot-staged-[0-9]+$/);
       expect(readFileSync(join(ws, 'out/up.txt'), 'utf8')).toBe('HELLO\n');
-      expect(readFileSync(join(ws, 'out/deep/bin'))).toEqual(Buffer.from([0, 1, 2, 255, 10]));
+      expect(readFileSync(join(ws, 'out/deep/bin'))).toEqual(binary);
       expect(readFileSync(join(ws, 'out/who'), 'utf8')).toBe('cpuser\n');
       expect(readFileSync(join(ws, 'out/ws'), 'utf8')).toBe('unreadable\n');
       expect(existsSync(join(ws, 'PWN'))).toBe(false);
@@ -566,19 +574,14 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     // One pilot of one lane: the consumer lets one message be held at a time, so while the
     // crashed pilot's message is held nothing else is delivered; the ack wait is ten minutes,
     // so within this test only the release can hand the queue's next task out.
-    const runner = startRunner(
-      dir,
-      'release',
-      {
-        type: 'slurm_sudo',
-        name: 'SLURM cluster',
-        id: 'release',
-        ...common(dir),
-        pilot_config: { max_workers: 1, idle_timeout_s: 3, cpus_per_worker: 1 },
-      },
-      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
-      { CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000) },
-    );
+    const { resource, profile } = sudoConfig(dir, 'release', {
+      max_workers: 1,
+      idle_timeout_s: 3,
+      cpus_per_worker: 1,
+    });
+    const runner = startRunner(dir, 'release', resource, profile, {
+      CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
+    });
     const consumer = () => bus.jsm.consumers.info(streams.tasks(P), 'runner-release');
     try {
       await runner.waitForOutput('"msg":"runner ready"', 60_000);
@@ -639,14 +642,11 @@ describe('pilot mode', { timeout: 400_000 }, () => {
 
   it('slurm_sudo: a pilot that died while the runner was down has its task failed when the runner is back', async () => {
     const dir = area('restart');
-    const resource = {
-      type: 'slurm_sudo',
-      name: 'SLURM cluster',
-      id: 'again',
-      ...common(dir),
-      pilot_config: { max_workers: 1, idle_timeout_s: 3, cpus_per_worker: 1 },
-    };
-    const profile = { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' };
+    const { resource, profile } = sudoConfig(dir, 'again', {
+      max_workers: 1,
+      idle_timeout_s: 3,
+      cpus_per_worker: 1,
+    });
     const first = startRunner(dir, 'again', resource, profile);
     let second: ManagedProcess | undefined;
     try {
