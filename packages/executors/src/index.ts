@@ -42,4 +42,4 @@ export { squeueArgs } from './slurm-queue.js';
 export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-script.js';
 export { SshHost, type SshHostOptions, sshTargetOf } from './ssh-host.js';
 export { SudoHost, type SudoHostOptions } from './sudo-host.js';
-export { fetchOutputs, type TaskStaging } from './task-staging.js';
+export { fetchAuxiliaries, fetchOutputs, type TaskStaging } from './task-staging.js';

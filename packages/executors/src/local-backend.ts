@@ -390,12 +390,19 @@ export class LocalBackend implements Backend {
       if (missing)
         await this.#c.advance(id, ['running'], 'failed', { exitCode: 0, reason: missing });
       else if (code === 0) await this.#c.advance(id, ['running'], 'finished', { exitCode: 0 });
-      else if (code !== undefined)
+      else if (code !== undefined) {
+        if (this.#staging && rec?.task.files?.auxiliaries?.length)
+          await this.#staging.stageFailed(rec).catch((err: unknown) =>
+            this.#c.log('warn', 'could not bring back the auxiliaries of a failed task', {
+              taskId: id,
+              err: String(err),
+            }),
+          );
         await this.#c.advance(id, ['running'], 'failed', {
           exitCode: code,
           reason: exitReason(code, this.#c.get(id)?.task),
         });
-      else
+      } else
         await this.#c.advance(id, ['running'], 'failed', {
           exitCode: null,
           reason: why ?? 'ended without an exit code',

@@ -17,6 +17,8 @@ export interface TaskStaging {
    * verified; resolves with why the task fails (an output not written), or undefined.
    */
   stageOut(rec: TaskRecord): Promise<string | undefined>;
+  /** Brings back the auxiliaries of a task that exited non-zero: a failed run's .log says why. */
+  stageFailed(rec: TaskRecord): Promise<void>;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { type Bus, errorReply, type Logger, type TypedKv } from '@computepods/bus';
 import {
+  fetchAuxiliaries,
   fetchOutputs,
   type SlurmHost,
   type TaskStaging,
@@ -25,7 +26,8 @@ import { checkCwd } from './workspace-roots.js';
 
 /** A staging request of a worker. */
 export const StageRequest = z.object({
-  op: z.enum(['in', 'out']),
+  /** in: inputs there; out: outputs back (exit 0); aux: auxiliaries back (a failure). */
+  op: z.enum(['in', 'out', 'aux']),
   taskId: TaskSubmitted.shape.taskId,
   /** `<pilot folder>/stage/<task id>` as the cluster sees it. */
   stageDir: z.string().min(1).max(4096),
@@ -118,7 +120,13 @@ export function servePilotStaging(options: {
       );
       return { cwd: work };
     }
-    const missing = await fetchOutputs(host, task, work, (msg, data) => log.warn(data, msg));
+    const warn = (msg: string, data: Record<string, unknown>) => log.warn(data, msg);
+    // A failed run's .log and .blg; its folder stays on the cluster, as a failed job's does.
+    if (req.op === 'aux') {
+      await fetchAuxiliaries(host, task, work, warn);
+      return {};
+    }
+    const missing = await fetchOutputs(host, task, work, warn);
     if (missing) return { missing };
     // Brought back: the copies on the cluster are of no more use.
     await host.run(['rm', '-rf', '--', req.stageDir]);
@@ -158,6 +166,9 @@ export function pilotStagingClient(bus: Bus, queue: string, stageRoot: string): 
     },
     async stageOut(rec) {
       return (await ask('out', rec)).missing;
+    },
+    async stageFailed(rec) {
+      await ask('aux', rec);
     },
   };
 }

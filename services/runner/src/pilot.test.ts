@@ -440,14 +440,20 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       cpus_per_worker: 1,
     });
     const runner = startRunner(dir, 'staged', resource, profile);
-    const task = (taskId: string, command: string, inputs: string[], outputs: string[]) => ({
+    const task = (
+      taskId: string,
+      command: string,
+      inputs: string[],
+      outputs: string[],
+      auxiliaries: string[] = [],
+    ) => ({
       taskId,
       resource: 'staged',
       command,
       cwd: ws,
       env: {},
       gpu: false,
-      files: { inputs, outputs },
+      files: { inputs, outputs, auxiliaries },
     });
     try {
       await runner.waitForOutput('"msg":"runner ready"', 60_000);
@@ -460,11 +466,13 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         ),
         task('st-missing', 'true', ['src/bin'], ['out/never']),
         task('st-escape', 'true', ['src/escape'], ['out/x']),
+        // A failure's auxiliary (its .log) comes back too, as from a per-job SLURM task.
+        task('st-fail', 'echo why > out/fail.log; exit 3', [], ['out/y'], ['out/fail.log']),
       ];
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'staged'), t);
       const ids = tasks.map((t) => t.taskId);
       await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
-      const [ok, missing, escaped] = await records(ids);
+      const [ok, missing, escaped, failed] = await records(ids);
       expect(ok?.state, ok?.reason).toBe('finished');
       expect(ok?.runner).toMatch(/^pilot-staged-[0-9]+$/);
       expect(readFileSync(join(ws, 'out/up.txt'), 'utf8')).toBe('HELLO\n');
@@ -479,6 +487,9 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       expect(escaped?.reason).toMatch(
         /^could not stage the task's declared inputs: .*files\.inputs "src\/escape": a symlink leading outside/,
       );
+      expect(failed).toMatchObject({ state: 'failed', exitCode: 3 });
+      expect(readFileSync(join(ws, 'out/fail.log'), 'utf8')).toBe('why\n');
+      expect(existsSync(join(ws, 'out/y'))).toBe(false);
       // The copies of a task whose outputs came back are gone from the cluster.
       const staged = readdirSync(join(dir, 'remote-jobs'))
         .filter((d) => d.startsWith('pilot-'))
