@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineEnv, envTable, envText } from '@computepods/protocol';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,23 @@ describe('the READMEs list the environment variables the programs declare', () =
       expect(tableIn(text, name)).toBe(envTable(spec));
     },
   );
+
+  it('no service, nor the bus or logstream, reads the environment outside its config.ts', () => {
+    // Not configuration: the environment a child process is given.
+    const passedOn = new Set(['services/chef/src/projection.ts']);
+    const dirs = readdirSync(join(ROOT, 'services'))
+      .map((d) => `services/${d}/src`)
+      .concat('packages/bus/src', 'packages/logstream/src');
+    const readers = dirs.flatMap((dir) =>
+      readdirSync(join(ROOT, dir))
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'config.ts')
+        .map((f) => `${dir}/${f}`)
+        .filter(
+          (f) => !passedOn.has(f) && /process\.env\b/.test(readFileSync(join(ROOT, f), 'utf8')),
+        ),
+    );
+    expect(readers, 'declare the variable in config.ts and read it from there').toEqual([]);
+  });
 
   it('pnpm env-docs puts a drifted table back, and says where markers are missing', () => {
     const spec = defineEnv({ CP_X: { schema: envText(), doc: 'x' } });

@@ -1,13 +1,11 @@
 import { defineEnv, envEnum, envIntType, envString, envText, loadEnv } from '@computepods/protocol';
+import { z } from 'zod';
 import type { ConnectOptions } from './connect.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/**
- * What every program connecting to NATS reads (services, cpctrl, inotify2nats): declared here
- * once, listed in this package's README (pnpm env-docs), read nowhere else.
- */
-export const busEnv = defineEnv({
+/** How the connection and the logs are made (busSettings). */
+const connectionEnv = defineEnv({
   NATS_URL: {
     schema: envString(),
     default: 'nats://127.0.0.1:4222',
@@ -41,6 +39,101 @@ export const busEnv = defineEnv({
   },
 });
 
+const DAY = 24 * 3600_000;
+
+/** Task logs (stream `cp_<p>_tasklogs`) are kept a day unless CP_TASK_LOG_MAX_AGE_S says otherwise. */
+export const TASK_LOG_MAX_AGE_MS = DAY;
+
+/**
+ * Task records (KV `cp_<p>_tasks`, a key per task) and build results (KV `cp_<p>_builds`, a key
+ * per build): each key is kept this long after it was last written, then the server drops it.
+ * Without a bound both grow by a key per build for ever, on disk and in nats-server's memory (its
+ * per-subject index costs ~150 bytes a key). What an expired key costs is at most a rebuild:
+ * - a build result is the chef's and MajorDomo's result cache: without it the build runs again;
+ * - a task record is what keeps a task id from running twice (the runner's first write is a
+ *   create) and what a restarted runner adopts. A record is rewritten only when its task
+ *   changes state, so the age must exceed the longest a task may stay queued or running:
+ *   the default is twice the chef's own limit (CP_CHEF_TASK_WAIT_MS, 7 days);
+ * - it must exceed the task and build queues' duplicate windows (10 minutes), or a task sent
+ *   again within the window after its record went would be dropped as a duplicate and never run.
+ */
+export const RECORD_MAX_AGE_MS = 14 * DAY;
+export const RECORD_MIN_AGE_MS = 15 * 60_000;
+
+/**
+ * Files changed and build events (results, task states, cancels): MajorDomo consumes both as
+ * they come, so they are history once read. A MajorDomo down longer than this misses the file
+ * changes published meanwhile.
+ */
+export const EVENT_MAX_AGE_MS = 7 * DAY;
+
+/** A number of seconds (at least `minS`, above 0 in any case; fractions allowed) as milliseconds. */
+const seconds = (what: string, minS = 0) =>
+  z
+    .string()
+    .trim()
+    .transform((raw, ctx) => {
+      const s = Number(raw);
+      if (!Number.isFinite(s) || s <= 0 || s < minS) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be ${minS > 0 ? `at least ${minS}` : 'a positive number of'} seconds (${what})`,
+        });
+        return z.NEVER;
+      }
+      return Math.max(1, Math.round(s * 1000));
+    });
+
+/** How long a project's history is kept (provisioning and every service's stream setup). */
+const retentionEnv = defineEnv({
+  CP_RECORD_MAX_AGE_S: {
+    schema: seconds('how long task records and build results are kept', RECORD_MIN_AGE_MS / 1000),
+    default: String(RECORD_MAX_AGE_MS / 1000),
+    doc: 'how long a task record (KV `cp_<p>_tasks`) or build result (KV `cp_<p>_builds`) is kept after its last write; at least 900',
+  },
+  CP_EVENT_MAX_AGE_S: {
+    schema: seconds('how long file changes and build events are kept'),
+    default: String(EVENT_MAX_AGE_MS / 1000),
+    doc: 'how long file changes and build events (streams `cp_<p>_files`, `cp_<p>_events`) are kept',
+  },
+  CP_TASK_LOG_MAX_AGE_S: {
+    schema: seconds('how long task logs are kept'),
+    default: String(TASK_LOG_MAX_AGE_MS / 1000),
+    doc: 'how long task logs are kept on NATS (stream `cp_<p>_tasklogs`)',
+  },
+});
+
+/**
+ * What every program connecting to NATS reads (services, cpctrl, inotify2nats): declared here
+ * once, listed in this package's README (pnpm env-docs), read nowhere else.
+ */
+export const busEnv = defineEnv({ ...connectionEnv, ...retentionEnv });
+
+export interface Retention {
+  /** KV tasks and builds: CP_RECORD_MAX_AGE_S, default RECORD_MAX_AGE_MS (14 days). */
+  readonly recordMaxAgeMs: number;
+  /** Streams files and events: CP_EVENT_MAX_AGE_S, default EVENT_MAX_AGE_MS (7 days). */
+  readonly eventMaxAgeMs: number;
+  /** Stream tasklogs: CP_TASK_LOG_MAX_AGE_S, default TASK_LOG_MAX_AGE_MS (a day). */
+  readonly taskLogMaxAgeMs: number;
+}
+
+/** How long a project's history is kept, from the environment (a bad value throws, naming it). */
+export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): Retention {
+  const e = loadEnv(retentionEnv, env);
+  return {
+    recordMaxAgeMs: e.CP_RECORD_MAX_AGE_S,
+    eventMaxAgeMs: e.CP_EVENT_MAX_AGE_S,
+    taskLogMaxAgeMs: e.CP_TASK_LOG_MAX_AGE_S,
+  };
+}
+
+/** How long task logs are kept: CP_TASK_LOG_MAX_AGE_S (seconds), default one day. */
+export function taskLogMaxAgeMs(env: NodeJS.ProcessEnv = process.env): number {
+  const { CP_TASK_LOG_MAX_AGE_S } = retentionEnv;
+  return loadEnv({ CP_TASK_LOG_MAX_AGE_S }, env).CP_TASK_LOG_MAX_AGE_S;
+}
+
 export interface BusSettings {
   readonly servers: string;
   readonly credsFile: string | undefined;
@@ -53,7 +146,7 @@ export interface BusSettings {
 
 /** The connection's and logs' settings; a bad value throws InvalidEnvError naming it. */
 export function busSettings(env: NodeJS.ProcessEnv = process.env): BusSettings {
-  const e = loadEnv(busEnv, env);
+  const e = loadEnv(connectionEnv, env);
   if (Boolean(e.NATS_CERT) !== Boolean(e.NATS_KEY))
     throw new Error(
       'NATS_CERT and NATS_KEY go together: set both for a client certificate, or neither',

@@ -10,7 +10,20 @@
  *   startService(bus.logger, async () => thenClose(await startMyService(bus), bus));
  */
 export { Bus, type BusOptions, errorReply, type PublishOptions } from './bus.js';
-export { type BusSettings, busEnv, busSettings, defaultReplicas, tlsFromEnv } from './config.js';
+export {
+  type BusSettings,
+  busEnv,
+  busSettings,
+  defaultReplicas,
+  EVENT_MAX_AGE_MS,
+  RECORD_MAX_AGE_MS,
+  RECORD_MIN_AGE_MS,
+  type Retention,
+  retentionFromEnv,
+  TASK_LOG_MAX_AGE_MS,
+  taskLogMaxAgeMs,
+  tlsFromEnv,
+} from './config.js';
 export { type ConnectOptions, connectWithBackoff } from './connect.js';
 export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
 export { type Decoded, decode, issuesOf } from './decode.js';
@@ -34,17 +47,10 @@ export { createLogger, type Logger } from './logger.js';
 export {
   DLQ_MAX_BYTES,
   DLQ_MAX_MSGS,
-  EVENT_MAX_AGE_MS,
   ensureProjectStreams,
   projectBucketMaxAgeMs,
-  RECORD_MAX_AGE_MS,
-  RECORD_MIN_AGE_MS,
-  type Retention,
-  retentionFromEnv,
-  TASK_LOG_MAX_AGE_MS,
   TASK_LOG_MAX_BYTES,
   TASK_LOG_MAX_MSGS_PER_SUBJECT,
-  taskLogMaxAgeMs,
 } from './project.js';
 export { type Redelivered, redeliverPending } from './redeliver.js';
 export { type EndpointStats, type ServiceIdentity, ServiceResponder } from './service.js';

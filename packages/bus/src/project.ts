@@ -1,6 +1,6 @@
 import { buckets, streams, subjects } from '@computepods/protocol';
-import { z } from 'zod';
 import type { Bus } from './bus.js';
+import { retentionFromEnv } from './config.js';
 import { ensureKvMaxAge } from './setup.js';
 
 const DAY = 24 * 3600_000;
@@ -20,90 +20,6 @@ export const DLQ_MAX_BYTES = 128 * 1024 * 1024;
  */
 export const TASK_LOG_MAX_BYTES = 256 * 1024 * 1024;
 export const TASK_LOG_MAX_MSGS_PER_SUBJECT = 20_000;
-export const TASK_LOG_MAX_AGE_MS = DAY;
-
-/**
- * Task records (KV `cp_<p>_tasks`, a key per task) and build results (KV `cp_<p>_builds`, a key
- * per build): each key is kept this long after it was last written, then the server drops it.
- * Without a bound both grow by a key per build for ever, on disk and in nats-server's memory (its
- * per-subject index costs ~150 bytes a key). What an expired key costs is at most a rebuild:
- * - a build result is the chef's and MajorDomo's result cache: without it the build runs again;
- * - a task record is what keeps a task id from running twice (the runner's first write is a
- *   create) and what a restarted runner adopts. A record is rewritten only when its task
- *   changes state, so the age must exceed the longest a task may stay queued or running:
- *   the default is twice the chef's own limit (CP_CHEF_TASK_WAIT_MS, 7 days);
- * - it must exceed the task and build queues' duplicate windows (10 minutes), or a task sent
- *   again within the window after its record went would be dropped as a duplicate and never run.
- */
-export const RECORD_MAX_AGE_MS = 14 * DAY;
-export const RECORD_MIN_AGE_MS = 15 * 60_000;
-
-/**
- * Files changed and build events (results, task states, cancels): MajorDomo consumes both as
- * they come, so they are history once read. A MajorDomo down longer than this misses the file
- * changes published meanwhile.
- */
-export const EVENT_MAX_AGE_MS = 7 * DAY;
-
-/** A number of seconds (at least `minS`, above 0 in any case) as milliseconds. */
-const seconds = (name: string, what: string, minS = 0) =>
-  z
-    .string()
-    .trim()
-    .transform((raw, ctx) => {
-      const s = Number(raw);
-      if (!Number.isFinite(s) || s <= 0 || s < minS) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `${name} must be ${minS > 0 ? `at least ${minS}` : 'a positive number of'} seconds (${what}), got ${JSON.stringify(raw)}`,
-        });
-        return z.NEVER;
-      }
-      return Math.max(1, Math.round(s * 1000));
-    });
-
-const RetentionEnv = z.object({
-  CP_RECORD_MAX_AGE_S: seconds(
-    'CP_RECORD_MAX_AGE_S',
-    'how long task records and build results are kept',
-    RECORD_MIN_AGE_MS / 1000,
-  ).optional(),
-  CP_EVENT_MAX_AGE_S: seconds(
-    'CP_EVENT_MAX_AGE_S',
-    'how long file changes and build events are kept',
-  ).optional(),
-  CP_TASK_LOG_MAX_AGE_S: seconds('CP_TASK_LOG_MAX_AGE_S', 'how long task logs are kept').optional(),
-});
-
-export interface Retention {
-  /** KV tasks and builds: CP_RECORD_MAX_AGE_S, default RECORD_MAX_AGE_MS (14 days). */
-  readonly recordMaxAgeMs: number;
-  /** Streams files and events: CP_EVENT_MAX_AGE_S, default EVENT_MAX_AGE_MS (7 days). */
-  readonly eventMaxAgeMs: number;
-  /** Stream tasklogs: CP_TASK_LOG_MAX_AGE_S, default TASK_LOG_MAX_AGE_MS (a day). */
-  readonly taskLogMaxAgeMs: number;
-}
-
-/** How long a project's history is kept, from the environment (a bad value throws, naming it). */
-export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): Retention {
-  const given = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v);
-  const parsed = RetentionEnv.safeParse({
-    CP_RECORD_MAX_AGE_S: given(env.CP_RECORD_MAX_AGE_S),
-    CP_EVENT_MAX_AGE_S: given(env.CP_EVENT_MAX_AGE_S),
-    CP_TASK_LOG_MAX_AGE_S: given(env.CP_TASK_LOG_MAX_AGE_S),
-  });
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));
-  return {
-    recordMaxAgeMs: parsed.data.CP_RECORD_MAX_AGE_S ?? RECORD_MAX_AGE_MS,
-    eventMaxAgeMs: parsed.data.CP_EVENT_MAX_AGE_S ?? EVENT_MAX_AGE_MS,
-    taskLogMaxAgeMs: parsed.data.CP_TASK_LOG_MAX_AGE_S ?? TASK_LOG_MAX_AGE_MS,
-  };
-}
-
-/** How long task logs are kept: CP_TASK_LOG_MAX_AGE_S (seconds), default one day. */
-export function taskLogMaxAgeMs(env: NodeJS.ProcessEnv = process.env): number {
-  return retentionFromEnv({ CP_TASK_LOG_MAX_AGE_S: env.CP_TASK_LOG_MAX_AGE_S }).taskLogMaxAgeMs;
-}
 
 /**
  * The max age a project bucket is kept at (the tasks and builds buckets: the records' age), or
@@ -112,7 +28,7 @@ export function taskLogMaxAgeMs(env: NodeJS.ProcessEnv = process.env): number {
 export function projectBucketMaxAgeMs(
   project: string,
   bucket: string,
-  env: NodeJS.ProcessEnv = process.env,
+  env?: NodeJS.ProcessEnv,
 ): number | undefined {
   let aged: string[];
   try {

@@ -4,15 +4,14 @@ import { Kvm } from '@nats-io/kv';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
 import {
   EVENT_MAX_AGE_MS,
-  ensureProjectStreams,
-  projectBucketMaxAgeMs,
   RECORD_MAX_AGE_MS,
   retentionFromEnv,
   TASK_LOG_MAX_AGE_MS,
-} from './project.js';
+} from './config.js';
+import { createLogger } from './logger.js';
+import { ensureProjectStreams, projectBucketMaxAgeMs } from './project.js';
 import { ensureKv } from './setup.js';
 
 // Retention: task records and build results (KV) expire after CP_RECORD_MAX_AGE_S, file changes

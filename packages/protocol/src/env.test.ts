@@ -22,7 +22,7 @@ const spec = defineEnv({
 
 describe('loadEnv', () => {
   it('takes each declared value, the default when unset or empty', () => {
-    expect(loadEnv(spec, { CP_NAME: 'x', CP_WAIT_MS: '', CP_ON: '1', CP_LIST: 'a, ,b' })).toEqual({
+    expect(loadEnv(spec, { CP_NAME: 'x', CP_WAIT_MS: ' ', CP_ON: '1', CP_LIST: 'a, ,b' })).toEqual({
       CP_NAME: 'x',
       CP_WAIT_MS: 20,
       CP_ON: true,

@@ -41,7 +41,7 @@ export class InvalidEnvError extends Error {
 }
 
 /**
- * Every declared variable of `env`, parsed: unset or empty takes the default. Any bad value
+ * Every declared variable of `env`, parsed: unset, empty or blank takes the default. Any bad value
  * throws one InvalidEnvError with a line per variable: its name, what it must be, what it got.
  */
 export function loadEnv<const S extends EnvSpec>(
@@ -53,7 +53,7 @@ export function loadEnv<const S extends EnvSpec>(
   const problems: string[] = [];
   for (const [name, v] of Object.entries(spec)) {
     const given = env[name];
-    const raw = given === undefined || given === '' ? v.default : given;
+    const raw = given === undefined || given.trim() === '' ? v.default : given;
     const parsed = v.schema.safeParse(raw);
     if (parsed.success) {
       out[name] = parsed.data;
