@@ -3,12 +3,13 @@
 //   - one big file (default 1 GiB) up and down;
 //   - many small files (default 10,000 x 4 KiB) up and down.
 // Ours: uploads through inotify2nats' uploadBatch (what the watcher uses for every upload) and
-// executors' uploadTree; downloads through downloadFile (chef's fetch-inputs and executors)
-// and downloadTree (executors). Every one of ours verifies SHA-256 (local hash + the pod's
+// executors' uploadTree; downloads through downloadFiles (the chef's fetch-inputs since 19bb1e6:
+// a pod's inputs as one batch, checked against the planned hashes), downloadFile (executors; the
+// chef's per-input fetch before, measured here as the old code) and downloadTree (executors). Every one of ours verifies SHA-256 (local hash + the pod's
 // sha256sum) and renames into place; sftp verifies nothing. Each timing of ours starts from a
 // new SshPool (cold: connect + auth counted), as each `sftp` run connects anew.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -26,7 +27,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sshd } from '@computepods/testkit';
-import { downloadFile, downloadTree, SshPool, sftpOps, uploadTree } from '@computepods/transport';
+import {
+  downloadFile,
+  downloadFiles,
+  downloadTree,
+  SshPool,
+  sftpOps,
+  uploadTree,
+} from '@computepods/transport';
 import { uploadBatch } from '../../packages/inotify2nats/src/batch-upload.js';
 import { table } from '../lib/report.js';
 
@@ -45,6 +53,8 @@ const OUR_CONCURRENCY = 4;
  */
 const CHEF_FILES = Number(process.env.BENCH_SFTP_CHEF_FILES ?? 2_000);
 const CHEF_CONCURRENCY = 8;
+/** downloadFiles' default: files in flight on its one session. */
+const BATCH_CONCURRENCY = 32;
 const GOAL_BIG = 0.8;
 /** OpenSSH sftp's own pipelining: -R 64 requests, each as long as the server's limits allow. */
 const SFTP_PIPELINE = "1 file; 64 requests (sftp's -R), server-sized";
@@ -160,9 +170,12 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
     const smallLocal = join(local, 'small');
     mkdirSync(smallLocal);
     const names: string[] = [];
+    const smallSha = new Map<string, string>();
     for (let i = 0; i < SMALL_N; i++) {
       const name = `f${String(i).padStart(5, '0')}.bin`;
-      writeFileSync(join(smallLocal, name), randomBytes(SMALL_SIZE));
+      const data = randomBytes(SMALL_SIZE);
+      writeFileSync(join(smallLocal, name), data);
+      smallSha.set(name, createHash('sha256').update(data).digest('hex'));
       names.push(name);
     }
     sync();
@@ -320,6 +333,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       treeSeq: [] as number[],
       treeConc: [] as number[],
       sftp: [] as number[],
+      batch: [] as number[],
     };
     const chefN = Math.min(CHEF_FILES, SMALL_N);
     const chefTimes: number[] = [];
@@ -343,6 +357,21 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
             mkdirSync(smallDown);
             await sftp(`get ${smallUp}/* ${smallDown}/\n`);
           },
+        ],
+        // The chef's fetch: every file checked against the hash MajorDomo planned with.
+        [
+          'batch',
+          () =>
+            cold(async (pool) => {
+              const out = await downloadFiles(
+                pool,
+                target,
+                smallUp,
+                names.map((n) => ({ rel: n, local: join(smallDown, n), sha256: smallSha.get(n) })),
+              );
+              const bad = out.filter((o) => o.status !== 'fetched');
+              if (bad.length) throw new Error(`downloadFiles: ${JSON.stringify(bad[0])}`);
+            }),
         ],
       ] as const) {
         freshDown();
@@ -404,6 +433,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       smallDownSeq: min(smallDownTimes.treeSeq),
       smallDownConc: min(smallDownTimes.treeConc),
       smallDownSftp: min(smallDownTimes.sftp),
+      chefBatch: min(smallDownTimes.batch),
       chef: min(chefTimes),
       chefConc: min(chefConcTimes),
     };
@@ -495,14 +525,21 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
           r.smallDownSftp,
         ),
         row(
-          `${small} down, ours downloadFile each (chef)`,
+          `${small} down, ours downloadFiles (chef now)`,
+          `${BATCH_CONCURRENCY} (one SFTP session)`,
+          smallBytes,
+          r.chefBatch,
+          r.smallDownSftp,
+        ),
+        row(
+          `${small} down, ours downloadFile each (chef before)`,
           `1 (x${(SMALL_N / chefN).toFixed(1)} extrapolated)`,
           smallBytes,
           chefScaled,
           r.smallDownSftp,
         ),
         row(
-          `${small} down, ours downloadFile each (chef)`,
+          `${small} down, ours downloadFile each (chef before)`,
           `${CHEF_CONCURRENCY} (x${(SMALL_N / chefN).toFixed(1)} extrapolated)`,
           smallBytes,
           chefConcScaled,
@@ -522,7 +559,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
     console.log(
       `\ngoals (reported, not asserted): big file >= ${GOAL_BIG}x sftp's MB/s: up ${ratioBigUp.toFixed(2)}x ${verdict(ratioBigUp >= GOAL_BIG)}, down ${ratioBigDown.toFixed(2)}x ${verdict(ratioBigDown >= GOAL_BIG)}` +
-        `; ${SMALL_N} small files <= ${GOAL_SMALL}x sftp's time: up (uploadBatch, ${OUR_CONCURRENCY} in flight) ${(r.smallUpConc / r.smallUpSftp).toFixed(2)}x ${verdict(r.smallUpConc / r.smallUpSftp <= GOAL_SMALL)}, sequential ${(r.smallUpSeq / r.smallUpSftp).toFixed(2)}x; down (downloadTree, ${OUR_CONCURRENCY}) ${(r.smallDownConc / r.smallDownSftp).toFixed(2)}x, sequential ${(r.smallDownSeq / r.smallDownSftp).toFixed(2)}x, chef's one downloadFile per file ${(chefScaled / r.smallDownSftp).toFixed(2)}x, ${CHEF_CONCURRENCY} at a time ${(chefConcScaled / r.smallDownSftp).toFixed(2)}x` +
+        `; ${SMALL_N} small files <= ${GOAL_SMALL}x sftp's time: up (uploadBatch, ${OUR_CONCURRENCY} in flight) ${(r.smallUpConc / r.smallUpSftp).toFixed(2)}x ${verdict(r.smallUpConc / r.smallUpSftp <= GOAL_SMALL)}, sequential ${(r.smallUpSeq / r.smallUpSftp).toFixed(2)}x; down (downloadTree, ${OUR_CONCURRENCY}) ${(r.smallDownConc / r.smallDownSftp).toFixed(2)}x, sequential ${(r.smallDownSeq / r.smallDownSftp).toFixed(2)}x, the chef's batch (downloadFiles) ${(r.chefBatch / r.smallDownSftp).toFixed(2)}x ${verdict(r.chefBatch / r.smallDownSftp <= GOAL_SMALL)}, before it one downloadFile per file ${(chefScaled / r.smallDownSftp).toFixed(2)}x, ${CHEF_CONCURRENCY} at a time ${(chefConcScaled / r.smallDownSftp).toFixed(2)}x` +
         `; the SFTP part alone (fastPut/fastGet, unverified): up ${(r.bigUpSftp / r.bigUpRaw).toFixed(2)}x, down ${(r.bigDownSftp / r.bigDownRaw).toFixed(2)}x sftp's MB/s` +
         (scaled
           ? `; big file scaled down to ${bigBytes} bytes for disk space (MB/s extrapolates)`
@@ -584,6 +621,13 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       smallDownTimeRatioTreeSeq: r.smallDownSeq / r.smallDownSftp,
       smallDownTimeRatioTreeConc: r.smallDownConc / r.smallDownSftp,
       smallDownGoalMet: r.smallDownConc / r.smallDownSftp <= GOAL_SMALL,
+      smallDownChefBatchS: r.chefBatch,
+      smallDownChefBatchConcurrency: BATCH_CONCURRENCY,
+      smallDownChefBatchMBps: mb(smallBytes, r.chefBatch),
+      smallDownTimeRatioChefBatch: r.chefBatch / r.smallDownSftp,
+      smallDownChefBatchGoalMet: r.chefBatch / r.smallDownSftp <= GOAL_SMALL,
+      smallDownChefBatchSpeedupOverPerFile: chefScaled / r.chefBatch,
+      smallDownChefBatchSpeedupOverPerFileConc: chefConcScaled / r.chefBatch,
       smallDownChefMeasuredFiles: chefN,
       smallDownChefMeasuredS: r.chef,
       smallDownChefS: chefScaled,
