@@ -286,12 +286,95 @@ interface PaperRun {
   readonly bibtex: number;
   readonly passes: number;
   readonly ms: number;
+  /** When the status poll saw it settled (ms; ours only): the figure before the end was the message. */
+  readonly settledMs?: number;
   readonly pdf: Buffer;
+  /** Where the time went (ms by stage), from the messages of the run; latexmk: none. */
+  readonly stages?: Record<LatexStage, number>;
+}
+
+/**
+ * The stage a message ends, on the timeline of one paper build (its builds run one after
+ * another): the time since the message before it is that stage's. `md` is MajorDomo from a
+ * result (or the edit, through the watcher) to the next request; `chef_in` a request to its task;
+ * `runner_start` the task queued to running; `tool` pdflatex or bibtex running (the runner's
+ * spawn and exit included); `chef_out` the task's end to the result (hashing, discovery).
+ */
+type LatexStage = 'watcher_md' | 'md' | 'chef_in' | 'runner_start' | 'tool' | 'chef_out' | 'md_end';
+const LATEX_STAGES: LatexStage[] = [
+  'watcher_md',
+  'md',
+  'chef_in',
+  'runner_start',
+  'tool',
+  'chef_out',
+  'md_end',
+];
+
+/** Timestamps of the build messages of `bus`'s project, for latexStages. */
+function timeline(bus: Bus): { events: Array<[number, string]>; stop: () => void } {
+  const events: Array<[number, string]> = [];
+  const sub = bus.nc.subscribe(`cp.${bus.project}.>`, {
+    callback: (_e, m) => {
+      const t = now();
+      let env: Envelope;
+      try {
+        env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+      } catch {
+        return;
+      }
+      const b = env.body as Record<string, unknown>;
+      if (env.type === 'task.state' && (b.state === 'running' || b.state === 'finished'))
+        events.push([t, `task.${b.state}`]);
+      else if (['build.requested', 'task.submitted', 'build.result'].includes(env.type))
+        events.push([t, env.type]);
+      else if (
+        env.type === 'artefact.state' &&
+        b.path === 'paper/main.pdf' &&
+        b.status === 'up_to_date'
+      )
+        events.push([t, 'pdf.up_to_date']);
+    },
+  });
+  return { events, stop: () => sub.unsubscribe() };
+}
+
+/** ms by stage between t0 and t1 (see LatexStage). */
+function latexStages(
+  events: ReadonlyArray<[number, string]>,
+  t0: number,
+  t1: number,
+): Record<LatexStage, number> {
+  const out = Object.fromEntries(LATEX_STAGES.map((s) => [s, 0])) as Record<LatexStage, number>;
+  const stageOf: Record<string, LatexStage> = {
+    'task.submitted': 'chef_in',
+    'task.running': 'runner_start',
+    'task.finished': 'tool',
+    'build.result': 'chef_out',
+  };
+  let prev = t0;
+  let first = true;
+  for (const [t, kind] of events) {
+    if (t < t0 || t > t1) continue;
+    if (kind === 'build.requested') {
+      out[first ? 'watcher_md' : 'md'] += t - prev;
+      first = false;
+    } else if (kind === 'pdf.up_to_date') continue;
+    else {
+      const stage = stageOf[kind];
+      if (stage) out[stage] += t - prev;
+    }
+    prev = t;
+  }
+  out.md_end += t1 - prev;
+  return out;
 }
 
 /** The paper built clean, then each edit, by the services of `bus`'s project on `workspace`. */
 async function paperRuns(bus: Bus, workspace: string): Promise<Map<string, PaperRun>> {
   const log = new BuildLog(bus);
+  const tl = timeline(bus);
+  await bus.nc.flush();
   const pdfPath = join(workspace, 'paper/main.pdf');
   const write = (f: string, text: string) => {
     mkdirSync(join(workspace, 'paper'), { recursive: true });
@@ -309,7 +392,15 @@ async function paperRuns(bus: Bus, workspace: string): Promise<Map<string, Paper
         (before === undefined || !readFileSync(pdfPath).equals(before)),
       120_000,
     );
-    const ms = now() - t0;
+    // Done when MajorDomo said the PDF is up to date for the last time (its message), as latexmk
+    // is done when it exits: not when the 50 ms status poll above next noticed, which added
+    // 25 ms on average and up to 50 to every figure of ours before.
+    const settledAt = now();
+    const doneAt =
+      tl.events
+        .filter(([t, k]) => k === 'pdf.up_to_date' && t >= t0 && t <= settledAt)
+        .at(-1)?.[0] ?? settledAt;
+    const ms = doneAt - t0;
     const ps = log.passes('paper/main', from);
     const pdf = readFileSync(pdfPath);
     out.set(name, {
@@ -317,7 +408,9 @@ async function paperRuns(bus: Bus, workspace: string): Promise<Map<string, Paper
       bibtex: ps.filter((p) => p.endsWith(':bibtex')).length,
       passes: Math.max(...ps.map((p) => Number(p.split(':')[0]))),
       ms,
+      settledMs: settledAt - t0,
       pdf,
+      stages: latexStages(tl.events, t0, t0 + ms),
     });
     return pdf;
   };
@@ -335,6 +428,7 @@ async function paperRuns(bus: Bus, workspace: string): Promise<Map<string, Paper
     pdf = await step(name, () => write('main.tex', text), pdf);
   }
   log.close();
+  tl.stop();
   return out;
 }
 
@@ -444,6 +538,21 @@ if (tex) {
     });
   }
   figures.latex_pdflatex_runs_ratio = ours.get('clean')!.pdflatex / lm.get('clean')!.pdflatex;
+  const stageRows: (string | number)[][] = [];
+  for (const edit of ['clean', ...texEdits.map(([n]) => n)]) {
+    const st = ours.get(edit)?.stages;
+    if (!st) continue;
+    stageRows.push([edit, ...LATEX_STAGES.map((s) => st[s])]);
+    const p = edit === 'clean' ? 'latex' : `latex_${edit}`;
+    figures[`${p}_cp_vs_latexmk_ms_ratio`] = ours.get(edit)!.ms / lm.get(edit)!.ms;
+    figures[`${p}_cp_settled_poll_ms`] = ours.get(edit)!.settledMs ?? Number.NaN;
+    for (const s of LATEX_STAGES) figures[`${p}_cp_stage_${s}_ms`] = st[s];
+  }
+  table(
+    'LaTeX: where ComputePods spends each build (ms summed over its passes; tool = pdflatex/bibtex running)',
+    ['edit', ...LATEX_STAGES],
+    stageRows,
+  );
   table(
     'LaTeX to convergence (references + citations + table of contents), clean then edits on top',
     ['edit', 'system', 'pdflatex runs', 'bibtex runs', 'passes', 'ms'],
