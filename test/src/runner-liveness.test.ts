@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buckets, TaskRecord } from '@computepods/protocol';
+import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatedCopy } from './gated-copy.js';
 import { Stack } from './stack.js';
@@ -181,5 +181,56 @@ describe('runner liveness: a runner that stops answering', () => {
     } finally {
       gate('e');
     }
+  }, 180_000);
+
+  it('a task message it pulled and never recorded is handed out again once it is taken for dead', async () => {
+    const durable = () =>
+      stack.bus.jsm.consumers.info(streams.tasks(stack.project), 'runner-local');
+    const majordomo = stack.procs.get('majordomo')!;
+    const from = majordomo.output.length;
+    const a = await runner('runner-5');
+    await majordomo.waitForOutput(
+      logLine('replica answering', '"runner":"runner-5"'),
+      60_000,
+      from,
+    );
+    await until('its pull request', async () => (await durable()).num_waiting > 0);
+    a.signal('SIGSTOP');
+    // Its open pull request is what the server delivers the task to.
+    await until('its pull request, frozen', async () => (await durable()).num_waiting > 0);
+    const marker = stack.dir.join('pulled-runs');
+    await stack.bus.publish('task.submitted', subjects.tasks(stack.project, 'local'), {
+      taskId: 'pulled-1',
+      resource: 'local',
+      command: `echo run >> ${marker}`,
+      cwd: stack.workspace,
+      env: {},
+      gpu: false,
+    });
+    await until('the task delivered to the frozen runner', async () => {
+      return (await durable()).num_ack_pending === 1;
+    });
+    await a.kill9();
+    expect(await (await tasks()).get('pulled-1')).toBeUndefined();
+    // The ack wait is ten minutes: only MajorDomo's release can hand the message out again now.
+    // The test takes it (its second delivery) and gives it back, for the runner started next.
+    await majordomo.waitForOutput(
+      logLine('runner stopped answering', '"runner":"runner-5"'),
+      60_000,
+      from,
+    );
+    const consumer = await stack.bus.js.consumers.get(streams.tasks(stack.project), 'runner-local');
+    const m = await consumer.next({ expires: 30_000 });
+    expect(m?.info.deliveryCount).toBe(2);
+    expect(Envelope.parse(m?.json()).body).toMatchObject({ taskId: 'pulled-1' });
+    m?.nak();
+
+    await runner('runner-6');
+    await until(
+      'the task to finish',
+      async () => (await (await tasks()).get('pulled-1'))?.value.state === 'finished',
+    );
+    expect((await (await tasks()).get('pulled-1'))?.value.runner).toBe('runner-6');
+    expect(readFileSync(marker, 'utf8')).toBe('run\n');
   }, 180_000);
 });

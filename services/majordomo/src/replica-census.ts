@@ -59,8 +59,14 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => vo
 
   const round = async () => {
     if (!link.connected) return;
-    for (const replica of await pingAll(bus, options.service, roundMs))
+    for (const replica of await pingAll(bus, options.service, roundMs)) {
+      if (!heard.has(replica.id))
+        bus.logger.info(
+          { service: options.service, replica: replica.id, ...replica.metadata },
+          'replica answering',
+        );
       heard.set(replica.id, { replica, at: performance.now() });
+    }
     if (!link.connected) return;
     const now = performance.now();
     const alive = new Map<string, Replica>();
