@@ -14,6 +14,7 @@ import {
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
 import { checkPilotSite, type PilotResource, pilotSite, WORKER_PATH } from './pilot-host.js';
+import { releaseHeldByPilot } from './pilot-release.js';
 import { servePilotStaging } from './pilot-staging.js';
 import { failTasksOfEndedPilot, pilotRunnerId } from './pilot-takeover.js';
 
@@ -205,6 +206,25 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
         jobState,
         log,
       });
+      // What it held (recorded or not) goes to another pilot now, not after the ack wait. A
+      // pilot that left by idle timeout (COMPLETED) had stopped taking tasks and holds none.
+      // One that cannot be released now is released by the ack wait: never a reason to keep
+      // counting the dead pilot (no new one would be submitted in its place).
+      if (jobState !== 'COMPLETED')
+        await releaseHeldByPilot({
+          bus,
+          kv,
+          stream,
+          durable: options.durable,
+          subject: subjects.tasks(cfg.project, cfg.queue),
+          runner: pilotRunnerId(cfg.queue, id),
+          log,
+        }).catch((err: unknown) =>
+          log.warn(
+            { jobId: id, err: String(err) },
+            "could not release the ended pilot's task messages; they come again after the ack wait",
+          ),
+        );
       pilots.delete(id);
     }
   }
@@ -236,6 +256,8 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       CP_PILOT_IDLE_TIMEOUT_S: String(pc!.idle_timeout_s),
       CP_PILOT_MAX_ACK_PENDING: String(maxAckPending),
       CP_PILOT_STAGE_DIR: posix.join(dir, 'stage'),
+      // The workers open the consumer too: with the same ack wait, or they would change it.
+      CP_RUNNER_ACK_WAIT_MS: String(options.consumer.ackWaitMs),
       CP_LOG_FORMAT: 'json',
       // The workers check every task as this runner would: the same workspace roots, and the
       // profile this runner serves (they run a profile-less local resource themselves).
