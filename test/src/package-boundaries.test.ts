@@ -8,14 +8,15 @@ const ROOT = join(import.meta.dirname, '..', '..');
  * What each workspace package may depend on at run time (its `dependencies`; test-only
  * `devDependencies` such as the test kit are free). Each package's README says the same in
  * its "Boundaries" line. Libraries under packages/ never depend on a service; the foundation
- * packages depend on no workspace package; services never depend on one another.
+ * packages depend on no workspace package but protocol (zod only; it holds the one error base,
+ * CpError, and the one retry rule, isRetryable); services never depend on one another.
  */
 const ALLOWED: Record<string, readonly string[]> = {
   protocol: [],
-  depgraph: [],
-  fswatch: [],
-  transport: [],
-  testkit: [],
+  depgraph: ['protocol'],
+  fswatch: ['protocol'],
+  transport: ['protocol'],
+  testkit: ['protocol'],
   'majordomo-ui': [],
   bus: ['protocol'],
   projects: ['protocol', 'bus'],

@@ -1,74 +1,73 @@
+import { CpError } from '@computepods/protocol';
+
 /** A rule declaration cannot be used: bad id, bad pattern, or a placeholder the inputs never bind. */
-export class RuleInvalidError extends Error {
-  readonly code = 'DEPGRAPH_RULE_INVALID';
-  readonly retryable = false;
+export class RuleInvalidError extends CpError {
   constructor(
     readonly ruleId: string,
     reason: string,
   ) {
-    super(`rule ${JSON.stringify(ruleId)} is invalid: ${reason}; fix the chef's rule declaration`);
-    this.name = 'RuleInvalidError';
+    super(
+      'DEPGRAPH_RULE_INVALID',
+      `rule ${JSON.stringify(ruleId)} is invalid: ${reason}; fix the chef's rule declaration`,
+    );
   }
 }
 
 /** A path is not a normalised project-relative path (leading "/", "..", empty segment). */
-export class InvalidPathError extends Error {
-  readonly code = 'DEPGRAPH_INVALID_PATH';
-  readonly retryable = false;
+export class InvalidPathError extends CpError {
   constructor(
     readonly path: string,
     reason: string,
   ) {
-    super(`invalid artefact path ${JSON.stringify(path)}: ${reason}`);
-    this.name = 'InvalidPathError';
+    super('DEPGRAPH_INVALID_PATH', `invalid artefact path ${JSON.stringify(path)}: ${reason}`);
   }
 }
 
 /** A hash given for an artefact is empty or not a string. */
-export class InvalidHashError extends Error {
-  readonly code = 'DEPGRAPH_INVALID_HASH';
-  readonly retryable = false;
+export class InvalidHashError extends CpError {
   constructor(readonly path: string) {
-    super(`invalid hash for ${JSON.stringify(path)}: pass a non-empty string (sha256 hex)`);
-    this.name = 'InvalidHashError';
+    super(
+      'DEPGRAPH_INVALID_HASH',
+      `invalid hash for ${JSON.stringify(path)}: pass a non-empty string (sha256 hex)`,
+    );
   }
 }
 
 /** An ignore pattern given to cutoffDigest is not a valid regular expression. */
-export class InvalidIgnorePatternError extends Error {
-  readonly code = 'DEPGRAPH_INVALID_IGNORE_PATTERN';
-  readonly retryable = false;
+export class InvalidIgnorePatternError extends CpError {
   constructor(
     readonly pattern: string,
     options?: ErrorOptions,
   ) {
-    super(`ignore pattern ${JSON.stringify(pattern)} is not a valid regular expression`, options);
-    this.name = 'InvalidIgnorePatternError';
+    super(
+      'DEPGRAPH_INVALID_IGNORE_PATTERN',
+      `ignore pattern ${JSON.stringify(pattern)} is not a valid regular expression`,
+      options,
+    );
   }
 }
 
 /** No task instance has this id (its rule was retired, or an input is missing). */
-export class UnknownTaskError extends Error {
-  readonly code = 'DEPGRAPH_UNKNOWN_TASK';
-  readonly retryable = false;
+export class UnknownTaskError extends CpError {
   constructor(readonly taskId: string) {
-    super(`no task ${JSON.stringify(taskId)}: call ready() again and start only what it returns`);
-    this.name = 'UnknownTaskError';
+    super(
+      'DEPGRAPH_UNKNOWN_TASK',
+      `no task ${JSON.stringify(taskId)}: call ready() again and start only what it returns`,
+    );
   }
 }
 
 /** started() was called for a task that ready() would not return now. */
-export class TaskNotReadyError extends Error {
-  readonly code = 'DEPGRAPH_TASK_NOT_READY';
-  /** The graph moves on; a later ready() may return the task. */
-  readonly retryable = true;
+export class TaskNotReadyError extends CpError {
   constructor(
     readonly taskId: string,
     reason: string,
   ) {
+    // Retryable: the graph moves on; a later ready() may return the task.
     super(
+      'DEPGRAPH_TASK_NOT_READY',
       `task ${JSON.stringify(taskId)} is not ready (${reason}): start only what ready() returns`,
+      { retryable: true },
     );
-    this.name = 'TaskNotReadyError';
   }
 }

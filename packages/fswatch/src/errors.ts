@@ -1,21 +1,21 @@
+import { CpError } from '@computepods/protocol';
+
 /**
  * One class per failure a caller can act on. Each has a stable `code`, keeps the original
  * `cause`, says whether retrying can help, and its message says what to do next.
  */
 
 /** The directory to watch does not exist or is not a directory. */
-export class WatchRootError extends Error {
-  readonly code = 'CP_FSWATCH_ROOT';
-  readonly retryable = false;
+export class WatchRootError extends CpError {
   constructor(
     readonly root: string,
     options?: ErrorOptions,
   ) {
     super(
+      'CP_FSWATCH_ROOT',
       `cannot watch ${JSON.stringify(root)}: it is missing or not a directory; create it or pass an existing project root`,
       options,
     );
-    this.name = 'WatchRootError';
   }
 }
 
@@ -24,9 +24,7 @@ export class WatchRootError extends Error {
  * configured `maxWatches` budget is spent. The subtree is polled instead, which is slower;
  * raising the sysctl named in `sysctl` restores instant notification.
  */
-export class WatchLimitError extends Error {
-  readonly code = 'CP_FSWATCH_WATCH_LIMIT';
-  readonly retryable = false;
+export class WatchLimitError extends CpError {
   readonly sysctl: string;
   constructor(
     readonly dir: string,
@@ -42,21 +40,19 @@ export class WatchLimitError extends Error {
           ? 'the kernel has no inotify instance left (EMFILE)'
           : 'the kernel has no inotify watch left (ENOSPC)';
     super(
+      'CP_FSWATCH_WATCH_LIMIT',
       `${what} at ${JSON.stringify(dir)}; polling this subtree instead. ` +
         (reason === 'budget'
           ? 'Raise the maxWatches option for instant notification.'
           : `Raise ${sysctl} (e.g. \`sudo sysctl -w ${sysctl}=524288\`, and persist it in /etc/sysctl.d/) for instant notification.`),
       options,
     );
-    this.name = 'WatchLimitError';
     this.sysctl = sysctl;
   }
 }
 
 /** The stamp file could not be read, parsed or written. */
-export class StampFileError extends Error {
-  readonly code = 'CP_FSWATCH_STAMP_FILE';
-  readonly retryable: boolean;
+export class StampFileError extends CpError {
   constructor(
     readonly file: string,
     readonly action: 'read' | 'parse' | 'write',
@@ -68,51 +64,43 @@ export class StampFileError extends Error {
         : action === 'read'
           ? 'check that the file is readable by this user'
           : 'check that its directory exists, is writable and the disk is not full';
-    super(`cannot ${action} stamp file ${JSON.stringify(file)}: ${next}`, options);
-    this.name = 'StampFileError';
-    this.retryable = action === 'write';
+    super('CP_FSWATCH_STAMP_FILE', `cannot ${action} stamp file ${JSON.stringify(file)}: ${next}`, {
+      ...options,
+      retryable: action === 'write',
+    });
   }
 }
 
 /** The options given to FileWatcher cannot work together. */
-export class WatchConfigError extends Error {
-  readonly code = 'CP_FSWATCH_CONFIG';
-  readonly retryable = false;
+export class WatchConfigError extends CpError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'WatchConfigError';
+    super('CP_FSWATCH_CONFIG', message, options);
   }
 }
 
 /** A file could not be hashed (permission denied, I/O error); the message names the file. */
-export class HashError extends Error {
-  readonly code = 'CP_FSWATCH_HASH';
-  readonly retryable: boolean;
+export class HashError extends CpError {
   constructor(
     readonly path: string,
     readonly errno: string,
     options?: ErrorOptions,
   ) {
     super(
+      'CP_FSWATCH_HASH',
       `cannot hash ${JSON.stringify(path)} (${errno}): ` +
         (errno === 'EACCES' || errno === 'EPERM'
           ? 'give this user read permission or ignore the file'
           : errno === 'ENOENT'
             ? 'the file vanished; it is reported when it reappears'
             : 'check the disk and retry'),
-      options,
+      { ...options, retryable: errno !== 'EACCES' && errno !== 'EPERM' },
     );
-    this.name = 'HashError';
-    this.retryable = errno !== 'EACCES' && errno !== 'EPERM';
   }
 }
 
 /** The watcher was closed; create a new FileWatcher to watch again. */
-export class WatcherClosedError extends Error {
-  readonly code = 'CP_FSWATCH_CLOSED';
-  readonly retryable = false;
+export class WatcherClosedError extends CpError {
   constructor() {
-    super('the FileWatcher is closed; create a new one to watch again');
-    this.name = 'WatcherClosedError';
+    super('CP_FSWATCH_CLOSED', 'the FileWatcher is closed; create a new one to watch again');
   }
 }

@@ -2,7 +2,7 @@ import { lstat, realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import type { FileEvent } from '@computepods/fswatch';
-import { checkRelativePath } from '@computepods/protocol';
+import { checkRelativePath, UnsafePathError } from '@computepods/protocol';
 import {
   endpointOf,
   type SshPool,
@@ -59,12 +59,8 @@ const HOST_LEVEL = new Set<string>([
 ]);
 
 // Failures that concern one file and will fail the same way again.
-const PER_FILE = new Set<string>([
-  'TRANSPORT_UNSAFE_PATH',
-  'TRANSPORT_UNSAFE_NAME',
-  'TRANSPORT_UNSUPPORTED_FILE',
-  'TRANSPORT_DESTINATION_EXISTS',
-]);
+// (An unsafe path is protocol's UnsafePathError, per file too.)
+const PER_FILE = new Set<string>(['TRANSPORT_UNSUPPORTED_FILE', 'TRANSPORT_DESTINATION_EXISTS']);
 
 type Outcome =
   | { kind: 'uploaded'; sha256: string; size: number }
@@ -300,7 +296,7 @@ function safeRel(rel: string): string {
 }
 
 function isPerFile(err: unknown): boolean {
-  if (err instanceof UnsafeSyncPathError) return true;
+  if (err instanceof UnsafeSyncPathError || err instanceof UnsafePathError) return true;
   if (err instanceof TransportError)
     return PER_FILE.has(err.code) || (err.code === 'TRANSPORT_SFTP' && !err.retryable);
   const code = (err as { code?: unknown }).code;

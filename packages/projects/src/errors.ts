@@ -1,19 +1,28 @@
-import { firstIssue } from '@computepods/protocol';
+import { CpError, firstIssue } from '@computepods/protocol';
 import type { z } from 'zod';
+
+/** The codes of this package's refusals. */
+export type ProjectErrorCode =
+  | 'CP_CONFLICT'
+  | 'CP_EXISTS'
+  | 'CP_IN_USE'
+  | 'CP_INVALID'
+  | 'CP_LAST_ADMIN'
+  | 'CP_NO_REGISTRY'
+  | 'CP_NOT_FOUND'
+  | 'CP_PROFILE_RESOURCE';
 
 /**
  * Every refusal of this package: a stable `code` for scripts (cpctrl prints it with -o json),
  * the `field` at fault when there is one, and a message that says what to do next.
  */
-export class ProjectError extends Error {
-  readonly retryable = false;
+export class ProjectError extends CpError<ProjectErrorCode> {
   constructor(
-    readonly code: string,
+    code: ProjectErrorCode,
     message: string,
     readonly field?: string,
   ) {
-    super(message);
-    this.name = 'ProjectError';
+    super(code, message);
   }
 }
 

@@ -1,19 +1,18 @@
+import { CpError } from '@computepods/protocol';
+
 /** A server binary the test kit needs is not installed. Not retryable: install it first. */
-export class BinaryMissingError extends Error {
-  readonly code = 'TESTKIT_BINARY_MISSING';
-  readonly retryable = false;
+export class BinaryMissingError extends CpError {
   constructor(binary: string, hint: string, options?: ErrorOptions) {
-    super(`${binary} not found on PATH: ${hint}`, options);
-    this.name = 'BinaryMissingError';
+    super('TESTKIT_BINARY_MISSING', `${binary} not found on PATH: ${hint}`, options);
   }
 }
 
 /** A server started but did not become ready in time, or exited early. */
-export class ServerStartError extends Error {
-  readonly code = 'TESTKIT_SERVER_START';
-  readonly retryable = true;
+export class ServerStartError extends CpError {
   constructor(what: string, detail: string, options?: ErrorOptions) {
-    super(`${what} did not start: ${detail}`, options);
-    this.name = 'ServerStartError';
+    super('TESTKIT_SERVER_START', `${what} did not start: ${detail}`, {
+      ...options,
+      retryable: true,
+    });
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
-import { TransportError, VerifyError } from './errors.js';
+import { TransportError, UnsafePathError, VerifyError } from './errors.js';
 import { transferMode } from './file-mode.js';
 import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
 import { sftpOps } from './sftp-ops.js';
@@ -48,9 +48,10 @@ export interface FileTransferReport {
 
 function splitRemote(path: string): { dir: string; base: string } {
   if (!path || path.endsWith('/') || path.includes('\0')) {
-    throw new TransportError(
-      'TRANSPORT_UNSAFE_PATH',
+    throw new UnsafePathError(
+      path,
       `remote file path ${JSON.stringify(path)} names no file`,
+      'TRANSPORT_UNSAFE_PATH',
     );
   }
   const i = path.lastIndexOf('/');

@@ -12,9 +12,9 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 export function assertSafeRelativePath(rel: string): string {
   const fail = (why: string): never => {
     throw new UnsafePathError(
-      'TRANSPORT_UNSAFE_PATH',
       rel,
       `refusing path ${JSON.stringify(rel)}: ${why}; give a path relative to the tree without '..'`,
+      'TRANSPORT_UNSAFE_PATH',
     );
   };
   if (rel.length === 0) fail('it is empty');
@@ -33,9 +33,9 @@ export function assertSafeRelativePath(rel: string): string {
 export function assertSafeEntryName(name: string, dir: string): string {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new UnsafePathError(
-      'TRANSPORT_UNSAFE_PATH',
       name,
       `refusing directory entry ${JSON.stringify(name)} listed in ${dir}: not a plain file name`,
+      'TRANSPORT_UNSAFE_PATH',
     );
   }
   return name;
@@ -50,9 +50,9 @@ export function assertSafeEntryName(name: string, dir: string): string {
 export function commandPath(path: string, what = 'path'): string {
   if (path === '' || CONTROL_CHARS.test(path)) {
     throw new UnsafePathError(
-      'TRANSPORT_UNSAFE_PATH',
       path,
       `refusing ${what} ${JSON.stringify(path)}: ${path === '' ? 'it is empty' : 'it holds a control character (newline, tab, NUL ...)'}; rename the file`,
+      'TRANSPORT_UNSAFE_PATH',
     );
   }
   return path.startsWith('-') ? `./${path}` : path;

@@ -6,7 +6,7 @@ import { UnsafePathError } from './errors.js';
  */
 export function shellQuote(arg: string): string {
   if (arg.includes('\0')) {
-    throw new UnsafePathError('TRANSPORT_UNSAFE_NAME', arg, 'a shell argument cannot hold NUL');
+    throw new UnsafePathError(arg, 'a shell argument cannot hold NUL', 'TRANSPORT_UNSAFE_NAME');
   }
   return `'${arg.replaceAll("'", `'\\''`)}'`;
 }
@@ -26,9 +26,9 @@ const SAFE_NAME = /^[A-Za-z0-9._+-]+$/;
 export function assertSafeName(name: string, what = 'name'): string {
   if (!SAFE_NAME.test(name) || name.startsWith('-') || name === '.' || name === '..') {
     throw new UnsafePathError(
-      'TRANSPORT_UNSAFE_NAME',
       name,
       `${what} ${JSON.stringify(name)} may hold only letters, digits, '.', '_', '+', '-' and must not start with '-' or be '.'/'..'; rename it`,
+      'TRANSPORT_UNSAFE_NAME',
     );
   }
   return name;

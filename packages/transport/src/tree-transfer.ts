@@ -3,7 +3,7 @@ import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pMap from 'p-map';
 import type { SFTPWrapper } from 'ssh2';
-import { TransportError, VerifyError } from './errors.js';
+import { TransportError, UnsafePathError, VerifyError } from './errors.js';
 import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
 import { commandPath } from './safe-path.js';
 import { sftpOps } from './sftp-ops.js';
@@ -47,9 +47,10 @@ function tmpSuffix(kind: 'old' | 'tmp'): string {
 function trimDir(dir: string, what: string): string {
   const d = dir.replace(/\/+$/, '');
   if (d === '' || d === '.' || d.includes('\0')) {
-    throw new TransportError(
-      'TRANSPORT_UNSAFE_PATH',
+    throw new UnsafePathError(
+      dir,
       `${what} ${JSON.stringify(dir)} is not a directory we may replace`,
+      'TRANSPORT_UNSAFE_PATH',
     );
   }
   return d;
