@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import { DependencyManager } from './dependency-manager.js';
 import { drive, sha } from './test-harness.js';
@@ -65,9 +66,9 @@ describe('instantiation and minimal rebuilds', () => {
     const dm = chain();
     expect(dm.ready(8).map((t) => t.id)).toEqual(['upper:a', 'upper:b']);
     expect(dm.ready(1).map((t) => t.id)).toEqual(['upper:a']);
-    const [a] = dm.take(1);
-    expect(a!.run).toBeGreaterThan(0);
-    expect(a!.inputHashes).toEqual({ 'src/a.txt': sha('a1') });
+    const a = defined(dm.take(1)[0], 'a');
+    expect(a.run).toBeGreaterThan(0);
+    expect(a.inputHashes).toEqual({ 'src/a.txt': sha('a1') });
     expect(dm.ready(1)).toEqual([]);
     expect(dm.ready(2).map((t) => t.id)).toEqual(['upper:b']);
     expect(() => dm.started('wrap:a')).toThrowError(
@@ -89,8 +90,8 @@ describe('instantiation and minimal rebuilds', () => {
     dm.setArtefact('a.c', sha('c'));
     drive(dm, pure);
     expect(dm.setArtefact('a.flags', sha('-O2')).nowDirty).toEqual(['cc:a']);
-    const [run] = drive(dm, pure);
-    expect(run!.task.inputs).toEqual(['a.c', 'a.flags']);
+    const run = defined(drive(dm, pure)[0], 'run');
+    expect(run.task.inputs).toEqual(['a.c', 'a.flags']);
     expect(dm.deleteArtefact('a.flags').nowDirty).toEqual(['cc:a']);
   });
 
@@ -122,14 +123,16 @@ describe('early cutoff', () => {
     dm.addRule({ id: 'compile', inputs: ['{stem}.code'], outputs: ['{stem}.bin'] });
     dm.addRule({ id: 'pack', inputs: ['{stem}.bin'], outputs: ['{stem}.pkg'] });
     const code = (t: TaskInstance) =>
-      t.ruleId === 'strip' ? { outputs: { [t.outputs[0]!]: sha('constant code') } } : pure(t);
+      t.ruleId === 'strip'
+        ? { outputs: { [defined(t.outputs[0], 't.outputs[0]')]: sha('constant code') } }
+        : pure(t);
     dm.setArtefact('m.src', sha('v1 // comment'));
     drive(dm, code);
     dm.setArtefact('m.src', sha('v1 // other comment'));
     const runs = drive(dm, code);
     expect(ids(runs)).toEqual(['strip:m']);
-    expect(runs[0]!.result!.cutoff).toEqual(['m.code']);
-    expect(runs[0]!.result!.nowDirty).toEqual([]);
+    expect(defined(runs[0]?.result, 'runs[0].result').cutoff).toEqual(['m.code']);
+    expect(defined(runs[0]?.result, 'runs[0].result').nowDirty).toEqual([]);
     expect(dm.artefactState('m.pkg')).toBe('up_to_date');
   });
 });
@@ -140,12 +143,18 @@ describe('discovered dependencies', () => {
     dm.addRule({ id: 'cc', inputs: ['{stem}.c'], outputs: ['{stem}.o'] });
     dm.setArtefact('a.c', sha('a'));
     dm.setArtefact('a.h', sha('h1'));
-    const [first] = drive(dm, (t) => ({ ...pure(t), discovered: ['a.h', 'missing.h'] }));
-    expect(first!.task.inputs).toEqual(['a.c']);
-    expect(dm.toJSON().tasks[0]!.discovered).toEqual(['a.h', 'missing.h']);
+    const first = defined(
+      drive(dm, (t) => ({ ...pure(t), discovered: ['a.h', 'missing.h'] }))[0],
+      'first',
+    );
+    expect(first.task.inputs).toEqual(['a.c']);
+    expect(defined(dm.toJSON().tasks[0], 'dm.toJSON().tasks[0]').discovered).toEqual([
+      'a.h',
+      'missing.h',
+    ]);
     expect(dm.setArtefact('a.h', sha('h2')).nowDirty).toEqual(['cc:a']);
-    const [second] = drive(dm, pure);
-    expect(second!.task.inputs).toEqual(['a.c', 'a.h']);
+    const second = defined(drive(dm, pure)[0], 'second');
+    expect(second.task.inputs).toEqual(['a.c', 'a.h']);
     // That run discovered nothing: a.h is no longer a dependency.
     expect(dm.setArtefact('a.h', sha('h3')).nowDirty).toEqual([]);
   });
@@ -182,7 +191,7 @@ describe('discovered dependencies', () => {
     let cyclic = true;
     // Mid-edit, a reads b.out and b reads a.out; outputs ignore them, so it converges.
     const build = (t: TaskInstance) => ({
-      outputs: { [t.outputs[0]!]: sha(`${t.inputHashes[`${t.stem}.in`]}`) },
+      outputs: { [defined(t.outputs[0], 't.outputs[0]')]: sha(`${t.inputHashes[`${t.stem}.in`]}`) },
       discovered: cyclic ? [t.stem === 'a' ? 'b.out' : 'a.out'] : [],
     });
     drive(dm, build);
@@ -218,10 +227,14 @@ describe('large cycles', () => {
     });
     const components = dm.toJSON().components;
     expect(components).toHaveLength(1);
-    expect(components[0]!.tasks).toHaveLength(n);
+    expect(defined(components[0], 'components[0]').tasks).toHaveLength(n);
     // Output depends on whether the previous link exists yet: stable from the second pass.
     const build = (t: TaskInstance) => ({
-      outputs: { [t.outputs[0]!]: sha(`${t.inputHashes['seed.txt']}:${t.inputs.length}`) },
+      outputs: {
+        [defined(t.outputs[0], 't.outputs[0]')]: sha(
+          `${t.inputHashes['seed.txt']}:${t.inputs.length}`,
+        ),
+      },
     });
     const runs = drive(dm, build, { maxRuns: 5 * n });
     expect(dm.status()).toMatchObject({ idle: true, dirty: [], nonConvergent: [] });
@@ -244,7 +257,10 @@ describe('cycles that do not converge', () => {
     return dm;
   };
   const flip = (t: TaskInstance) => ({
-    outputs: { [t.outputs[0]!]: t.inputHashes[t.outputs[0]!] === sha('0') ? sha('1') : sha('0') },
+    outputs: {
+      [defined(t.outputs[0], 't.outputs[0]')]:
+        t.inputHashes[defined(t.outputs[0], 't.outputs[0]')] === sha('0') ? sha('1') : sha('0'),
+    },
   });
 
   it('stops at the pass limit and names the oscillating artefacts', () => {
@@ -255,7 +271,7 @@ describe('cycles that do not converge', () => {
       '2:osc:x',
       '3:osc:x',
     ]);
-    const nc = runs.at(-1)!.result!.nonConvergent;
+    const nc = defined(runs.at(-1)?.result, 'runs.at(-1).result').nonConvergent;
     expect(nc).toEqual([
       { component: expect.any(Number), tasks: ['osc:x'], artefacts: ['x.state'], passes: 3 },
     ]);
@@ -304,10 +320,10 @@ describe('cycles that do not converge', () => {
 
   it('a restart in the middle of a round goes on with its pass (restorePass), unless an edit came since', () => {
     const dm = oscillator();
-    const [t] = dm.take(1);
+    const t = defined(dm.take(1)[0], 't');
     expect(t).toMatchObject({ id: 'osc:x', pass: 1 });
-    dm.completed(t!.id, { ...flip(t!), run: t!.run });
-    const round = dm.roundKey('osc:x')!;
+    dm.completed(t.id, { ...flip(t), run: t.run });
+    const round = defined(dm.roundKey('osc:x'));
     expect(round).toMatch(/^[0-9a-f]{32}$/);
     expect(dm.roundKey('after:x')).toBeUndefined(); // not in a cycle
     const passes = (d: DependencyManager) => drive(d, flip).map((r) => r.task.pass);
@@ -319,7 +335,7 @@ describe('cycles that do not converge', () => {
     const dm2 = DependencyManager.fromState(dm.exportState(), { passLimit: 3 });
     dm2.restorePass('osc:x', 1, round);
     expect(passes(dm2)).toEqual([2, 3]);
-    expect(dm2.status().nonConvergent[0]!.passes).toBe(3);
+    expect(defined(dm2.status().nonConvergent[0], 'dm2.status().nonConvergent[0]').passes).toBe(3);
 
     // An edit outside the cycle since that run: a new round, from pass 1.
     const dm3 = DependencyManager.fromState(dm.exportState(), { passLimit: 3 });
@@ -341,7 +357,7 @@ describe('cycles that do not converge', () => {
     });
     dm.setArtefact('x.seed', sha('s'));
     expect(drive(dm, flip)).toHaveLength(6);
-    expect(dm.status().nonConvergent[0]!.passes).toBe(6);
+    expect(defined(dm.status().nonConvergent[0], 'dm.status().nonConvergent[0]').passes).toBe(6);
   });
 });
 
@@ -358,7 +374,7 @@ describe('failures and cancellation', () => {
     // Its dependants are blocked too: their required input was never built.
     expect(s.blocked).toEqual(['index:', 'upper:a', 'wrap:a']);
     expect(dm.artefactState('out/a.upper')).toBe('failed');
-    expect(dm.why('out/a.upper').at(-1)!.because).toContain('failed: exit 1');
+    expect(defined(dm.why('out/a.upper').at(-1)).because).toContain('failed: exit 1');
     failing = false;
     dm.setArtefact('src/a.txt', sha('fixed'));
     expect(ids(drive(dm, build))).toEqual(['upper:a', 'wrap:a', 'index:']);
@@ -367,33 +383,35 @@ describe('failures and cancellation', () => {
 
   it('a change to an input of a running task cancels it; its late result is ignored', () => {
     const dm = chain();
-    const [a, b] = dm.take(2);
-    expect(a!.id).toBe('upper:a');
+    const all = dm.take(2);
+    const a = defined(all[0], 'a');
+    const b = defined(all[1], 'b');
+    expect(a.id).toBe('upper:a');
     const r = dm.setArtefact('src/a.txt', sha('a2'));
     expect(r.cancel).toEqual(['upper:a']);
     expect(dm.cancelOnChange()).toEqual(['upper:a']);
     expect(dm.cancelOnChange()).toEqual([]);
-    const late = dm.completed('upper:a', { ...pure(a!), run: a!.run });
+    const late = dm.completed('upper:a', { ...pure(a), run: a.run });
     expect(late.stale).toBe(true);
     // A change elsewhere does not cancel the other run.
     expect(dm.setArtefact('src/unrelated.txt', sha('u')).cancel).toEqual([]);
-    dm.completed(b!.id, { ...pure(b!), run: b!.run });
-    const [again] = dm.take(1);
+    dm.completed(b.id, { ...pure(b), run: b.run });
+    const again = defined(dm.take(1)[0], 'again');
     expect(again).toMatchObject({ id: 'upper:a', inputHashes: { 'src/a.txt': sha('a2') } });
-    expect(dm.completed(again!.id, { ...pure(again!), run: again!.run - 1 }).stale).toBe(true);
-    expect(dm.completed(again!.id, { ...pure(again!), run: again!.run }).stale).toBe(false);
+    expect(dm.completed(again.id, { ...pure(again), run: again.run - 1 }).stale).toBe(true);
+    expect(dm.completed(again.id, { ...pure(again), run: again.run }).stale).toBe(false);
   });
 
   it('a bad report changes nothing; undeclared outputs are ignored with a warning', () => {
     const dm = chain();
-    const [a] = dm.take(1);
-    expect(() => dm.completed(a!.id, { outputs: { 'out/a.upper': '' }, run: a!.run })).toThrowError(
+    const a = defined(dm.take(1)[0], 'a');
+    expect(() => dm.completed(a.id, { outputs: { 'out/a.upper': '' }, run: a.run })).toThrowError(
       expect.objectContaining({ code: 'DEPGRAPH_INVALID_HASH' }),
     );
     expect(dm.status().running).toEqual(['upper:a']);
-    const r = dm.completed(a!.id, {
+    const r = dm.completed(a.id, {
       outputs: { 'out/a.upper': sha('A'), 'out/stray.tmp': sha('x') },
-      run: a!.run,
+      run: a.run,
     });
     expect(r.warnings.map((w) => [w.code, w.paths])).toEqual([
       ['DEPGRAPH_UNDECLARED_OUTPUT', ['out/stray.tmp']],
@@ -404,8 +422,8 @@ describe('failures and cancellation', () => {
 
   it('cancelled() returns a run to the plan', () => {
     const dm = chain();
-    const [a] = dm.take(1);
-    expect(dm.cancelled(a!.id, a!.run).stale).toBe(false);
+    const a = defined(dm.take(1)[0], 'a');
+    expect(dm.cancelled(a.id, a.run).stale).toBe(false);
     expect(dm.ready().map((t) => t.id)).toEqual(['upper:b', 'upper:a']);
   });
 
@@ -419,9 +437,9 @@ describe('failures and cancellation', () => {
     });
     dm.setArtefact('doc.tex', sha('t'));
     for (let i = 0; i < 5; i++) {
-      const [t] = dm.take();
+      const t = defined(dm.take()[0], 't');
       expect(t).toMatchObject({ id: 'pdflatex:doc', pass: 1 });
-      const r = dm.cancelled(t!.id, t!.run);
+      const r = dm.cancelled(t.id, t.run);
       expect(r.stale).toBe(false);
     }
     expect(dm.status()).toMatchObject({ nonConvergent: [], blocked: [] });
@@ -438,14 +456,14 @@ describe('failures and cancellation', () => {
       outputs: ['{stem}.aux'],
     });
     dm.setArtefact('doc.tex', sha('t'));
-    const [p1] = dm.take();
-    dm.completed(p1!.id, { outputs: { 'doc.aux': sha('a1') }, run: p1!.run });
-    const [p2] = dm.take();
-    expect(p2!.pass).toBe(2);
-    dm.cancelled(p2!.id, p2!.run);
-    const [again] = dm.take();
-    expect(again!.pass).toBe(2);
-    const done = dm.completed(again!.id, { outputs: { 'doc.aux': sha('a1') }, run: again!.run });
+    const p1 = defined(dm.take()[0], 'p1');
+    dm.completed(p1.id, { outputs: { 'doc.aux': sha('a1') }, run: p1.run });
+    const p2 = defined(dm.take()[0], 'p2');
+    expect(p2.pass).toBe(2);
+    dm.cancelled(p2.id, p2.run);
+    const again = defined(dm.take()[0], 'again');
+    expect(again.pass).toBe(2);
+    const done = dm.completed(again.id, { outputs: { 'doc.aux': sha('a1') }, run: again.run });
     expect(done.nonConvergent).toEqual([]);
     expect(dm.status()).toMatchObject({ idle: true, nonConvergent: [] });
     expect(dm.artefactState('doc.aux')).toBe('up_to_date');
@@ -457,15 +475,15 @@ describe('structure changes', () => {
     const dm = chain();
     drive(dm, pure);
     dm.setArtefact('src/a.txt', sha('a2'));
-    const [running] = dm.take(1);
-    expect(running!.id).toBe('upper:a');
+    const running = defined(dm.take(1)[0], 'running');
+    expect(running.id).toBe('upper:a');
     const r = dm.removeRule('upper');
     expect(r.removed.sort()).toEqual(['upper:a', 'upper:b']);
     expect(r.cancel).toEqual(['upper:a']);
     expect(r.orphaned.sort()).toEqual(['out/a.upper', 'out/b.upper']);
     // The orphans still exist, so wrap:* stay; they are plain files now.
     expect(dm.artefactState('out/a.upper')).toBe('source');
-    expect(dm.completed('upper:a', { ...pure(running!), run: running!.run }).stale).toBe(true);
+    expect(dm.completed('upper:a', { ...pure(running), run: running.run }).stale).toBe(true);
     // The chef comes back with the same rule: traces are kept, only upper:a rebuilds.
     const back = dm.addRule({
       id: 'upper',
@@ -489,7 +507,7 @@ describe('structure changes', () => {
     drive(dm, pure);
     // index: read out/b.html; once wrap:b rebuilds it with the same hash, index: is clean again.
     expect(dm.deleteArtefact('out/b.html').nowDirty).toEqual(['index:', 'wrap:b']);
-    expect(dm.why('out/b.html')[0]!.because).toMatch(
+    expect(defined(dm.why('out/b.html')[0]).because).toMatch(
       /^wrap:b's output out\/b.html differs from what it last built/,
     );
     expect(ids(drive(dm, pure))).toEqual(['wrap:b']);
@@ -506,7 +524,7 @@ describe('structure changes', () => {
     expect(dm.producerOf('a.html')).toBe('markdown:a');
     const again = dm.addRule({ id: 'zz', inputs: ['{stem}.md'], outputs: ['{stem}.html'] });
     expect(again.added).toEqual([]);
-    expect(again.warnings[0]!.tasks).toEqual(['markdown:a', 'zz:a']);
+    expect(defined(again.warnings[0], 'again.warnings[0]').tasks).toEqual(['markdown:a', 'zz:a']);
     const gone = dm.removeRule('markdown');
     expect(gone.added).toEqual(['pandoc:a']);
     expect(dm.producerOf('a.html')).toBe('pandoc:a');

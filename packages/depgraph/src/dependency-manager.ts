@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { at } from './checked.js';
 import { dirtyReason } from './dirty.js';
 import { InvalidHashError, TaskNotReadyError, UnknownTaskError } from './errors.js';
 import { artefactState, status, why } from './explain.js';
@@ -11,8 +12,9 @@ import {
   plan,
   toDOT,
   toJSON,
+  traceRecord,
 } from './export.js';
-import { type ChangeLog, Graph, newLog } from './graph.js';
+import { type ChangeLog, type Graph, newLog } from './graph.js';
 import { checkPath } from './path.js';
 import { compileRule } from './rule.js';
 import { Scheduler } from './scheduler.js';
@@ -54,20 +56,19 @@ export class DependencyManager {
     if (!Number.isInteger(passLimit) || passLimit < 1) {
       throw new RangeError(`passLimit must be a positive integer, got ${passLimit}`);
     }
-    this.sched = new Scheduler(passLimit);
-    this.graph = new Graph(this.sched, options.maxDerivationDepth ?? 64);
-    this.sched.graph = this.graph;
+    this.sched = new Scheduler(passLimit, options.maxDerivationDepth ?? 64);
+    this.graph = this.sched.graph;
   }
 
   /** Rebuilds the graph from what MajorDomo persisted (after a crash, say). */
   static fromState(state: GraphState, options?: DependencyManagerOptions): DependencyManager {
     const dm = new DependencyManager(options);
     dm.batch(() => {
-      for (const path in state.artefacts) dm.setArtefact(path, state.artefacts[path]!);
-      for (const path in state.projections ?? {})
-        dm.setProjections(path, state.artefacts[path] ?? '', state.projections![path]!);
+      for (const [path, hash] of Object.entries(state.artefacts)) dm.setArtefact(path, hash);
+      for (const [path, projections] of Object.entries(state.projections ?? {}))
+        dm.setProjections(path, state.artefacts[path] ?? '', projections);
       for (const rule of state.rules) dm.addRule(rule);
-      for (const taskId in state.traces) dm.restoreTrace(taskId, state.traces[taskId]!);
+      for (const [taskId, trace] of Object.entries(state.traces)) dm.restoreTrace(taskId, trace);
     });
     return dm;
   }
@@ -163,7 +164,7 @@ export class DependencyManager {
     // hashing the path again for the path table.
     const discovered = trace.discovered?.map((path) => {
       const i = inputs.paths.indexOf(path);
-      return i >= 0 ? inputs.ids[i]! : this.pathId(path);
+      return i >= 0 ? at(inputs.ids, i, 'trace input') : this.pathId(path);
     });
     return this.change(() => {
       const stored: Trace = {
@@ -190,13 +191,13 @@ export class DependencyManager {
     this.fresh();
     const g = this.graph;
     const t = g.taskById.get(taskId);
-    if (!t || t.comp < 0 || !this.sched.cyclic[t.comp]) return undefined;
-    const members = this.sched.members[t.comp]!;
-    const inside = new Set(members);
+    const comp = t && t.comp >= 0 ? this.sched.comp(t.comp) : undefined;
+    if (!comp?.cyclic) return undefined;
+    const inside = new Set(comp.members);
     const parts = new Set<string>();
-    for (const idx of members)
-      for (const p of g.tasks[idx]!.inputs) {
-        const prod = g.producer[p]!;
+    for (const idx of comp.members)
+      for (const p of g.task(idx).inputs) {
+        const prod = g.producerOf(p);
         if (prod >= 0 && inside.has(prod)) continue;
         parts.add(`${g.paths[p]}\0${g.hash[p] ?? ''}`);
       }
@@ -231,16 +232,16 @@ export class DependencyManager {
   restoreNonConvergence(artefacts: Readonly<Record<string, number>>): ChangeResult {
     this.fresh();
     const byComp = new Map<number, { paths: number[]; passes: number }>();
-    for (const path in artefacts) {
-      const passes = artefacts[path]!;
+    for (const [path, passes] of Object.entries(artefacts)) {
       if (!Number.isInteger(passes) || passes < 1)
         throw new RangeError(`passes for ${path} must be a positive integer, got ${passes}`);
       const p = this.graph.id(path);
-      const prod = p === undefined ? -1 : this.graph.producer[p]!;
+      if (p === undefined) continue;
+      const prod = this.graph.producerOf(p);
       if (prod < 0) continue;
-      const c = this.graph.tasks[prod]!.comp;
+      const c = this.graph.task(prod).comp;
       const entry = byComp.get(c) ?? { paths: [], passes: 0 };
-      entry.paths.push(p!);
+      entry.paths.push(p);
       entry.passes = Math.max(entry.passes, passes);
       byComp.set(c, entry);
     }
@@ -253,15 +254,7 @@ export class DependencyManager {
   /** The verifying trace of a task's last successful run, as the graph compares it. */
   trace(taskId: string): TraceRecord | undefined {
     const trace = this.graph.traces.get(taskId);
-    if (!trace) return undefined;
-    const g = this.graph;
-    const record = (ids: readonly number[], hashes: readonly string[]) =>
-      Object.fromEntries(ids.map((p, i) => [g.paths[p]!, hashes[i]!]));
-    return {
-      inputs: record(trace.inIds, trace.inHashes),
-      outputs: record(trace.outIds, trace.outHashes),
-      ...(trace.discovered ? { discovered: trace.discovered.map((p) => g.paths[p]!) } : {}),
-    };
+    return trace && traceRecord(this.graph, trace);
   }
 
   /** Drops a task's trace so it rebuilds (a forced build); unknown ids change nothing. */
@@ -279,8 +272,8 @@ export class DependencyManager {
   /** Id of the task that produces `path`, if any. */
   producerOf(path: string): string | undefined {
     const p = this.graph.id(path);
-    const prod = p === undefined ? -1 : this.graph.producer[p]!;
-    return prod >= 0 ? this.graph.tasks[prod]!.id : undefined;
+    const prod = p === undefined ? -1 : this.graph.producerOf(p);
+    return prod >= 0 ? this.graph.task(prod).id : undefined;
   }
 
   /**
@@ -324,7 +317,7 @@ export class DependencyManager {
       run: ++this.runs,
       snapshot,
       projected,
-      pass: this.sched.pass[t.comp]!,
+      pass: this.sched.comp(t.comp).pass,
       prevRunPass: t.runPass,
     };
     t.runPass = run.pass;
@@ -340,9 +333,10 @@ export class DependencyManager {
 
   /** Records a successful run: outputs with an unchanged hash stop propagation there. */
   completed(taskId: string, report: CompletedReport): CompletedResult {
-    const t = this.current(taskId, report.run);
-    if (!t)
+    const current = this.current(taskId, report.run);
+    if (!current)
       return { ...this.change(() => {}), stale: true, changed: [], cutoff: [], nonConvergent: [] };
+    const { task: t, run } = current;
     this.fresh();
     const g = this.graph;
     const changed: string[] = [];
@@ -369,7 +363,6 @@ export class DependencyManager {
       projections.set(o, byKey);
     }
     const result = this.change(() => {
-      const run = t.running!;
       this.sched.setRunning(t, undefined);
       for (const path of undeclared) {
         g.log.warnings.push({
@@ -384,7 +377,7 @@ export class DependencyManager {
       // reported it for the bytes it was started with; else by its whole hash (rerun on change).
       for (const [p, key] of t.projected ?? []) {
         if (!inputs.has(p)) continue;
-        const reported = report.inputProjections?.[g.paths[p]!]?.[key];
+        const reported = report.inputProjections?.[g.path(p)]?.[key];
         const h = run.projected?.get(p) ?? reported;
         if (typeof h !== 'string' || h.length === 0) continue;
         inputs.set(p, h);
@@ -400,7 +393,7 @@ export class DependencyManager {
       t.failed = undefined;
       for (const [o, hash] of out) {
         if (g.hash[o] === hash) {
-          cutoff.push(g.paths[o]!);
+          cutoff.push(g.path(o));
           const byKey = projections.get(o);
           if (byKey) g.setProjections(o, byKey);
           continue;
@@ -409,7 +402,7 @@ export class DependencyManager {
         const byKey = projections.get(o);
         if (byKey) g.setProjections(o, byKey);
         this.sched.noteChanged(t, o);
-        changed.push(g.paths[o]!);
+        changed.push(g.path(o));
         this.hashChanged(o, t);
       }
       g.setDiscovered(t, discovered);
@@ -419,7 +412,7 @@ export class DependencyManager {
 
   /** The run failed: the task stays dirty and blocks its dependants until an input changes. */
   failed(taskId: string, reason: string, run?: number): ChangeResult & { stale: boolean } {
-    const t = this.current(taskId, run);
+    const t = this.current(taskId, run)?.task;
     if (!t) return { ...this.change(() => {}), stale: true };
     this.fresh();
     return {
@@ -434,7 +427,7 @@ export class DependencyManager {
 
   /** The caller cancelled the run (or lost it): the task is ready to be planned again. */
   cancelled(taskId: string, run?: number): ChangeResult & { stale: boolean } {
-    const t = this.current(taskId, run);
+    const t = this.current(taskId, run)?.task;
     if (!t) return { ...this.change(() => {}), stale: true };
     return {
       ...this.change(() => {
@@ -496,10 +489,12 @@ export class DependencyManager {
     return graphStats(this.graph, this.sched);
   }
 
-  private current(taskId: string, run: number | undefined): Task | undefined {
-    const t = this.graph.taskById.get(taskId);
-    if (!t?.running || (run !== undefined && run !== t.running.run)) return undefined;
-    return t;
+  /** The task and its run in flight, when `run` (if given) is that run. */
+  private current(taskId: string, run: number | undefined): { task: Task; run: Run } | undefined {
+    const task = this.graph.taskById.get(taskId);
+    const running = task?.running;
+    if (!task || !running || (run !== undefined && run !== running.run)) return undefined;
+    return { task, run: running };
   }
 
   private fresh(): void {
@@ -546,7 +541,7 @@ export class DependencyManager {
   private hashChanged(p: number, from: Task | undefined): void {
     const g = this.graph;
     for (const c of g.consumers[p] ?? []) {
-      const t = g.tasks[c]!;
+      const t = g.task(c);
       if (t.running && t.running.snapshot.get(p) !== g.hash[p]) {
         g.log.cancel.push(t.id);
         this.sched.cancelRun(t);
@@ -555,9 +550,9 @@ export class DependencyManager {
       if (!from || from.comp !== t.comp || this.sched.stale) this.sched.resetRound(t);
       g.log.recheck.add(t);
     }
-    const prod = g.producer[p]!;
+    const prod = g.producerOf(p);
     if (prod >= 0 && !from) {
-      const t = g.tasks[prod]!;
+      const t = g.task(prod);
       t.failed = undefined;
       this.sched.resetRound(t);
       g.log.recheck.add(t);
@@ -572,13 +567,14 @@ export class DependencyManager {
     const ids = new Array<number>(paths.length);
     const hashes = new Array<string>(paths.length);
     for (let i = 0; i < paths.length; i++) {
-      const path = paths[i]!;
-      const hash = values[i]!;
+      const path = at(paths, i, 'trace path');
+      const hash = values[i];
       if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
       const p = this.pathId(path);
       ids[i] = p;
       // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
-      hashes[i] = g.hash[p] === hash ? g.hash[p]! : hash;
+      const current = g.hash[p];
+      hashes[i] = current === hash ? current : hash;
     }
     return { paths, ids, hashes };
   }
@@ -598,8 +594,9 @@ export class DependencyManager {
     for (const p of t.inputs) {
       const h = run ? run.snapshot.get(p) : g.hash[p];
       if (h === undefined) continue;
-      inputs.push(g.paths[p]!);
-      inputHashes[g.paths[p]!] = h;
+      const path = g.path(p);
+      inputs.push(path);
+      inputHashes[path] = h;
     }
     return {
       id: t.id,
@@ -608,10 +605,10 @@ export class DependencyManager {
       bindings: t.bindings,
       inputs,
       inputHashes,
-      outputs: t.outputs.map((o) => g.paths[o]!),
-      pass: run ? run.pass : this.sched.pass[t.comp]!,
+      outputs: t.outputs.map((o) => g.path(o)),
+      pass: run ? run.pass : this.sched.comp(t.comp).pass,
       component: t.comp,
-      cyclic: this.sched.cyclic[t.comp]!,
+      cyclic: this.sched.comp(t.comp).cyclic,
       run: run ? run.run : 0,
       meta: t.rule.spec.meta,
     };

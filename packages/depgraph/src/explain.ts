@@ -15,8 +15,7 @@ export function status(g: Graph, s: Scheduler): Status {
     dirty: ids(dirty),
     blocked: ids(dirty.filter((t) => !t.running && blockedReason(g, t) !== undefined)),
     failed: dirty
-      .filter((t) => t.failed !== undefined)
-      .map((t) => ({ task: t.id, reason: t.failed! }))
+      .flatMap((t) => (t.failed === undefined ? [] : [{ task: t.id, reason: t.failed }]))
       .sort((a, b) => (a.task < b.task ? -1 : 1)),
     // A report names the component as it was when it stopped; tasks may have gone since.
     nonConvergent: [...reports].map((r) => ({
@@ -38,10 +37,10 @@ export function blockedReason(g: Graph, t: Task): string | undefined {
 export function artefactState(g: Graph, s: Scheduler, path: string): ArtefactState {
   const p = g.id(path);
   if (p === undefined) return 'missing';
-  const prod = g.producer[p]!;
+  const prod = g.producerOf(p);
   const exists = g.hash[p] !== undefined;
   if (prod < 0) return exists ? 'source' : 'missing';
-  const t = g.tasks[prod]!;
+  const t = g.task(prod);
   if (t.running) return 'building';
   if (t.failed !== undefined) return 'failed';
   if (t.nc) return 'not_converging';
@@ -59,26 +58,27 @@ export function why(g: Graph, s: Scheduler, path: string): WhyStep[] {
   const explain = (p: number): void => {
     if (seen.has(p)) return;
     seen.add(p);
-    const prod = g.producer[p]!;
+    const prod = g.producerOf(p);
     if (prod < 0) return;
-    const t = g.tasks[prod]!;
-    const here = g.paths[p]!;
+    const t = g.task(prod);
+    const here = g.path(p);
     const blocked = blockedReason(g, t);
     const reason = t.dirty ? dirtyReason(g, t) : undefined;
     if (reason?.kind === 'never') {
       steps.push({ artefact: here, because: `${t.id} has never built it` });
     } else if (reason?.kind === 'output') {
-      const o = g.paths[reason.path]!;
+      const o = g.path(reason.path);
       steps.push({
         artefact: here,
         because: `${t.id}'s output ${o} differs from what it last built (${short(reason.was)} → ${short(g.hash[reason.path])})`,
       });
     } else if (reason?.kind === 'input') {
       const q = reason.path;
-      const input = g.paths[q]!;
+      const input = g.path(q);
       const change = `${short(reason.was)} → ${short(g.compareHash(t, q))}`;
-      if (g.producer[q]! >= 0 && g.producer[q] !== prod) explain(q);
-      else if (g.producer[q]! < 0) {
+      const inputProducer = g.producerOf(q);
+      if (inputProducer >= 0 && inputProducer !== prod) explain(q);
+      else if (inputProducer < 0) {
         const what =
           reason.was === undefined
             ? 'appeared'
@@ -90,8 +90,8 @@ export function why(g: Graph, s: Scheduler, path: string): WhyStep[] {
       steps.push({ artefact: here, because: `input ${input} of ${t.id} changed (${change})` });
     } else if (s.region.has(t.comp)) {
       const pending = t.inputs.find((q) => {
-        const u = g.producer[q]!;
-        return u >= 0 && u !== prod && s.region.has(g.tasks[u]!.comp);
+        const u = g.producerOf(q);
+        return u >= 0 && u !== prod && s.region.has(g.task(u).comp);
       });
       if (pending === undefined) return;
       explain(pending);

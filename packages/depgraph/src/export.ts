@@ -1,7 +1,9 @@
+import { at } from './checked.js';
 import { artefactState, blockedReason } from './explain.js';
 import type { Graph } from './graph.js';
 import type { Scheduler } from './scheduler.js';
 import type { Task } from './task.js';
+import type { Trace } from './trace.js';
 import type { ArtefactState, GraphState, RuleSpec, TraceRecord } from './types.js';
 
 export type PlanTaskState = 'ready' | 'running' | 'dirty' | 'blocked' | 'pending';
@@ -72,58 +74,61 @@ function taskState(g: Graph, t: Task, next: Task | undefined): PlanTaskState {
 
 function liveComponents(s: Scheduler, only?: Set<number>): number[] {
   const comps: number[] = [];
-  for (let c = 0; c < s.members.length; c++) {
-    if (s.members[c]!.length && (!only || only.has(c))) comps.push(c);
-  }
-  return comps.sort((a, b) => s.rank[a]! - s.rank[b]!);
+  s.comps.forEach((comp, c) => {
+    if (comp.members.length && (!only || only.has(c))) comps.push(c);
+  });
+  return byRank(s, comps);
+}
+
+function byRank(s: Scheduler, comps: number[]): number[] {
+  return comps.sort((a, b) => s.comp(a).rank - s.comp(b).rank);
 }
 
 export function plan(g: Graph, s: Scheduler): PlanJSON {
   const ready: string[] = [];
-  const components = [...s.region]
-    .sort((a, b) => s.rank[a]! - s.rank[b]!)
-    .map((c) => {
-      const next = s.dispatchable.has(c) ? s.candidate(c) : undefined;
-      if (next) ready.push(next.id);
-      const tasks = s.ordered(c).map((idx) => {
-        const t = g.tasks[idx]!;
-        const state = taskState(g, t, next);
-        const blocked = state === 'blocked' ? blockedReason(g, t) : undefined;
-        return blocked ? { id: t.id, state, blocked } : { id: t.id, state };
-      });
-      const state: PlanComponentState =
-        s.runningCount[c]! > 0
-          ? 'running'
-          : next
-            ? 'ready'
-            : s.waiting[c]! > 0
-              ? 'waiting'
-              : s.dirtyCount[c]! > 0
-                ? 'blocked'
-                : 'settling';
-      return {
-        id: c,
-        cyclic: s.cyclic[c]!,
-        pass: s.pass[c]!,
-        passLimit: s.passLimit(c),
-        state,
-        tasks,
-      };
+  const components = byRank(s, [...s.region]).map((c) => {
+    const comp = s.comp(c);
+    const next = s.dispatchable.has(c) ? s.candidate(c) : undefined;
+    if (next) ready.push(next.id);
+    const tasks = s.ordered(c).map((idx) => {
+      const t = g.task(idx);
+      const state = taskState(g, t, next);
+      const blocked = state === 'blocked' ? blockedReason(g, t) : undefined;
+      return blocked ? { id: t.id, state, blocked } : { id: t.id, state };
     });
+    const state: PlanComponentState =
+      comp.runningCount > 0
+        ? 'running'
+        : next
+          ? 'ready'
+          : comp.waiting > 0
+            ? 'waiting'
+            : comp.dirtyCount > 0
+              ? 'blocked'
+              : 'settling';
+    return {
+      id: c,
+      cyclic: comp.cyclic,
+      pass: comp.pass,
+      passLimit: s.passLimit(c),
+      state,
+      tasks,
+    };
+  });
   return { components, ready, running: [...s.running].map((t) => t.id).sort() };
 }
 
 export function toJSON(g: Graph, s: Scheduler): GraphJSON {
-  const paths = (ids: readonly number[]) => ids.map((p) => g.paths[p]!);
+  const paths = (ids: readonly number[]) => ids.map((p) => g.path(p));
   const artefacts: GraphJSON['artefacts'] = [];
   g.paths.forEach((path, p) => {
-    const prod = g.producer[p]!;
+    const prod = g.producerOf(p);
     if (g.hash[p] === undefined && prod < 0) return;
     artefacts.push({
       path,
       hash: g.hash[p] ?? null,
       state: artefactState(g, s, path),
-      producer: prod >= 0 ? g.tasks[prod]!.id : null,
+      producer: prod >= 0 ? g.task(prod).id : null,
     });
   });
   artefacts.sort((a, b) => (a.path < b.path ? -1 : 1));
@@ -142,9 +147,9 @@ export function toJSON(g: Graph, s: Scheduler): GraphJSON {
     }));
   const components = liveComponents(s).map((c) => ({
     id: c,
-    cyclic: s.cyclic[c]!,
-    tasks: s.ordered(c).map((i) => g.tasks[i]!.id),
-    pass: s.pass[c]!,
+    cyclic: s.comp(c).cyclic,
+    tasks: s.ordered(c).map((i) => g.task(i).id),
+    pass: s.comp(c).pass,
     passLimit: s.passLimit(c),
   }));
   const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -170,24 +175,26 @@ export function toDOT(g: Graph, s: Scheduler, planOnly: boolean): string {
   const artefactNode = (p: number, indent: string) => {
     if (shown.has(p)) return;
     shown.add(p);
-    const state = artefactState(g, s, g.paths[p]!);
+    const path = g.path(p);
+    const state = artefactState(g, s, path);
     lines.push(
-      `${indent}${q(`a:${g.paths[p]}`)} [label=${q(g.paths[p]!)}, shape=ellipse, fillcolor=${COLOURS[state]}];`,
+      `${indent}${q(`a:${path}`)} [label=${q(path)}, shape=ellipse, fillcolor=${COLOURS[state]}];`,
     );
   };
   const edges: string[] = [];
   for (const c of comps) {
-    const cluster = s.cyclic[c]! && s.members[c]!.length > 0;
+    const comp = s.comp(c);
+    const cluster = comp.cyclic && comp.members.length > 0;
     const indent = cluster ? '    ' : '  ';
     if (cluster) {
       lines.push(
         `  subgraph cluster_${c} {`,
-        `    label=${q(`cycle ${c} (pass ${s.pass[c]}/${s.passLimit(c)})`)};`,
+        `    label=${q(`cycle ${c} (pass ${comp.pass}/${s.passLimit(c)})`)};`,
         '    style=dashed;',
       );
     }
     for (const idx of s.ordered(c)) {
-      const t = g.tasks[idx]!;
+      const t = g.task(idx);
       const fill = t.running
         ? 'lightblue'
         : t.failed
@@ -206,8 +213,8 @@ export function toDOT(g: Graph, s: Scheduler, planOnly: boolean): string {
     if (cluster) lines.push('  }');
   }
   for (const c of comps) {
-    for (const idx of s.members[c]!) {
-      const t = g.tasks[idx]!;
+    for (const idx of s.comp(c).members) {
+      const t = g.task(idx);
       for (const p of t.inputs) {
         artefactNode(p, '  ');
         const style = t.required.includes(p) ? '' : ' [style=dashed]';
@@ -226,36 +233,39 @@ export function exportState(g: Graph): GraphState {
     if (h !== undefined) artefacts[path] = h;
   });
   const traces: Record<string, TraceRecord> = {};
-  for (const [id, trace] of g.traces) {
-    const record = (ids: readonly number[], hashes: readonly string[]) =>
-      Object.fromEntries(ids.map((p, i) => [g.paths[p]!, hashes[i]!]));
-    traces[id] = {
-      inputs: record(trace.inIds, trace.inHashes),
-      outputs: record(trace.outIds, trace.outHashes),
-      ...(trace.discovered ? { discovered: trace.discovered.map((p) => g.paths[p]!) } : {}),
-    };
-  }
+  for (const [id, trace] of g.traces) traces[id] = traceRecord(g, trace);
   const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
   const projections: Record<string, Record<string, string>> = {};
-  for (const [p, byKey] of g.projections) projections[g.paths[p]!] = Object.fromEntries(byKey);
+  for (const [p, byKey] of g.projections) projections[g.path(p)] = Object.fromEntries(byKey);
   return { rules, artefacts, traces, ...(g.projections.size ? { projections } : {}) };
+}
+
+/** A trace as persisted: paths, not ids. */
+export function traceRecord(g: Graph, trace: Trace): TraceRecord {
+  const record = (ids: readonly number[], hashes: readonly string[]) =>
+    Object.fromEntries(ids.map((p, i) => [g.path(p), at(hashes, i, 'trace hash')]));
+  return {
+    inputs: record(trace.inIds, trace.inHashes),
+    outputs: record(trace.outIds, trace.outHashes),
+    ...(trace.discovered ? { discovered: trace.discovered.map((p) => g.path(p)) } : {}),
+  };
 }
 
 export function graphStats(g: Graph, s: Scheduler): GraphStats {
   let artefacts = 0;
   for (let p = 0; p < g.paths.length; p++) {
-    if (g.hash[p] !== undefined || g.producer[p]! >= 0) artefacts++;
+    if (g.available(p)) artefacts++;
   }
   let edges = 0;
   for (const t of g.taskById.values()) edges += t.inputs.length + t.outputs.length;
   let components = 0;
   let cyclicComponents = 0;
   let largestComponent = 0;
-  for (let c = 0; c < s.members.length; c++) {
-    const size = s.members[c]!.length;
+  for (const comp of s.comps) {
+    const size = comp.members.length;
     if (!size) continue;
     components++;
-    if (s.cyclic[c]) cyclicComponents++;
+    if (comp.cyclic) cyclicComponents++;
     largestComponent = Math.max(largestComponent, size);
   }
   return {

@@ -1,3 +1,4 @@
+import { at, got } from './checked.js';
 import { extOf, isNormalPath } from './path.js';
 import { fillPattern, matchPattern, type Pattern, stemKey } from './pattern.js';
 import type { CompiledRule } from './rule.js';
@@ -83,6 +84,21 @@ export class Graph {
     return this.ids.get(path);
   }
 
+  /** The path of an interned id. */
+  path(p: number): string {
+    return at(this.paths, p, 'path id');
+  }
+
+  /** Index of the task producing `p`, or -1. */
+  producerOf(p: number): number {
+    return at(this.producer, p, 'path id');
+  }
+
+  /** A live task by index (a removed task's index is a bug here). */
+  task(idx: number): Task {
+    return at(this.tasks, idx, 'task index');
+  }
+
   intern(path: string): number {
     return this.ids.get(path) ?? this.add(path);
   }
@@ -103,7 +119,7 @@ export class Graph {
   }
 
   available(p: number): boolean {
-    return this.hash[p] !== undefined || this.producer[p]! >= 0;
+    return this.hash[p] !== undefined || this.producerOf(p) >= 0;
   }
 
   /** Records a hash; a path that becomes available may instantiate tasks. */
@@ -120,7 +136,7 @@ export class Graph {
   deleteHash(p: number): void {
     this.hash[p] = undefined;
     this.projections.delete(p);
-    if (this.producer[p]! < 0) {
+    if (this.producerOf(p) < 0) {
       this.makeUnavailable(p);
       this.settle();
     }
@@ -135,10 +151,10 @@ export class Graph {
       else if (pattern.ext !== undefined) pushTo(this.extSlots, pattern.ext, slot);
       else this.scanSlots.push(slot);
     });
-    const first = rule.required[0]!;
+    const first = rule.required[0];
     for (const q of this.candidates(first)) {
       if (!this.available(q)) continue;
-      const bindings = matchPattern(first, this.paths[q]!);
+      const bindings = matchPattern(first, this.path(q));
       if (bindings) this.tryInstantiate(rule, bindings, q);
     }
     this.settle();
@@ -174,16 +190,16 @@ export class Graph {
     const inAfter = has(after);
     for (const p of before) {
       if (inAfter(p)) continue;
-      const list = this.consumers[p]!;
+      const list = at(this.consumers, p, 'consumers of path id');
       list.splice(list.indexOf(t.idx), 1);
-      const prod = this.producer[p]!;
-      if (prod >= 0) this.listener.edgeRemoved(this.tasks[prod]!, t);
+      const prod = this.producerOf(p);
+      if (prod >= 0) this.listener.edgeRemoved(this.task(prod), t);
     }
     for (const p of after) {
       if (inBefore(p)) continue;
       addConsumer(this.consumers, p, t.idx);
-      const prod = this.producer[p]!;
-      if (prod >= 0) this.listener.edgeAdded(this.tasks[prod]!, t);
+      const prod = this.producerOf(p);
+      if (prod >= 0) this.listener.edgeAdded(this.task(prod), t);
     }
     this.log.recheck.add(t);
   }
@@ -200,8 +216,7 @@ export class Graph {
   /** Records projected hashes of `p`'s current bytes; consumers projecting it are rechecked. */
   setProjections(p: number, projections: Readonly<Record<string, string>>): void {
     let known = this.projections.get(p);
-    for (const key in projections) {
-      const h = projections[key]!;
+    for (const [key, h] of Object.entries(projections)) {
       if (known?.get(key) === h) continue;
       if (!known) {
         known = new Map();
@@ -209,7 +224,7 @@ export class Graph {
       }
       known.set(key, h);
       for (const c of this.consumers[p] ?? []) {
-        const t = this.tasks[c]!;
+        const t = this.task(c);
         if (t.projected?.get(p) === key) this.log.recheck.add(t);
       }
     }
@@ -237,8 +252,7 @@ export class Graph {
   /** Drains the forward-chaining queue, then gives shadowed instances their chance again. */
   private settle(): void {
     for (;;) {
-      while (this.queue.length) {
-        const p = this.queue.pop()!;
+      for (let p = this.queue.pop(); p !== undefined; p = this.queue.pop()) {
         if (this.available(p)) this.onAvailable(p);
       }
       if (!this.retryShadowed) return;
@@ -255,14 +269,14 @@ export class Graph {
   private stillBeaten(id: string, rule: CompiledRule, bindings: Record<string, string>): boolean {
     return rule.outputs.some((pattern) => {
       const o = this.ids.get(fillPattern(pattern, bindings));
-      const prod = o === undefined ? -1 : this.producer[o]!;
-      return prod >= 0 && beats(this.tasks[prod]!, { rule, id });
+      const prod = o === undefined ? -1 : this.producerOf(o);
+      return prod >= 0 && beats(this.task(prod), { rule, id });
     });
   }
 
   private onAvailable(p: number): void {
     if (this.rules.size === 0) return;
-    const path = this.paths[p]!;
+    const path = this.path(p);
     this.matchSlots(this.exactSlots.get(path), path, p);
     this.matchSlots(this.extSlots.get(extOf(path)), path, p);
     this.matchSlots(this.scanSlots, path, p);
@@ -271,7 +285,7 @@ export class Graph {
   private matchSlots(slots: Slot[] | undefined, path: string, p: number): void {
     if (!slots) return;
     for (const { rule, input } of slots) {
-      const pattern = rule.required[input]!;
+      const pattern = at(rule.required, input, `input of rule ${rule.id}`);
       const bindings = matchPattern(pattern, path);
       if (!bindings) continue;
       if (input === 0 || pattern.names.length === rule.names.length) {
@@ -279,10 +293,10 @@ export class Graph {
         continue;
       }
       // This input binds only some placeholders: the first input names the instances.
-      const first = rule.required[0]!;
+      const first = rule.required[0];
       for (const q of this.candidates(first)) {
         if (!this.available(q)) continue;
-        const full = matchPattern(first, this.paths[q]!);
+        const full = matchPattern(first, this.path(q));
         if (full && pattern.names.every((n) => full[n] === bindings[n])) {
           this.tryInstantiate(rule, full, q);
         }
@@ -301,15 +315,13 @@ export class Graph {
     if (this.taskById.has(id) || this.shadowed.has(id)) return;
     const required = new Array<number>(rule.required.length);
     let depth = 1;
-    for (let i = 0; i < rule.required.length; i++) {
+    for (const [i, pattern] of rule.required.entries()) {
       const p =
-        i === 0 && first !== undefined
-          ? first
-          : this.ids.get(fillPattern(rule.required[i]!, bindings));
+        i === 0 && first !== undefined ? first : this.ids.get(fillPattern(pattern, bindings));
       if (p === undefined || !this.available(p)) return;
       required[i] = p;
-      const prod = this.producer[p]!;
-      if (prod >= 0) depth = Math.max(depth, this.tasks[prod]!.depth + 1);
+      const prod = this.producerOf(p);
+      if (prod >= 0) depth = Math.max(depth, this.task(prod).depth + 1);
     }
     if (depth > this.maxDepth) {
       if (!this.tooDeep.has(id)) {
@@ -331,15 +343,15 @@ export class Graph {
     const outputs = unique(outPaths.map((o) => this.intern(o)));
     let losers: Set<Task> | undefined;
     for (const o of outputs) {
-      const prod = this.producer[o]!;
+      const prod = this.producerOf(o);
       if (prod < 0) continue;
-      const other = this.tasks[prod]!;
+      const other = this.task(prod);
       if (beats(other, { rule, id })) {
         this.shadowed.set(id, { rule, bindings });
         this.warn(
           'DEPGRAPH_OUTPUT_CONFLICT',
           `${this.paths[o]} is produced by ${other.id}; ${id} is not used (lowest rule id wins)`,
-          [this.paths[o]!],
+          [this.path(o)],
           [other.id, id],
         );
         return;
@@ -351,7 +363,7 @@ export class Graph {
       this.warn(
         'DEPGRAPH_OUTPUT_CONFLICT',
         `${id} takes outputs of ${loser.id}, which is no longer used (lowest rule id wins)`,
-        loser.outputs.filter((o) => outputs.includes(o)).map((o) => this.paths[o]!),
+        loser.outputs.filter((o) => outputs.includes(o)).map((o) => this.path(o)),
         [id, loser.id],
       );
       if (loser.alive) this.removeTask(loser);
@@ -381,7 +393,7 @@ export class Graph {
     t.projected = projected;
     this.tasks.push(t);
     this.taskById.set(id, t);
-    this.tasksOfRule.get(rule.id)!.add(t);
+    got(this.tasksOfRule, rule.id, 'task set of rule').add(t);
     const trace = this.traces.get(id);
     t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
     t.inputs = dedupe(required, optional, t.discovered);
@@ -405,7 +417,7 @@ export class Graph {
     this.tasksOfRule.get(t.rule.id)?.delete(t);
     this.log.recheck.delete(t);
     for (const p of t.inputs) {
-      const list = this.consumers[p]!;
+      const list = at(this.consumers, p, 'consumers of path id');
       list.splice(list.indexOf(t.idx), 1);
     }
     this.log.removed.push(t.id);
@@ -414,7 +426,7 @@ export class Graph {
     for (const o of t.outputs) {
       if (this.producer[o] !== t.idx) continue;
       this.producer[o] = -1;
-      if (this.hash[o] !== undefined) this.log.orphaned.push(this.paths[o]!);
+      if (this.hash[o] !== undefined) this.log.orphaned.push(this.path(o));
       else lost.push(o);
     }
     for (const o of lost) this.makeUnavailable(o);
@@ -424,7 +436,7 @@ export class Graph {
   private makeUnavailable(p: number): void {
     if (this.available(p)) return;
     const users = (this.consumers[p] ?? [])
-      .map((c) => this.tasks[c]!)
+      .map((c) => this.task(c))
       .filter((t) => t.required.includes(p));
     for (const t of users) if (t.alive) this.removeTask(t);
   }
@@ -477,7 +489,7 @@ function has(list: readonly number[]): (p: number) => boolean {
 function unique(list: readonly number[]): readonly number[] {
   if (list.length > 64) return new Set(list).size === list.length ? list : dedupe(list);
   for (let i = 1; i < list.length; i++) {
-    if (list.lastIndexOf(list[i]!, i - 1) >= 0) return dedupe(list);
+    if (list.lastIndexOf(at(list, i, 'list entry'), i - 1) >= 0) return dedupe(list);
   }
   return list;
 }

@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import { DependencyManager } from './dependency-manager.js';
 import { drive, sha } from './test-harness.js';
@@ -30,10 +31,10 @@ function latex(task: TaskInstance) {
     return h === undefined ? undefined : store.get(h);
   };
   if (task.ruleId === 'bibtex') {
-    const cites = read(`${stem}.aux`)!.split('|')[0];
+    const cites = defined(read(`${stem}.aux`)).split('|')[0];
     return { outputs: { [`${stem}.bbl`]: put(`bbl:${cites}`) } };
   }
-  const tex = read(`${stem}.tex`)!;
+  const tex = defined(read(`${stem}.tex`));
   const bbl = read(`${stem}.bbl`);
   return {
     outputs: {
@@ -53,8 +54,8 @@ describe('LaTeX-like doc/aux/bib/toc cycle', () => {
     expect(r.added.sort()).toEqual(['bibtex:paper/main', 'pdflatex:paper/main']);
     const plan = dm.plan();
     expect(plan.components).toHaveLength(1);
-    expect(plan.components[0]!.cyclic).toBe(true);
-    expect(plan.components[0]!.tasks.map((t) => t.id)).toEqual([
+    expect(defined(plan.components[0], 'plan.components[0]').cyclic).toBe(true);
+    expect(defined(plan.components[0], 'plan.components[0]').tasks.map((t) => t.id)).toEqual([
       'pdflatex:paper/main',
       'bibtex:paper/main',
     ]);
@@ -79,8 +80,8 @@ describe('LaTeX-like doc/aux/bib/toc cycle', () => {
     expect(dm.artefactState('paper/main.pdf')).toBe('up_to_date');
     expect(dm.artefactState('paper/main.tex')).toBe('source');
     // The first pdflatex ran before any .aux existed: optional inputs are given only if present.
-    expect(runs[0]!.task.inputs).toEqual(['paper/main.tex']);
-    expect(runs[2]!.task.inputs).toEqual([
+    expect(defined(runs[0], 'runs[0]').task.inputs).toEqual(['paper/main.tex']);
+    expect(defined(runs[2], 'runs[2]').task.inputs).toEqual([
       'paper/main.tex',
       'paper/main.aux',
       'paper/main.bbl',
@@ -129,7 +130,9 @@ describe('LaTeX-like doc/aux/bib/toc cycle', () => {
     dm.addRule(bibtex);
     dm.setArtefact('paper/main.tex', put('v1'));
     drive(dm, latex);
-    const toc = dm.toJSON().artefacts.find((a) => a.path === 'paper/main.toc')!.hash!;
+    const toc = defined(
+      defined(dm.toJSON().artefacts.find((a) => a.path === 'paper/main.toc')).hash,
+    );
     // Someone touches the toc: pdflatex rewrites the same toc, aux and pdf; bibtex stays clean.
     dm.setArtefact('paper/main.toc', put('garbage'));
     const runs = drive(dm, latex);
@@ -138,10 +141,13 @@ describe('LaTeX-like doc/aux/bib/toc cycle', () => {
       '1:pdflatex:paper/main',
       '2:pdflatex:paper/main',
     ]);
-    expect(runs[1]!.result!.changed).toEqual([]);
-    expect(runs[0]!.result!.cutoff.sort()).toEqual(['paper/main.aux', 'paper/main.pdf']);
-    expect(runs[0]!.result!.changed).toEqual(['paper/main.toc']);
-    expect(dm.toJSON().artefacts.find((a) => a.path === 'paper/main.toc')!.hash).toBe(toc);
+    expect(defined(runs[1]?.result, 'runs[1].result').changed).toEqual([]);
+    expect(defined(runs[0]?.result, 'runs[0].result').cutoff.sort()).toEqual([
+      'paper/main.aux',
+      'paper/main.pdf',
+    ]);
+    expect(defined(runs[0]?.result, 'runs[0].result').changed).toEqual(['paper/main.toc']);
+    expect(defined(dm.toJSON().artefacts.find((a) => a.path === 'paper/main.toc')).hash).toBe(toc);
     expect(dm.status().dirty).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import { compilePattern, matchPattern } from './pattern.js';
 
@@ -9,7 +10,7 @@ function byRegex(source: string, path: string): Record<string, string> | undefin
   const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   for (const m of source.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
     re += esc(source.slice(last, m.index));
-    const name = m[1]!;
+    const name = defined(m[1], 'm[1]');
     if (names.includes(name)) re += `\\${names.indexOf(name) + 1}`;
     else {
       names.push(name);
@@ -19,7 +20,7 @@ function byRegex(source: string, path: string): Record<string, string> | undefin
   }
   const m = new RegExp(`${re}${esc(source.slice(last))}$`).exec(path);
   if (!m) return undefined;
-  return Object.fromEntries(names.map((n, i) => [n, m[i + 1]!]));
+  return Object.fromEntries(names.map((n, i) => [n, defined(m[i + 1], 'm[i + 1]')]));
 }
 
 /** A small deterministic generator (no flaky seeds). */

@@ -1,3 +1,5 @@
+import { at } from './checked.js';
+
 /**
  * Matches a compiled pattern (literal parts around placeholder slots) against a path in time
  * linear in (slots + literal length) × path length, with the bindings a backtracking regex
@@ -15,75 +17,84 @@
 const REPEAT_BUDGET = 100_000;
 
 export interface Slots {
-  readonly parts: readonly string[];
-  readonly slots: readonly string[];
+  /** Literal text before the first placeholder. */
+  readonly head: string;
+  /** Each placeholder occurrence, in order, with the literal text after it. */
+  readonly slots: readonly Slot[];
+}
+
+export interface Slot {
+  readonly name: string;
+  /** `{stem}` binds across "/"; any other name within one segment. */
+  readonly anyChar: boolean;
+  readonly after: string;
 }
 
 /** Bindings by slot name when `path` matches, else undefined. */
 export function matchSlots(
-  { parts, slots }: Slots,
+  { head, slots }: Slots,
   path: string,
 ): Record<string, string> | undefined {
   const n = path.length;
   const k = slots.length;
-  const head = parts[0]!;
-  const tail = parts[k]!;
+  const tail = slots.at(-1)?.after ?? '';
   if (n < head.length + tail.length + k) return undefined;
   if (!path.startsWith(head) || !path.endsWith(tail)) return undefined;
-  const anyChar = slots.map((s) => s === 'stem');
   // slash[i]: index of the first "/" at or after i (n when none): a segment slot ending at e
   // from s is valid iff slash[s] >= e.
   const slash = new Int32Array(n + 1);
   slash[n] = n;
-  for (let i = n - 1; i >= 0; i--) slash[i] = path.charCodeAt(i) === 47 ? i : slash[i + 1]!;
+  for (let i = n - 1; i >= 0; i--)
+    slash[i] = path.charCodeAt(i) === 47 ? i : at(slash, i + 1, 'path position');
   // can[j][p]: slots j.. (each followed by its literal part) match path[p..] to its end.
-  const can: Uint8Array[] = new Array(k + 1);
-  can[k] = new Uint8Array(n + 1);
-  can[k]![n] = 1;
+  const can = new Array<Uint8Array>(k + 1);
+  let next = new Uint8Array(n + 1);
+  next[n] = 1;
+  can[k] = next;
   for (let j = k - 1; j >= 0; j--) {
-    const after = parts[j + 1]!;
-    const next = can[j + 1]!;
+    const { anyChar, after } = at(slots, j, 'slot');
     const row = new Uint8Array(n + 1);
     // Sweep right to left keeping the nearest usable end (its literal follows there and the
     // rest matches after it). A slot starting at p needs an end e > p, and a segment slot no "/"
     // in path[p..e): when the nearest end fails that, every farther one does too.
     let nearest = -1;
     for (let p = n; p >= 0; p--) {
-      if (p < n && nearest >= 0 && (anyChar[j] || slash[p]! >= nearest)) row[p] = 1;
+      if (p < n && nearest >= 0 && (anyChar || at(slash, p, 'path position') >= nearest))
+        row[p] = 1;
       if (next[p + after.length] && path.startsWith(after, p)) nearest = p;
     }
     can[j] = row;
+    next = row;
   }
-  if (!can[0]![head.length]) return undefined;
-  const repeated = new Set(slots).size !== k;
+  if (!next[head.length]) return undefined;
+  const repeated = new Set(slots.map((s) => s.name)).size !== k;
   return repeated
-    ? searchRepeated(parts, slots, anyChar, slash, can, path)
-    : takeGreedy(parts, slots, anyChar, slash, can, path);
+    ? searchRepeated(head, slots, slash, can, path)
+    : takeGreedy(head, slots, slash, can, path);
 }
 
 /** Distinct names: every marked choice leads to a match, so the longest marked end is taken. */
 function takeGreedy(
-  parts: readonly string[],
-  slots: readonly string[],
-  anyChar: readonly boolean[],
+  head: string,
+  slots: readonly Slot[],
   slash: Int32Array,
   can: readonly Uint8Array[],
   path: string,
 ): Record<string, string> {
   const n = path.length;
   const out: Record<string, string> = {};
-  let p = parts[0]!.length;
+  let p = head.length;
   for (let j = 0; j < slots.length; j++) {
-    const after = parts[j + 1]!;
-    const next = can[j + 1]!;
-    const limit = anyChar[j] ? n : slash[p]!;
+    const { name, anyChar, after } = at(slots, j, 'slot');
+    const next = at(can, j + 1, 'slot');
+    const limit = anyChar ? n : at(slash, p, 'path position');
     let end = -1;
     for (let e = Math.min(limit, n - after.length); e > p; e--)
       if (next[e + after.length] && path.startsWith(after, e)) {
         end = e;
         break;
       }
-    out[slots[j]!] = path.slice(p, end);
+    out[name] = path.slice(p, end);
     p = end + after.length;
   }
   return out;
@@ -91,9 +102,8 @@ function takeGreedy(
 
 /** A repeated name: depth-first, longest first, pruned by `can`, within REPEAT_BUDGET steps. */
 function searchRepeated(
-  parts: readonly string[],
-  slots: readonly string[],
-  anyChar: readonly boolean[],
+  head: string,
+  slots: readonly Slot[],
   slash: Int32Array,
   can: readonly Uint8Array[],
   path: string,
@@ -103,10 +113,10 @@ function searchRepeated(
   let steps = 0;
   const go = (j: number, p: number): boolean => {
     if (++steps > REPEAT_BUDGET) return false;
-    if (j === slots.length) return p === n;
-    const name = slots[j]!;
-    const after = parts[j + 1]!;
-    const next = can[j + 1]!;
+    const slot = slots[j];
+    if (slot === undefined) return p === n;
+    const { name, anyChar, after } = slot;
+    const next = at(can, j + 1, 'slot');
     const fixed = bound[name];
     if (fixed !== undefined) {
       const e = p + fixed.length;
@@ -117,7 +127,7 @@ function searchRepeated(
         go(j + 1, e + after.length)
       );
     }
-    const limit = anyChar[j] ? n : slash[p]!;
+    const limit = anyChar ? n : at(slash, p, 'path position');
     for (let e = Math.min(limit, n - after.length); e > p; e--) {
       if (!next[e + after.length] || !path.startsWith(after, e)) continue;
       bound[name] = path.slice(p, e);
@@ -127,5 +137,5 @@ function searchRepeated(
     delete bound[name];
     return false;
   };
-  return go(0, parts[0]!.length) ? { ...bound } : undefined;
+  return go(0, head.length) ? { ...bound } : undefined;
 }

@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cutoffDigest } from './cutoff.js';
@@ -40,12 +41,12 @@ function latex(task: TaskInstance, reportProjections = true) {
     return h === undefined ? undefined : store.get(h);
   };
   if (task.ruleId === 'bibtex') {
-    const cites = read(`${stem}.aux`)!
+    const cites = defined(read(`${stem}.aux`))
       .split('\n')
       .filter((l) => l.startsWith('\\citation'));
     return { outputs: { [`${stem}.bbl`]: put(`bbl:${cites.join(',')}`) } };
   }
-  const [cites, labels] = read(`${stem}.tex`)!.split('|') as [string, string];
+  const [cites, labels] = defined(read(`${stem}.tex`)).split('|') as [string, string];
   const bbl = read(`${stem}.bbl`);
   const aux = [
     ...cites.split(',').map((c) => `\\citation{${c}}`),
@@ -110,15 +111,17 @@ describe('input projections', () => {
     dm.setArtefact('p/main.tex', put('knuth|intro'));
     const withInputs = (t: TaskInstance) => {
       if (t.ruleId !== 'bibtex') return latex(t, false);
-      const aux = store.get(t.inputHashes['p/main.aux']!)!;
+      const aux = defined(store.get(defined(t.inputHashes['p/main.aux'])));
       return {
         ...latex(t, false),
         inputProjections: { 'p/main.aux': { [KEY]: projectLines(aux, CITES) } },
       };
     };
     drive(dm, withInputs);
-    const trace = dm.exportState().traces['bibtex:p/main']!;
-    const aux = store.get(dm.toJSON().artefacts.find((a) => a.path === 'p/main.aux')!.hash!)!;
+    const trace = defined(dm.exportState().traces['bibtex:p/main']);
+    const aux = defined(
+      store.get(defined(defined(dm.toJSON().artefacts.find((a) => a.path === 'p/main.aux')).hash)),
+    );
     expect(trace.inputs['p/main.aux']).toBe(projectLines(aux, CITES));
     // A new label: the .aux's projection is learned from pdflatex now, and bibtex stays clean,
     // in a graph rebuilt from the exported state too.
@@ -144,7 +147,9 @@ describe('input projections', () => {
       outputs: Record<string, string>;
       inputProjections?: Record<string, Record<string, string>>;
     } => {
-      const text = store.get(Object.values(t.inputHashes)[0]!)!;
+      const text = defined(
+        store.get(defined(Object.values(t.inputHashes)[0], 'Object.values(t.inputHashes)[0]')),
+      );
       if (t.ruleId === 'count') return { outputs: { 'a.n': put(`n:${text}`) } };
       const keys = text
         .split('\n')
@@ -164,7 +169,7 @@ describe('input projections', () => {
     dm.setArtefact('a.cfg', put('key=1\n# another\n'));
     const runs = drive(dm, step);
     expect(passes(runs)).toEqual(['1:keys']);
-    expect(runs[0]!.result!.cutoff).toEqual(['a.keys']);
+    expect(defined(runs[0]?.result, 'runs[0].result').cutoff).toEqual(['a.keys']);
     expect(dm.status()).toMatchObject({ idle: true, dirty: [], nonConvergent: [] });
   });
 

@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DependencyManager } from './dependency-manager.js';
@@ -83,7 +84,9 @@ describe('properties over random graphs with cycles and random edit sequences', 
           const checkSegment = () => {
             for (const [id, { passes, cyclic }] of fixed.segment) {
               for (let i = 1; i < passes.length; i++) {
-                expect(passes[i], `${id} ran in passes ${passes}`).toBeGreaterThan(passes[i - 1]!);
+                expect(passes[i], `${id} ran in passes ${passes}`).toBeGreaterThan(
+                  defined(passes[i - 1], 'passes[i - 1]'),
+                );
               }
               expect(passes.length).toBeLessThanOrEqual(cyclic ? passLimit : 1);
             }
@@ -122,7 +125,8 @@ describe('properties over random graphs with cycles and random edit sequences', 
               .filter(
                 (r) =>
                   !before.has(r.spec.id) ||
-                  before.get(r.spec.id)!.read !== after.get(r.spec.id)!.read,
+                  defined(before.get(r.spec.id), 'before.get(r.spec.id)').read !==
+                    defined(after.get(r.spec.id), 'after.get(r.spec.id)').read,
               )
               .map((r) => `${r.spec.id}:`)
               .sort();
@@ -187,13 +191,15 @@ function evaluate(sim: Sim) {
   const values = new Map<string, string>();
   const state = sim.dm.exportState().artefacts;
   for (const path of sim.model.sources)
-    if (state[path] !== undefined) values.set(path, state[path]!);
+    if (state[path] !== undefined) values.set(path, defined(state[path], 'state[path]'));
   const reads = new Map<string, { read: string }>();
   for (const rule of sim.model.rules) {
     const { spec } = rule;
     if (!spec.inputs.every((p) => values.has(p))) continue;
     const inputs = [...spec.inputs, ...(spec.optionalInputs ?? []).filter((p) => values.has(p))];
-    const inputHashes = Object.fromEntries(inputs.map((p) => [p, values.get(p)!]));
+    const inputHashes = Object.fromEntries(
+      inputs.map((p) => [p, defined(values.get(p), 'values.get(p)')]),
+    );
     const task = {
       ruleId: spec.id,
       inputs,

@@ -5,7 +5,8 @@ import type { RuleSpec } from './types.js';
 export interface CompiledRule {
   readonly id: string;
   readonly spec: RuleSpec;
-  readonly required: readonly Pattern[];
+  /** At least one: the first names the task instances. */
+  readonly required: readonly [Pattern, ...Pattern[]];
   readonly optional: readonly Pattern[];
   readonly outputs: readonly Pattern[];
   /** Projected inputs: the pattern (a required or optional input) and its projection key. */
@@ -23,7 +24,8 @@ export function compileRule(spec: RuleSpec): CompiledRule {
   if (typeof id !== 'string' || !RULE_ID.test(id)) {
     throw new RuleInvalidError(String(id), 'the id must be 1-100 letters, digits, "-" or "_"');
   }
-  if (!Array.isArray(spec.inputs) || spec.inputs.length === 0) {
+  const [firstInput, ...otherInputs] = Array.isArray(spec.inputs) ? spec.inputs : [];
+  if (firstInput === undefined) {
     throw new RuleInvalidError(id, 'it needs at least one required input');
   }
   if (!Array.isArray(spec.outputs) || spec.outputs.length === 0) {
@@ -44,31 +46,33 @@ export function compileRule(spec: RuleSpec): CompiledRule {
     }
     return compilePattern(source);
   };
-  const required = spec.inputs.map(compile);
+  const first = compile(firstInput);
+  const required: [Pattern, ...Pattern[]] = [first, ...otherInputs.map(compile)];
   const optional = (spec.optionalInputs ?? []).map(compile);
   const outputs = spec.outputs.map(compile);
-  const names = required[0]!.names;
+  const names = first.names;
   for (const p of [...required, ...optional, ...outputs]) {
     const unbound = p.names.find((n) => !names.includes(n));
     if (unbound !== undefined) {
       throw new RuleInvalidError(
         id,
-        `placeholder {${unbound}} in ${JSON.stringify(p.source)} does not appear in the first input ${JSON.stringify(required[0]!.source)}`,
+        `placeholder {${unbound}} in ${JSON.stringify(p.source)} does not appear in the first input ${JSON.stringify(first.source)}`,
       );
     }
   }
   const projections: { pattern: Pattern; key: string }[] = [];
   for (const [source, key] of Object.entries(spec.projections ?? {})) {
-    const i = spec.inputs.indexOf(source);
-    const j = (spec.optionalInputs ?? []).indexOf(source);
-    if (i < 0 && j < 0)
+    const pattern =
+      required[spec.inputs.indexOf(source)] ??
+      optional[(spec.optionalInputs ?? []).indexOf(source)];
+    if (pattern === undefined)
       throw new RuleInvalidError(
         id,
         `projection on ${JSON.stringify(source)}, which is not one of its inputs or optional inputs`,
       );
     if (typeof key !== 'string' || key.length === 0)
       throw new RuleInvalidError(id, `the projection key of ${JSON.stringify(source)} is empty`);
-    projections.push({ pattern: i >= 0 ? required[i]! : optional[j]!, key });
+    projections.push({ pattern, key });
   }
   const fingerprint = JSON.stringify([
     spec.inputs,

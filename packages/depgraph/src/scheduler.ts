@@ -1,5 +1,6 @@
 import { alg, Graph as Digraph } from '@dagrejs/graphlib';
-import type { Graph, GraphListener } from './graph.js';
+import { at, got } from './checked.js';
+import { Graph, type GraphListener } from './graph.js';
 import { tarjan } from './tarjan.js';
 import type { Run, Task } from './task.js';
 import type { NonConvergence } from './types.js';
@@ -22,19 +23,11 @@ import type { NonConvergence } from './types.js';
  * breaks a cycle marks everything stale and the next query recomputes (Tarjan, O(V+E)).
  */
 export class Scheduler implements GraphListener {
-  graph!: Graph;
+  /** The graph it schedules, which reports its structural changes here. */
+  readonly graph: Graph;
   stale = true;
-  /** Task indices per component; a cycle's are put in pass order when first needed. */
-  members: number[][] = [];
-  private inPassOrder: boolean[] = [];
-  cyclic: boolean[] = [];
-  rank: number[] = [];
-  waiting: number[] = [];
-  pass: number[] = [];
-  dirtyCount: number[] = [];
-  runningCount: number[] = [];
-  /** Outputs whose hash changed in the current pass, for the non-convergence report. */
-  changed: (Set<number> | undefined)[] = [];
+  /** By component number (`Task.comp`); a removed task's stays, empty, until the next recompute. */
+  comps: Component[] = [];
   readonly region = new Set<number>();
   readonly dispatchable = new Set<number>();
   readonly dirty = new Set<Task>();
@@ -43,7 +36,17 @@ export class Scheduler implements GraphListener {
   private readonly work = new Set<number>();
   private nextRank = 0;
 
-  constructor(private readonly defaultPassLimit: number) {}
+  constructor(
+    private readonly defaultPassLimit: number,
+    maxDerivationDepth: number,
+  ) {
+    this.graph = new Graph(this, maxDerivationDepth);
+  }
+
+  /** Component `c`, which a live task or the region names. */
+  comp(c: number): Component {
+    return at(this.comps, c, 'component');
+  }
 
   setDirty(t: Task, dirty: boolean): void {
     if (t.dirty === dirty) return;
@@ -51,7 +54,7 @@ export class Scheduler implements GraphListener {
     if (dirty) this.dirty.add(t);
     else this.dirty.delete(t);
     if (this.stale || t.comp < 0) return;
-    this.dirtyCount[t.comp]! += dirty ? 1 : -1;
+    this.comp(t.comp).dirtyCount += dirty ? 1 : -1;
     this.work.add(t.comp);
   }
 
@@ -62,7 +65,7 @@ export class Scheduler implements GraphListener {
     if (run) this.running.add(t);
     else this.running.delete(t);
     if (this.stale || t.comp < 0) return;
-    this.runningCount[t.comp]! += run ? 1 : -1;
+    this.comp(t.comp).runningCount += run ? 1 : -1;
     this.work.add(t.comp);
   }
 
@@ -84,7 +87,8 @@ export class Scheduler implements GraphListener {
   /** Starts the task's component on a new round: pass counts and non-convergence are forgotten. */
   resetRound(t: Task): void {
     const c = t.comp;
-    const ids = c >= 0 && this.members[c]?.includes(t.idx) ? this.members[c]! : [t.idx];
+    const members = this.comps[c]?.members;
+    const ids = members?.includes(t.idx) ? members : [t.idx];
     for (const idx of ids) {
       const m = this.graph.tasks[idx];
       if (!m) continue;
@@ -92,22 +96,23 @@ export class Scheduler implements GraphListener {
       m.nc = undefined;
     }
     if (this.stale || c < 0) return;
-    this.pass[c] = 0;
-    this.changed[c] = undefined;
+    const comp = this.comp(c);
+    comp.pass = 0;
+    comp.changed = undefined;
     this.work.add(c);
   }
 
   noteChanged(t: Task, output: number): void {
     if (this.stale || t.comp < 0) return;
-    let set = this.changed[t.comp];
-    if (!set) this.changed[t.comp] = set = new Set();
-    set.add(output);
+    const comp = this.comp(t.comp);
+    comp.changed ??= new Set();
+    comp.changed.add(output);
   }
 
   passLimit(c: number): number {
     let limit = 0;
-    for (const idx of this.members[c]!) {
-      limit = Math.max(limit, this.graph.tasks[idx]!.rule.spec.passLimit ?? this.defaultPassLimit);
+    for (const idx of this.comp(c).members) {
+      limit = Math.max(limit, this.graph.task(idx).rule.spec.passLimit ?? this.defaultPassLimit);
     }
     return limit || this.defaultPassLimit;
   }
@@ -121,30 +126,32 @@ export class Scheduler implements GraphListener {
 
   /** The task the component would start next, if any. */
   candidate(c: number): Task | undefined {
-    const p = this.pass[c]!;
+    const p = this.comp(c).pass;
     for (const idx of this.ordered(c)) {
-      const t = this.graph.tasks[idx]!;
+      const t = this.graph.task(idx);
       if (t.runPass < p && this.runnable(t)) return t;
     }
     return undefined;
   }
 
   flush(): void {
-    while (this.work.size) {
-      const c = this.work.values().next().value!;
+    for (const c of this.work) {
+      // A Set iterates what is added while iterating, and a deleted entry is not visited again.
       this.work.delete(c);
       this.advance(c);
     }
   }
 
   private advance(c: number): void {
-    if (this.stale || this.members[c]!.length === 0) return;
-    const active = this.dirtyCount[c]! > 0 || this.runningCount[c]! > 0;
+    if (this.stale) return;
+    const comp = this.comp(c);
+    if (comp.members.length === 0) return;
+    const active = comp.dirtyCount > 0 || comp.runningCount > 0;
     if (!this.region.has(c)) {
       if (!active) return;
       this.addToRegion(c, 0);
     }
-    if (this.waiting[c]! > 0 || this.runningCount[c]! > 0) {
+    if (comp.waiting > 0 || comp.runningCount > 0) {
       this.dispatchable.delete(c);
       return;
     }
@@ -152,14 +159,14 @@ export class Scheduler implements GraphListener {
       this.settle(c);
       return;
     }
-    if (this.pass[c] === 0) this.pass[c] = 1;
+    if (comp.pass === 0) comp.pass = 1;
     let next = this.candidate(c);
-    if (!next && this.members[c]!.some((i) => this.runnable(this.graph.tasks[i]!))) {
+    if (!next && comp.members.some((i) => this.runnable(this.graph.task(i)))) {
       // Every runnable task already ran in this pass and something is dirty again.
-      if (this.pass[c]! >= this.passLimit(c)) this.markNonConvergent(c);
+      if (comp.pass >= this.passLimit(c)) this.markNonConvergent(c);
       else {
-        this.pass[c]!++;
-        this.changed[c] = undefined;
+        comp.pass++;
+        comp.changed = undefined;
         next = this.candidate(c);
       }
     }
@@ -169,17 +176,18 @@ export class Scheduler implements GraphListener {
 
   private addToRegion(c: number, waiting: number): void {
     this.region.add(c);
-    this.waiting[c] = waiting;
+    this.comp(c).waiting = waiting;
     this.work.add(c);
     const stack = [c];
-    while (stack.length) {
-      this.forEachOut(stack.pop()!, (d) => {
+    for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+      this.forEachOut(top, (d) => {
+        const down = this.comp(d);
         if (!this.region.has(d)) {
           this.region.add(d);
-          this.waiting[d] = 0;
+          down.waiting = 0;
           stack.push(d);
         }
-        this.waiting[d]!++;
+        down.waiting++;
         this.work.add(d);
       });
     }
@@ -188,47 +196,49 @@ export class Scheduler implements GraphListener {
   private settle(c: number): void {
     this.region.delete(c);
     this.dispatchable.delete(c);
-    this.waiting[c] = 0;
-    this.pass[c] = 0;
-    this.changed[c] = undefined;
-    for (const idx of this.members[c]!) this.graph.tasks[idx]!.runPass = 0;
+    const comp = this.comp(c);
+    comp.waiting = 0;
+    comp.pass = 0;
+    comp.changed = undefined;
+    for (const idx of comp.members) this.graph.task(idx).runPass = 0;
     this.releaseDownstream(c);
   }
 
   private releaseDownstream(c: number): void {
     this.forEachOut(c, (d) => {
       if (!this.region.has(d)) return;
-      this.waiting[d]!--;
+      this.comp(d).waiting--;
       this.work.add(d);
     });
   }
 
   private markNonConvergent(c: number): void {
     const g = this.graph;
+    const comp = this.comp(c);
     const report: NonConvergence = {
       component: c,
-      tasks: this.ordered(c).map((i) => g.tasks[i]!.id),
-      artefacts: [...(this.changed[c] ?? [])].map((p) => g.paths[p]!).sort(),
-      passes: this.pass[c]!,
+      tasks: this.ordered(c).map((i) => g.task(i).id),
+      artefacts: [...(comp.changed ?? [])].map((p) => g.path(p)).sort(),
+      passes: comp.pass,
     };
-    for (const idx of this.members[c]!) g.tasks[idx]!.nc = report;
+    for (const idx of comp.members) g.task(idx).nc = report;
     this.newlyNonConvergent.push(report);
   }
 
   /** Marks a cycle as not converging again after a restart (see restoreNonConvergence). */
   restoreNonConvergent(c: number, changed: number[], passes: number): void {
     const g = this.graph;
-    const members = this.members[c]!;
-    if (!this.cyclic[c] || !members.some((idx) => g.tasks[idx]!.dirty)) return;
+    const comp = this.comp(c);
+    if (!comp.cyclic || !comp.members.some((idx) => g.task(idx).dirty)) return;
     const report: NonConvergence = {
       component: c,
-      tasks: this.ordered(c).map((i) => g.tasks[i]!.id),
-      artefacts: changed.map((p) => g.paths[p]!).sort(),
+      tasks: this.ordered(c).map((i) => g.task(i).id),
+      artefacts: changed.map((p) => g.path(p)).sort(),
       passes,
     };
-    for (const idx of members) g.tasks[idx]!.nc = report;
-    this.pass[c] = passes;
-    this.changed[c] = new Set(changed);
+    for (const idx of comp.members) g.task(idx).nc = report;
+    comp.pass = passes;
+    comp.changed = new Set(changed);
     this.work.add(c);
   }
 
@@ -236,20 +246,22 @@ export class Scheduler implements GraphListener {
   restorePass(t: Task, pass: number): void {
     t.runPass = Math.max(t.runPass, pass);
     if (this.stale || t.comp < 0) return;
-    this.pass[t.comp] = Math.max(this.pass[t.comp]!, t.runPass);
+    const comp = this.comp(t.comp);
+    comp.pass = Math.max(comp.pass, t.runPass);
     this.work.add(t.comp);
   }
 
   /** Calls `fn` once per task-level edge from component c to another component. */
   forEachOut(c: number, fn: (d: number) => void): void {
-    const { tasks, producer, consumers } = this.graph;
-    for (const idx of this.members[c]!) {
-      for (const o of tasks[idx]!.outputs) {
+    const g = this.graph;
+    const { producer, consumers } = g;
+    for (const idx of this.comp(c).members) {
+      for (const o of g.task(idx).outputs) {
         if (producer[o] !== idx) continue;
         const list = consumers[o];
         if (!list) continue;
         for (const v of list) {
-          const d = tasks[v]!.comp;
+          const d = g.task(v).comp;
           if (d !== c) fn(d);
         }
       }
@@ -257,12 +269,12 @@ export class Scheduler implements GraphListener {
   }
 
   forEachIn(c: number, fn: (u: number) => void): void {
-    const { tasks, producer } = this.graph;
-    for (const idx of this.members[c]!) {
-      for (const p of tasks[idx]!.inputs) {
-        const prod = producer[p]!;
+    const g = this.graph;
+    for (const idx of this.comp(c).members) {
+      for (const p of g.task(idx).inputs) {
+        const prod = g.producerOf(p);
         if (prod < 0) continue;
-        const u = tasks[prod]!.comp;
+        const u = g.task(prod).comp;
         if (u !== c) fn(u);
       }
     }
@@ -270,17 +282,11 @@ export class Scheduler implements GraphListener {
 
   taskAdded(t: Task): void {
     if (this.stale) return;
-    const c = this.members.length;
+    const c = this.comps.length;
     t.comp = c;
-    this.members.push([t.idx]);
-    this.rank.push(this.nextRank++);
-    this.cyclic.push(this.selfLoop(t));
-    this.waiting.push(0);
-    this.pass.push(0);
-    this.dirtyCount.push(t.dirty ? 1 : 0);
-    this.runningCount.push(0);
-    this.changed.push(undefined);
-    this.inPassOrder.push(true);
+    const comp = new Component([t.idx], this.nextRank++, this.selfLoop(t), true);
+    comp.dirtyCount = t.dirty ? 1 : 0;
+    this.comps.push(comp);
     const downstream = new Set<number>();
     this.forEachOut(c, (d) => downstream.add(d));
     for (const d of downstream) {
@@ -302,7 +308,8 @@ export class Scheduler implements GraphListener {
     this.running.delete(t);
     if (this.stale) return;
     const c = t.comp;
-    if (this.members[c]!.length > 1) {
+    const comp = this.comp(c);
+    if (comp.members.length > 1) {
       this.stale = true;
       return;
     }
@@ -311,9 +318,9 @@ export class Scheduler implements GraphListener {
       this.region.delete(c);
     }
     this.dispatchable.delete(c);
-    this.members[c] = [];
-    this.dirtyCount[c] = 0;
-    this.runningCount[c] = 0;
+    comp.members = [];
+    comp.dirtyCount = 0;
+    comp.runningCount = 0;
   }
 
   edgeAdded(from: Task, to: Task): void {
@@ -321,7 +328,7 @@ export class Scheduler implements GraphListener {
     const cu = from.comp;
     const cv = to.comp;
     if (cu === cv) {
-      if (from === to) this.cyclic[cu] = true;
+      if (from === to) this.comp(cu).cyclic = true;
       return;
     }
     if (!this.order(cu, cv)) {
@@ -330,7 +337,7 @@ export class Scheduler implements GraphListener {
     }
     if (!this.region.has(cu)) return;
     if (this.region.has(cv)) {
-      this.waiting[cv]!++;
+      this.comp(cv).waiting++;
       this.work.add(cv);
     } else this.addToRegion(cv, 1);
   }
@@ -340,12 +347,13 @@ export class Scheduler implements GraphListener {
     const cu = from.comp;
     const cv = to.comp;
     if (cu === cv) {
-      if (this.members[cu]!.length > 1) this.stale = true;
-      else this.cyclic[cu] = this.selfLoop(to);
+      const comp = this.comp(cu);
+      if (comp.members.length > 1) this.stale = true;
+      else comp.cyclic = this.selfLoop(to);
       return;
     }
     if (!this.region.has(cu)) return;
-    this.waiting[cv]!--;
+    this.comp(cv).waiting--;
     this.work.add(cv);
   }
 
@@ -359,19 +367,18 @@ export class Scheduler implements GraphListener {
    * rank lies between. False when y reaches x: the edge closes a cycle.
    */
   private order(x: number, y: number): boolean {
-    const rank = this.rank;
-    if (rank[x]! < rank[y]!) return true;
-    const lb = rank[y]!;
-    const ub = rank[x]!;
+    const rank = (c: number) => this.comp(c).rank;
+    const ub = rank(x);
+    const lb = rank(y);
+    if (ub < lb) return true;
     const forward: number[] = [];
     const seenF = new Set<number>([y]);
     const stack = [y];
-    while (stack.length) {
-      const z = stack.pop()!;
+    for (let z = stack.pop(); z !== undefined; z = stack.pop()) {
       if (z === x) return false;
       forward.push(z);
       this.forEachOut(z, (d) => {
-        if (rank[d]! <= ub && !seenF.has(d)) {
+        if (rank(d) <= ub && !seenF.has(d)) {
           seenF.add(d);
           stack.push(d);
         }
@@ -380,43 +387,45 @@ export class Scheduler implements GraphListener {
     const backward: number[] = [];
     const seenB = new Set<number>([x]);
     stack.push(x);
-    while (stack.length) {
-      const z = stack.pop()!;
+    for (let z = stack.pop(); z !== undefined; z = stack.pop()) {
       backward.push(z);
       this.forEachIn(z, (u) => {
-        if (rank[u]! >= lb && !seenB.has(u)) {
+        if (rank(u) >= lb && !seenB.has(u)) {
           seenB.add(u);
           stack.push(u);
         }
       });
     }
-    const byRank = (a: number, b: number) => rank[a]! - rank[b]!;
-    backward.sort(byRank);
-    forward.sort(byRank);
-    const pool = [...backward, ...forward].map((c) => rank[c]!).sort((a, b) => a - b);
-    [...backward, ...forward].forEach((c, i) => {
-      rank[c] = pool[i]!;
+    const byRank = (a: Component, b: Component) => a.rank - b.rank;
+    const moved = [
+      ...backward.map((c) => this.comp(c)).sort(byRank),
+      ...forward.map((c) => this.comp(c)).sort(byRank),
+    ];
+    const pool = moved.map((comp) => comp.rank).sort((a, b) => a - b);
+    pool.forEach((r, i) => {
+      at(moved, i, 'reordered component').rank = r;
     });
     return true;
   }
 
   /** Components from scratch (Tarjan over task → producer-of-input edges), then the region. */
   recompute(): void {
-    const { tasks, producer } = this.graph;
+    const g = this.graph;
+    const tasks = g.tasks;
     const n = tasks.length;
     const offsets = new Int32Array(n + 1);
+    let edges = 0;
     for (let v = 0; v < n; v++) {
-      let deps = 0;
       const t = tasks[v];
-      if (t) for (const p of t.inputs) if (producer[p]! >= 0) deps++;
-      offsets[v + 1] = offsets[v]! + deps;
+      if (t) for (const p of t.inputs) if (g.producerOf(p) >= 0) edges++;
+      offsets[v + 1] = edges;
     }
-    const targets = new Int32Array(offsets[n]!);
+    const targets = new Int32Array(edges);
     for (let v = 0, e = 0; v < n; v++) {
       const t = tasks[v];
       if (!t) continue;
       for (const p of t.inputs) {
-        const prod = producer[p]!;
+        const prod = g.producerOf(p);
         if (prod >= 0) targets[e++] = prod;
       }
     }
@@ -424,68 +433,67 @@ export class Scheduler implements GraphListener {
     // Member lists of exact length: most components are one task, and a list grown by push
     // keeps room for 16.
     const sizes = new Int32Array(count);
-    for (let v = 0; v < n; v++) if (tasks[v]) sizes[comp[v]!]!++;
-    this.members = new Array<number[]>(count);
-    for (let c = 0; c < count; c++) this.members[c] = new Array<number>(sizes[c]!);
     const filled = new Int32Array(count);
     for (let v = 0; v < n; v++) {
       if (!tasks[v]) continue;
-      const c = comp[v]!;
-      this.members[c]![filled[c]!++] = v;
+      const c = at(comp, v, 'task');
+      sizes[c] = at(sizes, c, 'component') + 1;
     }
-    this.cyclic = new Array(count).fill(false);
-    this.rank = Array.from({ length: count }, (_, i) => i);
+    const members = Array.from(sizes, (size) => new Array<number>(size));
+    for (let v = 0; v < n; v++) {
+      if (!tasks[v]) continue;
+      const c = at(comp, v, 'task');
+      const slot = at(filled, c, 'component');
+      filled[c] = slot + 1;
+      at(members, c, 'component')[slot] = v;
+    }
+    this.comps = members.map((ids, c) => {
+      const first = g.task(at(ids, 0, 'first member of component'));
+      const comp = new Component(ids, c, ids.length > 1 || this.selfLoop(first), false);
+      for (const idx of ids) {
+        const t = g.task(idx);
+        t.comp = c;
+        if (t.dirty) comp.dirtyCount++;
+        if (t.running) comp.runningCount++;
+        comp.pass = Math.max(comp.pass, t.runPass);
+      }
+      return comp;
+    });
     this.nextRank = count;
-    this.waiting = new Array(count).fill(0);
-    this.pass = new Array(count).fill(0);
-    this.dirtyCount = new Array(count).fill(0);
-    this.runningCount = new Array(count).fill(0);
-    this.changed = new Array(count).fill(undefined);
-    this.inPassOrder = new Array(count).fill(false);
     this.region.clear();
     this.dispatchable.clear();
     this.work.clear();
-    for (let c = 0; c < count; c++) {
-      const ids = this.members[c]!;
-      for (const idx of ids) tasks[idx]!.comp = c;
-      this.cyclic[c] = ids.length > 1 || this.selfLoop(tasks[ids[0]!]!);
-      for (const idx of ids) {
-        const t = tasks[idx]!;
-        if (t.dirty) this.dirtyCount[c]!++;
-        if (t.running) this.runningCount[c]!++;
-        this.pass[c] = Math.max(this.pass[c]!, t.runPass);
-      }
-    }
     this.stale = false;
-    for (let c = 0; c < count; c++) {
-      if ((this.dirtyCount[c]! > 0 || this.runningCount[c]! > 0) && !this.region.has(c)) {
+    this.comps.forEach((comp, c) => {
+      if ((comp.dirtyCount > 0 || comp.runningCount > 0) && !this.region.has(c)) {
         this.addToRegion(c, 0);
       }
-    }
+    });
   }
 
   /** The component's tasks in pass order (computed once per component, on first use). */
   ordered(c: number): number[] {
-    const ids = this.members[c]!;
-    if (ids.length > 1 && !this.inPassOrder[c]) {
-      this.members[c] = this.passOrder(ids);
-      this.inPassOrder[c] = true;
+    const comp = this.comp(c);
+    if (comp.members.length > 1 && !comp.inPassOrder) {
+      comp.members = this.passOrder(comp.members);
+      comp.inPassOrder = true;
     }
-    return this.members[c]!;
+    return comp.members;
   }
 
   /** Dependencies first (DFS post-order), starting from the lowest task id: deterministic. */
   private passOrder(ids: number[]): number[] {
-    const { tasks, producer } = this.graph;
+    const g = this.graph;
     const inComp = new Set(ids);
-    const byId = (a: number, b: number) => (tasks[a]!.id < tasks[b]!.id ? -1 : 1);
+    const id = (v: number) => g.task(v).id;
+    const byId = (a: number, b: number) => (id(a) < id(b) ? -1 : 1);
     const deps = (v: number) =>
-      [...new Set(tasks[v]!.inputs.map((p) => producer[p]!))]
+      [...new Set(g.task(v).inputs.map((p) => g.producerOf(p)))]
         .filter((u) => u !== v && inComp.has(u))
         .sort(byId);
     const roots = [...ids].sort(byId);
     return ids.length <= GRAPHLIB_MAX_COMPONENT
-      ? postorderWithGraphlib(roots, deps, (v) => tasks[v]!.id)
+      ? postorderWithGraphlib(roots, deps, id)
       : postorderIterative(roots, deps);
   }
 }
@@ -510,7 +518,7 @@ function postorderWithGraphlib(
   }
   // Successors are visited in insertion order: sorted by id.
   for (const v of roots) for (const u of deps(v)) g.setEdge(name(v), name(u));
-  return alg.postorder(g, roots.map(name)).map((n) => byName.get(n)!);
+  return alg.postorder(g, roots.map(name)).map((n) => got(byName, n, 'task named'));
 }
 
 function postorderIterative(roots: number[], deps: (v: number) => number[]): number[] {
@@ -522,10 +530,9 @@ function postorderIterative(roots: number[], deps: (v: number) => number[]): num
     const stack: Array<{ v: number; next: number[]; i: number }> = [
       { v: root, next: deps(root), i: 0 },
     ];
-    while (stack.length) {
-      const top = stack[stack.length - 1]!;
-      if (top.i < top.next.length) {
-        const w = top.next[top.i++]!;
+    for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
+      const w = top.next[top.i++];
+      if (w !== undefined) {
         if (!seen.has(w)) {
           seen.add(w);
           stack.push({ v: w, next: deps(w), i: 0 });
@@ -537,4 +544,25 @@ function postorderIterative(roots: number[], deps: (v: number) => number[]): num
     }
   }
   return order;
+}
+
+/** One component (SCC) of the task graph and its scheduling state. */
+export class Component {
+  /** Tasks that may dispatch only at zero: task-level edges into it from other region components. */
+  waiting = 0;
+  /** The pass of the current round (0: not started). */
+  pass = 0;
+  dirtyCount = 0;
+  runningCount = 0;
+  /** Outputs whose hash changed in the current pass, for the non-convergence report. */
+  changed: Set<number> | undefined = undefined;
+
+  constructor(
+    /** Task indices; a cycle's are put in pass order when first needed (`inPassOrder`). */
+    public members: number[],
+    /** Topological rank among components, kept by Pearce-Kelly reordering. */
+    public rank: number,
+    public cyclic: boolean,
+    public inPassOrder: boolean,
+  ) {}
 }

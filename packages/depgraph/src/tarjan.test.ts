@@ -1,13 +1,17 @@
+import { defined } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import { tarjan } from './tarjan.js';
 
 function csr(n: number, edges: Array<[number, number]>) {
+  const sorted = [...edges].sort(([a], [b]) => a - b);
   const offsets = new Int32Array(n + 1);
-  for (const [v] of edges) offsets[v + 1]!++;
-  for (let v = 0; v < n; v++) offsets[v + 1]! += offsets[v]!;
-  const fill = offsets.slice();
-  const targets = new Int32Array(edges.length);
-  for (const [v, w] of edges) targets[fill[v]!++] = w;
+  // offsets[v]: edges from nodes before v, counted while the sorted edges go by.
+  let e = 0;
+  for (let v = 0; v <= n; v++) {
+    while (e < sorted.length && defined(sorted[e], 'edge')[0] < v) e++;
+    offsets[v] = e;
+  }
+  const targets = Int32Array.from(sorted, ([, w]) => w);
   return { offsets, targets };
 }
 
@@ -23,8 +27,8 @@ describe('tarjan', () => {
     const { comp, count } = tarjan(4, offsets, targets);
     expect(count).toBe(3);
     expect(comp[1]).toBe(comp[2]);
-    expect(comp[3]).toBeLessThan(comp[1]!);
-    expect(comp[1]).toBeLessThan(comp[0]!);
+    expect(comp[3]).toBeLessThan(defined(comp[1], 'comp[1]'));
+    expect(comp[1]).toBeLessThan(defined(comp[0], 'comp[0]'));
   });
 
   it('skips excluded nodes and survives a chain far deeper than the call stack', () => {

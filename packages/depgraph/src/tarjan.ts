@@ -1,3 +1,5 @@
+import { at } from './checked.js';
+
 /**
  * Strongly connected components of a graph in compressed sparse row form (`succ` of node v are
  * `targets[offsets[v]..offsets[v+1]]`), iteratively so deep chains cannot overflow the stack.
@@ -25,32 +27,32 @@ export function tarjan(
     if (index[root] !== -1 || !include(root)) continue;
     let depth = 0;
     callNode[0] = root;
-    callEdge[0] = offsets[root]!;
+    callEdge[0] = at(offsets, root, 'node');
     index[root] = low[root] = next++;
     stack[sp++] = root;
     onStack[root] = 1;
     while (depth >= 0) {
-      const v = callNode[depth]!;
-      const e = callEdge[depth]!;
-      if (e < offsets[v + 1]!) {
+      const v = at(callNode, depth, 'call depth');
+      const e = at(callEdge, depth, 'call depth');
+      if (e < at(offsets, v + 1, 'node')) {
         callEdge[depth] = e + 1;
-        const w = targets[e]!;
+        const w = at(targets, e, 'edge');
         if (index[w] === -1) {
           index[w] = low[w] = next++;
           stack[sp++] = w;
           onStack[w] = 1;
           depth++;
           callNode[depth] = w;
-          callEdge[depth] = offsets[w]!;
-        } else if (onStack[w] && index[w]! < low[v]!) {
-          low[v] = index[w]!;
+          callEdge[depth] = at(offsets, w, 'node');
+        } else if (onStack[w]) {
+          low[v] = Math.min(at(low, v, 'node'), at(index, w, 'node'));
         }
         continue;
       }
       if (low[v] === index[v]) {
         let w: number;
         do {
-          w = stack[--sp]!;
+          w = at(stack, --sp, 'stack slot');
           onStack[w] = 0;
           comp[w] = count;
         } while (w !== v);
@@ -58,8 +60,8 @@ export function tarjan(
       }
       depth--;
       if (depth >= 0) {
-        const u = callNode[depth]!;
-        if (low[v]! < low[u]!) low[u] = low[v]!;
+        const u = at(callNode, depth, 'call depth');
+        low[u] = Math.min(at(low, u, 'node'), at(low, v, 'node'));
       }
     }
   }

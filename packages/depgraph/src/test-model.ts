@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import fc from 'fast-check';
 import { sha } from './test-harness.js';
 import type { RuleSpec, TaskInstance } from './types.js';
@@ -59,22 +60,28 @@ export function modelArb(options: ModelOptions = {}): fc.Arbitrary<Model> {
     .map(({ sources, rules }) => {
       const src = Array.from({ length: sources }, (_, i) => `s${i}.src`);
       const outCounts = rules.map((r) => r.outs);
-      const all = [...src, ...rules.flatMap((_, j) => outputsOf(j, outCounts[j]!))];
+      const all = [
+        ...src,
+        ...rules.flatMap((_, j) => outputsOf(j, defined(outCounts[j], 'outCounts[j]'))),
+      ];
       const built = rules.map((r, j): ModelRule => {
         const forward = [
           ...src,
-          ...rules.slice(0, j).flatMap((_, k) => outputsOf(k, outCounts[k]!)),
+          ...rules
+            .slice(0, j)
+            .flatMap((_, k) => outputsOf(k, defined(outCounts[k], 'outCounts[k]'))),
         ];
         const pick = (pool: string[], picks: number[]) => [
-          ...new Set(picks.map((i) => pool[i % pool.length]!)),
+          ...new Set(picks.map((i) => defined(pool[i % pool.length], 'pool[i % pool.length]'))),
         ];
         const inputs = pick(forward, r.req);
         const own = outputsOf(j, r.outs);
         // Optional inputs may point back (cycles) when allowed; a flip rule always reads itself.
         const optPool = options.cycles && r.back ? all : forward;
         let optionalInputs = pick(optPool, r.opt).filter((p) => !inputs.includes(p));
-        if (r.mode === 'flip' && !optionalInputs.includes(own[0]!)) {
-          optionalInputs = [...optionalInputs, own[0]!];
+        const self = defined(own[0], 'first output');
+        if (r.mode === 'flip' && !optionalInputs.includes(self)) {
+          optionalInputs = [...optionalInputs, self];
         }
         const discoverable = options.cycles ? pick(all, r.disc) : pick(forward, r.disc);
         return {
@@ -125,7 +132,7 @@ export function simulate(
   task: TaskInstance,
   disk: (path: string) => string | undefined = () => undefined,
 ) {
-  const rule = model.rules.find((r) => r.spec.id === task.ruleId)!;
+  const rule = defined(model.rules.find((r) => r.spec.id === task.ruleId));
   const j = rule.index;
   const required = rule.spec.inputs.map((p) => task.inputHashes[p]).join(',');
   const discovered = rule.discoverable.filter(
@@ -141,7 +148,8 @@ export function simulate(
     else fedBack = Math.max(fedBack, contents.get(h)?.n ?? 0);
   }
   forward.sort();
-  const own = contents.get(task.inputHashes[task.outputs[0]!] ?? disk(task.outputs[0]!));
+  const self = defined(task.outputs[0], 'first output');
+  const own = contents.get(task.inputHashes[self] ?? disk(self));
   const n =
     rule.mode === 'sat1' || rule.mode === 'sat2'
       ? Math.min(rule.mode === 'sat1' ? 1 : 2, fedBack + 1)

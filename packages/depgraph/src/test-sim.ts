@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import { DependencyManager } from './dependency-manager.js';
 import { type Contents, type Model, simulate } from './test-model.js';
 import type { ChangeResult, TaskInstance } from './types.js';
@@ -58,16 +59,16 @@ export class Sim {
     if (edit.kind === 'modify') {
       const i = edit.source % model.sources.length;
       this.deleted.delete(i);
-      r = dm.setArtefact(
-        model.sources[i]!,
-        this.contents.source(model.sources[i]!, ++this.versions[i]!),
-      );
+      const source = defined(model.sources[i], 'model.sources[i]');
+      const version = defined(this.versions[i], 'this.versions[i]') + 1;
+      this.versions[i] = version;
+      r = dm.setArtefact(source, this.contents.source(source, version));
     } else if (edit.kind === 'delete') {
       const i = edit.source % model.sources.length;
       this.deleted.add(i);
-      r = dm.deleteArtefact(model.sources[i]!);
+      r = dm.deleteArtefact(defined(model.sources[i], 'model.sources[i]'));
     } else if (edit.kind === 'toggleRule') {
-      const rule = model.rules[edit.rule % model.rules.length]!;
+      const rule = defined(model.rules[edit.rule % model.rules.length]);
       if (this.retired.delete(rule.index)) r = dm.addRule(rule.spec);
       else {
         this.retired.add(rule.index);
@@ -90,17 +91,18 @@ export class Sim {
       const i =
         (this.choices[this.choice++ % Math.max(1, this.choices.length)] ?? 0) %
         this.inFlight.length;
-      const [task] = this.inFlight.splice(i, 1);
+      const task = defined(this.inFlight.splice(i, 1)[0], 'task');
       // A dependency first discovered now was read before this run wrote anything.
       const before = this.dm.exportState().artefacts;
-      const out = simulate(this.model, this.contents, task!, (p) => before[p]);
-      const r = this.dm.completed(task!.id, { ...out, run: task!.run });
+      const out = simulate(this.model, this.contents, task, (p) => before[p]);
+      const r = this.dm.completed(task.id, { ...out, run: task.run });
       if (!r.stale) {
-        const inputs = { ...task!.inputHashes };
+        const inputs = { ...task.inputHashes };
         for (const d of out.discovered) {
-          if (!(d in inputs) && before[d] !== undefined) inputs[d] = before[d]!;
+          const h = before[d];
+          if (!(d in inputs) && h !== undefined) inputs[d] = h;
         }
-        this.last.set(task!.id, { inputs, discovered: out.discovered, outputs: out.outputs });
+        this.last.set(task.id, { inputs, discovered: out.discovered, outputs: out.outputs });
       }
       this.drop(r.cancel);
     }
@@ -172,8 +174,8 @@ function tainted(dm: DependencyManager): Set<string> {
   }
   const byId = new Map(json.tasks.map((t) => [t.id, t]));
   const stack = [...out];
-  while (stack.length) {
-    for (const o of byId.get(stack.pop()!)!.outputs) {
+  for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+    for (const o of defined(byId.get(id), `task ${id}`).outputs) {
       for (const c of consumers.get(o) ?? []) {
         if (!out.has(c)) {
           out.add(c);
@@ -204,14 +206,14 @@ export function outcomes(a: DependencyManager, b: DependencyManager) {
       tasks: json.tasks.map((t) => t.id),
       components: json.tasks
         .filter((t) => !skip.has(t.id))
-        .map((t) => ({
-          task: t.id,
-          cyclic: compOf.get(t.id)!.cyclic,
-          with: compOf
-            .get(t.id)!
-            .tasks.filter((x) => !skip.has(x))
-            .sort(),
-        })),
+        .map((t) => {
+          const comp = defined(compOf.get(t.id), `component of ${t.id}`);
+          return {
+            task: t.id,
+            cyclic: comp.cyclic,
+            with: comp.tasks.filter((x) => !skip.has(x)).sort(),
+          };
+        }),
       hashes,
       dirty: dm.status().dirty.filter((id) => !skip.has(id)),
     };
