@@ -104,6 +104,15 @@ export const envName = () =>
     },
   );
 
+/** CP_PROJECT, which every service reads: declared once, spread into each service's own. */
+export const projectEnv = defineEnv({
+  CP_PROJECT: {
+    schema: envName(),
+    default: 'demo',
+    doc: 'the project: the unit of isolation (subjects, streams, buckets)',
+  },
+});
+
 /** An optional name (absent: the program computes one). */
 export const envOptionalName = () => envName().optional();
 

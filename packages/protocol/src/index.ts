@@ -47,6 +47,7 @@ export {
   envText,
   InvalidEnvError,
   loadEnv,
+  projectEnv,
 } from './env.js';
 export { type EnvIntOptions, envInt, envIntType, TIMER_MS } from './env-int.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';

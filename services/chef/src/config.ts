@@ -7,6 +7,7 @@ import {
   envString,
   envText,
   loadEnv,
+  projectEnv,
   TIMER_MS,
 } from '@computepods/protocol';
 import { loadPods, type PodsConfig } from './pods.js';
@@ -14,7 +15,7 @@ import type { TaskWaitLimits } from './task-wait.js';
 
 /** Every variable the chef reads: its README's table is written from these (pnpm env-docs). */
 export const chefEnv = defineEnv({
-  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  ...projectEnv,
   CP_CHEF: {
     schema: envName(),
     default: 'chef',

@@ -3,18 +3,18 @@ import { resolve } from 'node:path';
 import {
   defineEnv,
   envIntType,
-  envName,
   envOptionalName,
   envString,
   envText,
   loadEnv,
+  projectEnv,
   slugify,
   TIMER_MS,
 } from '@computepods/protocol';
 
 /** Every variable the fswatcher reads: its README's table is written from these (pnpm env-docs). */
 export const fsWatcherEnv = defineEnv({
-  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  ...projectEnv,
   CP_WORKSPACE: { schema: envString(), default: '.', doc: 'the directory watched' },
   CP_POD: {
     schema: envOptionalName(),

@@ -6,10 +6,10 @@ import {
   envFlag,
   envIntType,
   envList,
-  envName,
   envString,
   envText,
   loadEnv,
+  projectEnv,
   TIMER_MS,
 } from '@computepods/protocol';
 import { z } from 'zod';
@@ -18,7 +18,7 @@ import { MIN_DEAD_S } from './replica-census.js';
 
 /** Every variable MajorDomo reads: its README's table is written from these (pnpm env-docs). */
 export const majorDomoEnv = defineEnv({
-  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  ...projectEnv,
   CP_STATE_DIR: {
     schema: envString(),
     default: '.state',

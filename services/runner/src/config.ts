@@ -10,6 +10,7 @@ import {
   envText,
   LOG_CHUNK_MAX_BYTES,
   loadEnv,
+  projectEnv,
 } from '@computepods/protocol';
 import { TASK_LOG_DEFAULTS, type TaskLogLimits } from './task-log-publisher.js';
 
@@ -17,7 +18,7 @@ const SECONDS = { min: 0, max: 10 * 365 * 24 * 3600, unit: 'seconds' } as const;
 
 /** Every variable the runner reads: its README's table is written from these (pnpm env-docs). */
 export const runnerEnv = defineEnv({
-  CP_PROJECT: { schema: envName(), default: 'demo', doc: 'the project' },
+  ...projectEnv,
   CP_RESOURCE: {
     schema: envName(),
     default: 'local',
