@@ -115,6 +115,8 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         CP_PROFILE_FILE: join(dir, 'profile.json'),
         CP_STATE_DIR: join(dir, 'state'),
         CP_WORKSPACE_ROOTS: tmp.path,
+        // Only the release of a dead pilot's messages hands them out within the test.
+        CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
       },
     });
     try {
@@ -161,6 +163,51 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         const st = statSync(join(dir, 'jobs', d, 'nats.creds'));
         expect(st.mode & 0o777).toBe(0o600);
       }
+
+      // A pilot killed (SIGKILL to its worker) while it runs a task: the runner, with its
+      // least-privilege credentials, reads which tasks the pending messages are and releases
+      // the one the pilot held, so the next task runs in a new pilot (one lane in all).
+      const gated = ['s-held', 's-next'];
+      for (const taskId of gated)
+        await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), {
+          taskId,
+          resource: 'hpc',
+          command: `echo start >> ${dir}/runs/${taskId}; while [ ! -e ${dir}/gate ]; do sleep 0.05; done`,
+          cwd: dir,
+        });
+      const gatedRecs = async () =>
+        (await Promise.all(gated.map(async (id) => (await kv.get(id))?.value))).filter(
+          (r): r is TaskRecord => r !== undefined,
+        );
+      const diag = () => `${runner.output.slice(-3000)}\n${slurm.output.slice(-1500)}`;
+      await until(
+        async () => (await gatedRecs()).some((r) => r.state === 'running'),
+        'a gated task running',
+        180_000,
+        diag,
+      );
+      const killed = (await gatedRecs()).find((r) => r.state === 'running')!;
+      const jobId = killed.runner!.replace('pilot-hpc-', '');
+      // SIGKILL to the job's batch step alone, the worker: it cannot record its task's end.
+      const res = await slurm.command(['scancel', '--signal=KILL', '--batch', jobId]);
+      expect(res.code, res.stderr).toBe(0);
+      await until(
+        async () => (await kv.get(killed.task.taskId))?.value.state === 'failed',
+        "the killed pilot's task failed",
+        180_000,
+        diag,
+      );
+      writeFileSync(join(dir, 'gate'), '');
+      const next = gated.find((id) => id !== killed.task.taskId)!;
+      await until(
+        async () => (await kv.get(next))?.value.state === 'finished',
+        'the next task run in a new pilot',
+        180_000,
+        diag,
+      );
+      expect((await kv.get(killed.task.taskId))?.value.reason).toContain(`pilot job ${jobId}`);
+      expect(runner.output).toMatch(/held by an ended pilot are delivered again now/);
+      expect(runner.output).not.toMatch(/could not release|Permissions Violation/i);
     } finally {
       await runner.stop();
     }
