@@ -6,7 +6,7 @@ import {
   credsAuthenticator,
   type NatsConnection,
 } from '@nats-io/transport-node';
-import { NatsAuthError, NatsUnavailableError } from './errors.js';
+import { NatsAuthError, NatsCredsError, NatsUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
 
 export interface ConnectOptions {
@@ -49,10 +49,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
     try {
       creds = readFileSync(options.credsFile);
     } catch (err) {
-      throw new Error(
-        `cannot read NATS credentials file ${options.credsFile}: ${(err as Error).message}; fix the path or drop the creds option`,
-        { cause: err },
-      );
+      throw new NatsCredsError(options.credsFile, { cause: err });
     }
   }
   const inbox = creds ? inboxOf(creds) : undefined;

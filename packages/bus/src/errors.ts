@@ -119,6 +119,17 @@ export class NatsAuthError extends CpError {
   }
 }
 
+/** The credentials file given cannot be read: a mistake to report, not to retry. */
+export class NatsCredsError extends CpError {
+  constructor(credsFile: string, options: ErrorOptions & { cause: unknown }) {
+    super(
+      'CP_NATS_CREDS',
+      `cannot read NATS credentials file ${credsFile}: ${(options.cause as Error)?.message ?? options.cause}; fix the path or drop the creds option`,
+      options,
+    );
+  }
+}
+
 /** JetStream's "stream not found" (10059): a bucket or stream this account does not have. */
 export function isStreamMissing(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)

@@ -64,6 +64,24 @@ describe('isRetryable on real nats.js errors and the bus errors', () => {
     expect(new RemoteError('CP_SOMETHING_NEW', 'x').code).toBe('CP_SOMETHING_NEW');
   });
 
+  it('an unreadable credentials file is a CpError naming it, never retried', async () => {
+    const err = await rejection(
+      Bus.connect({
+        servers: nats.url,
+        service: 'other',
+        project: P,
+        logger,
+        credsFile: '/nonexistent/computepods.creds',
+      }),
+    );
+    expect(err).toBeInstanceOf(CpError);
+    expect(err).toMatchObject({ code: 'CP_NATS_CREDS', retryable: false });
+    expect(err.message).toMatch(
+      /cannot read NATS credentials file \/nonexistent\/computepods\.creds/,
+    );
+    expect(isRetryable(err)).toBe(false);
+  });
+
   it('a publish on a connection closed under the bus fails at once, not after retryForMs', async () => {
     const other = await Bus.connect({ servers: nats.url, service: 'other', project: P, logger });
     await other.nc.close();

@@ -1,3 +1,5 @@
+import { CpError } from '@computepods/protocol';
+
 /** stdout carries the command's result only (JSON alone with -o json); everything else is stderr. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -14,13 +16,17 @@ export function printTable(rows: readonly (readonly string[])[], header: readonl
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }
 
-export class CliError extends Error {
+/**
+ * A refusal cpctrl reports: its code (printed with -o json; ours, or a service's as it answered)
+ * and the process exit code.
+ */
+export class CliError extends CpError<string> {
   constructor(
-    readonly code: string,
+    code: string,
     message: string,
     readonly exitCode = 1,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -29,15 +29,21 @@ export const ERROR_CODES = [
   // bus
   'CP_MESSAGE_INVALID',
   'CP_NATS_AUTH',
+  'CP_NATS_CREDS',
   'CP_NATS_UNAVAILABLE',
   'CP_PROVISIONING_MISSING',
   'CP_STORAGE_QUOTA',
   // auth, projects
   'CP_ACCOUNT_PUSH',
   'CP_AUTH_STORE',
+  'CP_CONFLICT',
   'CP_EXISTS',
+  'CP_IN_USE',
   'CP_INVALID',
+  'CP_LAST_ADMIN',
+  'CP_NO_REGISTRY',
   'CP_NOT_FOUND',
+  'CP_PROFILE_RESOURCE',
   // executors
   'CP_BATCHING',
   'CP_ILLEGAL_TRANSITION',
@@ -107,7 +113,27 @@ export const ERROR_CODES = [
   'CP_TASK_LOG_MOVED',
   'CP_TASK_REFUSED',
   // majordomo
+  'CP_HOST_NOT_ALLOWED',
+  'CP_LOG_OUTSIDE_ROOTS',
+  'CP_NO_LOG',
+  'CP_NOT_A_MEMBER',
   'CP_NOT_LEADER',
+  'CP_TASK_CONTROL',
+  'CP_TASK_NO_LOG',
+  'CP_TOKEN_REVOKED',
+  'CP_UNKNOWN_ARTEFACT',
+  'CP_UNKNOWN_BUILD',
+  'CP_UNKNOWN_TASK',
+  // cpctrl
+  'CP_BAD_DESCRIPTION',
+  'CP_BAD_NAME',
+  'CP_BAD_ROLE',
+  'CP_BAD_USER',
+  'CP_BUILD_REFUSED',
+  'CP_BUILD_TIMEOUT',
+  'CP_FILE',
+  'CP_NO_ACCOUNT',
+  'CP_NO_AUTH_DIR',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { issuesOf } from '@computepods/bus';
-import { ArtefactType, Rule } from '@computepods/protocol';
+import { ArtefactType, CpError, Rule } from '@computepods/protocol';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
@@ -14,12 +14,9 @@ export const ChefDefinition = z
 export type ChefDefinition = z.infer<typeof ChefDefinition>;
 
 /** The definition file is unreadable or invalid; the message names the file and field. */
-export class ChefDefinitionError extends Error {
-  readonly code = 'CP_CHEF_DEFINITION';
-  readonly retryable = false;
+export class ChefDefinitionError extends CpError {
   constructor(file: string, detail: string, options?: ErrorOptions) {
-    super(`chef definition ${file}: ${detail}`, options);
-    this.name = 'ChefDefinitionError';
+    super('CP_CHEF_DEFINITION', `chef definition ${file}: ${detail}`, options);
   }
 }
 

@@ -1,37 +1,32 @@
+import { CpError } from '@computepods/protocol';
+
 /** CP_PODS (or the file it names) is unreadable or invalid; the message names the pod and field. */
-export class PodsConfigError extends Error {
-  readonly code = 'CP_CHEF_PODS';
-  readonly retryable = false;
+export class PodsConfigError extends CpError {
   constructor(detail: string, options?: ErrorOptions) {
     super(
+      'CP_CHEF_PODS',
       `CP_PODS: ${detail}; give JSON (or a JSON file path) mapping pod name → {host, port, user, key, knownHosts, root}`,
       options,
     );
-    this.name = 'PodsConfigError';
   }
 }
 
 /** An input could not be brought into the workspace from the pod that holds it. */
-export class InputFetchError extends Error {
-  readonly code = 'CP_CHEF_INPUT_FETCH';
+export class InputFetchError extends CpError {
   constructor(
     readonly path: string,
     detail: string,
-    readonly retryable: boolean,
+    retryable: boolean,
     options?: ErrorOptions,
   ) {
-    super(`input ${path}: ${detail}`, options);
-    this.name = 'InputFetchError';
+    super('CP_CHEF_INPUT_FETCH', `input ${path}: ${detail}`, { ...options, retryable });
   }
 }
 
 /** A successful build left no readable dependency record (depfile, .fls, .aux) where the rule says. */
-export class DiscoveryError extends Error {
-  readonly code = 'CP_CHEF_DISCOVERY';
-  readonly retryable = false;
+export class DiscoveryError extends CpError {
   constructor(ruleId: string, detail: string, options?: ErrorOptions) {
-    super(`rule ${ruleId}: ${detail}`, options);
-    this.name = 'DiscoveryError';
+    super('CP_CHEF_DISCOVERY', `rule ${ruleId}: ${detail}`, options);
   }
 }
 
@@ -41,21 +36,17 @@ export class DiscoveryError extends Error {
  * project. Reported as a failed BuildResult (`<code>: <message>`), never retried: the same
  * request would be refused again.
  */
-export class BuildRefusedError extends Error {
-  readonly retryable = false;
-  constructor(
-    readonly code:
-      | 'CP_CHEF_UNSAFE_STEM'
-      | 'CP_CHEF_UNSAFE_PATH'
-      | 'CP_CHEF_REQUEST_MISMATCH'
-      | 'CP_CHEF_NO_QUEUE'
-      | 'CP_CHEF_PROJECT_INACTIVE'
-      | 'CP_CHEF_PROJECT_INVALID'
-      | 'CP_CHEF_PROJECT_MISSING',
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'BuildRefusedError';
+export type BuildRefusalCode =
+  | 'CP_CHEF_UNSAFE_STEM'
+  | 'CP_CHEF_UNSAFE_PATH'
+  | 'CP_CHEF_REQUEST_MISMATCH'
+  | 'CP_CHEF_NO_QUEUE'
+  | 'CP_CHEF_PROJECT_INACTIVE'
+  | 'CP_CHEF_PROJECT_INVALID'
+  | 'CP_CHEF_PROJECT_MISSING';
+
+export class BuildRefusedError extends CpError<BuildRefusalCode> {
+  constructor(code: BuildRefusalCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
   }
 }

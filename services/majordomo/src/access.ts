@@ -2,6 +2,7 @@ import type { Bus } from '@computepods/bus';
 import {
   ApiTokenRecord,
   buckets,
+  CpError,
   Project,
   parseApiToken,
   type Role,
@@ -17,13 +18,16 @@ export interface Principal {
   readonly tokenId?: string;
 }
 
-export class AccessError extends Error {
+/** A caller refused: 401 (no, unknown or revoked token) or 403 (not a member, role too low). */
+export class AccessError extends CpError<
+  'CP_FORBIDDEN' | 'CP_NOT_A_MEMBER' | 'CP_TOKEN_REVOKED' | 'CP_UNAUTHORIZED'
+> {
   constructor(
     readonly status: 401 | 403,
-    readonly code: string,
+    code: 'CP_FORBIDDEN' | 'CP_NOT_A_MEMBER' | 'CP_TOKEN_REVOKED' | 'CP_UNAUTHORIZED',
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

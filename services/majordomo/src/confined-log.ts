@@ -1,14 +1,18 @@
 import { constants } from 'node:fs';
 import { open, readlink, realpath } from 'node:fs/promises';
 import { isAbsolute, relative } from 'node:path';
+import { CpError } from '@computepods/protocol';
 
-export class LogRefused extends Error {
+type LogRefusal = 'CP_LOG_OUTSIDE_ROOTS' | 'CP_NO_LOG' | 'CP_TASK_NO_LOG' | 'CP_UNKNOWN_TASK';
+
+/** A task log that is not served: not readable here (404) or outside the runners' roots (403). */
+export class LogRefused extends CpError<LogRefusal> {
   constructor(
     readonly status: 403 | 404,
-    readonly code: string,
+    code: LogRefusal,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

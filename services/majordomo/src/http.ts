@@ -3,6 +3,7 @@ import {
   ArtefactRecord,
   ArtefactStatus,
   buckets,
+  CpError,
   checkRelativePath,
   envelope,
   type Role,
@@ -62,14 +63,15 @@ const PathQuery = z.object({
   path: z.string().min(1).describe('project-relative path, e.g. out/hello.upper'),
 });
 
-class HttpError extends Error {
+/** A REST refusal: its HTTP status, and the code (ours, or a runner's as it answered). */
+class HttpError extends CpError<string> {
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
     readonly field?: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 

@@ -1,17 +1,16 @@
+import { CpError } from '@computepods/protocol';
+
 /**
  * A task the runner will not run: its cwd is outside the workspace roots, or it asks for a
  * profile this runner does not serve. The task is recorded `failed` with this message and its
  * message acknowledged; sending it again fails the same way, so it is not retryable.
  */
-export class TaskRefusedError extends Error {
-  readonly code = 'CP_TASK_REFUSED';
-  readonly retryable = false;
+export class TaskRefusedError extends CpError {
   constructor(
     /** The task field at fault. */
     readonly field: 'cwd' | 'profile',
     message: string,
   ) {
-    super(message);
-    this.name = 'TaskRefusedError';
+    super('CP_TASK_REFUSED', message);
   }
 }
