@@ -1,3 +1,4 @@
+import { defined } from '@computepods/testkit';
 import { expect, it } from 'vitest';
 import { Debouncer, type DueItem } from './debounce.js';
 import { sleep } from './test-helpers.js';
@@ -29,6 +30,6 @@ it('keeps an earlier burst start when a path is touched again with it', () => {
   d.touch('x');
   d.touch('y', performance.now() - 10_000);
   const all = d.takeAll();
-  expect(all[0]!.path).toBe('y');
+  expect(defined(all[0], 'all[0]').path).toBe('y');
   d.close();
 });

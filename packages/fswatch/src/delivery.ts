@@ -208,7 +208,7 @@ export class Delivery {
       for (const [p, s] of updates) {
         if (s === null || cache.get(p)) continue;
         let from = goneByIno.get(s.ino);
-        if (from !== undefined && (gone.get(from)!.sha256 !== s.sha256 || movedFrom.has(from))) {
+        if (from !== undefined && (gone.get(from)?.sha256 !== s.sha256 || movedFrom.has(from))) {
           from = undefined;
         }
         if (from === undefined && s.size > 0) {
@@ -246,8 +246,9 @@ export class Delivery {
       }
       // Same bytes under a new stamp (a touch): no event, the stamp is recorded with the batch.
     }
-    this.inflight = { events, updates, attempt: 0, sending: false, timer: undefined };
-    if (events.length === 0) this.commit();
+    const f: Inflight = { events, updates, attempt: 0, sending: false, timer: undefined };
+    this.inflight = f;
+    if (events.length === 0) this.commit(f);
     else this.send();
   }
 
@@ -265,7 +266,7 @@ export class Delivery {
     }
     p.then(
       () => {
-        if (this.inflight === f) this.commit();
+        if (this.inflight === f) this.commit(f);
       },
       (err: unknown) => {
         if (this.inflight !== f) return;
@@ -289,8 +290,7 @@ export class Delivery {
     );
   }
 
-  private commit(): void {
-    const f = this.inflight!;
+  private commit(f: Inflight): void {
     const cache = this.o.cache;
     for (const [p, s] of f.updates) {
       if (s === null) cache.delete(p);

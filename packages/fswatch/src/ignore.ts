@@ -49,7 +49,7 @@ function literalOf(line: string): Literal | null | undefined {
   let best = '';
   let cur = '';
   for (let i = 0; i < p.length; i++) {
-    const c = p[i]!;
+    const c = p.charAt(i);
     if (c === '*' || c === '?' || c === '[' || c === '/') {
       if (cur.length > best.length) best = cur;
       cur = '';
@@ -160,9 +160,9 @@ export class PathMatcher {
       if (this.ignored.ignores(rel)) return 'ignore';
     }
     // The first rule matching the file itself or one of its directories wins.
-    const n = Math.min(d.rule, this.rules.length);
-    for (let i = 0; i < n; i++) {
-      const r = this.rules[i]!;
+    for (let i = 0; i < d.rule; i++) {
+      const r = this.rules[i];
+      if (r === undefined) break;
       if (!mayMatch(r.lits, dir, name)) continue;
       rel ??= dir === '' ? name : `${dir}/${name}`;
       if (r.ig.ignores(rel)) return r.policy;
@@ -198,12 +198,8 @@ export class PathMatcher {
     if (parent.ignored || this.ignored.ignores(`${rel}/`)) d = { ignored: true, rule: parent.rule };
     else {
       let rule = parent.rule;
-      for (let i = 0; i < Math.min(rule, this.rules.length); i++) {
-        if (this.rules[i]!.ig.ignores(`${rel}/`)) {
-          rule = i;
-          break;
-        }
-      }
+      const first = this.rules.slice(0, rule).findIndex((r) => r.ig.ignores(`${rel}/`));
+      if (first >= 0) rule = first;
       d = { ignored: false, rule };
     }
     if (this.dirCache.size > 100_000) this.dirCache.clear();

@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { defined } from '@computepods/testkit';
 import { afterEach, expect, it } from 'vitest';
 import { Harness, waitFor } from './test-helpers.js';
 import type { Logger } from './types.js';
@@ -27,8 +28,8 @@ it('polls subtrees beyond the watch limit and says which sysctl to raise', async
   expect(w.stats().watches).toBe(1);
   expect(w.stats().polledDirs).toBe(3);
   expect(errors).toHaveLength(1);
-  expect(errors[0]!.obj.code).toBe('CP_FSWATCH_WATCH_LIMIT');
-  expect(errors[0]!.msg).toContain('maxWatches');
+  expect(defined(errors[0], 'errors[0]').obj.code).toBe('CP_FSWATCH_WATCH_LIMIT');
+  expect(defined(errors[0], 'errors[0]').msg).toContain('maxWatches');
   h.clear();
 
   writeFileSync(join(h.root, 'a/deep/x'), 'changed');

@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { defined } from '@computepods/testkit';
 import { afterEach, expect, it } from 'vitest';
 import { Harness, waitFor } from './test-helpers.js';
 import type { LogChunk } from './types.js';
@@ -48,7 +49,7 @@ it('streams a growing log in order, then reports truncation and rotation', async
     () => text(chunks.slice(before)) === 'after truncate\n',
     'content after truncation',
   );
-  const t = chunks.slice(before).find((c) => c.truncated)!;
+  const t = defined(chunks.slice(before).find((c) => c.truncated));
   expect(t.offset).toBe(0);
 
   const beforeRotate = chunks.length;
@@ -59,7 +60,7 @@ it('streams a growing log in order, then reports truncation and rotation', async
     () => text(chunks.slice(beforeRotate)) === 'last old line\nfirst new line\n',
     'the old file drained, then the new one',
   );
-  const r = chunks.slice(beforeRotate).find((c) => c.rotated)!;
+  const r = defined(chunks.slice(beforeRotate).find((c) => c.rotated));
   expect(r.offset).toBe(0);
   expect(Buffer.from(r.data).toString()).toBe('first new line\n');
   await w.idle();
@@ -104,6 +105,6 @@ it('retries a rejected log chunk without skipping bytes', async () => {
   });
   writeFileSync(log, 'hello\n');
   await waitFor(() => text(chunks) === 'hello\n', 'the chunk after retries');
-  expect(chunks[0]!.offset).toBe(0);
+  expect(defined(chunks[0], 'chunks[0]').offset).toBe(0);
   expect(w.stats().retries).toBe(2);
 });

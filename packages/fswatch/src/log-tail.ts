@@ -89,12 +89,12 @@ export class LogTailer {
         // Stat again: the path may have been replaced between the stat above and the open.
         continue;
       }
+      const fh = t.fh;
       if (!st || st.ino !== t.ino) {
         // Rotation or deletion: whatever was appended to the old file before it went still counts.
-        const old = t.fh!;
-        const size = Number((await old.stat({ bigint: true })).size);
-        await this.readTo(rel, t, size);
-        await old.close();
+        const size = Number((await fh.stat({ bigint: true })).size);
+        await this.readTo(rel, t, fh, size);
+        await fh.close();
         t.fh = undefined;
         if (this.closing) return;
         if (!st) {
@@ -105,12 +105,12 @@ export class LogTailer {
         t.again = true;
         continue;
       }
-      const size = Number((await t.fh!.stat({ bigint: true })).size);
+      const size = Number((await fh.stat({ bigint: true })).size);
       if (size < t.offset) {
         t.offset = 0;
         t.flags.truncated = true;
       }
-      await this.readTo(rel, t, size);
+      await this.readTo(rel, t, fh, size);
       if (!t.again || this.closing) return;
     }
   }
@@ -138,8 +138,7 @@ export class LogTailer {
     return true;
   }
 
-  private async readTo(rel: string, t: Tail, size: number): Promise<void> {
-    const fh = t.fh!;
+  private async readTo(rel: string, t: Tail, fh: FileHandle, size: number): Promise<void> {
     while (t.offset < size || t.flags.truncated || t.flags.rotated) {
       const want = Math.min(CHUNK_BYTES, size - t.offset);
       const buf = new Uint8Array(Math.max(0, want));

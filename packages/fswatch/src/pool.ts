@@ -102,11 +102,11 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    for (let task = this.queue[0]; task !== undefined; task = this.queue[0]) {
       let slot = this.slots.find((s) => s.task === null);
       if (!slot && this.slots.length < this.size) slot = this.spawn();
       if (!slot) return;
-      const task = this.queue.shift()!;
+      this.queue.shift();
       slot.task = task;
       slot.worker.ref();
       slot.worker.postMessage(task.msg);

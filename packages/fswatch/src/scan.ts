@@ -3,8 +3,9 @@ import type { DirWatchers } from './dir-watch.js';
 import type { PathMatcher } from './ignore.js';
 import type { LogTailer } from './log-tail.js';
 import type { WorkerPool } from './pool.js';
-import { Compare, isRacy, type StampCache, sameStat } from './stamps.js';
+import { Compare, type StampCache } from './stamps.js';
 import type { Logger, WatcherStats } from './types.js';
+import { zip } from './zip.js';
 
 const SCAN_CHUNK = 64;
 
@@ -77,13 +78,7 @@ export async function reconcile(
     if (pending) {
       const s = delivery.pendingState(join(d, name));
       if (s === null) return Compare.Unknown;
-      if (s !== undefined) {
-        const big = (i: number) => (BigInt(w[off + i + 1]! | 0) << 32n) | BigInt(w[off + i]!);
-        return sameStat(s, big(0), big(2), Number(big(4)), BigInt.asUintN(64, big(6))) &&
-          !isRacy(s, ctx.racyWindowNs)
-          ? Compare.Same
-          : Compare.Differs;
-      }
+      if (s !== undefined) return cache.compareEntry(s, w, off, windowNs);
     }
     return cache.compareEntry(cache.dir(d)?.get(name), w, off, windowNs);
   };
@@ -104,9 +99,7 @@ export async function reconcile(
     );
     await ctx.ready;
     const pending = !delivery.idle;
-    for (let i = 0; i < toRead.length; i++) {
-      const [d, r] = toRead[i]!;
-      const s = res[i]!;
+    for (const [[d, r], s] of zip(toRead, res)) {
       if ('errno' in s) {
         if (s.errno === 'ENOENT' || s.errno === 'ENOTDIR') {
           gone.add(d);
@@ -129,21 +122,24 @@ export async function reconcile(
         matcher.allArtefacts(d, s.files)
       ) {
         // The restart fast path: the same files as stamped, in the same order.
-        let names: string[] | undefined;
+        let changed: Set<number> | undefined;
         for (let k = 0; k < s.fileCount; k++) {
           if (cache.compareIndex(pristine.start + k, words, k * 8, windowNs) === Compare.Same) {
             continue;
           }
-          names ??= s.files.split('\0');
-          out.push(join(d, names[k]!));
+          changed ??= new Set();
+          changed.add(k);
         }
+        const names = changed && s.files.split('\0');
+        names?.forEach((name, k) => {
+          if (changed?.has(k)) out.push(join(d, name));
+        });
         listed.set(d, { files: s.files, fileNames: names, complete: true });
       } else {
         const names = s.fileCount === 0 ? [] : s.files.split('\0');
         const stamped = cache.dir(d);
         let stampedSeen = 0;
-        for (let k = 0; k < names.length; k++) {
-          const name = names[k]!;
+        for (const [k, name] of names.entries()) {
           const policy = matcher.policyIn(d, name);
           if (policy === 'artefact') {
             const c = compare(d, name, words, k * 8, pending);
@@ -159,10 +155,9 @@ export async function reconcile(
         listed.set(d, { files: s.files, fileNames: names, complete });
       }
       if (s.otherCount > 0) {
-        const others = s.others.split('\0');
-        for (let k = 0; k < others.length; k++) {
+        for (const [k, other] of s.others.split('\0').entries()) {
           if (s.otherKinds[k] !== 2) continue;
-          const sub = join(d, others[k]!);
+          const sub = join(d, other);
           if (matcher.dirIgnored(sub)) continue;
           if (r || !ctx.dirs.has(sub)) queue.push([sub, true]);
         }
@@ -201,7 +196,7 @@ export async function reconcile(
     };
     for (const d of cache.dirNames()) {
       if (!isGone(d)) continue;
-      for (const name of cache.dir(d)!.keys()) out.push(join(d, name));
+      for (const name of cache.dir(d)?.keys() ?? []) out.push(join(d, name));
     }
     for (const p of delivery.pendingPaths()) if (isGone(parentOf(p))) out.push(p);
   }

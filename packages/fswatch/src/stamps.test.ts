@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defined } from '@computepods/testkit';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { StampFileError } from './errors.js';
 import { isRacy, type Stamp, StampCache } from './stamps.js';
@@ -84,7 +85,7 @@ it('keeps a directory pristine until it changes, and saves names in scan order',
   await c.save(file);
   const d = new StampCache();
   await d.load(file);
-  const p = d.pristine('dir')!;
+  const p = defined(d.pristine('dir'));
   expect(p.joined).toBe('a\0b\0c');
   expect(p.count).toBe(3);
   expect(d.get('dir/b')).toEqual(stamp('b'.charCodeAt(0)));
@@ -96,6 +97,6 @@ it('keeps a directory pristine until it changes, and saves names in scan order',
   await d.save(file);
   const e = new StampCache();
   await e.load(file);
-  expect(e.pristine('dir')!.joined).toBe('b\0c');
+  expect(defined(e.pristine('dir')).joined).toBe('b\0c');
   expect([...e.keys()].sort()).toEqual(['dir/b', 'dir/c', 'top']);
 });

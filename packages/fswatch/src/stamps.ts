@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StampFileError } from './errors.js';
+import { int64At, int64NumberAt } from './words.js';
 
 /** What we know about a file's bytes, and the stat that proved it. */
 export interface Stamp {
@@ -67,29 +68,26 @@ const align8 = (n: number) => (n + 7) & ~7;
 interface Loaded {
   /** 10 words an entry: the five i64 fields as (low, high) pairs. */
   u32: Uint32Array;
-  i64: BigInt64Array;
   shas: Buffer;
 }
+
+const NOTHING_LOADED: Loaded = { u32: new Uint32Array(0), shas: Buffer.alloc(0) };
 
 /** A materialised Stamp, or the index of an entry still in the loaded columns. */
 export type StampEntry = Stamp | number;
 
-/** One directory's stamps. */
-interface Group {
-  /** While untouched since load: its names (sorted, NUL-joined), entries start..start+count. */
-  joined: string | undefined;
-  start: number;
-  count: number;
-  /** name → entry, built on first lookup. */
-  map: Map<string, StampEntry> | undefined;
-}
-
 /** A directory whose stamps are exactly as loaded: entry `start + i` is the i-th name. */
 export interface PristineDir {
-  joined: string;
-  start: number;
-  count: number;
+  /** Its names, sorted, NUL-joined. */
+  readonly joined: string;
+  readonly start: number;
+  readonly count: number;
 }
+
+/** One directory's stamps: untouched since load (name → entry built on first lookup), or not. */
+type Group =
+  | (PristineDir & { map: Map<string, StampEntry> | undefined })
+  | { readonly joined: undefined; map: Map<string, StampEntry> };
 
 function splitPath(path: string): [string, string] {
   const i = path.lastIndexOf('/');
@@ -110,7 +108,8 @@ export class StampCache {
   private readonly dirs = new Map<string, Group>();
   private count = 0;
   readonly logs = new Map<string, LogOffset>();
-  private loaded: Loaded | undefined;
+  /** Columns of the loaded file, which numeric entries index. */
+  private loaded: Loaded = NOTHING_LOADED;
   /** inode → path, built on first use (only needed when an unknown path appears). */
   private byIno: Map<bigint, string> | undefined;
   private dirty = false;
@@ -126,7 +125,7 @@ export class StampCache {
 
   /** Every stamped path (builds the strings: not for hot loops). */
   *keys(): Generator<string> {
-    for (const d of this.dirs.keys()) for (const n of this.mapOf(d)!.keys()) yield joinPath(d, n);
+    for (const [d, g] of this.dirs) for (const n of this.entries(g).keys()) yield joinPath(d, n);
   }
 
   /** The entries of one directory, keyed by file name. */
@@ -137,7 +136,7 @@ export class StampCache {
   /** The directory's stamps if untouched since load (the scan's fast path). */
   pristine(dir: string): PristineDir | undefined {
     const g = this.dirs.get(dir);
-    return g?.joined === undefined ? undefined : (g as PristineDir);
+    return g?.joined === undefined ? undefined : g;
   }
 
   dirNames(): IterableIterator<string> {
@@ -147,37 +146,38 @@ export class StampCache {
   get(path: string): Stamp | undefined {
     const [d, n] = splitPath(path);
     const m = this.mapOf(d);
-    const v = m?.get(n);
+    if (!m) return undefined;
+    const v = m.get(n);
     if (typeof v !== 'number') return v;
     // Materialised once and kept, so that a path's stamp keeps its identity.
     const s = this.materialise(v);
-    m!.set(n, s);
+    m.set(n, s);
     return s;
   }
 
   private mapOf(dir: string): Map<string, StampEntry> | undefined {
     const g = this.dirs.get(dir);
-    if (!g) return undefined;
-    if (!g.map) {
-      g.map = new Map();
-      if (g.count > 0) {
-        const names = g.joined!.split('\0');
-        for (let i = 0; i < names.length; i++) g.map.set(names[i]!, g.start + i);
-      }
+    return g && this.entries(g);
+  }
+
+  /** A group's name → entry map, built from its joined names on first use. */
+  private entries(g: Group): Map<string, StampEntry> {
+    if (g.map) return g.map;
+    const map = new Map<string, StampEntry>();
+    if (g.joined !== undefined && g.count > 0) {
+      let i = g.start;
+      for (const name of g.joined.split('\0')) map.set(name, i++);
     }
-    return g.map;
+    g.map = map;
+    return map;
   }
 
   /** The group of `dir` for a change: materialised and no longer pristine. */
   private touch(dir: string): Map<string, StampEntry> {
-    let g = this.dirs.get(dir);
-    if (!g) {
-      g = { joined: undefined, start: 0, count: 0, map: new Map() };
-      this.dirs.set(dir, g);
-    }
-    const m = this.mapOf(dir)!;
-    g.joined = undefined;
-    return m;
+    const g = this.dirs.get(dir);
+    const map = g ? this.entries(g) : new Map<string, StampEntry>();
+    this.dirs.set(dir, { joined: undefined, map });
+    return map;
   }
 
   /**
@@ -187,7 +187,7 @@ export class StampCache {
   compareEntry(v: StampEntry | undefined, w: Uint32Array, off: number, windowNs: number): Compare {
     if (v === undefined) return Compare.Unknown;
     if (typeof v === 'number') return this.compareIndex(v, w, off, windowNs);
-    const big = (i: number) => (BigInt(w[off + i + 1]! | 0) << 32n) | BigInt(w[off + i]!);
+    const big = (i: number) => int64At(w, off + i);
     if (
       !sameStat(v, big(0), big(2), Number(big(4)), BigInt.asUintN(64, big(6))) ||
       isRacy(v, BigInt(windowNs))
@@ -199,22 +199,24 @@ export class StampCache {
 
   /** compareEntry for the loaded entry number `i`. */
   compareIndex(i: number, w: Uint32Array, off: number, windowNs: number): Compare {
-    const u = this.loaded!.u32;
+    const u = this.loaded.u32;
     const b = i * WORDS;
     for (let k = 0; k < 8; k++) if (u[b + k] !== w[off + k]) return Compare.Differs;
     // Racy check in float: ns since 1970 lose < 1 µs in a double, far below the window.
-    const ctime = (u[b + 3]! | 0) * 4294967296 + u[b + 2]!;
-    const verified = (u[b + 9]! | 0) * 4294967296 + u[b + 8]!;
+    const ctime = int64NumberAt(u, b + 2);
+    const verified = int64NumberAt(u, b + 8);
     return verified - ctime < windowNs + 2000 ? Compare.Differs : Compare.Same;
   }
 
   pathOfIno(ino: bigint): string | undefined {
     if (!this.byIno) {
       this.byIno = new Map();
-      for (const d of this.dirs.keys()) {
-        for (const [n, v] of this.mapOf(d)!) {
+      for (const [d, g] of this.dirs) {
+        for (const [n, v] of this.entries(g)) {
           const i =
-            typeof v === 'number' ? BigInt.asUintN(64, this.loaded!.i64[v * 5 + 3]!) : v.ino;
+            typeof v === 'number'
+              ? BigInt.asUintN(64, int64At(this.loaded.u32, v * WORDS + 6))
+              : v.ino;
           this.byIno.set(i, joinPath(d, n));
         }
       }
@@ -238,10 +240,8 @@ export class StampCache {
   delete(path: string): void {
     const [d, n] = splitPath(path);
     if (!this.mapOf(d)?.has(n)) return;
-    if (this.byIno) {
-      const old = this.get(path)!;
-      if (this.byIno.get(old.ino) === path) this.byIno.delete(old.ino);
-    }
+    const old = this.byIno && this.get(path);
+    if (old && this.byIno?.get(old.ino) === path) this.byIno.delete(old.ino);
     const m = this.touch(d);
     m.delete(n);
     if (m.size === 0) this.dirs.delete(d);
@@ -260,14 +260,14 @@ export class StampCache {
   }
 
   private materialise(i: number): Stamp {
-    const { i64, shas } = this.loaded!;
-    const b = i * 5;
+    const { u32, shas } = this.loaded;
+    const b = i * WORDS;
     return {
-      mtimeNs: i64[b]!,
-      ctimeNs: i64[b + 1]!,
-      size: Number(i64[b + 2]!),
-      ino: BigInt.asUintN(64, i64[b + 3]!),
-      verifiedNs: i64[b + 4]!,
+      mtimeNs: int64At(u32, b),
+      ctimeNs: int64At(u32, b + 2),
+      size: Number(int64At(u32, b + 4)),
+      ino: BigInt.asUintN(64, int64At(u32, b + 6)),
+      verifiedNs: int64At(u32, b + 8),
       sha256: shas.toString('hex', i * 32, i * 32 + 32),
     };
   }
@@ -287,7 +287,7 @@ export class StampCache {
       this.dirs.clear();
       this.count = 0;
       this.logs.clear();
-      this.loaded = undefined;
+      this.loaded = NOTHING_LOADED;
       throw new StampFileError(file, 'parse', { cause: err });
     }
     this.byIno = undefined;
@@ -331,32 +331,37 @@ export class StampCache {
     const groups = new Uint32Array(ab, o + groupAt, nDirs * 2);
     let start = 0;
     let at = namesAt;
-    for (let d = 0; d < nDirs; d++) {
-      const count = groups[d * 2]!;
-      const bytes = groups[d * 2 + 1]!;
-      if (count === 0 || start + count > n || at + bytes > logPathsAt) {
+    dirNames.forEach((dir, d) => {
+      const count = groups[d * 2];
+      const bytes = groups[d * 2 + 1];
+      if (
+        count === undefined ||
+        bytes === undefined ||
+        count === 0 ||
+        start + count > n ||
+        at + bytes > logPathsAt
+      ) {
         throw new Error('directory groups disagree');
       }
       const joined = buf.toString('utf8', at, at + bytes);
-      this.dirs.set(dirNames[d]!, { joined, start, count, map: undefined });
+      this.dirs.set(dir, { joined, start, count, map: undefined });
       start += count;
       at += bytes;
-    }
+    });
     if (start !== n || at !== logPathsAt) throw new Error('directory groups disagree');
     this.count = n;
     this.loaded = {
       u32: new Uint32Array(ab, o + HEAD, n * WORDS),
-      i64: new BigInt64Array(ab, o + HEAD, n * 5),
       shas: buf.subarray(shaAt, groupAt),
     };
     const logPaths = split(logPathsAt, logPathBytes, nLogs);
-    const logs = new BigInt64Array(ab, o + logAt, nLogs * 2);
-    for (let k = 0; k < nLogs; k++) {
-      this.logs.set(logPaths[k]!, {
-        ino: BigInt.asUintN(64, logs[k * 2]!),
-        offset: Number(logs[k * 2 + 1]!),
+    const logs = new Uint32Array(ab, o + logAt, nLogs * 4);
+    logPaths.forEach((path, k) => {
+      this.logs.set(path, {
+        ino: BigInt.asUintN(64, int64At(logs, k * 4)),
+        offset: Number(int64At(logs, k * 4 + 2)),
       });
-    }
+    });
   }
 
   serialise(): Buffer {
@@ -365,19 +370,22 @@ export class StampCache {
     const nDirs = this.dirs.size;
     const dirBlob = Buffer.from([...this.dirs.keys()].join('\0'));
     // Each group's names, sorted like the scan reports them (pristine groups already are).
-    const order: Array<{ g: Group; names: string[] | undefined; joined: Buffer }> = [];
+    const order: Array<
+      | { pristine: PristineDir; joined: Buffer }
+      | { pristine: undefined; entries: Array<[string, StampEntry]>; joined: Buffer }
+    > = [];
     let nameBytes = 0;
     for (const g of this.dirs.values()) {
-      let names: string[] | undefined;
-      let joined: string;
-      if (g.joined !== undefined) joined = g.joined;
-      else {
-        names = [...g.map!.keys()].sort(byName);
-        joined = names.join('\0');
+      if (g.joined !== undefined) {
+        const joined = Buffer.from(g.joined);
+        nameBytes += joined.length;
+        order.push({ pristine: g, joined });
+      } else {
+        const entries = [...g.map].sort(([a], [b]) => byName(a, b));
+        const joined = Buffer.from(entries.map(([name]) => name).join('\0'));
+        nameBytes += joined.length;
+        order.push({ pristine: undefined, entries, joined });
       }
-      const b = Buffer.from(joined);
-      nameBytes += b.length;
-      order.push({ g, names, joined: b });
     }
     const logBlob = Buffer.from([...this.logs.keys()].join('\0'));
     const shaAt = HEAD + n * 40;
@@ -400,20 +408,15 @@ export class StampCache {
     const groups = new Uint32Array(buf.buffer, buf.byteOffset + groupAt, nDirs * 2);
     const l = this.loaded;
     const copyLoaded = (from: number, to: number, count: number) => {
-      u32.set(l!.u32.subarray(from * WORDS, (from + count) * WORDS), to * WORDS);
-      l!.shas.copy(buf, shaAt + to * 32, from * 32, (from + count) * 32);
+      u32.set(l.u32.subarray(from * WORDS, (from + count) * WORDS), to * WORDS);
+      l.shas.copy(buf, shaAt + to * 32, from * 32, (from + count) * 32);
     };
     let i = 0;
     let at = namesAt;
-    for (let d = 0; d < order.length; d++) {
-      const { g, names, joined } = order[d]!;
-      if (!names) {
-        // Untouched since load: one block copy of its columns.
-        copyLoaded(g.start, i, g.count);
-        i += g.count;
-      } else {
-        for (const name of names) {
-          const v = g.map!.get(name)!;
+    order.forEach((group, d) => {
+      const { joined } = group;
+      if (!group.pristine) {
+        for (const [, v] of group.entries) {
           if (typeof v === 'number') copyLoaded(v, i, 1);
           else {
             i64[i * 5] = v.mtimeNs;
@@ -425,12 +428,17 @@ export class StampCache {
           }
           i++;
         }
+        groups[d * 2] = group.entries.length;
+      } else {
+        // Untouched since load: one block copy of its columns.
+        copyLoaded(group.pristine.start, i, group.pristine.count);
+        i += group.pristine.count;
+        groups[d * 2] = group.pristine.count;
       }
-      groups[d * 2] = names ? names.length : g.count;
       groups[d * 2 + 1] = joined.length;
       joined.copy(buf, at);
       at += joined.length;
-    }
+    });
     const logs = new BigInt64Array(buf.buffer, buf.byteOffset + logAt, nLogs * 2);
     let j = 0;
     for (const lo of this.logs.values()) {

@@ -21,6 +21,7 @@ import { join, parentOf, reconcile, type ScanContext } from './scan.js';
 import type { Stamp } from './stamps.js';
 import { isRacy, StampCache, sameStat } from './stamps.js';
 import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './types.js';
+import { zip } from './zip.js';
 
 const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const CHECK_CHUNK = 64;
@@ -214,7 +215,7 @@ export class FileWatcher {
     // Stamps under directories that are ignored now (the rules changed) go silently.
     for (const d of [...this.cache.dirNames()]) {
       if (d === '' || !this.matcher.dirIgnored(d)) continue;
-      for (const name of [...this.cache.dir(d)!.keys()]) this.cache.delete(join(d, name));
+      for (const name of [...(this.cache.dir(d)?.keys() ?? [])]) this.cache.delete(join(d, name));
     }
   }
 
@@ -480,9 +481,7 @@ export class FileWatcher {
       throw err;
     }
     const rehash: DueItem[] = [];
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      const r = res[i]!;
+    for (const [it, r] of zip(items, res)) {
       if (r.kind === 'probe') {
         if (!this.adoptMove(it.path, r.stat, r.verifiedNs)) rehash.push(it);
         continue;
@@ -493,7 +492,7 @@ export class FileWatcher {
       const again = await this.pool.check(
         rehash.map((it) => ({ path: `${this.rootAbs}/${it.path}`, expect: null, force: true })),
       );
-      for (let i = 0; i < rehash.length; i++) this.apply(rehash[i]!, again[i]!);
+      for (const [it, r] of zip(rehash, again)) this.apply(it, r);
     }
   }
 
