@@ -1,4 +1,11 @@
-import { buckets, checkName, checkProject, streams, subjects } from '@computepods/protocol';
+import {
+  buckets,
+  checkName,
+  checkProject,
+  InvalidNameError,
+  streams,
+  subjects,
+} from '@computepods/protocol';
 
 /**
  * What each role may do on NATS, in one place. A project is a NATS account, so these subjects
@@ -46,7 +53,11 @@ export function userName(grant: Grant): string {
   const scoped = SCOPED[grant.role];
   if (scoped) {
     if (!grant.scope)
-      throw new Error(`a ${grant.role} credential is bound to a ${scoped}: give one`);
+      throw new InvalidNameError(
+        'scope',
+        '',
+        `a ${grant.role} credential is bound to a ${scoped}: give one`,
+      );
     return `${grant.role}-${checkName(scoped, grant.scope)}`;
   }
   if (grant.scope) return `${grant.role}-${checkName('user name', grant.scope)}`;

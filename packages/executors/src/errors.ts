@@ -73,5 +73,3 @@ export class RecordFailedError extends CpError {
 
 /** Every retry decision of the executors is protocol's one rule. */
 export { isRetryable };
-/** The former name of isRetryable, kept while backends still import it. */
-export const isTransient = isRetryable;

@@ -14,7 +14,7 @@ export {
 } from './create-executor.js';
 export {
   IllegalTransitionError,
-  isTransient,
+  isRetryable,
   RecordFailedError,
   ResourceCommandError,
   TaskNotFoundError,

@@ -9,7 +9,7 @@ import {
 } from '@computepods/protocol';
 import { commandPath } from '@computepods/transport';
 import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
-import { isTransient } from './errors.js';
+import { isRetryable, ResourceCommandError } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import { LogReads } from './log-reads.js';
@@ -541,7 +541,12 @@ export class SlurmBackend implements Backend {
           const res = ensureOk('sbatch', await this.#host.slurm(['sbatch', ...args]));
           const id = res.stdout.trim().split(/[;\s]/)[0] ?? '';
           if (!/^\d+$/.test(id))
-            throw new Error(`sbatch answered ${JSON.stringify(res.stdout)}, not a job id`);
+            throw new ResourceCommandError(
+              'sbatch',
+              res.code,
+              `it answered ${JSON.stringify(res.stdout)}, not a job id`,
+              false,
+            );
           return id;
         },
         (err, attempt, delay) =>
@@ -559,7 +564,7 @@ export class SlurmBackend implements Backend {
     } catch (err) {
       this.#jobs.delete(job.key);
       for (const id of job.members.values()) {
-        if (isTransient(err)) await this.#c.pauseForError(id, err);
+        if (isRetryable(err)) await this.#c.pauseForError(id, err);
         else await this.#fail(id, (err as Error).message);
       }
     }
@@ -570,7 +575,7 @@ export class SlurmBackend implements Backend {
     const res = await this.#host.slurm(
       squeueArgs({ name: `cp-${key}` }, '%i', { allStates: true }),
     );
-    if (res.code !== 0) throw Object.assign(new Error(res.stderr.trim()), { retryable: true });
+    if (res.code !== 0) throw new ResourceCommandError('squeue', res.code, res.stderr, true);
     const id = res.stdout.trim().split('\n')[0]?.trim();
     return id && /^\d+$/.test(id) ? id : undefined;
   }
@@ -631,7 +636,7 @@ export class SlurmBackend implements Backend {
         this.#pollFailures++;
         this.#stats.pollFailures++;
         this.#c.log('warn', 'squeue failed', { failures: this.#pollFailures, err: String(err) });
-        if (this.#pollFailures >= this.#retry.attempts || !isTransient(err)) {
+        if (this.#pollFailures >= this.#retry.attempts || !isRetryable(err)) {
           this.#pollFailures = 0;
           for (const j of live)
             for (const id of this.#liveMembers(j, LIVE)) await this.#c.pauseForError(id, err);
@@ -790,7 +795,7 @@ export class SlurmBackend implements Backend {
       job.collectFailures.delete(index);
       return undefined;
     } catch (err) {
-      if (!isTransient(err)) return `could not bring back the outputs: ${(err as Error).message}`;
+      if (!isRetryable(err)) return `could not bring back the outputs: ${(err as Error).message}`;
       // Not for ever: after as many polls in a row as a retried call gets attempts, the task
       // pauses with the reason (its exit code stays in the job folder; resume collects again).
       const failures = (job.collectFailures.get(index) ?? 0) + 1;
@@ -836,7 +841,7 @@ export class SlurmBackend implements Backend {
     } catch (err) {
       // Its tasks' outcomes are recorded already; only the folder's logs stay on the cluster.
       job.fetchFailures++;
-      const giveUp = !isTransient(err) || job.fetchFailures >= this.#retry.attempts;
+      const giveUp = !isRetryable(err) || job.fetchFailures >= this.#retry.attempts;
       this.#c.log(
         giveUp ? 'error' : 'warn',
         giveUp

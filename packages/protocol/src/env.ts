@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CpError } from './errors.js';
 import { checkName } from './names.js';
 
 /**
@@ -28,15 +29,12 @@ export function defineEnv<const S extends EnvSpec>(spec: S): S {
 }
 
 /** One or more variables hold values the program cannot use; `variables` names each. */
-export class InvalidEnvError extends Error {
-  readonly code = 'CP_INVALID_ENV';
-  readonly retryable = false;
+export class InvalidEnvError extends CpError {
   constructor(
     readonly variables: readonly string[],
     problems: readonly string[],
   ) {
-    super(problems.join('; '));
-    this.name = 'InvalidEnvError';
+    super('CP_INVALID_ENV', problems.join('; '));
   }
 }
 

@@ -1,5 +1,5 @@
 import type { TypedKv } from '@computepods/bus';
-import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { CpError, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
 
 /**
  * How long a chef waits for a runner to take a task it submitted (CP_CHEF_TASK_RECORD_MS,
@@ -15,16 +15,7 @@ export interface TaskWaitLimits {
 }
 
 /** The chef gave up waiting for a task's record. */
-export class TaskWaitError extends Error {
-  readonly retryable = false;
-  constructor(
-    readonly code: 'CP_TASK_NO_RECORD' | 'CP_TASK_WAIT_TIMEOUT',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TaskWaitError';
-  }
-}
+export class TaskWaitError extends CpError<'CP_TASK_NO_RECORD' | 'CP_TASK_WAIT_TIMEOUT'> {}
 
 /**
  * The task's terminal record; rejects with TaskWaitError when no runner recorded the task within

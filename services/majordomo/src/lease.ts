@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { type Bus, isWrongLastSequence, type Logger, type TypedKv } from '@computepods/bus';
-import { buckets } from '@computepods/protocol';
+import { buckets, CpError } from '@computepods/protocol';
 import { z } from 'zod';
 
 /**
@@ -51,9 +51,7 @@ export interface LeaseConfig {
 }
 
 /** This MajorDomo is not (or no longer) its project's leader. Retryable: the leader does it. */
-export class NotLeaderError extends Error {
-  readonly code = 'CP_NOT_LEADER';
-  readonly retryable = true;
+export class NotLeaderError extends CpError {
   constructor(
     readonly id: string,
     readonly epoch: number,
@@ -61,12 +59,12 @@ export class NotLeaderError extends Error {
     options?: ErrorOptions,
   ) {
     super(
+      'CP_NOT_LEADER',
       `MajorDomo ${id} (epoch ${epoch}) is no longer the leader${
         leader ? `: ${leader.holder} holds epoch ${leader.epoch}` : ''
       }; it dispatches nothing and steps down`,
-      options,
+      { ...options, retryable: true },
     );
-    this.name = 'NotLeaderError';
   }
 }
 

@@ -7,6 +7,7 @@ import {
 } from '@computepods/bus';
 import { isTerminal, type LogRead } from '@computepods/executors';
 import {
+  CpError,
   streams,
   subjects,
   type TaskLogChunk,
@@ -445,9 +446,12 @@ class Tail {
 }
 
 /** A piece was not stored because the log moved on under this writer: it is read again. */
-class LogMovedError extends Error {
-  readonly code = 'CP_TASK_LOG_MOVED';
+class LogMovedError extends CpError {
   constructor(subject: string, index: number) {
-    super(`task log ${subject} already has piece ${index} from another writer; reading it again`);
+    super(
+      'CP_TASK_LOG_MOVED',
+      `task log ${subject} already has piece ${index} from another writer; reading it again`,
+      { retryable: true },
+    );
   }
 }
