@@ -329,45 +329,30 @@ async function reportOutputs(
     kept: boolean;
   },
 ): Promise<void> {
+  // The outputs hashed a few at once, and the run's dependency records read meanwhile: on the
+  // path from the task's end to the result MajorDomo plans the next pass from.
+  const declared = new Set([...paths.required, ...paths.optional, ...paths.outputs]);
+  const [hashed, found] = await Promise.all([
+    pMap(paths.outputs, (out) => hashOutput(ctx, rule, out, req.buildId, logger), {
+      concurrency: FS_CONCURRENCY,
+    }),
+    discover({ workspace: ctx.workspace, rule, outputs: paths.outputs, declared }).then(
+      (list) => ({ list }),
+      (err: unknown) => ({ err }),
+    ),
+  ]);
   const outputs: Result['outputs'] = {};
   const cutoff: Result['cutoff'] = {};
   const projections: Result['projections'] = {};
-  for (const out of paths.outputs) {
-    // The command may have left a symlink: its target is not read unless it is ours.
-    const full = await confineLocal(ctx.workspace, out).catch((err: Error) => err);
-    if (full instanceof Error) return fail('failed', errorText(full), logPath);
-    const h = await digestFile(full).catch(() => undefined);
-    if (!h)
-      return fail(
-        'failed',
-        `rule ${rule.id} declares output ${out} but the command did not write it`,
-        logPath,
-      );
-    outputs[out] = { sha256: h.sha256, size: h.size, mtimeNs: h.mtimeNs };
-    cutoff[out] = rule.cutoffIgnore.length
-      ? await cutoffDigestFile(full, rule.cutoffIgnore)
-      : h.sha256;
-    // Projections this chef's rules take of the output (bibtex's of the .aux): with them the
-    // graph decides at once whether those rules must run again.
-    const specs = projectionsOf(ctx.rules.values(), out);
-    if (specs.size) {
-      const { hashes, errors } = await projectAll(full, specs);
-      if (Object.keys(hashes).length) projections[out] = hashes;
-      for (const err of errors)
-        logger.warn({ buildId: req.buildId, path: out, err }, 'no projection: whole file counts');
-    }
+  for (const [i, out] of paths.outputs.entries()) {
+    const h = hashed[i] as OutputHashes | { error: string };
+    if ('error' in h) return fail('failed', h.error, logPath);
+    outputs[out] = h.output;
+    cutoff[out] = h.cutoff;
+    if (h.projections) projections[out] = h.projections;
   }
-  let discovered: string[];
-  try {
-    discovered = await discover({
-      workspace: ctx.workspace,
-      rule,
-      outputs: paths.outputs,
-      declared: new Set([...paths.required, ...paths.optional, ...paths.outputs]),
-    });
-  } catch (err) {
-    return fail('failed', errorText(err), logPath);
-  }
+  if ('err' in found) return fail('failed', errorText(found.err), logPath);
+  const discovered = found.list;
   if (discovered.length) logger.debug({ buildId: req.buildId, discovered }, 'dependencies found');
   await finish(ctx, msg, {
     ...base,
@@ -381,6 +366,42 @@ async function reportOutputs(
     ...(logPath ? { logPath } : {}),
     ...(kept ? { kept } : {}),
   });
+}
+
+interface OutputHashes {
+  readonly output: Result['outputs'][string];
+  readonly cutoff: string;
+  readonly projections: Record<string, string> | undefined;
+}
+
+/** An output's hash, cutoff digest and the projections the chef's rules take of it, or why not. */
+async function hashOutput(
+  ctx: ChefContext,
+  rule: Rule,
+  out: string,
+  buildId: string,
+  logger: Logger,
+): Promise<OutputHashes | { error: string }> {
+  // The command may have left a symlink: its target is not read unless it is ours.
+  const full = await confineLocal(ctx.workspace, out).catch((err: Error) => err);
+  if (full instanceof Error) return { error: errorText(full) };
+  const h = await digestFile(full).catch(() => undefined);
+  if (!h)
+    return { error: `rule ${rule.id} declares output ${out} but the command did not write it` };
+  const cutoff = rule.cutoffIgnore.length
+    ? await cutoffDigestFile(full, rule.cutoffIgnore)
+    : h.sha256;
+  // Projections this chef's rules take of the output (bibtex's of the .aux): with them the
+  // graph decides at once whether those rules must run again.
+  const specs = projectionsOf(ctx.rules.values(), out);
+  let projections: Record<string, string> | undefined;
+  if (specs.size) {
+    const { hashes, errors } = await projectAll(full, specs);
+    if (Object.keys(hashes).length) projections = hashes;
+    for (const err of errors)
+      logger.warn({ buildId, path: out, err }, 'no projection: whole file counts');
+  }
+  return { output: { sha256: h.sha256, size: h.size, mtimeNs: h.mtimeNs }, cutoff, projections };
 }
 
 async function finish(
