@@ -1,3 +1,5 @@
+import { CpError } from '@computepods/protocol';
+
 /**
  * Lookups where absence is a bug, not a case to handle: a path id the graph interned, a task
  * index a live task holds, a component the scheduler numbered. They throw an error naming the
@@ -5,12 +7,12 @@
  */
 
 /** The graph's own tables disagree: a bug in depgraph, never bad input (not retryable). */
-export class GraphInvariantError extends Error {
-  readonly code = 'DEPGRAPH_INVARIANT';
-  readonly retryable = false;
+export class GraphInvariantError extends CpError {
   constructor(what: string, key: number | string) {
-    super(`depgraph internal error: no ${what} ${JSON.stringify(key)}; please report this bug`);
-    this.name = 'GraphInvariantError';
+    super(
+      'DEPGRAPH_INVARIANT',
+      `depgraph internal error: no ${what} ${JSON.stringify(key)}; please report this bug`,
+    );
   }
 }
 

@@ -8,7 +8,7 @@ import {
   taskTree,
   workDirOf,
 } from '@computepods/executors';
-import { subjects, type TaskRecord, TaskSubmitted } from '@computepods/protocol';
+import { CpError, subjects, type TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { z } from 'zod';
 import { pilotRunnerId } from './pilot-takeover.js';
 import { checkCwd } from './workspace-roots.js';
@@ -43,8 +43,11 @@ type StageReply = z.infer<typeof StageReply>;
 /** How long a worker waits for its inputs or outputs to be copied (large files take a while). */
 const STAGE_TIMEOUT_MS = 30 * 60_000;
 
-class StageRefusedError extends Error {
-  readonly code = 'CP_STAGE_REFUSED';
+/** A stage request refused (not retryable: the same request is refused again). */
+class StageRefusedError extends CpError {
+  constructor(message: string) {
+    super('CP_STAGE_REFUSED', message);
+  }
 }
 
 export interface PilotStagingServer {
