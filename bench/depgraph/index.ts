@@ -17,8 +17,8 @@ import { runInNewContext } from 'node:vm';
 import { DependencyManager, tarjan } from '@computepods/depgraph';
 import { bundleChild } from '../lib/bundle.js';
 import { childrenCpuMsOf } from '../lib/cpu.js';
-import { generate, hashOf } from './graph-gen.js';
-import { ninjaDryRun, T_EDIT, writeNinjaTree } from './ninja.js';
+import { generate, hashOf } from '../lib/graph-gen.js';
+import { ninjaDryRun, T_EDIT, writeNinjaTree } from '../lib/ninja.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

@@ -38,8 +38,17 @@ function rng(seed: number) {
 
 export const hashOf = (text: string) => createHash('sha256').update(text).digest('hex');
 
-export function generate(seed = 42): CodeBase {
+/**
+ * `scale` shrinks (or grows) the code base in proportion: modules per layer, binaries, documents
+ * and IDL pairs (at least one of each); 1 is the full ~100k artefacts, 0.1 about 10k.
+ */
+export function generate(seed = 42, scale = 1): CodeBase {
   const rand = rng(seed);
+  const scaled = (n: number) => Math.max(1, Math.round(n * scale));
+  const modulesPerLayer = scaled(MODULES_PER_LAYER);
+  const binaries = scaled(BINARIES);
+  const docs = scaled(DOCS);
+  const idlPairs = scaled(IDL_PAIRS);
   const pick = <T>(list: readonly T[]) => list[Math.floor(rand() * list.length)]!;
   const artefacts: Record<string, string> = {};
   const traces: Record<string, TraceRecord> = {};
@@ -73,12 +82,12 @@ export function generate(seed = 42): CodeBase {
   const popularHeaders = Array.from({ length: POPULAR }, (_, i) => `src/base/common${i}.h`);
   for (const h of popularHeaders) has(h);
   const genHeaders: string[] = [];
-  for (let i = 0; i < IDL_PAIRS * 2; i++) {
+  for (let i = 0; i < idlPairs * 2; i++) {
     const g = `gen/g${String(i).padStart(3, '0')}`;
     has(`${g}.idl`);
     genHeaders.push(`${g}.h`);
   }
-  for (let i = 0; i < IDL_PAIRS * 2; i++) {
+  for (let i = 0; i < idlPairs * 2; i++) {
     // Each generator of a pair reads the other's header: a 2-task cycle.
     const other = genHeaders[i ^ 1]!;
     const idl = genHeaders[i]!.replace(/\.h$/, '.idl');
@@ -96,7 +105,7 @@ export function generate(seed = 42): CodeBase {
   const libsByLayer: string[][] = [];
   for (let l = 0; l < LAYERS; l++) {
     libsByLayer.push([]);
-    for (let m = 0; m < MODULES_PER_LAYER; m++) {
+    for (let m = 0; m < modulesPerLayer; m++) {
       const objs: string[] = [];
       for (let f = 0; f < FILES_PER_MODULE; f++) {
         const stem = `${mod(l, m)}/${file(f)}`;
@@ -116,7 +125,7 @@ export function generate(seed = 42): CodeBase {
           for (let k = 0; k < 2; k++) {
             const lower = Math.floor(rand() * l);
             headers.add(
-              `src/${mod(lower, Math.floor(rand() * MODULES_PER_LAYER))}/${file(Math.floor(rand() * FILES_PER_MODULE))}.h`,
+              `src/${mod(lower, Math.floor(rand() * modulesPerLayer))}/${file(Math.floor(rand() * FILES_PER_MODULE))}.h`,
             );
           }
         }
@@ -135,7 +144,7 @@ export function generate(seed = 42): CodeBase {
       ninja.push({ rule: 'ar', outs: [lib], ins: objs, implicit: [] });
     }
   }
-  for (let b = 0; b < BINARIES; b++) {
+  for (let b = 0; b < binaries; b++) {
     const top = 1 + Math.floor(rand() * (LAYERS - 1));
     const libs = new Set<string>();
     for (let k = 0; k < 15; k++) libs.add(pick(libsByLayer[Math.floor(rand() * (top + 1))]!));
@@ -146,7 +155,7 @@ export function generate(seed = 42): CodeBase {
     ninja.push({ rule: 'ld', outs: [bin], ins: [...libs].sort(), implicit: [] });
   }
   has('docs/refs.bib');
-  for (let d = 0; d < DOCS; d++) {
+  for (let d = 0; d < docs; d++) {
     const s = `docs/d${String(d).padStart(3, '0')}`;
     const stem = s.slice(5);
     has(`${s}.tex`);

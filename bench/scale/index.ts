@@ -1,0 +1,436 @@
+// pnpm bench scale: big projects in a live MajorDomo. The depgraph bench's generated code base
+// (bench/lib/graph-gen.ts) at each size of CP_SCALE_SIZES (default 1000,10000,100000 artefacts,
+// approximately: the generator scales modules, binaries and documents), written into the
+// project's KV buckets as a settled site holds it (project.ts), then MajorDomo started as its own
+// OS process by the test kit's Stack (operator-mode nats-server, least-privilege credentials),
+// killed -9 and started again. Per size:
+//   restore: spawn to "majordomo ready" after a kill -9, and MajorDomo's own restore phases
+//     (its log: KV reads, graph, first plan);
+//   memory: MajorDomo's VmRSS once ready and its peak (VmHWM) after the queries;
+//   queries: status, graph and why through the NATS API (as cpctrl asks) and REST, p50/p99;
+//   KV: a listing of the artefacts and traces buckets from another client (what a restore reads);
+//   edit to dispatch: a files.changed batch published as the fswatcher publishes it (its
+//     credentials, its subject) to the build request on the chef's subject; then undone (the
+//     build is cancelled), CP_SCALE_EDITS times;
+//   ninja: `ninja -n` on the same tree after one edit, against MajorDomo's cold start (restore +
+//     edit to dispatch), both directions.
+// Chefs are played by their declarations in KV (no chef process; MajorDomo's chef timeout is set
+// beyond the run so it does not retire them). Then, at the smallest size, standby failover:
+// two MajorDomos (CP_MAJORDOMO_HA=1, the default lease), the leader killed -9, until the standby
+// is ready.
+import { readFileSync, utimesSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { Bus, createLogger } from '@computepods/bus';
+import {
+  BuildRequested,
+  Envelope,
+  GraphReply,
+  StatusReply,
+  subjects,
+  WhyReply,
+} from '@computepods/protocol';
+import { type ManagedProcess, TempDir } from '@computepods/testkit';
+import { Stack } from '../../test/src/stack.js';
+import { generate, hashOf } from '../lib/graph-gen.js';
+import { ninjaDryRun, T_EDIT, writeNinjaTree } from '../lib/ninja.js';
+import { finish, percentile, round, table } from '../lib/report.js';
+import { seedProject } from './project.js';
+
+const FULL = 100_000;
+const SIZES = (process.env.CP_SCALE_SIZES ?? '1000,10000,100000')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isFinite(n) && n > 0);
+const EDITS = Number(process.env.CP_SCALE_EDITS ?? 30);
+const RESTARTS = Number(process.env.CP_SCALE_RESTARTS ?? 2);
+const POD = 'pod-scale';
+const READY = /"msg":"majordomo ready"/;
+const ANY_LINE = /"msg":"/;
+const MD_ENV = {
+  CP_LOG_LEVEL: 'info',
+  CP_CHEF_TIMEOUT_MS: String(2 ** 31 - 1),
+};
+const loadStart = loadavg()[0] ?? 0;
+
+const now = () => performance.now();
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const p50 = (xs: number[]) => percentile(sorted(xs), 50);
+const p99 = (xs: number[]) => percentile(sorted(xs), 99);
+const median = p50;
+
+function memoryOf(pid: number | undefined): { rssMiB: number; hwmMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1]);
+  return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+}
+
+/** The restore phases MajorDomo logs once restored (ms), or {} from an older MajorDomo. */
+function restorePhases(proc: ManagedProcess): Record<string, number> {
+  const line = /\{[^\n]*"msg":"graph restored[^\n]*\}/.exec(proc.output)?.[0];
+  const phases = line ? (JSON.parse(line) as { restoreMs?: Record<string, number> }).restoreMs : {};
+  return phases ?? {};
+}
+
+/** Starts MajorDomo and waits (however long) until it is ready: spawn to ready, in ms. */
+async function startMajorDomo(
+  stack: Stack,
+  extra: Record<string, string> = {},
+  name = 'majordomo',
+  ready = READY,
+): Promise<{ proc: ManagedProcess; ms: number }> {
+  const t0 = now();
+  const proc = await stack.start('majordomo', { ...MD_ENV, ...extra }, name, ANY_LINE);
+  await proc.waitForOutput(ready, 900_000);
+  return { proc, ms: now() - t0 };
+}
+
+async function timed<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number[]; last: T }> {
+  const ms: number[] = [];
+  let last: T | undefined;
+  for (let i = 0; i < runs; i++) {
+    const t0 = now();
+    last = await fn();
+    ms.push(now() - t0);
+  }
+  return { ms, last: last as T };
+}
+
+/** A query that may fail at this size (a NATS reply over the max payload): its error instead. */
+async function latency<T>(
+  runs: number,
+  fn: () => Promise<T>,
+): Promise<{ p50: number; p99: number; error?: string }> {
+  try {
+    const { ms } = await timed(runs, fn);
+    return { p50: p50(ms), p99: p99(ms) };
+  } catch (err) {
+    return { p50: Number.NaN, p99: Number.NaN, error: (err as Error).message.slice(0, 200) };
+  }
+}
+
+interface SizeResult {
+  figures: Record<string, number | string>;
+  row: (string | number)[];
+}
+
+async function measureSize(target: number): Promise<SizeResult> {
+  const cb = generate(42, target / FULL);
+  const artefacts = Object.keys(cb.state.artefacts).length;
+  const edges = Object.values(cb.state.traces).reduce(
+    (n, t) => n + Object.keys(t.inputs).length + Object.keys(t.outputs).length,
+    0,
+  );
+  console.log(`\n== ${artefacts} artefacts, ${edges} edges`);
+  const project = `scale${target}`;
+  const stack = await Stack.start(project);
+  const figures: Record<string, number | string> = {};
+  try {
+    const seeded = await seedProject(stack.bus, project, cb, POD);
+    console.log(
+      `seeded ${seeded.artefacts} artefacts, ${seeded.traces} traces, ${seeded.chefs.length} chefs in ${Math.round(seeded.seedMs)} ms`,
+    );
+
+    // What a restore reads, listed by another client: is KV the bottleneck?
+    const listing = async (bucket: 'artefacts' | 'traces') => {
+      const { ArtefactRecord, TaskTrace, buckets } = await import('@computepods/protocol');
+      const kv =
+        bucket === 'artefacts'
+          ? await stack.bus.kv(buckets.artefacts(project), ArtefactRecord)
+          : await stack.bus.kv(buckets.traces(project), TaskTrace);
+      const t0 = now();
+      const n = (await kv.entries()).size;
+      return { ms: now() - t0, n };
+    };
+    const listArtefacts = await listing('artefacts');
+    const listTraces = await listing('traces');
+
+    // First start from KV, then kill -9 and start again: the restore a crash costs.
+    await startMajorDomo(stack);
+    const restores: number[] = [];
+    let phases: Record<string, number> = {};
+    let proc: ManagedProcess | undefined;
+    for (let i = 0; i < RESTARTS; i++) {
+      await stack.kill9('majordomo');
+      const r = await startMajorDomo(stack);
+      restores.push(r.ms);
+      proc = r.proc;
+      phases = restorePhases(r.proc);
+    }
+    if (!proc) throw new Error('CP_SCALE_RESTARTS must be at least 1');
+    const memReady = memoryOf(proc.pid);
+    const url = await stack.httpUrl();
+    const auth = { authorization: `Bearer ${stack.apiToken}` };
+    const rest = async (path: string) => {
+      const res = await fetch(`${url}${path}`, { headers: auth });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
+      return text.length;
+    };
+
+    const status = await stack.bus.request('status', {}, StatusReply, { timeoutMs: 120_000 });
+    if (status.artefacts.length !== artefacts || !status.idle || status.queued.length) {
+      throw new Error(
+        `restored MajorDomo should hold ${artefacts} artefacts, idle, nothing queued: ${status.artefacts.length}, idle ${status.idle}, queued ${status.queued.slice(0, 5)}`,
+      );
+    }
+    // Fewer runs of the whole-graph queries at the largest sizes (each is seconds there).
+    const big = Math.max(3, Math.min(20, Math.round(2e6 / artefacts)));
+    const objs = cb.cFiles.filter((_, i) => i % Math.ceil(cb.cFiles.length / 50) === 0);
+    let w = 0;
+    const why = () => objs[w++ % objs.length]!.replace(/^src\/(.*)\.c$/, 'obj/$1.o');
+    const statusNats = await latency(big, () =>
+      stack.bus.request('status', {}, StatusReply, { timeoutMs: 120_000 }),
+    );
+    const statusRest = await latency(big, () => rest('/api/status'));
+    const statusBytes = await rest('/api/status');
+    const graphNats = await latency(big, () =>
+      stack.bus.request('graph', { format: 'json' }, GraphReply, { timeoutMs: 120_000 }),
+    );
+    const graphRest = await latency(big, () => rest('/api/graph?format=json'));
+    const graphBytes = await rest('/api/graph?format=json');
+    const whyNats = await latency(200, () =>
+      stack.bus.request('why', { path: why() }, WhyReply, { timeoutMs: 30_000 }),
+    );
+    const whyRest = await latency(200, () => rest(`/api/why?path=${encodeURIComponent(why())}`));
+
+    // One source edit, as the fswatcher announces it, to the build request; then undone.
+    const watcherLogger = createLogger('scale-fswatcher');
+    watcherLogger.level = 'silent';
+    const watcher = await Bus.connect({
+      servers: stack.nats.url,
+      credsFile: await stack.creds({ role: 'fswatcher', scope: POD }),
+      service: 'fswatcher',
+      project,
+      logger: watcherLogger,
+      discoverable: false,
+    });
+    const requested = new Map<string, () => void>();
+    const cancelled = new Map<string, () => void>();
+    const decode = (data: Uint8Array) => Envelope.parse(JSON.parse(new TextDecoder().decode(data)));
+    const reqSub = stack.bus.nc.subscribe(subjects.buildRequestAll(project), {
+      callback: (_e, m) => {
+        const body = BuildRequested.parse(decode(m.data).body);
+        requested.get(body.taskId)?.();
+      },
+    });
+    const cancelSub = stack.bus.nc.subscribe(subjects.buildCancel(project), {
+      callback: () => {
+        for (const done of cancelled.values()) done();
+      },
+    });
+    await stack.bus.nc.flush();
+    const announce = (path: string, sha256: string, seq: number) =>
+      watcher.publish(
+        'files.changed',
+        subjects.filesChanged(project, POD),
+        {
+          pod: POD,
+          events: [
+            {
+              kind: 'changed',
+              path,
+              size: 1,
+              mtimeNs: String(BigInt(Date.now()) * 1_000_000n + BigInt(seq)),
+              sha256,
+            },
+          ],
+        },
+        { msgId: `scale-${target}-${seq}` },
+      );
+    const editMs: number[] = [];
+    const step = Math.max(1, Math.floor(cb.cFiles.length / EDITS));
+    try {
+      for (let i = 0; i < EDITS; i++) {
+        const file = cb.cFiles[(i * step) % cb.cFiles.length]!;
+        const taskId = `cc:${file.slice(4, -2)}`;
+        const dispatched = new Promise<void>((r) => requested.set(taskId, r));
+        const t0 = now();
+        await announce(file, hashOf(`${file} edited ${i}`), 2 * i);
+        await dispatched;
+        editMs.push(now() - t0);
+        requested.delete(taskId);
+        const undone = new Promise<void>((r) => cancelled.set(taskId, r));
+        await announce(file, cb.state.artefacts[file]!, 2 * i + 1);
+        await undone;
+        cancelled.delete(taskId);
+      }
+    } finally {
+      reqSub.unsubscribe();
+      cancelSub.unsubscribe();
+      await watcher.close();
+    }
+    const memEnd = memoryOf(proc.pid);
+
+    // ninja -n on the same tree after one edit, from nothing (a fresh process reading its files).
+    const tree = new TempDir('cp-scale-ninja-');
+    let ninjaMs: number[] = [];
+    let ninjaCommands = 0;
+    try {
+      writeNinjaTree(tree.path, cb);
+      ninjaDryRun(tree.path); // page cache warm, as MajorDomo's KV is
+      utimesSync(join(tree.path, cb.cFiles[0]!), T_EDIT, T_EDIT);
+      const runs = [0, 1, 2].map(() => ninjaDryRun(tree.path));
+      ninjaMs = runs.map((r) => r.ms);
+      ninjaCommands = runs[0]!.commands;
+    } finally {
+      tree[Symbol.dispose]();
+    }
+
+    const restore = median(restores);
+    const edit = p50(editMs);
+    const coldMs = restore + edit;
+    const ninja = median(ninjaMs);
+    Object.assign(figures, {
+      artefacts,
+      edges,
+      tasks: seeded.traces,
+      seed_ms: seeded.seedMs,
+      kv_list_artefacts_ms: listArtefacts.ms,
+      kv_list_traces_ms: listTraces.ms,
+      restore_runs_ms: restores.map((x) => round(x, 0)).join(' '),
+      restore_ms: restore,
+      ...Object.fromEntries(Object.entries(phases).map(([k, v]) => [`restore_${k}_ms`, v])),
+      rss_ready_mib: memReady.rssMiB,
+      rss_end_mib: memEnd.rssMiB,
+      rss_peak_mib: memEnd.hwmMiB,
+      status_bytes: statusBytes,
+      status_nats_p50_ms: statusNats.p50,
+      status_nats_p99_ms: statusNats.p99,
+      ...(statusNats.error ? { status_nats_error: statusNats.error } : {}),
+      status_rest_p50_ms: statusRest.p50,
+      status_rest_p99_ms: statusRest.p99,
+      graph_bytes: graphBytes,
+      graph_nats_p50_ms: graphNats.p50,
+      graph_nats_p99_ms: graphNats.p99,
+      ...(graphNats.error ? { graph_nats_error: graphNats.error } : {}),
+      graph_rest_p50_ms: graphRest.p50,
+      graph_rest_p99_ms: graphRest.p99,
+      why_nats_p50_ms: whyNats.p50,
+      why_nats_p99_ms: whyNats.p99,
+      why_rest_p50_ms: whyRest.p50,
+      why_rest_p99_ms: whyRest.p99,
+      edits: editMs.length,
+      edit_to_dispatch_p50_ms: edit,
+      edit_to_dispatch_p99_ms: p99(editMs),
+      ninja_n_after_edit_ms: ninja,
+      ninja_n_commands: ninjaCommands,
+      cold_start_ms: coldMs,
+      ratio_cold_start_over_ninja: coldMs / ninja,
+      ratio_ninja_over_cold_start: ninja / coldMs,
+    });
+    return {
+      figures,
+      row: [
+        artefacts,
+        round(restore, 0),
+        round(memReady.rssMiB, 0),
+        round(memEnd.hwmMiB, 0),
+        round(statusNats.p50, 1),
+        round(statusRest.p50, 1),
+        round(graphRest.p50, 1),
+        round(whyNats.p50, 2),
+        round(edit, 1),
+        round(ninja, 0),
+      ],
+    };
+  } catch (err) {
+    console.error(stack.logs(4000));
+    throw err;
+  } finally {
+    await stack[Symbol.asyncDispose]();
+  }
+}
+
+/** Two MajorDomos (CP_MAJORDOMO_HA=1, default lease): kill -9 the leader until the standby is ready. */
+async function failover(target: number): Promise<Record<string, number>> {
+  const cb = generate(42, target / FULL);
+  const project = `failover${target}`;
+  const stack = await Stack.start(project);
+  try {
+    await seedProject(stack.bus, project, cb, POD);
+    const ha = (id: string) => ({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: id });
+    await startMajorDomo(stack, ha('md-a'), 'md-a');
+    await startMajorDomo(stack, ha('md-b'), 'md-b', /"msg":"standby: md-a leads/);
+    const b = stack.procs.get('md-b')!;
+    const from = b.output.length;
+    const t0 = now();
+    await stack.kill9('md-a');
+    await b.waitForOutput(/"msg":"took the lease from md-a/, 120_000, from);
+    const tookMs = now() - t0;
+    await b.waitForOutput(READY, 900_000, from);
+    return { failover_lease_ms: tookMs, failover_ready_ms: now() - t0 };
+  } catch (err) {
+    console.error(stack.logs(4000));
+    throw err;
+  } finally {
+    await stack[Symbol.asyncDispose]();
+  }
+}
+
+const results: SizeResult[] = [];
+for (const size of SIZES) results.push(await measureSize(size));
+const fo = SIZES.length ? await failover(Math.min(...SIZES)) : {};
+const loadEnd = loadavg()[0] ?? 0;
+
+table(
+  'MajorDomo with a generated project, restored from KV (times in ms, memory in MiB)',
+  [
+    'artefacts',
+    'restore',
+    'rss',
+    'rss peak',
+    'status nats',
+    'status rest',
+    'graph rest',
+    'why nats',
+    'edit→dispatch',
+    'ninja -n',
+  ],
+  results.map((r) => r.row),
+);
+
+// Growth from each size to the next: the factor of the figure against the factor of artefacts.
+const growth: Record<string, number> = {};
+const GROWN = [
+  'restore_ms',
+  'rss_ready_mib',
+  'status_rest_p50_ms',
+  'graph_rest_p50_ms',
+  'why_nats_p50_ms',
+  'edit_to_dispatch_p50_ms',
+  'kv_list_artefacts_ms',
+] as const;
+const growthRows: (string | number)[][] = [];
+for (let i = 1; i < results.length; i++) {
+  const a = results[i - 1]!.figures;
+  const b = results[i]!.figures;
+  const n = (b.artefacts as number) / (a.artefacts as number);
+  const row: (string | number)[] = [`${a.artefacts} → ${b.artefacts} (×${round(n, 1)})`];
+  for (const k of GROWN) {
+    const f = (b[k] as number) / (a[k] as number);
+    growth[`growth_${k}_${a.artefacts}_${b.artefacts}`] = f;
+    // Linear: the figure grows by the artefact factor (within a factor 2 either way).
+    row.push(`×${round(f, 1)} ${f > 2 * n ? 'super' : f < n / 2 ? 'sub' : 'linear'}`);
+  }
+  growthRows.push(row);
+}
+if (growthRows.length)
+  table('Growth (figure factor, against the artefact factor)', ['sizes', ...GROWN], growthRows);
+if (fo.failover_ready_ms !== undefined)
+  console.log(
+    `\nfailover at ${SIZES.length ? Math.min(...SIZES) : 0} artefacts: lease taken ${round(fo.failover_lease_ms ?? 0, 0)} ms after kill -9, standby ready ${round(fo.failover_ready_ms, 0)} ms after`,
+  );
+console.log(`load average (1 min): ${loadStart} at start, ${loadEnd} at end`);
+
+const out: Record<string, number | string> = {};
+for (const r of results)
+  for (const [k, v] of Object.entries(r.figures)) out[`a${r.figures.artefacts}_${k}`] = v;
+finish('scale', {
+  sizes: results.map((r) => r.figures.artefacts).join(','),
+  ...out,
+  ...growth,
+  ...fo,
+  loadavg_1m_start: loadStart,
+  loadavg_1m_end: loadEnd,
+});
