@@ -16,9 +16,19 @@ export class GraphInvariantError extends CpError {
   }
 }
 
-/** `list[i]`, which the caller's invariants say is set. */
+/**
+ * `list[i]`, which the caller's invariants say is set. Not for hot loops: its one element load
+ * sees every array type in the package and goes megamorphic; they check inline or use int32At.
+ */
 export function at<T>(list: ArrayLike<T | undefined>, i: number, what: string): T {
   const v = list[i];
+  if (v === undefined) throw new GraphInvariantError(what, i);
+  return v;
+}
+
+/** `a[i]` of an Int32Array (CSR offsets, components, sizes): a load site that sees only those. */
+export function int32At(a: Int32Array, i: number, what: string): number {
+  const v = a[i];
   if (v === undefined) throw new GraphInvariantError(what, i);
   return v;
 }

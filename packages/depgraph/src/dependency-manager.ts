@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { at } from './checked.js';
+import { GraphInvariantError } from './checked.js';
 import { dirtyReason } from './dirty.js';
 import { InvalidHashError, TaskNotReadyError, UnknownTaskError } from './errors.js';
 import { artefactState, status, why } from './explain.js';
@@ -163,8 +163,7 @@ export class DependencyManager {
     // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper than
     // hashing the path again for the path table.
     const discovered = trace.discovered?.map((path) => {
-      const i = inputs.paths.indexOf(path);
-      return i >= 0 ? at(inputs.ids, i, 'trace input') : this.pathId(path);
+      return inputs.ids[inputs.paths.indexOf(path)] ?? this.pathId(path);
     });
     return this.change(() => {
       const stored: Trace = {
@@ -567,8 +566,9 @@ export class DependencyManager {
     const ids = new Array<number>(paths.length);
     const hashes = new Array<string>(paths.length);
     for (let i = 0; i < paths.length; i++) {
-      const path = at(paths, i, 'trace path');
+      const path = paths[i];
       const hash = values[i];
+      if (path === undefined) throw new GraphInvariantError('trace path', i);
       if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
       const p = this.pathId(path);
       ids[i] = p;

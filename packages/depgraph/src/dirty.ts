@@ -1,4 +1,4 @@
-import { at } from './checked.js';
+import { GraphInvariantError } from './checked.js';
 import type { Graph } from './graph.js';
 import type { Task } from './task.js';
 import { traceInput } from './trace.js';
@@ -17,8 +17,9 @@ export function dirtyReason(g: Graph, t: Task): DirtyReason | undefined {
     if (g.compareHash(t, p) !== was) return { kind: 'input', path: p, was };
   }
   for (let i = 0; i < trace.outIds.length; i++) {
-    const o = at(trace.outIds, i, 'trace output');
-    const was = at(trace.outHashes, i, 'trace output hash');
+    const o = trace.outIds[i];
+    const was = trace.outHashes[i];
+    if (o === undefined || was === undefined) throw new GraphInvariantError('trace output', i);
     if (g.hash[o] !== was) return { kind: 'output', path: o, was };
   }
   return undefined;

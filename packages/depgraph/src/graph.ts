@@ -1,4 +1,4 @@
-import { at, got } from './checked.js';
+import { GraphInvariantError, got } from './checked.js';
 import { extOf, isNormalPath } from './path.js';
 import { fillPattern, matchPattern, type Pattern, stemKey } from './pattern.js';
 import type { CompiledRule } from './rule.js';
@@ -86,17 +86,30 @@ export class Graph {
 
   /** The path of an interned id. */
   path(p: number): string {
-    return at(this.paths, p, 'path id');
+    const path = this.paths[p];
+    if (path === undefined) throw new GraphInvariantError('path id', p);
+    return path;
   }
 
   /** Index of the task producing `p`, or -1. */
   producerOf(p: number): number {
-    return at(this.producer, p, 'path id');
+    const prod = this.producer[p];
+    if (prod === undefined) throw new GraphInvariantError('path id', p);
+    return prod;
   }
 
   /** A live task by index (a removed task's index is a bug here). */
   task(idx: number): Task {
-    return at(this.tasks, idx, 'task index');
+    const t = this.tasks[idx];
+    if (t === undefined) throw new GraphInvariantError('task index', idx);
+    return t;
+  }
+
+  /** Tasks reading path `p` (an interned id), to change in place. */
+  private consumersOf(p: number): number[] {
+    const list = this.consumers[p];
+    if (list === undefined) throw new GraphInvariantError('consumers of path id', p);
+    return list;
   }
 
   intern(path: string): number {
@@ -190,7 +203,7 @@ export class Graph {
     const inAfter = has(after);
     for (const p of before) {
       if (inAfter(p)) continue;
-      const list = at(this.consumers, p, 'consumers of path id');
+      const list = this.consumersOf(p);
       list.splice(list.indexOf(t.idx), 1);
       const prod = this.producerOf(p);
       if (prod >= 0) this.listener.edgeRemoved(this.task(prod), t);
@@ -285,7 +298,8 @@ export class Graph {
   private matchSlots(slots: Slot[] | undefined, path: string, p: number): void {
     if (!slots) return;
     for (const { rule, input } of slots) {
-      const pattern = at(rule.required, input, `input of rule ${rule.id}`);
+      const pattern = rule.required[input];
+      if (pattern === undefined) throw new GraphInvariantError(`input of rule ${rule.id}`, input);
       const bindings = matchPattern(pattern, path);
       if (!bindings) continue;
       if (input === 0 || pattern.names.length === rule.names.length) {
@@ -315,7 +329,9 @@ export class Graph {
     if (this.taskById.has(id) || this.shadowed.has(id)) return;
     const required = new Array<number>(rule.required.length);
     let depth = 1;
-    for (const [i, pattern] of rule.required.entries()) {
+    for (let i = 0; i < rule.required.length; i++) {
+      const pattern = rule.required[i];
+      if (pattern === undefined) throw new GraphInvariantError(`input of rule ${rule.id}`, i);
       const p =
         i === 0 && first !== undefined ? first : this.ids.get(fillPattern(pattern, bindings));
       if (p === undefined || !this.available(p)) return;
@@ -417,7 +433,7 @@ export class Graph {
     this.tasksOfRule.get(t.rule.id)?.delete(t);
     this.log.recheck.delete(t);
     for (const p of t.inputs) {
-      const list = at(this.consumers, p, 'consumers of path id');
+      const list = this.consumersOf(p);
       list.splice(list.indexOf(t.idx), 1);
     }
     this.log.removed.push(t.id);
@@ -489,7 +505,8 @@ function has(list: readonly number[]): (p: number) => boolean {
 function unique(list: readonly number[]): readonly number[] {
   if (list.length > 64) return new Set(list).size === list.length ? list : dedupe(list);
   for (let i = 1; i < list.length; i++) {
-    if (list.lastIndexOf(at(list, i, 'list entry'), i - 1) >= 0) return dedupe(list);
+    const p = list[i];
+    if (p !== undefined && list.lastIndexOf(p, i - 1) >= 0) return dedupe(list);
   }
   return list;
 }

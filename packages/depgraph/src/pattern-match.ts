@@ -1,4 +1,4 @@
-import { at } from './checked.js';
+import { GraphInvariantError, int32At } from './checked.js';
 
 /**
  * Matches a compiled pattern (literal parts around placeholder slots) against a path in time
@@ -21,6 +21,8 @@ export interface Slots {
   readonly head: string;
   /** Each placeholder occurrence, in order, with the literal text after it. */
   readonly slots: readonly Slot[];
+  /** A placeholder name occurs in more than one slot. */
+  readonly repeated: boolean;
 }
 
 export interface Slot {
@@ -32,7 +34,7 @@ export interface Slot {
 
 /** Bindings by slot name when `path` matches, else undefined. */
 export function matchSlots(
-  { head, slots }: Slots,
+  { head, slots, repeated }: Slots,
   path: string,
 ): Record<string, string> | undefined {
   const n = path.length;
@@ -45,21 +47,21 @@ export function matchSlots(
   const slash = new Int32Array(n + 1);
   slash[n] = n;
   for (let i = n - 1; i >= 0; i--)
-    slash[i] = path.charCodeAt(i) === 47 ? i : at(slash, i + 1, 'path position');
+    slash[i] = path.charCodeAt(i) === 47 ? i : int32At(slash, i + 1, 'path position');
   // can[j][p]: slots j.. (each followed by its literal part) match path[p..] to its end.
   const can = new Array<Uint8Array>(k + 1);
   let next = new Uint8Array(n + 1);
   next[n] = 1;
   can[k] = next;
   for (let j = k - 1; j >= 0; j--) {
-    const { anyChar, after } = at(slots, j, 'slot');
+    const { anyChar, after } = slotAt(slots, j);
     const row = new Uint8Array(n + 1);
     // Sweep right to left keeping the nearest usable end (its literal follows there and the
     // rest matches after it). A slot starting at p needs an end e > p, and a segment slot no "/"
     // in path[p..e): when the nearest end fails that, every farther one does too.
     let nearest = -1;
     for (let p = n; p >= 0; p--) {
-      if (p < n && nearest >= 0 && (anyChar || at(slash, p, 'path position') >= nearest))
+      if (p < n && nearest >= 0 && (anyChar || int32At(slash, p, 'path position') >= nearest))
         row[p] = 1;
       if (next[p + after.length] && path.startsWith(after, p)) nearest = p;
     }
@@ -67,7 +69,6 @@ export function matchSlots(
     next = row;
   }
   if (!next[head.length]) return undefined;
-  const repeated = new Set(slots.map((s) => s.name)).size !== k;
   return repeated
     ? searchRepeated(head, slots, slash, can, path)
     : takeGreedy(head, slots, slash, can, path);
@@ -85,9 +86,9 @@ function takeGreedy(
   const out: Record<string, string> = {};
   let p = head.length;
   for (let j = 0; j < slots.length; j++) {
-    const { name, anyChar, after } = at(slots, j, 'slot');
-    const next = at(can, j + 1, 'slot');
-    const limit = anyChar ? n : at(slash, p, 'path position');
+    const { name, anyChar, after } = slotAt(slots, j);
+    const next = rowAt(can, j + 1);
+    const limit = anyChar ? n : int32At(slash, p, 'path position');
     let end = -1;
     for (let e = Math.min(limit, n - after.length); e > p; e--)
       if (next[e + after.length] && path.startsWith(after, e)) {
@@ -116,7 +117,7 @@ function searchRepeated(
     const slot = slots[j];
     if (slot === undefined) return p === n;
     const { name, anyChar, after } = slot;
-    const next = at(can, j + 1, 'slot');
+    const next = rowAt(can, j + 1);
     const fixed = bound[name];
     if (fixed !== undefined) {
       const e = p + fixed.length;
@@ -127,7 +128,7 @@ function searchRepeated(
         go(j + 1, e + after.length)
       );
     }
-    const limit = anyChar ? n : at(slash, p, 'path position');
+    const limit = anyChar ? n : int32At(slash, p, 'path position');
     for (let e = Math.min(limit, n - after.length); e > p; e--) {
       if (!next[e + after.length] || !path.startsWith(after, e)) continue;
       bound[name] = path.slice(p, e);
@@ -138,4 +139,16 @@ function searchRepeated(
     return false;
   };
   return go(0, head.length) ? { ...bound } : undefined;
+}
+
+function slotAt(slots: readonly Slot[], j: number): Slot {
+  const slot = slots[j];
+  if (slot === undefined) throw new GraphInvariantError('pattern slot', j);
+  return slot;
+}
+
+function rowAt(can: readonly Uint8Array[], j: number): Uint8Array {
+  const row = can[j];
+  if (row === undefined) throw new GraphInvariantError('match row', j);
+  return row;
 }

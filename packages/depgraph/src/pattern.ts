@@ -24,7 +24,16 @@ const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 export function compilePattern(source: string): Pattern {
   // Most patterns of explicit rules (an archive's 32 objects) are literal: nothing to match.
   if (!source.includes('{')) {
-    return { source, names: [], placeholders: false, head: source, slots: [], ext: extOf(source) };
+    const ext = extOf(source);
+    return {
+      source,
+      names: [],
+      placeholders: false,
+      head: source,
+      slots: [],
+      repeated: false,
+      ext,
+    };
   }
   const names: string[] = [];
   const found: Array<{ name: string; start: number; end: number }> = [];
@@ -40,13 +49,14 @@ export function compilePattern(source: string): Pattern {
     anyChar: name === 'stem',
     after: source.slice(end, found[i + 1]?.start ?? source.length),
   }));
+  const repeated = names.length !== slots.length;
   if (names.length === 0)
-    return { source, names, placeholders: false, head, slots, ext: extOf(source) };
+    return { source, names, placeholders: false, head, slots, repeated, ext: extOf(source) };
   // The extension is known when the last segment's tail is literal up to its last ".": with a
   // "/" in the tail the whole last segment is literal; without, a "." must be in the tail.
   const tail = slots.at(-1)?.after ?? head;
   const ext = tail.includes('/') || tail.includes('.') ? extOf(tail) : undefined;
-  return { source, names, placeholders: true, head, slots, ext };
+  return { source, names, placeholders: true, head, slots, repeated, ext };
 }
 
 /** Bindings when `path` matches, else undefined. */

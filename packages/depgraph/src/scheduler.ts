@@ -1,5 +1,5 @@
 import { alg, Graph as Digraph } from '@dagrejs/graphlib';
-import { at, got } from './checked.js';
+import { at, GraphInvariantError, got, int32At } from './checked.js';
 import { Graph, type GraphListener } from './graph.js';
 import { tarjan } from './tarjan.js';
 import type { Run, Task } from './task.js';
@@ -45,7 +45,9 @@ export class Scheduler implements GraphListener {
 
   /** Component `c`, which a live task or the region names. */
   comp(c: number): Component {
-    return at(this.comps, c, 'component');
+    const comp = this.comps[c];
+    if (comp === undefined) throw new GraphInvariantError('component', c);
+    return comp;
   }
 
   setDirty(t: Task, dirty: boolean): void {
@@ -436,19 +438,23 @@ export class Scheduler implements GraphListener {
     const filled = new Int32Array(count);
     for (let v = 0; v < n; v++) {
       if (!tasks[v]) continue;
-      const c = at(comp, v, 'task');
-      sizes[c] = at(sizes, c, 'component') + 1;
+      const c = int32At(comp, v, 'task');
+      sizes[c] = int32At(sizes, c, 'component') + 1;
     }
     const members = Array.from(sizes, (size) => new Array<number>(size));
     for (let v = 0; v < n; v++) {
       if (!tasks[v]) continue;
-      const c = at(comp, v, 'task');
-      const slot = at(filled, c, 'component');
+      const c = int32At(comp, v, 'task');
+      const slot = int32At(filled, c, 'component');
       filled[c] = slot + 1;
-      at(members, c, 'component')[slot] = v;
+      const ids = members[c];
+      if (ids === undefined) throw new GraphInvariantError('component', c);
+      ids[slot] = v;
     }
     this.comps = members.map((ids, c) => {
-      const first = g.task(at(ids, 0, 'first member of component'));
+      const [idx] = ids;
+      if (idx === undefined) throw new GraphInvariantError('first member of component', c);
+      const first = g.task(idx);
       const comp = new Component(ids, c, ids.length > 1 || this.selfLoop(first), false);
       for (const idx of ids) {
         const t = g.task(idx);

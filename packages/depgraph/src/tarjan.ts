@@ -1,4 +1,4 @@
-import { at } from './checked.js';
+import { int32At } from './checked.js';
 
 /**
  * Strongly connected components of a graph in compressed sparse row form (`succ` of node v are
@@ -27,32 +27,32 @@ export function tarjan(
     if (index[root] !== -1 || !include(root)) continue;
     let depth = 0;
     callNode[0] = root;
-    callEdge[0] = at(offsets, root, 'node');
+    callEdge[0] = int32At(offsets, root, 'node');
     index[root] = low[root] = next++;
     stack[sp++] = root;
     onStack[root] = 1;
     while (depth >= 0) {
-      const v = at(callNode, depth, 'call depth');
-      const e = at(callEdge, depth, 'call depth');
-      if (e < at(offsets, v + 1, 'node')) {
+      const v = int32At(callNode, depth, 'call depth');
+      const e = int32At(callEdge, depth, 'call depth');
+      if (e < int32At(offsets, v + 1, 'node')) {
         callEdge[depth] = e + 1;
-        const w = at(targets, e, 'edge');
+        const w = int32At(targets, e, 'edge');
         if (index[w] === -1) {
           index[w] = low[w] = next++;
           stack[sp++] = w;
           onStack[w] = 1;
           depth++;
           callNode[depth] = w;
-          callEdge[depth] = at(offsets, w, 'node');
+          callEdge[depth] = int32At(offsets, w, 'node');
         } else if (onStack[w]) {
-          low[v] = Math.min(at(low, v, 'node'), at(index, w, 'node'));
+          low[v] = Math.min(int32At(low, v, 'node'), int32At(index, w, 'node'));
         }
         continue;
       }
       if (low[v] === index[v]) {
         let w: number;
         do {
-          w = at(stack, --sp, 'stack slot');
+          w = int32At(stack, --sp, 'stack slot');
           onStack[w] = 0;
           comp[w] = count;
         } while (w !== v);
@@ -60,8 +60,8 @@ export function tarjan(
       }
       depth--;
       if (depth >= 0) {
-        const u = at(callNode, depth, 'call depth');
-        low[u] = Math.min(at(low, u, 'node'), at(low, v, 'node'));
+        const u = int32At(callNode, depth, 'call depth');
+        low[u] = Math.min(int32At(low, u, 'node'), int32At(low, v, 'node'));
       }
     }
   }
