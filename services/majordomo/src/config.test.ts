@@ -21,5 +21,20 @@ describe('CP_UI_PROJECTS', () => {
       /url: not an http\(s\) URL/,
     );
     expect(() => uiProjects('demo=http://127.0.0.1:8080/', 'demo')).toThrow(/own project demo/);
+    expect(() => uiProjects('thesis', 'demo')).toThrow(
+      expect.objectContaining({ code: 'CP_INVALID_ENV', variables: ['CP_UI_PROJECTS'] }),
+    );
+  });
+
+  it('refuses a lease renewed less than twice per lease, naming both variables', () => {
+    expect(() =>
+      majorDomoConfig({ CP_PROJECT: 'demo', CP_LEASE_MS: '10000', CP_LEASE_RENEW_MS: '6000' }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'CP_INVALID_ENV',
+        variables: ['CP_LEASE_RENEW_MS', 'CP_LEASE_MS'],
+        message: expect.stringMatching(/at most half of CP_LEASE_MS/),
+      }),
+    );
   });
 });

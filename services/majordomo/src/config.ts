@@ -8,6 +8,7 @@ import {
   envList,
   envString,
   envText,
+  InvalidEnvError,
   loadEnv,
   projectEnv,
   TIMER_MS,
@@ -181,16 +182,20 @@ export function uiProjects(value: string | undefined, self: string): UiProject[]
         url: eq < 0 ? '' : item.slice(eq + 1).trim(),
       });
       if (!parsed.success)
-        throw new Error(
-          `CP_UI_PROJECTS item ${i + 1} (${JSON.stringify(item)}): ${parsed.error.issues
-            .map((x) => `${x.path.join('.')}: ${x.message}`)
-            .join(
-              '; ',
-            )}; write name=URL pairs separated by commas, e.g. thesis=http://127.0.0.1:8081/`,
+        throw new InvalidEnvError(
+          ['CP_UI_PROJECTS'],
+          [
+            `CP_UI_PROJECTS item ${i + 1} (${JSON.stringify(item)}): ${parsed.error.issues
+              .map((x) => `${x.path.join('.')}: ${x.message}`)
+              .join(
+                '; ',
+              )}; write name=URL pairs separated by commas, e.g. thesis=http://127.0.0.1:8081/`,
+          ],
         );
       if (parsed.data.name === self)
-        throw new Error(
-          `CP_UI_PROJECTS names this MajorDomo's own project ${self}; list the others`,
+        throw new InvalidEnvError(
+          ['CP_UI_PROJECTS'],
+          [`CP_UI_PROJECTS names this MajorDomo's own project ${self}; list the others`],
         );
       return parsed.data;
     });
@@ -202,8 +207,11 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
   const renewMs = e.CP_LEASE_RENEW_MS;
   const leaseMs = e.CP_LEASE_MS;
   if (renewMs * 2 > leaseMs)
-    throw new Error(
-      `CP_LEASE_RENEW_MS (${renewMs}) must be at most half of CP_LEASE_MS (${leaseMs}): a leader renews at least twice per lease`,
+    throw new InvalidEnvError(
+      ['CP_LEASE_RENEW_MS', 'CP_LEASE_MS'],
+      [
+        `CP_LEASE_RENEW_MS (${renewMs}) must be at most half of CP_LEASE_MS (${leaseMs}): a leader renews at least twice per lease`,
+      ],
     );
   return {
     project: e.CP_PROJECT,

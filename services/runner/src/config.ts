@@ -8,6 +8,7 @@ import {
   envName,
   envString,
   envText,
+  InvalidEnvError,
   LOG_CHUNK_MAX_BYTES,
   loadEnv,
   projectEnv,
@@ -193,8 +194,11 @@ export function workspaceRootsOf(env: {
   if (!list) return env.CP_WORKSPACE ? [resolve(env.CP_WORKSPACE)] : [];
   return list.split(':').map((root) => {
     if (!isAbsolute(root) || CONTROL_CHARS.test(root))
-      throw new Error(
-        `CP_WORKSPACE_ROOTS must be absolute paths separated by ":", got ${JSON.stringify(root)} in ${JSON.stringify(list)}; write it as /path/one:/path/two`,
+      throw new InvalidEnvError(
+        ['CP_WORKSPACE_ROOTS'],
+        [
+          `CP_WORKSPACE_ROOTS must be absolute paths separated by ":", got ${JSON.stringify(root)} in ${JSON.stringify(list)}; write it as /path/one:/path/two`,
+        ],
       );
     return resolve(root);
   });
