@@ -133,31 +133,21 @@ let current: EditTimes = { t0: 0 };
 const mark = (s: Stage) => {
   current[s] ??= now();
 };
-const sub = stack.bus.nc.subscribe(`cp.${stack.project}.>`, {
-  callback: (_e, m) => {
-    let env: Envelope;
-    try {
-      env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
-    } catch {
-      return;
-    }
-    const b = env.body as Record<string, unknown>;
-    if (env.type === 'files.changed') {
-      const evs = (b.events as { path: string }[]) ?? [];
-      if (evs.some((e) => e.path === 'src/bench.txt')) mark('files.changed');
-    } else if (env.type === 'build.requested' && b.taskId === 'upper:bench')
-      mark('build.requested');
-    else if (env.type === 'task.submitted') mark('task.submitted');
-    else if (env.type === 'task.state' && b.state === 'running') mark('task.running');
-    else if (env.type === 'task.state' && b.state === 'finished') mark('task.finished');
-    else if (env.type === 'build.result' && b.taskId === 'upper:bench') mark('build.result');
-    else if (
-      env.type === 'artefact.state' &&
-      b.path === 'out/bench.upper' &&
-      b.status === 'up_to_date'
-    )
-      mark('artefact.up_to_date');
-  },
+const sub = envelopes(stack.bus, (env, b) => {
+  if (env.type === 'files.changed') {
+    const evs = (b.events as { path: string }[]) ?? [];
+    if (evs.some((e) => e.path === 'src/bench.txt')) mark('files.changed');
+  } else if (env.type === 'build.requested' && b.taskId === 'upper:bench') mark('build.requested');
+  else if (env.type === 'task.submitted') mark('task.submitted');
+  else if (env.type === 'task.state' && b.state === 'running') mark('task.running');
+  else if (env.type === 'task.state' && b.state === 'finished') mark('task.finished');
+  else if (env.type === 'build.result' && b.taskId === 'upper:bench') mark('build.result');
+  else if (
+    env.type === 'artefact.state' &&
+    b.path === 'out/bench.upper' &&
+    b.status === 'up_to_date'
+  )
+    mark('artefact.up_to_date');
 });
 // entr + make on the same rule, in its own folder; the edits alternate between the two systems
 // so that both see the same load on the machine.
@@ -314,7 +304,27 @@ const LATEX_STAGES: LatexStage[] = [
 /** Timestamps of the build messages of `bus`'s project, for latexStages. */
 function timeline(bus: Bus): { events: Array<[number, string]>; stop: () => void } {
   const events: Array<[number, string]> = [];
-  const sub = bus.nc.subscribe(`cp.${bus.project}.>`, {
+  const sub = envelopes(bus, (env, b, t) => {
+    if (env.type === 'task.state' && (b.state === 'running' || b.state === 'finished'))
+      events.push([t, `task.${b.state}`]);
+    else if (['build.requested', 'task.submitted', 'build.result'].includes(env.type))
+      events.push([t, env.type]);
+    else if (
+      env.type === 'artefact.state' &&
+      b.path === 'paper/main.pdf' &&
+      b.status === 'up_to_date'
+    )
+      events.push([t, 'pdf.up_to_date']);
+  });
+  return { events, stop: () => sub.unsubscribe() };
+}
+
+/** Calls `fn` with every envelope published in `bus`'s project, its body, and when it came. */
+function envelopes(
+  bus: Bus,
+  fn: (env: Envelope, body: Record<string, unknown>, t: number) => void,
+): { unsubscribe(): void } {
+  return bus.nc.subscribe(`cp.${bus.project}.>`, {
     callback: (_e, m) => {
       const t = now();
       let env: Envelope;
@@ -323,20 +333,9 @@ function timeline(bus: Bus): { events: Array<[number, string]>; stop: () => void
       } catch {
         return;
       }
-      const b = env.body as Record<string, unknown>;
-      if (env.type === 'task.state' && (b.state === 'running' || b.state === 'finished'))
-        events.push([t, `task.${b.state}`]);
-      else if (['build.requested', 'task.submitted', 'build.result'].includes(env.type))
-        events.push([t, env.type]);
-      else if (
-        env.type === 'artefact.state' &&
-        b.path === 'paper/main.pdf' &&
-        b.status === 'up_to_date'
-      )
-        events.push([t, 'pdf.up_to_date']);
+      fn(env, env.body as Record<string, unknown>, t);
     },
   });
-  return { events, stop: () => sub.unsubscribe() };
 }
 
 /** ms by stage between t0 and t1 (see LatexStage). */
