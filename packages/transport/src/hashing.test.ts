@@ -23,9 +23,10 @@ const FILES: Record<string, string> = {
 
 describe('REMOTE_SHA256_SCRIPT (OpenSSL, else sha256sum)', () => {
   const dir = new TempDir('cp-transport-hash-');
-  const names = Object.keys(FILES).filter((n) => !n.includes('/'));
+  const files = Object.entries(FILES).filter(([n]) => !n.includes('/'));
+  const names = files.map(([n]) => n);
   beforeAll(() => {
-    for (const n of names) writeFileSync(dir.join(n), FILES[n]!);
+    for (const [n, text] of files) writeFileSync(dir.join(n), text);
   });
   afterAll(() => dir[Symbol.dispose]());
 
@@ -42,7 +43,7 @@ describe('REMOTE_SHA256_SCRIPT (OpenSSL, else sha256sum)', () => {
       .map((l) => /^\\?([0-9a-f]{64}) /.exec(l)?.[1]);
 
   it('prints one hash line per file, in order, with OpenSSL and with sha256sum alone', () => {
-    const want = names.map((n) => sha(FILES[n]!));
+    const want = files.map(([, text]) => sha(text));
     const withOpenssl = run('/usr/bin:/bin');
     expect(withOpenssl.status).toBe(0);
     expect(hashes(withOpenssl.stdout)).toEqual(want);

@@ -163,8 +163,8 @@ export class HostPool {
         if (c.channels >= this.#s.channelsPerConnection) continue;
         if (!best || c.channels < best.channels) best = c;
       }
-      if (!best) break;
-      const waiter = this.#waiters.shift()!;
+      const waiter = best && this.#waiters.shift();
+      if (!best || !waiter) break;
       best.channels++;
       if (best.served++ > 0) this.stats.reused++;
       this.stats.channelsOpened++;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { processesUsing, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
+import { defined, processesUsing, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, uploadFile } from './file-transfer.js';
 import { SshPool } from './ssh-pool.js';
@@ -111,7 +111,7 @@ describe('SFTP transfers when the connection drops mid-file', { timeout: 120_000
     const upload = uploadFile(pool, target, big, remote);
     const { temp: firstTemp, frozen } = await catchMidFile(remoteDir, 'big.bin', remoteDir);
     expect(existsSync(remote)).toBe(false);
-    await sshd.killSession(frozen[0]!);
+    await sshd.killSession(defined(frozen[0], 'a frozen sftp-server'));
 
     const report = await upload;
     watch.stop();
@@ -168,7 +168,7 @@ describe('SFTP transfers when the connection drops mid-file', { timeout: 120_000
     // the server's SFTP session is the process holding the source open
     const { frozen } = await catchMidFile(localDir, 'copy.bin', dir.path);
     expect(existsSync(local)).toBe(false);
-    await sshd.killSession(frozen[0]!);
+    await sshd.killSession(defined(frozen[0], 'a frozen sftp-server'));
 
     const report = await download;
     watch.stop();

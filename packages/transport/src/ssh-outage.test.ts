@@ -54,10 +54,10 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
       gone: () => calls.filter((c) => c.went !== undefined),
       /** For each open let go after the first: from when the one before it asked until it went. */
       spacing: () =>
-        calls
-          .slice(1)
-          .filter((c) => c.went !== undefined)
-          .map((c, i) => c.went! - calls[i]!.asked),
+        calls.slice(1).flatMap((c, i) => {
+          const before = calls[i];
+          return c.went === undefined || before === undefined ? [] : [c.went - before.asked];
+        }),
       [Symbol.dispose]: () => {
         OpenThrottle.prototype.wait = wait;
       },
