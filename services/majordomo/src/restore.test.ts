@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { Bus, createLogger } from '@computepods/bus';
+import { ArtefactRecord, type BuildRequested, buckets, TaskTrace } from '@computepods/protocol';
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { majorDomoConfig } from './config.js';
+import { MajorDomo } from './majordomo.js';
+import { playChef } from './test-chef.js';
+
+const P = 'restore';
+const POD = 'pod-a';
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * A restart rebuilds the graph from KV in one batch (the reads at once, dirtiness evaluated once
+ * at the end, as DependencyManager.fromState does): what was up to date stays so, what changed
+ * while MajorDomo was away is planned, and a trace that cannot be restored is skipped, its task
+ * rebuilt. Here: a and b built; src/b.txt changed since b's trace; c's trace names an invalid path.
+ */
+describe('MajorDomo restores its graph from KV', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let md: Awaited<ReturnType<typeof MajorDomo.start>> | undefined;
+  const requests: BuildRequested[] = [];
+
+  const connect = (service: string) => {
+    const logger = createLogger(service);
+    logger.level = 'silent';
+    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await connect('test');
+    await playChef(bus, P, POD, requests);
+    const artefacts = await bus.kv(buckets.artefacts(P), ArtefactRecord);
+    const traces = await bus.kv(buckets.traces(P), TaskTrace);
+    const updated = new Date().toISOString();
+    const put = (path: string, sha256: string, producer?: string) =>
+      artefacts.put(path, {
+        path,
+        status: producer ? 'up_to_date' : 'source',
+        sha256,
+        size: 1,
+        pods: [POD],
+        updated,
+        ...(producer ? { producer } : {}),
+      });
+    const trace = (stem: string, input: string, output: string, extra = {}) =>
+      traces.put(`up:${stem}`, {
+        taskId: `up:${stem}`,
+        inputs: { [`src/${stem}.txt`]: input, ...extra },
+        outputs: { [`out/${stem}.up`]: output },
+        buildId: 'b',
+        time: updated,
+      });
+    for (const stem of ['a', 'b', 'c'])
+      await put(`out/${stem}.up`, sha(`${stem} up`), `up:${stem}`);
+    await put('src/a.txt', sha('a'));
+    await put('src/b.txt', sha('b edited while away'));
+    await put('src/c.txt', sha('c'));
+    await trace('a', sha('a'), sha('a up'));
+    await trace('b', sha('b'), sha('b up'));
+    await trace('c', sha('c'), sha('c up'), { '/abs/path': sha('x') });
+    md = await MajorDomo.start(await connect('majordomo'), majorDomoConfig({ CP_PROJECT: P }));
+  }, 60_000);
+  afterAll(async () => {
+    await md?.stop();
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('keeps what is up to date, plans what changed, rebuilds what it cannot restore', async () => {
+    const { md: m } = md!;
+    // The restore's own plan is dispatched before start() returns; the requests are in flight.
+    const running = m.status().running.sort();
+    expect(running).toEqual(['up:b', 'up:c']);
+    expect(m.dm.artefactState('out/a.up')).toBe('up_to_date');
+    expect(m.dm.trace('up:a')?.inputs).toEqual({ 'src/a.txt': sha('a') });
+    const deadline = Date.now() + 20_000;
+    while (requests.length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(requests.map((r) => r.taskId).sort()).toEqual(['up:b', 'up:c']);
+  });
+});
