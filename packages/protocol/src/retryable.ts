@@ -10,9 +10,10 @@
  * 3. A Node system error: retryable when its errno is transient (a connection reset, refused
  *    or timed out, a busy resource), not otherwise (ENOENT, EACCES ... repeat on every try).
  * 4. A nats.js error, by its class name (set once per class, and the same in every copy of the
- *    library): a timeout, no responders, a lost or refused connection, a JetStream 503 are
- *    retryable (a JetStream API or status error only with 503: the system was not ready); a closed or draining connection, a permission or auth refusal, a JetStream API
- *    refusal, an invalid argument are not. A request error is what its cause is.
+ *    library): a timeout, no responders, a lost or refused connection are retryable, a JetStream
+ *    API or status error only with status 503 (the JetStream system was not ready); a closed or
+ *    draining connection, a permission or auth refusal, an invalid argument are not. A request
+ *    error is what its cause is.
  * 5. Anything else (an error nobody classified) is retryable: a consumer redelivers it up to its
  *    max deliveries and a backoff loop up to its attempts, so an unforeseen transient failure
  *    loses no work; a failure that is known to repeat must say so (1).
