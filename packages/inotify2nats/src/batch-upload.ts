@@ -68,10 +68,9 @@ export async function uploadBatch(
   o: UploadBatchOptions,
 ): Promise<Map<string, Uploaded>> {
   const done = new Map<string, Uploaded>();
-  const byRel = new Map(items.map((i) => [i.rel, i]));
   let pending = [...items];
   /** Temp files on the pod not yet renamed into place: removed if we stop early. */
-  const tmps = new Map<string, { tmp: string; want: Uploaded }>();
+  const tmps = new Map<string, { item: UploadItem; tmp: string; want: Uploaded }>();
   const stale: string[] = [];
   try {
     for (let round = 0; pending.length > 0; round++) {
@@ -84,7 +83,7 @@ export async function uploadBatch(
               const want = await hashLocal(it.local);
               const tmp = tmpName(it.rel);
               await sftpOps.fastPut(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
-              tmps.set(it.rel, { tmp, want });
+              tmps.set(it.rel, { item: it, tmp, want });
             } catch (err) {
               if (!o.onFileError(it.rel, err)) throw err;
             }
@@ -98,11 +97,10 @@ export async function uploadBatch(
         sent.map(([, t]) => t.tmp),
       );
       const again: UploadItem[] = [];
-      for (const [rel, { tmp, want }] of sent) {
+      for (const [rel, { item, tmp, want }] of sent) {
         const got = remote.get(tmp);
         if (got === want.sha256) continue;
         // Written while we read it? Then the local bytes moved on too: send it again.
-        const item = byRel.get(rel)!;
         const now = await hashLocal(item.local).catch(() => undefined);
         if (now !== undefined && now.sha256 !== want.sha256 && round < 3) {
           again.push(item);

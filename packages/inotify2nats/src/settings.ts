@@ -237,18 +237,18 @@ function readConfigFile(path: string): Record<string, unknown> {
   if (raw === null || raw === undefined) return {};
   const parsed = FileShape.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    if (issue.code === 'unrecognized_keys') {
+    const [issue] = parsed.error.issues;
+    if (issue?.code === 'unrecognized_keys') {
       const keys = issue.keys.join(', ');
       throw new SettingsError(
         `config file ${path}: unknown setting ${keys}; known settings: ${Object.keys(FileShape.shape).join(', ')}`,
         issue.keys[0],
       );
     }
-    const first = firstIssue(parsed.error)!;
+    const first = firstIssue(parsed.error);
     throw new SettingsError(
-      `config file ${path}: ${issueLine(first)}`,
-      first.path || '(top level)',
+      `config file ${path}: ${first ? issueLine(first) : parsed.error.message}`,
+      first?.path || '(top level)',
     );
   }
   return parsed.data;
@@ -297,14 +297,18 @@ export function resolveSettings(src: SettingsSources): Settings {
     let base = cwd;
     if (cli[name] !== undefined && !(Array.isArray(cli[name]) && cli[name].length === 0)) {
       value = cli[name];
-      origin[name] = spec.flag.split(' ')[0]!;
+      origin[name] = spec.flag.replace(/ .*/, ''); // the flag without its argument
     } else if (envValue !== undefined && envValue !== '') {
       value = envValue;
       origin[name] = `environment variable ${spec.env}`;
-    } else if (spec.inFile !== false && (file as Record<string, unknown>)[name] !== undefined) {
+    } else if (
+      configFile !== undefined &&
+      spec.inFile !== false &&
+      (file as Record<string, unknown>)[name] !== undefined
+    ) {
       value = (file as Record<string, unknown>)[name];
       origin[name] = `${name} in ${configFile}`;
-      base = dirname(configFile!);
+      base = dirname(configFile);
     } else continue;
     value = fromText(spec.kind, value);
     // Relative paths in a config file mean relative to that file, elsewhere to the cwd.
@@ -349,10 +353,13 @@ export function resolveSettings(src: SettingsSources): Settings {
   };
   const parsed = Settings.safeParse(withDefaults);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const name = String(issue.path[0] ?? '');
+    const [issue] = parsed.error.issues;
+    const name = String(issue?.path[0] ?? '');
     const where = origin[name] ?? `the default ${name}`;
-    throw new SettingsError(`invalid ${name} (from ${where}): ${issue.message}`, name);
+    throw new SettingsError(
+      `invalid ${name} (from ${where}): ${issue?.message ?? parsed.error.message}`,
+      name,
+    );
   }
   return parsed.data;
 }
