@@ -239,7 +239,8 @@ export class PodMirror {
       );
     if (!st.isFile()) throw new UnsafeSyncPathError(rel, 'it is not a regular file');
     const localDir = await realpath(dirname(local));
-    const localRoot = (this.#localRoot ??= await realpath(this.#o.localRoot));
+    this.#localRoot ??= await realpath(this.#o.localRoot);
+    const localRoot = this.#localRoot;
     if (localDir !== localRoot && !localDir.startsWith(`${localRoot}/`))
       throw new UnsafeSyncPathError(
         rel,
