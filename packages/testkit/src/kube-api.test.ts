@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined } from './defined.js';
 import { KubeApi } from './kube-api.js';
 import { TempDir } from './temp-dir.js';
 import { until } from './until.js';
@@ -107,7 +108,8 @@ describe('KubeApi (Kubernetes API stand-in)', () => {
     expect((await call('POST', JOBS, job('orphaned'))).status).toBe(201);
     expect((await call('POST', JOBS, job('orphaned'))).status).toBe(409);
     await until(() => kube.pods().some((p) => p.pid !== undefined), 'the pod running');
-    const pid = kube.pods().find((p) => p.metadata.labels?.['job-name'] === 'orphaned')!.pid!;
+    const orphaned = kube.pods().find((p) => p.metadata.labels?.['job-name'] === 'orphaned');
+    const pid = defined(orphaned?.pid, "the orphaned job's pod pid");
     const del = await call('DELETE', `${JOBS}/orphaned`);
     expect(del.status).toBe(200);
     expect(del.json).toMatchObject({ kind: 'Status', status: 'Success' });

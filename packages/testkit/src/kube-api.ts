@@ -238,8 +238,8 @@ export class KubeApi implements AsyncDisposable {
     res: ServerResponse,
   ): { status: number; body: unknown } | 'streaming' {
     let m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs(?:\/([^/]+))?$/.exec(path);
-    if (m) {
-      const ns = decodeURIComponent(m[1]!);
+    if (m?.[1] !== undefined) {
+      const ns = decodeURIComponent(m[1]);
       const name = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
       if (name === undefined && method === 'GET') return this.#listJobs(ns, query.labelSelector);
       if (name === undefined && method === 'POST') return this.#createJob(ns, parseJson(body));
@@ -258,8 +258,8 @@ export class KubeApi implements AsyncDisposable {
       }
     }
     m = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?(\/log)?$/.exec(path);
-    if (m) {
-      const ns = decodeURIComponent(m[1]!);
+    if (m?.[1] !== undefined) {
+      const ns = decodeURIComponent(m[1]);
       const name = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
       if (name === undefined && method === 'GET') return this.#listPods(ns, query.labelSelector);
       if (name !== undefined && !m[3] && method === 'GET')
@@ -559,7 +559,9 @@ export class KubeApi implements AsyncDisposable {
   }
 
   #container(run: PodRun): Record<string, unknown> & { name: string } {
-    return (run.obj.spec.containers as (Record<string, unknown> & { name: string })[])[0]!;
+    const [c] = run.obj.spec.containers as (Record<string, unknown> & { name: string })[];
+    if (!c) throw new Error(`pod ${run.obj.metadata.name} has no container to run`);
+    return c;
   }
 
   #run(run: PodRun): void {
@@ -851,10 +853,10 @@ function matches(
 ): boolean {
   if (!selector) return true;
   return selector.split(',').every((term) => {
-    const ne = /^([^!=]+)!=(.*)$/.exec(term);
-    if (ne) return labels?.[ne[1]!.trim()] !== ne[2]!.trim();
-    const eq = /^([^=]+)==?(.*)$/.exec(term);
-    if (eq) return labels?.[eq[1]!.trim()] === eq[2]!.trim();
+    const [, neKey, neValue] = /^([^!=]+)!=(.*)$/.exec(term) ?? [];
+    if (neKey !== undefined) return labels?.[neKey.trim()] !== neValue?.trim();
+    const [, eqKey, eqValue] = /^([^=]+)==?(.*)$/.exec(term) ?? [];
+    if (eqKey !== undefined) return labels?.[eqKey.trim()] === eqValue?.trim();
     const t = term.trim();
     if (t.startsWith('!')) return labels?.[t.slice(1)] === undefined;
     return labels?.[t] !== undefined;

@@ -43,6 +43,13 @@ const HINT = 'install slurm-wlm, munge and sudo (bash scripts/setup does)';
  *   await slurm.command(['sbatch', '--parsable', '--wrap', 'echo hi'], { user: 'cpuser' });
  *   spawn('squeue', [], { env: { ...process.env, ...slurm.env } });
  */
+/** The daemons' executables, found before anything starts (a clear error when one is missing). */
+interface SlurmBinaries {
+  readonly munged: string;
+  readonly slurmctld: string;
+  readonly slurmd: string;
+}
+
 export class Slurm implements AsyncDisposable {
   readonly partition: string;
   readonly nodeName: string;
@@ -55,12 +62,13 @@ export class Slurm implements AsyncDisposable {
   readonly #dir: TempDir;
   readonly #options: SlurmOptions;
   readonly #procs: ManagedProcess[] = [];
-  #bins: { munged: string; slurmctld: string; slurmd: string } | undefined;
+  readonly #bins: SlurmBinaries;
   #ctldPort = 0;
   #slurmdPort = 0;
 
-  private constructor(dir: TempDir, options: SlurmOptions) {
+  private constructor(dir: TempDir, options: SlurmOptions, bins: SlurmBinaries) {
     this.#dir = dir;
+    this.#bins = bins;
     this.#options = options;
     this.partition = options.partition ?? 'cptest';
     this.nodeName = hostname().split('.')[0] ?? hostname();
@@ -80,9 +88,9 @@ export class Slurm implements AsyncDisposable {
     requireBinary('sinfo', HINT);
     requireBinary('sbatch', HINT);
     const dir = new TempDir('cp-slurm-');
-    const slurm = new Slurm(dir, options);
+    const slurm = new Slurm(dir, options, bins);
     try {
-      await slurm.#launch(bins);
+      await slurm.#launch();
       return slurm;
     } catch (err) {
       await slurm[Symbol.asyncDispose]();
@@ -172,7 +180,7 @@ export class Slurm implements AsyncDisposable {
   /** Starts slurmctld again on the same port, recovering its saved jobs; resolves once it answers. */
   async startController(timeoutMs = 60_000): Promise<void> {
     if (this.controllerRunning) return;
-    this.#spawn('slurmctld', this.#bins!.slurmctld, ['-D', '-f', this.conf]);
+    this.#spawn('slurmctld', this.#bins.slurmctld, ['-D', '-f', this.conf]);
     await this.#waitAnswer(Date.now() + timeoutMs, 'slurmctld answering after a restart');
   }
 
@@ -207,7 +215,7 @@ export class Slurm implements AsyncDisposable {
   /** Starts slurmd again after crashNode; resolves once the controller sees the node up. */
   async startNode(timeoutMs = 60_000): Promise<void> {
     if (this.#procs.some((p) => p.name === 'slurmd' && p.running)) return;
-    this.#spawn('slurmd', this.#bins!.slurmd, ['-D', '-f', this.conf]);
+    this.#spawn('slurmd', this.#bins.slurmd, ['-D', '-f', this.conf]);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const state = await this.#nodeState();
@@ -229,8 +237,8 @@ export class Slurm implements AsyncDisposable {
     }
   }
 
-  async #launch(bins: { munged: string; slurmctld: string; slurmd: string }): Promise<void> {
-    this.#bins = bins;
+  async #launch(): Promise<void> {
+    const bins = this.#bins;
     const dir = this.#dir;
     const timeout = this.#options.startTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeout;

@@ -53,7 +53,8 @@ const HINT = 'install openssh-server and openssh-client (bash scripts/setup does
  */
 export class Sshd implements AsyncDisposable {
   readonly host = '127.0.0.1';
-  readonly users: readonly SshdUser[];
+  /** At least one: the first is the default identity. */
+  readonly users: readonly [SshdUser, ...SshdUser[]];
   readonly knownHostsPath: string;
   readonly configPath: string;
   readonly hostPublicKey: string;
@@ -66,7 +67,7 @@ export class Sshd implements AsyncDisposable {
 
   private constructor(
     dir: TempDir,
-    users: readonly SshdUser[],
+    users: readonly [SshdUser, ...SshdUser[]],
     keyLines: ReadonlyMap<string, string>,
     hostPublicKey: string,
   ) {
@@ -101,7 +102,9 @@ export class Sshd implements AsyncDisposable {
       }
       const hostPub = readFileSync(dir.join('host_ed25519.pub'), 'utf8').trim();
       const [keyType, keyData] = hostPub.split(' ');
-      server = new Sshd(dir, users, keyLines, `${keyType} ${keyData}`);
+      const [first, ...others] = users;
+      if (!first) throw new ServerStartError('sshd', 'no users to log in as');
+      server = new Sshd(dir, [first, ...others], keyLines, `${keyType} ${keyData}`);
       server.#sshdBin = sshdBin;
       server.#options = options;
       await server.#launch();
@@ -122,11 +125,11 @@ export class Sshd implements AsyncDisposable {
 
   /** The first user: the default identity for clients. */
   get username(): string {
-    return this.users[0]!.username;
+    return this.users[0].username;
   }
 
   get privateKeyPath(): string {
-    return this.users[0]!.privateKeyPath;
+    return this.users[0].privateKeyPath;
   }
 
   get pid(): number | undefined {
@@ -155,7 +158,7 @@ export class Sshd implements AsyncDisposable {
     privateKeyPath: string;
     knownHostsPath: string;
   } {
-    const u = name ? this.user(name) : this.users[0]!;
+    const u = name ? this.user(name) : this.users[0];
     return {
       host: this.host,
       port: this.#port,
@@ -167,7 +170,7 @@ export class Sshd implements AsyncDisposable {
 
   /** Runs a command through the system ssh client, verifying the host key strictly. */
   async ssh(command: string, options: SshOptions = {}): Promise<CommandResult> {
-    const u = options.user ? this.user(options.user) : this.users[0]!;
+    const u = options.user ? this.user(options.user) : this.users[0];
     const ssh = requireBinary('ssh', HINT);
     return runCommand(
       ssh,

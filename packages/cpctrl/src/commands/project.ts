@@ -317,7 +317,9 @@ function parseSize(value: string): number {
       'CP_INVALID',
       `--storage-quota ${JSON.stringify(value)}: give bytes, or a size such as 512M or 2G`,
     );
-  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[
+    (m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'
+  ];
   const bytes = Number(m[1]) * 1024 ** unit;
   if (bytes < 1024 * 1024)
     throw new CliError(
