@@ -33,7 +33,7 @@ function apply(style: Style, params: string): Style {
   const codes = params === '' ? [0] : params.split(';').map((p) => Number(p) || 0);
   let s = { ...style };
   for (let i = 0; i < codes.length; i++) {
-    const c = codes[i]!;
+    const c = codes[i] ?? 0; // within bounds: the loop's condition
     if (c === 0) s = {};
     else if (c === 1) s.bold = true;
     else if (c === 2) s.dim = true;

@@ -71,7 +71,8 @@ export function collapseGraph(g: GraphJSON, open: ReadonlySet<string>): Collapse
     for (const t of list) taskKey.set(t.id, key);
     const all = (f: (t: GraphJSON['tasks'][number]) => readonly string[]) =>
       unique(list.flatMap((t) => f(t).map(mapPath)));
-    const first = list[0]!;
+    const [first] = list;
+    if (!first) continue;
     tasks.push({
       id: key,
       ruleId,

@@ -106,6 +106,12 @@ export function fastLayout(g: GraphJSON): Layout {
   for (const a of g.artefacts) size.set(`a:${a.path}`, { w: textWidth(a.path, 110), h: 34 });
   for (const t of g.tasks) size.set(`t:${t.id}`, { w: textWidth(t.id, 24), h: 24 });
   const { edges, groupOf } = edgesOf(g, (id) => size.has(id));
+  /** Every laid-out node came from `size`'s keys. */
+  const sizeOf = (id: string) => {
+    const s = size.get(id);
+    if (!s) throw new Error(`layout: no size for node ${id}`);
+    return s;
+  };
   const out = new Map<string, string[]>();
   const preds = new Map<string, string[]>();
   for (const e of edges) {
@@ -120,8 +126,7 @@ export function fastLayout(g: GraphJSON): Layout {
     if (state.has(root)) continue;
     const stack: Array<[string, number]> = [[root, 0]];
     state.set(root, 1);
-    while (stack.length) {
-      const top = stack[stack.length - 1]!;
+    for (let top = stack.at(-1); top; top = stack.at(-1)) {
       const next = (out.get(top[0]) ?? [])[top[1]++];
       if (next === undefined) {
         stack.pop();
@@ -142,17 +147,18 @@ export function fastLayout(g: GraphJSON): Layout {
     rank.set(id, r);
   }
   const layers: string[][] = [];
-  for (const id of order) {
-    const r = rank.get(id)!;
-    layers[r] = layers[r] ?? [];
-    layers[r]!.push(id);
+  // rank was filled in topological order, which its iteration keeps.
+  for (const [id, r] of rank) {
+    const layer = layers[r] ?? [];
+    layers[r] = layer;
+    layer.push(id);
   }
   // Order each layer by the mean position of its predecessors (sources: group, then name).
   const pos = new Map<string, number>();
   layers.forEach((layer, r) => {
     const key = (id: string) => {
-      const ps = (preds.get(id) ?? []).filter((p) => pos.has(p));
-      return ps.length ? ps.reduce((a, p) => a + pos.get(p)!, 0) / ps.length : Number.NaN;
+      const ps = (preds.get(id) ?? []).flatMap((p) => pos.get(p) ?? []);
+      return ps.length ? ps.reduce((a, p) => a + p, 0) / ps.length : Number.NaN;
     };
     const keyed = layer.map((id, i) => ({ id, k: r === 0 ? i : key(id), i }));
     keyed.sort((a, b) =>
@@ -164,8 +170,9 @@ export function fastLayout(g: GraphJSON): Layout {
           : -1
         : a.k - b.k || a.i - b.i,
     );
-    layers[r] = keyed.map((x) => x.id);
-    layers[r]!.forEach((id, i) => {
+    const sorted = keyed.map((x) => x.id);
+    layers[r] = sorted;
+    sorted.forEach((id, i) => {
       pos.set(id, i);
     });
   });
@@ -174,9 +181,9 @@ export function fastLayout(g: GraphJSON): Layout {
   for (const layer of layers) {
     for (let start = 0; start < layer.length; start += WRAP) {
       const column = layer.slice(start, start + WRAP);
-      const width = Math.max(...column.map((id) => size.get(id)!.w));
+      const width = Math.max(...column.map((id) => sizeOf(id).w));
       for (const [i, id] of column.entries()) {
-        const s = size.get(id)!;
+        const s = sizeOf(id);
         abs.set(id, { x, y: 16 + i * ROW + (ROW - s.h) / 2, w: s.w, h: s.h });
       }
       x += width + GAP_X;

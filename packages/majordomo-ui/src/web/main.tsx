@@ -3,4 +3,6 @@ import './styles.css';
 import { createRoot } from 'react-dom/client';
 import { App } from './App.js';
 
-createRoot(document.getElementById('root')!).render(<App />);
+const root = document.getElementById('root');
+if (!root) throw new Error('index.html has no #root element to render the UI into');
+createRoot(root).render(<App />);

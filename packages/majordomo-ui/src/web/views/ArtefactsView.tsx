@@ -33,7 +33,7 @@ export function ArtefactsView({ route }: { route: Route }) {
       return {
         path,
         state: shownState(snap, path) as ArtefactStatus,
-        rule: producer ? producer.split(':')[0]! : '',
+        rule: producer ? producer.replace(/:.*/s, '') : '',
         producer: producer ?? '',
         pods: rec?.pods ?? [],
         updated: rec?.updated ?? '',

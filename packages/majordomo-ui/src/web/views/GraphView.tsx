@@ -29,6 +29,13 @@ interface Look {
 }
 const LookContext = createContext<Look | null>(null);
 
+/** The graph view's look; its node components are only rendered inside its provider. */
+function useLook(): Look {
+  const look = useContext(LookContext);
+  if (!look) throw new Error('a graph node was rendered outside the graph view (no LookContext)');
+  return look;
+}
+
 type NodeData = { key: string };
 
 function matches(look: Look, path: string, state: ArtefactStatus): boolean {
@@ -38,7 +45,7 @@ function matches(look: Look, path: string, state: ArtefactStatus): boolean {
 }
 
 const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeData>>) {
-  const look = useContext(LookContext)!;
+  const look = useLook();
   const state = shownState(look.snap, data.key);
   const dim = (look.query || look.state) && !matches(look, data.key, state);
   return (
@@ -58,7 +65,7 @@ const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeDat
 
 /** A collapsed folder: its artefacts counted by state, coloured by the worst; click opens it. */
 const FolderNode = memo(function FolderNode({ data }: NodeProps<Node<NodeData>>) {
-  const look = useContext(LookContext)!;
+  const look = useLook();
   const paths = look.folders.get(data.key) ?? [];
   const counts = countStates(paths, (p) => shownState(look.snap, p));
   const state = worstState(counts.keys());
@@ -85,7 +92,7 @@ const FolderNode = memo(function FolderNode({ data }: NodeProps<Node<NodeData>>)
 });
 
 const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<NodeData>>) {
-  const look = useContext(LookContext)!;
+  const look = useLook();
   const running = look.snap.builds.some((b) => b.taskId === data.key);
   return (
     <div className={`node task${running ? ' running' : ''}`} data-task={data.key} title={data.key}>
@@ -97,7 +104,7 @@ const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<NodeData>>) {
 });
 
 const CycleNode = memo(function CycleNode({ data }: NodeProps<Node<NodeData>>) {
-  const look = useContext(LookContext)!;
+  const look = useLook();
   const id = Number(data.key);
   const p = look.snap.passes.get(id);
   const active = look.snap.plan?.components.some((c) => c.id === id) ?? false;
