@@ -293,6 +293,36 @@ describe('local backend', () => {
     expect(hooks.events).toHaveLength(0);
   });
 
+  it('never runs a queued task whose record someone else changed, and does not try again', async () => {
+    // One slot: the second task waits in the backend's queue and is recorded running only
+    // when the first ends, through the queue (the path a runner that was frozen takes).
+    const { ex, hooks } = setup(1);
+    const gate = tmp.join('gate-taken');
+    const first = task(`while [ ! -e ${gate} ]; do sleep 0.05; done`);
+    const ran = tmp.join('ran-taken');
+    const second = task(`touch ${ran}`);
+    let runningWrites = 0;
+    const record = hooks.record.bind(hooks);
+    hooks.record = async (rec) => {
+      if (rec.task.taskId !== second.taskId || rec.state !== 'running') return record(rec);
+      runningWrites++;
+      // What the runner's KV write throws when the revision moved on (MajorDomo re-queued or
+      // failed the task of a runner it took for dead).
+      throw Object.assign(new Error('wrong last sequence (test)'), { retryable: false });
+    };
+    await ex.submit(first);
+    await ex.submit(second);
+    expect(ex.get(second.taskId)?.state).toBe('submitted');
+    writeFileSync(gate, '');
+    await until(
+      () => hooks.logs.includes('task record changed elsewhere; not running this copy'),
+      'the backend to drop the task whose record moved on',
+    );
+    expect(hooks.logs).not.toContain('could not record a task as running; it stays queued');
+    expect(runningWrites).toBe(1);
+    expect(existsSync(ran)).toBe(false);
+  });
+
   it('serves the log of a running task', async () => {
     const { ex } = setup();
     const gate = tmp.join('gate3');

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol';
 import type { Admission, Backend, BackendContext, LogRead, LogStream } from './backend.js';
-import { UnsafeValueError } from './errors.js';
+import { isRetryable, UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
 import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
 import { readFrom, readTail } from './read-tail.js';
@@ -265,11 +265,22 @@ export class LocalBackend implements Backend {
     try {
       rec = await this.#c.advance(id, ['submitted'], 'running', patch);
     } catch (err) {
+      this.#running.delete(id);
+      // Someone else wrote the record since (MajorDomo took the task from a runner it believed
+      // dead, and re-queued or failed it): this copy must never run, and trying again cannot
+      // succeed. Only a record that could not be written at all is tried again.
+      if (!isRetryable((err as Error).cause ?? err)) {
+        this.#c.log('warn', 'task record changed elsewhere; not running this copy', {
+          taskId: id,
+          err: String(err),
+        });
+        this.#pump();
+        return;
+      }
       this.#c.log('error', 'could not record a task as running; it stays queued', {
         taskId: id,
         err: String(err),
       });
-      this.#running.delete(id);
       setTimeout(() => {
         this.#queue.push(id);
         this.#pump();

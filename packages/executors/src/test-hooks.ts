@@ -16,6 +16,12 @@ export class RecordingHooks implements ExecutorHooks {
   }[] = [];
   readonly events: TaskStateChanged[] = [];
   failRecords = false;
+  /** Messages the executor and its backend logged, in order. */
+  readonly logs: string[] = [];
+
+  log(_level: 'info' | 'warn' | 'error', msg: string): void {
+    this.logs.push(msg);
+  }
 
   async record(rec: TaskRecord): Promise<void> {
     if (this.failRecords)
