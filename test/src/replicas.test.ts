@@ -142,6 +142,8 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
       'the task of r1 to run',
       async () => (await taskOf('r1', from))?.state === 'running',
     );
+    // Recorded running comes before the spawn: kill the runner only once the command began.
+    await until('the command of r1 to begin', () => copy.started('r1'));
     const victim = (await taskOf('r1', from))?.runner ?? '';
     expect(['runner-1', 'runner-2']).toContain(victim);
     const survivor = victim === 'runner-1' ? 'runner-2' : 'runner-1';
