@@ -8,11 +8,12 @@ describe('API tokens', () => {
     expect(ApiTokenRecord.parse(record)).toEqual(record);
     const parsed = parseApiToken(token);
     expect(parsed?.id).toBe(record.id);
-    expect(parsed!.secret.length).toBeGreaterThanOrEqual(43);
-    expect(JSON.stringify(record)).not.toContain(parsed!.secret);
-    expect(record.sha256).toBe(sha256Hex(parsed!.secret));
-    expect(secretMatches(parsed!.secret, record.sha256)).toBe(true);
-    expect(secretMatches(`${parsed!.secret}x`, record.sha256)).toBe(false);
+    const secret = parsed?.secret ?? expect.unreachable('the token did not parse');
+    expect(secret.length).toBeGreaterThanOrEqual(43);
+    expect(JSON.stringify(record)).not.toContain(secret);
+    expect(record.sha256).toBe(sha256Hex(secret));
+    expect(secretMatches(secret, record.sha256)).toBe(true);
+    expect(secretMatches(`${secret}x`, record.sha256)).toBe(false);
   });
 
   it('gives every token its own id and secret', () => {

@@ -29,8 +29,8 @@ export function newApiToken(
 
 /** The id and secret of a token of ours, or undefined for anything else. */
 export function parseApiToken(token: string): { id: string; secret: string } | undefined {
-  const m = TOKEN.exec(token);
-  return m ? { id: m[1]!, secret: m[2]! } : undefined;
+  const [, id, secret] = TOKEN.exec(token) ?? [];
+  return id !== undefined && secret !== undefined ? { id, secret } : undefined;
 }
 
 /**

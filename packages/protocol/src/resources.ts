@@ -565,7 +565,8 @@ function knownKeys(schema: z.ZodType, input: unknown, path: readonly PropertyKey
     const step = steps.shift();
     if (step === undefined) return s.shape ? Object.keys(s.shape) : [];
     value = (value as Record<PropertyKey, unknown> | null)?.[step];
-    if (s.def.type === 'object' && s.shape?.[step as string]) s = unwrap(s.shape[step as string]!);
+    const field = s.def.type === 'object' ? s.shape?.[step as string] : undefined;
+    if (field) s = unwrap(field);
     else if (s.def.type === 'record') s = unwrap(s.def.valueType as z.ZodType);
     else if (s.def.type === 'array') s = unwrap(s.def.element as z.ZodType);
     else return [];
@@ -586,16 +587,21 @@ function closest(word: string, candidates: readonly string[]): string | undefine
 }
 
 function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  // One row of the table at a time: prev[j] is the distance from a's first i - 1 characters to
+  // b's first j; `left` is the cell being filled, `diag` the one up and to its left.
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let distance = b.length;
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(
-        prev[j]! + 1,
-        cur[j - 1]! + 1,
-        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
+    let diag = i - 1;
+    let left = i;
+    const cur = [left];
+    for (const [j, up] of prev.slice(1).entries()) {
+      left = Math.min(up + 1, left + 1, diag + (a[i - 1] === b[j] ? 0 : 1));
+      cur.push(left);
+      diag = up;
+    }
     prev = cur;
+    distance = left;
   }
-  return prev[b.length]!;
+  return distance;
 }

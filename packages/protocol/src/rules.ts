@@ -83,7 +83,8 @@ export const InputProjection = z
 export type InputProjection = z.infer<typeof InputProjection>;
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const placeholders = (pattern: string) => [...pattern.matchAll(PLACEHOLDER)].map((m) => m[1]!);
+const placeholders = (pattern: string) =>
+  [...pattern.matchAll(PLACEHOLDER)].flatMap(([, name]) => (name === undefined ? [] : [name]));
 
 export const Rule = z
   .object({

@@ -109,7 +109,7 @@ export function kvKey(path: string): string {
   let out = '';
   const bytes = Buffer.from(path, 'utf8');
   for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
+    const b = bytes.readUInt8(i);
     const c = String.fromCharCode(b);
     const isDot = c === '.';
     const badDot =
