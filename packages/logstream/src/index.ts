@@ -9,5 +9,6 @@
  *   const follower = followLogs(bus, 'demo', (c) => process.stdout.write(c.data), { pod: 'pod-1' });
  *   await follower.stop();
  */
+export { LogUnconfirmedError } from './errors.js';
 export { type FollowedChunk, type FollowOptions, followLogs, type LogFollower } from './follow.js';
 export { type PublishLogOptions, publishLogChunk } from './publish.js';

@@ -1,6 +1,7 @@
 import type { Bus } from '@computepods/bus';
 import type { LogChunk as WatchedChunk } from '@computepods/fswatch';
 import { LOG_CHUNK_MAX_BYTES, subjects } from '@computepods/protocol';
+import { LogUnconfirmedError } from './errors.js';
 
 export interface PublishLogOptions {
   /** How long to wait for the server to have the chunk before the caller retries it. Default 5000. */
@@ -47,13 +48,7 @@ export async function publishLogChunk(
     await Promise.race([
       bus.nc.flush(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(`NATS did not confirm log chunk of ${chunk.path} within ${timeoutMs} ms`),
-            ),
-          timeoutMs,
-        );
+        timer = setTimeout(() => reject(new LogUnconfirmedError(chunk.path, timeoutMs)), timeoutMs);
       }),
     ]);
   } finally {

@@ -60,6 +60,8 @@ export const ERROR_CODES = [
   'CP_FSWATCH_ROOT',
   'CP_FSWATCH_STAMP_FILE',
   'CP_FSWATCH_WATCH_LIMIT',
+  // logstream
+  'CP_LOG_UNCONFIRMED',
   // inotify2nats
   'CP_INOTIFY_SETTINGS',
   'CP_POD_SYNC_FAILED',
