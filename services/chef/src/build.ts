@@ -464,10 +464,12 @@ async function stamp(path: string): Promise<string> {
 }
 
 async function stampInputs(workspace: string, paths: readonly string[]): Promise<Stamps> {
-  const stamps = await pMap(paths, async (p) => stamp(await confineLocal(workspace, p)), {
-    concurrency: FS_CONCURRENCY,
-  });
-  return new Map(paths.map((p, i) => [p, stamps[i]!]));
+  const stamped = await pMap(
+    paths,
+    async (p) => [p, await stamp(await confineLocal(workspace, p))] as const,
+    { concurrency: FS_CONCURRENCY },
+  );
+  return new Map(stamped);
 }
 
 /** The first stamped input whose bytes are no longer `want` (hashed only when its stamp moved). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { commandPath, fillCommand } from './command.js';
+import { CommandTemplateError } from './errors.js';
 
 describe('command paths', () => {
   it('prefixes ./ to a path a program would read as an option', () => {
@@ -29,5 +30,19 @@ describe('command paths', () => {
     expect(() => fillCommand('echo {stem}', { stem: 'a\u001bb', inputs: [], outputs: [] })).toThrow(
       expect.objectContaining({ code: 'CP_CHEF_UNSAFE_STEM' }),
     );
+  });
+
+  it('refuses a placeholder it cannot fill, naming it, as a fault of the definition', () => {
+    const ctx = { stem: 's', inputs: ['a.c'], outputs: ['a.o'] };
+    for (const [template, detail] of [
+      ['cc {in1}', /\{in1\}: the rule has only 1 inputs/],
+      ['cc {src}', /\{src\}: unknown/],
+    ] as const) {
+      expect(() => fillCommand(template, ctx)).toThrow(CommandTemplateError);
+      expect(() => fillCommand(template, ctx)).toThrow(detail);
+      expect(() => fillCommand(template, ctx)).toThrow(
+        expect.objectContaining({ code: 'CP_CHEF_DEFINITION', retryable: false }),
+      );
+    }
   });
 });

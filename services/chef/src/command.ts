@@ -1,6 +1,6 @@
 import { shellQuote } from '@computepods/transport';
 import { hasControlChars } from './control-chars.js';
-import { BuildRefusedError } from './errors.js';
+import { BuildRefusedError, CommandTemplateError } from './errors.js';
 
 export interface CommandContext {
   readonly stem: string;
@@ -48,14 +48,10 @@ export function fillCommand(template: string, ctx: CommandContext): string {
       if (list) {
         const value = list[Number(index)];
         if (value === undefined)
-          throw new Error(
-            `command placeholder ${whole}: the rule has only ${list.length} ${name}puts`,
-          );
+          throw new CommandTemplateError(whole, `the rule has only ${list.length} ${name}puts`);
         return quoted(value);
       }
-      throw new Error(
-        `unknown command placeholder ${whole}: use {stem}, {in}, {out}, {inN} or {outN}`,
-      );
+      throw new CommandTemplateError(whole, 'unknown; use {stem}, {in}, {out}, {inN} or {outN}');
     },
   );
 }

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { RulesDeclared } from '@computepods/protocol';
-import { TempDir } from '@computepods/testkit';
+import { defined, TempDir } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import { chefConfig } from './config.js';
 import { loadDefinition } from './definition.js';
@@ -43,7 +43,10 @@ describe('builtin chef definitions', () => {
 
   it('latex: pdflatex feeds .aux and .toc back as optional inputs; bibtex closes the cycle', () => {
     const def = loadDefinition(chefConfig({ CP_CHEF_DEFINITION: 'latex' }).definitionFile);
-    const pdf = def.rules.find((r) => r.id === 'pdflatex')!;
+    const pdf = defined(
+      def.rules.find((r) => r.id === 'pdflatex'),
+      'the pdflatex rule',
+    );
     for (const p of ['{stem}.aux', '{stem}.toc']) {
       expect(pdf.outputs).toContain(p);
       expect(pdf.optionalInputs).toContain(p);

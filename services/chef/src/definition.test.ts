@@ -18,7 +18,7 @@ describe('chef definition: auxiliaries and on-demand rules', () => {
       auxiliaries: ['{stem}.log', '{stem}.fls'],
       onDemand: false,
     });
-    expect(parseDefinition(rule(''), 'b.yaml').rules[0]!.auxiliaries).toEqual([]);
+    expect(parseDefinition(rule(''), 'b.yaml').rules[0]?.auxiliaries).toEqual([]);
   });
 
   it.each([

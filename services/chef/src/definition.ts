@@ -45,14 +45,8 @@ export function parseDefinition(text: string, file: string): ChefDefinition {
     if (ids.has(rule.id))
       throw new ChefDefinitionError(file, `rules: duplicate rule id ${JSON.stringify(rule.id)}`);
     ids.add(rule.id);
-    const bound = placeholders(rule.inputs[0]!);
+    // An auxiliary's placeholders are checked against the first input by protocol's Rule.
     for (const [j, pattern] of rule.auxiliaries.entries()) {
-      const unbound = placeholders(pattern).find((n) => !bound.includes(n));
-      if (unbound !== undefined)
-        throw new ChefDefinitionError(
-          file,
-          `rules.${i}.auxiliaries.${j}: placeholder {${unbound}} in ${JSON.stringify(pattern)} does not appear in the first input ${JSON.stringify(rule.inputs[0])}`,
-        );
       if (rule.outputs.includes(pattern))
         throw new ChefDefinitionError(
           file,
@@ -71,10 +65,6 @@ export function parseDefinition(text: string, file: string): ChefDefinition {
     }
   }
   return parsed.data;
-}
-
-function placeholders(pattern: string): string[] {
-  return [...pattern.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]!);
 }
 
 export function loadDefinition(file: string): ChefDefinition {

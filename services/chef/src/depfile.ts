@@ -18,7 +18,7 @@ export function parseDepfile(text: string): string[] {
 function ruleColon(line: string): number {
   for (let i = 0; i < line.length; i++) {
     if (line[i] === '\\') i++;
-    else if (line[i] === ':' && (i + 1 === line.length || /\s/.test(line[i + 1]!))) return i;
+    else if (line[i] === ':' && (i + 1 === line.length || /\s/.test(line.charAt(i + 1)))) return i;
   }
   return -1;
 }
@@ -27,7 +27,7 @@ function words(text: string): string[] {
   const out: string[] = [];
   let word = '';
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
+    const c = text.charAt(i);
     if (c === '\\' && (text[i + 1] === ' ' || text[i + 1] === '#' || text[i + 1] === '\\')) {
       word += text[++i];
     } else if (c === '$' && text[i + 1] === '$') {

@@ -23,6 +23,22 @@ export class InputFetchError extends CpError {
   }
 }
 
+/**
+ * A rule's command template names a placeholder the build cannot fill. Never retryable: the
+ * chef definition must change.
+ */
+export class CommandTemplateError extends CpError {
+  constructor(
+    readonly placeholder: string,
+    detail: string,
+  ) {
+    super(
+      'CP_CHEF_DEFINITION',
+      `command placeholder ${placeholder}: ${detail}; fix the rule's command in the chef definition`,
+    );
+  }
+}
+
 /** A successful build left no readable dependency record (depfile, .fls, .aux) where the rule says. */
 export class DiscoveryError extends CpError {
   constructor(ruleId: string, detail: string, options?: ErrorOptions) {

@@ -83,7 +83,12 @@ export class InputFetcher {
         });
       }),
     );
-    return outcomes.map((o) => o ?? { err: new Error('input not checked') });
+    return inputs.map(
+      (input, i) =>
+        outcomes[i] ?? {
+          err: new InputFetchError(input.path, 'never checked: a fault of the chef', false),
+        },
+    );
   }
 
   /** ok, a check that failed, or the local path to fetch into from input.pod. */

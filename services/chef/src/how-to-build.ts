@@ -1,6 +1,7 @@
 import { type Bus, type Decoded, decode, type MessageInvalidError } from '@computepods/bus';
 import { compilePattern, fillPattern, matchPattern, stemKey } from '@computepods/depgraph';
 import { CanBuildFrom, type HowToBuild, type Rule, subjects } from '@computepods/protocol';
+import { placeholderNames } from './stem.js';
 
 /**
  * The chef's side of "how to build": the first of its rules (declared or on demand) with an
@@ -25,7 +26,7 @@ export function canBuildFrom(
 }
 
 function match(rule: Rule, goal: string) {
-  const names = compilePattern(rule.inputs[0]!).names;
+  const names = placeholderNames(rule);
   for (const source of rule.outputs) {
     const bindings = matchPattern(compilePattern(source), goal);
     // An output without every placeholder of the rule does not say which instance makes it.

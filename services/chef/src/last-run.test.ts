@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectionKey } from '@computepods/depgraph';
 import { BuildRequested, Rule } from '@computepods/protocol';
+import { defined } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { unchangedSinceLastRun } from './last-run.js';
 import { checkRequest } from './rule-paths.js';
@@ -21,7 +22,7 @@ const rule = Rule.parse({
   command: 'x',
   projections: [{ input: '{stem}.cfg', lines: '^key=' }],
 });
-const KEY = projectionKey(rule.projections[0]!);
+const KEY = projectionKey(defined(rule.projections[0], 'the projection'));
 const P = 'f'.repeat(64);
 
 function check(opts: {

@@ -26,13 +26,13 @@ export function parseFls(text: string): FlsRecord {
 export function parseAuxBibliography(text: string): { bibdata: string[]; bibstyle: string[] } {
   const bibdata = new Set<string>();
   const bibstyle = new Set<string>();
-  for (const m of text.matchAll(/\\bib(data|style)\{([^}]*)\}/g)) {
-    const names = m[2]!
+  for (const [, kind, list = ''] of text.matchAll(/\\bib(data|style)\{([^}]*)\}/g)) {
+    const names = list
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
     for (const name of names) {
-      if (m[1] === 'data') bibdata.add(name.endsWith('.bib') ? name : `${name}.bib`);
+      if (kind === 'data') bibdata.add(name.endsWith('.bib') ? name : `${name}.bib`);
       else bibstyle.add(name.endsWith('.bst') ? name : `${name}.bst`);
     }
   }

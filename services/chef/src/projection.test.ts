@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectedHasher, projectionKey } from '@computepods/depgraph';
 import { InputProjection } from '@computepods/protocol';
+import { defined } from '@computepods/testkit';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fillCommand } from './command.js';
@@ -14,8 +15,11 @@ const dir = mkdtempSync(join(tmpdir(), 'cp-projection-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const latex = loadDefinition(join(import.meta.dirname, '../chefs/latex.yaml'));
-const bibtexRule = latex.rules.find((r) => r.id === 'bibtex')!;
-const auxProjection = bibtexRule.projections[0]!;
+const bibtexRule = defined(
+  latex.rules.find((r) => r.id === 'bibtex'),
+  'the bibtex rule',
+);
+const auxProjection = defined(bibtexRule.projections[0], "the bibtex rule's projection");
 
 async function projected(text: string, spec: InputProjection): Promise<string> {
   const file = join(dir, 'in.txt');

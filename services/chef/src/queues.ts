@@ -18,8 +18,9 @@ export function pickQueue(project: string, queues: readonly Queue[], want: Queue
   const forResource = queues.filter((q) => q.resource === resource);
   const matching =
     profile === undefined ? forResource : forResource.filter((q) => q.profile === profile);
-  if (matching.length === 1) return matching[0]!;
-  if (matching.length === 0) {
+  const [first, ...others] = matching;
+  if (first !== undefined && others.length === 0) return first;
+  if (first === undefined) {
     const which = profile === undefined ? '' : ` and profile "${profile}"`;
     const flag = profile === undefined ? ' [--profile F]' : ` --profile ${profile}`;
     throw new BuildRefusedError(
