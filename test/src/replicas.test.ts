@@ -26,6 +26,13 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
   let log: BuildLog;
   let copy: GatedCopy;
   let chefEnv: Record<string, string>;
+  /** A runner restarted within CP_RUNNER_DEAD_S adopts its tasks; an hour here, so that is what
+   * the runner case sees (runner-liveness.test.ts: one that does not come back). */
+  const mdEnv = {
+    CP_CHEF_TIMEOUT_MS: '3000',
+    CP_CHEF_REPLICA_DEAD_S: '7',
+    CP_RUNNER_DEAD_S: '3600',
+  };
   /** Every batch of file changes published (core NATS sees each publish, deduplicated or not). */
   const batches: FilesChanged[] = [];
   let announced: { unsubscribe(): void } | undefined;
@@ -71,13 +78,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
       CP_CHEF_ACK_WAIT_MS: '600000',
     };
     await Promise.all([
-      // A runner restarted within CP_RUNNER_DEAD_S adopts its tasks; an hour here, so that is
-      // what the runner case sees (runner-liveness.test.ts: one that does not come back).
-      stack.start('majordomo', {
-        CP_CHEF_TIMEOUT_MS: '3000',
-        CP_CHEF_REPLICA_DEAD_S: '7',
-        CP_RUNNER_DEAD_S: '3600',
-      }),
+      stack.start('majordomo', mdEnv),
       stack.start('runner', { CP_RUNNER_ID: 'runner-1' }, 'runner-1'),
       stack.start('runner', { CP_RUNNER_ID: 'runner-2' }, 'runner-2'),
       // One pod, two watchers of its workspace (their own stamp files: CP_STATE_DIR by name).
@@ -224,5 +225,32 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
     await built('f1', 'one f1 again\n');
     expect(runs('f1')).toEqual(['one f1', 'one f1 again']);
     expect(log.requestsFor('copy:f1', from)).toHaveLength(2);
+  }, 120_000);
+
+  it('a chef replica that died while MajorDomo was down: the build it held finishes on another, once', async () => {
+    const from = log.requests.length;
+    stack.write('g/c3.in', 'pause c3\n');
+    await until('the command of c3 to begin', () => copy.started('c3'));
+    // The chef replica left (chef-2 after the first test) holds the request and waits for its
+    // task. MajorDomo goes, then that replica: the MajorDomo that comes back never heard it
+    // answer a PING. What tells it of the replica is the declaration it wrote last (rules bucket,
+    // with its $SRV id); without that the request would wait the ten-minute ack wait.
+    const chefs = [...stack.procs].filter(([n, p]) => n.startsWith('chef-') && p.running);
+    await stack.kill9('majordomo');
+    for (const [name] of chefs) await stack.kill9(name);
+    await stack.start('majordomo', mdEnv);
+    await stack.start('chef', chefEnv, 'chef-3');
+    copy.gate('c3');
+    await stack.procs
+      .get('majordomo')!
+      .waitForOutput(/chef replica stopped answering; the requests it held are handed out again/);
+    await built('c3', 'pause c3\n');
+    // The restarted MajorDomo publishes the build it had in flight again: the same build id, which
+    // JetStream takes as a duplicate. One build, one result, one run.
+    const req = log.requestsFor('copy:c3', from);
+    expect(new Set(req.map((r) => r.buildId)).size).toBe(1);
+    await until('the result of c3', () => log.resultOf(req[0]!.buildId) !== undefined);
+    expect(log.resultOf(req[0]!.buildId)).toMatchObject({ status: 'succeeded', chef: 'copier' });
+    expect(runs('c3')).toEqual(['pause c3']);
   }, 120_000);
 });

@@ -1,5 +1,5 @@
-import type { Bus } from '@computepods/bus';
-import { streams } from '@computepods/protocol';
+import type { Bus, TypedKv } from '@computepods/bus';
+import { type RulesDeclared, streams } from '@computepods/protocol';
 import { releasePending } from './release-pending.js';
 import { watchReplicas } from './replica-census.js';
 
@@ -9,9 +9,18 @@ import { watchReplicas } from './replica-census.js';
  * grace (CP_CHEF_REPLICA_DEAD_S) has its pulled, unacknowledged requests handed out again at
  * once (release-pending.ts), so a live replica builds them in seconds instead of after the
  * durable's ack wait. A chef name with no replica left is retired by liveness.ts as before.
+ *
+ * A replica is also followed from the declaration it writes (its $SRV id is in it): one killed
+ * before the first PING reached it (it may have pulled a request already) is then reported gone
+ * as well. At a start, the declaration kept in KV counts: if its writer is dead, what it held is
+ * handed out once after the grace.
  */
-export function watchChefReplicas(bus: Bus, graceMs: number): () => void {
-  return watchReplicas(bus, {
+export async function watchChefReplicas(
+  bus: Bus,
+  rulesKv: TypedKv<typeof RulesDeclared>,
+  graceMs: number,
+): Promise<() => void> {
+  const census = watchReplicas(bus, {
     service: 'chef',
     graceMs,
     onGone: async (r) => {
@@ -32,4 +41,12 @@ export function watchChefReplicas(bus: Bus, graceMs: number): () => void {
       );
     },
   });
+  const stopWatch = await rulesKv.watchValid((chef, decl) => {
+    if (decl?.srv && decl.srv.name === 'chef' && decl.chef === chef)
+      census.note({ id: decl.srv.id, metadata: { chef }, heardAt: new Date() });
+  });
+  return () => {
+    stopWatch();
+    census.stop();
+  };
 }

@@ -1,5 +1,5 @@
 import { Bus, createLogger, startService } from '@computepods/bus';
-import { buckets, TaskRecord } from '@computepods/protocol';
+import { buckets, RulesDeclared, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
 import { watchChefReplicas } from './chef-replicas.js';
 import { majorDomoConfig } from './config.js';
@@ -25,8 +25,9 @@ startService(logger, async () => {
   const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership);
   // The leader only: replicas that stop answering have their work handed on or resolved.
   const tasks = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
+  const rules = await bus.kv(buckets.rules(cfg.project), RulesDeclared);
   const stopReplicas = [
-    watchChefReplicas(bus, cfg.chefReplicaDeadMs),
+    await watchChefReplicas(bus, rules, cfg.chefReplicaDeadMs),
     watchRunnerLiveness(bus, tasks, cfg.runnerDeadMs),
   ];
   serveApi(bus, md);

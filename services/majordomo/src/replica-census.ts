@@ -40,15 +40,25 @@ interface Heard {
   at: number;
 }
 
+/** A running census: stop it, or tell it of an instance heard some other way. */
+export interface ReplicaCensus {
+  stop(): void;
+  /**
+   * An instance seen alive by other means (a declaration it wrote): followed from now as if it
+   * had answered. One that dies before any PING reaches it is then still reported gone.
+   */
+  note(replica: Replica): void;
+}
+
 /**
  * Follows the instances of one service by their $SRV identity: every round (a quarter of the
- * grace, at most 1 s) one PING to `$SRV.PING.<service>` gathers the answers of every instance
- * at once; one not heard for the grace is reported gone, once. Killed -9, frozen or cut off,
- * an instance stops answering all the same: no heartbeat of its own is needed, and no clock is
- * compared across hosts. While this connection is away nothing can be heard, so silence proves
- * nothing: every instance gets a full grace again after a reconnect.
+ * grace, at most 1 s; the first at once) one PING to `$SRV.PING.<service>` gathers the answers
+ * of every instance at once; one not heard for the grace is reported gone, once. Killed -9,
+ * frozen or cut off, an instance stops answering all the same: no heartbeat of its own is
+ * needed, and no clock is compared across hosts. While this connection is away nothing can be
+ * heard, so silence proves nothing: every instance gets a full grace again after a reconnect.
  */
-export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => void {
+export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): ReplicaCensus {
   const heard = new Map<string, Heard>();
   const roundMs = Math.max(Math.min(Math.floor(options.graceMs / 4), 1_000), 100);
   let stopped = false;
@@ -57,16 +67,18 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => vo
     for (const h of heard.values()) h.at = now;
   });
 
+  const hear = (replica: Replica, how: 'answering' | 'declared') => {
+    if (!heard.has(replica.id))
+      bus.logger.info(
+        { service: options.service, replica: replica.id, ...replica.metadata },
+        `replica ${how}`,
+      );
+    heard.set(replica.id, { replica, at: performance.now() });
+  };
+
   const round = async () => {
     if (!link.connected) return;
-    for (const replica of await pingAll(bus, options.service, roundMs)) {
-      if (!heard.has(replica.id))
-        bus.logger.info(
-          { service: options.service, replica: replica.id, ...replica.metadata },
-          'replica answering',
-        );
-      heard.set(replica.id, { replica, at: performance.now() });
-    }
+    for (const replica of await pingAll(bus, options.service, roundMs)) hear(replica, 'answering');
     if (!link.connected) return;
     const now = performance.now();
     const alive = new Map<string, Replica>();
@@ -81,7 +93,7 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => vo
     await options.onRound?.(alive);
   };
   let busy = false;
-  const timer = setInterval(() => {
+  const tick = () => {
     if (busy || stopped) return;
     busy = true;
     void round()
@@ -91,11 +103,18 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): () => vo
       .finally(() => {
         busy = false;
       });
-  }, roundMs);
-  return () => {
-    stopped = true;
-    link.stop();
-    clearInterval(timer);
+  };
+  const timer = setInterval(tick, roundMs);
+  tick();
+  return {
+    stop() {
+      stopped = true;
+      link.stop();
+      clearInterval(timer);
+    },
+    note(replica) {
+      if (!stopped) hear(replica, 'declared');
+    },
   };
 }
 

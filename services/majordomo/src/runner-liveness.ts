@@ -132,7 +132,7 @@ export function watchRunnerLiveness(
       );
   };
 
-  return watchReplicas(bus, {
+  const census = watchReplicas(bus, {
     service: 'runner',
     graceMs,
     onRound: async (now) => {
@@ -164,4 +164,5 @@ export function watchRunnerLiveness(
       lastSweep = 0; // at the end of this round, with the live runners just heard
     },
   });
+  return () => census.stop();
 }
