@@ -1,4 +1,4 @@
-import { CpError, type CpErrorOptions } from '@computepods/protocol';
+import { CpError, type CpErrorOptions, isRetryable } from '@computepods/protocol';
 
 /** Stable codes a caller can switch on; each says whether trying again can help. */
 export type TransportErrorCode =
@@ -66,4 +66,13 @@ export class VerifyError extends TransportError {
       { ...options, retryable: true },
     );
   }
+}
+
+/**
+ * Whether a transfer tries a file again itself: protocol's isRetryable (a dropped connection or
+ * session), but never after a VerifyError. That one is retryable for the caller, who may send
+ * the file anew; tried again here it would only compare the same bytes once more.
+ */
+export function worthRetryingTransfer(err: unknown): boolean {
+  return err instanceof TransportError && isRetryable(err) && !(err instanceof VerifyError);
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
-import { TransportError, UnsafePathError, VerifyError } from './errors.js';
+import { TransportError, UnsafePathError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
 import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
 import { sftpOps } from './sftp-ops.js';
@@ -21,18 +21,13 @@ export interface FileTransferOptions {
   readonly attempts?: number;
 }
 
-/** A transfer cut off by a lost connection or session may work on the next try. */
-function worthRetrying(err: unknown): boolean {
-  return err instanceof TransportError && err.retryable && !(err instanceof VerifyError);
-}
-
 async function withAttempts<T>(options: FileTransferOptions, once: () => Promise<T>): Promise<T> {
   const attempts = Math.max(1, options.attempts ?? 3);
   for (let attempt = 1; ; attempt++) {
     try {
       return await once();
     } catch (err) {
-      if (attempt >= attempts || !worthRetrying(err)) throw err;
+      if (attempt >= attempts || !worthRetryingTransfer(err)) throw err;
       // The pool reconnects (with its own backoff and open throttle); a short pause is enough.
       await new Promise((r) => setTimeout(r, 100 * attempt));
     }

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { isRetryable } from '@computepods/protocol';
 import type { SFTPWrapper, Stats } from 'ssh2';
-import { TransportError, VerifyError } from './errors.js';
+import { TransportError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
 import { sha256File, sha256Remote } from './hashing.js';
 import { assertSafeRelativePath } from './safe-path.js';
@@ -79,10 +80,7 @@ export async function downloadFiles(
 }
 
 function retry(o: FileDownloadOutcome | undefined): boolean {
-  return (
-    o === undefined ||
-    (o.status === 'failed' && o.error.retryable && !(o.error instanceof VerifyError))
-  );
+  return o === undefined || (o.status === 'failed' && worthRetryingTransfer(o.error));
 }
 
 /** One try of the files at `todo`: one session; the remote hashes, if needed, alongside. */
@@ -102,7 +100,14 @@ async function tryOnce(
         target,
         dir,
         unhashed.map((i) => items[i]?.rel ?? ''),
-      ).then((m) => m ?? new Error(`${endpointOf(target)} has neither openssl nor sha256sum`))
+      ).then(
+        (m) =>
+          m ??
+          new TransportError(
+            'TRANSPORT_REMOTE_COMMAND_FAILED',
+            `${endpointOf(target)} has neither openssl nor sha256sum; install one there or give each file's sha256`,
+          ),
+      )
     : undefined;
   remote?.catch(() => undefined);
   const want = async (item: FilesDownloadItem): Promise<string> => {
@@ -155,11 +160,10 @@ interface Round {
 
 function asTransportError(err: unknown): TransportError {
   if (err instanceof TransportError) return err;
-  const e = err as NodeJS.ErrnoException;
-  return new TransportError('TRANSPORT_SFTP', e?.message ?? String(err), {
+  return new TransportError('TRANSPORT_SFTP', (err as Error)?.message ?? String(err), {
     cause: err,
-    // A local file system error repeats; a dropped session's request may not.
-    retryable: typeof e?.code !== 'string',
+    // A local file system error repeats but for a transient errno; a dropped session's may not.
+    retryable: isRetryable(err),
   });
 }
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isRetryable } from '@computepods/protocol';
 import type { Client } from 'ssh2';
 import { openClient } from './connect.js';
 import { TransportError } from './errors.js';
@@ -204,7 +205,7 @@ export class HostPool {
           { endpoint: this.#endpoint, attempt, code: lastError.code, err: lastError.message },
           'ssh connect failed',
         );
-        if (!lastError.retryable || attempt === attempts) break;
+        if (!isRetryable(lastError) || attempt === attempts) break;
         const backoff = Math.min(this.#s.retryMaxMs, this.#s.retryBaseMs * 2 ** (attempt - 1));
         await sleep(backoff / 2 + (Math.random() * backoff) / 2);
       }
@@ -227,7 +228,7 @@ export class HostPool {
     const live = this.#conns.some((c) => !c.closed && !c.draining);
     if (live || this.#opening > 0) return;
     const err =
-      lastError && attempts > 1 && lastError.retryable
+      lastError && attempts > 1 && isRetryable(lastError)
         ? new TransportError(
             lastError.code,
             `${lastError.message} (gave up after ${attempts} attempts)`,

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { isRetryable } from '@computepods/protocol';
 import type { FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { TransportError } from './errors.js';
 import { transferMode } from './file-mode.js';
@@ -27,8 +28,9 @@ function wrap(op: string, path: string, err: unknown): TransportError {
   const e = err as { code?: number; message?: string };
   return new TransportError('TRANSPORT_SFTP', `sftp ${op} ${path}: ${e?.message ?? String(err)}`, {
     cause: err,
-    // A status from the server (permission, missing dir) repeats; a dropped session may not.
-    retryable: typeof e?.code !== 'number',
+    // A status from the server (permission, missing dir) repeats: a rule of SFTP, which
+    // isRetryable cannot know. Anything else (a dropped session, a local read) is its rule.
+    retryable: typeof e?.code !== 'number' && isRetryable(err),
   });
 }
 
@@ -103,6 +105,8 @@ export const sftpOps = {
   read: (s: SFTPWrapper, h: Buffer, buf: Buffer, off: number, p: string) =>
     call<number>('read', p, (cb) => s.read(h, buf, off, buf.length - off, off, cb)),
   close: (s: SFTPWrapper, h: Buffer, p: string) => call<void>('close', p, (cb) => s.close(h, cb)),
+  /** The server's canonical form of `p` (symlinks resolved, `~`-relative made absolute). */
+  realpath: (s: SFTPWrapper, p: string) => call<string>('realpath', p, (cb) => s.realpath(p, cb)),
   fastGet: (s: SFTPWrapper, remote: string, local: string) =>
     call<void>('get', remote, (cb) => s.fastGet(remote, local, cb)),
 
