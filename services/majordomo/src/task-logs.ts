@@ -72,7 +72,7 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
       config: { role: 'viewer' },
       schema: {
         description:
-          "A task's stdout or stderr from NATS (any runner, any machine): as far as published, or followed live as server-sent events (follow=1) until the task ends; resumable with from=<offset>",
+          "A task's stdout or stderr from NATS (any runner, any machine): as far as published, or followed live as server-sent events (follow=1) until the task ends; resumable with from=<offset>. Headers of the plain read: x-cp-log-source (nats, or file: an ended task's log read from its runner's folder, all of it), x-cp-log-offset and x-cp-log-next (the bytes' range), x-cp-log-ended (the task's end state, once its runner published the log's end: nothing more will come), x-cp-log-truncated (the cap reached), x-cp-log-dropped, x-cp-log-restarts, x-cp-log-missing (bytes no longer kept)",
         // A task id as tasks have them (one subject token): anything else was a 500 once a
         // record sat under such a key (a fuzzed tasks bucket), as the log's subject was refused.
         params: z.object({

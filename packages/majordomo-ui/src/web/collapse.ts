@@ -45,7 +45,9 @@ export function collapseGraph(g: GraphJSON, open: ReadonlySet<string>): Collapse
   }
   const mapPath = (p: string) => keyOf.get(p) ?? p;
   const collapsedTask = (t: GraphJSON['tasks'][number]) =>
-    [...t.inputs, ...t.outputs].every((p) => isFolderKey(mapPath(p)));
+    [...t.inputs, ...t.optionalInputs, ...t.discovered, ...t.outputs].every((p) =>
+      isFolderKey(mapPath(p)),
+    );
 
   const byRule = new Map<string, GraphJSON['tasks']>();
   const tasks: GraphJSON['tasks'] = [];

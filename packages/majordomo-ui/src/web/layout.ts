@@ -21,6 +21,8 @@ export interface LaidEdge {
   source: string;
   target: string;
   kind: 'input' | 'optional' | 'discovered' | 'output';
+  /** The edge closes a cycle (a read-back, drawn back against the layers' direction). */
+  back?: true;
 }
 
 export interface Layout {
@@ -51,6 +53,20 @@ export function layoutGraph(g: GraphJSON): Layout {
   return l;
 }
 
+type Task = GraphJSON['tasks'][number];
+
+/**
+ * Every input of a task with how it is one: the graph lists required, optional (a cycle's
+ * read-back, such as a table of contents) and discovered inputs apart; each is an edge.
+ */
+export function inputsOf(t: Task): Array<[string, Exclude<LaidEdge['kind'], 'output'>]> {
+  const out = new Map<string, Exclude<LaidEdge['kind'], 'output'>>();
+  for (const i of t.inputs) out.set(i, 'input');
+  for (const i of t.optionalInputs) if (!out.has(i)) out.set(i, 'optional');
+  for (const i of t.discovered) if (!out.has(i)) out.set(i, 'discovered');
+  return [...out];
+}
+
 interface Edges {
   edges: LaidEdge[];
   groupOf: Map<string, string>;
@@ -72,22 +88,64 @@ function edgesOf(g: GraphJSON, has: (id: string) => boolean): Edges {
     const tid = `t:${t.id}`;
     const gid = members.get(t.id);
     if (gid) groupOf.set(tid, gid);
-    for (const i of t.inputs)
-      add(
-        `a:${i}`,
-        tid,
-        t.optionalInputs.includes(i)
-          ? 'optional'
-          : t.discovered.includes(i)
-            ? 'discovered'
-            : 'input',
-      );
+    for (const [i, kind] of inputsOf(t)) add(`a:${i}`, tid, kind);
     for (const o of t.outputs) {
       if (gid) groupOf.set(`a:${o}`, gid);
       add(tid, `a:${o}`, 'output');
     }
   }
   return { edges, groupOf };
+}
+
+/** Each node's successors and predecessors along `edges`. */
+function adjacency(edges: readonly LaidEdge[]) {
+  const out = new Map<string, string[]>();
+  const preds = new Map<string, string[]>();
+  const push = (m: Map<string, string[]>, k: string, v: string) => {
+    const list = m.get(k);
+    if (list) list.push(v);
+    else m.set(k, [v]);
+  };
+  for (const e of edges) {
+    push(out, e.source, e.target);
+    push(preds, e.target, e.source);
+  }
+  return { out, preds };
+}
+
+/**
+ * Topological order by iterative DFS, started from the sources (nodes nothing points at) before
+ * any other node, so the edges found to close a cycle (`back`, `source->target`) are a cycle's
+ * read-backs (out/x.toc → render:x), not the edges from its sources into it.
+ */
+export function topoOrder(
+  ids: Iterable<string>,
+  out: ReadonlyMap<string, readonly string[]>,
+  preds: ReadonlyMap<string, readonly string[]>,
+): { order: string[]; back: Set<string> } {
+  const all = [...ids];
+  const roots = [...all.filter((id) => !preds.get(id)?.length), ...all];
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>();
+  const back = new Set<string>();
+  for (const root of roots) {
+    if (state.has(root)) continue;
+    const stack: Array<[string, number]> = [[root, 0]];
+    state.set(root, 1);
+    for (let top = stack.at(-1); top; top = stack.at(-1)) {
+      const next = (out.get(top[0]) ?? [])[top[1]++];
+      if (next === undefined) {
+        stack.pop();
+        state.set(top[0], 2);
+        order.push(top[0]);
+      } else if (!state.has(next)) {
+        state.set(next, 1);
+        stack.push([next, 0]);
+      } else if (state.get(next) === 1) back.add(`${top[0]}->${next}`);
+    }
+  }
+  order.reverse();
+  return { order, back };
 }
 
 const ROW = 44;
@@ -112,33 +170,8 @@ export function fastLayout(g: GraphJSON): Layout {
     if (!s) throw new Error(`layout: no size for node ${id}`);
     return s;
   };
-  const out = new Map<string, string[]>();
-  const preds = new Map<string, string[]>();
-  for (const e of edges) {
-    out.set(e.source, [...(out.get(e.source) ?? []), e.target]);
-    preds.set(e.target, [...(preds.get(e.target) ?? []), e.source]);
-  }
-  // Topological order by iterative DFS; an edge to a node still on the stack closes a cycle.
-  const order: string[] = [];
-  const state = new Map<string, 1 | 2>();
-  const back = new Set<string>();
-  for (const root of size.keys()) {
-    if (state.has(root)) continue;
-    const stack: Array<[string, number]> = [[root, 0]];
-    state.set(root, 1);
-    for (let top = stack.at(-1); top; top = stack.at(-1)) {
-      const next = (out.get(top[0]) ?? [])[top[1]++];
-      if (next === undefined) {
-        stack.pop();
-        state.set(top[0], 2);
-        order.push(top[0]);
-      } else if (!state.has(next)) {
-        state.set(next, 1);
-        stack.push([next, 0]);
-      } else if (state.get(next) === 1) back.add(`${top[0]}->${next}`);
-    }
-  }
-  order.reverse();
+  const { out, preds } = adjacency(edges);
+  const { order, back } = topoOrder(size.keys(), out, preds);
   const rank = new Map<string, number>();
   for (const id of order) {
     let r = 0;
@@ -226,7 +259,12 @@ export function fastLayout(g: GraphJSON): Layout {
       ...(gid && box ? { parent: gid } : {}),
     });
   }
-  return { nodes, edges };
+  return { nodes, edges: marked(edges, back) };
+}
+
+/** `edges` with those in `back` marked as such. */
+function marked(edges: LaidEdge[], back: ReadonlySet<string>): LaidEdge[] {
+  return edges.map((e) => (back.has(e.id) ? { ...e, back: true } : e));
 }
 
 function dagreLayout(g: GraphJSON): Layout {
@@ -245,26 +283,12 @@ function dagreLayout(g: GraphJSON): Layout {
   for (const a of g.artefacts)
     dg.setNode(`a:${a.path}`, { width: textWidth(a.path, 110), height: 34 });
   for (const t of g.tasks) dg.setNode(`t:${t.id}`, { width: textWidth(t.id, 24), height: 24 });
-  const edges: LaidEdge[] = [];
-  const addEdge = (source: string, target: string, kind: LaidEdge['kind']) => {
-    if (!dg.hasNode(source) || !dg.hasNode(target)) return;
-    const id = `${source}->${target}`;
-    if (dg.hasEdge(source, target)) return;
-    dg.setEdge(source, target);
-    edges.push({ id, source, target, kind });
-  };
-  for (const t of g.tasks) {
-    const tid = `t:${t.id}`;
-    for (const i of t.inputs) {
-      const kind = t.optionalInputs.includes(i)
-        ? 'optional'
-        : t.discovered.includes(i)
-          ? 'discovered'
-          : 'input';
-      addEdge(`a:${i}`, tid, kind);
-    }
-    for (const o of t.outputs) addEdge(tid, `a:${o}`, 'output');
-  }
+  // Every edge is drawn; those that close a cycle are left out of dagre's ranking (its own
+  // cycle breaking may pick the edge from the cycle's source instead of its read-back).
+  const { edges } = edgesOf(g, (id) => dg.hasNode(id));
+  const { out, preds } = adjacency(edges);
+  const { back } = topoOrder(dg.nodes(), out, preds);
+  for (const e of edges) if (!back.has(e.id)) dg.setEdge(e.source, e.target);
   for (const [child, parent] of groupOf) if (dg.hasNode(child)) dg.setParent(child, parent);
   dagre.layout(dg);
 
@@ -303,5 +327,5 @@ function dagreLayout(g: GraphJSON): Layout {
   };
   for (const a of g.artefacts) placed(`a:${a.path}`, 'artefact', a.path);
   for (const t of g.tasks) placed(`t:${t.id}`, 'task', t.id);
-  return { nodes, edges };
+  return { nodes, edges: marked(edges, back) };
 }

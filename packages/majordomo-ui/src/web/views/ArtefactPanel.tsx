@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { ApiError } from '../api.js';
 import { useSession, useSnapshot } from '../context.js';
+import { inputsOf } from '../layout.js';
 import { href, type View } from '../route.js';
 import { reasonOf, STATE_LABEL, shownState } from '../store.js';
 import type { ArtefactDetail } from '../types.js';
@@ -133,27 +134,35 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
       <ActionResult result={result} />
       <dl className="facts">
         <dt>producer</dt>
-        <dd>{producer ?? '— (a source)'}</dd>
+        <dd data-fact="producer">{producer ?? '— (a source)'}</dd>
         <dt>sha256</dt>
-        <dd className="hash">{rec?.sha256 ?? '—'}</dd>
+        <dd data-fact="sha256" className="hash">
+          {rec?.sha256 ?? '—'}
+        </dd>
         {rec?.cutoff && rec.cutoff !== rec.sha256 && (
           <>
             <dt>cutoff hash</dt>
-            <dd className="hash">{rec.cutoff}</dd>
+            <dd data-fact="cutoff" className="hash">
+              {rec.cutoff}
+            </dd>
           </>
         )}
         <dt>size</dt>
-        <dd>{rec?.size ?? '—'}</dd>
+        <dd data-fact="size">{rec?.size ?? '—'}</dd>
         <dt>pods</dt>
-        <dd>{rec?.pods.length ? rec.pods.join(', ') : '—'}</dd>
+        <dd data-fact="pods">{rec?.pods.length ? rec.pods.join(', ') : '—'}</dd>
         <dt>build</dt>
-        <dd className="hash">{rec?.buildId ?? '—'}</dd>
+        <dd data-fact="build" className="hash">
+          {rec?.buildId ?? '—'}
+        </dd>
         <dt>updated</dt>
         <dd>{rec ? new Date(rec.updated).toLocaleString() : '—'}</dd>
         {rec?.error && (
           <>
             <dt>error</dt>
-            <dd className="error-text">{rec.error}</dd>
+            <dd data-fact="error" className="error-text">
+              {rec.error}
+            </dd>
           </>
         )}
       </dl>
@@ -173,11 +182,10 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
         <>
           <h3>Inputs of {task.id}</h3>
           <ul className="plain">
-            {task.inputs.map((i) => (
-              <li key={i}>
+            {inputsOf(task).map(([i, kind]) => (
+              <li key={i} data-input={kind}>
                 {link(i)}
-                {task.optionalInputs.includes(i) ? ' (optional)' : ''}
-                {task.discovered.includes(i) ? ' (discovered)' : ''}
+                {kind === 'input' ? '' : ` (${kind})`}
               </li>
             ))}
           </ul>

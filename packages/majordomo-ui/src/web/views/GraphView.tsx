@@ -44,6 +44,28 @@ function matches(look: Look, path: string, state: ArtefactStatus): boolean {
   return true;
 }
 
+/** Where a cycle's read-back leaves and enters a node: below it, so it loops under the row. */
+function BackHandles() {
+  return (
+    <>
+      <Handle
+        type="source"
+        id="back"
+        position={Position.Bottom}
+        isConnectable={false}
+        className="back"
+      />
+      <Handle
+        type="target"
+        id="back"
+        position={Position.Bottom}
+        isConnectable={false}
+        className="back"
+      />
+    </>
+  );
+}
+
 const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeData>>) {
   const look = useLook();
   const state = shownState(look.snap, data.key);
@@ -59,6 +81,7 @@ const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeDat
       <span className="label">{data.key}</span>
       <span className="badge">{STATE_LABEL[state]}</span>
       <Handle type="source" position={Position.Right} isConnectable={false} />
+      <BackHandles />
     </div>
   );
 });
@@ -87,6 +110,7 @@ const FolderNode = memo(function FolderNode({ data }: NodeProps<Node<NodeData>>)
       </span>
       <span className="badge">{unsettled.length ? unsettled.join(', ') : STATE_LABEL[state]}</span>
       <Handle type="source" position={Position.Right} isConnectable={false} />
+      <BackHandles />
     </div>
   );
 });
@@ -99,6 +123,7 @@ const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<NodeData>>) {
       <Handle type="target" position={Position.Left} isConnectable={false} />
       <span className="label">{data.key}</span>
       <Handle type="source" position={Position.Right} isConnectable={false} />
+      <BackHandles />
     </div>
   );
 });
@@ -245,7 +270,19 @@ export function GraphView({ route }: { route: Route }) {
       id: e.id,
       source: e.source,
       target: e.target,
-      className: `edge-${e.kind}`,
+      className: `edge-${e.kind}${e.back ? ' edge-back' : ''}`,
+      // A cycle's read-back runs against the layers: from below its source to below its
+      // target, drawn above the cycle's group.
+      ...(e.back
+        ? {
+            type: 'smoothstep',
+            sourceHandle: 'back',
+            targetHandle: 'back',
+            zIndex: 1,
+            // Close under the row, inside the cycle's box.
+            pathOptions: { offset: 8 },
+          }
+        : {}),
       markerEnd: { type: MarkerType.ArrowClosed, width: 14, height: 14 },
       focusable: false,
       selectable: false,

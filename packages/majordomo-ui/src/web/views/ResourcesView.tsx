@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { useSession, useSnapshot } from '../context.js';
+import { TERMINAL } from '../types.js';
 
 type Item = Record<string, unknown>;
 
@@ -44,8 +45,15 @@ interface QueueDepth {
   runners: number;
 }
 
-/** Each queue's depth, re-read when the task list moves (a task submitted, taken or ended). */
-function Queues({ running }: { running: ReadonlyMap<string, number> }) {
+/** Tasks a queue's runners have taken and not ended, by state. */
+type Taken = ReadonlyMap<string, { waiting: number; paused: number; running: number }>;
+
+/**
+ * Each queue's depth, re-read when the task list moves (a task submitted, taken or ended): the
+ * tasks still in NATS (not yet taken, or taken and not yet recorded by a runner) and those a
+ * runner recorded but has not started (its own queue: all its slots busy), paused or running.
+ */
+function Queues({ taken }: { taken: Taken }) {
   const { api } = useSession();
   const snap = useSnapshot();
   const [queues, setQueues] = useState<QueueDepth[] | null>(null);
@@ -77,30 +85,44 @@ function Queues({ running }: { running: ReadonlyMap<string, number> }) {
               <th>queue</th>
               <th>resource</th>
               <th>profile</th>
-              <th>waiting</th>
+              <th title="the tasks not started: in NATS, or taken by a runner that has no free slot">
+                waiting
+              </th>
+              <th>paused</th>
               <th>running</th>
               <th>at once</th>
               <th>runners</th>
             </tr>
           </thead>
           <tbody>
-            {queues.map((q) => (
-              <tr key={q.queue} data-queue={q.queue}>
-                <td className="path">{q.queue}</td>
-                <td>{q.resource}</td>
-                <td>{q.profile ?? ''}</td>
-                <td data-field="waiting">{q.waiting + q.pulled}</td>
-                <td data-field="running">{running.get(q.queue) ?? 0}</td>
-                <td>{q.concurrency}</td>
-                <td data-field="runner">
-                  {q.runners > 0
-                    ? `${q.runners} listening`
-                    : !q.served
-                      ? 'none ever attached: nothing runs these tasks'
-                      : 'none listening now'}
-                </td>
-              </tr>
-            ))}
+            {queues.map((q) => {
+              const t = taken.get(q.queue);
+              const inNats = q.waiting + q.pulled;
+              const onRunner = t?.waiting ?? 0;
+              return (
+                <tr key={q.queue} data-queue={q.queue}>
+                  <td className="path">{q.queue}</td>
+                  <td>{q.resource}</td>
+                  <td>{q.profile ?? ''}</td>
+                  <td
+                    data-field="waiting"
+                    title={`${inNats} in NATS, ${onRunner} taken by a runner`}
+                  >
+                    {inNats + onRunner}
+                  </td>
+                  <td data-field="paused">{t?.paused ?? 0}</td>
+                  <td data-field="running">{t?.running ?? 0}</td>
+                  <td>{q.concurrency}</td>
+                  <td data-field="runner">
+                    {q.runners > 0
+                      ? `${q.runners} listening`
+                      : !q.served
+                        ? 'none ever attached: nothing runs these tasks'
+                        : 'none listening now'}
+                  </td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       )}
@@ -111,18 +133,20 @@ function Queues({ running }: { running: ReadonlyMap<string, number> }) {
 export function ResourcesView() {
   const snap = useSnapshot();
   const byResource = new Map<string, number>();
-  const running = new Map<string, number>();
+  const taken = new Map<string, { waiting: number; paused: number; running: number }>();
   for (const t of snap.tasks) {
-    if (t.state === 'running' || t.state === 'submitted' || t.state === 'created')
-      byResource.set(t.task.resource, (byResource.get(t.task.resource) ?? 0) + 1);
-    if (t.state === 'running') {
-      const q = t.queue ?? t.task.resource;
-      running.set(q, (running.get(q) ?? 0) + 1);
-    }
+    if (TERMINAL.includes(t.state)) continue;
+    byResource.set(t.task.resource, (byResource.get(t.task.resource) ?? 0) + 1);
+    const q = t.queue ?? t.task.resource;
+    const n = taken.get(q) ?? { waiting: 0, paused: 0, running: 0 };
+    if (t.state === 'running') n.running++;
+    else if (t.state === 'paused') n.paused++;
+    else n.waiting++;
+    taken.set(q, n);
   }
   return (
     <div className="resources-view">
-      <Queues running={running} />
+      <Queues taken={taken} />
       <p className="muted">
         Tasks not ended, by resource:{' '}
         {byResource.size ? [...byResource].map(([r, n]) => `${r}: ${n}`).join(', ') : 'none'}
