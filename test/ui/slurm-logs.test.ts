@@ -110,8 +110,8 @@ describe('MajorDomoUI follows a slurm_sudo task’s log live', { timeout: 300_00
     await panel.locator('[data-no-record]').waitFor({ state: 'detached' });
     const link = panel.locator('[data-log]').first();
     await link.waitFor();
-    const taskId = (await link.getAttribute('data-log'))!;
-    expect(taskId).toBeTruthy();
+    const taskId = (await link.getAttribute('data-log')) ?? '';
+    expect(taskId).not.toBe('');
     await link.click();
     await page.locator('[data-task-state="running"]').waitFor({ timeout: 120_000 });
     const stderr = page.locator('[data-stream="stderr"] pre');
@@ -122,8 +122,9 @@ describe('MajorDomoUI follows a slurm_sudo task’s log live', { timeout: 300_00
     const kv = await taskRecords();
     const running = (await kv.get(taskId))?.value;
     expect(running).toMatchObject({ state: 'running', task: { resource: 'hpc' } });
-    expect(running?.jobId).toMatch(/^\d+$/);
-    const job = await slurm.showJob(running!.jobId!);
+    const jobId = running?.jobId ?? '';
+    expect(jobId).toMatch(/^\d+$/);
+    const job = await slurm.showJob(jobId);
     expect(job.JobState).toBe('RUNNING');
     expect(job.UserId).toMatch(new RegExp(`^${JOB_USER}\\(`));
 
@@ -145,10 +146,17 @@ describe('MajorDomoUI follows a slurm_sudo task’s log live', { timeout: 300_00
 
     // The header names the SLURM job the task record holds.
     const done = (await kv.get(taskId))?.value;
-    expect(done).toMatchObject({ state: 'finished', exitCode: 0, jobId: running!.jobId });
+    expect(done).toMatchObject({ state: 'finished', exitCode: 0, jobId });
     await expect
       .poll(() => page.locator('.logs-view > p.muted').textContent())
-      .toContain(`SLURM job ${running!.jobId}`);
+      .toContain(`SLURM job ${jobId}`);
+    // The builds timeline: the task on its runner's lane, with its resource and SLURM job id.
+    await page.goto(`${url}/#/builds`);
+    const bar = page.locator(`.bar-row[data-task=${JSON.stringify(taskId)}]`);
+    await expect.poll(() => bar.locator('.bar-text').textContent()).toContain(`SLURM job ${jobId}`);
+    expect(await bar.locator('.bar-text').textContent()).toMatch(
+      /talk:s .*finished.* · hpc · SLURM job \d+ · exit 0/,
+    );
     await stack.until('out/s.talk', undefined, 60_000);
     expect(pageErrors).toEqual([]);
     expect(requests.filter((u) => u.includes(stack.apiToken))).toEqual([]);
