@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
@@ -233,6 +233,21 @@ export class Stack implements AsyncDisposable {
     mkdirSync(dirname(full), { recursive: true });
     writeFileSync(full, content);
   }
+
+  /**
+   * Like write(), but the file appears with its whole content at once (written outside the
+   * workspace, renamed in), as an editor that saves atomically does. write() creates the file
+   * empty and then fills it: a watcher may see it empty in between, and that build is cancelled
+   * for the next; a test that counts build requests must not see it.
+   */
+  writeWhole(path: string, content: string): void {
+    const full = join(this.workspace, path);
+    mkdirSync(dirname(full), { recursive: true });
+    const aside = this.dir.join(`.whole-${process.pid}-${++this.#wholeWrites}`);
+    writeFileSync(aside, content);
+    renameSync(aside, full);
+  }
+  #wholeWrites = 0;
 
   /** Every message of a stream, in order (an ordered consumer from the first sequence). */
   async readStream(stream: string): Promise<Envelope[]> {
