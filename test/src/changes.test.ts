@@ -295,6 +295,42 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
     }
   });
 
+  it('stops at start-up when the remote root is a file on the pod: no retry can help', async () => {
+    const remoteRoot = `${remoteBase}/a-file`;
+    mkdirSync(join(pod.home, remoteBase), { recursive: true });
+    chownSync(join(pod.home, remoteBase), pod.uid, pod.gid);
+    writeFileSync(join(pod.home, remoteRoot), 'not a directory\n');
+    const local = dir.join('file-root');
+    mkdirSync(local, { recursive: true });
+    const logs: Record<string, unknown>[] = [];
+    const started = startDaemon(
+      resolveSettings({
+        cli: {
+          project: 'i2n-file-root',
+          pod: 'laptop-5',
+          root: local,
+          ssh: `${USER}@127.0.0.1:${sshd.port}`,
+          key: pod.privateKeyPath,
+          knownHosts: sshd.knownHostsPath,
+          remoteRoot,
+          stateDir: dir.join('state-file-root'),
+          nats: nats.url,
+        },
+        env: {},
+        cwd: repo,
+        home: homedir(),
+      }),
+      { logger: capturingLogger(logs) },
+    );
+    // A down host is logged and waited for (the dead-pod test below); this cause is final.
+    await expect(started).rejects.toMatchObject({
+      code: 'CP_POD_SYNC_FAILED',
+      message: expect.stringMatching(/a-file exists on the pod and is not a directory/),
+      cause: { code: 'TRANSPORT_SFTP', retryable: false },
+    });
+    expect(logs.filter((l) => l.msg === 'pod reachable')).toEqual([]);
+  });
+
   it('refuses paths that would leave either root (symlinks on the pod or here), naming them', async () => {
     const project = 'i2n-safe';
     const local = dir.join('safe');

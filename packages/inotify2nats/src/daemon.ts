@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { Bus, createLogger, ensureProjectStreams, type Logger } from '@computepods/bus';
 import { type FileEvent, FileWatcher } from '@computepods/fswatch';
 import { publishLogChunk } from '@computepods/logstream';
-import { newId, publishable, subjects } from '@computepods/protocol';
+import { isRetryable, newId, publishable, subjects } from '@computepods/protocol';
 import { SshPool, type SshTarget } from '@computepods/transport';
-import { PodSyncError, SettingsError } from './errors.js';
+import { PodSyncError, PodUnreachableError, SettingsError } from './errors.js';
 import { PodMirror } from './pod-mirror.js';
 import type { Settings } from './settings.js';
 
@@ -114,14 +114,11 @@ export async function startDaemon(
       const remote = await mirror.prepare();
       logger.info({ endpoint: mirror.endpoint, remoteRoot: remote }, 'pod reachable');
     } catch (err) {
-      const e = err as Error & {
-        code?: string;
-        retryable?: boolean;
-        cause?: { retryable?: boolean };
-      };
-      // A down host may come back; a refused key, login or remote root will not by itself.
-      if (e.cause?.retryable !== true) throw e;
-      logger.error({ code: e.code, err: e.message }, e.message);
+      // A down host may come back; a refused key, login or remote root will not by itself. The
+      // pod's errors are retryable for a batch (it waits for the pod), so their cause decides.
+      const podError = err instanceof PodUnreachableError || err instanceof PodSyncError;
+      if (!podError || err.cause === undefined || !isRetryable(err.cause)) throw err;
+      logger.error({ code: err.code, err: err.message }, err.message);
     }
 
     const subject = subjects.filesChanged(s.project, s.pod);

@@ -2,7 +2,7 @@ import { lstat, realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '@computepods/bus';
 import type { FileEvent } from '@computepods/fswatch';
-import { checkRelativePath, UnsafePathError } from '@computepods/protocol';
+import { checkRelativePath, isRetryable, UnsafePathError } from '@computepods/protocol';
 import {
   endpointOf,
   type SshPool,
@@ -287,22 +287,22 @@ function vanished(err: unknown): boolean {
 }
 
 function safeRel(rel: string): string {
+  let norm: string;
   try {
-    const norm = checkRelativePath(rel);
-    if (norm !== rel) throw new Error(`it normalises to ${norm}`);
-    return norm;
+    norm = checkRelativePath(rel);
   } catch (err) {
     throw new UnsafeSyncPathError(rel, (err as Error).message);
   }
+  if (norm !== rel) throw new UnsafeSyncPathError(rel, `it normalises to ${norm}`);
+  return norm;
 }
 
 function isPerFile(err: unknown): boolean {
   if (err instanceof UnsafeSyncPathError || err instanceof UnsafePathError) return true;
-  if (err instanceof TransportError)
-    return PER_FILE.has(err.code) || (err.code === 'TRANSPORT_SFTP' && !err.retryable);
-  const code = (err as { code?: unknown }).code;
   // An SFTP status from the server (permission denied, not a directory) repeats on every try.
-  if (typeof code === 'number') return true;
-  // So do local read errors (permissions, a file turned directory).
-  return typeof code === 'string' && /^E[A-Z]+$/.test(code) && code !== 'ECONNRESET';
+  if (err instanceof TransportError)
+    return PER_FILE.has(err.code) || (err.code === 'TRANSPORT_SFTP' && !isRetryable(err));
+  // So do local read errors (permissions, a file turned directory), but a transient errno.
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && !isRetryable(err);
 }

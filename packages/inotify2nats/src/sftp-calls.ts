@@ -1,49 +1,18 @@
-import type { SshPool } from '@computepods/transport';
+import { isNoSuchFile, type SshPool, sftpOps, TransportError } from '@computepods/transport';
+
+/**
+ * The SFTP calls of the pod mirror: transport's sftpOps (every failure a TransportError, whose
+ * `retryable` says whether the server refused or the session went away), plus a mkdir -p that
+ * follows a symlinked directory on the way to the remote root, which sftpOps' mkdirp refuses.
+ */
 
 /** The SFTP session type, taken from the pool's API so this package needs no ssh2 types. */
 export type Sftp = Parameters<Parameters<SshPool['sftp']>[1]>[0];
-type Attrs = Awaited<ReturnType<typeof lstat>>;
 
-// SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in err.code.
-const NO_SUCH_FILE = 2;
-
-function call<T>(run: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => run((err, v) => (err ? reject(err) : resolve(v))));
-}
-
-export function isNoSuchFile(err: unknown): boolean {
-  return (err as { code?: unknown })?.code === NO_SUCH_FILE;
-}
-
-export function lstat(s: Sftp, path: string) {
-  return call<Parameters<Parameters<Sftp['lstat']>[1]>[1]>((cb) => s.lstat(path, cb));
-}
-
+export { isNoSuchFile };
+export const { lstat, mkdir, realpath, stat, unlink } = sftpOps;
 /** lstat, or undefined when nothing is there. */
-export async function lstatOrUndefined(s: Sftp, path: string): Promise<Attrs | undefined> {
-  try {
-    return await lstat(s, path);
-  } catch (err) {
-    if (isNoSuchFile(err)) return undefined;
-    throw err;
-  }
-}
-
-export function stat(s: Sftp, path: string) {
-  return call<Parameters<Parameters<Sftp['stat']>[1]>[1]>((cb) => s.stat(path, cb));
-}
-
-export function realpath(s: Sftp, path: string): Promise<string> {
-  return call<string>((cb) => s.realpath(path, cb));
-}
-
-export function mkdir(s: Sftp, path: string): Promise<void> {
-  return call<void>((cb) => s.mkdir(path, { mode: 0o755 }, (err) => cb(err, undefined)));
-}
-
-export function unlink(s: Sftp, path: string): Promise<void> {
-  return call<void>((cb) => s.unlink(path, (err) => cb(err, undefined)));
-}
+export const lstatOrUndefined = sftpOps.statOrUndefined;
 
 /** mkdir, tolerating a directory that another writer made first. */
 export async function mkdirOnce(s: Sftp, path: string): Promise<void> {
@@ -63,6 +32,6 @@ export async function mkdirp(s: Sftp, dir: string): Promise<void> {
     const st = await lstatOrUndefined(s, cur);
     if (!st) await mkdirOnce(s, cur);
     else if (!st.isDirectory() && !(await stat(s, cur)).isDirectory())
-      throw new Error(`${cur} exists on the pod and is not a directory`);
+      throw new TransportError('TRANSPORT_SFTP', `${cur} exists on the pod and is not a directory`);
   }
 }
