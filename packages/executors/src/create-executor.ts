@@ -10,6 +10,7 @@ import {
 import { SshPool } from '@computepods/transport';
 import { Executor, type ExecutorHooks } from './executor.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
+import type { KubernetesStagingOptions } from './kubernetes-stage-server.js';
 import { LocalBackend } from './local-backend.js';
 import type { RetryPolicy } from './retry.js';
 import { SlurmBackend } from './slurm-backend.js';
@@ -35,6 +36,8 @@ export interface BackendTuning {
   readonly keep?: KeepPolicy;
   /** Local: declared files moved in and out by someone who sees the task's cwd (pilots). */
   readonly staging?: TaskStaging;
+  /** Kubernetes: the stage server pods fetch declared inputs from and send outputs to. */
+  readonly kubernetesStaging?: KubernetesStagingOptions | undefined;
 }
 
 export interface CreateExecutorOptions {
@@ -86,6 +89,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
         tune.jobsDir ?? resource.jobs_local_dir ?? join(tmpdir(), 'computepods-kubernetes', id),
       ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
       ...(tune.retry ? { retry: tune.retry } : {}),
+      ...(tune.kubernetesStaging ? { staging: tune.kubernetesStaging } : {}),
     });
     return new Executor({ ...base, backend });
   }

@@ -24,6 +24,7 @@ export { Executor, type ExecutorHooks, type ExecutorOptions } from './executor.j
 export { KubernetesHandle, LocalHandle, SlurmHandle } from './handle.js';
 export { KubernetesBackend, type KubernetesBackendOptions } from './kubernetes-backend.js';
 export { jobNameFor } from './kubernetes-names.js';
+export type { KubernetesStagingOptions } from './kubernetes-stage-server.js';
 export {
   canTransition,
   checkPausable,

@@ -281,7 +281,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     await ex.close();
   });
 
-  it('declared files: refused without a workspace volume; with one, run in cwd and outputs checked', async () => {
+  it('declared files: refused without a workspace volume or staging; with a volume, run in cwd and outputs checked', async () => {
     const files = { inputs: ['in.txt'], outputs: ['out.txt'], auxiliaries: [] };
     writeFileSync(tmp.join('in.txt'), 'shout\n');
     const plain = setup();
@@ -290,7 +290,9 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     await plain.ex.submit(refused);
     const r0 = await plain.ex.wait(refused.taskId);
     expect(r0.state).toBe('failed');
-    expect(r0.reason).toMatch(/has no workspace_volume: staging files into a Kubernetes pod/);
+    expect(r0.reason).toMatch(
+      /has no workspace_volume while this runner serves no staging: set CP_K8S_STAGE_LISTEN/,
+    );
     expect(kube.jobs().length).toBe(before);
     await plain.ex.close();
 

@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { lstat, rename, writeFile } from 'node:fs/promises';
-import { isAbsolute, join, relative } from 'node:path';
+import { isAbsolute, join, posix, relative } from 'node:path';
 import type {
   KubernetesProfile,
   KubernetesResource,
@@ -12,10 +12,24 @@ import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
 import { isRetryable, ResourceCommandError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
 import { checkDnsLabel, checkLabelValue, jobNameFor } from './kubernetes-names.js';
+import {
+  k8sLiteral,
+  STAGE_IN_CONTAINER,
+  STAGE_MOUNT,
+  STAGE_OUT_FAILED,
+  STAGE_OUT_MARK,
+  STAGE_VOLUME,
+  STAGE_WORK,
+  type StagedInput,
+  stageInScript,
+  stageOutWrapper,
+} from './kubernetes-stage-pod.js';
+import { KubernetesStageServer, type KubernetesStagingOptions } from './kubernetes-stage-server.js';
 import { isTerminal } from './lifecycle.js';
 import { Poller } from './poller.js';
 import { readFrom, readTail } from './read-tail.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
+import { TaskFileError } from './slurm-files.js';
 
 export interface KubernetesBackendOptions {
   readonly resource: KubernetesResource;
@@ -32,6 +46,18 @@ export interface KubernetesBackendOptions {
   readonly retry?: RetryPolicy;
   /** Polls in a row that must find a Job gone before its task fails (default 2). */
   readonly confirmPolls?: number;
+  /**
+   * Declared files moved through the runner (kubernetes-stage-*.ts) for a resource without
+   * workspace_volume: the stage server pods fetch inputs from and send outputs to.
+   */
+  readonly staging?: KubernetesStagingOptions | undefined;
+}
+
+/** What a staged task's Job carries: the stage server, and the inputs as they were hashed. */
+interface StagePlan {
+  readonly server: KubernetesStageServer;
+  readonly inputs: readonly StagedInput[];
+  readonly dirs: readonly string[];
 }
 
 const LIVE: readonly TaskState[] = ['submitted', 'running'];
@@ -80,6 +106,7 @@ export class KubernetesBackend implements Backend {
   readonly #poller: Poller;
   #pollFailures = 0;
   #closed = false;
+  #stage: Promise<KubernetesStageServer> | undefined;
   readonly #stats = { creates: 0, lists: 0, patches: 0, deletes: 0, logReads: 0, pollFailures: 0 };
 
   constructor(options: KubernetesBackendOptions) {
@@ -106,6 +133,32 @@ export class KubernetesBackend implements Backend {
 
   bind(ctx: BackendContext): void {
     this.#ctx = ctx;
+    const staging = this.#o.staging;
+    if (!staging) return;
+    // Started at once: a pod adopted after a restart may be about to send its outputs.
+    this.#stage = KubernetesStageServer.start(
+      staging,
+      this.#o.jobsDir,
+      (job) => this.#recordOfJob(job),
+      (msg, data) => this.#c.log('warn', msg, data),
+    );
+    this.#stage.catch((err: unknown) =>
+      ctx.log('error', 'the Kubernetes stage server could not start', { err: String(err) }),
+    );
+  }
+
+  /** The record of the live task whose Job has this name (for the stage server). */
+  #recordOfJob(jobName: string): TaskRecord | undefined {
+    for (const id of this.#tasks.keys()) {
+      const rec = this.#c.get(id);
+      if (kubernetesHandle(rec?.handle)?.jobName === jobName) return rec;
+    }
+    return undefined;
+  }
+
+  /** True when the task's declared files go through the stage server (no shared volume). */
+  #staged(rec: TaskRecord): boolean {
+    return !!rec.task.files && !this.#o.resource.workspace_volume;
   }
 
   get #c(): BackendContext {
@@ -183,6 +236,7 @@ export class KubernetesBackend implements Backend {
     if (from === 'created') return;
     const h = kubernetesHandle(rec.handle);
     if (!h) return;
+    if (this.#stage) await (await this.#stage).discard(h.jobName);
     // Foreground: the Job goes only once its pods are gone (their processes stopped).
     await this.#call('delete Job', (k) =>
       k.batch.deleteNamespacedJob({
@@ -250,6 +304,10 @@ export class KubernetesBackend implements Backend {
     await this.#poller.close();
     await Promise.allSettled(this.#launching.values());
     for (const id of [...this.#follows.keys()]) this.#stopFollow(id);
+    await this.#stage?.then(
+      (s) => s.close(),
+      () => undefined,
+    );
   }
 
   // --- submission ---------------------------------------------------------------------
@@ -278,10 +336,10 @@ export class KubernetesBackend implements Backend {
       );
       return;
     }
-    if (rec.task.files && !vol) {
+    if (rec.task.files && !vol && !this.#stage) {
       await this.#fail(
         id,
-        `the task declares files (files.inputs/outputs), and resource ${JSON.stringify(this.#o.resourceId)} has no workspace_volume: staging files into a Kubernetes pod is not implemented yet; give the resource a workspace_volume (the workspace's PersistentVolumeClaim) or run the rule on a local or SLURM resource`,
+        `the task declares files (files.inputs/outputs), and resource ${JSON.stringify(this.#o.resourceId)} has no workspace_volume while this runner serves no staging: set CP_K8S_STAGE_LISTEN (and the TLS files) so pods fetch their inputs from the runner, or give the resource a workspace_volume (the workspace's PersistentVolumeClaim)`,
       );
       return;
     }
@@ -314,9 +372,19 @@ export class KubernetesBackend implements Backend {
     const handle = h;
     let body: V1Job;
     try {
-      body = this.#jobFor(rec, handle);
+      let plan: StagePlan | undefined;
+      if (this.#staged(rec) && this.#stage) {
+        const server = await this.#stage;
+        // Hashed now: the pod checks what it fetches against these.
+        plan = { server, ...(await server.prepare(rec)) };
+      }
+      body = this.#jobFor(rec, handle, plan);
     } catch (err) {
-      await this.#fail(id, (err as Error).message);
+      const why = (err as Error).message;
+      await this.#fail(
+        id,
+        err instanceof TaskFileError ? `could not stage the task's declared files: ${why}` : why,
+      );
       return;
     }
     try {
@@ -373,7 +441,7 @@ export class KubernetesBackend implements Backend {
     }
   }
 
-  #jobFor(rec: TaskRecord, h: KubernetesHandle): V1Job {
+  #jobFor(rec: TaskRecord, h: KubernetesHandle, plan?: StagePlan): V1Job {
     const t = rec.task;
     const cfg = this.#o.resource.jobs_runner_config;
     const vol = this.#o.resource.workspace_volume;
@@ -394,6 +462,9 @@ export class KubernetesBackend implements Backend {
       );
     if (gpu) limits['nvidia.com/gpu'] = String(gpu.gpu ?? 1);
     const nodeSelector = { ...pod?.node_selector, ...gpu?.node_selector };
+    // Kubernetes expands $(NAME) in values: each $ doubled, a value arrives as written.
+    const env = Object.entries(t.env).map(([name, value]) => ({ name, value: k8sLiteral(value) }));
+    const stage = plan && stageParts(plan, h.jobName, t.command, cfg.image, t.files);
     return {
       apiVersion: 'batch/v1',
       kind: 'Job',
@@ -416,17 +487,19 @@ export class KubernetesBackend implements Backend {
             serviceAccountName: this.#o.profile.service_account,
             terminationGracePeriodSeconds: 10,
             ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),
+            ...(stage ? { initContainers: [stage.init] } : {}),
             containers: [
               {
                 name: CONTAINER,
                 image: cfg.image,
-                command: ['/bin/sh', '-c', t.command],
-                workingDir: t.cwd,
-                env: Object.entries(t.env).map(([name, value]) => ({ name, value })),
+                ...(stage ? stage.main : { command: ['/bin/sh', '-c', k8sLiteral(t.command)] }),
+                workingDir: stage ? STAGE_WORK : t.cwd,
+                env: [...env, ...(stage?.env ?? [])],
                 ...(Object.keys(limits).length ? { resources: { limits, requests } } : {}),
                 ...(vol
                   ? { volumeMounts: [{ name: 'workspace', mountPath: vol.mount_path }] }
                   : {}),
+                ...(stage ? { volumeMounts: [stage.mount] } : {}),
               },
             ],
             ...(vol
@@ -436,6 +509,7 @@ export class KubernetesBackend implements Backend {
                   ],
                 }
               : {}),
+            ...(stage ? { volumes: [{ name: STAGE_VOLUME, emptyDir: {} }] } : {}),
           },
         },
       },
@@ -542,9 +616,23 @@ export class KubernetesBackend implements Backend {
     const complete = cond('Complete');
     const failed = cond('Failed');
     if (complete || failed) {
+      const staged = this.#staged(rec) ? await this.#stage : undefined;
+      const stageIn = staged ? await this.#stageInFailure(podsOf) : undefined;
+      if (stageIn) {
+        await staged?.discard(h.jobName);
+        await this.#fail(id, `could not stage the task's declared inputs into its pod: ${stageIn}`);
+        return;
+      }
       await this.#collectLog(id, h, podsOf);
       if (complete) {
-        const missing = await missingOutput(rec);
+        let missing: string | undefined;
+        try {
+          missing = staged ? await staged.collect(rec, h.jobName) : await missingOutput(rec);
+        } catch (err) {
+          if (!(err instanceof TaskFileError)) throw err;
+          missing = err.message;
+        }
+        await staged?.discard(h.jobName);
         if (missing) {
           await this.#fail(id, missing, 0);
           return;
@@ -554,6 +642,19 @@ export class KubernetesBackend implements Backend {
         return;
       }
       const code = exitCodeOf(podsOf);
+      if (staged) {
+        await staged.collectAuxiliaries(rec, h.jobName);
+        await staged.discard(h.jobName);
+        const why = code === STAGE_OUT_FAILED ? await stageOutFailure(h.logPath) : undefined;
+        if (why) {
+          await this.#fail(
+            id,
+            `the command exited 0, but its declared outputs could not be sent back to the runner: ${why}`,
+            code,
+          );
+          return;
+        }
+      }
       await this.#fail(
         id,
         `Kubernetes Job ${h.jobName} failed: ${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}${code !== null ? ` (exit code ${code})` : ''}`,
@@ -603,6 +704,21 @@ export class KubernetesBackend implements Backend {
     const f = this.#follows.get(id);
     this.#follows.delete(id);
     f?.abort?.abort();
+  }
+
+  /** Why the pod's stage-in init container failed (the end of its log), if it did. */
+  async #stageInFailure(pods: readonly V1Pod[]): Promise<string | undefined> {
+    for (const p of [...pods].reverse()) {
+      const st = p.status?.initContainerStatuses?.find((c) => c.name === STAGE_IN_CONTAINER);
+      const t = st?.state?.terminated;
+      const name = p.metadata?.name;
+      if (!t || t.exitCode === 0 || !name) continue;
+      const log = await this.#call('read pod log', (k) =>
+        k.core.readNamespacedPodLog({ name, namespace: this.#ns, container: STAGE_IN_CONTAINER }),
+      ).catch((err: unknown) => `(its log could not be read: ${String(err)})`);
+      return `init container ${STAGE_IN_CONTAINER} of pod ${name} exited ${t.exitCode}: ${tail(log)}`;
+    }
+    return undefined;
   }
 
   // The followed copy may lag or have been cut by a lost connection: the log is read whole
@@ -731,4 +847,56 @@ function exitCodeOf(pods: readonly V1Pod[]): number | null {
     if (t) return t.exitCode;
   }
   return null;
+}
+
+/** The init container, the task container's command, env and mount of a staged task's Job. */
+function stageParts(
+  plan: StagePlan,
+  jobName: string,
+  command: string,
+  image: string,
+  files: TaskRecord['task']['files'],
+) {
+  const mount = { name: STAGE_VOLUME, mountPath: STAGE_MOUNT };
+  const env = [
+    { name: 'COMPUTEPODS_STAGE_URL', value: k8sLiteral(plan.server.url) },
+    { name: 'COMPUTEPODS_STAGE_TOKEN', value: plan.server.tokenFor(jobName) },
+    { name: 'COMPUTEPODS_STAGE_CA', value: k8sLiteral(plan.server.caPem) },
+    { name: 'COMPUTEPODS_JOB', value: jobName },
+  ];
+  const norm = (rel: string) => posix.normalize(rel);
+  return {
+    mount,
+    env,
+    init: {
+      name: STAGE_IN_CONTAINER,
+      image,
+      command: ['/bin/sh', '-c', k8sLiteral(stageInScript(plan.inputs, plan.dirs))],
+      env,
+      volumeMounts: [mount],
+    },
+    main: {
+      command: [
+        '/bin/sh',
+        '-c',
+        k8sLiteral(
+          stageOutWrapper((files?.outputs ?? []).map(norm), (files?.auxiliaries ?? []).map(norm)),
+        ),
+        'computepods-task',
+        k8sLiteral(command),
+      ],
+    },
+  };
+}
+
+/** The end of a log, for a reason: its last few lines, at most 800 characters. */
+function tail(text: string): string {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  return lines.slice(-4).join(' / ').slice(-800) || '(no output)';
+}
+
+/** Why the task container could not send its outputs back, read from the end of its log. */
+async function stageOutFailure(logPath: string): Promise<string | undefined> {
+  const text = await readTail(logPath, 4096).catch(() => '');
+  return text.includes(STAGE_OUT_MARK) ? tail(text) : undefined;
 }

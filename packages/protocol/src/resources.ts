@@ -315,7 +315,8 @@ export const KubernetesResource = z.strictObject({
    * ComputePods extension: a PersistentVolumeClaim holding the project's workspace, mounted in
    * every task's pod at `mount_path`, the path the runner sees it at too (an RWX volume both
    * mount). Tasks with declared files then run in their cwd on it; their outputs are checked
-   * there. Without it such tasks are refused (no staging into pods yet).
+   * there. Without it such tasks are staged through the runner when it serves staging
+   * (CP_K8S_STAGE_LISTEN), and refused otherwise.
    */
   workspace_volume: z
     .strictObject({
@@ -357,12 +358,12 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
 /**
  * What a person storing or binding this resource should know before a task fails for it, or
  * undefined: cpctrl says it where it would otherwise only name the runner that serves it. A
- * kubernetes resource without workspace_volume runs only tasks that declare no files, and
- * every chef task declares its files (staging into pods is not done yet).
+ * kubernetes resource without workspace_volume runs tasks that declare files (every chef task)
+ * only when its runner stages them (CP_K8S_STAGE_LISTEN), which the resource cannot tell.
  */
 export function resourceWarning(r: Resource): string | undefined {
   if (r.type === 'kubernetes' && !r.workspace_volume)
-    return "a kubernetes resource without workspace_volume runs only tasks that declare no files; a chef's tasks declare theirs and would fail (files are not staged into pods yet): give it workspace_volume, the workspace's PersistentVolumeClaim";
+    return "a kubernetes resource without workspace_volume runs only tasks that declare no files unless the runner that serves it stages them (CP_K8S_STAGE_LISTEN: pods fetch inputs from the runner and send outputs back, services/runner/README.md); a chef's tasks declare theirs: give it workspace_volume, the workspace's PersistentVolumeClaim, or run its runner with staging";
   return undefined;
 }
 

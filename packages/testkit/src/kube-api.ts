@@ -1,13 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { JobList } from 'kubernetes-models/batch/v1/JobList';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { PodList } from 'kubernetes-models/v1/PodList';
+import { type Isolation, spawnContainer } from './kube-container.js';
 import { TempDir } from './temp-dir.js';
 import { makeTestCa, makeTestCertificate } from './test-ca.js';
 
@@ -25,6 +27,13 @@ import { makeTestCa, makeTestCertificate } from './test-ca.js';
  * which the schema does not say. Served over HTTPS with a CA made by openssl; a request
  * without the bearer token is refused (401) as a real server refuses it.
  *
+ * Init containers run one after the other before the pod's container, each to its end; one
+ * that fails fails the pod (restartPolicy Never), as the kubelet does. A pod's log is per
+ * container (`?container=`). With `isolatePods` each container runs as a container runtime
+ * would start it (kube-container.ts: its own root file system of this machine's system
+ * folders, its volumes at their mountPaths, as its securityContext's user): a pod then sees
+ * nothing of the runner's files but what a volume or the network brings it.
+ *
  * Not emulated: watches, Kueue (its queue label is kept, no admission happens), image pulls,
  * resource requests, node selection, retries with backoff delays, finalizers other than
  * foreground deletion, field selectors, resourceVersion conflicts.
@@ -37,6 +46,13 @@ export interface KubeApiOptions {
   readonly namespace?: string;
   /** Start new pods' processes at once (default true); false holds them Pending. */
   readonly startPods?: boolean;
+  /**
+   * Run each container isolated (kube-container.ts) instead of on this machine as the test's
+   * user: emptyDir and persistentVolumeClaim volumes mounted, runAsUser honoured.
+   */
+  readonly isolatePods?: boolean;
+  /** Isolated pods: the folder on this machine each PersistentVolumeClaim (by name) holds. */
+  readonly claims?: Readonly<Record<string, string>>;
 }
 
 /** One request as it arrived (for tests: what reached the API, and how). */
@@ -58,12 +74,16 @@ type Obj = Record<string, unknown> & {
   status: Record<string, unknown>;
 };
 
+type Container = Record<string, unknown> & { name: string };
+
 interface PodRun {
   obj: Obj;
   jobKey: string;
+  /** The process of the container running now (an init container's, then the pod's). */
   proc?: ChildProcess;
-  log: Buffer[];
-  followers: Set<ServerResponse>;
+  /** Each container's log, by name. */
+  logs: Map<string, Buffer[]>;
+  followers: Set<{ container: string; res: ServerResponse }>;
   ended: boolean;
   killTimer?: NodeJS.Timeout;
 }
@@ -93,6 +113,8 @@ export class KubeApi implements AsyncDisposable {
   readonly invalidResponses: string[] = [];
   readonly namespace: string;
   startPods: boolean;
+  readonly #isolate: boolean;
+  readonly #claims: Readonly<Record<string, string>>;
   readonly #jobs = new Map<string, Obj>();
   readonly #pods = new Map<string, PodRun>();
   readonly #token: string;
@@ -106,6 +128,8 @@ export class KubeApi implements AsyncDisposable {
     this.#token = options.token ?? randomBytes(24).toString('hex');
     this.namespace = options.namespace ?? 'default';
     this.startPods = options.startPods ?? true;
+    this.#isolate = options.isolatePods ?? false;
+    this.#claims = options.claims ?? {};
   }
 
   static async start(options: KubeApiOptions = {}): Promise<KubeApi> {
@@ -550,7 +574,7 @@ export class KubeApi implements AsyncDisposable {
     const run: PodRun = {
       obj,
       jobKey: `${ns}/${job.metadata.name}`,
-      log: [],
+      logs: new Map(),
       followers: new Set(),
       ended: false,
     };
@@ -558,53 +582,87 @@ export class KubeApi implements AsyncDisposable {
     if (this.startPods) this.#run(run);
   }
 
-  #container(run: PodRun): Record<string, unknown> & { name: string } {
-    const [c] = run.obj.spec.containers as (Record<string, unknown> & { name: string })[];
+  #containers(run: PodRun, kind: 'containers' | 'initContainers' = 'containers'): Container[] {
+    return (run.obj.spec[kind] as Container[] | undefined) ?? [];
+  }
+
+  #container(run: PodRun): Container {
+    const [c] = this.#containers(run);
     if (!c) throw new Error(`pod ${run.obj.metadata.name} has no container to run`);
     return c;
   }
 
+  /** Starts the pod: its init containers one after the other, each to its end, then its container. */
   #run(run: PodRun): void {
-    const c = this.#container(run);
-    const argv = [...((c.command as string[]) ?? []), ...((c.args as string[]) ?? [])];
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOSTNAME: run.obj.metadata.name,
-    };
-    for (const e of (c.env as { name: string; value?: string }[]) ?? [])
-      env[e.name] = e.value ?? '';
-    const startedAt = now();
-    const containerID = `standin://${randomBytes(8).toString('hex')}`;
+    let volumes: Map<string, string> | undefined;
+    if (this.#isolate) {
+      const v = this.#volumes(run);
+      if (typeof v === 'string') {
+        // As the scheduler leaves a pod whose claim does not exist: Pending, saying why.
+        run.obj.status.conditions = [
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            message: v,
+            lastTransitionTime: now(),
+          },
+        ];
+        run.obj.metadata.resourceVersion = String(++this.#rv);
+        return;
+      }
+      volumes = v;
+    }
+    const inits = this.#containers(run, 'initContainers');
+    const main = this.#container(run);
     run.obj.status = {
       ...run.obj.status,
-      phase: 'Running',
       hostIP: '127.0.0.1',
       podIP: '127.0.0.1',
-      startTime: startedAt,
-      containerStatuses: [
-        {
-          name: c.name,
-          image: c.image,
-          imageID: '',
-          containerID,
-          ready: true,
-          started: true,
-          restartCount: 0,
-          state: { running: { startedAt } },
-        },
-      ],
+      startTime: now(),
+      ...(inits.length
+        ? { initContainerStatuses: inits.map((c) => waiting(c, 'PodInitializing')) }
+        : {}),
+      containerStatuses: [waiting(main, inits.length ? 'PodInitializing' : 'ContainerCreating')],
     };
+    this.#step(run, 0, volumes);
+  }
+
+  /** Runs init container `i` (or the pod's container once they all ran). */
+  #step(run: PodRun, i: number, volumes: Map<string, string> | undefined): void {
+    const inits = this.#containers(run, 'initContainers');
+    const init = inits[i];
+    const c = init ?? this.#container(run);
+    const startedAt = now();
+    const containerID = `standin://${randomBytes(8).toString('hex')}`;
+    const status = {
+      name: c.name,
+      image: c.image,
+      imageID: '',
+      containerID,
+      ready: !init,
+      started: true,
+      restartCount: 0,
+      state: { running: { startedAt } },
+    };
+    if (init) this.#setStatus(run, 'initContainerStatuses', i, status);
+    else run.obj.status = { ...run.obj.status, phase: 'Running', containerStatuses: [status] };
     run.obj.metadata.resourceVersion = String(++this.#rv);
-    const proc = spawn(argv[0] ?? '/bin/false', argv.slice(1), {
-      cwd: (c.workingDir as string | undefined) ?? this.#temp.path,
-      env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const env = containerEnv(c, run.obj.metadata.name);
+    const argv = [...((c.command as string[]) ?? []), ...((c.args as string[]) ?? [])].map((a) =>
+      expand(a, env),
+    );
+    const proc = spawnContainer(
+      { argv, env, workingDir: c.workingDir as string | undefined },
+      this.#temp.path,
+      volumes && this.#isolation(run, c, volumes),
+    );
     run.proc = proc;
+    const log: Buffer[] = [];
+    run.logs.set(c.name, log);
     const take = (chunk: Buffer) => {
-      run.log.push(chunk);
-      for (const f of run.followers) f.write(chunk);
+      log.push(chunk);
+      for (const f of run.followers) if (f.container === c.name) f.res.write(chunk);
     };
     proc.stdout?.on('data', take);
     proc.stderr?.on('data', take);
@@ -617,7 +675,87 @@ export class KubeApi implements AsyncDisposable {
       signal = s;
       killGroup(proc, 'SIGKILL');
     });
-    proc.on('close', (c2, s) => this.#ended(run, code ?? c2, signal ?? s, containerID, startedAt));
+    proc.on('close', (c2, s) => {
+      const exitCode = code ?? c2 ?? 128 + signalNumber(signal ?? s);
+      const ended = {
+        ...status,
+        ready: false,
+        started: false,
+        state: {
+          terminated: {
+            exitCode,
+            reason: exitCode === 0 ? 'Completed' : 'Error',
+            startedAt,
+            finishedAt: now(),
+            containerID,
+          },
+        },
+      };
+      for (const f of [...run.followers])
+        if (f.container === c.name) {
+          f.res.end();
+          run.followers.delete(f);
+        }
+      if (init) {
+        this.#setStatus(run, 'initContainerStatuses', i, ended);
+        run.obj.metadata.resourceVersion = String(++this.#rv);
+        if (exitCode === 0 && !run.obj.metadata.deletionTimestamp) {
+          this.#step(run, i + 1, volumes);
+          return;
+        }
+      } else run.obj.status = { ...run.obj.status, containerStatuses: [ended] };
+      this.#ended(run, exitCode);
+    });
+  }
+
+  #setStatus(run: PodRun, field: string, i: number, status: Record<string, unknown>): void {
+    const list = [...((run.obj.status[field] as Record<string, unknown>[] | undefined) ?? [])];
+    list[i] = status;
+    run.obj.status = { ...run.obj.status, [field]: list };
+  }
+
+  /** Isolated pods: each volume's folder here, or why the pod cannot be scheduled. */
+  #volumes(run: PodRun): Map<string, string> | string {
+    const out = new Map<string, string>();
+    const vols = (run.obj.spec.volumes ?? []) as {
+      name: string;
+      emptyDir?: unknown;
+      persistentVolumeClaim?: { claimName: string };
+    }[];
+    for (const v of vols) {
+      if (v.emptyDir) {
+        // An emptyDir is made for the pod, world-writable, as the kubelet makes it.
+        const d = join(this.#temp.path, 'pods', run.obj.metadata.name, 'volumes', v.name);
+        mkdirSync(d, { recursive: true });
+        chmodSync(d, 0o777);
+        out.set(v.name, d);
+      } else if (v.persistentVolumeClaim) {
+        const d = this.#claims[v.persistentVolumeClaim.claimName];
+        if (d === undefined)
+          return `persistentvolumeclaim "${v.persistentVolumeClaim.claimName}" not found`;
+        out.set(v.name, d);
+      } else
+        return `volume "${v.name}": the stand-in mounts only emptyDir and persistentVolumeClaim volumes`;
+    }
+    return out;
+  }
+
+  #isolation(run: PodRun, c: Container, volumes: Map<string, string>): Isolation {
+    const rootDir = join(this.#temp.path, 'pods', run.obj.metadata.name, `root-${c.name}`);
+    mkdirSync(rootDir, { recursive: true });
+    const sc = {
+      ...(run.obj.spec.securityContext as Record<string, unknown> | undefined),
+      ...(c.securityContext as Record<string, unknown> | undefined),
+    };
+    const mounts = ((c.volumeMounts ?? []) as { name: string; mountPath: string }[]).map(
+      (m): [string, string] => [volumes.get(m.name) ?? '/nonexistent', m.mountPath],
+    );
+    return {
+      rootDir,
+      mounts,
+      uid: typeof sc.runAsUser === 'number' ? sc.runAsUser : 0,
+      gid: typeof sc.runAsGroup === 'number' ? sc.runAsGroup : 0,
+    };
   }
 
   #terminate(run: PodRun): void {
@@ -638,50 +776,20 @@ export class KubeApi implements AsyncDisposable {
   #remove(run: PodRun): void {
     const key = `${run.obj.metadata.namespace}/${run.obj.metadata.name}`;
     this.#pods.delete(key);
-    for (const f of run.followers) f.end();
+    for (const f of run.followers) f.res.end();
     run.followers.clear();
     const job = this.#jobs.get(run.jobKey);
     const left = [...this.#pods.values()].some((p) => p.jobKey === run.jobKey);
     if (job?.metadata.deletionTimestamp && !left) this.#jobs.delete(run.jobKey);
   }
 
-  #ended(
-    run: PodRun,
-    code: number | null,
-    signal: NodeJS.Signals | null,
-    containerID: string,
-    startedAt: string,
-  ): void {
+  /** The pod is over: its container (or an init container) ended with exitCode. */
+  #ended(run: PodRun, exitCode: number): void {
     run.ended = true;
     clearTimeout(run.killTimer);
-    const exitCode = code ?? 128 + signalNumber(signal);
-    const c = this.#container(run);
-    run.obj.status = {
-      ...run.obj.status,
-      phase: exitCode === 0 ? 'Succeeded' : 'Failed',
-      containerStatuses: [
-        {
-          name: c.name,
-          image: c.image,
-          imageID: '',
-          containerID,
-          ready: false,
-          started: false,
-          restartCount: 0,
-          state: {
-            terminated: {
-              exitCode,
-              reason: exitCode === 0 ? 'Completed' : 'Error',
-              startedAt,
-              finishedAt: now(),
-              containerID,
-            },
-          },
-        },
-      ],
-    };
+    run.obj.status = { ...run.obj.status, phase: exitCode === 0 ? 'Succeeded' : 'Failed' };
     run.obj.metadata.resourceVersion = String(++this.#rv);
-    for (const f of run.followers) f.end();
+    for (const f of run.followers) f.res.end();
     run.followers.clear();
     const deleted = run.obj.metadata.deletionTimestamp !== undefined;
     if (deleted) this.#remove(run);
@@ -735,20 +843,27 @@ export class KubeApi implements AsyncDisposable {
     res: ServerResponse,
   ): { status: number; body: unknown } | 'streaming' {
     const run = this.#pod(ns, name);
-    const c = this.#container(run);
-    if (query.container !== undefined && query.container !== c.name)
+    const mains = this.#containers(run).map((c) => c.name);
+    const inits = this.#containers(run, 'initContainers').map((c) => c.name);
+    const [only] = mains;
+    const container =
+      query.container ?? (mains.length === 1 && inits.length === 0 ? only : undefined);
+    if (container === undefined)
       throw new ApiError(
         400,
         'BadRequest',
-        `container ${query.container} is not valid for pod ${name}`,
+        `a container name must be specified for pod ${name}, choose one of: [${mains.join(' ')}]${inits.length ? ` or one of the init containers: [${inits.join(' ')}]` : ''}`,
       );
-    if (!run.proc)
+    if (!mains.includes(container) && !inits.includes(container))
+      throw new ApiError(400, 'BadRequest', `container ${container} is not valid for pod ${name}`);
+    const log = run.logs.get(container);
+    if (!log)
       throw new ApiError(
         400,
         'BadRequest',
-        `container "${c.name}" in pod "${name}" is waiting to start: ContainerCreating`,
+        `container "${container}" in pod "${name}" is waiting to start: ${inits.length && mains.includes(container) ? 'PodInitializing' : 'ContainerCreating'}`,
       );
-    let data = Buffer.concat(run.log);
+    let data = Buffer.concat(log);
     if (query.tailLines !== undefined) {
       const lines = data.toString('utf8').split(/(?<=\n)/);
       data = Buffer.from(lines.slice(-Number(query.tailLines)).join(''));
@@ -756,9 +871,12 @@ export class KubeApi implements AsyncDisposable {
     if (query.limitBytes !== undefined) data = data.subarray(0, Number(query.limitBytes));
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write(data);
-    if (query.follow === 'true' && !run.ended && query.limitBytes === undefined) {
-      run.followers.add(res);
-      res.on('close', () => run.followers.delete(res));
+    const running =
+      run.proc && !run.ended && run.logs.get(container) === [...run.logs.values()].at(-1);
+    if (query.follow === 'true' && running && query.limitBytes === undefined) {
+      const f = { container, res };
+      run.followers.add(f);
+      res.on('close', () => run.followers.delete(f));
     } else res.end();
     return 'streaming';
   }
@@ -833,18 +951,60 @@ function checkJob(job: Obj): void {
       pod.restartPolicy,
       'supported values: "OnFailure", "Never"',
     );
-  for (const [i, c] of ((pod.containers ?? []) as Record<string, unknown>[]).entries()) {
-    if (typeof c.name !== 'string' || !DNS_LABEL.test(c.name))
-      throw bad(`spec.template.spec.containers[${i}].name`, c.name, 'a lowercase RFC 1123 label');
-    if (!c.image) throw bad(`spec.template.spec.containers[${i}].image`, '', 'Required value');
-    for (const e of (c.env ?? []) as { name: string }[])
-      if (!ENV_NAME.test(e.name))
-        throw bad(
-          `spec.template.spec.containers[${i}].env.name`,
-          e.name,
-          'a valid environment variable name',
-        );
+  const volumes = new Set(((pod.volumes ?? []) as { name: string }[]).map((v) => v.name));
+  const names = new Set<string>();
+  for (const kind of ['initContainers', 'containers'] as const)
+    for (const [i, c] of ((pod[kind] ?? []) as Record<string, unknown>[]).entries()) {
+      const at = `spec.template.spec.${kind}[${i}]`;
+      if (typeof c.name !== 'string' || !DNS_LABEL.test(c.name))
+        throw bad(`${at}.name`, c.name, 'a lowercase RFC 1123 label');
+      if (names.has(c.name)) throw bad(`${at}.name`, c.name, 'Duplicate value');
+      names.add(c.name);
+      if (!c.image) throw bad(`${at}.image`, '', 'Required value');
+      for (const e of (c.env ?? []) as { name: string }[])
+        if (!ENV_NAME.test(e.name))
+          throw bad(`${at}.env.name`, e.name, 'a valid environment variable name');
+      for (const [j, m] of ((c.volumeMounts ?? []) as { name: string }[]).entries())
+        if (!volumes.has(m.name)) throw bad(`${at}.volumeMounts[${j}].name`, m.name, 'Not found');
+    }
+}
+
+/** A container's status before it starts (the kubelet's waiting state). */
+function waiting(c: Container, reason: string): Record<string, unknown> {
+  return {
+    name: c.name,
+    image: c.image,
+    imageID: '',
+    ready: false,
+    started: false,
+    restartCount: 0,
+    state: { waiting: { reason } },
+  };
+}
+
+/** A container's environment: the image's PATH, HOSTNAME, then its env in order, expanded. */
+function containerEnv(c: Container, podName: string): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOSTNAME: podName,
+  };
+  const own: Record<string, string> = {};
+  for (const e of (c.env as { name: string; value?: string }[] | undefined) ?? []) {
+    // A value may refer to the variables defined before it, as $(NAME).
+    own[e.name] = expand(e.value ?? '', own);
+    env[e.name] = own[e.name] ?? '';
   }
+  return env;
+}
+
+/**
+ * Kubernetes' expansion of command, args and env values: $(NAME) becomes the value of a
+ * variable the container defines (left as written when it defines none), and $$ becomes $.
+ */
+function expand(text: string, vars: Readonly<Record<string, string>>): string {
+  return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) =>
+    name === undefined ? '$' : (vars[name] ?? m),
+  );
 }
 
 function matches(

@@ -1,6 +1,7 @@
 import { cpus, hostname } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { busSettings } from '@computepods/bus';
+import type { KubernetesStagingOptions } from '@computepods/executors';
 import {
   defineEnv,
   type EnvOf,
@@ -102,6 +103,28 @@ export const runnerEnv = defineEnv({
     shown: '250 local, 1000 SLURM',
     doc: "how often a running task's output files are looked at (a log that already sent many pieces is looked at less often)",
   },
+  CP_K8S_STAGE_LISTEN: {
+    schema: envText(),
+    doc: "Kubernetes: `host:port` the runner's stage server listens on (pods fetch declared inputs from it and send outputs back); unset: tasks with declared files need the resource's `workspace_volume`",
+  },
+  CP_K8S_STAGE_URL: {
+    schema: envText(),
+    shown: '`https://` + `CP_K8S_STAGE_LISTEN`',
+    doc: 'Kubernetes: the stage server as pods reach it (a Service in front of the runner, say)',
+  },
+  CP_K8S_STAGE_TLS_CERT: {
+    schema: envText(),
+    doc: "Kubernetes: the stage server's certificate chain (PEM file); required with `CP_K8S_STAGE_LISTEN`",
+  },
+  CP_K8S_STAGE_TLS_KEY: {
+    schema: envText(),
+    doc: "Kubernetes: the stage server's private key (PEM file); required with `CP_K8S_STAGE_LISTEN`",
+  },
+  CP_K8S_STAGE_CA: {
+    schema: envText(),
+    shown: '`CP_K8S_STAGE_TLS_CERT`',
+    doc: 'Kubernetes: the CA certificate (PEM file) pods check the stage server with',
+  },
 });
 
 /** A pilot worker's own variables (pilot-worker.ts), set by the pilot manager. */
@@ -178,6 +201,52 @@ export interface RunnerConfig {
   readonly jobKeep?: { readonly okMs: number; readonly failedMs: number } | undefined;
   /** What of each task's output is published, and how often it is looked at (task-log-publisher.ts). */
   readonly taskLogs?: TaskLogLimits | undefined;
+  /** Kubernetes: the stage server (CP_K8S_STAGE_*); none: declared files need workspace_volume. */
+  readonly kubernetesStaging?: KubernetesStagingOptions | undefined;
+}
+
+/** CP_K8S_STAGE_*: where the stage server listens, how pods reach it, its TLS files. */
+export function kubernetesStagingOf(e: {
+  readonly CP_K8S_STAGE_LISTEN?: string | undefined;
+  readonly CP_K8S_STAGE_URL?: string | undefined;
+  readonly CP_K8S_STAGE_TLS_CERT?: string | undefined;
+  readonly CP_K8S_STAGE_TLS_KEY?: string | undefined;
+  readonly CP_K8S_STAGE_CA?: string | undefined;
+}): KubernetesStagingOptions | undefined {
+  const listen = e.CP_K8S_STAGE_LISTEN?.trim();
+  if (!listen) return undefined;
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(listen);
+  const [, host, port] = m ?? [];
+  const issues: string[] = [];
+  const fields: string[] = [];
+  if (!host || port === undefined || Number(port) > 65_535) {
+    fields.push('CP_K8S_STAGE_LISTEN');
+    issues.push(
+      `CP_K8S_STAGE_LISTEN must be host:port (0.0.0.0:8443, [::]:8443), got ${JSON.stringify(listen)}`,
+    );
+  }
+  for (const name of ['CP_K8S_STAGE_TLS_CERT', 'CP_K8S_STAGE_TLS_KEY'] as const)
+    if (!e[name]) {
+      fields.push(name);
+      issues.push(
+        `${name} is required with CP_K8S_STAGE_LISTEN: the stage server speaks only HTTPS`,
+      );
+    }
+  const url = e.CP_K8S_STAGE_URL;
+  if (url !== undefined && !/^https:\/\/[^\s/]+(\/[^\s]*)?$/.test(url)) {
+    fields.push('CP_K8S_STAGE_URL');
+    issues.push(`CP_K8S_STAGE_URL must be an https:// URL, got ${JSON.stringify(url)}`);
+  }
+  if (issues.length || !host || !e.CP_K8S_STAGE_TLS_CERT || !e.CP_K8S_STAGE_TLS_KEY)
+    throw new InvalidEnvError(fields, issues);
+  return {
+    host,
+    port: Number(port),
+    url,
+    certFile: resolve(e.CP_K8S_STAGE_TLS_CERT),
+    keyFile: resolve(e.CP_K8S_STAGE_TLS_KEY),
+    caFile: e.CP_K8S_STAGE_CA ? resolve(e.CP_K8S_STAGE_CA) : undefined,
+  };
 }
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -237,6 +306,7 @@ function runnerConfigOf(
       chunkBytes: e.CP_TASK_LOG_CHUNK_BYTES,
       pollMs: e.CP_TASK_LOG_POLL_MS,
     },
+    kubernetesStaging: kubernetesStagingOf(e),
   };
 }
 

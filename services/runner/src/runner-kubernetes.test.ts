@@ -1,14 +1,28 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { Bus, createLogger } from '@computepods/bus';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Bus, createLogger, decode } from '@computepods/bus';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
-import { KubeApi, NatsServer, TempDir, until } from '@computepods/testkit';
+import {
+  KubeApi,
+  makeTestCa,
+  makeTestCertificate,
+  NatsServer,
+  privateWorkspace,
+  TempDir,
+  until,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubernetesStagingOf } from './config.js';
 import { type RunningRunner, startRunner } from './runner.js';
 
 /*
  * The runner on a kubernetes resource, end to end: a task published on the queue's subject
  * over a real nats-server runs as a Job on KubeApi (the test kit's STAND-IN for a Kubernetes
- * API server; its Jobs' commands run as local processes), and its record ends in KV.
+ * API server; its Jobs' commands run as local processes, here isolated: a pod sees none of
+ * this machine's files), and its record ends in KV. A task with declared files is staged
+ * through the runner's stage server (CP_K8S_STAGE_*), and a running pod's log reaches the
+ * task-log subject before the task ends.
  */
 
 const P = 'runnerk8s';
@@ -22,10 +36,19 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
   const logger = createLogger('runner-k8s-test');
   logger.level = 'silent';
   const ws = dir.join('ws');
+  // The pod asks for this and waits for the answer: it goes on once the test has seen its log.
+  let gate: Server;
+  let gateUrl = '';
+  const held: ServerResponse[] = [];
 
   beforeAll(async () => {
-    mkdirSync(ws);
-    kube = await KubeApi.start({ namespace: 'builds' });
+    privateWorkspace(ws);
+    gate = createServer((_req, res) => held.push(res));
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', () => r()));
+    gateUrl = `http://127.0.0.1:${(gate.address() as AddressInfo).port}/`;
+    const ca = makeTestCa(dir.join('ca'), 'cp-runner-k8s-ca');
+    const cert = makeTestCertificate(ca, dir.join('ca'), '127.0.0.1');
+    kube = await KubeApi.start({ namespace: 'builds', isolatePods: true });
     writeFileSync(
       dir.join('resource.json'),
       JSON.stringify({
@@ -56,12 +79,20 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
       workspaceRoots: [ws],
       resourceFile: dir.join('resource.json'),
       profileFile: dir.join('profile.json'),
+      kubernetesStaging: kubernetesStagingOf({
+        CP_K8S_STAGE_LISTEN: '127.0.0.1:0',
+        CP_K8S_STAGE_TLS_CERT: cert.cert,
+        CP_K8S_STAGE_TLS_KEY: cert.key,
+        CP_K8S_STAGE_CA: ca.ca,
+      }),
     });
   });
   afterAll(async () => {
     await runner?.stop();
     await bus?.close();
     await nats?.[Symbol.asyncDispose]();
+    for (const res of held) res.end();
+    gate?.close();
     await kube?.stop();
     dir[Symbol.dispose]();
   });
@@ -88,6 +119,44 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
     expect(await runner.executor.logs('k-1')).toBe('built\n');
     const job = kube.jobs().find((j) => j.metadata.uid === rec?.jobId);
     expect(job?.metadata.labels?.['kueue.x-k8s.io/queue-name']).toBe('gpu-team');
+    expect(kube.invalidResponses).toEqual([]);
+  });
+
+  it('stages a task that declares files: its log is published while it runs, its outputs come back', async () => {
+    writeFileSync(`${ws}/in.txt`, 'from the workspace\n');
+    const task = {
+      taskId: 'k-2',
+      resource: 'cluster',
+      command: `echo started; curl -s ${gateUrl} >/dev/null; tr a-z A-Z < in.txt > out.txt; echo done`,
+      cwd: ws,
+      env: {},
+      gpu: false,
+      files: { inputs: ['in.txt'], outputs: ['out.txt'], auxiliaries: [] },
+    };
+    const seen: string[] = [];
+    const sub = bus.nc.subscribe(subjects.taskLog(P, 'gpu-team', 'k-2', 'stdout'), {
+      callback: (_err, m) => {
+        const chunk = decode(m.data, ['task.log'], P).body;
+        seen.push(Buffer.from(chunk.data, 'base64').toString('utf8'));
+      },
+    });
+    await bus.nc.flush();
+    await bus.publish('task.submitted', subjects.tasks(P, 'gpu-team'), task);
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    // Followed from the running pod and published, while the command waits at the gate.
+    await until(() => seen.join('').includes('started\n'), 'the running pod log on NATS');
+    expect((await kv.get('k-2'))?.value?.state).toBe('running');
+    for (const res of held.splice(0)) res.end('go');
+    let rec: TaskRecord | undefined;
+    await until(async () => {
+      rec = (await kv.get('k-2'))?.value;
+      return rec !== undefined && ['finished', 'failed', 'killed'].includes(rec.state);
+    }, 'task k-2 ended');
+    expect(rec?.state, rec?.reason).toBe('finished');
+    expect(readFileSync(`${ws}/out.txt`, 'utf8')).toBe('FROM THE WORKSPACE\n');
+    await until(() => seen.join('').endsWith('done\n'), 'the whole log on NATS');
+    expect(seen.join('')).toBe('started\ndone\n');
+    sub.unsubscribe();
     expect(kube.invalidResponses).toEqual([]);
   });
 });

@@ -122,7 +122,11 @@ export async function startRunner(
     profile,
     runner: rc.runnerId,
     queue: rc.queue,
-    backendOptions: { keep: rc.jobKeep, ...(options.staging ? { staging: options.staging } : {}) },
+    backendOptions: {
+      keep: rc.jobKeep,
+      ...(options.staging ? { staging: options.staging } : {}),
+      ...(rc.kubernetesStaging ? { kubernetesStaging: rc.kubernetesStaging } : {}),
+    },
     hooks: {
       // A record goes to a KV bucket: on a NATS cluster whose node leading it dies, writes fail
       // until the others elect a new leader (seconds; more on a loaded machine). The executor's
