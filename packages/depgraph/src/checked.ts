@@ -1,4 +1,4 @@
-import { CpError } from '@computepods/protocol';
+import { CpError } from '@computepods/protocol/errors';
 
 /**
  * Lookups where absence is a bug, not a case to handle: a path id the graph interned, a task

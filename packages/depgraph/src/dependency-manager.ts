@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { GraphInvariantError } from './checked.js';
 import { dirtyReason } from './dirty.js';
 import { InvalidHashError, TaskNotReadyError, UnknownTaskError } from './errors.js';
 import { artefactState, status, why } from './explain.js';
@@ -16,8 +15,11 @@ import {
 } from './export.js';
 import { type ChangeLog, type Graph, newLog } from './graph.js';
 import { checkPath } from './path.js';
+import { parseStateJson } from './restore.js';
 import { compileRule } from './rule.js';
 import { Scheduler } from './scheduler.js';
+import { loadSnapshot, type Snapshot, snapshotState, takeSnapshot } from './snapshot.js';
+import { decodeSnapshot, encodeSnapshot, isEncodedState } from './state-codec.js';
 import type { Run, Task } from './task.js';
 import { newTrace, type Trace } from './trace.js';
 import type {
@@ -75,6 +77,27 @@ export class DependencyManager {
         if (trace) dm.restoreTrace(taskId, trace);
       }
     });
+    return dm;
+  }
+
+  /**
+   * Rebuilds the graph from a persisted state: the compact form exportBytes() writes, or the
+   * older JSON of exportState() (checked for shape). Corrupt or truncated bytes throw
+   * StateCorruptError naming the part that is wrong; nothing half-loaded is returned.
+   */
+  static fromBytes(bytes: Uint8Array, options?: DependencyManagerOptions): DependencyManager {
+    if (!isEncodedState(bytes)) return DependencyManager.fromState(parseStateJson(bytes), options);
+    return DependencyManager.fromSnapshot(decodeSnapshot(bytes), options);
+  }
+
+  /** fromBytes after decodeSnapshot (for a caller that times the two apart). */
+  static fromSnapshot(snap: Snapshot, options?: DependencyManagerOptions): DependencyManager {
+    const dm = new DependencyManager(options);
+    // Another derivation depth may derive other tasks: derive them again from what they come from.
+    if (dm.graph.maxDepth !== snap.extras.maxDepth) {
+      return DependencyManager.fromState(snapshotState(snap), options);
+    }
+    dm.batch(() => loadSnapshot(snap, dm.graph));
     return dm;
   }
 
@@ -162,7 +185,6 @@ export class DependencyManager {
 
   /** Restores a task's last successful run; the task need not exist yet. */
   restoreTrace(taskId: string, trace: TraceRecord): ChangeResult {
-    const g = this.graph;
     const inputs = this.traceEntries(trace.inputs);
     const outputs = this.traceEntries(trace.outputs);
     // Discovered dependencies that existed are inputs too: a scan of a few keys is cheaper than
@@ -170,14 +192,33 @@ export class DependencyManager {
     const discovered = trace.discovered?.map((path) => {
       return inputs.ids[inputs.paths.indexOf(path)] ?? this.pathId(path);
     });
+    return this.putTrace(taskId, {
+      inIds: inputs.ids,
+      inHashes: inputs.hashes,
+      outIds: outputs.ids,
+      outHashes: outputs.hashes,
+      discovered,
+    });
+  }
+
+  /**
+   * restoreTrace by path ids. Each hash is checked, and one the graph has now is shared rather
+   * than kept twice (a restored trace mostly matches the current hashes).
+   */
+  private putTrace(taskId: string, stored: Trace & { inHashes: string[]; outHashes: string[] }) {
+    const g = this.graph;
+    const check = (ids: readonly number[], hashes: string[]) => {
+      for (let i = 0; i < ids.length; i++) {
+        const p = ids[i] ?? -1;
+        const hash = hashes[i];
+        if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(g.path(p));
+        const current = g.hash[p];
+        if (current === hash) hashes[i] = current;
+      }
+    };
+    check(stored.inIds, stored.inHashes);
+    check(stored.outIds, stored.outHashes);
     return this.change(() => {
-      const stored: Trace = {
-        inIds: inputs.ids,
-        inHashes: inputs.hashes,
-        outIds: outputs.ids,
-        outHashes: outputs.hashes,
-        discovered,
-      };
       g.traces.set(taskId, stored);
       const t = g.taskById.get(taskId);
       if (!t) return;
@@ -487,6 +528,14 @@ export class DependencyManager {
     return exportState(this.graph);
   }
 
+  /**
+   * The graph as it is, in the compact form fromBytes() reads (state-codec.ts): with its tasks,
+   * so a restart skips deriving them again and numbers everything as this graph does.
+   */
+  exportBytes(): Uint8Array {
+    return encodeSnapshot(takeSnapshot(this.graph));
+  }
+
   /** Sizes; also forces the component analysis, so a loader can time it. */
   stats(): GraphStats {
     this.fresh();
@@ -563,24 +612,12 @@ export class DependencyManager {
     }
   }
 
-  /** Path ids and hashes of a persisted trace record, validated, in arrays of exact length. */
+  /** Path ids and hashes of a persisted trace record (putTrace checks the hashes). */
   private traceEntries(record: Readonly<Record<string, string>>) {
-    const g = this.graph;
     const paths = Object.keys(record);
-    const values = Object.values(record);
+    const hashes = Object.values(record);
     const ids = new Array<number>(paths.length);
-    const hashes = new Array<string>(paths.length);
-    for (let i = 0; i < paths.length; i++) {
-      const path = paths[i];
-      const hash = values[i];
-      if (path === undefined) throw new GraphInvariantError('trace path', i);
-      if (typeof hash !== 'string' || hash.length === 0) throw new InvalidHashError(path);
-      const p = this.pathId(path);
-      ids[i] = p;
-      // Keep one copy of a hash: a restored trace mostly matches the artefact's current hash.
-      const current = g.hash[p];
-      hashes[i] = current === hash ? current : hash;
-    }
+    for (let i = 0; i < paths.length; i++) ids[i] = this.pathId(paths[i] ?? '');
     return { paths, ids, hashes };
   }
 

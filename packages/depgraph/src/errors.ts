@@ -1,4 +1,6 @@
-import { CpError } from '@computepods/protocol';
+// The error base alone: the whole protocol entry brings zod, which a depgraph process need not
+// load (~40 ms at start).
+import { CpError } from '@computepods/protocol/errors';
 
 /** A rule declaration cannot be used: bad id, bad pattern, or a placeholder the inputs never bind. */
 export class RuleInvalidError extends CpError {
@@ -20,6 +22,22 @@ export class InvalidPathError extends CpError {
     reason: string,
   ) {
     super('DEPGRAPH_INVALID_PATH', `invalid artefact path ${JSON.stringify(path)}: ${reason}`);
+  }
+}
+
+/**
+ * A persisted graph state cannot be read: truncated, corrupt, or not a state at all. `field`
+ * names the part that is wrong. Nothing was loaded; not retryable (the same bytes fail again).
+ */
+export class StateCorruptError extends CpError {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(
+      'DEPGRAPH_STATE_CORRUPT',
+      `depgraph state is unreadable at ${field}: ${reason}; restore it from elsewhere or rebuild the project`,
+    );
   }
 }
 

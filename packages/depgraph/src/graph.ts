@@ -2,6 +2,7 @@ import { GraphInvariantError, got } from './checked.js';
 import { extOf, isNormalPath } from './path.js';
 import { fillPattern, matchPattern, type Pattern, stemKey } from './pattern.js';
 import type { CompiledRule } from './rule.js';
+import { pushTo, type Slot, SlotIndex } from './slot-index.js';
 import { beats, Task } from './task.js';
 import type { Trace } from './trace.js';
 import type { GraphWarning } from './types.js';
@@ -31,9 +32,10 @@ export function newLog(): ChangeLog {
   return { added: [], removed: [], orphaned: [], cancel: [], warnings: [], recheck: new Set() };
 }
 
-interface Slot {
-  readonly rule: CompiledRule;
-  readonly input: number;
+/** See Graph.held(). */
+export interface HeldInstances {
+  readonly shadowed: ReadonlyArray<readonly [string, string, Record<string, string>]>;
+  readonly tooDeep: readonly string[];
 }
 
 /**
@@ -61,10 +63,9 @@ export class Graph {
   readonly traces = new Map<string, Trace>();
   log: ChangeLog = newLog();
   private readonly ids = new Map<string, number>();
-  private readonly byExt = new Map<string, number[]>();
-  private readonly exactSlots = new Map<string, Slot[]>();
-  private readonly extSlots = new Map<string, Slot[]>();
-  private scanSlots: Slot[] = [];
+  /** Path ids by extension, and the rules' input slots: built when first needed (see indexes). */
+  private extIndex: Map<string, number[]> | undefined;
+  private slotIndex: SlotIndex | undefined;
   private readonly tasksOfRule = new Map<string, Set<Task>>();
   /** Instances that lost an output to a task of higher precedence; retried when tasks go. */
   private readonly shadowed = new Map<
@@ -77,7 +78,7 @@ export class Graph {
 
   constructor(
     private readonly listener: GraphListener,
-    private readonly maxDepth: number,
+    readonly maxDepth: number,
   ) {}
 
   id(path: string): number | undefined {
@@ -124,11 +125,29 @@ export class Graph {
     this.hash.push(undefined);
     this.producer.push(-1);
     this.consumers.push(undefined);
-    const ext = extOf(path);
-    const bucket = this.byExt.get(ext);
-    if (bucket) bucket.push(id);
-    else this.byExt.set(ext, [id]);
+    if (this.extIndex) pushTo(this.extIndex, extOf(path), id);
     return id;
+  }
+
+  /**
+   * The indexes forward chaining searches, built on first use: a graph loaded from a snapshot
+   * may plan and build without ever matching a pattern. Built in id and rule order, they are
+   * what adding each path and rule in turn would have made.
+   */
+  private byExt(): Map<string, number[]> {
+    if (!this.extIndex) {
+      const index = new Map<string, number[]>();
+      this.paths.forEach((path, id) => {
+        pushTo(index, extOf(path), id);
+      });
+      this.extIndex = index;
+    }
+    return this.extIndex;
+  }
+
+  private slots(): SlotIndex {
+    this.slotIndex ??= new SlotIndex(this.rules.values());
+    return this.slotIndex;
   }
 
   available(p: number): boolean {
@@ -156,14 +175,7 @@ export class Graph {
   }
 
   addRule(rule: CompiledRule): void {
-    this.rules.set(rule.id, rule);
-    this.tasksOfRule.set(rule.id, new Set());
-    rule.required.forEach((pattern, input) => {
-      const slot = { rule, input };
-      if (!pattern.placeholders) pushTo(this.exactSlots, pattern.source, slot);
-      else if (pattern.ext !== undefined) pushTo(this.extSlots, pattern.ext, slot);
-      else this.scanSlots.push(slot);
-    });
+    this.registerRule(rule);
     const first = rule.required[0];
     for (const q of this.candidates(first)) {
       if (!this.available(q)) continue;
@@ -173,19 +185,18 @@ export class Graph {
     this.settle();
   }
 
+  /** Makes the rule known and indexes its inputs, without instantiating it (see addRule). */
+  registerRule(rule: CompiledRule): void {
+    this.rules.set(rule.id, rule);
+    this.tasksOfRule.set(rule.id, new Set());
+    this.slotIndex?.add(rule);
+  }
+
   removeRule(ruleId: string): void {
     const rule = this.rules.get(ruleId);
     if (!rule) return;
     this.rules.delete(ruleId);
-    const keep = (s: Slot) => s.rule !== rule;
-    for (const map of [this.exactSlots, this.extSlots]) {
-      for (const [key, slots] of map) {
-        const left = slots.filter(keep);
-        if (left.length) map.set(key, left);
-        else map.delete(key);
-      }
-    }
-    this.scanSlots = this.scanSlots.filter(keep);
+    this.slotIndex?.remove(rule);
     for (const [id, s] of this.shadowed) if (s.rule === rule) this.shadowed.delete(id);
     const tasks = [...(this.tasksOfRule.get(ruleId) ?? [])].sort((a, b) => a.idx - b.idx);
     this.tasksOfRule.delete(ruleId);
@@ -258,7 +269,7 @@ export class Graph {
       const id = this.ids.get(pattern.source);
       return id === undefined ? [] : [id];
     }
-    if (pattern.ext !== undefined) return this.byExt.get(pattern.ext) ?? [];
+    if (pattern.ext !== undefined) return this.byExt().get(pattern.ext) ?? [];
     return this.paths.keys();
   }
 
@@ -290,9 +301,7 @@ export class Graph {
   private onAvailable(p: number): void {
     if (this.rules.size === 0) return;
     const path = this.path(p);
-    this.matchSlots(this.exactSlots.get(path), path, p);
-    this.matchSlots(this.extSlots.get(extOf(path)), path, p);
-    this.matchSlots(this.scanSlots, path, p);
+    for (const slots of this.slots().candidates(path, extOf(path))) this.matchSlots(slots, path, p);
   }
 
   private matchSlots(slots: Slot[] | undefined, path: string, p: number): void {
@@ -387,14 +396,6 @@ export class Graph {
     }
     if (losers && !required.every((p) => this.available(p))) return;
     const optional = optPaths.map((o) => this.intern(o));
-    const projected = rule.projections.length
-      ? new Map(
-          rule.projections.map(({ pattern, key }) => [
-            this.intern(fillPattern(pattern, bindings)),
-            key,
-          ]),
-        )
-      : undefined;
     const t = new Task(
       this.tasks.length,
       id,
@@ -406,19 +407,82 @@ export class Graph {
       outputs,
       depth,
     );
-    t.projected = projected;
-    this.tasks.push(t);
-    this.taskById.set(id, t);
-    got(this.tasksOfRule, rule.id, 'task set of rule').add(t);
-    const trace = this.traces.get(id);
-    t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
-    t.inputs = dedupe(required, optional, t.discovered);
-    for (const p of t.inputs) addConsumer(this.consumers, p, t.idx);
-    for (const o of outputs) {
-      if (!this.available(o)) this.queue.push(o);
-      this.producer[o] = t.idx;
+    for (const o of outputs) if (!this.available(o)) this.queue.push(o);
+    this.link(t);
+  }
+
+  /**
+   * Puts back a task as a snapshot recorded it (see snapshot.ts), at its index, without forward
+   * chaining: the snapshot was closed under it when taken. Returns false when the slot or an
+   * output is taken already (the snapshot contradicts itself).
+   */
+  restoreTask(t: Task): boolean {
+    if (this.tasks[t.idx] !== undefined || this.taskById.has(t.id)) return false;
+    for (const o of t.outputs) if (this.producer[o] !== -1) return false;
+    this.link(t, false);
+    return true;
+  }
+
+  /**
+   * The consumer lists of restored tasks, as a snapshot recorded them (per path: count, task
+   * indices), after the last restoreTask. False unless each list holds exactly the tasks that
+   * read the path.
+   */
+  restoreConsumers(lists: Uint32Array): boolean {
+    const counts = new Int32Array(this.paths.length);
+    for (const t of this.tasks) if (t) for (const p of t.inputs) counts[p] = (counts[p] ?? 0) + 1;
+    let at = 0;
+    for (let p = 0; p < this.paths.length; p++) {
+      const n = lists[at++] ?? -1;
+      if (n !== counts[p] || at + n > lists.length) return false;
+      if (n === 0) continue;
+      const list = new Array<number>(n);
+      for (let i = 0; i < n; i++) {
+        const idx = lists[at++] ?? -1;
+        if (!this.tasks[idx]?.inputs.includes(p)) return false;
+        list[i] = idx;
+      }
+      this.consumers[p] = list;
     }
-    this.log.added.push(id);
+    return at === lists.length;
+  }
+
+  /** Restores what a snapshot recorded of instances that are not tasks now. */
+  restoreHeld(held: HeldInstances): void {
+    for (const [id, ruleId, bindings] of held.shadowed) {
+      this.shadowed.set(id, { rule: got(this.rules, ruleId, 'rule of shadowed'), bindings });
+    }
+    for (const id of held.tooDeep) this.tooDeep.add(id);
+  }
+
+  /** Instances that lost an output conflict, and those refused as too deep (for snapshots). */
+  held(): HeldInstances {
+    return {
+      shadowed: [...this.shadowed].map(([id, { rule, bindings }]) => [id, rule.id, bindings]),
+      tooDeep: [...this.tooDeep],
+    };
+  }
+
+  /** Enters a new task in the tables and links it to its inputs, outputs and trace. */
+  private link(t: Task, consumers = true): void {
+    const { rule, bindings } = t;
+    if (rule.projections.length) {
+      t.projected = new Map(
+        rule.projections.map(({ pattern, key }) => [
+          this.intern(fillPattern(pattern, bindings)),
+          key,
+        ]),
+      );
+    }
+    this.tasks[t.idx] = t;
+    this.taskById.set(t.id, t);
+    got(this.tasksOfRule, rule.id, 'task set of rule').add(t);
+    const trace = this.traces.get(t.id);
+    t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
+    t.inputs = dedupe(t.required, t.optional, t.discovered);
+    if (consumers) for (const p of t.inputs) addConsumer(this.consumers, p, t.idx);
+    for (const o of t.outputs) this.producer[o] = t.idx;
+    this.log.added.push(t.id);
     this.log.recheck.add(t);
     this.listener.taskAdded(t);
   }
@@ -460,12 +524,6 @@ export class Graph {
   private warn(code: GraphWarning['code'], message: string, paths: string[], tasks: string[]) {
     this.log.warnings.push({ code, message, paths, tasks });
   }
-}
-
-function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
 }
 
 function addConsumer(consumers: (number[] | undefined)[], p: number, t: number): void {

@@ -22,6 +22,7 @@ export {
   InvalidIgnorePatternError,
   InvalidPathError,
   RuleInvalidError,
+  StateCorruptError,
   TaskNotReadyError,
   UnknownTaskError,
 } from './errors.js';
@@ -47,6 +48,8 @@ export {
   projectLines,
 } from './projection.js';
 export { type CompiledRule, compileRule } from './rule.js';
+export type { Snapshot } from './snapshot.js';
+export { decodeSnapshot, isEncodedState } from './state-codec.js';
 export { tarjan } from './tarjan.js';
 export type {
   ArtefactState,

@@ -19,6 +19,9 @@ export interface Pattern extends Slots {
   readonly ext: string | undefined;
 }
 
+/** The names and slots of every literal pattern: a rule may list hundreds of literal inputs. */
+const NONE: readonly never[] = Object.freeze([]);
+
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 export function compilePattern(source: string): Pattern {
@@ -27,10 +30,10 @@ export function compilePattern(source: string): Pattern {
     const ext = extOf(source);
     return {
       source,
-      names: [],
+      names: NONE,
       placeholders: false,
       head: source,
-      slots: [],
+      slots: NONE,
       repeated: false,
       ext,
     };

@@ -1,4 +1,5 @@
 import { RuleInvalidError } from './errors.js';
+import { isNormalPath } from './path.js';
 import { compilePattern, type Pattern } from './pattern.js';
 import type { RuleSpec } from './types.js';
 
@@ -38,10 +39,7 @@ export function compileRule(spec: RuleSpec): CompiledRule {
     if (typeof source !== 'string' || source.length === 0) {
       throw new RuleInvalidError(id, 'a pattern is empty');
     }
-    if (
-      source.startsWith('/') ||
-      source.split('/').some((s) => s === '..' || s === '.' || s === '')
-    ) {
+    if (!isNormalPath(source)) {
       throw new RuleInvalidError(id, `pattern ${JSON.stringify(source)} is not project-relative`);
     }
     return compilePattern(source);

@@ -1,0 +1,261 @@
+import { StateCorruptError } from './errors.js';
+import type { Graph, HeldInstances } from './graph.js';
+import { checkPath } from './path.js';
+import { matchPattern, stemKey } from './pattern.js';
+import { type CompiledRule, compileRule } from './rule.js';
+import { Task } from './task.js';
+import type { GraphState, RuleSpec, TraceRecord } from './types.js';
+
+/**
+ * The graph as it is, for a restart that skips forward chaining: every interned path by id, the
+ * hashes, the rules, the traces and the tasks at their indices, all by number. Loading one gives
+ * the same numbering as the graph it was taken from, so the same components and plans. It also
+ * holds everything a GraphState does (snapshotState), for a load whose options would derive
+ * different tasks.
+ *
+ * Record layouts (u32): a trace is task id, #inputs, #outputs, #discovered + 1 (0: not yet
+ * split), then (path, hash) per input and per output, then the discovered paths; a task is its
+ * index, rule (index into `rules`), id, depth, #required, #optional, #outputs, then the path ids.
+ * Paths are path ids (string `p` is path `p`), hashes and ids are string indices. Consumer lists
+ * are kept in their order, which decides the order of ready() and of cancellations.
+ */
+export interface Snapshot {
+  readonly strings: readonly string[];
+  /** Paths are strings [0, paths). */
+  readonly paths: number;
+  /** String index + 1 of each path's hash (0: the path does not exist). */
+  readonly hashes: Uint32Array;
+  readonly rules: readonly RuleSpec[];
+  readonly traces: Uint32Array;
+  readonly traceCount: number;
+  readonly tasks: Uint32Array;
+  readonly taskCount: number;
+  /** Per path id: how many tasks read it, then their indices, in the graph's own order. */
+  readonly consumers: Uint32Array;
+  readonly extras: SnapshotExtras;
+}
+
+export interface SnapshotExtras extends HeldInstances {
+  /** The maxDerivationDepth the tasks were derived with. */
+  readonly maxDepth: number;
+  /** Projected hashes of current bytes: path → key → hash. */
+  readonly projections: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+export const TRACE_HEAD = 4;
+export const TASK_HEAD = 7;
+
+export function takeSnapshot(g: Graph): Snapshot {
+  const strings = [...g.paths];
+  const index = new Map<string, number>();
+  const ref = (s: string) => {
+    let i = index.get(s);
+    if (i === undefined) {
+      i = strings.length;
+      index.set(s, i);
+      strings.push(s);
+    }
+    return i;
+  };
+  const hashes = new Uint32Array(g.paths.length);
+  g.hash.forEach((h, p) => {
+    if (h !== undefined) hashes[p] = ref(h) + 1;
+  });
+  const traces: number[] = [];
+  for (const [id, t] of g.traces) {
+    traces.push(
+      ref(id),
+      t.inIds.length,
+      t.outIds.length,
+      t.discovered ? t.discovered.length + 1 : 0,
+    );
+    const pairs = (ids: readonly number[], hashes: readonly string[]) => {
+      for (let i = 0; i < ids.length; i++) traces.push(ids[i] ?? 0, ref(hashes[i] ?? ''));
+    };
+    pairs(t.inIds, t.inHashes);
+    pairs(t.outIds, t.outHashes);
+    if (t.discovered) traces.push(...t.discovered);
+  }
+  const rules = [...g.rules.values()];
+  const ruleIndex = new Map(rules.map((r, i) => [r.id, i]));
+  const tasks: number[] = [];
+  let taskCount = 0;
+  for (const t of g.tasks) {
+    if (!t) continue;
+    taskCount++;
+    const { required, optional, outputs } = t;
+    tasks.push(t.idx, ruleIndex.get(t.rule.id) ?? -1, ref(t.id), t.depth);
+    tasks.push(
+      required.length,
+      optional.length,
+      outputs.length,
+      ...required,
+      ...optional,
+      ...outputs,
+    );
+  }
+  const consumers: number[] = [];
+  for (const list of g.consumers) consumers.push(list?.length ?? 0, ...(list ?? []));
+  const projections: Record<string, Record<string, string>> = {};
+  for (const [p, byKey] of g.projections) projections[g.path(p)] = Object.fromEntries(byKey);
+  return {
+    strings,
+    paths: g.paths.length,
+    hashes,
+    rules: rules.map((r) => r.spec),
+    traces: Uint32Array.from(traces),
+    traceCount: g.traces.size,
+    tasks: Uint32Array.from(tasks),
+    taskCount,
+    consumers: Uint32Array.from(consumers),
+    extras: { maxDepth: g.maxDepth, projections, ...g.held() },
+  };
+}
+
+/**
+ * Fills an empty graph from a snapshot. Every path is checked as a path from outside is, every
+ * rule compiled, and every record checked against its rule; a snapshot that contradicts itself
+ * throws StateCorruptError. The caller runs this in a batch, so dirtiness is evaluated once.
+ */
+export function loadSnapshot(snap: Snapshot, g: Graph): void {
+  const { strings, hashes, traces, tasks } = snap;
+  const str = (s: number) => strings[s] ?? '';
+  for (let p = 0; p < snap.paths; p++) {
+    const path = str(p);
+    checkPath(path);
+    if (g.id(path) !== undefined) throw new StateCorruptError('paths', `${path} appears twice`);
+    g.add(path);
+    const h = hashes[p] ?? 0;
+    if (h > 0) g.hash[p] = nonEmpty(str(h - 1), 'hashes', path);
+  }
+  for (const [path, byKey] of Object.entries(snap.extras.projections)) {
+    const p = g.id(path);
+    if (p === undefined || g.hash[p] === undefined)
+      throw new StateCorruptError('projections', `${path} is not an existing artefact`);
+    g.projections.set(p, new Map(Object.entries(byKey)));
+  }
+  const rules: CompiledRule[] = snap.rules.map((spec) => {
+    const rule = compileRule(spec);
+    if (g.rules.has(rule.id)) throw new StateCorruptError('rules', `${rule.id} appears twice`);
+    g.registerRule(rule);
+    return rule;
+  });
+  for (let at = 0; at < traces.length; ) {
+    const id = str(traces[at] ?? 0);
+    const ins = traces[at + 1] ?? 0;
+    const outs = traces[at + 2] ?? 0;
+    const disc = traces[at + 3] ?? 0;
+    at += TRACE_HEAD;
+    const inIds = new Array<number>(ins);
+    const inHashes = new Array<string>(ins);
+    for (let i = 0; i < ins; i++, at += 2) {
+      inIds[i] = traces[at] ?? 0;
+      inHashes[i] = nonEmpty(str(traces[at + 1] ?? 0), 'traces', id);
+    }
+    const outIds = new Array<number>(outs);
+    const outHashes = new Array<string>(outs);
+    for (let i = 0; i < outs; i++, at += 2) {
+      outIds[i] = traces[at] ?? 0;
+      outHashes[i] = nonEmpty(str(traces[at + 1] ?? 0), 'traces', id);
+    }
+    const discovered = disc > 0 ? Array.from(traces.subarray(at, at + disc - 1)) : undefined;
+    at += Math.max(disc - 1, 0);
+    g.traces.set(id, { inIds, inHashes, outIds, outHashes, discovered });
+  }
+  for (let at = 0; at < tasks.length; ) {
+    const rule = rules[tasks[at + 1] ?? -1];
+    const id = str(tasks[at + 2] ?? 0);
+    const nReq = tasks[at + 4] ?? 0;
+    const nOpt = tasks[at + 5] ?? 0;
+    const nOut = tasks[at + 6] ?? 0;
+    const ids = (from: number, n: number) => {
+      const list = new Array<number>(n);
+      for (let i = 0; i < n; i++) list[i] = tasks[from + i] ?? 0;
+      return list;
+    };
+    const start = at + TASK_HEAD;
+    const required = ids(start, nReq);
+    const optional = ids(start + nReq, nOpt);
+    const outputs = ids(start + nReq + nOpt, nOut);
+    if (
+      !rule ||
+      nReq !== rule.required.length ||
+      nOpt !== rule.optional.length ||
+      nOut === 0 ||
+      nOut > rule.outputs.length ||
+      !(id.length > rule.id.length && id[rule.id.length] === ':' && id.startsWith(rule.id))
+    ) {
+      throw new StateCorruptError('tasks', `task ${id} does not fit its rule`);
+    }
+    const stem = id.slice(rule.id.length + 1);
+    const bindings = bindingsOf(rule, stem, g.path(required[0] ?? 0));
+    const t = new Task(
+      tasks[at] ?? 0,
+      id,
+      rule,
+      stem,
+      bindings,
+      required,
+      optional,
+      outputs,
+      tasks[at + 3] ?? 0,
+    );
+    if (!g.restoreTask(t)) throw new StateCorruptError('tasks', `task ${id} overlaps another`);
+    at = start + nReq + nOpt + nOut;
+  }
+  if (!g.restoreConsumers(snap.consumers)) {
+    throw new StateCorruptError('consumers', 'the lists do not match the tasks inputs');
+  }
+  for (const [id, ruleId] of snap.extras.shadowed) {
+    if (!g.rules.has(ruleId)) throw new StateCorruptError('extras', `${id} names no rule`);
+  }
+  g.restoreHeld(snap.extras);
+}
+
+/** A task's placeholder bindings, from its stem (or its first input when it has several). */
+function bindingsOf(rule: CompiledRule, stem: string, first: string): Record<string, string> {
+  if (rule.names.length === 0 && stem === '') return {};
+  if (rule.names.length === 1 && rule.names[0] === 'stem') return { stem };
+  const bindings = matchPattern(rule.required[0], first);
+  if (!bindings || stemKey(rule.names, bindings) !== stem) {
+    throw new StateCorruptError('tasks', `${rule.id}:${stem} does not match its first input`);
+  }
+  return bindings;
+}
+
+function nonEmpty(hash: string, field: string, where: string): string {
+  if (hash.length === 0) throw new StateCorruptError(field, `an empty hash for ${where}`);
+  return hash;
+}
+
+/** What the snapshot holds as a GraphState: for fromState, when its tasks cannot be reused. */
+export function snapshotState(snap: Snapshot): GraphState {
+  const str = (s: number) => snap.strings[s] ?? '';
+  const artefacts: Record<string, string> = {};
+  snap.hashes.forEach((h, p) => {
+    if (h > 0) artefacts[str(p)] = str(h - 1);
+  });
+  const traces: Record<string, TraceRecord> = {};
+  const t = snap.traces;
+  for (let at = 0; at < t.length; ) {
+    const [id = 0, ins = 0, outs = 0, disc = 0] = t.subarray(at, at + TRACE_HEAD);
+    at += TRACE_HEAD;
+    const record = (n: number) => {
+      const out: Record<string, string> = {};
+      for (let i = 0; i < n; i++, at += 2) out[str(t[at] ?? 0)] = str(t[at + 1] ?? 0);
+      return out;
+    };
+    const inputs = record(ins);
+    const outputs = record(outs);
+    const discovered = disc > 0 ? Array.from(t.subarray(at, at + disc - 1), str) : undefined;
+    at += Math.max(disc - 1, 0);
+    traces[str(id)] = { inputs, outputs, ...(discovered ? { discovered } : {}) };
+  }
+  const { projections } = snap.extras;
+  return {
+    rules: snap.rules,
+    artefacts,
+    traces,
+    ...(Object.keys(projections).length ? { projections } : {}),
+  };
+}
