@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import {
-  isNoSuchFile,
   type SshPool,
   type SshTarget,
   sftpOps,
@@ -114,7 +113,7 @@ export async function uploadBatch(
         pMap(
           [...tmps],
           async ([rel, { tmp, want }]) => {
-            await replace(s, `${o.root}/${tmp}`, `${o.root}/${rel}`);
+            await sftpOps.replace(s, `${o.root}/${tmp}`, `${o.root}/${rel}`);
             tmps.delete(rel);
             done.set(rel, want);
             o.onUploaded?.(rel, want);
@@ -149,20 +148,6 @@ async function hashRemote(o: UploadBatchOptions, rels: string[]): Promise<Map<st
     ),
   );
   return out;
-}
-
-/** rename(2) over the target; servers without posix-rename get unlink + rename. */
-async function replace(s: Sftp, from: string, to: string): Promise<void> {
-  try {
-    await sftpOps.posixRename(s, from, to);
-    return;
-  } catch (err) {
-    if (!/support/i.test(String((err as Error).message))) throw err;
-  }
-  await sftpOps.unlink(s, to).catch((err: unknown) => {
-    if (!isNoSuchFile(err)) throw err;
-  });
-  await sftpOps.rename(s, from, to);
 }
 
 async function removeTemps(o: UploadBatchOptions, rels: string[]): Promise<void> {

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { SFTPWrapper } from 'ssh2';
 import { TransportError, UnsafePathError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
 import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
@@ -71,18 +70,6 @@ async function remoteHash(
   return { hash, by: 'reread' };
 }
 
-/** posix-rename replaces atomically; a server without it gets unlink + rename instead. */
-async function replaceRemote(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
-  try {
-    await sftpOps.posixRename(sftp, from, to);
-    return;
-  } catch (err) {
-    if (!/support|unsupported/i.test(String((err as Error).message))) throw err;
-  }
-  if (await sftpOps.statOrUndefined(sftp, to)) await sftpOps.unlink(sftp, to);
-  await sftpOps.rename(sftp, from, to);
-}
-
 /**
  * Uploads one file to a hidden temp name beside remotePath, checks its SHA-256 on the remote
  * host, then renames it over remotePath (rename(2): readers never see a partial file). A
@@ -135,7 +122,7 @@ async function uploadOnce(
       st.size,
     );
     if (hash !== want) throw new VerifyError(`${endpointOf(target)}:${remotePath}`, want, hash);
-    await pool.sftp(target, (sftp) => replaceRemote(sftp, tmp, remotePath));
+    await pool.sftp(target, (sftp) => sftpOps.replace(sftp, tmp, remotePath));
     return { bytes: st.size, sha256: want, replaced: existed, verifiedBy: by };
   } catch (err) {
     await pool

@@ -23,6 +23,7 @@ async function readSmall(path: string): Promise<Buffer | undefined> {
 
 // SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in err.code.
 const NO_SUCH_FILE = 2;
+const OP_UNSUPPORTED = 8;
 
 function wrap(op: string, path: string, err: unknown): TransportError {
   const e = err as { code?: number; message?: string };
@@ -42,6 +43,16 @@ function call<T>(op: string, path: string, run: (cb: (err: unknown, v?: T) => vo
 
 export function isNoSuchFile(err: unknown): boolean {
   return (err as { cause?: { code?: unknown } })?.cause?.code === NO_SUCH_FILE;
+}
+
+/**
+ * The server does not do posix-rename: ssh2 throws before sending when the server did not offer
+ * the extension (its message is all it gives), or the server answers OP_UNSUPPORTED.
+ */
+function renameUnsupported(err: unknown): boolean {
+  if (err instanceof TransportError)
+    return (err.cause as { code?: unknown } | undefined)?.code === OP_UNSUPPORTED;
+  return /does not support/i.test(String((err as Error | undefined)?.message));
 }
 
 /** Promise forms of the SFTP calls the tree transfer needs. */
@@ -66,6 +77,21 @@ export const sftpOps = {
   /** rename(2) semantics: replaces an existing file atomically (OpenSSH extension). */
   posixRename: (s: SFTPWrapper, from: string, to: string) =>
     call<void>('posix-rename', `${from} -> ${to}`, (cb) => s.ext_openssh_rename(from, to, cb)),
+  /**
+   * Renames `from` over `to`: atomically by posix-rename where the server does it, else unlink
+   * then rename (a reader may briefly find no file).
+   */
+  async replace(s: SFTPWrapper, from: string, to: string): Promise<void> {
+    try {
+      return await sftpOps.posixRename(s, from, to);
+    } catch (err) {
+      if (!renameUnsupported(err)) throw err;
+    }
+    await sftpOps.unlink(s, to).catch((err: unknown) => {
+      if (!isNoSuchFile(err)) throw err;
+    });
+    await sftpOps.rename(s, from, to);
+  },
   unlink: (s: SFTPWrapper, p: string) => call<void>('unlink', p, (cb) => s.unlink(p, cb)),
   rmdir: (s: SFTPWrapper, p: string) => call<void>('rmdir', p, (cb) => s.rmdir(p, cb)),
   // Masked here too, so no caller can hand a setuid, setgid or sticky bit to the server.

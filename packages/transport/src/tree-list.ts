@@ -36,11 +36,34 @@ function parentsOf(rels: readonly string[]): string[] {
 }
 
 type Kind = 'dir' | 'file' | 'symlink' | 'other';
+interface Entry {
+  readonly kind: Kind;
+  readonly size: number;
+  readonly mode: number;
+}
+
+/** What a listing needs of an lstat, local (fs.Stats) or remote (ssh2's Stats). */
+function entryOf(st: {
+  isDirectory(): boolean;
+  isFile(): boolean;
+  isSymbolicLink(): boolean;
+  size: number;
+  mode: number;
+}): Entry {
+  const kind: Kind = st.isDirectory()
+    ? 'dir'
+    : st.isFile()
+      ? 'file'
+      : st.isSymbolicLink()
+        ? 'symlink'
+        : 'other';
+  return { kind, size: st.size, mode: transferMode(st.mode) };
+}
 
 async function listWith(
   root: string,
   only: readonly string[] | undefined,
-  stat: (abs: string) => Promise<{ kind: Kind; size: number; mode: number }>,
+  stat: (abs: string) => Promise<Entry>,
   entries: (abs: string) => Promise<string[]>,
 ): Promise<TreeList> {
   const files: TreeFile[] = [];
@@ -79,17 +102,7 @@ export async function listLocalTree(root: string, only?: readonly string[]): Pro
   return listWith(
     root,
     only,
-    async (abs) => {
-      const st = await lstat(abs);
-      const kind: Kind = st.isDirectory()
-        ? 'dir'
-        : st.isFile()
-          ? 'file'
-          : st.isSymbolicLink()
-            ? 'symlink'
-            : 'other';
-      return { kind, size: st.size, mode: transferMode(st.mode) };
-    },
+    async (abs) => entryOf(await lstat(abs)),
     async (abs) => (await readdir(abs)).map((n) => n),
   ).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -108,17 +121,7 @@ export async function listRemoteTree(
   return listWith(
     root,
     only,
-    async (abs) => {
-      const st = await sftpOps.lstat(sftp, abs);
-      const kind: Kind = st.isDirectory()
-        ? 'dir'
-        : st.isFile()
-          ? 'file'
-          : st.isSymbolicLink()
-            ? 'symlink'
-            : 'other';
-      return { kind, size: st.size, mode: transferMode(st.mode) };
-    },
+    async (abs) => entryOf(await sftpOps.lstat(sftp, abs)),
     async (abs) =>
       (await sftpOps.readdir(sftp, abs))
         .map((e) => e.filename)
