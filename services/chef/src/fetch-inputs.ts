@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import type { Logger } from '@computepods/bus';
 import { hashFile } from '@computepods/fswatch';
+import { isRetryable } from '@computepods/protocol';
 import { downloadFiles, type FileDownloadOutcome, SshPool } from '@computepods/transport';
 import pMap from 'p-map';
 import { confineLocal } from './confine.js';
@@ -160,11 +161,10 @@ export class InputFetcher {
 }
 
 function fetchError(path: string, pod: string, err: unknown): InputFetchError {
-  const retryable = (err as { retryable?: boolean }).retryable === true;
   return new InputFetchError(
     path,
     `could not fetch it from pod ${pod} (${(err as Error).message}); check CP_PODS and that the pod's sshd is up`,
-    retryable,
+    isRetryable(err),
     { cause: err },
   );
 }
