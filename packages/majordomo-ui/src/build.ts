@@ -17,6 +17,7 @@ const INDEX = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>MajorDomo</title>
+<link rel="icon" href="assets/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="assets/app.css">
 <script type="module" src="assets/app.js"></script>
 </head>
@@ -25,6 +26,17 @@ const INDEX = `<!doctype html>
 <noscript>MajorDomoUI needs JavaScript.</noscript>
 </body>
 </html>
+`;
+
+/**
+ * The page's icon: three nodes and their edges. Declared by index.html, so the browser never
+ * asks for /favicon.ico (an API path: refused without a token, a console error on every load).
+ */
+const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">
+<path d="M8 16 24 7M8 16l16 9" stroke="#5b6b7f" stroke-width="2.5" fill="none"/>
+<circle cx="8" cy="16" r="5" fill="#3f8f5a"/><circle cx="24" cy="7" r="5" fill="#3a78c2"/>
+<circle cx="24" cy="25" r="5" fill="#e0a030"/>
+</svg>
 `;
 
 /** Builds the page into `outDir` (default: the package's dist/); returns the files written. */
@@ -49,6 +61,7 @@ export async function buildUi(opts: { outDir?: string; minify?: boolean } = {}) 
     define: { 'process.env.NODE_ENV': '"production"' },
   });
   writeFileSync(join(out, 'index.html'), INDEX);
+  writeFileSync(join(out, 'assets', 'icon.svg'), ICON);
   // Compressed once here, served as they are to a browser that accepts gzip (ui-assets.ts).
   const files = Object.entries(result.metafile.outputs).map(([file, o]) => ({
     file,

@@ -83,13 +83,11 @@ export function BuildsView() {
   // biome-ignore lint/correctness/useExhaustiveDependencies: the clock moves with every new list
   useEffect(() => setNow(Date.now()), [snap.tasks]);
 
-  // Which build (rule:stem, pass) a runner task ran: build ids from builds and records.
+  // Which build (rule:stem, pass) a runner task ran: from the artefact records (no pass), then
+  // the step and pass a task record carries, then build events and builds in flight.
   const names = new Map<string, string>();
   for (const r of snap.records.values())
     if (r.buildId && r.producer) names.set(r.buildId, r.producer);
-  for (const [id, name] of snap.buildNames) names.set(id, name);
-  for (const b of snap.builds)
-    names.set(b.buildId, `${b.taskId}${b.pass > 1 || b.cyclic ? ` · pass ${b.pass}` : ''}`);
 
   const tasks = snap.tasks.slice(0, 200);
   const spans = tasks.map((t) => span(t, now));
@@ -101,15 +99,19 @@ export function BuildsView() {
     return c !== undefined && cyclicComponents.has(c) ? c : undefined;
   };
   const passes = passBands(tasks, spans, cycleOf);
-  // A task's step and pass name it when no build event did (it ran before the page opened).
+  // A task's step and pass name it, also when no build event did (it ran before the page
+  // opened), and a cycle's step by its pass (an artefact record names only its producer).
   for (const t of tasks) {
     const step = t.task.step;
-    if (!step || !t.task.buildId || names.has(t.task.buildId)) continue;
+    if (!step || !t.task.buildId) continue;
     names.set(
       t.task.buildId,
       cycleOf(step.id) === undefined ? step.id : `${step.id} · pass ${step.pass}`,
     );
   }
+  for (const [id, name] of snap.buildNames) names.set(id, name);
+  for (const b of snap.builds)
+    names.set(b.buildId, `${b.taskId}${b.pass > 1 || b.cyclic ? ` · pass ${b.pass}` : ''}`);
   const t0 = spans.length ? Math.min(...spans.map((s) => s.start)) : now;
   const t1 = spans.length ? Math.max(now, ...spans.map((s) => s.end)) : now;
   const width = Math.max(t1 - t0, 1);
