@@ -1,7 +1,8 @@
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
-import { envelope, subjects } from '@computepods/protocol';
-import { NatsServer, until } from '@computepods/testkit';
+import { envelope, isRetryable, subjects } from '@computepods/protocol';
+import { defined, NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LogUnconfirmedError } from './errors.js';
 import { type FollowedChunk, followLogs } from './follow.js';
 import { publishLogChunk } from './publish.js';
 
@@ -86,5 +87,28 @@ describe('publishLogChunk + followLogs', () => {
     dlq.unsubscribe();
     expect(got[0]?.data.toString()).toBe('fine');
     expect(letters[0]).toMatch(/body\.path/);
+  });
+
+  it('rejects with LogUnconfirmedError, retryable, when the server never confirms the chunk', async () => {
+    // A server of its own, frozen: it holds the connection but answers nothing.
+    const frozen = await NatsServer.start();
+    const logger = createLogger('follow-test-frozen');
+    logger.level = 'silent';
+    const b = await Bus.connect({ servers: frozen.url, service: 'frozen', project, logger });
+    const pid = defined(frozen.pid, "the frozen server's pid");
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const chunk = { path: 'out/run.log', offset: 0, data: bytes('never confirmed') };
+      const err = await publishLogChunk(b, 'p4', chunk, { flushTimeoutMs: 200 }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(LogUnconfirmedError);
+      expect(err).toMatchObject({ code: 'CP_LOG_UNCONFIRMED', path: 'out/run.log' });
+      expect(isRetryable(err)).toBe(true);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await b.close();
+      await frozen[Symbol.asyncDispose]();
+    }
   });
 });

@@ -77,7 +77,8 @@ export async function openClient(target: SshTarget, options: ConnectOptions): Pr
       reject(rejection ?? classifyConnectError(err, endpoint));
     };
     // ssh2's readyTimeout covers TCP connect and handshake; this is a backstop should a
-    // callback never fire.
+    // callback never fire. The two errors below are shaped like ssh2's own (a `level`), so that
+    // classifyConnectError turns them into TransportErrors as it does ssh2's: none leaves here bare.
     const hardStop = setTimeout(
       () =>
         fail(Object.assign(new Error('Timed out while connecting'), { level: 'client-timeout' })),
