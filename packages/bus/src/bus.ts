@@ -162,6 +162,8 @@ export class Bus {
       }),
       schema,
       this.logger,
+      this.jsm,
+      bucket,
     );
   }
 

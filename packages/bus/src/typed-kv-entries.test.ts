@@ -62,6 +62,35 @@ describe('TypedKv listing while the bucket is written (a real nats-server)', () 
     }
   }, 120_000);
 
+  it('entries() and keys() give each key its latest revision; deleted and purged keys are gone', async () => {
+    // A bucket that keeps history: older values of a key sit in other walkers' slices.
+    const h = await bus.kv('kvtest_latest', Value, { history: 5 });
+    const revisions = new Map<string, number>();
+    for (let round = 0; round < 3; round++)
+      for (let i = 0; i < 200; i++)
+        if (round === 0 || i % (round + 1) === 0)
+          revisions.set(`k/${i}`, await h.put(`k/${i}`, { n: round * 1000 + i }));
+    for (let i = 0; i < 200; i += 10) await h.delete(`k/${i}`);
+    await h.kv.purge('k/5');
+    await h.kv.put('k/7', 'not json');
+    const list = await h.entries();
+    const expected = [...revisions.keys()].filter((k) => {
+      const i = Number(k.slice(2));
+      return i % 10 !== 0 && i !== 5 && i !== 7;
+    });
+    expect([...list.keys()].sort()).toEqual(expected.sort());
+    for (const k of expected) {
+      const i = Number(k.slice(2));
+      const round = i % 3 === 0 ? 2 : i % 2 === 0 ? 1 : 0;
+      expect(list.get(k), k).toEqual({
+        value: { n: round * 1000 + i },
+        revision: revisions.get(k),
+      });
+    }
+    // keys() names what holds a value, the invalid one too (its value is not read).
+    expect((await h.keys()).sort()).toEqual([...expected, 'k/7'].sort());
+  });
+
   it('an invalid value is ignored by watchValid(), not reported as a delete', async () => {
     await kv.put('w', { n: 1 });
     const seen: Array<number | undefined> = [];

@@ -1,8 +1,10 @@
 import { fromKvKey, kvKey } from '@computepods/protocol';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry, KvWatchOptions } from '@nats-io/kv';
 import type { z } from 'zod';
 import { issuesOf } from './decode.js';
 import { MessageInvalidError } from './errors.js';
+import { latestMessages } from './kv-list.js';
 import type { Logger } from './logger.js';
 
 export interface Versioned<T> {
@@ -20,6 +22,9 @@ export class TypedKv<S extends z.ZodType> {
     readonly kv: KV,
     readonly schema: S,
     readonly logger: Logger,
+    /** Lists the bucket (entries, keys) with message gets; see latestMessages. */
+    readonly jsm: JetStreamManager,
+    readonly bucket: string,
   ) {}
 
   #encode(value: z.input<S>): string {
@@ -30,15 +35,20 @@ export class TypedKv<S extends z.ZodType> {
   }
 
   #decode(entry: KvEntry): z.infer<S> | undefined {
+    return this.#parse(entry.key, () => entry.json());
+  }
+
+  /** The stored JSON validated, or undefined (logged) when it is malformed or invalid. */
+  #parse(key: string, json: () => unknown): z.infer<S> | undefined {
     try {
-      const parsed = this.schema.safeParse(entry.json());
+      const parsed = this.schema.safeParse(json());
       if (parsed.success) return parsed.data;
       this.logger.warn(
-        { bucket: entry.bucket, key: entry.key, issues: issuesOf(parsed.error) },
+        { bucket: this.bucket, key, issues: issuesOf(parsed.error) },
         'invalid KV value ignored',
       );
     } catch {
-      this.logger.warn({ bucket: entry.bucket, key: entry.key }, 'malformed KV value ignored');
+      this.logger.warn({ bucket: this.bucket, key }, 'malformed KV value ignored');
     }
     return undefined;
   }
@@ -68,56 +78,23 @@ export class TypedKv<S extends z.ZodType> {
     await this.kv.delete(kvKey(key));
   }
 
-  /**
-   * Every key once, even if a key is updated while the list is being read: the pass may deliver
-   * a key's value and then its newer one (a chef's heartbeat), so the last operation decides.
-   */
+  /** Every key that holds a value now (one pass over the bucket, see latestMessages). */
   async keys(): Promise<string[]> {
-    const out = new Set<string>();
-    await this.#list(true, (key, e) => {
-      if (e.operation === 'PUT') out.add(key);
-      else out.delete(key);
-    });
-    return [...out];
-  }
-
-  /** Every current value (one pass over the bucket). */
-  async entries(): Promise<Map<string, Versioned<z.infer<S>>>> {
-    const out = new Map<string, Versioned<z.infer<S>>>();
-    await this.#list(false, (key, e) => {
-      const value = e.operation === 'PUT' ? this.#decode(e) : undefined;
-      if (value !== undefined) out.set(key, { value, revision: e.revision });
-      else out.delete(key);
-    });
+    const out: string[] = [];
+    for (const [key, m] of await latestMessages(this.jsm, this.bucket))
+      if (m.operation === 'PUT') out.push(fromKvKey(key));
     return out;
   }
 
-  /**
-   * One pass over the bucket's latest values, ending at the stream's last sequence as it was
-   * just after the pass began. Ending when JetStream's pending count reached 0 could wait for
-   * ever while the bucket was written (10 listings beside a writer hung within a few rounds, and
-   * `kv.keys()` too, which waits the same way or for a 5 s idle heartbeat): a message is removed
-   * only by a newer one, so a revision at or past that sequence is always delivered. The sequence
-   * is read after the watch exists, so every latest value it will deliver is at or before it. A
-   * key rewritten while the pass runs may show its newer value, or (its older one superseded
-   * before delivery, the newer past the end) be left out: a watch started after sees it. A
-   * pending count of 0 still ends the pass (a bucket with a max age may expire the last value).
-   */
-  async #list(headersOnly: boolean, each: (key: string, e: KvEntry) => void): Promise<void> {
-    const iter = await this.kv.watch({
-      include: 'lastValue' as KvWatchOptions['include'],
-      ...(headersOnly ? { headers_only: true } : {}),
-    });
-    try {
-      const { state } = (await this.kv.status()).streamInfo;
-      if (state.messages === 0) return;
-      for await (const e of iter) {
-        each(fromKvKey(e.key), e);
-        if (e.revision >= state.last_seq || e.delta === 0) break;
-      }
-    } finally {
-      stopWatch(iter);
+  /** Every current value (one pass over the bucket, see latestMessages). */
+  async entries(): Promise<Map<string, Versioned<z.infer<S>>>> {
+    const out = new Map<string, Versioned<z.infer<S>>>();
+    for (const [key, m] of await latestMessages(this.jsm, this.bucket)) {
+      if (m.operation !== 'PUT') continue;
+      const value = this.#parse(key, () => JSON.parse(TEXT.decode(m.data)));
+      if (value !== undefined) out.set(fromKvKey(key), { value, revision: m.revision });
     }
+    return out;
   }
 
   /**
@@ -265,6 +242,8 @@ export class TypedKv<S extends z.ZodType> {
     return this.#shared;
   }
 }
+
+const TEXT = new TextDecoder();
 
 /** A waitFor watch silent this long while someone waits has its consumer checked. */
 const WATCH_IDLE_MS = 5_000;
