@@ -75,16 +75,11 @@ export class ResourceCatalog {
         `resource ${id} is ${cur.value.type}; it cannot become ${resource.type}: give it another id, or delete it (cpctrl resource delete ${id}) and create it again`,
         'type',
       );
-    const changedMeanwhile = (err: unknown) => {
-      throw isConflict(err)
-        ? new ProjectError(
-            'CP_CONFLICT',
-            `resource ${id} was created, changed or deleted meanwhile; see it with \`cpctrl resource show ${id}\` and run this again`,
-          )
-        : err;
-    };
-    if (cur) await this.resources.update(id, resource, cur.revision).catch(changedMeanwhile);
-    else await this.resources.create(id, resource).catch(changedMeanwhile);
+    if (cur)
+      await this.resources
+        .update(id, resource, cur.revision)
+        .catch(changedMeanwhile('resource', id));
+    else await this.resources.create(id, resource).catch(changedMeanwhile('resource', id));
     await this.usage.revive('resource', id);
     return { id, resource };
   }
@@ -146,23 +141,15 @@ export class ResourceCatalog {
       if (!r) throw notFound('resource', rid, LIST_RESOURCES);
       checkProfileFor(r, bound);
     };
-    const changedMeanwhile = (err: unknown) => {
-      throw isConflict(err)
-        ? new ProjectError(
-            'CP_CONFLICT',
-            `profile ${id} was created, changed or deleted meanwhile; see it with \`cpctrl profile show ${id}\` and run this again`,
-          )
-        : err;
-    };
     if (cur) {
       // The profile being replaced holds its use of the resource; written at the revision read,
       // so a delete that released that use meanwhile makes this fail instead.
       await check();
-      await this.profiles.update(id, bound, cur.revision).catch(changedMeanwhile);
+      await this.profiles.update(id, bound, cur.revision).catch(changedMeanwhile('profile', id));
     } else {
       await this.usage.acquire('resource', rid, { profile: id }, check);
       try {
-        await this.profiles.create(id, bound).catch(changedMeanwhile);
+        await this.profiles.create(id, bound).catch(changedMeanwhile('profile', id));
       } catch (err) {
         await this.usage.release('resource', rid, { profile: id });
         throw err;
@@ -199,4 +186,20 @@ export class ResourceCatalog {
       );
     for (const h of stale) while (await this.usage.release('resource', h.id, { profile: id })) {}
   }
+}
+
+/**
+ * The handler of a revision-checked write of a resource or profile: another writer won (a
+ * conflict) is said in words with the command that shows the record now; anything else is
+ * thrown as it came.
+ */
+function changedMeanwhile(kind: 'resource' | 'profile', id: string) {
+  return (err: unknown): never => {
+    throw isConflict(err)
+      ? new ProjectError(
+          'CP_CONFLICT',
+          `${kind} ${id} was created, changed or deleted meanwhile; see it with \`cpctrl ${kind} show ${id}\` and run this again`,
+        )
+      : err;
+  };
 }
