@@ -156,6 +156,11 @@ export class KubernetesBackend implements Backend {
     return undefined;
   }
 
+  /** The stage server, or undefined when there is none or it could not start (logged then). */
+  async #stageServer(): Promise<KubernetesStageServer | undefined> {
+    return this.#stage?.catch(() => undefined);
+  }
+
   /** True when the task's declared files go through the stage server (no shared volume). */
   #staged(rec: TaskRecord): boolean {
     return !!rec.task.files && !this.#o.resource.workspace_volume;
@@ -236,7 +241,7 @@ export class KubernetesBackend implements Backend {
     if (from === 'created') return;
     const h = kubernetesHandle(rec.handle);
     if (!h) return;
-    if (this.#stage) await (await this.#stage).discard(h.jobName);
+    await (await this.#stageServer())?.discard(h.jobName);
     // Foreground: the Job goes only once its pods are gone (their processes stopped).
     await this.#call('delete Job', (k) =>
       k.batch.deleteNamespacedJob({
@@ -519,6 +524,9 @@ export class KubernetesBackend implements Backend {
   async #fail(id: string, reason: string, exitCode: number | null = null): Promise<void> {
     this.#tasks.delete(id);
     this.#stopFollow(id);
+    // What its pod sent back, if anything, is of no more use.
+    const job = kubernetesHandle(this.#c.get(id)?.handle)?.jobName;
+    if (job) await (await this.#stageServer())?.discard(job);
     await this.#c.advance(id, ['created', 'submitted', 'running'], 'failed', { exitCode, reason });
   }
 
@@ -616,7 +624,7 @@ export class KubernetesBackend implements Backend {
     const complete = cond('Complete');
     const failed = cond('Failed');
     if (complete || failed) {
-      const staged = this.#staged(rec) ? await this.#stage : undefined;
+      const staged = this.#staged(rec) ? await this.#stageServer() : undefined;
       const stageIn = staged ? await this.#stageInFailure(podsOf) : undefined;
       if (stageIn) {
         await staged?.discard(h.jobName);

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -157,12 +157,6 @@ export class KubernetesStageServer {
   /** Forgets what a Job's pod sent (after collect, or when its task ended otherwise). */
   async discard(jobName: string): Promise<void> {
     await rm(this.#filesDir(jobName), { recursive: true, force: true });
-  }
-
-  /** The Jobs whose pods sent files that were never collected (for a sweep). */
-  async pending(): Promise<string[]> {
-    const names = await readdir(this.#jobsDir).catch(() => []);
-    return names.filter((n) => n.endsWith('.files')).map((n) => n.slice(0, -'.files'.length));
   }
 
   async close(): Promise<void> {
