@@ -7,7 +7,8 @@
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default 200; fewer than the batched count is extrapolated with its fixed costs apart:
 // ./slurm-single.ts);
-// CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20).
+// CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
+// CP_BENCH_K8S_ROUNDS / CP_BENCH_K8S_BATCH: Kubernetes stand-in runs (./kubernetes.ts, default 20 / 40).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -31,6 +32,7 @@ import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testk
 import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
 import { environmentCosts } from './environment.js';
+import { kubernetesCosts } from './kubernetes.js';
 import { oneSbatchPerTask } from './slurm-single.js';
 
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
@@ -327,7 +329,8 @@ async function onSlurm(
 }
 
 // --- run ------------------------------------------------------------------------------------
-const loadStart = loadavg()[0]!;
+const load1 = () => loadavg()[0] ?? 0;
+const loadStart = load1();
 console.log(
   `runner bench: ${availableParallelism()} cores, load average ${loadStart.toFixed(1)}; ${N} no-op tasks, ${PARALLEL} at a time`,
 );
@@ -439,8 +442,23 @@ table(
   ['task', 'runs', 'wall ms (median)'],
   envCosts.rows,
 );
+const k8sCosts = await kubernetesCosts(
+  tmp,
+  Number(process.env.CP_BENCH_K8S_ROUNDS ?? 20),
+  Number(process.env.CP_BENCH_K8S_BATCH ?? 40),
+);
+table(
+  'Kubernetes backend against the KubeApi STAND-IN (pods are local processes: no scheduler or image pull), one task at a time unless said, poll 100 ms',
+  ['path', 'tasks', 'submit→finished ms p50', 'p99'],
+  k8sCosts.rows,
+);
 if (process.env.CP_BENCH_SKIP_SLURM) {
-  finish('runner', { ...localFigures, ...envCosts.figures, load_avg_end: loadavg()[0]! });
+  finish('runner', {
+    ...localFigures,
+    ...envCosts.figures,
+    ...k8sCosts.figures,
+    load_avg_end: load1(),
+  });
   process.exit(0);
 }
 ensureSystemUser('cpuser');
@@ -501,7 +519,8 @@ console.log(
 finish('runner', {
   ...localFigures,
   ...envCosts.figures,
-  load_avg_end: loadavg()[0]!,
+  ...k8sCosts.figures,
+  load_avg_end: load1(),
   slurm_batched_tasks: SLURM_N,
   slurm_batched_wall_s: batched.wall,
   slurm_batched_jobs: batched.stats.sbatch ?? 0,
