@@ -293,6 +293,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...readAllBuckets(p),
             ...readTaskLogs(p),
             ...verbs.map((v) => `${cp}.api.${v}`),
+            // The parts of an answer too big for one message (bus: ChunkedResult): read only.
+            `${cp}.api.chunk.*`,
             ...(grant.role === 'member' ? [subjects.taskControl(p)] : []),
             '$SRV.>',
           ],

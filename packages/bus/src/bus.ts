@@ -2,6 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type BodyInputOf,
   type BodyOf,
+  ChunkedResult,
+  ChunkReply,
+  ChunkRequest,
   Envelope,
   envelope,
   type MessageType,
@@ -32,6 +35,7 @@ import {
 import { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
 import { createLogger, type Logger } from './logger.js';
 import { projectBucketMaxAgeMs } from './project.js';
+import { ReplyChunks } from './reply-chunks.js';
 import { ServiceResponder } from './service.js';
 import {
   type ConsumerSpec,
@@ -88,6 +92,9 @@ export class Bus {
   readonly srv: ServiceResponder | undefined;
   readonly #consumers: Consumer[] = [];
   #closing = false;
+  /** This process's answers too big for one message, kept in parts (see serve). */
+  readonly #chunks = new ReplyChunks();
+  #chunksServed = false;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -268,27 +275,55 @@ export class Bus {
 
   /**
    * Answers requests on `cp.<project>.api.<verb>`: the request body is validated (a bad one gets
-   * an error reply naming the field), the handler's result is sent back in an envelope.
+   * an error reply naming the field), the handler's result is sent back in an envelope. A result
+   * too big for one message (the server's max payload) is sent in parts (protocol's
+   * ChunkedResult; request() joins them).
    */
   serve<S extends z.ZodType, R>(
     verb: string,
     schema: S,
     handler: (body: z.infer<S>, cid: string) => Promise<R>,
   ): void {
-    const subject = subjects.api(this.project, verb);
+    if (!this.#chunksServed) {
+      this.#chunksServed = true;
+      this.#answer(
+        subjects.apiChunk(this.project, this.#chunks.instance),
+        'chunk',
+        ChunkRequest,
+        async (req) => ({ text: this.#chunks.part(req.id, req.part) }),
+      );
+    }
+    this.#answer(subjects.api(this.project, verb), verb, schema, handler, `${this.service}-api`);
+  }
+
+  #answer<S extends z.ZodType, R>(
+    subject: string,
+    verb: string,
+    schema: S,
+    handler: (body: z.infer<S>, cid: string) => Promise<R>,
+    queue?: string,
+  ): void {
     const stats = this.srv?.endpoint(verb, subject);
     this.nc.subscribe(subject, {
-      queue: `${this.service}-api`,
+      ...(queue ? { queue } : {}),
       callback: (_err, msg) => {
         const started = process.hrtime.bigint();
         const reply = (body: unknown, cid: string, error?: string) => {
           if (stats) ServiceResponder.record(stats, started, error);
-          if (msg.reply)
-            msg.respond(
-              JSON.stringify(
-                envelope('api.reply', body, { project: this.project, source: this.service, cid }),
-              ),
+          if (!msg.reply) return;
+          const wrap = (b: unknown) =>
+            JSON.stringify(
+              envelope('api.reply', b, { project: this.project, source: this.service, cid }),
             );
+          const text = wrap(body);
+          const budget = this.#replyBudget();
+          if (Buffer.byteLength(text) <= budget || !(body as { ok?: boolean }).ok) {
+            msg.respond(text);
+            return;
+          }
+          const result = JSON.stringify((body as { result?: unknown }).result);
+          const { id, parts } = this.#chunks.store(result, budget);
+          msg.respond(wrap({ ok: true, chunked: { instance: this.#chunks.instance, id, parts } }));
         };
         let cid = 'unknown';
         void (async () => {
@@ -321,13 +356,60 @@ export class Bus {
     });
   }
 
-  /** Calls `cp.<project>.api.<verb>` and returns the validated result, or throws RemoteError. */
+  /** The bytes one reply may take: the server's max payload less room for the envelope. */
+  #replyBudget(): number {
+    return (this.nc.info?.max_payload ?? 1024 * 1024) - ENVELOPE_ROOM;
+  }
+
+  /**
+   * Calls `cp.<project>.api.<verb>` and returns the validated result, or throws RemoteError. A
+   * result sent in parts is read part by part (a few at once), joined, then validated whole.
+   */
   async request<S extends z.ZodType>(
     verb: string,
     body: unknown,
     resultSchema: S,
     options: { timeoutMs?: number; cid?: string; headers?: MsgHdrs } = {},
   ): Promise<z.infer<S>> {
+    const answer = await this.#call(subjects.api(this.project, verb), verb, body, options);
+    let result = answer.result;
+    if (answer.chunked !== undefined) {
+      const c = ChunkedResult.safeParse(answer.chunked);
+      if (!c.success)
+        throw new MessageInvalidError(`invalid ${verb} reply in parts`, issuesOf(c.error));
+      const { instance, id, parts } = c.data;
+      const subject = subjects.apiChunk(this.project, instance);
+      const texts: string[] = new Array(parts);
+      let next = 0;
+      const fetchParts = async () => {
+        for (let part = next++; part < parts; part = next++) {
+          const got = await this.#call(subject, 'chunk', { id, part }, options);
+          const r = ChunkReply.safeParse(got.result);
+          if (!r.success)
+            throw new MessageInvalidError(`invalid part of a ${verb} reply`, issuesOf(r.error));
+          texts[part] = r.data.text;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PARTS_AT_ONCE, parts) }, fetchParts));
+      try {
+        result = JSON.parse(texts.join(''));
+      } catch (err) {
+        throw new MessageInvalidError(`${verb} reply in parts: ${(err as Error).message}`);
+      }
+    }
+    const parsed = resultSchema.safeParse(result);
+    if (!parsed.success)
+      throw new MessageInvalidError(`invalid ${verb} reply`, issuesOf(parsed.error));
+    return parsed.data;
+  }
+
+  /** One request/reply: the answer's body when ok, else its error as a RemoteError. */
+  async #call(
+    subject: string,
+    verb: string,
+    body: unknown,
+    options: { timeoutMs?: number; cid?: string; headers?: MsgHdrs },
+  ): Promise<{ result?: unknown; chunked?: unknown }> {
     const data = JSON.stringify(
       envelope(`api.${verb}`, body, {
         project: this.project,
@@ -337,8 +419,9 @@ export class Bus {
     );
     let msg: Awaited<ReturnType<NatsConnection['request']>>;
     try {
-      msg = await this.nc.request(subjects.api(this.project, verb), data, {
+      msg = await this.nc.request(subject, data, {
         timeout: options.timeoutMs ?? 5_000,
+        ...(options.headers ? { headers: options.headers } : {}),
       });
     } catch (err) {
       throw new RemoteError(
@@ -350,6 +433,7 @@ export class Bus {
     const reply = env.body as {
       ok: boolean;
       result?: unknown;
+      chunked?: unknown;
       error?: { code: string; message: string; field?: string };
     };
     if (!reply.ok)
@@ -358,10 +442,7 @@ export class Bus {
         reply.error?.message ?? 'unknown error',
         reply.error?.field,
       );
-    const parsed = resultSchema.safeParse(reply.result);
-    if (!parsed.success)
-      throw new MessageInvalidError(`invalid ${verb} reply`, issuesOf(parsed.error));
-    return parsed.data;
+    return reply;
   }
 
   get closing(): boolean {
@@ -382,6 +463,11 @@ export class Bus {
  * What a request's error reply says: malformed JSON and invalid bodies (a MessageInvalidError, or
  * a ZodError from the handler) are validation errors naming the field, not internal ones.
  */
+/** Room left in a reply for its envelope (ids, time, project, source, cid). */
+const ENVELOPE_ROOM = 4096;
+/** Parts of one answer read at once. */
+const PARTS_AT_ONCE = 4;
+
 export function errorReply(err: unknown): { code: string; message: string; field?: string } {
   if (err instanceof SyntaxError)
     return { code: 'CP_MESSAGE_INVALID', message: `malformed JSON: ${err.message}` };

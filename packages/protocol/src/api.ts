@@ -53,6 +53,26 @@ export const GraphRequest = z.object({
 });
 export const GraphReply = z.object({ format: z.enum(['json', 'dot']), graph: z.unknown() });
 
+/**
+ * An answer too big for one NATS message (the server's max_payload, 1 MB by default: a status of
+ * ~3,500 artefacts), sent instead of the result: the result's JSON text is kept by the process
+ * that answered (for a minute) and read in `parts`, one request each to
+ * `subjects.apiChunk(project, instance)` with a ChunkRequest, answered by a ChunkReply; joined,
+ * the text is the result, validated by the verb's own reply schema. One serialisation: the parts
+ * are of one consistent answer, however the state moves meanwhile.
+ */
+export const ChunkedResult = z.object({
+  instance: z.string().regex(/^[0-9a-f]{16}$/, 'instance: 16 hex digits'),
+  id: z.string().regex(/^[0-9a-f]{24}$/, 'id: 24 hex digits'),
+  parts: z.number().int().min(2).max(1_000_000),
+});
+export type ChunkedResult = z.infer<typeof ChunkedResult>;
+export const ChunkRequest = z.object({
+  id: ChunkedResult.shape.id,
+  part: z.number().int().min(0).max(999_999),
+});
+export const ChunkReply = z.object({ text: z.string() });
+
 /** `cp.<p>.api.builds`: builds in flight. */
 export const BuildsReply = z.array(
   z.object({

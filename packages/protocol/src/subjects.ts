@@ -41,6 +41,9 @@ export const subjects = {
   howToBuild: (p: string) => `cp.${checkProject(p)}.rules.how-to-build`,
   /** MajorDomo's request/reply API (status, build) for cpctrl. */
   api: (p: string, verb: string) => `cp.${checkProject(p)}.api.${checkName('api verb', verb)}`,
+  /** The parts of one process's answers too big for one message (ChunkedResult). */
+  apiChunk: (p: string, instance: string) =>
+    `cp.${checkProject(p)}.api.chunk.${checkName('instance', instance)}`,
   logs: (p: string, stream: string) =>
     `cp.${checkProject(p)}.logs.${checkName('log stream', stream)}`,
   /**
