@@ -1,14 +1,5 @@
+import { TRANSIENT_ERRNO } from '@computepods/protocol';
 import { TransportError, type TransportErrorCode } from './errors.js';
-
-const RETRYABLE_SOCKET = new Set([
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-]);
 
 /**
  * Turns what ssh2 or the socket threw while connecting into a TransportError: refused,
@@ -28,7 +19,8 @@ export function classifyConnectError(err: unknown, endpoint: string): TransportE
     );
   }
   if (e?.code === 'ENOTFOUND') return make('TRANSPORT_DNS', `host not found (${msg})`, false);
-  if (e?.code && RETRYABLE_SOCKET.has(e.code)) {
+  // Any other errno isRetryable counts as transient: the network or the peer was busy or gone.
+  if (e?.code && TRANSIENT_ERRNO.has(e.code)) {
     return make('TRANSPORT_CONNECTION_LOST', `network error ${e.code}: ${msg}`, true);
   }
   switch (e?.level) {
