@@ -97,7 +97,9 @@ export class DependencyManager {
     if (dm.graph.maxDepth !== snap.extras.maxDepth) {
       return DependencyManager.fromState(snapshotState(snap), options);
     }
-    dm.batch(() => loadSnapshot(snap, dm.graph));
+    dm.batch(() => {
+      for (const t of loadSnapshot(snap, dm.graph)) dm.sched.setDirty(t, true);
+    });
     return dm;
   }
 

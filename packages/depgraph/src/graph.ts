@@ -5,6 +5,7 @@ import type { CompiledRule } from './rule.js';
 import { pushTo, type Slot, SlotIndex } from './slot-index.js';
 import { beats, Task } from './task.js';
 import type { Trace } from './trace.js';
+import { TraceTable } from './trace-table.js';
 import type { GraphWarning } from './types.js';
 
 /** Structural events, so the scheduler can keep components and its region current. */
@@ -60,13 +61,12 @@ export class Graph {
   readonly taskById = new Map<string, Task>();
   readonly rules = new Map<string, CompiledRule>();
   /** By task id; kept when a task goes away so a returning chef's rule does not rebuild. */
-  readonly traces = new Map<string, Trace>();
+  readonly traces = new TraceTable();
   log: ChangeLog = newLog();
   private readonly ids = new Map<string, number>();
   /** Path ids by extension, and the rules' input slots: built when first needed (see indexes). */
   private extIndex: Map<string, number[]> | undefined;
   private slotIndex: SlotIndex | undefined;
-  private readonly tasksOfRule = new Map<string, Set<Task>>();
   /** Instances that lost an output to a task of higher precedence; retried when tasks go. */
   private readonly shadowed = new Map<
     string,
@@ -83,6 +83,11 @@ export class Graph {
 
   id(path: string): number | undefined {
     return this.ids.get(path);
+  }
+
+  /** Distinct paths interned (add() of a path twice would leave it below paths.length). */
+  pathCount(): number {
+    return this.ids.size;
   }
 
   /** The path of an interned id. */
@@ -188,7 +193,6 @@ export class Graph {
   /** Makes the rule known and indexes its inputs, without instantiating it (see addRule). */
   registerRule(rule: CompiledRule): void {
     this.rules.set(rule.id, rule);
-    this.tasksOfRule.set(rule.id, new Set());
     this.slotIndex?.add(rule);
   }
 
@@ -198,8 +202,8 @@ export class Graph {
     this.rules.delete(ruleId);
     this.slotIndex?.remove(rule);
     for (const [id, s] of this.shadowed) if (s.rule === rule) this.shadowed.delete(id);
-    const tasks = [...(this.tasksOfRule.get(ruleId) ?? [])].sort((a, b) => a.idx - b.idx);
-    this.tasksOfRule.delete(ruleId);
+    // A scan rather than an index per rule: rules are retired rarely, tasks restored often.
+    const tasks = this.tasks.filter((t): t is Task => t?.rule === rule);
     for (const t of tasks) if (t.alive) this.removeTask(t);
     this.settle();
   }
@@ -419,7 +423,7 @@ export class Graph {
   restoreTask(t: Task): boolean {
     if (this.tasks[t.idx] !== undefined || this.taskById.has(t.id)) return false;
     for (const o of t.outputs) if (this.producer[o] !== -1) return false;
-    this.link(t, false);
+    this.link(t, true);
     return true;
   }
 
@@ -429,20 +433,38 @@ export class Graph {
    * read the path.
    */
   restoreConsumers(lists: Uint32Array): boolean {
-    const counts = new Int32Array(this.paths.length);
-    for (const t of this.tasks) if (t) for (const p of t.inputs) counts[p] = (counts[p] ?? 0) + 1;
+    // Each path's readers as a count and two sums of their indices; a list with other members
+    // or repeats does not give all three (cheaper than a membership test per entry).
+    const n = this.paths.length;
+    const count = new Int32Array(n);
+    const sum = new Float64Array(n);
+    const squares = new Float64Array(n);
+    for (const t of this.tasks) {
+      if (!t) continue;
+      const v = t.idx + 1;
+      for (const p of t.inputs) {
+        count[p] = (count[p] ?? 0) + 1;
+        sum[p] = (sum[p] ?? 0) + v;
+        squares[p] = (squares[p] ?? 0) + v * v;
+      }
+    }
+    const consumers = this.consumers;
     let at = 0;
-    for (let p = 0; p < this.paths.length; p++) {
-      const n = lists[at++] ?? -1;
-      if (n !== counts[p] || at + n > lists.length) return false;
-      if (n === 0) continue;
-      const list = new Array<number>(n);
-      for (let i = 0; i < n; i++) {
-        const idx = lists[at++] ?? -1;
-        if (!this.tasks[idx]?.inputs.includes(p)) return false;
+    for (let p = 0; p < n; p++) {
+      const size = lists[at++] ?? -1;
+      if (size !== count[p] || at + size > lists.length) return false;
+      if (size === 0) continue;
+      const list = new Array<number>(size);
+      let s = 0;
+      let q = 0;
+      for (let i = 0; i < size; i++) {
+        const idx = lists[at++] ?? 0;
+        s += idx + 1;
+        q += (idx + 1) * (idx + 1);
         list[i] = idx;
       }
-      this.consumers[p] = list;
+      if (s !== sum[p] || q !== squares[p]) return false;
+      consumers[p] = list;
     }
     return at === lists.length;
   }
@@ -463,8 +485,12 @@ export class Graph {
     };
   }
 
-  /** Enters a new task in the tables and links it to its inputs, outputs and trace. */
-  private link(t: Task, consumers = true): void {
+  /**
+   * Enters a new task in the tables and links it to its inputs, outputs and trace. A `restored`
+   * task comes with its discovered inputs set, and its consumer entries and dirtiness are the
+   * restorer's (restoreConsumers, snapshot.ts).
+   */
+  private link(t: Task, restored = false): void {
     const { rule, bindings } = t;
     if (rule.projections.length) {
       t.projected = new Map(
@@ -476,14 +502,17 @@ export class Graph {
     }
     this.tasks[t.idx] = t;
     this.taskById.set(t.id, t);
-    got(this.tasksOfRule, rule.id, 'task set of rule').add(t);
-    const trace = this.traces.get(t.id);
-    t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
+    if (!restored) {
+      const trace = this.traces.get(t.id);
+      t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
+    }
     t.inputs = dedupe(t.required, t.optional, t.discovered);
-    if (consumers) for (const p of t.inputs) addConsumer(this.consumers, p, t.idx);
+    if (!restored) for (const p of t.inputs) addConsumer(this.consumers, p, t.idx);
     for (const o of t.outputs) this.producer[o] = t.idx;
-    this.log.added.push(t.id);
-    this.log.recheck.add(t);
+    if (!restored) {
+      this.log.added.push(t.id);
+      this.log.recheck.add(t);
+    }
     this.listener.taskAdded(t);
   }
 
@@ -494,7 +523,6 @@ export class Graph {
     t.running = undefined;
     this.tasks[t.idx] = undefined;
     this.taskById.delete(t.id);
-    this.tasksOfRule.get(t.rule.id)?.delete(t);
     this.log.recheck.delete(t);
     for (const p of t.inputs) {
       const list = this.consumersOf(p);

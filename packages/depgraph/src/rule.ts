@@ -72,13 +72,26 @@ export function compileRule(spec: RuleSpec): CompiledRule {
       throw new RuleInvalidError(id, `the projection key of ${JSON.stringify(source)} is empty`);
     projections.push({ pattern, key });
   }
-  const fingerprint = JSON.stringify([
-    spec.inputs,
-    spec.optionalInputs ?? [],
-    spec.outputs,
-    spec.passLimit ?? null,
-    spec.meta ?? null,
-    spec.projections ?? null,
-  ]);
-  return { id, spec, required, optional, outputs, projections, names, fingerprint };
+  // Made when first compared: a restore compiles every rule and compares none.
+  let fingerprint: string | undefined;
+  return {
+    id,
+    spec,
+    required,
+    optional,
+    outputs,
+    projections,
+    names,
+    get fingerprint() {
+      fingerprint ??= JSON.stringify([
+        spec.inputs,
+        spec.optionalInputs ?? [],
+        spec.outputs,
+        spec.passLimit ?? null,
+        spec.meta ?? null,
+        spec.projections ?? null,
+      ]);
+      return fingerprint;
+    },
+  };
 }

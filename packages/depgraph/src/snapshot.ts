@@ -1,9 +1,11 @@
+import { dirtyReason } from './dirty.js';
 import { StateCorruptError } from './errors.js';
 import type { Graph, HeldInstances } from './graph.js';
 import { checkPath } from './path.js';
 import { matchPattern, stemKey } from './pattern.js';
 import { type CompiledRule, compileRule } from './rule.js';
 import { Task } from './task.js';
+import { numbers, TRACE_HEAD, traceRecordWords } from './trace-table.js';
 import type { GraphState, RuleSpec, TraceRecord } from './types.js';
 
 /**
@@ -42,7 +44,6 @@ export interface SnapshotExtras extends HeldInstances {
   readonly projections: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
-export const TRACE_HEAD = 4;
 export const TASK_HEAD = 7;
 
 export function takeSnapshot(g: Graph): Snapshot {
@@ -115,19 +116,21 @@ export function takeSnapshot(g: Graph): Snapshot {
 /**
  * Fills an empty graph from a snapshot. Every path is checked as a path from outside is, every
  * rule compiled, and every record checked against its rule; a snapshot that contradicts itself
- * throws StateCorruptError. The caller runs this in a batch, so dirtiness is evaluated once.
+ * throws StateCorruptError. Returns the tasks that are dirty, for the caller to mark (the
+ * scheduler's part); their dirtiness is not left to the batch, which would unpack every trace.
  */
-export function loadSnapshot(snap: Snapshot, g: Graph): void {
+export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
   const { strings, hashes, traces, tasks } = snap;
   const str = (s: number) => strings[s] ?? '';
   for (let p = 0; p < snap.paths; p++) {
     const path = str(p);
     checkPath(path);
-    if (g.id(path) !== undefined) throw new StateCorruptError('paths', `${path} appears twice`);
     g.add(path);
     const h = hashes[p] ?? 0;
     if (h > 0) g.hash[p] = nonEmpty(str(h - 1), 'hashes', path);
   }
+  // A path given twice took one id in the path table for both.
+  if (g.pathCount() !== snap.paths) throw new StateCorruptError('paths', 'a path appears twice');
   for (const [path, byKey] of Object.entries(snap.extras.projections)) {
     const p = g.id(path);
     if (p === undefined || g.hash[p] === undefined)
@@ -140,27 +143,9 @@ export function loadSnapshot(snap: Snapshot, g: Graph): void {
     g.registerRule(rule);
     return rule;
   });
-  for (let at = 0; at < traces.length; ) {
-    const id = str(traces[at] ?? 0);
-    const ins = traces[at + 1] ?? 0;
-    const outs = traces[at + 2] ?? 0;
-    const disc = traces[at + 3] ?? 0;
-    at += TRACE_HEAD;
-    const inIds = new Array<number>(ins);
-    const inHashes = new Array<string>(ins);
-    for (let i = 0; i < ins; i++, at += 2) {
-      inIds[i] = traces[at] ?? 0;
-      inHashes[i] = nonEmpty(str(traces[at + 1] ?? 0), 'traces', id);
-    }
-    const outIds = new Array<number>(outs);
-    const outHashes = new Array<string>(outs);
-    for (let i = 0; i < outs; i++, at += 2) {
-      outIds[i] = traces[at] ?? 0;
-      outHashes[i] = nonEmpty(str(traces[at + 1] ?? 0), 'traces', id);
-    }
-    const discovered = disc > 0 ? Array.from(traces.subarray(at, at + disc - 1)) : undefined;
-    at += Math.max(disc - 1, 0);
-    g.traces.set(id, { inIds, inHashes, outIds, outHashes, discovered });
+  g.traces.restorePacked({ words: traces, strings });
+  for (let at = 0; at < traces.length; at += traceRecordWords(traces, at)) {
+    g.traces.setPacked(str(traces[at] ?? 0), at);
   }
   for (let at = 0; at < tasks.length; ) {
     const rule = rules[tasks[at + 1] ?? -1];
@@ -168,15 +153,10 @@ export function loadSnapshot(snap: Snapshot, g: Graph): void {
     const nReq = tasks[at + 4] ?? 0;
     const nOpt = tasks[at + 5] ?? 0;
     const nOut = tasks[at + 6] ?? 0;
-    const ids = (from: number, n: number) => {
-      const list = new Array<number>(n);
-      for (let i = 0; i < n; i++) list[i] = tasks[from + i] ?? 0;
-      return list;
-    };
     const start = at + TASK_HEAD;
-    const required = ids(start, nReq);
-    const optional = ids(start + nReq, nOpt);
-    const outputs = ids(start + nReq + nOpt, nOut);
+    const required = numbers(tasks, start, nReq);
+    const optional = numbers(tasks, start + nReq, nOpt);
+    const outputs = numbers(tasks, start + nReq + nOpt, nOut);
     if (
       !rule ||
       nReq !== rule.required.length ||
@@ -200,6 +180,8 @@ export function loadSnapshot(snap: Snapshot, g: Graph): void {
       outputs,
       tasks[at + 3] ?? 0,
     );
+    const trace = g.traces.packedOffset(id);
+    t.discovered = trace === undefined ? [] : packedDiscovered(traces, trace, t);
     if (!g.restoreTask(t)) throw new StateCorruptError('tasks', `task ${id} overlaps another`);
     at = start + nReq + nOpt + nOut;
   }
@@ -210,6 +192,53 @@ export function loadSnapshot(snap: Snapshot, g: Graph): void {
     if (!g.rules.has(ruleId)) throw new StateCorruptError('extras', `${id} names no rule`);
   }
   g.restoreHeld(snap.extras);
+  const dirty: Task[] = [];
+  for (const t of g.tasks) if (t && isDirty(g, snap, t)) dirty.push(t);
+  return dirty;
+}
+
+/** The discovered inputs of a task's packed trace (as resolveDiscovered gives them). */
+function packedDiscovered(words: Uint32Array, at: number, t: Task): number[] {
+  const ins = words[at + 1] ?? 0;
+  const outs = words[at + 2] ?? 0;
+  const disc = words[at + 3] ?? 0;
+  if (disc > 0) {
+    return numbers(words, at + TRACE_HEAD + 2 * (ins + outs), disc - 1);
+  }
+  const found: number[] = [];
+  for (let i = 0; i < ins; i++) {
+    const p = words[at + TRACE_HEAD + 2 * i] ?? 0;
+    if (!t.required.includes(p) && !t.optional.includes(p)) found.push(p);
+  }
+  return found;
+}
+
+/**
+ * dirtyReason(g, t) !== undefined, on the packed trace while it is one: in a snapshot equal
+ * strings are one string, so a hash matches exactly when its string index does (the path's is
+ * `hashes[p] - 1`). A task whose rule projects inputs takes the general way.
+ */
+function isDirty(g: Graph, snap: Snapshot, t: Task): boolean {
+  const at = g.traces.packedOffset(t.id);
+  if (at === undefined || t.projected) return dirtyReason(g, t) !== undefined;
+  const { traces: words, hashes } = snap;
+  const ins = words[at + 1] ?? 0;
+  const outs = words[at + 2] ?? 0;
+  const first = at + TRACE_HEAD;
+  for (const p of t.inputs) {
+    let was = 0;
+    for (let i = 0; i < ins; i++) {
+      if (words[first + 2 * i] === p) {
+        was = (words[first + 2 * i + 1] ?? 0) + 1;
+        break;
+      }
+    }
+    if (was !== hashes[p]) return true;
+  }
+  for (let i = 0, o = first + 2 * ins; i < outs; i++, o += 2) {
+    if ((words[o + 1] ?? 0) + 1 !== hashes[words[o] ?? 0]) return true;
+  }
+  return false;
 }
 
 /** A task's placeholder bindings, from its stem (or its first input when it has several). */

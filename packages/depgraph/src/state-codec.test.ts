@@ -144,6 +144,18 @@ describe('compact state (exportBytes / fromBytes)', () => {
       expect(() => DependencyManager.fromBytes(encodeSnapshot({ ...snap, strings }))).toThrow(
         /invalid artefact path/,
       );
+      const twice = [...snap.strings];
+      twice[1] = twice[0] ?? '';
+      expect(() =>
+        DependencyManager.fromBytes(encodeSnapshot({ ...snap, strings: twice })),
+      ).toThrow(/at paths: a path appears twice/);
+      // p.tex is read by tex:p (task 0); say no task reads it.
+      const consumers = Uint32Array.from(snap.consumers);
+      expect([consumers[0], consumers[1]]).toEqual([1, 0]);
+      consumers[0] = 0;
+      expect(() => DependencyManager.fromBytes(encodeSnapshot({ ...snap, consumers }))).toThrow(
+        /at consumers/,
+      );
     });
   });
 

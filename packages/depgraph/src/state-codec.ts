@@ -1,7 +1,8 @@
 import { endianness } from 'node:os';
 import { crc32 } from 'node:zlib';
 import { StateCorruptError } from './errors.js';
-import { type Snapshot, type SnapshotExtras, TASK_HEAD, TRACE_HEAD } from './snapshot.js';
+import { type Snapshot, type SnapshotExtras, TASK_HEAD } from './snapshot.js';
+import { TRACE_HEAD } from './trace-table.js';
 import type { RuleSpec } from './types.js';
 
 /**
@@ -125,7 +126,9 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
     const end = at + TRACE_HEAD + 2 * (ins + outs) + Math.max(disc - 1, 0);
     if (end > traces.length) return -1;
     for (let i = at + TRACE_HEAD, k = 0; k < ins + outs; k++, i += 2) {
-      if ((traces[i] ?? paths) >= paths || (traces[i + 1] ?? nStrings) >= nStrings) return -1;
+      if ((traces[i] ?? paths) >= paths) return -1;
+      // A hash is a non-empty string.
+      if (!strings[traces[i + 1] ?? nStrings]) return -1;
     }
     checkBelow(traces.subarray(end - Math.max(disc - 1, 0), end), paths, 'traces');
     return end;
@@ -226,7 +229,9 @@ function checkRecords(
   let seen = 0;
   while (at < list.length) {
     const end = next(at);
-    if (end < 0) throw new StateCorruptError(what, `record ${seen} is cut short or out of range`);
+    if (end < 0) {
+      throw new StateCorruptError(what, `record ${seen} is cut short, out of range or hashless`);
+    }
     at = end;
     seen++;
   }
