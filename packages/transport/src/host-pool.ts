@@ -217,6 +217,11 @@ export class HostPool {
       return;
     }
     if (this.#closed) {
+      // Nobody follows this client: its goodbye to a server already gone (EPIPE) would be an
+      // 'error' event without a listener, an uncaught exception that ends the process.
+      client.on('error', (err: Error) =>
+        this.#log.debug({ endpoint: this.#endpoint, err: err.message }, 'ssh error after close'),
+      );
       client.end();
       return;
     }
