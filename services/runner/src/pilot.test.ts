@@ -23,6 +23,8 @@ import {
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsGate } from './nats-gate.fixture.js';
+import { pilotRunnerId } from './pilot-takeover.js';
 
 // Pilot mode on a real SLURM, reached with sudo or over a real sshd as a second user: the
 // runner service (a child process) submits pilot jobs whose runner workers pull the tasks
@@ -264,6 +266,21 @@ const runLines = (dir: string, id: string) =>
         .split('\n')
         .filter(Boolean)
     : [];
+
+/** The end of each pilot job's job.out and job.err below dir/jobs (a failed test shows them). */
+function pilotOutputs(dir: string): string {
+  const jobs = join(dir, 'jobs');
+  if (!existsSync(jobs)) return '(no pilot folder)';
+  return readdirSync(jobs)
+    .flatMap((p) =>
+      ['job.out', 'job.err'].map((f) => {
+        const file = join(jobs, p, f);
+        return existsSync(file) ? `${p}/${f}:\n${readFileSync(file, 'utf8').slice(-2000)}` : '';
+      }),
+    )
+    .filter(Boolean)
+    .join('\n');
+}
 
 /** Pilots leave by idle timeout once drained: their jobs end COMPLETED and leave squeue. */
 async function pilotsLeave(output: () => string): Promise<void> {
@@ -646,6 +663,70 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       await pilotsLeave(() => runner.output);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('slurm_sudo: a pilot killed -9 after pulling a task and before recording it: the message is released at once', async () => {
+    const dir = area('unrecorded');
+    // The pilots reach NATS through a gate that lets the task's message through to the first
+    // pilot and nothing of that pilot back after it: it pulled the task and can never record
+    // it. One pilot of one lane, ack wait ten minutes: only the release can hand it out again.
+    await using gate = await NatsGate.start(nats.url);
+    const { resource, profile } = sudoConfig(dir, 'unrecorded', {
+      max_workers: 1,
+      idle_timeout_s: 30,
+      cpus_per_worker: 1,
+      nats_url: gate.url,
+    });
+    const runner = startRunner(dir, 'unrecorded', resource, profile, {
+      CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
+    });
+    const consumer = () => bus.jsm.consumers.info(streams.tasks(P), 'runner-unrecorded');
+    try {
+      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      writeFileSync(join(dir, 'gate'), '');
+      const [pulled] = gatedTasks(dir, 'unrecorded', 'u', 1);
+      if (!pulled) throw new Error('one task expected');
+      const caught = gate.catchNext(subjects.tasks(P, 'unrecorded'));
+      await bus.publish('task.submitted', subjects.tasks(P, 'unrecorded'), pulled);
+      await caught;
+      const [jobId] = submittedPilots(runner.output);
+      const pilot = pilotRunnerId('unrecorded', jobId ?? '');
+      // Delivered to the pilot and held there, never recorded; then the pilot is killed -9.
+      const info = await consumer();
+      expect([info.num_ack_pending, info.num_pending]).toEqual([1, 0]);
+      expect(await kv.get(pulled.taskId)).toBeUndefined();
+      process.kill(workerPid(pilot), 'SIGKILL');
+
+      await until(
+        async () => (await kv.get(pulled.taskId))?.value.state === 'finished',
+        `the pulled task to run in a new pilot\n${runner.output.slice(-3000)}`,
+      );
+      const done = (await kv.get(pulled.taskId))?.value;
+      expect(done?.runner).toMatch(/^pilot-unrecorded-[0-9]+$/);
+      expect(done?.runner).not.toBe(pilot);
+      expect(done?.history.map((h) => h.state)).toEqual([
+        'created',
+        'submitted',
+        'running',
+        'finished',
+      ]);
+      expect(runLines(dir, pulled.taskId)).toEqual(['start', 'done']);
+      // Released by the runner (one message, the killed pilot's), not by the ack wait.
+      expect(runner.output).toMatch(
+        new RegExp(
+          `"runner":"${pilot}","released":1[^\\n]*held by an ended pilot are delivered again now`,
+        ),
+      );
+      expect((await consumer()).config.ack_wait).toBe(10 * 60_000 * 1_000_000);
+      await until(async () => (await consumer()).num_ack_pending === 0, 'its message acknowledged');
+      await pilotsLeave(() => runner.output);
+    } catch (err) {
+      throw new Error(
+        `${err}\n--- runner\n${runner.output.slice(-4000)}\n--- pilots\n${pilotOutputs(dir)}`,
+      );
     } finally {
       await runner.stop();
     }
