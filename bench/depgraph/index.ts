@@ -3,9 +3,12 @@
 //     per edge, one changed source → plan; @dagrejs/graphlib's build + tarjan against ours, both
 //     from the same exported task list.
 //   cold (a fresh process each time, one at a time, as `ninja -n` always is): process start +
-//     read + parse + load (fromState) + components + one changed source → plan, against
-//     `ninja -n` on the same graph written as real files (cycles dropped: ninja cannot express
-//     them), wall time from spawn to exit on both sides.
+//     read + decode + load + components + one changed source → plan, against `ninja -n` on the
+//     same graph written as real files (cycles dropped: ninja cannot express them), wall time
+//     from spawn to exit on both sides. Ours from the compact state (exportBytes → fromBytes),
+//     and in the same rounds from the older JSON state (fromState) by the same code; with
+//     BENCH_DEPGRAPH_OLD_TREE=DIR (a checkout of an older commit, `pnpm install` done there) also
+//     that checkout's own bench/depgraph/cold.ts on the JSON state: old code against new.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -42,6 +45,8 @@ const calibrationMs = (() => {
 const loadavg = loadavgNow();
 
 interface ColdRun {
+  /** Which child and state: compact (new), json (new code, JSON state), old (old code). */
+  variant: string;
   /** Spawn to exit, as the parent sees it. */
   wallMs: number;
   boot: number;
@@ -54,22 +59,50 @@ interface ColdRun {
   exit: number;
   /** CPU (user + system) of the child, from this process's waited-for children in /proc. */
   cpuMs: number;
+  /** CPU of each phase, from the child itself (the old tree's child reports none). */
+  cpu?: Record<'boot' | 'read' | 'parse' | 'load' | 'components' | 'plan', number>;
   tasks: number;
   stateBytes: number;
 }
 
-/** Writes the persisted state and bundles cold.ts as `pnpm build` bundles the tools. */
+interface ColdVariant {
+  readonly name: string;
+  readonly bundle: string;
+  readonly statePath: string;
+}
+
+/**
+ * Writes both persisted states and bundles cold.ts as `pnpm build` bundles the tools (and the
+ * old tree's cold.ts, when given, which reads the JSON state).
+ */
 async function prepareCold(
   work: string,
   stateJson: string,
-): Promise<{ bundle: string; statePath: string }> {
-  const statePath = join(work, 'state.json');
-  writeFileSync(statePath, stateJson);
+  stateBytes: Uint8Array,
+): Promise<ColdVariant[]> {
+  const jsonPath = join(work, 'state.json');
+  const compactPath = join(work, 'state.cpdg');
+  writeFileSync(jsonPath, stateJson);
+  writeFileSync(compactPath, stateBytes);
   const bundle = await bundleChild(new URL('./cold.ts', import.meta.url), work, 'cold');
-  return { bundle, statePath };
+  const variants = [
+    { name: 'compact', bundle, statePath: compactPath },
+    { name: 'json', bundle, statePath: jsonPath },
+  ];
+  const oldTree = process.env.BENCH_DEPGRAPH_OLD_TREE;
+  if (oldTree) {
+    const old = pathToFileURL(join(oldTree, 'bench/depgraph/cold.ts'));
+    variants.push({
+      name: 'old',
+      bundle: await bundleChild(old, work, 'cold-old'),
+      statePath: jsonPath,
+    });
+  }
+  return variants;
 }
 
-function runCold(bundle: string, statePath: string, path: string, hash: string): ColdRun {
+function runCold(variant: ColdVariant, path: string, hash: string): ColdRun {
+  const { bundle, statePath } = variant;
   const cpu0 = childrenCpuMsOf(process.pid);
   const spawned = process.hrtime.bigint();
   const r = spawnSync(process.execPath, [bundle, String(spawned), statePath, path, hash], {
@@ -78,9 +111,13 @@ function runCold(bundle: string, statePath: string, path: string, hash: string):
   });
   const wallMs = Number(process.hrtime.bigint() - spawned) / 1e6;
   if (r.status !== 0) throw new Error(`cold run failed (${r.status ?? r.signal}): ${r.stderr}`);
-  const p = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Omit<ColdRun, 'wallMs' | 'exit'>;
+  const p = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Omit<
+    ColdRun,
+    'wallMs' | 'exit' | 'variant' | 'cpuMs'
+  >;
   const inPhases = p.boot + p.read + p.parse + p.load + p.components + p.plan;
-  return { ...p, wallMs, exit: wallMs - inPhases, cpuMs: childrenCpuMsOf(process.pid) - cpu0 };
+  const cpuMs = childrenCpuMsOf(process.pid) - cpu0;
+  return { ...p, variant: variant.name, wallMs, exit: wallMs - inPhases, cpuMs };
 }
 
 function timeSpawn(cmd: string, args: string[]): number {
@@ -128,7 +165,35 @@ const best = loads.reduce((a, b) =>
 const loadMs = best.loadMs;
 const loadCpuMs = best.cpuMs;
 const componentsMs = best.componentsMs;
+
+// The compact state of the same graph (what a restart reads: exportBytes), loaded in this process
+// too; the first copy must plan exactly as the graph it came from.
 let t = now();
+const compactState = dm.exportBytes();
+const exportBytesMs = now() - t;
+const compactLoads: Array<{ loadMs: number; componentsMs: number }> = [];
+for (let i = 0; i < 3; i++) {
+  const t0 = now();
+  const loaded = DependencyManager.fromBytes(compactState);
+  const loadMs = now() - t0;
+  const t1 = now();
+  loaded.stats();
+  compactLoads.push({ loadMs, componentsMs: now() - t1 });
+  if (i === 0) {
+    const edited = (m: DependencyManager) => {
+      m.setArtefact(cb.cFiles[0]!, hashOf(`${cb.cFiles[0]} edited`));
+      const plan = JSON.stringify(m.plan());
+      m.setArtefact(cb.cFiles[0]!, cb.state.artefacts[cb.cFiles[0]!]!);
+      return plan;
+    };
+    if (edited(loaded) !== edited(dm)) throw new Error('the compact state plans differently');
+  }
+  gc();
+}
+const compactBest = compactLoads.reduce((a, b) =>
+  b.loadMs + b.componentsMs < a.loadMs + a.componentsMs ? b : a,
+);
+t = now();
 const startStatus = dm.status();
 if (startStatus.dirty.length || !startStatus.idle) {
   throw new Error(`restored graph should be up to date; dirty: ${startStatus.dirty.slice(0, 5)}`);
@@ -268,17 +333,17 @@ try {
   writeMs = now() - t;
   const noop = ninjaDryRun(dir);
   utimesSync(join(dir, firstFile), T_EDIT, T_EDIT);
-  const { bundle, statePath } = await prepareCold(work, json);
+  const variants = await prepareCold(work, json, compactState);
   const runs: ReturnType<typeof ninjaDryRun>[] = [];
   const ninjaCpu: number[] = [];
   const edited = hashOf(`${firstFile} edited`);
-  // Both sides read their files once first: page cache warm for both, as for ninja's own runs.
-  runCold(bundle, statePath, firstFile, edited);
+  // Every side reads its files once first: page cache warm for all, as for ninja's own runs.
+  for (const v of variants) runCold(v, firstFile, edited);
   for (let i = 0; i < COLD_ROUNDS; i++) {
     const cpu0 = childrenCpuMsOf(process.pid);
     runs.push(ninjaDryRun(dir));
     ninjaCpu.push(childrenCpuMsOf(process.pid) - cpu0);
-    cold.push(runCold(bundle, statePath, firstFile, edited));
+    for (const v of variants) cold.push(runCold(v, firstFile, edited));
     nodeBootMs.push(timeSpawn(process.execPath, ['-e', '0']));
   }
   if (cold.some((c) => c.tasks !== firstPlanTasks)) {
@@ -303,8 +368,40 @@ console.log(`(wrote ${ninja.files} files + build.ninja in ${Math.round(writeMs)}
 
 const planMedian = median(planMs);
 const ninjaMedian = median(ninja.ms);
-const coldMedian = median(cold.map((c) => c.wallMs));
-const coldPhase = (k: keyof ColdRun) => round(median(cold.map((c) => c[k] as number)), 1);
+const ninjaCpuMedian = median(ninja.cpuMs);
+/** The figures of one cold variant, keys prefixed; ratios against ninja -n of the same rounds. */
+function coldFigures(variant: string, prefix: string): Record<string, number | number[]> {
+  const runs = cold.filter((c) => c.variant === variant);
+  if (!runs.length) return {};
+  const med = (f: (c: ColdRun) => number) => round(median(runs.map(f)), 1);
+  const wall = median(runs.map((c) => c.wallMs));
+  const cpuMs = median(runs.map((c) => c.cpuMs));
+  const phases = ['boot', 'read', 'parse', 'load', 'components', 'plan'] as const;
+  const out: Record<string, number | number[]> = {
+    [`${prefix}state_bytes`]: runs[0]?.stateBytes ?? 0,
+    [`${prefix}runs_ms`]: runs.map((c) => round(c.wallMs, 1)),
+    [`${prefix}ms_median`]: round(wall, 1),
+    [`${prefix}ms_best`]: round(Math.min(...runs.map((c) => c.wallMs)), 1),
+  };
+  for (const k of phases) out[`${prefix}${k}_ms_median`] = med((c) => c[k]);
+  out[`${prefix}exit_ms_median`] = med((c) => c.exit);
+  // CPU of each phase, as the child measured it (process.cpuUsage; an older child has none).
+  if (runs.every((c) => c.cpu)) {
+    for (const k of phases) out[`${prefix}${k}_cpu_ms_median`] = med((c) => c.cpu?.[k] ?? 0);
+  }
+  out[`${prefix}cpu_ms_median`] = round(cpuMs, 1);
+  out[`${prefix}plan_tasks`] = runs[0]?.tasks ?? 0;
+  out[`ratio_${prefix}ours_over_ninja_n`] = round(wall / ninjaMedian, 2);
+  out[`ratio_${prefix}ours_cpu_over_ninja_n_cpu`] = round(cpuMs / ninjaCpuMedian, 2);
+  return out;
+}
+const coldMedianOf = (variant: string) =>
+  median(cold.filter((c) => c.variant === variant).map((c) => c.wallMs));
+const coldMedian = coldMedianOf('compact');
+const compactFigures = coldFigures('compact', 'cold_');
+const jsonFigures = coldFigures('json', 'cold_json_');
+const oldFigures = coldFigures('old', 'cold_old_');
+const hasOld = cold.some((c) => c.variant === 'old');
 const oursBuildTarjanMs = csrMs + oursTarjanMs;
 const result = {
   bench: 'depgraph',
@@ -321,6 +418,10 @@ const result = {
   load_cpu_ms: round(loadCpuMs, 1),
   components_ms: round(componentsMs, 1),
   load_plus_components_ms: round(loadMs + componentsMs, 1),
+  export_bytes_ms: round(exportBytesMs, 1),
+  compact_load_runs_ms: compactLoads.map((l) => round(l.loadMs + l.componentsMs, 1)),
+  compact_load_ms: round(compactBest.loadMs, 1),
+  compact_load_plus_components_ms: round(compactBest.loadMs + compactBest.componentsMs, 1),
   heap_bytes: heapBytes,
   bytes_per_edge: round(bytesPerEdge, 1),
   plan_samples: samples,
@@ -363,26 +464,15 @@ const result = {
   ninja_n_ms_median: round(ninjaMedian, 1),
   ninja_n_commands: ninja.commands,
   ninja_n_cpu_ms_median: round(median(ninja.cpuMs), 1),
-  cold_state_bytes: cold[0]?.stateBytes ?? 0,
-  cold_runs_ms: cold.map((c) => round(c.wallMs, 1)),
-  cold_ms_median: round(coldMedian, 1),
-  cold_ms_best: round(Math.min(...cold.map((c) => c.wallMs)), 1),
-  cold_boot_ms_median: coldPhase('boot'),
-  cold_read_ms_median: coldPhase('read'),
-  cold_parse_ms_median: coldPhase('parse'),
-  cold_load_ms_median: coldPhase('load'),
-  cold_components_ms_median: coldPhase('components'),
-  cold_plan_ms_median: coldPhase('plan'),
-  cold_exit_ms_median: coldPhase('exit'),
-  cold_plan_tasks: cold[0]?.tasks ?? 0,
-  cold_cpu_ms_median: coldPhase('cpuMs'),
-  ratio_cold_ours_cpu_over_ninja_n_cpu: round(
-    median(cold.map((c) => c.cpuMs)) / median(ninja.cpuMs),
-    2,
-  ),
+  ...compactFigures,
+  ...jsonFigures,
+  ...oldFigures,
   node_bare_start_ms_median: round(median(nodeBootMs), 1),
-  ratio_cold_ours_over_ninja_n: round(coldMedian / ninjaMedian, 2),
   ratio_ninja_n_over_cold_ours: round(ninjaMedian / coldMedian, 2),
+  ratio_cold_json_over_cold_compact: round(coldMedianOf('json') / coldMedian, 2),
+  ...(hasOld
+    ? { ratio_cold_old_over_cold_compact: round(coldMedianOf('old') / coldMedian, 2) }
+    : {}),
   // warm against cold: what keeping the graph in a daemon buys over ninja, which has no daemon
   ratio_ninja_n_cold_over_plan_warm: round(ninjaMedian / planMedian, 1),
   loadavg_1m_at_start: round(loadavg[0]!, 2),
@@ -394,6 +484,39 @@ const result = {
   goal_warm_plan_100x_faster_than_ninja_n: ninjaMedian / planMedian >= 100,
   goal_cold_le_1_5x_ninja_n: coldMedian / ninjaMedian <= 1.5,
 };
+
+const figure = (k: string) => {
+  const v = (result as Record<string, unknown>)[k];
+  return Array.isArray(v) ? v.join(', ') : String(v);
+};
+/** Table rows of one cold variant (none when it did not run). */
+function coldRows(label: string, prefix: string, format: string): Array<[string, string]> {
+  if (figure(`${prefix}ms_median`) === 'undefined') return [];
+  const phase = (k: string, unit = 'ms') => figure(`${prefix}${k}_${unit}_median`);
+  const cpuByPhase = figure(`${prefix}load_cpu_ms_median`) !== 'undefined';
+  return [
+    [
+      `  ${label}`,
+      `median ${figure(`${prefix}ms_median`)} ms (${figure(`${prefix}runs_ms`)}), CPU ${figure(`${prefix}cpu_ms_median`)} ms, ${figure(`${prefix}plan_tasks`)} tasks; reads ${(Number(figure(`${prefix}state_bytes`)) / 2 ** 20).toFixed(1)} MiB of state (${format}), stats no files`,
+    ],
+    [
+      '    where the time goes (medians, ms)',
+      `boot ${phase('boot')} (bare node -e 0: ${result.node_bare_start_ms_median}), read ${phase('read')}, decode ${phase('parse')}, load ${phase('load')}, components ${phase('components')}, change + plan ${phase('plan')}, exit ${phase('exit')}`,
+    ],
+    ...(cpuByPhase
+      ? [
+          [
+            '    CPU by phase (medians, ms)',
+            `boot ${phase('boot', 'cpu_ms')}, read ${phase('read', 'cpu_ms')}, decode ${phase('parse', 'cpu_ms')}, load ${phase('load', 'cpu_ms')}, components ${phase('components', 'cpu_ms')}, change + plan ${phase('plan', 'cpu_ms')}`,
+          ] as [string, string],
+        ]
+      : []),
+    [
+      '    / ninja -n',
+      `${figure(`ratio_${prefix}ours_over_ninja_n`)}× wall, CPU ${figure(`ratio_${prefix}ours_cpu_over_ninja_n_cpu`)}×`,
+    ],
+  ];
+}
 
 const rows: Array<[string, string]> = [
   [
@@ -414,6 +537,10 @@ const rows: Array<[string, string]> = [
     `${result.load_ms} ms (CPU ${result.load_cpu_ms} ms), JIT warm after the first of ${loads.length}`,
   ],
   ['  component analysis (Tarjan, typed arrays)', `${result.components_ms} ms`],
+  [
+    '  compact state: exportBytes, then fromBytes + components',
+    `${result.export_bytes_ms} ms to write ${(compactState.length / 2 ** 20).toFixed(1)} MiB; load ${result.compact_load_ms} ms, + components ${result.compact_load_plus_components_ms} ms, best of ${compactLoads.length} (${result.compact_load_runs_ms.join(', ')})`,
+  ],
   [
     '  load + components',
     `${result.load_plus_components_ms} ms, best of ${loads.length} (${result.load_runs_ms.join(', ')}) (goal ≤ 1000)`,
@@ -444,7 +571,7 @@ const rows: Array<[string, string]> = [
   ],
   [
     'COLD (a fresh process per run, one at a time, spawn to exit)',
-    `median of ${cold.length}, alternating`,
+    `median of ${COLD_ROUNDS} rounds, alternating`,
   ],
   [
     `  ninja ${ninjaVersion} -n, nothing changed`,
@@ -454,17 +581,20 @@ const rows: Array<[string, string]> = [
     '  ninja -n, one .c changed',
     `median ${result.ninja_n_ms_median} ms (${result.ninja_n_runs_ms.join(', ')}), CPU ${result.ninja_n_cpu_ms_median} ms, ${ninja.commands} commands; reads ${(ninja.bytes / 2 ** 20).toFixed(1)} MiB (build.ninja + .ninja_log), stats ${ninja.files} files`,
   ],
+  ...coldRows(
+    'ours, compact state: node + read + decodeSnapshot + fromSnapshot + plan',
+    'cold_',
+    'compact',
+  ),
+  ...coldRows(
+    'ours, JSON state, same code: node + read + JSON.parse + fromState + plan',
+    'cold_json_',
+    'JSON',
+  ),
+  ...coldRows('old code (BENCH_DEPGRAPH_OLD_TREE), JSON state', 'cold_old_', 'JSON'),
   [
-    '  ours: node + read + parse + fromState + plan',
-    `median ${result.cold_ms_median} ms (${result.cold_runs_ms.join(', ')}), CPU ${result.cold_cpu_ms_median} ms, ${result.cold_plan_tasks} tasks; reads ${(result.cold_state_bytes / 2 ** 20).toFixed(1)} MiB of state (JSON), stats no files`,
-  ],
-  [
-    '    where our time goes (medians, ms)',
-    `boot ${result.cold_boot_ms_median} (bare node -e 0: ${result.node_bare_start_ms_median}), read ${result.cold_read_ms_median}, JSON.parse ${result.cold_parse_ms_median}, fromState ${result.cold_load_ms_median}, components ${result.cold_components_ms_median}, change + plan ${result.cold_plan_ms_median}, exit ${result.cold_exit_ms_median}`,
-  ],
-  [
-    '  ours cold / ninja -n',
-    `${result.ratio_cold_ours_over_ninja_n}× wall (ninja -n / ours: ${result.ratio_ninja_n_over_cold_ours}×) (goal ≤ 1.5×); CPU ${result.ratio_cold_ours_cpu_over_ninja_n_cpu}×`,
+    '  ours cold (compact) / ninja -n',
+    `${figure('ratio_cold_ours_over_ninja_n')}× wall (ninja -n / ours: ${result.ratio_ninja_n_over_cold_ours}×) (goal ≤ 1.5×); CPU ${figure('ratio_cold_ours_cpu_over_ninja_n_cpu')}×; JSON state takes ${result.ratio_cold_json_over_cold_compact}× the compact${hasOld ? `, the old code ${figure('ratio_cold_old_over_cold_compact')}×` : ''}`,
   ],
   [
     'WARM ours vs COLD ninja (ninja has no daemon)',
