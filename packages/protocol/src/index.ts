@@ -54,7 +54,7 @@ export {
 } from './env.js';
 export { type EnvIntOptions, envInt, envIntType, TIMER_MS } from './env-int.js';
 export { Envelope, envelope, newId, SCHEMA_VERSION } from './envelope.js';
-export { PythonRequirement, TaskEnvironment } from './environments.js';
+export { PIXI_NOT_SUPPORTED, PythonRequirement, TaskEnvironment } from './environments.js';
 export {
   CpError,
   type CpErrorOptions,
@@ -108,6 +108,7 @@ export {
   type ProfileInput,
   parseProfile,
   parseResource,
+  pixiNote,
   profileId,
   RESOURCE_TYPES,
   Resource,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PIXI_NOT_SUPPORTED } from './environments.js';
 import { InvalidConfigError, InvalidNameError } from './errors.js';
 import { ServiceName } from './names.js';
 
@@ -362,6 +363,19 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
  * only when its runner stages them (CP_K8S_STAGE_LISTEN), which the resource cannot tell.
  */
 export function resourceWarning(r: Resource): string | undefined {
+  const notes = [kubernetesNote(r), pixiNote(r)].filter((n) => n !== undefined);
+  return notes.length ? notes.join('; ') : undefined;
+}
+
+/** A non-empty tasks_pixi_config is accepted (Fractal's shape) and never used. */
+export function pixiNote(r: Resource): string | undefined {
+  const pixi = r.tasks_pixi_config;
+  return pixi && Object.keys(pixi).length > 0
+    ? `tasks_pixi_config is accepted but not used: ${PIXI_NOT_SUPPORTED}`
+    : undefined;
+}
+
+function kubernetesNote(r: Resource): string | undefined {
   if (r.type === 'kubernetes' && !r.workspace_volume)
     return "a kubernetes resource without workspace_volume runs only tasks that declare no files unless the runner that serves it stages them (CP_K8S_STAGE_LISTEN: pods fetch inputs from the runner and send outputs back, services/runner/README.md); a chef's tasks declare theirs: give it workspace_volume, the workspace's PersistentVolumeClaim, or run its runner with staging";
   return undefined;

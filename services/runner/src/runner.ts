@@ -16,6 +16,7 @@ import {
 } from '@computepods/executors';
 import {
   buckets,
+  pixiNote,
   streams,
   subjects,
   type TaskControl,
@@ -96,6 +97,8 @@ export async function startRunner(
     remoteCwd: (task) =>
       (resource.type === 'slurm_ssh' && !task.files) || (!!options.staging && !!task.files),
   };
+  const pixi = pixiNote(resource);
+  if (pixi) log.warn({ resource: rc.resource }, pixi);
   if (rc.workspaceRoots.length === 0)
     log.error(
       'no workspace roots: this runner refuses every task until CP_WORKSPACE_ROOTS (colon-separated absolute paths) or CP_WORKSPACE is set to the workspaces its tasks may run in',
