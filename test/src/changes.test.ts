@@ -325,10 +325,56 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
     // A down host is logged and waited for (the dead-pod test below); this cause is final.
     await expect(started).rejects.toMatchObject({
       code: 'CP_POD_SYNC_FAILED',
-      message: expect.stringMatching(/a-file exists on the pod and is not a directory/),
+      message: expect.stringMatching(/a-file exists and is not a directory/),
       cause: { code: 'TRANSPORT_SFTP', retryable: false },
     });
     expect(logs.filter((l) => l.msg === 'pod reachable')).toEqual([]);
+  });
+
+  it('syncs into a remote root reached through a symlinked directory on the pod', async () => {
+    const project = 'i2n-linked';
+    const real = join(pod.home, remoteBase, 'real-volume');
+    mkdirSync(real, { recursive: true });
+    for (const d of [join(pod.home, remoteBase), real]) chownSync(d, pod.uid, pod.gid);
+    symlinkSync(real, join(pod.home, remoteBase, 'linked'));
+    const remoteRoot = `${remoteBase}/linked/ws`;
+    const local = dir.join('linked');
+    const content = write(local, 'paper/main.tex', 'through the link\n');
+    const bus = await observer(project);
+    const seen = recordEvents(bus, remoteRoot);
+    await bus.nc.flush(); // before the daemon publishes on its own connection
+    const logs: Record<string, unknown>[] = [];
+    const daemon = await startDaemon(
+      resolveSettings({
+        cli: {
+          project,
+          pod: 'laptop-6',
+          root: local,
+          ssh: `${USER}@127.0.0.1:${sshd.port}`,
+          key: pod.privateKeyPath,
+          knownHosts: sshd.knownHostsPath,
+          remoteRoot,
+          stateDir: dir.join('state-linked'),
+          nats: nats.url,
+        },
+        env: {},
+        cwd: repo,
+        home: homedir(),
+      }),
+      { logger: capturingLogger(logs) },
+    );
+    try {
+      await until(
+        'main.tex announced',
+        () => seen.find((x) => x.event.path === 'paper/main.tex'),
+        () => JSON.stringify(logs.slice(-20)),
+      );
+      // The workspace was made inside the link's target, and the file is there.
+      expect(sha256(readFileSync(join(real, 'ws/paper/main.tex')))).toBe(content);
+    } finally {
+      await daemon.stop();
+      await bus.close();
+    }
   });
 
   it('refuses paths that would leave either root (symlinks on the pod or here), naming them', async () => {

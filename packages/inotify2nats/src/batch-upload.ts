@@ -8,7 +8,7 @@ import {
   VerifyError,
 } from '@computepods/transport';
 import pMap from 'p-map';
-import type { Sftp } from './sftp-calls.js';
+import type { Sftp } from './sftp-session.js';
 
 /** One file to send: the local file and its place under the remote root. */
 export interface UploadItem {

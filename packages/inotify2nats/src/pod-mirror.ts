@@ -5,22 +5,17 @@ import type { FileEvent } from '@computepods/fswatch';
 import { checkRelativePath, isRetryable, UnsafePathError } from '@computepods/protocol';
 import {
   endpointOf,
+  isNoSuchFile,
   type SshPool,
   type SshTarget,
+  sftpOps,
   shellQuote,
   TransportError,
 } from '@computepods/transport';
 import { type UploadItem, uploadBatch } from './batch-upload.js';
 import { PodSyncError, PodUnreachableError, UnsafeSyncPathError } from './errors.js';
 import { RemoteDirs } from './remote-dirs.js';
-import {
-  isNoSuchFile,
-  lstatOrUndefined,
-  mkdirp,
-  realpath as remoteRealpath,
-  type Sftp,
-  unlink,
-} from './sftp-calls.js';
+import type { Sftp } from './sftp-session.js';
 
 export interface PodMirrorOptions {
   readonly pool: SshPool;
@@ -91,8 +86,9 @@ export class PodMirror {
     const { pool, target, remoteRoot } = this.#o;
     try {
       this.#remoteRoot = await pool.sftp(target, async (s) => {
-        await mkdirp(s, remoteRoot);
-        return remoteRealpath(s, remoteRoot);
+        // The remote root may lie under a symlinked directory (a home on another volume).
+        await sftpOps.mkdirp(s, remoteRoot, { followSymlinks: true });
+        return sftpOps.realpath(s, remoteRoot);
       });
     } catch (err) {
       throw this.#hostError(err, 0, `prepare the remote root ${remoteRoot}`);
@@ -212,12 +208,12 @@ export class PodMirror {
     const safe = safeRel(rel);
     if (!(await dirs.ensure(s, parentOf(safe), false, rel))) return;
     const abs = `${dirs.root}/${safe}`;
-    const st = await lstatOrUndefined(s, abs);
+    const st = await sftpOps.statOrUndefined(s, abs);
     if (!st) return;
     if (st.isDirectory())
       throw new UnsafeSyncPathError(rel, `on the pod, ${abs} is a directory; not removing a tree`);
     try {
-      await unlink(s, abs);
+      await sftpOps.unlink(s, abs);
     } catch (err) {
       if (!isNoSuchFile(err)) throw err;
     }

@@ -1,5 +1,6 @@
+import { sftpOps } from '@computepods/transport';
 import { UnsafeSyncPathError } from './errors.js';
-import { lstatOrUndefined, mkdirOnce, realpath, type Sftp, stat } from './sftp-calls.js';
+import type { Sftp } from './sftp-session.js';
 
 function inside(root: string, path: string): boolean {
   return path === root || path.startsWith(root.endsWith('/') ? root : `${root}/`);
@@ -40,22 +41,22 @@ export class RemoteDirs {
     const i = relDir.lastIndexOf('/');
     if (i >= 0 && !(await this.ensure(s, relDir.slice(0, i), create, forPath))) return false;
     const abs = `${this.root}/${relDir}`;
-    const st = await lstatOrUndefined(s, abs);
+    const st = await sftpOps.statOrUndefined(s, abs);
     if (!st) {
       if (!create) return false;
-      await mkdirOnce(s, abs);
+      await sftpOps.mkdirOnce(s, abs);
       return true;
     }
     if (st.isDirectory()) return true;
     if (st.isSymbolicLink()) {
-      const real = await realpath(s, abs);
+      const real = await sftpOps.realpath(s, abs);
       if (!inside(this.root, real)) {
         throw new UnsafeSyncPathError(
           forPath,
           `on the pod, ${abs} is a symlink to ${real}, outside the remote root ${this.root}`,
         );
       }
-      if ((await stat(s, abs)).isDirectory()) return true;
+      if ((await sftpOps.stat(s, abs)).isDirectory()) return true;
     }
     throw new UnsafeSyncPathError(
       forPath,

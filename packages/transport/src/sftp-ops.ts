@@ -136,27 +136,43 @@ export const sftpOps = {
   fastGet: (s: SFTPWrapper, remote: string, local: string) =>
     call<void>('get', remote, (cb) => s.fastGet(remote, local, cb)),
 
-  /** mkdir -p: creates each missing component of an absolute or relative path. */
-  async mkdirp(s: SFTPWrapper, dir: string): Promise<void> {
-    const parts = dir.split('/');
+  /** mkdir, tolerating a directory that another writer made first. */
+  async mkdirOnce(s: SFTPWrapper, p: string): Promise<void> {
+    try {
+      await sftpOps.mkdir(s, p);
+    } catch (err) {
+      if (!(await sftpOps.statOrUndefined(s, p))?.isDirectory()) throw err;
+    }
+  },
+
+  /**
+   * mkdir -p: creates each missing component of an absolute or relative path. A component
+   * that is a symlink is refused, unless `followSymlinks` (then one to a directory will do: a
+   * workspace under a symlinked home).
+   */
+  async mkdirp(
+    s: SFTPWrapper,
+    dir: string,
+    options: { readonly followSymlinks?: boolean } = {},
+  ): Promise<void> {
     let cur = dir.startsWith('/') ? '' : '.';
-    for (const part of parts) {
-      if (!part) continue;
-      cur = cur === '' ? `/${part}` : `${cur}/${part}`;
+    for (const part of dir.split('/')) {
+      if (!part || part === '.') continue;
+      cur = `${cur}/${part}`;
       const st = await sftpOps.statOrUndefined(s, cur);
-      if (!st) {
-        try {
-          await sftpOps.mkdir(s, cur);
-        } catch (err) {
-          // Another writer may have made it meanwhile.
-          if (!(await sftpOps.statOrUndefined(s, cur))?.isDirectory()) throw err;
-        }
-      } else if (!st.isDirectory()) {
+      if (!st) await sftpOps.mkdirOnce(s, cur);
+      else if (
+        !st.isDirectory() &&
+        !(
+          options.followSymlinks &&
+          st.isSymbolicLink() &&
+          (await sftpOps.stat(s, cur)).isDirectory()
+        )
+      )
         throw new TransportError(
           'TRANSPORT_SFTP',
           `sftp mkdir ${dir}: ${cur} exists and is not a directory`,
         );
-      }
     }
   },
 
