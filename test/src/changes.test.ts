@@ -164,6 +164,32 @@ async function daemonProcess(name: string, args: string[]): Promise<ManagedProce
   return proc;
 }
 
+/** inotify2nats in this process, every setting from the command line, its log lines in `logs`. */
+function daemonInProcess(
+  o: { project: string; pod: string; root: string; remoteRoot: string; state: string },
+  logs: Record<string, unknown>[],
+) {
+  return startDaemon(
+    resolveSettings({
+      cli: {
+        project: o.project,
+        pod: o.pod,
+        root: o.root,
+        ssh: `${USER}@127.0.0.1:${sshd.port}`,
+        key: pod.privateKeyPath,
+        knownHosts: sshd.knownHostsPath,
+        remoteRoot: o.remoteRoot,
+        stateDir: dir.join(o.state),
+        nats: nats.url,
+      },
+      env: {},
+      cwd: repo,
+      home: homedir(),
+    }),
+    { logger: capturingLogger(logs) },
+  );
+}
+
 /** A pino logger whose JSON lines land in an array (to check what the daemon says). */
 function capturingLogger(lines: Record<string, unknown>[]) {
   const sink = new Writable({
@@ -303,24 +329,15 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
     const local = dir.join('file-root');
     mkdirSync(local, { recursive: true });
     const logs: Record<string, unknown>[] = [];
-    const started = startDaemon(
-      resolveSettings({
-        cli: {
-          project: 'i2n-file-root',
-          pod: 'laptop-5',
-          root: local,
-          ssh: `${USER}@127.0.0.1:${sshd.port}`,
-          key: pod.privateKeyPath,
-          knownHosts: sshd.knownHostsPath,
-          remoteRoot,
-          stateDir: dir.join('state-file-root'),
-          nats: nats.url,
-        },
-        env: {},
-        cwd: repo,
-        home: homedir(),
-      }),
-      { logger: capturingLogger(logs) },
+    const started = daemonInProcess(
+      {
+        project: 'i2n-file-root',
+        pod: 'laptop-5',
+        root: local,
+        remoteRoot,
+        state: 'state-file-root',
+      },
+      logs,
     );
     // A down host is logged and waited for (the dead-pod test below); this cause is final.
     await expect(started).rejects.toMatchObject({
@@ -344,24 +361,9 @@ describe('inotify2nats: user machine → pod workspace → files.changed', () =>
     const seen = recordEvents(bus, remoteRoot);
     await bus.nc.flush(); // before the daemon publishes on its own connection
     const logs: Record<string, unknown>[] = [];
-    const daemon = await startDaemon(
-      resolveSettings({
-        cli: {
-          project,
-          pod: 'laptop-6',
-          root: local,
-          ssh: `${USER}@127.0.0.1:${sshd.port}`,
-          key: pod.privateKeyPath,
-          knownHosts: sshd.knownHostsPath,
-          remoteRoot,
-          stateDir: dir.join('state-linked'),
-          nats: nats.url,
-        },
-        env: {},
-        cwd: repo,
-        home: homedir(),
-      }),
-      { logger: capturingLogger(logs) },
+    const daemon = await daemonInProcess(
+      { project, pod: 'laptop-6', root: local, remoteRoot, state: 'state-linked' },
+      logs,
     );
     try {
       await until(
