@@ -361,7 +361,8 @@ export class Scheduler implements GraphListener {
 
   private selfLoop(t: Task): boolean {
     const producer = this.graph.producer;
-    return t.inputs.some((p) => producer[p] === t.idx);
+    for (const p of t.inputs) if (producer[p] === t.idx) return true;
+    return false;
   }
 
   /**
@@ -416,10 +417,13 @@ export class Scheduler implements GraphListener {
     const tasks = g.tasks;
     const n = tasks.length;
     const offsets = new Int32Array(n + 1);
+    // The producer table read directly: these loops see every input edge (a path a task reads is
+    // always interned, so its entry exists).
+    const producer = g.producer;
     let edges = 0;
     for (let v = 0; v < n; v++) {
       const t = tasks[v];
-      if (t) for (const p of t.inputs) if (g.producerOf(p) >= 0) edges++;
+      if (t) for (const p of t.inputs) if ((producer[p] ?? -1) >= 0) edges++;
       offsets[v + 1] = edges;
     }
     const targets = new Int32Array(edges);
@@ -427,7 +431,7 @@ export class Scheduler implements GraphListener {
       const t = tasks[v];
       if (!t) continue;
       for (const p of t.inputs) {
-        const prod = g.producerOf(p);
+        const prod = producer[p] ?? -1;
         if (prod >= 0) targets[e++] = prod;
       }
     }

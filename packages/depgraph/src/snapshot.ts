@@ -45,6 +45,7 @@ export interface SnapshotExtras extends HeldInstances {
 }
 
 export const TASK_HEAD = 7;
+const NO_PATHS: readonly number[] = Object.freeze([]);
 
 export function takeSnapshot(g: Graph): Snapshot {
   const strings = [...g.paths];
@@ -163,7 +164,11 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
       nOpt !== rule.optional.length ||
       nOut === 0 ||
       nOut > rule.outputs.length ||
-      !(id.length > rule.id.length && id[rule.id.length] === ':' && id.startsWith(rule.id))
+      !(
+        id.length > rule.id.length &&
+        id.charCodeAt(rule.id.length) === 58 /* : */ &&
+        id.startsWith(rule.id)
+      )
     ) {
       throw new StateCorruptError('tasks', `task ${id} does not fit its rule`);
     }
@@ -181,7 +186,7 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
       tasks[at + 3] ?? 0,
     );
     const trace = g.traces.packedOffset(id);
-    t.discovered = trace === undefined ? [] : packedDiscovered(traces, trace, t);
+    t.discovered = trace === undefined ? NO_PATHS : packedDiscovered(traces, trace, t);
     if (!g.restoreTask(t)) throw new StateCorruptError('tasks', `task ${id} overlaps another`);
     at = start + nReq + nOpt + nOut;
   }
@@ -198,7 +203,7 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
 }
 
 /** The discovered inputs of a task's packed trace (as resolveDiscovered gives them). */
-function packedDiscovered(words: Uint32Array, at: number, t: Task): number[] {
+function packedDiscovered(words: Uint32Array, at: number, t: Task): readonly number[] {
   const ins = words[at + 1] ?? 0;
   const outs = words[at + 2] ?? 0;
   const disc = words[at + 3] ?? 0;

@@ -120,26 +120,27 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const hashes = r.words(paths, 'hashes');
   checkBelow(hashes, nStrings + 1, 'hashes');
   const traces = r.words(traceWords, 'traces');
+  // Index arithmetic only (no subarray per record): these walks see every word of the file.
   checkRecords(traces, traceCount, 'traces', (at) => {
-    const [id = nStrings, ins = 0, outs = 0, disc = 0] = traces.subarray(at, at + TRACE_HEAD);
-    if (id >= nStrings) return -1;
-    const end = at + TRACE_HEAD + 2 * (ins + outs) + Math.max(disc - 1, 0);
+    if (at + TRACE_HEAD > traces.length || (traces[at] ?? nStrings) >= nStrings) return -1;
+    const pairs = (traces[at + 1] ?? 0) + (traces[at + 2] ?? 0);
+    const end = at + TRACE_HEAD + 2 * pairs + Math.max((traces[at + 3] ?? 0) - 1, 0);
     if (end > traces.length) return -1;
-    for (let i = at + TRACE_HEAD, k = 0; k < ins + outs; k++, i += 2) {
-      if ((traces[i] ?? paths) >= paths) return -1;
-      // A hash is a non-empty string.
-      if (!strings[traces[i + 1] ?? nStrings]) return -1;
+    let i = at + TRACE_HEAD;
+    for (const stop = i + 2 * pairs; i < stop; i += 2) {
+      // A path, then a hash: a non-empty string.
+      if ((traces[i] ?? paths) >= paths || !strings[traces[i + 1] ?? nStrings]) return -1;
     }
-    checkBelow(traces.subarray(end - Math.max(disc - 1, 0), end), paths, 'traces');
+    for (; i < end; i++) if ((traces[i] ?? paths) >= paths) return -1;
     return end;
   });
   const tasks = r.words(taskWords, 'tasks');
   checkRecords(tasks, taskCount, 'tasks', (at) => {
-    const head = tasks.subarray(at, at + TASK_HEAD);
-    const [, , id = nStrings, , req = 0, opt = 0, out = 0] = head;
-    const end = at + TASK_HEAD + req + opt + out;
-    if (head.length < TASK_HEAD || id >= nStrings || end > tasks.length) return -1;
-    checkBelow(tasks.subarray(at + TASK_HEAD, end), paths, 'tasks');
+    if (at + TASK_HEAD > tasks.length || (tasks[at + 2] ?? nStrings) >= nStrings) return -1;
+    const ids = (tasks[at + 4] ?? 0) + (tasks[at + 5] ?? 0) + (tasks[at + 6] ?? 0);
+    const end = at + TASK_HEAD + ids;
+    if (end > tasks.length) return -1;
+    for (let i = at + TASK_HEAD; i < end; i++) if ((tasks[i] ?? paths) >= paths) return -1;
     return end;
   });
   const consumers = r.words(consumerWords, 'consumers');

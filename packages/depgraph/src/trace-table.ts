@@ -95,8 +95,14 @@ function unpackTrace({ words, strings }: PackedTraces, offset: number): Trace {
   return { inIds, inHashes, outIds, outHashes, discovered };
 }
 
-/** `n` words from `at` as a plain array (Array.from over a subarray costs several times more). */
-export function numbers(words: Uint32Array, at: number, n: number): number[] {
+const NONE: readonly number[] = Object.freeze([]);
+
+/**
+ * `n` words from `at` as a plain array (Array.from over a subarray costs several times more); an
+ * empty list is shared (most tasks have no optional inputs).
+ */
+export function numbers(words: Uint32Array, at: number, n: number): readonly number[] {
+  if (n === 0) return NONE;
   const list = new Array<number>(n);
   for (let i = 0; i < n; i++) list[i] = words[at + i] ?? 0;
   return list;
