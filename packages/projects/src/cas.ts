@@ -5,11 +5,13 @@ import { ProjectError } from './errors.js';
 // the key since we read it (KV update/create/delete with a revision).
 const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
 
-/** True when a revision-checked KV write failed because the key changed since it was read. */
+/**
+ * True when a revision-checked KV write failed because the key changed since it was read:
+ * decided by the JetStream API error code nats.js puts on the error, never by its message.
+ */
 export function isConflict(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  if (typeof e?.code === 'number' && WRONG_LAST_SEQUENCE.has(e.code)) return true;
-  return typeof e?.message === 'string' && /wrong last sequence/i.test(e.message);
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'number' && WRONG_LAST_SEQUENCE.has(code);
 }
 
 const ATTEMPTS = 200;
