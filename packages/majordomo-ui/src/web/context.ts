@@ -23,3 +23,12 @@ export function useSnapshot(): Snapshot {
   const { store } = useSession();
   return useSyncExternalStore(store.subscribe, store.get);
 }
+
+/**
+ * One value read from the snapshot: the component renders again only when that value changes
+ * (compared with Object.is, so select a string, number or boolean), not on every event.
+ */
+export function useSelected<T>(select: (s: Snapshot) => T): T {
+  const { store } = useSession();
+  return useSyncExternalStore(store.subscribe, () => select(store.get()));
+}

@@ -43,6 +43,13 @@ export interface Snapshot {
 
 type Part = 'graph' | 'plan' | 'builds' | 'tasks' | 'records';
 const DELAY: Record<Part, number> = { graph: 250, plan: 150, builds: 100, tasks: 150, records: 0 };
+/**
+ * A part is read again no sooner than this many times its last read took (fetch, parse and
+ * apply): a large project's graph (megabytes) is then re-read every second or two while builds
+ * run, not four times a second, and the page keeps its frames. States still arrive at once,
+ * as events.
+ */
+const COST_FACTOR = 5;
 
 const fromGraph: Record<GraphState, ArtefactStatus> = {
   source: 'source',
@@ -71,6 +78,8 @@ export class ProjectStore {
   };
   readonly #listeners = new Set<() => void>();
   readonly #timers = new Map<Part, ReturnType<typeof setTimeout>>();
+  /** How long the last read of each part took (ms). */
+  readonly #cost = new Map<Part, number>();
   readonly #abort = new AbortController();
   /** Called when the event stream refuses the token. */
   onRefused: (message: string) => void = () => {};
@@ -108,15 +117,22 @@ export class ProjectStore {
     for (const t of this.#timers.values()) clearTimeout(t);
   }
 
-  /** Re-reads one part after `delay` ms; calls in between are folded into one read. */
-  refresh(part: Part, delay = DELAY[part]): void {
+  /**
+   * Re-reads one part after `delay` ms (by default its usual delay, or COST_FACTOR times what
+   * its last read took if that is longer); calls in between are folded into one read.
+   */
+  refresh(part: Part, delay?: number): void {
     if (this.#timers.has(part)) return;
+    const wait = delay ?? Math.max(DELAY[part], COST_FACTOR * (this.#cost.get(part) ?? 0));
     this.#timers.set(
       part,
       setTimeout(() => {
         this.#timers.delete(part);
-        this.#load(part).catch((err: Error) => this.#set({ error: `${part}: ${err.message}` }));
-      }, delay),
+        const start = performance.now();
+        this.#load(part)
+          .catch((err: Error) => this.#set({ error: `${part}: ${err.message}` }))
+          .finally(() => this.#cost.set(part, performance.now() - start));
+      }, wait),
     );
   }
 

@@ -10,17 +10,21 @@ import {
   ReactFlow,
   useReactFlow,
 } from '@xyflow/react';
-import { createContext, memo, useContext, useEffect, useMemo } from 'react';
+import { createContext, memo, useCallback, useContext, useEffect, useMemo, useRef } from 'react';
 import { collapseGraph, countStates, isFolderKey, worstState } from '../collapse.js';
-import { useSnapshot } from '../context.js';
+import { useSelected, useSnapshot } from '../context.js';
 import { type LaidNode, layoutGraph, shapeKey } from '../layout.js';
 import { href, type Route, setParam } from '../route.js';
 import { type Snapshot, STATE_LABEL, shownState } from '../store.js';
 import type { ArtefactStatus, GraphJSON } from '../types.js';
 import { ArtefactPanel } from './ArtefactPanel.js';
 
+/**
+ * What every node of the view shares: it changes with the URL and the graph's shape, not with
+ * states (each node reads its own state from the store, so an event redraws only the nodes it
+ * changes, not all of them).
+ */
 interface Look {
-  snap: Snapshot;
   query: string;
   state: string;
   selected: string;
@@ -37,6 +41,17 @@ function useLook(): Look {
 }
 
 type NodeData = { key: string };
+
+const running = new WeakMap<readonly Snapshot['builds'][number][], Set<string>>();
+/** The tasks with a build in flight, made once per list of builds. */
+function runningTasks(s: Snapshot): Set<string> {
+  let set = running.get(s.builds);
+  if (!set) {
+    set = new Set(s.builds.map((b) => b.taskId));
+    running.set(s.builds, set);
+  }
+  return set;
+}
 
 function matches(look: Look, path: string, state: ArtefactStatus): boolean {
   if (look.state && look.state !== state) return false;
@@ -68,7 +83,7 @@ function BackHandles() {
 
 const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeData>>) {
   const look = useLook();
-  const state = shownState(look.snap, data.key);
+  const state = useSelected((s) => shownState(s, data.key));
   const dim = (look.query || look.state) && !matches(look, data.key, state);
   return (
     <div
@@ -90,7 +105,19 @@ const ArtefactNode = memo(function ArtefactNode({ data }: NodeProps<Node<NodeDat
 const FolderNode = memo(function FolderNode({ data }: NodeProps<Node<NodeData>>) {
   const look = useLook();
   const paths = look.folders.get(data.key) ?? [];
-  const counts = countStates(paths, (p) => shownState(look.snap, p));
+  // The counts as one string (a value that compares equal while they stay the same).
+  const summary = useSelected((s) =>
+    [...countStates(paths, (p) => shownState(s, p))].map(([k, n]) => `${k}=${n}`).join(','),
+  );
+  const counts = new Map(
+    summary
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => {
+        const [k, n] = kv.split('=');
+        return [k as ArtefactStatus, Number(n)] as const;
+      }),
+  );
   const state = worstState(counts.keys());
   const unsettled = [...counts]
     .filter(([s]) => s !== 'up_to_date' && s !== 'source')
@@ -116,8 +143,7 @@ const FolderNode = memo(function FolderNode({ data }: NodeProps<Node<NodeData>>)
 });
 
 const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<NodeData>>) {
-  const look = useLook();
-  const running = look.snap.builds.some((b) => b.taskId === data.key);
+  const running = useSelected((s) => runningTasks(s).has(data.key));
   return (
     <div className={`node task${running ? ' running' : ''}`} data-task={data.key} title={data.key}>
       <Handle type="target" position={Position.Left} isConnectable={false} />
@@ -129,10 +155,11 @@ const TaskNode = memo(function TaskNode({ data }: NodeProps<Node<NodeData>>) {
 });
 
 const CycleNode = memo(function CycleNode({ data }: NodeProps<Node<NodeData>>) {
-  const look = useLook();
   const id = Number(data.key);
-  const p = look.snap.passes.get(id);
-  const active = look.snap.plan?.components.some((c) => c.id === id) ?? false;
+  const pass = useSelected((s) => s.passes.get(id)?.pass ?? 0);
+  const passLimit = useSelected((s) => s.passes.get(id)?.limit ?? 0);
+  const active = useSelected((s) => s.plan?.components.some((c) => c.id === id) ?? false);
+  const p = pass || passLimit ? { pass, limit: passLimit } : undefined;
   const limit = p?.limit || '?';
   const text = !p?.pass
     ? `cycle · settled · limit ${limit} passes`
@@ -167,6 +194,8 @@ function FitOnShape({ shape, large }: { shape: string; large: boolean }) {
 
 /** Above this many nodes only those in view are drawn. */
 const DRAW_VISIBLE_ONLY = 1000;
+
+const PRO_OPTIONS = { hideAttribution: true };
 
 const nodeTypes = { artefact: ArtefactNode, folder: FolderNode, task: TaskNode, cycle: CycleNode };
 
@@ -249,7 +278,16 @@ export function GraphView({ route }: { route: Route }) {
   const query = route.params.get('q') ?? '';
   const state = route.params.get('state') ?? '';
   const selected = route.params.get('sel') ?? '';
-  const grouped = route.params.get('group') === 'folder';
+  const group = route.params.get('group');
+  // A large graph opened on nothing in particular (no search, filter or selection) shows its
+  // shape: grouped by folder and rule. `group=none` or `group=folder` in the URL decides.
+  const grouped = group
+    ? group === 'folder'
+    : !query &&
+      !state &&
+      !selected &&
+      !!full &&
+      full.artefacts.length + full.tasks.length > LARGE_GRAPH;
   const openParam = route.params.get('open') ?? '';
   const open = useMemo(() => new Set(openParam.split(',').filter(Boolean)), [openParam]);
   const collapsed = useMemo(
@@ -291,9 +329,19 @@ export function GraphView({ route }: { route: Route }) {
   }, [key]);
   const folders = collapsed?.folders ?? NO_FOLDERS;
   const look = useMemo(
-    () => ({ snap, query, state, selected, folders }),
-    [snap, query, state, selected, folders],
+    () => ({ query, state, selected, folders }),
+    [query, state, selected, folders],
   );
+  // ReactFlow's props stay the same objects from event to event, so it draws nothing again.
+  const at = useRef({ route, open });
+  at.current = { route, open };
+  const onNodeClick = useCallback((_e: unknown, n: Node) => {
+    const { route: r, open: o } = at.current;
+    const key = (n.data as NodeData).key;
+    if (n.type === 'artefact') setParam(r, 'sel', key);
+    else if (n.type === 'folder')
+      setParam(r, 'open', [...new Set([...o, key.slice(0, -1)])].sort().join(','));
+  }, []);
 
   return (
     <div className="with-panel">
@@ -322,10 +370,10 @@ export function GraphView({ route }: { route: Route }) {
           <label>
             Group{' '}
             <select
-              value={grouped ? 'folder' : ''}
+              value={grouped ? 'folder' : 'none'}
               onChange={(e) => setParam(route, 'group', e.target.value)}
             >
-              <option value="">none</option>
+              <option value="none">none</option>
               <option value="folder">by folder and rule</option>
             </select>
           </label>
@@ -380,12 +428,8 @@ export function GraphView({ route }: { route: Route }) {
               nodesDraggable={false}
               nodesConnectable={false}
               onlyRenderVisibleElements={flow.nodes.length > DRAW_VISIBLE_ONLY}
-              proOptions={{ hideAttribution: true }}
-              onNodeClick={(_e, n) => {
-                const key = (n.data as NodeData).key;
-                if (n.type === 'artefact') setParam(route, 'sel', key);
-                else if (n.type === 'folder') setOpen(new Set([...open, key.slice(0, -1)]));
-              }}
+              proOptions={PRO_OPTIONS}
+              onNodeClick={onNodeClick}
             >
               <FitOnShape
                 shape={`${key}${selected ? ' panel' : ''}`}
