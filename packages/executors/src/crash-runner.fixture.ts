@@ -18,6 +18,7 @@ const ex = createExecutor({
     pollMs: 300,
     batchWindowMs: 200,
     retry: { attempts: 3, baseMs: 100, maxMs: 500 },
+    ...(env.CRASH_K8S_STAGING ? { kubernetesStaging: JSON.parse(env.CRASH_K8S_STAGING) } : {}),
   },
 });
 

@@ -34,7 +34,9 @@ export function k8sLiteral(text: string): string {
   return text.replaceAll('$', () => '$$');
 }
 
-const CURL = `curl -sS --fail-with-body --cacert ${STAGE_MOUNT}/ca.pem -H "Authorization: Bearer $COMPUTEPODS_STAGE_TOKEN"`;
+// Retried for about a minute while the runner cannot be reached (restarting, say) or answers
+// 5xx; a refusal (4xx: a wrong token, an input gone, a SHA-256 mismatch) fails at once.
+const CURL = `curl -sS --fail-with-body --retry 20 --retry-delay 3 --retry-connrefused --cacert ${STAGE_MOUNT}/ca.pem -H "Authorization: Bearer $COMPUTEPODS_STAGE_TOKEN"`;
 const BASE = '"$COMPUTEPODS_STAGE_URL/v1/jobs/$COMPUTEPODS_JOB"';
 
 /** The init container's script: every input fetched and checked, the output folders made. */

@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
 import { request } from 'node:https';
+import { type AddressInfo, connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { type KubernetesResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
 import {
   defined,
+  freePort,
   KubeApi,
+  ManagedProcess,
   makeTestCa,
   makeTestCertificate,
   privateWorkspace,
@@ -14,6 +19,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
 import type { Executor } from './executor.js';
+import { FileHooks } from './file-hooks.fixture.js';
 import { kubernetesHandle } from './handle.js';
 import { RecordingHooks } from './test-hooks.js';
 
@@ -26,6 +32,8 @@ import { RecordingHooks } from './test-hooks.js';
  */
 
 const NS = 'cp-stage';
+const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-k8s-stage-');
 let kube: KubeApi;
 let kubeconfig: string;
@@ -50,20 +58,27 @@ afterAll(async () => {
   tmp[Symbol.dispose]();
 });
 
+const resourceJson = () => ({
+  type: 'kubernetes',
+  name: 'Kubernetes',
+  id: 'k8s',
+  namespace: NS,
+  kubeconfig_path: kubeconfig,
+  jobs_local_dir: tmp.join('jobs'),
+  jobs_poll_interval: 0,
+  jobs_runner_config: { image: 'debian:bookworm-slim' },
+});
+const profile = {
+  resource_type: 'kubernetes' as const,
+  name: 'K8s account',
+  service_account: 'cp',
+};
+
 function setup() {
   const hooks = new RecordingHooks();
   const ex = createExecutor({
-    resource: parseResource({
-      type: 'kubernetes',
-      name: 'Kubernetes',
-      id: 'k8s',
-      namespace: NS,
-      kubeconfig_path: kubeconfig,
-      jobs_local_dir: tmp.join('jobs'),
-      jobs_poll_interval: 0,
-      jobs_runner_config: { image: 'debian:bookworm-slim' },
-    }) as KubernetesResource,
-    profile: { resource_type: 'kubernetes', name: 'K8s account', service_account: 'cp' },
+    resource: parseResource(resourceJson()) as KubernetesResource,
+    profile,
     hooks,
     queue: 'team-a',
     runner: 'test',
@@ -231,6 +246,77 @@ describe('kubernetes staging (stand-in with isolated pods)', { timeout: 90_000 }
     expect(ended.body).toMatch(/has no live task on this runner/);
   });
 });
+
+describe('kubernetes staging survives kill -9 of the runner', { timeout: 120_000 }, () => {
+  it('a runner killed while a staged pod runs: the restarted one takes its outputs', async () => {
+    const port = await freePort();
+    const records = tmp.join('crash-records');
+    // The pod waits for this answer (it sees no file of this machine): the test lets it go on.
+    const held: ServerResponse[] = [];
+    const gate = createServer((_req, res) => held.push(res));
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', () => r()));
+    const gateUrl = `http://127.0.0.1:${(gate.address() as AddressInfo).port}/`;
+    writeFileSync(tmp.join('ws/crash-in.txt'), 'survives\n');
+    const t: TaskSubmitted = {
+      taskId: 'crash-staged',
+      resource: 'k8s',
+      command: `curl -s ${gateUrl} > /dev/null; tr a-z A-Z < crash-in.txt > crash-out.txt`,
+      cwd: ws.path,
+      env: {},
+      gpu: false,
+      files: { inputs: ['crash-in.txt'], outputs: ['crash-out.txt'], auxiliaries: [] },
+    };
+    const runner = (mode: 'start' | 'recover') =>
+      new ManagedProcess({
+        name: `k8s-stage-runner-${mode}`,
+        command: process.execPath,
+        args: ['--import', 'tsx', fixture, mode],
+        cwd: repoRoot,
+        env: {
+          ...process.env,
+          CRASH_RECORDS: records,
+          CRASH_RESOURCE: JSON.stringify(resourceJson()),
+          CRASH_PROFILE: JSON.stringify(profile),
+          CRASH_TASKS: JSON.stringify([t]),
+          CRASH_READY: 'crash-staged:running',
+          CRASH_K8S_STAGING: JSON.stringify({ host: '127.0.0.1', port, ...tls }),
+        },
+      });
+    const first = runner('start');
+    let second: ManagedProcess | undefined;
+    try {
+      await first.waitForOutput('ready', 60_000);
+      await until(() => held.length > 0, 'the pod waiting at the gate');
+      await first.kill9();
+      // The restarted runner serves staging on the same port with the same key (jobs folder).
+      second = runner('recover');
+      await until(() => accepts(port), "the restarted runner's stage server", 60_000);
+      for (const res of held.splice(0)) res.end('go');
+      await second.waitForOutput('done', 60_000);
+      const rec = new FileHooks(records).load().find((r) => r.task.taskId === t.taskId);
+      expect(rec?.state, rec?.reason).toBe('finished');
+      expect(readFileSync(tmp.join('ws/crash-out.txt'), 'utf8')).toBe('SURVIVES\n');
+      expect(kube.invalidResponses).toEqual([]);
+    } finally {
+      for (const res of held) res.end();
+      gate.close();
+      await first.stop();
+      await second?.stop();
+    }
+  });
+});
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
 
 function get(url: string, ca: Buffer, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

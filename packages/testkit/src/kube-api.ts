@@ -133,6 +133,10 @@ export class KubeApi implements AsyncDisposable {
   }
 
   static async start(options: KubeApiOptions = {}): Promise<KubeApi> {
+    if (options.isolatePods && process.getuid?.() !== 0)
+      throw new Error(
+        'KubeApi isolatePods runs each container in its own mount namespace and root, which only root may make: run the tests as root (the test kit does)',
+      );
     const api = new KubeApi(options);
     const { key, cert, ca } = makeCertificate(api.#temp.path);
     api.caFile = ca;
