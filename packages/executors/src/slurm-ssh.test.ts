@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Profile,
@@ -9,6 +9,7 @@ import {
 } from '@computepods/protocol';
 import {
   freePort,
+  makeWheel,
   privateWorkspace,
   Slurm,
   Sshd,
@@ -237,5 +238,41 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     expect(hooks.states('ssh-unreachable')).toEqual(['created', 'submitted', 'paused']);
     await ex.close();
     await own.close();
+  });
+
+  it('makes a task environment on the cluster as the SSH user, once, and runs tasks in it', async () => {
+    // Made by the task where it runs, below tasks_remote_dir, as cpuser; pip finds the package
+    // in a folder of this test (no network).
+    const wheels = tmp.join('wheels');
+    mkdirSync(wheels, { recursive: true });
+    chmodSync(wheels, 0o1777);
+    await makeWheel(wheels, 'cpssh', '1.0', {
+      '__init__.py': 'def greet():\n    return "hi over ssh"\n',
+    });
+    const ex = createExecutor({
+      ...config(),
+      hooks: new RecordingHooks(),
+      sshPool: pool,
+      backendOptions: { batchWindowMs: 100, retry: { attempts: 3, baseMs: 100, maxMs: 400 } },
+    });
+    const env = { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheels, PIP_NO_CACHE_DIR: '1' };
+    const environment = { requirements: ['cpssh==1.0'] };
+    const run = 'python -c "import cpssh; print(cpssh.greet())"; id -un';
+    const first = task('ssh-env-1', run, { env, environment });
+    await ex.submit(first);
+    const f = await ex.wait(first.taskId);
+    expect(f.state, `${f.reason}\n${await ex.logs(first.taskId, 'stderr')}`).toBe('finished');
+    expect(await ex.logs(first.taskId)).toBe('hi over ssh\ncpuser\n');
+    expect(await ex.logs(first.taskId, 'stderr')).toMatch(/making the task environment/);
+    const second = task('ssh-env-2', run, { env, environment });
+    await ex.submit(second);
+    const s2 = await ex.wait(second.taskId);
+    expect(s2.state, s2.reason).toBe('finished');
+    expect(await ex.logs(second.taskId, 'stderr')).not.toMatch(/making the task environment/);
+    const envs = readdirSync(join(remoteTasks, 'envs')).filter((d) => !d.endsWith('.lock'));
+    expect(envs).toHaveLength(1);
+    const [made] = envs;
+    expect(statSync(join(remoteTasks, 'envs', made ?? '')).uid).not.toBe(process.getuid?.());
+    await ex.close();
   });
 });
