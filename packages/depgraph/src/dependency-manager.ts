@@ -595,7 +595,7 @@ export class DependencyManager {
    */
   private hashChanged(p: number, from: Task | undefined): void {
     const g = this.graph;
-    for (const c of g.consumers[p] ?? []) {
+    for (const c of g.readers(p) ?? []) {
       const t = g.task(c);
       if (t.running && t.running.snapshot.get(p) !== g.hash[p]) {
         g.log.cancel.push(t.id);

@@ -55,8 +55,14 @@ export class Graph {
   readonly projections = new Map<number, Map<string, string>>();
   /** Producing task index, or -1. */
   readonly producer: number[] = [];
-  /** Tasks reading the path as a required, optional or discovered input. */
-  readonly consumers: (number[] | undefined)[] = [];
+  /** Tasks reading the path as a required, optional or discovered input (see readers()). */
+  private readonly consumers: (number[] | undefined)[] = [];
+  /**
+   * Consumer lists restored from a snapshot stay in its words until first read: `packedAt[p]` is
+   * where path p's list starts (its count), -1 once it is a list of its own.
+   */
+  private packedReaders: Uint32Array = new Uint32Array(0);
+  private packedAt = new Int32Array(0);
   readonly tasks: (Task | undefined)[] = [];
   readonly taskById = new Map<string, Task>();
   readonly rules = new Map<string, CompiledRule>();
@@ -111,11 +117,32 @@ export class Graph {
     return t;
   }
 
+  /** Indices of the tasks reading path `p` (undefined when none ever did). */
+  readers(p: number): readonly number[] | undefined {
+    const at = this.packedAt[p] ?? -1;
+    if (at >= 0) {
+      const n = this.packedReaders[at] ?? 0;
+      const list = new Array<number>(n);
+      for (let i = 0; i < n; i++) list[i] = this.packedReaders[at + 1 + i] ?? 0;
+      this.consumers[p] = list;
+      this.packedAt[p] = -1;
+    }
+    return this.consumers[p];
+  }
+
   /** Tasks reading path `p` (an interned id), to change in place. */
   private consumersOf(p: number): number[] {
+    this.readers(p);
     const list = this.consumers[p];
     if (list === undefined) throw new GraphInvariantError('consumers of path id', p);
     return list;
+  }
+
+  private addReader(p: number, t: number): void {
+    this.readers(p);
+    const list = this.consumers[p];
+    if (list) list.push(t);
+    else this.consumers[p] = [t];
   }
 
   intern(path: string): number {
@@ -225,7 +252,7 @@ export class Graph {
     }
     for (const p of after) {
       if (inBefore(p)) continue;
-      addConsumer(this.consumers, p, t.idx);
+      this.addReader(p, t.idx);
       const prod = this.producerOf(p);
       if (prod >= 0) this.listener.edgeAdded(this.task(prod), t);
     }
@@ -251,7 +278,7 @@ export class Graph {
         this.projections.set(p, known);
       }
       known.set(key, h);
-      for (const c of this.consumers[p] ?? []) {
+      for (const c of this.readers(p) ?? []) {
         const t = this.task(c);
         if (t.projected?.get(p) === key) this.log.recheck.add(t);
       }
@@ -429,43 +456,31 @@ export class Graph {
 
   /**
    * The consumer lists of restored tasks, as a snapshot recorded them (per path: count, task
-   * indices), after the last restoreTask. False unless each list holds exactly the tasks that
-   * read the path.
+   * indices), after the last restoreTask; each becomes a list when first read. False unless each
+   * holds the tasks that read the path: a count and two sums of their indices must agree, and a
+   * list with other members or repeats does not give all three (cheaper than a membership test).
    */
   restoreConsumers(lists: Uint32Array): boolean {
-    // Each path's readers as a count and two sums of their indices; a list with other members
-    // or repeats does not give all three (cheaper than a membership test per entry).
     const n = this.paths.length;
-    const count = new Int32Array(n);
-    const sum = new Float64Array(n);
-    const squares = new Float64Array(n);
-    for (const t of this.tasks) {
-      if (!t) continue;
-      const v = t.idx + 1;
-      for (const p of t.inputs) {
-        count[p] = (count[p] ?? 0) + 1;
-        sum[p] = (sum[p] ?? 0) + v;
-        squares[p] = (squares[p] ?? 0) + v * v;
-      }
-    }
-    const consumers = this.consumers;
+    const { count, sum, squares } = readerSums(this.tasks, n);
+    const packedAt = new Int32Array(n).fill(-1);
     let at = 0;
     for (let p = 0; p < n; p++) {
-      const size = lists[at++] ?? -1;
-      if (size !== count[p] || at + size > lists.length) return false;
-      if (size === 0) continue;
-      const list = new Array<number>(size);
+      const size = lists[at] ?? -1;
+      if (size !== count[p] || at + 1 + size > lists.length) return false;
+      if (size > 0) packedAt[p] = at;
       let s = 0;
       let q = 0;
-      for (let i = 0; i < size; i++) {
-        const idx = lists[at++] ?? 0;
-        s += idx + 1;
-        q += (idx + 1) * (idx + 1);
-        list[i] = idx;
+      for (let i = at + 1; i <= at + size; i++) {
+        const v = (lists[i] ?? 0) + 1;
+        s += v;
+        q += v * v;
       }
       if (s !== sum[p] || q !== squares[p]) return false;
-      consumers[p] = list;
+      at += 1 + size;
     }
+    this.packedReaders = lists;
+    this.packedAt = packedAt;
     return at === lists.length;
   }
 
@@ -507,7 +522,7 @@ export class Graph {
       t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
     }
     t.inputs = dedupe(t.required, t.optional, t.discovered);
-    if (!restored) for (const p of t.inputs) addConsumer(this.consumers, p, t.idx);
+    if (!restored) for (const p of t.inputs) this.addReader(p, t.idx);
     for (const o of t.outputs) this.producer[o] = t.idx;
     if (!restored) {
       this.log.added.push(t.id);
@@ -543,7 +558,7 @@ export class Graph {
   /** A path neither exists nor is produced: tasks that require it go. */
   private makeUnavailable(p: number): void {
     if (this.available(p)) return;
-    const users = (this.consumers[p] ?? [])
+    const users = (this.readers(p) ?? [])
       .map((c) => this.task(c))
       .filter((t) => t.required.includes(p));
     for (const t of users) if (t.alive) this.removeTask(t);
@@ -554,10 +569,21 @@ export class Graph {
   }
 }
 
-function addConsumer(consumers: (number[] | undefined)[], p: number, t: number): void {
-  const list = consumers[p];
-  if (list) list.push(t);
-  else consumers[p] = [t];
+/** Per path: how many tasks read it, and the sums of their indices + 1 and of its squares. */
+function readerSums(tasks: readonly (Task | undefined)[], paths: number) {
+  const count = new Int32Array(paths);
+  const sum = new Float64Array(paths);
+  const squares = new Float64Array(paths);
+  for (const t of tasks) {
+    if (!t) continue;
+    const v = t.idx + 1;
+    for (const p of t.inputs) {
+      count[p] = (count[p] ?? 0) + 1;
+      sum[p] = (sum[p] ?? 0) + v;
+      squares[p] = (squares[p] ?? 0) + v * v;
+    }
+  }
+  return { count, sum, squares };
 }
 
 /**

@@ -256,11 +256,11 @@ export class Scheduler implements GraphListener {
   /** Calls `fn` once per task-level edge from component c to another component. */
   forEachOut(c: number, fn: (d: number) => void): void {
     const g = this.graph;
-    const { producer, consumers } = g;
+    const { producer } = g;
     for (const idx of this.comp(c).members) {
       for (const o of g.task(idx).outputs) {
         if (producer[o] !== idx) continue;
-        const list = consumers[o];
+        const list = g.readers(o);
         if (!list) continue;
         for (const v of list) {
           const d = g.task(v).comp;
@@ -416,45 +416,11 @@ export class Scheduler implements GraphListener {
     const g = this.graph;
     const tasks = g.tasks;
     const n = tasks.length;
-    const offsets = new Int32Array(n + 1);
-    // The producer table read directly: these loops see every input edge (a path a task reads is
-    // always interned, so its entry exists).
-    const producer = g.producer;
-    let edges = 0;
-    for (let v = 0; v < n; v++) {
-      const t = tasks[v];
-      if (t) for (const p of t.inputs) if ((producer[p] ?? -1) >= 0) edges++;
-      offsets[v + 1] = edges;
-    }
-    const targets = new Int32Array(edges);
-    for (let v = 0, e = 0; v < n; v++) {
-      const t = tasks[v];
-      if (!t) continue;
-      for (const p of t.inputs) {
-        const prod = producer[p] ?? -1;
-        if (prod >= 0) targets[e++] = prod;
-      }
-    }
+    // Each pass in a function of its own, so V8 keeps each loop's optimised code (see
+    // loadSnapshot): this runs once per restart, over every edge.
+    const { offsets, targets } = taskEdges(g);
     const { comp, count } = tarjan(n, offsets, targets, (v) => tasks[v] !== undefined);
-    // Member lists of exact length: most components are one task, and a list grown by push
-    // keeps room for 16.
-    const sizes = new Int32Array(count);
-    const filled = new Int32Array(count);
-    for (let v = 0; v < n; v++) {
-      if (!tasks[v]) continue;
-      const c = int32At(comp, v, 'task');
-      sizes[c] = int32At(sizes, c, 'component') + 1;
-    }
-    const members = Array.from(sizes, (size) => new Array<number>(size));
-    for (let v = 0; v < n; v++) {
-      if (!tasks[v]) continue;
-      const c = int32At(comp, v, 'task');
-      const slot = int32At(filled, c, 'component');
-      filled[c] = slot + 1;
-      const ids = members[c];
-      if (ids === undefined) throw new GraphInvariantError('component', c);
-      ids[slot] = v;
-    }
+    const members = componentMembers(tasks, comp, count);
     this.comps = members.map((ids, c) => {
       const [idx] = ids;
       if (idx === undefined) throw new GraphInvariantError('first member of component', c);
@@ -506,6 +472,62 @@ export class Scheduler implements GraphListener {
       ? postorderWithGraphlib(roots, deps, id)
       : postorderIterative(roots, deps);
   }
+}
+
+/** Task → producer-of-input edges in CSR form (offsets per task index, then targets). */
+function taskEdges(g: Graph): { offsets: Int32Array; targets: Int32Array } {
+  const tasks = g.tasks;
+  const n = tasks.length;
+  const offsets = new Int32Array(n + 1);
+  // The producer table read directly: these loops see every input edge (a path a task reads is
+  // always interned, so its entry exists).
+  const producer = g.producer;
+  let edges = 0;
+  for (let v = 0; v < n; v++) {
+    const t = tasks[v];
+    if (t) for (const p of t.inputs) if ((producer[p] ?? -1) >= 0) edges++;
+    offsets[v + 1] = edges;
+  }
+  const targets = new Int32Array(edges);
+  for (let v = 0, e = 0; v < n; v++) {
+    const t = tasks[v];
+    if (!t) continue;
+    for (const p of t.inputs) {
+      const prod = producer[p] ?? -1;
+      if (prod >= 0) targets[e++] = prod;
+    }
+  }
+  return { offsets, targets };
+}
+
+/**
+ * The task indices of each component, in index order. Lists of exact length: most components
+ * are one task, and a list grown by push keeps room for 16.
+ */
+function componentMembers(
+  tasks: readonly (Task | undefined)[],
+  comp: Int32Array,
+  count: number,
+): number[][] {
+  const n = tasks.length;
+  const sizes = new Int32Array(count);
+  const filled = new Int32Array(count);
+  for (let v = 0; v < n; v++) {
+    if (!tasks[v]) continue;
+    const c = int32At(comp, v, 'task');
+    sizes[c] = int32At(sizes, c, 'component') + 1;
+  }
+  const members = Array.from(sizes, (size) => new Array<number>(size));
+  for (let v = 0; v < n; v++) {
+    if (!tasks[v]) continue;
+    const c = int32At(comp, v, 'task');
+    const slot = int32At(filled, c, 'component');
+    filled[c] = slot + 1;
+    const ids = members[c];
+    if (ids === undefined) throw new GraphInvariantError('component', c);
+    ids[slot] = v;
+  }
+  return members;
 }
 
 /**

@@ -97,7 +97,10 @@ export function takeSnapshot(g: Graph): Snapshot {
     );
   }
   const consumers: number[] = [];
-  for (const list of g.consumers) consumers.push(list?.length ?? 0, ...(list ?? []));
+  for (let p = 0; p < g.paths.length; p++) {
+    const list = g.readers(p) ?? [];
+    consumers.push(list.length, ...list);
+  }
   const projections: Record<string, Record<string, string>> = {};
   for (const [p, byKey] of g.projections) projections[g.path(p)] = Object.fromEntries(byKey);
   return {
@@ -121,36 +124,66 @@ export function takeSnapshot(g: Graph): Snapshot {
  * scheduler's part); their dirtiness is not left to the batch, which would unpack every trace.
  */
 export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
-  const { strings, hashes, traces, tasks } = snap;
-  const str = (s: number) => strings[s] ?? '';
-  for (let p = 0; p < snap.paths; p++) {
-    const path = str(p);
+  // One function per pass over the records: V8 optimises a long-running loop on the spot, and a
+  // function whose later loops have not run yet is thrown back to the interpreter when it gets
+  // there; small functions keep each loop's optimised code.
+  restorePaths(snap, g);
+  restoreProjections(snap, g);
+  const rules = restoreRules(snap, g);
+  restoreTraces(snap, g);
+  restoreTasks(snap, g, rules);
+  if (!g.restoreConsumers(snap.consumers)) {
+    throw new StateCorruptError('consumers', 'the lists do not match the tasks inputs');
+  }
+  for (const [id, ruleId] of snap.extras.shadowed) {
+    if (!g.rules.has(ruleId)) throw new StateCorruptError('extras', `${id} names no rule`);
+  }
+  g.restoreHeld(snap.extras);
+  return dirtyTasks(snap, g);
+}
+
+function restorePaths({ strings, hashes, paths }: Snapshot, g: Graph): void {
+  for (let p = 0; p < paths; p++) {
+    const path = strings[p] ?? '';
     checkPath(path);
     g.add(path);
     const h = hashes[p] ?? 0;
-    if (h > 0) g.hash[p] = nonEmpty(str(h - 1), 'hashes', path);
+    if (h > 0) g.hash[p] = nonEmpty(strings[h - 1] ?? '', 'hashes', path);
   }
   // A path given twice took one id in the path table for both.
-  if (g.pathCount() !== snap.paths) throw new StateCorruptError('paths', 'a path appears twice');
+  if (g.pathCount() !== paths) throw new StateCorruptError('paths', 'a path appears twice');
+}
+
+function restoreProjections(snap: Snapshot, g: Graph): void {
   for (const [path, byKey] of Object.entries(snap.extras.projections)) {
     const p = g.id(path);
     if (p === undefined || g.hash[p] === undefined)
       throw new StateCorruptError('projections', `${path} is not an existing artefact`);
     g.projections.set(p, new Map(Object.entries(byKey)));
   }
-  const rules: CompiledRule[] = snap.rules.map((spec) => {
+}
+
+function restoreRules(snap: Snapshot, g: Graph): CompiledRule[] {
+  return snap.rules.map((spec) => {
     const rule = compileRule(spec);
     if (g.rules.has(rule.id)) throw new StateCorruptError('rules', `${rule.id} appears twice`);
     g.registerRule(rule);
     return rule;
   });
+}
+
+function restoreTraces({ traces, strings }: Snapshot, g: Graph): void {
   g.traces.restorePacked({ words: traces, strings });
   for (let at = 0; at < traces.length; at += traceRecordWords(traces, at)) {
-    g.traces.setPacked(str(traces[at] ?? 0), at);
+    g.traces.setPacked(strings[traces[at] ?? 0] ?? '', at);
   }
+}
+
+function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]): void {
+  const { tasks, traces, strings } = snap;
   for (let at = 0; at < tasks.length; ) {
     const rule = rules[tasks[at + 1] ?? -1];
-    const id = str(tasks[at + 2] ?? 0);
+    const id = strings[tasks[at + 2] ?? 0] ?? '';
     const nReq = tasks[at + 4] ?? 0;
     const nOpt = tasks[at + 5] ?? 0;
     const nOut = tasks[at + 6] ?? 0;
@@ -190,13 +223,9 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
     if (!g.restoreTask(t)) throw new StateCorruptError('tasks', `task ${id} overlaps another`);
     at = start + nReq + nOpt + nOut;
   }
-  if (!g.restoreConsumers(snap.consumers)) {
-    throw new StateCorruptError('consumers', 'the lists do not match the tasks inputs');
-  }
-  for (const [id, ruleId] of snap.extras.shadowed) {
-    if (!g.rules.has(ruleId)) throw new StateCorruptError('extras', `${id} names no rule`);
-  }
-  g.restoreHeld(snap.extras);
+}
+
+function dirtyTasks(snap: Snapshot, g: Graph): Task[] {
   const dirty: Task[] = [];
   for (const t of g.tasks) if (t && isDirty(g, snap, t)) dirty.push(t);
   return dirty;

@@ -106,16 +106,7 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const [rulesBytes = 0, extrasBytes = 0] = counts.subarray(8);
   const lengths = r.words(nStrings, 'string lengths');
   const text = r.text(textBytes, 'strings');
-  const strings = new Array<string>(nStrings);
-  let start = 0;
-  for (let i = 0; i < nStrings; i++) {
-    const end = start + (lengths[i] ?? 0);
-    strings[i] = text.substring(start, end);
-    start = end;
-  }
-  if (start !== text.length) {
-    throw new StateCorruptError('strings', 'the string lengths do not add up to the text');
-  }
+  const strings = splitText(text, lengths);
   if (paths > nStrings) throw new StateCorruptError('counts', 'more paths than strings');
   const hashes = r.words(paths, 'hashes');
   checkBelow(hashes, nStrings + 1, 'hashes');
@@ -163,6 +154,21 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
     consumers,
     extras,
   };
+}
+
+/** The strings of the table, cut from their concatenation by their lengths. */
+function splitText(text: string, lengths: Uint32Array): string[] {
+  const strings = new Array<string>(lengths.length);
+  let start = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const end = start + (lengths[i] ?? 0);
+    strings[i] = text.substring(start, end);
+    start = end;
+  }
+  if (start !== text.length) {
+    throw new StateCorruptError('strings', 'the string lengths do not add up to the text');
+  }
+  return strings;
 }
 
 /** Sequential reads over the body, each checked against its end. */
