@@ -17,13 +17,13 @@
 // Chefs are played by their declarations in KV (no chef process; MajorDomo's chef timeout is set
 // beyond the run so it does not retire them). Then, at the smallest size, standby failover:
 // two MajorDomos (CP_MAJORDOMO_HA=1, the default lease), the leader killed -9, until the standby
-// is ready.
+// is ready; and cluster node loss (node-loss.ts; CP_SCALE_NODE_LOSS=0 skips it).
 //
-// Why not 100000 by default: listing a bucket (a KV watch, or any consumer over its stream) on
-// the test kit's operator-mode nats-server 2.9.10 costs more per value the bigger the bucket,
-// nearly all of it nats-server's CPU: 99,141 artefact records took ~250-276 s to list (20k: 18 s
-// in; 30k: 37 s), where a plain nats-server lists the same 100k in ~2-3.5 s. Every restore reads
-// two such buckets, so CP_SCALE_SIZES=100000 runs for well over half an hour until that is fixed.
+// Listing a bucket used to be O(n²) on an operator-mode nats-server (99,141 records: ~250 s):
+// every consumer delivery carries a reply subject, which nats-server records for a user with
+// response permissions (every role has them) and, past 4,096 records, walks on each delivery.
+// Listings now read with message gets (packages/bus kv-list.ts), and answers over the max
+// payload come in parts (bus reply-chunks.ts), so status and graph over NATS work at 100k too.
 import { readFileSync, utimesSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,7 @@ import { Stack } from '../../test/src/stack.js';
 import { generate, hashOf } from '../lib/graph-gen.js';
 import { ninjaDryRun, T_EDIT, writeNinjaTree } from '../lib/ninja.js';
 import { finish, percentile, round, table } from '../lib/report.js';
+import { nodeLoss } from './node-loss.js';
 import { seedProject } from './project.js';
 
 const FULL = 100_000;
@@ -174,8 +175,7 @@ async function measureSize(target: number): Promise<SizeResult> {
       return text.length;
     };
 
-    // Checked through REST: over NATS the whole status outgrows the server's max payload (8 MB
-    // here, 1 MB by default) from ~28k artefacts (3.5k); latency() below records that error.
+    // Checked through REST; over NATS below (an answer over the max payload comes in parts).
     const statusRes = await fetch(`${url}/api/status`, { headers: auth });
     const status = StatusReply.parse(await statusRes.json());
     if (status.artefacts.length !== artefacts || !status.idle || status.queued.length) {
@@ -379,7 +379,13 @@ async function failover(target: number): Promise<Record<string, number>> {
 
 const results: SizeResult[] = [];
 for (const size of SIZES) results.push(await measureSize(size));
-const fo = SIZES.length ? await failover(Math.min(...SIZES)) : {};
+const smallest = SIZES.length ? Math.min(...SIZES) : 0;
+const fo = SIZES.length ? await failover(smallest) : {};
+// Last: a cluster stack sets NATS_CA and CP_REPLICAS for this process.
+const nl =
+  SIZES.length && process.env.CP_SCALE_NODE_LOSS !== '0'
+    ? await nodeLoss(generate(42, smallest / FULL), smallest)
+    : {};
 const loadEnd = loadavg()[0] ?? 0;
 
 table(
@@ -428,7 +434,11 @@ if (growthRows.length)
   table('Growth (figure factor, against the artefact factor)', ['sizes', ...GROWN], growthRows);
 if (fo.failover_ready_ms !== undefined)
   console.log(
-    `\nfailover at ${SIZES.length ? Math.min(...SIZES) : 0} artefacts: lease taken ${round(fo.failover_lease_ms ?? 0, 0)} ms after kill -9, standby ready ${round(fo.failover_ready_ms, 0)} ms after`,
+    `\nfailover at ${smallest} artefacts: lease taken ${round(fo.failover_lease_ms ?? 0, 0)} ms after kill -9, standby ready ${round(fo.failover_ready_ms, 0)} ms after`,
+  );
+if (nl.node_loss_leader_kill_to_request_ms !== undefined)
+  console.log(
+    `cluster node loss at ${nl.node_loss_artefacts} artefacts: one edit to its build request ${round(nl.node_loss_healthy_edit_to_request_ms ?? 0, 0)} ms with 3 nodes; kill -9 of the builds stream's leader to the next edit's request ${round(nl.node_loss_leader_kill_to_request_ms, 0)} ms`,
   );
 console.log(`load average (1 min): ${loadStart} at start, ${loadEnd} at end`);
 
@@ -440,6 +450,7 @@ finish('scale', {
   ...out,
   ...growth,
   ...fo,
+  ...nl,
   loadavg_1m_start: loadStart,
   loadavg_1m_end: loadEnd,
 });

@@ -315,13 +315,14 @@ export class Bus {
             JSON.stringify(
               envelope('api.reply', b, { project: this.project, source: this.service, cid }),
             );
-          const text = wrap(body);
           const budget = this.#replyBudget();
-          if (Buffer.byteLength(text) <= budget || !(body as { ok?: boolean }).ok) {
-            msg.respond(text);
+          const answer = body as { ok?: boolean; result?: unknown };
+          // The result is serialised once: tens of MB at 100k artefacts.
+          const result = answer.ok ? JSON.stringify(answer.result) : undefined;
+          if (result === undefined || Buffer.byteLength(result) <= budget) {
+            msg.respond(wrap(body));
             return;
           }
-          const result = JSON.stringify((body as { result?: unknown }).result);
           const { id, parts } = this.#chunks.store(result, budget);
           msg.respond(wrap({ ok: true, chunked: { instance: this.#chunks.instance, id, parts } }));
         };

@@ -112,6 +112,8 @@ export class MajorDomo {
   ): Promise<RunningMajorDomo> {
     const p = cfg.project;
     const t0 = performance.now();
+    // Said first: a big project's restore takes seconds, and a silent process looks hung.
+    bus.logger.info('restoring the graph from KV');
     await ensureProjectStreams(bus, p);
     const traces = await bus.kv(buckets.traces(p), TaskTrace);
     const results = await bus.kv(buckets.builds(p), BuildResult);
