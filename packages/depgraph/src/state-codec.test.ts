@@ -59,6 +59,12 @@ describe('compact state (exportBytes / fromBytes)', () => {
           const a = DependencyManager.fromState(live.exportState(), { passLimit: 12 });
           const b = DependencyManager.fromBytes(a.exportBytes(), { passLimit: 12 });
           expect(observe(b)).toEqual(observe(a));
+          // A restored graph (traces and consumer lists still packed) exports the same again.
+          const c = DependencyManager.fromBytes(
+            DependencyManager.fromBytes(a.exportBytes(), { passLimit: 12 }).exportBytes(),
+            { passLimit: 12 },
+          );
+          expect(observe(c)).toEqual(observe(a));
           // The live graph's tasks come back as they are, numbering aside.
           const tasks = (dm: DependencyManager) =>
             dm.toJSON().tasks.map(({ component, ...t }) => t);
