@@ -111,7 +111,7 @@ function runCold(variant: ColdVariant, path: string, hash: string): ColdRun {
   });
   const wallMs = Number(process.hrtime.bigint() - spawned) / 1e6;
   if (r.status !== 0) throw new Error(`cold run failed (${r.status ?? r.signal}): ${r.stderr}`);
-  const p = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Omit<
+  const p = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as Omit<
     ColdRun,
     'wallMs' | 'exit' | 'variant' | 'cpuMs'
   >;
@@ -180,10 +180,13 @@ for (let i = 0; i < 3; i++) {
   loaded.stats();
   compactLoads.push({ loadMs, componentsMs: now() - t1 });
   if (i === 0) {
+    const [source] = cb.cFiles;
+    const was = source === undefined ? undefined : cb.state.artefacts[source];
+    if (source === undefined || was === undefined) throw new Error('the code base has no .c file');
     const edited = (m: DependencyManager) => {
-      m.setArtefact(cb.cFiles[0]!, hashOf(`${cb.cFiles[0]} edited`));
+      m.setArtefact(source, hashOf(`${source} edited`));
       const plan = JSON.stringify(m.plan());
-      m.setArtefact(cb.cFiles[0]!, cb.state.artefacts[cb.cFiles[0]!]!);
+      m.setArtefact(source, was);
       return plan;
     };
     if (edited(loaded) !== edited(dm)) throw new Error('the compact state plans differently');
