@@ -190,7 +190,11 @@ export function BuildsView() {
             </div>
             <ol className="bars">
               {bands.map((b) => (
-                <li key={b.pass} className="bar-row" data-cycle-pass={`${component}:${b.pass}`}>
+                <li
+                  key={`${b.pass}@${b.start}`}
+                  className="bar-row"
+                  data-cycle-pass={`${component}:${b.pass}`}
+                >
                   <div className="bar-track">
                     <div
                       className={`bar pass-band${b.open ? ' t-running' : ''}`}

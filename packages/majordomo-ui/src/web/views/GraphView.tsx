@@ -227,25 +227,31 @@ const FOCUS_MAX = 400;
 const SETTLED = new Set<string>(['source', 'up_to_date']);
 
 /**
- * Level of detail for a large graph: the artefacts that are not settled (queued, building,
- * failed, stale, not converging, missing), those matching the search and the selected one, the
- * tasks next to them and those tasks' inputs and outputs. Everything else is left out (and
- * counted), so the page stays responsive at 10,000 artefacts and more.
+ * Level of detail for a large graph: what was asked for (the artefacts the search and the state
+ * filter match, and the selected one) or, when nothing was, those that are not settled (queued,
+ * building, failed, stale, not converging, missing); the tasks next to them and those tasks'
+ * inputs and outputs. Everything else is left out (and counted), so the page stays responsive
+ * at 10,000 artefacts and more. (A search's focus keeps its shape while builds run: states
+ * change the nodes' colours, not which nodes are drawn, so nothing is laid out again.)
  */
 function focused(
   snap: Snapshot,
   g: GraphJSON,
   query: string,
+  state: string,
   selected: string,
 ): { graph: GraphJSON; hidden: number; capped: boolean } {
   const q = query.toLowerCase();
+  const asked = q !== '' || state !== '';
   const focus = new Set<string>();
   let capped = false;
   for (const a of g.artefacts) {
     const hit =
       a.path === selected ||
-      (q !== '' && a.path.toLowerCase().includes(q)) ||
-      !SETTLED.has(shownState(snap, a.path));
+      (asked
+        ? (q === '' || a.path.toLowerCase().includes(q)) &&
+          (state === '' || shownState(snap, a.path) === state)
+        : !SETTLED.has(shownState(snap, a.path)));
     if (!hit) continue;
     if (focus.size >= FOCUS_MAX) {
       capped = true;
@@ -296,7 +302,7 @@ export function GraphView({ route }: { route: Route }) {
   );
   const shown = collapsed?.graph ?? full;
   const large = !!shown && shown.artefacts.length + shown.tasks.length > LARGE_GRAPH;
-  const view = shown && large ? focused(snap, shown, query, selected) : undefined;
+  const view = shown && large ? focused(snap, shown, query, state, selected) : undefined;
   const graph = view?.graph ?? shown;
   const setOpen = (dirs: Set<string>) => setParam(route, 'open', [...dirs].sort().join(','));
   const key = graph ? shapeKey(graph) : '';
@@ -396,9 +402,11 @@ export function GraphView({ route }: { route: Route }) {
           </span>
           {view && (
             <span className="muted" data-graph-focus>
-              Large graph: showing the {graph?.artefacts.length} artefacts that are not up to date,
-              match the search or are selected, with their neighbours ({view.hidden} settled ones
-              left out{view.capped ? `; the first ${FOCUS_MAX} only` : ''}). Search to show others.
+              Large graph: showing {graph?.artefacts.length} artefacts,{' '}
+              {query || state ? 'those the search and filter match' : 'those not up to date'}
+              {selected ? ' and the selected one' : ''}, with their neighbours ({view.hidden} left
+              out{view.capped ? `; the first ${FOCUS_MAX} only` : ''}). Search, filter or group by
+              folder to see others.
             </span>
           )}
         </div>
@@ -432,7 +440,13 @@ export function GraphView({ route }: { route: Route }) {
               onNodeClick={onNodeClick}
             >
               <FitOnShape
-                shape={`${key}${selected ? ' panel' : ''}`}
+                // A focus view is fitted when what was asked for changes, not each time an
+                // artefact enters or leaves it (that would move the view under the reader).
+                shape={
+                  view
+                    ? `focus ${JSON.stringify([query, state, selected, openParam])}`
+                    : `${key}${selected ? ' panel' : ''}`
+                }
                 large={flow.nodes.length > DRAW_VISIBLE_ONLY}
               />
               <Background />
