@@ -4,19 +4,25 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
  * A TCP relay in front of a nats-server for a test: clients connect to `url` instead. Once
  * armed, the first connection the server delivers a message on `subject` to (a `MSG <subject>`
  * line) is cut off on its way back: the message reaches the client, but nothing the client
- * sends after it (its KV write recording the task, its ack) reaches the server. So a client can
- * be caught, deterministically, having pulled a message it can never record. Other
- * connections, and every connection before arming and after the catch, pass untouched.
+ * sends after it (its KV write recording the task, its ack) reaches the server; and from then
+ * on the relay takes no new connection (the client cannot reconnect around the cut) until
+ * `open()`. So a client can be caught, deterministically, having pulled a message it can never
+ * record: a network partition right after a delivery. Other connections pass untouched.
  */
 export class NatsGate implements AsyncDisposable {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #armed: string | undefined;
+  #refusing = false;
   #caught: (() => void) | undefined;
   url = '';
 
   private constructor(target: { host: string; port: number }) {
     this.#server = createServer((client) => {
+      if (this.#refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = connect(target.port, target.host);
       this.#sockets.add(client).add(upstream);
       let cut = false;
@@ -28,6 +34,7 @@ export class NatsGate implements AsyncDisposable {
           const text = tail + chunk.toString('latin1');
           if (text.includes(`MSG ${wanted} `)) {
             cut = true;
+            this.#refusing = true;
             this.#armed = undefined;
             this.#caught?.();
           }
@@ -63,6 +70,11 @@ export class NatsGate implements AsyncDisposable {
     return new Promise((resolve) => {
       this.#caught = resolve;
     });
+  }
+
+  /** Takes new connections again (after a catch). */
+  open(): void {
+    this.#refusing = false;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -181,21 +181,22 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       throw new Error(`squeue failed: ${res.stderr.trim()}`);
     const seen = res.code === 0 ? parseSqueue(res.stdout) : new Map<string, string>();
     for (const id of ids) {
-      const pilot = pilots.get(id)!;
+      const pilot = pilots.get(id);
+      if (!pilot) continue;
       const state = seen.get(id);
       if (state) {
         pilot.state = state;
         continue;
       }
       const sc = await host.slurm(['scontrol', 'show', 'job', id]);
-      const m = /JobState=(\S+)/.exec(sc.stdout);
-      if (m) {
-        pilot.state = m[1]!;
-        if (ALIVE.has(pilot.state)) continue;
+      const [, known] = /JobState=(\S+)/.exec(sc.stdout) ?? [];
+      if (known) {
+        pilot.state = known;
+        if (ALIVE.has(known)) continue;
       } else if (!/Invalid job id/i.test(`${sc.stderr}${sc.stdout}`)) {
         continue; // no answer: ask again next time, never assume it ended
       }
-      const jobState = m?.[1] ?? 'purged';
+      const jobState = known ?? 'purged';
       log.info({ jobId: id, state: jobState }, 'pilot job ended');
       await failTasksOfEndedPilot({
         bus,
@@ -206,25 +207,26 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
         jobState,
         log,
       });
-      // What it held (recorded or not) goes to another pilot now, not after the ack wait. A
-      // pilot that left by idle timeout (COMPLETED) had stopped taking tasks and holds none.
-      // One that cannot be released now is released by the ack wait: never a reason to keep
-      // counting the dead pilot (no new one would be submitted in its place).
-      if (jobState !== 'COMPLETED')
-        await releaseHeldByPilot({
-          bus,
-          kv,
-          stream,
-          durable: options.durable,
-          subject: subjects.tasks(cfg.project, cfg.queue),
-          runner: pilotRunnerId(cfg.queue, id),
-          log,
-        }).catch((err: unknown) =>
-          log.warn(
-            { jobId: id, err: String(err) },
-            "could not release the ended pilot's task messages; they come again after the ack wait",
-          ),
-        );
+      // What it held (recorded or not) goes to another pilot now, not after the ack wait,
+      // whatever way it ended: one that left by idle timeout (COMPLETED) normally holds
+      // nothing (the look finds nothing of its own), but a worker whose writes never reached
+      // NATS (its record, its ack) sees no task of its own, leaves idle, and still holds what
+      // it pulled. One that cannot be released now is released by the ack wait: never a
+      // reason to keep counting the ended pilot (no new one would be submitted in its place).
+      await releaseHeldByPilot({
+        bus,
+        kv,
+        stream,
+        durable: options.durable,
+        subject: subjects.tasks(cfg.project, cfg.queue),
+        runner: pilotRunnerId(cfg.queue, id),
+        log,
+      }).catch((err: unknown) =>
+        log.warn(
+          { jobId: id, err: String(err) },
+          "could not release the ended pilot's task messages; they come again after the ack wait",
+        ),
+      );
       pilots.delete(id);
     }
   }

@@ -37,8 +37,19 @@ async function main(): Promise<void> {
     stopping ??= (async () => {
       logger.info({ runner: cfg.runnerId, why }, 'pilot worker stopping');
       clearInterval(timer);
-      // Tasks accepted while deciding go on to their end before the worker leaves.
-      await runner.stopIntake();
+      // Tasks accepted while deciding go on to their end before the worker leaves. Taking no
+      // more waits for the message in hand to be recorded or handed back: with NATS out of
+      // reach for good that never happens, and the worker would hold its allocation (and the
+      // message) for ever; after the grace it goes on (the runner releases what it held).
+      const stopped = await Promise.race([
+        runner.stopIntake().then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), CLOSE_GRACE_MS).unref()),
+      ]);
+      if (!stopped)
+        logger.warn(
+          { runner: cfg.runnerId },
+          'the task queue did not let go in time (NATS unreachable?); leaving anyway',
+        );
       while (runner.executor.list().some((r) => !isTerminal(r.state)))
         await new Promise((r) => setTimeout(r, 200));
       // With NATS gone for good, closing would wait for it forever and keep the allocation:

@@ -267,6 +267,87 @@ const runLines = (dir: string, id: string) =>
         .filter(Boolean)
     : [];
 
+/**
+ * A pilot pulls a task and never records it, then ends (SIGKILLed, or by idle timeout: its
+ * job then ends COMPLETED): the task's message must be released at once, not after the ack
+ * wait. The pilots reach NATS through a gate that lets the task's message through to the first
+ * pilot and nothing of that pilot back after it, so it can never record (nor acknowledge) the
+ * task. One pilot of one lane, ack wait ten minutes: only the release can hand it out again.
+ */
+async function pulledNeverRecorded(id: string, ending: 'killed' | 'idle'): Promise<void> {
+  const dir = area(id);
+  await using gate = await NatsGate.start(nats.url);
+  const { resource, profile } = sudoConfig(dir, id, {
+    max_workers: 1,
+    // Killed: long enough that it cannot leave by itself first.
+    idle_timeout_s: ending === 'idle' ? 3 : 30,
+    cpus_per_worker: 1,
+    nats_url: gate.url,
+  });
+  const runner = startRunner(dir, id, resource, profile, {
+    CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
+  });
+  const consumer = () => bus.jsm.consumers.info(streams.tasks(P), `runner-${id}`);
+  try {
+    await runner.waitForOutput('"msg":"runner ready"', 60_000);
+    writeFileSync(join(dir, 'gate'), '');
+    const [pulled] = gatedTasks(dir, id, `${id}-t`, 1);
+    if (!pulled) throw new Error('one task expected');
+    const caught = gate.catchNext(subjects.tasks(P, id));
+    await bus.publish('task.submitted', subjects.tasks(P, id), pulled);
+    await caught;
+    const [jobId] = submittedPilots(runner.output);
+    const pilot = pilotRunnerId(id, jobId ?? '');
+    // Delivered to the pilot and held there, never recorded.
+    const info = await consumer();
+    expect([info.num_ack_pending, info.num_pending]).toEqual([1, 0]);
+    expect(await kv.get(pulled.taskId)).toBeUndefined();
+    if (ending === 'killed') process.kill(workerPid(pilot), 'SIGKILL');
+    // Once SLURM says its job ended, the next pilot may connect.
+    await until(
+      async () =>
+        new RegExp(`"jobId":"${jobId}"[^\\n]*"msg":"pilot job ended"`).test(runner.output),
+      `pilot job ${jobId} to end\n${runner.output.slice(-3000)}`,
+    );
+    gate.open();
+
+    await until(
+      async () => (await kv.get(pulled.taskId))?.value.state === 'finished',
+      `the pulled task to run in a new pilot\n${runner.output.slice(-3000)}`,
+    );
+    const done = (await kv.get(pulled.taskId))?.value;
+    expect(done?.runner).toMatch(new RegExp(`^pilot-${id}-[0-9]+$`));
+    expect(done?.runner).not.toBe(pilot);
+    expect(done?.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    expect(runLines(dir, pulled.taskId)).toEqual(['start', 'done']);
+    expect(runner.output).toMatch(
+      new RegExp(
+        `"jobId":"${jobId}","state":"${ending === 'idle' ? 'COMPLETED' : '[A-Z_]+'}"[^\\n]*"msg":"pilot job ended"`,
+      ),
+    );
+    // Released by the runner (one message, the ended pilot's), not by the ack wait.
+    expect(runner.output).toMatch(
+      new RegExp(
+        `"runner":"${pilot}","released":1[^\\n]*held by an ended pilot are delivered again now`,
+      ),
+    );
+    expect((await consumer()).config.ack_wait).toBe(10 * 60_000 * 1_000_000);
+    await until(async () => (await consumer()).num_ack_pending === 0, 'its message acknowledged');
+    await pilotsLeave(() => runner.output);
+  } catch (err) {
+    throw new Error(
+      `${err}\n--- runner\n${runner.output.slice(-4000)}\n--- pilots\n${pilotOutputs(dir)}`,
+    );
+  } finally {
+    await runner.stop();
+  }
+}
+
 /** The end of each pilot job's job.out and job.err below dir/jobs (a failed test shows them). */
 function pilotOutputs(dir: string): string {
   const jobs = join(dir, 'jobs');
@@ -669,67 +750,11 @@ describe('pilot mode', { timeout: 400_000 }, () => {
   });
 
   it('slurm_sudo: a pilot killed -9 after pulling a task and before recording it: the message is released at once', async () => {
-    const dir = area('unrecorded');
-    // The pilots reach NATS through a gate that lets the task's message through to the first
-    // pilot and nothing of that pilot back after it: it pulled the task and can never record
-    // it. One pilot of one lane, ack wait ten minutes: only the release can hand it out again.
-    await using gate = await NatsGate.start(nats.url);
-    const { resource, profile } = sudoConfig(dir, 'unrecorded', {
-      max_workers: 1,
-      idle_timeout_s: 30,
-      cpus_per_worker: 1,
-      nats_url: gate.url,
-    });
-    const runner = startRunner(dir, 'unrecorded', resource, profile, {
-      CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
-    });
-    const consumer = () => bus.jsm.consumers.info(streams.tasks(P), 'runner-unrecorded');
-    try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
-      writeFileSync(join(dir, 'gate'), '');
-      const [pulled] = gatedTasks(dir, 'unrecorded', 'u', 1);
-      if (!pulled) throw new Error('one task expected');
-      const caught = gate.catchNext(subjects.tasks(P, 'unrecorded'));
-      await bus.publish('task.submitted', subjects.tasks(P, 'unrecorded'), pulled);
-      await caught;
-      const [jobId] = submittedPilots(runner.output);
-      const pilot = pilotRunnerId('unrecorded', jobId ?? '');
-      // Delivered to the pilot and held there, never recorded; then the pilot is killed -9.
-      const info = await consumer();
-      expect([info.num_ack_pending, info.num_pending]).toEqual([1, 0]);
-      expect(await kv.get(pulled.taskId)).toBeUndefined();
-      process.kill(workerPid(pilot), 'SIGKILL');
+    await pulledNeverRecorded('unrecorded', 'killed');
+  });
 
-      await until(
-        async () => (await kv.get(pulled.taskId))?.value.state === 'finished',
-        `the pulled task to run in a new pilot\n${runner.output.slice(-3000)}`,
-      );
-      const done = (await kv.get(pulled.taskId))?.value;
-      expect(done?.runner).toMatch(/^pilot-unrecorded-[0-9]+$/);
-      expect(done?.runner).not.toBe(pilot);
-      expect(done?.history.map((h) => h.state)).toEqual([
-        'created',
-        'submitted',
-        'running',
-        'finished',
-      ]);
-      expect(runLines(dir, pulled.taskId)).toEqual(['start', 'done']);
-      // Released by the runner (one message, the killed pilot's), not by the ack wait.
-      expect(runner.output).toMatch(
-        new RegExp(
-          `"runner":"${pilot}","released":1[^\\n]*held by an ended pilot are delivered again now`,
-        ),
-      );
-      expect((await consumer()).config.ack_wait).toBe(10 * 60_000 * 1_000_000);
-      await until(async () => (await consumer()).num_ack_pending === 0, 'its message acknowledged');
-      await pilotsLeave(() => runner.output);
-    } catch (err) {
-      throw new Error(
-        `${err}\n--- runner\n${runner.output.slice(-4000)}\n--- pilots\n${pilotOutputs(dir)}`,
-      );
-    } finally {
-      await runner.stop();
-    }
+  it('slurm_sudo: a pilot whose writes never reach NATS leaves idle holding a pulled task: it is released at once', async () => {
+    await pulledNeverRecorded('unrec-idle', 'idle');
   });
 
   it('slurm_sudo: a pilot that died while the runner was down has its task failed when the runner is back', async () => {
