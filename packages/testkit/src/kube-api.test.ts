@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined } from './defined.js';
@@ -116,5 +116,94 @@ describe('KubeApi (Kubernetes API stand-in)', () => {
     expect(kube.jobs()).toEqual([]);
     expect(() => process.kill(pid, 0)).not.toThrow();
     expect(kube.invalidResponses).toEqual([]);
+  });
+
+  it('isolated pods: init containers then the container, an emptyDir shared, runAsUser, $(VAR) expanded, no host files', async () => {
+    await using iso = await KubeApi.start({ token: TOKEN, namespace: 'ns', isolatePods: true });
+    const secret = tmp.join('host-only.txt');
+    writeFileSync(secret, 'host\n');
+    const body = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'iso' },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            securityContext: { runAsUser: 65534, runAsGroup: 65534 },
+            volumes: [{ name: 'scratch', emptyDir: {} }],
+            initContainers: [
+              {
+                name: 'first',
+                image: 'x',
+                command: ['/bin/sh', '-c', 'echo from-init > /scratch/handed'],
+                volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }],
+              },
+            ],
+            containers: [
+              {
+                name: 'main',
+                image: 'x',
+                env: [
+                  { name: 'A', value: 'one' },
+                  { name: 'B', value: '$(A)-two' },
+                ],
+                command: [
+                  '/bin/sh',
+                  '-c',
+                  `cat /scratch/handed; id -u; echo "$B" '$(A)' '$$(A)'; test -e ${secret} && echo sees-host || echo no-host`,
+                ],
+                volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }],
+              },
+            ],
+          },
+        },
+      },
+    };
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${iso.url}${JOBS}`,
+        {
+          method: 'POST',
+          ca: readFileSync(iso.caFile),
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        },
+        (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+    expect(res).toBe(201);
+    await until(
+      () => iso.jobs().some((j) => JSON.stringify(j.status).includes('"Complete"')),
+      'the isolated Job to complete',
+    );
+    const [pod] = iso.pods();
+    const status = defined(pod).status as {
+      phase: string;
+      initContainerStatuses: { state: { terminated?: { exitCode: number } } }[];
+    };
+    expect(status.phase).toBe('Succeeded');
+    expect(status.initContainerStatuses[0]?.state.terminated?.exitCode).toBe(0);
+    const name = defined(pod).metadata.name;
+    const log = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        `${iso.url}/api/v1/namespaces/ns/pods/${name}/log?container=main`,
+        { ca: readFileSync(iso.caFile), headers: { authorization: `Bearer ${TOKEN}` } },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(log).toBe('from-init\n65534\none-two one $(A)\nno-host\n');
+    expect(iso.invalidResponses).toEqual([]);
   });
 });
