@@ -29,6 +29,7 @@ export {
   type NatsPermissions,
   PERSON_ROLES,
   permissionsFor,
+  RESPONSE_TTL_MS,
   type RoleName,
   SERVICE_ROLES,
   userName,

@@ -43,8 +43,47 @@ export interface Grant {
 export interface NatsPermissions {
   readonly pub: { allow: string[] };
   readonly sub: { allow: string[] };
-  /** Replies to requests received (a $SRV PING, an API call): no general publish right needed. */
+  /**
+   * Replies to requests received (a $SRV PING, an API call): no general publish right needed.
+   * `max` replies per request, within `ttl` nanoseconds of its delivery (see RESPONSE_TTL_MS).
+   */
   readonly resp?: { max: number; ttl: number };
+}
+
+/**
+ * How long after a request reaches a role its one reply is still allowed (the JWT's `resp`).
+ *
+ * Why short: nats-server (2.9) records the reply subject of every message it delivers to a user
+ * with response permissions, and keeps each record until `ttl` (2 minutes when the JWT says 0).
+ * Every JetStream delivery has one (`$JS.ACK...`, even for ordered consumers and KV watches,
+ * which are never acked), so a service's records are its deliveries/s times `ttl`; past 4,096
+ * the server walks all of them on every delivery (client.go, pruneReplyPerms). A short `ttl`
+ * bounds that walk; records past it are dropped. A reply later than its role's `ttl` is refused
+ * by the server, so each is the longest its answers may take, with margin:
+ *
+ *   majordomo  60 s  the API (status, graph at 100k artefacts: p50 5.6 s at load 17, answered in
+ *                    parts, each part its own request); cpctrl waits 5 s, 30 s for `build`
+ *   chef       10 s  how-to-build, answered at once (MajorDomo gathers for CP_HOW_TO_BUILD_MS,
+ *                    2 s); $SRV PING/INFO (MajorDomo's liveness waits under a second)
+ *   runner     10 s  task.control (cpctrl and MajorDomo wait 5 s, a chef's cancel 1 s); $SRV.
+ *                    Its pilots' stage requests (up to 30 min) come from its own credentials:
+ *                    answered through its own inbox (pub `_INBOX.runner-<queue>.>`), not `resp`
+ *   fswatcher  10 s  $SRV PING/INFO/STATS only
+ *
+ * admin publishes anything (`>`), so `resp` would never be consulted but its records would still
+ * be kept: it has none. inotify2nats answers nothing (no subscription but its inbox): none.
+ */
+export const RESPONSE_TTL_MS: Partial<Record<RoleName, number>> = {
+  majordomo: 60_000,
+  chef: 10_000,
+  runner: 10_000,
+  fswatcher: 10_000,
+};
+
+/** The JWT's response permission for a role: one reply per request, within its TTL (ns). */
+function respFor(role: RoleName): { max: number; ttl: number } | undefined {
+  const ms = RESPONSE_TTL_MS[role];
+  return ms === undefined ? undefined : { max: 1, ttl: ms * 1_000_000 };
 }
 
 /** The user's name in the account: also its inbox prefix (`_INBOX.<name>`), so no one reads another's replies. */
@@ -151,14 +190,14 @@ export function permissionsFor(grant: Grant): NatsPermissions {
   const p = grant.project;
   const user = userName(grant);
   const b = base(user);
-  const resp = { max: 1, ttl: 0 };
+  const resp = respFor(grant.role);
   const cp = `cp.${p}`;
   // Dead letters: a service names itself in the subject; any of its own project's is fine.
   const dlq = `${cp}.dlq.*`;
   const anyLogs = `${cp}.logs.*`;
   switch (grant.role) {
     case 'admin':
-      return { pub: { allow: ['>'] }, sub: { allow: ['>'] }, resp };
+      return { pub: { allow: ['>'] }, sub: { allow: ['>'] } };
     case 'majordomo':
       return {
         pub: {
@@ -257,6 +296,10 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             subjects.pilotStage(p, queue),
             // Which task a message held by an ended pilot is (pilot-release.ts).
             `${JS}.STREAM.MSG.GET.${streams.tasks(p)}`,
+            // Replies to its pilots' stage requests, which may take longer than `resp` allows
+            // (copying large files): its pilots hold its own credentials, so its own inbox is
+            // theirs; no other user's inbox is reachable.
+            `${inboxPrefix(user)}.>`,
           ],
         },
         sub: {
@@ -279,7 +322,7 @@ export function permissionsFor(grant: Grant): NatsPermissions {
           ],
         },
         sub: { allow: [...b.sub, ...(grant.role === 'fswatcher' ? SRV_SUB : [])] },
-        resp,
+        ...(resp ? { resp } : {}),
       };
     }
     case 'member':
