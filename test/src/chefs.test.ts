@@ -316,9 +316,9 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
   it('retires the rules of a chef killed -9 and lets another chef take over its queued builds', async () => {
     const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
     const from = log.requests.length;
-    stack.writeWhole('slow/l1.in', 'pause\n');
-    stack.writeWhole('slow/l2.in', 'two\n');
-    stack.writeWhole('slow/l3.in', 'three\n');
+    stack.write('slow/l1.in', 'pause\n');
+    stack.write('slow/l2.in', 'two\n');
+    stack.write('slow/l3.in', 'three\n');
     // a-chef (first by name) owns the rule; with concurrency 1 it holds l1 while l2, l3 wait.
     await until('a-chef to run l1', async () => {
       const req = log.requestsFor('slow:l1', from)[0];

@@ -104,7 +104,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
 
   it('two chefs of one name: the build a replica held when killed -9 finishes on the other, once', async () => {
     const from = log.requests.length;
-    stack.writeWhole('g/c1.in', 'pause c1\n');
+    stack.write('g/c1.in', 'pause c1\n');
     // chef-1 is the only replica yet: the build is its own.
     await until(
       'the build of c1 to run',
@@ -131,14 +131,14 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
     expect(runs('c1')).toEqual(['pause c1']);
 
     // The survivor builds new work alone.
-    stack.writeWhole('g/c2.in', 'after c2\n');
+    stack.write('g/c2.in', 'after c2\n');
     await built('c2', 'after c2\n');
     expect(runs('c2')).toEqual(['after c2']);
   }, 120_000);
 
   it('two runners of one queue: a task whose runner is killed -9 runs once; the survivor takes new work', async () => {
     const from = log.requests.length;
-    stack.writeWhole('g/r1.in', 'pause r1\n');
+    stack.write('g/r1.in', 'pause r1\n');
     await until(
       'the task of r1 to run',
       async () => (await taskOf('r1', from))?.state === 'running',
@@ -155,7 +155,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
 
     // New work goes to the survivor alone.
     const next = log.requests.length;
-    stack.writeWhole('g/r2.in', 'after r2\n');
+    stack.write('g/r2.in', 'after r2\n');
     await built('r2', 'after r2\n');
     expect((await taskOf('r2', next))?.runner).toBe(survivor);
     expect(runs('r2')).toEqual(['after r2']);
@@ -178,7 +178,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
 
   it('two fswatchers of one pod: an edit is built once; with one killed -9 edits are still built', async () => {
     const from = log.requests.length;
-    stack.writeWhole('g/f1.in', 'one f1\n');
+    stack.write('g/f1.in', 'one f1\n');
     await built('f1', 'one f1\n');
     await until(
       'both fswatchers to announce g/f1.in',
@@ -186,13 +186,13 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
     );
     // The changes stream is ordered: once a later edit is built, both announcements of g/f1.in
     // were handled before it.
-    stack.writeWhole('g/f2.in', 'two f2\n');
+    stack.write('g/f2.in', 'two f2\n');
     await built('f2', 'two f2\n');
     await until(
       'both fswatchers to announce g/f2.in',
       () => announcements('g/f2.in', 'two f2\n') >= 2,
     );
-    stack.writeWhole('g/f3.in', 'barrier f3\n');
+    stack.write('g/f3.in', 'barrier f3\n');
     await built('f3', 'barrier f3\n');
     expect(log.requestsFor('copy:f1', from)).toHaveLength(1);
     expect(log.requestsFor('copy:f2', from)).toHaveLength(1);
@@ -214,14 +214,14 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
       { msgId: 'replicas-recut-batch' },
     );
     expect(ack.duplicate).toBe(false); // in the stream, for MajorDomo to read before g/f4.in
-    stack.writeWhole('g/f4.in', 'barrier f4\n');
+    stack.write('g/f4.in', 'barrier f4\n');
     await built('f4', 'barrier f4\n');
     expect(log.requestsFor('copy:f1', from)).toHaveLength(1);
     expect(log.requestsFor('copy:f3', from)).toHaveLength(1);
     expect(runs('f1')).toEqual(['one f1']);
 
     await stack.kill9('fswatcher-1');
-    stack.writeWhole('g/f1.in', 'one f1 again\n');
+    stack.write('g/f1.in', 'one f1 again\n');
     await built('f1', 'one f1 again\n');
     expect(runs('f1')).toEqual(['one f1', 'one f1 again']);
     expect(log.requestsFor('copy:f1', from)).toHaveLength(2);
@@ -229,7 +229,7 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
 
   it('a chef replica that died while MajorDomo was down: the build it held finishes on another, once', async () => {
     const from = log.requests.length;
-    stack.writeWhole('g/c3.in', 'pause c3\n');
+    stack.write('g/c3.in', 'pause c3\n');
     await until('the command of c3 to begin', () => copy.started('c3'));
     // The chef replica left (chef-2 after the first test) holds the request and waits for its
     // task. MajorDomo goes, then that replica: the MajorDomo that comes back never heard it

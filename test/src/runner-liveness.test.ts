@@ -72,10 +72,10 @@ describe('runner liveness: a runner that stops answering', () => {
   });
 
   it('killed -9 for good: its running task fails naming it, its waiting task runs once on the other runner', async () => {
-    stack.writeWhole('g/a.in', 'pause a\n');
+    stack.write('g/a.in', 'pause a\n');
     await until('a to run on runner-1', async () => (await taskOf('a'))?.state === 'running');
     // runner-1 runs one task at a time: b waits there, recorded but not started.
-    stack.writeWhole('g/b.in', 'b\n');
+    stack.write('g/b.in', 'b\n');
     await until('b to wait on runner-1', async () => {
       const b = await taskOf('b');
       return b?.state === 'submitted' && b.runner === 'runner-1';
@@ -109,9 +109,9 @@ describe('runner liveness: a runner that stops answering', () => {
   }, 180_000);
 
   it('frozen, then back: its tasks are resolved meanwhile and its late result is refused', async () => {
-    stack.writeWhole('g/c.in', 'pause c\n');
+    stack.write('g/c.in', 'pause c\n');
     await until('c to run on runner-2', async () => (await taskOf('c'))?.state === 'running');
-    stack.writeWhole('g/d.in', 'd\n');
+    stack.write('g/d.in', 'd\n');
     await until('d to wait on runner-2', async () => {
       const d = await taskOf('d');
       return d?.state === 'submitted' && d.runner === 'runner-2';
@@ -154,12 +154,12 @@ describe('runner liveness: a runner that stops answering', () => {
     await stack.kill9('runner-2');
     await stack.kill9('runner-3');
     await runner('runner-4');
-    stack.writeWhole('g/e.in', 'pause e\n');
+    stack.write('g/e.in', 'pause e\n');
     await until('e to run on runner-4', async () => {
       const e = await taskOf('e');
       return e?.state === 'running' && e.runner === 'runner-4';
     });
-    stack.writeWhole('g/f.in', 'f\n');
+    stack.write('g/f.in', 'f\n');
     await until('f to wait on runner-4', async () => {
       const f = await taskOf('f');
       return f?.state === 'submitted' && f.runner === 'runner-4';

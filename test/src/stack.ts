@@ -228,26 +228,22 @@ export class Stack implements AsyncDisposable {
     return file;
   }
 
+  /**
+   * Saves `content` at `path` in the workspace as an editor that saves atomically does: written
+   * outside the workspace, then renamed in, so the file appears with its whole content at once.
+   * Written in place (`writeFileSync` creates or truncates, then writes), a watcher may see it
+   * empty in between and MajorDomo plans a build of the empty file, cancelled for the next: right,
+   * but a test that counts build requests or follows the first one's task then fails (fresh-clone
+   * CI saw it in replicas, runner-liveness and chefs). Tests of partial writes use their own I/O.
+   */
   write(path: string, content: string): void {
     const full = join(this.workspace, path);
     mkdirSync(dirname(full), { recursive: true });
-    writeFileSync(full, content);
-  }
-
-  /**
-   * Like write(), but the file appears with its whole content at once (written outside the
-   * workspace, renamed in), as an editor that saves atomically does. write() creates the file
-   * empty and then fills it: a watcher may see it empty in between, and that build is cancelled
-   * for the next; a test that counts build requests must not see it.
-   */
-  writeWhole(path: string, content: string): void {
-    const full = join(this.workspace, path);
-    mkdirSync(dirname(full), { recursive: true });
-    const aside = this.dir.join(`.whole-${process.pid}-${++this.#wholeWrites}`);
+    const aside = this.dir.join(`.save-${process.pid}-${++this.#saves}`);
     writeFileSync(aside, content);
     renameSync(aside, full);
   }
-  #wholeWrites = 0;
+  #saves = 0;
 
   /** Every message of a stream, in order (an ordered consumer from the first sequence). */
   async readStream(stream: string): Promise<Envelope[]> {
