@@ -308,8 +308,11 @@ export class ChaosRun implements AsyncDisposable {
     return this.stack.start(service, this.#env(service));
   }
 
+  /** In place, as editors that truncate and rewrite do: the watcher may see a file half-saved. */
   #write(path: string, content: string): void {
-    this.stack.write(path, content);
+    const full = join(this.stack.workspace, path);
+    mkdirSync(dirname(full), { recursive: true });
+    writeFileSync(full, content);
     this.sources.set(path, content);
   }
 
