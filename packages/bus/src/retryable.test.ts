@@ -42,6 +42,10 @@ describe('isRetryable on real nats.js errors and the bus errors', () => {
     const noResponders = await rejection(bus.nc.request('retry.nobody', ''));
     const timeout = await rejection(bus.nc.request('retry.silent', '', { timeout: 100 }));
     const streamMissing = await rejection(bus.jsm.streams.info('NO_SUCH_STREAM'));
+    // What a publish meets while a clustered stream has no leader: no responders, which nats.js
+    // throws as JetStreamNotEnabled (here: no stream takes the subject at all).
+    const leaderless = await rejection(bus.js.publish('retry.nostream', ''));
+    expect(leaderless.name).toBe('JetStreamNotEnabled');
     const other = await Bus.connect({ servers: nats.url, service: 'other', project: P, logger });
     await other.nc.close();
     const closed = await rejection(other.nc.request('retry.silent', ''));
@@ -51,6 +55,15 @@ describe('isRetryable on real nats.js errors and the bus errors', () => {
       ['no responders', noResponders, true],
       ['a request timeout', timeout, true],
       ['a JetStream API refusal (stream not found)', streamMissing, false],
+      ['a JetStream publish nobody answered (a stream between leaders)', leaderless, true],
+      [
+        'JetStream off for the account (API code 10039)',
+        Object.assign(new Error('jetstream not enabled for account'), {
+          name: 'JetStreamNotEnabled',
+          cause: Object.assign(new Error('x'), { name: 'JetStreamApiError', status: 503 }),
+        }),
+        false,
+      ],
       ['a closed connection', closed, false],
       ['NATS unreachable', new NatsUnavailableError('nats://x'), true],
       ['an invalid message', new MessageInvalidError('bad'), false],

@@ -11,7 +11,8 @@
  *    or timed out, a busy resource), not otherwise (ENOENT, EACCES ... repeat on every try).
  * 4. A nats.js error, by its class name (set once per class, and the same in every copy of the
  *    library): a timeout, no responders, a lost or refused connection are retryable, a JetStream
- *    API or status error only with status 503 (the JetStream system was not ready); a closed or
+ *    API or status error only with status 503 (the JetStream system was not ready), "JetStream not
+ *    enabled" only when it was no responders (a clustered stream between leaders); a closed or
  *    draining connection, a permission or auth refusal, an invalid argument are not. A request
  *    error is what its cause is.
  * 5. Anything else (an error nobody classified) is retryable: a consumer redelivers it up to its
@@ -29,6 +30,13 @@ export function isRetryable(err: unknown): boolean {
   if (name === 'RequestError') return e.cause === undefined || isRetryable(e.cause);
   if (name === 'JetStreamApiError') return (err as { status?: unknown }).status === 503;
   if (name === 'JetStreamStatusError') return e.code === 503;
+  // nats.js names a JetStream publish or API request that met no responders "not enabled"; in
+  // a cluster that is a stream (or the meta leader) between leaders, for seconds. An account
+  // the server says has no JetStream (API code 10039, not a RequestError) stays final.
+  if (name === 'JetStreamNotEnabled') {
+    const cause = e.cause as { name?: unknown } | undefined;
+    return cause?.name === 'RequestError' && isRetryable(cause);
+  }
   if (NATS_FINAL.has(name)) return false;
   return true;
 }
