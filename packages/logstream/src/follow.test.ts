@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { envelope, isRetryable, subjects } from '@computepods/protocol';
 import { defined, NatsServer, until } from '@computepods/testkit';
@@ -96,7 +97,15 @@ describe('publishLogChunk + followLogs', () => {
     logger.level = 'silent';
     const b = await Bus.connect({ servers: frozen.url, service: 'frozen', project, logger });
     const pid = defined(frozen.pid, "the frozen server's pid");
+    // No answer of the server's may still be on its way (a PONG for an earlier PING would
+    // confirm the chunk's flush), and it is stopped before the chunk goes: a signal takes
+    // effect asynchronously (fresh-clone CI once saw the chunk confirmed).
+    await b.nc.flush();
     process.kill(pid, 'SIGSTOP');
+    await until(
+      () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T') === true,
+      'the server stopped',
+    );
     try {
       const chunk = { path: 'out/run.log', offset: 0, data: bytes('never confirmed') };
       const err = await publishLogChunk(b, 'p4', chunk, { flushTimeoutMs: 200 }).catch(
