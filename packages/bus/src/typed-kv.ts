@@ -61,17 +61,43 @@ export class TypedKv<S extends z.ZodType> {
   }
 
   put(key: string, value: z.input<S>): Promise<number> {
-    return this.kv.put(kvKey(key), this.#encode(value));
+    const data = this.#encode(value);
+    return this.#stored(() => this.kv.put(kvKey(key), data));
   }
 
   /** Succeeds only if the key does not exist: a compare-and-set for first writers. */
   create(key: string, value: z.input<S>): Promise<number> {
-    return this.kv.create(kvKey(key), this.#encode(value));
+    const data = this.#encode(value);
+    return this.#stored(() => this.kv.create(kvKey(key), data));
   }
 
   /** Succeeds only if the stored revision is still `revision`. */
   update(key: string, value: z.input<S>, revision: number): Promise<number> {
-    return this.kv.update(kvKey(key), this.#encode(value), revision);
+    const data = this.#encode(value);
+    return this.#stored(() => this.kv.update(kvKey(key), data, revision));
+  }
+
+  /**
+   * A write nobody answered was not stored: on a NATS cluster the bucket's stream is between
+   * leaders (seconds after its leader died), which nats.js reports as JetStreamNotEnabled with a
+   * no-responders cause. Tried again for up to 30 s, so a handler does not fail half-applied
+   * over it (a MajorDomo whose build result failed so ignored its redelivery as a result for a
+   * build no longer wanted; fresh-clone CI, nats-cluster.test). Any other error goes to the caller.
+   */
+  async #stored(write: () => Promise<number>): Promise<number> {
+    const deadline = Date.now() + 30_000;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!unanswered(err) || Date.now() + delay > deadline) throw err;
+        this.logger.warn(
+          { bucket: this.bucket, err: (err as Error).message, retryInMs: delay },
+          'KV write unanswered (stream between leaders?); retrying',
+        );
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -259,4 +285,10 @@ function stopWatch(iter: Awaited<ReturnType<KV['watch']>>): void {
   iter.stop();
   const consumer = (iter as { _data?: { delete?: () => Promise<unknown> } })._data;
   consumer?.delete?.().catch(() => undefined);
+}
+
+/** nats.js's JetStreamNotEnabled for a request that met no responders: nothing was stored. */
+function unanswered(err: unknown): boolean {
+  const e = err as { name?: unknown; cause?: { name?: unknown; isNoResponders?: () => boolean } };
+  return e?.name === 'JetStreamNotEnabled' && e.cause?.isNoResponders?.() === true;
 }
