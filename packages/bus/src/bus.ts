@@ -258,15 +258,22 @@ export class Bus {
   ): Promise<void> {
     const text = new TextDecoder().decode(data.subarray(0, MAX_DEAD_LETTER_DATA));
     try {
-      await this.publish('dead.letter', subjects.deadLetter(this.project, this.service), {
-        service: this.service,
-        subject,
-        reason,
-        // Whatever a caller passed (zod's own issues have array paths): the letter must validate.
-        issues: normaliseIssues(issues),
-        data: text,
-        deliveries,
-      });
+      // Tried once: a letter is worth keeping, not worth holding its caller (a reply, a handler)
+      // for the 30 s a publish may retry while its stream is missing or between leaders.
+      await this.publish(
+        'dead.letter',
+        subjects.deadLetter(this.project, this.service),
+        {
+          service: this.service,
+          subject,
+          reason,
+          // Whatever a caller passed (zod's own issues have array paths): the letter must validate.
+          issues: normaliseIssues(issues),
+          data: text,
+          deliveries,
+        },
+        { retryForMs: 0 },
+      );
     } catch (err) {
       // The dead-letter stream may not exist (or NATS is down): the log line is the record then.
       this.logger.error({ err, subject, reason }, 'could not publish dead letter');
