@@ -44,12 +44,18 @@ export interface Snapshot {
 type Part = 'graph' | 'plan' | 'builds' | 'tasks' | 'records';
 const DELAY: Record<Part, number> = { graph: 250, plan: 150, builds: 100, tasks: 150, records: 0 };
 /**
- * A part is read again no sooner than this many times its last read took (fetch, parse and
- * apply): a large project's graph (megabytes) is then re-read every second or two while builds
- * run, not four times a second, and the page keeps its frames. States still arrive at once,
- * as events.
+ * A part is read again no sooner than this many times the page's own work on its last read took
+ * (reading the body, parsing and applying it; not the wait for MajorDomo's answer, which costs
+ * the page no frames): a large project's graph (megabytes) is then re-read every second or two
+ * while builds run, not four times a second, and the page keeps its frames. States still
+ * arrive at once, as events.
  */
 const COST_FACTOR = 5;
+/**
+ * The longest a part waits to be read again, whatever its last read cost: one slow read (a
+ * busy machine) must not leave the page behind for minutes.
+ */
+const MAX_DELAY = 5_000;
 
 const fromGraph: Record<GraphState, ArtefactStatus> = {
   source: 'source',
@@ -78,7 +84,11 @@ export class ProjectStore {
   };
   readonly #listeners = new Set<() => void>();
   readonly #timers = new Map<Part, ReturnType<typeof setTimeout>>();
-  /** How long the last read of each part took (ms). */
+  /** Parts being read now; one read of a part at a time, so an older answer never lands last. */
+  readonly #reading = new Set<Part>();
+  /** Parts asked for again while being read: read once more when that read ends. */
+  readonly #again = new Set<Part>();
+  /** How long the page's own work on the last read of each part took (ms). */
   readonly #cost = new Map<Part, number>();
   readonly #abort = new AbortController();
   /** Called when the event stream refuses the token. */
@@ -118,70 +128,85 @@ export class ProjectStore {
   }
 
   /**
-   * Re-reads one part after `delay` ms (by default its usual delay, or COST_FACTOR times what
-   * its last read took if that is longer); calls in between are folded into one read.
+   * Re-reads one part after `delay` ms (by default its usual delay, or COST_FACTOR times its
+   * last read's cost if that is longer, at most MAX_DELAY); calls in between are folded into one
+   * read, and a call during a read asks for one more read after it.
    */
   refresh(part: Part, delay?: number): void {
     if (this.#timers.has(part)) return;
-    const wait = delay ?? Math.max(DELAY[part], COST_FACTOR * (this.#cost.get(part) ?? 0));
+    if (this.#reading.has(part)) {
+      this.#again.add(part);
+      return;
+    }
+    const wait =
+      delay ??
+      Math.min(MAX_DELAY, Math.max(DELAY[part], COST_FACTOR * (this.#cost.get(part) ?? 0)));
     this.#timers.set(
       part,
       setTimeout(() => {
         this.#timers.delete(part);
-        const start = performance.now();
+        this.#reading.add(part);
         this.#load(part)
+          .then((cost) => this.#cost.set(part, cost))
           .catch((err: Error) => this.#set({ error: `${part}: ${err.message}` }))
-          .finally(() => this.#cost.set(part, performance.now() - start));
+          .finally(() => {
+            this.#reading.delete(part);
+            if (this.#again.delete(part) && !this.#abort.signal.aborted) this.refresh(part);
+          });
       }, wait),
     );
   }
 
-  async #load(part: Part): Promise<void> {
+  /** GETs `path` and hands its body to `apply`; resolves to the page's own work in ms. */
+  async #read<T>(path: string, apply: (body: T) => void): Promise<number> {
+    const res = await this.api.response(path);
+    const start = performance.now();
+    apply((await res.json()) as T);
+    return performance.now() - start;
+  }
+
+  /** Reads one part; resolves to the page's own work on it (ms). */
+  #load(part: Part): Promise<number> {
     switch (part) {
-      case 'records': {
-        const list = await this.api.get<ArtefactRecord[]>('/api/artefacts');
-        performance.mark('cp:records');
-        this.#set({ records: new Map(list.map((r) => [r.path, r])), error: undefined });
-        return;
-      }
-      case 'graph': {
-        performance.mark('cp:graph-request');
-        const graph = await this.api.get<GraphJSON>('/api/graph');
-        performance.mark('cp:graph-response');
-        const passes = new Map(this.#snap.passes);
-        for (const c of graph.components) {
-          const limit = c.passLimit ?? passes.get(c.id)?.limit ?? 0;
-          // A settled cycle (pass 0) keeps showing the passes its last round took.
-          const seen = passes.get(c.id)?.pass ?? 0;
-          passes.set(c.id, { pass: c.pass ? c.pass : seen, limit });
-        }
-        this.#set({
-          graph,
-          passes,
-          graphStates: new Map(graph.artefacts.map((a) => [a.path, a.state])),
-          components: new Map(graph.tasks.map((t) => [t.id, t.component])),
+      case 'records':
+        return this.#read<ArtefactRecord[]>('/api/artefacts', (list) => {
+          performance.mark('cp:records');
+          this.#set({ records: new Map(list.map((r) => [r.path, r])), error: undefined });
         });
-        return;
-      }
-      case 'plan': {
-        const plan = await this.api.get<PlanJSON>('/api/plan');
-        const passes = new Map(this.#snap.passes);
-        for (const c of plan.components)
-          if (c.pass > 0) passes.set(c.id, { pass: c.pass, limit: c.passLimit });
-        this.#set({ plan, passes });
-        return;
-      }
+      case 'graph':
+        performance.mark('cp:graph-request');
+        return this.#read<GraphJSON>('/api/graph', (graph) => {
+          performance.mark('cp:graph-response');
+          const passes = new Map(this.#snap.passes);
+          for (const c of graph.components) {
+            const limit = c.passLimit ?? passes.get(c.id)?.limit ?? 0;
+            // A settled cycle (pass 0) keeps showing the passes its last round took.
+            const seen = passes.get(c.id)?.pass ?? 0;
+            passes.set(c.id, { pass: c.pass ? c.pass : seen, limit });
+          }
+          this.#set({
+            graph,
+            passes,
+            graphStates: new Map(graph.artefacts.map((a) => [a.path, a.state])),
+            components: new Map(graph.tasks.map((t) => [t.id, t.component])),
+          });
+        });
+      case 'plan':
+        return this.#read<PlanJSON>('/api/plan', (plan) => {
+          const passes = new Map(this.#snap.passes);
+          for (const c of plan.components)
+            if (c.pass > 0) passes.set(c.id, { pass: c.pass, limit: c.passLimit });
+          this.#set({ plan, passes });
+        });
       case 'builds':
-        this.#set({ builds: await this.api.get<Build[]>('/api/builds') });
-        return;
-      case 'tasks': {
-        const tasks = await this.api.get<TaskRecord[]>('/api/tasks?limit=500');
-        const taskStates = new Map(this.#snap.taskStates);
-        for (const t of [...tasks].reverse())
-          if (t.task.buildId) taskStates.set(t.task.buildId, t.state);
-        this.#set({ tasks, taskStates });
-        return;
-      }
+        return this.#read<Build[]>('/api/builds', (builds) => this.#set({ builds }));
+      case 'tasks':
+        return this.#read<TaskRecord[]>('/api/tasks?limit=500', (tasks) => {
+          const taskStates = new Map(this.#snap.taskStates);
+          for (const t of [...tasks].reverse())
+            if (t.task.buildId) taskStates.set(t.task.buildId, t.state);
+          this.#set({ tasks, taskStates });
+        });
     }
   }
 
