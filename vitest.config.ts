@@ -10,5 +10,10 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     teardownTimeout: 30_000,
+    // expect.poll waits for a live system (real services, a real browser) on a shared machine:
+    // its bound only ends a test that will not pass, as Stack.until's 30 s does. Vitest's 1 s
+    // default made every poll a timing assertion (a page had to reflect a four-process build
+    // within a second, which a loaded CI machine does not promise).
+    expect: { poll: { timeout: 30_000 } },
   },
 });

@@ -1,5 +1,5 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
@@ -294,12 +294,15 @@ export class Stack implements AsyncDisposable {
   }
 
   /**
-   * CP_TEST_DUMP=DIR keeps every service's output as DIR/<name>.log (for a failing run); a
-   * process a restart replaced as DIR/<name>.<n>.log.
+   * CP_TEST_DUMP=DIR keeps every service's output as DIR/<project>-<stack folder>/<name>.log
+   * (for a failing run; one folder per stack, so files running at once do not overwrite each
+   * other); a process a restart replaced as <name>.<n>.log.
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    const dump = process.env.CP_TEST_DUMP;
-    if (dump) {
+    const root = process.env.CP_TEST_DUMP;
+    if (root) {
+      const dump = join(root, `${this.project}-${basename(this.dir.path)}`);
+      mkdirSync(dump, { recursive: true });
       for (const [name, p] of [...this.procs, ...this.#replaced])
         writeFileSync(join(dump, `${name}.log`), p.output);
       writeFileSync(join(dump, 'nats-server.log'), this.nats.output);
