@@ -229,6 +229,10 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             `${JS}.STREAM.CREATE.KV_${buckets.leader(p)}`,
             ...kvRead(buckets.leader(p)),
             ...kvWrite(buckets.leader(p)),
+            // Its graph snapshot (graph-snapshot.ts), made by MajorDomo like the lease's bucket.
+            `${JS}.STREAM.CREATE.KV_${buckets.snapshot(p)}`,
+            ...kvRead(buckets.snapshot(p)),
+            ...kvWrite(buckets.snapshot(p)),
             // Retiring a dead chef deletes its rules record and purges its queued requests
             // (the purge's subject filter is in the request body: the stream is named here).
             ...kvWrite(buckets.rules(p)),

@@ -34,14 +34,28 @@ export async function latestMessages(
   jsm: JetStreamManager,
   bucket: string,
 ): Promise<Map<string, LatestMessage>> {
+  return (await latestMessagesAfter(jsm, bucket, 0)).latest;
+}
+
+/**
+ * latestMessages of the keys written after revision `after` only (the changes since a snapshot
+ * that reflects the bucket up to `after`): each such key's latest message, deletes included, and
+ * the stream's last sequence when the pass began (what the result reflects) and when the stream
+ * was made (a bucket made again starts its revisions again).
+ */
+export async function latestMessagesAfter(
+  jsm: JetStreamManager,
+  bucket: string,
+  after: number,
+): Promise<{ latest: Map<string, LatestMessage>; last: number; created: string }> {
   const stream = `KV_${bucket}`;
   const prefix = `$KV.${bucket}.`;
   const filter = `${prefix}>`;
-  const { state } = await jsm.streams.info(stream);
+  const { state, created } = await jsm.streams.info(stream);
   const out = new Map<string, LatestMessage>();
-  if (state.messages === 0) return out;
-  const first = state.first_seq;
+  const first = Math.max(state.first_seq, after + 1);
   const last = state.last_seq;
+  if (state.messages === 0 || first > last) return { latest: out, last, created };
   const span = Math.max(1, last - first + 1);
   const walkers = Math.min(WALKERS, span);
   const slice = Math.ceil(span / walkers);
@@ -70,5 +84,5 @@ export async function latestMessages(
       }
     }),
   );
-  return out;
+  return { latest: out, last, created };
 }

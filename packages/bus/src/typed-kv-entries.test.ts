@@ -91,6 +91,29 @@ describe('TypedKv listing while the bucket is written (a real nats-server)', () 
     expect((await h.keys()).sort()).toEqual([...expected, 'k/7'].sort());
   });
 
+  it('changesSince(rev) gives the keys written after rev: values, deletes and purges as undefined', async () => {
+    const c = await bus.kv('kvtest_since', Value, { history: 1 });
+    for (let i = 0; i < 100; i++) await c.put(`k/${i}`, { n: i });
+    const at = await c.changesSince(0);
+    expect(at.changes.size).toBe(100);
+    expect(at.created).toBe((await c.kv.status()).streamInfo.created);
+    const mark = at.last;
+    await c.put('k/3', { n: 1003 });
+    await c.put('k/3', { n: 2003 });
+    await c.put('new', { n: 7 });
+    await c.delete('k/4');
+    await c.kv.purge('k/5');
+    await c.kv.put('k/6', 'not json');
+    const since = await c.changesSince(mark);
+    expect([...since.changes.keys()].sort()).toEqual(['k/3', 'k/4', 'k/5', 'k/6', 'new']);
+    expect(since.changes.get('k/3')?.value).toEqual({ n: 2003 });
+    expect(since.changes.get('new')?.value).toEqual({ n: 7 });
+    for (const gone of ['k/4', 'k/5', 'k/6']) expect(since.changes.get(gone), gone).toBeUndefined();
+    expect(since.last).toBe(mark + 6);
+    // Nothing written since the last: nothing.
+    expect((await c.changesSince(since.last)).changes.size).toBe(0);
+  });
+
   it('an invalid value is ignored by watchValid(), not reported as a delete', async () => {
     await kv.put('w', { n: 1 });
     const seen: Array<number | undefined> = [];

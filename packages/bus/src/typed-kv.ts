@@ -4,7 +4,7 @@ import type { KV, KvEntry, KvWatchOptions } from '@nats-io/kv';
 import type { z } from 'zod';
 import { issuesOf } from './decode.js';
 import { MessageInvalidError } from './errors.js';
-import { latestMessages } from './kv-list.js';
+import { latestMessages, latestMessagesAfter } from './kv-list.js';
 import type { Logger } from './logger.js';
 
 export interface Versioned<T> {
@@ -121,6 +121,30 @@ export class TypedKv<S extends z.ZodType> {
       if (value !== undefined) out.set(fromKvKey(key), { value, revision: m.revision });
     }
     return out;
+  }
+
+  /**
+   * The keys written after revision `after` (0: every key), each with its current value, or
+   * undefined when it was deleted (or its value is invalid, as entries() reads it); with the
+   * bucket's last revision when the pass began and when its stream was made. A reader that holds
+   * the bucket as of `after` applies these to hold it as of `last` (what a snapshot needs).
+   */
+  async changesSince(after: number): Promise<{
+    changes: Map<string, Versioned<z.infer<S>> | undefined>;
+    last: number;
+    created: string;
+  }> {
+    const { latest, last, created } = await latestMessagesAfter(this.jsm, this.bucket, after);
+    const changes = new Map<string, Versioned<z.infer<S>> | undefined>();
+    for (const [key, m] of latest) {
+      const value =
+        m.operation === 'PUT' ? this.#parse(key, () => JSON.parse(TEXT.decode(m.data))) : undefined;
+      changes.set(
+        fromKvKey(key),
+        value === undefined ? undefined : { value, revision: m.revision },
+      );
+    }
+    return { changes, last, created };
   }
 
   /**

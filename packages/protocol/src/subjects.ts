@@ -84,6 +84,8 @@ export const buckets = {
   goals: (p: string) => `cp_${checkProject(p)}_goals`,
   /** Which MajorDomo leads the project (standby mode): one compare-and-set lease record. */
   leader: (p: string) => `cp_${checkProject(p)}_leader`,
+  /** MajorDomo's snapshot of its restored graph and records (a restart reads it, then the KV tail). */
+  snapshot: (p: string) => `cp_${checkProject(p)}_snapshot`,
   tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
   builds: (p: string) => `cp_${checkProject(p)}_builds`,
   /** The project's own copy of its record (`project`) and resolved queues (`queue.<name>`); admins write. */

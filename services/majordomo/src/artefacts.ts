@@ -30,23 +30,40 @@ export class ArtefactManager {
     readonly kv: TypedKv<typeof ArtefactRecord>,
   ) {}
 
-  static async open(bus: Bus): Promise<ArtefactManager> {
-    const kv = await bus.kv(buckets.artefacts(bus.project), ArtefactRecord);
-    const m = new ArtefactManager(bus, kv);
-    for (const [path, { value }] of await kv.entries()) {
-      // Every path MajorDomo writes is normalised and is its key: a record that is not (written
-      // by hand, by an older MajorDomo) is skipped, not restored into the graph, where it
-      // stopped every start ("a//b": cannot start, invalid artefact path, found by fuzzing).
-      if (value.path !== path || !isNormalRelative(path)) {
-        bus.logger.error(
-          { key: path, path: value.path.slice(0, 300) },
-          'artefact record skipped: its path is not its key or not a normalised relative path',
-        );
-        continue;
-      }
-      m.#records.set(path, value);
-    }
+  /**
+   * From a snapshot's records (written by a MajorDomo from this map), with no listing of the
+   * bucket; the keys written since are applied with stored().
+   */
+  static async fromRecords(bus: Bus, records: Iterable<Rec>): Promise<ArtefactManager> {
+    const m = await ArtefactManager.#empty(bus);
+    for (const rec of records) m.stored(rec.path, rec);
     return m;
+  }
+
+  static async #empty(bus: Bus): Promise<ArtefactManager> {
+    return new ArtefactManager(bus, await bus.kv(buckets.artefacts(bus.project), ArtefactRecord));
+  }
+
+  /**
+   * Takes a key's value as stored in KV (undefined: deleted or invalid) into the map, with no
+   * write; returns the record it had before.
+   */
+  stored(key: string, value: Rec | undefined): Rec | undefined {
+    const prev = this.#records.get(key);
+    this.#records.delete(key);
+    if (!value) return prev;
+    // Every path MajorDomo writes is normalised and is its key: a record that is not (written
+    // by hand, by an older MajorDomo) is skipped, not restored into the graph, where it
+    // stopped every start ("a//b": cannot start, invalid artefact path, found by fuzzing).
+    if (value.path !== key || !isNormalRelative(key)) {
+      this.bus.logger.error(
+        { key, path: value.path.slice(0, 300) },
+        'artefact record skipped: its path is not its key or not a normalised relative path',
+      );
+      return prev;
+    }
+    this.#records.set(key, value);
+    return prev;
   }
 
   get(path: string): Rec | undefined {

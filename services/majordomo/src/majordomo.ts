@@ -8,7 +8,7 @@ import {
 } from '@computepods/bus';
 import {
   type ChangeResult,
-  DependencyManager,
+  type DependencyManager,
   projectionKey,
   type TaskInstance,
 } from '@computepods/depgraph';
@@ -24,7 +24,7 @@ import {
   subjects,
   TaskTrace,
 } from '@computepods/protocol';
-import { ArtefactManager } from './artefacts.js';
+import type { ArtefactManager } from './artefacts.js';
 import { askHowToBuild } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
 import { buildId } from './build-id.js';
@@ -38,15 +38,19 @@ import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
 import { resolveGoal } from './resolve-goal.js';
+import { fromBuckets, fromSnapshot, plannedWith, takeSnapshot } from './restore-state.js';
 import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
+import { SnapshotStore } from './snapshot-store.js';
 
-/** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
 /** A started MajorDomo: stop() ends its consumers and watches (its bus is main.ts's to close). */
 export interface RunningMajorDomo extends Service {
   readonly md: MajorDomo;
+  /** What the graph was restored from, and the keys read after the snapshot (when one was used). */
+  readonly restored: { from: 'snapshot' | 'buckets'; tail?: { artefacts: number; traces: number } };
 }
 
+/** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
 export interface Leadership {
   readonly lease: LeaderLease;
   readonly fence: DispatchFence;
@@ -68,7 +72,6 @@ interface InFlight {
  * results); the graph itself is derived and rebuilt from it after a restart.
  */
 export class MajorDomo {
-  readonly dm: DependencyManager;
   readonly rules: RuleRegistry;
   readonly #inflight = new Map<string, InFlight>();
   /**
@@ -95,13 +98,13 @@ export class MajorDomo {
   private constructor(
     readonly bus: Bus,
     readonly cfg: MajorDomoConfig,
+    readonly dm: DependencyManager,
     readonly artefacts: ArtefactManager,
     readonly traces: TypedKv<typeof TaskTrace>,
     readonly results: TypedKv<typeof BuildResult>,
     readonly goals: GoalRules,
     readonly logger: Logger,
   ) {
-    this.dm = new DependencyManager({ passLimit: cfg.passLimit });
     this.rules = new RuleRegistry(logger);
   }
 
@@ -119,21 +122,27 @@ export class MajorDomo {
     const results = await bus.kv(buckets.builds(p), BuildResult);
     const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
     const goals = new GoalRules(await bus.kv(buckets.goals(p), CanBuildFrom));
-    // The buckets a restore reads, read at once: each listing waits mostly on the server.
-    const [artefacts, declarations, answers, traceRecords] = await Promise.all([
-      ArtefactManager.open(bus),
+    const snapshots = await SnapshotStore.open(bus);
+    // The small buckets and the snapshot at once: each read waits mostly on the server.
+    const [declarations, answers, loaded] = await Promise.all([
       rulesKv.entries(),
       goals.load(),
-      traces.entries(),
+      snapshots.load().catch((err: Error) => ({ why: `not read: ${err.message}` })),
     ]);
+    const planned = plannedWith(declarations, answers);
+    const state =
+      (await fromSnapshot(bus, cfg, traces, loaded, planned)) ??
+      (await fromBuckets(bus, cfg, traces));
     const tKv = performance.now();
-    const md = new MajorDomo(bus, cfg, artefacts, traces, results, goals, bus.logger);
+    const { artefacts, passes } = state;
+    const md = new MajorDomo(bus, cfg, state.dm, artefacts, traces, results, goals, bus.logger);
     md.#leader = leader;
     await md.projectState.watch(bus, p, () => void md.#serial(() => md.#pump('re-activated')));
 
-    // Rebuild the derived graph: rules, then artefact hashes, then traces, as one batch (the
-    // graph's dirtiness evaluated once at the end, as DependencyManager.fromState does, not after
-    // each of the 100,000s of calls).
+    // The rules and goals into the graph, with what the state left for the batch (the records
+    // and traces of a full restore, the keys written since a snapshot), as one batch: the
+    // graph's dirtiness evaluated once at the end, not after each of the 100,000s of calls. A
+    // snapshot's graph has these rules already (addRule of the same rule changes nothing).
     const orphanGoals: CanBuildFrom[] = [];
     const restored = md.dm.batch(() => {
       for (const [chef, { value }] of declarations) md.#applyRules(chef, value);
@@ -152,33 +161,12 @@ export class MajorDomo {
           }
         }
       }
-      for (const rec of artefacts.records()) {
-        if (!rec.sha256 || rec.auxiliary) continue;
-        md.dm.setArtefact(rec.path, rec.cutoff ?? rec.sha256);
-        if (rec.projections)
-          md.dm.setProjections(rec.path, rec.cutoff ?? rec.sha256, rec.projections);
-      }
-      for (const [taskId, { value }] of traceRecords) {
-        try {
-          md.dm.restoreTrace(taskId, {
-            inputs: value.inputs,
-            outputs: value.outputs,
-            discovered: value.discovered,
-          });
-        } catch (err) {
-          // One bad record must not stop every restart: the task is rebuilt instead.
-          bus.logger.error(
-            { taskId, code: (err as { code?: string }).code, err: (err as Error).message },
-            'trace not restored (skipped; the task will be rebuilt)',
-          );
-        }
-      }
+      state.fill();
     });
     md.#handleChange(restored, 'restart');
     // A cycle in the middle of a fixpoint goes on with the pass it was in (not from pass 1).
-    for (const [taskId, { value }] of traceRecords)
-      if (value.pass && value.round)
-        md.#handleChange(md.dm.restorePass(taskId, value.pass, value.round), 'restart');
+    for (const { taskId, pass, round } of passes.values())
+      md.#handleChange(md.dm.restorePass(taskId, pass, round), 'restart');
     // A cycle reported as not converging stays so until an edit: no new passes for a restart.
     const stuck: Record<string, number> = {};
     for (const rec of artefacts.records())
@@ -189,6 +177,22 @@ export class MajorDomo {
     await md.#pump('restart');
     const tPlanned = performance.now();
     for (const answer of orphanGoals) void md.#reassign(answer, 'restart');
+    // Taken now, before any file change or result is applied: the graph is the restore's, its
+    // records and traces those of the buckets at the marks (and writes since, which a restart
+    // replays). Stored in the background; the next start reads it and the keys written since.
+    let tSnapshot = tPlanned;
+    if (state.resnapshot) {
+      const taken = takeSnapshot(md.dm, artefacts, passes, planned, cfg.passLimit);
+      tSnapshot = performance.now();
+      snapshots.save(taken.meta, taken.graph, state.marks).then(
+        (head) =>
+          bus.logger.info(
+            { bytes: head.bytes, parts: head.parts, artefacts: head.artefactCount },
+            'graph snapshot stored',
+          ),
+        (err: Error) => bus.logger.warn({ err: err.message }, 'graph snapshot not stored'),
+      );
+    }
 
     // Invalid values are ignored, not read as deletes (that retired a chef's rules).
     const stopRules = await rulesKv.watchValid((chef, decl) => {
@@ -233,10 +237,13 @@ export class MajorDomo {
       {
         artefacts: artefacts.size,
         rules: md.rules.all().size,
+        from: state.from,
+        tail: state.tail,
         restoreMs: {
           kv: ms(t0, tKv),
           graph: ms(tKv, tRestored),
           plan: ms(tRestored, tPlanned),
+          snapshot: ms(tPlanned, tSnapshot),
           total: ms(t0, performance.now()),
         },
       },
@@ -244,6 +251,7 @@ export class MajorDomo {
     );
     return {
       md,
+      restored: { from: state.from, ...(state.tail ? { tail: state.tail } : {}) },
       stop: async () => {
         md.#stopping = true;
         md.#backoff.stop();

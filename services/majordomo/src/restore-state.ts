@@ -1,0 +1,182 @@
+import type { Bus, TypedKv, Versioned } from '@computepods/bus';
+import { DependencyManager } from '@computepods/depgraph';
+import type { CanBuildFrom, RulesDeclared, TaskTrace } from '@computepods/protocol';
+import { ArtefactManager } from './artefacts.js';
+import type { MajorDomoConfig } from './config.js';
+import type { BucketMark, Loaded, PassMark, SnapshotMeta } from './snapshot-store.js';
+import {
+  applyArtefactTail,
+  applyTraceTail,
+  passOf,
+  restoreArtefact,
+  restoreTrace,
+} from './snapshot-tail.js';
+
+/**
+ * What a restart restores from, before the rules go in: the graph (empty, or a snapshot's), the
+ * artefact records, the cycles' passes, and fill(), which puts the rest into the graph inside
+ * the restore's batch (every record and trace of a full restore; the keys written since a
+ * snapshot). Either way the graph and records end as a full restore from the buckets leaves
+ * them (restore-snapshot.test.ts compares the two).
+ */
+export interface RestoreState {
+  readonly from: 'snapshot' | 'buckets';
+  readonly dm: DependencyManager;
+  readonly artefacts: ArtefactManager;
+  readonly passes: Map<string, PassMark>;
+  /** The revisions the state reflects once filled (a snapshot taken of it says so). */
+  readonly marks: { artefacts: BucketMark; traces: BucketMark };
+  /** Keys read after the snapshot, per bucket (a snapshot restore). */
+  readonly tail?: { artefacts: number; traces: number };
+  /** Whether a new snapshot is worth storing (none was used, or its tail was long). */
+  readonly resnapshot: boolean;
+  fill(): void;
+}
+
+/** What the graph was planned with besides the buckets: each chef's declaration, the goals. */
+export interface PlannedWith {
+  readonly declarations: Record<string, string>;
+  readonly goals: string[];
+}
+
+export function plannedWith(
+  declarations: ReadonlyMap<string, Versioned<RulesDeclared>>,
+  answers: readonly CanBuildFrom[],
+): PlannedWith {
+  const byChef: Record<string, string> = {};
+  for (const [chef, { value }] of declarations) byChef[chef] = JSON.stringify(value);
+  return { declarations: byChef, goals: answers.map((a) => JSON.stringify(a)).sort() };
+}
+
+/** A snapshot this long behind (keys written since) is taken again after the restore. */
+function longTail(keys: number, artefacts: number): boolean {
+  return keys >= Math.max(1_000, artefacts / 20);
+}
+
+/** Every record and trace of the buckets (the restore when no snapshot can be used). */
+export async function fromBuckets(
+  bus: Bus,
+  cfg: MajorDomoConfig,
+  traces: TypedKv<typeof TaskTrace>,
+): Promise<RestoreState> {
+  const artefacts = await ArtefactManager.fromRecords(bus, []);
+  const [records, traced] = await Promise.all([
+    artefacts.kv.changesSince(0),
+    traces.changesSince(0),
+  ]);
+  for (const [path, v] of records.changes) artefacts.stored(path, v?.value);
+  const dm = new DependencyManager({ passLimit: cfg.passLimit });
+  const passes = new Map<string, PassMark>();
+  let rest: typeof traced.changes | undefined = traced.changes;
+  for (const [taskId, v] of rest) {
+    const mark = v && passOf(taskId, v.value);
+    if (mark) passes.set(taskId, mark);
+  }
+  return {
+    from: 'buckets',
+    dm,
+    artefacts,
+    passes,
+    marks: {
+      artefacts: { created: records.created, revision: records.last },
+      traces: { created: traced.created, revision: traced.last },
+    },
+    resnapshot: true,
+    fill() {
+      for (const rec of artefacts.records()) restoreArtefact(dm, rec);
+      for (const [taskId, v] of rest ?? []) if (v) restoreTrace(dm, taskId, v.value, bus.logger);
+      rest = undefined; // 100,000s of traces: not kept once in the graph
+    },
+  };
+}
+
+/**
+ * The stored snapshot and the keys written since, or undefined (logged, saying why) when it
+ * cannot stand for the buckets: none, another format or pass limit, corrupt, planned with other
+ * declarations or goals, or a bucket made again since.
+ */
+export async function fromSnapshot(
+  bus: Bus,
+  cfg: MajorDomoConfig,
+  traces: TypedKv<typeof TaskTrace>,
+  loaded: Loaded,
+  planned: PlannedWith,
+): Promise<RestoreState | undefined> {
+  const ignored = (why: string) => {
+    bus.logger.info({ why }, 'graph snapshot not used; restoring from every record');
+    return undefined;
+  };
+  if ('why' in loaded) return ignored(loaded.why);
+  const { head, meta, graph } = loaded.snapshot;
+  if (meta.passLimit !== cfg.passLimit)
+    return ignored(`taken with pass limit ${meta.passLimit}, now ${cfg.passLimit}`);
+  const changed = otherPlan(meta, planned);
+  if (changed) return ignored(changed);
+  let dm: DependencyManager;
+  try {
+    dm = DependencyManager.fromBytes(graph, { passLimit: cfg.passLimit });
+  } catch (err) {
+    return ignored(`graph not loaded: ${(err as Error).message}`);
+  }
+  const artefacts = await ArtefactManager.fromRecords(bus, meta.records);
+  const [records, traced] = await Promise.all([
+    artefacts.kv.changesSince(head.artefacts.revision),
+    traces.changesSince(head.traces.revision),
+  ]);
+  for (const [name, mark, now] of [
+    ['artefacts', head.artefacts, records],
+    ['traces', head.traces, traced],
+  ] as const) {
+    if (now.created !== mark.created) return ignored(`the ${name} bucket was made again since`);
+    if (now.last < mark.revision)
+      return ignored(`the ${name} bucket is at revision ${now.last}, before the snapshot's`);
+  }
+  const passes = new Map(meta.passes.map((m) => [m.taskId, m]));
+  const tail = { artefacts: records.changes.size, traces: traced.changes.size };
+  return {
+    from: 'snapshot',
+    dm,
+    artefacts,
+    passes,
+    marks: {
+      artefacts: { created: records.created, revision: records.last },
+      traces: { created: traced.created, revision: traced.last },
+    },
+    tail,
+    resnapshot: longTail(tail.artefacts + tail.traces, artefacts.size),
+    fill() {
+      applyArtefactTail(dm, artefacts, records.changes);
+      applyTraceTail(dm, passes, traced.changes, bus.logger);
+    },
+  };
+}
+
+/** Why the snapshot was planned with other rules than the buckets hold now, if it was. */
+function otherPlan(meta: SnapshotMeta, now: PlannedWith): string | undefined {
+  const chefs = new Set([...Object.keys(meta.declarations), ...Object.keys(now.declarations)]);
+  for (const chef of chefs)
+    if (meta.declarations[chef] !== now.declarations[chef])
+      return `chef ${chef}'s declared rules changed since`;
+  if (meta.goals.join('\n') !== now.goals.join('\n')) return 'the goals changed since';
+  return undefined;
+}
+
+/** The snapshot of a restored MajorDomo: its graph and what a restore reads besides. */
+export function takeSnapshot(
+  dm: DependencyManager,
+  artefacts: ArtefactManager,
+  passes: ReadonlyMap<string, PassMark>,
+  planned: PlannedWith,
+  passLimit: number,
+): { meta: SnapshotMeta; graph: Uint8Array } {
+  return {
+    graph: dm.exportBytes(),
+    meta: {
+      passLimit,
+      records: [...artefacts.records()],
+      passes: [...passes.values()],
+      declarations: planned.declarations,
+      goals: planned.goals,
+    },
+  };
+}

@@ -1,0 +1,170 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gunzip, gzip } from 'node:zlib';
+import type { Bus, TypedKv } from '@computepods/bus';
+import { ArtefactRecord, buckets } from '@computepods/protocol';
+import { z } from 'zod';
+
+const zip = promisify(gzip);
+const unzip = promisify(gunzip);
+
+/**
+ * MajorDomo's snapshot: the graph it restored (depgraph's compact state) and what a restore reads
+ * besides (artefact records, cycle passes, the declarations and goals it was planned with), with
+ * the revision of the artefacts and traces buckets it reflects. A restart loads it and reads only
+ * the keys written after those revisions (snapshot-tail.ts) instead of listing every bucket.
+ *
+ * Stored in KV `cp_<p>_snapshot`: the gzipped payload in parts `part.<n>` (each well under the
+ * server's max payload; a new snapshot overwrites them, so the bucket does not grow), then `head`
+ * with the payload's length and sha256. A reader takes `head` and its parts: parts that do not
+ * hash to it (a save cut short, one under way) are no snapshot, and the full restore runs.
+ *
+ * Bump FORMAT when the payload or what a restore derives from it changes: a snapshot of another
+ * format is ignored, as one of another pass limit (the graph would plan differently).
+ */
+export const SNAPSHOT_FORMAT = 1;
+const HEAD = 'head';
+
+/** Where a bucket stood: its stream's creation time (a bucket made again restarts its revisions). */
+export const BucketMark = z.object({
+  created: z.string().min(1),
+  revision: z.number().int().nonnegative(),
+});
+export type BucketMark = z.infer<typeof BucketMark>;
+
+export const SnapshotHead = z.object({
+  format: z.number().int(),
+  id: z.string().uuid(),
+  parts: z.number().int().positive().max(100_000),
+  bytes: z.number().int().positive(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  artefacts: BucketMark,
+  traces: BucketMark,
+  artefactCount: z.number().int().nonnegative(),
+  taken: z.string(),
+});
+export type SnapshotHead = z.infer<typeof SnapshotHead>;
+
+/** A cyclic task's pass, as its trace recorded it (restorePass after a restart). */
+export const PassMark = z.object({
+  taskId: z.string().min(1),
+  pass: z.number().int().positive(),
+  round: z.string().min(1),
+});
+export type PassMark = z.infer<typeof PassMark>;
+
+export const SnapshotMeta = z.object({
+  passLimit: z.number().int().positive(),
+  records: z.array(ArtefactRecord),
+  passes: z.array(PassMark),
+  /** Each chef's declaration as stored (JSON of the parsed value), by chef. */
+  declarations: z.record(z.string(), z.string()),
+  /** The stored goal answers (JSON of each parsed value), sorted. */
+  goals: z.array(z.string()),
+});
+export type SnapshotMeta = z.infer<typeof SnapshotMeta>;
+
+export interface Snapshot {
+  readonly head: SnapshotHead;
+  readonly meta: SnapshotMeta;
+  /** depgraph's compact state (DependencyManager.fromBytes). */
+  readonly graph: Uint8Array;
+}
+
+/** Why no snapshot could be used, for the log line. */
+export type Loaded = { snapshot: Snapshot } | { why: string };
+
+export class SnapshotStore {
+  private constructor(
+    readonly heads: TypedKv<typeof SnapshotHead>,
+    readonly raw: TypedKv<typeof SnapshotHead>['kv'],
+    readonly partBytes: number,
+  ) {}
+
+  static async open(bus: Bus): Promise<SnapshotStore> {
+    const heads = await bus.kv(buckets.snapshot(bus.project), SnapshotHead, { history: 1 });
+    // Half the server's max payload, at most 1 MiB: room for headers, any server's limit.
+    const max = bus.nc.info?.max_payload ?? 1024 * 1024;
+    return new SnapshotStore(heads, heads.kv, Math.min(1024 * 1024, Math.floor(max / 2)));
+  }
+
+  async load(): Promise<Loaded> {
+    const head = await this.heads.get(HEAD);
+    if (!head) return { why: 'no snapshot stored' };
+    const h = head.value;
+    if (h.format !== SNAPSHOT_FORMAT)
+      return { why: `snapshot format ${h.format}, this MajorDomo reads ${SNAPSHOT_FORMAT}` };
+    const parts = await Promise.all(
+      Array.from({ length: h.parts }, (_, n) => this.raw.get(`part.${n}`)),
+    );
+    const chunks: Uint8Array[] = [];
+    for (const [n, e] of parts.entries()) {
+      if (e?.operation !== 'PUT') return { why: `snapshot part ${n} of ${h.parts} missing` };
+      chunks.push(e.value);
+    }
+    const zipped = Buffer.concat(chunks);
+    if (zipped.length !== h.bytes || sha256(zipped) !== h.sha256)
+      return { why: 'snapshot parts do not match their head (length or sha256)' };
+    let payload: Buffer;
+    try {
+      payload = await unzip(zipped);
+    } catch (err) {
+      return { why: `snapshot does not unzip: ${(err as Error).message}` };
+    }
+    const metaBytes = payload.length >= 4 ? payload.readUInt32LE(0) : -1;
+    if (metaBytes < 0 || 4 + metaBytes > payload.length)
+      return { why: 'snapshot payload truncated (meta length)' };
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.subarray(4, 4 + metaBytes).toString('utf8'));
+    } catch {
+      return { why: 'snapshot meta is not JSON' };
+    }
+    const meta = SnapshotMeta.safeParse(json);
+    if (!meta.success) {
+      const issue = meta.error.issues[0];
+      return { why: `snapshot meta invalid at ${issue?.path.join('.')}: ${issue?.message}` };
+    }
+    return { snapshot: { head: h, meta: meta.data, graph: payload.subarray(4 + metaBytes) } };
+  }
+
+  /** Stores a new snapshot in place of the last. */
+  async save(
+    meta: SnapshotMeta,
+    graph: Uint8Array,
+    marks: { artefacts: BucketMark; traces: BucketMark },
+  ): Promise<SnapshotHead> {
+    const metaText = Buffer.from(JSON.stringify(meta), 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(metaText.length, 0);
+    // gzip runs on libuv's thread pool: the event loop goes on planning meanwhile.
+    const zipped = await zip(Buffer.concat([length, metaText, graph]), { level: 1 });
+    const id = randomUUID();
+    const parts = Math.max(1, Math.ceil(zipped.length / this.partBytes));
+    const before = await this.heads.get(HEAD);
+    for (let n = 0; n < parts; n++)
+      await this.raw.put(
+        `part.${n}`,
+        zipped.subarray(n * this.partBytes, (n + 1) * this.partBytes),
+      );
+    const head: SnapshotHead = {
+      format: SNAPSHOT_FORMAT,
+      id,
+      parts,
+      bytes: zipped.length,
+      sha256: sha256(zipped),
+      ...marks,
+      artefactCount: meta.records.length,
+      taken: new Date().toISOString(),
+    };
+    await this.heads.put(HEAD, head);
+    // Parts the previous, longer snapshot left: gone, and their markers with them.
+    for (let n = parts; n < (before?.value.parts ?? 0); n++)
+      await this.raw.purge(`part.${n}`).catch(() => undefined);
+    return head;
+  }
+}
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
