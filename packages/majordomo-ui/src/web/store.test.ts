@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Api } from './api.js';
 import { ProjectStore } from './store.js';
-import type { Build } from './types.js';
+import type { Build, GraphJSON } from './types.js';
 
 /**
  * An API whose GET /api/builds answers are released by the test, one by one, each with the
@@ -91,5 +91,90 @@ describe('ProjectStore re-reads', () => {
     // Its usual delay (well under a second), not five times the two minutes.
     await vi.advanceTimersByTimeAsync(1_000);
     expect(api.asked).toBe(2);
+  });
+});
+
+/** An API that answers at once, counting the reads of each path. */
+class CountingApi {
+  readonly reads = new Map<string, number>();
+  constructor(readonly graph: GraphJSON) {}
+
+  response = async (path: string): Promise<Response> => {
+    this.reads.set(path, (this.reads.get(path) ?? 0) + 1);
+    return new Response(JSON.stringify(path === '/api/graph' ? this.graph : []));
+  };
+
+  get = async <T>(path: string): Promise<T> => (await (await this.response(path)).json()) as T;
+}
+
+describe('ProjectStore and the graph', () => {
+  const graph: GraphJSON = {
+    rules: [],
+    artefacts: ['src/a.c', 'src/a.h', 'out/a.o'].map((path) => ({
+      path,
+      hash: null,
+      state: path.startsWith('src/') ? 'source' : 'up_to_date',
+      producer: path.startsWith('out/') ? 'cc:a' : null,
+    })),
+    tasks: [
+      {
+        id: 'cc:a',
+        ruleId: 'cc',
+        stem: 'a',
+        inputs: ['src/a.c', 'src/a.h'],
+        optionalInputs: [],
+        discovered: ['src/a.h'],
+        outputs: ['out/a.o'],
+        component: 0,
+        dirty: false,
+      },
+    ],
+    components: [{ id: 0, cyclic: false, tasks: ['cc:a'] }],
+  };
+  const result = (body: Record<string, unknown>) => ({
+    type: 'build.result',
+    time: new Date().toISOString(),
+    source: 'majordomo',
+    cid: 'c',
+    body: {
+      buildId: 'b',
+      taskId: 'cc:a',
+      status: 'succeeded',
+      outputs: { 'out/a.o': {} },
+      ...body,
+    },
+  });
+  let api: CountingApi;
+  let store: ProjectStore;
+  beforeEach(async () => {
+    vi.useFakeTimers();
+    api = new CountingApi(graph);
+    store = new ProjectStore(api as unknown as Api);
+    store.refresh('graph', 0);
+    await vi.advanceTimersByTimeAsync(10);
+  });
+  afterEach(() => {
+    store.stop();
+    vi.useRealTimers();
+  });
+  const graphReads = () => api.reads.get('/api/graph') ?? 0;
+
+  it('is not read again for a result that leaves its shape as it was', async () => {
+    expect(graphReads()).toBe(1);
+    store.receive(result({ discovered: ['src/a.h'] }));
+    store.receive(result({ status: 'failed', discovered: [] }));
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(graphReads()).toBe(1);
+    // The other parts a result moves are read again.
+    expect(api.reads.get('/api/tasks?limit=500')).toBe(1);
+  });
+
+  it('is read again for a result that discovers other inputs, or makes an unknown output', async () => {
+    store.receive(result({ discovered: ['src/a.h', 'src/b.h'] }));
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(graphReads()).toBe(2);
+    store.receive(result({ outputs: { 'out/a.o': {}, 'out/a.d': {} }, discovered: ['src/a.h'] }));
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(graphReads()).toBe(3);
   });
 });

@@ -88,6 +88,8 @@ export class ProjectStore {
   readonly #reading = new Set<Part>();
   /** Parts asked for again while being read: read once more when that read ends. */
   readonly #again = new Set<Part>();
+  /** The graph's tasks by id, as last read. */
+  #tasksById: ReadonlyMap<string, GraphJSON['tasks'][number]> = new Map();
   /** How long the page's own work on the last read of each part took (ms). */
   readonly #cost = new Map<Part, number>();
   readonly #abort = new AbortController();
@@ -112,7 +114,7 @@ export class ProjectStore {
     void followEvents({
       token: this.api.token,
       signal: this.#abort.signal,
-      onEvent: (e) => this.#onEvent(e),
+      onEvent: (e) => this.receive(e),
       onState: (stream, detail) => {
         this.#set({ stream, streamDetail: detail });
         // Whatever happened while the stream was down is read again.
@@ -184,6 +186,7 @@ export class ProjectStore {
             const seen = passes.get(c.id)?.pass ?? 0;
             passes.set(c.id, { pass: c.pass ? c.pass : seen, limit });
           }
+          this.#tasksById = new Map(graph.tasks.map((t) => [t.id, t]));
           this.#set({
             graph,
             passes,
@@ -210,6 +213,23 @@ export class ProjectStore {
     }
   }
 
+  /**
+   * Whether a build result changes the graph's shape: an output the graph does not hold yet,
+   * or (a success) discovered inputs other than those its task has.
+   */
+  #reshapes(body: Record<string, unknown>): boolean {
+    const s = this.#snap;
+    const outputs = Object.keys((body.outputs ?? {}) as Record<string, unknown>);
+    if (outputs.some((p) => !s.graphStates.has(p))) return true;
+    // Only a success records what a build discovered.
+    if (body.status !== 'succeeded') return false;
+    const task = this.#tasksById.get(String(body.taskId));
+    if (!task) return true;
+    const found = [...new Set((body.discovered ?? []) as string[])].sort();
+    const known = [...new Set(task.discovered)].sort();
+    return found.length !== known.length || found.some((p, i) => p !== known[i]);
+  }
+
   #cyclic(component: number): boolean {
     return this.#snap.graph?.components.some((c) => c.id === component && c.cyclic) ?? false;
   }
@@ -219,10 +239,11 @@ export class ProjectStore {
   #lastFlush = 0;
 
   /**
-   * Events are applied in batches: at once after a quiet spell, else 16 ms after the last batch,
-   * so a burst costs one copy and one render a frame however fast the events come.
+   * Takes one event of the project's stream (start() feeds them). Events are applied in
+   * batches: at once after a quiet spell, else 16 ms after the last batch, so a burst costs one
+   * copy and one render a frame however fast the events come.
    */
-  #onEvent(e: BusEvent): void {
+  receive(e: BusEvent): void {
     this.#queue.push(e);
     if (this.#flushing) return;
     this.#flushing = true;
@@ -283,8 +304,10 @@ export class ProjectStore {
           builds = builds.filter((b) => b.buildId !== body.buildId);
           this.refresh('builds');
           this.refresh('plan');
-          this.refresh('graph');
           this.refresh('tasks');
+          // The states it moves arrive as artefact.state; the graph (megabytes on a large
+          // project) is read again only when the result changes its shape.
+          if (this.#reshapes(body)) this.refresh('graph');
           break;
         case 'build.cancel':
           this.refresh('builds');
