@@ -72,11 +72,29 @@ function memoryOf(pid: number | undefined): { rssMiB: number; hwmMiB: number } {
   return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
 }
 
-/** The restore phases MajorDomo logs once restored (ms), or {} from an older MajorDomo. */
-function restorePhases(proc: ManagedProcess): Record<string, number> {
+/**
+ * The restore phases MajorDomo logs once restored (ms), what it restored from (a snapshot and
+ * the keys written since, or every record) and how many keys that tail had.
+ */
+function restorePhases(proc: ManagedProcess): Record<string, number | string> {
   const line = /\{[^\n]*"msg":"graph restored[^\n]*\}/.exec(proc.output)?.[0];
-  const phases = line ? (JSON.parse(line) as { restoreMs?: Record<string, number> }).restoreMs : {};
-  return phases ?? {};
+  if (!line) return {};
+  const logged = JSON.parse(line) as {
+    restoreMs?: Record<string, number>;
+    from?: string;
+    tail?: { artefacts: number; traces: number };
+  };
+  return {
+    ...Object.fromEntries(Object.entries(logged.restoreMs ?? {}).map(([k, v]) => [`${k}_ms`, v])),
+    from: logged.from ?? 'buckets',
+    ...(logged.tail ? { tail_keys: logged.tail.artefacts + logged.tail.traces } : {}),
+  };
+}
+
+/** Waits until a MajorDomo restored from every record has stored its snapshot (a site's has). */
+async function snapshotStored(proc: ManagedProcess): Promise<void> {
+  const line = await proc.waitForOutput(/"msg":"graph snapshot (stored|not stored)"/, 900_000);
+  if (line.includes('not stored')) throw new Error(`MajorDomo did not store its snapshot: ${line}`);
 }
 
 /** Starts MajorDomo and waits (however long) until it is ready: spawn to ready, in ms. */
@@ -152,10 +170,13 @@ async function measureSize(target: number): Promise<SizeResult> {
     const listArtefacts = await listing('artefacts');
     const listTraces = await listing('traces');
 
-    // First start from KV, then kill -9 and start again: the restore a crash costs.
-    await startMajorDomo(stack);
+    // First start from every record (no snapshot yet), which stores the snapshot; then kill -9
+    // and start again: the restore a crash costs (from the snapshot and the keys written since).
+    const first = await startMajorDomo(stack);
+    const fullPhases = restorePhases(first.proc);
+    await snapshotStored(first.proc);
     const restores: number[] = [];
-    let phases: Record<string, number> = {};
+    let phases: Record<string, number | string> = {};
     let proc: ManagedProcess | undefined;
     for (let i = 0; i < RESTARTS; i++) {
       await stack.kill9('majordomo');
@@ -299,7 +320,9 @@ async function measureSize(target: number): Promise<SizeResult> {
       kv_list_traces_ms: listTraces.ms,
       restore_runs_ms: restores.map((x) => round(x, 0)).join(' '),
       restore_ms: restore,
-      ...Object.fromEntries(Object.entries(phases).map(([k, v]) => [`restore_${k}_ms`, v])),
+      ...Object.fromEntries(Object.entries(phases).map(([k, v]) => [`restore_${k}`, v])),
+      restore_full_ms: first.ms,
+      ...Object.fromEntries(Object.entries(fullPhases).map(([k, v]) => [`restore_full_${k}`, v])),
       rss_ready_mib: memReady.rssMiB,
       rss_end_mib: memEnd.rssMiB,
       rss_peak_mib: memEnd.hwmMiB,
@@ -333,6 +356,7 @@ async function measureSize(target: number): Promise<SizeResult> {
       row: [
         artefacts,
         round(restore, 0),
+        round(first.ms, 0),
         round(memReady.rssMiB, 0),
         round(memEnd.hwmMiB, 0),
         round(statusNats.p50, 1),
@@ -359,7 +383,8 @@ async function failover(target: number): Promise<Record<string, number>> {
   try {
     await seedProject(stack.bus, project, cb, POD);
     const ha = (id: string) => ({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: id });
-    await startMajorDomo(stack, ha('md-a'), 'md-a');
+    const leader = await startMajorDomo(stack, ha('md-a'), 'md-a');
+    await snapshotStored(leader.proc);
     await startMajorDomo(stack, ha('md-b'), 'md-b', /"msg":"standby: md-a leads/);
     const b = stack.procs.get('md-b')!;
     const from = b.output.length;
@@ -389,10 +414,11 @@ const nl =
 const loadEnd = loadavg()[0] ?? 0;
 
 table(
-  'MajorDomo with a generated project, restored from KV (times in ms, memory in MiB)',
+  'MajorDomo with a generated project: restore after kill -9 (from its snapshot), the first from every KV record (times in ms, memory in MiB)',
   [
     'artefacts',
     'restore',
+    'full restore',
     'rss',
     'rss peak',
     'status nats',
