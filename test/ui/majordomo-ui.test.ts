@@ -569,6 +569,25 @@ describe('MajorDomoUI in a real browser', () => {
     await expect
       .poll(() => page.locator('[data-queue="local"] [data-field="runner"]').textContent())
       .toBe('1 listening');
+    // The resource's settings as rows, as GET /api/resources has them (its secrets redacted).
+    const resources = z.array(z.record(z.string(), z.unknown())).parse(
+      await (
+        await fetch(`${url}/api/resources`, {
+          headers: { authorization: `Bearer ${stack.apiToken}` },
+        })
+      ).json(),
+    );
+    const local = resources.find((r) => r.id === 'local') ?? {};
+    const scalars = Object.entries(local).filter(
+      ([k, v]) => k !== 'id' && k !== 'type' && (typeof v === 'string' || typeof v === 'number'),
+    );
+    expect(scalars.length).toBeGreaterThan(0);
+    const card = page.locator('[data-item="local"]');
+    for (const [k, v] of scalars)
+      expect(await card.locator(`[data-setting=${JSON.stringify(k)}]`).textContent()).toBe(
+        String(v),
+      );
+    expect(await card.locator('pre').count()).toBe(0);
     await shot('resources');
     // No element the names could have made (the last test checks for dialogs and console
     // errors, a CSP violation among them, over every view the tests opened).

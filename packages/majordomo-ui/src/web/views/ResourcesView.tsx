@@ -1,5 +1,6 @@
-import { useEffect, useState } from 'react';
+import { Fragment, useEffect, useState } from 'react';
 import { useSession, useSnapshot } from '../context.js';
+import { fieldsOf } from '../fields.js';
 import { TERMINAL } from '../types.js';
 
 type Item = Record<string, unknown>;
@@ -25,7 +26,16 @@ function Listing({ title, path }: { title: string; path: string }) {
             <strong className="path">{String(it.id)}</strong>{' '}
             <span className="pill">{String(it.type ?? '')}</span>
           </summary>
-          <pre>{JSON.stringify(it, null, 2)}</pre>
+          <dl className="facts">
+            {fieldsOf(it, ['id', 'type']).map(([k, v]) => (
+              <Fragment key={k}>
+                <dt>{k}</dt>
+                <dd className="path" data-setting={k}>
+                  {v}
+                </dd>
+              </Fragment>
+            ))}
+          </dl>
         </details>
       ))}
     </section>
