@@ -20,6 +20,7 @@ import re
 import select
 import signal
 import sys
+import time
 
 # The command runs in the wrapper shell itself (eval; positional parameters cleared first), and
 # an EXIT trap writes its status: one fork less per task than a subshell. A command that could
@@ -48,12 +49,33 @@ signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 children = {}  # pid -> (seq, dir)
 out = []
+# A started task's pid line waits up to PID_HOLD_S for more to say: a short task's pid and exit
+# then reach the runner in one write (one wakeup of it, not two); a longer one's pid goes alone.
+PID_HOLD_S = 0.003
+held = []
+held_since = 0.0
 
 
-def flush():
-    if not out:
+def hold_wait():
+    """How long select may sleep: for ever, or until the held pid lines are due."""
+    if not held:
+        return None
+    return max(0.0, held_since + PID_HOLD_S - time.monotonic())
+
+
+def hold(line):
+    global held_since
+    if not held:
+        held_since = time.monotonic()
+    held.append(line)
+
+
+def flush(force=False):
+    if not force and not out and (not held or hold_wait() > 0):
         return
-    data = ''.join(out).encode()
+    # Pids first: a task's exit line never overtakes its pid line.
+    data = ''.join(held + out).encode()
+    held.clear()
     out.clear()
     try:
         os.write(1, data)
@@ -72,12 +94,7 @@ def run(seq, fields):
         for pair in fields[3].split(',') if fields[3] != '-' else ():
             key, _, value = pair.partition('.')
             env[unhex(key)] = unhex(value)
-        os.makedirs(task_dir, exist_ok=True)
-        for stale in ('exit', 'pid'):
-            try:
-                os.unlink(os.path.join(task_dir, stale))
-            except FileNotFoundError:
-                pass
+        fresh_folder(task_dir)
         wrapper = SUBSHELL if LEAVES_WRAPPER.search(command) else TRAPPED
         os.chdir(cwd)
         try:
@@ -105,7 +122,25 @@ def run(seq, fields):
         out.append(f'fail {seq} EINVAL {str(e).encode().hex()}\n')
         return
     children[pid] = (seq, task_dir)
-    out.append(f'pid {seq} {pid}\n')
+    hold(f'pid {seq} {pid}\n')
+
+
+def fresh_folder(task_dir):
+    # One mkdir for a new task (the usual case): nothing stale in it to remove. A folder that
+    # is there already (the task run again after a restart) loses its old pid and exit files.
+    try:
+        os.mkdir(task_dir)
+        return
+    except FileNotFoundError:
+        os.makedirs(task_dir, exist_ok=True)
+        return
+    except FileExistsError:
+        pass
+    for stale in ('exit', 'pid'):
+        try:
+            os.unlink(os.path.join(task_dir, stale))
+        except FileNotFoundError:
+            pass
 
 
 def write_exit(task_dir, code):
@@ -142,7 +177,7 @@ def main():
     pending = b''
     open_input = True
     while open_input or children:
-        ready, _, _ = select.select([0, wake_r] if open_input else [wake_r], [], [])
+        ready, _, _ = select.select([0, wake_r] if open_input else [wake_r], [], [], hold_wait())
         if wake_r in ready:
             try:
                 os.read(wake_r, 4096)
@@ -160,6 +195,7 @@ def main():
                     run(f[1], f[2:])
         reap()
         flush()
+    flush(force=True)
 
 
 main()

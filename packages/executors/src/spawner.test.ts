@@ -106,6 +106,20 @@ describe('spawner', { timeout: 60_000 }, () => {
     sp.close();
   });
 
+  it('runs a task again in its folder without the old pid and exit files, and makes missing parents', async () => {
+    const sp = new Spawner();
+    const first = req('exit 7');
+    expect(await run(sp, first).ended).toEqual({ kind: 'exit', code: 7 });
+    // The second run sees its own pid file and no exit file yet: the first run's are gone.
+    const again = { ...first, cwd: first.dir, command: 'test ! -e exit && test "$(cat pid)" = $$' };
+    expect(await run(sp, again).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(readFileSync(join(first.dir, 'exit'), 'utf8')).toBe('0\n');
+    const deep = req('exit 0', { dir: tmp.join('missing', 'parents', 'task') });
+    expect(await run(sp, deep).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(readFileSync(join(deep.dir, 'exit'), 'utf8')).toBe('0\n');
+    sp.close();
+  });
+
   it('killed -9, leaves its tasks running (they still write their exit files) and is replaced', async () => {
     const sp = new Spawner();
     const gate = tmp.join('gate');
