@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Envelope, StatusReply } from '@computepods/protocol';
+import { Envelope, StatusReply, statusWithAllArtefacts } from '@computepods/protocol';
 import { runCommand } from '@computepods/testkit';
 import { z } from 'zod';
 import { Stack } from '../../test/src/stack.js';
@@ -303,7 +303,10 @@ const nextEventOr = (ms: number) =>
 let statusPolls = 0;
 const status = () => {
   statusPolls++;
-  return stack.bus.request('status', {}, StatusReply, { timeoutMs: 30_000 });
+  // Every artefact, page by page (a status is a summary unless its records are asked for).
+  return statusWithAllArtefacts((req) =>
+    stack.bus.request('status', req, StatusReply, { timeoutMs: 30_000 }),
+  );
 };
 const derived = new Set([
   ...objects,

@@ -7,7 +7,8 @@
 //   restore: spawn to "majordomo ready" after a kill -9, and MajorDomo's own restore phases
 //     (its log: KV reads, graph, first plan);
 //   memory: MajorDomo's VmRSS once ready and its peak (VmHWM) after the queries;
-//   queries: status, graph and why through the NATS API (as cpctrl asks) and REST, p50/p99;
+//   queries: status (its summary; a page of 1,000 records; every record page by page), graph and
+//     why through the NATS API (as cpctrl asks) and REST, p50/p99;
 //   KV: a listing of the artefacts and traces buckets from another client (what a restore reads);
 //   edit to dispatch: a files.changed batch published as the fswatcher publishes it (its
 //     credentials, its subject) to the build request on the chef's subject; then undone (the
@@ -33,6 +34,7 @@ import {
   Envelope,
   GraphReply,
   StatusReply,
+  statusWithAllArtefacts,
   subjects,
   WhyReply,
 } from '@computepods/protocol';
@@ -199,9 +201,9 @@ async function measureSize(target: number): Promise<SizeResult> {
     // Checked through REST; over NATS below (an answer over the max payload comes in parts).
     const statusRes = await fetch(`${url}/api/status`, { headers: auth });
     const status = StatusReply.parse(await statusRes.json());
-    if (status.artefacts.length !== artefacts || !status.idle || status.queued.length) {
+    if (status.summary.artefacts !== artefacts || !status.idle || status.summary.queued) {
       throw new Error(
-        `restored MajorDomo should hold ${artefacts} artefacts, idle, nothing queued: ${status.artefacts.length}, idle ${status.idle}, queued ${status.queued.slice(0, 5)}`,
+        `restored MajorDomo should hold ${artefacts} artefacts, idle, nothing queued: ${status.summary.artefacts}, idle ${status.idle}, queued ${status.summary.queued}`,
       );
     }
     // Fewer runs of the whole-graph queries at the largest sizes (each is seconds there).
@@ -214,6 +216,17 @@ async function measureSize(target: number): Promise<SizeResult> {
     );
     const statusRest = await latency(big, () => rest('/api/status'));
     const statusBytes = await rest('/api/status');
+    // One page of 1,000 records, and every record page by page (what the whole list costs now).
+    const pageQuery = '/api/status?artefacts=true&limit=1000';
+    const statusPageRest = await latency(big, () => rest(pageQuery));
+    const statusPageBytes = await rest(pageQuery);
+    const statusAll = await timed(1, () =>
+      statusWithAllArtefacts((req) =>
+        stack.bus.request('status', req, StatusReply, { timeoutMs: 120_000 }),
+      ),
+    );
+    if (statusAll.last.artefacts.length !== artefacts)
+      throw new Error(`paged status gave ${statusAll.last.artefacts.length} of ${artefacts}`);
     const graphNats = await latency(big, () =>
       stack.bus.request('graph', { format: 'json' }, GraphReply, { timeoutMs: 120_000 }),
     );
@@ -332,6 +345,10 @@ async function measureSize(target: number): Promise<SizeResult> {
       ...(statusNats.error ? { status_nats_error: statusNats.error } : {}),
       status_rest_p50_ms: statusRest.p50,
       status_rest_p99_ms: statusRest.p99,
+      status_page_1000_bytes: statusPageBytes,
+      status_page_1000_rest_p50_ms: statusPageRest.p50,
+      status_page_1000_rest_p99_ms: statusPageRest.p99,
+      status_all_pages_nats_ms: statusAll.ms[0] ?? Number.NaN,
       graph_bytes: graphBytes,
       graph_nats_p50_ms: graphNats.p50,
       graph_nats_p99_ms: graphNats.p99,

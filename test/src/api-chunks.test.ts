@@ -42,6 +42,7 @@ describe('API answers in parts, operator mode', () => {
     md.serve('status', StatusRequest, async () => ({
       project: P,
       idle: true,
+      summary: { artefacts: artefacts.length, byStatus: {}, running: 0, queued: 0 },
       artefacts,
       running: [],
       queued: [],

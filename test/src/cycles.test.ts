@@ -73,7 +73,7 @@ describe('cycles: non-convergence, kill -9 after the verdict, early cutoff', () 
     // Five passes, each ran inc then copy once.
     expect(log.passes('x')).toEqual([1, 2, 3, 4, 5].flatMap((p) => [`${p}:inc`, `${p}:copy`]));
     expect(readFileSync(join(stack.workspace, 'c/x.a'), 'utf8')).toBe('5\n');
-    const text = await stack.cpctrl(['status']);
+    const text = await stack.cpctrl(['status', '--artefacts']);
     expect(text.stdout).toMatch(/c\/x\.a\s+not_converging/);
   });
 

@@ -156,7 +156,7 @@ describe('saved file → rebuilt artefact, end to end', () => {
   });
 
   it('cpctrl shows services and artefacts and builds on request, JSON alone on stdout', async () => {
-    const status = await stack.cpctrl(['-o', 'json', 'status']);
+    const status = await stack.cpctrl(['-o', 'json', 'status', '--artefacts']);
     expect(status.code).toBe(0);
     const s = JSON.parse(status.stdout);
     expect(s.services.map((x: { name: string }) => x.name).sort()).toEqual([
@@ -175,7 +175,7 @@ describe('saved file → rebuilt artefact, end to end', () => {
     expect(JSON.parse(built.stdout)).toMatchObject({ path: 'out/a.upper', status: 'up_to_date' });
     expect(count('a')).toBe(runs + 1);
 
-    const text = await stack.cpctrl(['status']);
+    const text = await stack.cpctrl(['status', '--artefacts']);
     expect(text.stdout).toMatch(/out\/a\.upper\s+up_to_date/);
 
     const unknown = await stack.cpctrl(['-o', 'json', 'build', 'out/none.upper']);

@@ -4,6 +4,7 @@ import {
   BuildResult,
   Envelope,
   StatusReply,
+  statusWithAllArtefacts,
   subjects,
 } from '@computepods/protocol';
 
@@ -64,8 +65,9 @@ export class BuildLog {
   }
 }
 
+/** MajorDomo's status with every artefact record (read page by page). */
 export async function mdStatus(bus: Bus): Promise<StatusReply> {
-  return bus.request('status', {}, StatusReply);
+  return statusWithAllArtefacts((req) => bus.request('status', req, StatusReply));
 }
 
 /** Waits until MajorDomo has nothing running or ready and `ok` holds (both polled together). */

@@ -1,18 +1,51 @@
 import { z } from 'zod';
-import { ArtefactRecord } from './artefacts.js';
+import { ArtefactRecord, ArtefactStatus } from './artefacts.js';
 import { RelativePath } from './paths.js';
 
-/** cpctrl → MajorDomo over NATS request/reply: `cp.<p>.api.status`. */
-export const StatusRequest = z.object({}).default({});
+/**
+ * cpctrl → MajorDomo over NATS request/reply: `cp.<p>.api.status` (and GET /api/status). A
+ * summary by default; with `artefacts`, one page of the artefact records too, by path (in UTF-16
+ * code unit order), starting after `cursor` (the reply's `next`), only paths starting with
+ * `prefix` when given. At 100,000 artefacts the whole list is ~28 MB: asked for page by page.
+ */
+export const StatusRequest = z
+  .object({
+    artefacts: z.boolean().default(false),
+    limit: z.number().int().min(1).max(10_000).default(1_000),
+    cursor: z.string().min(1).max(4_096).optional(),
+    prefix: z.string().min(1).max(4_096).optional(),
+  })
+  .prefault({});
+export type StatusRequest = z.infer<typeof StatusRequest>;
+
+/** The counts a status always carries, kept as records change (no pass over them per call). */
+export const StatusSummary = z.object({
+  /** Artefact records held. */
+  artefacts: z.number().int().nonnegative(),
+  /** Records per state (states with none left out). */
+  byStatus: z.partialRecord(ArtefactStatus, z.number().int().nonnegative()),
+  /** Builds in flight (requested of a chef, no result yet). */
+  running: z.number().int().nonnegative(),
+  /** Tasks to build that wait for a slot or for what they need (not blocked, not in flight). */
+  queued: z.number().int().nonnegative(),
+});
+export type StatusSummary = z.infer<typeof StatusSummary>;
+
 export const StatusReply = z.object({
   project: z.string(),
   idle: z.boolean(),
-  artefacts: z.array(ArtefactRecord),
+  summary: StatusSummary,
+  /** The task ids in flight (at most the parallel build limit). */
   running: z.array(z.string()),
-  queued: z.array(z.string()),
+  /** The queued task ids: with a page of artefacts only (summary.queued counts them always). */
+  queued: z.array(z.string()).default([]),
   nonConvergent: z
     .array(z.object({ component: z.number(), artefacts: z.array(z.string()), passes: z.number() }))
     .default([]),
+  /** The page of artefact records asked for (`artefacts: true`), else none. */
+  artefacts: z.array(ArtefactRecord).default([]),
+  /** The cursor of the next page, when there are more records. */
+  next: z.string().optional(),
 });
 export type StatusReply = z.infer<typeof StatusReply>;
 

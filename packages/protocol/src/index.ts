@@ -22,6 +22,7 @@ export {
   PathRequest,
   StatusReply,
   StatusRequest,
+  StatusSummary,
   WhyReply,
 } from './api.js';
 export { newApiToken, parseApiToken, sameSecret, secretMatches, sha256Hex } from './api-tokens.js';
@@ -136,6 +137,7 @@ export {
   type RuleInput,
   RulesDeclared,
 } from './rules.js';
+export { statusWithAllArtefacts } from './status-pages.js';
 export { buckets, fromKvKey, kvKey, MAX_KV_KEY, streams, subjects } from './subjects.js';
 export {
   TaskControl,

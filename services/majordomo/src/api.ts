@@ -18,7 +18,7 @@ function unknownArtefact(path: string): Error {
 
 /** MajorDomo's NATS request/reply API for cpctrl (`cp.<project>.api.<verb>`). */
 export function serveApi(bus: Bus, md: MajorDomo): void {
-  bus.serve('status', StatusRequest, async () => md.status());
+  bus.serve('status', StatusRequest, async (req) => md.status(req));
   bus.serve('build', BuildArtefactRequest, async (req, cid) => {
     const r = await md.requestBuild(req.path, req.force, cid);
     return { path: req.path, accepted: true, ...r };

@@ -6,6 +6,7 @@ import {
   checkRelativePath,
   subjects,
 } from '@computepods/protocol';
+import { RecordIndex } from './record-index.js';
 
 type Rec = ArtefactRecord;
 
@@ -23,7 +24,7 @@ function isNormalRelative(path: string): boolean {
  * (cpctrl --watch and the UI follow it).
  */
 export class ArtefactManager {
-  readonly #records = new Map<string, Rec>();
+  readonly #records = new RecordIndex();
 
   private constructor(
     readonly bus: Bus,
@@ -73,6 +74,16 @@ export class ArtefactManager {
   /** Every record, by path (for listings). */
   all(): Rec[] {
     return [...this.#records.values()].sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  /** Records per state, kept as they change. */
+  counts(): Partial<Record<ArtefactStatus, number>> {
+    return this.#records.counts();
+  }
+
+  /** A page of the records by path (see RecordIndex.page). */
+  page(limit: number, cursor?: string, prefix?: string): { records: Rec[]; next?: string } {
+    return this.#records.page(limit, cursor, prefix);
   }
 
   /** Every record, in no order: for a pass over all of them (100,000s at a restart), no sort. */

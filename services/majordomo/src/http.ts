@@ -7,6 +7,7 @@ import {
   checkRelativePath,
   envelope,
   type Role,
+  StatusReply,
   subjects,
   TaskRecord,
   type UnsafePathError,
@@ -351,8 +352,27 @@ export async function startHttp(
   );
   app.get(
     '/api/status',
-    { config: viewer, schema: { description: 'What MajorDomo is doing now' } },
-    async () => md.status(),
+    {
+      config: viewer,
+      schema: {
+        description:
+          "What MajorDomo is doing now: a summary (counts per state, in flight, queued); with artefacts=true one page of the artefact records by path too, from after cursor (the answer's next), optionally only paths starting with prefix",
+        querystring: z.object({
+          artefacts: z.enum(['true', 'false']).default('false'),
+          limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
+          cursor: z.string().min(1).max(4_096).optional(),
+          prefix: z.string().min(1).max(4_096).optional(),
+        }),
+        response: { 200: StatusReply, 400: ErrorBody },
+      },
+    },
+    async (req) =>
+      md.status({
+        artefacts: req.query.artefacts === 'true',
+        limit: req.query.limit,
+        cursor: req.query.cursor,
+        prefix: req.query.prefix,
+      }),
   );
 
   app.get(

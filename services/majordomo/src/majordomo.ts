@@ -19,7 +19,8 @@ import {
   CanBuildFrom,
   type FilesChanged,
   RulesDeclared,
-  StatusReply,
+  type StatusReply,
+  StatusRequest,
   streams,
   subjects,
   TaskTrace,
@@ -722,7 +723,12 @@ export class MajorDomo {
       const free = this.cfg.parallelBuilds - this.#inflight.size;
       if (free <= 0) return;
       // An inactive project records what changed but dispatches nothing until re-activated.
-      const ready = this.projectState.active ? this.dm.ready(free) : [];
+      // ready() counts what runs against its limit itself: given `free`, it gave nothing until
+      // fewer than half the limit were in flight (status-pages.test: 4 builds, one done, the
+      // fourth never sent while 3 ran).
+      const ready = this.projectState.active
+        ? this.dm.ready(this.cfg.parallelBuilds).slice(0, free)
+        : [];
       if (ready.length === 0) break;
       for (const t of ready) {
         if (this.#leader && !this.#leader.lease.held()) return;
@@ -892,22 +898,39 @@ export class MajorDomo {
     }
   }
 
-  status(): StatusReply {
+  /**
+   * What MajorDomo is doing: a summary (counts kept as records change), with one page of the
+   * artefact records and the queued task ids when asked (`artefacts`).
+   */
+  status(req: StatusRequest = StatusRequest.parse({})): StatusReply {
     const st = this.dm.status();
-    return StatusReply.parse({
+    const blocked = new Set(st.blocked);
+    const queued = st.dirty.filter((t) => !this.#inflight.has(t) && !blocked.has(t));
+    const page = req.artefacts
+      ? this.artefacts.page(req.limit, req.cursor, req.prefix)
+      : { records: [] };
+    const reply: StatusReply = {
       project: this.cfg.project,
       // A change still being applied (a result whose records are being written, say) is not
       // idle: the graph may already be settled while its artefact records are not yet.
       idle: this.#inflight.size === 0 && st.idle && this.#changing === 0,
-      artefacts: this.artefacts.all(),
+      summary: {
+        artefacts: this.artefacts.size,
+        byStatus: this.artefacts.counts(),
+        running: this.#inflight.size,
+        queued: queued.length,
+      },
       running: [...this.#inflight.keys()],
-      queued: st.dirty.filter((t) => !this.#inflight.has(t) && !st.blocked.includes(t)),
+      queued: req.artefacts ? queued : [],
       nonConvergent: st.nonConvergent.map((n) => ({
         component: n.component,
         artefacts: [...n.artefacts],
         passes: n.passes,
       })),
-    });
+      artefacts: page.records,
+      ...(page.next === undefined ? {} : { next: page.next }),
+    };
+    return reply;
   }
 
   builds(): Array<{

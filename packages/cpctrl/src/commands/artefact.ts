@@ -1,4 +1,10 @@
-import { ArtefactReply, ArtefactStatus, StatusReply, WhyReply } from '@computepods/protocol';
+import {
+  ArtefactReply,
+  ArtefactStatus,
+  StatusReply,
+  statusWithAllArtefacts,
+  WhyReply,
+} from '@computepods/protocol';
 import type { Command } from 'commander';
 import { printJson, printTable } from '../output.js';
 import { withBus } from '../with-bus.js';
@@ -18,7 +24,10 @@ export function artefactCommand(program: Command): void {
         if (opts.status && !ArtefactStatus.safeParse(opts.status).success) {
           throw new Error(`--status must be one of ${ArtefactStatus.options.join(', ')}`);
         }
-        const s = await bus.request('status', {}, StatusReply);
+        const s = await statusWithAllArtefacts(
+          (req) => bus.request('status', req, StatusReply),
+          opts.prefix === undefined ? {} : { prefix: opts.prefix },
+        );
         const list = s.artefacts.filter(
           (a) =>
             (!opts.status || a.status === opts.status) &&

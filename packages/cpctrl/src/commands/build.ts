@@ -1,8 +1,8 @@
 import {
   ArtefactRecord,
+  ArtefactReply,
   BuildArtefactReply,
   Envelope,
-  StatusReply,
   subjects,
 } from '@computepods/protocol';
 import type { Command } from 'commander';
@@ -46,13 +46,14 @@ export function buildCommand(program: Command): void {
             return finish(ctx.json, reply.path, reply.status, reply.message, progress);
           }
           progress.update(`${artefact}: ${reply.status}`);
+          // The artefact's record alone (a status lists the records only page by page).
+          const recordOf = async (path: string) =>
+            (await bus.request('artefact', { path }, ArtefactReply)).artefact;
           const deadline = setTimeout(() => states.unsubscribe(), Number(opts.timeout) * 1000);
           // Poll once in a while too: an event could be missed across a NATS reconnect.
           const poll = setInterval(() => {
-            bus
-              .request('status', {}, StatusReply)
-              .then((s) => {
-                const a = s.artefacts.find((x) => x.path === reply.path);
+            recordOf(reply.path)
+              .then((a) => {
                 if (a && DONE.has(a.status)) states.unsubscribe();
               })
               .catch(() => undefined);
@@ -72,11 +73,7 @@ export function buildCommand(program: Command): void {
           }
           clearTimeout(deadline);
           clearInterval(poll);
-          const final =
-            last ??
-            (await bus.request('status', {}, StatusReply)).artefacts.find(
-              (x) => x.path === reply.path,
-            );
+          const final = last ?? (await recordOf(reply.path).catch(() => undefined));
           if (!final || !DONE.has(final.status)) {
             throw new CliError(
               'CP_BUILD_TIMEOUT',

@@ -1,4 +1,4 @@
-import { StatusReply } from '@computepods/protocol';
+import { StatusReply, statusWithAllArtefacts } from '@computepods/protocol';
 import type { Command } from 'commander';
 import { connectBus, type GlobalOptions, resolveContext } from '../context.js';
 import { discoverServices } from '../discover.js';
@@ -8,14 +8,20 @@ export function statusCommand(program: Command): void {
   program
     .command('status')
     .description(
-      "show the project's services (seen through $SRV) and its artefacts with their states",
+      "show the project's services (seen through $SRV) and a summary of its artefacts' states; with --artefacts every artefact (read page by page)",
     )
-    .action(async (_opts, cmd: Command) => {
+    .option('-a, --artefacts', 'list every artefact with its state too')
+    .option('--prefix <path>', 'with --artefacts: only paths starting with this')
+    .action(async (opts: { artefacts?: boolean; prefix?: string }, cmd: Command) => {
       const ctx = resolveContext(cmd.optsWithGlobals<GlobalOptions>());
       const bus = await connectBus(ctx);
       try {
         const services = await discoverServices(bus.nc, ctx.project);
-        const status = await bus.request('status', {}, StatusReply).catch((err: Error) => err);
+        const ask = (req: object) => bus.request('status', req, StatusReply);
+        const status = await (opts.artefacts
+          ? statusWithAllArtefacts(ask, opts.prefix === undefined ? {} : { prefix: opts.prefix })
+          : ask({})
+        ).catch((err: Error) => err);
         if (ctx.json) {
           printJson({
             ...(status instanceof Error ? { majordomo: { error: status.message } } : status),
@@ -44,17 +50,23 @@ export function statusCommand(program: Command): void {
           process.exitCode = 1;
           return;
         }
-        printTable(
-          status.artefacts.map((a) => [
-            a.path,
-            a.status,
-            a.sha256?.slice(0, 12) ?? '-',
-            a.producer ?? '(source)',
-            a.error ?? '',
-          ]),
-          ['PATH', 'STATE', 'SHA256', 'PRODUCER', 'NOTE'],
+        const { summary } = status;
+        const counts = Object.entries(summary.byStatus).map(([state, n]) => `${n} ${state}`);
+        process.stdout.write(
+          `  ${summary.artefacts} artefact(s)${counts.length ? `: ${counts.join(', ')}` : ''}\n`,
         );
-        const busy = status.running.length + status.queued.length;
+        if (opts.artefacts)
+          printTable(
+            status.artefacts.map((a) => [
+              a.path,
+              a.status,
+              a.sha256?.slice(0, 12) ?? '-',
+              a.producer ?? '(source)',
+              a.error ?? '',
+            ]),
+            ['PATH', 'STATE', 'SHA256', 'PRODUCER', 'NOTE'],
+          );
+        const busy = summary.running + summary.queued;
         process.stdout.write(`\n${status.idle ? 'idle' : `${busy} build(s) queued or running`}\n`);
         for (const nc of status.nonConvergent) {
           process.stdout.write(
