@@ -1,5 +1,5 @@
 // pnpm bench runner: no-op tasks per second through NATS and the local runner (against
-// `xargs -P2 true`), the latency of one task at a time through the same path (stage by stage,
+// `xargs -P2 true`), cold (the runner's first batch) and warm (its next batch), the latency of one task at a time through the same path (stage by stage,
 // from the task events), and tiny tasks on a real single-node SLURM, batched against one sbatch
 // per task; for the local paths, the CPU each costs per task (this process, the spawner, the
 // tasks, the nats-server) against xargs', which bounds the rate on 2 cores whatever the load.
@@ -165,10 +165,7 @@ async function throughNats(n: number, latencyN: number) {
   let finished = 0;
   let failed = 0;
   let onEvent: (taskId: string, state: string) => void = () => {};
-  let resolveAll: () => void = () => {};
-  const all = new Promise<void>((r) => {
-    resolveAll = r;
-  });
+  let onCount: () => void = () => {};
   const sub = client.nc.subscribe(subjects.taskState(project), {
     callback: (_e, m) => {
       const body = (
@@ -177,34 +174,61 @@ async function throughNats(n: number, latencyN: number) {
       if (body.state === 'finished') finished++;
       else if (body.state === 'failed' || body.state === 'killed') failed++;
       onEvent(body.taskId, body.state);
-      if (finished + failed === n) resolveAll();
+      onCount();
     },
   });
   await client.nc.flush();
-  const before = runnerBus.nc.stats();
   const spawnerPid = (runner.executor.backend as LocalBackend).spawnerPid;
-  const c0 = cpuNow(spawnerPid, nats.pid);
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i += 200) {
-    const batch = [];
-    for (let j = i; j < Math.min(n, i + 200); j++)
-      batch.push(
-        client.publish('task.submitted', subjects.tasks(project, 'local'), task(j, 'local')),
-      );
-    await Promise.all(batch);
-  }
-  await all;
-  const wall = secs(t0);
-  const after = runnerBus.nc.stats();
-  const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid), n);
-  if (failed) throw new Error(`${failed} no-op tasks did not finish`);
+  /** n tasks published at once (200 per round of acks), from task number `first`, until all ended. */
+  const batch = async (first: number) => {
+    finished = 0;
+    failed = 0;
+    const all = new Promise<void>((resolve) => {
+      onCount = () => {
+        if (finished + failed === n) resolve();
+      };
+    });
+    const before = runnerBus.nc.stats();
+    const c0 = cpuNow(spawnerPid, nats.pid);
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i += 200) {
+      const published = [];
+      for (let j = i; j < Math.min(n, i + 200); j++)
+        published.push(
+          client.publish(
+            'task.submitted',
+            subjects.tasks(project, 'local'),
+            task(first + j, 'local'),
+          ),
+        );
+      await Promise.all(published);
+    }
+    await all;
+    const wall = secs(t0);
+    const after = runnerBus.nc.stats();
+    const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid), n);
+    if (failed) throw new Error(`${failed} no-op tasks did not finish`);
+    return {
+      wall,
+      // Messages the runner's connection sent and received per task: records, events, acks,
+      // pulls and their replies (each JetStream round trip is one out, one in).
+      msgsOutPerTask: (after.outMsgs - before.outMsgs) / n,
+      msgsInPerTask: (after.inMsgs - before.inMsgs) / n,
+      cpu,
+    };
+  };
+  // Cold: the runner's first tasks (code not yet optimised by V8). Warm: the same runner's next
+  // n, as a long-running runner takes them (xargs is warmed too: its page cache, above).
+  const cold = await batch(0);
+  const warm = await batch(n);
+  onCount = () => {};
 
   // One task at a time: how long one waits, stage by stage.
   const toRunning: number[] = [];
   const toFinished: number[] = [];
   const total: number[] = [];
   for (let i = 0; i < latencyN; i++) {
-    const t = task(n + i, 'local');
+    const t = task(2 * n + i, 'local');
     const seen = new Map<string, number>();
     const done = new Promise<void>((resolve) => {
       onEvent = (id, state) => {
@@ -216,9 +240,10 @@ async function throughNats(n: number, latencyN: number) {
     const start = performance.now();
     await client.publish('task.submitted', subjects.tasks(project, 'local'), t);
     await done;
-    const running = seen.get('running')!;
+    const running = seen.get('running');
     const end = seen.get('finished');
     if (end === undefined) throw new Error(`latency task ${t.taskId} did not finish`);
+    if (running === undefined) throw new Error(`latency task ${t.taskId} was never running`);
     toRunning.push(running - start);
     toFinished.push(end - running);
     total.push(end - start);
@@ -241,15 +266,11 @@ async function throughNats(n: number, latencyN: number) {
     totalP99: p(total, 99),
   };
   return {
-    wall,
-    // Messages the runner's connection sent and received per task: records, events, acks,
-    // pulls and their replies (each JetStream round trip is one out, one in).
-    msgsOutPerTask: (after.outMsgs - before.outMsgs) / n,
-    msgsInPerTask: (after.inMsgs - before.inMsgs) / n,
+    ...cold,
     // CPU per task of this process (runner service + bench client) and of the nats-server.
-    nodeCpuMsPerTask: cpu.node,
-    serverCpuMsPerTask: cpu.server,
-    cpu,
+    nodeCpuMsPerTask: cold.cpu.node,
+    serverCpuMsPerTask: cold.cpu.server,
+    warm,
     latency,
   };
 }
@@ -345,8 +366,10 @@ const tps = (wall: number) => N / wall;
 const xargsAfter = xargs(N);
 const xargsWall = Math.min(xargsBefore, xargsAfter);
 const xargsCpu = Math.min(xargsCpuBefore, xargsCpuMsPerTask);
-const exCpu = executorCpu!;
+if (!executorCpu) throw new Error('the executor run measured no CPU');
+const exCpu = executorCpu;
 const natsCpu = nats.cpu;
+const warmCpu = nats.warm.cpu;
 // On 2 cores, CPU per task bounds the rate whatever the scheduling: 2 cores / total ms a task.
 table(
   'CPU per no-op task, ms (where the time goes; 2 cores do at most 2000 / total tasks a second)',
@@ -362,9 +385,18 @@ table(
       natsCpu.server,
       cpuTotal(natsCpu),
     ],
+    [
+      'the same, warm (next batch, same runner)',
+      warmCpu.node,
+      warmCpu.spawner,
+      warmCpu.tasks,
+      warmCpu.server,
+      cpuTotal(warmCpu),
+    ],
   ],
 );
 const overheadMs = ((nats.wall - xargsWall) / N) * 1000;
+const warmOverheadMs = ((nats.warm.wall - xargsWall) / N) * 1000;
 table(
   `Local no-op tasks (${N}, ${PARALLEL} at a time)`,
   ['path', 'wall s', 'tasks/s', 'ms/task over xargs'],
@@ -377,6 +409,12 @@ table(
       ((execWall - xargsWall) / N) * 1000,
     ],
     ['NATS → runner service → KV records + events', nats.wall, tps(nats.wall), overheadMs],
+    [
+      'the same, warm (next batch, same runner)',
+      nats.warm.wall,
+      tps(nats.warm.wall),
+      warmOverheadMs,
+    ],
   ],
 );
 const lat = nats.latency;
@@ -434,6 +472,21 @@ const localFigures = {
   goal_1ms_overhead_met: overheadMs <= 1,
   // Issue #15: at most 0.5 ms per task over xargs -P2 (HyperQueue: 0.1 ms).
   goal_half_ms_overhead_met: overheadMs <= 0.5,
+  // The same runner's next batch (steady state: a runner is a daemon): the same figures.
+  nats_runner_warm_wall_s: nats.warm.wall,
+  nats_runner_warm_tasks_per_s: tps(nats.warm.wall),
+  warm_overhead_ms_per_task: warmOverheadMs,
+  ratio_warm_runner_vs_xargs: nats.warm.wall / xargsWall,
+  warm_runner_msgs_out_per_task: nats.warm.msgsOutPerTask,
+  warm_runner_msgs_in_per_task: nats.warm.msgsInPerTask,
+  warm_node_cpu_ms_per_task: warmCpu.node,
+  warm_nats_server_cpu_ms_per_task: warmCpu.server,
+  warm_nats_spawner_cpu_ms_per_task: warmCpu.spawner,
+  warm_nats_tasks_cpu_ms_per_task: warmCpu.tasks,
+  warm_nats_total_cpu_ms_per_task: cpuTotal(warmCpu),
+  goal_warm_1000_tps_met: tps(nats.warm.wall) >= 1000,
+  goal_warm_half_xargs_met: xargsWall / nats.warm.wall >= 0.5,
+  goal_warm_half_ms_overhead_met: warmOverheadMs <= 0.5,
 };
 
 const envCosts = await environmentCosts(tmp, Number(process.env.CP_BENCH_ENV_ROUNDS ?? 20));
