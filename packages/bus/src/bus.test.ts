@@ -146,6 +146,34 @@ describe('Bus over a real nats-server', () => {
     await consumer.stop();
   });
 
+  it('acknowledges with a plain ack when asked to (confirmAck: false)', async () => {
+    const seen: string[] = [];
+    const consumer = await bus.consume({
+      stream: streams.files(P),
+      durable: 'plain-ack-test',
+      accept: ['files.changed'],
+      confirmAck: false,
+      handler: async (msg) => {
+        seen.push(msg.body.events[0]!.path);
+      },
+    });
+    await bus.publish('files.changed', subjects.filesChanged(P, 'p1'), fileBody('plain.txt'));
+    await until(() => (seen.includes('plain.txt') ? true : undefined));
+    // Every delivery is acknowledged at the server: nothing pending, the ack floor at the last.
+    const acked = async () => {
+      const i = await bus.jsm.consumers.info(streams.files(P), 'plain-ack-test');
+      return i.num_pending === 0 && i.num_ack_pending === 0
+        ? i.ack_floor.consumer_seq === i.delivered.consumer_seq
+        : false;
+    };
+    const end = Date.now() + 10_000;
+    while (!(await acked())) {
+      if (Date.now() > end) throw new Error('the deliveries were not acknowledged');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await consumer.stop();
+  });
+
   it('refuses to send an invalid body', () => {
     expect(() => bus.encode('files.changed', { pod: 'p', events: [] })).toThrow(/body.events/);
   });

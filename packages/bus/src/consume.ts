@@ -34,6 +34,12 @@ export interface ConsumeOptions<T extends MessageType> {
    * instead of the first one buffering what the others could take.
    */
   readonly prefetch?: boolean;
+  /**
+   * Wait for the server to confirm each ack (default true). false: a plain ack, one message and
+   * no round trip, for a handler whose work is idempotent on redelivery (a lost ack only brings
+   * the message back after the ack wait).
+   */
+  readonly confirmAck?: boolean;
 }
 
 export interface Consumer {
@@ -94,9 +100,13 @@ export async function startConsumer<T extends MessageType>(
         logger,
         working: () => m.working(),
       });
-      await m
-        .ackAck()
-        .catch((err) => logger.warn({ err }, 'ack not confirmed; the message may be redelivered'));
+      if (options.confirmAck === false) m.ack();
+      else
+        await m
+          .ackAck()
+          .catch((err) =>
+            logger.warn({ err }, 'ack not confirmed; the message may be redelivered'),
+          );
       if (stats) ServiceResponder.record(stats, started);
     } catch (err) {
       const e = err as Error;

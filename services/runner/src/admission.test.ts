@@ -1,4 +1,4 @@
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,26 @@ describe('cwd confinement', () => {
     expect(await checkCwd(join(ws, 'sub'), [ws])).toBeUndefined();
     expect(await checkCwd(join(real, 'in'), [tmp.join('root-link')])).toBeUndefined();
     expect(await checkCwd(tmp.join('root-link', 'in'), [real])).toBeUndefined();
+  });
+
+  it('answers checks asked at once each for its own cwd, and resolves a re-pointed root anew', async () => {
+    const a = tmp.join('point-a');
+    const b = tmp.join('point-b');
+    mkdirSync(join(a, 'in'), { recursive: true });
+    mkdirSync(join(b, 'in'), { recursive: true });
+    const link = tmp.join('point-link');
+    symlinkSync(a, link);
+    // A symlink inside the root that leads out of it is outside, whoever else asks at once.
+    symlinkSync(b, join(a, 'escape'));
+    const cwds = Array.from({ length: 20 }, (_, i) => join(a, i % 2 ? 'in' : 'escape'));
+    const answers = await Promise.all(cwds.map((cwd) => checkCwd(cwd, [link])));
+    expect(answers.map((e) => e === undefined)).toEqual(cwds.map((_, i) => i % 2 === 1));
+    expect(answers[0]?.message).toMatch(/is outside the runner's.*resolves to/);
+    // The root is resolved at every check, never kept: pointed elsewhere, it confines there.
+    unlinkSync(link);
+    symlinkSync(b, link);
+    expect((await checkCwd(join(a, 'in'), [link]))?.message).toMatch(/is outside the runner's/);
+    expect(await checkCwd(join(b, 'in'), [link])).toBeUndefined();
   });
 
   it('refuses everything, naming the fix, when there are no roots', async () => {

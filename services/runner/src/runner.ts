@@ -196,6 +196,10 @@ export async function startRunner(
         ...(rc.ackWaitMs ? { ackWaitMs: rc.ackWaitMs } : {}),
         ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
         ...(options.holdUntilEnd ? { prefetch: false } : {}),
+        // A plain ack: the task's record is in KV before it, and a redelivered task is never run
+        // again (already ours, or its record exists), so confirming each ack was a round trip
+        // a task for nothing.
+        confirmAck: false,
         handler: async (msg, ctx) => {
           await accept(msg.body, msg.cid, ctx.logger);
           if (options.holdUntilEnd && executor.get(msg.body.taskId))

@@ -44,16 +44,32 @@ export async function checkCwd(
     const norm = posix.normalize(cwd);
     return roots.some((root) => within(posix.normalize(root), norm)) ? undefined : outside();
   }
-  const real = await realpath(cwd).catch(() => undefined);
+  // The cwd and the roots are resolved at once (one wait, not one after the other).
+  const [real, ...realRoots] = await Promise.all([
+    realpath(cwd).catch(() => undefined),
+    ...roots.map(resolveRoot),
+  ]);
   if (real === undefined)
     return refuse(
       `does not exist on the runner (or cannot be resolved); the task was not run (${rootsLabel(roots)})`,
     );
-  for (const root of roots) {
-    const realRoot = await realpath(root).catch(() => undefined);
-    if (realRoot !== undefined && within(realRoot, real)) return undefined;
-  }
+  if (realRoots.some((root) => root !== undefined && within(root, real))) return undefined;
   return outside(real);
+}
+
+/** Resolutions of a root on their way: the checks that ask meanwhile (a burst of tasks) share one. */
+const resolving = new Map<string, Promise<string | undefined>>();
+
+/** The root's realpath, resolved now (never kept: a root's symlink may be changed). */
+function resolveRoot(root: string): Promise<string | undefined> {
+  let pending = resolving.get(root);
+  if (!pending) {
+    pending = realpath(root)
+      .catch(() => undefined)
+      .finally(() => resolving.delete(root));
+    resolving.set(root, pending);
+  }
+  return pending;
 }
 
 /** The roots that do not exist (or cannot be resolved) now: said at start, for the operator. */
