@@ -302,7 +302,14 @@ export function GraphView({ route }: { route: Route }) {
   );
   const shown = collapsed?.graph ?? full;
   const large = !!shown && shown.artefacts.length + shown.tasks.length > LARGE_GRAPH;
-  const view = shown && large ? focused(snap, shown, query, state, selected) : undefined;
+  // A search's focus depends on the paths alone: worked out again only when the graph or the
+  // URL changes, not on every batch of state events (10,000 artefacts read each time).
+  const byState = !query || !!state;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the states count only when the focus is by state
+  const view = useMemo(
+    () => (shown && large ? focused(snap, shown, query, state, selected) : undefined),
+    [shown, large, query, state, selected, byState ? snap : undefined],
+  );
   const graph = view?.graph ?? shown;
   const setOpen = (dirs: Set<string>) => setParam(route, 'open', [...dirs].sort().join(','));
   const key = graph ? shapeKey(graph) : '';
