@@ -541,6 +541,24 @@ describe('MajorDomoUI in a real browser', () => {
       .toBe('stale');
   });
 
+  it('cuts the timeline into lanes per runner, or per chef from its link', async () => {
+    await page.goto(`${url}/#/builds`);
+    const lanes = () =>
+      page
+        .locator('.gantt .lane[data-lane]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-lane') ?? ''));
+    await expect.poll(async () => (await lanes()).length).toBeGreaterThan(0);
+    expect((await lanes()).every((l) => l.endsWith(' · local'))).toBe(true);
+    await page.locator('[data-lanes="chef"]').click();
+    await expect.poll(() => page.url()).toContain('lanes=chef');
+    // Every task of this stack was submitted by its one chef, named by CP_CHEF.
+    await expect.poll(lanes).toEqual(['chef ui']);
+    expect(
+      await page.locator('.gantt .lane[data-lane="chef ui"] .bar-row').count(),
+    ).toBeGreaterThan(0);
+    await shot('builds-by-chef');
+  });
+
   it('renders hostile file names as text in every view, and runs no script', async () => {
     stack.write(`src/${HOSTILE}.txt`, 'boo\n');
     await page.goto(`${url}/#/graph`);

@@ -60,14 +60,16 @@ export const TaskSubmitted = z.object({
   /** What the command reads and writes (see TaskFiles); without it, it runs in cwd itself. */
   files: TaskFiles.optional(),
   /**
-   * The graph's step this task runs (MajorDomo's task id, `<rule>:<stem>`) and which pass of it
-   * (a cycle runs its steps pass after pass): kept in the task's record, so the timeline can
-   * draw a cycle's passes as such, also for tasks run before the page (or MajorDomo) started.
+   * The graph's step this task runs (MajorDomo's task id, `<rule>:<stem>`), which pass of it
+   * (a cycle runs its steps pass after pass) and the chef that submitted it (as that chef says:
+   * shown, never trusted): kept in the task's record, so the timeline can draw a cycle's passes
+   * as such and a lane per chef, also for tasks run before the page (or MajorDomo) started.
    */
   step: z
     .object({
       id: z.string().min(1).max(MAX_TASK_ID),
       pass: z.number().int().min(1).max(1_000_000),
+      chef: z.string().min(1).max(100).optional(),
     })
     .optional(),
   /**

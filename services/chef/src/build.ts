@@ -264,7 +264,7 @@ async function build(
         outputs: [...paths.outputs],
         auxiliaries: [...paths.auxiliaries],
       },
-      step: { id: req.taskId, pass: req.pass },
+      step: { id: req.taskId, pass: req.pass, chef: ctx.chef },
     },
     { msgId: taskId, cid },
   );

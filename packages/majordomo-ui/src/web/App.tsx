@@ -164,7 +164,7 @@ function Shell({ route, session, logout }: { route: Route; session: Session; log
       <main id="main" tabIndex={-1} data-view={route.view}>
         {route.view === 'graph' && <GraphView route={route} />}
         {route.view === 'artefacts' && <ArtefactsView route={route} />}
-        {route.view === 'builds' && <BuildsView />}
+        {route.view === 'builds' && <BuildsView route={route} />}
         {route.view === 'logs' && <LogsView route={route} />}
         {route.view === 'resources' && <ResourcesView />}
       </main>

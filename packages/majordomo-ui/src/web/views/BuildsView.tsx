@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { useSession, useSnapshot } from '../context.js';
-import { href } from '../route.js';
+import { href, type Route } from '../route.js';
 import { PAUSABLE, type TaskRecord, TERMINAL } from '../types.js';
 import { ActionResult, useAction } from './ArtefactPanel.js';
 
@@ -68,8 +68,21 @@ function passBands(
   return out;
 }
 
-/** In-flight builds, and a timeline (Gantt) of the runners' recent tasks, one lane per runner. */
-export function BuildsView() {
+/** How the timeline's lanes are cut: by the runner that ran a task, or the chef that asked. */
+type LaneBy = 'runner' | 'chef';
+
+/** A task's lane: its runner (and resource), or the chef that submitted it. */
+function laneOf(t: TaskRecord, by: LaneBy): string {
+  if (by === 'chef') return t.task.step?.chef ? `chef ${t.task.step.chef}` : 'chef not recorded';
+  return `${t.runner ?? 'not yet taken'} · ${t.task.resource}`;
+}
+
+/**
+ * In-flight builds, and a timeline (Gantt) of the recent tasks, one lane per runner or, with
+ * `lanes=chef` in the URL, per chef.
+ */
+export function BuildsView({ route }: { route: Route }) {
+  const laneBy: LaneBy = route.params.get('lanes') === 'chef' ? 'chef' : 'runner';
   const { api } = useSession();
   const snap = useSnapshot();
   const [now, setNow] = useState(() => Date.now());
@@ -117,7 +130,7 @@ export function BuildsView() {
   const width = Math.max(t1 - t0, 1);
   const lanes = new Map<string, TaskRecord[]>();
   for (const t of tasks) {
-    const lane = `${t.runner ?? 'not yet taken'} · ${t.task.resource}`;
+    const lane = laneOf(t, laneBy);
     lanes.set(lane, [...(lanes.get(lane) ?? []), t]);
   }
   const control = (t: TaskRecord, action: 'pause' | 'resume' | 'kill') => (
@@ -179,9 +192,23 @@ export function BuildsView() {
       <ActionResult result={result} />
       <h2>Timeline</h2>
       <p className="muted">
-        The runners' last {tasks.length} tasks, {duration(width)} in all; one lane per runner, and
+        The runners' last {tasks.length} tasks, {duration(width)} in all; one lane per {laneBy}, and
         one per cycle with a band for each of its passes.
       </p>
+      <nav className="quick" aria-label="timeline lanes">
+        Lanes:{' '}
+        {(['runner', 'chef'] as const).map((by) => (
+          <a
+            key={by}
+            href={href('builds', { lanes: by === 'runner' ? undefined : by })}
+            className={`chip${by === laneBy ? ' on' : ''}`}
+            aria-current={by === laneBy ? 'true' : undefined}
+            data-lanes={by}
+          >
+            by {by}
+          </a>
+        ))}
+      </nav>
       <div className="gantt">
         {[...passes].map(([component, bands]) => (
           <div key={`cycle-${component}`} className="lane cycle-lane" data-cycle-lane={component}>
@@ -219,7 +246,7 @@ export function BuildsView() {
           </div>
         ))}
         {[...lanes].map(([lane, list]) => (
-          <div key={lane} className="lane">
+          <div key={lane} className="lane" data-lane={lane}>
             <div className="lane-name">{lane}</div>
             <ol className="bars">
               {list.map((t) => {
