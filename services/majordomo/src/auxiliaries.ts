@@ -27,6 +27,11 @@ export class Auxiliaries {
     for (const p of paths) this.#named.set(p, taskId);
   }
 
+  /** Whether any answer named auxiliaries. */
+  get named(): boolean {
+    return this.#named.size > 0;
+  }
+
   forget(taskId: string): void {
     for (const [p, t] of this.#named) if (t === taskId) this.#named.delete(p);
   }

@@ -117,6 +117,16 @@ export const majorDomoEnv = defineEnv({
     default: '1000',
     doc: 'standby mode: how often the leader renews (at most half of `CP_LEASE_MS`)',
   },
+  CP_SNAPSHOT_EVERY_S: {
+    schema: envIntType({ min: 1, max: 24 * 3600, unit: 'seconds' }),
+    default: '300',
+    doc: 'how often MajorDomo checks whether its graph snapshot (a restart reads it, then the KV keys written since) should be taken again',
+  },
+  CP_SNAPSHOT_TAIL: {
+    schema: envIntType({ min: 1, max: 100_000_000, unit: 'writes' }),
+    default: '20000',
+    doc: 'writes to the artefacts and traces buckets since the snapshot past which it is taken again (when idle)',
+  },
 });
 
 export interface MajorDomoConfig {
@@ -149,6 +159,9 @@ export interface MajorDomoConfig {
   readonly chefReplicaDeadMs: number;
   /** Leader and standbys (lease.ts). */
   readonly lease: LeaseConfig;
+  /** Graph snapshot compaction (snapshot-compaction.ts): CP_SNAPSHOT_EVERY_S, CP_SNAPSHOT_TAIL. */
+  readonly snapshotEveryMs: number;
+  readonly snapshotTail: number;
 }
 
 export const UiProject = z.object({
@@ -241,5 +254,7 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
       renewMs,
       pollMs: Math.max(25, Math.floor(renewMs / 4)),
     },
+    snapshotEveryMs: e.CP_SNAPSHOT_EVERY_S * 1000,
+    snapshotTail: e.CP_SNAPSHOT_TAIL,
   };
 }

@@ -18,6 +18,7 @@ import {
   buckets,
   CanBuildFrom,
   type FilesChanged,
+  type Rule,
   RulesDeclared,
   type StatusReply,
   StatusRequest,
@@ -42,6 +43,7 @@ import { resolveGoal } from './resolve-goal.js';
 import { fromBuckets, fromSnapshot, plannedWith, takeSnapshot } from './restore-state.js';
 import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
+import { compactSnapshots } from './snapshot-compaction.js';
 import { SnapshotStore } from './snapshot-store.js';
 
 /** A started MajorDomo: stop() ends its consumers and watches (its bus is main.ts's to close). */
@@ -175,6 +177,7 @@ export class MajorDomo {
     md.#handleChange(md.dm.restoreNonConvergence(stuck), 'restart');
     const tRestored = performance.now();
     await md.#reclassify('restart');
+    const tReclassified = performance.now();
     await md.#pump('restart');
     const tPlanned = performance.now();
     for (const answer of orphanGoals) void md.#reassign(answer, 'restart');
@@ -206,6 +209,16 @@ export class MajorDomo {
       });
     });
     const stopLiveness = await watchChefLiveness(bus, rulesKv, cfg.chefTimeoutMs, cfg.chefPingMs);
+    const stopCompaction = compactSnapshots({
+      bus,
+      cfg,
+      artefacts: artefacts.kv,
+      traces,
+      rules: rulesKv,
+      goals,
+      snapshots,
+      quiet: () => !md.#stopping && md.#inflight.size === 0 && md.#changing === 0,
+    });
     const files = await bus.consume({
       stream: streams.files(p),
       durable: 'majordomo-files',
@@ -243,7 +256,8 @@ export class MajorDomo {
         restoreMs: {
           kv: ms(t0, tKv),
           graph: ms(tKv, tRestored),
-          plan: ms(tRestored, tPlanned),
+          reclassify: ms(tRestored, tReclassified),
+          plan: ms(tReclassified, tPlanned),
           snapshot: ms(tPlanned, tSnapshot),
           total: ms(t0, performance.now()),
         },
@@ -258,6 +272,7 @@ export class MajorDomo {
         md.#backoff.stop();
         stopRules();
         stopLiveness();
+        stopCompaction();
         md.projectState.stop();
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
@@ -395,19 +410,25 @@ export class MajorDomo {
   }
 
   /** Which task writes `path` as an auxiliary file, if any. */
-  #auxiliaryOf(path: string): string | undefined {
-    return this.#aux.taskOf(
-      path,
-      [...this.rules.all().values()].map((o) => o.rule),
-      (p) => this.dm.producerOf(p),
-    );
+  #auxiliaryOf(path: string, rules = this.#auxiliaryRules()): string | undefined {
+    return this.#aux.taskOf(path, rules, (p) => this.dm.producerOf(p));
+  }
+
+  /** The rules that name auxiliary files. */
+  #auxiliaryRules(): Rule[] {
+    const out: Rule[] = [];
+    for (const { rule } of this.rules.all().values()) if (rule.auxiliaries.length) out.push(rule);
+    return out;
   }
 
   /** Records taken for sources that a rule now names as its auxiliaries become its products. */
   async #reclassify(cid: string): Promise<void> {
+    // Once per pass, not per record (100,000s at a restart), and none when nothing could match.
+    const rules = this.#auxiliaryRules();
+    if (rules.length === 0 && !this.#aux.named) return;
     for (const rec of [...this.artefacts.records()]) {
       if (rec.auxiliary || rec.producer || !rec.sha256) continue;
-      const task = this.#auxiliaryOf(rec.path);
+      const task = this.#auxiliaryOf(rec.path, rules);
       if (!task) continue;
       this.#handleChange(this.dm.deleteArtefact(rec.path), cid);
       await this.artefacts.update(

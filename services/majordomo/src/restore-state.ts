@@ -101,9 +101,15 @@ export async function fromSnapshot(
   traces: TypedKv<typeof TaskTrace>,
   loaded: Loaded,
   planned: PlannedWith,
+  purpose: 'restore' | 'compaction' = 'restore',
 ): Promise<RestoreState | undefined> {
   const ignored = (why: string) => {
-    bus.logger.info({ why }, 'graph snapshot not used; restoring from every record');
+    bus.logger.info(
+      { why },
+      purpose === 'restore'
+        ? 'graph snapshot not used; restoring from every record'
+        : 'graph snapshot not compacted; the next restart takes a new one',
+    );
     return undefined;
   };
   if ('why' in loaded) return ignored(loaded.why);

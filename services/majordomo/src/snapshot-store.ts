@@ -88,6 +88,12 @@ export class SnapshotStore {
     return new SnapshotStore(heads, heads.kv, Math.min(1024 * 1024, Math.floor(max / 2)));
   }
 
+  /** The stored head, when there is one of this format. */
+  async current(): Promise<SnapshotHead | undefined> {
+    const head = (await this.heads.get(HEAD))?.value;
+    return head?.format === SNAPSHOT_FORMAT ? head : undefined;
+  }
+
   async load(): Promise<Loaded> {
     const head = await this.heads.get(HEAD);
     if (!head) return { why: 'no snapshot stored' };
