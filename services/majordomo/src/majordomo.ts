@@ -120,12 +120,16 @@ export class MajorDomo {
     const t0 = performance.now();
     // Said first: a big project's restore takes seconds, and a silent process looks hung.
     bus.logger.info('restoring the graph from KV');
-    await ensureProjectStreams(bus, p);
-    const traces = await bus.kv(buckets.traces(p), TaskTrace);
-    const results = await bus.kv(buckets.builds(p), BuildResult);
-    const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
-    const goals = new GoalRules(await bus.kv(buckets.goals(p), CanBuildFrom));
-    const snapshots = await SnapshotStore.open(bus);
+    // Opened at once: each open is a round trip or two, and a restart waits for all of them.
+    const [traces, results, rulesKv, goalsKv, snapshots] = await Promise.all([
+      bus.kv(buckets.traces(p), TaskTrace),
+      bus.kv(buckets.builds(p), BuildResult),
+      bus.kv(buckets.rules(p), RulesDeclared),
+      bus.kv(buckets.goals(p), CanBuildFrom),
+      SnapshotStore.open(bus),
+      ensureProjectStreams(bus, p),
+    ]);
+    const goals = new GoalRules(goalsKv);
     // The small buckets and the snapshot at once: each read waits mostly on the server.
     const [declarations, answers, loaded] = await Promise.all([
       rulesKv.entries(),
