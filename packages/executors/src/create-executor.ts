@@ -48,6 +48,8 @@ export interface CreateExecutorOptions {
   readonly profile?: Profile | undefined;
   readonly hooks: ExecutorHooks;
   readonly runner?: string;
+  /** Tries of a record write that failed (Executor's recordRetry). */
+  readonly recordRetry?: RetryPolicy;
   /** Extra env for SLURM client commands, over the resource's slurm_client_env. */
   readonly clientEnv?: Readonly<Record<string, string>> | undefined;
   /** Shared SSH pool (slurm_ssh); one is made (and closed with the executor) otherwise. */
@@ -62,7 +64,12 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
   const { resource, profile, hooks } = options;
   const tune = options.backendOptions ?? {};
   const id = options.resourceId ?? resourceId(resource);
-  const base = { resource: id, hooks, ...(options.runner ? { runner: options.runner } : {}) };
+  const base = {
+    resource: id,
+    hooks,
+    ...(options.runner ? { runner: options.runner } : {}),
+    ...(options.recordRetry ? { recordRetry: options.recordRetry } : {}),
+  };
   if (resource.type === 'local') {
     const backend = new LocalBackend({
       resource,

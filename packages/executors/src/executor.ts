@@ -12,7 +12,8 @@ import { type RetryPolicy, withRetry } from './retry.js';
 export interface ExecutorHooks {
   /**
    * Persists a task record (the runner writes it to KV with a revision check). Awaited
-   * before the transition is acted on or published; a rejection means "not recorded".
+   * before the transition is acted on or published; a rejection means "not recorded". Write
+   * once: the executor tries again (recordRetry) while protocol's isRetryable says it may help.
    */
   record(rec: TaskRecord): Promise<void>;
   /** Announces a recorded transition (the runner publishes it on the task-state subject). */
@@ -27,7 +28,10 @@ export interface ExecutorOptions {
   readonly hooks: ExecutorHooks;
   /** Written into records, to tell which runner last handled a task. */
   readonly runner?: string;
-  /** Retries of a failed record() before the transition is given up (default 4 tries, 50 ms…). */
+  /**
+   * Tries of a failed record() before the transition is given up (default 4, 50 ms apart and
+   * doubling). The only retry of a record write: hooks.record writes once.
+   */
   readonly recordRetry?: RetryPolicy;
   /** Ended tasks kept in memory for get()/logs() (default 10,000). */
   readonly keepEnded?: number;
@@ -112,9 +116,9 @@ export class Executor {
       try {
         path.forEach((to, i) => {
           const patch = i === path.length - 1 ? (admission?.patch ?? {}) : {};
-          steps.push(this.#step(steps[i]!, to, patch, time));
+          rec = this.#step(rec, to, patch, time);
+          steps.push(rec);
         });
-        rec = steps[steps.length - 1]!;
         await this.#write(rec);
       } catch (err) {
         admission?.release?.();
@@ -308,17 +312,13 @@ export class Executor {
     return next;
   }
 
+  /**
+   * The one retry of a record write (the hook writes once): tried again while protocol's
+   * isRetryable says a retry can help, so a conflict (retryable: false) fails at once.
+   */
   async #write(rec: TaskRecord): Promise<void> {
     try {
-      await withRetry(this.#recordRetry, () =>
-        this.#hooks.record(rec).catch((err: unknown) => {
-          // A record that could not be written is worth retrying unless it says otherwise.
-          const retryable = (err as { retryable?: unknown })?.retryable;
-          throw retryable === false
-            ? err
-            : Object.assign(new Error(String(err)), { cause: err, retryable: true });
-        }),
-      );
+      await withRetry(this.#recordRetry, () => this.#hooks.record(rec));
     } catch (err) {
       throw new RecordFailedError(rec.task.taskId, rec.state, { cause: err });
     }

@@ -14,3 +14,24 @@ export class TaskRefusedError extends CpError {
     super('CP_TASK_REFUSED', message);
   }
 }
+
+/**
+ * A task record's revision check failed: someone else (another runner) wrote it since, or, for
+ * a task's first record, it exists already. Not retryable: the same write fails the same way,
+ * and the transition is not acted on.
+ */
+export class RecordConflictError extends CpError<'CP_RECORD_CONFLICT'> {
+  constructor(
+    readonly taskId: string,
+    /** The revision this runner expected (none: the write was a create). */
+    readonly revision: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause);
+    super(
+      'CP_RECORD_CONFLICT',
+      `task record ${taskId} was changed by someone else (revision ${revision ?? 'none'} expected): ${cause}`,
+      options,
+    );
+  }
+}

@@ -2,7 +2,8 @@ import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KvRecords, RECORD_CONFLICT } from './kv-records.js';
+import { RecordConflictError } from './errors.js';
+import { KvRecords } from './kv-records.js';
 
 const P = 'kvrec';
 
@@ -37,10 +38,13 @@ describe('KvRecords over a real nats-server', () => {
     expect((await kv.get('a'))?.value.state).toBe('running');
     // A second writer of the same task (another runner): its create fails, not retryable.
     const other = new KvRecords(kv);
-    await expect(other.write(rec('a', 'created'))).rejects.toMatchObject({
-      code: RECORD_CONFLICT,
-      retryable: false,
-    });
+    const conflict = await other.write(rec('a', 'created')).catch((err: unknown) => err);
+    expect(conflict).toBeInstanceOf(RecordConflictError);
+    expect(conflict).toMatchObject({ code: 'CP_RECORD_CONFLICT', retryable: false, taskId: 'a' });
+    // An update on a revision someone else has moved past conflicts the same way.
+    const stale = new KvRecords(kv);
+    stale.known('a', 1);
+    await expect(stale.write(rec('a', 'failed'))).rejects.toBeInstanceOf(RecordConflictError);
     await records.write(rec('a', 'finished'));
     expect((await kv.get('a'))?.value.state).toBe('finished');
   });

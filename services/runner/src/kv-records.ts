@@ -1,8 +1,15 @@
 import type { TypedKv } from '@computepods/bus';
+import type { RetryPolicy } from '@computepods/executors';
 import type { TaskRecord } from '@computepods/protocol';
+import { RecordConflictError } from './errors.js';
 
-/** The error code of a write whose revision check failed (for a first write: the key exists). */
-export const RECORD_CONFLICT = 'CP_RECORD_CONFLICT';
+/**
+ * How a runner's executor tries a record write that failed: for about 25 s (100 ms, doubling to
+ * 2 s, 16 tries). A record goes to a KV bucket: on a NATS cluster whose node leading it dies,
+ * writes fail until the others elect a new leader (seconds; more on a loaded machine). The one
+ * retry of a record write (KvRecords.write writes once); a conflict is not retried.
+ */
+export const RECORD_RETRY: RetryPolicy = { attempts: 16, baseMs: 100, maxMs: 2_000 };
 
 /**
  * Task records in KV with revision checks: a task's first record is created (it fails if the
@@ -37,14 +44,7 @@ export class KvRecords {
         rev === undefined ? await this.#kv.create(id, rec) : await this.#kv.update(id, rec, rev);
       this.#revisions.set(id, next);
     } catch (err) {
-      const text = String((err as Error).message ?? err);
-      if (/wrong last sequence|key exists/i.test(text))
-        throw Object.assign(
-          new Error(
-            `task record ${id} was changed by someone else (revision ${rev ?? 'none'} expected): ${text}`,
-          ),
-          { code: RECORD_CONFLICT, retryable: false, cause: err },
-        );
+      if (isRevisionMismatch(err)) throw new RecordConflictError(id, rev, { cause: err });
       throw err;
     }
     if (rec.state === 'finished' || rec.state === 'failed' || rec.state === 'killed') {
@@ -62,8 +62,7 @@ export class KvRecords {
   }
 
   #forget(now: number): void {
-    while (this.#endedHead < this.#ended.length) {
-      const e = this.#ended[this.#endedHead]!;
+    for (let e = this.#ended[this.#endedHead]; e; e = this.#ended[this.#endedHead]) {
       if (e.forgetAt > now) break;
       this.#endedHead++;
       this.#revisions.delete(e.id);
@@ -73,4 +72,16 @@ export class KvRecords {
       this.#endedHead = 0;
     }
   }
+}
+
+/** JetStream API error codes of a refused revision check (nats.js JetStreamApiCodes). */
+const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
+
+/**
+ * The server refused a write on its revision check (a create: the key exists). Decided by the
+ * nats.js class's name and the API error code, as protocol's isRetryable does, not by the text.
+ */
+function isRevisionMismatch(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return e?.name === 'JetStreamApiError' && WRONG_LAST_SEQUENCE.has(e.code as number);
 }

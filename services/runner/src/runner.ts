@@ -11,8 +11,8 @@ import {
   type Executor,
   isTerminal,
   RecordFailedError,
+  type RetryPolicy,
   type TaskStaging,
-  withRetry,
 } from '@computepods/executors';
 import {
   buckets,
@@ -24,7 +24,8 @@ import {
   type TaskSubmitted,
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
-import { KvRecords, RECORD_CONFLICT } from './kv-records.js';
+import { RecordConflictError } from './errors.js';
+import { KvRecords, RECORD_RETRY } from './kv-records.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
@@ -56,6 +57,8 @@ export interface RunnerOptions {
   readonly maxAckPending?: number;
   /** Pilot workers: declared files staged by the runner that started them (pilot-staging.ts). */
   readonly staging?: TaskStaging;
+  /** Tries of a task record write that failed (default RECORD_RETRY, about 25 s). */
+  readonly recordRetry?: RetryPolicy;
 }
 
 /**
@@ -125,23 +128,15 @@ export async function startRunner(
     profile,
     runner: rc.runnerId,
     queue: rc.queue,
+    // The one retry of a record write is the executor's; the hook below writes once.
+    recordRetry: options.recordRetry ?? RECORD_RETRY,
     backendOptions: {
       keep: rc.jobKeep,
       ...(options.staging ? { staging: options.staging } : {}),
       ...(rc.kubernetesStaging ? { kubernetesStaging: rc.kubernetesStaging } : {}),
     },
     hooks: {
-      // A record goes to a KV bucket: on a NATS cluster whose node leading it dies, writes fail
-      // until the others elect a new leader (seconds; more on a loaded machine). The executor's
-      // own retries last 0.35 s, after which a task's end was never recorded: each write is
-      // tried for about 25 s first (a conflict is not retried: it fails the same way again).
-      record: (rec) =>
-        withRetry({ attempts: 16, baseMs: 100, maxMs: 2_000 }, () =>
-          records.write({ ...rec, queue: rc.queue }).catch((err: unknown) => {
-            if ((err as { retryable?: unknown }).retryable === false) throw err;
-            throw Object.assign(new Error(String(err)), { cause: err, retryable: true });
-          }),
-        ),
+      record: (rec) => records.write({ ...rec, queue: rc.queue }),
       // A plain publish: the events stream stores it all the same, and the record in KV, written
       // before, is the truth; waiting for a JetStream ack per event only cost a round trip each.
       publish: (event, rec) => {
@@ -231,7 +226,8 @@ export async function startRunner(
       cids.delete(task.taskId);
       // The first record is a create: it fails when the task has a record already. Done, or in
       // the hands of another runner (which adopts it if it restarts): not again.
-      if (!(err instanceof RecordFailedError) || !isConflict(err)) throw err;
+      if (!(err instanceof RecordFailedError) || !(err.cause instanceof RecordConflictError))
+        throw err;
       const existing = await kv.get(task.taskId).catch(() => undefined);
       logger.info(
         { taskId: task.taskId, state: existing?.value.state, runner: existing?.value.runner },
@@ -320,8 +316,4 @@ export async function startRunner(
       await executor.close();
     },
   };
-}
-
-function isConflict(err: RecordFailedError): boolean {
-  return (err.cause as { code?: unknown } | undefined)?.code === RECORD_CONFLICT;
 }
