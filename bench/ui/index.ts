@@ -8,7 +8,8 @@
 // focus: what matches, with its neighbours), and frame times while 100 sources change a second
 // (each rebuilt); the bytes the page transfers to open. Goals (issue #11): the page adds
 // <= 50 ms to the event (p50 and p99), the large graph on screen <= 2 s, no frame over 100 ms.
-// Sizes: CP_BENCH_EDITS (default 30), CP_BENCH_UI_NODES.
+// Sizes: CP_BENCH_EDITS (default 30), CP_BENCH_UI_NODES. CP_BENCH_UI_PROFILE=1: the page's CPU
+// profile during the churn; CP_BENCH_UI_TRACE=1: its long tasks by what they spent time on.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -140,6 +141,122 @@ async function profile(page: Page): Promise<(title: string) => Promise<void>> {
         .map(([n, c]) => [n, (100 * c) / total]),
     );
     await cdp.detach();
+  };
+}
+
+/** A trace event of Chromium's (the fields read here). */
+interface TraceEvent {
+  name: string;
+  ph: string;
+  ts: number;
+  dur?: number;
+  pid: number;
+  tid: number;
+  args?: { data?: { functionName?: string; url?: string; lineNumber?: number } };
+}
+
+/** What the renderer's work is called in a trace, by kind (the rest is counted as "other"). */
+const WORK: Record<string, string> = {
+  FunctionCall: 'script',
+  TimerFire: 'script',
+  FireAnimationFrame: 'script',
+  EventDispatch: 'script',
+  EvaluateScript: 'script',
+  'v8.run': 'script',
+  UpdateLayoutTree: 'style',
+  Layout: 'layout',
+  PrePaint: 'paint',
+  Paint: 'paint',
+  Layerize: 'paint',
+  UpdateLayer: 'paint',
+  MajorGC: 'gc',
+  MinorGC: 'gc',
+  'V8.GC_MARK_COMPACTOR': 'gc',
+  'V8.GC_SCAVENGER': 'gc',
+};
+
+/**
+ * Traces the page (CP_BENCH_UI_TRACE=1) and, once asked, prints its long tasks (over 50 ms on
+ * the renderer's main thread) by what they spent their time on: script (with the functions
+ * called first), style, layout, paint, GC. The CPU profile only shows script; a long task of
+ * style or layout shows there as "(program)".
+ */
+async function trace(page: Page): Promise<(title: string) => Promise<void>> {
+  const cdp = await page.context().newCDPSession(page);
+  const events: TraceEvent[] = [];
+  cdp.on('Tracing.dataCollected', (m) => {
+    events.push(...(m.value as unknown as TraceEvent[]));
+  });
+  await cdp.send('Tracing.start', {
+    categories:
+      'devtools.timeline,disabled-by-default-devtools.timeline,v8,disabled-by-default-v8.gc',
+    transferMode: 'ReportEvents',
+  });
+  return async (title) => {
+    const done = new Promise<void>((r) => cdp.once('Tracing.tracingComplete', () => r()));
+    await cdp.send('Tracing.end');
+    await done;
+    await cdp.detach();
+    const tasks = events.filter(
+      (e) => e.name === 'RunTask' && e.ph === 'X' && (e.dur ?? 0) > 50_000,
+    );
+    const byKind = new Map<string, number>();
+    const byFunction = new Map<string, number>();
+    const byName = new Map<string, number>();
+    for (const t of tasks) {
+      const end = t.ts + (t.dur ?? 0);
+      // Only the outermost event of each kind inside the task: nested ones are inside it.
+      const inside = events
+        .filter(
+          (e) =>
+            e.ph === 'X' &&
+            e.pid === t.pid &&
+            e.tid === t.tid &&
+            e.ts >= t.ts &&
+            e.ts < end &&
+            WORK[e.name],
+        )
+        .sort((a, b) => a.ts - b.ts);
+      let covered = 0;
+      for (const e of inside) {
+        if (e.ts < covered) continue;
+        covered = e.ts + (e.dur ?? 0);
+        const kind = WORK[e.name] ?? 'other';
+        byKind.set(kind, (byKind.get(kind) ?? 0) + (e.dur ?? 0) / 1000);
+      }
+      // Script by the function called first (nested calls are inside it), and what the time
+      // nobody above named was spent on (by the trace's own names).
+      let calls = 0;
+      for (const e of events) {
+        if (e.ph !== 'X' || e.pid !== t.pid || e.tid !== t.tid || e.ts < t.ts || e.ts >= end)
+          continue;
+        if (e.name === 'FunctionCall' && e.ts >= calls) {
+          calls = e.ts + (e.dur ?? 0);
+          const d = e.args?.data;
+          const name = `${d?.functionName || '(anonymous)'} ${d?.url?.split('/').pop() ?? ''}:${d?.lineNumber ?? 0}`;
+          byFunction.set(name, (byFunction.get(name) ?? 0) + (e.dur ?? 0) / 1000);
+        }
+        if (!WORK[e.name] && e.name !== 'RunTask' && e.name !== 'FunctionCall')
+          byName.set(e.name, (byName.get(e.name) ?? 0) + (e.dur ?? 0) / 1000);
+      }
+    }
+    const total = tasks.reduce((a, t) => a + (t.dur ?? 0) / 1000, 0);
+    const named = [...byKind.values()].reduce((a, b) => a + b, 0);
+    table(
+      `${title}: ${tasks.length} long tasks, ${total.toFixed(0)} ms`,
+      ['spent on', 'ms'],
+      [...[...byKind].sort((a, b) => b[1] - a[1]), ['other (not named above)', total - named]],
+    );
+    table(
+      `${title}: script in them, by the function called`,
+      ['function', 'ms'],
+      [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 12),
+    );
+    table(
+      `${title}: every other traced event in them (nested ones counted in each)`,
+      ['event', 'ms'],
+      [...byName].sort((a, b) => b[1] - a[1]).slice(0, 15),
+    );
   };
 }
 
@@ -372,6 +489,7 @@ async function main() {
     requestAnimationFrame(tick);
   })()`);
   const churnProfiler = process.env.CP_BENCH_UI_PROFILE ? await profile(big) : undefined;
+  const churnTracer = process.env.CP_BENCH_UI_TRACE ? await trace(big) : undefined;
   const CHURN_S = 5;
   for (let s = 0; s < CHURN_S * 10; s++) {
     const t = epoch();
@@ -386,6 +504,7 @@ async function main() {
   }
   await sleep(1000);
   await churnProfiler?.('CPU profile while 100 sources change a second (self samples)');
+  await churnTracer?.("The page's long tasks while 100 sources change a second");
   const frames = ((await big.evaluate('window.__cpFrames')) as number[]).slice(1);
   const f = stats(frames);
   figures.churn_frames = frames.length;

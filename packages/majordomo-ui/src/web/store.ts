@@ -57,6 +57,20 @@ const COST_FACTOR = 5;
  */
 const MAX_DELAY = 5_000;
 
+/** A batch of events waits at most this many times what the last one cost to apply and render. */
+const FLUSH_FACTOR = 3;
+/** The longest a batch of events waits after the last, whatever that one cost. */
+const MAX_FLUSH_GAP = 250;
+
+/**
+ * The time since `start` once the render a store change asked for has run: React renders a
+ * change from outside its own events in a microtask queued as the listeners are called, so a
+ * microtask queued after them runs after that render.
+ */
+function afterRender(start: number): Promise<number> {
+  return new Promise((resolve) => queueMicrotask(() => resolve(performance.now() - start)));
+}
+
 const fromGraph: Record<GraphState, ArtefactStatus> = {
   source: 'source',
   up_to_date: 'up_to_date',
@@ -159,12 +173,15 @@ export class ProjectStore {
     );
   }
 
-  /** GETs `path` and hands its body to `apply`; resolves to the page's own work in ms. */
+  /**
+   * GETs `path` and hands its body to `apply`; resolves to the page's own work in ms (the body
+   * read and parsed, applied, and the render that caused).
+   */
   async #read<T>(path: string, apply: (body: T) => void): Promise<number> {
     const res = await this.api.response(path);
     const start = performance.now();
     apply((await res.json()) as T);
-    return performance.now() - start;
+    return afterRender(start);
   }
 
   /** Reads one part; resolves to the page's own work on it (ms). */
@@ -237,17 +254,22 @@ export class ProjectStore {
   #queue: BusEvent[] = [];
   #flushing = false;
   #lastFlush = 0;
+  /** What applying the last batch cost: the store's work and the render it caused (ms). */
+  #flushCost = 0;
 
   /**
    * Takes one event of the project's stream (start() feeds them). Events are applied in
-   * batches: at once after a quiet spell, else 16 ms after the last batch, so a burst costs one
-   * copy and one render a frame however fast the events come.
+   * batches: at once after a quiet spell, else 16 ms after the last batch or FLUSH_FACTOR times
+   * what the last one cost to apply and render, if longer: a burst costs one copy and one render
+   * a frame however fast the events come, and on a busy machine (or a large graph) the page
+   * renders less often rather than in frames that never end.
    */
   receive(e: BusEvent): void {
     this.#queue.push(e);
     if (this.#flushing) return;
     this.#flushing = true;
-    const wait = Math.max(0, 16 - (performance.now() - this.#lastFlush));
+    const gap = Math.min(MAX_FLUSH_GAP, Math.max(16, FLUSH_FACTOR * this.#flushCost));
+    const wait = Math.max(0, gap - (performance.now() - this.#lastFlush));
     setTimeout(() => this.#flush(), wait);
   }
 
@@ -341,6 +363,9 @@ export class ProjectStore {
       ...(passes ? { passes } : {}),
       ...(buildNames ? { buildNames } : {}),
       ...(taskStates ? { taskStates } : {}),
+    });
+    void afterRender(this.#lastFlush).then((cost) => {
+      this.#flushCost = cost;
     });
   }
 }
