@@ -2,13 +2,16 @@
 // "ready" once CRASH_READY says so; the test then kills it with SIGKILL. `recover` adopts the
 // records left behind, waits until every task ended, prints "done" and exits.
 import { parseResource, type Resource, type TaskSubmitted } from '@computepods/protocol';
+import { defined } from '@computepods/testkit';
 import { createExecutor } from './create-executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
 
 const [mode] = process.argv.slice(2);
 const env = process.env;
-const hooks = new FileHooks(env.CRASH_RECORDS!);
-const resource = parseResource(JSON.parse(env.CRASH_RESOURCE!)) as Resource;
+const hooks = new FileHooks(defined(env.CRASH_RECORDS, 'env.CRASH_RECORDS'));
+const resource = parseResource(
+  JSON.parse(defined(env.CRASH_RESOURCE, 'env.CRASH_RESOURCE')),
+) as Resource;
 const ex = createExecutor({
   resource,
   profile: env.CRASH_PROFILE ? JSON.parse(env.CRASH_PROFILE) : undefined,
@@ -23,7 +26,7 @@ const ex = createExecutor({
 });
 
 if (mode === 'start') {
-  const tasks = JSON.parse(env.CRASH_TASKS!) as TaskSubmitted[];
+  const tasks = JSON.parse(defined(env.CRASH_TASKS, 'env.CRASH_TASKS')) as TaskSubmitted[];
   for (const t of tasks) await ex.submit(t);
   // "id:state,id:state": print ready once every listed task is in its state.
   const want = (env.CRASH_READY ?? '')
@@ -31,7 +34,7 @@ if (mode === 'start') {
     .filter(Boolean)
     .map((p) => p.split(':'));
   for (;;) {
-    if (want.every(([id, state]) => ex.get(id!)?.state === state)) break;
+    if (want.every(([id, state]) => ex.get(defined(id, 'id'))?.state === state)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   console.log('ready');

@@ -1,23 +1,14 @@
-import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
-import { TempDir } from '@computepods/testkit';
+import type { TaskSubmitted } from '@computepods/protocol';
+import { defined, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Executor } from './executor.js';
 import { LocalBackend } from './local-backend.js';
-import { RecordingHooks } from './test-hooks.js';
+import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-exec-ended-');
 afterAll(() => tmp[Symbol.dispose]());
 
-const resource = parseResource({
-  type: 'local',
-  name: 'Local resource',
-  jobs_local_dir: tmp.join('jobs'),
-  jobs_runner_config: { parallel_tasks_per_job: 2 },
-  jobs_poll_interval: 0,
-  tasks_local_dir: tmp.join('tasks'),
-  tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-  tasks_pixi_config: {},
-}) as LocalResource;
+const resource = testLocalResource(tmp.path, 2);
 
 // A runner keeps the records of the tasks it ran in memory after they end (get(), control
 // answers). Kept by count alone (10,000), a runner at a few tasks a second held them for most of
@@ -74,7 +65,7 @@ describe('ended tasks kept in memory (real processes, a clock the test sets)', (
     clock += 1;
     const third = await run(1);
     expect(kept()).toEqual([...second, ...third]);
-    expect(ex.get(first[0]!)).toBeUndefined();
+    expect(ex.get(defined(first[0], 'first[0]'))).toBeUndefined();
   });
 
   it('keeps at most keepEnded of them, the ones that ended last', async () => {

@@ -6,7 +6,7 @@ import {
   type TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
+import { defined, KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
 import { UnsafeValueError } from './errors.js';
@@ -116,7 +116,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const log = await ex.logs(t.taskId);
     expect(log.split('\n').sort()).toEqual(['', 'from env', 'hello', 'oops', tmp.path].sort());
     expect(await ex.logs(t.taskId, 'stderr')).toBe('');
-    const job = jobOf(ex, t.taskId)!;
+    const job = defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)');
     expect(job.metadata.labels).toMatchObject({
       'kueue.x-k8s.io/queue-name': 'team-a',
       'app.kubernetes.io/managed-by': 'computepods',
@@ -172,17 +172,20 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
         'the Job created, its pod pending',
       );
       await ex.pause(t.taskId);
-      const job = jobOf(ex, t.taskId)!;
+      const job = defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)');
       expect(job.spec.suspend).toBe(true);
       expect(
         (job.status.conditions as { type: string; status: string }[]).find(
           (c) => c.type === 'Suspended',
         )?.status,
       ).toBe('True');
-      const h = kubernetesHandle(ex.get(t.taskId)?.handle)!;
+      const h = defined(
+        kubernetesHandle(ex.get(t.taskId)?.handle),
+        'kubernetesHandle(ex.get(t.taskId)?.handle)',
+      );
       expect(kube.pods().filter((p) => p.metadata.labels?.['job-name'] === h.jobName)).toEqual([]);
       await ex.resume(t.taskId);
-      expect(jobOf(ex, t.taskId)!.spec.suspend).toBe(false);
+      expect(defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)').spec.suspend).toBe(false);
       kube.releasePods();
     } finally {
       kube.startPods = true;
@@ -219,7 +222,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     await until(() => existsSync(marker), 'the pod started');
     expect(ex.get(t.taskId)?.state).toBe('submitted');
     await ex.pause(t.taskId);
-    expect(jobOf(ex, t.taskId)!.spec.suspend).toBe(false);
+    expect(defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)').spec.suspend).toBe(false);
     writeFileSync(gate, '');
     await ex.resume(t.taskId);
     await until(async () => {
@@ -242,7 +245,10 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     await until(async () => (await ex.logs(t.taskId)).includes('started'), 'its log followed');
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(alive(pid)).toBe(true);
-    const name = kubernetesHandle(ex.get(t.taskId)?.handle)!.jobName;
+    const name = defined(
+      kubernetesHandle(ex.get(t.taskId)?.handle),
+      'kubernetesHandle(ex.get(t.taskId)?.handle)',
+    ).jobName;
     await ex.kill(t.taskId);
     expect((await ex.wait(t.taskId)).state).toBe('killed');
     const del = kube.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(`/${name}`));
@@ -257,7 +263,10 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const t = task('echo working; exec sleep 1000');
     await ex.submit(t);
     await until(() => ex.get(t.taskId)?.state === 'running', 'the task running');
-    const name = kubernetesHandle(ex.get(t.taskId)?.handle)!.jobName;
+    const name = defined(
+      kubernetesHandle(ex.get(t.taskId)?.handle),
+      'kubernetesHandle(ex.get(t.taskId)?.handle)',
+    ).jobName;
     kube.deleteJob(NS, name, 'Background');
     const rec = await ex.wait(t.taskId);
     expect(rec.state).toBe('failed');
@@ -304,8 +313,11 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const r1 = await ex.wait(ok.taskId);
     expect(r1.state, r1.reason).toBe('finished');
     expect(readFileSync(tmp.join('out.txt'), 'utf8')).toBe('SHOUT\n');
-    const pod = (jobOf(ex, ok.taskId)!.spec as { template: { spec: Record<string, unknown> } })
-      .template.spec;
+    const pod = (
+      defined(jobOf(ex, ok.taskId), 'jobOf(ex, ok.taskId)').spec as {
+        template: { spec: Record<string, unknown> };
+      }
+    ).template.spec;
     expect(pod.volumes).toEqual([
       { name: 'workspace', persistentVolumeClaim: { claimName: 'workspace' } },
     ]);
@@ -364,7 +376,7 @@ describe('kubernetes adoption of a task recorded submitted before its Job uid wa
       const made = task('echo made');
       await first.ex.submit(made);
       await until(() => first.ex.get(made.taskId)?.jobId !== undefined, 'the Job created');
-      const madeRec = { ...first.ex.get(made.taskId)! };
+      const madeRec = { ...defined(first.ex.get(made.taskId), 'first.ex.get(made.taskId)') };
       delete madeRec.jobId;
       await first.ex.close();
       // Another recorded with its Job's name, the runner dead before the create.
@@ -401,7 +413,10 @@ describe('kubernetes adoption of a task recorded submitted before its Job uid wa
       expect(await second.ex.logs(never.taskId)).toBe('never-created\n');
       // One Job more (the one never created); the existing one was found by its name (409).
       expect(kube.jobs().length).toBe(jobsBefore + 1);
-      const madeName = kubernetesHandle(madeRec.handle)!.jobName;
+      const madeName = defined(
+        kubernetesHandle(madeRec.handle),
+        'kubernetesHandle(madeRec.handle)',
+      ).jobName;
       expect(
         kube.requests.filter(
           (r) => r.method === 'GET' && r.path.endsWith(`/jobs/${madeName}`) && r.status === 200,
@@ -479,7 +494,10 @@ describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 },
     );
     expect(ended('still-running')).toBe(false);
 
-    const stillJob = kubernetesHandle(byId().get('still-running')?.handle)!.jobName;
+    const stillJob = defined(
+      kubernetesHandle(byId().get('still-running')?.handle),
+      "kubernetesHandle(byId().get('still-running')?.handle)",
+    ).jobName;
     const follows = () =>
       kube.requests.filter(
         (r) => r.query.follow === 'true' && r.path.includes(`/pods/${stillJob}-`),
@@ -509,7 +527,15 @@ describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 },
       tasks.map((t) => t.taskId).sort(),
     );
     expect(creates() - createsBefore).toBe(4);
-    expect(readFileSync(recs.get('still-running')!.stdoutPath!, 'utf8')).toBe('early\nlate\n');
+    expect(
+      readFileSync(
+        defined(
+          defined(recs.get('still-running'), "recs.get('still-running')").stdoutPath,
+          "recs.get('still-running').stdoutPath",
+        ),
+        'utf8',
+      ),
+    ).toBe('early\nlate\n');
     expect(kube.invalidResponses).toEqual([]);
   });
 });

@@ -1,34 +1,21 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
-import { TempDir, until } from '@computepods/testkit';
+import type { TaskSubmitted } from '@computepods/protocol';
+import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IllegalTransitionError, RecordFailedError } from './errors.js';
 import { Executor } from './executor.js';
 import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
-import { RecordingHooks } from './test-hooks.js';
+import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-exec-local-');
 afterAll(() => tmp[Symbol.dispose]());
 
-function localResource(parallel: number): LocalResource {
-  return parseResource({
-    type: 'local',
-    name: 'Local resource',
-    jobs_local_dir: tmp.join('jobs'),
-    jobs_runner_config: { parallel_tasks_per_job: parallel },
-    jobs_poll_interval: 0,
-    tasks_local_dir: tmp.join('tasks'),
-    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-    tasks_pixi_config: {},
-  }) as LocalResource;
-}
-
 function setup(parallel = 2, options: Partial<LocalBackendOptions> = {}) {
   const hooks = new RecordingHooks();
   const backend = new LocalBackend({
-    resource: localResource(parallel),
+    resource: testLocalResource(tmp.path, parallel),
     killGraceMs: 300,
     ...options,
   });
@@ -92,8 +79,8 @@ describe('local backend', () => {
     ]);
     expect(hooks.recordedBeforePublished()).toBe(true);
     expect(hooks.records.get(t.taskId)?.state).toBe('finished');
-    expect(readFileSync(done.stdoutPath!, 'utf8')).toBe('out\n');
-    expect(readFileSync(done.stderrPath!, 'utf8')).toBe('err\n');
+    expect(readFileSync(defined(done.stdoutPath, 'done.stdoutPath'), 'utf8')).toBe('out\n');
+    expect(readFileSync(defined(done.stderrPath, 'done.stderrPath'), 'utf8')).toBe('err\n');
     // the exit code is also on disk, for a runner restarted after a crash
     expect(readFileSync(join(tmp.join('jobs'), t.taskId, 'exit'), 'utf8')).toBe('0\n');
     expect(await ex.logs(t.taskId, 'stderr')).toBe('err\n');
@@ -147,7 +134,9 @@ describe('local backend', () => {
     await ex.submit(t);
     const done = await ex.wait(t.taskId);
     expect(done.state).toBe('finished');
-    expect(readFileSync(done.stdoutPath!, 'utf8')).toBe(`${tmp.path}\n${hostile}`);
+    expect(readFileSync(defined(done.stdoutPath, 'done.stdoutPath'), 'utf8')).toBe(
+      `${tmp.path}\n${hostile}`,
+    );
     expect(existsSync(pwned)).toBe(false);
   });
 
@@ -193,7 +182,7 @@ describe('local backend', () => {
     const t = task(`trap '' TERM; touch ${marker}; while :; do sleep 0.1; done`);
     await ex.submit(t);
     await until(() => existsSync(marker), 'the task to start');
-    const pid = ex.get(t.taskId)!;
+    const pid = defined(ex.get(t.taskId), 'ex.get(t.taskId)');
     expect(pid.state).toBe('running');
     const dir = join(tmp.join('jobs'), t.taskId);
     const wrapperPid = Number(readFileSync(join(dir, 'pid'), 'utf8'));
@@ -401,10 +390,12 @@ describe('local backend', () => {
     for (const t of tasks) await ex.submit(t);
     const pidFile = (id: string) => join(tmp.join('jobs'), id, 'pid');
     await until(
-      () => existsSync(pidFile(tasks[0]!.taskId)) && existsSync(pidFile(tasks[1]!.taskId)),
+      () =>
+        existsSync(pidFile(defined(tasks[0], 'tasks[0]').taskId)) &&
+        existsSync(pidFile(defined(tasks[1], 'tasks[1]').taskId)),
       'the first two tasks to start',
     );
-    const spawner = backend.spawnerPid!;
+    const spawner = defined(backend.spawnerPid, 'backend.spawnerPid');
     process.kill(spawner, 'SIGKILL');
     await until(() => !alive(spawner), 'the spawner to die');
     writeFileSync(gate, '');

@@ -239,8 +239,9 @@ export class LocalBackend implements Backend {
   }
 
   #pump(): void {
-    while (!this.#closed && this.#running.size < this.parallel && this.#queue.length > 0) {
-      const id = this.#queue.shift()!;
+    while (!this.#closed && this.#running.size < this.parallel) {
+      const id = this.#queue.shift();
+      if (id === undefined) return;
       // Reserve the slot before the (async) record, or the pool would overfill.
       this.#running.set(id, { pid: 0, adopted: false });
       void this.#start(id);

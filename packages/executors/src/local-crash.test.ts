@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
-import { ManagedProcess, TempDir } from '@computepods/testkit';
+import { defined, ManagedProcess, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileHooks } from './file-hooks.fixture.js';
+import { testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-local-crash-');
 afterAll(() => tmp[Symbol.dispose]());
@@ -28,16 +29,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     const runs = tmp.join('runs');
     const gate = tmp.join('gate');
     mkdirSync(runs);
-    const resource = {
-      type: 'local',
-      name: 'Local resource',
-      jobs_local_dir: tmp.join('jobs'),
-      jobs_runner_config: { parallel_tasks_per_job: 3 },
-      jobs_poll_interval: 0,
-      tasks_local_dir: tmp.join('tasks'),
-      tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-      tasks_pixi_config: {},
-    };
+    const resource = testLocalResource(tmp.path, 3);
     // Each task appends to its own file: exactly one line at the end means it ran exactly once.
     const mk = (id: string, body: string): TaskSubmitted => ({
       taskId: id,
@@ -94,12 +86,17 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       queued: ['finished', 0],
     });
     for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
-    expect(readFileSync(byId.get('still-running')!.stdoutPath!, 'utf8')).toBe('late\n');
-    expect(byId.get('ends-ok')!.history.map((h) => h.state)).toEqual([
-      'created',
-      'submitted',
-      'running',
-      'finished',
-    ]);
+    expect(
+      readFileSync(
+        defined(
+          defined(byId.get('still-running'), "byId.get('still-running')").stdoutPath,
+          "byId.get('still-running').stdoutPath",
+        ),
+        'utf8',
+      ),
+    ).toBe('late\n');
+    expect(defined(byId.get('ends-ok'), "byId.get('ends-ok')").history.map((h) => h.state)).toEqual(
+      ['created', 'submitted', 'running', 'finished'],
+    );
   });
 });

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TempDir } from '@computepods/testkit';
+import { defined, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LogReads } from './log-reads.js';
 import type { HostResult } from './slurm-host.js';
@@ -13,7 +13,7 @@ describe('LogReads: task output read in one command', () => {
   // The same command a host runs as the cluster's user, run here as ourselves.
   const run = async (argv: readonly string[]): Promise<HostResult> => {
     commands.push([...argv]);
-    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+    const r = spawnSync(defined(argv[0], 'argv[0]'), argv.slice(1), { encoding: 'utf8' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 

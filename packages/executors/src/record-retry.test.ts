@@ -1,24 +1,15 @@
-import { CpError, type LocalResource, parseResource, type TaskRecord } from '@computepods/protocol';
+import { CpError, type TaskRecord } from '@computepods/protocol';
 import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RecordFailedError } from './errors.js';
 import { Executor } from './executor.js';
 import { LocalBackend } from './local-backend.js';
-import { RecordingHooks } from './test-hooks.js';
+import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-exec-record-retry-');
 afterAll(() => tmp[Symbol.dispose]());
 
-const resource = parseResource({
-  type: 'local',
-  name: 'Local resource',
-  jobs_local_dir: tmp.join('jobs'),
-  jobs_runner_config: { parallel_tasks_per_job: 1 },
-  jobs_poll_interval: 0,
-  tasks_local_dir: tmp.join('tasks'),
-  tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-  tasks_pixi_config: {},
-}) as LocalResource;
+const resource = testLocalResource(tmp.path, 1);
 
 /** Hooks whose record() throws the given errors, one per call, then writes. */
 class FailingHooks extends RecordingHooks {

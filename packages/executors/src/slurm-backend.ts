@@ -9,7 +9,7 @@ import {
 } from '@computepods/protocol';
 import { commandPath } from '@computepods/transport';
 import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
-import { isRetryable, ResourceCommandError } from './errors.js';
+import { isRetryable, ResourceCommandError, TaskNotFoundError } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import { LogReads } from './log-reads.js';
@@ -161,23 +161,22 @@ export class SlurmBackend implements Backend {
       return;
     }
     if (rec.pausedFrom !== 'submitted') return; // running: only stop watching (poll skips it)
-    const job = this.#jobOf(rec);
-    if (!job) return;
+    const h = slurmHandle(rec.handle);
+    const job = h && this.#jobs.get(h.jobKey);
+    if (!h || !job) return;
     // Never awaited here: the executor calls pause holding the task's turn, and the launch
     // records the job id in that same turn (a deadlock: the pause and every later control of
     // the task hung). The marker follows the launch instead, if the task is still paused then.
     if (job.launching) {
       job.pausing = job.launching.then(() => {
-        if (this.#c.get(id)?.state === 'paused') return this.#holdPaused(job, rec);
+        if (this.#c.get(id)?.state === 'paused') return this.#holdPaused(job, h, id);
       });
       return;
     }
-    await this.#holdPaused(job, rec);
+    await this.#holdPaused(job, h, id);
   }
 
-  async #holdPaused(job: Job, rec: TaskRecord): Promise<void> {
-    const id = rec.task.taskId;
-    const h = slurmHandle(rec.handle)!;
+  async #holdPaused(job: Job, h: SlurmHandle, id: string): Promise<void> {
     try {
       // The job may start before the hold lands: the marker keeps this task from starting.
       await this.#markers([`${h.dir}/${h.index}.skip`]);
@@ -483,7 +482,7 @@ export class SlurmBackend implements Backend {
     const commands = new Map<number, string>();
     for (const [index, id] of [...job.members]) {
       try {
-        const task = this.#c.get(id)!.task;
+        const { task } = this.#record(id);
         commands.set(index, withEnvironment(task.command, task.environment, this.#envSite()));
         trees.push(await taskTree(index, task));
       } catch (err) {
@@ -496,7 +495,7 @@ export class SlurmBackend implements Backend {
       return;
     }
     const tree = mergeTrees(trees);
-    const members = [...job.members].map(([index, id]) => ({ index, task: this.#c.get(id)!.task }));
+    const members = [...job.members].map(([index, id]) => ({ index, task: this.#record(id).task }));
     const tasks = members.map(({ index, task: t }) => ({
       index,
       command: commands.get(index) ?? t.command,
@@ -617,18 +616,19 @@ export class SlurmBackend implements Backend {
 
   async #poll(): Promise<void> {
     const live = [...this.#jobs.values()].filter(
-      (j) => j.jobId && !j.launching && this.#liveMembers(j, LIVE).length > 0,
+      (j): j is Job & { jobId: string } =>
+        !!j.jobId && !j.launching && this.#liveMembers(j, LIVE).length > 0,
     );
     if (live.length > 0) {
-      const ids = live.map((j) => j.jobId!).filter((id) => /^\d+$/.test(id));
+      const ids = live.map((j) => j.jobId).filter((id) => /^\d+$/.test(id));
       let states: Map<string, { state: string; reason: string }>;
       try {
         states = ids.length ? await this.#squeue(ids) : new Map();
         // A job missing from squeue is asked to scontrol; one that cannot answer now makes
         // this poll a failed one, never a reason to take the job for gone.
-        for (const j of live.filter((j) => !j.jobId || !states.has(j.jobId))) {
-          const s = await this.#scontrolState(j.jobId!);
-          if (s) states.set(j.jobId!, s);
+        for (const j of live.filter((j) => !states.has(j.jobId))) {
+          const s = await this.#scontrolState(j.jobId);
+          if (s) states.set(j.jobId, s);
         }
         this.#pollFailures = 0;
       } catch (err) {
@@ -647,11 +647,11 @@ export class SlurmBackend implements Backend {
       // its files say which tasks had started.
       const needFiles = live.filter(
         (j) =>
-          jobPhase(states.get(j.jobId!)?.state) !== 'pending' ||
+          jobPhase(states.get(j.jobId)?.state) !== 'pending' ||
           this.#liveMembers(j, ['running']).length > 0,
       );
       const scan = needFiles.length ? await this.#scan(needFiles) : undefined;
-      for (const j of live) await this.#settle(j, states.get(j.jobId!), scan);
+      for (const j of live) await this.#settle(j, states.get(j.jobId), scan);
     }
     for (const j of [...this.#toFetch]) await this.#fetch(j);
   }
@@ -917,6 +917,13 @@ export class SlurmBackend implements Backend {
   }
 
   // --- helpers ------------------------------------------------------------------------
+
+  /** The record of a task this backend holds in a job (the executor keeps it while it runs). */
+  #record(id: string): TaskRecord {
+    const rec = this.#c.get(id);
+    if (!rec) throw new TaskNotFoundError(id);
+    return rec;
+  }
 
   #jobOf(rec: TaskRecord): Job | undefined {
     const h = slurmHandle(rec.handle);

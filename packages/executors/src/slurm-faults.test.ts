@@ -14,7 +14,13 @@ import {
   type TaskState,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { ensureSystemUser, Slurm, TempDir, until as waitUntil } from '@computepods/testkit';
+import {
+  defined,
+  ensureSystemUser,
+  Slurm,
+  TempDir,
+  until as waitUntil,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from './executor.js';
 import type { RetryPolicy } from './retry.js';
@@ -88,7 +94,11 @@ function setup(
   opts: { extra?: Record<string, unknown>; numJobs?: number } = {},
 ) {
   const r = resource(opts.extra, opts.numJobs);
-  const host = new SudoHost({ username: USER, clientEnv: r.slurm_client_env!, cwd: workDir });
+  const host = new SudoHost({
+    username: USER,
+    clientEnv: defined(r.slurm_client_env, 'r.slurm_client_env'),
+    cwd: workDir,
+  });
   const hooks = new RecordingHooks();
   const backend = new SlurmBackend({
     resource: r,
@@ -152,7 +162,7 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
     expect(states(done)).toEqual(['created', 'submitted', 'running', 'finished']);
     expect(await ex.logs(t.taskId)).toBe('survived\n');
     expect(runsOf(t)).toBe('run\n');
-    expect((await slurm.showJob(done.jobId!)).JobState).toBe('COMPLETED');
+    expect((await slurm.showJob(defined(done.jobId, 'done.jobId'))).JobState).toBe('COMPLETED');
   });
 
   it('2. a job cancelled outside ComputePods (scancel as the job user, or as root) fails with a reason naming the cancellation', async () => {
@@ -165,8 +175,14 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
       () => [byUser, byRoot].every((t) => ex.get(t.taskId)?.state === 'running'),
       'both tasks to run',
     );
-    const userJob = ex.get(byUser.taskId)!.jobId!;
-    const rootJob = ex.get(byRoot.taskId)!.jobId!;
+    const userJob = defined(
+      defined(ex.get(byUser.taskId), 'ex.get(byUser.taskId)').jobId,
+      'ex.get(byUser.taskId).jobId',
+    );
+    const rootJob = defined(
+      defined(ex.get(byRoot.taskId), 'ex.get(byRoot.taskId)').jobId,
+      'ex.get(byRoot.taskId).jobId',
+    );
     expect(userJob).not.toBe(rootJob);
     const asUser = await slurm.command(['scancel', userJob], { user: USER });
     expect(asUser.code, asUser.stderr).toBe(0);
@@ -192,7 +208,10 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
     await slurm.stopController();
     // The job ends while the controller is down: its exit file is there, squeue fails.
     open('squeue-down');
-    await until(() => existsSync(exitFile(ex.get(t.taskId)!)), 'the exit file');
+    await until(
+      () => existsSync(exitFile(defined(ex.get(t.taskId), 'ex.get(t.taskId)'))),
+      'the exit file',
+    );
     const failed = backend.stats().pollFailures ?? 0;
     await until(
       () => (backend.stats().pollFailures ?? 0) >= failed + 2,
@@ -216,7 +235,7 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
     writeFileSync(runnerConf, `NoSuchOption=1\n${good}`);
     open('bad-conf');
     await until(() => ex.get(t.taskId)?.state === 'paused', 'the pause');
-    const paused = ex.get(t.taskId)!;
+    const paused = defined(ex.get(t.taskId), 'ex.get(t.taskId)');
     expect(paused.pausedFrom).toBe('running');
     expect(paused.reason).toMatch(/Unable to process configuration file.*paused after retries/s);
     expect(states(paused)).not.toContain('finished');
@@ -261,8 +280,14 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
         b.ex.get(lone.taskId)?.state === 'running',
       'quick done, long and lone running',
     );
-    const jobA = a.ex.get(long.taskId)!.jobId!;
-    const jobB = b.ex.get(lone.taskId)!.jobId!;
+    const jobA = defined(
+      defined(a.ex.get(long.taskId), 'a.ex.get(long.taskId)').jobId,
+      'a.ex.get(long.taskId).jobId',
+    );
+    const jobB = defined(
+      defined(b.ex.get(lone.taskId), 'b.ex.get(lone.taskId)').jobId,
+      'b.ex.get(lone.taskId).jobId',
+    );
     expect(a.ex.get(quick.taskId)?.jobId).toBe(jobA);
 
     await slurm.crashNode();
@@ -294,7 +319,9 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
     expect((await slurm.waitForJob(jobA, 120_000)).JobState).toBe('COMPLETED');
     const dir = handleOf(lost).dir;
     expect(existsSync(`${dir}/${handleOf(lost).index}.lost`)).toBe(true);
-    expect(readFileSync(exitFile(a.ex.get(quick.taskId)!), 'utf8')).toBe('0\n');
+    expect(
+      readFileSync(exitFile(defined(a.ex.get(quick.taskId), 'a.ex.get(quick.taskId)')), 'utf8'),
+    ).toBe('0\n');
     expect(await a.ex.logs(quick.taskId)).toBe('quick\n');
     for (const t of [quick, long, lone]) expect(runsOf(t)).toBe('run\n');
   });

@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { TaskSubmitted } from '@computepods/protocol';
-import { TempDir } from '@computepods/testkit';
+import { defined, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   mergeTrees,
@@ -123,7 +123,7 @@ describe('the job folder tree of tasks with declared files', () => {
   it('reads a staged input without following a symlink swapped in after the check', async () => {
     const ws = workspace('swap');
     const tree = await taskTree(0, task(ws, ['src/a.txt'], ['o']));
-    const from = tree.copies[0]!.from;
+    const from = defined(tree.copies[0], 'tree.copies[0]').from;
     const read = async () => {
       const chunks: Buffer[] = [];
       for await (const c of readInput(from)) chunks.push(c as Buffer);

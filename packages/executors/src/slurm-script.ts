@@ -60,10 +60,10 @@ function noControl(field: string, value: string): void {
 function checkedExtraLines(lines: readonly string[] | undefined): readonly string[] {
   const res = SlurmConfigSet.shape.extra_lines.safeParse(lines);
   if (res.success) return res.data ?? [];
-  const issue = res.error.issues[0]!;
-  const at = issue.path[0];
+  const issue = res.error.issues[0];
+  const at = issue?.path[0];
   const line = typeof at === 'number' ? (lines?.[at] ?? '') : String(lines);
-  throw new UnsafeValueError(`extra_lines.${String(at)}`, line, issue.message);
+  throw new UnsafeValueError(`extra_lines.${String(at)}`, line, issue?.message ?? 'invalid');
 }
 
 /**
@@ -163,8 +163,7 @@ export function jobScript(spec: JobSpec): string {
   const pids: string[] = [];
   for (let lane = 0; lane < lanes; lane++) {
     lines.push('(');
-    for (let j = lane; j < spec.tasks.length; j += lanes) {
-      const t = spec.tasks[j]!;
+    for (const t of spec.tasks.filter((_, j) => j % lanes === lane)) {
       const env = Object.entries(t.env).map(([k, v]) => {
         if (!ENV_NAME.test(k))
           throw new UnsafeValueError('env name', k, 'not an environment variable name');

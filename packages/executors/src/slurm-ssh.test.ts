@@ -8,6 +8,7 @@ import {
   type TaskSubmitted,
 } from '@computepods/protocol';
 import {
+  defined,
   freePort,
   makeWheel,
   privateWorkspace,
@@ -126,10 +127,17 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
       if (Date.now() > end) throw new Error('job folder was not fetched');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const h = slurmHandle(ex.get('ssh-2')!.handle)!;
+    const h = defined(
+      slurmHandle(defined(ex.get('ssh-2'), "ex.get('ssh-2')").handle),
+      "slurmHandle(ex.get('ssh-2').handle)",
+    );
     expect(h.localDir).toBe(join(localJobs, h.jobKey));
-    expect(readFileSync(join(h.localDir!, `${h.index}.out`), 'utf8')).toBe(hostile);
-    expect(readFileSync(join(h.localDir!, `${h.index}.exit`), 'utf8')).toBe('5\n');
+    expect(readFileSync(join(defined(h.localDir, 'h.localDir'), `${h.index}.out`), 'utf8')).toBe(
+      hostile,
+    );
+    expect(readFileSync(join(defined(h.localDir, 'h.localDir'), `${h.index}.exit`), 'utf8')).toBe(
+      '5\n',
+    );
     expect(await ex.logs('ssh-1')).toBe('cpuser\n');
     expect(await ex.logs('ssh-1', 'stderr')).toBe('e\n');
     expect(await ex.logs('ssh-2')).toBe(hostile);
@@ -157,10 +165,17 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
       'fetched',
       30_000,
     );
-    const h = slurmHandle(ex.get(t.taskId)!.handle)!;
-    expect(existsSync(h.dir) && existsSync(h.localDir!)).toBe(true);
+    const h = defined(
+      slurmHandle(defined(ex.get(t.taskId), 'ex.get(t.taskId)').handle),
+      'slurmHandle(ex.get(t.taskId).handle)',
+    );
+    expect(existsSync(h.dir) && existsSync(defined(h.localDir, 'h.localDir'))).toBe(true);
     await ex.adopt([]); // as a runner start does: a sweep follows at once
-    await waitUntil(() => !existsSync(h.dir) && !existsSync(h.localDir!), 'both swept', 30_000);
+    await waitUntil(
+      () => !existsSync(h.dir) && !existsSync(defined(h.localDir, 'h.localDir')),
+      'both swept',
+      30_000,
+    );
     await ex.close();
   });
 
@@ -197,9 +212,11 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     expect(outside?.reason).toMatch(/files\.inputs "src\/escape": a symlink leading outside/);
     expect(existsSync(join(ws, 'PWN'))).toBe(false);
     // the refused task was batched with a good one, which ran all the same
-    expect(slurmHandle(outside!.handle)?.jobKey).toBe(slurmHandle(ok!.handle)?.jobKey);
+    expect(slurmHandle(defined(outside, 'outside').handle)?.jobKey).toBe(
+      slurmHandle(defined(ok, 'ok').handle)?.jobKey,
+    );
     // the job ran in its own folder on the cluster, with copies of the inputs
-    const h = slurmHandle(ok!.handle)!;
+    const h = defined(slurmHandle(defined(ok, 'ok').handle), 'slurmHandle(ok.handle)');
     expect(readFileSync(join(h.dir, `${h.index}.work`, odd), 'utf8')).toBe('hello\n');
     // and its folder comes back with logs and exit codes, not the work folders' copies
     const end = Date.now() + 30_000;
@@ -207,7 +224,13 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
       if (Date.now() > end) throw new Error('job folder was not fetched');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const localDir = slurmHandle(ex.get('files-ok')!.handle)!.localDir!;
+    const localDir = defined(
+      defined(
+        slurmHandle(defined(ex.get('files-ok'), "ex.get('files-ok')").handle),
+        "slurmHandle(ex.get('files-ok').handle)",
+      ).localDir,
+      "slurmHandle(ex.get('files-ok').handle).localDir",
+    );
     expect(readFileSync(join(localDir, `${h.index}.exit`), 'utf8')).toBe('0\n');
     expect(existsSync(join(localDir, `${h.index}.work`))).toBe(false);
     await ex.close();
@@ -229,7 +252,7 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
       if (Date.now() > end) throw new Error('task was not paused');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const rec = ex.get('ssh-unreachable')!;
+    const rec = defined(ex.get('ssh-unreachable'), "ex.get('ssh-unreachable')");
     expect(rec.pausedFrom).toBe('submitted');
     expect(rec.reason).toMatch(
       /paused after retries; resume the task once the resource is reachable again/,

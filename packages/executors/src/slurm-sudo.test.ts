@@ -17,6 +17,7 @@ import {
   type TaskSubmitted,
 } from '@computepods/protocol';
 import {
+  defined,
   ensureSystemUser,
   ManagedProcess,
   makeWheel,
@@ -159,7 +160,11 @@ function setup(
   tune: Partial<SlurmBackendOptions> = {},
 ) {
   const r = resource(extra);
-  const inner = new SudoHost({ username: USER, clientEnv: r.slurm_client_env!, cwd: workDir });
+  const inner = new SudoHost({
+    username: USER,
+    clientEnv: defined(r.slurm_client_env, 'r.slurm_client_env'),
+    cwd: workDir,
+  });
   const h = host ? host(inner) : inner;
   const hooks = new RecordingHooks();
   const backend = new SlurmBackend({
@@ -274,11 +279,13 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
       ['finished', 0],
       ['failed', null],
     ]);
-    expect(done[4]!.reason).toBe('timed out after 500 ms');
-    expect(await ex.logs(tasks[0]!.taskId)).toBe(`${USER}\n`);
-    expect(await ex.logs(tasks[0]!.taskId, 'stderr')).toBe('to-err\n');
-    expect(await ex.logs(tasks[2]!.taskId)).toBe(hostile);
-    expect(await ex.logs(tasks[3]!.taskId)).toBe(`${hostileCwd}\n${tmp.join('tasks', 'cache')}`);
+    expect(defined(done[4], 'done[4]').reason).toBe('timed out after 500 ms');
+    expect(await ex.logs(defined(tasks[0], 'tasks[0]').taskId)).toBe(`${USER}\n`);
+    expect(await ex.logs(defined(tasks[0], 'tasks[0]').taskId, 'stderr')).toBe('to-err\n');
+    expect(await ex.logs(defined(tasks[2], 'tasks[2]').taskId)).toBe(hostile);
+    expect(await ex.logs(defined(tasks[3], 'tasks[3]').taskId)).toBe(
+      `${hostileCwd}\n${tmp.join('tasks', 'cache')}`,
+    );
     expect(existsSync(pwned)).toBe(false);
     for (const d of [workDir, hostileCwd, tmp.path]) expect(existsSync(`${d}/x-pwned`)).toBe(false);
     // 5 tasks, 2 CPUs and 500 MB per job at most → 3 jobs (2 + 2 + 1), not 5
@@ -286,7 +293,7 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     expect(stats.sbatch).toBe(3);
     expect(new Set(done.map((d) => d.jobId)).size).toBe(3);
     expect(hooks.recordedBeforePublished()).toBe(true);
-    for (const d of done) expect(d.history[0]!.state).toBe('created');
+    for (const d of done) expect(defined(d.history[0], 'd.history[0]').state).toBe('created');
     await ex.close();
   });
 
@@ -304,14 +311,20 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     const o = await ex.wait(other.taskId);
     expect(o).toMatchObject({ state: 'finished', exitCode: 0 });
     expect(await ex.logs(other.taskId)).toBe('other\n');
-    const jobId = ex.get(long.taskId)!.jobId!;
+    const jobId = defined(
+      defined(ex.get(long.taskId), 'ex.get(long.taskId)').jobId,
+      'ex.get(long.taskId).jobId',
+    );
     // the kill marker stopped the task: its exit file shows SIGTERM
     await until(async () => (await slurm.showJob(jobId)).JobState === 'COMPLETED', 'job end');
     const sole = task('sleep 120');
     await ex.submit(sole);
     await until(() => ex.get(sole.taskId)?.state === 'running', 'the sole task to run');
     await ex.kill(sole.taskId);
-    const soleJob = ex.get(sole.taskId)!.jobId!;
+    const soleJob = defined(
+      defined(ex.get(sole.taskId), 'ex.get(sole.taskId)').jobId,
+      'ex.get(sole.taskId).jobId',
+    );
     expect((await slurm.waitForJob(soleJob)).JobState).toBe('CANCELLED');
     expect(backend.stats().scancel).toBe(1);
     expect(ex.get(sole.taskId)?.state).toBe('killed');
@@ -330,7 +343,7 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     await until(() => ex.get(waiting.taskId)?.jobId !== undefined, 'waiting to be submitted');
     const paused = await ex.pause(waiting.taskId);
     expect(paused).toMatchObject({ state: 'paused', pausedFrom: 'submitted' });
-    const jobId = paused.jobId!;
+    const jobId = defined(paused.jobId, 'paused.jobId');
     await until(async () => (await slurm.showJob(jobId)).Reason === 'JobHeldUser', 'the hold');
     writeFileSync(gate, '');
     await Promise.all(fillers.map((f) => ex.wait(f.taskId)));
@@ -355,7 +368,10 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     await until(() => ex.get(t.taskId)?.state === 'running', 'running');
     failSqueue = true;
     writeFileSync(gate, '');
-    const jobId = ex.get(t.taskId)!.jobId!;
+    const jobId = defined(
+      defined(ex.get(t.taskId), 'ex.get(t.taskId)').jobId,
+      'ex.get(t.taskId).jobId',
+    );
     await slurm.waitForJob(jobId);
     // the job is over, but squeue keeps failing: paused (after the retries), not finished
     await until(() => ex.get(t.taskId)?.state === 'paused', 'the pause');
@@ -391,7 +407,9 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     await ex.submit(t);
     // The job ends, but every fetch fails: paused after the retries, never finished or failed.
     await until(
-      () => ex.get(t.taskId)?.state === 'paused' || isTerminal(ex.get(t.taskId)!.state),
+      () =>
+        ex.get(t.taskId)?.state === 'paused' ||
+        isTerminal(defined(ex.get(t.taskId), 'ex.get(t.taskId)').state),
       'the pause',
     );
     const rec = ex.get(t.taskId) as TaskRecord;
@@ -416,7 +434,8 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     const { ex, backend } = setup(undefined, {}, { keep: { okMs: 0, failedMs: 3_600_000 } });
     const foreign = join(jobsDir, 'keep-me');
     mkdirSync(foreign);
-    const dirOf = (id: string) => dirname(ex.get(id)!.stdoutPath!);
+    const dirOf = (id: string) =>
+      dirname(defined(defined(ex.get(id), 'ex.get(id)').stdoutPath, 'ex.get(id).stdoutPath'));
     const ok = task('echo fine');
     await ex.submit(ok);
     expect((await ex.wait(ok.taskId)).state).toBe('finished');
@@ -475,7 +494,9 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     expect(await ex.logs(second.taskId, 'stderr')).not.toMatch(/making the task environment/);
     const envs = readdirSync(join(tasksDir, 'envs')).filter((d) => !d.endsWith('.lock'));
     expect(envs).toHaveLength(1);
-    expect(statSync(join(tasksDir, 'envs', envs[0]!)).uid).not.toBe(process.getuid?.());
+    expect(statSync(join(tasksDir, 'envs', defined(envs[0], 'envs[0]'))).uid).not.toBe(
+      process.getuid?.(),
+    );
     await ex.close();
   });
 
@@ -586,9 +607,14 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     const first = crashRunner('start', env);
     await first.waitForOutput('ready', 90_000);
     await first.kill9();
-    const jobId = new FileHooks(records).load()[0]!.jobId!;
+    const jobId = defined(
+      defined(new FileHooks(records).load()[0], 'new FileHooks(records).load()[0]').jobId,
+      'new FileHooks(records).load()[0].jobId',
+    );
     writeFileSync(gate, '');
-    const dir = slurmHandleOf(new FileHooks(records).load()[0]!).dir;
+    const dir = slurmHandleOf(
+      defined(new FileHooks(records).load()[0], 'new FileHooks(records).load()[0]'),
+    ).dir;
     await until(
       () => existsSync(`${dir}/${slurmIndexOf(records, 'ends-while-down')}.exit`),
       'exit file',
@@ -617,5 +643,10 @@ function slurmHandleOf(rec: TaskRecord) {
   return rec.handle as { dir: string; index: number };
 }
 function slurmIndexOf(records: string, id: string): number {
-  return slurmHandleOf(new FileHooks(records).load().find((r) => r.task.taskId === id)!).index;
+  return slurmHandleOf(
+    defined(
+      new FileHooks(records).load().find((r) => r.task.taskId === id),
+      'new FileHooks(records).load().find((r) => r.task.taskId === id)',
+    ),
+  ).index;
 }

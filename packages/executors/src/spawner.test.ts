@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TempDir, until } from '@computepods/testkit';
+import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type SpawnEnd, Spawner, type SpawnRequest } from './spawner.js';
 
@@ -126,7 +126,7 @@ describe('spawner', { timeout: 60_000 }, () => {
     const r = req(`while [ ! -e ${gate} ]; do sleep 0.05; done; exit 5`);
     const t = run(sp, r);
     const taskPid = await t.started;
-    const first = sp.pid!;
+    const first = defined(sp.pid, 'sp.pid');
     process.kill(first, 'SIGKILL');
     expect(await t.ended).toEqual({ kind: 'lost' });
     expect(alive(taskPid)).toBe(true);
@@ -146,7 +146,7 @@ describe('spawner', { timeout: 60_000 }, () => {
     // An exec the wrapper cannot see coming ("ex""ec"): only the spawner can write this exit file.
     const r = req(`eval "ex""ec sh -c 'while [ ! -e ${gate} ]; do sleep 0.05; done; exit 6'"`);
     await run(sp, r).started;
-    const pid = sp.pid!;
+    const pid = defined(sp.pid, 'sp.pid');
     sp.close();
     await sleep(200);
     expect(alive(pid)).toBe(true);

@@ -90,16 +90,19 @@ export class SudoHost implements SlurmHost {
       ensureOk(`copy ${c.from} to ${to} as ${this.#user}`, res);
     }
     if (copies.length > 0) {
-      const paths = copies.map((c) => commandPath(`${dir}/${c.to}`, 'files.inputs'));
+      const staged = copies.map((c) => ({
+        from: c.from,
+        path: commandPath(`${dir}/${c.to}`, 'files.inputs'),
+      }));
       const res = ensureOk(
         `hash staged inputs as ${this.#user}`,
-        await this.run(['sh', '-c', HASH_SCRIPT, 'sh', ...paths]),
+        await this.run(['sh', '-c', HASH_SCRIPT, 'sh', ...staged.map((c) => c.path)]),
       );
       const got = res.stdout.split('\n').filter(Boolean);
-      for (const [i, c] of copies.entries()) {
+      for (const [i, c] of staged.entries()) {
         const want = await sha256File(c.from);
         const have = HASH_LINE.exec(got[i] ?? '')?.[1] ?? '(missing)';
-        if (have !== want) throw new VerifyError(paths[i]!, want, have);
+        if (have !== want) throw new VerifyError(c.path, want, have);
       }
     }
     for (const [name, content] of Object.entries(files)) {

@@ -1,12 +1,12 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type LocalResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
-import { makeWheel, TempDir } from '@computepods/testkit';
+import type { TaskSubmitted } from '@computepods/protocol';
+import { defined, makeWheel, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from './executor.js';
 import { LocalBackend } from './local-backend.js';
 import { withEnvironment } from './task-environment.js';
-import { RecordingHooks } from './test-hooks.js';
+import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-task-env-');
 const wheels = tmp.join('wheels');
@@ -24,16 +24,7 @@ const offline = { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheels, PIP_NO_CACHE_DIR: '
 const python = { default_version: '3.11', versions: { '3.11': '/usr/bin/python3' } };
 
 function setup() {
-  const resource = parseResource({
-    type: 'local',
-    name: 'Local',
-    jobs_local_dir: tmp.join('jobs'),
-    jobs_runner_config: { parallel_tasks_per_job: 2 },
-    jobs_poll_interval: 0,
-    tasks_local_dir: tmp.join('tasks'),
-    tasks_python_config: python,
-    tasks_pixi_config: {},
-  }) as LocalResource;
+  const resource = testLocalResource(tmp.path, 2, python);
   const backend = new LocalBackend({ resource, killGraceMs: 300 });
   return new Executor({ resource: 'local', backend, hooks: new RecordingHooks(), runner: 'test' });
 }
@@ -68,7 +59,9 @@ describe('task environments on the local resource (a real python3 -m venv, a whe
     expect(made).toHaveLength(1);
     expect(made[0]).toMatch(/^py3\.11-[0-9a-f]{16}$/);
     for (const t of first)
-      expect(await ex.logs(t.taskId)).toBe(`hello from cphello ${join(envs, made[0]!)}\n`);
+      expect(await ex.logs(t.taskId)).toBe(
+        `hello from cphello ${join(envs, defined(made[0], 'made[0]'))}\n`,
+      );
     const makers = await Promise.all(first.map((t) => ex.logs(t.taskId, 'stderr')));
     expect(makers.filter((e) => e.includes('making the task environment'))).toHaveLength(1);
 

@@ -1,5 +1,35 @@
-import type { TaskRecord, TaskState, TaskStateChanged } from '@computepods/protocol';
+import {
+  type LocalResource,
+  parseResource,
+  type TaskRecord,
+  type TaskState,
+  type TaskStateChanged,
+} from '@computepods/protocol';
 import type { ExecutorHooks } from './executor.js';
+
+/**
+ * Test support: a local resource whose job and task folders are under `dir`, running
+ * `parallel` tasks at once and polling without delay, with the system's python3.
+ */
+export function testLocalResource(
+  dir: string,
+  parallel = 2,
+  python: LocalResource['tasks_python_config'] = {
+    default_version: '3.12',
+    versions: { '3.12': '/usr/bin/python3' },
+  },
+): LocalResource {
+  return parseResource({
+    type: 'local',
+    name: 'Local resource',
+    jobs_local_dir: `${dir}/jobs`,
+    jobs_runner_config: { parallel_tasks_per_job: parallel },
+    jobs_poll_interval: 0,
+    tasks_local_dir: `${dir}/tasks`,
+    tasks_python_config: python,
+    tasks_pixi_config: {},
+  }) as LocalResource;
+}
 
 /**
  * Test support: keeps records in memory and the order of record() and publish() calls, so a

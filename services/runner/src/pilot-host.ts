@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { type SlurmHost, SshHost, SudoHost, sshTargetOf } from '@computepods/executors';
 import {
   InvalidConfigError,
+  type PilotConfig,
   type Profile,
+  type Resource,
   type SlurmSshResource,
   type SlurmSudoResource,
 } from '@computepods/protocol';
@@ -13,7 +15,17 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The worker inside a checkout, relative to its root. */
 export const WORKER_PATH = 'services/runner/src/pilot-worker.ts';
 
-export type PilotResource = SlurmSudoResource | SlurmSshResource;
+/** A SLURM resource in pilot mode: its pilot_config is there (see isPilotResource). */
+export type PilotResource = (SlurmSudoResource | SlurmSshResource) & {
+  readonly pilot_config: PilotConfig;
+};
+
+/** Pilot mode: a slurm_sudo or slurm_ssh resource with a pilot_config. */
+export function isPilotResource(resource: Resource): resource is PilotResource {
+  return (
+    (resource.type === 'slurm_sudo' || resource.type === 'slurm_ssh') && !!resource.pilot_config
+  );
+}
 
 /** Where pilot jobs go and what they run, as the cluster sees it. */
 export interface PilotSite {
@@ -43,7 +55,7 @@ export function pilotSite(
   host?: SlurmHost,
   logger?: TransportLogger,
 ): PilotSite {
-  const pc = resource.pilot_config!;
+  const pc = resource.pilot_config;
   if (resource.type === 'slurm_sudo') {
     if (!host && profile?.resource_type !== 'slurm_sudo')
       throw new InvalidConfigError(`runner for resource "${resource.name}"`, [
@@ -79,7 +91,7 @@ export function pilotSite(
       }),
     jobsDir: profile.jobs_remote_dir,
     tasksDir: profile.tasks_remote_dir,
-    repoDir: resource.pilot_config!.computepods_dir,
+    repoDir: resource.pilot_config.computepods_dir,
     node: pc.node_path ?? 'node',
     ownsHost: !host,
   };

@@ -73,7 +73,7 @@ export interface PilotManagerOptions {
  * together, and a pilot that pulls ahead cannot hoard what an idle one could run.
  */
 export function pilotMaxAckPending(resource: PilotResource): number {
-  const pc = resource.pilot_config!;
+  const pc = resource.pilot_config;
   return pc.max_workers * (pc.cpus_per_worker ?? 1);
 }
 
@@ -91,7 +91,6 @@ export function pilotMaxAckPending(resource: PilotResource): number {
 export async function startPilotManager(options: PilotManagerOptions): Promise<PilotManager> {
   const { bus, cfg, resource } = options;
   const pc = resource.pilot_config;
-  if (!pc) throw new Error(`resource ${cfg.resource} has no pilot_config`);
   const log = bus.logger.child({ pilots: cfg.queue });
   const site = pilotSite(resource, options.profile, options.host, log);
   const host = site.host;
@@ -255,7 +254,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
       CP_STATE_DIR: posix.join(dir, 'state'),
       CP_PARALLEL: String(cpus),
       CP_RUNNER_INTAKE: String(cpus),
-      CP_PILOT_IDLE_TIMEOUT_S: String(pc!.idle_timeout_s),
+      CP_PILOT_IDLE_TIMEOUT_S: String(pc.idle_timeout_s),
       CP_PILOT_MAX_ACK_PENDING: String(maxAckPending),
       CP_PILOT_STAGE_DIR: posix.join(dir, 'stage'),
       // The workers open the consumer too: with the same ack wait, or they would change it.
@@ -301,7 +300,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
     if (!found) await findEarlierPilots();
     await refresh();
     const waiting = await pending();
-    if (waiting === 0 || pilots.size >= pc!.max_workers) return;
+    if (waiting === 0 || pilots.size >= pc.max_workers) return;
     // Pilots not yet started will take `cpus` tasks each: no more than the queue needs.
     const queued = [...pilots.values()].filter((p) => p.state === 'PENDING').length;
     if (queued * cpus >= waiting) return;

@@ -10,6 +10,7 @@ import {
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
 import {
+  defined,
   ensureSystemUser,
   killProcessesUsing,
   ManagedProcess,
@@ -186,8 +187,11 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         180_000,
         diag,
       );
-      const killed = (await gatedRecs()).find((r) => r.state === 'running')!;
-      const jobId = killed.runner!.replace('pilot-hpc-', '');
+      const killed = defined(
+        (await gatedRecs()).find((r) => r.state === 'running'),
+        "(await gatedRecs()).find((r) => r.state === 'running')",
+      );
+      const jobId = defined(killed.runner, 'killed.runner').replace('pilot-hpc-', '');
       // SIGKILL to the job's batch step alone, the worker: it cannot record its task's end.
       const res = await slurm.command(['scancel', '--signal=KILL', '--batch', jobId]);
       expect(res.code, res.stderr).toBe(0);
@@ -198,7 +202,10 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         diag,
       );
       writeFileSync(join(dir, 'gate'), '');
-      const next = gated.find((id) => id !== killed.task.taskId)!;
+      const next = defined(
+        gated.find((id) => id !== killed.task.taskId),
+        'gated.find((id) => id !== killed.task.taskId)',
+      );
       await until(
         async () => (await kv.get(next))?.value.state === 'finished',
         'the next task run in a new pilot',

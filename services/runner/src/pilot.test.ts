@@ -12,6 +12,7 @@ import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { shq } from '@computepods/executors';
 import { buckets, streams, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
+  defined,
   ensureSystemUser,
   killProcessesUsing,
   ManagedProcess,
@@ -182,7 +183,9 @@ function startRunner(
 }
 
 const submittedPilots = (output: string) =>
-  [...output.matchAll(/"jobId":"([0-9]+)"[^\n]*"msg":"pilot job submitted"/g)].map((m) => m[1]!);
+  [...output.matchAll(/"jobId":"([0-9]+)"[^\n]*"msg":"pilot job submitted"/g)].map((m) =>
+    defined(m[1], 'm[1]'),
+  );
 
 const records = async (ids: readonly string[]) =>
   (await Promise.all(ids.map(async (id) => (await kv.get(id))?.value))).filter(
@@ -229,7 +232,7 @@ function workerPid(runner: string): number {
   // The worker's own children (a task spawner) inherit its environment: take the topmost.
   const top = found.filter((pid) => !found.includes(ppidOf(pid)));
   if (top.length !== 1) throw new Error(`expected one worker for ${runner}, found ${found}`);
-  return top[0]!;
+  return defined(top[0], 'top[0]');
 }
 
 function ppidOf(pid: number): number {
@@ -411,7 +414,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       }
       const runners = new Set(recs.map((r) => r.runner));
       for (const id of runners) expect(id).toMatch(/^pilot-hpc-[0-9]+$/);
-      const jobIds = [...runners].map((id) => id!.replace('pilot-hpc-', ''));
+      const jobIds = [...runners].map((id) => defined(id, 'id').replace('pilot-hpc-', ''));
       expect(jobIds.length).toBeGreaterThanOrEqual(1);
       expect(jobIds.length).toBeLessThanOrEqual(maxWorkers);
       for (const id of jobIds) expect(submittedPilots(runner.output)).toContain(id);
@@ -439,7 +442,10 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       '--wrap',
       'sleep 600',
     ]);
-    const foreignId = foreign.stdout.trim().split(';')[0]!;
+    const foreignId = defined(
+      foreign.stdout.trim().split(';')[0],
+      "foreign.stdout.trim().split(';')[0]",
+    );
     expect(foreignId).toMatch(/^[0-9]+$/);
     const runner = startRunner(
       dir,
@@ -511,7 +517,8 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         expect(r).toMatchObject({ state: 'finished', exitCode: 0 });
         expect(r.runner).toMatch(/^pilot-remote-[0-9]+$/);
         expect(runLines(dir, r.task.taskId)).toEqual(['start', 'done']);
-        perPilot.set(r.runner!, (perPilot.get(r.runner!) ?? 0) + 1);
+        const pilot = defined(r.runner, "the task's runner");
+        perPilot.set(pilot, (perPilot.get(pilot) ?? 0) + 1);
       }
       // Both pilots worked through the queue (each held one lane's task while the gate was
       // shut). How the other 14 split once it opens is the scheduler's: a fresh-clone CI run saw
@@ -628,9 +635,10 @@ describe('pilot mode', { timeout: 400_000 }, () => {
 
       // A crash: the first pilot's worker is SIGKILLed, and its task with it, as losing the
       // node would. Nothing of it writes a record again.
-      const crashed = (await running(ids))[0]!;
-      const crashedJob = crashed.runner!.replace('pilot-takeover-', '');
-      const worker = workerPid(crashed.runner!);
+      const crashed = defined((await running(ids))[0], '(await running(ids))[0]');
+      const crashedRunner = defined(crashed.runner, "the crashed task's runner");
+      const crashedJob = crashedRunner.replace('pilot-takeover-', '');
+      const worker = workerPid(crashedRunner);
       const taskPid = await startedPid(dir, crashed);
       process.kill(worker, 'SIGKILL');
       killGroup(taskPid);
@@ -639,8 +647,14 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         `the crashed pilot's task to be failed\n${runner.output.slice(-3000)}`,
       );
       // The other pilot is cancelled: its worker records its own task's end, as SLURM stops it.
-      const cancelled = (await running(ids)).find((r) => r.runner !== crashed.runner)!;
-      const cancelledJob = cancelled.runner!.replace('pilot-takeover-', '');
+      const cancelled = defined(
+        (await running(ids)).find((r) => r.runner !== crashed.runner),
+        '(await running(ids)).find((r) => r.runner !== crashed.runner)',
+      );
+      const cancelledJob = defined(cancelled.runner, 'cancelled.runner').replace(
+        'pilot-takeover-',
+        '',
+      );
       const res = await slurm.command(['scancel', cancelledJob]);
       expect(res.code, res.stderr).toBe(0);
       await until(
@@ -651,12 +665,18 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
 
       const recs = await records(ids);
-      const lost = recs.find((r) => r.task.taskId === crashed.task.taskId)!;
+      const lost = defined(
+        recs.find((r) => r.task.taskId === crashed.task.taskId),
+        'recs.find((r) => r.task.taskId === crashed.task.taskId)',
+      );
       expect(lost.state).toBe('failed');
       expect(lost.reason).toContain(`pilot job ${crashedJob}`);
       expect(lost.reason).toMatch(/ended \(\w+\) while this task was running/);
       expect(runLines(dir, lost.task.taskId)).toEqual(['start']);
-      const stopped = recs.find((r) => r.task.taskId === cancelled.task.taskId)!;
+      const stopped = defined(
+        recs.find((r) => r.task.taskId === cancelled.task.taskId),
+        'recs.find((r) => r.task.taskId === cancelled.task.taskId)',
+      );
       expect(stopped).toMatchObject({ state: 'failed', runner: cancelled.runner });
       expect(stopped.reason).toBeTruthy();
       expect(runLines(dir, stopped.task.taskId)).toEqual(['start']);
@@ -701,8 +721,14 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         async () => (await records(ids)).some((r) => r.state === 'running'),
         `a task running\n${runner.output.slice(-3000)}`,
       );
-      const crashed = (await records(ids)).find((r) => r.state === 'running')!;
-      const waiting = tasks.find((t) => t.taskId !== crashed.task.taskId)!;
+      const crashed = defined(
+        (await records(ids)).find((r) => r.state === 'running'),
+        "(await records(ids)).find((r) => r.state === 'running')",
+      );
+      const waiting = defined(
+        tasks.find((t) => t.taskId !== crashed.task.taskId),
+        'tasks.find((t) => t.taskId !== crashed.task.taskId)',
+      );
       const info = await consumer();
       expect(info.config.ack_wait).toBe(10 * 60_000 * 1_000_000);
       expect([info.num_ack_pending, info.num_pending]).toEqual([1, 1]);
@@ -710,7 +736,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
 
       // The pilot crashes holding the running task's message: its worker and task SIGKILLed.
       const taskPid = await startedPid(dir, crashed);
-      process.kill(workerPid(crashed.runner!), 'SIGKILL');
+      process.kill(workerPid(defined(crashed.runner, 'crashed.runner')), 'SIGKILL');
       killGroup(taskPid);
       await until(
         async () => (await kv.get(crashed.task.taskId))?.value.state === 'failed',
@@ -721,7 +747,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         async () => (await kv.get(waiting.taskId))?.value.state === 'finished',
         `the waiting task to run in another pilot\n${runner.output.slice(-3000)}`,
       );
-      const done = (await kv.get(waiting.taskId))!.value;
+      const done = defined(await kv.get(waiting.taskId), '(await kv.get(waiting.taskId))').value;
       expect(done.runner).toMatch(/^pilot-release-[0-9]+$/);
       expect(done.runner).not.toBe(crashed.runner);
       expect(done.history.map((h) => h.state)).toEqual([
@@ -733,7 +759,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       expect(runLines(dir, waiting.taskId)).toEqual(['start', 'done']);
       expect(runLines(dir, crashed.task.taskId)).toEqual(['start']);
       expect((await kv.get(crashed.task.taskId))?.value.reason).toContain(
-        `pilot job ${crashed.runner!.replace('pilot-release-', '')}`,
+        `pilot job ${defined(crashed.runner, 'crashed.runner').replace('pilot-release-', '')}`,
       );
       expect(runner.output).toMatch(/held by an ended pilot are delivered again now/);
       // Both messages acknowledged: the crashed task's second delivery without a run.
@@ -775,11 +801,14 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         async () => (await records(ids)).some((r) => r.state === 'running'),
         `a task running\n${first.output.slice(-3000)}`,
       );
-      const crashed = (await records(ids)).find((r) => r.state === 'running')!;
-      const jobId = crashed.runner!.replace('pilot-again-', '');
+      const crashed = defined(
+        (await records(ids)).find((r) => r.state === 'running'),
+        "(await records(ids)).find((r) => r.state === 'running')",
+      );
+      const jobId = defined(crashed.runner, 'crashed.runner').replace('pilot-again-', '');
       await first.kill9();
       const taskPid = await startedPid(dir, crashed);
-      process.kill(workerPid(crashed.runner!), 'SIGKILL');
+      process.kill(workerPid(defined(crashed.runner, 'crashed.runner')), 'SIGKILL');
       killGroup(taskPid);
       expect((await slurm.waitForJob(jobId)).JobState).not.toBe('RUNNING');
       expect((await kv.get(crashed.task.taskId))?.value.state).toBe('running');
@@ -792,10 +821,16 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       writeFileSync(join(dir, 'gate'), '');
       await until(() => ended(ids), `every task to end\n${second.output.slice(-3000)}`);
       const recs = await records(ids);
-      const lost = recs.find((r) => r.task.taskId === crashed.task.taskId)!;
+      const lost = defined(
+        recs.find((r) => r.task.taskId === crashed.task.taskId),
+        'recs.find((r) => r.task.taskId === crashed.task.taskId)',
+      );
       expect(lost.reason).toContain(`pilot job ${jobId}`);
       expect(runLines(dir, lost.task.taskId)).toEqual(['start']);
-      const other = recs.find((r) => r !== lost)!;
+      const other = defined(
+        recs.find((r) => r !== lost),
+        'recs.find((r) => r !== lost)',
+      );
       expect(other).toMatchObject({ state: 'finished', exitCode: 0 });
       expect(other.runner).not.toBe(crashed.runner);
       expect(runLines(dir, other.task.taskId)).toEqual(['start', 'done']);

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
+  defined,
   ensureSystemUser,
   ManagedProcess,
   NatsServer,
@@ -116,7 +117,10 @@ async function crashAndRecover(opts: {
   }
   return new Map(
     await Promise.all(
-      opts.tasks.map(async (t) => [t.taskId, (await kv.get(t.taskId))!.value] as const),
+      opts.tasks.map(
+        async (t) =>
+          [t.taskId, defined(await kv.get(t.taskId), '(await kv.get(t.taskId))').value] as const,
+      ),
     ),
   );
 }
@@ -234,7 +238,9 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
     });
     expect(recs.get('s-down')).toMatchObject({ state: 'failed', exitCode: 7 });
     expect(recs.get('s-after')).toMatchObject({ state: 'finished', exitCode: 0 });
-    expect(recs.get('s-down')!.jobId).toBe(recs.get('s-after')!.jobId);
+    expect(defined(recs.get('s-down'), "recs.get('s-down')").jobId).toBe(
+      defined(recs.get('s-after'), "recs.get('s-after')").jobId,
+    );
     for (const t of tasks) expect(readFileSync(`${dir}/runs/${t.taskId}`, 'utf8')).toBe('run\n');
   });
 });

@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, type TypedKv } from '@computepods/bus';
 import { buckets, streams, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
-import { ManagedProcess, NatsServer, TempDir, until as waitUntil } from '@computepods/testkit';
+import {
+  defined,
+  ManagedProcess,
+  NatsServer,
+  TempDir,
+  until as waitUntil,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // A runner process killed with SIGKILL while task messages it pulled are not yet recorded.
@@ -90,7 +96,7 @@ async function killWithPulledTasks(name: string, nextId: string) {
     'its message acknowledged',
     logs,
   );
-  const doneBefore = (await kv.get(done.taskId))!;
+  const doneBefore = defined(await kv.get(done.taskId), '(await kv.get(done.taskId))');
 
   first.signal('SIGSTOP');
   // Its open pull request is what the server delivers the next messages to.
@@ -134,7 +140,7 @@ async function killWithPulledTasks(name: string, nextId: string) {
   expect(info.num_pending).toBe(0);
   expect(info.config.ack_wait).toBe(10 * 60_000 * 1_000_000);
 
-  const rec = (await kv.get(pulled.taskId))!.value;
+  const rec = defined(await kv.get(pulled.taskId), '(await kv.get(pulled.taskId))').value;
   expect(rec.runner).toBe(nextId);
   expect(rec.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'finished']);
   expect(readFileSync(join(dir, 'runs', pulled.taskId), 'utf8')).toBe('run\n');

@@ -9,7 +9,7 @@ import {
 import { join } from 'node:path';
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
-import { NatsServer, TempDir, until } from '@computepods/testkit';
+import { defined, NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
 
@@ -82,7 +82,7 @@ describe('runner v1 (local) over a real nats-server', () => {
       'running',
       'finished',
     ]);
-    expect(readFileSync(rec.stderrPath!, 'utf8')).toBe('to-stderr\n');
+    expect(readFileSync(defined(rec.stderrPath, 'rec.stderrPath'), 'utf8')).toBe('to-stderr\n');
     // same task again under another msgId (a retried chef): not run twice
     await bus.publish('task.submitted', subjects.tasks(P, 'local'), task, { msgId: 'b' });
     await bus.publish('task.submitted', subjects.tasks(P, 'local'), {

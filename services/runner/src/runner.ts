@@ -26,6 +26,7 @@ import {
 import type { RunnerConfig } from './config.js';
 import { RecordConflictError } from './errors.js';
 import { KvRecords, RECORD_RETRY } from './kv-records.js';
+import { isPilotResource } from './pilot-host.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
@@ -163,18 +164,17 @@ export async function startRunner(
   await taskLogs.resume(executor.list(), kv, rc.runnerId);
 
   // Pilot mode: pilot jobs' workers take the tasks; this runner only follows the demand.
-  const pilots =
-    (resource.type === 'slurm_sudo' || resource.type === 'slurm_ssh') && resource.pilot_config
-      ? await startPilotManager({
-          bus,
-          cfg: rc,
-          resource,
-          profile,
-          durable: `runner-${rc.queue}`,
-          servedProfile: policy.profile,
-          consumer: { maxDeliver: 10, ackWaitMs: rc.ackWaitMs ?? 30_000 },
-        })
-      : undefined;
+  const pilots = isPilotResource(resource)
+    ? await startPilotManager({
+        bus,
+        cfg: rc,
+        resource,
+        profile,
+        durable: `runner-${rc.queue}`,
+        servedProfile: policy.profile,
+        consumer: { maxDeliver: 10, ackWaitMs: rc.ackWaitMs ?? 30_000 },
+      })
+    : undefined;
   // What a killed runner had pulled and not recorded is handed out again now, not after the
   // ack wait. Not by pilot workers: their pending messages are tasks other live pilots run.
   if (!pilots && !options.holdUntilEnd)

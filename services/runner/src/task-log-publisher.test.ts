@@ -7,7 +7,7 @@ import {
 } from '@computepods/bus';
 import type { LogRead } from '@computepods/executors';
 import { streams, subjects, type TaskLogStream, type TaskRecord } from '@computepods/protocol';
-import { NatsServer, until } from '@computepods/testkit';
+import { defined, NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskLogPublisher, type TaskLogSettings } from './task-log-publisher.js';
 
@@ -285,7 +285,7 @@ describe('task log publisher over a real nats-server', () => {
     const second = publisher();
     second.onState(rec('t4', 'running'));
     for (let i = 0; i < 20; i++) append('t4.stdout', `line ${i}\n`);
-    const want = files.get('t4.stdout')!.toString();
+    const want = defined(files.get('t4.stdout'), "files.get('t4.stdout')").toString();
     await until(async () => text(await readAll('t4', 'stdout')) === want, 'both writers');
     await first.close();
     append('t4.stdout', 'last\n');
@@ -301,7 +301,7 @@ describe('task log publisher over a real nats-server', () => {
       last_by_subj: subjects.taskLog(P, 'q1', 't4', 'stdout'),
     });
     expect(kept).not.toBeNull();
-    const lastIndex = (kept!.json() as { body: { index: number } }).body.index;
+    const lastIndex = (defined(kept, 'kept').json() as { body: { index: number } }).body.index;
     const subject = subjects.taskLog(P, 'q1', 't4', 'stdout');
     const info = await bus.jsm.streams.info(streams.taskLogs(P), { subjects_filter: subject });
     expect(info.state.subjects?.[subject]).toBe(lastIndex + 1);

@@ -382,7 +382,7 @@ class Tail {
       size = got.size;
       if (pos.capped) break;
       if (got.size < pos.fileOffset) {
-        await this.#publish({ mark: 'restart', attempt: pos.attempt + 1, fileOffset: 0 });
+        await this.#publish(pos, { mark: 'restart', attempt: pos.attempt + 1, fileOffset: 0 });
         pos.attempt++;
         pos.fileOffset = 0;
         continue;
@@ -391,12 +391,12 @@ class Tail {
       const room = Math.min(maxBytes - pos.offset, got.data.length);
       if (room > 0) {
         const piece = got.data.subarray(0, room);
-        await this.#publish({ data: piece.toString('base64') });
+        await this.#publish(pos, { data: piece.toString('base64') });
         pos.offset += piece.length;
         pos.fileOffset += piece.length;
       }
       if (pos.offset >= maxBytes || pos.index >= budget) {
-        await this.#publish({ mark: 'truncated', limitBytes: maxBytes });
+        await this.#publish(pos, { mark: 'truncated', limitBytes: maxBytes });
         pos.capped = true;
         break;
       }
@@ -409,7 +409,7 @@ class Tail {
       rec.state === 'finished' || rec.state === 'failed' || rec.state === 'killed'
         ? rec.state
         : undefined;
-    await this.#publish({
+    await this.#publish(pos, {
       mark: 'end',
       ...(state ? { state } : {}),
       ...(rec.exitCode !== undefined ? { exitCode: rec.exitCode } : {}),
@@ -418,8 +418,7 @@ class Tail {
     pos.ended = true;
   }
 
-  async #publish(part: Partial<TaskLogChunk>): Promise<void> {
-    const pos = this.#pos!;
+  async #publish(pos: Position, part: Partial<TaskLogChunk>): Promise<void> {
     const body: TaskLogChunk = {
       taskId: this.rec.task.taskId,
       stream: this.#stream,
