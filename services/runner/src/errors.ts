@@ -20,7 +20,7 @@ export class TaskRefusedError extends CpError {
  * a task's first record, it exists already. Not retryable: the same write fails the same way,
  * and the transition is not acted on.
  */
-export class RecordConflictError extends CpError<'CP_RECORD_CONFLICT'> {
+export class RecordConflictError extends CpError {
   constructor(
     readonly taskId: string,
     /** The revision this runner expected (none: the write was a create). */
