@@ -44,5 +44,5 @@ export {
 } from './system-user.js';
 export { TempDir } from './temp-dir.js';
 export { makeTestCa, makeTestCertificate, type TestCa } from './test-ca.js';
-export { until } from './until.js';
+export { until, untilDefined } from './until.js';
 export { which } from './which.js';

@@ -17,3 +17,21 @@ export async function until(
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Polls `get` until it gives a value (anything but undefined) and returns it, or throws naming
+ * `what` after `timeoutMs`. For tests that wait for a request, a record or a snapshot to appear.
+ */
+export async function untilDefined<T>(
+  what: string,
+  get: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

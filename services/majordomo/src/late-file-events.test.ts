@@ -7,7 +7,7 @@ import {
   type FileEvent,
   subjects,
 } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
@@ -74,20 +74,11 @@ describe('MajorDomo and file events older than the build output they describe', 
     });
   const record = async (path: string) =>
     (await (await bus.kv(buckets.artefacts(P), ArtefactRecord)).get(path))?.value;
-  const until = async <T>(what: string, get: () => T | undefined | Promise<T | undefined>) => {
-    const end = Date.now() + 20_000;
-    for (;;) {
-      const v = await get();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
   /** Waits until MajorDomo has handled everything published so far (its consumers are in order). */
   const drained = async (path: string, content: string, mtimeNs: bigint) => {
     // A look at an unrelated source, published after the rest, handled once the rest is.
     await files(event(path, content, mtimeNs));
-    await until(`${path} recorded`, async () =>
+    await untilDefined(`${path} recorded`, async () =>
       (await record(path))?.sha256 === sha(content) ? true : undefined,
     );
   };
@@ -107,15 +98,15 @@ describe('MajorDomo and file events older than the build output they describe', 
   it('ignores a late look at an earlier build output, also after a restart; an edit made after the build still counts', async () => {
     // Two builds of out/a.up, written at t=1000 and t=2000 ns.
     await files(event('src/a.txt', 'one', 500n));
-    const first = await until('the first request', () => requests[0]);
+    const first = await untilDefined('the first request', () => requests[0]);
     await result(first, 'ONE', 1000n);
-    await until('the first output', async () =>
+    await untilDefined('the first output', async () =>
       (await record('out/a.up'))?.sha256 === sha('ONE') ? true : undefined,
     );
     await files(event('src/a.txt', 'two', 1500n));
-    const second = await until('the second request', () => requests[1]);
+    const second = await untilDefined('the second request', () => requests[1]);
     await result(second, 'TWO', 2000n);
-    await until('the second output', async () =>
+    await untilDefined('the second output', async () =>
       (await record('out/a.up'))?.status === 'up_to_date' &&
       (await record('out/a.up'))?.sha256 === sha('TWO')
         ? true
@@ -140,7 +131,7 @@ describe('MajorDomo and file events older than the build output they describe', 
 
     // Written after the build (a later mtime): an edit by hand, which the build undoes.
     await files(event('out/a.up', 'BY HAND', 3000n));
-    const third = await until('a rebuild after the edit', () => requests[2]);
+    const third = await untilDefined('a rebuild after the edit', () => requests[2]);
     expect(third).toMatchObject({ taskId: 'up:a', inputs: { 'src/a.txt': sha('two') } });
     expect((await record('out/a.up'))?.written).toBeUndefined();
   });

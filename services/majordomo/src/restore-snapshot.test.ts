@@ -11,7 +11,7 @@ import {
   subjects,
   TaskTrace,
 } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo, type RunningMajorDomo } from './majordomo.js';
@@ -67,15 +67,6 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
   const snapshotKv = () => bus.kv(buckets.snapshot(P), SnapshotHead, { history: 1 });
   const artefactsKv = () => bus.kv(buckets.artefacts(P), ArtefactRecord);
   const tracesKv = () => bus.kv(buckets.traces(P), TaskTrace);
-  const until = async <T>(what: string, get: () => T | undefined | Promise<T | undefined>) => {
-    const end = Date.now() + 30_000;
-    for (;;) {
-      const v = await get();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
   const files = (...events: FileEvent[]) =>
     bus.publish(
       'files.changed',
@@ -176,7 +167,10 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     const first = await start();
     expect(first.restored.from).toBe('buckets');
     const heads = await snapshotKv();
-    const taken = await until('the snapshot stored', async () => (await heads.get('head'))?.value);
+    const taken = await untilDefined(
+      'the snapshot stored',
+      async () => (await heads.get('head'))?.value,
+    );
     expect(taken.artefactCount).toBeGreaterThanOrEqual(9);
 
     // MajorDomo's own writes after the snapshot: an edit, a deletion, a new source, a result.
@@ -188,7 +182,9 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       mtimeNs: String(++seq),
       sha256: null,
     });
-    const upA = await until('up:a requested', () => requests.find((r) => r.taskId === 'up:a'));
+    const upA = await untilDefined('up:a requested', () =>
+      requests.find((r) => r.taskId === 'up:a'),
+    );
     await bus.publish('build.result', subjects.buildResult(P), {
       buildId: upA.buildId,
       taskId: 'up:a',
@@ -199,9 +195,11 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       cutoff: { 'out/a.up': sha('A EDITED') },
       durationMs: 1,
     });
-    await until('twice:a requested', () => requests.find((r) => r.taskId === 'twice:a'));
-    await until('src/c.txt gone', async () => ((await record('src/c.txt')) ? undefined : true));
-    await until('up:e requested', () => requests.find((r) => r.taskId === 'up:e'));
+    await untilDefined('twice:a requested', () => requests.find((r) => r.taskId === 'twice:a'));
+    await untilDefined('src/c.txt gone', async () =>
+      (await record('src/c.txt')) ? undefined : true,
+    );
+    await untilDefined('up:e requested', () => requests.find((r) => r.taskId === 'up:e'));
     // Written by others since: a trace deleted, one that cannot be restored, a record turned
     // auxiliary (as a rule naming it as one would).
     const traces = await tracesKv();
@@ -253,7 +251,7 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       const r = await start(env);
       const from = r.restored.from;
       if (from === 'buckets')
-        await until('a new snapshot', async () => {
+        await untilDefined('a new snapshot', async () => {
           const h = await headNow();
           return h && h.id !== before ? h : undefined;
         });
@@ -265,7 +263,7 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     expect(await check({ CP_PASS_LIMIT: '7' })).toBe('buckets');
     expect(await check()).toBe('buckets'); // the last one stored was taken with 7
 
-    const head = await until('the snapshot', headNow);
+    const head = await untilDefined('the snapshot', headNow);
     await heads.put('head', { ...head, format: head.format + 1 });
     expect(await check()).toBe('buckets');
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Bus, createLogger, thenClose } from '@computepods/bus';
 import { ArtefactRecord, buckets, type FileEvent, subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo, type RunningMajorDomo } from './majordomo.js';
@@ -35,15 +35,6 @@ describe('MajorDomo takes its graph snapshot again while it runs', () => {
     return r;
   };
   const stop = async () => running.pop()?.stop();
-  const until = async <T>(what: string, get: () => Promise<T | undefined>) => {
-    const end = Date.now() + 30_000;
-    for (;;) {
-      const v = await get();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
   const event = (path: string, content: string | null): FileEvent => ({
     kind: content === null ? 'deleted' : 'changed',
     path,
@@ -77,7 +68,10 @@ describe('MajorDomo takes its graph snapshot again while it runs', () => {
     const heads = await bus.kv(buckets.snapshot(P), SnapshotHead, { history: 1 });
     const first = await start();
     expect(first.restored.from).toBe('buckets');
-    const taken = await until('the first snapshot', async () => (await heads.get('head'))?.value);
+    const taken = await untilDefined(
+      'the first snapshot',
+      async () => (await heads.get('head'))?.value,
+    );
 
     await bus.publish(
       'files.changed',
@@ -88,7 +82,7 @@ describe('MajorDomo takes its graph snapshot again while it runs', () => {
       },
       { msgId: 'compact-1' },
     );
-    const again = await until('the snapshot taken again', async () => {
+    const again = await untilDefined('the snapshot taken again', async () => {
       const h = (await heads.get('head'))?.value;
       return h && h.id !== taken.id ? h : undefined;
     });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Bus, createLogger, thenClose } from '@computepods/bus';
 import { type BuildRequested, subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
@@ -29,15 +29,6 @@ describe('MajorDomo status while it applies a result', () => {
     logger.level = 'silent';
     return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
   };
-  const until = async <T>(what: string, get: () => T | undefined) => {
-    const end = Date.now() + 20_000;
-    for (;;) {
-      const v = get();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
 
   beforeAll(async () => {
     nats = await NatsServer.start();
@@ -64,7 +55,7 @@ describe('MajorDomo status while it applies a result', () => {
       },
       { msgId: 'files-1' },
     );
-    const req = await until('the request', () => requests[0]);
+    const req = await untilDefined('the request', () => requests[0]);
 
     // Hold back the write that records the output as up to date.
     const update = m.artefacts.update.bind(m.artefacts);
@@ -91,7 +82,7 @@ describe('MajorDomo status while it applies a result', () => {
         cutoff: { 'out/a.up': sha('ABC') },
         durationMs: 1,
       });
-      await until('the record write to start', () => (holding ? true : undefined));
+      await untilDefined('the record write to start', () => (holding ? true : undefined));
       // The graph has the result (nothing runs, nothing is ready); the record is not written.
       expect(m.dm.status().idle).toBe(true);
       expect(m.artefacts.get('out/a.up')?.status).not.toBe('up_to_date');
@@ -100,7 +91,7 @@ describe('MajorDomo status while it applies a result', () => {
       // Also when an expectation failed: MajorDomo's stop() waits for the held write.
       release();
     }
-    await until('idle', () => (m.status().idle ? true : undefined));
+    await untilDefined('idle', () => (m.status().idle ? true : undefined));
     expect(m.artefacts.get('out/a.up')?.status).toBe('up_to_date');
   });
 });

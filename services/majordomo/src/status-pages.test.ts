@@ -8,7 +8,7 @@ import {
   statusWithAllArtefacts,
   subjects,
 } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, untilDefined } from '@computepods/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from './api.js';
@@ -57,15 +57,6 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
     return by;
   };
   const canonical = (o: object) => JSON.stringify(Object.entries(o).sort());
-  const until = async <T>(what: string, get: () => Promise<T | undefined>) => {
-    const end = Date.now() + 20_000;
-    for (;;) {
-      const v = await get();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
 
   beforeAll(async () => {
     nats = await NatsServer.start();
@@ -119,7 +110,7 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
     expect(all.queued).toHaveLength(N - 4);
 
     // A build's result: its output up to date, the next task in flight.
-    const req = await until('a request', async () => requests[0]);
+    const req = await untilDefined('a request', async () => requests[0]);
     await bus.publish('build.result', subjects.buildResult(P), {
       buildId: req.buildId,
       taskId: req.taskId,
@@ -132,7 +123,7 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
     });
     // Once the next build is in flight and its records written, the counts match a count again
     // (a summary that drifted from the records would never match: the wait would time out).
-    const after = await until('the result applied and counted', async () => {
+    const after = await untilDefined('the result applied and counted', async () => {
       const s = await ask({});
       if (s.summary.byStatus.up_to_date !== 1 || s.summary.running !== 4) return undefined;
       const again = await statusWithAllArtefacts(ask);
