@@ -92,7 +92,7 @@ describe('response permissions: short-lived, still answering', () => {
       viewer: null,
     });
     // None is the server's default (0 means 2 minutes), none longer than MajorDomo's.
-    for (const ms of Object.values(RESPONSE_TTL_MS)) expect(ms).toBeLessThanOrEqual(60_000);
+    for (const ttl of Object.values(RESPONSE_TTL_MS)) expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
   it('answers through them: a chef to how-to-build, a runner to task.control, a $SRV PING', async () => {
