@@ -62,6 +62,11 @@ export interface BusOptions {
   readonly logger?: Logger;
   /** Answer $SRV.* (services do; the CLI does not). Default true. */
   readonly discoverable?: boolean;
+  /**
+   * More of this instance's $SRV metadata (beside `project`), in its answers from the first:
+   * what a watcher of the service tells instances apart by (a runner's id and queue).
+   */
+  readonly metadata?: Readonly<Record<string, string>>;
   readonly giveUpAfterMs?: number;
   readonly signal?: AbortSignal;
   /** See ConnectOptions.asyncTraces: false for a service whose requests are its hot path. */
@@ -112,7 +117,7 @@ export class Bus {
             name: service,
             version: options.version ?? '0.1.0',
             description: options.description ?? service,
-            metadata: { project },
+            metadata: { ...options.metadata, project },
           });
     void this.#watchStatus();
   }

@@ -10,6 +10,9 @@ startService(logger, async () => {
     project: cfg.project,
     logger: logger.child({ project: cfg.project, resource: cfg.resource }),
     description: `ComputePods runner for resource ${cfg.resource}`,
+    // Named from its first $SRV answer: MajorDomo's census must not hear a runner it cannot
+    // name (before startRunner below has read its queue and resource).
+    metadata: { runner: cfg.runnerId, queue: cfg.queue },
     // Two KV writes and the log ends' publishes a task: no Error made per request in advance.
     asyncTraces: false,
   });
