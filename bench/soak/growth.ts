@@ -158,3 +158,43 @@ export function heapTrend(points: readonly { t: number; kb: number }[], w: Windo
     ),
   };
 }
+
+/**
+ * nats-server's Go heap as of its last GC, in two parts (KiB):
+ * - `blockCacheKb`: its filestore's block cache. The message blocks it loaded to read
+ *   (`getMsgBlockBuf`, for consumers, KV gets and max-age expiry) and the write-through buffer
+ *   of each stream's last block (`(*msgBlock).writeMsgRecord`). Each is one buffer of up to the
+ *   stream's block size (8 MiB for a limits stream), held while the block is read or written and
+ *   dropped seconds later, and it grows with its block until the block is full: the cache is
+ *   bounded by the blocks in use, and reaches its steady size only once each busy stream has
+ *   filled a block and expired one.
+ * - `otherKb`: everything else (subscriptions, clients, consumers' state, indexes): what would
+ *   grow with a leak.
+ * From the text heap profile (`/debug/pprof/heap?debug=1`), whose counts are sampled and not
+ * scaled: each record is scaled by its sampling probability (Go samples an allocation of s bytes
+ * with 1 - e^(-s/rate); the header's `heap/N` is twice the rate). That is close to 1 for block
+ * buffers; small objects are scaled by thousands, so `otherKb` is noisy sample to sample (judge
+ * it by medians). Undefined when the text is not a heap profile.
+ */
+export function natsHeapParts(
+  profile: string,
+): { blockCacheKb: number; otherKb: number } | undefined {
+  const head = /^heap profile: \d+: \d+ \[\d+: \d+\] @ heap\/(\d+)$/m.exec(profile);
+  if (!head) return undefined;
+  const rate = Number(head[1]) / 2;
+  let block = 0;
+  let other = 0;
+  for (const record of profile.split('\n\n')) {
+    const m = /^(\d+): (\d+) \[\d+: \d+\] @.*\n#\t0x[0-9a-f]+\t(\S+)/m.exec(record);
+    const [count, size] = [Number(m?.[1]), Number(m?.[2])];
+    if (!m || !count) continue;
+    const scaled = size / (1 - Math.exp(-size / count / rate));
+    // Allocated by those two functions themselves, and at least the smallest block (32 kB).
+    const isBlock =
+      /\.getMsgBlockBuf\+|\(\*msgBlock\)\.writeMsgRecord\+/.test(m[3] ?? '') &&
+      size / count >= 32_000;
+    if (isBlock) block += scaled;
+    else other += scaled;
+  }
+  return { blockCacheKb: Math.round(block / 1024), otherKb: Math.round(other / 1024) };
+}
