@@ -11,10 +11,10 @@ import { build } from 'esbuild';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 export const TOOLS = [
-  { entry: 'packages/cpctrl/src/main.ts', outfile: 'packages/cpctrl/dist/cpctrl.mjs' },
+  { entry: 'apps/cpctrl/src/main.ts', outfile: 'apps/cpctrl/dist/cpctrl.mjs' },
   {
-    entry: 'packages/inotify2nats/src/main.ts',
-    outfile: 'packages/inotify2nats/dist/inotify2nats.mjs',
+    entry: 'apps/inotify2nats/src/main.ts',
+    outfile: 'apps/inotify2nats/dist/inotify2nats.mjs',
   },
 ];
 

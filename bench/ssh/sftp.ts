@@ -35,7 +35,7 @@ import {
   sftpOps,
   uploadTree,
 } from '@computepods/transport';
-import { uploadBatch } from '../../packages/inotify2nats/src/batch-upload.js';
+import { uploadBatch } from '../../apps/inotify2nats/src/batch-upload.js';
 import { table } from '../lib/report.js';
 
 const GiB = 1024 ** 3;

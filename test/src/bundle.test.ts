@@ -34,7 +34,7 @@ describe('command-line bundles', () => {
     const inputs = JSON.parse(readFileSync(`${cpctrl}.inputs.json`, 'utf8')) as string[];
     expect(inputs).toEqual(
       expect.arrayContaining([
-        join(root, 'packages/cpctrl/src/main.ts'),
+        join(root, 'apps/cpctrl/src/main.ts'),
         join(root, 'packages/protocol/src/index.ts'),
         join(root, 'pnpm-lock.yaml'),
       ]),
@@ -47,7 +47,7 @@ describe('command-line bundles', () => {
       CP_PROJECT: 'bundled',
       CPCTRL_CONFIG: dir.join('cpctrl.json'),
     };
-    const file = join(root, 'packages/cpctrl/src/fixtures/slurm_sudo.json');
+    const file = join(root, 'apps/cpctrl/src/fixtures/slurm_sudo.json');
     const created = await run([cpctrl, 'resource', 'create', '-f', file], env);
     expect(created.code, created.stderr).toBe(0);
     const listed = await run([cpctrl, '-o', 'json', 'resource', 'list'], env);

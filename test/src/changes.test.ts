@@ -156,7 +156,7 @@ async function daemonProcess(name: string, args: string[]): Promise<ManagedProce
   const proc = new ManagedProcess({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', join(repo, 'packages/inotify2nats/src/main.ts'), ...args],
+    args: ['--import', 'tsx', join(repo, 'apps/inotify2nats/src/main.ts'), ...args],
     env: { ...process.env, CP_LOG_FORMAT: 'json', HOME: dir.join('home') },
     cwd: repo,
   });

@@ -277,7 +277,7 @@ describe('up: the demo, started as people start it', () => {
   it('answers cpctrl through its bin: status as JSON on stdout', async () => {
     const child = spawn(
       process.execPath,
-      [join(root, 'packages/cpctrl/bin/cpctrl.js'), '-o', 'json', 'status', '--artefacts'],
+      [join(root, 'apps/cpctrl/bin/cpctrl.js'), '-o', 'json', 'status', '--artefacts'],
       {
         env: {
           ...process.env,

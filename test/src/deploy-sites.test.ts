@@ -53,7 +53,7 @@ describe('deploy/ for real sites', () => {
       [
         '--import',
         'tsx',
-        join(root, 'packages/cpctrl/src/main.ts'),
+        join(root, 'apps/cpctrl/src/main.ts'),
         'creds',
         'server-config',
         '--resolver-dir',
@@ -199,7 +199,7 @@ describe('deploy/ for real sites', () => {
     it('the example env files set only variables the programs read', () => {
       const readme = readFileSync(join(root, 'README.md'), 'utf8');
       // What README's configuration table leaves out: TLS (bus) and inotify2nats' own settings.
-      const sources = ['packages/bus/src/config.ts', 'packages/inotify2nats/src/settings.ts']
+      const sources = ['packages/bus/src/config.ts', 'apps/inotify2nats/src/settings.ts']
         .map((p) => readFileSync(join(root, p), 'utf8'))
         .join('\n');
       const files = readdirSync(join(unitDir, 'env'));
@@ -797,7 +797,7 @@ describe('deploy/ for real sites', () => {
         { encoding: 'utf8' },
       );
       expect(tar.status, tar.stderr).toBe(0);
-      expect(existsSync(join(image, 'packages/cpctrl/dist')), 'dist/ left out').toBe(false);
+      expect(existsSync(join(image, 'apps/cpctrl/dist')), 'dist/ left out').toBe(false);
       for (const run of lines.filter((l) => /^RUN pnpm /.test(l))) {
         const argv = run.slice('RUN pnpm '.length).split(/\s+/);
         if (argv[0] === 'install') argv.push('--offline');

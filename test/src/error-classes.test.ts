@@ -26,7 +26,7 @@ function sources(dir: string): string[] {
 describe('error classes', () => {
   it('every error class extends CpError, but the few named here', () => {
     const plain: string[] = [];
-    for (const group of ['packages', 'services'])
+    for (const group of ['packages', 'apps', 'services'])
       for (const pkg of readdirSync(join(ROOT, group))) {
         const src = join(ROOT, group, pkg, 'src');
         let files: string[];

@@ -7,9 +7,10 @@ const ROOT = join(import.meta.dirname, '..', '..');
 /**
  * What each workspace package may depend on at run time (its `dependencies`; test-only
  * `devDependencies` such as the test kit are free). Each package's README says the same in
- * its "Boundaries" line. Libraries under packages/ never depend on a service; the foundation
- * packages depend on no workspace package but protocol (zod only; it holds the one error base,
- * CpError, and the one retry rule, isRetryable); services never depend on one another.
+ * its "Boundaries" line. Libraries under packages/ never depend on a service or on an app (apps/:
+ * the CLIs); the foundation packages depend on no workspace package but protocol (zod only; it
+ * holds the one error base, CpError, and the one retry rule, isRetryable); services never depend
+ * on one another.
  */
 const ALLOWED: Record<string, readonly string[]> = {
   protocol: [],
@@ -34,7 +35,7 @@ const ALLOWED: Record<string, readonly string[]> = {
 const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'];
 
 function workspacePackages(): Array<{ dir: string; name: string; deps: string[] }> {
-  return ['packages', 'services'].flatMap((group) =>
+  return ['packages', 'apps', 'services'].flatMap((group) =>
     readdirSync(join(ROOT, group)).map((d) => {
       const pkg = JSON.parse(readFileSync(join(ROOT, group, d, 'package.json'), 'utf8')) as {
         name: string;
@@ -66,6 +67,16 @@ describe('package boundaries', () => {
     for (const p of pkgs)
       expect(
         p.deps.filter((d) => SERVICES.includes(d)),
+        p.dir,
+      ).toEqual([]);
+  });
+
+  it('apps (the programs people run) are built on the libraries: nothing depends on one', () => {
+    const apps = pkgs.filter((p) => p.dir.startsWith('apps/')).map((p) => p.name);
+    expect(apps.sort()).toEqual(['cpctrl', 'inotify2nats']);
+    for (const p of pkgs)
+      expect(
+        p.deps.filter((d) => apps.includes(d)),
         p.dir,
       ).toEqual([]);
   });

@@ -185,7 +185,7 @@ export class Stack implements AsyncDisposable {
   async cpctrl(args: string[]): Promise<CommandResult> {
     const res = await runCommand(
       process.execPath,
-      [...loader, join(root, 'packages/cpctrl/src/main.ts'), ...args],
+      [...loader, join(root, 'apps/cpctrl/src/main.ts'), ...args],
       {
         env: {
           ...this.env('cpctrl'),
