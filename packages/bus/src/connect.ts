@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AuthorizationError,
-  connect,
   credsAuthenticator,
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { NatsAuthError, NatsCredsError, NatsUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
+import { connectTurnBatched } from './turn-batched-transport.js';
 
 export interface ConnectOptions {
   readonly servers: string;
@@ -55,7 +55,8 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
   const inbox = creds ? inboxOf(creds) : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      const nc = await connect({
+      // One socket write per event-loop turn, not per microtask batch (turn-batched-transport.ts).
+      const nc = await connectTurnBatched({
         servers: servers.split(','),
         name,
         maxReconnectAttempts: -1,
