@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { firstIssue, issueLine } from '@computepods/protocol';
 import { z } from 'zod';
+import { CliError } from './output.js';
 
 /** cpctrl's own settings, like a kube context: the current project and where NATS is. */
 export const CliConfig = z
@@ -34,12 +35,18 @@ export function readConfig(path = configPath()): CliConfig {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${path} is not valid JSON (${(err as Error).message}); fix or delete it`);
+    throw new CliError(
+      'CP_INVALID_CONFIG',
+      `${path} is not valid JSON (${(err as Error).message}); fix or delete it`,
+    );
   }
   const parsed = CliConfig.safeParse(raw);
   if (!parsed.success) {
     const first = firstIssue(parsed.error);
-    throw new Error(`${path}: ${first ? issueLine(first) : 'invalid'}; fix or delete it`);
+    throw new CliError(
+      'CP_INVALID_CONFIG',
+      `${path}: ${first ? issueLine(first) : 'invalid'}; fix or delete it`,
+    );
   }
   return parsed.data;
 }

@@ -6,7 +6,7 @@ import {
   WhyReply,
 } from '@computepods/protocol';
 import type { Command } from 'commander';
-import { printJson, printTable } from '../output.js';
+import { CliError, printJson, printTable } from '../output.js';
 import { withBus } from '../with-bus.js';
 
 export function artefactCommand(program: Command): void {
@@ -22,7 +22,10 @@ export function artefactCommand(program: Command): void {
     .action(async (opts: { status?: string; prefix?: string }, cmd: Command) =>
       withBus(cmd, async (bus, ctx) => {
         if (opts.status && !ArtefactStatus.safeParse(opts.status).success) {
-          throw new Error(`--status must be one of ${ArtefactStatus.options.join(', ')}`);
+          throw new CliError(
+            'CP_BAD_REQUEST',
+            `--status ${JSON.stringify(opts.status)}: one of ${ArtefactStatus.options.join(', ')}`,
+          );
         }
         const s = await statusWithAllArtefacts(
           (req) => bus.request('status', req, StatusReply),

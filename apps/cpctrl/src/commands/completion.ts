@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { CliError } from '../output.js';
 
 /** Every command path and its options, for the shell to complete from. */
 function tree(cmd: Command, prefix: string[] = []): Map<string, string[]> {
@@ -19,7 +20,8 @@ export function completionCommand(program: Command): void {
     .argument('[shell]', 'bash or zsh', 'bash')
     .description('print a shell completion script: eval "$(cpctrl completion bash)"')
     .action((shell: string) => {
-      if (shell !== 'bash' && shell !== 'zsh') throw new Error('completion supports bash and zsh');
+      if (shell !== 'bash' && shell !== 'zsh')
+        throw new CliError('CP_BAD_REQUEST', `completion: ${JSON.stringify(shell)}: bash or zsh`);
       const cases = [...tree(program)]
         .map(([path, words]) => `    "${path}") words="${words.join(' ')}" ;;`)
         .join('\n');
