@@ -41,6 +41,7 @@ export { TaskFileError, taskTree, workDirOf } from './slurm-files.js';
 export { commandFailed, type HostResult, type SlurmHost } from './slurm-host.js';
 export { squeueArgs } from './slurm-queue.js';
 export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-script.js';
+export { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 export { SshHost, type SshHostOptions, sshTargetOf } from './ssh-host.js';
 export { SudoHost, type SudoHostOptions } from './sudo-host.js';
 export { fetchAuxiliaries, fetchOutputs, type TaskStaging } from './task-staging.js';

@@ -81,12 +81,12 @@ export const runnerEnv = defineEnv({
   CP_JOB_KEEP_S: {
     schema: envIntType(SECONDS),
     default: '600',
-    doc: 'SLURM: a job folder whose tasks all exited 0 is removed this long after its job ended (0: at the next sweep)',
+    doc: "SLURM: a job folder whose tasks all exited 0 is removed this long after its job ended (0: at the next sweep); so is a pilot's folder once the pilot left by itself, every task it ran exited 0 and its files came back",
   },
   CP_JOB_KEEP_FAILED_S: {
     schema: envIntType(SECONDS),
     default: String(7 * 24 * 3600),
-    doc: 'SLURM: one with a failed, lost or skipped task, or whose job never ended and SLURM no longer knows, is kept this long (7 days)',
+    doc: "SLURM: one with a failed, lost or skipped task, or whose job never ended and SLURM no longer knows, is kept this long (7 days); so is a pilot's folder after a crash, a failed task or a stage folder left (its NATS credentials go at the first sweep after the pilot ended)",
   },
   CP_TASK_LOG_MAX_BYTES: {
     schema: envIntType(),

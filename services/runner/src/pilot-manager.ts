@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Bus } from '@computepods/bus';
-import { isTerminal, type SlurmHost, sbatchArgs, shq, squeueArgs } from '@computepods/executors';
+import {
+  commandFailed,
+  DEFAULT_KEEP,
+  isTerminal,
+  type SlurmHost,
+  sbatchArgs,
+  shq,
+  squeueArgs,
+} from '@computepods/executors';
 import {
   buckets,
   InvalidConfigError,
@@ -16,6 +24,7 @@ import type { RunnerConfig } from './config.js';
 import { checkPilotSite, type PilotResource, pilotSite, WORKER_PATH } from './pilot-host.js';
 import { releaseHeldByPilot } from './pilot-release.js';
 import { servePilotStaging } from './pilot-staging.js';
+import { type LivePilots, sweepPilotFolders } from './pilot-sweep.js';
 import { failTasksOfEndedPilot, pilotRunnerId } from './pilot-takeover.js';
 
 // scontrol states of a job that still holds (or waits for) an allocation.
@@ -33,6 +42,9 @@ const ALIVE = new Set([
   'STAGE_OUT',
   'STOPPED',
 ]);
+
+/** Between two sweeps of ended pilots' folders (one also follows each pilot's end). */
+const SWEEP_EVERY_MS = 60_000;
 
 interface Pilot {
   readonly jobId: string;
@@ -152,7 +164,7 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   async function findEarlierPilots(): Promise<void> {
     // Still queued or running: found by their job name, among this user's jobs only.
     const res = await host.slurm(squeueArgs({ name: jobName }, '%i|%T'));
-    if (res.code !== 0) throw new Error(`squeue failed: ${res.stderr.trim()}`);
+    if (res.code !== 0) throw commandFailed('squeue of the pilots', res);
     for (const [id, state] of parseSqueue(res.stdout))
       pilots.set(id, { jobId: id, dir: '', state });
     // Ended while the runner was down, maybe leaving tasks unfinished: refresh() asks SLURM
@@ -171,14 +183,16 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
     return info.num_pending + info.num_ack_pending;
   }
 
-  async function refresh(): Promise<void> {
-    if (!pilots.size) return;
+  /** Follows the pilots' jobs; resolves with how many ended (and were taken over). */
+  async function refresh(): Promise<number> {
+    if (!pilots.size) return 0;
     const ids = [...pilots.keys()];
     const res = await host.slurm(squeueArgs({ jobs: ids }, '%i|%T'));
     // squeue fails this way when none of the ids is known any more: an answer, not an error.
     if (res.code !== 0 && !/Invalid job id/i.test(res.stderr))
-      throw new Error(`squeue failed: ${res.stderr.trim()}`);
+      throw commandFailed('squeue of the pilots', res);
     const seen = res.code === 0 ? parseSqueue(res.stdout) : new Map<string, string>();
+    let ended = 0;
     for (const id of ids) {
       const pilot = pilots.get(id);
       if (!pilot) continue;
@@ -227,7 +241,42 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
         ),
       );
       pilots.delete(id);
+      ended++;
     }
+    return ended;
+  }
+
+  /** The pilots of this queue SLURM still has queued or running (any runner's), and ours. */
+  async function livePilots(): Promise<LivePilots> {
+    const res = await host.slurm(squeueArgs({ name: jobName }, '%i|%T|%Z'));
+    if (res.code !== 0) throw commandFailed('squeue of the pilots', res);
+    const jobIds = new Set(pilots.keys());
+    const dirs = new Set(
+      [...pilots.values()].filter((p) => p.dir).map((p) => posix.basename(p.dir)),
+    );
+    for (const line of res.stdout.split('\n')) {
+      const [id, state, workDir] = line.trim().split('|');
+      if (!id || !state || !ALIVE.has(state)) continue;
+      jobIds.add(id);
+      if (workDir) dirs.add(posix.basename(workDir));
+    }
+    return { jobIds, dirs };
+  }
+
+  let lastSweep = 0;
+  /** Ended pilots' credentials and, past their keep time, folders go (pilot-sweep.ts). */
+  async function sweep(): Promise<void> {
+    lastSweep = Date.now();
+    await sweepPilotFolders({
+      host,
+      jobsDir: site.jobsDir,
+      queue: cfg.queue,
+      keep: cfg.jobKeep ?? DEFAULT_KEEP,
+      live: livePilots,
+      log,
+    }).catch((err: unknown) =>
+      log.warn({ err: String(err) }, "could not sweep ended pilots' folders; trying again later"),
+    );
   }
 
   async function submit(): Promise<void> {
@@ -271,6 +320,8 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
     const script = [
       '#!/bin/sh',
       `# ComputePods pilot for resource ${cfg.resource}: a runner worker, ${cpus} CPU(s)`,
+      // Its folder's job: how the sweep (pilot-sweep.ts) tells an ended pilot's folder.
+      `printf '%s\\n' "$SLURM_JOB_ID" > job.id || exit 1`,
       `cd ${shq(site.repoDir, 'computepods_dir')} || exit 1`,
       `exec env ${exports.join(' ')} CP_RUNNER_ID=${shq(pilotRunnerId(cfg.queue, ''), 'runner id')}"$SLURM_JOB_ID" ${shq(site.node, 'node_path')} --import tsx ${shq(WORKER_PATH, 'worker')}`,
       '',
@@ -291,14 +342,18 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
     const res = await host.slurm(['sbatch', ...args]);
     const jobId = res.stdout.trim().split(';')[0] ?? '';
     if (res.code !== 0 || !/^[0-9]+$/.test(jobId))
-      throw new Error(`sbatch of a pilot failed: ${res.stderr.trim() || res.stdout.trim()}`);
+      throw commandFailed('sbatch of a pilot', {
+        ...res,
+        stderr: res.stderr.trim() || `no job id in ${JSON.stringify(res.stdout.trim())}`,
+      });
     pilots.set(jobId, { jobId, dir, state: 'PENDING' });
     log.info({ jobId, dir, cpus }, 'pilot job submitted');
   }
 
   async function tick(): Promise<void> {
     if (!found) await findEarlierPilots();
-    await refresh();
+    const ended = await refresh();
+    if (checked && (ended > 0 || Date.now() - lastSweep >= SWEEP_EVERY_MS)) await sweep();
     const waiting = await pending();
     if (waiting === 0 || pilots.size >= pc.max_workers) return;
     // Pilots not yet started will take `cpus` tasks each: no more than the queue needs.

@@ -1,4 +1,12 @@
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -215,6 +223,22 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
       expect((await kv.get(killed.task.taskId))?.value.reason).toContain(`pilot job ${jobId}`);
       expect(runner.output).toMatch(/held by an ended pilot are delivered again now/);
       expect(runner.output).not.toMatch(/could not release|Permissions Violation/i);
+      // Once each pilot has ended its credentials go from the cluster (the killed one's too),
+      // while the folders are kept for CP_JOB_KEEP_S / CP_JOB_KEEP_FAILED_S.
+      const pilotCreds = () =>
+        readdirSync(join(dir, 'jobs'))
+          .filter((d) => d.startsWith('pilot-hpc-'))
+          .filter((d) => existsSync(join(dir, 'jobs', d, 'nats.creds')));
+      await until(
+        async () => pilotCreds().length === 0,
+        'no ended pilot holding credentials',
+        180_000,
+        () => `${pilotCreds()}\n${diag()}`,
+      );
+      expect(
+        readdirSync(join(dir, 'jobs')).filter((d) => d.startsWith('pilot-hpc-')).length,
+      ).toBeGreaterThanOrEqual(2);
+      expect(runner.output).toMatch(/ended pilots' NATS credentials removed/);
     } finally {
       await runner.stop();
     }

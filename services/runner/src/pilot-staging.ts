@@ -43,7 +43,10 @@ type StageReply = z.infer<typeof StageReply>;
 /** How long a worker waits for its inputs or outputs to be copied (large files take a while). */
 const STAGE_TIMEOUT_MS = 30 * 60_000;
 
-/** A stage request refused (not retryable: the same request is refused again). */
+/**
+ * A stage request refused, or a staging the runner could not carry out (the worker's side
+ * throws it with the runner's reason, which becomes the task's). Not retryable.
+ */
 class StageRefusedError extends CpError {
   constructor(message: string) {
     super('CP_STAGE_REFUSED', message);
@@ -158,13 +161,14 @@ export function pilotStagingClient(bus: Bus, queue: string, stageRoot: string): 
       timeout: STAGE_TIMEOUT_MS,
     });
     const reply = StageReply.parse(m.json());
-    if (!reply.ok) throw new Error(reply.error.message);
+    if (!reply.ok) throw new StageRefusedError(reply.error.message);
     return reply;
   };
   return {
     async stageIn(rec) {
       const { cwd } = await ask('in', rec);
-      if (!cwd) throw new Error('the runner staged the task but named no folder to run it in');
+      if (!cwd)
+        throw new StageRefusedError('the runner staged the task but named no folder to run it in');
       return cwd;
     },
     async stageOut(rec) {

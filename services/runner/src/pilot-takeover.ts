@@ -12,8 +12,8 @@ export function pilotRunnerId(resource: string, jobId: string): string {
  * recorded and did not end will never end by itself. Each is recorded failed (revision-checked:
  * a record someone else wrote meanwhile is left alone) with a reason naming the pilot job, then
  * published like any transition. It is not run again: it may have run partly, and a task
- * must never complete twice. Tasks the pilot had pulled but not recorded were never
- * acknowledged, so JetStream delivers them again to another pilot after the ack wait.
+ * must never complete twice. The task messages the pilot held, recorded or not, are then
+ * handed out again at once by pilot-release.ts (a recorded one is acknowledged without a run).
  */
 export async function failTasksOfEndedPilot(options: {
   readonly bus: Bus;

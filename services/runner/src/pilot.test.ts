@@ -351,6 +351,16 @@ async function pulledNeverRecorded(id: string, ending: 'killed' | 'idle'): Promi
   }
 }
 
+/** The pilot folders below dir/jobs, each with the SLURM job id its job wrote there. */
+function pilotFolders(dir: string): { name: string; jobId: string }[] {
+  return readdirSync(join(dir, 'jobs'))
+    .filter((d) => d.startsWith('pilot-'))
+    .map((name) => {
+      const file = join(dir, 'jobs', name, 'job.id');
+      return { name, jobId: existsSync(file) ? readFileSync(file, 'utf8').trim() : '' };
+    });
+}
+
 /** The end of each pilot job's job.out and job.err below dir/jobs (a failed test shows them). */
 function pilotOutputs(dir: string): string {
   const jobs = join(dir, 'jobs');
@@ -710,6 +720,8 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     });
     const runner = startRunner(dir, 'release', resource, profile, {
       CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
+      // A pilot that went well leaves no folder behind; a crashed one's is kept (7 days).
+      CP_JOB_KEEP_S: '0',
     });
     const consumer = () => bus.jsm.consumers.info(streams.tasks(P), 'runner-release');
     try {
@@ -768,6 +780,15 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         return i.num_ack_pending === 0 && i.num_pending === 0;
       }, 'both messages acknowledged');
       await pilotsLeave(() => runner.output);
+      // The crashed pilot's folder stays to be looked into; the others are gone once they end.
+      const crashedJob = defined(crashed.runner, 'crashed.runner').replace('pilot-release-', '');
+      await until(
+        async () => pilotFolders(dir).every((f) => f.jobId === crashedJob),
+        'the folders of the pilots that went well to be removed',
+      );
+      expect(pilotFolders(dir).map((f) => f.jobId)).toEqual([crashedJob]);
+      expect(runner.output).toMatch(/ended pilot folders removed/);
+      expect(submittedPilots(runner.output).length).toBeGreaterThan(1);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
     } finally {
