@@ -29,6 +29,7 @@ import { LogRefused } from './confined-log.js';
 import { type EventStream, openEventStream, StreamCap, tokenOf } from './event-stream.js';
 import { KvMirror } from './kv-mirror.js';
 import type { MajorDomo } from './majordomo.js';
+import { ProjectQueries, UnknownBuildError } from './queries.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerTaskLogs } from './task-logs.js';
 import { serveUi } from './ui-assets.js';
@@ -163,9 +164,12 @@ export async function startHttp(
         },
       });
     }
+    // ProjectQueries' refusals, and MajorDomo's own for a build of an unknown artefact.
     const e = err as Error & { code?: string; field?: string };
-    if (e.code === 'CP_UNKNOWN_ARTEFACT')
-      return reply.code(404).send({ error: { code: e.code, message: e.message, field: 'path' } });
+    if (e.code === 'CP_UNKNOWN_ARTEFACT' || e.code === 'CP_UNKNOWN_BUILD')
+      return reply.code(404).send({
+        error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) },
+      });
     if (err.statusCode && err.statusCode < 500) {
       return reply
         .code(err.statusCode)
@@ -186,6 +190,7 @@ export async function startHttp(
   );
 
   const cfg = md.cfg;
+  const q = new ProjectQueries(md);
   const access = await Access.start(bus, cfg.project, opts.token);
   app.addHook('onClose', async () => access.stop());
   // Filled once listening: the port may be 0 (a free one) until then.
@@ -264,14 +269,7 @@ export async function startHttp(
         response: { 200: z.array(ArtefactRecord) },
       },
     },
-    async (req) =>
-      md.artefacts
-        .all()
-        .filter(
-          (a) =>
-            (!req.query.status || a.status === req.query.status) &&
-            (!req.query.prefix || a.path.startsWith(req.query.prefix)),
-        ),
+    async (req) => q.artefacts(req.query),
   );
 
   app.get(
@@ -291,22 +289,7 @@ export async function startHttp(
         },
       },
     },
-    async (req) => {
-      const path = safePath(req.query.path);
-      const rec = md.artefacts.get(path);
-      if (!rec)
-        throw new HttpError(
-          404,
-          'CP_UNKNOWN_ARTEFACT',
-          `no artefact ${path}; GET /api/artefacts lists them`,
-          'path',
-        );
-      return {
-        artefact: rec,
-        producer: md.dm.producerOf(path) ?? null,
-        why: md.dm.why(path).map((w) => ({ ...w })),
-      };
-    },
+    async (req) => q.artefact(safePath(req.query.path)),
   );
 
   app.get(
@@ -318,7 +301,7 @@ export async function startHttp(
         querystring: PathQuery,
       },
     },
-    async (req) => md.dm.why(safePath(req.query.path)),
+    async (req) => q.why(safePath(req.query.path)),
   );
 
   app.get(
@@ -337,18 +320,16 @@ export async function startHttp(
       },
     },
     async (req, reply) => {
-      if (req.query.format === 'dot')
-        return reply
-          .type('text/vnd.graphviz')
-          .send(md.dm.toDOT({ plan: req.query.plan === 'true' }));
-      return md.dm.toJSON();
+      const answer = q.graph(req.query.format, req.query.plan === 'true');
+      if (answer.format === 'dot') return reply.type('text/vnd.graphviz').send(answer.graph);
+      return answer.graph;
     },
   );
 
   app.get(
     '/api/plan',
     { config: viewer, schema: { description: 'Components in topological order with their state' } },
-    async () => md.dm.plan(),
+    async () => q.plan(),
   );
   app.get(
     '/api/status',
@@ -367,7 +348,7 @@ export async function startHttp(
       },
     },
     async (req) =>
-      md.status({
+      q.status({
         artefacts: req.query.artefacts === 'true',
         limit: req.query.limit,
         cursor: req.query.cursor,
@@ -378,7 +359,7 @@ export async function startHttp(
   app.get(
     '/api/builds',
     { config: viewer, schema: { description: 'Builds in flight' } },
-    async () => md.builds(),
+    async () => q.builds(),
   );
   app.post(
     '/api/builds',
@@ -397,7 +378,7 @@ export async function startHttp(
     },
     async (req) => {
       const path = safePath(req.body.path);
-      return { path, ...(await md.requestBuild(path, req.body.force, `http-${req.id}`)) };
+      return { path, ...(await q.requestBuild(path, req.body.force, `http-${req.id}`)) };
     },
   );
   app.delete(
@@ -410,14 +391,8 @@ export async function startHttp(
       },
     },
     async (req) => {
-      const cancelled = await md.cancelBuild(req.params.taskId, `http-${req.id}`);
-      if (!cancelled)
-        throw new HttpError(
-          404,
-          'CP_UNKNOWN_BUILD',
-          `no build in flight for task ${req.params.taskId}; GET /api/builds lists them`,
-          'taskId',
-        );
+      const cancelled = await q.cancelBuild(req.params.taskId, `http-${req.id}`);
+      if (!cancelled) throw new UnknownBuildError(req.params.taskId);
       return { taskId: req.params.taskId, cancelled: true };
     },
   );

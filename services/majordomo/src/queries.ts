@@ -1,0 +1,101 @@
+import {
+  type ArtefactRecord,
+  type ArtefactStatus,
+  CpError,
+  type StatusReply,
+  type StatusRequest,
+} from '@computepods/protocol';
+import type { MajorDomo } from './majordomo.js';
+
+/** An artefact MajorDomo does not know: 404 over REST; its code and field over NATS. */
+export class UnknownArtefactError extends CpError {
+  readonly field = 'path';
+  constructor(readonly path: string) {
+    super(
+      'CP_UNKNOWN_ARTEFACT',
+      `no artefact ${path}; \`cpctrl artefact list\` (GET /api/artefacts) lists them`,
+    );
+  }
+}
+
+/** A cancel for a task with no build in flight: 404 over REST (the NATS answer says cancelled: false). */
+export class UnknownBuildError extends CpError {
+  readonly field = 'taskId';
+  constructor(readonly taskId: string) {
+    super(
+      'CP_UNKNOWN_BUILD',
+      `no build in flight for task ${taskId}; \`cpctrl builds\` (GET /api/builds) lists them`,
+    );
+  }
+}
+
+export interface ArtefactDetail {
+  readonly artefact: ArtefactRecord;
+  /** The task that produces it; null for a source. */
+  readonly producer: string | null;
+  readonly why: Array<{ artefact: string; because: string }>;
+}
+
+/**
+ * What REST (http.ts) and the NATS API (api.ts) ask of a project's MajorDomo, answered in one
+ * place, with the same checks and the same errors: the adapters only parse, authorize and
+ * encode. Paths reach it checked (the request schemas, or http.ts's safePath).
+ */
+export class ProjectQueries {
+  constructor(private readonly md: MajorDomo) {}
+
+  status(req: StatusRequest): StatusReply {
+    return this.md.status(req);
+  }
+
+  /** Every artefact record, optionally only those in one state or under one path prefix. */
+  artefacts(filter: { status?: ArtefactStatus; prefix?: string } = {}): ArtefactRecord[] {
+    const { status, prefix } = filter;
+    return this.md.artefacts
+      .all()
+      .filter((a) => (!status || a.status === status) && (!prefix || a.path.startsWith(prefix)));
+  }
+
+  /** One artefact, the task that produces it, and why it is (or was) dirty. */
+  artefact(path: string): ArtefactDetail {
+    const artefact = this.md.artefacts.get(path);
+    if (!artefact) throw new UnknownArtefactError(path);
+    return {
+      artefact,
+      producer: this.md.dm.producerOf(path) ?? null,
+      why: this.md.dm.why(path).map((w) => ({ ...w })),
+    };
+  }
+
+  /** The chain of changes that made an artefact dirty; an artefact no record or rule knows is refused. */
+  why(path: string): Array<{ artefact: string; because: string }> {
+    if (!this.md.artefacts.get(path) && !this.md.dm.producerOf(path))
+      throw new UnknownArtefactError(path);
+    return this.md.dm.why(path).map((w) => ({ ...w }));
+  }
+
+  /** The graph with its components (cycles) marked, as JSON, or as DOT (only the pending work with `plan`). */
+  graph(format: 'json' | 'dot', plan = false) {
+    return format === 'dot'
+      ? { format, graph: this.md.dm.toDOT({ plan }) }
+      : { format, graph: this.md.dm.toJSON() };
+  }
+
+  /** Components in topological order with their state. */
+  plan() {
+    return this.md.dm.plan();
+  }
+
+  builds() {
+    return this.md.builds();
+  }
+
+  requestBuild(path: string, force: boolean, cid: string) {
+    return this.md.requestBuild(path, force, cid);
+  }
+
+  /** Whether a build was in flight for the task, and is now being cancelled. */
+  cancelBuild(taskId: string, cid: string): Promise<boolean> {
+    return this.md.cancelBuild(taskId, cid);
+  }
+}
