@@ -83,11 +83,13 @@ function restorePhases(proc: ManagedProcess): Record<string, number | string> {
   if (!line) return {};
   const logged = JSON.parse(line) as {
     restoreMs?: Record<string, number>;
+    memoryMiB?: Record<string, number>;
     from?: string;
     tail?: { artefacts: number; traces: number };
   };
   return {
     ...Object.fromEntries(Object.entries(logged.restoreMs ?? {}).map(([k, v]) => [`${k}_ms`, v])),
+    ...Object.fromEntries(Object.entries(logged.memoryMiB ?? {}).map(([k, v]) => [`${k}_mib`, v])),
     from: logged.from ?? 'buckets',
     ...(logged.tail ? { tail_keys: logged.tail.artefacts + logged.tail.traces } : {}),
   };
@@ -393,7 +395,7 @@ async function measureSize(target: number): Promise<SizeResult> {
 }
 
 /** Two MajorDomos (CP_MAJORDOMO_HA=1, default lease): kill -9 the leader until the standby is ready. */
-async function failover(target: number): Promise<Record<string, number>> {
+async function failover(target: number): Promise<Record<string, number | string>> {
   const cb = generate(42, target / FULL);
   const project = `failover${target}`;
   const stack = await Stack.start(project);
@@ -410,7 +412,11 @@ async function failover(target: number): Promise<Record<string, number>> {
     await b.waitForOutput(/"msg":"took the lease from md-a/, 120_000, from);
     const tookMs = now() - t0;
     await b.waitForOutput(READY, 900_000, from);
-    return { failover_lease_ms: tookMs, failover_ready_ms: now() - t0 };
+    const readyMs = now() - t0;
+    // The standby's own restore (its phases, what it restored from): where the time after the
+    // lease went.
+    const phases = Object.entries(restorePhases(b)).map(([k, v]) => [`failover_restore_${k}`, v]);
+    return { failover_lease_ms: tookMs, failover_ready_ms: readyMs, ...Object.fromEntries(phases) };
   } catch (err) {
     console.error(stack.logs(4000));
     throw err;
@@ -477,7 +483,7 @@ if (growthRows.length)
   table('Growth (figure factor, against the artefact factor)', ['sizes', ...GROWN], growthRows);
 if (fo.failover_ready_ms !== undefined)
   console.log(
-    `\nfailover at ${smallest} artefacts: lease taken ${round(fo.failover_lease_ms ?? 0, 0)} ms after kill -9, standby ready ${round(fo.failover_ready_ms, 0)} ms after`,
+    `\nfailover at ${smallest} artefacts: lease taken ${round(Number(fo.failover_lease_ms ?? 0), 0)} ms after kill -9, standby ready ${round(Number(fo.failover_ready_ms), 0)} ms after (restored from ${fo.failover_restore_from ?? '?'} in ${fo.failover_restore_total_ms ?? '?'} ms)`,
   );
 if (nl.node_loss_leader_kill_to_request_ms !== undefined)
   console.log(

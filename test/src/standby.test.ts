@@ -45,7 +45,8 @@ async function loggedAt(proc: ManagedProcess, pattern: RegExp, from = 0): Promis
 
 /**
  * Two MajorDomos for one project (CP_MAJORDOMO_HA=1): the leader killed -9 in the middle of a
- * cycle, the standby takes over from KV and the cycle ends as it would have; then the new
+ * cycle, the standby takes over with the graph it kept current while standing by (warm: loaded
+ * from the snapshot, then the buckets followed) and the cycle ends as it would have; then the new
  * leader SIGSTOPped until a third MajorDomo took its lease, SIGCONTed: it sends nothing and
  * steps down. Every build runs once (each run appends a line to a file outside the workspace).
  */
@@ -59,6 +60,12 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
     CP_LEASE_RENEW_MS: String(RENEW_MS),
   });
   const standingBy = (leader: string) => new RegExp(`"msg":"standby: ${leader} leads`);
+  const warmStandby = /"msg":"standby: graph loaded from the snapshot/;
+  /** What a MajorDomo's takeover restored from (its "graph restored" line). */
+  const restoredFrom = async (proc: ManagedProcess) => {
+    const line = await proc.waitForOutput(/\{[^\n]*"msg":"graph restored[^\n]*\}/);
+    return (JSON.parse(line) as { from: string }).from;
+  };
   const ranFor = (stem: string) =>
     readFileSync(runs, 'utf8')
       .split('\n')
@@ -88,12 +95,15 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
         '',
       ].join('\n'),
     );
-    await stack.start('majordomo', ha('md-a'), 'md-a');
+    // The chef's rules first: md-a's restore plans with them and stores its graph snapshot,
+    // which the standbys load and keep current (warm-standby.ts).
+    await stack.start('chef', { CP_CHEF: 'gen', CP_CHEF_DEFINITION: gen }, 'chef-gen');
+    const a = await stack.start('majordomo', ha('md-a'), 'md-a');
+    await a.waitForOutput(/"msg":"graph snapshot stored"/);
     await Promise.all([
-      stack.start('majordomo', ha('md-b'), 'md-b', standingBy('md-a')),
+      stack.start('majordomo', ha('md-b'), 'md-b', warmStandby),
       stack.start('runner'),
       stack.start('fswatcher'),
-      stack.start('chef', { CP_CHEF: 'gen', CP_CHEF_DEFINITION: gen }, 'chef-gen'),
     ]);
   }, 120_000);
   afterAll(async () => {
@@ -136,6 +146,8 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
       expect(killedAt).toBeGreaterThan(0);
       const tookAt = await loggedAt(b, /"msg":"took the lease from md-a/);
       const readyAt = await loggedAt(b, /"msg":"majordomo ready"/);
+      // Warm: from the graph it kept while standing by, not restored from KV after the kill.
+      expect(await restoredFrom(b)).toBe('standby');
       const s = await settled(
         stack.bus,
         (st) => st.nonConvergent.length > 0,
@@ -167,7 +179,8 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
 
   it('a paused leader whose lease was taken sends nothing once resumed, and steps down', async () => {
     const b = stack.procs.get('md-b')!;
-    const c = await stack.start('majordomo', ha('md-c'), 'md-c', standingBy('md-b'));
+    const c = await stack.start('majordomo', ha('md-c'), 'md-c', warmStandby);
+    await c.waitForOutput(standingBy('md-b'));
     let stoppedAt = -1;
     const requests = new Requests(stack, (r) => {
       if (stoppedAt < 0 && r.stem === 'y' && r.pass === 2 && r.ruleId === 'inc') {
@@ -184,6 +197,7 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
       // What md-b sent before its pause reached this connection long ago (the lease ran out since).
       const resumedAt = requests.all.length;
       b.signal('SIGCONT');
+      expect(await restoredFrom(c)).toBe('standby');
       const line = await b.waitForOutput(/\{[^\n]*"msg":"stepping down[^\n]*\}/, 30_000, from);
       expect(JSON.parse(line)).toMatchObject({ leader: 'md-c', leaderEpoch: 3, epoch: 2 });
       expect(await b.exited()).toBe(3);

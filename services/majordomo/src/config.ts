@@ -117,6 +117,11 @@ export const majorDomoEnv = defineEnv({
     default: '1000',
     doc: 'standby mode: how often the leader renews (at most half of `CP_LEASE_MS`)',
   },
+  CP_STANDBY_FOLLOW_MS: {
+    schema: envIntType({ ...TIMER_MS, min: 10 }),
+    default: '1000',
+    doc: 'standby mode: how often a standby reads the keys written since its graph (loaded from the snapshot) and applies them, so a takeover reads only the last few',
+  },
   CP_SNAPSHOT_EVERY_S: {
     schema: envIntType({ min: 1, max: 24 * 3600, unit: 'seconds' }),
     default: '300',
@@ -162,6 +167,8 @@ export interface MajorDomoConfig {
   /** Graph snapshot compaction (snapshot-compaction.ts): CP_SNAPSHOT_EVERY_S, CP_SNAPSHOT_TAIL. */
   readonly snapshotEveryMs: number;
   readonly snapshotTail: number;
+  /** A standby's rounds of following the buckets (warm-standby.ts). */
+  readonly standbyFollowMs: number;
 }
 
 export const UiProject = z.object({
@@ -256,5 +263,6 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
     },
     snapshotEveryMs: e.CP_SNAPSHOT_EVERY_S * 1000,
     snapshotTail: e.CP_SNAPSHOT_TAIL,
+    standbyFollowMs: e.CP_STANDBY_FOLLOW_MS,
   };
 }

@@ -4,6 +4,7 @@ import { DispatchFence } from './fence.js';
 import { LeaderLease, type LeaderRecord } from './lease.js';
 import type { Leadership } from './majordomo.js';
 import { startStandbyHttp } from './standby-http.js';
+import { WarmStandby } from './warm-standby.js';
 
 /** Exit code of a leader that lost its lease: its supervisor restarts it, as a standby. */
 export const EXIT_STEPPED_DOWN = 3;
@@ -21,7 +22,15 @@ export async function standBy(
   bus: Bus,
   cfg: MajorDomoConfig,
   token: string,
-): Promise<{ leadership: Leadership; onLost: (stop: () => Promise<void>) => void } | undefined> {
+): Promise<
+  | {
+      leadership: Leadership;
+      /** The graph kept while standing by, when another MajorDomo led meanwhile. */
+      warm?: WarmStandby;
+      onLost: (stop: () => Promise<void>) => void;
+    }
+  | undefined
+> {
   const lc = cfg.lease;
   if (!lc.enabled) return undefined;
   const lease = await LeaderLease.open(bus, lc);
@@ -31,8 +40,17 @@ export async function standBy(
     { id: lc.id, standbyUrl: standby.url, leaseMs: lc.leaseMs, renewMs: lc.renewMs },
     'majordomo standing by',
   );
+  // Started once another MajorDomo is seen leading (not by one that takes a free lease at once).
+  let warm: Promise<WarmStandby | undefined> | undefined;
   const started = await lease.acquire(new AbortController().signal, (l) => {
     leader = l;
+    warm ??= WarmStandby.start(bus, cfg).catch((err: Error) => {
+      bus.logger.warn(
+        { err: err.message },
+        'standby: graph not followed; a takeover restores cold',
+      );
+      return undefined;
+    });
     bus.logger.info(
       { leader: l.holder, epoch: l.epoch, url: l.url },
       `standby: ${l.holder} leads (epoch ${l.epoch}); taking over if it stops renewing for ${lc.leaseMs} ms`,
@@ -44,6 +62,7 @@ export async function standBy(
   bus.logger.info({ id: lc.id, epoch: started.epoch }, 'leader: restoring from KV');
   return {
     leadership: { lease, fence },
+    warm: await warm,
     onLost: (stop) =>
       lease.onLost((by) => {
         bus.logger.error(

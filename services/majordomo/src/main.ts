@@ -22,7 +22,7 @@ startService(logger, async () => {
   // Standby mode (CP_MAJORDOMO_HA=1): waits here, answering 503 naming the leader, until this
   // process takes the lease; then starts as a restarted MajorDomo does, from KV.
   const leader = await standBy(bus, cfg, token);
-  const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership);
+  const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm);
   // The leader only: replicas that stop answering have their work handed on or resolved.
   const tasks = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
   const rules = await bus.kv(buckets.rules(cfg.project), RulesDeclared);

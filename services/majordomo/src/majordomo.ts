@@ -40,17 +40,24 @@ import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
 import { resolveGoal } from './resolve-goal.js';
-import { fromBuckets, fromSnapshot, plannedWith, takeSnapshot } from './restore-state.js';
+import {
+  fromBuckets,
+  fromSnapshot,
+  plannedWith,
+  type RestoreState,
+  takeSnapshot,
+} from './restore-state.js';
 import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 import { compactSnapshots } from './snapshot-compaction.js';
-import { SnapshotStore } from './snapshot-store.js';
+import { type Loaded, SnapshotStore } from './snapshot-store.js';
+import type { WarmStandby } from './warm-standby.js';
 
 /** A started MajorDomo: stop() ends its consumers and watches (its bus is main.ts's to close). */
 export interface RunningMajorDomo extends Service {
   readonly md: MajorDomo;
   /** What the graph was restored from, and the keys read after the snapshot (when one was used). */
-  readonly restored: { from: 'snapshot' | 'buckets'; tail?: { artefacts: number; traces: number } };
+  readonly restored: { from: RestoreState['from']; tail?: { artefacts: number; traces: number } };
 }
 
 /** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
@@ -115,6 +122,7 @@ export class MajorDomo {
     bus: Bus,
     cfg: MajorDomoConfig,
     leader?: Leadership,
+    warm?: WarmStandby,
   ): Promise<RunningMajorDomo> {
     const p = cfg.project;
     const t0 = performance.now();
@@ -130,15 +138,16 @@ export class MajorDomo {
       ensureProjectStreams(bus, p),
     ]);
     const goals = new GoalRules(goalsKv);
-    // The small buckets and the snapshot at once: each read waits mostly on the server.
-    const [declarations, answers, loaded] = await Promise.all([
-      rulesKv.entries(),
-      goals.load(),
-      snapshots.load().catch((err: Error) => ({ why: `not read: ${err.message}` })),
-    ]);
+    // The small buckets and the snapshot at once: each read waits mostly on the server. A warm
+    // standby taking over holds the graph already (warm-standby.ts): no snapshot to read.
+    const load = () =>
+      snapshots.load().catch((err: Error): Loaded => ({ why: `not read: ${err.message}` }));
+    const loading = warm ? undefined : load();
+    const [declarations, answers] = await Promise.all([rulesKv.entries(), goals.load()]);
     const planned = plannedWith(declarations, answers);
     const state =
-      (await fromSnapshot(bus, cfg, traces, loaded, planned)) ??
+      (await warm?.take(planned)) ??
+      (await fromSnapshot(bus, cfg, traces, await (loading ?? load()), planned)) ??
       (await fromBuckets(bus, cfg, traces));
     const tKv = performance.now();
     const { artefacts, passes } = state;
@@ -265,6 +274,7 @@ export class MajorDomo {
           snapshot: ms(tPlanned, tSnapshot),
           total: ms(t0, performance.now()),
         },
+        memoryMiB: memoryMiB(),
       },
       'graph restored, consuming files and results',
     );
@@ -1058,5 +1068,17 @@ function toSpec(owned: OwnedRule) {
         }
       : {}),
     meta: { chef: owned.chef },
+  };
+}
+
+/** Where this process's memory is (a restore says it once ready; pnpm bench scale reads it). */
+function memoryMiB(): { rss: number; heapUsed: number; heapTotal: number; external: number } {
+  const m = process.memoryUsage();
+  const mib = (b: number) => Math.round(b / 1048576);
+  return {
+    rss: mib(m.rss),
+    heapUsed: mib(m.heapUsed),
+    heapTotal: mib(m.heapTotal),
+    external: mib(m.external),
   };
 }

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo, type RunningMajorDomo } from './majordomo.js';
 import { SnapshotHead } from './snapshot-store.js';
+import { WarmStandby } from './warm-standby.js';
 
 const P = 'snap';
 const POD = 'pod-a';
@@ -275,5 +276,58 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     await heads.kv.put('part.0', bytes);
     expect(await check()).toBe('buckets');
     expect(await check()).toBe('snapshot');
+  });
+
+  it('a warm standby, following the buckets in rounds, takes over where a full restore stands', async () => {
+    const leader = await start();
+    expect(leader.restored.from).toBe('snapshot');
+    const b = await connect('majordomo');
+    // Rounds when the test says (follow()), none by the timer: which change comes in a round and
+    // which only at the takeover is known.
+    const cfg = majorDomoConfig({ CP_PROJECT: P, CP_STANDBY_FOLLOW_MS: '600000' });
+    const warm = await WarmStandby.start(b, cfg);
+    let closes = true;
+    try {
+      await warm.follow();
+      expect(warm.warm).toBe(true);
+      // Applied in a round: the leader's own writes (an edit, a new source, their builds).
+      await files(changed('src/b.txt', 'b again'), changed('src/f.txt', 'f'));
+      await untilDefined('up:f requested', () => requests.find((r) => r.taskId === 'up:f'));
+      await warm.follow();
+      // Only at the takeover: a deletion, and another writer's (a trace deleted).
+      await files({
+        kind: 'deleted',
+        path: 'src/e.txt',
+        size: 0,
+        mtimeNs: String(++seq),
+        sha256: null,
+      });
+      await untilDefined('src/e.txt gone', async () =>
+        (await record('src/e.txt')) ? undefined : true,
+      );
+      await (await tracesKv()).delete('up:c');
+      await stop();
+      const took = await MajorDomo.start(b, cfg, undefined, warm);
+      running.push(thenClose(took, b));
+      closes = false;
+      expect(took.restored.from).toBe('standby');
+      const viaStandby = observe(took.md);
+      await stop();
+
+      await (await snapshotKv()).delete('head');
+      const full = await start();
+      expect(full.restored.from).toBe('buckets');
+      const viaBuckets = observe(full.md);
+      await stop();
+
+      expect(viaStandby).toEqual(viaBuckets);
+      expect(viaBuckets.hashes['src/f.txt']).toBe(sha('f'));
+      expect(viaBuckets.hashes['src/b.txt']).toBe(sha('b again'));
+      expect(viaBuckets.hashes['src/e.txt']).toBeUndefined();
+      expect(viaBuckets.traces['up:c']).toBeUndefined();
+    } finally {
+      await warm.take({ declarations: {}, goals: [] }).catch(() => undefined);
+      if (closes) await b.close();
+    }
   });
 });

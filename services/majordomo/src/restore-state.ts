@@ -1,9 +1,9 @@
-import type { Bus, TypedKv, Versioned } from '@computepods/bus';
+import type { Bus, Logger, TypedKv, Versioned } from '@computepods/bus';
 import { DependencyManager } from '@computepods/depgraph';
 import type { CanBuildFrom, RulesDeclared, TaskTrace } from '@computepods/protocol';
 import { ArtefactManager } from './artefacts.js';
 import type { MajorDomoConfig } from './config.js';
-import type { BucketMark, Loaded, PassMark, SnapshotMeta } from './snapshot-store.js';
+import type { BucketMark, Loaded, PassMark, Snapshot, SnapshotMeta } from './snapshot-store.js';
 import {
   applyArtefactTail,
   applyTraceTail,
@@ -20,7 +20,7 @@ import {
  * them (restore-snapshot.test.ts compares the two).
  */
 export interface RestoreState {
-  readonly from: 'snapshot' | 'buckets';
+  readonly from: 'snapshot' | 'buckets' | 'standby';
   readonly dm: DependencyManager;
   readonly artefacts: ArtefactManager;
   readonly passes: Map<string, PassMark>;
@@ -49,7 +49,7 @@ export function plannedWith(
 }
 
 /** A snapshot this long behind (keys written since) is taken again after the restore. */
-function longTail(keys: number, artefacts: number): boolean {
+export function longTail(keys: number, artefacts: number): boolean {
   return keys >= Math.max(1_000, artefacts / 20);
 }
 
@@ -113,52 +113,102 @@ export async function fromSnapshot(
     return undefined;
   };
   if ('why' in loaded) return ignored(loaded.why);
-  const { head, meta, graph } = loaded.snapshot;
-  if (meta.passLimit !== cfg.passLimit)
-    return ignored(`taken with pass limit ${meta.passLimit}, now ${cfg.passLimit}`);
-  const changed = otherPlan(meta, planned);
+  const changed = otherPlan(loaded.snapshot.meta, planned);
   if (changed) return ignored(changed);
+  const opened = await openSnapshot(bus, cfg, traces, loaded.snapshot);
+  return typeof opened === 'string' ? ignored(opened) : opened;
+}
+
+/**
+ * A snapshot's graph and records with the keys written since, whatever it was planned with (a
+ * standby checks that at its takeover): the state, or why it cannot stand for the buckets.
+ */
+export async function openSnapshot(
+  bus: Bus,
+  cfg: MajorDomoConfig,
+  traces: TypedKv<typeof TaskTrace>,
+  snapshot: Snapshot,
+): Promise<RestoreState | string> {
+  const { head, meta, graph } = snapshot;
+  if (meta.passLimit !== cfg.passLimit)
+    return `taken with pass limit ${meta.passLimit}, now ${cfg.passLimit}`;
   let dm: DependencyManager;
   try {
     dm = DependencyManager.fromBytes(graph, { passLimit: cfg.passLimit });
   } catch (err) {
-    return ignored(`graph not loaded: ${(err as Error).message}`);
+    return `graph not loaded: ${(err as Error).message}`;
   }
   const artefacts = await ArtefactManager.fromRecords(bus, meta.records);
-  const [records, traced] = await Promise.all([
-    artefacts.kv.changesSince(head.artefacts.revision),
-    traces.changesSince(head.traces.revision),
-  ]);
-  for (const [name, mark, now] of [
-    ['artefacts', head.artefacts, records],
-    ['traces', head.traces, traced],
-  ] as const) {
-    if (now.created !== mark.created) return ignored(`the ${name} bucket was made again since`);
-    if (now.last < mark.revision)
-      return ignored(`the ${name} bucket is at revision ${now.last}, before the snapshot's`);
-  }
   const passes = new Map(meta.passes.map((m) => [m.taskId, m]));
-  const tail = { artefacts: records.changes.size, traces: traced.changes.size };
+  const tail = await tailSince(artefacts, traces, {
+    artefacts: head.artefacts,
+    traces: head.traces,
+  });
+  if (typeof tail === 'string') return tail;
   return {
     from: 'snapshot',
     dm,
     artefacts,
     passes,
+    marks: tail.marks,
+    tail: tail.keys,
+    resnapshot: longTail(tail.keys.artefacts + tail.keys.traces, artefacts.size),
+    fill() {
+      tail.apply(dm, artefacts, passes, bus.logger);
+    },
+  };
+}
+
+/** The keys written to the artefacts and traces buckets after `marks`, to apply to a state. */
+export interface Tail {
+  /** Where the buckets stand once applied. */
+  readonly marks: { artefacts: BucketMark; traces: BucketMark };
+  readonly keys: { artefacts: number; traces: number };
+  /** Applies them (inside dm.batch) to a graph, records and passes that stand at the marks read from. */
+  apply(
+    dm: DependencyManager,
+    artefacts: ArtefactManager,
+    passes: Map<string, PassMark>,
+    logger: Logger,
+  ): void;
+}
+
+/** The tail after `marks`, or why it cannot follow them (a bucket made again, or behind them). */
+export async function tailSince(
+  artefacts: ArtefactManager,
+  traces: TypedKv<typeof TaskTrace>,
+  marks: { artefacts: BucketMark; traces: BucketMark },
+): Promise<Tail | string> {
+  const [records, traced] = await Promise.all([
+    artefacts.kv.changesSince(marks.artefacts.revision),
+    traces.changesSince(marks.traces.revision),
+  ]);
+  for (const [name, mark, now] of [
+    ['artefacts', marks.artefacts, records],
+    ['traces', marks.traces, traced],
+  ] as const) {
+    if (now.created !== mark.created) return `the ${name} bucket was made again since`;
+    if (now.last < mark.revision)
+      return `the ${name} bucket is at revision ${now.last}, before the snapshot's`;
+  }
+  return {
     marks: {
       artefacts: { created: records.created, revision: records.last },
       traces: { created: traced.created, revision: traced.last },
     },
-    tail,
-    resnapshot: longTail(tail.artefacts + tail.traces, artefacts.size),
-    fill() {
-      applyArtefactTail(dm, artefacts, records.changes);
-      applyTraceTail(dm, passes, traced.changes, bus.logger);
+    keys: { artefacts: records.changes.size, traces: traced.changes.size },
+    apply(dm, into, passes, logger) {
+      applyArtefactTail(dm, into, records.changes);
+      applyTraceTail(dm, passes, traced.changes, logger);
     },
   };
 }
 
 /** Why the snapshot was planned with other rules than the buckets hold now, if it was. */
-function otherPlan(meta: SnapshotMeta, now: PlannedWith): string | undefined {
+export function otherPlan(
+  meta: Pick<SnapshotMeta, 'declarations' | 'goals'>,
+  now: PlannedWith,
+): string | undefined {
   const chefs = new Set([...Object.keys(meta.declarations), ...Object.keys(now.declarations)]);
   for (const chef of chefs)
     if (meta.declarations[chef] !== now.declarations[chef])

@@ -21,9 +21,21 @@ const unzip = promisify(gunzip);
  *
  * Bump FORMAT when the payload or what a restore derives from it changes: a snapshot of another
  * format is ignored, as one of another pass limit (the graph would plan differently).
+ *
+ * The artefact records are not parsed again with zod at a load (at 100k records that was half
+ * the decode and a copy of every record): each was an ArtefactRecord when MajorDomo wrote it, the
+ * parts hash to the head, and only the majordomo role writes this bucket. The head names the
+ * record schema they were written under (RECORD_SCHEMA): records of any other (a field added or
+ * changed in protocol) are no snapshot, and the full restore parses every record again.
  */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 const HEAD = 'head';
+
+/** The ArtefactRecord schema this MajorDomo writes and reads records under (its JSON Schema's hash). */
+export const RECORD_SCHEMA = createHash('sha256')
+  .update(JSON.stringify(z.toJSONSchema(ArtefactRecord, { io: 'input' })))
+  .digest('hex')
+  .slice(0, 16);
 
 /** Where a bucket stood: its stream's creation time (a bucket made again restarts its revisions). */
 export const BucketMark = z.object({
@@ -41,6 +53,8 @@ export const SnapshotHead = z.object({
   artefacts: BucketMark,
   traces: BucketMark,
   artefactCount: z.number().int().nonnegative(),
+  /** RECORD_SCHEMA of the MajorDomo that wrote the records. */
+  recordSchema: z.string().min(1),
   taken: z.string(),
 });
 export type SnapshotHead = z.infer<typeof SnapshotHead>;
@@ -63,6 +77,9 @@ export const SnapshotMeta = z.object({
   goals: z.array(z.string()),
 });
 export type SnapshotMeta = z.infer<typeof SnapshotMeta>;
+
+/** SnapshotMeta as a load checks it: every field but the records, which stay as written. */
+const StoredMeta = SnapshotMeta.extend({ records: z.array(z.unknown()) });
 
 export interface Snapshot {
   readonly head: SnapshotHead;
@@ -100,6 +117,10 @@ export class SnapshotStore {
     const h = head.value;
     if (h.format !== SNAPSHOT_FORMAT)
       return { why: `snapshot format ${h.format}, this MajorDomo reads ${SNAPSHOT_FORMAT}` };
+    if (h.recordSchema !== RECORD_SCHEMA)
+      return {
+        why: `snapshot records of schema ${h.recordSchema}, this MajorDomo's is ${RECORD_SCHEMA}`,
+      };
     const parts = await Promise.all(
       Array.from({ length: h.parts }, (_, n) => this.raw.get(`part.${n}`)),
     );
@@ -126,15 +147,17 @@ export class SnapshotStore {
     } catch {
       return { why: 'snapshot meta is not JSON' };
     }
-    const meta = SnapshotMeta.safeParse(json);
+    const meta = StoredMeta.safeParse(json);
     if (!meta.success) {
       const issue = meta.error.issues[0];
       return { why: `snapshot meta invalid at ${issue?.path.join('.')}: ${issue?.message}` };
     }
+    // Not parsed again (see RECORD_SCHEMA): the records as this MajorDomo's schema wrote them.
+    const records = shareStrings((json as { records: ArtefactRecord[] }).records);
     // A copy: depgraph keeps views into the bytes it loads (traces, consumer lists stay packed),
     // which would keep the whole payload, the records' JSON too (~30 MB at 100k), for good.
     const graph = new Uint8Array(payload.subarray(4 + metaBytes));
-    return { snapshot: { head: h, meta: meta.data, graph } };
+    return { snapshot: { head: h, meta: { ...meta.data, records }, graph } };
   }
 
   /** Stores a new snapshot in place of the last. */
@@ -164,6 +187,7 @@ export class SnapshotStore {
       sha256: sha256(zipped),
       ...marks,
       artefactCount: meta.records.length,
+      recordSchema: RECORD_SCHEMA,
       taken: new Date().toISOString(),
     };
     await this.heads.put(HEAD, head);
@@ -172,6 +196,38 @@ export class SnapshotStore {
       await this.raw.purge(`part.${n}`).catch(() => undefined);
     return head;
   }
+}
+
+/**
+ * The records with their repeated values held once: JSON.parse makes a string per occurrence, and
+ * 100,000s of records mostly repeat a state, a build id, a time, their pods and (as cutoff) their
+ * own hash. About a third of their memory at 100k. The pods lists are shared frozen (MajorDomo
+ * replaces a record's list, never changes one in place).
+ */
+function shareStrings(records: ArtefactRecord[]): ArtefactRecord[] {
+  const strings = new Map<string, string>();
+  const once = (s: string): string => {
+    const held = strings.get(s);
+    if (held !== undefined) return held;
+    strings.set(s, s);
+    return s;
+  };
+  const lists = new Map<string, string[]>();
+  for (const rec of records) {
+    rec.status = once(rec.status) as ArtefactRecord['status'];
+    rec.updated = once(rec.updated);
+    if (rec.cutoff !== undefined) rec.cutoff = rec.cutoff === rec.sha256 ? rec.sha256 : rec.cutoff;
+    if (rec.buildId !== undefined) rec.buildId = once(rec.buildId);
+    if (rec.written) rec.written.pod = once(rec.written.pod);
+    const key = rec.pods.join('\n');
+    let pods = lists.get(key);
+    if (!pods) {
+      pods = Object.freeze(rec.pods.map(once)) as string[];
+      lists.set(key, pods);
+    }
+    rec.pods = pods;
+  }
+  return records;
 }
 
 function sha256(b: Uint8Array): string {
