@@ -4,6 +4,7 @@ import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runnerConfig, workspaceRootsOf } from './config.js';
 import { TaskRefusedError } from './errors.js';
+import { refusalOf } from './task-admission.js';
 import { checkProfile, servedProfile } from './task-profile.js';
 import { checkCwd } from './workspace-roots.js';
 
@@ -113,5 +114,34 @@ describe('profile check', () => {
     expect(servedProfile({ profile: 'c' }, undefined, profile)).toBe('c');
     expect(servedProfile({ profile: undefined }, undefined, profile)).toBe('lab-account');
     expect(servedProfile({ profile: undefined }, undefined, undefined)).toBeUndefined();
+  });
+});
+
+describe('GPU tasks where none is given', () => {
+  const policy = {
+    resource: 'hpc',
+    profile: undefined,
+    workspaceRoots: [tmp.path],
+    remoteCwd: () => false,
+  };
+  const task = (gpu: boolean) => ({
+    taskId: 'g',
+    resource: 'hpc',
+    command: 'true',
+    cwd: tmp.path,
+    env: {},
+    gpu,
+  });
+
+  it('refuses a task asking for a GPU with the reason given (a pilot worker), naming the field', async () => {
+    const err = await refusalOf(task(true), { ...policy, noGpu: 'no GPU in pilots' });
+    expect(err).toBeInstanceOf(TaskRefusedError);
+    expect(err).toMatchObject({
+      code: 'CP_TASK_REFUSED',
+      field: 'gpu',
+      message: 'no GPU in pilots',
+    });
+    expect(await refusalOf(task(false), { ...policy, noGpu: 'no GPU in pilots' })).toBeUndefined();
+    expect(await refusalOf(task(true), policy)).toBeUndefined();
   });
 });

@@ -8,7 +8,7 @@ import { CpError } from '@computepods/protocol';
 export class TaskRefusedError extends CpError {
   constructor(
     /** The task field at fault. */
-    readonly field: 'cwd' | 'profile',
+    readonly field: 'cwd' | 'profile' | 'gpu',
     message: string,
   ) {
     super('CP_TASK_REFUSED', message);

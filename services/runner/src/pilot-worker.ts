@@ -27,6 +27,12 @@ async function main(): Promise<void> {
   });
   const runner = await startRunner(bus, cfg, {
     holdUntilEnd: true,
+    // The SLURM backend never runs a GPU task without one (gpu_slurm_config); a pilot's job is
+    // submitted with default_slurm_config for whatever comes, so it refuses them instead.
+    noGpu:
+      `the task asks for a GPU, but resource "${cfg.resource}" runs its tasks in pilot jobs, ` +
+      'which are not given jobs_runner_config.gpu_slurm_config; send the rule to a SLURM ' +
+      'resource without pilot_config (its GPU tasks get jobs of their own)',
     // Declared files come and go through the runner that started this pilot (pilot-staging.ts).
     ...(stageRoot ? { staging: pilotStagingClient(bus, cfg.queue, stageRoot) } : {}),
     ...(maxAckPending > 0 ? { maxAckPending } : {}),

@@ -413,8 +413,28 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         gpu: false,
       }));
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), t);
+      // A pilot's allocation has no GPU for it (gpu_slurm_config is for per-job mode): refused.
+      const gpuTask: TaskSubmitted = {
+        taskId: 'p-gpu',
+        resource: 'hpc',
+        command: `echo run >> ${dir}/runs/p-gpu`,
+        cwd: dir,
+        env: {},
+        gpu: true,
+      };
+      await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), gpuTask);
       const ids = tasks.map((t) => t.taskId);
-      await until(() => ended(ids), `every task to end\n${runner.output.slice(-3000)}`);
+      await until(
+        () => ended([...ids, 'p-gpu']),
+        `every task to end\n${runner.output.slice(-3000)}`,
+      );
+      const refused = defined(await kv.get('p-gpu'), 'the GPU task').value;
+      expect(refused).toMatchObject({ state: 'failed', exitCode: null });
+      expect(refused.history.map((h) => h.state)).toEqual(['created', 'failed']);
+      expect(refused.reason).toMatch(
+        /asks for a GPU, but resource "hpc" runs its tasks in pilot jobs/,
+      );
+      expect(runLines(dir, 'p-gpu')).toEqual([]);
 
       const recs = await records(ids);
       for (const r of recs) {

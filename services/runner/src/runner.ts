@@ -58,6 +58,8 @@ export interface RunnerOptions {
   readonly maxAckPending?: number;
   /** Pilot workers: declared files staged by the runner that started them (pilot-staging.ts). */
   readonly staging?: TaskStaging;
+  /** Pilot workers: why a task asking for a GPU is refused (see AdmissionPolicy.noGpu). */
+  readonly noGpu?: string;
   /** Tries of a task record write that failed (default RECORD_RETRY, about 25 s). */
   readonly recordRetry?: RetryPolicy;
 }
@@ -100,6 +102,7 @@ export async function startRunner(
     // stages it, where the workspace is (the job user may not read it).
     remoteCwd: (task) =>
       (resource.type === 'slurm_ssh' && !task.files) || (!!options.staging && !!task.files),
+    noGpu: options.noGpu,
   };
   const pixi = pixiNote(resource);
   if (pixi) log.warn({ resource: rc.resource }, pixi);

@@ -1,5 +1,5 @@
 import type { TaskSubmitted } from '@computepods/protocol';
-import type { TaskRefusedError } from './errors.js';
+import { TaskRefusedError } from './errors.js';
 import { checkProfile } from './task-profile.js';
 import { checkCwd } from './workspace-roots.js';
 
@@ -11,6 +11,8 @@ export interface AdmissionPolicy {
   readonly workspaceRoots: readonly string[];
   /** True when the task's cwd is a path on another machine (slurm_ssh without files). */
   readonly remoteCwd: (task: TaskSubmitted) => boolean;
+  /** Why a task asking for a GPU cannot run here (a pilot worker), or undefined when it can. */
+  readonly noGpu?: string | undefined;
 }
 
 /**
@@ -21,6 +23,7 @@ export async function refusalOf(
   task: TaskSubmitted,
   policy: AdmissionPolicy,
 ): Promise<TaskRefusedError | undefined> {
+  if (task.gpu && policy.noGpu) return new TaskRefusedError('gpu', policy.noGpu);
   return (
     checkProfile(task, policy.profile, policy.resource) ??
     (await checkCwd(task.cwd, policy.workspaceRoots, { remote: policy.remoteCwd(task) }))
