@@ -521,7 +521,8 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       idle_timeout_s: 3,
       cpus_per_worker: 1,
     });
-    const runner = startRunner(dir, 'remote', resource, profile);
+    // Pilots that went well leave no folder on the cluster (swept over SSH as the job user).
+    const runner = startRunner(dir, 'remote', resource, profile, { CP_JOB_KEEP_S: '0' });
     try {
       await runner.waitForOutput('"msg":"runner ready"', 60_000);
       expect(runner.output).toMatch(/pilot worker code found/);
@@ -558,6 +559,13 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       await pilotsLeave(() => runner.output);
       for (const id of submittedPilots(runner.output))
         expect((await slurm.waitForJob(id)).JobState).toBe('COMPLETED');
+      const remotePilots = () =>
+        readdirSync(join(dir, 'remote-jobs')).filter((d) => d.startsWith('pilot-'));
+      await until(
+        async () => remotePilots().length === 0,
+        "the ended pilots' folders to be removed from the cluster",
+      );
+      expect(runner.output).toMatch(/ended pilot folders removed/);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
     } finally {
