@@ -225,6 +225,7 @@ export class DependencyManager {
       const t = g.taskById.get(taskId);
       if (!t) return;
       t.failed = undefined;
+      this.sched.touched.task(t);
       g.setDiscovered(t, g.resolveDiscovered(t, stored));
     });
   }
@@ -311,6 +312,7 @@ export class DependencyManager {
       const t = this.graph.taskById.get(taskId);
       if (!t) return;
       t.failed = undefined;
+      this.sched.touched.task(t);
       this.sched.resetRound(t);
       this.graph.log.recheck.add(t);
     });
@@ -438,6 +440,7 @@ export class DependencyManager {
       }
       g.traces.set(t.id, newTrace(inputs, out, discovered));
       t.failed = undefined;
+      this.sched.touched.task(t);
       for (const [o, hash] of out) {
         if (g.hash[o] === hash) {
           cutoff.push(g.path(o));
@@ -466,6 +469,7 @@ export class DependencyManager {
       ...this.change(() => {
         this.sched.setRunning(t, undefined);
         t.failed = reason;
+        this.sched.touched.task(t);
         this.graph.log.recheck.add(t);
       }),
       stale: false,
@@ -538,6 +542,29 @@ export class DependencyManager {
     return encodeSnapshot(takeSnapshot(this.graph));
   }
 
+  /**
+   * The paths whose artefactState() may have changed since the last call (touched.ts), or
+   * undefined when any may have (the first call, or after the components were numbered again).
+   */
+  takeTouched(): string[] | undefined {
+    this.fresh();
+    const touched = this.sched.touched;
+    if (touched.all) {
+      touched.reset();
+      return undefined;
+    }
+    const g = this.graph;
+    const paths = new Set<number>(touched.paths);
+    const outputsOf = (t: Task | undefined) => {
+      for (const o of t?.outputs ?? []) paths.add(o);
+    };
+    for (const t of touched.tasks) outputsOf(t);
+    for (const c of touched.comps)
+      for (const idx of this.sched.comps[c]?.members ?? []) outputsOf(g.tasks[idx]);
+    touched.reset();
+    return [...paths].map((p) => g.path(p));
+  }
+
   /** Sizes; also forces the component analysis, so a loader can time it. */
   stats(): GraphStats {
     this.fresh();
@@ -602,6 +629,7 @@ export class DependencyManager {
         this.sched.cancelRun(t);
       }
       t.failed = undefined;
+      this.sched.touched.task(t);
       if (!from || from.comp !== t.comp || this.sched.stale) this.sched.resetRound(t);
       g.log.recheck.add(t);
     }
@@ -609,6 +637,7 @@ export class DependencyManager {
     if (prod >= 0 && !from) {
       const t = g.task(prod);
       t.failed = undefined;
+      this.sched.touched.task(t);
       this.sched.resetRound(t);
       g.log.recheck.add(t);
     }

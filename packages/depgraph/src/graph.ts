@@ -16,6 +16,8 @@ export interface GraphListener {
   /** A discovered dependency linked `to` to the producer `from` (called after the link). */
   edgeAdded(from: Task, to: Task): void;
   edgeRemoved(from: Task, to: Task): void;
+  /** A path's hash was set or deleted. */
+  hashChanged(p: number): void;
 }
 
 /** What one public call changed, filled in as the graph works. */
@@ -189,7 +191,10 @@ export class Graph {
   /** Records a hash; a path that becomes available may instantiate tasks. */
   setHash(p: number, hash: string): void {
     const was = this.available(p);
-    if (this.hash[p] !== hash) this.projections.delete(p);
+    if (this.hash[p] !== hash) {
+      this.projections.delete(p);
+      this.listener.hashChanged(p);
+    }
     this.hash[p] = hash;
     if (!was) {
       this.queue.push(p);
@@ -198,6 +203,7 @@ export class Graph {
   }
 
   deleteHash(p: number): void {
+    this.listener.hashChanged(p);
     this.hash[p] = undefined;
     this.projections.delete(p);
     if (this.producerOf(p) < 0) {

@@ -3,6 +3,7 @@ import { at, GraphInvariantError, got, int32At } from './checked.js';
 import { Graph, type GraphListener } from './graph.js';
 import { tarjan } from './tarjan.js';
 import type { Run, Task } from './task.js';
+import { Touched, TrackedRegion } from './touched.js';
 import type { NonConvergence } from './types.js';
 
 /**
@@ -28,7 +29,9 @@ export class Scheduler implements GraphListener {
   stale = true;
   /** By component number (`Task.comp`); a removed task's stays, empty, until the next recompute. */
   comps: Component[] = [];
-  readonly region = new Set<number>();
+  /** What changed for DependencyManager.takeTouched (touched.ts). */
+  readonly touched = new Touched();
+  readonly region: Set<number> = new TrackedRegion(this.touched);
   readonly dispatchable = new Set<number>();
   readonly dirty = new Set<Task>();
   readonly running = new Set<Task>();
@@ -53,6 +56,7 @@ export class Scheduler implements GraphListener {
   setDirty(t: Task, dirty: boolean): void {
     if (t.dirty === dirty) return;
     t.dirty = dirty;
+    this.touched.task(t);
     if (dirty) this.dirty.add(t);
     else this.dirty.delete(t);
     if (this.stale || t.comp < 0) return;
@@ -63,6 +67,7 @@ export class Scheduler implements GraphListener {
   setRunning(t: Task, run: Run | undefined): void {
     const was = t.running !== undefined;
     t.running = run;
+    this.touched.task(t);
     if (was === (run !== undefined)) return;
     if (run) this.running.add(t);
     else this.running.delete(t);
@@ -96,6 +101,7 @@ export class Scheduler implements GraphListener {
       if (!m) continue;
       m.runPass = 0;
       m.nc = undefined;
+      this.touched.task(m);
     }
     if (this.stale || c < 0) return;
     const comp = this.comp(c);
@@ -224,6 +230,7 @@ export class Scheduler implements GraphListener {
       passes: comp.pass,
     };
     for (const idx of comp.members) g.task(idx).nc = report;
+    this.touched.comp(c);
     this.newlyNonConvergent.push(report);
   }
 
@@ -239,6 +246,7 @@ export class Scheduler implements GraphListener {
       passes,
     };
     for (const idx of comp.members) g.task(idx).nc = report;
+    this.touched.comp(c);
     comp.pass = passes;
     comp.changed = new Set(changed);
     this.work.add(c);
@@ -283,6 +291,7 @@ export class Scheduler implements GraphListener {
   }
 
   taskAdded(t: Task): void {
+    this.touched.task(t);
     if (this.stale) return;
     const c = this.comps.length;
     t.comp = c;
@@ -306,6 +315,7 @@ export class Scheduler implements GraphListener {
   }
 
   taskRemoving(t: Task): void {
+    this.touched.task(t);
     this.dirty.delete(t);
     this.running.delete(t);
     if (this.stale) return;
@@ -323,6 +333,10 @@ export class Scheduler implements GraphListener {
     comp.members = [];
     comp.dirtyCount = 0;
     comp.runningCount = 0;
+  }
+
+  hashChanged(p: number): void {
+    this.touched.path(p);
   }
 
   edgeAdded(from: Task, to: Task): void {

@@ -903,11 +903,20 @@ export class MajorDomo {
     });
   }
 
+  /**
+   * Brings the records' states in line with the graph: those of the paths whose state may have
+   * changed since the last time (the graph says which), or all of them when it cannot say (after
+   * a restore, a rule change). At 100,000 records a pass over all took 60-240 ms after every
+   * change, and the next file event waited for it.
+   */
   async #refreshStatuses(cid: string): Promise<void> {
-    for (const rec of [...this.artefacts.records()]) {
-      if (rec.auxiliary) continue;
-      const status = this.#statusOf(rec.path);
-      if (status && status !== rec.status) await this.artefacts.update(rec.path, { status }, cid);
+    const touched = this.dm.takeTouched();
+    const paths = touched ?? [...this.artefacts.records()].map((r) => r.path);
+    for (const path of paths) {
+      const rec = this.artefacts.get(path);
+      if (!rec || rec.auxiliary) continue;
+      const status = this.#statusOf(path);
+      if (status && status !== rec.status) await this.artefacts.update(path, { status }, cid);
     }
   }
 
