@@ -232,6 +232,11 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
       const bus = await as(grant);
       const err = await refused(bus.js.publish(subject, piece(bus), { timeout: 2_000 }));
       expect(isPermissionDenied(err), `${grant.role} publishing a task log`).toBe(true);
+      // The runner's own path (Bus.jsPublish: one reply subscription under its inbox prefix).
+      const acked = await refused(bus.jsPublish(subject, piece(bus), { timeoutMs: 2_000 }));
+      expect(isPermissionDenied(acked), `${grant.role} publishing a task log (jsPublish)`).toBe(
+        true,
+      );
     }
     // A viewer reads it.
     const viewer = await as({ role: 'viewer', project: 'alpha', scope: 'vera' });
@@ -260,7 +265,8 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
       },
     });
     await beta.nc.flush();
-    await runner.js.publish(
+    // Through the runner's own path (its reply subscription is under its inbox prefix).
+    await runner.jsPublish(
       subject,
       runner.encode('task.log', {
         taskId: 'job.1',
@@ -273,7 +279,7 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
         state: 'finished',
         exitCode: 0,
       }),
-      { timeout: 2_000 },
+      { timeoutMs: 2_000 },
     );
     await beta.nc.flush();
     sub.unsubscribe();

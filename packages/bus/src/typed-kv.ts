@@ -1,7 +1,8 @@
 import { fromKvKey, kvKey } from '@computepods/protocol';
-import type { JetStreamManager } from '@nats-io/jetstream';
-import type { KV, KvEntry, KvWatchOptions } from '@nats-io/kv';
+import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import { Bucket, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
 import type { z } from 'zod';
+import type { AckedPublisher } from './acked-publisher.js';
 import { issuesOf } from './decode.js';
 import { MessageInvalidError } from './errors.js';
 import { latestMessages, latestMessagesAfter } from './kv-list.js';
@@ -17,6 +18,9 @@ export interface Versioned<T> {
  * (paths) encoded with kvKey. A stored value that no longer validates is logged and treated as
  * absent (or, for watch() with `invalid: 'ignore'`, skipped) rather than crashing the reader.
  */
+/** JetStream's "wrong last sequence" API codes: nats.js's create looks again after these. */
+const WRONG_LAST = new Set<number>([10071, 10164]);
+
 export class TypedKv<S extends z.ZodType> {
   constructor(
     readonly kv: KV,
@@ -25,6 +29,8 @@ export class TypedKv<S extends z.ZodType> {
     /** Lists the bucket (entries, keys) with message gets; see latestMessages. */
     readonly jsm: JetStreamManager,
     readonly bucket: string,
+    /** Writes go through it when given: the same messages, a cheaper wait for the ack. */
+    readonly publisher?: AckedPublisher,
   ) {}
 
   #encode(value: z.input<S>): string {
@@ -62,19 +68,49 @@ export class TypedKv<S extends z.ZodType> {
 
   put(key: string, value: z.input<S>): Promise<number> {
     const data = this.#encode(value);
-    return this.#stored(() => this.kv.put(kvKey(key), data));
+    return this.#stored(() => this.#write(key, data) ?? this.kv.put(kvKey(key), data));
   }
 
   /** Succeeds only if the key does not exist: a compare-and-set for first writers. */
   create(key: string, value: z.input<S>): Promise<number> {
     const data = this.#encode(value);
-    return this.#stored(() => this.kv.create(kvKey(key), data));
+    return this.#stored(async () => {
+      try {
+        const seq = await this.#write(key, data, 0);
+        if (seq !== undefined) return seq;
+      } catch (err) {
+        // The key has a message: nats.js's create tells a deleted key (which it may take) from a
+        // live one (which it may not).
+        if (!(err instanceof JetStreamApiError && WRONG_LAST.has(err.code))) throw err;
+      }
+      return this.kv.create(kvKey(key), data);
+    });
   }
 
   /** Succeeds only if the stored revision is still `revision`. */
   update(key: string, value: z.input<S>, revision: number): Promise<number> {
     const data = this.#encode(value);
-    return this.#stored(() => this.kv.update(kvKey(key), data, revision));
+    return this.#stored(
+      () =>
+        (revision > 0 ? this.#write(key, data, revision) : undefined) ??
+        this.kv.update(kvKey(key), data, revision),
+    );
+  }
+
+  /**
+   * The write nats.js's Bucket makes (its subject for the key, its value codec, the expected
+   * last sequence as a header) through the acked publisher; undefined without one.
+   */
+  #write(key: string, data: string, expectLast?: number): Promise<number> | undefined {
+    const kv = this.kv;
+    if (!this.publisher || !(kv instanceof Bucket)) return undefined;
+    const ek = kv.encodeKey(kvKey(key));
+    kv.validateKey(ek);
+    return this.publisher
+      .publish(kv.subjectForKey(ek, true), kv.codec.value.encode(data), {
+        ...(expectLast === undefined ? {} : { expectLastSubjectSequence: expectLast }),
+      })
+      .then((ack) => ack.seq);
   }
 
   /**

@@ -430,11 +430,11 @@ class Tail {
       ...part,
     };
     const bus = this.#o.bus;
-    const ack = await bus.js.publish(this.#subject, bus.encode('task.log', body), {
+    const ack = await bus.jsPublish(this.#subject, bus.encode('task.log', body), {
       // A publish retried after a lost ack is dropped as a repeat, not stored twice.
       msgID: `${this.#subject}:${body.index}`,
-      expect: { lastSubjectSequence: pos.lastSeq },
-      timeout: 5_000,
+      expectLastSubjectSequence: pos.lastSeq,
+      timeoutMs: 5_000,
     });
     // A piece with this id is on the stream already (another writer's, within the duplicate
     // window): nothing was stored, and where the log stands is to be read again.

@@ -1,0 +1,109 @@
+import { isRetryable } from '@computepods/protocol';
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Bus } from './bus.js';
+import { isWrongLastSequence } from './errors.js';
+import { createLogger } from './logger.js';
+
+/** The rejection of `p` (fails the test if it resolves). */
+async function refused(p: Promise<unknown>): Promise<Error> {
+  return p.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (e: unknown) => e as Error,
+  );
+}
+
+/** What callers read of a failure: its class names down the causes, and isRetryable. */
+function shape(err: Error) {
+  const names: string[] = [];
+  for (let e: unknown = err; e instanceof Error; e = e.cause) names.push(e.name);
+  return { names, retryable: isRetryable(err), wrongLast: isWrongLastSequence(err) };
+}
+
+describe('acked publisher (Bus.jsPublish, TypedKv writes) against nats.js js.publish', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  const logger = createLogger('acked-test');
+  logger.level = 'silent';
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'acked', logger });
+    await bus.jsm.streams.add({ name: 'ACKED', subjects: ['acked.>'] });
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('acks as js.publish does: stream, sequence, duplicate by msg id', async () => {
+    const a = await bus.jsPublish('acked.a', 'one', { msgID: 'm1' });
+    const b = await bus.js.publish('acked.a', 'two', { msgID: 'm2' });
+    const again = await bus.jsPublish('acked.a', 'one', { msgID: 'm1' });
+    expect(a).toMatchObject({ stream: 'ACKED', seq: 1, duplicate: false });
+    expect(b).toMatchObject({ stream: 'ACKED', seq: 2, duplicate: false });
+    expect(again).toMatchObject({ stream: 'ACKED', seq: 1, duplicate: true });
+    const stored = await bus.jsm.streams.getMessage('ACKED', { seq: 1 });
+    expect(stored?.string()).toBe('one');
+  });
+
+  it('fails as js.publish does: wrong last sequence, no stream, no answer', async () => {
+    await bus.jsPublish('acked.last', 'x');
+    const ours = await refused(bus.jsPublish('acked.last', 'y', { expectLastSubjectSequence: 1 }));
+    const theirs = await refused(
+      bus.js.publish('acked.last', 'y', { expect: { lastSubjectSequence: 1 } }),
+    );
+    expect(shape(ours)).toEqual(shape(theirs));
+    expect(shape(ours)).toMatchObject({ wrongLast: true, retryable: false });
+
+    // No stream takes the subject: nobody answers (a stream between leaders, in a cluster).
+    const noneOurs = await refused(bus.jsPublish('nostream.x', 'x'));
+    const noneTheirs = await refused(bus.js.publish('nostream.x', 'x'));
+    expect(shape(noneOurs)).toEqual(shape(noneTheirs));
+    expect(shape(noneOurs).names).toEqual(['JetStreamNotEnabled', 'RequestError', 'NoResponders']);
+    expect(shape(noneOurs).retryable).toBe(true);
+
+    // Someone listens but never answers.
+    const silent = bus.nc.subscribe('silent.x', { callback: () => {} });
+    await bus.nc.flush();
+    const lateOurs = await refused(bus.jsPublish('silent.x', 'x', { timeoutMs: 300 }));
+    const lateTheirs = await refused(bus.js.publish('silent.x', 'x', { timeout: 300 }));
+    silent.unsubscribe();
+    expect(shape(lateOurs)).toEqual(shape(lateTheirs));
+    expect(shape(lateOurs)).toMatchObject({ names: ['TimeoutError'], retryable: true });
+  });
+
+  it('TypedKv writes through it keep create/update semantics, a deleted key included', async () => {
+    const kv = await bus.kv('acked_kv', z.object({ n: z.number() }));
+    const r1 = await kv.create('k', { n: 1 });
+    expect(shape(await refused(kv.create('k', { n: 2 }))).wrongLast).toBe(true);
+    const r2 = await kv.update('k', { n: 2 }, r1);
+    expect(shape(await refused(kv.update('k', { n: 3 }, r1))).wrongLast).toBe(true);
+    expect(await kv.get('k')).toEqual({ value: { n: 2 }, revision: r2 });
+    await kv.delete('k');
+    // nats.js's create takes a deleted key; so does ours (it asks nats.js after the refusal).
+    const r3 = await kv.create('k', { n: 4 });
+    expect(r3).toBeGreaterThan(r2);
+    const r4 = await kv.put('k', { n: 5 });
+    expect(await kv.get('k')).toEqual({ value: { n: 5 }, revision: r4 });
+  });
+
+  it('a publish waiting for its ack fails when the connection closes', async () => {
+    const other = await Bus.connect({
+      servers: nats.url,
+      service: 'closer',
+      project: 'acked',
+      logger,
+    });
+    const silent = bus.nc.subscribe('silent.close', { callback: () => {} });
+    await bus.nc.flush();
+    const waiting = refused(other.jsPublish('silent.close', 'x', { timeoutMs: 60_000 }));
+    await other.nc.flush();
+    await other.nc.close();
+    expect((await waiting).name).toBe('ClosedConnectionError');
+    silent.unsubscribe();
+  });
+});
