@@ -215,7 +215,7 @@ export class Bus {
     const deadline = Date.now() + (options.retryForMs ?? 30_000);
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       try {
-        return await this.js.publish(subject, data, { msgID, timeout: 5_000 });
+        return await this.jsPublish(subject, data, { msgID, timeoutMs: 5_000 });
       } catch (err) {
         if (isQuotaExceeded(err))
           throw new StorageQuotaError(this.project, subject, { cause: err });
