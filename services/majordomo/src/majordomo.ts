@@ -8,6 +8,7 @@ import {
 } from '@computepods/bus';
 import {
   type ChangeResult,
+  type CompletedResult,
   type DependencyManager,
   projectionKey,
   type TaskInstance,
@@ -595,6 +596,9 @@ export class MajorDomo {
         { taskId: result.taskId, buildId: result.buildId, cid },
         'result for a build no longer wanted; ignored',
       );
+      // The redelivery of a result that could not be recorded (#applyResult) lands here, and
+      // its task, planned again, may have no other event to dispatch it.
+      await this.#pump(cid);
       return;
     }
     this.#inflight.delete(result.taskId);
@@ -653,6 +657,32 @@ export class MajorDomo {
     });
     this.#handleChange(res, cid);
     if (res.stale) return;
+    try {
+      await this.#recordSuccess(f, result, res, cid);
+    } catch (err) {
+      // The graph took the result and the buckets did not all (a write failed: NATS down past
+      // its timeout, say). The redelivered result would be ignored, its build no longer in
+      // flight, and the outputs' records would keep the bytes before it while the graph calls
+      // them up to date (fresh-clone CI, chaos mixed storm: "bytes right, MajorDomo's record
+      // has" another hash). So the graph forgets the run: the task is planned again, and its
+      // build answered by the chef (its recorded result, or a run).
+      this.#handleChange(this.dm.forget(task.id), cid);
+      this.logger.warn(
+        { taskId: task.id, buildId: result.buildId, err: (err as Error).message, cid },
+        'build result not recorded (a write failed); its task is planned again',
+      );
+      throw err;
+    }
+  }
+
+  /** What a successful build changed, into the buckets: its trace, its inputs' holders, its outputs. */
+  async #recordSuccess(
+    f: InFlight,
+    result: BuildResult,
+    res: CompletedResult,
+    cid: string,
+  ): Promise<void> {
+    const { task } = f;
     const round = task.cyclic ? this.dm.roundKey(task.id) : undefined;
     await this.traces.put(task.id, {
       taskId: task.id,
