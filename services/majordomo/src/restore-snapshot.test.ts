@@ -330,4 +330,54 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       if (closes) await b.close();
     }
   });
+
+  it('a warm standby loads the new snapshot once the rules changed and the leader stored one', async () => {
+    await start();
+    const b = await connect('majordomo');
+    const cfg = majorDomoConfig({ CP_PROJECT: P, CP_STANDBY_FOLLOW_MS: '600000' });
+    const warm = await WarmStandby.start(b, cfg);
+    let closes = true;
+    try {
+      await warm.follow();
+      expect(warm.warm).toBe(true);
+      const heads = await snapshotKv();
+      const before = (await heads.get('head'))?.value.id;
+      // A third rule: the snapshot the standby holds was planned without it.
+      await (await bus.kv(buckets.rules(P), RulesDeclared)).put('gen', {
+        chef: 'gen',
+        pod: POD,
+        types: [],
+        rules: [
+          rule('up', 'src/{stem}.txt', 'out/{stem}.up'),
+          rule('twice', 'out/{stem}.up', 'out/{stem}.twice'),
+          rule('thrice', 'out/{stem}.twice', 'out/{stem}.thrice'),
+        ],
+      });
+      await stop();
+      // The next leader restores from every record (other rules) and stores a new snapshot.
+      expect((await start()).restored.from).toBe('buckets');
+      await untilDefined('a new snapshot', async () => {
+        const h = (await heads.get('head'))?.value;
+        return h && h.id !== before ? h : undefined;
+      });
+      await warm.follow();
+      await stop();
+      const took = await MajorDomo.start(b, cfg, undefined, warm);
+      running.push(thenClose(took, b));
+      closes = false;
+      expect(took.restored.from).toBe('standby');
+      expect(took.md.rules.all().has('thrice')).toBe(true);
+      const viaStandby = observe(took.md);
+      await stop();
+      await heads.delete('head');
+      const full = await start();
+      expect(full.restored.from).toBe('buckets');
+      const viaBuckets = observe(full.md);
+      await stop();
+      expect(viaStandby).toEqual(viaBuckets);
+    } finally {
+      await warm.take({ declarations: {}, goals: [] }).catch(() => undefined);
+      if (closes) await b.close();
+    }
+  });
 });

@@ -45,6 +45,8 @@ export class WarmStandby {
   #followed: Followed | undefined;
   /** A snapshot that could not be used: not loaded again until the head changes. */
   #unusable: string | undefined;
+  /** The last new snapshot compared with the graph held (read once per snapshot, not per round). */
+  #checked: string | undefined;
   #round: Promise<void> = Promise.resolve();
   #stopped = false;
   readonly #timer: NodeJS.Timeout;
@@ -143,6 +145,19 @@ export class WarmStandby {
   }
 
   async #follow(f: Followed): Promise<void> {
+    // A new snapshot (the leader restarted or compacted): the graph held stays, unless the
+    // declarations or goals changed since it was planned (a takeover could not use it); then the
+    // new one, planned with them, is loaded instead.
+    const head = await this.snapshots.current();
+    if (head && head.id !== f.snapshotId && head.id !== this.#checked) {
+      this.#checked = head.id;
+      const changed = otherPlan(f.planned, await this.plannedNow());
+      if (changed) {
+        this.#followed = undefined;
+        this.bus.logger.info({ why: changed }, 'standby: graph dropped; loading the new snapshot');
+        return this.#load();
+      }
+    }
     const tail = await tailSince(f.artefacts, this.traces, f.marks);
     if (typeof tail === 'string') {
       // A bucket made again: start over from the snapshot (the next round).
