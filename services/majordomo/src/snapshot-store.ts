@@ -1,12 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
 import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
+import { createGunzip, gzip } from 'node:zlib';
 import type { Bus, TypedKv } from '@computepods/bus';
 import { ArtefactRecord, buckets } from '@computepods/protocol';
 import { z } from 'zod';
 
 const zip = promisify(gzip);
-const unzip = promisify(gunzip);
 
 /**
  * MajorDomo's snapshot: the graph it restored (depgraph's compact state) and what a restore reads
@@ -14,10 +14,12 @@ const unzip = promisify(gunzip);
  * the revision of the artefacts and traces buckets it reflects. A restart loads it and reads only
  * the keys written after those revisions (snapshot-tail.ts) instead of listing every bucket.
  *
- * Stored in KV `cp_<p>_snapshot`: the gzipped payload in parts `part.<n>` (each well under the
- * server's max payload; a new snapshot overwrites them, so the bucket does not grow), then `head`
- * with the payload's length and sha256. A reader takes `head` and its parts: parts that do not
- * hash to it (a save cut short, one under way) are no snapshot, and the full restore runs.
+ * Stored in KV `cp_<p>_snapshot` in parts `part.<n>` (each well under the server's max payload; a
+ * new snapshot overwrites them, so the bucket does not grow): first the meta as gzipped JSON
+ * (`metaParts` of them), then the graph as it is (depgraph's compact state, `graphBytes`; read
+ * straight into the one buffer depgraph keeps, not unzipped and copied), then `head` with the
+ * parts' length and sha256. A reader takes `head` and its parts: parts that do not hash to it (a
+ * save cut short, one under way) are no snapshot, and the full restore runs.
  *
  * Bump FORMAT when the payload or what a restore derives from it changes: a snapshot of another
  * format is ignored, as one of another pass limit (the graph would plan differently).
@@ -28,7 +30,7 @@ const unzip = promisify(gunzip);
  * record schema they were written under (RECORD_SCHEMA): records of any other (a field added or
  * changed in protocol) are no snapshot, and the full restore parses every record again.
  */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 const HEAD = 'head';
 
 /** The ArtefactRecord schema this MajorDomo writes and reads records under (its JSON Schema's hash). */
@@ -48,6 +50,9 @@ export const SnapshotHead = z.object({
   format: z.number().int(),
   id: z.string().uuid(),
   parts: z.number().int().positive().max(100_000),
+  /** The first parts: the meta, gzipped JSON; the rest: the graph. */
+  metaParts: z.number().int().positive(),
+  graphBytes: z.number().int().positive(),
   bytes: z.number().int().positive(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   artefacts: BucketMark,
@@ -129,21 +134,26 @@ export class SnapshotStore {
       if (e?.operation !== 'PUT') return { why: `snapshot part ${n} of ${h.parts} missing` };
       chunks.push(e.value);
     }
-    const zipped = Buffer.concat(chunks);
-    if (zipped.length !== h.bytes || sha256(zipped) !== h.sha256)
-      return { why: 'snapshot parts do not match their head (length or sha256)' };
-    let payload: Buffer;
-    try {
-      payload = await unzip(zipped);
-    } catch (err) {
-      return { why: `snapshot does not unzip: ${(err as Error).message}` };
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (const c of chunks) {
+      hash.update(c);
+      bytes += c.length;
     }
-    const metaBytes = payload.length >= 4 ? payload.readUInt32LE(0) : -1;
-    if (metaBytes < 0 || 4 + metaBytes > payload.length)
-      return { why: 'snapshot payload truncated (meta length)' };
+    if (bytes !== h.bytes || hash.digest('hex') !== h.sha256)
+      return { why: 'snapshot parts do not match their head (length or sha256)' };
+    const graphChunks = chunks.slice(h.metaParts);
+    if (graphChunks.reduce((n, c) => n + c.length, 0) !== h.graphBytes)
+      return { why: 'snapshot graph parts do not add up to its length' };
+    let text: string;
+    try {
+      text = await gunzipText(chunks.slice(0, h.metaParts));
+    } catch (err) {
+      return { why: `snapshot meta does not unzip: ${(err as Error).message}` };
+    }
     let json: unknown;
     try {
-      json = JSON.parse(payload.subarray(4, 4 + metaBytes).toString('utf8'));
+      json = JSON.parse(text);
     } catch {
       return { why: 'snapshot meta is not JSON' };
     }
@@ -154,9 +164,13 @@ export class SnapshotStore {
     }
     // Not parsed again (see RECORD_SCHEMA): the records as this MajorDomo's schema wrote them.
     const records = shareStrings((json as { records: ArtefactRecord[] }).records);
-    // A copy: depgraph keeps views into the bytes it loads (traces, consumer lists stay packed),
-    // which would keep the whole payload, the records' JSON too (~30 MB at 100k), for good.
-    const graph = new Uint8Array(payload.subarray(4 + metaBytes));
+    // One buffer of its own: depgraph keeps views into it (traces, consumer lists stay packed).
+    const graph = new Uint8Array(h.graphBytes);
+    let at = 0;
+    for (const c of graphChunks) {
+      graph.set(c, at);
+      at += c.length;
+    }
     return { snapshot: { head: h, meta: { ...meta.data, records }, graph } };
   }
 
@@ -166,25 +180,28 @@ export class SnapshotStore {
     graph: Uint8Array,
     marks: { artefacts: BucketMark; traces: BucketMark },
   ): Promise<SnapshotHead> {
-    const metaText = Buffer.from(JSON.stringify(meta), 'utf8');
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(metaText.length, 0);
     // gzip runs on libuv's thread pool: the event loop goes on planning meanwhile.
-    const zipped = await zip(Buffer.concat([length, metaText, graph]), { level: 1 });
+    const metaZipped = await zip(Buffer.from(JSON.stringify(meta), 'utf8'), { level: 1 });
+    const metaChunks = cut(metaZipped, this.partBytes);
+    const chunks = [...metaChunks, ...cut(graph, this.partBytes)];
     const id = randomUUID();
-    const parts = Math.max(1, Math.ceil(zipped.length / this.partBytes));
     const before = await this.heads.get(HEAD);
-    for (let n = 0; n < parts; n++)
-      await this.raw.put(
-        `part.${n}`,
-        zipped.subarray(n * this.partBytes, (n + 1) * this.partBytes),
-      );
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (const [n, c] of chunks.entries()) {
+      hash.update(c);
+      bytes += c.length;
+      await this.raw.put(`part.${n}`, c);
+    }
+    const parts = chunks.length;
     const head: SnapshotHead = {
       format: SNAPSHOT_FORMAT,
       id,
       parts,
-      bytes: zipped.length,
-      sha256: sha256(zipped),
+      metaParts: metaChunks.length,
+      graphBytes: graph.length,
+      bytes,
+      sha256: hash.digest('hex'),
       ...marks,
       artefactCount: meta.records.length,
       recordSchema: RECORD_SCHEMA,
@@ -230,6 +247,30 @@ function shareStrings(records: ArtefactRecord[]): ArtefactRecord[] {
   return records;
 }
 
-function sha256(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
+/** `b` in pieces of at most `size` bytes (views, no copies); at least one. */
+function cut(b: Uint8Array, size: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < b.length; at += size) out.push(b.subarray(at, at + size));
+  return out.length ? out : [b];
+}
+
+/**
+ * The gzipped parts as text, unzipped as they are fed in: no copy of the parts joined, nor of the
+ * whole output joined (the text is built from its pieces; JSON.parse reads it once).
+ */
+async function gunzipText(chunks: readonly Uint8Array[]): Promise<string> {
+  const z = createGunzip({ chunkSize: 1024 * 1024 });
+  const decoder = new StringDecoder('utf8');
+  let text = '';
+  z.on('data', (b: Buffer) => {
+    text += decoder.write(b);
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    z.on('end', resolve);
+    z.on('error', reject);
+  });
+  for (const c of chunks) z.write(c);
+  z.end();
+  await ended;
+  return text + decoder.end();
 }
