@@ -9,8 +9,10 @@ import {
   type Rule,
   subjects,
   type TaskRecord,
+  TERMINAL_STATES,
 } from '@computepods/protocol';
 import pMap from 'p-map';
+import { attemptTaskId, lastAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
 import { confineLocal } from './confine.js';
@@ -74,7 +76,7 @@ export async function handleBuild(
   // The result and task records are read while the request is checked (one round trip off the
   // path); a refused request leaves them unread.
   const recorded = ctx.results.get(req.buildId).then((e) => e?.value);
-  const task = ctx.tasks.get(`b-${req.buildId}`).then((e) => e?.value);
+  const task = ctx.tasks.get(attemptTaskId(req.buildId, 0)).then((e) => e?.value);
   recorded.catch(() => undefined);
   task.catch(() => undefined);
   let checked: { paths: BuildPaths; route: Route };
@@ -234,10 +236,10 @@ async function build(
   if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
   // Read again only after waiting for a predecessor (two reads, one round trip): else the
   // records read at the start stand, no one here having run this build since.
-  const [done, prior] = waited
+  const [done, first] = waited
     ? await Promise.all([
         ctx.results.get(req.buildId).then((e) => e?.value),
-        ctx.tasks.get(`b-${req.buildId}`).then((e) => e?.value),
+        ctx.tasks.get(attemptTaskId(req.buildId, 0)).then((e) => e?.value),
       ])
     : [undefined, await read.task];
   if (done && (await outputsIntact(ctx.workspace, done))) {
@@ -245,7 +247,13 @@ async function build(
     return;
   }
   const reported = read.known !== undefined || done !== undefined;
-  const taskId = await taskIdFor(ctx, req.buildId, prior, signal, reported, [...paths.outputs]);
+  const last = await lastAttempt(ctx.tasks, req.buildId, first);
+  const taskId = await taskIdFor(ctx, req.buildId, last, signal, reported, [...paths.outputs]);
+  if (last.rec && !TERMINAL_STATES.includes(last.rec.state) && taskId === last.id)
+    logger.info(
+      { buildId: req.buildId, taskId, state: last.rec.state },
+      "joining the build's attempt under way: its task is reported, no other runs",
+    );
   await ctx.bus.publish(
     'task.submitted',
     subjects.tasks(ctx.project, route.queue),
@@ -491,59 +499,6 @@ async function changedInputs(
     { concurrency: FS_CONCURRENCY },
   );
   return entries[moved.indexOf(true)]?.[0];
-}
-
-/**
- * `b-<buildId>`, so a redelivered request finds the task already run or running and the runner
- * never runs it twice. Unless that task was killed or failed: a new request for the same build
- * (its inputs changed and changed back; MajorDomo restarted and forgot the failure) runs again.
- * And unless it finished and was `reported` (a result for the build is recorded) and we are here
- * all the same: its outputs are no longer the ones it wrote (another build of the target wrote
- * them since: the inputs changed and changed back), or its result was not a success (an input
- * moved while it ran). Reusing it reported the other build's bytes against these inputs. A
- * finished task with no result recorded is reused (its chef died before reporting it), unless
- * an output was written after it ended or is gone: another build of the target ran since.
- * The new id is the hold's (InFlightBuilds.attempt): requests for the build handled at once
- * share one task, as they share `b-<buildId>`; each made its own before, and both ran.
- */
-async function taskIdFor(
-  ctx: ChefContext,
-  buildId: string,
-  rec: TaskRecord | undefined,
-  signal: AbortSignal,
-  reported: boolean,
-  outputs: readonly string[],
-): Promise<string> {
-  const taskId = `b-${buildId}`;
-  const prior = rec?.state;
-  return prior === 'killed' ||
-    prior === 'failed' ||
-    (prior === 'finished' &&
-      (reported || (await writtenSince(ctx.workspace, outputs, rec?.updated)))) ||
-    ctx.inflight.afterCancel(signal)
-    ? `${taskId}-${ctx.inflight.attempt(signal)}`
-    : taskId;
-}
-
-/**
- * True when an output is missing or was written after `ended` (the task's finish, recorded by
- * the runner after the outputs were in place, on this pod): not the finished task's bytes.
- */
-async function writtenSince(
-  workspace: string,
-  outputs: readonly string[],
-  ended: string | undefined,
-): Promise<boolean> {
-  const at = ended ? Date.parse(ended) : Number.NaN;
-  if (Number.isNaN(at)) return true;
-  // The record's time has whole milliseconds: anything within its millisecond is not later.
-  const endNs = BigInt(at) * 1_000_000n + 999_999n;
-  for (const out of outputs) {
-    const full = await confineLocal(workspace, out).catch(() => undefined);
-    const st = full && (await stat(full, { bigint: true }).catch(() => undefined));
-    if (!st || st.mtimeNs > endNs) return true;
-  }
-  return false;
 }
 
 /** A failure's text for BuildResult.error: refusals carry their stable code. */

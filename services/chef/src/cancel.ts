@@ -16,18 +16,16 @@ interface Held {
   /** Begun while a cancelled attempt of the same build still winds down. */
   readonly afterCancel: boolean;
   /**
-   * Names this hold's task when it cannot be `b-<buildId>` (see taskIdFor): one name for every
-   * request sharing the hold, or twin requests each made a task of their own and both ran.
+   * The task every request sharing the hold runs or joins (see taskIdFor), picked once: twin
+   * requests each made a task of their own, and both ran.
    */
-  readonly attempt: string;
+  pick: Promise<string> | undefined;
   /** Settles when the last request sharing this hold ends. */
   readonly ended: Promise<void>;
   readonly settle: () => void;
   /** The cancelled hold this one came after, while it still winds down. */
   readonly predecessor: Promise<void> | undefined;
 }
-
-let attempts = 0;
 
 /**
  * The builds this chef holds, so a `build.cancel` can stop one: before its task is submitted the
@@ -58,7 +56,7 @@ export class InFlightBuilds {
       taskId: undefined,
       refs: 1,
       afterCancel: known !== undefined,
-      attempt: `${Date.now().toString(36)}${(attempts++ % 1296).toString(36).padStart(2, '0')}`,
+      pick: undefined,
       ended,
       settle,
       predecessor: known?.ended,
@@ -99,9 +97,12 @@ export class InFlightBuilds {
     return true;
   }
 
-  /** The hold's own suffix for a task id (the same for every request sharing the hold). */
-  attempt(signal: AbortSignal): string {
-    return this.#bySignal.get(signal)?.attempt ?? Date.now().toString(36);
+  /** The hold's task id: `pick`ed by its first request, the same for every other sharing it. */
+  taskIdOnce(signal: AbortSignal, pick: () => Promise<string>): Promise<string> {
+    const held = this.#bySignal.get(signal);
+    if (!held) return pick();
+    held.pick ??= pick();
+    return held.pick;
   }
 
   /** The build's task is on the runner queue; a cancel that came first kills it now. */

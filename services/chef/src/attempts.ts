@@ -1,0 +1,102 @@
+import { stat } from 'node:fs/promises';
+import type { TypedKv } from '@computepods/bus';
+import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import type { InFlightBuilds } from './cancel.js';
+import { confineLocal } from './confine.js';
+
+/**
+ * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
+ * that any chef (one restarted, a replica) finds a build's last attempt by reading the records
+ * in turn. With a name only its chef knew, a chef restarted while an attempt's task was still
+ * running started another beside it, and both ran to their end (pnpm bench chaos: build
+ * 7b8b3dcc's task `…-mx9kpsbp25` recorded running, its runner cut off; the new chef's
+ * `…-mx9kpy4a02` ran and finished, then the first).
+ */
+export function attemptTaskId(buildId: string, n: number): string {
+  return n === 0 ? `b-${buildId}` : `b-${buildId}-${n}`;
+}
+
+export interface LastAttempt {
+  /** -1 when no attempt has a record. */
+  readonly n: number;
+  /** Its task id (attemptTaskId). */
+  readonly id: string;
+  readonly rec: TaskRecord | undefined;
+}
+
+/**
+ * The last attempt of a build with a record: attempt 0's (read already by the caller, or read
+ * here), then each next one's until one has none. An attempt submitted whose record the runner
+ * has not made yet reads as none: the next attempt's name is then its name, and the runner's
+ * queue (message id = task id) and records take the two as one.
+ */
+export async function lastAttempt(
+  tasks: TypedKv<typeof TaskRecord>,
+  buildId: string,
+  first: TaskRecord | undefined,
+): Promise<LastAttempt> {
+  if (!first) return { n: -1, id: attemptTaskId(buildId, 0), rec: undefined };
+  let last: LastAttempt = { n: 0, id: attemptTaskId(buildId, 0), rec: first };
+  for (;;) {
+    const id = attemptTaskId(buildId, last.n + 1);
+    const next = (await tasks.get(id))?.value;
+    if (!next) return last;
+    last = { n: last.n + 1, id, rec: next };
+  }
+}
+
+/**
+ * The task this request runs or joins. Its build's last attempt, when it is still on its way
+ * (created, queued, running, paused): a redelivered or re-sent request, or a chef restarted
+ * meanwhile, waits for that task and reports it; a second one would run beside it. Unless this
+ * request came after a cancel of that attempt here (`afterCancel`: being killed), or the last
+ * attempt was killed or failed (its inputs changed and changed back; MajorDomo restarted and
+ * forgot the failure): then the next attempt runs. Likewise when it finished and was `reported`
+ * (a result for the build is recorded) and we are here all the same: its outputs are no longer
+ * the ones it wrote (another build of the target wrote them since: the inputs changed and
+ * changed back), or its result was not a success (an input moved while it ran); reusing it
+ * reported the other build's bytes against these inputs. A finished attempt with no result
+ * recorded is reused (its chef died before reporting it), unless an output was written after it
+ * ended or is gone: another build of the target ran since. Requests of one hold share the pick
+ * (InFlightBuilds.taskIdOnce): twin requests each made a task of their own, and both ran.
+ */
+export function taskIdFor(
+  ctx: { readonly workspace: string; readonly inflight: InFlightBuilds },
+  buildId: string,
+  last: LastAttempt,
+  signal: AbortSignal,
+  reported: boolean,
+  outputs: readonly string[],
+): Promise<string> {
+  return ctx.inflight.taskIdOnce(signal, async () => {
+    const { n, rec } = last;
+    if (!rec) return attemptTaskId(buildId, 0);
+    const next = attemptTaskId(buildId, n + 1);
+    if (ctx.inflight.afterCancel(signal)) return next;
+    if (!TERMINAL_STATES.includes(rec.state)) return last.id;
+    if (rec.state !== 'finished') return next;
+    if (reported || (await writtenSince(ctx.workspace, outputs, rec.updated))) return next;
+    return last.id;
+  });
+}
+
+/**
+ * True when an output is missing or was written after `ended` (the task's finish, recorded by
+ * the runner after the outputs were in place, on this pod): not the finished task's bytes.
+ */
+async function writtenSince(
+  workspace: string,
+  outputs: readonly string[],
+  ended: string | undefined,
+): Promise<boolean> {
+  const at = ended ? Date.parse(ended) : Number.NaN;
+  if (Number.isNaN(at)) return true;
+  // The record's time has whole milliseconds: anything within its millisecond is not later.
+  const endNs = BigInt(at) * 1_000_000n + 999_999n;
+  for (const out of outputs) {
+    const full = await confineLocal(workspace, out).catch(() => undefined);
+    const st = full && (await stat(full, { bigint: true }).catch(() => undefined));
+    if (!st || st.mtimeNs > endNs) return true;
+  }
+  return false;
+}
