@@ -26,3 +26,12 @@ export function childrenCpuMsOf(pid: number | undefined): number {
   // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the command name.
   return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
 }
+
+/**
+ * write(2)/writev(2) calls the calling thread has made so far (/proc/thread-self/io `syscw`):
+ * on the event loop's thread, every socket and pipe write of this process's JavaScript.
+ */
+export function writeSyscallsOfThisThread(): number {
+  const m = /^syscw:\s*(\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'));
+  return m?.[1] ? Number(m[1]) : Number.NaN;
+}

@@ -29,7 +29,7 @@ import {
 } from '@computepods/protocol';
 import { startRunner } from '@computepods/runner';
 import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
-import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
+import { childrenCpuMsOf, cpuMsOf, writeSyscallsOfThisThread } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
 import { environmentCosts } from './environment.js';
 import { kubernetesCosts } from './kubernetes.js';
@@ -189,6 +189,7 @@ async function throughNats(n: number, latencyN: number) {
       };
     });
     const before = runnerBus.nc.stats();
+    const w0 = writeSyscallsOfThisThread();
     const c0 = cpuNow(spawnerPid, nats.pid);
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i += 200) {
@@ -206,6 +207,7 @@ async function throughNats(n: number, latencyN: number) {
     await all;
     const wall = secs(t0);
     const after = runnerBus.nc.stats();
+    const writes = writeSyscallsOfThisThread() - w0;
     const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid), n);
     if (failed) throw new Error(`${failed} no-op tasks did not finish`);
     return {
@@ -214,6 +216,9 @@ async function throughNats(n: number, latencyN: number) {
       // pulls and their replies (each JetStream round trip is one out, one in).
       msgsOutPerTask: (after.outMsgs - before.outMsgs) / n,
       msgsInPerTask: (after.inMsgs - before.inMsgs) / n,
+      // write(2)/writev(2) calls of this process's event loop per task: the runner's socket
+      // writes to NATS and pipe writes to its spawner, and the bench client's publishes.
+      writesPerTask: writes / n,
       cpu,
     };
   };
@@ -429,6 +434,7 @@ table(
 );
 console.log(
   `runner connection: ${nats.msgsOutPerTask.toFixed(2)} messages out, ${nats.msgsInPerTask.toFixed(2)} in per task; ` +
+    `${nats.warm.writesPerTask.toFixed(2)} write syscalls per task (warm; runner, spawner pipe and client); ` +
     `CPU per task: ${nats.nodeCpuMsPerTask.toFixed(2)} ms runner + client process, ${nats.serverCpuMsPerTask.toFixed(2)} ms nats-server`,
 );
 const localFigures = {
@@ -449,6 +455,7 @@ const localFigures = {
   ratio_runner_vs_xargs: nats.wall / xargsWall,
   runner_msgs_out_per_task: nats.msgsOutPerTask,
   runner_msgs_in_per_task: nats.msgsInPerTask,
+  write_syscalls_per_task: nats.writesPerTask,
   node_cpu_ms_per_task: nats.nodeCpuMsPerTask,
   nats_server_cpu_ms_per_task: nats.serverCpuMsPerTask,
   xargs_cpu_ms_per_task: xargsCpu,
@@ -479,6 +486,7 @@ const localFigures = {
   ratio_warm_runner_vs_xargs: nats.warm.wall / xargsWall,
   warm_runner_msgs_out_per_task: nats.warm.msgsOutPerTask,
   warm_runner_msgs_in_per_task: nats.warm.msgsInPerTask,
+  warm_write_syscalls_per_task: nats.warm.writesPerTask,
   warm_node_cpu_ms_per_task: warmCpu.node,
   warm_nats_server_cpu_ms_per_task: warmCpu.server,
   warm_nats_spawner_cpu_ms_per_task: warmCpu.spawner,
