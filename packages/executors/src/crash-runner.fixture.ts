@@ -22,6 +22,8 @@ const ex = createExecutor({
     batchWindowMs: 200,
     retry: { attempts: 3, baseMs: 100, maxMs: 500 },
     ...(env.CRASH_K8S_STAGING ? { kubernetesStaging: JSON.parse(env.CRASH_K8S_STAGING) } : {}),
+    // {okMs, failedMs}: how long ended job folders / Jobs are kept (default DEFAULT_KEEP).
+    ...(env.CRASH_KEEP ? { keep: JSON.parse(env.CRASH_KEEP) } : {}),
   },
 });
 

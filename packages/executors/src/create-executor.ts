@@ -32,7 +32,7 @@ export interface BackendTuning {
   readonly killGraceMs?: number;
   /** Local: parent of task folders, overriding jobs_local_dir. */
   readonly jobsDir?: string;
-  /** SLURM: how long finished job folders are kept (slurm-sweep.ts). */
+  /** SLURM and Kubernetes: how long ended job folders and Jobs are kept (slurm-sweep.ts, kubernetes-cleanup.ts). */
   readonly keep?: KeepPolicy;
   /** Local: declared files moved in and out by someone who sees the task's cwd (pilots). */
   readonly staging?: TaskStaging;
@@ -97,6 +97,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
       ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
       ...(tune.retry ? { retry: tune.retry } : {}),
       ...(tune.kubernetesStaging ? { staging: tune.kubernetesStaging } : {}),
+      ...(tune.keep ? { keep: tune.keep } : {}),
     });
     return new Executor({ ...base, backend });
   }

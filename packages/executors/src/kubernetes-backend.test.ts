@@ -123,8 +123,15 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
       'computepods.io/resource': 'k8s',
     });
     expect(job.metadata.uid).toBe(rec.jobId);
-    expect((job.metadata as { annotations?: Record<string, string> }).annotations).toEqual({
+    // Marked ended once the end was recorded (kubernetes-cleanup.ts): kept 10 minutes by default.
+    const annotations = () =>
+      (jobOf(ex, t.taskId)?.metadata as { annotations?: Record<string, string> } | undefined)
+        ?.annotations;
+    await until(() => annotations()?.['computepods.io/outcome'] !== undefined, 'the Job marked');
+    expect(annotations()).toEqual({
       'computepods.io/task-id': t.taskId,
+      'computepods.io/ended': expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      'computepods.io/outcome': 'finished',
     });
     const spec = job.spec as { template: { spec: Record<string, unknown> } };
     expect(spec.template.spec.serviceAccountName).toBe('computepods-runner');

@@ -7,10 +7,19 @@ import type {
   TaskRecord,
   TaskState,
 } from '@computepods/protocol';
-import type { BatchV1Api, CoreV1Api, KubeConfig, V1Job, V1Pod } from '@kubernetes/client-node';
+import type {
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  V1Job,
+  V1JobCondition,
+  V1Pod,
+} from '@kubernetes/client-node';
 import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
 import { isRetryable, ResourceCommandError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
+import { apiError, statusOf } from './kubernetes-api-error.js';
+import { KubernetesJobCleanup } from './kubernetes-cleanup.js';
 import { checkDnsLabel, checkLabelValue, jobNameFor } from './kubernetes-names.js';
 import {
   k8sLiteral,
@@ -30,6 +39,7 @@ import { Poller } from './poller.js';
 import { readFrom, readTail } from './read-tail.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { TaskFileError } from './slurm-files.js';
+import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 
 export interface KubernetesBackendOptions {
   readonly resource: KubernetesResource;
@@ -51,6 +61,15 @@ export interface KubernetesBackendOptions {
    * workspace_volume: the stage server pods fetch inputs from and send outputs to.
    */
   readonly staging?: KubernetesStagingOptions | undefined;
+  /**
+   * How long ended Jobs and their files in jobsDir are kept after the task's end was recorded
+   * (kubernetes-cleanup.ts; default DEFAULT_KEEP, as SLURM job folders).
+   */
+  readonly keep?: KeepPolicy | undefined;
+  /** Between two sweeps of ended Jobs (default 60 s; the first comes with adopt). */
+  readonly sweepEveryMs?: number;
+  /** The clock keep times are measured with (default Date.now; tests move it on). */
+  readonly now?: () => number;
 }
 
 /** What a staged task's Job carries: the stage server, and the inputs as they were hashed. */
@@ -80,7 +99,9 @@ interface Follow {
  * missing from the list is not done: only when it is missing on two polls in a row does its
  * task fail, saying it was deleted outside ComputePods. Pause suspends the Job, resume
  * unsuspends it, kill deletes it with foreground propagation. The running pod's log is
- * followed into a local file, read whole once more when the task ends.
+ * followed into a local file, read whole once more when the task ends. Once the end is
+ * recorded the Job is marked ended, and it goes with its files after its keep time
+ * (kubernetes-cleanup.ts).
  */
 export class KubernetesBackend implements Backend {
   readonly type = 'kubernetes' as const;
@@ -103,7 +124,10 @@ export class KubernetesBackend implements Backend {
   readonly #creating = new Map<string, Promise<unknown>>();
   readonly #gone = new Map<string, number>();
   readonly #follows = new Map<string, Follow>();
+  /** Jobs whose task's end is being recorded: out of #tasks, not yet marked ended. */
+  readonly #ending = new Set<string>();
   readonly #poller: Poller;
+  readonly #cleanup: KubernetesJobCleanup;
   #pollFailures = 0;
   #closed = false;
   #stage: Promise<KubernetesStageServer> | undefined;
@@ -129,6 +153,35 @@ export class KubernetesBackend implements Backend {
     this.#confirm = options.confirmPolls ?? 2;
     this.#selector = `${MANAGED}=computepods,${RESOURCE_LABEL}=${options.resourceId}`;
     mkdirSync(options.jobsDir, { recursive: true });
+    this.#cleanup = new KubernetesJobCleanup({
+      namespace: this.#ns,
+      selector: this.#selector,
+      jobsDir: options.jobsDir,
+      keep: options.keep ?? DEFAULT_KEEP,
+      everyMs: options.sweepEveryMs,
+      now: options.now ?? Date.now,
+      batch: (what, fn) => this.#call(what, (k) => fn(k.batch)),
+      watched: () => this.#watched(),
+      log: (level, msg, data) => this.#c.log(level, msg, data),
+    });
+  }
+
+  /** The Jobs of the tasks this backend watches, and of those whose end is being recorded. */
+  #watched(): Set<string> {
+    const names = new Set(this.#ending);
+    for (const id of this.#tasks.keys()) {
+      const job = kubernetesHandle(this.#c.get(id)?.handle)?.jobName;
+      if (job) names.add(job);
+    }
+    return names;
+  }
+
+  /**
+   * Removes the ended Jobs past their keep time and their files (kubernetes-cleanup.ts);
+   * resolves when done, never fails (tests; the runner sweeps from adopt on).
+   */
+  sweepNow(): Promise<void> {
+    return this.#cleanup.sweepNow();
   }
 
   bind(ctx: BackendContext): void {
@@ -280,6 +333,8 @@ export class KubernetesBackend implements Backend {
       if (!rec.jobId && rec.state === 'submitted') this.#launch(id);
     }
     this.#ensurePolling();
+    // Now that every live task is watched: Jobs whose task ended, before the restart too.
+    this.#cleanup.start();
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
@@ -301,12 +356,18 @@ export class KubernetesBackend implements Backend {
   }
 
   stats(): Readonly<Record<string, number>> {
-    return { ...this.#stats, tasks: this.#tasks.size, following: this.#follows.size };
+    return {
+      ...this.#stats,
+      ...this.#cleanup.stats,
+      tasks: this.#tasks.size,
+      following: this.#follows.size,
+    };
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     await this.#poller.close();
+    await this.#cleanup.close();
     await Promise.allSettled(this.#launching.values());
     for (const id of [...this.#follows.keys()]) this.#stopFollow(id);
     await this.#stage?.then(
@@ -521,13 +582,21 @@ export class KubernetesBackend implements Backend {
     };
   }
 
-  async #fail(id: string, reason: string, exitCode: number | null = null): Promise<void> {
+  /** Records the task failed; resolves with the record, or undefined if it had moved on. */
+  async #fail(
+    id: string,
+    reason: string,
+    exitCode: number | null = null,
+  ): Promise<TaskRecord | undefined> {
     this.#tasks.delete(id);
     this.#stopFollow(id);
     // What its pod sent back, if anything, is of no more use.
     const job = kubernetesHandle(this.#c.get(id)?.handle)?.jobName;
     if (job) await (await this.#stageServer())?.discard(job);
-    await this.#c.advance(id, ['created', 'submitted', 'running'], 'failed', { exitCode, reason });
+    return this.#c.advance(id, ['created', 'submitted', 'running'], 'failed', {
+      exitCode,
+      reason,
+    });
   }
 
   // --- polling ------------------------------------------------------------------------
@@ -624,50 +693,15 @@ export class KubernetesBackend implements Backend {
     const complete = cond('Complete');
     const failed = cond('Failed');
     if (complete || failed) {
-      const staged = this.#staged(rec) ? await this.#stageServer() : undefined;
-      const stageIn = staged ? await this.#stageInFailure(podsOf) : undefined;
-      if (stageIn) {
-        await staged?.discard(h.jobName);
-        await this.#fail(id, `could not stage the task's declared inputs into its pod: ${stageIn}`);
-        return;
+      // Out of #tasks while its end is recorded, yet never swept before it is marked ended.
+      this.#ending.add(h.jobName);
+      try {
+        const ended = await this.#end(id, rec, h, podsOf, complete ? undefined : failed);
+        if (ended && isTerminal(ended.state))
+          await this.#cleanup.ended(h.jobName, ended.state === 'finished' ? 'finished' : 'failed');
+      } finally {
+        this.#ending.delete(h.jobName);
       }
-      await this.#collectLog(id, h, podsOf);
-      if (complete) {
-        let missing: string | undefined;
-        try {
-          missing = staged ? await staged.collect(rec, h.jobName) : await missingOutput(rec);
-        } catch (err) {
-          if (!(err instanceof TaskFileError)) throw err;
-          missing = err.message;
-        }
-        await staged?.discard(h.jobName);
-        if (missing) {
-          await this.#fail(id, missing, 0);
-          return;
-        }
-        this.#tasks.delete(id);
-        await this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
-        return;
-      }
-      const code = exitCodeOf(podsOf);
-      if (staged) {
-        await staged.collectAuxiliaries(rec, h.jobName);
-        await staged.discard(h.jobName);
-        const why = code === STAGE_OUT_FAILED ? await stageOutFailure(h.logPath) : undefined;
-        if (why) {
-          await this.#fail(
-            id,
-            `the command exited 0, but its declared outputs could not be sent back to the runner: ${why}`,
-            code,
-          );
-          return;
-        }
-      }
-      await this.#fail(
-        id,
-        `Kubernetes Job ${h.jobName} failed: ${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}${code !== null ? ` (exit code ${code})` : ''}`,
-        code,
-      );
       return;
     }
     const started = podsOf.find((p) => p.status?.phase !== 'Pending' && p.status?.phase);
@@ -679,6 +713,57 @@ export class KubernetesBackend implements Backend {
       return;
     }
     if (rec.state === 'running' && started && !this.#follows.has(id)) this.#follow(id, h, started);
+  }
+
+  /**
+   * The Job completed or failed: its log read whole, its outputs collected, and the task's
+   * end recorded; resolves with the record, or undefined if the task had moved on meanwhile.
+   */
+  async #end(
+    id: string,
+    rec: TaskRecord,
+    h: KubernetesHandle,
+    podsOf: readonly V1Pod[],
+    failed: V1JobCondition | undefined,
+  ): Promise<TaskRecord | undefined> {
+    const complete = !failed;
+    const staged = this.#staged(rec) ? await this.#stageServer() : undefined;
+    const stageIn = staged ? await this.#stageInFailure(podsOf) : undefined;
+    if (stageIn) {
+      await staged?.discard(h.jobName);
+      return this.#fail(id, `could not stage the task's declared inputs into its pod: ${stageIn}`);
+    }
+    await this.#collectLog(id, h, podsOf);
+    if (complete) {
+      let missing: string | undefined;
+      try {
+        missing = staged ? await staged.collect(rec, h.jobName) : await missingOutput(rec);
+      } catch (err) {
+        if (!(err instanceof TaskFileError)) throw err;
+        missing = err.message;
+      }
+      await staged?.discard(h.jobName);
+      if (missing) return this.#fail(id, missing, 0);
+      this.#tasks.delete(id);
+      return this.#c.advance(id, LIVE, 'finished', { exitCode: 0 });
+    }
+    const code = exitCodeOf(podsOf);
+    if (staged) {
+      await staged.collectAuxiliaries(rec, h.jobName);
+      await staged.discard(h.jobName);
+      const why = code === STAGE_OUT_FAILED ? await stageOutFailure(h.logPath) : undefined;
+      if (why)
+        return this.#fail(
+          id,
+          `the command exited 0, but its declared outputs could not be sent back to the runner: ${why}`,
+          code,
+        );
+    }
+    return this.#fail(
+      id,
+      `Kubernetes Job ${h.jobName} failed: ${failed?.reason ?? 'Failed'}${failed?.message ? `: ${failed.message}` : ''}${code !== null ? ` (exit code ${code})` : ''}`,
+      code,
+    );
   }
 
   // --- logs ---------------------------------------------------------------------------
@@ -788,50 +873,6 @@ interface KubeClient {
   readonly batch: BatchV1Api;
   readonly core: CoreV1Api;
   readonly Log: typeof import('@kubernetes/client-node').Log;
-}
-
-interface ApiFailure {
-  code?: unknown;
-  body?: unknown;
-}
-
-/** The HTTP status of a failed call (an ApiException's code), or undefined for a network error. */
-function statusOf(err: unknown): number | undefined {
-  const e = (err as { cause?: unknown })?.cause ?? err;
-  const code = (e as ApiFailure)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-function apiError(what: string, err: unknown): ResourceCommandError {
-  const e = err as ApiFailure & Error;
-  const status = typeof e?.code === 'number' ? e.code : undefined;
-  let message = e?.message ?? String(err);
-  if (status !== undefined) {
-    // The API's Status message, not the client's dump of the response (headers and all).
-    let body: unknown = e.body;
-    if (typeof body === 'string') {
-      try {
-        body = JSON.parse(body);
-      } catch {
-        // not JSON: keep the string
-      }
-    }
-    const m = (body as { message?: unknown } | undefined)?.message;
-    // Without a Status body (401, 403) the client's own word for the code ("Unauthorized").
-    const word = /^Message: (.*)$/m.exec(e.message ?? '')?.[1];
-    const text =
-      typeof m === 'string'
-        ? m
-        : typeof body === 'string' && body
-          ? body.slice(0, 500)
-          : (word ?? 'no message');
-    message = `HTTP ${status}: ${text}`;
-  }
-  // A network failure, a server error or throttling may pass; a refusal (4xx) will not.
-  const retryable = status === undefined || status >= 500 || status === 429;
-  return new ResourceCommandError(`Kubernetes ${what}`, status ?? null, message, retryable, {
-    cause: err,
-  });
 }
 
 function within(root: string, path: string): boolean {

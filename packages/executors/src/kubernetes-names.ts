@@ -11,6 +11,9 @@ import { UnsafeValueError } from './errors.js';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
+/** A Job name as jobNameFor makes it: what the cleanup may take as ComputePods' own. */
+export const JOB_NAME = /^cp-(?:[a-z0-9-]+-)?[0-9a-f]{8}-[0-9a-f]{6}$/;
+
 /**
  * A fresh Job name for a task: "cp-", a readable slug of the task id, and a random suffix (a
  * task run again after a kill gets a new Job, never the old one's name). Always a DNS label.

@@ -1,0 +1,325 @@
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  type KubernetesResource,
+  parseResource,
+  type TaskRecord,
+  type TaskSubmitted,
+} from '@computepods/protocol';
+import { defined, KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
+import { BatchV1Api, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Executor } from './executor.js';
+import { FileHooks } from './file-hooks.fixture.js';
+import { kubernetesHandle } from './handle.js';
+import { KubernetesBackend } from './kubernetes-backend.js';
+import { ENDED_ANNOTATION, OUTCOME_ANNOTATION, planCleanup } from './kubernetes-cleanup.js';
+import { jobNameFor } from './kubernetes-names.js';
+import { RecordingHooks } from './test-hooks.js';
+
+/*
+ * Ended Jobs and their files in jobs_local_dir go after their keep time (kubernetes-cleanup.ts),
+ * through @kubernetes/client-node against KubeApi, the test kit's STAND-IN for an API server
+ * (no real one can run here; every object it is sent and returns is checked against the
+ * Kubernetes OpenAPI schema). Keep times are moved past with the backend's clock, not waited.
+ */
+
+const NS = 'cp-clean';
+const HOUR = 3_600_000;
+const tmp = new TempDir('cp-k8s-clean-');
+let kube: KubeApi;
+let kubeconfig: string;
+
+beforeAll(async () => {
+  kube = await KubeApi.start({ namespace: NS });
+  kubeconfig = kube.writeKubeconfig(tmp.join('kubeconfig'));
+});
+afterAll(async () => {
+  await kube?.stop();
+  tmp[Symbol.dispose]();
+});
+
+function resourceJson(id: string) {
+  return {
+    type: 'kubernetes',
+    name: `Kubernetes ${id}`,
+    id,
+    namespace: NS,
+    kubeconfig_path: kubeconfig,
+    jobs_local_dir: tmp.join(`jobs-${id}`),
+    jobs_poll_interval: 0,
+    jobs_runner_config: { image: 'debian:bookworm-slim' },
+  };
+}
+const profile = {
+  resource_type: 'kubernetes' as const,
+  name: 'K8s account',
+  service_account: 'computepods-runner',
+};
+
+/** A backend whose keep times are measured with a clock the test moves on. */
+function setup(id: string, keep: { okMs: number; failedMs: number }) {
+  const clock = { offset: 0 };
+  const backend = new KubernetesBackend({
+    resource: parseResource(resourceJson(id)) as KubernetesResource,
+    profile,
+    resourceId: id,
+    jobsDir: tmp.join(`jobs-${id}`),
+    pollMs: 100,
+    keep,
+    now: () => Date.now() + clock.offset,
+  });
+  const hooks = new RecordingHooks();
+  const ex = new Executor({ resource: id, backend, hooks, runner: 'test' });
+  return { backend, ex, hooks, clock };
+}
+
+let n = 0;
+function task(resource: string, command: string): TaskSubmitted {
+  n++;
+  return {
+    taskId: `c${n}-${process.pid}`,
+    resource,
+    command,
+    cwd: tmp.path,
+    env: {},
+    gpu: false,
+  };
+}
+
+const jobNamed = (name: string | undefined) => kube.jobs().find((j) => j.metadata.name === name);
+const podsOf = (name: string) =>
+  kube.pods().filter((p) => p.metadata.labels?.['job-name'] === name);
+const annotations = (name: string | undefined) =>
+  (jobNamed(name)?.metadata as { annotations?: Record<string, string> } | undefined)?.annotations;
+
+describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
+  timeout: 60_000,
+}, () => {
+  it('a finished task: its Job, pods and log copy go once its end is recorded (keep 0); a failed one: kept until its keep time', async () => {
+    const { backend, ex, hooks, clock } = setup('k8s-keep', { okMs: 0, failedMs: HOUR });
+    const ok = task('k8s-keep', 'echo done');
+    await ex.submit(ok);
+    const okRec = await ex.wait(ok.taskId);
+    expect(okRec.state, okRec.reason).toBe('finished');
+    const okH = defined(kubernetesHandle(okRec.handle), 'the finished task handle');
+    await until(() => !jobNamed(okH.jobName), 'the finished task Job deleted');
+    expect(podsOf(okH.jobName)).toEqual([]);
+    expect(existsSync(okH.logPath)).toBe(false);
+    // Marked (after the end was recorded), then deleted with Background propagation.
+    const calls = kube.requests.filter((r) => r.path.endsWith(`/jobs/${okH.jobName}`));
+    const patch = calls.findIndex((r) => r.method === 'PATCH');
+    const del = calls.findIndex((r) => r.method === 'DELETE');
+    expect(patch).toBeGreaterThanOrEqual(0);
+    expect(del).toBeGreaterThan(patch);
+    expect(calls[del]?.query.propagationPolicy).toBe('Background');
+    expect(hooks.states(ok.taskId).at(-1)).toBe('finished');
+
+    const bad = task('k8s-keep', 'echo went wrong; exit 5');
+    await ex.submit(bad);
+    const badRec = await ex.wait(bad.taskId);
+    expect(badRec.state).toBe('failed');
+    const badH = defined(kubernetesHandle(badRec.handle), 'the failed task handle');
+    await until(
+      () => annotations(badH.jobName)?.[OUTCOME_ANNOTATION] === 'failed',
+      'the failed task Job marked failed',
+    );
+    expect(Date.parse(annotations(badH.jobName)?.[ENDED_ANNOTATION] ?? '')).toBeGreaterThan(0);
+    await backend.sweepNow();
+    // Still within its keep time: the Job and its log stay, to be looked into.
+    expect(jobNamed(badH.jobName)).toBeDefined();
+    expect(readFileSync(badH.logPath, 'utf8')).toBe('went wrong\n');
+    clock.offset = HOUR;
+    await backend.sweepNow();
+    expect(jobNamed(badH.jobName)).toBeUndefined();
+    expect(podsOf(badH.jobName)).toEqual([]);
+    expect(existsSync(badH.logPath)).toBe(false);
+    expect(backend.stats()).toMatchObject({ jobsRemoved: 2, marked: 2 });
+    expect(kube.invalidResponses).toEqual([]);
+    await ex.close();
+  });
+
+  it("an ended Job never marked (its runner died first) and a gone Job's log go after the failed keep time; other files never", async () => {
+    const id = 'k8s-unmarked';
+    const { backend, ex, clock } = setup(id, { okMs: 0, failedMs: HOUR });
+    // A Job of this resource that ended without the mark, as one whose runner died between
+    // recording its task's end and marking it.
+    const name = jobNameFor('unmarked');
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    await kc.makeApiClient(BatchV1Api).createNamespacedJob({
+      namespace: NS,
+      body: {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: {
+          name,
+          labels: { 'app.kubernetes.io/managed-by': 'computepods', 'computepods.io/resource': id },
+        },
+        spec: {
+          backoffLimit: 0,
+          template: {
+            spec: {
+              restartPolicy: 'Never',
+              containers: [{ name: 'task', image: 'debian', command: ['/bin/sh', '-c', 'true'] }],
+            },
+          },
+        },
+      },
+    });
+    await until(
+      () =>
+        ((jobNamed(name)?.status.conditions ?? []) as { type: string }[]).some(
+          (c) => c.type === 'Complete',
+        ),
+      'the unmarked Job complete',
+    );
+    const jobsDir = tmp.join(`jobs-${id}`);
+    const orphan = `${jobNameFor('gone')}.log`;
+    writeFileSync(`${jobsDir}/${orphan}`, 'a log whose Job is gone\n');
+    writeFileSync(`${jobsDir}/${name}.log`, 'the unmarked Job log\n');
+    writeFileSync(`${jobsDir}/notes.log`, 'not named as a Job\n');
+    const old = new Date(Date.now() - 2 * HOUR);
+    utimesSync(`${jobsDir}/notes.log`, old, old);
+    await ex.adopt([]);
+    await backend.sweepNow();
+    expect(jobNamed(name)).toBeDefined();
+    expect(existsSync(`${jobsDir}/${orphan}`)).toBe(true);
+    expect(existsSync(`${jobsDir}/${name}.log`)).toBe(true);
+    clock.offset = HOUR;
+    await backend.sweepNow();
+    expect(jobNamed(name)).toBeUndefined();
+    expect(existsSync(`${jobsDir}/${name}.log`)).toBe(false);
+    expect(existsSync(`${jobsDir}/${orphan}`)).toBe(false);
+    expect(existsSync(`${jobsDir}/notes.log`)).toBe(true);
+    await ex.close();
+  });
+
+  it('a Job of a watched task is never planned for removal, however old its end', () => {
+    const ended = (name: string, annotations?: Record<string, string>) => ({
+      metadata: { name, ...(annotations ? { annotations } : {}) },
+      status: {
+        conditions: [{ type: 'Complete', status: 'True', lastTransitionTime: new Date(0) }],
+      },
+    });
+    const marked = jobNameFor('marked');
+    const watched = jobNameFor('watched');
+    const foreign = 'someone-elses-job';
+    const plan = planCleanup(
+      [
+        ended(marked, {
+          [ENDED_ANNOTATION]: new Date(0).toISOString(),
+          [OUTCOME_ANNOTATION]: 'finished',
+        }),
+        ended(watched, {
+          [ENDED_ANNOTATION]: new Date(0).toISOString(),
+          [OUTCOME_ANNOTATION]: 'finished',
+        }),
+        ended(foreign),
+      ],
+      [
+        { name: `${watched}.log`, mtimeMs: 0 },
+        { name: `${marked}.files`, mtimeMs: Date.now() },
+      ],
+      Date.now(),
+      { okMs: 0, failedMs: 0 },
+      new Set([watched]),
+    );
+    expect(plan).toEqual({ jobs: [marked], files: [] });
+  });
+});
+
+const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 }, () => {
+  it('the restarted runner removes the Jobs of tasks that ended, before the restart or while it was down', async () => {
+    const id = 'k8s-crash';
+    const records = tmp.join('crash-records');
+    const gate = tmp.join('crash-gate');
+    const mk = (taskId: string, command: string): TaskSubmitted => ({
+      taskId,
+      resource: id,
+      command,
+      cwd: tmp.path,
+      env: {},
+      gpu: false,
+    });
+    const tasks = [
+      mk('ok-before', 'echo ok before'),
+      mk('bad-before', 'echo bad before; exit 4'),
+      mk('ends-while-down', `while [ ! -e ${gate} ]; do sleep 0.05; done; echo ended`),
+    ];
+    const runner = (mode: 'start' | 'recover', keep?: { okMs: number; failedMs: number }) =>
+      new ManagedProcess({
+        name: `k8s-cleanup-runner-${mode}`,
+        command: process.execPath,
+        args: ['--import', 'tsx', fixture, mode],
+        cwd: repoRoot,
+        env: {
+          ...process.env,
+          CRASH_RECORDS: records,
+          CRASH_RESOURCE: JSON.stringify(resourceJson(id)),
+          CRASH_PROFILE: JSON.stringify(profile),
+          CRASH_TASKS: JSON.stringify(tasks),
+          CRASH_READY: 'ok-before:finished,bad-before:failed,ends-while-down:running',
+          ...(keep ? { CRASH_KEEP: JSON.stringify(keep) } : {}),
+        },
+      });
+    const byId = () =>
+      new Map<string, TaskRecord>(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
+    const handle = (taskId: string) =>
+      defined(kubernetesHandle(byId().get(taskId)?.handle), `${taskId} handle`);
+
+    // First runner, default keep times (10 minutes, 7 days): its ended Jobs stay.
+    const first = runner('start');
+    await first.waitForOutput('ready', 60_000);
+    await until(
+      () =>
+        annotations(handle('ok-before').jobName)?.[OUTCOME_ANNOTATION] === 'finished' &&
+        annotations(handle('bad-before').jobName)?.[OUTCOME_ANNOTATION] === 'failed',
+      'both ended Jobs marked',
+      30_000,
+      () => first.output,
+    );
+    await first.kill9();
+    const [ok, bad, down] = ['ok-before', 'bad-before', 'ends-while-down'].map(handle);
+    if (!ok || !bad || !down) throw new Error('a task without a handle');
+    expect(existsSync(ok.logPath)).toBe(true);
+
+    // One Job ends while nobody watches; the runner comes back keeping finished Jobs 0 s.
+    writeFileSync(gate, '');
+    await until(
+      () =>
+        ((jobNamed(down.jobName)?.status.conditions ?? []) as { type: string }[]).some(
+          (c) => c.type === 'Complete',
+        ),
+      'the Job ended while the runner was down',
+    );
+    const second = runner('recover', { okMs: 0, failedMs: HOUR });
+    expect(await second.exited()).toBe(0);
+    const recs = byId();
+    expect(Object.fromEntries([...recs].map(([k, r]) => [k, [r.state, r.exitCode]]))).toEqual({
+      'ok-before': ['finished', 0],
+      'bad-before': ['failed', 4],
+      'ends-while-down': ['finished', 0],
+    });
+    expect(jobNamed(ok.jobName)).toBeUndefined();
+    expect(jobNamed(down.jobName)).toBeUndefined();
+    expect(existsSync(ok.logPath)).toBe(false);
+    expect(existsSync(down.logPath)).toBe(false);
+    // The failed one is kept for its keep time, log and all.
+    expect(jobNamed(bad.jobName)).toBeDefined();
+    expect(readFileSync(bad.logPath, 'utf8')).toBe('bad before\n');
+
+    // Started once more keeping failed Jobs 0 s: nothing of the failed task is left.
+    const third = runner('recover', { okMs: 0, failedMs: 0 });
+    expect(await third.exited()).toBe(0);
+    expect(jobNamed(bad.jobName)).toBeUndefined();
+    expect(existsSync(bad.logPath)).toBe(false);
+    expect(
+      kube.jobs().filter((j) => j.metadata.labels?.['computepods.io/resource'] === id),
+    ).toEqual([]);
+    expect(kube.invalidResponses).toEqual([]);
+  });
+});
