@@ -89,6 +89,8 @@ export class MajorDomo {
    * The watcher's latest look at each output of a build in flight, by task: taken up once its
    * result is applied (#fileHash then drops it if older than or equal to what the build wrote).
    */
+  /** Builds whose result could not be recorded, their tasks planned again (#applyResult). */
+  readonly #replanned = new Set<string>();
   readonly #deferred = new Map<
     string,
     Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string }>
@@ -597,8 +599,9 @@ export class MajorDomo {
         'result for a build no longer wanted; ignored',
       );
       // The redelivery of a result that could not be recorded (#applyResult) lands here, and
-      // its task, planned again, may have no other event to dispatch it.
-      await this.#pump(cid);
+      // its task, planned again, may have no other event to dispatch it. Only then: a build
+      // cancelled on request is not sent again by its own result.
+      if (this.#replanned.delete(result.buildId)) await this.#pump(cid);
       return;
     }
     this.#inflight.delete(result.taskId);
@@ -667,6 +670,7 @@ export class MajorDomo {
       // has" another hash). So the graph forgets the run: the task is planned again, and its
       // build answered by the chef (its recorded result, or a run).
       this.#handleChange(this.dm.forget(task.id), cid);
+      this.#replanned.add(result.buildId);
       this.logger.warn(
         { taskId: task.id, buildId: result.buildId, err: (err as Error).message, cid },
         'build result not recorded (a write failed); its task is planned again',
