@@ -58,7 +58,7 @@ const profile = {
 };
 
 /** A backend whose keep times are measured with a clock the test moves on. */
-function setup(id: string, keep: { okMs: number; failedMs: number }) {
+function setup(id: string, keep: { okMs: number; failedMs: number }, sweepEveryMs?: number) {
   const clock = { offset: 0 };
   const backend = new KubernetesBackend({
     resource: parseResource(resourceJson(id)) as KubernetesResource,
@@ -67,6 +67,7 @@ function setup(id: string, keep: { okMs: number; failedMs: number }) {
     jobsDir: tmp.join(`jobs-${id}`),
     pollMs: 100,
     keep,
+    ...(sweepEveryMs ? { sweepEveryMs } : {}),
     now: () => Date.now() + clock.offset,
   });
   const hooks = new RecordingHooks();
@@ -96,17 +97,19 @@ const annotations = (name: string | undefined) =>
 describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
   timeout: 60_000,
 }, () => {
-  it('a finished task: its Job, pods and log copy go once its end is recorded (keep 0); a failed one: kept until its keep time', async () => {
-    const { backend, ex, hooks, clock } = setup('k8s-keep', { okMs: 0, failedMs: HOUR });
+  it('a finished task: its Job, pods and log copy go at the first sweep after its end was recorded (keep 0); a failed one: kept until its keep time', async () => {
+    const { backend, ex, hooks, clock } = setup('k8s-keep', { okMs: 0, failedMs: HOUR }, 100);
+    // As the runner does at start: sweeps begin with adopt, then every sweepEveryMs.
+    await ex.adopt([]);
     const ok = task('k8s-keep', 'echo done');
     await ex.submit(ok);
     const okRec = await ex.wait(ok.taskId);
     expect(okRec.state, okRec.reason).toBe('finished');
     const okH = defined(kubernetesHandle(okRec.handle), 'the finished task handle');
-    await until(() => !jobNamed(okH.jobName), 'the finished task Job deleted');
+    await until(() => !jobNamed(okH.jobName), 'the finished task Job deleted by a sweep');
     expect(podsOf(okH.jobName)).toEqual([]);
     expect(existsSync(okH.logPath)).toBe(false);
-    // Marked (after the end was recorded), then deleted with Background propagation.
+    // Marked once its end was recorded, then deleted with Background propagation.
     const calls = kube.requests.filter((r) => r.path.endsWith(`/jobs/${okH.jobName}`));
     const patch = calls.findIndex((r) => r.method === 'PATCH');
     const del = calls.findIndex((r) => r.method === 'DELETE');
@@ -125,13 +128,14 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
       'the failed task Job marked failed',
     );
     expect(Date.parse(annotations(badH.jobName)?.[ENDED_ANNOTATION] ?? '')).toBeGreaterThan(0);
-    await backend.sweepNow();
+    const sweeps = backend.stats().sweeps ?? 0;
+    // The second sweep begins once the first, begun after the mark, is done.
+    await until(() => (backend.stats().sweeps ?? 0) >= sweeps + 2, 'two sweeps after the mark');
     // Still within its keep time: the Job and its log stay, to be looked into.
     expect(jobNamed(badH.jobName)).toBeDefined();
     expect(readFileSync(badH.logPath, 'utf8')).toBe('went wrong\n');
     clock.offset = HOUR;
-    await backend.sweepNow();
-    expect(jobNamed(badH.jobName)).toBeUndefined();
+    await until(() => !jobNamed(badH.jobName), 'the failed task Job deleted past its keep time');
     expect(podsOf(badH.jobName)).toEqual([]);
     expect(existsSync(badH.logPath)).toBe(false);
     expect(backend.stats()).toMatchObject({ jobsRemoved: 2, marked: 2 });
@@ -304,19 +308,20 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
       'bad-before': ['failed', 4],
       'ends-while-down': ['finished', 0],
     });
+    // Ended before the restart: removed by the restarted runner's first sweep.
     expect(jobNamed(ok.jobName)).toBeUndefined();
-    expect(jobNamed(down.jobName)).toBeUndefined();
     expect(existsSync(ok.logPath)).toBe(false);
-    expect(existsSync(down.logPath)).toBe(false);
     // The failed one is kept for its keep time, log and all.
     expect(jobNamed(bad.jobName)).toBeDefined();
     expect(readFileSync(bad.logPath, 'utf8')).toBe('bad before\n');
 
-    // Started once more keeping failed Jobs 0 s: nothing of the failed task is left.
+    // Started once more keeping failed Jobs 0 s: nothing is left of any of them.
     const third = runner('recover', { okMs: 0, failedMs: 0 });
     expect(await third.exited()).toBe(0);
     expect(jobNamed(bad.jobName)).toBeUndefined();
     expect(existsSync(bad.logPath)).toBe(false);
+    expect(jobNamed(down.jobName)).toBeUndefined();
+    expect(existsSync(down.logPath)).toBe(false);
     expect(
       kube.jobs().filter((j) => j.metadata.labels?.['computepods.io/resource'] === id),
     ).toEqual([]);

@@ -14,7 +14,9 @@ import type { KeepPolicy } from './slurm-sweep.js';
  * keep.okMs after a finished end and keep.failedMs after a failed one, the SLURM backend's
  * KeepPolicy (CP_JOB_KEEP_S, CP_JOB_KEEP_FAILED_S), with Background propagation (its pods have
  * ended), and with it the Job's files in jobs_local_dir (<job>.log, <job>.log.tmp, <job>.files),
- * those first: a runner dying in between finds the Job again. A keep time of 0 deletes at once.
+ * those first: a runner dying in between finds the Job again. A keep time of 0 deletes at the
+ * next sweep, not at the end itself: the runner's task-log publisher is still reading the log
+ * copy then (its last piece and the end marker), as after a SLURM job.
  * A Job that ended without the annotation (its runner died between recording the end and
  * marking the Job, or ran an older version) goes keep.failedMs after its Complete or Failed
  * condition. Files whose Job is gone (killed, deleted outside ComputePods) go keep.failedMs
@@ -117,13 +119,9 @@ export class KubernetesJobCleanup {
     this.#o = options;
   }
 
-  #keepMs(outcome: Outcome): number {
-    return outcome === 'finished' ? this.#o.keep.okMs : this.#o.keep.failedMs;
-  }
-
   /**
-   * The task's end was recorded: the Job says so (annotated), and goes now if its keep time
-   * is 0. Never fails: what cannot be done is logged, and the sweep finds the Job by its end.
+   * The task's end was recorded: the Job says so (annotated), for the sweeps to come. Never
+   * fails: what cannot be done is logged, and a sweep finds the Job by its end condition.
    */
   async ended(jobName: string, outcome: Outcome): Promise<void> {
     const at = new Date(this.#o.now()).toISOString();
@@ -143,13 +141,16 @@ export class KubernetesJobCleanup {
         }),
       );
       this.stats.marked++;
-      if (this.#keepMs(outcome) <= 0) await this.#remove(jobName);
     } catch (err) {
       if (statusOf(err) === 404) return; // gone already: its files go as a gone Job's do
-      this.#o.log('warn', 'could not mark or delete an ended Job; a sweep will', {
-        job: jobName,
-        err: String(err),
-      });
+      this.#o.log(
+        'warn',
+        'could not mark an ended Job; it goes the failed keep time after its end',
+        {
+          job: jobName,
+          err: String(err),
+        },
+      );
     }
   }
 
