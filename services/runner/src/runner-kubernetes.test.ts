@@ -1,7 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Bus, createLogger, decode } from '@computepods/bus';
+import { KubernetesHandle } from '@computepods/executors';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
 import {
   KubeApi,
@@ -13,7 +14,7 @@ import {
   until,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubernetesStagingOf } from './config.js';
+import { kubernetesStagingOf, type RunnerConfig } from './config.js';
 import { type RunningRunner, startRunner } from './runner.js';
 
 /*
@@ -32,6 +33,7 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
   let kube: KubeApi;
   let bus: Bus;
   let runner: RunningRunner;
+  let config: RunnerConfig;
   const dir = new TempDir('cp-runner-k8s-');
   const logger = createLogger('runner-k8s-test');
   logger.level = 'silent';
@@ -68,7 +70,7 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
     );
     nats = await NatsServer.start();
     bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
-    runner = await startRunner(bus, {
+    config = {
       project: P,
       resource: 'cluster',
       queue: 'gpu-team',
@@ -85,7 +87,8 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
         CP_K8S_STAGE_TLS_KEY: cert.key,
         CP_K8S_STAGE_CA: ca.ca,
       }),
-    });
+    };
+    runner = await startRunner(bus, config);
   });
   afterAll(async () => {
     await runner?.stop();
@@ -157,6 +160,28 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
     await until(() => seen.join('').endsWith('done\n'), 'the whole log on NATS');
     expect(seen.join('')).toBe('started\ndone\n');
     sub.unsubscribe();
+    expect(kube.invalidResponses).toEqual([]);
+  });
+
+  it('a runner started again with CP_JOB_KEEP_S=0 removes the Job and log copy of a task that ended before', async () => {
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    const rec = (await kv.get('k-1'))?.value;
+    expect(rec?.state).toBe('finished');
+    const h = KubernetesHandle.parse(rec?.handle);
+    const job = () => kube.jobs().find((j) => j.metadata.name === h.jobName);
+    // Kept by the default keep time (600 s), marked ended once its end was recorded.
+    await until(
+      () =>
+        (job()?.metadata as { annotations?: Record<string, string> } | undefined)?.annotations?.[
+          'computepods.io/outcome'
+        ] === 'finished',
+      'the ended Job marked',
+    );
+    expect(existsSync(h.logPath)).toBe(true);
+    await runner.stop();
+    runner = await startRunner(bus, { ...config, jobKeep: { okMs: 0, failedMs: 604_800_000 } });
+    await until(() => job() === undefined, 'the Job removed by the restarted runner');
+    expect(existsSync(h.logPath)).toBe(false);
     expect(kube.invalidResponses).toEqual([]);
   });
 });
