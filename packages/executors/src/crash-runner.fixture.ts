@@ -18,7 +18,7 @@ const ex = createExecutor({
   hooks,
   clientEnv: env.CRASH_CLIENT_ENV ? JSON.parse(env.CRASH_CLIENT_ENV) : undefined,
   backendOptions: {
-    pollMs: 300,
+    pollMs: env.CRASH_POLL_MS ? Number(env.CRASH_POLL_MS) : 300,
     batchWindowMs: 200,
     retry: { attempts: 3, baseMs: 100, maxMs: 500 },
     ...(env.CRASH_K8S_STAGING ? { kubernetesStaging: JSON.parse(env.CRASH_K8S_STAGING) } : {}),

@@ -254,7 +254,11 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
       mk('bad-before', 'echo bad before; exit 4'),
       mk('ends-while-down', `while [ ! -e ${gate} ]; do sleep 0.05; done; echo ended`),
     ];
-    const runner = (mode: 'start' | 'recover', keep?: { okMs: number; failedMs: number }) =>
+    const runner = (
+      mode: 'start' | 'recover',
+      keep?: { okMs: number; failedMs: number },
+      pollMs?: number,
+    ) =>
       new ManagedProcess({
         name: `k8s-cleanup-runner-${mode}`,
         command: process.execPath,
@@ -268,6 +272,7 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
           CRASH_TASKS: JSON.stringify(tasks),
           CRASH_READY: 'ok-before:finished,bad-before:failed,ends-while-down:running',
           ...(keep ? { CRASH_KEEP: JSON.stringify(keep) } : {}),
+          ...(pollMs ? { CRASH_POLL_MS: String(pollMs) } : {}),
         },
       });
     const byId = () =>
@@ -291,7 +296,7 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
     if (!ok || !bad || !down) throw new Error('a task without a handle');
     expect(existsSync(ok.logPath)).toBe(true);
 
-    // One Job ends while nobody watches; the runner comes back keeping finished Jobs 0 s.
+    // One Job ends while nobody watches.
     writeFileSync(gate, '');
     await until(
       () =>
@@ -300,7 +305,11 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
         ),
       'the Job ended while the runner was down',
     );
-    const second = runner('recover', { okMs: 0, failedMs: HOUR });
+    // Keep times 0: the Job that ended while the runner was down is ended and not yet marked
+    // when the restarted runner's first sweep lists it (its first poll comes 3 s later); only
+    // its task being watched (adopted) keeps that sweep from deleting it before its end is
+    // recorded.
+    const second = runner('recover', { okMs: 0, failedMs: 0 }, 3_000);
     expect(await second.exited()).toBe(0);
     const recs = byId();
     expect(Object.fromEntries([...recs].map(([k, r]) => [k, [r.state, r.exitCode]]))).toEqual({
@@ -308,20 +317,26 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
       'bad-before': ['failed', 4],
       'ends-while-down': ['finished', 0],
     });
-    // Ended before the restart: removed by the restarted runner's first sweep.
-    expect(jobNamed(ok.jobName)).toBeUndefined();
-    expect(existsSync(ok.logPath)).toBe(false);
-    // The failed one is kept for its keep time, log and all.
-    expect(jobNamed(bad.jobName)).toBeDefined();
-    expect(readFileSync(bad.logPath, 'utf8')).toBe('bad before\n');
+    // Ended before the restart: removed by the restarted runner's first sweep, logs and all.
+    for (const h of [ok, bad]) {
+      expect(jobNamed(h.jobName)).toBeUndefined();
+      expect(existsSync(h.logPath)).toBe(false);
+    }
 
-    // Started once more keeping failed Jobs 0 s: nothing is left of any of them.
+    // Started once more: the Job it collected goes too.
     const third = runner('recover', { okMs: 0, failedMs: 0 });
     expect(await third.exited()).toBe(0);
-    expect(jobNamed(bad.jobName)).toBeUndefined();
-    expect(existsSync(bad.logPath)).toBe(false);
     expect(jobNamed(down.jobName)).toBeUndefined();
     expect(existsSync(down.logPath)).toBe(false);
+    // Deleted once, after the mark that says its end was recorded.
+    const downCalls = kube.requests.filter((r) => r.path.endsWith(`/jobs/${down.jobName}`));
+    expect(downCalls.filter((r) => r.method === 'DELETE').length).toBe(1);
+    expect(downCalls.findIndex((r) => r.method === 'DELETE')).toBeGreaterThan(
+      downCalls.findIndex((r) => r.method === 'PATCH' && r.status === 200),
+    );
+    expect(downCalls.findIndex((r) => r.method === 'PATCH' && r.status === 200)).toBeGreaterThan(
+      -1,
+    );
     expect(
       kube.jobs().filter((j) => j.metadata.labels?.['computepods.io/resource'] === id),
     ).toEqual([]);
