@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   type KubernetesResource,
@@ -182,6 +182,9 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
     const orphan = `${jobNameFor('gone')}.log`;
     writeFileSync(`${jobsDir}/${orphan}`, 'a log whose Job is gone\n');
     writeFileSync(`${jobsDir}/${name}.log`, 'the unmarked Job log\n');
+    writeFileSync(`${jobsDir}/${name}.log.tmp`, 'a read cut short\n');
+    mkdirSync(`${jobsDir}/${name}.files`);
+    writeFileSync(`${jobsDir}/${name}.files/outputs-0`, 'a stage folder left\n');
     writeFileSync(`${jobsDir}/notes.log`, 'not named as a Job\n');
     const old = new Date(Date.now() - 2 * HOUR);
     utimesSync(`${jobsDir}/notes.log`, old, old);
@@ -190,10 +193,13 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
     expect(jobNamed(name)).toBeDefined();
     expect(existsSync(`${jobsDir}/${orphan}`)).toBe(true);
     expect(existsSync(`${jobsDir}/${name}.log`)).toBe(true);
+    expect(existsSync(`${jobsDir}/${name}.files/outputs-0`)).toBe(true);
     clock.offset = HOUR;
     await backend.sweepNow();
     expect(jobNamed(name)).toBeUndefined();
     expect(existsSync(`${jobsDir}/${name}.log`)).toBe(false);
+    expect(existsSync(`${jobsDir}/${name}.log.tmp`)).toBe(false);
+    expect(existsSync(`${jobsDir}/${name}.files`)).toBe(false);
     expect(existsSync(`${jobsDir}/${orphan}`)).toBe(false);
     expect(existsSync(`${jobsDir}/notes.log`)).toBe(true);
     await ex.close();
