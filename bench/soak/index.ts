@@ -550,7 +550,7 @@ async function soak(stack: Stack): Promise<Record<string, number | string | bool
       [`${k}_heap_after_gc_end_kb`]: h.endKb,
       [`${k}_heap_after_gc_growth_pct`]: h.growthPct,
       [`${k}_heap_after_gc_slope_2nd_half_kb_per_min`]: h.lateSlopeKbPerMin,
-      [k === 'nats_server' ? `${k}_heap_samples` : `${k}_full_gcs`]: h.samples,
+      [k.startsWith('nats_server') ? `${k}_heap_samples` : `${k}_full_gcs`]: h.samples,
     });
   }
   for (const [name, a] of jsAfter) {
