@@ -565,7 +565,9 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         async () => remotePilots().length === 0,
         "the ended pilots' folders to be removed from the cluster",
       );
-      expect(runner.output).toMatch(/ended pilot folders removed/);
+      // Logged once the removal command has answered, which may be after the folders are seen
+      // gone (fresh-clone CI: matched at once, the line not yet written).
+      await runner.waitForOutput(/ended pilot folders removed/);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
     } finally {
@@ -815,7 +817,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
         'the folders of the pilots that went well to be removed',
       );
       expect(pilotFolders(dir).map((f) => f.jobId)).toEqual([crashedJob]);
-      expect(runner.output).toMatch(/ended pilot folders removed/);
+      await runner.waitForOutput(/ended pilot folders removed/);
       expect(submittedPilots(runner.output).length).toBeGreaterThan(1);
     } catch (err) {
       throw new Error(`${err}\n--- runner\n${runner.output.slice(-4000)}`);
