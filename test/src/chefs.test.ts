@@ -343,8 +343,10 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     // retired too, and is back with its next heartbeat (500 ms), which is the design.
     const declared = async () => (await rules.keys()).sort().join(',');
     await until('b-chef, c and podb declared', async () => (await declared()) === 'b-chef,c,podb');
-    expect(stack.procs.get('majordomo')!.output).toMatch(
-      /"chef":"a-chef","silentMs":\d+,"timeoutMs":3000,"msg":"chef not heard from; its rules are retired and its work re-planned"/,
-    );
+    await stack.procs
+      .get('majordomo')!
+      .waitForOutput(
+        /"chef":"a-chef","silentMs":\d+,"timeoutMs":3000,"msg":"chef not heard from; its rules are retired and its work re-planned"/,
+      );
   });
 });

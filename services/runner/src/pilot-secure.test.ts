@@ -221,7 +221,7 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         diag,
       );
       expect((await kv.get(killed.task.taskId))?.value.reason).toContain(`pilot job ${jobId}`);
-      expect(runner.output).toMatch(/held by an ended pilot are delivered again now/);
+      await runner.waitForOutput(/held by an ended pilot are delivered again now/);
       expect(runner.output).not.toMatch(/could not release|Permissions Violation/i);
       // Once each pilot has ended its credentials go from the cluster (the killed one's too),
       // while the folders are kept for CP_JOB_KEEP_S / CP_JOB_KEEP_FAILED_S.

@@ -803,7 +803,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       expect((await kv.get(crashed.task.taskId))?.value.reason).toContain(
         `pilot job ${defined(crashed.runner, 'crashed.runner').replace('pilot-release-', '')}`,
       );
-      expect(runner.output).toMatch(/held by an ended pilot are delivered again now/);
+      await runner.waitForOutput(/held by an ended pilot are delivered again now/);
       // Both messages acknowledged: the crashed task's second delivery without a run.
       await until(async () => {
         const i = await consumer();
