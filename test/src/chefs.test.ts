@@ -320,12 +320,15 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
     stack.write('slow/l2.in', 'two\n');
     stack.write('slow/l3.in', 'three\n');
     // a-chef (first by name) owns the rule; with concurrency 1 it holds l1 while l2, l3 wait.
-    await until('a-chef to run l1', async () => {
+    // The three writes may reach MajorDomo in separate change batches, so l1 can be running
+    // before l3 is asked for (fresh-clone CI saw 2 requests at that instant): wait for all three.
+    const toA = () => log.requests.slice(from).filter((r) => r.chef === 'a-chef');
+    await until('a-chef to run l1 and be asked for l2, l3', async () => {
       const req = log.requestsFor('slow:l1', from)[0];
-      if (!req) return false;
+      if (!req || toA().length < 3) return false;
       return (await (await tasks()).get(`b-${req.buildId}`))?.value.state === 'running';
     });
-    expect(log.requests.slice(from).filter((r) => r.chef === 'a-chef').length).toBe(3);
+    expect(toA().map((r) => r.taskId).sort()).toEqual(['slow:l1', 'slow:l2', 'slow:l3']);
     await stack.kill9('a-chef');
     await until('a-chef to be retired', async () => !(await rules.keys()).includes('a-chef'));
     // l1 ran on while a-chef died (it waited for this gate: a fixed sleep could end first on
