@@ -328,7 +328,11 @@ describe('chefs: C with discovered headers, cancel, liveness, inputs from other 
       if (!req || toA().length < 3) return false;
       return (await (await tasks()).get(`b-${req.buildId}`))?.value.state === 'running';
     });
-    expect(toA().map((r) => r.taskId).sort()).toEqual(['slow:l1', 'slow:l2', 'slow:l3']);
+    expect(
+      toA()
+        .map((r) => r.taskId)
+        .sort(),
+    ).toEqual(['slow:l1', 'slow:l2', 'slow:l3']);
     await stack.kill9('a-chef');
     await until('a-chef to be retired', async () => !(await rules.keys()).includes('a-chef'));
     // l1 ran on while a-chef died (it waited for this gate: a fixed sleep could end first on
