@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { BatchV1Api, V1Job } from '@kubernetes/client-node';
 import { statusOf } from './kubernetes-api-error.js';
 import { JOB_NAME } from './kubernetes-names.js';
+import { PeriodicSweep } from './periodic-sweep.js';
 import type { KeepPolicy } from './slurm-sweep.js';
 
 /*
@@ -109,14 +110,17 @@ export interface JobCleanupOptions {
 /** Marks ended Jobs and deletes them, and their files, past their keep time. */
 export class KubernetesJobCleanup {
   readonly #o: JobCleanupOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #sweeping: Promise<void> | undefined;
-  #started = false;
-  #closed = false;
+  readonly #sweeper: PeriodicSweep;
   readonly stats = { marked: 0, jobsRemoved: 0, filesRemoved: 0, sweeps: 0 };
 
   constructor(options: JobCleanupOptions) {
     this.#o = options;
+    this.#sweeper = new PeriodicSweep({
+      run: () => this.#sweep(),
+      everyMs: options.everyMs ?? 60_000,
+      onError: (err) =>
+        this.#o.log('warn', 'could not sweep ended Kubernetes Jobs', { err: String(err) }),
+    });
   }
 
   /**
@@ -156,33 +160,12 @@ export class KubernetesJobCleanup {
 
   /** Sweeps now, then every everyMs (from adopt, when the runner knows what it watches). */
   start(): void {
-    if (this.#closed) return;
-    this.#started = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    void this.sweepNow().finally(() => this.#schedule());
-  }
-
-  #schedule(): void {
-    if (this.#closed || !this.#started) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.sweepNow().finally(() => this.#schedule());
-    }, this.#o.everyMs ?? 60_000);
-    this.#timer.unref();
+    this.#sweeper.start();
   }
 
   /** One sweep (resolves when done). Never fails: one that cannot run is logged. */
   sweepNow(): Promise<void> {
-    this.#sweeping ??= this.#sweep()
-      .catch((err: unknown) =>
-        this.#o.log('warn', 'could not sweep ended Kubernetes Jobs', { err: String(err) }),
-      )
-      .finally(() => {
-        this.#sweeping = undefined;
-      });
-    return this.#sweeping;
+    return this.#sweeper.now();
   }
 
   async #sweep(): Promise<void> {
@@ -227,11 +210,8 @@ export class KubernetesJobCleanup {
     }
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#sweeping;
+  close(): Promise<void> {
+    return this.#sweeper.close();
   }
 }
 

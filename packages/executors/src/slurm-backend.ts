@@ -13,6 +13,7 @@ import { isRetryable, ResourceCommandError, TaskNotFoundError } from './errors.j
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import { LogReads } from './log-reads.js';
+import { PeriodicSweep } from './periodic-sweep.js';
 import { Poller } from './poller.js';
 import { DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 import { chunk, planBatches } from './slurm-batching.js';
@@ -101,8 +102,7 @@ export class SlurmBackend implements Backend {
   readonly #toFetch = new Set<Job>();
   readonly #poller: Poller;
   #pollFailures = 0;
-  #sweepTimer: NodeJS.Timeout | undefined;
-  #sweeping: Promise<void> | undefined;
+  readonly #sweeper: PeriodicSweep;
   #closed = false;
   readonly #stats = {
     sbatch: 0,
@@ -135,6 +135,12 @@ export class SlurmBackend implements Backend {
     });
     this.#windowMs = options.batchWindowMs ?? 500;
     this.#confirm = options.confirmPolls ?? 2;
+    this.#sweeper = new PeriodicSweep({
+      run: () => this.#sweep(),
+      everyMs: options.sweepEveryMs ?? 60_000,
+      onError: (err) =>
+        this.#c.log('warn', 'could not sweep finished job folders', { err: String(err) }),
+    });
   }
 
   bind(ctx: BackendContext): void {
@@ -321,7 +327,7 @@ export class SlurmBackend implements Backend {
         );
     }
     this.#ensurePolling();
-    this.#scheduleSweep(0);
+    this.#sweeper.start();
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
@@ -362,9 +368,8 @@ export class SlurmBackend implements Backend {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#flushTimer);
-    clearTimeout(this.#sweepTimer);
     await this.#poller.close();
-    await this.#sweeping;
+    await this.#sweeper.close();
     await this.#host.close();
   }
 
@@ -869,30 +874,13 @@ export class SlurmBackend implements Backend {
 
   // --- finished job folders ---------------------------------------------------------
 
-  #scheduleSweep(delayMs: number): void {
-    if (this.#closed) return;
-    clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = setTimeout(() => {
-      this.#sweepTimer = undefined;
-      void this.sweepNow().finally(() => this.#scheduleSweep(this.#o.sweepEveryMs ?? 60_000));
-    }, delayMs);
-    this.#sweepTimer.unref();
-  }
-
   /**
    * Removes the job folders past their keep time (slurm-sweep.ts), on the cluster as its user
    * and their local copies; resolves when done. Never fails: a sweep that cannot run is logged
    * and the next one tries again.
    */
   sweepNow(): Promise<void> {
-    this.#sweeping ??= this.#sweep()
-      .catch((err: unknown) =>
-        this.#c.log('warn', 'could not sweep finished job folders', { err: String(err) }),
-      )
-      .finally(() => {
-        this.#sweeping = undefined;
-      });
-    return this.#sweeping;
+    return this.#sweeper.now();
   }
 
   async #sweep(): Promise<void> {
