@@ -16,8 +16,13 @@ export interface ExecutorHooks {
    * once: the executor tries again (recordRetry) while protocol's isRetryable says it may help.
    */
   record(rec: TaskRecord): Promise<void>;
-  /** Announces a recorded transition (the runner publishes it on the task-state subject). */
-  publish(event: TaskStateChanged, rec: TaskRecord): void | Promise<void>;
+  /**
+   * Announces a recorded transition (the runner publishes it on the task-state subject).
+   * `passed` is true for a state a write went through on its way to another (created and
+   * submitted of a task admitted straight to running): a publisher may announce only the state
+   * each write ended in, the others being in that record's history.
+   */
+  publish(event: TaskStateChanged, rec: TaskRecord, passed: boolean): void | Promise<void>;
   log?(level: 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>): void;
 }
 
@@ -125,7 +130,8 @@ export class Executor {
         throw err;
       }
       this.#records.set(task.taskId, rec);
-      for (const [i, s] of steps.entries()) this.#announce(s, steps[i - 1]?.state);
+      for (const [i, s] of steps.entries())
+        this.#announce(s, steps[i - 1]?.state, i < steps.length - 1);
       this.#backend.enqueue(rec);
       return rec;
     });
@@ -146,7 +152,7 @@ export class Executor {
       const failed = this.#step(created, 'failed', { reason, exitCode: null }, time);
       await this.#write(failed);
       this.#records.set(task.taskId, failed);
-      this.#announce(created, undefined);
+      this.#announce(created, undefined, true);
       this.#announce(failed, 'created');
       this.#markEnded(failed);
       return failed;
@@ -326,7 +332,7 @@ export class Executor {
 
   // Not awaited: the record is the truth and is already written; events of one task leave
   // in order on the one connection, and waiting for each ack would only slow the task down.
-  #announce(rec: TaskRecord, previous: TaskState | undefined): void {
+  #announce(rec: TaskRecord, previous: TaskState | undefined, passed = false): void {
     const event: TaskStateChanged = {
       taskId: rec.task.taskId,
       resource: this.resource,
@@ -346,7 +352,7 @@ export class Executor {
         err: String(err),
       });
     try {
-      const p = this.#hooks.publish(event, rec);
+      const p = this.#hooks.publish(event, rec, passed);
       if (p) p.catch(failed);
     } catch (err) {
       failed(err);

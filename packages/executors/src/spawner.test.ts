@@ -120,6 +120,24 @@ describe('spawner', { timeout: 60_000 }, () => {
     sp.close();
   });
 
+  it('sends the requests of one event-loop turn in one write, and runs each of them', async () => {
+    const sp = new Spawner();
+    sp.warm();
+    // The pipe write is made on this thread (libuv writes a pipe at once when it can).
+    const writes = () =>
+      Number(/^syscw:\s*(\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'))?.[1]);
+    const w0 = writes();
+    const runs = Array.from({ length: 20 }, (_, i) => run(sp, req(`exit ${i}`)));
+    await new Promise((r) => setImmediate(r));
+    const w1 = writes();
+    const ends = await Promise.all(runs.map((t) => t.ended));
+    expect(ends).toEqual(runs.map((_, i) => ({ kind: 'exit', code: i })));
+    // One write for the 20 (one more allowed for anything else this thread wrote meanwhile).
+    expect(w1 - w0).toBeGreaterThanOrEqual(1);
+    expect(w1 - w0).toBeLessThanOrEqual(2);
+    sp.close();
+  });
+
   it('killed -9, leaves its tasks running (they still write their exit files) and is replaced', async () => {
     const sp = new Spawner();
     const gate = tmp.join('gate');

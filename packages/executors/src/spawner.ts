@@ -52,6 +52,8 @@ export class Spawner {
   #watching = new Map<number, SpawnWatch>();
   #closed = false;
   #spawned = 0;
+  /** Request lines of this turn and the co-process they are for, written at its end (#send). */
+  #outbox: { proc?: ChildProcessWithoutNullStreams; lines: string[] } = { lines: [] };
 
   constructor(options: SpawnerOptions = {}) {
     this.#env = options.env ?? taskBaseEnv();
@@ -82,7 +84,25 @@ export class Spawner {
     this.#watching.set(seq, watch);
     const env = Object.entries(req.env).map(([k, v]) => `${hex(k)}.${hex(v)}`);
     const fields = [resolve(req.dir), resolve(req.cwd), req.command].map(hex);
-    proc.stdin.write(`run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`);
+    this.#send(proc, `run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`);
+  }
+
+  /**
+   * Requests of one event-loop turn go to the co-process in one write (tasks started by one
+   * batch of KV replies: one pipe write and one wakeup of the spawner, not one each).
+   */
+  #send(proc: ChildProcessWithoutNullStreams, line: string): void {
+    // Lines for a co-process that died since are dropped: its requests were reported lost.
+    if (this.#outbox.proc !== proc) this.#outbox = { proc, lines: [] };
+    const box = this.#outbox;
+    if (box.lines.length === 0)
+      setImmediate(() => {
+        const data = box.lines.join('');
+        box.lines = [];
+        // Stopped, or replaced meanwhile: nothing is started (see run and close).
+        if (this.#proc === proc && data) proc.stdin.write(data);
+      });
+    box.lines.push(line);
   }
 
   /**

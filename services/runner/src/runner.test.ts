@@ -102,6 +102,42 @@ describe('runner v1 (local) over a real nats-server', () => {
     }, 'the last task event in the events stream');
   });
 
+  it('announces one event per record write: a task admitted to a free slot, running then finished', async () => {
+    // Both slots are free (the tasks above ended), so the task is recorded created, submitted
+    // and running in one write: one event for it, then one for its end.
+    const seen: { state: string; previous?: string }[] = [];
+    const sub = bus.nc.subscribe(subjects.taskState(P), {
+      callback: (_err, m) => {
+        const body = Envelope.parse(m.json()).body as {
+          taskId: string;
+          state: string;
+          previous?: string;
+        };
+        if (body.taskId === 'ev-1') seen.push({ state: body.state, previous: body.previous });
+      },
+    });
+    await bus.nc.flush();
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), {
+      taskId: 'ev-1',
+      resource: 'local',
+      command: 'true',
+      cwd: ws,
+    });
+    const rec = await finalState('ev-1');
+    expect(rec.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    await until(() => seen.some((e) => e.state === 'finished'), 'the finished event');
+    sub.unsubscribe();
+    expect(seen).toEqual([
+      { state: 'running', previous: 'submitted' },
+      { state: 'finished', previous: 'running' },
+    ]);
+  });
+
   it('does not run a task that already has a record (another runner has it), and takes it off the queue', async () => {
     const kv = await bus.kv(buckets.tasks(P), TaskRecord);
     const ran = join(ws, 'other-ran');

@@ -143,9 +143,13 @@ export async function startRunner(
       record: (rec) => records.write({ ...rec, queue: rc.queue }),
       // A plain publish: the events stream stores it all the same, and the record in KV, written
       // before, is the truth; waiting for a JetStream ack per event only cost a round trip each.
-      publish: (event, rec) => {
+      // One event per record write, for the state it ended in: a task admitted straight to
+      // running is announced running (previous: submitted), its created and submitted being in
+      // the record's history; readers follow running and the ends (the UI, chaos, the chef's
+      // record watch), and each event is a message the events stream stores.
+      publish: (event, rec, passed) => {
         taskLogs.onState(rec);
-        bus.emit('task.state', subjects.taskState(p), event, cids.get(event.taskId));
+        if (!passed) bus.emit('task.state', subjects.taskState(p), event, cids.get(event.taskId));
         if (isTerminal(event.state)) cids.delete(event.taskId);
       },
       log: (level, msg, data) => log[level](data ?? {}, msg),

@@ -45,10 +45,7 @@ export async function checkCwd(
     return roots.some((root) => within(posix.normalize(root), norm)) ? undefined : outside();
   }
   // The cwd and the roots are resolved at once (one wait, not one after the other).
-  const [real, ...realRoots] = await Promise.all([
-    realpath(cwd).catch(() => undefined),
-    ...roots.map(resolveRoot),
-  ]);
+  const [real, ...realRoots] = await Promise.all([resolveNow(cwd), ...roots.map(resolveNow)]);
   if (real === undefined)
     return refuse(
       `does not exist on the runner (or cannot be resolved); the task was not run (${rootsLabel(roots)})`,
@@ -57,17 +54,20 @@ export async function checkCwd(
   return outside(real);
 }
 
-/** Resolutions of a root on their way: the checks that ask meanwhile (a burst of tasks) share one. */
+/**
+ * Resolutions on their way: the checks that ask meanwhile share one (a burst of tasks, most in
+ * the same cwd under the same roots: one realpath each, not one per task).
+ */
 const resolving = new Map<string, Promise<string | undefined>>();
 
-/** The root's realpath, resolved now (never kept: a root's symlink may be changed). */
-function resolveRoot(root: string): Promise<string | undefined> {
-  let pending = resolving.get(root);
+/** The path's realpath, resolved now (never kept once answered: a symlink may be changed). */
+function resolveNow(path: string): Promise<string | undefined> {
+  let pending = resolving.get(path);
   if (!pending) {
-    pending = realpath(root)
+    pending = realpath(path)
       .catch(() => undefined)
-      .finally(() => resolving.delete(root));
-    resolving.set(root, pending);
+      .finally(() => resolving.delete(path));
+    resolving.set(path, pending);
   }
   return pending;
 }
