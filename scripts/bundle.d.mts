@@ -6,5 +6,7 @@ export interface Tool {
 }
 /** The command-line tools `pnpm build` bundles. */
 export const TOOLS: readonly Tool[];
+/** The four services `pnpm build` bundles (services/NAME/dist/NAME.mjs). */
+export const SERVICES: readonly Tool[];
 /** Bundles one tool and lists what went into it in `<outfile>.inputs.json`. */
 export function bundle(tool: Tool): Promise<{ outfile: string; inputs: number }>;

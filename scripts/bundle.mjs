@@ -1,11 +1,12 @@
-// `pnpm build` (scripts/setup runs it): bundles each command-line tool into one ESM file, so it
-// starts without transpiling TypeScript on every run (tsx costs 1-4 s). Beside each bundle,
-// `<bundle>.inputs.json` lists every file that went into it; the bin runs the bundle only while
-// it is newer than all of them (scripts/fresh-bundle.mjs), else the sources through tsx.
-import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+// `pnpm build` (scripts/setup runs it): bundles each command-line tool and each service into one
+// ESM file, so it starts without transpiling TypeScript on every run (tsx costs 1-4 s). Beside
+// each bundle, `<bundle>.inputs.json` lists every file that went into it; the bin runs the
+// bundle only while it is newer than all of them (scripts/fresh-bundle.mjs), else the sources
+// through tsx.
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -18,9 +19,18 @@ export const TOOLS = [
   },
 ];
 
+/** The services, started by their bins (services/NAME/bin/NAME.js), `up` and deploy/bin. */
+export const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'].map((name) => ({
+  entry: `services/${name}/src/main.ts`,
+  outfile: `services/${name}/dist/${name}.mjs`,
+}));
+
 // Packages that load files of their own by path at run time (pino's worker threads, ssh2's
-// native addons) stay outside the bundle, imported from where pnpm installed them.
-const AT_RUN_TIME = /^(pino|pino-pretty|thread-stream|ssh2|ssh2-sftp-client|cpu-features)(\/|$)/;
+// native addons) stay outside the bundle, imported from where pnpm installed them; so does the
+// Kubernetes client (the runner imports it only for a kubernetes resource, and it is 15 MB of
+// code every runner would parse at start).
+const AT_RUN_TIME =
+  /^(pino|pino-pretty|thread-stream|ssh2|ssh2-sftp-client|cpu-features|@kubernetes\/client-node)(\/|$)/;
 
 /** @type {import('esbuild').Plugin} */
 const installedPath = {
@@ -35,6 +45,29 @@ const installedPath = {
       });
       if (r.errors.length > 0) return { errors: r.errors };
       return { path: r.path, external: true };
+    });
+  },
+};
+
+// A source file that finds files beside it by `new URL('…', import.meta.url)` (the runner's
+// spawner.py, MajorDomo's web page, the chef's built-in chefs) keeps finding them there: in the
+// bundle, import.meta.url would be the bundle's own. The sources stay beside the bundle (the bins
+// run it only while every input exists), so their URLs hold.
+const IMPORT_META_URL = /\bimport\.meta\.url\b/g;
+/** @type {import('esbuild').Plugin} */
+const sourceUrls = {
+  name: 'source-urls',
+  setup(b) {
+    b.onLoad({ filter: /\.[cm]?[jt]s$/ }, (args) => {
+      if (args.path.includes('/node_modules/')) return undefined;
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      const url = JSON.stringify(pathToFileURL(args.path).href);
+      const ext = args.path.slice(args.path.lastIndexOf('.') + 1).replace(/^[cm]/, '');
+      return {
+        contents: text.replace(IMPORT_META_URL, url),
+        loader: /** @type {'ts' | 'js'} */ (ext),
+      };
     });
   },
 };
@@ -62,7 +95,7 @@ export async function bundle({ entry, outfile }) {
     metafile: true,
     logLevel: 'warning',
     legalComments: 'none',
-    plugins: [installedPath],
+    plugins: [installedPath, sourceUrls],
     banner: {
       js: [
         `// Built by scripts/bundle.mjs from ${entry}; not tracked by git.`,
@@ -88,7 +121,7 @@ export async function bundle({ entry, outfile }) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const tool of TOOLS) {
+  for (const tool of [...TOOLS, ...SERVICES]) {
     const r = await bundle(tool);
     process.stderr.write(`build: ${r.outfile} (${r.inputs} input files)\n`);
   }

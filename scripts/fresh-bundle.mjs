@@ -29,3 +29,16 @@ export function explainFallback(name, bundle) {
     `${name}: running the TypeScript sources through tsx (slower): ${bundle.pathname} is ${why}; \`pnpm build\` rebuilds it\n`,
   );
 }
+
+/**
+ * What a bin does: imports `bundle` while it is fresh, else registers tsx's loader in this
+ * process (no wrapper process: a signal reaches the program itself) and imports `sources`.
+ * @param {string} name @param {URL} bundle @param {URL} sources
+ */
+export async function runFreshOrSources(name, bundle, sources) {
+  if (bundleIsFresh(bundle)) return import(bundle.href);
+  explainFallback(name, bundle);
+  const { register } = await import('tsx/esm/api');
+  register();
+  return import(sources.href);
+}

@@ -14,8 +14,9 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const state = process.env.CP_STATE_DIR ?? `${root}.state`;
 const project = process.env.CP_PROJECT ?? 'demo';
 const workspace = process.env.CP_WORKSPACE ?? `${state}/${project}/workspace`;
-// node with tsx's loader, one OS process per service (the tsx CLI would add a wrapper process).
-const node = [process.execPath, '--import', 'tsx'] as const;
+// One OS process per service: its bin runs the bundle `pnpm build` wrote (scripts/setup runs
+// it), or its sources through tsx's loader in the same process while the bundle is stale.
+const binOf = (service: string) => `services/${service}/bin/${service}.js`;
 
 function say(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -115,7 +116,7 @@ interface Supervised {
 let stopping = false;
 
 function launch(s: Supervised): void {
-  const child = spawn(node[0], [...node.slice(1), ...s.args], {
+  const child = spawn(process.execPath, s.args, {
     detached: true,
     env: s.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -193,13 +194,13 @@ async function main(): Promise<void> {
   const services: Supervised[] = [
     {
       name: 'majordomo',
-      args: ['services/majordomo/src/main.ts'],
+      args: [binOf('majordomo')],
       env: { ...env, NATS_CREDS: await creds({ role: 'majordomo' }) },
       restarts: 0,
     },
     {
       name: 'chef',
-      args: ['services/chef/src/main.ts'],
+      args: [binOf('chef')],
       env: {
         ...env,
         CP_CHEF: 'demo',
@@ -210,7 +211,7 @@ async function main(): Promise<void> {
     },
     {
       name: 'runner',
-      args: ['services/runner/src/main.ts'],
+      args: [binOf('runner')],
       env: {
         ...env,
         CP_RESOURCE: 'local',
@@ -220,7 +221,7 @@ async function main(): Promise<void> {
     },
     {
       name: 'fswatcher',
-      args: ['services/fswatcher/src/main.ts'],
+      args: [binOf('fswatcher')],
       env: { ...env, NATS_CREDS: await creds({ role: 'fswatcher', scope: env.CP_POD }) },
       restarts: 0,
     },
