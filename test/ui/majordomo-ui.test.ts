@@ -525,7 +525,8 @@ describe('MajorDomoUI in a real browser', () => {
     await page.getByRole('button', { name: 'kill' }).click();
     await page.locator('[data-task-state="killed"]').waitFor();
 
-    // A running build cancelled from its artefact's panel: the artefact goes back to stale.
+    // A running build cancelled from its artefact's panel: the artefact is shown cancelled (held:
+    // not built again until an input changes or a rebuild is asked for).
     // (The runner took two of the three in an order of its own: one of those still held.)
     let held = '';
     for (const p of ['p1', 'p2', 'p3'])
@@ -535,10 +536,13 @@ describe('MajorDomoUI in a real browser', () => {
     const panel = page.locator(`[data-panel="${held}"]`);
     await panel.getByRole('button', { name: 'Cancel build' }).click();
     await expect.poll(() => panel.locator('[role="status"]').textContent()).toMatch(/^Cancel: /);
-    await stack.until(held, (a) => a.status === 'stale');
+    await stack.until(held, (a) => a.status === 'cancelled');
     await expect
       .poll(() => panel.locator('[data-state]').first().getAttribute('data-state'))
-      .toBe('stale');
+      .toBe('cancelled');
+    expect(await panel.locator('.reason').first().textContent()).toMatch(
+      /^build cancelled on request/,
+    );
   });
 
   it('cuts the timeline into lanes per runner, or per chef from its link', async () => {

@@ -427,6 +427,56 @@ describe('failures and cancellation', () => {
     expect(dm.ready().map((t) => t.id)).toEqual(['upper:b', 'upper:a']);
   });
 
+  it('cancelledByRequest() holds the task until an input changes or it is released', () => {
+    const dm = chain();
+    const a = dm.started('upper:b');
+    expect(dm.cancelledByRequest(a.id, a.run).stale).toBe(false);
+    expect(dm.artefactState('out/b.upper')).toBe('cancelled');
+    expect(dm.status().blocked).toContain('upper:b');
+    // Another change (an unrelated source) plans others, never the held task.
+    dm.setArtefact('src/c.txt', sha('c1'));
+    expect(
+      dm
+        .ready()
+        .map((t) => t.id)
+        .sort(),
+    ).toEqual(['upper:a', 'upper:c']);
+    // Its input changes: planned again.
+    dm.setArtefact('src/b.txt', sha('b2'));
+    expect(dm.held('upper:b')).toBe(false);
+    expect(dm.ready().map((t) => t.id)).toContain('upper:b');
+    // Held again, then released (a rebuild asked for).
+    const b = dm.started('upper:b');
+    dm.cancelledByRequest(b.id, b.run);
+    expect(dm.ready().map((t) => t.id)).not.toContain('upper:b');
+    dm.release('upper:b');
+    expect(dm.ready().map((t) => t.id)).toContain('upper:b');
+  });
+
+  it('restoreHolds() holds dirty tasks only, and a cancel of an old run holds nothing', () => {
+    const dm = chain();
+    drive(dm, pure);
+    dm.setArtefact('src/a.txt', sha('a2'));
+    const stale = defined(dm.take(1)[0], 'a');
+    dm.cancelled(stale.id, stale.run);
+    expect(dm.cancelledByRequest(stale.id, stale.run).stale).toBe(true);
+    expect(dm.held(stale.id)).toBe(false);
+    dm.restoreHolds(['upper:a', 'upper:b', 'no:such']);
+    expect(dm.held('upper:a')).toBe(true);
+    const c = new DependencyManager();
+    c.addRule({ id: 'upper', inputs: ['src/{stem}.txt'], outputs: ['out/{stem}.upper'] });
+    c.setArtefact('src/a.txt', sha('a3'));
+    c.restoreHolds(['upper:a'], (t) => t.inputHashes['src/a.txt'] === sha('a2'));
+    expect(c.held('upper:a')).toBe(false);
+    c.restoreHolds(['upper:a'], (t) => t.inputHashes['src/a.txt'] === sha('a3'));
+    expect(c.held('upper:a')).toBe(true);
+    expect(dm.held('upper:b')).toBe(false); // up to date: nothing to hold
+    expect(dm.artefactState('out/b.upper')).toBe('up_to_date');
+    expect(dm.ready()).toEqual([]);
+    dm.forget('upper:a');
+    expect(dm.ready().map((t) => t.id)).toEqual(['upper:a']);
+  });
+
   it('a cancelled run in a cycle does not count as a pass', () => {
     const dm = new DependencyManager({ passLimit: 3 });
     dm.addRule({

@@ -224,7 +224,7 @@ export class DependencyManager {
       g.traces.set(taskId, stored);
       const t = g.taskById.get(taskId);
       if (!t) return;
-      t.failed = undefined;
+      t.unblock();
       this.sched.touched.task(t);
       g.setDiscovered(t, g.resolveDiscovered(t, stored));
     });
@@ -311,7 +311,7 @@ export class DependencyManager {
       this.graph.traces.delete(taskId);
       const t = this.graph.taskById.get(taskId);
       if (!t) return;
-      t.failed = undefined;
+      t.unblock();
       this.sched.touched.task(t);
       this.sched.resetRound(t);
       this.graph.log.recheck.add(t);
@@ -439,7 +439,7 @@ export class DependencyManager {
         if (!inputs.has(d) && h !== undefined) inputs.set(d, h);
       }
       g.traces.set(t.id, newTrace(inputs, out, discovered));
-      t.failed = undefined;
+      t.unblock();
       this.sched.touched.task(t);
       for (const [o, hash] of out) {
         if (g.hash[o] === hash) {
@@ -487,6 +487,63 @@ export class DependencyManager {
       }),
       stale: false,
     };
+  }
+
+  /**
+   * A user cancelled the run: the task is held, neither ready nor reported dirty to plan, until
+   * an input changes (any change that would unblock a failure) or `release()`/`forget()`.
+   */
+  cancelledByRequest(taskId: string, run?: number): ChangeResult & { stale: boolean } {
+    const t = this.current(taskId, run)?.task;
+    if (!t) return { ...this.change(() => {}), stale: true };
+    return {
+      ...this.change(() => {
+        this.sched.cancelRun(t);
+        this.holdTask(t);
+      }),
+      stale: false,
+    };
+  }
+
+  /**
+   * Puts back holds from before a restart (tasks whose cancel on request still stands), each
+   * only if `stillHeld` says so of the task as it is now (its inputs unchanged since the cancel,
+   * say). A task that is up to date, running or unknown now is left alone: nothing is held but a
+   * dirty task.
+   */
+  restoreHolds(
+    taskIds: Iterable<string>,
+    stillHeld: (task: TaskInstance) => boolean = () => true,
+  ): ChangeResult {
+    this.fresh();
+    return this.change(() => {
+      for (const id of taskIds) {
+        const t = this.graph.taskById.get(id);
+        if (t?.dirty && !t.running && stillHeld(this.instance(t, undefined))) this.holdTask(t);
+      }
+    });
+  }
+
+  /** A rebuild asked for explicitly: a task held by a cancel may be planned again. */
+  release(taskId: string): ChangeResult {
+    return this.change(() => {
+      const t = this.graph.taskById.get(taskId);
+      if (!t?.held) return;
+      t.held = false;
+      this.sched.touched.task(t);
+      this.graph.log.recheck.add(t);
+    });
+  }
+
+  /** Whether a task is held by a cancel on request. */
+  held(taskId: string): boolean {
+    return this.graph.taskById.get(taskId)?.held ?? false;
+  }
+
+  private holdTask(t: Task): void {
+    t.held = true;
+    this.sched.touched.task(t);
+    this.graph.log.recheck.add(t);
   }
 
   /** Running tasks cancelled by changes since the last call (also returned by each change). */
@@ -628,7 +685,7 @@ export class DependencyManager {
         g.log.cancel.push(t.id);
         this.sched.cancelRun(t);
       }
-      t.failed = undefined;
+      t.unblock();
       this.sched.touched.task(t);
       if (!from || from.comp !== t.comp || this.sched.stale) this.sched.resetRound(t);
       g.log.recheck.add(t);
@@ -636,7 +693,7 @@ export class DependencyManager {
     const prod = g.producerOf(p);
     if (prod >= 0 && !from) {
       const t = g.task(prod);
-      t.failed = undefined;
+      t.unblock();
       this.sched.touched.task(t);
       this.sched.resetRound(t);
       g.log.recheck.add(t);

@@ -28,6 +28,7 @@ export function status(g: Graph, s: Scheduler): Status {
 /** Why a dirty task cannot run at all (as opposed to waiting for upstream work). */
 export function blockedReason(g: Graph, t: Task): string | undefined {
   if (t.failed !== undefined) return `failed: ${t.failed}`;
+  if (t.held) return 'cancelled by request';
   if (t.nc) return `its cycle did not converge in ${t.nc.passes} passes`;
   const missing = t.required.find((p) => g.hash[p] === undefined);
   if (missing !== undefined) return `required input ${g.paths[missing]} is missing`;
@@ -43,6 +44,7 @@ export function artefactState(g: Graph, s: Scheduler, path: string): ArtefactSta
   const t = g.task(prod);
   if (t.running) return 'building';
   if (t.failed !== undefined) return 'failed';
+  if (t.held) return 'cancelled';
   if (t.nc) return 'not_converging';
   if (t.dirty || s.region.has(t.comp)) return 'dirty';
   return exists ? 'up_to_date' : 'missing';

@@ -162,6 +162,7 @@ const COLOURS: Record<string, string> = {
   dirty: 'khaki',
   building: 'lightblue',
   failed: 'salmon',
+  cancelled: 'plum',
   not_converging: 'orange',
   missing: 'lightgrey',
 };
@@ -199,11 +200,13 @@ export function toDOT(g: Graph, s: Scheduler, planOnly: boolean): string {
         ? 'lightblue'
         : t.failed
           ? 'salmon'
-          : t.nc
-            ? 'orange'
-            : t.dirty
-              ? 'khaki'
-              : 'palegreen';
+          : t.held
+            ? 'plum'
+            : t.nc
+              ? 'orange'
+              : t.dirty
+                ? 'khaki'
+                : 'palegreen';
       lines.push(`${indent}${q(`t:${t.id}`)} [label=${q(t.id)}, shape=box, fillcolor=${fill}];`);
       for (const o of t.outputs) {
         artefactNode(o, indent);

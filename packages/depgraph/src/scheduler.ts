@@ -126,7 +126,7 @@ export class Scheduler implements GraphListener {
   }
 
   runnable(t: Task): boolean {
-    if (!t.dirty || t.running || t.failed !== undefined || t.nc) return false;
+    if (!t.dirty || t.running || t.failed !== undefined || t.held || t.nc) return false;
     const hash = this.graph.hash;
     for (const p of t.required) if (hash[p] === undefined) return false;
     return true;

@@ -25,6 +25,8 @@ export class Task {
   runPass = 0;
   running: Run | undefined = undefined;
   failed: string | undefined = undefined;
+  /** Cancelled on request: not run again until an input changes or a rebuild is asked for. */
+  held = false;
   nc: NonConvergence | undefined = undefined;
   /** Inputs the rule projects: path id → projection key (absent when none). */
   projected: ReadonlyMap<number, string> | undefined = undefined;
@@ -40,6 +42,12 @@ export class Task {
     readonly outputs: readonly number[],
     readonly depth: number,
   ) {}
+
+  /** An input changed, or it ran: neither a failure nor a user's cancel holds it any longer. */
+  unblock(): void {
+    this.failed = undefined;
+    this.held = false;
+  }
 }
 
 /** Precedence when two tasks claim one output: lowest rule id, then lowest task id. */

@@ -136,6 +136,8 @@ export type ArtefactState =
   | 'dirty'
   | 'building'
   | 'failed'
+  /** Its producer's build was cancelled on request: held until an input changes or a rebuild. */
+  | 'cancelled'
   | 'not_converging'
   | 'missing';
 

@@ -9,6 +9,8 @@ export const ArtefactStatus = z.enum([
   'building',
   'up_to_date',
   'failed',
+  /** Its build was cancelled on request: not built again until an input changes or a rebuild. */
+  'cancelled',
   'not_converging',
 ]);
 export type ArtefactStatus = z.infer<typeof ArtefactStatus>;
@@ -37,6 +39,14 @@ export const ArtefactRecord = z.object({
    * run. A restarted MajorDomo restores the verdict from it instead of running the cycle again.
    */
   passes: z.number().int().min(1).optional(),
+  /**
+   * Set while cancelled: the key (rule, task, input hashes) of the build cancelled on request. A
+   * restarted MajorDomo holds the task again only while its inputs still give this key.
+   */
+  held: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
   /**
    * Where and when (the file's mtime, ns) the build that made these bytes wrote them. A file
    * event from that pod with an older mtime arrived late (the watcher and the results travel on

@@ -114,6 +114,7 @@ export class ArtefactManager {
     if (change.error === undefined && next.status !== 'failed' && next.status !== 'not_converging')
       delete next.error;
     if (next.status !== 'not_converging') delete next.passes;
+    if (next.status !== 'cancelled') delete next.held;
     if (prev && same(prev, next)) return prev;
     this.#records.set(path, next);
     await this.kv.put(path, next);
@@ -158,6 +159,7 @@ function same(a: Rec, b: Rec): boolean {
     a.error === b.error &&
     a.buildId === b.buildId &&
     a.passes === b.passes &&
+    a.held === b.held &&
     a.auxiliary === b.auxiliary &&
     a.pods.join() === b.pods.join() &&
     a.written?.pod === b.written?.pod &&

@@ -191,6 +191,7 @@ export class MajorDomo {
     for (const rec of artefacts.records())
       if (rec.status === 'not_converging' && rec.passes) stuck[rec.path] = rec.passes;
     md.#handleChange(md.dm.restoreNonConvergence(stuck), 'restart');
+    md.#restoreHolds();
     const tRestored = performance.now();
     await md.#reclassify('restart');
     const tReclassified = performance.now();
@@ -824,9 +825,7 @@ export class MajorDomo {
         );
       return;
     }
-    const inputs: Record<string, string> = {};
-    for (const path of task.inputs)
-      inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path]!;
+    const inputs = this.#inputsOf(task);
     const forced = this.#forced.delete(task.id);
     const id = buildId(task.ruleId, task.id, inputs, forced ? randomUUID() : '');
     const f: InFlight = { buildId: id, task, chef: owned.chef, cid, inputs };
@@ -969,6 +968,8 @@ export class MajorDomo {
         return undefined;
       case 'failed':
         return 'failed';
+      case 'cancelled':
+        return 'cancelled';
       case 'not_converging':
         return 'not_converging';
       case 'missing':
@@ -1029,23 +1030,58 @@ export class MajorDomo {
     }));
   }
 
-  /** Cancels a build in flight: the chef kills its task; the task is planned again on the next change. */
+  /**
+   * Cancels a build in flight on a user's request: the chef kills its task, and the task is held
+   * (recorded `cancelled`, not sent again) until an input changes or a rebuild is asked for. The
+   * hold is in the outputs' records, keyed by the inputs, so a restart or a takeover keeps it.
+   */
   async cancelBuild(taskId: string, cid: string): Promise<boolean> {
     return this.#serial(async () => {
       const f = this.#inflight.get(taskId);
       if (!f) return false;
       this.#inflight.delete(taskId);
-      this.#handleChange(this.dm.cancelled(taskId, f.task.run), cid);
+      this.#handleChange(this.dm.cancelledByRequest(taskId, f.task.run), cid);
       await this.bus.publish(
         'build.cancel',
         subjects.buildCancel(this.cfg.project),
         { buildId: f.buildId, reason: 'cancelled by request' },
         { cid },
       );
+      const held = holdKey(f.task, f.inputs);
       for (const out of f.task.outputs)
-        await this.artefacts.update(out, { status: 'stale', error: 'build cancelled' }, cid);
+        await this.artefacts.update(
+          out,
+          { status: 'cancelled', error: 'build cancelled by request', producer: taskId, held },
+          cid,
+        );
+      this.logger.info({ taskId, buildId: f.buildId, cid }, 'build cancelled by request; held');
       return true;
     });
+  }
+
+  /**
+   * After a restore: tasks whose outputs are recorded cancelled on request are held again, while
+   * their inputs are those the cancelled build was asked with (an edit applied to the graph
+   * before the outputs' records were rewritten, at a kill -9, releases it).
+   */
+  #restoreHolds(): void {
+    const keys = new Map<string, string>();
+    for (const rec of this.artefacts.records())
+      if (rec.status === 'cancelled' && rec.held && rec.producer) keys.set(rec.producer, rec.held);
+    if (keys.size === 0) return;
+    const res = this.dm.restoreHolds(
+      keys.keys(),
+      (task) => keys.get(task.id) === holdKey(task, this.#inputsOf(task)),
+    );
+    this.#handleChange(res, 'restart');
+  }
+
+  /** The input hashes a build of `task` is asked with now: the records', else the graph's. */
+  #inputsOf(task: TaskInstance): Record<string, string> {
+    const inputs: Record<string, string> = {};
+    for (const path of task.inputs)
+      inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path] ?? '';
+    return inputs;
   }
 
   /** Requests a (re)build of one artefact: dispatches what it needs; with force, forgets its trace. */
@@ -1081,7 +1117,7 @@ export class MajorDomo {
         this.#forced.add(producer);
         await this.traces.delete(producer).catch(() => undefined);
         this.#handleChange(this.dm.forget(producer), cid);
-      }
+      } else this.#handleChange(this.dm.release(producer), cid);
       await this.#pump(cid);
       const now = this.artefacts.get(path);
       const inflight = this.#inflight.has(producer);
@@ -1095,6 +1131,11 @@ export class MajorDomo {
       };
     });
   }
+}
+
+/** What a hold on request is keyed by: the build's key without a forced build's nonce. */
+function holdKey(task: TaskInstance, inputs: Readonly<Record<string, string>>): string {
+  return buildId(task.ruleId, task.id, inputs);
 }
 
 function toSpec(owned: OwnedRule) {

@@ -10,7 +10,7 @@ import { connectBus, type GlobalOptions, resolveContext } from '../context.js';
 import { CliError, printJson } from '../output.js';
 import { Progress } from '../progress.js';
 
-const DONE = new Set(['up_to_date', 'failed', 'not_converging', 'source']);
+const DONE = new Set(['up_to_date', 'failed', 'cancelled', 'not_converging', 'source']);
 
 export function buildCommand(program: Command): void {
   program
@@ -100,5 +100,6 @@ function finish(
   progress.done();
   if (json) printJson({ path, status, message, ...(sha256 ? { sha256 } : {}) });
   else process.stdout.write(`${path}: ${status}${message ? ` (${message})` : ''}\n`);
-  if (status === 'failed' || status === 'not_converging') process.exitCode = 1;
+  if (status === 'failed' || status === 'cancelled' || status === 'not_converging')
+    process.exitCode = 1;
 }

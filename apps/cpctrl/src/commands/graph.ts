@@ -46,7 +46,9 @@ export function buildsCommand(program: Command): void {
   program
     .command('cancel')
     .argument('<task>', 'task id of a build in flight (see `cpctrl builds`)')
-    .description('cancel a build in flight')
+    .description(
+      'cancel a build in flight; it is held (not built again) until an input changes or `cpctrl build` asks for it',
+    )
     .action(async (taskId: string, _opts, cmd: Command) =>
       withBus(cmd, async (bus, ctx) => {
         const r = await bus.request('cancel', { taskId }, CancelReply);
@@ -56,7 +58,10 @@ export function buildsCommand(program: Command): void {
             `no build in flight for ${taskId}; \`cpctrl builds\` lists them`,
           );
         if (ctx.json) printJson(r);
-        else process.stdout.write(`cancelled ${taskId}\n`);
+        else
+          process.stdout.write(
+            `cancelled ${taskId} (held: not built again until an input changes or \`cpctrl build\` asks for it)\n`,
+          );
       }),
     );
 }

@@ -105,6 +105,7 @@ function unique<T>(xs: readonly T[]): T[] {
 const SEVERITY: readonly ArtefactStatus[] = [
   'failed',
   'not_converging',
+  'cancelled',
   'building',
   'queued',
   'stale',

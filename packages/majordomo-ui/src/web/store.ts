@@ -77,6 +77,7 @@ const fromGraph: Record<GraphState, ArtefactStatus> = {
   dirty: 'stale',
   building: 'building',
   failed: 'failed',
+  cancelled: 'cancelled',
   not_converging: 'not_converging',
   missing: 'missing',
 };
@@ -392,6 +393,7 @@ export const STATE_LABEL: Record<ArtefactStatus, string> = {
   building: 'building',
   up_to_date: 'up to date',
   failed: 'failed',
+  cancelled: 'cancelled',
   not_converging: 'not converging',
 };
 
@@ -411,6 +413,8 @@ export function reasonOf(s: Snapshot, path: string): string {
     case 'failed':
     case 'not_converging':
       return rec?.error ?? state;
+    case 'cancelled':
+      return 'build cancelled on request: not built again until an input changes or a rebuild is asked for';
     case 'stale':
       return rec?.error ?? 'an input changed; waiting to be rebuilt';
     case 'missing':

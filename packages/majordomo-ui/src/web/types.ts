@@ -9,6 +9,7 @@ export type ArtefactStatus =
   | 'building'
   | 'up_to_date'
   | 'failed'
+  | 'cancelled'
   | 'not_converging';
 
 /** The depgraph's own view of an artefact in GET /api/graph. */
@@ -18,6 +19,7 @@ export type GraphState =
   | 'dirty'
   | 'building'
   | 'failed'
+  | 'cancelled'
   | 'not_converging'
   | 'missing';
 

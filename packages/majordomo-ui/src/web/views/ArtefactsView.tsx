@@ -65,7 +65,7 @@ export function ArtefactsView({ route }: { route: Route }) {
       <section className="artefacts-view" aria-label="artefacts">
         <div className="toolbar">
           <nav aria-label="quick filters" className="quick">
-            {(['failed', 'building', 'stale', 'not_converging'] as const).map((s) => (
+            {(['failed', 'building', 'stale', 'cancelled', 'not_converging'] as const).map((s) => (
               <a
                 key={s}
                 href={href('artefacts', { ...params, state: state === s ? '' : s })}
