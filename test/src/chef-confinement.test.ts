@@ -63,6 +63,11 @@ describe('the chef refuses forged build requests', () => {
         "    inputs: ['src/{stem}.txt']",
         "    outputs: ['gen/{stem}.upper']",
         '    command: tr a-z A-Z < {in0} > {out0}',
+        // A command that leaves its output a symlink to a file outside (checked after the run).
+        '  - id: plant',
+        "    inputs: ['src/{stem}.txt']",
+        "    outputs: ['plant/{stem}.out']",
+        `    command: ln -s ${join(outside, 'planted-secret')} {out0}`,
         '  - id: gpu',
         "    inputs: ['src/{stem}.txt']",
         "    outputs: ['gpu/{stem}.out']",
@@ -249,6 +254,23 @@ describe('the chef refuses forged build requests', () => {
       );
       expect(readdirSync(home)).toEqual([]);
       await buildsLegitimately('after-dir');
+    });
+
+    it('an output the command made a symlink leading out is refused, not hashed', async () => {
+      writeFileSync(join(outside, 'planted-secret'), 'the secret\n');
+      const h = write('src/p.txt', 'p\n');
+      const r = await request('text', {
+        ruleId: 'plant',
+        stem: 'p',
+        inputs: { 'src/p.txt': h },
+        outputs: ['plant/p.out'],
+      });
+      // Checked before the run (nothing there yet), and again after it: the symlink is seen.
+      expect(r.error).toMatch(
+        /^CP_CHEF_UNSAFE_PATH: path "plant\/p\.out" refused: it resolves to .*planted-secret, outside the workspace/,
+      );
+      expect(r.outputs).toEqual({});
+      await buildsLegitimately('after-plant');
     });
 
     it('an input that is a symlink to a file outside is neither hashed nor read', async () => {

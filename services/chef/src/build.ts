@@ -15,7 +15,7 @@ import pMap from 'p-map';
 import { attemptTaskId, lastAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
-import { confineLocal } from './confine.js';
+import { Confinement, confineLocal } from './confine.js';
 import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
@@ -79,9 +79,11 @@ export async function handleBuild(
   const task = ctx.tasks.get(attemptTaskId(req.buildId, 0)).then((e) => e?.value);
   recorded.catch(() => undefined);
   task.catch(() => undefined);
+  // The paths' confinement, checked once here and kept until the task is submitted.
+  const confine = new Confinement(ctx.workspace);
   let checked: { paths: BuildPaths; route: Route };
   try {
-    checked = await admit(ctx, rule, req);
+    checked = await admit(ctx, rule, req, confine);
   } catch (err) {
     if (!(err instanceof BuildRefusedError)) throw err;
     logger.warn(
@@ -106,7 +108,7 @@ export async function handleBuild(
   }
   const signal = ctx.inflight.begin(req.buildId);
   try {
-    await build(ctx, req, rule, checked, base, signal, msg, logger, { known, task });
+    await build(ctx, req, rule, checked, base, signal, msg, logger, { known, task }, confine);
   } finally {
     ctx.inflight.end(req.buildId, signal);
   }
@@ -117,12 +119,13 @@ async function admit(
   ctx: ChefContext,
   rule: Rule,
   req: BuildRequested,
+  confine: Confinement,
 ): Promise<{ paths: BuildPaths; route: Route }> {
   const paths = checkRequest(rule, req);
   const route = ctx.queues.route(rule);
   await pMap(
     new Set([...paths.inputs, ...paths.outputs, ...paths.auxiliaries]),
-    (p) => confineLocal(ctx.workspace, p),
+    (p) => confine.check(p),
     { concurrency: FS_CONCURRENCY },
   );
   return { paths, route };
@@ -138,6 +141,7 @@ async function build(
   msg: { readonly id: string; readonly cid: string },
   logger: Logger,
   read: { known: Result | undefined; task: Promise<TaskRecord | undefined> },
+  confine: Confinement,
 ): Promise<void> {
   const { cid } = msg;
   const started = Date.now();
@@ -166,6 +170,7 @@ async function build(
       sha256: req.inputs[path] as string,
       pod: req.locations[path],
     })),
+    confine,
   );
   for (const [i, path] of paths.inputs.entries()) {
     const r = checks[i] as InputOutcome;
@@ -192,10 +197,10 @@ async function build(
     });
     // Inputs stamped while the outputs' folders are made (file system calls, not one after another).
     [stamps] = await Promise.all([
-      stampInputs(ctx.workspace, watched),
+      stampInputs(confine, watched),
       Promise.all(
         paths.outputs.map(async (out) =>
-          mkdir(dirname(await confineLocal(ctx.workspace, out)), { recursive: true }),
+          mkdir(dirname(await confine.check(out)), { recursive: true }),
         ),
       ),
     ]);
@@ -209,7 +214,7 @@ async function build(
     const i = rule.inputs.indexOf(p.input);
     const path = i >= 0 ? paths.required[i] : paths.optional[rule.optionalInputs.indexOf(p.input)];
     if (path === undefined || !paths.inputs.includes(path)) continue;
-    const r = await projectFile(await confineLocal(ctx.workspace, path), p);
+    const r = await projectFile(await confine.check(path), p);
     if ('sha256' in r) inputProjections[path] = { [projectionKey(p)]: r.sha256 };
     else
       logger.warn({ buildId: req.buildId, path, err: r.error }, 'no projection: whole file counts');
@@ -228,6 +233,7 @@ async function build(
       logPath: undefined,
       inputProjections,
       kept: true,
+      confine: new Confinement(ctx.workspace),
     });
   }
   // A twin request (sent again across a cancel) may have completed this build meanwhile, or
@@ -295,9 +301,11 @@ async function build(
       logPath,
     );
 
+  // The command may have left symlinks: the paths are checked afresh from here on.
+  const after = new Confinement(ctx.workspace);
   // An input edited while the task ran may have been read half old, half new: the outputs
   // cannot be recorded against the planned hashes. MajorDomo has the new hash and rebuilds.
-  const moved = await changedInputs(ctx.workspace, req.inputs, stamps);
+  const moved = await changedInputs(after, req.inputs, stamps);
   if (moved)
     return fail(
       'cancelled',
@@ -309,6 +317,7 @@ async function build(
     logPath,
     inputProjections,
     kept: false,
+    confine: after,
   });
 }
 
@@ -331,20 +340,23 @@ async function reportOutputs(
     logPath,
     inputProjections,
     kept,
+    confine,
   }: {
     logPath: string | undefined;
     inputProjections: Result['inputProjections'];
     kept: boolean;
+    /** Checked after the run (or, nothing run, after the last run's check). */
+    confine: Confinement;
   },
 ): Promise<void> {
   // The outputs hashed a few at once, and the run's dependency records read meanwhile: on the
   // path from the task's end to the result MajorDomo plans the next pass from.
   const declared = new Set([...paths.required, ...paths.optional, ...paths.outputs]);
   const [hashed, found] = await Promise.all([
-    pMap(paths.outputs, (out) => hashOutput(ctx, rule, out, req.buildId, logger), {
+    pMap(paths.outputs, (out) => hashOutput(ctx, confine, rule, out, req.buildId, logger), {
       concurrency: FS_CONCURRENCY,
     }),
-    discover({ workspace: ctx.workspace, rule, outputs: paths.outputs, declared }).then(
+    discover({ workspace: ctx.workspace, rule, outputs: paths.outputs, declared, confine }).then(
       (list) => ({ list }),
       (err: unknown) => ({ err }),
     ),
@@ -385,13 +397,14 @@ interface OutputHashes {
 /** An output's hash, cutoff digest and the projections the chef's rules take of it, or why not. */
 async function hashOutput(
   ctx: ChefContext,
+  confine: Confinement,
   rule: Rule,
   out: string,
   buildId: string,
   logger: Logger,
 ): Promise<OutputHashes | { error: string }> {
   // The command may have left a symlink: its target is not read unless it is ours.
-  const full = await confineLocal(ctx.workspace, out).catch((err: Error) => err);
+  const full = await confine.check(out).catch((err: Error) => err);
   if (full instanceof Error) return { error: errorText(full) };
   const h = await digestFile(full).catch(() => undefined);
   if (!h)
@@ -471,10 +484,10 @@ async function stamp(path: string): Promise<string> {
   return st ? `${st.mtimeNs}:${st.size}:${st.ino}` : 'missing';
 }
 
-async function stampInputs(workspace: string, paths: readonly string[]): Promise<Stamps> {
+async function stampInputs(confine: Confinement, paths: readonly string[]): Promise<Stamps> {
   const stamped = await pMap(
     paths,
-    async (p) => [p, await stamp(await confineLocal(workspace, p))] as const,
+    async (p) => [p, await stamp(await confine.check(p))] as const,
     { concurrency: FS_CONCURRENCY },
   );
   return new Map(stamped);
@@ -482,7 +495,7 @@ async function stampInputs(workspace: string, paths: readonly string[]): Promise
 
 /** The first stamped input whose bytes are no longer `want` (hashed only when its stamp moved). */
 async function changedInputs(
-  workspace: string,
+  confine: Confinement,
   want: Readonly<Record<string, string>>,
   before: Stamps,
 ): Promise<string | undefined> {
@@ -491,7 +504,7 @@ async function changedInputs(
     entries,
     async ([path, was]) => {
       // An input turned into a symlink leading out while the task ran counts as changed.
-      const full = await confineLocal(workspace, path).catch(() => undefined);
+      const full = await confine.check(path).catch(() => undefined);
       if (!full) return true;
       if ((await stamp(full)) === was) return false;
       return (await hashFile(full).catch(() => undefined)) !== want[path];

@@ -1,5 +1,5 @@
 import { lstat, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { checkRelativePath } from '@computepods/protocol';
 import { BuildRefusedError } from './errors.js';
 
@@ -29,42 +29,91 @@ export function confineAll(workspace: string, base: string, paths: readonly stri
 }
 
 /**
- * The absolute path of workspace-relative `rel`, after checking that it stays inside the
- * workspace on disk: the deepest part of it that exists (the file, or the directory it would be
- * created in) must resolve, symlinks followed, inside the workspace's own real path. A lexically
- * clean path is not enough: `out` as a symlink to /home/alice makes `out/x.o` a file of hers,
- * and a dangling symlink is where a write would create a file outside. Throws
- * BuildRefusedError. What a command does between this check and its run is the runner's
- * confinement, not this one's.
+ * Checks workspace-relative paths stay inside the workspace on disk: the deepest part of a path
+ * that exists (the file, or the directory it would be created in) must resolve, symlinks
+ * followed, inside the workspace's own real path. A lexically clean path is not enough: `out` as
+ * a symlink to /home/alice makes `out/x.o` a file of hers, and a dangling symlink is where a
+ * write would create a file outside. Refusals are BuildRefusedError (CP_CHEF_UNSAFE_PATH).
+ *
+ * One Confinement answers for one moment of a build: its answers (per path, and the real path
+ * of each directory met) are kept, so the workspace's real path and each distinct directory's
+ * are resolved once, and a path costs one lstat unless it is itself a symlink. A build uses one
+ * from its admission until its task is submitted (only the chef writes its paths meanwhile:
+ * downloads renamed into place, output folders made) and a new one once the task has ended (the
+ * command may have left symlinks). What a command does between a check and its run is the
+ * runner's confinement, not this one's.
  */
-export async function confineLocal(workspace: string, rel: string): Promise<string> {
-  const root = await realpath(workspace);
-  const full = join(workspace, rel);
-  const refuse = (why: string): never => {
-    throw new BuildRefusedError(
-      'CP_CHEF_UNSAFE_PATH',
-      `path ${JSON.stringify(rel.slice(0, 300))} refused: ${why}; remove the symlink or point it inside the workspace`,
-    );
-  };
-  if (projectPath(workspace, workspace, rel) === undefined)
-    refuse('it is not inside the workspace');
-  for (let p = full; ; p = dirname(p)) {
-    const st = await lstat(p).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
-      throw err;
-    });
-    if (!st) {
-      if (p === workspace) refuse('the workspace does not exist');
-      continue;
-    }
-    const real = await realpath(p).catch(() =>
-      refuse(`${p === full ? 'it' : relative(workspace, p)} is a symlink that leads nowhere`),
-    );
-    const inside = relative(root, real);
-    if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))
-      refuse(
-        `${p === full ? 'it' : relative(workspace, p)} resolves to ${real}, outside the workspace`,
-      );
-    return full;
+export class Confinement {
+  readonly #workspace: string;
+  readonly #dirs = new Map<string, Promise<string>>();
+  readonly #paths = new Map<string, Promise<string>>();
+
+  constructor(workspace: string) {
+    this.#workspace = workspace;
   }
+
+  /** The absolute path of workspace-relative `rel`, once it is known to stay inside. */
+  check(rel: string): Promise<string> {
+    let p = this.#paths.get(rel);
+    if (!p) {
+      p = this.#check(rel);
+      // Rejections are answers too; a caller that drops one must not crash the process.
+      p.catch(() => undefined);
+      this.#paths.set(rel, p);
+    }
+    return p;
+  }
+
+  async #check(rel: string): Promise<string> {
+    const workspace = this.#workspace;
+    const full = join(workspace, rel);
+    const refuse = (why: string): never => {
+      throw new BuildRefusedError(
+        'CP_CHEF_UNSAFE_PATH',
+        `path ${JSON.stringify(rel.slice(0, 300))} refused: ${why}; remove the symlink or point it inside the workspace`,
+      );
+    };
+    if (projectPath(workspace, workspace, rel) === undefined)
+      refuse('it is not inside the workspace');
+    const root = await this.#realDir(workspace).catch(() => refuse('the workspace does not exist'));
+    for (let p = full; ; p = dirname(p)) {
+      const st = await lstat(p).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+        throw err;
+      });
+      if (!st) {
+        if (p === workspace) refuse('the workspace does not exist');
+        continue;
+      }
+      const name = p === full ? 'it' : relative(workspace, p);
+      // Not a symlink: its real path is its own folder's (resolved once per folder) plus its
+      // name. A symlink (the path itself, or a folder on the way) is followed each time.
+      const real = await (st.isSymbolicLink()
+        ? realpath(p)
+        : st.isDirectory()
+          ? this.#realDir(p)
+          : this.#realDir(dirname(p)).then((dir) => join(dir, basename(p)))
+      ).catch(() => refuse(`${name} is a symlink that leads nowhere`));
+      const inside = relative(root, real);
+      if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))
+        refuse(`${name} resolves to ${real}, outside the workspace`);
+      return full;
+    }
+  }
+
+  /** The real path of a directory, resolved once. */
+  #realDir(dir: string): Promise<string> {
+    let p = this.#dirs.get(dir);
+    if (!p) {
+      p = realpath(dir);
+      p.catch(() => undefined);
+      this.#dirs.set(dir, p);
+    }
+    return p;
+  }
+}
+
+/** One path checked on its own (a Confinement of one): see Confinement. */
+export function confineLocal(workspace: string, rel: string): Promise<string> {
+  return new Confinement(workspace).check(rel);
 }

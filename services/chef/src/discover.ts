@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Rule } from '@computepods/protocol';
-import { confineAll, confineLocal } from './confine.js';
+import { Confinement, confineAll, confineLocal } from './confine.js';
 import { parseDepfile } from './depfile.js';
 import { DiscoveryError } from './errors.js';
 import { parseAuxBibliography, parseFls } from './latex-records.js';
@@ -13,6 +13,8 @@ export interface DiscoverInput {
   readonly outputs: readonly string[];
   /** Inputs and outputs the rule declares: already in the graph, so never reported. */
   readonly declared: ReadonlySet<string>;
+  /** The build's check of its paths after the run (else each read is checked on its own). */
+  readonly confine?: Confinement;
 }
 
 /**
@@ -36,7 +38,8 @@ export async function discover(input: DiscoverInput): Promise<string[]> {
 async function read(input: DiscoverInput, path: string, why: string): Promise<string> {
   try {
     // The record is a file the command wrote: a symlink leading out of the workspace is refused.
-    return await readFile(await confineLocal(input.workspace, path), 'utf8');
+    const full = await (input.confine ?? new Confinement(input.workspace)).check(path);
+    return await readFile(full, 'utf8');
   } catch (cause) {
     throw new DiscoveryError(input.rule.id, `cannot read ${path} (${why})`, { cause });
   }

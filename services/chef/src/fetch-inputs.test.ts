@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { createLogger } from '@computepods/bus';
 import { Sshd, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Confinement } from './confine.js';
 import { InputFetcher, type WantedInput } from './fetch-inputs.js';
 
 // The chef's input check against a real sshd: another pod's workspace is a directory the sshd
@@ -82,7 +83,7 @@ describe('InputFetcher.ensureAll: a build inputs, fetched from other pods as one
       { path: 'src/nowhere.txt', sha256: sha('x'), pod: 'pod-c' },
       { path: 'src/own.txt', sha256: sha('x'), pod: 'pod-a' },
     ];
-    const out = await fetcher.ensureAll(wanted);
+    const out = await fetcher.ensureAll(wanted, new Confinement(ws));
 
     expect(out.slice(0, rels.length)).toEqual(
       rels.map((p) => ({

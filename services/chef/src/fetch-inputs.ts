@@ -4,7 +4,7 @@ import { hashFile } from '@computepods/fswatch';
 import { isRetryable } from '@computepods/protocol';
 import { downloadFiles, type FileDownloadOutcome, SshPool } from '@computepods/transport';
 import pMap from 'p-map';
-import { confineLocal } from './confine.js';
+import type { Confinement } from './confine.js';
 import { InputFetchError } from './errors.js';
 import { type PodAccess, type PodsConfig, sshTarget } from './pods.js';
 
@@ -53,15 +53,15 @@ export class InputFetcher {
     readonly logger: Logger,
   ) {}
 
-  /** One outcome per input, in the given order. */
-  async ensureAll(inputs: readonly WantedInput[]): Promise<InputOutcome[]> {
+  /** One outcome per input, in the given order; `confine` checks their paths (the build's). */
+  async ensureAll(inputs: readonly WantedInput[], confine: Confinement): Promise<InputOutcome[]> {
     const outcomes: (InputOutcome | undefined)[] = inputs.map(() => undefined);
     const fetch = new Map<string, { i: number; local: string }[]>();
     await pMap(
       inputs.entries(),
       async ([i, input]) => {
         try {
-          const local = await this.#check(input);
+          const local = await this.#check(input, confine);
           if (typeof local !== 'string') outcomes[i] = { check: local };
           else {
             const pod = input.pod as string;
@@ -93,9 +93,12 @@ export class InputFetcher {
   }
 
   /** ok, a check that failed, or the local path to fetch into from input.pod. */
-  async #check({ path, sha256: want, pod }: WantedInput): Promise<InputCheck | string> {
+  async #check(
+    { path, sha256: want, pod }: WantedInput,
+    confine: Confinement,
+  ): Promise<InputCheck | string> {
     // Hashed, and maybe replaced by a download: a symlink leading out must not be followed.
-    const local = await confineLocal(this.workspace, path);
+    const local = await confine.check(path);
     const have = await hashFile(local).catch(() => undefined);
     if (have === want) return { ok: true };
     const access = pod === undefined || pod === this.ownPod ? undefined : this.pods[pod];
