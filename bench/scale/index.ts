@@ -2,10 +2,12 @@
 // (bench/lib/graph-gen.ts) at each size of CP_SCALE_SIZES (default 1000,10000 artefacts,
 // approximately: the generator scales modules, binaries and documents), written into the
 // project's KV buckets as a settled site holds it (project.ts), then MajorDomo started as its own
-// OS process by the test kit's Stack (operator-mode nats-server, least-privilege credentials),
-// killed -9 and started again. Per size:
+// OS process on the test kit's Stack (operator-mode nats-server, least-privilege credentials),
+// from its one-file bundle as `up` and deploy/ start it (scripts/bundle.mjs, built here into a
+// temp dir), killed -9 and started again. Per size:
 //   restore: spawn to "majordomo ready" after a kill -9, and MajorDomo's own restore phases
-//     (its log: KV reads, graph, first plan);
+//     (its log: KV reads, graph, first plan); the same from its TypeScript sources through tsx
+//     (as tests start it), the runs of the two alternating (CP_SCALE_TSX=0 skips tsx's);
 //   memory: MajorDomo's VmRSS once ready and its peak (VmHWM) after the queries;
 //   queries: status (its summary; a page of 1,000 records; every record page by page), graph and
 //     why through the NATS API (as cpctrl asks) and REST, p50/p99;
@@ -39,7 +41,9 @@ import {
   WhyReply,
 } from '@computepods/protocol';
 import { type ManagedProcess, TempDir } from '@computepods/testkit';
+import { startBundled } from '../../test/src/bundled-service.js';
 import { Stack } from '../../test/src/stack.js';
+import { bundleChild } from '../lib/bundle.js';
 import { generate, hashOf } from '../lib/graph-gen.js';
 import { ninjaDryRun, T_EDIT, writeNinjaTree } from '../lib/ninja.js';
 import { finish, percentile, round, table } from '../lib/report.js';
@@ -53,6 +57,7 @@ const SIZES = (process.env.CP_SCALE_SIZES ?? '1000,10000')
   .filter((n) => Number.isFinite(n) && n > 0);
 const EDITS = Number(process.env.CP_SCALE_EDITS ?? 30);
 const RESTARTS = Number(process.env.CP_SCALE_RESTARTS ?? 2);
+const COMPARE_TSX = process.env.CP_SCALE_TSX !== '0';
 const POD = 'pod-scale';
 const READY = /"msg":"majordomo ready"/;
 const ANY_LINE = /"msg":"/;
@@ -61,6 +66,14 @@ const MD_ENV = {
   CP_CHEF_TIMEOUT_MS: String(2 ** 31 - 1),
 };
 const loadStart = loadavg()[0] ?? 0;
+const bundleDir = new TempDir('cp-scale-bundle-');
+const MD_BUNDLE = await bundleChild(
+  new URL('../../services/majordomo/src/main.ts', import.meta.url),
+  bundleDir.path,
+  'majordomo',
+);
+/** How MajorDomo starts: from its bundle (as deployed) or its sources through tsx (as tested). */
+type StartFrom = 'bundle' | 'sources';
 
 const now = () => performance.now();
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
@@ -107,9 +120,19 @@ async function startMajorDomo(
   extra: Record<string, string> = {},
   name = 'majordomo',
   ready = READY,
+  from: StartFrom = 'bundle',
 ): Promise<{ proc: ManagedProcess; ms: number }> {
   const t0 = now();
-  const proc = await stack.start('majordomo', { ...MD_ENV, ...extra }, name, ANY_LINE);
+  const env = { ...MD_ENV, ...extra };
+  const proc =
+    from === 'bundle'
+      ? await startBundled(stack, 'majordomo', MD_BUNDLE, {
+          grant: { role: 'majordomo' },
+          extra: env,
+          name,
+          ready: ANY_LINE,
+        })
+      : await stack.start('majordomo', env, name, ANY_LINE);
   await proc.waitForOutput(ready, 900_000);
   return { proc, ms: now() - t0 };
 }
@@ -179,15 +202,24 @@ async function measureSize(target: number): Promise<SizeResult> {
     const first = await startMajorDomo(stack);
     const fullPhases = restorePhases(first.proc);
     await snapshotStored(first.proc);
-    const restores: number[] = [];
+    // Bundle and tsx restarts alternate in pairs (a pair's second start has been seen slower),
+    // ending with the bundle's, whose process the rest measures.
+    const restores: Record<StartFrom, number[]> = { bundle: [], sources: [] };
     let phases: Record<string, number | string> = {};
     let proc: ManagedProcess | undefined;
     for (let i = 0; i < RESTARTS; i++) {
-      await stack.kill9('majordomo');
-      const r = await startMajorDomo(stack);
-      restores.push(r.ms);
-      proc = r.proc;
-      phases = restorePhases(r.proc);
+      const pair: StartFrom[] = !COMPARE_TSX
+        ? ['bundle']
+        : (RESTARTS - 1 - i) % 2 === 0
+          ? ['sources', 'bundle']
+          : ['bundle', 'sources'];
+      for (const from of pair) {
+        await stack.kill9('majordomo');
+        const r = await startMajorDomo(stack, {}, 'majordomo', READY, from);
+        restores[from].push(r.ms);
+        if (from === 'bundle') phases = restorePhases(r.proc);
+        proc = r.proc;
+      }
     }
     if (!proc) throw new Error('CP_SCALE_RESTARTS must be at least 1');
     const memReady = memoryOf(proc.pid);
@@ -322,7 +354,8 @@ async function measureSize(target: number): Promise<SizeResult> {
       tree[Symbol.dispose]();
     }
 
-    const restore = median(restores);
+    const restore = median(restores.bundle);
+    const restoreTsx = restores.sources.length ? median(restores.sources) : Number.NaN;
     const edit = p50(editMs);
     const coldMs = restore + edit;
     const ninja = median(ninjaMs);
@@ -333,8 +366,15 @@ async function measureSize(target: number): Promise<SizeResult> {
       seed_ms: seeded.seedMs,
       kv_list_artefacts_ms: listArtefacts.ms,
       kv_list_traces_ms: listTraces.ms,
-      restore_runs_ms: restores.map((x) => round(x, 0)).join(' '),
+      restore_runs_ms: restores.bundle.map((x) => round(x, 0)).join(' '),
       restore_ms: restore,
+      ...(COMPARE_TSX
+        ? {
+            restore_tsx_runs_ms: restores.sources.map((x) => round(x, 0)).join(' '),
+            restore_tsx_ms: restoreTsx,
+            ratio_restore_tsx_over_bundle: restoreTsx / restore,
+          }
+        : {}),
       ...Object.fromEntries(Object.entries(phases).map(([k, v]) => [`restore_${k}`, v])),
       restore_full_ms: first.ms,
       ...Object.fromEntries(Object.entries(fullPhases).map(([k, v]) => [`restore_full_${k}`, v])),
@@ -375,6 +415,7 @@ async function measureSize(target: number): Promise<SizeResult> {
       row: [
         artefacts,
         round(restore, 0),
+        round(restoreTsx, 0),
         round(first.ms, 0),
         round(memReady.rssMiB, 0),
         round(memEnd.hwmMiB, 0),
@@ -437,10 +478,11 @@ const nl =
 const loadEnd = loadavg()[0] ?? 0;
 
 table(
-  'MajorDomo with a generated project: restore after kill -9 (from its snapshot), the first from every KV record (times in ms, memory in MiB)',
+  'MajorDomo with a generated project: restore after kill -9 (from its snapshot; started from its bundle, and through tsx), the first from every KV record (times in ms, memory in MiB)',
   [
     'artefacts',
     'restore',
+    'restore (tsx)',
     'full restore',
     'rss',
     'rss peak',
@@ -490,6 +532,7 @@ if (nl.node_loss_leader_kill_to_request_ms !== undefined)
     `cluster node loss at ${nl.node_loss_artefacts} artefacts: one edit to its build request ${round(nl.node_loss_healthy_edit_to_request_ms ?? 0, 0)} ms with 3 nodes; kill -9 of the builds stream's leader to the next edit's request ${round(nl.node_loss_leader_kill_to_request_ms, 0)} ms`,
   );
 console.log(`load average (1 min): ${loadStart} at start, ${loadEnd} at end`);
+bundleDir[Symbol.dispose]();
 
 const out: Record<string, number | string> = {};
 for (const r of results)
