@@ -20,6 +20,7 @@ import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
 import { FS_CONCURRENCY, type InputFetcher, type InputOutcome } from './fetch-inputs.js';
+import type { HashCache } from './hash-cache.js';
 import { unchangedSinceLastRun } from './last-run.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
@@ -36,6 +37,8 @@ export interface ChefContext {
   readonly tasks: TypedKv<typeof TaskRecord>;
   readonly results: TypedKv<typeof BuildResult>;
   readonly fetcher: InputFetcher;
+  /** Hashes of workspace files kept with their stats (the fetcher's own). */
+  readonly hashes: HashCache;
   readonly inflight: InFlightBuilds;
   /** Where a rule's task goes (the project's queues; see ProjectConfig). */
   readonly queues: { route(want: QueueWant): Route };
@@ -305,7 +308,7 @@ async function build(
   const after = new Confinement(ctx.workspace);
   // An input edited while the task ran may have been read half old, half new: the outputs
   // cannot be recorded against the planned hashes. MajorDomo has the new hash and rebuilds.
-  const moved = await changedInputs(after, req.inputs, stamps);
+  const moved = await changedInputs(after, ctx.hashes, req.inputs, stamps);
   if (moved)
     return fail(
       'cancelled',
@@ -406,7 +409,7 @@ async function hashOutput(
   // The command may have left a symlink: its target is not read unless it is ours.
   const full = await confine.check(out).catch((err: Error) => err);
   if (full instanceof Error) return { error: errorText(full) };
-  const h = await digestFile(full).catch(() => undefined);
+  const h = await ctx.hashes.digest(full).catch(() => undefined);
   if (!h)
     return { error: `rule ${rule.id} declares output ${out} but the command did not write it` };
   const cutoff = rule.cutoffIgnore.length
@@ -469,14 +472,6 @@ export async function outputsIntact(workspace: string, result: Result): Promise<
   return true;
 }
 
-/** Hash, size and mtime (ns): MajorDomo tells a late file event about an older write by it. */
-async function digestFile(
-  path: string,
-): Promise<{ sha256: string; size: number; mtimeNs: string }> {
-  const [sha256, st] = await Promise.all([hashFile(path), stat(path, { bigint: true })]);
-  return { sha256, size: Number(st.size), mtimeNs: String(st.mtimeNs) };
-}
-
 type Stamps = Map<string, string>;
 
 async function stamp(path: string): Promise<string> {
@@ -496,6 +491,7 @@ async function stampInputs(confine: Confinement, paths: readonly string[]): Prom
 /** The first stamped input whose bytes are no longer `want` (hashed only when its stamp moved). */
 async function changedInputs(
   confine: Confinement,
+  hashes: HashCache,
   want: Readonly<Record<string, string>>,
   before: Stamps,
 ): Promise<string | undefined> {
@@ -507,7 +503,7 @@ async function changedInputs(
       const full = await confine.check(path).catch(() => undefined);
       if (!full) return true;
       if ((await stamp(full)) === was) return false;
-      return (await hashFile(full).catch(() => undefined)) !== want[path];
+      return (await hashes.digest(full).catch(() => undefined))?.sha256 !== want[path];
     },
     { concurrency: FS_CONCURRENCY },
   );

@@ -12,6 +12,7 @@ import { InFlightBuilds, killTask, listenForCancels } from './cancel.js';
 import type { ChefConfig } from './config.js';
 import type { ChefDefinition } from './definition.js';
 import { InputFetcher } from './fetch-inputs.js';
+import { HashCache } from './hash-cache.js';
 import { startHeartbeat } from './heartbeat.js';
 import { answerHowToBuild } from './how-to-build.js';
 import { ProjectConfig } from './project-config.js';
@@ -41,7 +42,8 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
   const declare = () => rulesKv.put(cfg.chef, declaration);
   const inflight = new InFlightBuilds((taskId) => killTask(bus, tasks, taskId, bus.logger));
   const stopCancels = listenForCancels(bus, inflight);
-  const fetcher = new InputFetcher(cfg.pods, cfg.pod, cfg.workspace, bus.logger);
+  const hashes = new HashCache();
+  const fetcher = new InputFetcher(cfg.pods, cfg.pod, cfg.workspace, bus.logger, hashes);
   const ctx = {
     bus,
     project: p,
@@ -52,6 +54,7 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
     tasks,
     results,
     fetcher,
+    hashes,
     inflight,
     queues,
     taskWait: cfg.taskWait,

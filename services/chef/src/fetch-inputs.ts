@@ -1,11 +1,10 @@
-import { stat } from 'node:fs/promises';
 import type { Logger } from '@computepods/bus';
-import { hashFile } from '@computepods/fswatch';
 import { isRetryable } from '@computepods/protocol';
 import { downloadFiles, type FileDownloadOutcome, SshPool } from '@computepods/transport';
 import pMap from 'p-map';
 import type { Confinement } from './confine.js';
 import { InputFetchError } from './errors.js';
+import { HashCache } from './hash-cache.js';
 import { type PodAccess, type PodsConfig, sshTarget } from './pods.js';
 
 export type InputCheck =
@@ -51,6 +50,8 @@ export class InputFetcher {
     readonly ownPod: string,
     readonly workspace: string,
     readonly logger: Logger,
+    /** The chef's hashes of workspace files (a shared header is read once, not per build). */
+    readonly hashes: HashCache = new HashCache(),
   ) {}
 
   /** One outcome per input, in the given order; `confine` checks their paths (the build's). */
@@ -99,7 +100,8 @@ export class InputFetcher {
   ): Promise<InputCheck | string> {
     // Hashed, and maybe replaced by a download: a symlink leading out must not be followed.
     const local = await confine.check(path);
-    const have = await hashFile(local).catch(() => undefined);
+    const digest = await this.hashes.digest(local).catch(() => undefined);
+    const have = digest?.sha256;
     if (have === want) return { ok: true };
     const access = pod === undefined || pod === this.ownPod ? undefined : this.pods[pod];
     if (access) return local;
@@ -108,16 +110,10 @@ export class InputFetcher {
       pod === undefined || pod === this.ownPod
         ? 'and no other pod holds it'
         : `and pod ${pod} is not in CP_PODS`;
-    const size = have
-      ? await stat(local).then(
-          (s) => s.size,
-          () => undefined,
-        )
-      : undefined;
     return {
       ok: false,
       reason: `input ${path} ${now}, the request was for ${want.slice(0, 12)} ${where}`,
-      ...(have && size !== undefined ? { now: { sha256: have, size } } : {}),
+      ...(digest ? { now: { sha256: digest.sha256, size: digest.size } } : {}),
     };
   }
 
