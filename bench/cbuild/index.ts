@@ -178,8 +178,15 @@ const defFile = stack.dir.join('c-bench.yaml');
 writeFileSync(defFile, chefDef);
 
 const quiet = { CP_LOG_LEVEL: 'info' };
+// CP_CBUILD_PERF=DIR: `perf record` samples MajorDomo and the chef on CPU (not wall time: at a
+// load of 15 the inspector's sampler charges waiting for a core to whatever ran next) into
+// DIR/<name>.data, with JIT symbols (--perf-basic-prof); `perf report -i DIR/chef.data`.
+const perfDir = process.env.CP_CBUILD_PERF;
+const profiled = (): Record<string, string> =>
+  perfDir ? { NODE_OPTIONS: '--perf-basic-prof --interpreted-frames-native-stack' } : {};
+if (perfDir) mkdirSync(perfDir, { recursive: true });
 await Promise.all([
-  stack.start('majordomo', quiet),
+  stack.start('majordomo', { ...quiet, ...profiled() }),
   stack.start('runner', {
     ...quiet,
     CP_PARALLEL: String(LANES),
@@ -187,7 +194,12 @@ await Promise.all([
     CBUILD_LEDGER: ledger.ours,
   }),
   stack.start('fswatcher', quiet),
-  stack.start('chef', { ...quiet, CP_CHEF: 'c', CP_CHEF_DEFINITION: defFile }),
+  stack.start('chef', {
+    ...quiet,
+    ...profiled(),
+    CP_CHEF: 'c',
+    CP_CHEF_DEFINITION: defFile,
+  }),
 ]);
 const mk = stack.dir.join('make');
 
@@ -215,6 +227,24 @@ const pids: Record<string, number | undefined> = {
   'nats-server': stack.nats.pid,
 };
 const spawnerPid = () => childOf(pids.runner!, /python/);
+const perfs = perfDir
+  ? (['majordomo', 'chef'] as const).map((name) =>
+      spawn(
+        'perf',
+        [
+          'record',
+          '-F',
+          '499',
+          '-g',
+          '-o',
+          join(perfDir, `${name}.data`),
+          '-p',
+          String(pids[name]),
+        ],
+        { stdio: 'ignore' },
+      ),
+    )
+  : [];
 
 // --- watching MajorDomo --------------------------------------------------------------------------
 const log = new BuildLog(stack.bus);
@@ -301,6 +331,12 @@ const nextEventOr = (ms: number) =>
     };
   });
 let statusPolls = 0;
+let summaryPolls = 0;
+/** The status without its records: cheap for MajorDomo, asked first after each quiet gap. */
+const summary = () => {
+  summaryPolls++;
+  return stack.bus.request('status', { artefacts: false }, StatusReply, { timeoutMs: 30_000 });
+};
 const status = () => {
   statusPolls++;
   // Every artefact, page by page (a status is a summary unless its records are asked for).
@@ -328,10 +364,14 @@ async function ourDone(t0: number, edited: Map<string, string>, timeoutMs = 300_
   }
   for (;;) {
     if (now() > end) throw new Error(`MajorDomo did not settle\n${stack.logs()}`);
-    // Quiet for 40 ms (no artefact event), then ask: a status per gap, not per 50 ms tick.
+    // Quiet for 40 ms (no artefact event), then ask: a status per gap, not per 50 ms tick; the
+    // summary first, and every record only once MajorDomo says it is idle (a status listing
+    // 600 records at each gap of a clean build cost MajorDomo and this process more CPU than
+    // the answer is worth, on the cores the build shares).
     const mark = eventCount;
     await sleep(40);
     if (eventCount !== mark) continue;
+    if (!(await summary()).idle || eventCount !== mark) continue;
     const st = await status();
     const prog = st.artefacts.find((a) => a.path === `${DIR}/prog`);
     const ok =
@@ -449,6 +489,7 @@ for (const sc of scenarios) {
   const k0 = timed.length;
   const n0 = runs.length;
   const polls0 = statusPolls;
+  const summaries0 = summaryPolls;
   const t0 = now();
   let oursMs: number;
   if (files.size === 0) {
@@ -471,6 +512,7 @@ for (const sc of scenarios) {
   figures[`${sc.name}_ours_last_change`] = files.size === 0 ? '' : lastArtefactWhat;
   figures[`${sc.name}_ours_last_any_event_ms`] = files.size === 0 ? 0 : lastAnyEvent - t0;
   figures[`${sc.name}_status_polls`] = statusPolls - polls0;
+  figures[`${sc.name}_summary_polls`] = summaryPolls - summaries0;
   const l1 = ledgerCounts(ledger.ours);
   const reqs = log.requests.slice(r0);
   // Where the time went: edit → first request, → link request, → last result; and how busy
@@ -628,6 +670,12 @@ console.log(
   `goals: clean ≤ 1.1× make (${(figures.clean_ratio as number).toFixed(2)}), header ≤ 1.0× (${(figures.header_ratio as number).toFixed(2)}), comment relinks nothing (${figures.comment_ours_links} links)`,
 );
 
+await Promise.all(
+  perfs.map((p) => {
+    p.kill('SIGINT');
+    return new Promise((r) => p.on('exit', r));
+  }),
+);
 artefactSub.unsubscribe();
 for (const s of timedSubs) s.unsubscribe();
 log.close();
