@@ -490,6 +490,7 @@ for (const sc of scenarios) {
   const n0 = runs.length;
   const polls0 = statusPolls;
   const summaries0 = summaryPolls;
+  const events0 = eventCount;
   const t0 = now();
   let oursMs: number;
   if (files.size === 0) {
@@ -513,6 +514,8 @@ for (const sc of scenarios) {
   figures[`${sc.name}_ours_last_any_event_ms`] = files.size === 0 ? 0 : lastAnyEvent - t0;
   figures[`${sc.name}_status_polls`] = statusPolls - polls0;
   figures[`${sc.name}_summary_polls`] = summaryPolls - summaries0;
+  // Each artefact event is a record MajorDomo wrote to its bucket and published.
+  figures[`${sc.name}_artefact_events`] = eventCount - events0;
   const l1 = ledgerCounts(ledger.ours);
   const reqs = log.requests.slice(r0);
   // Where the time went: edit → first request, → link request, → last result; and how busy
