@@ -1,5 +1,5 @@
 import { type DeadLetter, Envelope, envelope, streams, subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { defined, NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
@@ -62,7 +62,7 @@ describe('Bus over a real nats-server', () => {
       durable: 'files-test',
       accept: ['files.changed'],
       handler: async (msg) => {
-        seen.push(msg.body.events[0]!.path);
+        seen.push(defined(msg.body.events[0], 'an event').path);
       },
     });
     const dlq: z.infer<typeof DeadLetter>[] = [];
@@ -107,7 +107,9 @@ describe('Bus over a real nats-server', () => {
       'unexpected message type "task.control"',
       expect.stringMatching(/project other/),
     ]);
-    expect(dlq[1]!.issues[0]!.path).toBe('body.events.0.path');
+    expect(defined(defined(dlq[1], 'a dead letter').issues[0], 'an issue').path).toBe(
+      'body.events.0.path',
+    );
     // dead letters are kept in the project's DLQ stream for inspection
     const dlqInfo = await bus.jsm.streams.info(streams.deadLetters(P));
     expect(dlqInfo.state.messages).toBeGreaterThanOrEqual(4);
@@ -130,7 +132,7 @@ describe('Bus over a real nats-server', () => {
       accept: ['files.changed'],
       maxDeliver: 3,
       handler: async (msg) => {
-        const path = msg.body.events[0]!.path;
+        const path = defined(msg.body.events[0], 'an event').path;
         if (path === 'flaky.txt' && ++calls < 2) throw new Error('transient');
         if (path === 'never.txt') throw new Error('always fails');
         done.push(path);
@@ -154,7 +156,7 @@ describe('Bus over a real nats-server', () => {
       accept: ['files.changed'],
       confirmAck: false,
       handler: async (msg) => {
-        seen.push(msg.body.events[0]!.path);
+        seen.push(defined(msg.body.events[0], 'an event').path);
       },
     });
     await bus.publish('files.changed', subjects.filesChanged(P, 'p1'), fileBody('plain.txt'));

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { Envelope, subjects } from '@computepods/protocol';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import { defined, NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
 import { createLogger } from './logger.js';
@@ -71,8 +71,8 @@ async function readAll(bus: Bus, stream: string): Promise<{ seq: number; tag: st
     const m = await bus.jsm.streams.getMessage(stream, { seq });
     if (!m) throw new Error(`${stream} has no message ${seq} between its first and last`);
     const env = Envelope.parse(m.json());
-    const path = (env.body as ReturnType<typeof body>).events[0]!.path;
-    out.push({ seq, tag: path.split('/')[1]! });
+    const path = defined((env.body as ReturnType<typeof body>).events[0], 'an event').path;
+    out.push({ seq, tag: defined(path.split('/')[1], 'a tag') });
   }
   return out;
 }

@@ -112,9 +112,10 @@ export async function readTaskLog(bus: Bus, o: ReadTaskLogOptions): Promise<void
     if (!o.follow) for (const s of o.streams) await o.onEvent(soFar(s, 0, from));
     return;
   }
+  const [only] = o.streams;
   const filter =
-    o.streams.length === 1
-      ? subjects.taskLog(p, o.queue, o.taskId, o.streams[0]!)
+    o.streams.length === 1 && only !== undefined
+      ? subjects.taskLog(p, o.queue, o.taskId, only)
       : subjects.taskLogBoth(p, o.queue, o.taskId);
   const consumer = await bus.js.consumers.get(stream, {
     filter_subjects: filter,

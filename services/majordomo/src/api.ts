@@ -8,11 +8,10 @@ import {
 } from '@computepods/protocol';
 import { z } from 'zod';
 import type { MajorDomo } from './majordomo.js';
-import { ProjectQueries } from './queries.js';
 
 /** MajorDomo's NATS request/reply API for cpctrl (`cp.<project>.api.<verb>`): ProjectQueries' answers. */
 export function serveApi(bus: Bus, md: MajorDomo): void {
-  const q = new ProjectQueries(md);
+  const q = md.queries;
   bus.serve('status', StatusRequest, async (req) => q.status(req));
   bus.serve('build', BuildArtefactRequest, async (req, cid) => ({
     path: req.path,

@@ -1,6 +1,6 @@
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { defined, NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askHowToBuild } from './ask-chefs.js';
 
@@ -81,8 +81,8 @@ describe('askHowToBuild', () => {
         await new Promise((r) => setTimeout(r, 25));
       const d = letters.find((l) => l.data === garbage);
       expect(d, JSON.stringify(letters)).toBeDefined();
-      expect(d!.service).toBe('majordomo');
-      expect(d!.subject).toMatch(/^_INBOX\./);
+      expect(defined(d, 'the letter').service).toBe('majordomo');
+      expect(defined(d, 'the letter').subject).toMatch(/^_INBOX\./);
     } finally {
       sub.unsubscribe();
       // Until the server has the UNSUB, the next test's question still has a listener here

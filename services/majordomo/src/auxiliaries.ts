@@ -5,7 +5,7 @@ import {
   type Pattern,
   stemKey,
 } from '@computepods/depgraph';
-import type { Rule } from '@computepods/protocol';
+import { CpError, type Rule } from '@computepods/protocol';
 
 interface Compiled {
   readonly names: readonly string[];
@@ -59,9 +59,14 @@ export class Auxiliaries {
   #compile(rule: Rule): Compiled {
     let c = this.#compiled.get(rule);
     if (!c) {
+      // A declared rule has both (its schema says so); checked, not assumed.
+      const [in0] = rule.inputs;
+      const [out0] = rule.outputs;
+      if (in0 === undefined || out0 === undefined)
+        throw new CpError('CP_INTERNAL', `rule ${rule.id} names no input or no output`);
       c = {
-        names: compilePattern(rule.inputs[0]!).names,
-        out0: compilePattern(rule.outputs[0]!),
+        names: compilePattern(in0).names,
+        out0: compilePattern(out0),
         aux: rule.auxiliaries.map(compilePattern),
       };
       this.#compiled.set(rule, c);

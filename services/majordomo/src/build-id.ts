@@ -17,7 +17,7 @@ export function buildId(
     .update(taskId)
     .update('\0')
     .update(nonce);
-  for (const path of Object.keys(inputs).sort())
-    h.update('\0').update(path).update('=').update(inputs[path]!);
+  const sorted = Object.entries(inputs).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [path, hash] of sorted) h.update('\0').update(path).update('=').update(hash);
   return h.digest('hex').slice(0, 32);
 }

@@ -13,7 +13,7 @@ import {
   type UnsafePathError,
 } from '@computepods/protocol';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -29,7 +29,7 @@ import { LogRefused } from './confined-log.js';
 import { type EventStream, openEventStream, StreamCap, tokenOf } from './event-stream.js';
 import { KvMirror } from './kv-mirror.js';
 import type { MajorDomo } from './majordomo.js';
-import { ProjectQueries, UnknownBuildError } from './queries.js';
+import { UnknownBuildError } from './queries.js';
 import { registerResourceRoutes } from './resource-routes.js';
 import { registerTaskLogs } from './task-logs.js';
 import { serveUi } from './ui-assets.js';
@@ -77,6 +77,13 @@ class HttpError extends CpError<string> {
   }
 }
 
+/** The caller onRequest authenticated: every route but the public ones has one. */
+function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal)
+    throw new HttpError(401, 'CP_UNAUTHORIZED', 'this route needs a token, and none was checked');
+  return req.principal;
+}
+
 function safePath(path: string): string {
   try {
     return checkRelativePath(path);
@@ -98,6 +105,8 @@ export async function startHttp(
   md: MajorDomo,
   opts: HttpOptions,
 ): Promise<FastifyInstance> {
+  const q = md.queries;
+  const cfg = q.config;
   const app = Fastify({
     logger: false,
     forceCloseConnections: true,
@@ -131,7 +140,7 @@ export async function startHttp(
       info: {
         title: 'ComputePods MajorDomo API',
         version: '0.1.0',
-        description: `Project ${md.cfg.project}`,
+        description: `Project ${cfg.project}`,
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -189,8 +198,6 @@ export async function startHttp(
     }),
   );
 
-  const cfg = md.cfg;
-  const q = new ProjectQueries(md);
   const access = await Access.start(bus, cfg.project, opts.token);
   app.addHook('onClose', async () => access.stop());
   // Filled once listening: the port may be 0 (a free one) until then.
@@ -253,9 +260,9 @@ export async function startHttp(
       },
     },
     async (req) => ({
-      ...req.principal!,
-      project: md.cfg.project,
-      projects: [...md.cfg.uiProjects],
+      ...principalOf(req),
+      project: cfg.project,
+      projects: [...cfg.uiProjects],
     }),
   );
 
@@ -397,9 +404,9 @@ export async function startHttp(
     },
   );
 
-  const tasksKv = await bus.kv(buckets.tasks(md.cfg.project), TaskRecord, { history: 5 });
+  const tasksKv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
   // Read from memory, not the bucket per call (a flooded bucket made every call seconds long).
-  const tasks = await KvMirror.start(tasksKv, buckets.tasks(md.cfg.project), bus.logger);
+  const tasks = await KvMirror.start(tasksKv, buckets.tasks(cfg.project), bus.logger);
   app.addHook('onClose', async () => tasks.stop());
   app.get(
     '/api/tasks',
@@ -437,11 +444,11 @@ export async function startHttp(
         envelope(
           'task.control',
           { taskId: req.params.taskId, action: req.params.action },
-          { project: md.cfg.project, source: 'majordomo' },
+          { project: cfg.project, source: 'majordomo' },
         ),
       );
       const msg = await bus.nc
-        .request(subjects.taskControl(md.cfg.project), data, { timeout: 5_000 })
+        .request(subjects.taskControl(cfg.project), data, { timeout: 5_000 })
         .catch(() => undefined);
       if (!msg)
         throw new HttpError(

@@ -7,7 +7,7 @@ import {
   type FileEvent,
   subjects,
 } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { defined, NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
@@ -67,9 +67,13 @@ describe('MajorDomo and file events older than the build output they describe', 
       pod: POD,
       status: 'succeeded',
       outputs: {
-        [req.outputs[0]!]: { sha256: sha(content), size: content.length, mtimeNs: String(mtimeNs) },
+        [defined(req.outputs[0], 'an output')]: {
+          sha256: sha(content),
+          size: content.length,
+          mtimeNs: String(mtimeNs),
+        },
       },
-      cutoff: { [req.outputs[0]!]: sha(content) },
+      cutoff: { [defined(req.outputs[0], 'an output')]: sha(content) },
       durationMs: 1,
     });
   const record = async (path: string) =>

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type Bus,
   ensureProjectStreams,
@@ -11,7 +10,6 @@ import {
   type CompletedResult,
   type DependencyManager,
   projectionKey,
-  type TaskInstance,
 } from '@computepods/depgraph';
 import {
   type ArtefactStatus,
@@ -30,16 +28,15 @@ import {
 import type { ArtefactManager } from './artefacts.js';
 import { askHowToBuild } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
-import { buildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
 import { usableDeclaration } from './declaration.js';
-import { dispatchRefusal } from './dispatch-refusal.js';
-import type { DispatchFence } from './fence.js';
+import { Dispatcher, type InFlight, type Leadership } from './dispatcher.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
-import { type LeaderLease, NotLeaderError } from './lease.js';
+import { NotLeaderError } from './lease.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
+import { ProjectQueries } from './queries.js';
 import { resolveGoal } from './resolve-goal.js';
 import {
   fromBuckets,
@@ -48,7 +45,6 @@ import {
   type RestoreState,
   takeSnapshot,
 } from './restore-state.js';
-import { RetryBackoff } from './retry-backoff.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 import { compactSnapshots } from './snapshot-compaction.js';
 import { type Loaded, SnapshotStore } from './snapshot-store.js';
@@ -61,64 +57,90 @@ export interface RunningMajorDomo extends Service {
   readonly restored: { from: RestoreState['from']; tail?: { artefacts: number; traces: number } };
 }
 
-/** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
-export interface Leadership {
-  readonly lease: LeaderLease;
-  readonly fence: DispatchFence;
-}
-
-interface InFlight {
-  readonly buildId: string;
-  readonly task: TaskInstance;
-  readonly chef: string;
-  readonly cid: string;
-  /** The input hashes the chef was asked to build with (file hashes, not cutoff digests). */
-  readonly inputs: Readonly<Record<string, string>>;
-}
+export type { Leadership } from './dispatcher.js';
 
 /**
  * MajorDomo: the DependencyManager (packages/depgraph) fed by file changes, chef rules and build
- * results; the ArtefactManager (KV records); and the dispatcher that puts build requests on each
- * chef's work queue. All durable state lives in NATS (artefact records, task traces, rules,
- * results); the graph itself is derived and rebuilt from it after a restart.
+ * results; the ArtefactManager (KV records); and the Dispatcher (dispatcher.ts) that puts build
+ * requests on each chef's work queue. All durable state lives in NATS (artefact records, task
+ * traces, rules, results); the graph itself is derived and rebuilt from it after a restart.
+ * REST and the NATS API ask it through `queries` (queries.ts); the rest is its own.
  */
 export class MajorDomo {
-  readonly rules: RuleRegistry;
-  readonly #inflight = new Map<string, InFlight>();
+  private readonly rules: RuleRegistry;
+  readonly #builds: Dispatcher;
+  /** What REST (http.ts) and the NATS API (api.ts) ask of this MajorDomo. */
+  readonly queries: ProjectQueries;
+  /** Builds whose result could not be recorded, their tasks planned again (#applyResult). */
+  readonly #replanned = new Set<string>();
   /**
    * The watcher's latest look at each output of a build in flight, by task: taken up once its
    * result is applied (#fileHash then drops it if older than or equal to what the build wrote).
    */
-  /** Builds whose result could not be recorded, their tasks planned again (#applyResult). */
-  readonly #replanned = new Set<string>();
   readonly #deferred = new Map<
     string,
     Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string }>
   >();
   /** Each chef's declaration as last applied (JSON). */
   readonly #declared = new Map<string, string>();
-  /** Tasks the user asked to rebuild even though nothing changed. */
-  readonly #forced = new Set<string>();
   readonly #aux = new Auxiliaries();
-  /** Builds a chef cancelled with nothing new to plan from wait before they are tried again. */
-  readonly #backoff = new RetryBackoff();
   #stopping = false;
   /** Set in standby mode: every dispatch goes through the fence, nothing is done once lost. */
-  #leader: Leadership | undefined;
+  readonly #leader: Leadership | undefined;
   /** Whether the project takes new builds (`cpctrl project update P --active false` stops them). */
   readonly projectState = new ProjectState();
 
   private constructor(
-    readonly bus: Bus,
-    readonly cfg: MajorDomoConfig,
-    readonly dm: DependencyManager,
-    readonly artefacts: ArtefactManager,
-    readonly traces: TypedKv<typeof TaskTrace>,
-    readonly results: TypedKv<typeof BuildResult>,
-    readonly goals: GoalRules,
-    readonly logger: Logger,
+    private readonly bus: Bus,
+    private readonly cfg: MajorDomoConfig,
+    private readonly dm: DependencyManager,
+    private readonly artefacts: ArtefactManager,
+    private readonly traces: TypedKv<typeof TaskTrace>,
+    results: TypedKv<typeof BuildResult>,
+    private readonly goals: GoalRules,
+    private readonly logger: Logger,
+    leader: Leadership | undefined,
   ) {
     this.rules = new RuleRegistry(logger);
+    this.#leader = leader;
+    this.#builds = new Dispatcher({
+      bus,
+      cfg,
+      dm,
+      artefacts,
+      results,
+      rules: this.rules,
+      goals,
+      projectState: this.projectState,
+      logger,
+      leader,
+      applyChange: (res, cid) => this.#handleChange(res, cid),
+      applyCached: (f, result, cid) => this.#applyResult(f, result, cid),
+      serial: (fn) => this.#serial(fn),
+      plan: (cid) => this.#pump(cid),
+    });
+    this.queries = new ProjectQueries({
+      config: cfg,
+      dm,
+      artefacts,
+      status: (req) => this.#status(req),
+      builds: () => this.#builds.builds(),
+      requestBuild: (path, force, cid) => this.#requestBuild(path, force, cid),
+      cancelBuild: (taskId, cid) => this.#serial(() => this.#builds.cancelByRequest(taskId, cid)),
+    });
+  }
+
+  /**
+   * The graph, records and rules as they are, for tests that compare MajorDomos (a restore's
+   * against another's); not for the adapters, which ask `queries`.
+   */
+  inspect(): {
+    dm: DependencyManager;
+    artefacts: ArtefactManager;
+    rules: RuleRegistry;
+    traces: TypedKv<typeof TaskTrace>;
+  } {
+    return { dm: this.dm, artefacts: this.artefacts, rules: this.rules, traces: this.traces };
   }
 
   static async start(
@@ -154,8 +176,17 @@ export class MajorDomo {
       (await fromBuckets(bus, cfg, traces));
     const tKv = performance.now();
     const { artefacts, passes } = state;
-    const md = new MajorDomo(bus, cfg, state.dm, artefacts, traces, results, goals, bus.logger);
-    md.#leader = leader;
+    const md = new MajorDomo(
+      bus,
+      cfg,
+      state.dm,
+      artefacts,
+      traces,
+      results,
+      goals,
+      bus.logger,
+      leader,
+    );
     await md.projectState.watch(bus, p, () => void md.#serial(() => md.#pump('re-activated')));
 
     // The rules and goals into the graph, with what the state left for the batch (the records
@@ -191,7 +222,7 @@ export class MajorDomo {
     for (const rec of artefacts.records())
       if (rec.status === 'not_converging' && rec.passes) stuck[rec.path] = rec.passes;
     md.#handleChange(md.dm.restoreNonConvergence(stuck), 'restart');
-    md.#restoreHolds();
+    md.#builds.restoreHolds();
     const tRestored = performance.now();
     await md.#reclassify('restart');
     const tReclassified = performance.now();
@@ -234,7 +265,7 @@ export class MajorDomo {
       rules: rulesKv,
       goals,
       snapshots,
-      quiet: () => !md.#stopping && md.#inflight.size === 0 && md.#changing === 0,
+      quiet: () => !md.#stopping && md.#builds.size === 0 && md.#changing === 0,
     });
     const files = await bus.consume({
       stream: streams.files(p),
@@ -287,7 +318,7 @@ export class MajorDomo {
       restored: { from: state.from, ...(state.tail ? { tail: state.tail } : {}) },
       stop: async () => {
         md.#stopping = true;
-        md.#backoff.stop();
+        md.#builds.stop();
         stopRules();
         stopLiveness();
         stopCompaction();
@@ -461,26 +492,10 @@ export class MajorDomo {
   #handleChange(res: ChangeResult, cid: string): void {
     for (const w of res.warnings)
       this.logger.warn({ code: w.code, paths: w.paths, tasks: w.tasks, cid }, w.message);
-    for (const taskId of res.cancel) {
-      const f = this.#inflight.get(taskId);
-      if (!f) continue;
-      this.#inflight.delete(taskId);
-      this.logger.info(
-        { taskId, buildId: f.buildId, cid },
-        'cancelling a build whose inputs changed',
-      );
-      void this.bus
-        .publish(
-          'build.cancel',
-          subjects.buildCancel(this.cfg.project),
-          { buildId: f.buildId, reason: 'inputs changed' },
-          { cid },
-        )
-        .catch((err) => this.logger.warn({ err, taskId }, 'could not publish build.cancel'));
-    }
+    this.#builds.inputsChanged(res.cancel, cid);
   }
 
-  async onFilesChanged(body: FilesChanged, cid: string): Promise<void> {
+  private async onFilesChanged(body: FilesChanged, cid: string): Promise<void> {
     // A changed file's record is written while the builds it makes ready are planned and
     // requested (graph and record in memory change at once): a round trip less before the
     // requests go out. All is awaited before the batch is acknowledged, so a MajorDomo that dies
@@ -513,7 +528,7 @@ export class MajorDomo {
       // A build in flight will report this output itself; its result is the authority. The look
       // is kept, not dropped: bytes written after the build's own (a killed runner's orphaned
       // task finishing late) must still count once the result is in.
-      if (producer && this.#inflight.has(producer)) {
+      if (producer && this.#builds.has(producer)) {
         const looks = this.#deferred.get(producer) ?? new Map();
         looks.set(ev.path, {
           sha256: ev.sha256,
@@ -592,9 +607,9 @@ export class MajorDomo {
     return this.dm.producerOf(path);
   }
 
-  async onBuildResult(result: BuildResult, cid: string): Promise<void> {
-    const f = this.#inflight.get(result.taskId);
-    if (!f || f.buildId !== result.buildId) {
+  private async onBuildResult(result: BuildResult, cid: string): Promise<void> {
+    const f = this.#builds.take(result.taskId, result.buildId);
+    if (!f) {
       this.logger.info(
         { taskId: result.taskId, buildId: result.buildId, cid },
         'result for a build no longer wanted; ignored',
@@ -605,7 +620,6 @@ export class MajorDomo {
       if (this.#replanned.delete(result.buildId)) await this.#pump(cid);
       return;
     }
-    this.#inflight.delete(result.taskId);
     await this.#applyResult(f, result, cid);
     const looks = this.#deferred.get(result.taskId);
     this.#deferred.delete(result.taskId);
@@ -626,7 +640,7 @@ export class MajorDomo {
       // again at once it spun ~1,000 requests a second. Held as failed and retried with backoff.
       const hold =
         result.status === 'cancelled' && Object.keys(result.inputsNow).length === 0
-          ? this.#holdCancelled(task)
+          ? this.#builds.holdCancelled(task)
           : undefined;
       this.#handleChange(
         result.status === 'failed' || hold !== undefined
@@ -651,7 +665,7 @@ export class MajorDomo {
         await this.#fileHash(path, now.sha256, now.size, result.pod, cid, now.mtimeNs);
       return;
     }
-    this.#backoff.reset(task.id);
+    this.#builds.succeeded(task.id);
     const res = this.dm.completed(task.id, {
       outputs: result.cutoff,
       discovered: result.discovered,
@@ -761,179 +775,9 @@ export class MajorDomo {
     }
   }
 
-  /** Schedules a held task's retry; returns what its artefacts say about it. */
-  #holdCancelled(task: TaskInstance): string {
-    const taskId = task.id;
-    const ms = this.#backoff.schedule(taskId, () => {
-      void this.#serial(async () => {
-        // Only if still held: an input change since re-planned it already.
-        const held = task.outputs.some(
-          (o) => this.#producerOf(o) === taskId && this.dm.artefactState(o) === 'failed',
-        );
-        if (this.#stopping || this.#inflight.has(taskId)) return;
-        // Re-planned (or gone) since: its delays start again from the first.
-        if (!held) return this.#backoff.reset(taskId);
-        this.#handleChange(this.dm.forget(taskId), 'retry');
-        await this.#pump('retry');
-      });
-    });
-    this.logger.warn(
-      { taskId, retryInMs: ms },
-      'build cancelled by its chef; retried after a delay',
-    );
-    return `retried in ${Math.round(ms / 1000)} s, or at once when an input changes`;
-  }
-
-  /** Dispatches ready tasks up to the build limit; answers from the result cache when it can. */
+  /** Dispatches ready tasks up to the build limit, then brings the records in line with the graph. */
   async #pump(cid = 'plan'): Promise<void> {
-    if (this.#stopping) return;
-    // A leader whose lease lapsed plans nothing (the server's fence refuses what would slip by).
-    if (this.#leader && !(await this.#leader.lease.ensure())) return;
-    for (;;) {
-      const free = this.cfg.parallelBuilds - this.#inflight.size;
-      if (free <= 0) return;
-      // An inactive project records what changed but dispatches nothing until re-activated.
-      // ready() counts what runs against its limit itself: given `free`, it gave nothing until
-      // fewer than half the limit were in flight (status-pages.test: 4 builds, one done, the
-      // fourth never sent while 3 ran).
-      const ready = this.projectState.active
-        ? this.dm.ready(this.cfg.parallelBuilds).slice(0, free)
-        : [];
-      if (ready.length === 0) break;
-      for (const t of ready) {
-        if (this.#leader && !this.#leader.lease.held()) return;
-        const task = this.dm.started(t.id);
-        await this.#dispatch(task, cid).catch((err) => this.#refused(task, err, cid));
-      }
-    }
-    await this.#refreshStatuses(cid);
-  }
-
-  async #dispatch(task: TaskInstance, cid: string): Promise<void> {
-    const owned = this.#target(task);
-    if (!owned) {
-      // Rules and graph change together, so this should not happen; if it does, the task must
-      // not stay "running" for ever: it fails, naming the rule.
-      const reason = `no chef serves rule ${task.ruleId}; see \`cpctrl status\` for the chefs`;
-      this.logger.error({ taskId: task.id, rule: task.ruleId, cid }, reason);
-      this.#handleChange(this.dm.failed(task.id, reason, task.run), cid);
-      for (const out of task.outputs)
-        await this.artefacts.update(
-          out,
-          { status: 'failed', error: reason, producer: task.id },
-          cid,
-        );
-      return;
-    }
-    const inputs = this.#inputsOf(task);
-    const forced = this.#forced.delete(task.id);
-    const id = buildId(task.ruleId, task.id, inputs, forced ? randomUUID() : '');
-    const f: InFlight = { buildId: id, task, chef: owned.chef, cid, inputs };
-    this.#inflight.set(task.id, f);
-
-    const cached = forced ? undefined : (await this.results.get(id))?.value;
-    if (cached?.status === 'succeeded' && this.#outputsMatch(cached)) {
-      this.logger.info({ taskId: task.id, buildId: id, cid }, 'result cache hit: nothing to run');
-      this.#inflight.delete(task.id);
-      await this.#applyResult(f, cached, cid);
-      return;
-    }
-    // Recorded while the request goes out (awaited with it, below): the request does not wait a
-    // round trip for a status; a MajorDomo that dies in between re-plans from its records either way.
-    const queued = Promise.all(
-      task.outputs.map((out) =>
-        this.artefacts.update(out, { status: 'queued', producer: task.id }, cid),
-      ),
-    );
-    const locations: Record<string, string> = {};
-    for (const path of task.inputs) {
-      const pod = this.artefacts.get(path)?.pods[0];
-      if (pod) locations[path] = pod;
-    }
-    // A projected input whose projection the graph did not know (a source edited outside): the
-    // chef, which has the file, compares what the rule reads with the last run's.
-    const last = this.rules.get(task.ruleId)?.rule.projections.length
-      ? this.dm.trace(task.id)
-      : undefined;
-    const request = {
-      buildId: id,
-      taskId: task.id,
-      ruleId: owned.ruleId,
-      chef: owned.chef,
-      stem: owned.stem,
-      inputs,
-      outputs: [...task.outputs],
-      pass: task.pass,
-      locations,
-      ...(last ? { lastRun: { inputs: last.inputs, outputs: last.outputs } } : {}),
-      ...(this.#leader
-        ? { leader: { id: this.#leader.lease.id, epoch: this.#leader.lease.epoch } }
-        : {}),
-    };
-    const subject = subjects.buildRequest(this.cfg.project, owned.chef);
-    // Deduplicated per chef: when a dead chef's rules pass to another, the same build must
-    // reach the new chef's queue instead of being dropped as a duplicate of the old request.
-    const send = (msgId: string) => {
-      const fence = this.#leader?.fence;
-      if (!fence) return this.bus.publish('build.requested', subject, request, { msgId, cid });
-      return fence.publish(subject, this.bus.encode('build.requested', request, cid), msgId);
-    };
-    const [, { duplicate }] = await Promise.all([queued, send(`${owned.chef}.${id}`)]);
-    if (duplicate) {
-      // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
-      // longer remembers. In the second case no result would ever come, so it goes again; the
-      // runner's task id (derived from the build id) still keeps it from running twice.
-      await send(`${owned.chef}.${id}.${randomUUID()}`);
-    }
-    this.logger.info(
-      {
-        taskId: task.id,
-        buildId: id,
-        chef: owned.chef,
-        pass: task.pass,
-        duplicate,
-        cid,
-      },
-      'build requested',
-    );
-  }
-
-  /** A request that cannot be sent fails its task, naming why, and the pump goes on. */
-  async #refused(task: TaskInstance, err: unknown, cid: string): Promise<void> {
-    if (err instanceof NotLeaderError) {
-      // Refused by the server's fence: a newer leader has it; this one steps down (main.ts).
-      this.#inflight.delete(task.id);
-      this.logger.warn({ taskId: task.id, cid, err: err.message }, 'build request fenced off');
-      return;
-    }
-    const reason = dispatchRefusal(err);
-    if (!reason) throw err;
-    this.#inflight.delete(task.id);
-    this.logger.error({ taskId: task.id, rule: task.ruleId, cid }, reason);
-    this.#handleChange(this.dm.failed(task.id, reason, task.run), cid);
-    for (const out of task.outputs)
-      await this.artefacts
-        .update(out, { status: 'failed', error: reason, producer: task.id }, cid)
-        .catch((e: Error) =>
-          this.logger.warn({ path: out.slice(0, 200), err: e.message }, 'not recorded'),
-        );
-  }
-
-  /** The chef, rule and stem a task's build request names: a declared rule, or a goal's. */
-  #target(task: TaskInstance): { chef: string; ruleId: string; stem: string } | undefined {
-    const owned = this.rules.get(task.ruleId);
-    if (owned) return { chef: owned.chef, ruleId: task.ruleId, stem: task.stem };
-    const goal = this.goals.get(task.ruleId);
-    if (goal?.rule) return { chef: goal.chef, ruleId: goal.rule, stem: goal.stem };
-    return undefined;
-  }
-
-  /** A recorded result is reusable when the artefacts still have the hashes it produced. */
-  #outputsMatch(result: BuildResult): boolean {
-    return Object.entries(result.outputs).every(([path, out]) => {
-      const rec = this.artefacts.get(path);
-      return rec === undefined || rec.sha256 === out.sha256 || rec.sha256 === null;
-    });
+    if (await this.#builds.pump(cid)) await this.#refreshStatuses(cid);
   }
 
   /**
@@ -955,7 +799,7 @@ export class MajorDomo {
 
   #statusOf(path: string): ArtefactStatus | undefined {
     const producer = this.#producerOf(path);
-    if (producer && this.#inflight.has(producer)) return undefined; // queued/building: set on dispatch
+    if (producer && this.#builds.has(producer)) return undefined; // queued/building: set on dispatch
     const s = this.dm.artefactState(path);
     switch (s) {
       case 'source':
@@ -981,10 +825,10 @@ export class MajorDomo {
    * What MajorDomo is doing: a summary (counts kept as records change), with one page of the
    * artefact records and the queued task ids when asked (`artefacts`).
    */
-  status(req: StatusRequest = StatusRequest.parse({})): StatusReply {
+  #status(req: StatusRequest = StatusRequest.parse({})): StatusReply {
     const st = this.dm.status();
     const blocked = new Set(st.blocked);
-    const queued = st.dirty.filter((t) => !this.#inflight.has(t) && !blocked.has(t));
+    const queued = st.dirty.filter((t) => !this.#builds.has(t) && !blocked.has(t));
     const page = req.artefacts
       ? this.artefacts.page(req.limit, req.cursor, req.prefix)
       : { records: [] };
@@ -992,14 +836,14 @@ export class MajorDomo {
       project: this.cfg.project,
       // A change still being applied (a result whose records are being written, say) is not
       // idle: the graph may already be settled while its artefact records are not yet.
-      idle: this.#inflight.size === 0 && st.idle && this.#changing === 0,
+      idle: this.#builds.size === 0 && st.idle && this.#changing === 0,
       summary: {
         artefacts: this.artefacts.size,
         byStatus: this.artefacts.counts(),
-        running: this.#inflight.size,
+        running: this.#builds.size,
         queued: queued.length,
       },
-      running: [...this.#inflight.keys()],
+      running: this.#builds.taskIds(),
       queued: req.artefacts ? queued : [],
       nonConvergent: st.nonConvergent.map((n) => ({
         component: n.component,
@@ -1012,80 +856,8 @@ export class MajorDomo {
     return reply;
   }
 
-  builds(): Array<{
-    taskId: string;
-    buildId: string;
-    chef: string;
-    pass: number;
-    component: number;
-    cyclic: boolean;
-  }> {
-    return [...this.#inflight.values()].map((f) => ({
-      taskId: f.task.id,
-      buildId: f.buildId,
-      chef: f.chef,
-      pass: f.task.pass,
-      component: f.task.component,
-      cyclic: f.task.cyclic,
-    }));
-  }
-
-  /**
-   * Cancels a build in flight on a user's request: the chef kills its task, and the task is held
-   * (recorded `cancelled`, not sent again) until an input changes or a rebuild is asked for. The
-   * hold is in the outputs' records, keyed by the inputs, so a restart or a takeover keeps it.
-   */
-  async cancelBuild(taskId: string, cid: string): Promise<boolean> {
-    return this.#serial(async () => {
-      const f = this.#inflight.get(taskId);
-      if (!f) return false;
-      this.#inflight.delete(taskId);
-      this.#handleChange(this.dm.cancelledByRequest(taskId, f.task.run), cid);
-      await this.bus.publish(
-        'build.cancel',
-        subjects.buildCancel(this.cfg.project),
-        { buildId: f.buildId, reason: 'cancelled by request' },
-        { cid },
-      );
-      const held = holdKey(f.task, f.inputs);
-      for (const out of f.task.outputs)
-        await this.artefacts.update(
-          out,
-          { status: 'cancelled', error: 'build cancelled by request', producer: taskId, held },
-          cid,
-        );
-      this.logger.info({ taskId, buildId: f.buildId, cid }, 'build cancelled by request; held');
-      return true;
-    });
-  }
-
-  /**
-   * After a restore: tasks whose outputs are recorded cancelled on request are held again, while
-   * their inputs are those the cancelled build was asked with (an edit applied to the graph
-   * before the outputs' records were rewritten, at a kill -9, releases it).
-   */
-  #restoreHolds(): void {
-    const keys = new Map<string, string>();
-    for (const rec of this.artefacts.records())
-      if (rec.status === 'cancelled' && rec.held && rec.producer) keys.set(rec.producer, rec.held);
-    if (keys.size === 0) return;
-    const res = this.dm.restoreHolds(
-      keys.keys(),
-      (task) => keys.get(task.id) === holdKey(task, this.#inputsOf(task)),
-    );
-    this.#handleChange(res, 'restart');
-  }
-
-  /** The input hashes a build of `task` is asked with now: the records', else the graph's. */
-  #inputsOf(task: TaskInstance): Record<string, string> {
-    const inputs: Record<string, string> = {};
-    for (const path of task.inputs)
-      inputs[path] = this.artefacts.get(path)?.sha256 ?? task.inputHashes[path] ?? '';
-    return inputs;
-  }
-
   /** Requests a (re)build of one artefact: dispatches what it needs; with force, forgets its trace. */
-  async requestBuild(
+  async #requestBuild(
     path: string,
     force: boolean,
     cid: string,
@@ -1114,13 +886,13 @@ export class MajorDomo {
         );
       }
       if (force) {
-        this.#forced.add(producer);
+        this.#builds.force(producer);
         await this.traces.delete(producer).catch(() => undefined);
         this.#handleChange(this.dm.forget(producer), cid);
       } else this.#handleChange(this.dm.release(producer), cid);
       await this.#pump(cid);
       const now = this.artefacts.get(path);
-      const inflight = this.#inflight.has(producer);
+      const inflight = this.#builds.has(producer);
       return {
         status: inflight ? 'queued' : (now?.status ?? 'missing'),
         message: inflight
@@ -1131,11 +903,6 @@ export class MajorDomo {
       };
     });
   }
-}
-
-/** What a hold on request is keyed by: the build's key without a forced build's nonce. */
-function holdKey(task: TaskInstance, inputs: Readonly<Record<string, string>>): string {
-  return buildId(task.ruleId, task.id, inputs);
 }
 
 function toSpec(owned: OwnedRule) {

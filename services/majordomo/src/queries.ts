@@ -1,3 +1,4 @@
+import type { DependencyManager } from '@computepods/depgraph';
 import {
   type ArtefactRecord,
   type ArtefactStatus,
@@ -5,7 +6,8 @@ import {
   type StatusReply,
   type StatusRequest,
 } from '@computepods/protocol';
-import type { MajorDomo } from './majordomo.js';
+import type { ArtefactManager } from './artefacts.js';
+import type { MajorDomoConfig } from './config.js';
 
 /** An artefact MajorDomo does not know: 404 over REST; its code and field over NATS. */
 export class UnknownArtefactError extends CpError {
@@ -36,13 +38,43 @@ export interface ArtefactDetail {
   readonly why: Array<{ artefact: string; because: string }>;
 }
 
+/** What MajorDomo lends its queries: read views of its state, and the steps that act on it. */
+export interface QueryParts {
+  /** The settings the adapters serve with (read-only: MajorDomo's configuration). */
+  readonly config: MajorDomoConfig;
+  readonly dm: DependencyManager;
+  readonly artefacts: ArtefactManager;
+  readonly status: (req: StatusRequest) => StatusReply;
+  readonly builds: () => BuildInFlight[];
+  readonly requestBuild: (
+    path: string,
+    force: boolean,
+    cid: string,
+  ) => Promise<{ status: string; message: string }>;
+  /** Whether a build was in flight for the task, and is now cancelled (and held). */
+  readonly cancelBuild: (taskId: string, cid: string) => Promise<boolean>;
+}
+
+export interface BuildInFlight {
+  readonly taskId: string;
+  readonly buildId: string;
+  readonly chef: string;
+  readonly pass: number;
+  readonly component: number;
+  readonly cyclic: boolean;
+}
+
 /**
  * What REST (http.ts) and the NATS API (api.ts) ask of a project's MajorDomo, answered in one
  * place, with the same checks and the same errors: the adapters only parse, authorize and
  * encode. Paths reach it checked (the request schemas, or http.ts's safePath).
  */
 export class ProjectQueries {
-  constructor(private readonly md: MajorDomo) {}
+  constructor(private readonly md: QueryParts) {}
+
+  get config(): MajorDomoConfig {
+    return this.md.config;
+  }
 
   status(req: StatusRequest): StatusReply {
     return this.md.status(req);
@@ -86,7 +118,7 @@ export class ProjectQueries {
     return this.md.dm.plan();
   }
 
-  builds() {
+  builds(): BuildInFlight[] {
     return this.md.builds();
   }
 
@@ -94,7 +126,7 @@ export class ProjectQueries {
     return this.md.requestBuild(path, force, cid);
   }
 
-  /** Whether a build was in flight for the task, and is now being cancelled. */
+  /** Whether a build was in flight for the task, and is now cancelled (held until an input changes or a rebuild). */
   cancelBuild(taskId: string, cid: string): Promise<boolean> {
     return this.md.cancelBuild(taskId, cid);
   }

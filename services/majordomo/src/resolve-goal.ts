@@ -35,8 +35,10 @@ export async function resolveGoal(
   asked.add(goal);
   const answers = await world.ask(goal);
   const { chosen, conflicts } = chooseAnswer(answers);
-  const clashes = conflicts.map((c) => ({ goal, kept: chosen!.chef, ignored: c.chef }));
-  if (chosen) return { adopt: [chosen], conflicts: clashes };
+  if (chosen) {
+    const clashes = conflicts.map((c) => ({ goal, kept: chosen.chef, ignored: c.chef }));
+    return { adopt: [chosen], conflicts: clashes };
+  }
   const near = answers.filter((a) => a.rule).sort((a, b) => (a.chef < b.chef ? -1 : 1))[0];
   if (!near)
     return {
@@ -49,7 +51,8 @@ export async function resolveGoal(
   if (depth + 1 >= MAX_GOAL_DEPTH || missing.some((p) => asked.has(p)))
     return { adopt: [], conflicts: [], why: lacking };
   const adopt: CanBuildFrom[] = [];
-  const all = [...clashes];
+  // No answer chosen, so none in conflict with it: only those of the inputs' goals.
+  const all: GoalResolution['conflicts'] = [];
   for (const input of missing) {
     const sub = await resolveGoal(input, world, depth + 1, asked);
     if (sub.why) return { adopt: [], conflicts: [], why: `${lacking}; ${sub.why}` };

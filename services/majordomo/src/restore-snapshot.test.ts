@@ -88,11 +88,12 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
 
   /** Everything a restore decides, in a form two MajorDomos can be compared by. */
   const observe = (md: MajorDomo) => {
-    const state = md.dm.exportState();
-    const st = md.dm.status();
+    const { dm, artefacts } = md.inspect();
+    const state = dm.exportState();
+    const st = dm.status();
     const byKey = <T>(o: Readonly<Record<string, T>>) =>
       Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-    const records = md.artefacts.all().map(({ updated: _, ...rest }) => rest);
+    const records = artefacts.all().map(({ updated: _, ...rest }) => rest);
     return {
       rules: [...state.rules].sort((a, b) => a.id.localeCompare(b.id)),
       hashes: byKey(state.artefacts),
@@ -102,9 +103,9 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       blocked: [...st.blocked].sort(),
       failed: st.failed,
       nonConvergent: st.nonConvergent,
-      states: Object.fromEntries(records.map((r) => [r.path, md.dm.artefactState(r.path)])),
+      states: Object.fromEntries(records.map((r) => [r.path, dm.artefactState(r.path)])),
       records,
-      inFlight: md
+      inFlight: md.queries
         .builds()
         .map((b) => `${b.taskId} ${b.buildId}`)
         .sort(),
@@ -366,7 +367,7 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       running.push(thenClose(took, b));
       closes = false;
       expect(took.restored.from).toBe('standby');
-      expect(took.md.rules.all().has('thrice')).toBe(true);
+      expect(took.md.inspect().rules.all().has('thrice')).toBe(true);
       const viaStandby = observe(took.md);
       await stop();
       await heads.delete('head');

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Bus, createLogger } from '@computepods/bus';
-import { ArtefactRecord, type BuildRequested, buckets, TaskTrace } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import {
+  ArtefactRecord,
+  type BuildRequested,
+  buckets,
+  StatusRequest,
+  TaskTrace,
+} from '@computepods/protocol';
+import { defined, NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
@@ -71,12 +77,12 @@ describe('MajorDomo restores its graph from KV', () => {
   });
 
   it('keeps what is up to date, plans what changed, rebuilds what it cannot restore', async () => {
-    const { md: m } = md!;
+    const { md: m } = defined(md, 'MajorDomo');
     // The restore's own plan is dispatched before start() returns; the requests are in flight.
-    const running = m.status().running.sort();
+    const running = m.queries.status(StatusRequest.parse({})).running.sort();
     expect(running).toEqual(['up:b', 'up:c']);
-    expect(m.dm.artefactState('out/a.up')).toBe('up_to_date');
-    expect(m.dm.trace('up:a')?.inputs).toEqual({ 'src/a.txt': sha('a') });
+    expect(m.inspect().dm.artefactState('out/a.up')).toBe('up_to_date');
+    expect(m.inspect().dm.trace('up:a')?.inputs).toEqual({ 'src/a.txt': sha('a') });
     const deadline = Date.now() + 20_000;
     while (requests.length < 2 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));

@@ -31,8 +31,8 @@ export class RuleRegistry {
 
   #compute(warn: boolean): Map<string, OwnedRule> {
     const out = new Map<string, OwnedRule>();
-    for (const chef of [...this.#byChef.keys()].sort()) {
-      const decl = this.#byChef.get(chef)!;
+    const byName = [...this.#byChef].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [chef, decl] of byName) {
       for (const rule of decl.rules) {
         const held = out.get(rule.id);
         if (held) {

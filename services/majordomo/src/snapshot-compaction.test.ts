@@ -42,7 +42,11 @@ describe('MajorDomo takes its graph snapshot again while it runs', () => {
     mtimeNs: String(++seq),
     sha256: content === null ? null : sha(content),
   });
-  const records = (md: MajorDomo) => md.artefacts.all().map(({ updated: _, ...r }) => r);
+  const records = (md: MajorDomo) =>
+    md
+      .inspect()
+      .artefacts.all()
+      .map(({ updated: _, ...r }) => r);
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Bus, createLogger, thenClose } from '@computepods/bus';
-import { type BuildRequested, subjects } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { type BuildRequested, StatusRequest, subjects } from '@computepods/protocol';
+import { defined, NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
@@ -45,7 +45,7 @@ describe('MajorDomo status while it applies a result', () => {
   });
 
   it('is not idle until the records of a result are written', async () => {
-    const { md: m } = md!;
+    const { md: m } = defined(md, 'MajorDomo');
     await bus.publish(
       'files.changed',
       subjects.filesChanged(P, POD),
@@ -58,13 +58,15 @@ describe('MajorDomo status while it applies a result', () => {
     const req = await untilDefined('the request', () => requests[0]);
 
     // Hold back the write that records the output as up to date.
-    const update = m.artefacts.update.bind(m.artefacts);
+    const { dm, artefacts } = m.inspect();
+    const status = () => m.queries.status(StatusRequest.parse({}));
+    const update = artefacts.update.bind(artefacts);
     let release!: () => void;
     const held = new Promise<void>((r) => {
       release = r;
     });
     let holding = false;
-    m.artefacts.update = async (path, change, cid) => {
+    artefacts.update = async (path, change, cid) => {
       if (path === 'out/a.up' && change.status === 'up_to_date') {
         holding = true;
         await held;
@@ -84,14 +86,14 @@ describe('MajorDomo status while it applies a result', () => {
       });
       await untilDefined('the record write to start', () => (holding ? true : undefined));
       // The graph has the result (nothing runs, nothing is ready); the record is not written.
-      expect(m.dm.status().idle).toBe(true);
-      expect(m.artefacts.get('out/a.up')?.status).not.toBe('up_to_date');
-      expect(m.status().idle).toBe(false);
+      expect(dm.status().idle).toBe(true);
+      expect(artefacts.get('out/a.up')?.status).not.toBe('up_to_date');
+      expect(status().idle).toBe(false);
     } finally {
       // Also when an expectation failed: MajorDomo's stop() waits for the held write.
       release();
     }
-    await untilDefined('idle', () => (m.status().idle ? true : undefined));
-    expect(m.artefacts.get('out/a.up')?.status).toBe('up_to_date');
+    await untilDefined('idle', () => (status().idle ? true : undefined));
+    expect(artefacts.get('out/a.up')?.status).toBe('up_to_date');
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { TempDir } from '@computepods/testkit';
+import { defined, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { apiToken } from './token.js';
 
@@ -18,8 +18,8 @@ describe('the bootstrap API token', () => {
     const first = apiToken(undefined, dir.join('md'));
     expect(first.token.length).toBeGreaterThanOrEqual(43);
     expect(first.file).toBe(dir.join('md', 'api-token'));
-    expect(statSync(first.file!).mode & 0o777).toBe(0o600);
-    expect(readFileSync(first.file!, 'utf8').trim()).toBe(first.token);
+    expect(statSync(defined(first.file, 'the file')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(defined(first.file, 'the file'), 'utf8').trim()).toBe(first.token);
     expect(apiToken(undefined, dir.join('md'))).toEqual(first);
   });
 });

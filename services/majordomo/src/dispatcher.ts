@@ -1,0 +1,361 @@
+import { randomUUID } from 'node:crypto';
+import type { Bus, Logger, TypedKv } from '@computepods/bus';
+import type { ChangeResult, DependencyManager, TaskInstance } from '@computepods/depgraph';
+import { type BuildResult, subjects } from '@computepods/protocol';
+import type { ArtefactManager } from './artefacts.js';
+import { buildId } from './build-id.js';
+import type { MajorDomoConfig } from './config.js';
+import { dispatchRefusal } from './dispatch-refusal.js';
+import type { DispatchFence } from './fence.js';
+import type { GoalRules } from './goals.js';
+import { type LeaderLease, NotLeaderError } from './lease.js';
+import type { ProjectState } from './project-state.js';
+import { RetryBackoff } from './retry-backoff.js';
+import type { RuleRegistry } from './rules.js';
+
+/** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
+export interface Leadership {
+  readonly lease: LeaderLease;
+  readonly fence: DispatchFence;
+}
+
+/** A build requested of a chef and not yet answered. */
+export interface InFlight {
+  readonly buildId: string;
+  readonly task: TaskInstance;
+  readonly chef: string;
+  readonly cid: string;
+  /** The input hashes the chef was asked to build with (file hashes, not cutoff digests). */
+  readonly inputs: Readonly<Record<string, string>>;
+}
+
+/** What the dispatcher works with: MajorDomo's graph, records and rules, and two of its steps. */
+export interface DispatcherParts {
+  readonly bus: Bus;
+  readonly cfg: MajorDomoConfig;
+  readonly dm: DependencyManager;
+  readonly artefacts: ArtefactManager;
+  readonly results: TypedKv<typeof BuildResult>;
+  readonly rules: RuleRegistry;
+  readonly goals: GoalRules;
+  readonly projectState: ProjectState;
+  readonly logger: Logger;
+  /** Set in standby mode: every dispatch goes through the fence, nothing is done once lost. */
+  readonly leader: Leadership | undefined;
+  /** Applies a graph change's side effects (MajorDomo's: warnings, and cancels back here). */
+  readonly applyChange: (res: ChangeResult, cid: string) => void;
+  /** A result the cache answered with, applied as a chef's result would be. */
+  readonly applyCached: (f: InFlight, result: BuildResult, cid: string) => Promise<void>;
+  /** Runs a state change in MajorDomo's queue (a retry's timer). */
+  readonly serial: (fn: () => Promise<void>) => Promise<void>;
+  /** Plans again (a retry): MajorDomo's pump and status refresh. */
+  readonly plan: (cid: string) => Promise<void>;
+}
+
+/**
+ * The builds in flight, and what starts and ends them: the pump (ready tasks up to the build
+ * limit, answered from the result cache when it can, else requested of their chef's queue,
+ * through the leader's fence when there is one), cancellation (on request, held until an input
+ * changes or a rebuild is asked for; or because inputs changed) and the delayed retry of builds
+ * a chef cancelled with nothing new to plan from.
+ */
+export class Dispatcher {
+  readonly #inflight = new Map<string, InFlight>();
+  /** Tasks the user asked to rebuild even though nothing changed. */
+  readonly #forced = new Set<string>();
+  /** Builds a chef cancelled with nothing new to plan from wait before they are tried again. */
+  readonly #backoff = new RetryBackoff();
+  #stopping = false;
+
+  constructor(private readonly p: DispatcherParts) {}
+
+  get size(): number {
+    return this.#inflight.size;
+  }
+
+  has(taskId: string): boolean {
+    return this.#inflight.has(taskId);
+  }
+
+  taskIds(): string[] {
+    return [...this.#inflight.keys()];
+  }
+
+  /** The build in flight a result answers, taken out of flight; undefined for one no longer wanted. */
+  take(taskId: string, id: string): InFlight | undefined {
+    const f = this.#inflight.get(taskId);
+    if (!f || f.buildId !== id) return undefined;
+    this.#inflight.delete(taskId);
+    return f;
+  }
+
+  /** The next build of the task gets a new key: neither the dedupe nor the result cache answers it. */
+  force(taskId: string): void {
+    this.#forced.add(taskId);
+  }
+
+  stop(): void {
+    this.#stopping = true;
+    this.#backoff.stop();
+  }
+
+  builds(): Array<{
+    taskId: string;
+    buildId: string;
+    chef: string;
+    pass: number;
+    component: number;
+    cyclic: boolean;
+  }> {
+    return [...this.#inflight.values()].map((f) => ({
+      taskId: f.task.id,
+      buildId: f.buildId,
+      chef: f.chef,
+      pass: f.task.pass,
+      component: f.task.component,
+      cyclic: f.task.cyclic,
+    }));
+  }
+
+  /**
+   * Dispatches ready tasks up to the build limit. False when it planned nothing because it must
+   * not (stopping, the lease lapsed or lost on the way): the caller then refreshes no statuses.
+   */
+  async pump(cid: string): Promise<boolean> {
+    const { cfg, dm, leader, projectState } = this.p;
+    if (this.#stopping) return false;
+    // A leader whose lease lapsed plans nothing (the server's fence refuses what would slip by).
+    if (leader && !(await leader.lease.ensure())) return false;
+    for (;;) {
+      const free = cfg.parallelBuilds - this.#inflight.size;
+      if (free <= 0) return false;
+      // An inactive project records what changed but dispatches nothing until re-activated.
+      // ready() counts what runs against its limit itself: given `free`, it gave nothing until
+      // fewer than half the limit were in flight (status-pages.test: 4 builds, one done, the
+      // fourth never sent while 3 ran).
+      const ready = projectState.active ? dm.ready(cfg.parallelBuilds).slice(0, free) : [];
+      if (ready.length === 0) return true;
+      for (const t of ready) {
+        if (leader && !leader.lease.held()) return false;
+        const task = dm.started(t.id);
+        await this.#dispatch(task, cid).catch((err) => this.#refused(task, err, cid));
+      }
+    }
+  }
+
+  async #dispatch(task: TaskInstance, cid: string): Promise<void> {
+    const { artefacts, bus, cfg, dm, leader, logger, rules } = this.p;
+    const owned = this.#target(task);
+    if (!owned) {
+      // Rules and graph change together, so this should not happen; if it does, the task must
+      // not stay "running" for ever: it fails, naming the rule.
+      const reason = `no chef serves rule ${task.ruleId}; see \`cpctrl status\` for the chefs`;
+      logger.error({ taskId: task.id, rule: task.ruleId, cid }, reason);
+      this.p.applyChange(dm.failed(task.id, reason, task.run), cid);
+      for (const out of task.outputs)
+        await artefacts.update(out, { status: 'failed', error: reason, producer: task.id }, cid);
+      return;
+    }
+    const inputs = this.#inputsOf(task);
+    const forced = this.#forced.delete(task.id);
+    const id = buildId(task.ruleId, task.id, inputs, forced ? randomUUID() : '');
+    const f: InFlight = { buildId: id, task, chef: owned.chef, cid, inputs };
+    this.#inflight.set(task.id, f);
+
+    const cached = forced ? undefined : (await this.p.results.get(id))?.value;
+    if (cached?.status === 'succeeded' && this.#outputsMatch(cached)) {
+      logger.info({ taskId: task.id, buildId: id, cid }, 'result cache hit: nothing to run');
+      this.#inflight.delete(task.id);
+      await this.p.applyCached(f, cached, cid);
+      return;
+    }
+    // Recorded while the request goes out (awaited with it, below): the request does not wait a
+    // round trip for a status; a MajorDomo that dies in between re-plans from its records either way.
+    const queued = Promise.all(
+      task.outputs.map((out) =>
+        artefacts.update(out, { status: 'queued', producer: task.id }, cid),
+      ),
+    );
+    const locations: Record<string, string> = {};
+    for (const path of task.inputs) {
+      const pod = artefacts.get(path)?.pods[0];
+      if (pod) locations[path] = pod;
+    }
+    // A projected input whose projection the graph did not know (a source edited outside): the
+    // chef, which has the file, compares what the rule reads with the last run's.
+    const last = rules.get(task.ruleId)?.rule.projections.length ? dm.trace(task.id) : undefined;
+    const request = {
+      buildId: id,
+      taskId: task.id,
+      ruleId: owned.ruleId,
+      chef: owned.chef,
+      stem: owned.stem,
+      inputs,
+      outputs: [...task.outputs],
+      pass: task.pass,
+      locations,
+      ...(last ? { lastRun: { inputs: last.inputs, outputs: last.outputs } } : {}),
+      ...(leader ? { leader: { id: leader.lease.id, epoch: leader.lease.epoch } } : {}),
+    };
+    const subject = subjects.buildRequest(cfg.project, owned.chef);
+    // Deduplicated per chef: when a dead chef's rules pass to another, the same build must
+    // reach the new chef's queue instead of being dropped as a duplicate of the old request.
+    const send = (msgId: string) => {
+      if (!leader) return bus.publish('build.requested', subject, request, { msgId, cid });
+      return leader.fence.publish(subject, bus.encode('build.requested', request, cid), msgId);
+    };
+    const [, { duplicate }] = await Promise.all([queued, send(`${owned.chef}.${id}`)]);
+    if (duplicate) {
+      // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
+      // longer remembers. In the second case no result would ever come, so it goes again; the
+      // runner's task id (derived from the build id) still keeps it from running twice.
+      await send(`${owned.chef}.${id}.${randomUUID()}`);
+    }
+    logger.info(
+      { taskId: task.id, buildId: id, chef: owned.chef, pass: task.pass, duplicate, cid },
+      'build requested',
+    );
+  }
+
+  /** A request that cannot be sent fails its task, naming why, and the pump goes on. */
+  async #refused(task: TaskInstance, err: unknown, cid: string): Promise<void> {
+    const { artefacts, dm, logger } = this.p;
+    if (err instanceof NotLeaderError) {
+      // Refused by the server's fence: a newer leader has it; this one steps down (main.ts).
+      this.#inflight.delete(task.id);
+      logger.warn({ taskId: task.id, cid, err: err.message }, 'build request fenced off');
+      return;
+    }
+    const reason = dispatchRefusal(err);
+    if (!reason) throw err;
+    this.#inflight.delete(task.id);
+    logger.error({ taskId: task.id, rule: task.ruleId, cid }, reason);
+    this.p.applyChange(dm.failed(task.id, reason, task.run), cid);
+    for (const out of task.outputs)
+      await artefacts
+        .update(out, { status: 'failed', error: reason, producer: task.id }, cid)
+        .catch((e: Error) =>
+          logger.warn({ path: out.slice(0, 200), err: e.message }, 'not recorded'),
+        );
+  }
+
+  /** The chef, rule and stem a task's build request names: a declared rule, or a goal's. */
+  #target(task: TaskInstance): { chef: string; ruleId: string; stem: string } | undefined {
+    const owned = this.p.rules.get(task.ruleId);
+    if (owned) return { chef: owned.chef, ruleId: task.ruleId, stem: task.stem };
+    const goal = this.p.goals.get(task.ruleId);
+    if (goal?.rule) return { chef: goal.chef, ruleId: goal.rule, stem: goal.stem };
+    return undefined;
+  }
+
+  /** A recorded result is reusable when the artefacts still have the hashes it produced. */
+  #outputsMatch(result: BuildResult): boolean {
+    return Object.entries(result.outputs).every(([path, out]) => {
+      const rec = this.p.artefacts.get(path);
+      return rec === undefined || rec.sha256 === out.sha256 || rec.sha256 === null;
+    });
+  }
+
+  /** The input hashes a build of `task` is asked with now: the records', else the graph's. */
+  #inputsOf(task: TaskInstance): Record<string, string> {
+    const inputs: Record<string, string> = {};
+    for (const [path, hash] of Object.entries(task.inputHashes))
+      inputs[path] = this.p.artefacts.get(path)?.sha256 ?? hash;
+    return inputs;
+  }
+
+  /** Builds whose inputs changed under them (the graph's cancels): the chefs kill their tasks. */
+  inputsChanged(taskIds: readonly string[], cid: string): void {
+    const { bus, cfg, logger } = this.p;
+    for (const taskId of taskIds) {
+      const f = this.#inflight.get(taskId);
+      if (!f) continue;
+      this.#inflight.delete(taskId);
+      logger.info({ taskId, buildId: f.buildId, cid }, 'cancelling a build whose inputs changed');
+      void bus
+        .publish(
+          'build.cancel',
+          subjects.buildCancel(cfg.project),
+          { buildId: f.buildId, reason: 'inputs changed' },
+          { cid },
+        )
+        .catch((err) => logger.warn({ err, taskId }, 'could not publish build.cancel'));
+    }
+  }
+
+  /**
+   * Cancels a build in flight on a user's request: the chef kills its task, and the task is held
+   * (recorded `cancelled`, not sent again) until an input changes or a rebuild is asked for. The
+   * hold is in the outputs' records, keyed by the inputs, so a restart or a takeover keeps it.
+   */
+  async cancelByRequest(taskId: string, cid: string): Promise<boolean> {
+    const { artefacts, bus, cfg, dm, logger } = this.p;
+    const f = this.#inflight.get(taskId);
+    if (!f) return false;
+    this.#inflight.delete(taskId);
+    this.p.applyChange(dm.cancelledByRequest(taskId, f.task.run), cid);
+    await bus.publish(
+      'build.cancel',
+      subjects.buildCancel(cfg.project),
+      { buildId: f.buildId, reason: 'cancelled by request' },
+      { cid },
+    );
+    const held = holdKey(f.task, f.inputs);
+    for (const out of f.task.outputs)
+      await artefacts.update(
+        out,
+        { status: 'cancelled', error: 'build cancelled by request', producer: taskId, held },
+        cid,
+      );
+    logger.info({ taskId, buildId: f.buildId, cid }, 'build cancelled by request; held');
+    return true;
+  }
+
+  /**
+   * After a restore: tasks whose outputs are recorded cancelled on request are held again, while
+   * their inputs are those the cancelled build was asked with (an edit applied to the graph
+   * before the outputs' records were rewritten, at a kill -9, releases it).
+   */
+  restoreHolds(): void {
+    const keys = new Map<string, string>();
+    for (const rec of this.p.artefacts.records())
+      if (rec.status === 'cancelled' && rec.held && rec.producer) keys.set(rec.producer, rec.held);
+    if (keys.size === 0) return;
+    const res = this.p.dm.restoreHolds(
+      keys.keys(),
+      (task) => keys.get(task.id) === holdKey(task, this.#inputsOf(task)),
+    );
+    this.p.applyChange(res, 'restart');
+  }
+
+  /** Schedules the retry of a build its chef cancelled; returns what its artefacts say about it. */
+  holdCancelled(task: TaskInstance): string {
+    const { dm, logger } = this.p;
+    const taskId = task.id;
+    const ms = this.#backoff.schedule(taskId, () => {
+      void this.p.serial(async () => {
+        // Only if still held: an input change since re-planned it already.
+        const held = task.outputs.some(
+          (o) => dm.producerOf(o) === taskId && dm.artefactState(o) === 'failed',
+        );
+        if (this.#stopping || this.#inflight.has(taskId)) return;
+        // Re-planned (or gone) since: its delays start again from the first.
+        if (!held) return this.#backoff.reset(taskId);
+        this.p.applyChange(dm.forget(taskId), 'retry');
+        await this.p.plan('retry');
+      });
+    });
+    logger.warn({ taskId, retryInMs: ms }, 'build cancelled by its chef; retried after a delay');
+    return `retried in ${Math.round(ms / 1000)} s, or at once when an input changes`;
+  }
+
+  /** A build of the task succeeded: its retry delays start again from the first. */
+  succeeded(taskId: string): void {
+    this.#backoff.reset(taskId);
+  }
+}
+
+/** What a hold on request is keyed by: the build's key without a forced build's nonce. */
+function holdKey(task: TaskInstance, inputs: Readonly<Record<string, string>>): string {
+  return buildId(task.ruleId, task.id, inputs);
+}
