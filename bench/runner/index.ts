@@ -1,17 +1,19 @@
 // pnpm bench runner: no-op tasks per second through NATS and the local runner (against
 // `xargs -P2 true`), cold (the runner's first batch) and warm (its next batch), the latency of one task at a time through the same path (stage by stage,
 // from the task events), and tiny tasks on a real single-node SLURM, batched against one sbatch
-// per task; for the local paths, the CPU each costs per task (this process, the spawner, the
-// tasks, the nats-server) against xargs', which bounds the rate on 2 cores whatever the load.
+// per task; for the local paths, the CPU each costs per task (the runner's process, the spawner,
+// the tasks, the nats-server, the client publishing the tasks: ./client.ts) against xargs', which
+// bounds the rate on 2 cores whatever the load.
 // Sizes: CP_BENCH_TASKS (local, default 2000), CP_BENCH_LATENCY_TASKS (one at a time,
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default 200; fewer than the batched count is extrapolated with its fixed costs apart:
 // ./slurm-single.ts);
 // CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
 // CP_BENCH_K8S_ROUNDS / CP_BENCH_K8S_BATCH: Kubernetes stand-in runs (./kubernetes.ts, default 20 / 40).
-import { spawnSync } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Bus, createLogger } from '@computepods/bus';
 import {
   Executor,
@@ -55,22 +57,25 @@ function task(i: number, resource: string, command = 'true'): TaskSubmitted {
 }
 
 /**
- * Where a run's CPU went, in ms per task: this process (runner + bench client, or executor),
- * the spawner co-process, the tasks it started (their wrappers included), the nats-server.
+ * Where a run's CPU went, in ms per task: this process (the runner, or the executor), the
+ * spawner co-process, the tasks it started (their wrappers included), the nats-server, and the
+ * client process that published the tasks (./client.ts; none for the executor alone).
  */
 interface CpuPerTask {
   node: number;
   spawner: number;
   tasks: number;
   server: number;
+  client: number;
 }
-const cpuNow = (spawnerPid: number | undefined, serverPid?: number) => {
+const cpuNow = (spawnerPid: number | undefined, serverPid?: number, clientPid?: number) => {
   const u = process.cpuUsage();
   return {
     node: (u.user + u.system) / 1000,
     spawner: cpuMsOf(spawnerPid),
     tasks: childrenCpuMsOf(spawnerPid),
     server: serverPid ? cpuMsOf(serverPid) : 0,
+    client: clientPid ? cpuMsOf(clientPid) : 0,
   };
 };
 const cpuPerTask = (a: CpuPerTask, b: CpuPerTask, n: number): CpuPerTask => ({
@@ -78,8 +83,9 @@ const cpuPerTask = (a: CpuPerTask, b: CpuPerTask, n: number): CpuPerTask => ({
   spawner: (b.spawner - a.spawner) / n,
   tasks: (b.tasks - a.tasks) / n,
   server: (b.server - a.server) / n,
+  client: (b.client - a.client) / n,
 });
-const cpuTotal = (c: CpuPerTask) => c.node + c.spawner + c.tasks + c.server;
+const cpuTotal = (c: CpuPerTask) => c.node + c.spawner + c.tasks + c.server + c.client;
 
 // --- 1. xargs baseline ----------------------------------------------------------------------
 /** Wall seconds, and CPU ms per task of xargs and the processes it ran. */
@@ -140,6 +146,34 @@ interface Latency {
   totalP99: number;
 }
 
+/** The batches' client process (./client.ts), ready: it has subscribed to the task events. */
+async function startBatchClient(url: string, project: string, queue: string) {
+  const script = fileURLToPath(new URL('./client.ts', import.meta.url));
+  const child = fork(script, [url, project, queue, tmp.path], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = () =>
+    new Promise<unknown>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`bench client exited (${code})`));
+      child.once('exit', onExit);
+      child.once('message', (m) => {
+        child.off('exit', onExit);
+        resolve(m);
+      });
+    });
+  if ((await next()) !== 'ready') throw new Error('bench client did not start');
+  return {
+    pid: child.pid,
+    async run(first: number, n: number): Promise<{ finished: number; failed: number }> {
+      const answer = next();
+      child.send({ first, n });
+      return (await answer) as { finished: number; failed: number };
+    },
+    stop: () => child.disconnect(),
+  };
+}
+
 async function throughNats(n: number, latencyN: number) {
   await using nats = await NatsServer.start();
   const project = 'bench';
@@ -161,55 +195,22 @@ async function throughNats(n: number, latencyN: number) {
     intake: 512,
     workspaceRoots: [tmp.path],
   });
-  const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
-  let finished = 0;
-  let failed = 0;
-  let onEvent: (taskId: string, state: string) => void = () => {};
-  let onCount: () => void = () => {};
-  const sub = client.nc.subscribe(subjects.taskState(project), {
-    callback: (_e, m) => {
-      const body = (
-        JSON.parse(new TextDecoder().decode(m.data)) as { body: { taskId: string; state: string } }
-      ).body;
-      if (body.state === 'finished') finished++;
-      else if (body.state === 'failed' || body.state === 'killed') failed++;
-      onEvent(body.taskId, body.state);
-      onCount();
-    },
-  });
-  await client.nc.flush();
+  // The batches' client is a process of its own (./client.ts), as MajorDomo or a chef would be:
+  // this process's CPU is the runner's alone. The latency run's client below is in-process.
+  const batchClient = await startBatchClient(nats.url, project, 'local');
   const spawnerPid = (runner.executor.backend as LocalBackend).spawnerPid;
-  /** n tasks published at once (200 per round of acks), from task number `first`, until all ended. */
+  /** n tasks published at once by the client (200 per round of acks), from task number `first`, until all ended. */
   const batch = async (first: number) => {
-    finished = 0;
-    failed = 0;
-    const all = new Promise<void>((resolve) => {
-      onCount = () => {
-        if (finished + failed === n) resolve();
-      };
-    });
     const before = runnerBus.nc.stats();
     const w0 = writeSyscallsOfThisThread();
-    const c0 = cpuNow(spawnerPid, nats.pid);
+    const c0 = cpuNow(spawnerPid, nats.pid, batchClient.pid);
     const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i += 200) {
-      const published = [];
-      for (let j = i; j < Math.min(n, i + 200); j++)
-        published.push(
-          client.publish(
-            'task.submitted',
-            subjects.tasks(project, 'local'),
-            task(first + j, 'local'),
-          ),
-        );
-      await Promise.all(published);
-    }
-    await all;
+    const { finished, failed } = await batchClient.run(first, n);
     const wall = secs(t0);
     const after = runnerBus.nc.stats();
     const writes = writeSyscallsOfThisThread() - w0;
-    const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid), n);
-    if (failed) throw new Error(`${failed} no-op tasks did not finish`);
+    const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid, batchClient.pid), n);
+    if (failed || finished !== n) throw new Error(`${n - finished} no-op tasks did not finish`);
     return {
       wall,
       // Messages the runner's connection sent and received per task: records, events, acks,
@@ -217,7 +218,7 @@ async function throughNats(n: number, latencyN: number) {
       msgsOutPerTask: (after.outMsgs - before.outMsgs) / n,
       msgsInPerTask: (after.inMsgs - before.inMsgs) / n,
       // write(2)/writev(2) calls of this process's event loop per task: the runner's socket
-      // writes to NATS and pipe writes to its spawner, and the bench client's publishes.
+      // writes to NATS and pipe writes to its spawner.
       writesPerTask: writes / n,
       cpu,
     };
@@ -226,7 +227,19 @@ async function throughNats(n: number, latencyN: number) {
   // n, as a long-running runner takes them (xargs is warmed too: its page cache, above).
   const cold = await batch(0);
   const warm = await batch(n);
-  onCount = () => {};
+  batchClient.stop();
+
+  const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
+  let onEvent: (taskId: string, state: string) => void = () => {};
+  const sub = client.nc.subscribe(subjects.taskState(project), {
+    callback: (_e, m) => {
+      const body = (
+        JSON.parse(new TextDecoder().decode(m.data)) as { body: { taskId: string; state: string } }
+      ).body;
+      onEvent(body.taskId, body.state);
+    },
+  });
+  await client.nc.flush();
 
   // One task at a time: how long one waits, stage by stage.
   const toRunning: number[] = [];
@@ -272,8 +285,9 @@ async function throughNats(n: number, latencyN: number) {
   };
   return {
     ...cold,
-    // CPU per task of this process (runner service + bench client) and of the nats-server.
-    nodeCpuMsPerTask: cold.cpu.node,
+    // CPU per task of the runner and the client together (one process before they were two:
+    // the figure stays comparable), and of the nats-server.
+    nodeCpuMsPerTask: cold.cpu.node + cold.cpu.client,
     serverCpuMsPerTask: cold.cpu.server,
     warm,
     latency,
@@ -378,16 +392,17 @@ const warmCpu = nats.warm.cpu;
 // On 2 cores, CPU per task bounds the rate whatever the scheduling: 2 cores / total ms a task.
 table(
   'CPU per no-op task, ms (where the time goes; 2 cores do at most 2000 / total tasks a second)',
-  ['path', 'this process', 'spawner', 'tasks (sh)', 'nats-server', 'total'],
+  ['path', 'this process', 'spawner', 'tasks (sh)', 'nats-server', 'client', 'total'],
   [
-    ['xargs -P2 true (xargs + true)', 0, 0, xargsCpu, 0, xargsCpu],
-    ['Executor + LocalBackend', exCpu.node, exCpu.spawner, exCpu.tasks, 0, cpuTotal(exCpu)],
+    ['xargs -P2 true (xargs + true)', 0, 0, xargsCpu, 0, 0, xargsCpu],
+    ['Executor + LocalBackend', exCpu.node, exCpu.spawner, exCpu.tasks, 0, 0, cpuTotal(exCpu)],
     [
-      'NATS → runner (process: runner + bench client)',
+      'NATS → runner (process: runner; client apart)',
       natsCpu.node,
       natsCpu.spawner,
       natsCpu.tasks,
       natsCpu.server,
+      natsCpu.client,
       cpuTotal(natsCpu),
     ],
     [
@@ -396,6 +411,7 @@ table(
       warmCpu.spawner,
       warmCpu.tasks,
       warmCpu.server,
+      warmCpu.client,
       cpuTotal(warmCpu),
     ],
   ],
@@ -434,8 +450,8 @@ table(
 );
 console.log(
   `runner connection: ${nats.msgsOutPerTask.toFixed(2)} messages out, ${nats.msgsInPerTask.toFixed(2)} in per task; ` +
-    `${nats.warm.writesPerTask.toFixed(2)} write syscalls per task (warm; runner, spawner pipe and client); ` +
-    `CPU per task: ${nats.nodeCpuMsPerTask.toFixed(2)} ms runner + client process, ${nats.serverCpuMsPerTask.toFixed(2)} ms nats-server`,
+    `${nats.warm.writesPerTask.toFixed(2)} write syscalls per task (warm; runner: NATS socket and spawner pipe); ` +
+    `CPU per task: ${nats.cpu.node.toFixed(2)} ms runner process, ${nats.cpu.client.toFixed(2)} ms client process, ${nats.serverCpuMsPerTask.toFixed(2)} ms nats-server`,
 );
 console.log(
   `CPU bound on ${availableParallelism()} cores, whatever the load: xargs ${Math.round((availableParallelism() * 1000) / xargsCpu)} tasks/s, ` +
@@ -462,6 +478,9 @@ const localFigures = {
   runner_msgs_in_per_task: nats.msgsInPerTask,
   write_syscalls_per_task: nats.writesPerTask,
   node_cpu_ms_per_task: nats.nodeCpuMsPerTask,
+  // node_cpu_ms_per_task split: the runner's process, and the client's (a process of its own).
+  runner_cpu_ms_per_task: natsCpu.node,
+  client_cpu_ms_per_task: natsCpu.client,
   nats_server_cpu_ms_per_task: nats.serverCpuMsPerTask,
   xargs_cpu_ms_per_task: xargsCpu,
   executor_node_cpu_ms_per_task: exCpu.node,
@@ -492,7 +511,9 @@ const localFigures = {
   warm_runner_msgs_out_per_task: nats.warm.msgsOutPerTask,
   warm_runner_msgs_in_per_task: nats.warm.msgsInPerTask,
   warm_write_syscalls_per_task: nats.warm.writesPerTask,
-  warm_node_cpu_ms_per_task: warmCpu.node,
+  warm_node_cpu_ms_per_task: warmCpu.node + warmCpu.client,
+  warm_runner_cpu_ms_per_task: warmCpu.node,
+  warm_client_cpu_ms_per_task: warmCpu.client,
   warm_nats_server_cpu_ms_per_task: warmCpu.server,
   warm_nats_spawner_cpu_ms_per_task: warmCpu.spawner,
   warm_nats_tasks_cpu_ms_per_task: warmCpu.tasks,
