@@ -20,7 +20,7 @@ import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
 import { FS_CONCURRENCY, type InputFetcher, type InputOutcome } from './fetch-inputs.js';
-import type { HashCache } from './hash-cache.js';
+import { type HashCache, statStamp } from './hash-cache.js';
 import { unchangedSinceLastRun } from './last-run.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
@@ -189,7 +189,14 @@ async function build(
   if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
 
   // The task's own outputs among its inputs (an .aux) are rewritten by design: not watched.
+  // Each is stamped as it was when its hash was checked (a change since shows after the run),
+  // or stat'ed now when it was downloaded.
   const watched = paths.inputs.filter((p) => !paths.outputs.includes(p));
+  const checkedStamps = new Map<string, string>();
+  for (const [i, path] of paths.inputs.entries()) {
+    const r = checks[i] as InputOutcome;
+    if ('check' in r && r.check.ok && r.check.stamp) checkedStamps.set(path, r.check.stamp);
+  }
   let stamps: Stamps;
   let command: string;
   try {
@@ -200,7 +207,7 @@ async function build(
     });
     // Inputs stamped while the outputs' folders are made (file system calls, not one after another).
     [stamps] = await Promise.all([
-      stampInputs(confine, watched),
+      stampInputs(confine, watched, checkedStamps),
       Promise.all(
         paths.outputs.map(async (out) =>
           mkdir(dirname(await confine.check(out)), { recursive: true }),
@@ -476,13 +483,17 @@ type Stamps = Map<string, string>;
 
 async function stamp(path: string): Promise<string> {
   const st = await stat(path, { bigint: true }).catch(() => undefined);
-  return st ? `${st.mtimeNs}:${st.size}:${st.ino}` : 'missing';
+  return st ? statStamp(st) : 'missing';
 }
 
-async function stampInputs(confine: Confinement, paths: readonly string[]): Promise<Stamps> {
+async function stampInputs(
+  confine: Confinement,
+  paths: readonly string[],
+  known: ReadonlyMap<string, string>,
+): Promise<Stamps> {
   const stamped = await pMap(
     paths,
-    async (p) => [p, await stamp(await confine.check(p))] as const,
+    async (p) => [p, known.get(p) ?? (await stamp(await confine.check(p)))] as const,
     { concurrency: FS_CONCURRENCY },
   );
   return new Map(stamped);

@@ -8,7 +8,12 @@ import { HashCache } from './hash-cache.js';
 import { type PodAccess, type PodsConfig, sshTarget } from './pods.js';
 
 export type InputCheck =
-  | { readonly ok: true; readonly fetchedFrom?: string }
+  | {
+      readonly ok: true;
+      readonly fetchedFrom?: string;
+      /** The stat the matching hash went with (none for a download: stat it again). */
+      readonly stamp?: string;
+    }
   /** The workspace has other bytes (or none) and no pod could supply the wanted ones. */
   | {
       readonly ok: false;
@@ -102,7 +107,7 @@ export class InputFetcher {
     const local = await confine.check(path);
     const digest = await this.hashes.digest(local).catch(() => undefined);
     const have = digest?.sha256;
-    if (have === want) return { ok: true };
+    if (digest && have === want) return { ok: true, stamp: digest.stamp };
     const access = pod === undefined || pod === this.ownPod ? undefined : this.pods[pod];
     if (access) return local;
     const now = have ? `is now ${have.slice(0, 12)}` : 'is missing';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { TempDir } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
-import { HashCache } from './hash-cache.js';
+import { HashCache, statStamp } from './hash-cache.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -15,10 +15,12 @@ describe('HashCache: a file read again unchanged costs a stat, never a wrong has
     await sleep(30); // past the racy window: the stamp is kept
     const cache = new HashCache();
     const first = await cache.digest(f);
+    const st = statSync(f, { bigint: true });
     expect(first).toEqual({
       sha256: sha('int x;\n'),
       size: 7,
-      mtimeNs: String(statSync(f, { bigint: true }).mtimeNs),
+      mtimeNs: String(st.mtimeNs),
+      stamp: statStamp(st),
     });
     expect(cache.size).toBe(1);
     expect(await cache.digest(f)).toEqual(first);
@@ -36,9 +38,13 @@ describe('HashCache: a file read again unchanged costs a stat, never a wrong has
     await cache.digest(f);
     // Same size, mtime put back as it was: only ctime tells (it cannot be set back).
     await sleep(30);
+    const before = statStamp(statSync(f, { bigint: true }));
     writeFileSync(f, 'int y;\n');
     utimesSync(f, mtime, mtime);
-    expect((await cache.digest(f)).sha256).toBe(sha('int y;\n'));
+    const after = await cache.digest(f);
+    expect(after.sha256).toBe(sha('int y;\n'));
+    // The stamp a build compares after its task ran tells the two apart too.
+    expect(after.stamp).not.toBe(before);
     // Same bytes' size, renamed over it (a new inode).
     await sleep(30);
     writeFileSync(tmp.join('new'), 'int z;\n');

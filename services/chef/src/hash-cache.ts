@@ -1,3 +1,4 @@
+import type { BigIntStats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { hashFile, isRacy, type Stamp } from '@computepods/fswatch';
 
@@ -6,6 +7,13 @@ export interface FileDigest {
   readonly sha256: string;
   readonly size: number;
   readonly mtimeNs: string;
+  /** The stat the hash went with (statStamp): what a build compares after its task ran. */
+  readonly stamp: string;
+}
+
+/** A file's state as a string: any write changes it (ctime cannot be set back). */
+export function statStamp(st: BigIntStats): string {
+  return `${st.mtimeNs}:${st.ctimeNs}:${st.size}:${st.ino}`;
 }
 
 /** The fswatcher's window: a change within 20 ms of the hash may share its ctime tick. */
@@ -48,7 +56,7 @@ export class HashCache {
       kept.ino === st.ino
     ) {
       this.hits++;
-      return { sha256: kept.sha256, size, mtimeNs: String(st.mtimeNs) };
+      return { sha256: kept.sha256, size, mtimeNs: String(st.mtimeNs), stamp: statStamp(st) };
     }
     // Bytes written after the stat set a later ctime (the stamp is not racy): a stamp kept here
     // with other bytes' hash never matches again.
@@ -68,6 +76,6 @@ export class HashCache {
       if (this.#stamps.size > this.max)
         this.#stamps.delete(this.#stamps.keys().next().value as string);
     }
-    return { sha256, size, mtimeNs: String(st.mtimeNs) };
+    return { sha256, size, mtimeNs: String(st.mtimeNs), stamp: statStamp(st) };
   }
 }
