@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { Bus, createLogger } from '@computepods/bus';
+import {
+  ArtefactRecord,
+  type BuildRequested,
+  buckets,
+  StatusRequest,
+  TaskTrace,
+} from '@computepods/protocol';
+import { defined, NatsServer, untilDefined } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildId } from './build-id.js';
+import { majorDomoConfig } from './config.js';
+import { MajorDomo } from './majordomo.js';
+import { playChef } from './test-chef.js';
+
+const P = 'cancelhold';
+const POD = 'pod-a';
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * A start puts back the holds of builds cancelled on request, from the outputs' records, only
+ * while the task's inputs still give the key the cancelled build was asked with. Here two tasks
+ * were cancelled by a user, with src/a.txt at a2 and src/c.txt at c1. src/a.txt is still a2: up:a
+ * stays held. src/c.txt is now c2 (an edit whose input record was written, the output's record
+ * not yet, when MajorDomo was killed): up:c is planned. A rebuild asked for releases up:a.
+ */
+describe('MajorDomo restores holds of builds cancelled on request', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let md: Awaited<ReturnType<typeof MajorDomo.start>> | undefined;
+  const requests: BuildRequested[] = [];
+
+  const connect = (service: string) => {
+    const logger = createLogger(service);
+    logger.level = 'silent';
+    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await connect('test');
+    await playChef(bus, P, POD, requests);
+    const artefacts = await bus.kv(buckets.artefacts(P), ArtefactRecord);
+    const traces = await bus.kv(buckets.traces(P), TaskTrace);
+    const updated = new Date().toISOString();
+    for (const [stem, now, cancelledWith] of [
+      ['a', 'a2', 'a2'],
+      ['c', 'c2', 'c1'],
+    ] as const) {
+      const input = `src/${stem}.txt`;
+      await artefacts.put(input, {
+        path: input,
+        status: 'source',
+        sha256: sha(now),
+        size: 2,
+        pods: [POD],
+        updated,
+      });
+      // Built once from the first bytes; a build of later ones cancelled on request.
+      await traces.put(`up:${stem}`, {
+        taskId: `up:${stem}`,
+        inputs: { [input]: sha(`${stem}0`) },
+        outputs: { [`out/${stem}.up`]: sha(`${stem}0 up`) },
+        buildId: 'b',
+        time: updated,
+      });
+      await artefacts.put(`out/${stem}.up`, {
+        path: `out/${stem}.up`,
+        status: 'cancelled',
+        sha256: sha(`${stem}0 up`),
+        size: 2,
+        producer: `up:${stem}`,
+        pods: [POD],
+        updated,
+        error: 'build cancelled by request',
+        held: buildId('up', `up:${stem}`, { [input]: sha(cancelledWith) }),
+      });
+    }
+    md = await MajorDomo.start(await connect('majordomo'), majorDomoConfig({ CP_PROJECT: P }));
+  }, 60_000);
+  afterAll(async () => {
+    await md?.stop();
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('holds a task whose inputs are unchanged, plans one whose inputs changed', async () => {
+    const { md: m } = defined(md, 'MajorDomo');
+    // The restore's own plan is dispatched before start() returns.
+    expect(m.queries.status(StatusRequest.parse({})).running).toEqual(['up:c']);
+    expect(m.inspect().dm.artefactState('out/a.up')).toBe('cancelled');
+    expect(m.queries.artefact('out/a.up').artefact.status).toBe('cancelled');
+    await untilDefined('the request for up:c', () => requests[0]);
+    expect(requests.map((r) => r.taskId)).toEqual(['up:c']);
+    expect(requests[0]?.inputs).toEqual({ 'src/c.txt': sha('c2') });
+
+    // A rebuild asked for, not forced: the hold is released, the same inputs asked for.
+    const reply = await m.queries.requestBuild('out/a.up', false, 'test');
+    expect(reply.status).toBe('queued');
+    await untilDefined('the request for up:a', () => requests[1]);
+    expect(requests.map((r) => r.taskId)).toEqual(['up:c', 'up:a']);
+    expect(requests[1]?.inputs).toEqual({ 'src/a.txt': sha('a2') });
+    expect(m.queries.artefact('out/a.up').artefact).not.toHaveProperty('held');
+  });
+});
