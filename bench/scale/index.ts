@@ -527,10 +527,12 @@ if (fo.failover_ready_ms !== undefined)
   console.log(
     `\nfailover at ${smallest} artefacts: lease taken ${round(Number(fo.failover_lease_ms ?? 0), 0)} ms after kill -9, standby ready ${round(Number(fo.failover_ready_ms), 0)} ms after (restored from ${fo.failover_restore_from ?? '?'} in ${fo.failover_restore_total_ms ?? '?'} ms)`,
   );
-if (nl.node_loss_leader_kill_to_request_ms !== undefined)
+if (nl.node_loss_leader_kill_to_request_ms !== undefined) {
+  const ms = (k: string) => round(Number(nl[k] ?? Number.NaN), 0);
   console.log(
-    `cluster node loss at ${nl.node_loss_artefacts} artefacts: one edit to its build request ${round(nl.node_loss_healthy_edit_to_request_ms ?? 0, 0)} ms with 3 nodes; kill -9 of the builds stream's leader to the next edit's request ${round(nl.node_loss_leader_kill_to_request_ms, 0)} ms`,
+    `cluster node loss at ${nl.node_loss_artefacts} artefacts: one edit to its build request ${ms('node_loss_healthy_edit_to_request_ms')} ms with 3 nodes; kill -9 of the builds stream's leader to the next edit's request stored ${ms('node_loss_leader_kill_to_request_ms')} ms (the edit acknowledged ${ms('node_loss_kill_to_files_acked_ms')} ms, the request sent ${ms('node_loss_kill_to_request_sent_ms')} ms; MajorDomo tried ${nl.node_loss_md_retries} writes again${nl.node_loss_md_retry_errors ? `: ${nl.node_loss_md_retry_errors}` : ''})`,
   );
+}
 console.log(`load average (1 min): ${loadStart} at start, ${loadEnd} at end`);
 bundleDir[Symbol.dispose]();
 

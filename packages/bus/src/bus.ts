@@ -85,6 +85,22 @@ export interface PublishOptions {
 const MAX_DEAD_LETTER_DATA = 64 * 1024;
 
 /**
+ * How long Bus.publish's tries wait for their ack, in turn (the last for every try after). A
+ * JetStream ack takes milliseconds; one that has not come in a second is mostly a publish no
+ * leader of its stream will answer (sent as the leader was killed -9, or while there was none),
+ * and the one elected next answers it sent again. The msgId makes a repeat of a stored message
+ * a duplicate, not a second copy. nats-server elects a stream's next leader 4-9 s after the
+ * last one died (its Raft election timeout); with 5 s for every try, MajorDomo's build request
+ * sent 0.1 s after the builds stream's leader was killed was stored 5.3 s after the kill (bench
+ * scale node loss; with tries of 1, 2, then 5 s, one sent at 1.3 s was stored at 10.2 s, its
+ * third try unanswered from 4.8 s to 9.7 s). Tries of 1 s (four), then 2 s (two),
+ * then 5 s, each sent as the last one's wait ends, reach the next leader within 1-2 s of its
+ * election for the first 8 s, and send a publish to a merely slow server (an ack over 1 s)
+ * only a few times.
+ */
+const ACK_WAIT_MS = [1_000, 1_000, 1_000, 1_000, 2_000, 2_000, 5_000] as const;
+
+/**
  * One service's typed view of NATS: everything it sends is validated before it leaves,
  * everything it receives is validated before a handler sees it, and what fails validation goes
  * to the project's dead-letter subject with the zod issue paths.
@@ -201,7 +217,9 @@ export class Bus {
   /**
    * Validates the body, wraps it in an envelope and publishes to JetStream, waiting for the ack.
    * Every message carries a msgId (the envelope id unless given), so the retries made while the
-   * server is unreachable or restarting (up to retryForMs) can never store it twice.
+   * server is unreachable or restarting (up to retryForMs) can never store it twice. Each try
+   * waits for its ack as ACK_WAIT_MS says: briefly at first, so a publish lost with its stream's
+   * leader is sent again to the one elected next, not after nats.js's 5 s.
    */
   async publish<T extends MessageType>(
     type: T,
@@ -213,18 +231,22 @@ export class Bus {
     const data = JSON.stringify(env);
     const msgID = options.msgId ?? env.id;
     const deadline = Date.now() + (options.retryForMs ?? 30_000);
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    for (let delay = 100, attempt = 0; ; delay = Math.min(delay * 2, 2_000), attempt++) {
+      const timeoutMs = ACK_WAIT_MS[Math.min(attempt, ACK_WAIT_MS.length - 1)];
+      const tried = Date.now();
       try {
-        return await this.jsPublish(subject, data, { msgID, timeoutMs: 5_000 });
+        return await this.jsPublish(subject, data, { msgID, timeoutMs });
       } catch (err) {
         if (isQuotaExceeded(err))
           throw new StorageQuotaError(this.project, subject, { cause: err });
-        if (this.#closing || Date.now() + delay > deadline || !isRetryable(err)) throw err;
+        // A try that waited for its ack has waited its turn: sent again at once.
+        const wait = Math.max(0, delay - (Date.now() - tried));
+        if (this.#closing || Date.now() + wait > deadline || !isRetryable(err)) throw err;
         this.logger.warn(
-          { subject, err: (err as Error).message, retryInMs: delay },
+          { subject, err: (err as Error).message, ackWaitMs: timeoutMs, retryInMs: wait },
           'publish not acknowledged; retrying',
         );
-        await sleep(delay);
+        await sleep(wait);
       }
     }
   }
