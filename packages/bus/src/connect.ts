@@ -4,6 +4,7 @@ import {
   AuthorizationError,
   credsAuthenticator,
   type NatsConnection,
+  TimeoutError,
 } from '@nats-io/transport-node';
 import { NatsAuthError, NatsCredsError, NatsUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -30,8 +31,14 @@ export interface ConnectOptions {
    * a hot request path (the runner's KV writes) about a tenth of its CPU. Default true.
    */
   readonly asyncTraces?: boolean;
-  /** Give up after this long; default: keep trying until the signal aborts. */
+  /**
+   * Give up after this long when no server answers (refused, unresolvable); default: keep trying
+   * until the signal aborts. A server that let the attempt time out is there but slow (a loaded
+   * machine): it is waited for up to `slowGiveUpAfterMs`.
+   */
   readonly giveUpAfterMs?: number;
+  /** With giveUpAfterMs: how long a slow server is waited for; default max(10 s, giveUpAfterMs). */
+  readonly slowGiveUpAfterMs?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -75,11 +82,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
       if (err instanceof AuthorizationError)
         throw new NatsAuthError(servers, options.credsFile, { cause: err });
       const unavailable = new NatsUnavailableError(servers, { cause: err });
-      const elapsed = Date.now() - started;
-      if (
-        options.signal?.aborted ||
-        (options.giveUpAfterMs !== undefined && elapsed >= options.giveUpAfterMs)
-      ) {
+      if (options.signal?.aborted || pastPatience(options, Date.now() - started, err)) {
         throw unavailable;
       }
       logger.warn(
@@ -90,6 +93,18 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
       delay = Math.min(delay * 2, 5_000);
     }
   }
+}
+
+/**
+ * Whether to stop trying after `elapsedMs`, the last attempt having failed with `err`. nats.js
+ * answers TimeoutError when its connect did not complete in time (under load, a server that is
+ * there may take longer than 2 s to answer), and another error when nothing answered at all.
+ */
+function pastPatience(options: ConnectOptions, elapsedMs: number, err: unknown): boolean {
+  const { giveUpAfterMs } = options;
+  if (giveUpAfterMs === undefined) return false;
+  if (!(err instanceof TimeoutError)) return elapsedMs >= giveUpAfterMs;
+  return elapsedMs >= (options.slowGiveUpAfterMs ?? Math.max(10_000, giveUpAfterMs));
 }
 
 /**
