@@ -32,7 +32,7 @@ export async function environmentCosts(tmp: TempDir, rounds: number): Promise<En
   }) as LocalResource;
   const ex = new Executor({
     resource: 'local',
-    backend: new LocalBackend({ resource }),
+    backend: (ctx) => new LocalBackend({ resource }, ctx),
     hooks: noHooks,
   });
   let n = 0;

@@ -16,6 +16,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger } from '@computepods/bus';
 import {
+  type BackendContext,
   Executor,
   type ExecutorHooks,
   LocalBackend,
@@ -117,8 +118,10 @@ function localResource(dir: string): LocalResource {
 
 let executorCpu: CpuPerTask | undefined;
 async function executorOnly(n: number): Promise<number> {
-  const backend = new LocalBackend({ resource: localResource(tmp.join('exec-jobs')) });
-  const ex = new Executor({ resource: 'local', backend, hooks: noHooks });
+  const makeBackend = (ctx: BackendContext) =>
+    new LocalBackend({ resource: localResource(tmp.join('exec-jobs')) }, ctx);
+  const ex = new Executor({ resource: 'local', backend: makeBackend, hooks: noHooks });
+  const backend = ex.backend;
   const c0 = cpuNow(backend.spawnerPid);
   const t0 = process.hrtime.bigint();
   const ids: string[] = [];
@@ -328,14 +331,19 @@ async function onSlurm(
   mkdirSync(jobs);
   chmodSync(jobs, 0o1777);
   const resource = slurmResource(slurm, jobs, batching);
-  const backend = new SlurmBackend({
-    resource,
-    host: new SudoHost({ username: 'cpuser', clientEnv: slurm.env, cwd: jobs }),
-    jobsDir: jobs,
-    tasksDir: resource.tasks_local_dir,
-    batchWindowMs: 500,
-  });
-  const ex = new Executor({ resource: 'bench-cluster', backend, hooks: noHooks });
+  const makeBackend = (ctx: BackendContext) =>
+    new SlurmBackend(
+      {
+        resource,
+        host: new SudoHost({ username: 'cpuser', clientEnv: slurm.env, cwd: jobs }),
+        jobsDir: jobs,
+        tasksDir: resource.tasks_local_dir,
+        batchWindowMs: 500,
+      },
+      ctx,
+    );
+  const ex = new Executor({ resource: 'bench-cluster', backend: makeBackend, hooks: noHooks });
+  const backend = ex.backend;
   const t0 = process.hrtime.bigint();
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {

@@ -75,19 +75,26 @@ export async function kubernetesCosts(
     });
   const local = new Executor({
     resource: 'local',
-    backend: new LocalBackend({
-      resource: parseResource({
-        type: 'local',
-        name: 'k8s bench peer',
-        jobs_local_dir: tmp.join('k8s-local-jobs'),
-        jobs_runner_config: { parallel_tasks_per_job: 2 },
-        jobs_poll_interval: 0,
-        tasks_local_dir: tmp.join('k8s-local-tasks'),
-        tasks_python_config: { default_version: '3.11', versions: { '3.11': '/usr/bin/python3' } },
-        tasks_pixi_config: {},
-      }) as LocalResource,
-      pollMs: POLL_MS,
-    }),
+    backend: (ctx) =>
+      new LocalBackend(
+        {
+          resource: parseResource({
+            type: 'local',
+            name: 'k8s bench peer',
+            jobs_local_dir: tmp.join('k8s-local-jobs'),
+            jobs_runner_config: { parallel_tasks_per_job: 2 },
+            jobs_poll_interval: 0,
+            tasks_local_dir: tmp.join('k8s-local-tasks'),
+            tasks_python_config: {
+              default_version: '3.11',
+              versions: { '3.11': '/usr/bin/python3' },
+            },
+            tasks_pixi_config: {},
+          }) as LocalResource,
+          pollMs: POLL_MS,
+        },
+        ctx,
+      ),
     hooks: noHooks,
   });
   const plain = kubeExecutor(plainApi, 'plain');

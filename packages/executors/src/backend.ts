@@ -49,11 +49,11 @@ export interface Admission {
 
 /**
  * A computational backend. The executor calls these after the matching transition was
- * recorded; a backend never changes a state except through its BackendContext.
+ * recorded; a backend never changes a state except through its BackendContext, which it is
+ * given when it is made (the executor makes it: ExecutorOptions.backend).
  */
 export interface Backend {
   readonly type: ResourceType;
-  bind(ctx: BackendContext): void;
   /** Optional: how far a new task may be recorded at once (see Admission); enqueue follows. */
   admit?(rec: TaskRecord): Admission | undefined;
   /**

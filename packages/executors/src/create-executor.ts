@@ -8,6 +8,7 @@ import {
   resourceId,
 } from '@computepods/protocol';
 import { SshPool } from '@computepods/transport';
+import type { BackendContext } from './backend.js';
 import { Executor, type ExecutorHooks } from './executor.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import type { KubernetesStagingOptions } from './kubernetes-stage-server.js';
@@ -71,15 +72,19 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     ...(options.recordRetry ? { recordRetry: options.recordRetry } : {}),
   };
   if (resource.type === 'local') {
-    const backend = new LocalBackend({
-      resource,
-      ...(tune.jobsDir ? { jobsDir: tune.jobsDir } : {}),
-      ...(tune.parallel ? { parallel: tune.parallel } : {}),
-      ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
-      ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
-      ...(tune.staging ? { staging: tune.staging } : {}),
-    });
-    return new Executor({ ...base, backend });
+    const makeBackend = (ctx: BackendContext) =>
+      new LocalBackend(
+        {
+          resource,
+          ...(tune.jobsDir ? { jobsDir: tune.jobsDir } : {}),
+          ...(tune.parallel ? { parallel: tune.parallel } : {}),
+          ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
+          ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
+          ...(tune.staging ? { staging: tune.staging } : {}),
+        },
+        ctx,
+      );
+    return new Executor({ ...base, backend: makeBackend });
   }
   if (!profile)
     throw new InvalidConfigError(`executor for resource "${resource.name}"`, [
@@ -87,19 +92,23 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     ]);
   checkProfileFor(resource, profile);
   if (resource.type === 'kubernetes' && profile.resource_type === 'kubernetes') {
-    const backend = new KubernetesBackend({
-      resource,
-      profile,
-      resourceId: id,
-      queue: options.queue,
-      jobsDir:
-        tune.jobsDir ?? resource.jobs_local_dir ?? join(tmpdir(), 'computepods-kubernetes', id),
-      ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
-      ...(tune.retry ? { retry: tune.retry } : {}),
-      ...(tune.kubernetesStaging ? { staging: tune.kubernetesStaging } : {}),
-      ...(tune.keep ? { keep: tune.keep } : {}),
-    });
-    return new Executor({ ...base, backend });
+    const makeBackend = (ctx: BackendContext) =>
+      new KubernetesBackend(
+        {
+          resource,
+          profile,
+          resourceId: id,
+          queue: options.queue,
+          jobsDir:
+            tune.jobsDir ?? resource.jobs_local_dir ?? join(tmpdir(), 'computepods-kubernetes', id),
+          ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
+          ...(tune.retry ? { retry: tune.retry } : {}),
+          ...(tune.kubernetesStaging ? { staging: tune.kubernetesStaging } : {}),
+          ...(tune.keep ? { keep: tune.keep } : {}),
+        },
+        ctx,
+      );
+    return new Executor({ ...base, backend: makeBackend });
   }
   const clientEnv = {
     ...(resource.type === 'kubernetes' ? {} : resource.slurm_client_env),
@@ -117,14 +126,18 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
       clientEnv,
       cwd: resource.jobs_local_dir,
     });
-    const backend = new SlurmBackend({
-      resource,
-      host,
-      jobsDir: resource.jobs_local_dir,
-      tasksDir: resource.tasks_local_dir,
-      ...slurmTune,
-    });
-    return new Executor({ ...base, backend });
+    const makeBackend = (ctx: BackendContext) =>
+      new SlurmBackend(
+        {
+          resource,
+          host,
+          jobsDir: resource.jobs_local_dir,
+          tasksDir: resource.tasks_local_dir,
+          ...slurmTune,
+        },
+        ctx,
+      );
+    return new Executor({ ...base, backend: makeBackend });
   }
   if (resource.type === 'slurm_ssh' && profile.resource_type === 'slurm_ssh') {
     const ownPool = !options.sshPool;
@@ -136,14 +149,18 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
       localJobsDir: resource.jobs_local_dir,
       ownsPool: ownPool,
     });
-    const backend = new SlurmBackend({
-      resource,
-      host,
-      jobsDir: profile.jobs_remote_dir,
-      tasksDir: profile.tasks_remote_dir,
-      ...slurmTune,
-    });
-    return new Executor({ ...base, backend });
+    const makeBackend = (ctx: BackendContext) =>
+      new SlurmBackend(
+        {
+          resource,
+          host,
+          jobsDir: profile.jobs_remote_dir,
+          tasksDir: profile.tasks_remote_dir,
+          ...slurmTune,
+        },
+        ctx,
+      );
+    return new Executor({ ...base, backend: makeBackend });
   }
   throw new InvalidConfigError(`profile "${profile.name}"`, [
     `resource_type: "${profile.resource_type}" does not match resource type "${resource.type}"`,

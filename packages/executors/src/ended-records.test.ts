@@ -18,7 +18,7 @@ describe('ended tasks kept in memory (real processes, a clock the test sets)', (
   let clock = 1_000_000;
   const ex = new Executor({
     resource: 'local-resource',
-    backend: new LocalBackend({ resource }),
+    backend: (ctx) => new LocalBackend({ resource }, ctx),
     hooks: new RecordingHooks(),
     runner: 'test',
     keepEnded: 4,

@@ -26,10 +26,11 @@ export interface ExecutorHooks {
   log?(level: 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>): void;
 }
 
-export interface ExecutorOptions {
+export interface ExecutorOptions<B extends Backend = Backend> {
   /** Subject-safe id of the resource (TaskStateChanged.resource). */
   readonly resource: string;
-  readonly backend: Backend;
+  /** Makes the backend, given the executor's side of it (every state change goes through it). */
+  readonly backend: (ctx: BackendContext) => B;
   readonly hooks: ExecutorHooks;
   /** Written into records, to tell which runner last handled a task. */
   readonly runner?: string;
@@ -56,13 +57,13 @@ export interface ExecutorOptions {
  * recorded (hooks.record, awaited) before anything acts on it, then published. Operations on
  * one task are serialised, so a kill cannot overtake the submission it races with.
  *
- *   const ex = new Executor({ resource: 'local', backend: new LocalBackend({ resource }), hooks });
+ *   const ex = new Executor({ resource: 'local', backend: (ctx) => new LocalBackend({ resource }, ctx), hooks });
  *   await ex.submit(task);
  *   const done = await ex.wait(task.taskId);
  */
-export class Executor {
+export class Executor<B extends Backend = Backend> {
   readonly resource: string;
-  readonly #backend: Backend;
+  readonly #backend: B;
   readonly #hooks: ExecutorHooks;
   readonly #runner: string | undefined;
   readonly #recordRetry: RetryPolicy;
@@ -76,19 +77,18 @@ export class Executor {
   readonly #waiters = new Map<string, Set<(rec: TaskRecord) => void>>();
   #closed = false;
 
-  constructor(options: ExecutorOptions) {
+  constructor(options: ExecutorOptions<B>) {
     this.resource = options.resource;
-    this.#backend = options.backend;
     this.#hooks = options.hooks;
     this.#runner = options.runner;
     this.#recordRetry = options.recordRetry ?? { attempts: 4, baseMs: 50, maxMs: 2_000 };
     this.#keepEnded = options.keepEnded ?? 10_000;
     this.#keepEndedMs = options.keepEndedMs ?? 10 * 60_000;
     this.#now = options.now ?? Date.now;
-    this.#backend.bind(this.#context());
+    this.#backend = options.backend(this.#context());
   }
 
-  get backend(): Backend {
+  get backend(): B {
     return this.#backend;
   }
 

@@ -8,6 +8,7 @@ import {
 } from '@computepods/protocol';
 import { defined, KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
 import { createExecutor } from './create-executor.js';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
@@ -214,14 +215,19 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
   it('pause of a task whose pod started since the last poll leaves it running: nothing runs twice', async () => {
     const hooks = new RecordingHooks();
     // No poll runs unless the test asks: the record stays submitted while the pod runs.
-    const backend = new KubernetesBackend({
-      resource: parseResource(resourceJson()) as KubernetesResource,
-      profile,
-      resourceId: 'k8s',
-      jobsDir: tmp.join('jobs'),
-      pollMs: 3_600_000,
-    });
-    const ex = new Executor({ resource: 'k8s', backend, hooks, runner: 'test' });
+    const makeBackend = (ctx: BackendContext) =>
+      new KubernetesBackend(
+        {
+          resource: parseResource(resourceJson()) as KubernetesResource,
+          profile,
+          resourceId: 'k8s',
+          jobsDir: tmp.join('jobs'),
+          pollMs: 3_600_000,
+        },
+        ctx,
+      );
+    const ex = new Executor({ resource: 'k8s', backend: makeBackend, hooks, runner: 'test' });
+    const backend = ex.backend;
     const marker = tmp.join('race-marker');
     const gate = tmp.join('race-gate');
     const t = task(`echo run >> ${marker}; while [ ! -e ${gate} ]; do sleep 0.05; done`);

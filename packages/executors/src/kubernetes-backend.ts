@@ -117,7 +117,7 @@ export class KubernetesBackend implements Backend {
   readonly #pollMs: number;
   readonly #confirm: number;
   readonly #selector: string;
-  #ctx: BackendContext | undefined;
+  readonly #c: BackendContext;
   /** task id → the Job's uid once it was created (or found) */
   readonly #tasks = new Map<string, string | undefined>();
   readonly #launching = new Map<string, Promise<void>>();
@@ -130,10 +130,11 @@ export class KubernetesBackend implements Backend {
   readonly #cleanup: KubernetesJobCleanup;
   #pollFailures = 0;
   #closed = false;
-  #stage: Promise<KubernetesStageServer> | undefined;
+  readonly #stage: Promise<KubernetesStageServer> | undefined;
   readonly #stats = { creates: 0, lists: 0, patches: 0, deletes: 0, logReads: 0, pollFailures: 0 };
 
-  constructor(options: KubernetesBackendOptions) {
+  constructor(options: KubernetesBackendOptions, ctx: BackendContext) {
+    this.#c = ctx;
     this.#o = options;
     const r = options.resource;
     this.#ns = checkDnsLabel('namespace', r.namespace);
@@ -164,6 +165,7 @@ export class KubernetesBackend implements Backend {
       watched: () => this.#watched(),
       log: (level, msg, data) => this.#c.log(level, msg, data),
     });
+    this.#stage = this.#startStageServer();
   }
 
   /** The Jobs of the tasks this backend watches, and of those whose end is being recorded. */
@@ -184,20 +186,20 @@ export class KubernetesBackend implements Backend {
     return this.#cleanup.sweepNow();
   }
 
-  bind(ctx: BackendContext): void {
-    this.#ctx = ctx;
+  /** Started at once: a pod adopted after a restart may be about to send its outputs. */
+  #startStageServer(): Promise<KubernetesStageServer> | undefined {
     const staging = this.#o.staging;
-    if (!staging) return;
-    // Started at once: a pod adopted after a restart may be about to send its outputs.
-    this.#stage = KubernetesStageServer.start(
+    if (!staging) return undefined;
+    const stage = KubernetesStageServer.start(
       staging,
       this.#o.jobsDir,
       (job) => this.#recordOfJob(job),
       (msg, data) => this.#c.log('warn', msg, data),
     );
-    this.#stage.catch((err: unknown) =>
-      ctx.log('error', 'the Kubernetes stage server could not start', { err: String(err) }),
+    stage.catch((err: unknown) =>
+      this.#c.log('error', 'the Kubernetes stage server could not start', { err: String(err) }),
     );
+    return stage;
   }
 
   /** The record of the live task whose Job has this name (for the stage server). */
@@ -217,11 +219,6 @@ export class KubernetesBackend implements Backend {
   /** True when the task's declared files go through the stage server (no shared volume). */
   #staged(rec: TaskRecord): boolean {
     return !!rec.task.files && !this.#o.resource.workspace_volume;
-  }
-
-  get #c(): BackendContext {
-    if (!this.#ctx) throw new Error('KubernetesBackend used before Executor bound it');
-    return this.#ctx;
   }
 
   enqueue(rec: TaskRecord): void {

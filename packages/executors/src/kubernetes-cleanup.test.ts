@@ -9,6 +9,7 @@ import {
 import { defined, KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { BatchV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
 import { kubernetesHandle } from './handle.js';
@@ -60,18 +61,23 @@ const profile = {
 /** A backend whose keep times are measured with a clock the test moves on. */
 function setup(id: string, keep: { okMs: number; failedMs: number }, sweepEveryMs?: number) {
   const clock = { offset: 0 };
-  const backend = new KubernetesBackend({
-    resource: parseResource(resourceJson(id)) as KubernetesResource,
-    profile,
-    resourceId: id,
-    jobsDir: tmp.join(`jobs-${id}`),
-    pollMs: 100,
-    keep,
-    ...(sweepEveryMs ? { sweepEveryMs } : {}),
-    now: () => Date.now() + clock.offset,
-  });
+  const makeBackend = (ctx: BackendContext) =>
+    new KubernetesBackend(
+      {
+        resource: parseResource(resourceJson(id)) as KubernetesResource,
+        profile,
+        resourceId: id,
+        jobsDir: tmp.join(`jobs-${id}`),
+        pollMs: 100,
+        keep,
+        ...(sweepEveryMs ? { sweepEveryMs } : {}),
+        now: () => Date.now() + clock.offset,
+      },
+      ctx,
+    );
   const hooks = new RecordingHooks();
-  const ex = new Executor({ resource: id, backend, hooks, runner: 'test' });
+  const ex = new Executor({ resource: id, backend: makeBackend, hooks, runner: 'test' });
+  const backend = ex.backend;
   return { backend, ex, hooks, clock };
 }
 

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskSubmitted } from '@computepods/protocol';
 import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
 import { IllegalTransitionError, RecordFailedError } from './errors.js';
 import { Executor } from './executor.js';
 import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
@@ -14,12 +15,22 @@ afterAll(() => tmp[Symbol.dispose]());
 
 function setup(parallel = 2, options: Partial<LocalBackendOptions> = {}) {
   const hooks = new RecordingHooks();
-  const backend = new LocalBackend({
-    resource: testLocalResource(tmp.path, parallel),
-    killGraceMs: 300,
-    ...options,
+  const makeBackend = (ctx: BackendContext) =>
+    new LocalBackend(
+      {
+        resource: testLocalResource(tmp.path, parallel),
+        killGraceMs: 300,
+        ...options,
+      },
+      ctx,
+    );
+  const ex = new Executor({
+    resource: 'local-resource',
+    backend: makeBackend,
+    hooks,
+    runner: 'test',
   });
-  const ex = new Executor({ resource: 'local-resource', backend, hooks, runner: 'test' });
+  const backend = ex.backend;
   return { hooks, backend, ex };
 }
 

@@ -64,7 +64,7 @@ export class LocalBackend implements Backend {
   readonly #killGraceMs: number;
   readonly #pollMs: number;
   readonly #startGraceMs: number;
-  #ctx: BackendContext | undefined;
+  readonly #c: BackendContext;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, Running>();
   #poller: NodeJS.Timeout | undefined;
@@ -74,7 +74,8 @@ export class LocalBackend implements Backend {
   readonly #envSite: EnvironmentSite;
   readonly #staging: TaskStaging | undefined;
 
-  constructor(options: LocalBackendOptions) {
+  constructor(options: LocalBackendOptions, ctx: BackendContext) {
+    this.#c = ctx;
     const r = options.resource;
     this.#envSite = {
       dir: join(r.tasks_local_dir, 'envs'),
@@ -90,12 +91,8 @@ export class LocalBackend implements Backend {
     this.#staging = options.staging;
     this.#spawner = new Spawner({
       env: options.env ?? taskBaseEnv(),
-      log: (level, msg, data) => this.#ctx?.log(level, msg, data),
+      log: (level, msg, data) => ctx.log(level, msg, data),
     });
-  }
-
-  bind(ctx: BackendContext): void {
-    this.#ctx = ctx;
     // Started now, so the first task does not wait for the interpreter to boot.
     this.#spawner.warm();
   }
@@ -103,11 +100,6 @@ export class LocalBackend implements Backend {
   /** The spawner's co-process pid while it runs (tests kill it). */
   get spawnerPid(): number | undefined {
     return this.#spawner.pid;
-  }
-
-  get #c(): BackendContext {
-    if (!this.#ctx) throw new Error('LocalBackend used before Executor bound it');
-    return this.#ctx;
   }
 
   // A free slot and nobody waiting: reserve the slot, and the task is recorded running in the

@@ -33,7 +33,7 @@ async function refuseWith(failures: unknown[]) {
   const hooks = new FailingHooks(failures);
   const ex = new Executor({
     resource: 'local-resource',
-    backend: new LocalBackend({ resource }),
+    backend: (ctx) => new LocalBackend({ resource }, ctx),
     hooks,
     recordRetry: { attempts: ATTEMPTS, baseMs: 1, maxMs: 1 },
   });

@@ -95,7 +95,7 @@ export class SlurmBackend implements Backend {
   readonly #pollMs: number;
   readonly #windowMs: number;
   readonly #confirm: number;
-  #ctx: BackendContext | undefined;
+  readonly #c: BackendContext;
   #pending: string[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #jobs = new Map<string, Job>();
@@ -116,7 +116,8 @@ export class SlurmBackend implements Backend {
     swept: 0,
   };
 
-  constructor(options: SlurmBackendOptions) {
+  constructor(options: SlurmBackendOptions, ctx: BackendContext) {
+    this.#c = ctx;
     this.#o = options;
     this.type = options.resource.type;
     this.#host = options.host;
@@ -141,15 +142,6 @@ export class SlurmBackend implements Backend {
       onError: (err) =>
         this.#c.log('warn', 'could not sweep finished job folders', { err: String(err) }),
     });
-  }
-
-  bind(ctx: BackendContext): void {
-    this.#ctx = ctx;
-  }
-
-  get #c(): BackendContext {
-    if (!this.#ctx) throw new Error('SlurmBackend used before Executor bound it');
-    return this.#ctx;
   }
 
   enqueue(rec: TaskRecord): void {

@@ -22,6 +22,7 @@ import {
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
 import type { RetryPolicy } from './retry.js';
 import { SlurmBackend } from './slurm-backend.js';
@@ -100,15 +101,20 @@ function setup(
     cwd: workDir,
   });
   const hooks = new RecordingHooks();
-  const backend = new SlurmBackend({
-    resource: r,
-    host,
-    jobsDir,
-    tasksDir: r.tasks_local_dir,
-    batchWindowMs: 100,
-    retry,
-  });
-  const ex = new Executor({ resource: 'slurm-cluster', backend, hooks });
+  const makeBackend = (ctx: BackendContext) =>
+    new SlurmBackend(
+      {
+        resource: r,
+        host,
+        jobsDir,
+        tasksDir: r.tasks_local_dir,
+        batchWindowMs: 100,
+        retry,
+      },
+      ctx,
+    );
+  const ex = new Executor({ resource: 'slurm-cluster', backend: makeBackend, hooks });
+  const backend = ex.backend;
   executors.push(ex);
   return { ex, hooks, backend };
 }

@@ -26,6 +26,7 @@ import {
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
 import { FileHooks } from './file-hooks.fixture.js';
@@ -167,16 +168,21 @@ function setup(
   });
   const h = host ? host(inner) : inner;
   const hooks = new RecordingHooks();
-  const backend = new SlurmBackend({
-    resource: r,
-    host: h,
-    jobsDir,
-    tasksDir: r.tasks_local_dir,
-    batchWindowMs: 100,
-    retry: { attempts: 3, baseMs: 100, maxMs: 400 },
-    ...tune,
-  });
-  const ex = new Executor({ resource: 'slurm-cluster', backend, hooks });
+  const makeBackend = (ctx: BackendContext) =>
+    new SlurmBackend(
+      {
+        resource: r,
+        host: h,
+        jobsDir,
+        tasksDir: r.tasks_local_dir,
+        batchWindowMs: 100,
+        retry: { attempts: 3, baseMs: 100, maxMs: 400 },
+        ...tune,
+      },
+      ctx,
+    );
+  const ex = new Executor({ resource: 'slurm-cluster', backend: makeBackend, hooks });
+  const backend = ex.backend;
   return { ex, hooks, backend, host: h };
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { TaskSubmitted } from '@computepods/protocol';
 import { defined, makeWheel, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
 import { LocalBackend } from './local-backend.js';
 import { withEnvironment } from './task-environment.js';
@@ -25,8 +26,14 @@ const python = { default_version: '3.11', versions: { '3.11': '/usr/bin/python3'
 
 function setup() {
   const resource = testLocalResource(tmp.path, 2, python);
-  const backend = new LocalBackend({ resource, killGraceMs: 300 });
-  return new Executor({ resource: 'local', backend, hooks: new RecordingHooks(), runner: 'test' });
+  const makeBackend = (ctx: BackendContext) =>
+    new LocalBackend({ resource, killGraceMs: 300 }, ctx);
+  return new Executor({
+    resource: 'local',
+    backend: makeBackend,
+    hooks: new RecordingHooks(),
+    runner: 'test',
+  });
 }
 
 let n = 0;
