@@ -72,6 +72,7 @@ describe('a build cancelled on request', () => {
     expect(requestsOf('copy:a')).toBe(1);
     const listed = await stack.cpctrl(['artefact', 'list', '--status', 'cancelled']);
     expect(listed.stdout).toContain('g/a.out');
+    expect((await stack.cpctrl(['status'])).stdout).toMatch(/artefact\(s\): .*\b1 cancelled\b/);
 
     // The leader killed -9: the standby takes over and keeps the hold.
     await stack.kill9('md-a');

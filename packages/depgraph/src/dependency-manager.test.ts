@@ -441,6 +441,10 @@ describe('failures and cancellation', () => {
         .map((t) => t.id)
         .sort(),
     ).toEqual(['upper:a', 'upper:c']);
+    // Its output written from outside (the killed build's partial bytes): still held.
+    dm.setArtefact('out/b.upper', sha('partial'));
+    expect(dm.held('upper:b')).toBe(true);
+    expect(dm.ready().map((t) => t.id)).not.toContain('upper:b');
     // Its input changes: planned again.
     dm.setArtefact('src/b.txt', sha('b2'));
     expect(dm.held('upper:b')).toBe(false);

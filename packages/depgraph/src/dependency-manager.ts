@@ -693,7 +693,9 @@ export class DependencyManager {
     const prod = g.producerOf(p);
     if (prod >= 0 && !from) {
       const t = g.task(prod);
-      t.unblock();
+      // An output written from outside (a killed build's partial bytes, say) lifts a failure but
+      // not a user's cancel: only its inputs, or a rebuild asked for, do.
+      t.failed = undefined;
       this.sched.touched.task(t);
       this.sched.resetRound(t);
       g.log.recheck.add(t);

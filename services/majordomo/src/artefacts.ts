@@ -111,8 +111,8 @@ export class ArtefactManager {
       ...change,
       updated: new Date().toISOString(),
     };
-    if (change.error === undefined && next.status !== 'failed' && next.status !== 'not_converging')
-      delete next.error;
+    const keepsError = ['failed', 'not_converging', 'cancelled'].includes(next.status);
+    if (change.error === undefined && !keepsError) delete next.error;
     if (next.status !== 'not_converging') delete next.passes;
     if (next.status !== 'cancelled') delete next.held;
     if (prev && same(prev, next)) return prev;

@@ -5,6 +5,7 @@ import {
   type BuildRequested,
   buckets,
   StatusRequest,
+  subjects,
   TaskTrace,
 } from '@computepods/protocol';
 import { defined, NatsServer, untilDefined } from '@computepods/testkit';
@@ -94,6 +95,29 @@ describe('MajorDomo restores holds of builds cancelled on request', () => {
     await untilDefined('the request for up:c', () => requests[0]);
     expect(requests.map((r) => r.taskId)).toEqual(['up:c']);
     expect(requests[0]?.inputs).toEqual({ 'src/c.txt': sha('c2') });
+
+    // Its output written from outside (a killed build's partial bytes): still held, recorded so.
+    await bus.publish(
+      'files.changed',
+      subjects.filesChanged(P, POD),
+      {
+        pod: POD,
+        events: [
+          { kind: 'changed', path: 'out/a.up', size: 1, mtimeNs: '1', sha256: sha('partial') },
+        ],
+      },
+      { msgId: 'files-1' },
+    );
+    await untilDefined('the partial output recorded', () =>
+      m.queries.artefact('out/a.up').artefact.sha256 === sha('partial') ? true : undefined,
+    );
+    expect(m.queries.artefact('out/a.up').artefact).toMatchObject({
+      status: 'cancelled',
+      error: 'build cancelled by request',
+      held: buildId('up', 'up:a', { 'src/a.txt': sha('a2') }),
+    });
+    expect(m.inspect().dm.artefactState('out/a.up')).toBe('cancelled');
+    expect(requests.map((r) => r.taskId)).toEqual(['up:c']);
 
     // A rebuild asked for, not forced: the hold is released, the same inputs asked for.
     const reply = await m.queries.requestBuild('out/a.up', false, 'test');

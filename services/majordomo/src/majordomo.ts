@@ -579,10 +579,12 @@ export class MajorDomo {
     const producer = this.#producerOf(path);
     this.logger.info({ path, sha256: sha256.slice(0, 12), cid }, 'file changed');
     this.#handleChange(this.dm.setArtefact(path, sha256), cid);
+    // An output of a task held by a cancel stays cancelled (its record keeps the hold's key).
+    const held = producer !== undefined && this.dm.held(producer);
     await this.artefacts.update(
       path,
       {
-        status: producer ? 'stale' : 'source',
+        status: held ? 'cancelled' : producer ? 'stale' : 'source',
         sha256,
         cutoff: sha256,
         // Of the bytes it replaces.
