@@ -343,7 +343,6 @@ async function onSlurm(
       ctx,
     );
   const ex = new Executor({ resource: 'bench-cluster', backend: makeBackend, hooks: noHooks });
-  const backend = ex.backend;
   const t0 = process.hrtime.bigint();
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
