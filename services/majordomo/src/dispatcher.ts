@@ -10,6 +10,7 @@ import type { DispatchFence } from './fence.js';
 import type { GoalRules } from './goals.js';
 import { type LeaderLease, NotLeaderError } from './lease.js';
 import type { ProjectState } from './project-state.js';
+import type { BuildInFlight } from './queries.js';
 import { RetryBackoff } from './retry-backoff.js';
 import type { RuleRegistry } from './rules.js';
 
@@ -99,14 +100,7 @@ export class Dispatcher {
     this.#backoff.stop();
   }
 
-  builds(): Array<{
-    taskId: string;
-    buildId: string;
-    chef: string;
-    pass: number;
-    component: number;
-    cyclic: boolean;
-  }> {
+  builds(): BuildInFlight[] {
     return [...this.#inflight.values()].map((f) => ({
       taskId: f.task.id,
       buildId: f.buildId,
