@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CpError, isRetryable } from '@computepods/protocol';
 import type { JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
 
 /** A key's latest stored message: its value's bytes, or a delete (DEL, PURGE). */
@@ -9,6 +11,40 @@ export interface LatestMessage {
 
 /** Gets in flight at once: one walker per slice of the stream's sequences. */
 const WALKERS = 64;
+
+/**
+ * Tries of one get. A get is a read, so one that timed out (a server too loaded to answer in
+ * nats.js's 5 s: MajorDomo restoring 100k records at load ~20 failed to start so, "cannot
+ * start: timeout") or met a stream between leaders is asked again.
+ */
+const GET_TRIES = 4;
+
+/** A bucket could not be listed: which, where the pass was, and why. */
+export class KvListingError extends CpError {
+  constructor(bucket: string, seq: number, tries: number, options: ErrorOptions) {
+    super(
+      'CP_UNAVAILABLE',
+      `could not list KV bucket ${bucket}: the get at sequence ${seq} failed ${tries === 1 ? 'once' : `${tries} times`} (${String((options.cause as Error | undefined)?.message ?? options.cause)}); is nats-server overloaded or its stream without a leader? Try again`,
+      { ...options, retryable: true },
+    );
+  }
+}
+
+async function getRetried(
+  jsm: JetStreamManager,
+  bucket: string,
+  query: MsgRequest & { seq: number },
+): Promise<StoredMsg | null> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await jsm.streams.getMessage(`KV_${bucket}`, query);
+    } catch (err) {
+      if (tries >= GET_TRIES || !isRetryable(err))
+        throw new KvListingError(bucket, query.seq, tries, { cause: err });
+      await sleep(100 * 2 ** (tries - 1));
+    }
+  }
+}
 
 /**
  * The latest message of every key of a KV bucket (raw keys, as stored), read with JetStream's
@@ -76,8 +112,8 @@ export async function latestMessagesAfter(
       for (let seq = first + w * slice; ; ) {
         // nats-server (2.9 on) takes next_by_subj with a seq here too; nats.js types it only for
         // direct gets.
-        const query = { seq, next_by_subj: filter } as MsgRequest;
-        const m = await jsm.streams.getMessage(stream, query);
+        const query = { seq, next_by_subj: filter } as MsgRequest & { seq: number };
+        const m = await getRetried(jsm, bucket, query);
         if (!m || m.seq > end) return;
         keep(m);
         seq = m.seq + 1;

@@ -1,0 +1,84 @@
+import { NatsServer } from '@computepods/testkit';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { errors } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Bus } from './bus.js';
+import { latestMessages } from './kv-list.js';
+import { createLogger } from './logger.js';
+
+const Value = z.object({ n: z.number() });
+
+/** The server's own manager, whose message gets fail as `fail` says before reaching it. */
+function failingGets(jsm: JetStreamManager, fail: (seq: number) => Error | undefined) {
+  const streams = new Proxy(jsm.streams, {
+    get(target, prop, receiver) {
+      if (prop !== 'getMessage') return Reflect.get(target, prop, receiver);
+      return (...args: Parameters<typeof target.getMessage>) => {
+        const err = fail((args[1] as { seq: number }).seq);
+        return err ? Promise.reject(err) : target.getMessage(...args);
+      };
+    },
+  });
+  return new Proxy(jsm, {
+    get: (target, prop, receiver) =>
+      prop === 'streams' ? streams : Reflect.get(target, prop, receiver),
+  });
+}
+
+describe('latestMessages: a bucket listed by message gets (a real nats-server)', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  const logger = createLogger('kv-list-test');
+  logger.level = 'silent';
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'kvlist', logger });
+    const kv = await bus.kv('kvlist_values', Value);
+    for (let i = 0; i < 100; i++) await kv.put(`k/${i}`, { n: i });
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('asks again for a get that timed out: the listing is whole', async () => {
+    // The first get at every third sequence times out (a server too loaded to answer in time).
+    const failed = new Set<number>();
+    const jsm = failingGets(bus.jsm, (seq) => {
+      if (seq % 3 !== 0 || failed.has(seq)) return undefined;
+      failed.add(seq);
+      return new errors.TimeoutError();
+    });
+    const latest = await latestMessages(jsm, 'kvlist_values');
+    expect(failed.size).toBeGreaterThan(10);
+    expect(latest.size).toBe(100);
+    expect([...latest.keys()].sort()).toEqual(
+      Array.from({ length: 100 }, (_, i) => `k/${i}`).sort(),
+    );
+  });
+
+  it('gives up on a get that keeps failing, naming the bucket and the sequence', async () => {
+    const jsm = failingGets(bus.jsm, () => new errors.TimeoutError());
+    await expect(latestMessages(jsm, 'kvlist_values')).rejects.toMatchObject({
+      code: 'CP_UNAVAILABLE',
+      retryable: true,
+      message: expect.stringMatching(
+        /^could not list KV bucket kvlist_values: the get at sequence \d+ failed 4 times \(timeout\)/,
+      ),
+    });
+  });
+
+  it('does not repeat a get that cannot succeed (permission, bad request)', async () => {
+    let calls = 0;
+    const jsm = failingGets(bus.jsm, () => {
+      calls++;
+      return new errors.PermissionViolationError('Permission Violation', 'publish', '$JS.API');
+    });
+    await expect(latestMessages(jsm, 'kvlist_values')).rejects.toMatchObject({
+      message: expect.stringContaining('failed once'),
+    });
+    expect(calls).toBeLessThanOrEqual(64); // one per walker, none asked again
+  });
+});
