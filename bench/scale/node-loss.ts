@@ -1,11 +1,12 @@
 // Cluster node-loss recovery for pnpm bench scale: a 3-node JetStream cluster (the test kit's,
 // from deploy/nats's templates; TLS, operator mode, R3), a settled generated project, MajorDomo
-// leading it. The builds stream's Raft leader is killed -9 and one source edit is announced at
-// once, as the fswatcher announces it (its credentials, riding to another node): the time from
-// the kill to the build request stored in the builds stream is what a user waits for. Said
-// apart: the kill to the fswatcher's publish acknowledged (the files stream), to MajorDomo's
-// build request sent (seen by a core subscriber), and to it stored; and what MajorDomo logged
-// meanwhile (acked publishes and KV writes it tried again, and why).
+// leading it. The node leading MajorDomo's files consumer is killed -9 (node_loss_victim_led
+// names what else it led) and one source edit is announced at once, as the fswatcher announces
+// it (its credentials, riding to another node): the time from the kill to the build request
+// stored in the builds stream is what a user waits for. Said apart: the kill to the
+// fswatcher's publish acknowledged (the files stream), to MajorDomo's build request sent (seen
+// by a core subscriber), and to it stored; and what MajorDomo logged meanwhile (acked
+// publishes and KV writes it tried again, and why).
 import { Bus, createLogger } from '@computepods/bus';
 import { streams, subjects } from '@computepods/protocol';
 import { NatsCluster } from '@computepods/testkit';
@@ -15,6 +16,7 @@ import { type CodeBase, hashOf } from '../lib/graph-gen.js';
 import { seedProject } from './project.js';
 
 const POD = 'pod-scale';
+const DURABLE = 'majordomo-files';
 const now = () => performance.now();
 
 /**
@@ -87,10 +89,19 @@ export async function nodeLoss(
       await dispatched(before);
       const healthyMs = now() - t0;
 
+      // The node leading MajorDomo's files consumer: the delivery of the edit waits for its next
+      // leader (and for MajorDomo's next pull), the slowest node to lose.
       const info = await stack.bus.jsm.streams.info(streams.builds(project));
-      const leader = info.cluster?.leader;
-      if (!leader) throw new Error('the builds stream has no leader');
+      const files = await stack.bus.jsm.streams.info(streams.files(project));
+      const consumer = await stack.bus.jsm.consumers.info(streams.files(project), DURABLE);
+      const leader = consumer.cluster?.leader;
+      if (!leader) throw new Error(`MajorDomo's consumer ${DURABLE} has no leader`);
       const victim = cluster.node(leader);
+      const led = [
+        `${DURABLE} consumer`,
+        ...(files.cluster?.leader === leader ? ['files stream'] : []),
+        ...(info.cluster?.leader === leader ? ['builds stream'] : []),
+      ].join(', ');
       const seqBefore = info.state.last_seq;
       let sentMs = Number.NaN;
       let t1 = Number.POSITIVE_INFINITY; // requests before the kill are not the one measured
@@ -132,6 +143,7 @@ export async function nodeLoss(
         node_loss_kill_to_files_acked_ms: announcedMs,
         node_loss_kill_to_request_sent_ms: sentMs,
         node_loss_md_retries: retried.length,
+        node_loss_victim_led: led,
         ...(errs ? { node_loss_md_retry_errors: errs } : {}),
       };
     } finally {

@@ -1,6 +1,7 @@
 import type { MessageType } from '@computepods/protocol';
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { Bus } from './bus.js';
+import { PULL, watchConsumer } from './consumer-watch.js';
 import { type Decoded, decode } from './decode.js';
 import { isRetryable, type MessageInvalidError } from './errors.js';
 import { issuesFromError, isValidationError } from './issues.js';
@@ -65,12 +66,19 @@ export async function startConsumer<T extends MessageType>(
     options.durable,
   );
   const prefetch = options.prefetch ?? true;
-  // Pulls expire after 5 s (heartbeats every 2.5 s) rather than nats.js's 30 s: on a cluster,
-  // a pull waiting at a consumer leader that is killed is lost without a word, and only missed
-  // heartbeats (two) make the client pull again, from the new leader.
+  // Pulls expire after 5 s rather than nats.js's 30 s: on a cluster, a pull waiting at a
+  // consumer leader that is killed is lost without a word, and only missed heartbeats make the
+  // client pull again, from the new leader; PULL (consumer-watch.ts) pulls again at once.
   const messages: ConsumerMessages | undefined = prefetch
-    ? await consumer.consume({ max_messages: concurrency * 2, expires: 5_000 })
+    ? await consumer.consume({ max_messages: concurrency * 2, ...PULL })
     : undefined;
+  if (messages)
+    void watchConsumer(
+      messages,
+      consumer,
+      { stream: options.stream, durable: options.durable },
+      bus.logger,
+    ).catch((err) => bus.logger.debug({ err: String(err) }, 'consumer status ended'));
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
 
