@@ -90,6 +90,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
         unavailable.message,
       );
       await sleep(delay, undefined, { signal: options.signal }).catch(() => undefined);
+      if (options.signal?.aborted) throw unavailable; // stopped while waiting: no more tries
       delay = Math.min(delay * 2, 5_000);
     }
   }

@@ -42,7 +42,13 @@ export {
   StorageQuotaError,
 } from './errors.js';
 export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
-export { runUntilSignal, type Service, startService, thenClose } from './lifecycle.js';
+export {
+  runUntilSignal,
+  type Service,
+  type Starting,
+  startService,
+  thenClose,
+} from './lifecycle.js';
 export { createLogger, type Logger } from './logger.js';
 export {
   DLQ_MAX_BYTES,

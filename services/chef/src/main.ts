@@ -4,14 +4,18 @@ import { chefConfig } from './config.js';
 import { loadDefinition } from './definition.js';
 
 const logger = createLogger('chef');
-startService(logger, async () => {
+startService(logger, async ({ signal, opened }) => {
   const cfg = chefConfig();
   const def = loadDefinition(cfg.definitionFile);
-  const bus = await Bus.connect({
-    service: 'chef',
-    project: cfg.project,
-    logger: logger.child({ project: cfg.project, chef: cfg.chef }),
-    description: `ComputePods chef ${cfg.chef}`,
-  });
+  const bus = opened(
+    await Bus.connect({
+      service: 'chef',
+      project: cfg.project,
+      logger: logger.child({ project: cfg.project, chef: cfg.chef }),
+      description: `ComputePods chef ${cfg.chef}`,
+      signal,
+    }),
+  );
+  signal.throwIfAborted();
   return thenClose(await startChef(bus, cfg, def), bus);
 });

@@ -3,13 +3,17 @@ import { fsWatcherConfig } from './config.js';
 import { startFsWatcher } from './fswatcher.js';
 
 const logger = createLogger('fswatcher');
-startService(logger, async () => {
+startService(logger, async ({ signal, opened }) => {
   const cfg = fsWatcherConfig();
-  const bus = await Bus.connect({
-    service: 'fswatcher',
-    project: cfg.project,
-    logger: logger.child({ project: cfg.project, pod: cfg.pod }),
-    description: `ComputePods FSWatcher for ${cfg.root}`,
-  });
+  const bus = opened(
+    await Bus.connect({
+      service: 'fswatcher',
+      project: cfg.project,
+      logger: logger.child({ project: cfg.project, pod: cfg.pod }),
+      description: `ComputePods FSWatcher for ${cfg.root}`,
+      signal,
+    }),
+  );
+  signal.throwIfAborted();
   return thenClose(await startFsWatcher(bus, cfg), bus);
 });

@@ -22,6 +22,8 @@ export async function standBy(
   bus: Bus,
   cfg: MajorDomoConfig,
   token: string,
+  /** Stops the wait (the process is stopped while standing by): standBy then throws. */
+  signal: AbortSignal = new AbortController().signal,
 ): Promise<
   | {
       leadership: Leadership;
@@ -42,21 +44,22 @@ export async function standBy(
   );
   // Started once another MajorDomo is seen leading (not by one that takes a free lease at once).
   let warm: Promise<WarmStandby | undefined> | undefined;
-  const started = await lease.acquire(new AbortController().signal, (l) => {
-    leader = l;
-    warm ??= WarmStandby.start(bus, cfg).catch((err: Error) => {
-      bus.logger.warn(
-        { err: err.message },
-        'standby: graph not followed; a takeover restores cold',
+  const started = await lease
+    .acquire(signal, (l) => {
+      leader = l;
+      warm ??= WarmStandby.start(bus, cfg).catch((err: Error) => {
+        bus.logger.warn(
+          { err: err.message },
+          'standby: graph not followed; a takeover restores cold',
+        );
+        return undefined;
+      });
+      bus.logger.info(
+        { leader: l.holder, epoch: l.epoch, url: l.url },
+        `standby: ${l.holder} leads (epoch ${l.epoch}); taking over if it stops renewing for ${lc.leaseMs} ms`,
       );
-      return undefined;
-    });
-    bus.logger.info(
-      { leader: l.holder, epoch: l.epoch, url: l.url },
-      `standby: ${l.holder} leads (epoch ${l.epoch}); taking over if it stops renewing for ${lc.leaseMs} ms`,
-    );
-  });
-  await standby.close();
+    })
+    .finally(() => standby.close());
   const fence = new DispatchFence(bus, lease);
   await fence.raise();
   bus.logger.info({ id: lc.id, epoch: started.epoch }, 'leader: restoring from KV');

@@ -10,19 +10,26 @@ import { watchRunnerLiveness } from './runner-liveness.js';
 import { apiToken } from './token.js';
 
 const logger = createLogger('majordomo');
-startService(logger, async () => {
+startService(logger, async ({ signal, opened }) => {
   const cfg = majorDomoConfig();
-  const bus = await Bus.connect({
-    service: 'majordomo',
-    project: cfg.project,
-    logger: logger.child({ project: cfg.project }),
-    description: 'ComputePods MajorDomo: dependency graph, artefacts, build planning',
-  });
+  const bus = opened(
+    await Bus.connect({
+      service: 'majordomo',
+      project: cfg.project,
+      logger: logger.child({ project: cfg.project }),
+      description: 'ComputePods MajorDomo: dependency graph, artefacts, build planning',
+      signal,
+    }),
+  );
   const { token, file } = apiToken(cfg.apiToken, cfg.stateDir);
   // Standby mode (CP_MAJORDOMO_HA=1): waits here, answering 503 naming the leader, until this
-  // process takes the lease; then starts as a restarted MajorDomo does, from KV.
-  const leader = await standBy(bus, cfg, token);
+  // process takes the lease (or is stopped); then starts as a restarted MajorDomo does, from KV.
+  const leader = await standBy(bus, cfg, token, signal);
+  if (leader) opened({ close: () => leader.leadership.lease.release() });
+  signal.throwIfAborted();
   const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm);
+  opened({ close: stop });
+  signal.throwIfAborted();
   // The leader only: replicas that stop answering have their work handed on or resolved.
   const tasks = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
   const rules = await bus.kv(buckets.rules(cfg.project), RulesDeclared);
@@ -30,8 +37,13 @@ startService(logger, async () => {
     await watchChefReplicas(bus, rules, cfg.chefReplicaDeadMs),
     watchRunnerLiveness(bus, tasks, cfg.runnerDeadMs),
   ];
+  opened({
+    close: async () => {
+      for (const stopWatching of stopReplicas) stopWatching();
+    },
+  });
   serveApi(bus, md);
-  const http = await startHttp(bus, md, { host: cfg.httpHost, port: cfg.httpPort, token });
+  const http = opened(await startHttp(bus, md, { host: cfg.httpHost, port: cfg.httpPort, token }));
   const address = http.server.address();
   const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
   const url = `http://${cfg.httpHost}:${port}`;

@@ -3,18 +3,22 @@ import { runnerConfig } from './config.js';
 import { startRunner } from './runner.js';
 
 const logger = createLogger('runner');
-startService(logger, async () => {
+startService(logger, async ({ signal, opened }) => {
   const cfg = runnerConfig();
-  const bus = await Bus.connect({
-    service: 'runner',
-    project: cfg.project,
-    logger: logger.child({ project: cfg.project, resource: cfg.resource }),
-    description: `ComputePods runner for resource ${cfg.resource}`,
-    // Named from its first $SRV answer: MajorDomo's census must not hear a runner it cannot
-    // name (before startRunner below has read its queue and resource).
-    metadata: { runner: cfg.runnerId, queue: cfg.queue },
-    // Two KV writes and the log ends' publishes a task: no Error made per request in advance.
-    asyncTraces: false,
-  });
+  const bus = opened(
+    await Bus.connect({
+      service: 'runner',
+      project: cfg.project,
+      logger: logger.child({ project: cfg.project, resource: cfg.resource }),
+      description: `ComputePods runner for resource ${cfg.resource}`,
+      // Named from its first $SRV answer: MajorDomo's census must not hear a runner it cannot
+      // name (before startRunner below has read its queue and resource).
+      metadata: { runner: cfg.runnerId, queue: cfg.queue },
+      // Two KV writes and the log ends' publishes a task: no Error made per request in advance.
+      asyncTraces: false,
+      signal,
+    }),
+  );
+  signal.throwIfAborted();
   return thenClose(await startRunner(bus, cfg), bus);
 });
