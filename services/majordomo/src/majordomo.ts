@@ -44,6 +44,8 @@ import {
   plannedWith,
   type RestoreState,
   takeSnapshot,
+  unparsed,
+  validDeclarations,
 } from './restore-state.js';
 import { type OwnedRule, RuleRegistry } from './rules.js';
 import { compactSnapshots } from './snapshot-compaction.js';
@@ -154,25 +156,39 @@ export class MajorDomo {
     // Said first: a big project's restore takes seconds, and a silent process looks hung.
     bus.logger.info('restoring the graph from KV');
     // Opened at once: each open is a round trip or two, and a restart waits for all of them.
+    // The snapshot (MiBs in parts) is read as soon as its bucket is open, while the others open;
+    // a warm standby taking over holds the graph already (warm-standby.ts): no snapshot to read.
+    const opening = SnapshotStore.open(bus);
+    const load = () =>
+      opening
+        .then((store) => store.load())
+        .catch((err: Error): Loaded => ({ why: `not read: ${err.message}` }));
+    const loading = warm ? undefined : load();
     const [traces, results, rulesKv, goalsKv, snapshots] = await Promise.all([
       bus.kv(buckets.traces(p), TaskTrace),
       bus.kv(buckets.builds(p), BuildResult),
       bus.kv(buckets.rules(p), RulesDeclared),
       bus.kv(buckets.goals(p), CanBuildFrom),
-      SnapshotStore.open(bus),
+      opening,
       ensureProjectStreams(bus, p),
     ]);
     const goals = new GoalRules(goalsKv);
-    // The small buckets and the snapshot at once: each read waits mostly on the server. A warm
-    // standby taking over holds the graph already (warm-standby.ts): no snapshot to read.
-    const load = () =>
-      snapshots.load().catch((err: Error): Loaded => ({ why: `not read: ${err.message}` }));
-    const loading = warm ? undefined : load();
-    const [declarations, answers] = await Promise.all([rulesKv.entries(), goals.load()]);
+    // The small buckets at once with the snapshot: each read waits mostly on the server.
+    const [stored, answers, loaded] = await Promise.all([
+      unparsed(rulesKv).entries(),
+      goals.load(),
+      loading,
+    ]);
+    const tRead = performance.now();
+    const declarations = validDeclarations(
+      stored,
+      loaded && 'snapshot' in loaded ? loaded.snapshot.meta.declarations : undefined,
+      bus.logger,
+    );
     const planned = plannedWith(declarations, answers);
     const state =
       (await warm?.take(planned)) ??
-      (await fromSnapshot(bus, cfg, traces, await (loading ?? load()), planned)) ??
+      (await fromSnapshot(bus, cfg, traces, loaded ?? (await load()), planned)) ??
       (await fromBuckets(bus, cfg, traces));
     const tKv = performance.now();
     const { artefacts, passes } = state;
@@ -303,6 +319,9 @@ export class MajorDomo {
         tail: state.tail,
         restoreMs: {
           kv: ms(t0, tKv),
+          // Of kv: the buckets opened, the snapshot, declarations and goals read (the rest of kv
+          // is the graph and records loaded from the snapshot, with the keys written since).
+          kv_read: ms(t0, tRead),
           graph: ms(tKv, tRestored),
           reclassify: ms(tRestored, tReclassified),
           plan: ms(tReclassified, tPlanned),

@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { promisify } from 'node:util';
 import { createGunzip, gzip } from 'node:zlib';
 import type { Bus, TypedKv } from '@computepods/bus';
-import { ArtefactRecord, buckets } from '@computepods/protocol';
+import { ArtefactRecord, buckets, RulesDeclared } from '@computepods/protocol';
 import { z } from 'zod';
 
 const zip = promisify(gzip);
@@ -33,9 +33,14 @@ const zip = promisify(gzip);
 export const SNAPSHOT_FORMAT = 3;
 const HEAD = 'head';
 
-/** The ArtefactRecord schema this MajorDomo writes and reads records under (its JSON Schema's hash). */
+/**
+ * The schemas of what a snapshot holds unparsed (JSON Schemas' hash): the ArtefactRecord this
+ * MajorDomo writes and reads records under, and the RulesDeclared of the declarations it was
+ * planned with (restore-state.ts validDeclarations).
+ */
 export const RECORD_SCHEMA = createHash('sha256')
   .update(JSON.stringify(z.toJSONSchema(ArtefactRecord, { io: 'input' })))
+  .update(JSON.stringify(z.toJSONSchema(RulesDeclared, { io: 'input' })))
   .digest('hex')
   .slice(0, 16);
 

@@ -158,7 +158,7 @@ export class WarmStandby {
         return this.#load();
       }
     }
-    const tail = await tailSince(f.artefacts, this.traces, f.marks);
+    const tail = await tailSince(f.artefacts.kv, this.traces, f.marks);
     if (typeof tail === 'string') {
       // A bucket made again: start over from the snapshot (the next round).
       this.#followed = undefined;
@@ -194,7 +194,7 @@ export class WarmStandby {
     if (!f) return cold('no graph snapshot loaded while standing by');
     const changed = otherPlan(f.planned, planned);
     if (changed) return cold(changed);
-    const tail = await tailSince(f.artefacts, this.traces, f.marks);
+    const tail = await tailSince(f.artefacts.kv, this.traces, f.marks);
     if (typeof tail === 'string') return cold(tail);
     const { dm, artefacts, passes } = f;
     const logger = this.bus.logger;

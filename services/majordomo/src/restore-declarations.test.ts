@@ -1,0 +1,66 @@
+import { createLogger, type Versioned } from '@computepods/bus';
+import { RulesDeclared } from '@computepods/protocol';
+import { describe, expect, it, vi } from 'vitest';
+import { plannedWith, validDeclarations } from './restore-state.js';
+
+const logger = createLogger('restore-declarations-test');
+
+/** A declaration as a chef stores it: the JSON of the schema's value. */
+function stored(chef: string, rules: readonly Record<string, unknown>[]) {
+  return JSON.parse(JSON.stringify(RulesDeclared.parse({ chef, pod: 'pod-a', rules }))) as unknown;
+}
+
+const cc = [{ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'], command: 'cc' }];
+const ld = [{ id: 'ld', inputs: ['obj/{stem}.o'], outputs: ['bin/{stem}'], command: 'ld' }];
+
+describe('validDeclarations', () => {
+  it('gives what the rules bucket parsed with zod gives, with or without a snapshot', () => {
+    const bucket = new Map<string, Versioned<unknown>>([
+      ['c', { value: stored('c', cc), revision: 3 }],
+      ['l', { value: stored('l', ld), revision: 5 }],
+    ]);
+    const parsed = new Map(
+      [...bucket].map(([chef, { value, revision }]) => [
+        chef,
+        { value: RulesDeclared.parse(value), revision },
+      ]),
+    );
+    const planned = plannedWith(parsed, []).declarations;
+    expect(validDeclarations(bucket, undefined, logger)).toEqual(parsed);
+    expect(validDeclarations(bucket, planned, logger)).toEqual(parsed);
+    expect(plannedWith(validDeclarations(bucket, planned, logger), [])).toEqual(
+      plannedWith(parsed, []),
+    );
+  });
+
+  it('takes a declaration the snapshot was planned with as it stands, and parses any other', () => {
+    // Missing its defaults (types, optionalInputs...): the schema fills them in when it parses.
+    const raw = { chef: 'c', pod: 'pod-a', rules: cc };
+    const bucket = new Map<string, Versioned<unknown>>([['c', { value: raw, revision: 1 }]]);
+    const parsed = validDeclarations(bucket, undefined, logger).get('c')?.value;
+    expect(parsed).toEqual(RulesDeclared.parse(raw));
+    expect(parsed).not.toEqual(raw);
+    // Planned with exactly this JSON: not parsed again (the snapshot's head vouches for it).
+    const same = validDeclarations(bucket, { c: JSON.stringify(raw) }, logger).get('c')?.value;
+    expect(same).toBe(raw);
+    // Planned with another: parsed.
+    const other = validDeclarations(bucket, { c: JSON.stringify(stored('c', ld)) }, logger);
+    expect(other.get('c')?.value).toEqual(RulesDeclared.parse(raw));
+  });
+
+  it('leaves out an invalid declaration the snapshot does not name, saying so', () => {
+    const warn = vi.spyOn(logger, 'warn');
+    const bucket = new Map<string, Versioned<unknown>>([
+      ['bad', { value: { chef: 'bad', rules: 'none' }, revision: 2 }],
+      ['c', { value: stored('c', cc), revision: 3 }],
+    ]);
+    const planned = { c: JSON.stringify(stored('c', cc)), bad: '{}' };
+    const out = validDeclarations(bucket, planned, logger);
+    expect([...out.keys()]).toEqual(['c']);
+    expect(warn).toHaveBeenCalledWith(
+      expect.objectContaining({ key: 'bad', bucket: 'rules' }),
+      'invalid KV value ignored',
+    );
+    warn.mockRestore();
+  });
+});
