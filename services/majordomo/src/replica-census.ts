@@ -93,17 +93,34 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): ReplicaC
     await options.onRound?.(alive);
   };
   let busy = false;
+  let slowSaid = false;
   const tick = () => {
-    if (busy || stopped) return;
+    if (stopped) return;
+    if (busy) {
+      // A round that outlives half the grace delays every verdict; say so once (a fresh-clone
+      // CI run saw a chef replica killed -9 not reported gone in 30 s, with nothing logged).
+      const ms = performance.now() - roundStarted;
+      if (!slowSaid && ms > options.graceMs / 2) {
+        slowSaid = true;
+        bus.logger.warn(
+          { service: options.service, roundMs: Math.round(ms) },
+          'replica census round still running; gone replicas are reported late',
+        );
+      }
+      return;
+    }
     busy = true;
+    roundStarted = performance.now();
     void round()
       .catch((err: Error) =>
         bus.logger.error({ err: err.message, service: options.service }, 'replica census failed'),
       )
       .finally(() => {
         busy = false;
+        slowSaid = false;
       });
   };
+  let roundStarted = 0;
   const timer = setInterval(tick, roundMs);
   tick();
   return {
