@@ -1,8 +1,9 @@
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { type Bus, ensureProjectStreams } from '@computepods/bus';
 import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
-import { defined, NatsServer } from '@computepods/testkit';
+import { defined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askHowToBuild } from './ask-chefs.js';
+import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'ask';
 
@@ -20,20 +21,16 @@ function busy(ms: number): void {
  * read them before its deadline came (nats.js's requestMany dropped those unread).
  */
 describe('askHowToBuild', () => {
-  let nats: NatsServer;
+  // No MajorDomo started, no chef played: MajorDomo's connection asks, a rogue chef answers.
+  const t = new TestMajorDomo(P);
   let md: Bus;
   let chef: Bus;
   const letters: DeadLetter[] = [];
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    md = await connect('majordomo');
-    chef = await connect('rogue');
+    await t.open({ chef: false });
+    md = await t.connect('majordomo');
+    chef = await t.connect('rogue');
     await ensureProjectStreams(md, P);
     md.nc.subscribe(`cp.${P}.dlq.*`, {
       callback: (_e, m) => {
@@ -46,7 +43,7 @@ describe('askHowToBuild', () => {
   afterAll(async () => {
     await chef?.close();
     await md?.close();
-    await nats?.[Symbol.asyncDispose]();
+    await t.close();
   });
 
   it('reads and dead-letters an answer sent before the deadline though MajorDomo was busy past it', async () => {

@@ -1,23 +1,10 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger } from '@computepods/bus';
-import {
-  ArtefactRecord,
-  type BuildRequested,
-  buckets,
-  StatusRequest,
-  subjects,
-  TaskTrace,
-} from '@computepods/protocol';
-import { defined, NatsServer, untilDefined } from '@computepods/testkit';
+import { StatusRequest, subjects } from '@computepods/protocol';
+import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildId } from './build-id.js';
-import { majorDomoConfig } from './config.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'cancelhold';
-const POD = 'pod-a';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * A start puts back the holds of builds cancelled on request, from the outputs' records, only
@@ -27,23 +14,13 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
  * not yet, when MajorDomo was killed): up:c is planned. A rebuild asked for releases up:a.
  */
 describe('MajorDomo restores holds of builds cancelled on request', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: Awaited<ReturnType<typeof MajorDomo.start>> | undefined;
-  const requests: BuildRequested[] = [];
-
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
-    const artefacts = await bus.kv(buckets.artefacts(P), ArtefactRecord);
-    const traces = await bus.kv(buckets.traces(P), TaskTrace);
+    await t.open();
+    const artefacts = await t.artefacts();
+    const traces = await t.traces();
     const updated = new Date().toISOString();
     for (const [stem, now, cancelledWith] of [
       ['a', 'a2', 'a2'],
@@ -78,16 +55,12 @@ describe('MajorDomo restores holds of builds cancelled on request', () => {
         held: buildId('up', `up:${stem}`, { [input]: sha(cancelledWith) }),
       });
     }
-    md = await MajorDomo.start(await connect('majordomo'), majorDomoConfig({ CP_PROJECT: P }));
+    await t.start();
   }, 60_000);
-  afterAll(async () => {
-    await md?.stop();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(() => t.close());
 
   it('holds a task whose inputs are unchanged, plans one whose inputs changed', async () => {
-    const { md: m } = defined(md, 'MajorDomo');
+    const m = t.md;
     // The restore's own plan is dispatched before start() returns.
     expect(m.queries.status(StatusRequest.parse({})).running).toEqual(['up:c']);
     expect(m.inspect().dm.artefactState('out/a.up')).toBe('cancelled');
@@ -97,7 +70,7 @@ describe('MajorDomo restores holds of builds cancelled on request', () => {
     expect(requests[0]?.inputs).toEqual({ 'src/c.txt': sha('c2') });
 
     // Its output written from outside (a killed build's partial bytes): still held, recorded so.
-    await bus.publish(
+    await t.bus.publish(
       'files.changed',
       subjects.filesChanged(P, POD),
       {

@@ -1,21 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger, thenClose } from '@computepods/bus';
-import {
-  ArtefactRecord,
-  type BuildRequested,
-  buckets,
-  type FileEvent,
-  subjects,
-} from '@computepods/protocol';
-import { defined, NatsServer, untilDefined } from '@computepods/testkit';
+import { type BuildRequested, type FileEvent, subjects } from '@computepods/protocol';
+import { defined, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { majorDomoConfig } from './config.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'late';
-const POD = 'pod-a';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * A pod's watcher and the chefs report on different streams, so a watcher's look at an output
@@ -26,22 +14,10 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
  * had. Here the chef and the watcher are played by hand, so the late event comes every time.
  */
 describe('MajorDomo and file events older than the build output they describe', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: { md: MajorDomo; stop: () => Promise<void> } | undefined;
-  const requests: BuildRequested[] = [];
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
   let seq = 0;
 
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
-  const startMd = async () => {
-    const b = await connect('majordomo');
-    const running = await MajorDomo.start(b, majorDomoConfig({ CP_PROJECT: P }));
-    md = { md: running.md, stop: thenClose(running, b).stop };
-  };
   const event = (path: string, content: string, mtimeNs: bigint): FileEvent => ({
     kind: 'changed',
     path,
@@ -50,7 +26,7 @@ describe('MajorDomo and file events older than the build output they describe', 
     sha256: sha(content),
   });
   const files = (...events: FileEvent[]) =>
-    bus.publish(
+    t.bus.publish(
       'files.changed',
       subjects.filesChanged(P, POD),
       { pod: POD, events },
@@ -60,7 +36,7 @@ describe('MajorDomo and file events older than the build output they describe', 
     );
   /** The chef's part: the result of a request, its output written at `mtimeNs`. */
   const result = (req: BuildRequested, content: string, mtimeNs: bigint) =>
-    bus.publish('build.result', subjects.buildResult(P), {
+    t.bus.publish('build.result', subjects.buildResult(P), {
       buildId: req.buildId,
       taskId: req.taskId,
       chef: 'gen',
@@ -76,8 +52,7 @@ describe('MajorDomo and file events older than the build output they describe', 
       cutoff: { [defined(req.outputs[0], 'an output')]: sha(content) },
       durationMs: 1,
     });
-  const record = async (path: string) =>
-    (await (await bus.kv(buckets.artefacts(P), ArtefactRecord)).get(path))?.value;
+  const record = async (path: string) => (await (await t.artefacts()).get(path))?.value;
   /** Waits until MajorDomo has handled everything published so far (its consumers are in order). */
   const drained = async (path: string, content: string, mtimeNs: bigint) => {
     // A look at an unrelated source, published after the rest, handled once the rest is.
@@ -88,16 +63,10 @@ describe('MajorDomo and file events older than the build output they describe', 
   };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
-    await startMd();
+    await t.open();
+    await t.start();
   }, 60_000);
-  afterAll(async () => {
-    await md?.stop();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(() => t.close());
 
   it('ignores a late look at an earlier build output, also after a restart; an edit made after the build still counts', async () => {
     // Two builds of out/a.up, written at t=1000 and t=2000 ns.
@@ -125,9 +94,8 @@ describe('MajorDomo and file events older than the build output they describe', 
     expect((await record('out/a.up'))?.written).toEqual({ pod: POD, mtimeNs: '2000' });
 
     // A restarted MajorDomo knows it from the record (a redelivered event, say).
-    await md?.stop();
-    md = undefined;
-    await startMd();
+    await t.stop();
+    await t.start();
     await files(event('out/a.up', 'ONE', 1000n));
     await drained('notes/marker-2', 'm', 2200n);
     expect(await record('out/a.up')).toMatchObject({ sha256: sha('TWO'), status: 'up_to_date' });

@@ -1,23 +1,12 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger, RemoteError, thenClose } from '@computepods/bus';
-import {
-  ArtefactRecord,
-  type BuildRequested,
-  buckets,
-  Project,
-  subjects,
-} from '@computepods/protocol';
-import { NatsServer, until } from '@computepods/testkit';
+import { RemoteError } from '@computepods/bus';
+import { buckets, Project, subjects } from '@computepods/protocol';
+import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { serveApi } from './api.js';
-import { majorDomoConfig } from './config.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'paused';
-const POD = 'pod-a';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const INACTIVE = `project "${P}" is inactive: an admin re-activates it with cpctrl project update ${P} --active true`;
 
 /**
@@ -26,19 +15,12 @@ const INACTIVE = `project "${P}" is inactive: an admin re-activates it with cpct
  * history stays readable, and re-activated it builds what waited. The chef is played by hand.
  */
 describe('MajorDomo and an inactive project, over a real nats-server', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: { md: MajorDomo; stop: () => Promise<void> } | undefined;
-  const requests: BuildRequested[] = [];
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
   let seq = 0;
 
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
   const files = (path: string, content: string) =>
-    bus.publish(
+    t.bus.publish(
       'files.changed',
       subjects.filesChanged(P, POD),
       {
@@ -55,12 +37,11 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
       },
       { msgId: `files-${seq}` },
     );
-  const record = async (path: string) =>
-    (await (await bus.kv(buckets.artefacts(P), ArtefactRecord)).get(path))?.value;
+  const record = async (path: string) => (await (await t.artefacts()).get(path))?.value;
   const recorded = (path: string, content: string) =>
     until(async () => (await record(path))?.sha256 === sha(content), `${path} recorded`);
   const setProject = async (active: boolean | 'deleted') => {
-    const kv = await bus.kv(buckets.config(P), Project, { history: 5 });
+    const kv = await t.bus.kv(buckets.config(P), Project, { history: 5 });
     if (active === 'deleted') return kv.delete('project');
     const now = new Date().toISOString();
     await kv.put('project', {
@@ -72,29 +53,21 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
     });
   };
   const build = (path: string) =>
-    bus.request('build', { path, force: false }, z.object({ status: z.string() }));
+    t.bus.request('build', { path, force: false }, z.object({ status: z.string() }));
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
+    await t.open();
     await setProject(false);
-    const mdBus = await connect('majordomo');
-    const running = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
-    md = { md: running.md, stop: thenClose(running, mdBus).stop };
-    serveApi(mdBus, md.md);
+    const md = await t.start();
+    serveApi(t.mdBus, md);
     // The API's SUBs reach the server before the test asks on its own connection: unflushed,
     // the first request could find no responder (CP_UNAVAILABLE, not CP_PROJECT_INACTIVE).
-    await mdBus.nc.flush();
+    await t.mdBus.nc.flush();
   }, 60_000);
-  afterAll(async () => {
-    await md?.stop();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(() => t.close());
 
   it('refuses builds and records changes without dispatching while inactive; builds them once re-activated', async () => {
-    const state = md?.md.projectState;
+    const state = t.md.projectState;
     expect(state?.active).toBe(false);
     expect(state?.reason).toBe(INACTIVE);
 
@@ -112,7 +85,7 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
     await recorded('notes/marker', 'm');
     expect((await record('src/a.txt'))?.sha256).toBe(sha('one'));
     expect(requests).toEqual([]);
-    const history = await bus.request('artefact', { path: 'src/a.txt' }, z.unknown());
+    const history = await t.bus.request('artefact', { path: 'src/a.txt' }, z.unknown());
     expect(history).toMatchObject({ artefact: { path: 'src/a.txt', sha256: sha('one') } });
 
     await setProject(true);

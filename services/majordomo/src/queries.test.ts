@@ -1,20 +1,9 @@
-import { Bus, createLogger, thenClose } from '@computepods/bus';
-import {
-  ArtefactRecord,
-  ArtefactReply,
-  buckets,
-  CancelReply,
-  GraphReply,
-  WhyReply,
-} from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { ArtefactReply, CancelReply, GraphReply, WhyReply } from '@computepods/protocol';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from './api.js';
-import { majorDomoConfig } from './config.js';
 import { startHttp } from './http.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'queries';
 const TOKEN = 'queries-test-token-0123456789abcdef';
@@ -25,16 +14,9 @@ const TOKEN = 'queries-test-token-0123456789abcdef';
  * words over both (they were written twice, and REST's why answered [] for any path).
  */
 describe('MajorDomo answers REST and the NATS API alike', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let stop: (() => Promise<void>) | undefined;
+  const t = new TestMajorDomo(P);
   let http: FastifyInstance | undefined;
 
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
   const rest = async (method: string, path: string) => {
     const address = http?.server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
@@ -47,7 +29,7 @@ describe('MajorDomo answers REST and the NATS API alike', () => {
   /** The error a NATS request is answered with: its code, field and message. */
   const refusal = async (verb: string, req: object) => {
     try {
-      await bus.request(verb, req, ArtefactReply);
+      await t.bus.request(verb, req, ArtefactReply);
     } catch (err) {
       const e = err as { code?: string; field?: string; message: string };
       return { code: e.code, field: e.field, message: e.message };
@@ -56,10 +38,8 @@ describe('MajorDomo answers REST and the NATS API alike', () => {
   };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, 'pod-a', []);
-    const artefacts = await bus.kv(buckets.artefacts(P), ArtefactRecord);
+    await t.open();
+    const artefacts = await t.artefacts();
     await artefacts.put('src/a.txt', {
       path: 'src/a.txt',
       status: 'source',
@@ -68,30 +48,26 @@ describe('MajorDomo answers REST and the NATS API alike', () => {
       pods: ['pod-a'],
       updated: new Date().toISOString(),
     });
-    const mdBus = await connect('majordomo');
-    const running = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
-    stop = thenClose(running, mdBus).stop;
-    serveApi(mdBus, running.md);
-    http = await startHttp(mdBus, running.md, { host: '127.0.0.1', port: 0, token: TOKEN });
+    const md = await t.start();
+    serveApi(t.mdBus, md);
+    http = await startHttp(t.mdBus, md, { host: '127.0.0.1', port: 0, token: TOKEN });
   }, 120_000);
   afterAll(async () => {
     await http?.close();
-    await stop?.();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
+    await t.close();
   });
 
   it('gives the same artefact detail, why and graph over both', async () => {
-    const viaNats = await bus.request('artefact', { path: 'src/a.txt' }, ArtefactReply);
+    const viaNats = await t.bus.request('artefact', { path: 'src/a.txt' }, ArtefactReply);
     const viaRest = await rest('GET', '/api/artefact?path=src/a.txt');
     expect(viaRest.code).toBe(200);
     expect(viaRest.body).toEqual(JSON.parse(JSON.stringify(viaNats)));
     expect(viaNats.artefact.status).toBe('source');
 
-    const why = await bus.request('why', { path: 'out/a.up' }, WhyReply);
+    const why = await t.bus.request('why', { path: 'out/a.up' }, WhyReply);
     expect((await rest('GET', '/api/why?path=out/a.up')).body).toEqual(why);
 
-    const graph = await bus.request('graph', { format: 'json' }, GraphReply);
+    const graph = await t.bus.request('graph', { format: 'json' }, GraphReply);
     expect((await rest('GET', '/api/graph')).body).toEqual(graph.graph);
   });
 
@@ -111,7 +87,7 @@ describe('MajorDomo answers REST and the NATS API alike', () => {
   });
 
   it('refuses a cancel of a task with no build in flight, naming the task', async () => {
-    const viaNats = await bus.request('cancel', { taskId: 'up:src/none.txt' }, CancelReply);
+    const viaNats = await t.bus.request('cancel', { taskId: 'up:src/none.txt' }, CancelReply);
     expect(viaNats).toEqual({ taskId: 'up:src/none.txt', cancelled: false });
     const viaRest = await rest('DELETE', `/api/builds/${encodeURIComponent('up:src/none.txt')}`);
     expect(viaRest.code).toBe(404);

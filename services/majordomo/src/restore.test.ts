@@ -1,21 +1,8 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger } from '@computepods/bus';
-import {
-  ArtefactRecord,
-  type BuildRequested,
-  buckets,
-  StatusRequest,
-  TaskTrace,
-} from '@computepods/protocol';
-import { defined, NatsServer } from '@computepods/testkit';
+import { StatusRequest } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { majorDomoConfig } from './config.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'restore';
-const POD = 'pod-a';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * A restart rebuilds the graph from KV in one batch (the reads at once, dirtiness evaluated once
@@ -24,23 +11,13 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
  * rebuilt. Here: a and b built; src/b.txt changed since b's trace; c's trace names an invalid path.
  */
 describe('MajorDomo restores its graph from KV', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: Awaited<ReturnType<typeof MajorDomo.start>> | undefined;
-  const requests: BuildRequested[] = [];
-
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
-    const artefacts = await bus.kv(buckets.artefacts(P), ArtefactRecord);
-    const traces = await bus.kv(buckets.traces(P), TaskTrace);
+    await t.open();
+    const artefacts = await t.artefacts();
+    const traces = await t.traces();
     const updated = new Date().toISOString();
     const put = (path: string, sha256: string, producer?: string) =>
       artefacts.put(path, {
@@ -68,16 +45,12 @@ describe('MajorDomo restores its graph from KV', () => {
     await trace('a', sha('a'), sha('a up'));
     await trace('b', sha('b'), sha('b up'));
     await trace('c', sha('c'), sha('c up'), { '/abs/path': sha('x') });
-    md = await MajorDomo.start(await connect('majordomo'), majorDomoConfig({ CP_PROJECT: P }));
+    await t.start();
   }, 60_000);
-  afterAll(async () => {
-    await md?.stop();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(() => t.close());
 
   it('keeps what is up to date, plans what changed, rebuilds what it cannot restore', async () => {
-    const { md: m } = defined(md, 'MajorDomo');
+    const m = t.md;
     // The restore's own plan is dispatched before start() returns; the requests are in flight.
     const running = m.queries.status(StatusRequest.parse({})).running.sort();
     expect(running).toEqual(['up:b', 'up:c']);

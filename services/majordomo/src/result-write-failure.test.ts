@@ -1,23 +1,15 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger, thenClose } from '@computepods/bus';
 import {
-  ArtefactRecord,
   type BuildRequested,
-  buckets,
   StatusReply,
   statusWithAllArtefacts,
   subjects,
 } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from './api.js';
-import { majorDomoConfig } from './config.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'halfapplied';
-const POD = 'pod-a';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * A build result whose records could not all be written (a KV write timing out while NATS is
@@ -27,23 +19,15 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
  * "out/c.sum: bytes right, MajorDomo's record has" an older hash.
  */
 describe('MajorDomo: a build result it could not record', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: MajorDomo | undefined;
-  let stop: (() => Promise<void>) | undefined;
-  const requests: BuildRequested[] = [];
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
 
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
   const record = async (path: string) =>
-    (await statusWithAllArtefacts((req) => bus.request('status', req, StatusReply))).artefacts.find(
-      (a) => a.path === path,
-    );
+    (
+      await statusWithAllArtefacts((req) => t.bus.request('status', req, StatusReply))
+    ).artefacts.find((a) => a.path === path);
   const succeed = (req: BuildRequested, bytes: string) =>
-    bus.publish('build.result', subjects.buildResult(P), {
+    t.bus.publish('build.result', subjects.buildResult(P), {
       buildId: req.buildId,
       taskId: req.taskId,
       chef: 'gen',
@@ -55,10 +39,8 @@ describe('MajorDomo: a build result it could not record', () => {
     });
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
-    await (await bus.kv(buckets.artefacts(P), ArtefactRecord)).put('src/a.txt', {
+    await t.open();
+    await (await t.artefacts()).put('src/a.txt', {
       path: 'src/a.txt',
       status: 'source',
       sha256: sha('a'),
@@ -66,24 +48,16 @@ describe('MajorDomo: a build result it could not record', () => {
       pods: [POD],
       updated: new Date().toISOString(),
     });
-    const mdBus = await connect('majordomo');
-    const running = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
-    md = running.md;
-    stop = thenClose(running, mdBus).stop;
-    serveApi(mdBus, running.md);
+    const md = await t.start();
+    serveApi(t.mdBus, md);
   }, 120_000);
-  afterAll(async () => {
-    await stop?.();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(() => t.close());
 
   it('plans the task again and records the output once it is built', async () => {
     const first = await untilDefined('the build request', async () => requests[0]);
     expect(first.taskId).toBe('up:a');
     // The trace's write, the first of the result's, times out once.
-    const traces = md?.inspect().traces;
-    if (!traces) throw new Error('no MajorDomo');
+    const traces = t.md.inspect().traces;
     const put = traces.put.bind(traces);
     let failures = 0;
     traces.put = async (...args: Parameters<typeof put>) => {

@@ -1,15 +1,9 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger, thenClose } from '@computepods/bus';
-import { type BuildRequested, StatusRequest, subjects } from '@computepods/protocol';
-import { defined, NatsServer, untilDefined } from '@computepods/testkit';
+import { StatusRequest, subjects } from '@computepods/protocol';
+import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { majorDomoConfig } from './config.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'idle';
-const POD = 'pod-a';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * "idle" is what tests and `cpctrl build` wait for before they read artefact records. MajorDomo
@@ -19,34 +13,18 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
  * converging). Here one record write is held back, so the in-between is there every time.
  */
 describe('MajorDomo status while it applies a result', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: { md: MajorDomo; stop: () => Promise<void> } | undefined;
-  const requests: BuildRequested[] = [];
-
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
-    const mdBus = await connect('majordomo');
-    const running = await MajorDomo.start(mdBus, majorDomoConfig({ CP_PROJECT: P }));
-    md = { md: running.md, stop: thenClose(running, mdBus).stop };
+    await t.open();
+    await t.start();
   }, 60_000);
-  afterAll(async () => {
-    await md?.stop();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
-  });
+  afterAll(() => t.close());
 
   it('is not idle until the records of a result are written', async () => {
-    const { md: m } = defined(md, 'MajorDomo');
-    await bus.publish(
+    const m = t.md;
+    await t.bus.publish(
       'files.changed',
       subjects.filesChanged(P, POD),
       {
@@ -74,7 +52,7 @@ describe('MajorDomo status while it applies a result', () => {
       return update(path, change, cid);
     };
     try {
-      await bus.publish('build.result', subjects.buildResult(P), {
+      await t.bus.publish('build.result', subjects.buildResult(P), {
         buildId: req.buildId,
         taskId: req.taskId,
         chef: 'gen',

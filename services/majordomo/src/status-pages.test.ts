@@ -1,27 +1,19 @@
-import { createHash } from 'node:crypto';
-import { Bus, createLogger, thenClose } from '@computepods/bus';
 import {
-  ArtefactRecord,
-  type BuildRequested,
-  buckets,
+  type ArtefactRecord,
   StatusReply,
   statusWithAllArtefacts,
   subjects,
 } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { untilDefined } from '@computepods/testkit';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from './api.js';
-import { majorDomoConfig } from './config.js';
 import { startHttp } from './http.js';
-import { MajorDomo } from './majordomo.js';
-import { playChef } from './test-chef.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'pages';
-const POD = 'pod-a';
 const TOKEN = 'status-pages-test-token-0123456789';
 const N = 1_200;
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * `status` is a summary unless the records are asked for, then one page of them by path: at
@@ -30,18 +22,11 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
  * the pages, over NATS and REST, give every record once, in order, with a prefix too.
  */
 describe('MajorDomo status: a summary, and the artefact records page by page', () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let md: { md: MajorDomo; stop: () => Promise<void> } | undefined;
+  const t = new TestMajorDomo(P);
+  const requests = t.requests;
   let http: FastifyInstance | undefined;
-  const requests: BuildRequested[] = [];
 
-  const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
-    return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
-  };
-  const ask = (req: object) => bus.request('status', req, StatusReply);
+  const ask = (req: object) => t.bus.request('status', req, StatusReply);
   const rest = async (query: string) => {
     const address = http?.server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
@@ -59,10 +44,8 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
   const canonical = (o: object) => JSON.stringify(Object.entries(o).sort());
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    bus = await connect('test');
-    await playChef(bus, P, POD, requests);
-    const artefacts = await bus.kv(buckets.artefacts(P), ArtefactRecord);
+    await t.open();
+    const artefacts = await t.artefacts();
     const updated = new Date().toISOString();
     // Sources with odd names for the order (upper case sorts before lower case, '~' after).
     const names = Array.from({ length: N }, (_, i) =>
@@ -80,20 +63,13 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
         }),
       ),
     );
-    const mdBus = await connect('majordomo');
-    const running = await MajorDomo.start(
-      mdBus,
-      majorDomoConfig({ CP_PROJECT: P, CP_PARALLEL_BUILDS: '4' }),
-    );
-    md = { md: running.md, stop: thenClose(running, mdBus).stop };
-    serveApi(mdBus, running.md);
-    http = await startHttp(mdBus, running.md, { host: '127.0.0.1', port: 0, token: TOKEN });
+    const md = await t.start({ CP_PARALLEL_BUILDS: '4' });
+    serveApi(t.mdBus, md);
+    http = await startHttp(t.mdBus, md, { host: '127.0.0.1', port: 0, token: TOKEN });
   }, 120_000);
   afterAll(async () => {
     await http?.close();
-    await md?.stop();
-    await bus?.close();
-    await nats?.[Symbol.asyncDispose]();
+    await t.close();
   });
 
   it('answers a summary by default, whose counts follow the records as they change', async () => {
@@ -111,7 +87,7 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
 
     // A build's result: its output up to date, the next task in flight.
     const req = await untilDefined('a request', async () => requests[0]);
-    await bus.publish('build.result', subjects.buildResult(P), {
+    await t.bus.publish('build.result', subjects.buildResult(P), {
       buildId: req.buildId,
       taskId: req.taskId,
       chef: 'gen',
