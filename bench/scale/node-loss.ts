@@ -114,10 +114,21 @@ export async function nodeLoss(
       const from = md.output.length;
       t1 = now();
       await victim.kill9();
+      // When the consumer has a leader again, as an admin sees it: MajorDomo's lag is after that.
+      const elected = (async () => {
+        for (const end = now() + 60_000; now() < end; ) {
+          const c = await poll.consumers.info(streams.files(project), DURABLE).catch(() => null);
+          const next = c?.cluster?.leader;
+          if (next && next !== leader) return now() - t1;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return Number.NaN;
+      })();
       await announce(2);
       const announcedMs = now() - t1;
       await dispatched(seqBefore);
       const lossMs = now() - t1;
+      const electedMs = await elected;
       sub.unsubscribe();
       const logged = md.output.slice(from);
       const retried = [
@@ -142,6 +153,7 @@ export async function nodeLoss(
         node_loss_leader_kill_to_request_ms: lossMs,
         node_loss_kill_to_files_acked_ms: announcedMs,
         node_loss_kill_to_request_sent_ms: sentMs,
+        node_loss_kill_to_consumer_leader_ms: electedMs,
         node_loss_md_retries: retried.length,
         node_loss_victim_led: led,
         ...(errs ? { node_loss_md_retry_errors: errs } : {}),
