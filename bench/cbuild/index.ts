@@ -20,7 +20,13 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Envelope, StatusReply, statusWithAllArtefacts } from '@computepods/protocol';
+import {
+  ArtefactRecord,
+  buckets,
+  Envelope,
+  StatusReply,
+  statusWithAllArtefacts,
+} from '@computepods/protocol';
 import { runCommand } from '@computepods/testkit';
 import { z } from 'zod';
 import { Stack } from '../../test/src/stack.js';
@@ -297,6 +303,9 @@ let lastArtefactWhat = '';
 /** The last artefact event of any kind. */
 let lastAnyEvent = 0;
 let eventCount = 0;
+const artefactsKv = await stack.bus.kv(buckets.artefacts(stack.project), ArtefactRecord);
+/** The writes (puts and deletes) MajorDomo made to the artefacts bucket so far: its last sequence. */
+const artefactWrites = async () => (await artefactsKv.kv.status()).streamInfo.state.last_seq;
 const seenSha = new Map<string, string | null>();
 const seenStatus = new Map<string, string>();
 let wake: (() => void) | undefined;
@@ -491,6 +500,7 @@ for (const sc of scenarios) {
   const polls0 = statusPolls;
   const summaries0 = summaryPolls;
   const events0 = eventCount;
+  const writes0 = await artefactWrites();
   const t0 = now();
   let oursMs: number;
   if (files.size === 0) {
@@ -514,8 +524,10 @@ for (const sc of scenarios) {
   figures[`${sc.name}_ours_last_any_event_ms`] = files.size === 0 ? 0 : lastAnyEvent - t0;
   figures[`${sc.name}_status_polls`] = statusPolls - polls0;
   figures[`${sc.name}_summary_polls`] = summaryPolls - summaries0;
-  // Each artefact event is a record MajorDomo wrote to its bucket and published.
+  // Each artefact event is a record change MajorDomo published; the writes, those it also
+  // wrote to its bucket (a record only queued is not written: a restart plans it again).
   figures[`${sc.name}_artefact_events`] = eventCount - events0;
+  figures[`${sc.name}_artefact_writes`] = (await artefactWrites()) - writes0;
   const l1 = ledgerCounts(ledger.ours);
   const reqs = log.requests.slice(r0);
   // Where the time went: edit → first request, → link request, → last result; and how busy
@@ -585,6 +597,8 @@ for (const sc of scenarios) {
     servicesMs,
     cpu.compilers!,
     made.cpuMs,
+    figures[`${sc.name}_artefact_events`] as number,
+    figures[`${sc.name}_artefact_writes`] as number,
   ]);
   Object.assign(figures, {
     [`${sc.name}_ours_ms`]: oursMs,
@@ -640,7 +654,7 @@ table(
   rows,
 );
 table(
-  'CPU ms per scenario (utime+stime from /proc; compilers: the tasks the runner spawned, make: make and its compilers)',
+  'CPU ms per scenario (utime+stime from /proc; compilers: the tasks the runner spawned, make: make and its compilers), and the artefact records MajorDomo announced and wrote',
   [
     'scenario',
     'majordomo',
@@ -651,6 +665,8 @@ table(
     'services total',
     'our compilers',
     'make + compilers',
+    'artefact events',
+    'artefact KV writes',
   ],
   cpuRows,
 );

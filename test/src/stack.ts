@@ -3,7 +3,13 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
 import { Bus, createLogger } from '@computepods/bus';
-import { ArtefactRecord, type ArtefactStatus, buckets, Envelope } from '@computepods/protocol';
+import {
+  ArtefactRecord,
+  ArtefactReply,
+  type ArtefactStatus,
+  buckets,
+  Envelope,
+} from '@computepods/protocol';
 import {
   type CommandResult,
   killProcessesUsing,
@@ -265,6 +271,19 @@ export class Stack implements AsyncDisposable {
   async artefact(path: string): Promise<ArtefactRecord | undefined> {
     const kv = await this.bus.kv(buckets.artefacts(this.project), ArtefactRecord);
     return (await kv.get(path))?.value;
+  }
+
+  /**
+   * MajorDomo's own record of `path` (undefined: it knows none), which has the states it keeps
+   * in memory only: `queued` is not written to KV (a restart plans the build again).
+   */
+  async mdArtefact(path: string): Promise<ArtefactRecord | undefined> {
+    try {
+      return (await this.bus.request('artefact', { path }, ArtefactReply)).artefact;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'CP_UNKNOWN_ARTEFACT') return undefined;
+      throw err;
+    }
   }
 
   /** Waits until the artefact's KV record satisfies `ok` (default: up to date). */

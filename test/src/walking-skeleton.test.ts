@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeadLetter, Envelope, streams, subjects } from '@computepods/protocol';
+import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -142,7 +143,10 @@ describe('saved file → rebuilt artefact, end to end', () => {
   it('completes a pending build exactly once when MajorDomo is killed -9 and restarted', async () => {
     await stack.procs.get('chef')?.stop();
     stack.write('src/k.txt', 'kill me\n');
-    await stack.status('out/k.upper', 'queued');
+    await until(
+      async () => (await stack.mdArtefact('out/k.upper'))?.status === 'queued',
+      'out/k.upper queued',
+    );
     await stack.kill9('majordomo');
     await stack.start('majordomo');
     await stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile });

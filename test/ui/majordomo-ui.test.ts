@@ -530,7 +530,7 @@ describe('MajorDomoUI in a real browser', () => {
     // (The runner took two of the three in an order of its own: one of those still held.)
     let held = '';
     for (const p of ['p1', 'p2', 'p3'])
-      if ((await stack.artefact(`out/${p}.slow`))?.status === 'queued') held = `out/${p}.slow`;
+      if ((await stack.mdArtefact(`out/${p}.slow`))?.status === 'queued') held = `out/${p}.slow`;
     expect(held).not.toBe('');
     await page.goto(`${url}/#/artefacts?sel=${encodeURIComponent(held)}`);
     const panel = page.locator(`[data-panel="${held}"]`);

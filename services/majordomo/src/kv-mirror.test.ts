@@ -48,6 +48,30 @@ describe('KvMirror and readMatching', () => {
     }
   });
 
+  it('validates a value only when a call lists it, once, not each time it is rewritten', async () => {
+    let checks = 0;
+    const Counted = Rec.refine(() => ++checks > 0);
+    const kv = await bus.kv('mirror_lazy', Counted);
+    const mirror = await KvMirror.start(kv, 'mirror_lazy', bus.logger);
+    try {
+      for (let n = 0; n < 30; n++) await kv.put('a', { n });
+      await kv.put('b', { n: 0 });
+      checks = 0; // put() validates what it writes
+      await until(() => mirror.size === 2);
+      expect(checks).toBe(0);
+      expect((await mirror.values()).get('a')?.value).toEqual({ n: 29 });
+      expect(checks).toBe(2);
+      await mirror.values();
+      expect(checks).toBe(2);
+      await kv.put('b', { n: 1 });
+      checks = 0;
+      expect((await mirror.values()).get('b')?.value).toEqual({ n: 1 });
+      expect(checks).toBe(1);
+    } finally {
+      mirror.stop();
+    }
+  });
+
   it('drops a value the bucket expired (max age: no delete is seen by a watch)', async () => {
     const kv = await bus.kv('mirror_aged', Rec, { maxAgeMs: 1_000 });
     const mirror = await KvMirror.start(kv, 'mirror_aged', bus.logger);

@@ -1,0 +1,82 @@
+import { type ArtefactRecord, subjects } from '@computepods/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArtefactManager } from './artefacts.js';
+import { POD, sha, TestMajorDomo } from './test-majordomo.js';
+
+const P = 'records';
+
+/**
+ * What the ArtefactManager writes to KV (the truth after a restart) and announces (the UI,
+ * cpctrl --watch): every change is announced; a change to `queued` alone is not written (a
+ * restart plans the build again), unless it drops what a restart reads (a hold's key, a cycle's
+ * passes); a change of projections alone is written.
+ */
+describe('ArtefactManager: what is written, what is announced', () => {
+  const t = new TestMajorDomo(P);
+  const announced: ArtefactRecord[] = [];
+
+  beforeAll(async () => {
+    await t.open({ chef: false });
+    t.bus.nc.subscribe(subjects.artefactState(P), {
+      callback: (_e, m) => {
+        announced.push((m.json() as { body: ArtefactRecord }).body);
+      },
+    });
+  }, 60_000);
+  afterAll(() => t.close());
+
+  const stored = async (path: string) => (await (await t.artefacts()).get(path))?.value;
+  const announcedFor = async (path: string, n: number) => {
+    await t.bus.nc.flush();
+    for (let i = 0; i < 200 && announced.filter((a) => a.path === path).length < n; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    return announced.filter((a) => a.path === path).map((a) => a.status);
+  };
+
+  it('announces a queued output and keeps it in memory, writing only the states after it', async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    await m.update('out/a.up', { status: 'queued', producer: 'up:a' });
+    expect(m.get('out/a.up')?.status).toBe('queued');
+    expect(await stored('out/a.up')).toBeUndefined();
+    await m.update('out/a.up', {
+      status: 'up_to_date',
+      sha256: sha('A'),
+      size: 1,
+      producer: 'up:a',
+      pods: [POD],
+    });
+    expect(await stored('out/a.up')).toMatchObject({ status: 'up_to_date', sha256: sha('A') });
+    // Rebuilt: queued again, the KV record keeps the bytes it has.
+    await m.update('out/a.up', { status: 'queued', producer: 'up:a' });
+    expect(await stored('out/a.up')).toMatchObject({ status: 'up_to_date', sha256: sha('A') });
+    expect(await announcedFor('out/a.up', 3)).toEqual(['queued', 'up_to_date', 'queued']);
+  });
+
+  it('writes a queued record that drops a hold or a verdict a restart would read', async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    const held = 'f'.repeat(32);
+    await m.update('out/h.up', {
+      status: 'cancelled',
+      error: 'build cancelled by request',
+      producer: 'up:h',
+      held,
+    });
+    expect(await stored('out/h.up')).toMatchObject({ status: 'cancelled', held });
+    await m.update('out/h.up', { status: 'queued', producer: 'up:h' });
+    expect(await stored('out/h.up')).toMatchObject({ status: 'queued' });
+    expect(await stored('out/h.up')).not.toHaveProperty('held');
+
+    await m.update('out/n.up', { status: 'not_converging', error: 'still changing', passes: 3 });
+    await m.update('out/n.up', { status: 'queued' });
+    expect(await stored('out/n.up')).toMatchObject({ status: 'queued' });
+    expect(await stored('out/n.up')).not.toHaveProperty('passes');
+  });
+
+  it('writes a change of projections alone', async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    await m.update('src/p.txt', { status: 'source', sha256: sha('p'), size: 1, pods: [POD] });
+    const projections = { '0123456789abcdef': sha('projected') };
+    await m.update('src/p.txt', { status: 'source', projections });
+    expect(await stored('src/p.txt')).toMatchObject({ projections });
+  });
+});
