@@ -327,6 +327,9 @@ export class MajorDomo {
           plan: ms(tReclassified, tPlanned),
           snapshot: ms(tPlanned, tSnapshot),
           total: ms(t0, performance.now()),
+          // This process's CPU since it started (bundle or sources loaded, connect, restore):
+          // what a restart costs whatever the machine's load.
+          cpu: cpuMs(),
         },
         memoryMiB: memoryMiB(),
       },
@@ -941,6 +944,12 @@ function toSpec(owned: OwnedRule) {
       : {}),
     meta: { chef: owned.chef },
   };
+}
+
+/** This process's CPU time so far (user and system, all threads), in ms. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return Math.round((user + system) / 1000);
 }
 
 /** Where this process's memory is (a restore says it once ready; pnpm bench scale reads it). */
