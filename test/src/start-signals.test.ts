@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Grant } from '@computepods/auth';
 import { ManagedProcess, NatsServer } from '@computepods/testkit';
@@ -87,6 +88,41 @@ describe('a service stopped while it starts (real processes, real nats-server)',
     },
     90_000,
   );
+
+  it('inotify2nats: a SIGTERM while it waits to connect stops it, exit 0, "stopped while starting"', async () => {
+    const pid = nats.pid;
+    if (pid === undefined) throw new Error('nats-server has no pid');
+    const watched = stack.dir.join('i2n-root');
+    mkdirSync(watched, { recursive: true });
+    const key = stack.dir.join('i2n-key');
+    writeFileSync(key, 'not used: the pod is reached only after NATS\n', { mode: 0o600 });
+    const credsFile = await stack.creds({ role: 'inotify2nats', scope: 'laptop' });
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const proc = new ManagedProcess({
+        name: 'inotify2nats-connecting',
+        command: process.execPath,
+        args: [
+          ...['--import', 'tsx', `${root}apps/inotify2nats/src/main.ts`],
+          ...['--project', stack.project, '--pod', 'laptop', '--root', watched],
+          ...['--ssh', 'cp@127.0.0.1:1', '--key', key, '--remote-root', 'ws'],
+          ...['--nats', nats.url, '--creds', credsFile],
+          ...['--state-dir', stack.dir.join('i2n-state')],
+        ],
+        env: { ...process.env, CP_LOG_FORMAT: 'json', HOME: stack.dir.join('i2n-home') },
+        cwd: root,
+      });
+      stack.procs.set('inotify2nats-connecting', proc);
+      await proc.waitForOutput(/\n/, 60_000);
+      const { code, messages, levels } = await terminate(proc);
+      expect(code, proc.tail()).toBe(0);
+      expect(messages).toContain('stopping while starting: the start is abandoned');
+      expect(messages.at(-1)).toBe('stopped while starting');
+      expect(Math.max(...levels), proc.tail()).toBeLessThan(50);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  }, 90_000);
 
   it('majordomo: a SIGTERM while it stands by (connected, waiting for the lease) stops it, exit 0', async () => {
     const ha = (id: string) => ({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: id });

@@ -25,6 +25,8 @@ export interface Daemon {
 export interface DaemonOptions {
   /** Default: pino JSON on stderr (pretty on a terminal) at settings.logLevel. */
   readonly logger?: Logger;
+  /** Aborts the start (a SIGTERM while it waits for NATS or the pod): what was opened is closed. */
+  readonly signal?: AbortSignal;
 }
 
 function sha256(text: string): string {
@@ -91,6 +93,7 @@ export async function startDaemon(
     project: s.project,
     logger,
     description: `inotify2nats: ${s.root} → pod ${s.pod}`,
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   const pool = new SshPool({ logger });
   const closeAll = async () => {
@@ -98,6 +101,7 @@ export async function startDaemon(
     await bus.close();
   };
   try {
+    options.signal?.throwIfAborted();
     await ensureProjectStreams(bus, s.project).catch((err: Error) =>
       // A user account may publish without the right to create streams; publishing says more.
       logger.warn({ err: err.message }, 'could not check the project streams; publishing anyway'),
@@ -177,6 +181,7 @@ export async function startDaemon(
       onBatch,
       onLog: (chunk) => publishLogChunk(bus, s.pod, chunk),
     });
+    options.signal?.throwIfAborted();
     await watcher.start();
     logger.info(
       {

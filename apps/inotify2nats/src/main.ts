@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { createLogger, runUntilSignal } from '@computepods/bus';
+import { createLogger, startService } from '@computepods/bus';
 import { buildProgram } from './cli.js';
 import { startDaemon } from './daemon.js';
 import { resolveSettings } from './settings.js';
@@ -16,13 +16,9 @@ try {
   });
   const logger = boot.child({ project: settings.project, pod: settings.pod });
   logger.level = settings.logLevel;
-  startDaemon(settings, { logger }).then(
-    (daemon) => runUntilSignal(logger, () => daemon.stop()),
-    (err: Error & { code?: string }) => {
-      logger.fatal({ code: err.code, err: err.message }, `cannot start: ${err.message}`);
-      process.exit(1);
-    },
-  );
+  // A SIGTERM or Ctrl-C while it waits for NATS or the pod stops it cleanly (exit 0); a start
+  // that fails says why in one line (exit 1); once watching, a signal drains it.
+  startService(logger, ({ signal }) => startDaemon(settings, { logger, signal }));
 } catch (err) {
   const e = err as Error & { code?: string };
   boot.fatal({ code: e.code, err: e.message }, e.message);
