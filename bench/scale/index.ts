@@ -103,9 +103,28 @@ function memoryOf(pid: number | undefined): { rssMiB: number; hwmMiB: number } {
  * The restore phases MajorDomo logs once restored (ms), what it restored from (a snapshot and
  * the keys written since, or every record) and how many keys that tail had.
  */
-function restorePhases(proc: ManagedProcess): Record<string, number | string> {
+function restorePhases(proc: ManagedProcess, at?: number): Record<string, number | string> {
   const line = /\{[^\n]*"msg":"graph restored[^\n]*\}/.exec(proc.output)?.[0];
   if (!line) return {};
+  // Where the rest of spawn -> ready goes, by the log lines' times (pino's epoch ms): to its first
+  // line (credentials, process start, bundle load), to "restoring" (config, connect), and from
+  // "graph restored" to "majordomo ready" (main.ts's watches, HTTP).
+  const timeOf = (msg: string) => {
+    const l = new RegExp(`\\{[^\\n]*"msg":"${msg}[^\\n]*\\}`).exec(proc.output)?.[0];
+    return l ? (JSON.parse(l) as { time?: number }).time : undefined;
+  };
+  const firstLine = /\{[^\n]*"msg":"[^\n]*\}/.exec(proc.output)?.[0];
+  const first = firstLine ? (JSON.parse(firstLine) as { time?: number }).time : undefined;
+  const [restoring, restored, ready] = [
+    timeOf('restoring the graph from KV'),
+    timeOf('graph restored'),
+    timeOf('majordomo ready'),
+  ];
+  const gaps: Record<string, number> = {};
+  if (at !== undefined && first !== undefined) gaps.spawn_to_first_log_ms = first - at;
+  if (first !== undefined && restoring !== undefined)
+    gaps.first_log_to_restoring_ms = restoring - first;
+  if (restored !== undefined && ready !== undefined) gaps.restored_to_ready_ms = ready - restored;
   const logged = JSON.parse(line) as {
     restoreMs?: Record<string, number>;
     memoryMiB?: Record<string, number>;
@@ -115,6 +134,7 @@ function restorePhases(proc: ManagedProcess): Record<string, number | string> {
   return {
     ...Object.fromEntries(Object.entries(logged.restoreMs ?? {}).map(([k, v]) => [`${k}_ms`, v])),
     ...Object.fromEntries(Object.entries(logged.memoryMiB ?? {}).map(([k, v]) => [`${k}_mib`, v])),
+    ...gaps,
     from: logged.from ?? 'buckets',
     ...(logged.tail ? { tail_keys: logged.tail.artefacts + logged.tail.traces } : {}),
   };
@@ -133,8 +153,9 @@ async function startMajorDomo(
   name = 'majordomo',
   ready = READY,
   from: StartFrom = 'bundle',
-): Promise<{ proc: ManagedProcess; ms: number }> {
+): Promise<{ proc: ManagedProcess; ms: number; at: number }> {
   const t0 = now();
+  const at = Date.now();
   const env = { ...MD_ENV, ...(from === 'alt' ? { NODE_OPTIONS: MD_NODE_FLAGS_ALT ?? '' } : {}) };
   Object.assign(env, extra);
   const proc =
@@ -147,7 +168,7 @@ async function startMajorDomo(
         })
       : await stack.start('majordomo', env, name, ANY_LINE);
   await proc.waitForOutput(ready, 900_000);
-  return { proc, ms: now() - t0 };
+  return { proc, ms: now() - t0, at };
 }
 
 async function timed<T>(runs: number, fn: () => Promise<T>): Promise<{ ms: number[]; last: T }> {
@@ -236,8 +257,8 @@ async function measureSize(target: number): Promise<SizeResult> {
         await stack.kill9('majordomo');
         const r = await startMajorDomo(stack, {}, 'majordomo', READY, from);
         restores[from].push(r.ms);
-        if (from === 'bundle') phases = restorePhases(r.proc);
-        if (from === 'alt') altPhases = restorePhases(r.proc);
+        if (from === 'bundle') phases = restorePhases(r.proc, r.at);
+        if (from === 'alt') altPhases = restorePhases(r.proc, r.at);
         proc = r.proc;
       }
     }
