@@ -59,6 +59,42 @@ describe('latestMessages: a bucket listed by message gets (a real nats-server)',
     );
   });
 
+  it('lists a key rewritten while the pass runs (its old message gone, the new one past the end)', async () => {
+    const kv = await bus.kv('kvlist_values', Value);
+    const last = (await bus.jsm.streams.info('KV_kvlist_values')).state.last_seq;
+    let rewritten = false;
+    // Before the first get reaches the server, the key at the stream's last sequence is put
+    // again: the bucket keeps one value per key, so the message the pass was to read is removed.
+    const jsm = failingGets(bus.jsm, () => undefined);
+    const streams = jsm.streams;
+    const racing = new Proxy(jsm, {
+      get: (target, prop, receiver) =>
+        prop === 'streams'
+          ? new Proxy(streams, {
+              get(t, p, r) {
+                if (p !== 'getMessage') return Reflect.get(t, p, r);
+                return async (...args: Parameters<typeof t.getMessage>) => {
+                  if (!rewritten) {
+                    rewritten = true;
+                    const m = await bus.jsm.streams.getMessage('KV_kvlist_values', { seq: last });
+                    const key = m?.subject.slice('$KV.kvlist_values.'.length) ?? '';
+                    await kv.put(key.replaceAll('.', '/'), { n: -1 });
+                  }
+                  return t.getMessage(...args);
+                };
+              },
+            })
+          : Reflect.get(target, prop, receiver),
+    });
+    const latest = await latestMessages(racing, 'kvlist_values');
+    expect(rewritten).toBe(true);
+    expect(latest.size).toBe(100);
+    const minusOne = [...latest.values()].filter(
+      (m) => JSON.parse(Buffer.from(m.data).toString()).n === -1,
+    );
+    expect(minusOne).toHaveLength(1);
+  });
+
   it('gives up on a get that keeps failing, naming the bucket and the sequence', async () => {
     const jsm = failingGets(bus.jsm, () => new errors.TimeoutError());
     await expect(latestMessages(jsm, 'kvlist_values')).rejects.toMatchObject({

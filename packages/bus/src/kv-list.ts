@@ -19,6 +19,9 @@ const WALKERS = 64;
  */
 const GET_TRIES = 4;
 
+/** Rounds that read what was written while the listing ran (see latestMessagesAfter). */
+const TAIL_ROUNDS = 3;
+
 /** A bucket could not be listed: which, where the pass was, and why. */
 export class KvListingError extends CpError {
   constructor(bucket: string, seq: number, tries: number, options: ErrorOptions) {
@@ -60,11 +63,12 @@ async function getRetried(
  * ~250 s. A get's reply carries no reply subject, so nothing is recorded. The gets are answered
  * by the stream's leader (a direct get may be answered by a replica that lags).
  *
- * The pass ends at the stream's last sequence when it began: going on to the end as found
- * never ended beside a busy writer. A key rewritten while the pass runs may show its newer value,
- * or (its older one removed before it was read, the newer past the end) be left out, as with the
- * watch this replaces: a watch started after sees it. The highest revision of a key wins,
- * whatever the order walkers read them in (buckets that keep history).
+ * The walkers stop at the stream's last sequence when the pass began: going on to the end as
+ * found never ended beside a busy writer. A key rewritten meanwhile may have lost the message
+ * they were to read (its newer one past that end), so up to TAIL_ROUNDS rounds then read what
+ * was written while the pass ran. A key rewritten again during the last round may still be left
+ * out; a watch started after sees it. The highest revision of a key wins, whatever the order
+ * walkers read them in (buckets that keep history).
  */
 export async function latestMessages(
   jsm: JetStreamManager,
@@ -76,8 +80,9 @@ export async function latestMessages(
 /**
  * latestMessages of the keys written after revision `after` only (the changes since a snapshot
  * that reflects the bucket up to `after`): each such key's latest message, deletes included, and
- * the stream's last sequence when the pass began (what the result reflects) and when the stream
- * was made (a bucket made again starts its revisions again).
+ * the stream's last sequence the result reflects (when the pass began, or when its last round
+ * of what was written meanwhile began) and when the stream was made (a bucket made again starts
+ * its revisions again).
  */
 export async function latestMessagesAfter(
   jsm: JetStreamManager,
@@ -120,5 +125,23 @@ export async function latestMessagesAfter(
       }
     }),
   );
-  return { latest: out, last, created };
+  // A key rewritten while the pass ran may have lost the message the pass was to read (a bucket
+  // keeping one value per key removes the old one) and have its new one past `last`: a chef's
+  // declaration, put again at every heartbeat, went missing from a listing of a bucket whose
+  // chefs were all alive (fresh-clone CI, chef-outage.test). So what was written meanwhile is
+  // read too, in a few rounds at most (a busy writer must not keep the listing from ending).
+  let end = last;
+  for (let round = 0; round < TAIL_ROUNDS; round++) {
+    const now = (await jsm.streams.info(stream)).state.last_seq;
+    if (now <= end) break;
+    for (let seq = end + 1; ; ) {
+      const query = { seq, next_by_subj: filter } as MsgRequest & { seq: number };
+      const m = await getRetried(jsm, bucket, query);
+      if (!m || m.seq > now) break;
+      keep(m);
+      seq = m.seq + 1;
+    }
+    end = now;
+  }
+  return { latest: out, last: end, created };
 }
