@@ -3,6 +3,8 @@ import {
   subjects,
   type TaskLogChunk,
   type TaskLogStream,
+  type TaskRecord,
+  TERMINAL_STATES,
 } from '@computepods/protocol';
 import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import type { Bus } from './bus.js';
@@ -71,6 +73,13 @@ export interface ReadTaskLogOptions {
    * ends each open stream with an `end` without a state.
    */
   readonly abandoned?: () => Promise<boolean>;
+  /**
+   * The task's record as it stands now (the reader's KV get), asked at the start and, following,
+   * every few seconds: an output its ended record lists in `emptyLogs` has nothing on NATS, not
+   * even an end marker, and ends there with the record's state. Without it such a log is only
+   * ended by `abandoned`.
+   */
+  readonly record?: () => Promise<TaskRecord | undefined>;
   /** Awaited: a slow writer slows the reading, nothing piles up. */
   readonly onEvent: (event: TaskLogEvent) => void | Promise<void>;
 }
@@ -107,9 +116,28 @@ export async function readTaskLog(bus: Bus, o: ReadTaskLogOptions): Promise<void
         });
     cursors.set(s, { next: 0, nextIndex: 0, target: last?.seq ?? 0, ended: false });
   }
+  /** The ended record listing empty outputs, once seen: their cursors end with its state. */
+  let quiet: TaskRecord | undefined;
+  const askRecord = async (): Promise<void> => {
+    // Not read (KV trouble): not known to be ended yet; asked again while following.
+    const rec = await o.record?.().catch(() => undefined);
+    if (rec && TERMINAL_STATES.includes(rec.state) && rec.emptyLogs?.length) quiet = rec;
+  };
+  const endQuiet = async (): Promise<void> => {
+    const rec = quiet;
+    if (!rec) return;
+    for (const [s, c] of cursors) {
+      if (c.ended || !rec.emptyLogs?.includes(s)) continue;
+      c.ended = true;
+      await o.onEvent(endOf(s, c.next, from, rec));
+      if (!o.follow) await o.onEvent(soFar(s, c.next, from));
+    }
+  };
+  await askRecord();
+  await endQuiet();
   const open = () => [...cursors.values()].some((c) => !c.ended && (o.follow || c.target > 0));
   if (!open() || o.signal?.aborted) {
-    if (!o.follow) for (const s of o.streams) await o.onEvent(soFar(s, 0, from));
+    if (!o.follow) for (const [s, c] of cursors) if (!c.ended) await o.onEvent(soFar(s, 0, from));
     return;
   }
   const [only] = o.streams;
@@ -124,28 +152,39 @@ export async function readTaskLog(bus: Bus, o: ReadTaskLogOptions): Promise<void
   const messages = await consumer.consume({ max_messages: 256 });
   const stop = () => messages.stop();
   o.signal?.addEventListener('abort', stop, { once: true });
-  const timer = o.abandoned
-    ? setInterval(() => {
-        void o.abandoned?.().then(
-          (gone) => {
-            if (gone) {
-              abandoned = true;
-              stop();
-            }
-          },
-          () => undefined,
-        );
-      }, ABANDON_CHECK_MS)
-    : undefined;
+  // Every open stream is an empty one the record ended: nothing more will come.
+  const allQuiet = () => [...cursors].every(([s, c]) => c.ended || quiet?.emptyLogs?.includes(s));
+  const timer =
+    o.follow && (o.abandoned || o.record)
+      ? setInterval(() => {
+          void askRecord().then(
+            () => {
+              if (quiet && allQuiet()) stop();
+            },
+            () => undefined,
+          );
+          void o.abandoned?.().then(
+            (gone) => {
+              if (gone) {
+                abandoned = true;
+                stop();
+              }
+            },
+            () => undefined,
+          );
+        }, ABANDON_CHECK_MS)
+      : undefined;
   let abandoned = false;
   try {
     for await (const m of messages) {
       await take(m);
+      await endQuiet();
       // Not following: done at the last piece there was when asked, or at the end of what the
       // stream holds (that piece may have gone since: aged out, or the stream was full).
       if (!o.follow && m.info.pending === 0) break;
       if (!open()) break;
     }
+    await endQuiet();
     if (!o.follow)
       for (const [s, c] of cursors)
         if (!c.ended) {
@@ -232,9 +271,17 @@ export async function readTaskLog(bus: Bus, o: ReadTaskLogOptions): Promise<void
   }
 }
 
-/** An `end` for a log its runner will not finish. */
-function endOf(stream: TaskLogStream, next: number, from: number): TaskLogEvent {
-  return { kind: 'end', stream, offset: Math.max(next, from), droppedBytes: 0 };
+/** An `end` for a log its runner will not finish, or (`rec`) one its end record says is empty. */
+function endOf(stream: TaskLogStream, next: number, from: number, rec?: TaskRecord): TaskLogEvent {
+  const state = rec?.state;
+  return {
+    kind: 'end',
+    stream,
+    offset: Math.max(next, from),
+    ...(state === 'finished' || state === 'failed' || state === 'killed' ? { state } : {}),
+    ...(rec?.exitCode !== undefined ? { exitCode: rec.exitCode } : {}),
+    droppedBytes: 0,
+  };
 }
 
 function soFar(stream: TaskLogStream, next: number, from: number): TaskLogEvent {

@@ -23,8 +23,17 @@ export interface ExecutorHooks {
    * each write ended in, the others being in that record's history.
    */
   publish(event: TaskStateChanged, rec: TaskRecord, passed: boolean): void | Promise<void>;
+  /**
+   * Asked before a task's end (finished, failed, killed) is written, with that record: what to
+   * add to it (the runner: the outputs the task left empty, whose logs then need no end
+   * marker). Never throws; a rejection is logged and the end is written without it.
+   */
+  beforeEnd?(rec: TaskRecord): Promise<EndPatch>;
   log?(level: 'info' | 'warn' | 'error', msg: string, data?: Record<string, unknown>): void;
 }
+
+/** What ExecutorHooks.beforeEnd may add to a task's end record. */
+export type EndPatch = Partial<Pick<TaskRecord, 'emptyLogs'>>;
 
 export interface ExecutorOptions<B extends Backend = Backend> {
   /** Subject-safe id of the resource (TaskStateChanged.resource). */
@@ -287,7 +296,8 @@ export class Executor<B extends Backend = Backend> {
     patch: RecordPatch,
     pausedFrom?: TaskState,
   ): Promise<TaskRecord> {
-    const next = this.#step(rec, to, patch, new Date().toISOString(), pausedFrom);
+    let next = this.#step(rec, to, patch, new Date().toISOString(), pausedFrom);
+    if (isTerminal(to)) next = { ...next, ...(await this.#beforeEnd(next)) };
     await this.#write(next);
     this.#records.set(rec.task.taskId, next);
     this.#announce(next, rec.state);
@@ -316,6 +326,20 @@ export class Executor<B extends Backend = Backend> {
     // A reason explains the state it came with; it does not outlive a resume.
     if (rec.state === 'paused' && to !== 'killed' && patch.reason === undefined) delete next.reason;
     return next;
+  }
+
+  async #beforeEnd(rec: TaskRecord): Promise<EndPatch> {
+    if (!this.#hooks.beforeEnd) return {};
+    try {
+      return await this.#hooks.beforeEnd(rec);
+    } catch (err) {
+      this.#log('warn', 'could not prepare the end of a task; recorded without it', {
+        taskId: rec.task.taskId,
+        state: rec.state,
+        err: String(err),
+      });
+      return {};
+    }
   }
 
   /**

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_TASK_ID } from './builds.js';
 import { cappedText } from './capped-text.js';
 import { TaskEnvironment } from './environments.js';
+import { TaskLogStream } from './logs.js';
 import { ServiceName } from './names.js';
 import { RelativePath } from './paths.js';
 
@@ -120,6 +121,12 @@ export const TaskRecord = z.object({
   reason: z.string().optional(),
   stdoutPath: z.string().optional(),
   stderrPath: z.string().optional(),
+  /**
+   * Outputs an ended task wrote nothing to, as its runner saw before recording the end: their
+   * logs on NATS hold no piece and no end marker, and this record is their end (readers end them
+   * with its state: bus readTaskLog's `record`).
+   */
+  emptyLogs: z.array(TaskLogStream).max(2).optional(),
   /** Backend data a restarted runner needs to find the task again (job dir, index, start). */
   handle: z.record(z.string(), z.unknown()).optional(),
   history: z.array(z.object({ state: TaskState, time: z.iso.datetime() })).default([]),

@@ -110,7 +110,9 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
           last_by_subj: subjects.taskLog(o.bus.project, queue, taskId, stream),
         });
         const path = stream === 'stdout' ? rec.stdoutPath : rec.stderrPath;
-        if (!published && TERMINAL_STATES.includes(rec.state) && path) {
+        // An output the end record lists as empty has nothing on NATS: readTaskLog ends it.
+        const empty = rec.emptyLogs?.includes(stream) ?? false;
+        if (!published && TERMINAL_STATES.includes(rec.state) && path && !empty) {
           const text = await readConfinedLog(path, o.logRoots);
           return reply
             .header('x-cp-log-source', 'file')
@@ -129,6 +131,7 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
           streams: [stream],
           from,
           follow: false,
+          record: async () => rec,
           onEvent: (e) => {
             if (e.kind === 'data') {
               start ??= e.offset;
@@ -188,6 +191,7 @@ export function registerTaskLogs(app: FastifyInstance, o: TaskLogRoutesOptions):
           from,
           follow: true,
           signal: es.signal,
+          record: async () => (await o.tasks.get(taskId))?.value,
           abandoned: async () => {
             const now = (await o.tasks.get(taskId))?.value;
             return (

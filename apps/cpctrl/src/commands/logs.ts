@@ -94,6 +94,7 @@ Examples:
             streams: opts.stream ? [opts.stream] : TaskLogStream.options,
             from: opts.from,
             follow: opts.follow,
+            record: async () => (await kv.get(taskId))?.value,
             abandoned: async () => {
               const now = (await kv.get(taskId))?.value;
               return (
