@@ -1,13 +1,10 @@
 import { rmSync } from 'node:fs';
-import { BuildRequested, Envelope, subjects } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatedCopy } from './gated-copy.js';
+import { haEnv, SHORT_LEASE, startLeaderAndStandby } from './ha-stack.js';
 import { Stack } from './stack.js';
-
-const LEASE = { CP_LEASE_MS: '3000', CP_LEASE_RENEW_MS: '1000' };
-const ha = (id: string) => ({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: id, ...LEASE });
-const warmStandby = /"msg":"standby: graph loaded from the snapshot/;
+import { BuildLog } from './watch-builds.js';
 
 /**
  * A build cancelled on request stays cancelled: recorded `cancelled` and not requested again by
@@ -18,9 +15,8 @@ const warmStandby = /"msg":"standby: graph loaded from the snapshot/;
 describe('a build cancelled on request', () => {
   let stack: Stack;
   let copy: GatedCopy;
-  const requests: string[] = [];
-  let sub: { unsubscribe(): void } | undefined;
-  const requestsOf = (taskId: string) => requests.filter((t) => t === taskId).length;
+  let log: BuildLog;
+  const requestsOf = (taskId: string) => log.requestsFor(taskId).length;
   /** An unrelated edit that makes MajorDomo plan (and build `copy:b`) once more. */
   let edits = 0;
   const unrelatedEdit = async () => {
@@ -35,25 +31,13 @@ describe('a build cancelled on request', () => {
   beforeAll(async () => {
     stack = await Stack.start('cancelhold');
     copy = new GatedCopy(stack);
-    sub = stack.bus.nc.subscribe(subjects.buildRequestAll(stack.project), {
-      callback: (_e, m) => {
-        if (m.subject === subjects.buildFence(stack.project)) return;
-        const body = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body;
-        requests.push(BuildRequested.parse(body).taskId);
-      },
+    log = await BuildLog.start(stack.bus);
+    await startLeaderAndStandby(stack, {
+      env: { CP_CHEF: 'copier', CP_CHEF_DEFINITION: copy.definition },
     });
-    // The chef's rules first: md-a plans with them and stores the snapshot md-b keeps current.
-    await stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: copy.definition });
-    const a = await stack.start('majordomo', ha('md-a'), 'md-a');
-    await a.waitForOutput(/"msg":"graph snapshot stored"/);
-    await Promise.all([
-      stack.start('majordomo', ha('md-b'), 'md-b', warmStandby),
-      stack.start('runner'),
-      stack.start('fswatcher'),
-    ]);
   }, 120_000);
   afterAll(async () => {
-    sub?.unsubscribe();
+    log?.close();
     await stack?.[Symbol.asyncDispose]();
   });
 
@@ -85,7 +69,7 @@ describe('a build cancelled on request', () => {
 
     // That one killed -9 too, and a MajorDomo started afresh (from its snapshot and buckets).
     await stack.kill9('md-b');
-    await stack.start('majordomo', ha('md-c'), 'md-c');
+    await stack.start('majordomo', haEnv('md-c', SHORT_LEASE), 'md-c');
     await unrelatedEdit();
     expect(requestsOf('copy:a')).toBe(1);
     expect((await stack.artefact('g/a.out'))?.status).toBe('cancelled');

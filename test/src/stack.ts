@@ -45,15 +45,17 @@ export class Stack implements AsyncDisposable {
   readonly procs = new Map<string, ManagedProcess>();
   /** Processes a restart under the same name replaced (a MajorDomo killed -9): kept for the dump. */
   readonly #replaced: Array<[string, ManagedProcess]> = [];
-  bus!: Bus;
   readonly apiToken = 'test-token-0123456789';
-  adminCreds = '';
 
   private constructor(
     readonly dir: TempDir,
     readonly auth: AuthStore,
     readonly nats: NatsServer | NatsCluster,
     readonly project: string,
+    /** The project admin's creds file (what cpctrl and `bus` connect with). */
+    readonly adminCreds: string,
+    /** The test's own connection, as the project's admin. */
+    readonly bus: Bus,
   ) {
     this.workspace = dir.join('workspace');
     mkdirSync(this.workspace, { recursive: true });
@@ -81,8 +83,7 @@ export class Stack implements AsyncDisposable {
       process.env.NATS_CA = nats.caFile;
       process.env.CP_REPLICAS = '3';
     }
-    const stack = new Stack(dir, auth, nats, project);
-    stack.adminCreds = await bootstrapProject({
+    const adminCreds = await bootstrapProject({
       store: auth,
       servers: nats.url,
       project,
@@ -90,15 +91,15 @@ export class Stack implements AsyncDisposable {
     });
     const logger = createLogger('e2e');
     logger.level = 'silent';
-    stack.bus = await Bus.connect({
+    const bus = await Bus.connect({
       servers: nats.url,
-      credsFile: stack.adminCreds,
+      credsFile: adminCreds,
       service: 'e2e',
       project,
       logger,
       discoverable: false,
     });
-    return stack;
+    return new Stack(dir, auth, nats, project, adminCreds, bus);
   }
 
   /**
@@ -161,6 +162,17 @@ export class Stack implements AsyncDisposable {
     name: string = kind,
     ready: RegExp = READY[kind],
   ): Promise<ManagedProcess> {
+    const proc = await this.spawn(kind, extra, name);
+    await proc.waitForOutput(ready, 60_000);
+    return proc;
+  }
+
+  /** Starts a service process as `start` does, without waiting for anything it logs. */
+  async spawn(
+    kind: ServiceName,
+    extra: Record<string, string> = {},
+    name: string = kind,
+  ): Promise<ManagedProcess> {
     const env = this.env(name, extra);
     // Its role's credentials in its project's account (another project's, when extra says so).
     env.NATS_CREDS = await this.auth.grantCreds({
@@ -177,13 +189,14 @@ export class Stack implements AsyncDisposable {
     const before = this.procs.get(name);
     if (before) this.#replaced.push([`${name}.${this.#replaced.length + 1}`, before]);
     this.procs.set(name, proc);
-    await proc.waitForOutput(ready, 60_000);
     return proc;
   }
 
   /** MajorDomo's REST base URL, read from its log line (it listens on a free port). */
   async httpUrl(name = 'majordomo'): Promise<string> {
-    const line = await this.procs.get(name)!.waitForOutput(/"url":"http:\/\/[^"]+"/, 10_000);
+    const proc = this.procs.get(name);
+    if (!proc) throw new Error(`no process ${name} in this stack`);
+    const line = await proc.waitForOutput(/"url":"http:\/\/[^"]+"/, 10_000);
     return line.slice(7, -1);
   }
 
@@ -327,7 +340,7 @@ export class Stack implements AsyncDisposable {
       writeFileSync(join(dump, 'nats-server.log'), this.nats.output);
     }
     await Promise.allSettled([...this.procs.values()].map((p) => p.stop()));
-    await this.bus?.close().catch(() => undefined);
+    await this.bus.close().catch(() => undefined);
     await this.nats[Symbol.asyncDispose]();
     // Tasks outlive their runner by design (a restarted runner adopts them): one a test left
     // waiting (a gate never opened, its chef killed) would poll for ever in a deleted folder.

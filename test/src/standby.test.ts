@@ -1,36 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BuildRequested, Envelope, subjects } from '@computepods/protocol';
 import type { ManagedProcess } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haEnv, SHORT_LEASE, startLeaderAndStandby, WARM_STANDBY } from './ha-stack.js';
 import { Stack } from './stack.js';
-import { settled } from './watch-builds.js';
+import { BuildLog, settled } from './watch-builds.js';
 
-/** Every build request of the project as it crosses NATS, with who sent it. */
-class Requests {
-  readonly all: BuildRequested[] = [];
-  readonly #sub: { unsubscribe(): void };
-  constructor(
-    stack: Stack,
-    readonly onRequest: (r: BuildRequested) => void = () => undefined,
-  ) {
-    this.#sub = stack.bus.nc.subscribe(subjects.buildRequestAll(stack.project), {
-      callback: (_e, m) => {
-        if (m.subject === subjects.buildFence(stack.project)) return;
-        const body = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data))).body;
-        const r = BuildRequested.parse(body);
-        this.all.push(r);
-        this.onRequest(r);
-      },
-    });
-  }
-  close(): void {
-    this.#sub.unsubscribe();
-  }
-}
-
-const LEASE_MS = 3_000;
-const RENEW_MS = 1_000;
 const TAKEOVER_GOAL_MS = 5_000;
 
 /** The time a JSON log line of `proc` matching `pattern` was written (ms since the epoch). */
@@ -53,14 +28,10 @@ async function loggedAt(proc: ManagedProcess, pattern: RegExp, from = 0): Promis
 describe('MajorDomo standby: lease, takeover, fencing', () => {
   let stack: Stack;
   let runs: string;
-  const ha = (id: string) => ({
-    CP_MAJORDOMO_HA: '1',
-    CP_MAJORDOMO_ID: id,
-    CP_LEASE_MS: String(LEASE_MS),
-    CP_LEASE_RENEW_MS: String(RENEW_MS),
-  });
+  /** md-a, the first leader, and md-b, its warm standby. */
+  let a: ManagedProcess;
+  let b: ManagedProcess;
   const standingBy = (leader: string) => new RegExp(`"msg":"standby: ${leader} leads`);
-  const warmStandby = /"msg":"standby: graph loaded from the snapshot/;
   /** What a MajorDomo's takeover restored from (its "graph restored" line). */
   const restoredFrom = async (proc: ManagedProcess) => {
     const line = await proc.waitForOutput(/\{[^\n]*"msg":"graph restored[^\n]*\}/);
@@ -95,16 +66,10 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
         '',
       ].join('\n'),
     );
-    // The chef's rules first: md-a's restore plans with them and stores its graph snapshot,
-    // which the standbys load and keep current (warm-standby.ts).
-    await stack.start('chef', { CP_CHEF: 'gen', CP_CHEF_DEFINITION: gen }, 'chef-gen');
-    const a = await stack.start('majordomo', ha('md-a'), 'md-a');
-    await a.waitForOutput(/"msg":"graph snapshot stored"/);
-    await Promise.all([
-      stack.start('majordomo', ha('md-b'), 'md-b', warmStandby),
-      stack.start('runner'),
-      stack.start('fswatcher'),
-    ]);
+    ({ leader: a, standby: b } = await startLeaderAndStandby(stack, {
+      env: { CP_CHEF: 'gen', CP_CHEF_DEFINITION: gen },
+      name: 'chef-gen',
+    }));
   }, 120_000);
   afterAll(async () => {
     for (const p of stack?.procs.values() ?? []) p.signal('SIGCONT');
@@ -112,7 +77,6 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
   });
 
   it('a standby answers REST with 503 naming the leader', async () => {
-    const b = stack.procs.get('md-b')!;
     const line = await b.waitForOutput(/"standbyUrl":"http:\/\/[^"]+"/);
     const url = line.slice('"standbyUrl":"'.length, -1);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
@@ -129,11 +93,9 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
   });
 
   it('the leader killed -9 mid-cycle: the standby takes over and the cycle ends as without the crash', async () => {
-    const a = stack.procs.get('md-a')!;
-    const b = stack.procs.get('md-b')!;
     let killedAt = 0;
     // Killed the moment its pass-2 request is seen: that build is in flight.
-    const requests = new Requests(stack, (r) => {
+    const log = new BuildLog(stack.bus, (r) => {
       if (!killedAt && r.stem === 'x' && r.pass === 2 && r.ruleId === 'inc') {
         killedAt = Date.now();
         a.signal('SIGKILL');
@@ -161,31 +123,30 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
       // Every pass's builds ran once each, none twice, none lost.
       expect(ranFor('x')).toEqual(fivePasses);
       // Requests before the kill were md-a's; after the takeover md-b's, with the next epoch.
-      const before = requests.all.filter((r) => r.pass <= 2 && r.leader?.id === 'md-a');
+      const before = log.requests.filter((r) => r.pass <= 2 && r.leader?.id === 'md-a');
       expect(before.length).toBeGreaterThan(0);
-      expect(requests.all.every((r) => r.leader !== undefined)).toBe(true);
-      const after = requests.all.filter((r) => r.leader?.id === 'md-b');
+      expect(log.requests.every((r) => r.leader !== undefined)).toBe(true);
+      const after = log.requests.filter((r) => r.leader?.id === 'md-b');
       expect(after.length).toBeGreaterThan(0);
       expect(after.every((r) => r.leader?.epoch === 2)).toBe(true);
       const takeoverMs = tookAt - killedAt;
       console.log(
-        `takeover: lease taken ${takeoverMs} ms after the kill, ready ${readyAt - killedAt} ms after (lease ${LEASE_MS} ms, renewal ${RENEW_MS} ms)`,
+        `takeover: lease taken ${takeoverMs} ms after the kill, ready ${readyAt - killedAt} ms after (lease ${SHORT_LEASE.ms} ms, renewal ${SHORT_LEASE.renewMs} ms)`,
       );
       expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_GOAL_MS);
     } finally {
-      requests.close();
+      log.close();
     }
   }, 120_000);
 
   it('a paused leader whose lease was taken sends nothing once resumed, and steps down', async () => {
-    const b = stack.procs.get('md-b')!;
-    const c = await stack.start('majordomo', ha('md-c'), 'md-c', warmStandby);
+    const c = await stack.start('majordomo', haEnv('md-c', SHORT_LEASE), 'md-c', WARM_STANDBY);
     await c.waitForOutput(standingBy('md-b'));
     let stoppedAt = -1;
-    const requests = new Requests(stack, (r) => {
+    const log = new BuildLog(stack.bus, (r) => {
       if (stoppedAt < 0 && r.stem === 'y' && r.pass === 2 && r.ruleId === 'inc') {
         b.signal('SIGSTOP');
-        stoppedAt = requests.all.length;
+        stoppedAt = log.requests.length;
       }
     });
     try {
@@ -195,7 +156,7 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
       await c.waitForOutput(/"msg":"took the lease from md-b/, 30_000);
       expect(stoppedAt).toBeGreaterThan(0);
       // What md-b sent before its pause reached this connection long ago (the lease ran out since).
-      const resumedAt = requests.all.length;
+      const resumedAt = log.requests.length;
       b.signal('SIGCONT');
       expect(await restoredFrom(c)).toBe('standby');
       const line = await b.waitForOutput(/\{[^\n]*"msg":"stepping down[^\n]*\}/, 30_000, from);
@@ -211,12 +172,12 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
         expect.objectContaining({ artefacts: ['c/y.a', 'c/y.b'], passes: 5 }),
       );
       // Nothing from md-b once resumed: not stored, not even sent; md-c sent the rest.
-      expect(requests.all.slice(resumedAt).filter((r) => r.leader?.id === 'md-b')).toEqual([]);
-      expect(requests.all.slice(resumedAt).every((r) => r.leader?.id === 'md-c')).toBe(true);
+      expect(log.requests.slice(resumedAt).filter((r) => r.leader?.id === 'md-b')).toEqual([]);
+      expect(log.requests.slice(resumedAt).every((r) => r.leader?.id === 'md-c')).toBe(true);
       expect(ranFor('y')).toEqual(fivePasses);
       expect(readFileSync(join(stack.workspace, 'c/y.a'), 'utf8')).toBe('5\n');
     } finally {
-      requests.close();
+      log.close();
     }
   }, 120_000);
 });

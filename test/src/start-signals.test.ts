@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Grant } from '@computepods/auth';
 import { ManagedProcess, NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haEnv } from './ha-stack.js';
 import { type ServiceName, Stack } from './stack.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,26 +25,6 @@ describe('a service stopped while it starts (real processes, real nats-server)',
     await stack?.[Symbol.asyncDispose]();
   });
 
-  /** Started as Stack.start does (its role's credentials), without waiting for it to be ready. */
-  const spawnService = async (
-    kind: ServiceName,
-    name: string,
-    grant: Omit<Grant, 'project'>,
-    extra: Record<string, string> = {},
-  ) => {
-    const env = stack.env(name, extra);
-    env.NATS_CREDS = await stack.creds(grant);
-    const proc = new ManagedProcess({
-      name,
-      command: process.execPath,
-      args: ['--import', 'tsx', `${root}services/${kind}/src/main.ts`],
-      env,
-      cwd: root,
-    });
-    stack.procs.set(name, proc);
-    return proc;
-  };
-
   /** SIGTERM, then its exit code (null: it had to be killed 30 s later) and what it logged. */
   const terminate = async (proc: ManagedProcess) => {
     const code = await proc.stop(30_000);
@@ -55,27 +35,23 @@ describe('a service stopped while it starts (real processes, real nats-server)',
     return { code, messages: lines.map((l) => l.msg), levels: lines.map((l) => l.level) };
   };
 
-  const services: [ServiceName, Omit<Grant, 'project'>, () => Record<string, string>][] = [
-    ['majordomo', { role: 'majordomo' }, () => ({})],
-    [
-      'chef',
-      { role: 'chef', scope: 'text' },
-      () => ({ CP_CHEF: 'text', CP_CHEF_DEFINITION: stack.writeUpperChef() }),
-    ],
-    ['runner', { role: 'runner', scope: 'local' }, () => ({})],
-    ['fswatcher', { role: 'fswatcher', scope: 'pod-test' }, () => ({})],
+  const services: [ServiceName, () => Record<string, string>][] = [
+    ['majordomo', () => ({})],
+    ['chef', () => ({ CP_CHEF: 'text', CP_CHEF_DEFINITION: stack.writeUpperChef() })],
+    ['runner', () => ({})],
+    ['fswatcher', () => ({})],
   ];
 
   it.each(services)(
     '%s: a SIGTERM while it waits to connect stops it, exit 0, "stopped while starting"',
-    async (kind, grant, extra) => {
+    async (kind, extra) => {
       // A server that accepts the connection and then says nothing (paused): the service waits
       // in Bus.connect, trying again, and says so; that first line is the moment to stop it.
       const pid = nats.pid;
       if (pid === undefined) throw new Error('nats-server has no pid');
       process.kill(pid, 'SIGSTOP');
       try {
-        const proc = await spawnService(kind, `${kind}-connecting`, grant, extra());
+        const proc = await stack.spawn(kind, extra(), `${kind}-connecting`);
         await proc.waitForOutput(/\n/, 60_000);
         const { code, messages, levels } = await terminate(proc);
         expect(code, proc.tail()).toBe(0);
@@ -125,9 +101,8 @@ describe('a service stopped while it starts (real processes, real nats-server)',
   }, 90_000);
 
   it('majordomo: a SIGTERM while it stands by (connected, waiting for the lease) stops it, exit 0', async () => {
-    const ha = (id: string) => ({ CP_MAJORDOMO_HA: '1', CP_MAJORDOMO_ID: id });
-    await stack.start('majordomo', ha('md-a'), 'md-a');
-    const standby = await spawnService('majordomo', 'md-b', { role: 'majordomo' }, ha('md-b'));
+    await stack.start('majordomo', haEnv('md-a'), 'md-a');
+    const standby = await stack.spawn('majordomo', haEnv('md-b'), 'md-b');
     await standby.waitForOutput(/"msg":"standby: md-a leads/, 60_000);
     const { code, messages, levels } = await terminate(standby);
     expect(code, standby.tail()).toBe(0);

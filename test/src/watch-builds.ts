@@ -26,13 +26,21 @@ export class BuildLog {
   readonly results: BuildResult[] = [];
   readonly #subs: Array<{ unsubscribe(): void }> = [];
 
-  constructor(readonly bus: Bus) {
+  /** `onRequest`: called with each request as it is recorded (a test acting at a given one). */
+  constructor(
+    readonly bus: Bus,
+    readonly onRequest: (r: BuildRequested) => void = () => undefined,
+  ) {
     const p = bus.project;
     const decode = (data: Uint8Array) => Envelope.parse(JSON.parse(new TextDecoder().decode(data)));
     this.#subs.push(
       bus.nc.subscribe(subjects.buildRequestAll(p), {
         callback: (_e, m) => {
-          this.requests.push(BuildRequested.parse(decode(m.data).body));
+          // A new leader's fence (fence.ts) shares the requests' subjects: not a request.
+          if (m.subject === subjects.buildFence(p)) return;
+          const r = BuildRequested.parse(decode(m.data).body);
+          this.requests.push(r);
+          this.onRequest(r);
         },
       }),
       bus.nc.subscribe(subjects.buildResult(p), {
