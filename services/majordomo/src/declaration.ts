@@ -1,6 +1,21 @@
 import type { Logger } from '@computepods/bus';
 import { compileRule } from '@computepods/depgraph';
-import { checkName, type RulesDeclared } from '@computepods/protocol';
+import { checkName, RulesDeclared } from '@computepods/protocol';
+
+/**
+ * What of a chef's declaration MajorDomo plans with, as JSON: the chef and its rules. The rest
+ * changes no plan, and no other state of MajorDomo's: `srv` (the chef process's $SRV identity,
+ * new at each start of it and different in each replica; liveness.ts and chef-replicas.ts read
+ * it from their own watches), `pod` and `types` (read nowhere in MajorDomo). A graph snapshot is
+ * keyed on it (restore-state.ts), and a declaration put again with only those changed (a chef
+ * restarted, a replica's heartbeat) is not applied again (majordomo.ts #applyRules).
+ */
+export function planText(decl: { readonly chef: unknown; readonly rules: unknown }): string {
+  return JSON.stringify({ chef: decl.chef, rules: decl.rules });
+}
+
+/** A declaration but its rules (the bulk): what validDeclarations still parses. */
+export const DeclarationBesidesRules = RulesDeclared.omit({ rules: true });
 
 /**
  * What MajorDomo applies of one record of the rules bucket: undefined to skip the record, else

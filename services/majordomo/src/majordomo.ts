@@ -29,7 +29,7 @@ import type { ArtefactManager } from './artefacts.js';
 import { askHowToBuild } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
 import type { MajorDomoConfig } from './config.js';
-import { usableDeclaration } from './declaration.js';
+import { planText, usableDeclaration } from './declaration.js';
 import { Dispatcher, type InFlight, type Leadership } from './dispatcher.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { NotLeaderError } from './lease.js';
@@ -83,7 +83,7 @@ export class MajorDomo {
     string,
     Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string }>
   >();
-  /** Each chef's declaration as last applied (JSON). */
+  /** Each chef's declaration as last applied (planText). */
   readonly #declared = new Map<string, string>();
   readonly #aux = new Auxiliaries();
   #stopping = false;
@@ -378,8 +378,9 @@ export class MajorDomo {
    * when the declaration is the one already applied.
    */
   #applyRules(chef: string, decl: RulesDeclared | undefined): CanBuildFrom[] | undefined {
-    // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts): nothing to apply.
-    const text = decl && JSON.stringify(decl);
+    // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts), and a restarted chef
+    // or another replica puts it with another $SRV id: with the same plan, nothing to apply.
+    const text = decl && planText(decl);
     if (text && this.#declared.get(chef) === text) return undefined;
     const usable = usableDeclaration(chef, decl, this.logger);
     if (!usable) return undefined;

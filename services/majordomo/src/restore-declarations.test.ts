@@ -1,6 +1,7 @@
 import { createLogger, type Versioned } from '@computepods/bus';
 import { RulesDeclared } from '@computepods/protocol';
 import { describe, expect, it, vi } from 'vitest';
+import { planText } from './declaration.js';
 import { plannedWith, validDeclarations } from './restore-state.js';
 
 const logger = createLogger('restore-declarations-test');
@@ -10,6 +11,7 @@ function stored(chef: string, rules: readonly Record<string, unknown>[]) {
   return JSON.parse(JSON.stringify(RulesDeclared.parse({ chef, pod: 'pod-a', rules }))) as unknown;
 }
 
+const srv = (id: string) => ({ name: 'chef', id });
 const cc = [{ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'], command: 'cc' }];
 const ld = [{ id: 'ld', inputs: ['obj/{stem}.o'], outputs: ['bin/{stem}'], command: 'ld' }];
 
@@ -33,19 +35,52 @@ describe('validDeclarations', () => {
     );
   });
 
-  it('takes a declaration the snapshot was planned with as it stands, and parses any other', () => {
+  it('takes the rules of a declaration the snapshot was planned with as they stand, and parses any other', () => {
     // Missing its defaults (types, optionalInputs...): the schema fills them in when it parses.
     const raw = { chef: 'c', pod: 'pod-a', rules: cc };
     const bucket = new Map<string, Versioned<unknown>>([['c', { value: raw, revision: 1 }]]);
     const parsed = validDeclarations(bucket, undefined, logger).get('c')?.value;
     expect(parsed).toEqual(RulesDeclared.parse(raw));
-    expect(parsed).not.toEqual(raw);
-    // Planned with exactly this JSON: not parsed again (the snapshot's head vouches for it).
-    const same = validDeclarations(bucket, { c: JSON.stringify(raw) }, logger).get('c')?.value;
-    expect(same).toBe(raw);
-    // Planned with another: parsed.
-    const other = validDeclarations(bucket, { c: JSON.stringify(stored('c', ld)) }, logger);
+    expect(parsed?.rules).not.toEqual(raw.rules);
+    // Planned with exactly these rules: not parsed again (the snapshot's head vouches for them);
+    // the rest (pod, types, srv) is.
+    const same = validDeclarations(bucket, { c: planText(raw) }, logger).get('c')?.value;
+    expect(same?.rules).toBe(raw.rules);
+    expect(same).toEqual({ chef: 'c', pod: 'pod-a', types: [], rules: raw.rules });
+    // Planned with others: parsed.
+    const other = validDeclarations(
+      bucket,
+      { c: planText(RulesDeclared.parse(stored('c', ld))) },
+      logger,
+    );
     expect(other.get('c')?.value).toEqual(RulesDeclared.parse(raw));
+  });
+
+  it('takes the declaration of a restarted chef (another $SRV id, pod, types) without parsing its rules', () => {
+    const before = RulesDeclared.parse({ ...(stored('c', cc) as object), srv: srv('one') });
+    const planned = plannedWith(new Map([['c', { value: before, revision: 1 }]]), []);
+    const after = {
+      ...before,
+      pod: 'pod-b',
+      types: [{ name: 'c', extensions: ['c'] }],
+      srv: srv('two'),
+    };
+    const bucket = new Map<string, Versioned<unknown>>([['c', { value: after, revision: 2 }]]);
+    const out = validDeclarations(bucket, planned.declarations, logger).get('c')?.value;
+    expect(out).toEqual(after);
+    expect(out?.rules).toBe(after.rules);
+    expect(plannedWith(new Map([['c', { value: after, revision: 2 }]]), [])).toEqual(planned);
+    // Its other fields are still checked: an invalid $SRV id leaves it out, saying so.
+    const warn = vi.spyOn(logger, 'warn');
+    const bad = new Map<string, Versioned<unknown>>([
+      ['c', { value: { ...after, srv: { name: 'chef', id: 'no spaces' } }, revision: 3 }],
+    ]);
+    expect(validDeclarations(bad, planned.declarations, logger).size).toBe(0);
+    expect(warn).toHaveBeenCalledWith(
+      expect.objectContaining({ key: 'c', bucket: 'rules' }),
+      'invalid KV value ignored',
+    );
+    warn.mockRestore();
   });
 
   it('leaves out an invalid declaration the snapshot does not name, saying so', () => {
@@ -54,7 +89,7 @@ describe('validDeclarations', () => {
       ['bad', { value: { chef: 'bad', rules: 'none' }, revision: 2 }],
       ['c', { value: stored('c', cc), revision: 3 }],
     ]);
-    const planned = { c: JSON.stringify(stored('c', cc)), bad: '{}' };
+    const planned = { c: planText(RulesDeclared.parse(stored('c', cc))), bad: '{}' };
     const out = validDeclarations(bucket, planned, logger);
     expect([...out.keys()]).toEqual(['c']);
     expect(warn).toHaveBeenCalledWith(

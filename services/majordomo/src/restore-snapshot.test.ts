@@ -15,6 +15,7 @@ import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo, type RunningMajorDomo } from './majordomo.js';
+import { observeRestore } from './restore-compare.js';
 import { SnapshotHead } from './snapshot-store.js';
 import { WarmStandby } from './warm-standby.js';
 
@@ -85,32 +86,6 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     sha256: sha(content),
   });
   const record = async (path: string) => (await (await artefactsKv()).get(path))?.value;
-
-  /** Everything a restore decides, in a form two MajorDomos can be compared by. */
-  const observe = (md: MajorDomo) => {
-    const { dm, artefacts } = md.inspect();
-    const state = dm.exportState();
-    const st = dm.status();
-    const byKey = <T>(o: Readonly<Record<string, T>>) =>
-      Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-    const records = artefacts.all().map(({ updated: _, ...rest }) => rest);
-    return {
-      rules: [...state.rules].sort((a, b) => a.id.localeCompare(b.id)),
-      hashes: byKey(state.artefacts),
-      traces: byKey(state.traces),
-      projections: byKey(state.projections ?? {}),
-      dirty: [...st.dirty].sort(),
-      blocked: [...st.blocked].sort(),
-      failed: st.failed,
-      nonConvergent: st.nonConvergent,
-      states: Object.fromEntries(records.map((r) => [r.path, dm.artefactState(r.path)])),
-      records,
-      inFlight: md.queries
-        .builds()
-        .map((b) => `${b.taskId} ${b.buildId}`)
-        .sort(),
-    };
-  };
 
   beforeAll(async () => {
     nats = await NatsServer.start();
@@ -222,13 +197,13 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     expect(fromSnapshot.restored.from).toBe('snapshot');
     expect(fromSnapshot.restored.tail?.artefacts).toBeGreaterThan(3);
     expect(fromSnapshot.restored.tail?.traces).toBe(3);
-    const viaSnapshot = observe(fromSnapshot.md);
+    const viaSnapshot = observeRestore(fromSnapshot.md);
     await stop();
 
     await heads.delete('head');
     const full = await start();
     expect(full.restored.from).toBe('buckets');
-    const viaBuckets = observe(full.md);
+    const viaBuckets = observeRestore(full.md);
     await stop();
 
     expect(viaSnapshot).toEqual(viaBuckets);
@@ -312,13 +287,13 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       running.push(thenClose(took, b));
       closes = false;
       expect(took.restored.from).toBe('standby');
-      const viaStandby = observe(took.md);
+      const viaStandby = observeRestore(took.md);
       await stop();
 
       await (await snapshotKv()).delete('head');
       const full = await start();
       expect(full.restored.from).toBe('buckets');
-      const viaBuckets = observe(full.md);
+      const viaBuckets = observeRestore(full.md);
       await stop();
 
       expect(viaStandby).toEqual(viaBuckets);
@@ -368,12 +343,12 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
       closes = false;
       expect(took.restored.from).toBe('standby');
       expect(took.md.inspect().rules.all().has('thrice')).toBe(true);
-      const viaStandby = observe(took.md);
+      const viaStandby = observeRestore(took.md);
       await stop();
       await heads.delete('head');
       const full = await start();
       expect(full.restored.from).toBe('buckets');
-      const viaBuckets = observe(full.md);
+      const viaBuckets = observeRestore(full.md);
       await stop();
       expect(viaStandby).toEqual(viaBuckets);
     } finally {

@@ -10,6 +10,7 @@ import {
 import { z } from 'zod';
 import { ArtefactManager } from './artefacts.js';
 import type { MajorDomoConfig } from './config.js';
+import { DeclarationBesidesRules, planText } from './declaration.js';
 import type { BucketMark, Loaded, PassMark, Snapshot, SnapshotMeta } from './snapshot-store.js';
 import {
   applyArtefactTail,
@@ -40,7 +41,10 @@ export interface RestoreState {
   fill(): void;
 }
 
-/** What the graph was planned with besides the buckets: each chef's declaration, the goals. */
+/**
+ * What the graph was planned with besides the buckets: each chef's declaration as planText gives
+ * it (its chef and rules; not its $SRV id, new at each start of the chef), the goals.
+ */
 export interface PlannedWith {
   readonly declarations: Record<string, string>;
   readonly goals: string[];
@@ -51,7 +55,7 @@ export function plannedWith(
   answers: readonly CanBuildFrom[],
 ): PlannedWith {
   const byChef: Record<string, string> = {};
-  for (const [chef, { value }] of declarations) byChef[chef] = JSON.stringify(value);
+  for (const [chef, { value }] of declarations) byChef[chef] = planText(value);
   return { declarations: byChef, goals: answers.map((a) => JSON.stringify(a)).sort() };
 }
 
@@ -62,11 +66,13 @@ export function unparsed(kv: TypedKv<z.ZodType>): TypedKv<z.ZodUnknown> {
 
 /**
  * The rules bucket's declarations by chef, as its entries() gives them, but with no zod parse of
- * one whose JSON is the one the snapshot was planned with (`planned`, JSON of the value the
- * schema gave then): that is the schema's value still, for the snapshot's parts hash to their
- * head, which names the schemas (RECORD_SCHEMA covers RulesDeclared). Any other is parsed, and
- * an invalid one logged and left out, as entries() does. At 100k artefacts (1,204 rules in 10
- * declarations) the parse was ~200 ms of a restart.
+ * the rules of one whose plan (planText: chef and rules) is the one the snapshot was planned with
+ * (`planned`, planText of the value the schema gave then): those are the schema's value still,
+ * for the snapshot's parts hash to their head, which names the schemas (RECORD_SCHEMA covers
+ * RulesDeclared). The rest of it (pod, types, srv: a restarted chef's new $SRV id) is small and
+ * parsed. Any other declaration is parsed whole, and an invalid one logged and left out, as
+ * entries() does. At 100k artefacts (1,204 rules in 10 declarations) the parse was ~200 ms of a
+ * restart.
  */
 export function validDeclarations(
   stored: ReadonlyMap<string, Versioned<unknown>>,
@@ -76,9 +82,12 @@ export function validDeclarations(
   const out = new Map<string, Versioned<RulesDeclared>>();
   for (const [chef, { value, revision }] of stored) {
     const known = planned?.[chef];
-    if (known !== undefined && JSON.stringify(value) === known) {
-      out.set(chef, { value: value as RulesDeclared, revision });
-      continue;
+    if (known !== undefined && isDeclared(value) && planText(value) === known) {
+      const rest = DeclarationBesidesRules.safeParse(value);
+      if (rest.success) {
+        out.set(chef, { value: { ...rest.data, rules: value.rules }, revision });
+        continue;
+      }
     }
     const parsed = RulesDeclared.safeParse(value);
     if (parsed.success) out.set(chef, { value: parsed.data, revision });
@@ -89,6 +98,11 @@ export function validDeclarations(
       );
   }
   return out;
+}
+
+/** An object with the fields planText reads (their types are what comparing its text checks). */
+function isDeclared(value: unknown): value is Pick<RulesDeclared, 'chef' | 'rules'> {
+  return typeof value === 'object' && value !== null && 'chef' in value && 'rules' in value;
 }
 
 /** A snapshot this long behind (keys written since) is taken again after the restore. */

@@ -1,9 +1,9 @@
 import type { Logger } from '@computepods/bus';
 import type { Rule, RulesDeclared } from '@computepods/protocol';
 
+/** A rule and the chef whose it is (not its pod: a replica on another pod declares the same). */
 export interface OwnedRule {
   readonly chef: string;
-  readonly pod: string;
   readonly rule: Rule;
 }
 
@@ -44,7 +44,7 @@ export class RuleRegistry {
           }
           continue;
         }
-        out.set(rule.id, { chef, pod: decl.pod, rule });
+        out.set(rule.id, { chef, rule });
       }
     }
     return out;

@@ -22,7 +22,10 @@ const zip = promisify(gzip);
  * save cut short, one under way) are no snapshot, and the full restore runs.
  *
  * Bump FORMAT when the payload or what a restore derives from it changes: a snapshot of another
- * format is ignored, as one of another pass limit (the graph would plan differently).
+ * format is ignored, as one of another pass limit (the graph would plan differently). 4: the
+ * declarations planned with are kept as planText (chef and rules), no longer whole (with the
+ * chef's $SRV id, which made a chef's restart cost the next restart a full restore); a snapshot
+ * of 3 is ignored once, at the first restart after the upgrade, which restores in full.
  *
  * The artefact records are not parsed again with zod at a load (at 100k records that was half
  * the decode and a copy of every record): each was an ArtefactRecord when MajorDomo wrote it, the
@@ -30,7 +33,7 @@ const zip = promisify(gzip);
  * record schema they were written under (RECORD_SCHEMA): records of any other (a field added or
  * changed in protocol) are no snapshot, and the full restore parses every record again.
  */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 const HEAD = 'head';
 
 /**
@@ -81,7 +84,7 @@ export const SnapshotMeta = z.object({
   passLimit: z.number().int().positive(),
   records: z.array(ArtefactRecord),
   passes: z.array(PassMark),
-  /** Each chef's declaration as stored (JSON of the parsed value), by chef. */
+  /** Each chef's declaration as planned with (planText of the parsed value), by chef. */
   declarations: z.record(z.string(), z.string()),
   /** The stored goal answers (JSON of each parsed value), sorted. */
   goals: z.array(z.string()),
