@@ -192,6 +192,37 @@ describe('Bus over a real nats-server', () => {
     expect(none.code).toBe('CP_UNAVAILABLE');
   });
 
+  it('refuses an answer that is not one, naming the field', async () => {
+    const answers = [
+      'not json',
+      '{"no": "envelope"}',
+      JSON.stringify(envelope('api.reply', { ok: 'yes' }, { project: P, source: 'rogue' })),
+      JSON.stringify(envelope('api.reply', { ok: false }, { project: P, source: 'rogue' })),
+    ];
+    let next = 0;
+    const rogue = bus.nc.subscribe(`cp.${P}.api.rogue`, {
+      callback: (_e, m) => {
+        m.respond(answers[next++] ?? '');
+      },
+    });
+    try {
+      await bus.nc.flush();
+      const got = [];
+      for (const _ of answers) {
+        const err = await caught(bus.request('rogue', {}, z.unknown()));
+        got.push([err.constructor.name, err.code, err.message.split(': ').slice(0, 2).join(': ')]);
+      }
+      expect(got).toEqual([
+        ['MessageInvalidError', 'CP_MESSAGE_INVALID', 'malformed rogue reply: (top level)'],
+        ['MessageInvalidError', 'CP_MESSAGE_INVALID', 'invalid rogue reply envelope: v'],
+        ['MessageInvalidError', 'CP_MESSAGE_INVALID', 'invalid rogue reply: body.ok'],
+        ['MessageInvalidError', 'CP_MESSAGE_INVALID', 'invalid rogue reply: body.error'],
+      ]);
+    } finally {
+      rogue.unsubscribe();
+    }
+  });
+
   it('answers $SRV.PING, INFO and STATS', async () => {
     const ping = await bus.nc.request('$SRV.PING.tester', '', { timeout: 2000 });
     expect(ping.json()).toMatchObject({ type: 'io.nats.micro.v1.ping_response', name: 'tester' });

@@ -19,7 +19,7 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { AckedPublisher, type AckedPublishOptions } from './acked-publisher.js';
 import { busSettings } from './config.js';
 import { type ConnectOptions, connectWithBackoff } from './connect.js';
@@ -34,6 +34,7 @@ import {
   StorageQuotaError,
 } from './errors.js';
 import { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
+import { type Listener, type ListenOptions, listen } from './listen.js';
 import { createLogger, type Logger } from './logger.js';
 import { projectBucketMaxAgeMs } from './project.js';
 import { ReplyChunks } from './reply-chunks.js';
@@ -294,6 +295,14 @@ export class Bus {
     return consumer;
   }
 
+  /**
+   * Subscribes (core NATS, no consumer) with `consume`'s validation: the handler gets valid
+   * envelopes of the accepted types; anything else is dead-lettered (listen.ts).
+   */
+  listen<T extends MessageType>(subject: string, options: ListenOptions<T>): Listener {
+    return listen(this, subject, options);
+  }
+
   /** Publishes a message that could not be processed to `cp.<project>.dlq.<service>`. */
   async deadLetter(
     subject: string,
@@ -483,19 +492,8 @@ export class Bus {
         `no answer to ${verb} from project ${this.project} (${(err as Error).message}): is MajorDomo running for this project?`,
       );
     }
-    const env = Envelope.parse(JSON.parse(new TextDecoder().decode(msg.data)));
-    const reply = env.body as {
-      ok: boolean;
-      result?: unknown;
-      chunked?: unknown;
-      error?: { code: string; message: string; field?: string };
-    };
-    if (!reply.ok)
-      throw new RemoteError(
-        reply.error?.code ?? 'CP_INTERNAL',
-        reply.error?.message ?? 'unknown error',
-        reply.error?.field,
-      );
+    const reply = parseAnswer(verb, msg.data);
+    if (!reply.ok) throw new RemoteError(reply.error.code, reply.error.message, reply.error.field);
     return reply;
   }
 
@@ -513,15 +511,47 @@ export class Bus {
   }
 }
 
-/**
- * What a request's error reply says: malformed JSON and invalid bodies (a MessageInvalidError, or
- * a ZodError from the handler) are validation errors naming the field, not internal ones.
- */
 /** Room left in a reply for its envelope (ids, time, project, source, cid). */
 const ENVELOPE_ROOM = 4096;
 /** Parts of one answer read at once. */
 const PARTS_AT_ONCE = 4;
 
+/** The body of an answer `serve` sends: a result (or its parts), or the error. */
+const Answer = z.discriminatedUnion('ok', [
+  z.object({
+    ok: z.literal(true),
+    result: z.unknown().optional(),
+    chunked: z.unknown().optional(),
+  }),
+  z.object({
+    ok: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }),
+  }),
+]);
+
+/** An answer to a request, validated: anything else is a MessageInvalidError naming the field. */
+function parseAnswer(verb: string, data: Uint8Array): z.infer<typeof Answer> {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch (err) {
+    throw new MessageInvalidError(`malformed ${verb} reply`, [
+      { path: '', message: `not JSON: ${(err as Error).message}` },
+    ]);
+  }
+  const env = Envelope.safeParse(json);
+  if (!env.success)
+    throw new MessageInvalidError(`invalid ${verb} reply envelope`, issuesOf(env.error));
+  const answer = Answer.safeParse(env.data.body);
+  if (!answer.success)
+    throw new MessageInvalidError(`invalid ${verb} reply`, issuesOf(answer.error, ['body']));
+  return answer.data;
+}
+
+/**
+ * What a request's error reply says: malformed JSON and invalid bodies (a MessageInvalidError, or
+ * a ZodError from the handler) are validation errors naming the field, not internal ones.
+ */
 export function errorReply(err: unknown): { code: string; message: string; field?: string } {
   if (err instanceof SyntaxError)
     return { code: 'CP_MESSAGE_INVALID', message: `malformed JSON: ${err.message}` };

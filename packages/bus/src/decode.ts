@@ -22,7 +22,10 @@ export function decode<T extends MessageType>(
   try {
     json = JSON.parse(new TextDecoder().decode(data));
   } catch (err) {
-    throw new MessageInvalidError(`malformed JSON: ${(err as Error).message}`);
+    // Named as an issue too: a dead letter's issues say what was wrong, not only its reason.
+    throw new MessageInvalidError('malformed JSON', [
+      { path: '', message: `not JSON: ${(err as Error).message}` },
+    ]);
   }
   const env = Envelope.safeParse(json);
   if (!env.success) throw new MessageInvalidError('invalid envelope', issuesOf(env.error));

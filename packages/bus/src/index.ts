@@ -49,6 +49,7 @@ export {
   startService,
   thenClose,
 } from './lifecycle.js';
+export type { Listener, ListenOptions } from './listen.js';
 export { createLogger, type Logger } from './logger.js';
 export {
   DLQ_MAX_BYTES,

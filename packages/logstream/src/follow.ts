@@ -1,4 +1,4 @@
-import { type Bus, decode, type MessageInvalidError } from '@computepods/bus';
+import type { Bus } from '@computepods/bus';
 import { checkName, checkProject, type LogChunk } from '@computepods/protocol';
 
 /** One piece of a followed file, decoded, with what the follower could tell about gaps. */
@@ -40,20 +40,11 @@ export function followLogs(
   // subjects.logs() names one pod's subject; a follower of every pod needs the wildcard.
   const subject = `cp.${checkProject(project)}.logs.${pod}`;
   const next = new Map<string, number>();
-  const sub = bus.nc.subscribe(subject, {
-    callback: (_err, msg) => {
-      let chunk: LogChunk;
-      try {
-        chunk = decode(msg.data, ['log.chunk'], project).body;
-      } catch (err) {
-        const e = err as MessageInvalidError;
-        bus.logger.warn(
-          { subject: msg.subject, issues: e.issues },
-          `ignored log chunk: ${e.message}`,
-        );
-        void bus.deadLetter(msg.subject, msg.data, e.reason, e.issues ?? []);
-        return;
-      }
+  const sub = bus.listen(subject, {
+    accept: ['log.chunk'],
+    project,
+    invalidMsg: 'ignored log chunk: invalid, dead-lettered',
+    handler: ({ body: chunk }) => {
       if (options.path !== undefined && chunk.path !== options.path) return;
       let data = Buffer.from(chunk.data, 'base64');
       const key = `${chunk.pod}\0${chunk.path}`;

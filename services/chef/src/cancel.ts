@@ -1,11 +1,4 @@
-import {
-  type Bus,
-  type Decoded,
-  decode,
-  type Logger,
-  type MessageInvalidError,
-  type TypedKv,
-} from '@computepods/bus';
+import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
 
 interface Held {
@@ -176,16 +169,9 @@ export async function killTask(
 
 /** Subscribes to `build.cancel`; cancels for builds this chef does not hold are ignored. */
 export function listenForCancels(bus: Bus, held: InFlightBuilds): () => void {
-  const sub = bus.nc.subscribe(subjects.buildCancel(bus.project), {
-    callback: (_err, m) => {
-      let msg: Decoded<'build.cancel'>;
-      try {
-        msg = decode(m.data, ['build.cancel'], bus.project);
-      } catch (err) {
-        const e = err as MessageInvalidError;
-        void bus.deadLetter(m.subject, m.data, e.reason ?? e.message, e.issues ?? []);
-        return;
-      }
+  const sub = bus.listen(subjects.buildCancel(bus.project), {
+    accept: ['build.cancel'],
+    handler: (msg) => {
       const { buildId, reason } = msg.body;
       const mine = held.cancel(buildId, reason);
       bus.logger[mine ? 'info' : 'debug'](

@@ -1,4 +1,4 @@
-import { type Bus, type Decoded, decode, type MessageInvalidError } from '@computepods/bus';
+import type { Bus } from '@computepods/bus';
 import { compilePattern, fillPattern, matchPattern, stemKey } from '@computepods/depgraph';
 import { CanBuildFrom, type HowToBuild, type Rule, subjects } from '@computepods/protocol';
 import { placeholderNames } from './stem.js';
@@ -55,18 +55,11 @@ export function answerHowToBuild(
   rules: readonly Rule[],
   who: { chef: string; pod: string },
 ): () => void {
-  const sub = bus.nc.subscribe(subjects.howToBuild(bus.project), {
-    callback: (_err, msg) => {
-      let q: Decoded<'rules.how_to_build'>;
-      try {
-        q = decode(msg.data, ['rules.how_to_build'], bus.project);
-      } catch (err) {
-        // Kept as a dead letter like any bad message (it was only logged); no answer.
-        const e = err as MessageInvalidError;
-        bus.logger.warn({ issues: e.issues }, `how to build: invalid question dead-lettered`);
-        void bus.deadLetter(msg.subject, msg.data, e.reason, e.issues);
-        return;
-      }
+  const sub = bus.listen(subjects.howToBuild(bus.project), {
+    accept: ['rules.how_to_build'],
+    // Kept as a dead letter like any bad message; no answer.
+    invalidMsg: 'how to build: invalid question dead-lettered',
+    handler: (q, msg) => {
       try {
         const answer = canBuildFrom(rules, who, q.body);
         bus.logger.debug(

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type Bus, type Issue, issuesOf } from '@computepods/bus';
-import { CanBuildFrom, Envelope, type HowToBuild, subjects } from '@computepods/protocol';
+import { type Bus, decode, issuesFromError } from '@computepods/bus';
+import { type CanBuildFrom, type HowToBuild, subjects } from '@computepods/protocol';
 
 /**
  * Scatter-gather: asks every chef "how to build" at once and gathers the "can build from"
@@ -40,18 +40,18 @@ export async function askHowToBuild(
         bus.logger.debug({ cid: options.cid }, 'how to build: nobody answered');
         return true;
       }
-      const answer = parseAnswer(m.data);
-      if (!answer.ok) {
-        bus.logger.warn(
-          { issues: answer.issues, cid: options.cid },
-          'how to build: invalid answer dead-lettered',
-        );
-        void bus.deadLetter(inbox, m.data, 'invalid how-to-build answer', answer.issues);
+      let answer: CanBuildFrom;
+      try {
+        answer = decode(m.data, ['rules.can_build_from'], bus.project).body;
+      } catch (err) {
+        const issues = issuesFromError(err);
+        bus.logger.warn({ issues, cid: options.cid }, 'how to build: invalid answer dead-lettered');
+        void bus.deadLetter(inbox, m.data, 'invalid how-to-build answer', issues);
         continue;
       }
-      if (answer.value.goal !== question.goal) continue;
-      answers.push(answer.value);
-      waiting.delete(answer.value.chef);
+      if (answer.goal !== question.goal) continue;
+      answers.push(answer);
+      waiting.delete(answer.chef);
       if (waiting.size === 0) return true;
     }
     return false;
@@ -86,22 +86,6 @@ export async function askHowToBuild(
 function inboxPrefix(bus: Bus): string {
   const o = (bus.nc as unknown as { options?: { inboxPrefix?: unknown } }).options;
   return typeof o?.inboxPrefix === 'string' && o.inboxPrefix ? o.inboxPrefix : '_INBOX';
-}
-
-function parseAnswer(
-  data: Uint8Array,
-): { ok: true; value: CanBuildFrom } | { ok: false; issues: Issue[] } {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch (err) {
-    return { ok: false, issues: [{ path: '', message: `not JSON: ${(err as Error).message}` }] };
-  }
-  const env = Envelope.safeParse(json);
-  if (!env.success) return { ok: false, issues: issuesOf(env.error) };
-  const body = CanBuildFrom.safeParse(env.data.body);
-  if (!body.success) return { ok: false, issues: issuesOf(body.error, ['body']) };
-  return { ok: true, value: body.data };
 }
 
 export interface Choice {

@@ -1,5 +1,5 @@
 import type { Bus } from '@computepods/bus';
-import { BuildRequested, buckets, Envelope, RulesDeclared, subjects } from '@computepods/protocol';
+import { type BuildRequested, buckets, RulesDeclared, subjects } from '@computepods/protocol';
 
 /**
  * For MajorDomo's in-process tests: plays chef `gen` by hand. It declares one rule, `up`
@@ -31,10 +31,11 @@ export async function playChef(
       },
     ],
   });
-  bus.nc.subscribe(subjects.buildRequest(project, 'gen'), {
-    callback: (_e, m) => {
-      const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
-      requests.push(BuildRequested.parse(env.body));
+  bus.listen(subjects.buildRequest(project, 'gen'), {
+    accept: ['build.requested'],
+    project,
+    handler: (m) => {
+      requests.push(m.body);
     },
   });
 }

@@ -1,0 +1,134 @@
+import { Writable } from 'node:stream';
+import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
+import { NatsServer, untilDefined } from '@computepods/testkit';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Bus } from './bus.js';
+import type { Decoded } from './decode.js';
+import { ensureProjectStreams } from './project.js';
+
+const P = 'listentest';
+const SUBJECT = `cp.${P}.build.cancel`;
+
+/**
+ * Bus.listen over a real nats-server: a core subscription that validates as `consume` does. A
+ * bad message is dead-lettered naming its field, logged, and kept from the handler; a handler
+ * that throws or rejects is logged, and the subscription goes on.
+ */
+describe('Bus.listen (a real nats-server)', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  const logs: Array<{ level: number; msg: string; reason?: string }> = [];
+  const letters: DeadLetter[] = [];
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of String(chunk).split('\n')) if (l) logs.push(JSON.parse(l));
+        cb();
+      },
+    });
+    bus = await Bus.connect({
+      servers: nats.url,
+      service: 'listener',
+      project: P,
+      logger: pino({ level: 'warn' }, sink),
+    });
+    await ensureProjectStreams(bus, P);
+    bus.nc.subscribe(subjects.deadLetter(P, 'listener'), {
+      callback: (_e, m) => {
+        letters.push(DeadLetter.parse(Envelope.parse(m.json()).body));
+      },
+    });
+    await bus.nc.flush();
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  const cancel = (buildId: string, project = P) =>
+    JSON.stringify(
+      envelope('build.cancel', { buildId, reason: 'test' }, { project, source: 'tester' }),
+    );
+
+  it('hands valid messages over and dead-letters the rest, naming the field', async () => {
+    const got: Array<Decoded<'build.cancel'>> = [];
+    const sub = bus.listen(SUBJECT, {
+      accept: ['build.cancel'],
+      invalidMsg: 'invalid cancel dead-lettered',
+      handler: (m) => {
+        got.push(m);
+      },
+    });
+    try {
+      await bus.nc.flush();
+      const bad = [
+        'not json',
+        JSON.stringify(envelope('build.cancel', { buildId: '' }, { project: P, source: 't' })),
+        JSON.stringify(
+          envelope('task.control', { taskId: 't', action: 'kill' }, { project: P, source: 't' }),
+        ),
+        cancel('elsewhere', 'other'),
+      ];
+      for (const data of bad) bus.nc.publish(SUBJECT, data);
+      bus.nc.publish(SUBJECT, cancel('b-1'));
+      await untilDefined('the valid message and 4 letters', async () =>
+        got.length === 1 && letters.length === 4 ? true : undefined,
+      );
+      expect(got[0]?.body).toEqual({ buildId: 'b-1', reason: 'test' });
+      expect(letters.map((l) => l.data)).toEqual(bad);
+      expect(letters.map((l) => l.issues[0]?.path)).toEqual([
+        '',
+        'body.buildId',
+        'type',
+        'project',
+      ]);
+      expect(letters[0]?.issues[0]?.message).toMatch(/^not JSON: /);
+      expect(letters.every((l) => l.subject === SUBJECT && l.service === 'listener')).toBe(true);
+      const warned = logs.filter((l) => l.msg === 'invalid cancel dead-lettered');
+      expect(warned.map((l) => l.reason)).toEqual([
+        'malformed JSON',
+        'invalid build.cancel body',
+        'unexpected message type "task.control"',
+        `message for project other on ${P}'s subject`,
+      ]);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it('logs a handler that throws or rejects, and goes on', async () => {
+    const got: string[] = [];
+    const sub = bus.listen(SUBJECT, {
+      accept: ['build.cancel'],
+      handler: async (m) => {
+        got.push(m.body.buildId);
+        if (m.body.buildId === 'sync-throw') throw new Error('thrown');
+        await Promise.resolve();
+        if (m.body.buildId === 'async-reject') throw new Error('rejected');
+      },
+    });
+    const syncSub = bus.listen(SUBJECT, {
+      accept: ['build.cancel'],
+      handler: (m) => {
+        if (m.body.buildId === 'sync-throw') throw new Error('thrown by a plain function');
+      },
+    });
+    try {
+      await bus.nc.flush();
+      for (const id of ['sync-throw', 'async-reject', 'after']) bus.nc.publish(SUBJECT, cancel(id));
+      await untilDefined('every message handled', async () =>
+        got.length === 3 ? true : undefined,
+      );
+      expect(got).toEqual(['sync-throw', 'async-reject', 'after']);
+      await untilDefined('three failures logged', async () =>
+        logs.filter((l) => l.msg === 'message handler failed').length === 3 ? true : undefined,
+      );
+    } finally {
+      sub.unsubscribe();
+      syncSub.unsubscribe();
+    }
+  });
+});
