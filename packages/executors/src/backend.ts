@@ -37,6 +37,14 @@ export interface BackendContext {
 }
 
 /**
+ * The tasks whose output is still being read to be published: the runner's task-log publisher,
+ * until each log's end marker is acknowledged or it gave up on it (saying why). A backend's
+ * sweep leaves what holds their output (a task folder, a job folder, a Job's log copy),
+ * whatever the keep time. Not given: every log counts as published.
+ */
+export type UnpublishedLogs = () => Iterable<TaskRecord>;
+
+/**
  * States a new task is recorded in together with "created", in the same write (a local pool
  * with a free slot: submitted and running), and what goes with them. `release` undoes what the
  * backend reserved when that write fails.

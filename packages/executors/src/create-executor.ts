@@ -8,7 +8,7 @@ import {
   resourceId,
 } from '@computepods/protocol';
 import { SshPool } from '@computepods/transport';
-import type { BackendContext } from './backend.js';
+import type { BackendContext, UnpublishedLogs } from './backend.js';
 import { Executor, type ExecutorHooks } from './executor.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import type { KubernetesStagingOptions } from './kubernetes-stage-server.js';
@@ -33,8 +33,15 @@ export interface BackendTuning {
   readonly killGraceMs?: number;
   /** Local: parent of task folders, overriding jobs_local_dir. */
   readonly jobsDir?: string;
-  /** SLURM and Kubernetes: how long ended job folders and Jobs are kept (slurm-sweep.ts, kubernetes-cleanup.ts). */
+  /**
+   * How long ended task folders (local), job folders (SLURM) and Jobs (Kubernetes) are kept
+   * (local-sweep.ts, slurm-sweep.ts, kubernetes-cleanup.ts).
+   */
   readonly keep?: KeepPolicy;
+  /** Between two sweeps of ended task folders, job folders or Jobs (default 60 s). */
+  readonly sweepEveryMs?: number;
+  /** The tasks whose logs are not yet fully published: their files are never swept. */
+  readonly unpublishedLogs?: UnpublishedLogs;
   /** Local: declared files moved in and out by someone who sees the task's cwd (pilots). */
   readonly staging?: TaskStaging;
   /** Kubernetes: the stage server pods fetch declared inputs from and send outputs to. */
@@ -71,6 +78,11 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     ...(options.runner ? { runner: options.runner } : {}),
     ...(options.recordRetry ? { recordRetry: options.recordRetry } : {}),
   };
+  const sweep = {
+    ...(tune.keep ? { keep: tune.keep } : {}),
+    ...(tune.sweepEveryMs !== undefined ? { sweepEveryMs: tune.sweepEveryMs } : {}),
+    ...(tune.unpublishedLogs ? { unpublishedLogs: tune.unpublishedLogs } : {}),
+  };
   if (resource.type === 'local') {
     const makeBackend = (ctx: BackendContext) =>
       new LocalBackend(
@@ -81,6 +93,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
           ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
           ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
           ...(tune.staging ? { staging: tune.staging } : {}),
+          ...sweep,
         },
         ctx,
       );
@@ -104,7 +117,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
           ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
           ...(tune.retry ? { retry: tune.retry } : {}),
           ...(tune.kubernetesStaging ? { staging: tune.kubernetesStaging } : {}),
-          ...(tune.keep ? { keep: tune.keep } : {}),
+          ...sweep,
         },
         ctx,
       );
@@ -118,7 +131,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
     ...(tune.batchWindowMs !== undefined ? { batchWindowMs: tune.batchWindowMs } : {}),
     ...(tune.retry ? { retry: tune.retry } : {}),
-    ...(tune.keep ? { keep: tune.keep } : {}),
+    ...sweep,
   };
   if (resource.type === 'slurm_sudo' && profile.resource_type === 'slurm_sudo') {
     const host = new SudoHost({

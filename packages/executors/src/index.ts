@@ -6,7 +6,14 @@
  *   await ex.submit({ taskId: 't1', resource: 'local', command: 'make', cwd: '/w', env: {}, gpu: false });
  *   const rec = await ex.wait('t1'); // finished | failed | killed, exit code, log paths
  */
-export type { Backend, BackendContext, LogRead, LogStream, RecordPatch } from './backend.js';
+export type {
+  Backend,
+  BackendContext,
+  LogRead,
+  LogStream,
+  RecordPatch,
+  UnpublishedLogs,
+} from './backend.js';
 export {
   type BackendTuning,
   type CreateExecutorOptions,

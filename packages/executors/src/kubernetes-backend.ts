@@ -15,7 +15,7 @@ import type {
   V1JobCondition,
   V1Pod,
 } from '@kubernetes/client-node';
-import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
+import type { Backend, BackendContext, LogRead, LogStream, UnpublishedLogs } from './backend.js';
 import { isRetryable, ResourceCommandError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
 import { apiError, statusOf } from './kubernetes-api-error.js';
@@ -68,6 +68,8 @@ export interface KubernetesBackendOptions {
   readonly keep?: KeepPolicy | undefined;
   /** Between two sweeps of ended Jobs (default 60 s; the first comes with adopt). */
   readonly sweepEveryMs?: number;
+  /** Tasks whose logs are still being published: their Jobs and log copies are not swept. */
+  readonly unpublishedLogs?: UnpublishedLogs | undefined;
   /** The clock keep times are measured with (default Date.now; tests move it on). */
   readonly now?: () => number;
 }
@@ -168,11 +170,18 @@ export class KubernetesBackend implements Backend {
     this.#stage = this.#startStageServer();
   }
 
-  /** The Jobs of the tasks this backend watches, and of those whose end is being recorded. */
+  /**
+   * The Jobs of the tasks this backend watches, of those whose end is being recorded, and of
+   * those whose log copy is still being read to be published.
+   */
   #watched(): Set<string> {
     const names = new Set(this.#ending);
     for (const id of this.#tasks.keys()) {
       const job = kubernetesHandle(this.#c.get(id)?.handle)?.jobName;
+      if (job) names.add(job);
+    }
+    for (const rec of this.#o.unpublishedLogs?.() ?? []) {
+      const job = kubernetesHandle(rec.handle)?.jobName;
       if (job) names.add(job);
     }
     return names;

@@ -59,7 +59,12 @@ const profile = {
 };
 
 /** A backend whose keep times are measured with a clock the test moves on. */
-function setup(id: string, keep: { okMs: number; failedMs: number }, sweepEveryMs?: number) {
+function setup(
+  id: string,
+  keep: { okMs: number; failedMs: number },
+  sweepEveryMs?: number,
+  unpublishedLogs?: () => Iterable<TaskRecord>,
+) {
   const clock = { offset: 0 };
   const makeBackend = (ctx: BackendContext) =>
     new KubernetesBackend(
@@ -71,6 +76,7 @@ function setup(id: string, keep: { okMs: number; failedMs: number }, sweepEveryM
         pollMs: 100,
         keep,
         ...(sweepEveryMs ? { sweepEveryMs } : {}),
+        ...(unpublishedLogs ? { unpublishedLogs } : {}),
         now: () => Date.now() + clock.offset,
       },
       ctx,
@@ -208,6 +214,34 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
     expect(existsSync(`${jobsDir}/${name}.files`)).toBe(false);
     expect(existsSync(`${jobsDir}/${orphan}`)).toBe(false);
     expect(existsSync(`${jobsDir}/notes.log`)).toBe(true);
+    await ex.close();
+  });
+
+  it('a Job whose log copy is still being published stays, whatever the keep time', async () => {
+    const id = 'k8s-held';
+    const unpublished = new Map<string, TaskRecord>();
+    const { backend, ex } = setup(id, { okMs: 0, failedMs: 0 }, undefined, () =>
+      unpublished.values(),
+    );
+    await ex.adopt([]);
+    const t = task(id, 'echo the last piece');
+    await ex.submit(t);
+    const rec = await ex.wait(t.taskId);
+    expect(rec.state, rec.reason).toBe('finished');
+    unpublished.set(t.taskId, rec);
+    const h = defined(kubernetesHandle(rec.handle), 'the held task handle');
+    await until(
+      () => annotations(h.jobName)?.[OUTCOME_ANNOTATION] === 'finished',
+      'the held task Job marked finished',
+    );
+    await backend.sweepNow();
+    await backend.sweepNow();
+    expect(jobNamed(h.jobName)).toBeDefined();
+    expect(readFileSync(h.logPath, 'utf8')).toBe('the last piece\n');
+    unpublished.delete(t.taskId);
+    await backend.sweepNow();
+    expect(jobNamed(h.jobName)).toBeUndefined();
+    expect(existsSync(h.logPath)).toBe(false);
     await ex.close();
   });
 

@@ -16,8 +16,9 @@ import type { KeepPolicy } from './slurm-sweep.js';
  * KeepPolicy (CP_JOB_KEEP_S, CP_JOB_KEEP_FAILED_S), with Background propagation (its pods have
  * ended), and with it the Job's files in jobs_local_dir (<job>.log, <job>.log.tmp, <job>.files),
  * those first: a runner dying in between finds the Job again. A keep time of 0 deletes at the
- * next sweep, not at the end itself: the runner's task-log publisher is still reading the log
- * copy then (its last piece and the end marker), as after a SLURM job.
+ * next sweep, and never while the runner's task-log publisher is still reading the log copy
+ * (its last piece and the end marker: the backend counts such a Job as watched, through
+ * BackendContext.unpublishedLogs), as for a SLURM job folder or a local task folder.
  * A Job that ended without the annotation (its runner died between recording the end and
  * marking the Job, or ran an older version) goes keep.failedMs after its Complete or Failed
  * condition. Files whose Job is gone (killed, deleted outside ComputePods) go keep.failedMs

@@ -1,12 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol';
-import type { Admission, Backend, BackendContext, LogRead, LogStream } from './backend.js';
+import type {
+  Admission,
+  Backend,
+  BackendContext,
+  LogRead,
+  LogStream,
+  UnpublishedLogs,
+} from './backend.js';
 import { isRetryable, UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
+import { isTerminal } from './lifecycle.js';
+import { TaskFolderSweep } from './local-sweep.js';
 import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
 import { readFrom, readTail } from './read-tail.js';
+import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
 import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
@@ -31,6 +41,14 @@ export interface LocalBackendOptions {
    * cannot see the pods' workspace); without it they run in their cwd.
    */
   readonly staging?: TaskStaging;
+  /** How long ended task folders are kept (local-sweep.ts; default DEFAULT_KEEP). */
+  readonly keep?: KeepPolicy | undefined;
+  /** Between two sweeps of ended task folders (default 60 s; the first comes with adopt). */
+  readonly sweepEveryMs?: number | undefined;
+  /** The clock keep times are measured with (default Date.now; tests move it on). */
+  readonly now?: () => number;
+  /** Tasks whose logs are still being published: their folders are not swept. */
+  readonly unpublishedLogs?: UnpublishedLogs | undefined;
 }
 
 interface Running {
@@ -55,7 +73,8 @@ interface Running {
  * each runs in its own session and process group under a wrapper that records pid and exit
  * code in the task folder `<jobsDir>/<taskId>/` (pid, exit, stdout, stderr), started by a
  * long-lived spawner (spawner.ts). A task admitted while a slot is free is recorded created,
- * submitted and running in one write.
+ * submitted and running in one write. Ended tasks' folders go after their keep time
+ * (local-sweep.ts), swept from adopt on.
  */
 export class LocalBackend implements Backend {
   readonly type = 'local' as const;
@@ -73,6 +92,7 @@ export class LocalBackend implements Backend {
   readonly #stats = { spawned: 0, adopted: 0, collectedAfterRestart: 0, startedAfterRestart: 0 };
   readonly #envSite: EnvironmentSite;
   readonly #staging: TaskStaging | undefined;
+  readonly #sweeper: TaskFolderSweep;
 
   constructor(options: LocalBackendOptions, ctx: BackendContext) {
     this.#c = ctx;
@@ -89,6 +109,17 @@ export class LocalBackend implements Backend {
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
     this.#startGraceMs = options.startGraceMs ?? 2_000;
     this.#staging = options.staging;
+    const envs = resolve(this.#envSite.dir);
+    this.#sweeper = new TaskFolderSweep({
+      jobsDir: this.jobsDir,
+      // The environments' folder, when tasks_local_dir is the jobs folder too.
+      notTasks: new Set(dirname(envs) === resolve(this.jobsDir) ? [basename(envs)] : []),
+      keep: options.keep ?? DEFAULT_KEEP,
+      everyMs: options.sweepEveryMs ?? 60_000,
+      now: options.now ?? Date.now,
+      watching: () => this.#watching(options.unpublishedLogs),
+      log: (level, msg, data) => ctx.log(level, msg, data),
+    });
     this.#spawner = new Spawner({
       env: options.env ?? taskBaseEnv(),
       log: (level, msg, data) => ctx.log(level, msg, data),
@@ -185,6 +216,8 @@ export class LocalBackend implements Backend {
     }
     this.#pump();
     this.#ensurePoller();
+    // Every task still ours has its record in the executor by now: its folder is safe.
+    this.#sweeper.start();
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
@@ -204,7 +237,12 @@ export class LocalBackend implements Backend {
   }
 
   stats(): Readonly<Record<string, number>> {
-    return { ...this.#stats, running: this.#running.size, queued: this.#queue.length };
+    return {
+      ...this.#stats,
+      ...this.#sweeper.stats,
+      running: this.#running.size,
+      queued: this.#queue.length,
+    };
   }
 
   async close(): Promise<void> {
@@ -212,6 +250,26 @@ export class LocalBackend implements Backend {
     clearInterval(this.#poller);
     for (const r of this.#running.values()) clearTimeout(r.timer);
     this.#spawner.close();
+    await this.#sweeper.close();
+  }
+
+  /** Removes the ended task folders past their keep time now (tests); never fails. */
+  sweepNow(): Promise<void> {
+    return this.#sweeper.sweepNow();
+  }
+
+  /**
+   * Which task folders the sweep must leave, as things stand: a task whose record has not
+   * ended (queued, running, adopted, or its outputs and end being collected: the end is
+   * recorded last) or that holds a slot, and one whose log is still being read to be published.
+   */
+  #watching(unpublished: UnpublishedLogs | undefined): (taskId: string) => boolean {
+    const held = new Set([...(unpublished?.() ?? [])].map((r) => r.task.taskId));
+    return (id) => {
+      if (this.#running.has(id) || held.has(id)) return true;
+      const state = this.#c.get(id)?.state;
+      return state !== undefined && !isTerminal(state);
+    };
   }
 
   taskDir(taskId: string): string {

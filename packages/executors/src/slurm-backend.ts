@@ -8,7 +8,7 @@ import {
   type TaskState,
 } from '@computepods/protocol';
 import { commandPath } from '@computepods/transport';
-import type { Backend, BackendContext, LogRead, LogStream } from './backend.js';
+import type { Backend, BackendContext, LogRead, LogStream, UnpublishedLogs } from './backend.js';
 import { isRetryable, ResourceCommandError, TaskNotFoundError } from './errors.js';
 import { type SlurmHandle, slurmHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
@@ -50,6 +50,8 @@ export interface SlurmBackendOptions {
   readonly keep?: KeepPolicy;
   /** Between two sweeps of finished job folders (default 60 s; the first comes after adopt). */
   readonly sweepEveryMs?: number;
+  /** Tasks whose logs are still being published: their job folders are not swept. */
+  readonly unpublishedLogs?: UnpublishedLogs | undefined;
   /** Polls that must agree a job is gone without a task's exit code before it fails (default 2). */
   readonly confirmPolls?: number;
 }
@@ -878,7 +880,15 @@ export class SlurmBackend implements Backend {
   async #sweep(): Promise<void> {
     const root = commandPath(this.#o.jobsDir, 'jobs folder');
     const listed = await this.#host.run(['sh', '-c', SWEEP_LIST_SCRIPT, 'sh', root]);
-    const watched = new Set([...this.#jobs.keys(), ...[...this.#toFetch].map((j) => j.key)]);
+    // A job folder holding a log still being read to be published stays too, whatever its age.
+    const held = new Set(
+      [...(this.#o.unpublishedLogs?.() ?? [])].flatMap((r) => slurmHandle(r.handle)?.jobKey ?? []),
+    );
+    const watched = new Set([
+      ...this.#jobs.keys(),
+      ...[...this.#toFetch].map((j) => j.key),
+      ...held,
+    ]);
     const plan = planSweep(
       ensureOk('list job folders', listed).stdout,
       this.#o.keep ?? DEFAULT_KEEP,
@@ -887,7 +897,7 @@ export class SlurmBackend implements Backend {
     const gone = [...plan.remove];
     for (const key of plan.ifUnknown) if (!(await this.#findByName(key))) gone.push(key);
     // Watched meanwhile (a restart adopting it while this sweep ran): left alone.
-    const remove = gone.filter((k) => !this.#jobs.has(k));
+    const remove = gone.filter((k) => !this.#jobs.has(k) && !held.has(k));
     if (remove.length === 0) return;
     const dirs = remove.map((k) => commandPath(posix.join(this.#o.jobsDir, k), 'job folder'));
     ensureOk('remove job folders', await this.#host.run(['rm', '-rf', '--', ...dirs]));

@@ -472,6 +472,39 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     await ex.close();
   });
 
+  it('keeps the job folder of a task whose log is still being published, whatever the keep time', async () => {
+    const unpublished = new Map<string, TaskRecord>();
+    const { ex, backend } = setup(
+      undefined,
+      {},
+      {
+        keep: { okMs: 0, failedMs: 0 },
+        unpublishedLogs: () => unpublished.values(),
+      },
+    );
+    const dirOf = (id: string) =>
+      dirname(defined(defined(ex.get(id), 'ex.get(id)').stdoutPath, 'ex.get(id).stdoutPath'));
+    const held = task('echo the last piece');
+    await ex.submit(held);
+    const rec = await ex.wait(held.taskId);
+    expect(rec.state).toBe('finished');
+    unpublished.set(held.taskId, rec);
+    // Another task's job, ended after the held one's: once a sweep removed its folder, the held
+    // task's job had left the backend's watch too (both ended before that poll).
+    const other = task('echo not held');
+    await ex.submit(other);
+    expect((await ex.wait(other.taskId)).state).toBe('finished');
+    await until(async () => {
+      await backend.sweepNow();
+      return !existsSync(dirOf(other.taskId));
+    }, 'the job folder of the task not held removed');
+    expect(await ex.logs(held.taskId)).toBe('the last piece\n');
+    unpublished.delete(held.taskId);
+    await backend.sweepNow();
+    expect(existsSync(dirOf(held.taskId))).toBe(false);
+    await ex.close();
+  });
+
   it('makes a task environment as the job user where the job runs, once, and runs tasks in it', async () => {
     // The environments live below tasks_local_dir, made by cpuser; pip finds the package in a
     // folder of this test (no network).

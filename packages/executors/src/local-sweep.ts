@@ -1,0 +1,197 @@
+import type { Dirent } from 'node:fs';
+import { lstat, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PeriodicSweep } from './periodic-sweep.js';
+import { isOurProcess } from './process-group.js';
+import type { KeepPolicy } from './slurm-sweep.js';
+
+/*
+ * Ended local task folders do not stay for ever (one per task, thousands a day). A folder
+ * `<jobs dir>/<task id>/` whose task is no longer the backend's (not queued, running, adopted
+ * or being collected) and whose log is published goes, as a SLURM job folder does
+ * (slurm-sweep.ts), `keep.okMs` after the wrapper wrote exit code 0 and `keep.failedMs` after
+ * any other code. A folder without a complete exit file (the process killed with its spawner,
+ * never started) goes `keep.failedMs` after it was last written, and never while its pid
+ * names a live process of that folder. Only folders the backend makes are touched: a task id
+ * for a name, holding nothing but the files the wrapper and the spawner write; anything else
+ * in the jobs folder (the python `envs` when tasks_local_dir is the same folder, a folder
+ * holding other files, a symlink) is left alone.
+ */
+
+/** A task folder's name: a task id (protocol's TaskSubmitted.taskId), never "." or "..". */
+const TASK_DIR = /^[A-Za-z0-9_.:-]{1,200}$/;
+
+/** What the wrapper and the spawner write into a task folder, and nothing else. */
+export const TASK_FILES: readonly string[] = ['pid', 'exit', 'stdout', 'stderr'];
+
+export interface TaskFolder {
+  readonly name: string;
+  /** The code in `exit` when it is complete ("<digits>\n"), else undefined. */
+  readonly exitCode: number | undefined;
+  /** When it ended (`exit`'s mtime), or, without an exit code, when it was last written (ms). */
+  readonly at: number;
+  /** Its `pid` names a live process started for this folder. */
+  readonly alive: boolean;
+}
+
+/** The folders of `folders` past their keep time, leaving out those `watched` names. */
+export function planLocalSweep(
+  folders: readonly TaskFolder[],
+  nowMs: number,
+  keep: KeepPolicy,
+  watched: (name: string) => boolean,
+): string[] {
+  const out: string[] = [];
+  for (const f of folders) {
+    if (watched(f.name) || f.alive) continue;
+    const keepMs = f.exitCode === 0 ? keep.okMs : keep.failedMs;
+    if (nowMs - f.at >= keepMs) out.push(f.name);
+  }
+  return out;
+}
+
+/**
+ * The task folders under `jobsDir` (see above for what counts as one), leaving out the names
+ * in `skip`. `ended`: folders read before whose exit code was complete, taken as they were (an
+ * ended folder does not change; a sweep reads each once). A folder that changes while it is
+ * read is left out of this sweep.
+ */
+export async function listTaskFolders(
+  jobsDir: string,
+  skip: ReadonlySet<string>,
+  ended: ReadonlyMap<string, TaskFolder> = new Map(),
+): Promise<TaskFolder[]> {
+  const entries = await readdir(jobsDir, { withFileTypes: true }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [] as Dirent[];
+    throw err;
+  });
+  const out: TaskFolder[] = [];
+  for (const e of entries) {
+    // A symlink is not a directory here (readdir's types are lstat's): never followed.
+    if (!e.isDirectory() || skip.has(e.name)) continue;
+    if (!TASK_DIR.test(e.name) || e.name === '.' || e.name === '..') continue;
+    const known = ended.get(e.name);
+    const folder =
+      known ?? (await readTaskFolder(join(jobsDir, e.name), e.name).catch(() => undefined));
+    if (folder) out.push(folder);
+  }
+  return out;
+}
+
+/** The folder's entries when they are all the files a task folder holds, else undefined. */
+async function ourFiles(dir: string): Promise<string[] | undefined> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  if (entries.some((f) => !f.isFile() || !TASK_FILES.includes(f.name))) return undefined;
+  return entries.map((f) => f.name);
+}
+
+async function readTaskFolder(dir: string, name: string): Promise<TaskFolder | undefined> {
+  const names = await ourFiles(dir);
+  if (!names?.length) return undefined;
+  if (names.includes('exit')) {
+    const exitAt = (await lstat(join(dir, 'exit'))).mtimeMs;
+    const text = await readFile(join(dir, 'exit'), 'utf8');
+    // Written last, by the wrapper as it exits (or by the spawner after it): the task is over.
+    if (/^\d+\n$/.test(text))
+      return { name, exitCode: Number(text.trim()), at: exitAt, alive: false };
+  }
+  let newest = (await lstat(dir)).mtimeMs;
+  for (const n of names) newest = Math.max(newest, (await lstat(join(dir, n))).mtimeMs);
+  const pidText = names.includes('pid') ? await readFile(join(dir, 'pid'), 'utf8') : '';
+  const pid = /^\d+\n$/.test(pidText) ? Number(pidText.trim()) : 0;
+  return { name, exitCode: undefined, at: newest, alive: pid > 1 && isOurProcess(pid, dir) };
+}
+
+/**
+ * Removes one task folder: its files, then the folder itself; false, leaving it all, when it
+ * holds anything else now. Something written into it in between keeps the folder (and that).
+ */
+export async function removeTaskFolder(jobsDir: string, name: string): Promise<boolean> {
+  const dir = join(jobsDir, name);
+  const names = await ourFiles(dir).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  });
+  if (!names) return false;
+  for (const f of names) await rm(join(dir, f), { force: true });
+  try {
+    await rmdir(dir);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    if ((err as NodeJS.ErrnoException).code === 'ENOTEMPTY') return false;
+    throw err;
+  }
+}
+
+export interface TaskFolderSweepOptions {
+  readonly jobsDir: string;
+  /** Names in the jobs folder that are not task folders whatever they hold (the envs folder). */
+  readonly notTasks: ReadonlySet<string>;
+  readonly keep: KeepPolicy;
+  /** Between two sweeps (the first comes with start). */
+  readonly everyMs: number;
+  /** The clock keep times are measured with. */
+  readonly now: () => number;
+  /** Asked at each sweep and before each removal: which task ids are still the backend's. */
+  readonly watching: () => (taskId: string) => boolean;
+  readonly log: (level: 'info' | 'warn', msg: string, data: Record<string, unknown>) => void;
+}
+
+/** Removes the ended task folders past their keep time, now and then (PeriodicSweep). */
+export class TaskFolderSweep {
+  readonly #o: TaskFolderSweepOptions;
+  readonly #sweeper: PeriodicSweep;
+  /** Ended folders seen by an earlier sweep and kept: not read again. */
+  readonly #ended = new Map<string, TaskFolder>();
+  readonly stats = { sweeps: 0, swept: 0 };
+
+  constructor(options: TaskFolderSweepOptions) {
+    this.#o = options;
+    this.#sweeper = new PeriodicSweep({
+      run: () => this.#sweep(),
+      everyMs: options.everyMs,
+      onError: (err) =>
+        options.log('warn', 'could not sweep ended task folders', { err: String(err) }),
+    });
+  }
+
+  /** Sweeps now, then every everyMs (from adopt, when every task still ours is known). */
+  start(): void {
+    this.#sweeper.start();
+  }
+
+  /** One sweep (resolves when done). Never fails: one that cannot run is logged. */
+  sweepNow(): Promise<void> {
+    return this.#sweeper.now();
+  }
+
+  close(): Promise<void> {
+    return this.#sweeper.close();
+  }
+
+  async #sweep(): Promise<void> {
+    this.stats.sweeps++;
+    const { jobsDir } = this.#o;
+    const folders = await listTaskFolders(jobsDir, this.#o.notTasks, this.#ended);
+    const watched = this.#o.watching();
+    this.#ended.clear();
+    // A task folder taken up again (a task started once more in it) is read afresh.
+    for (const f of folders)
+      if (f.exitCode !== undefined && !watched(f.name)) this.#ended.set(f.name, f);
+    const plan = planLocalSweep(folders, this.#o.now(), this.#o.keep, watched);
+    const removed: string[] = [];
+    for (const name of plan) {
+      this.#ended.delete(name);
+      // Taken up meanwhile (adopted, started again): left alone.
+      if (this.#o.watching()(name)) continue;
+      if (await removeTaskFolder(jobsDir, name)) removed.push(name);
+    }
+    this.stats.swept += removed.length;
+    if (removed.length)
+      this.#o.log('info', 'removed ended task folders', {
+        count: removed.length,
+        tasks: removed.slice(0, 20),
+      });
+  }
+}
