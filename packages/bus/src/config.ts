@@ -1,4 +1,12 @@
-import { defineEnv, envEnum, envIntType, envString, envText, loadEnv } from '@computepods/protocol';
+import {
+  defineEnv,
+  envEnum,
+  envIntType,
+  envString,
+  envText,
+  InvalidEnvError,
+  loadEnv,
+} from '@computepods/protocol';
 import { z } from 'zod';
 import type { ConnectOptions } from './connect.js';
 
@@ -148,8 +156,9 @@ export interface BusSettings {
 export function busSettings(env: NodeJS.ProcessEnv = process.env): BusSettings {
   const e = loadEnv(connectionEnv, env);
   if (Boolean(e.NATS_CERT) !== Boolean(e.NATS_KEY))
-    throw new Error(
-      'NATS_CERT and NATS_KEY go together: set both for a client certificate, or neither',
+    throw new InvalidEnvError(
+      ['NATS_CERT', 'NATS_KEY'],
+      ['NATS_CERT and NATS_KEY go together: set both for a client certificate, or neither'],
     );
   const tls =
     e.NATS_CA || e.NATS_CERT || e.NATS_KEY

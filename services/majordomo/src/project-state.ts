@@ -1,9 +1,18 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import { buckets, Project } from '@computepods/protocol';
+import { buckets, CpError, Project } from '@computepods/protocol';
 
 type KvEntry = NonNullable<Awaited<ReturnType<TypedKv<typeof Project>['kv']['get']>>>;
 
 const KEY = 'project';
+
+/** The project takes no builds now (inactive, deleted, or its record unreadable). */
+export class ProjectInactiveError extends CpError<'CP_PROJECT_INACTIVE'> {
+  /** What the REST API answers: the project's state, not the request, is at fault. */
+  readonly statusCode = 409;
+  constructor(message: string) {
+    super('CP_PROJECT_INACTIVE', message);
+  }
+}
 
 /**
  * Whether the project takes new builds, from its own copy of its record (`cp_<p>_config`, key
@@ -76,8 +85,7 @@ export class ProjectState {
   /** Throws CP_PROJECT_INACTIVE (naming how to re-activate) unless the project takes builds. */
   check(): void {
     if (this.#active) return;
-    // statusCode: the REST API answers 409 (the project's state, not the request, is at fault).
-    throw Object.assign(new Error(this.#reason), { code: 'CP_PROJECT_INACTIVE', statusCode: 409 });
+    throw new ProjectInactiveError(this.#reason);
   }
 
   stop(): void {

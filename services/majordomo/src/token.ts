@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InvalidEnvError } from '@computepods/protocol';
 
 /** A bootstrap token shorter than this is refused: it is an admin's key to the whole API. */
 export const MIN_BOOTSTRAP_TOKEN_LENGTH = 16;
@@ -16,11 +17,11 @@ export function apiToken(
 ): { token: string; file?: string } {
   if (given) {
     if (given.length < MIN_BOOTSTRAP_TOKEN_LENGTH)
-      throw Object.assign(
-        new Error(
+      throw new InvalidEnvError(
+        ['CP_API_TOKEN'],
+        [
           `CP_API_TOKEN is ${given.length} characters, fewer than ${MIN_BOOTSTRAP_TOKEN_LENGTH}: it is the bootstrap admin token; use a long random one (openssl rand -base64 32) or unset it to have one generated`,
-        ),
-        { code: 'CP_WEAK_API_TOKEN' },
+        ],
       );
     return { token: given };
   }
