@@ -7,7 +7,9 @@
 // temp dir), killed -9 and started again. Per size:
 //   restore: spawn to "majordomo ready" after a kill -9, and MajorDomo's own restore phases
 //     (its log: KV reads, graph, first plan); the same from its TypeScript sources through tsx
-//     (as tests start it), the runs of the two alternating (CP_SCALE_TSX=0 skips tsx's);
+//     (as tests start it), the runs of the two alternating (CP_SCALE_TSX=0 skips tsx's); then
+//     CP_SCALE_CHEF_RESTARTS times (default 2) every chef restarted while MajorDomo is down (new
+//     $SRV ids in the declarations, chef-restart.ts) before the kill -9 restart;
 //   memory: MajorDomo's VmRSS once ready and its peak (VmHWM) after the queries;
 //   queries: status (its summary; a page of 1,000 records; every record page by page), graph and
 //     why through the NATS API (as cpctrl asks) and REST, p50/p99;
@@ -47,6 +49,7 @@ import { bundleChild } from '../lib/bundle.js';
 import { generate, hashOf } from '../lib/graph-gen.js';
 import { ninjaDryRun, T_EDIT, writeNinjaTree } from '../lib/ninja.js';
 import { finish, percentile, round, table } from '../lib/report.js';
+import { PlayedChefs } from './chef-restart.js';
 import { nodeLoss } from './node-loss.js';
 import { seedProject } from './project.js';
 
@@ -57,6 +60,7 @@ const SIZES = (process.env.CP_SCALE_SIZES ?? '1000,10000')
   .filter((n) => Number.isFinite(n) && n > 0);
 const EDITS = Number(process.env.CP_SCALE_EDITS ?? 30);
 const RESTARTS = Number(process.env.CP_SCALE_RESTARTS ?? 2);
+const CHEF_RESTARTS = Number(process.env.CP_SCALE_CHEF_RESTARTS ?? 2);
 const COMPARE_TSX = process.env.CP_SCALE_TSX !== '0';
 const POD = 'pod-scale';
 const READY = /"msg":"majordomo ready"/;
@@ -211,6 +215,7 @@ async function measureSize(target: number): Promise<SizeResult> {
   const project = `scale${target}`;
   const stack = await Stack.start(project);
   const figures: Record<string, number | string> = {};
+  const chefs = new PlayedChefs(stack, project);
   try {
     const seeded = await seedProject(stack.bus, project, cb, POD);
     console.log(
@@ -261,6 +266,18 @@ async function measureSize(target: number): Promise<SizeResult> {
         if (from === 'alt') altPhases = restorePhases(r.proc, r.at);
         proc = r.proc;
       }
+    }
+    // Every chef restarted while MajorDomo is down, then the kill -9 restart: what a restart
+    // after a chef upgrade or crash costs (the rest measures this last MajorDomo).
+    const afterChefRestart: number[] = [];
+    let chefPhases: Record<string, number | string> = {};
+    for (let i = 0; i < CHEF_RESTARTS; i++) {
+      await stack.kill9('majordomo');
+      await chefs.restart();
+      const r = await startMajorDomo(stack);
+      afterChefRestart.push(r.ms);
+      chefPhases = restorePhases(r.proc, r.at);
+      proc = r.proc;
     }
     if (!proc) throw new Error('CP_SCALE_RESTARTS must be at least 1');
     const memReady = memoryOf(proc.pid);
@@ -428,6 +445,16 @@ async function measureSize(target: number): Promise<SizeResult> {
           }
         : {}),
       ...Object.fromEntries(Object.entries(phases).map(([k, v]) => [`restore_${k}`, v])),
+      ...(afterChefRestart.length
+        ? {
+            restore_after_chef_restart_runs_ms: afterChefRestart.map((x) => round(x, 0)).join(' '),
+            restore_after_chef_restart_ms: median(afterChefRestart),
+            ratio_restore_after_chef_restart_over_restore: median(afterChefRestart) / restore,
+            ...Object.fromEntries(
+              Object.entries(chefPhases).map(([k, v]) => [`restore_after_chef_restart_${k}`, v]),
+            ),
+          }
+        : {}),
       restore_full_ms: first.ms,
       ...Object.fromEntries(Object.entries(fullPhases).map(([k, v]) => [`restore_full_${k}`, v])),
       rss_ready_mib: memReady.rssMiB,
@@ -468,6 +495,8 @@ async function measureSize(target: number): Promise<SizeResult> {
         artefacts,
         round(restore, 0),
         round(restoreTsx, 0),
+        afterChefRestart.length ? round(median(afterChefRestart), 0) : Number.NaN,
+        String(chefPhases.from ?? '-'),
         round(first.ms, 0),
         round(memReady.rssMiB, 0),
         round(memEnd.hwmMiB, 0),
@@ -483,6 +512,7 @@ async function measureSize(target: number): Promise<SizeResult> {
     console.error(stack.logs(4000));
     throw err;
   } finally {
+    await chefs.stop();
     await stack[Symbol.asyncDispose]();
   }
 }
@@ -530,11 +560,13 @@ const nl =
 const loadEnd = loadavg()[0] ?? 0;
 
 table(
-  'MajorDomo with a generated project: restore after kill -9 (from its snapshot; started from its bundle, and through tsx), the first from every KV record (times in ms, memory in MiB)',
+  'MajorDomo with a generated project: restore after kill -9 (from its snapshot; started from its bundle, and through tsx; after every chef restarted, from what it says), the first from every KV record (times in ms, memory in MiB)',
   [
     'artefacts',
     'restore',
     'restore (tsx)',
+    'after chef restart',
+    'from',
     'full restore',
     'rss',
     'rss peak',
