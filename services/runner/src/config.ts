@@ -81,12 +81,12 @@ export const runnerEnv = defineEnv({
   CP_JOB_KEEP_S: {
     schema: envIntType(SECONDS),
     default: '600',
-    doc: "SLURM: a job folder whose tasks all exited 0 is removed this long after its job ended (0: at the next sweep); so is a pilot's folder once the pilot left by itself, every task it ran exited 0 and its files came back. Kubernetes: a finished task's Job (and pods) and its log copy and stage folder in jobs_local_dir, this long after its end was recorded",
+    doc: "SLURM: a job folder whose tasks all exited 0 is removed this long after its job ended (0: at the next sweep once its tasks' logs are published); so is a pilot's folder once the pilot left by itself, every task it ran exited 0 and its files came back. Local: a task folder, this long after the task exited 0. Kubernetes: a finished task's Job (and pods) and its log copy and stage folder in jobs_local_dir, this long after its end was recorded",
   },
   CP_JOB_KEEP_FAILED_S: {
     schema: envIntType(SECONDS),
     default: String(7 * 24 * 3600),
-    doc: "SLURM: one with a failed, lost or skipped task, or whose job never ended and SLURM no longer knows, is kept this long (7 days); so is a pilot's folder after a crash, a failed task or a stage folder left (its NATS credentials go at the first sweep after the pilot ended). Kubernetes: a failed task's Job and files; a Job that ended without ComputePods' mark, and the files of a Job that is gone (killed, deleted outside)",
+    doc: "SLURM: one with a failed, lost or skipped task, or whose job never ended and SLURM no longer knows, is kept this long (7 days); so is a pilot's folder after a crash, a failed task or a stage folder left (its NATS credentials go at the first sweep after the pilot ended). Local: a task folder after another exit code, or without one. Kubernetes: a failed task's Job and files; a Job that ended without ComputePods' mark, and the files of a Job that is gone (killed, deleted outside)",
   },
   CP_TASK_LOG_MAX_BYTES: {
     schema: envIntType(),
@@ -194,10 +194,10 @@ export interface RunnerConfig {
   readonly natsCreds?: string | undefined;
   readonly natsCa?: string | undefined;
   /**
-   * SLURM job folders and Kubernetes Jobs (with their local files): removed CP_JOB_KEEP_S after
-   * their job ended with every task exiting 0 (default 600: outputs collected, logs published
-   * by then; 0 removes them at the next sweep), CP_JOB_KEEP_FAILED_S after one that did not
-   * (default 604800, 7 days).
+   * Local task folders, SLURM job folders and Kubernetes Jobs (with their local files): removed
+   * CP_JOB_KEEP_S after their task or job ended with every task exiting 0 (default 600; 0
+   * removes them at the next sweep once their logs are published), CP_JOB_KEEP_FAILED_S after
+   * one that did not (default 604800, 7 days).
    */
   readonly jobKeep?: { readonly okMs: number; readonly failedMs: number } | undefined;
   /** What of each task's output is published, and how often it is looked at (task-log-publisher.ts). */

@@ -136,6 +136,8 @@ export async function startRunner(
     recordRetry: options.recordRetry ?? RECORD_RETRY,
     backendOptions: {
       keep: rc.jobKeep,
+      // Nothing a log is still to be read from is swept, whatever the keep time.
+      unpublishedLogs: () => taskLogs.unpublished(),
       ...(options.staging ? { staging: options.staging } : {}),
       ...(rc.kubernetesStaging ? { kubernetesStaging: rc.kubernetesStaging } : {}),
     },
@@ -153,12 +155,24 @@ export async function startRunner(
         if (isTerminal(event.state)) cids.delete(event.taskId);
       },
       log: (level, msg, data) => log[level](data ?? {}, msg),
+      // The outputs a local task left empty are listed in its end record, and their logs get no
+      // end marker (two stored messages less for a quiet task). Not elsewhere: a look at the
+      // files before the end is recorded would be a command over sudo or SSH.
+      ...(resource.type === 'local'
+        ? {
+            beforeEnd: async (rec: TaskRecord) => {
+              const emptyLogs = await taskLogs.emptyAtEnd(rec);
+              return emptyLogs.length ? { emptyLogs } : {};
+            },
+          }
+        : {}),
     },
   });
 
   // Reconcile before taking new work: what this runner had in flight when it died.
   const mine: TaskRecord[] = [];
-  for (const [id, { value, revision }] of await kv.entries()) {
+  const entries = await kv.entries();
+  for (const [id, { value, revision }] of entries) {
     if (value.task.resource !== rc.resource || value.runner !== rc.runnerId) continue;
     const recentKill =
       value.state === 'killed' && Date.now() - Date.parse(value.updated) < ADOPT_KILLED_MS;
@@ -167,8 +181,15 @@ export async function startRunner(
     mine.push(value);
   }
   if (mine.length) log.info({ tasks: mine.length }, 'adopting tasks from before a restart');
+  // Logs of tasks that ended before the restart are finished, and held, before the executor
+  // adopts and so sweeps: none of their files goes before their last piece is published.
+  taskLogs.resumeEnded(
+    [...entries.values()].map((e) => e.value),
+    rc.runnerId,
+    new Set(mine.map((r) => r.task.taskId)),
+  );
   await executor.adopt(mine);
-  await taskLogs.resume(executor.list(), kv, rc.runnerId);
+  taskLogs.follow(executor.list());
 
   // Pilot mode: pilot jobs' workers take the tasks; this runner only follows the demand.
   const pilots = isPilotResource(resource)

@@ -3,7 +3,6 @@ import {
   decode,
   isWrongLastSequence,
   TASK_LOG_MAX_MSGS_PER_SUBJECT,
-  type TypedKv,
 } from '@computepods/bus';
 import { isTerminal, type LogRead } from '@computepods/executors';
 import {
@@ -14,6 +13,7 @@ import {
   type TaskLogStream,
   type TaskRecord,
 } from '@computepods/protocol';
+import { LogHolds } from './log-holds.js';
 
 /** How much of each task output is published, and how often files are looked at. */
 export interface TaskLogSettings {
@@ -103,11 +103,16 @@ const WARN_EVERY_MS = 60_000;
  * neither gap nor repeat. When a task's file is shorter than what was published (the task ran
  * again: a restart of its runner before the task began, SLURM running it anew), a `restart`
  * marker opens attempt n+1, whose bytes follow in the same log, offsets going on.
+ *
+ * A log is unpublished (`unpublished()`, log-holds.ts) from the moment it is followed until its
+ * end marker is acknowledged or the publisher gave up on it: the runner's executor sweeps none
+ * of the files such a task's log is read from, whatever the keep time.
  */
 export class TaskLogPublisher {
   readonly #o: TaskLogPublisherOptions;
   readonly #stream: string;
   readonly #tails = new Map<string, Tail>();
+  readonly #holds = new LogHolds();
   /** Tasks whose first record this runner just created: their logs are known to be empty. */
   readonly #fresh = new Set<string>();
   #chunk: Promise<number> | undefined;
@@ -121,7 +126,11 @@ export class TaskLogPublisher {
 
   /** A task changed state (the executor's publish hook): follow it, or finish its log. */
   onState(rec: TaskRecord): void {
-    if (this.#closed) return;
+    if (this.#closed) {
+      // Left to a restarted runner: until then, nothing its log is read from may go.
+      if (rec.state === 'running' || isTerminal(rec.state)) this.#holds.keep(rec);
+      return;
+    }
     const id = rec.task.taskId;
     // Announced only after its create succeeded, so no record of this id existed: no runner can
     // have followed its logs, and asking the stream where they stand (two round trips a task) is
@@ -133,6 +142,12 @@ export class TaskLogPublisher {
       const fresh = this.#fresh.delete(id);
       for (const s of ['stdout', 'stderr'] as const) {
         const key = `${id}\0${s}`;
+        // Left empty, as the end record says (emptyAtEnd): that record is the log's end.
+        if (isTerminal(rec.state) && rec.emptyLogs?.includes(s)) {
+          this.#tails.delete(key);
+          this.#holds.settle(id, s);
+          continue;
+        }
         let tail = this.#tails.get(key);
         if (!tail) {
           // An ended task never seen running here (refused, failed before it ran) still gets an
@@ -147,10 +162,12 @@ export class TaskLogPublisher {
           );
           this.#tails.set(key, tail);
         }
+        this.#holds.open(rec, s);
         tail.rec = rec;
         if (isTerminal(rec.state))
-          void tail.finish().finally(() => {
+          void tail.finish().then((settled) => {
             if (this.#tails.get(key) === tail) this.#tails.delete(key);
+            if (settled) this.#holds.settle(id, s);
           });
       }
       this.#ensureTimer();
@@ -158,26 +175,56 @@ export class TaskLogPublisher {
   }
 
   /**
-   * After a restart: the tasks adopted (running ones are followed again from where their log
-   * stands), and this runner's tasks that ended recently, whose log may lack its end.
+   * Asked before a task's end is recorded (the executor's beforeEnd): the outputs it left empty,
+   * with nothing of their logs on the stream. Those logs are over here (no last look, no end
+   * marker: two stored messages less for a quiet task); the end record lists them, and readers
+   * end them with it (bus readTaskLog's `record`).
    */
-  async resume(
-    adopted: readonly TaskRecord[],
-    kv: TypedKv<typeof TaskRecord>,
+  async emptyAtEnd(rec: TaskRecord): Promise<TaskLogStream[]> {
+    const id = rec.task.taskId;
+    const empty = await Promise.all(
+      (['stdout', 'stderr'] as const).map(async (s) =>
+        (await this.#tails.get(`${id}\0${s}`)?.quietEnd()) ? [s] : [],
+      ),
+    );
+    return empty.flat();
+  }
+
+  /**
+   * After a restart, before the executor adopts its tasks (and sweeps): this runner's tasks that
+   * ended within `withinMs`, whose logs may lack their last pieces and end, are finished, and
+   * are unpublished until they are. `adopting`: the ids the executor takes over (left out).
+   * Older ones are left to the readers' own rule (a task ended 30 s ago without an end is over).
+   */
+  resumeEnded(
+    records: Iterable<TaskRecord>,
     runner: string,
+    adopting: ReadonlySet<string>,
     withinMs = 60 * 60_000,
-  ): Promise<void> {
-    for (const rec of adopted) if (rec.state === 'running') this.onState(rec);
-    const ids = new Set(adopted.map((r) => r.task.taskId));
-    for (const [id, { value }] of await kv.entries()) {
-      if (ids.has(id) || value.runner !== runner || !isTerminal(value.state)) continue;
-      if (Date.now() - Date.parse(value.updated) > withinMs) continue;
-      if ((value.queue ?? this.#o.queue) !== this.#o.queue) continue;
-      this.onState(value);
+  ): void {
+    for (const rec of records) {
+      if (adopting.has(rec.task.taskId) || rec.runner !== runner || !isTerminal(rec.state))
+        continue;
+      if (Date.now() - Date.parse(rec.updated) > withinMs) continue;
+      if ((rec.queue ?? this.#o.queue) !== this.#o.queue) continue;
+      this.onState(rec);
     }
   }
 
-  /** Stops looking; the tasks go on and a restarted runner takes their logs up where they stand. */
+  /** After a restart: the adopted tasks still running are followed from where their logs stand. */
+  follow(adopted: readonly TaskRecord[]): void {
+    for (const rec of adopted) if (rec.state === 'running') this.onState(rec);
+  }
+
+  /** The tasks with a log not yet settled (log-holds.ts): their files must stay. */
+  unpublished(): TaskRecord[] {
+    return this.#holds.records();
+  }
+
+  /**
+   * Stops looking; the tasks go on and a restarted runner takes their logs up where they stand
+   * (what is unpublished stays so: the executor, closed after, must not sweep it).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
@@ -243,6 +290,8 @@ class Tail {
   #busy = false;
   #dueAt = 0;
   #finishing = false;
+  /** Over before the task's end was recorded: nothing was or will be published (quietEnd). */
+  #quiet = false;
   #failures = 0;
   #warnedAt = 0;
   readonly #closed: () => boolean;
@@ -274,18 +323,44 @@ class Tail {
 
   /** A poll tick: look at the file if due and not already looking. */
   tick(): void {
-    if (this.#busy || this.#finishing || Date.now() < this.#dueAt) return;
+    if (this.#busy || this.#finishing || this.#quiet || Date.now() < this.#dueAt) return;
     this.#run(() => this.#look(false));
   }
 
-  /** The task ended: a last look at everything left (within the cap), then the end marker. */
-  finish(): Promise<void> {
+  /**
+   * The task is about to be recorded ended: true when this log is known to have nothing on the
+   * stream (a task this runner created) and the file is empty or missing. From then on nothing
+   * is published: the end record says the log is empty, and is its end.
+   */
+  async quietEnd(): Promise<boolean> {
+    await this.#run(async () => {
+      if (this.#quiet) return;
+      const pos = this.#pos;
+      if (!pos || pos.index > 0 || pos.ended) return;
+      const got =
+        this.rec.stdoutPath || this.rec.stderrPath
+          ? await this.#o.read(this.rec, this.#stream, 0, 1)
+          : undefined;
+      this.#quiet = !got || got.size === 0;
+    });
+    return this.#quiet;
+  }
+
+  /**
+   * The task ended: a last look at everything left (within the cap), then the end marker.
+   * Resolves true once the log is settled (its end acknowledged, or given up on and logged),
+   * false when closing stopped it first (a restart takes it up).
+   */
+  finish(): Promise<boolean> {
+    if (this.#quiet) return this.#running.then(() => true);
     this.#finishing = true;
-    return this.#run(async () => {
+    let settled = false;
+    const done = this.#run(async () => {
       // Tried until it is out: a follower waits for this end. Closing stops it (a restart resumes).
       for (let attempt = 1, delay = 250; ; attempt++, delay = Math.min(delay * 2, 5_000)) {
         try {
           await this.#look(true);
+          settled = true;
           return;
         } catch (err) {
           const giveUp = attempt >= FINISH_ATTEMPTS;
@@ -300,11 +375,13 @@ class Tail {
               ? 'could not finish a task log; giving up (followers stop on their own once the task has ended)'
               : 'could not finish a task log; trying again',
           );
+          settled = giveUp;
           if (giveUp || this.#closed() || this.#o.bus.closing) return;
           await new Promise((r) => setTimeout(r, delay));
         }
       }
     });
+    return done.then(() => settled);
   }
 
   #run(fn: () => Promise<void>): Promise<void> {
