@@ -261,6 +261,7 @@ export class PodMirror {
 
   #hostError(err: unknown, pending: number, action: string): Error {
     if (err instanceof PodUnreachableError || err instanceof PodSyncError) return err;
+    // biome-ignore lint/plugin: only the cause of the CpErrors below, for something thrown that is no Error
     const e = err instanceof Error ? err : new Error(String(err));
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' && HOST_LEVEL.has(code))

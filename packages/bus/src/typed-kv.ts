@@ -284,6 +284,7 @@ export class TypedKv<S extends z.ZodType> {
         const idle = setInterval(() => {
           if (this.#waiters.size === 0 || Date.now() - heard < WATCH_IDLE_MS) return;
           heard = Date.now();
+          // biome-ignore lint/plugin: caught at once, where any failure means "make the watch again"
           void (consumer?.info?.(false) ?? Promise.reject(new Error('no watch consumer'))).catch(
             () => stopWatch(iter),
           );

@@ -1,4 +1,4 @@
-import { CpError } from '@computepods/protocol';
+import { CpError, type CpErrorOptions } from '@computepods/protocol';
 
 /**
  * One class per failure a caller can act on. Each has a stable `code`, keeps the original
@@ -68,6 +68,16 @@ export class StampFileError extends CpError {
       ...options,
       retryable: action === 'write',
     });
+  }
+}
+
+/**
+ * A worker thread of the pool that hashes and stats failed the task: it threw, it exited (a new
+ * one takes the next task: retryable), or the pool was destroyed (the watcher closed).
+ */
+export class WorkerPoolError extends CpError {
+  constructor(what: string, options?: CpErrorOptions) {
+    super('CP_FSWATCH_WORKER', `fswatch worker pool: ${what}`, options);
   }
 }
 

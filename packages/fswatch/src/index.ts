@@ -26,6 +26,7 @@ export {
   WatcherClosedError,
   WatchLimitError,
   WatchRootError,
+  WorkerPoolError,
 } from './errors.js';
 export { type HashFileOptions, hashFile } from './hash.js';
 export { defaultIgnores, PathMatcher } from './ignore.js';

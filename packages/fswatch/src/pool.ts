@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { WorkerPoolError } from './errors.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
 /** [mtimeNs, ctimeNs, size, ino] as the worker reports them. */
@@ -84,7 +85,7 @@ export class WorkerPool {
 
   /** Terminates the workers; queued and running tasks reject. */
   async destroy(): Promise<void> {
-    const err = new Error('worker pool destroyed');
+    const err = new WorkerPoolError('destroyed');
     for (const t of this.queue.splice(0)) t.reject(err);
     await Promise.all(
       this.slots.splice(0).map((s) => {
@@ -130,7 +131,7 @@ export class WorkerPool {
       slot.task = null;
       worker.unref();
       if (task) {
-        if (m.error !== undefined) task.reject(new Error(`fswatch worker: ${m.error}`));
+        if (m.error !== undefined) task.reject(new WorkerPoolError(`the task failed: ${m.error}`));
         else task.resolve(m.result);
       }
       this.dispatch();
@@ -142,8 +143,12 @@ export class WorkerPool {
       slot.task = null;
       this.dispatch();
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`fswatch worker exited with code ${code}`)));
+    worker.on('error', (err) =>
+      fail(new WorkerPoolError(`a worker failed: ${err.message}`, { cause: err, retryable: true })),
+    );
+    worker.on('exit', (code) =>
+      fail(new WorkerPoolError(`a worker exited with code ${code}`, { retryable: true })),
+    );
     this.slots.push(slot);
     return slot;
   }

@@ -294,6 +294,7 @@ export class StampCache {
     this.dirty = false;
   }
 
+  // biome-ignore-start lint/plugin: parse's reasons are the cause of the StampFileError load throws
   private parse(raw: Buffer): void {
     if (raw.length < HEAD + 8 || !raw.subarray(0, 8).equals(MAGIC)) {
       throw new Error('not a stamp file of this version');
@@ -363,6 +364,7 @@ export class StampCache {
       });
     });
   }
+  // biome-ignore-end lint/plugin: parse's reasons are the cause of the StampFileError load throws
 
   serialise(): Buffer {
     const n = this.count;

@@ -60,6 +60,7 @@ export const ERROR_CODES = [
   'CP_FSWATCH_ROOT',
   'CP_FSWATCH_STAMP_FILE',
   'CP_FSWATCH_WATCH_LIMIT',
+  'CP_FSWATCH_WORKER',
   // logstream
   'CP_LOG_UNCONFIRMED',
   // inotify2nats

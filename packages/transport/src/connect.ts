@@ -81,11 +81,13 @@ export async function openClient(target: SshTarget, options: ConnectOptions): Pr
     // classifyConnectError turns them into TransportErrors as it does ssh2's: none leaves here bare.
     const hardStop = setTimeout(
       () =>
+        // biome-ignore lint/plugin: shaped like ssh2's, for classifyConnectError (above)
         fail(Object.assign(new Error('Timed out while connecting'), { level: 'client-timeout' })),
       options.connectTimeoutMs + 2_000,
     );
     client.on('error', fail);
     client.once('close', () =>
+      // biome-ignore lint/plugin: shaped like ssh2's, for classifyConnectError (above)
       fail(Object.assign(new Error('connection closed during setup'), { level: 'client-ssh' })),
     );
     client.once('ready', () => {

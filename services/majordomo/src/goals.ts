@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { TypedKv } from '@computepods/bus';
+import { MessageInvalidError, type TypedKv } from '@computepods/bus';
 import type { RuleSpec } from '@computepods/depgraph';
 import type { CanBuildFrom } from '@computepods/protocol';
 
@@ -13,13 +13,22 @@ export function goalRuleId(answer: CanBuildFrom): string {
   return `${(answer.rule ?? 'goal').slice(0, 80)}--${h}`;
 }
 
-/** The concrete rule; throws when the answer cannot be one (a path with braces, no inputs). */
+/**
+ * The concrete rule; throws MessageInvalidError naming the field when the answer cannot be one
+ * (a path with braces, no rule, no inputs, the goal not first in outputs).
+ */
 export function goalSpec(answer: CanBuildFrom): RuleSpec {
-  const paths = [...answer.from, ...answer.optionalFrom, ...answer.outputs];
-  const odd = paths.find((p) => p.includes('{') || p.includes('}'));
-  if (odd !== undefined) throw new Error(`path ${JSON.stringify(odd)} has braces`);
-  if (!answer.rule || answer.from.length === 0 || answer.outputs[0] !== answer.goal)
-    throw new Error('an answer that can build needs a rule, inputs, and the goal first in outputs');
+  const refuse = (path: string, message: string) =>
+    new MessageInvalidError('unplannable answer', [{ path, message }]);
+  for (const field of ['from', 'optionalFrom', 'outputs'] as const) {
+    const i = answer[field].findIndex((p) => p.includes('{') || p.includes('}'));
+    if (i >= 0)
+      throw refuse(`${field}.${i}`, `path ${JSON.stringify(answer[field][i])} has braces`);
+  }
+  const needs = 'an answer that can build needs a rule, inputs, and the goal first in outputs';
+  if (!answer.rule) throw refuse('rule', needs);
+  if (answer.from.length === 0) throw refuse('from', needs);
+  if (answer.outputs[0] !== answer.goal) throw refuse('outputs.0', needs);
   return {
     id: goalRuleId(answer),
     inputs: answer.from,

@@ -190,6 +190,7 @@ export async function readMatching<S extends z.ZodType>(
     }
   )._data;
   try {
+    // biome-ignore lint/plugin: caught below, where it means only "cannot tell what is pending"
     if (!consumer) throw new Error('nats.js no longer keeps a KV watch consumer in _data');
     const pending = (await consumer.info(true)).num_pending;
     let n = 0;

@@ -143,7 +143,8 @@ export class LeaderLease {
       }
       await new Promise((r) => setTimeout(r, this.cfg.pollMs));
     }
-    throw new Error('stopped while standing by');
+    // Only a stop ends the wait (startService's signal): the start is abandoned with its reason.
+    throw signal.reason;
   }
 
   async #take(old: LeaderRecord | undefined, revision: number, sentAt: number): Promise<boolean> {

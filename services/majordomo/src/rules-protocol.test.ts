@@ -61,6 +61,10 @@ describe('a goal as a concrete rule', () => {
     expect(() => goalSpec(answer('a', { from: ['x/{y}.txt'] }))).toThrow(/braces/);
     expect(() => goalSpec(answer('a', { from: [] }))).toThrow(/needs a rule, inputs/);
     expect(() => goalSpec(answer('a', { outputs: ['other'] }))).toThrow(/goal first/);
+    // A validation error naming the field, as for any bad message.
+    expect(() => goalSpec(answer('a', { optionalFrom: ['ok', 'x/{y}.aux'] }))).toThrow(
+      expect.objectContaining({ code: 'CP_MESSAGE_INVALID', field: 'optionalFrom.1' }),
+    );
   });
 });
 
