@@ -1,8 +1,8 @@
+import { decode } from '@computepods/bus';
 import {
-  ArtefactRecord,
+  type ArtefactRecord,
   ArtefactReply,
   BuildArtefactReply,
-  Envelope,
   subjects,
 } from '@computepods/protocol';
 import type { Command } from 'commander';
@@ -60,16 +60,21 @@ export function buildCommand(program: Command): void {
           }, 2_000);
           let last: ArtefactRecord | undefined;
           for await (const m of states) {
-            const env = Envelope.safeParse(m.json());
-            const rec = env.success ? ArtefactRecord.safeParse(env.data.body) : undefined;
-            if (!rec?.success) continue;
-            if (rec.data.path !== reply.path) {
-              progress.update(`${artefact}: building ${rec.data.path} (${rec.data.status})`);
+            let rec: ArtefactRecord;
+            try {
+              rec = decode(m.data, ['artefact.state'], ctx.project).body;
+            } catch {
+              // Not a state change (any member of the project may publish here): skipped. It
+              // used to throw out of the loop (m.json()), and cpctrl hung with the error printed.
               continue;
             }
-            last = rec.data;
-            progress.update(`${artefact}: ${rec.data.status}`);
-            if (DONE.has(rec.data.status)) break;
+            if (rec.path !== reply.path) {
+              progress.update(`${artefact}: building ${rec.path} (${rec.status})`);
+              continue;
+            }
+            last = rec;
+            progress.update(`${artefact}: ${rec.status}`);
+            if (DONE.has(rec.status)) break;
           }
           clearTimeout(deadline);
           clearInterval(poll);
