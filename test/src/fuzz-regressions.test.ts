@@ -59,14 +59,22 @@ describe('fuzzing regressions: one bad input never takes a service down', () => 
    * Declares a chef that never answers, so MajorDomo gathers how-to-build answers until its
    * deadline and surely reads a rogue's. Waits until MajorDomo has applied it: it reads the
    * declaration through its watch of the bucket, not in step with this put's ack, and a question
-   * asked before would not wait for this chef. Each call's pod differs, so the declaration is
-   * never an unchanged heartbeat (applied without a log line).
+   * asked before would not wait for this chef. Each call's rules differ (one that matches no
+   * file, its id numbered), so the declaration is never an unchanged heartbeat (not applied
+   * again, no log line; nor is one that differs only by pod or $SRV id).
    */
   let silentDeclarations = 0;
   const declareSilent = async () => {
     const rules = await stack.bus.kv(buckets.rules(stack.project), RulesDeclared);
     const from = md().output.length;
-    await rules.put('silent', { chef: 'silent', pod: `p${++silentDeclarations}`, rules: [] });
+    const id = `never${++silentDeclarations}`;
+    const never = {
+      id,
+      inputs: ['never/{stem}.in'],
+      outputs: ['never/{stem}.out'],
+      command: 'true',
+    };
+    await rules.put('silent', { chef: 'silent', pod: 'p', rules: [never] });
     await md().waitForOutput(/"chef":"silent".*"msg":"chef rules declared"/, 10_000, from);
   };
   const restartMajorDomo = async () => {

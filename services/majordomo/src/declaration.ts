@@ -25,11 +25,11 @@ export const DeclarationBesidesRules = RulesDeclared.omit({ rules: true });
  * is skipped; a rule the graph refuses (a placeholder the first input does not bind, which made
  * every restart abort) is left out. Each says so in a log line naming the chef and the reason.
  */
-export function usableDeclaration(
+export function usableDeclaration<D extends Pick<RulesDeclared, 'chef' | 'rules'>>(
   key: string,
-  decl: RulesDeclared | undefined,
+  decl: D | undefined,
   logger: Logger,
-): { decl: RulesDeclared | undefined } | undefined {
+): { decl: D | undefined } | undefined {
   try {
     checkName('chef name', key);
   } catch (err) {

@@ -39,6 +39,7 @@ import { ProjectState } from './project-state.js';
 import { ProjectQueries } from './queries.js';
 import { resolveGoal } from './resolve-goal.js';
 import {
+  changedChefs,
   fromBuckets,
   fromSnapshot,
   plannedWith,
@@ -47,7 +48,7 @@ import {
   unparsed,
   validDeclarations,
 } from './restore-state.js';
-import { type OwnedRule, RuleRegistry } from './rules.js';
+import { type DeclaredRules, type OwnedRule, RuleRegistry } from './rules.js';
 import { compactSnapshots } from './snapshot-compaction.js';
 import { type Loaded, SnapshotStore } from './snapshot-store.js';
 import type { WarmStandby } from './warm-standby.js';
@@ -208,12 +209,21 @@ export class MajorDomo {
     // The rules and goals into the graph, with what the state left for the batch (the records
     // and traces of a full restore, the keys written since a snapshot), as one batch: the
     // graph's dirtiness evaluated once at the end, not after each of the 100,000s of calls. A
-    // snapshot's graph has these rules already (addRule of the same rule changes nothing).
+    // snapshot's graph has the rules it was planned with: only a change of them is applied
+    // (#restoreRules), and goals of the same rule change nothing.
     const orphanGoals: CanBuildFrom[] = [];
+    const rulesChanged = state.planned
+      ? changedChefs(state.planned, planned.declarations)
+      : undefined;
+    if (rulesChanged?.length)
+      bus.logger.info(
+        { chefs: rulesChanged, from: state.from },
+        'graph planned with other rules; applying the change to it',
+      );
     const restored = md.dm.batch(() => {
-      for (const [chef, { value }] of declarations) md.#applyRules(chef, value);
+      md.#restoreRules(declarations, state.planned);
       for (const answer of answers) {
-        if (!md.rules.chefs().includes(answer.chef)) orphanGoals.push(answer);
+        if (!md.rules.chefs().includes(answer.chef)) md.#orphanGoal(answer, orphanGoals);
         else {
           try {
             md.#addGoal(answer, 'restart');
@@ -223,7 +233,7 @@ export class MajorDomo {
               { goal: answer.goal, err: (err as Error).message },
               'goal not restored',
             );
-            orphanGoals.push(answer);
+            md.#orphanGoal(answer, orphanGoals);
           }
         }
       }
@@ -249,7 +259,7 @@ export class MajorDomo {
     // records and traces those of the buckets at the marks (and writes since, which a restart
     // replays). Stored in the background; the next start reads it and the keys written since.
     let tSnapshot = tPlanned;
-    if (state.resnapshot) {
+    if (state.resnapshot || rulesChanged?.length) {
       const taken = takeSnapshot(md.dm, artefacts, passes, planned, cfg.passLimit);
       tSnapshot = performance.now();
       snapshots.save(taken.meta, taken.graph, state.marks).then(
@@ -374,10 +384,45 @@ export class MajorDomo {
   }
 
   /**
+   * The declarations into the registry and the graph at a restore. A graph that came planned (a
+   * snapshot's, a standby's) holds the rules of `planned`: the registry is set to those, the
+   * graph untouched, then the declarations now are applied as a running MajorDomo applies a
+   * changed one (only rules that differ are removed or added; a chef no longer declared, or
+   * whose record is now skipped, is retired). It ends as a graph planned with them from nothing
+   * (restore-rules-changed.test.ts), and unchanged rules are not compiled and added again.
+   */
+  #restoreRules(
+    declarations: ReadonlyMap<string, { value: RulesDeclared }>,
+    planned: Readonly<Record<string, string>> | undefined,
+  ): void {
+    for (const [chef, text] of Object.entries(planned ?? {})) {
+      // planText of a declaration MajorDomo parsed (the snapshot's head vouches for it).
+      const usable = usableDeclaration(chef, JSON.parse(text) as DeclaredRules, this.logger);
+      if (!usable?.decl) continue;
+      this.rules.set(chef, usable.decl);
+      this.#declared.set(chef, text);
+    }
+    const seeded = [...this.#declared.keys()];
+    for (const [chef, { value }] of declarations) this.#applyRules(chef, value);
+    for (const chef of seeded) {
+      const now = declarations.get(chef)?.value;
+      if (!now || this.#declared.get(chef) !== planText(now)) this.#applyRules(chef, undefined);
+    }
+  }
+
+  /** A stored goal whose chef is gone at a restore: out of the graph, asked again once restored. */
+  #orphanGoal(answer: CanBuildFrom, orphans: CanBuildFrom[]): void {
+    orphans.push(answer);
+    // A planned graph (a snapshot's) holds it; never a declared rule of that id.
+    const id = goalRuleId(answer);
+    if (!this.rules.get(id)) this.#handleChange(this.dm.removeRule(id), 'restart');
+  }
+
+  /**
    * Applies a chef's declaration; returns the goals a retired chef built on demand, or undefined
    * when the declaration is the one already applied.
    */
-  #applyRules(chef: string, decl: RulesDeclared | undefined): CanBuildFrom[] | undefined {
+  #applyRules(chef: string, decl: DeclaredRules | undefined): CanBuildFrom[] | undefined {
     // Chefs re-put an unchanged declaration as a heartbeat (liveness.ts), and a restarted chef
     // or another replica puts it with another $SRV id: with the same plan, nothing to apply.
     const text = decl && planText(decl);

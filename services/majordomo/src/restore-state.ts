@@ -38,6 +38,12 @@ export interface RestoreState {
   readonly tail?: { artefacts: number; traces: number };
   /** Whether a new snapshot is worth storing (none was used, or its tail was long). */
   readonly resnapshot: boolean;
+  /**
+   * The declarations (planText by chef) the graph was planned with when it came planned (a
+   * snapshot's, a standby's): MajorDomo's registry starts from them and the declarations now
+   * are applied as a running MajorDomo applies a changed one. Undefined: a graph from nothing.
+   */
+  readonly planned?: Readonly<Record<string, string>>;
   fill(): void;
 }
 
@@ -150,7 +156,8 @@ export async function fromBuckets(
 /**
  * The stored snapshot and the keys written since, or undefined (logged, saying why) when it
  * cannot stand for the buckets: none, another format or pass limit, corrupt, planned with other
- * declarations or goals, or a bucket made again since.
+ * goals, or a bucket made again since. Planned with other declarations, it stands: MajorDomo
+ * applies the change of rules to it (RestoreState.planned).
  */
 export async function fromSnapshot(
   bus: Bus,
@@ -170,7 +177,7 @@ export async function fromSnapshot(
     return undefined;
   };
   if ('why' in loaded) return ignored(loaded.why);
-  const changed = otherPlan(loaded.snapshot.meta, planned);
+  const changed = otherGoals(loaded.snapshot.meta, planned);
   if (changed) return ignored(changed);
   const opened = await openSnapshot(bus, cfg, traces, loaded.snapshot);
   return typeof opened === 'string' ? ignored(opened) : opened;
@@ -214,6 +221,7 @@ export async function openSnapshot(
     marks: tail.marks,
     tail: tail.keys,
     resnapshot: longTail(tail.keys.artefacts + tail.keys.traces, artefacts.size),
+    planned: meta.declarations,
     fill() {
       tail.apply(dm, artefacts, passes, bus.logger);
     },
@@ -265,17 +273,25 @@ export async function tailSince(
   };
 }
 
-/** Why the snapshot was planned with other rules than the buckets hold now, if it was. */
-export function otherPlan(
-  meta: Pick<SnapshotMeta, 'declarations' | 'goals'>,
-  now: PlannedWith,
+/**
+ * Why a graph planned with `meta` cannot stand for the goals stored now, if it cannot. Other
+ * declarations do not stop it: a restore applies the change of rules (RestoreState.planned).
+ */
+export function otherGoals(
+  meta: Pick<SnapshotMeta, 'goals'>,
+  now: Pick<PlannedWith, 'goals'>,
 ): string | undefined {
-  const chefs = new Set([...Object.keys(meta.declarations), ...Object.keys(now.declarations)]);
-  for (const chef of chefs)
-    if (meta.declarations[chef] !== now.declarations[chef])
-      return `chef ${chef}'s declared rules changed since`;
   if (meta.goals.join('\n') !== now.goals.join('\n')) return 'the goals changed since';
   return undefined;
+}
+
+/** The chefs whose declared rules are not those a graph was planned with. */
+export function changedChefs(
+  planned: Readonly<Record<string, string>>,
+  now: Readonly<Record<string, string>>,
+): string[] {
+  const chefs = new Set([...Object.keys(planned), ...Object.keys(now)]);
+  return [...chefs].filter((chef) => planned[chef] !== now[chef]).sort();
 }
 
 /** The snapshot of a restored MajorDomo: its graph and what a restore reads besides. */

@@ -1,6 +1,9 @@
 import type { Logger } from '@computepods/bus';
 import type { Rule, RulesDeclared } from '@computepods/protocol';
 
+/** What the registry reads of a declaration (a snapshot's planText holds no more). */
+export type DeclaredRules = Pick<RulesDeclared, 'chef' | 'rules'>;
+
 /** A rule and the chef whose it is (not its pod: a replica on another pod declares the same). */
 export interface OwnedRule {
   readonly chef: string;
@@ -12,7 +15,7 @@ export interface OwnedRule {
  * the chef whose name sorts first wins, every time, and a warning says so.
  */
 export class RuleRegistry {
-  readonly #byChef = new Map<string, RulesDeclared>();
+  readonly #byChef = new Map<string, DeclaredRules>();
   #winners = new Map<string, OwnedRule>();
 
   constructor(readonly logger: Logger) {}
@@ -20,7 +23,7 @@ export class RuleRegistry {
   /** Replaces a chef's declaration (undefined: the chef is gone). Returns the winners before and after. */
   set(
     chef: string,
-    decl: RulesDeclared | undefined,
+    decl: DeclaredRules | undefined,
   ): { before: Map<string, OwnedRule>; after: Map<string, OwnedRule> } {
     const before = this.#winners;
     if (decl) this.#byChef.set(chef, decl);

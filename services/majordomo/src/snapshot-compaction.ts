@@ -69,6 +69,8 @@ export async function compactOnce(inputs: CompactionInputs): Promise<SnapshotHea
   const state = await fromSnapshot(bus, cfg, inputs.traces, loaded, planned, 'compaction');
   if (!state) return undefined;
   state.dm.batch(() => state.fill());
-  const taken = takeSnapshot(state.dm, state.artefacts, state.passes, planned, cfg.passLimit);
+  // Planned as the stored one was (a restart applies the rules declared now to it).
+  const as = { ...planned, declarations: state.planned ?? planned.declarations };
+  const taken = takeSnapshot(state.dm, state.artefacts, state.passes, as, cfg.passLimit);
   return snapshots.save(taken.meta, taken.graph, state.marks);
 }

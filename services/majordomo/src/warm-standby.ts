@@ -7,7 +7,7 @@ import { GoalRules } from './goals.js';
 import {
   longTail,
   openSnapshot,
-  otherPlan,
+  otherGoals,
   type PlannedWith,
   plannedWith,
   type RestoreState,
@@ -119,9 +119,10 @@ export class WarmStandby {
       declarations: loaded.snapshot.meta.declarations,
       goals: loaded.snapshot.meta.goals,
     };
-    // Planned with other rules than those declared now: a takeover could not use it. Not held;
-    // the leader stores a new one at its next restart.
-    const changed = otherPlan(snapshotPlan, planned);
+    // Planned with other goals than those stored now: a takeover could not use it. Not held;
+    // the leader stores a new one at its next restart. (Other declared rules: the takeover
+    // applies the change, as a restart does.)
+    const changed = otherGoals(snapshotPlan, planned);
     if (changed) return this.#cannot(head.id, changed);
     this.#apply(state.dm, () => state.fill());
     this.#followed = {
@@ -146,12 +147,12 @@ export class WarmStandby {
 
   async #follow(f: Followed): Promise<void> {
     // A new snapshot (the leader restarted or compacted): the graph held stays, unless the
-    // declarations or goals changed since it was planned (a takeover could not use it); then the
-    // new one, planned with them, is loaded instead.
+    // goals changed since it was planned (a takeover could not use it); then the new one,
+    // planned with them, is loaded instead.
     const head = await this.snapshots.current();
     if (head && head.id !== f.snapshotId && head.id !== this.#checked) {
       this.#checked = head.id;
-      const changed = otherPlan(f.planned, await this.plannedNow());
+      const changed = otherGoals(f.planned, await this.plannedNow());
       if (changed) {
         this.#followed = undefined;
         this.bus.logger.info({ why: changed }, 'standby: graph dropped; loading the new snapshot');
@@ -192,7 +193,7 @@ export class WarmStandby {
       return undefined;
     };
     if (!f) return cold('no graph snapshot loaded while standing by');
-    const changed = otherPlan(f.planned, planned);
+    const changed = otherGoals(f.planned, planned);
     if (changed) return cold(changed);
     const tail = await tailSince(f.artefacts.kv, this.traces, f.marks);
     if (typeof tail === 'string') return cold(tail);
@@ -206,6 +207,7 @@ export class WarmStandby {
       marks: tail.marks,
       tail: tail.keys,
       resnapshot: longTail(f.keys + tail.keys.artefacts + tail.keys.traces, artefacts.size),
+      planned: f.planned.declarations,
       fill() {
         tail.apply(dm, artefacts, passes, logger);
       },
