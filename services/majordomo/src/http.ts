@@ -180,9 +180,10 @@ export async function startHttp(
         error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) },
       });
     if (err.statusCode && err.statusCode < 500) {
-      return reply
-        .code(err.statusCode)
-        .send({ error: { code: 'CP_BAD_REQUEST', message: err.message } });
+      // Ours keep their code (a project inactive: 409 CP_PROJECT_INACTIVE, as over NATS);
+      // fastify's own (a body too large, say) are bad requests.
+      const code = err instanceof CpError ? err.code : 'CP_BAD_REQUEST';
+      return reply.code(err.statusCode).send({ error: { code, message: err.message } });
     }
     bus.logger.error({ err }, 'HTTP handler failed');
     return reply.code(500).send({ error: { code: 'CP_INTERNAL', message: err.message } });

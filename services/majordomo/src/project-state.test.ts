@@ -4,9 +4,11 @@ import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { serveApi } from './api.js';
+import { startHttp } from './http.js';
 import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'paused';
+const TOKEN = 'project-state-test-token-0123456789';
 const INACTIVE = `project "${P}" is inactive: an admin re-activates it with cpctrl project update ${P} --active true`;
 
 /**
@@ -77,6 +79,23 @@ describe('MajorDomo and an inactive project, over a real nats-server', () => {
     );
     expect(refused).toBeInstanceOf(RemoteError);
     expect(refused).toMatchObject({ code: 'CP_PROJECT_INACTIVE', message: INACTIVE });
+    // REST says the same: 409 (the project's state, not the request, is at fault).
+    const http = await startHttp(t.mdBus, t.md, { host: '127.0.0.1', port: 0, token: TOKEN });
+    try {
+      const address = http.server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const res = await fetch(`http://127.0.0.1:${port}/api/builds`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ path: 'out/a.up' }),
+      });
+      expect(res.status).toBe(409);
+      expect(await res.json()).toEqual({
+        error: { code: 'CP_PROJECT_INACTIVE', message: INACTIVE },
+      });
+    } finally {
+      await http.close();
+    }
 
     // The change is recorded (history stays readable) but nothing is dispatched. A second change,
     // handled after the first (one consumer, in order), marks the first one as fully handled.
