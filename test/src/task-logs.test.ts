@@ -311,6 +311,52 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
     expect(cli.output).toContain(`cut at ${CAP} bytes`);
   });
 
+  it('ends an output the task left empty from its end record: nothing on NATS for it', async () => {
+    await submit('local', { taskId: 'quiet.1', cwd: stack.workspace, command: 'true' });
+    await until(async () => (await record('quiet.1'))?.state === 'finished', 'quiet.1 to end');
+    expect((await record('quiet.1'))?.emptyLogs).toEqual(['stdout', 'stderr']);
+    // Read once: ended, nothing in it (MajorDomo cannot read the runner's files: CP_LOG_ROOTS).
+    const res = await get('/api/logs/quiet.1?stream=stderr');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('');
+    expect(res.headers.get('x-cp-log-source')).toBe('nats');
+    expect(res.headers.get('x-cp-log-ended')).toBe('finished');
+    // Followed: the end at once, with the task's state.
+    const sse = new Follow(`${api}/api/logs/quiet.1?stream=stdout&follow=1`, stack.apiToken);
+    await sse.done;
+    expect(sse.events).toEqual([
+      {
+        id: '0',
+        event: 'end',
+        data: { offset: 0, state: 'finished', exitCode: 0, droppedBytes: 0 },
+      },
+    ]);
+    const cli = cpctrl(['-o', 'json', 'logs', '-f', 'quiet.1'], 'cpctrl-quiet');
+    expect(await cli.exited()).toBe(0);
+    expect(
+      cli.output
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual(
+      (['stdout', 'stderr'] as const).map((stream) => ({
+        taskId: 'quiet.1',
+        kind: 'end',
+        stream,
+        offset: 0,
+        state: 'finished',
+        exitCode: 0,
+        droppedBytes: 0,
+      })),
+    );
+    // Its two end markers are not on the stream: the record said it all.
+    const both = subjects.taskLogBoth(stack.project, 'local', 'quiet.1');
+    const info = await stack.bus.jsm.streams.info(streams.taskLogs(stack.project), {
+      subjects_filter: both,
+    });
+    expect(info.state.subjects ?? {}).toEqual({});
+  });
+
   it('follows a slurm_sudo task live, its log read as the job user', async () => {
     const gate = join(gates, 'hpc-1');
     await submit('hpc', {

@@ -1,0 +1,141 @@
+import { mkdirSync } from 'node:fs';
+import { Bus, createLogger, readTaskLog, type TaskLogEvent } from '@computepods/bus';
+import {
+  buckets,
+  streams,
+  subjects,
+  type TaskLogStream,
+  TaskRecord,
+  type TaskSubmitted,
+} from '@computepods/protocol';
+import { NatsServer, TempDir } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningRunner, startRunner } from './runner.js';
+
+const P = 'quietlogs';
+
+/**
+ * What a task's logs cost on the task-log stream: an output the task left empty is listed in its
+ * end record and gets no message at all (it had an end marker each), and readers given the
+ * record end it with the record's state. Real runner, real nats-server, real processes.
+ */
+describe('empty task outputs: listed in the end record, nothing on the log stream', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let runner: RunningRunner | undefined;
+  const dir = new TempDir('cp-quiet-logs-');
+  const logger = createLogger('quiet-logs-test');
+  logger.level = 'silent';
+  const ws = dir.join('ws');
+
+  beforeAll(async () => {
+    mkdirSync(ws);
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
+    runner = await startRunner(bus, {
+      project: P,
+      resource: 'local',
+      queue: 'local',
+      runnerId: 'r1',
+      stateDir: dir.join('state'),
+      parallel: 2,
+      intake: 16,
+      workspaceRoots: [ws],
+    });
+  });
+  afterAll(async () => {
+    await runner?.stop();
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+    dir[Symbol.dispose]();
+  });
+
+  const task = (taskId: string, command: string): TaskSubmitted => ({
+    taskId,
+    resource: 'local',
+    command,
+    cwd: ws,
+    env: {},
+    gpu: false,
+  });
+  /** Messages the task-log stream holds on one task's subject. */
+  const onStream = async (taskId: string, s: TaskLogStream): Promise<number> => {
+    const subject = subjects.taskLog(P, 'local', taskId, s);
+    const info = await bus.jsm.streams.info(streams.taskLogs(P), { subjects_filter: subject });
+    return info.state.subjects?.[subject] ?? 0;
+  };
+  const read = async (taskId: string, follow: boolean) => {
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    const events: TaskLogEvent[] = [];
+    await readTaskLog(bus, {
+      queue: 'local',
+      taskId,
+      streams: ['stdout', 'stderr'],
+      follow,
+      record: async () => (await kv.get(taskId))?.value,
+      onEvent: (e) => {
+        events.push(e);
+      },
+    });
+    return events;
+  };
+
+  it('records which outputs stayed empty, and publishes only the others', async () => {
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    const cases = [
+      { taskId: 'q-none', command: 'true', state: 'finished', empty: ['stdout', 'stderr'] },
+      { taskId: 'q-out', command: 'echo out', state: 'finished', empty: ['stderr'] },
+      { taskId: 'q-err', command: 'echo err >&2; exit 3', state: 'failed', empty: ['stdout'] },
+    ] as const;
+    for (const c of cases) {
+      await bus.publish('task.submitted', subjects.tasks(P, 'local'), task(c.taskId, c.command));
+      const rec = await kv.waitFor(c.taskId, (r) => ['finished', 'failed'].includes(r.state));
+      expect(rec.state).toBe(c.state);
+      expect(rec.emptyLogs ?? []).toEqual(c.empty);
+    }
+
+    // Followed after the end: the empty outputs end at once with the record's state; the
+    // others are read to their end marker.
+    const none = await read('q-none', true);
+    expect(none).toEqual([
+      { kind: 'end', stream: 'stdout', offset: 0, state: 'finished', exitCode: 0, droppedBytes: 0 },
+      { kind: 'end', stream: 'stderr', offset: 0, state: 'finished', exitCode: 0, droppedBytes: 0 },
+    ]);
+    const err = await read('q-err', true);
+    expect(err.filter((e) => e.kind === 'end')).toEqual([
+      { kind: 'end', stream: 'stdout', offset: 0, state: 'failed', exitCode: 3, droppedBytes: 0 },
+      { kind: 'end', stream: 'stderr', offset: 4, state: 'failed', exitCode: 3, droppedBytes: 0 },
+    ]);
+    expect(Buffer.concat(err.flatMap((e) => (e.kind === 'data' ? [e.data] : []))).toString()).toBe(
+      'err\n',
+    );
+    // A snapshot read says the same: the empty output ended, nothing in it.
+    expect((await read('q-out', false)).filter((e) => e.stream === 'stderr')).toEqual([
+      { kind: 'end', stream: 'stderr', offset: 0, state: 'finished', exitCode: 0, droppedBytes: 0 },
+      { kind: 'sofar', stream: 'stderr', offset: 0 },
+    ]);
+
+    // Stopping the runner waits for every log it was finishing: what the stream took is final.
+    await runner?.stop();
+    runner = undefined;
+    const counts = Object.fromEntries(
+      await Promise.all(
+        cases.flatMap((c) =>
+          (['stdout', 'stderr'] as const).map(
+            async (s) => [`${c.taskId}.${s}`, await onStream(c.taskId, s)] as const,
+          ),
+        ),
+      ),
+    );
+    // A piece and an end marker for each output written to; nothing for an empty one (each
+    // had an end marker: 6 messages for these three tasks, now 4).
+    expect(counts).toEqual({
+      'q-none.stdout': 0,
+      'q-none.stderr': 0,
+      'q-out.stdout': 2,
+      'q-out.stderr': 0,
+      'q-err.stdout': 0,
+      'q-err.stderr': 2,
+    });
+  });
+});
