@@ -8,10 +8,13 @@
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default 200; fewer than the batched count is extrapolated with its fixed costs apart:
 // ./slurm-single.ts);
+// CP_BENCH_RUNNER_PROFILE=FILE writes the runner process's CPU profile of the warm batch there
+// (.cpuprofile; that run's warm figures carry the profiler's cost);
 // CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
 // CP_BENCH_K8S_ROUNDS / CP_BENCH_K8S_BATCH: Kubernetes stand-in runs (./kubernetes.ts, default 20 / 40).
 import { fork, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger } from '@computepods/bus';
@@ -24,9 +27,11 @@ import {
   SudoHost,
 } from '@computepods/executors';
 import {
+  buckets,
   type LocalResource,
   parseResource,
   type SlurmSudoResource,
+  streams,
   subjects,
   type TaskSubmitted,
 } from '@computepods/protocol';
@@ -177,6 +182,23 @@ async function startBatchClient(url: string, project: string, queue: string) {
   };
 }
 
+/** Runs fn under the V8 profiler when CP_BENCH_RUNNER_PROFILE names a file to write. */
+async function profiled<T>(fn: () => Promise<T>): Promise<T> {
+  const file = process.env.CP_BENCH_RUNNER_PROFILE;
+  if (!file) return fn();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 async function throughNats(n: number, latencyN: number) {
   await using nats = await NatsServer.start();
   const project = 'bench';
@@ -202,8 +224,26 @@ async function throughNats(n: number, latencyN: number) {
   // this process's CPU is the runner's alone. The latency run's client below is in-process.
   const batchClient = await startBatchClient(nats.url, project, 'local');
   const spawnerPid = (runner.executor.backend as LocalBackend).spawnerPid;
+  // What a batch stored, stream by stream (last sequence deltas): the task messages, the task
+  // records (KV), the task.state events and the task logs' pieces and markers.
+  const stored = {
+    task_messages: streams.tasks(project),
+    task_records: `KV_${buckets.tasks(project)}`,
+    task_events: streams.events(project),
+    task_logs: streams.taskLogs(project),
+  };
+  const lastSeqs = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        Object.entries(stored).map(
+          async ([k, name]) =>
+            [k, (await runnerBus.jsm.streams.info(name)).state.last_seq] as const,
+        ),
+      ),
+    ) as Record<keyof typeof stored, number>;
   /** n tasks published at once by the client (200 per round of acks), from task number `first`, until all ended. */
   const batch = async (first: number) => {
+    const seq0 = await lastSeqs();
     const before = runnerBus.nc.stats();
     const w0 = writeSyscallsOfThisThread();
     const c0 = cpuNow(spawnerPid, nats.pid, batchClient.pid);
@@ -214,7 +254,25 @@ async function throughNats(n: number, latencyN: number) {
     const writes = writeSyscallsOfThisThread() - w0;
     const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid, batchClient.pid), n);
     if (failed || finished !== n) throw new Error(`${n - finished} no-op tasks did not finish`);
+    // A task's last log marker leaves after its end is announced: read once nothing moves.
+    let seq1 = await lastSeqs();
+    for (let same = false; !same; ) {
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await lastSeqs();
+      same = Object.keys(stored).every((k) => {
+        const key = k as keyof typeof stored;
+        return again[key] === seq1[key];
+      });
+      seq1 = again;
+    }
+    const storedPerTask = Object.fromEntries(
+      Object.keys(stored).map((k) => {
+        const key = k as keyof typeof stored;
+        return [key, (seq1[key] - seq0[key]) / n];
+      }),
+    ) as Record<keyof typeof stored, number>;
     return {
+      storedPerTask,
       wall,
       // Messages the runner's connection sent and received per task: records, events, acks,
       // pulls and their replies (each JetStream round trip is one out, one in).
@@ -229,7 +287,7 @@ async function throughNats(n: number, latencyN: number) {
   // Cold: the runner's first tasks (code not yet optimised by V8). Warm: the same runner's next
   // n, as a long-running runner takes them (xargs is warmed too: its page cache, above).
   const cold = await batch(0);
-  const warm = await batch(n);
+  const warm = await profiled(() => batch(n));
   batchClient.stop();
 
   const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
@@ -465,6 +523,17 @@ console.log(
     `NATS → runner warm ${Math.round((availableParallelism() * 1000) / cpuTotal(nats.warm.cpu))} tasks/s ` +
     `(1,000 tasks/s allows ${(availableParallelism() - xargsCpu).toFixed(2)} ms a task besides running it; warm costs ${(cpuTotal(nats.warm.cpu) - xargsCpu).toFixed(2)})`,
 );
+const storedLine = (x: Record<string, number>) =>
+  Object.entries(x)
+    .map(([k, v]) => `${k.replace('task_', '')} ${v.toFixed(2)}`)
+    .join(', ');
+console.log(
+  `stored (JetStream) messages per task: cold ${storedLine(nats.storedPerTask)}; warm ${storedLine(nats.warm.storedPerTask)}`,
+);
+const storedFigures = (prefix: string, x: Record<string, number>) => ({
+  ...Object.fromEntries(Object.entries(x).map(([k, v]) => [`${prefix}stored_${k}_per_task`, v])),
+  [`${prefix}stored_msgs_per_task`]: Object.values(x).reduce((a, b) => a + b, 0),
+});
 const localFigures = {
   cores: availableParallelism(),
   // Figures are only comparable on a quiet machine: the 1-minute load average at start and end.
@@ -484,6 +553,7 @@ const localFigures = {
   runner_msgs_out_per_task: nats.msgsOutPerTask,
   runner_msgs_in_per_task: nats.msgsInPerTask,
   write_syscalls_per_task: nats.writesPerTask,
+  ...storedFigures('', nats.storedPerTask),
   node_cpu_ms_per_task: nats.nodeCpuMsPerTask,
   // node_cpu_ms_per_task split: the runner's process, and the client's (a process of its own).
   runner_cpu_ms_per_task: natsCpu.node,
@@ -518,6 +588,7 @@ const localFigures = {
   warm_runner_msgs_out_per_task: nats.warm.msgsOutPerTask,
   warm_runner_msgs_in_per_task: nats.warm.msgsInPerTask,
   warm_write_syscalls_per_task: nats.warm.writesPerTask,
+  ...storedFigures('warm_', nats.warm.storedPerTask),
   warm_node_cpu_ms_per_task: warmCpu.node + warmCpu.client,
   warm_runner_cpu_ms_per_task: warmCpu.node,
   warm_client_cpu_ms_per_task: warmCpu.client,
