@@ -1,4 +1,4 @@
-import type { Bus } from '@computepods/bus';
+import { type Bus, gatherReplies } from '@computepods/bus';
 import { z } from 'zod';
 
 const StatsReply = z.object({
@@ -29,13 +29,10 @@ export async function discoverServices(
   project?: string,
   waitMs = 400,
 ): Promise<ServiceSeen[]> {
-  const seen: ServiceSeen[] = [];
-  const replies = await nc.requestMany('$SRV.STATS', '', { strategy: 'timer', maxWait: waitMs });
-  for await (const m of replies) {
-    const parsed = StatsReply.safeParse(m.json());
-    if (!parsed.success) continue;
-    if (project && parsed.data.metadata?.project !== project) continue;
-    seen.push(parsed.data);
-  }
+  const stats = await gatherReplies(nc, '$SRV.STATS', StatsReply, {
+    strategy: 'timer',
+    maxWait: waitMs,
+  });
+  const seen = stats.filter((s) => !project || s.metadata?.project === project);
   return seen.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
 }

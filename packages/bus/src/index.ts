@@ -41,6 +41,7 @@ export {
   RemoteError,
   StorageQuotaError,
 } from './errors.js';
+export { gatherReplies } from './gather.js';
 export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
 export {
   runUntilSignal,

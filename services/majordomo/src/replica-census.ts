@@ -1,4 +1,4 @@
-import type { Bus } from '@computepods/bus';
+import { type Bus, gatherReplies } from '@computepods/bus';
 import { z } from 'zod';
 import { watchConnection } from './connection-watch.js';
 
@@ -137,25 +137,11 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): ReplicaC
 
 /** Every instance that answers one PING within `waitMs` (none: an empty list). */
 async function pingAll(bus: Bus, service: string, waitMs: number): Promise<Replica[]> {
-  const found: Replica[] = [];
-  try {
-    const replies = await bus.nc.requestMany(`$SRV.PING.${service}`, '', {
-      strategy: 'timer',
-      maxWait: waitMs,
-    });
-    for await (const m of replies) {
-      let pong: z.infer<typeof Pong>;
-      try {
-        const parsed = Pong.safeParse(m.json());
-        if (!parsed.success) continue;
-        pong = parsed.data;
-      } catch {
-        continue;
-      }
-      found.push({ id: pong.id, metadata: pong.metadata, heardAt: new Date() });
-    }
-  } catch {
-    // No instance at all answers: no responders ends the gathering.
-  }
-  return found;
+  const pongs = await gatherReplies(bus.nc, `$SRV.PING.${service}`, Pong, {
+    strategy: 'timer',
+    maxWait: waitMs,
+  });
+  // Heard by the end of the gathering (watchReplicas takes its own clock then too).
+  const heardAt = new Date();
+  return pongs.map((pong) => ({ id: pong.id, metadata: pong.metadata, heardAt }));
 }

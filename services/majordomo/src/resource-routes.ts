@@ -1,4 +1,4 @@
-import type { Bus } from '@computepods/bus';
+import { type Bus, gatherReplies } from '@computepods/bus';
 import {
   buckets,
   profileId,
@@ -56,31 +56,19 @@ const RunnerInfo = z.object({
 async function runnersByQueue(bus: Bus): Promise<Map<string, number>> {
   const count = new Map<string, number>();
   const seen = new Set<string>();
-  try {
-    const replies = await bus.nc.requestMany('$SRV.INFO.runner', '', {
-      strategy: 'stall',
-      stall: RUNNER_STALL_MS,
-      maxWait: RUNNER_WAIT_MS,
-    });
-    for await (const m of replies) {
-      let info: z.infer<typeof RunnerInfo>;
-      try {
-        const parsed = RunnerInfo.safeParse(m.json());
-        if (!parsed.success) continue;
-        info = parsed.data;
-      } catch {
-        continue;
+  const infos = await gatherReplies(bus.nc, '$SRV.INFO.runner', RunnerInfo, {
+    strategy: 'stall',
+    stall: RUNNER_STALL_MS,
+    maxWait: RUNNER_WAIT_MS,
+  });
+  for (const info of infos) {
+    if (seen.has(info.id)) continue;
+    seen.add(info.id);
+    for (const e of info.endpoints)
+      if (e.name.startsWith('runner-')) {
+        const queue = e.name.slice('runner-'.length);
+        count.set(queue, (count.get(queue) ?? 0) + 1);
       }
-      if (seen.has(info.id)) continue;
-      seen.add(info.id);
-      for (const e of info.endpoints)
-        if (e.name.startsWith('runner-')) {
-          const queue = e.name.slice('runner-'.length);
-          count.set(queue, (count.get(queue) ?? 0) + 1);
-        }
-    }
-  } catch {
-    // No runner at all answers: a no-responders error ends the gathering.
   }
   return count;
 }
