@@ -6,8 +6,6 @@ import { haEnv, SHORT_LEASE, startLeaderAndStandby, WARM_STANDBY } from './ha-st
 import { Stack } from './stack.js';
 import { BuildLog, settled } from './watch-builds.js';
 
-const TAKEOVER_GOAL_MS = 5_000;
-
 /** The time a JSON log line of `proc` matching `pattern` was written (ms since the epoch). */
 async function loggedAt(proc: ManagedProcess, pattern: RegExp, from = 0): Promise<number> {
   const hit = await proc.waitForOutput(
@@ -129,11 +127,11 @@ describe('MajorDomo standby: lease, takeover, fencing', () => {
       const after = log.requests.filter((r) => r.leader?.id === 'md-b');
       expect(after.length).toBeGreaterThan(0);
       expect(after.every((r) => r.leader?.epoch === 2)).toBe(true);
-      const takeoverMs = tookAt - killedAt;
+      // Said, not asserted: a duration on a shared machine is no verdict (pnpm bench scale
+      // measures a failover, kill -9 to ready).
       console.log(
-        `takeover: lease taken ${takeoverMs} ms after the kill, ready ${readyAt - killedAt} ms after (lease ${SHORT_LEASE.ms} ms, renewal ${SHORT_LEASE.renewMs} ms)`,
+        `takeover: lease taken ${tookAt - killedAt} ms after the kill, ready ${readyAt - killedAt} ms after (lease ${SHORT_LEASE.ms} ms, renewal ${SHORT_LEASE.renewMs} ms)`,
       );
-      expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_GOAL_MS);
     } finally {
       log.close();
     }
