@@ -3,7 +3,8 @@
 // what it plans with (the chef and its rules), so the next restart should still restore from the
 // snapshot. Each chef here is a real $SRV responder (a connection with the chef role's
 // credentials), as MajorDomo PINGs the identity a declaration names and retires a chef whose
-// PINGs go unanswered.
+// PINGs go unanswered. And a chef upgraded (a rule more, then less): the restart applies the
+// change of rules to the snapshot's graph instead of restoring from every record.
 import { Bus, createLogger } from '@computepods/bus';
 import { buckets, RulesDeclared } from '@computepods/protocol';
 import type { Stack } from '../../test/src/stack.js';
@@ -43,6 +44,29 @@ export class PlayedChefs {
       await rules.put(chef, { ...value, srv: { name: srv.identity.name, id: srv.id } });
     }
     return declared.size;
+  }
+
+  /**
+   * The first chef (by name) upgraded: its declaration put again with one rule more (`extra`,
+   * named `<chef>-extra`, reading files no one has, so it plans no build) or without it. What a
+   * restart after a chef upgrade costs, without changing what the project builds.
+   */
+  async upgrade(extra: boolean): Promise<string> {
+    const rules = await this.stack.bus.kv(buckets.rules(this.project), RulesDeclared);
+    const declared = [...(await rules.entries())].sort(([a], [b]) => (a < b ? -1 : 1));
+    const first = declared[0];
+    if (!first) throw new Error('no chef declared');
+    const [chef, { value }] = first;
+    const id = `${chef}-extra`;
+    const kept = value.rules.filter((r) => r.id !== id);
+    const more = {
+      id,
+      inputs: ['extra/{stem}.none'],
+      outputs: ['extra/{stem}.out'],
+      command: 'true',
+    };
+    await rules.put(chef, { ...value, rules: extra ? [...kept, more] : kept });
+    return chef;
   }
 
   async stop(): Promise<void> {

@@ -9,7 +9,8 @@
 //     (its log: KV reads, graph, first plan); the same from its TypeScript sources through tsx
 //     (as tests start it), the runs of the two alternating (CP_SCALE_TSX=0 skips tsx's); then
 //     CP_SCALE_CHEF_RESTARTS times (default 2) every chef restarted while MajorDomo is down (new
-//     $SRV ids in the declarations, chef-restart.ts) before the kill -9 restart;
+//     $SRV ids in the declarations, chef-restart.ts) before the kill -9 restart; and one chef
+//     upgraded with a rule more, then downgraded (a rule less), each before a kill -9 restart;
 //   memory: MajorDomo's VmRSS once ready and its peak (VmHWM) after the queries;
 //   queries: status (its summary; a page of 1,000 records; every record page by page), graph and
 //     why through the NATS API (as cpctrl asks) and REST, p50/p99;
@@ -279,6 +280,20 @@ async function measureSize(target: number): Promise<SizeResult> {
       chefPhases = restorePhases(r.proc, r.at);
       proc = r.proc;
     }
+    // A chef upgraded while MajorDomo is down (a rule more), then back (a rule less).
+    const afterUpgrade: number[] = [];
+    const upgradePhases: Record<string, number | string>[] = [];
+    for (const extra of [true, false]) {
+      await stack.kill9('majordomo');
+      await chefs.upgrade(extra);
+      const r = await startMajorDomo(stack);
+      afterUpgrade.push(r.ms);
+      upgradePhases.push(restorePhases(r.proc, r.at));
+      proc = r.proc;
+      // Planned with other rules, it stores a new snapshot: the next restart starts from it (a
+      // kill -9 before it is stored would leave the last one, planned as the next one is).
+      await snapshotStored(r.proc);
+    }
     if (!proc) throw new Error('CP_SCALE_RESTARTS must be at least 1');
     const memReady = memoryOf(proc.pid);
     const url = await stack.httpUrl();
@@ -455,6 +470,16 @@ async function measureSize(target: number): Promise<SizeResult> {
             ),
           }
         : {}),
+      restore_after_chef_upgrade_rule_added_ms: afterUpgrade[0] ?? Number.NaN,
+      restore_after_chef_upgrade_rule_removed_ms: afterUpgrade[1] ?? Number.NaN,
+      ...Object.fromEntries(
+        upgradePhases.flatMap((ph, i) =>
+          Object.entries(ph).map(([k, v]) => [
+            `restore_after_chef_upgrade_rule_${i ? 'removed' : 'added'}_${k}`,
+            v,
+          ]),
+        ),
+      ),
       restore_full_ms: first.ms,
       ...Object.fromEntries(Object.entries(fullPhases).map(([k, v]) => [`restore_full_${k}`, v])),
       rss_ready_mib: memReady.rssMiB,
@@ -497,6 +522,8 @@ async function measureSize(target: number): Promise<SizeResult> {
         round(restoreTsx, 0),
         afterChefRestart.length ? round(median(afterChefRestart), 0) : Number.NaN,
         String(chefPhases.from ?? '-'),
+        afterUpgrade.map((x) => round(x, 0)).join(' '),
+        upgradePhases.map((ph) => String(ph.from ?? '-')).join(' '),
         round(first.ms, 0),
         round(memReady.rssMiB, 0),
         round(memEnd.hwmMiB, 0),
@@ -566,6 +593,8 @@ table(
     'restore',
     'restore (tsx)',
     'after chef restart',
+    'from',
+    'after rule +/-',
     'from',
     'full restore',
     'rss',
