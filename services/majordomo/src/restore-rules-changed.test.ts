@@ -3,6 +3,7 @@ import {
   type BuildRequested,
   BuildRequested as BuildRequestedSchema,
   buckets,
+  CanBuildFrom,
   Envelope,
   type FileEvent,
   type RuleInput,
@@ -12,6 +13,7 @@ import {
 import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
+import { goalRuleId } from './goals.js';
 import { MajorDomo, type RunningMajorDomo } from './majordomo.js';
 import { observeRestore } from './restore-compare.js';
 import { SnapshotHead } from './snapshot-store.js';
@@ -240,6 +242,49 @@ describe('MajorDomo restores from its snapshot when the declared rules changed',
     );
     expect(viaSnapshot.from).toBe('snapshot');
     expect(viaSnapshot).toEqual({ ...viaBuckets, from: 'snapshot' });
+    expect(viaBuckets.rules.map((r) => r.id)).toEqual(['thrice', 'up']);
+  });
+
+  it('a chef gone whose on-demand goal is stored: the goal leaves the graph, as at a full restore', async () => {
+    // A goal chef extra answered for (its rule as one concrete rule in the graph, kept in KV).
+    await declare('extra', [COPY]);
+    const answer = {
+      goal: 'special/a.out',
+      chef: 'extra',
+      pod: POD,
+      canBuild: true,
+      from: ['src/a.txt'],
+      outputs: ['special/a.out'],
+      rule: 'copy',
+      stem: 'a',
+    };
+    await (await t.bus.kv(buckets.goals(P), CanBuildFrom)).put(answer.goal, answer);
+    const goalRule = goalRuleId(CanBuildFrom.parse(answer));
+    const before = await headId();
+    const first = await start();
+    expect(
+      first.md
+        .inspect()
+        .dm.exportState()
+        .rules.map((r) => r.id),
+    ).toContain(goalRule);
+    await untilDefined('a snapshot with the goal', async () => {
+      const id = await headId();
+      return id !== undefined && id !== before ? id : undefined;
+    });
+    await stop();
+
+    await (await rulesKv()).delete('extra');
+    const fromSnapshot = await start();
+    expect(fromSnapshot.restored.from).toBe('snapshot');
+    const viaSnapshot = observeRestore(fromSnapshot.md);
+    await stop();
+    await (await heads()).delete('head');
+    const full = await start();
+    expect(full.restored.from).toBe('buckets');
+    const viaBuckets = observeRestore(full.md);
+    await stop();
+    expect(viaSnapshot).toEqual(viaBuckets);
     expect(viaBuckets.rules.map((r) => r.id)).toEqual(['thrice', 'up']);
   });
 });
