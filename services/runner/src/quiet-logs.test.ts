@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Bus, createLogger, readTaskLog, type TaskLogEvent } from '@computepods/bus';
 import {
   buckets,
@@ -79,6 +79,51 @@ describe('empty task outputs: listed in the end record, nothing on the log strea
     });
     return events;
   };
+
+  it('ends a live follow of an output that stays empty once the end is recorded', async () => {
+    // Followed while the task runs (the UI's default: stderr, which most tasks leave empty):
+    // no end marker comes for stderr, the record's end ends it.
+    const gate = dir.join('gate-live');
+    await bus.publish(
+      'task.submitted',
+      subjects.tasks(P, 'local'),
+      task('q-live', `echo started; while [ ! -e ${gate} ]; do sleep 0.05; done; echo over`),
+    );
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    await kv.waitFor('q-live', (r) => r.state === 'running');
+    const events: TaskLogEvent[] = [];
+    let sawStart: () => void = () => {};
+    const started = new Promise<void>((r) => {
+      sawStart = r;
+    });
+    const follow = readTaskLog(bus, {
+      queue: 'local',
+      taskId: 'q-live',
+      streams: ['stdout', 'stderr'],
+      follow: true,
+      record: async () => (await kv.get('q-live'))?.value,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.kind === 'data') sawStart();
+      },
+    });
+    await started;
+    expect(events.some((e) => e.kind === 'end')).toBe(false);
+    writeFileSync(gate, '');
+    await follow;
+    expect(events.filter((e) => e.kind === 'end')).toEqual([
+      {
+        kind: 'end',
+        stream: 'stdout',
+        offset: 13,
+        state: 'finished',
+        exitCode: 0,
+        droppedBytes: 0,
+      },
+      { kind: 'end', stream: 'stderr', offset: 0, state: 'finished', exitCode: 0, droppedBytes: 0 },
+    ]);
+    expect((await kv.get('q-live'))?.value.emptyLogs).toEqual(['stderr']);
+  });
 
   it('records which outputs stayed empty, and publishes only the others', async () => {
     const kv = await bus.kv(buckets.tasks(P), TaskRecord);
