@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import {
+  ChangedWhileReadError,
+  putHashed,
   type SshPool,
   type SshTarget,
   sftpOps,
@@ -38,17 +39,6 @@ export interface UploadBatchOptions {
   readonly onFileError: (rel: string, err: unknown) => boolean;
 }
 
-/** SHA-256 and size of the bytes read, in one pass. */
-async function hashLocal(path: string): Promise<Uploaded> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), size };
-}
-
 function tmpName(rel: string): string {
   const i = rel.lastIndexOf('/');
   // The same shape as transport's uploadFile, so pod watchers ignore both alike.
@@ -60,7 +50,7 @@ function tmpName(rel: string): string {
  * atomic rename) for many files at once: one SFTP session puts them all, one `sha256sum` per
  * 500 files verifies them, one session renames them. Per file that is one round of SFTP
  * requests instead of four channel opens, which is what a burst of hundreds of saves needs.
- * A file whose bytes changed while it was sent is sent again (the pod's hash settles it).
+ * A file whose bytes changed while it was sent (its size, mtime or ctime moved) is sent again.
  */
 export async function uploadBatch(
   items: readonly UploadItem[],
@@ -69,21 +59,29 @@ export async function uploadBatch(
   const done = new Map<string, Uploaded>();
   let pending = [...items];
   /** Temp files on the pod not yet renamed into place: removed if we stop early. */
-  const tmps = new Map<string, { item: UploadItem; tmp: string; want: Uploaded }>();
+  const tmps = new Map<string, { tmp: string; want: Uploaded }>();
   const stale: string[] = [];
   try {
     for (let round = 0; pending.length > 0; round++) {
+      const again: UploadItem[] = [];
       await o.pool.sftp(o.target, (s) =>
         pMap(
           pending,
           async (it) => {
+            const tmp = tmpName(it.rel);
             try {
               await o.prepareDir(s, it.rel);
-              const want = await hashLocal(it.local);
-              const tmp = tmpName(it.rel);
-              await sftpOps.fastPut(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
-              tmps.set(it.rel, { item: it, tmp, want });
+              // Hashed as it is read and sent: the hash is of the very bytes the pod got.
+              const want = await putHashed(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
+              tmps.set(it.rel, { tmp, want: { sha256: want.sha256, size: want.bytes } });
             } catch (err) {
+              // What it wrote of its temp file (if anything) is removed at the end.
+              stale.push(tmp);
+              // Written while we read it: sent again next round.
+              if (err instanceof ChangedWhileReadError && round < 3) {
+                again.push(it);
+                return;
+              }
               if (!o.onFileError(it.rel, err)) throw err;
             }
           },
@@ -95,19 +93,10 @@ export async function uploadBatch(
         o,
         sent.map(([, t]) => t.tmp),
       );
-      const again: UploadItem[] = [];
-      for (const [rel, { item, tmp, want }] of sent) {
+      for (const [rel, { tmp, want }] of sent) {
         const got = remote.get(tmp);
-        if (got === want.sha256) continue;
-        // Written while we read it? Then the local bytes moved on too: send it again.
-        const now = await hashLocal(item.local).catch(() => undefined);
-        if (now !== undefined && now.sha256 !== want.sha256 && round < 3) {
-          again.push(item);
-          stale.push(tmp);
-          tmps.delete(rel);
-          continue;
-        }
-        throw new VerifyError(`${o.root}/${rel}`, want.sha256, got ?? '(missing)');
+        if (got !== want.sha256)
+          throw new VerifyError(`${o.root}/${rel}`, want.sha256, got ?? '(missing)');
       }
       await o.pool.sftp(o.target, (s) =>
         pMap(

@@ -3,6 +3,7 @@ import { CpError, type CpErrorOptions, isRetryable } from '@computepods/protocol
 /** Stable codes a caller can switch on; each says whether trying again can help. */
 export type TransportErrorCode =
   | 'TRANSPORT_AUTH_FAILED'
+  | 'TRANSPORT_CHANGED_WHILE_READ'
   | 'TRANSPORT_CHANNEL_FAILED'
   | 'TRANSPORT_COMMAND_TIMEOUT'
   | 'TRANSPORT_CONNECTION_LOST'
@@ -51,6 +52,17 @@ export class HostKeyError extends TransportError {
  * UnsafePathError, with code TRANSPORT_UNSAFE_PATH or TRANSPORT_UNSAFE_NAME. Fix the input.
  */
 export { UnsafePathError } from '@computepods/protocol';
+
+/** The local file changed while it was read and sent: its bytes may mix two versions. */
+export class ChangedWhileReadError extends TransportError {
+  constructor(readonly path: string) {
+    super(
+      'TRANSPORT_CHANGED_WHILE_READ',
+      `${path} changed while it was being sent; send it again`,
+      { retryable: true },
+    );
+  }
+}
 
 /** A transferred file's SHA-256 differs from its source; the destination was left untouched. */
 export class VerifyError extends TransportError {

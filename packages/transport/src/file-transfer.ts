@@ -3,7 +3,8 @@ import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { TransportError, UnsafePathError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
-import { sha256File, sha256Remote, sha256Sftp } from './hashing.js';
+import { getHashed, putHashed } from './hashed-copy.js';
+import { sha256Remote, sha256Sftp } from './hashing.js';
 import { sftpOps } from './sftp-ops.js';
 import type { SshPool } from './ssh-pool.js';
 import { endpointOf, type SshTarget } from './target.js';
@@ -97,12 +98,12 @@ async function uploadOnce(
   if (!st.isFile()) {
     throw new TransportError('TRANSPORT_UNSUPPORTED_FILE', `${localPath} is not a regular file`);
   }
-  const want = await sha256File(localPath);
   const tmpBase = `.${base}.tmp-${randomBytes(6).toString('hex')}`;
   const tmp = `${dir}/${tmpBase}`;
   let existed = false;
   try {
-    await pool.sftp(target, async (sftp) => {
+    // Hashed as it is read and sent: the hash is of the very bytes the pod got.
+    const sent = await pool.sftp(target, async (sftp) => {
       existed = (await sftpOps.statOrUndefined(sftp, remotePath)) !== undefined;
       if (existed && options.ifExists === 'fail') {
         throw new TransportError(
@@ -111,19 +112,20 @@ async function uploadOnce(
         );
       }
       await sftpOps.mkdirp(sftp, dir);
-      await sftpOps.fastPut(sftp, localPath, tmp, transferMode(st.mode));
+      return putHashed(sftp, localPath, tmp, st.mode);
     });
+    const want = sent.sha256;
     const { hash, by } = await remoteHash(
       pool,
       target,
       dir,
       tmpBase,
       options.verify ?? 'sha256sum',
-      st.size,
+      sent.bytes,
     );
     if (hash !== want) throw new VerifyError(`${endpointOf(target)}:${remotePath}`, want, hash);
     await pool.sftp(target, (sftp) => sftpOps.replace(sftp, tmp, remotePath));
-    return { bytes: st.size, sha256: want, replaced: existed, verifiedBy: by };
+    return { bytes: sent.bytes, sha256: want, replaced: existed, verifiedBy: by };
   } catch (err) {
     await pool
       .sftp(target, async (sftp) => {
@@ -172,7 +174,8 @@ async function downloadOnce(
     `.${basename(localPath)}.tmp-${randomBytes(6).toString('hex')}`,
   );
   try {
-    // The pod hashes while the bytes come over, not before: on a big file each takes seconds.
+    // The pod hashes while the bytes come over, and we hash them as they arrive: on a big file
+    // each takes seconds, and nothing reads the file a second time.
     // Both settle before anything else happens, so a failure leaves no transfer writing tmp.
     const [hashed, fetched] = await Promise.allSettled([
       remoteHash(pool, target, dir, base, options.verify ?? 'sha256sum'),
@@ -185,20 +188,19 @@ async function downloadOnce(
           );
         }
         await mkdir(dirname(localPath), { recursive: true });
-        await sftpOps.fastGet(sftp, remotePath, tmp);
-        return transferMode(st.mode);
+        const mode = transferMode(st.mode);
+        return { mode, got: await getHashed(sftp, remotePath, tmp, mode) };
       }),
     ]);
     if (hashed.status === 'rejected') throw hashed.reason;
     if (fetched.status === 'rejected') throw fetched.reason;
     const { hash: want, by } = hashed.value;
-    const mode = fetched.value;
+    const { mode, got } = fetched.value;
+    // Created with the mode less the umask: given exactly, as the pod has it.
     await chmod(tmp, mode);
-    const got = await sha256File(tmp);
-    if (got !== want) throw new VerifyError(localPath, want, got);
-    const bytes = (await stat(tmp)).size;
+    if (got.sha256 !== want) throw new VerifyError(localPath, want, got.sha256);
     await rename(tmp, localPath);
-    return { bytes, sha256: got, replaced: existed, verifiedBy: by };
+    return { bytes: got.bytes, sha256: got.sha256, replaced: existed, verifiedBy: by };
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;

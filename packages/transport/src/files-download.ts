@@ -5,7 +5,8 @@ import { isRetryable } from '@computepods/protocol';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import { TransportError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
-import { sha256File, sha256Remote } from './hashing.js';
+import { getHashed } from './hashed-copy.js';
+import { sha256Remote } from './hashing.js';
 import { assertSafeRelativePath } from './safe-path.js';
 import { sftpOps } from './sftp-ops.js';
 import type { SshPool } from './ssh-pool.js';
@@ -38,13 +39,13 @@ export interface FilesDownloadOptions {
   readonly attempts?: number;
 }
 
-/** Read into memory and hashed there up to this size; bigger files stream to disk (fastGet). */
+/** Read into memory and hashed there up to this size; bigger files stream to disk (getHashed). */
 const IN_MEMORY = 1 << 20;
 
 /**
  * Downloads many files from one host as one batch: one SFTP session with `concurrency` files in
  * flight, each opened, stat'ed and read in one go (open, then fstat and read together, then
- * close), where one downloadFile per file costs a session, a stat, ssh2's fastGet and a hash exec
+ * close), where one downloadFile per file costs a session, a stat, a pipelined read and a hash exec
  * each. Keeps downloadFile's guarantees per file: a temp name beside the destination and
  * rename(2), so no partial file is ever visible; the bytes hashed and checked against the
  * expected or the remote host's SHA-256 first; names checked against traversal. One file's
@@ -142,7 +143,7 @@ async function tryOnce(
       );
     });
   } catch (err) {
-    // The session went away mid-batch. ssh2's fastGet may never call back then, so the files
+    // The session went away mid-batch. a transfer may never call back then, so the files
     // still under way are not waited for: none of them renames into place any more (fetchOne
     // checks `lost` just before), and their temp files are removed here.
     round.lost = asTransportError(err);
@@ -230,9 +231,8 @@ async function fetchOne(
       }
     } else {
       await mkdir(dirname(local), { recursive: true });
-      await sftpOps.fastGet(sftp, remotePath, tmp);
-      got = await sha256File(tmp);
-      bytes = st.size;
+      // Hashed as the bytes arrive: no second read of a big file.
+      ({ sha256: got, bytes } = await getHashed(sftp, remotePath, tmp, mode));
       if (item.sha256 !== undefined && got !== item.sha256) {
         await rm(tmp, { force: true });
         return { status: 'other', sha256: got, bytes };

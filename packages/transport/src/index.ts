@@ -12,6 +12,7 @@
 export { classifyConnectError } from './classify.js';
 export { type ConnectOptions, openClient } from './connect.js';
 export {
+  ChangedWhileReadError,
   HostKeyError,
   TransportError,
   type TransportErrorCode,
@@ -33,6 +34,7 @@ export {
   type FilesDownloadItem,
   type FilesDownloadOptions,
 } from './files-download.js';
+export { getHashed, type Hashed, type Progress, putHashed } from './hashed-copy.js';
 export { sha256File, sha256Remote } from './hashing.js';
 export {
   type HostKeyVerdict,

@@ -12,7 +12,7 @@ import {
 import { join } from 'node:path';
 import { Sshd, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TransportError, UnsafePathError, VerifyError } from './errors.js';
+import { ChangedWhileReadError, TransportError, UnsafePathError, VerifyError } from './errors.js';
 import { downloadFile, uploadFile } from './file-transfer.js';
 import { sha256File } from './hashing.js';
 import { assertSafeEntryName, commandPath } from './safe-path.js';
@@ -200,8 +200,11 @@ describe('SFTP transfers against a real sshd', () => {
     expect(readdirSync(local.path).filter((n) => n.includes('.st.tmp-'))).toEqual([]);
 
     const remote = `${remoteBase}/verify/status`;
+    // Up, the hash is taken of the bytes as they are sent, so the pod's hash agrees; but the
+    // file did not read as its stat said (size 0): refused as changed while read.
     const upErr = await uploadFile(pool, target, '/proc/self/status', remote).catch((e) => e);
-    expect(upErr).toBeInstanceOf(VerifyError);
+    expect(upErr).toBeInstanceOf(ChangedWhileReadError);
+    expect(upErr).toMatchObject({ code: 'TRANSPORT_CHANGED_WHILE_READ', retryable: true });
     expect((await pool.exec(target, ['ls', '-A', `${remoteBase}/verify`])).stdout).toBe('');
   });
 

@@ -1,0 +1,72 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Sshd, TempDir } from '@computepods/testkit';
+import { type SshPool as Pool, SshPool, type SshTarget, shellQuote } from '@computepods/transport';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type UploadBatchOptions, uploadBatch } from './batch-upload.js';
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+describe('uploadBatch against a real sshd', () => {
+  let sshd: Sshd;
+  let target: SshTarget;
+  let pool: Pool;
+  let root: string;
+  const local = new TempDir('cp-batch-upload-');
+
+  beforeAll(async () => {
+    sshd = await Sshd.start();
+    target = sshd.target();
+    pool = new SshPool({ minOpenIntervalMs: 0 });
+    root = (await pool.exec(target, 'mkdir -p cp-batch && cd cp-batch && pwd')).stdout.trim();
+  });
+
+  afterAll(async () => {
+    await pool?.exec(target, `rm -rf -- ${shellQuote(root)}`);
+    await pool?.close();
+    await sshd?.[Symbol.asyncDispose]();
+    local[Symbol.dispose]();
+  });
+
+  const options = (prepared: string[]): UploadBatchOptions => ({
+    pool,
+    target,
+    root,
+    concurrency: 4,
+    prepareDir: async (_s, rel) => void prepared.push(rel),
+    onFileError: () => false,
+  });
+
+  it('puts every file under its name with the hash of the bytes sent, and leaves no temp file', async () => {
+    const files = new Map([
+      ['a.txt', Buffer.from('alpha\n')],
+      ['big.bin', randomBytes(3 * 1024 * 1024 + 5)],
+      ['empty', Buffer.alloc(0)],
+    ]);
+    const items = [...files].map(([rel, data]) => {
+      writeFileSync(local.join(rel), data);
+      return { rel, local: local.join(rel), mode: 0o644 };
+    });
+    const done = await uploadBatch(items, options([]));
+    for (const [rel, data] of files)
+      expect(done.get(rel)).toEqual({ sha256: sha(data), size: data.length });
+    const onPod = await pool.exec(target, `cd ${shellQuote(root)} && ls -A && sha256sum big.bin`);
+    expect(onPod.stdout).toBe(
+      `a.txt\nbig.bin\nempty\n${sha(files.get('big.bin') as Buffer)}  big.bin\n`,
+    );
+  });
+
+  it('sends a file that changed while it was read again, and gives up after three more rounds, leaving no temp file', async () => {
+    // A /proc file never reads as its stat says (size 0), so every round finds it changed.
+    const prepared: string[] = [];
+    const err = await uploadBatch(
+      [{ rel: 'status', local: '/proc/self/status', mode: 0o644 }],
+      options(prepared),
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'TRANSPORT_CHANGED_WHILE_READ', retryable: true });
+    expect(prepared).toEqual(['status', 'status', 'status', 'status']);
+    const left = await pool.exec(target, `ls -A ${shellQuote(root)}`);
+    expect(left.stdout).not.toMatch(/tmp-/);
+    expect(left.stdout).not.toMatch(/^status$/m);
+  });
+});
