@@ -405,8 +405,10 @@ describe('REST API security', { timeout: 240_000 }, () => {
     // in a job folder
     mkdirSync(join(logRoot, 'forged'), { recursive: true });
     symlinkSync(tokenFile, join(logRoot, 'forged', 'stdout'));
+    // Without emptyLogs: an output the record lists as empty is never read from a file at all.
+    const { emptyLogs: _none, ...realRecord } = real!.value;
     const forged = (id: string, path: string): TaskRecord => ({
-      ...real!.value,
+      ...realRecord,
       task: { ...real!.value.task, taskId: id },
       stdoutPath: path,
       stderrPath: path,
@@ -427,6 +429,14 @@ describe('REST API security', { timeout: 240_000 }, () => {
         expect(r.body).not.toContain(admin);
       }
     }
+    // A forged record that lists its outputs as empty gets an empty log, never the file's bytes.
+    await tasksKv.put('forged-empty', {
+      ...forged('forged-empty', tokenFile),
+      emptyLogs: ['stdout', 'stderr'],
+    });
+    const empty = await call('GET', '/api/logs/forged-empty?stream=stdout', { token: admin });
+    expect(empty.status).toBe(200);
+    expect(empty.body).not.toContain(admin);
   });
 
   it('cpctrl token create, list and revoke with -o json; list shows no secret or hash', async () => {
