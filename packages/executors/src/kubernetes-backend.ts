@@ -16,7 +16,7 @@ import type {
   V1Pod,
 } from '@kubernetes/client-node';
 import type { Backend, BackendContext, LogRead, LogStream, UnpublishedLogs } from './backend.js';
-import { isRetryable, ResourceCommandError } from './errors.js';
+import { isRetryable, ResourceCommandError, UnsafeValueError } from './errors.js';
 import { type KubernetesHandle, kubernetesHandle } from './handle.js';
 import { apiError, statusOf } from './kubernetes-api-error.js';
 import { KubernetesJobCleanup } from './kubernetes-cleanup.js';
@@ -529,8 +529,10 @@ export class KubernetesBackend implements Backend {
     if (pod?.memory) requests.memory = limits.memory = pod.memory;
     const gpu = t.gpu ? cfg.gpu_pod_config : undefined;
     if (t.gpu && !gpu)
-      throw new Error(
-        `the task asks for a GPU, but resource ${JSON.stringify(this.#o.resourceId)} has no jobs_runner_config.gpu_pod_config`,
+      throw new UnsafeValueError(
+        'gpu',
+        'true',
+        `resource ${JSON.stringify(this.#o.resourceId)} has no jobs_runner_config.gpu_pod_config; send GPU rules to a resource that has one`,
       );
     if (gpu) limits['nvidia.com/gpu'] = String(gpu.gpu ?? 1);
     const nodeSelector = { ...pod?.node_selector, ...gpu?.node_selector };

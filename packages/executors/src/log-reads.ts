@@ -1,3 +1,4 @@
+import { CpError } from '@computepods/protocol';
 import { commandPath } from '@computepods/transport';
 import type { LogRead } from './backend.js';
 import { ensureOk, type HostResult } from './slurm-host.js';
@@ -67,7 +68,13 @@ export class LogReads {
         }
         const m = /^(\d+) ([A-Za-z0-9+/=]*)$/.exec(line);
         if (!m)
-          p.reject(new Error(`reading ${p.path} answered ${JSON.stringify(line.slice(0, 200))}`));
+          p.reject(
+            new CpError(
+              'CP_RESOURCE_COMMAND',
+              `reading ${p.path} answered ${JSON.stringify(line.slice(0, 200))}`,
+              { retryable: true },
+            ),
+          );
         else p.resolve({ size: Number(m[1]), data: Buffer.from(m[2] ?? '', 'base64') });
       }
     } catch (err) {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import {
+  CpError,
   type SlurmSshResource,
   type SlurmSudoResource,
   slurmMemToMb,
@@ -802,8 +803,10 @@ export class SlurmBackend implements Backend {
         job.collectFailures.delete(index);
         await this.#c.pauseForError(
           rec.task.taskId,
-          new Error(
+          new CpError(
+            'CP_RESOURCE_COMMAND',
             `could not bring back the outputs from ${work} (${failures} tries): ${(err as Error).message}`,
+            { retryable: true, cause: err },
           ),
         );
         return 'retry';

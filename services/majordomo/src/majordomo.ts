@@ -36,7 +36,7 @@ import { NotLeaderError } from './lease.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
-import { ProjectQueries } from './queries.js';
+import { ProjectQueries, UnknownArtefactError } from './queries.js';
 import { resolveGoal } from './resolve-goal.js';
 import {
   changedChefs,
@@ -945,14 +945,9 @@ export class MajorDomo {
         if (rec?.auxiliary)
           return { status: rec.status, message: `written by ${rec.producer} beside its outputs` };
         if (rec) return { status: rec.status, message: 'a source file: nothing to build' };
-        throw Object.assign(
-          new Error(
-            `no rule produces ${path} and it is not a known source${why ? ` (${why})` : ''}; \`cpctrl status\` lists the artefacts`,
-          ),
-          {
-            code: 'CP_UNKNOWN_ARTEFACT',
-            field: 'path',
-          },
+        throw new UnknownArtefactError(
+          path,
+          `no rule produces ${path} and it is not a known source${why ? ` (${why})` : ''}`,
         );
       }
       if (force) {

@@ -12,10 +12,14 @@ import type { MajorDomoConfig } from './config.js';
 /** An artefact MajorDomo does not know: 404 over REST; its code and field over NATS. */
 export class UnknownArtefactError extends CpError {
   readonly field = 'path';
-  constructor(readonly path: string) {
+  /** `reason`: what is known of it, in place of the plain "no artefact" (its message). */
+  constructor(
+    readonly path: string,
+    reason = `no artefact ${path}`,
+  ) {
     super(
       'CP_UNKNOWN_ARTEFACT',
-      `no artefact ${path}; \`cpctrl artefact list\` (GET /api/artefacts) lists them`,
+      `${reason}; \`cpctrl artefact list\` (GET /api/artefacts) lists them`,
     );
   }
 }
