@@ -4,7 +4,7 @@
 import { parseResource, type Resource, type TaskSubmitted } from '@computepods/protocol';
 import { defined } from '@computepods/testkit';
 import { createExecutor } from './create-executor.js';
-import { FileHooks } from './file-hooks.fixture.js';
+import { FileHooks } from './test-file-hooks.js';
 
 const [mode] = process.argv.slice(2);
 const env = process.env;

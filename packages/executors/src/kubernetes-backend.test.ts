@@ -12,10 +12,10 @@ import type { BackendContext } from './backend.js';
 import { createExecutor } from './create-executor.js';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
-import { FileHooks } from './file-hooks.fixture.js';
 import { kubernetesHandle } from './handle.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import { jobNameFor } from './kubernetes-names.js';
+import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks } from './test-hooks.js';
 
 /*

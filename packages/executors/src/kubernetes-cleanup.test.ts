@@ -11,11 +11,11 @@ import { BatchV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
-import { FileHooks } from './file-hooks.fixture.js';
 import { kubernetesHandle } from './handle.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import { ENDED_ANNOTATION, OUTCOME_ANNOTATION, planCleanup } from './kubernetes-cleanup.js';
 import { jobNameFor } from './kubernetes-names.js';
+import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks } from './test-hooks.js';
 
 /*

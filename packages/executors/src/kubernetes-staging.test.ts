@@ -19,8 +19,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutor } from './create-executor.js';
 import type { Executor } from './executor.js';
-import { FileHooks } from './file-hooks.fixture.js';
 import { kubernetesHandle } from './handle.js';
+import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks } from './test-hooks.js';
 
 /*

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { defined, ManagedProcess, TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileHooks } from './file-hooks.fixture.js';
+import { FileHooks } from './test-file-hooks.js';
 import { testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-local-crash-');

@@ -13,8 +13,8 @@ import { defined, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
-import { FileHooks } from './file-hooks.fixture.js';
 import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
+import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 /*

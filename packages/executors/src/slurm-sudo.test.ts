@@ -29,13 +29,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
-import { FileHooks } from './file-hooks.fixture.js';
 import { isTerminal } from './lifecycle.js';
 import { shq } from './sh-quote.js';
 import { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
 import type { JobTree } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
+import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks } from './test-hooks.js';
 
 // One real single-node SLURM for the file; cpuser runs the jobs through `sudo -n -u cpuser`.

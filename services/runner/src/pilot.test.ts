@@ -24,8 +24,8 @@ import {
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsGate } from './nats-gate.fixture.js';
 import { pilotRunnerId } from './pilot-takeover.js';
+import { NatsGate } from './test-nats-gate.js';
 
 // Pilot mode on a real SLURM, reached with sudo or over a real sshd as a second user: the
 // runner service (a child process) submits pilot jobs whose runner workers pull the tasks
