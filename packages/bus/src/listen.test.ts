@@ -3,8 +3,10 @@ import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol'
 import { NatsServer, untilDefined } from '@computepods/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { Bus } from './bus.js';
 import type { Decoded } from './decode.js';
+import { listenJson } from './listen.js';
 import { ensureProjectStreams } from './project.js';
 
 const P = 'listentest';
@@ -129,6 +131,81 @@ describe('Bus.listen (a real nats-server)', () => {
     } finally {
       sub.unsubscribe();
       syncSub.unsubscribe();
+    }
+  });
+
+  it('answers an invalid request naming the field (answerInvalid), and still answers valid ones', async () => {
+    // A subject no stream stores (a stream would answer a request with its ack).
+    const subject = subjects.taskControl(P);
+    const sub = bus.listen(subject, {
+      accept: ['build.cancel'],
+      answerInvalid: true,
+      handler: (m, raw) => {
+        raw.respond(JSON.stringify({ ok: true, result: m.body.buildId }));
+      },
+    });
+    const ask = async (data: string) =>
+      JSON.parse(
+        new TextDecoder().decode((await bus.nc.request(subject, data, { timeout: 5_000 })).data),
+      );
+    try {
+      await bus.nc.flush();
+      const before = letters.length;
+      expect(await ask('not json')).toEqual({
+        ok: false,
+        error: {
+          code: 'CP_MESSAGE_INVALID',
+          message: expect.stringMatching(/^malformed JSON: \(top level\): not JSON: /),
+          field: '',
+        },
+      });
+      const wrong = await ask(
+        JSON.stringify(envelope('build.cancel', { buildId: '' }, { project: P, source: 't' })),
+      );
+      expect(wrong.error).toMatchObject({ code: 'CP_MESSAGE_INVALID', field: 'body.buildId' });
+      expect(await ask(cancel('b-2'))).toEqual({ ok: true, result: 'b-2' });
+      await untilDefined('both dead-lettered', async () =>
+        letters.length === before + 2 ? true : undefined,
+      );
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it('listenJson: plain JSON of a schema, one of a queue group, invalid ones answered', async () => {
+    const Req = z.object({ n: z.number().int() });
+    const subject = `cp.${P}.plain`;
+    const got: number[] = [];
+    const subs = [1, 2].map(() =>
+      listenJson(bus, subject, {
+        schema: Req,
+        queue: 'q',
+        answerInvalid: true,
+        handler: (req, raw) => {
+          got.push(req.n);
+          raw.respond(JSON.stringify({ ok: true, n: req.n }));
+        },
+      }),
+    );
+    const ask = async (data: string) =>
+      JSON.parse(
+        new TextDecoder().decode((await bus.nc.request(subject, data, { timeout: 5_000 })).data),
+      );
+    try {
+      await bus.nc.flush();
+      expect(await ask('{"n":')).toMatchObject({
+        ok: false,
+        error: { code: 'CP_MESSAGE_INVALID', field: '' },
+      });
+      const wrong = await ask('{"n":"1"}');
+      expect(wrong.error).toMatchObject({ code: 'CP_MESSAGE_INVALID', field: 'n' });
+      expect(wrong.error.message).toMatch(/^invalid request: n: /);
+      for (let n = 0; n < 10; n++)
+        expect(await ask(JSON.stringify({ n }))).toEqual({ ok: true, n });
+      // A queue group: each request handled once, not by both subscribers.
+      expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    } finally {
+      for (const s of subs) s.unsubscribe();
     }
   });
 });

@@ -8,7 +8,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { Bus, createLogger } from '@computepods/bus';
-import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
+import { buckets, Envelope, envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { defined, NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
@@ -238,6 +238,44 @@ describe('runner v1 (local) over a real nats-server', () => {
       'running',
       'finished',
     ]);
+  });
+
+  it('answers a malformed task.control with CP_MESSAGE_INVALID naming the field, and goes on', async () => {
+    const ask = async (data: string) => {
+      const msg = await bus.nc.request(subjects.taskControl(P), data, { timeout: 5_000 });
+      return JSON.parse(new TextDecoder().decode(msg.data)) as {
+        ok: boolean;
+        result?: { state: string };
+        error?: { code: string; message: string; field?: string };
+      };
+    };
+    // Sent as they are: bus.encode refuses an invalid body.
+    const raw = (type: 'task.control' | 'build.cancel', body: object) =>
+      JSON.stringify(envelope(type, body as never, { project: P, source: 'test' }));
+    const bad: Array<[string, string]> = [
+      ['{"oops', ''],
+      [raw('task.control', { taskId: 'c-x', action: 'explode' }), 'body.action'],
+      [raw('task.control', { action: 'kill' }), 'body.taskId'],
+      [raw('build.cancel', { buildId: 'b', reason: 'r' }), 'type'],
+    ];
+    for (const [data, field] of bad) {
+      const answer = await ask(data);
+      expect(answer.ok).toBe(false);
+      expect(answer.error).toMatchObject({ code: 'CP_MESSAGE_INVALID', field });
+    }
+    // The subscription still answers a valid request.
+    await bus.publish('task.submitted', subjects.tasks(P, 'local'), {
+      taskId: 'c-after',
+      resource: 'local',
+      command: 'sleep 60',
+      cwd: ws,
+    });
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    await kv.waitFor('c-after', (r) => r.state === 'running');
+    expect(await ask(bus.encode('task.control', { taskId: 'c-after', action: 'kill' }))).toEqual({
+      ok: true,
+      result: { taskId: 'c-after', state: 'killed' },
+    });
   });
 
   /** Waits until the runner's queue is empty and nothing is unacknowledged. */

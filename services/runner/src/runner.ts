@@ -1,11 +1,4 @@
-import {
-  type Bus,
-  decode,
-  ensureProjectStreams,
-  errorReply,
-  type MessageInvalidError,
-  type Service,
-} from '@computepods/bus';
+import { type Bus, ensureProjectStreams, errorReply, type Service } from '@computepods/bus';
 import {
   createExecutor,
   type Executor,
@@ -19,7 +12,6 @@ import {
   pixiNote,
   streams,
   subjects,
-  type TaskControl,
   TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
@@ -285,38 +277,28 @@ export async function startRunner(
     return false;
   }
 
-  const control = bus.nc.subscribe(subjects.taskControl(p), {
-    callback: (_err, m) => {
-      void (async () => {
-        let reply: unknown;
-        let body: TaskControl;
-        try {
-          body = decode(m.data, ['task.control'], p).body;
-        } catch (err) {
-          // Not a control request: kept as a dead letter and answered as a validation error
-          // naming the field (it was answered CP_INTERNAL with only a warning).
-          const e = err as MessageInvalidError;
-          log.warn({ reason: e.message }, 'invalid task control dead-lettered');
-          await bus.deadLetter(m.subject, m.data, e.reason, e.issues);
-          if (m.reply) m.respond(JSON.stringify({ ok: false, error: errorReply(err) }));
-          return;
-        }
-        try {
-          if (!executor.get(body.taskId)) return; // another runner's task
-          const rec =
-            body.action === 'pause'
-              ? await executor.pause(body.taskId)
-              : body.action === 'resume'
-                ? await executor.resume(body.taskId)
-                : await executor.kill(body.taskId);
-          reply = { ok: true, result: { taskId: body.taskId, state: rec.state } };
-        } catch (err) {
-          const e = errorReply(err);
-          log.warn({ err: e.message, taskId: body.taskId }, 'task control refused');
-          reply = { ok: false, error: e };
-        }
-        if (m.reply) m.respond(JSON.stringify(reply));
-      })();
+  // An invalid request is dead-lettered and answered as a validation error naming the field.
+  const control = bus.listen(subjects.taskControl(p), {
+    accept: ['task.control'],
+    invalidMsg: 'invalid task control dead-lettered',
+    answerInvalid: true,
+    handler: async ({ body }, m) => {
+      if (!executor.get(body.taskId)) return; // another runner's task
+      let reply: unknown;
+      try {
+        const rec =
+          body.action === 'pause'
+            ? await executor.pause(body.taskId)
+            : body.action === 'resume'
+              ? await executor.resume(body.taskId)
+              : await executor.kill(body.taskId);
+        reply = { ok: true, result: { taskId: body.taskId, state: rec.state } };
+      } catch (err) {
+        const e = errorReply(err);
+        log.warn({ err: e.message, taskId: body.taskId }, 'task control refused');
+        reply = { ok: false, error: e };
+      }
+      if (m.reply) m.respond(JSON.stringify(reply));
     },
   });
 
