@@ -34,10 +34,11 @@ import {
   StorageQuotaError,
 } from './errors.js';
 import { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
+import { jsonPieces } from './json-pieces.js';
 import { type Listener, type ListenOptions, listen } from './listen.js';
 import { createLogger, type Logger } from './logger.js';
 import { projectBucketMaxAgeMs } from './project.js';
-import { ReplyChunks } from './reply-chunks.js';
+import { partsOf, ReplyChunks } from './reply-chunks.js';
 import { ServiceResponder } from './service.js';
 import {
   type ConsumerSpec,
@@ -379,13 +380,18 @@ export class Bus {
             );
           const budget = this.#replyBudget();
           const answer = body as { ok?: boolean; result?: unknown };
-          // The result is serialised once: tens of MB at 100k artefacts.
-          const result = answer.ok ? JSON.stringify(answer.result) : undefined;
-          if (result === undefined || Buffer.byteLength(result) <= budget) {
+          // Serialised once, in pieces cut into parts: never one string of tens of MB (100k
+          // artefacts' graph) nor copies of it.
+          const result = answer.ok ? partsOf(jsonPieces(answer.result), budget) : [];
+          const [only] = result;
+          if (
+            result.length === 0 ||
+            (result.length === 1 && Buffer.byteLength(only ?? '') <= budget)
+          ) {
             msg.respond(wrap(body));
             return;
           }
-          const { id, parts } = this.#chunks.store(result, budget);
+          const { id, parts } = this.#chunks.keep(result);
           msg.respond(wrap({ ok: true, chunked: { instance: this.#chunks.instance, id, parts } }));
         };
         let cid = 'unknown';

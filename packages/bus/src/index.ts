@@ -43,6 +43,7 @@ export {
 } from './errors.js';
 export { gatherReplies } from './gather.js';
 export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
+export { jsonPieces, jsonStream } from './json-pieces.js';
 export {
   runUntilSignal,
   type Service,
@@ -50,7 +51,7 @@ export {
   startService,
   thenClose,
 } from './lifecycle.js';
-export type { Listener, ListenOptions } from './listen.js';
+export { type Listener, type ListenJsonOptions, type ListenOptions, listenJson } from './listen.js';
 export { createLogger, type Logger } from './logger.js';
 export {
   DLQ_MAX_BYTES,

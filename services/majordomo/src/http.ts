@@ -1,4 +1,4 @@
-import type { Bus } from '@computepods/bus';
+import { type Bus, jsonStream } from '@computepods/bus';
 import {
   ArtefactRecord,
   ArtefactStatus,
@@ -330,7 +330,8 @@ export async function startHttp(
     async (req, reply) => {
       const answer = q.graph(req.query.format, req.query.plan === 'true');
       if (answer.format === 'dot') return reply.type('text/vnd.graphviz').send(answer.graph);
-      return answer.graph;
+      // Streamed in small pieces, not one 29 MB string and its Buffer at 100k artefacts.
+      return reply.type('application/json; charset=utf-8').send(jsonStream(answer.graph));
     },
   );
 
