@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { type Bus, errorReply, type Logger, type TypedKv } from '@computepods/bus';
+import { type Bus, errorReply, type Logger, listenJson, type TypedKv } from '@computepods/bus';
 import {
   fetchAuxiliaries,
   fetchOutputs,
@@ -36,7 +36,11 @@ export type StageRequest = z.infer<typeof StageRequest>;
 
 const StageReply = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), cwd: z.string().optional(), missing: z.string().optional() }),
-  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+  z.object({
+    ok: z.literal(false),
+    // field: the request's field an invalid request fails on (CP_MESSAGE_INVALID).
+    error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }),
+  }),
 ]);
 type StageReply = z.infer<typeof StageReply>;
 
@@ -59,7 +63,8 @@ export interface PilotStagingServer {
 
 /**
  * Answers the stage requests of this queue's pilot workers (one runner of the queue answers
- * each: a queue group). Never throws on a request: a bad one is answered with its reason.
+ * each: a queue group). Never throws on a request: a bad one is answered with its reason (an
+ * invalid one, as CP_MESSAGE_INVALID naming the field, is also dead-lettered).
  */
 export function servePilotStaging(options: {
   readonly bus: Bus;
@@ -73,20 +78,22 @@ export function servePilotStaging(options: {
   readonly log: Logger;
 }): PilotStagingServer {
   const { bus, kv, queue, host, log } = options;
-  const sub = bus.nc.subscribe(subjects.pilotStage(bus.project, queue), {
+  // An invalid request is dead-lettered and answered as a validation error naming the field.
+  const sub = listenJson(bus, subjects.pilotStage(bus.project, queue), {
+    schema: StageRequest,
     queue: 'pilot-stage',
-    callback: (_err, m) => {
-      void (async () => {
-        let reply: StageReply;
-        try {
-          reply = { ok: true, ...(await handle(StageRequest.parse(m.json()))) };
-        } catch (err) {
-          const e = errorReply(err);
-          log.warn({ err: e.message }, 'pilot staging request refused or failed');
-          reply = { ok: false, error: { code: e.code, message: e.message } };
-        }
-        if (m.reply) m.respond(JSON.stringify(reply));
-      })();
+    answerInvalid: true,
+    invalidMsg: 'invalid pilot staging request dead-lettered',
+    handler: async (req, m) => {
+      let reply: StageReply;
+      try {
+        reply = { ok: true, ...(await handle(req)) };
+      } catch (err) {
+        const e = errorReply(err);
+        log.warn({ err: e.message }, 'pilot staging request refused or failed');
+        reply = { ok: false, error: { code: e.code, message: e.message } };
+      }
+      if (m.reply) m.respond(JSON.stringify(reply));
     },
   });
 
