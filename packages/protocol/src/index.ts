@@ -141,6 +141,7 @@ export { statusWithAllArtefacts } from './status-pages.js';
 export { buckets, fromKvKey, kvKey, MAX_KV_KEY, streams, subjects } from './subjects.js';
 export {
   TaskControl,
+  TaskControlReply,
   TaskFiles,
   TaskRecord,
   TaskState,

@@ -104,6 +104,20 @@ export const TaskControl = z.object({
 export type TaskControl = z.infer<typeof TaskControl>;
 
 /**
+ * runner → asker: the answer to a TaskControl, plain JSON (no envelope), given only by the
+ * runner holding the task: the task's state after the action, or why it was refused (an
+ * invalid request: CP_MESSAGE_INVALID and the field).
+ */
+export const TaskControlReply = z.object({
+  ok: z.boolean(),
+  result: z.object({ taskId: z.string(), state: z.string() }).optional(),
+  error: z
+    .object({ code: z.string(), message: z.string(), field: z.string().optional() })
+    .optional(),
+});
+export type TaskControlReply = z.infer<typeof TaskControlReply>;
+
+/**
  * The runner's KV record of a task (key: taskId in `cp_<p>_tasks`). Written before every
  * transition is acted on, so a restarted runner can reconcile; chefs watch it for the outcome.
  */

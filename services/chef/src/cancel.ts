@@ -1,5 +1,12 @@
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
-import { subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import {
+  type Issue,
+  issuesOf,
+  subjects,
+  TaskControlReply,
+  type TaskRecord,
+  TERMINAL_STATES,
+} from '@computepods/protocol';
 
 interface Held {
   readonly controller: AbortController;
@@ -146,25 +153,41 @@ export async function killTask(
   while (Date.now() < end && !bus.closing) {
     const rec = (await tasks.get(taskId).catch(() => undefined))?.value;
     if (rec && TERMINAL_STATES.includes(rec.state)) return;
-    try {
-      const reply = await bus.nc.request(subjects.taskControl(bus.project), data, {
-        timeout: 1_000,
-      });
-      const body = JSON.parse(new TextDecoder().decode(reply.data)) as {
-        ok?: boolean;
-        error?: { message?: string };
-      };
-      if (body.ok) {
+    const reply = await bus.nc
+      .request(subjects.taskControl(bus.project), data, { timeout: 1_000 })
+      .catch(() => undefined); // no runner holds it yet (still queued): ask again shortly
+    if (reply) {
+      const body = parseControlReply(reply.data);
+      if (body.success && body.data.ok) {
         logger.info({ taskId }, 'runner killed the task of a cancelled build');
         return;
       }
-      logger.debug({ taskId, error: body.error?.message }, 'kill refused; asking again');
-    } catch {
-      // No runner holds it yet (still queued): ask again shortly.
+      if (body.success)
+        logger.debug({ taskId, error: body.data.error?.message }, 'kill refused; asking again');
+      else logger.warn({ taskId, issues: body.issues }, 'invalid answer to a kill; asking again');
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   logger.warn({ taskId }, 'could not kill the task of a cancelled build; it runs to its end');
+}
+
+/** A runner's answer to task.control, validated; anything else names the fields it fails on. */
+function parseControlReply(
+  data: Uint8Array,
+): { success: true; data: TaskControlReply } | { success: false; issues: Issue[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch (err) {
+    return {
+      success: false,
+      issues: [{ path: '', message: `not JSON: ${(err as Error).message}` }],
+    };
+  }
+  const parsed = TaskControlReply.safeParse(json);
+  return parsed.success
+    ? { success: true, data: parsed.data }
+    : { success: false, issues: issuesOf(parsed.error) };
 }
 
 /** Subscribes to `build.cancel`; cancels for builds this chef does not hold are ignored. */

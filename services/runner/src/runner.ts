@@ -12,6 +12,7 @@ import {
   pixiNote,
   streams,
   subjects,
+  type TaskControlReply,
   TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
@@ -284,7 +285,7 @@ export async function startRunner(
     answerInvalid: true,
     handler: async ({ body }, m) => {
       if (!executor.get(body.taskId)) return; // another runner's task
-      let reply: unknown;
+      let reply: TaskControlReply;
       try {
         const rec =
           body.action === 'pause'

@@ -1,14 +1,14 @@
-import { buckets, envelope, subjects, TaskRecord, TaskState } from '@computepods/protocol';
+import {
+  buckets,
+  envelope,
+  subjects,
+  TaskControlReply,
+  TaskRecord,
+  TaskState,
+} from '@computepods/protocol';
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { CliError, printJson, printTable } from '../output.js';
 import { withBus } from '../with-bus.js';
-
-const ControlReply = z.object({
-  ok: z.boolean(),
-  result: z.object({ taskId: z.string(), state: z.string() }).optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
-});
 
 export function taskCommand(program: Command): void {
   const task = program
@@ -70,7 +70,7 @@ export function taskCommand(program: Command): void {
               'CP_UNKNOWN_TASK',
               `no runner holds task ${taskId} (or none answered); \`cpctrl task list\` shows the tasks`,
             );
-          const reply = ControlReply.parse(msg.json());
+          const reply = TaskControlReply.parse(msg.json());
           if (!reply.ok)
             throw new CliError(
               reply.error?.code ?? 'CP_TASK_CONTROL',
