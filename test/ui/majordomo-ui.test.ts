@@ -681,15 +681,26 @@ describe('MajorDomoUI in a real browser', () => {
     await expect.poll(async () => (await rows()).length).toBeGreaterThan(5);
     await page.locator('th a', { hasText: 'Path' }).click();
     await expect.poll(() => page.url()).toContain('desc=1');
-    const desc = await rows();
-    expect(desc).toEqual([...desc].sort().reverse());
+    // The address changes before the list is drawn again: polled until it is.
+    await expect
+      .poll(async () => {
+        const desc = await rows();
+        return desc.join('\n') === [...desc].sort().reverse().join('\n');
+      })
+      .toBe(true);
     expect(await page.locator('th[aria-sort="descending"]').textContent()).toContain('Path');
     await page.locator('th a', { hasText: 'State' }).click();
     await expect.poll(() => page.url()).toContain('sort=state');
-    const states = await page
-      .locator('[data-row] td:nth-child(2) .pill')
-      .evaluateAll((els) => els.map((e) => e.className.replace(/.*\bs-(\S+).*/, '$1')));
-    expect(states).toEqual([...states].sort());
+    const states = () =>
+      page
+        .locator('[data-row] td:nth-child(2) .pill')
+        .evaluateAll((els) => els.map((e) => e.className.replace(/.*\bs-(\S+).*/, '$1')));
+    await expect
+      .poll(async () => {
+        const now = await states();
+        return now.length > 5 && now.join('\n') === [...now].sort().join('\n');
+      })
+      .toBe(true);
     // The failed one's reason is its record's error.
     await page.goto(`${url}/#/artefacts?state=failed`);
     await expect

@@ -1,6 +1,6 @@
 import { isRetryable } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer, until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { isWrongLastSequence } from './errors.js';
@@ -37,6 +37,32 @@ describe('acked publisher (Bus.jsPublish, TypedKv writes) against nats.js js.pub
   afterAll(async () => {
     await bus?.close();
     await nats?.[Symbol.asyncDispose]();
+  });
+
+  it('times its ack wait on the monotonic clock: the wall clock jumping ahead times nothing out', async () => {
+    // A VM's wall clock can be set forward (seen as a 20 s wait failing after 5 s in CI): a
+    // deadline taken from Date.now() then passes at once, and every publish waiting for its
+    // ack fails. Here the stream's ack is held back by answering the request ourselves, late.
+    const answered: string[] = [];
+    const sub = bus.nc.subscribe('jump.x', {
+      callback: (_err, m) => {
+        answered.push(m.reply ?? '');
+      },
+    });
+    await bus.nc.flush();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const waiting = bus.jsPublish('jump.x', 'x', { timeoutMs: 2_000 });
+      await until(() => answered.length === 1, 'the publish');
+      vi.setSystemTime(Date.now() + 3_600_000);
+      // Past the publisher's sweep (250 ms): with a wall-clock deadline it is rejected now.
+      await new Promise((r) => setTimeout(r, 600));
+      bus.nc.publish(answered[0] as string, JSON.stringify({ stream: 'JUMP', seq: 7 }));
+      await expect(waiting).resolves.toMatchObject({ stream: 'JUMP', seq: 7 });
+    } finally {
+      vi.useRealTimers();
+      sub.unsubscribe();
+    }
   });
 
   it('acks as js.publish does: stream, sequence, duplicate by msg id', async () => {

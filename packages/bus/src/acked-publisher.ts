@@ -91,7 +91,7 @@ export class AckedPublisher {
         reject(err as Error);
         return;
       }
-      const deadline = Date.now() + (o.timeoutMs ?? 5_000);
+      const deadline = performance.now() + (o.timeoutMs ?? 5_000);
       this.#pending.set(token, { subject, deadline, resolve, reject });
       this.#timer ??= setInterval(() => this.#sweep(), SWEEP_MS).unref();
     });
@@ -133,7 +133,7 @@ export class AckedPublisher {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [token, p] of this.#pending)
       if (p.deadline <= now) {
         this.#pending.delete(token);

@@ -232,18 +232,18 @@ export class Bus {
     const env = this.envelope(type, body, options.cid);
     const data = JSON.stringify(env);
     const msgID = options.msgId ?? env.id;
-    const deadline = Date.now() + (options.retryForMs ?? 30_000);
+    const deadline = performance.now() + (options.retryForMs ?? 30_000);
     for (let delay = 100, attempt = 0; ; delay = Math.min(delay * 2, 2_000), attempt++) {
       const timeoutMs = ACK_WAIT_MS[Math.min(attempt, ACK_WAIT_MS.length - 1)];
-      const tried = Date.now();
+      const tried = performance.now();
       try {
         return await this.jsPublish(subject, data, { msgID, timeoutMs });
       } catch (err) {
         if (isQuotaExceeded(err))
           throw new StorageQuotaError(this.project, subject, { cause: err });
         // A try that waited for its ack has waited its turn: sent again at once.
-        const wait = Math.max(0, delay - (Date.now() - tried));
-        if (this.#closing || Date.now() + wait > deadline || !isRetryable(err)) throw err;
+        const wait = Math.max(0, delay - (performance.now() - tried));
+        if (this.#closing || performance.now() + wait > deadline || !isRetryable(err)) throw err;
         this.logger.warn(
           { subject, err: (err as Error).message, ackWaitMs: timeoutMs, retryInMs: wait },
           'publish not acknowledged; retrying',

@@ -65,7 +65,7 @@ export class ReplyChunks {
       (k) => k.parts.length === parts.length && k.parts.every((p, i) => p === parts[i]),
     );
     const id = randomBytes(12).toString('hex');
-    this.#kept.set(id, { parts: same?.parts ?? parts, expires: Date.now() + KEEP_MS });
+    this.#kept.set(id, { parts: same?.parts ?? parts, expires: performance.now() + KEEP_MS });
     while (this.#kept.size > MAX_KEPT) {
       const oldest = this.#kept.keys().next().value;
       if (oldest === undefined) break;
@@ -79,12 +79,12 @@ export class ReplyChunks {
     const kept = this.#kept.get(id);
     const text = kept?.parts[part];
     if (!kept || text === undefined) throw new ReplyChunkGoneError();
-    kept.expires = Date.now() + KEEP_MS;
+    kept.expires = performance.now() + KEEP_MS;
     return text;
   }
 
   #expire(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [id, kept] of this.#kept) if (kept.expires < now) this.#kept.delete(id);
   }
 }

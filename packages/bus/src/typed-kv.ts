@@ -121,12 +121,12 @@ export class TypedKv<S extends z.ZodType> {
    * build no longer wanted; fresh-clone CI, nats-cluster.test). Any other error goes to the caller.
    */
   async #stored(write: () => Promise<number>): Promise<number> {
-    const deadline = Date.now() + 30_000;
+    const deadline = performance.now() + 30_000;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       try {
         return await write();
       } catch (err) {
-        if (!unanswered(err) || Date.now() + delay > deadline) throw err;
+        if (!unanswered(err) || performance.now() + delay > deadline) throw err;
         this.logger.warn(
           { bucket: this.bucket, err: (err as Error).message, retryInMs: delay },
           'KV write unanswered (stream between leaders?); retrying',
@@ -274,7 +274,7 @@ export class TypedKv<S extends z.ZodType> {
     this.#shared ??= this.kv
       .watch({ include: 'updates' as KvWatchOptions['include'] })
       .then((iter) => {
-        let heard = Date.now();
+        let heard = performance.now();
         // Silence alone is no reason: a long task's record may not change for hours, and a
         // watch made again every few seconds costs a consumer each time (nats-server 2.9.10
         // keeps some memory per consumer ever made). Only a watch whose consumer the server
@@ -282,8 +282,8 @@ export class TypedKv<S extends z.ZodType> {
         const consumer = (iter as { _data?: { info?: (cached?: boolean) => Promise<unknown> } })
           ._data;
         const idle = setInterval(() => {
-          if (this.#waiters.size === 0 || Date.now() - heard < WATCH_IDLE_MS) return;
-          heard = Date.now();
+          if (this.#waiters.size === 0 || performance.now() - heard < WATCH_IDLE_MS) return;
+          heard = performance.now();
           // biome-ignore lint/plugin: caught at once, where any failure means "make the watch again"
           void (consumer?.info?.(false) ?? Promise.reject(new Error('no watch consumer'))).catch(
             () => stopWatch(iter),
@@ -292,7 +292,7 @@ export class TypedKv<S extends z.ZodType> {
         idle.unref();
         void (async () => {
           for await (const e of iter) {
-            heard = Date.now();
+            heard = performance.now();
             const set = this.#waiters.get(fromKvKey(e.key));
             if (!set || e.operation !== 'PUT') continue;
             const value = this.#decode(e);

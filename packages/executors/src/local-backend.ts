@@ -428,7 +428,7 @@ export class LocalBackend implements Backend {
         return;
       }
       entry.adopted = true;
-      entry.startBy = entry.pid ? undefined : Date.now() + this.#startGraceMs;
+      entry.startBy = entry.pid ? undefined : performance.now() + this.#startGraceMs;
       this.#ensurePoller();
     }
   }
@@ -507,7 +507,11 @@ export class LocalBackend implements Backend {
       return;
     }
     this.#stats.adopted++;
-    const entry: Running = { pid: 0, adopted: true, startBy: Date.now() + this.#startGraceMs };
+    const entry: Running = {
+      pid: 0,
+      adopted: true,
+      startBy: performance.now() + this.#startGraceMs,
+    };
     this.#running.set(id, entry);
     this.#armTimeout(id, rec, h);
     this.#check(id, rec, h);
@@ -558,7 +562,7 @@ export class LocalBackend implements Backend {
         );
       return;
     }
-    if (entry.startBy !== undefined && Date.now() >= entry.startBy) {
+    if (entry.startBy !== undefined && performance.now() >= entry.startBy) {
       if (rec.state !== 'running') {
         // Killed (or timed out) while it waited: never start it.
         clearTimeout(entry.timer);

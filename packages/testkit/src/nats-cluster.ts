@@ -154,11 +154,11 @@ export class NatsClusterNode {
    * dozen starts; its routes are made anew by a restart).
    */
   async metaLeader(timeoutMs = 30_000): Promise<void> {
-    const end = Date.now() + timeoutMs;
+    const end = performance.now() + timeoutMs;
     for (;;) {
       const proc = this.#proc;
       if (!proc) throw new Error(`${this.name} was never started`);
-      const left = end - Date.now();
+      const left = end - performance.now();
       try {
         await proc.waitForOutput(META_LEADER, Math.max(1, Math.min(left, STUCK_MS)));
         return;
@@ -166,7 +166,7 @@ export class NatsClusterNode {
         if (left <= STUCK_MS) throw err;
         this.restarts++;
         await this.stop();
-        await this.start(Math.max(1, end - Date.now()));
+        await this.start(Math.max(1, end - performance.now()));
       }
     }
   }

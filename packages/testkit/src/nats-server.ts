@@ -110,8 +110,8 @@ export class NatsServer implements AsyncDisposable {
       detached: this.#detached,
     });
     this.#proc = proc;
-    const deadline = Date.now() + this.#timeout;
-    while (Date.now() < deadline) {
+    const deadline = performance.now() + this.#timeout;
+    while (performance.now() < deadline) {
       if (!proc.running) throw new ServerStartError('nats-server', `exited:\n${proc.tail()}`);
       const file = existsSync(portsDir)
         ? readdirSync(portsDir).find((f) => f.endsWith('.ports'))
@@ -129,7 +129,7 @@ export class NatsServer implements AsyncDisposable {
           this.#port = Number(new URL(url).port);
           // The ports file appears before JetStream has recovered its streams; the log line
           // says when the server is fully ready for clients.
-          await proc.waitForOutput('Server is ready', Math.max(1, deadline - Date.now()));
+          await proc.waitForOutput('Server is ready', Math.max(1, deadline - performance.now()));
           return;
         }
       }

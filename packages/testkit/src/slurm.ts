@@ -151,11 +151,11 @@ export class Slurm implements AsyncDisposable {
   async waitForJob(jobId: string, timeoutMs = 60_000): Promise<Record<string, string>> {
     const final =
       /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED)$/;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const job = await this.showJob(jobId);
       if (final.test(job.JobState ?? '')) return job;
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         throw new Error(
           `job ${jobId} still ${job.JobState} after ${timeoutMs} ms:\n${this.output}`,
         );
@@ -181,7 +181,7 @@ export class Slurm implements AsyncDisposable {
   async startController(timeoutMs = 60_000): Promise<void> {
     if (this.controllerRunning) return;
     this.#spawn('slurmctld', this.#bins.slurmctld, ['-D', '-f', this.conf]);
-    await this.#waitAnswer(Date.now() + timeoutMs, 'slurmctld answering after a restart');
+    await this.#waitAnswer(performance.now() + timeoutMs, 'slurmctld answering after a restart');
   }
 
   /**
@@ -216,11 +216,11 @@ export class Slurm implements AsyncDisposable {
   async startNode(timeoutMs = 60_000): Promise<void> {
     if (this.#procs.some((p) => p.name === 'slurmd' && p.running)) return;
     this.#spawn('slurmd', this.#bins.slurmd, ['-D', '-f', this.conf]);
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const state = await this.#nodeState();
       if (state !== '' && !/down|unk|not_responding|\*/.test(state)) return;
-      if (Date.now() > deadline)
+      if (performance.now() > deadline)
         throw new ServerStartError(
           'slurmd',
           `node ${state || 'silent'} after restart:\n${this.output}`,
@@ -232,7 +232,8 @@ export class Slurm implements AsyncDisposable {
   async #waitAnswer(deadline: number, what: string): Promise<void> {
     for (;;) {
       if ((await this.#nodeState()) !== '') return;
-      if (Date.now() > deadline) throw new ServerStartError('slurm', `no ${what}:\n${this.output}`);
+      if (performance.now() > deadline)
+        throw new ServerStartError('slurm', `no ${what}:\n${this.output}`);
       await sleep(200);
     }
   }
@@ -241,7 +242,7 @@ export class Slurm implements AsyncDisposable {
     const bins = this.#bins;
     const dir = this.#dir;
     const timeout = this.#options.startTimeoutMs ?? 60_000;
-    const deadline = Date.now() + timeout;
+    const deadline = performance.now() + timeout;
     // Other local users (sudo -u, ssh sessions) read slurm.conf and talk to munged's socket.
     chmodSync(dir.path, 0o755);
     for (const sub of ['munge', 'state', 'spool', 'log']) mkdirSync(dir.join(sub), { mode: 0o755 });
@@ -349,7 +350,7 @@ export class Slurm implements AsyncDisposable {
       const dead = this.#procs.find((p) => !p.running);
       if (dead) throw new ServerStartError(dead.name, `exited (${dead.exitCode}):\n${dead.tail()}`);
       if (await ok()) return;
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         throw new ServerStartError('slurm', `no ${what} in time:\n${this.output}`);
       }
       await sleep(100);
@@ -368,8 +369,8 @@ export class Slurm implements AsyncDisposable {
       await this.command(['scancel', '--partition', this.partition], { timeoutMs: 10_000 }).catch(
         () => undefined,
       );
-      const until = Date.now() + 10_000;
-      while (Date.now() < until) {
+      const until = performance.now() + 10_000;
+      while (performance.now() < until) {
         const q = await this.command(['squeue', '-h', '-t', 'all', '-o', '%i %T'], {
           timeoutMs: 10_000,
         });

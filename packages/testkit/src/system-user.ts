@@ -72,7 +72,7 @@ export function isAccountLocked(username: string): boolean {
  */
 async function withKeysLock<T>(sshDir: string, fn: () => T): Promise<T> {
   const lock = join(sshDir, '.cp-testkit.lock');
-  const deadline = Date.now() + 15_000;
+  const deadline = performance.now() + 15_000;
   for (;;) {
     try {
       mkdirSync(lock);
@@ -84,7 +84,8 @@ async function withKeysLock<T>(sshDir: string, fn: () => T): Promise<T> {
       } catch {
         // gone already
       }
-      if (Date.now() > deadline) throw new Error(`authorized_keys lock ${lock} held too long`);
+      if (performance.now() > deadline)
+        throw new Error(`authorized_keys lock ${lock} held too long`);
       await sleep(10 + Math.random() * 20);
     }
   }

@@ -8,9 +8,9 @@ export async function until(
   timeoutMs = 20_000,
   diagnostics?: () => string,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > end) {
+    if (performance.now() > end) {
       const more = diagnostics?.();
       throw new Error(`timed out waiting for ${what}${more ? `\n${more}` : ''}`);
     }
@@ -27,11 +27,11 @@ export async function untilDefined<T>(
   get: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 30_000,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   for (;;) {
     const v = await get();
     if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

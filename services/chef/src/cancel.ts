@@ -148,9 +148,9 @@ export async function killTask(
   taskId: string,
   logger: Logger,
 ): Promise<void> {
-  const end = Date.now() + KILL_GIVE_UP_MS;
+  const end = performance.now() + KILL_GIVE_UP_MS;
   const data = bus.encode('task.control', { taskId, action: 'kill' });
-  while (Date.now() < end && !bus.closing) {
+  while (performance.now() < end && !bus.closing) {
     const rec = (await tasks.get(taskId).catch(() => undefined))?.value;
     if (rec && TERMINAL_STATES.includes(rec.state)) return;
     const reply = await bus.nc

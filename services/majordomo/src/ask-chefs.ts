@@ -58,10 +58,10 @@ export async function askHowToBuild(
   };
   try {
     bus.nc.publish(subjects.howToBuild(bus.project), data, { reply: inbox });
-    const deadline = Date.now() + options.deadlineMs;
+    const deadline = performance.now() + options.deadlineMs;
     for (;;) {
       if (take()) return answers;
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);

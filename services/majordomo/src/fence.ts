@@ -87,7 +87,7 @@ export class DispatchFence {
   }
 
   async #publish(subject: string, data: string, msgID: string): Promise<PubAck> {
-    const deadline = Date.now() + 30_000;
+    const deadline = performance.now() + 30_000;
     for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
       if (this.#expected === undefined) await this.#refresh();
       const expected = this.#expected as number;
@@ -103,10 +103,10 @@ export class DispatchFence {
         if (isWrongLastSequence(err)) {
           // Fenced, or an innocent mismatch: #refresh tells which (throws if fenced).
           this.#expected = undefined;
-          if (Date.now() > deadline) throw err;
+          if (performance.now() > deadline) throw err;
           continue;
         }
-        if (Date.now() + delay > deadline || !transient(err)) throw err;
+        if (performance.now() + delay > deadline || !transient(err)) throw err;
         this.logger.warn(
           { subject, err: (err as Error).message, retryInMs: delay },
           'fenced publish not acknowledged; retrying',

@@ -72,10 +72,17 @@ describe('retiring a chef leaves its queue empty and its consumers working after
 
     await nats.kill9();
     await nats.start();
+    let lastErr = '';
     await until(
-      async () => (await bus.jsm.streams.info(builds).catch(() => undefined)) !== undefined,
+      async () =>
+        (await bus.jsm.streams.info(builds).catch((err: Error) => {
+          lastErr = `${err.name}: ${err.message}`;
+          return undefined;
+        })) !== undefined,
       'the server back',
       20_000,
+      () =>
+        `last answer: ${lastErr}; client status ${bus.nc.isClosed() ? 'closed' : 'open'}\nserver:\n${nats.output.slice(-3000)}`,
     );
     expect((await bus.jsm.streams.info(builds)).state.last_seq).toBe(6);
     await bus.js.publish(subjects.buildRequest(P, 'live'), 'after the restart');

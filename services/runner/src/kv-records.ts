@@ -51,9 +51,9 @@ export class KvRecords {
       // Ended tasks may still get a late update (fetched logs); then their revision can go.
       // Forgotten as later writes come, oldest first: no timer per task (a no-op task a
       // millisecond would keep 600,000 of them).
-      this.#ended.push({ id, forgetAt: Date.now() + this.#forgetEndedMs });
+      this.#ended.push({ id, forgetAt: performance.now() + this.#forgetEndedMs });
     }
-    this.#forget(Date.now());
+    this.#forget(performance.now());
   }
 
   /** Revisions held: those of ended tasks go at the first write after they are old enough. */

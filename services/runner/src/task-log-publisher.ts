@@ -293,7 +293,7 @@ class Tail {
   /** Over before the task's end was recorded: nothing was or will be published (quietEnd). */
   #quiet = false;
   #failures = 0;
-  #warnedAt = 0;
+  #warnedAt = Number.NEGATIVE_INFINITY;
   readonly #closed: () => boolean;
 
   constructor(
@@ -323,7 +323,7 @@ class Tail {
 
   /** A poll tick: look at the file if due and not already looking. */
   tick(): void {
-    if (this.#busy || this.#finishing || this.#quiet || Date.now() < this.#dueAt) return;
+    if (this.#busy || this.#finishing || this.#quiet || performance.now() < this.#dueAt) return;
     this.#run(() => this.#look(false));
   }
 
@@ -393,8 +393,8 @@ class Tail {
         // Said once a while, not at every look: a project provisioned before task logs (no
         // stream yet) or credentials issued before them would otherwise flood the log.
         this.#failures++;
-        if (Date.now() - this.#warnedAt >= WARN_EVERY_MS) {
-          this.#warnedAt = Date.now();
+        if (performance.now() - this.#warnedAt >= WARN_EVERY_MS) {
+          this.#warnedAt = performance.now();
           this.#log.warn(
             { err: String(err), subject: this.#subject, failures: this.#failures },
             'task log not published; trying again (if the stream cp_<p>_tasklogs is missing or the runner may not publish on it, provision the project again and issue the runner new credentials)',
@@ -479,7 +479,7 @@ class Tail {
       }
       if (got.data.length < chunkBytes) break;
     }
-    this.#dueAt = Date.now() + this.#o.settings.pollMs * Math.floor(pos.index / PACE);
+    this.#dueAt = performance.now() + this.#o.settings.pollMs * Math.floor(pos.index / PACE);
     if (!final) return;
     const rec = this.rec;
     const state =
