@@ -71,11 +71,11 @@ async function until<T>(
   diagnostics: () => string = () => '',
   timeoutMs = 30_000,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   for (;;) {
     const v = await check();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}\n${diagnostics()}`);
+    if (performance.now() > end) throw new Error(`gave up waiting for ${what}\n${diagnostics()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

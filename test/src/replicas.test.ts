@@ -45,9 +45,10 @@ describe('replicas: chefs of one name, runners of one queue, fswatchers of one p
   const runs = (stem: string) => copy.runs(stem);
   const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
   const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 60_000) => {
-    const end = Date.now() + timeoutMs;
+    const end = performance.now() + timeoutMs;
     while (!(await ok())) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
+      if (performance.now() > end)
+        throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   };

@@ -27,9 +27,10 @@ describe('a restarted runner reclaims what it had pulled, with its role’s cred
     const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
     const info = () => stack.bus.jsm.consumers.info(streams.tasks(stack.project), 'runner-local');
     const poll = async (what: string, ok: () => Promise<boolean>) => {
-      const end = Date.now() + 60_000;
+      const end = performance.now() + 60_000;
       while (!(await ok())) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
+        if (performance.now() > end)
+          throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
         await sleep(50);
       }
     };

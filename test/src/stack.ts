@@ -305,9 +305,9 @@ export class Stack implements AsyncDisposable {
     ok: (a: ArtefactRecord) => boolean = (a) => a.status === 'up_to_date',
     timeoutMs = 30_000,
   ): Promise<ArtefactRecord> {
-    const end = Date.now() + timeoutMs;
+    const end = performance.now() + timeoutMs;
     let last: ArtefactRecord | undefined;
-    while (Date.now() < end) {
+    while (performance.now() < end) {
       last = await this.artefact(path);
       if (last && ok(last)) return last;
       await new Promise((r) => setTimeout(r, 25));

@@ -85,9 +85,9 @@ export async function settled(
   timeoutMs = 60_000,
   describe = () => '',
 ): Promise<StatusReply> {
-  const end = Date.now() + timeoutMs;
+  const end = performance.now() + timeoutMs;
   let last: StatusReply | undefined;
-  while (Date.now() < end) {
+  while (performance.now() < end) {
     last = await mdStatus(bus).catch(() => undefined);
     if (last?.idle && ok(last)) return last;
     await new Promise((r) => setTimeout(r, 50));

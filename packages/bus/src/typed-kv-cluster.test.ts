@@ -49,7 +49,7 @@ describe('TypedKv.waitFor on a 3-node cluster (real nats-servers)', () => {
     const wait = kv.waitFor('t', (v) => v.n === 2);
     // The shared watch is the bucket's only consumer: the node it lives on.
     let node: string | undefined;
-    for (const end = Date.now() + 10_000; !node && Date.now() < end; ) {
+    for (const end = performance.now() + 10_000; !node && performance.now() < end; ) {
       for await (const c of waiter.jsm.consumers.list(`KV_${bucket}`)) node = c.cluster?.leader;
       if (!node) await new Promise((r) => setTimeout(r, 50));
     }
@@ -58,12 +58,12 @@ describe('TypedKv.waitFor on a 3-node cluster (real nats-servers)', () => {
     await victim.kill9();
     try {
       // Written once the bucket has a leader again (an election, if the victim led it).
-      for (const end = Date.now() + 30_000; ; ) {
+      for (const end = performance.now() + 30_000; ; ) {
         try {
           await kvw.put('t', { n: 2 });
           break;
         } catch (err) {
-          if (Date.now() > end) throw err;
+          if (performance.now() > end) throw err;
           await new Promise((r) => setTimeout(r, 100));
         }
       }

@@ -15,8 +15,8 @@ describe('TypedKv watches leave no consumer behind, waits share one (a real nats
   logger.level = 'silent';
   const consumers = async () => (await kv.kv.status()).streamInfo.state.consumer_count;
   const until = async (ok: () => Promise<boolean>, ms: number) => {
-    const end = Date.now() + ms;
-    while (!(await ok()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const end = performance.now() + ms;
+    while (!(await ok()) && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
   };
 
   beforeAll(async () => {

@@ -122,9 +122,9 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     expect(a?.jobId).toBe(b?.jobId);
     expect(existsSync(pwned)).toBe(false);
     // once every task of the job ended, its folder is fetched, verified, and logs are local
-    const end = Date.now() + 30_000;
+    const end = performance.now() + 30_000;
     while (!slurmHandle(ex.get('ssh-2')?.handle)?.localDir) {
-      if (Date.now() > end) throw new Error('job folder was not fetched');
+      if (performance.now() > end) throw new Error('job folder was not fetched');
       await new Promise((r) => setTimeout(r, 50));
     }
     const h = defined(
@@ -219,9 +219,9 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     const h = defined(slurmHandle(defined(ok, 'ok').handle), 'slurmHandle(ok.handle)');
     expect(readFileSync(join(h.dir, `${h.index}.work`, odd), 'utf8')).toBe('hello\n');
     // and its folder comes back with logs and exit codes, not the work folders' copies
-    const end = Date.now() + 30_000;
+    const end = performance.now() + 30_000;
     while (!slurmHandle(ex.get('files-ok')?.handle)?.localDir) {
-      if (Date.now() > end) throw new Error('job folder was not fetched');
+      if (performance.now() > end) throw new Error('job folder was not fetched');
       await new Promise((r) => setTimeout(r, 50));
     }
     const localDir = defined(
@@ -247,9 +247,9 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
       backendOptions: { batchWindowMs: 50, retry: { attempts: 2, baseMs: 50, maxMs: 100 } },
     });
     await ex.submit(task('ssh-unreachable', 'true'));
-    const end = Date.now() + 30_000;
+    const end = performance.now() + 30_000;
     while (ex.get('ssh-unreachable')?.state !== 'paused') {
-      if (Date.now() > end) throw new Error('task was not paused');
+      if (performance.now() > end) throw new Error('task was not paused');
       await new Promise((r) => setTimeout(r, 50));
     }
     const rec = defined(ex.get('ssh-unreachable'), "ex.get('ssh-unreachable')");

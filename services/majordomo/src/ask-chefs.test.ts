@@ -9,8 +9,8 @@ const P = 'ask';
 
 /** This process does nothing else for `ms` (a MajorDomo under load: its event loop held). */
 function busy(ms: number): void {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
     // held
   }
 }
