@@ -9,6 +9,7 @@ import {
   type Role,
   StatusReply,
   subjects,
+  TaskControlReply,
   TaskRecord,
   type UnsafePathError,
 } from '@computepods/protocol';
@@ -459,11 +460,14 @@ export async function startHttp(
           `no runner holds task ${req.params.taskId} (or none answered); GET /api/tasks lists them`,
           'taskId',
         );
-      const reply = msg.json<{
-        ok: boolean;
-        result?: unknown;
-        error?: { code: string; message: string };
-      }>();
+      const checked = TaskControlReply.safeParse(parseJsonOrUndefined(msg.string()));
+      if (!checked.success)
+        throw new HttpError(
+          502,
+          'CP_UNAVAILABLE',
+          `the runner's answer for task ${req.params.taskId} is not a task-control reply (${checked.error.issues[0]?.message ?? 'invalid'}); try again, and check the runner's version`,
+        );
+      const reply = checked.data;
       if (!reply.ok)
         throw new HttpError(
           409,
@@ -551,4 +555,13 @@ export async function startHttp(
     'HTTP API guarded: tokens, Host allowlist, event-stream cap, log roots',
   );
   return app;
+}
+
+/** The JSON value of `text`, or undefined when it is not JSON. */
+function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
