@@ -25,7 +25,9 @@ describe('REST task control and the runner’s answer, over a real nats-server',
     const address = http.server.address();
     port = typeof address === 'object' && address ? address.port : 0;
     t.bus.nc.subscribe(subjects.taskControl(P), {
-      callback: (_err, m) => m.respond(answers.shift() ?? ''),
+      callback: (_err, m) => {
+        m.respond(answers.shift() ?? '');
+      },
     });
     await t.bus.nc.flush();
   }, 60_000);
