@@ -189,8 +189,10 @@ export async function putHashed(
         while (inFlight > n) await new Promise<void>((r) => (wake = r));
       };
       while (failed === undefined) {
-        const buf = Buffer.allocUnsafe(READ_BLOCK);
-        const { bytesRead } = await fh.read(buf, 0, READ_BLOCK, bytes);
+        // A small file gets a buffer its size, not a whole block: inotify2nats puts thousands.
+        const want = Math.min(READ_BLOCK, Math.max(before.size, 4096));
+        const buf = Buffer.allocUnsafe(want);
+        const { bytesRead } = await fh.read(buf, 0, want, bytes);
         if (bytesRead === 0) break;
         for (let off = 0; off < bytesRead && failed === undefined; off += WRITE_CHUNK) {
           await below(IN_FLIGHT - 1);
