@@ -1,0 +1,32 @@
+import type { Bus } from '@computepods/bus';
+import { Envelope } from '@computepods/protocol';
+
+/**
+ * Calls `fn` with every envelope published in `bus`'s project, its body, and when it came
+ * (performance.now(), taken before decoding). Messages that are no envelope are skipped.
+ */
+export function envelopes(
+  bus: Bus,
+  fn: (env: Envelope, body: Record<string, unknown>, t: number) => void,
+): { unsubscribe(): void } {
+  return bus.nc.subscribe(`cp.${bus.project}.>`, {
+    callback: (_e, m) => {
+      const t = performance.now();
+      let env: Envelope;
+      try {
+        env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+      } catch {
+        return;
+      }
+      fn(env, env.body as Record<string, unknown>, t);
+    },
+  });
+}
+
+/** Median of `xs` (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
