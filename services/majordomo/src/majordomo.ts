@@ -773,47 +773,66 @@ export class MajorDomo {
   ): Promise<void> {
     const { task } = f;
     const round = task.cyclic ? this.dm.roundKey(task.id) : undefined;
-    await this.traces.put(task.id, {
-      taskId: task.id,
-      // As the graph recorded them: a projected input by its projection, when known.
-      inputs: { ...(this.dm.trace(task.id)?.inputs ?? task.inputHashes) },
-      outputs: { ...result.cutoff },
-      discovered: result.discovered,
-      buildId: result.buildId,
-      time: new Date().toISOString(),
-      ...(round ? { pass: task.pass, round } : {}),
-    });
-    // The chef ran with every input at its planned hash on its pod (fetched if need be).
-    for (const [path, sha256] of Object.entries(f.inputs))
-      if (!task.outputs.includes(path)) await this.artefacts.heldBy(path, sha256, result.pod, cid);
-    // Projections of inputs as read (a source's, which no watcher computes): kept with the
-    // artefact while it has those bytes, so a restart knows them too.
-    for (const [path, byKey] of Object.entries(result.inputProjections)) {
-      const rec = this.artefacts.get(path);
-      if (!rec || rec.sha256 !== f.inputs[path] || task.outputs.includes(path)) continue;
-      await this.artefacts.update(
-        path,
-        { status: rec.status, projections: { ...rec.projections, ...byKey } },
-        cid,
+    // One round trip, not one per record (5 or 6 for a pdflatex pass): the writes go out at once,
+    // one chain per path (a record's writes stay in order), and all are awaited before the result
+    // is acknowledged or the next pass planned. The records in memory change as each is issued.
+    const writes: Promise<unknown>[] = [];
+    writes.push(
+      this.traces.put(task.id, {
+        taskId: task.id,
+        // As the graph recorded them: a projected input by its projection, when known.
+        inputs: { ...(this.dm.trace(task.id)?.inputs ?? task.inputHashes) },
+        outputs: { ...result.cutoff },
+        discovered: result.discovered,
+        buildId: result.buildId,
+        time: new Date().toISOString(),
+        ...(round ? { pass: task.pass, round } : {}),
+      }),
+    );
+    for (const [path, sha256] of Object.entries(f.inputs)) {
+      if (task.outputs.includes(path)) continue;
+      writes.push(
+        (async () => {
+          // The chef ran with every input at its planned hash on its pod (fetched if need be).
+          await this.artefacts.heldBy(path, sha256, result.pod, cid);
+          // Projections of inputs as read (a source's, which no watcher computes): kept with
+          // the artefact while it has those bytes, so a restart knows them too.
+          const byKey = Object.hasOwn(result.inputProjections, path)
+            ? result.inputProjections[path]
+            : undefined;
+          const rec = this.artefacts.get(path);
+          if (!byKey || !rec || rec.sha256 !== sha256) return;
+          await this.artefacts.update(
+            path,
+            { status: rec.status, projections: { ...rec.projections, ...byKey } },
+            cid,
+          );
+        })(),
       );
     }
     for (const [path, out] of Object.entries(result.outputs)) {
-      await this.artefacts.update(
-        path,
-        {
-          status: 'up_to_date',
-          sha256: out.sha256,
-          cutoff: result.cutoff[path] ?? out.sha256,
-          projections: result.projections[path],
-          size: out.size,
-          producer: task.id,
-          pods: this.artefacts.podsWith(path, out.sha256, result.pod),
-          buildId: result.buildId,
-          written: out.mtimeNs ? { pod: result.pod, mtimeNs: out.mtimeNs } : undefined,
-        },
-        cid,
+      writes.push(
+        this.artefacts.update(
+          path,
+          {
+            status: 'up_to_date',
+            sha256: out.sha256,
+            cutoff: result.cutoff[path] ?? out.sha256,
+            projections: result.projections[path],
+            size: out.size,
+            producer: task.id,
+            pods: this.artefacts.podsWith(path, out.sha256, result.pod),
+            buildId: result.buildId,
+            written: out.mtimeNs ? { pod: result.pod, mtimeNs: out.mtimeNs } : undefined,
+          },
+          cid,
+        ),
       );
     }
+    // Every write settles before a failure is thrown: none is still in flight when the result
+    // is planned again (#applyResult) and its records written anew.
+    const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     this.logger.info(
       {
         taskId: task.id,
