@@ -15,6 +15,9 @@
 // a status that says idle with every artefact up to date; make's from the edit to its exit.
 // CPU from /proc/<pid>/stat (utime+stime) before/after each scenario; the compilers' CPU from
 // cutime+cstime of their parent (the runner's spawner; this process for make).
+// Where each task's time goes in the runner, stage by stage (its message, record writes, the lane,
+// the spawner, the task's processes and their CPU, the end): the runner's CP_TASK_STAGES_FILE
+// (executors' task-stages.ts), one table per scenario that ran tasks (./stages.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,6 +36,7 @@ import { Stack } from '../../test/src/stack.js';
 import { BuildLog } from '../../test/src/watch-builds.js';
 import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
 import { finish, table } from '../lib/report.js';
+import { readStages, stageSummary } from './stages.js';
 
 const SOURCES = Number(process.env.CP_CBUILD_SOURCES ?? 200);
 const HEADERS = Number(process.env.CP_CBUILD_HEADERS ?? 20);
@@ -180,11 +184,14 @@ chmodSync(join(bin, 'cc'), 0o755);
 const ledger = { ours: stack.dir.join('ours.ledger'), make: stack.dir.join('make.ledger') };
 for (const f of Object.values(ledger)) writeFileSync(f, '');
 const PATH = `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+// The runner's stage times per task (task-stages.ts), summed up per scenario below.
+const stagesFile = stack.dir.join('stages.jsonl');
+writeFileSync(stagesFile, '');
 const defFile = stack.dir.join('c-bench.yaml');
 writeFileSync(defFile, chefDef);
 
 const quiet = { CP_LOG_LEVEL: 'info' };
-// CP_CBUILD_PERF=DIR: `perf record` samples MajorDomo and the chef on CPU (not wall time: at a
+// CP_CBUILD_PERF=DIR: `perf record` samples MajorDomo, the chef and the runner on CPU (not wall time: at a
 // load of 15 the inspector's sampler charges waiting for a core to whatever ran next) into
 // DIR/<name>.data, with JIT symbols (--perf-basic-prof); `perf report -i DIR/chef.data`.
 const perfDir = process.env.CP_CBUILD_PERF;
@@ -195,7 +202,9 @@ await Promise.all([
   stack.start('majordomo', { ...quiet, ...profiled() }),
   stack.start('runner', {
     ...quiet,
+    ...profiled(),
     CP_PARALLEL: String(LANES),
+    CP_TASK_STAGES_FILE: stagesFile,
     PATH,
     CBUILD_LEDGER: ledger.ours,
   }),
@@ -234,7 +243,7 @@ const pids: Record<string, number | undefined> = {
 };
 const spawnerPid = () => childOf(pids.runner!, /python/);
 const perfs = perfDir
-  ? (['majordomo', 'chef'] as const).map((name) =>
+  ? (['majordomo', 'chef', 'runner'] as const).map((name) =>
       spawn(
         'perf',
         [
@@ -489,6 +498,8 @@ const scenarios: Scenario[] = [
 figures.loadavg_1m_start = loadavg()[0]!;
 const rows: (string | number)[][] = [];
 const cpuRows: (string | number)[][] = [];
+const stageTables: Array<{ name: string; rows: (string | number)[][] }> = [];
+let stagesRead = 0;
 for (const sc of scenarios) {
   const files = sc.edit();
   // ComputePods: the edit, then until MajorDomo says the program is up to date and idle.
@@ -520,6 +531,14 @@ for (const sc of scenarios) {
     oursMs = (await ourDone(t0, new Map([...files].map(([p, t]) => [p, sha256(t)])))) - t0;
   }
   const cpu1 = cpuSnapshot();
+  // The tasks whose end the runner recorded in this scenario: where their time went.
+  const st = readStages(stagesFile, stagesRead);
+  stagesRead = st.size;
+  if (st.lines.length > 1) {
+    const sum = stageSummary(st.lines, `${sc.name}_stage`);
+    stageTables.push({ name: sc.name, rows: sum.rows });
+    Object.assign(figures, sum.figures);
+  }
   figures[`${sc.name}_ours_last_change`] = files.size === 0 ? '' : lastArtefactWhat;
   figures[`${sc.name}_ours_last_any_event_ms`] = files.size === 0 ? 0 : lastAnyEvent - t0;
   figures[`${sc.name}_status_polls`] = statusPolls - polls0;
@@ -682,6 +701,12 @@ table(
     figures[`${sc.name}_ours_lane_occupancy`] as number,
   ]),
 );
+for (const t of stageTables)
+  table(
+    `${t.name}: where a task's time goes in the runner, ms per task (CP_TASK_STAGES_FILE; "lane": while it holds one of the ${LANES} lanes)`,
+    ['stage', 'tasks', 'mean', 'p50', 'p90', 'lane'],
+    t.rows,
+  );
 console.log(
   `load average (1 min) at start ${figures.loadavg_1m_start}, at end ${figures.loadavg_1m_end}`,
 );

@@ -18,6 +18,7 @@ import { SlurmBackend } from './slurm-backend.js';
 import type { KeepPolicy } from './slurm-sweep.js';
 import { SshHost, sshTargetOf } from './ssh-host.js';
 import { SudoHost } from './sudo-host.js';
+import type { TaskStages } from './task-stages.js';
 import type { TaskStaging } from './task-staging.js';
 
 export interface BackendTuning {
@@ -46,6 +47,8 @@ export interface BackendTuning {
   readonly staging?: TaskStaging;
   /** Kubernetes: the stage server pods fetch declared inputs from and send outputs to. */
   readonly kubernetesStaging?: KubernetesStagingOptions | undefined;
+  /** Local: where each task's time goes, stage by stage (task-stages.ts). */
+  readonly stages?: TaskStages | undefined;
 }
 
 export interface CreateExecutorOptions {
@@ -77,6 +80,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     hooks,
     ...(options.runner ? { runner: options.runner } : {}),
     ...(options.recordRetry ? { recordRetry: options.recordRetry } : {}),
+    ...(tune.stages && resource.type === 'local' ? { stages: tune.stages } : {}),
   };
   const sweep = {
     ...(tune.keep ? { keep: tune.keep } : {}),
@@ -93,6 +97,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
           ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
           ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
           ...(tune.staging ? { staging: tune.staging } : {}),
+          ...(tune.stages ? { stages: tune.stages } : {}),
           ...sweep,
         },
         ctx,

@@ -8,6 +8,7 @@ import type { Backend, BackendContext, LogStream, RecordPatch } from './backend.
 import { IllegalTransitionError, RecordFailedError, TaskNotFoundError } from './errors.js';
 import { checkPausable, checkTransition, isTerminal } from './lifecycle.js';
 import { type RetryPolicy, withRetry } from './retry.js';
+import type { TaskStages } from './task-stages.js';
 
 export interface ExecutorHooks {
   /**
@@ -59,6 +60,8 @@ export interface ExecutorOptions<B extends Backend = Backend> {
   readonly keepEndedMs?: number;
   /** The clock ended tasks are aged by (ms; default Date.now). */
   readonly now?: () => number;
+  /** Where each task's time goes (task-stages.ts; off when not given). */
+  readonly stages?: TaskStages | undefined;
 }
 
 /**
@@ -79,6 +82,7 @@ export class Executor<B extends Backend = Backend> {
   readonly #keepEnded: number;
   readonly #keepEndedMs: number;
   readonly #now: () => number;
+  readonly #stages: TaskStages | undefined;
   readonly #records = new Map<string, TaskRecord>();
   /** Ended task ids and when they ended, oldest first. */
   readonly #ended = new Map<string, number>();
@@ -94,6 +98,7 @@ export class Executor<B extends Backend = Backend> {
     this.#keepEnded = options.keepEnded ?? 10_000;
     this.#keepEndedMs = options.keepEndedMs ?? 10 * 60_000;
     this.#now = options.now ?? Date.now;
+    this.#stages = options.stages;
     this.#backend = options.backend(this.#context());
   }
 
@@ -139,6 +144,11 @@ export class Executor<B extends Backend = Backend> {
         throw err;
       }
       this.#records.set(task.taskId, rec);
+      if (this.#stages) {
+        const at = performance.now();
+        this.#stages.mark(task.taskId, 'recorded', at);
+        if (rec.state === 'running') this.#stages.mark(task.taskId, 'running', at);
+      }
       for (const [i, s] of steps.entries())
         this.#announce(s, steps[i - 1]?.state, i < steps.length - 1);
       this.#backend.enqueue(rec);
@@ -161,6 +171,7 @@ export class Executor<B extends Backend = Backend> {
       const failed = this.#step(created, 'failed', { reason, exitCode: null }, time);
       await this.#write(failed);
       this.#records.set(task.taskId, failed);
+      this.#stages?.done(task.taskId);
       this.#announce(created, undefined, true);
       this.#announce(failed, 'created');
       this.#markEnded(failed);
@@ -297,9 +308,13 @@ export class Executor<B extends Backend = Backend> {
     pausedFrom?: TaskState,
   ): Promise<TaskRecord> {
     let next = this.#step(rec, to, patch, new Date().toISOString(), pausedFrom);
-    if (isTerminal(to)) next = { ...next, ...(await this.#beforeEnd(next)) };
+    if (isTerminal(to)) {
+      next = { ...next, ...(await this.#beforeEnd(next)) };
+      this.#stages?.mark(rec.task.taskId, 'end-prepared');
+    }
     await this.#write(next);
     this.#records.set(rec.task.taskId, next);
+    if (isTerminal(to)) this.#stages?.done(rec.task.taskId);
     this.#announce(next, rec.state);
     if (isTerminal(to)) this.#markEnded(next);
     return next;

@@ -51,4 +51,5 @@ export { effectiveConfig, type JobSpec, jobScript, sbatchArgs } from './slurm-sc
 export { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 export { SshHost, type SshHostOptions, sshTargetOf } from './ssh-host.js';
 export { SudoHost, type SudoHostOptions } from './sudo-host.js';
+export { type Stage, type StageLine, TaskStages } from './task-stages.js';
 export { fetchAuxiliaries, fetchOutputs, type TaskStaging } from './task-staging.js';

@@ -20,6 +20,7 @@ import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
 import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
+import type { TaskStages } from './task-stages.js';
 import type { TaskStaging } from './task-staging.js';
 
 export interface LocalBackendOptions {
@@ -49,6 +50,8 @@ export interface LocalBackendOptions {
   readonly now?: () => number;
   /** Tasks whose logs are still being published: their folders are not swept. */
   readonly unpublishedLogs?: UnpublishedLogs | undefined;
+  /** Where each task's time goes (task-stages.ts; off when not given). */
+  readonly stages?: TaskStages | undefined;
 }
 
 interface Running {
@@ -93,6 +96,7 @@ export class LocalBackend implements Backend {
   readonly #envSite: EnvironmentSite;
   readonly #staging: TaskStaging | undefined;
   readonly #sweeper: TaskFolderSweep;
+  readonly #stages: TaskStages | undefined;
 
   constructor(options: LocalBackendOptions, ctx: BackendContext) {
     this.#c = ctx;
@@ -109,6 +113,7 @@ export class LocalBackend implements Backend {
     this.#pollMs = options.pollMs ?? Math.max(200, r.jobs_poll_interval * 1000);
     this.#startGraceMs = options.startGraceMs ?? 2_000;
     this.#staging = options.staging;
+    this.#stages = options.stages;
     const envs = resolve(this.#envSite.dir);
     this.#sweeper = new TaskFolderSweep({
       jobsDir: this.jobsDir,
@@ -123,6 +128,7 @@ export class LocalBackend implements Backend {
     this.#spawner = new Spawner({
       env: options.env ?? taskBaseEnv(),
       log: (level, msg, data) => ctx.log(level, msg, data),
+      times: !!options.stages,
     });
     // Started now, so the first task does not wait for the interpreter to boot.
     this.#spawner.warm();
@@ -147,6 +153,7 @@ export class LocalBackend implements Backend {
       return { path: ['submitted'] }; // #start fails it, saying why
     }
     this.#running.set(id, { pid: 0, adopted: false });
+    this.#stages?.mark(id, 'lane');
     return {
       path: ['submitted', 'running'],
       patch: this.#runningPatch(dir),
@@ -294,6 +301,7 @@ export class LocalBackend implements Backend {
       if (id === undefined) return;
       // Reserve the slot before the (async) record, or the pool would overfill.
       this.#running.set(id, { pid: 0, adopted: false });
+      this.#stages?.mark(id, 'lane');
       void this.#start(id);
     }
   }
@@ -343,6 +351,7 @@ export class LocalBackend implements Backend {
       this.#pump();
       return;
     }
+    this.#stages?.mark(id, 'running');
     this.#spawn(rec, patch.handle);
   }
 
@@ -364,11 +373,14 @@ export class LocalBackend implements Backend {
       void this.#ended(id, undefined, (err as Error).message);
       return;
     }
+    const stages = this.#stages;
     const run = (cwd: string) =>
       this.#spawner.run(
         { dir, cwd, command, env: rec.task.env },
         {
+          ...(stages ? { sent: () => stages.mark(id, 'sent') } : {}),
           started: (pid) => {
+            stages?.mark(id, 'pid');
             this.#stats.spawned++;
             if (!mine() || entry.adopted) return;
             entry.pid = pid;
@@ -376,6 +388,11 @@ export class LocalBackend implements Backend {
             if (entry.terminate) this.#terminate(id, entry.terminate, pid);
           },
           ended: (end) => {
+            if (stages && end.kind === 'exit') {
+              stages.mark(id, 'exit');
+              const t = end.times;
+              if (t) stages.spawner(id, t.readNs, t.spawnedNs, t.reapedNs, t.cpuUs);
+            }
             if (mine()) this.#spawnEnded(id, entry, end);
           },
         },
@@ -438,6 +455,7 @@ export class LocalBackend implements Backend {
     if (!entry) return;
     clearTimeout(entry.timer);
     this.#running.delete(id);
+    this.#stages?.mark(id, 'lane-free');
     this.#pump();
     try {
       const rec = this.#c.get(id);

@@ -6,6 +6,9 @@
 # Protocol, one line each way, fields separated by one space, strings hex-encoded:
 #   in:  run SEQ DIR CWD COMMAND ENV       ENV: KEY.VALUE pairs joined by "," (or "-": none)
 #   out: pid SEQ PID | fail SEQ ERRNO MESSAGE | exit SEQ CODE | signal SEQ SIGNUM
+# Started with --times, an exit line goes on: READ SPAWNED REAPED CPU, when it read the request,
+# posix_spawn returned and it reaped the wrapper (CLOCK_MONOTONIC, ns) and the CPU the wrapper
+# and what it waited for used (us): the runner's CP_TASK_STAGES_FILE (task-stages.ts).
 #
 # The wrapper records its pid in DIR/pid and the command's exit code in DIR/exit (one write,
 # so a reader sees all of it or nothing): a runner restarted after kill -9 collects the result
@@ -47,7 +50,8 @@ signal.set_wakeup_fd(wake_w)
 signal.signal(signal.SIGCHLD, lambda *_: None)
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-children = {}  # pid -> (seq, dir)
+TIMES = '--times' in sys.argv[1:]
+children = {}  # pid -> (seq, dir, read ns, spawned ns)
 out = []
 # A started task's pid line waits up to PID_HOLD_S for more to say: a short task's pid and exit
 # then reach the runner in one write (one wakeup of it, not two); a longer one's pid goes alone.
@@ -87,7 +91,7 @@ def unhex(field):
     return bytes.fromhex(field).decode('utf-8', 'surrogateescape')
 
 
-def run(seq, fields):
+def run(seq, fields, read_ns):
     try:
         task_dir, cwd, command = (unhex(f) for f in fields[:3])
         env = dict(os.environ)
@@ -121,7 +125,7 @@ def run(seq, fields):
     except ValueError as e:  # a NUL byte in the command, the env or a path
         out.append(f'fail {seq} EINVAL {str(e).encode().hex()}\n')
         return
-    children[pid] = (seq, task_dir)
+    children[pid] = (seq, task_dir, read_ns, time.monotonic_ns() if TIMES else 0)
     hold(f'pid {seq} {pid}\n')
 
 
@@ -157,18 +161,22 @@ def write_exit(task_dir, code):
 def reap():
     while children:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        seq, task_dir = children.pop(pid, (None, None))
+        seq, task_dir, read_ns, spawned_ns = children.pop(pid, (None, None, 0, 0))
         if seq is None:
             continue
         if os.WIFEXITED(status):
             code = os.WEXITSTATUS(status)
             write_exit(task_dir, code)
-            out.append(f'exit {seq} {code}\n')
+            times = ''
+            if TIMES:
+                cpu_us = round((usage.ru_utime + usage.ru_stime) * 1e6)
+                times = f' {read_ns} {spawned_ns} {time.monotonic_ns()} {cpu_us}'
+            out.append(f'exit {seq} {code}{times}\n')
         else:
             out.append(f'signal {seq} {os.WTERMSIG(status)}\n')
 
@@ -185,6 +193,7 @@ def main():
                 pass
         if open_input and 0 in ready:
             chunk = os.read(0, 1 << 16)
+            read_ns = time.monotonic_ns() if TIMES else 0
             if not chunk:
                 open_input = False
             pending += chunk
@@ -192,7 +201,7 @@ def main():
             for line in lines:
                 f = line.decode('ascii', 'replace').split(' ')
                 if f[0] == 'run' and len(f) == 6:
-                    run(f[1], f[2:])
+                    run(f[1], f[2:], read_ns)
         reap()
         flush()
     flush(force=True)

@@ -19,22 +19,34 @@ export interface SpawnRequest {
 
 /** How a spawned task ended, as far as the spawner knows. */
 export type SpawnEnd =
-  | { readonly kind: 'exit'; readonly code: number }
+  | { readonly kind: 'exit'; readonly code: number; readonly times?: SpawnTimes }
   | { readonly kind: 'signal'; readonly signal: string }
   /** It never started (a cwd that does not exist, a NUL byte ...). */
   | { readonly kind: 'failed'; readonly error: string }
   /** The spawner died first: the end is to be found in the task folder (pid and exit files). */
   | { readonly kind: 'lost' };
 
+/** The spawner's moments of one task (CLOCK_MONOTONIC, ns) and its processes' CPU (µs). */
+export interface SpawnTimes {
+  readonly readNs: number;
+  readonly spawnedNs: number;
+  readonly reapedNs: number;
+  readonly cpuUs: number;
+}
+
 export interface SpawnWatch {
   started(pid: number): void;
   ended(end: SpawnEnd): void;
+  /** Its request is being written to the co-process (just before). */
+  sent?(): void;
 }
 
 export interface SpawnerOptions {
   /** The tasks' base environment (default the runner's own, less its secrets); a request's env is laid over it. */
   readonly env?: NodeJS.ProcessEnv;
   readonly log?: (level: 'warn' | 'error', msg: string, data?: Record<string, unknown>) => void;
+  /** Exits come with the spawner's times (SpawnTimes; task-stages.ts). */
+  readonly times?: boolean;
 }
 
 /**
@@ -46,6 +58,7 @@ export interface SpawnerOptions {
 export class Spawner {
   readonly #env: NodeJS.ProcessEnv;
   readonly #log: NonNullable<SpawnerOptions['log']>;
+  readonly #times: boolean;
   #proc: ChildProcessWithoutNullStreams | undefined;
   #seq = 0;
   /** Requests of the current co-process, until they ended. */
@@ -53,11 +66,16 @@ export class Spawner {
   #closed = false;
   #spawned = 0;
   /** Request lines of this turn and the co-process they are for, written at its end (#send). */
-  #outbox: { proc?: ChildProcessWithoutNullStreams; lines: string[] } = { lines: [] };
+  #outbox: {
+    proc?: ChildProcessWithoutNullStreams;
+    lines: string[];
+    watches: SpawnWatch[];
+  } = { lines: [], watches: [] };
 
   constructor(options: SpawnerOptions = {}) {
     this.#env = options.env ?? taskBaseEnv();
     this.#log = options.log ?? (() => {});
+    this.#times = options.times ?? false;
   }
 
   /** The co-process's pid while it runs. */
@@ -84,25 +102,31 @@ export class Spawner {
     this.#watching.set(seq, watch);
     const env = Object.entries(req.env).map(([k, v]) => `${hex(k)}.${hex(v)}`);
     const fields = [resolve(req.dir), resolve(req.cwd), req.command].map(hex);
-    this.#send(proc, `run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`);
+    this.#send(proc, `run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`, watch);
   }
 
   /**
    * Requests of one event-loop turn go to the co-process in one write (tasks started by one
    * batch of KV replies: one pipe write and one wakeup of the spawner, not one each).
    */
-  #send(proc: ChildProcessWithoutNullStreams, line: string): void {
+  #send(proc: ChildProcessWithoutNullStreams, line: string, watch: SpawnWatch): void {
     // Lines for a co-process that died since are dropped: its requests were reported lost.
-    if (this.#outbox.proc !== proc) this.#outbox = { proc, lines: [] };
+    if (this.#outbox.proc !== proc) this.#outbox = { proc, lines: [], watches: [] };
     const box = this.#outbox;
     if (box.lines.length === 0)
       setImmediate(() => {
         const data = box.lines.join('');
+        const watches = box.watches;
         box.lines = [];
+        box.watches = [];
         // Stopped, or replaced meanwhile: nothing is started (see run and close).
-        if (this.#proc === proc && data) proc.stdin.write(data);
+        if (this.#proc !== proc || !data) return;
+        // Said before the write: the spawner, woken by it, may run before this process goes on.
+        for (const w of watches) w.sent?.();
+        proc.stdin.write(data);
       });
     box.lines.push(line);
+    if (watch.sent) box.watches.push(watch);
   }
 
   /**
@@ -124,7 +148,7 @@ export class Spawner {
   #start(): ChildProcessWithoutNullStreams {
     const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
     // Its own session: a signal to the runner's process group (Ctrl-C) does not reach it.
-    const proc = spawn(python, ['-I', '-S', SCRIPT], {
+    const proc = spawn(python, ['-I', '-S', SCRIPT, ...(this.#times ? ['--times'] : [])], {
       env: this.#env,
       cwd: '/',
       detached: true,
@@ -171,7 +195,7 @@ export class Spawner {
   }
 
   #onLine(watching: Map<number, SpawnWatch>, line: string): void {
-    const [kind, seqText, a, b] = line.split(' ');
+    const [kind, seqText, a, b, ...times] = line.split(' ');
     const seq = Number(seqText);
     const watch = watching.get(seq);
     if (!watch) return;
@@ -180,13 +204,27 @@ export class Spawner {
       return;
     }
     watching.delete(seq);
-    if (kind === 'exit') watch.ended({ kind: 'exit', code: Number(a) });
+    if (kind === 'exit') watch.ended({ kind: 'exit', code: Number(a), ...timesOf(b, times) });
     else if (kind === 'signal') watch.ended({ kind: 'signal', signal: signalName(Number(a)) });
     else {
       const detail = Buffer.from(b ?? '', 'hex').toString('utf8');
       watch.ended({ kind: 'failed', error: `${a}: ${detail}` });
     }
   }
+}
+
+/** An exit line's times (spawner.py --times), when it has them. */
+function timesOf(first: string | undefined, rest: string[]): { times?: SpawnTimes } {
+  const [readNs, spawnedNs, reapedNs, cpuUs] = [first, ...rest].map(Number);
+  if (
+    readNs === undefined ||
+    spawnedNs === undefined ||
+    reapedNs === undefined ||
+    cpuUs === undefined ||
+    [readNs, spawnedNs, reapedNs, cpuUs].some(Number.isNaN)
+  )
+    return {};
+  return { times: { readNs, spawnedNs, reapedNs, cpuUs } };
 }
 
 function hex(text: string): string {

@@ -103,6 +103,10 @@ export const runnerEnv = defineEnv({
     shown: '250 local, 1000 SLURM',
     doc: "how often a running task's output files are looked at (a log that already sent many pieces is looked at less often)",
   },
+  CP_TASK_STAGES_FILE: {
+    schema: envText(),
+    doc: "local resource, for measuring: each task's way through the runner (intake, record writes, lane, spawn, exit, end), one JSON line per task appended to this file when its end is recorded (pnpm bench cbuild reads it); unset: not measured",
+  },
   CP_K8S_STAGE_LISTEN: {
     schema: envText(),
     doc: "Kubernetes: `host:port` the runner's stage server listens on (pods fetch declared inputs from it and send outputs back); unset: tasks with declared files need the resource's `workspace_volume`",
@@ -204,6 +208,8 @@ export interface RunnerConfig {
   readonly taskLogs?: TaskLogLimits | undefined;
   /** Kubernetes: the stage server (CP_K8S_STAGE_*); none: declared files need workspace_volume. */
   readonly kubernetesStaging?: KubernetesStagingOptions | undefined;
+  /** CP_TASK_STAGES_FILE: where each local task's stage times go (task-stages.ts in executors). */
+  readonly stagesFile?: string | undefined;
 }
 
 /** CP_K8S_STAGE_*: where the stage server listens, how pods reach it, its TLS files. */
@@ -308,6 +314,7 @@ function runnerConfigOf(
       pollMs: e.CP_TASK_LOG_POLL_MS,
     },
     kubernetesStaging: kubernetesStagingOf(e),
+    stagesFile: e.CP_TASK_STAGES_FILE,
   };
 }
 

@@ -1,3 +1,4 @@
+import { createWriteStream } from 'node:fs';
 import { type Bus, ensureProjectStreams, errorReply, type Service } from '@computepods/bus';
 import {
   createExecutor,
@@ -5,6 +6,7 @@ import {
   isTerminal,
   RecordFailedError,
   type RetryPolicy,
+  TaskStages,
   type TaskStaging,
 } from '@computepods/executors';
 import {
@@ -112,6 +114,13 @@ export async function startRunner(
       );
   }
 
+  // For measuring (CP_TASK_STAGES_FILE): a JSON line per task, stage by stage (task-stages.ts).
+  const stagesOut = cfg.stagesFile ? createWriteStream(cfg.stagesFile, { flags: 'a' }) : undefined;
+  stagesOut?.on('error', (err) => log.warn({ err: String(err) }, 'cannot write the stages file'));
+  const stages = stagesOut
+    ? new TaskStages((line) => stagesOut.write(`${JSON.stringify(line)}\n`))
+    : undefined;
+
   // Task stdout/stderr on NATS as they grow (task-log-publisher.ts).
   const taskLogs = new TaskLogPublisher({
     bus,
@@ -133,6 +142,7 @@ export async function startRunner(
       unpublishedLogs: () => taskLogs.unpublished(),
       ...(options.staging ? { staging: options.staging } : {}),
       ...(rc.kubernetesStaging ? { kubernetesStaging: rc.kubernetesStaging } : {}),
+      ...(stages ? { stages } : {}),
     },
     hooks: {
       record: (rec) => records.write({ ...rec, queue: rc.queue }),
@@ -225,9 +235,11 @@ export async function startRunner(
 
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
     if (executor.get(task.taskId)) return; // redelivered: already ours
+    stages?.mark(task.taskId, 'intake');
     // Checked before anything is accepted: a refused task is recorded failed, never run, and
     // its message acknowledged (it would fail the same way again).
     const refusal = await refusalOf(task, policy);
+    stages?.mark(task.taskId, 'admitted');
     if ((task.attempt ?? 1) > 1 && !(await takeRequeued(task, logger))) return;
     cids.set(task.taskId, cid);
     try {
@@ -245,6 +257,7 @@ export async function startRunner(
       } else await executor.submit(task);
     } catch (err) {
       cids.delete(task.taskId);
+      stages?.drop(task.taskId);
       // The first record is a create: it fails when the task has a record already. Done, or in
       // the hands of another runner (which adopts it if it restarts): not again.
       if (!(err instanceof RecordFailedError) || !(err.cause instanceof RecordConflictError))
@@ -325,6 +338,7 @@ export async function startRunner(
       await consumer?.stop();
       await taskLogs.close();
       await executor.close();
+      stagesOut?.end();
     },
   };
 }

@@ -1,0 +1,58 @@
+// The runner's stage times (CP_TASK_STAGES_FILE, executors' task-stages.ts) summed up: where a
+// task's time goes from its message to its end record, and which of it holds a lane.
+import { readFileSync } from 'node:fs';
+import type { Stage, StageLine } from '@computepods/executors';
+import { percentile } from '../lib/report.js';
+
+/** [figure key, what, from, to, holds a lane] */
+const SPANS: ReadonlyArray<readonly [string, string, Stage, Stage, boolean]> = [
+  ['admission', 'intake → admitted (profile, cwd checks)', 'intake', 'admitted', false],
+  ['first_record', 'admitted → first record written (KV)', 'admitted', 'recorded', false],
+  ['running_record', 'lane taken → recorded running (KV)', 'lane', 'running', true],
+  ['to_spawner', 'recorded running → request written to spawner', 'running', 'sent', true],
+  ['pipe', 'written → spawner read it', 'sent', 'spawner-read', true],
+  ['spawn', 'spawner: task folder + posix_spawn', 'spawner-read', 'spawned', true],
+  ['task', "task's processes (sh wrapper, cc, compiler)", 'spawned', 'reaped', true],
+  ['exit_back', 'reaped → end seen by the runner', 'reaped', 'exit', true],
+  ['free', 'end seen → lane freed', 'exit', 'lane-free', true],
+  ['lane', 'LANE HELD (lane taken → freed)', 'lane', 'lane-free', false],
+  ['end_prepare', 'lane freed → end prepared (empty outputs)', 'lane-free', 'end-prepared', false],
+  ['end_record', 'end prepared → end recorded (KV)', 'end-prepared', 'end-recorded', false],
+  ['queued', 'first record → lane taken (queued)', 'recorded', 'lane', false],
+];
+
+/** The stage lines of the tasks whose end was recorded since `from` bytes into the file. */
+export function readStages(file: string, from: number): { lines: StageLine[]; size: number } {
+  const text = readFileSync(file, 'utf8');
+  const lines = text
+    .slice(from)
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as StageLine);
+  return { lines, size: text.length };
+}
+
+/** Table rows (what, tasks, mean, p50, p90 ms, on a lane) and figures `<prefix>_<key>_{mean,p50}_ms`. */
+export function stageSummary(lines: readonly StageLine[], prefix: string) {
+  const rows: (string | number)[][] = [];
+  const figures: Record<string, number> = {};
+  for (const [key, what, from, to, lane] of SPANS) {
+    const ms = lines
+      .map((l) => (l[from] !== undefined && l[to] !== undefined ? l[to] - l[from] : undefined))
+      .filter((v): v is number => v !== undefined)
+      .sort((a, b) => a - b);
+    if (ms.length === 0) continue;
+    const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
+    const p50 = percentile(ms, 50);
+    rows.push([what, ms.length, mean, p50, percentile(ms, 90), lane ? 'yes' : '']);
+    figures[`${prefix}_${key}_mean_ms`] = mean;
+    figures[`${prefix}_${key}_p50_ms`] = p50;
+  }
+  const cpu = lines.map((l) => l.cpuMs).filter((v): v is number => v !== undefined);
+  if (cpu.length) {
+    const mean = cpu.reduce((a, b) => a + b, 0) / cpu.length;
+    rows.push(["task's processes: CPU (rusage)", cpu.length, mean, percentile(cpu, 50), '', '']);
+    figures[`${prefix}_task_cpu_mean_ms`] = mean;
+  }
+  return { rows, figures };
+}
