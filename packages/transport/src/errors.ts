@@ -53,12 +53,20 @@ export class HostKeyError extends TransportError {
  */
 export { UnsafePathError } from '@computepods/protocol';
 
-/** The local file changed while it was read and sent: its bytes may mix two versions. */
+/**
+ * A file changed while it was read: the local one while it was sent, or the remote one while it
+ * was fetched. Its bytes may mix two versions.
+ */
 export class ChangedWhileReadError extends TransportError {
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    how: 'sent' | 'fetched' = 'sent',
+  ) {
     super(
       'TRANSPORT_CHANGED_WHILE_READ',
-      `${path} changed while it was being sent; send it again`,
+      how === 'sent'
+        ? `${path} changed while it was being sent; send it again`
+        : `${path} changed on the remote host while it was being fetched; fetch it again`,
       { retryable: true },
     );
   }
