@@ -382,12 +382,8 @@ export class Bus {
           const answer = body as { ok?: boolean; result?: unknown };
           // Serialised once, in pieces cut into parts: never one string of tens of MB (100k
           // artefacts' graph) nor copies of it.
-          const result = answer.ok ? partsOf(jsonPieces(answer.result), budget) : [];
-          const [only] = result;
-          if (
-            result.length === 0 ||
-            (result.length === 1 && Buffer.byteLength(only ?? '') <= budget)
-          ) {
+          const result = answer.ok ? partsOf(jsonPieces(answer.result), budget) : undefined;
+          if (!result || result.bytes <= budget) {
             msg.respond(wrap(body));
             return;
           }

@@ -43,7 +43,7 @@ export {
 } from './errors.js';
 export { gatherReplies } from './gather.js';
 export { issuesFromError, isValidationError, normaliseIssues } from './issues.js';
-export { jsonPieces, jsonStream } from './json-pieces.js';
+export { JsonText, jsonPieces, jsonStream } from './json-pieces.js';
 export {
   runUntilSignal,
   type Service,

@@ -1,13 +1,32 @@
 import { Readable } from 'node:stream';
 
-/** Array items serialised into one piece: small pieces die young (a scavenge frees them). */
-const ITEMS_PER_PIECE = 500;
+/**
+ * Array items serialised into one piece: small pieces die young (a scavenge frees them). At 500,
+ * a piece of artefact records (~300 bytes each) was over V8's 128 KB regular object size: a
+ * large object, each with pages of its own.
+ */
+const ITEMS_PER_PIECE = 128;
 
 const plainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' &&
   v !== null &&
   !Array.isArray(v) &&
   typeof (v as { toJSON?: unknown }).toJSON !== 'function';
+
+/**
+ * JSON text made already, in pieces (a graph answer kept per graph version, say): jsonPieces and
+ * jsonStream give its pieces as they are, as a value of its own or a plain object's property.
+ * Anything else that serialises it (JSON.stringify) gets the same text through toJSON.
+ */
+export class JsonText {
+  constructor(readonly pieces: readonly string[]) {
+    if (!pieces.some((p) => p.length > 0)) throw new RangeError('JSON text cannot be empty');
+  }
+
+  toJSON(): unknown {
+    return JSON.parse(this.pieces.join(''));
+  }
+}
 
 /** An array's items ITEMS_PER_PIECE at a time, without its brackets; a hole or undefined is null. */
 function* itemPieces(items: readonly unknown[]): Generator<string> {
@@ -25,6 +44,10 @@ function* itemPieces(items: readonly unknown[]): Generator<string> {
  * space, and a few queries in a row grew MajorDomo's heap past 1 GiB (issue #13).
  */
 export function* jsonPieces(value: unknown): Generator<string> {
+  if (value instanceof JsonText) {
+    yield* value.pieces;
+    return;
+  }
   if (Array.isArray(value)) {
     yield '[';
     yield* itemPieces(value);
@@ -43,7 +66,8 @@ export function* jsonPieces(value: unknown): Generator<string> {
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
     yield `${first ? '' : ','}${JSON.stringify(key)}:`;
     first = false;
-    if (Array.isArray(v)) {
+    if (v instanceof JsonText) yield* v.pieces;
+    else if (Array.isArray(v)) {
       yield '[';
       yield* itemPieces(v);
       yield ']';

@@ -17,35 +17,96 @@ export class ReplyChunkGoneError extends CpError {
 }
 
 /**
- * An answer's JSON text, from its pieces (json-pieces.ts), in parts that each fit, JSON-encoded
- * in a reply, in `budgetBytes`; no part is a slice of one whole string (tens of MB at 100k
- * artefacts), so only the parts are ever held. One part when the text fits
- * whole in `budgetBytes` (not JSON-encoded: it goes in the reply as JSON), none for no text.
+ * An answer's JSON text as its pieces, grouped into parts: part n is the pieces from ends[n - 1]
+ * (0 for the first) to ends[n]. A part's text is joined when it is asked for, so an answer is held
+ * as the pieces it was made of (a graph answer kept per graph version shares them), never as one
+ * string nor as a second copy cut into parts.
  */
-export function partsOf(pieces: Iterable<string>, budgetBytes: number): string[] {
-  // A JSON string of a part costs at most ~2 bytes a char for ASCII text (quotes, backslashes
-  // escaped); a part that still does not fit (other scripts) is cut smaller.
-  const step = Math.max(1, Math.floor(budgetBytes / 2));
-  const parts: string[] = [];
-  let pending = '';
-  const cut = (final: boolean) => {
-    while (pending.length >= step || (final && pending.length > 0)) {
-      let n = Math.min(step, pending.length);
-      while (n > 1 && Buffer.byteLength(JSON.stringify(pending.slice(0, n))) > budgetBytes)
-        n = Math.floor(n / 2);
-      parts.push(pending.slice(0, n));
-      pending = pending.slice(n);
-    }
-  };
-  for (const piece of pieces) {
-    pending += piece;
-    // Not cut while it may still fit whole (one message, as a small answer always was).
-    if (pending.length > budgetBytes) cut(false);
+export class Parts {
+  constructor(
+    readonly pieces: readonly string[],
+    readonly ends: readonly number[],
+    /** The text's length in UTF-8 bytes. */
+    readonly bytes: number,
+  ) {}
+
+  get length(): number {
+    return this.ends.length;
   }
-  if (parts.length === 0 && Buffer.byteLength(pending) <= budgetBytes)
-    return pending ? [pending] : [];
-  cut(true);
-  return parts;
+
+  text(n: number): string | undefined {
+    const end = this.ends[n];
+    if (end === undefined) return undefined;
+    return this.pieces.slice(n ? this.ends[n - 1] : 0, end).join('');
+  }
+
+  /** The same text, cut the same way (the same pieces: identical strings compare at once). */
+  sameAs(other: Parts): boolean {
+    return (
+      this.bytes === other.bytes &&
+      this.ends.length === other.ends.length &&
+      this.ends.every((e, i) => e === other.ends[i]) &&
+      this.pieces.length === other.pieces.length &&
+      this.pieces.every((p, i) => p === other.pieces[i])
+    );
+  }
+}
+
+/** Bytes of `s` as a JSON string's contents (escapes counted, not its quotes). */
+const encodedBytes = (s: string) => Buffer.byteLength(JSON.stringify(s)) - 2;
+
+/** `piece` cut (in halves, never inside a surrogate pair) until each cut fits `room` encoded. */
+function* fitting(piece: string, room: number): Generator<[string, number]> {
+  const cost = encodedBytes(piece);
+  if (cost <= room || piece.length < 2) {
+    yield [piece, cost];
+    return;
+  }
+  let half = piece.length >> 1;
+  const code = piece.charCodeAt(half);
+  if (code >= 0xdc00 && code <= 0xdfff) half++;
+  yield* fitting(piece.slice(0, half), room);
+  yield* fitting(piece.slice(half), room);
+}
+
+/**
+ * A part's most bytes, whatever the server's max payload (8 MB in deploy/): each part asked for is
+ * joined, JSON-encoded and sent, and 4 are asked at once; at 8 MB each that was ~100 MB of
+ * short-lived text and buffers per answer at 100k artefacts.
+ */
+const PART_BYTES = 512 * 1024;
+
+/**
+ * An answer's pieces (json-pieces.ts): whole when its text fits in `budgetBytes` (`bytes` says
+ * so: it goes in one reply, as JSON), else in parts that each fit, JSON-encoded, in a reply
+ * (and in PART_BYTES).
+ */
+export function partsOf(pieces: Iterable<string>, budgetBytes: number): Parts {
+  const given: string[] = [];
+  let bytes = 0;
+  for (const piece of pieces) {
+    if (!piece) continue;
+    given.push(piece);
+    bytes += Buffer.byteLength(piece);
+  }
+  if (bytes <= budgetBytes) return new Parts(given, given.length ? [given.length] : [], bytes);
+  // The part's text goes in a JSON string: its quotes take two bytes.
+  const room = Math.max(1, Math.min(budgetBytes, PART_BYTES) - 2);
+  const kept: string[] = [];
+  const ends: number[] = [];
+  let used = 0;
+  for (const piece of given) {
+    for (const [cut, cost] of fitting(piece, room)) {
+      if (used + cost > room && used > 0) {
+        ends.push(kept.length);
+        used = 0;
+      }
+      kept.push(cut);
+      used += cost;
+    }
+  }
+  if (used > 0) ends.push(kept.length);
+  return new Parts(kept, ends, bytes);
 }
 
 /**
@@ -56,14 +117,12 @@ export function partsOf(pieces: Iterable<string>, budgetBytes: number): string[]
 export class ReplyChunks {
   /** Names this process's chunk subject: a standby or replica keeps its own answers. */
   readonly instance = randomBytes(8).toString('hex');
-  readonly #kept = new Map<string, { parts: readonly string[]; expires: number }>();
+  readonly #kept = new Map<string, { parts: Parts; expires: number }>();
 
   /** Keeps an answer's parts: its id and how many. */
-  keep(parts: readonly string[]): { id: string; parts: number } {
+  keep(parts: Parts): { id: string; parts: number } {
     this.#expire();
-    const same = [...this.#kept.values()].find(
-      (k) => k.parts.length === parts.length && k.parts.every((p, i) => p === parts[i]),
-    );
+    const same = [...this.#kept.values()].find((k) => k.parts.sameAs(parts));
     const id = randomBytes(12).toString('hex');
     this.#kept.set(id, { parts: same?.parts ?? parts, expires: performance.now() + KEEP_MS });
     while (this.#kept.size > MAX_KEPT) {
@@ -77,7 +136,7 @@ export class ReplyChunks {
   part(id: string, part: number): string {
     this.#expire();
     const kept = this.#kept.get(id);
-    const text = kept?.parts[part];
+    const text = kept?.parts.text(part);
     if (!kept || text === undefined) throw new ReplyChunkGoneError();
     kept.expires = performance.now() + KEEP_MS;
     return text;

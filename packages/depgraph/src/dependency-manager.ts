@@ -11,6 +11,7 @@ import {
   plan,
   toDOT,
   toJSON,
+  toJSONPieces,
   traceRecord,
 } from './export.js';
 import { type ChangeLog, type Graph, newLog } from './graph.js';
@@ -52,6 +53,7 @@ export class DependencyManager {
   /** Cycles that hit their pass limit during the last change (completed() reports them). */
   private lastNonConvergent: CompletedResult['nonConvergent'] = [];
   private cancels: string[] = [];
+  #version = 0;
 
   constructor(options: DependencyManagerOptions = {}) {
     const passLimit = options.passLimit ?? 5;
@@ -370,6 +372,7 @@ export class DependencyManager {
       prevRunPass: t.runPass,
     };
     t.runPass = run.pass;
+    this.#version++;
     this.sched.setRunning(t, run);
     this.sched.flush();
     return this.instance(t, run);
@@ -580,6 +583,20 @@ export class DependencyManager {
     return toJSON(this.graph, this.sched);
   }
 
+  /** JSON.stringify(toJSON()) in pieces of a few tens of KB, with no answer object held whole. */
+  toJSONPieces(): string[] {
+    this.fresh();
+    return toJSONPieces(this.graph, this.sched);
+  }
+
+  /**
+   * Goes up with every change to the graph (each mutation and each started run): an answer made
+   * at one version (toJSONPieces, say) is still the answer while the version is the same.
+   */
+  get version(): number {
+    return this.#version;
+  }
+
   /** Graphviz; cycles are drawn as clusters. With `plan`, only the pending region. */
   toDOT(options: { plan?: boolean } = {}): string {
     this.fresh();
@@ -643,6 +660,7 @@ export class DependencyManager {
 
   /** Runs one mutation and turns its log into the caller's result. */
   private change(mutate: () => void): ChangeResult {
+    this.#version++;
     if (this.batching) {
       mutate();
       return emptyResult();

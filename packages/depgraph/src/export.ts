@@ -118,42 +118,97 @@ export function plan(g: Graph, s: Scheduler): PlanJSON {
   return { components, ready, running: [...s.running].map((t) => t.id).sort() };
 }
 
-export function toJSON(g: Graph, s: Scheduler): GraphJSON {
+type GraphArtefact = GraphJSON['artefacts'][number];
+type GraphTask = GraphJSON['tasks'][number];
+type GraphComponent = GraphJSON['components'][number];
+
+/** What toJSON and toJSONPieces put in a graph answer, in its order; each item built when asked. */
+function graphParts(g: Graph, s: Scheduler) {
   const paths = (ids: readonly number[]) => ids.map((p) => g.path(p));
-  const artefacts: GraphJSON['artefacts'] = [];
-  g.paths.forEach((path, p) => {
-    const prod = g.producerOf(p);
-    if (g.hash[p] === undefined && prod < 0) return;
-    artefacts.push({
-      path,
-      hash: g.hash[p] ?? null,
-      state: artefactState(g, s, path),
-      producer: prod >= 0 ? g.task(prod).id : null,
-    });
+  const artefactIds: number[] = [];
+  g.paths.forEach((_, p) => {
+    if (g.hash[p] !== undefined || g.producerOf(p) >= 0) artefactIds.push(p);
   });
-  artefacts.sort((a, b) => (a.path < b.path ? -1 : 1));
-  const tasks = [...g.taskById.values()]
-    .sort((a, b) => (a.id < b.id ? -1 : 1))
-    .map((t) => ({
-      id: t.id,
-      ruleId: t.rule.id,
-      stem: t.stem,
-      inputs: paths(t.required),
-      optionalInputs: paths(t.optional),
-      discovered: paths(t.discovered),
-      outputs: paths(t.outputs),
-      component: t.comp,
-      dirty: t.dirty,
-    }));
-  const components = liveComponents(s).map((c) => ({
-    id: c,
-    cyclic: s.comp(c).cyclic,
-    tasks: s.ordered(c).map((i) => g.task(i).id),
-    pass: s.comp(c).pass,
-    passLimit: s.passLimit(c),
-  }));
-  const rules = [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1));
-  return { rules, artefacts, tasks, components };
+  artefactIds.sort((a, b) => (g.path(a) < g.path(b) ? -1 : 1));
+  const tasks = [...g.taskById.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  return {
+    rules: [...g.rules.values()].map((r) => r.spec).sort((a, b) => (a.id < b.id ? -1 : 1)),
+    artefactIds,
+    artefact(p: number): GraphArtefact {
+      const prod = g.producerOf(p);
+      const path = g.path(p);
+      return {
+        path,
+        hash: g.hash[p] ?? null,
+        state: artefactState(g, s, path),
+        producer: prod >= 0 ? g.task(prod).id : null,
+      };
+    },
+    tasks,
+    task(t: Task): GraphTask {
+      return {
+        id: t.id,
+        ruleId: t.rule.id,
+        stem: t.stem,
+        inputs: paths(t.required),
+        optionalInputs: paths(t.optional),
+        discovered: paths(t.discovered),
+        outputs: paths(t.outputs),
+        component: t.comp,
+        dirty: t.dirty,
+      };
+    },
+    components: liveComponents(s),
+    component(c: number): GraphComponent {
+      return {
+        id: c,
+        cyclic: s.comp(c).cyclic,
+        tasks: s.ordered(c).map((i) => g.task(i).id),
+        pass: s.comp(c).pass,
+        passLimit: s.passLimit(c),
+      };
+    },
+  };
+}
+
+export function toJSON(g: Graph, s: Scheduler): GraphJSON {
+  const parts = graphParts(g, s);
+  return {
+    rules: parts.rules,
+    artefacts: parts.artefactIds.map(parts.artefact),
+    tasks: parts.tasks.map(parts.task),
+    components: parts.components.map(parts.component),
+  };
+}
+
+/**
+ * Items serialised per piece of toJSONPieces: a piece is a few tens of KB (an artefact is ~300
+ * bytes of JSON, a task ~800), so its objects and text die young.
+ */
+const PER_PIECE = { artefacts: 128, tasks: 32, components: 32 } as const;
+
+/**
+ * JSON.stringify(toJSON(g, s)) in pieces of a few tens of KB, without the whole answer ever held
+ * as objects: at 100k artefacts that answer is ~29 MB of JSON and its objects tens of MB more,
+ * kept until V8's next full collection (issue #13). The items are built a piece at a time, the
+ * graph read at once: the pieces describe one state of it.
+ */
+export function toJSONPieces(g: Graph, s: Scheduler): string[] {
+  const parts = graphParts(g, s);
+  const out = [`{"rules":${JSON.stringify(parts.rules)}`];
+  const list = <T, I>(key: string, xs: readonly T[], item: (x: T) => I, per: number) => {
+    out.push(`,${JSON.stringify(key)}:[`);
+    for (let at = 0; at < xs.length; at += per) {
+      const text = JSON.stringify(xs.slice(at, at + per).map(item));
+      out.push(`${at ? ',' : ''}${text.slice(1, -1)}`);
+    }
+    out.push(']');
+  };
+  list('artefacts', parts.artefactIds, parts.artefact, PER_PIECE.artefacts);
+  list('tasks', parts.tasks, parts.task, PER_PIECE.tasks);
+  list('components', parts.components, parts.component, PER_PIECE.components);
+  out.push('}');
+  return out;
 }
 
 const COLOURS: Record<string, string> = {

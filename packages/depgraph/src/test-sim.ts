@@ -32,6 +32,8 @@ export class Sim {
   private readonly retired = new Set<number>();
   private readonly last = new Map<string, LastRun>();
   private choice = 0;
+  /** Called after each edit, dispatch and completed run (a test looks at the graph there). */
+  onStep: () => void = () => {};
 
   constructor(
     readonly model: Model,
@@ -80,6 +82,7 @@ export class Sim {
       this.inFlight.length = 0;
     }
     if (r) this.drop(r.cancel);
+    this.onStep();
   }
 
   /** Completes up to `n` runs (all of them, until quiescent, when n < 0). */
@@ -105,11 +108,13 @@ export class Sim {
         this.last.set(task.id, { inputs, discovered: out.discovered, outputs: out.outputs });
       }
       this.drop(r.cancel);
+      this.onStep();
     }
   }
 
   private dispatch(): void {
     for (const t of this.dm.take(this.concurrency)) {
+      this.onStep();
       this.check(t);
       this.inFlight.push(t);
       this.allRuns.push(t);

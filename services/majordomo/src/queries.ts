@@ -8,6 +8,7 @@ import {
 } from '@computepods/protocol';
 import type { ArtefactManager } from './artefacts.js';
 import type { MajorDomoConfig } from './config.js';
+import { GraphText } from './graph-text.js';
 
 /** An artefact MajorDomo does not know: 404 over REST; its code and field over NATS. */
 export class UnknownArtefactError extends CpError {
@@ -74,7 +75,11 @@ export interface BuildInFlight {
  * encode. Paths reach it checked (the request schemas, or http.ts's safePath).
  */
 export class ProjectQueries {
-  constructor(private readonly md: QueryParts) {}
+  readonly #graph: GraphText;
+
+  constructor(private readonly md: QueryParts) {
+    this.#graph = new GraphText(md.dm);
+  }
 
   get config(): MajorDomoConfig {
     return this.md.config;
@@ -110,11 +115,14 @@ export class ProjectQueries {
     return this.md.dm.why(path).map((w) => ({ ...w }));
   }
 
-  /** The graph with its components (cycles) marked, as JSON, or as DOT (only the pending work with `plan`). */
+  /**
+   * The graph with its components (cycles) marked, as JSON (depgraph's GraphJSON, as text kept
+   * per graph version: graph-text.ts), or as DOT (only the pending work with `plan`).
+   */
   graph(format: 'json' | 'dot', plan = false) {
     return format === 'dot'
       ? { format, graph: this.md.dm.toDOT({ plan }) }
-      : { format, graph: this.md.dm.toJSON() };
+      : { format, graph: this.#graph.get() };
   }
 
   /** Components in topological order with their state. */
