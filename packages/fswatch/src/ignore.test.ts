@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,9 +30,14 @@ describe('PathMatcher', () => {
       'main.tex___jb_tmp___',
       'main.tex___jb_old___',
       'x.swx',
+      'pdflatex12616.fls',
+      'paper/xelatex7.fls',
+      'lualatex123.fls',
     ]) {
       expect(m.policy(p), p).toBe('ignore');
     }
+    for (const p of ['main.fls', 'paper/main.fls', 'pdflatex.fls', 'pdflatex1.tex'])
+      expect(m.policy(p), p).toBe('artefact');
     expect(m.dirIgnored('.git')).toBe(true);
     expect(m.dirIgnored('a/node_modules')).toBe(true);
     expect(defaultIgnores).toContain('.git/');
@@ -119,6 +125,38 @@ it('respects the ignore file while watching and scanning', async () => {
   expect(h.events.map((e) => e.path)).toEqual(['main.tex']);
   // The stamp file lives outside the root here; build/ was never watched.
   expect(w.stats().watches).toBe(1);
+});
+
+it("reports a real pdflatex -recorder run's files, never its recorder file while it runs", async () => {
+  h = new Harness();
+  mkdirSync(h.root, { recursive: true });
+  writeFileSync(
+    join(h.root, 'main.tex'),
+    '\\documentclass{article}\\begin{document}Hi.\\end{document}\n',
+  );
+  const w = await h.start();
+  await w.idle();
+  h.clear();
+  // pdfTeX writes pdflatex<pid>.fls for its whole run (over 100 ms: many quiet windows) and
+  // renames it to main.fls as it ends.
+  // Spawned, not spawnSync: the watcher shares this process's event loop.
+  const p = spawn(
+    'pdflatex',
+    ['-interaction=nonstopmode', '-halt-on-error', '-recorder', 'main.tex'],
+    {
+      cwd: h.root,
+      stdio: 'ignore',
+    },
+  );
+  const code = await new Promise<number | null>((res) => p.on('exit', res));
+  expect(code).toBe(0);
+  await waitFor(() => h.events.some((e) => e.path === 'main.pdf'), 'main.pdf');
+  await sleep(300);
+  await w.idle();
+  const paths = h.events.map((e) => e.path);
+  expect(paths).toEqual(expect.arrayContaining(['main.pdf', 'main.aux', 'main.fls']));
+  expect(paths.filter((p) => /^pdflatex\d+\.fls$/.test(p))).toEqual([]);
+  expect(h.events.filter((e) => e.kind === 'moved')).toEqual([]);
 });
 
 it('ignores its own stamp file when it lives under the root', async () => {

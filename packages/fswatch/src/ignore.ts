@@ -22,6 +22,13 @@ export const defaultIgnores: readonly string[] = Object.freeze([
   '*___jb_old___',
   // VS Code atomic save temp files.
   '*.vsctmp',
+  // The TeX engines' -recorder file while they run (`pdflatex<pid>.fls`, renamed to the job's
+  // `.fls` at the end): seen, hashed, announced and then deleted on every LaTeX pass otherwise.
+  'pdflatex[0-9]*.fls',
+  'xelatex[0-9]*.fls',
+  'lualatex[0-9]*.fls',
+  'latex[0-9]*.fls',
+  'pdftex[0-9]*.fls',
 ]);
 
 /**
