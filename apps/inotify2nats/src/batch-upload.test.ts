@@ -56,6 +56,44 @@ describe('uploadBatch against a real sshd', () => {
     );
   });
 
+  it('verifies and renames the first files while later ones are still being put', async () => {
+    // More files than one remote hash command takes: the first batch is checked and renamed in
+    // place while the last file has not been put yet. The last file's prepareDir waits for a
+    // first rename, so a batch that verifies only after every put never gets there.
+    const n = 520;
+    const names = Array.from({ length: n }, (_, i) => `p${String(i).padStart(3, '0')}`);
+    for (const name of names) writeFileSync(local.join(name), `${name}\n`);
+    let firstRenamed: () => void = () => undefined;
+    const renamed = new Promise<void>((r) => {
+      firstRenamed = r;
+    });
+    const order: string[] = [];
+    const done = await uploadBatch(
+      names.map((rel) => ({ rel, local: local.join(rel), mode: 0o644 })),
+      {
+        ...options([]),
+        prepareDir: async (_s, rel) => {
+          if (rel !== names.at(-1)) return;
+          const waited = await Promise.race([
+            renamed.then(() => true),
+            new Promise<false>((r) => setTimeout(() => r(false), 30_000)),
+          ]);
+          order.push(waited ? 'last put after a rename' : 'last put without any rename');
+        },
+        onUploaded: (rel) => {
+          if (order.length === 0) order.push(`renamed ${rel}`);
+          firstRenamed();
+        },
+      },
+    );
+    expect(order[1]).toBe('last put after a rename');
+    expect(done.size).toBe(n);
+    const onPod = await pool.exec(target, `cd ${shellQuote(root)} && cat ${names.join(' ')}`);
+    expect(onPod.stdout).toBe(names.map((name) => `${name}\n`).join(''));
+    const left = await pool.exec(target, `ls -A ${shellQuote(root)}`);
+    expect(left.stdout).not.toMatch(/tmp-/);
+  });
+
   it('sends a file that changed while it was read again, and gives up after three more rounds, leaving no temp file', async () => {
     // A /proc file never reads as its stat says (size 0), so every round finds it changed.
     const prepared: string[] = [];

@@ -45,12 +45,22 @@ function tmpName(rel: string): string {
   return `${rel.slice(0, i + 1)}.${rel.slice(i + 1)}.tmp-${randomBytes(6).toString('hex')}`;
 }
 
+/** Files verified by one remote hash command, sent off as soon as that many are put. */
+const VERIFY_BATCH = 500;
+/** Renames in flight on the session (each a small request). */
+const RENAMES_IN_FLIGHT = 16;
+
+type Sent = readonly [rel: string, { readonly tmp: string; readonly want: Uploaded }];
+
 /**
  * uploadFile's protocol (hidden temp name beside the target, SHA-256 computed by the pod,
- * atomic rename) for many files at once: one SFTP session puts them all, one `sha256sum` per
- * 500 files verifies them, one session renames them. Per file that is one round of SFTP
- * requests instead of four channel opens, which is what a burst of hundreds of saves needs.
- * A file whose bytes changed while it was sent (its size, mtime or ctime moved) is sent again.
+ * atomic rename) for many files at once, pipelined on one SFTP session: the files are put
+ * `concurrency` at a time, and every VERIFY_BATCH of them put go at once to one remote hash
+ * command and, when it matches, are renamed in place, while later files are still being put.
+ * Per file that is one round of SFTP requests and a rename instead of four channel opens, and
+ * the pod's hashing and the renames overlap the puts instead of following them all (10,000 x
+ * 4 KiB: puts ~3.5 s, then hashing ~0.5 s and renames ~0.7 s after them, before). A file whose
+ * bytes changed while it was sent (its size, mtime or ctime moved) is sent again.
  */
 export async function uploadBatch(
   items: readonly UploadItem[],
@@ -64,52 +74,53 @@ export async function uploadBatch(
   try {
     for (let round = 0; pending.length > 0; round++) {
       const again: UploadItem[] = [];
-      await o.pool.sftp(o.target, (s) =>
-        pMap(
-          pending,
-          async (it) => {
+      const work = pending;
+      await o.pool.sftp(o.target, async (s) => {
+        let failed: { err: unknown } | undefined;
+        const checks: Promise<void>[] = [];
+        let put: Sent[] = [];
+        const check = () => {
+          if (put.length === 0) return;
+          const sent = put;
+          put = [];
+          const p = verifyAndRename(s, o, sent, (rel, want) => {
+            tmps.delete(rel);
+            done.set(rel, want);
+            o.onUploaded?.(rel, want);
+          });
+          // Failing stops the puts; awaited with the rest below.
+          p.catch((err: unknown) => {
+            failed ??= { err };
+          });
+          checks.push(p);
+        };
+        let next = 0;
+        const putter = async () => {
+          for (let it = work[next++]; it && !failed; it = work[next++]) {
             const tmp = tmpName(it.rel);
             try {
               await o.prepareDir(s, it.rel);
               // Hashed as it is read and sent: the hash is of the very bytes the pod got.
               const want = await putHashed(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
-              tmps.set(it.rel, { tmp, want: { sha256: want.sha256, size: want.bytes } });
+              const entry = { tmp, want: { sha256: want.sha256, size: want.bytes } };
+              tmps.set(it.rel, entry);
+              put.push([it.rel, entry]);
+              if (put.length >= VERIFY_BATCH) check();
             } catch (err) {
               // What it wrote of its temp file (if anything) is removed at the end.
               stale.push(tmp);
               // Written while we read it: sent again next round.
-              if (err instanceof ChangedWhileReadError && round < 3) {
-                again.push(it);
-                return;
-              }
-              if (!o.onFileError(it.rel, err)) throw err;
+              if (err instanceof ChangedWhileReadError && round < 3) again.push(it);
+              else if (!o.onFileError(it.rel, err)) failed ??= { err };
             }
-          },
-          { concurrency: o.concurrency },
-        ),
-      );
-      const sent = [...tmps];
-      const remote = await hashRemote(
-        o,
-        sent.map(([, t]) => t.tmp),
-      );
-      for (const [rel, { tmp, want }] of sent) {
-        const got = remote.get(tmp);
-        if (got !== want.sha256)
-          throw new VerifyError(`${o.root}/${rel}`, want.sha256, got ?? '(missing)');
-      }
-      await o.pool.sftp(o.target, (s) =>
-        pMap(
-          [...tmps],
-          async ([rel, { tmp, want }]) => {
-            await sftpOps.replace(s, `${o.root}/${tmp}`, `${o.root}/${rel}`);
-            tmps.delete(rel);
-            done.set(rel, want);
-            o.onUploaded?.(rel, want);
-          },
-          { concurrency: o.concurrency },
-        ),
-      );
+          }
+        };
+        await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, putter));
+        if (!failed) check();
+        // Every check settles before the session ends: no rename left running after a failure.
+        await Promise.allSettled(checks);
+        if (failed) throw failed.err;
+      });
       pending = again;
     }
     return done;
@@ -119,9 +130,48 @@ export async function uploadBatch(
   }
 }
 
-async function hashRemote(o: UploadBatchOptions, rels: string[]): Promise<Map<string, string>> {
+/** Has the pod hash `sent`'s temp files, then renames each into place once all match. */
+async function verifyAndRename(
+  s: Sftp,
+  o: UploadBatchOptions,
+  sent: readonly Sent[],
+  renamed: (rel: string, want: Uploaded) => void,
+): Promise<void> {
+  const bytes = sent.reduce((n, [, t]) => n + t.want.size, 0);
+  const remote = await hashRemote(
+    o,
+    sent.map(([, t]) => t.tmp),
+    bytes,
+  );
+  for (const [rel, { tmp, want }] of sent) {
+    const got = remote.get(tmp);
+    if (got !== want.sha256)
+      throw new VerifyError(`${o.root}/${rel}`, want.sha256, got ?? '(missing)');
+  }
+  let next = 0;
+  let failed: { err: unknown } | undefined;
+  const renamer = async () => {
+    for (let e = sent[next++]; e && !failed; e = sent[next++]) {
+      const [rel, { tmp, want }] = e;
+      try {
+        await sftpOps.replace(s, `${o.root}/${tmp}`, `${o.root}/${rel}`);
+        renamed(rel, want);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: RENAMES_IN_FLIGHT }, renamer));
+  if (failed) throw failed.err;
+}
+
+async function hashRemote(
+  o: UploadBatchOptions,
+  rels: string[],
+  bytes: number,
+): Promise<Map<string, string>> {
   if (rels.length === 0) return new Map();
-  const hashes = await sha256Remote(o.pool, o.target, o.root, rels);
+  const hashes = await sha256Remote(o.pool, o.target, o.root, rels, { bytes });
   if (hashes) return hashes;
   // No sha256sum on the pod: read the files back instead.
   const out = new Map<string, string>();

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { SFTPWrapper } from 'ssh2';
 import { ChangedWhileReadError, TransportError } from './errors.js';
 import { transferMode } from './file-mode.js';
 import { type StreamHash, streamHash } from './hash-worker.js';
 import { SFTP_CHUNK, sftpFailure, sftpOps } from './sftp-ops.js';
+import { readSmallFile } from './small-read.js';
 
 /** Requests in flight per file, as ssh2's fastGet/fastPut and OpenSSH sftp's -R default. */
 const IN_FLIGHT = 64;
@@ -147,10 +149,12 @@ function readAt(
 }
 
 /**
- * Uploads the local file to the new remote file `remote` (created or truncated, with `mode`),
- * hashing each chunk as it is read, in order: the hash is of the very bytes sent, with no read
- * of the file before. Up to IN_FLIGHT writes of WRITE_CHUNK are pipelined. A local file that
- * changed while it was read (size, mtime or ctime moved) fails with ChangedWhileReadError.
+ * Uploads the local file to the new remote file `remote` (created or truncated, with `mode`).
+ * A file of at most SMALL_READ_MAX bytes is read whole at once (readSmallFile) and goes as one
+ * write. A bigger one is hashed chunk by chunk as it is read, in order. Either way the hash is
+ * of the very bytes sent, with no read of the file before. Up to IN_FLIGHT writes of
+ * WRITE_CHUNK are pipelined. A local file that changed while it was read (size, mtime or ctime
+ * moved) fails with ChangedWhileReadError.
  */
 export async function putHashed(
   s: SFTPWrapper,
@@ -159,6 +163,20 @@ export async function putHashed(
   mode: number,
   onProgress?: Progress,
 ): Promise<Hashed> {
+  let small: Buffer | undefined;
+  try {
+    small = readSmallFile(local);
+  } catch (err) {
+    if (err instanceof ChangedWhileReadError) throw err;
+    throw sftpFailure('put', remote, err);
+  }
+  if (small) {
+    // Hashed before it goes: the very bytes written.
+    const sha256 = createHash('sha256').update(small).digest('hex');
+    await sftpOps.putBuffer(s, remote, small, mode);
+    onProgress?.(small.length, small.length);
+    return { sha256, bytes: small.length };
+  }
   const fh = await open(local, 'r').catch((err: unknown) => {
     throw sftpFailure('put', remote, err);
   });

@@ -122,9 +122,16 @@ export const sftpOps = {
     if (!data) {
       return call<void>('put', remote, (cb) => s.fastPut(local, remote, { mode: m }, cb));
     }
+    await sftpOps.putBuffer(s, remote, data, m);
+  },
+  /**
+   * Writes `data` (at most the server's write limit, 255 KiB at OpenSSH) as the new or
+   * truncated remote file with `mode`: open, then fchmod and one write together, then close.
+   */
+  async putBuffer(s: SFTPWrapper, remote: string, data: Buffer, mode: number): Promise<void> {
     const handle = await call<Buffer>('open', remote, (cb) => s.open(remote, 'w', cb));
     const done = await Promise.allSettled([
-      call<void>('chmod', remote, (cb) => s.fchmod(handle, m, cb)),
+      call<void>('chmod', remote, (cb) => s.fchmod(handle, transferMode(mode), cb)),
       data.length > 0
         ? call<void>('put', remote, (cb) => s.write(handle, data, 0, data.length, 0, cb))
         : undefined,
