@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { isRetryable } from '@computepods/protocol';
 import type { FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import { TransportError } from './errors.js';
-import { transferMode } from './file-mode.js';
+import { TRANSFER_MODE_MASK, transferMode } from './file-mode.js';
 
 /**
  * Bytes per SFTP read request: OpenSSH's sftp-server limit (limits@openssh.com announces
@@ -28,6 +28,12 @@ async function readSmall(path: string): Promise<Buffer | undefined> {
     await fh.close();
   }
 }
+
+/**
+ * Per SFTP session, the modes (with the directory: a default ACL there cuts bits as a umask
+ * does) that a file created with them by open was seen to get exactly (sftpOps.putBuffer).
+ */
+const exactAtOpen = new WeakMap<SFTPWrapper, Set<string>>();
 
 // SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in err.code.
 const NO_SUCH_FILE = 2;
@@ -125,16 +131,37 @@ export const sftpOps = {
     await sftpOps.putBuffer(s, remote, data, m);
   },
   /**
-   * Writes `data` (at most the server's write limit, 255 KiB at OpenSSH) as the new or
-   * truncated remote file with `mode`: open, then fchmod and one write together, then close.
+   * Writes `data` (at most the server's write limit, 255 KiB at OpenSSH) as the remote file
+   * with `mode`, in three round trips: open, the write, close. The file is created by the open
+   * (O_EXCL), its mode among the open's attributes, which the server's umask may cut: the first
+   * file of a mode in a directory on a session is checked with an fstat sent with the write,
+   * and fchmod'ed only if bits were cut; a mode seen to arrive whole there needs no check after.
+   * A file already there (the exclusive open fails) is truncated and fchmod'ed instead.
    */
   async putBuffer(s: SFTPWrapper, remote: string, data: Buffer, mode: number): Promise<void> {
-    const handle = await call<Buffer>('open', remote, (cb) => s.open(remote, 'w', cb));
-    const done = await Promise.allSettled([
-      call<void>('chmod', remote, (cb) => s.fchmod(handle, transferMode(mode), cb)),
+    const m = transferMode(mode);
+    const write = (h: Buffer) =>
       data.length > 0
-        ? call<void>('put', remote, (cb) => s.write(handle, data, 0, data.length, 0, cb))
-        : undefined,
+        ? call<void>('put', remote, (cb) => s.write(h, data, 0, data.length, 0, cb))
+        : undefined;
+    const chmod = (h: Buffer) => call<void>('chmod', remote, (cb) => s.fchmod(h, m, cb));
+    const created = await call<Buffer>('open', remote, (cb) =>
+      s.open(remote, 'wx', { mode: m }, cb),
+    ).catch(() => undefined);
+    const handle = created ?? (await call<Buffer>('open', remote, (cb) => s.open(remote, 'w', cb)));
+    const exact = exactAtOpen.get(s) ?? new Set<string>();
+    exactAtOpen.set(s, exact);
+    const key = `${m} ${remote.slice(0, remote.lastIndexOf('/') + 1)}`;
+    const done = await Promise.allSettled([
+      write(handle),
+      !created
+        ? chmod(handle)
+        : exact.has(key)
+          ? undefined
+          : sftpOps.fstat(s, handle, remote).then((st) => {
+              if ((st.mode & TRANSFER_MODE_MASK) === m) exact.add(key);
+              else return chmod(handle);
+            }),
     ]);
     await call<void>('close', remote, (cb) => s.close(handle, cb));
     for (const r of done) if (r.status === 'rejected') throw r.reason;
