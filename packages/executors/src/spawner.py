@@ -51,11 +51,15 @@ signal.signal(signal.SIGCHLD, lambda *_: None)
 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 TIMES = '--times' in sys.argv[1:]
+# The tasks' base environment, read once: os.environ decodes each entry at every read.
+BASE_ENV = dict(os.environ)
 children = {}  # pid -> (seq, dir, read ns, spawned ns)
 out = []
 # A started task's pid line waits up to PID_HOLD_S for more to say: a short task's pid and exit
-# then reach the runner in one write (one wakeup of it, not two); a longer one's pid goes alone.
-PID_HOLD_S = 0.003
+# then reach the runner in one write (one wakeup of it and of this process, not two); a longer
+# one's pid goes alone. 100 ms covers a compile (pnpm bench cbuild: 40-100 ms each); nothing
+# waits for a pid meanwhile (a kill reads it from the pid file the wrapper wrote first).
+PID_HOLD_S = 0.1
 held = []
 held_since = 0.0
 
@@ -94,10 +98,12 @@ def unhex(field):
 def run(seq, fields, read_ns):
     try:
         task_dir, cwd, command = (unhex(f) for f in fields[:3])
-        env = dict(os.environ)
-        for pair in fields[3].split(',') if fields[3] != '-' else ():
-            key, _, value = pair.partition('.')
-            env[unhex(key)] = unhex(value)
+        env = BASE_ENV
+        if fields[3] != '-':
+            env = dict(BASE_ENV)
+            for pair in fields[3].split(','):
+                key, _, value = pair.partition('.')
+                env[unhex(key)] = unhex(value)
         fresh_folder(task_dir)
         wrapper = SUBSHELL if LEAVES_WRAPPER.search(command) else TRAPPED
         os.chdir(cwd)
