@@ -11,6 +11,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Stack } from '../../test/src/stack.js';
 import { ensureTex } from '../../test/src/tex.js';
+import { readStages, stageSummary } from '../cbuild/stages.js';
 import { finish, percentile, table } from '../lib/report.js';
 import { envelopes } from './envelopes.js';
 import { latexBench } from './latex.js';
@@ -52,6 +53,24 @@ function whenContent(file: string, want: string, timeoutMs = 30_000): Promise<nu
   });
 }
 
+/**
+ * Where the runner's part of each task went since the last call (task.running to task.finished
+ * above hides the spawn and the end record), from its stage file, as `pnpm bench cbuild` shows it.
+ */
+let stagesRead = 0;
+function runnerStages(prefix: string, what: string): void {
+  const { lines, size } = readStages(stagesFile, stagesRead);
+  stagesRead = size;
+  if (lines.length === 0) return;
+  const { rows, figures: f } = stageSummary(lines, `${prefix}_runner`);
+  Object.assign(figures, f);
+  table(
+    `${what}: where a task's time goes in the runner, ms per task (CP_TASK_STAGES_FILE)`,
+    ['stage', 'tasks', 'mean', 'p50', 'p90', 'lane'],
+    rows,
+  );
+}
+
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? Number.NaN };
@@ -90,10 +109,13 @@ async function editOnce(
 
 // --- 1. ComputePods against entr + make ----------------------------------------------------------------------------
 const stack = await Stack.start('bench');
+const stagesFile = stack.dir.join('task-stages.jsonl');
+writeFileSync(stagesFile, '');
 const quiet = { CP_LOG_LEVEL: 'info' };
 await Promise.all([
   stack.start('majordomo', quiet),
-  stack.start('runner', quiet),
+  // The runner's own stages per task (executors' task-stages.ts; a runner without them writes none).
+  stack.start('runner', { ...quiet, CP_TASK_STAGES_FILE: stagesFile }),
   // CP_BENCH_DEBOUNCE_MS: the fswatcher's quiet window (its default, 20 ms, when unset).
   stack.start('fswatcher', {
     ...quiet,
@@ -231,6 +253,7 @@ Object.assign(figures, {
   entr_make_missed_edits: base.missed,
 });
 for (const [s, d] of deltas) figures[`stage_${s.replace(/[.]/g, '_')}_p50_ms`] = stats(d).p50;
+runnerStages('upper', 'trivial rule');
 
 // --- 2. LaTeX passes to convergence (latex.ts), when TeX is there or can be installed -----------
 const tex = await ensureTex().then(
@@ -240,7 +263,10 @@ const tex = await ensureTex().then(
     return false;
   },
 );
-if (tex) await latexBench(stack, quiet, figures);
+if (tex) {
+  await latexBench(stack, quiet, figures);
+  runnerStages('latex', 'LaTeX tasks (pdflatex, bibtex; warm-up included)');
+}
 
 await stack[Symbol.asyncDispose]();
 finish('e2e', figures);

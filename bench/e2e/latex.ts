@@ -224,12 +224,22 @@ function latexmk(root: string): System {
         pdf: readFileSync(join(dir, 'main.pdf')),
       });
     };
-    for (const [f, text] of Object.entries(doc)) writeFileSync(join(dir, f), text);
+    // latexmk takes a file whose mtime second and size are unchanged for unchanged: the typo
+    // (same size) written in the same second as the file it replaces was not rebuilt at all
+    // (88 ms, the PDF not changed, in one round). So each edit waits, untimed, for the next
+    // second; ComputePods, which hashes, is not given that wait.
+    let written = 0;
+    const write = async (f: string, text: string) => {
+      while (Math.floor(Date.now() / 1000) === Math.floor(written / 1000)) await sleep(10);
+      writeFileSync(join(dir, f), text);
+      written = Date.now();
+    };
+    for (const [f, text] of Object.entries(doc)) await write(f, text);
     await run('clean');
     let tex = doc['main.tex'];
     for (const [name, change] of texEdits) {
       tex = change(tex);
-      writeFileSync(join(dir, 'main.tex'), tex);
+      await write('main.tex', tex);
       await run(name);
     }
     return out;
