@@ -469,14 +469,14 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
         row(`${big} up, sftp put`, SFTP_PIPELINE, bigBytes, r.bigUpSftp, r.bigUpSftp),
         row(
           `${big} down, ours downloadFile`,
-          '1 file; 64 x 32 KiB requests',
+          '1 file; 64 x 255 KiB requests',
           bigBytes,
           r.bigDownOurs,
           r.bigDownSftp,
         ),
         row(
           `${big} down, ours fastGet only (unverified)`,
-          '1 file; 64 x 32 KiB requests',
+          '1 file; 64 x 255 KiB requests',
           bigBytes,
           r.bigDownRaw,
           r.bigDownSftp,
@@ -577,7 +577,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       sftpOursVerifiedBy:
         'local SHA-256 in node + the pod hashing (openssl dgst, else sha256sum) + rename; sftp: none',
       sftpConcurrency:
-        'sftp: files one by one, 64 requests in flight per file; ours: 64 x 32 KiB requests per file (ssh2 fastPut/fastGet), files 1 or 4 in flight on one SFTP session as labelled',
+        'sftp: files one by one, 64 requests in flight per file; ours: up 64 x 32 KiB write requests per file (a file of up to 64 KiB in one write), down 64 x 255 KiB read requests per file; files 1 or 4 in flight on one SFTP session as labelled',
       sftpConnectAuthMs: sftpConnectMs,
       bigBytes,
       bigScaledDown: scaled,

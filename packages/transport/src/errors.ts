@@ -53,20 +53,12 @@ export class HostKeyError extends TransportError {
  */
 export { UnsafePathError } from '@computepods/protocol';
 
-/**
- * A file changed while it was read: the local one while it was sent, or the remote one while it
- * was fetched. Its bytes may mix two versions.
- */
+/** The local file changed while it was read and sent: its bytes may mix two versions. */
 export class ChangedWhileReadError extends TransportError {
-  constructor(
-    readonly path: string,
-    how: 'sent' | 'fetched' = 'sent',
-  ) {
+  constructor(readonly path: string) {
     super(
       'TRANSPORT_CHANGED_WHILE_READ',
-      how === 'sent'
-        ? `${path} changed while it was being sent; send it again`
-        : `${path} changed on the remote host while it was being fetched; fetch it again`,
+      `${path} changed while it was being sent; send it again`,
       { retryable: true },
     );
   }

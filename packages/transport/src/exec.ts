@@ -7,12 +7,6 @@ export interface ExecOptions {
   readonly stdin?: string | Buffer;
   /** Kill the command (SIGKILL over the channel, then close it) after this long. */
   readonly timeoutMs?: number;
-  /**
-   * Takes stdout as it arrives instead of collecting it (the result's stdout is then ''). While
-   * a promise it returns is pending the channel is paused, so the server stops sending once the
-   * channel's window is full. A throw or rejection kills the command and fails the exec with it.
-   */
-  readonly onStdout?: (chunk: Buffer) => void | Promise<void>;
 }
 
 export interface ExecResult {
@@ -79,47 +73,16 @@ export function execOnClient(
                 ),
               );
             }, options.timeoutMs);
-      /** The consumer's work on the last chunk, and its failure. */
-      let consuming: Promise<void> = Promise.resolve();
-      let consumerFailed: { err: unknown } | undefined;
-      const stopFor = (err: unknown) => {
-        consumerFailed ??= { err };
-        try {
-          sendSignal(stream, 'KILL');
-        } catch {
-          // the channel may be closing already
-        }
-        stream.close();
-        // Drained unread: a paused channel would never end, and so never close.
-        stream.resume();
-      };
-      const take = options.onStdout;
-      stream.on('data', (c: Buffer) => {
-        if (!take) return void out.push(c);
-        if (consumerFailed) return;
-        try {
-          const p = take(c);
-          if (!p) return;
-          stream.pause();
-          consuming = p.then(
-            () => void stream.resume(),
-            (err: unknown) => stopFor(err),
-          );
-        } catch (err) {
-          stopFor(err);
-        }
-      });
+      stream.on('data', (c: Buffer) => out.push(c));
       stream.stderr.on('data', (c: Buffer) => errOut.push(c));
       stream.on('exit', (c: number | null, sig?: string) => {
         code = c;
         signal = sig ?? undefined;
       });
-      stream.on('close', async () => {
+      stream.on('close', () => {
         if (timer) clearTimeout(timer);
         markClosed();
         if (timedOut) return;
-        await consuming;
-        if (consumerFailed) return reject(consumerFailed.err);
         if (code === undefined) {
           return reject(
             new TransportError(

@@ -3,11 +3,10 @@ import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { TransportError, UnsafePathError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
-import { getHashed, type Hashed, putHashed } from './hashed-copy.js';
+import { getHashed, putHashed } from './hashed-copy.js';
 import { sha256Remote, sha256Sftp } from './hashing.js';
 import { sftpOps } from './sftp-ops.js';
 import type { SshPool } from './ssh-pool.js';
-import { getStreamed, STREAMED_GET_MIN } from './streamed-get.js';
 import { endpointOf, type SshTarget } from './target.js';
 
 export interface FileTransferOptions {
@@ -138,35 +137,6 @@ async function uploadOnce(
 }
 
 /**
- * Fetches remotePath into the new file tmp, hashing the bytes as they arrive. A big file goes
- * as `cat`'s output when the host runs commands (`streamed`), else over SFTP reads.
- */
-async function fetchTo(
-  pool: SshPool,
-  target: SshTarget,
-  remotePath: string,
-  tmp: string,
-  streamed: boolean,
-): Promise<{ mode: number; got: Hashed }> {
-  const small = await pool.sftp(target, async (sftp) => {
-    const st = await sftpOps.stat(sftp, remotePath);
-    if (!st.isFile()) {
-      throw new TransportError('TRANSPORT_UNSUPPORTED_FILE', `${remotePath} is not a regular file`);
-    }
-    await mkdir(dirname(tmp), { recursive: true });
-    const mode = transferMode(st.mode);
-    if (streamed && st.size >= STREAMED_GET_MIN) return { st, mode };
-    return { st, mode, got: await getHashed(sftp, remotePath, tmp, mode) };
-  });
-  const { st, mode } = small;
-  if (small.got) return { mode, got: small.got };
-  const got =
-    (await getStreamed(pool, target, remotePath, st, tmp, mode)) ??
-    (await pool.sftp(target, (sftp) => getHashed(sftp, remotePath, tmp, mode)));
-  return { mode, got };
-}
-
-/**
  * Downloads one file to a hidden temp name beside localPath, checks it against the SHA-256
  * the remote host computed, then renames it over localPath. A transfer cut off by a dropped
  * connection is started over (options.attempts).
@@ -207,10 +177,20 @@ async function downloadOnce(
     // The pod hashes while the bytes come over, and we hash them as they arrive: on a big file
     // each takes seconds, and nothing reads the file a second time.
     // Both settle before anything else happens, so a failure leaves no transfer writing tmp.
-    const verify = options.verify ?? 'sha256sum';
     const [hashed, fetched] = await Promise.allSettled([
-      remoteHash(pool, target, dir, base, verify),
-      fetchTo(pool, target, remotePath, tmp, verify === 'sha256sum'),
+      remoteHash(pool, target, dir, base, options.verify ?? 'sha256sum'),
+      pool.sftp(target, async (sftp) => {
+        const st = await sftpOps.stat(sftp, remotePath);
+        if (!st.isFile()) {
+          throw new TransportError(
+            'TRANSPORT_UNSUPPORTED_FILE',
+            `${remotePath} is not a regular file`,
+          );
+        }
+        await mkdir(dirname(localPath), { recursive: true });
+        const mode = transferMode(st.mode);
+        return { mode, got: await getHashed(sftp, remotePath, tmp, mode) };
+      }),
     ]);
     if (hashed.status === 'rejected') throw hashed.reason;
     if (fetched.status === 'rejected') throw fetched.reason;

@@ -87,13 +87,13 @@ describe('SFTP transfers when the connection drops mid-file', { timeout: 120_000
   }
 
   /**
-   * Freezes the server's side of the transfer holding a file open in `folder`: its SFTP session
-   * (sshd's internal-sftp), or the `cat` a big download reads; returns their pids.
+   * Freezes the server's SFTP session (sshd's internal-sftp) holding a file open in `folder`;
+   * returns its pids.
    */
   function freezeServerOf(folder: string): number[] {
     const pids = processesUsing(folder).filter((pid) => {
       try {
-        return /sshd|sftp|^cat\0/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+        return /sshd|sftp/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
       } catch {
         return false;
       }
