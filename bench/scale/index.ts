@@ -63,6 +63,8 @@ const EDITS = Number(process.env.CP_SCALE_EDITS ?? 30);
 const RESTARTS = Number(process.env.CP_SCALE_RESTARTS ?? 2);
 const CHEF_RESTARTS = Number(process.env.CP_SCALE_CHEF_RESTARTS ?? 2);
 const COMPARE_TSX = process.env.CP_SCALE_TSX !== '0';
+/** How long an edit's build request, or its undo's cancel, may take before the run fails. */
+const EDIT_WAIT_MS = 120_000;
 const POD = 'pod-scale';
 const READY = /"msg":"majordomo ready"/;
 const ANY_LINE = /"msg":"/;
@@ -390,6 +392,19 @@ async function measureSize(target: number): Promise<SizeResult> {
       );
     const editMs: number[] = [];
     const step = Math.max(1, Math.floor(cb.cFiles.length / EDITS));
+    // A request or cancel that never comes fails the run, naming it, instead of holding the
+    // bench lock for ever (a run of 15af985 hung 20 minutes after its queries, idle: the only
+    // wait without a deadline from there on was here; not caught in the act).
+    const seen = (what: string, p: Promise<void>) =>
+      Promise.race([
+        p,
+        new Promise<never>((_, fail) =>
+          setTimeout(
+            () => fail(new Error(`no ${what} within ${EDIT_WAIT_MS / 1000} s`)),
+            EDIT_WAIT_MS,
+          ).unref(),
+        ),
+      ]);
     try {
       for (let i = 0; i < EDITS; i++) {
         const file = cb.cFiles[(i * step) % cb.cFiles.length]!;
@@ -397,12 +412,12 @@ async function measureSize(target: number): Promise<SizeResult> {
         const dispatched = new Promise<void>((r) => requested.set(taskId, r));
         const t0 = now();
         await announce(file, hashOf(`${file} edited ${i}`), 2 * i);
-        await dispatched;
+        await seen(`build request for ${taskId} (edit ${i})`, dispatched);
         editMs.push(now() - t0);
         requested.delete(taskId);
         const undone = new Promise<void>((r) => cancelled.set(taskId, r));
         await announce(file, cb.state.artefacts[file]!, 2 * i + 1);
-        await undone;
+        await seen(`build.cancel after undoing edit ${i} (${taskId})`, undone);
         cancelled.delete(taskId);
       }
     } finally {

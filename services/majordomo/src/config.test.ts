@@ -38,3 +38,16 @@ describe('CP_UI_PROJECTS', () => {
     );
   });
 });
+
+describe('CP_HEAP_GROWING_PERCENT', () => {
+  it('is 25 unless set, 0 leaves V8 its own, and anything else is refused naming it', () => {
+    expect(majorDomoConfig({ CP_PROJECT: 'demo' }).heapGrowingPercent).toBe(25);
+    expect(
+      majorDomoConfig({ CP_PROJECT: 'demo', CP_HEAP_GROWING_PERCENT: '0' }).heapGrowingPercent,
+    ).toBe(0);
+    for (const bad of ['-5', '1001', 'half'])
+      expect(() => majorDomoConfig({ CP_PROJECT: 'demo', CP_HEAP_GROWING_PERCENT: bad })).toThrow(
+        expect.objectContaining({ code: 'CP_INVALID_ENV', variables: ['CP_HEAP_GROWING_PERCENT'] }),
+      );
+  });
+});

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { Bus, createLogger, startService } from '@computepods/bus';
 import { buckets, RulesDeclared, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
@@ -12,6 +13,11 @@ import { apiToken } from './token.js';
 const logger = createLogger('majordomo');
 startService(logger, async ({ signal, opened }) => {
   const cfg = majorDomoConfig();
+  // Before the restore allocates: V8 reads the flag each time it sets the next collection's
+  // limit. A restore, a snapshot stored, graph answers leave garbage that V8 otherwise lets grow
+  // to up to 4 times what was live before collecting it (issue #13).
+  if (cfg.heapGrowingPercent > 0)
+    setFlagsFromString(`--heap-growing-percent=${cfg.heapGrowingPercent}`);
   const bus = opened(
     await Bus.connect({
       service: 'majordomo',
