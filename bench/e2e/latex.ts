@@ -7,7 +7,7 @@
 // binaries in the page cache, the services' code paths warm: a daemon that keeps running), then
 // CP_BENCH_LATEX_ROUNDS rounds (default 3), each on a fresh copy of the paper, the systems' order
 // reversed every other round so that neither always runs first; medians are reported.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Bus, createLogger } from '@computepods/bus';
@@ -216,8 +216,7 @@ function latexmk(root: string): System {
       const text = r.stdout + r.stderr;
       const runs = (rule: string) =>
         [...text.matchAll(new RegExp(`Run number \\d+ of rule '${rule}`, 'g'))].length;
-      // latexmk left an edit unbuilt in 2 of ~15 rounds (typo: 79 and 88 ms, PDF unchanged; not
-      // reproduced outside the bench): its own words are kept for whoever looks next.
+      // Should latexmk leave an edit unbuilt again (see write above), its own words say why.
       if (edit !== 'clean' && runs('pdflatex') === 0)
         console.log(`latexmk ran no pdflatex for ${name}/${edit}:\n${text.slice(-1500)}`);
       out.set(edit, {
@@ -228,15 +227,16 @@ function latexmk(root: string): System {
         pdf: readFileSync(join(dir, 'main.pdf')),
       });
     };
-    // latexmk takes a file whose mtime second and size are unchanged for unchanged: the typo
-    // (same size) written in the same second as the file it replaces was not rebuilt at all
-    // (88 ms, the PDF not changed, in one round). So each edit waits, untimed, for the next
-    // second; ComputePods, which hashes, is not given that wait.
+    // latexmk takes a file whose mtime second and size are unchanged for unchanged ("Nothing to
+    // do for 'main.tex'"): the typo (same size) written in the second of the label edit was not
+    // rebuilt at all. So each edit waits, untimed, until 20 ms into a later second than the last
+    // write's mtime (the kernel's file times lag Date.now() by a tick: a write just after the
+    // second turned still carried the old second); ComputePods, which hashes, is not given that wait.
     let written = 0;
     const write = async (f: string, text: string) => {
-      while (Math.floor(Date.now() / 1000) === Math.floor(written / 1000)) await sleep(10);
+      while (Math.floor((Date.now() - 20) / 1000) <= Math.floor(written / 1000)) await sleep(10);
       writeFileSync(join(dir, f), text);
-      written = Date.now();
+      written = statSync(join(dir, f)).mtimeMs;
     };
     for (const [f, text] of Object.entries(doc)) await write(f, text);
     await run('clean');
