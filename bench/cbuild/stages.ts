@@ -16,6 +16,7 @@ const SPANS: ReadonlyArray<readonly [string, string, Stage, Stage, boolean]> = [
   ['exit_back', 'reaped → end seen by the runner', 'reaped', 'exit', true],
   ['free', 'end seen → lane freed', 'exit', 'lane-free', true],
   ['lane', 'LANE HELD (lane taken → freed)', 'lane', 'lane-free', false],
+  ['lane_ours', 'of which not the task (lane held − task)', 'lane', 'lane-free', false],
   ['end_prepare', 'lane freed → end prepared (empty outputs)', 'lane-free', 'end-prepared', false],
   ['end_record', 'end prepared → end recorded (KV)', 'end-prepared', 'end-recorded', false],
   ['queued', 'first record → lane taken (queued)', 'recorded', 'lane', false],
@@ -37,8 +38,15 @@ export function stageSummary(lines: readonly StageLine[], prefix: string) {
   const rows: (string | number)[][] = [];
   const figures: Record<string, number> = {};
   for (const [key, what, from, to, lane] of SPANS) {
+    const span = (l: StageLine, f: Stage, t: Stage) =>
+      l[f] !== undefined && l[t] !== undefined ? l[t] - l[f] : undefined;
     const ms = lines
-      .map((l) => (l[from] !== undefined && l[to] !== undefined ? l[to] - l[from] : undefined))
+      .map((l) => {
+        const v = span(l, from, to);
+        if (key !== 'lane_ours' || v === undefined) return v;
+        const task = span(l, 'spawned', 'reaped');
+        return task === undefined ? undefined : v - task;
+      })
       .filter((v): v is number => v !== undefined)
       .sort((a, b) => a - b);
     if (ms.length === 0) continue;
