@@ -25,6 +25,25 @@ describe('streamHash', () => {
     expect(await h.digest()).toBe(expected);
   });
 
+  it('wakes every ready() waiting at once once the thread catches up (getHashed waits from each read)', async () => {
+    const h = streamHash(OFF_THREAD_MIN);
+    const want = createHash('sha256');
+    // Past the 64 MiB the thread may fall behind, so ready() has to wait.
+    for (let i = 0; i < 80; i++) {
+      const chunk = randomBytes(1 << 20);
+      want.update(chunk);
+      h.update(chunk);
+    }
+    const waits = Array.from({ length: 8 }, () => h.ready().then(() => 'ready'));
+    const stuck = new Promise<string>((r) =>
+      setTimeout(() => r('a ready() never resolved'), 20_000),
+    );
+    expect(await Promise.race([Promise.all(waits).then(() => 'all ready'), stuck])).toBe(
+      'all ready',
+    );
+    expect(await h.digest()).toBe(want.digest('hex'));
+  });
+
   it('keeps streams apart, and a discarded one does not disturb the others', async () => {
     const a = streamHash(OFF_THREAD_MIN);
     const b = streamHash(OFF_THREAD_MIN);

@@ -62,8 +62,12 @@ parentPort.on('message', (m) => {
 let worker: Worker | undefined;
 interface Session {
   backlog: number;
-  /** Woken when the backlog shrinks, or the thread is lost. */
-  wake?: () => void;
+  /**
+   * Every ready() waiting, all woken when the backlog shrinks or the thread is lost. Several
+   * wait at once: getHashed's read completions each await ready(), and with one slot only the
+   * last was woken, so under load (the thread 64 MiB behind) a get could hang forever.
+   */
+  waiting: (() => void)[];
   done?: { resolve: (hex: string) => void; reject: (err: Error) => void };
   lost?: Error;
 }
@@ -79,7 +83,7 @@ function hashingThread(): Worker {
     if (!s) return;
     if (m.hashed !== undefined) {
       s.backlog -= m.hashed;
-      s.wake?.();
+      wakeAll(s);
     }
     if (m.hex !== undefined) {
       sessions.delete(m.id);
@@ -94,7 +98,7 @@ function hashingThread(): Worker {
     });
     for (const s of sessions.values()) {
       s.lost = err;
-      s.wake?.();
+      wakeAll(s);
       s.done?.reject(err);
     }
     sessions.clear();
@@ -105,10 +109,16 @@ function hashingThread(): Worker {
   return w;
 }
 
+function wakeAll(s: Session): void {
+  const waiting = s.waiting;
+  s.waiting = [];
+  for (const wake of waiting) wake();
+}
+
 function offThread(): StreamHash {
   const w = hashingThread();
   const id = nextId++;
-  const s: Session = { backlog: 0 };
+  const s: Session = { backlog: 0, waiting: [] };
   sessions.set(id, s);
   w.ref();
   return {
@@ -127,7 +137,7 @@ function offThread(): StreamHash {
     async ready() {
       while (!s.lost && s.backlog > OFF_THREAD_BACKLOG)
         await new Promise<void>((r) => {
-          s.wake = r;
+          s.waiting.push(r);
         });
       if (s.lost) throw s.lost;
     },
