@@ -2,17 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DependencyManager } from './dependency-manager.js';
 import { Contents, modelArb } from './test-model.js';
-import { type Edit, Sim } from './test-sim.js';
+import { choicesArb, editArb, Sim, stepsOf } from './test-sim.js';
 
-const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('modify' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('toggleRule' as const), rule: fc.nat() }) },
-);
-const stepsArb = fc.array(fc.record({ edit: editArb, runs: fc.integer({ min: -1, max: 3 }) }), {
-  maxLength: 6,
-});
-const choicesArb = fc.array(fc.nat({ max: 7 }), { minLength: 1, maxLength: 8 });
+const stepsArb = stepsOf(editArb(), { min: -1, max: 3 }, 6);
 
 describe('the graph answer: toJSONPieces and version', () => {
   it('the pieces are JSON.stringify(toJSON()), and the same version always gives the same answer', () => {

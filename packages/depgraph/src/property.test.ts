@@ -3,20 +3,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DependencyManager } from './dependency-manager.js';
 import { Contents, modelArb, simulate } from './test-model.js';
-import { type Edit, fromScratch, outcomes, Sim } from './test-sim.js';
+import { choicesArb, editArb, fromScratch, outcomes, Sim, stepsOf } from './test-sim.js';
 import type { TaskInstance } from './types.js';
 
-const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('modify' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('toggleRule' as const), rule: fc.nat() }) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
-);
-// How many runs complete before the next edit arrives (-1: until nothing is left).
-const stepsArb = fc.array(fc.record({ edit: editArb, runs: fc.integer({ min: -1, max: 3 }) }), {
-  maxLength: 6,
-});
-const choicesArb = fc.array(fc.nat({ max: 7 }), { minLength: 1, maxLength: 8 });
+const stepsArb = stepsOf(editArb({ restart: true }), { min: -1, max: 3 }, 6);
 
 describe('properties over random graphs with cycles and random edit sequences', () => {
   it('1. the incremental result equals a from-scratch build', () => {

@@ -6,7 +6,7 @@ import { takeSnapshot } from './snapshot.js';
 import { decodeSnapshot, encodeSnapshot } from './state-codec.js';
 import { drive, sha } from './test-harness.js';
 import { Contents, type Model, modelArb } from './test-model.js';
-import { type Edit, Sim } from './test-sim.js';
+import { type Edit, editArb, Sim, stepsOf } from './test-sim.js';
 import type { TaskInstance } from './types.js';
 
 const pure = (t: TaskInstance) => ({
@@ -26,14 +26,7 @@ function observe(dm: DependencyManager) {
   };
 }
 
-const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('modify' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('toggleRule' as const), rule: fc.nat() }) },
-);
-const stepsArb = fc.array(fc.record({ edit: editArb, runs: fc.integer({ min: -1, max: 3 }) }), {
-  maxLength: 5,
-});
+const stepsArb = stepsOf(editArb(), { min: -1, max: 3 }, 5);
 
 /** A graph with cycles, discovered dependencies, retired rules and pending work. */
 function played(model: Model, steps: Array<{ edit: Edit; runs: number }>) {

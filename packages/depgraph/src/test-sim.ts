@@ -1,4 +1,5 @@
 import { defined } from '@computepods/testkit';
+import fc from 'fast-check';
 import { DependencyManager } from './dependency-manager.js';
 import { type Contents, type Model, simulate } from './test-model.js';
 import type { ChangeResult, TaskInstance } from './types.js';
@@ -8,6 +9,38 @@ export type Edit =
   | { readonly kind: 'delete'; readonly source: number }
   | { readonly kind: 'toggleRule'; readonly rule: number }
   | { readonly kind: 'restart' };
+
+/**
+ * Random edits: sources modified (most often) or deleted, rules switched off and back on and,
+ * with `restart`, the manager restarted from its exported state.
+ */
+export function editArb(opts: { readonly restart?: boolean } = {}): fc.Arbitrary<Edit> {
+  const kinds: Array<fc.WeightedArbitrary<Edit>> = [
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant('modify' as const), source: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), source: fc.nat() }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ kind: fc.constant('toggleRule' as const), rule: fc.nat() }),
+    },
+  ];
+  if (opts.restart) kinds.push({ weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) });
+  return fc.oneof(...kinds);
+}
+
+/** Edits, each followed by `runs` completions before the next (-1: until nothing is left). */
+export function stepsOf(
+  edit: fc.Arbitrary<Edit>,
+  runs: { readonly min: number; readonly max: number },
+  maxLength: number,
+): fc.Arbitrary<Array<{ edit: Edit; runs: number }>> {
+  return fc.array(fc.record({ edit, runs: fc.integer(runs) }), { maxLength });
+}
+
+/** The order in which Sim picks among the runs ready to complete. */
+export const choicesArb: fc.Arbitrary<number[]> = fc.array(fc.nat({ max: 7 }), {
+  minLength: 1,
+  maxLength: 8,
+});
 
 interface LastRun {
   readonly inputs: Record<string, string>;

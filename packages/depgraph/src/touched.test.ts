@@ -2,16 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DependencyManager } from './dependency-manager.js';
 import { Contents, modelArb } from './test-model.js';
-import { type Edit, Sim } from './test-sim.js';
+import { choicesArb, editArb, Sim, stepsOf } from './test-sim.js';
 
-const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('modify' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), source: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('toggleRule' as const), rule: fc.nat() }) },
-);
-const stepsArb = fc.array(fc.record({ edit: editArb, runs: fc.integer({ min: 0, max: 4 }) }), {
-  maxLength: 8,
-});
+const stepsArb = stepsOf(editArb(), { min: 0, max: 4 }, 8);
 
 /**
  * takeTouched() names every path whose artefactState() changed since the last call (or says it
@@ -25,7 +18,7 @@ describe('takeTouched', () => {
       fc.property(
         modelArb({ cycles: true, discover: true }),
         stepsArb,
-        fc.array(fc.nat({ max: 7 }), { minLength: 1, maxLength: 8 }),
+        choicesArb,
         (model, steps, choices) => {
           const sim = new Sim(model, new Contents(), 6, 2, choices);
           const seen = new Set<string>();
