@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import { type Bus, ensureProjectStreams } from '@computepods/bus';
 import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
 import { defined } from '@computepods/testkit';
@@ -7,12 +8,15 @@ import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'ask';
 
-/** This process does nothing else for `ms` (a MajorDomo under load: its event loop held). */
-function busy(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // held
-  }
+/**
+ * The socket under a nats.js connection (node transport): pausing it stands for a MajorDomo too
+ * busy to read what the server already sent. Throws if nats.js no longer keeps it there.
+ */
+function socketOf(bus: Bus): Socket {
+  const nc = bus.nc as unknown as { protocol?: { transport?: { socket?: unknown } } };
+  const socket = nc.protocol?.transport?.socket;
+  if (!(socket instanceof Socket)) throw new TypeError('no socket under this nats.js connection');
+  return socket;
 }
 
 /**
@@ -49,6 +53,9 @@ describe('askHowToBuild', () => {
   it('reads and dead-letters an answer sent before the deadline though MajorDomo was busy past it', async () => {
     const garbage = '{"oops';
     const valid = (goal: string) => ({ goal, chef: 'text', pod: 'p', canBuild: false });
+    const deadlineMs = 1_000;
+    const held = socketOf(md);
+    let deadlineAt = Number.POSITIVE_INFINITY;
     const sub = chef.nc.subscribe(subjects.howToBuild(P), {
       callback: (_e, m) => {
         const goal = (m.json() as { body: { goal: string } }).body.goal;
@@ -58,20 +65,25 @@ describe('askHowToBuild', () => {
             envelope('rules.can_build_from', valid(goal), { project: P, source: 'text' }),
           ),
         );
-        // Both answers go out (nats.js writes in a microtask, queued before this one); then
-        // this process, MajorDomo too, is held past the deadline before its socket is read
-        // again: the deadline's timer comes first when the event loop goes round.
-        queueMicrotask(() => busy(800));
+        // Once the chef's round trip is back the server has routed both answers to MajorDomo's
+        // connection, where they wait unread: MajorDomo reads again only after its deadline.
+        // (A busy loop here, as before, did not order the two connections at the server: under
+        // load it processed MajorDomo's flush before the chef's answers, and CI saw [].)
+        void chef.nc.flush().then(() => {
+          setTimeout(() => held.resume(), Math.max(0, deadlineAt + 50 - performance.now()));
+        });
       },
     });
     // The chef's SUB goes out on another connection than MajorDomo's question: without this
     // flush the server can take the question first and answer "no responders" (CI saw []).
     await chef.nc.flush();
+    held.pause();
     try {
+      deadlineAt = performance.now() + deadlineMs;
       const answers = await askHowToBuild(
         md,
         { goal: 'fz/busy.goal', have: [] },
-        { chefs: ['text', 'silent'], deadlineMs: 200, cid: 'busy' },
+        { chefs: ['text', 'silent'], deadlineMs, cid: 'busy' },
       );
       expect(answers.map((a) => a.chef)).toEqual(['text']);
       for (let i = 0; i < 200 && !letters.some((l) => l.data === garbage); i++)
@@ -81,6 +93,7 @@ describe('askHowToBuild', () => {
       expect(defined(d, 'the letter').service).toBe('majordomo');
       expect(defined(d, 'the letter').subject).toMatch(/^_INBOX\./);
     } finally {
+      held.resume();
       sub.unsubscribe();
       // Until the server has the UNSUB, the next test's question still has a listener here
       // (another connection: no order between the two), so no "no responders" comes back.
