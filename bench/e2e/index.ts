@@ -20,7 +20,7 @@ const EDITS = Number(process.env.CP_BENCH_EDITS ?? 50);
 const WARMUP = 3;
 const figures: Record<string, number | string | boolean> = {
   edits: EDITS,
-  fswatcher_debounce_ms: Number(process.env.CP_BENCH_DEBOUNCE_MS ?? 20),
+  fswatcher_debounce_ms: Number(process.env.CP_BENCH_DEBOUNCE_MS ?? 5),
 };
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,7 +116,7 @@ await Promise.all([
   stack.start('majordomo', quiet),
   // The runner's own stages per task (executors' task-stages.ts; a runner without them writes none).
   stack.start('runner', { ...quiet, CP_TASK_STAGES_FILE: stagesFile }),
-  // CP_BENCH_DEBOUNCE_MS: the fswatcher's quiet window (its default, 20 ms, when unset).
+  // CP_BENCH_DEBOUNCE_MS: the fswatcher's quiet window (its default, 5 ms, when unset).
   stack.start('fswatcher', {
     ...quiet,
     ...(process.env.CP_BENCH_DEBOUNCE_MS

@@ -343,7 +343,7 @@ export function resolveSettings(src: SettingsSources): Settings {
     log: [],
     ignore: [],
     ignoreFile: '.cpignore',
-    debounceMs: 20,
+    debounceMs: 5,
     retryMaxMs: 30_000,
     uploads: 4,
     logLevel: 'info',

@@ -53,8 +53,13 @@ export interface FileWatcherOptions {
   onBatch: (events: FileEvent[]) => Promise<void>;
   /** Receives appended bytes of `log` files, in order; offsets advance only on resolve. */
   onLog?: (chunk: LogChunk) => Promise<void>;
-  /** Quiet window per file before it is looked at. Default 20. */
+  /** Quiet window per file before it is looked at. Default 5. */
   debounceMs?: number;
+  /**
+   * A file found gone or empty is looked at again this much later before that counts: it is
+   * often half-way through a save (rename dance, truncate then write). Default 50.
+   */
+  settleMs?: number;
   /** A file written continuously is still looked at this long after its first event. Default 500. */
   maxWaitMs?: number;
   /** How long a ready event may wait for its batch while other files still settle. Default 100. */

@@ -56,6 +56,10 @@ export class FileWatcher {
   private readonly cache = new StampCache();
   private readonly pool: WorkerPool;
   private readonly debouncer: Debouncer;
+  /** Paths found empty or gone: looked at once more after `settleMs` before that counts. */
+  private readonly settler: Debouncer;
+  /** Paths whose look comes from `settler`: what it finds counts. */
+  private readonly secondLook = new Set<string>();
   private readonly delivery: Delivery;
   private readonly dirs: DirWatchers;
   private readonly tailer: LogTailer | undefined;
@@ -124,9 +128,13 @@ export class FileWatcher {
     this.lockFiles = (opts.vcsLockFiles ?? ['.git/index.lock']).map((f) =>
       resolve(this.rootAbs, f),
     );
-    this.debouncer = new Debouncer(opts.debounceMs ?? 20, this.maxWaitMs, (items) =>
+    this.debouncer = new Debouncer(opts.debounceMs ?? 5, this.maxWaitMs, (items) =>
       this.onDue(items),
     );
+    this.settler = new Debouncer(opts.settleMs ?? 50, this.maxWaitMs, (items) => {
+      for (const it of items) this.secondLook.add(it.path);
+      this.onDue(items);
+    });
     this.delivery = new Delivery({
       cache: this.cache,
       onBatch: opts.onBatch,
@@ -224,7 +232,11 @@ export class FileWatcher {
     return {
       ...this.stat,
       pending:
-        this.debouncer.size + this.inCheck.size + this.delivery.pending + this.reconcileQueue.size,
+        this.debouncer.size +
+        this.settler.size +
+        this.inCheck.size +
+        this.delivery.pending +
+        this.reconcileQueue.size,
       held: this.held.size,
       watches: this.dirs.count,
       polledDirs: this.dirs.polled.size,
@@ -238,6 +250,7 @@ export class FileWatcher {
       if (this.closed) return;
       if (
         this.debouncer.size === 0 &&
+        this.settler.size === 0 &&
         !this.settling &&
         this.delivery.idle &&
         !(this.tailer?.busy ?? false) &&
@@ -273,12 +286,13 @@ export class FileWatcher {
     this.racy.close();
     this.dirs.closeAll();
     if (this.started) {
-      const items = this.debouncer.takeAll();
+      const items = [...this.debouncer.takeAll(), ...this.settler.takeAll()];
       if (items.length > 0 && !(await this.lockPresent())) await this.check(items);
       while (this.reconciling) await this.reconciling;
       await this.delivery.drain(deadline);
     }
     this.debouncer.close();
+    this.settler.close();
     this.delivery.close();
     if (this.lockTimer) clearInterval(this.lockTimer);
     await this.tailer?.close();
@@ -307,6 +321,7 @@ export class FileWatcher {
   private get settling(): boolean {
     return (
       this.debouncer.size > 0 ||
+      this.settler.size > 0 ||
       this.activeChecks > 0 ||
       this.reconciling !== undefined ||
       this.reconcileQueue.size > 0
@@ -519,9 +534,11 @@ export class FileWatcher {
 
   private apply(it: DueItem, r: CheckResult): void {
     const rel = it.path;
+    const settled = this.secondLook.delete(rel);
     switch (r.kind) {
       case 'missing':
         if (this.dirs.has(rel)) this.requestReconcile(rel, true);
+        else if (!settled && this.delivery.latest(rel) && this.settle(it)) return;
         this.delivery.set(rel, null);
         return;
       case 'dir':
@@ -567,9 +584,22 @@ export class FileWatcher {
           this.delivery.set(rel, stamp);
           return;
         }
+        if (!settled && stamp.size === 0 && this.settle(it)) return;
         this.record(rel, stamp);
       }
     }
+  }
+
+  /**
+   * A file that vanished or became empty is often half-way through a save: an editor's rename
+   * dance, or a truncate before the write. A short quiet window may fall between the two, so
+   * such a look counts only if a second one, `settleMs` later, finds the same. A write in
+   * between is seen by its own event, as usual. False once the burst is older than maxWaitMs.
+   */
+  private settle(it: DueItem): boolean {
+    if (this.closing || performance.now() - it.first >= this.maxWaitMs) return false;
+    this.settler.touch(it.path, it.first);
+    return true;
   }
 
   private record(rel: string, stamp: Stamp): void {
@@ -595,7 +625,11 @@ export class FileWatcher {
     const rehash: DueItem[] = [];
     for (const { path, stamp } of items) {
       if (this.delivery.latest(path) !== stamp) continue;
-      const quiet = !this.debouncer.has(path) && !this.inCheck.has(path) && !this.held.has(path);
+      const quiet =
+        !this.debouncer.has(path) &&
+        !this.settler.has(path) &&
+        !this.inCheck.has(path) &&
+        !this.held.has(path);
       if (quiet && this.dirs.isWatched(parentOf(path))) {
         this.delivery.set(path, { ...stamp, verifiedNs: this.racy.verifiedAt(stamp) });
       } else {

@@ -33,8 +33,8 @@ export const fsWatcherEnv = defineEnv({
   },
   CP_DEBOUNCE_MS: {
     schema: envIntType({ ...TIMER_MS, min: 0 }),
-    default: '20',
-    doc: 'quiet time before a changed file is hashed',
+    default: '5',
+    doc: 'quiet time before a changed file is hashed (a file found empty or gone gets a second look 50 ms later)',
   },
   CP_STATE_DIR: {
     schema: envString(),
