@@ -132,6 +132,16 @@ export class Graph {
     return this.consumers[p];
   }
 
+  /**
+   * readers(p), leaving a list restored from a snapshot packed (a view into its words): for a
+   * read that does not keep it, as taking a snapshot (which reads every path's).
+   */
+  peekReaders(p: number): ArrayLike<number> | undefined {
+    const at = this.packedAt[p] ?? -1;
+    if (at < 0) return this.consumers[p];
+    return this.packedReaders.subarray(at + 1, at + 1 + (this.packedReaders[at] ?? 0));
+  }
+
   /** Tasks reading path `p` (an interned id), to change in place. */
   private consumersOf(p: number): number[] {
     this.readers(p);

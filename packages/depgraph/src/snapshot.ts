@@ -5,7 +5,7 @@ import { checkPath } from './path.js';
 import { matchPattern, stemKey } from './pattern.js';
 import { type CompiledRule, compileRule } from './rule.js';
 import { Task } from './task.js';
-import { numbers, TRACE_HEAD, traceRecordWords } from './trace-table.js';
+import { numbers, type PackedTraces, TRACE_HEAD, traceRecordWords } from './trace-table.js';
 import type { GraphState, RuleSpec, TraceRecord } from './types.js';
 
 /**
@@ -47,6 +47,12 @@ export interface SnapshotExtras extends HeldInstances {
 export const TASK_HEAD = 7;
 const NO_PATHS: readonly number[] = Object.freeze([]);
 
+/**
+ * The graph's snapshot. Reads the graph without changing it: traces and consumer lists still
+ * packed from the snapshot it was restored from stay so (their records are copied as they are,
+ * hashes by string), and the records go straight into typed arrays, not through arrays of
+ * numbers (at 100k artefacts both lifted MajorDomo's memory by tens of MB, issue #13).
+ */
 export function takeSnapshot(g: Graph): Snapshot {
   const strings = [...g.paths];
   const index = new Map<string, number>();
@@ -63,43 +69,50 @@ export function takeSnapshot(g: Graph): Snapshot {
   g.hash.forEach((h, p) => {
     if (h !== undefined) hashes[p] = ref(h) + 1;
   });
-  const traces: number[] = [];
-  for (const [id, t] of g.traces) {
-    traces.push(
-      ref(id),
-      t.inIds.length,
-      t.outIds.length,
-      t.discovered ? t.discovered.length + 1 : 0,
-    );
-    const pairs = (ids: readonly number[], hashes: readonly string[]) => {
-      for (let i = 0; i < ids.length; i++) traces.push(ids[i] ?? 0, ref(hashes[i] ?? ''));
-    };
-    pairs(t.inIds, t.inHashes);
-    pairs(t.outIds, t.outHashes);
-    if (t.discovered) traces.push(...t.discovered);
+  const traces = new Words();
+  const packed = g.traces.packedRecords();
+  for (const [id, t] of g.traces.held()) {
+    if (typeof t === 'number') copyPackedTrace(traces, ref(id), packed, t, ref);
+    else {
+      traces.push(ref(id));
+      traces.push(t.inIds.length);
+      traces.push(t.outIds.length);
+      traces.push(t.discovered ? t.discovered.length + 1 : 0);
+      const pairs = (ids: readonly number[], hashes: readonly string[]) => {
+        for (let i = 0; i < ids.length; i++) {
+          traces.push(ids[i] ?? 0);
+          traces.push(ref(hashes[i] ?? ''));
+        }
+      };
+      pairs(t.inIds, t.inHashes);
+      pairs(t.outIds, t.outHashes);
+      if (t.discovered) traces.pushAll(t.discovered);
+    }
   }
   const rules = [...g.rules.values()];
   const ruleIndex = new Map(rules.map((r, i) => [r.id, i]));
-  const tasks: number[] = [];
+  const tasks = new Words();
   let taskCount = 0;
   for (const t of g.tasks) {
     if (!t) continue;
     taskCount++;
     const { required, optional, outputs } = t;
-    tasks.push(t.idx, ruleIndex.get(t.rule.id) ?? -1, ref(t.id), t.depth);
-    tasks.push(
-      required.length,
-      optional.length,
-      outputs.length,
-      ...required,
-      ...optional,
-      ...outputs,
-    );
+    tasks.push(t.idx);
+    tasks.push(ruleIndex.get(t.rule.id) ?? -1);
+    tasks.push(ref(t.id));
+    tasks.push(t.depth);
+    tasks.push(required.length);
+    tasks.push(optional.length);
+    tasks.push(outputs.length);
+    tasks.pushAll(required);
+    tasks.pushAll(optional);
+    tasks.pushAll(outputs);
   }
-  const consumers: number[] = [];
+  const consumers = new Words();
   for (let p = 0; p < g.paths.length; p++) {
-    const list = g.readers(p) ?? [];
-    consumers.push(list.length, ...list);
+    const list = g.peekReaders(p);
+    consumers.push(list?.length ?? 0);
+    if (list) consumers.pushAll(list);
   }
   const projections: Record<string, Record<string, string>> = {};
   for (const [p, byKey] of g.projections) projections[g.path(p)] = Object.fromEntries(byKey);
@@ -108,13 +121,60 @@ export function takeSnapshot(g: Graph): Snapshot {
     paths: g.paths.length,
     hashes,
     rules: rules.map((r) => r.spec),
-    traces: Uint32Array.from(traces),
+    traces: traces.done(),
     traceCount: g.traces.size,
-    tasks: Uint32Array.from(tasks),
+    tasks: tasks.done(),
     taskCount,
-    consumers: Uint32Array.from(consumers),
+    consumers: consumers.done(),
     extras: { maxDepth: g.maxDepth, projections, ...g.held() },
   };
+}
+
+/** A trace record still packed, as its unpacked trace would be written (hashes by `ref`). */
+function copyPackedTrace(
+  out: Words,
+  id: number,
+  { words, strings }: PackedTraces,
+  at: number,
+  ref: (s: string) => number,
+): void {
+  const ins = words[at + 1] ?? 0;
+  const outs = words[at + 2] ?? 0;
+  const disc = words[at + 3] ?? 0;
+  out.push(id);
+  out.push(ins);
+  out.push(outs);
+  out.push(disc);
+  let i = at + TRACE_HEAD;
+  for (const stop = i + 2 * (ins + outs); i < stop; i += 2) {
+    out.push(words[i] ?? 0); // a path id: a restored graph keeps the snapshot's
+    out.push(ref(strings[words[i + 1] ?? 0] ?? ''));
+  }
+  for (const stop = i + Math.max(disc - 1, 0); i < stop; i++) out.push(words[i] ?? 0);
+}
+
+/** A list of u32 that grows in place (a plain array of numbers costs 2-4 times the bytes). */
+class Words {
+  private buf = new Uint32Array(1024);
+  private n = 0;
+
+  push(v: number): void {
+    if (this.n === this.buf.length) {
+      const more = new Uint32Array(this.buf.length * 2);
+      more.set(this.buf);
+      this.buf = more;
+    }
+    this.buf[this.n++] = v;
+  }
+
+  pushAll(vs: ArrayLike<number>): void {
+    for (let i = 0; i < vs.length; i++) this.push(vs[i] ?? 0);
+  }
+
+  /** The words pushed (a view: the list is not used after). */
+  done(): Uint32Array {
+    return this.buf.subarray(0, this.n);
+  }
 }
 
 /**

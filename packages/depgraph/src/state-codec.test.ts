@@ -78,6 +78,35 @@ describe('compact state (exportBytes / fromBytes)', () => {
     );
   });
 
+  it('exports a restored graph without unpacking it: the same bytes as once unpacked', () => {
+    fc.assert(
+      fc.property(
+        modelArb({ cycles: true, discover: true, modes: ['pure', 'const', 'sat1', 'sat2'] }),
+        stepsArb,
+        (model, steps) => {
+          const live = played(model, steps);
+          const bytes = DependencyManager.fromState(live.exportState()).exportBytes();
+          const restored = DependencyManager.fromBytes(bytes);
+          const g = graphOf(restored);
+          const packed = () => ({
+            traces: [...g.traces.keys()].filter((id) => g.traces.packedOffset(id) !== undefined),
+            readers: [...packedAtOf(g)].filter((at) => at >= 0).length,
+          });
+          const before = packed();
+          const again = Buffer.from(restored.exportBytes());
+          expect(packed()).toEqual(before);
+          expect(again).toEqual(Buffer.from(bytes));
+          // Every trace and consumer list unpacked: written the same.
+          for (const id of [...g.traces.keys()]) g.traces.get(id);
+          for (let p = 0; p < g.paths.length; p++) g.readers(p);
+          expect(packed()).toEqual({ traces: [], readers: 0 });
+          expect(Buffer.from(restored.exportBytes())).toEqual(again);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('still loads the older JSON form, and checks its shape', () => {
     const dm = new DependencyManager();
     dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
@@ -174,4 +203,9 @@ describe('compact state (exportBytes / fromBytes)', () => {
 /** The manager's graph, for taking a snapshot by hand. */
 function graphOf(dm: DependencyManager) {
   return (dm as unknown as { graph: Parameters<typeof takeSnapshot>[0] }).graph;
+}
+
+/** Where each path's consumer list starts in the restored words (-1: a list of its own). */
+function packedAtOf(g: ReturnType<typeof graphOf>): Int32Array {
+  return (g as unknown as { packedAt: Int32Array }).packedAt;
 }

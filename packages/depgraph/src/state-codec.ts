@@ -34,12 +34,13 @@ export function isEncodedState(bytes: Uint8Array): boolean {
 }
 
 export function encodeSnapshot(snap: Snapshot): Uint8Array {
-  const text = Buffer.from(snap.strings.join(''), 'utf8');
+  let textBytes = 0;
+  for (const piece of stringPieces(snap.strings)) textBytes += Buffer.byteLength(piece);
   const rules = Buffer.from(JSON.stringify(snap.rules), 'utf8');
   const extras = Buffer.from(JSON.stringify(snap.extras), 'utf8');
   const counts = [
     snap.strings.length,
-    text.length,
+    textBytes,
     snap.paths,
     snap.traces.length,
     snap.traceCount,
@@ -50,10 +51,10 @@ export function encodeSnapshot(snap: Snapshot): Uint8Array {
     extras.length,
   ];
   const lengths = Uint32Array.from(snap.strings, (s) => s.length);
-  const sections: Array<Uint32Array | Buffer> = [
+  const sections: Array<Uint32Array | Buffer | { text: readonly string[] }> = [
     Uint32Array.from(counts),
     lengths,
-    text,
+    { text: snap.strings },
     snap.hashes,
     snap.traces,
     snap.tasks,
@@ -61,19 +62,35 @@ export function encodeSnapshot(snap: Snapshot): Uint8Array {
     rules,
     extras,
   ];
-  const bodyBytes = sections.reduce((n, b) => n + pad(b.byteLength), 0);
+  const size = (b: (typeof sections)[number]) => ('text' in b ? textBytes : b.byteLength);
+  const bodyBytes = sections.reduce((n, b) => n + pad(size(b)), 0);
   const out = Buffer.alloc(HEADER_BYTES + bodyBytes);
   MAGIC.copy(out, 0);
   out.writeUInt32LE(VERSION, 8);
   out.writeUInt32LE(bodyBytes, 12);
   let at = HEADER_BYTES;
   for (const section of sections) {
-    if (section instanceof Buffer) section.copy(out, at);
-    else for (let i = 0; i < section.length; i++) out.writeUInt32LE(section[i] ?? 0, at + 4 * i);
-    at += pad(section.byteLength);
+    if ('text' in section) {
+      // The strings as UTF-8, a piece at a time: never their whole text as one string.
+      let to = at;
+      for (const piece of stringPieces(section.text)) to += out.write(piece, to, 'utf8');
+    } else if (section instanceof Uint32Array) writeWords(out, at, section);
+    else section.copy(out, at);
+    at += pad(size(section));
   }
   out.writeUInt32LE(crc32(out.subarray(HEADER_BYTES)), 16);
   return out;
+}
+
+/** The strings joined a few thousand at a time (the table's text, a piece at a time). */
+function* stringPieces(strings: readonly string[]): Generator<string> {
+  for (let i = 0; i < strings.length; i += 4096) yield strings.slice(i, i + 4096).join('');
+}
+
+/** `words` as u32 little-endian into `out` at `at`. */
+function writeWords(out: Buffer, at: number, words: Uint32Array): void {
+  if (LE) out.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), at);
+  else for (let i = 0; i < words.length; i++) out.writeUInt32LE(words[i] ?? 0, at + 4 * i);
 }
 
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {

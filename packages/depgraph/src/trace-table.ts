@@ -49,6 +49,20 @@ export class TraceTable {
     }
   }
 
+  /**
+   * Each trace as it is held, nothing unpacked: a Trace, or the offset of its record in
+   * packedRecords() (a snapshot taken of a restored graph copies those records as they are;
+   * unpacking them all kept ~30 MB more at 100k artefacts, issue #13).
+   */
+  held(): IterableIterator<[string, Trace | number]> {
+    return this.byId.entries();
+  }
+
+  /** The words and strings of the packed records held() gives offsets into. */
+  packedRecords(): PackedTraces {
+    return this.packed;
+  }
+
   /** Takes the packed records of a snapshot (checked when it was decoded). */
   restorePacked(packed: PackedTraces): void {
     this.packed = packed;
