@@ -205,7 +205,9 @@ export class Dispatcher {
       // runner's task id (derived from the build id) still keeps it from running twice.
       await send(`${owned.chef}.${id}.${randomUUID()}`);
     }
-    logger.info(
+    // Per task, so debug: at info it was a log line per compile through pino to stdout (pnpm bench
+    // cbuild); the request itself is on the chef's stream, and cpctrl and the page show builds.
+    logger.debug(
       { taskId: task.id, buildId: id, chef: owned.chef, pass: task.pass, duplicate, cid },
       'build requested',
     );

@@ -409,8 +409,18 @@ export async function startHttp(
 
   const tasksKv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
   // Read from memory, not the bucket per call (a flooded bucket made every call seconds long).
-  const tasks = await KvMirror.start(tasksKv, buckets.tasks(cfg.project), bus.logger);
-  app.addHook('onClose', async () => tasks.stop());
+  // Mirrored from the first listing on, not from the start: the watch brings MajorDomo every
+  // task record write (3 a task), and the server sends them, whether or not anyone lists tasks
+  // (pnpm bench cbuild, #15). The first listing waits for the bucket's replay.
+  let mirror: Promise<KvMirror<typeof TaskRecord>> | undefined;
+  const tasks = (): Promise<KvMirror<typeof TaskRecord>> => {
+    mirror ??= KvMirror.start(tasksKv, buckets.tasks(cfg.project), bus.logger).catch((err) => {
+      mirror = undefined; // tried again by the next listing
+      throw err;
+    });
+    return mirror;
+  };
+  app.addHook('onClose', async () => (await mirror?.catch(() => undefined))?.stop());
   app.get(
     '/api/tasks',
     {
@@ -425,7 +435,7 @@ export async function startHttp(
     },
     async (req) => {
       const all: TaskRecord[] = [];
-      for (const { value } of (await tasks.values()).values())
+      for (const { value } of (await (await tasks()).values()).values())
         if (!req.query.state || value.state === req.query.state) all.push(value);
       return all.sort((a, b) => b.updated.localeCompare(a.updated)).slice(0, req.query.limit);
     },

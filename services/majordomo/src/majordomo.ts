@@ -293,10 +293,18 @@ export class MajorDomo {
       snapshots,
       quiet: () => !md.#stopping && md.#builds.size === 0 && md.#changing === 0,
     });
+    // ACKS: a message is acknowledged once what it changed is written, with a plain ack. Waiting
+    // for the server to confirm each ack cost a reply message per result and per file batch (pnpm
+    // bench cbuild, #15) and held the queue's next message for that round trip, for nothing a
+    // confirmation could act on: it only logged a warning, and an ack that never arrives (a kill
+    // -9 before it left, a dropped connection) brings the message back after the ack wait,
+    // confirmed or not. A result delivered again is for a build no longer in flight (ignored).
     const files = await bus.consume({
       stream: streams.files(p),
       durable: 'majordomo-files',
       accept: ['files.changed'],
+      // Plain acks (no round trip each; ACKS below says why that is safe here).
+      confirmAck: false,
       handler: async (msg, ctx) => {
         checkPodSubject(p, ctx.subject, msg.body);
         await md.#mustLead(); // a stale leader leaves it to the new one (nak)
@@ -308,6 +316,7 @@ export class MajorDomo {
       durable: 'majordomo-results',
       filterSubject: subjects.buildResult(p),
       accept: ['build.result'],
+      confirmAck: false,
       handler: async (msg) => {
         await md.#mustLead();
         return md.#serial(() => md.onBuildResult(msg.body, msg.cid));
@@ -833,7 +842,8 @@ export class MajorDomo {
     // is planned again (#applyResult) and its records written anew.
     const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    this.logger.info(
+    // Per task, so debug (the artefact events and records say the same, and cpctrl shows them).
+    this.logger.debug(
       {
         taskId: task.id,
         buildId: result.buildId,
