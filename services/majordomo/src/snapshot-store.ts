@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StringDecoder } from 'node:string_decoder';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { type Bus, jsonPieces, type TypedKv } from '@computepods/bus';
 import { ArtefactRecord, buckets, RulesDeclared } from '@computepods/protocol';
 import { z } from 'zod';
+import { readParts } from './snapshot-read.js';
 
 /**
  * MajorDomo's snapshot: the graph it restored (depgraph's compact state) and what a restore reads
@@ -133,34 +133,12 @@ export class SnapshotStore {
       return {
         why: `snapshot records of schema ${h.recordSchema}, this MajorDomo's is ${RECORD_SCHEMA}`,
       };
-    const parts = await Promise.all(
-      Array.from({ length: h.parts }, (_, n) => this.raw.get(`part.${n}`)),
-    );
-    const chunks: Uint8Array[] = [];
-    for (const [n, e] of parts.entries()) {
-      if (e?.operation !== 'PUT') return { why: `snapshot part ${n} of ${h.parts} missing` };
-      chunks.push(e.value);
-    }
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for (const c of chunks) {
-      hash.update(c);
-      bytes += c.length;
-    }
-    if (bytes !== h.bytes || hash.digest('hex') !== h.sha256)
-      return { why: 'snapshot parts do not match their head (length or sha256)' };
-    const graphChunks = chunks.slice(h.metaParts);
-    if (graphChunks.reduce((n, c) => n + c.length, 0) !== h.graphBytes)
-      return { why: 'snapshot graph parts do not add up to its length' };
-    let text: string;
-    try {
-      text = await gunzipText(chunks.slice(0, h.metaParts));
-    } catch (err) {
-      return { why: `snapshot meta does not unzip: ${(err as Error).message}` };
-    }
+    const read = await readParts(h, (key) => this.raw.get(key));
+    if ('why' in read) return read;
+    const { graph } = read;
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(read.metaText);
     } catch {
       return { why: 'snapshot meta is not JSON' };
     }
@@ -171,13 +149,6 @@ export class SnapshotStore {
     }
     // Not parsed again (see RECORD_SCHEMA): the records as this MajorDomo's schema wrote them.
     const records = shareStrings((json as { records: ArtefactRecord[] }).records);
-    // One buffer of its own: depgraph keeps views into it (traces, consumer lists stay packed).
-    const graph = new Uint8Array(h.graphBytes);
-    let at = 0;
-    for (const c of graphChunks) {
-      graph.set(c, at);
-      at += c.length;
-    }
     return { snapshot: { head: h, meta: { ...meta.data, records }, graph } };
   }
 
@@ -287,25 +258,4 @@ function cut(b: Uint8Array, size: number): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let at = 0; at < b.length; at += size) out.push(b.subarray(at, at + size));
   return out.length ? out : [b];
-}
-
-/**
- * The gzipped parts as text, unzipped as they are fed in: no copy of the parts joined, nor of the
- * whole output joined (the text is built from its pieces; JSON.parse reads it once).
- */
-async function gunzipText(chunks: readonly Uint8Array[]): Promise<string> {
-  const z = createGunzip({ chunkSize: 1024 * 1024 });
-  const decoder = new StringDecoder('utf8');
-  let text = '';
-  z.on('data', (b: Buffer) => {
-    text += decoder.write(b);
-  });
-  const ended = new Promise<void>((resolve, reject) => {
-    z.on('end', resolve);
-    z.on('error', reject);
-  });
-  for (const c of chunks) z.write(c);
-  z.end();
-  await ended;
-  return text + decoder.end();
 }
