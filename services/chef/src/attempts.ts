@@ -1,8 +1,9 @@
 import { stat } from 'node:fs/promises';
 import type { TypedKv } from '@computepods/bus';
-import { type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { TERMINAL_STATES } from '@computepods/protocol';
 import type { InFlightBuilds } from './cancel.js';
 import { confineLocal } from './confine.js';
+import type { TaskView } from './task-view.js';
 
 /**
  * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
@@ -21,7 +22,7 @@ export interface LastAttempt {
   readonly n: number;
   /** Its task id (attemptTaskId). */
   readonly id: string;
-  readonly rec: TaskRecord | undefined;
+  readonly rec: TaskView | undefined;
 }
 
 /**
@@ -31,9 +32,9 @@ export interface LastAttempt {
  * queue (message id = task id) and records take the two as one.
  */
 export async function lastAttempt(
-  tasks: TypedKv<typeof TaskRecord>,
+  tasks: TypedKv<typeof TaskView>,
   buildId: string,
-  first: TaskRecord | undefined,
+  first: TaskView | undefined,
 ): Promise<LastAttempt> {
   if (!first) return { n: -1, id: attemptTaskId(buildId, 0), rec: undefined };
   let last: LastAttempt = { n: 0, id: attemptTaskId(buildId, 0), rec: first };

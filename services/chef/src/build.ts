@@ -1,17 +1,15 @@
-import { mkdir, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { projectionKey } from '@computepods/depgraph';
 import { hashFile } from '@computepods/fswatch';
 import {
   type BuildRequested,
-  BuildResult,
+  type BuildResult,
   type Rule,
   subjects,
-  type TaskRecord,
   TERMINAL_STATES,
 } from '@computepods/protocol';
 import pMap from 'p-map';
+import type { z } from 'zod';
 import { attemptTaskId, lastAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
@@ -20,11 +18,13 @@ import { cutoffDigestFile } from './digest.js';
 import { discover } from './discover.js';
 import { BuildRefusedError } from './errors.js';
 import { FS_CONCURRENCY, type InputFetcher, type InputOutcome } from './fetch-inputs.js';
-import { type HashCache, statStamp } from './hash-cache.js';
+import type { HashCache } from './hash-cache.js';
+import { changedInputs, makeFolders, type Stamps, stampInputs } from './input-stamps.js';
 import { unchangedSinceLastRun } from './last-run.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
 import { type BuildPaths, checkRequest } from './rule-paths.js';
+import type { TaskView } from './task-view.js';
 import { TaskWaitError, type TaskWaitLimits, waitForTerminal } from './task-wait.js';
 
 export interface ChefContext {
@@ -34,7 +34,7 @@ export interface ChefContext {
   readonly pod: string;
   readonly workspace: string;
   readonly rules: ReadonlyMap<string, Rule>;
-  readonly tasks: TypedKv<typeof TaskRecord>;
+  readonly tasks: TypedKv<typeof TaskView>;
   readonly results: TypedKv<typeof BuildResult>;
   readonly fetcher: InputFetcher;
   /** Hashes of workspace files kept with their stats (the fetcher's own). */
@@ -143,7 +143,7 @@ async function build(
   signal: AbortSignal,
   msg: { readonly id: string; readonly cid: string },
   logger: Logger,
-  read: { known: Result | undefined; task: Promise<TaskRecord | undefined> },
+  read: { known: Result | undefined; task: Promise<TaskView | undefined> },
   confine: Confinement,
 ): Promise<void> {
   const { cid } = msg;
@@ -205,15 +205,8 @@ async function build(
       inputs: paths.args,
       outputs: paths.outputs,
     });
-    // Inputs stamped while the outputs' folders are made (file system calls, not one after another).
-    [stamps] = await Promise.all([
-      stampInputs(confine, watched, checkedStamps),
-      Promise.all(
-        paths.outputs.map(async (out) =>
-          mkdir(dirname(await confine.check(out)), { recursive: true }),
-        ),
-      ),
-    ]);
+    stamps = await stampInputs(confine, watched, checkedStamps);
+    await makeFolders(confine, paths.outputs);
   } catch (err) {
     return fail('failed', errorText(err));
   }
@@ -293,7 +286,7 @@ async function build(
     { msgId: taskId, cid },
   );
   ctx.inflight.submitted(signal, taskId);
-  let record: TaskRecord;
+  let record: TaskView;
   try {
     record = await waitForTerminal(ctx.tasks, taskId, route.queue, ctx.taskWait);
   } catch (err) {
@@ -444,19 +437,20 @@ async function finish(
   > &
     Partial<Result>,
 ): Promise<void> {
-  const full = BuildResult.parse(result);
+  // Validated (and its defaults filled) by the put and the publish, each as it sends: a third
+  // parse here cost as much again (an invalid result is refused by both, never sent).
   // Recorded: the result cache (a constructive trace) that answers a repeated request
   // (MajorDomo and handleBuild reuse successes only: a failure may be transient, a cancellation
   // is about other bytes). Every outcome is recorded, so a new request for this build knows that
   // its task, if it finished, was reported already and is not to be reused (taskIdFor). Put and
   // published at once (one round trip, not two, before MajorDomo plans on): a new request that
   // reads no record yet finds the finished task, whose outputs writtenSince checks are its own.
-  await Promise.all([ctx.results.put(full.buildId, full), publishResult(ctx, full, msg)]);
+  await Promise.all([ctx.results.put(result.buildId, result), publishResult(ctx, result, msg)]);
 }
 
 async function publishResult(
   ctx: ChefContext,
-  result: Result,
+  result: z.input<typeof BuildResult>,
   msg: { readonly id: string; readonly cid: string },
 ): Promise<void> {
   // Keyed by the request message: the result of a redelivered request (this chef crashed after
@@ -477,48 +471,6 @@ export async function outputsIntact(workspace: string, result: Result): Promise<
     if (h !== rec.sha256) return false;
   }
   return true;
-}
-
-type Stamps = Map<string, string>;
-
-async function stamp(path: string): Promise<string> {
-  const st = await stat(path, { bigint: true }).catch(() => undefined);
-  return st ? statStamp(st) : 'missing';
-}
-
-async function stampInputs(
-  confine: Confinement,
-  paths: readonly string[],
-  known: ReadonlyMap<string, string>,
-): Promise<Stamps> {
-  const stamped = await pMap(
-    paths,
-    async (p) => [p, known.get(p) ?? (await stamp(await confine.check(p)))] as const,
-    { concurrency: FS_CONCURRENCY },
-  );
-  return new Map(stamped);
-}
-
-/** The first stamped input whose bytes are no longer `want` (hashed only when its stamp moved). */
-async function changedInputs(
-  confine: Confinement,
-  hashes: HashCache,
-  want: Readonly<Record<string, string>>,
-  before: Stamps,
-): Promise<string | undefined> {
-  const entries = [...before];
-  const moved = await pMap(
-    entries,
-    async ([path, was]) => {
-      // An input turned into a symlink leading out while the task ran counts as changed.
-      const full = await confine.check(path).catch(() => undefined);
-      if (!full) return true;
-      if ((await stamp(full)) === was) return false;
-      return (await hashes.digest(full).catch(() => undefined))?.sha256 !== want[path];
-    },
-    { concurrency: FS_CONCURRENCY },
-  );
-  return entries[moved.indexOf(true)]?.[0];
 }
 
 /** A failure's text for BuildResult.error: refusals carry their stable code. */

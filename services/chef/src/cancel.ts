@@ -4,9 +4,9 @@ import {
   issuesOf,
   subjects,
   TaskControlReply,
-  type TaskRecord,
   TERMINAL_STATES,
 } from '@computepods/protocol';
+import type { TaskView } from './task-view.js';
 
 interface Held {
   readonly controller: AbortController;
@@ -144,7 +144,7 @@ const KILL_GIVE_UP_MS = 60_000;
  */
 export async function killTask(
   bus: Bus,
-  tasks: TypedKv<typeof TaskRecord>,
+  tasks: TypedKv<typeof TaskView>,
   taskId: string,
   logger: Logger,
 ): Promise<void> {

@@ -1,12 +1,5 @@
 import { type Bus, ensureProjectStreams, type Service } from '@computepods/bus';
-import {
-  BuildResult,
-  buckets,
-  RulesDeclared,
-  streams,
-  subjects,
-  TaskRecord,
-} from '@computepods/protocol';
+import { BuildResult, buckets, RulesDeclared, streams, subjects } from '@computepods/protocol';
 import { handleBuild } from './build.js';
 import { InFlightBuilds, killTask, listenForCancels } from './cancel.js';
 import type { ChefConfig } from './config.js';
@@ -16,6 +9,7 @@ import { HashCache } from './hash-cache.js';
 import { startHeartbeat } from './heartbeat.js';
 import { answerHowToBuild } from './how-to-build.js';
 import { ProjectConfig } from './project-config.js';
+import { TaskView } from './task-view.js';
 
 /**
  * A chef: declares its rules (kept in the project's rules bucket, which MajorDomo watches, and
@@ -26,7 +20,8 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
   const p = cfg.project;
   await ensureProjectStreams(bus, p);
   const rulesKv = await bus.kv(buckets.rules(p), RulesDeclared);
-  const tasks = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
+  // Only what the chef reads of each record is decoded (task-view.ts).
+  const tasks = await bus.kv(buckets.tasks(p), TaskView, { history: 5 });
   const results = await bus.kv(buckets.builds(p), BuildResult);
   // Followed before the first build is taken: every task goes to a queue the project binds.
   const queues = await ProjectConfig.start(bus, p);

@@ -5,6 +5,7 @@ import { Confinement, confineAll, confineLocal } from './confine.js';
 import { parseDepfile } from './depfile.js';
 import { DiscoveryError } from './errors.js';
 import { parseAuxBibliography, parseFls } from './latex-records.js';
+import { readWhole, withSmallFile } from './small-file.js';
 
 export interface DiscoverInput {
   readonly workspace: string;
@@ -39,7 +40,9 @@ async function read(input: DiscoverInput, path: string, why: string): Promise<st
   try {
     // The record is a file the command wrote: a symlink leading out of the workspace is refused.
     const full = await (input.confine ?? new Confinement(input.workspace)).check(path);
-    return await readFile(full, 'utf8');
+    // A small record (a depfile) is read in this thread: small-file.ts.
+    const small = withSmallFile(full, readWhole);
+    return small ? small.toString('utf8') : await readFile(full, 'utf8');
   } catch (cause) {
     throw new DiscoveryError(input.rule.id, `cannot read ${path} (${why})`, { cause });
   }

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { TempDir } from '@computepods/testkit';
+import { hashFile } from '@computepods/fswatch';
+import { runCommand, TempDir } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import { HashCache, statStamp } from './hash-cache.js';
+import { SMALL_FILE_MAX } from './small-file.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,6 +79,46 @@ describe('HashCache: a file read again unchanged costs a stat, never a wrong has
     expect(cache.hits).toBe(0);
     await cache.digest(tmp.join('c'));
     expect(cache.hits).toBe(1);
+  });
+
+  it('hashes small files in its own thread and bigger ones in the workers alike, and keeps both', async () => {
+    using tmp = new TempDir('cp-hash-cache-');
+    const sizes = [
+      0,
+      1,
+      SMALL_FILE_MAX - 1,
+      SMALL_FILE_MAX,
+      SMALL_FILE_MAX + 1,
+      3 * SMALL_FILE_MAX,
+    ];
+    const files = sizes.map((n, i) => {
+      const f = tmp.join(`f${i}`);
+      writeFileSync(f, Buffer.alloc(n, i + 1));
+      return f;
+    });
+    await sleep(30);
+    const cache = new HashCache();
+    for (const f of files) {
+      const st = statSync(f, { bigint: true });
+      const want = {
+        sha256: await hashFile(f),
+        size: Number(st.size),
+        mtimeNs: String(st.mtimeNs),
+        stamp: statStamp(st),
+      };
+      expect(await cache.digest(f)).toEqual(want);
+      expect(await cache.digest(f)).toEqual(want);
+    }
+    expect(cache.size).toBe(files.length);
+    expect(cache.hits).toBe(files.length);
+  });
+
+  it('never waits on a FIFO: it rejects, as hashing one does', async () => {
+    using tmp = new TempDir('cp-hash-cache-');
+    const fifo = tmp.join('pipe');
+    expect((await runCommand('mkfifo', [fifo], { timeoutMs: 10_000 })).code).toBe(0);
+    // No writer ever opens it: a blocking open or read would hang this test.
+    await expect(new HashCache().digest(fifo)).rejects.toThrow();
   });
 
   it('rejects for a missing file, as hashing one does', async () => {

@@ -14,6 +14,8 @@ startService(logger, async ({ signal, opened }) => {
       logger: logger.child({ project: cfg.project, chef: cfg.chef }),
       description: `ComputePods chef ${cfg.chef}`,
       signal,
+      // Its KV reads are its hot path (three per build): no stack trace captured per request.
+      asyncTraces: false,
     }),
   );
   signal.throwIfAborted();

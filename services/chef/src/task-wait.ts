@@ -1,5 +1,6 @@
 import type { TypedKv } from '@computepods/bus';
-import { CpError, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { CpError, TERMINAL_STATES } from '@computepods/protocol';
+import type { TaskView } from './task-view.js';
 
 /**
  * How long a chef waits for a runner to take a task it submitted (CP_CHEF_TASK_RECORD_MS,
@@ -22,12 +23,12 @@ export class TaskWaitError extends CpError<'CP_TASK_NO_RECORD' | 'CP_TASK_WAIT_T
  * `recordMs`, or it did not end within `totalMs`, and with the signal's reason on abort.
  */
 export async function waitForTerminal(
-  tasks: TypedKv<typeof TaskRecord>,
+  tasks: TypedKv<typeof TaskView>,
   taskId: string,
   queue: string,
   limits: TaskWaitLimits,
   signal?: AbortSignal,
-): Promise<TaskRecord> {
+): Promise<TaskView> {
   const stop = new AbortController();
   const timers: NodeJS.Timeout[] = [];
   const giveUp = (err: TaskWaitError) => stop.abort(err);
