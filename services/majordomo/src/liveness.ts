@@ -139,11 +139,16 @@ export async function watchChefLiveness(
     const filter = subjects.buildRequest(bus.project, chef);
     try {
       const { state } = await bus.jsm.streams.info(builds);
-      if (state.messages === 0) return;
-      await bus.jsm.streams.purge(builds, { filter, seq: state.last_seq });
-      const left = await bus.jsm.streams.info(builds, { subjects_filter: filter });
-      if (left.state.subjects?.[filter])
-        await bus.jsm.streams.deleteMessage(builds, state.last_seq);
+      let purged = 0;
+      if (state.messages > 0) {
+        ({ purged } = await bus.jsm.streams.purge(builds, { filter, seq: state.last_seq }));
+        const left = await bus.jsm.streams.info(builds, { subjects_filter: filter });
+        if (left.state.subjects?.[filter]) {
+          await bus.jsm.streams.deleteMessage(builds, state.last_seq);
+          purged++;
+        }
+      }
+      bus.logger.info({ chef, purged }, 'its queued build requests purged');
     } catch (err) {
       bus.logger.warn({ chef, err: (err as Error).message }, 'could not purge its queue');
     }
