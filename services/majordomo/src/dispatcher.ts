@@ -156,7 +156,11 @@ export class Dispatcher {
     const f: InFlight = { buildId: id, task, chef: owned.chef, cid, inputs };
     this.#inflight.set(task.id, f);
 
-    const cached = forced ? undefined : (await this.p.results.get(id))?.value;
+    // Asked only for a task built before (its trace): a build of a task never built, or whose run
+    // was forgotten, is sent to the chef, which answers a recorded result itself when the outputs
+    // on disk are still its (build.ts). A clean build of N tasks spared N gets that all missed
+    // (a request and its reply each; pnpm bench cbuild, #15).
+    const cached = forced || !dm.trace(task.id) ? undefined : (await this.p.results.get(id))?.value;
     if (cached?.status === 'succeeded' && this.#outputsMatch(cached)) {
       logger.info({ taskId: task.id, buildId: id, cid }, 'result cache hit: nothing to run');
       this.#inflight.delete(task.id);
