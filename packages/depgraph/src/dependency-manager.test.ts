@@ -115,6 +115,27 @@ describe('instantiation and minimal rebuilds', () => {
   });
 });
 
+describe('strings()', () => {
+  it("gives a path's own string, hash and producer, from a restored graph too", () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
+    dm.setArtefact('src/a.c', sha('a'));
+    drive(dm, pure);
+    const restored = DependencyManager.fromBytes(dm.exportBytes());
+    for (const g of [dm, restored]) {
+      expect(g.strings('src/a.c')).toEqual({ path: 'src/a.c', hash: sha('a') });
+      expect(g.strings('obj/a.o')).toEqual({
+        path: 'obj/a.o',
+        hash: dm.exportState().artefacts['obj/a.o'],
+        producer: 'cc:a',
+      });
+      expect(g.strings('src/b.c')).toBeUndefined();
+    }
+    dm.deleteArtefact('src/a.c');
+    expect(dm.strings('src/a.c')).toEqual({ path: 'src/a.c' });
+  });
+});
+
 describe('early cutoff', () => {
   it('an output rebuilt with the same hash does not rebuild its dependants', () => {
     const dm = new DependencyManager();

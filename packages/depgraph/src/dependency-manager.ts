@@ -320,6 +320,23 @@ export class DependencyManager {
     });
   }
 
+  /**
+   * The graph's own strings for `path`: the path, its hash and its producer's task id (undefined
+   * when the graph does not know the path). A caller holding the same values elsewhere (records
+   * of 100,000s of artefacts) can hold these instead of copies of its own.
+   */
+  strings(path: string): { path: string; hash?: string; producer?: string } | undefined {
+    const g = this.graph;
+    const p = g.id(path);
+    if (p === undefined) return undefined;
+    const prod = g.producerOf(p);
+    return {
+      path: g.path(p),
+      ...(g.hash[p] !== undefined ? { hash: g.hash[p] } : {}),
+      ...(prod >= 0 ? { producer: g.task(prod).id } : {}),
+    };
+  }
+
   /** Id of the task that produces `path`, if any. */
   producerOf(path: string): string | undefined {
     const p = this.graph.id(path);

@@ -209,6 +209,7 @@ export async function openSnapshot(
   } catch (err) {
     return `graph not loaded: ${(err as Error).message}`;
   }
+  shareGraphStrings(dm, meta.records);
   const artefacts = await ArtefactManager.fromRecords(bus, meta.records);
   const passes = new Map(meta.passes.map((m) => [m.taskId, m]));
   const tail = await tailing;
@@ -226,6 +227,25 @@ export async function openSnapshot(
       tail.apply(dm, artefacts, passes, bus.logger);
     },
   };
+}
+
+/**
+ * The records' path, hash and producer as the graph holds them, where they are equal: a
+ * snapshot's records and graph are decoded apart, so each held its own copy of every path, hash
+ * and task id (at 100k artefacts ~15 MB; issue #13). Values are unchanged; the records' other
+ * repeated strings are shared at the load (snapshot-store.ts shareStrings).
+ */
+function shareGraphStrings(dm: DependencyManager, records: ArtefactRecord[]): void {
+  for (const rec of records) {
+    const held = dm.strings(rec.path);
+    if (!held) continue;
+    rec.path = held.path;
+    if (held.hash !== undefined) {
+      if (rec.sha256 === held.hash) rec.sha256 = held.hash;
+      if (rec.cutoff === held.hash) rec.cutoff = held.hash;
+    }
+    if (held.producer !== undefined && rec.producer === held.producer) rec.producer = held.producer;
+  }
 }
 
 /** The keys written to the artefacts and traces buckets after `marks`, to apply to a state. */
