@@ -70,6 +70,9 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
     maxDeliver: 10,
     // How long a pulled request may go unacknowledged (its handler keeps it alive meanwhile).
     ackWaitMs: cfg.ackWaitMs,
+    // A plain ack, no round trip: a lost one brings the request back after the ack wait, and
+    // handleBuild answers it from the build's record (test/src/chef-repeat.test.ts).
+    confirmAck: false,
     handler: (msg, mctx) => {
       const key = msg.id;
       const same = building.get(key);

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { BuildResult, Envelope, streams, subjects } from '@computepods/protocol';
+import { until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const P = 'repeat';
+const BUILD = 'feed0123feed0123';
+
+/**
+ * The chef acknowledges a build request without waiting for the server to confirm the ack (one
+ * message, no round trip): a lost ack brings the request back after the ack wait, and the chef
+ * must then answer it from the build's record, running nothing again. A request for a build
+ * already reported, sent again as a new message (what a redelivery is to the chef), is answered
+ * so; real nats-server, chef and runner processes.
+ */
+describe('a build request that comes again after its build was reported', () => {
+  let stack: Stack;
+  const results: BuildResult[] = [];
+  const ledger = () => stack.dir.join('ledger');
+  const runs = () =>
+    existsSync(ledger()) ? readFileSync(ledger(), 'utf8').split('\n').filter(Boolean).length : 0;
+
+  beforeAll(async () => {
+    stack = await Stack.start(P);
+    const chefFile = stack.dir.join('chef.yaml');
+    writeFileSync(
+      chefFile,
+      [
+        'rules:',
+        '  - id: upper',
+        "    inputs: ['src/{stem}.txt']",
+        "    outputs: ['out/{stem}.upper']",
+        `    command: tr a-z A-Z < {in0} > {out0} && echo run >> ${ledger()}`,
+        '',
+      ].join('\n'),
+    );
+    await Promise.all([
+      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
+      stack.start('runner'),
+    ]);
+    stack.bus.nc.subscribe(subjects.buildResult(P), {
+      callback: (_e, m) => {
+        const env = Envelope.safeParse(m.json());
+        const r = env.success ? BuildResult.safeParse(env.data.body) : undefined;
+        if (r?.success) results.push(r.data);
+      },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('is answered from the record: the same outputs, nothing run again, every request acked', async () => {
+    stack.write('src/a.txt', 'a\n');
+    const request = () =>
+      stack.bus.publish('build.requested', subjects.buildRequest(P, 'text'), {
+        buildId: BUILD,
+        taskId: 'upper:a',
+        chef: 'text',
+        ruleId: 'upper',
+        stem: 'a',
+        pass: 1,
+        inputs: { 'src/a.txt': sha256('a\n') },
+        outputs: ['out/a.upper'],
+        locations: {},
+      });
+    await request();
+    await until(
+      () => results.length === 1,
+      'the first result',
+      30_000,
+      () => stack.logs(),
+    );
+    await request();
+    await until(
+      () => results.length === 2,
+      'the second result',
+      30_000,
+      () => stack.logs(),
+    );
+    const [first, second] = results as [BuildResult, BuildResult];
+    expect(first, first.error).toMatchObject({ status: 'succeeded', buildId: BUILD });
+    expect(second).toEqual(first);
+    expect(readFileSync(stack.dir.join('ledger'), 'utf8')).toBe('run\n');
+    expect(runs()).toBe(1);
+    // Both acks reached the server: nothing is pending, nothing was delivered again.
+    await until(
+      async () => {
+        const info = await stack.bus.jsm.consumers.info(streams.builds(P), 'chef-text');
+        return info.num_ack_pending === 0 && info.num_pending === 0;
+      },
+      'both requests acknowledged',
+      30_000,
+    );
+    const info = await stack.bus.jsm.consumers.info(streams.builds(P), 'chef-text');
+    expect(info.num_redelivered).toBe(0);
+    expect(info.delivered.consumer_seq).toBe(2);
+  });
+});
