@@ -263,32 +263,43 @@ async function build(
       { buildId: req.buildId, taskId, state: last.rec.state },
       "joining the build's attempt under way: its task is reported, no other runs",
     );
-  await ctx.bus.publish(
-    'task.submitted',
-    subjects.tasks(ctx.project, route.queue),
-    {
-      taskId,
-      buildId: req.buildId,
-      resource: rule.resource,
-      ...(route.profile ? { profile: route.profile } : {}),
-      command,
-      cwd: ctx.workspace,
-      gpu: rule.gpu,
-      ...(rule.environment ? { environment: rule.environment } : {}),
-      // A resource whose jobs do not see this workspace stages these and brings the outputs back.
-      files: {
-        inputs: [...paths.inputs],
-        outputs: [...paths.outputs],
-        auxiliaries: [...paths.auxiliaries],
+  // The wait starts first: its watch of the task's record is up and its read of the record
+  // (any write before the watch) goes out with the submission, one socket write and one turn
+  // for both (task-wait.ts).
+  const submitFailed = new AbortController();
+  const ended = waitForTerminal(ctx.tasks, taskId, route.queue, ctx.taskWait, submitFailed.signal);
+  ended.catch(() => undefined);
+  await ctx.bus
+    .publish(
+      'task.submitted',
+      subjects.tasks(ctx.project, route.queue),
+      {
+        taskId,
+        buildId: req.buildId,
+        resource: rule.resource,
+        ...(route.profile ? { profile: route.profile } : {}),
+        command,
+        cwd: ctx.workspace,
+        gpu: rule.gpu,
+        ...(rule.environment ? { environment: rule.environment } : {}),
+        // A resource whose jobs do not see this workspace stages these and brings the outputs back.
+        files: {
+          inputs: [...paths.inputs],
+          outputs: [...paths.outputs],
+          auxiliaries: [...paths.auxiliaries],
+        },
+        step: { id: req.taskId, pass: req.pass, chef: ctx.chef },
       },
-      step: { id: req.taskId, pass: req.pass, chef: ctx.chef },
-    },
-    { msgId: taskId, cid },
-  );
+      { msgId: taskId, cid },
+    )
+    .catch((err: unknown) => {
+      submitFailed.abort(err);
+      throw err;
+    });
   ctx.inflight.submitted(signal, taskId);
   let record: TaskView;
   try {
-    record = await waitForTerminal(ctx.tasks, taskId, route.queue, ctx.taskWait);
+    record = await ended;
   } catch (err) {
     if (!(err instanceof TaskWaitError)) throw err;
     logger.warn({ buildId: req.buildId, taskId, code: err.code }, err.message);

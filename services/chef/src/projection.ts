@@ -3,13 +3,13 @@ import { createReadStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  compilePattern,
   lineProjectionHasher,
   matchPattern,
   projectedHasher,
   projectionKey,
 } from '@computepods/depgraph';
 import type { InputProjection, ProjectedHashes, Rule } from '@computepods/protocol';
+import { patternOf } from './patterns.js';
 
 /** The projected hash, or why there is none (the whole file then counts: never a missed edit). */
 export type Projected = { readonly sha256: string } | { readonly error: string };
@@ -77,7 +77,7 @@ export function projectionsOf(rules: Iterable<Rule>, path: string): Map<string, 
   const out = new Map<string, InputProjection>();
   for (const rule of rules)
     for (const p of rule.projections)
-      if (matchPattern(compilePattern(p.input), path)) out.set(projectionKey(p), p);
+      if (matchPattern(patternOf(p.input), path)) out.set(projectionKey(p), p);
   return out;
 }
 

@@ -1,7 +1,8 @@
-import { compilePattern, fillPattern } from '@computepods/depgraph';
+import { fillPattern } from '@computepods/depgraph';
 import { type BuildRequested, checkRelativePath, type Rule } from '@computepods/protocol';
 import { hasControlChars } from './control-chars.js';
 import { BuildRefusedError } from './errors.js';
+import { patternOf } from './patterns.js';
 import { stemBindings } from './stem.js';
 
 /** A build's paths as the chef's own rule gives them for the stem, in the rule's order. */
@@ -30,7 +31,7 @@ export function rulePaths(rule: Rule, stem: string): RulePaths {
   const bindings = stemBindings(rule, stem);
   const fill = (field: string, patterns: readonly string[]) =>
     patterns.map((pattern, i) => {
-      const path = fillPattern(compilePattern(pattern), bindings);
+      const path = fillPattern(patternOf(pattern), bindings);
       const refuse = (why: string): never => {
         throw new BuildRefusedError(
           'CP_CHEF_UNSAFE_PATH',

@@ -1,7 +1,7 @@
-import { compilePattern } from '@computepods/depgraph';
 import { InvalidConfigError, MAX_STEM, type Rule } from '@computepods/protocol';
 import { hasControlChars } from './control-chars.js';
 import { BuildRefusedError } from './errors.js';
+import { patternOf } from './patterns.js';
 
 /** The placeholders of a rule, in the order depgraph names them: the first input's. */
 export function placeholderNames(rule: Rule): readonly string[] {
@@ -9,7 +9,7 @@ export function placeholderNames(rule: Rule): readonly string[] {
   // A parsed Rule has an input (the schema says min 1): this guards a Rule built by hand.
   if (first === undefined)
     throw new InvalidConfigError(`rule ${rule.id}`, ['inputs: a rule needs at least one input']);
-  return compilePattern(first).names;
+  return patternOf(first).names;
 }
 
 /**
