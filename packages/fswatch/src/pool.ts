@@ -24,7 +24,10 @@ export interface CheckItem {
   expect: RawStat | null;
   /** Hash even if the stat matches `expect` (a racy stamp). */
   force?: boolean;
-  /** Only lstat a regular file, report `probe` (to recognise a rename before hashing). */
+  /**
+   * A path never seen: a regular file over 64 KiB is only lstat'ed and reported as `probe`
+   * (a rename is recognised before it is read); a smaller one is hashed at once.
+   */
   probe?: boolean;
 }
 

@@ -18,6 +18,8 @@ export interface RacyDue {
 export class RacyVerifier {
   private readonly due = new Map<string, { at: number; stamp: Stamp }>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires (performance.now()); +∞ when none is. */
+  private timerAt = Number.POSITIVE_INFINITY;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
 
@@ -38,8 +40,11 @@ export class RacyVerifier {
   schedule(path: string, stamp: Stamp): void {
     if (this.closed) return;
     const waitMs = Number(this.verifiedAt(stamp) - BigInt(Date.now()) * 1_000_000n) / 1e6;
-    this.due.set(path, { at: performance.now() + Math.max(0, waitMs) + EVENT_LATENCY_MS, stamp });
-    this.arm();
+    const at = performance.now() + Math.max(0, waitMs) + EVENT_LATENCY_MS;
+    this.due.set(path, { at, stamp });
+    // A timer already armed for no later than this serves it too (it re-arms for the rest):
+    // stamps mostly come in the order they fall due, so most need no timer of their own.
+    if (this.timer === undefined || at < this.timerAt) this.arm();
   }
 
   /** An event arrived for `path`: the rehash it causes replaces the promotion. */
@@ -57,14 +62,17 @@ export class RacyVerifier {
   private arm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     if (this.due.size === 0 || this.closed) return;
     let next = Number.POSITIVE_INFINITY;
     for (const d of this.due.values()) if (d.at < next) next = d.at;
+    this.timerAt = next;
     this.timer = setTimeout(() => this.fire(), Math.max(1, next - performance.now()));
   }
 
   private fire(): void {
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     const now = performance.now();
     const ready: RacyDue[] = [];
     for (const [path, d] of this.due) if (d.at <= now) ready.push({ path, stamp: d.stamp });

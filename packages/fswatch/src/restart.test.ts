@@ -98,6 +98,24 @@ it('recognises a rename while watching', async () => {
   expect(h.events[1]).toMatchObject({ kind: 'changed', path: 'b/z.dat' });
 });
 
+it('adopts a renamed file over 64 KiB without reading it, while watching', async () => {
+  h = new Harness();
+  mkdirSync(join(h.root, 'a'), { recursive: true });
+  writeFileSync(join(h.root, 'a/big.bin'), Buffer.alloc(1 << 20, 7));
+  const w = await h.start();
+  await w.idle();
+  h.clear();
+  const read = w.stats().hashedBytes;
+  renameSync(join(h.root, 'a/big.bin'), join(h.root, 'big.bin'));
+  await waitFor(() => h.events.length > 0, 'the move');
+  await w.idle();
+  expect(h.events).toEqual([
+    expect.objectContaining({ kind: 'moved', path: 'big.bin', from: 'a/big.bin', size: 1 << 20 }),
+  ]);
+  // Recognised by its inode from one lstat (a small file is read at once instead).
+  expect(w.stats().hashedBytes).toBe(read);
+});
+
 it('handles a file replaced by a directory, and rules that changed, while stopped', async () => {
   h = new Harness();
   mkdirSync(join(h.root, 'build'), { recursive: true });

@@ -1,23 +1,28 @@
 /**
- * The code of the I/O workers, as a CommonJS string for `new Worker(src, { eval: true })`.
- * A string rather than a .ts file because a worker does not inherit the TypeScript loader
+ * The code of the I/O workers, as CommonJS strings for `new Worker(src, { eval: true })`.
+ * Strings rather than a .ts file because a worker does not inherit the TypeScript loader
  * of tsx or vitest; this way the same code runs everywhere.
  *
  * Everything here uses synchronous fs calls on purpose: inside a worker they block only the
  * worker, and they cost a third of their async counterparts (no threadpool hop, no promise
  * per call), which is what lets a stat walk of 100k files keep pace with `find`.
  */
-export const WORKER_SOURCE = `'use strict';
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const { parentPort } = require('node:worker_threads');
+
+/**
+ * The look at one path (`check`, and `hashPath` behind it), given `fs` and `crypto` in scope:
+ * run by the workers, and for a few small files by the event loop's thread (look-here.ts).
+ */
+export const LOOK_SOURCE = `
 const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK || 0);
+// A file this small is read at once where a rename is only probed: reading it costs less
+// than a second look.
+const PROBE_READ_MAX = 65536n;
 let buf = null;
 
 function errno(e) { return (e && e.code) || String(e); }
 function statOf(st) { return [st.mtimeNs, st.ctimeNs, st.size, st.ino]; }
-
-function hashPath(path, bufSize) {
+// Past maxBytes (when given) nothing is read: 'large', for the caller to have it read elsewhere.
+function hashPath(path, bufSize, maxBytes) {
   let fd;
   try { fd = fs.openSync(path, OPEN_FLAGS); }
   catch (e) { return e.code === 'ENOENT' || e.code === 'ENOTDIR' ? { kind: 'missing' } : { kind: 'error', errno: errno(e) }; }
@@ -26,6 +31,7 @@ function hashPath(path, bufSize) {
     const verifiedNs = BigInt(Date.now()) * 1000000n;
     const a = fs.fstatSync(fd, { bigint: true });
     if (!a.isFile()) return { kind: 'other' };
+    if (maxBytes !== undefined && a.size > BigInt(maxBytes)) return { kind: 'large' };
     if (!buf || buf.length < bufSize) buf = Buffer.allocUnsafe(bufSize);
     const h = crypto.createHash('sha256');
     // Read exactly the size fstat gave: no extra read to meet EOF (half the syscalls for a
@@ -48,7 +54,9 @@ function hashPath(path, bufSize) {
   }
 }
 
-// item: { path, expect: [mtimeNs, ctimeNs, size, ino] | null, force, probe }
+// item: { path, expect: [mtimeNs, ctimeNs, size, ino] | null, force, probe, maxBytes }
+// A probe (a path never seen: maybe a file renamed) only lstats a file bigger than
+// PROBE_READ_MAX, so a rename is recognised before a big file is read.
 function check(item, bufSize) {
   const verifiedNs = BigInt(Date.now()) * 1000000n;
   let st;
@@ -57,14 +65,20 @@ function check(item, bufSize) {
   if (st === undefined) return { kind: 'missing' };
   if (st.isDirectory()) return { kind: 'dir' };
   if (!st.isFile()) return { kind: 'other' };
-  if (item.probe) return { kind: 'probe', stat: statOf(st), verifiedNs };
+  if (item.probe && st.size > PROBE_READ_MAX) return { kind: 'probe', stat: statOf(st), verifiedNs };
   const x = item.expect;
   if (x && !item.force && st.mtimeNs === x[0] && st.ctimeNs === x[1] && st.size === x[2] && st.ino === x[3]) {
     return { kind: 'same', stat: statOf(st) };
   }
-  return hashPath(item.path, bufSize);
+  return hashPath(item.path, bufSize, item.maxBytes);
 }
+`;
 
+export const WORKER_SOURCE = `'use strict';
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+const { parentPort } = require('node:worker_threads');
+${LOOK_SOURCE}
 // Regular files come back sorted (the stamp file's order, so a restart can compare a whole
 // directory's names with one string comparison) with their stats; other entries separately,
 // kinds 2 directory, 3 symlink, 4 other. Every entry is lstat'ed anyway, so readdir without
