@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Bus, Service } from '@computepods/bus';
-import { ensureProjectStreams } from '@computepods/bus';
-import { FileWatcher } from '@computepods/fswatch';
+import { ensureProjectStreams, MessageInvalidError } from '@computepods/bus';
+import { type FileEvent, FileWatcher } from '@computepods/fswatch';
 import { publishLogChunk } from '@computepods/logstream';
 import { publishable, subjects } from '@computepods/protocol';
 import type { FsWatcherConfig } from './config.js';
@@ -22,6 +22,16 @@ const UPLOAD_TEMPS = '.*.tmp-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]*';
 export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<Service> {
   await ensureProjectStreams(bus, cfg.project);
   const subject = subjects.filesChanged(cfg.project, cfg.pod);
+  const publishEvents = async (events: readonly FileEvent[]): Promise<void> => {
+    const msgId = createHash('sha256')
+      .update(cfg.pod)
+      .update(JSON.stringify(events))
+      .digest('hex')
+      .slice(0, 32);
+    await bus.publish('files.changed', subject, { pod: cfg.pod, events: [...events] }, { msgId });
+    // Debug: a line per batch is a line per compile's output in a build.
+    bus.logger.debug({ files: events.length, first: events[0]?.path }, 'published file changes');
+  };
   const watcher = new FileWatcher({
     root: cfg.root,
     stampFile: cfg.stampFile,
@@ -31,18 +41,17 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<Se
     logger: bus.logger,
     policies: cfg.logPatterns.map((pattern) => ({ pattern, policy: 'log' as const })),
     onBatch: async (batch) => {
-      const { ok: events, refused } = publishable(batch);
-      for (const r of refused)
-        bus.logger.error(r, 'file change not announced: no message may name this file; skipped');
-      if (events.length === 0) return;
-      const body = { pod: cfg.pod, events };
-      const msgId = createHash('sha256')
-        .update(cfg.pod)
-        .update(JSON.stringify(events))
-        .digest('hex')
-        .slice(0, 32);
-      await bus.publish('files.changed', subject, body, { msgId });
-      bus.logger.info({ files: events.length, first: events[0]?.path }, 'published file changes');
+      // The bus validates the body it sends; only a batch it refuses is sorted event by event
+      // (publishable), so a valid batch is not validated twice.
+      try {
+        await publishEvents(batch);
+      } catch (err) {
+        if (!(err instanceof MessageInvalidError)) throw err;
+        const { ok, refused } = publishable(batch);
+        for (const r of refused)
+          bus.logger.error(r, 'file change not announced: no message may name this file; skipped');
+        if (ok.length > 0) await publishEvents(ok);
+      }
     },
     onLog: (chunk) => publishLogChunk(bus, cfg.pod, chunk),
   });
