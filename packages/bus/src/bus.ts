@@ -21,7 +21,6 @@ import {
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { AckedPublisher, type AckedPublishOptions } from './acked-publisher.js';
-import { checkedValue, isChecked } from './checked.js';
 import { busSettings } from './config.js';
 import { type ConnectOptions, connectWithBackoff } from './connect.js';
 import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
@@ -263,36 +262,19 @@ export class Bus {
     return JSON.stringify(this.envelope(type, body, cid));
   }
 
-  /**
-   * The body validated and deeply frozen (checked.ts): a publish, an emit, or a put to a bucket
-   * of the same schema (the builds bucket and `build.result`) takes it without a second parse.
-   */
-  checked<T extends MessageType>(type: T, body: BodyInputOf<T>): BodyOf<T> {
-    return checkedValue(
-      messageTypes[type],
-      body,
-      (error) =>
-        new MessageInvalidError(`refusing to send an invalid ${type}`, issuesOf(error, ['body'])),
-    ) as BodyOf<T>;
-  }
-
   envelope<T extends MessageType>(
     type: T,
     body: BodyInputOf<T>,
     cid?: string,
   ): Envelope<BodyOf<T>> {
-    const schema = messageTypes[type];
-    let valid = body as BodyOf<T>;
-    if (!isChecked(schema, body)) {
-      const parsed = schema.safeParse(body);
-      if (!parsed.success)
-        throw new MessageInvalidError(
-          `refusing to send an invalid ${type}`,
-          issuesOf(parsed.error, ['body']),
-        );
-      valid = parsed.data as BodyOf<T>;
+    const parsed = messageTypes[type].safeParse(body);
+    if (!parsed.success) {
+      throw new MessageInvalidError(
+        `refusing to send an invalid ${type}`,
+        issuesOf(parsed.error, ['body']),
+      );
     }
-    return envelope(type, valid, {
+    return envelope(type, parsed.data as BodyOf<T>, {
       project: this.project,
       source: this.service,
       cid,

@@ -81,17 +81,6 @@ export async function startConsumer<T extends MessageType>(
     ).catch((err) => bus.logger.debug({ err: String(err) }, 'consumer status ended'));
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
-  // One timer for the consumer, not one per message: each tick tells JetStream that every
-  // message still in a handler is being worked on, so none goes more than a third of the ack
-  // wait without (a message that came just before a tick gets its first one early).
-  const handling = new Set<JsMsg>();
-  const heartbeat = setInterval(
-    () => {
-      for (const m of handling) m.working();
-    },
-    Math.max(ackWait / 3, 500),
-  );
-  heartbeat.unref();
 
   const handle = async (m: JsMsg): Promise<void> => {
     const started = process.hrtime.bigint();
@@ -110,26 +99,21 @@ export async function startConsumer<T extends MessageType>(
       if (stats) ServiceResponder.record(stats, started, e.message);
       return;
     }
-    // The child logger is made when first asked for: most handlers of a busy consumer never log.
-    let child: Logger | undefined;
-    const ctx: MessageContext = {
-      subject: m.subject,
-      deliveries,
-      get logger() {
-        child ??= bus.logger.child({ cid: decoded.cid, msgType: decoded.type, msgId: decoded.id });
-        return child;
-      },
-      working: () => m.working(),
-    };
-    handling.add(m);
+    const logger = bus.logger.child({ cid: decoded.cid, msgType: decoded.type, msgId: decoded.id });
+    const timer = setInterval(() => m.working(), Math.max(ackWait / 3, 500));
     try {
-      await options.handler(decoded, ctx);
+      await options.handler(decoded, {
+        subject: m.subject,
+        deliveries,
+        logger,
+        working: () => m.working(),
+      });
       if (options.confirmAck === false) m.ack();
       else
         await m
           .ackAck()
           .catch((err) =>
-            ctx.logger.warn({ err }, 'ack not confirmed; the message may be redelivered'),
+            logger.warn({ err }, 'ack not confirmed; the message may be redelivered'),
           );
       if (stats) ServiceResponder.record(stats, started);
     } catch (err) {
@@ -138,7 +122,7 @@ export async function startConsumer<T extends MessageType>(
       // A ZodError is about the message (or what the handler made of it): it fails again.
       if (isValidationError(err) || !isRetryable(err) || deliveries >= maxDeliver) {
         const issues = issuesFromError(err);
-        ctx.logger.error({ err, issues, deliveries }, 'handler failed for good; dead-lettered');
+        logger.error({ err, issues, deliveries }, 'handler failed for good; dead-lettered');
         await bus.deadLetter(
           m.subject,
           m.data,
@@ -148,14 +132,14 @@ export async function startConsumer<T extends MessageType>(
         );
         m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" entirely
       } else {
-        ctx.logger.warn(
+        logger.warn(
           { err: e.message, deliveries, retryInMs: backoffMs(deliveries) },
           'handler failed; will retry',
         );
         m.nak(backoffMs(deliveries));
       }
     } finally {
-      handling.delete(m);
+      clearInterval(timer);
     }
   };
 
@@ -202,7 +186,6 @@ export async function startConsumer<T extends MessageType>(
       await messages?.close().catch(() => undefined);
       await loop.catch(() => undefined);
       await Promise.allSettled(inFlight);
-      clearInterval(heartbeat);
     },
   };
 }

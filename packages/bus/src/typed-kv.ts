@@ -3,7 +3,6 @@ import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Bucket, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
 import type { z } from 'zod';
 import type { AckedPublisher } from './acked-publisher.js';
-import { checkedValue, isChecked } from './checked.js';
 import { issuesOf } from './decode.js';
 import { MessageInvalidError } from './errors.js';
 import { latestMessages, latestMessagesAfter } from './kv-list.js';
@@ -34,17 +33,7 @@ export class TypedKv<S extends z.ZodType> {
     readonly publisher?: AckedPublisher,
   ) {}
 
-  /** Validates a value once for several writes (checked.ts): they take it without a parse. */
-  checked(value: z.input<S>): z.output<S> {
-    return checkedValue(
-      this.schema,
-      value,
-      (error) => new MessageInvalidError('refusing to store an invalid value', issuesOf(error)),
-    );
-  }
-
   #encode(value: z.input<S>): string {
-    if (isChecked(this.schema, value)) return JSON.stringify(value);
     const parsed = this.schema.safeParse(value);
     if (!parsed.success)
       throw new MessageInvalidError('refusing to store an invalid value', issuesOf(parsed.error));

@@ -448,16 +448,15 @@ async function finish(
   > &
     Partial<Result>,
 ): Promise<void> {
-  // Validated once (its defaults filled) for the put and the publish, which take the checked,
-  // frozen value without parsing it again (bus checked.ts); an invalid result is never sent.
+  // Validated (and its defaults filled) by the put and the publish, each as it sends: a third
+  // parse here cost as much again (an invalid result is refused by both, never sent).
   // Recorded: the result cache (a constructive trace) that answers a repeated request
   // (MajorDomo and handleBuild reuse successes only: a failure may be transient, a cancellation
   // is about other bytes). Every outcome is recorded, so a new request for this build knows that
   // its task, if it finished, was reported already and is not to be reused (taskIdFor). Put and
   // published at once (one round trip, not two, before MajorDomo plans on): a new request that
   // reads no record yet finds the finished task, whose outputs writtenSince checks are its own.
-  const valid = ctx.bus.checked('build.result', result);
-  await Promise.all([ctx.results.put(valid.buildId, valid), publishResult(ctx, valid, msg)]);
+  await Promise.all([ctx.results.put(result.buildId, result), publishResult(ctx, result, msg)]);
 }
 
 async function publishResult(
