@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Harness, sleep, waitFor } from './test-helpers.js';
+import type { FileWatcher } from './watcher.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -30,6 +31,14 @@ describe('FileWatcher and saves caught half-way', () => {
     h.clear();
     return { w, f };
   };
+  /** Exactly one event came, once all is quiet: `main.tex` changed to `content`. */
+  const expectOneChange = async (w: FileWatcher, content: string) => {
+    await waitFor(() => h.events.length >= 1, 'the change');
+    await w.idle();
+    expect(h.events).toEqual([
+      expect.objectContaining({ kind: 'changed', path: 'main.tex', sha256: sha(content) }),
+    ]);
+  };
 
   it('reports a truncate, a pause, then the write as one change to the final bytes', async () => {
     const { w, f } = await start('old text');
@@ -37,15 +46,7 @@ describe('FileWatcher and saves caught half-way', () => {
     await sleep(60);
     writeSync(fd, 'new text, longer');
     closeSync(fd);
-    await waitFor(() => h.events.length >= 1, 'the change');
-    await w.idle();
-    expect(h.events).toEqual([
-      expect.objectContaining({
-        kind: 'changed',
-        path: 'main.tex',
-        sha256: sha('new text, longer'),
-      }),
-    ]);
+    await expectOneChange(w, 'new text, longer');
   });
 
   it('reports a rename dance with a pause as one change, not a delete and a create', async () => {
@@ -56,15 +57,7 @@ describe('FileWatcher and saves caught half-way', () => {
     writeSync(fd, 'saved by an editor');
     closeSync(fd);
     rmSync(`${f}~`);
-    await waitFor(() => h.events.length >= 1, 'the change');
-    await w.idle();
-    expect(h.events).toEqual([
-      expect.objectContaining({
-        kind: 'changed',
-        path: 'main.tex',
-        sha256: sha('saved by an editor'),
-      }),
-    ]);
+    await expectOneChange(w, 'saved by an editor');
   });
 
   it('still reports a file that stays empty, and one that stays gone', async () => {
