@@ -4,7 +4,7 @@
 // where the time goes (from the messages each stage publishes); and, when TeX is there (or can be
 // installed), the LaTeX paper against latexmk (latex.ts). Sizes: CP_BENCH_EDITS (default 50),
 // CP_BENCH_LATEX_ROUNDS (default 3); CP_BENCH_DEBOUNCE_MS sets the fswatcher's quiet window
-// (default: its own, 20 ms).
+// (default: its own, 5 ms).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
