@@ -1,4 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskSubmitted } from '@computepods/protocol';
@@ -385,6 +392,108 @@ describe('local backend', () => {
     const done = await ex.wait(t.taskId);
     expect(done).toMatchObject({ state: 'failed', exitCode: null });
     expect(done.reason).toMatch(/ended without writing an exit code/);
+  });
+
+  it('after a restart, follows a task started without a wrapper by its pid and start time, and collects its exit', async () => {
+    const first = setup(2);
+    const gate = tmp.join('gate-direct-restart');
+    const script = tmp.join('wait-gate-restart');
+    writeFileSync(script, `#!/bin/sh\nwhile [ ! -e ${gate} ]; do sleep 0.05; done\nexit 6\n`);
+    chmodSync(script, 0o755);
+    const t = task(script);
+    await first.ex.submit(t);
+    const pidFile = join(tmp.join('jobs'), t.taskId, 'pid');
+    await until(() => existsSync(pidFile), 'the task to start');
+    expect(readFileSync(pidFile, 'utf8')).toMatch(/^\d+ \d+\n$/);
+    const rec = defined(first.ex.get(t.taskId), 'the running record');
+    // The runner goes; its spawner stays until its task has ended (as after kill -9).
+    await first.ex.close();
+    const second = setup(2, { pollMs: 50, startGraceMs: 100 });
+    await second.ex.adopt([rec]);
+    // Many polls and more than its grace for a missing exit file: still running, it is ours.
+    await sleep(600);
+    expect(second.ex.get(t.taskId)?.state).toBe('running');
+    writeFileSync(gate, '');
+    expect(await second.ex.wait(t.taskId)).toMatchObject({ state: 'failed', exitCode: 6 });
+    expect(second.ex.stats().collectedAfterRestart).toBe(1);
+    await second.ex.close();
+  });
+
+  it('after a restart, never starts again a task whose spawner died between its spawn and its pid file', async () => {
+    const { ex } = setup(2, { startGraceMs: 200, pollMs: 50 });
+    const ran = tmp.join('ran-no-pid');
+    const t = task(`touch ${ran}`);
+    const dir = join(tmp.join('jobs'), t.taskId);
+    // What such a spawn leaves: the output files the task's process opened, no pid file.
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'stdout'), '');
+    writeFileSync(join(dir, 'stderr'), '');
+    const time = new Date().toISOString();
+    await ex.adopt([
+      {
+        task: t,
+        state: 'running',
+        handle: { kind: 'local', dir, startedAt: Date.now() },
+        history: [{ state: 'running', time }],
+        updated: time,
+      },
+    ]);
+    const done = await ex.wait(t.taskId);
+    expect(done).toMatchObject({ state: 'failed', exitCode: null });
+    expect(done.reason).toMatch(/spawner died as it started the task.*not started again/);
+    expect(existsSync(ran)).toBe(false);
+    expect(ex.stats().startedAfterRestart).toBe(0);
+  });
+
+  it('when its spawner is killed -9, a task it started without a wrapper is followed and recorded without an exit code; the rest run once', async () => {
+    const { ex, backend } = setup(2, { pollMs: 50, startGraceMs: 300 });
+    const gate = tmp.join('gate-direct');
+    const runs = tmp.join('runs-direct');
+    mkdirSync(runs);
+    // A plain command (a script's path and plain words): the spawner starts it without sh.
+    const script = tmp.join('wait-gate');
+    writeFileSync(
+      script,
+      '#!/bin/sh\necho run >> "$1"\nwhile [ ! -e "$2" ]; do sleep 0.05; done\nexit "$3"\n',
+    );
+    chmodSync(script, 0o755);
+    const mk = (code: number) => {
+      const t = task('');
+      return { ...t, command: `${script} ${join(runs, t.taskId)} ${gate} ${code}` };
+    };
+    const tasks = [mk(0), mk(3), mk(0), mk(4)];
+    for (const t of tasks) await ex.submit(t);
+    const pidText = (id: string) => {
+      try {
+        return readFileSync(join(tmp.join('jobs'), id, 'pid'), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    await until(
+      () => tasks.slice(0, 2).every((t) => /^\d+ \d+\n$/.test(pidText(t.taskId))),
+      'the first two tasks to start, without a wrapper',
+    );
+    const pids = tasks.slice(0, 2).map((t) => Number(pidText(t.taskId).split(' ')[0]));
+    const spawner = defined(backend.spawnerPid, 'backend.spawnerPid');
+    process.kill(spawner, 'SIGKILL');
+    await until(() => !alive(spawner), 'the spawner to die');
+    // Orphaned, they go on.
+    for (const pid of pids) expect(alive(pid)).toBe(true);
+    writeFileSync(gate, '');
+    const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
+    // The first two ran to their end, but nobody could see how: failed, saying so.
+    for (const d of done.slice(0, 2)) {
+      expect(d).toMatchObject({ state: 'failed', exitCode: null });
+      expect(d.reason).toMatch(/ended without writing an exit code/);
+    }
+    expect(done.slice(2).map((d) => [d.state, d.exitCode])).toEqual([
+      ['finished', 0],
+      ['failed', 4],
+    ]);
+    for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
+    expect(backend.spawnerPid).not.toBe(spawner);
+    await ex.close();
   });
 
   it('when its spawner is killed -9, follows the running tasks through their folders, starts the rest under a new one, runs nothing twice', async () => {

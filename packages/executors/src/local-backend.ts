@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol';
@@ -14,7 +14,8 @@ import { isRetryable, UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import { TaskFolderSweep } from './local-sweep.js';
-import { isOurProcess, signalGroup, startTimeOf } from './process-group.js';
+import { isTaskProcess, readPidFile } from './pid-file.js';
+import { signalGroup, startTimeOf } from './process-group.js';
 import { readFrom, readTail } from './read-tail.js';
 import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
@@ -65,6 +66,8 @@ interface Running {
   adopted: boolean;
   /** Adopted as running without a pid file yet: start it if none shows up by then. */
   startBy?: number;
+  /** Its process was seen gone without an exit file: one may still come until then (the spawner's). */
+  endBy?: number;
   /** Recorded killed (or timed out) before its pid was known: signal it once it is. */
   terminate?: TaskRecord;
   /** Times its spawner died before reporting its pid: a second time fails the task. */
@@ -217,8 +220,8 @@ export class LocalBackend implements Backend {
       else if (rec.state === 'killed' || rec.state === 'failed') {
         // Recorded killed (or timed out) but the runner died before it could act: act now.
         const h = localHandle(rec.handle);
-        const pid = h ? this.#readPid(h.dir) : undefined;
-        if (h && pid && isOurProcess(pid, h.dir)) this.#terminate(id, rec, pid);
+        const p = h ? readPidFile(h.dir) : undefined;
+        if (h && p && isTaskProcess(p, h.dir)) this.#terminate(id, rec, p.pid);
       }
     }
     this.#pump();
@@ -496,7 +499,7 @@ export class LocalBackend implements Backend {
   #terminate(id: string, rec: TaskRecord, knownPid?: number): void {
     const h = localHandle(rec.handle);
     const entry = this.#running.get(id);
-    const pid = knownPid || entry?.pid || (h ? this.#readPid(h.dir) : undefined);
+    const pid = knownPid || entry?.pid || (h ? readPidFile(h.dir)?.pid : undefined);
     if (!pid) {
       // Spawned, its pid not known yet: signal it as soon as it is.
       if (entry) entry.terminate = rec;
@@ -547,7 +550,7 @@ export class LocalBackend implements Backend {
     }, this.#pollMs);
   }
 
-  // One look at an adopted task: ended (exit file), still running (our pid), never started
+  // One look at an adopted task: ended (exit file), still running (its process), never started
   // (no pid file after the grace period: start it now), or gone without a trace.
   #check(id: string, rec: TaskRecord, h: LocalHandle): void {
     const entry = this.#running.get(id);
@@ -558,25 +561,30 @@ export class LocalBackend implements Backend {
       void this.#ended(id, code);
       return;
     }
-    const pid = this.#readPid(h.dir);
-    if (pid !== undefined) {
+    const p = readPidFile(h.dir);
+    if (p !== undefined) {
       entry.startBy = undefined;
-      entry.pid = pid;
-      if (isOurProcess(pid, h.dir)) {
-        if (entry.terminate) this.#terminate(id, entry.terminate, pid);
+      entry.pid = p.pid;
+      if (isTaskProcess(p, h.dir)) {
+        if (entry.terminate) this.#terminate(id, entry.terminate, p.pid);
         entry.terminate = undefined;
         return;
       }
-      // It may have written its exit file between our two reads.
+      // It may have written its exit file between our two reads; a task started without a
+      // wrapper has its exit file written by its spawner after it ended: give that the grace
+      // period before calling the exit code lost.
       const late = readExit(h.dir);
       if (late !== undefined) {
         this.#stats.collectedAfterRestart++;
         void this.#ended(id, late);
-      } else
+        return;
+      }
+      entry.endBy ??= performance.now() + this.#startGraceMs;
+      if (performance.now() >= entry.endBy)
         void this.#ended(
           id,
           undefined,
-          'the process ended without writing an exit code (killed while the runner was down?)',
+          'the process ended without writing an exit code (killed while the runner was down, or its task spawner killed while it ran?)',
         );
       return;
     }
@@ -588,24 +596,24 @@ export class LocalBackend implements Backend {
         this.#pump();
         return;
       }
-      // Recorded running, but the runner (or spawner) died before the wrapper started: start
+      // Output files but no pid file: the spawn happened (the task's own process makes them)
+      // and its spawner died before writing the pid. It may be running or have run: never
+      // started twice.
+      if (existsSync(join(h.dir, 'stdout'))) {
+        void this.#ended(
+          id,
+          undefined,
+          'its task spawner died as it started the task, before recording its pid: it may have run, so it is not started again',
+        );
+        return;
+      }
+      // Recorded running, but the runner (or spawner) died before the task started: start
       // it once now.
       entry.adopted = false;
       entry.startBy = undefined;
       clearTimeout(entry.timer);
       this.#stats.startedAfterRestart++;
       this.#spawn(rec, h);
-    }
-  }
-
-  #readPid(dir: string): number | undefined {
-    try {
-      const text = readFileSync(join(dir, 'pid'), 'utf8');
-      if (!text.endsWith('\n')) return undefined;
-      const pid = Number(text.trim());
-      return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-    } catch {
-      return undefined;
     }
   }
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     const runs = tmp.join('runs');
     const gate = tmp.join('gate');
     mkdirSync(runs);
-    const resource = testLocalResource(tmp.path, 3);
+    const resource = testLocalResource(tmp.path, 4);
     // Each task appends to its own file: exactly one line at the end means it ran exactly once.
     const mk = (id: string, body: string): TaskSubmitted => ({
       taskId: id,
@@ -40,11 +40,23 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       gpu: false,
     });
     const waitGate = `while [ ! -e ${gate} ]; do sleep 0.05; done`;
+    // A plain command (a script's path, plain words): started by the spawner without a wrapper;
+    // its exit file is the spawner's to write, which outlives the runner.
+    const script = tmp.join('direct-task');
+    writeFileSync(
+      script,
+      `#!/bin/sh\necho run >> "$1"\n${waitGate}\nsleep 2\necho late\nexit "$2"\n`,
+    );
+    chmodSync(script, 0o755);
     const tasks = [
       mk('done-before', 'exit 0'),
       mk('ends-ok', `${waitGate}; echo ok`),
       mk('ends-3', `${waitGate}; exit 3`),
       mk('still-running', `${waitGate}; sleep 2; echo late`),
+      {
+        ...mk('direct-running', ''),
+        command: `${script} ${join(runs, 'direct-running')} 5`,
+      },
       mk('queued', 'echo queued'),
     ];
     const env = {
@@ -52,7 +64,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       CRASH_RESOURCE: JSON.stringify(resource),
       CRASH_TASKS: JSON.stringify(tasks),
       CRASH_READY:
-        'done-before:finished,ends-ok:running,ends-3:running,still-running:running,queued:submitted',
+        'done-before:finished,ends-ok:running,ends-3:running,still-running:running,direct-running:running,queued:submitted',
     };
     const first = runner('start', env);
     await first.waitForOutput('ready', 60_000);
@@ -69,6 +81,8 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       await sleep(20);
     }
     expect(existsSync(join(jobs, 'still-running', 'exit'))).toBe(false);
+    expect(existsSync(join(jobs, 'direct-running', 'exit'))).toBe(false);
+    expect(readFileSync(join(jobs, 'direct-running', 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
     expect(existsSync(join(runs, 'queued'))).toBe(false);
 
     const second = runner('recover', env);
@@ -83,6 +97,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       'ends-ok': ['finished', 0],
       'ends-3': ['failed', 3],
       'still-running': ['finished', 0],
+      'direct-running': ['failed', 5],
       queued: ['finished', 0],
     });
     for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');

@@ -2,7 +2,7 @@ import { type Dirent, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeriodicSweep } from './periodic-sweep.js';
-import { isOurProcess } from './process-group.js';
+import { isTaskProcess, parsePidFile } from './pid-file.js';
 import type { KeepPolicy } from './slurm-sweep.js';
 
 /*
@@ -112,9 +112,10 @@ function readTaskFolder(dir: string, name: string): TaskFolder | undefined {
     }
     let newest = lstatSync(dir).mtimeMs;
     for (const n of names) newest = Math.max(newest, lstatSync(join(dir, n)).mtimeMs);
-    const pidText = names.includes('pid') ? readFileSync(join(dir, 'pid'), 'utf8') : '';
-    const pid = /^\d+\n$/.test(pidText) ? Number(pidText.trim()) : 0;
-    return { name, exitCode: undefined, at: newest, alive: pid > 1 && isOurProcess(pid, dir) };
+    const pid = names.includes('pid')
+      ? parsePidFile(readFileSync(join(dir, 'pid'), 'utf8'))
+      : undefined;
+    return { name, exitCode: undefined, at: newest, alive: !!pid && isTaskProcess(pid, dir) };
   } catch {
     return undefined; // changed while it was read: the next sweep reads it again
   }

@@ -2,14 +2,18 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Whether pid is a live process (not a zombie) whose command line holds `marker` (the task's
- * folder, which the wrapper gets as an argument): a recycled pid belongs to someone else.
+ * folder, which the wrapper gets as an argument), or, when `start` is given, that started then
+ * (startTimeOf; a task the spawner started without a wrapper): a recycled pid belongs to
+ * someone else.
  */
-export function isOurProcess(pid: number, marker: string): boolean {
+export function isOurProcess(pid: number, marker: string, start?: string): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Field 3, after the parenthesised command name (which may itself hold spaces).
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    const after = stat.slice(stat.lastIndexOf(')') + 2);
+    const state = after.slice(0, 1);
     if (state === 'Z' || state === 'X') return false;
+    if (start !== undefined) return after.split(' ')[19] === start;
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker);
   } catch {
     return false;

@@ -1,7 +1,8 @@
-# The local backend's spawner: a long-lived co-process that starts task wrappers with
-# posix_spawn (glibc's clone(CLONE_VM|CLONE_VFORK): no copy of a big parent's page tables, the
-# cost that made Node's fork dominate a no-op task), each in its own session and process group,
-# stdin /dev/null, stdout/stderr to files in the task folder.
+# The local backend's spawner: a long-lived co-process that starts tasks with posix_spawn
+# (glibc's clone(CLONE_VM|CLONE_VFORK): no copy of a big parent's page tables, the cost that made
+# Node's fork dominate a no-op task), each in its own session and process group, stdin
+# /dev/null, stdout/stderr to files in the task folder. A plain command (plain_argv) is started
+# directly, as sh would exec it; any other runs in a /bin/sh wrapper.
 #
 # Protocol, one line each way, fields separated by one space, strings hex-encoded:
 #   in:  run SEQ DIR CWD COMMAND ENV       ENV: KEY.VALUE pairs joined by "," (or "-": none)
@@ -14,14 +15,22 @@
 # so a reader sees all of it or nothing): a runner restarted after kill -9 collects the result
 # from there instead of running the task twice. This process writes DIR/exit too when it reaps
 # a wrapper that exited without one (a command that exec'd away from the wrapper or replaced its
-# EXIT trap). It runs in its own session, so a signal to the runner's group does not reach it;
-# when its input closes (the runner stopped or died) it takes no more work and leaves once its
-# last wrapper has ended.
+# EXIT trap). For a task started directly it writes both: "PID START\n" (START: the kernel's
+# start time, field 22 of /proc/PID/stat, which names the process for good: its command line
+# does not name the folder as the wrapper's does) right after the spawn, and DIR/exit before it
+# reaps the process (waitid WNOWAIT first), so that while the process exists, even as a zombie,
+# its exit file may still come; a death by signal N is recorded as sh records it, 128 + N, with
+# sh's message in DIR/stderr. If this process is killed, a task it started directly goes on
+# but nobody writes its exit file (the runner records it failed, saying so).
+# It runs in its own session, so a signal to the runner's group does not reach it; when its
+# input closes (the runner stopped or died) it takes no more work and leaves once its last task
+# has ended.
 import errno
 import os
 import re
 import select
 import signal
+import stat
 import sys
 import time
 
@@ -39,6 +48,30 @@ SUBSHELL = (
     'echo $c > "$1/exit"; exit $c'
 )
 LEAVES_WRAPPER = re.compile(r'\b(exec|trap)\b')
+
+# A plain command is started without the wrapper: one process less, and no shell start-up (a
+# no-op task's largest cost). Plain: words of these characters only, none special to sh (dash or
+# bash) anywhere in a word (no quote, $, `, \, ~, glob, redirection, separator, comment, brace or
+# !), separated by spaces or tabs; a first word that is no assignment (=) and no shell word:
+# a builtin runs differently from a program of that name (cd, exit, echo's options), a reserved
+# word is syntax. `true` and `false` without arguments are the exception: the programs do
+# exactly what the builtins do. sh would exec the first word's file with these words as argv;
+# the spawner does the same, after the same PATH search. Anything else (a file not found or not
+# executable, a script without #!, dash's %builtin PATH entries) goes to the wrapper: sh itself
+# then says what it says (not found: 127).
+PLAIN_WORD = r'[A-Za-z0-9_./,:=+@%-]+'
+PLAIN = re.compile(rf'[ \t]*({PLAIN_WORD}(?:[ \t]+{PLAIN_WORD})*)[ \t]*')
+SHELL_WORDS = frozenset(
+    '! { } [[ ]] case do done elif else esac fi for function if in select then time until while '
+    '. : [ alias bg bind break builtin caller cd chdir command compgen complete compopt continue '
+    'declare dirs disown echo enable eval exec exit export false fc fg getopts hash help history '
+    'jobs kill let local logout mapfile popd printf pushd pwd read readarray readonly return set '
+    'shift shopt source suspend test times trap true type typeset ulimit umask unalias unset wait'.split()
+)
+SAME_AS_PROGRAM = frozenset(('true', 'false'))
+# dash's search path when PATH is unset.
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 # Python ignores these; a task must not inherit that.
 DEFAULT_SIGNALS = [s for s in (getattr(signal, n, None) for n in ('SIGPIPE', 'SIGXFSZ')) if s]
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -53,7 +86,9 @@ signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 TIMES = '--times' in sys.argv[1:]
 # The tasks' base environment, read once: os.environ decodes each entry at every read.
 BASE_ENV = dict(os.environ)
-children = {}  # pid -> (seq, dir, read ns, spawned ns)
+# As sh passes it on: entries whose names are no shell names are dropped (sh_env).
+BASE_SH_ENV = {k: v for k, v in BASE_ENV.items() if NAME.fullmatch(k)}
+children = {}  # pid -> (seq, dir, read ns, spawned ns, started directly)
 out = []
 # A started task's pid line waits up to PID_HOLD_S for more to say: a short task's pid and exit
 # then reach the runner in one write (one wakeup of it and of this process, not two); a longer
@@ -98,29 +133,18 @@ def unhex(field):
 def run(seq, fields, read_ns):
     try:
         task_dir, cwd, command = (unhex(f) for f in fields[:3])
-        env = BASE_ENV
+        overlay = {}
         if fields[3] != '-':
-            env = dict(BASE_ENV)
             for pair in fields[3].split(','):
                 key, _, value = pair.partition('.')
-                env[unhex(key)] = unhex(value)
+                overlay[unhex(key)] = unhex(value)
         fresh_folder(task_dir)
-        wrapper = SUBSHELL if LEAVES_WRAPPER.search(command) else TRAPPED
         os.chdir(cwd)
         try:
-            pid = os.posix_spawn(
-                '/bin/sh',
-                ['/bin/sh', '-c', wrapper, 'sh', task_dir, command],
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, os.path.join(task_dir, 'stdout'), CREATE, 0o666),
-                    (os.POSIX_SPAWN_OPEN, 2, os.path.join(task_dir, 'stderr'), CREATE, 0o666),
-                ],
-                setsid=True,
-                setsigdef=DEFAULT_SIGNALS,
-                setsigmask=[],
-            )
+            pid = spawn_direct(task_dir, command, overlay)
+            direct = pid is not None
+            if pid is None:
+                pid = spawn_wrapped(task_dir, command, overlay)
         finally:
             os.chdir('/')
     except OSError as e:
@@ -131,13 +155,141 @@ def run(seq, fields, read_ns):
     except ValueError as e:  # a NUL byte in the command, the env or a path
         out.append(f'fail {seq} EINVAL {str(e).encode().hex()}\n')
         return
-    children[pid] = (seq, task_dir, read_ns, time.monotonic_ns() if TIMES else 0)
+    if direct:
+        write_pid(task_dir, pid)
+    children[pid] = (seq, task_dir, read_ns, time.monotonic_ns() if TIMES else 0, direct)
     hold(f'pid {seq} {pid}\n')
+
+
+def outputs(task_dir):
+    return [
+        (os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.path.join(task_dir, 'stdout'), CREATE, 0o666),
+        (os.POSIX_SPAWN_OPEN, 2, os.path.join(task_dir, 'stderr'), CREATE, 0o666),
+    ]
+
+
+def spawn_wrapped(task_dir, command, overlay):
+    env = BASE_ENV
+    if overlay:
+        env = dict(BASE_ENV)
+        env.update(overlay)
+    wrapper = SUBSHELL if LEAVES_WRAPPER.search(command) else TRAPPED
+    return os.posix_spawn(
+        '/bin/sh',
+        ['/bin/sh', '-c', wrapper, 'sh', task_dir, command],
+        env,
+        file_actions=outputs(task_dir),
+        setsid=True,
+        setsigdef=DEFAULT_SIGNALS,
+        setsigmask=[],
+    )
+
+
+def spawn_direct(task_dir, command, overlay):
+    """The pid of a plain command started as sh would exec it (in the cwd), or None: not plain."""
+    argv = plain_argv(command)
+    if argv is None:
+        return None
+    env = sh_env(overlay)
+    program = find_program(argv[0], env.get('PATH', DEFAULT_PATH))
+    if program is None:
+        return None
+    try:
+        return os.posix_spawn(
+            program,
+            argv,
+            env,
+            file_actions=outputs(task_dir),
+            setsid=True,
+            setsigdef=DEFAULT_SIGNALS,
+            setsigmask=[],
+        )
+    except (OSError, ValueError):
+        return None  # nothing ran (ENOEXEC: a script without #!, a file gone ...): sh decides
+
+
+def plain_argv(command):
+    m = PLAIN.fullmatch(command)
+    if not m:
+        return None
+    argv = m.group(1).split()
+    first = argv[0]
+    if '=' in first:
+        return None
+    if first in SHELL_WORDS and not (first in SAME_AS_PROGRAM and len(argv) == 1):
+        return None
+    return argv
+
+
+def find_program(name, path):
+    """The file sh would exec for name, or None when sh would do anything else with it."""
+    if '/' in name:
+        candidates = (name,)
+    elif '%' in path:
+        return None
+    else:
+        candidates = (os.path.join(d or '.', name) for d in path.split(':'))
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            return candidate if os.access(candidate, os.X_OK) else None
+    return None
+
+
+def sh_env(overlay):
+    """
+    The environment sh gives the commands it runs: names that are shell names only, IFS, OPTIND
+    and PPID (when there) as sh resets them, and PWD: kept when it names the working directory,
+    else the directory's path.
+    """
+    env = dict(BASE_SH_ENV)
+    for k, v in overlay.items():
+        if NAME.fullmatch(k):
+            env[k] = v
+    if 'IFS' in env:
+        env['IFS'] = ' \t\n'
+    if 'OPTIND' in env:
+        env['OPTIND'] = '1'
+    if 'PPID' in env:
+        env['PPID'] = str(os.getpid())  # the wrapper's parent is this process
+    pwd = env.get('PWD')
+    if not (pwd and pwd.startswith('/') and same_file(pwd, '.')):
+        env['PWD'] = os.getcwd()
+    return env
+
+
+def same_file(a, b):
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def write_pid(task_dir, pid):
+    """DIR/pid of a task started directly: its pid and start time, in one write."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            fields = f.read().rsplit(b')', 1)[1].split()
+        start = fields[19].decode()  # field 22: after the name, state is the first
+        fd = os.open(os.path.join(task_dir, 'pid'), CREATE, 0o666)
+    except (OSError, IndexError):
+        return  # the folder is gone: nothing will be found there either
+    try:
+        os.write(fd, f'{pid} {start}\n'.encode())
+    finally:
+        os.close(fd)
 
 
 def fresh_folder(task_dir):
     # One mkdir for a new task (the usual case): nothing stale in it to remove. A folder that
-    # is there already (the task run again after a restart) loses its old pid and exit files.
+    # is there already (the task run again after a restart) loses its old files: an output file
+    # there says the spawn happened (the runner does not start again a task whose spawner died
+    # before its pid file was written).
     try:
         os.mkdir(task_dir)
         return
@@ -146,7 +298,7 @@ def fresh_folder(task_dir):
         return
     except FileExistsError:
         pass
-    for stale in ('exit', 'pid'):
+    for stale in ('exit', 'pid', 'stdout', 'stderr'):
         try:
             os.unlink(os.path.join(task_dir, stale))
         except FileNotFoundError:
@@ -164,27 +316,55 @@ def write_exit(task_dir, code):
         os.close(fd)
 
 
+def signal_message(task_dir, signum, dumped):
+    """What sh says on its stderr when its command died of a signal (not of SIGINT or SIGPIPE)."""
+    if signum in (signal.SIGINT, signal.SIGPIPE):
+        return
+    text = (signal.strsignal(signum) or f'Signal {signum}') + (' (core dumped)' if dumped else '')
+    try:
+        fd = os.open(os.path.join(task_dir, 'stderr'), os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return
+    try:
+        os.write(fd, f'{text}\n'.encode())
+    finally:
+        os.close(fd)
+
+
 def reap():
     while children:
+        # Seen first, reaped after its exit file is written: while the process exists (a
+        # zombie too), the runner waits for that file.
         try:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             return
-        if pid == 0:
+        if info is None or info.si_pid == 0:
             return
-        seq, task_dir, read_ns, spawned_ns = children.pop(pid, (None, None, 0, 0))
+        pid = info.si_pid
+        seq, task_dir, read_ns, spawned_ns, direct = children.pop(pid, (None, None, 0, 0, False))
+        if seq is not None:
+            if info.si_code == os.CLD_EXITED:
+                code = info.si_status
+            elif direct:
+                # As sh records a command killed by a signal.
+                signal_message(task_dir, info.si_status, info.si_code == os.CLD_DUMPED)
+                code = 128 + info.si_status
+            else:
+                code = None  # the wrapper itself was killed: no exit code
+            if code is not None:
+                write_exit(task_dir, code)
+        _, _, usage = os.wait4(pid, 0)
         if seq is None:
             continue
-        if os.WIFEXITED(status):
-            code = os.WEXITSTATUS(status)
-            write_exit(task_dir, code)
-            times = ''
-            if TIMES:
-                cpu_us = round((usage.ru_utime + usage.ru_stime) * 1e6)
-                times = f' {read_ns} {spawned_ns} {time.monotonic_ns()} {cpu_us}'
-            out.append(f'exit {seq} {code}{times}\n')
-        else:
-            out.append(f'signal {seq} {os.WTERMSIG(status)}\n')
+        if code is None:
+            out.append(f'signal {seq} {info.si_status}\n')
+            continue
+        times = ''
+        if TIMES:
+            cpu_us = round((usage.ru_utime + usage.ru_stime) * 1e6)
+            times = f' {read_ns} {spawned_ns} {time.monotonic_ns()} {cpu_us}'
+        out.append(f'exit {seq} {code}{times}\n')
 
 
 def main():

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -88,12 +89,117 @@ describe('spawner', { timeout: 60_000 }, () => {
     expect((missing as { error: string }).error).toMatch(/^ENOENT: /);
     const nul = await run(sp, req('true', { env: { BAD: 'a\0b' } })).ended;
     expect(nul).toMatchObject({ kind: 'failed' });
-    const t = run(sp, req('sleep 30'));
+    // A shell command: its wrapper dies of the signal too.
+    const t = run(sp, req('sleep 30; exit 0'));
     const pid = await t.started;
     process.kill(-pid, 'SIGTERM');
     expect(await t.ended).toEqual({ kind: 'signal', signal: 'SIGTERM' });
     expect(await run(sp, req('exit 0')).ended).toEqual({ kind: 'exit', code: 0 });
     expect(sp.started).toBe(1);
+    sp.close();
+  });
+
+  it('starts a plain command without a shell, giving it what sh would (env, PWD, cwd, files)', async () => {
+    // The spawner's environment as a runner may have it: a name no shell keeps, IFS, OPTIND and
+    // PPID (which sh resets) and a PWD naming another directory.
+    const sp = new Spawner({
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        'NOT-A-NAME': 'x',
+        IFS: ',',
+        OPTIND: '7',
+        PPID: '1',
+        PWD: '/',
+        KEPT: 'k',
+      },
+    });
+    const env = { EXTRA: 'x y', LINENO: '3' };
+    // The same programs, quoted so that the wrapper runs them: what sh gives them is the model.
+    const direct = [req('env', { env }), req('/bin/pwd -L', { env })];
+    const wrapped = [req("'env'", { env }), req("'/bin/pwd' -L", { env })];
+    for (const r of [...direct, ...wrapped])
+      expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: 0 });
+    const lines = (r: SpawnRequest) =>
+      readFileSync(join(r.dir, 'stdout'), 'utf8').trim().split('\n').sort();
+    const [env1, pwd1] = direct.map(lines);
+    expect(env1).toEqual(lines(defined(wrapped[0], 'wrapped[0]')));
+    expect(pwd1).toEqual(lines(defined(wrapped[1], 'wrapped[1]')));
+    expect(env1).toContain(`PWD=${tmp.path}`);
+    expect(env1).toContain('EXTRA=x y');
+    expect(pwd1).toEqual([tmp.path]);
+    // Started directly: its pid file holds its start time too (the wrapper writes only its pid).
+    for (const r of direct) expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
+    for (const r of wrapped) expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toMatch(/^\d+\n$/);
+    for (const r of direct) expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('0\n');
+    sp.close();
+  });
+
+  it('runs a plain command found in PATH or by its path with its words as argv; leaves the rest to sh', async () => {
+    const bin = tmp.join('bin');
+    mkdirSync(bin, { recursive: true });
+    const script = (name: string, body: string, mode = 0o755) => {
+      writeFileSync(join(bin, name), body);
+      chmodSync(join(bin, name), mode);
+    };
+    script('argv', '#!/bin/sh\nfor a; do echo "[$a]"; done\necho "0=$0"\nexit 5\n');
+    script('no-shebang', 'echo script run by sh\nexit 6\n');
+    script('not-executable', '#!/bin/sh\nexit 0\n', 0o644);
+    const path = `/nowhere:${bin}:/usr/bin:/bin`;
+    const sp = new Spawner({ env: { PATH: path } });
+    const pidOf = (r: SpawnRequest) => readFileSync(join(r.dir, 'pid'), 'utf8');
+    const found = req('argv  a=1\t--b=2 c,d:e@f%g+h');
+    expect(await run(sp, found).ended).toEqual({ kind: 'exit', code: 5 });
+    expect(readFileSync(join(found.dir, 'stdout'), 'utf8')).toBe(
+      `[a=1]\n[--b=2]\n[c,d:e@f%g+h]\n0=${join(bin, 'argv')}\n`,
+    );
+    expect(pidOf(found)).toMatch(/^\d+ \d+\n$/);
+    const relative = req('./bin/argv x');
+    expect(await run(sp, relative).ended).toEqual({ kind: 'exit', code: 5 });
+    expect(readFileSync(join(relative.dir, 'stdout'), 'utf8')).toBe('[x]\n0=./bin/argv\n');
+    // Not found, not executable, no #!: what sh says and does (the wrapper runs them).
+    for (const name of ['no-such-program-here', 'not-executable', 'no-shebang']) {
+      const sh = spawnSync('/bin/sh', ['-c', name], { cwd: tmp.path, env: { PATH: path } });
+      const r = req(name);
+      expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: sh.status });
+      expect(pidOf(r)).toMatch(/^\d+\n$/);
+      expect(readFileSync(join(r.dir, 'stdout'), 'utf8')).toBe(sh.stdout.toString());
+      expect(readFileSync(join(r.dir, 'stderr'), 'utf8').replace(/^sh: \d+: (eval: )?/, '')).toBe(
+        sh.stderr.toString().replace(/^\/bin\/sh: \d+: /, ''),
+      );
+    }
+    // Shell words, assignments and builtins stay the shell's.
+    for (const [command, out] of [
+      ['echo -n a', 'a'],
+      ['A=1 env', 'A=1'],
+      ['true x', ''],
+      ['cd /', ''],
+    ] as const) {
+      const r = req(command);
+      expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: 0 });
+      expect(pidOf(r)).toMatch(/^\d+\n$/);
+      expect(readFileSync(join(r.dir, 'stdout'), 'utf8')).toContain(out);
+    }
+    const t = req('true');
+    expect(await run(sp, t).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(pidOf(t)).toMatch(/^\d+ \d+\n$/);
+    sp.close();
+  });
+
+  it('records a plain command killed by a signal as sh does: 128 + N, and its message', async () => {
+    const sp = new Spawner();
+    for (const [signal, code, message] of [
+      ['SIGTERM', 143, 'Terminated\n'],
+      ['SIGKILL', 137, 'Killed\n'],
+    ] as const) {
+      const r = req('sleep 30');
+      const t = run(sp, r);
+      const pid = await t.started;
+      expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toMatch(new RegExp(`^${pid} \\d+\n$`));
+      process.kill(-pid, signal);
+      expect(await t.ended).toEqual({ kind: 'exit', code });
+      expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe(`${code}\n`);
+      expect(readFileSync(join(r.dir, 'stderr'), 'utf8')).toBe(message);
+    }
     sp.close();
   });
 

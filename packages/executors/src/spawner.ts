@@ -11,7 +11,7 @@ export interface SpawnRequest {
   /** The task folder: pid, exit, stdout and stderr go there. */
   readonly dir: string;
   readonly cwd: string;
-  /** Run as `sh -c` would run it. */
+  /** Run as `sh -c` would run it (a plain command without the shell: spawner.py). */
   readonly command: string;
   /** Laid over the spawner's own environment. */
   readonly env: Readonly<Record<string, string>>;
@@ -53,7 +53,8 @@ export interface SpawnerOptions {
  * Starts local tasks through one long-lived Python co-process (spawner.py) that uses
  * posix_spawn: a vfork-style spawn costs the same from any parent, where Node's fork of the
  * runner copies its page tables every time. Started on first use, and again after it died; its
- * death leaves the tasks it started running (their own sessions), reported `lost`.
+ * death leaves the tasks it started running (their own sessions), reported `lost`. A plain
+ * command's death by signal N is reported as sh reports it, exit 128 + N; a wrapper's, `signal`.
  */
 export class Spawner {
   readonly #env: NodeJS.ProcessEnv;
