@@ -29,16 +29,8 @@ describe('a chef restarted while an attempt of a build runs', () => {
 
   beforeAll(async () => {
     stack = await Stack.start('attempts');
-    writeFileSync(
-      stack.dir.join('chef.yaml'),
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        `    command: 'while [ ! -e ${gate()} ]; do sleep 0.05; done; tr a-z A-Z < {in0} > {out0} && sha256sum < {in0} | cut -c1-16 >> ${ledger()}'`,
-        '',
-      ].join('\n'),
+    stack.writeUpperChef(
+      `while [ ! -e ${gate()} ]; do sleep 0.05; done; tr a-z A-Z < {in0} > {out0} && sha256sum < {in0} | cut -c1-16 >> ${ledger()}`,
     );
     await Promise.all([
       stack.start('majordomo'),

@@ -32,17 +32,8 @@ describe('a chef killed during a NATS outage', () => {
 
   beforeAll(async () => {
     stack = await Stack.start('outage');
-    const chefFile = stack.dir.join('chef.yaml');
-    writeFileSync(
-      chefFile,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        `    command: while [ ! -e ${gate()} ]; do sleep 0.05; done; tr a-z A-Z < {in0} > {out0}`,
-        '',
-      ].join('\n'),
+    const chefFile = stack.writeUpperChef(
+      `while [ ! -e ${gate()} ]; do sleep 0.05; done; tr a-z A-Z < {in0} > {out0}`,
     );
     const aliveFile = stack.dir.join('alive.yaml');
     writeFileSync(

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { BuildResult, Envelope, streams, subjects } from '@computepods/protocol';
 import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,18 +25,7 @@ describe('a build request that comes again after its build was reported', () => 
 
   beforeAll(async () => {
     stack = await Stack.start(P);
-    const chefFile = stack.dir.join('chef.yaml');
-    writeFileSync(
-      chefFile,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        `    command: tr a-z A-Z < {in0} > {out0} && echo run >> ${ledger()}`,
-        '',
-      ].join('\n'),
-    );
+    const chefFile = stack.writeUpperChef(`tr a-z A-Z < {in0} > {out0} && echo run >> ${ledger()}`);
     await Promise.all([
       stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
       stack.start('runner'),

@@ -17,18 +17,9 @@ describe('an edit back to earlier bytes rebuilds its target', () => {
 
   beforeAll(async () => {
     stack = await Stack.start('editback');
-    const chef = stack.dir.join('chef.yaml');
     writeFileSync(stack.dir.join('ran.txt'), '');
-    writeFileSync(
-      chef,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        `    command: tr a-z A-Z < {in0} > {out0} && cat {in0} >> ${stack.dir.join('ran.txt')}`,
-        '',
-      ].join('\n'),
+    const chef = stack.writeUpperChef(
+      `tr a-z A-Z < {in0} > {out0} && cat {in0} >> ${stack.dir.join('ran.txt')}`,
     );
     await Promise.all([
       stack.start('majordomo'),

@@ -60,17 +60,8 @@ describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
     mkdirSync(gates());
     mkdirSync(started());
     writeFileSync(ledger(), '');
-    const chef = stack.dir.join('chef.yaml');
-    writeFileSync(
-      chef,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        `    command: 'touch ${started()}/{stem}; while [ ! -e ${gates()}/{stem} ]; do sleep 0.05; done; tr a-z A-Z < {in0} > {out0} && echo {stem} "$(sha256sum < {in0} | cut -c1-16)" >> ${ledger()}'`,
-        '',
-      ].join('\n'),
+    const chef = stack.writeUpperChef(
+      `touch ${started()}/{stem}; while [ ! -e ${gates()}/{stem} ]; do sleep 0.05; done; tr a-z A-Z < {in0} > {out0} && echo {stem} "$(sha256sum < {in0} | cut -c1-16)" >> ${ledger()}`,
     );
     await Promise.all([
       stack.start('majordomo'),

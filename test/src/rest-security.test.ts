@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
@@ -110,18 +110,7 @@ describe('REST API security', { timeout: 240_000 }, () => {
 
   beforeAll(async () => {
     stack = await Stack.start('restsec');
-    const chefFile = stack.dir.join('chef.yaml');
-    writeFileSync(
-      chefFile,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        '    command: tr a-z A-Z < {in0} > {out0} && echo built {stem}',
-        '',
-      ].join('\n'),
-    );
+    const chefFile = stack.writeUpperChef('tr a-z A-Z < {in0} > {out0} && echo built {stem}');
     // The runner keeps task folders in its resource's jobs_local_dir: the one bound to the
     // project's `local` queue, else (no queue record) <its CP_STATE_DIR>/runner/tasks.
     const config = await stack.bus.kv(buckets.config(stack.project), z.unknown());

@@ -229,9 +229,10 @@ export class Stack implements AsyncDisposable {
 
   /**
    * Writes the plainest chef definition, one rule `upper` (src/{stem}.txt → out/{stem}.upper,
-   * `tr a-z A-Z`), into the stack's dir; returns its path for CP_CHEF_DEFINITION.
+   * by default `tr a-z A-Z`; a test's own `command` counts runs or waits for a gate), into the
+   * stack's dir; returns its path for CP_CHEF_DEFINITION.
    */
-  writeUpperChef(): string {
+  writeUpperChef(command = 'tr a-z A-Z < {in0} > {out0}'): string {
     const file = this.dir.join('chef.yaml');
     writeFileSync(
       file,
@@ -240,7 +241,8 @@ export class Stack implements AsyncDisposable {
         '  - id: upper',
         "    inputs: ['src/{stem}.txt']",
         "    outputs: ['out/{stem}.upper']",
-        '    command: tr a-z A-Z < {in0} > {out0}',
+        // A JSON string is a YAML double-quoted scalar: any command, quoted as YAML reads it.
+        `    command: ${JSON.stringify(command)}`,
         '',
       ].join('\n'),
     );

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeadLetter, Envelope, streams, subjects } from '@computepods/protocol';
 import { until } from '@computepods/testkit';
@@ -22,18 +22,9 @@ describe('saved file → rebuilt artefact, end to end', () => {
 
   beforeAll(async () => {
     stack = await Stack.start('e2e');
-    chefFile = stack.dir.join('chef.yaml');
     // Counts runs outside the workspace, so "built exactly once" can be checked.
-    writeFileSync(
-      chefFile,
-      [
-        'rules:',
-        '  - id: upper',
-        "    inputs: ['src/{stem}.txt']",
-        "    outputs: ['out/{stem}.upper']",
-        `    command: tr a-z A-Z < {in0} > {out0} && echo run >> ${stack.dir.path}/count-{stem}`,
-        '',
-      ].join('\n'),
+    chefFile = stack.writeUpperChef(
+      `tr a-z A-Z < {in0} > {out0} && echo run >> ${stack.dir.path}/count-{stem}`,
     );
     await Promise.all([
       stack.start('majordomo'),

@@ -16,7 +16,6 @@ const P = 'late';
 describe('MajorDomo and file events older than the build output they describe', () => {
   const t = new TestMajorDomo(P);
   const requests = t.requests;
-  let seq = 0;
 
   const event = (path: string, content: string, mtimeNs: bigint): FileEvent => ({
     kind: 'changed',
@@ -25,15 +24,7 @@ describe('MajorDomo and file events older than the build output they describe', 
     mtimeNs: String(mtimeNs),
     sha256: sha(content),
   });
-  const files = (...events: FileEvent[]) =>
-    t.bus.publish(
-      'files.changed',
-      subjects.filesChanged(P, POD),
-      { pod: POD, events },
-      {
-        msgId: `files-${++seq}`,
-      },
-    );
+  const files = (...events: FileEvent[]) => t.files(...events);
   /** The chef's part: the result of a request, its output written at `mtimeNs`. */
   const result = (req: BuildRequested, content: string, mtimeNs: bigint) =>
     t.bus.publish('build.result', subjects.buildResult(P), {

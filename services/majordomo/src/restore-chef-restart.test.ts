@@ -49,7 +49,6 @@ describe('a chef restarted between MajorDomo restarts', () => {
   const requests: BuildRequested[] = [];
   const running: Array<{ stop(): Promise<void> }> = [];
   let chef: Bus | undefined;
-  let seq = 0;
 
   const start = async (env: Record<string, string> = {}): Promise<RunningMajorDomo> => {
     const b = await t.connect('majordomo');
@@ -90,20 +89,8 @@ describe('a chef restarted between MajorDomo restarts', () => {
       srv,
     });
   };
-  const files = (...events: FileEvent[]) =>
-    t.bus.publish(
-      'files.changed',
-      subjects.filesChanged(P, POD),
-      { pod: POD, events },
-      { msgId: `files-${++seq}` },
-    );
-  const changed = (path: string, content: string): FileEvent => ({
-    kind: 'changed',
-    path,
-    size: content.length,
-    mtimeNs: String(++seq),
-    sha256: sha(content),
-  });
+  const files = (...events: FileEvent[]) => t.files(...events);
+  const changed = (path: string, content: string) => t.changed(path, content);
   const requested = (taskId: string, after = 0) =>
     untilDefined(`${taskId} requested`, () =>
       requests.slice(after).find((r) => r.taskId === taskId),

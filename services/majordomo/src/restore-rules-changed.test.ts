@@ -46,7 +46,6 @@ describe('MajorDomo restores from its snapshot when the declared rules changed',
   const t = new TestMajorDomo(P);
   const requests: BuildRequested[] = [];
   const running: Array<{ stop(): Promise<void> }> = [];
-  let seq = 0;
 
   const start = async (): Promise<RunningMajorDomo> => {
     const b = await t.connect('majordomo');
@@ -62,27 +61,9 @@ describe('MajorDomo restores from its snapshot when the declared rules changed',
   const rulesKv = () => t.bus.kv(buckets.rules(P), RulesDeclared);
   const declare = async (chef: string, rules: RuleInput[]) =>
     (await rulesKv()).put(chef, { chef, pod: POD, rules });
-  const files = (...events: FileEvent[]) =>
-    t.bus.publish(
-      'files.changed',
-      subjects.filesChanged(P, POD),
-      { pod: POD, events },
-      { msgId: `files-${++seq}` },
-    );
-  const changed = (path: string, content: string): FileEvent => ({
-    kind: 'changed',
-    path,
-    size: content.length,
-    mtimeNs: String(++seq),
-    sha256: sha(content),
-  });
-  const deleted = (path: string): FileEvent => ({
-    kind: 'deleted',
-    path,
-    size: 0,
-    mtimeNs: String(++seq),
-    sha256: null,
-  });
+  const files = (...events: FileEvent[]) => t.files(...events);
+  const changed = (path: string, content: string) => t.changed(path, content);
+  const deleted = (path: string) => t.deleted(path);
   const requested = (taskId: string, after: number) =>
     untilDefined(`${taskId} requested`, () =>
       requests.slice(after).find((r) => r.taskId === taskId),

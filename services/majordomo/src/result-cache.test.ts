@@ -31,15 +31,7 @@ describe('MajorDomo: the result cache', () => {
     mtimeNs: String(++seq * 1000),
     sha256: sha(content),
   });
-  const files = (...events: FileEvent[]) =>
-    t.bus.publish(
-      'files.changed',
-      subjects.filesChanged(P, POD),
-      { pod: POD, events },
-      {
-        msgId: `files-${++seq}`,
-      },
-    );
+  const files = (...events: FileEvent[]) => t.files(...events);
   const resultOf = (id: string, taskId: string, out: string): BuildResult =>
     BuildResult.parse({
       buildId: id,

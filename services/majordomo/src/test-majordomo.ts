@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Bus, createLogger, type Service, thenClose } from '@computepods/bus';
-import { ArtefactRecord, type BuildRequested, buckets, TaskTrace } from '@computepods/protocol';
+import {
+  ArtefactRecord,
+  type BuildRequested,
+  buckets,
+  type FileEvent,
+  subjects,
+  TaskTrace,
+} from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
@@ -26,6 +33,8 @@ export class TestMajorDomo {
   #nats: NatsServer | undefined;
   #bus: Bus | undefined;
   #running: { md: MajorDomo; bus: Bus; service: Service } | undefined;
+  /** Numbers the played watcher's messages and its events' mtimes. */
+  #seq = 0;
 
   constructor(readonly project: string) {}
 
@@ -65,6 +74,32 @@ export class TestMajorDomo {
     logger.level = 'silent';
     const servers = this.nats.url;
     return Bus.connect({ servers, service, project: this.project, logger, discoverable: false });
+  }
+
+  /** Publishes `events` as pod POD's watcher does: one files.changed message, an id of its own. */
+  files(...events: FileEvent[]) {
+    return this.bus.publish(
+      'files.changed',
+      subjects.filesChanged(this.project, POD),
+      { pod: POD, events },
+      { msgId: `files-${++this.#seq}` },
+    );
+  }
+
+  /** `path` changed to `content`, its mtime later than every event made before. */
+  changed(path: string, content: string): FileEvent {
+    return {
+      kind: 'changed',
+      path,
+      size: content.length,
+      mtimeNs: String(++this.#seq),
+      sha256: sha(content),
+    };
+  }
+
+  /** `path` deleted, its mtime later than every event made before. */
+  deleted(path: string): FileEvent {
+    return { kind: 'deleted', path, size: 0, mtimeNs: String(++this.#seq), sha256: null };
   }
 
   /** The project's artefact records and traces as the test writes and reads them. */
