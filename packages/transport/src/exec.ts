@@ -1,10 +1,17 @@
 import type { Client, ClientChannel } from 'ssh2';
 import { channelError } from './classify.js';
 import { TransportError } from './errors.js';
+import { streamStdin } from './exec-stdin.js';
 
 export interface ExecOptions {
-  /** Written to the command's stdin, which is then closed. */
-  readonly stdin?: string | Buffer;
+  /**
+   * Written to the command's stdin, which is then closed. An async iterable (a Readable, a
+   * generator) is streamed: its next chunk is asked for only once ssh2 has copied the last
+   * one into packets (the channel's window allows), so a generator owns a chunk again when
+   * its yield returns. When it throws, the command is killed and fails with its error; when
+   * the command ends first, the iterable is closed (return()) and not read further.
+   */
+  readonly stdin?: string | Buffer | AsyncIterable<Buffer>;
   /** Kill the command (SIGKILL over the channel, then close it) after this long. */
   readonly timeoutMs?: number;
 }
@@ -32,6 +39,16 @@ function sendSignal(stream: ClientChannel, name: string): void {
   }
 }
 
+/** Kills the command (see sendSignal) and closes its channel. */
+function kill(stream: ClientChannel): void {
+  try {
+    sendSignal(stream, 'KILL');
+  } catch {
+    // the channel may be closing already
+  }
+  stream.close();
+}
+
 /**
  * Runs one command on an open connection. `result` settles when the command ends or times
  * out; `closed` when the channel is gone, which is when its slot on the server is free again.
@@ -53,17 +70,14 @@ export function execOnClient(
       let code: number | null | undefined;
       let signal: string | undefined;
       let timedOut = false;
+      /** The stdin iterable's failure: the command was killed for it. */
+      let sourceFailed: { err: unknown } | undefined;
       const timer =
         options.timeoutMs === undefined
           ? undefined
           : setTimeout(() => {
               timedOut = true;
-              try {
-                sendSignal(stream, 'KILL');
-              } catch {
-                // the channel may be closing already
-              }
-              stream.close();
+              kill(stream);
               reject(
                 new TransportError(
                   'TRANSPORT_COMMAND_TIMEOUT',
@@ -79,10 +93,15 @@ export function execOnClient(
         code = c;
         signal = sig ?? undefined;
       });
+      /** Settles once a streamed stdin has stopped: its source is closed when we answer. */
+      let fed: Promise<void> = Promise.resolve();
       stream.on('close', () => {
         if (timer) clearTimeout(timer);
         markClosed();
-        if (timedOut) return;
+        if (!timedOut) void fed.then(settle);
+      });
+      const settle = () => {
+        if (sourceFailed) return reject(sourceFailed.err);
         if (code === undefined) {
           return reject(
             new TransportError(
@@ -98,10 +117,16 @@ export function execOnClient(
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(errOut).toString('utf8'),
         });
-      });
+      };
       stream.on('error', () => undefined);
-      if (options.stdin !== undefined) stream.end(options.stdin);
-      else stream.end();
+      const stdin = options.stdin;
+      if (stdin === undefined) stream.end();
+      else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) stream.end(stdin);
+      else
+        fed = streamStdin(stream, stdin).catch((err: unknown) => {
+          sourceFailed = { err };
+          kill(stream);
+        });
     };
     try {
       client.exec(command, onOpen);

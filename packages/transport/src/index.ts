@@ -26,6 +26,7 @@ export {
   downloadFile,
   type FileTransferOptions,
   type FileTransferReport,
+  STREAM_FROM,
   uploadFile,
 } from './file-transfer.js';
 export {
@@ -51,6 +52,7 @@ export { isNoSuchFile, sftpOps } from './sftp-ops.js';
 export { assertSafeName, isSafeName, shellJoin, shellQuote } from './shell-quote.js';
 export { SshPool } from './ssh-pool.js';
 export type { SshPoolStats } from './stats.js';
+export { putStreamed, type StreamedPut } from './stream-put.js';
 export { endpointOf, type SshTarget, targetKey } from './target.js';
 export {
   downloadTree,

@@ -87,13 +87,13 @@ describe('SFTP transfers when the connection drops mid-file', { timeout: 120_000
   }
 
   /**
-   * Freezes the server's SFTP session (sshd's internal-sftp) holding a file open in `folder`;
-   * returns its pids.
+   * Freezes the server's side of the transfer holding a file open in `folder`: sshd's
+   * internal-sftp, or the `tee` a streamed upload writes through; returns its pids.
    */
   function freezeServerOf(folder: string): number[] {
     const pids = processesUsing(folder).filter((pid) => {
       try {
-        return /sshd|sftp/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+        return /sshd|sftp|^tee\0/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
       } catch {
         return false;
       }

@@ -1,0 +1,144 @@
+import { type FileHandle, open } from 'node:fs/promises';
+import { ChangedWhileReadError, TransportError } from './errors.js';
+import { transferMode } from './file-mode.js';
+import { type StreamHash, streamHash } from './hash-worker.js';
+import type { Hashed, Progress } from './hashed-copy.js';
+import { commandPath } from './safe-path.js';
+import { shellQuote } from './shell-quote.js';
+import type { SshPool } from './ssh-pool.js';
+import { endpointOf, type SshTarget } from './target.js';
+
+/** Bytes per local read; each is one write to the channel. */
+const READ_BLOCK = 1024 * 1024;
+
+/**
+ * The pod's side of a streamed put, as a `sh -c` script taking the file ($1) and its mode in
+ * octal ($2): `tee` writes stdin to the file while OpenSSL (else coreutils' sha256sum) hashes
+ * the same bytes, so the hash is ready when the last byte lands instead of a second read of
+ * the file after it. Prints the hash line, then the file's size on disk. tee's own exit status
+ * is carried out of the pipeline through fd 3 (POSIX sh has no pipefail): a failed write
+ * (ENOSPC) fails the script. The file is created under umask 077 and given its mode only once
+ * whole. Exits 127, before reading any input, when the pod has neither hasher.
+ */
+export const STREAM_PUT_SCRIPT = [
+  'umask 077',
+  'if openssl dgst -sha256 -r </dev/null >/dev/null 2>&1; then h="openssl dgst -sha256 -r"',
+  'elif command -v sha256sum >/dev/null 2>&1; then h=sha256sum; else exit 127; fi',
+  'exec 4>&1',
+  't=$( { { tee -- "$1"; echo $? >&3; } | $h >&4 3>&-; } 3>&1 )',
+  's=$?',
+  '[ "$t" = 0 ] || { echo "tee exited $t" >&2; exit 1; }',
+  '[ "$s" = 0 ] || exit "$s"',
+  'chmod -- "$2" "$1" && wc -c < "$1"',
+].join('\n');
+
+/** What a streamed put sent (hashed here) and what the pod wrote (hashed there). */
+export interface StreamedPut {
+  readonly sent: Hashed;
+  readonly pod: Hashed;
+}
+
+/**
+ * Streams the local file into the remote file `remote` (created or truncated, then given
+ * `mode`) over one exec channel (STREAM_PUT_SCRIPT), hashing it here as it is read: no SFTP
+ * requests, and the pod hashes while the bytes arrive. `remote` reaches the shell only as one
+ * quoted argument (commandPath: no control characters, never read as an option). A local file
+ * that changed while it was read fails with ChangedWhileReadError; undefined when the pod has
+ * no hasher (the caller then takes the SFTP path). The caller compares sent and pod.
+ */
+export async function putStreamed(
+  pool: SshPool,
+  target: SshTarget,
+  local: string,
+  remote: string,
+  mode: number,
+  onProgress?: Progress,
+): Promise<StreamedPut | undefined> {
+  const fh = await open(local, 'r');
+  let hash: StreamHash | undefined;
+  try {
+    const before = await fh.stat();
+    if (!before.isFile()) {
+      throw new TransportError('TRANSPORT_UNSUPPORTED_FILE', `${local} is not a regular file`);
+    }
+    const h = streamHash(before.size);
+    hash = h;
+    const read = { bytes: 0 };
+    const command = [
+      `sh -c ${shellQuote(STREAM_PUT_SCRIPT)} sh`,
+      shellQuote(commandPath(remote, 'remote file')),
+      transferMode(mode).toString(8),
+    ].join(' ');
+    const res = await pool.exec(target, command, {
+      stdin: chunksOf(fh, before.size, h, read, onProgress),
+    });
+    if (res.code === 127) return undefined;
+    const where = `${endpointOf(target)}:${remote}`;
+    if (res.code !== 0) {
+      throw new TransportError(
+        'TRANSPORT_REMOTE_COMMAND_FAILED',
+        `streaming ${local} to ${where} failed (${res.code ?? res.signal}): ${res.stderr.trim()}`,
+        { endpoint: endpointOf(target) },
+      );
+    }
+    const after = await fh.stat();
+    if (
+      read.bytes !== before.size ||
+      after.size !== before.size ||
+      after.mtimeMs !== before.mtimeMs ||
+      after.ctimeMs !== before.ctimeMs
+    )
+      throw new ChangedWhileReadError(local);
+    const m = /^\\?([0-9a-f]{64}) .*\n(\d+)\n$/.exec(res.stdout);
+    if (!m?.[1] || !m[2]) {
+      throw new TransportError(
+        'TRANSPORT_REMOTE_COMMAND_FAILED',
+        `streaming ${local} to ${where}: unexpected output ${JSON.stringify(res.stdout.slice(0, 200))}`,
+      );
+    }
+    return {
+      sent: { sha256: await h.digest(), bytes: read.bytes },
+      pod: { sha256: m[1], bytes: Number(m[2]) },
+    };
+  } finally {
+    hash?.discard(); // a no-op once digested
+    await fh.close();
+  }
+}
+
+/**
+ * The file's bytes in READ_BLOCK chunks, the next read under way while one is sent; each is
+ * hashed once the channel has taken it (streamStdin resumes us then), in order.
+ */
+async function* chunksOf(
+  fh: FileHandle,
+  size: number,
+  h: StreamHash,
+  read: { bytes: number },
+  onProgress?: Progress,
+): AsyncGenerator<Buffer> {
+  const at = (position: number) => {
+    const buf = Buffer.allocUnsafe(READ_BLOCK);
+    const p = fh.read(buf, 0, READ_BLOCK, position).then((r) => buf.subarray(0, r.bytesRead));
+    // Awaited later; a failure while a chunk is out must not count as unhandled meanwhile.
+    p.catch(() => undefined);
+    return p;
+  };
+  let next = at(0);
+  try {
+    for (;;) {
+      const buf = await next;
+      if (buf.length === 0) return;
+      // Counted first: a big chunk's memory moves to the hashing thread at update().
+      read.bytes += buf.length;
+      next = at(read.bytes);
+      yield buf;
+      h.update(buf); // buf is the hash's from here
+      onProgress?.(read.bytes, size);
+      await h.ready();
+    }
+  } finally {
+    // No read left running on a handle about to close.
+    await next.catch(() => undefined);
+  }
+}
