@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
-import { defined, ManagedProcess, TempDir } from '@computepods/testkit';
+import { defined, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileHooks } from './test-file-hooks.js';
 import { testLocalResource } from './test-hooks.js';
@@ -82,6 +82,8 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     }
     expect(existsSync(join(jobs, 'still-running', 'exit'))).toBe(false);
     expect(existsSync(join(jobs, 'direct-running', 'exit'))).toBe(false);
+    // Its pid file comes from the spawner, once it has run for a moment (the runner is gone).
+    await until(() => existsSync(join(jobs, 'direct-running', 'pid')), 'the direct task pid file');
     expect(readFileSync(join(jobs, 'direct-running', 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
     expect(existsSync(join(runs, 'queued'))).toBe(false);
 

@@ -97,13 +97,38 @@ out = []
 PID_HOLD_S = 0.1
 held = []
 held_since = 0.0
+# Tasks started directly whose pid file is not written yet (pid -> (dir, spawned at, monotonic
+# s)): it is written once the task has run for PID_HOLD_S. A short task never needs one (its
+# exit file comes first), and reading /proc/PID/stat at once waits for the exec to complete.
+# Until then a runner that restarts finds no pid file, and its grace period (seconds) covers
+# that; a spawner killed meanwhile leaves output files and no pid file, which the runner never
+# starts again.
+unrecorded = {}
 
 
 def hold_wait():
-    """How long select may sleep: for ever, or until the held pid lines are due."""
-    if not held:
+    """How long select may sleep: for ever, or until held pid lines or pid files are due."""
+    due = [t + PID_HOLD_S for t in (held_since if held else None, first_unrecorded()) if t]
+    if not due:
         return None
-    return max(0.0, held_since + PID_HOLD_S - time.monotonic())
+    return max(0.0, min(due) - time.monotonic())
+
+
+def first_unrecorded():
+    for _, since in unrecorded.values():
+        return since
+    return None
+
+
+def record_pids():
+    """Writes the pid files that are due (oldest first: the dict keeps the order of spawns)."""
+    now = time.monotonic()
+    while unrecorded:
+        pid, (task_dir, since) = next(iter(unrecorded.items()))
+        if now - since < PID_HOLD_S:
+            return
+        del unrecorded[pid]
+        write_pid(task_dir, pid)
 
 
 def hold(line):
@@ -156,7 +181,7 @@ def run(seq, fields, read_ns):
         out.append(f'fail {seq} EINVAL {str(e).encode().hex()}\n')
         return
     if direct:
-        write_pid(task_dir, pid)
+        unrecorded[pid] = (task_dir, time.monotonic())
     children[pid] = (seq, task_dir, read_ns, time.monotonic_ns() if TIMES else 0, direct)
     hold(f'pid {seq} {pid}\n')
 
@@ -229,7 +254,7 @@ def find_program(name, path):
     elif '%' in path:
         return None
     else:
-        candidates = (os.path.join(d or '.', name) for d in path.split(':'))
+        candidates = (f'{d or "."}/{name}' for d in path.split(':'))
     for candidate in candidates:
         try:
             st = os.stat(candidate)
@@ -343,6 +368,7 @@ def reap():
             return
         pid = info.si_pid
         seq, task_dir, read_ns, spawned_ns, direct = children.pop(pid, (None, None, 0, 0, False))
+        unrecorded.pop(pid, None)
         if seq is not None:
             if info.si_code == os.CLD_EXITED:
                 code = info.si_status
@@ -389,6 +415,7 @@ def main():
                 if f[0] == 'run' and len(f) == 6:
                     run(f[1], f[2:], read_ns)
         reap()
+        record_pids()
         flush()
     flush(force=True)
 

@@ -35,6 +35,19 @@ function run(sp: Spawner, r: SpawnRequest) {
   return { started, ended, pid: () => pid };
 }
 
+/**
+ * How the task was started, from its folder: the wrapper writes "PID"; the spawner writes
+ * "PID START" for a task it started directly, once it has run a moment (none for a short one).
+ */
+function startedBy(r: SpawnRequest): 'wrapper' | 'spawner' {
+  const pidFile = join(r.dir, 'pid');
+  if (!existsSync(pidFile)) return 'spawner';
+  const text = readFileSync(pidFile, 'utf8');
+  if (/^\d+\n$/.test(text)) return 'wrapper';
+  expect(text).toMatch(/^\d+ \d+\n$/);
+  return 'spawner';
+}
+
 function alive(pid: number): boolean {
   try {
     return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
@@ -127,9 +140,8 @@ describe('spawner', { timeout: 60_000 }, () => {
     expect(env1).toContain(`PWD=${tmp.path}`);
     expect(env1).toContain('EXTRA=x y');
     expect(pwd1).toEqual([tmp.path]);
-    // Started directly: its pid file holds its start time too (the wrapper writes only its pid).
-    for (const r of direct) expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
-    for (const r of wrapped) expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toMatch(/^\d+\n$/);
+    for (const r of direct) expect(startedBy(r)).toBe('spawner');
+    for (const r of wrapped) expect(startedBy(r)).toBe('wrapper');
     for (const r of direct) expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('0\n');
     sp.close();
   });
@@ -146,13 +158,12 @@ describe('spawner', { timeout: 60_000 }, () => {
     script('not-executable', '#!/bin/sh\nexit 0\n', 0o644);
     const path = `/nowhere:${bin}:/usr/bin:/bin`;
     const sp = new Spawner({ env: { PATH: path } });
-    const pidOf = (r: SpawnRequest) => readFileSync(join(r.dir, 'pid'), 'utf8');
     const found = req('argv  a=1\t--b=2 c,d:e@f%g+h');
     expect(await run(sp, found).ended).toEqual({ kind: 'exit', code: 5 });
     expect(readFileSync(join(found.dir, 'stdout'), 'utf8')).toBe(
       `[a=1]\n[--b=2]\n[c,d:e@f%g+h]\n0=${join(bin, 'argv')}\n`,
     );
-    expect(pidOf(found)).toMatch(/^\d+ \d+\n$/);
+    expect(startedBy(found)).toBe('spawner');
     const relative = req('./bin/argv x');
     expect(await run(sp, relative).ended).toEqual({ kind: 'exit', code: 5 });
     expect(readFileSync(join(relative.dir, 'stdout'), 'utf8')).toBe('[x]\n0=./bin/argv\n');
@@ -161,7 +172,7 @@ describe('spawner', { timeout: 60_000 }, () => {
       const sh = spawnSync('/bin/sh', ['-c', name], { cwd: tmp.path, env: { PATH: path } });
       const r = req(name);
       expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: sh.status });
-      expect(pidOf(r)).toMatch(/^\d+\n$/);
+      expect(startedBy(r)).toBe('wrapper');
       expect(readFileSync(join(r.dir, 'stdout'), 'utf8')).toBe(sh.stdout.toString());
       expect(readFileSync(join(r.dir, 'stderr'), 'utf8').replace(/^sh: \d+: (eval: )?/, '')).toBe(
         sh.stderr.toString().replace(/^\/bin\/sh: \d+: /, ''),
@@ -176,12 +187,12 @@ describe('spawner', { timeout: 60_000 }, () => {
     ] as const) {
       const r = req(command);
       expect(await run(sp, r).ended).toEqual({ kind: 'exit', code: 0 });
-      expect(pidOf(r)).toMatch(/^\d+\n$/);
+      expect(startedBy(r)).toBe('wrapper');
       expect(readFileSync(join(r.dir, 'stdout'), 'utf8')).toContain(out);
     }
     const t = req('true');
     expect(await run(sp, t).ended).toEqual({ kind: 'exit', code: 0 });
-    expect(pidOf(t)).toMatch(/^\d+ \d+\n$/);
+    expect(startedBy(t)).toBe('spawner');
     sp.close();
   });
 
@@ -194,7 +205,11 @@ describe('spawner', { timeout: 60_000 }, () => {
       const r = req('sleep 30');
       const t = run(sp, r);
       const pid = await t.started;
-      expect(readFileSync(join(r.dir, 'pid'), 'utf8')).toMatch(new RegExp(`^${pid} \\d+\n$`));
+      // Its pid file, written once it has run for a moment, names it with its start time.
+      await until(() => existsSync(join(r.dir, 'pid')), 'the pid file');
+      const [filePid, start] = readFileSync(join(r.dir, 'pid'), 'utf8').trim().split(' ');
+      expect(Number(filePid)).toBe(pid);
+      expect(start).toBe(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19]);
       process.kill(-pid, signal);
       expect(await t.ended).toEqual({ kind: 'exit', code });
       expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe(`${code}\n`);
