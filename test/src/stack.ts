@@ -23,7 +23,13 @@ import {
 const root = fileURLToPath(new URL('../../', import.meta.url));
 // One OS process per service: node with tsx's loader, not the tsx CLI (which runs node as a
 // child, so a SIGKILL would hit the wrapper and leave the service running).
-const loader = ['--import', 'tsx'];
+// CP_STACK_NODE_ARGS: more node options for every service process, space-separated (a profile of
+// each in a bench: `--cpu-prof --cpu-prof-dir=/tmp/prof`; node refuses those in NODE_OPTIONS).
+const loader = [
+  '--import',
+  'tsx',
+  ...(process.env.CP_STACK_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
 
 export type ServiceName = 'majordomo' | 'chef' | 'runner' | 'fswatcher';
 
