@@ -78,9 +78,11 @@ describe('SshPool against a real sshd', () => {
     await pool.exec(target, 'true');
     const s = pool.stats();
     expect(s.connectionsOpened).toBe(2);
-    expect(s.rotations).toBeGreaterThanOrEqual(1);
-    expect(s.connectionsClosed).toBe(1);
-    expect(s.activeConnections).toBe(1);
+    // The first, past its age, was rotated out and closed. The second goes too when its own
+    // exec (channel open to close) took 300 ms or more, as under heavy load: a rotation again.
+    expect(s.connectionsClosed).toBeGreaterThanOrEqual(1);
+    expect(s.rotations).toBe(s.connectionsClosed);
+    expect(s.activeConnections).toBe(2 - s.connectionsClosed);
   });
 
   it('lets a rotated connection finish its running command before closing it', async () => {
