@@ -136,6 +136,7 @@ function restorePhases(proc: ManagedProcess, at?: number): Record<string, number
     restoreMs?: Record<string, number>;
     memoryMiB?: Record<string, number>;
     from?: string;
+    snapshotRead?: string;
     tail?: { artefacts: number; traces: number };
   };
   return {
@@ -143,6 +144,8 @@ function restorePhases(proc: ManagedProcess, at?: number): Record<string, number
     ...Object.fromEntries(Object.entries(logged.memoryMiB ?? {}).map(([k, v]) => [`${k}_mib`, v])),
     ...gaps,
     from: logged.from ?? 'buckets',
+    // The snapshot's parts: from MajorDomo's local copy of it, or KV (snapshot-local.ts).
+    ...(logged.snapshotRead ? { snapshot_read: logged.snapshotRead } : {}),
     ...(logged.tail ? { tail_keys: logged.tail.artefacts + logged.tail.traces } : {}),
   };
 }

@@ -159,7 +159,7 @@ export class MajorDomo {
     // Opened at once: each open is a round trip or two, and a restart waits for all of them.
     // The snapshot (MiBs in parts) is read as soon as its bucket is open, while the others open;
     // a warm standby taking over holds the graph already (warm-standby.ts): no snapshot to read.
-    const opening = SnapshotStore.open(bus);
+    const opening = SnapshotStore.open(bus, cfg.stateDir);
     const load = () =>
       opening
         .then((store) => store.load())
@@ -187,10 +187,14 @@ export class MajorDomo {
       bus.logger,
     );
     const planned = plannedWith(declarations, answers);
+    let snapshotRead: string | undefined;
+    const fromStored = async () => {
+      const stored = loaded ?? (await load());
+      if ('snapshot' in stored) snapshotRead = stored.snapshot.readFrom;
+      return fromSnapshot(bus, cfg, traces, stored, planned);
+    };
     const state =
-      (await warm?.take(planned)) ??
-      (await fromSnapshot(bus, cfg, traces, loaded ?? (await load()), planned)) ??
-      (await fromBuckets(bus, cfg, traces));
+      (await warm?.take(planned)) ?? (await fromStored()) ?? (await fromBuckets(bus, cfg, traces));
     const tKv = performance.now();
     const { artefacts, passes } = state;
     const md = new MajorDomo(
@@ -335,6 +339,7 @@ export class MajorDomo {
         artefacts: artefacts.size,
         rules: md.rules.all().size,
         from: state.from,
+        ...(state.from === 'snapshot' ? { snapshotRead } : {}),
         tail: state.tail,
         restoreMs: {
           kv: ms(t0, tKv),

@@ -11,7 +11,7 @@ import {
   subjects,
   TaskTrace,
 } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { NatsServer, TempDir, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo, type RunningMajorDomo } from './majordomo.js';
@@ -45,7 +45,9 @@ const rule = (id: string, input: string, output: string) => ({
  * not leave: the snapshot is stored after a restore only). The next MajorDomo restores from the
  * snapshot and the tail; one more, with the snapshot removed, from every record: graph, task
  * states, records and dispatched builds are the same. A snapshot that is corrupt, of another
- * format or taken with another pass limit is ignored.
+ * format or taken with another pass limit is ignored. Each MajorDomo keeps a local copy of the
+ * snapshot in its state dir (snapshot-local.ts; here one dir for all, another for a MajorDomo on
+ * another machine).
  */
 describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
   let nats: NatsServer;
@@ -53,6 +55,7 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
   const requests: BuildRequested[] = [];
   let seq = 0;
   const running: Array<{ stop(): Promise<void> }> = [];
+  const state = new TempDir('cp-restore-snapshot-');
 
   const connect = (service: string) => {
     const logger = createLogger(service);
@@ -61,7 +64,8 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
   };
   const start = async (env: Record<string, string> = {}): Promise<RunningMajorDomo> => {
     const b = await connect('majordomo');
-    const r = await MajorDomo.start(b, majorDomoConfig({ CP_PROJECT: P, ...env }));
+    const cfg = majorDomoConfig({ CP_PROJECT: P, CP_STATE_DIR: state.path, ...env });
+    const r = await MajorDomo.start(b, cfg);
     running.push(thenClose(r, b));
     return r;
   };
@@ -138,6 +142,7 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     while (running.length) await stop();
     await bus?.close();
     await nats?.[Symbol.asyncDispose]();
+    state[Symbol.dispose]();
   });
 
   it('after changes made since the snapshot, restores what a full restore does', async () => {
@@ -250,7 +255,16 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     const at = Math.floor(bytes.length / 2);
     bytes.set([(bytes[at] ?? 0) ^ 0xff], at);
     await heads.kv.put('part.0', bytes);
-    expect(await check()).toBe('buckets');
+    // The local copy of the snapshot still hashes to its head: read instead of the parts.
+    expect(await check()).toBe('snapshot');
+    // A MajorDomo with no copy (another machine's state dir) reads the parts and refuses them.
+    const elsewhere = new TempDir('cp-restore-snapshot-other-');
+    try {
+      expect(await check({ CP_STATE_DIR: elsewhere.path })).toBe('buckets');
+    } finally {
+      elsewhere[Symbol.dispose]();
+    }
+    // The snapshot that one stored, read from KV (the copy here is of the last one).
     expect(await check()).toBe('snapshot');
   });
 
@@ -260,7 +274,11 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     const b = await connect('majordomo');
     // Rounds when the test says (follow()), none by the timer: which change comes in a round and
     // which only at the takeover is known.
-    const cfg = majorDomoConfig({ CP_PROJECT: P, CP_STANDBY_FOLLOW_MS: '600000' });
+    const cfg = majorDomoConfig({
+      CP_PROJECT: P,
+      CP_STATE_DIR: state.path,
+      CP_STANDBY_FOLLOW_MS: '600000',
+    });
     const warm = await WarmStandby.start(b, cfg);
     let closes = true;
     try {
@@ -314,7 +332,11 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
     const heads = await snapshotKv();
     await untilDefined('the snapshot stored', async () => (await heads.get('head'))?.value);
     const b = await connect('majordomo');
-    const cfg = majorDomoConfig({ CP_PROJECT: P, CP_STANDBY_FOLLOW_MS: '600000' });
+    const cfg = majorDomoConfig({
+      CP_PROJECT: P,
+      CP_STATE_DIR: state.path,
+      CP_STANDBY_FOLLOW_MS: '600000',
+    });
     const warm = await WarmStandby.start(b, cfg);
     let closes = true;
     try {

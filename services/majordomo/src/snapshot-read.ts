@@ -22,11 +22,13 @@ export type ReadParts = { metaText: string; graph: Uint8Array } | { why: string 
  * copied and the meta unzipped: at 100k artefacts ~45 MB of parts held beside what was made of
  * them. Checks as a whole read did: every part there, the length and sha256 of all, the graph's
  * length, then the meta's gzip (in that order of blame: parts that do not hash to the head are
- * not unzipped for a message).
+ * not unzipped for a message). `copy`, when given, is handed each part in order as it comes (the
+ * local copy of the snapshot, snapshot-local.ts); the caller keeps it only if the read succeeds.
  */
 export async function readParts(
   head: SnapshotHead,
   get: (key: string) => Promise<StoredPart | null | undefined>,
+  copy?: (part: Uint8Array) => void,
 ): Promise<ReadParts> {
   const asked = new Map<number, Promise<StoredPart | null | undefined>>();
   const ask = (n: number) => {
@@ -49,6 +51,7 @@ export async function readParts(
       if (e?.operation !== 'PUT') return { why: `snapshot part ${n} of ${head.parts} missing` };
       const c = e.value;
       hash.update(c);
+      copy?.(c);
       bytes += c.length;
       if (n < head.metaParts) meta.write(c);
       else {

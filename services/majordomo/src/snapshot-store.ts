@@ -2,10 +2,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { type Bus, jsonPieces, type TypedKv } from '@computepods/bus';
+import { type Bus, jsonPieces, type Logger, type TypedKv } from '@computepods/bus';
 import { ArtefactRecord, buckets, RulesDeclared } from '@computepods/protocol';
 import { z } from 'zod';
-import { readParts } from './snapshot-read.js';
+import { LocalSnapshot } from './snapshot-local.js';
+import { type ReadParts, readParts } from './snapshot-read.js';
 
 /**
  * MajorDomo's snapshot: the graph it restored (depgraph's compact state) and what a restore reads
@@ -94,6 +95,8 @@ export type SnapshotMeta = z.infer<typeof SnapshotMeta>;
 const StoredMeta = SnapshotMeta.extend({ records: z.array(z.unknown()) });
 
 export interface Snapshot {
+  /** Where its parts were read: the local copy of the stored snapshot (snapshot-local.ts), or KV. */
+  readonly readFrom: 'local copy' | 'KV';
   readonly head: SnapshotHead;
   readonly meta: SnapshotMeta;
   /** depgraph's compact state (DependencyManager.fromBytes). */
@@ -108,13 +111,22 @@ export class SnapshotStore {
     readonly heads: TypedKv<typeof SnapshotHead>,
     readonly raw: TypedKv<typeof SnapshotHead>['kv'],
     readonly partBytes: number,
+    readonly logger: Logger,
+    readonly local?: LocalSnapshot,
   ) {}
 
-  static async open(bus: Bus): Promise<SnapshotStore> {
+  /**
+   * The project's snapshot bucket; with `localDir` (MajorDomo's state dir), the local copy of the
+   * stored snapshot kept there (snapshot-local.ts): a load reads it when it copies the head stored
+   * now, and a save or a load from KV writes it.
+   */
+  static async open(bus: Bus, localDir?: string): Promise<SnapshotStore> {
     const heads = await bus.kv(buckets.snapshot(bus.project), SnapshotHead, { history: 1 });
     // Half the server's max payload, at most 1 MiB: room for headers, any server's limit.
     const max = bus.nc.info?.max_payload ?? 1024 * 1024;
-    return new SnapshotStore(heads, heads.kv, Math.min(1024 * 1024, Math.floor(max / 2)));
+    const local = localDir === undefined ? undefined : LocalSnapshot.in(localDir, bus.project);
+    const partBytes = Math.min(1024 * 1024, Math.floor(max / 2));
+    return new SnapshotStore(heads, heads.kv, partBytes, bus.logger, local);
   }
 
   /** The stored head, when there is one of this format. */
@@ -133,7 +145,7 @@ export class SnapshotStore {
       return {
         why: `snapshot records of schema ${h.recordSchema}, this MajorDomo's is ${RECORD_SCHEMA}`,
       };
-    const read = await readParts(h, (key) => this.raw.get(key));
+    const { read, from } = await this.#readParts(h);
     if ('why' in read) return read;
     const { graph } = read;
     let json: unknown;
@@ -149,7 +161,50 @@ export class SnapshotStore {
     }
     // Not parsed again (see RECORD_SCHEMA): the records as this MajorDomo's schema wrote them.
     const records = shareStrings((json as { records: ArtefactRecord[] }).records);
-    return { snapshot: { head: h, meta: { ...meta.data, records }, graph } };
+    return { snapshot: { readFrom: from, head: h, meta: { ...meta.data, records }, graph } };
+  }
+
+  /**
+   * The parts of `head`: from the local copy when it is one of `head` and passes readParts'
+   * checks, else from KV (written to the local copy as they come, kept if they pass).
+   */
+  async #readParts(head: SnapshotHead): Promise<{ read: ReadParts; from: Snapshot['readFrom'] }> {
+    if (!this.local) return { read: await readParts(head, (key) => this.raw.get(key)), from: 'KV' };
+    const copy = await this.local.open(head);
+    let why: string;
+    if ('why' in copy) why = copy.why;
+    else {
+      try {
+        const read = await readParts(head, (key) => copy.get(key));
+        if (!('why' in read)) return { read, from: 'local copy' };
+        why = read.why;
+      } finally {
+        await copy.close();
+      }
+    }
+    this.logger.info({ file: this.local.file, why }, 'local snapshot copy not used; reading KV');
+    const writer = await this.local.writer(head).catch((err: Error) => {
+      this.#notCopied(err);
+      return undefined;
+    });
+    const read = await readParts(head, (key) => this.raw.get(key), writer?.add).catch(
+      async (err: Error) => {
+        await writer?.abandon();
+        throw err;
+      },
+    );
+    if ('why' in read) await writer?.abandon();
+    else this.#keep(writer?.done());
+    return { read, from: 'KV' };
+  }
+
+  /** A local copy's write, finished in the background (a failure is logged, the copy dropped). */
+  #keep(written: Promise<void> | undefined): void {
+    written?.catch((err: Error) => this.#notCopied(err));
+  }
+
+  #notCopied(err: Error): void {
+    this.logger.warn({ err: err.message }, 'local snapshot copy not written');
   }
 
   /** Stores a new snapshot in place of the last. */
@@ -184,10 +239,20 @@ export class SnapshotStore {
       taken: new Date().toISOString(),
     };
     await this.heads.put(HEAD, head);
+    // The local copy before saying it is stored: a restart right after (a kill -9) finds it.
+    if (this.local) await this.#copy(head, chunks).catch((err: Error) => this.#notCopied(err));
     // Parts the previous, longer snapshot left: gone, and their markers with them.
     for (let n = parts; n < (before?.value.parts ?? 0); n++)
       await this.raw.purge(`part.${n}`).catch(() => undefined);
     return head;
+  }
+
+  /** The local copy of a snapshot just stored. */
+  async #copy(head: SnapshotHead, chunks: Uint8Array[]): Promise<void> {
+    const writer = await this.local?.writer(head);
+    if (!writer) return;
+    for (const c of chunks) writer.add(c);
+    await writer.done();
   }
 }
 

@@ -67,7 +67,7 @@ export class WarmStandby {
   static async start(bus: Bus, cfg: MajorDomoConfig): Promise<WarmStandby> {
     const p = cfg.project;
     const [snapshots, traces, rules, goals] = await Promise.all([
-      SnapshotStore.open(bus),
+      SnapshotStore.open(bus, cfg.stateDir),
       bus.kv(buckets.traces(p), TaskTrace),
       bus.kv(buckets.rules(p), RulesDeclared),
       bus.kv(buckets.goals(p), CanBuildFrom),
