@@ -26,6 +26,7 @@ import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
 import { type AdmissionPolicy, refusalOf } from './task-admission.js';
+import { TaskEvents } from './task-events.js';
 import { TaskLogPublisher, taskLogSettings } from './task-log-publisher.js';
 import { servedProfile } from './task-profile.js';
 import { missingRoots, rootsLabel } from './workspace-roots.js';
@@ -121,6 +122,7 @@ export async function startRunner(
     ? new TaskStages((line) => stagesOut.write(`${JSON.stringify(line)}\n`))
     : undefined;
 
+  const events = new TaskEvents(bus);
   // Task stdout/stderr on NATS as they grow (task-log-publisher.ts).
   const taskLogs = new TaskLogPublisher({
     bus,
@@ -145,16 +147,21 @@ export async function startRunner(
       ...(stages ? { stages } : {}),
     },
     hooks: {
-      record: (rec) => records.write({ ...rec, queue: rc.queue }),
+      record: (rec) => {
+        events.beforeRecord();
+        return records.write({ ...rec, queue: rc.queue });
+      },
       // A plain publish: the events stream stores it all the same, and the record in KV, written
       // before, is the truth; waiting for a JetStream ack per event only cost a round trip each.
       // One event per record write, for the state it ended in: a task admitted straight to
       // running is announced running (previous: submitted), its created and submitted being in
       // the record's history; readers follow running and the ends (the UI, chaos, the chef's
-      // record watch), and each event is a message the events stream stores.
+      // record watch), and each event is a message the events stream stores. While tasks run,
+      // an event may wait a moment for the next record write to share its socket write
+      // (task-events.ts).
       publish: (event, rec, passed) => {
         taskLogs.onState(rec);
-        if (!passed) bus.emit('task.state', subjects.taskState(p), event, cids.get(event.taskId));
+        if (!passed) events.emit(event, cids.get(event.taskId));
         if (isTerminal(event.state)) cids.delete(event.taskId);
       },
       log: (level, msg, data) => log[level](data ?? {}, msg),
@@ -338,6 +345,7 @@ export async function startRunner(
       await consumer?.stop();
       await taskLogs.close();
       await executor.close();
+      events.flush();
       stagesOut?.end();
     },
   };

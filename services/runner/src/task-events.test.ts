@@ -1,0 +1,88 @@
+import { Bus, createLogger } from '@computepods/bus';
+import { subjects, type TaskStateChanged } from '@computepods/protocol';
+import { NatsServer, until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TaskEvents } from './task-events.js';
+
+const P = 'taskevents';
+
+describe('TaskEvents over a real nats-server', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let watcher: Bus;
+  const seen: string[] = [];
+  const logger = createLogger('task-events-test');
+  logger.level = 'silent';
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
+    watcher = await Bus.connect({ servers: nats.url, service: 'ui', project: P, logger });
+    watcher.nc.subscribe(subjects.taskState(P), {
+      callback: (_e, m) => {
+        const { body } = JSON.parse(new TextDecoder().decode(m.data)) as {
+          body: TaskStateChanged;
+        };
+        seen.push(`${body.taskId}:${body.state}`);
+      },
+    });
+    await watcher.nc.flush();
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await watcher?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  const event = (taskId: string, state: TaskStateChanged['state']): TaskStateChanged => ({
+    taskId,
+    resource: 'local',
+    state,
+  });
+  /** Everything published by `bus` so far has reached the watcher. */
+  const settled = async () => {
+    await bus.nc.flush();
+    await watcher.nc.flush();
+  };
+
+  it('holds events while a task runs until the next record write, in order; publishes at once when nothing runs', async () => {
+    seen.length = 0;
+    // A hold longer than the test: only a record write or an idle executor lets them go.
+    const events = new TaskEvents(bus, 600_000);
+    events.emit(event('a', 'running'), undefined);
+    events.emit(event('b', 'submitted'), undefined);
+    await settled();
+    expect(seen).toEqual([]);
+    events.beforeRecord();
+    await settled();
+    expect(seen).toEqual(['a:running', 'b:submitted']);
+    // b runs too; a ends while b runs (held), then b ends: nothing runs, all go at once.
+    events.emit(event('b', 'running'), undefined);
+    events.emit(event('a', 'finished'), undefined);
+    await settled();
+    expect(seen).toHaveLength(2);
+    events.emit(event('b', 'failed'), undefined);
+    await settled();
+    expect(seen).toEqual(['a:running', 'b:submitted', 'b:running', 'a:finished', 'b:failed']);
+    events.flush();
+  });
+
+  it('publishes a held event after its hold without a record write; refuses an invalid one at once', async () => {
+    seen.length = 0;
+    const events = new TaskEvents(bus, 50);
+    events.emit(event('c', 'running'), undefined);
+    await until(() => seen.includes('c:running'), 'the held event after its hold');
+    expect(() => events.emit({ ...event('d', 'running'), taskId: '' }, 'cid')).toThrow(/taskId/);
+    events.emit(event('c', 'finished'), undefined);
+    await settled();
+    expect(seen).toEqual(['c:running', 'c:finished']);
+  });
+
+  it('never throws when the connection is gone: the records are the truth', async () => {
+    const other = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
+    const events = new TaskEvents(other, 600_000);
+    events.emit(event('e', 'running'), undefined);
+    await other.close();
+    expect(() => events.beforeRecord()).not.toThrow();
+  });
+});

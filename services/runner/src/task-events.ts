@@ -1,0 +1,61 @@
+import type { Bus } from '@computepods/bus';
+import { subjects, type TaskStateChanged } from '@computepods/protocol';
+
+/** The longest a task-state event waits for a record write to travel with (ms). */
+export const EVENT_HOLD_MS = 20;
+
+/**
+ * The runner's task-state events (plain publishes; the record in KV, written before, is the
+ * truth). Each socket write to NATS is a write(2) whose loopback TCP delivery and wakeup of the
+ * server cost more than the message itself, and an event published when its record's ack
+ * arrives went alone. While a task runs, the runner writes a record again soon (that task's
+ * end, at the latest): an event announced then waits, up to EVENT_HOLD_MS, and leaves in the
+ * same socket write as the next record (`beforeRecord`) — one write(2) a task fewer for short
+ * tasks. With nothing running there is no next record to wait for: it leaves at once. Events
+ * leave in the order they were announced.
+ */
+export class TaskEvents {
+  readonly #bus: Bus;
+  readonly #subject: string;
+  readonly #holdMs: number;
+  /** Encoded (validated) events, in order. */
+  #held: string[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  /** Tasks announced running and not since announced ended or paused. */
+  readonly #running = new Set<string>();
+
+  constructor(bus: Bus, holdMs = EVENT_HOLD_MS) {
+    this.#bus = bus;
+    this.#subject = subjects.taskState(bus.project);
+    this.#holdMs = holdMs;
+  }
+
+  /** Announces a recorded state; an invalid event throws here, as a publish would. */
+  emit(event: TaskStateChanged, cid: string | undefined): void {
+    const data = this.#bus.encode('task.state', event, cid);
+    if (event.state === 'running') this.#running.add(event.taskId);
+    else this.#running.delete(event.taskId);
+    this.#held.push(data);
+    if (this.#running.size === 0) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), this.#holdMs);
+  }
+
+  /** A record is about to be written: the held events go with it. */
+  beforeRecord(): void {
+    if (this.#held.length) this.flush();
+  }
+
+  /** Publishes the held events now (and at stop); never throws. */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const held = this.#held;
+    this.#held = [];
+    try {
+      for (const data of held) this.#bus.nc.publish(this.#subject, data);
+    } catch (err) {
+      // The connection is closing: the records, in KV, are the truth.
+      this.#bus.logger.warn({ err: String(err), events: held.length }, 'task events not published');
+    }
+  }
+}
