@@ -1,9 +1,9 @@
-import { setFlagsFromString } from 'node:v8';
 import { Bus, createLogger, startService } from '@computepods/bus';
 import { buckets, RulesDeclared, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
 import { watchChefReplicas } from './chef-replicas.js';
 import { majorDomoConfig } from './config.js';
+import { limitHeapGrowth, restoreUnderOwnGrowth } from './heap-growth.js';
 import { startHttp } from './http.js';
 import { standBy } from './leadership.js';
 import { MajorDomo } from './majordomo.js';
@@ -13,11 +13,7 @@ import { apiToken } from './token.js';
 const logger = createLogger('majordomo');
 startService(logger, async ({ signal, opened }) => {
   const cfg = majorDomoConfig();
-  // Before the restore allocates: V8 reads the flag each time it sets the next collection's
-  // limit. A restore, a snapshot stored, graph answers leave garbage that V8 otherwise lets grow
-  // to up to 4 times what was live before collecting it (issue #13).
-  if (cfg.heapGrowingPercent > 0)
-    setFlagsFromString(`--heap-growing-percent=${cfg.heapGrowingPercent}`);
+  limitHeapGrowth(cfg.heapGrowingPercent);
   const bus = opened(
     await Bus.connect({
       service: 'majordomo',
@@ -33,7 +29,9 @@ startService(logger, async ({ signal, opened }) => {
   const leader = await standBy(bus, cfg, token, signal);
   if (leader) opened({ close: () => leader.leadership.lease.release() });
   signal.throwIfAborted();
-  const { md, stop } = await MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm);
+  const { md, stop } = await restoreUnderOwnGrowth(cfg.heapGrowingPercent, bus.logger, () =>
+    MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm),
+  );
   opened({ close: stop });
   signal.throwIfAborted();
   // The leader only: replicas that stop answering have their work handed on or resolved.

@@ -1,0 +1,52 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Logger } from '@computepods/bus';
+
+/**
+ * V8's heap growing percent (CP_HEAP_GROWING_PERCENT; 0: V8's own), read at each full
+ * collection to set the next one's limit. Set at start, before anything allocates much: a
+ * restore, a snapshot stored and graph answers leave garbage that V8 otherwise lets grow to up to
+ * 4 times what was live before collecting it (issue #13).
+ */
+export function limitHeapGrowth(percent: number): void {
+  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
+}
+
+/**
+ * Runs a restore under V8's own heap growth, then sets `percent` again and collects once, so the
+ * limit V8 goes on with is `percent` past what the restore left live, as if set throughout.
+ *
+ * A restore only adds: what it allocates stays live (graph, records), so at 25 % V8 ran a full
+ * collection each time the heap grew by a quarter (8 at 100k artefacts, marking ~0.7 s of CPU on
+ * its helper threads besides the pauses) and freed almost nothing. Under V8's own growth it runs
+ * a few; the one collection after it (~80 ms at 100k) sets the limit to `percent` past what is
+ * live, where leaving V8's own limit in place let the peak grow by ~40 MiB once ready (issue
+ * #15, pnpm bench scale). With `percent` 0 (V8's own throughout) nothing is changed or collected.
+ */
+export async function restoreUnderOwnGrowth<T>(
+  percent: number,
+  logger: Logger,
+  restore: () => Promise<T>,
+): Promise<T> {
+  if (percent <= 0) return restore();
+  setFlagsFromString('--heap-growing-percent=0');
+  try {
+    return await restore();
+  } finally {
+    limitHeapGrowth(percent);
+    const t0 = performance.now();
+    collectGarbage();
+    const heapMiB = Math.round(process.memoryUsage().heapUsed / 1048576);
+    logger.info(
+      { ms: Math.round(performance.now() - t0), heapMiB },
+      'heap collected once restored',
+    );
+  }
+}
+
+/** A full collection (V8's gc(), exposed to a new context only: not to this process's code). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+}
