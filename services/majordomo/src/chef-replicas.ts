@@ -17,7 +17,7 @@ import { watchReplicas } from './replica-census.js';
  */
 export async function watchChefReplicas(
   bus: Bus,
-  rulesKv: TypedKv<typeof RulesDeclared>,
+  rulesKv: Pick<TypedKv<typeof RulesDeclared>, 'watchValid'>,
   graceMs: number,
 ): Promise<() => void> {
   const census = watchReplicas(bus, {

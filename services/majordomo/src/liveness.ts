@@ -57,7 +57,7 @@ interface Seen {
  */
 export async function watchChefLiveness(
   bus: Bus,
-  rulesKv: TypedKv<typeof RulesDeclared>,
+  rulesKv: Pick<TypedKv<typeof RulesDeclared>, 'kv' | 'watchValid'>,
   timeoutMs: number,
   pingMs: number,
 ): Promise<() => void> {

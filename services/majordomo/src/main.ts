@@ -1,5 +1,5 @@
 import { Bus, createLogger, startService } from '@computepods/bus';
-import { buckets, RulesDeclared, TaskRecord } from '@computepods/protocol';
+import { buckets, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
 import { watchChefReplicas } from './chef-replicas.js';
 import { majorDomoConfig } from './config.js';
@@ -29,16 +29,17 @@ startService(logger, async ({ signal, opened }) => {
   const leader = await standBy(bus, cfg, token, signal);
   if (leader) opened({ close: () => leader.leadership.lease.release() });
   signal.throwIfAborted();
-  const { md, stop } = await restoreUnderOwnGrowth(cfg.heapGrowingPercent, bus.logger, () =>
-    MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm),
+  const { md, stop, rulesWatch } = await restoreUnderOwnGrowth(
+    cfg.heapGrowingPercent,
+    bus.logger,
+    () => MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm),
   );
   opened({ close: stop });
   signal.throwIfAborted();
   // The leader only: replicas that stop answering have their work handed on or resolved.
   const tasks = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
-  const rules = await bus.kv(buckets.rules(cfg.project), RulesDeclared);
   const stopReplicas = [
-    await watchChefReplicas(bus, rules, cfg.chefReplicaDeadMs),
+    await watchChefReplicas(bus, rulesWatch, cfg.chefReplicaDeadMs),
     watchRunnerLiveness(bus, tasks, cfg.runnerDeadMs),
   ];
   opened({

@@ -49,6 +49,7 @@ import {
   validDeclarations,
 } from './restore-state.js';
 import { type DeclaredRules, type OwnedRule, RuleRegistry } from './rules.js';
+import { RulesWatch } from './rules-watch.js';
 import { compactSnapshots } from './snapshot-compaction.js';
 import { type Loaded, SnapshotStore } from './snapshot-store.js';
 import type { WarmStandby } from './warm-standby.js';
@@ -58,6 +59,8 @@ export interface RunningMajorDomo extends Service {
   readonly md: MajorDomo;
   /** What the graph was restored from, and the keys read after the snapshot (when one was used). */
   readonly restored: { from: RestoreState['from']; tail?: { artefacts: number; traces: number } };
+  /** The one watch of the rules bucket, for its other readers (main.ts: chef replicas). */
+  readonly rulesWatch: RulesWatch;
 }
 
 export type { Leadership } from './dispatcher.js';
@@ -277,7 +280,8 @@ export class MajorDomo {
     }
 
     // Invalid values are ignored, not read as deletes (that retired a chef's rules).
-    const stopRules = await rulesKv.watchValid((chef, decl) => {
+    const rulesWatch = await RulesWatch.start(rulesKv, declarations, bus.logger);
+    const stopRules = await rulesWatch.watchValid((chef, decl) => {
       void md.#serial(async () => {
         const retired = md.#applyRules(chef, decl);
         if (!retired) return; // a heartbeat: the same declaration again
@@ -286,7 +290,12 @@ export class MajorDomo {
         for (const answer of retired) void md.#reassign(answer, 'rules');
       });
     });
-    const stopLiveness = await watchChefLiveness(bus, rulesKv, cfg.chefTimeoutMs, cfg.chefPingMs);
+    const stopLiveness = await watchChefLiveness(
+      bus,
+      rulesWatch,
+      cfg.chefTimeoutMs,
+      cfg.chefPingMs,
+    );
     const stopCompaction = compactSnapshots({
       bus,
       cfg,
@@ -362,10 +371,12 @@ export class MajorDomo {
     return {
       md,
       restored: { from: state.from, ...(state.tail ? { tail: state.tail } : {}) },
+      rulesWatch,
       stop: async () => {
         md.#stopping = true;
         md.#builds.stop();
         stopRules();
+        rulesWatch.stop();
         stopLiveness();
         stopCompaction();
         md.projectState.stop();
