@@ -2,6 +2,7 @@ import { Bus, createLogger, type Versioned } from '@computepods/bus';
 import { buckets, type RulesDeclared, RulesDeclared as RulesSchema } from '@computepods/protocol';
 import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
 import { RulesWatch } from './rules-watch.js';
 
 const P = 'ruleswatch';
@@ -35,7 +36,7 @@ describe('RulesWatch', () => {
     await nats?.stop();
   });
 
-  const decl = (chef: string, srvId?: string): RulesDeclared => ({
+  const decl = (chef: string, srvId?: string): z.input<typeof RulesSchema> => ({
     chef,
     pod: 'pod-a',
     rules: [
@@ -49,7 +50,7 @@ describe('RulesWatch', () => {
     const a = await rules.put('a', decl('a'));
     await rules.put('b', decl('b'));
     // What the restore read of chef a (the same object is handed on, not a parse of it).
-    const knownA = { ...decl('a') } as RulesDeclared;
+    const knownA = RulesSchema.parse(decl('a'));
     const known = new Map<string, Versioned<RulesDeclared>>([
       ['a', { value: knownA, revision: a }],
     ]);
