@@ -39,14 +39,39 @@ function sendSignal(stream: ClientChannel, name: string): void {
   }
 }
 
-/** Kills the command (see sendSignal) and closes its channel. */
-function kill(stream: ClientChannel): void {
-  try {
-    sendSignal(stream, 'KILL');
-  } catch {
-    // the channel may be closing already
-  }
-  stream.close();
+/** How often a KILL goes again until the command's exit is heard, and for how long at most. */
+const KILL_EVERY_MS = 25;
+const KILL_FOR_MS = 2_000;
+
+/**
+ * Kills the command (see sendSignal), then closes its channel once its exit is heard. OpenSSH's
+ * session child makes its process group (setsid) only after the fork that the exec request's
+ * success reports, so a KILL sent at once may find no group (killpg: ESRCH) and be lost; the
+ * channel closed then hands the command EOF on stdin and lets it run on to its end (the stream-
+ * put test's `cat; touch` finished in fresh-clone CI run 66; 4 of 60 when the source failed at
+ * once). So the KILL goes again every KILL_EVERY_MS until the exit comes, and the channel is
+ * closed then, or after KILL_FOR_MS (a server that refuses signals: the command sees EOF).
+ */
+function kill(stream: ClientChannel, exited: () => boolean): void {
+  const signal = () => {
+    try {
+      sendSignal(stream, 'KILL');
+    } catch {
+      // the channel may be closing already
+    }
+  };
+  const until = performance.now() + KILL_FOR_MS;
+  const close = () => {
+    clearInterval(again);
+    stream.close();
+  };
+  const again = setInterval(() => {
+    if (exited() || performance.now() >= until) close();
+    else signal();
+  }, KILL_EVERY_MS);
+  stream.once('close', () => clearInterval(again));
+  if (exited()) return close();
+  signal();
 }
 
 /**
@@ -77,7 +102,7 @@ export function execOnClient(
           ? undefined
           : setTimeout(() => {
               timedOut = true;
-              kill(stream);
+              kill(stream, () => code !== undefined);
               reject(
                 new TransportError(
                   'TRANSPORT_COMMAND_TIMEOUT',
@@ -125,7 +150,7 @@ export function execOnClient(
       else
         fed = streamStdin(stream, stdin).catch((err: unknown) => {
           sourceFailed = { err };
-          kill(stream);
+          kill(stream, () => code !== undefined);
         });
     };
     try {

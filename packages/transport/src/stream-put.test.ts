@@ -117,6 +117,25 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
     expect(await sh(`ls -A ${shellQuote(remote)}`)).not.toMatch(/finished/);
   });
 
+  it('exec: a source failing at once still kills the command, whose process group may not exist yet', async () => {
+    // sshd's session child makes its process group only after the exec request was answered:
+    // a single KILL sent at once was lost now and then, and the command ran on to its end
+    // (4 of 60 here, before the KILL was sent again until the exit came).
+    const dir = `${remote}/early`;
+    await sh(`mkdir -p ${shellQuote(dir)}`);
+    for (let i = 0; i < 30; i++) {
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield Buffer.alloc(1024, i);
+        throw new Error('local disk gone');
+      }
+      const err = await pool
+        .exec(target, `cat > /dev/null; touch ${shellQuote(`${dir}/${i}`)}`, { stdin: failing() })
+        .catch((e) => e);
+      expect(err.message).toBe('local disk gone');
+    }
+    expect(await sh(`ls -A ${shellQuote(dir)}`)).toBe('');
+  });
+
   it('exec: a command ending before its stdin does stops the source, which is closed', async () => {
     let pulled = 0;
     let closed = false;
