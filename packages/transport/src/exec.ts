@@ -70,8 +70,8 @@ function kill(stream: ClientChannel, exited: () => boolean): void {
     else signal();
   }, KILL_EVERY_MS);
   stream.once('close', () => clearInterval(again));
-  if (exited()) return close();
-  signal();
+  if (exited()) close();
+  else signal();
 }
 
 /**
