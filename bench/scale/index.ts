@@ -6,7 +6,8 @@
 // from its one-file bundle as `up` and deploy/ start it (scripts/bundle.mjs, built here into a
 // temp dir), killed -9 and started again. Per size:
 //   restore: spawn to "majordomo ready" after a kill -9, and MajorDomo's own restore phases
-//     (its log: KV reads, graph, first plan); the same from its TypeScript sources through tsx
+//     (its log: KV reads, graph, first plan; snapshot_read: whether the snapshot's parts came
+//     from MajorDomo's local copy of it in its state dir or from KV); the same from its TypeScript sources through tsx
 //     (as tests start it), the runs of the two alternating (CP_SCALE_TSX=0 skips tsx's); then
 //     CP_SCALE_CHEF_RESTARTS times (default 2) every chef restarted while MajorDomo is down (new
 //     $SRV ids in the declarations, chef-restart.ts) before the kill -9 restart; and one chef
