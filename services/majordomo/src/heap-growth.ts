@@ -21,7 +21,10 @@ export function limitHeapGrowth(percent: number): void {
  * its helper threads besides the pauses) and freed almost nothing. Under V8's own growth it runs
  * a few; the one collection after it (~80 ms at 100k) sets the limit to `percent` past what is
  * live, where leaving V8's own limit in place let the peak grow by ~40 MiB once ready (issue
- * #15, pnpm bench scale). With `percent` 0 (V8's own throughout) nothing is changed or collected.
+ * #15, pnpm bench scale). A restore from every record (no snapshot) sets `percent` again as it
+ * begins (majordomo.ts): it parses every record, garbage a snapshot load does not make, and under
+ * V8's own growth its resident peak went from 361 to 660 MiB. With `percent` 0 (V8's own
+ * throughout) nothing is changed or collected.
  */
 export async function restoreUnderOwnGrowth<T>(
   percent: number,
