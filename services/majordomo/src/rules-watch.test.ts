@@ -1,9 +1,10 @@
-import { Bus, createLogger, type Versioned } from '@computepods/bus';
+import type { Bus, Versioned } from '@computepods/bus';
 import { buckets, type RulesDeclared, RulesDeclared as RulesSchema } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { RulesWatch } from './rules-watch.js';
+import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'ruleswatch';
 
@@ -16,24 +17,16 @@ type Seen = [string, RulesDeclared | undefined, number];
  * is skipped and a delete reported.
  */
 describe('RulesWatch', () => {
-  let nats: NatsServer;
+  // A real nats-server and the test's own connection; no chef played, no MajorDomo started.
+  const t = new TestMajorDomo(P);
   let bus: Bus;
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    const logger = createLogger('test');
-    logger.level = 'silent';
-    bus = await Bus.connect({
-      servers: nats.url,
-      service: 'test',
-      project: P,
-      logger,
-      discoverable: false,
-    });
+    await t.open({ chef: false });
+    bus = t.bus;
   });
   afterAll(async () => {
-    await bus?.close();
-    await nats?.stop();
+    await t.close();
   });
 
   const decl = (chef: string, srvId?: string): z.input<typeof RulesSchema> => ({

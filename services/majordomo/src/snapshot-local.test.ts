@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
-import { Bus, createLogger } from '@computepods/bus';
-import { NatsServer, TempDir } from '@computepods/testkit';
+import type { Bus } from '@computepods/bus';
+import { TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalSnapshot } from './snapshot-local.js';
 import { readParts } from './snapshot-read.js';
 import { type Loaded, type SnapshotMeta, SnapshotStore } from './snapshot-store.js';
+import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'snaplocal';
 
@@ -16,7 +17,8 @@ const P = 'snaplocal';
  * again from them).
  */
 describe('the local snapshot copy', () => {
-  let nats: NatsServer;
+  // A real nats-server and the test's own connection; no chef played, no MajorDomo started.
+  const t = new TestMajorDomo(P);
   let bus: Bus;
   const dir = new TempDir('cp-snaplocal-');
   const meta: SnapshotMeta = {
@@ -38,20 +40,11 @@ describe('the local snapshot copy', () => {
   };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    const logger = createLogger('test');
-    logger.level = 'silent';
-    bus = await Bus.connect({
-      servers: nats.url,
-      service: 'test',
-      project: P,
-      logger,
-      discoverable: false,
-    });
+    await t.open({ chef: false });
+    bus = t.bus;
   });
   afterAll(async () => {
-    await bus?.close();
-    await nats?.stop();
+    await t.close();
     dir[Symbol.dispose]();
   });
 

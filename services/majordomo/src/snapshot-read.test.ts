@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { Bus, createLogger } from '@computepods/bus';
+import type { Bus } from '@computepods/bus';
 import { buckets } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readParts } from './snapshot-read.js';
 import { SNAPSHOT_FORMAT, SnapshotHead } from './snapshot-store.js';
+import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'snapread';
 const PART = 1024;
@@ -16,7 +16,8 @@ const PART = 1024;
  * for at once (what bounds the memory a restart holds in parts, issue #13).
  */
 describe('readParts', () => {
-  let nats: NatsServer;
+  // A real nats-server and the test's own connection; no chef played, no MajorDomo started.
+  const t = new TestMajorDomo(P);
   let bus: Bus;
   let raw: Awaited<ReturnType<typeof store>>['kv'];
   const store = async () => bus.kv(buckets.snapshot(P), SnapshotHead, { history: 1 });
@@ -65,22 +66,13 @@ describe('readParts', () => {
   };
 
   beforeAll(async () => {
-    nats = await NatsServer.start();
-    const logger = createLogger('test');
-    logger.level = 'silent';
-    bus = await Bus.connect({
-      servers: nats.url,
-      service: 'test',
-      project: P,
-      logger,
-      discoverable: false,
-    });
+    await t.open({ chef: false });
+    bus = t.bus;
     raw = (await store()).kv;
     for (const [n, p] of parts.entries()) await raw.put(`part.${n}`, p);
   });
   afterAll(async () => {
-    await bus?.close();
-    await nats?.stop();
+    await t.close();
   });
 
   it('gives the meta unzipped and the graph whole, asking for 16 parts at most at once', async () => {
