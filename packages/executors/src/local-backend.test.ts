@@ -8,7 +8,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TaskSubmitted } from '@computepods/protocol';
+import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
@@ -51,6 +51,19 @@ function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitte
     cwd: tmp.path,
     env: {},
     gpu: false,
+    ...extra,
+  };
+}
+
+/** What a runner killed -9 leaves of `t`, started in folder `dir`: its running record, for adopt(). */
+function runningRecord(t: TaskSubmitted, dir: string, extra: Partial<TaskRecord> = {}): TaskRecord {
+  const time = new Date().toISOString();
+  return {
+    task: t,
+    state: 'running',
+    handle: { kind: 'local', dir, startedAt: Date.now() },
+    history: [{ state: 'running', time }],
+    updated: time,
     ...extra,
   };
 }
@@ -354,18 +367,9 @@ describe('local backend', () => {
     const { ex } = setup(2, { startGraceMs: 200, pollMs: 50 });
     const count = tmp.join('count-late-start');
     const t = task(`echo x >> ${count}`);
-    const time = new Date().toISOString();
     const dir = join(tmp.join('jobs'), t.taskId);
     await ex.adopt([
-      {
-        task: t,
-        state: 'running',
-        handle: { kind: 'local', dir, startedAt: Date.now() },
-        stdoutPath: join(dir, 'stdout'),
-        stderrPath: join(dir, 'stderr'),
-        history: [{ state: 'running', time }],
-        updated: time,
-      },
+      runningRecord(t, dir, { stdoutPath: join(dir, 'stdout'), stderrPath: join(dir, 'stderr') }),
     ]);
     const done = await ex.wait(t.taskId);
     expect(done.state).toBe('finished');
@@ -379,16 +383,7 @@ describe('local backend', () => {
     const dir = join(tmp.join('jobs'), t.taskId);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'pid'), '999999999\n');
-    const time = new Date().toISOString();
-    await ex.adopt([
-      {
-        task: t,
-        state: 'running',
-        handle: { kind: 'local', dir, startedAt: Date.now() },
-        history: [{ state: 'running', time }],
-        updated: time,
-      },
-    ]);
+    await ex.adopt([runningRecord(t, dir)]);
     const done = await ex.wait(t.taskId);
     expect(done).toMatchObject({ state: 'failed', exitCode: null });
     expect(done.reason).toMatch(/ended without writing an exit code/);
@@ -428,16 +423,7 @@ describe('local backend', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'stdout'), '');
     writeFileSync(join(dir, 'stderr'), '');
-    const time = new Date().toISOString();
-    await ex.adopt([
-      {
-        task: t,
-        state: 'running',
-        handle: { kind: 'local', dir, startedAt: Date.now() },
-        history: [{ state: 'running', time }],
-        updated: time,
-      },
-    ]);
+    await ex.adopt([runningRecord(t, dir)]);
     const done = await ex.wait(t.taskId);
     expect(done).toMatchObject({ state: 'failed', exitCode: null });
     expect(done.reason).toMatch(/spawner died as it started the task.*not started again/);
