@@ -48,6 +48,7 @@ import {
   type KvSpec,
   type StreamSpec,
 } from './setup.js';
+import { subscribeMessages } from './subscribe.js';
 import { TypedKv } from './typed-kv.js';
 
 export interface BusOptions {
@@ -367,9 +368,11 @@ export class Bus {
     queue?: string,
   ): void {
     const stats = this.srv?.endpoint(verb, subject);
-    this.nc.subscribe(subject, {
-      ...(queue ? { queue } : {}),
-      callback: (_err, msg) => {
+    subscribeMessages(
+      this.nc,
+      this.logger,
+      subject,
+      (msg) => {
         const started = process.hrtime.bigint();
         const reply = (body: unknown, cid: string, error?: string) => {
           if (stats) ServiceResponder.record(stats, started, error);
@@ -418,7 +421,8 @@ export class Bus {
           }
         })();
       },
-    });
+      queue ? { queue } : {},
+    );
   }
 
   /** The bytes one reply may take: the server's max payload less room for the envelope. */

@@ -71,5 +71,6 @@ export {
   type KvSpec,
   type StreamSpec,
 } from './setup.js';
+export { SUBSCRIPTION_ENDED, subscribeMessages } from './subscribe.js';
 export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';
 export { TypedKv, type Versioned } from './typed-kv.js';

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { Bus } from './bus.js';
 import { type Decoded, decode } from './decode.js';
 import { MessageInvalidError } from './errors.js';
+import { subscribeMessages } from './subscribe.js';
 
 /** What every listener takes besides how its messages are read. */
 interface CommonOptions<M> {
@@ -98,9 +99,11 @@ function subscribe<M>(
 ): Listener {
   const failed = (err: unknown, m: Msg, cid?: string) =>
     bus.logger.error({ err, subject: m.subject, cid }, 'message handler failed');
-  return bus.nc.subscribe(subject, {
-    ...(options.queue ? { queue: options.queue } : {}),
-    callback: (_err, m) => {
+  return subscribeMessages(
+    bus.nc,
+    bus.logger,
+    subject,
+    (m) => {
       let msg: M;
       try {
         msg = parse(m.data);
@@ -123,7 +126,8 @@ function subscribe<M>(
         failed(err, m, options.cidOf(msg));
       }
     },
-  });
+    options.queue ? { queue: options.queue } : {},
+  );
 }
 
 /** The answer to an invalid request: what errorReply (bus.ts) says of a MessageInvalidError. */

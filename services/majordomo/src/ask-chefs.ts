@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Bus, decode, issuesFromError } from '@computepods/bus';
+import { type Bus, decode, issuesFromError, subscribeMessages } from '@computepods/bus';
 import { type CanBuildFrom, type HowToBuild, subjects } from '@computepods/protocol';
 
 /**
@@ -24,14 +24,12 @@ export async function askHowToBuild(
   const inbox = `${inboxPrefix(bus)}.${randomUUID().replaceAll('-', '')}`;
   const got: Array<{ data: Uint8Array; noResponders: boolean }> = [];
   let wake: (() => void) | undefined;
-  const sub = bus.nc.subscribe(inbox, {
-    callback: (_err, msg) => {
-      got.push({
-        data: msg.data,
-        noResponders: msg.data.length === 0 && msg.headers?.code === 503,
-      });
-      wake?.();
-    },
+  const sub = subscribeMessages(bus.nc, bus.logger, inbox, (msg) => {
+    got.push({
+      data: msg.data,
+      noResponders: msg.data.length === 0 && msg.headers?.code === 503,
+    });
+    wake?.();
   });
   /** Takes the answers read so far; true once the gathering is over (all chefs, or nobody). */
   const take = (): boolean => {

@@ -1,4 +1,4 @@
-import { type Bus, jsonStream } from '@computepods/bus';
+import { type Bus, jsonStream, subscribeMessages } from '@computepods/bus';
 import {
   ArtefactRecord,
   ArtefactStatus,
@@ -517,19 +517,17 @@ export async function startHttp(
       // follows. Opened first, the first events could go before the SUB reached the server.
       let es: EventStream | undefined;
       const early: Array<[string, string]> = [];
-      const sub = bus.nc.subscribe(`cp.${cfg.project}.>`, {
-        callback: (_err, m) => {
-          // Task logs are followed on their own route (task-logs.ts), not sent to every stream.
-          if (m.subject.startsWith(apiPrefix) || m.subject.startsWith(logPrefix)) return;
-          let type = 'message';
-          try {
-            type = (m.json<{ type?: string }>().type ?? type).replace(/[^\w.-]/g, '');
-          } catch {
-            return;
-          }
-          if (es) es.send(type, m.string());
-          else early.push([type, m.string()]);
-        },
+      const sub = subscribeMessages(bus.nc, bus.logger, `cp.${cfg.project}.>`, (m) => {
+        // Task logs are followed on their own route (task-logs.ts), not sent to every stream.
+        if (m.subject.startsWith(apiPrefix) || m.subject.startsWith(logPrefix)) return;
+        let type = 'message';
+        try {
+          type = (m.json<{ type?: string }>().type ?? type).replace(/[^\w.-]/g, '');
+        } catch {
+          return;
+        }
+        if (es) es.send(type, m.string());
+        else early.push([type, m.string()]);
       });
       await bus.nc.flush().catch(() => undefined);
       if (req.raw.destroyed) {
