@@ -9,6 +9,7 @@
 export type {
   Backend,
   BackendContext,
+  LaneWait,
   LogRead,
   LogStream,
   RecordPatch,
