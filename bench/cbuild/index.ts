@@ -29,6 +29,7 @@ import {
   Envelope,
   StatusReply,
   statusWithAllArtefacts,
+  subjects,
 } from '@computepods/protocol';
 import { runCommand } from '@computepods/testkit';
 import { z } from 'zod';
@@ -315,6 +316,20 @@ let eventCount = 0;
 const artefactsKv = await stack.bus.kv(buckets.artefacts(stack.project), ArtefactRecord);
 /** The writes (puts and deletes) MajorDomo made to the artefacts bucket so far: its last sequence. */
 const artefactWrites = async () => (await artefactsKv.kv.status()).streamInfo.state.last_seq;
+/** The fswatcher's file-change messages and the events in them (the watcher's announcements). */
+let fileBatches = 0;
+let fileEvents = 0;
+const filesSub = stack.bus.nc.subscribe(subjects.filesChangedAll(stack.project), {
+  callback: (_e, m) => {
+    fileBatches++;
+    try {
+      const env = Envelope.parse(JSON.parse(new TextDecoder().decode(m.data)));
+      fileEvents += (env.body as { events: unknown[] }).events.length;
+    } catch {
+      // Not a message of ours: counted as a batch, no events.
+    }
+  },
+});
 const seenSha = new Map<string, string | null>();
 const seenStatus = new Map<string, string>();
 let wake: (() => void) | undefined;
@@ -511,6 +526,7 @@ for (const sc of scenarios) {
   const polls0 = statusPolls;
   const summaries0 = summaryPolls;
   const events0 = eventCount;
+  const [batches0, fileEvents0] = [fileBatches, fileEvents];
   const writes0 = await artefactWrites();
   const t0 = now();
   let oursMs: number;
@@ -547,6 +563,10 @@ for (const sc of scenarios) {
   // wrote to its bucket (a record only queued is not written: a restart plans it again).
   figures[`${sc.name}_artefact_events`] = eventCount - events0;
   figures[`${sc.name}_artefact_writes`] = (await artefactWrites()) - writes0;
+  // What the fswatcher announced (a build's outputs that MajorDomo recorded from the chef's
+  // report are not: services/fswatcher reports.ts).
+  figures[`${sc.name}_file_batches`] = fileBatches - batches0;
+  figures[`${sc.name}_file_events`] = fileEvents - fileEvents0;
   const l1 = ledgerCounts(ledger.ours);
   const reqs = log.requests.slice(r0);
   // Where the time went: edit → first request, → link request, → last result; and how busy
@@ -618,6 +638,7 @@ for (const sc of scenarios) {
     made.cpuMs,
     figures[`${sc.name}_artefact_events`] as number,
     figures[`${sc.name}_artefact_writes`] as number,
+    `${figures[`${sc.name}_file_batches`]}/${figures[`${sc.name}_file_events`]}`,
   ]);
   Object.assign(figures, {
     [`${sc.name}_ours_ms`]: oursMs,
@@ -673,7 +694,7 @@ table(
   rows,
 );
 table(
-  'CPU ms per scenario (utime+stime from /proc; compilers: the tasks the runner spawned, make: make and its compilers), and the artefact records MajorDomo announced and wrote',
+  'CPU ms per scenario (utime+stime from /proc; compilers: the tasks the runner spawned, make: make and its compilers), the artefact records MajorDomo announced and wrote, and the file changes the fswatcher announced (batches/events)',
   [
     'scenario',
     'majordomo',
@@ -686,6 +707,7 @@ table(
     'make + compilers',
     'artefact events',
     'artefact KV writes',
+    'file batches/events',
   ],
   cpuRows,
 );
@@ -721,6 +743,7 @@ await Promise.all(
   }),
 );
 artefactSub.unsubscribe();
+filesSub.unsubscribe();
 for (const s of timedSubs) s.unsubscribe();
 log.close();
 await stack[Symbol.asyncDispose]();

@@ -16,7 +16,7 @@ import {
  *   majordomo     plans: reads file changes and results, dispatches builds, keeps artefact records
  *   chef          takes its own build queue, submits tasks, reports results; no resources, no records but its rules
  *   runner        takes its own queue's tasks, writes task records, state events and its tasks' logs
- *   fswatcher     publishes file changes and its pod's logs
+ *   fswatcher     publishes file changes and its pod's logs; reads artefact states
  *   inotify2nats  the same from a user's machine, and nothing else (no reads)
  *   member        reads everything (task logs too), requests builds, controls tasks
  *   viewer        reads everything (task logs too), asks read-only questions
@@ -325,7 +325,14 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             dlq,
           ],
         },
-        sub: { allow: [...b.sub, ...(grant.role === 'fswatcher' ? SRV_SUB : [])] },
+        sub: {
+          allow: [
+            ...b.sub,
+            // A pod's fswatcher reads MajorDomo's artefact records as announced, to leave the
+            // bytes a build wrote and MajorDomo recorded unannounced (services/fswatcher reports.ts).
+            ...(grant.role === 'fswatcher' ? [...SRV_SUB, subjects.artefactState(p)] : []),
+          ],
+        },
         ...(resp ? { resp } : {}),
       };
     }

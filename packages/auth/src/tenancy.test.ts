@@ -149,6 +149,41 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
     void done;
   });
 
+  it("lets a fswatcher follow MajorDomo's artefact states and no other subject; not inotify2nats", async () => {
+    const admin = await as({ role: 'admin', project: 'alpha' });
+    const fsw = await as({ role: 'fswatcher', project: 'alpha', scope: 'pod1' });
+    const i2n = await as({ role: 'inotify2nats', project: 'alpha', scope: 'laptop' });
+    /** What a subscription receives, and the errors it is closed with. */
+    const follow = (bus: Bus, subject: string) => {
+      const got: string[] = [];
+      const errors: Error[] = [];
+      bus.nc.subscribe(subject, {
+        callback: (err, m) => {
+          if (err) errors.push(err);
+          else got.push(m.subject);
+        },
+      });
+      return { got, errors };
+    };
+    const states = follow(fsw, subjects.artefactState('alpha'));
+    const results = follow(fsw, subjects.buildResult('alpha'));
+    const everything = follow(fsw, 'cp.alpha.>');
+    const laptop = follow(i2n, subjects.artefactState('alpha'));
+    // The SUBs are in place (or refused) before anything is published.
+    await Promise.all([fsw.nc.flush(), i2n.nc.flush()]);
+    admin.nc.publish(subjects.artefactState('alpha'), '{}');
+    admin.nc.publish(subjects.buildResult('alpha'), '{}');
+    await admin.nc.flush();
+    await until(() => states.got.length === 1, 'the artefact state received');
+    await until(
+      () => [results, everything, laptop].every((s) => s.errors.some(isPermissionDenied)),
+      'the other subscriptions refused',
+    );
+    await Promise.all([fsw.nc.flush(), i2n.nc.flush()]);
+    expect(states).toEqual({ got: [subjects.artefactState('alpha')], errors: [] });
+    expect([results.got, everything.got, laptop.got]).toEqual([[], [], []]);
+  });
+
   it('refuses inotify2nats any read: no artefact records, no task records', async () => {
     const i2n = await as({ role: 'inotify2nats', project: 'alpha', scope: 'laptop' });
     const kv = await i2n.kv(buckets.artefacts('alpha'), z.unknown());

@@ -30,6 +30,7 @@ export {
 } from './errors.js';
 export { type HashFileOptions, hashFile } from './hash.js';
 export { defaultIgnores, PathMatcher } from './ignore.js';
+export type { ReportedWrite } from './reports.js';
 export { isRacy, type LogOffset, type Stamp, StampCache } from './stamps.js';
 export type {
   FileEvent,

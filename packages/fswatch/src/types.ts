@@ -78,6 +78,11 @@ export interface FileWatcherOptions {
   policies?: readonly PolicyRule[];
   /** While any of these (relative to root) exists, events are held. Default ['.git/index.lock']. */
   vcsLockFiles?: readonly string[];
+  /**
+   * How long a look at a path announced by expectWrite waits for its reportWrite at most; then
+   * it is made and announced as usual. Default 2000.
+   */
+  reportWaitMs?: number;
   /** Clock granularity for racy stamps (git's racy-git). Default 20. */
   racyWindowMs?: number;
   /** Poll period for subtrees that could not get an inotify watch. Default 1000. */
@@ -114,6 +119,8 @@ export interface WatcherStats {
   pending: number;
   /** Paths held while a VCS lock file exists. */
   held: number;
+  /** Looks waiting for a producer's report (expectWrite, reportWrite). */
+  parked: number;
   /** Directory watches (inotify) in use. */
   watches: number;
   /** Directories polled because no watch could be had. */
@@ -123,4 +130,6 @@ export interface WatcherStats {
   logBytes: number;
   /** Files whose stamps are recorded. */
   stamps: number;
+  /** Looks that found the bytes a producer reported (reportWrite): recorded, not announced. */
+  reported: number;
 }

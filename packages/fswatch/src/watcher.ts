@@ -18,6 +18,7 @@ import { lookAt } from './look-here.js';
 import type { CheckItem, CheckResult, RawStat, WorkerPool } from './pool.js';
 import { sharedPool } from './pool.js';
 import { type RacyDue, RacyVerifier } from './racy.js';
+import { type ReportedWrite, WriteReports } from './reports.js';
 import { join, parentOf, reconcile, type ScanContext } from './scan.js';
 import type { Stamp } from './stamps.js';
 import { isRacy, StampCache, sameStat } from './stamps.js';
@@ -62,6 +63,8 @@ export class FileWatcher {
   /** Paths whose look comes from `settler`: what it finds counts. */
   private readonly secondLook = new Set<string>();
   private readonly delivery: Delivery;
+  /** Files a producer here writes and the consumer records from its report: not announced. */
+  private readonly reports: WriteReports;
   private readonly dirs: DirWatchers;
   private readonly tailer: LogTailer | undefined;
   private matcher!: PathMatcher;
@@ -78,12 +81,14 @@ export class FileWatcher {
     dropped: 0,
     pending: 0,
     held: 0,
+    parked: 0,
     watches: 0,
     polledDirs: 0,
     rescans: 0,
     logChunks: 0,
     logBytes: 0,
     stamps: 0,
+    reported: 0,
   };
 
   private started = false;
@@ -132,6 +137,11 @@ export class FileWatcher {
     this.debouncer = new Debouncer(opts.debounceMs ?? 5, this.maxWaitMs, (items) =>
       this.onDue(items),
     );
+    this.reports = new WriteReports({
+      waitMs: opts.reportWaitMs ?? 2000,
+      maxReports: 10_000,
+      release: (items) => this.onDue(items),
+    });
     this.settler = new Debouncer(opts.settleMs ?? 50, this.maxWaitMs, (items) => {
       for (const it of items) this.secondLook.add(it.path);
       this.onDue(items);
@@ -235,10 +245,12 @@ export class FileWatcher {
       pending:
         this.debouncer.size +
         this.settler.size +
+        this.reports.parked +
         this.inCheck.size +
         this.delivery.pending +
         this.reconcileQueue.size,
       held: this.held.size,
+      parked: this.reports.parked,
       watches: this.dirs.count,
       polledDirs: this.dirs.polled.size,
       stamps: this.cache.size,
@@ -252,6 +264,7 @@ export class FileWatcher {
       if (
         this.debouncer.size === 0 &&
         this.settler.size === 0 &&
+        this.reports.parked === 0 &&
         !this.settling &&
         this.delivery.idle &&
         !(this.tailer?.busy ?? false) &&
@@ -261,6 +274,24 @@ export class FileWatcher {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
+  }
+
+  /**
+   * A producer on this machine is writing `path` (relative to the root) and the consumer will
+   * record its bytes from the producer's own report: a look at it waits for reportWrite (at most
+   * reportWaitMs), so that bytes the consumer has need not be announced.
+   */
+  expectWrite(path: string): void {
+    this.reports.expect(path);
+  }
+
+  /**
+   * The consumer's record of `path`: these bytes, written here by a producer (its report), or
+   * undefined for any other state. A look finding exactly them (hash, size, mtime) records their
+   * stamp as acknowledged with no event; anything else is announced as usual.
+   */
+  reportWrite(path: string, write: ReportedWrite | undefined): void {
+    this.reports.report(path, write);
   }
 
   /** Looks at the whole tree again against the stamps (after a suspected missed event). */
@@ -287,7 +318,11 @@ export class FileWatcher {
     this.racy.close();
     this.dirs.closeAll();
     if (this.started) {
-      const items = [...this.debouncer.takeAll(), ...this.settler.takeAll()];
+      const items = [
+        ...this.debouncer.takeAll(),
+        ...this.settler.takeAll(),
+        ...this.reports.takeAll(),
+      ];
       if (items.length > 0 && !this.lockPresent()) await this.check(items);
       while (this.reconciling) await this.reconciling;
       await this.delivery.drain(deadline);
@@ -439,6 +474,7 @@ export class FileWatcher {
   private async check(items: DueItem[]): Promise<void> {
     const todo: DueItem[] = [];
     for (const it of items) {
+      if (this.reports.park(it.path)) continue;
       if (this.inCheck.has(it.path)) this.recheck.add(it.path);
       else {
         this.inCheck.add(it.path);
@@ -579,6 +615,7 @@ export class FileWatcher {
           return;
         }
         if (!settled && stamp.size === 0 && this.settle(it)) return;
+        if (this.adoptReported(rel, stamp)) return;
         this.record(rel, stamp);
       }
     }
@@ -593,6 +630,21 @@ export class FileWatcher {
   private settle(it: DueItem): boolean {
     if (this.closing || performance.now() - it.first >= this.maxWaitMs) return false;
     this.settler.touch(it.path, it.first);
+    return true;
+  }
+
+  /**
+   * The consumer recorded these very bytes from their producer's report (reportWrite): their
+   * stamp is acknowledged as it stands, with no event. Not while another state of the path is
+   * still to be delivered: that one's commit would overwrite the stamp.
+   */
+  private adoptReported(rel: string, stamp: Stamp): boolean {
+    if (!this.reports.matches(rel, stamp) || this.delivery.pendingState(rel) !== undefined)
+      return false;
+    this.cache.set(rel, stamp);
+    this.stat.reported++;
+    this.schedulePersist();
+    if (isRacy(stamp, this.racyWindowNs)) this.scheduleRacy(rel, stamp);
     return true;
   }
 

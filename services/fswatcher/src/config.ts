@@ -36,6 +36,11 @@ export const fsWatcherEnv = defineEnv({
     default: '5',
     doc: 'quiet time before a changed file is hashed (a file found empty or gone gets a second look 50 ms later)',
   },
+  CP_REPORT_WAIT_MS: {
+    schema: envIntType({ ...TIMER_MS, min: 0 }),
+    default: '2000',
+    doc: "how long a look at a build's output waits for MajorDomo's record of it (the bytes its chef reported are then not announced again); then it is announced as usual",
+  },
   CP_STATE_DIR: {
     schema: envString(),
     default: '.state',
@@ -51,6 +56,8 @@ export interface FsWatcherConfig {
   readonly stampFile: string;
   readonly ignoreFile: string;
   readonly debounceMs: number;
+  /** How long a look at an output being built waits for MajorDomo's record of its bytes. */
+  readonly reportWaitMs: number;
   /** gitignore-style patterns of files streamed like `tail -f` instead of hashed. */
   readonly logPatterns: readonly string[];
 }
@@ -67,6 +74,7 @@ export function fsWatcherConfig(env: NodeJS.ProcessEnv = process.env): FsWatcher
     stampFile: resolve(e.CP_STATE_DIR, 'fswatcher', 'stamps'),
     ignoreFile: resolve(root, e.CP_IGNORE_FILE),
     debounceMs: e.CP_DEBOUNCE_MS,
+    reportWaitMs: e.CP_REPORT_WAIT_MS,
     logPatterns: (e.CP_LOG_PATTERNS ?? '')
       .split(',')
       .map((p) => p.trim())

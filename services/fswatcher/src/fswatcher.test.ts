@@ -44,6 +44,7 @@ describe('the fswatcher publishing a workspace (a real nats-server)', () => {
       stampFile: dir.join('state', 'stamps'),
       ignoreFile: join(root, '.cpignore'),
       debounceMs: 5,
+      reportWaitMs: 2000,
       logPatterns: [],
     });
     try {

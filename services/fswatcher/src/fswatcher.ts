@@ -5,6 +5,7 @@ import { type FileEvent, FileWatcher } from '@computepods/fswatch';
 import { publishLogChunk } from '@computepods/logstream';
 import { publishable, subjects } from '@computepods/protocol';
 import type { FsWatcherConfig } from './config.js';
+import { followReports } from './reports.js';
 
 /**
  * Temp files of verified uploads (`.name.tmp-<hex>`, see transport's uploadFile): they exist for
@@ -38,6 +39,7 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<Se
     ignoreFile: cfg.ignoreFile,
     ignore: [UPLOAD_TEMPS],
     debounceMs: cfg.debounceMs,
+    reportWaitMs: cfg.reportWaitMs,
     logger: bus.logger,
     policies: cfg.logPatterns.map((pattern) => ({ pattern, policy: 'log' as const })),
     onBatch: async (batch) => {
@@ -55,7 +57,19 @@ export async function startFsWatcher(bus: Bus, cfg: FsWatcherConfig): Promise<Se
     },
     onLog: (chunk) => publishLogChunk(bus, cfg.pod, chunk),
   });
-  await watcher.start();
+  // Before the start: a build's outputs written meanwhile are not announced for nothing.
+  const unfollow = followReports(bus, cfg.pod, watcher);
+  try {
+    await watcher.start();
+  } catch (err) {
+    unfollow();
+    throw err;
+  }
   bus.logger.info({ root: cfg.root, logPatterns: cfg.logPatterns }, 'watching workspace');
-  return { stop: () => watcher.close() };
+  return {
+    stop: async () => {
+      unfollow();
+      await watcher.close();
+    },
+  };
 }
