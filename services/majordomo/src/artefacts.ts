@@ -35,6 +35,14 @@ const TRANSIENT: ReadonlySet<ArtefactStatus> = new Set(['queued']);
  */
 export class ArtefactManager {
   readonly #records = new RecordIndex();
+  /**
+   * Per path, the last write issued and not yet settled. MajorDomo's serial queue goes on while a
+   * message's writes are in flight (majordomo.ts, STORED), so the next message may write the same
+   * path: its write waits for the one before. Writes on one connection keep their order anyway;
+   * this keeps it when the first is sent again (TypedKv retries a write nobody answered, a
+   * cluster's stream between leaders).
+   */
+  readonly #writing = new Map<string, Promise<void>>();
 
   private constructor(
     readonly bus: Bus,
@@ -127,9 +135,21 @@ export class ArtefactManager {
     if (next.status !== 'cancelled') delete next.held;
     if (prev && same(prev, next)) return prev;
     this.#records.set(path, next);
-    if (!transientOnly(prev, next)) await this.kv.put(path, next);
+    if (!transientOnly(prev, next)) await this.#inOrder(path, () => this.kv.put(path, next));
     this.bus.emit('artefact.state', subjects.artefactState(this.bus.project), next, cid);
     return next;
+  }
+
+  /** Runs `write` once the path's write before it (if any is in flight) has settled. */
+  #inOrder(path: string, write: () => Promise<unknown>): Promise<void> {
+    const before = this.#writing.get(path);
+    const written = (before ? before.then(write) : write()).then(() => undefined);
+    const settled = written.catch(() => undefined);
+    this.#writing.set(path, settled);
+    void settled.then(() => {
+      if (this.#writing.get(path) === settled) this.#writing.delete(path);
+    });
+    return written;
   }
 
   /** The pods holding `sha256` at `path` once `pod` has it too: the new hash replaces the old. */
@@ -150,7 +170,7 @@ export class ArtefactManager {
     const prev = this.#records.get(path);
     if (!prev) return;
     this.#records.delete(path);
-    await this.kv.delete(path);
+    await this.#inOrder(path, () => this.kv.delete(path));
     this.bus.emit(
       'artefact.state',
       subjects.artefactState(this.bus.project),

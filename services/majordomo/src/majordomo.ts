@@ -122,7 +122,9 @@ export class MajorDomo {
       logger,
       leader,
       applyChange: (res, cid) => this.#handleChange(res, cid),
-      applyCached: (f, result, cid) => this.#applyResult(f, result, cid),
+      // Inside the serial queue (a pump): stored before the pump goes on, as a chef's result is
+      // before it is acknowledged.
+      applyCached: async (f, result, cid) => (await this.#applyResult(f, result, cid)).stored,
       serial: (fn) => this.#serial(fn),
       plan: (cid) => this.#pump(cid),
     });
@@ -311,8 +313,16 @@ export class MajorDomo {
       rules: rulesKv,
       goals,
       snapshots,
-      quiet: () => !md.#stopping && md.#builds.size === 0 && md.#changing === 0,
+      quiet: () => !md.#stopping && md.#builds.size === 0 && !md.#busy(),
     });
+    // STORED: a message is applied in the serial queue (graph, records in memory, the builds it
+    // makes ready requested) and the queue goes on while its records are written; it is
+    // acknowledged once they are stored, so a MajorDomo killed -9 before that gets it again (and
+    // re-plans from the records it has). A result's next pass is requested a round trip sooner,
+    // and the watcher's look at an auxiliary (.fls, .blg) no longer holds the queue ahead of the
+    // result that follows it (pnpm bench e2e's LaTeX part, #15). Each consumer hands up to
+    // IN_FLIGHT messages over at once, so the next is applied while one's writes are stored; the
+    // queue takes them in delivery order (nothing is awaited before a handler joins it).
     // ACKS: a message is acknowledged once what it changed is written, with a plain ack. Waiting
     // for the server to confirm each ack cost a reply message per result and per file batch (pnpm
     // bench cbuild, #15) and held the queue's next message for that round trip, for nothing a
@@ -325,10 +335,14 @@ export class MajorDomo {
       accept: ['files.changed'],
       // Plain acks (no round trip each; ACKS below says why that is safe here).
       confirmAck: false,
+      concurrency: IN_FLIGHT,
       handler: async (msg, ctx) => {
         checkPodSubject(p, ctx.subject, msg.body);
-        await md.#mustLead(); // a stale leader leaves it to the new one (nak)
-        return md.#serial(() => md.onFilesChanged(msg.body, msg.cid));
+        const { stored } = await md.#serial(async () => {
+          await md.#mustLead(); // a stale leader leaves it to the new one (nak)
+          return md.onFilesChanged(msg.body, msg.cid);
+        });
+        await stored; // STORED above
       },
     });
     const resultsConsumer = await bus.consume({
@@ -337,9 +351,13 @@ export class MajorDomo {
       filterSubject: subjects.buildResult(p),
       accept: ['build.result'],
       confirmAck: false,
+      concurrency: IN_FLIGHT,
       handler: async (msg) => {
-        await md.#mustLead();
-        return md.#serial(() => md.onBuildResult(msg.body, msg.cid));
+        const { stored } = await md.#serial(async () => {
+          await md.#mustLead();
+          return md.onBuildResult(msg.body, msg.cid);
+        });
+        await stored; // STORED above
       },
     });
     // Once restored: work held back while the lease's window was closed goes on when it reopens.
@@ -389,6 +407,7 @@ export class MajorDomo {
         md.projectState.stop();
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
+        await Promise.allSettled(md.#storing);
       },
     };
   }
@@ -403,6 +422,25 @@ export class MajorDomo {
   #queue: Promise<unknown> = Promise.resolve();
   /** State changes queued or being applied (see status(): not idle while one is). */
   #changing = 0;
+
+  /** Writes of changes applied and not yet stored (STORED in start()): tracked by #stored. */
+  readonly #storing = new Set<Promise<void>>();
+
+  /** A change queued, being applied, or whose writes are not stored yet: not idle. */
+  #busy(): boolean {
+    return this.#changing > 0 || this.#storing.size > 0;
+  }
+
+  /** `writes` tracked until they settle (#busy); a failure is the awaiting caller's, and handled. */
+  #stored(writes: Promise<unknown>): Stored {
+    const stored = writes.then(() => undefined);
+    this.#storing.add(stored);
+    const done = () => {
+      this.#storing.delete(stored);
+    };
+    stored.then(done, done);
+    return { stored };
+  }
 
   /** Runs state changes one at a time: the graph is never seen half-updated. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -595,12 +633,17 @@ export class MajorDomo {
     this.#builds.inputsChanged(res.cancel, cid);
   }
 
-  private async onFilesChanged(body: FilesChanged, cid: string): Promise<void> {
+  private async onFilesChanged(body: FilesChanged, cid: string): Promise<Stored> {
     // A changed file's record is written while the builds it makes ready are planned and
     // requested (graph and record in memory change at once): a round trip less before the
-    // requests go out. All is awaited before the batch is acknowledged, so a MajorDomo that dies
-    // before its records are stored gets the batch again.
-    const writes: Promise<void>[] = [];
+    // requests go out. The writes are stored before the batch is acknowledged (STORED in
+    // start()), so a MajorDomo that dies before its records are stored gets the batch again.
+    const writes: Promise<unknown>[] = [];
+    const issue = (write: Promise<unknown>) => {
+      // Seen by the caller's await; not an unhandled rejection while the loop awaits another event.
+      write.catch(() => undefined);
+      writes.push(write);
+    };
     for (const ev of body.events) {
       if (ev.kind === 'moved' && ev.from) await this.#fileGone(ev.from, cid);
       if (ev.kind === 'deleted') {
@@ -610,17 +653,19 @@ export class MajorDomo {
       if (!ev.sha256) continue;
       const auxOf = this.#auxiliaryOf(ev.path);
       if (auxOf) {
-        await this.artefacts.update(
-          ev.path,
-          {
-            status: 'up_to_date',
-            sha256: ev.sha256,
-            size: ev.size,
-            producer: auxOf,
-            auxiliary: true,
-            pods: this.artefacts.podsWith(ev.path, ev.sha256, body.pod),
-          },
-          cid,
+        issue(
+          this.artefacts.update(
+            ev.path,
+            {
+              status: 'up_to_date',
+              sha256: ev.sha256,
+              size: ev.size,
+              producer: auxOf,
+              auxiliary: true,
+              pods: this.artefacts.podsWith(ev.path, ev.sha256, body.pod),
+            },
+            cid,
+          ),
         );
         continue;
       }
@@ -639,12 +684,10 @@ export class MajorDomo {
         this.#deferred.set(producer, looks);
         continue;
       }
-      const write = this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs);
-      // Seen by Promise.all below; not an unhandled rejection while the loop awaits another event.
-      write.catch(() => undefined);
-      writes.push(write);
+      issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs));
     }
-    await Promise.all([...writes, this.#pump(cid)]);
+    await this.#pump(cid);
+    return this.#stored(Promise.all(writes));
   }
 
   /**
@@ -709,7 +752,7 @@ export class MajorDomo {
     return this.dm.producerOf(path);
   }
 
-  private async onBuildResult(result: BuildResult, cid: string): Promise<void> {
+  private async onBuildResult(result: BuildResult, cid: string): Promise<Stored> {
     const f = this.#builds.take(result.taskId, result.buildId);
     if (!f) {
       this.logger.info(
@@ -720,17 +763,24 @@ export class MajorDomo {
       // its task, planned again, may have no other event to dispatch it. Only then: a build
       // cancelled on request is not sent again by its own result.
       if (this.#replanned.delete(result.buildId)) await this.#pump(cid);
-      return;
+      return NOTHING_TO_STORE;
     }
-    await this.#applyResult(f, result, cid);
+    // The next pass is planned and requested while the result's records are written (STORED in
+    // start()): they are in memory already, and the result is acknowledged once they are stored.
+    const applied = await this.#applyResult(f, result, cid);
     const looks = this.#deferred.get(result.taskId);
     this.#deferred.delete(result.taskId);
     for (const [path, l] of looks ?? [])
       await this.#fileHash(path, l.sha256, l.size, l.pod, cid, l.mtimeNs);
     await this.#pump(cid);
+    return applied;
   }
 
-  async #applyResult(f: InFlight, result: BuildResult, cid: string): Promise<void> {
+  /**
+   * Applies a build's result to the graph and the records in memory, and issues its writes:
+   * `stored` settles once they are stored (or one failed: then the task is planned again).
+   */
+  async #applyResult(f: InFlight, result: BuildResult, cid: string): Promise<Stored> {
     const { task } = f;
     if (result.status !== 'succeeded') {
       const reason = result.error ?? result.status;
@@ -765,7 +815,7 @@ export class MajorDomo {
       // would be sent (and cancelled) again and again.
       for (const [path, now] of Object.entries(result.inputsNow))
         await this.#fileHash(path, now.sha256, now.size, result.pod, cid, now.mtimeNs);
-      return;
+      return NOTHING_TO_STORE;
     }
     this.#builds.succeeded(task.id);
     const res = this.dm.completed(task.id, {
@@ -776,24 +826,28 @@ export class MajorDomo {
       inputProjections: result.inputProjections,
     });
     this.#handleChange(res, cid);
-    if (res.stale) return;
-    try {
-      await this.#recordSuccess(f, result, res, cid);
-    } catch (err) {
+    if (res.stale) return NOTHING_TO_STORE;
+    const written = this.#recordSuccess(f, result, res, cid).catch((err: Error) => {
       // The graph took the result and the buckets did not all (a write failed: NATS down past
       // its timeout, say). The redelivered result would be ignored, its build no longer in
       // flight, and the outputs' records would keep the bytes before it while the graph calls
       // them up to date (fresh-clone CI, chaos mixed storm: "bytes right, MajorDomo's record
       // has" another hash). So the graph forgets the run: the task is planned again, and its
-      // build answered by the chef (its recorded result, or a run).
-      this.#handleChange(this.dm.forget(task.id), cid);
-      this.#replanned.add(result.buildId);
+      // build answered by the chef (its recorded result, or a run). In the serial queue, ahead
+      // of the result's redelivery (the caller fails it once this is queued).
+      void this.#serial(async () => {
+        this.#handleChange(this.dm.forget(task.id), cid);
+        this.#replanned.add(result.buildId);
+      }).catch((e: Error) =>
+        this.logger.error({ taskId: task.id, err: e.message, cid }, 'forgetting the run failed'),
+      );
       this.logger.warn(
-        { taskId: task.id, buildId: result.buildId, err: (err as Error).message, cid },
+        { taskId: task.id, buildId: result.buildId, err: err.message, cid },
         'build result not recorded (a write failed); its task is planned again',
       );
       throw err;
-    }
+    });
+    return this.#stored(written);
   }
 
   /** What a successful build changed, into the buckets: its trace, its inputs' holders, its outputs. */
@@ -805,9 +859,10 @@ export class MajorDomo {
   ): Promise<void> {
     const { task } = f;
     const round = task.cyclic ? this.dm.roundKey(task.id) : undefined;
-    // One round trip, not one per record (5 or 6 for a pdflatex pass): the writes go out at once,
-    // one chain per path (a record's writes stay in order), and all are awaited before the result
-    // is acknowledged or the next pass planned. The records in memory change as each is issued.
+    // One round trip, not one per record (5 or 6 for a pdflatex pass): the writes go out at once
+    // (a record's writes stay in order: ArtefactManager), and all are awaited before the result is
+    // acknowledged; the next pass is planned meanwhile (STORED in start()). The records in memory
+    // change as each is issued, before this returns its promise.
     const writes: Promise<unknown>[] = [];
     writes.push(
       this.traces.put(task.id, {
@@ -823,23 +878,22 @@ export class MajorDomo {
     );
     for (const [path, sha256] of Object.entries(f.inputs)) {
       if (task.outputs.includes(path)) continue;
+      // The chef ran with every input at its planned hash on its pod (fetched if need be).
+      writes.push(this.artefacts.heldBy(path, sha256, result.pod, cid));
+      // Projections of inputs as read (a source's, which no watcher computes): kept with the
+      // artefact while it has those bytes, so a restart knows them too. The record in memory
+      // has the holder already; the write goes after the holder's (one path's stay in order).
+      const byKey = Object.hasOwn(result.inputProjections, path)
+        ? result.inputProjections[path]
+        : undefined;
+      const rec = this.artefacts.get(path);
+      if (!byKey || !rec || rec.sha256 !== sha256) continue;
       writes.push(
-        (async () => {
-          // The chef ran with every input at its planned hash on its pod (fetched if need be).
-          await this.artefacts.heldBy(path, sha256, result.pod, cid);
-          // Projections of inputs as read (a source's, which no watcher computes): kept with
-          // the artefact while it has those bytes, so a restart knows them too.
-          const byKey = Object.hasOwn(result.inputProjections, path)
-            ? result.inputProjections[path]
-            : undefined;
-          const rec = this.artefacts.get(path);
-          if (!byKey || !rec || rec.sha256 !== sha256) return;
-          await this.artefacts.update(
-            path,
-            { status: rec.status, projections: { ...rec.projections, ...byKey } },
-            cid,
-          );
-        })(),
+        this.artefacts.update(
+          path,
+          { status: rec.status, projections: { ...rec.projections, ...byKey } },
+          cid,
+        ),
       );
     }
     for (const [path, out] of Object.entries(result.outputs)) {
@@ -861,6 +915,26 @@ export class MajorDomo {
         ),
       );
     }
+    // Issued with the rest, after the outputs' (the same path's writes stay in order): a
+    // component that does not converge is recorded so as the result is.
+    for (const nc of res.nonConvergent) {
+      this.logger.warn(
+        { component: nc.component, artefacts: nc.artefacts, passes: nc.passes, cid },
+        'cycle does not converge',
+      );
+      for (const path of nc.artefacts)
+        writes.push(
+          this.artefacts.update(
+            path,
+            {
+              status: 'not_converging',
+              error: `still changing after ${nc.passes} passes`,
+              passes: nc.passes,
+            },
+            cid,
+          ),
+        );
+    }
     // Every write settles before a failure is thrown: none is still in flight when the result
     // is planned again (#applyResult) and its records written anew.
     const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
@@ -879,22 +953,6 @@ export class MajorDomo {
         ? 'built; outputs unchanged (early cutoff)'
         : 'built',
     );
-    for (const nc of res.nonConvergent) {
-      this.logger.warn(
-        { component: nc.component, artefacts: nc.artefacts, passes: nc.passes, cid },
-        'cycle does not converge',
-      );
-      for (const path of nc.artefacts)
-        await this.artefacts.update(
-          path,
-          {
-            status: 'not_converging',
-            error: `still changing after ${nc.passes} passes`,
-            passes: nc.passes,
-          },
-          cid,
-        );
-    }
   }
 
   /** Dispatches ready tasks up to the build limit, then brings the records in line with the graph. */
@@ -906,17 +964,25 @@ export class MajorDomo {
    * Brings the records' states in line with the graph: those of the paths whose state may have
    * changed since the last time (the graph says which), or all of them when it cannot say (after
    * a restore, a rule change). At 100,000 records a pass over all took 60-240 ms after every
-   * change, and the next file event waited for it.
+   * change, and the next file event waited for it. The writes go out REFRESH_WINDOW at a time
+   * (one path each), not one round trip after another: a pdflatex pass's three outputs made
+   * stale were three round trips of the serial queue.
    */
   async #refreshStatuses(cid: string): Promise<void> {
     const touched = this.dm.takeTouched();
     const paths = touched ?? [...this.artefacts.records()].map((r) => r.path);
+    let window: Promise<unknown>[] = [];
     for (const path of paths) {
       const rec = this.artefacts.get(path);
       if (!rec || rec.auxiliary) continue;
       const status = this.#statusOf(path);
-      if (status && status !== rec.status) await this.artefacts.update(path, { status }, cid);
+      if (!status || status === rec.status) continue;
+      window.push(this.artefacts.update(path, { status }, cid));
+      if (window.length < REFRESH_WINDOW) continue;
+      await Promise.all(window);
+      window = [];
     }
+    await Promise.all(window);
   }
 
   #statusOf(path: string): ArtefactStatus | undefined {
@@ -958,7 +1024,7 @@ export class MajorDomo {
       project: this.cfg.project,
       // A change still being applied (a result whose records are being written, say) is not
       // idle: the graph may already be settled while its artefact records are not yet.
-      idle: this.#builds.size === 0 && st.idle && this.#changing === 0,
+      idle: this.#builds.size === 0 && st.idle && !this.#busy(),
       summary: {
         artefacts: this.artefacts.size,
         byStatus: this.artefacts.counts(),
@@ -1021,6 +1087,19 @@ export class MajorDomo {
     });
   }
 }
+
+/** A change applied whose writes are in flight: `stored` settles once they are stored. */
+interface Stored {
+  readonly stored: Promise<void>;
+}
+
+const NOTHING_TO_STORE: Stored = { stored: Promise.resolve() };
+
+/** Messages each of MajorDomo's consumers hands over before the first is acknowledged (STORED). */
+const IN_FLIGHT = 4;
+
+/** Status writes #refreshStatuses has in flight at most. */
+const REFRESH_WINDOW = 64;
 
 function toSpec(owned: OwnedRule) {
   const { rule } = owned;
