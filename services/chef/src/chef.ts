@@ -54,12 +54,11 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
     queues,
     taskWait: cfg.taskWait,
   };
-  // Replicas of one name share the durable. MajorDomo PINGs `$SRV.PING.chef` and, when one
-  // stops answering, has the requests it held handed out again (majordomo/src/chef-replicas.ts):
-  // those of live replicas too, so a request arriving again while this process builds it waits
-  // for that build and is acknowledged with it, reported once.
-  const srvMeta = bus.srv?.identity.metadata;
-  if (srvMeta) Object.assign(srvMeta, { chef: cfg.chef });
+  // Replicas of one name share the durable. MajorDomo PINGs `$SRV.PING.chef` (each answers with
+  // its chef name, main.ts) and, when one stops answering, has the requests it held handed out
+  // again (majordomo/src/chef-replicas.ts): those of live replicas too, so a request arriving
+  // again while this process builds it waits for that build and is acknowledged with it,
+  // reported once.
   const building = new Map<string, Promise<void>>();
   const consumer = await bus.consume({
     stream: streams.builds(p),

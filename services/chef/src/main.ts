@@ -13,6 +13,11 @@ startService(logger, async ({ signal, opened }) => {
       project: cfg.project,
       logger: logger.child({ project: cfg.project, chef: cfg.chef }),
       description: `ComputePods chef ${cfg.chef}`,
+      // Its name in every $SRV answer from the first: MajorDomo's replica census hands on the
+      // requests of a replica gone by this name (a name set later was missing from a PING
+      // answered during the start, and a replica killed then was gone without its requests
+      // handed on).
+      metadata: { chef: cfg.chef },
       signal,
       // Its KV reads are its hot path (three per build): no stack trace captured per request.
       asyncTraces: false,

@@ -25,7 +25,14 @@ export async function watchChefReplicas(
     graceMs,
     onGone: async (r) => {
       const chef = r.metadata.chef;
-      if (!chef) return;
+      if (!chef) {
+        // Never silent: without a chef name there is no durable to release from.
+        bus.logger.warn(
+          { replica: r.id, lastHeard: r.heardAt.toISOString() },
+          'chef replica stopped answering; it never named its chef, so nothing is handed out again',
+        );
+        return;
+      }
       const released = await releasePending(bus, streams.builds(bus.project), `chef-${chef}`).catch(
         (err: Error) => {
           bus.logger.warn(

@@ -68,12 +68,16 @@ export function watchReplicas(bus: Bus, options: ReplicaCensusOptions): ReplicaC
   });
 
   const hear = (replica: Replica, how: 'answering' | 'declared') => {
-    if (!heard.has(replica.id))
+    const known = heard.get(replica.id)?.replica;
+    if (!known)
       bus.logger.info(
         { service: options.service, replica: replica.id, ...replica.metadata },
         `replica ${how}`,
       );
-    heard.set(replica.id, { replica, at: performance.now() });
+    // What was known of it is kept: an answer carrying less metadata than its declaration (an
+    // instance that names itself later) must not leave onGone without the name it acts on.
+    const metadata = known ? { ...known.metadata, ...replica.metadata } : replica.metadata;
+    heard.set(replica.id, { replica: { ...replica, metadata }, at: performance.now() });
   };
 
   const round = async () => {
