@@ -16,7 +16,6 @@ import {
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
@@ -24,6 +23,7 @@ import { type FollowedChunk, followLogs } from '@computepods/logstream';
 import { Envelope, type FileEvent, FilesChanged, streams, subjects } from '@computepods/protocol';
 import {
   freePort,
+  jsonLines,
   ManagedProcess,
   NatsServer,
   Sshd,
@@ -192,13 +192,7 @@ function daemonInProcess(
 
 /** A pino logger whose JSON lines land in an array (to check what the daemon says). */
 function capturingLogger(lines: Record<string, unknown>[]) {
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return pino({ level: 'debug', base: { service: 'inotify2nats' } }, sink);
+  return pino({ level: 'debug', base: { service: 'inotify2nats' } }, jsonLines(lines).stream);
 }
 
 describe('inotify2nats: user machine → pod workspace → files.changed', () => {

@@ -1,6 +1,5 @@
-import { Writable } from 'node:stream';
 import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { jsonLines, NatsServer, untilDefined } from '@computepods/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -20,22 +19,17 @@ const SUBJECT = `cp.${P}.build.cancel`;
 describe('Bus.listen (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logs: Array<{ level: number; msg: string; reason?: string }> = [];
+  const log = jsonLines();
+  const logs = log.lines;
   const letters: DeadLetter[] = [];
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        for (const l of String(chunk).split('\n')) if (l) logs.push(JSON.parse(l));
-        cb();
-      },
-    });
     bus = await Bus.connect({
       servers: nats.url,
       service: 'listener',
       project: P,
-      logger: pino({ level: 'warn' }, sink),
+      logger: pino({ level: 'warn' }, log.stream),
     });
     await ensureProjectStreams(bus, P);
     bus.nc.subscribe(subjects.deadLetter(P, 'listener'), {

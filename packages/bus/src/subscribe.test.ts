@@ -1,6 +1,5 @@
-import { Writable } from 'node:stream';
 import { envelope } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { jsonLines, NatsServer, untilDefined } from '@computepods/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
@@ -19,7 +18,8 @@ const ALLOWED = `cp.${P}.task.control`;
 describe('a subscription the server refuses', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logs: Array<{ level: number; msg: string; subject?: string; err?: string }> = [];
+  const log = jsonLines();
+  const logs = log.lines;
 
   beforeAll(async () => {
     nats = await NatsServer.start({
@@ -31,17 +31,11 @@ describe('a subscription the server refuses', () => {
         'no_auth_user: limited',
       ],
     });
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        for (const l of String(chunk).split('\n')) if (l) logs.push(JSON.parse(l));
-        cb();
-      },
-    });
     bus = await Bus.connect({
       servers: nats.url,
       service: 'refused',
       project: P,
-      logger: pino({ level: 'warn' }, sink),
+      logger: pino({ level: 'warn' }, log.stream),
     });
   });
   afterAll(async () => {

@@ -16,6 +16,7 @@
 export { defined } from './defined.js';
 export { BinaryMissingError, ServerStartError } from './errors.js';
 export { freePort } from './free-port.js';
+export { jsonLines, type LogLine } from './json-lines.js';
 export { KubeApi, type KubeApiOptions, type KubeRequest } from './kube-api.js';
 export {
   CLUSTER_NODE_TEMPLATE,

@@ -1,7 +1,6 @@
-import { Writable } from 'node:stream';
 import { Bus, ensureProjectStreams } from '@computepods/bus';
 import { buckets, RulesDeclared } from '@computepods/protocol';
-import { NatsServer, untilDefined } from '@computepods/testkit';
+import { jsonLines, NatsServer, untilDefined } from '@computepods/testkit';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { watchChefReplicas } from './chef-replicas.js';
@@ -23,21 +22,16 @@ describe('replica census', () => {
   let bus: Bus;
   /** The instances' own connection. */
   let other: Bus;
-  const logs: Array<Record<string, unknown> & { msg: string }> = [];
+  const log = jsonLines();
+  const logs = log.lines;
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        for (const l of String(chunk).split('\n')) if (l) logs.push(JSON.parse(l));
-        cb();
-      },
-    });
     bus = await Bus.connect({
       servers: nats.url,
       service: 'majordomo',
       project: P,
-      logger: pino({ level: 'info' }, sink),
+      logger: pino({ level: 'info' }, log.stream),
     });
     await ensureProjectStreams(bus, P);
     other = await Bus.connect({
