@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Bus, Logger, TypedKv } from '@computepods/bus';
+import type { Bus, Logger } from '@computepods/bus';
 import type { ChangeResult, DependencyManager, TaskInstance } from '@computepods/depgraph';
 import { type BuildResult, subjects } from '@computepods/protocol';
 import type { ArtefactManager } from './artefacts.js';
@@ -11,6 +11,7 @@ import type { GoalRules } from './goals.js';
 import { type LeaderLease, NotLeaderError } from './lease.js';
 import type { ProjectState } from './project-state.js';
 import type { BuildInFlight } from './queries.js';
+import type { RecentResults } from './recent-results.js';
 import { RetryBackoff } from './retry-backoff.js';
 import type { RuleRegistry } from './rules.js';
 
@@ -36,7 +37,8 @@ export interface DispatcherParts {
   readonly cfg: MajorDomoConfig;
   readonly dm: DependencyManager;
   readonly artefacts: ArtefactManager;
-  readonly results: TypedKv<typeof BuildResult>;
+  /** The result cache (recent-results.ts). */
+  readonly results: RecentResults;
   readonly rules: RuleRegistry;
   readonly goals: GoalRules;
   readonly projectState: ProjectState;
@@ -158,9 +160,9 @@ export class Dispatcher {
 
     // Asked only for a task built before (its trace): a build of a task never built, or whose run
     // was forgotten, is sent to the chef, which answers a recorded result itself when the outputs
-    // on disk are still its (build.ts). A clean build of N tasks spared N gets that all missed
-    // (a request and its reply each; pnpm bench cbuild, #15).
-    const cached = forced || !dm.trace(task.id) ? undefined : (await this.p.results.get(id))?.value;
+    // on disk are still its (build.ts). In memory (recent-results.ts): no round trip before the
+    // request.
+    const cached = forced || !dm.trace(task.id) ? undefined : this.p.results.get(id);
     if (cached?.status === 'succeeded' && this.#outputsMatch(cached)) {
       logger.info({ taskId: task.id, buildId: id, cid }, 'result cache hit: nothing to run');
       this.#inflight.delete(task.id);

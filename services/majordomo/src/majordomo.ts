@@ -13,7 +13,7 @@ import {
 } from '@computepods/depgraph';
 import {
   type ArtefactStatus,
-  BuildResult,
+  type BuildResult,
   buckets,
   CanBuildFrom,
   type FilesChanged,
@@ -38,6 +38,7 @@ import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
 import { ProjectState } from './project-state.js';
 import { ProjectQueries, UnknownArtefactError } from './queries.js';
+import { RecentResults } from './recent-results.js';
 import { resolveGoal } from './resolve-goal.js';
 import {
   changedChefs,
@@ -78,6 +79,8 @@ export class MajorDomo {
   readonly #builds: Dispatcher;
   /** What REST (http.ts) and the NATS API (api.ts) ask of this MajorDomo. */
   readonly queries: ProjectQueries;
+  /** The result cache: results this MajorDomo stored (recent-results.ts). */
+  readonly #recent = new RecentResults();
   /** Builds whose result could not be recorded, their tasks planned again (#applyResult). */
   readonly #replanned = new Set<string>();
   /**
@@ -103,7 +106,6 @@ export class MajorDomo {
     private readonly dm: DependencyManager,
     private readonly artefacts: ArtefactManager,
     private readonly traces: TypedKv<typeof TaskTrace>,
-    results: TypedKv<typeof BuildResult>,
     private readonly goals: GoalRules,
     private readonly logger: Logger,
     leader: Leadership | undefined,
@@ -115,7 +117,7 @@ export class MajorDomo {
       cfg,
       dm,
       artefacts,
-      results,
+      results: this.#recent,
       rules: this.rules,
       goals,
       projectState: this.projectState,
@@ -171,9 +173,8 @@ export class MajorDomo {
         .then((store) => store.load())
         .catch((err: Error): Loaded => ({ why: `not read: ${err.message}` }));
     const loading = warm ? undefined : load();
-    const [traces, results, rulesKv, goalsKv, snapshots] = await Promise.all([
+    const [traces, rulesKv, goalsKv, snapshots] = await Promise.all([
       bus.kv(buckets.traces(p), TaskTrace),
-      bus.kv(buckets.builds(p), BuildResult),
       bus.kv(buckets.rules(p), RulesDeclared),
       bus.kv(buckets.goals(p), CanBuildFrom),
       opening,
@@ -209,17 +210,7 @@ export class MajorDomo {
     const state = (await warm?.take(planned)) ?? (await fromStored()) ?? (await fromEveryRecord());
     const tKv = performance.now();
     const { artefacts, passes } = state;
-    const md = new MajorDomo(
-      bus,
-      cfg,
-      state.dm,
-      artefacts,
-      traces,
-      results,
-      goals,
-      bus.logger,
-      leader,
-    );
+    const md = new MajorDomo(bus, cfg, state.dm, artefacts, traces, goals, bus.logger, leader);
     await md.projectState.watch(bus, p, () => void md.#serial(() => md.#pump('re-activated')));
 
     // The rules and goals into the graph, with what the state left for the batch (the records
@@ -827,7 +818,10 @@ export class MajorDomo {
     });
     this.#handleChange(res, cid);
     if (res.stale) return NOTHING_TO_STORE;
-    const written = this.#recordSuccess(f, result, res, cid).catch((err: Error) => {
+    const recorded = this.#recordSuccess(f, result, res, cid);
+    // Cached once stored: a result not recorded is planned again and asked of its chef.
+    recorded.then(() => this.#recent.add(result)).catch(() => undefined);
+    const written = recorded.catch((err: Error) => {
       // The graph took the result and the buckets did not all (a write failed: NATS down past
       // its timeout, say). The redelivered result would be ignored, its build no longer in
       // flight, and the outputs' records would keep the bytes before it while the graph calls

@@ -13,11 +13,12 @@ import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 const P = 'rescache';
 
 /**
- * MajorDomo's result cache (the builds bucket, keyed by build id): a build of a task built before
- * whose recorded result still matches the outputs' records is answered from it, with nothing sent
- * to the chef. A task never built is sent to the chef without asking the cache (the chef answers
- * a recorded result itself when its outputs are intact): in a clean build every such get missed.
- * The chef is played by hand; it records each result in the builds bucket, as a chef does.
+ * MajorDomo's result cache (the results it stored, by build id, in memory: recent-results.ts): a
+ * build of a task built before whose result still matches the outputs' records is answered from
+ * it, with nothing sent to the chef. A task never built, or a result only the builds bucket holds
+ * (recorded by an earlier chef, say), is sent to the chef (which answers a recorded result itself
+ * when its outputs are intact). The chef is played by hand; it records each result in the builds
+ * bucket, as a chef does.
  */
 describe('MajorDomo: the result cache', () => {
   const t = new TestMajorDomo(P);
