@@ -67,8 +67,10 @@ interface PaperRun {
  * The stage a message ends, on the timeline of one paper build (its builds run one after
  * another): the time since the message before it is that stage's. `watcher_md` is the edit to
  * the first request (the watcher's quiet window and MajorDomo); `md` MajorDomo from a result to
- * the next request; `chef_in` a request to its task; `runner_start` the task queued to running;
- * `tool` pdflatex or bibtex running (the runner's spawn and exit included); `chef_out` the
+ * the next request; `chef_in` a request to its task; `runner_start` the task queued to its
+ * running event, which the runner holds while the task runs until its next record or 20 ms
+ * (services/runner task-events.ts: so up to 20 ms of it are the tool's); `tool` the rest of
+ * pdflatex or bibtex running (the runner's spawn and exit included); `chef_out` the
  * task's end to the result (hashing, discovery); `md_end` the last result to the PDF recorded.
  */
 type LatexStage = 'watcher_md' | 'md' | 'chef_in' | 'runner_start' | 'tool' | 'chef_out' | 'md_end';
@@ -361,6 +363,11 @@ export async function latexBench(
     );
     figures[`${p}_cp_vs_latexmk_ms_ratio`] =
       median(cp.map((x) => x.ms)) / median(lm.map((x) => x.ms));
+    // Each round's ratio (the two systems ran one right after the other in it), their median:
+    // a shared machine's load drifts between rounds, less within one.
+    figures[`${p}_cp_vs_latexmk_ms_ratio_round_median`] = median(
+      cp.map((x, i) => x.ms / (lm[i]?.ms ?? Number.NaN)),
+    );
     figures[`${p}_cp_settled_poll_ms`] = median(cp.map((x) => x.settledMs ?? Number.NaN));
     const st = Object.fromEntries(
       LATEX_STAGES.map((s) => [s, median(cp.map((x) => x.stages?.[s] ?? Number.NaN))]),
