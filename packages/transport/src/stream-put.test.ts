@@ -6,7 +6,7 @@ import { ChangedWhileReadError } from './errors.js';
 import { uploadFile } from './file-transfer.js';
 import { shellQuote } from './shell-quote.js';
 import { SshPool } from './ssh-pool.js';
-import { putStreamed } from './stream-put.js';
+import { putStreamed, STREAM_PUT_SCRIPT } from './stream-put.js';
 import type { SshTarget } from './target.js';
 
 // uploadFile's exec path: the bytes streamed into tee over one exec channel while the pod
@@ -96,6 +96,26 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
     );
     expect(err).toBeInstanceOf(ChangedWhileReadError);
     expect(await sh(`ls -A ${shellQuote(`${remote}/changed`)}`)).toBe('');
+  });
+
+  it('the pod script removes a file short of the bytes it was told, and fails', async () => {
+    // The last guard when a failing sender's KILL does not reach the command: its stdin ends
+    // early, and what it got must not stay.
+    const to = `${remote}/short.bin`;
+    const res = await pool.exec(
+      target,
+      `sh -c ${shellQuote(STREAM_PUT_SCRIPT)} sh ${shellQuote(to)} 644 10`,
+      { stdin: Buffer.from('12345') },
+    );
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('received 5 of 10 bytes');
+    expect(await sh(`ls -A ${shellQuote(remote)}`)).not.toMatch(/short/);
+    const whole = await pool.exec(
+      target,
+      `sh -c ${shellQuote(STREAM_PUT_SCRIPT)} sh ${shellQuote(to)} 644 5`,
+      { stdin: Buffer.from('12345') },
+    );
+    expect(whole).toMatchObject({ code: 0, stdout: expect.stringMatching(/\n5\n$/) });
   });
 
   it("exec: a stdin source failing mid-way kills the command and fails with the source's error", async () => {

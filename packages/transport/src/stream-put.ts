@@ -12,13 +12,15 @@ import { endpointOf, type SshTarget } from './target.js';
 const READ_BLOCK = 1024 * 1024;
 
 /**
- * The pod's side of a streamed put, as a `sh -c` script taking the file ($1) and its mode in
- * octal ($2): `tee` writes stdin to the file while OpenSSL (else coreutils' sha256sum) hashes
- * the same bytes, so the hash is ready when the last byte lands instead of a second read of
- * the file after it. Prints the hash line, then the file's size on disk. tee's own exit status
- * is carried out of the pipeline through fd 3 (POSIX sh has no pipefail): a failed write
- * (ENOSPC) fails the script. The file is created under umask 077 and given its mode only once
- * whole. Exits 127, before reading any input, when the pod has neither hasher.
+ * The pod's side of a streamed put, as a `sh -c` script taking the file ($1), its mode in octal
+ * ($2) and the bytes it must receive ($3): `tee` writes stdin to the file while OpenSSL (else
+ * coreutils' sha256sum) hashes the same bytes, so the hash is ready when the last byte lands
+ * instead of a second read of the file after it. Prints the hash line, then the file's size on
+ * disk. tee's own exit status is carried out of the pipeline through fd 3 (POSIX sh has no
+ * pipefail): a failed write (ENOSPC) fails the script. The file is created under umask 077 and
+ * given its mode only once whole; a file short of $3 bytes (its stdin ended early: a sender
+ * that failed and whose KILL did not arrive) is removed and the script fails. Exits 127, before
+ * reading any input, when the pod has neither hasher.
  */
 export const STREAM_PUT_SCRIPT = [
   'umask 077',
@@ -29,7 +31,9 @@ export const STREAM_PUT_SCRIPT = [
   's=$?',
   '[ "$t" = 0 ] || { echo "tee exited $t" >&2; exit 1; }',
   '[ "$s" = 0 ] || exit "$s"',
-  'chmod -- "$2" "$1" && wc -c < "$1"',
+  'n=$(wc -c < "$1") || exit 1',
+  '[ "$n" -eq "$3" ] || { rm -f -- "$1"; echo "received $n of $3 bytes" >&2; exit 1; }',
+  'chmod -- "$2" "$1" && echo "$n"',
 ].join('\n');
 
 /** What a streamed put sent (hashed here) and what the pod wrote (hashed there). */
@@ -68,19 +72,13 @@ export async function putStreamed(
       `sh -c ${shellQuote(STREAM_PUT_SCRIPT)} sh`,
       shellQuote(commandPath(remote, 'remote file')),
       transferMode(mode).toString(8),
+      String(before.size),
     ].join(' ');
     const res = await pool.exec(target, command, {
       stdin: chunksOf(fh, before.size, h, read, onProgress),
     });
     if (res.code === 127) return undefined;
-    const where = `${endpointOf(target)}:${remote}`;
-    if (res.code !== 0) {
-      throw new TransportError(
-        'TRANSPORT_REMOTE_COMMAND_FAILED',
-        `streaming ${local} to ${where} failed (${res.code ?? res.signal}): ${res.stderr.trim()}`,
-        { endpoint: endpointOf(target) },
-      );
-    }
+    // First: a file that read other than its stat said also makes the pod refuse its bytes.
     const after = await fh.stat();
     if (
       read.bytes !== before.size ||
@@ -89,6 +87,14 @@ export async function putStreamed(
       after.ctimeMs !== before.ctimeMs
     )
       throw new ChangedWhileReadError(local);
+    const where = `${endpointOf(target)}:${remote}`;
+    if (res.code !== 0) {
+      throw new TransportError(
+        'TRANSPORT_REMOTE_COMMAND_FAILED',
+        `streaming ${local} to ${where} failed (${res.code ?? res.signal}): ${res.stderr.trim()}`,
+        { endpoint: endpointOf(target) },
+      );
+    }
     const m = /^\\?([0-9a-f]{64}) .*\n(\d+)\n$/.exec(res.stdout);
     if (!m?.[1] || !m[2]) {
       throw new TransportError(
