@@ -10,8 +10,7 @@
 // ./slurm-single.ts);
 // CP_BENCH_RUNNER_PROFILE=FILE writes the runner process's CPU profile of the warm batch there
 // (.cpuprofile; that run's warm figures carry the profiler's cost);
-// CP_BENCH_INTAKE: the runner's intake (default 512; on the local resource, the tasks it holds
-// unrecorded waiting for a lane); CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
+// CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
 // CP_BENCH_K8S_ROUNDS / CP_BENCH_K8S_BATCH: Kubernetes stand-in runs (./kubernetes.ts, default 20 / 40).
 import { fork, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -51,8 +50,6 @@ const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
 // the 1-task run's fixed costs + per task x (count - 1) (slurm-single.ts), unless asked for more.
 const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? Math.min(SLURM_N, 200));
 const PARALLEL = 2;
-// The runner's intake (CP_RUNNER_INTAKE): tasks pulled and held at once (CP_BENCH_INTAKE, 512).
-const INTAKE = Number(process.env.CP_BENCH_INTAKE ?? 512);
 const tmp = new TempDir('cp-bench-runner-');
 chmodSync(tmp.path, 0o755);
 const logger = createLogger('bench');
@@ -220,7 +217,7 @@ async function throughNats(n: number, latencyN: number) {
     runnerId: 'bench',
     stateDir: tmp.join('runner-state'),
     parallel: PARALLEL,
-    intake: INTAKE,
+    intake: 512,
     workspaceRoots: [tmp.path],
   });
   // The batches' client is a process of its own (./client.ts), as MajorDomo or a chef would be:

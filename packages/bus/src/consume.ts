@@ -80,14 +80,6 @@ export async function startConsumer<T extends MessageType>(
       bus.logger,
     ).catch((err) => bus.logger.debug({ err: String(err) }, 'consumer status ended'));
   const inFlight = new Set<Promise<void>>();
-  // Woken when a handler ends, for a loop waiting for a free slot. Not Promise.race(inFlight):
-  // that adds a reaction to every handler in flight each time, and handlers that wait long (a
-  // runner's tasks waiting for a lane, hundreds at once) gathered one per message delivered.
-  let slotFreed: (() => void) | undefined;
-  const freeSlot = () =>
-    new Promise<void>((resolve) => {
-      slotFreed = resolve;
-    });
   let stopping = false;
 
   const handle = async (m: JsMsg): Promise<void> => {
@@ -159,11 +151,7 @@ export async function startConsumer<T extends MessageType>(
   const start = (m: JsMsg) => {
     const p = handle(m).catch((err) => bus.logger.error({ err }, 'unexpected consumer failure'));
     inFlight.add(p);
-    void p.finally(() => {
-      inFlight.delete(p);
-      slotFreed?.();
-      slotFreed = undefined;
-    });
+    void p.finally(() => inFlight.delete(p));
   };
 
   const loop = messages
@@ -174,13 +162,13 @@ export async function startConsumer<T extends MessageType>(
             continue;
           }
           start(m);
-          if (inFlight.size >= concurrency) await freeSlot();
+          if (inFlight.size >= concurrency) await Promise.race(inFlight);
         }
       })()
     : (async () => {
         while (!stopping) {
           if (inFlight.size >= concurrency) {
-            await freeSlot();
+            await Promise.race(inFlight);
             continue;
           }
           // One pull request per free slot; it expires so that stop() is heard.

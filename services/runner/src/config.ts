@@ -58,7 +58,7 @@ export const runnerEnv = defineEnv({
   CP_RUNNER_INTAKE: {
     schema: envIntType(),
     default: '256',
-    doc: "tasks a runner takes from its queue at once: on a local resource, held unrecorded until a lane is free (the queue's max_ack_pending); elsewhere recorded, then run as its executor allows; a pilot worker's is its CPU count, so tasks spread over the pilots",
+    doc: "tasks a runner takes from its queue at once (recorded, then run as its executor's lanes allow); a pilot worker's is its CPU count, so tasks spread over the pilots",
   },
   CP_RUNNER_ACK_WAIT_MS: {
     schema: envIntType(),

@@ -18,7 +18,6 @@ import {
   TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { AckBatch } from './ack-batch.js';
 import type { RunnerConfig } from './config.js';
 import { RecordConflictError } from './errors.js';
 import { KvRecords, RECORD_RETRY } from './kv-records.js';
@@ -225,7 +224,6 @@ export async function startRunner(
   if (!pilots && !options.holdUntilEnd)
     await reclaimPulled(bus, { stream: streams.tasks(p), durable: `runner-${rc.queue}`, log });
   const waits = new LaneWaits();
-  const acks = new AckBatch();
   // Tasks waiting for a lane keep their messages: the queue's unacknowledged messages are
   // bounded by the intake, and every one this runner is handed goes to a handler at once (whose
   // timer keeps telling JetStream it is being worked on), none left aging in the pull buffer.
@@ -268,10 +266,8 @@ export async function startRunner(
     else {
       try {
         const outcome = await waits.hold(task.taskId, executor.lane(task.taskId));
-        if (outcome.kind === 'lane') {
-          await record(task, cid, undefined, logger);
-          await acks.turn();
-        } else {
+        if (outcome.kind === 'lane') await record(task, cid, undefined, logger);
+        else {
           cids.set(task.taskId, cid);
           const rec = executor.stopUnstarted(
             task,
