@@ -131,11 +131,6 @@ export async function startConsumer<T extends MessageType>(
           deliveries,
         );
         m.term(); // no reason: nats-server 2.9 ignores "+TERM <reason>" entirely
-      } else if (stopping) {
-        // A handler that gave its message up as the consumer stops (a runner's task still
-        // waiting for a lane): for the next client at once, and nothing went wrong.
-        logger.debug({ err: e.message, deliveries }, 'consumer stopping; message given back');
-        m.nak();
       } else {
         logger.warn(
           { err: e.message, deliveries, retryInMs: backoffMs(deliveries) },

@@ -56,16 +56,6 @@ export interface Admission {
 }
 
 /**
- * A place held for a task that has no record yet (Backend.reserve): `ready` resolves true once a
- * lane is free and held for it (its submit is then admitted straight to running), false when
- * the backend closed first. `cancel` gives the place up, waiting or held, until that submit.
- */
-export interface LaneWait {
-  readonly ready: Promise<boolean>;
-  cancel(): void;
-}
-
-/**
  * A computational backend. The executor calls these after the matching transition was
  * recorded; a backend never changes a state except through its BackendContext, which it is
  * given when it is made (the executor makes it: ExecutorOptions.backend).
@@ -74,12 +64,6 @@ export interface Backend {
   readonly type: ResourceType;
   /** Optional: how far a new task may be recorded at once (see Admission); enqueue follows. */
   admit?(rec: TaskRecord): Admission | undefined;
-  /**
-   * Optional (a backend with lanes): waits, in arrival order, until the task could start at
-   * once, and holds that lane for it. Its caller keeps the task unrecorded meanwhile (the runner
-   * keeps its message unacknowledged), so a task waiting for a lane costs no record write.
-   */
-  reserve?(taskId: string): LaneWait;
   /**
    * A new (or resumed) task in state created, or in the last state of its admission: submit
    * it when the backend sees fit.

@@ -4,7 +4,7 @@ import {
   type TaskStateChanged,
   TaskSubmitted,
 } from '@computepods/protocol';
-import type { Backend, BackendContext, LaneWait, LogStream, RecordPatch } from './backend.js';
+import type { Backend, BackendContext, LogStream, RecordPatch } from './backend.js';
 import { IllegalTransitionError, RecordFailedError, TaskNotFoundError } from './errors.js';
 import { checkPausable, checkTransition, isTerminal } from './lifecycle.js';
 import { type RetryPolicy, withRetry } from './retry.js';
@@ -157,65 +157,25 @@ export class Executor<B extends Backend = Backend> {
   }
 
   /**
-   * Waits until the backend could start a new task at once (a free local lane) and holds that
-   * for `taskId`: its next submit is admitted straight to running (one record write where a task
-   * that waited recorded would take two). Meanwhile the task has no record: its caller keeps it
-   * (the runner, its message unacknowledged). A backend without lanes: ready at once.
-   */
-  lane(taskId: string): LaneWait {
-    return this.#backend.reserve?.(taskId) ?? { ready: Promise.resolve(true), cancel: () => {} };
-  }
-
-  /**
    * Records a task that must not run (a cwd outside the workspace roots, another profile...)
    * as failed with `reason`, in one write (created → failed), and never hands it to the
    * backend. Like submit, an id this executor already has is left as it is.
    */
   async refuse(input: TaskSubmitted, reason: string): Promise<TaskRecord> {
-    return this.#recordUnstarted(input, 'failed', { reason, exitCode: null });
-  }
-
-  /**
-   * Records a task that was waiting unrecorded for a lane (see lane) and was killed or paused
-   * meanwhile, in one write from created. A killed one is never handed to the backend; a paused
-   * one resumes to created and is handed to it then. Like submit, an id this executor already
-   * has is left as it is.
-   */
-  async stopUnstarted(
-    input: TaskSubmitted,
-    to: 'killed' | 'paused',
-    reason: string,
-  ): Promise<TaskRecord> {
-    return this.#recordUnstarted(
-      input,
-      to,
-      to === 'killed' ? { reason, exitCode: null } : { reason },
-      to === 'paused' ? 'created' : undefined,
-    );
-  }
-
-  async #recordUnstarted(
-    input: TaskSubmitted,
-    to: 'failed' | 'killed' | 'paused',
-    patch: RecordPatch,
-    pausedFrom?: TaskState,
-  ): Promise<TaskRecord> {
     const task = TaskSubmitted.parse(input);
     return this.#serial(task.taskId, async () => {
       const known = this.#records.get(task.taskId);
       if (known) return known;
       const time = new Date().toISOString();
       const created = this.#created(task, time);
-      const next = this.#step(created, to, patch, time, pausedFrom);
-      await this.#write(next);
-      this.#records.set(task.taskId, next);
+      const failed = this.#step(created, 'failed', { reason, exitCode: null }, time);
+      await this.#write(failed);
+      this.#records.set(task.taskId, failed);
+      this.#stages?.done(task.taskId);
       this.#announce(created, undefined, true);
-      this.#announce(next, 'created');
-      if (isTerminal(to)) {
-        this.#stages?.done(task.taskId);
-        this.#markEnded(next);
-      }
-      return next;
+      this.#announce(failed, 'created');
+      this.#markEnded(failed);
+      return failed;
     });
   }
 

@@ -9,7 +9,6 @@
 export type {
   Backend,
   BackendContext,
-  LaneWait,
   LogRead,
   LogStream,
   RecordPatch,

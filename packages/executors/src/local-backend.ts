@@ -6,7 +6,6 @@ import type {
   Admission,
   Backend,
   BackendContext,
-  LaneWait,
   LogRead,
   LogStream,
   UnpublishedLogs,
@@ -73,8 +72,6 @@ interface Running {
   terminate?: TaskRecord;
   /** Times its spawner died before reporting its pid: a second time fails the task. */
   lostBeforeStart?: number;
-  /** A lane held for a task not recorded yet (reserve); its admission takes it. */
-  reserved?: boolean;
 }
 
 /**
@@ -82,8 +79,7 @@ interface Running {
  * each runs in its own session and process group under a wrapper that records pid and exit
  * code in the task folder `<jobsDir>/<taskId>/` (pid, exit, stdout, stderr), started by a
  * long-lived spawner (spawner.ts). A task admitted while a slot is free is recorded created,
- * submitted and running in one write; a task not recorded yet may wait for a free slot
- * unrecorded (reserve), after the recorded ones. Ended tasks' folders go after their keep time
+ * submitted and running in one write. Ended tasks' folders go after their keep time
  * (local-sweep.ts), swept from adopt on.
  */
 export class LocalBackend implements Backend {
@@ -96,8 +92,6 @@ export class LocalBackend implements Backend {
   readonly #c: BackendContext;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, Running>();
-  /** Unrecorded tasks waiting for a lane (reserve), in arrival order: each one's grant. */
-  readonly #waiting = new Map<string, (held: boolean) => void>();
   #poller: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #spawner: Spawner;
@@ -148,62 +142,29 @@ export class LocalBackend implements Backend {
     return this.#spawner.pid;
   }
 
-  // A slot held for it (reserve), or a free slot and nobody waiting: the task is recorded running
-  // in the same write as created; otherwise created and submitted together.
+  // A free slot and nobody waiting: reserve the slot, and the task is recorded running in the
+  // same write as created; otherwise created and submitted together.
   admit(rec: TaskRecord): Admission | undefined {
     const id = rec.task.taskId;
     if (this.#closed) return undefined;
-    const held = this.#running.get(id);
-    if (held?.reserved) held.reserved = false;
-    else if (
-      held ||
-      this.#running.size >= this.parallel ||
-      this.#queue.length > 0 ||
-      this.#waiting.size > 0
-    )
+    if (this.#running.size >= this.parallel || this.#queue.length > 0 || this.#running.has(id))
       return { path: ['submitted'] };
     let dir: string;
     try {
       dir = this.taskDir(id);
     } catch {
-      if (held) this.#free(id);
       return { path: ['submitted'] }; // #start fails it, saying why
     }
-    if (!held) {
-      this.#running.set(id, { pid: 0, adopted: false });
-      this.#stages?.mark(id, 'lane');
-    }
+    this.#running.set(id, { pid: 0, adopted: false });
+    this.#stages?.mark(id, 'lane');
     return {
       path: ['submitted', 'running'],
       patch: this.#runningPatch(dir),
-      release: () => this.#free(id),
-    };
-  }
-
-  reserve(taskId: string): LaneWait {
-    // One place per task: a second ask for one waiting or holding a lane gets none.
-    const taken = this.#waiting.has(taskId) || this.#running.has(taskId);
-    const ready = new Promise<boolean>((grant) => {
-      if (this.#closed || taken) grant(false);
-      else this.#waiting.set(taskId, grant);
-    });
-    this.#pump();
-    return {
-      ready,
-      cancel: () => {
-        if (taken) return;
-        const grant = this.#waiting.get(taskId);
-        this.#waiting.delete(taskId);
-        grant?.(false);
-        if (this.#running.get(taskId)?.reserved) this.#free(taskId);
+      release: () => {
+        this.#running.delete(id);
+        this.#pump();
       },
     };
-  }
-
-  /** Gives back a lane nothing runs in (a reservation or an admission not taken up). */
-  #free(id: string): void {
-    this.#running.delete(id);
-    this.#pump();
   }
 
   enqueue(rec: TaskRecord): void {
@@ -291,14 +252,11 @@ export class LocalBackend implements Backend {
       ...this.#sweeper.stats,
       running: this.#running.size,
       queued: this.#queue.length,
-      waiting: this.#waiting.size,
     };
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const grant of this.#waiting.values()) grant(false);
-    this.#waiting.clear();
     clearInterval(this.#poller);
     for (const r of this.#running.values()) clearTimeout(r.timer);
     this.#spawner.close();
@@ -340,20 +298,10 @@ export class LocalBackend implements Backend {
     if (i >= 0) this.#queue.splice(i, 1);
   }
 
-  // Recorded tasks first (they were taken earlier), then the unrecorded ones waiting.
   #pump(): void {
     while (!this.#closed && this.#running.size < this.parallel) {
       const id = this.#queue.shift();
-      if (id === undefined) {
-        const next = this.#waiting.entries().next();
-        if (next.done) return;
-        const [waiting, grant] = next.value;
-        this.#waiting.delete(waiting);
-        this.#running.set(waiting, { pid: 0, adopted: false, reserved: true });
-        this.#stages?.mark(waiting, 'lane');
-        grant(true);
-        continue;
-      }
+      if (id === undefined) return;
       // Reserve the slot before the (async) record, or the pool would overfill.
       this.#running.set(id, { pid: 0, adopted: false });
       this.#stages?.mark(id, 'lane');

@@ -8,10 +8,8 @@ import { queueOf } from './task-logs.js';
 function neverStarted(rec: TaskRecord): boolean {
   const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
   if (state === 'created') return true;
-  // A local task waits for a free slot unrecorded, its message held by its runner (it goes back
-  // to the queue with the runner's pending messages), or as `submitted` when it had a record
-  // already (resumed, adopted); it is recorded `running` before it is spawned. A SLURM or
-  // Kubernetes one is `submitted` once its job exists, and then has a job id or handle.
+  // A local task waits for a free slot as `submitted` (recorded `running` before it is spawned);
+  // a SLURM or Kubernetes one is `submitted` once its job exists, and then has a job id or handle.
   return state === 'submitted' && !rec.jobId && rec.pid === undefined && !rec.handle;
 }
 

@@ -35,18 +35,3 @@ export class RecordConflictError extends CpError {
     );
   }
 }
-
-/**
- * The runner stopped taking tasks (stopping, or its executor closed) while a task it had pulled
- * waited for a lane, unrecorded: its message goes back to the queue (not acknowledged) for this
- * runner's successor or another runner of the queue. Retryable: nothing of it was done.
- */
-export class IntakeStoppedError extends CpError {
-  constructor(readonly taskId: string) {
-    super(
-      'CP_INTAKE_STOPPED',
-      `task ${taskId} was waiting for a lane when this runner stopped taking tasks; it goes back to the queue`,
-      { retryable: true },
-    );
-  }
-}

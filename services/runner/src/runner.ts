@@ -21,7 +21,6 @@ import {
 import type { RunnerConfig } from './config.js';
 import { RecordConflictError } from './errors.js';
 import { KvRecords, RECORD_RETRY } from './kv-records.js';
-import { LaneWaits } from './lane-waits.js';
 import { isPilotResource } from './pilot-host.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
@@ -51,10 +50,7 @@ export interface RunnerOptions {
    * than its intake and leaves the rest to the others.
    */
   readonly holdUntilEnd?: boolean;
-  /**
-   * Unacknowledged tasks over every runner of the queue (default: intake where tasks wait for a
-   * lane unrecorded, a local resource; else intake × 4).
-   */
+  /** Unacknowledged tasks over every runner of the queue (default intake × 4). */
   readonly maxAckPending?: number;
   /** Pilot workers: declared files staged by the runner that started them (pilot-staging.ts). */
   readonly staging?: TaskStaging;
@@ -66,11 +62,9 @@ export interface RunnerOptions {
 
 /**
  * Runs tasks from the resource's work queue through an executor (local, slurm_sudo or
- * slurm_ssh, from the resource's configuration). A task is acknowledged once its first record
- * is in KV; every later transition is recorded (revision-checked) before it is acted on, then
- * published on the task-state subject. Where tasks wait for a lane (local), a pulled task waits
- * unrecorded, its message unacknowledged (lane-waits.ts), and is recorded once it has one,
- * created → running in one write: two records a task (running, its end) instead of three. On start the runner adopts the unfinished
+ * slurm_ssh, from the resource's configuration). A task is acknowledged once its "created"
+ * record is in KV; every later transition is recorded (revision-checked) before it is acted
+ * on, then published on the task-state subject. On start the runner adopts the unfinished
  * records it wrote before a crash and reconciles them with SLURM, pids and exit files, and has
  * the task messages a killed runner pulled but never recorded delivered again at once.
  * Pause, resume and kill arrive on cp.<project>.task.control.
@@ -223,12 +217,6 @@ export async function startRunner(
   // ack wait. Not by pilot workers: their pending messages are tasks other live pilots run.
   if (!pilots && !options.holdUntilEnd)
     await reclaimPulled(bus, { stream: streams.tasks(p), durable: `runner-${rc.queue}`, log });
-  const waits = new LaneWaits();
-  // Tasks waiting for a lane keep their messages: the queue's unacknowledged messages are
-  // bounded by the intake, and every one this runner is handed goes to a handler at once (whose
-  // timer keeps telling JetStream it is being worked on), none left aging in the pull buffer.
-  const laneWaiting = !!executor.backend.reserve && !options.holdUntilEnd;
-  const maxAckPending = options.maxAckPending ?? (laneWaiting ? rc.intake : undefined);
   const consumer = pilots
     ? undefined
     : await bus.consume({
@@ -236,10 +224,10 @@ export async function startRunner(
         durable: `runner-${rc.queue}`,
         filterSubject: subjects.tasks(p, rc.queue),
         accept: ['task.submitted'],
-        concurrency: laneWaiting ? Math.max(rc.intake, maxAckPending ?? 0) : rc.intake,
+        concurrency: rc.intake,
         maxDeliver: 10,
         ...(rc.ackWaitMs ? { ackWaitMs: rc.ackWaitMs } : {}),
-        ...(maxAckPending ? { maxAckPending } : {}),
+        ...(options.maxAckPending ? { maxAckPending: options.maxAckPending } : {}),
         ...(options.holdUntilEnd ? { prefetch: false } : {}),
         // A plain ack: the task's record is in KV before it, and a redelivered task is never run
         // again (already ours, or its record exists), so confirming each ack was a round trip
@@ -253,8 +241,6 @@ export async function startRunner(
       });
 
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
-    // Delivered again while this runner still holds it (its ack wait ran out): after that one.
-    for (let d = waits.done(task.taskId); d; d = waits.done(task.taskId)) await d;
     if (executor.get(task.taskId)) return; // redelivered: already ours
     stages?.mark(task.taskId, 'intake');
     // Checked before anything is accepted: a refused task is recorded failed, never run, and
@@ -262,37 +248,6 @@ export async function startRunner(
     const refusal = await refusalOf(task, policy);
     stages?.mark(task.taskId, 'admitted');
     if ((task.attempt ?? 1) > 1 && !(await takeRequeued(task, logger))) return;
-    if (refusal || !laneWaiting) await record(task, cid, refusal, logger);
-    else {
-      try {
-        const outcome = await waits.hold(task.taskId, executor.lane(task.taskId));
-        if (outcome.kind === 'lane') await record(task, cid, undefined, logger);
-        else {
-          cids.set(task.taskId, cid);
-          const rec = executor.stopUnstarted(
-            task,
-            outcome.action === 'kill' ? 'killed' : 'paused',
-            outcome.action === 'kill' ? 'killed on request' : 'paused on request',
-          );
-          outcome.settle(rec);
-          await rec.catch((err: unknown) => {
-            cids.delete(task.taskId);
-            throw err;
-          });
-        }
-      } finally {
-        waits.release(task.taskId);
-      }
-    }
-  }
-
-  /** The task's first record: refused (failed), or created and on to the backend. */
-  async function record(
-    task: TaskSubmitted,
-    cid: string,
-    refusal: Awaited<ReturnType<typeof refusalOf>>,
-    logger: typeof log,
-  ): Promise<void> {
     cids.set(task.taskId, cid);
     try {
       if (refusal) {
@@ -349,20 +304,15 @@ export async function startRunner(
     invalidMsg: 'invalid task control dead-lettered',
     answerInvalid: true,
     handler: async ({ body }, m) => {
+      if (!executor.get(body.taskId)) return; // another runner's task
       let reply: TaskControlReply;
       try {
-        // Waiting here unrecorded: its handler records the kill or pause.
-        const waiting = executor.get(body.taskId)
-          ? undefined
-          : await waits.control(body.taskId, body.action);
-        if (!waiting && !executor.get(body.taskId)) return; // another runner's task
         const rec =
-          waiting ??
-          (body.action === 'pause'
+          body.action === 'pause'
             ? await executor.pause(body.taskId)
             : body.action === 'resume'
               ? await executor.resume(body.taskId)
-              : await executor.kill(body.taskId));
+              : await executor.kill(body.taskId);
         reply = { ok: true, result: { taskId: body.taskId, state: rec.state } };
       } catch (err) {
         const e = errorReply(err);
@@ -387,16 +337,12 @@ export async function startRunner(
     executor,
     pilots,
     async stopIntake() {
-      const stopped = consumer?.stop();
-      waits.close();
-      await stopped;
+      await consumer?.stop();
     },
     async stop() {
       control.unsubscribe();
       await pilots?.stop();
-      const stopped = consumer?.stop();
-      waits.close();
-      await stopped;
+      await consumer?.stop();
       await taskLogs.close();
       await executor.close();
       events.flush();
