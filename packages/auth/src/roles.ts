@@ -223,7 +223,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvWrite(buckets.artefacts(p)),
             ...kvWrite(buckets.traces(p)),
             ...kvWrite(buckets.goals(p)),
-            ...kvWrite(buckets.builds(p)),
+            // No write on the builds bucket: chefs record results there; MajorDomo keeps those it
+            // stored in memory (recent-results.ts) and reads the bucket like any member.
             // Standby mode: the leader lease, read and written with compare-and-set; the first
             // MajorDomo to stand makes the bucket (it is no other role's).
             `${JS}.STREAM.CREATE.KV_${buckets.leader(p)}`,

@@ -222,6 +222,15 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
     expect(isPermissionDenied(other)).toBe(true);
   });
 
+  it("keeps MajorDomo from writing build results, the chefs' record, while it reads them", async () => {
+    const chef = await as({ role: 'chef', project: 'alpha', scope: 'latex' });
+    await (await chef.kv(buckets.builds('alpha'), z.unknown())).put('b-1', { status: 'ok' });
+    const md = await as({ role: 'majordomo', project: 'alpha' });
+    const builds = await md.kv(buckets.builds('alpha'), z.unknown());
+    expect((await builds.get('b-1'))?.value).toEqual({ status: 'ok' });
+    expect(isPermissionDenied(await refused(builds.put('b-1', { status: 'forged' })))).toBe(true);
+  });
+
   it("keeps a runner to its own queue: it cannot take another queue's tasks or dispatch builds", async () => {
     const runner = await as({ role: 'runner', project: 'alpha', scope: 'gpu' });
     const other = await refused(runner.jsm.consumers.info(streams.tasks('alpha'), 'runner-local'));
