@@ -1,4 +1,4 @@
-import { fromKvKey, kvKey } from '@computepods/protocol';
+import { CpError, fromKvKey, kvKey } from '@computepods/protocol';
 import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Bucket, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
 import type { z } from 'zod';
@@ -20,6 +20,19 @@ export interface Versioned<T> {
  */
 /** JetStream's "wrong last sequence" API codes: nats.js's create looks again after these. */
 const WRONG_LAST = new Set<number>([10071, 10164]);
+
+/** A key followed (TypedKv.follow): its value when the follow began, and what comes after. */
+export interface KeyFollower<T> {
+  /** The key's value read once the updates were being heard (undefined: none, or invalid). */
+  readonly read: Promise<Versioned<T> | undefined>;
+  /**
+   * The first value, the read's or one heard since the follow began, for which `done` holds;
+   * rejects with the signal's reason on abort, or with the read's error. One at a time.
+   */
+  until(done: (value: T) => boolean, signal?: AbortSignal): Promise<T>;
+  /** Stops hearing the key's updates; a pending until() rejects. */
+  stop(): void;
+}
 
 export class TypedKv<S extends z.ZodType> {
   constructor(
@@ -232,34 +245,79 @@ export class TypedKv<S extends z.ZodType> {
     signal?: AbortSignal,
   ): Promise<z.infer<S>> {
     signal?.throwIfAborted();
+    const follower = await this.follow(key);
+    try {
+      return await follower.until(done, signal);
+    } finally {
+      follower.stop();
+    }
+  }
+
+  /**
+   * Listens to the key's updates (the shared watch waitFor uses), then reads it once: the read
+   * sees whatever was written before, the watch everything after, so a caller that needs the
+   * key's value now and may wait on it later (a chef: a build's task record, read when the
+   * request arrives, waited on once the task is submitted) makes one read where a get and a
+   * waitFor made two. Each follower must be stopped.
+   */
+  async follow(key: string): Promise<KeyFollower<z.infer<S>>> {
     await this.#sharedWatch();
-    return new Promise((resolve, reject) => {
-      let finished = false;
-      const set = this.#waiters.get(key) ?? new Set();
-      this.#waiters.set(key, set);
-      const finish = (fn: () => void) => {
-        if (finished) return;
-        finished = true;
-        set.delete(check);
+    const set = this.#waiters.get(key) ?? new Set();
+    this.#waiters.set(key, set);
+    // Values heard while no until() waits, for the next one.
+    const heard: z.infer<S>[] = [];
+    let waiting: { check: (value: z.infer<S>) => void; stopped: () => void } | undefined;
+    const listener = (value: z.infer<S>) => (waiting ? waiting.check(value) : heard.push(value));
+    set.add(listener);
+    // After the listener: whatever was written before it, this read sees.
+    const read = this.get(key);
+    read.catch(() => undefined);
+    let stopped = false;
+    return {
+      read,
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        waiting?.stopped();
+        heard.length = 0;
+        set.delete(listener);
         if (set.size === 0 && this.#waiters.get(key) === set) this.#waiters.delete(key);
-        signal?.removeEventListener('abort', abort);
-        fn();
-      };
-      const check = (value: z.infer<S>) => {
-        if (done(value)) finish(() => resolve(value));
-      };
-      const abort = () => finish(() => reject(signal?.reason));
-      signal?.addEventListener('abort', abort, { once: true });
-      if (signal?.aborted) return abort();
-      set.add(check);
-      // The watch exists: whatever was written before it started, this read sees.
-      this.get(key).then(
-        (v) => {
-          if (v) check(v.value);
-        },
-        (err) => finish(() => reject(err)),
-      );
-    });
+      },
+      until: (done, signal) =>
+        new Promise((resolve, reject) => {
+          const stoppedError = () =>
+            new CpError(
+              'CP_INTERNAL',
+              `stopped following ${this.bucket} key ${key} while waiting on it`,
+            );
+          if (stopped) return reject(stoppedError());
+          let finished = false;
+          const finish = (fn: () => void) => {
+            if (finished) return;
+            finished = true;
+            if (waiting === self) waiting = undefined;
+            signal?.removeEventListener('abort', abort);
+            fn();
+          };
+          const self = {
+            check: (value: z.infer<S>) => {
+              if (done(value)) finish(() => resolve(value));
+            },
+            stopped: () => finish(() => reject(stoppedError())),
+          };
+          const abort = () => finish(() => reject(signal?.reason));
+          signal?.addEventListener('abort', abort, { once: true });
+          if (signal?.aborted) return abort();
+          waiting = self;
+          for (const value of heard.splice(0)) self.check(value);
+          read.then(
+            (v) => {
+              if (v) self.check(v.value);
+            },
+            (err) => finish(() => reject(err)),
+          );
+        }),
+    };
   }
 
   /**

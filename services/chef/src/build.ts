@@ -25,7 +25,12 @@ import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
 import { type BuildPaths, checkRequest } from './rule-paths.js';
 import type { TaskView } from './task-view.js';
-import { TaskWaitError, type TaskWaitLimits, waitForTerminal } from './task-wait.js';
+import {
+  type TaskFollower,
+  TaskWaitError,
+  type TaskWaitLimits,
+  waitForTerminal,
+} from './task-wait.js';
 
 export interface ChefContext {
   readonly bus: Bus;
@@ -77,43 +82,63 @@ export async function handleBuild(
       error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
     });
   // The result and task records are read while the request is checked (one round trip off the
-  // path); a refused request leaves them unread.
+  // path); a refused request leaves them unread. The first attempt's record is followed from
+  // then on: a fresh build's task is that one, waited on with no second read.
   const recorded = ctx.results.get(req.buildId).then((e) => e?.value);
-  const task = ctx.tasks.get(attemptTaskId(req.buildId, 0)).then((e) => e?.value);
+  const following = ctx.tasks.follow(attemptTaskId(req.buildId, 0));
+  const task = following.then(async (f) => (await f.read)?.value);
   recorded.catch(() => undefined);
   task.catch(() => undefined);
-  // The paths' confinement, checked once here and kept until the task is submitted.
-  const confine = new Confinement(ctx.workspace);
-  let checked: { paths: BuildPaths; route: Route };
   try {
-    checked = await admit(ctx, rule, req, confine);
-  } catch (err) {
-    if (!(err instanceof BuildRefusedError)) throw err;
-    logger.warn(
-      { buildId: req.buildId, rule: rule.id, code: err.code, reason: err.message },
-      'build request refused',
-    );
-    return finish(ctx, msg, {
-      ...base,
-      status: 'failed',
-      durationMs: Date.now() - started,
-      error: `${err.code}: ${err.message}`,
-    });
-  }
-  const known = await recorded;
-  if (known && (await outputsIntact(ctx.workspace, known))) {
-    logger.info(
-      { buildId: req.buildId },
-      'build already done and its outputs are intact; re-sending its result',
-    );
-    await publishResult(ctx, known, msg);
-    return;
-  }
-  const signal = ctx.inflight.begin(req.buildId);
-  try {
-    await build(ctx, req, rule, checked, base, signal, msg, logger, { known, task }, confine);
+    // The paths' confinement, checked once here and kept until the task is submitted.
+    const confine = new Confinement(ctx.workspace);
+    let checked: { paths: BuildPaths; route: Route };
+    try {
+      checked = await admit(ctx, rule, req, confine);
+    } catch (err) {
+      if (!(err instanceof BuildRefusedError)) throw err;
+      logger.warn(
+        { buildId: req.buildId, rule: rule.id, code: err.code, reason: err.message },
+        'build request refused',
+      );
+      return finish(ctx, msg, {
+        ...base,
+        status: 'failed',
+        durationMs: Date.now() - started,
+        error: `${err.code}: ${err.message}`,
+      });
+    }
+    const known = await recorded;
+    if (known && (await outputsIntact(ctx.workspace, known))) {
+      logger.info(
+        { buildId: req.buildId },
+        'build already done and its outputs are intact; re-sending its result',
+      );
+      await publishResult(ctx, known, msg);
+      return;
+    }
+    const signal = ctx.inflight.begin(req.buildId);
+    try {
+      await build(
+        ctx,
+        req,
+        rule,
+        checked,
+        base,
+        signal,
+        msg,
+        logger,
+        { known, following, task },
+        confine,
+      );
+    } finally {
+      ctx.inflight.end(req.buildId, signal);
+    }
   } finally {
-    ctx.inflight.end(req.buildId, signal);
+    following.then(
+      (f) => f.stop(),
+      () => undefined,
+    );
   }
 }
 
@@ -143,7 +168,11 @@ async function build(
   signal: AbortSignal,
   msg: { readonly id: string; readonly cid: string },
   logger: Logger,
-  read: { known: Result | undefined; task: Promise<TaskView | undefined> },
+  read: {
+    known: Result | undefined;
+    task: Promise<TaskView | undefined>;
+    following: Promise<TaskFollower>;
+  },
   confine: Confinement,
 ): Promise<void> {
   const { cid } = msg;
@@ -263,11 +292,20 @@ async function build(
       { buildId: req.buildId, taskId, state: last.rec.state },
       "joining the build's attempt under way: its task is reported, no other runs",
     );
-  // The wait starts first: its watch of the task's record is up and its read of the record
-  // (any write before the watch) goes out with the submission, one socket write and one turn
-  // for both (task-wait.ts).
+  // The wait starts first. The first attempt's record has been followed since the request came
+  // (handleBuild): waited on with no read again. Another's wait has its watch of the record up
+  // and its read (any write before the watch) goes out with the submission, one socket write
+  // and one turn for both (task-wait.ts).
   const submitFailed = new AbortController();
-  const ended = waitForTerminal(ctx.tasks, taskId, route.queue, ctx.taskWait, submitFailed.signal);
+  const follower = taskId === attemptTaskId(req.buildId, 0) ? await read.following : undefined;
+  const ended = waitForTerminal(
+    ctx.tasks,
+    taskId,
+    route.queue,
+    ctx.taskWait,
+    submitFailed.signal,
+    follower,
+  );
   ended.catch(() => undefined);
   await ctx.bus
     .publish(

@@ -18,9 +18,14 @@ export interface TaskWaitLimits {
 /** The chef gave up waiting for a task's record. */
 export class TaskWaitError extends CpError<'CP_TASK_NO_RECORD' | 'CP_TASK_WAIT_TIMEOUT'> {}
 
+/** A task's record followed since before it was read (TypedKv.follow). */
+export type TaskFollower = Awaited<ReturnType<TypedKv<typeof TaskView>['follow']>>;
+
 /**
  * The task's terminal record; rejects with TaskWaitError when no runner recorded the task within
- * `recordMs`, or it did not end within `totalMs`, and with the signal's reason on abort.
+ * `recordMs`, or it did not end within `totalMs`, and with the signal's reason on abort. With
+ * `follower` (the task's record followed already, and read), it waits on that one, with no read
+ * of its own.
  */
 export async function waitForTerminal(
   tasks: TypedKv<typeof TaskView>,
@@ -28,6 +33,7 @@ export async function waitForTerminal(
   queue: string,
   limits: TaskWaitLimits,
   signal?: AbortSignal,
+  follower?: TaskFollower,
 ): Promise<TaskView> {
   const stop = new AbortController();
   const timers: NodeJS.Timeout[] = [];
@@ -62,7 +68,10 @@ export async function waitForTerminal(
   signal?.addEventListener('abort', abort, { once: true });
   if (signal?.aborted) abort();
   try {
-    return await tasks.waitFor(taskId, (r) => TERMINAL_STATES.includes(r.state), stop.signal);
+    const ended = (r: TaskView) => TERMINAL_STATES.includes(r.state);
+    return await (follower
+      ? follower.until(ended, stop.signal)
+      : tasks.waitFor(taskId, ended, stop.signal));
   } finally {
     for (const t of timers) clearTimeout(t);
     signal?.removeEventListener('abort', abort);

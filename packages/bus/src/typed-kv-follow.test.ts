@@ -1,0 +1,83 @@
+import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Bus } from './bus.js';
+import { createLogger } from './logger.js';
+import type { TypedKv } from './typed-kv.js';
+
+const Value = z.object({ n: z.number() });
+
+describe('TypedKv.follow: one read, then the updates (a real nats-server)', () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let kv: TypedKv<typeof Value>;
+  const logger = createLogger('kv-follow-test');
+  logger.level = 'silent';
+  // The reads of a key, as the server is asked for them (direct gets on the bucket's stream).
+  const reads: string[] = [];
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'kvtest', logger });
+    kv = await bus.kv('kvtest_follow', Value, { history: 5 });
+    const spy = bus.nc.subscribe('$JS.API.DIRECT.GET.KV_kvtest_follow.>');
+    void (async () => {
+      for await (const m of spy) reads.push(m.subject);
+    })();
+    await bus.nc.flush();
+  });
+  afterAll(async () => {
+    await bus?.close();
+    await nats?.[Symbol.asyncDispose]();
+  });
+
+  const readsOf = async (key: string) => {
+    await bus.nc.flush();
+    return reads.filter((s) => s.endsWith(`.${key}`)).length;
+  };
+
+  it('reads the key once; a later write, and one made before until(), reach until()', async () => {
+    await kv.put('a', { n: 1 });
+    const follower = await kv.follow('a');
+    expect((await follower.read)?.value.n).toBe(1);
+    // Written before until() is called: kept for it.
+    await kv.put('a', { n: 2 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await follower.until((v) => v.n === 2)).n).toBe(2);
+    const later = follower.until((v) => v.n === 3);
+    await kv.put('a', { n: 3 });
+    expect((await later).n).toBe(3);
+    follower.stop();
+    expect(await readsOf('a')).toBe(1);
+  });
+
+  it('a key with no value reads as none, and its first write is heard', async () => {
+    const follower = await kv.follow('b');
+    expect(await follower.read).toBeUndefined();
+    const first = follower.until(() => true);
+    await kv.create('b', { n: 7 });
+    expect((await first).n).toBe(7);
+    follower.stop();
+    expect(await readsOf('b')).toBe(1);
+  });
+
+  it('stop() rejects a pending until() and hears no more; waitFor still reads and waits', async () => {
+    const follower = await kv.follow('c');
+    const pending = follower.until((v) => v.n === 9);
+    follower.stop();
+    await expect(pending).rejects.toThrow(/stopped following kvtest_follow key c/);
+    await expect(follower.until(() => true)).rejects.toThrow(/stopped following/);
+    const waited = kv.waitFor('c', (v) => v.n === 9);
+    await kv.put('c', { n: 9 });
+    expect((await waited).n).toBe(9);
+  });
+
+  it('until() rejects with the signal reason on abort', async () => {
+    const follower = await kv.follow('d');
+    const ac = new AbortController();
+    const pending = follower.until(() => true, ac.signal);
+    ac.abort(new Error('no longer wanted'));
+    await expect(pending).rejects.toThrow('no longer wanted');
+    follower.stop();
+  });
+});
