@@ -3,12 +3,11 @@ import {
   StatusReply,
   statusWithAllArtefacts,
   streams,
-  subjects,
 } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveApi } from './api.js';
-import { POD, sha, TestMajorDomo } from './test-majordomo.js';
+import { sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'storedack';
 
@@ -31,17 +30,7 @@ describe('MajorDomo: a result is acknowledged once its records are stored', () =
   const status = () => statusWithAllArtefacts((req) => t.bus.request('status', req, StatusReply));
   const resultsAckPending = async () =>
     (await t.bus.jsm.consumers.info(streams.events(P), 'majordomo-results')).num_ack_pending;
-  const succeed = (req: BuildRequested, bytes: string) =>
-    t.bus.publish('build.result', subjects.buildResult(P), {
-      buildId: req.buildId,
-      taskId: req.taskId,
-      chef: 'gen',
-      pod: POD,
-      status: 'succeeded',
-      outputs: { [req.outputs[0] ?? '']: { sha256: sha(bytes), size: bytes.length } },
-      cutoff: { [req.outputs[0] ?? '']: sha(bytes) },
-      durationMs: 1,
-    });
+  const succeed = (req: BuildRequested, bytes: string) => t.succeed(req, bytes);
 
   beforeAll(async () => {
     await t.open();

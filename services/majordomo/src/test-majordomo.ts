@@ -111,6 +111,21 @@ export class TestMajorDomo {
     return this.bus.kv(buckets.traces(this.project), TaskTrace);
   }
 
+  /** The played chef's success for `req`: its first output holding `bytes`, cut off on them. */
+  succeed(req: BuildRequested, bytes: string) {
+    const out = req.outputs[0] ?? '';
+    return this.bus.publish('build.result', subjects.buildResult(this.project), {
+      buildId: req.buildId,
+      taskId: req.taskId,
+      chef: 'gen',
+      pod: POD,
+      status: 'succeeded',
+      outputs: { [out]: { sha256: sha(bytes), size: bytes.length } },
+      cutoff: { [out]: sha(bytes) },
+      durationMs: 1,
+    });
+  }
+
   /** Starts MajorDomo (its config from `env`, CP_PROJECT set); one at a time. */
   async start(env: Record<string, string> = {}): Promise<MajorDomo> {
     if (this.#running) throw new Error('TestMajorDomo: a MajorDomo is running (stop() first)');
