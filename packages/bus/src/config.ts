@@ -111,11 +111,31 @@ const retentionEnv = defineEnv({
   },
 });
 
+/** V8's own `--interrupt-budget` on Node 20 (`node --v8-options`), in bytes of bytecode. */
+export const V8_OWN_INTERRUPT_BUDGET = 67_584;
+
+/**
+ * How eagerly V8 optimises a service's code. Between two tier-up checks a function runs this
+ * many bytes of bytecode; after a few checks (V8's `--ticks-before-optimization`) it is
+ * compiled by TurboFan on a background thread. A service's work is short handlers run a few
+ * hundred times per build, so at V8's own budget much of that compiling goes to code that is
+ * barely hot, on the same 2 cores as the builds. 16× delays it until code is really hot: the
+ * services' CPU on `pnpm bench cbuild`'s clean build fell 21 % (4,000 → 3,160 ms, medians of 7
+ * and 5 runs), and a long-running service still optimises what it keeps running.
+ */
+const v8Env = defineEnv({
+  CP_V8_INTERRUPT_BUDGET: {
+    schema: envIntType({ min: 0, max: 1 << 30, unit: 'bytes of bytecode' }),
+    default: String(16 * V8_OWN_INTERRUPT_BUDGET),
+    doc: `bytes of bytecode a function runs between V8's tier-up checks in a service (\`--interrupt-budget\`, set by startService first thing); the default, 16× V8's own ${V8_OWN_INTERRUPT_BUDGET}, leaves TurboFan to code that is really hot: −21 % of the services' CPU on \`pnpm bench cbuild\`'s clean build; 0: V8's own`,
+  },
+});
+
 /**
  * What every program connecting to NATS reads (services, cpctrl, inotify2nats): declared here
  * once, listed in this package's README (pnpm env-docs), read nowhere else.
  */
-export const busEnv = defineEnv({ ...connectionEnv, ...retentionEnv });
+export const busEnv = defineEnv({ ...connectionEnv, ...retentionEnv, ...v8Env });
 
 export interface Retention {
   /** KV tasks and builds: CP_RECORD_MAX_AGE_S, default RECORD_MAX_AGE_MS (14 days). */
@@ -181,6 +201,11 @@ export function busSettings(env: NodeJS.ProcessEnv = process.env): BusSettings {
 /** TLS settings from the environment: NATS_CA, NATS_CERT and NATS_KEY (files). */
 export function tlsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectOptions['tls'] {
   return busSettings(env).tls;
+}
+
+/** CP_V8_INTERRUPT_BUDGET (v8-tuning.ts sets it at a service's start); a bad value throws. */
+export function v8InterruptBudget(env: NodeJS.ProcessEnv = process.env): number {
+  return loadEnv(v8Env, env).CP_V8_INTERRUPT_BUDGET;
 }
 
 /** Replicas for streams and buckets: 1 on one server, 3 on a cluster (CP_REPLICAS). */

@@ -1,4 +1,5 @@
 import type { Logger } from './logger.js';
+import { tuneV8 } from './v8-tuning.js';
 
 /**
  * Runs a service until SIGTERM/SIGINT, then calls stop() (drain) and exits 0. A second signal,
@@ -95,7 +96,8 @@ export interface Starting {
 }
 
 /**
- * Starts a service's main with its signal handling installed first. A SIGTERM/SIGINT while it
+ * Starts a service's main with V8 tuned (CP_V8_INTERRUPT_BUDGET, v8-tuning.ts) and its signal
+ * handling installed first. A SIGTERM/SIGINT while it
  * starts (a systemd restart, Ctrl-C on `up`) aborts the start: what main had opened is closed,
  * or the service it had just started is stopped, "stopped while starting" is logged and the
  * process exits 0. Once started, a signal drains it (runUntilSignal). A start that fails for
@@ -107,6 +109,12 @@ export function startService(
   graceMs = 10_000,
 ): void {
   exitOnFatal(logger);
+  try {
+    tuneV8();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, `cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
   const abort = new AbortController();
   const opened: { close(): Promise<void> }[] = [];
   let service: Service | undefined;
