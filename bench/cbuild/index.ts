@@ -2,7 +2,9 @@
 // CP_CBUILD_HEADERS headers, default 20, one program linking every object) built by the C
 // chef's rules on a real stack (nats-server, MajorDomo, chef, runner with 2 lanes, fswatcher: one
 // OS process each) against `make -j2` on an identical copy of the tree, in the same run: clean
-// build, no-op, a one-line body edit, a header edit, a comment-only edit (early cutoff).
+// build, no-op, a one-line body edit, a header edit, a comment-only edit (early cutoff), and a
+// second clean build in the same stack (warm_clean: every output removed, `make clean` for make),
+// the steady state of daemons whose JIT has warmed up, where the first clean build is the cold one.
 //
 // The builtin `c` definition's link rule lists three objects (main.o, util.o, lib.o): a rule's
 // inputs are a fixed list, a pattern cannot say "every .o". So the chef runs the builtin's
@@ -20,7 +22,7 @@
 // (executors' task-stages.ts), one table per scenario that ran tasks (./stages.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -41,6 +43,8 @@ import { readStages, stageSummary } from './stages.js';
 
 const SOURCES = Number(process.env.CP_CBUILD_SOURCES ?? 200);
 const HEADERS = Number(process.env.CP_CBUILD_HEADERS ?? 20);
+/** How long a scenario of ours may take before the bench gives up, saying what it saw last. */
+const TIMEOUT_MS = Number(process.env.CP_CBUILD_TIMEOUT_MS ?? 300_000);
 const LANES = 2; // make -j2 ⇔ the runner's CP_PARALLEL=2
 const DIR = 'cproj';
 const figures: Record<string, number | string | boolean> = {
@@ -165,6 +169,9 @@ const makefile = [
   `${DIR}/%.o: ${DIR}/%.c`,
   `\t${makeCc}`,
   '-include $(OBJS:.o=.d)',
+  '.PHONY: clean',
+  'clean:',
+  `\trm -f $(OBJS) $(OBJS:.o=.d) ${DIR}/prog`,
   '',
 ].join('\n');
 
@@ -332,6 +339,8 @@ const filesSub = stack.bus.nc.subscribe(subjects.filesChangedAll(stack.project),
 });
 const seenSha = new Map<string, string | null>();
 const seenStatus = new Map<string, string>();
+/** When MajorDomo last announced each path's record (any change). */
+const seenAt = new Map<string, number>();
 let wake: (() => void) | undefined;
 const artefactSub = stack.bus.nc.subscribe(`cp.${stack.project}.artefact.state`, {
   callback: (_e, m) => {
@@ -345,6 +354,7 @@ const artefactSub = stack.bus.nc.subscribe(`cp.${stack.project}.artefact.state`,
       }
       seenSha.set(b.path, b.sha256);
       seenStatus.set(b.path, b.status);
+      seenAt.set(b.path, t);
       lastAnyEvent = t;
     } catch {
       return;
@@ -382,21 +392,33 @@ const derived = new Set([
   ...objects.map((o) => o.replace(/\.o$/, '.d')),
   `${DIR}/prog`,
 ]);
+/** The program's bytes on disk, or undefined while it is not there. */
+const progOnDisk = () => {
+  try {
+    return sha256(readFileSync(join(stack.workspace, DIR, 'prog')));
+  } catch {
+    return undefined;
+  }
+};
 /**
- * Waits until MajorDomo has recorded every edited source's new hash, then until a status says
- * idle with every artefact up to date and the program's record matching its bytes on disk.
- * Returns the time of MajorDomo's last artefact event before that status (when it reported the
- * last change), or `t0` when it reported nothing.
+ * Waits until MajorDomo has recorded every edited source's new hash (a removed file, hash null:
+ * any announcement of its record since t0), then until a status says idle with every artefact
+ * up to date and the program's record matching its bytes on disk. Returns the time of
+ * MajorDomo's last artefact event before that status (when it reported the last change), or
+ * `t0` when it reported nothing.
  */
-async function ourDone(t0: number, edited: Map<string, string>, timeoutMs = 300_000) {
+async function ourDone(t0: number, edited: Map<string, string | null>, timeoutMs = TIMEOUT_MS) {
   const end = t0 + timeoutMs;
   const before = eventCount;
-  while (![...edited].every(([p, h]) => seenSha.get(p) === h)) {
+  const recorded = ([p, h]: [string, string | null]) =>
+    h === null ? (seenAt.get(p) ?? 0) > t0 : seenSha.get(p) === h;
+  while (![...edited].every(recorded)) {
     if (now() > end) throw new Error(`MajorDomo never recorded the edit\n${stack.logs()}`);
     await nextEventOr(1000);
   }
+  let last = 'no status yet';
   for (;;) {
-    if (now() > end) throw new Error(`MajorDomo did not settle\n${stack.logs()}`);
+    if (now() > end) throw new Error(`MajorDomo did not settle (${last})\n${stack.logs()}`);
     // Quiet for 40 ms (no artefact event), then ask: a status per gap, not per 50 ms tick; the
     // summary first, and every record only once MajorDomo says it is idle (a status listing
     // 600 records at each gap of a clean build cost MajorDomo and this process more CPU than
@@ -407,11 +429,16 @@ async function ourDone(t0: number, edited: Map<string, string>, timeoutMs = 300_
     if (!(await summary()).idle || eventCount !== mark) continue;
     const st = await status();
     const prog = st.artefacts.find((a) => a.path === `${DIR}/prog`);
+    const counts = new Map<string, number>();
+    for (const a of st.artefacts)
+      if (derived.has(a.path)) counts.set(a.status, (counts.get(a.status) ?? 0) + 1);
+    last = `idle ${st.idle}; of the ${derived.size} outputs ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} recorded; program ${prog?.status ?? 'unrecorded'} ${prog?.sha256?.slice(0, 8)}, on disk ${progOnDisk()?.slice(0, 8) ?? 'none'}; file events ${fileEvents}`;
     const ok =
       st.idle &&
       st.artefacts.filter((a) => derived.has(a.path) && a.status === 'up_to_date').length ===
         derived.size &&
-      prog?.sha256 === sha256(readFileSync(join(stack.workspace, DIR, 'prog')));
+      prog?.sha256 !== undefined &&
+      prog.sha256 === progOnDisk();
     if (ok && eventCount === mark)
       return eventCount === before ? t0 : Math.max(t0, lastArtefactEvent);
   }
@@ -432,10 +459,12 @@ const cpuSnapshot = () => {
   out.bench = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
   return out;
 };
-const runMake = async (): Promise<{ ms: number; cpuMs: number; code: number | null }> => {
+const runMake = async (
+  targets: string[] = [],
+): Promise<{ ms: number; cpuMs: number; code: number | null }> => {
   const c0 = childrenCpuMsOf(process.pid);
   const t0 = now();
-  const child: ChildProcess = spawn('make', ['-j2', '-s'], {
+  const child: ChildProcess = spawn('make', ['-j2', '-s', ...targets], {
     cwd: mk,
     env: { ...process.env, PATH, CBUILD_LEDGER: ledger.make },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -466,6 +495,8 @@ interface Scenario {
   readonly what: string;
   /** The files to (re)write, in both trees. Empty: nothing changes. */
   readonly edit: () => Map<string, string>;
+  /** Every output removed first: ours by unlinking them, make's by `make clean`. */
+  readonly clean?: true;
 }
 const edited = (path: string, from: string, to: string) => () => {
   const text = tree.get(path)!;
@@ -508,6 +539,13 @@ const scenarios: Scenario[] = [
       `/* body comment ${COMMENT}, edited */`,
     ),
   },
+  // Last, so the scenarios above follow a cold clean build as they always did.
+  {
+    name: 'warm_clean',
+    what: 'clean build again, same stack (warm)',
+    edit: () => new Map(),
+    clean: true,
+  },
 ];
 
 figures.loadavg_1m_start = loadavg()[0]!;
@@ -530,7 +568,12 @@ for (const sc of scenarios) {
   const writes0 = await artefactWrites();
   const t0 = now();
   let oursMs: number;
-  if (files.size === 0) {
+  if (sc.clean) {
+    // Every output unlinked; done once MajorDomo has announced the program's record since and
+    // everything is up to date again.
+    for (const p of derived) rmSync(join(stack.workspace, p), { force: true });
+    oursMs = (await ourDone(t0, new Map([[`${DIR}/prog`, null]]))) - t0;
+  } else if (files.size === 0) {
     // Nothing changed: the analogue of running make is asking for the program.
     const reply = await stack.bus.request(
       'build',
@@ -604,8 +647,11 @@ for (const sc of scenarios) {
   }
   const m0 = ledgerCounts(ledger.make);
   const tm0 = now();
+  // make's clean is timed with its build, as our removal is with ours.
+  const cleaned = sc.clean ? (await runMake(['clean'])).cpuMs : 0;
   writeTree(mk, files);
   const made = await runMake();
+  made.cpuMs += cleaned;
   const makeMs = now() - tm0;
   const m1 = ledgerCounts(ledger.make);
   const mkc = { compile: m1.compile - m0.compile, link: m1.link - m0.link };
@@ -682,6 +728,7 @@ figures.status_polls = statusPolls;
 }
 figures.goal_clean_le_1_1 = (figures.clean_ratio as number) <= 1.1;
 figures.goal_header_le_1_0 = (figures.header_ratio as number) <= 1.0;
+figures.goal_warm_clean_le_1_1 = (figures.warm_clean_ratio as number) <= 1.1;
 figures.goal_comment_relinks_nothing = figures.comment_ours_links === 0;
 
 table(
@@ -748,7 +795,7 @@ console.log(
   `load average (1 min) at start ${figures.loadavg_1m_start}, at end ${figures.loadavg_1m_end}`,
 );
 console.log(
-  `goals: clean ≤ 1.1× make (${(figures.clean_ratio as number).toFixed(2)}), header ≤ 1.0× (${(figures.header_ratio as number).toFixed(2)}), comment relinks nothing (${figures.comment_ours_links} links)`,
+  `goals: clean ≤ 1.1× make (${(figures.clean_ratio as number).toFixed(2)} cold, ${(figures.warm_clean_ratio as number).toFixed(2)} warm), header ≤ 1.0× (${(figures.header_ratio as number).toFixed(2)}), comment relinks nothing (${figures.comment_ours_links} links)`,
 );
 
 await Promise.all(

@@ -98,4 +98,23 @@ describe('MajorDomo: the result cache', () => {
     );
     expect(requests).toHaveLength(2);
   });
+
+  it('sends a build whose output was removed to the chef: no record, no bytes to reuse', async () => {
+    // The output deleted from the workspace (a clean): its record goes, and the cached result
+    // of the build that made it names bytes nobody has any more.
+    const first = buildId('up', 'up:a', { 'src/a.txt': sha('one') });
+    await files({
+      kind: 'deleted',
+      path: 'out/a.up',
+      size: 0,
+      mtimeNs: String(++seq),
+      sha256: null,
+    });
+    const req = await untilDefined('the rebuild request', async () => requests[2]);
+    expect(req).toMatchObject({ taskId: 'up:a', buildId: first });
+    await answer(req, 'ONE');
+    await untilDefined('the output up to date again', async () =>
+      (await record('out/a.up'))?.status === 'up_to_date' ? true : undefined,
+    );
+  });
 });
