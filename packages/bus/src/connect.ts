@@ -1,13 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  AuthorizationError,
-  credsAuthenticator,
-  type NatsConnection,
-  TimeoutError,
-} from '@nats-io/transport-node';
+import { AuthorizationError, type NatsConnection, TimeoutError } from '@nats-io/transport-node';
 import { NatsAuthError, NatsCredsError, NatsUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
+import { credsSigner } from './nkey-sign.js';
 import { connectTurnBatched } from './turn-batched-transport.js';
 
 export interface ConnectOptions {
@@ -60,6 +56,10 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
     }
   }
   const inbox = creds ? inboxOf(creds) : undefined;
+  // Node's Ed25519, not nats.js's JavaScript one (nkey-sign.ts); a file that holds no seed is
+  // reported (NatsCredsError), not retried.
+  const authenticator =
+    creds && options.credsFile ? credsSigner(creds, options.credsFile) : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       // One socket write per event-loop turn, not per microtask batch (turn-batched-transport.ts).
@@ -70,7 +70,7 @@ export async function connectWithBackoff(options: ConnectOptions): Promise<NatsC
         reconnectTimeWait: 500,
         timeout: 2_000,
         pingInterval: 10_000,
-        ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+        ...(authenticator ? { authenticator } : {}),
         ...(inbox ? { inboxPrefix: inbox } : {}),
         ...(options.tls ? { tls: { ...options.tls } } : {}),
         ...(options.asyncTraces === false ? { noAsyncTraces: true } : {}),
