@@ -87,6 +87,16 @@ describe('Bus.consume across the loss of its consumer leader (real 3-node cluste
     await consume(consumer, durable);
     await publish('before/0');
     await delivered('before/0');
+    // Its ack processed by the leader before the kill. It may still be delivered again after the
+    // election: an ack the leader took but had not yet replicated dies with it, and JetStream
+    // delivers at least once (CI run 77 saw it twice; the services are idempotent for that).
+    // The claim under test is about what is published after the election.
+    for (const end = performance.now() + 30_000; ; ) {
+      const info = await admin.jsm.consumers.info(stream, durable);
+      if (info.num_ack_pending === 0 && info.ack_floor.stream_seq >= 1) break;
+      if (performance.now() > end) throw new Error('the ack of before/0 never reached the leader');
+      await new Promise((r) => setTimeout(r, 20));
+    }
 
     // Asked with a short timeout: an info unanswered while there is no leader is just a wait.
     const poll = await jetstreamManager(admin.nc, { timeout: 500, checkAPI: false });
@@ -110,7 +120,8 @@ describe('Bus.consume across the loss of its consumer leader (real 3-node cluste
       console.log(
         `consumer leader ${leader} killed: new leader answered after ${elected - killed} ms, the first message published then delivered ${Date.now() - elected} ms later`,
       );
-      for (const path of ['before/0', ...after]) expect(seen.get(path), path).toBe(1);
+      expect(seen.get('before/0')).toBeGreaterThanOrEqual(1);
+      for (const path of after) expect(seen.get(path), path).toBe(1);
       expect(seen.size).toBe(11);
     } finally {
       await victim.start();
