@@ -13,44 +13,59 @@ export function limitHeapGrowth(percent: number): void {
 }
 
 /**
- * Runs a restore under V8's own heap growth, then sets `percent` again and collects once, so the
- * limit V8 goes on with is `percent` past what the restore left live, as if set throughout.
+ * Runs a restore under V8's own heap growth; settle() then sets `percent` again and collects
+ * once, so the limit V8 goes on with is `percent` past what the restore left live, as if set
+ * throughout. MajorDomo settles once it has said it is ready: the collection (~80 ms at 100k
+ * artefacts) is then no longer part of a restart's time to ready (pnpm bench scale's cold start),
+ * and what runs between (the watches, the HTTP server) allocates little. A restore that fails
+ * sets `percent` again at once.
  *
  * A restore only adds: what it allocates stays live (graph, records), so at 25 % V8 ran a full
  * collection each time the heap grew by a quarter (8 at 100k artefacts, marking ~0.7 s of CPU on
  * its helper threads besides the pauses) and freed almost nothing. Under V8's own growth it runs
- * a few; the one collection after it (~80 ms at 100k) sets the limit to `percent` past what is
- * live, where leaving V8's own limit in place let the peak grow by ~40 MiB once ready (issue
- * #15, pnpm bench scale). A restore from every record (no snapshot) sets `percent` again as it
- * begins (majordomo.ts): it parses every record, garbage a snapshot load does not make, and under
- * V8's own growth its resident peak went from 361 to 660 MiB. With `percent` 0 (V8's own
- * throughout) nothing is changed or collected.
+ * a few; the one collection after it sets the limit to `percent` past what is live, where
+ * leaving V8's own limit in place let the peak grow by ~40 MiB once ready (issue #15, pnpm bench
+ * scale). A restore from every record (no snapshot) sets `percent` again as it begins
+ * (majordomo.ts): it parses every record, garbage a snapshot load does not make, and under V8's
+ * own growth its resident peak went from 361 to 660 MiB. With `percent` 0 (V8's own throughout)
+ * nothing is changed or collected.
  */
 export async function restoreUnderOwnGrowth<T>(
   percent: number,
   logger: Logger,
   restore: () => Promise<T>,
-): Promise<T> {
-  if (percent <= 0) return restore();
+): Promise<{ restored: T; settle(): void }> {
+  if (percent <= 0) return { restored: await restore(), settle: () => undefined };
   setFlagsFromString('--heap-growing-percent=0');
+  let restored: T;
   try {
-    return await restore();
-  } finally {
+    restored = await restore();
+  } catch (err) {
     limitHeapGrowth(percent);
-    const t0 = performance.now();
-    try {
-      collectGarbage();
-      const heapMiB = Math.round(process.memoryUsage().heapUsed / 1048576);
-      logger.info(
-        { ms: Math.round(performance.now() - t0), heapMiB },
-        'heap collected once restored',
-      );
-    } catch (err) {
-      // setFlagsFromString after start is outside Node's promises: a Node where gc() cannot be
-      // had this way starts all the same, its limit set at V8's next own collection.
-      logger.warn({ err: (err as Error).message }, 'heap not collected once restored');
-    }
+    throw err;
   }
+  let settled = false;
+  return {
+    restored,
+    settle() {
+      if (settled) return;
+      settled = true;
+      limitHeapGrowth(percent);
+      const t0 = performance.now();
+      try {
+        collectGarbage();
+        const heapMiB = Math.round(process.memoryUsage().heapUsed / 1048576);
+        logger.info(
+          { ms: Math.round(performance.now() - t0), heapMiB },
+          'heap collected once restored',
+        );
+      } catch (err) {
+        // setFlagsFromString after start is outside Node's promises: a Node where gc() cannot be
+        // had this way starts all the same, its limit set at V8's next own collection.
+        logger.warn({ err: (err as Error).message }, 'heap not collected once restored');
+      }
+    },
+  };
 }
 
 /** A full collection (V8's gc(), exposed to a new context only: not to this process's code). */

@@ -29,11 +29,10 @@ startService(logger, async ({ signal, opened }) => {
   const leader = await standBy(bus, cfg, token, signal);
   if (leader) opened({ close: () => leader.leadership.lease.release() });
   signal.throwIfAborted();
-  const { md, stop, rulesWatch } = await restoreUnderOwnGrowth(
-    cfg.heapGrowingPercent,
-    bus.logger,
-    () => MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm),
+  const { restored, settle } = await restoreUnderOwnGrowth(cfg.heapGrowingPercent, bus.logger, () =>
+    MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm),
   );
+  const { md, stop, rulesWatch } = restored;
   opened({ close: stop });
   signal.throwIfAborted();
   // The leader only: replicas that stop answering have their work handed on or resolved.
@@ -58,6 +57,7 @@ startService(logger, async ({ signal, opened }) => {
   // on seeing this line must find a responder.
   await bus.nc.flush();
   bus.logger.info('majordomo ready');
+  settle(); // the heap's collection after the restore, once ready (heap-growth.ts)
   const shutdown = async () => {
     for (const stopWatching of stopReplicas) stopWatching();
     try {

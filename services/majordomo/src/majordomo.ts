@@ -964,16 +964,23 @@ export class MajorDomo {
    */
   async #refreshStatuses(cid: string): Promise<void> {
     const touched = this.dm.takeTouched();
-    const paths = touched ?? [...this.artefacts.records()].map((r) => r.path);
+    // Every record, when the graph cannot say which: as listed, not looked up again by path
+    // (100,000s of map reads at a restart), until a window of writes was awaited (the record may
+    // have changed meanwhile: read again from then on).
+    const records = touched ?? [...this.artefacts.records()];
+    let awaited = false;
     let window: Promise<unknown>[] = [];
-    for (const path of paths) {
-      const rec = this.artefacts.get(path);
+    for (const listed of records) {
+      const rec =
+        typeof listed === 'string' || awaited ? this.artefacts.get(pathOf(listed)) : listed;
       if (!rec || rec.auxiliary) continue;
+      const path = rec.path;
       const status = this.#statusOf(path);
       if (!status || status === rec.status) continue;
       window.push(this.artefacts.update(path, { status }, cid));
       if (window.length < REFRESH_WINDOW) continue;
       await Promise.all(window);
+      awaited = true;
       window = [];
     }
     await Promise.all(window);
@@ -1094,6 +1101,11 @@ const IN_FLIGHT = 4;
 
 /** Status writes #refreshStatuses has in flight at most. */
 const REFRESH_WINDOW = 64;
+
+/** The path of a record, or the path itself. */
+function pathOf(listed: string | { path: string }): string {
+  return typeof listed === 'string' ? listed : listed.path;
+}
 
 function toSpec(owned: OwnedRule) {
   const { rule } = owned;

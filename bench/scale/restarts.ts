@@ -1,0 +1,143 @@
+// pnpm bench scale's restart alone, for comparing MajorDomo builds in one window: the generated
+// project at CP_RESTARTS_SIZE artefacts (default 100000) seeded into one stack per bundle of
+// CP_RESTARTS_BUNDLES (comma-separated paths of MajorDomo bundles, scripts/bundle.mjs, each
+// maybe followed by `|` and node flags to start it with; default: one built here from this
+// tree's sources), each MajorDomo started once from every record (which
+// stores its snapshot), then CP_RESTARTS_ROUNDS rounds (default 5) of a kill -9 and a start of
+// each bundle in turn, spawn to "majordomo ready" as pnpm bench scale's restore_ms. With
+// CP_RESTARTS_PROF=dir, a last round runs each bundle under --cpu-prof, stopped (SIGTERM) once
+// ready, its profile written to dir. Prints one JSON line per start and, last, the medians.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManagedProcess, TempDir } from '@computepods/testkit';
+import { Stack } from '../../test/src/stack.js';
+import { bundleChild } from '../lib/bundle.js';
+import { generate } from '../lib/graph-gen.js';
+import { seedProject } from './project.js';
+
+const FULL = 100_000;
+const SIZE = Number(process.env.CP_RESTARTS_SIZE ?? FULL);
+const ROUNDS = Number(process.env.CP_RESTARTS_ROUNDS ?? 5);
+const PROF = process.env.CP_RESTARTS_PROF;
+/** CP_RESTARTS_DUMP=dir: each restart's whole output written there (with --trace-gc, say). */
+const DUMP = process.env.CP_RESTARTS_DUMP;
+const READY = /"msg":"majordomo ready"/;
+const POD = 'pod-scale';
+const ENV = { CP_LOG_LEVEL: 'info', CP_CHEF_TIMEOUT_MS: String(2 ** 31 - 1) };
+
+const bundleDir = new TempDir('cp-restarts-bundle-');
+const variants = process.env.CP_RESTARTS_BUNDLES
+  ? process.env.CP_RESTARTS_BUNDLES.split(',').map((b) => b.trim())
+  : [
+      await bundleChild(
+        new URL('../../services/majordomo/src/main.ts', import.meta.url),
+        bundleDir.path,
+        'majordomo',
+      ),
+    ];
+/** Each variant's bundle and node flags. */
+const bundles = variants.map((v) => {
+  const [bundle = '', flags = ''] = v.split('|');
+  return { name: v, bundle: resolve(bundle), flags: flags.split(' ').filter(Boolean) };
+});
+
+/** The JSON log line with this msg, parsed. */
+function line(proc: ManagedProcess, msg: string): Record<string, unknown> | undefined {
+  const l = new RegExp(`\\{[^\\n]*"msg":"${msg}[^\\n]*\\}`).exec(proc.output)?.[0];
+  return l ? (JSON.parse(l) as Record<string, unknown>) : undefined;
+}
+
+/** Starts `bundle` as startBundled does (node flags before it: `nodeArgs`), until ready. */
+async function start(
+  stack: Stack,
+  bundle: string,
+  nodeArgs: string[] = [],
+): Promise<{ proc: ManagedProcess; ms: number; at: number }> {
+  const env = stack.env('majordomo', ENV);
+  env.NATS_CREDS = await stack.creds({ role: 'majordomo' });
+  const at = Date.now();
+  const t0 = performance.now();
+  const proc = new ManagedProcess({
+    name: 'majordomo',
+    command: process.execPath,
+    args: [...nodeArgs, bundle],
+    env,
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+  });
+  stack.procs.set('majordomo', proc);
+  await proc.waitForOutput(READY, 900_000);
+  return { proc, ms: performance.now() - t0, at };
+}
+
+/** One start's figures: spawn to ready, MajorDomo's restore phases, spawn to its first log line. */
+function figures(r: { proc: ManagedProcess; ms: number; at: number }): Record<string, unknown> {
+  const restored = line(r.proc, 'graph restored') as
+    | { restoreMs?: Record<string, number>; from?: string; snapshotRead?: string }
+    | undefined;
+  const first = /\{[^\n]*"msg":"[^\n]*\}/.exec(r.proc.output)?.[0];
+  const firstTime = first ? (JSON.parse(first) as { time: number }).time : Number.NaN;
+  const ready = line(r.proc, 'majordomo ready')?.time as number | undefined;
+  const restoredAt = line(r.proc, 'graph restored')?.time as number | undefined;
+  const collected = line(r.proc, 'heap collected once restored') as { ms?: number } | undefined;
+  return {
+    ready_ms: Math.round(r.ms),
+    spawn_to_first_log_ms: firstTime - r.at,
+    ...Object.fromEntries(
+      Object.entries(restored?.restoreMs ?? {}).map(([k, v]) => [`restore_${k}_ms`, v]),
+    ),
+    restored_to_ready_ms: (ready ?? Number.NaN) - (restoredAt ?? Number.NaN),
+    heap_collected_ms: collected?.ms,
+    from: restored?.from,
+    snapshot_read: restored?.snapshotRead,
+  };
+}
+
+const cb = generate(42, SIZE / FULL);
+const stacks: Stack[] = [];
+const runs = new Map<string, number[]>();
+try {
+  for (const [i, { name, bundle, flags }] of bundles.entries()) {
+    const stack = await Stack.start(`restarts${i}`);
+    stacks.push(stack);
+    await seedProject(stack.bus, `restarts${i}`, cb, POD);
+    const first = await start(stack, bundle, flags);
+    await first.proc.waitForOutput(/"msg":"graph snapshot stored"/, 900_000);
+    runs.set(name, []);
+  }
+  const round = async (nodeArgs: (bundle: string) => string[]) => {
+    for (const [i, { name, bundle, flags }] of bundles.entries()) {
+      const stack = stacks[i]!;
+      await stack.kill9('majordomo');
+      const r = await start(stack, bundle, [...flags, ...nodeArgs(`${i}.${basename(bundle)}`)]);
+      const f = figures(r);
+      runs.get(name)!.push(r.ms);
+      if (DUMP) {
+        mkdirSync(DUMP, { recursive: true });
+        writeFileSync(join(DUMP, `${i}.${runs.get(name)!.length}.log`), r.proc.output);
+      }
+      console.log(JSON.stringify({ variant: name, load: loadavg()[0], ...f }));
+      if (f.from !== 'snapshot') throw new Error(`${name} restored from ${f.from}`);
+    }
+  };
+  for (let n = 0; n < ROUNDS; n++) await round(() => []);
+  if (PROF) {
+    mkdirSync(PROF, { recursive: true });
+    await round((bundle) => [
+      '--cpu-prof',
+      `--cpu-prof-dir=${PROF}`,
+      `--cpu-prof-name=${basename(bundle)}.${Date.now()}.cpuprofile`,
+    ]);
+    for (const stack of stacks) await stack.procs.get('majordomo')?.stop(60_000);
+  }
+} finally {
+  for (const stack of stacks) await stack[Symbol.asyncDispose]();
+  bundleDir[Symbol.dispose]();
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+console.log(
+  JSON.stringify(
+    Object.fromEntries([...runs].map(([b, ms]) => [b, { median: median(ms), runs: ms }])),
+  ),
+);
