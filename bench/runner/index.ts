@@ -8,9 +8,11 @@
 // default 100), CP_BENCH_SLURM_TASKS (batched, 1000), CP_BENCH_SLURM_SINGLE (one job each,
 // default 200; fewer than the batched count is extrapolated with its fixed costs apart:
 // ./slurm-single.ts);
+// CP_BENCH_STAGES=FILE has the runner write its stage times there (CP_TASK_STAGES_FILE) and reports
+// where a lane's time goes in the warm batch (./lanes.ts; those runs' figures carry its cost);
 // CP_BENCH_RUNNER_PROFILE=FILE writes the runner process's CPU profile of the warm batch there
 // (.cpuprofile; that run's warm figures carry the profiler's cost);
-// CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
+// CP_BENCH_INTAKE: the runner's intake (default 512); CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
 // CP_BENCH_K8S_ROUNDS / CP_BENCH_K8S_BATCH: Kubernetes stand-in runs (./kubernetes.ts, default 20 / 40).
 import { fork, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -37,10 +39,12 @@ import {
 } from '@computepods/protocol';
 import { startRunner } from '@computepods/runner';
 import { ensureSystemUser, NatsServer, Slurm, TempDir } from '@computepods/testkit';
+import { readStages } from '../cbuild/stages.js';
 import { childrenCpuMsOf, cpuMsOf, writeSyscallsOfThisThread } from '../lib/cpu.js';
 import { finish, percentile, table } from '../lib/report.js';
 import { environmentCosts } from './environment.js';
 import { kubernetesCosts } from './kubernetes.js';
+import { laneSummary } from './lanes.js';
 import { oneSbatchPerTask } from './slurm-single.js';
 
 const N = Number(process.env.CP_BENCH_TASKS ?? 2000);
@@ -50,6 +54,9 @@ const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
 // the 1-task run's fixed costs + per task x (count - 1) (slurm-single.ts), unless asked for more.
 const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? Math.min(SLURM_N, 200));
 const PARALLEL = 2;
+const STAGES_FILE = process.env.CP_BENCH_STAGES;
+/** The runner's CP_RUNNER_INTAKE: tasks taken from the queue at once (CP_BENCH_INTAKE). */
+const INTAKE = Number(process.env.CP_BENCH_INTAKE ?? 512);
 const tmp = new TempDir('cp-bench-runner-');
 chmodSync(tmp.path, 0o755);
 const logger = createLogger('bench');
@@ -217,8 +224,9 @@ async function throughNats(n: number, latencyN: number) {
     runnerId: 'bench',
     stateDir: tmp.join('runner-state'),
     parallel: PARALLEL,
-    intake: 512,
+    intake: INTAKE,
     workspaceRoots: [tmp.path],
+    ...(STAGES_FILE ? { stagesFile: STAGES_FILE } : {}),
   });
   // The batches' client is a process of its own (./client.ts), as MajorDomo or a chef would be:
   // this process's CPU is the runner's alone. The latency run's client below is in-process.
@@ -289,6 +297,14 @@ async function throughNats(n: number, latencyN: number) {
   const cold = await batch(0);
   const warm = await profiled(() => batch(n));
   batchClient.stop();
+  // The warm batch's tasks, b<n>… b<2n-1>: their lines are written by now (batch waits for the
+  // streams to settle after the last end).
+  const warmLines = STAGES_FILE
+    ? readStages(STAGES_FILE, 0).lines.filter((l) => {
+        const i = Number(/^b(\d+)-/.exec(l.taskId)?.[1]);
+        return i >= n && i < 2 * n;
+      })
+    : [];
 
   const client = await Bus.connect({ servers: nats.url, service: 'bench', project, logger });
   let onEvent: (taskId: string, state: string) => void = () => {};
@@ -352,6 +368,7 @@ async function throughNats(n: number, latencyN: number) {
     serverCpuMsPerTask: cold.cpu.server,
     warm,
     latency,
+    lanes: warmLines.length ? laneSummary(warmLines) : undefined,
   };
 }
 
@@ -525,6 +542,12 @@ console.log(
     `NATS → runner warm ${Math.round((availableParallelism() * 1000) / cpuTotal(nats.warm.cpu))} tasks/s ` +
     `(1,000 tasks/s allows ${(availableParallelism() - xargsCpu).toFixed(2)} ms a task besides running it; warm costs ${(cpuTotal(nats.warm.cpu) - xargsCpu).toFixed(2)})`,
 );
+if (nats.lanes)
+  table(
+    "Where a lane's time goes, warm batch (ms per task; CP_BENCH_STAGES: the runner's stage times)",
+    ['stage', 'tasks', 'mean', 'p50', 'p90', 'holds a lane'],
+    nats.lanes.rows,
+  );
 const storedLine = (x: Record<string, number>) =>
   Object.entries(x)
     .map(([k, v]) => `${k.replace('task_', '')} ${v.toFixed(2)}`)
@@ -537,11 +560,13 @@ const storedFigures = (prefix: string, x: Record<string, number>) => ({
   [`${prefix}stored_msgs_per_task`]: Object.values(x).reduce((a, b) => a + b, 0),
 });
 const localFigures = {
+  ...nats.lanes?.figures,
   cores: availableParallelism(),
   // Figures are only comparable on a quiet machine: the 1-minute load average at start and end.
   load_avg_start: loadStart,
   local_tasks: N,
   parallel: PARALLEL,
+  intake: INTAKE,
   xargs_wall_s: xargsWall,
   xargs_wall_before_s: xargsBefore,
   xargs_wall_after_s: xargsAfter,
