@@ -4,7 +4,7 @@ import { errors } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { latestMessages } from './kv-list.js';
+import { dataOf, latestMessages } from './kv-list.js';
 import { createLogger } from './logger.js';
 
 const Value = z.object({ n: z.number() });
@@ -41,6 +41,26 @@ describe('latestMessages: a bucket listed by message gets (a real nats-server)',
   afterAll(async () => {
     await bus?.close();
     await nats?.[Symbol.asyncDispose]();
+  });
+
+  it("decodes a stored message's bytes as nats.js does, without its atob (dataOf)", async () => {
+    const kv = await bus.kv('kvlist_bytes', Value);
+    const values = [
+      new Uint8Array(0),
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+      new TextEncoder().encode(JSON.stringify({ n: 'é'.repeat(70_000) })),
+    ];
+    for (const [i, v] of values.entries()) await kv.kv.put(`b/${i}`, v);
+    for (const [i, v] of values.entries()) {
+      const m = await bus.jsm.streams.getMessage('KV_kvlist_bytes', {
+        last_by_subj: `$KV.kvlist_bytes.b/${i}`,
+      });
+      if (!m) throw new Error(`no message for b/${i}`);
+      expect(Buffer.from(dataOf(m))).toEqual(Buffer.from(v));
+      expect(Buffer.from(dataOf(m))).toEqual(Buffer.from(m.data));
+      // Decoded by Buffer (nats.js still keeps its answer where dataOf reads it), but the empty.
+      if (v.length) expect(Buffer.isBuffer(dataOf(m))).toBe(true);
+    }
   });
 
   it('asks again for a get that timed out: the listing is whole', async () => {
