@@ -134,6 +134,43 @@ describe('strings()', () => {
     dm.deleteArtefact('src/a.c');
     expect(dm.strings('src/a.c')).toEqual({ path: 'src/a.c' });
   });
+
+  it('stringsNear() answers as strings() whatever `at` says, walking pathsInOrder() by next', () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
+    for (const stem of ['a', 'b', 'c']) dm.setArtefact(`src/${stem}.c`, sha(stem));
+    drive(dm, pure);
+    const g = DependencyManager.fromBytes(dm.exportBytes());
+    const paths = g.pathsInOrder();
+    expect([...paths].sort()).toEqual([
+      'obj/a.o',
+      'obj/b.o',
+      'obj/c.o',
+      'src/a.c',
+      'src/b.c',
+      'src/c.c',
+    ]);
+    const same = (path: string, at: number) => {
+      const near = g.stringsNear(path, at);
+      const { next: _, ...rest } = near ?? { next: 0 };
+      const want = g.strings(path);
+      expect(
+        near && Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+      ).toEqual(want);
+      return near?.next;
+    };
+    // In order: each found where expected; its next is one further.
+    let at = 0;
+    for (const [i, path] of paths.entries()) {
+      at = same(path, at) ?? -1;
+      expect(at).toBe(i + 1);
+    }
+    // Out of order, past the end, negative: looked up, next follows where it was found.
+    expect(same(paths[1] ?? '', 4)).toBe(2);
+    expect(same(paths[0] ?? '', 99)).toBe(1);
+    expect(same(paths[5] ?? '', -3)).toBe(6);
+    expect(g.stringsNear('src/z.c', 0)).toBeUndefined();
+  });
 });
 
 describe('early cutoff', () => {

@@ -233,12 +233,17 @@ export async function openSnapshot(
  * The records' path, hash and producer as the graph holds them, where they are equal: a
  * snapshot's records and graph are decoded apart, so each held its own copy of every path, hash
  * and task id (at 100k artefacts ~15 MB; issue #13). Values are unchanged; the records' other
- * repeated strings are shared at the load (snapshot-store.ts shareStrings).
+ * repeated strings are shared at the load (snapshot-store.ts shareStrings). A snapshot's records
+ * come in the graph's path order (takeSnapshot), so each is found by comparing its path with the
+ * one after the last found (stringsNear), not by a lookup; a snapshot of another order is shared
+ * all the same, a lookup each.
  */
 function shareGraphStrings(dm: DependencyManager, records: ArtefactRecord[]): void {
+  let at = 0;
   for (const rec of records) {
-    const held = dm.strings(rec.path);
+    const held = dm.stringsNear(rec.path, at);
     if (!held) continue;
+    at = held.next;
     rec.path = held.path;
     if (held.hash !== undefined) {
       if (rec.sha256 === held.hash) rec.sha256 = held.hash;
@@ -326,10 +331,28 @@ export function takeSnapshot(
     graph: dm.exportBytes(),
     meta: {
       passLimit,
-      records: [...artefacts.records()],
+      records: inGraphOrder(dm, artefacts),
       passes: [...passes.values()],
       declarations: planned.declarations,
       goals: planned.goals,
     },
   };
+}
+
+/**
+ * The records in the graph's path order (pathsInOrder), then any whose path the graph does not
+ * hold: a restore shares the graph's strings with them walking both in step (shareGraphStrings).
+ */
+export function inGraphOrder(
+  dm: DependencyManager,
+  artefacts: Pick<ArtefactManager, 'get' | 'records' | 'size'>,
+): ArtefactRecord[] {
+  const out: ArtefactRecord[] = [];
+  for (const path of dm.pathsInOrder()) {
+    const rec = artefacts.get(path);
+    if (rec) out.push(rec);
+  }
+  if (out.length === artefacts.size) return out;
+  for (const rec of artefacts.records()) if (!dm.strings(rec.path)) out.push(rec);
+  return out;
 }
