@@ -79,6 +79,35 @@ describe('latex chef commands', () => {
     },
   );
 
+  it('finds \\documentclass where grep would: after \\pdfoutput=1, after 150 comment lines (past the shell loop), on a last line with no newline', () => {
+    const ws = mkdtempSync(join(root, 'ws-'));
+    const header = Array.from({ length: 150 }, (_, n) => `% licence line ${n}`).join('\n');
+    const docs = {
+      arxiv: `\\pdfoutput=1\n${DOC}`,
+      late: `${header}\n${DOC}`,
+    };
+    for (const [stem, text] of Object.entries(docs)) {
+      writeFileSync(join(ws, `${stem}.tex`), text);
+      expect(run(ws, 'pdflatex', stem), stem).toMatchObject({ code: 0 });
+      expect(existsSync(join(ws, `${stem}.pdf`)), stem).toBe(true);
+    }
+    // A last line without its newline is read too (pdflatex then fails on the document itself).
+    writeFileSync(join(ws, 'short.tex'), '% one line\n\\documentclass{article}');
+    const short = run(ws, 'pdflatex', 'short');
+    expect(short.stderr).not.toContain('has no \\documentclass');
+    expect(existsSync(join(ws, 'short.log'))).toBe(true);
+  });
+
+  it('a long fragment (past the shell loop) fails as a short one does', () => {
+    const ws = mkdtempSync(join(root, 'ws-'));
+    const body = Array.from({ length: 150 }, (_, n) => `Paragraph ${n} of a chapter.`).join('\n');
+    writeFileSync(join(ws, 'long.tex'), `${body}\n`);
+    const r = run(ws, 'pdflatex', 'long');
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('long.tex has no \\documentclass');
+    expect(existsSync(join(ws, 'long.log'))).toBe(false);
+  });
+
   it('a fragment without \\documentclass fails with its reason, and pdflatex never runs', () => {
     const ws = mkdtempSync(join(root, 'ws-'));
     mkdirSync(join(ws, 'frag'), { recursive: true });
