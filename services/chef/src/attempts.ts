@@ -4,6 +4,7 @@ import { TERMINAL_STATES } from '@computepods/protocol';
 import type { InFlightBuilds } from './cancel.js';
 import { confineLocal } from './confine.js';
 import type { TaskView } from './task-view.js';
+import type { TaskFollower } from './task-wait.js';
 
 /**
  * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
@@ -23,6 +24,12 @@ export interface LastAttempt {
   /** Its task id (attemptTaskId). */
   readonly id: string;
   readonly rec: TaskView | undefined;
+  /**
+   * The next attempt's record (attempt n + 1, after a recorded one), followed since before it
+   * was read as none: the wait of that attempt's task, when it is the one submitted, needs no
+   * read of its own. The caller stops it.
+   */
+  readonly next?: TaskFollower;
 }
 
 /**
@@ -40,8 +47,17 @@ export async function lastAttempt(
   let last: LastAttempt = { n: 0, id: attemptTaskId(buildId, 0), rec: first };
   for (;;) {
     const id = attemptTaskId(buildId, last.n + 1);
-    const next = (await tasks.get(id))?.value;
-    if (!next) return last;
+    // Followed, then read: the read that finds no record is the one a wait for it would make.
+    const follower = await tasks.follow(id);
+    const next = await follower.read.then(
+      (e) => e?.value,
+      (err: unknown) => {
+        follower.stop();
+        throw err;
+      },
+    );
+    if (!next) return { ...last, next: follower };
+    follower.stop();
     last = { n: last.n + 1, id, rec: next };
   }
 }

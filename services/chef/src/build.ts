@@ -286,18 +286,33 @@ async function build(
   }
   const reported = read.known !== undefined || done !== undefined;
   const last = await lastAttempt(ctx.tasks, req.buildId, first);
-  const taskId = await taskIdFor(ctx, req.buildId, last, signal, reported, [...paths.outputs]);
+  // The next attempt's record, followed since lastAttempt read it as none: stopped once unused.
+  const stopNext = () => last.next?.stop();
+  const taskId = await taskIdFor(ctx, req.buildId, last, signal, reported, [
+    ...paths.outputs,
+  ]).catch((err: unknown) => {
+    stopNext();
+    throw err;
+  });
   if (last.rec && !TERMINAL_STATES.includes(last.rec.state) && taskId === last.id)
     logger.info(
       { buildId: req.buildId, taskId, state: last.rec.state },
       "joining the build's attempt under way: its task is reported, no other runs",
     );
   // The wait starts first. The first attempt's record has been followed since the request came
-  // (handleBuild): waited on with no read again. Another's wait has its watch of the record up
-  // and its read (any write before the watch) goes out with the submission, one socket write
-  // and one turn for both (task-wait.ts).
+  // (handleBuild), the next attempt's since lastAttempt found none: either is waited on with no
+  // read again (a build asked again once its outputs changed runs attempt 1: pnpm bench
+  // cbuild's warm clean build). Another's wait has its watch of the record up and its read (any
+  // write before the watch) goes out with the submission, one socket write and one turn for
+  // both (task-wait.ts).
   const submitFailed = new AbortController();
-  const follower = taskId === attemptTaskId(req.buildId, 0) ? await read.following : undefined;
+  const follower =
+    taskId === attemptTaskId(req.buildId, 0)
+      ? await read.following
+      : taskId === attemptTaskId(req.buildId, last.n + 1)
+        ? last.next
+        : undefined;
+  if (follower !== last.next) stopNext();
   const ended = waitForTerminal(
     ctx.tasks,
     taskId,
@@ -306,7 +321,8 @@ async function build(
     submitFailed.signal,
     follower,
   );
-  ended.catch(() => undefined);
+  // Settled on every path (its end, a timeout, the submission failed, cancelled).
+  ended.then(stopNext, stopNext);
   await ctx.bus
     .publish(
       'task.submitted',

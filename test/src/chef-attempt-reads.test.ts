@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BuildResult, buckets, Envelope, subjects } from '@computepods/protocol';
+import { until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const P = 'attreads';
+const BUILD = 'beef4567beef4567';
+
+/**
+ * A build asked again once its outputs are no longer the ones it reported (removed, or written
+ * by something else) runs its next attempt, task `b-<buildId>-1`. The chef learns that attempt
+ * has no record by following it (the shared watch of the tasks bucket, then one read), and
+ * waits on that follower: the attempt's record is read once, not once to find the last attempt
+ * and again to wait for its end. Real nats-server, chef and runner processes; the reads are
+ * counted on the JetStream direct-get subject of that key.
+ */
+describe('the chef reads the record of a next attempt once', () => {
+  let stack: Stack;
+  const results: BuildResult[] = [];
+  const reads: string[] = [];
+
+  beforeAll(async () => {
+    stack = await Stack.start(P);
+    const chefFile = stack.writeUpperChef();
+    await Promise.all([
+      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
+      stack.start('runner'),
+    ]);
+    stack.bus.nc.subscribe(subjects.buildResult(P), {
+      callback: (_e, m) => {
+        const env = Envelope.safeParse(m.json());
+        const r = env.success ? BuildResult.safeParse(env.data.body) : undefined;
+        if (r?.success) results.push(r.data);
+      },
+    });
+    const bucket = buckets.tasks(P);
+    stack.bus.nc.subscribe(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.>`, {
+      callback: (_e, m) => {
+        reads.push(m.subject.slice(m.subject.lastIndexOf('.') + 1));
+      },
+    });
+    await stack.bus.nc.flush();
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('runs attempt 1 after the outputs changed, reading its record once', async () => {
+    stack.write('src/a.txt', 'a\n');
+    const request = () =>
+      stack.bus.publish('build.requested', subjects.buildRequest(P, 'text'), {
+        buildId: BUILD,
+        taskId: 'upper:a',
+        chef: 'text',
+        ruleId: 'upper',
+        stem: 'a',
+        pass: 1,
+        inputs: { 'src/a.txt': sha256('a\n') },
+        outputs: ['out/a.upper'],
+        locations: {},
+      });
+    await request();
+    await until(
+      () => results.length === 1,
+      'the first result',
+      30_000,
+      () => stack.logs(),
+    );
+    expect(results[0]?.status, results[0]?.error).toBe('succeeded');
+    // Not the bytes the build reported: asked again, the build runs again.
+    writeFileSync(join(stack.workspace, 'out/a.upper'), 'other\n');
+    await request();
+    await until(
+      () => results.length === 2,
+      'the second result',
+      30_000,
+      () => stack.logs(),
+    );
+    const second = results[1] as BuildResult;
+    expect(second, second.error).toMatchObject({
+      status: 'succeeded',
+      outputs: { 'out/a.upper': { sha256: sha256('A\n') } },
+    });
+    // Run again (attempt 1's task wrote the bytes back), its record read once.
+    expect(readFileSync(join(stack.workspace, 'out/a.upper'), 'utf8')).toBe('A\n');
+    expect(reads.filter((k) => k === `b-${BUILD}-1`)).toEqual([`b-${BUILD}-1`]);
+  });
+});
