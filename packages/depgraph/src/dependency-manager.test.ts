@@ -135,7 +135,7 @@ describe('strings()', () => {
     expect(dm.strings('src/a.c')).toEqual({ path: 'src/a.c' });
   });
 
-  it('stringsNear() answers as strings() whatever `at` says, walking pathsInOrder() by next', () => {
+  it('stringsAt() answers as strings() for each id of pathsInOrder(), undefined past them', () => {
     const dm = new DependencyManager();
     dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
     for (const stem of ['a', 'b', 'c']) dm.setArtefact(`src/${stem}.c`, sha(stem));
@@ -150,26 +150,13 @@ describe('strings()', () => {
       'src/b.c',
       'src/c.c',
     ]);
-    const same = (path: string, at: number) => {
-      const near = g.stringsNear(path, at);
-      const { next: _, ...rest } = near ?? { next: 0 };
-      const want = g.strings(path);
-      expect(
-        near && Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
-      ).toEqual(want);
-      return near?.next;
-    };
-    // In order: each found where expected; its next is one further.
-    let at = 0;
-    for (const [i, path] of paths.entries()) {
-      at = same(path, at) ?? -1;
-      expect(at).toBe(i + 1);
+    for (const [id, path] of paths.entries()) {
+      const at = g.stringsAt(id);
+      const defined =
+        at && Object.fromEntries(Object.entries(at).filter(([, v]) => v !== undefined));
+      expect(defined).toEqual(g.strings(path));
     }
-    // Out of order, past the end, negative: looked up, next follows where it was found.
-    expect(same(paths[1] ?? '', 4)).toBe(2);
-    expect(same(paths[0] ?? '', 99)).toBe(1);
-    expect(same(paths[5] ?? '', -3)).toBe(6);
-    expect(g.stringsNear('src/z.c', 0)).toBeUndefined();
+    for (const id of [-1, paths.length, 1.5, Number.NaN]) expect(g.stringsAt(id)).toBeUndefined();
   });
 });
 

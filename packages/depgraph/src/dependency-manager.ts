@@ -338,9 +338,9 @@ export class DependencyManager {
   }
 
   /**
-   * Every path the graph has interned, in its own order (ids never go away): a caller that keeps
-   * its records in this order (MajorDomo's snapshot) finds each one's strings with stringsNear()
-   * by one comparison instead of a lookup.
+   * Every path the graph has interned, in its own order (ids never go away): its index there is
+   * the id stringsAt() takes. A caller can keep a path's records by that id instead of the path
+   * (MajorDomo's snapshot: snapshot-records.ts).
    */
   pathsInOrder(): string[] {
     const g = this.graph;
@@ -350,25 +350,18 @@ export class DependencyManager {
   }
 
   /**
-   * strings(path), for paths visited in pathsInOrder()'s order: `at` is where the caller expects
-   * it (the last answer's `next`; 0 first), compared there first and looked up only when it is
-   * not there. At 100k records that lookup was ~55 ms of a restart (a CPU profile of pnpm
-   * bench scale). Undefined fields are absent from strings()'s answer, undefined here.
+   * strings() of the path at `id` (its index in pathsInOrder()), or undefined when the graph has
+   * no such id. Undefined fields are absent from strings()'s answer, undefined here.
    */
-  stringsNear(
-    path: string,
-    at: number,
-  ):
-    | { next: number; path: string; hash: string | undefined; producer: string | undefined }
-    | undefined {
+  stringsAt(
+    id: number,
+  ): { path: string; hash: string | undefined; producer: string | undefined } | undefined {
     const g = this.graph;
-    const p = at >= 0 && at < g.pathCount() && g.path(at) === path ? at : g.id(path);
-    if (p === undefined) return undefined;
-    const prod = g.producerOf(p);
+    if (!Number.isInteger(id) || id < 0 || id >= g.pathCount()) return undefined;
+    const prod = g.producerOf(id);
     return {
-      next: p + 1,
-      path: g.path(p),
-      hash: g.hash[p],
+      path: g.path(id),
+      hash: g.hash[id],
       producer: prod >= 0 ? g.task(prod).id : undefined,
     };
   }

@@ -11,7 +11,15 @@ import { z } from 'zod';
 import { ArtefactManager } from './artefacts.js';
 import type { MajorDomoConfig } from './config.js';
 import { DeclarationBesidesRules, planText } from './declaration.js';
-import type { BucketMark, Loaded, PassMark, Snapshot, SnapshotMeta } from './snapshot-store.js';
+import { compactRecords, expanded, expandRecords } from './snapshot-records.js';
+import type {
+  BucketMark,
+  Loaded,
+  PassMark,
+  Snapshot,
+  SnapshotMeta,
+  StoredMeta,
+} from './snapshot-store.js';
 import {
   applyArtefactTail,
   applyTraceTail,
@@ -209,8 +217,9 @@ export async function openSnapshot(
   } catch (err) {
     return `graph not loaded: ${(err as Error).message}`;
   }
-  shareGraphStrings(dm, meta.records);
-  const artefacts = await ArtefactManager.fromRecords(bus, meta.records);
+  const unfit = expandRecords(dm, meta.records);
+  if (unfit) return unfit;
+  const artefacts = await ArtefactManager.fromRecords(bus, expanded(meta.records));
   const passes = new Map(meta.passes.map((m) => [m.taskId, m]));
   const tail = await tailing;
   if (typeof tail === 'string') return tail;
@@ -227,30 +236,6 @@ export async function openSnapshot(
       tail.apply(dm, artefacts, passes, bus.logger);
     },
   };
-}
-
-/**
- * The records' path, hash and producer as the graph holds them, where they are equal: a
- * snapshot's records and graph are decoded apart, so each held its own copy of every path, hash
- * and task id (at 100k artefacts ~15 MB; issue #13). Values are unchanged; the records' other
- * repeated strings are shared at the load (snapshot-store.ts shareStrings). A snapshot's records
- * come in the graph's path order (takeSnapshot), so each is found by comparing its path with the
- * one after the last found (stringsNear), not by a lookup; a snapshot of another order is shared
- * all the same, a lookup each.
- */
-function shareGraphStrings(dm: DependencyManager, records: ArtefactRecord[]): void {
-  let at = 0;
-  for (const rec of records) {
-    const held = dm.stringsNear(rec.path, at);
-    if (!held) continue;
-    at = held.next;
-    rec.path = held.path;
-    if (held.hash !== undefined) {
-      if (rec.sha256 === held.hash) rec.sha256 = held.hash;
-      if (rec.cutoff === held.hash) rec.cutoff = held.hash;
-    }
-    if (held.producer !== undefined && rec.producer === held.producer) rec.producer = held.producer;
-  }
 }
 
 /** The keys written to the artefacts and traces buckets after `marks`, to apply to a state. */
@@ -326,33 +311,15 @@ export function takeSnapshot(
   passes: ReadonlyMap<string, PassMark>,
   planned: PlannedWith,
   passLimit: number,
-): { meta: SnapshotMeta; graph: Uint8Array } {
+): { meta: StoredMeta; graph: Uint8Array } {
   return {
     graph: dm.exportBytes(),
     meta: {
       passLimit,
-      records: inGraphOrder(dm, artefacts),
+      records: compactRecords(dm, artefacts),
       passes: [...passes.values()],
       declarations: planned.declarations,
       goals: planned.goals,
     },
   };
-}
-
-/**
- * The records in the graph's path order (pathsInOrder), then any whose path the graph does not
- * hold: a restore shares the graph's strings with them walking both in step (shareGraphStrings).
- */
-export function inGraphOrder(
-  dm: DependencyManager,
-  artefacts: Pick<ArtefactManager, 'get' | 'records' | 'size'>,
-): ArtefactRecord[] {
-  const out: ArtefactRecord[] = [];
-  for (const path of dm.pathsInOrder()) {
-    const rec = artefacts.get(path);
-    if (rec) out.push(rec);
-  }
-  if (out.length === artefacts.size) return out;
-  for (const rec of artefacts.records()) if (!dm.strings(rec.path)) out.push(rec);
-  return out;
 }

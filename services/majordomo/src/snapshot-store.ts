@@ -7,6 +7,7 @@ import { ArtefactRecord, buckets, RulesDeclared } from '@computepods/protocol';
 import { z } from 'zod';
 import { LocalSnapshot } from './snapshot-local.js';
 import { type ReadParts, readParts } from './snapshot-read.js';
+import type { StoredRecord } from './snapshot-records.js';
 
 /**
  * MajorDomo's snapshot: the graph it restored (depgraph's compact state) and what a restore reads
@@ -25,7 +26,9 @@ import { type ReadParts, readParts } from './snapshot-read.js';
  * format is ignored, as one of another pass limit (the graph would plan differently). 4: the
  * declarations planned with are kept as planText (chef and rules), no longer whole (with the
  * chef's $SRV id, which made a chef's restart cost the next restart a full restore); a snapshot
- * of 3 is ignored once, at the first restart after the upgrade, which restores in full.
+ * of 3 is ignored once, at the first restart after the upgrade, which restores in full. 5: a
+ * record leaves out what the graph holds (its path, and its hashes and producer where equal:
+ * snapshot-records.ts); a snapshot of 4 is ignored once likewise.
  *
  * The artefact records are not parsed again with zod at a load (at 100k records that was half
  * the decode and a copy of every record): each was an ArtefactRecord when MajorDomo wrote it, the
@@ -33,7 +36,7 @@ import { type ReadParts, readParts } from './snapshot-read.js';
  * record schema they were written under (RECORD_SCHEMA): records of any other (a field added or
  * changed in protocol) are no snapshot, and the full restore parses every record again.
  */
-export const SNAPSHOT_FORMAT = 4;
+export const SNAPSHOT_FORMAT = 5;
 const HEAD = 'head';
 
 /**
@@ -92,13 +95,16 @@ export const SnapshotMeta = z.object({
 export type SnapshotMeta = z.infer<typeof SnapshotMeta>;
 
 /** SnapshotMeta as a load checks it: every field but the records, which stay as written. */
-const StoredMeta = SnapshotMeta.extend({ records: z.array(z.unknown()) });
+const StoredMetaSchema = SnapshotMeta.extend({ records: z.array(z.unknown()) });
+/** SnapshotMeta as stored: its records as snapshot-records.ts stores them (graph fields left out). */
+export type StoredMeta = Omit<SnapshotMeta, 'records'> & { records: StoredRecord[] };
 
 export interface Snapshot {
   /** Where its parts were read: the local copy of the stored snapshot (snapshot-local.ts), or KV. */
   readonly readFrom: 'local copy' | 'KV';
   readonly head: SnapshotHead;
-  readonly meta: SnapshotMeta;
+  /** Its records still as stored: expandRecords() with the graph makes them whole. */
+  readonly meta: StoredMeta;
   /** depgraph's compact state (DependencyManager.fromBytes). */
   readonly graph: Uint8Array;
 }
@@ -154,14 +160,24 @@ export class SnapshotStore {
     } catch {
       return { why: 'snapshot meta is not JSON' };
     }
-    const meta = StoredMeta.safeParse(json);
+    const meta = StoredMetaSchema.safeParse(json);
     if (!meta.success) {
       const issue = meta.error.issues[0];
       return { why: `snapshot meta invalid at ${issue?.path.join('.')}: ${issue?.message}` };
     }
     // Not parsed again (see RECORD_SCHEMA): the records as this MajorDomo's schema wrote them.
-    const records = shareStrings((json as { records: ArtefactRecord[] }).records);
-    return { snapshot: { readFrom: from, head: h, meta: { ...meta.data, records }, graph } };
+    const records = (json as { records: unknown[] }).records;
+    if (!records.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r)))
+      return { why: 'snapshot records are not all objects' };
+    shareStrings(records as ArtefactRecord[]);
+    return {
+      snapshot: {
+        readFrom: from,
+        head: h,
+        meta: { ...meta.data, records: records as StoredRecord[] },
+        graph,
+      },
+    };
   }
 
   /**
@@ -209,7 +225,7 @@ export class SnapshotStore {
 
   /** Stores a new snapshot in place of the last. */
   async save(
-    meta: SnapshotMeta,
+    meta: StoredMeta,
     graph: Uint8Array,
     marks: { artefacts: BucketMark; traces: BucketMark },
   ): Promise<SnapshotHead> {
@@ -295,7 +311,7 @@ function shareStrings(records: ArtefactRecord[]): ArtefactRecord[] {
  * Buffer lifted MajorDomo's memory by ~60 MB while ready (issue #13). The records are not changed
  * while it runs: ArtefactManager replaces a record, never changes one in place.
  */
-async function zipJson(meta: SnapshotMeta, size: number): Promise<Uint8Array[]> {
+async function zipJson(meta: StoredMeta, size: number): Promise<Uint8Array[]> {
   const zipped: Buffer[] = [];
   let held = 0;
   const parts: Uint8Array[] = [];
