@@ -748,6 +748,15 @@ for (const sc of scenarios) {
     [`${sc.name}_cpu_ms_make_and_compilers`]: made.cpuMs,
     [`${sc.name}_cpu_ms_bench`]: cpu.bench!,
   });
+  // Per task run (compiles and links), each service's CPU and the compilers': what a compile
+  // costs beside the compiler itself.
+  const tasks = ours.compile + ours.link;
+  const perTask = ['majordomo', 'chef', 'runner', 'fswatcher', 'nats-server', 'compilers'];
+  if (tasks > 0) {
+    for (const k of perTask)
+      figures[`${sc.name}_cpu_ms_per_task_${k.replace('-', '_')}`] = cpu[k]! / tasks;
+    figures[`${sc.name}_cpu_ms_per_task_services_total`] = servicesMs / tasks;
+  }
   // Let the fswatcher see make-free quiet and the services' heartbeats pass before the next.
   await sleep(500);
 }
