@@ -7,6 +7,7 @@ import { limitHeapGrowth, restoreUnderOwnGrowth } from './heap-growth.js';
 import { startHttp } from './http.js';
 import { standBy } from './leadership.js';
 import { MajorDomo } from './majordomo.js';
+import { restoreUnderOwnTierUp } from './restore-tier-up.js';
 import { watchRunnerLiveness } from './runner-liveness.js';
 import { apiToken } from './token.js';
 
@@ -30,7 +31,7 @@ startService(logger, async ({ signal, opened }) => {
   if (leader) opened({ close: () => leader.leadership.lease.release() });
   signal.throwIfAborted();
   const { restored, settle } = await restoreUnderOwnGrowth(cfg.heapGrowingPercent, bus.logger, () =>
-    MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm),
+    restoreUnderOwnTierUp(() => MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm)),
   );
   const { md, stop, rulesWatch } = restored;
   opened({ close: stop });
