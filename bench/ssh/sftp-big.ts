@@ -48,7 +48,7 @@ export async function bigFileBench(
   const upRaw: Timed[] = [];
   const upExec: Timed[] = [];
   const upFileSftp: Timed[] = [];
-  // transport's uploadFile: streamed over exec into tee, the pod hashing as the bytes arrive
+  // transport's uploadFile: streamed over exec into cat, the pod hashing the file once written
   // (the new default for a big file), or its old path, SFTP writes then the pod's hash.
   const upFile = (via: 'exec' | 'sftp') => () =>
     kit.cold((pool) => uploadFile(pool, target, bigLocal, `${upDir}/big.bin`, { via }));
@@ -143,7 +143,7 @@ export async function bigFileBench(
     `sftp, ${big}: ours (cold pool, SHA-256 verified, temp name + rename) vs OpenSSH sftp -b (cold, unverified); time best of ${REPEATS}, client CPU (this process, or sftp + ssh) mean of ${REPEATS}`,
     ['case', 'pipelining', 's', 'MB/s', 'time ours/sftp', 'client CPU s', 'CPU ours/sftp'],
     [
-      row('up, ours uploadFile via exec (new)', 'tee | openssl on the pod', r.upExec, r.upSftp),
+      row('up, ours uploadFile via exec (new)', 'cat, then openssl on the pod', r.upExec, r.upSftp),
       row('up, ours uploadFile via sftp (old)', '64 x 32 KiB writes', r.upFileSftp, r.upSftp),
       row('up, ours uploadBatch (inotify2nats)', '64 x 32 KiB writes', r.upOurs, r.upSftp),
       row('up, ours fastPut only (unverified)', '64 x 32 KiB writes', r.upRaw, r.upSftp),
@@ -168,7 +168,7 @@ export async function bigFileBench(
   return {
     bigBytes,
     bigScaledDown: scaled,
-    // up, ours: transport's uploadFile, new (exec: tee | openssl) and old (SFTP, then hash)
+    // up, ours: transport's uploadFile, new (exec: cat, then openssl) and old (SFTP, then hash)
     bigUpOursPath: 'uploadFile via exec',
     bigUpOursS: r.upExec.s,
     bigUpOursMBps: mb(bigBytes, r.upExec.s),

@@ -21,9 +21,9 @@ export interface FileTransferOptions {
    */
   readonly attempts?: number;
   /**
-   * How uploadFile sends the bytes. 'exec' streams them over one exec channel into `tee` while
-   * the pod hashes them (stream-put.ts): on 1 GiB it beat the SFTP path, which puts 64 x 32 KiB
-   * writes then has the pod read the file again to hash it. 'sftp' is that path. Default:
+   * How uploadFile sends the bytes. 'exec' streams them over one exec channel into `cat`, then
+   * the pod hashes the file (stream-put.ts): on 1 GiB it beat the SFTP path, which puts 64 x 32
+   * KiB writes and then has the pod hash the file the same way. 'sftp' is that path. Default:
    * 'exec' for a file of STREAM_FROM bytes or more verified by 'sha256sum' (falling back to
    * 'sftp' on a pod without a hasher), else 'sftp'. Downloads always take SFTP.
    */
@@ -131,7 +131,7 @@ async function uploadOnce(
         put: via === 'sftp' ? await putHashed(sftp, localPath, tmp, st.mode) : undefined,
       };
     });
-    // The pod hashes the stream as tee writes it; undefined: the pod has no hasher.
+    // The pod hashes the file once cat has written it; undefined: the pod has no hasher.
     const streamed = first.put
       ? undefined
       : await putStreamed(pool, target, localPath, tmp, st.mode);

@@ -88,12 +88,12 @@ describe('SFTP transfers when the connection drops mid-file', { timeout: 120_000
 
   /**
    * Freezes the server's side of the transfer holding a file open in `folder`: sshd's
-   * internal-sftp, or the `tee` a streamed upload writes through; returns its pids.
+   * internal-sftp, or the `cat` a streamed upload writes through; returns its pids.
    */
   function freezeServerOf(folder: string): number[] {
     const pids = processesUsing(folder).filter((pid) => {
       try {
-        return /sshd|sftp|^tee\0/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+        return /sshd|sftp|^cat\0/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
       } catch {
         return false;
       }

@@ -9,8 +9,8 @@ import { SshPool } from './ssh-pool.js';
 import { putStreamed, STREAM_PUT_SCRIPT } from './stream-put.js';
 import type { SshTarget } from './target.js';
 
-// uploadFile's exec path: the bytes streamed into tee over one exec channel while the pod
-// hashes them; and the pool's exec taking stdin as a stream it pulls chunk by chunk.
+// uploadFile's exec path: the bytes streamed into cat over one exec channel, then the pod hashes
+// the file; and the pool's exec taking stdin as a stream it pulls chunk by chunk.
 describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () => {
   let sshd: Sshd;
   let target: SshTarget;
