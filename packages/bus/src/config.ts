@@ -116,18 +116,22 @@ export const V8_OWN_INTERRUPT_BUDGET = 67_584;
 
 /**
  * How eagerly V8 optimises a service's code. Between two tier-up checks a function runs this
- * many bytes of bytecode; after a few checks (V8's `--ticks-before-optimization`) it is
- * compiled by TurboFan on a background thread. A service's work is short handlers run a few
- * hundred times per build, so at V8's own budget much of that compiling goes to code that is
- * barely hot, on the same 2 cores as the builds. 16× delays it until code is really hot: the
- * services' CPU on `pnpm bench cbuild`'s clean build fell 21 % (4,000 → 3,160 ms, medians of 7
- * and 5 runs), and a long-running service still optimises what it keeps running.
+ * many bytes of bytecode; after a few checks (V8's `--ticks-before-optimization`) it is compiled
+ * by TurboFan on a background thread. Default 0: V8's own. A larger budget trades: it saves the
+ * compiling of code that runs only some thousand times in a process's life, and runs hotter code
+ * unoptimised for longer. Measured at 16× (2026-12-06, alternated with V8's own, same code):
+ * - `pnpm bench runner`, a stream of 6,000 tasks: the runner's CPU 1.06 ms a task against 0.45,
+ *   517 tasks/s against 944 (it had not caught up after 12,000 tasks);
+ * - `pnpm bench scale`, MajorDomo's restore at 100k artefacts: 2,391 ms against ~1,490;
+ * - `pnpm bench cbuild` (201 compiles on a fresh stack): the services' CPU on the clean build
+ *   3,850 / 2,820 ms against 3,500 / 3,030, no clear difference (an earlier window, with the
+ *   bench's own status polls loading MajorDomo, had measured −21 %).
  */
 const v8Env = defineEnv({
   CP_V8_INTERRUPT_BUDGET: {
     schema: envIntType({ min: 0, max: 1 << 30, unit: 'bytes of bytecode' }),
-    default: String(16 * V8_OWN_INTERRUPT_BUDGET),
-    doc: `bytes of bytecode a function runs between V8's tier-up checks in a service (\`--interrupt-budget\`, set by startService first thing); the default, 16× V8's own ${V8_OWN_INTERRUPT_BUDGET}, leaves TurboFan to code that is really hot: −21 % of the services' CPU on \`pnpm bench cbuild\`'s clean build; 0: V8's own`,
+    default: '0',
+    doc: `bytes of bytecode a function runs between V8's tier-up checks in a service (\`--interrupt-budget\`, set by startService first thing; V8's own is ${V8_OWN_INTERRUPT_BUDGET}); 0: V8's own. Larger saves compiling code that runs only some thousand times and runs hotter code unoptimised longer: at 16× the runner's CPU per task on a stream of tasks more than doubled (packages/bus config.ts)`,
   },
 });
 
