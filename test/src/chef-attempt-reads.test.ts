@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BuildResult, buckets, Envelope, subjects } from '@computepods/protocol';
+import { type BuildResult, buckets } from '@computepods/protocol';
 import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -20,7 +20,7 @@ const BUILD = 'beef4567beef4567';
  */
 describe('the chef reads the record of a next attempt once', () => {
   let stack: Stack;
-  const results: BuildResult[] = [];
+  let results: BuildResult[] = [];
   const reads: string[] = [];
 
   beforeAll(async () => {
@@ -30,13 +30,7 @@ describe('the chef reads the record of a next attempt once', () => {
       stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
       stack.start('runner'),
     ]);
-    stack.bus.nc.subscribe(subjects.buildResult(P), {
-      callback: (_e, m) => {
-        const env = Envelope.safeParse(m.json());
-        const r = env.success ? BuildResult.safeParse(env.data.body) : undefined;
-        if (r?.success) results.push(r.data);
-      },
-    });
+    results = stack.collectBuildResults();
     const bucket = buckets.tasks(P);
     stack.bus.nc.subscribe(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.>`, {
       callback: (_e, m) => {
@@ -51,18 +45,7 @@ describe('the chef reads the record of a next attempt once', () => {
 
   it('runs attempt 1 after the outputs changed, reading its record once', async () => {
     stack.write('src/a.txt', 'a\n');
-    const request = () =>
-      stack.bus.publish('build.requested', subjects.buildRequest(P, 'text'), {
-        buildId: BUILD,
-        taskId: 'upper:a',
-        chef: 'text',
-        ruleId: 'upper',
-        stem: 'a',
-        pass: 1,
-        inputs: { 'src/a.txt': sha256('a\n') },
-        outputs: ['out/a.upper'],
-        locations: {},
-      });
+    const request = () => stack.requestUpper(BUILD, 'a', sha256('a\n'));
     await request();
     await until(
       () => results.length === 1,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { BuildResult, Envelope, streams, subjects } from '@computepods/protocol';
+import { type BuildResult, streams } from '@computepods/protocol';
 import { until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -18,7 +18,7 @@ const BUILD = 'feed0123feed0123';
  */
 describe('a build request that comes again after its build was reported', () => {
   let stack: Stack;
-  const results: BuildResult[] = [];
+  let results: BuildResult[] = [];
   const ledger = () => stack.dir.join('ledger');
   const runs = () =>
     existsSync(ledger()) ? readFileSync(ledger(), 'utf8').split('\n').filter(Boolean).length : 0;
@@ -30,13 +30,7 @@ describe('a build request that comes again after its build was reported', () => 
       stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
       stack.start('runner'),
     ]);
-    stack.bus.nc.subscribe(subjects.buildResult(P), {
-      callback: (_e, m) => {
-        const env = Envelope.safeParse(m.json());
-        const r = env.success ? BuildResult.safeParse(env.data.body) : undefined;
-        if (r?.success) results.push(r.data);
-      },
-    });
+    results = stack.collectBuildResults();
   }, 120_000);
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();
@@ -44,18 +38,7 @@ describe('a build request that comes again after its build was reported', () => 
 
   it('is answered from the record: the same outputs, nothing run again, every request acked', async () => {
     stack.write('src/a.txt', 'a\n');
-    const request = () =>
-      stack.bus.publish('build.requested', subjects.buildRequest(P, 'text'), {
-        buildId: BUILD,
-        taskId: 'upper:a',
-        chef: 'text',
-        ruleId: 'upper',
-        stem: 'a',
-        pass: 1,
-        inputs: { 'src/a.txt': sha256('a\n') },
-        outputs: ['out/a.upper'],
-        locations: {},
-      });
+    const request = () => stack.requestUpper(BUILD, 'a', sha256('a\n'));
     await request();
     await until(
       () => results.length === 1,

@@ -7,8 +7,10 @@ import {
   ArtefactRecord,
   ArtefactReply,
   type ArtefactStatus,
+  BuildResult,
   buckets,
   Envelope,
+  subjects,
 } from '@computepods/protocol';
 import {
   type CommandResult,
@@ -253,6 +255,40 @@ export class Stack implements AsyncDisposable {
       ].join('\n'),
     );
     return file;
+  }
+
+  /**
+   * Every valid build result published for the project from now on, in the order they come
+   * (appended to the array returned); anything else on the subject is skipped.
+   */
+  collectBuildResults(): BuildResult[] {
+    const results: BuildResult[] = [];
+    this.bus.nc.subscribe(subjects.buildResult(this.project), {
+      callback: (_e, m) => {
+        const env = Envelope.safeParse(m.json());
+        const r = env.success ? BuildResult.safeParse(env.data.body) : undefined;
+        if (r?.success) results.push(r.data);
+      },
+    });
+    return results;
+  }
+
+  /**
+   * Asks the chef `text` (writeUpperChef's) to build `out/<stem>.upper` from `src/<stem>.txt`
+   * (its content's SHA-256 `inputSha256`), as MajorDomo would: build `buildId`, pass 1.
+   */
+  async requestUpper(buildId: string, stem: string, inputSha256: string): Promise<void> {
+    await this.bus.publish('build.requested', subjects.buildRequest(this.project, 'text'), {
+      buildId,
+      taskId: `upper:${stem}`,
+      chef: 'text',
+      ruleId: 'upper',
+      stem,
+      pass: 1,
+      inputs: { [`src/${stem}.txt`]: inputSha256 },
+      outputs: [`out/${stem}.upper`],
+      locations: {},
+    });
   }
 
   /**
