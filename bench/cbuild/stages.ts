@@ -19,7 +19,9 @@ const SPANS: ReadonlyArray<readonly [string, string, Stage, Stage, boolean]> = [
   ['lane_ours', 'of which not the task (lane held − task)', 'lane', 'lane-free', false],
   ['end_prepare', 'lane freed → end prepared (empty outputs)', 'lane-free', 'end-prepared', false],
   ['end_record', 'end prepared → end recorded (KV)', 'end-prepared', 'end-recorded', false],
-  ['queued', 'first record → lane taken (queued)', 'recorded', 'lane', false],
+  // A task that found a lane free takes it at its first record, before that write returns: it
+  // waited for none (0), where the plain difference would be negative.
+  ['queued', 'first record → lane taken (queued; 0 if one was free)', 'recorded', 'lane', false],
 ];
 
 /** The stage lines of the tasks whose end was recorded since `from` bytes into the file. */
@@ -43,6 +45,7 @@ export function stageSummary(lines: readonly StageLine[], prefix: string) {
     const ms = lines
       .map((l) => {
         const v = span(l, from, to);
+        if (key === 'queued' && v !== undefined) return Math.max(0, v);
         if (key !== 'lane_ours' || v === undefined) return v;
         const task = span(l, 'spawned', 'reaped');
         return task === undefined ? undefined : v - task;
