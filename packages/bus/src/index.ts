@@ -74,4 +74,4 @@ export {
 export { SUBSCRIPTION_ENDED, subscribeMessages } from './subscribe.js';
 export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';
 export { TypedKv, type Versioned } from './typed-kv.js';
-export { tuneV8 } from './v8-tuning.js';
+export { atOwnTierUp, tuneV8 } from './v8-tuning.js';

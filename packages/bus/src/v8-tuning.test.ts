@@ -4,20 +4,27 @@ import { describe, expect, it } from 'vitest';
 
 const index = fileURLToPath(new URL('./index.ts', import.meta.url));
 
-// A service started by startService that runs one function hot and says after how many calls V8
-// first marked it for optimisation (V8's own status bits: optimised 1<<4, marked 1<<8 and 1<<9,
-// compiling concurrently 1<<10). Counted in calls, not time: the same count on a busy machine.
+// A service started by startService that runs fresh hot functions and says after how many calls
+// V8 first marked each for optimisation (V8's own status bits: optimised 1<<4, marked 1<<8 and
+// 1<<9, compiling concurrently 1<<10): one at the service's budget, one inside atOwnTierUp, one
+// after it. Counted in calls, not time: the same counts on a busy machine.
 const service = `
-import { createLogger, startService } from ${JSON.stringify(index)};
-function hot(a) {
-  let s = 0;
-  for (let i = 0; i < 20; i++) { s += (a * i) % 7; const o = { x: s, y: i }; s += o.x & 3; s ^= i << 2; }
-  return s;
-}
-startService(createLogger('v8-tuning-test'), async () => {
+import { atOwnTierUp, createLogger, startService } from ${JSON.stringify(index)};
+// A new source each time: closures of one literal, or Functions of one source (V8's compilation
+// cache), would share their feedback and optimised code.
+const body = 'let s = 0; for (let i = 0; i < 20; i++) { s += (a * i) % 7; const o = { x: s, y: i }; s += o.x & 3; s ^= i << 2; } return s;';
+let made = 0;
+const fresh = () => new Function('a', body + ' // ' + made++);
+const marked = (hot) => {
   let n = 0;
   for (; n < 100000; n++) { hot(n); if (%GetOptimizationStatus(hot) & 0x710) break; }
-  process.stdout.write(JSON.stringify({ markedAfter: n }) + '\\n');
+  return n;
+};
+startService(createLogger('v8-tuning-test'), async () => {
+  const markedAfter = marked(fresh());
+  const during = await atOwnTierUp(async () => marked(fresh()));
+  const after = marked(fresh());
+  process.stdout.write(JSON.stringify({ markedAfter, during, after }) + '\\n');
   process.exit(0);
 });
 `;
@@ -35,7 +42,11 @@ function run(budget: string | undefined) {
   return {
     status: r.status,
     stderr: r.stderr,
-    markedAfter: out ? JSON.parse(out).markedAfter : -1,
+    ...((out ? JSON.parse(out) : { markedAfter: -1 }) as {
+      markedAfter: number;
+      during?: number;
+      after?: number;
+    }),
   };
 }
 
@@ -49,6 +60,16 @@ describe('startService tunes V8 first (CP_V8_INTERRUPT_BUDGET, a real service pr
     // Counted in calls, the same in every run of the same code.
     expect(byDefault.markedAfter).toBe(own.markedAfter);
     expect(raised.markedAfter).toBeGreaterThan(8 * own.markedAfter);
+  });
+
+  it("atOwnTierUp runs its work at V8's own budget, then the service's raised one again; at the default it changes nothing", () => {
+    const own = run('0');
+    const raised = run(String(16 * 67_584));
+    for (const r of [own, raised]) expect(r.status, r.stderr).toBe(0);
+    expect(own.during).toBe(own.markedAfter);
+    expect(own.after).toBe(own.markedAfter);
+    expect(raised.during).toBeLessThan(2 * own.markedAfter);
+    expect(raised.after).toBeGreaterThan(8 * own.markedAfter);
   });
 
   it('refuses a bad value at start, naming the variable, and exits 1', () => {

@@ -1,4 +1,4 @@
-import { Bus, createLogger, startService } from '@computepods/bus';
+import { atOwnTierUp, Bus, createLogger, startService } from '@computepods/bus';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
 import { watchChefReplicas } from './chef-replicas.js';
@@ -7,7 +7,6 @@ import { limitHeapGrowth, restoreUnderOwnGrowth } from './heap-growth.js';
 import { startHttp } from './http.js';
 import { standBy } from './leadership.js';
 import { MajorDomo } from './majordomo.js';
-import { restoreUnderOwnTierUp } from './restore-tier-up.js';
 import { watchRunnerLiveness } from './runner-liveness.js';
 import { apiToken } from './token.js';
 
@@ -31,7 +30,7 @@ startService(logger, async ({ signal, opened }) => {
   if (leader) opened({ close: () => leader.leadership.lease.release() });
   signal.throwIfAborted();
   const { restored, settle } = await restoreUnderOwnGrowth(cfg.heapGrowingPercent, bus.logger, () =>
-    restoreUnderOwnTierUp(() => MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm)),
+    atOwnTierUp(() => MajorDomo.start(bus, cfg, leader?.leadership, leader?.warm)),
   );
   const { md, stop, rulesWatch } = restored;
   opened({ close: stop });
