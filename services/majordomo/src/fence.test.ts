@@ -3,7 +3,13 @@ import { streams, subjects } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DispatchFence } from './fence.js';
-import { LeaderLease, type LeaderRecord, type LeaseConfig, NotLeaderError } from './lease.js';
+import {
+  LEASE_KEY,
+  LeaderLease,
+  type LeaderRecord,
+  type LeaseConfig,
+  NotLeaderError,
+} from './lease.js';
 
 const P = 'fence';
 const cfg = (id: string): LeaseConfig => ({
@@ -19,18 +25,24 @@ describe('leader lease and dispatch fence', () => {
   let nats: NatsServer;
   let bus: Bus;
 
-  beforeAll(async () => {
-    nats = await NatsServer.start();
+  /** A quiet MajorDomo connection to project p, its streams made. */
+  const projectBus = async (p: string): Promise<Bus> => {
     const logger = createLogger('majordomo');
     logger.level = 'silent';
-    bus = await Bus.connect({
+    const b = await Bus.connect({
       servers: nats.url,
       service: 'majordomo',
-      project: P,
+      project: p,
       logger,
       discoverable: false,
     });
-    await ensureProjectStreams(bus, P);
+    await ensureProjectStreams(b, p);
+    return b;
+  };
+
+  beforeAll(async () => {
+    nats = await NatsServer.start();
+    bus = await projectBus(P);
   }, 60_000);
   afterAll(async () => {
     await bus?.close();
@@ -94,17 +106,8 @@ describe('leader lease and dispatch fence', () => {
 
   it('sends many requests at once in turn, each at the sequence the one before left, with no re-read', async () => {
     const p3 = 'fence3';
-    const logger = createLogger('majordomo');
-    logger.level = 'silent';
-    const bus3 = await Bus.connect({
-      servers: nats.url,
-      service: 'majordomo',
-      project: p3,
-      logger,
-      discoverable: false,
-    });
+    const bus3 = await projectBus(p3);
     try {
-      await ensureProjectStreams(bus3, p3);
       const lease = await LeaderLease.open(bus3, {
         ...cfg('solo'),
         leaseMs: 600_000,
@@ -135,16 +138,7 @@ describe('leader lease and dispatch fence', () => {
   });
 
   it('a released lease is taken at once, with the next epoch', async () => {
-    const kvP = 'fence2';
-    const logger = createLogger('majordomo');
-    logger.level = 'silent';
-    const bus2 = await Bus.connect({
-      servers: nats.url,
-      service: 'majordomo',
-      project: kvP,
-      logger,
-      discoverable: false,
-    });
+    const bus2 = await projectBus('fence2');
     try {
       // Slow lease: only a release (not expiry) can hand it over within the test.
       const slow = (id: string): LeaseConfig => ({ ...cfg(id), leaseMs: 600_000, renewMs: 1_000 });
@@ -158,6 +152,53 @@ describe('leader lease and dispatch fence', () => {
       b.stop();
     } finally {
       await bus2.close();
+    }
+  });
+
+  // A stop or release that found a renewal in flight once let that renewal schedule the next:
+  // the stopped leader renewed on and no standby could take over (this file's first test then
+  // waited for its takeover until it timed out, once, under load).
+  it('stops renewing when stopped with a renewal in flight', async () => {
+    const b4 = await projectBus('fence4');
+    try {
+      const a = await LeaderLease.open(b4, cfg('a'));
+      await a.acquire(new AbortController().signal);
+      const renewing = a.renew();
+      a.stop();
+      expect(await renewing).toBe(true);
+      const after = await a.kv.get(LEASE_KEY);
+      // Four renewal intervals: a lease still renewed would have moved on three times.
+      await new Promise((r) => setTimeout(r, 4 * cfg('a').renewMs));
+      expect((await a.kv.get(LEASE_KEY))?.revision).toBe(after?.revision);
+      const b = await LeaderLease.open(b4, cfg('b'));
+      expect(await b.acquire(new AbortController().signal)).toMatchObject({
+        holder: 'b',
+        epoch: 2,
+      });
+      b.stop();
+    } finally {
+      await b4.close();
+    }
+  });
+
+  it('releases at the revision a renewal in flight left, so a standby takes over at once', async () => {
+    const b5 = await projectBus('fence5');
+    try {
+      const slow = (id: string): LeaseConfig => ({ ...cfg(id), leaseMs: 600_000, renewMs: 1_000 });
+      const a = await LeaderLease.open(b5, slow('a'));
+      await a.acquire(new AbortController().signal);
+      const renewing = a.renew();
+      await a.release();
+      expect(await renewing).toBe(true);
+      expect((await a.current())?.released).toBe(true);
+      const b = await LeaderLease.open(b5, slow('b'));
+      expect(await b.acquire(new AbortController().signal)).toMatchObject({
+        holder: 'b',
+        epoch: 2,
+      });
+      b.stop();
+    } finally {
+      await b5.close();
     }
   });
 });

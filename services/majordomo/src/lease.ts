@@ -79,6 +79,8 @@ export class LeaderLease {
   #lost: LeaderRecord | undefined | null = null;
   #timer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | undefined;
+  /** Set by stop(): a renewal in flight then schedules no next one. */
+  #stopped = false;
   readonly #onLost: Array<(by: LeaderRecord | undefined) => void> = [];
   readonly #onRegained: Array<() => void> = [];
 
@@ -178,7 +180,7 @@ export class LeaderLease {
   }
 
   #schedule(): void {
-    if (this.#lost !== null) return;
+    if (this.#lost !== null || this.#stopped) return;
     this.#timer = setTimeout(() => void this.renew(), this.cfg.renewMs);
     this.#timer.unref();
   }
@@ -264,14 +266,22 @@ export class LeaderLease {
     return this.#lost;
   }
 
-  /** Stops renewing; a clean stop deletes nothing: the lease runs out and a standby takes it. */
+  /**
+   * Stops renewing, also when a renewal is in flight (it schedules no next one); a clean stop
+   * deletes nothing: the lease runs out and a standby takes it.
+   */
   stop(): void {
+    this.#stopped = true;
     clearTimeout(this.#timer);
   }
 
-  /** A clean stop hands over at once: the lease is marked released if still this process's. */
+  /**
+   * A clean stop hands over at once: the lease is marked released if still this process's. A
+   * renewal in flight is waited for first, so the release is written at the revision it left.
+   */
   async release(): Promise<void> {
     this.stop();
+    await this.#renewing;
     if (this.#lost !== null || !this.#record) return;
     this.#lost = undefined;
     const record = { ...this.#record, released: true, time: new Date().toISOString() };
