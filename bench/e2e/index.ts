@@ -4,7 +4,9 @@
 // where the time goes (from the messages each stage publishes); and, when TeX is there (or can be
 // installed), the LaTeX paper against latexmk (latex.ts). Sizes: CP_BENCH_EDITS (default 50),
 // CP_BENCH_LATEX_ROUNDS (default 3); CP_BENCH_DEBOUNCE_MS sets the fswatcher's quiet window
-// (default: its own, 5 ms).
+// (default: its own, 5 ms). CP_BENCH_STAGES=1 also has the runner record where each task's time
+// goes (CP_TASK_STAGES_FILE), as `pnpm bench cbuild` does: off by default, since the runner's JSON
+// line per task costs it CPU (5-10 % of its own) that no deployment pays.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -18,8 +20,10 @@ import { latexBench } from './latex.js';
 
 const EDITS = Number(process.env.CP_BENCH_EDITS ?? 50);
 const WARMUP = 3;
+const RUNNER_STAGES = process.env.CP_BENCH_STAGES === '1';
 const figures: Record<string, number | string | boolean> = {
   edits: EDITS,
+  runner_stages: RUNNER_STAGES,
   fswatcher_debounce_ms: Number(process.env.CP_BENCH_DEBOUNCE_MS ?? 5),
 };
 const now = () => performance.now();
@@ -59,6 +63,7 @@ function whenContent(file: string, want: string, timeoutMs = 30_000): Promise<nu
  */
 let stagesRead = 0;
 function runnerStages(prefix: string, what: string): void {
+  if (!RUNNER_STAGES) return;
   const { lines, size } = readStages(stagesFile, stagesRead);
   stagesRead = size;
   if (lines.length === 0) return;
@@ -114,8 +119,8 @@ writeFileSync(stagesFile, '');
 const quiet = { CP_LOG_LEVEL: 'info' };
 await Promise.all([
   stack.start('majordomo', quiet),
-  // The runner's own stages per task (executors' task-stages.ts; a runner without them writes none).
-  stack.start('runner', { ...quiet, CP_TASK_STAGES_FILE: stagesFile }),
+  // The runner's own stages per task (executors' task-stages.ts), when asked for.
+  stack.start('runner', RUNNER_STAGES ? { ...quiet, CP_TASK_STAGES_FILE: stagesFile } : quiet),
   // CP_BENCH_DEBOUNCE_MS: the fswatcher's quiet window (its default, 5 ms, when unset).
   stack.start('fswatcher', {
     ...quiet,
@@ -268,6 +273,10 @@ if (tex) {
   runnerStages('latex', 'LaTeX tasks (pdflatex, bibtex; warm-up included)');
 }
 
+if (!RUNNER_STAGES)
+  console.log(
+    "\nrunner stages not recorded (CP_BENCH_STAGES=1 records them: the runner's CP_TASK_STAGES_FILE, a JSON line per task, at a cost to its CPU)",
+  );
 await stack[Symbol.asyncDispose]();
 finish('e2e', figures);
 process.exit(0);
