@@ -671,8 +671,15 @@ describe('MajorDomoUI in a real browser', () => {
       .toEqual(['out/hello.upper', `out/${HOSTILE}.upper`].sort());
     expect(new Set(await column(3))).toEqual(new Set(['upper']));
     expect(await column(6)).toContain('built by upper:hello');
+    // The toolbar's selects show the address's filters, and choosing sets them.
+    const toolbarSelect = (label: RegExp) =>
+      page.locator('.toolbar label', { hasText: label }).locator('select');
+    expect(await toolbarSelect(/^Rule/).inputValue()).toBe('upper');
+    await toolbarSelect(/^Rule/).selectOption('');
+    await expect.poll(() => page.url()).not.toContain('rule=');
     const pod = (await stack.artefact('out/hello.upper'))?.pods[0] ?? '';
-    await page.goto(`${url}/#/artefacts?pod=${encodeURIComponent(pod)}`);
+    await toolbarSelect(/^Pod/).selectOption(pod);
+    await expect.poll(() => page.url()).toContain('pod=');
     await expect.poll(() => rows()).toContain('out/hello.upper');
     expect(await rows()).not.toContain('out/oops.never');
     expect((await column(4)).every((p) => p.split(', ').includes(pod))).toBe(true);
@@ -740,6 +747,13 @@ describe('MajorDomoUI in a real browser', () => {
     await page.locator('[data-open-folder="out"]').click();
     await out.waitFor();
     expect(await page.locator(node('out/hello.upper')).count()).toBe(0);
+    // Ungrouped again from the toolbar.
+    await page
+      .locator('.toolbar label', { hasText: /^Group/ })
+      .locator('select')
+      .selectOption('none');
+    await waitNode('out/hello.upper', 'up_to_date');
+    expect(page.url()).toContain('group=none');
   });
 
   it('follows the system: dark mode', async () => {

@@ -1,9 +1,10 @@
 import { useMemo } from 'react';
 import { useSnapshot } from '../context.js';
-import { href, type Route, setParam } from '../route.js';
+import { href, type Route } from '../route.js';
 import { reasonOf, STATE_LABEL, shownState } from '../store.js';
 import type { ArtefactStatus } from '../types.js';
 import { ArtefactPanel } from './ArtefactPanel.js';
+import { ParamSelect, PathSearch, STATE_OPTIONS } from './ParamControls.js';
 
 type Column = 'path' | 'state' | 'rule' | 'pods' | 'updated';
 const COLUMNS: Array<[Column, string]> = [
@@ -76,48 +77,16 @@ export function ArtefactsView({ route }: { route: Route }) {
               </a>
             ))}
           </nav>
-          <label>
-            State{' '}
-            <select value={state} onChange={(e) => setParam(route, 'state', e.target.value)}>
-              <option value="">all</option>
-              {Object.entries(STATE_LABEL).map(([k, v]) => (
-                <option key={k} value={k}>
-                  {v}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Pod{' '}
-            <select value={pod} onChange={(e) => setParam(route, 'pod', e.target.value)}>
-              <option value="">all</option>
-              {pods.map((x) => (
-                <option key={x} value={x}>
-                  {x}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Rule{' '}
-            <select value={rule} onChange={(e) => setParam(route, 'rule', e.target.value)}>
-              <option value="">all</option>
-              {rules.map((x) => (
-                <option key={x} value={x}>
-                  {x}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Search{' '}
-            <input
-              type="search"
-              value={q}
-              placeholder="path contains…"
-              onChange={(e) => setParam(route, 'q', e.target.value)}
-            />
-          </label>
+          <ParamSelect
+            route={route}
+            param="state"
+            label="State"
+            value={state}
+            options={STATE_OPTIONS}
+          />
+          <ParamSelect route={route} param="pod" label="Pod" value={pod} options={pods} />
+          <ParamSelect route={route} param="rule" label="Rule" value={rule} options={rules} />
+          <PathSearch route={route} value={q} />
           <span className="muted">
             {shown.length} of {rows.length}
           </span>

@@ -18,6 +18,13 @@ import { href, type Route, setParam } from '../route.js';
 import { type Snapshot, STATE_LABEL, shownState } from '../store.js';
 import type { ArtefactStatus, GraphJSON } from '../types.js';
 import { ArtefactPanel } from './ArtefactPanel.js';
+import { ParamSelect, PathSearch, STATE_OPTIONS } from './ParamControls.js';
+
+/** The graph's grouping choices (route parameter `group`). */
+const GROUPINGS = [
+  ['none', 'none'],
+  ['folder', 'by folder and rule'],
+] as const;
 
 /**
  * What every node of the view shares: it changes with the URL and the graph's shape, not with
@@ -360,36 +367,22 @@ export function GraphView({ route }: { route: Route }) {
     <div className="with-panel">
       <section className="graph-view" aria-label="dependency graph">
         <div className="toolbar">
-          <label>
-            Search{' '}
-            <input
-              type="search"
-              value={query}
-              placeholder="path contains…"
-              onChange={(e) => setParam(route, 'q', e.target.value)}
-            />
-          </label>
-          <label>
-            State{' '}
-            <select value={state} onChange={(e) => setParam(route, 'state', e.target.value)}>
-              <option value="">all</option>
-              {Object.entries(STATE_LABEL).map(([k, v]) => (
-                <option key={k} value={k}>
-                  {v}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Group{' '}
-            <select
-              value={grouped ? 'folder' : 'none'}
-              onChange={(e) => setParam(route, 'group', e.target.value)}
-            >
-              <option value="none">none</option>
-              <option value="folder">by folder and rule</option>
-            </select>
-          </label>
+          <PathSearch route={route} value={query} />
+          <ParamSelect
+            route={route}
+            param="state"
+            label="State"
+            value={state}
+            options={STATE_OPTIONS}
+          />
+          <ParamSelect
+            route={route}
+            param="group"
+            label="Group"
+            value={grouped ? 'folder' : 'none'}
+            options={GROUPINGS}
+            all={false}
+          />
           {grouped &&
             [...open].sort().map((dir) => (
               <button
