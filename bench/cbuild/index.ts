@@ -18,8 +18,12 @@
 // CPU from /proc/<pid>/stat (utime+stime) before/after each scenario; the compilers' CPU from
 // cutime+cstime of their parent (the runner's spawner; this process for make).
 // Where each task's time goes in the runner, stage by stage (its message, record writes, the lane,
-// the spawner, the task's processes and their CPU, the end): the runner's CP_TASK_STAGES_FILE
-// (executors' task-stages.ts), one table per scenario that ran tasks (./stages.ts).
+// the spawner, the task's processes and their CPU, the end): with CP_BENCH_STAGES=1, the runner's
+// CP_TASK_STAGES_FILE (executors' task-stages.ts), one table per scenario that ran tasks
+// (./stages.ts). Off by default: the runner's JSON line per task costs it CPU (5-10 % of its
+// own in a clean build) that no deployment pays, on the cores the compilers share.
+// The messages each service sent and received per task: nats-server's /connz (monitoring port)
+// read before and after each scenario, by connection name.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,8 +35,9 @@ import {
   StatusReply,
   statusWithAllArtefacts,
   subjects,
+  TaskRecord,
 } from '@computepods/protocol';
-import { runCommand } from '@computepods/testkit';
+import { freePort, runCommand } from '@computepods/testkit';
 import { z } from 'zod';
 import { Stack } from '../../test/src/stack.js';
 import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
@@ -174,7 +179,10 @@ const makefile = [
 ].join('\n');
 
 // --- the stack -------------------------------------------------------------------------------------
-const stack = await Stack.start('cbuild');
+const STAGES = process.env.CP_BENCH_STAGES === '1';
+figures.runner_stages = STAGES;
+const monitorPort = await freePort();
+const stack = await Stack.start('cbuild', { natsConfigLines: [`http_port: ${monitorPort}`] });
 const bin = stack.dir.join('bin');
 mkdirSync(bin);
 // The counting cc: one line per invocation, appended (atomic under PIPE_BUF) to $CBUILD_LEDGER.
@@ -190,7 +198,7 @@ chmodSync(join(bin, 'cc'), 0o755);
 const ledger = { ours: stack.dir.join('ours.ledger'), make: stack.dir.join('make.ledger') };
 for (const f of Object.values(ledger)) writeFileSync(f, '');
 const PATH = `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
-// The runner's stage times per task (task-stages.ts), summed up per scenario below.
+// The runner's stage times per task (task-stages.ts), summed up per scenario below (STAGES).
 const stagesFile = stack.dir.join('stages.jsonl');
 writeFileSync(stagesFile, '');
 const defFile = stack.dir.join('c-bench.yaml');
@@ -210,7 +218,7 @@ await Promise.all([
     ...quiet,
     ...profiled(),
     CP_PARALLEL: String(LANES),
-    CP_TASK_STAGES_FILE: stagesFile,
+    ...(STAGES ? { CP_TASK_STAGES_FILE: stagesFile } : {}),
     PATH,
     CBUILD_LEDGER: ledger.ours,
   }),
@@ -276,26 +284,9 @@ const bodyOf = <T>(data: Uint8Array): T =>
   (JSON.parse(new TextDecoder().decode(data)) as { body: T }).body;
 // When each request and result crossed NATS, for where the time goes.
 const timed: Array<{ at: number; kind: 'request' | 'result'; ruleId: string; ms?: number }> = [];
-/** Task runs seen on task.state (running → finished/failed): how long the lanes were busy. */
-const running = new Map<string, number>();
-const runs: Array<{ end: number; ms: number }> = [];
 /** Build requests and results seen: while a request has no result yet, MajorDomo is not idle. */
 const seen = { requests: 0, results: 0 };
 const timedSubs = [
-  stack.bus.nc.subscribe(`cp.${stack.project}.task.state`, {
-    callback: (_e, m) => {
-      const b = bodyOf<{
-        taskId: string;
-        state: string;
-      }>(m.data);
-      if (b.state === 'running') running.set(b.taskId, now());
-      else if (b.state === 'finished' || b.state === 'failed') {
-        const t = running.get(b.taskId);
-        running.delete(b.taskId);
-        if (t !== undefined) runs.push({ end: now(), ms: now() - t });
-      }
-    },
-  }),
   stack.bus.nc.subscribe(subjects.buildRequestAll(stack.project), {
     callback: (_e, m) => {
       // MajorDomo's fence (a leader's marker on the requests' stream) is no request.
@@ -332,14 +323,38 @@ let eventCount = 0;
 const artefactsKv = await stack.bus.kv(buckets.artefacts(stack.project), ArtefactRecord);
 /** The writes (puts and deletes) MajorDomo made to the artefacts bucket so far: its last sequence. */
 const artefactWrites = async () => (await artefactsKv.kv.status()).streamInfo.state.last_seq;
-/** The services' KV reads (JetStream direct gets, by bucket): a round trip each. */
+/**
+ * The services' KV reads (JetStream direct gets, by bucket): a round trip each. Counted only with
+ * CP_CBUILD_KV_READS=1: a copy of every read to this process (2 a compile) costs nats-server and
+ * this process CPU on the cores the build shares, which make does not pay.
+ */
 const kvReads = new Map<string, number>();
-const kvReadSub = stack.bus.nc.subscribe('$JS.API.DIRECT.GET.>', {
-  callback: (_e, m) => {
-    const bucket = m.subject.split('.')[4]?.replace(/^KV_cp_[^_]+_/, '') ?? '?';
-    kvReads.set(bucket, (kvReads.get(bucket) ?? 0) + 1);
-  },
-});
+const kvReadSub =
+  process.env.CP_CBUILD_KV_READS === '1'
+    ? stack.bus.nc.subscribe('$JS.API.DIRECT.GET.>', {
+        callback: (_e, m) => {
+          const bucket = m.subject.split('.')[4]?.replace(/^KV_cp_[^_]+_/, '') ?? '?';
+          kvReads.set(bucket, (kvReads.get(bucket) ?? 0) + 1);
+        },
+      })
+    : undefined;
+figures.kv_reads_counted = kvReadSub !== undefined;
+/**
+ * How long the lanes were busy with the tasks that started since `sinceMs` (Date.now()): each
+ * task's running → finished/failed in its record's history, read after the scenario. Not from a
+ * subscription to task.state while it runs: a copy of each task's 3 events to this process.
+ */
+const tasksKv = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
+async function laneBusyMs(sinceMs: number): Promise<number> {
+  let sum = 0;
+  for (const { value } of (await tasksKv.entries()).values()) {
+    const at = (s: string) => value.history.find((h) => h.state === s)?.time;
+    const [start, end] = [at('running'), at('finished') ?? at('failed')];
+    if (!start || !end || Date.parse(start) < sinceMs) continue;
+    sum += Date.parse(end) - Date.parse(start);
+  }
+  return sum;
+}
 /** The fswatcher's file-change messages and the events in them (the watcher's announcements). */
 let fileBatches = 0;
 let fileEvents = 0;
@@ -468,6 +483,29 @@ async function ourDone(t0: number, edited: Map<string, string | null>, timeoutMs
 }
 
 // --- measuring -------------------------------------------------------------------------------------
+/** Messages each connection sent (in_msgs, as nats-server counts them) and received, by its name. */
+const ConnzReply = z.object({
+  connections: z.array(
+    z
+      .object({ name: z.string().optional(), in_msgs: z.number(), out_msgs: z.number() })
+      .passthrough(),
+  ),
+});
+const messageCounts = async (): Promise<Map<string, { sent: number; received: number }>> => {
+  const res = await fetch(`http://127.0.0.1:${monitorPort}/connz?limit=4096`);
+  if (!res.ok) throw new Error(`nats-server /connz answered ${res.status}`);
+  const out = new Map<string, { sent: number; received: number }>();
+  for (const c of ConnzReply.parse(await res.json()).connections) {
+    // A service connects as `<service>@<project>` (bus.ts).
+    const name = c.name?.split('@')[0] ?? '(unnamed)';
+    const prev = out.get(name) ?? { sent: 0, received: 0 };
+    out.set(name, { sent: prev.sent + c.in_msgs, received: prev.received + c.out_msgs });
+  }
+  return out;
+};
+/** The services' connections, and this process's own (the stack's bus connects as `e2e`). */
+const CONNECTIONS = ['majordomo', 'chef', 'runner', 'fswatcher', 'e2e'] as const;
+const msgRows: (string | number)[][] = [];
 const ledgerCounts = (f: string) => {
   const lines = readFileSync(f, 'utf8').split('\n');
   return {
@@ -582,13 +620,14 @@ for (const sc of scenarios) {
   const l0 = ledgerCounts(ledger.ours);
   const cpu0 = cpuSnapshot();
   const k0 = timed.length;
-  const n0 = runs.length;
+  const wall0 = Date.now();
   const polls0 = statusPolls;
   const summaries0 = summaryPolls;
   const events0 = eventCount;
   const [batches0, fileEvents0] = [fileBatches, fileEvents];
   const kvReads0 = new Map(kvReads);
   const writes0 = await artefactWrites();
+  const msgs0 = await messageCounts();
   // CLOCK_MONOTONIC, as V8's profiles time their samples: a service's CP_STACK_NODE_ARGS=--cpu-prof
   // profile is cut to this scenario by these two figures.
   figures[`${sc.name}_monotonic_us_start`] = Number(process.hrtime.bigint() / 1000n);
@@ -617,6 +656,7 @@ for (const sc of scenarios) {
   }
   const cpu1 = cpuSnapshot();
   figures[`${sc.name}_monotonic_us_end`] = Number(process.hrtime.bigint() / 1000n);
+  const msgs1 = await messageCounts();
   // The tasks whose end the runner recorded in this scenario: where their time went.
   const st = readStages(stagesFile, stagesRead);
   stagesRead = st.size;
@@ -637,12 +677,14 @@ for (const sc of scenarios) {
   // report are not: services/fswatcher reports.ts).
   // The KV reads the services made (direct gets: a chef's of its build's result and task
   // records, MajorDomo's), by bucket.
-  let reads = 0;
-  for (const [bucket, n] of kvReads) {
-    figures[`${sc.name}_kv_reads_${bucket}`] = n - (kvReads0.get(bucket) ?? 0);
-    reads += n - (kvReads0.get(bucket) ?? 0);
+  if (kvReadSub) {
+    let reads = 0;
+    for (const [bucket, n] of kvReads) {
+      figures[`${sc.name}_kv_reads_${bucket}`] = n - (kvReads0.get(bucket) ?? 0);
+      reads += n - (kvReads0.get(bucket) ?? 0);
+    }
+    figures[`${sc.name}_kv_reads`] = reads;
   }
-  figures[`${sc.name}_kv_reads`] = reads;
   figures[`${sc.name}_file_batches`] = fileBatches - batches0;
   figures[`${sc.name}_file_events`] = fileEvents - fileEvents0;
   const l1 = ledgerCounts(ledger.ours);
@@ -658,7 +700,7 @@ for (const sc of scenarios) {
     ? tl.filter((e) => e.kind === 'result' && e.ruleId === 'cc' && e.at <= linkReq.at).at(-1)
     : undefined;
   // A task's run as the runner reported it (running → finished), not the chef's build time.
-  const busyMs = runs.slice(n0).reduce((a, r) => a + r.ms, 0);
+  const busyMs = await laneBusyMs(wall0);
   Object.assign(figures, {
     [`${sc.name}_ours_first_request_ms`]: firstReq ? firstReq.at - t0 : Number.NaN,
     [`${sc.name}_ours_link_request_ms`]: linkReq ? linkReq.at - t0 : Number.NaN,
@@ -757,6 +799,22 @@ for (const sc of scenarios) {
       figures[`${sc.name}_cpu_ms_per_task_${k.replace('-', '_')}`] = cpu[k]! / tasks;
     figures[`${sc.name}_cpu_ms_per_task_services_total`] = servicesMs / tasks;
   }
+  // The messages each service sent and received (nats-server's count), per task run.
+  const msgRow: (string | number)[] = [sc.name];
+  for (const conn of CONNECTIONS) {
+    const k = conn === 'e2e' ? 'bench' : conn;
+    const [a, b] = [msgs0.get(conn), msgs1.get(conn)];
+    const sent = (b?.sent ?? 0) - (a?.sent ?? 0);
+    const received = (b?.received ?? 0) - (a?.received ?? 0);
+    figures[`${sc.name}_msgs_sent_${k}`] = sent;
+    figures[`${sc.name}_msgs_received_${k}`] = received;
+    if (tasks > 0) {
+      figures[`${sc.name}_msgs_sent_per_task_${k}`] = sent / tasks;
+      figures[`${sc.name}_msgs_received_per_task_${k}`] = received / tasks;
+    }
+    msgRow.push(tasks > 0 ? `${(sent / tasks).toFixed(2)}/${(received / tasks).toFixed(2)}` : '');
+  }
+  msgRows.push(msgRow);
   // Let the fswatcher see make-free quiet and the services' heartbeats pass before the next.
   await sleep(500);
 }
@@ -828,6 +886,15 @@ table(
     figures[`${sc.name}_ours_lane_occupancy`] as number,
   ]),
 );
+table(
+  'messages per task run, sent/received, as nats-server counts them per connection (/connz; received includes the replies to requests and KV reads)',
+  ['scenario', ...CONNECTIONS.map((c) => (c === 'e2e' ? 'this bench' : c))],
+  msgRows.filter((r) => r.slice(1).some((c) => c !== '')),
+);
+if (!STAGES)
+  console.log(
+    "runner stages not recorded (CP_BENCH_STAGES=1 records them: the runner's CP_TASK_STAGES_FILE, a JSON line per task, at a cost to its CPU)",
+  );
 for (const t of stageTables)
   table(
     `${t.name}: where a task's time goes in the runner, ms per task (CP_TASK_STAGES_FILE; "lane": while it holds one of the ${LANES} lanes)`,
@@ -849,7 +916,7 @@ await Promise.all(
 );
 artefactSub.unsubscribe();
 filesSub.unsubscribe();
-kvReadSub.unsubscribe();
+kvReadSub?.unsubscribe();
 for (const s of timedSubs) s.unsubscribe();
 await stack[Symbol.asyncDispose]();
 finish('cbuild', figures);
