@@ -1,11 +1,13 @@
 // `pnpm build` (scripts/setup runs it): bundles each command-line tool and each service into one
-// ESM file, so it starts without transpiling TypeScript on every run (tsx costs 1-4 s). Beside
-// each bundle, `<bundle>.inputs.json` lists every file that went into it; the bin runs the
-// bundle only while it is newer than all of them (scripts/fresh-bundle.mjs), else the sources
-// through tsx.
+// file, so it starts without transpiling TypeScript on every run (tsx costs 1-4 s). A bundle
+// `<name>.mjs` is a loader of a few lines; the code is `<name>.cjs` beside it, a CommonJS script
+// that the loader compiles with a V8 code cache (scripts/code-cache.mjs: Node 20 has no compile
+// cache, and V8's cache needs a script, not a module). Beside each bundle,
+// `<bundle>.inputs.json` lists every file that went into it; the bin runs the bundle only while
+// it is newer than all of them (scripts/fresh-bundle.mjs), else the sources through tsx.
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
@@ -76,6 +78,9 @@ const sourceUrls = {
 // bundle is dist/: name the file instead.
 const pinoPretty = createRequire(join(root, 'packages/bus/package.json')).resolve('pino-pretty');
 
+/** What a bundle's loader runs its code with. */
+const codeCache = join(root, 'scripts/code-cache.mjs');
+
 /**
  * Bundles one tool into `outfile` (relative to the repository, or absolute) and lists its inputs
  * in `<outfile>.inputs.json`.
@@ -83,28 +88,40 @@ const pinoPretty = createRequire(join(root, 'packages/bus/package.json')).resolv
 export async function bundle({ entry, outfile }) {
   const started = new Date();
   const out = resolve(root, outfile);
+  const code = `${out.replace(/\.mjs$/, '')}.cjs`;
   mkdirSync(dirname(out), { recursive: true });
   const result = await build({
     absWorkingDir: root,
     entryPoints: [entry],
-    outfile: out,
+    outfile: code,
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
     target: 'node20',
+    // `import()` as `require()`: V8 loses a script's dynamic-import callback when the script
+    // comes from a code cache (Node 20: "A dynamic import callback was not specified"), and
+    // Node >= 20.19 requires an ES module (the runner's @kubernetes/client-node) as it imports it.
+    supported: { 'dynamic-import': false },
     metafile: true,
     logLevel: 'warning',
     legalComments: 'none',
     plugins: [installedPath, sourceUrls],
     banner: {
       js: [
-        `// Built by scripts/bundle.mjs from ${entry}; not tracked by git.`,
-        "import { createRequire as __cpCreateRequire } from 'node:module';",
-        'const require = __cpCreateRequire(import.meta.url);',
+        `// Built by scripts/bundle.mjs from ${entry}; not tracked by git. Run by ${basename(out)}.`,
         `globalThis.__bundlerPathsOverrides = ${JSON.stringify({ 'pino-pretty': pinoPretty })};`,
       ].join('\n'),
     },
   });
+  writeFileSync(
+    out,
+    [
+      `// Built by scripts/bundle.mjs from ${entry}; not tracked by git.`,
+      `import { runCached } from ${JSON.stringify(pathToFileURL(codeCache).href)};`,
+      `runCached(new URL(${JSON.stringify(`./${basename(code)}`)}, import.meta.url));`,
+      '',
+    ].join('\n'),
+  );
   const outputs = Object.values(result.metafile.outputs);
   const external = outputs.flatMap((o) => o.imports.filter((i) => i.external).map((i) => i.path));
   const inputs = [
@@ -113,9 +130,13 @@ export async function bundle({ entry, outfile }) {
     pinoPretty,
     join(root, 'pnpm-lock.yaml'),
     fileURLToPath(import.meta.url),
+    codeCache,
+    // Its own code: dated as the loader is (below), so a bin finds the bundle stale without it.
+    code,
   ];
   writeFileSync(`${out}.inputs.json`, `${JSON.stringify([...new Set(inputs)].sort(), null, 1)}\n`);
   // Dated when the build began: a source saved while it ran makes the bundle stale.
+  utimesSync(code, started, started);
   utimesSync(out, started, started);
   return { outfile, inputs: inputs.length };
 }
