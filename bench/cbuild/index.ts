@@ -205,7 +205,7 @@ const defFile = stack.dir.join('c-bench.yaml');
 writeFileSync(defFile, chefDef);
 
 const quiet = { CP_LOG_LEVEL: 'info' };
-// CP_CBUILD_PERF=DIR: `perf record` samples MajorDomo, the chef and the runner on CPU (not wall time: at a
+// CP_CBUILD_PERF=DIR: `perf record` samples MajorDomo, the chef, the runner and the fswatcher on CPU (not wall time: at a
 // load of 15 the inspector's sampler charges waiting for a core to whatever ran next) into
 // DIR/<name>.data, with JIT symbols (--perf-basic-prof); `perf report -i DIR/chef.data`.
 const perfDir = process.env.CP_CBUILD_PERF;
@@ -222,7 +222,7 @@ await Promise.all([
     PATH,
     CBUILD_LEDGER: ledger.ours,
   }),
-  stack.start('fswatcher', quiet),
+  stack.start('fswatcher', { ...quiet, ...profiled() }),
   stack.start('chef', {
     ...quiet,
     ...profiled(),
@@ -257,7 +257,7 @@ const pids: Record<string, number | undefined> = {
 };
 const spawnerPid = () => childOf(pids.runner!, /python/);
 const perfs = perfDir
-  ? (['majordomo', 'chef', 'runner'] as const).map((name) =>
+  ? (['majordomo', 'chef', 'runner', 'fswatcher'] as const).map((name) =>
       spawn(
         'perf',
         [
@@ -265,6 +265,10 @@ const perfs = perfDir
           '-F',
           '499',
           '-g',
+          // Sample times on CLOCK_MONOTONIC, as <scenario>_monotonic_us_start/end: a profile is
+          // cut to one scenario with `perf report --time <start_s>,<end_s>`.
+          '-k',
+          'CLOCK_MONOTONIC',
           '-o',
           join(perfDir, `${name}.data`),
           '-p',
@@ -369,6 +373,8 @@ const filesSub = stack.bus.nc.subscribe(subjects.filesChangedAll(stack.project),
   },
 });
 const seenSha = new Map<string, string | null>();
+/** Artefact events by the status they announce, so far. */
+const eventsByStatus = new Map<string, number>();
 const seenStatus = new Map<string, string>();
 /** When MajorDomo last announced each path's record (any change). */
 const seenAt = new Map<string, number>();
@@ -384,6 +390,7 @@ const artefactSub = stack.bus.nc.subscribe(`cp.${stack.project}.artefact.state`,
       }
       seenSha.set(b.path, b.sha256);
       seenStatus.set(b.path, b.status);
+      eventsByStatus.set(b.status, (eventsByStatus.get(b.status) ?? 0) + 1);
       seenAt.set(b.path, t);
       lastAnyEvent = t;
     } catch {
@@ -505,6 +512,17 @@ const messageCounts = async (): Promise<Map<string, { sent: number; received: nu
 };
 /** The services' connections, and this process's own (the stack's bus connects as `e2e`). */
 const CONNECTIONS = ['majordomo', 'chef', 'runner', 'fswatcher', 'e2e'] as const;
+/**
+ * write(2)/writev(2) calls a service's main thread (its event loop) made so far: its socket
+ * writes (a turn's frames leave in one: bus turn-batched-transport.ts) and its log lines.
+ */
+const mainThreadWrites = (pid: number | undefined): number => {
+  if (!pid) return Number.NaN;
+  const io = readFileSync(`/proc/${pid}/task/${pid}/io`, 'utf8');
+  return Number(/^syscw:\s*(\d+)$/m.exec(io)?.[1] ?? Number.NaN);
+};
+const writesOf = () => Object.fromEntries(SERVICES.map((k) => [k, mainThreadWrites(pids[k])]));
+const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'] as const;
 const msgRows: (string | number)[][] = [];
 const ledgerCounts = (f: string) => {
   const lines = readFileSync(f, 'utf8').split('\n');
@@ -624,10 +642,12 @@ for (const sc of scenarios) {
   const polls0 = statusPolls;
   const summaries0 = summaryPolls;
   const events0 = eventCount;
+  const byStatus0 = new Map(eventsByStatus);
   const [batches0, fileEvents0] = [fileBatches, fileEvents];
   const kvReads0 = new Map(kvReads);
   const writes0 = await artefactWrites();
   const msgs0 = await messageCounts();
+  const syscw0 = writesOf();
   // CLOCK_MONOTONIC, as V8's profiles time their samples: a service's CP_STACK_NODE_ARGS=--cpu-prof
   // profile is cut to this scenario by these two figures.
   figures[`${sc.name}_monotonic_us_start`] = Number(process.hrtime.bigint() / 1000n);
@@ -657,6 +677,7 @@ for (const sc of scenarios) {
   const cpu1 = cpuSnapshot();
   figures[`${sc.name}_monotonic_us_end`] = Number(process.hrtime.bigint() / 1000n);
   const msgs1 = await messageCounts();
+  const syscw1 = writesOf();
   // The tasks whose end the runner recorded in this scenario: where their time went.
   const st = readStages(stagesFile, stagesRead);
   stagesRead = st.size;
@@ -673,6 +694,9 @@ for (const sc of scenarios) {
   // wrote to its bucket (a record only queued is not written: a restart plans it again).
   figures[`${sc.name}_artefact_events`] = eventCount - events0;
   figures[`${sc.name}_artefact_writes`] = (await artefactWrites()) - writes0;
+  for (const [status, n] of eventsByStatus)
+    if (n !== byStatus0.get(status))
+      figures[`${sc.name}_artefact_events_${status}`] = n - (byStatus0.get(status) ?? 0);
   // What the fswatcher announced (a build's outputs that MajorDomo recorded from the chef's
   // report are not: services/fswatcher reports.ts).
   // The KV reads the services made (direct gets: a chef's of its build's result and task
@@ -814,6 +838,12 @@ for (const sc of scenarios) {
     }
     msgRow.push(tasks > 0 ? `${(sent / tasks).toFixed(2)}/${(received / tasks).toFixed(2)}` : '');
   }
+  for (const k of SERVICES) {
+    const w = syscw1[k]! - syscw0[k]!;
+    figures[`${sc.name}_writes_${k}`] = w;
+    if (tasks > 0) figures[`${sc.name}_writes_per_task_${k}`] = w / tasks;
+    msgRow.push(tasks > 0 ? (w / tasks).toFixed(2) : '');
+  }
   msgRows.push(msgRow);
   // Let the fswatcher see make-free quiet and the services' heartbeats pass before the next.
   await sleep(500);
@@ -887,8 +917,12 @@ table(
   ]),
 );
 table(
-  'messages per task run, sent/received, as nats-server counts them per connection (/connz; received includes the replies to requests and KV reads)',
-  ['scenario', ...CONNECTIONS.map((c) => (c === 'e2e' ? 'this bench' : c))],
+  "messages per task run, sent/received, as nats-server counts them per connection (/connz; received includes the replies to requests and KV reads), and write(2)/writev(2) calls per task run of each service's main thread (/proc/<pid>/task/<pid>/io syscw: socket writes and log lines)",
+  [
+    'scenario',
+    ...CONNECTIONS.map((c) => (c === 'e2e' ? 'this bench' : c)),
+    ...SERVICES.map((k) => `${k} writes`),
+  ],
   msgRows.filter((r) => r.slice(1).some((c) => c !== '')),
 );
 if (!STAGES)
