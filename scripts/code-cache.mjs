@@ -16,6 +16,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 
 /** How long a start without a usable cache runs before it writes one (ms). */
@@ -60,11 +61,12 @@ export function writeCache(cacheFile, code, data) {
 }
 
 /**
- * Hands `write` a cache for `script` once it has run PRODUCE_AFTER_MS (or at exit, if sooner):
- * with every function compiled by then, unless the program changed V8's flags meanwhile (as
- * MajorDomo does, v8.setFlagsFromString): V8 refuses a cache made under other flags than its
- * consumer's, so then the cache made before the run (top-level code only) is handed instead.
- * Whether the flags changed is asked of V8: it refuses a probe's cache made at start.
+ * Hands `write` a cache for `script` once it has run PRODUCE_AFTER_MS (or at exit, if sooner),
+ * with every function compiled by then. V8 refuses a cache made under other flags than its
+ * consumer's, so a program that changes V8's flags (MajorDomo: heap growth, expose-gc, through
+ * v8.setFlagsFromString) gets the cache as it was just before its first change (its modules
+ * loaded, its start begun), else (flags changed some other way) as before the run: top-level code
+ * only. Whether the flags changed is asked of V8: it refuses a probe's cache made at start.
  * @param {vm.Script} script @param {(data: Buffer) => void} write
  */
 function produceLater(script, write) {
@@ -72,6 +74,7 @@ function produceLater(script, write) {
   // the same text would come from V8's in-memory cache without checking the flags.
   const probe = new vm.Script("'code-cache probe 1'").createCachedData();
   const beforeRun = script.createCachedData();
+  const atFlagChange = beforeFlagChange(script);
   let done = false;
   const produce = () => {
     if (done) return;
@@ -79,10 +82,25 @@ function produceLater(script, write) {
     process.off('exit', produce);
     const sameFlags = !new vm.Script("'code-cache probe 2'", { cachedData: probe })
       .cachedDataRejected;
-    write(sameFlags ? script.createCachedData() : beforeRun);
+    write(sameFlags ? script.createCachedData() : (atFlagChange() ?? beforeRun));
   };
   setTimeout(produce, PRODUCE_AFTER_MS).unref();
   process.on('exit', produce);
+}
+
+/**
+ * The cache of `script` as it was when the program first called v8.setFlagsFromString (which
+ * this wraps: the bundle reads it from node:v8 at each call), or undefined before that.
+ * @param {vm.Script} script @returns {() => Buffer | undefined}
+ */
+function beforeFlagChange(script) {
+  const set = v8.setFlagsFromString;
+  let data;
+  v8.setFlagsFromString = (flags) => {
+    data ??= script.createCachedData();
+    set(flags);
+  };
+  return () => data;
 }
 
 /**

@@ -27,7 +27,8 @@ const program = (factor: number) =>
 /**
  * A bundle's code runs through a V8 code cache (scripts/code-cache.mjs, Node 20 has no compile
  * cache): a start uses the cache written by an earlier one, and never a cache made for other
- * code, torn, or made under other V8 flags; a cache that cannot be written costs nothing else.
+ * code, torn, or made under other V8 flags (a program that changes them gets the cache as it was
+ * just before); a cache that cannot be written costs nothing else.
  */
 describe('code cache of a bundle', () => {
   const dir = new TempDir('cp-code-cache-');
@@ -72,6 +73,26 @@ describe('code cache of a bundle', () => {
     expect((await start(file)).cache).toBe('none');
     // A cache made after the flag changed would be refused ('rejected') at every start.
     expect(await start(file)).toEqual({ out: 'answer 42', cache: 'used' });
+  });
+
+  it('keeps in the cache what ran before a change of V8 flags, not only the top level', async () => {
+    // One function of some size, run before the program's first flag change or after it.
+    const body = Array.from({ length: 300 }, (_, i) => `s += ${i} * x;`).join(' ');
+    const big = `function big(x) { let s = 0; ${body} return s; }\n`;
+    const change = "require('node:v8').setFlagsFromString('--heap-growing-percent=25');\n";
+    const sizes: number[] = [];
+    for (const [name, text] of [
+      ['before.cjs', `${big}big(1);\n${change}`],
+      ['after.cjs', `${big}${change}big(1);\n`],
+    ] as const) {
+      const file = dir.join(name);
+      writeFileSync(file, text);
+      await start(file);
+      expect(await start(file)).toEqual({ out: '', cache: 'used' });
+      sizes.push(statSync(`${file}.v8cache`).size);
+    }
+    const [before = 0, after = 0] = sizes;
+    expect(before).toBeGreaterThan(after + 1000); // big's bytecode: only run before the change
   });
 
   it('runs the program when its cache cannot be written or read', async () => {
