@@ -4,7 +4,7 @@ import { href, type Route } from '../route.js';
 import { reasonOf, STATE_LABEL, shownState } from '../store.js';
 import type { ArtefactStatus } from '../types.js';
 import { ArtefactPanel } from './ArtefactPanel.js';
-import { ParamSelect, PathSearch, STATE_OPTIONS } from './ParamControls.js';
+import { ParamSelect, PathSearch, StateSelect } from './ParamControls.js';
 
 type Column = 'path' | 'state' | 'rule' | 'pods' | 'updated';
 const COLUMNS: Array<[Column, string]> = [
@@ -77,13 +77,7 @@ export function ArtefactsView({ route }: { route: Route }) {
               </a>
             ))}
           </nav>
-          <ParamSelect
-            route={route}
-            param="state"
-            label="State"
-            value={state}
-            options={STATE_OPTIONS}
-          />
+          <StateSelect route={route} value={state} />
           <ParamSelect route={route} param="pod" label="Pod" value={pod} options={pods} />
           <ParamSelect route={route} param="rule" label="Rule" value={rule} options={rules} />
           <PathSearch route={route} value={q} />

@@ -18,7 +18,7 @@ import { href, type Route, setParam } from '../route.js';
 import { type Snapshot, STATE_LABEL, shownState } from '../store.js';
 import type { ArtefactStatus, GraphJSON } from '../types.js';
 import { ArtefactPanel } from './ArtefactPanel.js';
-import { ParamSelect, PathSearch, STATE_OPTIONS } from './ParamControls.js';
+import { ParamSelect, PathSearch, StateSelect } from './ParamControls.js';
 
 /** The graph's grouping choices (route parameter `group`). */
 const GROUPINGS = [
@@ -368,13 +368,7 @@ export function GraphView({ route }: { route: Route }) {
       <section className="graph-view" aria-label="dependency graph">
         <div className="toolbar">
           <PathSearch route={route} value={query} />
-          <ParamSelect
-            route={route}
-            param="state"
-            label="State"
-            value={state}
-            options={STATE_OPTIONS}
-          />
+          <StateSelect route={route} value={state} />
           <ParamSelect
             route={route}
             param="group"

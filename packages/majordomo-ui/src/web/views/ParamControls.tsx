@@ -2,7 +2,7 @@ import { type Route, setParam } from '../route.js';
 import { STATE_LABEL } from '../store.js';
 
 /** Every artefact state and its label, for a state filter. */
-export const STATE_OPTIONS: ReadonlyArray<readonly [string, string]> = Object.entries(STATE_LABEL);
+const STATE_OPTIONS: ReadonlyArray<readonly [string, string]> = Object.entries(STATE_LABEL);
 
 /**
  * A toolbar's labelled select bound to one route parameter: choosing sets it (a new history
@@ -53,5 +53,12 @@ export function PathSearch({ route, value }: { route: Route; value: string }) {
         onChange={(e) => setParam(route, 'q', e.target.value)}
       />
     </label>
+  );
+}
+
+/** The toolbar's artefact state filter, bound to the route's `state`. */
+export function StateSelect({ route, value }: { route: Route; value: string }) {
+  return (
+    <ParamSelect route={route} param="state" label="State" value={value} options={STATE_OPTIONS} />
   );
 }
