@@ -19,6 +19,8 @@ const cfg = (id: string): LeaseConfig => ({
   renewMs: 100,
   pollMs: 25,
 });
+/** A slow lease: only a release (not expiry) can hand it over within a test. */
+const slow = (id: string): LeaseConfig => ({ ...cfg(id), leaseMs: 600_000, renewMs: 1_000 });
 
 /** The lease's compare-and-set and the server-side fence, over a real nats-server. */
 describe('leader lease and dispatch fence', () => {
@@ -38,6 +40,13 @@ describe('leader lease and dispatch fence', () => {
     });
     await ensureProjectStreams(b, p);
     return b;
+  };
+
+  /** Another MajorDomo, `b`, takes the lease: the next epoch. */
+  const takesOver = async (on: Bus, config: LeaseConfig) => {
+    const b = await LeaderLease.open(on, config);
+    expect(await b.acquire(new AbortController().signal)).toMatchObject({ holder: 'b', epoch: 2 });
+    b.stop();
   };
 
   beforeAll(async () => {
@@ -108,11 +117,7 @@ describe('leader lease and dispatch fence', () => {
     const p3 = 'fence3';
     const bus3 = await projectBus(p3);
     try {
-      const lease = await LeaderLease.open(bus3, {
-        ...cfg('solo'),
-        leaseMs: 600_000,
-        renewMs: 1_000,
-      });
+      const lease = await LeaderLease.open(bus3, slow('solo'));
       await lease.acquire(new AbortController().signal);
       const fence = new DispatchFence(bus3, lease);
       await fence.raise();
@@ -140,8 +145,6 @@ describe('leader lease and dispatch fence', () => {
   it('a released lease is taken at once, with the next epoch', async () => {
     const bus2 = await projectBus('fence2');
     try {
-      // Slow lease: only a release (not expiry) can hand it over within the test.
-      const slow = (id: string): LeaseConfig => ({ ...cfg(id), leaseMs: 600_000, renewMs: 1_000 });
       const a = await LeaderLease.open(bus2, slow('a'));
       const b = await LeaderLease.open(bus2, slow('b'));
       await a.acquire(new AbortController().signal);
@@ -170,12 +173,7 @@ describe('leader lease and dispatch fence', () => {
       // Four renewal intervals: a lease still renewed would have moved on three times.
       await new Promise((r) => setTimeout(r, 4 * cfg('a').renewMs));
       expect((await a.kv.get(LEASE_KEY))?.revision).toBe(after?.revision);
-      const b = await LeaderLease.open(b4, cfg('b'));
-      expect(await b.acquire(new AbortController().signal)).toMatchObject({
-        holder: 'b',
-        epoch: 2,
-      });
-      b.stop();
+      await takesOver(b4, cfg('b'));
     } finally {
       await b4.close();
     }
@@ -184,19 +182,13 @@ describe('leader lease and dispatch fence', () => {
   it('releases at the revision a renewal in flight left, so a standby takes over at once', async () => {
     const b5 = await projectBus('fence5');
     try {
-      const slow = (id: string): LeaseConfig => ({ ...cfg(id), leaseMs: 600_000, renewMs: 1_000 });
       const a = await LeaderLease.open(b5, slow('a'));
       await a.acquire(new AbortController().signal);
       const renewing = a.renew();
       await a.release();
       expect(await renewing).toBe(true);
       expect((await a.current())?.released).toBe(true);
-      const b = await LeaderLease.open(b5, slow('b'));
-      expect(await b.acquire(new AbortController().signal)).toMatchObject({
-        holder: 'b',
-        epoch: 2,
-      });
-      b.stop();
+      await takesOver(b5, slow('b'));
     } finally {
       await b5.close();
     }
