@@ -428,8 +428,9 @@ export class LocalBackend implements Backend {
     if (!entry) return;
     this.#stats.startedBeforeRecord++;
     entry.unrecorded = true;
-    entry.recorded = this.#recordRunning(id, entry, patch);
+    // The spawner's request first: it leaves before the record's encoding and KV write.
     this.#spawn(rec, patch.handle, { timeout: false });
+    entry.recorded = this.#recordRunning(id, entry, patch);
   }
 
   /**
