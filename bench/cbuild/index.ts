@@ -524,6 +524,7 @@ const mainThreadWrites = (pid: number | undefined): number => {
 const writesOf = () => Object.fromEntries(SERVICES.map((k) => [k, mainThreadWrites(pids[k])]));
 const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'] as const;
 const msgRows: (string | number)[][] = [];
+const offMainRows: (string | number)[][] = [];
 const ledgerCounts = (f: string) => {
   const lines = readFileSync(f, 'utf8').split('\n');
   return {
@@ -531,9 +532,16 @@ const ledgerCounts = (f: string) => {
     link: lines.filter((l) => l === 'link').length,
   };
 };
+/**
+ * CPU time (ms) of a process's main thread (its event loop): the rest of the process's is its
+ * other threads' (V8's garbage collector and optimising compiler, libuv's pool).
+ */
+const mainThreadCpuMs = (pid: number | undefined): number =>
+  pid ? cpuMsOf(pid, `/proc/${pid}/task/${pid}/stat`) : Number.NaN;
 const cpuSnapshot = () => {
   const out: Record<string, number> = {};
   for (const [n, pid] of Object.entries(pids)) out[n] = cpuMsOf(pid);
+  for (const k of SERVICES) out[`${k}_main_thread`] = mainThreadCpuMs(pids[k]);
   out.compilers = childrenCpuMsOf(spawnerPid());
   out.bench = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
   return out;
@@ -843,7 +851,13 @@ for (const sc of scenarios) {
     figures[`${sc.name}_writes_${k}`] = w;
     if (tasks > 0) figures[`${sc.name}_writes_per_task_${k}`] = w / tasks;
     msgRow.push(tasks > 0 ? (w / tasks).toFixed(2) : '');
+    // Off the main thread: V8's background threads (optimising compiler, GC) and libuv's pool.
+    figures[`${sc.name}_cpu_ms_off_main_thread_${k}`] = cpu[k]! - cpu[`${k}_main_thread`]!;
   }
+  offMainRows.push([
+    sc.name,
+    ...SERVICES.map((k) => `${cpu[k]! - cpu[`${k}_main_thread`]!}/${cpu[k]!}`),
+  ]);
   msgRows.push(msgRow);
   // Let the fswatcher see make-free quiet and the services' heartbeats pass before the next.
   await sleep(500);
@@ -924,6 +938,11 @@ table(
     ...SERVICES.map((k) => `${k} writes`),
   ],
   msgRows.filter((r) => r.slice(1).some((c) => c !== '')),
+);
+table(
+  "CPU ms off each service's main thread / in all (/proc/<pid>/task/<pid>/stat against /proc/<pid>/stat): V8's background threads (its optimising compiler, its garbage collector) and libuv's pool",
+  ['scenario', ...SERVICES],
+  offMainRows,
 );
 if (!STAGES)
   console.log(

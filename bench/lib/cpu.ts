@@ -7,9 +7,10 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().t
  * CPU time (user + system, ms) a process has used so far, from /proc: what another process
  * (a nats-server) spends on our work, which wall time on a shared machine hides.
  */
-export function cpuMsOf(pid: number | undefined): number {
+export function cpuMsOf(pid: number | undefined, statFile = `/proc/${pid}/stat`): number {
   if (!pid) return Number.NaN;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // statFile: one thread's, `/proc/<pid>/task/<tid>/stat` (same fields).
+  const stat = readFileSync(statFile, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
