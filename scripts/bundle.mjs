@@ -109,6 +109,8 @@ export async function bundle({ entry, outfile }) {
     banner: {
       js: [
         `// Built by scripts/bundle.mjs from ${entry}; not tracked by git. Run by ${basename(out)}.`,
+        // Strict, as the ES modules it is made of: first, where a directive has to be.
+        "'use strict';",
         `globalThis.__bundlerPathsOverrides = ${JSON.stringify({ 'pino-pretty': pinoPretty })};`,
       ].join('\n'),
     },

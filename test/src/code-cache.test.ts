@@ -112,6 +112,9 @@ describe('code cache of a bundle', () => {
     expect(inputs).toEqual(
       expect.arrayContaining([dir.join('inotify2nats.cjs'), `${root}scripts/code-cache.mjs`]),
     );
+    // Strict, as the ES modules it is made of: the directive is its first statement.
+    const code = readFileSync(dir.join('inotify2nats.cjs'), 'utf8');
+    expect(code.replace(/^(\/\/[^\n]*\n)*/, '')).toMatch(/^'use strict';\n/);
     const help = async () => {
       const r = await runCommand(process.execPath, [out, '--help']);
       expect(r.code, r.stderr).toBe(0);
