@@ -339,12 +339,26 @@ export class TypedKv<S extends z.ZodType> {
         // no longer answers for is made again.
         const consumer = (iter as { _data?: { info?: (cached?: boolean) => Promise<unknown> } })
           ._data;
+        let checking = false;
         const idle = setInterval(() => {
-          if (this.#waiters.size === 0 || performance.now() - heard < WATCH_IDLE_MS) return;
+          if (checking || this.#waiters.size === 0 || performance.now() - heard < WATCH_IDLE_MS)
+            return;
           heard = performance.now();
-          // biome-ignore lint/plugin: caught at once, where any failure means "make the watch again"
-          void (consumer?.info?.(false) ?? Promise.reject(new Error('no watch consumer'))).catch(
-            () => stopWatch(iter),
+          checking = true;
+          // biome-ignore lint/plugin: settled at once, where any failure means "make the watch again"
+          void (consumer?.info?.(false) ?? Promise.reject(new Error('no watch consumer'))).then(
+            () => {
+              checking = false;
+            },
+            () => {
+              checking = false;
+              // The waited keys are read now, not only once a new watch is made: on a cluster
+              // whose node just died, a new watch's consumer may be placed on that node (the
+              // server does not know it is gone yet) and its creation times out, 5 s a try,
+              // while the values waited for are readable from the stream's new leader.
+              this.#readWaited();
+              stopWatch(iter);
+            },
           );
         }, WATCH_IDLE_MS / 2);
         idle.unref();
@@ -370,14 +384,7 @@ export class TypedKv<S extends z.ZodType> {
               break;
             await new Promise((r) => setTimeout(r, delay));
           }
-          if (this.#waiters.size === 0) return;
-          for (const [k, waiting] of this.#waiters)
-            void this.get(k).then(
-              (v) => {
-                if (v) for (const w of [...waiting]) w(v.value);
-              },
-              () => undefined,
-            );
+          this.#readWaited();
         })();
       })
       .catch((err) => {
@@ -385,6 +392,17 @@ export class TypedKv<S extends z.ZodType> {
         throw err;
       });
     return this.#shared;
+  }
+
+  /** Reads each waited key once, for its waiters; a read that fails is left to the next one. */
+  #readWaited(): void {
+    for (const [k, waiting] of this.#waiters)
+      void this.get(k).then(
+        (v) => {
+          if (v) for (const w of [...waiting]) w(v.value);
+        },
+        () => undefined,
+      );
   }
 }
 
