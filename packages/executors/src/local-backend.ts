@@ -428,9 +428,8 @@ export class LocalBackend implements Backend {
     if (!entry) return;
     this.#stats.startedBeforeRecord++;
     entry.unrecorded = true;
-    // The spawner's request first: it leaves before the record's encoding and KV write.
-    this.#spawn(rec, patch.handle, { timeout: false });
     entry.recorded = this.#recordRunning(id, entry, patch);
+    this.#spawn(rec, patch.handle, { timeout: false });
   }
 
   /**

@@ -115,18 +115,15 @@ export class Spawner {
   }
 
   /**
-   * Requests made in one run of this process's code go to the co-process in one write, in a
-   * microtask after it (tasks started by one batch of KV replies or of ends read from the
-   * spawner: one pipe write and one wakeup of the spawner, not one each), and before the
-   * microtasks queued after it (the records of those tasks' ends, say), not at the end of the
-   * event-loop turn behind them.
+   * Requests of one event-loop turn go to the co-process in one write (tasks started by one
+   * batch of KV replies: one pipe write and one wakeup of the spawner, not one each).
    */
   #send(proc: ChildProcessWithoutNullStreams, line: string, watch: SpawnWatch): void {
     // Lines for a co-process that died since are dropped: its requests were reported lost.
     if (this.#outbox.proc !== proc) this.#outbox = { proc, lines: [], watches: [] };
     const box = this.#outbox;
     if (box.lines.length === 0)
-      queueMicrotask(() => {
+      setImmediate(() => {
         const data = box.lines.join('');
         const watches = box.watches;
         box.lines = [];
