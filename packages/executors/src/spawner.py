@@ -6,10 +6,7 @@
 #
 # Protocol, one line each way, fields separated by one space, strings hex-encoded:
 #   in:  run SEQ DIR CWD COMMAND ENV       ENV: KEY.VALUE pairs joined by "," (or "-": none)
-#        rerun SEQ DIR CWD COMMAND ENV     (the same, reusing DIR: see take_folder)
-#   out: pid SEQ PID | fail SEQ ERRNO MESSAGE | exit SEQ CODE | signal SEQ SIGNUM | claimed SEQ
-# A run's mkdir of DIR is its claim on the task: DIR there already (another start, maybe another
-# runner's spawner, made it) means nothing is started and the answer is `claimed`.
+#   out: pid SEQ PID | fail SEQ ERRNO MESSAGE | exit SEQ CODE | signal SEQ SIGNUM
 # Started with --times, an exit line goes on: READ SPAWNED REAPED CPU, when it read the request,
 # posix_spawn returned and it reaped the wrapper (CLOCK_MONOTONIC, ns) and the CPU the wrapper
 # and what it waited for used (us): the runner's CP_TASK_STAGES_FILE (task-stages.ts).
@@ -158,7 +155,7 @@ def unhex(field):
     return bytes.fromhex(field).decode('utf-8', 'surrogateescape')
 
 
-def run(seq, fields, read_ns, reuse):
+def run(seq, fields, read_ns):
     try:
         task_dir, cwd, command = (unhex(f) for f in fields[:3])
         overlay = {}
@@ -166,9 +163,7 @@ def run(seq, fields, read_ns, reuse):
             for pair in fields[3].split(','):
                 key, _, value = pair.partition('.')
                 overlay[unhex(key)] = unhex(value)
-        if not take_folder(task_dir, reuse):
-            out.append(f'claimed {seq}\n')
-            return
+        fresh_folder(task_dir)
         os.chdir(cwd)
         try:
             pid = spawn_direct(task_dir, command, overlay)
@@ -315,31 +310,24 @@ def write_pid(task_dir, pid):
         os.close(fd)
 
 
-def take_folder(task_dir, reuse):
-    """
-    Makes the task folder; False when it was there already and this start may not reuse it.
-    One mkdir for a new task: the start's claim, so that two starts of one task (a runner
-    restarted while its old spawner still reads its last requests, a task queued again) never
-    both run it. Only the restart of a task recorded running (rerun) reuses a folder, emptied of
-    its old files: an output file there says the spawn happened (the runner does not start again
-    a task whose spawner died before its pid file was written).
-    """
+def fresh_folder(task_dir):
+    # One mkdir for a new task (the usual case): nothing stale in it to remove. A folder that
+    # is there already (the task run again after a restart) loses its old files: an output file
+    # there says the spawn happened (the runner does not start again a task whose spawner died
+    # before its pid file was written).
     try:
-        try:
-            os.mkdir(task_dir)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(task_dir), exist_ok=True)
-            os.mkdir(task_dir)
-        return True
+        os.mkdir(task_dir)
+        return
+    except FileNotFoundError:
+        os.makedirs(task_dir, exist_ok=True)
+        return
     except FileExistsError:
-        if not reuse:
-            return False
+        pass
     for stale in ('exit', 'pid', 'stdout', 'stderr'):
         try:
             os.unlink(os.path.join(task_dir, stale))
         except FileNotFoundError:
             pass
-    return True
 
 
 def write_exit(task_dir, code):
@@ -424,8 +412,8 @@ def main():
             *lines, pending = pending.split(b'\n')
             for line in lines:
                 f = line.decode('ascii', 'replace').split(' ')
-                if f[0] in ('run', 'rerun') and len(f) == 6:
-                    run(f[1], f[2:], read_ns, f[0] == 'rerun')
+                if f[0] == 'run' and len(f) == 6:
+                    run(f[1], f[2:], read_ns)
         reap()
         record_pids()
         flush()

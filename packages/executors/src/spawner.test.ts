@@ -228,40 +228,12 @@ describe('spawner', { timeout: 60_000 }, () => {
     sp.close();
   });
 
-  it('starts nothing in a folder that is there already: the mkdir is the claim', async () => {
-    const sp = new Spawner();
-    const mark = tmp.join('claim-ran');
-    const first = req(`echo once >> ${mark}`);
-    expect(await run(sp, first).ended).toEqual({ kind: 'exit', code: 0 });
-    // A second start of the task (a restarted runner, a task queued again): claimed, not run.
-    expect(await run(sp, { ...first, command: `echo twice >> ${mark}` }).ended).toEqual({
-      kind: 'claimed',
-    });
-    // Two starts in one turn (one request line each, one write): the first claims it.
-    const both = req(`echo a >> ${mark}-both`);
-    const [a, b] = [run(sp, both), run(sp, { ...both, command: `echo b >> ${mark}-both` })];
-    expect([await a.ended, await b.ended]).toEqual([
-      { kind: 'exit', code: 0 },
-      { kind: 'claimed' },
-    ]);
-    expect(readFileSync(mark, 'utf8')).toBe('once\n');
-    expect(readFileSync(`${mark}-both`, 'utf8')).toBe('a\n');
-    expect(readFileSync(join(first.dir, 'exit'), 'utf8')).toBe('0\n');
-    sp.close();
-  });
-
   it('runs a task again in its folder without the old pid and exit files, and makes missing parents', async () => {
     const sp = new Spawner();
     const first = req('exit 7');
     expect(await run(sp, first).ended).toEqual({ kind: 'exit', code: 7 });
-    // The restart of a task recorded running (reuse) sees its own pid file and no exit file
-    // yet: the first run's are gone.
-    const again = {
-      ...first,
-      cwd: first.dir,
-      reuse: true,
-      command: 'test ! -e exit && test "$(cat pid)" = $$',
-    };
+    // The second run sees its own pid file and no exit file yet: the first run's are gone.
+    const again = { ...first, cwd: first.dir, command: 'test ! -e exit && test "$(cat pid)" = $$' };
     expect(await run(sp, again).ended).toEqual({ kind: 'exit', code: 0 });
     expect(readFileSync(join(first.dir, 'exit'), 'utf8')).toBe('0\n');
     const deep = req('exit 0', { dir: tmp.join('missing', 'parents', 'task') });
@@ -280,7 +252,7 @@ describe('spawner', { timeout: 60_000 }, () => {
     const write = Socket.prototype.write;
     Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
       const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString();
-      if (/^(re)?run /m.test(text)) requestWrites.push(text);
+      if (/^run /m.test(text)) requestWrites.push(text);
       return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as typeof write;
     try {

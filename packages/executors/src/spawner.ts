@@ -15,11 +15,6 @@ export interface SpawnRequest {
   readonly command: string;
   /** Laid over the spawner's own environment. */
   readonly env: Readonly<Record<string, string>>;
-  /**
-   * The restart of a task recorded running: its folder may be there, and is emptied. Otherwise
-   * the folder's mkdir is the start's claim: a folder already there ends the request `claimed`.
-   */
-  readonly reuse?: boolean;
 }
 
 /** How a spawned task ended, as far as the spawner knows. */
@@ -29,9 +24,7 @@ export type SpawnEnd =
   /** It never started (a cwd that does not exist, a NUL byte ...). */
   | { readonly kind: 'failed'; readonly error: string }
   /** The spawner died first: the end is to be found in the task folder (pid and exit files). */
-  | { readonly kind: 'lost' }
-  /** Not started: its folder was there, made by another start of the task (spawner.py). */
-  | { readonly kind: 'claimed' };
+  | { readonly kind: 'lost' };
 
 /** The spawner's moments of one task (CLOCK_MONOTONIC, ns) and its processes' CPU (µs). */
 export interface SpawnTimes {
@@ -110,8 +103,7 @@ export class Spawner {
     this.#watching.set(seq, watch);
     const env = Object.entries(req.env).map(([k, v]) => `${hex(k)}.${hex(v)}`);
     const fields = [resolve(req.dir), resolve(req.cwd), req.command].map(hex);
-    const verb = req.reuse ? 'rerun' : 'run';
-    this.#send(proc, `${verb} ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`, watch);
+    this.#send(proc, `run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`, watch);
   }
 
   /**
@@ -215,7 +207,6 @@ export class Spawner {
     watching.delete(seq);
     if (kind === 'exit') watch.ended({ kind: 'exit', code: Number(a), ...timesOf(b, times) });
     else if (kind === 'signal') watch.ended({ kind: 'signal', signal: signalName(Number(a)) });
-    else if (kind === 'claimed') watch.ended({ kind: 'claimed' });
     else {
       const detail = Buffer.from(b ?? '', 'hex').toString('utf8');
       watch.ended({ kind: 'failed', error: `${a}: ${detail}` });
