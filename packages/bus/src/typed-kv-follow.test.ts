@@ -72,6 +72,26 @@ describe('TypedKv.follow: one read, then the updates (a real nats-server)', () =
     expect((await waited).n).toBe(9);
   });
 
+  // On a NATS cluster a watch's consumer lives on one node. When that node dies, the watch is
+  // silent, its consumer's info fails, and a new watch's consumer may be placed on the dead node
+  // again (its creation times out): the waited keys must be read at once all the same.
+  it('hears a waited value when its watch is gone and no new watch can be made', async () => {
+    const broken = await bus.kv('kvtest_broken', Value);
+    await broken.put('t', { n: 1 });
+    // follow() returns once the shared watch is made (waitFor's, the same).
+    const follower = await broken.follow('t');
+    const waited = follower.until((v) => v.n === 2);
+    const names: string[] = [];
+    for await (const c of bus.jsm.consumers.list('KV_kvtest_broken')) names.push(c.name);
+    expect(names).toHaveLength(1);
+    // Every new watch hangs from now on, as its creation does on a dead node.
+    broken.kv.watch = () => new Promise(() => undefined);
+    await bus.jsm.consumers.delete('KV_kvtest_broken', names[0] as string);
+    await broken.put('t', { n: 2 });
+    expect((await waited).n).toBe(2);
+    follower.stop();
+  }, 40_000);
+
   it('until() rejects with the signal reason on abort', async () => {
     const follower = await kv.follow('d');
     const ac = new AbortController();
