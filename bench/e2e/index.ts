@@ -180,14 +180,26 @@ mkdirSync(join(mk, 'src'), { recursive: true });
 mkdirSync(join(mk, 'out'), { recursive: true });
 writeFileSync(join(mk, 'Makefile'), 'out/%.upper: src/%.txt\n\ttr a-z A-Z < $< > $@\n');
 writeFileSync(join(mk, 'src/bench.txt'), 'start\n');
+// In a process group of its own: the pipeline's sh is its parent, and a signal to sh alone
+// left entr running (found after a run that failed later, in the LaTeX part).
 const entr: ChildProcess = spawn(
   'sh',
   ['-c', 'echo src/bench.txt | exec entr -n -p make -s out/bench.upper'],
   {
     cwd: mk,
     stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
   },
 );
+const stopEntr = () => {
+  try {
+    if (entr.pid) process.kill(-entr.pid, 'SIGTERM');
+  } catch {
+    // gone already
+  }
+};
+// Also when the bench fails: a throw ends the process without reaching the stop below.
+process.once('exit', stopEntr);
 await sleep(500);
 const ours = { latencies: [] as number[] };
 const base = { latencies: [] as number[], missed: 0 };
@@ -207,7 +219,7 @@ for (let i = 0; i < EDITS + WARMUP; i++) {
   if (m !== undefined) base.latencies.push(m);
 }
 figures.loadavg_1m_end = loadavg()[0] ?? Number.NaN;
-entr.kill('SIGTERM');
+stopEntr();
 await sleep(300);
 sub.unsubscribe();
 
