@@ -145,6 +145,8 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
       mk('l-queued', 'true'),
     ];
     const stateDir = join(dir, 'state');
+    // The task folders of the default local resource, per project (jobs-dir.ts).
+    const folder = (id: string) => join(stateDir, 'runner', 'tasks', 'projects', P, id);
     const recs = await crashAndRecover({
       resource: 'local',
       env: { CP_STATE_DIR: stateDir, CP_PARALLEL: '3' },
@@ -152,11 +154,8 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
       tasks,
       before: { 'l-ok': 'running', 'l-3': 'running', 'l-late': 'running', 'l-queued': 'submitted' },
       started: async () =>
-        ['l-ok', 'l-3', 'l-late'].every((id) =>
-          existsSync(join(stateDir, 'runner', 'tasks', id, 'pid')),
-        ),
-      meanwhile: async () =>
-        ['l-ok', 'l-3'].every((id) => existsSync(join(stateDir, 'runner', 'tasks', id, 'exit'))),
+        ['l-ok', 'l-3', 'l-late'].every((id) => existsSync(join(folder(id), 'pid'))),
+      meanwhile: async () => ['l-ok', 'l-3'].every((id) => existsSync(join(folder(id), 'exit'))),
     });
     expect(Object.fromEntries([...recs].map(([id, r]) => [id, [r.state, r.exitCode]]))).toEqual({
       'l-ok': ['finished', 0],

@@ -20,6 +20,7 @@ import {
 } from '@computepods/protocol';
 import type { RunnerConfig } from './config.js';
 import { RecordConflictError } from './errors.js';
+import { localJobsDir } from './jobs-dir.js';
 import { KvRecords, RECORD_RETRY } from './kv-records.js';
 import { isPilotResource } from './pilot-host.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
@@ -130,6 +131,8 @@ export async function startRunner(
     settings: taskLogSettings(cfg.taskLogs, resource.type),
     read: (rec, stream, offset, max) => executor.readLog(rec, stream, offset, max),
   });
+  // Local task folders per project (jobs-dir.ts); a pilot worker's in its pilot's folder.
+  const jobsDir = localJobsDir(resource, p, options.holdUntilEnd === true);
   const executor = createExecutor({
     resource,
     resourceId: rc.resource,
@@ -140,6 +143,7 @@ export async function startRunner(
     recordRetry: options.recordRetry ?? RECORD_RETRY,
     backendOptions: {
       keep: rc.jobKeep,
+      ...(jobsDir ? { jobsDir } : {}),
       // Nothing a log is still to be read from is swept, whatever the keep time.
       unpublishedLogs: () => taskLogs.unpublished(),
       ...(options.staging ? { staging: options.staging } : {}),
