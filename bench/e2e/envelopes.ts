@@ -23,6 +23,13 @@ export function envelopes(
   });
 }
 
+/** The records of an `artefact.states` body (one turn's changes of MajorDomo), in order. */
+export function recordsOf(body: Record<string, unknown>): Array<{ path: string; status: string }> {
+  return Array.isArray(body.records)
+    ? (body.records as Array<{ path: string; status: string }>)
+    : [];
+}
+
 /** Median of `xs` (the mean of the middle two for an even count); NaN for none. */
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return Number.NaN;

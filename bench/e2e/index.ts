@@ -15,7 +15,7 @@ import { Stack } from '../../test/src/stack.js';
 import { ensureTex } from '../../test/src/tex.js';
 import { readStages, stageSummary } from '../cbuild/stages.js';
 import { finish, percentile, table } from '../lib/report.js';
-import { envelopes } from './envelopes.js';
+import { envelopes, recordsOf } from './envelopes.js';
 import { latexBench } from './latex.js';
 
 const EDITS = Number(process.env.CP_BENCH_EDITS ?? 50);
@@ -167,9 +167,8 @@ const sub = envelopes(stack.bus, (env, b) => {
   else if (env.type === 'task.state' && b.state === 'finished') mark('task.finished');
   else if (env.type === 'build.result' && b.taskId === 'upper:bench') mark('build.result');
   else if (
-    env.type === 'artefact.state' &&
-    b.path === 'out/bench.upper' &&
-    b.status === 'up_to_date'
+    env.type === 'artefact.states' &&
+    recordsOf(b).some((r) => r.path === 'out/bench.upper' && r.status === 'up_to_date')
   )
     mark('artefact.up_to_date');
 });

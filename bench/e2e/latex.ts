@@ -15,7 +15,7 @@ import { runCommand } from '@computepods/testkit';
 import type { Stack } from '../../test/src/stack.js';
 import { BuildLog, settled } from '../../test/src/watch-builds.js';
 import { table } from '../lib/report.js';
-import { envelopes, median } from './envelopes.js';
+import { envelopes, median, recordsOf } from './envelopes.js';
 
 const ROUNDS = Number(process.env.CP_BENCH_LATEX_ROUNDS ?? 3);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -92,8 +92,9 @@ function timeline(bus: Bus): { events: Array<[number, string]>; stop: () => void
       events.push([t, `task.${b.state}`]);
     else if (['build.requested', 'task.submitted', 'build.result'].includes(env.type))
       events.push([t, env.type]);
-    else if (env.type === 'artefact.state' && b.status === 'up_to_date')
-      events.push([t, `up_to_date:${String(b.path)}`]);
+    else if (env.type === 'artefact.states')
+      for (const r of recordsOf(b))
+        if (r.status === 'up_to_date') events.push([t, `up_to_date:${r.path}`]);
   });
   return { events, stop: () => sub.unsubscribe() };
 }

@@ -1,7 +1,7 @@
 // pnpm bench ui: MajorDomoUI in Debian's chromium against a real stack (nats-server and the four
 // services as their own processes). Figures: from a file save to the artefact's node changing
 // state on the page (queued: the save is seen; up to date: rebuilt), against the same
-// artefact.state events arriving at a plain SSE client in the same run, so the page's own share
+// artefact.states events arriving at a plain SSE client in the same run, so the page's own share
 // shows; a large project (CP_BENCH_UI_NODES artefacts, default 10000: half sources, half built
 // from them by a rule, one task each), settled: the time from logging in to its graph on the
 // screen as it opens (grouped by folder and rule, its shape) and opened on a search (the
@@ -37,7 +37,7 @@ const stats = (xs: number[]) => {
   return { p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1] ?? Number.NaN };
 };
 
-/** A plain client of GET /api/events: every artefact.state of TARGET, with its arrival time. */
+/** A plain client of GET /api/events: every artefact.states record of TARGET, with its arrival time. */
 function plainClient(url: string, token: string, signal: AbortSignal) {
   const seen: Array<{ t: number; status: string }> = [];
   void (async () => {
@@ -63,9 +63,11 @@ function plainClient(url: string, token: string, signal: AbortSignal) {
           .filter((l) => l.startsWith('data: '))
           .map((l) => l.slice(6))
           .join('\n');
-        if (!block.includes('event: artefact.state') || !data) continue;
-        const body = (JSON.parse(data) as { body: { path: string; status: string } }).body;
-        if (body.path === TARGET) seen.push({ t, status: body.status });
+        if (!block.includes('event: artefact.states') || !data) continue;
+        const env = JSON.parse(data) as {
+          body: { records: Array<{ path: string; status: string }> };
+        };
+        for (const r of env.body.records) if (r.path === TARGET) seen.push({ t, status: r.status });
       }
     }
   })();
@@ -475,7 +477,7 @@ async function main() {
   // Back to the focus view the frames below were always measured on.
   await big.goto(`${url}/#/graph?q=${encodeURIComponent('big/f000')}`);
   await big.locator('.react-flow__node').nth(50).waitFor({ timeout: 120_000 });
-  // Frames while 100 artefacts change a second (sources rewritten: each an artefact.state event).
+  // Frames while 100 artefacts change a second (sources rewritten: each in an artefact.states event).
   await big.evaluate(`(() => {
     window.__cpFrames = [];
     // The page's own long tasks (its script, style and layout): a long frame without one is

@@ -252,7 +252,7 @@ describe('saved file → rebuilt artefact, end to end', () => {
     stack.write('src/sse.txt', 'events\n');
     let text = '';
     while (
-      !/event: artefact\.state\ndata: .*"path":"out\/sse\.upper".*"status":"up_to_date"/.test(text)
+      !/event: artefact\.states\ndata: .*"path":"out\/sse\.upper","status":"up_to_date"/.test(text)
     ) {
       const { value, done } = await reader.read();
       if (done) break;

@@ -31,21 +31,23 @@ describe('cpctrl build, waiting for the artefact', { timeout: 120_000 }, () => {
   });
 
   it('skips what is not a state change and ends when the artefact is up to date', async () => {
-    const record = (path: string, status: string) =>
-      JSON.stringify(
-        envelope(
-          'artefact.state',
-          { path, status, sha256: null, size: null, updated: new Date().toISOString() },
-          { project: P, source: 'majordomo' },
-        ),
-      );
+    const rec = (path: string, status: string) => ({
+      path,
+      status,
+      sha256: null,
+      size: null,
+      updated: new Date().toISOString(),
+    });
+    const records = (...records: ReturnType<typeof rec>[]) =>
+      JSON.stringify(envelope('artefact.states', { records }, { project: P, source: 'majordomo' }));
     md.serve('build', z.object({ path: z.string() }), async (req) => {
       // cpctrl subscribed before it asked: all of this reaches its watch, in this order.
       const states = subjects.artefactState(P);
       md.nc.publish(states, 'not json');
       md.nc.publish(states, '{"v": 1}');
-      md.nc.publish(states, record('out/dep', 'up_to_date'));
-      md.nc.publish(states, record(req.path, 'up_to_date'));
+      md.nc.publish(states, records(rec('out/dep', 'queued'), rec('out/dep', 'up_to_date')));
+      // The artefact's end in a turn's message after another path's change.
+      md.nc.publish(states, records(rec('out/dep2', 'up_to_date'), rec(req.path, 'up_to_date')));
       return { path: req.path, accepted: true, status: 'queued', message: '' };
     });
     await md.nc.flush();

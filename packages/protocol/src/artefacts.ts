@@ -56,6 +56,16 @@ export const ArtefactRecord = z.object({
 });
 export type ArtefactRecord = z.infer<typeof ArtefactRecord>;
 
+/**
+ * MajorDomo's announcement of artefact records (the artefact-state subject): every record that
+ * changed in one turn of its event loop, in the order they changed (a path may appear more than
+ * once: each of its changes, in order). One message a turn instead of one a change: a compile's
+ * outputs (`.o`, `.d`) go missing, queued and up to date together, 6 messages a compile to every
+ * follower before (pnpm bench cbuild).
+ */
+export const ArtefactStates = z.object({ records: z.array(ArtefactRecord).min(1) });
+export type ArtefactStates = z.infer<typeof ArtefactStates>;
+
 /** A file hash or cutoff digest as a trace keeps it. */
 const TraceHash = z.string().min(1).max(128);
 

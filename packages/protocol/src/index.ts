@@ -26,7 +26,7 @@ export {
   WhyReply,
 } from './api.js';
 export { newApiToken, parseApiToken, sameSecret, secretMatches, sha256Hex } from './api-tokens.js';
-export { ArtefactRecord, ArtefactStatus, TaskTrace } from './artefacts.js';
+export { ArtefactRecord, ArtefactStates, ArtefactStatus, TaskTrace } from './artefacts.js';
 export {
   BuildCancel,
   BuildRequested,

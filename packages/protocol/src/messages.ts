@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ArtefactRecord } from './artefacts.js';
+import { ArtefactStates } from './artefacts.js';
 import { BuildCancel, BuildRequested, BuildResult } from './builds.js';
 import { DeadLetter } from './dead-letter.js';
 import { FilesChanged } from './files.js';
@@ -10,7 +10,7 @@ import { TaskControl, TaskStateChanged, TaskSubmitted } from './tasks.js';
 
 /** Every message type, by its `type` field, with the schema of its body. */
 export const messageTypes = {
-  'artefact.state': ArtefactRecord,
+  'artefact.states': ArtefactStates,
   'build.cancel': BuildCancel,
   'build.requested': BuildRequested,
   'build.result': BuildResult,

@@ -6,7 +6,7 @@ import { type ArtefactRecord, subjects } from '@computepods/protocol';
 const BEING_BUILT: ReadonlySet<ArtefactRecord['status']> = new Set(['queued', 'building']);
 
 /**
- * Follows MajorDomo's artefact records (the artefact-state subject) for the watcher: an output
+ * Follows MajorDomo's artefact records (the artefact-state subject, a turn's changes a message) for the watcher: an output
  * queued or being built is expected, and once MajorDomo records the bytes its build wrote on
  * this pod (its chef's report, in KV before it is announced) the watcher's look at them needs no
  * event: MajorDomo has them. Why MajorDomo's record and not the chef's result: a result MajorDomo
@@ -16,14 +16,13 @@ const BEING_BUILT: ReadonlySet<ArtefactRecord['status']> = new Set(['queued', 'b
  */
 export function followReports(bus: Bus, pod: string, watcher: FileWatcher): () => void {
   const sub = bus.listen(subjects.artefactState(bus.project), {
-    accept: ['artefact.state'],
+    accept: ['artefact.states'],
     handler: (msg) => {
-      const rec = msg.body;
-      if (BEING_BUILT.has(rec.status) && rec.producer && !rec.auxiliary) {
-        watcher.expectWrite(rec.path);
-        return;
+      for (const rec of msg.body.records) {
+        if (BEING_BUILT.has(rec.status) && rec.producer && !rec.auxiliary)
+          watcher.expectWrite(rec.path);
+        else watcher.reportWrite(rec.path, writtenHere(rec, pod));
       }
-      watcher.reportWrite(rec.path, writtenHere(rec, pod));
     },
   });
   return () => sub.unsubscribe();

@@ -14,12 +14,16 @@ const P = 'records';
 describe('ArtefactManager: what is written, what is announced', () => {
   const t = new TestMajorDomo(P);
   const announced: ArtefactRecord[] = [];
+  /** Each message's records, as path=status. */
+  const messages: string[][] = [];
 
   beforeAll(async () => {
     await t.open({ chef: false });
     t.bus.nc.subscribe(subjects.artefactState(P), {
       callback: (_e, m) => {
-        announced.push((m.json() as { body: ArtefactRecord }).body);
+        const env = m.json() as { type: string; body: { records: ArtefactRecord[] } };
+        messages.push(env.body.records.map((r) => `${r.path}=${r.status}`));
+        announced.push(...env.body.records);
       },
     });
   }, 60_000);
@@ -78,5 +82,35 @@ describe('ArtefactManager: what is written, what is announced', () => {
     const projections = { '0123456789abcdef': sha('projected') };
     await m.update('src/p.txt', { status: 'source', projections });
     expect(await stored('src/p.txt')).toMatchObject({ projections });
+  });
+
+  it('announces the changes of one event-loop turn in one message, in order', async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    // One turn: three outputs queued (announced, not written), one of them failed after.
+    const turn = Promise.all([
+      m.update('out/t1.up', { status: 'queued', producer: 'up:t1' }),
+      m.update('out/t2.up', { status: 'queued', producer: 'up:t2' }),
+      m.update('out/t3.up', { status: 'queued', producer: 'up:t3' }),
+    ]);
+    await turn;
+    await new Promise((r) => setImmediate(r));
+    // The next turn's change: a message of its own.
+    await m.update('out/t2.up', { status: 'failed', producer: 'up:t2', error: 'no' });
+    expect(await announcedFor('out/t2.up', 2)).toEqual(['queued', 'failed']);
+    expect(messages.filter((paths) => paths.some((p) => p.startsWith('out/t')))).toEqual([
+      ['out/t1.up=queued', 'out/t2.up=queued', 'out/t3.up=queued'],
+      ['out/t2.up=failed'],
+    ]);
+  });
+
+  it('refuses an invalid record: not kept, written or announced', async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    await expect(
+      m.update('out/bad.up', { status: 'up_to_date', sha256: 'not a hash', size: 1 }),
+    ).rejects.toThrow(/invalid artefact record for out\/bad.up/);
+    expect(m.get('out/bad.up')).toBeUndefined();
+    expect(await stored('out/bad.up')).toBeUndefined();
+    await m.update('out/bad.up', { status: 'queued', producer: 'up:bad' });
+    expect(await announcedFor('out/bad.up', 1)).toEqual(['queued']);
   });
 });

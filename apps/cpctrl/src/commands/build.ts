@@ -59,22 +59,25 @@ export function buildCommand(program: Command): void {
               .catch(() => undefined);
           }, 2_000);
           let last: ArtefactRecord | undefined;
-          for await (const m of states) {
-            let rec: ArtefactRecord;
+          watch: for await (const m of states) {
+            let records: ArtefactRecord[];
             try {
-              rec = decode(m.data, ['artefact.state'], ctx.project).body;
+              records = decode(m.data, ['artefact.states'], ctx.project).body.records;
             } catch {
               // Not a state change (any member of the project may publish here): skipped. It
               // used to throw out of the loop (m.json()), and cpctrl hung with the error printed.
               continue;
             }
-            if (rec.path !== reply.path) {
-              progress.update(`${artefact}: building ${rec.path} (${rec.status})`);
-              continue;
+            // One turn's changes of MajorDomo, in order.
+            for (const rec of records) {
+              if (rec.path !== reply.path) {
+                progress.update(`${artefact}: building ${rec.path} (${rec.status})`);
+                continue;
+              }
+              last = rec;
+              progress.update(`${artefact}: ${rec.status}`);
+              if (DONE.has(rec.status)) break watch;
             }
-            last = rec;
-            progress.update(`${artefact}: ${rec.status}`);
-            if (DONE.has(rec.status)) break;
           }
           clearTimeout(deadline);
           clearInterval(poll);

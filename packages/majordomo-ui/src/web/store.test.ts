@@ -177,4 +177,38 @@ describe('ProjectStore and the graph', () => {
     await vi.advanceTimersByTimeAsync(6_000);
     expect(graphReads()).toBe(3);
   });
+
+  it('takes every record of an artefact.states event, the graph read again for a path it lacks', async () => {
+    const rec = (path: string, status: string) => ({
+      path,
+      status,
+      sha256: null,
+      size: null,
+      pods: [],
+      updated: new Date().toISOString(),
+    });
+    store.receive({
+      type: 'artefact.states',
+      time: new Date().toISOString(),
+      source: 'majordomo',
+      cid: 'c',
+      body: { records: [rec('out/a.o', 'queued'), rec('out/a.o', 'up_to_date')] },
+    });
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(store.get().records.get('out/a.o')?.status).toBe('up_to_date');
+    expect(graphReads()).toBe(1);
+    store.receive({
+      type: 'artefact.states',
+      time: new Date().toISOString(),
+      source: 'majordomo',
+      cid: 'c',
+      body: { records: [rec('out/a.o', 'queued'), rec('out/new.o', 'queued')] },
+    });
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect([...store.get().records.values()].map((r) => `${r.path}=${r.status}`)).toEqual([
+      'out/a.o=queued',
+      'out/new.o=queued',
+    ]);
+    expect(graphReads()).toBe(2);
+  });
 });

@@ -290,11 +290,13 @@ export class ProjectStore {
     for (const e of batch) {
       const body = e.body as Record<string, unknown>;
       switch (e.type) {
-        case 'artefact.state': {
-          const rec = body as unknown as ArtefactRecord;
+        case 'artefact.states': {
+          // The records one turn of MajorDomo changed, in order.
           records ??= new Map(s.records);
-          records.set(rec.path, rec);
-          if (!s.graphStates.has(rec.path)) this.refresh('graph');
+          for (const rec of (body.records ?? []) as ArtefactRecord[]) {
+            records.set(rec.path, rec);
+            if (!s.graphStates.has(rec.path)) this.refresh('graph');
+          }
           break;
         }
         case 'build.requested': {
@@ -328,7 +330,7 @@ export class ProjectStore {
           this.refresh('builds');
           this.refresh('plan');
           this.refresh('tasks');
-          // The states it moves arrive as artefact.state; the graph (megabytes on a large
+          // The states it moves arrive as artefact.states; the graph (megabytes on a large
           // project) is read again only when the result changes its shape.
           if (this.#reshapes(body)) this.refresh('graph');
           break;
@@ -348,7 +350,7 @@ export class ProjectStore {
           break;
         case 'files.changed': {
           // New, gone or moved files change the graph; new bytes in a known one do not (its
-          // state arrives as artefact.state).
+          // state arrives as artefact.states).
           const events = (body.events ?? []) as Array<{ kind: string; path: string }>;
           if (events.some((f) => f.kind !== 'changed' || !s.graphStates.has(f.path)))
             this.refresh('graph');
