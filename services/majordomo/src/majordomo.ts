@@ -636,9 +636,12 @@ export class MajorDomo {
       writes.push(write);
     };
     for (const ev of body.events) {
-      if (ev.kind === 'moved' && ev.from) await this.#fileGone(ev.from, cid);
+      // A file gone leaves the graph at once; its record's delete is issued with the batch's
+      // other writes, not awaited one by one (pnpm bench cbuild's warm clean: 403 outputs
+      // deleted, a KV round trip each before the first build was planned).
+      if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid));
       if (ev.kind === 'deleted') {
-        await this.#fileGone(ev.path, cid);
+        issue(this.#fileGone(ev.path, cid));
         continue;
       }
       if (!ev.sha256) continue;
