@@ -12,6 +12,13 @@ export interface ExecOptions {
    * the command ends first, the iterable is closed (return()) and not read further.
    */
   readonly stdin?: string | Buffer | AsyncIterable<Buffer>;
+  /**
+   * Takes the command's stdout chunk by chunk instead of ExecResult.stdout (then ''). When it
+   * returns a promise, the channel is paused until that settles: ssh2 stops opening its window,
+   * so the pod's writes block rather than the bytes piling up here. When it throws or its
+   * promise rejects, the command is killed and fails with that error; no chunk reaches it after.
+   */
+  readonly stdout?: (chunk: Buffer) => Promise<void> | undefined;
   /** Kill the command (SIGKILL over the channel, then close it) after this long. */
   readonly timeoutMs?: number;
 }
@@ -95,8 +102,14 @@ export function execOnClient(
       let code: number | null | undefined;
       let signal: string | undefined;
       let timedOut = false;
-      /** The stdin iterable's failure: the command was killed for it. */
+      /** The stdin iterable's or the stdout sink's failure: the command was killed for it. */
       let sourceFailed: { err: unknown } | undefined;
+      const failWith = (err: unknown) => {
+        if (sourceFailed) return;
+        sourceFailed = { err };
+        stream.resume(); // a paused channel would never hear its close
+        kill(stream, () => code !== undefined);
+      };
       const timer =
         options.timeoutMs === undefined
           ? undefined
@@ -112,7 +125,25 @@ export function execOnClient(
                 ),
               );
             }, options.timeoutMs);
-      stream.on('data', (c: Buffer) => out.push(c));
+      const sink = options.stdout;
+      if (sink) {
+        let waits = 0;
+        stream.on('data', (c: Buffer) => {
+          if (sourceFailed) return;
+          let wait: Promise<void> | undefined;
+          try {
+            wait = sink(c);
+          } catch (err) {
+            return failWith(err);
+          }
+          if (!wait) return;
+          waits++;
+          stream.pause();
+          wait.then(() => {
+            if (--waits === 0 && !sourceFailed) stream.resume();
+          }, failWith);
+        });
+      } else stream.on('data', (c: Buffer) => out.push(c));
       stream.stderr.on('data', (c: Buffer) => errOut.push(c));
       stream.on('exit', (c: number | null, sig?: string) => {
         code = c;
@@ -147,11 +178,7 @@ export function execOnClient(
       const stdin = options.stdin;
       if (stdin === undefined) stream.end();
       else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) stream.end(stdin);
-      else
-        fed = streamStdin(stream, stdin).catch((err: unknown) => {
-          sourceFailed = { err };
-          kill(stream, () => code !== undefined);
-        });
+      else fed = streamStdin(stream, stdin).catch(failWith);
     };
     try {
       client.exec(command, onOpen);

@@ -7,6 +7,7 @@ import { getHashed, type Hashed, putHashed } from './hashed-copy.js';
 import { sha256Remote, sha256Sftp } from './hashing.js';
 import { sftpOps } from './sftp-ops.js';
 import type { SshPool } from './ssh-pool.js';
+import { getStreamed } from './stream-get.js';
 import { putStreamed } from './stream-put.js';
 import { endpointOf, type SshTarget } from './target.js';
 
@@ -25,7 +26,10 @@ export interface FileTransferOptions {
    * the pod hashes the file (stream-put.ts): on 1 GiB it beat the SFTP path, which puts 64 x 32
    * KiB writes and then has the pod hash the file the same way. 'sftp' is that path. Default:
    * 'exec' for a file of STREAM_FROM bytes or more verified by 'sha256sum' (falling back to
-   * 'sftp' on a pod without a hasher), else 'sftp'. Downloads always take SFTP.
+   * 'sftp' on a pod without a hasher), else 'sftp'. downloadFile likewise: 'exec' streams the
+   * file out of `cat` (stream-get.ts: ssh2's exec channel costs a third of the client CPU its
+   * SFTP reads do), 'sftp' pipelines SFTP reads; same default, falling back to 'sftp' on a pod
+   * without `cat`.
    */
   readonly via?: 'exec' | 'sftp';
 }
@@ -201,24 +205,39 @@ async function downloadOnce(
     dirname(localPath),
     `.${basename(localPath)}.tmp-${randomBytes(6).toString('hex')}`,
   );
+  const verify = options.verify ?? 'sha256sum';
   try {
     // The pod hashes while the bytes come over, and we hash them as they arrive: on a big file
     // each takes seconds, and nothing reads the file a second time.
     // Both settle before anything else happens, so a failure leaves no transfer writing tmp.
     const [hashed, fetched] = await Promise.allSettled([
-      remoteHash(pool, target, dir, base, options.verify ?? 'sha256sum'),
-      pool.sftp(target, async (sftp) => {
-        const st = await sftpOps.stat(sftp, remotePath);
-        if (!st.isFile()) {
-          throw new TransportError(
-            'TRANSPORT_UNSUPPORTED_FILE',
-            `${remotePath} is not a regular file`,
-          );
+      remoteHash(pool, target, dir, base, verify),
+      (async () => {
+        const first = await pool.sftp(target, async (sftp) => {
+          const st = await sftpOps.stat(sftp, remotePath);
+          if (!st.isFile()) {
+            throw new TransportError(
+              'TRANSPORT_UNSUPPORTED_FILE',
+              `${remotePath} is not a regular file`,
+            );
+          }
+          await mkdir(dirname(localPath), { recursive: true });
+          const mode = transferMode(st.mode);
+          const via =
+            options.via ?? (st.size >= STREAM_FROM && verify === 'sha256sum' ? 'exec' : 'sftp');
+          const got = via === 'sftp' ? await getHashed(sftp, remotePath, tmp, mode) : undefined;
+          return { mode, size: st.size, got };
+        });
+        const { mode, size } = first;
+        let got: Hashed | undefined =
+          first.got ?? (await getStreamed(pool, target, remotePath, size, tmp, mode));
+        if (!got) {
+          // The pod has no cat: the empty file getStreamed made goes, SFTP reads instead.
+          await rm(tmp);
+          got = await pool.sftp(target, (sftp) => getHashed(sftp, remotePath, tmp, mode));
         }
-        await mkdir(dirname(localPath), { recursive: true });
-        const mode = transferMode(st.mode);
-        return { mode, got: await getHashed(sftp, remotePath, tmp, mode) };
-      }),
+        return { mode, got };
+      })(),
     ]);
     if (hashed.status === 'rejected') throw hashed.reason;
     if (fetched.status === 'rejected') throw fetched.reason;
