@@ -808,6 +808,24 @@ describe('deploy/ for real sites', () => {
         });
         expect(r.status, `${run}: ${r.stdout}${r.stderr}`).toBe(0);
       }
+      // Then its node steps: each program's code cache written at build, beside its bundle.
+      for (const run of lines.filter((l) => /^RUN node /.test(l))) {
+        const r = spawnSync(process.execPath, run.slice('RUN node '.length).split(/\s+/), {
+          cwd: image,
+          encoding: 'utf8',
+        });
+        expect(r.status, `${run}: ${r.stdout}${r.stderr}`).toBe(0);
+      }
+      for (const program of [
+        'apps/cpctrl',
+        'apps/inotify2nats',
+        'services/majordomo',
+        'services/runner',
+      ])
+        expect(
+          existsSync(join(image, program, 'dist', `${basename(program)}.cjs.v8cache`)),
+          program,
+        ).toBe(true);
       const entry = join(image, 'deploy/bin/computepods-service');
       const help = spawnSync(entry, ['cpctrl', '--help'], { encoding: 'utf8' });
       expect(help.status, help.stderr).toBe(0);
@@ -819,6 +837,10 @@ describe('deploy/ for real sites', () => {
           env: { ...process.env, CP_PROJECT: 'Not A Project', CP_LOG_FORMAT: 'json' },
         });
         expect(r.stderr, svc).toMatch(/CP_PROJECT must be 1-63 characters/);
+        const version = spawnSync(entry, [svc, '--version'], { encoding: 'utf8', cwd: dir.path });
+        expect(version.stdout, `${svc} --version: ${version.stderr}`).toMatch(
+          new RegExp(`^${svc} \\d`),
+        );
       }
       expect(existsSync(join(image, 'packages/majordomo-ui/dist/index.html'))).toBe(true);
     }, 300_000);

@@ -1,3 +1,4 @@
+import { VERSION } from '@computepods/bus';
 import { Command, Option } from 'commander';
 import { artefactCommand } from './commands/artefact.js';
 import { buildCommand } from './commands/build.js';
@@ -15,6 +16,7 @@ import { reportError } from './output.js';
 
 const program = new Command('cpctrl')
   .description('ComputePods control: see and drive the builds of a project')
+  .version(VERSION, '-V, --version', 'print the version')
   .addOption(
     new Option('-o, --output <format>', 'output format')
       .choices(['text', 'json'])

@@ -1,3 +1,4 @@
+import { VERSION } from '@computepods/bus';
 import { Command, Option } from 'commander';
 import { CONFIG_ENV, CONFIG_FLAG, FIELDS, type FieldName, REQUIRED } from './settings.js';
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .description(
       "Watch a directory on this machine and keep a ComputePods pod in step with it: each saved file is copied into the pod's workspace over SSH (SFTP, SHA-256 verified, atomic rename), then announced on NATS as files.changed, so pods never need your disk. Files matching --log are streamed live on cp.<project>.logs.<pod> instead (tail -f).",
     )
+    .version(VERSION, '-V, --version', 'print the version')
     .addOption(
       new Option(CONFIG_FLAG, `YAML or JSON file with any setting below [env ${CONFIG_ENV}]`),
     )

@@ -50,6 +50,7 @@ import {
 } from './setup.js';
 import { subscribeMessages } from './subscribe.js';
 import { TypedKv } from './typed-kv.js';
+import { VERSION } from './version.js';
 
 export interface BusOptions {
   /** Comma-separated NATS URLs; default NATS_URL or nats://127.0.0.1:4222. */
@@ -138,7 +139,7 @@ export class Bus {
         ? undefined
         : new ServiceResponder(nc, {
             name: service,
-            version: options.version ?? '0.1.0',
+            version: options.version ?? VERSION,
             description: options.description ?? service,
             metadata: { ...options.metadata, project },
           });

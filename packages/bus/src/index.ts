@@ -54,6 +54,15 @@ export {
 export { type Listener, type ListenJsonOptions, type ListenOptions, listenJson } from './listen.js';
 export { createLogger, type Logger } from './logger.js';
 export {
+  helpJson,
+  helpText,
+  type ProgramArgs,
+  type ProgramHelp,
+  readProgramArgs,
+  runsProgram,
+  USAGE_ERROR,
+} from './program-args.js';
+export {
   DLQ_MAX_BYTES,
   DLQ_MAX_MSGS,
   ensureProjectStreams,
@@ -75,3 +84,4 @@ export { SUBSCRIPTION_ENDED, subscribeMessages } from './subscribe.js';
 export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';
 export { TypedKv, type Versioned } from './typed-kv.js';
 export { atOwnTierUp, tuneV8 } from './v8-tuning.js';
+export { VERSION } from './version.js';

@@ -1,4 +1,5 @@
 import type { Logger } from './logger.js';
+import { type ProgramHelp, runsProgram } from './program-args.js';
 import { tuneV8 } from './v8-tuning.js';
 
 /**
@@ -101,13 +102,17 @@ export interface Starting {
  * starts (a systemd restart, Ctrl-C on `up`) aborts the start: what main had opened is closed,
  * or the service it had just started is stopped, "stopped while starting" is logged and the
  * process exits 0. Once started, a signal drains it (runUntilSignal). A start that fails for
- * another reason logs one clean line, not a stack trace, and exits 1.
+ * another reason logs one clean line, not a stack trace, and exits 1. Given `help`, the command
+ * line is read first (runsProgram): `--help` lists the variables that configure the service.
  */
 export function startService(
   logger: Logger,
   main: (starting: Starting) => Promise<Service>,
-  graceMs = 10_000,
+  options: { readonly help?: ProgramHelp; readonly graceMs?: number } = {},
 ): void {
+  // `--help`, `--version` or a command line it cannot use: answered, nothing started.
+  if (options.help && !runsProgram(options.help)) return;
+  const graceMs = options.graceMs ?? 10_000;
   exitOnFatal(logger);
   try {
     tuneV8();
