@@ -60,6 +60,7 @@ export {
   type ProgramHelp,
   readProgramArgs,
   runsProgram,
+  serviceHelp,
   USAGE_ERROR,
 } from './program-args.js';
 export {

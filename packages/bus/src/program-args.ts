@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { EnvSpec } from '@computepods/protocol';
+import { busEnv } from './config.js';
 import { VERSION } from './version.js';
 
 /**
@@ -16,6 +17,22 @@ export interface ProgramHelp {
   readonly env: readonly { readonly title: string; readonly spec: EnvSpec }[];
   /** Where to read more, from the repository's root: `services/majordomo/README.md`. */
   readonly readme: string;
+}
+
+/**
+ * The help of the service `name` (services/NAME): its own variables `own`, then the NATS and log
+ * ones every service reads (busEnv), and its README.
+ */
+export function serviceHelp(name: string, summary: string, own: EnvSpec): ProgramHelp {
+  return {
+    name,
+    summary,
+    env: [
+      { title: name, spec: own },
+      { title: 'NATS and logs, every service', spec: busEnv },
+    ],
+    readme: `services/${name}/README.md`,
+  };
 }
 
 /** What the arguments ask: run the program, or print `stdout` / `stderr` and exit with `code`. */

@@ -1,4 +1,4 @@
-import { Bus, busEnv, createLogger, startService, thenClose } from '@computepods/bus';
+import { Bus, createLogger, serviceHelp, startService, thenClose } from '@computepods/bus';
 import { startChef } from './chef.js';
 import { chefConfig, chefEnv } from './config.js';
 import { loadDefinition } from './definition.js';
@@ -29,15 +29,10 @@ startService(
     return thenClose(await startChef(bus, cfg, def), bus);
   },
   {
-    help: {
-      name: 'chef',
-      summary:
-        "turns a build request into tasks with one chef's rules (LaTeX, C, ...) and reports what they made",
-      env: [
-        { title: 'chef', spec: chefEnv },
-        { title: 'NATS and logs, every service', spec: busEnv },
-      ],
-      readme: 'services/chef/README.md',
-    },
+    help: serviceHelp(
+      'chef',
+      "turns a build request into tasks with one chef's rules (LaTeX, C, ...) and reports what they made",
+      chefEnv,
+    ),
   },
 );

@@ -1,4 +1,4 @@
-import { Bus, busEnv, createLogger, startService, thenClose } from '@computepods/bus';
+import { Bus, createLogger, serviceHelp, startService, thenClose } from '@computepods/bus';
 import { fsWatcherConfig, fsWatcherEnv } from './config.js';
 import { startFsWatcher } from './fswatcher.js';
 
@@ -20,14 +20,10 @@ startService(
     return thenClose(await startFsWatcher(bus, cfg), bus);
   },
   {
-    help: {
-      name: 'fswatcher',
-      summary: "watches a pod's workspace and announces each changed file on NATS (files.changed)",
-      env: [
-        { title: 'fswatcher', spec: fsWatcherEnv },
-        { title: 'NATS and logs, every service', spec: busEnv },
-      ],
-      readme: 'services/fswatcher/README.md',
-    },
+    help: serviceHelp(
+      'fswatcher',
+      "watches a pod's workspace and announces each changed file on NATS (files.changed)",
+      fsWatcherEnv,
+    ),
   },
 );

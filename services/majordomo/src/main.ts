@@ -1,4 +1,4 @@
-import { atOwnTierUp, Bus, busEnv, createLogger, startService } from '@computepods/bus';
+import { atOwnTierUp, Bus, createLogger, serviceHelp, startService } from '@computepods/bus';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { serveApi } from './api.js';
 import { watchChefReplicas } from './chef-replicas.js';
@@ -82,15 +82,10 @@ startService(
     };
   },
   {
-    help: {
-      name: 'majordomo',
-      summary:
-        "keeps one project's dependency graph and artefacts, plans builds and serves the API and MajorDomoUI",
-      env: [
-        { title: 'majordomo', spec: majorDomoEnv },
-        { title: 'NATS and logs, every service', spec: busEnv },
-      ],
-      readme: 'services/majordomo/README.md',
-    },
+    help: serviceHelp(
+      'majordomo',
+      "keeps one project's dependency graph and artefacts, plans builds and serves the API and MajorDomoUI",
+      majorDomoEnv,
+    ),
   },
 );

@@ -1,4 +1,4 @@
-import { Bus, busEnv, createLogger, startService, thenClose } from '@computepods/bus';
+import { Bus, createLogger, serviceHelp, startService, thenClose } from '@computepods/bus';
 import { runnerConfig, runnerEnv } from './config.js';
 import { startRunner } from './runner.js';
 
@@ -25,15 +25,10 @@ startService(
     return thenClose(await startRunner(bus, cfg), bus);
   },
   {
-    help: {
-      name: 'runner',
-      summary:
-        "runs a project's tasks on one resource (this machine, SLURM, Kubernetes), as MajorDomo and the chefs ask",
-      env: [
-        { title: 'runner', spec: runnerEnv },
-        { title: 'NATS and logs, every service', spec: busEnv },
-      ],
-      readme: 'services/runner/README.md',
-    },
+    help: serviceHelp(
+      'runner',
+      "runs a project's tasks on one resource (this machine, SLURM, Kubernetes), as MajorDomo and the chefs ask",
+      runnerEnv,
+    ),
   },
 );
