@@ -185,7 +185,17 @@ export class ArtefactManager {
     this.#pending.push(rec);
   }
 
+  /**
+   * Announces the turn's pending changes now, ahead of what is sent next: a build request goes
+   * after its outputs' `queued` (the fswatcher expects their writes from it, and the request's
+   * own message left before the end-of-turn announcement could reach the socket first).
+   */
+  announceNow(): void {
+    if (this.#pending.length > 0) this.#flush();
+  }
+
   #flush(): void {
+    if (this.#pending.length === 0) return;
     const records = this.#pending;
     const cid = this.#pendingCid ?? undefined;
     this.#pending = [];

@@ -204,6 +204,9 @@ export class Dispatcher {
       if (!leader) return bus.publish('build.requested', subject, request, { msgId, cid });
       return leader.fence.publish(subject, bus.encode('build.requested', request, cid), msgId);
     };
+    // The outputs' queued records are announced before the request leaves (same connection,
+    // so in this order), as when every change was its own message.
+    artefacts.announceNow();
     const [, { duplicate }] = await Promise.all([queued, send(`${owned.chef}.${id}`)]);
     if (duplicate) {
       // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
