@@ -124,6 +124,11 @@ export class DependencyManager {
     });
   }
 
+  /** The spec of the rule `id` as compiled into the graph (so it passed compileRule), if any. */
+  ruleSpec(id: string): RuleSpec | undefined {
+    return this.graph.rules.get(id)?.spec;
+  }
+
   /** Adds a rule, or replaces one with the same id (dropping its traces if it changed). */
   addRule(spec: RuleSpec): ChangeResult {
     const rule = compileRule(spec);

@@ -1,5 +1,5 @@
 import type { Logger } from '@computepods/bus';
-import { compileRule } from '@computepods/depgraph';
+import { compileRule, type DependencyManager, type RuleSpec } from '@computepods/depgraph';
 import { checkName, RulesDeclared } from '@computepods/protocol';
 
 /**
@@ -24,11 +24,14 @@ export const DeclarationBesidesRules = RulesDeclared.omit({ rules: true });
  * throw in the liveness check, killing MajorDomo) or that another chef's declaration sits under
  * is skipped; a rule the graph refuses (a placeholder the first input does not bind, which made
  * every restart abort) is left out. Each says so in a log line naming the chef and the reason.
+ * A rule `compiled` vouches for (the restored graph holds it: compiledAlready) is not compiled
+ * again: at 100k artefacts the 1,204 rules' 36k patterns took 40-90 ms of a restart's CPU.
  */
 export function usableDeclaration<D extends Pick<RulesDeclared, 'chef' | 'rules'>>(
   key: string,
   decl: D | undefined,
   logger: Logger,
+  compiled?: (rule: D['rules'][number]) => boolean,
 ): { decl: D | undefined } | undefined {
   try {
     checkName('chef name', key);
@@ -45,6 +48,7 @@ export function usableDeclaration<D extends Pick<RulesDeclared, 'chef' | 'rules'
     return undefined;
   }
   const rules = decl.rules.filter((rule) => {
+    if (compiled?.(rule)) return true;
     try {
       compileRule({
         id: rule.id,
@@ -62,4 +66,28 @@ export function usableDeclaration<D extends Pick<RulesDeclared, 'chef' | 'rules'
     }
   });
   return { decl: rules.length === decl.rules.length ? decl : { ...decl, rules } };
+}
+
+/**
+ * Whether `dm`'s graph holds a rule of this id compiled from the same inputs, optional inputs and
+ * outputs: then usableDeclaration's compile of them would pass (compileRule checked all that and
+ * more), and need not run. Any difference, and it runs.
+ */
+export function compiledAlready(
+  dm: DependencyManager,
+  rule: Pick<RuleSpec, 'id' | 'inputs' | 'optionalInputs' | 'outputs'>,
+): boolean {
+  const spec = dm.ruleSpec(rule.id);
+  return (
+    spec !== undefined &&
+    sameList(spec.inputs, rule.inputs) &&
+    sameList(spec.optionalInputs ?? [], rule.optionalInputs ?? []) &&
+    sameList(spec.outputs, rule.outputs)
+  );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

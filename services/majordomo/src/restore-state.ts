@@ -67,9 +67,11 @@ export interface PlannedWith {
 export function plannedWith(
   declarations: ReadonlyMap<string, Versioned<RulesDeclared>>,
   answers: readonly CanBuildFrom[],
+  /** planText of some of the declarations, known already (validDeclarations' `texts`). */
+  texts?: ReadonlyMap<string, string>,
 ): PlannedWith {
   const byChef: Record<string, string> = {};
-  for (const [chef, { value }] of declarations) byChef[chef] = planText(value);
+  for (const [chef, { value }] of declarations) byChef[chef] = texts?.get(chef) ?? planText(value);
   return { declarations: byChef, goals: answers.map((a) => JSON.stringify(a)).sort() };
 }
 
@@ -86,20 +88,23 @@ export function unparsed(kv: TypedKv<z.ZodType>): TypedKv<z.ZodUnknown> {
  * RulesDeclared). The rest of it (pod, types, srv: a restarted chef's new $SRV id) is small and
  * parsed. Any other declaration is parsed whole, and an invalid one logged and left out, as
  * entries() does. At 100k artefacts (1,204 rules in 10 declarations) the parse was ~200 ms of a
- * restart.
+ * restart. `texts`, when given, gets planText of each declaration kept that way (`planned`'s
+ * text: its chef and rules are the stored value's), for plannedWith not to make it again.
  */
 export function validDeclarations(
   stored: ReadonlyMap<string, Versioned<unknown>>,
   planned: Readonly<Record<string, string>> | undefined,
   logger: Logger,
+  texts?: Map<string, string>,
 ): Map<string, Versioned<RulesDeclared>> {
   const out = new Map<string, Versioned<RulesDeclared>>();
   for (const [chef, { value, revision }] of stored) {
     const known = planned?.[chef];
     if (known !== undefined && isDeclared(value) && planText(value) === known) {
       const rest = DeclarationBesidesRules.safeParse(value);
-      if (rest.success) {
+      if (rest.success && rest.data.chef === value.chef) {
         out.set(chef, { value: { ...rest.data, rules: value.rules }, revision });
+        texts?.set(chef, known);
         continue;
       }
     }
