@@ -8,8 +8,16 @@ import { percentile } from '../lib/report.js';
 const SPANS: ReadonlyArray<readonly [string, string, Stage, Stage, boolean]> = [
   ['admission', 'intake → admitted (profile, cwd checks)', 'intake', 'admitted', false],
   ['first_record', 'admitted → first record written (KV)', 'admitted', 'recorded', false],
-  ['running_record', 'lane taken → recorded running (KV)', 'lane', 'running', true],
-  ['to_spawner', 'recorded running → request written to spawner', 'running', 'sent', true],
+  // A local task usually starts before its running record is stored (executors' local backend:
+  // the runner showed no silence since it was queued), so the record is not on the lane's path.
+  ['to_spawner', 'lane taken → request written to spawner', 'lane', 'sent', true],
+  [
+    'running_record',
+    'lane taken → recorded running (KV; beside the spawn if early)',
+    'lane',
+    'running',
+    false,
+  ],
   ['pipe', 'written → spawner read it', 'sent', 'spawner-read', true],
   ['spawn', 'spawner: task folder + posix_spawn', 'spawner-read', 'spawned', true],
   ['task', "task's processes (sh wrapper, cc, compiler)", 'spawned', 'reaped', true],

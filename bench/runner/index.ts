@@ -257,12 +257,15 @@ async function throughNats(n: number, latencyN: number) {
     const seq0 = await lastSeqs();
     const before = runnerBus.nc.stats();
     const w0 = writeSyscallsOfThisThread();
+    const early0 = runner.executor.stats().startedBeforeRecord ?? 0;
     const c0 = cpuNow(spawnerPid, nats.pid, batchClient.pid);
     const t0 = process.hrtime.bigint();
     const { finished, failed } = await batchClient.run(first, n);
     const wall = secs(t0);
     const after = runnerBus.nc.stats();
     const writes = writeSyscallsOfThisThread() - w0;
+    // Tasks started before their running record was stored (local-backend.ts, liveness.ts).
+    const early = (runner.executor.stats().startedBeforeRecord ?? 0) - early0;
     const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid, batchClient.pid), n);
     if (failed || finished !== n) throw new Error(`${n - finished} no-op tasks did not finish`);
     // A task's last log marker leaves after its end is announced: read once nothing moves.
@@ -292,6 +295,7 @@ async function throughNats(n: number, latencyN: number) {
       // write(2)/writev(2) calls of this process's event loop per task: the runner's socket
       // writes to NATS and pipe writes to its spawner.
       writesPerTask: writes / n,
+      startedBeforeRecordShare: early / n,
       cpu,
     };
   };
@@ -619,6 +623,7 @@ const localFigures = {
   warm_runner_msgs_out_per_task: nats.warm.msgsOutPerTask,
   warm_runner_msgs_in_per_task: nats.warm.msgsInPerTask,
   warm_write_syscalls_per_task: nats.warm.writesPerTask,
+  warm_started_before_record_share: nats.warm.startedBeforeRecordShare,
   ...storedFigures('warm_', nats.warm.storedPerTask),
   warm_node_cpu_ms_per_task: warmCpu.node + warmCpu.client,
   warm_runner_cpu_ms_per_task: warmCpu.node,

@@ -8,7 +8,8 @@ import { percentile } from '../lib/report.js';
 /**
  * The lane gaps: each spawn takes the lane of the earliest end not yet followed by a spawn (a
  * task starts only once a lane is free), so a gap is one lane's idle time between two tasks:
- * reaped → end seen → next recorded running → request to the spawner → its posix_spawn.
+ * reaped → end seen → request to the spawner (the next task's running record written beside it
+ * when it started early) → its posix_spawn.
  */
 export function laneGaps(lines: readonly StageLine[]): number[] {
   const moments: [number, 'free' | 'taken'][] = [];

@@ -12,6 +12,7 @@ import type { BackendContext, UnpublishedLogs } from './backend.js';
 import { Executor, type ExecutorHooks } from './executor.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import type { KubernetesStagingOptions } from './kubernetes-stage-server.js';
+import type { Liveness } from './liveness.js';
 import { LocalBackend } from './local-backend.js';
 import type { RetryPolicy } from './retry.js';
 import { SlurmBackend } from './slurm-backend.js';
@@ -49,6 +50,8 @@ export interface BackendTuning {
   readonly kubernetesStaging?: KubernetesStagingOptions | undefined;
   /** Local: where each task's time goes, stage by stage (task-stages.ts). */
   readonly stages?: TaskStages | undefined;
+  /** Local: queued tasks start before their running record while this shows no silence (liveness.ts). */
+  readonly liveness?: Liveness | undefined;
 }
 
 export interface CreateExecutorOptions {
@@ -98,6 +101,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
           ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),
           ...(tune.staging ? { staging: tune.staging } : {}),
           ...(tune.stages ? { stages: tune.stages } : {}),
+          ...(tune.liveness ? { liveness: tune.liveness } : {}),
           ...sweep,
         },
         ctx,

@@ -39,6 +39,7 @@ export {
   isTerminal,
   PAUSABLE_ON_REQUEST,
 } from './lifecycle.js';
+export { type Liveness, LoopLiveness, type LoopLivenessOptions } from './liveness.js';
 export { LocalBackend, type LocalBackendOptions, readExit } from './local-backend.js';
 export { backoffMs, DEFAULT_RETRY, type RetryPolicy, withRetry } from './retry.js';
 export { shq } from './sh-quote.js';

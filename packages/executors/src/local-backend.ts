@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalResource, TaskRecord, TaskState } from '@computepods/protocol';
 import type {
   Admission,
@@ -13,7 +14,8 @@ import type {
 import { isRetryable, UnsafeValueError } from './errors.js';
 import { type LocalHandle, localHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
-import { TaskFolderSweep } from './local-sweep.js';
+import type { Liveness } from './liveness.js';
+import { LIFE_LINK, TASK_FILES, TaskFolderSweep } from './local-sweep.js';
 import { isTaskProcess, readPidFile } from './pid-file.js';
 import { signalGroup, startTimeOf } from './process-group.js';
 import { readFrom, readTail } from './read-tail.js';
@@ -21,6 +23,7 @@ import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
 import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
+import { claimedAt, folderLife, lifeOf } from './task-life.js';
 import type { TaskStages } from './task-stages.js';
 import type { TaskStaging } from './task-staging.js';
 
@@ -53,6 +56,12 @@ export interface LocalBackendOptions {
   readonly unpublishedLogs?: UnpublishedLogs | undefined;
   /** Where each task's time goes (task-stages.ts; off when not given). */
   readonly stages?: TaskStages | undefined;
+  /**
+   * Given, a queued task is started at once when its lane frees, its running record written
+   * alongside, if the runner's epoch has not moved since the task was queued (liveness.ts);
+   * otherwise, and without it, the task is recorded running first and then started.
+   */
+  readonly liveness?: Liveness | undefined;
 }
 
 interface Running {
@@ -72,6 +81,19 @@ interface Running {
   terminate?: TaskRecord;
   /** Times its spawner died before reporting its pid: a second time fails the task. */
   lostBeforeStart?: number;
+  /**
+   * Started (or followed) before its running record was stored: resolves true once it is, false
+   * when the record went elsewhere (this copy is killed) or the backend closed first.
+   */
+  recorded?: Promise<boolean>;
+  /** While its running record is not stored yet. */
+  unrecorded?: boolean;
+  /** Its record went elsewhere before its pid was known: SIGKILL it once it is. */
+  killOnStart?: boolean;
+  /** Its record went elsewhere: its folder goes once the spawner reports its end. */
+  dropped?: boolean;
+  /** Its folder was claimed for this life by another start (spawner.py): followed, never started here. */
+  neverStart?: boolean;
 }
 
 /**
@@ -95,7 +117,17 @@ export class LocalBackend implements Backend {
   #poller: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #spawner: Spawner;
-  readonly #stats = { spawned: 0, adopted: 0, collectedAfterRestart: 0, startedAfterRestart: 0 };
+  readonly #stats = {
+    spawned: 0,
+    adopted: 0,
+    collectedAfterRestart: 0,
+    startedAfterRestart: 0,
+    startedBeforeRecord: 0,
+    claimedElsewhere: 0,
+  };
+  readonly #liveness: Liveness | undefined;
+  /** Queued tasks' epochs (Liveness) when their last record write was acknowledged. */
+  readonly #epochs = new Map<string, number>();
   readonly #envSite: EnvironmentSite;
   readonly #staging: TaskStaging | undefined;
   readonly #sweeper: TaskFolderSweep;
@@ -117,6 +149,7 @@ export class LocalBackend implements Backend {
     this.#startGraceMs = options.startGraceMs ?? 2_000;
     this.#staging = options.staging;
     this.#stages = options.stages;
+    this.#liveness = options.liveness;
     const envs = resolve(this.#envSite.dir);
     this.#sweeper = new TaskFolderSweep({
       jobsDir: this.jobsDir,
@@ -175,15 +208,12 @@ export class LocalBackend implements Backend {
       return;
     }
     if (rec.state === 'submitted') {
-      this.#queue.push(id);
-      this.#pump();
+      this.#queueRecorded(id);
       return;
     }
     void this.#c.advance(id, ['created'], 'submitted').then(
       (r) => {
-        if (!r) return;
-        this.#queue.push(id);
-        this.#pump();
+        if (r) this.#queueRecorded(id);
       },
       (err: unknown) =>
         this.#c.log('error', 'could not record a task as submitted', {
@@ -198,25 +228,29 @@ export class LocalBackend implements Backend {
   }
 
   async resume(rec: TaskRecord): Promise<void> {
-    if (rec.state === 'submitted') {
-      this.#queue.push(rec.task.taskId);
-      this.#pump();
-    }
+    if (rec.state === 'submitted') this.#queueRecorded(rec.task.taskId);
   }
 
   async kill(rec: TaskRecord, from: TaskState): Promise<void> {
     const id = rec.task.taskId;
     this.#dequeue(id);
-    if (from === 'running') this.#terminate(id, rec);
+    // Started before its running record was stored, and killed first: it runs all the same.
+    if (from === 'running' || this.#running.get(id)?.unrecorded) this.#terminate(id, rec);
   }
 
   async adopt(recs: readonly TaskRecord[]): Promise<void> {
     for (const rec of recs) {
       const id = rec.task.taskId;
       if (rec.state === 'created') this.enqueue(rec);
-      // Never recorded running, so never started: start it now.
-      else if (rec.state === 'submitted') this.#queue.push(id);
-      else if (rec.state === 'running') this.#reattach(rec);
+      // Never recorded running: started only if its folder holds this life of its record
+      // (task-life.ts: started before its record, or by a spawner still reading what the dead
+      // runner asked): follow that, never start again. A folder of another life is stale.
+      else if (rec.state === 'submitted') {
+        const dir = this.#folderOf(id);
+        const life = lifeOf(rec);
+        if (dir && life !== undefined && folderLife(dir) === life) this.#followUnrecorded(id, dir);
+        else this.#queue.push(id);
+      } else if (rec.state === 'running') this.#reattach(rec);
       else if (rec.state === 'killed' || rec.state === 'failed') {
         // Recorded killed (or timed out) but the runner died before it could act: act now.
         const h = localHandle(rec.handle);
@@ -293,9 +327,25 @@ export class LocalBackend implements Backend {
     return join(this.jobsDir, taskId);
   }
 
+  #folderOf(id: string): string | undefined {
+    try {
+      return this.taskDir(id);
+    } catch {
+      return undefined;
+    }
+  }
+
   #dequeue(id: string): void {
     const i = this.#queue.indexOf(id);
     if (i >= 0) this.#queue.splice(i, 1);
+    this.#epochs.delete(id);
+  }
+
+  /** Queues a task whose record write was just acknowledged, with the epoch of then. */
+  #queueRecorded(id: string): void {
+    if (this.#liveness) this.#epochs.set(id, this.#liveness.epoch());
+    this.#queue.push(id);
+    this.#pump();
   }
 
   #pump(): void {
@@ -310,6 +360,8 @@ export class LocalBackend implements Backend {
   }
 
   async #start(id: string): Promise<void> {
+    const epoch = this.#epochs.get(id);
+    this.#epochs.delete(id);
     let dir: string;
     try {
       dir = this.taskDir(id);
@@ -323,6 +375,18 @@ export class LocalBackend implements Backend {
       return;
     }
     const patch = this.#runningPatch(dir);
+    const queued = this.#c.get(id);
+    // Nothing can have taken the task from this runner since it was queued (its epoch did not
+    // move: connected, never stalled): start it now, its running record written alongside.
+    if (
+      epoch !== undefined &&
+      epoch === this.#liveness?.epoch() &&
+      queued?.state === 'submitted' &&
+      !(this.#staging && queued.task.files)
+    ) {
+      this.#startBeforeRecord(id, queued, patch);
+      return;
+    }
     let rec: TaskRecord | undefined;
     try {
       rec = await this.#c.advance(id, ['submitted'], 'running', patch);
@@ -358,12 +422,136 @@ export class LocalBackend implements Backend {
     this.#spawn(rec, patch.handle);
   }
 
-  #runningPatch(dir: string) {
-    const handle: LocalHandle = { kind: 'local', dir, startedAt: Date.now() };
+  #runningPatch(dir: string, startedAt = Date.now()) {
+    const handle: LocalHandle = { kind: 'local', dir, startedAt };
     return { handle, stdoutPath: join(dir, 'stdout'), stderrPath: join(dir, 'stderr') };
   }
 
-  #spawn(rec: TaskRecord, handle: LocalHandle): void {
+  /** Spawns a queued task at once and records it running meanwhile (#recordRunning). */
+  #startBeforeRecord(id: string, rec: TaskRecord, patch: RunningPatch): void {
+    const entry = this.#running.get(id);
+    if (!entry) return;
+    this.#stats.startedBeforeRecord++;
+    entry.unrecorded = true;
+    // The spawner's request first: it leaves before the record's encoding and KV write.
+    this.#spawn(rec, patch.handle, { timeout: false });
+    entry.recorded = this.#recordRunning(id, entry, patch);
+  }
+
+  /**
+   * A task recorded submitted whose folder holds its life after a restart: the dead runner
+   * started it before its running record was stored (or its spawner was about to). It is
+   * recorded running with that folder and followed there, never started again.
+   */
+  #followUnrecorded(id: string, dir: string): void {
+    this.#stats.adopted++;
+    const entry: Running = {
+      pid: 0,
+      adopted: true,
+      neverStart: true,
+      unrecorded: true,
+      startBy: performance.now() + this.#startGraceMs,
+    };
+    this.#running.set(id, entry);
+    entry.recorded = this.#recordRunning(id, entry, this.#runningPatch(dir, claimedAt(dir)));
+  }
+
+  /**
+   * The running record of a task already started (or followed): tried again for as long as the
+   * store cannot be reached (the task runs meanwhile, as one recorded just before an outage
+   * would). A record someone else changed (MajorDomo took the task from a runner it believed
+   * dead), or a task killed or paused meanwhile, kills this copy at once and drops it.
+   */
+  async #recordRunning(id: string, entry: Running, patch: RunningPatch): Promise<boolean> {
+    for (let tries = 1; ; tries++) {
+      let rec: TaskRecord | undefined;
+      try {
+        rec = await this.#c.advance(id, ['submitted'], 'running', patch);
+      } catch (err) {
+        if (!isRetryable((err as Error).cause ?? err)) {
+          this.#c.log('warn', 'task record changed elsewhere; killing the copy started here', {
+            taskId: id,
+            err: String(err),
+          });
+          this.#dropCopy(id, entry, patch.handle.dir);
+          return false;
+        }
+        this.#c.log('error', 'could not record a started task as running; trying again', {
+          taskId: id,
+          tries,
+          err: String(err),
+        });
+        await sleep(1_000, undefined, { ref: false });
+        // Stopping: the task runs on; a restarted runner finds its folder and follows it.
+        if (this.#closed) return false;
+        continue;
+      }
+      if (!rec) {
+        this.#c.log('warn', 'task killed or paused before its start was recorded; killing it', {
+          taskId: id,
+        });
+        this.#dropCopy(id, entry, patch.handle.dir);
+        return false;
+      }
+      entry.unrecorded = false;
+      this.#stages?.mark(id, 'running');
+      if (this.#running.get(id) === entry) this.#armTimeout(id, rec, patch.handle);
+      return true;
+    }
+  }
+
+  /** SIGKILL to a copy whose record went elsewhere; its lane is free again at once. */
+  #dropCopy(id: string, entry: Running, dir: string): void {
+    entry.unrecorded = false;
+    entry.dropped = true;
+    const p = entry.pid ? undefined : readPidFile(dir);
+    const pid = entry.pid || (p && isTaskProcess(p, dir) ? p.pid : 0);
+    if (pid) signalGroup(pid, 'SIGKILL');
+    else entry.killOnStart = true;
+    if (this.#running.get(id) !== entry) return;
+    clearTimeout(entry.timer);
+    this.#running.delete(id);
+    this.#pump();
+  }
+
+  /**
+   * The folder of a copy killed because its record went elsewhere, once it ended: nothing is
+   * ever read from it (no end is recorded for that copy), so it does not wait days for the
+   * sweep. Only while it still holds that life and no new life of the task is this backend's
+   * (queued again, or started: its folder now); done synchronously, so that no start of this
+   * runner comes in between.
+   */
+  #removeDropped(id: string, dir: string, life: string | undefined): void {
+    if (this.#running.has(id) || this.#queue.includes(id)) return;
+    if (life === undefined || folderLife(dir) !== life) return;
+    try {
+      for (const f of [...TASK_FILES, LIFE_LINK]) rmSync(join(dir, f), { force: true });
+      rmdirSync(dir);
+    } catch (err) {
+      this.#c.log('warn', 'could not remove the folder of a copy killed after a conflict', {
+        taskId: id,
+        err: String(err),
+      });
+    }
+  }
+
+  /** Another start claimed its folder for this life first (spawner.py): follow it there. */
+  #followClaimed(id: string, entry: Running): void {
+    this.#stats.claimedElsewhere++;
+    this.#c.log('warn', 'task folder claimed by another start: following it, not starting again', {
+      taskId: id,
+    });
+    entry.adopted = true;
+    entry.neverStart = true;
+    entry.startBy = performance.now() + this.#startGraceMs;
+    this.#ensurePoller();
+  }
+
+  #spawn(
+    rec: TaskRecord,
+    handle: LocalHandle,
+    how: { reuse?: boolean; timeout?: boolean } = {},
+  ): void {
     const id = rec.task.taskId;
     const dir = handle.dir;
     const entry: Running = this.#running.get(id) ?? { pid: 0, adopted: false };
@@ -379,11 +567,19 @@ export class LocalBackend implements Backend {
     const stages = this.#stages;
     const run = (cwd: string) =>
       this.#spawner.run(
-        { dir, cwd, command, env: rec.task.env },
+        {
+          dir,
+          cwd,
+          command,
+          env: rec.task.env,
+          life: lifeOf(rec),
+          ...(how.reuse ? { reuse: true } : {}),
+        },
         {
           ...(stages ? { sent: () => stages.mark(id, 'sent') } : {}),
           started: (pid) => {
             stages?.mark(id, 'pid');
+            if (entry.killOnStart) signalGroup(pid, 'SIGKILL');
             this.#stats.spawned++;
             if (!mine() || entry.adopted) return;
             entry.pid = pid;
@@ -397,6 +593,9 @@ export class LocalBackend implements Backend {
               if (t) stages.spawner(id, t.readNs, t.spawnedNs, t.reapedNs, t.cpuUs);
             }
             if (mine()) this.#spawnEnded(id, entry, end);
+            // A copy started here, killed: its folder goes (not one another start claimed).
+            else if (entry.dropped && end.kind !== 'claimed')
+              this.#removeDropped(id, dir, lifeOf(rec));
           },
         },
       );
@@ -417,7 +616,7 @@ export class LocalBackend implements Backend {
         },
       );
     else run(rec.task.cwd);
-    this.#armTimeout(id, rec, handle);
+    if (how.timeout !== false) this.#armTimeout(id, rec, handle);
   }
 
   #armTimeout(id: string, rec: TaskRecord, handle: LocalHandle): void {
@@ -439,6 +638,7 @@ export class LocalBackend implements Backend {
     else if (end.kind === 'signal') void this.#ended(id, undefined, `ended by ${end.signal}`);
     else if (end.kind === 'failed')
       void this.#ended(id, undefined, `could not start the task: ${end.error}`);
+    else if (end.kind === 'claimed') this.#followClaimed(id, entry);
     else if (!entry.adopted) {
       // The spawner died; the task lives on in its own session: follow it through its folder.
       // Without a pid yet it may never have started: start it once more after the grace period.
@@ -460,6 +660,8 @@ export class LocalBackend implements Backend {
     this.#running.delete(id);
     this.#stages?.mark(id, 'lane-free');
     this.#pump();
+    // Started before its running record: that goes first, or this copy was dropped.
+    if (entry.recorded && !(await entry.recorded)) return;
     try {
       const rec = this.#c.get(id);
       const missing =
@@ -599,6 +801,14 @@ export class LocalBackend implements Backend {
       // Output files but no pid file: the spawn happened (the task's own process makes them)
       // and its spawner died before writing the pid. It may be running or have run: never
       // started twice.
+      if (entry.neverStart) {
+        void this.#ended(
+          id,
+          undefined,
+          'its folder was claimed by another start of this run of the task, which never started it (its spawner died?): it is not started again',
+        );
+        return;
+      }
       if (existsSync(join(h.dir, 'stdout'))) {
         void this.#ended(
           id,
@@ -613,10 +823,12 @@ export class LocalBackend implements Backend {
       entry.startBy = undefined;
       clearTimeout(entry.timer);
       this.#stats.startedAfterRestart++;
-      this.#spawn(rec, h);
+      this.#spawn(rec, h, { reuse: true });
     }
   }
 }
+
+type RunningPatch = { handle: LocalHandle; stdoutPath: string; stderrPath: string };
 
 /** The exit code the wrapper wrote, or undefined while there is none (or only part of one). */
 export function readExit(dir: string): number | undefined {

@@ -116,4 +116,61 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       ['created', 'submitted', 'running', 'finished'],
     );
   });
+
+  it('a task started before its running record, the runner killed -9 with that write held: followed after the restart, run once', async () => {
+    const records = tmp.join('records-early');
+    const runs = tmp.join('runs-early');
+    const gate = tmp.join('gate-early');
+    mkdirSync(runs);
+    // One lane: `second` waits behind `first` and starts, as its lane frees, before its running
+    // record (the starting runner's write of it never completes).
+    const resource = testLocalResource(tmp.join('early'), 1);
+    const mk = (id: string, body: string): TaskSubmitted => ({
+      taskId: id,
+      resource: 'local-resource',
+      command: `echo run >> ${join(runs, id)}; ${body}`,
+      cwd: tmp.path,
+      env: {},
+      gpu: false,
+    });
+    const tasks = [
+      mk('first', 'exit 0'),
+      mk('second', `while [ ! -e ${gate} ]; do sleep 0.05; done; echo ok`),
+    ];
+    const env = {
+      CRASH_RECORDS: records,
+      CRASH_RESOURCE: JSON.stringify(resource),
+      CRASH_TASKS: JSON.stringify(tasks),
+      CRASH_LIVENESS: '1',
+      CRASH_HOLD_RUNNING: 'second',
+      CRASH_READY: 'first:finished,second:submitted',
+      CRASH_READY_FILE: join(runs, 'second'),
+    };
+    const first = runner('start', env);
+    await first.waitForOutput('ready', 60_000);
+    await first.kill9();
+    expect(new FileHooks(records).load().find((r) => r.task.taskId === 'second')?.state).toBe(
+      'submitted',
+    );
+    // It ends while nobody watches; its spawner writes its exit file.
+    writeFileSync(gate, '');
+    await until(
+      () => existsSync(join(tmp.join('early'), 'jobs', 'second', 'exit')),
+      'the task to end while the runner is down',
+    );
+
+    const second = runner('recover', env);
+    expect(await second.exited()).toBe(0);
+    const byId = new Map(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
+    const rec = defined(byId.get('second'), "byId.get('second')");
+    expect([rec.state, rec.exitCode]).toEqual(['finished', 0]);
+    expect(rec.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    expect(readFileSync(defined(rec.stdoutPath, 'rec.stdoutPath'), 'utf8')).toBe('ok\n');
+    for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
+  });
 });

@@ -13,7 +13,8 @@ import type { KeepPolicy } from './slurm-sweep.js';
  * any other code. A folder without a complete exit file (the process killed with its spawner,
  * never started) goes `keep.failedMs` after it was last written, and never while its pid
  * names a live process of that folder. Only folders the backend makes are touched: a task id
- * for a name, holding nothing but the files the wrapper and the spawner write; anything else
+ * for a name, holding nothing but the files the wrapper and the spawner write (and the spawner's
+ * `life` symlink); anything else
  * in the jobs folder (the python `envs` when tasks_local_dir is the same folder, a folder
  * holding other files, a symlink) is left alone.
  */
@@ -23,6 +24,8 @@ const TASK_DIR = /^[A-Za-z0-9_.:-]{1,200}$/;
 
 /** What the wrapper and the spawner write into a task folder, and nothing else. */
 export const TASK_FILES: readonly string[] = ['pid', 'exit', 'stdout', 'stderr'];
+/** The spawner's claim on a folder for one life of the task's record (task-life.ts): a symlink. */
+export const LIFE_LINK = 'life';
 
 export interface TaskFolder {
   readonly name: string;
@@ -95,7 +98,9 @@ export async function listTaskFolders(
 /** The folder's entries when they are all the files a task folder holds, else undefined. */
 function ourFiles(dir: string): string[] | undefined {
   const entries = readdirSync(dir, { withFileTypes: true });
-  if (entries.some((f) => !f.isFile() || !TASK_FILES.includes(f.name))) return undefined;
+  const ours = (f: Dirent) =>
+    f.isFile() ? TASK_FILES.includes(f.name) : f.isSymbolicLink() && f.name === LIFE_LINK;
+  if (!entries.every(ours)) return undefined;
   return entries.map((f) => f.name);
 }
 

@@ -5,8 +5,14 @@
 # directly, as sh would exec it; any other runs in a /bin/sh wrapper.
 #
 # Protocol, one line each way, fields separated by one space, strings hex-encoded:
-#   in:  run SEQ DIR CWD COMMAND ENV       ENV: KEY.VALUE pairs joined by "," (or "-": none)
-#   out: pid SEQ PID | fail SEQ ERRNO MESSAGE | exit SEQ CODE | signal SEQ SIGNUM
+#   in:  run SEQ DIR CWD COMMAND ENV LIFE  ENV: KEY.VALUE pairs joined by "," (or "-": none)
+#        rerun SEQ DIR CWD COMMAND ENV LIFE (the same, reusing DIR: see take_folder)
+#   out: pid SEQ PID | fail SEQ ERRNO MESSAGE | exit SEQ CODE | signal SEQ SIGNUM | claimed SEQ
+# LIFE names one life of the task's record (or "-": none); a run's claim on it is the symlink
+# DIR/life -> LIFE, made with one symlink(2), which fails if it is there: DIR holding that life
+# already (another start of the same life, maybe by another runner's spawner) means nothing is
+# started and the answer is `claimed`. A DIR of another life (the task id came back) is stale:
+# emptied and taken.
 # Started with --times, an exit line goes on: READ SPAWNED REAPED CPU, when it read the request,
 # posix_spawn returned and it reaped the wrapper (CLOCK_MONOTONIC, ns) and the CPU the wrapper
 # and what it waited for used (us): the runner's CP_TASK_STAGES_FILE (task-stages.ts).
@@ -26,6 +32,7 @@
 # input closes (the runner stopped or died) it takes no more work and leaves once its last task
 # has ended.
 import errno
+import fcntl
 import os
 import re
 import select
@@ -155,7 +162,7 @@ def unhex(field):
     return bytes.fromhex(field).decode('utf-8', 'surrogateescape')
 
 
-def run(seq, fields, read_ns):
+def run(seq, fields, read_ns, reuse):
     try:
         task_dir, cwd, command = (unhex(f) for f in fields[:3])
         overlay = {}
@@ -163,7 +170,10 @@ def run(seq, fields, read_ns):
             for pair in fields[3].split(','):
                 key, _, value = pair.partition('.')
                 overlay[unhex(key)] = unhex(value)
-        fresh_folder(task_dir)
+        life = unhex(fields[4]) if fields[4] != '-' else None
+        if not take_folder(task_dir, life, reuse):
+            out.append(f'claimed {seq}\n')
+            return
         os.chdir(cwd)
         try:
             pid = spawn_direct(task_dir, command, overlay)
@@ -310,24 +320,59 @@ def write_pid(task_dir, pid):
         os.close(fd)
 
 
-def fresh_folder(task_dir):
-    # One mkdir for a new task (the usual case): nothing stale in it to remove. A folder that
-    # is there already (the task run again after a restart) loses its old files: an output file
-    # there says the spawn happened (the runner does not start again a task whose spawner died
-    # before its pid file was written).
+def take_folder(task_dir, life, reuse):
+    """
+    Makes (or takes) the task folder for one life of the task's record; False when that life
+    holds it already and this start may not reuse it. The claim is the symlink `life` (one
+    symlink(2), failing if it is there): two starts of one life (a runner restarted while its old
+    spawner still reads its last requests, a restarted runner starting a task its dead one
+    started before recording it) never both run it. A folder of another life, or of none (made
+    before lives), is stale: the task id came back (its record expired while a failed task's
+    folder stays for days); it is emptied and taken, under an flock of the folder, so that two
+    starts that both find it stale agree on one claim. The restart of a task recorded running
+    (reuse) always takes the folder, emptied of its old files: an output file there says the
+    spawn happened (the runner does not start again a task whose spawner died before its pid
+    file was written).
+    """
     try:
         os.mkdir(task_dir)
-        return
     except FileNotFoundError:
-        os.makedirs(task_dir, exist_ok=True)
-        return
+        os.makedirs(os.path.dirname(task_dir), exist_ok=True)
+        return take_folder(task_dir, life, reuse)
     except FileExistsError:
-        pass
-    for stale in ('exit', 'pid', 'stdout', 'stderr'):
-        try:
-            os.unlink(os.path.join(task_dir, stale))
-        except FileNotFoundError:
-            pass
+        return take_stale(task_dir, life, reuse)
+    # A new folder (the usual case): mkdir and symlink, nothing stale in it to remove.
+    if life is None:
+        return True
+    try:
+        os.symlink(life, os.path.join(task_dir, 'life'))
+        return True
+    except FileExistsError:
+        # Another start found the new folder before its claim was made and claimed it.
+        return take_stale(task_dir, life, reuse)
+
+
+def take_stale(task_dir, life, reuse):
+    marker = os.path.join(task_dir, 'life')
+    fd = os.open(task_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not reuse and life is not None:
+            try:
+                if os.readlink(marker) == life:
+                    return False
+            except OSError:
+                pass  # no claim (or not a symlink): stale
+        for stale in ('exit', 'pid', 'stdout', 'stderr', 'life'):
+            try:
+                os.unlink(os.path.join(task_dir, stale))
+            except FileNotFoundError:
+                pass
+        if life is not None:
+            os.symlink(life, marker)
+        return True
+    finally:
+        os.close(fd)
 
 
 def write_exit(task_dir, code):
@@ -412,8 +457,8 @@ def main():
             *lines, pending = pending.split(b'\n')
             for line in lines:
                 f = line.decode('ascii', 'replace').split(' ')
-                if f[0] == 'run' and len(f) == 6:
-                    run(f[1], f[2:], read_ns)
+                if f[0] in ('run', 'rerun') and len(f) == 7:
+                    run(f[1], f[2:], read_ns, f[0] == 'rerun')
         reap()
         record_pids()
         flush()

@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -228,12 +236,59 @@ describe('spawner', { timeout: 60_000 }, () => {
     sp.close();
   });
 
+  it('starts nothing in a folder claimed for the same life; a folder of another life (or none) is stale, emptied and taken', async () => {
+    const sp = new Spawner();
+    const mark = tmp.join('claim-ran');
+    const first = req(`echo once >> ${mark}; echo out1`, { life: 'life-1' });
+    expect(await run(sp, first).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(readlinkSync(join(first.dir, 'life'))).toBe('life-1');
+    // A second start of that life (a restarted runner, two spawners): claimed, not run.
+    expect(await run(sp, { ...first, command: `echo twice >> ${mark}` }).ended).toEqual({
+      kind: 'claimed',
+    });
+    // Two starts of one life in one turn (one request line each, one write): the first claims it.
+    const both = req(`echo a >> ${mark}-both`, { life: 'life-b' });
+    const [a, b] = [run(sp, both), run(sp, { ...both, command: `echo b >> ${mark}-both` })];
+    expect([await a.ended, await b.ended]).toEqual([
+      { kind: 'exit', code: 0 },
+      { kind: 'claimed' },
+    ]);
+    expect(readFileSync(mark, 'utf8')).toBe('once\n');
+    expect(readFileSync(`${mark}-both`, 'utf8')).toBe('a\n');
+    expect(readFileSync(join(first.dir, 'exit'), 'utf8')).toBe('0\n');
+    // The task id came back (its record expired, the folder stayed): another life runs, in the
+    // folder emptied of the old run's files, and claims it for itself.
+    const again = {
+      ...first,
+      life: 'life-2',
+      command: `test ! -e exit && echo again >> ${mark}; exit 3`,
+    };
+    expect(await run(sp, again).ended).toEqual({ kind: 'exit', code: 3 });
+    expect(readlinkSync(join(first.dir, 'life'))).toBe('life-2');
+    expect(readFileSync(join(first.dir, 'stdout'), 'utf8')).toBe('');
+    // A folder made before lives (no claim in it), and a start without a life: stale too.
+    const old = req(`echo new >> ${mark}`, { life: 'life-3' });
+    mkdirSync(old.dir);
+    writeFileSync(join(old.dir, 'exit'), '9\n');
+    expect(await run(sp, old).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(await run(sp, { ...old, life: undefined }).ended).toEqual({ kind: 'exit', code: 0 });
+    expect(readFileSync(mark, 'utf8')).toBe('once\nagain\nnew\nnew\n');
+    expect(readdirSync(old.dir)).not.toContain('life');
+    sp.close();
+  });
+
   it('runs a task again in its folder without the old pid and exit files, and makes missing parents', async () => {
     const sp = new Spawner();
     const first = req('exit 7');
     expect(await run(sp, first).ended).toEqual({ kind: 'exit', code: 7 });
-    // The second run sees its own pid file and no exit file yet: the first run's are gone.
-    const again = { ...first, cwd: first.dir, command: 'test ! -e exit && test "$(cat pid)" = $$' };
+    // The restart of a task recorded running (reuse) sees its own pid file and no exit file
+    // yet: the first run's are gone.
+    const again = {
+      ...first,
+      cwd: first.dir,
+      reuse: true,
+      command: 'test ! -e exit && test "$(cat pid)" = $$',
+    };
     expect(await run(sp, again).ended).toEqual({ kind: 'exit', code: 0 });
     expect(readFileSync(join(first.dir, 'exit'), 'utf8')).toBe('0\n');
     const deep = req('exit 0', { dir: tmp.join('missing', 'parents', 'task') });
@@ -252,7 +307,7 @@ describe('spawner', { timeout: 60_000 }, () => {
     const write = Socket.prototype.write;
     Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
       const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString();
-      if (/^run /m.test(text)) requestWrites.push(text);
+      if (/^(re)?run /m.test(text)) requestWrites.push(text);
       return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as typeof write;
     try {

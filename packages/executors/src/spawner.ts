@@ -15,6 +15,15 @@ export interface SpawnRequest {
   readonly command: string;
   /** Laid over the spawner's own environment. */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * One life of the task's record (local-backend.ts lifeOf): the folder's `life` symlink, made
+   * as the start's claim. A folder holding this life already ends the request `claimed`
+   * (nothing started); one of another life, or of none, is stale: emptied and taken. Without
+   * it, an existing folder is always emptied and taken.
+   */
+  readonly life?: string | undefined;
+  /** The restart of a task recorded running: its folder is emptied and taken, whatever life it holds. */
+  readonly reuse?: boolean;
 }
 
 /** How a spawned task ended, as far as the spawner knows. */
@@ -24,7 +33,9 @@ export type SpawnEnd =
   /** It never started (a cwd that does not exist, a NUL byte ...). */
   | { readonly kind: 'failed'; readonly error: string }
   /** The spawner died first: the end is to be found in the task folder (pid and exit files). */
-  | { readonly kind: 'lost' };
+  | { readonly kind: 'lost' }
+  /** Not started: its folder holds this life of the task already, claimed by another start (spawner.py). */
+  | { readonly kind: 'claimed' };
 
 /** The spawner's moments of one task (CLOCK_MONOTONIC, ns) and its processes' CPU (µs). */
 export interface SpawnTimes {
@@ -103,19 +114,24 @@ export class Spawner {
     this.#watching.set(seq, watch);
     const env = Object.entries(req.env).map(([k, v]) => `${hex(k)}.${hex(v)}`);
     const fields = [resolve(req.dir), resolve(req.cwd), req.command].map(hex);
-    this.#send(proc, `run ${seq} ${fields.join(' ')} ${env.join(',') || '-'}\n`, watch);
+    const verb = req.reuse ? 'rerun' : 'run';
+    const life = req.life ? hex(req.life) : '-';
+    this.#send(proc, `${verb} ${seq} ${fields.join(' ')} ${env.join(',') || '-'} ${life}\n`, watch);
   }
 
   /**
-   * Requests of one event-loop turn go to the co-process in one write (tasks started by one
-   * batch of KV replies: one pipe write and one wakeup of the spawner, not one each).
+   * Requests made in one run of this process's code go to the co-process in one write, in a
+   * microtask after it (tasks started by one batch of KV replies or of ends read from the
+   * spawner: one pipe write and one wakeup of the spawner, not one each), and before the
+   * microtasks queued after it (the records of those tasks' ends, say), not at the end of the
+   * event-loop turn behind them.
    */
   #send(proc: ChildProcessWithoutNullStreams, line: string, watch: SpawnWatch): void {
     // Lines for a co-process that died since are dropped: its requests were reported lost.
     if (this.#outbox.proc !== proc) this.#outbox = { proc, lines: [], watches: [] };
     const box = this.#outbox;
     if (box.lines.length === 0)
-      setImmediate(() => {
+      queueMicrotask(() => {
         const data = box.lines.join('');
         const watches = box.watches;
         box.lines = [];
@@ -207,6 +223,7 @@ export class Spawner {
     watching.delete(seq);
     if (kind === 'exit') watch.ended({ kind: 'exit', code: Number(a), ...timesOf(b, times) });
     else if (kind === 'signal') watch.ended({ kind: 'signal', signal: signalName(Number(a)) });
+    else if (kind === 'claimed') watch.ended({ kind: 'claimed' });
     else {
       const detail = Buffer.from(b ?? '', 'hex').toString('utf8');
       watch.ended({ kind: 'failed', error: `${a}: ${detail}` });

@@ -15,11 +15,17 @@ import type { ExecutorHooks } from './executor.js';
  * then renamed, as KV would either have the new revision or not), events appended to a log.
  */
 export class FileHooks implements ExecutorHooks {
-  constructor(readonly dir: string) {
+  /** `holdRunning`: this task's running record is never written (its write hangs). */
+  constructor(
+    readonly dir: string,
+    readonly holdRunning?: string,
+  ) {
     mkdirSync(dir, { recursive: true });
   }
 
   async record(rec: TaskRecord): Promise<void> {
+    if (rec.task.taskId === this.holdRunning && rec.state === 'running')
+      await new Promise(() => {});
     const path = join(this.dir, `${rec.task.taskId}.json`);
     writeFileSync(`${path}.tmp`, JSON.stringify(rec));
     renameSync(`${path}.tmp`, path);

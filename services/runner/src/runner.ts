@@ -26,6 +26,7 @@ import { isPilotResource } from './pilot-host.js';
 import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
+import { watchLiveness } from './runner-liveness.js';
 import { type AdmissionPolicy, refusalOf } from './task-admission.js';
 import { TaskEvents } from './task-events.js';
 import { TaskLogPublisher, taskLogSettings } from './task-log-publisher.js';
@@ -124,6 +125,8 @@ export async function startRunner(
     : undefined;
 
   const events = new TaskEvents(bus);
+  // Local tasks queued while the runner showed no silence start before their running record.
+  const liveness = resource.type === 'local' ? watchLiveness(bus) : undefined;
   // Task stdout/stderr on NATS as they grow (task-log-publisher.ts).
   const taskLogs = new TaskLogPublisher({
     bus,
@@ -149,6 +152,7 @@ export async function startRunner(
       ...(options.staging ? { staging: options.staging } : {}),
       ...(rc.kubernetesStaging ? { kubernetesStaging: rc.kubernetesStaging } : {}),
       ...(stages ? { stages } : {}),
+      ...(liveness ? { liveness } : {}),
     },
     hooks: {
       record: (rec) => {
@@ -349,6 +353,7 @@ export async function startRunner(
       await consumer?.stop();
       await taskLogs.close();
       await executor.close();
+      liveness?.close();
       events.flush();
       stagesOut?.end();
     },

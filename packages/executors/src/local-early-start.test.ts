@@ -1,0 +1,295 @@
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
+import { TempDir, until } from '@computepods/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { BackendContext } from './backend.js';
+import { Executor } from './executor.js';
+import { LoopLiveness } from './liveness.js';
+import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
+import { RecordingHooks, testLocalResource } from './test-hooks.js';
+
+// A queued local task started before its running record is stored (the runner's liveness
+// epoch did not move since it was queued), and what keeps that safe: a record that went
+// elsewhere kills the copy at once; a stall sends the task back to recording first.
+const tmp = new TempDir('cp-exec-early-');
+afterAll(() => tmp[Symbol.dispose]());
+
+// A stall this long is far beyond what a busy test machine shows, unless a test makes one.
+function setup(options: Partial<LocalBackendOptions> = {}, stallMs = 5_000) {
+  const hooks = new RecordingHooks();
+  const liveness = new LoopLiveness({ stallMs });
+  const ex = new Executor({
+    resource: 'local-resource',
+    backend: (ctx: BackendContext) =>
+      new LocalBackend(
+        {
+          resource: testLocalResource(tmp.path, 1),
+          killGraceMs: 300,
+          liveness,
+          ...options,
+        },
+        ctx,
+      ),
+    hooks,
+    runner: 'test',
+  });
+  return { hooks, ex, liveness, backend: ex.backend };
+}
+
+let n = 0;
+function task(command: string): TaskSubmitted {
+  n++;
+  return {
+    taskId: `e${n}-${process.pid}`,
+    resource: 'local-resource',
+    command,
+    cwd: tmp.path,
+    env: {},
+    gpu: false,
+  };
+}
+
+/** A task holding the one slot until `gate` exists. */
+function blocker(gate: string): TaskSubmitted {
+  return task(`while [ ! -e ${gate} ]; do sleep 0.02; done`);
+}
+
+/** Holds the running record writes of `taskId` until released; `conflict` rejects them as KV does. */
+function holdRunning(hooks: RecordingHooks, taskId: string) {
+  const record = hooks.record.bind(hooks);
+  let release: (how: 'store' | 'conflict') => void = () => {};
+  const released = new Promise<'store' | 'conflict'>((r) => {
+    release = r;
+  });
+  let held = 0;
+  hooks.record = async (rec: TaskRecord) => {
+    if (rec.task.taskId !== taskId || rec.state !== 'running') return record(rec);
+    held++;
+    if ((await released) === 'conflict')
+      throw Object.assign(new Error('wrong last sequence (test)'), { retryable: false });
+    return record(rec);
+  };
+  return { release, held: () => held };
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
+  } catch {
+    return false;
+  }
+}
+
+describe('local backend: starting before the running record', { timeout: 60_000 }, () => {
+  it('starts a queued task as its lane frees, its running record stored alongside, recorded in order', async () => {
+    const { ex, hooks, backend, liveness } = setup();
+    const gate = tmp.join('gate-early');
+    const ran = tmp.join('ran-early');
+    const first = blocker(gate);
+    const second = task(`echo $$ > ${ran}`);
+    const hold = holdRunning(hooks, second.taskId);
+    await ex.submit(first);
+    await ex.submit(second);
+    expect(ex.get(second.taskId)?.state).toBe('submitted');
+    writeFileSync(gate, '');
+    // It runs while its running record is held back.
+    await until(() => existsSync(ran) && hold.held() === 1, 'the task to run before its record');
+    expect(ex.get(second.taskId)?.state).toBe('submitted');
+    hold.release('store');
+    const done = await ex.wait(second.taskId);
+    expect([done.state, done.exitCode]).toEqual(['finished', 0]);
+    expect(done.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    expect(hooks.states(second.taskId)).toEqual(['created', 'submitted', 'running', 'finished']);
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    expect(backend.stats().startedBeforeRecord).toBe(1);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('kills at once the copy started before its record when the record went elsewhere, and frees its lane', async () => {
+    const { ex, hooks, liveness } = setup();
+    const gate = tmp.join('gate-conflict');
+    const pidFile = tmp.join('pid-conflict');
+    const first = blocker(gate);
+    // Runs for a minute unless killed; SIGTERM alone would not end it.
+    const second = task(`trap '' TERM; echo $$ > ${pidFile}; sleep 60 & wait; sleep 60`);
+    const third = task('exit 0');
+    const hold = holdRunning(hooks, second.taskId);
+    for (const t of [first, second, third]) await ex.submit(t);
+    writeFileSync(gate, '');
+    await until(() => existsSync(pidFile) && hold.held() === 1, 'the copy to run');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    // MajorDomo took the task from this runner meanwhile: the write conflicts.
+    hold.release('conflict');
+    await until(() => !alive(pid), 'the copy to be killed', 5_000);
+    expect(hooks.logs).toContain('task record changed elsewhere; killing the copy started here');
+    // Its folder goes with it: nothing is read from it.
+    await until(
+      () => !existsSync(join(tmp.join('jobs'), second.taskId)),
+      "the killed copy's folder to go",
+      5_000,
+    );
+    // Its lane is free: the next task runs, and nothing is recorded for the dropped copy.
+    expect((await ex.wait(third.taskId)).state).toBe('finished');
+    expect(ex.get(second.taskId)?.state).toBe('submitted');
+    expect(hooks.states(second.taskId)).toEqual(['created', 'submitted']);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('a task paused while the running write of its early copy is retried, then resumed, runs anew: not following the killed copy', async () => {
+    const { ex, hooks, liveness } = setup();
+    const gate = tmp.join('gate-pause');
+    const runs = tmp.join('runs-pause');
+    const done = tmp.join('done-pause');
+    const first = blocker(gate);
+    const second = task(`echo $$ >> ${runs}; sleep 2; echo done >> ${done}`);
+    // The store cannot be reached for the running writes of `second` until told.
+    const record = hooks.record.bind(hooks);
+    let unreachable = true;
+    hooks.record = async (rec: TaskRecord) => {
+      if (unreachable && rec.task.taskId === second.taskId && rec.state === 'running')
+        throw Object.assign(new Error('no responders (test)'), { retryable: true });
+      return record(rec);
+    };
+    await ex.submit(first);
+    await ex.submit(second);
+    writeFileSync(gate, '');
+    await until(() => existsSync(runs), 'the early copy to run');
+    await until(
+      () => hooks.logs.includes('could not record a started task as running; trying again'),
+      'its running write to be tried again',
+    );
+    await ex.pause(second.taskId);
+    const killed = Number(readFileSync(runs, 'utf8'));
+    await until(() => !alive(killed), 'the early copy to be killed', 5_000);
+    unreachable = false;
+    await ex.resume(second.taskId);
+    const end = await ex.wait(second.taskId);
+    expect([end.state, end.exitCode]).toEqual(['finished', 0]);
+    expect(readFileSync(runs, 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(readFileSync(done, 'utf8')).toBe('done\n');
+    expect(hooks.states(second.taskId)).toEqual([
+      'created',
+      'submitted',
+      'paused',
+      'submitted',
+      'running',
+      'finished',
+    ]);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('after a stall of the event loop, records a queued task running first: a record that went elsewhere never runs', async () => {
+    const { ex, hooks, backend, liveness } = setup({}, 200);
+    const gate = tmp.join('gate-stall');
+    const ran = tmp.join('ran-stall');
+    const first = blocker(gate);
+    const second = task(`touch ${ran}`);
+    const hold = holdRunning(hooks, second.taskId);
+    await ex.submit(first);
+    await ex.submit(second);
+    // Frozen (a SIGSTOP, a blocked loop) past the stall limit while the task waited: MajorDomo
+    // may have taken it meanwhile.
+    const end = performance.now() + 300;
+    while (performance.now() < end) {}
+    writeFileSync(gate, '');
+    await until(() => hold.held() === 1, 'the running record to be written');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(ran)).toBe(false);
+    hold.release('conflict');
+    await until(
+      () => hooks.logs.includes('task record changed elsewhere; not running this copy'),
+      'the task to be dropped',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(ran)).toBe(false);
+    expect(backend.stats().startedBeforeRecord).toBe(0);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('after a restart, follows a task recorded submitted whose folder is there, and never starts it again', async () => {
+    const { ex, hooks, backend, liveness } = setup({ pollMs: 50, startGraceMs: 300 });
+    const count = tmp.join('count-unrecorded');
+    const t = task(`echo x >> ${count}`);
+    // What a runner killed -9 between the spawn and the running record leaves: the record
+    // submitted, the task run to its end in its folder by the old spawner.
+    const dir = join(tmp.join('jobs'), t.taskId);
+    const time = new Date().toISOString();
+    mkdirSync(dir, { recursive: true });
+    // Claimed for this life of the record (task-life.ts: its submitted time).
+    symlinkSync(time, join(dir, 'life'));
+    writeFileSync(join(dir, 'stdout'), 'x\n');
+    writeFileSync(join(dir, 'exit'), '3\n');
+    await ex.adopt([
+      {
+        task: t,
+        state: 'submitted',
+        history: [
+          { state: 'created', time },
+          { state: 'submitted', time },
+        ],
+        updated: time,
+      },
+    ]);
+    const done = await ex.wait(t.taskId);
+    expect([done.state, done.exitCode]).toEqual(['failed', 3]);
+    expect(done.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'failed']);
+    expect(done.stdoutPath).toBe(join(dir, 'stdout'));
+    expect(existsSync(count)).toBe(false);
+    // Followed from the start, not found claimed by a start of its own.
+    expect(backend.stats().claimedElsewhere).toBe(0);
+    expect(hooks.logs).not.toContain(
+      'task folder claimed by another start: following it, not starting again',
+    );
+    await ex.close();
+    liveness.close();
+  });
+
+  it('after a restart, starts a task recorded submitted whose folder is of another life of its id (its old record expired), in that folder emptied', async () => {
+    const { ex, backend, liveness } = setup({ pollMs: 50, startGraceMs: 300 });
+    const count = tmp.join('count-other-life');
+    const t = task(`echo x >> ${count}`);
+    // The id's last run, whose record expired while its failed folder stayed.
+    const dir = join(tmp.join('jobs'), t.taskId);
+    mkdirSync(dir, { recursive: true });
+    symlinkSync('2026-01-01T00:00:00.000Z', join(dir, 'life'));
+    writeFileSync(join(dir, 'stdout'), 'old\n');
+    writeFileSync(join(dir, 'exit'), '3\n');
+    const time = new Date().toISOString();
+    await ex.adopt([
+      {
+        task: t,
+        state: 'submitted',
+        history: [
+          { state: 'created', time },
+          { state: 'submitted', time },
+        ],
+        updated: time,
+      },
+    ]);
+    const done = await ex.wait(t.taskId);
+    expect([done.state, done.exitCode]).toEqual(['finished', 0]);
+    expect(readFileSync(count, 'utf8')).toBe('x\n');
+    expect(readFileSync(join(dir, 'stdout'), 'utf8')).toBe('');
+    expect(readlinkSync(join(dir, 'life'))).toBe(time);
+    expect(backend.stats().claimedElsewhere).toBe(0);
+    await ex.close();
+    liveness.close();
+  });
+});

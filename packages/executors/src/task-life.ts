@@ -1,0 +1,41 @@
+import { lstatSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TaskRecord } from '@computepods/protocol';
+
+/*
+ * A local task folder is named by its task id, and ids come back: a build's task ids come from
+ * its attempt records, which expire (CP_RECORD_MAX_AGE_S, 900 s) while a failed task's folder
+ * stays for days (CP_JOB_KEEP_FAILED_S). So the claim a start makes on its folder (spawner.py's
+ * `life` symlink) names one life of the task's record, not the id: the time of its last
+ * `submitted` (the moment it joined the queue; a resume after a pause, a task MajorDomo queued
+ * again, a record made anew for an id that came back: each a new life, never the same
+ * millisecond for one id). A start finding its own life there follows that folder; any other is
+ * stale, emptied and taken.
+ */
+
+/** The life of `rec` a start claims its folder for; undefined before it was ever submitted. */
+export function lifeOf(rec: TaskRecord): string | undefined {
+  for (let i = rec.history.length - 1; i >= 0; i--) {
+    const h = rec.history[i];
+    if (h?.state === 'submitted') return h.time;
+  }
+  return undefined;
+}
+
+/** The life that claimed the task folder `dir`; undefined when none did (or no folder). */
+export function folderLife(dir: string): string | undefined {
+  try {
+    return readlinkSync(join(dir, 'life'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** When the folder was claimed (ms since the epoch), for a timeout; now if unknown. */
+export function claimedAt(dir: string): number {
+  try {
+    return lstatSync(join(dir, 'life')).mtimeMs;
+  } catch {
+    return Date.now();
+  }
+}
