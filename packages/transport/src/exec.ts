@@ -126,6 +126,11 @@ export function execOnClient(
               );
             }, options.timeoutMs);
       const sink = options.stdout;
+      /**
+       * Settles once every promise the sink returned has: the channel can close while the sink
+       * still works on its last chunk (ssh2 closes a paused channel), and the result waits.
+       */
+      let drained: Promise<void> = Promise.resolve();
       if (sink) {
         let waits = 0;
         stream.on('data', (c: Buffer) => {
@@ -137,6 +142,11 @@ export function execOnClient(
             return failWith(err);
           }
           if (!wait) return;
+          const settled = wait.then(
+            () => undefined,
+            () => undefined,
+          );
+          drained = drained.then(() => settled);
           waits++;
           stream.pause();
           wait.then(() => {
@@ -154,7 +164,7 @@ export function execOnClient(
       stream.on('close', () => {
         if (timer) clearTimeout(timer);
         markClosed();
-        if (!timedOut) void fed.then(settle);
+        if (!timedOut) void Promise.all([fed, drained]).then(settle);
       });
       const settle = () => {
         if (sourceFailed) return reject(sourceFailed.err);

@@ -26,10 +26,9 @@ export interface FileTransferOptions {
    * the pod hashes the file (stream-put.ts): on 1 GiB it beat the SFTP path, which puts 64 x 32
    * KiB writes and then has the pod hash the file the same way. 'sftp' is that path. Default:
    * 'exec' for a file of STREAM_FROM bytes or more verified by 'sha256sum' (falling back to
-   * 'sftp' on a pod without a hasher), else 'sftp'. downloadFile likewise: 'exec' streams the
-   * file out of `cat` (stream-get.ts: ssh2's exec channel costs a third of the client CPU its
-   * SFTP reads do), 'sftp' pipelines SFTP reads; same default, falling back to 'sftp' on a pod
-   * without `cat`.
+   * 'sftp' on a pod without a hasher), else 'sftp'. downloadFile: 'sftp' (the default)
+   * pipelines SFTP reads; 'exec' streams the file out of `cat` (stream-get.ts; 'sftp' on a pod
+   * without `cat`), which on 1 GiB was no quicker in alternated runs (README).
    */
   readonly via?: 'exec' | 'sftp';
 }
@@ -223,9 +222,8 @@ async function downloadOnce(
           }
           await mkdir(dirname(localPath), { recursive: true });
           const mode = transferMode(st.mode);
-          const via =
-            options.via ?? (st.size >= STREAM_FROM && verify === 'sha256sum' ? 'exec' : 'sftp');
-          const got = via === 'sftp' ? await getHashed(sftp, remotePath, tmp, mode) : undefined;
+          const got =
+            options.via === 'exec' ? undefined : await getHashed(sftp, remotePath, tmp, mode);
           return { mode, size: st.size, got };
         });
         const { mode, size } = first;

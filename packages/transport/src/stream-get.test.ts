@@ -48,7 +48,7 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     return to;
   };
 
-  it('downloadFile streams a big file by default: its exact bytes and mode, no temp left', async () => {
+  it('downloadFile via exec streams a big file: its exact bytes and mode, no temp left', async () => {
     const data = randomBytes(9 * 1024 * 1024 + 13); // past the hashing thread's threshold, odd tail
     const from = await onPod(`-x 'q' $(touch pwned) ;rm`, data);
     let streamed = 0;
@@ -58,8 +58,7 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
       return exec(t, command, options);
     };
     const to = local.join('down', 'big.bin');
-    const got = await downloadFile(pool, target, from, to);
-    pool.exec = exec;
+    const got = await downloadFile(pool, target, from, to, { via: 'exec' });
     expect(got).toEqual({
       bytes: data.length,
       sha256: sha(data),
@@ -71,8 +70,10 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     expect(statSync(to).mode & 0o777).toBe(0o640);
     expect(await readdir(local.join('down'))).toEqual(['big.bin']);
     expect((await sh(`ls -A; ls -A ${shellQuote(remote)}`)).split('\n')).not.toContain('pwned');
-    // The old path still gives the same file.
-    const again = await downloadFile(pool, target, from, to, { via: 'sftp' });
+    // The default path (SFTP reads) gives the same file, and streams nothing.
+    const again = await downloadFile(pool, target, from, to);
+    pool.exec = exec;
+    expect(streamed).toBe(1);
     expect(again).toMatchObject({ sha256: sha(data), replaced: true });
   });
 
@@ -130,11 +131,12 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     const from = await onPod('again.bin', data);
     const to = local.join('again.bin');
     writeFileSync(to, 'old');
-    const refused = await downloadFile(pool, target, from, to, { ifExists: 'fail' }).catch(
-      (e) => e,
-    );
+    const refused = await downloadFile(pool, target, from, to, {
+      ifExists: 'fail',
+      via: 'exec',
+    }).catch((e) => e);
     expect(refused).toMatchObject({ code: 'TRANSPORT_DESTINATION_EXISTS' });
-    expect(await downloadFile(pool, target, from, to)).toMatchObject({
+    expect(await downloadFile(pool, target, from, to, { via: 'exec' })).toMatchObject({
       replaced: true,
       sha256: sha(data),
     });

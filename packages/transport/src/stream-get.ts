@@ -148,15 +148,18 @@ function blockSink(
   return {
     take(chunk) {
       if (failed) return Promise.reject(failed.err);
-      let off = put(chunk, 0);
+      const off = put(chunk, 0);
       if (off === chunk.length) return undefined;
+      // The chunk is ssh2's once this returns (its API promises no more): what waits for room
+      // is copied.
+      const rest = Buffer.from(chunk.subarray(off));
       return (async () => {
-        while (off < chunk.length) {
+        for (let at = 0; at < rest.length; ) {
           await (slots[k] as Slot).freed;
           // Set meanwhile, by a write or the hash (TypeScript narrowed it before the await).
           const why = failed as { err: unknown } | undefined;
           if (why) throw why.err;
-          off = put(chunk, off);
+          at = put(rest, at);
         }
       })();
     },
