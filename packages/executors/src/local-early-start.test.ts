@@ -80,6 +80,32 @@ function holdRunning(hooks: RecordingHooks, taskId: string) {
   return { release, held: () => held };
 }
 
+/**
+ * The folder a run of `t` left, claimed for the life `life` (task-life.ts), its stdout `stdout`
+ * and its exit 3: what a runner killed -9 after the spawn leaves, or an id's earlier run.
+ */
+function leftFolder(t: TaskSubmitted, life: string, stdout: string): string {
+  const dir = join(tmp.join('jobs'), t.taskId);
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(life, join(dir, 'life'));
+  writeFileSync(join(dir, 'stdout'), stdout);
+  writeFileSync(join(dir, 'exit'), '3\n');
+  return dir;
+}
+
+/** The record of `t` submitted (created and queued) at `time`, never recorded running. */
+function submittedAt(t: TaskSubmitted, time: string): TaskRecord {
+  return {
+    task: t,
+    state: 'submitted',
+    history: [
+      { state: 'created', time },
+      { state: 'submitted', time },
+    ],
+    updated: time,
+  };
+}
+
 function alive(pid: number): boolean {
   try {
     return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
@@ -229,24 +255,10 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const t = task(`echo x >> ${count}`);
     // What a runner killed -9 between the spawn and the running record leaves: the record
     // submitted, the task run to its end in its folder by the old spawner.
-    const dir = join(tmp.join('jobs'), t.taskId);
     const time = new Date().toISOString();
-    mkdirSync(dir, { recursive: true });
     // Claimed for this life of the record (task-life.ts: its submitted time).
-    symlinkSync(time, join(dir, 'life'));
-    writeFileSync(join(dir, 'stdout'), 'x\n');
-    writeFileSync(join(dir, 'exit'), '3\n');
-    await ex.adopt([
-      {
-        task: t,
-        state: 'submitted',
-        history: [
-          { state: 'created', time },
-          { state: 'submitted', time },
-        ],
-        updated: time,
-      },
-    ]);
+    const dir = leftFolder(t, time, 'x\n');
+    await ex.adopt([submittedAt(t, time)]);
     const done = await ex.wait(t.taskId);
     expect([done.state, done.exitCode]).toEqual(['failed', 3]);
     expect(done.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'failed']);
@@ -266,23 +278,9 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const count = tmp.join('count-other-life');
     const t = task(`echo x >> ${count}`);
     // The id's last run, whose record expired while its failed folder stayed.
-    const dir = join(tmp.join('jobs'), t.taskId);
-    mkdirSync(dir, { recursive: true });
-    symlinkSync('2026-01-01T00:00:00.000Z', join(dir, 'life'));
-    writeFileSync(join(dir, 'stdout'), 'old\n');
-    writeFileSync(join(dir, 'exit'), '3\n');
+    const dir = leftFolder(t, '2026-01-01T00:00:00.000Z', 'old\n');
     const time = new Date().toISOString();
-    await ex.adopt([
-      {
-        task: t,
-        state: 'submitted',
-        history: [
-          { state: 'created', time },
-          { state: 'submitted', time },
-        ],
-        updated: time,
-      },
-    ]);
+    await ex.adopt([submittedAt(t, time)]);
     const done = await ex.wait(t.taskId);
     expect([done.state, done.exitCode]).toEqual(['finished', 0]);
     expect(readFileSync(count, 'utf8')).toBe('x\n');
