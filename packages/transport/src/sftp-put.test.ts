@@ -1,34 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { Sshd, TempDir } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sftpOps } from './sftp-ops.js';
 import { shellQuote } from './shell-quote.js';
-import { SshPool } from './ssh-pool.js';
-import type { SshTarget } from './target.js';
+import { testPod } from './test-pod.js';
 
 // sftpOps.fastPut: small files in one write (open, fchmod + write, close), big ones by
 // ssh2's fastPut; both must give the exact bytes and mode, umask or not.
 describe('sftpOps.fastPut against a real sshd', () => {
-  let sshd: Sshd;
-  let target: SshTarget;
-  let pool: SshPool;
-  const local = new TempDir('cp-transport-put-');
-  const remote = `cp-put-test-${process.pid}-${randomBytes(3).toString('hex')}`;
-
-  beforeAll(async () => {
-    sshd = await Sshd.start();
-    target = sshd.target();
-    pool = new SshPool({ minOpenIntervalMs: 0 });
-    await pool.exec(target, `mkdir -p ${shellQuote(remote)}`);
-  });
-
-  afterAll(async () => {
-    await pool?.exec(target, `rm -rf -- ${shellQuote(remote)}`);
-    await pool?.close();
-    await sshd?.[Symbol.asyncDispose]();
-    local[Symbol.dispose]();
-  });
+  const pod = testPod('put');
+  const { local, remote } = pod;
 
   it.each([
     ['empty', 0, 0o600],
@@ -40,9 +21,9 @@ describe('sftpOps.fastPut against a real sshd', () => {
     const path = local.join(name);
     writeFileSync(path, data);
     const to = `${remote}/${name.replaceAll(' ', '-')}`;
-    await pool.sftp(target, (s) => sftpOps.fastPut(s, path, to, mode));
-    const res = await pool.exec(
-      target,
+    await pod.pool.sftp(pod.target, (s) => sftpOps.fastPut(s, path, to, mode));
+    const res = await pod.pool.exec(
+      pod.target,
       `stat -c %a ${shellQuote(to)} && sha256sum < ${shellQuote(to)}`,
     );
     const want = createHash('sha256').update(data).digest('hex');
@@ -52,7 +33,7 @@ describe('sftpOps.fastPut against a real sshd', () => {
   it('putBuffer checks a mode once per directory and session, then sends no fchmod or fstat for it', async () => {
     const calls = { fchmod: 0, fstat: 0 };
     const put = (name: string, mode: number) =>
-      pool.sftp(target, async (s) => {
+      pod.pool.sftp(pod.target, async (s) => {
         for (const op of ['fchmod', 'fstat'] as const) {
           const real = s[op].bind(s) as (...a: unknown[]) => unknown;
           // Counts the requests sent on this session, then sends them as they were.
@@ -71,8 +52,12 @@ describe('sftpOps.fastPut against a real sshd', () => {
         return seen;
       });
     const modes = async (name: string) =>
-      (await pool.exec(target, `cd ${shellQuote(remote)} && stat -c %a ${name}-1 ${name}-2`))
-        .stdout;
+      (
+        await pod.pool.exec(
+          pod.target,
+          `cd ${shellQuote(remote)} && stat -c %a ${name}-1 ${name}-2`,
+        )
+      ).stdout;
     // A mode the umask leaves whole: checked on the first file, trusted on the second.
     calls.fchmod = calls.fstat = 0;
     expect(await put('whole', 0o640)).toEqual([
@@ -87,20 +72,22 @@ describe('sftpOps.fastPut against a real sshd', () => {
     expect(cut[1]?.fstat).toBe(2);
     // A file already there: truncated and given its mode, whatever the session learned.
     calls.fchmod = calls.fstat = 0;
-    await pool.exec(
-      target,
+    await pod.pool.exec(
+      pod.target,
       `cd ${shellQuote(remote)} && printf 'old and longer' > again-1 && chmod 600 again-1`,
     );
     await put('again', 0o640);
     expect(await modes('again')).toBe('640\n640\n');
     expect(calls.fchmod).toBeGreaterThanOrEqual(1);
-    const text = await pool.exec(target, `cat ${shellQuote(`${remote}/again-1`)}`);
+    const text = await pod.pool.exec(pod.target, `cat ${shellQuote(`${remote}/again-1`)}`);
     expect(text.stdout).toBe('again');
   });
 
   it('fails as a TransportError naming the remote path when the local file is gone', async () => {
     await expect(
-      pool.sftp(target, (s) => sftpOps.fastPut(s, local.join('nope'), `${remote}/nope`, 0o644)),
+      pod.pool.sftp(pod.target, (s) =>
+        sftpOps.fastPut(s, local.join('nope'), `${remote}/nope`, 0o644),
+      ),
     ).rejects.toMatchObject({ code: 'TRANSPORT_SFTP', message: expect.stringContaining('nope') });
   });
 });

@@ -1,44 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { Sshd, TempDir } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { downloadFile } from './file-transfer.js';
 import { shellQuote } from './shell-quote.js';
-import { SshPool } from './ssh-pool.js';
 import { getStreamed } from './stream-get.js';
-import type { SshTarget } from './target.js';
+import { testPod } from './test-pod.js';
 
 // downloadFile's exec path: the bytes streamed out of cat over one exec channel, written in
 // blocks and hashed here as they arrive; and the pool's exec handing stdout to a sink.
 describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () => {
-  let sshd: Sshd;
-  let target: SshTarget;
-  let pool: SshPool;
-  const local = new TempDir('cp-transport-stream-get-');
-  const remote = `cp-stream-get-test-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const sh = async (cmd: string) => (await pool.exec(target, cmd)).stdout;
+  const pod = testPod('stream-get');
+  const { local, remote, sh } = pod;
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-  beforeAll(async () => {
-    sshd = await Sshd.start();
-    target = sshd.target();
-    pool = new SshPool({ minOpenIntervalMs: 0 });
-    await pool.exec(target, `mkdir -p ${shellQuote(remote)}`);
-  });
-
-  afterAll(async () => {
-    await pool?.exec(target, `rm -rf -- ${shellQuote(remote)}`);
-    await pool?.close();
-    await sshd?.[Symbol.asyncDispose]();
-    local[Symbol.dispose]();
-  });
 
   /** A file of `data` on the pod, made by its user, under a name the shell must not read. */
   const onPod = async (name: string, data: Buffer, mode = 0o640) => {
     const to = `${remote}/${name}`;
-    const res = await pool.exec(
-      target,
+    const res = await pod.pool.exec(
+      pod.target,
       `cat > ${shellQuote(to)} && chmod ${mode.toString(8)} -- ${shellQuote(to)}`,
       {
         stdin: data,
@@ -52,13 +32,13 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     const data = randomBytes(9 * 1024 * 1024 + 13); // past the hashing thread's threshold, odd tail
     const from = await onPod(`-x 'q' $(touch pwned) ;rm`, data);
     let streamed = 0;
-    const exec = pool.exec.bind(pool);
-    pool.exec = (t, command, options) => {
+    const exec = pod.pool.exec.bind(pod.pool);
+    pod.pool.exec = (t, command, options) => {
       if (options?.stdout) streamed++;
       return exec(t, command, options);
     };
     const to = local.join('down', 'big.bin');
-    const got = await downloadFile(pool, target, from, to, { via: 'exec' });
+    const got = await downloadFile(pod.pool, pod.target, from, to, { via: 'exec' });
     expect(got).toEqual({
       bytes: data.length,
       sha256: sha(data),
@@ -71,8 +51,8 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     expect(await readdir(local.join('down'))).toEqual(['big.bin']);
     expect((await sh(`ls -A; ls -A ${shellQuote(remote)}`)).split('\n')).not.toContain('pwned');
     // The default path (SFTP reads) gives the same file, and streams nothing.
-    const again = await downloadFile(pool, target, from, to);
-    pool.exec = exec;
+    const again = await downloadFile(pod.pool, pod.target, from, to);
+    pod.pool.exec = exec;
     expect(streamed).toBe(1);
     expect(again).toMatchObject({ sha256: sha(data), replaced: true });
   });
@@ -81,8 +61,8 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     const data = randomBytes(3 * 1024 * 1024);
     const from = await onPod('short.bin', data);
     const err = await getStreamed(
-      pool,
-      target,
+      pod.pool,
+      pod.target,
       from,
       data.length + 1,
       local.join('short'),
@@ -97,7 +77,7 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     const from = await onPod('slow.bin', data);
     const parts: Buffer[] = [];
     let waited = 0;
-    const res = await pool.exec(target, `cat -- ${shellQuote(from)}`, {
+    const res = await pod.pool.exec(pod.target, `cat -- ${shellQuote(from)}`, {
       stdout: (chunk) => {
         parts.push(Buffer.from(chunk));
         if (parts.length % 16 !== 0) return undefined;
@@ -113,8 +93,8 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
   it("exec: a stdout sink failing kills the command, which fails with the sink's error", async () => {
     const marker = `${remote}/finished`;
     let calls = 0;
-    const err = await pool
-      .exec(target, `yes | head -c 100000000; touch ${shellQuote(marker)}`, {
+    const err = await pod.pool
+      .exec(pod.target, `yes | head -c 100000000; touch ${shellQuote(marker)}`, {
         stdout: () => {
           calls++;
           return calls === 3 ? Promise.reject(new Error('local disk full')) : undefined;
@@ -131,12 +111,12 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     const from = await onPod('again.bin', data);
     const to = local.join('again.bin');
     writeFileSync(to, 'old');
-    const refused = await downloadFile(pool, target, from, to, {
+    const refused = await downloadFile(pod.pool, pod.target, from, to, {
       ifExists: 'fail',
       via: 'exec',
     }).catch((e) => e);
     expect(refused).toMatchObject({ code: 'TRANSPORT_DESTINATION_EXISTS' });
-    expect(await downloadFile(pool, target, from, to, { via: 'exec' })).toMatchObject({
+    expect(await downloadFile(pod.pool, pod.target, from, to, { via: 'exec' })).toMatchObject({
       replaced: true,
       sha256: sha(data),
     });

@@ -1,37 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { Sshd, TempDir } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ChangedWhileReadError } from './errors.js';
 import { uploadFile } from './file-transfer.js';
 import { shellQuote } from './shell-quote.js';
-import { SshPool } from './ssh-pool.js';
 import { putStreamed, STREAM_PUT_SCRIPT } from './stream-put.js';
-import type { SshTarget } from './target.js';
+import { testPod } from './test-pod.js';
 
 // uploadFile's exec path: the bytes streamed into cat over one exec channel, then the pod hashes
 // the file; and the pool's exec taking stdin as a stream it pulls chunk by chunk.
 describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () => {
-  let sshd: Sshd;
-  let target: SshTarget;
-  let pool: SshPool;
-  const local = new TempDir('cp-transport-stream-');
-  const remote = `cp-stream-test-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const sh = async (cmd: string) => (await pool.exec(target, cmd)).stdout;
-
-  beforeAll(async () => {
-    sshd = await Sshd.start();
-    target = sshd.target();
-    pool = new SshPool({ minOpenIntervalMs: 0 });
-    await pool.exec(target, `mkdir -p ${shellQuote(remote)}`);
-  });
-
-  afterAll(async () => {
-    await pool?.exec(target, `rm -rf -- ${shellQuote(remote)}`);
-    await pool?.close();
-    await sshd?.[Symbol.asyncDispose]();
-    local[Symbol.dispose]();
-  });
+  const pod = testPod('stream');
+  const { local, remote, sh } = pod;
 
   it('puts the exact bytes with their mode under a name the shell must not read, hashed on both sides', async () => {
     const data = randomBytes(9 * 1024 * 1024 + 13); // past the hashing thread's threshold
@@ -40,7 +20,7 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
     const want = createHash('sha256').update(data).digest('hex');
     const name = `-x 'q' $(touch pwned) ;rm`;
     const to = `${remote}/${name}`;
-    const got = await putStreamed(pool, target, path, to, 0o640);
+    const got = await putStreamed(pod.pool, pod.target, path, to, 0o640);
     expect(got).toEqual({
       sent: { sha256: want, bytes: data.length },
       pod: { sha256: want, bytes: data.length },
@@ -58,21 +38,21 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
     const to = `${remote}/deep/up.bin`;
     // Counts the execs fed a stream: uploadFile's default for a file of 1 MiB or more.
     let streamed = 0;
-    const exec = pool.exec.bind(pool);
-    pool.exec = (t, command, options) => {
+    const exec = pod.pool.exec.bind(pod.pool);
+    pod.pool.exec = (t, command, options) => {
       if (options?.stdin && typeof options.stdin === 'object' && !Buffer.isBuffer(options.stdin))
         streamed++;
       return exec(t, command, options);
     };
-    const a = await uploadFile(pool, target, path, to);
+    const a = await uploadFile(pod.pool, pod.target, path, to);
     expect(a).toMatchObject({ bytes: first.length, replaced: false, verifiedBy: 'sha256sum' });
     expect(streamed).toBe(1);
     writeFileSync(local.join('small'), randomBytes(64 * 1024));
-    await uploadFile(pool, target, local.join('small'), `${remote}/deep/small.bin`);
+    await uploadFile(pod.pool, pod.target, local.join('small'), `${remote}/deep/small.bin`);
     expect(streamed, 'a small file goes over SFTP').toBe(1);
     const second = randomBytes(3 * 1024 * 1024 + 1);
     writeFileSync(path, second);
-    const b = await uploadFile(pool, target, path, to, { via: 'exec' });
+    const b = await uploadFile(pod.pool, pod.target, path, to, { via: 'exec' });
     const want = createHash('sha256').update(second).digest('hex');
     expect(b).toEqual({
       bytes: second.length,
@@ -83,17 +63,19 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
     expect(await sh(`sha256sum < ${shellQuote(to)}; ls -A ${shellQuote(`${remote}/deep`)}`)).toBe(
       `${want}  -\nsmall.bin\nup.bin\n`,
     );
-    const refused = await uploadFile(pool, target, path, to, { ifExists: 'fail' }).catch((e) => e);
+    const refused = await uploadFile(pod.pool, pod.target, path, to, { ifExists: 'fail' }).catch(
+      (e) => e,
+    );
     expect(refused).toMatchObject({ code: 'TRANSPORT_DESTINATION_EXISTS' });
-    pool.exec = exec;
+    pod.pool.exec = exec;
   });
 
   it('refuses a local file that read other than its stat said, leaving nothing behind', async () => {
     // /proc files stat as size 0 and read longer: a file changing under the read.
     const to = `${remote}/changed/status`;
-    const err = await uploadFile(pool, target, '/proc/self/status', to, { via: 'exec' }).catch(
-      (e) => e,
-    );
+    const err = await uploadFile(pod.pool, pod.target, '/proc/self/status', to, {
+      via: 'exec',
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(ChangedWhileReadError);
     expect(await sh(`ls -A ${shellQuote(`${remote}/changed`)}`)).toBe('');
   });
@@ -102,16 +84,16 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
     // The last guard when a failing sender's KILL does not reach the command: its stdin ends
     // early, and what it got must not stay.
     const to = `${remote}/short.bin`;
-    const res = await pool.exec(
-      target,
+    const res = await pod.pool.exec(
+      pod.target,
       `sh -c ${shellQuote(STREAM_PUT_SCRIPT)} sh ${shellQuote(to)} 644 10`,
       { stdin: Buffer.from('12345') },
     );
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('received 5 of 10 bytes');
     expect(await sh(`ls -A ${shellQuote(remote)}`)).not.toMatch(/short/);
-    const whole = await pool.exec(
-      target,
+    const whole = await pod.pool.exec(
+      pod.target,
       `sh -c ${shellQuote(STREAM_PUT_SCRIPT)} sh ${shellQuote(to)} 644 5`,
       { stdin: Buffer.from('12345') },
     );
@@ -128,8 +110,8 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
       }
       throw new Error('local disk gone');
     }
-    const err = await pool
-      .exec(target, `cat > /dev/null; touch ${shellQuote(marker)}`, { stdin: failing() })
+    const err = await pod.pool
+      .exec(pod.target, `cat > /dev/null; touch ${shellQuote(marker)}`, { stdin: failing() })
       .catch((e) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toBe('local disk gone');
@@ -148,8 +130,10 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
         yield Buffer.alloc(1024, i);
         throw new Error('local disk gone');
       }
-      const err = await pool
-        .exec(target, `cat > /dev/null; touch ${shellQuote(`${dir}/${i}`)}`, { stdin: failing() })
+      const err = await pod.pool
+        .exec(pod.target, `cat > /dev/null; touch ${shellQuote(`${dir}/${i}`)}`, {
+          stdin: failing(),
+        })
         .catch((e) => e);
       expect(err.message).toBe('local disk gone');
     }
@@ -169,7 +153,7 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
         closed = true;
       }
     }
-    const res = await pool.exec(target, 'head -c 5 | od -An -tx1', { stdin: endless() });
+    const res = await pod.pool.exec(pod.target, 'head -c 5 | od -An -tx1', { stdin: endless() });
     expect(res).toMatchObject({ code: 0, stdout: ' 07 07 07 07 07\n' });
     expect(closed).toBe(true);
     // The channel's window (2 MiB at OpenSSH) bounds what went before the close was seen.
