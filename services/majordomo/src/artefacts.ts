@@ -4,7 +4,6 @@ import {
   type ArtefactStatus,
   buckets,
   checkRelativePath,
-  envelope,
   subjects,
 } from '@computepods/protocol';
 import { z } from 'zod';
@@ -200,13 +199,8 @@ export class ArtefactManager {
     const cid = this.#pendingCid ?? undefined;
     this.#pending = [];
     const { bus } = this;
-    const env = envelope(
-      'artefact.states',
-      { records },
-      { project: bus.project, source: bus.service, cid },
-    );
     try {
-      bus.nc.publish(subjects.artefactState(bus.project), JSON.stringify(env));
+      bus.emitValidated('artefact.states', subjects.artefactState(bus.project), { records }, cid);
     } catch (err) {
       // Closed meanwhile (MajorDomo stopping): live events only, KV keeps the records.
       bus.logger.warn(
