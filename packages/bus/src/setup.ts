@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -11,7 +12,7 @@ import {
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { defaultReplicas } from './config.js';
-import { isPermissionDenied, ProvisioningMissingError } from './errors.js';
+import { isPermissionDenied, isStreamMissing, ProvisioningMissingError } from './errors.js';
 
 const NS = 1_000_000;
 
@@ -52,12 +53,22 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     max_msgs_per_subject: spec.maxMsgsPerSubject ?? -1,
     ...(spec.allowDirect ? { allow_direct: true } : {}),
   };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0, unanswered = 0; attempt < 3; attempt++) {
     let existing: Awaited<ReturnType<JetStreamManager['streams']['info']>> | undefined;
     try {
       existing = await jsm.streams.info(spec.name);
     } catch (err) {
       if (isPermissionDenied(err)) return;
+      // Only "not found" says it is missing. Anything else (a timeout, JetStream not ready on a
+      // cluster node after a restart) is asked again: taken for missing, a service that may not
+      // create streams stopped saying the project is not provisioned (fresh-clone CI run 91,
+      // nats-cluster.test: the fswatcher, its stream there all along).
+      if (!isStreamMissing(err)) {
+        if (++unanswered >= INFO_TRIES) throw err;
+        attempt--;
+        await sleep(INFO_RETRY_MS * 2 ** (unanswered - 1));
+        continue;
+      }
       existing = undefined;
     }
     try {
@@ -94,6 +105,10 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     }
   }
 }
+
+/** Tries of a stream's info that get no answer about it, and the wait before the second (doubling). */
+const INFO_TRIES = 6;
+const INFO_RETRY_MS = 200;
 
 /** A limit as the server may report it: 0 and -1 both mean none. */
 function unlimited(n: number | undefined): number {
