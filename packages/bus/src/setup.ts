@@ -53,7 +53,7 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
     max_msgs_per_subject: spec.maxMsgsPerSubject ?? -1,
     ...(spec.allowDirect ? { allow_direct: true } : {}),
   };
-  for (let attempt = 0, unanswered = 0; attempt < 3; attempt++) {
+  for (let attempt = 0, looks = 0; attempt < 3; attempt++) {
     let existing: Awaited<ReturnType<JetStreamManager['streams']['info']>> | undefined;
     try {
       existing = await jsm.streams.info(spec.name);
@@ -64,9 +64,9 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       // create streams stopped saying the project is not provisioned (fresh-clone CI run 91,
       // nats-cluster.test: the fswatcher, its stream there all along).
       if (!isStreamMissing(err)) {
-        if (++unanswered >= INFO_TRIES) throw err;
+        if (++looks >= INFO_TRIES) throw err;
         attempt--;
-        await sleep(INFO_RETRY_MS * 2 ** (unanswered - 1));
+        await sleep(INFO_RETRY_MS * 2 ** (looks - 1));
         continue;
       }
       existing = undefined;
@@ -98,6 +98,13 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
       if (isPermissionDenied(err)) {
         // Seen but not ours to change: the admin's copy stands (its limits may differ).
         if (existing) return;
+        // Not found and not ours to make: looked for again a while (a cluster node may answer
+        // before the admin's new stream reaches it), then said missing.
+        if (++looks < INFO_TRIES) {
+          attempt--;
+          await sleep(INFO_RETRY_MS * 2 ** (looks - 1));
+          continue;
+        }
         throw new ProvisioningMissingError(`stream ${spec.name}`, { cause: err });
       }
       // Another service created it between our info and add: look again.
@@ -106,7 +113,10 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec): Pro
   }
 }
 
-/** Tries of a stream's info that get no answer about it, and the wait before the second (doubling). */
+/**
+ * Looks for a stream that get no answer about it, or find it missing where the service may not
+ * create it, before giving up; and the wait before the second (doubling): ~6 s in all.
+ */
 const INFO_TRIES = 6;
 const INFO_RETRY_MS = 200;
 
