@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { ArtefactManager } from './artefacts.js';
 import type { MajorDomoConfig } from './config.js';
 import { DeclarationBesidesRules, planText } from './declaration.js';
-import { compactRecords, expanded, expandRecords } from './snapshot-records.js';
+import { compactRecords, expandRecords } from './snapshot-records.js';
 import type {
   BucketMark,
   Loaded,
@@ -222,9 +222,9 @@ export async function openSnapshot(
   } catch (err) {
     return `graph not loaded: ${(err as Error).message}`;
   }
-  const unfit = expandRecords(dm, meta.records);
-  if (unfit) return unfit;
-  const artefacts = await ArtefactManager.fromRecords(bus, expanded(meta.records));
+  const records = expandRecords(dm, meta.records);
+  if (typeof records === 'string') return records;
+  const artefacts = await ArtefactManager.fromRecords(bus, records);
   const passes = new Map(meta.passes.map((m) => [m.taskId, m]));
   const tail = await tailing;
   if (typeof tail === 'string') return tail;

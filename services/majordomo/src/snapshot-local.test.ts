@@ -5,7 +5,7 @@ import { TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalSnapshot } from './snapshot-local.js';
 import { readParts } from './snapshot-read.js';
-import { type Loaded, type SnapshotMeta, SnapshotStore } from './snapshot-store.js';
+import { type Loaded, SnapshotStore, type StoredMeta } from './snapshot-store.js';
 import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'snaplocal';
@@ -21,9 +21,24 @@ describe('the local snapshot copy', () => {
   const t = new TestMajorDomo(P);
   let bus: Bus;
   const dir = new TempDir('cp-snaplocal-');
-  const meta: SnapshotMeta = {
+  const meta: StoredMeta = {
     passLimit: 5,
-    records: [],
+    records: {
+      strings: [],
+      podLists: [],
+      at: [],
+      status: [],
+      sha256: [],
+      cutoff: [],
+      producer: [],
+      size: [],
+      pods: [],
+      updated: [],
+      buildId: [],
+      writtenPod: [],
+      writtenMtime: [],
+      rest: [],
+    },
     passes: [],
     declarations: { gen: 'rules' },
     goals: [],

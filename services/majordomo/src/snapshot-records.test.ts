@@ -3,7 +3,7 @@ import { DependencyManager } from '@computepods/depgraph';
 import type { ArtefactRecord } from '@computepods/protocol';
 import { describe, expect, it } from 'vitest';
 import { RecordIndex } from './record-index.js';
-import { compactRecords, expanded, expandRecords, type StoredRecord } from './snapshot-records.js';
+import { compactRecords, expandRecords, type StoredRecords } from './snapshot-records.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const UPDATED = '2026-12-06T00:00:00.000Z';
@@ -89,72 +89,74 @@ const index = (recs: ArtefactRecord[]) => {
 };
 
 /** Through JSON, as a snapshot stores them. */
-const stored = (recs: StoredRecord[]): StoredRecord[] => JSON.parse(JSON.stringify(recs));
+const stored = (recs: StoredRecords): StoredRecords => JSON.parse(JSON.stringify(recs));
+const byPath = (rs: ArtefactRecord[]) => Object.fromEntries(rs.map((r) => [r.path, r]));
+
+/** The records expanded, or the test failed with why they did not fit. */
+function whole(dm: DependencyManager, recs: StoredRecords): ArtefactRecord[] {
+  const back = expandRecords(dm, recs);
+  if (typeof back === 'string') throw new Error(back);
+  return back;
+}
 
 describe("a snapshot's records (snapshot-records.ts)", () => {
   it('come back whole from what they leave out, with the graph loaded beside them', () => {
     const dm = graph();
     const recs = records(dm);
     const compact = compactRecords(dm, index(recs));
-    // In the graph's order, then the one it lacks, whole; what the graph holds left out.
-    expect(compact.map((r) => r['@'] ?? -1)).toEqual(
+    // In the graph's order, then the one it lacks, its path kept; what the graph holds left out.
+    expect(compact.at).toEqual(
       dm
         .pathsInOrder()
         .flatMap((p, id) => (recs.some((r) => r.path === p) ? [id] : []))
         .concat([-1]),
     );
-    const a = compact.find((r) => r['@'] === dm.pathsInOrder().indexOf('obj/a.o'));
-    expect(a).not.toHaveProperty('path');
-    expect(a).not.toHaveProperty('sha256');
-    expect(a?.['=']).toBe('hcp');
+    const a = compact.at.indexOf(dm.pathsInOrder().indexOf('obj/a.o'));
+    expect([compact.sha256[a], compact.cutoff[a], compact.producer[a]]).toEqual([2, 2, 2]);
+    expect(compact.strings).not.toContain('obj/a.o');
+    expect(compact.strings).not.toContain(dm.strings('obj/a.o')?.hash);
+    expect(compact.rest).toEqual([[compact.at.length - 1, { path: 'paper.log', auxiliary: true }]]);
+    // Each repeated value once.
+    expect(compact.strings.filter((s) => s === UPDATED)).toHaveLength(1);
     expect(JSON.stringify(compact).length).toBeLessThan(JSON.stringify(recs).length);
     const restored = DependencyManager.fromBytes(dm.exportBytes());
-    const back = stored(compact);
-    expect(expandRecords(restored, back)).toBeUndefined();
-    const byPath = (rs: ArtefactRecord[]) => Object.fromEntries(rs.map((r) => [r.path, r]));
-    expect(byPath(expanded(back))).toEqual(byPath(recs));
-    // No field of the stored form is left, and the graph's strings are the records'.
-    for (const r of back) expect(Object.keys(r)).not.toContain('@');
-    const obj = expanded(back).find((r) => r.path === 'obj/a.o');
+    const back = whole(restored, stored(compact));
+    expect(byPath(back)).toEqual(byPath(recs));
+    // The graph's strings are the records'; lists of pods are shared, frozen.
+    const obj = back.find((r) => r.path === 'obj/a.o');
     expect(obj?.path).toBe(restored.strings('obj/a.o')?.path);
+    expect(Object.isFrozen(obj?.pods)).toBe(true);
+  });
+
+  it('keep a field no column holds, and a value of another type, whole', () => {
+    const dm = graph();
+    const recs = records(dm);
+    const odd = recs.find((r) => r.path === 'src/a.c') as ArtefactRecord & Record<string, unknown>;
+    odd.error = 'boom';
+    odd.passes = 3;
+    odd.projections = { '0123456789abcdef': sha('p') };
+    odd.extra = { a: 1 };
+    odd.buildId = 7 as unknown as string;
+    odd.written = { pod: 'p1', mtimeNs: '5', more: true } as unknown as ArtefactRecord['written'];
+    const back = whole(dm, stored(compactRecords(dm, index(recs))));
+    expect(byPath(back)).toEqual(byPath(recs));
   });
 
   it('do not fit another graph: a path id it lacks, a hash or producer it does not hold', () => {
     const dm = graph();
     const compact = compactRecords(dm, index(records(dm)));
-    const bad = (edit: (rs: StoredRecord[]) => void) => {
+    const bad = (edit: (rs: StoredRecords) => void) => {
       const rs = stored(compact);
       edit(rs);
       return expandRecords(dm, rs);
     };
-    expect(
-      bad((rs) => {
-        (rs[0] ?? {})['@'] = 999;
-      }),
-    ).toMatch(/names no path of its graph/);
-    expect(
-      bad((rs) => {
-        (rs[0] ?? {})['@'] = 'x';
-      }),
-    ).toMatch(/names no path of its graph/);
-    const missing = dm.pathsInOrder().indexOf('src/b.c');
-    expect(
-      bad((rs) => {
-        const r = rs.find((x) => x['@'] === missing);
-        if (r) r['='] = 'h';
-      }),
-    ).toMatch(/has no hash/);
-    expect(
-      bad((rs) => {
-        const r = rs.find((x) => x['@'] === missing);
-        if (r) r['='] = 'p';
-      }),
-    ).toMatch(/has no producer/);
-    expect(
-      bad((rs) => {
-        const last = rs.at(-1);
-        if (last) delete last.path;
-      }),
-    ).toMatch(/has no path/);
+    expect(bad((rs) => rs.at.splice(0, 1, 999))).toMatch(/names no path of its graph/);
+    expect(bad((rs) => rs.at.splice(0, 1, 'x'))).toMatch(/names no path of its graph/);
+    const missing = compact.at.indexOf(dm.pathsInOrder().indexOf('src/b.c'));
+    expect(bad((rs) => rs.sha256.splice(missing, 1, 2))).toMatch(/its graph has no hash/);
+    expect(bad((rs) => rs.producer.splice(missing, 1, 2))).toMatch(/its graph has no producer/);
+    expect(bad((rs) => rs.rest.splice(0, 1))).toMatch(/has no path/);
+    expect(bad((rs) => rs.status.pop())).toMatch(/column status has/);
+    expect(bad((rs) => rs.updated.splice(0, 1, 9999))).toMatch(/time code 9999/);
   });
 });

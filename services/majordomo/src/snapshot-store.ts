@@ -7,7 +7,7 @@ import { ArtefactRecord, buckets, RulesDeclared } from '@computepods/protocol';
 import { z } from 'zod';
 import { LocalSnapshot } from './snapshot-local.js';
 import { type ReadParts, readParts } from './snapshot-read.js';
-import type { StoredRecord } from './snapshot-records.js';
+import { StoredRecords } from './snapshot-records.js';
 
 /**
  * MajorDomo's snapshot: the graph it restored (depgraph's compact state) and what a restore reads
@@ -28,7 +28,8 @@ import type { StoredRecord } from './snapshot-records.js';
  * chef's $SRV id, which made a chef's restart cost the next restart a full restore); a snapshot
  * of 3 is ignored once, at the first restart after the upgrade, which restores in full. 5: a
  * record leaves out what the graph holds (its path, and its hashes and producer where equal:
- * snapshot-records.ts); a snapshot of 4 is ignored once likewise.
+ * snapshot-records.ts); a snapshot of 4 is ignored once likewise. 6: the records by column, the
+ * strings they repeat held once (snapshot-records.ts); a snapshot of 5 is ignored once likewise.
  *
  * The artefact records are not parsed again with zod at a load (at 100k records that was half
  * the decode and a copy of every record): each was an ArtefactRecord when MajorDomo wrote it, the
@@ -36,7 +37,7 @@ import type { StoredRecord } from './snapshot-records.js';
  * record schema they were written under (RECORD_SCHEMA): records of any other (a field added or
  * changed in protocol) are no snapshot, and the full restore parses every record again.
  */
-export const SNAPSHOT_FORMAT = 5;
+export const SNAPSHOT_FORMAT = 6;
 const HEAD = 'head';
 
 /**
@@ -94,10 +95,9 @@ export const SnapshotMeta = z.object({
 });
 export type SnapshotMeta = z.infer<typeof SnapshotMeta>;
 
-/** SnapshotMeta as a load checks it: every field but the records, which stay as written. */
-const StoredMetaSchema = SnapshotMeta.extend({ records: z.array(z.unknown()) });
-/** SnapshotMeta as stored: its records as snapshot-records.ts stores them (graph fields left out). */
-export type StoredMeta = Omit<SnapshotMeta, 'records'> & { records: StoredRecord[] };
+/** SnapshotMeta as stored: its records by column (snapshot-records.ts), graph fields left out. */
+const StoredMetaSchema = SnapshotMeta.extend({ records: StoredRecords });
+export type StoredMeta = z.infer<typeof StoredMetaSchema>;
 
 export interface Snapshot {
   /** Where its parts were read: the local copy of the stored snapshot (snapshot-local.ts), or KV. */
@@ -165,19 +165,9 @@ export class SnapshotStore {
       const issue = meta.error.issues[0];
       return { why: `snapshot meta invalid at ${issue?.path.join('.')}: ${issue?.message}` };
     }
-    // Not parsed again (see RECORD_SCHEMA): the records as this MajorDomo's schema wrote them.
-    const records = (json as { records: unknown[] }).records;
-    if (!records.every((r) => typeof r === 'object' && r !== null && !Array.isArray(r)))
-      return { why: 'snapshot records are not all objects' };
-    shareStrings(records as ArtefactRecord[]);
-    return {
-      snapshot: {
-        readFrom: from,
-        head: h,
-        meta: { ...meta.data, records: records as StoredRecord[] },
-        graph,
-      },
-    };
+    // The records' values are not parsed again (see RECORD_SCHEMA): expandRecords() checks
+    // their columns as it makes the records whole.
+    return { snapshot: { readFrom: from, head: h, meta: meta.data, graph } };
   }
 
   /**
@@ -250,7 +240,7 @@ export class SnapshotStore {
       bytes,
       sha256: hash.digest('hex'),
       ...marks,
-      artefactCount: meta.records.length,
+      artefactCount: meta.records.at.length,
       recordSchema: RECORD_SCHEMA,
       taken: new Date().toISOString(),
     };
@@ -270,38 +260,6 @@ export class SnapshotStore {
     for (const c of chunks) writer.add(c);
     await writer.done();
   }
-}
-
-/**
- * The records with their repeated values held once: JSON.parse makes a string per occurrence, and
- * 100,000s of records mostly repeat a state, a build id, a time, their pods and (as cutoff) their
- * own hash. About a third of their memory at 100k. The pods lists are shared frozen (MajorDomo
- * replaces a record's list, never changes one in place).
- */
-function shareStrings(records: ArtefactRecord[]): ArtefactRecord[] {
-  const strings = new Map<string, string>();
-  const once = (s: string): string => {
-    const held = strings.get(s);
-    if (held !== undefined) return held;
-    strings.set(s, s);
-    return s;
-  };
-  const lists = new Map<string, string[]>();
-  for (const rec of records) {
-    rec.status = once(rec.status) as ArtefactRecord['status'];
-    rec.updated = once(rec.updated);
-    if (rec.cutoff !== undefined) rec.cutoff = rec.cutoff === rec.sha256 ? rec.sha256 : rec.cutoff;
-    if (rec.buildId !== undefined) rec.buildId = once(rec.buildId);
-    if (rec.written) rec.written.pod = once(rec.written.pod);
-    const key = rec.pods.join('\n');
-    let pods = lists.get(key);
-    if (!pods) {
-      pods = Object.freeze(rec.pods.map(once)) as string[];
-      lists.set(key, pods);
-    }
-    rec.pods = pods;
-  }
-  return records;
 }
 
 /**
