@@ -1,6 +1,13 @@
-import { type DeadLetter, Envelope, envelope, streams, subjects } from '@computepods/protocol';
+import {
+  type DeadLetter,
+  Envelope,
+  envelope,
+  messageTypes,
+  streams,
+  subjects,
+} from '@computepods/protocol';
 import { defined, NatsServer } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { NatsUnavailableError, RemoteError } from './errors.js';
@@ -174,6 +181,30 @@ describe('Bus over a real nats-server', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     await consumer.stop();
+  });
+
+  it('publishes a body its caller validated with no parse of its own, deduped by msgId', async () => {
+    const schema = messageTypes['files.changed'];
+    const parse = vi.spyOn(schema, 'safeParse');
+    try {
+      const subject = subjects.filesChanged(P, 'pv');
+      const body = schema.parse(fileBody('v.txt'));
+      parse.mockClear();
+      const first = await bus.publishValidated('files.changed', subject, body, { msgId: 'pv-1' });
+      const again = await bus.publishValidated('files.changed', subject, body, { msgId: 'pv-1' });
+      expect(parse).not.toHaveBeenCalled();
+      expect([first.duplicate, again.duplicate]).toEqual([false, true]);
+      const stored = await bus.jsm.streams.getMessage(streams.files(P), { seq: first.seq });
+      const env = Envelope.parse(defined(stored, 'the stored message').json());
+      expect([env.type, env.project, env.source, env.body]).toEqual([
+        'files.changed',
+        P,
+        'tester',
+        body,
+      ]);
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('refuses to send an invalid body', () => {

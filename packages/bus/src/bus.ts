@@ -231,7 +231,32 @@ export class Bus {
     body: BodyInputOf<T>,
     options: PublishOptions = {},
   ): Promise<PubAck> {
-    const env = this.envelope(type, body, options.cid);
+    return this.#publishEnvelope(subject, this.envelope(type, body, options.cid), options);
+  }
+
+  /**
+   * As publish, for a body its caller validated already (a chef's build result, checked once
+   * for its KV write and for this message): enveloped and published with no second parse.
+   */
+  publishValidated<T extends MessageType>(
+    type: T,
+    subject: string,
+    body: BodyOf<T>,
+    options: PublishOptions = {},
+  ): Promise<PubAck> {
+    const env = envelope(type, body, {
+      project: this.project,
+      source: this.service,
+      cid: options.cid,
+    });
+    return this.#publishEnvelope(subject, env, options);
+  }
+
+  async #publishEnvelope(
+    subject: string,
+    env: Envelope<unknown>,
+    options: PublishOptions,
+  ): Promise<PubAck> {
     const data = JSON.stringify(env);
     const msgID = options.msgId ?? env.id;
     const deadline = performance.now() + (options.retryForMs ?? 30_000);

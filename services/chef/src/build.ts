@@ -9,7 +9,6 @@ import {
   TERMINAL_STATES,
 } from '@computepods/protocol';
 import pMap from 'p-map';
-import type { z } from 'zod';
 import { attemptTaskId, lastAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
@@ -23,6 +22,7 @@ import { changedInputs, makeFolders, type Stamps, stampInputs } from './input-st
 import { unchangedSinceLastRun } from './last-run.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
+import { checkResult, type ResultOut } from './result-out.js';
 import { type BuildPaths, checkRequest } from './rule-paths.js';
 import type { TaskView } from './task-view.js';
 import {
@@ -41,6 +41,8 @@ export interface ChefContext {
   readonly rules: ReadonlyMap<string, Rule>;
   readonly tasks: TypedKv<typeof TaskView>;
   readonly results: TypedKv<typeof BuildResult>;
+  /** The same bucket, written with the result checkResult validated (result-out.ts). */
+  readonly resultOut: ResultOut;
   readonly fetcher: InputFetcher;
   /** Hashes of workspace files kept with their stats (the fetcher's own). */
   readonly hashes: HashCache;
@@ -502,26 +504,30 @@ async function finish(
   > &
     Partial<Result>,
 ): Promise<void> {
-  // Validated (and its defaults filled) by the put and the publish, each as it sends: a third
-  // parse here cost as much again (an invalid result is refused by both, never sent).
-  // Recorded: the result cache (a constructive trace) that answers a repeated request
+  // Validated (and its defaults filled) once, for the put and the publish (an invalid result
+  // throws here, neither stored nor sent). Recorded: the result cache (a constructive trace) that answers a repeated request
   // (MajorDomo and handleBuild reuse successes only: a failure may be transient, a cancellation
   // is about other bytes). Every outcome is recorded, so a new request for this build knows that
   // its task, if it finished, was reported already and is not to be reused (taskIdFor). Put and
   // published at once (one round trip, not two, before MajorDomo plans on): a new request that
   // reads no record yet finds the finished task, whose outputs writtenSince checks are its own.
-  await Promise.all([ctx.results.put(result.buildId, result), publishResult(ctx, result, msg)]);
+  const checked = checkResult(result);
+  await Promise.all([
+    ctx.resultOut.put(checked.buildId, checked),
+    publishResult(ctx, checked, msg),
+  ]);
 }
 
+/** Publishes a validated result: one checkResult made, or one read from the bucket (decoded). */
 async function publishResult(
   ctx: ChefContext,
-  result: z.input<typeof BuildResult>,
+  result: BuildResult,
   msg: { readonly id: string; readonly cid: string },
 ): Promise<void> {
   // Keyed by the request message: the result of a redelivered request (this chef crashed after
   // publishing) is dropped as a duplicate, but a new request for the same build (MajorDomo
   // restarted and forgot a failure, or the inputs changed and changed back) gets its answer.
-  await ctx.bus.publish('build.result', subjects.buildResult(ctx.project), result, {
+  await ctx.bus.publishValidated('build.result', subjects.buildResult(ctx.project), result, {
     msgId: `result-${result.buildId}-${msg.id}`,
     cid: msg.cid,
   });

@@ -9,6 +9,7 @@ import { HashCache } from './hash-cache.js';
 import { startHeartbeat } from './heartbeat.js';
 import { answerHowToBuild } from './how-to-build.js';
 import { ProjectConfig } from './project-config.js';
+import { resultOut } from './result-out.js';
 import { TaskView } from './task-view.js';
 
 /**
@@ -48,6 +49,7 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
     rules: new Map(def.rules.map((r) => [r.id, r])),
     tasks,
     results,
+    resultOut: resultOut(results),
     fetcher,
     hashes,
     inflight,
