@@ -18,6 +18,43 @@ export function decode<T extends MessageType>(
   accept: readonly T[],
   project?: string,
 ): Decoded<T> {
+  const env = decodeEnvelope(data, accept, project);
+  const body = messageTypes[env.type].safeParse(env.body);
+  if (!body.success)
+    throw new MessageInvalidError(`invalid ${env.type} body`, issuesOf(body.error, ['body']));
+  return { ...env, body: body.data } as Decoded<T>;
+}
+
+/** A message of one type whose body is read through `view` (DecodedView). */
+export type DecodedView<T extends MessageType, S extends z.ZodType> = Envelope<z.infer<S>> & {
+  type: T;
+};
+
+/**
+ * As decode, for a reader of one type that reads only part of its body: the body is validated
+ * by `view` (a pick of the type's schema, say), whatever else it holds left unchecked and
+ * unread. For a follower of a big message it does not use whole (the fswatcher of MajorDomo's
+ * artefact records).
+ */
+export function decodeView<T extends MessageType, S extends z.ZodType>(
+  data: Uint8Array,
+  type: T,
+  view: S,
+  project?: string,
+): DecodedView<T, S> {
+  const env = decodeEnvelope(data, [type], project);
+  const body = view.safeParse(env.body);
+  if (!body.success)
+    throw new MessageInvalidError(`invalid ${type} body`, issuesOf(body.error, ['body']));
+  return { ...env, body: body.data } as DecodedView<T, S>;
+}
+
+/** The validated envelope of an accepted type for `project`, its body not yet checked. */
+function decodeEnvelope<T extends MessageType>(
+  data: Uint8Array,
+  accept: readonly T[],
+  project: string | undefined,
+): Envelope<unknown> & { type: T } {
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(data));
@@ -41,8 +78,5 @@ export function decode<T extends MessageType>(
       [{ path: 'project', message: `expected ${project}` }],
     );
   }
-  const body = messageTypes[type].safeParse(env.data.body);
-  if (!body.success)
-    throw new MessageInvalidError(`invalid ${type} body`, issuesOf(body.error, ['body']));
-  return { ...env.data, type, body: body.data } as Decoded<T>;
+  return { ...env.data, type };
 }

@@ -26,7 +26,7 @@ export {
 } from './config.js';
 export { type ConnectOptions, connectWithBackoff } from './connect.js';
 export type { ConsumeOptions, Consumer, MessageContext } from './consume.js';
-export { type Decoded, decode, issuesOf } from './decode.js';
+export { type Decoded, type DecodedView, decode, decodeView, issuesOf } from './decode.js';
 export {
   type Issue,
   isPermissionDenied,
@@ -51,7 +51,14 @@ export {
   startService,
   thenClose,
 } from './lifecycle.js';
-export { type Listener, type ListenJsonOptions, type ListenOptions, listenJson } from './listen.js';
+export {
+  type Listener,
+  type ListenJsonOptions,
+  type ListenOptions,
+  type ListenViewOptions,
+  listenJson,
+  listenView,
+} from './listen.js';
 export { createLogger, type Logger } from './logger.js';
 export {
   helpJson,

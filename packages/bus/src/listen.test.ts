@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import type { Decoded } from './decode.js';
-import { listenJson } from './listen.js';
+import { listenJson, listenView } from './listen.js';
 import { ensureProjectStreams } from './project.js';
 
 const P = 'listentest';
@@ -89,6 +89,52 @@ describe('Bus.listen (a real nats-server)', () => {
         'invalid build.cancel body',
         'unexpected message type "task.control"',
         `message for project other on ${P}'s subject`,
+      ]);
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it('listenView: one type read through a view of its body, checked as far as the view reads', async () => {
+    const view = z.object({ buildId: z.string().min(1) });
+    const got: Array<z.infer<typeof view>> = [];
+    const sub = listenView(bus, SUBJECT, {
+      type: 'build.cancel',
+      view,
+      handler: (m) => {
+        got.push(m.body);
+      },
+    });
+    const before = letters.length;
+    try {
+      await bus.nc.flush();
+      // A reason the view does not read goes unchecked (build.cancel's schema refuses a number).
+      const unread = envelope(
+        'build.cancel',
+        { buildId: 'v-1', reason: 'x' },
+        { project: P, source: 't' },
+      );
+      bus.nc.publish(SUBJECT, JSON.stringify({ ...unread, body: { buildId: 'v-1', reason: 7 } }));
+      bus.nc.publish(
+        SUBJECT,
+        JSON.stringify(envelope('build.cancel', { buildId: '' }, { project: P, source: 't' })),
+      );
+      bus.nc.publish(
+        SUBJECT,
+        JSON.stringify(
+          envelope('task.control', { taskId: 't', action: 'kill' }, { project: P, source: 't' }),
+        ),
+      );
+      bus.nc.publish(SUBJECT, cancel('v-2', 'other'));
+      bus.nc.publish(SUBJECT, cancel('v-3'));
+      await untilDefined('two read, three letters', async () =>
+        got.length === 2 && letters.length === before + 3 ? true : undefined,
+      );
+      expect(got).toEqual([{ buildId: 'v-1' }, { buildId: 'v-3' }]);
+      expect(letters.slice(before).map((l) => l.issues[0]?.path)).toEqual([
+        'body.buildId',
+        'type',
+        'project',
       ]);
     } finally {
       sub.unsubscribe();

@@ -2,7 +2,7 @@ import { issuesOf, type MessageType } from '@computepods/protocol';
 import type { Msg } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import type { Bus } from './bus.js';
-import { type Decoded, decode } from './decode.js';
+import { type Decoded, type DecodedView, decode, decodeView } from './decode.js';
 import { MessageInvalidError } from './errors.js';
 import { subscribeMessages } from './subscribe.js';
 
@@ -58,6 +58,36 @@ export function listen<T extends MessageType>(
     cidOf: (m) => m.cid,
     invalidMsg: options.invalidMsg ?? `invalid ${options.accept.join(' or ')} dead-lettered`,
   });
+}
+
+export interface ListenViewOptions<T extends MessageType, S extends z.ZodType>
+  extends CommonOptions<DecodedView<T, S>> {
+  /** The one message type accepted on the subject; anything else is dead-lettered. */
+  readonly type: T;
+  /** What the handler reads of a body (a pick of the type's schema): the rest goes unchecked. */
+  readonly view: S;
+}
+
+/**
+ * As `listen`, for one message type read through a view of its body (decodeView): a follower
+ * of big messages that reads a few fields of each (the fswatcher of MajorDomo's artefact
+ * records) validates those, not the whole body.
+ */
+export function listenView<T extends MessageType, S extends z.ZodType>(
+  bus: Bus,
+  subject: string,
+  options: ListenViewOptions<T, S>,
+): Listener {
+  return subscribe(
+    bus,
+    subject,
+    (data) => decodeView(data, options.type, options.view, bus.project),
+    {
+      ...options,
+      cidOf: (m) => m.cid,
+      invalidMsg: options.invalidMsg ?? `invalid ${options.type} dead-lettered`,
+    },
+  );
 }
 
 /**

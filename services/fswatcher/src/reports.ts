@@ -1,6 +1,26 @@
-import type { Bus } from '@computepods/bus';
+import { type Bus, listenView } from '@computepods/bus';
 import type { FileWatcher, ReportedWrite } from '@computepods/fswatch';
-import { type ArtefactRecord, subjects } from '@computepods/protocol';
+import { ArtefactRecord, subjects } from '@computepods/protocol';
+import { z } from 'zod';
+
+/**
+ * What the watcher reads of each announced record, validated as ArtefactRecord validates it; the
+ * rest (its time, build, cutoff, projections, error) goes unchecked and unread: every compile's
+ * outputs are announced to every pod's fswatcher, and checking whole records (their ISO times and
+ * hashes) was about a quarter of its CPU in pnpm bench cbuild (issue #15).
+ */
+const Seen = ArtefactRecord.pick({
+  path: true,
+  status: true,
+  sha256: true,
+  size: true,
+  producer: true,
+  auxiliary: true,
+  pods: true,
+  written: true,
+});
+type Seen = z.infer<typeof Seen>;
+const SeenStates = z.object({ records: z.array(Seen).min(1) });
 
 /** States in which an artefact's producer is about to write it, or writing it. */
 const BEING_BUILT: ReadonlySet<ArtefactRecord['status']> = new Set(['queued', 'building']);
@@ -15,8 +35,9 @@ const BEING_BUILT: ReadonlySet<ArtefactRecord['status']> = new Set(['queued', 'b
  * the look is then announced as before.
  */
 export function followReports(bus: Bus, pod: string, watcher: FileWatcher): () => void {
-  const sub = bus.listen(subjects.artefactState(bus.project), {
-    accept: ['artefact.states'],
+  const sub = listenView(bus, subjects.artefactState(bus.project), {
+    type: 'artefact.states',
+    view: SeenStates,
     handler: (msg) => {
       for (const rec of msg.body.records) {
         if (BEING_BUILT.has(rec.status) && rec.producer && !rec.auxiliary)
@@ -29,7 +50,7 @@ export function followReports(bus: Bus, pod: string, watcher: FileWatcher): () =
 }
 
 /** The bytes MajorDomo records as written on `pod` by their build, or undefined for any other state. */
-function writtenHere(rec: ArtefactRecord, pod: string): ReportedWrite | undefined {
+function writtenHere(rec: Seen, pod: string): ReportedWrite | undefined {
   const { sha256, size, written } = rec;
   if (rec.status !== 'up_to_date' || sha256 === null || size === null || written?.pod !== pod)
     return undefined;
