@@ -24,6 +24,7 @@ describe('the local snapshot copy', () => {
   const meta: StoredMeta = {
     passLimit: 5,
     records: {
+      count: 0,
       strings: [],
       podLists: [],
       at: [],

@@ -3,7 +3,7 @@ import { DependencyManager } from '@computepods/depgraph';
 import type { ArtefactRecord } from '@computepods/protocol';
 import { describe, expect, it } from 'vitest';
 import { RecordIndex } from './record-index.js';
-import { compactRecords, expandRecords, type StoredRecords } from './snapshot-records.js';
+import { compactRecords, expandRecords, runsOf, type StoredRecords } from './snapshot-records.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const UPDATED = '2026-12-06T00:00:00.000Z';
@@ -88,6 +88,18 @@ const index = (recs: ArtefactRecord[]) => {
   return { get: (p: string) => i.get(p), records: () => i.values(), size: i.size };
 };
 
+/** A column's values from its runs (runsOf's pairs of step and count). */
+function values(runs: unknown[]): number[] {
+  const out: number[] = [];
+  let v = 0;
+  for (let i = 0; i < runs.length; i += 2)
+    for (let n = 0; n < (runs[i + 1] as number); n++) {
+      v += runs[i] as number;
+      out.push(v);
+    }
+  return out;
+}
+
 /** Through JSON, as a snapshot stores them. */
 const stored = (recs: StoredRecords): StoredRecords => JSON.parse(JSON.stringify(recs));
 const byPath = (rs: ArtefactRecord[]) => Object.fromEntries(rs.map((r) => [r.path, r]));
@@ -105,17 +117,19 @@ describe("a snapshot's records (snapshot-records.ts)", () => {
     const recs = records(dm);
     const compact = compactRecords(dm, index(recs));
     // In the graph's order, then the one it lacks, its path kept; what the graph holds left out.
-    expect(compact.at).toEqual(
+    const at = values(compact.at);
+    expect(at).toEqual(
       dm
         .pathsInOrder()
         .flatMap((p, id) => (recs.some((r) => r.path === p) ? [id] : []))
         .concat([-1]),
     );
-    const a = compact.at.indexOf(dm.pathsInOrder().indexOf('obj/a.o'));
-    expect([compact.sha256[a], compact.cutoff[a], compact.producer[a]]).toEqual([2, 2, 2]);
+    const a = at.indexOf(dm.pathsInOrder().indexOf('obj/a.o'));
+    const fromGraph = [compact.sha256, compact.cutoff, compact.producer].map((c) => values(c)[a]);
+    expect(fromGraph).toEqual([2, 2, 2]);
     expect(compact.strings).not.toContain('obj/a.o');
     expect(compact.strings).not.toContain(dm.strings('obj/a.o')?.hash);
-    expect(compact.rest).toEqual([[compact.at.length - 1, { path: 'paper.log', auxiliary: true }]]);
+    expect(compact.rest).toEqual([[compact.count - 1, { path: 'paper.log', auxiliary: true }]]);
     // Each repeated value once.
     expect(compact.strings.filter((s) => s === UPDATED)).toHaveLength(1);
     expect(JSON.stringify(compact).length).toBeLessThan(JSON.stringify(recs).length);
@@ -126,6 +140,14 @@ describe("a snapshot's records (snapshot-records.ts)", () => {
     const obj = back.find((r) => r.path === 'obj/a.o');
     expect(obj?.path).toBe(restored.strings('obj/a.o')?.path);
     expect(Object.isFrozen(obj?.pods)).toBe(true);
+  });
+
+  it('are runs of values: repeats and steps of one are one run each', () => {
+    expect(runsOf([])).toEqual([]);
+    expect(runsOf([5, 5, 5, 5])).toEqual([5, 1, 0, 3]);
+    expect(runsOf([0, 1, 2, 3, 7, -1, -1])).toEqual([0, 1, 1, 3, 4, 1, -8, 1, 0, 1]);
+    for (const vs of [[3], [1, 2, 3], [-1, 0, 4, 4, 4, 9, 10, 11], [2, 2, 1, 1, 0, 0]])
+      expect(values(runsOf(vs))).toEqual(vs);
   });
 
   it('keep a field no column holds, and a value of another type, whole', () => {
@@ -150,13 +172,21 @@ describe("a snapshot's records (snapshot-records.ts)", () => {
       edit(rs);
       return expandRecords(dm, rs);
     };
-    expect(bad((rs) => rs.at.splice(0, 1, 999))).toMatch(/names no path of its graph/);
-    expect(bad((rs) => rs.at.splice(0, 1, 'x'))).toMatch(/names no path of its graph/);
-    const missing = compact.at.indexOf(dm.pathsInOrder().indexOf('src/b.c'));
-    expect(bad((rs) => rs.sha256.splice(missing, 1, 2))).toMatch(/its graph has no hash/);
-    expect(bad((rs) => rs.producer.splice(missing, 1, 2))).toMatch(/its graph has no producer/);
+    /** A column's value at record `i` set to `v`. */
+    const set = (column: unknown[], i: number, v: number) => {
+      const vs = values(column);
+      vs[i] = v;
+      column.splice(0, column.length, ...runsOf(vs));
+    };
+    expect(bad((rs) => set(rs.at, 0, 999))).toMatch(/names no path of its graph/);
+    expect(bad((rs) => rs.at.splice(0, 1, 'x'))).toMatch(/column at: run 0 is not one/);
+    const missing = values(compact.at).indexOf(dm.pathsInOrder().indexOf('src/b.c'));
+    expect(bad((rs) => set(rs.sha256, missing, 2))).toMatch(/its graph has no hash/);
+    expect(bad((rs) => set(rs.producer, missing, 2))).toMatch(/its graph has no producer/);
     expect(bad((rs) => rs.rest.splice(0, 1))).toMatch(/has no path/);
-    expect(bad((rs) => rs.status.pop())).toMatch(/column status has/);
-    expect(bad((rs) => rs.updated.splice(0, 1, 9999))).toMatch(/time code 9999/);
+    expect(bad((rs) => rs.status.splice(-1, 1, 0))).toMatch(/column status: run .* is not one/);
+    expect(bad((rs) => rs.status.splice(-1, 1, 9))).toMatch(/column status has .* of 6 values/);
+    expect(bad((rs) => set(rs.updated, 0, 9999))).toMatch(/time code 9999/);
+    expect(bad((rs) => rs.size.pop())).toMatch(/record sizes: 5 of 6/);
   });
 });

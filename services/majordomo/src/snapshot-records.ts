@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { ArtefactManager } from './artefacts.js';
 
 /**
- * How a snapshot stores its artefact records (snapshot-store.ts, format 6): by column, one value
+ * How a snapshot stores its artefact records (snapshot-store.ts, format 7): by column, one value
  * per record in each, the strings they repeat (states, times, build ids, pods, hashes the graph
  * does not hold) once in `strings`. A record whose path the graph holds leaves out what the
  * graph holds already: its path (the graph's path id in `at`), and its sha256, cutoff and
@@ -13,8 +13,13 @@ import type { ArtefactManager } from './artefacts.js';
  * Format 5 stored each record as a JSON object: at 100k artefacts its JSON.parse (~75 ms), the
  * strings it made and shareStrings() then replaced (~15 ms), the fields deleted and added again
  * (~17 ms) and their garbage (scavenges where everything survives) were a fifth of a restart's
- * CPU (bench/scale/restarts.ts' profile). Columns parse as arrays of small integers, and a record
- * is made once, in one go, its strings shared from the start.
+ * CPU (bench/scale/restarts.ts' profile). A record is now made once, in one go, its strings
+ * shared from the start.
+ *
+ * Each integer column is stored as runs (runsOf()): neighbours in the graph's path order
+ * mostly share a state, codes and pods, and path ids and the codes of new strings go up by one,
+ * so 100,000s of values are a few runs, not an array JSON.parse makes of them (format 6: ~20 ms
+ * and ~9 MB the young generation copied at 100k artefacts).
  *
  * A string field's code: ABSENT, NULL, FROM_GRAPH, or STRING + its index in `strings`. A field a
  * column cannot hold (another type, a field no column has) goes whole into `rest` with the
@@ -29,6 +34,8 @@ const STRING = 3;
 const Column = z.custom<unknown[]>(Array.isArray, 'not an array');
 
 export const StoredRecords = z.object({
+  /** How many records. */
+  count: z.number().int().nonnegative(),
   strings: z.array(z.string()),
   /** The pods lists, each as indices into `strings`. */
   podLists: z.array(z.array(z.number().int().nonnegative())),
@@ -38,7 +45,7 @@ export const StoredRecords = z.object({
   sha256: Column,
   cutoff: Column,
   producer: Column,
-  /** The size as it is (a number or null). */
+  /** The size as it is (a number or null), not in runs. */
   size: Column,
   /** Index into podLists. */
   pods: Column,
@@ -53,13 +60,16 @@ export type StoredRecords = z.infer<typeof StoredRecords>;
 
 /** The string columns: a record's field by the column that holds it. */
 const CODED = ['status', 'sha256', 'cutoff', 'producer', 'updated', 'buildId'] as const;
+/** The columns stored as runs: every one but size. */
+const IN_RUNS = ['at', ...CODED, 'pods', 'writtenPod', 'writtenMtime'] as const;
+type Columns = Omit<StoredRecords, 'count' | 'strings' | 'podLists' | 'rest'>;
 
 /** The records as a snapshot stores them, in the graph's path order, then those it lacks. */
 export function compactRecords(
   dm: DependencyManager,
   artefacts: Pick<ArtefactManager, 'get' | 'records' | 'size'>,
 ): StoredRecords {
-  const out = new Columns();
+  const out = new ColumnsBuilder();
   const paths = dm.pathsInOrder();
   let n = 0;
   for (const [id, path] of paths.entries()) {
@@ -74,12 +84,12 @@ export function compactRecords(
 }
 
 /** Records added a column value at a time. */
-class Columns {
+class ColumnsBuilder {
   readonly #strings: string[] = [];
   readonly #index = new Map<string, number>();
   readonly #podLists: number[][] = [];
   readonly #podIndex = new Map<string, number>();
-  readonly #cols: Omit<StoredRecords, 'strings' | 'podLists' | 'rest'> = {
+  readonly #cols: { [K in keyof Columns]: (number | null)[] } = {
     at: [],
     status: [],
     sha256: [],
@@ -143,7 +153,16 @@ class Columns {
   }
 
   stored(): StoredRecords {
-    return { strings: this.#strings, podLists: this.#podLists, ...this.#cols, rest: this.#rest };
+    const c = this.#cols;
+    const runs = Object.fromEntries(IN_RUNS.map((name) => [name, runsOf(c[name] as number[])]));
+    return {
+      count: c.at.length,
+      strings: this.#strings,
+      podLists: this.#podLists,
+      ...(runs as Omit<Columns, 'size'>),
+      size: c.size,
+      rest: this.#rest,
+    };
   }
 
   /** The code of a string field's value; undefined: a value no code stands for. */
@@ -199,11 +218,11 @@ export function expandRecords(
 }
 
 function expand(dm: DependencyManager, stored: StoredRecords): ArtefactRecord[] {
-  const { strings, at, size, rest } = stored;
-  const n = at.length;
-  for (const name of [...CODED, 'size', 'pods', 'writtenPod', 'writtenMtime'] as const)
-    if (stored[name].length !== n)
-      throw new Unfit(`snapshot record column ${name} has ${stored[name].length} of ${n} values`);
+  const { strings, count: n, size, rest } = stored;
+  if (size.length !== n) throw new Unfit(`snapshot record sizes: ${size.length} of ${n}`);
+  const col = (name: (typeof IN_RUNS)[number]) => new Runs(stored[name], n, name);
+  const [at, status, sha256, cutoff, producer, updated, buildId, podsAt, writtenPod, writtenMtime] =
+    IN_RUNS.map(col) as [Runs, Runs, Runs, Runs, Runs, Runs, Runs, Runs, Runs, Runs];
   const lists = stored.podLists.map((l) =>
     Object.freeze(
       l.map((s) => {
@@ -213,48 +232,48 @@ function expand(dm: DependencyManager, stored: StoredRecords): ArtefactRecord[] 
       }),
     ),
   );
-  const str = (col: unknown[], i: number, graph: string | undefined, what: string) => {
-    const c = col[i];
+  const str = (c: number, i: number, graph: string | undefined, what: string) => {
     if (c === ABSENT) return undefined;
     if (c === NULL) return null;
     if (c === FROM_GRAPH) {
       if (graph === undefined) throw new Unfit(`snapshot record ${i}: its graph has no ${what}`);
       return graph;
     }
-    const s = typeof c === 'number' ? strings[c - STRING] : undefined;
-    if (s === undefined) throw new Unfit(`snapshot record ${i}: ${what} code ${String(c)}`);
+    const s = strings[c - STRING];
+    if (s === undefined) throw new Unfit(`snapshot record ${i}: ${what} code ${c}`);
     return s;
   };
   const out = new Array<ArtefactRecord>(n);
   let r = 0;
   for (let i = 0; i < n; i++) {
-    const id = at[i];
+    const id = at.next();
     let held: { path: string; hash: string | undefined; producer: string | undefined } | undefined;
     if (id !== -1) {
-      held = typeof id === 'number' ? dm.stringsAt(id) : undefined;
-      if (!held) throw new Unfit(`a snapshot record names no path of its graph (${String(id)})`);
+      held = dm.stringsAt(id);
+      if (!held) throw new Unfit(`a snapshot record names no path of its graph (${id})`);
     }
-    const pods = lists[stored.pods[i] as number];
+    const list = podsAt.next();
+    const pods = lists[list];
     const sz = size[i];
-    if (!pods) throw new Unfit(`snapshot record ${i}: pods list ${String(stored.pods[i])}`);
+    if (!pods) throw new Unfit(`snapshot record ${i}: pods list ${list}`);
     if (typeof sz !== 'number' && sz !== null) throw new Unfit(`snapshot record ${i}: size`);
     const rec: Record<string, unknown> = {
       path: held?.path,
-      status: str(stored.status, i, undefined, 'status'),
-      sha256: str(stored.sha256, i, held?.hash, 'hash'),
+      status: str(status.next(), i, undefined, 'status'),
+      sha256: str(sha256.next(), i, held?.hash, 'hash'),
       size: sz,
       pods,
-      updated: str(stored.updated, i, undefined, 'time'),
+      updated: str(updated.next(), i, undefined, 'time'),
     };
-    const cutoff = str(stored.cutoff, i, held?.hash, 'hash');
-    if (cutoff !== undefined) rec.cutoff = cutoff;
-    const producer = str(stored.producer, i, held?.producer, 'producer');
-    if (producer !== undefined) rec.producer = producer;
-    const buildId = str(stored.buildId, i, undefined, 'build id');
-    if (buildId !== undefined) rec.buildId = buildId;
-    const pod = str(stored.writtenPod, i, undefined, 'pod');
-    if (pod !== undefined)
-      rec.written = { pod, mtimeNs: str(stored.writtenMtime, i, undefined, 'mtime') };
+    const c = str(cutoff.next(), i, held?.hash, 'hash');
+    if (c !== undefined) rec.cutoff = c;
+    const p = str(producer.next(), i, held?.producer, 'producer');
+    if (p !== undefined) rec.producer = p;
+    const b = str(buildId.next(), i, undefined, 'build id');
+    if (b !== undefined) rec.buildId = b;
+    const pod = str(writtenPod.next(), i, undefined, 'pod');
+    const mtimeNs = str(writtenMtime.next(), i, undefined, 'mtime');
+    if (pod !== undefined) rec.written = { pod, mtimeNs };
     const more = rest[r];
     if (more && more[0] === i) {
       Object.assign(rec, more[1]);
@@ -265,4 +284,62 @@ function expand(dm: DependencyManager, stored: StoredRecords): ArtefactRecord[] 
   }
   if (r < rest.length) throw new Unfit(`snapshot record fields for record ${rest[r]?.[0]}`);
   return out;
+}
+
+/**
+ * A column as runs: pairs of (step, count), each value the one before plus the step (the first
+ * after 0), `count` times. Values that repeat are one run, and so are values that go up by one
+ * (path ids, the codes of strings first met in turn); at worst, twice as many numbers.
+ */
+export function runsOf(values: readonly number[]): number[] {
+  const runs: number[] = [];
+  let prev = 0;
+  let step = Number.NaN;
+  let count = 0;
+  for (const v of values) {
+    if (v - prev === step) count++;
+    else {
+      if (count > 0) runs.push(step, count);
+      step = v - prev;
+      count = 1;
+    }
+    prev = v;
+  }
+  if (count > 0) runs.push(step, count);
+  return runs;
+}
+
+/** A column's values from its runs, in turn; checked to give exactly `n` integers. */
+class Runs {
+  #at = 0;
+  #left = 0;
+  #step = 0;
+  #value = 0;
+
+  constructor(
+    private readonly runs: unknown[],
+    n: number,
+    what: string,
+  ) {
+    let total = 0;
+    for (let i = 0; i < runs.length; i += 2) {
+      const step = runs[i];
+      const count = runs[i + 1];
+      if (!Number.isInteger(step) || !Number.isInteger(count) || (count as number) < 1)
+        throw new Unfit(`snapshot record column ${what}: run ${i / 2} is not one`);
+      total += count as number;
+    }
+    if (total !== n) throw new Unfit(`snapshot record column ${what} has ${total} of ${n} values`);
+  }
+
+  next(): number {
+    if (this.#left === 0) {
+      this.#step = this.runs[this.#at] as number;
+      this.#left = this.runs[this.#at + 1] as number;
+      this.#at += 2;
+    }
+    this.#left--;
+    this.#value += this.#step;
+    return this.#value;
+  }
 }

@@ -30,6 +30,7 @@ import { StoredRecords } from './snapshot-records.js';
  * record leaves out what the graph holds (its path, and its hashes and producer where equal:
  * snapshot-records.ts); a snapshot of 4 is ignored once likewise. 6: the records by column, the
  * strings they repeat held once (snapshot-records.ts); a snapshot of 5 is ignored once likewise.
+ * 7: those columns as runs (snapshot-records.ts runsOf).
  *
  * The artefact records are not parsed again with zod at a load (at 100k records that was half
  * the decode and a copy of every record): each was an ArtefactRecord when MajorDomo wrote it, the
@@ -37,7 +38,7 @@ import { StoredRecords } from './snapshot-records.js';
  * record schema they were written under (RECORD_SCHEMA): records of any other (a field added or
  * changed in protocol) are no snapshot, and the full restore parses every record again.
  */
-export const SNAPSHOT_FORMAT = 6;
+export const SNAPSHOT_FORMAT = 7;
 const HEAD = 'head';
 
 /**
@@ -240,7 +241,7 @@ export class SnapshotStore {
       bytes,
       sha256: hash.digest('hex'),
       ...marks,
-      artefactCount: meta.records.at.length,
+      artefactCount: meta.records.count,
       recordSchema: RECORD_SCHEMA,
       taken: new Date().toISOString(),
     };
