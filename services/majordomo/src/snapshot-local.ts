@@ -4,7 +4,7 @@ import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import type { StoredPart } from './snapshot-read.js';
+import { type ReadParts, readWhole, type StoredPart } from './snapshot-read.js';
 import type { SnapshotHead } from './snapshot-store.js';
 
 /**
@@ -33,6 +33,8 @@ const MAX_TRAILER = 4 * 1024 * 1024;
 /** An open copy: its parts by key (`part.<n>`), as the snapshot bucket's get gives them. */
 export interface OpenCopy {
   get(key: string): Promise<StoredPart | undefined>;
+  /** All its parts at once, through readParts' checks (readWhole: in one read, one hash). */
+  read(): Promise<ReadParts>;
   close(): Promise<void>;
 }
 
@@ -74,7 +76,21 @@ export class LocalSnapshot {
         at += l;
       }
       const lengths = found.trailer.parts;
+      const metaBytes = lengths.slice(0, head.metaParts).reduce((n, l) => n + l, 0);
       return {
+        async read() {
+          // Placed so the graph's bytes start 8-aligned: depgraph reads its words in place then
+          // (a Uint32Array over them), where it copies words at any other offset.
+          const pad = (8 - (metaBytes % 8)) % 8;
+          const data = Buffer.from(new ArrayBuffer(pad + found.dataBytes), pad, found.dataBytes);
+          let got = 0;
+          while (got < data.length) {
+            const { bytesRead } = await fh.read(data, got, data.length - got, got);
+            if (bytesRead === 0) break;
+            got += bytesRead;
+          }
+          return readWhole(head, data.subarray(0, got), metaBytes);
+        },
         async get(key) {
           const n = Number(/^part\.(\d+)$/.exec(key)?.[1] ?? Number.NaN);
           const length = lengths[n];

@@ -182,7 +182,7 @@ export class SnapshotStore {
     if ('why' in copy) why = copy.why;
     else {
       try {
-        const read = await readParts(head, (key) => copy.get(key));
+        const read = await copy.read();
         if (!('why' in read)) return { read, from: 'local copy' };
         why = read.why;
       } finally {
