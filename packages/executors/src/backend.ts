@@ -20,14 +20,17 @@ export type RecordPatch = Partial<
 export interface BackendContext {
   get(taskId: string): TaskRecord | undefined;
   /**
-   * Moves the task to `to` if it is still in one of `from`; resolves with the recorded record
-   * (act on it after), or undefined when the task had moved on meanwhile (killed, paused).
+   * Moves the task to `to` if it is still in one of `from` (and `when` holds for its record);
+   * resolves with the recorded record (act on it after), or undefined when the task had moved on
+   * meanwhile (killed, paused). `to` may be several states, passed through in one write (the
+   * patch goes with the last), each announced in order as a write of several does.
    */
   advance(
     taskId: string,
     from: readonly TaskState[],
-    to: TaskState,
+    to: TaskState | readonly TaskState[],
     patch?: RecordPatch,
+    when?: (rec: TaskRecord) => boolean,
   ): Promise<TaskRecord | undefined>;
   /** Records a change that is not a transition (a job id, a new job folder). */
   update(taskId: string, patch: RecordPatch): Promise<TaskRecord | undefined>;

@@ -301,22 +301,33 @@ export class Executor<B extends Backend = Backend> {
     return run;
   }
 
+  /** Records `rec` moved to `to` (through each state of a list, in one write), then announces it. */
   async #move(
     rec: TaskRecord,
-    to: TaskState,
+    to: TaskState | readonly TaskState[],
     patch: RecordPatch,
     pausedFrom?: TaskState,
   ): Promise<TaskRecord> {
-    let next = this.#step(rec, to, patch, new Date().toISOString(), pausedFrom);
-    if (isTerminal(to)) {
+    const path: readonly TaskState[] = typeof to === 'string' ? [to] : to;
+    const time = new Date().toISOString();
+    const steps: TaskRecord[] = [];
+    let next = rec;
+    for (const [i, state] of path.entries()) {
+      next = this.#step(next, state, i === path.length - 1 ? patch : {}, time, pausedFrom);
+      steps.push(next);
+    }
+    const ends = isTerminal(next.state);
+    if (ends) {
       next = { ...next, ...(await this.#beforeEnd(next)) };
+      steps[steps.length - 1] = next;
       this.#stages?.mark(rec.task.taskId, 'end-prepared');
     }
     await this.#write(next);
     this.#records.set(rec.task.taskId, next);
-    if (isTerminal(to)) this.#stages?.done(rec.task.taskId);
-    this.#announce(next, rec.state);
-    if (isTerminal(to)) this.#markEnded(next);
+    if (ends) this.#stages?.done(rec.task.taskId);
+    for (const [i, s] of steps.entries())
+      this.#announce(s, (steps[i - 1] ?? rec).state, i < steps.length - 1);
+    if (ends) this.#markEnded(next);
     return next;
   }
 
@@ -420,10 +431,10 @@ export class Executor<B extends Backend = Backend> {
   #context(): BackendContext {
     return {
       get: (taskId) => this.#records.get(taskId),
-      advance: (taskId, from, to, patch) =>
+      advance: (taskId, from, to, patch, when) =>
         this.#serial(taskId, async () => {
           const rec = this.#records.get(taskId);
-          if (!rec || !from.includes(rec.state)) return undefined;
+          if (!rec || !from.includes(rec.state) || (when && !when(rec))) return undefined;
           return this.#move(rec, to, patch ?? {}, rec.state);
         }),
       update: (taskId, patch) =>

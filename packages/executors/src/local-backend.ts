@@ -9,6 +9,7 @@ import type {
   BackendContext,
   LogRead,
   LogStream,
+  RecordPatch,
   UnpublishedLogs,
 } from './backend.js';
 import { isRetryable, UnsafeValueError } from './errors.js';
@@ -88,6 +89,14 @@ interface Running {
   recorded?: Promise<boolean>;
   /** While its running record is not stored yet. */
   unrecorded?: boolean;
+  /**
+   * Started before its running record, whose write is not issued yet: it is once the spawner
+   * reports the pid (or an end that is no exit of it), or, when the exit comes with the pid (a
+   * task of less than the spawner's pid hold), its end is recorded with it in one write.
+   */
+  pendingRunning?: RunningPatch;
+  /** The life of the record it was started for (task-life.ts). */
+  life?: string | undefined;
   /** Its record went elsewhere before its pid was known: SIGKILL it once it is. */
   killOnStart?: boolean;
   /** Its record went elsewhere: its folder goes once the spawner reports its end. */
@@ -433,8 +442,17 @@ export class LocalBackend implements Backend {
     if (!entry) return;
     this.#stats.startedBeforeRecord++;
     entry.unrecorded = true;
-    // The spawner's request first: it leaves before the record's encoding and KV write.
+    entry.life = lifeOf(rec);
+    // Written once the spawner says more (#issueRunning), or with the task's end (#ended).
+    entry.pendingRunning = patch;
     this.#spawn(rec, patch.handle, { timeout: false });
+  }
+
+  /** The running write of a task started before it, if it was not issued yet. */
+  #issueRunning(id: string, entry: Running): void {
+    const patch = entry.pendingRunning;
+    if (!patch) return;
+    entry.pendingRunning = undefined;
     entry.recorded = this.#recordRunning(id, entry, patch);
   }
 
@@ -466,7 +484,7 @@ export class LocalBackend implements Backend {
     for (let tries = 1; ; tries++) {
       let rec: TaskRecord | undefined;
       try {
-        rec = await this.#c.advance(id, ['submitted'], 'running', patch);
+        rec = await this.#c.advance(id, ['submitted'], 'running', patch, this.#ofLife(entry));
       } catch (err) {
         if (!isRetryable((err as Error).cause ?? err)) {
           this.#c.log('warn', 'task record changed elsewhere; killing the copy started here', {
@@ -497,6 +515,69 @@ export class LocalBackend implements Backend {
       this.#stages?.mark(id, 'running');
       if (this.#running.get(id) === entry) this.#armTimeout(id, rec, patch.handle);
       return true;
+    }
+  }
+
+  /**
+   * Only the life a copy was started for: a task paused and resumed meanwhile (a new life,
+   * queued again) is not this copy's to record.
+   */
+  #ofLife(entry: Running): ((rec: TaskRecord) => boolean) | undefined {
+    if (entry.life === undefined) return undefined;
+    return (rec) => lifeOf(rec) === entry.life;
+  }
+
+  /**
+   * A task started before its record that ended before its running write was issued (its pid
+   * and exit came together): submitted, running and its end in one write, tried again like
+   * #recordRunning. A record that went elsewhere, or a task killed or paused meanwhile: nothing
+   * is recorded for this copy, and its folder goes.
+   */
+  async #recordStartedAndEnded(
+    id: string,
+    entry: Running,
+    patch: RunningPatch,
+    end: EndRecord,
+  ): Promise<void> {
+    const dir = patch.handle.dir;
+    for (let tries = 1; ; tries++) {
+      let rec: TaskRecord | undefined;
+      try {
+        rec = await this.#c.advance(
+          id,
+          ['submitted'],
+          ['running', end.to],
+          { ...patch, ...end.patch },
+          this.#ofLife(entry),
+        );
+      } catch (err) {
+        if (!isRetryable((err as Error).cause ?? err)) {
+          this.#c.log('warn', 'task record changed elsewhere; the copy started here has ended', {
+            taskId: id,
+            err: String(err),
+          });
+          this.#removeDropped(id, dir, entry.life);
+          return;
+        }
+        this.#c.log('error', 'could not record a started task as ended; trying again', {
+          taskId: id,
+          tries,
+          err: String(err),
+        });
+        await sleep(1_000, undefined, { ref: false });
+        // Stopping: a restarted runner finds its folder (this life, an exit) and records it.
+        if (this.#closed) return;
+        continue;
+      }
+      if (!rec) {
+        this.#c.log('warn', 'task killed or paused before its start was recorded; it has ended', {
+          taskId: id,
+        });
+        this.#removeDropped(id, dir, entry.life);
+        return;
+      }
+      this.#stages?.mark(id, 'running');
+      return;
     }
   }
 
@@ -579,6 +660,8 @@ export class LocalBackend implements Backend {
           ...(stages ? { sent: () => stages.mark(id, 'sent') } : {}),
           started: (pid) => {
             stages?.mark(id, 'pid');
+            // After the lines read with it: an exit among them is recorded with the start.
+            if (entry.pendingRunning) queueMicrotask(() => this.#issueRunning(id, entry));
             if (entry.killOnStart) signalGroup(pid, 'SIGKILL');
             this.#stats.spawned++;
             if (!mine() || entry.adopted) return;
@@ -638,8 +721,11 @@ export class LocalBackend implements Backend {
     else if (end.kind === 'signal') void this.#ended(id, undefined, `ended by ${end.signal}`);
     else if (end.kind === 'failed')
       void this.#ended(id, undefined, `could not start the task: ${end.error}`);
-    else if (end.kind === 'claimed') this.#followClaimed(id, entry);
-    else if (!entry.adopted) {
+    else if (end.kind === 'claimed') {
+      this.#issueRunning(id, entry);
+      this.#followClaimed(id, entry);
+    } else if (!entry.adopted) {
+      this.#issueRunning(id, entry);
       // The spawner died; the task lives on in its own session: follow it through its folder.
       // Without a pid yet it may never have started: start it once more after the grace period.
       if (!entry.pid) entry.lostBeforeStart = (entry.lostBeforeStart ?? 0) + 1;
@@ -660,41 +746,50 @@ export class LocalBackend implements Backend {
     this.#running.delete(id);
     this.#stages?.mark(id, 'lane-free');
     this.#pump();
-    // Started before its running record: that goes first, or this copy was dropped.
-    if (entry.recorded && !(await entry.recorded)) return;
     try {
-      const rec = this.#c.get(id);
-      const missing =
-        code === 0 && this.#staging && rec?.task.files
-          ? await this.#staging
-              .stageOut(rec)
-              .catch(
-                (err: unknown) => `could not bring back the outputs: ${(err as Error).message}`,
-              )
-          : undefined;
-      if (missing)
-        await this.#c.advance(id, ['running'], 'failed', { exitCode: 0, reason: missing });
-      else if (code === 0) await this.#c.advance(id, ['running'], 'finished', { exitCode: 0 });
-      else if (code !== undefined) {
-        if (this.#staging && rec?.task.files?.auxiliaries?.length)
-          await this.#staging.stageFailed(rec).catch((err: unknown) =>
-            this.#c.log('warn', 'could not bring back the auxiliaries of a failed task', {
-              taskId: id,
-              err: String(err),
-            }),
-          );
-        await this.#c.advance(id, ['running'], 'failed', {
-          exitCode: code,
-          reason: exitReason(code, this.#c.get(id)?.task),
-        });
-      } else
-        await this.#c.advance(id, ['running'], 'failed', {
-          exitCode: null,
-          reason: why ?? 'ended without an exit code',
-        });
+      // Started before its running record, not written yet: one write for both.
+      const pending = entry.pendingRunning;
+      if (pending) {
+        entry.pendingRunning = undefined;
+        await this.#recordStartedAndEnded(id, entry, pending, await this.#endOf(id, code, why));
+        return;
+      }
+      // Started before its running record: that goes first, or this copy was dropped.
+      if (entry.recorded && !(await entry.recorded)) return;
+      const end = await this.#endOf(id, code, why);
+      await this.#c.advance(id, ['running'], end.to, end.patch);
     } catch (err) {
       this.#c.log('error', 'could not record the end of a task', { taskId: id, err: String(err) });
     }
+  }
+
+  /** The end record of a task that exited with `code` (undefined: none, for `why`). */
+  async #endOf(id: string, code: number | undefined, why?: string): Promise<EndRecord> {
+    const rec = this.#c.get(id);
+    const missing =
+      code === 0 && this.#staging && rec?.task.files
+        ? await this.#staging
+            .stageOut(rec)
+            .catch((err: unknown) => `could not bring back the outputs: ${(err as Error).message}`)
+        : undefined;
+    if (missing) return { to: 'failed', patch: { exitCode: 0, reason: missing } };
+    if (code === 0) return { to: 'finished', patch: { exitCode: 0 } };
+    if (code === undefined)
+      return {
+        to: 'failed',
+        patch: { exitCode: null, reason: why ?? 'ended without an exit code' },
+      };
+    if (this.#staging && rec?.task.files?.auxiliaries?.length)
+      await this.#staging.stageFailed(rec).catch((err: unknown) =>
+        this.#c.log('warn', 'could not bring back the auxiliaries of a failed task', {
+          taskId: id,
+          err: String(err),
+        }),
+      );
+    return {
+      to: 'failed',
+      patch: { exitCode: code, reason: exitReason(code, this.#c.get(id)?.task) },
+    };
   }
 
   /** SIGTERM to the task's process group, SIGKILL after the grace period if it is still there. */
@@ -829,6 +924,8 @@ export class LocalBackend implements Backend {
 }
 
 type RunningPatch = { handle: LocalHandle; stdoutPath: string; stderrPath: string };
+/** How a task's end is recorded. */
+type EndRecord = { to: 'finished' | 'failed'; patch: RecordPatch };
 
 /** The exit code the wrapper wrote, or undefined while there is none (or only part of one). */
 export function readExit(dir: string): number | undefined {

@@ -120,7 +120,8 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const gate = tmp.join('gate-early');
     const ran = tmp.join('ran-early');
     const first = blocker(gate);
-    const second = task(`echo $$ > ${ran}`);
+    // Longer than the spawner's pid hold (0.1 s): its pid comes alone, and its running write.
+    const second = task(`echo $$ > ${ran}; sleep 0.3`);
     const hold = holdRunning(hooks, second.taskId);
     await ex.submit(first);
     await ex.submit(second);
@@ -141,6 +142,61 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     expect(hooks.states(second.taskId)).toEqual(['created', 'submitted', 'running', 'finished']);
     expect(hooks.recordedBeforePublished()).toBe(true);
     expect(backend.stats().startedBeforeRecord).toBe(1);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('records a queued task that ended before its pid came running and ended in one write', async () => {
+    const { ex, hooks, backend, liveness } = setup();
+    const gate = tmp.join('gate-one-write');
+    const first = blocker(gate);
+    const second = task('exit 3');
+    await ex.submit(first);
+    await ex.submit(second);
+    writeFileSync(gate, '');
+    const done = await ex.wait(second.taskId);
+    expect([done.state, done.exitCode]).toEqual(['failed', 3]);
+    expect(done.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'failed']);
+    expect(done.handle).toMatchObject({
+      kind: 'local',
+      dir: join(tmp.join('jobs'), second.taskId),
+    });
+    expect(done.stdoutPath).toBe(join(tmp.join('jobs'), second.taskId, 'stdout'));
+    // Two writes: created and submitted, then running and its end.
+    const writes = hooks.calls.filter((c) => c.kind === 'record' && c.taskId === second.taskId);
+    expect(writes.map((w) => w.state)).toEqual(['submitted', 'failed']);
+    expect(hooks.states(second.taskId)).toEqual(['created', 'submitted', 'running', 'failed']);
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    expect(backend.stats().startedBeforeRecord).toBe(1);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('records nothing for a copy that ended before its pid came when its record went elsewhere, and removes its folder', async () => {
+    const { ex, hooks, liveness } = setup();
+    const gate = tmp.join('gate-one-write-conflict');
+    const ran = tmp.join('ran-one-write-conflict');
+    const first = blocker(gate);
+    const second = task(`echo ran > ${ran}`);
+    const third = task('exit 0');
+    const record = hooks.record.bind(hooks);
+    hooks.record = async (rec: TaskRecord) => {
+      if (rec.task.taskId === second.taskId && rec.state !== 'submitted')
+        throw Object.assign(new Error('wrong last sequence (test)'), { retryable: false });
+      return record(rec);
+    };
+    for (const t of [first, second, third]) await ex.submit(t);
+    writeFileSync(gate, '');
+    expect((await ex.wait(third.taskId)).state).toBe('finished');
+    await until(
+      () => hooks.logs.includes('task record changed elsewhere; the copy started here has ended'),
+      'the one write to conflict',
+      5_000,
+    );
+    expect(readFileSync(ran, 'utf8')).toBe('ran\n');
+    expect(existsSync(join(tmp.join('jobs'), second.taskId))).toBe(false);
+    expect(ex.get(second.taskId)?.state).toBe('submitted');
+    expect(hooks.states(second.taskId)).toEqual(['created', 'submitted']);
     await ex.close();
     liveness.close();
   });

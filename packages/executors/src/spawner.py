@@ -13,6 +13,7 @@
 # already (another start of the same life, maybe by another runner's spawner) means nothing is
 # started and the answer is `claimed`. A DIR of another life (the task id came back) is stale:
 # emptied and taken.
+# --pid-hold=SECONDS: how long a pid line waits for its task's exit (PID_HOLD_S; tests).
 # Started with --times, an exit line goes on: READ SPAWNED REAPED CPU, when it read the request,
 # posix_spawn returned and it reaped the wrapper (CLOCK_MONOTONIC, ns) and the CPU the wrapper
 # and what it waited for used (us): the runner's CP_TASK_STAGES_FILE (task-stages.ts).
@@ -98,12 +99,15 @@ BASE_SH_ENV = {k: v for k, v in BASE_ENV.items() if NAME.fullmatch(k)}
 children = {}  # pid -> (seq, dir, read ns, spawned ns, started directly)
 out = []
 # A started task's pid line waits up to PID_HOLD_S for more to say: a short task's pid and exit
-# then reach the runner in one write (one wakeup of it and of this process, not two); a longer
-# one's pid goes alone. 100 ms covers a compile (pnpm bench cbuild: 40-100 ms each); nothing
-# waits for a pid meanwhile (a kill reads it from the pid file the wrapper wrote first).
-PID_HOLD_S = 0.1
-held = []
-held_since = 0.0
+# then reach the runner in one write (one wakeup of it and of this process, not two), and the
+# runner records its start and end in one write; a longer one's pid goes alone. Another task's
+# exit going out meanwhile does not take it along. 100 ms covers a compile (pnpm bench cbuild:
+# 40-100 ms each); nothing waits for a pid meanwhile (a kill reads it from the pid file the
+# wrapper wrote first).
+PID_HOLD_S = next(
+    (float(a.split('=', 1)[1]) for a in sys.argv[1:] if a.startswith('--pid-hold=')), 0.1
+)
+held = {}  # seq -> (pid line, monotonic s), oldest first
 # Tasks started directly whose pid file is not written yet (pid -> (dir, spawned at, monotonic
 # s)): it is written once the task has run for PID_HOLD_S. A short task never needs one (its
 # exit file comes first), and reading /proc/PID/stat at once waits for the exec to complete.
@@ -115,10 +119,16 @@ unrecorded = {}
 
 def hold_wait():
     """How long select may sleep: for ever, or until held pid lines or pid files are due."""
-    due = [t + PID_HOLD_S for t in (held_since if held else None, first_unrecorded()) if t]
+    due = [t + PID_HOLD_S for t in (first_held(), first_unrecorded()) if t is not None]
     if not due:
         return None
     return max(0.0, min(due) - time.monotonic())
+
+
+def first_held():
+    for _, since in held.values():
+        return since
+    return None
 
 
 def first_unrecorded():
@@ -138,19 +148,30 @@ def record_pids():
         write_pid(task_dir, pid)
 
 
-def hold(line):
-    global held_since
-    if not held:
-        held_since = time.monotonic()
-    held.append(line)
+def hold(seq, line):
+    held[seq] = (line, time.monotonic())
+
+
+def release(seq):
+    """A task ended: its pid line, if still held, goes right before its end line."""
+    line = held.pop(seq, None)
+    if line:
+        out.append(line[0])
 
 
 def flush(force=False):
-    if not force and not out and (not held or hold_wait() > 0):
+    now = time.monotonic()
+    due = []
+    while held:
+        seq, (line, since) = next(iter(held.items()))
+        if not force and now - since < PID_HOLD_S:
+            break
+        del held[seq]
+        due.append(line)
+    if not due and not out:
         return
-    # Pids first: a task's exit line never overtakes its pid line.
-    data = ''.join(held + out).encode()
-    held.clear()
+    # A task's exit line never overtakes its pid line (release).
+    data = ''.join(due + out).encode()
     out.clear()
     try:
         os.write(1, data)
@@ -193,7 +214,7 @@ def run(seq, fields, read_ns, reuse):
     if direct:
         unrecorded[pid] = (task_dir, time.monotonic())
     children[pid] = (seq, task_dir, read_ns, time.monotonic_ns() if TIMES else 0, direct)
-    hold(f'pid {seq} {pid}\n')
+    hold(seq, f'pid {seq} {pid}\n')
 
 
 def outputs(task_dir):
@@ -428,6 +449,7 @@ def reap():
         _, _, usage = os.wait4(pid, 0)
         if seq is None:
             continue
+        release(seq)
         if code is None:
             out.append(f'signal {seq} {info.si_status}\n')
             continue

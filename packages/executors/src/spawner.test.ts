@@ -324,6 +324,18 @@ describe('spawner', { timeout: 60_000 }, () => {
     sp.close();
   });
 
+  it("holds a started task's pid for its exit, not sending it with another task's exit", async () => {
+    const sp = new Spawner({ pidHoldMs: 10_000 });
+    const long = run(sp, req('sleep 0.5'));
+    const short = run(sp, req('true'));
+    expect(await short.ended).toMatchObject({ kind: 'exit', code: 0 });
+    // Its pid line waits for its exit (the hold is longer): none came with the short one's.
+    expect(long.pid()).toBeUndefined();
+    expect(await long.ended).toMatchObject({ kind: 'exit', code: 0 });
+    expect(long.pid()).toBeGreaterThan(0);
+    sp.close();
+  });
+
   it('killed -9, leaves its tasks running (they still write their exit files) and is replaced', async () => {
     const sp = new Spawner();
     const gate = tmp.join('gate');

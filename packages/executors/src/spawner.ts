@@ -58,6 +58,8 @@ export interface SpawnerOptions {
   readonly log?: (level: 'warn' | 'error', msg: string, data?: Record<string, unknown>) => void;
   /** Exits come with the spawner's times (SpawnTimes; task-stages.ts). */
   readonly times?: boolean;
+  /** How long a started task's pid waits for its exit, to go in one write (default 100 ms; tests). */
+  readonly pidHoldMs?: number;
 }
 
 /**
@@ -71,6 +73,7 @@ export class Spawner {
   readonly #env: NodeJS.ProcessEnv;
   readonly #log: NonNullable<SpawnerOptions['log']>;
   readonly #times: boolean;
+  readonly #pidHoldMs: number | undefined;
   #proc: ChildProcessWithoutNullStreams | undefined;
   #seq = 0;
   /** Requests of the current co-process, until they ended. */
@@ -88,6 +91,7 @@ export class Spawner {
     this.#env = options.env ?? taskBaseEnv();
     this.#log = options.log ?? (() => {});
     this.#times = options.times ?? false;
+    this.#pidHoldMs = options.pidHoldMs;
   }
 
   /** The co-process's pid while it runs. */
@@ -165,7 +169,9 @@ export class Spawner {
   #start(): ChildProcessWithoutNullStreams {
     const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
     // Its own session: a signal to the runner's process group (Ctrl-C) does not reach it.
-    const proc = spawn(python, ['-I', '-S', SCRIPT, ...(this.#times ? ['--times'] : [])], {
+    const args = ['-I', '-S', SCRIPT, ...(this.#times ? ['--times'] : [])];
+    if (this.#pidHoldMs !== undefined) args.push(`--pid-hold=${this.#pidHoldMs / 1000}`);
+    const proc = spawn(python, args, {
       env: this.#env,
       cwd: '/',
       detached: true,

@@ -125,6 +125,47 @@ describe('empty task outputs: listed in the end record, nothing on the log strea
     expect((await kv.get('q-live'))?.value.emptyLogs).toEqual(['stderr']);
   });
 
+  it('does the same for tasks that waited for a lane and ended before their running record', async () => {
+    // Both lanes held: the next tasks wait, start as a lane frees, and end within the
+    // spawner's pid hold: running and the end are one write, their logs never followed.
+    const kv = await bus.kv(buckets.tasks(P), TaskRecord);
+    const gate = dir.join('gate-queued');
+    for (const id of ['w-hold1', 'w-hold2'])
+      await bus.publish(
+        'task.submitted',
+        subjects.tasks(P, 'local'),
+        task(id, `while [ ! -e ${gate} ]; do sleep 0.02; done`),
+      );
+    const cases = [
+      { taskId: 'w-none', command: 'true', state: 'finished', empty: ['stdout', 'stderr'] },
+      { taskId: 'w-out', command: 'echo out', state: 'finished', empty: ['stderr'] },
+      { taskId: 'w-err', command: 'echo err >&2; exit 3', state: 'failed', empty: ['stdout'] },
+    ] as const;
+    for (const c of cases)
+      await bus.publish('task.submitted', subjects.tasks(P, 'local'), task(c.taskId, c.command));
+    for (const c of cases) await kv.waitFor(c.taskId, (r) => r.state === 'submitted');
+    writeFileSync(gate, '');
+    for (const c of cases) {
+      const rec = await kv.waitFor(c.taskId, (r) => ['finished', 'failed'].includes(r.state));
+      expect(rec.state).toBe(c.state);
+      expect(rec.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', c.state]);
+      expect(rec.emptyLogs ?? []).toEqual(c.empty);
+    }
+    expect(runner?.executor.stats().startedBeforeRecord).toBeGreaterThanOrEqual(3);
+    const out = await read('w-out', true);
+    expect(Buffer.concat(out.flatMap((e) => (e.kind === 'data' ? [e.data] : []))).toString()).toBe(
+      'out\n',
+    );
+    expect(
+      out
+        .filter((e) => e.kind === 'end')
+        .map((e) => e.stream)
+        .sort(),
+    ).toEqual(['stderr', 'stdout']);
+    expect(await onStream('w-none', 'stdout')).toBe(0);
+    expect(await onStream('w-out', 'stderr')).toBe(0);
+  });
+
   it('records which outputs stayed empty, and publishes only the others', async () => {
     const kv = await bus.kv(buckets.tasks(P), TaskRecord);
     const cases = [

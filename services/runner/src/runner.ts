@@ -168,7 +168,9 @@ export async function startRunner(
       // an event may wait a moment for the next record write to share its socket write
       // (task-events.ts).
       publish: (event, rec, passed) => {
-        taskLogs.onState(rec);
+        // Running on its way to its end in one write (a local task ended before its running
+        // write was issued): the end follows at once, and its logs are taken up from there.
+        if (!(passed && event.state === 'running')) taskLogs.onState(rec);
         if (!passed) events.emit(event, cids.get(event.taskId));
         if (isTerminal(event.state)) cids.delete(event.taskId);
       },

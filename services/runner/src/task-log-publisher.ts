@@ -183,9 +183,15 @@ export class TaskLogPublisher {
   async emptyAtEnd(rec: TaskRecord): Promise<TaskLogStream[]> {
     const id = rec.task.taskId;
     const empty = await Promise.all(
-      (['stdout', 'stderr'] as const).map(async (s) =>
-        (await this.#tails.get(`${id}\0${s}`)?.quietEnd()) ? [s] : [],
-      ),
+      (['stdout', 'stderr'] as const).map(async (s) => {
+        const tail = this.#tails.get(`${id}\0${s}`);
+        if (tail) return (await tail.quietEnd()) ? [s] : [];
+        // Never followed: ended before it was recorded running (running and its end are one
+        // write). Created by this runner, so nothing of it is on the stream: empty if its file is.
+        if (!this.#fresh.has(id) || this.#closed || !(rec.stdoutPath || rec.stderrPath)) return [];
+        const got = await this.#o.read(rec, s, 0, 1);
+        return !got || got.size === 0 ? [s] : [];
+      }),
     );
     return empty.flat();
   }
