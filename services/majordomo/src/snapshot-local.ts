@@ -11,8 +11,9 @@ import type { SnapshotHead } from './snapshot-store.js';
  * The stored snapshot's parts copied into MajorDomo's state dir, so a restart on the same machine
  * reads a file instead of the ~45 MB of parts over NATS (100k artefacts). KV stays the truth: a
  * copy is used only when it names the head stored in KV now (its id and sha256), and its parts go
- * through the very checks of a read from KV (readParts: every part there, the length and sha256
- * of all against that head, then the graph's length and the meta's gzip). A copy of another
+ * through the very checks of a read from KV (readWhole, as readParts: every part there, the
+ * length and sha256 of all against that head, then the graph's length and the meta's gzip),
+ * read at once (one read, one unzip), not a part at a time. A copy of another
  * snapshot, damaged or cut short is not used (the caller logs why) and the parts are read from
  * KV, which writes the copy again.
  *
@@ -33,7 +34,7 @@ const MAX_TRAILER = 4 * 1024 * 1024;
 /** An open copy: its parts by key (`part.<n>`), as the snapshot bucket's get gives them. */
 export interface OpenCopy {
   get(key: string): Promise<StoredPart | undefined>;
-  /** All its parts at once, through readParts' checks (readWhole: in one read, one hash). */
+  /** All its parts at once, through readParts' checks (readWhole: one read, one unzip). */
   read(): Promise<ReadParts>;
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import { promisify } from 'node:util';
 import { createGunzip, gunzip } from 'node:zlib';
@@ -78,20 +78,19 @@ const unzip = promisify(gunzip);
 /**
  * A snapshot's parts held as one run of bytes (the local copy's file, snapshot-local.ts), its
  * first `metaBytes` the meta's: the checks of readParts in the same order of blame, but the
- * sha256 and the meta's unzip each done in one go on libuv's thread pool, side by side, not piece
- * by piece on the event loop (~25 ms of a restart's at 100k artefacts: the hash, the text
- * decoded a piece at a time). The graph is a view into `data`, not a copy: the meta's zipped
- * bytes before it stay held with it.
+ * meta unzipped in one go on libuv's thread pool while the event loop hashes the bytes, not piece
+ * by piece with its text decoded a piece at a time. (webcrypto's digest is no help: Node 20
+ * copies its input on the event loop first, which took as long as hashing it there.) The graph
+ * is a view into `data`, not a copy: the meta's zipped bytes before it stay held with it.
  */
 export async function readWhole(
   head: SnapshotHead,
   data: Uint8Array,
   metaBytes: number,
 ): Promise<ReadParts> {
-  const digest = webcrypto.subtle.digest('SHA-256', data);
   const unzipped = unzip(data.subarray(0, metaBytes));
   unzipped.catch(() => undefined); // read only once every part is checked
-  const sha256 = Buffer.from(await digest).toString('hex');
+  const sha256 = createHash('sha256').update(data).digest('hex');
   if (data.length !== head.bytes || sha256 !== head.sha256)
     return { why: 'snapshot parts do not match their head (length or sha256)' };
   if (data.length - metaBytes !== head.graphBytes)
