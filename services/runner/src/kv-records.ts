@@ -1,7 +1,17 @@
-import type { TypedKv } from '@computepods/bus';
+import { TypedKv } from '@computepods/bus';
 import type { RetryPolicy } from '@computepods/executors';
-import type { TaskRecord } from '@computepods/protocol';
+import { TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import { z } from 'zod';
 import { RecordConflictError } from './errors.js';
+
+/**
+ * A record on its way to KV: every field checked but its task, which was checked once as it
+ * came in (Executor.submit parses it; an adopted record's as it was read), the same object in
+ * each of the task's records. Each write parsed it again.
+ */
+const RecordOut = TaskRecord.extend({
+  task: z.custom<TaskSubmitted>((v) => typeof v === 'object' && v !== null),
+});
 
 /**
  * How a runner's executor tries a record write that failed: for about 25 s (100 ms, doubling to
@@ -17,7 +27,7 @@ export const RECORD_RETRY: RetryPolicy = { attempts: 16, baseMs: 100, maxMs: 2_0
  * means someone else wrote the record: not retryable, the transition is not acted on.
  */
 export class KvRecords {
-  readonly #kv: TypedKv<typeof TaskRecord>;
+  readonly #kv: TypedKv<typeof RecordOut>;
   readonly #revisions = new Map<string, number>();
   /** Ended tasks in the order they ended, with when their revision may go. */
   readonly #ended: { id: string; forgetAt: number }[] = [];
@@ -27,7 +37,7 @@ export class KvRecords {
 
   /** `forgetEndedMs`: how long an ended task's revision is kept for a late update (10 min). */
   constructor(kv: TypedKv<typeof TaskRecord>, forgetEndedMs = 10 * 60_000) {
-    this.#kv = kv;
+    this.#kv = new TypedKv(kv.kv, RecordOut, kv.logger, kv.jsm, kv.bucket, kv.publisher);
     this.#forgetEndedMs = forgetEndedMs;
   }
 
