@@ -287,6 +287,10 @@ def find_program(name, path):
     else:
         candidates = (f'{d or "."}/{name}' for d in path.split(':'))
     for candidate in candidates:
+        # Most candidates are missing (pnpm puts a dozen folders first): access(2) says so with no
+        # exception raised, the costly part of a failed os.stat in Python.
+        if not os.access(candidate, os.F_OK):
+            continue
         try:
             st = os.stat(candidate)
         except OSError:
