@@ -35,6 +35,8 @@ export interface BackendTuning {
   readonly killGraceMs?: number;
   /** Local: parent of task folders, overriding jobs_local_dir. */
   readonly jobsDir?: string;
+  /** Local: where task folders were before jobsDir; its old-layout folders are swept too. */
+  readonly oldJobsDir?: string;
   /**
    * How long ended task folders (local), job folders (SLURM) and Jobs (Kubernetes) are kept
    * (local-sweep.ts, slurm-sweep.ts, kubernetes-cleanup.ts).
@@ -96,6 +98,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
         {
           resource,
           ...(tune.jobsDir ? { jobsDir: tune.jobsDir } : {}),
+          ...(tune.oldJobsDir ? { oldJobsDir: tune.oldJobsDir } : {}),
           ...(tune.parallel ? { parallel: tune.parallel } : {}),
           ...(tune.killGraceMs !== undefined ? { killGraceMs: tune.killGraceMs } : {}),
           ...(tune.pollMs !== undefined ? { pollMs: tune.pollMs } : {}),

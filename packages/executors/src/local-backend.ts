@@ -32,6 +32,12 @@ export interface LocalBackendOptions {
   readonly resource: LocalResource;
   /** Parent of the task folders; default the resource's jobs_local_dir. */
   readonly jobsDir?: string;
+  /**
+   * Where task folders were made before they moved to jobsDir (the runner's: the resource's
+   * jobs_local_dir, before projects/<project>/): its ended task folders of that old layout are
+   * swept too, as jobsDir's are (local-sweep.ts oldLayout).
+   */
+  readonly oldJobsDir?: string | undefined;
   /** Tasks running at once; default parallel_tasks_per_job, else one per CPU core. */
   readonly parallel?: number;
   /** Between SIGTERM and SIGKILL when a task is killed or times out (default 5 s). */
@@ -140,6 +146,7 @@ export class LocalBackend implements Backend {
   readonly #envSite: EnvironmentSite;
   readonly #staging: TaskStaging | undefined;
   readonly #sweeper: TaskFolderSweep;
+  readonly #oldSweeper: TaskFolderSweep | undefined;
   readonly #stages: TaskStages | undefined;
 
   constructor(options: LocalBackendOptions, ctx: BackendContext) {
@@ -160,16 +167,21 @@ export class LocalBackend implements Backend {
     this.#stages = options.stages;
     this.#liveness = options.liveness;
     const envs = resolve(this.#envSite.dir);
-    this.#sweeper = new TaskFolderSweep({
-      jobsDir: this.jobsDir,
-      // The environments' folder, when tasks_local_dir is the jobs folder too.
-      notTasks: new Set(dirname(envs) === resolve(this.jobsDir) ? [basename(envs)] : []),
-      keep: options.keep ?? DEFAULT_KEEP,
-      everyMs: options.sweepEveryMs ?? 60_000,
-      now: options.now ?? Date.now,
-      watching: () => this.#watching(options.unpublishedLogs),
-      log: (level, msg, data) => ctx.log(level, msg, data),
-    });
+    const sweep = (jobsDir: string, oldLayout: boolean) =>
+      new TaskFolderSweep({
+        jobsDir,
+        // The environments' folder, when tasks_local_dir is the jobs folder too.
+        notTasks: new Set(dirname(envs) === resolve(jobsDir) ? [basename(envs)] : []),
+        keep: options.keep ?? DEFAULT_KEEP,
+        everyMs: options.sweepEveryMs ?? 60_000,
+        now: options.now ?? Date.now,
+        watching: () => this.#watching(options.unpublishedLogs),
+        log: (level, msg, data) => ctx.log(level, msg, data),
+        oldLayout,
+      });
+    this.#sweeper = sweep(this.jobsDir, false);
+    const old = options.oldJobsDir;
+    this.#oldSweeper = old && resolve(old) !== resolve(this.jobsDir) ? sweep(old, true) : undefined;
     this.#spawner = new Spawner({
       env: options.env ?? taskBaseEnv(),
       log: (level, msg, data) => ctx.log(level, msg, data),
@@ -271,6 +283,7 @@ export class LocalBackend implements Backend {
     this.#ensurePoller();
     // Every task still ours has its record in the executor by now: its folder is safe.
     this.#sweeper.start();
+    this.#oldSweeper?.start();
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
@@ -290,9 +303,11 @@ export class LocalBackend implements Backend {
   }
 
   stats(): Readonly<Record<string, number>> {
+    const old = this.#oldSweeper?.stats;
     return {
       ...this.#stats,
       ...this.#sweeper.stats,
+      ...(old ? { oldLayoutSwept: old.swept } : {}),
       running: this.#running.size,
       queued: this.#queue.length,
     };
@@ -304,11 +319,13 @@ export class LocalBackend implements Backend {
     for (const r of this.#running.values()) clearTimeout(r.timer);
     this.#spawner.close();
     await this.#sweeper.close();
+    await this.#oldSweeper?.close();
   }
 
   /** Removes the ended task folders past their keep time now (tests); never fails. */
-  sweepNow(): Promise<void> {
-    return this.#sweeper.sweepNow();
+  async sweepNow(): Promise<void> {
+    await this.#sweeper.sweepNow();
+    await this.#oldSweeper?.sweepNow();
   }
 
   /**

@@ -202,6 +202,44 @@ describe('local task folders are swept', { timeout: 60_000 }, () => {
     await ex.close();
   });
 
+  it('sweeps the task folders left in the jobs folder from before per-project folders, and only those', async () => {
+    const name = 'old-layout';
+    const jobs = join(tmp.join(name), 'jobs');
+    const { ex, backend, clock } = setup(
+      name,
+      { okMs: 0, failedMs: HOUR },
+      { jobsDir: join(jobs, 'projects', 'p1'), oldJobsDir: jobs },
+    );
+    /** A folder the wrapper left, its exit code `code`; `life`: claimed (made since). */
+    const left = (id: string, code: string, life?: string) => {
+      mkdirSync(join(jobs, id), { recursive: true });
+      writeFileSync(join(jobs, id, 'stdout'), 'old\n');
+      writeFileSync(join(jobs, id, 'exit'), code);
+      if (life) symlinkSync(life, join(jobs, id, 'life'));
+    };
+    left('old-ok', '0\n');
+    left('old-failed', '3\n');
+    // A pilot worker keeps the top level, and claims its folders: not of the old layout.
+    left('pilot-made', '0\n', '2026-12-06T08:00:00.000Z');
+    const t = task(tmp.join(name), 'echo new');
+    await ex.adopt([]);
+    await ex.submit(t);
+    expect((await ex.wait(t.taskId)).state).toBe('finished');
+    await backend.sweepNow();
+    expect(existsSync(join(jobs, 'old-ok'))).toBe(false);
+    expect(existsSync(join(jobs, 'old-failed', 'exit'))).toBe(true);
+    expect(existsSync(join(jobs, 'pilot-made', 'exit'))).toBe(true);
+    // This runner's own folders are in projects/p1, swept there as ever.
+    expect(existsSync(join(jobs, 'projects', 'p1', t.taskId))).toBe(false);
+    expect(existsSync(join(jobs, 'projects', 'p1'))).toBe(true);
+    clock.offset = 2 * HOUR;
+    await backend.sweepNow();
+    expect(existsSync(join(jobs, 'old-failed'))).toBe(false);
+    expect(existsSync(join(jobs, 'pilot-made', 'exit'))).toBe(true);
+    expect(backend.stats().oldLayoutSwept).toBe(2);
+    await ex.close();
+  });
+
   it('keeps the folder of a task whose log is still being published, whatever the keep time', async () => {
     const held = new Map<string, TaskRecord>();
     const { ex, backend, dir, jobs } = setup(

@@ -71,6 +71,7 @@ export async function listTaskFolders(
   jobsDir: string,
   skip: ReadonlySet<string>,
   ended: ReadonlyMap<string, TaskFolder> = new Map(),
+  oldLayout = false,
 ): Promise<TaskFolder[]> {
   let entries: Dirent[];
   try {
@@ -87,7 +88,7 @@ export async function listTaskFolders(
     if (!TASK_DIR.test(e.name) || e.name === '.' || e.name === '..') continue;
     let folder = ended.get(e.name);
     if (!folder) {
-      folder = readTaskFolder(join(jobsDir, e.name), e.name);
+      folder = readTaskFolder(join(jobsDir, e.name), e.name, oldLayout);
       if (++read % PER_TURN === 0) await nextTurn();
     }
     if (folder) out.push(folder);
@@ -95,18 +96,25 @@ export async function listTaskFolders(
   return out;
 }
 
-/** The folder's entries when they are all the files a task folder holds, else undefined. */
-function ourFiles(dir: string): string[] | undefined {
+/**
+ * The folder's entries when they are all the files a task folder holds, else undefined. Of the
+ * old layout (oldLayout): only the wrapper's files, without the life claim, which came after
+ * the task folders moved to projects/<project>/ (jobs-dir.ts): a folder holding one was made
+ * since, by a pilot worker that keeps the top level.
+ */
+function ourFiles(dir: string, oldLayout = false): string[] | undefined {
   const entries = readdirSync(dir, { withFileTypes: true });
   const ours = (f: Dirent) =>
-    f.isFile() ? TASK_FILES.includes(f.name) : f.isSymbolicLink() && f.name === LIFE_LINK;
+    f.isFile()
+      ? TASK_FILES.includes(f.name)
+      : !oldLayout && f.isSymbolicLink() && f.name === LIFE_LINK;
   if (!entries.every(ours)) return undefined;
   return entries.map((f) => f.name);
 }
 
-function readTaskFolder(dir: string, name: string): TaskFolder | undefined {
+function readTaskFolder(dir: string, name: string, oldLayout: boolean): TaskFolder | undefined {
   try {
-    const names = ourFiles(dir);
+    const names = ourFiles(dir, oldLayout);
     if (!names?.length) return undefined;
     if (names.includes('exit')) {
       const exitAt = lstatSync(join(dir, 'exit')).mtimeMs;
@@ -132,12 +140,16 @@ function readTaskFolder(dir: string, name: string): TaskFolder | undefined {
  * The unlinks go to the thread pool: on a busy disk each takes milliseconds, which must not
  * hold the event loop.
  */
-export async function removeTaskFolder(jobsDir: string, name: string): Promise<boolean> {
+export async function removeTaskFolder(
+  jobsDir: string,
+  name: string,
+  oldLayout = false,
+): Promise<boolean> {
   const dir = join(jobsDir, name);
   const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
   let names: string[] | undefined;
   try {
-    names = ourFiles(dir);
+    names = ourFiles(dir, oldLayout);
   } catch (err) {
     if (code(err) === 'ENOENT') return true;
     throw err;
@@ -166,6 +178,12 @@ export interface TaskFolderSweepOptions {
   /** Asked at each sweep and before each removal: which task ids are still the backend's. */
   readonly watching: () => (taskId: string) => boolean;
   readonly log: (level: 'info' | 'warn', msg: string, data: Record<string, unknown>) => void;
+  /**
+   * jobsDir is a jobs_local_dir whose task folders moved to projects/<project>/ (c5e55c8):
+   * only the folders it holds of before that move are swept, those without the life claim
+   * (ourFiles); nobody else would ever remove them.
+   */
+  readonly oldLayout?: boolean;
 }
 
 /** Removes the ended task folders past their keep time, now and then (PeriodicSweep). */
@@ -203,7 +221,8 @@ export class TaskFolderSweep {
   async #sweep(): Promise<void> {
     this.stats.sweeps++;
     const { jobsDir } = this.#o;
-    const folders = await listTaskFolders(jobsDir, this.#o.notTasks, this.#ended);
+    const oldLayout = this.#o.oldLayout ?? false;
+    const folders = await listTaskFolders(jobsDir, this.#o.notTasks, this.#ended, oldLayout);
     const watched = this.#o.watching();
     this.#ended.clear();
     // A task folder taken up again (a task started once more in it) is read afresh.
@@ -218,7 +237,7 @@ export class TaskFolderSweep {
         this.#ended.delete(name);
         // Taken up meanwhile (adopted, started again): left alone.
         if (this.#o.watching()(name)) continue;
-        if (await removeTaskFolder(jobsDir, name)) removed.push(name);
+        if (await removeTaskFolder(jobsDir, name, oldLayout)) removed.push(name);
       }
     };
     await Promise.all(Array.from({ length: REMOVING_AT_ONCE }, worker));

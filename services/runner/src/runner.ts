@@ -146,7 +146,10 @@ export async function startRunner(
     recordRetry: options.recordRetry ?? RECORD_RETRY,
     backendOptions: {
       keep: rc.jobKeep,
-      ...(jobsDir ? { jobsDir } : {}),
+      // Task folders made before they moved to projects/<project>/ are swept from there too.
+      ...(jobsDir && resource.type === 'local'
+        ? { jobsDir, oldJobsDir: resource.jobs_local_dir }
+        : {}),
       // Nothing a log is still to be read from is swept, whatever the keep time.
       unpublishedLogs: () => taskLogs.unpublished(),
       ...(options.staging ? { staging: options.staging } : {}),
