@@ -67,6 +67,24 @@ describe('TaskEvents over a real nats-server', () => {
     events.flush();
   });
 
+  it('holds them while a task waits for a lane too: one that ran in between is announced submitted, then ended', async () => {
+    seen.length = 0;
+    const events = new TaskEvents(bus, 600_000);
+    events.emit(event('f', 'submitted'), undefined);
+    events.emit(event('g', 'submitted'), undefined);
+    // f started and ended before its running record: its end (with running) is one record.
+    events.beforeRecord();
+    events.emit(event('f', 'finished'), undefined);
+    await settled();
+    expect(seen).toEqual(['f:submitted', 'g:submitted']);
+    events.beforeRecord();
+    await settled();
+    expect(seen).toEqual(['f:submitted', 'g:submitted', 'f:finished']);
+    events.emit(event('g', 'finished'), undefined);
+    await settled();
+    expect(seen).toEqual(['f:submitted', 'g:submitted', 'f:finished', 'g:finished']);
+  });
+
   it('publishes a held event after its hold without a record write; refuses an invalid one at once', async () => {
     seen.length = 0;
     const events = new TaskEvents(bus, 50);

@@ -8,11 +8,14 @@ export const EVENT_HOLD_MS = 20;
  * The runner's task-state events (plain publishes; the record in KV, written before, is the
  * truth). Each socket write to NATS is a write(2) whose loopback TCP delivery and wakeup of the
  * server cost more than the message itself, and an event published when its record's ack
- * arrives went alone. While a task runs, the runner writes a record again soon (that task's
- * end, at the latest): an event announced then waits, up to EVENT_HOLD_MS, and leaves in the
- * same socket write as the next record (`beforeRecord`) — one write(2) a task fewer for short
- * tasks. With nothing running there is no next record to wait for: it leaves at once. Events
- * leave in the order they were announced.
+ * arrives went alone. While a task runs or waits for a lane, the runner writes a record again
+ * soon (that task's end, at the latest): an event announced then waits, up to EVENT_HOLD_MS, and
+ * leaves in the same socket write as the next record (`beforeRecord`) — one write(2) a task
+ * fewer for short tasks. A waiting task counts since a short one that waited is announced
+ * submitted and then ended, its running being in its end's record (LocalBackend's one write):
+ * counting running tasks alone, each such end event left alone. With nothing running or waiting
+ * there is no next record to wait for: it leaves at once. Events leave in the order they were
+ * announced.
  */
 export class TaskEvents {
   readonly #bus: Bus;
@@ -21,8 +24,8 @@ export class TaskEvents {
   /** Encoded (validated) events, in order. */
   #held: string[] = [];
   #timer: NodeJS.Timeout | undefined;
-  /** Tasks announced running and not since announced ended or paused. */
-  readonly #running = new Set<string>();
+  /** Tasks announced submitted or running and not since announced ended or paused. */
+  readonly #active = new Set<string>();
 
   constructor(bus: Bus, holdMs = EVENT_HOLD_MS) {
     this.#bus = bus;
@@ -33,10 +36,10 @@ export class TaskEvents {
   /** Announces a recorded state; an invalid event throws here, as a publish would. */
   emit(event: TaskStateChanged, cid: string | undefined): void {
     const data = this.#bus.encode('task.state', event, cid);
-    if (event.state === 'running') this.#running.add(event.taskId);
-    else this.#running.delete(event.taskId);
+    if (event.state === 'running' || event.state === 'submitted') this.#active.add(event.taskId);
+    else this.#active.delete(event.taskId);
     this.#held.push(data);
-    if (this.#running.size === 0) this.flush();
+    if (this.#active.size === 0) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), this.#holdMs);
   }
 
