@@ -266,12 +266,14 @@ export class MajorDomo {
     for (const answer of orphanGoals) void md.#reassign(answer, 'restart');
     // Taken now, before any file change or result is applied: the graph is the restore's, its
     // records and traces those of the buckets at the marks (and writes since, which a restart
-    // replays). Stored in the background; the next start reads it and the keys written since.
+    // replays). Stored in the background (stop() waits for it); the next start reads it and the
+    // keys written since.
     let tSnapshot = tPlanned;
+    let saving: Promise<unknown> = Promise.resolve();
     if (state.resnapshot || rulesChanged?.length) {
       const taken = takeSnapshot(md.dm, artefacts, passes, planned, cfg.passLimit);
       tSnapshot = performance.now();
-      snapshots.save(taken.meta, taken.graph, state.marks).then(
+      saving = snapshots.save(taken.meta, taken.graph, state.marks).then(
         (head) =>
           bus.logger.info(
             { bytes: head.bytes, parts: head.parts, artefacts: head.artefactCount },
@@ -396,11 +398,13 @@ export class MajorDomo {
         stopRules();
         rulesWatch.stop();
         stopLiveness();
-        stopCompaction();
+        const compacted = stopCompaction();
         md.projectState.stop();
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
         await Promise.allSettled(md.#storing);
+        // A snapshot being stored is finished: its head and its local copy both written.
+        await Promise.all([saving, compacted]);
       },
     };
   }

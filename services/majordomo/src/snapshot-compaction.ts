@@ -25,13 +25,13 @@ export interface CompactionInputs {
  * Not from the live graph: it holds what no bucket says (a trace forgotten for a retry, a run in
  * flight), and a snapshot must stand for the buckets (restore-snapshot.test.ts).
  */
-export function compactSnapshots(inputs: CompactionInputs): () => void {
+export function compactSnapshots(inputs: CompactionInputs): () => Promise<void> {
   const { bus, cfg } = inputs;
-  let busy = false;
+  /** The compaction running, if one is. */
+  let running: Promise<void> | undefined;
   const timer = setInterval(() => {
-    if (busy || !inputs.quiet()) return;
-    busy = true;
-    compactOnce(inputs)
+    if (running || !inputs.quiet()) return;
+    running = compactOnce(inputs)
       .then((head) => {
         if (head)
           bus.logger.info(
@@ -41,11 +41,16 @@ export function compactSnapshots(inputs: CompactionInputs): () => void {
       })
       .catch((err: Error) => bus.logger.warn({ err: err.message }, 'graph snapshot not compacted'))
       .finally(() => {
-        busy = false;
+        running = undefined;
       });
   }, cfg.snapshotEveryMs);
   timer.unref();
-  return () => clearInterval(timer);
+  // Stopped: no new compaction, and the one running finishes (its head and local copy both
+  // written, so a start right after reads the copy of the head it finds).
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
 
 /** One compaction, when the buckets moved far enough past the snapshot: the new head. */

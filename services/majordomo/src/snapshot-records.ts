@@ -1,5 +1,5 @@
 import type { DependencyManager } from '@computepods/depgraph';
-import type { ArtefactRecord } from '@computepods/protocol';
+import { type ArtefactRecord, CpError } from '@computepods/protocol';
 import { z } from 'zod';
 import type { ArtefactManager } from './artefacts.js';
 
@@ -241,7 +241,11 @@ function isWritten(w: unknown): w is { pod: string; mtimeNs: string } {
 }
 
 /** Raised inside expandRecords for why the records do not fit (caught there, returned). */
-class Unfit extends Error {}
+class Unfit extends CpError {
+  constructor(why: string) {
+    super('CP_INVALID', why);
+  }
+}
 
 /**
  * A snapshot's stored records made whole, from the graph loaded beside them (its strings, so
