@@ -72,6 +72,10 @@ describe('MajorDomo: a result is acknowledged once its records are stored', () =
         ? true
         : undefined,
     );
+    // Its records are stored, then it is acknowledged: the status may show it first.
+    await untilDefined('the second result acknowledged', async () =>
+      (await resultsAckPending()) === 1 ? true : undefined,
+    );
     for (let i = 0; i < 5; i++) {
       expect(await resultsAckPending()).toBe(1);
       await new Promise((r) => setTimeout(r, 50));
