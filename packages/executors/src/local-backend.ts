@@ -69,6 +69,12 @@ export interface LocalBackendOptions {
    * otherwise, and without it, the task is recorded running first and then started.
    */
   readonly liveness?: Liveness | undefined;
+  /**
+   * How long a task's end may wait to be recorded with another lane's (#endTogether; default
+   * 2 ms): while a lane holds a task started before its record whose pid has not come (short,
+   * most likely), the two ends go to KV in one socket write.
+   */
+  readonly endHoldMs?: number;
 }
 
 interface Running {
@@ -145,6 +151,10 @@ export class LocalBackend implements Backend {
   readonly #epochs = new Map<string, number>();
   readonly #envSite: EnvironmentSite;
   readonly #staging: TaskStaging | undefined;
+  readonly #endHoldMs: number;
+  /** Ends waiting for another lane's (#endTogether). */
+  #endWaiting: (() => void)[] = [];
+  #endTimer: NodeJS.Timeout | undefined;
   readonly #sweeper: TaskFolderSweep;
   readonly #oldSweeper: TaskFolderSweep | undefined;
   readonly #stages: TaskStages | undefined;
@@ -166,6 +176,7 @@ export class LocalBackend implements Backend {
     this.#staging = options.staging;
     this.#stages = options.stages;
     this.#liveness = options.liveness;
+    this.#endHoldMs = options.endHoldMs ?? 2;
     const envs = resolve(this.#envSite.dir);
     const sweep = (jobsDir: string, oldLayout: boolean) =>
       new TaskFolderSweep({
@@ -315,6 +326,7 @@ export class LocalBackend implements Backend {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#releaseEnds();
     clearInterval(this.#poller);
     for (const r of this.#running.values()) clearTimeout(r.timer);
     this.#spawner.close();
@@ -471,6 +483,39 @@ export class LocalBackend implements Backend {
     if (!patch) return;
     entry.pendingRunning = undefined;
     entry.recorded = this.#recordRunning(id, entry, patch);
+    // No end comes from this lane soon: an end waiting for one goes now.
+    this.#releaseEnds();
+  }
+
+  /**
+   * Undefined when a task's end may be recorded at once; else resolves when it may. Each socket
+   * write to NATS costs more than its messages (loopback delivery, the server's wakeup): with
+   * two lanes of short tasks, one end waits for the other lane's (at most endHoldMs, and only
+   * while that lane's task is started and its pid not yet come), and both records leave in one
+   * write. An end that finds one waiting lets it go with it.
+   */
+  #endTogether(): Promise<void> | undefined {
+    if (this.#endWaiting.length) {
+      this.#releaseEnds();
+      return undefined;
+    }
+    if (this.#closed || this.#endHoldMs <= 0) return undefined;
+    let soon = false;
+    for (const e of this.#running.values()) if (e.pendingRunning) soon = true;
+    if (!soon) return undefined;
+    return new Promise((resolve) => {
+      this.#endWaiting.push(resolve);
+      this.#endTimer ??= setTimeout(() => this.#releaseEnds(), this.#endHoldMs);
+    });
+  }
+
+  #releaseEnds(): void {
+    if (!this.#endWaiting.length) return;
+    clearTimeout(this.#endTimer);
+    this.#endTimer = undefined;
+    const waiting = this.#endWaiting;
+    this.#endWaiting = [];
+    for (const go of waiting) go();
   }
 
   /**
@@ -763,11 +808,13 @@ export class LocalBackend implements Backend {
     this.#running.delete(id);
     this.#stages?.mark(id, 'lane-free');
     this.#pump();
+    // Started before its running record, not written yet: one write for both.
+    const pending = entry.pendingRunning;
+    entry.pendingRunning = undefined;
+    const together = this.#endTogether();
+    if (together) await together;
     try {
-      // Started before its running record, not written yet: one write for both.
-      const pending = entry.pendingRunning;
       if (pending) {
-        entry.pendingRunning = undefined;
         await this.#recordStartedAndEnded(id, entry, pending, await this.#endOf(id, code, why));
         return;
       }

@@ -172,6 +172,38 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     liveness.close();
   });
 
+  it("records a task's end with the next one's in one turn when that one started before its record", async () => {
+    const { ex, hooks, liveness } = setup({ endHoldMs: 60_000 });
+    const gate = tmp.join('gate-together');
+    const first = blocker(gate);
+    // Waits for the one lane; started as first ends, its pid comes with its exit.
+    const quick = task('true');
+    // The event-loop turn each end record is written in.
+    let turn = 0;
+    let counting = true;
+    const tick = () => {
+      turn++;
+      if (counting) setImmediate(tick);
+    };
+    tick();
+    const turns = new Map<string, number>();
+    const record = hooks.record.bind(hooks);
+    hooks.record = async (rec: TaskRecord) => {
+      if (rec.state === 'finished') turns.set(rec.task.taskId, turn);
+      return record(rec);
+    };
+    await ex.submit(first);
+    await ex.submit(quick);
+    writeFileSync(gate, '');
+    for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
+    counting = false;
+    // first's end waited for quick's (started before its record, its pid not come yet).
+    expect(turns.get(first.taskId)).toBe(turns.get(quick.taskId));
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    await ex.close();
+    liveness.close();
+  });
+
   it('records nothing for a copy that ended before its pid came when its record went elsewhere, and removes its folder', async () => {
     const { ex, hooks, liveness } = setup();
     const gate = tmp.join('gate-one-write-conflict');
