@@ -8,8 +8,12 @@ import { queueOf } from './task-logs.js';
 function neverStarted(rec: TaskRecord): boolean {
   const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
   if (state === 'created') return true;
-  // A local task waits for a free slot as `submitted` (recorded `running` before it is spawned);
-  // a SLURM or Kubernetes one is `submitted` once its job exists, and then has a job id or handle.
+  // A local task waits for a free slot as `submitted`; as a slot frees the runner may start it
+  // before its `running` record is written (the early start: until its pid is reported, up to
+  // the spawner's pid hold, ~100 ms), so a runner killed in that window and not back within the
+  // grace leaves a task taken here for never started that may be running (a known limit; a
+  // runner that comes back adopts it from its folder). A SLURM or Kubernetes task is `submitted`
+  // once its job exists, and then has a job id or handle.
   return state === 'submitted' && !rec.jobId && rec.pid === undefined && !rec.handle;
 }
 
