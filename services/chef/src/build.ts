@@ -1,3 +1,4 @@
+import { setImmediate as turnEnd } from 'node:timers/promises';
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { projectionKey } from '@computepods/depgraph';
 import { hashFile } from '@computepods/fswatch';
@@ -92,6 +93,10 @@ export async function handleBuild(
   recorded.catch(() => undefined);
   task.catch(() => undefined);
   try {
+    // The reads leave in this turn's one socket write, at its check phase (the bus's
+    // turn-batched transport): the checks below (synchronous file system calls, hashing) wait
+    // for it, so that they run while the reads are on their way instead of holding them back.
+    await turnEnd();
     // The paths' confinement, checked once here and kept until the task is submitted.
     const confine = new Confinement(ctx.workspace);
     let checked: { paths: BuildPaths; route: Route };
@@ -110,13 +115,34 @@ export async function handleBuild(
         error: `${err.code}: ${err.message}`,
       });
     }
+    // The inputs are checked while the build's record is read (a round trip): a build answered
+    // from its record ignores the checks, and nothing is downloaded for it (fetchIf).
+    const answered = recorded.then(async (known) =>
+      known && (await outputsIntact(ctx.workspace, known)) ? known : undefined,
+    );
+    answered.catch(() => undefined);
+    const checks = ctx.fetcher.ensureAll(
+      checked.paths.inputs.map((path) => ({
+        path,
+        sha256: req.inputs[path] as string,
+        pod: req.locations[path],
+      })),
+      confine,
+      // A failed read throws below: nothing to fetch for.
+      answered.then(
+        (a) => a === undefined,
+        () => false,
+      ),
+    );
+    checks.catch(() => undefined);
     const known = await recorded;
-    if (known && (await outputsIntact(ctx.workspace, known))) {
+    const done = await answered;
+    if (done) {
       logger.info(
         { buildId: req.buildId },
         'build already done and its outputs are intact; re-sending its result',
       );
-      await publishResult(ctx, known, msg);
+      await publishResult(ctx, done, msg);
       return;
     }
     const signal = ctx.inflight.begin(req.buildId);
@@ -132,6 +158,7 @@ export async function handleBuild(
         logger,
         { known, following, task },
         confine,
+        checks,
       );
     } finally {
       ctx.inflight.end(req.buildId, signal);
@@ -176,6 +203,8 @@ async function build(
     following: Promise<TaskFollower>;
   },
   confine: Confinement,
+  /** The inputs' checks, in the order of paths.inputs (InputFetcher.ensureAll). */
+  inputChecks: Promise<InputOutcome[]>,
 ): Promise<void> {
   const { cid } = msg;
   const started = Date.now();
@@ -196,16 +225,9 @@ async function build(
   // The inputs must be the bytes MajorDomo planned with, or the result would be recorded against
   // the wrong hashes: missing or different ones come from the pod that has them; if none has,
   // a newer change is on its way to MajorDomo, which re-plans.
-  // All at once (a pod's missing files in one batch); the first input in the rule's order that
-  // is wrong is the one named.
-  const checks = await ctx.fetcher.ensureAll(
-    paths.inputs.map((path) => ({
-      path,
-      sha256: req.inputs[path] as string,
-      pod: req.locations[path],
-    })),
-    confine,
-  );
+  // All at once (a pod's missing files in one batch), begun while the build's record was read
+  // (handleBuild); the first input in the rule's order that is wrong is the one named.
+  const checks = await inputChecks;
   for (const [i, path] of paths.inputs.entries()) {
     const r = checks[i] as InputOutcome;
     if ('err' in r) return fail('failed', errorText(r.err));

@@ -114,4 +114,24 @@ describe('InputFetcher.ensureAll: a build inputs, fetched from other pods as one
     const all = readdirSync(ws, { recursive: true }).map(String);
     expect(all.filter((n) => n.includes('.tmp-'))).toEqual([]);
   });
+
+  it('downloads nothing once fetchIf says false (a build answered from its record meanwhile)', async () => {
+    writeFileSync(join(podB, 'src/gated.txt'), 'remote\n');
+    mkdirSync(join(ws, 'src'), { recursive: true });
+    writeFileSync(join(ws, 'src/here.txt'), 'here\n');
+    const out = await fetcher.ensureAll(
+      [
+        { path: 'src/gated.txt', sha256: sha('remote\n'), pod: 'pod-b' },
+        { path: 'src/here.txt', sha256: sha('here\n'), pod: 'pod-b' },
+      ],
+      new Confinement(ws),
+      Promise.resolve(false),
+    );
+    expect(out[0]).toMatchObject({
+      err: { message: expect.stringContaining('src/gated.txt') },
+    });
+    expect((out[0] as { err: Error }).err.message).toContain('not fetched');
+    expect(out[1]).toEqual({ check: { ok: true, stamp: expect.any(String) } });
+    expect(readdirSync(join(ws, 'src'))).not.toContain('gated.txt');
+  });
 });

@@ -59,8 +59,16 @@ export class InputFetcher {
     readonly hashes: HashCache = new HashCache(),
   ) {}
 
-  /** One outcome per input, in the given order; `confine` checks their paths (the build's). */
-  async ensureAll(inputs: readonly WantedInput[], confine: Confinement): Promise<InputOutcome[]> {
+  /**
+   * One outcome per input, in the given order; `confine` checks their paths (the build's).
+   * Inputs to download wait for `fetchIf` (when given): false, none is fetched (each outcome an
+   * InputFetchError), as for a build answered from its record meanwhile.
+   */
+  async ensureAll(
+    inputs: readonly WantedInput[],
+    confine: Confinement,
+    fetchIf?: Promise<boolean>,
+  ): Promise<InputOutcome[]> {
     const outcomes: (InputOutcome | undefined)[] = inputs.map(() => undefined);
     const fetch = new Map<string, { i: number; local: string }[]>();
     await pMap(
@@ -79,6 +87,18 @@ export class InputFetcher {
       },
       { concurrency: FS_CONCURRENCY },
     );
+    if (fetch.size && fetchIf && !(await fetchIf)) {
+      for (const files of fetch.values())
+        for (const { i } of files)
+          outcomes[i] = {
+            err: new InputFetchError(
+              (inputs[i] as WantedInput).path,
+              'not fetched: the build no longer needs it',
+              false,
+            ),
+          };
+      fetch.clear();
+    }
     await Promise.all(
       [...fetch].map(async ([pod, files]) => {
         const got = await this.#fetch(
