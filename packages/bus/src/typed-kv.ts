@@ -46,6 +46,15 @@ export class TypedKv<S extends z.ZodType> {
     readonly publisher?: AckedPublisher,
   ) {}
 
+  /**
+   * The same bucket read and written with another schema: a looser one for values its caller
+   * validated already (a record checked once for its KV write and its message), or to read
+   * values as they are.
+   */
+  withSchema<T extends z.ZodType>(schema: T): TypedKv<T> {
+    return new TypedKv(this.kv, schema, this.logger, this.jsm, this.bucket, this.publisher);
+  }
+
   #encode(value: z.input<S>): string {
     const parsed = this.schema.safeParse(value);
     if (!parsed.success)

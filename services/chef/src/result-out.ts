@@ -1,4 +1,4 @@
-import { issuesOf, MessageInvalidError, TypedKv } from '@computepods/bus';
+import { issuesOf, MessageInvalidError, type TypedKv } from '@computepods/bus';
 import { BuildResult } from '@computepods/protocol';
 import { z } from 'zod';
 
@@ -10,14 +10,7 @@ export type ResultOut = TypedKv<typeof Checked>;
 
 /** A TypedKv of `results`' bucket that writes what it is given (checkResult checked it). */
 export function resultOut(results: TypedKv<typeof BuildResult>): ResultOut {
-  return new TypedKv(
-    results.kv,
-    Checked,
-    results.logger,
-    results.jsm,
-    results.bucket,
-    results.publisher,
-  );
+  return results.withSchema(Checked);
 }
 
 /**

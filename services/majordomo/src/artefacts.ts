@@ -1,4 +1,4 @@
-import { type Bus, issuesOf, MessageInvalidError, TypedKv } from '@computepods/bus';
+import { type Bus, issuesOf, MessageInvalidError, type TypedKv } from '@computepods/bus';
 import {
   ArtefactRecord,
   type ArtefactStatus,
@@ -64,7 +64,7 @@ export class ArtefactManager {
     readonly bus: Bus,
     readonly kv: TypedKv<typeof ArtefactRecord>,
   ) {
-    this.#out = new TypedKv(kv.kv, Checked, kv.logger, kv.jsm, kv.bucket, kv.publisher);
+    this.#out = kv.withSchema(Checked);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { type Bus, issuesOf, type Logger, TypedKv, type Versioned } from '@computepods/bus';
+import { type Bus, issuesOf, type Logger, type TypedKv, type Versioned } from '@computepods/bus';
 import { DependencyManager } from '@computepods/depgraph';
 import {
   ArtefactRecord,
@@ -77,7 +77,7 @@ export function plannedWith(
 
 /** The same bucket read as JSON only: values are not parsed with its schema (validDeclarations). */
 export function unparsed(kv: TypedKv<z.ZodType>): TypedKv<z.ZodUnknown> {
-  return new TypedKv(kv.kv, z.unknown(), kv.logger, kv.jsm, kv.bucket);
+  return kv.withSchema(z.unknown());
 }
 
 /**

@@ -1,4 +1,4 @@
-import { TypedKv } from '@computepods/bus';
+import type { TypedKv } from '@computepods/bus';
 import type { RetryPolicy } from '@computepods/executors';
 import { TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import { z } from 'zod';
@@ -37,7 +37,7 @@ export class KvRecords {
 
   /** `forgetEndedMs`: how long an ended task's revision is kept for a late update (10 min). */
   constructor(kv: TypedKv<typeof TaskRecord>, forgetEndedMs = 10 * 60_000) {
-    this.#kv = new TypedKv(kv.kv, RecordOut, kv.logger, kv.jsm, kv.bucket, kv.publisher);
+    this.#kv = kv.withSchema(RecordOut);
     this.#forgetEndedMs = forgetEndedMs;
   }
 
