@@ -255,7 +255,7 @@ export class Graph {
   setDiscovered(t: Task, discovered: readonly number[]): void {
     const before = t.inputs;
     t.discovered = unique(discovered);
-    t.inputs = dedupe(t.required, t.optional, t.discovered);
+    t.inputs = inputsOf(t);
     const after = t.inputs;
     const inBefore = has(before);
     const inAfter = has(after);
@@ -443,17 +443,7 @@ export class Graph {
     }
     if (losers && !required.every((p) => this.available(p))) return;
     const optional = optPaths.map((o) => this.intern(o));
-    const t = new Task(
-      this.tasks.length,
-      id,
-      rule,
-      stem,
-      bindings,
-      required,
-      optional,
-      outputs,
-      depth,
-    );
+    const t = new Task(this.tasks.length, id, rule, bindings, required, optional, outputs, depth);
     for (const o of outputs) if (!this.available(o)) this.queue.push(o);
     this.link(t);
   }
@@ -522,8 +512,9 @@ export class Graph {
    * restorer's (restoreConsumers, snapshot.ts).
    */
   private link(t: Task, restored = false): void {
-    const { rule, bindings } = t;
+    const { rule } = t;
     if (rule.projections.length) {
+      const { bindings } = t;
       t.projected = new Map(
         rule.projections.map(({ pattern, key }) => [
           this.intern(fillPattern(pattern, bindings)),
@@ -537,7 +528,7 @@ export class Graph {
       const trace = this.traces.get(t.id);
       t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
     }
-    t.inputs = dedupe(t.required, t.optional, t.discovered);
+    t.inputs = inputsOf(t);
     if (!restored) for (const p of t.inputs) this.addReader(p, t.idx);
     for (const o of t.outputs) this.producer[o] = t.idx;
     if (!restored) {
@@ -600,6 +591,15 @@ function readerSums(tasks: readonly (Task | undefined)[], paths: number) {
     }
   }
   return { count, sum, squares };
+}
+
+/**
+ * A task's inputs: its required ones themselves when it has no others (most of a restart's
+ * tasks without discovered inputs: one array fewer each), else the three lists without repeats.
+ */
+function inputsOf(t: Task): readonly number[] {
+  if (t.optional.length === 0 && t.discovered.length === 0) return unique(t.required);
+  return dedupe(t.required, t.optional, t.discovered);
 }
 
 /**

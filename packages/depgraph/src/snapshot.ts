@@ -191,7 +191,7 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
   restoreProjections(snap, g);
   const rules = restoreRules(snap, g);
   restoreTraces(snap, g);
-  restoreTasks(snap, g, rules);
+  const traceAt = restoreTasks(snap, g, rules);
   if (!g.restoreConsumers(snap.consumers)) {
     throw new StateCorruptError('consumers', 'the lists do not match the tasks inputs');
   }
@@ -199,7 +199,7 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
     if (!g.rules.has(ruleId)) throw new StateCorruptError('extras', `${id} names no rule`);
   }
   g.restoreHeld(snap.extras);
-  return dirtyTasks(snap, g);
+  return dirtyTasks(snap, g, traceAt);
 }
 
 function restorePaths({ strings, hashes, paths }: Snapshot, g: Graph): void {
@@ -239,8 +239,14 @@ function restoreTraces({ traces, strings }: Snapshot, g: Graph): void {
   }
 }
 
-function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]): void {
+/**
+ * Restores the tasks; returns each one's packed trace offset by task index (-1: none), for
+ * dirtyTasks not to look every task's id up again.
+ */
+function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]): Int32Array {
   const { tasks, traces, strings } = snap;
+  const pairs = new Int32Array(2 * snap.taskCount); // task index, trace offset
+  let n = 0;
   for (let at = 0; at < tasks.length; ) {
     const rule = rules[tasks[at + 1] ?? -1];
     const id = strings[tasks[at + 2] ?? 0] ?? '';
@@ -265,14 +271,11 @@ function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]):
     ) {
       throw new StateCorruptError('tasks', `task ${id} does not fit its rule`);
     }
-    const stem = id.slice(rule.id.length + 1);
-    const bindings = bindingsOf(rule, stem, g.path(required[0] ?? 0));
     const t = new Task(
       tasks[at] ?? 0,
       id,
       rule,
-      stem,
-      bindings,
+      bindingsOf(rule, id, g.path(required[0] ?? 0)),
       required,
       optional,
       outputs,
@@ -281,13 +284,20 @@ function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]):
     const trace = g.traces.packedOffset(id);
     t.discovered = trace === undefined ? NO_PATHS : packedDiscovered(traces, trace, t);
     if (!g.restoreTask(t)) throw new StateCorruptError('tasks', `task ${id} overlaps another`);
+    if (trace !== undefined && n < pairs.length) {
+      pairs[n++] = t.idx;
+      pairs[n++] = trace;
+    }
     at = start + nReq + nOpt + nOut;
   }
+  const traceAt = new Int32Array(g.tasks.length).fill(-1);
+  for (let i = 0; i < n; i += 2) traceAt[pairs[i] ?? 0] = pairs[i + 1] ?? -1;
+  return traceAt;
 }
 
-function dirtyTasks(snap: Snapshot, g: Graph): Task[] {
+function dirtyTasks(snap: Snapshot, g: Graph, traceAt: Int32Array): Task[] {
   const dirty: Task[] = [];
-  for (const t of g.tasks) if (t && isDirty(g, snap, t)) dirty.push(t);
+  for (const t of g.tasks) if (t && isDirty(g, snap, t, traceAt[t.idx] ?? -1)) dirty.push(t);
   return dirty;
 }
 
@@ -310,11 +320,11 @@ function packedDiscovered(words: Uint32Array, at: number, t: Task): readonly num
 /**
  * dirtyReason(g, t) !== undefined, on the packed trace while it is one: in a snapshot equal
  * strings are one string, so a hash matches exactly when its string index does (the path's is
- * `hashes[p] - 1`). A task whose rule projects inputs takes the general way.
+ * `hashes[p] - 1`). A task whose rule projects inputs takes the general way; so does one without
+ * a packed trace (`at` -1).
  */
-function isDirty(g: Graph, snap: Snapshot, t: Task): boolean {
-  const at = g.traces.packedOffset(t.id);
-  if (at === undefined || t.projected) return dirtyReason(g, t) !== undefined;
+function isDirty(g: Graph, snap: Snapshot, t: Task, at: number): boolean {
+  if (at < 0 || t.projected) return dirtyReason(g, t) !== undefined;
   const { traces: words, hashes } = snap;
   const ins = words[at + 1] ?? 0;
   const outs = words[at + 2] ?? 0;
@@ -335,10 +345,20 @@ function isDirty(g: Graph, snap: Snapshot, t: Task): boolean {
   return false;
 }
 
-/** A task's placeholder bindings, from its stem (or its first input when it has several). */
-function bindingsOf(rule: CompiledRule, stem: string, first: string): Record<string, string> {
-  if (rule.names.length === 0 && stem === '') return {};
-  if (rule.names.length === 1 && rule.names[0] === 'stem') return { stem };
+/**
+ * A task's placeholder bindings, from its first input, when it has other placeholders than
+ * {stem}: checked against the stem of its id. Undefined for a rule with none or only {stem}:
+ * the task makes them from its stem when they are first read (Task.bindings).
+ */
+function bindingsOf(
+  rule: CompiledRule,
+  id: string,
+  first: string,
+): Record<string, string> | undefined {
+  const { names } = rule;
+  if (names.length === 0 && id.length === rule.id.length + 1) return undefined;
+  if (names.length === 1 && names[0] === 'stem') return undefined;
+  const stem = id.slice(rule.id.length + 1);
   const bindings = matchPattern(rule.required[0], first);
   if (!bindings || stemKey(rule.names, bindings) !== stem) {
     throw new StateCorruptError('tasks', `${rule.id}:${stem} does not match its first input`);

@@ -1,3 +1,4 @@
+import { GraphInvariantError } from './checked.js';
 import type { CompiledRule } from './rule.js';
 import type { NonConvergence } from './types.js';
 
@@ -16,8 +17,11 @@ export interface Run {
 /** A rule instance. Graph structure is readonly; the rest is scheduling state. */
 export class Task {
   alive = true;
-  /** Required, optional, then discovered inputs, without duplicates (path ids). */
-  inputs: number[] = [];
+  /**
+   * Required, optional, then discovered inputs, without duplicates (path ids): `required` itself
+   * when it is all of them (lists of ids are never changed in place, so may be shared).
+   */
+  inputs: readonly number[] = [];
   discovered: readonly number[] = [];
   comp = -1;
   dirty = false;
@@ -31,23 +35,49 @@ export class Task {
   /** Inputs the rule projects: path id → projection key (absent when none). */
   projected: ReadonlyMap<number, string> | undefined = undefined;
 
+  /** The placeholders' values, when known; else made from the stem when first read. */
+  #bindings: Readonly<Record<string, string>> | undefined;
+
+  /**
+   * `bindings` may be left out for a rule whose only placeholder is {stem}, or that has none: a
+   * restart restores 100,000s of tasks and reads few tasks' bindings (an object and a string
+   * fewer per task for the young generation to copy).
+   */
   constructor(
     readonly idx: number,
     readonly id: string,
     readonly rule: CompiledRule,
-    readonly stem: string,
-    readonly bindings: Readonly<Record<string, string>>,
+    bindings: Readonly<Record<string, string>> | undefined,
     readonly required: readonly number[],
     readonly optional: readonly number[],
     readonly outputs: readonly number[],
     readonly depth: number,
-  ) {}
+  ) {
+    this.#bindings = bindings;
+  }
+
+  /** The instance's stem: its id after the rule's id and the colon. */
+  get stem(): string {
+    return this.id.slice(this.rule.id.length + 1);
+  }
+
+  get bindings(): Readonly<Record<string, string>> {
+    this.#bindings ??= stemBindings(this.rule, this.stem);
+    return this.#bindings;
+  }
 
   /** An input changed, or it ran: neither a failure nor a user's cancel holds it any longer. */
   unblock(): void {
     this.failed = undefined;
     this.held = false;
   }
+}
+
+/** The bindings of a rule with no placeholder or only {stem}, from its stem. */
+export function stemBindings(rule: CompiledRule, stem: string): Record<string, string> {
+  if (rule.names.length === 0 && stem === '') return {};
+  if (rule.names.length === 1 && rule.names[0] === 'stem') return { stem };
+  throw new GraphInvariantError('bindings for the placeholders of rule', rule.id);
 }
 
 /** Precedence when two tasks claim one output: lowest rule id, then lowest task id. */
