@@ -30,6 +30,7 @@ import type {
   CompletedResult,
   DependencyManagerOptions,
   GraphState,
+  ReadOptions,
   RuleSpec,
   Status,
   TaskInstance,
@@ -87,9 +88,13 @@ export class DependencyManager {
    * older JSON of exportState() (checked for shape). Corrupt or truncated bytes throw
    * StateCorruptError naming the part that is wrong; nothing half-loaded is returned.
    */
-  static fromBytes(bytes: Uint8Array, options?: DependencyManagerOptions): DependencyManager {
+  static fromBytes(
+    bytes: Uint8Array,
+    options?: DependencyManagerOptions,
+    read?: ReadOptions,
+  ): DependencyManager {
     if (!isEncodedState(bytes)) return DependencyManager.fromState(parseStateJson(bytes), options);
-    return DependencyManager.fromSnapshot(decodeSnapshot(bytes), options);
+    return DependencyManager.fromSnapshot(decodeSnapshot(bytes, read), options);
   }
 
   /** fromBytes after decodeSnapshot (for a caller that times the two apart). */

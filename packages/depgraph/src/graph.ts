@@ -89,8 +89,22 @@ export class Graph {
     readonly maxDepth: number,
   ) {}
 
+  /**
+   * The last path id() found, and its id: a caller asking several things of one path (MajorDomo
+   * asks its producer, then its state, of each of 100,000s of records after a restart) looks it
+   * up once. Ids never change once interned, so it never goes stale.
+   */
+  private lastPath: string | undefined;
+  private lastId = -1;
+
   id(path: string): number | undefined {
-    return this.ids.get(path);
+    if (path === this.lastPath) return this.lastId;
+    const id = this.ids.get(path);
+    if (id !== undefined) {
+      this.lastPath = path;
+      this.lastId = id;
+    }
+    return id;
   }
 
   /** Distinct paths interned (add() of a path twice would leave it below paths.length). */

@@ -60,6 +60,7 @@ export type {
   GraphState,
   GraphWarning,
   NonConvergence,
+  ReadOptions,
   RuleSpec,
   Status,
   TaskInstance,

@@ -150,6 +150,14 @@ describe('compact state (exportBytes / fromBytes)', () => {
       }
     });
 
+    it('a checksum left unchecked only for a caller that verified the bytes itself', () => {
+      const copy = Buffer.from(bytes);
+      copy.writeUInt32LE((copy.readUInt32LE(16) + 1) >>> 0, 16);
+      expect(() => DependencyManager.fromBytes(copy)).toThrow(/at checksum/);
+      const loaded = DependencyManager.fromBytes(copy, undefined, { verified: true });
+      expect(observe(loaded)).toEqual(observe(DependencyManager.fromBytes(bytes)));
+    });
+
     it('a wrong version, or trailing bytes', () => {
       const copy = Buffer.from(bytes);
       copy.writeUInt32LE(99, 8);

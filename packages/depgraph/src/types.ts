@@ -153,6 +153,16 @@ export interface DependencyManagerOptions {
   readonly maxDerivationDepth?: number;
 }
 
+/** How fromBytes reads the compact form. */
+export interface ReadOptions {
+  /**
+   * The caller has checked the bytes against a digest of its own (MajorDomo: the snapshot's
+   * sha256, before any of it is used): the body's crc32 is not computed again (~5-15 ms at 100k
+   * artefacts). Every other check stays.
+   */
+  readonly verified?: boolean;
+}
+
 /** Everything the graph is derived from; what MajorDomo persists. */
 export interface GraphState {
   readonly rules: readonly RuleSpec[];
