@@ -84,6 +84,19 @@ export async function handleBuild(
       durationMs: 0,
       error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
     });
+  // Held from the start: MajorDomo cancels a build whose inputs changed as soon as it hears of
+  // it, often while the request is still being checked here (its records read, its paths
+  // confined); a hold taken after the checks ignored that cancel, and the stale build ran beside
+  // the step's next one, both writing its outputs (test/src/chef-cancel-early.test.ts).
+  const signal = ctx.inflight.begin(req.buildId, req.taskId);
+  // A build of the same step still winding down (cancelled, or superseded by this one) ends
+  // first, and only then is anything read or checked: its result, if it finished before its
+  // kill, answers this request when it is the same build; its outputs are written no more.
+  if (ctx.inflight.hasPredecessor(signal))
+    await ctx.inflight.predecessorEnded(signal).catch((err: unknown) => {
+      ctx.inflight.end(req.buildId, signal);
+      throw err;
+    });
   // The result and task records are read while the request is checked (one round trip off the
   // path); a refused request leaves them unread. The first attempt's record is followed from
   // then on: a fresh build's task is that one, waited on with no second read.
@@ -145,25 +158,21 @@ export async function handleBuild(
       await publishResult(ctx, done, msg);
       return;
     }
-    const signal = ctx.inflight.begin(req.buildId);
-    try {
-      await build(
-        ctx,
-        req,
-        rule,
-        checked,
-        base,
-        signal,
-        msg,
-        logger,
-        { known, following, task },
-        confine,
-        checks,
-      );
-    } finally {
-      ctx.inflight.end(req.buildId, signal);
-    }
+    await build(
+      ctx,
+      req,
+      rule,
+      checked,
+      base,
+      signal,
+      msg,
+      logger,
+      { known, following, task },
+      confine,
+      checks,
+    );
   } finally {
+    ctx.inflight.end(req.buildId, signal);
     following.then(
       (f) => f.stop(),
       () => undefined,
@@ -292,23 +301,11 @@ async function build(
       confine: new Confinement(ctx.workspace),
     });
   }
-  // A twin request (sent again across a cancel) may have completed this build meanwhile, or
-  // the cancelled attempt's task ended before its kill: its result answers, nothing runs again.
-  const waited = await ctx.inflight.predecessorEnded(signal);
   if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
-  // Read again only after waiting for a predecessor (two reads, one round trip): else the
-  // records read at the start stand, no one here having run this build since.
-  const [done, first] = waited
-    ? await Promise.all([
-        ctx.results.get(req.buildId).then((e) => e?.value),
-        ctx.tasks.get(attemptTaskId(req.buildId, 0)).then((e) => e?.value),
-      ])
-    : [undefined, await read.task];
-  if (done && (await outputsIntact(ctx.workspace, done))) {
-    await publishResult(ctx, done, msg);
-    return;
-  }
-  const reported = read.known !== undefined || done !== undefined;
+  // The records read at the start stand (read once the step's earlier builds had ended, so
+  // no one here has run this build since).
+  const first = await read.task;
+  const reported = read.known !== undefined;
   const last = await lastAttempt(ctx.tasks, req.buildId, first);
   // The next attempt's record, followed since lastAttempt read it as none: stopped once unused.
   const stopNext = () => last.next?.stop();

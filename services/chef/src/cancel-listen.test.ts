@@ -31,7 +31,7 @@ describe('listenForCancels (a real nats-server)', () => {
       },
     });
     const held = new InFlightBuilds(async () => undefined);
-    const signal = held.begin('b-1');
+    const signal = held.begin('b-1', 'step');
     const stop = listenForCancels(bus, held);
     try {
       await bus.nc.flush();

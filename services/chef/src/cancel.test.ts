@@ -7,7 +7,7 @@ describe('InFlightBuilds', () => {
     const held = new InFlightBuilds(async (taskId) => {
       killed.push(taskId);
     });
-    const running = held.begin('b1');
+    const running = held.begin('b1', 's1');
     held.submitted(running, 'b-b1');
     expect(held.cancel('b1', 'inputs changed')).toBe(true);
     expect(running.aborted).toBe(true);
@@ -15,7 +15,7 @@ describe('InFlightBuilds', () => {
     expect(killed).toEqual(['b-b1']);
 
     // Cancelled while its inputs were still being fetched: killed when the task goes out.
-    const early = held.begin('b2');
+    const early = held.begin('b2', 's2');
     expect(held.cancel('b2', 'by request')).toBe(true);
     expect(early.aborted).toBe(true);
     expect(killed).toEqual(['b-b1']);
@@ -36,8 +36,8 @@ describe('InFlightBuilds', () => {
     const held = new InFlightBuilds(async (taskId) => {
       killed.push(taskId);
     });
-    const first = held.begin('b');
-    const twin = held.begin('b');
+    const first = held.begin('b', 'step');
+    const twin = held.begin('b', 'step');
     held.end('b', first);
     expect(held.cancel('b', 'inputs changed')).toBe(true);
     expect(first.aborted && twin.aborted).toBe(true);
@@ -52,15 +52,15 @@ describe('InFlightBuilds', () => {
       picks++;
       return id;
     };
-    const first = held.begin('b');
-    const twin = held.begin('b');
+    const first = held.begin('b', 'step');
+    const twin = held.begin('b', 'step');
     // Found by test/chaos: two requests after a cancel each named a task of their own.
     expect(await held.taskIdOnce(first, pick('b-x'))).toBe('b-x');
     expect(await held.taskIdOnce(twin, pick('b-x-1'))).toBe('b-x');
     expect(picks).toBe(1);
     expect(held.cancel('b', 'inputs changed')).toBe(true);
-    const again = held.begin('b');
-    const againTwin = held.begin('b');
+    const again = held.begin('b', 'step');
+    const againTwin = held.begin('b', 'step');
     expect(held.afterCancel(again) && held.afterCancel(againTwin)).toBe(true);
     expect(await held.taskIdOnce(againTwin, pick('b-x-1'))).toBe('b-x-1');
     expect(await held.taskIdOnce(again, pick('b-x-2'))).toBe('b-x-1');
@@ -72,12 +72,12 @@ describe('InFlightBuilds', () => {
     const held = new InFlightBuilds(async (taskId) => {
       killed.push(taskId);
     });
-    const old = held.begin('b');
+    const old = held.begin('b', 'step');
     held.submitted(old, 'b-old');
     expect(held.cancel('b', 'inputs changed')).toBe(true);
     // MajorDomo re-sends the build (its inputs changed back, or it re-planned): a new attempt,
     // not answered "cancelled" at once (that spun a re-send loop).
-    const again = held.begin('b');
+    const again = held.begin('b', 'step');
     expect(again.aborted).toBe(false);
     expect(held.afterCancel(again)).toBe(true);
     expect(held.afterCancel(old)).toBe(false);
@@ -94,10 +94,10 @@ describe('InFlightBuilds', () => {
 
   it('lets a request after a cancel wait until the cancelled attempt has ended', async () => {
     const held = new InFlightBuilds(async () => undefined);
-    const old = held.begin('b');
-    const oldTwin = held.begin('b');
+    const old = held.begin('b', 'step');
+    const oldTwin = held.begin('b', 'step');
     held.cancel('b', 'inputs changed');
-    const again = held.begin('b');
+    const again = held.begin('b', 'step');
     let waited = false;
     const waiting = held.predecessorEnded(again).then(() => {
       waited = true;
@@ -111,18 +111,56 @@ describe('InFlightBuilds', () => {
     held.end('b', oldTwin);
     await waiting;
     expect(waited).toBe(true);
-    // No predecessor: at once.
-    await held.predecessorEnded(held.begin('c'));
+    // No predecessor (another step): at once.
+    const other = held.begin('c', 'other');
+    expect(held.hasPredecessor(other)).toBe(false);
+    await held.predecessorEnded(other);
   });
 
   it('stops waiting for the cancelled attempt when the new one is cancelled too', async () => {
     const held = new InFlightBuilds(async () => undefined);
-    held.begin('b');
+    held.begin('b', 'step');
     held.cancel('b', 'first');
-    const again = held.begin('b');
+    const again = held.begin('b', 'step');
     const waiting = held.predecessorEnded(again);
     held.cancel('b', 'second');
     await waiting;
     expect(again.aborted).toBe(true);
+  });
+
+  it("supersedes a step's build still held when another build of the step comes, and waits for every earlier one", async () => {
+    const killed: string[] = [];
+    const held = new InFlightBuilds(async (taskId) => {
+      killed.push(taskId);
+    });
+    // A cancel that came before its request was pulled was ignored: the stale build is held.
+    expect(held.cancel('a', 'inputs changed')).toBe(false);
+    const stale = held.begin('a', 'upper:t');
+    held.submitted(stale, 'b-a');
+    const unrelated = held.begin('u', 'upper:u');
+    const next = held.begin('b', 'upper:t');
+    expect(stale.aborted).toBe(true);
+    expect(stale.reason).toBe('superseded by build b');
+    expect(killed).toEqual(['b-a']);
+    expect(unrelated.aborted).toBe(false);
+    expect(held.hasPredecessor(unrelated)).toBe(false);
+    expect(held.hasPredecessor(next) && !next.aborted).toBe(true);
+    // A third build comes while the first still winds down: it waits for both.
+    const third = held.begin('c', 'upper:t');
+    expect(next.aborted).toBe(true);
+    let waited = false;
+    const waiting = held.predecessorEnded(third).then(() => {
+      waited = true;
+    });
+    held.end('b', next);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(waited).toBe(false);
+    held.end('a', stale);
+    await waiting;
+    expect(waited).toBe(true);
+    // Once every hold of the step ended, the next build of it waits for nothing.
+    held.end('c', third);
+    expect(held.hasPredecessor(held.begin('d', 'upper:t'))).toBe(false);
+    expect(killed).toEqual(['b-a']);
   });
 });

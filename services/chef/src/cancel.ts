@@ -9,6 +9,8 @@ import {
 import type { TaskView } from './task-view.js';
 
 interface Held {
+  /** The step (MajorDomo's task id) the build is of. */
+  readonly step: string;
   readonly controller: AbortController;
   taskId: string | undefined;
   /** Requests for this build being handled: MajorDomo may re-send one after a restart. */
@@ -23,8 +25,8 @@ interface Held {
   /** Settles when the last request sharing this hold ends. */
   readonly ended: Promise<void>;
   readonly settle: () => void;
-  /** The cancelled hold this one came after, while it still winds down. */
-  readonly predecessor: Promise<void> | undefined;
+  /** The holds of the same step this one came after, while they still wind down. */
+  readonly predecessor: Promise<unknown> | undefined;
 }
 
 /**
@@ -33,25 +35,39 @@ interface Held {
  * build id share a cancellation while it is in flight; one that comes after a cancel starts a
  * new hold (a fresh attempt), never the cancelled one's fate. The signal begin() returns names
  * the hold in submitted() and end().
+ *
+ * One build of a step at a time: MajorDomo asks for a step's next build only once it gave the
+ * last one up (its result came, or it cancelled it), so a request for another build of a step
+ * this chef still holds supersedes that build (cancelled, its task killed), and waits for every
+ * earlier hold of the step to wind down (predecessorEnded). A cancel can come before the request
+ * it cancels is pulled (the chef ignores it then), and the stale build used to run beside the
+ * step's next one: both wrote the outputs, and the next one's report named the other's
+ * half-written file (test/src/chef-cancel-early.test.ts).
  */
 export class InFlightBuilds {
   /** The current hold of each build id; cancelled ones still winding down are not in it. */
   readonly #held = new Map<string, Held>();
+  /** Every hold of each step not yet ended, cancelled ones too, in the order they began. */
+  readonly #steps = new Map<string, Held[]>();
   readonly #bySignal = new WeakMap<AbortSignal, Held>();
 
   constructor(readonly kill: (taskId: string) => Promise<void>) {}
 
-  begin(buildId: string): AbortSignal {
+  begin(buildId: string, step: string): AbortSignal {
     const known = this.#held.get(buildId);
     if (known && !known.controller.signal.aborted) {
       known.refs++;
       return known.controller.signal;
     }
+    const before = this.#steps.get(step);
+    for (const h of before ?? [])
+      if (!h.controller.signal.aborted) this.#abort(h, `superseded by build ${buildId}`);
     let settle = () => {};
     const ended = new Promise<void>((resolve) => {
       settle = resolve;
     });
     const held: Held = {
+      step,
       controller: new AbortController(),
       taskId: undefined,
       refs: 1,
@@ -59,11 +75,21 @@ export class InFlightBuilds {
       pick: undefined,
       ended,
       settle,
-      predecessor: known?.ended,
+      predecessor: before && Promise.all(before.map((h) => h.ended)),
     };
     this.#held.set(buildId, held);
+    if (before) before.push(held);
+    else this.#steps.set(step, [held]);
     this.#bySignal.set(held.controller.signal, held);
     return held.controller.signal;
+  }
+
+  /**
+   * True when a hold of the same step began before this one and has not ended: its build is
+   * cancelled or superseded, and this one waits for it (predecessorEnded) before anything else.
+   */
+  hasPredecessor(signal: AbortSignal): boolean {
+    return this.#bySignal.get(signal)?.predecessor !== undefined;
   }
 
   /**
@@ -76,15 +102,15 @@ export class InFlightBuilds {
   }
 
   /**
-   * Resolves once the cancelled attempt this one came after has ended (at once when there is
-   * none, or when this one is cancelled too). Its task may have run to its end before the kill
-   * reached it, its result recorded: the build is then done, and running it again is a
-   * duplicate (found by test/chaos: a cancel and a re-send 6 ms apart ran the build twice). Nor
-   * do two tasks of a build write its outputs at once. True when there was one to wait for.
+   * Resolves once the holds of the same step this one came after have ended (at once when there
+   * is none, or when this one is cancelled too). A cancelled attempt of the same build may have
+   * run to its end before the kill reached it, its result recorded: the build is then done, and
+   * running it again is a duplicate (found by test/chaos: a cancel and a re-send 6 ms apart ran
+   * the build twice). Nor do two tasks of a step write its outputs at once.
    */
-  async predecessorEnded(signal: AbortSignal): Promise<boolean> {
+  async predecessorEnded(signal: AbortSignal): Promise<void> {
     const before = this.#bySignal.get(signal)?.predecessor;
-    if (!before || signal.aborted) return false;
+    if (!before || signal.aborted) return;
     let onAbort = () => {};
     await Promise.race([
       before,
@@ -94,7 +120,6 @@ export class InFlightBuilds {
       }),
     ]);
     signal.removeEventListener('abort', onAbort);
-    return true;
   }
 
   /** The hold's task id: `pick`ed by its first request, the same for every other sharing it. */
@@ -118,16 +143,23 @@ export class InFlightBuilds {
     if (!held || --held.refs > 0) return;
     held.settle();
     if (this.#held.get(buildId) === held) this.#held.delete(buildId);
+    const step = this.#steps.get(held.step);
+    const at = step?.indexOf(held) ?? -1;
+    if (at >= 0) step?.splice(at, 1);
+    if (step?.length === 0) this.#steps.delete(held.step);
   }
 
   /** False when this chef does not hold the build (another chef's, or already finished). */
   cancel(buildId: string, reason: string): boolean {
     const held = this.#held.get(buildId);
     if (!held) return false;
-    if (held.controller.signal.aborted) return true;
+    if (!held.controller.signal.aborted) this.#abort(held, reason);
+    return true;
+  }
+
+  #abort(held: Held, reason: string): void {
     held.controller.abort(reason);
     if (held.taskId) void this.kill(held.taskId);
-    return true;
   }
 
   get size(): number {

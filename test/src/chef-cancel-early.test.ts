@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BuildResult, subjects } from '@computepods/protocol';
+import { until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Builds of one step asked for in quick succession, each but the last cancelled right after its
+ * request (what MajorDomo does when the step's inputs change while it is asked for). The cancel
+ * can reach the chef before the request it cancels is pulled, and the chef ignored it: the stale
+ * build ran beside the step's next one, both writing the output, and the next one's report named
+ * the other's half-written (empty) file (fresh-clone CI, output-reports). Now a chef runs one
+ * build of a step at a time, the newest superseding any still held. The command marks a run
+ * that began while another was under way. Real nats-server, chef and runner processes.
+ */
+describe('builds of one step cancelled right after their requests', () => {
+  let stack: Stack;
+  let results: BuildResult[] = [];
+  const ledger = () => stack.dir.join('ledger');
+  const runs = () => (existsSync(ledger()) ? readFileSync(ledger(), 'utf8') : '');
+
+  beforeAll(async () => {
+    stack = await Stack.start('cancelearly');
+    const busy = stack.dir.join('busy');
+    const chefFile = stack.writeUpperChef(
+      `if mkdir ${busy}; then :; else echo overlap >> ${ledger()}; fi; sleep 0.2; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger()}; rmdir ${busy} 2>/dev/null; true`,
+    );
+    await Promise.all([
+      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
+      stack.start('runner'),
+    ]);
+    results = stack.collectBuildResults();
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('never run two at once: every success reports the bytes its run left, the last one runs', async () => {
+    stack.write('src/a.txt', 'a\n');
+    const cancel = (buildId: string) =>
+      stack.bus.publish('build.cancel', subjects.buildCancel(stack.project), {
+        buildId,
+        reason: 'inputs changed',
+      });
+    const ids = ['c0ffee01', 'c0ffee02', 'c0ffee03', 'c0ffee04'].map((i) => i.repeat(2));
+    for (const buildId of ids.slice(0, -1)) {
+      await stack.requestUpper(buildId, 'a', sha256('a\n'));
+      await cancel(buildId);
+    }
+    await stack.requestUpper(ids[3] as string, 'a', sha256('a\n'));
+    await until(
+      () => results.length === 4,
+      'four results',
+      30_000,
+      () => stack.logs(),
+    );
+    const byId = new Map(results.map((r) => [r.buildId, r]));
+    expect(byId.get(ids[3] as string)).toMatchObject({ status: 'succeeded' });
+    for (const r of results) {
+      expect(['succeeded', 'cancelled'], r.error).toContain(r.status);
+      if (r.status === 'succeeded')
+        expect(r.outputs['out/a.upper']).toMatchObject({ sha256: sha256('A\n'), size: 2 });
+    }
+    expect(runs()).not.toContain('overlap');
+    expect(runs()).toMatch(/^(a\n)+$/);
+    expect(readFileSync(join(stack.workspace, 'out/a.upper'), 'utf8')).toBe('A\n');
+  });
+});
