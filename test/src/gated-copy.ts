@@ -4,7 +4,7 @@ import type { Stack } from './stack.js';
 /**
  * A chef definition for tests that kill services mid-build: one rule `copy` (g/{stem}.in →
  * g/{stem}.out). An input holding "pause" waits for the test's gate (`gate(stem)`; two minutes
- * at most); it marks that it began (`started(stem)`). A ledger outside the workspace (nothing watches it) gets one line per command run to
+ * at most); it marks that it began (`started(stem)`, `starts(stem)`). A ledger outside the workspace (nothing watches it) gets one line per command run to
  * its end, so a build run twice shows twice.
  */
 export class GatedCopy {
@@ -22,7 +22,7 @@ export class GatedCopy {
         '  - id: copy',
         "    inputs: ['g/{stem}.in']",
         "    outputs: ['g/{stem}.out']",
-        `    command: if grep -q pause {in0}; then touch ${stack.dir.path}/started-{stem}; i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0} && echo {stem} "$(cat {in0})" >> ${this.ledger}`,
+        `    command: if grep -q pause {in0}; then echo start >> ${stack.dir.path}/started-{stem}; i=0; while [ ! -e ${stack.dir.path}/go-{stem} ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done; fi; cp {in0} {out0} && echo {stem} "$(cat {in0})" >> ${this.ledger}`,
         '',
       ].join('\n'),
     );
@@ -34,6 +34,12 @@ export class GatedCopy {
    */
   started(stem: string): boolean {
     return existsSync(this.stack.dir.join(`started-${stem}`));
+  }
+
+  /** How many times the paused command of `copy:<stem>` has begun (each copy adds a line). */
+  starts(stem: string): number {
+    const f = this.stack.dir.join(`started-${stem}`);
+    return existsSync(f) ? readFileSync(f, 'utf8').split('\n').length - 1 : 0;
   }
 
   /** Lets the paused command of `copy:<stem>` go on. */

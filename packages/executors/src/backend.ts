@@ -47,6 +47,21 @@ export interface BackendContext {
  */
 export type UnpublishedLogs = () => Iterable<TaskRecord>;
 
+/** Backend.earlierStart's answer. */
+export type EarlierStart =
+  /** It never started it: run it. */
+  | { readonly kind: 'none' }
+  /** It did: follow that copy (Backend.followEarlier), never start another. */
+  | EarlierStarted
+  /** It cannot be told: not run (recorded failed with this reason). */
+  | { readonly kind: 'unknown'; readonly reason: string };
+/** Started by `runner` (the attempt before's), in the task folder `dir`. */
+export type EarlierStarted = {
+  readonly kind: 'started';
+  readonly dir: string;
+  readonly runner: string;
+};
+
 /**
  * States a new task is recorded in together with "created", in the same write (a local pool
  * with a free slot: submitted and running), and what goes with them. `release` undoes what the
@@ -80,6 +95,17 @@ export interface Backend {
   kill(rec: TaskRecord, from: TaskState): Promise<void>;
   /** After a restart: the records found for this resource, to reconcile with reality. */
   adopt(recs: readonly TaskRecord[]): Promise<void>;
+  /**
+   * Optional: whether the attempt before a task MajorDomo queued again (`rec`: its record as
+   * read, created, naming the runner that attempt was with) may have started it. Without it, it
+   * never did (only a local task can start before its start is recorded).
+   */
+  earlierStart?(rec: TaskRecord): EarlierStart;
+  /**
+   * Follows the copy the attempt before started (earlierStart said `started`): `rec`, created,
+   * is recorded running there and its end collected; it is never started again.
+   */
+  followEarlier?(rec: TaskRecord, start: EarlierStarted): void;
   /** The task's output so far (the last `maxBytes`). */
   logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string>;
   /**

@@ -54,6 +54,13 @@ export interface BackendTuning {
   readonly stages?: TaskStages | undefined;
   /** Local: queued tasks start before their running record while this shows no silence (liveness.ts). */
   readonly liveness?: Liveness | undefined;
+  /** Local: how long the spawner holds a started task's pid for its exit (default 100 ms). */
+  readonly pidHoldMs?: number | undefined;
+  /**
+   * Local: the runner id marked in jobsDir as keeping its task folders there (LocalBackend's
+   * RUNNERS_DIR); not for a pilot worker, whose folder is its pilot's and swept with it.
+   */
+  readonly runnerMark?: string | undefined;
 }
 
 export interface CreateExecutorOptions {
@@ -105,6 +112,8 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
           ...(tune.staging ? { staging: tune.staging } : {}),
           ...(tune.stages ? { stages: tune.stages } : {}),
           ...(tune.liveness ? { liveness: tune.liveness } : {}),
+          ...(tune.pidHoldMs !== undefined ? { pidHoldMs: tune.pidHoldMs } : {}),
+          ...(tune.runnerMark ? { runner: tune.runnerMark } : {}),
           ...sweep,
         },
         ctx,

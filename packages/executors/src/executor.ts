@@ -179,6 +179,37 @@ export class Executor<B extends Backend = Backend> {
     });
   }
 
+  /**
+   * A task MajorDomo queued again after its runner stopped answering. `prior` is its record as
+   * read (created, without a runner, at `input`'s attempt, its history that of the attempt
+   * before), whose revision the runner took as its own. The backend says whether the attempt
+   * before may have started it (Backend.earlierStart; without one it never did): not, it is
+   * submitted as any task; started, that copy is followed and recorded here, never started
+   * again; unknown, it is recorded failed with the backend's reason. Never run twice.
+   */
+  async submitRequeued(input: TaskSubmitted, prior: TaskRecord): Promise<TaskRecord> {
+    const task = TaskSubmitted.parse(input);
+    if (this.#records.has(task.taskId)) return this.submit(task);
+    const earlier = this.#backend.earlierStart?.(prior) ?? { kind: 'none' };
+    if (earlier.kind === 'none') return this.submit(task);
+    if (earlier.kind === 'unknown') return this.refuse(task, earlier.reason);
+    return this.#serial(task.taskId, async () => {
+      const known = this.#records.get(task.taskId);
+      if (known) return known;
+      // Its record as stored, this runner's now; the handle naming the runner before, and the
+      // reason saying it was queued again, go with the first write (Backend.followEarlier).
+      const { handle: _handle, ...stored } = prior;
+      const rec: TaskRecord = {
+        ...stored,
+        task,
+        ...(this.#runner ? { runner: this.#runner } : {}),
+      };
+      this.#records.set(task.taskId, rec);
+      this.#backend.followEarlier?.(rec, earlier);
+      return rec;
+    });
+  }
+
   /** A new task's first record, not yet written. */
   #created(task: TaskSubmitted, time: string): TaskRecord {
     return {

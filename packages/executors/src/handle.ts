@@ -43,6 +43,23 @@ export function slurmHandle(handle: unknown): SlurmHandle | undefined {
   return r.success ? r.data : undefined;
 }
 
+/**
+ * The handle of a record MajorDomo queued again after its runner stopped answering
+ * (services/majordomo/src/runner-liveness.ts): not where the task is, but which runner the
+ * attempt before was with, so the runner taking it can look for a start of it
+ * (Backend.earlierStart).
+ */
+export const RequeuedHandle = z.object({
+  kind: z.literal('requeued'),
+  runner: z.string().min(1),
+});
+export type RequeuedHandle = z.infer<typeof RequeuedHandle>;
+
+export function requeuedHandle(handle: unknown): RequeuedHandle | undefined {
+  const r = RequeuedHandle.safeParse(handle);
+  return r.success ? r.data : undefined;
+}
+
 /** Where a task is on Kubernetes: its Job (one per task), found again by name after a restart. */
 export const KubernetesHandle = z.object({
   kind: z.literal('kubernetes'),

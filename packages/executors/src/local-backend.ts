@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,13 +7,15 @@ import type {
   Admission,
   Backend,
   BackendContext,
+  EarlierStart,
+  EarlierStarted,
   LogRead,
   LogStream,
   RecordPatch,
   UnpublishedLogs,
 } from './backend.js';
 import { isRetryable, UnsafeValueError } from './errors.js';
-import { type LocalHandle, localHandle } from './handle.js';
+import { type LocalHandle, localHandle, requeuedHandle } from './handle.js';
 import { isTerminal } from './lifecycle.js';
 import type { Liveness } from './liveness.js';
 import { LIFE_LINK, TASK_FILES, TaskFolderSweep } from './local-sweep.js';
@@ -24,7 +26,7 @@ import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
 import { taskBaseEnv } from './task-env.js';
 import { type EnvironmentSite, exitReason, withEnvironment } from './task-environment.js';
-import { claimedAt, folderLife, lifeOf } from './task-life.js';
+import { claimedAt, fenceLife, folderLife, lifeOf } from './task-life.js';
 import type { TaskStages } from './task-stages.js';
 import type { TaskStaging } from './task-staging.js';
 
@@ -69,6 +71,13 @@ export interface LocalBackendOptions {
    * otherwise, and without it, the task is recorded running first and then started.
    */
   readonly liveness?: Liveness | undefined;
+  /**
+   * The runner this backend runs tasks for: marked in the jobs folder (RUNNERS_DIR) at adopt,
+   * so that another runner taking a task of it queued again knows it can look for its start.
+   */
+  readonly runner?: string | undefined;
+  /** How long the spawner holds a started task's pid for its exit (spawner.ts; tests). */
+  readonly pidHoldMs?: number | undefined;
   /**
    * How long a task's end may wait to be recorded with another lane's (#endTogether; default
    * 2 ms): while a lane holds a task started before its record whose pid has not come (short,
@@ -115,7 +124,18 @@ interface Running {
   dropped?: boolean;
   /** Its folder was claimed for this life by another start (spawner.py): followed, never started here. */
   neverStart?: boolean;
+  /**
+   * Started by the attempt before, with a runner taken for dead (followEarlier): another runner
+   * may follow it too, so a record that went elsewhere lets it go, never kills it.
+   */
+  earlier?: boolean;
 }
+
+/**
+ * The folder in a jobs folder where each runner that keeps its task folders there has a file
+ * named by its id (encoded): not a task id (local-sweep.ts TASK_DIR), so never swept.
+ */
+export const RUNNERS_DIR = '@runners';
 
 /**
  * Local processes, at most `parallel` at once. Tasks wait in FIFO order (state submitted);
@@ -138,9 +158,11 @@ export class LocalBackend implements Backend {
   #poller: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #spawner: Spawner;
+  readonly #runner: string | undefined;
   readonly #stats = {
     spawned: 0,
     adopted: 0,
+    followedEarlier: 0,
     collectedAfterRestart: 0,
     startedAfterRestart: 0,
     startedBeforeRecord: 0,
@@ -177,6 +199,7 @@ export class LocalBackend implements Backend {
     this.#stages = options.stages;
     this.#liveness = options.liveness;
     this.#endHoldMs = options.endHoldMs ?? 2;
+    this.#runner = options.runner;
     const envs = resolve(this.#envSite.dir);
     const sweep = (jobsDir: string, oldLayout: boolean) =>
       new TaskFolderSweep({
@@ -197,6 +220,7 @@ export class LocalBackend implements Backend {
       env: options.env ?? taskBaseEnv(),
       log: (level, msg, data) => ctx.log(level, msg, data),
       times: !!options.stages,
+      ...(options.pidHoldMs !== undefined ? { pidHoldMs: options.pidHoldMs } : {}),
     });
     // Started now, so the first task does not wait for the interpreter to boot.
     this.#spawner.warm();
@@ -271,6 +295,7 @@ export class LocalBackend implements Backend {
   }
 
   async adopt(recs: readonly TaskRecord[]): Promise<void> {
+    this.#markRunner();
     for (const rec of recs) {
       const id = rec.task.taskId;
       if (rec.state === 'created') this.enqueue(rec);
@@ -295,6 +320,93 @@ export class LocalBackend implements Backend {
     // Every task still ours has its record in the executor by now: its folder is safe.
     this.#sweeper.start();
     this.#oldSweeper?.start();
+  }
+
+  /**
+   * Whether the attempt before `rec` (queued again by MajorDomo, its runner taken for dead) may
+   * have started it. A local task starts only once recorded submitted, and then, if before its
+   * running record (the early start), in its folder claimed for that life of the record
+   * (task-life.ts). So: never submitted, never started. Else, when the dead runner kept its task
+   * folders in this jobs folder (its mark in RUNNERS_DIR), the folder tells, fenced (fenceLife)
+   * so that a late start of that life (its spawner still reading its last requests) cannot
+   * follow: claimed by that life, it started; not, it never will. The dead runner's folders
+   * elsewhere (another machine, another jobs_local_dir): it cannot be told.
+   */
+  earlierStart(rec: TaskRecord): EarlierStart {
+    const id = rec.task.taskId;
+    const life = lifeOf(rec);
+    if (life === undefined) return { kind: 'none' };
+    const dir = this.#folderOf(id);
+    if (dir === undefined) return { kind: 'none' }; // an id no folder can have: never started
+    const runner = requeuedHandle(rec.handle)?.runner;
+    const who = runner === undefined ? 'its runner (not named in its record)' : `runner ${runner}`;
+    const unknown = (why: string): EarlierStart => {
+      const reason = `${who} stopped answering with this task waiting or started, its start not recorded yet; ${why}: it may have run, so it is not run again`;
+      this.#c.log('warn', 'task queued again may have started before: not run again', {
+        taskId: id,
+        reason,
+      });
+      return { kind: 'unknown', reason };
+    };
+    if (runner === undefined || !this.#keepsFoldersHere(runner))
+      return unknown(`its task folders are not in ${this.jobsDir}, where this runner could look`);
+    try {
+      if (fenceLife(dir, life)) return { kind: 'none' };
+    } catch (err) {
+      return unknown(`its task folder ${dir} could not be claimed (${(err as Error).message})`);
+    }
+    this.#c.log('warn', 'task queued again was started by the runner before: following it', {
+      taskId: id,
+      runner,
+      dir,
+    });
+    return { kind: 'started', dir, runner };
+  }
+
+  /**
+   * The copy the attempt before started in `start.dir`: recorded running there (created,
+   * submitted and running in one write, from the record `rec` MajorDomo queued again) and
+   * followed, as a restarted runner follows its own (#followUnrecorded); never started here.
+   */
+  followEarlier(rec: TaskRecord, start: EarlierStarted): void {
+    const id = rec.task.taskId;
+    this.#stats.followedEarlier++;
+    const entry: Running = {
+      pid: 0,
+      adopted: true,
+      neverStart: true,
+      unrecorded: true,
+      earlier: true,
+      startBy: performance.now() + this.#startGraceMs,
+    };
+    this.#running.set(id, entry);
+    const patch = this.#runningPatch(start.dir, claimedAt(start.dir));
+    entry.recorded = this.#recordRunning(id, entry, patch, {
+      from: ['created'],
+      to: ['submitted', 'running'],
+      reason: `runner ${start.runner} started it before it stopped answering; followed in its folder${this.#runner ? ` by runner ${this.#runner}` : ''}, not run again`,
+    });
+    this.#ensurePoller();
+  }
+
+  /** Marks this jobs folder as where this runner keeps its task folders (RUNNERS_DIR). */
+  #markRunner(): void {
+    if (this.#runner === undefined) return;
+    const marks = join(this.jobsDir, RUNNERS_DIR);
+    try {
+      mkdirSync(marks, { recursive: true });
+      writeFileSync(join(marks, encodeURIComponent(this.#runner)), '');
+    } catch (err) {
+      // Then a task of this runner queued again after its death is failed, not run again.
+      this.#c.log('warn', 'cannot mark the jobs folder as this runner’s', {
+        dir: marks,
+        err: String(err),
+      });
+    }
+  }
+
+  #keepsFoldersHere(runner: string): boolean {
+    return existsSync(join(this.jobsDir, RUNNERS_DIR, encodeURIComponent(runner)));
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {
@@ -542,12 +654,27 @@ export class LocalBackend implements Backend {
    * would). A record someone else changed (MajorDomo took the task from a runner it believed
    * dead), or a task killed or paused meanwhile, kills this copy at once and drops it.
    */
-  async #recordRunning(id: string, entry: Running, patch: RunningPatch): Promise<boolean> {
+  async #recordRunning(
+    id: string,
+    entry: Running,
+    patch: RunningPatch,
+    how: { from: TaskState[]; to: TaskState[]; reason: string } | undefined = undefined,
+  ): Promise<boolean> {
     for (let tries = 1; ; tries++) {
       let rec: TaskRecord | undefined;
       try {
-        rec = await this.#c.advance(id, ['submitted'], 'running', patch, this.#ofLife(entry));
+        rec = how
+          ? await this.#c.advance(id, how.from, how.to, { ...patch, reason: how.reason })
+          : await this.#c.advance(id, ['submitted'], 'running', patch, this.#ofLife(entry));
       } catch (err) {
+        if (entry.earlier && !isRetryable((err as Error).cause ?? err)) {
+          this.#c.log('warn', 'task record changed elsewhere; leaving the copy it follows', {
+            taskId: id,
+            err: String(err),
+          });
+          this.#letGo(id, entry);
+          return false;
+        }
         if (!isRetryable((err as Error).cause ?? err)) {
           this.#c.log('warn', 'task record changed elsewhere; killing the copy started here', {
             taskId: id,
@@ -641,6 +768,15 @@ export class LocalBackend implements Backend {
       this.#stages?.mark(id, 'running');
       return;
     }
+  }
+
+  /** A followed copy whose record went elsewhere: no longer watched here, left running. */
+  #letGo(id: string, entry: Running): void {
+    entry.unrecorded = false;
+    if (this.#running.get(id) !== entry) return;
+    clearTimeout(entry.timer);
+    this.#running.delete(id);
+    this.#pump();
   }
 
   /** SIGKILL to a copy whose record went elsewhere; its lane is free again at once. */

@@ -14,6 +14,8 @@ import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
 import { LoopLiveness } from './liveness.js';
 import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
+import { Spawner } from './spawner.js';
+import { fenceLife } from './task-life.js';
 import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 // A queued local task started before its running record is stored (the runner's liveness
@@ -39,7 +41,7 @@ function setup(options: Partial<LocalBackendOptions> = {}, stallMs = 5_000) {
         ctx,
       ),
     hooks,
-    runner: 'test',
+    runner: options.runner ?? 'test',
   });
   return { hooks, ex, liveness, backend: ex.backend };
 }
@@ -377,5 +379,159 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     expect(backend.stats().claimedElsewhere).toBe(0);
     await ex.close();
     liveness.close();
+  });
+});
+
+/**
+ * A task MajorDomo queued again (attempt 2) after the runner it waited with stopped answering:
+ * the record it had then, created again without a runner, naming that runner in its handle.
+ */
+function requeued(t: TaskSubmitted, life: string, deadRunner: string): TaskRecord {
+  const now = new Date().toISOString();
+  return {
+    task: { ...t, attempt: 2 },
+    state: 'created',
+    handle: { kind: 'requeued', runner: deadRunner },
+    reason: `runner ${deadRunner} stopped answering at ${life}; the task had not started and is queued again`,
+    history: [
+      { state: 'created', time: life },
+      { state: 'submitted', time: life },
+      { state: 'created', time: now },
+    ],
+    updated: now,
+  };
+}
+
+/** A runner that kept its task folders in the test's jobs folder (marked there at adopt). */
+async function ranHere(runner: string): Promise<void> {
+  const { ex, liveness } = setup({ runner });
+  await ex.adopt([]);
+  await ex.close();
+  liveness.close();
+}
+
+describe('local backend: a task queued again after its runner stopped answering', {
+  timeout: 60_000,
+}, () => {
+  it('follows the copy the dead runner started in this jobs folder, records its end, and never starts it again', async () => {
+    await ranHere('dead-1');
+    const { ex, hooks, backend, liveness } = setup({ runner: 'live-1', pollMs: 50 });
+    const count = tmp.join('count-followed');
+    const t = task(`echo x >> ${count}`);
+    const life = new Date(Date.now() - 10_000).toISOString();
+    // What the dead runner's early start left: its folder claimed for that life, its exit.
+    const dir = leftFolder(t, life, 'x\n');
+    const prior = requeued(t, life, 'dead-1');
+    await ex.submitRequeued(prior.task, prior);
+    const done = await ex.wait(t.taskId);
+    expect([done.state, done.exitCode]).toEqual(['failed', 3]);
+    expect(done.runner).toBe('live-1');
+    expect(done.task.attempt).toBe(2);
+    expect(done.handle).toMatchObject({ kind: 'local', dir });
+    expect(done.history.map((h) => h.state)).toEqual([
+      'created',
+      'submitted',
+      'created',
+      'submitted',
+      'running',
+      'failed',
+    ]);
+    expect(existsSync(count)).toBe(false);
+    expect(backend.stats().followedEarlier).toBe(1);
+    expect(hooks.logs).toContain(
+      'task queued again was started by the runner before: following it',
+    );
+    await ex.close();
+    liveness.close();
+  });
+
+  it('runs a task the dead runner never started, its folder first claimed for the life that runner had', async () => {
+    await ranHere('dead-2');
+    const { ex, liveness } = setup({ runner: 'live-2' });
+    const count = tmp.join('count-fenced');
+    const t = task(`echo x >> ${count}`);
+    const life = new Date(Date.now() - 10_000).toISOString();
+    const prior = requeued(t, life, 'dead-2');
+    await ex.submitRequeued(prior.task, prior);
+    const done = await ex.wait(t.taskId);
+    expect([done.state, done.exitCode]).toEqual(['finished', 0]);
+    expect(readFileSync(count, 'utf8')).toBe('x\n');
+    // Its own start took the folder for its own life.
+    const dir = join(tmp.join('jobs'), t.taskId);
+    expect(readlinkSync(join(dir, 'life'))).not.toBe(life);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('runs a task whose folder is of an older life of its id, not claimed by the dead runner', async () => {
+    await ranHere('dead-3');
+    const { ex, liveness } = setup({ runner: 'live-3' });
+    const count = tmp.join('count-stale');
+    const t = task(`echo x >> ${count}`);
+    const dir = leftFolder(t, '2026-01-01T00:00:00.000Z', 'old\n');
+    const life = new Date(Date.now() - 10_000).toISOString();
+    const prior = requeued(t, life, 'dead-3');
+    await ex.submitRequeued(prior.task, prior);
+    const done = await ex.wait(t.taskId);
+    expect([done.state, done.exitCode]).toEqual(['finished', 0]);
+    expect(readFileSync(count, 'utf8')).toBe('x\n');
+    expect(readFileSync(join(dir, 'stdout'), 'utf8')).toBe('');
+    await ex.close();
+    liveness.close();
+  });
+
+  it('fails, naming the dead runner, a task whose runner kept its folders elsewhere: never run', async () => {
+    const { ex, hooks, liveness } = setup({ runner: 'live-4' });
+    const count = tmp.join('count-elsewhere');
+    const t = task(`echo x >> ${count}`);
+    const life = new Date(Date.now() - 10_000).toISOString();
+    const prior = requeued(t, life, 'elsewhere-4');
+    const rec = await ex.submitRequeued(prior.task, prior);
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toMatch(/^runner elsewhere-4 stopped answering .*not run again$/);
+    expect(rec.reason).toContain(tmp.join('jobs'));
+    expect(hooks.states(t.taskId)).toEqual(['created', 'failed']);
+    expect(existsSync(join(tmp.join('jobs'), t.taskId))).toBe(false);
+    expect(existsSync(count)).toBe(false);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('runs a task queued again that was never submitted (created only), wherever its runner was', async () => {
+    const { ex, liveness } = setup({ runner: 'live-5' });
+    const t = task('exit 0');
+    const time = new Date().toISOString();
+    const prior: TaskRecord = {
+      task: { ...t, attempt: 2 },
+      state: 'created',
+      handle: { kind: 'requeued', runner: 'elsewhere-5' },
+      history: [
+        { state: 'created', time },
+        { state: 'created', time },
+      ],
+      updated: time,
+    };
+    await ex.submitRequeued(prior.task, prior);
+    expect((await ex.wait(t.taskId)).state).toBe('finished');
+    await ex.close();
+    liveness.close();
+  });
+
+  it("the fence: a late start of the dead runner's life finds its folder claimed and starts nothing", async () => {
+    const dir = join(tmp.join('jobs'), `fence-${process.pid}`);
+    const ran = tmp.join('ran-fence');
+    const life = new Date().toISOString();
+    expect(fenceLife(dir, life)).toBe(true);
+    expect(fenceLife(dir, life)).toBe(false); // held by that life now
+    const spawner = new Spawner({});
+    const end = await new Promise((resolve) =>
+      spawner.run(
+        { dir, cwd: tmp.path, command: `touch ${ran}`, env: {}, life },
+        { started: () => {}, ended: resolve },
+      ),
+    );
+    expect(end).toMatchObject({ kind: 'claimed' });
+    expect(existsSync(ran)).toBe(false);
+    spawner.close();
   });
 });

@@ -1,4 +1,5 @@
-import { lstatSync, readlinkSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskRecord } from '@computepods/protocol';
 
@@ -37,5 +38,51 @@ export function claimedAt(dir: string): number {
     return lstatSync(join(dir, 'life')).mtimeMs;
   } catch {
     return Date.now();
+  }
+}
+
+/**
+ * Claims the task folder `dir` for the life `life` with no start behind the claim, as a fence:
+ * true when this call made it (a start of that life, late, now finds it claimed and starts
+ * nothing: spawner.py's take_folder), false when a start of that life claimed it first. A claim
+ * of another life (stale: the id came back) is replaced: moved aside, so that what was moved is
+ * known (a start of `life` that made its claim meanwhile is put back, and its start stands).
+ */
+export function fenceLife(dir: string, life: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  const link = join(dir, 'life');
+  for (;;) {
+    const held = claimAt(link);
+    if (held === life) return false;
+    if (held === null) {
+      try {
+        symlinkSync(life, link);
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        continue; // claimed meanwhile: by whom?
+      }
+    }
+    const aside = `${link}.${randomUUID()}`;
+    try {
+      renameSync(link, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      continue;
+    }
+    if (claimAt(aside) === life) {
+      renameSync(aside, link);
+      return false;
+    }
+    rmSync(aside, { recursive: true, force: true });
+  }
+}
+
+/** The life a claim names; null when there is none; undefined when it names none (not a link). */
+function claimAt(link: string): string | null | undefined {
+  try {
+    return readlinkSync(link);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined;
   }
 }

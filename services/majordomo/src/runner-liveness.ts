@@ -4,16 +4,25 @@ import { releasePending } from './release-pending.js';
 import { type Replica, watchReplicas } from './replica-census.js';
 import { queueOf } from './task-logs.js';
 
-/** A task the dead runner never handed to anything that could still be running it. */
+/**
+ * A task the dead runner never handed to anything that could still be running it, or whose
+ * start the runner that takes it again can find: queued again once (attempt 2).
+ *
+ * A local task waits for a free slot as `submitted`; as a slot frees the runner may start it
+ * before its `running` record is written (the early start: until its pid is reported, up to the
+ * spawner's pid hold, ~100 ms). So a `submitted` local task of a dead runner may be running.
+ * Queued again, it names that runner (`handle: { kind: 'requeued', runner }`), and the runner
+ * that takes it looks before it runs anything (executors' LocalBackend.earlierStart): the dead
+ * runner's start claimed the task folder for that life of the record (task-life.ts), so it is
+ * followed there and recorded, never started again; no claim, the folder is claimed for that
+ * life first, so that no late start of it can follow, and the task runs; the dead runner's task
+ * folders not where this runner can see them, it cannot be told and the task is failed, naming
+ * the dead runner. A SLURM or Kubernetes task is `submitted` once its job exists, and then has
+ * a job id or handle.
+ */
 function neverStarted(rec: TaskRecord): boolean {
   const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
   if (state === 'created') return true;
-  // A local task waits for a free slot as `submitted`; as a slot frees the runner may start it
-  // before its `running` record is written (the early start: until its pid is reported, up to
-  // the spawner's pid hold, ~100 ms), so a runner killed in that window and not back within the
-  // grace leaves a task taken here for never started that may be running (a known limit; a
-  // runner that comes back adopts it from its folder). A SLURM or Kubernetes task is `submitted`
-  // once its job exists, and then has a job id or handle.
   return state === 'submitted' && !rec.jobId && rec.pid === undefined && !rec.handle;
 }
 
@@ -25,7 +34,8 @@ function neverStarted(rec: TaskRecord): boolean {
  *
  * - a task that never started (see neverStarted), not queued again before, whose queue a live
  *   runner serves, is queued again once: its record goes back to `created` without a runner
- *   (attempt 2) and its task message is published again, for the first live runner to create it;
+ *   (attempt 2), naming the dead runner in its handle, and its task message is published again,
+ *   for the first live runner to take it (which first looks for a start of it: neverStarted);
  * - any other is failed: "runner X stopped answering at T; task not completed".
  *
  * The update is the fence: a dead runner that comes back writes its records with the revision it
@@ -94,6 +104,8 @@ export function watchRunnerLiveness(
           task: { ...rec.task, attempt: 2 },
           state: 'created',
           queue,
+          // Where the attempt before may have started it: see neverStarted.
+          handle: { kind: 'requeued', runner: who },
           reason: `runner ${who} stopped answering at ${at}; the task had not started and is queued again`,
           history: [...rec.history, { state: 'created', time }],
           updated: time,

@@ -107,6 +107,11 @@ export const runnerEnv = defineEnv({
     schema: envText(),
     doc: "local resource, for measuring: each task's way through the runner (intake, record writes, lane, spawn, exit, end), one JSON line per task appended to this file when its end is recorded (pnpm bench cbuild reads it); unset: not measured",
   },
+  CP_SPAWNER_PID_HOLD_MS: {
+    schema: envIntType({ max: 3_600_000 }).optional(),
+    shown: '100',
+    doc: "local resource: how long a started task's pid waits for its exit, so that a short task's start and end are recorded in one write; a queued task started as a slot frees stays recorded `submitted` meanwhile (tests lengthen it to hold a task there)",
+  },
   CP_K8S_STAGE_LISTEN: {
     schema: envText(),
     doc: "Kubernetes: `host:port` the runner's stage server listens on (pods fetch declared inputs from it and send outputs back); unset: tasks with declared files need the resource's `workspace_volume`",
@@ -210,6 +215,8 @@ export interface RunnerConfig {
   readonly kubernetesStaging?: KubernetesStagingOptions | undefined;
   /** CP_TASK_STAGES_FILE: where each local task's stage times go (task-stages.ts in executors). */
   readonly stagesFile?: string | undefined;
+  /** CP_SPAWNER_PID_HOLD_MS: the local spawner's pid hold (spawner.py; default 100 ms). */
+  readonly pidHoldMs?: number | undefined;
 }
 
 /** CP_K8S_STAGE_*: where the stage server listens, how pods reach it, its TLS files. */
@@ -315,6 +322,7 @@ function runnerConfigOf(
     },
     kubernetesStaging: kubernetesStagingOf(e),
     stagesFile: e.CP_TASK_STAGES_FILE,
+    pidHoldMs: e.CP_SPAWNER_PID_HOLD_MS,
   };
 }
 

@@ -147,8 +147,10 @@ export async function startRunner(
     backendOptions: {
       keep: rc.jobKeep,
       // Task folders made before they moved to projects/<project>/ are swept from there too.
+      // It marks that folder as its own: another runner taking a task of it queued again after
+      // its death looks there for its start (executors' LocalBackend.earlierStart).
       ...(jobsDir && resource.type === 'local'
-        ? { jobsDir, oldJobsDir: resource.jobs_local_dir }
+        ? { jobsDir, oldJobsDir: resource.jobs_local_dir, runnerMark: rc.runnerId }
         : {}),
       // Nothing a log is still to be read from is swept, whatever the keep time.
       unpublishedLogs: () => taskLogs.unpublished(),
@@ -156,6 +158,7 @@ export async function startRunner(
       ...(rc.kubernetesStaging ? { kubernetesStaging: rc.kubernetesStaging } : {}),
       ...(stages ? { stages } : {}),
       ...(liveness ? { liveness } : {}),
+      ...(cfg.pidHoldMs !== undefined ? { pidHoldMs: cfg.pidHoldMs } : {}),
     },
     hooks: {
       record: (rec) => {
@@ -260,7 +263,8 @@ export async function startRunner(
     // its message acknowledged (it would fail the same way again).
     const refusal = await refusalOf(task, policy);
     stages?.mark(task.taskId, 'admitted');
-    if ((task.attempt ?? 1) > 1 && !(await takeRequeued(task, logger))) return;
+    const prior = (task.attempt ?? 1) > 1 ? await takeRequeued(task, logger) : undefined;
+    if ((task.attempt ?? 1) > 1 && !prior) return;
     cids.set(task.taskId, cid);
     try {
       if (refusal) {
@@ -274,7 +278,8 @@ export async function startRunner(
           },
           'task refused',
         );
-      } else await executor.submit(task);
+      } else if (prior) await executor.submitRequeued(task, prior);
+      else await executor.submit(task);
     } catch (err) {
       cids.delete(task.taskId);
       stages?.drop(task.taskId);
@@ -291,24 +296,28 @@ export async function startRunner(
   }
 
   /**
-   * A task MajorDomo queued again (its runner stopped answering before it started) has a record
-   * already: `created`, without a runner, at this attempt. Its revision is taken as this runner's
-   * own, so the first write of the task updates exactly that record: of two runners taking it,
-   * one writes, the other's write conflicts and it leaves the task. Anything else (taken, ended):
-   * not run.
+   * A task MajorDomo queued again (its runner stopped answering, its start not recorded) has a
+   * record already: `created`, without a runner, at this attempt. Its revision is taken as this
+   * runner's own, so the first write of the task updates exactly that record: of two runners
+   * taking it, one writes, the other's write conflicts and it leaves the task. Returns that
+   * record, for the executor to look for a start of the attempt before (submitRequeued).
+   * Anything else (taken, ended): undefined, not run.
    */
-  async function takeRequeued(task: TaskSubmitted, logger: typeof log): Promise<boolean> {
+  async function takeRequeued(
+    task: TaskSubmitted,
+    logger: typeof log,
+  ): Promise<TaskRecord | undefined> {
     const existing = await kv.get(task.taskId);
     const rec = existing?.value;
     if (existing && rec?.state === 'created' && !rec.runner && rec.task.attempt === task.attempt) {
       records.known(task.taskId, existing.revision);
-      return true;
+      return rec;
     }
     logger.info(
       { taskId: task.taskId, attempt: task.attempt, state: rec?.state, runner: rec?.runner },
       'task queued again is no longer waiting for a runner; not running it',
     );
-    return false;
+    return undefined;
   }
 
   // An invalid request is dead-lettered and answered as a validation error naming the field.
