@@ -157,6 +157,12 @@ describe('strings()', () => {
       expect(defined).toEqual(g.strings(path));
     }
     for (const id of [-1, paths.length, 1.5, Number.NaN]) expect(g.stringsAt(id)).toBeUndefined();
+    // Into an object of the caller's, each answer replacing the one before.
+    const into = { path: '', hash: undefined, producer: undefined };
+    for (const id of paths.keys()) {
+      expect(g.stringsAt(id, into)).toBe(into);
+      expect(into).toEqual(g.stringsAt(id));
+    }
   });
 });
 

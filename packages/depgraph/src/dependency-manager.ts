@@ -30,6 +30,7 @@ import type {
   CompletedResult,
   DependencyManagerOptions,
   GraphState,
+  PathStrings,
   ReadOptions,
   RuleSpec,
   Status,
@@ -361,19 +362,22 @@ export class DependencyManager {
 
   /**
    * strings() of the path at `id` (its index in pathsInOrder()), or undefined when the graph has
-   * no such id. Undefined fields are absent from strings()'s answer, undefined here.
+   * no such id. Undefined fields are absent from strings()'s answer, undefined here. Written into
+   * `into` when given (and it returned): a caller asking of each of 100,000s of ids in turn
+   * (MajorDomo's snapshot records, at each restart and save) makes no object per id.
    */
-  stringsAt(
-    id: number,
-  ): { path: string; hash: string | undefined; producer: string | undefined } | undefined {
+  stringsAt(id: number, into?: PathStrings): PathStrings | undefined {
     const g = this.graph;
     if (!Number.isInteger(id) || id < 0 || id >= g.pathCount()) return undefined;
     const prod = g.producerOf(id);
-    return {
-      path: g.path(id),
-      hash: g.hash[id],
-      producer: prod >= 0 ? g.task(prod).id : undefined,
-    };
+    const path = g.path(id);
+    const hash = g.hash[id];
+    const producer = prod >= 0 ? g.task(prod).id : undefined;
+    if (!into) return { path, hash, producer };
+    into.path = path;
+    into.hash = hash;
+    into.producer = producer;
+    return into;
   }
 
   /** Id of the task that produces `path`, if any. */

@@ -60,6 +60,7 @@ export type {
   GraphState,
   GraphWarning,
   NonConvergence,
+  PathStrings,
   ReadOptions,
   RuleSpec,
   Status,

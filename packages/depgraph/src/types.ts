@@ -153,6 +153,14 @@ export interface DependencyManagerOptions {
   readonly maxDerivationDepth?: number;
 }
 
+/** A path's strings as the graph holds them (DependencyManager.stringsAt). */
+export interface PathStrings {
+  path: string;
+  hash: string | undefined;
+  /** Id of the task producing it. */
+  producer: string | undefined;
+}
+
 /** How fromBytes reads the compact form. */
 export interface ReadOptions {
   /**

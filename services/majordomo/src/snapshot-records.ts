@@ -1,4 +1,4 @@
-import type { DependencyManager } from '@computepods/depgraph';
+import type { DependencyManager, PathStrings } from '@computepods/depgraph';
 import { type ArtefactRecord, CpError } from '@computepods/protocol';
 import { z } from 'zod';
 import type { ArtefactManager } from './artefacts.js';
@@ -77,11 +77,12 @@ export function compactRecords(
 ): StoredRecords {
   const out = new ColumnsBuilder();
   const paths = dm.pathsInOrder();
+  const held: PathStrings = { path: '', hash: undefined, producer: undefined };
   let n = 0;
   for (const [id, path] of paths.entries()) {
     const rec = artefacts.get(path);
     if (!rec) continue;
-    out.add(rec, id, dm.stringsAt(id));
+    out.add(rec, id, dm.stringsAt(id, held));
     n++;
   }
   if (n < artefacts.size)
@@ -292,12 +293,14 @@ function expand(dm: DependencyManager, stored: StoredRecords): ArtefactRecord[] 
     return s;
   };
   const out = new Array<ArtefactRecord>(n);
+  // Each record's graph strings, written over for the next (no object per record).
+  const graphHeld: PathStrings = { path: '', hash: undefined, producer: undefined };
   let r = 0;
   for (let i = 0; i < n; i++) {
     const id = at.next();
-    let held: { path: string; hash: string | undefined; producer: string | undefined } | undefined;
+    let held: PathStrings | undefined;
     if (id !== -1) {
-      held = dm.stringsAt(id);
+      held = dm.stringsAt(id, graphHeld);
       if (!held) throw new Unfit(`a snapshot record names no path of its graph (${id})`);
     }
     const list = podsAt.next();
