@@ -103,6 +103,39 @@ describe('ArtefactManager: what is written, what is announced', () => {
     ]);
   });
 
+  it('holds the changes of a turn while builds are in flight, for the next announcement', async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    let busy = true;
+    m.holdWhile(() => busy, 60_000);
+    // A build's output stored up to date while another build is in flight: held.
+    await m.update('out/held1.up', {
+      status: 'up_to_date',
+      sha256: sha('h1'),
+      size: 1,
+      pods: [POD],
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    await t.bus.nc.flush();
+    expect(announced.filter((a) => a.path === 'out/held1.up')).toEqual([]);
+    // The next request's queued output: announced with it, in one message (announceNow).
+    await m.update('out/held2.up', { status: 'queued', producer: 'up:h2' });
+    m.announceNow();
+    expect(await announcedFor('out/held2.up', 1)).toEqual(['queued']);
+    // Nothing in flight (the last result): its change goes at the end of its turn.
+    busy = false;
+    await m.update('out/held2.up', {
+      status: 'up_to_date',
+      sha256: sha('h2'),
+      size: 1,
+      pods: [POD],
+    });
+    expect(await announcedFor('out/held2.up', 2)).toEqual(['queued', 'up_to_date']);
+    expect(messages.filter((paths) => paths.some((p) => p.startsWith('out/held')))).toEqual([
+      ['out/held1.up=up_to_date', 'out/held2.up=queued'],
+      ['out/held2.up=up_to_date'],
+    ]);
+  });
+
   it('refuses an invalid record: not kept, written or announced', async () => {
     const m = await ArtefactManager.fromRecords(t.bus, []);
     await expect(

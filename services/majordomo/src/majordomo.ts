@@ -130,6 +130,9 @@ export class MajorDomo {
       serial: (fn) => this.#serial(fn),
       plan: (cid) => this.#pump(cid),
     });
+    // While builds are in flight the next request's announcement comes soon: a result's outputs
+    // wait for it (artefacts.ts holdWhile).
+    artefacts.holdWhile(() => this.#builds.size > 0);
     this.queries = new ProjectQueries({
       config: cfg,
       dm,
@@ -403,6 +406,8 @@ export class MajorDomo {
         await Promise.all([files.stop(), resultsConsumer.stop()]);
         await md.#queue;
         await Promise.allSettled(md.#storing);
+        // Changes held for the next announcement (holdWhile) go now.
+        md.artefacts.announceNow();
         // A snapshot being stored is finished: its head and its local copy both written.
         await Promise.all([saving, compacted]);
       },
