@@ -25,12 +25,7 @@ describe('the chef reads the record of a next attempt once', () => {
 
   beforeAll(async () => {
     stack = await Stack.start(P);
-    const chefFile = stack.writeUpperChef();
-    await Promise.all([
-      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
-      stack.start('runner'),
-    ]);
-    results = stack.collectBuildResults();
+    results = await stack.startUpperChef();
     const bucket = buckets.tasks(P);
     stack.bus.nc.subscribe(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.>`, {
       callback: (_e, m) => {

@@ -26,14 +26,9 @@ describe('builds of one step cancelled right after their requests', () => {
   beforeAll(async () => {
     stack = await Stack.start('cancelearly');
     const busy = stack.dir.join('busy');
-    const chefFile = stack.writeUpperChef(
+    results = await stack.startUpperChef(
       `if mkdir ${busy}; then :; else echo overlap >> ${ledger()}; fi; sleep 0.2; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger()}; rmdir ${busy} 2>/dev/null; true`,
     );
-    await Promise.all([
-      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
-      stack.start('runner'),
-    ]);
-    results = stack.collectBuildResults();
   }, 120_000);
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();

@@ -25,12 +25,7 @@ describe('a build request that comes again after its build was reported', () => 
 
   beforeAll(async () => {
     stack = await Stack.start(P);
-    const chefFile = stack.writeUpperChef(`tr a-z A-Z < {in0} > {out0} && echo run >> ${ledger()}`);
-    await Promise.all([
-      stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
-      stack.start('runner'),
-    ]);
-    results = stack.collectBuildResults();
+    results = await stack.startUpperChef(`tr a-z A-Z < {in0} > {out0} && echo run >> ${ledger()}`);
   }, 120_000);
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();

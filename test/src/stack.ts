@@ -258,6 +258,20 @@ export class Stack implements AsyncDisposable {
   }
 
   /**
+   * The chef `text` (writeUpperChef's rule `upper`, running `command`) and a runner, with no
+   * MajorDomo: the test asks for builds itself (requestUpper). Returns the build results
+   * published from then on (collectBuildResults).
+   */
+  async startUpperChef(command?: string): Promise<BuildResult[]> {
+    const chefFile = this.writeUpperChef(command);
+    await Promise.all([
+      this.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
+      this.start('runner'),
+    ]);
+    return this.collectBuildResults();
+  }
+
+  /**
    * Every valid build result published for the project from now on, in the order they come
    * (appended to the array returned); anything else on the subject is skipped.
    */
