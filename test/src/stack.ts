@@ -262,10 +262,10 @@ export class Stack implements AsyncDisposable {
    * MajorDomo: the test asks for builds itself (requestUpper). Returns the build results
    * published from then on (collectBuildResults).
    */
-  async startUpperChef(command?: string): Promise<BuildResult[]> {
+  async startUpperChef(command?: string, env: Record<string, string> = {}): Promise<BuildResult[]> {
     const chefFile = this.writeUpperChef(command);
     await Promise.all([
-      this.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile }),
+      this.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile, ...env }),
       this.start('runner'),
     ]);
     return this.collectBuildResults();
@@ -289,20 +289,26 @@ export class Stack implements AsyncDisposable {
 
   /**
    * Asks the chef `text` (writeUpperChef's) to build `out/<stem>.upper` from `src/<stem>.txt`
-   * (its content's SHA-256 `inputSha256`), as MajorDomo would: build `buildId`, pass 1.
+   * (its content's SHA-256 `inputSha256`), as MajorDomo would: build `buildId`, pass 1. Returns
+   * the request's sequence in the builds stream.
    */
-  async requestUpper(buildId: string, stem: string, inputSha256: string): Promise<void> {
-    await this.bus.publish('build.requested', subjects.buildRequest(this.project, 'text'), {
-      buildId,
-      taskId: `upper:${stem}`,
-      chef: 'text',
-      ruleId: 'upper',
-      stem,
-      pass: 1,
-      inputs: { [`src/${stem}.txt`]: inputSha256 },
-      outputs: [`out/${stem}.upper`],
-      locations: {},
-    });
+  async requestUpper(buildId: string, stem: string, inputSha256: string): Promise<number> {
+    const ack = await this.bus.publish(
+      'build.requested',
+      subjects.buildRequest(this.project, 'text'),
+      {
+        buildId,
+        taskId: `upper:${stem}`,
+        chef: 'text',
+        ruleId: 'upper',
+        stem,
+        pass: 1,
+        inputs: { [`src/${stem}.txt`]: inputSha256 },
+        outputs: [`out/${stem}.upper`],
+        locations: {},
+      },
+    );
+    return ack.seq;
   }
 
   /**

@@ -10,6 +10,8 @@ import { ServiceResponder } from './service.js';
 
 export interface MessageContext {
   readonly subject: string;
+  /** The message's sequence in its stream. */
+  readonly sequence: number;
   readonly deliveries: number;
   readonly logger: Logger;
   /** Tells JetStream the handler is still working (long builds); called automatically too. */
@@ -104,6 +106,7 @@ export async function startConsumer<T extends MessageType>(
     try {
       await options.handler(decoded, {
         subject: m.subject,
+        sequence: m.seq,
         deliveries,
         logger,
         working: () => m.working(),

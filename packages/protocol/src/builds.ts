@@ -93,5 +93,11 @@ export type BuildResult = z.infer<typeof BuildResult>;
 export const BuildCancel = z.object({
   buildId: z.string().min(1).max(64),
   reason: cappedText(1000),
+  /**
+   * The builds stream's sequence of MajorDomo's last request for this build: a chef that has not
+   * pulled that request yet answers it (and any earlier one of the build) cancelled when it
+   * comes, and runs a request for the build sent after this cancel.
+   */
+  upTo: z.number().int().positive().optional(),
 });
 export type BuildCancel = z.infer<typeof BuildCancel>;

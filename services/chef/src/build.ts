@@ -71,7 +71,7 @@ type Base = Pick<Result, 'buildId' | 'taskId' | 'chef' | 'pod'>;
 export async function handleBuild(
   ctx: ChefContext,
   req: BuildRequested,
-  msg: { readonly id: string; readonly cid: string },
+  msg: { readonly id: string; readonly cid: string; readonly sequence?: number },
   logger: Logger,
 ): Promise<void> {
   const base: Base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
@@ -83,6 +83,16 @@ export async function handleBuild(
       status: 'failed',
       durationMs: 0,
       error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
+    });
+  // Cancelled before this chef pulled it (the cancel named this request or a later one).
+  const cancelled =
+    msg.sequence === undefined ? undefined : ctx.inflight.cancelledUpTo(req.buildId, msg.sequence);
+  if (cancelled !== undefined)
+    return finish(ctx, msg, {
+      ...base,
+      status: 'cancelled',
+      durationMs: 0,
+      error: `cancelled before it was taken up: ${cancelled}`,
     });
   // Held from the start: MajorDomo cancels a build whose inputs changed as soon as it hears of
   // it, often while the request is still being checked here (its records read, its paths

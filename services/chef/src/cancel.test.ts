@@ -163,4 +163,18 @@ describe('InFlightBuilds', () => {
     expect(held.hasPredecessor(held.begin('d', 'upper:t'))).toBe(false);
     expect(killed).toEqual(['b-a']);
   });
+
+  it("answers a request pulled after a cancel that named it (or a later one) cancelled, not an earlier cancel's next request", () => {
+    const held = new InFlightBuilds(async () => undefined);
+    // Not held: remembered with the sequence of MajorDomo's last request for the build.
+    expect(held.cancel('q', 'cancelled by request', 41)).toBe(false);
+    expect(held.cancelledUpTo('q', 40)).toBe('cancelled by request');
+    expect(held.cancelledUpTo('q', 41)).toBe('cancelled by request');
+    // A request sent after the cancel (MajorDomo asked again) runs.
+    expect(held.cancelledUpTo('q', 42)).toBeUndefined();
+    expect(held.cancelledUpTo('other', 1)).toBeUndefined();
+    // A cancel naming no request (an older MajorDomo) is only for a build held.
+    expect(held.cancel('r', 'inputs changed')).toBe(false);
+    expect(held.cancelledUpTo('r', 1)).toBeUndefined();
+  });
 });

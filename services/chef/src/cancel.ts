@@ -47,6 +47,12 @@ interface Held {
 export class InFlightBuilds {
   /** The current hold of each build id; cancelled ones still winding down are not in it. */
   readonly #held = new Map<string, Held>();
+  /**
+   * Cancels that came for a build this chef did not hold, naming MajorDomo's last request for it
+   * (BuildCancel.upTo): that request, pulled later, is answered cancelled (cancelledUpTo). The
+   * oldest go first past MAX_EARLY_CANCELS.
+   */
+  readonly #early = new Map<string, { upTo: number; reason: string }>();
   /** Every hold of each step not yet ended, cancelled ones too, in the order they began. */
   readonly #steps = new Map<string, Held[]>();
   readonly #bySignal = new WeakMap<AbortSignal, Held>();
@@ -149,12 +155,31 @@ export class InFlightBuilds {
     if (step?.length === 0) this.#steps.delete(held.step);
   }
 
-  /** False when this chef does not hold the build (another chef's, or already finished). */
-  cancel(buildId: string, reason: string): boolean {
+  /**
+   * False when this chef does not hold the build (another chef's, not pulled yet, or already
+   * finished); with `upTo`, a request for it at or below that stream sequence is then answered
+   * cancelled when it comes (cancelledUpTo).
+   */
+  cancel(buildId: string, reason: string, upTo?: number): boolean {
     const held = this.#held.get(buildId);
-    if (!held) return false;
+    if (!held) {
+      if (upTo !== undefined) {
+        this.#early.delete(buildId);
+        this.#early.set(buildId, { upTo, reason });
+        if (this.#early.size > MAX_EARLY_CANCELS)
+          this.#early.delete(this.#early.keys().next().value as string);
+      }
+      return false;
+    }
     if (!held.controller.signal.aborted) this.#abort(held, reason);
     return true;
+  }
+
+  /** The reason a request for `buildId` at stream `sequence` was cancelled before it came. */
+  cancelledUpTo(buildId: string, sequence: number): string | undefined {
+    const early = this.#early.get(buildId);
+    if (early === undefined || sequence > early.upTo) return undefined;
+    return early.reason;
   }
 
   #abort(held: Held, reason: string): void {
@@ -168,6 +193,8 @@ export class InFlightBuilds {
 }
 
 const KILL_GIVE_UP_MS = 60_000;
+/** Early cancels remembered (InFlightBuilds.cancelledUpTo): far more than a chef's queue holds. */
+const MAX_EARLY_CANCELS = 10_000;
 
 /**
  * Asks the runner holding `taskId` to kill it (`task.control` request). A runner answers only for
@@ -227,8 +254,8 @@ export function listenForCancels(bus: Bus, held: InFlightBuilds): () => void {
   const sub = bus.listen(subjects.buildCancel(bus.project), {
     accept: ['build.cancel'],
     handler: (msg) => {
-      const { buildId, reason } = msg.body;
-      const mine = held.cancel(buildId, reason);
+      const { buildId, reason, upTo } = msg.body;
+      const mine = held.cancel(buildId, reason, upTo);
       bus.logger[mine ? 'info' : 'debug'](
         { buildId, reason, cid: msg.cid },
         mine ? 'cancelling a build' : 'cancel for a build this chef does not hold; ignored',

@@ -78,9 +78,12 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
       const key = msg.id;
       const same = building.get(key);
       if (same) return same;
-      const build = handleBuild(ctx, msg.body, msg, mctx.logger).finally(() =>
-        building.delete(key),
-      );
+      const build = handleBuild(
+        ctx,
+        msg.body,
+        { id: msg.id, cid: msg.cid, sequence: mctx.sequence },
+        mctx.logger,
+      ).finally(() => building.delete(key));
       building.set(key, build);
       return build;
     },

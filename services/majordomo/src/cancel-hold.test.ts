@@ -1,4 +1,4 @@
-import { StatusRequest, subjects } from '@computepods/protocol';
+import { type BuildCancel, StatusRequest, streams, subjects } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildId } from './build-id.js';
@@ -99,5 +99,28 @@ describe('MajorDomo restores holds of builds cancelled on request', () => {
     expect(requests.map((r) => r.taskId)).toEqual(['up:c', 'up:a']);
     expect(requests[1]?.inputs).toEqual({ 'src/a.txt': sha('a2') });
     expect(m.queries.artefact('out/a.up').artefact).not.toHaveProperty('held');
+  });
+
+  it('names the request it cancels: the builds stream sequence of its last request for the build', async () => {
+    const cancels: BuildCancel[] = [];
+    const sub = t.bus.listen(subjects.buildCancel(P), {
+      accept: ['build.cancel'],
+      project: P,
+      handler: (m) => {
+        cancels.push(m.body);
+      },
+    });
+    await t.bus.nc.flush();
+    // up:a was asked for last (the case before); a chef that has not pulled that request yet
+    // answers it cancelled when it does (services/chef cancel.ts).
+    const last = await t.bus.jsm.streams.getMessage(streams.builds(P), {
+      last_by_subj: subjects.buildRequest(P, 'gen'),
+    });
+    expect(await t.md.queries.cancelBuild('up:a', 'test')).toBe(true);
+    await untilDefined('the cancel', () => cancels[0]);
+    sub.unsubscribe();
+    expect(cancels).toEqual([
+      { buildId: requests[1]?.buildId, reason: 'cancelled by request', upTo: last?.seq },
+    ]);
   });
 });

@@ -29,6 +29,8 @@ export interface InFlight {
   readonly cid: string;
   /** The input hashes the chef was asked to build with (file hashes, not cutoff digests). */
   readonly inputs: Readonly<Record<string, string>>;
+  /** The builds stream's sequence of the request last sent, once sent (a cancel names it). */
+  sent?: Promise<number | undefined>;
 }
 
 /** What the dispatcher works with: MajorDomo's graph, records and rules, and two of its steps. */
@@ -207,13 +209,19 @@ export class Dispatcher {
     // The outputs' queued records are announced before the request leaves (same connection,
     // so in this order), as when every change was its own message.
     artefacts.announceNow();
-    const [, { duplicate }] = await Promise.all([queued, send(`${owned.chef}.${id}`)]);
-    if (duplicate) {
+    const sending = Promise.all([queued, send(`${owned.chef}.${id}`)]).then(async ([, ack]) =>
       // Sent before: ahead of a restart, or before a failure or cancellation this MajorDomo no
       // longer remembers. In the second case no result would ever come, so it goes again; the
       // runner's task id (derived from the build id) still keeps it from running twice.
-      await send(`${owned.chef}.${id}.${randomUUID()}`);
-    }
+      ack.duplicate
+        ? { duplicate: true, seq: (await send(`${owned.chef}.${id}.${randomUUID()}`)).seq }
+        : ack,
+    );
+    f.sent = sending.then(
+      (a) => a.seq,
+      () => undefined,
+    );
+    const { duplicate } = await sending;
     // Per task, so debug: at info it was a log line per compile through pino to stdout (pnpm bench
     // cbuild); the request itself is on the chef's stream, and cpctrl and the page show builds.
     logger.debug(
@@ -272,21 +280,31 @@ export class Dispatcher {
 
   /** Builds whose inputs changed under them (the graph's cancels): the chefs kill their tasks. */
   inputsChanged(taskIds: readonly string[], cid: string): void {
-    const { bus, cfg, logger } = this.p;
+    const { logger } = this.p;
     for (const taskId of taskIds) {
       const f = this.#inflight.get(taskId);
       if (!f) continue;
       this.#inflight.delete(taskId);
       logger.info({ taskId, buildId: f.buildId, cid }, 'cancelling a build whose inputs changed');
-      void bus
-        .publish(
-          'build.cancel',
-          subjects.buildCancel(cfg.project),
-          { buildId: f.buildId, reason: 'inputs changed' },
-          { cid },
-        )
-        .catch((err) => logger.warn({ err, taskId }, 'could not publish build.cancel'));
+      void this.#cancel(f, 'inputs changed', cid).catch((err) =>
+        logger.warn({ err, taskId }, 'could not publish build.cancel'),
+      );
     }
+  }
+
+  /**
+   * Tells the chefs to stop a build, naming the request it cancels (once it is sent): a chef that
+   * has not pulled it yet answers it cancelled when it does, instead of running it.
+   */
+  async #cancel(f: InFlight, reason: string, cid: string): Promise<void> {
+    const { bus, cfg } = this.p;
+    const upTo = await f.sent;
+    await bus.publish(
+      'build.cancel',
+      subjects.buildCancel(cfg.project),
+      { buildId: f.buildId, reason, ...(upTo !== undefined ? { upTo } : {}) },
+      { cid },
+    );
   }
 
   /**
@@ -295,17 +313,12 @@ export class Dispatcher {
    * hold is in the outputs' records, keyed by the inputs, so a restart or a takeover keeps it.
    */
   async cancelByRequest(taskId: string, cid: string): Promise<boolean> {
-    const { artefacts, bus, cfg, dm, logger } = this.p;
+    const { artefacts, dm, logger } = this.p;
     const f = this.#inflight.get(taskId);
     if (!f) return false;
     this.#inflight.delete(taskId);
     this.p.applyChange(dm.cancelledByRequest(taskId, f.task.run), cid);
-    await bus.publish(
-      'build.cancel',
-      subjects.buildCancel(cfg.project),
-      { buildId: f.buildId, reason: 'cancelled by request' },
-      { cid },
-    );
+    await this.#cancel(f, 'cancelled by request', cid);
     const held = holdKey(f.task, f.inputs);
     for (const out of f.task.outputs)
       await artefacts.update(

@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { type BuildResult, subjects } from '@computepods/protocol';
+import { until } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack } from './stack.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * A build cancelled while its request waits in the chef's queue (the chef busy with others): the
+ * chef does not hold it, so the cancel alone cannot stop it. MajorDomo's cancel names its last
+ * request for the build (BuildCancel.upTo, the builds stream's sequence), and the chef answers
+ * that request cancelled when it takes it up, running nothing; a request for the same build sent
+ * after the cancel (MajorDomo asked again) runs. The chef handles one build at a time here and
+ * the first build waits for a gate, so the second is surely queued when the cancel comes. Real
+ * nats-server, chef and runner processes.
+ */
+describe('a build cancelled while its request waits in the chef queue', () => {
+  let stack: Stack;
+  let results: BuildResult[] = [];
+  const ledger = () => stack.dir.join('ledger');
+  const runs = () => (existsSync(ledger()) ? readFileSync(ledger(), 'utf8') : '');
+  const gate = () => stack.dir.join('gate');
+
+  beforeAll(async () => {
+    stack = await Stack.start('cancelqueued');
+    results = await stack.startUpperChef(
+      `if [ {stem} = x ]; then while [ ! -e ${gate()} ]; do sleep 0.05; done; fi; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger()}`,
+      { CP_CHEF_CONCURRENCY: '1' },
+    );
+  }, 120_000);
+  afterAll(async () => {
+    writeFileSync(gate(), '');
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('answers it cancelled when it comes, running nothing; a request sent after the cancel runs', async () => {
+    stack.write('src/x.txt', 'x\n');
+    stack.write('src/y.txt', 'y\n');
+    const [x, y] = ['0a', '0b'].map((i) => `c0ffee${i}`.repeat(2)) as [string, string];
+    await stack.requestUpper(x, 'x', sha256('x\n'));
+    const upTo = await stack.requestUpper(y, 'y', sha256('y\n'));
+    await stack.bus.publish('build.cancel', subjects.buildCancel(stack.project), {
+      buildId: y,
+      reason: 'cancelled by request',
+      upTo,
+    });
+    writeFileSync(gate(), '');
+    await until(
+      () => results.length === 2,
+      'two results',
+      30_000,
+      () => stack.logs(),
+    );
+    const byId = new Map(results.map((r) => [r.buildId, r]));
+    expect(byId.get(x)).toMatchObject({ status: 'succeeded' });
+    expect(byId.get(y)).toMatchObject({
+      status: 'cancelled',
+      error: 'cancelled before it was taken up: cancelled by request',
+    });
+    expect(runs()).toBe('x\n');
+
+    // Asked for again after the cancel: a later request, built.
+    await stack.requestUpper(y, 'y', sha256('y\n'));
+    await until(
+      () => results.length === 3,
+      'the third result',
+      30_000,
+      () => stack.logs(),
+    );
+    expect(results[2]).toMatchObject({ buildId: y, status: 'succeeded' });
+    expect(runs()).toBe('x\ny\n');
+  });
+});
