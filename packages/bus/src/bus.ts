@@ -201,6 +201,7 @@ export class Bus {
       this.jsm,
       bucket,
       this.#acked,
+      spec?.leaderReads ?? false,
     );
   }
 

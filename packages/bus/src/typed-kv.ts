@@ -44,6 +44,8 @@ export class TypedKv<S extends z.ZodType> {
     readonly bucket: string,
     /** Writes go through it when given: the same messages, a cheaper wait for the ack. */
     readonly publisher?: AckedPublisher,
+    /** get() asks the stream's leader, never a replica that may lag (KvSpec.leaderReads). */
+    readonly leaderReads = false,
   ) {}
 
   /**
@@ -52,7 +54,15 @@ export class TypedKv<S extends z.ZodType> {
    * values as they are.
    */
   withSchema<T extends z.ZodType>(schema: T): TypedKv<T> {
-    return new TypedKv(this.kv, schema, this.logger, this.jsm, this.bucket, this.publisher);
+    return new TypedKv(
+      this.kv,
+      schema,
+      this.logger,
+      this.jsm,
+      this.bucket,
+      this.publisher,
+      this.leaderReads,
+    );
   }
 
   #encode(value: z.input<S>): string {
@@ -82,10 +92,23 @@ export class TypedKv<S extends z.ZodType> {
   }
 
   async get(key: string): Promise<Versioned<z.infer<S>> | undefined> {
+    if (this.leaderReads) return this.#leaderGet(key);
     const entry = await this.kv.get(kvKey(key));
     if (entry?.operation !== 'PUT') return undefined;
     const value = this.#decode(entry);
     return value === undefined ? undefined : { value, revision: entry.revision };
+  }
+
+  /** get() answered by the stream's leader: a message get, not a direct one (leaderReads). */
+  async #leaderGet(key: string): Promise<Versioned<z.infer<S>> | undefined> {
+    const m = await this.jsm.streams.getMessage(`KV_${this.bucket}`, {
+      last_by_subj: `$KV.${this.bucket}.${kvKey(key)}`,
+    });
+    if (!m) return undefined; // never written
+    const op = m.header?.get('KV-Operation');
+    if (op === 'DEL' || op === 'PURGE') return undefined;
+    const value = this.#parse(key, () => m.json());
+    return value === undefined ? undefined : { value, revision: m.seq };
   }
 
   put(key: string, value: z.input<S>): Promise<number> {

@@ -33,8 +33,9 @@ export class ResourceCatalog {
 
   static async open(bus: Bus): Promise<ResourceCatalog> {
     return new ResourceCatalog(
-      await bus.kv(buckets.resources(), ResourceSchema),
-      await bus.kv(buckets.profiles(), ProfileSchema),
+      // Read right after written (a resource made, then a queue bound to it): from the leader.
+      await bus.kv(buckets.resources(), ResourceSchema, { leaderReads: true }),
+      await bus.kv(buckets.profiles(), ProfileSchema, { leaderReads: true }),
       await UsageLedger.open(bus),
     );
   }

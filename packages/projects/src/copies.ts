@@ -27,7 +27,8 @@ export class ProjectCopy {
 
   static async open(bus: Bus, name: string): Promise<ProjectCopy> {
     // history 5 like MajorDomo's Access, which opens the same bucket.
-    const spec = { history: 5 };
+    // Read right after written (a project's copy synced): from the leader (KvSpec.leaderReads).
+    const spec = { history: 5, leaderReads: true };
     return new ProjectCopy(
       await bus.kv(buckets.config(name), Project, spec),
       await bus.kv(buckets.config(name), ResolvedQueue, spec),

@@ -88,7 +88,7 @@ export class ProjectRegistry {
 
   records(): Promise<TypedKv<typeof Project>> {
     this.#records ??= this.#opts.registry
-      .kv(buckets.projects(), Project, { history: 5 })
+      .kv(buckets.projects(), Project, { history: 5, leaderReads: true })
       .catch(noRegistry(buckets.projects()));
     return this.#records;
   }

@@ -55,7 +55,7 @@ export class UsageLedger {
   private constructor(readonly kv: TypedKv<typeof Usage>) {}
 
   static async open(bus: Bus): Promise<UsageLedger> {
-    return new UsageLedger(await bus.kv(buckets.usage(), Usage));
+    return new UsageLedger(await bus.kv(buckets.usage(), Usage, { leaderReads: true }));
   }
 
   static key(kind: UsageKind, id: string): string {
