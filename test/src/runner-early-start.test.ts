@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buckets, TaskRecord } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatedCopy } from './gated-copy.js';
-import { Stack } from './stack.js';
-import { BuildLog } from './watch-builds.js';
+import type { GatedCopy } from './gated-copy.js';
+import { LivenessStack } from './liveness-stack.js';
+import type { Stack } from './stack.js';
+import type { BuildLog } from './watch-builds.js';
 
 /**
  * A queued local task started as a slot frees, before its running record is written (the early
@@ -17,43 +17,20 @@ import { BuildLog } from './watch-builds.js';
  * its end.
  */
 describe('runner early start: its runner killed -9 before the start was recorded', () => {
+  let t: LivenessStack;
   let stack: Stack;
   let log: BuildLog;
   let copy: GatedCopy;
-  const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
-  const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 90_000) => {
-    const end = performance.now() + timeoutMs;
-    while (!(await ok())) {
-      if (performance.now() > end)
-        throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  const taskOf = async (stem: string): Promise<TaskRecord | undefined> => {
-    const req = log.requestsFor(`copy:${stem}`)[0];
-    return req ? (await (await tasks()).get(`b-${req.buildId}`))?.value : undefined;
-  };
-  const runner = (name: string, extra: Record<string, string> = {}) =>
-    stack.start(
-      'runner',
-      { CP_RUNNER_ID: name, CP_PARALLEL: '1', CP_RUNNER_ACK_WAIT_MS: '600000', ...extra },
-      name,
-    );
+  const until = (what: string, ok: () => boolean | Promise<boolean>) => t.until(what, ok);
+  const taskOf = (stem: string) => t.taskOf(stem);
+  const runner = (name: string) => t.runner(name);
 
   beforeAll(async () => {
-    stack = await Stack.start('early-start');
-    copy = new GatedCopy(stack);
-    await Promise.all([
-      stack.start('majordomo', { CP_RUNNER_DEAD_S: '7' }),
-      stack.start('fswatcher'),
-      stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: copy.definition }),
-      runner('runner-1', { CP_SPAWNER_PID_HOLD_MS: '600000' }),
-    ]);
-    log = await BuildLog.start(stack.bus);
+    t = await LivenessStack.start('early-start', { CP_SPAWNER_PID_HOLD_MS: '600000' });
+    ({ stack, log, copy } = t);
   }, 180_000);
   afterAll(async () => {
-    log?.close();
-    await stack?.[Symbol.asyncDispose]();
+    await t?.[Symbol.asyncDispose]();
   });
 
   it('the runner that takes it again follows the running copy and records its end: the command runs once', async () => {

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buckets, Envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
+import { Envelope, streams, subjects } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatedCopy } from './gated-copy.js';
-import { Stack } from './stack.js';
-import { BuildLog } from './watch-builds.js';
+import type { GatedCopy } from './gated-copy.js';
+import { LivenessStack } from './liveness-stack.js';
+import type { Stack } from './stack.js';
+import type { BuildLog } from './watch-builds.js';
 
 /**
  * Runner liveness (issue #13): a runner that stops answering for good (killed -9 and never
@@ -16,26 +17,16 @@ import { BuildLog } from './watch-builds.js';
  * a ledger outside the workspace counts the commands that ran to their end.
  */
 describe('runner liveness: a runner that stops answering', () => {
+  let t: LivenessStack;
   let stack: Stack;
   let log: BuildLog;
   let copy: GatedCopy;
   const ws = (p: string) => join(stack.workspace, p);
   const gate = (stem: string) => copy.gate(stem);
   const runs = (stem: string) => copy.runs(stem);
-  const tasks = () => stack.bus.kv(buckets.tasks(stack.project), TaskRecord, { history: 5 });
-  const until = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 90_000) => {
-    const end = performance.now() + timeoutMs;
-    while (!(await ok())) {
-      if (performance.now() > end)
-        throw new Error(`timed out waiting for ${what}\n${stack.logs()}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  /** The record of the task the first build of `copy:<stem>` made. */
-  const taskOf = async (stem: string): Promise<TaskRecord | undefined> => {
-    const req = log.requestsFor(`copy:${stem}`)[0];
-    return req ? (await (await tasks()).get(`b-${req.buildId}`))?.value : undefined;
-  };
+  const tasks = () => t.tasks();
+  const until = (what: string, ok: () => boolean | Promise<boolean>) => t.until(what, ok);
+  const taskOf = (stem: string) => t.taskOf(stem);
   const taskIdOf = (stem: string) => `b-${log.requestsFor(`copy:${stem}`)[0]?.buildId}`;
   /** A log line holding both texts. */
   const logLine = (msg: string, taskId: string) => {
@@ -46,13 +37,7 @@ describe('runner liveness: a runner that stops answering', () => {
     const req = log.requestsFor(`copy:${stem}`)[0];
     return req ? log.resultOf(req.buildId) : undefined;
   };
-  /** A runner of the queue `local` taking one task at a time, its ack wait ten minutes. */
-  const runner = (name: string) =>
-    stack.start(
-      'runner',
-      { CP_RUNNER_ID: name, CP_PARALLEL: '1', CP_RUNNER_ACK_WAIT_MS: '600000' },
-      name,
-    );
+  const runner = (name: string) => t.runner(name);
   /**
    * A failed task's orphaned process, let go (gate), runs to its end. Nobody records that end (its
    * record stays failed), but the output it writes is a change MajorDomo did not plan: the step is
@@ -68,19 +53,11 @@ describe('runner liveness: a runner that stops answering', () => {
     new RegExp(`^runner ${runner} stopped answering at \\S+; task not completed$`);
 
   beforeAll(async () => {
-    stack = await Stack.start('liveness');
-    copy = new GatedCopy(stack);
-    await Promise.all([
-      stack.start('majordomo', { CP_RUNNER_DEAD_S: '7' }),
-      stack.start('fswatcher'),
-      stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: copy.definition }),
-      runner('runner-1'),
-    ]);
-    log = await BuildLog.start(stack.bus);
+    t = await LivenessStack.start('liveness');
+    ({ stack, log, copy } = t);
   }, 180_000);
   afterAll(async () => {
-    log?.close();
-    await stack?.[Symbol.asyncDispose]();
+    await t?.[Symbol.asyncDispose]();
   });
 
   it('killed -9 for good: its running task fails naming it, its waiting task runs once on the other runner', async () => {
