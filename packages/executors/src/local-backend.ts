@@ -137,6 +137,13 @@ interface Running {
  */
 export const RUNNERS_DIR = '@runners';
 
+/** A running record written from other states than its own (#recordRunning). */
+interface RecordedAs {
+  readonly from: TaskState[];
+  readonly to: TaskState[];
+  readonly reason: string;
+}
+
 /**
  * Local processes, at most `parallel` at once. Tasks wait in FIFO order (state submitted);
  * each runs in its own session and process group under a wrapper that records pid and exit
@@ -369,19 +376,8 @@ export class LocalBackend implements Backend {
    * followed, as a restarted runner follows its own (#followUnrecorded); never started here.
    */
   followEarlier(rec: TaskRecord, start: EarlierStarted): void {
-    const id = rec.task.taskId;
     this.#stats.followedEarlier++;
-    const entry: Running = {
-      pid: 0,
-      adopted: true,
-      neverStart: true,
-      unrecorded: true,
-      earlier: true,
-      startBy: performance.now() + this.#startGraceMs,
-    };
-    this.#running.set(id, entry);
-    const patch = this.#runningPatch(start.dir, claimedAt(start.dir));
-    entry.recorded = this.#recordRunning(id, entry, patch, {
+    this.#follow(rec.task.taskId, start.dir, {
       from: ['created'],
       to: ['submitted', 'running'],
       reason: `runner ${start.runner} started it before it stopped answering; followed in its folder${this.#runner ? ` by runner ${this.#runner}` : ''}, not run again`,
@@ -637,15 +633,29 @@ export class LocalBackend implements Backend {
    */
   #followUnrecorded(id: string, dir: string): void {
     this.#stats.adopted++;
+    this.#follow(id, dir);
+  }
+
+  /**
+   * Follows a copy started in `dir` before its running record (this runner's before a restart,
+   * or, with `earlier`, the attempt before's): recorded running there, never started here.
+   */
+  #follow(id: string, dir: string, earlier?: RecordedAs): void {
     const entry: Running = {
       pid: 0,
       adopted: true,
       neverStart: true,
       unrecorded: true,
+      ...(earlier ? { earlier: true } : {}),
       startBy: performance.now() + this.#startGraceMs,
     };
     this.#running.set(id, entry);
-    entry.recorded = this.#recordRunning(id, entry, this.#runningPatch(dir, claimedAt(dir)));
+    entry.recorded = this.#recordRunning(
+      id,
+      entry,
+      this.#runningPatch(dir, claimedAt(dir)),
+      earlier,
+    );
   }
 
   /**
@@ -658,7 +668,7 @@ export class LocalBackend implements Backend {
     id: string,
     entry: Running,
     patch: RunningPatch,
-    how: { from: TaskState[]; to: TaskState[]; reason: string } | undefined = undefined,
+    how: RecordedAs | undefined = undefined,
   ): Promise<boolean> {
     for (let tries = 1; ; tries++) {
       let rec: TaskRecord | undefined;
