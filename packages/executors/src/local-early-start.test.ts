@@ -15,7 +15,7 @@ import { Executor } from './executor.js';
 import { LoopLiveness } from './liveness.js';
 import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
 import { Spawner } from './spawner.js';
-import { fenceLife } from './task-life.js';
+import { fenceLife, folderLife, retiredClaim } from './task-life.js';
 import { RecordingHooks, testLocalResource } from './test-hooks.js';
 
 // A queued local task started before its running record is stored (the runner's liveness
@@ -532,6 +532,37 @@ describe('local backend: a task queued again after its runner stopped answering'
     );
     expect(end).toMatchObject({ kind: 'claimed' });
     expect(existsSync(ran)).toBe(false);
+    spawner.close();
+  });
+
+  it("the fence outlives the next life: the task's new start takes the folder, a later start of the dead runner's life still starts nothing", async () => {
+    const dir = join(tmp.join('jobs'), `fence-next-${process.pid}`);
+    const ran = tmp.join('ran-fence-next');
+    const dead = '2026-01-01T00:00:00.000Z';
+    const next = '2026-01-01T00:00:07.000Z';
+    expect(fenceLife(dir, dead)).toBe(true);
+    const spawner = new Spawner({});
+    const start = (life: string, folder = dir) =>
+      new Promise((resolve) =>
+        spawner.run(
+          { dir: folder, cwd: tmp.path, command: `echo ${life} >> ${ran}`, env: {}, life },
+          { started: () => {}, ended: resolve },
+        ),
+      );
+    // The runner that took the task queued again starts its next life: the fence is stale to it.
+    expect(await start(next)).toMatchObject({ kind: 'exit', code: 0 });
+    expect(folderLife(dir)).toBe(next);
+    // The dead runner's spawner, reading its last request only now: nothing starts.
+    expect(await start(dead)).toMatchObject({ kind: 'claimed' });
+    expect(readFileSync(ran, 'utf8')).toBe(`${next}\n`);
+    expect(readlinkSync(retiredClaim(dir, dead))).toBe(dead);
+    // A fence over another life's claim keeps that claim too.
+    const other = join(tmp.join('jobs'), `fence-over-${process.pid}`);
+    expect(fenceLife(other, dead)).toBe(true);
+    expect(fenceLife(other, next)).toBe(true);
+    expect(folderLife(other)).toBe(next);
+    expect(await start(dead, other)).toMatchObject({ kind: 'claimed' });
+    expect(readFileSync(ran, 'utf8')).toBe(`${next}\n`);
     spawner.close();
   });
 });

@@ -11,8 +11,9 @@
 # LIFE names one life of the task's record (or "-": none); a run's claim on it is the symlink
 # DIR/life -> LIFE, made with one symlink(2), which fails if it is there: DIR holding that life
 # already (another start of the same life, maybe by another runner's spawner) means nothing is
-# started and the answer is `claimed`. A DIR of another life (the task id came back) is stale:
-# emptied and taken.
+# started and the answer is `claimed`. A DIR of another life (the task id came back, or the task
+# was queued again) is stale: emptied and taken, its claim kept as DIR/life.HEX (HEX: that life,
+# hex-encoded), so that a late start of a life that held DIR once also starts nothing.
 # --pid-hold=SECONDS: how long a pid line waits for its task's exit (PID_HOLD_S; tests).
 # Started with --times, an exit line goes on: READ SPAWNED REAPED CPU, when it read the request,
 # posix_spawn returned and it reaped the wrapper (CLOCK_MONOTONIC, ns) and the CPU the wrapper
@@ -353,8 +354,12 @@ def take_folder(task_dir, life, reuse):
     spawner still reads its last requests, a restarted runner starting a task its dead one
     started before recording it) never both run it. A folder of another life, or of none (made
     before lives), is stale: the task id came back (its record expired while a failed task's
-    folder stays for days); it is emptied and taken, under an flock of the folder, so that two
-    starts that both find it stale agree on one claim. The restart of a task recorded running
+    folder stays for days) or the task was queued again (its runner stopped answering); it is
+    emptied and taken, under an flock of the folder, so that two starts that both find it stale
+    agree on one claim. The claim replaced is kept (retire): a start of a life that held the
+    folder once, arriving late (the spawner of a runner that died, reading its last requests
+    after the task's next life took the folder), starts nothing, whatever the clock said when
+    each life began. The restart of a task recorded running
     (reuse) always takes the folder, emptied of its old files: an output file there says the
     spawn happened (the runner does not start again a task whose spawner died before its pid
     file was written).
@@ -388,16 +393,39 @@ def take_stale(task_dir, life, reuse):
                     return False
             except OSError:
                 pass  # no claim (or not a symlink): stale
-        for stale in ('exit', 'pid', 'stdout', 'stderr', 'life'):
+            if os.path.lexists(retired(task_dir, life)):
+                return False  # this life held the folder and a later one took it
+        for stale in ('exit', 'pid', 'stdout', 'stderr'):
             try:
                 os.unlink(os.path.join(task_dir, stale))
             except FileNotFoundError:
                 pass
+        retire(task_dir, life)
         if life is not None:
             os.symlink(life, marker)
         return True
     finally:
         os.close(fd)
+
+
+def retired(task_dir, life):
+    """Where the claim of `life` is kept once another life took the folder (task-life.ts too)."""
+    return os.path.join(task_dir, 'life.' + life.encode().hex())
+
+
+def retire(task_dir, life):
+    """Removes the folder's claim, keeping it as retired() when it names a life other than `life`."""
+    marker = os.path.join(task_dir, 'life')
+    try:
+        held = os.readlink(marker)
+    except FileNotFoundError:
+        return
+    except OSError:
+        held = None  # not a symlink: no life to keep
+    if held is None or held == life:
+        os.unlink(marker)
+    else:
+        os.rename(marker, retired(task_dir, held))
 
 
 def write_exit(task_dir, code):

@@ -266,6 +266,16 @@ describe('spawner', { timeout: 60_000 }, () => {
     expect(await run(sp, again).ended).toEqual({ kind: 'exit', code: 3 });
     expect(readlinkSync(join(first.dir, 'life'))).toBe('life-2');
     expect(readFileSync(join(first.dir, 'stdout'), 'utf8')).toBe('');
+    // A late start of the life it replaced (a dead runner's spawner reading its last request):
+    // that life held the folder once, so nothing starts, and life-2 keeps its claim and files.
+    expect(await run(sp, { ...first, command: `echo late >> ${mark}` }).ended).toEqual({
+      kind: 'claimed',
+    });
+    expect(readlinkSync(join(first.dir, 'life'))).toBe('life-2');
+    expect(readlinkSync(join(first.dir, `life.${Buffer.from('life-1').toString('hex')}`))).toBe(
+      'life-1',
+    );
+    expect(readFileSync(join(first.dir, 'exit'), 'utf8')).toBe('3\n');
     // A folder made before lives (no claim in it), and a start without a life: stale too.
     const old = req(`echo new >> ${mark}`, { life: 'life-3' });
     mkdirSync(old.dir);

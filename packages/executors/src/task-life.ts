@@ -11,7 +11,9 @@ import type { TaskRecord } from '@computepods/protocol';
  * `submitted` (the moment it joined the queue; a resume after a pause, a task MajorDomo queued
  * again, a record made anew for an id that came back: each a new life, never the same
  * millisecond for one id). A start finding its own life there follows that folder; any other is
- * stale, emptied and taken.
+ * stale, emptied and taken, its claim kept beside (retiredClaim): a start of a life that held the
+ * folder once never runs there again, however late it comes (a dead runner's spawner reading its
+ * last requests after the task, queued again, took the folder for its next life).
  */
 
 /** The life of `rec` a start claims its folder for; undefined before it was ever submitted. */
@@ -46,7 +48,8 @@ export function claimedAt(dir: string): number {
  * true when this call made it (a start of that life, late, now finds it claimed and starts
  * nothing: spawner.py's take_folder), false when a start of that life claimed it first. A claim
  * of another life (stale: the id came back) is replaced: moved aside, so that what was moved is
- * known (a start of `life` that made its claim meanwhile is put back, and its start stands).
+ * known (a start of `life` that made its claim meanwhile is put back, and its start stands),
+ * and kept (retiredClaim): a late start of the life it named starts nothing.
  */
 export function fenceLife(dir: string, life: string): boolean {
   mkdirSync(dir, { recursive: true });
@@ -70,12 +73,22 @@ export function fenceLife(dir: string, life: string): boolean {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       continue;
     }
-    if (claimAt(aside) === life) {
+    const moved = claimAt(aside);
+    if (moved === life) {
       renameSync(aside, link);
       return false;
     }
-    rmSync(aside, { recursive: true, force: true });
+    if (typeof moved === 'string') renameSync(aside, retiredClaim(dir, moved));
+    else rmSync(aside, { recursive: true, force: true });
   }
+}
+
+/**
+ * Where the claim of `life` is kept once another life took the folder (spawner.py's retired):
+ * a late start of a life that held the folder once starts nothing there.
+ */
+export function retiredClaim(dir: string, life: string): string {
+  return join(dir, `life.${Buffer.from(life).toString('hex')}`);
 }
 
 /** The life a claim names; null when there is none; undefined when it names none (not a link). */
