@@ -1,4 +1,5 @@
 import { GraphInvariantError, got } from './checked.js';
+import { inputsOf, unique } from './id-lists.js';
 import { extOf, isNormalPath } from './path.js';
 import { fillPattern, matchPattern, type Pattern, stemKey } from './pattern.js';
 import type { CompiledRule } from './rule.js';
@@ -269,7 +270,7 @@ export class Graph {
   setDiscovered(t: Task, discovered: readonly number[]): void {
     const before = t.inputs;
     t.discovered = unique(discovered);
-    t.inputs = inputsOf(t);
+    t.inputs = inputsOf(t.required, t.optional, t.discovered);
     const after = t.inputs;
     const inBefore = has(before);
     const inAfter = has(after);
@@ -522,8 +523,8 @@ export class Graph {
 
   /**
    * Enters a new task in the tables and links it to its inputs, outputs and trace. A `restored`
-   * task comes with its discovered inputs set, and its consumer entries and dirtiness are the
-   * restorer's (restoreConsumers, snapshot.ts).
+   * task comes with its discovered inputs and its inputs set, and its consumer entries and
+   * dirtiness are the restorer's (restoreConsumers, snapshot.ts).
    */
   private link(t: Task, restored = false): void {
     const { rule } = t;
@@ -541,9 +542,9 @@ export class Graph {
     if (!restored) {
       const trace = this.traces.get(t.id);
       t.discovered = trace ? this.resolveDiscovered(t, trace) : [];
+      t.inputs = inputsOf(t.required, t.optional, t.discovered);
+      for (const p of t.inputs) this.addReader(p, t.idx);
     }
-    t.inputs = inputsOf(t);
-    if (!restored) for (const p of t.inputs) this.addReader(p, t.idx);
     for (const o of t.outputs) this.producer[o] = t.idx;
     if (!restored) {
       this.log.added.push(t.id);
@@ -607,58 +608,8 @@ function readerSums(tasks: readonly (Task | undefined)[], paths: number) {
   return { count, sum, squares };
 }
 
-/**
- * A task's inputs: its required ones themselves when it has no others (most of a restart's
- * tasks without discovered inputs: one array fewer each), else the three lists without repeats.
- */
-function inputsOf(t: Task): readonly number[] {
-  if (t.optional.length === 0 && t.discovered.length === 0) return unique(t.required);
-  return dedupe(t.required, t.optional, t.discovered);
-}
-
-/**
- * Concatenation without repeats; lists are usually short, and then a scan beats a Set. The result
- * is sized up front: an array grown by push keeps room for 16 more, and tasks hold several. Three
- * lists named, not a rest parameter (an array made per call), and each scan stops at what was
- * kept: includes() on the array sized up front read every slot, holes too (a restart links
- * 100,000s of tasks: pnpm bench scale).
- */
-function dedupe(a: readonly number[], b: readonly number[], c: readonly number[]): number[] {
-  const total = a.length + b.length + c.length;
-  if (total > 64) return [...new Set([...a, ...b, ...c])];
-  const out = new Array<number>(total);
-  let n = keepNew(out, 0, a);
-  n = keepNew(out, n, b);
-  n = keepNew(out, n, c);
-  out.length = n;
-  return out;
-}
-
-/** Appends to out[0, n) each of `list` not there yet; the new count. */
-function keepNew(out: number[], n: number, list: readonly number[]): number {
-  for (let i = 0; i < list.length; i++) {
-    const p = list[i] as number;
-    let j = 0;
-    while (j < n && out[j] !== p) j++;
-    if (j === n) out[n++] = p;
-  }
-  return n;
-}
-
-const NONE: readonly number[] = Object.freeze([]);
-
 function has(list: readonly number[]): (p: number) => boolean {
   if (list.length <= 64) return (p) => list.includes(p);
   const set = new Set(list);
   return (p) => set.has(p);
-}
-
-/** The list itself when it has no repeats: id lists are never changed in place, so may be shared. */
-function unique(list: readonly number[]): readonly number[] {
-  if (list.length > 64) return new Set(list).size === list.length ? list : dedupe(list, NONE, NONE);
-  for (let i = 1; i < list.length; i++) {
-    const p = list[i];
-    if (p !== undefined && list.lastIndexOf(p, i - 1) >= 0) return dedupe(list, NONE, NONE);
-  }
-  return list;
 }

@@ -1,6 +1,7 @@
 import { dirtyReason } from './dirty.js';
 import { StateCorruptError } from './errors.js';
 import type { Graph, HeldInstances } from './graph.js';
+import { inputsOf, NONE } from './id-lists.js';
 import { checkPath } from './path.js';
 import { matchPattern, stemKey } from './pattern.js';
 import { type CompiledRule, compileRule } from './rule.js';
@@ -45,7 +46,6 @@ export interface SnapshotExtras extends HeldInstances {
 }
 
 export const TASK_HEAD = 7;
-const NO_PATHS: readonly number[] = Object.freeze([]);
 
 /**
  * The graph's snapshot. Reads the graph without changing it: traces and consumer lists still
@@ -190,8 +190,8 @@ export function loadSnapshot(snap: Snapshot, g: Graph): Task[] {
   restorePaths(snap, g);
   restoreProjections(snap, g);
   const rules = restoreRules(snap, g);
-  restoreTraces(snap, g);
-  const traceAt = restoreTasks(snap, g, rules);
+  const traceOf = restoreTraces(snap, g);
+  const traceAt = restoreTasks(snap, g, rules, traceOf);
   if (!g.restoreConsumers(snap.consumers)) {
     throw new StateCorruptError('consumers', 'the lists do not match the tasks inputs');
   }
@@ -232,24 +232,39 @@ function restoreRules(snap: Snapshot, g: Graph): CompiledRule[] {
   });
 }
 
-function restoreTraces({ traces, strings }: Snapshot, g: Graph): void {
+/**
+ * Restores the traces, packed; returns each one's offset by the string index of its task id (-1:
+ * none), for restoreTasks to find a task's trace by its id's index, not by the id (a string hashed
+ * and looked up per task). A task id traced twice is the last record's, as in the trace table.
+ */
+function restoreTraces({ traces, strings }: Snapshot, g: Graph): Int32Array {
   g.traces.restorePacked({ words: traces, strings });
+  const traceOf = new Int32Array(strings.length).fill(-1);
   for (let at = 0; at < traces.length; at += traceRecordWords(traces, at)) {
-    g.traces.setPacked(strings[traces[at] ?? 0] ?? '', at);
+    const id = traces[at] ?? 0;
+    g.traces.setPacked(strings[id] ?? '', at);
+    traceOf[id] = at;
   }
+  return traceOf;
 }
 
 /**
- * Restores the tasks; returns each one's packed trace offset by task index (-1: none), for
- * dirtyTasks not to look every task's id up again.
+ * Restores the tasks (`traceOf`: restoreTraces'); returns each one's packed trace offset by task
+ * index (-1: none), for dirtyTasks not to look every task's id up again.
  */
-function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]): Int32Array {
+function restoreTasks(
+  snap: Snapshot,
+  g: Graph,
+  rules: readonly CompiledRule[],
+  traceOf: Int32Array,
+): Int32Array {
   const { tasks, traces, strings } = snap;
   const pairs = new Int32Array(2 * snap.taskCount); // task index, trace offset
   let n = 0;
   for (let at = 0; at < tasks.length; ) {
     const rule = rules[tasks[at + 1] ?? -1];
-    const id = strings[tasks[at + 2] ?? 0] ?? '';
+    const idAt = tasks[at + 2] ?? 0;
+    const id = strings[idAt] ?? '';
     const nReq = tasks[at + 4] ?? 0;
     const nOpt = tasks[at + 5] ?? 0;
     const nOut = tasks[at + 6] ?? 0;
@@ -281,10 +296,10 @@ function restoreTasks(snap: Snapshot, g: Graph, rules: readonly CompiledRule[]):
       outputs,
       tasks[at + 3] ?? 0,
     );
-    const trace = g.traces.packedOffset(id);
-    t.discovered = trace === undefined ? NO_PATHS : packedDiscovered(traces, trace, t);
+    const trace = traceOf[idAt] ?? -1;
+    t.inputs = trace < 0 ? inputsOf(required, optional, NONE) : t.restorePacked(traces, trace);
     if (!g.restoreTask(t)) throw new StateCorruptError('tasks', `task ${id} overlaps another`);
-    if (trace !== undefined && n < pairs.length) {
+    if (trace >= 0 && n < pairs.length) {
       pairs[n++] = t.idx;
       pairs[n++] = trace;
     }
@@ -299,22 +314,6 @@ function dirtyTasks(snap: Snapshot, g: Graph, traceAt: Int32Array): Task[] {
   const dirty: Task[] = [];
   for (const t of g.tasks) if (t && isDirty(g, snap, t, traceAt[t.idx] ?? -1)) dirty.push(t);
   return dirty;
-}
-
-/** The discovered inputs of a task's packed trace (as resolveDiscovered gives them). */
-function packedDiscovered(words: Uint32Array, at: number, t: Task): readonly number[] {
-  const ins = words[at + 1] ?? 0;
-  const outs = words[at + 2] ?? 0;
-  const disc = words[at + 3] ?? 0;
-  if (disc > 0) {
-    return numbers(words, at + TRACE_HEAD + 2 * (ins + outs), disc - 1);
-  }
-  const found: number[] = [];
-  for (let i = 0; i < ins; i++) {
-    const p = words[at + TRACE_HEAD + 2 * i] ?? 0;
-    if (!t.required.includes(p) && !t.optional.includes(p)) found.push(p);
-  }
-  return found;
 }
 
 /**

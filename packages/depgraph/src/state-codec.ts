@@ -137,8 +137,10 @@ export function decodeSnapshot(bytes: Uint8Array, read: ReadOptions = {}): Snaps
     if (end > traces.length) return -1;
     let i = at + TRACE_HEAD;
     for (const stop = i + 2 * pairs; i < stop; i += 2) {
-      // A path, then a hash: a non-empty string.
-      if ((traces[i] ?? paths) >= paths || !strings[traces[i + 1] ?? nStrings]) return -1;
+      // A path, then a hash: a non-empty string (its length read from the lengths' words, not
+      // the string: one load from an array of numbers per pair, not a string's header each).
+      if ((traces[i] ?? paths) >= paths || !((lengths[traces[i + 1] ?? nStrings] ?? 0) > 0))
+        return -1;
     }
     for (; i < end; i++) if ((traces[i] ?? paths) >= paths) return -1;
     return end;

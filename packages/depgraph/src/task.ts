@@ -1,4 +1,5 @@
 import { GraphInvariantError } from './checked.js';
+import { NONE, packedDiscovered, packedInputs } from './id-lists.js';
 import type { CompiledRule } from './rule.js';
 import type { NonConvergence } from './types.js';
 
@@ -21,8 +22,7 @@ export class Task {
    * Required, optional, then discovered inputs, without duplicates (path ids): `required` itself
    * when it is all of them (lists of ids are never changed in place, so may be shared).
    */
-  inputs: readonly number[] = [];
-  discovered: readonly number[] = [];
+  inputs: readonly number[] = NONE;
   comp = -1;
   dirty = false;
   /** Pass of the current round in which it last ran; 0 when it has not run in this round. */
@@ -37,6 +37,13 @@ export class Task {
 
   /** The placeholders' values, when known; else made from the stem when first read. */
   #bindings: Readonly<Record<string, string>> | undefined;
+  #discovered: readonly number[] = NONE;
+  /**
+   * A restored task's packed trace record (its words, the record's offset), while its discovered
+   * inputs are still only there: made into a list when first read (few are; see packedInputs).
+   */
+  #packed: Uint32Array | undefined;
+  #packedAt = 0;
 
   /**
    * `bindings` may be left out for a rule whose only placeholder is {stem}, or that has none: a
@@ -64,6 +71,35 @@ export class Task {
   get bindings(): Readonly<Record<string, string>> {
     this.#bindings ??= stemBindings(this.rule, this.stem);
     return this.#bindings;
+  }
+
+  /** Inputs found by running it (path ids, as the graph resolved them from its trace). */
+  get discovered(): readonly number[] {
+    if (this.#packed) {
+      this.#discovered = packedDiscovered(
+        this.#packed,
+        this.#packedAt,
+        this.required,
+        this.optional,
+      );
+      this.#packed = undefined;
+    }
+    return this.#discovered;
+  }
+
+  set discovered(list: readonly number[]) {
+    this.#discovered = list;
+    this.#packed = undefined;
+  }
+
+  /**
+   * A restored task's discovered inputs are those of the packed trace record at `at` in `words`
+   * (a snapshot's, checked as it was decoded); returns its inputs, as inputsOf would give them.
+   */
+  restorePacked(words: Uint32Array, at: number): readonly number[] {
+    this.#packed = words;
+    this.#packedAt = at;
+    return packedInputs(words, at, this.required, this.optional);
   }
 
   /** An input changed, or it ran: neither a failure nor a user's cancel holds it any longer. */
