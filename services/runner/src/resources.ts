@@ -27,7 +27,7 @@ function readJson(path: string, what: string): unknown {
  */
 async function fromKv(bus: Bus, bucket: string, key: string): Promise<unknown> {
   try {
-    const kv = await bus.kv(bucket, z.unknown());
+    const kv = await bus.kv(bucket, z.unknown(), { leaderReads: true });
     return (await kv.get(key))?.value;
   } catch (err) {
     if (isPermissionDenied(err)) return undefined;
@@ -37,10 +37,12 @@ async function fromKv(bus: Bus, bucket: string, key: string): Promise<unknown> {
 
 /**
  * The queue this runner serves, as an admin bound it (`queue.<name>` in `cp_<p>_config`): the
- * resource and the one profile its tasks may run under.
+ * resource and the one profile its tasks may run under. Registry records are read from their
+ * bucket's leader (leaderReads), as the registry reads them: a runner is started right after
+ * its queue is bound, and on a cluster a replica may not have the binding yet.
  */
 export async function loadQueue(bus: Bus, cfg: RunnerConfig): Promise<ResolvedQueue | undefined> {
-  const kv = await bus.kv(buckets.config(cfg.project), ResolvedQueue);
+  const kv = await bus.kv(buckets.config(cfg.project), ResolvedQueue, { leaderReads: true });
   return (await kv.get(`queue.${cfg.queue}`))?.value;
 }
 
