@@ -25,6 +25,7 @@ import { busSettings } from './config.js';
 import { type ConnectOptions, connectWithBackoff } from './connect.js';
 import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
 import { issuesOf } from './decode.js';
+import { DirectGets } from './direct-gets.js';
 import {
   type Issue,
   isQuotaExceeded,
@@ -37,6 +38,7 @@ import { issuesFromError, isValidationError, normaliseIssues } from './issues.js
 import { jsonPieces } from './json-pieces.js';
 import { type Listener, type ListenOptions, listen } from './listen.js';
 import { createLogger, type Logger } from './logger.js';
+import { MuxedReplies } from './muxed-replies.js';
 import { projectBucketMaxAgeMs } from './project.js';
 import { partsOf, ReplyChunks } from './reply-chunks.js';
 import { ServiceResponder } from './service.js';
@@ -118,6 +120,8 @@ export class Bus {
   readonly srv: ServiceResponder | undefined;
   /** JetStream publishes acked on one reply subscription (acked-publisher.ts). */
   readonly #acked: AckedPublisher | undefined;
+  /** KV direct gets answered on the same reply subscription (direct-gets.ts). */
+  readonly #direct: DirectGets;
   readonly #consumers: Consumer[] = [];
   #closing = false;
   /** This process's answers too big for one message, kept in parts (see serve). */
@@ -133,7 +137,9 @@ export class Bus {
     options: BusOptions,
   ) {
     this.js = jetstream(nc);
-    this.#acked = AckedPublisher.for(nc, this.js);
+    const replies = new MuxedReplies(nc);
+    this.#acked = AckedPublisher.for(replies, this.js);
+    this.#direct = new DirectGets(replies);
     this.srv =
       options.discoverable === false
         ? undefined
@@ -202,6 +208,7 @@ export class Bus {
       bucket,
       this.#acked,
       spec?.leaderReads ?? false,
+      this.#direct,
     );
   }
 

@@ -4,6 +4,7 @@ import { Bucket, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv'
 import type { z } from 'zod';
 import type { AckedPublisher } from './acked-publisher.js';
 import { issuesOf } from './decode.js';
+import type { DirectGets } from './direct-gets.js';
 import { MessageInvalidError } from './errors.js';
 import { latestMessages, latestMessagesAfter } from './kv-list.js';
 import type { Logger } from './logger.js';
@@ -46,6 +47,8 @@ export class TypedKv<S extends z.ZodType> {
     readonly publisher?: AckedPublisher,
     /** get() asks the stream's leader, never a replica that may lag (KvSpec.leaderReads). */
     readonly leaderReads = false,
+    /** Direct gets go through it when given: the same reads, no Errors made per read. */
+    readonly direct?: DirectGets,
   ) {}
 
   /**
@@ -62,6 +65,7 @@ export class TypedKv<S extends z.ZodType> {
       this.bucket,
       this.publisher,
       this.leaderReads,
+      this.direct,
     );
   }
 
@@ -93,7 +97,8 @@ export class TypedKv<S extends z.ZodType> {
 
   async get(key: string): Promise<Versioned<z.infer<S>> | undefined> {
     if (this.leaderReads) return this.#leaderGet(key);
-    const entry = await this.kv.get(kvKey(key));
+    const k = kvKey(key);
+    const entry = await (this.direct?.last(this.kv, k) ?? this.kv.get(k));
     if (entry?.operation !== 'PUT') return undefined;
     const value = this.#decode(entry);
     return value === undefined ? undefined : { value, revision: entry.revision };
