@@ -1,7 +1,9 @@
 // The runner bench's client in a process of its own (as MajorDomo or a chef would be), so the
 // runner's process CPU is the runner's alone: it publishes a batch of no-op tasks (200 per round
 // of acks) when the bench asks, and answers once every one of them has ended.
-// argv: NATS_URL PROJECT QUEUE CWD. IPC in: {first, n}; out: "ready", then {finished, failed}.
+// With `spaced`, one task at a time running `spaced.command`, each published once the one before
+// ended (as a chef's compiles come when lanes are free: pnpm bench cbuild).
+// argv: NATS_URL PROJECT QUEUE CWD. IPC in: {first, n, spaced?}; out: "ready", then {finished, failed}.
 import { Bus, createLogger } from '@computepods/bus';
 import { subjects, type TaskSubmitted } from '@computepods/protocol';
 import { z } from 'zod';
@@ -9,7 +11,11 @@ import { z } from 'zod';
 const [url, project, queue, cwd] = process.argv.slice(2);
 if (!url || !project || !queue || !cwd)
   throw new Error('usage: client.ts NATS_URL PROJECT QUEUE CWD');
-const Ask = z.object({ first: z.number().int().nonnegative(), n: z.number().int().positive() });
+const Ask = z.object({
+  first: z.number().int().nonnegative(),
+  n: z.number().int().positive(),
+  spaced: z.object({ command: z.string().min(1) }).optional(),
+});
 
 const logger = createLogger('bench-client');
 logger.level = 'silent';
@@ -28,20 +34,37 @@ client.nc.subscribe(subjects.taskState(project), {
 });
 await client.nc.flush();
 
-const task = (i: number): TaskSubmitted => ({
+const task = (i: number, command = 'true'): TaskSubmitted => ({
   taskId: `b${i}-${queue}`,
   resource: queue,
-  command: 'true',
+  command,
   cwd,
   env: {},
   gpu: false,
 });
 
 process.on('message', (raw) => {
-  const { first, n } = Ask.parse(raw);
+  const { first, n, spaced } = Ask.parse(raw);
   void (async () => {
     finished = 0;
     failed = 0;
+    if (spaced) {
+      for (let i = 0; i < n; i++) {
+        const ended = new Promise<void>((resolve) => {
+          onCount = () => {
+            if (finished + failed === i + 1) resolve();
+          };
+        });
+        await client.publish(
+          'task.submitted',
+          subjects.tasks(project, queue),
+          task(first + i, spaced.command),
+        );
+        await ended;
+      }
+      process.send?.({ finished, failed });
+      return;
+    }
     const all = new Promise<void>((resolve) => {
       onCount = () => {
         if (finished + failed === n) resolve();

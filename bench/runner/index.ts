@@ -11,7 +11,9 @@
 // CP_BENCH_STAGES=FILE has the runner write its stage times there (CP_TASK_STAGES_FILE) and reports
 // where a lane's time goes in the warm batch (./lanes.ts; those runs' figures carry its cost);
 // CP_BENCH_RUNNER_PROFILE=FILE writes the runner process's CPU profile of the warm batch there
-// (.cpuprofile; that run's warm figures carry the profiler's cost);
+// (.cpuprofile; that run's warm figures carry the profiler's cost), CP_BENCH_SPACED_PROFILE=FILE
+// of the spaced run: CP_BENCH_SPACED_TASKS (default 200) tasks one at a time, each running
+// CP_BENCH_SPACED_COMMAND (default `sleep 0.04`, about a small compile), as a chef's compiles come;
 // CP_BENCH_INTAKE: the runner's intake (default 512); CP_BENCH_SKIP_SLURM skips SLURM; CP_BENCH_ENV_ROUNDS: task-environment runs (./environment.ts, default 20);
 // CP_BENCH_K8S_ROUNDS / CP_BENCH_K8S_BATCH: Kubernetes stand-in runs (./kubernetes.ts, default 20 / 40).
 import { fork, spawnSync } from 'node:child_process';
@@ -58,6 +60,10 @@ const SLURM_N = Number(process.env.CP_BENCH_SLURM_TASKS ?? 1000);
 const SLURM_SINGLE = Number(process.env.CP_BENCH_SLURM_SINGLE ?? Math.min(SLURM_N, 200));
 const PARALLEL = 2;
 const STAGES_FILE = process.env.CP_BENCH_STAGES;
+/** Tasks sent one at a time after the warm batch (CP_BENCH_SPACED_TASKS, default 200; 0: none). */
+const SPACED_N = Number(process.env.CP_BENCH_SPACED_TASKS ?? 200);
+/** What each spaced task runs: about a small compile's time (CP_BENCH_SPACED_COMMAND). */
+const SPACED_COMMAND = process.env.CP_BENCH_SPACED_COMMAND ?? 'sleep 0.04';
 /** The runner's CP_RUNNER_INTAKE: tasks taken from the queue at once (CP_BENCH_INTAKE). */
 const INTAKE = Number(process.env.CP_BENCH_INTAKE ?? 512);
 const tmp = new TempDir('cp-bench-runner-');
@@ -183,18 +189,24 @@ async function startBatchClient(url: string, project: string, queue: string) {
   if ((await next()) !== 'ready') throw new Error('bench client did not start');
   return {
     pid: child.pid,
-    async run(first: number, n: number): Promise<{ finished: number; failed: number }> {
+    async run(
+      first: number,
+      n: number,
+      spaced?: { command: string },
+    ): Promise<{ finished: number; failed: number }> {
       const answer = next();
-      child.send({ first, n });
+      child.send({ first, n, ...(spaced ? { spaced } : {}) });
       return (await answer) as { finished: number; failed: number };
     },
     stop: () => child.disconnect(),
   };
 }
 
-/** Runs fn under the V8 profiler when CP_BENCH_RUNNER_PROFILE names a file to write. */
-async function profiled<T>(fn: () => Promise<T>): Promise<T> {
-  const file = process.env.CP_BENCH_RUNNER_PROFILE;
+/** Runs fn under the V8 profiler when `file` (CP_BENCH_RUNNER_PROFILE) names a file to write. */
+async function profiled<T>(
+  fn: () => Promise<T>,
+  file = process.env.CP_BENCH_RUNNER_PROFILE,
+): Promise<T> {
   if (!file) return fn();
   const session = new Session();
   session.connect();
@@ -299,10 +311,47 @@ async function throughNats(n: number, latencyN: number) {
       cpu,
     };
   };
+  /**
+   * SPACED_N tasks one at a time (SPACED_COMMAND), each sent once the one before ended, as a
+   * chef's compiles come (pnpm bench cbuild): nothing shares a turn, a timer or a socket write
+   * with another task. The runner's CPU a task (its process, and its event loop's thread alone:
+   * the rest is V8's compiler and GC threads and libuv's pool), its writes and messages.
+   */
+  const spacedRun = async (first: number) => {
+    if (SPACED_N <= 0) return undefined;
+    const before = runnerBus.nc.stats();
+    const w0 = writeSyscallsOfThisThread();
+    const main0 = cpuMsOf(process.pid, '/proc/thread-self/stat');
+    const c0 = cpuNow(spawnerPid, nats.pid, batchClient.pid);
+    const t0 = process.hrtime.bigint();
+    const { finished, failed } = await batchClient.run(first, SPACED_N, {
+      command: SPACED_COMMAND,
+    });
+    const wall = secs(t0);
+    const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid, batchClient.pid), SPACED_N);
+    const mainThread = (cpuMsOf(process.pid, '/proc/thread-self/stat') - main0) / SPACED_N;
+    const writes = (writeSyscallsOfThisThread() - w0) / SPACED_N;
+    const after = runnerBus.nc.stats();
+    if (failed || finished !== SPACED_N)
+      throw new Error(`${SPACED_N - finished} spaced tasks did not finish`);
+    return {
+      wall,
+      cpu,
+      mainThreadCpuMsPerTask: mainThread,
+      writesPerTask: writes,
+      msgsOutPerTask: (after.outMsgs - before.outMsgs) / SPACED_N,
+      msgsInPerTask: (after.inMsgs - before.inMsgs) / SPACED_N,
+    };
+  };
   // Cold: the runner's first tasks (code not yet optimised by V8). Warm: the same runner's next
   // n, as a long-running runner takes them (xargs is warmed too: its page cache, above).
   const cold = await batch(0);
   const warm = await profiled(() => batch(n));
+  // CP_BENCH_SPACED_PROFILE=FILE: the runner process's CPU profile of the spaced run.
+  const spaced = await profiled(
+    () => spacedRun(2 * n + latencyN),
+    process.env.CP_BENCH_SPACED_PROFILE,
+  );
   batchClient.stop();
   // The warm batch's tasks, b<n>… b<2n-1>: their lines are written by now (batch waits for the
   // streams to settle after the last end).
@@ -374,6 +423,7 @@ async function throughNats(n: number, latencyN: number) {
     nodeCpuMsPerTask: cold.cpu.node + cold.cpu.client,
     serverCpuMsPerTask: cold.cpu.server,
     warm,
+    spaced,
     latency,
     lanes: warmLines.length ? laneSummary(warmLines) : undefined,
   };
@@ -527,6 +577,14 @@ table(
     ],
   ],
 );
+const sp = nats.spaced;
+if (sp)
+  console.log(
+    `${SPACED_N} tasks one at a time (\`${SPACED_COMMAND}\`, each sent once the one before ended, as a chef's compiles): ` +
+      `runner ${sp.cpu.node.toFixed(3)} ms CPU a task (its event loop's thread ${sp.mainThreadCpuMsPerTask.toFixed(2)}), ` +
+      `${sp.writesPerTask.toFixed(2)} write syscalls, ${sp.msgsOutPerTask.toFixed(2)} messages out and ${sp.msgsInPerTask.toFixed(2)} in; ` +
+      `spawner ${sp.cpu.spawner.toFixed(3)} ms, nats-server ${sp.cpu.server.toFixed(3)} ms, client ${sp.cpu.client.toFixed(3)} ms`,
+  );
 const lat = nats.latency;
 table(
   `One no-op task at a time through NATS and the runner (${LATENCY_N} tasks, ms)`,
@@ -649,6 +707,22 @@ const localFigures = {
   goal_warm_1000_tps_met: tps(nats.warm.wall) >= 1000,
   goal_warm_half_xargs_met: xargsWall / nats.warm.wall >= 0.5,
   goal_warm_half_ms_overhead_met: warmOverheadMs <= 0.5,
+  // Tasks one at a time (SPACED_COMMAND), as a chef's compiles: what each costs the runner alone.
+  ...(sp
+    ? {
+        spaced_tasks: SPACED_N,
+        spaced_command: SPACED_COMMAND,
+        spaced_wall_s: sp.wall,
+        spaced_runner_cpu_ms_per_task: sp.cpu.node,
+        spaced_runner_main_thread_cpu_ms_per_task: sp.mainThreadCpuMsPerTask,
+        spaced_spawner_cpu_ms_per_task: sp.cpu.spawner,
+        spaced_nats_server_cpu_ms_per_task: sp.cpu.server,
+        spaced_client_cpu_ms_per_task: sp.cpu.client,
+        spaced_write_syscalls_per_task: sp.writesPerTask,
+        spaced_runner_msgs_out_per_task: sp.msgsOutPerTask,
+        spaced_runner_msgs_in_per_task: sp.msgsInPerTask,
+      }
+    : {}),
 };
 
 const envCosts = await environmentCosts(tmp, Number(process.env.CP_BENCH_ENV_ROUNDS ?? 20));
