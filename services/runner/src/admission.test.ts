@@ -1,4 +1,4 @@
-import { mkdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -63,6 +63,29 @@ describe('cwd confinement', () => {
     symlinkSync(b, link);
     expect((await checkCwd(join(a, 'in'), [link]))?.message).toMatch(/is outside the runner's/);
     expect(await checkCwd(join(b, 'in'), [link])).toBeUndefined();
+  });
+
+  it('resolves a cwd after the check is asked: a folder swapped for a symlink out is refused', async () => {
+    const root = tmp.join('swap-root');
+    const out = tmp.join('swap-out');
+    const cwd = join(root, 'w');
+    mkdirSync(cwd, { recursive: true });
+    mkdirSync(out);
+    expect(await checkCwd(cwd, [root])).toBeUndefined();
+    // Swapped between two checks.
+    rmSync(cwd, { recursive: true });
+    symlinkSync(out, cwd);
+    expect((await checkCwd(cwd, [root]))?.message).toMatch(/is outside the runner's.*resolves to/);
+    // Swapped back while a check of it is on its way: one asked after the swap is never given a
+    // resolution made before it (the first may see either).
+    unlinkSync(cwd);
+    mkdirSync(cwd);
+    const first = checkCwd(cwd, [root]);
+    rmSync(cwd, { recursive: true });
+    symlinkSync(out, cwd);
+    const second = checkCwd(cwd, [root]);
+    await first;
+    expect((await second)?.message).toMatch(/is outside the runner's.*resolves to/);
   });
 
   it('refuses everything, naming the fix, when there are no roots', async () => {

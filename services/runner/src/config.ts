@@ -217,6 +217,8 @@ export interface RunnerConfig {
   readonly stagesFile?: string | undefined;
   /** CP_SPAWNER_PID_HOLD_MS: the local spawner's pid hold (spawner.py; default 100 ms). */
   readonly pidHoldMs?: number | undefined;
+  /** The longest a task-state event waits for a write to share (task-events.ts; default 20 ms; tests). */
+  readonly eventHoldMs?: number | undefined;
 }
 
 /** CP_K8S_STAGE_*: where the stage server listens, how pods reach it, its TLS files. */

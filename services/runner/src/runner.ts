@@ -124,7 +124,7 @@ export async function startRunner(
     ? new TaskStages((line) => stagesOut.write(`${JSON.stringify(line)}\n`))
     : undefined;
 
-  const events = new TaskEvents(bus);
+  const events = new TaskEvents(bus, cfg.eventHoldMs);
   // Local tasks queued while the runner showed no silence start before their running record.
   const liveness = resource.type === 'local' ? watchLiveness(bus) : undefined;
   // Task stdout/stderr on NATS as they grow (task-log-publisher.ts).
@@ -162,7 +162,7 @@ export async function startRunner(
     },
     hooks: {
       record: (rec) => {
-        events.beforeRecord();
+        events.beforeWrite();
         return records.write({ ...rec, queue: rc.queue });
       },
       // A plain publish: the events stream stores it all the same, and the record in KV, written
@@ -253,6 +253,10 @@ export async function startRunner(
           await accept(msg.body, msg.cid, ctx.logger);
           if (options.holdUntilEnd && executor.get(msg.body.taskId))
             await executor.wait(msg.body.taskId);
+          // The message's ack is written as this returns: the events held so far go with it
+          // (a task admitted straight to running is announced in its ack's write, not alone
+          // once the hold is over, when it runs longer than that: a chef's compile).
+          events.beforeWrite();
         },
       });
 

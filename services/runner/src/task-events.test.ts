@@ -1,7 +1,9 @@
+import { mkdirSync } from 'node:fs';
 import { Bus, createLogger } from '@computepods/bus';
-import { subjects, type TaskStateChanged } from '@computepods/protocol';
-import { NatsServer, until } from '@computepods/testkit';
+import { subjects, type TaskStateChanged, type TaskSubmitted } from '@computepods/protocol';
+import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningRunner, startRunner } from './runner.js';
 import { TaskEvents } from './task-events.js';
 
 const P = 'taskevents';
@@ -53,7 +55,7 @@ describe('TaskEvents over a real nats-server', () => {
     events.emit(event('b', 'submitted'), undefined);
     await settled();
     expect(seen).toEqual([]);
-    events.beforeRecord();
+    events.beforeWrite();
     await settled();
     expect(seen).toEqual(['a:running', 'b:submitted']);
     // b runs too; a ends while b runs (held), then b ends: nothing runs, all go at once.
@@ -73,11 +75,11 @@ describe('TaskEvents over a real nats-server', () => {
     events.emit(event('f', 'submitted'), undefined);
     events.emit(event('g', 'submitted'), undefined);
     // f started and ended before its running record: its end (with running) is one record.
-    events.beforeRecord();
+    events.beforeWrite();
     events.emit(event('f', 'finished'), undefined);
     await settled();
     expect(seen).toEqual(['f:submitted', 'g:submitted']);
-    events.beforeRecord();
+    events.beforeWrite();
     await settled();
     expect(seen).toEqual(['f:submitted', 'g:submitted', 'f:finished']);
     events.emit(event('g', 'finished'), undefined);
@@ -101,6 +103,71 @@ describe('TaskEvents over a real nats-server', () => {
     const events = new TaskEvents(other, 600_000);
     events.emit(event('e', 'running'), undefined);
     await other.close();
-    expect(() => events.beforeRecord()).not.toThrow();
+    expect(() => events.beforeWrite()).not.toThrow();
+  });
+});
+
+describe("a runner's task events over a real nats-server", () => {
+  let nats: NatsServer;
+  let bus: Bus;
+  let watcher: Bus;
+  let runner: RunningRunner | undefined;
+  const dir = new TempDir('cp-task-events-');
+  const seen: string[] = [];
+  const logger = createLogger('task-events-runner-test');
+  logger.level = 'silent';
+  const RP = 'taskeventsrunner';
+
+  beforeAll(async () => {
+    mkdirSync(dir.join('ws'));
+    nats = await NatsServer.start();
+    bus = await Bus.connect({ servers: nats.url, service: 'runner', project: RP, logger });
+    watcher = await Bus.connect({ servers: nats.url, service: 'ui', project: RP, logger });
+    watcher.nc.subscribe(subjects.taskState(RP), {
+      callback: (_e, m) => {
+        const { body } = JSON.parse(new TextDecoder().decode(m.data)) as {
+          body: TaskStateChanged;
+        };
+        seen.push(`${body.taskId}:${body.state}`);
+      },
+    });
+    await watcher.nc.flush();
+    runner = await startRunner(bus, {
+      project: RP,
+      resource: 'local',
+      queue: 'local',
+      runnerId: 'r1',
+      stateDir: dir.join('state'),
+      parallel: 2,
+      intake: 16,
+      workspaceRoots: [dir.join('ws')],
+      // Longer than the test: an event leaves only with a write the runner makes anyway.
+      eventHoldMs: 600_000,
+    });
+  });
+  afterAll(async () => {
+    await runner?.stop();
+    await bus?.close();
+    await watcher?.close();
+    await nats?.[Symbol.asyncDispose]();
+    dir[Symbol.dispose]();
+  });
+
+  it("announces a task admitted straight to running with its message's ack, not after the hold", async () => {
+    const task: TaskSubmitted = {
+      taskId: 'long',
+      resource: 'local',
+      command: 'sleep 600',
+      cwd: dir.join('ws'),
+      env: {},
+      gpu: false,
+    };
+    await watcher.publish('task.submitted', subjects.tasks(RP, 'local'), task);
+    await until(() => seen.includes('long:running'), 'the running event of a task still running');
+    expect(runner?.executor.get('long')?.state).toBe('running');
+    // Killed: its end record is written, and the killed event (nothing runs now) goes at once.
+    await runner?.executor.kill('long');
+    await until(() => seen.includes('long:killed'), 'the killed event');
+    expect(seen).toEqual(['long:running', 'long:killed']);
   });
 });

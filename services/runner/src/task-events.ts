@@ -10,7 +10,7 @@ export const EVENT_HOLD_MS = 20;
  * server cost more than the message itself, and an event published when its record's ack
  * arrives went alone. While a task runs or waits for a lane, the runner writes a record again
  * soon (that task's end, at the latest): an event announced then waits, up to EVENT_HOLD_MS, and
- * leaves in the same socket write as the next record (`beforeRecord`) — one write(2) a task
+ * leaves in the same socket write as the next record or task message ack (`beforeWrite`) — one write(2) a task
  * fewer for short tasks. A waiting task counts since a short one that waited is announced
  * submitted and then ended, its running being in its end's record (LocalBackend's one write):
  * counting running tasks alone, each such end event left alone. With nothing running or waiting
@@ -43,8 +43,8 @@ export class TaskEvents {
     else this.#timer ??= setTimeout(() => this.flush(), this.#holdMs);
   }
 
-  /** A record is about to be written: the held events go with it. */
-  beforeRecord(): void {
+  /** A record or an ack is about to be written: the held events go in the same socket write. */
+  beforeWrite(): void {
     if (this.#held.length) this.flush();
   }
 
