@@ -1,4 +1,4 @@
-import { isRetryable } from '@computepods/protocol';
+import { isRetryable, kvKey } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -115,6 +115,30 @@ describe('acked publisher (Bus.jsPublish, TypedKv writes) against nats.js js.pub
     expect(r3).toBeGreaterThan(r2);
     const r4 = await kv.put('k', { n: 5 });
     expect(await kv.get('k')).toEqual({ value: { n: 5 }, revision: r4 });
+  });
+
+  it('TypedKv deletes through it: the marker nats.js writes and reads as a delete', async () => {
+    const kv = await bus.kv('acked_del', z.object({ n: z.number() }));
+    await kv.put('a b/c', { n: 1 });
+    const request = vi.spyOn(bus.nc, 'request');
+    try {
+      await kv.delete('a b/c');
+      expect(request).not.toHaveBeenCalled();
+    } finally {
+      request.mockRestore();
+    }
+    expect(await kv.get('a b/c')).toBeUndefined();
+    // As nats.js's own delete leaves it: an entry whose operation is DEL, a key no longer listed.
+    const ours = await kv.kv.get(kvKey('a b/c'));
+    await kv.put('theirs', { n: 2 });
+    await kv.kv.delete(kvKey('theirs'));
+    const theirs = await kv.kv.get(kvKey('theirs'));
+    expect({ op: ours?.operation, length: ours?.length }).toEqual({
+      op: theirs?.operation,
+      length: theirs?.length,
+    });
+    expect(ours?.operation).toBe('DEL');
+    expect(await kv.keys()).toEqual([]);
   });
 
   it('a publish waiting for its ack fails when the connection closes', async () => {

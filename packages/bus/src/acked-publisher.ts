@@ -10,6 +10,8 @@ export interface AckedPublishOptions {
   readonly expectLastSubjectSequence?: number;
   /** Default 5 s, as nats.js's. */
   readonly timeoutMs?: number;
+  /** More headers (a KV delete's KV-Operation); the options above are set on them. */
+  readonly headers?: MsgHdrs;
 }
 
 /**
@@ -49,7 +51,8 @@ export class AckedPublisher {
   ): Promise<PubAck> {
     let h: MsgHdrs | undefined;
     try {
-      if (o.msgID !== undefined || o.expectLastSubjectSequence !== undefined) h = headers();
+      h = o.headers;
+      if (o.msgID !== undefined || o.expectLastSubjectSequence !== undefined) h ??= headers();
       if (o.msgID !== undefined) h?.set(PubHeaders.MsgIdHdr, o.msgID);
       if (o.expectLastSubjectSequence !== undefined)
         h?.set(PubHeaders.ExpectedLastSubjectSequenceHdr, String(o.expectLastSubjectSequence));

@@ -1,6 +1,7 @@
 import { CpError, fromKvKey, kvKey } from '@computepods/protocol';
 import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Bucket, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
+import { Empty, headers } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import type { AckedPublisher } from './acked-publisher.js';
 import { issuesOf } from './decode.js';
@@ -186,8 +187,19 @@ export class TypedKv<S extends z.ZodType> {
     }
   }
 
+  /** The key's value deleted (a DEL marker, as nats.js's delete writes), through the publisher when given. */
   async delete(key: string): Promise<void> {
-    await this.kv.delete(kvKey(key));
+    const k = kvKey(key);
+    const kv = this.kv;
+    if (!this.publisher || !(kv instanceof Bucket) || kv.hasWildcards(k)) {
+      await kv.delete(k);
+      return;
+    }
+    const ek = kv.encodeKey(k);
+    kv.validateKey(ek);
+    const h = headers();
+    h.set('KV-Operation', 'DEL');
+    await this.publisher.publish(kv.subjectForKey(ek, true), Empty, { headers: h });
   }
 
   /** Every key that holds a value now (one pass over the bucket, see latestMessages). */
