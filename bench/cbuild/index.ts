@@ -346,6 +346,32 @@ const kvReadSub =
     : undefined;
 figures.kv_reads_counted = kvReadSub !== undefined;
 /**
+ * CP_CBUILD_SUBJECTS=1: every message in the project's account counted by subject (keys, inbox
+ * tokens and ack tails cut off), for which messages a compile costs; printed per task run for
+ * the scenarios that ran tasks. A stored message a consumer takes counts twice (its publish and
+ * its delivery carry the same subject); this process's own reads after a scenario (the tasks
+ * bucket's STREAM.MSG.GET, for the lanes' busy time) count too. A copy of every message to this
+ * process: off by default.
+ */
+const bySubject = new Map<string, number>();
+const subjectOf = (s: string) =>
+  s
+    .replace(/^(_INBOX|_R_)\..*/, '$1')
+    .replace(/^(\$KV\.[^.]+)\..*/, '$1.*')
+    .replace(/^(\$JS\.ACK\.[^.]+\.[^.]+)\..*/, '$1.*')
+    .replace(/^(\$JS\.API\.DIRECT\.GET\.[^.]+)\..*/, '$1.*')
+    .replace(/^(\$JS\.API\.CONSUMER\.MSG\.NEXT\.[^.]+)\..*/, '$1.*');
+const subjectSub =
+  process.env.CP_CBUILD_SUBJECTS === '1'
+    ? stack.bus.nc.subscribe('>', {
+        callback: (_e, m) => {
+          const k = subjectOf(m.subject);
+          bySubject.set(k, (bySubject.get(k) ?? 0) + 1);
+        },
+      })
+    : undefined;
+const subjectTables: Array<{ name: string; rows: Array<[string, number]> }> = [];
+/**
  * How long the lanes were busy with the tasks that started since `sinceMs` (Date.now()): each
  * task's running → finished/failed in its record's history, read after the scenario. Not from a
  * subscription to task.state while it runs: a copy of each task's 3 events to this process.
@@ -685,6 +711,7 @@ for (const sc of scenarios) {
   const byStatus0 = new Map(eventsByStatus);
   const [batches0, fileEvents0] = [fileBatches, fileEvents];
   const kvReads0 = new Map(kvReads);
+  const bySubject0 = new Map(bySubject);
   const writes0 = await artefactWrites();
   const msgs0 = await messageCounts();
   const syscw0 = writesOf();
@@ -775,6 +802,17 @@ for (const sc of scenarios) {
     [`${sc.name}_ours_build_ms_sum`]: busyMs,
     [`${sc.name}_ours_lane_occupancy`]: oursMs > 0 ? busyMs / (LANES * oursMs) : Number.NaN,
   });
+  if (subjectSub) {
+    const runs = l1.compile - l0.compile + l1.link - l0.link;
+    const rows: Array<[string, number]> = [];
+    for (const [k, n] of bySubject)
+      if (n !== bySubject0.get(k)) rows.push([k, n - (bySubject0.get(k) ?? 0)]);
+    if (runs > 0)
+      subjectTables.push({
+        name: sc.name,
+        rows: rows.sort((a, b) => b[1] - a[1]).map(([k, n]) => [k, n / runs]),
+      });
+  }
   const ours = {
     compile: l1.compile - l0.compile,
     link: l1.link - l0.link,
@@ -1006,5 +1044,12 @@ filesSub.unsubscribe();
 kvReadSub?.unsubscribe();
 for (const s of timedSubs) s.unsubscribe();
 await stack[Symbol.asyncDispose]();
+for (const t of subjectTables)
+  table(
+    `${t.name}: messages per task run in the project's account, by subject (CP_CBUILD_SUBJECTS=1)`,
+    ['subject', 'per task'],
+    t.rows.filter(([, n]) => n >= 0.05),
+  );
+subjectSub?.unsubscribe();
 finish('cbuild', figures);
 process.exit(0);
