@@ -5,9 +5,10 @@
 // tree's sources), each MajorDomo started once from every record (which
 // stores its snapshot), then CP_RESTARTS_ROUNDS rounds (default 5) of a kill -9 and a start of
 // each bundle in turn, spawn to "majordomo ready" as pnpm bench scale's restore_ms. With
-// CP_RESTARTS_PROF=dir, a last round runs each bundle under --cpu-prof, stopped (SIGTERM) once
-// ready, its profile written to dir. Prints one JSON line per start and, last, the medians.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// CP_RESTARTS_PROF=dir, a last round runs each bundle under --cpu-prof (CP_RESTARTS_PROF_KIND=heap:
+// --heap-prof, what is allocated and still live), stopped (SIGTERM) once ready, its profile
+// written to dir. Prints one JSON line per start and, last, the medians.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ const FULL = 100_000;
 const SIZE = Number(process.env.CP_RESTARTS_SIZE ?? FULL);
 const ROUNDS = Number(process.env.CP_RESTARTS_ROUNDS ?? 5);
 const PROF = process.env.CP_RESTARTS_PROF;
+const PROF_KIND = process.env.CP_RESTARTS_PROF_KIND === 'heap' ? 'heap' : 'cpu';
 /** CP_RESTARTS_DUMP=dir: each restart's whole output written there (with --trace-gc, say). */
 const DUMP = process.env.CP_RESTARTS_DUMP;
 const READY = /"msg":"majordomo ready"/;
@@ -42,6 +44,15 @@ const bundles = variants.map((v) => {
   const [bundle = '', flags = ''] = v.split('|');
   return { name: v, bundle: resolve(bundle), flags: flags.split(' ').filter(Boolean) };
 });
+// V8 refuses a code cache made under other flags, and a start without a usable one writes its
+// own beside the bundle (scripts/code-cache.mjs): two variants of one bundle file with other
+// flags would each compile from nothing and spoil the other's cache. Each needs a copy.
+for (const [i, a] of bundles.entries())
+  for (const b of bundles.slice(i + 1))
+    if (a.bundle === b.bundle && a.flags.join(' ') !== b.flags.join(' ')) {
+      bundleDir[Symbol.dispose]();
+      throw new Error(`${a.name} and ${b.name}: other node flags need a copy of the bundle each`);
+    }
 
 /** The JSON log line with this msg, parsed. */
 function line(proc: ManagedProcess, msg: string): Record<string, unknown> | undefined {
@@ -71,8 +82,20 @@ async function start(
   return { proc, ms: performance.now() - t0, at };
 }
 
-/** One start's figures: spawn to ready, MajorDomo's restore phases, spawn to its first log line. */
+/** A process's resident set and its peak so far, MiB (/proc/PID/status). */
+function memoryOf(pid: number | undefined): { rss_mib: number; hwm_mib: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mib = (field: string) =>
+    Math.round(Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1]) / 1024);
+  return { rss_mib: mib('VmRSS'), hwm_mib: mib('VmHWM') };
+}
+
+/**
+ * One start's figures: spawn to ready, MajorDomo's restore phases, spawn to its first log line,
+ * its memory once ready.
+ */
 function figures(r: { proc: ManagedProcess; ms: number; at: number }): Record<string, unknown> {
+  const memory = memoryOf(r.proc.pid);
   const restored = line(r.proc, 'graph restored') as
     | { restoreMs?: Record<string, number>; from?: string; snapshotRead?: string }
     | undefined;
@@ -91,6 +114,7 @@ function figures(r: { proc: ManagedProcess; ms: number; at: number }): Record<st
     heap_collected_ms: collected?.ms,
     from: restored?.from,
     snapshot_read: restored?.snapshotRead,
+    ...memory,
   };
 }
 
@@ -125,9 +149,9 @@ try {
   if (PROF) {
     mkdirSync(PROF, { recursive: true });
     await round((bundle) => [
-      '--cpu-prof',
-      `--cpu-prof-dir=${PROF}`,
-      `--cpu-prof-name=${basename(bundle)}.${Date.now()}.cpuprofile`,
+      `--${PROF_KIND}-prof`,
+      `--${PROF_KIND}-prof-dir=${PROF}`,
+      `--${PROF_KIND}-prof-name=${basename(bundle)}.${Date.now()}.${PROF_KIND}profile`,
     ]);
     for (const stack of stacks) await stack.procs.get('majordomo')?.stop(60_000);
   }
