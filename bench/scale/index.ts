@@ -51,6 +51,7 @@ import { bundleChild } from '../lib/bundle.js';
 import { generate, hashOf } from '../lib/graph-gen.js';
 import { ninjaDryRun, T_EDIT, writeNinjaTree } from '../lib/ninja.js';
 import { finish, percentile, round, table } from '../lib/report.js';
+import { bundleCopy } from './bundle-copy.js';
 import { PlayedChefs } from './chef-restart.js';
 import { nodeLoss } from './node-loss.js';
 import { seedProject } from './project.js';
@@ -72,7 +73,9 @@ const ANY_LINE = /"msg":"/;
 /**
  * Node flags for MajorDomo (CP_SCALE_MD_NODE_FLAGS, none by default: up and deploy/ give none).
  * A young generation of 2 x 32 MiB (--max-semi-space-size=32) was tried against none, restarts
- * alternating in one run: restore median 4214 ms with it, 3960 without, RSS 325 against 308 MiB.
+ * alternating in one run: restore median 4214 ms with it, 3960 without, RSS 325 against 308 MiB
+ * (both sides then started one bundle file, each refusing the other's code cache: see
+ * MD_BUNDLE_ALT).
  */
 const MD_NODE_FLAGS = process.env.CP_SCALE_MD_NODE_FLAGS ?? '';
 /**
@@ -92,6 +95,16 @@ const MD_BUNDLE = await bundleChild(
   bundleDir.path,
   'majordomo',
 );
+/**
+ * The alternative flags' starts run a copy of the bundle: V8 refuses a code cache made under
+ * other flags, and a start without a usable one writes its own beside the bundle
+ * (scripts/code-cache.mjs), so alternating flags on one bundle compiled from nothing at each
+ * start and spoiled the other side's cache.
+ */
+const MD_BUNDLE_ALT =
+  MD_NODE_FLAGS_ALT === undefined
+    ? MD_BUNDLE
+    : bundleCopy(MD_BUNDLE, bundleDir.join('alt'), MD_NODE_FLAGS_ALT.split(' ').filter(Boolean));
 /** How MajorDomo starts: from its bundle (as deployed) or its sources through tsx (as tested). */
 type StartFrom = 'bundle' | 'sources' | 'alt';
 
@@ -178,7 +191,7 @@ async function startMajorDomo(
   Object.assign(env, extra);
   const proc =
     from !== 'sources'
-      ? await startBundled(stack, 'majordomo', MD_BUNDLE, {
+      ? await startBundled(stack, 'majordomo', from === 'alt' ? MD_BUNDLE_ALT : MD_BUNDLE, {
           grant: { role: 'majordomo' },
           extra: env,
           name,
