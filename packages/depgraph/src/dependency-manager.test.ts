@@ -164,6 +164,30 @@ describe('strings()', () => {
       expect(into).toEqual(g.stringsAt(id));
     }
   });
+
+  it('answers a path asked in id order, out of it, twice, or as another string of it alike', () => {
+    const dm = new DependencyManager();
+    dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
+    for (const stem of ['a', 'b', 'c']) dm.setArtefact(`src/${stem}.c`, sha(stem));
+    drive(dm, pure);
+    const g = DependencyManager.fromBytes(dm.exportBytes());
+    const paths = g.pathsInOrder();
+    expect(paths.length).toBe(6);
+    const producer = (p: string) => (p.startsWith('obj/') ? `cc:${p.slice(4, -2)}` : undefined);
+    const copy = (p: string) => [...p].join(''); // equal, another string
+    const asked = [
+      ...paths, // in id order (a restart's records come so)
+      ...[...paths].reverse(),
+      ...paths.flatMap((p) => [p, p]),
+      ...paths.map(copy),
+      'src/z.c', // not held
+      ...paths.slice(2),
+    ];
+    expect(asked.map((p) => g.producerOf(p))).toEqual(asked.map(producer));
+    expect(asked.map((p) => g.strings(p)?.path)).toEqual(
+      asked.map((p) => (p === 'src/z.c' ? undefined : p)),
+    );
+  });
 });
 
 describe('early cutoff', () => {
