@@ -99,7 +99,10 @@ export function taskIdFor(
 
 /**
  * True when an output is missing or was written after `ended` (the task's finish, recorded by
- * the runner after the outputs were in place, on this pod): not the finished task's bytes.
+ * the runner after the outputs were in place, on this pod): not the finished task's bytes. An
+ * mtime is the kernel's coarse clock (up to a tick behind): a write within milliseconds of the
+ * end is not seen. So a result is stored before it is published (build.ts finish): this check is
+ * for a task whose chef died before it reported it, not for a request that follows a report.
  */
 async function writtenSince(
   workspace: string,

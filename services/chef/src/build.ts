@@ -537,14 +537,17 @@ async function finish(
   // throws here, neither stored nor sent). Recorded: the result cache (a constructive trace) that answers a repeated request
   // (MajorDomo and handleBuild reuse successes only: a failure may be transient, a cancellation
   // is about other bytes). Every outcome is recorded, so a new request for this build knows that
-  // its task, if it finished, was reported already and is not to be reused (taskIdFor). Put and
-  // published at once (one round trip, not two, before MajorDomo plans on): a new request that
-  // reads no record yet finds the finished task, whose outputs writtenSince checks are its own.
+  // its task, if it finished, was reported already and is not to be reused (taskIdFor). Stored
+  // before it is published: a request that comes once the result is out (the output overwritten,
+  // the build asked again) must find the record. Put and published at once, a request read no
+  // record yet, took the finished task as unreported, and writtenSince could not tell the new
+  // bytes from the task's (an mtime is the kernel's coarse clock, a tick behind: the write came
+  // within milliseconds of the task's end), so the overwritten bytes were reported as the
+  // build's output (fresh-clone CI, chef-attempt-reads; with the put held 300 ms it fails 3 of
+  // 3). One round trip more before MajorDomo plans on.
   const checked = checkResult(result);
-  await Promise.all([
-    ctx.resultOut.put(checked.buildId, checked),
-    publishResult(ctx, checked, msg),
-  ]);
+  await ctx.resultOut.put(checked.buildId, checked);
+  await publishResult(ctx, checked, msg);
 }
 
 /** Publishes a validated result: one checkResult made, or one read from the bucket (decoded). */
