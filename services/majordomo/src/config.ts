@@ -56,6 +56,11 @@ export const majorDomoEnv = defineEnv({
     default: '10',
     doc: `a chef process not answering \`$SRV.PING.chef\` this long (at least ${MIN_DEAD_S}) has the build requests it held handed to its replicas`,
   },
+  CP_CANCEL_WAIT_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '30000',
+    doc: "how long a step's next build waits for a chef to report the end of the step's build cancelled before it (another replica may still be killing its task); after it, the next build goes all the same",
+  },
   CP_HTTP_HOST: {
     schema: envString(),
     default: '127.0.0.1',
@@ -167,6 +172,8 @@ export interface MajorDomoConfig {
   /** Replica liveness (runner-liveness.ts, chef-replicas.ts): CP_RUNNER_DEAD_S, CP_CHEF_REPLICA_DEAD_S. */
   readonly runnerDeadMs: number;
   readonly chefReplicaDeadMs: number;
+  /** The longest a step's next build waits for the end of its cancelled one (CP_CANCEL_WAIT_MS). */
+  readonly cancelWaitMs: number;
   /** Leader and standbys (lease.ts). */
   readonly lease: LeaseConfig;
   /** Graph snapshot compaction (snapshot-compaction.ts): CP_SNAPSHOT_EVERY_S, CP_SNAPSHOT_TAIL. */
@@ -261,6 +268,7 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
     chefPingMs: e.CP_CHEF_PING_MS,
     runnerDeadMs: e.CP_RUNNER_DEAD_S * 1000,
     chefReplicaDeadMs: e.CP_CHEF_REPLICA_DEAD_S * 1000,
+    cancelWaitMs: e.CP_CANCEL_WAIT_MS,
     lease: {
       enabled: e.CP_MAJORDOMO_HA,
       id: e.CP_MAJORDOMO_ID ?? `${hostname()}-${process.pid}`,

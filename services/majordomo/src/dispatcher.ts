@@ -33,6 +33,17 @@ export interface InFlight {
   sent?: Promise<number | undefined>;
 }
 
+/**
+ * A build cancelled while in flight whose end no chef has reported yet (its result: cancelled,
+ * or whatever it came to first). Its task may still run: the chef kills it once the cancel
+ * reaches it, and another replica of the chef could take the step's next build meanwhile.
+ */
+interface WindingDown {
+  readonly buildId: string;
+  readonly chef: string;
+  readonly timer: NodeJS.Timeout;
+}
+
 /** What the dispatcher works with: MajorDomo's graph, records and rules, and two of its steps. */
 export interface DispatcherParts {
   readonly bus: Bus;
@@ -63,9 +74,18 @@ export interface DispatcherParts {
  * through the leader's fence when there is one), cancellation (on request, held until an input
  * changes or a rebuild is asked for; or because inputs changed) and the delayed retry of builds
  * a chef cancelled with nothing new to plan from.
+ *
+ * One build of a step at a time, across a chef's replicas: a step's next build is sent only once
+ * its cancelled one has ended (its result came; a chef answers every request it takes up, a
+ * cancelled one too), or CP_CANCEL_WAIT_MS passed. A chef runs one build of a step at a time
+ * itself (services/chef cancel.ts), but replicas of one chef share its queue: without the wait
+ * the next build could start on one while another still killed the build before it, both
+ * writing the step's outputs.
  */
 export class Dispatcher {
   readonly #inflight = new Map<string, InFlight>();
+  /** Cancelled builds not yet ended, by task: the task's next build waits (WindingDown). */
+  readonly #windingDown = new Map<string, WindingDown>();
   /** Tasks the user asked to rebuild even though nothing changed. */
   readonly #forced = new Set<string>();
   /** Builds a chef cancelled with nothing new to plan from wait before they are tried again. */
@@ -102,6 +122,53 @@ export class Dispatcher {
   stop(): void {
     this.#stopping = true;
     this.#backoff.stop();
+    for (const w of this.#windingDown.values()) clearTimeout(w.timer);
+    this.#windingDown.clear();
+  }
+
+  /**
+   * A result for a build no longer in flight: true when it was the cancelled build the task's
+   * next one waited for (WindingDown), which may now be sent.
+   */
+  ended(taskId: string, id: string): boolean {
+    const w = this.#windingDown.get(taskId);
+    if (w?.buildId !== id) return false;
+    clearTimeout(w.timer);
+    this.#windingDown.delete(taskId);
+    return true;
+  }
+
+  /** The task's next build waits for the end of `f`, cancelled now, up to CP_CANCEL_WAIT_MS. */
+  #windDown(f: InFlight): void {
+    const { cfg, logger } = this.p;
+    const taskId = f.task.id;
+    const earlier = this.#windingDown.get(taskId);
+    if (earlier) clearTimeout(earlier.timer);
+    const timer = setTimeout(() => {
+      void this.p.serial(async () => {
+        if (this.#windingDown.get(taskId)?.timer !== timer) return;
+        this.#windingDown.delete(taskId);
+        logger.warn(
+          { taskId, buildId: f.buildId, waitedMs: cfg.cancelWaitMs },
+          'no chef reported the end of a cancelled build; the next build of its step goes',
+        );
+        await this.p.plan('cancel-wait');
+      });
+    }, cfg.cancelWaitMs);
+    timer.unref();
+    this.#windingDown.set(taskId, { buildId: f.buildId, chef: f.chef, timer });
+  }
+
+  /**
+   * A chef retired (silent, or its declaration deleted): nothing of it will report the end of the
+   * builds it held, so their steps' next builds wait no more (another chef may take them now).
+   */
+  chefRetired(chef: string): void {
+    for (const [taskId, w] of this.#windingDown)
+      if (w.chef === chef) {
+        clearTimeout(w.timer);
+        this.#windingDown.delete(taskId);
+      }
   }
 
   builds(): BuildInFlight[] {
@@ -131,7 +198,14 @@ export class Dispatcher {
       // ready() counts what runs against its limit itself: given `free`, it gave nothing until
       // fewer than half the limit were in flight (status-pages.test: 4 builds, one done, the
       // fourth never sent while 3 ran).
-      const ready = projectState.active ? dm.ready(cfg.parallelBuilds).slice(0, free) : [];
+      // A task whose cancelled build has not ended yet waits (WindingDown); asked for that many
+      // more, so that the ones waiting do not hide the others.
+      const ready = projectState.active
+        ? dm
+            .ready(cfg.parallelBuilds + this.#windingDown.size)
+            .filter((t) => !this.#windingDown.has(t.id))
+            .slice(0, free)
+        : [];
       if (ready.length === 0) return true;
       for (const t of ready) {
         if (leader && !leader.lease.held()) return false;
@@ -298,6 +372,7 @@ export class Dispatcher {
    */
   async #cancel(f: InFlight, reason: string, cid: string): Promise<void> {
     const { bus, cfg } = this.p;
+    this.#windDown(f);
     const upTo = await f.sent;
     await bus.publish(
       'build.cancel',

@@ -532,6 +532,8 @@ export class MajorDomo {
       decl ? 'chef rules declared' : 'chef rules retired',
     );
     if (decl) return [];
+    // Its builds were cancelled above (the rules' removal): no end of them will be reported.
+    this.#builds.chefRetired(chef);
     const retired = this.goals.ofChef(chef);
     for (const answer of retired) this.#dropGoal(answer, 'rules');
     return retired;
@@ -777,9 +779,11 @@ export class MajorDomo {
         'result for a build no longer wanted; ignored',
       );
       // The redelivery of a result that could not be recorded (#applyResult) lands here, and
-      // its task, planned again, may have no other event to dispatch it. Only then: a build
+      // its task, planned again, may have no other event to dispatch it; so does the end of a
+      // cancelled build its step's next build waited for (Dispatcher.ended). Only then: a build
       // cancelled on request is not sent again by its own result.
-      if (this.#replanned.delete(result.buildId)) await this.#pump(cid);
+      const replanned = this.#replanned.delete(result.buildId);
+      if (this.#builds.ended(result.taskId, result.buildId) || replanned) await this.#pump(cid);
       return NOTHING_TO_STORE;
     }
     // The next pass is planned and requested while the result's records are written (STORED in
