@@ -119,7 +119,12 @@ export async function startPilotManager(options: PilotManagerOptions): Promise<P
   const pilots = new Map<string, Pilot>();
   const pollMs = Math.max(200, Math.min(5_000, resource.jobs_poll_interval * 1000));
   const maxAckPending = pilotMaxAckPending(resource);
-  const kv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, { history: 5 });
+  // Read from the bucket's leader: a staging request checks the record its pilot worker just
+  // wrote running, which a lagging replica of a cluster may not have yet (KvSpec.leaderReads).
+  const kv = await bus.kv(buckets.tasks(cfg.project), TaskRecord, {
+    history: 5,
+    leaderReads: true,
+  });
 
   // A checkout or node missing on the cluster is a configuration error, said at once; a host
   // that does not answer yet is asked again before the first pilot is submitted.

@@ -78,7 +78,10 @@ export async function startRunner(
 ): Promise<RunningRunner> {
   const p = cfg.project;
   await ensureProjectStreams(bus, p);
-  const kv = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5 });
+  // Its gets (a task queued again, read back as MajorDomo rewrote it; a task that has a record
+  // already) come from the bucket's leader: on a cluster a replica may lag behind a write just
+  // made (see KvSpec.leaderReads). Writes go by revision, and none of this is per task.
+  const kv = await bus.kv(buckets.tasks(p), TaskRecord, { history: 5, leaderReads: true });
   const records = new KvRecords(kv);
   const queue = await loadQueue(bus, cfg);
   const resource = await loadResource(bus, cfg, queue);
