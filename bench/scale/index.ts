@@ -19,8 +19,8 @@
 //   edit to dispatch: a files.changed batch published as the fswatcher publishes it (its
 //     credentials, its subject) to the build request on the chef's subject; then undone (the
 //     build is cancelled), CP_SCALE_EDITS times;
-//   ninja: `ninja -n` on the same tree after one edit, against MajorDomo's cold start (restore +
-//     edit to dispatch), both directions.
+//   ninja: `ninja -n` on the same tree after one edit, run between MajorDomo's restarts (the same
+//     load), against MajorDomo's cold start (restore + edit to dispatch), both directions.
 // Chefs are played by their declarations in KV (no chef process; MajorDomo's chef timeout is set
 // beyond the run so it does not retire them). Then, at the smallest size, standby failover:
 // two MajorDomos (CP_MAJORDOMO_HA=1, the default lease), the leader killed -9, until the standby
@@ -243,6 +243,7 @@ async function measureSize(target: number): Promise<SizeResult> {
   const stack = await Stack.start(project);
   const figures: Record<string, number | string> = {};
   const chefs = new PlayedChefs(stack, project);
+  const ninjaTree = new TempDir('cp-scale-ninja-');
   try {
     const seeded = await seedProject(stack.bus, project, cb, POD);
     console.log(
@@ -268,6 +269,14 @@ async function measureSize(target: number): Promise<SizeResult> {
     const first = await startMajorDomo(stack);
     const fullPhases = restorePhases(first.proc);
     await snapshotStored(first.proc);
+    // ninja -n on the same tree after one edit, from nothing (a fresh process reading its
+    // files), run between the restarts (before each pair and after the last) so that both see
+    // the same load: run once the queries and edits were done, minutes later, its time moved
+    // with whatever else ran by then (408-1,044 ms in this session's runs).
+    writeNinjaTree(ninjaTree.path, cb);
+    ninjaDryRun(ninjaTree.path); // page cache warm, as MajorDomo's KV is
+    utimesSync(join(ninjaTree.path, cb.cFiles[0]!), T_EDIT, T_EDIT);
+    const ninjaRuns = [ninjaDryRun(ninjaTree.path)];
     // Bundle and tsx restarts alternate in pairs (a pair's second start has been seen slower),
     // ending with the bundle's, whose process the rest measures.
     const restores: Record<StartFrom, number[]> = { bundle: [], sources: [], alt: [] };
@@ -293,6 +302,7 @@ async function measureSize(target: number): Promise<SizeResult> {
         if (from === 'alt') altPhases = restorePhases(r.proc, r.at);
         proc = r.proc;
       }
+      ninjaRuns.push(ninjaDryRun(ninjaTree.path));
     }
     // Every chef restarted while MajorDomo is down, then the kill -9 restart: what a restart
     // after a chef upgrade or crash costs (the rest measures this last MajorDomo).
@@ -451,20 +461,8 @@ async function measureSize(target: number): Promise<SizeResult> {
     }
     const memEnd = memoryOf(proc.pid);
 
-    // ninja -n on the same tree after one edit, from nothing (a fresh process reading its files).
-    const tree = new TempDir('cp-scale-ninja-');
-    let ninjaMs: number[] = [];
-    let ninjaCommands = 0;
-    try {
-      writeNinjaTree(tree.path, cb);
-      ninjaDryRun(tree.path); // page cache warm, as MajorDomo's KV is
-      utimesSync(join(tree.path, cb.cFiles[0]!), T_EDIT, T_EDIT);
-      const runs = [0, 1, 2].map(() => ninjaDryRun(tree.path));
-      ninjaMs = runs.map((r) => r.ms);
-      ninjaCommands = runs[0]!.commands;
-    } finally {
-      tree[Symbol.dispose]();
-    }
+    const ninjaMs = ninjaRuns.map((r) => r.ms);
+    const ninjaCommands = ninjaRuns[0]!.commands;
 
     const restore = median(restores.bundle);
     const restoreTsx = restores.sources.length ? median(restores.sources) : Number.NaN;
@@ -581,6 +579,7 @@ async function measureSize(target: number): Promise<SizeResult> {
     console.error(stack.logs(4000));
     throw err;
   } finally {
+    ninjaTree[Symbol.dispose]();
     await chefs.stop();
     await stack[Symbol.asyncDispose]();
   }
