@@ -21,7 +21,7 @@ import {
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { AckedPublisher, type AckedPublishOptions } from './acked-publisher.js';
-import { busSettings } from './config.js';
+import { busSettings, defaultReplicas } from './config.js';
 import { type ConnectOptions, connectWithBackoff } from './connect.js';
 import { type ConsumeOptions, type Consumer, startConsumer } from './consume.js';
 import { issuesOf } from './decode.js';
@@ -207,7 +207,9 @@ export class Bus {
       this.jsm,
       bucket,
       this.#acked,
-      spec?.leaderReads ?? false,
+      // On a cluster (CP_REPLICAS > 1) every get asks the leader unless told otherwise: a direct
+      // get may be answered by a replica behind a write just made (KvSpec.leaderReads).
+      spec?.leaderReads ?? defaultReplicas() > 1,
       this.#direct,
     );
   }

@@ -183,6 +183,9 @@ export interface KvSpec {
    * answered by a replica that has not applied the latest write yet (3-node cluster under load:
    * 90 of 1,500 reads right after their write were stale), so records read right after they are
    * written (the registry's: a resource made, then a queue bound to it) read from the leader.
+   * Default: on a cluster (CP_REPLICAS > 1) yes, for every bucket (a chef reads a result it has
+   * just stored, a runner a task MajorDomo has just queued again); on one server a direct get
+   * sees every acknowledged write, and is the cheaper read.
    */
   readonly leaderReads?: boolean;
 }

@@ -58,6 +58,24 @@ describe('TypedKv with leaderReads (a real nats-server)', () => {
     expect(await askedSince(from)).toEqual(Array(5).fill('$JS.API.STREAM.MSG'));
   });
 
+  it('asks the leader by default on a cluster (CP_REPLICAS > 1), unless told not to', async () => {
+    await (await bus.kv('kvtest_cluster', Value)).put('a', { n: 1 });
+    const before = process.env.CP_REPLICAS;
+    process.env.CP_REPLICAS = '3';
+    try {
+      // The bucket exists (made with one replica here): opened, not made again.
+      const kv = await bus.kv('kvtest_cluster', Value);
+      const direct = await bus.kv('kvtest_cluster', Value, { leaderReads: false });
+      const from = asked.length;
+      expect((await kv.get('a'))?.value).toEqual({ n: 1 });
+      expect((await direct.get('a'))?.value).toEqual({ n: 1 });
+      expect(await askedSince(from)).toEqual(['$JS.API.STREAM.MSG', '$JS.API.DIRECT.GET']);
+    } finally {
+      if (before === undefined) delete process.env.CP_REPLICAS;
+      else process.env.CP_REPLICAS = before;
+    }
+  });
+
   it('reads with direct gets without it', async () => {
     const kv = await bus.kv('kvtest_direct', Value);
     await kv.put('a', { n: 1 });
