@@ -1,26 +1,15 @@
-import { isRetryable, kvKey } from '@computepods/protocol';
+import { kvKey } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { isWrongLastSequence } from './errors.js';
 import { createLogger } from './logger.js';
+import { failureShape, refused } from './test-failures.js';
 
-/** The rejection of `p` (fails the test if it resolves). */
-async function refused(p: Promise<unknown>): Promise<Error> {
-  return p.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e as Error,
-  );
-}
-
-/** What callers read of a failure: its class names down the causes, and isRetryable. */
+/** What callers read of a failure, and whether it is a wrong-last-sequence refusal. */
 function shape(err: Error) {
-  const names: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = e.cause) names.push(e.name);
-  return { names, retryable: isRetryable(err), wrongLast: isWrongLastSequence(err) };
+  return { ...failureShape(err), wrongLast: isWrongLastSequence(err) };
 }
 
 describe('acked publisher (Bus.jsPublish, TypedKv writes) against nats.js js.publish', () => {

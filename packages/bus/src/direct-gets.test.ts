@@ -1,4 +1,3 @@
-import { isRetryable } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Bucket, type KvEntry } from '@nats-io/kv';
@@ -8,6 +7,7 @@ import { Bus } from './bus.js';
 import { DirectGets } from './direct-gets.js';
 import { createLogger } from './logger.js';
 import { MuxedReplies } from './muxed-replies.js';
+import { failureShape, refused } from './test-failures.js';
 
 const Value = z.object({ n: z.number() });
 
@@ -15,22 +15,7 @@ const Value = z.object({ n: z.number() });
 const entryOf = (e: KvEntry | null | undefined) =>
   e && { key: e.key, revision: e.revision, operation: e.operation, value: e.string() };
 
-/** The rejection of `p` (fails the test if it resolves). */
-async function refused(p: Promise<unknown> | undefined): Promise<Error> {
-  return (p ?? Promise.resolve('not asked')).then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (e: unknown) => e as Error,
-  );
-}
-
-/** What callers read of a failure: its class names down the causes, and isRetryable. */
-function shape(err: Error) {
-  const names: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = e.cause) names.push(e.name);
-  return { names, retryable: isRetryable(err) };
-}
+const shape = failureShape;
 
 /**
  * KV reads by direct get on the connection's muxed replies (direct-gets.ts) answer as nats.js's
