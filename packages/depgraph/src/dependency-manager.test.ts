@@ -27,6 +27,15 @@ function chain() {
   return dm;
 }
 
+/** Three C sources compiled (rule cc: src/{stem}.c -> obj/{stem}.o), the graph restored from its bytes. */
+function restoredThreeObjects(): DependencyManager {
+  const dm = new DependencyManager();
+  dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
+  for (const stem of ['a', 'b', 'c']) dm.setArtefact(`src/${stem}.c`, sha(stem));
+  drive(dm, pure);
+  return DependencyManager.fromBytes(dm.exportBytes());
+}
+
 describe('instantiation and minimal rebuilds', () => {
   it('forward-chains tasks from sources and builds each once', () => {
     const dm = chain();
@@ -136,11 +145,7 @@ describe('strings()', () => {
   });
 
   it('stringsAt() answers as strings() for each id of pathsInOrder(), undefined past them', () => {
-    const dm = new DependencyManager();
-    dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
-    for (const stem of ['a', 'b', 'c']) dm.setArtefact(`src/${stem}.c`, sha(stem));
-    drive(dm, pure);
-    const g = DependencyManager.fromBytes(dm.exportBytes());
+    const g = restoredThreeObjects();
     const paths = g.pathsInOrder();
     expect([...paths].sort()).toEqual([
       'obj/a.o',
@@ -166,11 +171,7 @@ describe('strings()', () => {
   });
 
   it('answers a path asked in id order, out of it, twice, or as another string of it alike', () => {
-    const dm = new DependencyManager();
-    dm.addRule({ id: 'cc', inputs: ['src/{stem}.c'], outputs: ['obj/{stem}.o'] });
-    for (const stem of ['a', 'b', 'c']) dm.setArtefact(`src/${stem}.c`, sha(stem));
-    drive(dm, pure);
-    const g = DependencyManager.fromBytes(dm.exportBytes());
+    const g = restoredThreeObjects();
     const paths = g.pathsInOrder();
     expect(paths.length).toBe(6);
     const producer = (p: string) => (p.startsWith('obj/') ? `cc:${p.slice(4, -2)}` : undefined);
