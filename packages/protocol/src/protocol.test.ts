@@ -42,6 +42,16 @@ describe('names and subjects', () => {
     }
     expect(kvKey('out/a.upper')).toBe('out/a.upper');
   });
+
+  it('leaves a path of key characters as it is, escaping only the dots a key cannot have', () => {
+    for (const p of ['out/a.upper', 'a/.b', 'a./b', '-_/x.y.z', 'A9', '/'])
+      expect(kvKey(p)).toBe(p);
+    expect(kvKey('x..y')).toBe('x=2E=2Ey');
+    expect(kvKey('.hidden')).toBe('=2Ehidden');
+    expect(kvKey('end.')).toBe('end=2E');
+    expect(kvKey('.')).toBe('=2E');
+    expect(kvKey('a b.c')).toBe('a=20b.c');
+  });
 });
 
 describe('paths', () => {

@@ -104,6 +104,13 @@ export const buckets = {
 } as const;
 
 /**
+ * A path kvKey leaves as it is: allowed characters only, no dot first, last or beside another.
+ * Nearly every path; one test instead of a Buffer and a regex test per byte (every KV write of
+ * every service makes its key: ~1 % of MajorDomo's CPU in pnpm bench cbuild).
+ */
+const PLAIN_KEY = /^[A-Za-z0-9_\-/]+(?:\.[A-Za-z0-9_\-/]+)*$/;
+
+/**
  * Encodes a project-relative path as a KV key. KV keys allow [-/_=.A-Za-z0-9] and treat '.' as
  * a token separator (no empty tokens), so everything else, '=' itself, and dots that would make
  * an empty token are written as =XX hex. Readable for ordinary paths: `out/a.upper` stays as is.
@@ -111,6 +118,7 @@ export const buckets = {
 export function kvKey(path: string): string {
   // Cheap refusal before encoding: each byte becomes at most 3 characters.
   if (path.length > MAX_KV_KEY) throw new KeyTooLongError(path, MAX_KV_KEY);
+  if (PLAIN_KEY.test(path)) return path;
   let out = '';
   const bytes = Buffer.from(path, 'utf8');
   for (let i = 0; i < bytes.length; i++) {
