@@ -10,7 +10,10 @@ export interface LogRead {
 
 /** What a backend may change on a record besides its state. */
 export type RecordPatch = Partial<
-  Pick<TaskRecord, 'pid' | 'jobId' | 'exitCode' | 'reason' | 'stdoutPath' | 'stderrPath' | 'handle'>
+  Pick<
+    TaskRecord,
+    'pid' | 'jobId' | 'exitCode' | 'reason' | 'stdoutPath' | 'stderrPath' | 'handle' | 'stopping'
+  >
 >;
 
 /**
@@ -91,6 +94,11 @@ export interface Backend {
   pause(rec: TaskRecord): Promise<void>;
   /** The task was recorded back in the state it was paused in: take it up again. */
   resume(rec: TaskRecord): Promise<void>;
+  /**
+   * Optional: what the killed record says besides, written with it (the local backend: that the
+   * task's processes may still run, `stopping`, when it has any to signal).
+   */
+  killPatch?(rec: TaskRecord, from: TaskState): RecordPatch;
   /** The task was recorded killed (it was in `from`): stop it. */
   kill(rec: TaskRecord, from: TaskState): Promise<void>;
   /** After a restart: the records found for this resource, to reconcile with reality. */

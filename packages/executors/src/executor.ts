@@ -256,7 +256,11 @@ export class Executor<B extends Backend = Backend> {
     return this.#serial(taskId, async () => {
       const rec = this.#require(taskId);
       const from = rec.state;
-      const next = await this.#move(rec, 'killed', { reason, exitCode: null });
+      const next = await this.#move(rec, 'killed', {
+        reason,
+        exitCode: null,
+        ...this.#backend.killPatch?.(rec, from),
+      });
       await this.#backend.kill(next, from === 'paused' ? (rec.pausedFrom ?? from) : from);
       return next;
     });

@@ -20,7 +20,7 @@ import { isTerminal } from './lifecycle.js';
 import type { Liveness } from './liveness.js';
 import { LIFE_LINK, TASK_FILES, TaskFolderSweep } from './local-sweep.js';
 import { isTaskProcess, readPidFile } from './pid-file.js';
-import { signalGroup, startTimeOf } from './process-group.js';
+import { groupAlive, signalGroup, startTimeOf } from './process-group.js';
 import { readFrom, readTail } from './read-tail.js';
 import { DEFAULT_KEEP, type KeepPolicy } from './slurm-sweep.js';
 import { type SpawnEnd, Spawner } from './spawner.js';
@@ -29,6 +29,9 @@ import { type EnvironmentSite, exitReason, withEnvironment } from './task-enviro
 import { claimedAt, fenceLife, folderLife, lifeOf } from './task-life.js';
 import type { TaskStages } from './task-stages.js';
 import type { TaskStaging } from './task-staging.js';
+
+/** How often a stopped task's process group is looked for until it is gone (#clearWhenGone). */
+const GONE_POLL_MS = 25;
 
 export interface LocalBackendOptions {
   readonly resource: LocalResource;
@@ -162,6 +165,8 @@ export class LocalBackend implements Backend {
   readonly #c: BackendContext;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, Running>();
+  /** Ended tasks recorded `stopping`, watched until nothing of them runs (#clearWhenGone). */
+  readonly #stopping = new Set<string>();
   #poller: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #spawner: Spawner;
@@ -294,6 +299,12 @@ export class LocalBackend implements Backend {
     if (rec.state === 'submitted') this.#queueRecorded(rec.task.taskId);
   }
 
+  /** A task with a process (or one on its way) is recorded killed with `stopping`. */
+  killPatch(rec: TaskRecord, from: TaskState): RecordPatch {
+    const started = from === 'running' || this.#running.get(rec.task.taskId)?.unrecorded;
+    return started ? { stopping: true } : {};
+  }
+
   async kill(rec: TaskRecord, from: TaskState): Promise<void> {
     const id = rec.task.taskId;
     this.#dequeue(id);
@@ -320,6 +331,7 @@ export class LocalBackend implements Backend {
         const h = localHandle(rec.handle);
         const p = h ? readPidFile(h.dir) : undefined;
         if (h && p && isTaskProcess(p, h.dir)) this.#terminate(id, rec, p.pid);
+        else if (rec.stopping) this.#clearWhenGone(id, p?.pid);
       }
     }
     this.#pump();
@@ -917,7 +929,11 @@ export class LocalBackend implements Backend {
     const left = Math.max(0, handle.startedAt + ms - Date.now());
     entry.timer = setTimeout(() => {
       void this.#c
-        .advance(id, ['running'], 'failed', { exitCode: null, reason: `timed out after ${ms} ms` })
+        .advance(id, ['running'], 'failed', {
+          exitCode: null,
+          reason: `timed out after ${ms} ms`,
+          stopping: true,
+        })
         .then((r) => {
           if (r) this.#terminate(id, r);
         });
@@ -1007,6 +1023,7 @@ export class LocalBackend implements Backend {
     const h = localHandle(rec.handle);
     const entry = this.#running.get(id);
     const pid = knownPid || entry?.pid || (h ? readPidFile(h.dir)?.pid : undefined);
+    if (rec.stopping) this.#clearWhenGone(id, pid);
     if (!pid) {
       // Spawned, its pid not known yet: signal it as soon as it is.
       if (entry) entry.terminate = rec;
@@ -1021,6 +1038,42 @@ export class LocalBackend implements Backend {
       const now = startTimeOf(pid);
       if (now === undefined || now === leaderStart) signalGroup(pid, 'SIGKILL');
     }, this.#killGraceMs).unref();
+  }
+
+  /**
+   * Takes `stopping` off an ended task's record once nothing of it runs: no live process is left
+   * in its group (the spawner reaps the leader; a child that trapped SIGTERM lives on until the
+   * SIGKILL after the grace period), or it never started. Polled, only while such a task ended
+   * moments ago; not once the backend is closed (a restarted runner adopts the record and
+   * watches again).
+   */
+  #clearWhenGone(id: string, knownPid?: number): void {
+    if (this.#stopping.has(id)) return;
+    this.#stopping.add(id);
+    const tick = () => {
+      const rec = this.#c.get(id);
+      if (this.#closed || !rec?.stopping) {
+        this.#stopping.delete(id);
+        return;
+      }
+      const entry = this.#running.get(id);
+      const h = localHandle(rec.handle);
+      const pid = entry?.pid || knownPid || (h ? readPidFile(h.dir)?.pid : undefined);
+      // Spawned, its pid not known yet: it is signalled once it is (#terminate), then gone.
+      const starting = entry !== undefined && !pid;
+      if (starting || (pid !== undefined && groupAlive(pid))) {
+        setTimeout(tick, GONE_POLL_MS).unref();
+        return;
+      }
+      this.#stopping.delete(id);
+      void this.#c.update(id, { stopping: undefined }).catch((err: unknown) =>
+        this.#c.log('warn', 'could not record that a stopped task is gone', {
+          taskId: id,
+          err: String(err),
+        }),
+      );
+    };
+    setTimeout(tick, 0).unref();
   }
 
   #reattach(rec: TaskRecord): void {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * Whether pid is a live process (not a zombie) whose command line holds `marker` (the task's
@@ -42,4 +42,38 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether a process of group `pgid` is still alive (a zombie does not count: it runs nothing
+ * and is gone once reaped). The kernel never gives a live group's id to another process.
+ */
+export function groupAlive(pgid: number): boolean {
+  if (!Number.isInteger(pgid) || pgid <= 1) return false;
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // Zombies answer signals too: look for a member that is not one.
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  const group = String(pgid);
+  for (const pid of pids) {
+    if (pid.charCodeAt(0) > 57) continue; // not a process: /proc/self, /proc/meminfo ...
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    // After the parenthesised command name: state, ppid, pgrp.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
+    if (pgrp === group && state !== 'Z' && state !== 'X') return true;
+  }
+  return false;
 }

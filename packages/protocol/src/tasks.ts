@@ -141,6 +141,15 @@ export const TaskRecord = z.object({
    * with its state: bus readTaskLog's `record`).
    */
   emptyLogs: z.array(TaskLogStream).max(2).optional(),
+  /**
+   * An ended task whose processes may still run: its end (killed, or failed on its timeout) was
+   * recorded before they were signalled, as every transition is recorded before it is acted on,
+   * and a command may outlive its SIGTERM (a trap) until the runner's SIGKILL. The runner takes
+   * it off once it has seen the task's process group gone (a restarted runner, on adoption).
+   * Chefs start nothing else that writes the task's outputs meanwhile (at most
+   * CP_CHEF_STOP_WAIT_MS). Set only by backends that can tell: the local one.
+   */
+  stopping: z.literal(true).optional(),
   /** Backend data a restarted runner needs to find the task again (job dir, index, start). */
   handle: z.record(z.string(), z.unknown()).optional(),
   history: z.array(z.object({ state: TaskState, time: z.iso.datetime() })).default([]),

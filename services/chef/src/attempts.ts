@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
-import type { TypedKv } from '@computepods/bus';
+import type { Logger, TypedKv } from '@computepods/bus';
 import { TERMINAL_STATES } from '@computepods/protocol';
 import type { InFlightBuilds } from './cancel.js';
 import { confineLocal } from './confine.js';
 import type { TaskView } from './task-view.js';
-import type { TaskFollower } from './task-wait.js';
+import { stoppedTask, type TaskFollower, type TaskWaitLimits } from './task-wait.js';
 
 /**
  * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
@@ -68,7 +68,9 @@ export async function lastAttempt(
  * meanwhile, waits for that task and reports it; a second one would run beside it. Unless this
  * request came after a cancel of that attempt here (`afterCancel`: being killed), or the last
  * attempt was killed or failed (its inputs changed and changed back; MajorDomo restarted and
- * forgot the failure): then the next attempt runs. Likewise when it finished and was `reported`
+ * forgot the failure): then the next attempt runs, once the last one's processes are gone (an
+ * end recorded `stopping`: at most TaskWaitLimits.stopMs; the chef that waited for them may have
+ * died before it reported the build). Likewise when it finished and was `reported`
  * (a result for the build is recorded) and we are here all the same: its outputs are no longer
  * the ones it wrote (another build of the target wrote them since: the inputs changed and
  * changed back), or its result was not a success (an input moved while it ran); reusing it
@@ -78,7 +80,13 @@ export async function lastAttempt(
  * (InFlightBuilds.taskIdOnce): twin requests each made a task of their own, and both ran.
  */
 export function taskIdFor(
-  ctx: { readonly workspace: string; readonly inflight: InFlightBuilds },
+  ctx: {
+    readonly workspace: string;
+    readonly inflight: InFlightBuilds;
+    readonly tasks: TypedKv<typeof TaskView>;
+    readonly taskWait: TaskWaitLimits;
+    readonly bus: { readonly logger: Logger };
+  },
   buildId: string,
   last: LastAttempt,
   signal: AbortSignal,
@@ -91,7 +99,21 @@ export function taskIdFor(
     const next = attemptTaskId(buildId, n + 1);
     if (ctx.inflight.afterCancel(signal)) return next;
     if (!TERMINAL_STATES.includes(rec.state)) return last.id;
-    if (rec.state !== 'finished') return next;
+    if (rec.state !== 'finished') {
+      // Cancelled meanwhile: the caller ends the build, nothing is submitted.
+      const gone = await stoppedTask(ctx.tasks, last.id, rec, ctx.taskWait.stopMs, signal).catch(
+        (err: unknown) => {
+          if (signal.aborted) return true;
+          throw err;
+        },
+      );
+      if (!gone)
+        ctx.bus.logger.warn(
+          { buildId, taskId: last.id, waitedMs: ctx.taskWait.stopMs },
+          "the build's last attempt may still run (recorded stopping); its next attempt starts all the same",
+        );
+      return next;
+    }
     if (reported || (await writtenSince(ctx.workspace, outputs, rec.updated))) return next;
     return last.id;
   });

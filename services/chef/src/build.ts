@@ -325,6 +325,10 @@ async function build(
     stopNext();
     throw err;
   });
+  if (signal.aborted) {
+    stopNext();
+    return fail('cancelled', `cancelled: ${String(signal.reason)}`);
+  }
   if (last.rec && !TERMINAL_STATES.includes(last.rec.state) && taskId === last.id)
     logger.info(
       { buildId: req.buildId, taskId, state: last.rec.state },
@@ -390,6 +394,11 @@ async function build(
     logger.warn({ buildId: req.buildId, taskId, code: err.code }, err.message);
     return fail('failed', `${err.code}: ${err.message}`);
   }
+  if (record.stopping)
+    logger.warn(
+      { buildId: req.buildId, taskId, waitedMs: ctx.taskWait.stopMs },
+      `task ${taskId} ${record.state}, and its processes may still run (recorded stopping): the build ends all the same`,
+    );
   const logPath = record.stderrPath;
   if (record.state === 'killed' && signal.aborted)
     return fail('cancelled', `cancelled: ${String(signal.reason)}; task ${taskId} killed`, logPath);

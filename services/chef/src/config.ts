@@ -49,6 +49,11 @@ export const chefEnv = defineEnv({
     default: String(7 * 24 * 3_600_000),
     doc: 'a task not ended this long fails its build (`CP_TASK_WAIT_TIMEOUT`)',
   },
+  CP_CHEF_STOP_WAIT_MS: {
+    schema: envIntType(TIMER_MS),
+    default: '30000',
+    doc: "how long an ended task's processes may still run (killed or timed out, recorded `stopping` until the runner sees them gone: its SIGKILL follows SIGTERM after 5 s) before the chef goes on all the same, with a warning: reporting the build's end or starting the step's next attempt",
+  },
   CP_PODS: {
     schema: envText(),
     shown: 'none',
@@ -67,7 +72,7 @@ export interface ChefConfig {
   readonly ackWaitMs: number;
   /** How often the declaration is re-put: MajorDomo retires a chef whose puts stop. */
   readonly heartbeatMs: number;
-  /** How long a submitted task may go unrecorded, and unended (task-wait.ts). */
+  /** How long a submitted task may go unrecorded, unended, and stopping (task-wait.ts). */
   readonly taskWait: TaskWaitLimits;
   /** Other pods' workspaces, for inputs this pod lacks. */
   readonly pods: PodsConfig;
@@ -88,7 +93,11 @@ export function chefConfig(env: NodeJS.ProcessEnv = process.env): ChefConfig {
     concurrency: e.CP_CHEF_CONCURRENCY,
     ackWaitMs: e.CP_CHEF_ACK_WAIT_MS,
     heartbeatMs: e.CP_CHEF_HEARTBEAT_MS,
-    taskWait: { recordMs: e.CP_CHEF_TASK_RECORD_MS, totalMs: e.CP_CHEF_TASK_WAIT_MS },
+    taskWait: {
+      recordMs: e.CP_CHEF_TASK_RECORD_MS,
+      totalMs: e.CP_CHEF_TASK_WAIT_MS,
+      stopMs: e.CP_CHEF_STOP_WAIT_MS,
+    },
     pods: loadPods(e.CP_PODS),
   };
 }

@@ -4,7 +4,7 @@ import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chefConfig } from './config.js';
 import { TaskView } from './task-view.js';
-import { TaskWaitError, waitForTerminal } from './task-wait.js';
+import { stoppedTask, TaskWaitError, waitForTerminal } from './task-wait.js';
 
 describe('a chef waiting for its task (a real nats-server)', () => {
   let nats: NatsServer;
@@ -31,6 +31,7 @@ describe('a chef waiting for its task (a real nats-server)', () => {
     const err = await waitForTerminal(tasks, 'b-missing', 'local', {
       recordMs: 50,
       totalMs: 2 ** 31 - 1,
+      stopMs: 30_000,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskWaitError);
     expect((err as TaskWaitError).code).toBe('CP_TASK_NO_RECORD');
@@ -70,6 +71,68 @@ describe('a chef waiting for its task (a real nats-server)', () => {
     // be the answer.
     await records.put('b-odd', { task, state: 'failed', reason: 'exit 2', updated: now });
     expect(await waiting).toEqual({ state: 'failed', reason: 'exit 2', updated: now });
+  });
+
+  it('waits on a killed task until its processes are gone (the runner takes stopping off)', async () => {
+    const now = new Date().toISOString();
+    const task = { taskId: 'b-trap', resource: 'local', command: 'true', cwd: '/w' };
+    const waiting = waitForTerminal(tasks, 'b-trap', 'local', chefConfig({}).taskWait);
+    let settled = false;
+    void waiting.then(() => {
+      settled = true;
+    });
+    await records.put('b-trap', { task, state: 'running', updated: now });
+    await records.put('b-trap', { task, state: 'killed', stopping: true, updated: now });
+    // Its next build may start once this resolves: not while the command may still run. The
+    // chef's side sees every write in order, so one written after a third write is seen first.
+    const probe = waitForTerminal(tasks, 'b-probe', 'local', chefConfig({}).taskWait);
+    await records.put('b-probe', {
+      task: { ...task, taskId: 'b-probe' },
+      state: 'failed',
+      updated: now,
+    });
+    await probe;
+    expect(settled).toBe(false);
+    await records.put('b-trap', { task, state: 'killed', updated: now });
+    expect(await waiting).toEqual({ state: 'killed', updated: now });
+    // Read as ended and gone already: at once.
+    expect(
+      await stoppedTask(
+        tasks,
+        'b-trap',
+        { state: 'killed', updated: now },
+        10,
+        new AbortController().signal,
+      ),
+    ).toBe(true);
+  });
+
+  it('goes on after stopMs when stopping stays (its runner died): the end stands, still stopping', async () => {
+    const now = new Date().toISOString();
+    const task = { taskId: 'b-stuck', resource: 'local', command: 'true', cwd: '/w' };
+    await records.put('b-stuck', {
+      task,
+      state: 'failed',
+      reason: 'timed out',
+      stopping: true,
+      updated: now,
+    });
+    const limits = { ...chefConfig({}).taskWait, stopMs: 100 };
+    expect(await waitForTerminal(tasks, 'b-stuck', 'local', limits)).toEqual({
+      state: 'failed',
+      reason: 'timed out',
+      stopping: true,
+      updated: now,
+    });
+    const rec = (await tasks.get('b-stuck'))?.value as TaskView;
+    expect(await stoppedTask(tasks, 'b-stuck', rec, 100, new AbortController().signal)).toBe(false);
+    // Aborted: rejects with the signal's reason.
+    const cancel = new AbortController();
+    const aborted = stoppedTask(tasks, 'b-stuck', rec, 30_000, cancel.signal).catch(
+      (e: unknown) => e,
+    );
+    cancel.abort('cancelled');
+    expect(await aborted).toBe('cancelled');
   });
 
   it('refuses limits a timer cannot hold', () => {

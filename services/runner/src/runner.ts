@@ -33,7 +33,10 @@ import { TaskLogPublisher, taskLogSettings } from './task-log-publisher.js';
 import { servedProfile } from './task-profile.js';
 import { missingRoots, rootsLabel } from './workspace-roots.js';
 
-/** Ended tasks younger than this are adopted too, so a kill recorded just before a crash is still carried out. */
+/**
+ * Ended tasks younger than this are adopted too when killed or still `stopping` (a timeout), so
+ * a kill recorded just before a crash is still carried out, and the task's end seen.
+ */
 const ADOPT_KILLED_MS = 60 * 60_000;
 
 /** A started runner; stop() leaves its bus open (main.ts, which connected it, closes it). */
@@ -204,7 +207,8 @@ export async function startRunner(
   for (const [id, { value, revision }] of entries) {
     if (value.task.resource !== rc.resource || value.runner !== rc.runnerId) continue;
     const recentKill =
-      value.state === 'killed' && Date.now() - Date.parse(value.updated) < ADOPT_KILLED_MS;
+      (value.state === 'killed' || value.stopping === true) &&
+      Date.now() - Date.parse(value.updated) < ADOPT_KILLED_MS;
     if (isTerminal(value.state) && !recentKill) continue;
     records.known(id, revision);
     mine.push(value);
