@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buckets, TaskTrace } from '@computepods/protocol';
-import { runCommand } from '@computepods/testkit';
+import { ensureTex, runCommand } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-import { ensureTex } from './tex.js';
 import { BuildLog, mdStatus, settled } from './watch-builds.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureTex } from '@computepods/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultIgnores, PathMatcher } from './ignore.js';
 import { Harness, sleep, waitFor } from './test-helpers.js';
@@ -128,6 +129,7 @@ it('respects the ignore file while watching and scanning', async () => {
 });
 
 it("reports a real pdflatex -recorder run's files, never its recorder file while it runs", async () => {
+  await ensureTex(); // installed once per machine, whichever test file comes first
   h = new Harness();
   mkdirSync(h.root, { recursive: true });
   writeFileSync(
@@ -157,7 +159,7 @@ it("reports a real pdflatex -recorder run's files, never its recorder file while
   expect(paths).toEqual(expect.arrayContaining(['main.pdf', 'main.aux', 'main.fls']));
   expect(paths.filter((p) => /^pdflatex\d+\.fls$/.test(p))).toEqual([]);
   expect(h.events.filter((e) => e.kind === 'moved')).toEqual([]);
-});
+}, 900_000);
 
 it('ignores its own stamp file when it lives under the root', async () => {
   h = new Harness();

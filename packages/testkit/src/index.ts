@@ -45,5 +45,6 @@ export {
 } from './system-user.js';
 export { TempDir } from './temp-dir.js';
 export { makeTestCa, makeTestCertificate, type TestCa } from './test-ca.js';
+export { ensureTex } from './tex.js';
 export { until, untilDefined } from './until.js';
 export { which } from './which.js';

@@ -10,8 +10,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { defined } from '@computepods/testkit';
-import { afterAll, describe, expect, it } from 'vitest';
+import { defined, ensureTex } from '@computepods/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fillCommand } from './command.js';
 import { loadDefinition } from './definition.js';
 
@@ -62,6 +62,9 @@ function run(
  * workspace's top, in a sub-folder, and under a folder whose name starts with '-'.
  */
 describe('latex chef commands', () => {
+  // Real pdflatex and bibtex: installed once per machine, whichever test file comes first.
+  beforeAll(ensureTex, 900_000);
+
   it.each(['main', 'paper/main', '-x/sub/main'])(
     '%s: pdflatex and bibtex write beside the document',
     (stem) => {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectedHasher, projectionKey } from '@computepods/depgraph';
 import { InputProjection } from '@computepods/protocol';
-import { defined } from '@computepods/testkit';
+import { defined, ensureTex } from '@computepods/testkit';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fillCommand } from './command.js';
 import { loadDefinition } from './definition.js';
 import { projectFile, projectionsOf } from './projection.js';
@@ -90,6 +90,9 @@ function apply(lines: readonly string[], edits: readonly Edit[]): string[] {
 const text = (lines: readonly string[]) => `${lines.join('\n')}\n`;
 
 describe('input projections', () => {
+  // Real pdflatex and bibtex: installed once per machine, whichever test file comes first.
+  beforeAll(ensureTex, 900_000);
+
   it('never hide a change bibtex reads: equal .aux projections give equal .bbl (real bibtex)', async () => {
     execFileSync('bibtex', ['--version'], { stdio: 'ignore' });
     let same = 0;
