@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   chownSync,
@@ -28,6 +28,7 @@ import {
   NatsServer,
   Sshd,
   type SshdUser,
+  sha256,
   TempDir,
 } from '@computepods/testkit';
 import { pino } from 'pino';
@@ -42,7 +43,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const USER = 'cppod';
-const sha256 = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
 
 let nats: NatsServer;
 let sshd: Sshd;

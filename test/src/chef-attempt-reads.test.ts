@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BuildResult, buckets } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const P = 'attreads';
 const BUILD = 'beef4567beef4567';
 

@@ -1,12 +1,9 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BuildResult, buckets, subjects, TaskRecord } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import { type BuildResult, buckets, TaskRecord } from '@computepods/protocol';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * Builds of one step asked for in quick succession, each but the last cancelled right after its
@@ -21,13 +18,13 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 describe('builds of one step cancelled right after their requests', () => {
   let stack: Stack;
   let results: BuildResult[] = [];
-  const ledger = () => stack.dir.join('ledger');
-  const runs = () => (existsSync(ledger()) ? readFileSync(ledger(), 'utf8') : '');
+  const ledger = () => stack.ledger();
+  const runs = () => ledger().read();
 
   beforeAll(async () => {
     stack = await Stack.start('cancelearly');
     results = await stack.startUpperChef(
-      `sleep 0.2; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger()}`,
+      `sleep 0.2; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger().path}`,
     );
   }, 120_000);
   afterAll(async () => {
@@ -36,11 +33,7 @@ describe('builds of one step cancelled right after their requests', () => {
 
   it('never run two at once: every success reports the bytes its run left, the last one runs', async () => {
     stack.write('src/a.txt', 'a\n');
-    const cancel = (buildId: string) =>
-      stack.bus.publish('build.cancel', subjects.buildCancel(stack.project), {
-        buildId,
-        reason: 'inputs changed',
-      });
+    const cancel = (buildId: string) => stack.cancelBuild(buildId, 'inputs changed');
     const ids = ['c0ffee01', 'c0ffee02', 'c0ffee03', 'c0ffee04'].map((i) => i.repeat(2));
     for (const buildId of ids.slice(0, -1)) {
       await stack.requestUpper(buildId, 'a', sha256('a\n'));

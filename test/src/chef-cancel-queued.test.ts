@@ -1,11 +1,8 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { type BuildResult, subjects } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import { writeFileSync } from 'node:fs';
+import type { BuildResult } from '@computepods/protocol';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * A build cancelled while its request waits in the chef's queue (the chef busy with others): the
@@ -19,14 +16,14 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 describe('a build cancelled while its request waits in the chef queue', () => {
   let stack: Stack;
   let results: BuildResult[] = [];
-  const ledger = () => stack.dir.join('ledger');
-  const runs = () => (existsSync(ledger()) ? readFileSync(ledger(), 'utf8') : '');
+  const ledger = () => stack.ledger();
+  const runs = () => ledger().read();
   const gate = () => stack.dir.join('gate');
 
   beforeAll(async () => {
     stack = await Stack.start('cancelqueued');
     results = await stack.startUpperChef(
-      `if [ {stem} = x ]; then while [ ! -e ${gate()} ]; do sleep 0.05; done; fi; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger()}`,
+      `if [ {stem} = x ]; then while [ ! -e ${gate()} ]; do sleep 0.05; done; fi; tr a-z A-Z < {in0} > {out0} && echo {stem} >> ${ledger().path}`,
       { CP_CHEF_CONCURRENCY: '1' },
     );
   }, 120_000);
@@ -41,11 +38,7 @@ describe('a build cancelled while its request waits in the chef queue', () => {
     const [x, y] = ['0a', '0b'].map((i) => `c0ffee${i}`.repeat(2)) as [string, string];
     await stack.requestUpper(x, 'x', sha256('x\n'));
     const upTo = await stack.requestUpper(y, 'y', sha256('y\n'));
-    await stack.bus.publish('build.cancel', subjects.buildCancel(stack.project), {
-      buildId: y,
-      reason: 'cancelled by request',
-      upTo,
-    });
+    await stack.cancelBuild(y, 'cancelled by request', upTo);
     writeFileSync(gate(), '');
     await until(
       () => results.length === 2,

@@ -1,12 +1,9 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BuildResult, subjects } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import type { BuildResult } from '@computepods/protocol';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * A cancelled build whose command outlives its SIGTERM (a trap that takes a second to clean up,
@@ -19,8 +16,8 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 describe('a cancelled build whose command traps SIGTERM', () => {
   let stack: Stack;
   let results: BuildResult[] = [];
-  const ledger = () => stack.dir.join('ledger');
-  const lines = () => (existsSync(ledger()) ? readFileSync(ledger(), 'utf8') : '');
+  const ledger = () => stack.ledger().path;
+  const lines = () => stack.ledger().read();
 
   beforeAll(async () => {
     stack = await Stack.start('canceltrap');
@@ -42,10 +39,7 @@ describe('a cancelled build whose command traps SIGTERM', () => {
     const [first, next] = ['7a9c0001', '7a9c0002'].map((i) => i.repeat(2)) as [string, string];
     await stack.requestUpper(first, 'a', sha256('a\n'));
     await until(() => lines().startsWith('begin'), 'the first build to begin', 30_000);
-    await stack.bus.publish('build.cancel', subjects.buildCancel(stack.project), {
-      buildId: first,
-      reason: 'inputs changed',
-    });
+    await stack.cancelBuild(first, 'inputs changed');
     await stack.requestUpper(next, 'a', sha256('a\n'));
     await until(
       () => results.length === 2,

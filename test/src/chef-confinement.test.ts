@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -21,11 +21,10 @@ import {
   TaskRecord,
   TaskSubmitted,
 } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
-const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 const P = 'confine';
 
 /**

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { type BuildResult, streams } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const P = 'repeat';
 const BUILD = 'feed0123feed0123';
 

@@ -1,13 +1,10 @@
-import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buckets, TaskTrace } from '@computepods/protocol';
-import { ensureTex, runCommand } from '@computepods/testkit';
+import { ensureTex, runCommand, sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 import { BuildLog, mdStatus, settled } from './watch-builds.js';
-
-const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** References, a citation and a table of contents: the three feedback loops of LaTeX. */
 const MAIN_TEX = String.raw`\documentclass{article}

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   ArtefactRecord,
   buckets,
@@ -11,10 +10,9 @@ import {
   TaskRecord,
   TaskTrace,
 } from '@computepods/protocol';
+import { sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * Regressions of the fuzzing campaign over real processes: each case is one input that crashed,

@@ -1,11 +1,9 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 import { BuildLog, settled } from './watch-builds.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * Input projections on sources, end to end: a rule that reads only the `key=` lines of a config

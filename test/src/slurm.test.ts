@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -10,11 +9,10 @@ import {
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buckets, type TaskRecord, TaskRecord as TaskRecordSchema } from '@computepods/protocol';
-import { ensureSystemUser, runCommand, Slurm, Sshd, TempDir } from '@computepods/testkit';
+import { ensureSystemUser, runCommand, Slurm, Sshd, sha256, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const USER = 'cpuser';
 
 /**

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
@@ -309,6 +309,21 @@ export class Stack implements AsyncDisposable {
       },
     );
     return ack.seq;
+  }
+
+  /** Cancels build `buildId` as MajorDomo does (`upTo`: its last request's stream sequence). */
+  async cancelBuild(buildId: string, reason: string, upTo?: number): Promise<void> {
+    await this.bus.publish('build.cancel', subjects.buildCancel(this.project), {
+      buildId,
+      reason,
+      ...(upTo === undefined ? {} : { upTo }),
+    });
+  }
+
+  /** A file in the stack's folder that commands append lines to (`path`), and its text so far. */
+  ledger(name = 'ledger'): { readonly path: string; read(): string } {
+    const path = this.dir.join(name);
+    return { path, read: () => (existsSync(path) ? readFileSync(path, 'utf8') : '') };
   }
 
   /**

@@ -1,16 +1,14 @@
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '@computepods/bus';
 import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
-import { Sshd } from '@computepods/testkit';
+import { Sshd, sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * The whole path from a person's machine: inotify2nats copies a saved file into the pod's

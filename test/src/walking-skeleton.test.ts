@@ -1,12 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeadLetter, Envelope, streams, subjects } from '@computepods/protocol';
-import { until } from '@computepods/testkit';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-
-const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 
 /**
  * The walking skeleton over real processes: fswatcher → MajorDomo → chef → runner → chef →

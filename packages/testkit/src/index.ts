@@ -34,6 +34,7 @@ export { ManagedProcess, type ManagedProcessOptions } from './process.js';
 export { makeWheel } from './python-wheel.js';
 export { requireBinary } from './require-binary.js';
 export { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
+export { sha256 } from './sha256.js';
 export { Slurm, type SlurmCommandOptions, type SlurmOptions } from './slurm.js';
 export { Sshd, type SshdOptions, type SshdUser, type SshOptions } from './sshd.js';
 export {
