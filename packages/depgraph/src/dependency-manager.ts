@@ -349,6 +349,15 @@ export class DependencyManager {
   }
 
   /**
+   * The graph's id of `path` (its index in pathsInOrder()), or undefined when it has not interned
+   * it. Ids never change or go away once given, so a caller may keep things by them (MajorDomo's
+   * artefact records: record-index.ts). Asked in id order, each is found without a lookup.
+   */
+  internedId(path: string): number | undefined {
+    return this.graph.id(path);
+  }
+
+  /**
    * Every path the graph has interned, in its own order (ids never go away): its index there is
    * the id stringsAt() takes. A caller can keep a path's records by that id instead of the path
    * (MajorDomo's snapshot: snapshot-records.ts).

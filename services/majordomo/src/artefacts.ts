@@ -7,7 +7,7 @@ import {
   subjects,
 } from '@computepods/protocol';
 import { z } from 'zod';
-import { RecordIndex } from './record-index.js';
+import { type PathIds, RecordIndex } from './record-index.js';
 
 type Rec = ArtefactRecord;
 
@@ -47,7 +47,7 @@ const Checked = z.custom<Rec>();
  * `artefact.states` message (#announce).
  */
 export class ArtefactManager {
-  readonly #records = new RecordIndex();
+  readonly #records: RecordIndex;
   /** update()'s writes: the bucket of `kv`, with no second validation. */
   readonly #out: TypedKv<typeof Checked>;
   /** The records changed in this turn, to announce at its end, in order. */
@@ -72,8 +72,10 @@ export class ArtefactManager {
   private constructor(
     readonly bus: Bus,
     readonly kv: TypedKv<typeof ArtefactRecord>,
+    ids: PathIds | undefined,
   ) {
     this.#out = kv.withSchema(Checked);
+    this.#records = new RecordIndex(ids);
   }
 
   /**
@@ -82,16 +84,18 @@ export class ArtefactManager {
    * stored() checks a key's value: each was in this map, under its own normalised path, when the
    * snapshot was taken, and the snapshot's parts hash to its head (snapshot-store.ts). At 100k
    * records stored() one by one took ~100 ms of a restart (its path check and several map writes
-   * each; a CPU profile of pnpm bench scale's restore).
+   * each; a CPU profile of pnpm bench scale's restore). `ids`: the graph's path ids, by which the
+   * records of the paths it holds are kept (RecordIndex); none: every record by its path.
    */
-  static async fromRecords(bus: Bus, records: Iterable<Rec>): Promise<ArtefactManager> {
-    const m = await ArtefactManager.#empty(bus);
+  static async fromRecords(
+    bus: Bus,
+    records: Iterable<Rec>,
+    ids?: PathIds,
+  ): Promise<ArtefactManager> {
+    const kv = await bus.kv(buckets.artefacts(bus.project), ArtefactRecord);
+    const m = new ArtefactManager(bus, kv, ids);
     m.#records.load(records);
     return m;
-  }
-
-  static async #empty(bus: Bus): Promise<ArtefactManager> {
-    return new ArtefactManager(bus, await bus.kv(buckets.artefacts(bus.project), ArtefactRecord));
   }
 
   /**

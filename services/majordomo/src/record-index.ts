@@ -3,57 +3,109 @@ import type { ArtefactRecord, ArtefactStatus } from '@computepods/protocol';
 type Rec = ArtefactRecord;
 
 /**
+ * Where the index finds a path's id: the graph's (DependencyManager.internedId), whose ids are
+ * dense and never change once interned. Undefined: a path the graph does not hold (yet).
+ */
+export interface PathIds {
+  internedId(path: string): number | undefined;
+}
+
+/** No path has an id: every record is held by its path. */
+const NO_IDS: PathIds = { internedId: () => undefined };
+
+/**
  * The artefact records by path, with what a status answer needs kept as they change: the count
  * per state (a summary costs nothing at 100,000 records) and the paths in order for paging (sorted
  * again only after a path comes or goes, not when a record changes).
+ *
+ * A record whose path the graph holds is kept by the graph's path id (an array), not in a map of
+ * its own: the graph hashes every path already, and a snapshot's records come in its path order,
+ * each found by Graph.id's next-id check without a lookup. At 100k artefacts a map of the records
+ * by path was ~4 MB of hash table (and as much again while it grew) and ~17 ms of a restart's
+ * CPU. Others (auxiliaries, a path the graph interns later) are held by path; such a record moves
+ * to its id when next set.
  */
 export class RecordIndex {
-  readonly #records = new Map<string, Rec>();
+  /** Records by the graph's path id. */
+  readonly #byId: (Rec | undefined)[] = [];
+  /** How many entries of #byId hold a record. */
+  #held = 0;
+  /** Records of paths without an id when they were set. */
+  readonly #others = new Map<string, Rec>();
   readonly #counts = new Map<ArtefactStatus, number>();
   /** Every path in UTF-16 code unit order, or undefined once a path came or went. */
   #sorted: string[] | undefined;
 
+  readonly #ids: PathIds;
+
+  constructor(ids: PathIds = NO_IDS) {
+    this.#ids = ids;
+  }
+
   get(path: string): Rec | undefined {
-    return this.#records.get(path);
+    const id = this.#ids.internedId(path);
+    if (id !== undefined) {
+      const rec = this.#byId[id];
+      if (rec) return rec;
+    }
+    return this.#others.size > 0 ? this.#others.get(path) : undefined;
   }
 
   /**
-   * Records into an empty index, each by its own path: one map write per record where set()
-   * makes several (a snapshot's 100,000s at a restart). A path given twice keeps its last record,
-   * as set() would.
+   * Records into an empty index, each by its own path: one write per record where set() makes
+   * several (a snapshot's 100,000s at a restart). A path given twice keeps its last record, as
+   * set() would.
    */
   load(records: Iterable<Rec>): void {
-    if (this.#records.size > 0) throw new RangeError('RecordIndex.load needs an empty index');
+    if (this.size > 0) throw new RangeError('RecordIndex.load needs an empty index');
     const counts: Partial<Record<ArtefactStatus, number>> = {};
-    for (const rec of records) this.#records.set(rec.path, rec);
-    for (const rec of this.#records.values()) counts[rec.status] = (counts[rec.status] ?? 0) + 1;
+    for (const rec of records) {
+      const prev = this.#put(rec.path, rec);
+      if (prev) counts[prev.status] = (counts[prev.status] ?? 0) - 1;
+      counts[rec.status] = (counts[rec.status] ?? 0) + 1;
+    }
     for (const [status, n] of Object.entries(counts) as [ArtefactStatus, number][])
-      this.#counts.set(status, n);
+      if (n > 0) this.#counts.set(status, n);
     this.#sorted = undefined;
   }
 
   set(path: string, rec: Rec): void {
-    const prev = this.#records.get(path);
+    const prev = this.#put(path, rec);
     if (prev) this.#count(prev.status, -1);
     else this.#sorted = undefined;
-    this.#records.set(path, rec);
     this.#count(rec.status, 1);
   }
 
   delete(path: string): void {
-    const prev = this.#records.get(path);
-    if (!prev) return;
+    const id = this.#ids.internedId(path);
+    const prev = id === undefined ? undefined : this.#byId[id];
+    if (prev) {
+      this.#byId[id as number] = undefined;
+      this.#held--;
+    } else {
+      const other = this.#others.get(path);
+      if (!other) return;
+      this.#others.delete(path);
+      this.#count(other.status, -1);
+      this.#sorted = undefined;
+      return;
+    }
     this.#count(prev.status, -1);
-    this.#records.delete(path);
     this.#sorted = undefined;
   }
 
-  values(): IterableIterator<Rec> {
-    return this.#records.values();
+  /** Every record: those by id in id order, then the others. */
+  *values(): IterableIterator<Rec> {
+    const byId = this.#byId;
+    for (let id = 0; id < byId.length; id++) {
+      const rec = byId[id];
+      if (rec) yield rec;
+    }
+    yield* this.#others.values();
   }
 
   get size(): number {
-    return this.#records.size;
+    return this.#held + this.#others.size;
   }
 
   /** Records per state (states with none left out). */
@@ -66,7 +118,9 @@ export class RecordIndex {
    * starting with `prefix`; `next` is the cursor of the page after, when there is one.
    */
   page(limit: number, cursor?: string, prefix = ''): { records: Rec[]; next?: string } {
-    this.#sorted ??= [...this.#records.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.#sorted ??= Array.from(this.values(), (r) => r.path).sort((a, b) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
     const paths = this.#sorted;
     // The first path after the cursor (or at the prefix): a binary search.
     const from = cursor !== undefined && cursor >= prefix ? cursor : prefix;
@@ -83,12 +137,36 @@ export class RecordIndex {
     for (; i < paths.length && records.length < limit; i++) {
       const path = paths[i] ?? '';
       if (!path.startsWith(prefix)) break;
-      const rec = this.#records.get(path);
+      const rec = this.get(path);
       if (rec) records.push(rec);
     }
     const more = i < paths.length && (paths[i] ?? '').startsWith(prefix);
     const last = records.at(-1);
     return more && last ? { records, next: last.path } : { records };
+  }
+
+  /**
+   * Holds `rec` as `path`'s record, by the path's id when it has one (moving a record held by
+   * path before the graph interned it); returns the record it replaces.
+   */
+  #put(path: string, rec: Rec): Rec | undefined {
+    const id = this.#ids.internedId(path);
+    if (id === undefined) {
+      const prev = this.#others.get(path);
+      this.#others.set(path, rec);
+      return prev;
+    }
+    const byId = this.#byId;
+    let prev = byId[id];
+    if (!prev) {
+      this.#held++;
+      prev = this.#others.size > 0 ? this.#others.get(path) : undefined;
+      if (prev) this.#others.delete(path);
+    }
+    // Filled in id order at a restart: the list grows at its end, without holes.
+    while (byId.length < id) byId.push(undefined);
+    byId[id] = rec;
+    return prev;
   }
 
   #count(status: ArtefactStatus, by: number): void {

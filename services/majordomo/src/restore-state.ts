@@ -135,13 +135,13 @@ export async function fromBuckets(
   cfg: MajorDomoConfig,
   traces: TypedKv<typeof TaskTrace>,
 ): Promise<RestoreState> {
-  const artefacts = await ArtefactManager.fromRecords(bus, []);
+  const dm = new DependencyManager({ passLimit: cfg.passLimit });
+  const artefacts = await ArtefactManager.fromRecords(bus, [], dm);
   const [records, traced] = await Promise.all([
     artefacts.kv.changesSince(0),
     traces.changesSince(0),
   ]);
   for (const [path, v] of records.changes) artefacts.stored(path, v?.value);
-  const dm = new DependencyManager({ passLimit: cfg.passLimit });
   const passes = new Map<string, PassMark>();
   let rest: typeof traced.changes | undefined = traced.changes;
   for (const [taskId, v] of rest) {
@@ -226,7 +226,7 @@ export async function openSnapshot(
   }
   const records = expandRecords(dm, meta.records);
   if (typeof records === 'string') return records;
-  const artefacts = await ArtefactManager.fromRecords(bus, records);
+  const artefacts = await ArtefactManager.fromRecords(bus, records, dm);
   const passes = new Map(meta.passes.map((m) => [m.taskId, m]));
   const tail = await tailing;
   if (typeof tail === 'string') return tail;
