@@ -31,14 +31,16 @@ export class WriteReports {
   readonly #reports = new Map<string, ReportedWrite>();
   /** Parked looks: path → when the wait for its report runs out (performance.now()). */
   readonly #parked = new Map<string, number>();
+  /** Looks released by reports in this turn, made together at its end (#flush). */
+  #released: DueItem[] = [];
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(private readonly o: WriteReportsOptions) {}
 
-  /** Looks waiting for a report. */
+  /** Looks waiting for a report, or released and not made yet. */
   get parked(): number {
-    return this.#parked.size;
+    return this.#parked.size + this.#released.length;
   }
 
   /** A producer is writing `path` now and its record will follow. */
@@ -58,7 +60,17 @@ export class WriteReports {
       if (this.#reports.size > this.o.maxReports)
         this.#reports.delete(this.#reports.keys().next().value as string);
     }
-    if (this.#parked.delete(path)) this.o.release([{ path, first: performance.now() }]);
+    if (!this.#parked.delete(path)) return;
+    // A message of records (a turn of the consumer) reports a build's outputs together: their
+    // looks are made as one (one lock check, one stat-and-hash pass), not one by one.
+    if (this.#released.push({ path, first: performance.now() }) === 1)
+      queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
+    const items = this.#released;
+    this.#released = [];
+    if (items.length > 0) this.o.release(items);
   }
 
   /**
@@ -89,7 +101,11 @@ export class WriteReports {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     const now = performance.now();
-    const items = [...this.#parked.keys()].map((path) => ({ path, first: now }));
+    const items = [
+      ...this.#released,
+      ...[...this.#parked.keys()].map((path) => ({ path, first: now })),
+    ];
+    this.#released = [];
     this.#parked.clear();
     this.#expected.clear();
     this.#reports.clear();

@@ -398,6 +398,12 @@ export class FileWatcher {
       this.tailer?.poke(rel);
       return;
     }
+    // A producer's output (expectWrite) is looked at once its report comes, whatever its writes
+    // until then: parked at its first event, its later events cost a Set lookup. Through the quiet
+    // window, each of a compile's writes of its .o and .d re-armed a timer whose look only parked
+    // it (pnpm bench cbuild, #15). The look made when it is released is an ordinary one (lock
+    // check, stat, hash). A path being looked at now goes the usual way: its recheck follows.
+    if (!this.inCheck.has(rel) && this.reports.park(rel)) return;
     this.debouncer.touch(rel);
   }
 
