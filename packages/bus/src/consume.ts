@@ -7,6 +7,7 @@ import { isRetryable, type MessageInvalidError } from './errors.js';
 import { issuesFromError, isValidationError } from './issues.js';
 import type { Logger } from './logger.js';
 import { ServiceResponder } from './service.js';
+import { withNextWrite } from './turn-batched-transport.js';
 
 export interface MessageContext {
   readonly subject: string;
@@ -40,10 +41,25 @@ export interface ConsumeOptions<T extends MessageType> {
   /**
    * Wait for the server to confirm each ack (default true). false: a plain ack, one message and
    * no round trip, for a handler whose work is idempotent on redelivery (a lost ack only brings
-   * the message back after the ack wait).
+   * the message back after the ack wait). It goes with the connection's next socket write, at
+   * most PLAIN_ACK_HOLD_MS later (PLAIN ACKS below).
    */
   readonly confirmAck?: boolean;
 }
+
+/**
+ * PLAIN ACKS. A plain ack is sent when the handler returns, often in a turn of its own (the
+ * handler's writes were confirmed, nothing else to send): a socket write for one small frame,
+ * and a read for nats-server. pnpm bench cbuild: MajorDomo's ack of each build result was a
+ * write(2) of its own, ~1 of its ~4 a compile. Held until the connection's next write (the next
+ * result's records, an announcement), it costs none; in a turn that writes already, it goes
+ * with that write at once. Nothing waits for a plain ack: held, it can only come back as a
+ * redelivery after the ack wait, as a lost one does, which is why a handler asks for plain
+ * acks; a consumer's stop sends those it holds. Bounded (100 ms: past MajorDomo's 50 ms
+ * announcement hold, which writes after a result's records are stored) so that a consumer's
+ * max_ack_pending does not fill with held acks for long.
+ */
+const PLAIN_ACK_HOLD_MS = 100;
 
 export interface Consumer {
   stop(): Promise<void>;
@@ -83,6 +99,17 @@ export async function startConsumer<T extends MessageType>(
     ).catch((err) => bus.logger.debug({ err: String(err) }, 'consumer status ended'));
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
+  /** Plain acks waiting for the connection's next write (PLAIN ACKS). */
+  let held: JsMsg[] = [];
+  const sendHeld = () => {
+    const acks = held;
+    held = [];
+    for (const m of acks) m.ack();
+  };
+  const plainAck = (m: JsMsg) => {
+    held.push(m);
+    if (held.length === 1) withNextWrite(bus.nc, sendHeld, PLAIN_ACK_HOLD_MS);
+  };
 
   const handle = async (m: JsMsg): Promise<void> => {
     const started = process.hrtime.bigint();
@@ -111,7 +138,7 @@ export async function startConsumer<T extends MessageType>(
         logger,
         working: () => m.working(),
       });
-      if (options.confirmAck === false) m.ack();
+      if (options.confirmAck === false) plainAck(m);
       else
         await m
           .ackAck()
@@ -189,6 +216,7 @@ export async function startConsumer<T extends MessageType>(
       await messages?.close().catch(() => undefined);
       await loop.catch(() => undefined);
       await Promise.allSettled(inFlight);
+      sendHeld();
     },
   };
 }

@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWithBackoff } from './connect.js';
 import { createLogger } from './logger.js';
+import { withNextWrite } from './turn-batched-transport.js';
 
 /** write(2)/writev(2) calls this thread has made (the event loop's: sockets are written here). */
 function writeSyscalls(): number {
@@ -115,5 +116,89 @@ describe('turn-batched NATS transport', () => {
     expect(answers.map((a) => a.string())).toEqual(Array.from({ length: 20 }, (_, i) => `re:${i}`));
     sub.unsubscribe();
     await batched.close();
+  });
+
+  it('sends what waits for the next write in the next turn that writes, after the frames of that turn', async () => {
+    const batched = await connectWithBackoff({ servers: nats.url, name: 'riding', logger });
+    const got = await collect('riding', 4);
+    await nextTurn();
+    const before = writeSyscalls();
+    // Long enough never to be the reason it goes.
+    withNextWrite(batched, () => batched.publish('riding', 'ride'), 600_000);
+    await nextTurn();
+    await nextTurn();
+    expect(writeSyscalls() - before).toBe(0);
+    const writes = await publishInOneTurn(batched, 'riding', 3);
+    expect(writes).toBeLessThanOrEqual(2);
+    // In that turn's write (after its first frame: the ride's publish is made as it is sent).
+    expect((await got()).sort()).toEqual(['0', '1', '2', 'ride']);
+    await batched.close();
+  });
+
+  it('sends what is held in a turn that writes already with the write of that turn', async () => {
+    const batched = await connectWithBackoff({ servers: nats.url, name: 'riding-now', logger });
+    const got = await collect('riding-now', 2);
+    await nextTurn();
+    const before = writeSyscalls();
+    let sent = false;
+    await new Promise<void>((resolve) => {
+      setImmediate(async () => {
+        batched.publish('riding-now', 'first');
+        await Promise.resolve();
+        await Promise.resolve();
+        withNextWrite(
+          batched,
+          () => {
+            sent = true;
+            batched.publish('riding-now', 'ride');
+          },
+          600_000,
+        );
+        resolve();
+      });
+    });
+    await nextTurn();
+    await nextTurn();
+    expect(sent).toBe(true);
+    expect(writeSyscalls() - before).toBeLessThanOrEqual(1);
+    expect(await got()).toEqual(['first', 'ride']);
+    await batched.close();
+  });
+
+  it('sends what waits for the next write after its longest wait when nothing else writes', async () => {
+    const batched = await connectWithBackoff({ servers: nats.url, name: 'riding-late', logger });
+    const got = await collect('riding-late', 1);
+    withNextWrite(batched, () => batched.publish('riding-late', 'ride'), 50);
+    expect(await got()).toEqual(['ride']);
+    await batched.close();
+  });
+
+  it('keeps the earliest longest wait of what waits for the next write', async () => {
+    const batched = await connectWithBackoff({ servers: nats.url, name: 'riding-due', logger });
+    const got = await collect('riding-due', 2);
+    // Past the connection's opening exchange (the server's first PING is answered meanwhile).
+    await batched.flush();
+    await nextTurn();
+    withNextWrite(batched, () => batched.publish('riding-due', 'patient'), 600_000);
+    withNextWrite(batched, () => batched.publish('riding-due', 'hurried'), 50);
+    expect(await got()).toEqual(['patient', 'hurried']);
+    await batched.close();
+  });
+
+  it('drops what waits for the next write when it cannot be sent, without an error', async () => {
+    const batched = await connectWithBackoff({ servers: nats.url, name: 'riding-closed', logger });
+    await batched.close();
+    let tried = false;
+    withNextWrite(
+      batched,
+      () => {
+        tried = true;
+        batched.publish('riding-closed', 'ride'); // throws: closed
+      },
+      0,
+    );
+    // Timers of one length fire in the order they were set: this one after the ride's.
+    await new Promise((r) => setTimeout(r, 0));
+    expect(tried).toBe(true);
   });
 });

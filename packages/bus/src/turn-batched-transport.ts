@@ -25,6 +25,10 @@ import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node
  */
 class TurnBatchedTransport extends NodeTransport {
   #corked: Socket | undefined;
+  /** What waits for the next turn that writes (withNextWrite); the earliest of their deadlines. */
+  #riders: Array<() => void> = [];
+  #riderTimer: NodeJS.Timeout | undefined;
+  #riderDue = Number.POSITIVE_INFINITY;
 
   readonly #uncork = (): void => {
     const socket = this.#corked;
@@ -32,14 +36,46 @@ class TurnBatchedTransport extends NodeTransport {
     socket?.uncork();
   };
 
+  readonly #ride = (): void => {
+    clearTimeout(this.#riderTimer);
+    this.#riderTimer = undefined;
+    this.#riderDue = Number.POSITIVE_INFINITY;
+    const riders = this.#riders;
+    this.#riders = [];
+    for (const ride of riders) {
+      try {
+        ride();
+      } catch {
+        // Its connection closed or draining: what could not be sent is as if lost (withNextWrite).
+      }
+    }
+  };
+
   override send(frame: Uint8Array): void {
     const socket = this.socket as Socket | undefined;
-    if (socket && !this.#corked && !socket.destroyed && !this.isClosed) {
+    const opens = !!socket && !this.#corked && !socket.destroyed && !this.isClosed;
+    if (opens) {
       socket.cork();
       this.#corked = socket;
       setImmediate(this.#uncork);
     }
     super.send(frame);
+    // Their frames reach this transport in a microtask of this turn, before it is uncorked.
+    if (opens && this.#riders.length > 0) this.#ride();
+  }
+
+  /** `ride` in this turn when it writes, else in the next turn that writes, or after `maxMs`. */
+  withNextWrite(ride: () => void, maxMs: number): void {
+    this.#riders.push(ride);
+    if (this.#corked) {
+      this.#ride();
+      return;
+    }
+    const due = performance.now() + maxMs;
+    if (due >= this.#riderDue) return;
+    clearTimeout(this.#riderTimer);
+    this.#riderDue = due;
+    this.#riderTimer = setTimeout(this.#ride, maxMs);
   }
 
   override close(err?: Error): Promise<void> {
@@ -69,4 +105,18 @@ export function connectTurnBatched(options: ConnectionOptions): Promise<NatsConn
     dnsResolveFn: nodeResolveHost,
   });
   return NatsConnectionImpl.connect(options);
+}
+
+/**
+ * Runs `send` (a publish nobody waits for: a plain ack) in the connection's next event-loop turn
+ * that writes anyway, so its frame joins that turn's socket write instead of costing one of its
+ * own; at the latest after `maxMs`. Only for what may be lost: a `send` that throws (the
+ * connection closed or draining meanwhile) is dropped. Whoever holds such frames sends them
+ * before a drain (a consumer's stop sends its held acks). On a connection without this
+ * transport, at once.
+ */
+export function withNextWrite(nc: NatsConnection, send: () => void, maxMs: number): void {
+  const transport = (nc as NatsConnectionImpl).protocol?.transport;
+  if (transport instanceof TurnBatchedTransport) transport.withNextWrite(send, maxMs);
+  else send();
 }
