@@ -8,7 +8,10 @@
 // each bundle in turn, spawn to "majordomo ready" as pnpm bench scale's restore_ms. With
 // CP_RESTARTS_PROF=dir, a last round runs each bundle under --cpu-prof (CP_RESTARTS_PROF_KIND=heap:
 // --heap-prof, what is allocated and still live), stopped (SIGTERM) once ready, its profile
-// written to dir. Prints one JSON line per start and, last, the medians.
+// written to dir. With CP_RESTARTS_GC=1 every variant runs with --trace-gc-nvp and each start's
+// collections before ready are summed (gc_*: counts, pauses, bytes promoted): unlike CPU time
+// they hardly move with the machine's load, for comparing what two builds allocate and keep.
+// Prints one JSON line per start and, last, the medians.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -27,6 +30,7 @@ const PROF = process.env.CP_RESTARTS_PROF;
 const PROF_KIND = process.env.CP_RESTARTS_PROF_KIND === 'heap' ? 'heap' : 'cpu';
 /** CP_RESTARTS_DUMP=dir: each restart's whole output written there (with --trace-gc, say). */
 const DUMP = process.env.CP_RESTARTS_DUMP;
+const GC = process.env.CP_RESTARTS_GC === '1';
 const READY = /"msg":"majordomo ready"/;
 const POD = 'pod-scale';
 const ENV = { CP_LOG_LEVEL: 'info', CP_CHEF_TIMEOUT_MS: String(2 ** 31 - 1) };
@@ -44,7 +48,9 @@ const variants = process.env.CP_RESTARTS_BUNDLES
 /** Each variant's bundle and node flags. */
 const bundles = variants.map((v) => {
   const [bundle = '', flags = ''] = v.split('|');
-  return { name: v, bundle: resolve(bundle), flags: flags.split(' ').filter(Boolean) };
+  const nodeFlags = flags.split(' ').filter(Boolean);
+  if (GC) nodeFlags.push('--trace-gc-nvp');
+  return { name: v, bundle: resolve(bundle), flags: nodeFlags };
 });
 // A variant of a bundle file another variant starts with other flags runs a copy of it (see
 // bundleCopy: they would spoil each other's code cache).
@@ -91,6 +97,34 @@ function memoryOf(pid: number | undefined): { rss_mib: number; hwm_mib: number }
 }
 
 /**
+ * The collections --trace-gc-nvp reported before `ready` (an index into `output`): scavenges and
+ * full collections, their pauses, and the bytes scavenges promoted to the old generation or kept
+ * in the young one (what the young generation copied).
+ */
+function gcFigures(output: string, ready: number): Record<string, number> {
+  const sums = { scavenges: 0, full: 0, pause_ms: 0, promoted: 0, survived: 0 };
+  for (const l of output.slice(0, ready).split('\n')) {
+    const kind = / gc=(\w+)/.exec(l)?.[1];
+    if (!kind) continue;
+    const num = (key: string) => Number(new RegExp(` ${key}=([\\d.]+)`).exec(l)?.[1] ?? 0);
+    sums.pause_ms += num('pause');
+    if (kind === 's') {
+      sums.scavenges++;
+      sums.promoted += num('promoted');
+      sums.survived += num('new_space_survived');
+    } else sums.full++;
+  }
+  const mib = (b: number) => Math.round((b / 1048576) * 10) / 10;
+  return {
+    gc_scavenges: sums.scavenges,
+    gc_full: sums.full,
+    gc_pause_ms: Math.round(sums.pause_ms),
+    gc_promoted_mib: mib(sums.promoted),
+    gc_survived_mib: mib(sums.survived),
+  };
+}
+
+/**
  * One start's figures: spawn to ready, MajorDomo's restore phases, spawn to its first log line,
  * its memory once ready.
  */
@@ -115,6 +149,7 @@ function figures(r: { proc: ManagedProcess; ms: number; at: number }): Record<st
     from: restored?.from,
     snapshot_read: restored?.snapshotRead,
     ...memory,
+    ...(GC ? gcFigures(r.proc.output, r.proc.output.search(READY)) : {}),
   };
 }
 
