@@ -82,7 +82,8 @@ export class Confinement {
         `path ${JSON.stringify(rel.slice(0, 300))} refused: ${why}; remove the symlink or point it inside the workspace`,
       );
     };
-    if (projectPath(workspace, workspace, rel) === undefined)
+    // A path in normal form (a rule's, a request's: checked so already) stays inside lexically.
+    if (!isNormal(rel) && projectPath(workspace, workspace, rel) === undefined)
       refuse('it is not inside the workspace');
     const root = this.#realDir(workspace);
     if (root instanceof Error) return refuse('the workspace does not exist');
@@ -97,7 +98,7 @@ export class Confinement {
         if (p === workspace) refuse('the workspace does not exist');
         continue;
       }
-      const name = p === full ? 'it' : relative(workspace, p);
+      const name = () => (p === full ? 'it' : relative(workspace, p));
       // Not a symlink: its real path is its own folder's (resolved once per folder) plus its
       // name. A symlink (the path itself, or a folder on the way) is followed each time.
       let real: string | Error;
@@ -107,10 +108,10 @@ export class Confinement {
         const dir = this.#realDir(dirname(p));
         real = dir instanceof Error ? dir : join(dir, basename(p));
       }
-      if (real instanceof Error) return refuse(`${name} is a symlink that leads nowhere`);
-      const inside = relative(root, real);
-      if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside))
-        refuse(`${name} resolves to ${real}, outside the workspace`);
+      if (real instanceof Error) return refuse(`${name()} is a symlink that leads nowhere`);
+      // Both real paths (absolute, no `.` or `..` parts, no trailing separator): inside is below.
+      if (real !== root && !real.startsWith(root === sep ? root : `${root}${sep}`))
+        refuse(`${name()} resolves to ${real}, outside the workspace`);
       return full;
     }
   }
@@ -123,6 +124,15 @@ export class Confinement {
       this.#dirs.set(dir, r);
     }
     return r;
+  }
+}
+
+/** True when `rel` is a project-relative path in normal form (checkRelativePath returns it as is). */
+function isNormal(rel: string): boolean {
+  try {
+    return checkRelativePath(rel) === rel;
+  } catch {
+    return false;
   }
 }
 
