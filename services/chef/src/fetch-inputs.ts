@@ -1,10 +1,10 @@
 import type { Logger } from '@computepods/bus';
 import { isRetryable } from '@computepods/protocol';
 import { downloadFiles, type FileDownloadOutcome, SshPool } from '@computepods/transport';
-import pMap from 'p-map';
 import type { Confinement } from './confine.js';
 import { InputFetchError } from './errors.js';
 import { HashCache } from './hash-cache.js';
+import { mapFew } from './map-few.js';
 import { type PodAccess, type PodsConfig, sshTarget } from './pods.js';
 
 export type InputCheck =
@@ -71,7 +71,7 @@ export class InputFetcher {
   ): Promise<InputOutcome[]> {
     const outcomes: (InputOutcome | undefined)[] = inputs.map(() => undefined);
     const fetch = new Map<string, { i: number; local: string }[]>();
-    await pMap(
+    await mapFew(
       inputs.entries(),
       async ([i, input]) => {
         try {
@@ -85,7 +85,7 @@ export class InputFetcher {
           outcomes[i] = { err };
         }
       },
-      { concurrency: FS_CONCURRENCY },
+      FS_CONCURRENCY,
     );
     if (fetch.size && fetchIf && !(await fetchIf)) {
       for (const files of fetch.values())
