@@ -27,6 +27,8 @@ describe("a build's outputs and the fswatcher", () => {
       (a) => a.sha256 === sha(bytes) || (a.sha256 === sha(built) && a.written?.mtimeNs !== mtimeNs),
     );
   let first: string | undefined;
+  /** On a timeout: the last file events and the services' logs (debug), to tell what happened. */
+  const seen = () => `last file events: ${JSON.stringify(events.slice(-20))}\n${stack.logs(20_000)}`;
 
   beforeAll(async () => {
     stack = await Stack.start('outrep');
@@ -50,7 +52,12 @@ describe("a build's outputs and the fswatcher", () => {
   /** A file written after everything before it: once it is announced, so is all before it. */
   async function flushed(name: string): Promise<void> {
     stack.write(`src/${name}.flush`, name);
-    await until(() => announced(`src/${name}.flush`).length > 0, `src/${name}.flush announced`);
+    await until(
+      () => announced(`src/${name}.flush`).length > 0,
+      `src/${name}.flush announced`,
+      20_000,
+      seen,
+    );
   }
 
   it('records the built bytes with no file event for them', async () => {
@@ -69,6 +76,8 @@ describe("a build's outputs and the fswatcher", () => {
     await until(
       () => announced('out/t.upper').some((e) => e.sha256 === sha('BY HAND\n')),
       'the hand edit announced',
+      20_000,
+      seen,
     );
     // MajorDomo took it (and may build the output again from its unchanged source).
     await taken('out/t.upper', 'BY HAND\n', 'FIRST\n', first);
@@ -87,6 +96,8 @@ describe("a build's outputs and the fswatcher", () => {
     await until(
       () => announced('out/t.upper').some((e) => e.sha256 === sha('THIRD!\n')),
       'the bytes written after the report announced',
+      20_000,
+      seen,
     );
     expect(announced('out/t.upper').length).toBeGreaterThan(before);
     await taken('out/t.upper', 'THIRD!\n', 'SECOND\n', rec.written?.mtimeNs);
