@@ -165,8 +165,11 @@ export class LocalBackend implements Backend {
   readonly #c: BackendContext;
   readonly #queue: string[] = [];
   readonly #running = new Map<string, Running>();
-  /** Ended tasks recorded `stopping`, watched until nothing of them runs (#clearWhenGone). */
-  readonly #stopping = new Set<string>();
+  /**
+   * Ended tasks recorded `stopping`, watched until nothing of them runs (#clearWhenGone): each
+   * with its look, made at once when its leader's end is reported (#ended).
+   */
+  readonly #stopping = new Map<string, () => void>();
   #poller: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #spawner: Spawner;
@@ -968,6 +971,7 @@ export class LocalBackend implements Backend {
     if (!entry) return;
     clearTimeout(entry.timer);
     this.#running.delete(id);
+    this.#stopping.get(id)?.();
     this.#stages?.mark(id, 'lane-free');
     this.#pump();
     // Started before its running record, not written yet: one write for both.
@@ -1043,14 +1047,15 @@ export class LocalBackend implements Backend {
   /**
    * Takes `stopping` off an ended task's record once nothing of it runs: no live process is left
    * in its group (the spawner reaps the leader; a child that trapped SIGTERM lives on until the
-   * SIGKILL after the grace period), or it never started. Polled, only while such a task ended
-   * moments ago; not once the backend is closed (a restarted runner adopts the record and
-   * watches again).
+   * SIGKILL after the grace period), or it never started. Looked at when its leader's end is
+   * reported, else polled, only while such a task ended moments ago; not once the backend is
+   * closed (a restarted runner adopts the record and watches again).
    */
   #clearWhenGone(id: string, knownPid?: number): void {
     if (this.#stopping.has(id)) return;
-    this.#stopping.add(id);
+    let timer: NodeJS.Timeout | undefined;
     const tick = () => {
+      clearTimeout(timer);
       const rec = this.#c.get(id);
       if (this.#closed || !rec?.stopping) {
         this.#stopping.delete(id);
@@ -1062,7 +1067,7 @@ export class LocalBackend implements Backend {
       // Spawned, its pid not known yet: it is signalled once it is (#terminate), then gone.
       const starting = entry !== undefined && !pid;
       if (starting || (pid !== undefined && groupAlive(pid))) {
-        setTimeout(tick, GONE_POLL_MS).unref();
+        timer = setTimeout(tick, GONE_POLL_MS).unref();
         return;
       }
       this.#stopping.delete(id);
@@ -1073,7 +1078,8 @@ export class LocalBackend implements Backend {
         }),
       );
     };
-    setTimeout(tick, 0).unref();
+    this.#stopping.set(id, tick);
+    timer = setTimeout(tick, 0).unref();
   }
 
   #reattach(rec: TaskRecord): void {
