@@ -118,4 +118,50 @@ describe('DirectGets against nats.js Bucket.get (a real nats-server)', () => {
     expect(shape(lateOurs)).toEqual(shape(lateTheirs));
     expect(shape(lateOurs)).toEqual({ names: ['TimeoutError'], retryable: true });
   });
+
+  it("message gets (leaderReads) answer and fail as nats.js's getMessage does", async () => {
+    const typed = await bus.kv('dget_leader', Value);
+    const kv = typed.kv as Bucket;
+    const gets = new DirectGets(new MuxedReplies(bus.nc));
+    await typed.put('k', { n: 1 });
+    await typed.put('k', { n: 2 });
+    await typed.put('gone', { n: 3 });
+    await kv.delete('gone');
+    const jsm = await jetstreamManager(bus.nc, { timeout: 300 });
+    for (const key of ['k', 'gone', 'never']) {
+      const subject = `$KV.dget_leader.${key}`;
+      const ours = await gets.lastBySubject(jsm, 'KV_dget_leader', subject);
+      const theirs = await jsm.streams.getMessage('KV_dget_leader', { last_by_subj: subject });
+      expect(ours && { ...ours, data: Buffer.from(ours.data).toString() }, key).toEqual(
+        theirs && {
+          seq: theirs.seq,
+          data: theirs.string(),
+          operation: theirs.header?.get('KV-Operation') || undefined,
+        },
+      );
+    }
+    expect(await gets.lastBySubject(jsm, 'KV_dget_leader', '$KV.dget_leader.gone')).toMatchObject({
+      operation: 'DEL',
+    });
+    // A stream that is not there: the server's API error, as nats.js throws it.
+    const ours = await refused(gets.lastBySubject(jsm, 'KV_dget_nothere', '$KV.dget_nothere.k'));
+    const theirs = await refused(
+      jsm.streams.getMessage('KV_dget_nothere', { last_by_subj: '$KV.dget_nothere.k' }),
+    );
+    expect(shape(ours)).toEqual(shape(theirs));
+    expect((ours as { code?: number }).code).toBe((theirs as { code?: number }).code);
+    // Nobody answers (an API prefix no account imports): JetStream not enabled, as nats.js says.
+    const nobody = await jetstreamManager(bus.nc, {
+      apiPrefix: 'dget.nobody',
+      timeout: 300,
+      checkAPI: false,
+    });
+    const noneOurs = await refused(gets.lastBySubject(nobody, 'KV_x', '$KV.x.k'));
+    const noneTheirs = await refused(
+      nobody.streams.getMessage('KV_x', { last_by_subj: '$KV.x.k' }),
+    );
+    expect(shape(noneOurs)).toEqual(shape(noneTheirs));
+    expect(shape(noneOurs).names[0]).toBe('JetStreamNotEnabled');
+    expect(shape(ours).names[0]).toBe('StreamNotFoundError');
+  });
 });

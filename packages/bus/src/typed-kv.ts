@@ -107,13 +107,17 @@ export class TypedKv<S extends z.ZodType> {
 
   /** get() answered by the stream's leader: a message get, not a direct one (leaderReads). */
   async #leaderGet(key: string): Promise<Versioned<z.infer<S>> | undefined> {
-    const m = await this.jsm.streams.getMessage(`KV_${this.bucket}`, {
-      last_by_subj: `$KV.${this.bucket}.${kvKey(key)}`,
-    });
+    const stream = `KV_${this.bucket}`;
+    const subject = `$KV.${this.bucket}.${kvKey(key)}`;
+    const muxed = this.direct?.lastBySubject(this.jsm, stream, subject);
+    const m = muxed
+      ? await muxed
+      : await this.jsm.streams
+          .getMessage(stream, { last_by_subj: subject })
+          .then((s) => s && { seq: s.seq, data: s.data, operation: s.header?.get('KV-Operation') });
     if (!m) return undefined; // never written
-    const op = m.header?.get('KV-Operation');
-    if (op === 'DEL' || op === 'PURGE') return undefined;
-    const value = this.#parse(key, () => m.json());
+    if (m.operation === 'DEL' || m.operation === 'PURGE') return undefined;
+    const value = this.#parse(key, () => JSON.parse(TEXT.decode(m.data)));
     return value === undefined ? undefined : { value, revision: m.seq };
   }
 
