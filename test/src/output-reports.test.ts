@@ -28,7 +28,8 @@ describe("a build's outputs and the fswatcher", () => {
     );
   let first: string | undefined;
   /** On a timeout: the last file events and the services' logs (debug), to tell what happened. */
-  const seen = () => `last file events: ${JSON.stringify(events.slice(-20))}\n${stack.logs(20_000)}`;
+  const seen = () =>
+    `last file events: ${JSON.stringify(events.slice(-20))}\n${stack.logs(20_000)}`;
 
   beforeAll(async () => {
     stack = await Stack.start('outrep');
