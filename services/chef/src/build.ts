@@ -9,7 +9,6 @@ import {
   subjects,
   TERMINAL_STATES,
 } from '@computepods/protocol';
-import pMap from 'p-map';
 import { attemptTaskId, lastAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
@@ -21,6 +20,7 @@ import { FS_CONCURRENCY, type InputFetcher, type InputOutcome } from './fetch-in
 import type { HashCache } from './hash-cache.js';
 import { changedInputs, makeFolders, type Stamps, stampInputs } from './input-stamps.js';
 import { unchangedSinceLastRun } from './last-run.js';
+import { mapFew } from './map-few.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
 import { checkResult, type ResultOut } from './result-out.js';
@@ -199,10 +199,10 @@ async function admit(
 ): Promise<{ paths: BuildPaths; route: Route }> {
   const paths = checkRequest(rule, req);
   const route = ctx.queues.route(rule);
-  await pMap(
+  await mapFew(
     new Set([...paths.inputs, ...paths.outputs, ...paths.auxiliaries]),
     (p) => confine.check(p),
-    { concurrency: FS_CONCURRENCY },
+    FS_CONCURRENCY,
   );
   return { paths, route };
 }
@@ -461,9 +461,11 @@ async function reportOutputs(
   // path from the task's end to the result MajorDomo plans the next pass from.
   const declared = new Set([...paths.required, ...paths.optional, ...paths.outputs]);
   const [hashed, found] = await Promise.all([
-    pMap(paths.outputs, (out) => hashOutput(ctx, confine, rule, out, req.buildId, logger), {
-      concurrency: FS_CONCURRENCY,
-    }),
+    mapFew(
+      paths.outputs,
+      (out) => hashOutput(ctx, confine, rule, out, req.buildId, logger),
+      FS_CONCURRENCY,
+    ),
     discover({ workspace: ctx.workspace, rule, outputs: paths.outputs, declared, confine }).then(
       (list) => ({ list }),
       (err: unknown) => ({ err }),
