@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BuildResult } from '@computepods/protocol';
+import { type BuildResult, buckets, TaskRecord } from '@computepods/protocol';
 import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -61,5 +61,22 @@ describe('a cancelled build whose command traps SIGTERM', () => {
     expect(e2).toBe(b2);
     expect(b2).not.toBe(b1);
     expect(readFileSync(join(stack.workspace, 'out/a.upper'), 'utf8')).toBe('A\n');
+  });
+
+  it('cpctrl task list says which ended tasks may still run', async () => {
+    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
+    const time = new Date().toISOString();
+    await tasks.put('lingering', {
+      task: { taskId: 'lingering', resource: 'local', command: 'true', cwd: stack.workspace },
+      state: 'killed',
+      stopping: true,
+      updated: time,
+    });
+    const table = await stack.cpctrl(['task', 'list']);
+    expect(table.stdout).toMatch(/^lingering\s+killed \(stopping\)\s/m);
+    const json = await stack.cpctrl(['-o', 'json', 'task', 'list']);
+    expect(JSON.parse(json.stdout)).toContainEqual(
+      expect.objectContaining({ state: 'killed', stopping: true }),
+    );
   });
 });

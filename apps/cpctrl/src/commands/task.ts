@@ -32,7 +32,8 @@ export function taskCommand(program: Command): void {
         printTable(
           all.map((t) => [
             t.task.taskId,
-            t.state,
+            // Ended, its processes signalled and maybe not gone yet (a TERM trap): say so.
+            t.stopping ? `${t.state} (stopping)` : t.state,
             t.task.resource,
             t.exitCode === undefined || t.exitCode === null ? '' : String(t.exitCode),
             t.updated,
