@@ -53,7 +53,7 @@ export interface ConsumeOptions<T extends MessageType> {
  * and a read for nats-server. pnpm bench cbuild: MajorDomo's ack of each build result was a
  * write(2) of its own, ~1 of its ~4 a compile. Held until the connection's next write (the next
  * result's records, an announcement), it costs none; in a turn that writes already, it goes
- * at the end of that write. Nothing waits for a plain ack: held, it can only come back as a
+ * with that write at once. Nothing waits for a plain ack: held, it can only come back as a
  * redelivery after the ack wait, as a lost one does, which is why a handler asks for plain
  * acks; a consumer's stop sends those it holds. Bounded (100 ms: past MajorDomo's 50 ms
  * announcement hold, which writes after a result's records are stored) so that a consumer's

@@ -90,7 +90,6 @@ export {
 } from './setup.js';
 export { SUBSCRIPTION_ENDED, subscribeMessages } from './subscribe.js';
 export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';
-export { withNextWrite } from './turn-batched-transport.js';
 export { TypedKv, type Versioned } from './typed-kv.js';
 export { atOwnTierUp, tuneV8 } from './v8-tuning.js';
 export { VERSION } from './version.js';

@@ -1,10 +1,4 @@
-import {
-  type Bus,
-  issuesOf,
-  MessageInvalidError,
-  type TypedKv,
-  withNextWrite,
-} from '@computepods/bus';
+import { type Bus, issuesOf, MessageInvalidError, type TypedKv } from '@computepods/bus';
 import {
   ArtefactRecord,
   type ArtefactStatus,
@@ -60,14 +54,9 @@ export class ArtefactManager {
   #pending: Rec[] = [];
   /** The cid shared by every pending record; null once two differ. */
   #pendingCid: string | undefined | null;
-  /** The pending records' announcement, at the turn's end (immediate) or held (riding). */
+  /** The pending records' announcement, at the turn's end (immediate) or held (timer). */
   #immediate: NodeJS.Immediate | undefined;
-  /** A held announcement waits for the connection's next write (withNextWrite). */
-  #riding = false;
-  readonly #ridden = (): void => {
-    this.#riding = false;
-    this.#flush();
-  };
+  #timer: NodeJS.Timeout | undefined;
   /** While true, a turn's changes may wait for the next announcement (holdWhile). */
   #busy: () => boolean = () => false;
   #holdMs = ANNOUNCE_HOLD_MS;
@@ -203,12 +192,8 @@ export class ArtefactManager {
    * every follower (the fswatchers, cpctrl --watch, the UI). pnpm bench cbuild, 201 compiles:
    * 400 messages a clean build before, 360 with a 20 ms hold, 311 with 50 ms (at load 6-8 a
    * compile's result comes every ~25 ms; one a compile is the least: a request's queued outputs
-   * must go before it). Held changes go at the end of the connection's next turn that writes,
-   * whatever it carries (the next result's records, a ping), at most `holdMs` later
-   * (withNextWrite): alone, their write was ~0.65 of MajorDomo's ~3.2 socket writes a compile
-   * (272 messages a clean build so, not fewer: a turn's changes still go together). Not busy
-   * (the last build's result), the turn's changes go at its end as before, so nothing waits at
-   * the end of a build.
+   * must go before it). Not busy (the last build's result), the turn's changes go at its end
+   * as before, so nothing waits at the end of a build.
    */
   holdWhile(busy: () => boolean, holdMs = ANNOUNCE_HOLD_MS): void {
     this.#busy = busy;
@@ -225,11 +210,8 @@ export class ArtefactManager {
     if (this.#pending.length === 0) this.#pendingCid = cid;
     else if (this.#pendingCid !== cid) this.#pendingCid = null;
     this.#pending.push(rec);
-    if (!this.#busy()) this.#immediate ??= setImmediate(() => this.#flush());
-    else if (!this.#riding) {
-      this.#riding = true;
-      withNextWrite(this.bus.nc, this.#ridden, this.#holdMs);
-    }
+    if (this.#busy()) this.#timer ??= setTimeout(() => this.#flush(), this.#holdMs);
+    else this.#immediate ??= setImmediate(() => this.#flush());
   }
 
   /**
@@ -242,6 +224,8 @@ export class ArtefactManager {
   }
 
   #flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     clearImmediate(this.#immediate);
     this.#immediate = undefined;
     if (this.#pending.length === 0) return;
