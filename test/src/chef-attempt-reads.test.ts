@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BuildResult, buckets } from '@computepods/protocol';
-import { sha256, until } from '@computepods/testkit';
+import { sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -40,22 +40,12 @@ describe('the chef reads the record of a next attempt once', () => {
     stack.write('src/a.txt', 'a\n');
     const request = () => stack.requestUpper(BUILD, 'a', sha256('a\n'));
     await request();
-    await until(
-      () => results.length === 1,
-      'the first result',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 1);
     expect(results[0]?.status, results[0]?.error).toBe('succeeded');
     // Not the bytes the build reported: asked again, the build runs again.
     writeFileSync(join(stack.workspace, 'out/a.upper'), 'other\n');
     await request();
-    await until(
-      () => results.length === 2,
-      'the second result',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 2);
     const second = results[1] as BuildResult;
     expect(second, second.error).toMatchObject({
       status: 'succeeded',

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BuildResult, buckets, TaskRecord } from '@computepods/protocol';
-import { sha256, until } from '@computepods/testkit';
+import { sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -40,12 +40,7 @@ describe('builds of one step cancelled right after their requests', () => {
       await cancel(buildId);
     }
     await stack.requestUpper(ids[3] as string, 'a', sha256('a\n'));
-    await until(
-      () => results.length === 4,
-      'four results',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 4);
     const byId = new Map(results.map((r) => [r.buildId, r]));
     expect(byId.get(ids[3] as string)).toMatchObject({ status: 'succeeded' });
     for (const r of results) {

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { BuildResult } from '@computepods/protocol';
-import { sha256, until } from '@computepods/testkit';
+import { sha256 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -40,12 +40,7 @@ describe('a build cancelled while its request waits in the chef queue', () => {
     const upTo = await stack.requestUpper(y, 'y', sha256('y\n'));
     await stack.cancelBuild(y, 'cancelled by request', upTo);
     writeFileSync(gate(), '');
-    await until(
-      () => results.length === 2,
-      'two results',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 2);
     const byId = new Map(results.map((r) => [r.buildId, r]));
     expect(byId.get(x)).toMatchObject({ status: 'succeeded' });
     expect(byId.get(y)).toMatchObject({
@@ -56,12 +51,7 @@ describe('a build cancelled while its request waits in the chef queue', () => {
 
     // Asked for again after the cancel: a later request, built.
     await stack.requestUpper(y, 'y', sha256('y\n'));
-    await until(
-      () => results.length === 3,
-      'the third result',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 3);
     expect(results[2]).toMatchObject({ buildId: y, status: 'succeeded' });
     expect(runs()).toBe('x\ny\n');
   });

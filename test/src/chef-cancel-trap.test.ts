@@ -41,12 +41,7 @@ describe('a cancelled build whose command traps SIGTERM', () => {
     await until(() => lines().startsWith('begin'), 'the first build to begin', 30_000);
     await stack.cancelBuild(first, 'inputs changed');
     await stack.requestUpper(next, 'a', sha256('a\n'));
-    await until(
-      () => results.length === 2,
-      'two results',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 2);
     const byId = new Map(results.map((r) => [r.buildId, r]));
     expect(byId.get(first)).toMatchObject({ status: 'cancelled' });
     expect(byId.get(next)).toMatchObject({ status: 'succeeded' });

@@ -33,19 +33,9 @@ describe('a build request that comes again after its build was reported', () => 
     stack.write('src/a.txt', 'a\n');
     const request = () => stack.requestUpper(BUILD, 'a', sha256('a\n'));
     await request();
-    await until(
-      () => results.length === 1,
-      'the first result',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 1);
     await request();
-    await until(
-      () => results.length === 2,
-      'the second result',
-      30_000,
-      () => stack.logs(),
-    );
+    await stack.untilResults(results, 2);
     const [first, second] = results as [BuildResult, BuildResult];
     expect(first, first.error).toMatchObject({ status: 'succeeded', buildId: BUILD });
     expect(second).toEqual(first);

@@ -20,6 +20,7 @@ import {
   NatsServer,
   runCommand,
   TempDir,
+  until,
 } from '@computepods/testkit';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -309,6 +310,19 @@ export class Stack implements AsyncDisposable {
       },
     );
     return ack.seq;
+  }
+
+  /**
+   * Waits until `results` (collectBuildResults') holds `n` results, with the services' logs on a
+   * timeout (30 s).
+   */
+  async untilResults(results: readonly BuildResult[], n: number): Promise<void> {
+    await until(
+      () => results.length >= n,
+      `${n} build results`,
+      30_000,
+      () => this.logs(),
+    );
   }
 
   /** Cancels build `buildId` as MajorDomo does (`upTo`: its last request's stream sequence). */
