@@ -122,15 +122,18 @@ describe('an ended task whose processes may still run is recorded stopping until
   });
 
   it('a task killed before it ran anything is not stopping', async () => {
-    const { ex } = setup({ resource: testLocalResource(tmp.path, 1) });
-    const gate = tmp.join(`gate-${n}`);
+    const { hooks, ex } = setup({ resource: testLocalResource(tmp.path, 1) });
     const blocker = trapping(0);
     const queued = trapping(0);
-    await ex.submit({ ...blocker.t, command: `while [ ! -e ${gate} ]; do sleep 0.05; done` });
+    await ex.submit({ ...blocker.t, command: 'while :; do sleep 0.05; done' });
     await ex.submit(queued.t);
     await until(() => ex.get(queued.t.taskId)?.state === 'submitted', 'queued');
     expect((await ex.kill(queued.t.taskId)).stopping).toBeUndefined();
-    await ex.kill(blocker.t.taskId);
+    // The blocker ran: stopping until it is gone. Waited for, or it outlived this test file (its
+    // pid, reported after the spawner's pid hold, came after the worker had exited).
+    expect((await ex.kill(blocker.t.taskId)).stopping).toBe(true);
+    await whenGone(hooks, blocker.t.taskId, () => '');
+    expect(processesWith(blocker.dir)).toEqual([]);
   });
 
   it('after a restart: a stopping record is watched again and taken off once the task is gone', async () => {
