@@ -56,6 +56,33 @@ describe('ArtefactManager: what is written, what is announced', () => {
     expect(await announcedFor('out/a.up', 3)).toEqual(['queued', 'up_to_date', 'queued']);
   });
 
+  it("announces a path's changes in the order they were made, a write in flight or not", async () => {
+    const m = await ArtefactManager.fromRecords(t.bus, []);
+    // A build's result (written, then announced) and the next build's queued output (not
+    // written) in one turn: the queued one is announced after the result, its last state.
+    const built = m.update('out/o.up', {
+      status: 'up_to_date',
+      sha256: sha('O'),
+      size: 1,
+      producer: 'up:o',
+      pods: [POD],
+    });
+    const queued = m.update('out/o.up', { status: 'queued', producer: 'up:o' });
+    await Promise.all([built, queued]);
+    expect(m.get('out/o.up')?.status).toBe('queued');
+    expect(await announcedFor('out/o.up', 2)).toEqual(['up_to_date', 'queued']);
+    // A deletion in flight, then the path built again.
+    const removed = m.remove('out/o.up');
+    const again = m.update('out/o.up', { status: 'queued', producer: 'up:o' });
+    await Promise.all([removed, again]);
+    expect(await announcedFor('out/o.up', 4)).toEqual([
+      'up_to_date',
+      'queued',
+      'missing',
+      'queued',
+    ]);
+  });
+
   it('writes a queued record that drops a hold or a verdict a restart would read', async () => {
     const m = await ArtefactManager.fromRecords(t.bus, []);
     const held = 'f'.repeat(32);

@@ -178,9 +178,17 @@ export class ArtefactManager {
       );
     }
     this.#records.set(path, next);
-    if (!transientOnly(prev, next))
-      await this.#inOrder(path, () => this.#out.put(path, checked.data));
-    this.#announce(checked.data, cid);
+    const rec = checked.data;
+    if (!transientOnly(prev, next)) {
+      await this.#inOrder(path, async () => {
+        await this.#out.put(path, rec);
+        this.#announce(rec, cid);
+      });
+    } else if (this.#writing.has(path)) {
+      // After the path's write in flight and its announcement: followers hear the changes of a
+      // path in the order they were made, so the last they hear is the record's state.
+      await this.#inOrder(path, async () => this.#announce(rec, cid));
+    } else this.#announce(rec, cid);
     return next;
   }
 
@@ -274,9 +282,11 @@ export class ArtefactManager {
     const prev = this.#records.get(path);
     if (!prev) return;
     this.#records.delete(path);
-    await this.#inOrder(path, () => this.kv.delete(path));
-    // A validated record with another status and no hash: valid, announced as it is.
-    this.#announce({ ...prev, status: 'missing', sha256: null }, cid);
+    await this.#inOrder(path, async () => {
+      await this.kv.delete(path);
+      // A validated record with another status and no hash: valid, announced as it is.
+      this.#announce({ ...prev, status: 'missing', sha256: null }, cid);
+    });
   }
 }
 
