@@ -100,3 +100,30 @@ it('keeps a directory pristine until it changes, and saves names in scan order',
   expect(defined(e.pristine('dir')).joined).toBe('b\0c');
   expect([...e.keys()].sort()).toEqual(['dir/b', 'dir/c', 'top']);
 });
+
+it('saves a changed directory in scan order again after names come and go between saves', async () => {
+  const c = new StampCache();
+  for (const n of ['m', 'c', 'x']) c.set(`dir/${n}`, stamp(n.charCodeAt(0)));
+  const file = join(dir, 'x');
+  const savedNames = async () => {
+    await c.save(file);
+    const d = new StampCache();
+    await d.load(file);
+    return defined(d.pristine('dir')).joined;
+  };
+  expect(await savedNames()).toBe('c\0m\0x');
+  // A stamp rewritten keeps the names; a new one and a removed one change them.
+  c.set('dir/m', stamp(7));
+  expect(await savedNames()).toBe('c\0m\0x');
+  c.set('dir/a', stamp(1));
+  expect(await savedNames()).toBe('a\0c\0m\0x');
+  c.delete('dir/m');
+  c.set('dir/q', stamp(2));
+  expect(await savedNames()).toBe('a\0c\0q\0x');
+  const d = new StampCache();
+  await d.load(file);
+  expect(d.get('dir/a')).toEqual(stamp(1));
+  expect(d.get('dir/q')).toEqual(stamp(2));
+  expect(d.get('dir/x')).toEqual(stamp('x'.charCodeAt(0)));
+  expect(d.get('dir/m')).toBeUndefined();
+});
