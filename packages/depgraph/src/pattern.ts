@@ -24,20 +24,39 @@ const NONE: readonly never[] = Object.freeze([]);
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
-export function compilePattern(source: string): Pattern {
-  // Most patterns of explicit rules (an archive's 32 objects) are literal: nothing to match.
-  if (!source.includes('{')) {
-    const ext = extOf(source);
-    return {
-      source,
-      names: NONE,
-      placeholders: false,
-      head: source,
-      slots: NONE,
-      repeated: false,
-      ext,
-    };
+/**
+ * A pattern without placeholders: its source is its one field, the rest its class's (the same
+ * for every literal). Most patterns of explicit rules are literal (an archive's 32 objects): at
+ * 100k artefacts 36,160 of the 36,173 patterns of 1,204 rules, each an object of seven fields
+ * and a string of its extension (~3.5 MiB) that a restart compiled, kept and the young
+ * generation copied, though nothing reads a literal's extension (the indexes take only
+ * patterns with placeholders; a literal is found by its source).
+ */
+class LiteralPattern implements Pattern {
+  constructor(readonly source: string) {}
+  get names(): readonly string[] {
+    return NONE;
   }
+  get placeholders(): boolean {
+    return false;
+  }
+  get head(): string {
+    return this.source;
+  }
+  get slots(): readonly Slot[] {
+    return NONE;
+  }
+  get repeated(): boolean {
+    return false;
+  }
+  get ext(): string {
+    return extOf(this.source);
+  }
+}
+
+export function compilePattern(source: string): Pattern {
+  // Most patterns of explicit rules are literal: nothing to match.
+  if (!source.includes('{')) return new LiteralPattern(source);
   const names: string[] = [];
   const found: Array<{ name: string; start: number; end: number }> = [];
   for (const m of source.matchAll(PLACEHOLDER)) {
