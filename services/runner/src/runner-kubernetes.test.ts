@@ -149,6 +149,9 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
     // Followed from the running pod and published, while the command waits at the gate.
     await until(() => seen.join('').includes('started\n'), 'the running pod log on NATS');
     expect((await kv.get('k-2'))?.value?.state).toBe('running');
+    // The log's first line comes before the command's request reaches the gate: released
+    // before it arrived, the request would be held for ever (a fresh-clone CI run, load 10).
+    await until(() => held.length > 0, 'the command at the gate');
     for (const res of held.splice(0)) res.end('go');
     let rec: TaskRecord | undefined;
     await until(async () => {
