@@ -183,6 +183,38 @@ describe('Bus over a real nats-server', () => {
     await consumer.stop();
   });
 
+  it('pulls again once a quarter of what it asked for is still to come', async () => {
+    // concurrency 4: 8 messages asked for at a time, again once 2 are still to come (6 more);
+    // nats.js's default pulled again once 6 were still to come, every 2 messages.
+    const subject = subjects.filesChanged(P, 'pulls');
+    for (let i = 0; i < 24; i++) await bus.publish('files.changed', subject, fileBody(`p${i}.txt`));
+    let pulls = 0;
+    const sub = bus.nc.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${streams.files(P)}.pull-test`, {
+      callback: () => {
+        pulls++;
+      },
+    });
+    const seen: string[] = [];
+    const consumer = await bus.consume({
+      stream: streams.files(P),
+      durable: 'pull-test',
+      filterSubject: subject,
+      accept: ['files.changed'],
+      concurrency: 4,
+      handler: async (msg) => {
+        seen.push(defined(msg.body.events[0], 'an event').path);
+      },
+    });
+    await until(() => (seen.length >= 24 ? true : undefined));
+    await bus.nc.flush();
+    await consumer.stop();
+    sub.unsubscribe();
+    expect(new Set(seen).size).toBe(24);
+    // The first pull and one every 6 messages (one more if a pull expired meanwhile: 5 s).
+    expect(pulls).toBeGreaterThanOrEqual(4);
+    expect(pulls).toBeLessThanOrEqual(6);
+  });
+
   it('publishes a body its caller validated with no parse of its own, deduped by msgId', async () => {
     const schema = messageTypes['files.changed'];
     const parse = vi.spyOn(schema, 'safeParse');
