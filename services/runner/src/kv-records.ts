@@ -1,17 +1,19 @@
 import type { TypedKv } from '@computepods/bus';
 import type { RetryPolicy } from '@computepods/executors';
-import { TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import type { TaskRecord } from '@computepods/protocol';
 import { z } from 'zod';
 import { RecordConflictError } from './errors.js';
 
 /**
- * A record on its way to KV: every field checked but its task, which was checked once as it
- * came in (Executor.submit parses it; an adopted record's as it was read), the same object in
- * each of the task's records. Each write parsed it again.
+ * A record on its way to KV, stored with no parse of its own: the executor builds every record
+ * it writes from typed parts (Executor's #created and #step), its task parsed once as it came in
+ * (Executor.submit; an adopted or requeued record's as it was read from KV), the backends'
+ * patches from what they parsed (the spawner's lines, SLURM's answers). Every reader parses
+ * what it reads (the chef's record watch, MajorDomo, cpctrl, a restarted runner's adoption), as
+ * MajorDomo's artefact records and build traces are written. The parse was the runner's
+ * largest zod cost, two a task: every field again, the task's history and handle included.
  */
-const RecordOut = TaskRecord.extend({
-  task: z.custom<TaskSubmitted>((v) => typeof v === 'object' && v !== null),
-});
+const RecordOut = z.custom<TaskRecord>();
 
 /**
  * How a runner's executor tries a record write that failed: for about 25 s (100 ms, doubling to

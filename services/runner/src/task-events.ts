@@ -1,5 +1,5 @@
 import type { Bus } from '@computepods/bus';
-import { subjects, type TaskStateChanged } from '@computepods/protocol';
+import { envelope, subjects, type TaskStateChanged } from '@computepods/protocol';
 
 /** The longest a task-state event waits for a record write to travel with (ms). */
 export const EVENT_HOLD_MS = 20;
@@ -16,12 +16,18 @@ export const EVENT_HOLD_MS = 20;
  * counting running tasks alone, each such end event left alone. With nothing running or waiting
  * there is no next record to wait for: it leaves at once. Events leave in the order they were
  * announced.
+ *
+ * An event is enveloped with no parse of its own (as Bus.emitValidated sends): the executor
+ * builds it from a record it wrote, whose task was parsed as it came in (Executor.submit) and
+ * whose other fields come from typed code, its reason cut to the event's 10,000 characters
+ * (Executor's #announce). Every reader parses what it receives. The parse was two zod passes
+ * a task on the runner's hot path.
  */
 export class TaskEvents {
   readonly #bus: Bus;
   readonly #subject: string;
   readonly #holdMs: number;
-  /** Encoded (validated) events, in order. */
+  /** Encoded events, in order. */
   #held: string[] = [];
   #timer: NodeJS.Timeout | undefined;
   /** Tasks announced submitted or running and not since announced ended or paused. */
@@ -33,9 +39,12 @@ export class TaskEvents {
     this.#holdMs = holdMs;
   }
 
-  /** Announces a recorded state; an invalid event throws here, as a publish would. */
+  /** Announces a recorded state (an event the executor built from its record). */
   emit(event: TaskStateChanged, cid: string | undefined): void {
-    const data = this.#bus.encode('task.state', event, cid);
+    const bus = this.#bus;
+    const data = JSON.stringify(
+      envelope('task.state', event, { project: bus.project, source: bus.service, cid }),
+    );
     if (event.state === 'running' || event.state === 'submitted') this.#active.add(event.taskId);
     else this.#active.delete(event.taskId);
     this.#held.push(data);
