@@ -430,18 +430,22 @@ export class Executor<B extends Backend = Backend> {
       ...(rec.stdoutPath !== undefined ? { stdoutPath: rec.stdoutPath } : {}),
       ...(rec.stderrPath !== undefined ? { stderrPath: rec.stderrPath } : {}),
     };
-    const failed = (err: unknown) =>
-      this.#log('warn', 'could not publish a task state change', {
-        taskId: rec.task.taskId,
-        state: rec.state,
-        err: String(err),
-      });
     try {
       const p = this.#hooks.publish(event, rec, passed);
-      if (p) p.catch(failed);
+      if (p) p.catch((err: unknown) => this.#publishFailed(rec, err));
     } catch (err) {
-      failed(err);
+      this.#publishFailed(rec, err);
     }
+  }
+
+  // A method, not a closure made for every event: a closure per call is work on the hot path
+  // for the rare failure (and a defineProperty each where names are kept, as tsx keeps them).
+  #publishFailed(rec: TaskRecord, err: unknown): void {
+    this.#log('warn', 'could not publish a task state change', {
+      taskId: rec.task.taskId,
+      state: rec.state,
+      err: String(err),
+    });
   }
 
   #markEnded(rec: TaskRecord): void {

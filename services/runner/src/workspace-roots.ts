@@ -28,31 +28,43 @@ export async function checkCwd(
   roots: readonly string[],
   options: { remote?: boolean } = {},
 ): Promise<TaskRefusedError | undefined> {
-  const refuse = (why: string) => new TaskRefusedError('cwd', `cwd ${JSON.stringify(cwd)} ${why}`);
   if (CONTROL_CHARS.test(cwd))
-    return refuse('holds a control character (newline, tab ...); the task was not run');
-  if (!isAbsolute(cwd)) return refuse('is not an absolute path; the task was not run');
+    return refuse(cwd, 'holds a control character (newline, tab ...); the task was not run');
+  if (!isAbsolute(cwd)) return refuse(cwd, 'is not an absolute path; the task was not run');
   if (roots.length === 0)
     return refuse(
+      cwd,
       'cannot be allowed: this runner has no workspace roots, so it runs no task; set CP_WORKSPACE_ROOTS (colon-separated absolute paths) or CP_WORKSPACE on the runner',
     );
-  const outside = (resolved?: string) =>
-    refuse(
-      `is outside the runner's workspace roots (${rootsLabel(roots)})${resolved && resolved !== cwd ? `: it resolves to ${JSON.stringify(resolved)}` : ''}; the task was not run. Run it from a workspace inside them, or add its workspace to CP_WORKSPACE_ROOTS on the runner`,
-    );
   if (options.remote) {
-    if (cwd.split('/').includes('..')) return refuse("climbs with '..'; the task was not run");
+    if (cwd.split('/').includes('..')) return refuse(cwd, "climbs with '..'; the task was not run");
     const norm = posix.normalize(cwd);
-    return roots.some((root) => within(posix.normalize(root), norm)) ? undefined : outside();
+    return roots.some((root) => within(posix.normalize(root), norm))
+      ? undefined
+      : outside(cwd, roots);
   }
   // The cwd and the roots are resolved at once (one wait, not one after the other).
   const [real, ...realRoots] = await Promise.all([resolveNow(cwd), ...roots.map(resolveNow)]);
   if (real === undefined)
     return refuse(
+      cwd,
       `does not exist on the runner (or cannot be resolved); the task was not run (${rootsLabel(roots)})`,
     );
   if (realRoots.some((root) => root !== undefined && within(root, real))) return undefined;
-  return outside(real);
+  return outside(cwd, roots, real);
+}
+
+// Module functions, not closures made for every check: the refusals are rare, the checks one a
+// task (and a closure made per call costs a defineProperty each where names are kept: tsx).
+function refuse(cwd: string, why: string): TaskRefusedError {
+  return new TaskRefusedError('cwd', `cwd ${JSON.stringify(cwd)} ${why}`);
+}
+
+function outside(cwd: string, roots: readonly string[], resolved?: string): TaskRefusedError {
+  return refuse(
+    cwd,
+    `is outside the runner's workspace roots (${rootsLabel(roots)})${resolved && resolved !== cwd ? `: it resolves to ${JSON.stringify(resolved)}` : ''}; the task was not run. Run it from a workspace inside them, or add its workspace to CP_WORKSPACE_ROOTS on the runner`,
+  );
 }
 
 /** Deferred resolutions: the paths checks asked for this turn of the event loop. */
