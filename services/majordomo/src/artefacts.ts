@@ -7,7 +7,8 @@ import {
   subjects,
 } from '@computepods/protocol';
 import { z } from 'zod';
-import { type PathIds, RecordIndex } from './record-index.js';
+import { type PathIds, RecordIndex, type RecordState } from './record-index.js';
+import { SnapshotRecords } from './snapshot-records.js';
 
 type Rec = ArtefactRecord;
 
@@ -89,12 +90,14 @@ export class ArtefactManager {
    */
   static async fromRecords(
     bus: Bus,
-    records: Iterable<Rec>,
+    records: Iterable<Rec> | SnapshotRecords,
     ids?: PathIds,
   ): Promise<ArtefactManager> {
     const kv = await bus.kv(buckets.artefacts(bus.project), ArtefactRecord);
     const m = new ArtefactManager(bus, kv, ids);
-    m.#records.load(records);
+    // A snapshot's, each record made when first read (RecordIndex.loadSnapshot).
+    if (records instanceof SnapshotRecords) m.#records.loadSnapshot(records);
+    else m.#records.load(records);
     return m;
   }
 
@@ -142,6 +145,22 @@ export class ArtefactManager {
   /** Every record, in no order: for a pass over all of them (100,000s at a restart), no sort. */
   records(): IterableIterator<Rec> {
     return this.#records.values();
+  }
+
+  /**
+   * The records in one state: a restart's passes for a state few records are in (stuck cycles,
+   * cancelled builds) make only those of a snapshot's records (RecordIndex.withStatus).
+   */
+  withStatus(status: ArtefactStatus): Iterable<Rec> {
+    return this.#records.withStatus(status);
+  }
+
+  /**
+   * Every record's path, state and whether it is an auxiliary's, without making a snapshot's
+   * records (RecordIndex.states: one object written over, read it before the next).
+   */
+  states(): Iterable<Readonly<RecordState>> {
+    return this.#records.states();
   }
 
   get size(): number {

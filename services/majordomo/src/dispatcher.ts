@@ -412,8 +412,8 @@ export class Dispatcher {
    */
   restoreHolds(): void {
     const keys = new Map<string, string>();
-    for (const rec of this.p.artefacts.records())
-      if (rec.status === 'cancelled' && rec.held && rec.producer) keys.set(rec.producer, rec.held);
+    for (const rec of this.p.artefacts.withStatus('cancelled'))
+      if (rec.held && rec.producer) keys.set(rec.producer, rec.held);
     if (keys.size === 0) return;
     const res = this.p.dm.restoreHolds(
       keys.keys(),

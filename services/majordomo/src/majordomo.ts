@@ -12,6 +12,7 @@ import {
   projectionKey,
 } from '@computepods/depgraph';
 import {
+  type ArtefactRecord,
   type ArtefactStatus,
   type BuildResult,
   buckets,
@@ -272,8 +273,8 @@ export class MajorDomo {
       md.#handleChange(md.dm.restorePass(taskId, pass, round), 'restart');
     // A cycle reported as not converging stays so until an edit: no new passes for a restart.
     const stuck: Record<string, number> = {};
-    for (const rec of artefacts.records())
-      if (rec.status === 'not_converging' && rec.passes) stuck[rec.path] = rec.passes;
+    for (const rec of artefacts.withStatus('not_converging'))
+      if (rec.passes) stuck[rec.path] = rec.passes;
     md.#handleChange(md.dm.restoreNonConvergence(stuck), 'restart');
     md.#builds.restoreHolds();
     const tRestored = performance.now();
@@ -1015,26 +1016,30 @@ export class MajorDomo {
    */
   async #refreshStatuses(cid: string): Promise<void> {
     const touched = this.dm.takeTouched();
-    // Every record, when the graph cannot say which: as listed, not looked up again by path
-    // (100,000s of map reads at a restart), until a window of writes was awaited (the record may
-    // have changed meanwhile: read again from then on).
-    const records = touched ?? [...this.artefacts.records()];
-    let awaited = false;
+    // Every record, when the graph cannot say which: each one's path and state as the index
+    // holds them when reached (not looked up again by path: 100,000s of map reads at a restart,
+    // nor made: a snapshot's records are made when first read, RecordIndex.states).
+    const records = touched ? this.#touchedRecords(touched) : this.artefacts.states();
     let window: Promise<unknown>[] = [];
-    for (const listed of records) {
-      const rec =
-        typeof listed === 'string' || awaited ? this.artefacts.get(pathOf(listed)) : listed;
-      if (!rec || rec.auxiliary) continue;
+    for (const rec of records) {
+      if (rec.auxiliary) continue;
       const path = rec.path;
       const status = this.#statusOf(path);
       if (!status || status === rec.status) continue;
       window.push(this.artefacts.update(path, { status }, cid));
       if (window.length < REFRESH_WINDOW) continue;
       await Promise.all(window);
-      awaited = true;
       window = [];
     }
     await Promise.all(window);
+  }
+
+  /** The records of the touched paths, each read when reached. */
+  *#touchedRecords(paths: readonly string[]): Generator<ArtefactRecord> {
+    for (const path of paths) {
+      const rec = this.artefacts.get(path);
+      if (rec) yield rec;
+    }
   }
 
   #statusOf(path: string): ArtefactStatus | undefined {
@@ -1152,11 +1157,6 @@ const IN_FLIGHT = 4;
 
 /** Status writes #refreshStatuses has in flight at most. */
 const REFRESH_WINDOW = 64;
-
-/** The path of a record, or the path itself. */
-function pathOf(listed: string | { path: string }): string {
-  return typeof listed === 'string' ? listed : listed.path;
-}
 
 function toSpec(owned: OwnedRule) {
   const { rule } = owned;

@@ -1,4 +1,5 @@
 import type { ArtefactRecord, ArtefactStatus } from '@computepods/protocol';
+import type { SnapshotRecords } from './snapshot-records.js';
 
 type Rec = ArtefactRecord;
 
@@ -37,6 +38,15 @@ export class RecordIndex {
   #sorted: string[] | undefined;
 
   readonly #ids: PathIds;
+  /**
+   * A snapshot's records not made yet (loadSnapshot): `#lazyAt[id]` is the index in `#lazy` of
+   * the record of path id `id`, -1 once made (or none). Each is made when first read and then
+   * held in #byId as any other.
+   */
+  #lazy: SnapshotRecords | undefined;
+  #lazyAt = new Int32Array(0);
+  /** How many of them are not made yet: at none, the columns are let go. */
+  #lazyLeft = 0;
 
   constructor(ids: PathIds = NO_IDS) {
     this.#ids = ids;
@@ -45,10 +55,86 @@ export class RecordIndex {
   get(path: string): Rec | undefined {
     const id = this.#ids.internedId(path);
     if (id !== undefined) {
-      const rec = this.#byId[id];
+      const rec = this.#byId[id] ?? this.#made(id);
       if (rec) return rec;
     }
     return this.#others.size > 0 ? this.#others.get(path) : undefined;
+  }
+
+  /** The record of path id `id` from the snapshot's, made now, if it has one not made yet. */
+  #made(id: number): Rec | undefined {
+    const i = this.#lazyAt[id] ?? -1;
+    if (i < 0 || !this.#lazy) return undefined;
+    this.#lazyAt[id] = -1;
+    const rec = this.#lazy.record(i);
+    if (--this.#lazyLeft === 0) {
+      this.#lazy = undefined;
+      this.#lazyAt = new Int32Array(0);
+    }
+    const byId = this.#byId;
+    while (byId.length < id) byId.push(undefined);
+    byId[id] = rec;
+    return rec;
+  }
+
+  /**
+   * A snapshot's records into an empty index, each made when first read (SnapshotRecords): the
+   * counts per state come from its columns. A record with fields no column holds, or whose path
+   * the graph does not hold, is made now (few are). As load(), a path given twice keeps its last.
+   */
+  loadSnapshot(records: SnapshotRecords): void {
+    if (this.size > 0) throw new RangeError('RecordIndex.loadSnapshot needs an empty index');
+    const lazyAt = new Int32Array(maxId(records.at) + 1).fill(-1);
+    const counts: Partial<Record<ArtefactStatus, number>> = {};
+    const count = (status: ArtefactStatus, by: number) => {
+      counts[status] = (counts[status] ?? 0) + by;
+    };
+    let left = 0;
+    const { at } = records;
+    for (let i = 0; i < records.count; i++) {
+      const id = at[i] ?? -1;
+      // A path given twice: the record before, if held lazily, is dropped (none is made here).
+      const was = id < 0 ? -1 : (lazyAt[id] ?? -1);
+      if (was >= 0) {
+        count(records.status(was), -1);
+        lazyAt[id] = -1;
+        left--;
+        this.#held--;
+      }
+      if (id < 0 || records.hasMore(i)) {
+        const rec = records.record(i);
+        const prev = this.#put(rec.path, rec);
+        if (prev) count(prev.status, -1);
+        count(rec.status, 1);
+        continue;
+      }
+      const prev = this.#byId[id];
+      if (prev) {
+        count(prev.status, -1);
+        this.#byId[id] = undefined;
+      } else this.#held++;
+      lazyAt[id] = i;
+      left++;
+      count(records.status(i), 1);
+    }
+    if (left > 0) {
+      this.#lazy = records;
+      this.#lazyAt = lazyAt;
+      this.#lazyLeft = left;
+    }
+    for (const [status, n] of Object.entries(counts) as [ArtefactStatus, number][])
+      if (n > 0) this.#counts.set(status, n);
+    this.#sorted = undefined;
+  }
+
+  /** The record by id, made if it is a snapshot's not made yet. */
+  #at(id: number): Rec | undefined {
+    return this.#byId[id] ?? this.#made(id);
+  }
+
+  /** How many ids may hold a record. */
+  #idCount(): number {
+    return Math.max(this.#byId.length, this.#lazyAt.length);
   }
 
   /**
@@ -78,7 +164,7 @@ export class RecordIndex {
 
   delete(path: string): void {
     const id = this.#ids.internedId(path);
-    const prev = id === undefined ? undefined : this.#byId[id];
+    const prev = id === undefined ? undefined : this.#at(id);
     if (prev) {
       this.#byId[id as number] = undefined;
       this.#held--;
@@ -94,9 +180,63 @@ export class RecordIndex {
     this.#sorted = undefined;
   }
 
-  /** Every record: those by id in id order, then the others. */
+  /** Every record: those by id in id order, then the others (a snapshot's made as they come). */
   values(): IterableIterator<Rec> {
-    return new Records(this.#byId, this.#others.values());
+    return new Records(
+      (id) => this.#at(id),
+      () => this.#idCount(),
+      this.#others.values(),
+    );
+  }
+
+  /**
+   * The records in state `status`, as values() gives them, making only those of a snapshot's
+   * not made yet that are in it (their state is read from its columns).
+   */
+  *withStatus(status: ArtefactStatus): Generator<Rec> {
+    if (!this.#counts.has(status)) return;
+    const lazy = this.#lazy;
+    const lazyAt = this.#lazyAt;
+    for (let id = 0; id < this.#idCount(); id++) {
+      const i = lazyAt[id] ?? -1;
+      if (i >= 0 && lazy?.status(i) !== status) continue;
+      const rec = this.#at(id);
+      if (rec?.status === status) yield rec;
+    }
+    for (const rec of this.#others.values()) if (rec.status === status) yield rec;
+  }
+
+  /**
+   * Every record's path, state and whether it is an auxiliary's, as values() would give them,
+   * without making the records of a snapshot's not made yet (read from its columns: none of
+   * them is an auxiliary's, whose field the columns do not hold). One object, written over for
+   * each record: read it before the next.
+   */
+  *states(): Generator<Readonly<RecordState>> {
+    const lazy = this.#lazy;
+    const lazyAt = this.#lazyAt;
+    const byId = this.#byId;
+    const out: RecordState = { path: '', status: 'source', auxiliary: undefined };
+    for (let id = 0; id < this.#idCount(); id++) {
+      const rec = byId[id];
+      const i = lazyAt[id] ?? -1;
+      if (rec) {
+        out.path = rec.path;
+        out.status = rec.status;
+        out.auxiliary = rec.auxiliary;
+      } else if (i >= 0 && lazy) {
+        out.path = lazy.path(i);
+        out.status = lazy.status(i);
+        out.auxiliary = undefined;
+      } else continue;
+      yield out;
+    }
+    for (const rec of this.#others.values()) {
+      out.path = rec.path;
+      out.status = rec.status;
+      out.auxiliary = rec.auxiliary;
+      yield out;
+    }
   }
 
   get size(): number {
@@ -113,7 +253,7 @@ export class RecordIndex {
    * starting with `prefix`; `next` is the cursor of the page after, when there is one.
    */
   page(limit: number, cursor?: string, prefix = ''): { records: Rec[]; next?: string } {
-    this.#sorted ??= Array.from(this.values(), (r) => r.path).sort((a, b) =>
+    this.#sorted ??= Array.from(this.states(), (r) => r.path).sort((a, b) =>
       a < b ? -1 : a > b ? 1 : 0,
     );
     const paths = this.#sorted;
@@ -152,7 +292,7 @@ export class RecordIndex {
       return prev;
     }
     const byId = this.#byId;
-    let prev = byId[id];
+    let prev = byId[id] ?? this.#made(id);
     if (!prev) {
       this.#held++;
       prev = this.#others.size > 0 ? this.#others.get(path) : undefined;
@@ -181,7 +321,8 @@ class Records implements IterableIterator<Rec> {
   #id = 0;
 
   constructor(
-    private readonly byId: readonly (Rec | undefined)[],
+    private readonly byId: (id: number) => Rec | undefined,
+    private readonly ids: () => number,
     private readonly others: IterableIterator<Rec>,
   ) {}
 
@@ -190,11 +331,23 @@ class Records implements IterableIterator<Rec> {
   }
 
   next(): IteratorResult<Rec> {
-    const byId = this.byId;
-    while (this.#id < byId.length) {
-      const rec = byId[this.#id++];
+    while (this.#id < this.ids()) {
+      const rec = this.byId(this.#id++);
       if (rec) return { value: rec, done: false };
     }
     return this.others.next();
   }
+}
+
+function maxId(ids: Int32Array): number {
+  let max = -1;
+  for (const id of ids) if (id > max) max = id;
+  return max;
+}
+
+/** A record's path, state and whether it is an auxiliary's (RecordIndex.states). */
+export interface RecordState {
+  path: string;
+  status: ArtefactStatus;
+  auxiliary: boolean | undefined;
 }

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { ArtefactManager } from './artefacts.js';
 import type { MajorDomoConfig } from './config.js';
 import { DeclarationBesidesRules, planText } from './declaration.js';
-import { compactRecords, expandRecords } from './snapshot-records.js';
+import { compactRecords, snapshotRecords } from './snapshot-records.js';
 import type {
   BucketMark,
   Loaded,
@@ -224,7 +224,7 @@ export async function openSnapshot(
   } catch (err) {
     return `graph not loaded: ${(err as Error).message}`;
   }
-  const records = expandRecords(dm, meta.records);
+  const records = snapshotRecords(dm, meta.records);
   if (typeof records === 'string') return records;
   const artefacts = await ArtefactManager.fromRecords(bus, records, dm);
   const passes = new Map(meta.passes.map((m) => [m.taskId, m]));

@@ -3,7 +3,13 @@ import { DependencyManager } from '@computepods/depgraph';
 import type { ArtefactRecord } from '@computepods/protocol';
 import { describe, expect, it } from 'vitest';
 import { RecordIndex } from './record-index.js';
-import { compactRecords, expandRecords, runsOf, type StoredRecords } from './snapshot-records.js';
+import {
+  compactRecords,
+  expandRecords,
+  runsOf,
+  type StoredRecords,
+  snapshotRecords,
+} from './snapshot-records.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const UPDATED = '2026-12-06T00:00:00.000Z';
@@ -140,6 +146,38 @@ describe("a snapshot's records (snapshot-records.ts)", () => {
     const obj = back.find((r) => r.path === 'obj/a.o');
     expect(obj?.path).toBe(restored.strings('obj/a.o')?.path);
     expect(Object.isFrozen(obj?.pods)).toBe(true);
+  });
+
+  it('held lazily answer as the records loaded whole, and keep what the graph held then', () => {
+    const dm = graph();
+    const recs = records(dm);
+    (recs[0] as ArtefactRecord & Record<string, unknown>).passes = 2; // a field of its own
+    const compact = stored(compactRecords(dm, index(recs)));
+    const restored = DependencyManager.fromBytes(dm.exportBytes());
+    const lazy = snapshotRecords(restored, compact);
+    if (typeof lazy === 'string') throw new Error(lazy);
+    const held = new RecordIndex(restored);
+    held.loadSnapshot(lazy);
+    const whole = new RecordIndex(restored);
+    whole.load(recs);
+    // Its states and paths from the columns, before any record is made.
+    const states = Array.from(held.states(), (s) => ({ ...s }));
+    expect(states).toEqual(
+      Array.from(whole.values(), ({ path, status, auxiliary }) => ({ path, status, auxiliary })),
+    );
+    expect(held.size).toBe(recs.length);
+    expect(held.counts()).toEqual(whole.counts());
+    expect(held.page(2)).toEqual(whole.page(2));
+    expect([...held.withStatus('source')]).toEqual([...whole.withStatus('source')]);
+    // The graph changes after the restore: a record made later is the snapshot's still.
+    restored.setArtefact('obj/a.o', sha('edited'));
+    expect(held.get('obj/a.o')).toEqual(recs.find((r) => r.path === 'obj/a.o'));
+    expect(byPath([...held.values()])).toEqual(byPath(recs));
+    // Changed afterwards as any index is.
+    held.delete('src/a.c');
+    held.set('obj/b.o', { ...(held.get('obj/b.o') as ArtefactRecord), status: 'up_to_date' });
+    expect(held.counts()).toEqual({ missing: 1, source: 1, up_to_date: 3 });
+    expect(held.size).toBe(recs.length - 1);
   });
 
   it('are runs of values: repeats and steps of one are one run each', () => {

@@ -249,77 +249,159 @@ class Unfit extends CpError {
 }
 
 /**
- * A snapshot's stored records made whole, from the graph loaded beside them (its strings, so
- * records and graph share them), or why they do not fit that graph (then the snapshot is not
- * used). The pods lists are shared frozen (MajorDomo replaces a record's list, never changes one
- * in place).
+ * A snapshot's stored records, checked against the graph loaded beside them, or why they do not
+ * fit that graph (then the snapshot is not used). Each record is made whole when first read
+ * (SnapshotRecords.record): a restart reads few of them before it is ready, and a state or a
+ * path from the columns (RecordIndex keeps them so). At 100k artefacts making them all was
+ * ~18 ms and ~10 MB of objects (records and their `written`) that the young generation copied
+ * and promoted before ready; the columns are a few typed arrays.
  */
-export function expandRecords(
+export function snapshotRecords(
   dm: DependencyManager,
   stored: StoredRecords,
-): ArtefactRecord[] | string {
+): SnapshotRecords | string {
   try {
-    return expand(dm, stored);
+    return new SnapshotRecords(dm, stored);
   } catch (err) {
     if (err instanceof Unfit) return err.message;
     throw err;
   }
 }
 
-function expand(dm: DependencyManager, stored: StoredRecords): ArtefactRecord[] {
-  const { strings, count: n, size, rest } = stored;
-  if (size.length !== n) throw new Unfit(`snapshot record sizes: ${size.length} of ${n}`);
-  const col = (name: (typeof IN_RUNS)[number]) => new Runs(stored[name], n, name);
-  const [at, status, sha256, cutoff, producer, updated, buildId, podsAt, writtenPod, writtenMtime] =
-    IN_RUNS.map(col) as [Runs, Runs, Runs, Runs, Runs, Runs, Runs, Runs, Runs, Runs];
-  const lists = stored.podLists.map((l) =>
-    Object.freeze(
-      l.map((s) => {
-        const p = strings[s];
-        if (p === undefined) throw new Unfit(`a snapshot pods list names no string (${s})`);
-        return p;
-      }),
-    ),
-  );
-  const str = (c: number, i: number, graph: string | undefined, what: string) => {
-    if (c === ABSENT) return undefined;
-    if (c === NULL) return null;
-    if (c === FROM_GRAPH) {
-      if (graph === undefined) throw new Unfit(`snapshot record ${i}: its graph has no ${what}`);
-      return graph;
+/** Every record made whole at once (snapshotRecords, each read). */
+export function expandRecords(
+  dm: DependencyManager,
+  stored: StoredRecords,
+): ArtefactRecord[] | string {
+  const recs = snapshotRecords(dm, stored);
+  if (typeof recs === 'string') return recs;
+  return Array.from({ length: recs.count }, (_, i) => recs.record(i));
+}
+
+/**
+ * A snapshot's records by index, as columns (each decoded from its runs into a typed array),
+ * checked as a whole record would be when made. What a record takes from the graph (its path,
+ * and its hash and producer where stored as the graph's) is the graph's at the restore, kept
+ * per record: the graph changes after, a record made later must not. The pods lists are shared
+ * frozen (MajorDomo replaces a record's list, never changes one in place).
+ */
+export class SnapshotRecords {
+  readonly count: number;
+  /** The graph's path id of each record (-1: a path the graph does not hold). */
+  readonly at: Int32Array;
+  readonly #strings: readonly string[];
+  readonly #lists: readonly (readonly string[])[];
+  readonly #size: readonly unknown[];
+  readonly #cols: Record<(typeof IN_RUNS)[number], Int32Array>;
+  /** Per record, the graph's path, hash and producer at the restore. */
+  readonly #path: (string | undefined)[];
+  readonly #hash: (string | undefined)[];
+  readonly #producer: (string | undefined)[];
+  /** [record index, its other fields] by record index (StoredRecords.rest). */
+  readonly #rest: Map<number, Record<string, unknown>>;
+
+  constructor(dm: DependencyManager, stored: StoredRecords) {
+    const { strings, count: n, size, rest } = stored;
+    if (size.length !== n) throw new Unfit(`snapshot record sizes: ${size.length} of ${n}`);
+    const cols = Object.fromEntries(
+      IN_RUNS.map((name) => [name, decodeRuns(stored[name], n, name)]),
+    ) as Record<(typeof IN_RUNS)[number], Int32Array>;
+    const lists = stored.podLists.map((l) =>
+      Object.freeze(
+        l.map((s) => {
+          const p = strings[s];
+          if (p === undefined) throw new Unfit(`a snapshot pods list names no string (${s})`);
+          return p;
+        }),
+      ),
+    );
+    this.count = n;
+    this.at = cols.at;
+    this.#strings = strings;
+    this.#lists = lists;
+    this.#size = size;
+    this.#cols = cols;
+    this.#path = new Array(n);
+    this.#hash = new Array(n);
+    this.#producer = new Array(n);
+    this.#rest = new Map();
+    let r = 0;
+    const held: PathStrings = { path: '', hash: undefined, producer: undefined };
+    const code = (c: number, i: number, graph: string | undefined, what: string) => {
+      if (c === FROM_GRAPH) {
+        if (graph === undefined) throw new Unfit(`snapshot record ${i}: its graph has no ${what}`);
+      } else if (c !== ABSENT && c !== NULL && strings[c - STRING] === undefined)
+        throw new Unfit(`snapshot record ${i}: ${what} code ${c}`);
+    };
+    for (let i = 0; i < n; i++) {
+      const id = cols.at[i] as number;
+      let graph: PathStrings | undefined;
+      if (id !== -1) {
+        graph = dm.stringsAt(id, held);
+        if (!graph) throw new Unfit(`a snapshot record names no path of its graph (${id})`);
+        this.#path[i] = graph.path;
+        this.#hash[i] = graph.hash;
+        this.#producer[i] = graph.producer;
+      }
+      const list = cols.pods[i] as number;
+      if (!lists[list]) throw new Unfit(`snapshot record ${i}: pods list ${list}`);
+      const sz = size[i];
+      if (typeof sz !== 'number' && sz !== null) throw new Unfit(`snapshot record ${i}: size`);
+      code(cols.status[i] as number, i, undefined, 'status');
+      code(cols.sha256[i] as number, i, graph?.hash, 'hash');
+      code(cols.updated[i] as number, i, undefined, 'time');
+      code(cols.cutoff[i] as number, i, graph?.hash, 'hash');
+      code(cols.producer[i] as number, i, graph?.producer, 'producer');
+      code(cols.buildId[i] as number, i, undefined, 'build id');
+      code(cols.writtenPod[i] as number, i, undefined, 'pod');
+      code(cols.writtenMtime[i] as number, i, undefined, 'mtime');
+      const more = rest[r];
+      let path = graph?.path;
+      if (more && more[0] === i) {
+        this.#rest.set(i, more[1]);
+        if ('path' in more[1]) path = more[1].path as string;
+        r++;
+      }
+      if (typeof path !== 'string') throw new Unfit('a snapshot record has no path');
     }
-    const s = strings[c - STRING];
-    if (s === undefined) throw new Unfit(`snapshot record ${i}: ${what} code ${c}`);
-    return s;
-  };
-  const out = new Array<ArtefactRecord>(n);
-  // Each record's graph strings, written over for the next (no object per record).
-  const graphHeld: PathStrings = { path: '', hash: undefined, producer: undefined };
-  let r = 0;
-  for (let i = 0; i < n; i++) {
-    const id = at.next();
-    let held: PathStrings | undefined;
-    if (id !== -1) {
-      held = dm.stringsAt(id, graphHeld);
-      if (!held) throw new Unfit(`a snapshot record names no path of its graph (${id})`);
-    }
-    const list = podsAt.next();
-    const pods = lists[list];
-    const sz = size[i];
-    if (!pods) throw new Unfit(`snapshot record ${i}: pods list ${list}`);
-    if (typeof sz !== 'number' && sz !== null) throw new Unfit(`snapshot record ${i}: size`);
-    const path = held?.path;
-    const st = str(status.next(), i, undefined, 'status');
-    const sha = str(sha256.next(), i, held?.hash, 'hash');
-    const up = str(updated.next(), i, undefined, 'time');
-    const c = str(cutoff.next(), i, held?.hash, 'hash');
-    const p = str(producer.next(), i, held?.producer, 'producer');
-    const b = str(buildId.next(), i, undefined, 'build id');
+    if (r < rest.length) throw new Unfit(`snapshot record fields for record ${rest[r]?.[0]}`);
+  }
+
+  /** Whether record `i` has fields no column holds (an auxiliary's, a stuck cycle's passes). */
+  hasMore(i: number): boolean {
+    return this.#rest.has(i);
+  }
+
+  /** Record `i`'s path (one without fields of its own besides the columns': the graph's). */
+  path(i: number): string {
+    return this.#path[i] ?? (this.#rest.get(i)?.path as string);
+  }
+
+  /** Record `i`'s state, as its record has it. */
+  status(i: number): ArtefactRecord['status'] {
+    const more = this.#rest.get(i);
+    if (more && 'status' in more) return more.status as ArtefactRecord['status'];
+    return this.#str(this.#cols.status[i] as number, undefined) as ArtefactRecord['status'];
+  }
+
+  /** Record `i` made whole (a new object each call). */
+  record(i: number): ArtefactRecord {
+    const c = this.#cols;
+    const hash = this.#hash[i];
+    const path = this.#path[i];
+    const st = this.#str(c.status[i] as number, undefined);
+    const sha = this.#str(c.sha256[i] as number, hash);
+    const up = this.#str(c.updated[i] as number, undefined);
+    const cut = this.#str(c.cutoff[i] as number, hash);
+    const p = this.#str(c.producer[i] as number, this.#producer[i]);
+    const b = this.#str(c.buildId[i] as number, undefined);
+    const pods = this.#lists[c.pods[i] as number];
+    const sz = this.#size[i];
     // The usual records made whole in one literal, their fields in the order the general way
     // adds them: a field added to a literal's object goes to a second object (its out-of-object
-    // properties), ~100,000 more for the young generation to copy at a restart.
+    // properties).
     let rec: Record<string, unknown>;
-    if (c !== undefined && p !== undefined && b !== undefined)
+    if (cut !== undefined && p !== undefined && b !== undefined)
       rec = {
         path,
         status: st,
@@ -327,31 +409,33 @@ function expand(dm: DependencyManager, stored: StoredRecords): ArtefactRecord[] 
         size: sz,
         pods,
         updated: up,
-        cutoff: c,
+        cutoff: cut,
         producer: p,
         buildId: b,
       };
-    else if (c !== undefined && p === undefined && b === undefined)
-      rec = { path, status: st, sha256: sha, size: sz, pods, updated: up, cutoff: c };
+    else if (cut !== undefined && p === undefined && b === undefined)
+      rec = { path, status: st, sha256: sha, size: sz, pods, updated: up, cutoff: cut };
     else {
       rec = { path, status: st, sha256: sha, size: sz, pods, updated: up };
-      if (c !== undefined) rec.cutoff = c;
+      if (cut !== undefined) rec.cutoff = cut;
       if (p !== undefined) rec.producer = p;
       if (b !== undefined) rec.buildId = b;
     }
-    const pod = str(writtenPod.next(), i, undefined, 'pod');
-    const mtimeNs = str(writtenMtime.next(), i, undefined, 'mtime');
+    const pod = this.#str(c.writtenPod[i] as number, undefined);
+    const mtimeNs = this.#str(c.writtenMtime[i] as number, undefined);
     if (pod !== undefined) rec.written = { pod, mtimeNs };
-    const more = rest[r];
-    if (more && more[0] === i) {
-      Object.assign(rec, more[1]);
-      r++;
-    }
-    if (typeof rec.path !== 'string') throw new Unfit('a snapshot record has no path');
-    out[i] = rec as unknown as ArtefactRecord;
+    const more = this.#rest.get(i);
+    if (more) Object.assign(rec, more);
+    return rec as unknown as ArtefactRecord;
   }
-  if (r < rest.length) throw new Unfit(`snapshot record fields for record ${rest[r]?.[0]}`);
-  return out;
+
+  /** A string field's value from its code (checked by the constructor). */
+  #str(c: number, graph: string | undefined): string | null | undefined {
+    if (c === ABSENT) return undefined;
+    if (c === NULL) return null;
+    if (c === FROM_GRAPH) return graph;
+    return this.#strings[c - STRING];
+  }
 }
 
 /**
@@ -377,37 +461,26 @@ export function runsOf(values: readonly number[]): number[] {
   return runs;
 }
 
-/** A column's values from its runs, in turn; checked to give exactly `n` integers. */
-class Runs {
-  #at = 0;
-  #left = 0;
-  #step = 0;
-  #value = 0;
-
-  constructor(
-    private readonly runs: unknown[],
-    n: number,
-    what: string,
-  ) {
-    let total = 0;
-    for (let i = 0; i < runs.length; i += 2) {
-      const step = runs[i];
-      const count = runs[i + 1];
-      if (!Number.isInteger(step) || !Number.isInteger(count) || (count as number) < 1)
-        throw new Unfit(`snapshot record column ${what}: run ${i / 2} is not one`);
-      total += count as number;
-    }
-    if (total !== n) throw new Unfit(`snapshot record column ${what} has ${total} of ${n} values`);
+/** A column's values from its runs, checked to be exactly `n` integers. */
+function decodeRuns(runs: unknown[], n: number, what: string): Int32Array {
+  let total = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const step = runs[i];
+    const count = runs[i + 1];
+    if (!Number.isInteger(step) || !Number.isInteger(count) || (count as number) < 1)
+      throw new Unfit(`snapshot record column ${what}: run ${i / 2} is not one`);
+    total += count as number;
   }
-
-  next(): number {
-    if (this.#left === 0) {
-      this.#step = this.runs[this.#at] as number;
-      this.#left = this.runs[this.#at + 1] as number;
-      this.#at += 2;
+  if (total !== n) throw new Unfit(`snapshot record column ${what} has ${total} of ${n} values`);
+  const out = new Int32Array(n);
+  let value = 0;
+  let at = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const step = runs[i] as number;
+    for (let k = runs[i + 1] as number; k > 0; k--) {
+      value += step;
+      out[at++] = value;
     }
-    this.#left--;
-    this.#value += this.#step;
-    return this.#value;
   }
+  return out;
 }
