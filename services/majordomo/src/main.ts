@@ -23,6 +23,9 @@ startService(
         logger: logger.child({ project: cfg.project }),
         description: 'ComputePods MajorDomo: dependency graph, artefacts, build planning',
         signal,
+        // Its KV writes and stream publishes are its hot path (about five a build): no stack
+        // trace captured per request in advance.
+        asyncTraces: false,
       }),
     );
     const { token, file } = apiToken(cfg.apiToken, cfg.stateDir);
