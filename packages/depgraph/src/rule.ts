@@ -53,6 +53,7 @@ export function compileRule(spec: RuleSpec): CompiledRule {
   const names = first.names;
   for (const list of [required, optional, outputs]) {
     for (const p of list) {
+      if (!p.placeholders) continue; // a literal binds nothing
       const unbound = p.names.find((n) => !names.includes(n));
       if (unbound !== undefined) {
         throw new RuleInvalidError(
