@@ -1,5 +1,6 @@
 import type { Bus, TypedKv } from '@computepods/bus';
-import { streams, subjects, type TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import { streams, subjects, type TaskRecord } from '@computepods/protocol';
+import { OpenTasks } from './open-tasks.js';
 import { releasePending } from './release-pending.js';
 import { type Replica, watchReplicas } from './replica-census.js';
 import { queueOf } from './task-logs.js';
@@ -38,6 +39,9 @@ function neverStarted(rec: TaskRecord): boolean {
  *   for the first live runner to take it (which first looks for a start of it: neverStarted);
  * - any other is failed: "runner X stopped answering at T; task not completed".
  *
+ * Each sweep reads only the records written since the one before (open-tasks.ts): the bucket
+ * keeps every record for CP_RECORD_MAX_AGE_S.
+ *
  * The update is the fence: a dead runner that comes back writes its records with the revision it
  * last wrote (kv-records.ts), which no longer matches, so its late result is refused and it does
  * not run a task queued again. The durable of the dead runner's queue has its pending messages
@@ -58,6 +62,8 @@ export function watchRunnerLiveness(
   const dead = new Set<string>();
   let sweeping = false;
   let lastSweep = 0;
+  /** The records not ended: the bucket read once, then its changes at each sweep. */
+  const open = new OpenTasks(tasks);
 
   const sweep = async () => {
     if (sweeping) return;
@@ -67,8 +73,7 @@ export function watchRunnerLiveness(
       const runners = new Set([...alive.values()].map((r) => r.metadata.runner));
       const queues = new Set([...alive.values()].map((r) => r.metadata.queue));
       const startedLongAgo = performance.now() - since.mono >= graceMs;
-      for (const [id, { value: rec, revision }] of await tasks.entries()) {
-        if (TERMINAL_STATES.includes(rec.state)) continue;
+      for (const [id, { value: rec, revision }] of await open.refresh()) {
         if (!rec.runner) {
           await republish(rec);
           continue;
@@ -121,7 +126,9 @@ export function watchRunnerLiveness(
     try {
       await tasks.update(id, next, revision);
     } catch (err) {
-      // Written since it was read: by its runner (alive after all) or another MajorDomo.
+      // Written since it was read: by its runner (alive after all) or another MajorDomo; or
+      // gone. A write comes back with the next sweep's changes.
+      open.forget(id);
       bus.logger.debug({ taskId: id, err: (err as Error).message }, 'task record changed; left');
       return;
     }
