@@ -61,6 +61,8 @@ export interface BackendTuning {
    * RUNNERS_DIR); not for a pilot worker, whose folder is its pilot's and swept with it.
    */
   readonly runnerMark?: string | undefined;
+  /** Local: the runner process's $SRV id, written in its mark (LocalBackend's runnerInstance). */
+  readonly runnerInstance?: string | undefined;
 }
 
 export interface CreateExecutorOptions {
@@ -114,6 +116,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
           ...(tune.liveness ? { liveness: tune.liveness } : {}),
           ...(tune.pidHoldMs !== undefined ? { pidHoldMs: tune.pidHoldMs } : {}),
           ...(tune.runnerMark ? { runner: tune.runnerMark } : {}),
+          ...(tune.runnerInstance ? { runnerInstance: tune.runnerInstance } : {}),
           ...sweep,
         },
         ctx,

@@ -52,6 +52,12 @@ export function slurmHandle(handle: unknown): SlurmHandle | undefined {
 export const RequeuedHandle = z.object({
   kind: z.literal('requeued'),
   runner: z.string().min(1),
+  /**
+   * The $SRV ids of that runner's processes MajorDomo last heard (none: it heard none of them,
+   * say after its own restart). A jobs folder's mark names the process that wrote it, so a mark
+   * left by an earlier process of a runner id since reused elsewhere is told apart.
+   */
+  instances: z.array(z.string().min(1).max(100)).max(16).optional(),
 });
 export type RequeuedHandle = z.infer<typeof RequeuedHandle>;
 

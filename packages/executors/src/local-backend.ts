@@ -79,6 +79,11 @@ export interface LocalBackendOptions {
    * so that another runner taking a task of it queued again knows it can look for its start.
    */
   readonly runner?: string | undefined;
+  /**
+   * The runner process's $SRV id, written in its mark: a mark left by an earlier process of the
+   * runner id, since reused elsewhere, names another process than the one MajorDomo last heard.
+   */
+  readonly runnerInstance?: string | undefined;
   /** How long the spawner holds a started task's pid for its exit (spawner.ts; tests). */
   readonly pidHoldMs?: number | undefined;
   /**
@@ -174,6 +179,7 @@ export class LocalBackend implements Backend {
   #closed = false;
   readonly #spawner: Spawner;
   readonly #runner: string | undefined;
+  readonly #runnerInstance: string | undefined;
   readonly #stats = {
     spawned: 0,
     adopted: 0,
@@ -215,6 +221,7 @@ export class LocalBackend implements Backend {
     this.#liveness = options.liveness;
     this.#endHoldMs = options.endHoldMs ?? 2;
     this.#runner = options.runner;
+    this.#runnerInstance = options.runnerInstance;
     const envs = resolve(this.#envSite.dir);
     const sweep = (jobsDir: string, oldLayout: boolean) =>
       new TaskFolderSweep({
@@ -360,7 +367,8 @@ export class LocalBackend implements Backend {
     if (life === undefined) return { kind: 'none' };
     const dir = this.#folderOf(id);
     if (dir === undefined) return { kind: 'none' }; // an id no folder can have: never started
-    const runner = requeuedHandle(rec.handle)?.runner;
+    const requeued = requeuedHandle(rec.handle);
+    const runner = requeued?.runner;
     const who = runner === undefined ? 'its runner (not named in its record)' : `runner ${runner}`;
     const unknown = (why: string): EarlierStart => {
       const reason = `${who} stopped answering with this task waiting or started, its start not recorded yet; ${why}: it may have run, so it is not run again`;
@@ -370,7 +378,7 @@ export class LocalBackend implements Backend {
       });
       return { kind: 'unknown', reason };
     };
-    if (runner === undefined || !this.#keepsFoldersHere(runner))
+    if (runner === undefined || !this.#keepsFoldersHere(runner, requeued?.instances))
       return unknown(`its task folders are not in ${this.jobsDir}, where this runner could look`);
     try {
       if (fenceLife(dir, life)) return { kind: 'none' };
@@ -406,7 +414,7 @@ export class LocalBackend implements Backend {
     const marks = join(this.jobsDir, RUNNERS_DIR);
     try {
       mkdirSync(marks, { recursive: true });
-      writeFileSync(join(marks, encodeURIComponent(this.#runner)), '');
+      writeFileSync(join(marks, encodeURIComponent(this.#runner)), this.#runnerInstance ?? '');
     } catch (err) {
       // Then a task of this runner queued again after its death is failed, not run again.
       this.#c.log('warn', 'cannot mark the jobs folder as this runner’s', {
@@ -416,8 +424,20 @@ export class LocalBackend implements Backend {
     }
   }
 
-  #keepsFoldersHere(runner: string): boolean {
-    return existsSync(join(this.jobsDir, RUNNERS_DIR, encodeURIComponent(runner)));
+  /**
+   * Whether `runner` keeps its task folders here: its mark is here and, when MajorDomo named the
+   * processes of it it last heard (`instances`), one of them wrote it. A mark naming another
+   * process (or none) was left by an earlier process of that runner id, which may since have
+   * run elsewhere: its folders cannot be told.
+   */
+  #keepsFoldersHere(runner: string, instances: readonly string[] | undefined): boolean {
+    let wrote: string;
+    try {
+      wrote = readFileSync(join(this.jobsDir, RUNNERS_DIR, encodeURIComponent(runner)), 'utf8');
+    } catch {
+      return false;
+    }
+    return instances === undefined || instances.includes(wrote);
   }
 
   async logs(rec: TaskRecord, stream: LogStream, maxBytes: number): Promise<string> {

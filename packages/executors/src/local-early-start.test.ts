@@ -386,12 +386,17 @@ describe('local backend: starting before the running record', { timeout: 60_000 
  * A task MajorDomo queued again (attempt 2) after the runner it waited with stopped answering:
  * the record it had then, created again without a runner, naming that runner in its handle.
  */
-function requeued(t: TaskSubmitted, life: string, deadRunner: string): TaskRecord {
+function requeued(
+  t: TaskSubmitted,
+  life: string,
+  deadRunner: string,
+  instances?: string[],
+): TaskRecord {
   const now = new Date().toISOString();
   return {
     task: { ...t, attempt: 2 },
     state: 'created',
-    handle: { kind: 'requeued', runner: deadRunner },
+    handle: { kind: 'requeued', runner: deadRunner, ...(instances ? { instances } : {}) },
     reason: `runner ${deadRunner} stopped answering at ${life}; the task had not started and is queued again`,
     history: [
       { state: 'created', time: life },
@@ -402,9 +407,12 @@ function requeued(t: TaskSubmitted, life: string, deadRunner: string): TaskRecor
   };
 }
 
-/** A runner that kept its task folders in the test's jobs folder (marked there at adopt). */
-async function ranHere(runner: string): Promise<void> {
-  const { ex, liveness } = setup({ runner });
+/**
+ * A runner that kept its task folders in the test's jobs folder (marked there at adopt, by its
+ * process `runnerInstance` when given).
+ */
+async function ranHere(runner: string, runnerInstance?: string): Promise<void> {
+  const { ex, liveness } = setup({ runner, ...(runnerInstance ? { runnerInstance } : {}) });
   await ex.adopt([]);
   await ex.close();
   liveness.close();
@@ -493,6 +501,39 @@ describe('local backend: a task queued again after its runner stopped answering'
     expect(hooks.states(t.taskId)).toEqual(['created', 'failed']);
     expect(existsSync(join(tmp.join('jobs'), t.taskId))).toBe(false);
     expect(existsSync(count)).toBe(false);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('fails a task whose runner id marked this jobs folder from another process than the one last heard: the id was reused elsewhere', async () => {
+    // Runner id reused-6 kept its folders here once (process proc-a); MajorDomo last heard it as
+    // process proc-b, which may have kept them on another machine: the mark cannot tell.
+    await ranHere('reused-6', 'proc-a');
+    const { ex, liveness } = setup({ runner: 'live-6' });
+    const count = tmp.join('count-reused');
+    const t = task(`echo x >> ${count}`);
+    const life = new Date(Date.now() - 10_000).toISOString();
+    const prior = requeued(t, life, 'reused-6', ['proc-b']);
+    const rec = await ex.submitRequeued(prior.task, prior);
+    expect(rec.state).toBe('failed');
+    expect(rec.reason).toMatch(/^runner reused-6 stopped answering .*not run again$/);
+    expect(existsSync(join(tmp.join('jobs'), t.taskId))).toBe(false);
+    expect(existsSync(count)).toBe(false);
+    await ex.close();
+    liveness.close();
+  });
+
+  it('looks in this jobs folder when its mark was written by the process last heard', async () => {
+    await ranHere('dead-7', 'proc-c');
+    const { ex, liveness } = setup({ runner: 'live-7' });
+    const count = tmp.join('count-heard');
+    const t = task(`echo x >> ${count}`);
+    const life = new Date(Date.now() - 10_000).toISOString();
+    const prior = requeued(t, life, 'dead-7', ['proc-x', 'proc-c']);
+    await ex.submitRequeued(prior.task, prior);
+    const done = await ex.wait(t.taskId);
+    expect([done.state, done.exitCode]).toEqual(['finished', 0]);
+    expect(readFileSync(count, 'utf8')).toBe('x\n');
     await ex.close();
     liveness.close();
   });
