@@ -260,10 +260,10 @@ export async function startRunner(
           await accept(msg.body, msg.cid, ctx.logger);
           if (options.holdUntilEnd && executor.get(msg.body.taskId))
             await executor.wait(msg.body.taskId);
-          // The message's ack is written as this returns: the events held so far go with it
-          // (a task admitted straight to running is announced in its ack's write, not alone
-          // once the hold is over, when it runs longer than that: a chef's compile).
-          events.beforeWrite();
+          // No flush of the held events here: the plain ack waits for the connection's next
+          // write (bus consume.ts, withNextWrite), so publishing them now would make the write
+          // that both then wait for. They go with the next record write (another lane's end or
+          // start, this task's end) or at the hold's end, and the ack with them.
         },
       });
 

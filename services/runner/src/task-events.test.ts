@@ -167,21 +167,30 @@ describe("a runner's task events over a real nats-server", () => {
     dir[Symbol.dispose]();
   });
 
-  it("announces a task admitted straight to running with its message's ack, not after the hold", async () => {
-    const task: TaskSubmitted = {
-      taskId: 'long',
+  it('announces a task admitted straight to running with the next record write, not alone with its ack', async () => {
+    const task = (taskId: string, command: string): TaskSubmitted => ({
+      taskId,
       resource: 'local',
-      command: 'sleep 600',
+      command,
       cwd: dir.join('ws'),
       env: {},
       gpu: false,
-    };
-    await watcher.publish('task.submitted', subjects.tasks(RP, 'local'), task);
-    await until(() => seen.includes('long:running'), 'the running event of a task still running');
-    expect(runner?.executor.get('long')?.state).toBe('running');
-    // Killed: its end record is written, and the killed event (nothing runs now) goes at once.
+    });
+    await watcher.publish('task.submitted', subjects.tasks(RP, 'local'), task('long', 'sleep 600'));
+    await until(() => runner?.executor.get('long')?.state === 'running', 'the running record');
+    // Its message's ack waits for a write as the event does: nothing made one for them.
+    await bus.nc.flush();
+    await watcher.nc.flush();
+    expect(seen).toEqual([]);
+    // Another task's record write takes the held event along.
+    await watcher.publish('task.submitted', subjects.tasks(RP, 'local'), task('short', 'true'));
+    await until(() => seen.includes('long:running'), 'the running event with the next record');
+    await until(() => runner?.executor.get('short')?.state === 'finished', 'the short task ended');
+    // Killed: its end record is written, and the events held (nothing runs now) go at once.
     await runner?.executor.kill('long');
     await until(() => seen.includes('long:killed'), 'the killed event');
-    expect(seen).toEqual(['long:running', 'long:killed']);
+    expect(seen[0]).toBe('long:running');
+    expect(seen.at(-1)).toBe('long:killed');
+    expect(seen).toContain('short:finished');
   });
 });

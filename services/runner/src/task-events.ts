@@ -10,8 +10,10 @@ export const EVENT_HOLD_MS = 20;
  * server cost more than the message itself, and an event published when its record's ack
  * arrives went alone. While a task runs or waits for a lane, the runner writes a record again
  * soon (that task's end, at the latest): an event announced then waits, up to EVENT_HOLD_MS, and
- * leaves in the same socket write as the next record or task message ack (`beforeWrite`) — one write(2) a task
- * fewer for short tasks. A waiting task counts since a short one that waited is announced
+ * leaves in the same socket write as the next record (`beforeWrite`) — one write(2) a task fewer
+ * for short tasks, and, where lanes overlap (a chef's compiles), for most: another lane's record
+ * write comes within the hold. The task message's plain ack waits for a write too (it goes with
+ * the event's). A waiting task counts since a short one that waited is announced
  * submitted and then ended, its running being in its end's record (LocalBackend's one write):
  * counting running tasks alone, each such end event left alone. With nothing running or waiting
  * there is no next record to wait for: it leaves at once. Events leave in the order they were
@@ -52,7 +54,7 @@ export class TaskEvents {
     else this.#timer ??= setTimeout(() => this.flush(), this.#holdMs);
   }
 
-  /** A record or an ack is about to be written: the held events go in the same socket write. */
+  /** A record is about to be written: the held events go in the same socket write. */
   beforeWrite(): void {
     if (this.#held.length) this.flush();
   }
