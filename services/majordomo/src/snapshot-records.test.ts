@@ -180,6 +180,31 @@ describe("a snapshot's records (snapshot-records.ts)", () => {
     expect(held.size).toBe(recs.length - 1);
   });
 
+  it('held lazily keep the last record of a path given twice, as load() does', () => {
+    const dm = graph();
+    const recs = records(dm);
+    const compact = stored(compactRecords(dm, index(recs)));
+    // src/c.c's record stored again under src/a.c's path id (its hash is src/a.c's too).
+    const at = values(compact.at);
+    const ids = dm.pathsInOrder();
+    const a = at.indexOf(ids.indexOf('src/a.c'));
+    const c = at.indexOf(ids.indexOf('src/c.c'));
+    at[c] = at[a] as number;
+    compact.at = runsOf(at);
+    const lazy = snapshotRecords(dm, compact);
+    if (typeof lazy === 'string') throw new Error(lazy);
+    const held = new RecordIndex(dm);
+    held.loadSnapshot(lazy);
+    const whole = new RecordIndex(dm);
+    whole.load(expandRecords(dm, compact) as ArtefactRecord[]);
+    expect(held.size).toBe(recs.length - 1);
+    expect(held.counts()).toEqual(whole.counts());
+    expect(held.get('src/a.c')).toEqual(whole.get('src/a.c'));
+    // The later of the two in the stored order.
+    expect(held.get('src/a.c')?.producer).toBe(a > c ? undefined : 'hand:c');
+    expect(byPath([...held.values()])).toEqual(byPath([...whole.values()]));
+  });
+
   it('are runs of values: repeats and steps of one are one run each', () => {
     expect(runsOf([])).toEqual([]);
     expect(runsOf([5, 5, 5, 5])).toEqual([5, 1, 0, 3]);
