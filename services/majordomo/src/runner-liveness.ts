@@ -58,6 +58,8 @@ export function watchRunnerLiveness(
   let alive = new Map<string, Replica>();
   /** Runner id -> when it was last heard (wall clock for the reason, monotonic for ages). */
   const lastHeard = new Map<string, { wall: Date; mono: number }>();
+  /** Runner id -> the $SRV ids of its processes heard in the last round it was heard in. */
+  const instances = new Map<string, string[]>();
   /** Runner ids taken for dead (their last instance gone), until heard again. */
   const dead = new Set<string>();
   let sweeping = false;
@@ -110,7 +112,12 @@ export function watchRunnerLiveness(
           state: 'created',
           queue,
           // Where the attempt before may have started it: see neverStarted.
-          handle: { kind: 'requeued', runner: who },
+          handle: {
+            kind: 'requeued',
+            runner: who,
+            // Which of its processes' jobs folder marks may tell (executors' earlierStart).
+            ...(instances.has(who) ? { instances: instances.get(who)?.slice(-16) } : {}),
+          },
           reason: `runner ${who} stopped answering at ${at}; the task had not started and is queued again`,
           history: [...rec.history, { state: 'created', time }],
           updated: time,
@@ -160,13 +167,16 @@ export function watchRunnerLiveness(
     graceMs,
     onRound: async (now) => {
       alive = new Map();
+      const heardNow = new Map<string, string[]>();
       for (const r of now.values()) {
         const id = r.metadata.runner;
         if (!id) continue;
         alive.set(r.id, r);
+        heardNow.set(id, [...(heardNow.get(id) ?? []), r.id]);
         dead.delete(id);
         lastHeard.set(id, { wall: r.heardAt, mono: performance.now() });
       }
+      for (const [id, ids] of heardNow) instances.set(id, ids);
       // Also for runners that died while MajorDomo was away (never heard since): a sweep once a
       // grace, besides the one at each death.
       if (performance.now() - lastSweep >= Math.max(graceMs, 10_000)) await sweep();

@@ -153,10 +153,16 @@ export async function startRunner(
     backendOptions: {
       keep: rc.jobKeep,
       // Task folders made before they moved to projects/<project>/ are swept from there too.
-      // It marks that folder as its own: another runner taking a task of it queued again after
-      // its death looks there for its start (executors' LocalBackend.earlierStart).
+      // It marks that folder as its own, by this process's $SRV id: another runner taking a task
+      // of it queued again after its death looks there for its start when MajorDomo last heard
+      // this process (executors' LocalBackend.earlierStart).
       ...(jobsDir && resource.type === 'local'
-        ? { jobsDir, oldJobsDir: resource.jobs_local_dir, runnerMark: rc.runnerId }
+        ? {
+            jobsDir,
+            oldJobsDir: resource.jobs_local_dir,
+            runnerMark: rc.runnerId,
+            ...(bus.srv ? { runnerInstance: bus.srv.id } : {}),
+          }
         : {}),
       // Nothing a log is still to be read from is swept, whatever the keep time.
       unpublishedLogs: () => taskLogs.unpublished(),
