@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ServerStartError } from './errors.js';
 import { ManagedProcess } from './process.js';
+import { type ReservedPort, reservePort } from './reserved-port.js';
 import { TempDir } from './temp-dir.js';
 import { which } from './which.js';
 
@@ -41,6 +42,8 @@ export class NatsServer implements AsyncDisposable {
   readonly #configLines: (() => readonly string[]) | undefined;
   readonly #maxFileStore: number | undefined;
   #port: number;
+  /** The port it listens on when none was given: kept across its restarts (reserved-port.ts). */
+  #reserved: ReservedPort | undefined;
   #proc: ManagedProcess | undefined;
 
   private constructor(options: NatsServerOptions) {
@@ -87,6 +90,23 @@ export class NatsServer implements AsyncDisposable {
   /** Starts (or restarts) the server on the same port and store. */
   async start(): Promise<void> {
     if (this.#proc?.running) return;
+    if (this.#port !== -1) return this.#startOn();
+    // No port given: a reserved one, another if something outside the test kit holds it.
+    for (let attempt = 1; ; attempt++) {
+      this.#reserved = reservePort();
+      this.#port = this.#reserved.port;
+      try {
+        return await this.#startOn();
+      } catch (err) {
+        this.#reserved.release();
+        this.#reserved = undefined;
+        this.#port = -1;
+        if (attempt >= 5 || !/address already in use/.test(String(err))) throw err;
+      }
+    }
+  }
+
+  async #startOn(): Promise<void> {
     const bin = which(process.env.NATS_SERVER_BIN ?? 'nats-server', HINT);
     const portsDir = this.#dir.join('ports');
     rmSync(portsDir, { recursive: true, force: true });
@@ -158,6 +178,7 @@ export class NatsServer implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+    this.#reserved?.release();
     this.#dir[Symbol.dispose]();
   }
 }
