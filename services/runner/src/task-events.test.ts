@@ -189,6 +189,12 @@ describe("a runner's task events over a real nats-server", () => {
     // Killed: its end record is written, and the events held (nothing runs now) go at once.
     await runner?.executor.kill('long');
     await until(() => seen.includes('long:killed'), 'the killed event');
+    // Its process gone before the runner stops (a fresh-clone CI run found the sleep running
+    // minutes after this file ended: killed before its pid came, then nobody left to signal it).
+    await until(() => {
+      const rec = runner?.executor.get('long');
+      return rec?.state === 'killed' && rec.stopping !== true;
+    }, 'the killed task gone');
     expect(seen[0]).toBe('long:running');
     expect(seen.at(-1)).toBe('long:killed');
     expect(seen).toContain('short:finished');
