@@ -22,10 +22,10 @@ import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
 import { type FollowedChunk, followLogs } from '@computepods/logstream';
 import { Envelope, type FileEvent, FilesChanged, streams, subjects } from '@computepods/protocol';
 import {
-  freePort,
   jsonLines,
   ManagedProcess,
   NatsServer,
+  reservePort,
   Sshd,
   type SshdUser,
   sha256,
@@ -626,7 +626,9 @@ describe('inotify2nats as a process: NATS outage, restart, dead pod', () => {
     const deadProject = 'i2n-dead';
     const deadLocal = dir.join('dead');
     const deadRemote = `${remoteBase}/dead`;
-    const port = await freePort();
+    // Reserved: nothing else takes it while the host is down (reserved-port.ts in the test kit).
+    using reserved = reservePort();
+    const port = reserved.port;
     const knownHosts = dir.join('known_hosts_dead');
     writeFileSync(knownHosts, `[127.0.0.1]:${port} ${sshd.hostPublicKey}\n`);
     const content = write(deadLocal, 'paper/main.tex', '\\documentclass{article}\n');

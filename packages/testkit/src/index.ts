@@ -33,6 +33,13 @@ export { killProcessesUsing, processesUsing } from './proc-sweep.js';
 export { ManagedProcess, type ManagedProcessOptions } from './process.js';
 export { makeWheel } from './python-wheel.js';
 export { requireBinary } from './require-binary.js';
+export {
+  ephemeralRange,
+  type ReservedPort,
+  reservePort,
+  startOnReservedPorts,
+  tryReserve,
+} from './reserved-port.js';
 export { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
 export { sha256 } from './sha256.js';
 export { Slurm, type SlurmCommandOptions, type SlurmOptions } from './slurm.js';

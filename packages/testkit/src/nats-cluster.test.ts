@@ -8,6 +8,7 @@ import {
   renderClusterNodeConfig,
   siteClusterNodeVars,
 } from './nats-cluster.js';
+import { ephemeralRange, tryReserve } from './reserved-port.js';
 
 const deploy = fileURLToPath(new URL('../../../deploy/nats/', import.meta.url));
 
@@ -105,6 +106,12 @@ describe('NatsCluster', () => {
     expect(leader).toMatch(/^cp-nats-\d$/);
     const victim = cluster.node(leader as string);
     await victim.kill9();
+    // Its ports stay its own while it is down: reserved, outside the kernel's ephemeral range.
+    const [lo, hi] = ephemeralRange();
+    for (const port of [victim.port, victim.clusterPort]) {
+      expect(port < lo || port > hi).toBe(true);
+      expect(tryReserve(port)).toBeUndefined();
+    }
     for (let i = 10; i < 20; i++) await publish(i);
     const during = await info();
     expect(during.state.messages).toBe(20);

@@ -1,8 +1,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './free-port.js';
+import { defined } from './defined.js';
 import { ManagedProcess } from './process.js';
+import { type ReservedPort, startOnReservedPorts } from './reserved-port.js';
 import { TempDir } from './temp-dir.js';
 import { makeTestCa, makeTestCertificate } from './test-ca.js';
 import { which } from './which.js';
@@ -77,9 +78,9 @@ export interface NatsClusterOptions {
   readonly configLines?: (resolverDir: string) => readonly string[];
   /** Where nodes keep config, certificates, store and resolver; default a temp dir removed on dispose. */
   readonly dir?: string;
-  /** Client ports (one per node); default free ones. */
+  /** Client ports (one per node); default reserved ones (reserved-port.ts). */
   readonly ports?: readonly [number, number, number];
-  /** Route ports (one per node); default free ones. */
+  /** Route ports (one per node); default reserved ones. */
   readonly clusterPorts?: readonly [number, number, number];
   readonly startTimeoutMs?: number;
   /** Run each node in its own process group (see ManagedProcessOptions.detached). */
@@ -196,6 +197,8 @@ export class NatsClusterNode {
  */
 export class NatsCluster implements AsyncDisposable {
   readonly #temp: TempDir | undefined;
+  /** The ports not given in the options, reserved until dispose (reserved-port.ts). */
+  #reserved: readonly ReservedPort[] = [];
   readonly nodes: readonly NatsClusterNode[];
 
   private constructor(
@@ -211,22 +214,34 @@ export class NatsCluster implements AsyncDisposable {
     const temp = options.dir ? undefined : new TempDir('cp-nats-cluster-');
     const dir = options.dir ?? (temp as TempDir).path;
     const timeout = options.startTimeoutMs ?? 30_000;
-    // Free ports can be taken between the choice and the bind: choose again, a few times.
-    for (let attempt = 1; ; attempt++) {
-      const ports = options.ports ?? (await distinctFreePorts(3));
-      const clusterPorts = options.clusterPorts ?? (await distinctFreePorts(3, ports));
-      const cluster = new NatsCluster(dir, temp, makeNodes(dir, ports, clusterPorts, options));
-      try {
-        await cluster.start(timeout);
-        return cluster;
-      } catch (err) {
-        await Promise.allSettled(cluster.nodes.map((n) => n.kill9()));
-        const busy = /address already in use/.test(cluster.output);
-        const chosen = !options.ports || !options.clusterPorts;
-        if (busy && chosen && attempt < 3) continue;
-        temp?.[Symbol.dispose]();
-        throw err;
-      }
+    // Ports not given are reserved (reserved-port.ts), kept across the nodes' restarts; others
+    // are tried when something outside the test kit holds one.
+    let cluster: NatsCluster | undefined;
+    let output = '';
+    try {
+      const reserved = await startOnReservedPorts(
+        (options.ports ? 0 : 3) + (options.clusterPorts ? 0 : 3),
+        async (chosen) => {
+          const ports = options.ports ?? chosen.slice(0, 3);
+          const clusterPorts = options.clusterPorts ?? chosen.slice(-3);
+          const c = new NatsCluster(dir, temp, makeNodes(dir, ports, clusterPorts, options));
+          try {
+            await c.start(timeout);
+          } catch (err) {
+            await Promise.allSettled(c.nodes.map((n) => n.kill9()));
+            output = c.output;
+            throw err;
+          }
+          cluster = c;
+        },
+        () => /address already in use/.test(output),
+      );
+      const started = defined(cluster, 'the started cluster');
+      started.#reserved = reserved;
+      return started;
+    } catch (err) {
+      temp?.[Symbol.dispose]();
+      throw err;
     }
   }
 
@@ -277,6 +292,7 @@ export class NatsCluster implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+    for (const r of this.#reserved) r.release();
     this.#temp?.[Symbol.dispose]();
   }
 }
@@ -336,13 +352,4 @@ function makeCertificates(dir: string): void {
     makeTestCertificate(ca, tls, `cp-nats-${i}`);
     writeFileSync(join(tls, 'ca.pem'), readFileSync(ca.ca));
   }
-}
-
-async function distinctFreePorts(n: number, avoid: readonly number[] = []): Promise<number[]> {
-  const out: number[] = [];
-  while (out.length < n) {
-    const p = await freePort();
-    if (!out.includes(p) && !avoid.includes(p)) out.push(p);
-  }
-  return out;
 }

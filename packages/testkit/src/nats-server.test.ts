@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryMissingError } from './errors.js';
 import { NatsServer } from './nats-server.js';
+import { ephemeralRange, tryReserve } from './reserved-port.js';
 
 describe('NatsServer', () => {
   let nats: NatsServer;
@@ -24,6 +25,10 @@ describe('NatsServer', () => {
     const port = nats.port;
     await nats.stop();
     expect(nats.running).toBe(false);
+    // Reserved while it is down, outside the kernel's ephemeral range (reserved-port.ts).
+    const [lo, hi] = ephemeralRange();
+    expect(port < lo || port > hi).toBe(true);
+    expect(tryReserve(port)).toBeUndefined();
     await nats.start();
     expect(nats.port).toBe(port);
     const nc = await connect({ servers: nats.url });

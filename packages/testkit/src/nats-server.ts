@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { defined } from './defined.js';
 import { ServerStartError } from './errors.js';
 import { ManagedProcess } from './process.js';
-import { type ReservedPort, reservePort } from './reserved-port.js';
+import { type ReservedPort, startOnReservedPorts } from './reserved-port.js';
 import { TempDir } from './temp-dir.js';
 import { which } from './which.js';
 
@@ -43,7 +44,7 @@ export class NatsServer implements AsyncDisposable {
   readonly #maxFileStore: number | undefined;
   #port: number;
   /** The port it listens on when none was given: kept across its restarts (reserved-port.ts). */
-  #reserved: ReservedPort | undefined;
+  #reserved: readonly ReservedPort[] = [];
   #proc: ManagedProcess | undefined;
 
   private constructor(options: NatsServerOptions) {
@@ -92,17 +93,18 @@ export class NatsServer implements AsyncDisposable {
     if (this.#proc?.running) return;
     if (this.#port !== -1) return this.#startOn();
     // No port given: a reserved one, another if something outside the test kit holds it.
-    for (let attempt = 1; ; attempt++) {
-      this.#reserved = reservePort();
-      this.#port = this.#reserved.port;
-      try {
-        return await this.#startOn();
-      } catch (err) {
-        this.#reserved.release();
-        this.#reserved = undefined;
-        this.#port = -1;
-        if (attempt >= 5 || !/address already in use/.test(String(err))) throw err;
-      }
+    try {
+      this.#reserved = await startOnReservedPorts(
+        1,
+        (ports) => {
+          this.#port = defined(ports[0], 'a reserved port');
+          return this.#startOn();
+        },
+        (err) => /address already in use/.test(String(err)),
+      );
+    } catch (err) {
+      this.#port = -1;
+      throw err;
     }
   }
 
@@ -178,7 +180,7 @@ export class NatsServer implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-    this.#reserved?.release();
+    for (const r of this.#reserved) r.release();
     this.#dir[Symbol.dispose]();
   }
 }

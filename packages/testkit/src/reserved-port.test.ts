@@ -3,16 +3,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { reservePort, tryReserve } from './reserved-port.js';
+import { ephemeralRange, reservePort, tryReserve } from './reserved-port.js';
 
 const file = (port: number) => join(tmpdir(), 'computepods-test-ports', String(port));
 
 describe('reservePort: ports a restarted server finds free', () => {
   it('are outside the kernel ephemeral range, held by this process until released', () => {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
-      .trim()
-      .split(/\s+/)
-      .map(Number) as [number, number];
+    const [lo, hi] = ephemeralRange();
     const ports = Array.from({ length: 20 }, () => reservePort());
     for (const { port } of ports) expect(port < lo || port > hi).toBe(true);
     expect(new Set(ports.map((p) => p.port)).size).toBe(ports.length);

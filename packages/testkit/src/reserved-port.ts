@@ -17,8 +17,9 @@ process.on('exit', () => {
   for (const file of held) rmSync(file, { force: true });
 });
 
-export interface ReservedPort {
+export interface ReservedPort extends Disposable {
   readonly port: number;
+  /** Gives the port back (dispose does too). */
   release(): void;
 }
 
@@ -41,34 +42,61 @@ export function reservePort(): ReservedPort {
   throw new Error(`no test port free between ${from} and ${to} (reservations in ${DIR})`);
 }
 
+/**
+ * Starts a server on `n` reserved ports (reservePort), given to `start` in order, and tries
+ * others (up to 5 rounds) when it could not listen because something outside the test kit holds
+ * one of them: `taken` tells that from its error (say, "address already in use" in its output).
+ * The ports stay reserved for the server's restarts: the caller releases them once it is gone
+ * for good.
+ */
+export async function startOnReservedPorts(
+  n: number,
+  start: (ports: readonly number[]) => Promise<void>,
+  taken: (err: unknown) => boolean,
+): Promise<ReservedPort[]> {
+  for (let attempt = 1; ; attempt++) {
+    const reserved = Array.from({ length: n }, () => reservePort());
+    try {
+      await start(reserved.map((r) => r.port));
+      return reserved;
+    } catch (err) {
+      for (const r of reserved) r.release();
+      if (attempt >= 5 || n === 0 || !taken(err)) throw err;
+    }
+  }
+}
+
 /** Reserves `port` unless a live process holds it (reservePort's step; tests). */
 export function tryReserve(port: number): ReservedPort | undefined {
   mkdirSync(DIR, { recursive: true });
   const file = join(DIR, String(port));
   if (!claim(file)) return undefined;
   held.add(file);
-  return {
-    port,
-    release: () => {
-      if (held.delete(file)) rmSync(file, { force: true });
-    },
+  const release = () => {
+    if (held.delete(file)) rmSync(file, { force: true });
   };
+  return { port, release, [Symbol.dispose]: release };
 }
 
 /** The ports below the kernel's ephemeral range (above it when too few are below). */
 function outsideEphemeral(): [number, number] {
-  let [lo, hi] = [32768, 60999];
+  const [lo, hi] = ephemeralRange();
+  return lo > 12_000 ? [10_000, lo - 1] : [hi + 1, 65_535];
+}
+
+/** The kernel's ephemeral port range (ip_local_port_range): where bind(0) and clients draw. */
+export function ephemeralRange(): [number, number] {
   try {
     const read = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
       .trim()
       .split(/\s+/)
       .map(Number);
     if (read.length === 2 && read.every((n) => Number.isInteger(n) && n > 0))
-      [lo, hi] = read as [number, number];
+      return read as [number, number];
   } catch {
     // Not Linux: its usual range.
   }
-  return lo > 12_000 ? [10_000, lo - 1] : [hi + 1, 65_535];
+  return [32768, 60999];
 }
 
 function claim(file: string, takeover = true): boolean {

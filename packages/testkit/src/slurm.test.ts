@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinaryMissingError } from './errors.js';
+import { ephemeralRange, tryReserve } from './reserved-port.js';
 import { Slurm } from './slurm.js';
 import { Sshd } from './sshd.js';
 
@@ -21,6 +22,12 @@ describe('Slurm', () => {
     expect(res.stdout.trim()).toBe(`${slurm.partition}* idle ${slurm.nodeName}`);
     expect(slurm.env.SLURM_CONF).toBe(slurm.conf);
     expect(slurm.slurmctldPort).not.toBe(slurm.slurmdPort);
+    // Reserved (a restarted daemon gets its port back), outside the kernel's ephemeral range.
+    const [lo, hi] = ephemeralRange();
+    for (const port of [slurm.slurmctldPort, slurm.slurmdPort]) {
+      expect(port < lo || port > hi).toBe(true);
+      expect(tryReserve(port)).toBeUndefined();
+    }
   });
 
   it('runs a job submitted by root', async () => {

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { defined } from './defined.js';
 import { ServerStartError } from './errors.js';
-import { freePort } from './free-port.js';
 import { killProcessesUsing, processesUsing } from './proc-sweep.js';
 import { ManagedProcess } from './process.js';
 import { descendantsOf } from './process-tree.js';
 import { requireBinary } from './require-binary.js';
+import { type ReservedPort, startOnReservedPorts } from './reserved-port.js';
 import { type CommandResult, runCommand } from './run-command.js';
 import { TempDir } from './temp-dir.js';
 
@@ -65,6 +66,8 @@ export class Slurm implements AsyncDisposable {
   readonly #bins: SlurmBinaries;
   #ctldPort = 0;
   #slurmdPort = 0;
+  /** slurmctld's and slurmd's ports, reserved until dispose (reserved-port.ts). */
+  #reserved: readonly ReservedPort[] = [];
 
   private constructor(dir: TempDir, options: SlurmOptions, bins: SlurmBinaries) {
     this.#dir = dir;
@@ -262,23 +265,31 @@ export class Slurm implements AsyncDisposable {
     await this.#until(deadline, () => existsSync(this.mungeSocket), 'munged socket');
     if (!munged.running) throw new ServerStartError('munged', `exited:\n${munged.tail()}`);
 
-    for (let attempt = 0; ; attempt++) {
-      this.#ctldPort = await freePort();
-      this.#slurmdPort = await freePort();
-      if (this.#ctldPort === this.#slurmdPort) continue;
-      this.#writeConf();
-      const ctld = this.#spawn('slurmctld', bins.slurmctld, ['-D', '-f', this.conf]);
-      const slurmd = this.#spawn('slurmd', bins.slurmd, ['-D', '-f', this.conf]);
-      try {
-        await this.#until(deadline, async () => (await this.#nodeState()) === 'idle', 'node idle');
-        return;
-      } catch (err) {
-        await slurmd.stop();
-        await ctld.stop();
-        const portTaken = /Address already in use/.test(ctld.output + slurmd.output);
-        if (!portTaken || attempt >= 4) throw err;
-      }
-    }
+    // Reserved ports (reserved-port.ts): a restarted slurmctld or slurmd needs its port back.
+    let failed = '';
+    this.#reserved = await startOnReservedPorts(
+      2,
+      async (ports) => {
+        this.#ctldPort = defined(ports[0], 'a reserved port');
+        this.#slurmdPort = defined(ports[1], 'a reserved port');
+        this.#writeConf();
+        const ctld = this.#spawn('slurmctld', bins.slurmctld, ['-D', '-f', this.conf]);
+        const slurmd = this.#spawn('slurmd', bins.slurmd, ['-D', '-f', this.conf]);
+        try {
+          await this.#until(
+            deadline,
+            async () => (await this.#nodeState()) === 'idle',
+            'node idle',
+          );
+        } catch (err) {
+          await slurmd.stop();
+          await ctld.stop();
+          failed = ctld.output + slurmd.output;
+          throw err;
+        }
+      },
+      () => /Address already in use/.test(failed),
+    );
   }
 
   #writeConf(): void {
@@ -383,6 +394,7 @@ export class Slurm implements AsyncDisposable {
     }
     for (const p of [...this.#procs].reverse()) await p.stop();
     killProcessesUsing(this.#dir.path);
+    for (const r of this.#reserved) r.release();
     this.#dir[Symbol.dispose]();
   }
 }

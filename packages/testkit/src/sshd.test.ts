@@ -1,8 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined } from './defined.js';
 import { BinaryMissingError } from './errors.js';
 import { ManagedProcess } from './process.js';
+import { ephemeralRange, tryReserve } from './reserved-port.js';
 import { runCommand } from './run-command.js';
 import { Sshd } from './sshd.js';
 
@@ -82,6 +84,11 @@ describe('Sshd', () => {
     const oldPid = other.pid;
     await other.stop();
     expect(other.running).toBe(false);
+    // Its port stays its own while it is down: reserved, and outside the range the kernel hands
+    // out to every other test file's bind(0) and outgoing connections.
+    const [lo, hi] = ephemeralRange();
+    expect(port < lo || port > hi).toBe(true);
+    expect(tryReserve(port)).toBeUndefined();
     const down = await other.ssh('true');
     expect(down.code).toBe(255);
     expect(down.stderr).toMatch(/Connection refused/);
@@ -91,6 +98,14 @@ describe('Sshd', () => {
     expect(other.port).toBe(port);
     expect(readFileSync(other.knownHostsPath, 'utf8')).toBe(known);
     expect((await other.ssh('id -un', { user: 'cpuser2' })).stdout).toBe('cpuser2\n');
+  });
+
+  it('gives its reserved port back when disposed', async () => {
+    const other = await Sshd.start();
+    const port = other.port;
+    await other[Symbol.asyncDispose]();
+    const again = defined(tryReserve(port), `port ${port} reserved again`);
+    again.release();
   });
 
   it('lists its sessions and kills one by a pid inside it, leaving the others', async () => {

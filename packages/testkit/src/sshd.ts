@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { defined } from './defined.js';
 import { ServerStartError } from './errors.js';
-import { freePort } from './free-port.js';
 import { ManagedProcess } from './process.js';
 import { descendantsOf, killTree } from './process-tree.js';
 import { requireBinary } from './require-binary.js';
+import { type ReservedPort, startOnReservedPorts } from './reserved-port.js';
 import { type CommandResult, runCommand } from './run-command.js';
 import {
   addAuthorizedKey,
@@ -42,7 +43,7 @@ export interface SshOptions {
 const HINT = 'install openssh-server and openssh-client (bash scripts/setup does)';
 
 /**
- * A real OpenSSH server on 127.0.0.1 and a free port, with its own host key, config and pid
+ * A real OpenSSH server on 127.0.0.1 and a reserved port (kept across restarts), with its own host key, config and pid
  * file in a temp dir, key-only auth. Each user gets a fresh ed25519 key appended to
  * ~/.ssh/authorized_keys (removed again on dispose); known_hosts holds the server's host key.
  *
@@ -61,6 +62,8 @@ export class Sshd implements AsyncDisposable {
   readonly #dir: TempDir;
   readonly #keyLines: ReadonlyMap<string, string>;
   #port = 0;
+  /** The port, reserved until dispose (reserved-port.ts). */
+  #reserved: readonly ReservedPort[] = [];
   #proc: ManagedProcess | undefined;
   #sshdBin = '';
   #options: SshdOptions = {};
@@ -237,69 +240,86 @@ export class Sshd implements AsyncDisposable {
   /** Starts a stopped server again on its port (see stop()). */
   async start(): Promise<void> {
     if (this.#proc?.running) return;
-    await this.#launch(this.#port);
+    // A socket closing on the port may hold it for a moment: try again for a while.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#listenOn(this.#port);
+      } catch (err) {
+        if (attempt >= 50 || !this.#portTaken()) throw err;
+        await sleep(100);
+      }
+    }
   }
 
-  async #launch(fixedPort?: number): Promise<void> {
-    const sshdBin = this.#sshdBin;
+  /**
+   * The first start: on a reserved port (reserved-port.ts), kept across restarts. A port the
+   * kernel hands out is in its ephemeral range, where another test file's bind(0) or outgoing
+   * connection could take it while the server is stopped, and start() would then fail.
+   */
+  async #launch(): Promise<void> {
+    this.#reserved = await startOnReservedPorts(
+      1,
+      (ports) => this.#listenOn(defined(ports[0], 'a reserved port')),
+      () => this.#portTaken(),
+    );
+  }
+
+  /** Whether the last start failed because its port was in use. */
+  #portTaken(): boolean {
+    return /Address already in use|Cannot bind any address/.test(this.#proc?.output ?? '');
+  }
+
+  async #listenOn(port: number): Promise<void> {
     const options = this.#options;
     // sshd insists on its privilege-separation dir; it is compiled in, so it cannot be ours.
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     // Without PAM, sshd refuses locked accounts ('!' password) even for keys; PAM's account
     // check does not. Prefer no PAM (fewer moving parts) unless an account needs it.
     const usePam = this.users.some((u) => isAccountLocked(u.username));
-    const timeout = options.startTimeoutMs ?? 20_000;
-    let lastError: unknown;
-    // A restart must have its port back: a socket closing on it may hold it for a moment.
-    for (let attempt = 0; attempt < (fixedPort ? 50 : 5); attempt++) {
-      if (fixedPort) {
-        if (attempt > 0) await sleep(100);
-        this.#port = fixedPort;
-      } else this.#port = await freePort();
-      writeFileSync(
-        this.configPath,
-        [
-          // sshd keeps the first value it reads, so callers' lines go first to win.
-          ...(options.extraConfig ?? []),
-          `ListenAddress ${this.host}`,
-          `Port ${this.#port}`,
-          `HostKey ${this.#dir.join('host_ed25519')}`,
-          `PidFile ${this.#dir.join('sshd.pid')}`,
-          `UsePAM ${usePam ? 'yes' : 'no'}`,
-          'PubkeyAuthentication yes',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'PermitRootLogin no',
-          'AuthorizedKeysFile .ssh/authorized_keys',
-          'StrictModes yes',
-          `MaxSessions ${options.maxSessions ?? 10}`,
-          // Tests open many connections at once; OpenSSH's default 10:30:100 drops some.
-          'MaxStartups 200',
-          'Subsystem sftp internal-sftp',
-          'LogLevel VERBOSE',
-          '',
-        ].join('\n'),
+    this.#port = port;
+    writeFileSync(
+      this.configPath,
+      [
+        // sshd keeps the first value it reads, so callers' lines go first to win.
+        ...(options.extraConfig ?? []),
+        `ListenAddress ${this.host}`,
+        `Port ${port}`,
+        `HostKey ${this.#dir.join('host_ed25519')}`,
+        `PidFile ${this.#dir.join('sshd.pid')}`,
+        `UsePAM ${usePam ? 'yes' : 'no'}`,
+        'PubkeyAuthentication yes',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'PermitRootLogin no',
+        'AuthorizedKeysFile .ssh/authorized_keys',
+        'StrictModes yes',
+        `MaxSessions ${options.maxSessions ?? 10}`,
+        // Tests open many connections at once; OpenSSH's default 10:30:100 drops some.
+        'MaxStartups 200',
+        'Subsystem sftp internal-sftp',
+        'LogLevel VERBOSE',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(this.configPath, 0o600);
+    const proc = new ManagedProcess({
+      name: 'sshd',
+      command: this.#sshdBin,
+      args: ['-D', '-e', '-f', this.configPath],
+    });
+    this.#proc = proc;
+    try {
+      await proc.waitForOutput(
+        `Server listening on ${this.host} port ${port}`,
+        options.startTimeoutMs ?? 20_000,
       );
-      chmodSync(this.configPath, 0o600);
-      const proc = new ManagedProcess({
-        name: 'sshd',
-        command: sshdBin,
-        args: ['-D', '-e', '-f', this.configPath],
-      });
-      this.#proc = proc;
-      try {
-        await proc.waitForOutput(`Server listening on ${this.host} port ${this.#port}`, timeout);
-        writeFileSync(this.knownHostsPath, `[${this.host}]:${this.#port} ${this.hostPublicKey}\n`);
-        return;
-      } catch (err) {
-        lastError = err;
-        await proc.stop();
-        if (!/Address already in use|Cannot bind any address/.test(proc.output)) break;
-      }
+    } catch (err) {
+      await proc.stop();
+      throw err instanceof ServerStartError
+        ? err
+        : new ServerStartError('sshd', String(err), { cause: err });
     }
-    throw lastError instanceof ServerStartError
-      ? lastError
-      : new ServerStartError('sshd', String(lastError), { cause: lastError });
+    writeFileSync(this.knownHostsPath, `[${this.host}]:${port} ${this.hostPublicKey}\n`);
   }
 
   /** Stops the server and its sessions, removes our authorized_keys lines and the temp dir. */
@@ -309,6 +329,7 @@ export class Sshd implements AsyncDisposable {
       const line = this.#keyLines.get(u.username);
       if (line) await removeAuthorizedKey(u, line);
     }
+    for (const r of this.#reserved) r.release();
     this.#dir[Symbol.dispose]();
   }
 }

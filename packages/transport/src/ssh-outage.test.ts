@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { freePort, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
+import { reservePort, Sshd, TempDir, until as waitUntil } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportError } from './errors.js';
 import { OpenThrottle } from './open-throttle.js';
@@ -192,7 +192,9 @@ describe('SshPool when the server drops and comes back', { timeout: 60_000 }, ()
   });
 
   it('names a dead host (nothing listening) in the error', async () => {
-    const port = await freePort();
+    // Reserved: no other test file's server can be listening there meanwhile.
+    using closed = reservePort();
+    const port = closed.port;
     const dead = { ...target, port };
     await using pool = new SshPool({ minOpenIntervalMs: 0, connectRetries: 1, retryBaseMs: 10 });
     const err = await pool.exec(dead, 'true').catch((e) => e);

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, Sshd, TempDir } from '@computepods/testkit';
+import { reservePort, Sshd, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostKeyError, TransportError } from './errors.js';
 import { SshPool } from './ssh-pool.js';
@@ -165,7 +165,9 @@ describe('SshPool against a real sshd', () => {
   });
 
   it('fails fast with a retryable error on a closed port, after its retries', async () => {
-    const port = await freePort();
+    // Reserved: no other test file's server can be listening there meanwhile.
+    using closed = reservePort();
+    const port = closed.port;
     await using pool = new SshPool({ minOpenIntervalMs: 0, connectRetries: 2, retryBaseMs: 10 });
     const err = await pool.exec({ ...target, port }, 'true').catch((e) => e);
     expect(err).toBeInstanceOf(TransportError);
