@@ -61,7 +61,10 @@ export interface BackendTuning {
    * RUNNERS_DIR); not for a pilot worker, whose folder is its pilot's and swept with it.
    */
   readonly runnerMark?: string | undefined;
-  /** Local: the runner process's $SRV id, written in its mark (LocalBackend's runnerInstance). */
+  /**
+   * The runner process's $SRV id: written in its records (TaskRecord.runnerInstance) and, local,
+   * in its mark (LocalBackend's runnerInstance).
+   */
   readonly runnerInstance?: string | undefined;
 }
 
@@ -93,6 +96,7 @@ export function createExecutor(options: CreateExecutorOptions): Executor {
     resource: id,
     hooks,
     ...(options.runner ? { runner: options.runner } : {}),
+    ...(tune.runnerInstance ? { runnerInstance: tune.runnerInstance } : {}),
     ...(options.recordRetry ? { recordRetry: options.recordRetry } : {}),
     ...(tune.stages && resource.type === 'local' ? { stages: tune.stages } : {}),
   };

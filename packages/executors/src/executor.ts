@@ -45,6 +45,11 @@ export interface ExecutorOptions<B extends Backend = Backend> {
   /** Written into records, to tell which runner last handled a task. */
   readonly runner?: string;
   /**
+   * The runner process's $SRV id, written into the records it writes with `runner`
+   * (TaskRecord.runnerInstance): MajorDomo names it when it queues a task again.
+   */
+  readonly runnerInstance?: string | undefined;
+  /**
    * Tries of a failed record() before the transition is given up (default 4, 50 ms apart and
    * doubling). The only retry of a record write: hooks.record writes once.
    */
@@ -77,7 +82,8 @@ export class Executor<B extends Backend = Backend> {
   readonly resource: string;
   readonly #backend: B;
   readonly #hooks: ExecutorHooks;
-  readonly #runner: string | undefined;
+  /** `runner`, and runnerInstance with it: what every record this runner writes names. */
+  readonly #who: Pick<TaskRecord, 'runner' | 'runnerInstance'>;
   readonly #recordRetry: RetryPolicy;
   readonly #keepEnded: number;
   readonly #keepEndedMs: number;
@@ -93,7 +99,12 @@ export class Executor<B extends Backend = Backend> {
   constructor(options: ExecutorOptions<B>) {
     this.resource = options.resource;
     this.#hooks = options.hooks;
-    this.#runner = options.runner;
+    this.#who = {
+      ...(options.runner ? { runner: options.runner } : {}),
+      ...(options.runner && options.runnerInstance
+        ? { runnerInstance: options.runnerInstance }
+        : {}),
+    };
     this.#recordRetry = options.recordRetry ?? { attempts: 4, baseMs: 50, maxMs: 2_000 };
     this.#keepEnded = options.keepEnded ?? 10_000;
     this.#keepEndedMs = options.keepEndedMs ?? 10 * 60_000;
@@ -198,12 +209,8 @@ export class Executor<B extends Backend = Backend> {
       if (known) return known;
       // Its record as stored, this runner's now; the handle naming the runner before, and the
       // reason saying it was queued again, go with the first write (Backend.followEarlier).
-      const { handle: _handle, ...stored } = prior;
-      const rec: TaskRecord = {
-        ...stored,
-        task,
-        ...(this.#runner ? { runner: this.#runner } : {}),
-      };
+      const { handle: _handle, runnerInstance: _before, ...stored } = prior;
+      const rec: TaskRecord = { ...stored, task, ...this.#who };
       this.#records.set(task.taskId, rec);
       this.#backend.followEarlier?.(rec, earlier);
       return rec;
@@ -215,7 +222,7 @@ export class Executor<B extends Backend = Backend> {
     return {
       task,
       state: 'created',
-      ...(this.#runner ? { runner: this.#runner } : {}),
+      ...this.#who,
       history: [{ state: 'created', time }],
       updated: time,
     };
@@ -378,6 +385,8 @@ export class Executor<B extends Backend = Backend> {
     const next: TaskRecord = {
       ...rec,
       ...patch,
+      // Written by this process (an adopted record, by the one before it, named that one).
+      ...this.#who,
       state: to,
       updated: time,
       history: [...rec.history, { state: to, time }],

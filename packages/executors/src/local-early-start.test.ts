@@ -42,6 +42,7 @@ function setup(options: Partial<LocalBackendOptions> = {}, stallMs = 5_000) {
       ),
     hooks,
     runner: options.runner ?? 'test',
+    runnerInstance: options.runnerInstance,
   });
   return { hooks, ex, liveness, backend: ex.backend };
 }
@@ -554,6 +555,60 @@ describe('local backend: a task queued again after its runner stopped answering'
     };
     await ex.submitRequeued(prior.task, prior);
     expect((await ex.wait(t.taskId)).state).toBe('finished');
+    await ex.close();
+    liveness.close();
+  });
+
+  it('names this runner process in every record it writes, in place of the one before on a task queued again', async () => {
+    const { ex, hooks, liveness } = setup({ runner: 'live-8', runnerInstance: 'proc-8' });
+    const written: Array<[string, string | undefined]> = [];
+    const record = hooks.record.bind(hooks);
+    hooks.record = (rec) => {
+      written.push([rec.state, rec.runnerInstance]);
+      return record(rec);
+    };
+    const t = task('exit 0');
+    await ex.submit(t);
+    expect((await ex.wait(t.taskId)).state).toBe('finished');
+    // A record of the attempt before, written by its runner's process (MajorDomo drops the name
+    // when it queues a task again; were it kept, it is not this runner's).
+    const again = task('exit 0');
+    const time = new Date().toISOString();
+    await ex.submitRequeued(
+      { ...again, attempt: 2 },
+      {
+        task: { ...again, attempt: 2 },
+        state: 'created',
+        runner: 'gone-8',
+        runnerInstance: 'proc-gone',
+        handle: { kind: 'requeued', runner: 'gone-8' },
+        history: [{ state: 'created', time }],
+        updated: time,
+      },
+    );
+    expect((await ex.wait(again.taskId)).state).toBe('finished');
+    expect(written.length).toBeGreaterThanOrEqual(4);
+    expect(written.filter(([, who]) => who !== 'proc-8')).toEqual([]);
+    expect(hooks.records.get(again.taskId)).toMatchObject({
+      runner: 'live-8',
+      runnerInstance: 'proc-8',
+    });
+    // Adopted after a restart: written by the process before, named by this one once it writes.
+    const adopted = task('exit 0');
+    await ex.adopt([
+      {
+        task: adopted,
+        state: 'created',
+        runner: 'live-8',
+        runnerInstance: 'proc-before',
+        history: [{ state: 'created', time }],
+        updated: time,
+      },
+    ]);
+    expect(await ex.wait(adopted.taskId)).toMatchObject({
+      state: 'finished',
+      runnerInstance: 'proc-8',
+    });
     await ex.close();
     liveness.close();
   });

@@ -127,6 +127,14 @@ export const TaskRecord = z.object({
   /** The state a paused task returns to on resume. */
   pausedFrom: TaskState.optional(),
   runner: z.string().optional(),
+  /**
+   * The $SRV id of the runner process that took it (every record it writes names it). A runner
+   * id may be used by another process later, on this machine or another; when the task is queued
+   * again, MajorDomo names this process in the requeued handle (`instances`), so that a runner
+   * looking for an earlier start trusts only that process's marks, also after MajorDomo itself
+   * restarted and heard none of the dead runner's processes.
+   */
+  runnerInstance: z.string().max(64).optional(),
   /** The queue whose runner runs it (its logs are on subjects.taskLog of this queue). */
   queue: z.string().max(63).optional(),
   pid: z.number().int().optional(),

@@ -21,6 +21,17 @@ import { queueOf } from './task-logs.js';
  * the dead runner. A SLURM or Kubernetes task is `submitted` once its job exists, and then has
  * a job id or handle.
  */
+/**
+ * The $SRV ids of the runner processes whose jobs folder marks may tell of a start of `rec`'s
+ * task (at most 16): the one its record names (it took the task), then those of its runner id
+ * last heard. The record's alone still names it after MajorDomo restarted and heard none.
+ */
+function processesOf(rec: TaskRecord, heard: readonly string[] | undefined): string[] {
+  const ids = new Set(rec.runnerInstance ? [rec.runnerInstance] : []);
+  for (const id of (heard ?? []).slice(-16)) ids.add(id);
+  return [...ids].slice(0, 16);
+}
+
 function neverStarted(rec: TaskRecord): boolean {
   const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
   if (state === 'created') return true;
@@ -105,6 +116,7 @@ export function watchRunnerLiveness(
     const who = rec.runner ?? '';
     const time = new Date().toISOString();
     const queue = queueOf(rec);
+    const named = processesOf(rec, instances.get(who));
     const again = neverStarted(rec) && (rec.task.attempt ?? 1) < 2 && queues.has(queue);
     const next: TaskRecord = again
       ? {
@@ -116,7 +128,7 @@ export function watchRunnerLiveness(
             kind: 'requeued',
             runner: who,
             // Which of its processes' jobs folder marks may tell (executors' earlierStart).
-            ...(instances.has(who) ? { instances: instances.get(who)?.slice(-16) } : {}),
+            ...(named.length > 0 ? { instances: named } : {}),
           },
           reason: `runner ${who} stopped answering at ${at}; the task had not started and is queued again`,
           history: [...rec.history, { state: 'created', time }],
