@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Sshd, TempDir } from '@computepods/testkit';
+import { Sshd, type SshdOptions, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll } from 'vitest';
 import { shellQuote } from './shell-quote.js';
 import { SshPool } from './ssh-pool.js';
@@ -17,10 +17,11 @@ export interface TestPod {
 }
 
 /**
- * Starts a real sshd for the test file (beforeAll) with a pool to it and a folder of its own on
- * it named from `name`, and removes them all after (afterAll), with a local temp dir.
+ * Starts a real sshd for the test file (beforeAll; `options` as Sshd.start takes them) with a
+ * pool to it and a folder of its own on it named from `name`, and removes them all after
+ * (afterAll), with a local temp dir.
  */
-export function testPod(name: string): TestPod {
+export function testPod(name: string, options?: SshdOptions): TestPod {
   let sshd: Sshd | undefined;
   let pool: SshPool | undefined;
   let target: SshTarget | undefined;
@@ -31,7 +32,7 @@ export function testPod(name: string): TestPod {
     return v;
   };
   beforeAll(async () => {
-    sshd = await Sshd.start();
+    sshd = await Sshd.start(options);
     target = sshd.target();
     pool = new SshPool({ minOpenIntervalMs: 0 });
     await pool.exec(target, `mkdir -p ${shellQuote(remote)}`);
