@@ -39,6 +39,7 @@ import {
 } from '@computepods/protocol';
 import { freePort, runCommand } from '@computepods/testkit';
 import { z } from 'zod';
+import { followBuildRecords } from '../../test/src/build-records.js';
 import { Stack } from '../../test/src/stack.js';
 import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
 import { finish, table } from '../lib/report.js';
@@ -302,20 +303,15 @@ const timedSubs = [
       timed.push({ at: now(), kind: 'request', ruleId: b.ruleId });
     },
   }),
-  stack.bus.nc.subscribe(`cp.${stack.project}.build.result`, {
-    callback: (_e, m) => {
-      const b = bodyOf<{
-        taskId: string;
-        durationMs: number;
-      }>(m.data);
-      seen.results++;
-      timed.push({
-        at: now(),
-        kind: 'result',
-        ruleId: b.taskId.split(':')[0]!,
-        ms: b.durationMs,
-      });
-    },
+  // Results as chefs store them: asked by MajorDomo, they publish no build.result.
+  followBuildRecords(stack.bus, (b) => {
+    seen.results++;
+    timed.push({
+      at: now(),
+      kind: 'result',
+      ruleId: b.taskId.split(':')[0]!,
+      ms: b.durationMs,
+    });
   }),
 ];
 /** The last event that changed an artefact's status or hash (not only its pods or mtime). */

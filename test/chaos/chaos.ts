@@ -19,13 +19,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  BuildResult,
+  type BuildResult,
   buckets,
   type StatusReply,
   streams,
   TaskRecord,
   TaskStateChanged,
 } from '@computepods/protocol';
+import { followBuildRecords } from '../src/build-records.js';
 import { type ServiceName, Stack } from '../src/stack.js';
 import { mdStatus } from '../src/watch-builds.js';
 
@@ -248,6 +249,8 @@ export class ChaosRun implements AsyncDisposable {
   /** What the workspace's sources hold now (the storm's last write of each). */
   readonly sources = new Map<string, string>();
   readonly episodes: EpisodeReport[] = [];
+  /** Every result a chef stored since the run began, as it came (build-records.ts). */
+  readonly #results: Array<BuildResult & { time: string }> = [];
   #edits = 0;
 
   private constructor(
@@ -266,6 +269,7 @@ export class ChaosRun implements AsyncDisposable {
   static async start(options: ChaosOptions): Promise<ChaosRun> {
     const stack = await Stack.start('chaos');
     const run = new ChaosRun(stack, options);
+    followBuildRecords(stack.bus, (r, time) => run.#results.push({ ...r, time }));
     try {
       writeFileSync(run.#chefFile, chefDefinition(run.#ledger));
       writeFileSync(run.#ledger, '');
@@ -564,11 +568,10 @@ export class ChaosRun implements AsyncDisposable {
   async finish(): Promise<ChaosReport> {
     const { stack } = this;
     const events = await stack.readStream(streams.events(stack.project));
-    const results: Array<BuildResult & { time: string }> = [];
+    const results = this.#results;
     const finishedEvents = new Map<string, number>();
     for (const e of events) {
-      if (e.type === 'build.result') results.push({ ...BuildResult.parse(e.body), time: e.time });
-      else if (e.type === 'task.state') {
+      if (e.type === 'task.state') {
         const s = TaskStateChanged.parse(e.body);
         if (s.state === 'finished')
           finishedEvents.set(s.taskId, (finishedEvents.get(s.taskId) ?? 0) + 1);
@@ -598,8 +601,8 @@ export class ChaosRun implements AsyncDisposable {
     // waited for, and lost only if they never are acknowledged.
     const drained = async () => {
       const info = await stack.bus.jsm.consumers.info(
-        streams.events(stack.project),
-        'majordomo-results',
+        streams.buildRecords(stack.project),
+        'majordomo-builds',
       );
       return info.num_pending + info.num_ack_pending === 0 ? undefined : info;
     };

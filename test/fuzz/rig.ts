@@ -823,6 +823,7 @@ export class FuzzRig implements AsyncDisposable {
     const paths: Array<[string, string, string]> = [
       ['majordomo.files', streams.files(p), 'majordomo-files'],
       ['majordomo.results', streams.events(p), 'majordomo-results'],
+      ['majordomo.records', streams.buildRecords(p), 'majordomo-builds'],
       ['chef.builds', streams.builds(p), `chef-${this.ctx.chef}`],
       ['runner.tasks', streams.tasks(p), `runner-${this.ctx.queue}`],
     ];

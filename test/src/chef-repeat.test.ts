@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { type BuildResult, streams } from '@computepods/protocol';
+import { type BuildResult, streams, subjects } from '@computepods/protocol';
 import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -38,7 +38,9 @@ describe('a build request that comes again after its build was reported', () => 
     await stack.untilResults(results, 2);
     const [first, second] = results as [BuildResult, BuildResult];
     expect(first, first.error).toMatchObject({ status: 'succeeded', buildId: BUILD });
-    expect(second).toEqual(first);
+    // The record written again, naming the request it answers now.
+    expect(second).toEqual({ ...first, answers: expect.any(String) });
+    expect(second.answers).not.toBe(first.answers);
     expect(readFileSync(stack.dir.join('ledger'), 'utf8')).toBe('run\n');
     expect(runs()).toBe(1);
     // Both acks reached the server: nothing is pending, nothing was delivered again.
@@ -53,5 +55,57 @@ describe('a build request that comes again after its build was reported', () => 
     const info = await stack.bus.jsm.consumers.info(streams.builds(P), 'chef-text');
     expect(info.num_redelivered).toBe(0);
     expect(info.delivered.consumer_seq).toBe(2);
+  });
+
+  it('is stored, not published, and not written again for a redelivery of the request it answers', async () => {
+    stack.write('src/b.txt', 'b\n');
+    const build = 'beef0123beef0123';
+    // The same request message twice, as JetStream redelivers one whose ack was lost (two
+    // stream messages: the chef sees one envelope id twice).
+    const data = stack.bus.encode('build.requested', {
+      buildId: build,
+      taskId: 'upper:b',
+      chef: 'text',
+      ruleId: 'upper',
+      stem: 'b',
+      pass: 1,
+      inputs: { 'src/b.txt': sha256('b\n') },
+      outputs: ['out/b.upper'],
+      locations: {},
+      resultFromRecord: true,
+    });
+    let published = 0;
+    const sub = stack.bus.nc.subscribe(subjects.buildResult(P), {
+      callback: () => {
+        published++;
+      },
+    });
+    await stack.bus.nc.flush();
+    const from = results.length;
+    const ofBuild = () => results.slice(from).filter((r) => r.buildId === build);
+    await stack.bus.js.publish(subjects.buildRequest(P, 'text'), data, { msgID: 'b-1' });
+    await until(
+      () => ofBuild().length === 1,
+      'the result of build b',
+      30_000,
+      () => stack.logs(),
+    );
+    await stack.bus.js.publish(subjects.buildRequest(P, 'text'), data, { msgID: 'b-2' });
+    await until(
+      async () => {
+        const info = await stack.bus.jsm.consumers.info(streams.builds(P), 'chef-text');
+        return info.num_ack_pending === 0 && info.num_pending === 0;
+      },
+      'both requests of build b acknowledged',
+      30_000,
+    );
+    // The chef stores a result before it acks its request: a second write would be here now.
+    await stack.bus.nc.flush();
+    expect(ofBuild()).toHaveLength(1);
+    expect(ofBuild()[0]).toMatchObject({ status: 'succeeded' });
+    expect(runs()).toBe(2);
+    // Asked with resultFromRecord, as MajorDomo asks: stored, never published.
+    sub.unsubscribe();
+    expect(published).toBe(0);
   });
 });

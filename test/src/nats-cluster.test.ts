@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { BuildResult, streams, TaskStateChanged } from '@computepods/protocol';
+import { BuildResult, buckets, streams, TaskStateChanged } from '@computepods/protocol';
 import { NatsCluster, type NatsClusterNode } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -11,8 +11,8 @@ const sha16 = (s: string) => createHash('sha256').update(s).digest('hex').slice(
  * The federation on a real 3-node JetStream cluster (deploy/nats's template, TLS, operator mode,
  * R3 streams and buckets): a node is killed -9 while a build runs, edits are made while it is
  * down, and it is restarted. Every edit is built, and nothing is built or reported twice: the
- * chef's command writes one ledger line per run to its end (outside the workspace), and the
- * events stream keeps every build result and task state (as test/chaos counts them). Done once
+ * chef's command writes one ledger line per run to its end (outside the workspace), the events
+ * stream keeps every task state (as test/chaos counts them) and the builds bucket each result. Done once
  * with a node that leads none of the streams in question, once with the builds stream's leader.
  */
 describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
@@ -168,22 +168,23 @@ describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
     // The ledger: every content written was built to its end exactly once.
     const lines = readFileSync(ledger(), 'utf8').split('\n').filter(Boolean);
     expect([...lines].sort()).toEqual([...writes].sort());
-    // The events stream: one succeeded result per build, one `finished` per task.
+    // The events stream: one `finished` per task. The builds bucket: a succeeded result for each
+    // build (chefs store results and publish none; the bucket keeps one a build, so a result
+    // reported twice would show in the ledger or as a task finished twice).
     const events = await stack.readStream(streams.events(stack.project));
-    const ok = new Map<string, number>();
     const finished = new Map<string, number>();
     for (const e of events) {
-      if (e.type === 'build.result') {
-        const r = BuildResult.parse(e.body);
-        if (r.status === 'succeeded') ok.set(r.buildId, (ok.get(r.buildId) ?? 0) + 1);
-      } else if (e.type === 'task.state') {
+      if (e.type === 'task.state') {
         const s = TaskStateChanged.parse(e.body);
         if (s.state === 'finished') finished.set(s.taskId, (finished.get(s.taskId) ?? 0) + 1);
       }
     }
-    expect([...ok.values()].filter((n) => n > 1)).toEqual([]);
+    const records = await (
+      await stack.bus.kv(buckets.builds(stack.project), BuildResult)
+    ).entries();
+    const ok = [...records.values()].filter(({ value }) => value.status === 'succeeded');
     expect([...finished.values()].filter((n) => n > 1)).toEqual([]);
-    expect(ok.size).toBe(lines.length);
+    expect(ok.length).toBe(lines.length);
     for (const [name, p] of stack.procs) expect(p.running, name).toBe(true);
   });
 });

@@ -7,7 +7,7 @@ import {
   ArtefactRecord,
   ArtefactReply,
   type ArtefactStatus,
-  BuildResult,
+  type BuildResult,
   buckets,
   Envelope,
   subjects,
@@ -22,6 +22,7 @@ import {
   TempDir,
   until,
 } from '@computepods/testkit';
+import { followBuildRecords } from './build-records.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 // One OS process per service: node with tsx's loader, not the tsx CLI (which runs node as a
@@ -273,18 +274,12 @@ export class Stack implements AsyncDisposable {
   }
 
   /**
-   * Every valid build result published for the project from now on, in the order they come
-   * (appended to the array returned); anything else on the subject is skipped.
+   * Every valid build result stored for the project from now on, in the order they come
+   * (appended to the array returned; build-records.ts); anything else is skipped.
    */
   collectBuildResults(): BuildResult[] {
     const results: BuildResult[] = [];
-    this.bus.nc.subscribe(subjects.buildResult(this.project), {
-      callback: (_e, m) => {
-        const env = Envelope.safeParse(m.json());
-        const r = env.success ? BuildResult.safeParse(env.data.body) : undefined;
-        if (r?.success) results.push(r.data);
-      },
-    });
+    followBuildRecords(this.bus, (r) => results.push(r));
     return results;
   }
 
@@ -307,6 +302,8 @@ export class Stack implements AsyncDisposable {
         inputs: { [`src/${stem}.txt`]: inputSha256 },
         outputs: [`out/${stem}.upper`],
         locations: {},
+        // As MajorDomo asks: the result heard from the builds bucket (collectBuildResults).
+        resultFromRecord: true,
       },
     );
     return ack.seq;

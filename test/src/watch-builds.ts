@@ -1,16 +1,17 @@
 import type { Bus } from '@computepods/bus';
 import {
   BuildRequested,
-  BuildResult,
+  type BuildResult,
   Envelope,
   StatusReply,
   statusWithAllArtefacts,
   subjects,
 } from '@computepods/protocol';
+import { followBuildRecords } from './build-records.js';
 
 /**
  * Records every build request and result of a project as they cross NATS (core subscriptions
- * see JetStream publishes too), so a test can count what ran, in which pass, and what it found.
+ * see JetStream publishes too; results as chefs store them, build-records.ts), so a test can count what ran, in which pass, and what it found.
  * Open it with BuildLog.start: MajorDomo publishes on its own connection, so a request could
  * reach the server before this connection's SUBs and go unrecorded.
  */
@@ -43,11 +44,7 @@ export class BuildLog {
           this.onRequest(r);
         },
       }),
-      bus.nc.subscribe(subjects.buildResult(p), {
-        callback: (_e, m) => {
-          this.results.push(BuildResult.parse(decode(m.data).body));
-        },
-      }),
+      followBuildRecords(bus, (r) => this.results.push(r)),
     );
   }
 

@@ -205,6 +205,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...b.pub,
             ...consume(streams.files(p), 'majordomo-files'),
             ...consume(streams.events(p), 'majordomo-results', subjects.buildResult(p)),
+            // Results as chefs store them: its durable on the builds bucket's own stream.
+            ...consume(streams.buildRecords(p), 'majordomo-builds', subjects.buildRecords(p)),
             `${JS}.STREAM.INFO.*`,
             // Queue depth (GET /api/queues): the runners' consumers on the tasks stream, read only.
             `${JS}.CONSUMER.INFO.${streams.tasks(p)}.*`,
@@ -223,8 +225,9 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvWrite(buckets.artefacts(p)),
             ...kvWrite(buckets.traces(p)),
             ...kvWrite(buckets.goals(p)),
-            // No write on the builds bucket: chefs record results there; MajorDomo keeps those it
-            // stored in memory (recent-results.ts) and reads the bucket like any member.
+            // No write on the builds bucket: chefs record results there; MajorDomo hears them
+            // from its stream (above), keeps those it stored in memory (recent-results.ts) and
+            // reads the bucket like any member.
             // Standby mode: the leader lease, read and written with compare-and-set; the first
             // MajorDomo to stand makes the bucket (it is no other role's).
             `${JS}.STREAM.CREATE.KV_${buckets.leader(p)}`,
@@ -251,7 +254,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             `$JS.ACK.${streams.builds(p)}.>`,
           ],
         },
-        sub: { allow: [...b.sub, ...SRV_SUB, `${cp}.>`] },
+        // The builds bucket's writes too: the event stream's build.result (http.ts).
+        sub: { allow: [...b.sub, ...SRV_SUB, `${cp}.>`, subjects.buildRecords(p)] },
         resp,
       };
     case 'chef': {

@@ -341,6 +341,7 @@ export class Bus {
       maxDeliver: options.maxDeliver ?? 5,
       ackWaitMs: options.ackWaitMs ?? 30_000,
       maxAckPending: options.maxAckPending ?? Math.max(options.concurrency ?? 1, 1) * 4,
+      ...(options.deliverNew ? { deliverNew: true } : {}),
     });
     const consumer = await startConsumer(this, options);
     this.#consumers.push(consumer);

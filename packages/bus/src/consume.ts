@@ -2,7 +2,7 @@ import type { MessageType } from '@computepods/protocol';
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import type { Bus } from './bus.js';
 import { PULL, watchConsumer } from './consumer-watch.js';
-import { type Decoded, decode } from './decode.js';
+import { type Decoded, decode, decodeRecord } from './decode.js';
 import { isRetryable, type MessageInvalidError } from './errors.js';
 import { issuesFromError, isValidationError } from './issues.js';
 import type { Logger } from './logger.js';
@@ -45,6 +45,17 @@ export interface ConsumeOptions<T extends MessageType> {
    * most PLAIN_ACK_HOLD_MS later (PLAIN ACKS below).
    */
   readonly confirmAck?: boolean;
+  /**
+   * The stream is a KV bucket's (filterSubject `$KV.<bucket>.>`): each message is a record's
+   * value, no envelope, read as the body of the one accepted type (decodeRecord: the id is its
+   * stream sequence, the cid its key). A delete or purge of a key is acknowledged unread.
+   */
+  readonly records?: boolean;
+  /**
+   * Made for the first time, the durable starts after the stream's last message (ensureConsumer):
+   * for a bucket's stream, the writes from then on, not every record it keeps.
+   */
+  readonly deliverNew?: boolean;
 }
 
 /**
@@ -77,6 +88,14 @@ export interface Consumer {
  */
 export function pullAgainAt(maxMessages: number): number {
   return Math.max(1, Math.floor(maxMessages / 4));
+}
+
+const KV_PREFIX = '$KV.';
+
+/** A KV delete or purge marker (its operation header), not a value. */
+function isRemoval(m: JsMsg): boolean {
+  const op = m.headers?.get('KV-Operation');
+  return op === 'DEL' || op === 'PURGE';
 }
 
 /** Redelivery delay after a retryable failure: 0.5 s, 1 s, 2 s ... capped at 30 s. */
@@ -135,7 +154,18 @@ export async function startConsumer<T extends MessageType>(
     const deliveries = m.info.deliveryCount;
     let decoded: Decoded<T>;
     try {
-      decoded = decode(m.data, options.accept, bus.project);
+      if (options.records) {
+        if (isRemoval(m)) {
+          m.ack();
+          return;
+        }
+        decoded = decodeRecord(m.data, options.accept[0] as T, {
+          project: bus.project,
+          id: `${options.stream}:${m.seq}`,
+          cid: m.subject.slice(m.subject.indexOf('.', KV_PREFIX.length) + 1).slice(0, 128),
+          time: new Date(m.info.timestampNanos / 1e6).toISOString(),
+        });
+      } else decoded = decode(m.data, options.accept, bus.project);
     } catch (err) {
       const e = err as MessageInvalidError;
       bus.logger.warn(

@@ -1,4 +1,10 @@
-import { Envelope, issuesOf, type MessageType, messageTypes } from '@computepods/protocol';
+import {
+  Envelope,
+  issuesOf,
+  type MessageType,
+  messageTypes,
+  SCHEMA_VERSION,
+} from '@computepods/protocol';
 import type { z } from 'zod';
 import { MessageInvalidError } from './errors.js';
 
@@ -23,6 +29,36 @@ export function decode<T extends MessageType>(
   if (!body.success)
     throw new MessageInvalidError(`invalid ${env.type} body`, issuesOf(body.error, ['body']));
   return { ...env, body: body.data } as Decoded<T>;
+}
+
+/**
+ * A KV record's value (no envelope) as a message of `type`: the value validated as its body, the
+ * envelope's fields from the record (`meta`: its stream sequence as the id, its key as the cid,
+ * its write time). For a consumer of a bucket's stream (ConsumeOptions.records).
+ */
+export function decodeRecord<T extends MessageType>(
+  data: Uint8Array,
+  type: T,
+  meta: { project: string; id: string; cid: string; time: string },
+): Decoded<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(data));
+  } catch (err) {
+    throw new MessageInvalidError('malformed JSON', [
+      { path: '', message: `not JSON: ${(err as Error).message}` },
+    ]);
+  }
+  const body = messageTypes[type].safeParse(json);
+  if (!body.success)
+    throw new MessageInvalidError(`invalid ${type} record`, issuesOf(body.error, ['body']));
+  return {
+    v: SCHEMA_VERSION,
+    source: 'kv',
+    ...meta,
+    type,
+    body: body.data,
+  } as Decoded<T>;
 }
 
 /** A message of one type whose body is read through `view` (DecodedView). */

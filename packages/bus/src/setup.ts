@@ -132,13 +132,19 @@ export interface ConsumerSpec {
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly maxAckPending?: number;
+  /**
+   * Made (the first time only) to start after the stream's last message instead of its first: a
+   * consumer of a KV bucket's stream that wants the writes from now on, not every record kept.
+   * An existing durable keeps its place.
+   */
+  readonly deliverNew?: boolean;
 }
 
 export async function ensureConsumer(jsm: JetStreamManager, spec: ConsumerSpec): Promise<void> {
   const wanted = {
     durable_name: spec.durable,
     ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
+    deliver_policy: spec.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
     max_deliver: spec.maxDeliver ?? 5,
     ack_wait: (spec.ackWaitMs ?? 30_000) * NS,
     max_ack_pending: spec.maxAckPending ?? 1000,

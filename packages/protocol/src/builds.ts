@@ -45,6 +45,13 @@ export const BuildRequested = z.object({
   leader: z
     .object({ id: z.string().min(1).max(200), epoch: z.number().int().positive() })
     .optional(),
+  /**
+   * The sender hears results from the builds bucket's own stream (MajorDomo's durable
+   * `majordomo-builds`): the chef stores the result there and publishes no build.result, one
+   * stored message and one round trip a build fewer. Absent (an older MajorDomo, a test asking
+   * in its place): the result is stored and published as build.result too.
+   */
+  resultFromRecord: z.literal(true).optional(),
 });
 export type BuildRequested = z.infer<typeof BuildRequested>;
 
@@ -87,6 +94,13 @@ export const BuildResult = z.object({
    * MajorDomo may have missed (a file event dropped while the build that wrote it was in flight).
    */
   inputsNow: z.record(RelativePath, OutputRecord).default({}),
+  /**
+   * The request message this result answered, when its sender hears results from the builds
+   * bucket (BuildRequested.resultFromRecord): a redelivery of that message finds it answered
+   * (its sender heard the put) and writes nothing; another request for the build is answered by
+   * writing the record again. What the build.result message id `result-<build>-<request>` did.
+   */
+  answers: z.string().min(1).max(128).optional(),
 });
 export type BuildResult = z.infer<typeof BuildResult>;
 

@@ -24,6 +24,11 @@ export const subjects = {
    */
   buildFence: (p: string) => `cp.${checkProject(p)}.build.request._fence`,
   buildResult: (p: string) => `cp.${checkProject(p)}.build.result`,
+  /**
+   * Every write of the builds bucket (a chef's stored result): its stream's subjects, which
+   * MajorDomo's durable `majordomo-builds` follows (BuildRequested.resultFromRecord).
+   */
+  buildRecords: (p: string) => `$KV.${buckets.builds(p)}.>`,
   buildCancel: (p: string) => `cp.${checkProject(p)}.build.cancel`,
   tasks: (p: string, resource: string) =>
     `cp.${checkProject(p)}.tasks.${checkName('resource name', resource)}`,
@@ -69,6 +74,8 @@ export const streams = {
   files: (p: string) => `cp_${checkProject(p)}_files`,
   builds: (p: string) => `cp_${checkProject(p)}_builds`,
   events: (p: string) => `cp_${checkProject(p)}_events`,
+  /** The builds bucket's own stream (subjects.buildRecords): chefs' stored results. */
+  buildRecords: (p: string) => `KV_${buckets.builds(p)}`,
   tasks: (p: string) => `cp_${checkProject(p)}_tasks`,
   deadLetters: (p: string) => `cp_${checkProject(p)}_dlq`,
   /** Task stdout/stderr, kept for a while (subjects.taskLog). */

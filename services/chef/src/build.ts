@@ -59,6 +59,16 @@ type Result = BuildResult;
 type Base = Pick<Result, 'buildId' | 'taskId' | 'chef' | 'pod'>;
 
 /**
+ * The request a result answers: its message (the result's dedup key and cid), and whether its
+ * sender hears results from the builds bucket alone (BuildRequested.resultFromRecord).
+ */
+interface Asked {
+  readonly id: string;
+  readonly cid: string;
+  readonly recordOnly: boolean;
+}
+
+/**
  * Turns one build request into one runner task and reports the outcome. Idempotent: a
  * redelivered request whose result is already recorded is answered from the record, and the
  * task id is derived from the build id, so the runner never runs it twice.
@@ -75,10 +85,11 @@ export async function handleBuild(
   logger: Logger,
 ): Promise<void> {
   const base: Base = { buildId: req.buildId, taskId: req.taskId, chef: ctx.chef, pod: ctx.pod };
+  const asked: Asked = { id: msg.id, cid: msg.cid, recordOnly: req.resultFromRecord === true };
   const started = Date.now();
   const rule = ctx.rules.get(req.ruleId);
   if (!rule)
-    return finish(ctx, msg, {
+    return finish(ctx, asked, {
       ...base,
       status: 'failed',
       durationMs: 0,
@@ -88,7 +99,7 @@ export async function handleBuild(
   const cancelled =
     msg.sequence === undefined ? undefined : ctx.inflight.cancelledUpTo(req.buildId, msg.sequence);
   if (cancelled !== undefined)
-    return finish(ctx, msg, {
+    return finish(ctx, asked, {
       ...base,
       status: 'cancelled',
       durationMs: 0,
@@ -131,7 +142,7 @@ export async function handleBuild(
         { buildId: req.buildId, rule: rule.id, code: err.code, reason: err.message },
         'build request refused',
       );
-      return finish(ctx, msg, {
+      return finish(ctx, asked, {
         ...base,
         status: 'failed',
         durationMs: Date.now() - started,
@@ -165,7 +176,7 @@ export async function handleBuild(
         { buildId: req.buildId },
         'build already done and its outputs are intact; re-sending its result',
       );
-      await publishResult(ctx, done, msg);
+      await answerFromRecord(ctx, done, asked);
       return;
     }
     await build(
@@ -175,7 +186,7 @@ export async function handleBuild(
       checked,
       base,
       signal,
-      msg,
+      asked,
       logger,
       { known, following, task },
       confine,
@@ -214,7 +225,7 @@ async function build(
   { paths, route }: { paths: BuildPaths; route: Route },
   base: Base,
   signal: AbortSignal,
-  msg: { readonly id: string; readonly cid: string },
+  msg: Asked,
   logger: Logger,
   read: {
     known: Result | undefined;
@@ -436,7 +447,7 @@ async function build(
  */
 async function reportOutputs(
   ctx: ChefContext,
-  msg: { readonly id: string; readonly cid: string },
+  msg: Asked,
   req: BuildRequested,
   rule: Rule,
   paths: BuildPaths,
@@ -537,7 +548,7 @@ async function hashOutput(
 
 async function finish(
   ctx: ChefContext,
-  msg: { readonly id: string; readonly cid: string },
+  msg: Asked,
   result: Omit<
     Result,
     'outputs' | 'cutoff' | 'discovered' | 'inputsNow' | 'projections' | 'inputProjections'
@@ -555,18 +566,27 @@ async function finish(
   // bytes from the task's (an mtime is the kernel's coarse clock, a tick behind: the write came
   // within milliseconds of the task's end), so the overwritten bytes were reported as the
   // build's output (fresh-clone CI, chef-attempt-reads; with the put held 300 ms it fails 3 of
-  // 3). One round trip more before MajorDomo plans on.
-  const checked = checkResult(result);
+  // 3). A sender that hears results from the bucket's stream (resultFromRecord, MajorDomo) has
+  // the result with the put, the record there before anyone hears of it: no message more.
+  const checked = checkResult(msg.recordOnly ? { ...result, answers: msg.id } : result);
   await ctx.resultOut.put(checked.buildId, checked);
-  await publishResult(ctx, checked, msg);
+  if (!msg.recordOnly) await publishResult(ctx, checked, msg);
+}
+
+/**
+ * Answers a request with the result its build already has (read from the bucket, decoded). A
+ * sender that hears results from the bucket's stream has heard it when the record answers this
+ * very message (a redelivery: this chef, or another replica, stored it and did not ack); any
+ * other request gets the record written again, naming it: a new message on that stream.
+ */
+async function answerFromRecord(ctx: ChefContext, result: BuildResult, msg: Asked): Promise<void> {
+  if (!msg.recordOnly) await publishResult(ctx, result, msg);
+  else if (result.answers !== msg.id)
+    await ctx.resultOut.put(result.buildId, { ...result, answers: msg.id });
 }
 
 /** Publishes a validated result: one checkResult made, or one read from the bucket (decoded). */
-async function publishResult(
-  ctx: ChefContext,
-  result: BuildResult,
-  msg: { readonly id: string; readonly cid: string },
-): Promise<void> {
+async function publishResult(ctx: ChefContext, result: BuildResult, msg: Asked): Promise<void> {
   // Keyed by the request message: the result of a redelivered request (this chef crashed after
   // publishing) is dropped as a duplicate, but a new request for the same build (MajorDomo
   // restarted and forgot a failure, or the inputs changed and changed back) gets its answer.

@@ -272,6 +272,8 @@ export class Dispatcher {
       locations,
       ...(last ? { lastRun: { inputs: last.inputs, outputs: last.outputs } } : {}),
       ...(leader ? { leader: { id: leader.lease.id, epoch: leader.lease.epoch } } : {}),
+      // Heard from the builds bucket's stream (result-records.ts): no build.result message.
+      resultFromRecord: true as const,
     };
     const subject = subjects.buildRequest(cfg.project, owned.chef);
     // Deduplicated per chef: when a dead chef's rules pass to another, the same build must

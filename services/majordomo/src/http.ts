@@ -25,6 +25,7 @@ import {
 import { z } from 'zod';
 import { Access, AccessError, type Principal } from './access.js';
 import { allowedHosts, hostAllowed } from './allowed-hosts.js';
+import { buildRecordEvent } from './build-record-event.js';
 import { UiProject } from './config.js';
 import { LogRefused } from './confined-log.js';
 import { type EventStream, openEventStream, StreamCap, tokenOf } from './event-stream.js';
@@ -529,10 +530,26 @@ export async function startHttp(
         if (es) es.send(type, m.string());
         else early.push([type, m.string()]);
       });
+      // Chefs' stored results: the build.result events they no longer publish (resultFromRecord).
+      const records = subscribeMessages(
+        bus.nc,
+        bus.logger,
+        subjects.buildRecords(cfg.project),
+        (m) => {
+          const data = buildRecordEvent(cfg.project, m);
+          if (data === undefined) return;
+          if (es) es.send('build.result', data);
+          else early.push(['build.result', data]);
+        },
+      );
+      const unsubscribe = () => {
+        sub.unsubscribe();
+        records.unsubscribe();
+      };
       await bus.nc.flush().catch(() => undefined);
       if (req.raw.destroyed) {
         // The client left meanwhile: nothing to open.
-        sub.unsubscribe();
+        unsubscribe();
         return reply.hijack();
       }
       es = openEventStream(reply, {
@@ -544,12 +561,12 @@ export async function startHttp(
         hello: 'connected',
       });
       if (!es) {
-        sub.unsubscribe();
+        unsubscribe();
         return reply;
       }
       for (const [type, data] of early) es.send(type, data);
       early.length = 0;
-      es.signal.addEventListener('abort', () => sub.unsubscribe());
+      es.signal.addEventListener('abort', unsubscribe);
       return reply;
     },
   );

@@ -14,7 +14,7 @@ import {
 import {
   type ArtefactRecord,
   type ArtefactStatus,
-  type BuildResult,
+  BuildResult,
   buckets,
   CanBuildFrom,
   type FilesChanged,
@@ -52,6 +52,7 @@ import {
   unparsed,
   validDeclarations,
 } from './restore-state.js';
+import { resultRecordsSpec } from './result-records.js';
 import { type DeclaredRules, type OwnedRule, RuleRegistry } from './rules.js';
 import { RulesWatch } from './rules-watch.js';
 import { compactSnapshots } from './snapshot-compaction.js';
@@ -189,6 +190,11 @@ export class MajorDomo {
       bus.kv(buckets.goals(p), CanBuildFrom),
       opening,
       ensureProjectStreams(bus, p),
+      // Results are heard from the builds bucket's stream: its durable is made (its bucket first,
+      // when no chef has made it) before any request is sent (result-records.ts).
+      bus
+        .kv(buckets.builds(p), BuildResult)
+        .then(() => bus.ensureConsumer(resultRecordsSpec(p, IN_FLIGHT))),
     ]);
     const goals = new GoalRules(goalsKv);
     // The small buckets at once with the snapshot: each read waits mostly on the server.
@@ -359,6 +365,22 @@ export class MajorDomo {
         await stored; // STORED above
       },
     });
+    // Results as chefs store them (result-records.ts), and as build.result messages: those of
+    // chefs asked by an earlier MajorDomo, or of an earlier version (they store and publish).
+    const recordsConsumer = await bus.consume({
+      ...resultRecordsSpec(p, IN_FLIGHT),
+      records: true,
+      accept: ['build.result'],
+      confirmAck: false,
+      concurrency: IN_FLIGHT,
+      handler: async (msg) => {
+        const { stored } = await md.#serial(async () => {
+          await md.#mustLead();
+          return md.onBuildResult(msg.body);
+        });
+        await stored; // STORED above
+      },
+    });
     const resultsConsumer = await bus.consume({
       stream: streams.events(p),
       durable: 'majordomo-results',
@@ -419,7 +441,7 @@ export class MajorDomo {
         stopLiveness();
         const compacted = stopCompaction();
         md.projectState.stop();
-        await Promise.all([files.stop(), resultsConsumer.stop()]);
+        await Promise.all([files.stop(), recordsConsumer.stop(), resultsConsumer.stop()]);
         await md.#queue;
         await Promise.allSettled(md.#storing);
         // Changes held for the next announcement (holdWhile) go now.
@@ -793,8 +815,10 @@ export class MajorDomo {
     return this.dm.producerOf(path);
   }
 
-  private async onBuildResult(result: BuildResult, cid: string): Promise<Stored> {
+  /** `cid`: the message's; a stored result (result-records.ts) has none, and takes its request's. */
+  private async onBuildResult(result: BuildResult, messageCid?: string): Promise<Stored> {
     const f = this.#builds.take(result.taskId, result.buildId);
+    const cid = messageCid ?? f?.cid ?? result.buildId;
     if (!f) {
       this.logger.info(
         { taskId: result.taskId, buildId: result.buildId, cid },

@@ -29,7 +29,7 @@ describe('MajorDomo: a result is acknowledged once its records are stored', () =
 
   const status = () => statusWithAllArtefacts((req) => t.bus.request('status', req, StatusReply));
   const resultsAckPending = async () =>
-    (await t.bus.jsm.consumers.info(streams.events(P), 'majordomo-results')).num_ack_pending;
+    (await t.bus.jsm.consumers.info(streams.buildRecords(P), 'majordomo-builds')).num_ack_pending;
   const succeed = (req: BuildRequested, bytes: string) => t.succeed(req, bytes);
 
   beforeAll(async () => {
