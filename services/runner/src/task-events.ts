@@ -1,8 +1,14 @@
 import type { Bus } from '@computepods/bus';
 import { envelope, subjects, type TaskStateChanged } from '@computepods/protocol';
 
-/** The longest a task-state event waits for a record write to travel with (ms). */
-export const EVENT_HOLD_MS = 20;
+/**
+ * The longest a task-state event waits for a record write to travel with (ms): as long as the
+ * spawner holds a started task's pid for its exit (CP_SPAWNER_PID_HOLD_MS, 100 ms) and a plain
+ * ack waits for a write (bus consume.ts PLAIN_ACK_HOLD_MS, 100 ms), so that a task that ends
+ * within that time (a compile: 40-100 ms) has its running event, its message's ack and its end
+ * record leave in one socket write.
+ */
+export const EVENT_HOLD_MS = 100;
 
 /**
  * The runner's task-state events (plain publishes; the record in KV, written before, is the
