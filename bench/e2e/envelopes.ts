@@ -1,5 +1,5 @@
 import type { Bus } from '@computepods/bus';
-import { Envelope } from '@computepods/protocol';
+import { buckets, Envelope } from '@computepods/protocol';
 
 /**
  * Calls `fn` with every envelope published in `bus`'s project, its body, and when it came
@@ -36,4 +36,32 @@ export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/**
+ * Calls `fn` with the state of every task record the runners write in `bus`'s project (a put on
+ * the tasks bucket; MajorDomo and the chefs follow these), when it came. The `task.state` events
+ * are no clock for a stage: the runner holds one up to EVENT_HOLD_MS for a record write to travel
+ * with.
+ */
+export function taskRecords(
+  bus: Bus,
+  fn: (state: string, taskId: string, t: number) => void,
+): { unsubscribe(): void } {
+  return bus.nc.subscribe(`$KV.${buckets.tasks(bus.project)}.>`, {
+    callback: (_e, m) => {
+      const t = performance.now();
+      if (!m.data.length) return; // a delete or purge marker
+      try {
+        const rec = JSON.parse(new TextDecoder().decode(m.data)) as {
+          state?: unknown;
+          task?: { taskId?: unknown };
+        };
+        if (typeof rec.state === 'string' && typeof rec.task?.taskId === 'string')
+          fn(rec.state, rec.task.taskId, t);
+      } catch {
+        // not a record
+      }
+    },
+  });
 }
