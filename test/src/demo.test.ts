@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bus, createLogger, isPermissionDenied } from '@computepods/bus';
 import type { StatusReply } from '@computepods/protocol';
-import { freePort, ManagedProcess, TempDir } from '@computepods/testkit';
+import { ManagedProcess, type ReservedPort, reservePort, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 import { BuildLog, settled } from './watch-builds.js';
@@ -137,12 +137,20 @@ describe('up: the demo, started as people start it', () => {
   const workspace = dir.join('demo/workspace');
   const read = (p: string) => readFileSync(join(workspace, p), 'utf8');
 
+  /** up's ports: reserved, so no other test file's bind(0) takes one before up listens. */
+  const ports: ReservedPort[] = [];
+  const reserved = () => {
+    const p = reservePort();
+    ports.push(p);
+    return String(p.port);
+  };
+
   beforeAll(async () => {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       CP_STATE_DIR: dir.path,
-      CP_NATS_PORT: String(await freePort()),
-      CP_HTTP_PORT: String(await freePort()),
+      CP_NATS_PORT: reserved(),
+      CP_HTTP_PORT: reserved(),
     };
     for (const k of [
       'NATS_URL',
@@ -180,6 +188,7 @@ describe('up: the demo, started as people start it', () => {
     await bus?.close().catch(() => undefined);
     // SIGTERM takes the same path as Ctrl-C: services drain, then up's own nats-server stops.
     await up?.stop(30_000);
+    for (const p of ports) p.release();
     dir[Symbol.dispose]();
   });
 

@@ -1,5 +1,5 @@
 import { buckets, kvKey } from '@computepods/protocol';
-import { freePort } from '@computepods/testkit';
+import { type ReservedPort, reservePort } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Stack } from './stack.js';
@@ -21,6 +21,7 @@ describe('REST listings over flooded buckets', () => {
   let stack: Stack;
   let url: string;
   let monitor: string;
+  let monitorPort: ReservedPort | undefined;
   const get = async (path: string): Promise<unknown> => {
     const res = await fetch(`${url}${path}`, {
       headers: { authorization: `Bearer ${stack.apiToken}` },
@@ -47,7 +48,10 @@ describe('REST listings over flooded buckets', () => {
   };
 
   beforeAll(async () => {
-    const port = await freePort();
+    // Reserved (outside the kernel's ephemeral range): no other test file takes it before
+    // nats-server listens.
+    monitorPort = reservePort();
+    const port = monitorPort.port;
     monitor = `http://127.0.0.1:${port}`;
     stack = await Stack.start('flood', { natsConfigLines: [`http: "127.0.0.1:${port}"`] });
     await stack.start('majordomo');
@@ -67,6 +71,7 @@ describe('REST listings over flooded buckets', () => {
   }, 180_000);
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();
+    monitorPort?.release();
   });
 
   it('GET /api/tasks does not read the whole tasks bucket per call, and shows a record just written', async () => {
