@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { type KubernetesResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
 import {
   defined,
-  freePort,
   KubeApi,
   ManagedProcess,
   makeTestCa,
   makeTestCertificate,
   privateWorkspace,
+  reservePort,
   TempDir,
   until,
 } from '@computepods/testkit';
@@ -249,7 +249,10 @@ describe('kubernetes staging (stand-in with isolated pods)', { timeout: 90_000 }
 
 describe('kubernetes staging survives kill -9 of the runner', { timeout: 120_000 }, () => {
   it('a runner killed while a staged pod runs: the restarted one takes its outputs', async () => {
-    const port = await freePort();
+    // Kept across the runner's restart (the restarted one listens on it again): reserved outside
+    // the kernel's ephemeral range, which another test file's bind(0) could take it from meanwhile.
+    using reserved = reservePort();
+    const port = reserved.port;
     const records = tmp.join('crash-records');
     // The pod waits for this answer (it sees no file of this machine): the test lets it go on.
     const held: ServerResponse[] = [];

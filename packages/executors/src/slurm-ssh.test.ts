@@ -9,9 +9,9 @@ import {
 } from '@computepods/protocol';
 import {
   defined,
-  freePort,
   makeWheel,
   privateWorkspace,
+  reservePort,
   Slurm,
   Sshd,
   TempDir,
@@ -237,7 +237,9 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
   });
 
   it('pauses tasks with the reason when the cluster cannot be reached, after retries', async () => {
-    const closedPort = await freePort();
+    // Nothing listens on it for the whole case: reserved, so no other test file's server takes it.
+    using closed = reservePort();
+    const closedPort = closed.port;
     const hooks = new RecordingHooks();
     const own = new SshPool({ connectRetries: 0, connectTimeoutMs: 2_000 });
     const ex = createExecutor({
