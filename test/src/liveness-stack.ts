@@ -20,13 +20,21 @@ export class LivenessStack implements AsyncDisposable {
   /** The stack, `runner-1` started with `runner1` in its environment too. */
   static async start(project: string, runner1: Record<string, string> = {}) {
     const stack = await Stack.start(project);
+    // Not returned when a service fails to start, so no afterAll can stop the others: stopped
+    // here, once every start has settled (one still spawning would come after the stop), or
+    // they outlived the test file's run, nats-server and all.
     const copy = new GatedCopy(stack);
-    await Promise.all([
+    const started = await Promise.allSettled([
       stack.start('majordomo', { CP_RUNNER_DEAD_S: '7' }),
       stack.start('fswatcher'),
       stack.start('chef', { CP_CHEF: 'copier', CP_CHEF_DEFINITION: copy.definition }),
       startRunner(stack, 'runner-1', runner1),
     ]);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) {
+      await stack[Symbol.asyncDispose]();
+      throw failed.reason;
+    }
     return new LivenessStack(stack, copy, await BuildLog.start(stack.bus));
   }
 
