@@ -41,15 +41,7 @@ export function decodeRecord<T extends MessageType>(
   type: T,
   meta: { project: string; id: string; cid: string; time: string },
 ): Decoded<T> {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch (err) {
-    throw new MessageInvalidError('malformed JSON', [
-      { path: '', message: `not JSON: ${(err as Error).message}` },
-    ]);
-  }
-  const body = messageTypes[type].safeParse(json);
+  const body = messageTypes[type].safeParse(jsonOf(data));
   if (!body.success)
     throw new MessageInvalidError(`invalid ${type} record`, issuesOf(body.error, ['body']));
   return {
@@ -85,22 +77,27 @@ export function decodeView<T extends MessageType, S extends z.ZodType>(
   return { ...env, body: body.data } as DecodedView<T, S>;
 }
 
+/**
+ * A message's bytes as JSON, or a MessageInvalidError ('malformed JSON'), its cause named as an
+ * issue too: a dead letter's issues say what was wrong, not only its reason.
+ */
+export function jsonOf(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch (err) {
+    throw new MessageInvalidError('malformed JSON', [
+      { path: '', message: `not JSON: ${(err as Error).message}` },
+    ]);
+  }
+}
+
 /** The validated envelope of an accepted type for `project`, its body not yet checked. */
 function decodeEnvelope<T extends MessageType>(
   data: Uint8Array,
   accept: readonly T[],
   project: string | undefined,
 ): Envelope<unknown> & { type: T } {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch (err) {
-    // Named as an issue too: a dead letter's issues say what was wrong, not only its reason.
-    throw new MessageInvalidError('malformed JSON', [
-      { path: '', message: `not JSON: ${(err as Error).message}` },
-    ]);
-  }
-  const env = Envelope.safeParse(json);
+  const env = Envelope.safeParse(jsonOf(data));
   if (!env.success) throw new MessageInvalidError('invalid envelope', issuesOf(env.error));
   const type = env.data.type as T;
   if (!accept.includes(type)) {

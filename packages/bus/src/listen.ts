@@ -2,7 +2,7 @@ import { issuesOf, type MessageType } from '@computepods/protocol';
 import type { Msg } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import type { Bus } from './bus.js';
-import { type Decoded, type DecodedView, decode, decodeView } from './decode.js';
+import { type Decoded, type DecodedView, decode, decodeView, jsonOf } from './decode.js';
 import { MessageInvalidError } from './errors.js';
 import { subscribeMessages } from './subscribe.js';
 
@@ -108,15 +108,7 @@ export function listenJson<S extends z.ZodType>(
 
 /** Plain JSON of a schema, or a MessageInvalidError naming the field (as errorReply words it). */
 function parseJson<S extends z.ZodType>(data: Uint8Array, schema: S): z.infer<S> {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch (err) {
-    throw new MessageInvalidError('malformed JSON', [
-      { path: '', message: `not JSON: ${(err as Error).message}` },
-    ]);
-  }
-  const parsed = schema.safeParse(json);
+  const parsed = schema.safeParse(jsonOf(data));
   if (!parsed.success) throw new MessageInvalidError('invalid request', issuesOf(parsed.error));
   return parsed.data;
 }

@@ -365,6 +365,14 @@ export class MajorDomo {
         await stored; // STORED above
       },
     });
+    // A result, whichever way it came, acknowledged once its records are stored (STORED above).
+    const onResult = async (result: BuildResult, cid?: string) => {
+      const { stored } = await md.#serial(async () => {
+        await md.#mustLead();
+        return md.onBuildResult(result, cid);
+      });
+      await stored;
+    };
     // Results as chefs store them (result-records.ts), and as build.result messages: those of
     // chefs asked by an earlier MajorDomo, or of an earlier version (they store and publish).
     const recordsConsumer = await bus.consume({
@@ -373,13 +381,7 @@ export class MajorDomo {
       accept: ['build.result'],
       confirmAck: false,
       concurrency: IN_FLIGHT,
-      handler: async (msg) => {
-        const { stored } = await md.#serial(async () => {
-          await md.#mustLead();
-          return md.onBuildResult(msg.body);
-        });
-        await stored; // STORED above
-      },
+      handler: (msg) => onResult(msg.body),
     });
     const resultsConsumer = await bus.consume({
       stream: streams.events(p),
@@ -388,13 +390,7 @@ export class MajorDomo {
       accept: ['build.result'],
       confirmAck: false,
       concurrency: IN_FLIGHT,
-      handler: async (msg) => {
-        const { stored } = await md.#serial(async () => {
-          await md.#mustLead();
-          return md.onBuildResult(msg.body, msg.cid);
-        });
-        await stored; // STORED above
-      },
+      handler: (msg) => onResult(msg.body, msg.cid),
     });
     // Once restored: work held back while the lease's window was closed goes on when it reopens.
     leader?.lease.onRegained(() => {
