@@ -21,6 +21,12 @@ import { queueOf } from './task-logs.js';
  * the dead runner. A SLURM or Kubernetes task is `submitted` once its job exists, and then has
  * a job id or handle.
  */
+function neverStarted(rec: TaskRecord): boolean {
+  const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
+  if (state === 'created') return true;
+  return state === 'submitted' && !rec.jobId && rec.pid === undefined && !rec.handle;
+}
+
 /**
  * The $SRV ids of the runner processes whose jobs folder marks may tell of a start of `rec`'s
  * task (at most 16): the one its record names (it took the task), then those of its runner id
@@ -30,12 +36,6 @@ function processesOf(rec: TaskRecord, heard: readonly string[] | undefined): str
   const ids = new Set(rec.runnerInstance ? [rec.runnerInstance] : []);
   for (const id of (heard ?? []).slice(-16)) ids.add(id);
   return [...ids].slice(0, 16);
-}
-
-function neverStarted(rec: TaskRecord): boolean {
-  const state = rec.state === 'paused' ? rec.pausedFrom : rec.state;
-  if (state === 'created') return true;
-  return state === 'submitted' && !rec.jobId && rec.pid === undefined && !rec.handle;
 }
 
 /**
