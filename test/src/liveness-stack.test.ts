@@ -1,21 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { children } from './children.js';
 import { LivenessStack } from './liveness-stack.js';
-
-/** The processes this test process started that still run (its children). */
-function children(): string[] {
-  try {
-    return execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], {
-      encoding: 'utf8',
-    })
-      .split('\n')
-      .map((l) => l.trim().split(/\s+/))
-      .filter(([pid, comm]) => Number(pid) > 0 && comm !== 'ps') // not the ps listing them
-      .map(([pid, comm]) => `${pid} ${comm}`);
-  } catch {
-    return []; // ps exits 1 when it lists nothing
-  }
-}
 
 /**
  * A stack whose service fails to start is stopped whole. LivenessStack.start returned nothing

@@ -55,6 +55,7 @@ export class Stack implements AsyncDisposable {
   readonly procs = new Map<string, ManagedProcess>();
   /** Processes a restart under the same name replaced (a MajorDomo killed -9): kept for the dump. */
   readonly #replaced: Array<[string, ManagedProcess]> = [];
+  #disposed = false;
   readonly apiToken = 'test-token-0123456789';
 
   private constructor(
@@ -93,23 +94,31 @@ export class Stack implements AsyncDisposable {
       process.env.NATS_CA = nats.caFile;
       process.env.CP_REPLICAS = '3';
     }
-    const adminCreds = await bootstrapProject({
-      store: auth,
-      servers: nats.url,
-      project,
-      runnerDir: dir.join('state', 'runner'),
-    });
-    const logger = createLogger('e2e');
-    logger.level = 'silent';
-    const bus = await Bus.connect({
-      servers: nats.url,
-      credsFile: adminCreds,
-      service: 'e2e',
-      project,
-      logger,
-      discoverable: false,
-    });
-    return new Stack(dir, auth, nats, project, adminCreds, bus);
+    // Nothing is returned until the end, so the caller has nothing to dispose: a failure from
+    // here on stops the server(s) and removes the folder itself, or they outlive the test run.
+    try {
+      const adminCreds = await bootstrapProject({
+        store: auth,
+        servers: nats.url,
+        project,
+        runnerDir: dir.join('state', 'runner'),
+      });
+      const logger = createLogger('e2e');
+      logger.level = 'silent';
+      const bus = await Bus.connect({
+        servers: nats.url,
+        credsFile: adminCreds,
+        service: 'e2e',
+        project,
+        logger,
+        discoverable: false,
+      });
+      return new Stack(dir, auth, nats, project, adminCreds, bus);
+    } catch (err) {
+      await nats[Symbol.asyncDispose]();
+      dir[Symbol.dispose]();
+      throw err;
+    }
   }
 
   /**
@@ -189,6 +198,10 @@ export class Stack implements AsyncDisposable {
       ...this.#grantOf(kind, env),
       project: env.CP_PROJECT ?? this.project,
     });
+    // A start still here when the stack was disposed (a `Promise.all` of starts in a beforeAll
+    // rejects at the first failure, and afterAll disposes while the others go on) spawns
+    // nothing: its process would come after the stop and outlive the test run.
+    if (this.#disposed) throw new Error(`stack disposed while ${name} was starting`);
     const proc = new ManagedProcess({
       name,
       command: process.execPath,
@@ -421,6 +434,7 @@ export class Stack implements AsyncDisposable {
    * other); a process a restart replaced as <name>.<n>.log.
    */
   async [Symbol.asyncDispose](): Promise<void> {
+    this.#disposed = true;
     const root = process.env.CP_TEST_DUMP;
     if (root) {
       const dump = join(root, `${this.project}-${basename(this.dir.path)}`);
