@@ -29,6 +29,7 @@ import {
   Sshd,
   type SshdUser,
   sha256,
+  startTogether,
   TempDir,
 } from '@computepods/testkit';
 import { pino } from 'pino';
@@ -52,7 +53,7 @@ let dir: TempDir;
 let remoteBase: string;
 
 beforeAll(async () => {
-  [nats, sshd] = await Promise.all([NatsServer.start(), Sshd.start({ users: [USER] })]);
+  [nats, sshd] = await startTogether([NatsServer.start(), Sshd.start({ users: [USER] })]);
   pod = sshd.user(USER);
   dir = new TempDir('cp-changes-');
   remoteBase = `i2n-${randomBytes(4).toString('hex')}`;

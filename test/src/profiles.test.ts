@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
-import { ensureSystemUser, Slurm, TempDir, until } from '@computepods/testkit';
+import { ensureSystemUser, Slurm, startTogether, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -22,7 +22,7 @@ describe('two profiles on one slurm_sudo resource', { timeout: 300_000 }, () => 
     chmodSync(shared.path, 0o755);
     mkdirSync(shared.join('jobs'));
     chmodSync(shared.join('jobs'), 0o1777);
-    [stack, slurm] = await Promise.all([Stack.start('profiles'), Slurm.start()]);
+    [stack, slurm] = await startTogether([Stack.start('profiles'), Slurm.start()]);
     const resource = {
       type: 'slurm_sudo',
       name: 'Lab cluster',

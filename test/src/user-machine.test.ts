@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '@computepods/bus';
 import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
-import { Sshd, sha256 } from '@computepods/testkit';
+import { Sshd, sha256, startTogether } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -20,7 +20,7 @@ describe('user machine → inotify2nats → pod → rebuilt artefact', () => {
   let sshd: Sshd;
 
   beforeAll(async () => {
-    [stack, sshd] = await Promise.all([Stack.start('laptop'), Sshd.start({ users: ['cpuser'] })]);
+    [stack, sshd] = await startTogether([Stack.start('laptop'), Sshd.start({ users: ['cpuser'] })]);
     // The pod's SSH user writes into the workspace the services use.
     chmodSync(stack.dir.path, 0o755);
     chmodSync(stack.workspace, 0o777);

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { uiDir } from '@computepods/majordomo-ui';
 import { buildUi } from '@computepods/majordomo-ui/build';
 import { buckets, TaskRecord } from '@computepods/protocol';
-import { Slurm, TempDir } from '@computepods/testkit';
+import { Slurm, startTogether, TempDir } from '@computepods/testkit';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOB_USER, openToJobUser, slurmSudoQueue } from '../src/slurm-queues.js';
@@ -49,7 +49,7 @@ describe('MajorDomoUI follows a slurm_sudo task’s log live', { timeout: 300_00
     // than its sources, since a build removes the assets another test's MajorDomo may be serving.
     if (builtBefore(join(uiDir, 'assets', 'app.js'), webSources)) await buildUi();
     await openToJobUser(shared, ['gates', 'jobs']);
-    [stack, slurm] = await Promise.all([Stack.start('uislurm'), Slurm.start()]);
+    [stack, slurm] = await startTogether([Stack.start('uislurm'), Slurm.start()]);
     const runnerEnv = await slurmSudoQueue(stack, slurm, {
       id: 'hpc',
       jobsDir: shared.join('jobs'),

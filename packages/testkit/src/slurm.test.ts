@@ -5,12 +5,13 @@ import { BinaryMissingError } from './errors.js';
 import { ephemeralRange, tryReserve } from './reserved-port.js';
 import { Slurm } from './slurm.js';
 import { Sshd } from './sshd.js';
+import { startTogether } from './start-together.js';
 
 describe('Slurm', () => {
   let slurm: Slurm;
   let sshd: Sshd;
   beforeAll(async () => {
-    [slurm, sshd] = await Promise.all([Slurm.start(), Sshd.start({ users: ['cpuser'] })]);
+    [slurm, sshd] = await startTogether([Slurm.start(), Sshd.start({ users: ['cpuser'] })]);
   });
   afterAll(async () => {
     await sshd?.[Symbol.asyncDispose]();
