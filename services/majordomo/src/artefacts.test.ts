@@ -72,8 +72,10 @@ describe('ArtefactManager: what is written, what is announced', () => {
     expect(m.get('out/o.up')?.status).toBe('queued');
     expect(await announcedFor('out/o.up', 2)).toEqual(['up_to_date', 'queued']);
     // A deletion in flight, then the path built again.
-    const removed = m.remove('out/o.up');
+    const gone = m.removals();
+    const removed = gone.remove('out/o.up');
     const again = m.update('out/o.up', { status: 'queued', producer: 'up:o' });
+    gone.close();
     await Promise.all([removed, again]);
     expect(await announcedFor('out/o.up', 4)).toEqual([
       'up_to_date',

@@ -38,6 +38,12 @@ export const ANNOUNCE_HOLD_MS = 50;
  */
 const Checked = z.custom<Rec>();
 
+/** A batch of record deletes (ArtefactManager.removals): `remove` each path, then `close`. */
+export interface Removals {
+  remove(path: string): Promise<void>;
+  close(): void;
+}
+
 /**
  * The ArtefactManager: one KV record per artefact (hash, size, producer, state, pods holding it),
  * mirrored in memory. Every change is announced on the artefact-state subject (cpctrl --watch and
@@ -297,15 +303,46 @@ export class ArtefactManager {
     await this.update(path, { status: prev.status, pods: [...prev.pods, pod] }, cid);
   }
 
-  async remove(path: string, cid?: string): Promise<void> {
-    const prev = this.#records.get(path);
-    if (!prev) return;
-    this.#records.delete(path);
-    await this.#inOrder(path, async () => {
-      await this.kv.delete(path);
-      // A validated record with another status and no hash: valid, announced as it is.
-      this.#announce({ ...prev, status: 'missing', sha256: null }, cid);
+  /**
+   * Records deleted together (the deleted files of one files.changed: `make clean`, pnpm bench
+   * cbuild's warm clean). Each delete is issued at once, in order with the batch's other writes
+   * of its path; once `close()` is called and every delete of the batch is stored, their
+   * `missing` records are announced together: one artefact.states message, whatever turn each
+   * delete's ack came in (one waiting behind its path's write before it comes a round trip
+   * later: announced at its own ack, the batch was split; under load, so were three deletes sent
+   * together). A path is deleted once a batch (a record written again in between is the next
+   * batch's), so no delete waits for a barrier behind itself.
+   */
+  removals(cid?: string): Removals {
+    const deletes: Promise<void>[] = [];
+    const seen = new Set<string>();
+    let close!: () => void;
+    const closed = new Promise<void>((r) => {
+      close = r;
     });
+    const stored = closed.then(() => Promise.allSettled(deletes));
+    return {
+      remove: (path) => {
+        const prev = this.#records.get(path);
+        if (!prev) return Promise.resolve();
+        this.#records.delete(path);
+        const barrier = seen.has(path) ? undefined : stored;
+        seen.add(path);
+        let deleted!: () => void;
+        if (barrier) deletes.push(new Promise<void>((r) => (deleted = r)));
+        return this.#inOrder(path, async () => {
+          try {
+            await this.kv.delete(path);
+          } finally {
+            deleted?.();
+          }
+          await barrier;
+          // A validated record with another status and no hash: valid, announced as it is.
+          this.#announce({ ...prev, status: 'missing', sha256: null }, cid);
+        });
+      },
+      close,
+    };
   }
 }
 

@@ -50,4 +50,34 @@ describe('MajorDomo and a batch of deleted files', () => {
       paths.map(() => 'missing'),
     );
   });
+
+  it('announces them in one message when their deletes are stored in different turns', async () => {
+    // One path's delete waits for its write before it (the edit just before the deletion, still
+    // in flight): its ack comes a round trip after the others'. The batch is announced once its
+    // writes are all stored, not at the end of whichever turn each ack came in (a load of 14
+    // split even three deletes sent together across two socket reads).
+    const paths = ['src/d.txt', 'src/e.txt', 'src/f.txt'];
+    await t.files(...paths.map((p) => t.changed(p, `${p}\n`)));
+    const kv = await t.artefacts();
+    await until(
+      async () => (await Promise.all(paths.map((p) => kv.get(p)))).every((r) => r !== undefined),
+      'the sources recorded',
+    );
+    messages.length = 0;
+    await Promise.all([
+      t.files(t.changed('src/f.txt', 'edited\n')),
+      t.files(...paths.map((p) => t.deleted(p))),
+    ]);
+    await until(
+      async () => (await Promise.all(paths.map((p) => kv.get(p)))).every((r) => r === undefined),
+      'the records deleted',
+    );
+    await until(
+      () => messages.flat().filter((r) => r.endsWith('=missing')).length >= 3,
+      'the deletions announced',
+    );
+    expect(messages.filter((m) => m.some((r) => r.endsWith('=missing')))).toEqual([
+      paths.map((p) => `${p}=missing`),
+    ]);
+  });
 });

@@ -27,7 +27,7 @@ import {
   TaskTrace,
 } from '@computepods/protocol';
 import { z } from 'zod';
-import type { ArtefactManager } from './artefacts.js';
+import type { ArtefactManager, Removals } from './artefacts.js';
 import { askHowToBuild } from './ask-chefs.js';
 import { Auxiliaries } from './auxiliaries.js';
 import type { MajorDomoConfig } from './config.js';
@@ -700,13 +700,15 @@ export class MajorDomo {
       write.catch(() => undefined);
       writes.push(write);
     };
+    // The batch's deleted files: announced missing together once all their deletes are stored.
+    const gone = this.artefacts.removals(cid);
     for (const ev of body.events) {
       // A file gone leaves the graph at once; its record's delete is issued with the batch's
       // other writes, not awaited one by one (pnpm bench cbuild's warm clean: 403 outputs
       // deleted, a KV round trip each before the first build was planned).
-      if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid));
+      if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid, gone));
       if (ev.kind === 'deleted') {
-        issue(this.#fileGone(ev.path, cid));
+        issue(this.#fileGone(ev.path, cid, gone));
         continue;
       }
       if (!ev.sha256) continue;
@@ -745,6 +747,7 @@ export class MajorDomo {
       }
       issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs));
     }
+    gone.close();
     await this.#pump(cid);
     return this.#stored(Promise.all(writes));
   }
@@ -801,10 +804,10 @@ export class MajorDomo {
     );
   }
 
-  async #fileGone(path: string, cid: string): Promise<void> {
+  async #fileGone(path: string, cid: string, gone: Removals): Promise<void> {
     if (!this.artefacts.get(path)) return;
     this.#handleChange(this.dm.deleteArtefact(path), cid);
-    await this.artefacts.remove(path, cid);
+    await gone.remove(path);
   }
 
   #producerOf(path: string): string | undefined {
