@@ -702,52 +702,56 @@ export class MajorDomo {
     };
     // The batch's deleted files: announced missing together once all their deletes are stored.
     const gone = this.artefacts.removals(cid);
-    for (const ev of body.events) {
-      // A file gone leaves the graph at once; its record's delete is issued with the batch's
-      // other writes, not awaited one by one (pnpm bench cbuild's warm clean: 403 outputs
-      // deleted, a KV round trip each before the first build was planned).
-      if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid, gone));
-      if (ev.kind === 'deleted') {
-        issue(this.#fileGone(ev.path, cid, gone));
-        continue;
+    try {
+      for (const ev of body.events) {
+        // A file gone leaves the graph at once; its record's delete is issued with the batch's
+        // other writes, not awaited one by one (pnpm bench cbuild's warm clean: 403 outputs
+        // deleted, a KV round trip each before the first build was planned).
+        if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid, gone));
+        if (ev.kind === 'deleted') {
+          issue(this.#fileGone(ev.path, cid, gone));
+          continue;
+        }
+        if (!ev.sha256) continue;
+        const auxOf = this.#auxiliaryOf(ev.path);
+        if (auxOf) {
+          issue(
+            this.artefacts.update(
+              ev.path,
+              {
+                status: 'up_to_date',
+                sha256: ev.sha256,
+                size: ev.size,
+                producer: auxOf,
+                auxiliary: true,
+                pods: this.artefacts.podsWith(ev.path, ev.sha256, body.pod),
+              },
+              cid,
+            ),
+          );
+          continue;
+        }
+        const producer = this.#producerOf(ev.path);
+        // A build in flight will report this output itself; its result is the authority. The look
+        // is kept, not dropped: bytes written after the build's own (a killed runner's orphaned
+        // task finishing late) must still count once the result is in.
+        if (producer && this.#builds.has(producer)) {
+          const looks = this.#deferred.get(producer) ?? new Map();
+          looks.set(ev.path, {
+            sha256: ev.sha256,
+            size: ev.size,
+            pod: body.pod,
+            mtimeNs: ev.mtimeNs,
+          });
+          this.#deferred.set(producer, looks);
+          continue;
+        }
+        issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs));
       }
-      if (!ev.sha256) continue;
-      const auxOf = this.#auxiliaryOf(ev.path);
-      if (auxOf) {
-        issue(
-          this.artefacts.update(
-            ev.path,
-            {
-              status: 'up_to_date',
-              sha256: ev.sha256,
-              size: ev.size,
-              producer: auxOf,
-              auxiliary: true,
-              pods: this.artefacts.podsWith(ev.path, ev.sha256, body.pod),
-            },
-            cid,
-          ),
-        );
-        continue;
-      }
-      const producer = this.#producerOf(ev.path);
-      // A build in flight will report this output itself; its result is the authority. The look
-      // is kept, not dropped: bytes written after the build's own (a killed runner's orphaned
-      // task finishing late) must still count once the result is in.
-      if (producer && this.#builds.has(producer)) {
-        const looks = this.#deferred.get(producer) ?? new Map();
-        looks.set(ev.path, {
-          sha256: ev.sha256,
-          size: ev.size,
-          pod: body.pod,
-          mtimeNs: ev.mtimeNs,
-        });
-        this.#deferred.set(producer, looks);
-        continue;
-      }
-      issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs));
+    } finally {
+      // Closed whatever happens: a delete waiting on an open batch holds its path's writes.
+      gone.close();
     }
-    gone.close();
     await this.#pump(cid);
     return this.#stored(Promise.all(writes));
   }
