@@ -118,12 +118,21 @@ export async function handleBuild(
       ctx.inflight.end(req.buildId, signal);
       throw err;
     });
-  // The result and task records are read while the request is checked (one round trip off the
-  // path); a refused request leaves them unread. The first attempt's record is followed from
-  // then on: a fresh build's task is that one, waited on with no second read.
-  const recorded = ctx.results.get(req.buildId).then((e) => e?.value);
+  // The task record is read while the request is checked (one round trip off the path); a
+  // refused request leaves it unread. The first attempt's record is followed from then on: a
+  // fresh build's task is that one, waited on with no second read.
   const following = ctx.tasks.follow(attemptTaskId(req.buildId, 0));
   const task = following.then(async (f) => (await f.read)?.value);
+  // The build's result is read only when its first attempt has a record: a result this request
+  // can use (a success to answer with, or the mark that its task was reported: taskIdFor) is of
+  // a task, and a build's first attempt is recorded before any result of a task of it is stored.
+  // A result with no task (a refusal, a cancel before a task, outputs kept: lastRun) is made again
+  // as it was, from the same request. A fresh build, nearly every one, reads one record, not two:
+  // a direct get and its answer fewer a compile (pnpm bench cbuild, issue #15). A success whose
+  // task record is gone (past CP_RECORD_MAX_AGE_S, as its result nearly is) is built again.
+  const recorded = task.then(async (t) =>
+    t === undefined ? undefined : (await ctx.results.get(req.buildId))?.value,
+  );
   recorded.catch(() => undefined);
   task.catch(() => undefined);
   try {
