@@ -8,7 +8,10 @@
 // rebuilt bundle, another Node, a torn or foreign file) and the cache is not used; V8 also
 // refuses data from another V8 or other flags. A start without a usable cache compiles as
 // before, then writes a new cache once it has run a while (produceLater), so the functions it
-// compiled lazily are in it too. Writing is best effort: a
+// compiled lazily are in it too. A start that used a cache writes a new one when it compiled
+// notably more than the cache held (refreshLater): the first start of a bundle is not always the
+// one that runs a program's usual path (MajorDomo's first start restores from every record, every
+// later one from its snapshot). Writing is best effort: a
 // read-only or full disk costs only the cache, never the start. Only `node:` modules here.
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -21,6 +24,12 @@ import vm from 'node:vm';
 
 /** How long a start without a usable cache runs before it writes one (ms). */
 const PRODUCE_AFTER_MS = 5_000;
+/**
+ * How much bigger than the cache it used a start's own cache must be for it to be written
+ * (refreshLater): more compiled than a run's small differences, so starts do not take turns
+ * rewriting it.
+ */
+const REFRESH_GROWTH = 1.05;
 const KEY_BYTES = 20;
 /** CommonJS's wrapper: the bundle's code sees what a required file would see. */
 const WRAP = ['(function (exports, require, module, __filename, __dirname) {', '\n})'];
@@ -93,14 +102,37 @@ function produceLater(script, write) {
  * this wraps: the bundle reads it from node:v8 at each call), or undefined before that.
  * @param {vm.Script} script @returns {() => Buffer | undefined}
  */
-function beforeFlagChange(script) {
+function beforeFlagChange(script, onChange = () => undefined) {
   const set = v8.setFlagsFromString;
   let data;
   v8.setFlagsFromString = (flags) => {
-    data ??= script.createCachedData();
+    if (data === undefined) {
+      data = script.createCachedData();
+      onChange(data);
+    }
     set(flags);
   };
   return () => data;
+}
+
+/**
+ * After a start that used a cache of `usedBytes`: hands `write` the cache of `script` as it is
+ * when the program first changes V8's flags (MajorDomo: once it is ready), or else once it has run
+ * PRODUCE_AFTER_MS, if it is REFRESH_GROWTH times as big: this run compiled code the cache did not
+ * hold. Nothing at exit: a short run (a command-line tool) would pay for a cache at every run.
+ * @param {vm.Script} script @param {number} usedBytes @param {(data: Buffer) => void} write
+ */
+function refreshLater(script, usedBytes, write) {
+  let done = false;
+  const offer = (data) => {
+    if (done) return;
+    done = true;
+    if (data.length >= usedBytes * REFRESH_GROWTH) write(data);
+  };
+  const atFlagChange = beforeFlagChange(script, offer);
+  setTimeout(() => {
+    if (atFlagChange() === undefined) offer(script.createCachedData());
+  }, PRODUCE_AFTER_MS).unref();
 }
 
 /**
@@ -120,7 +152,9 @@ export function runCached(codeUrl) {
     cachedData,
   });
   const cache = cachedData ? (script.cachedDataRejected ? 'rejected' : 'used') : 'none';
-  if (cache !== 'used') produceLater(script, (data) => writeCache(cacheFile, code, data));
+  const write = (data) => writeCache(cacheFile, code, data);
+  if (cache !== 'used') produceLater(script, write);
+  else refreshLater(script, cachedData.length, write);
   const module = { exports: {} };
   script
     .runInThisContext()

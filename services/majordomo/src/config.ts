@@ -140,7 +140,7 @@ export const majorDomoEnv = defineEnv({
   CP_HEAP_GROWING_PERCENT: {
     schema: envIntType({ min: 0, max: 1000, unit: 'percent' }),
     default: '25',
-    doc: "how far V8 lets MajorDomo's heap grow past what a full collection left before the next (`--heap-growing-percent`, set by main.ts at start; during a restore V8's own, then this again with one full collection: heap-growth.ts); 0: V8's own (a growth factor of up to 4 on a host with much memory). At 100k artefacts (pnpm bench scale) the resident peak was 397 MiB at 25, 417 at 50, 498 with V8's own; a full restore took 16 % more CPU at 25",
+    doc: "how far V8 lets MajorDomo's heap grow past what a full collection left before the next (`--heap-growing-percent`; V8's own until restored, then this with one full collection: heap-growth.ts; a standby's from its start, a full restore's as it begins); 0: V8's own (a growth factor of up to 4 on a host with much memory). At 100k artefacts (pnpm bench scale) the resident peak was 397 MiB at 25, 417 at 50, 498 with V8's own; a full restore took 16 % more CPU at 25",
   },
 });
 

@@ -15,7 +15,9 @@ startService(
   logger,
   async ({ signal, opened }) => {
     const cfg = majorDomoConfig();
-    limitHeapGrowth(cfg.heapGrowingPercent);
+    // A standby may hold a graph for long (warm-standby.ts): its heap is limited from the start.
+    // Alone, MajorDomo sets it once restored (heap-growth.ts: V8's flags unchanged till then).
+    if (cfg.lease.enabled) limitHeapGrowth(cfg.heapGrowingPercent);
     const bus = opened(
       await Bus.connect({
         service: 'majordomo',
