@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { cappedText } from './capped-text.js';
-import { Sha256 } from './files.js';
-import { MAX_PATH_BYTES, RelativePath } from './paths.js';
+import { SHA256, Sha256 } from './files.js';
+import { pathList, pathRecord } from './path-maps.js';
+import { MAX_PATH_BYTES } from './paths.js';
 
 /**
  * A stem is bound from a path (at most MAX_PATH_BYTES; with several placeholders it is
@@ -20,11 +21,13 @@ export const BuildRequested = z.object({
   ruleId: z.string().min(1).max(100),
   chef: z.string().min(1).max(100),
   stem: z.string().max(MAX_STEM),
-  inputs: z.record(RelativePath, Sha256),
-  outputs: z.array(RelativePath).min(1),
+  // Path-keyed records and path lists checked in one loop each (path-maps.ts): a request and a
+  // result are parsed by their sender and their receiver, once per build.
+  inputs: pathRecord(SHA256),
+  outputs: pathList({ min: 1 }),
   pass: z.number().int().min(1),
   /** Pod holding each input hash, for chefs that must fetch inputs. */
-  locations: z.record(z.string(), z.string()).default({}),
+  locations: pathRecord(z.string()).default({}),
   /**
    * The task's last successful run as the graph compares it (inputs: file hashes, or projected
    * hashes for the inputs its rule projects; outputs: cutoff digests). Sent for a rule with
@@ -33,8 +36,8 @@ export const BuildRequested = z.object({
    */
   lastRun: z
     .object({
-      inputs: z.record(RelativePath, z.string().min(1).max(128)),
-      outputs: z.record(RelativePath, z.string().min(1).max(128)),
+      inputs: pathRecord(z.string().min(1).max(128)),
+      outputs: pathRecord(z.string().min(1).max(128)),
     })
     .optional(),
   /**
@@ -76,14 +79,14 @@ export const BuildResult = z.object({
   chef: z.string().min(1).max(100),
   pod: z.string().min(1).max(200),
   status: z.enum(['succeeded', 'failed', 'cancelled']),
-  outputs: z.record(RelativePath, OutputRecord).default({}),
+  outputs: pathRecord(OutputRecord).default({}),
   /** Hash used for early cutoff (ignore patterns applied); equals sha256 when none. */
-  cutoff: z.record(RelativePath, Sha256).default({}),
-  discovered: z.array(RelativePath).default([]),
+  cutoff: pathRecord(SHA256).default({}),
+  discovered: pathList().default([]),
   /** Projected hashes of outputs, for the chef's rules that project them (an .aux for bibtex). */
-  projections: z.record(RelativePath, ProjectedHashes).default({}),
+  projections: pathRecord(ProjectedHashes).default({}),
   /** Projected hashes of the inputs this build read, for its own rule's projections. */
-  inputProjections: z.record(RelativePath, ProjectedHashes).default({}),
+  inputProjections: pathRecord(ProjectedHashes).default({}),
   /** True when nothing the rule reads changed since lastRun: the outputs were kept, nothing ran. */
   kept: z.boolean().optional(),
   logPath: z.string().max(4096).optional(),
@@ -93,7 +96,7 @@ export const BuildResult = z.object({
    * Cancelled because an input has other bytes than requested: what the pod holds now. A change
    * MajorDomo may have missed (a file event dropped while the build that wrote it was in flight).
    */
-  inputsNow: z.record(RelativePath, OutputRecord).default({}),
+  inputsNow: pathRecord(OutputRecord).default({}),
   /**
    * The request message this result answered, when its sender hears results from the builds
    * bucket (BuildRequested.resultFromRecord): a redelivery of that message finds it answered

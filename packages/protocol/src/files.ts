@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { RelativePath } from './paths.js';
 
-export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex SHA-256');
+/** A lower-case hex SHA-256: the pattern, for schemas that test it in a loop (path-maps.ts). */
+export const SHA256 = { pattern: /^[0-9a-f]{64}$/, message: 'a lower-case hex SHA-256' } as const;
+export const Sha256 = z.string().regex(SHA256.pattern, SHA256.message);
 
 export const FileEvent = z.object({
   kind: z.enum(['created', 'changed', 'deleted', 'moved']),
