@@ -27,12 +27,14 @@ export const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'].map((name) 
   outfile: `services/${name}/dist/${name}.mjs`,
 }));
 
-// Packages that load files of their own by path at run time (pino's worker threads, ssh2's
-// native addons) stay outside the bundle, imported from where pnpm installed them; so does the
-// Kubernetes client (the runner imports it only for a kubernetes resource, and it is 15 MB of
-// code every runner would parse at start).
+// Packages that load files of their own by path at run time (ssh2's native addons) stay outside
+// the bundle, imported from where pnpm installed them; so does the Kubernetes client (the runner
+// imports it only for a kubernetes resource, and it is 15 MB of code every runner would parse at
+// start), and pino-pretty, which runs in a worker thread. pino is bundled: its worker threads'
+// files are named to it (pinoFiles below). Required from node_modules at start, pino's 20-odd
+// files took ~23 ms to load, compiled from source each time (Node 20 has no compile cache).
 const AT_RUN_TIME =
-  /^(pino|pino-pretty|thread-stream|ssh2|ssh2-sftp-client|cpu-features|@kubernetes\/client-node)(\/|$)/;
+  /^(pino-pretty|ssh2|ssh2-sftp-client|cpu-features|@kubernetes\/client-node)(\/|$)/;
 
 /** @type {import('esbuild').Plugin} */
 const installedPath = {
@@ -74,9 +76,17 @@ const sourceUrls = {
   },
 };
 
-// pino finds a transport (pino-pretty, on a terminal) from its caller's directory, which for a
-// bundle is dist/: name the file instead.
-const pinoPretty = createRequire(join(root, 'packages/bus/package.json')).resolve('pino-pretty');
+// pino finds a transport (pino-pretty, on a terminal) from its caller's directory, and runs it
+// in a worker thread from files beside its own (pino's and thread-stream's worker.js): in a
+// bundle, all of them would be looked for in dist/. Each is named where pnpm installed it, the
+// way pino lets bundlers do (globalThis.__bundlerPathsOverrides, read when a transport starts).
+const busRequire = createRequire(join(root, 'packages/bus/package.json'));
+const pinoRequire = createRequire(busRequire.resolve('pino'));
+const pinoFiles = {
+  'pino-pretty': busRequire.resolve('pino-pretty'),
+  'pino-worker': join(dirname(busRequire.resolve('pino')), 'lib/worker.js'),
+  'thread-stream-worker': join(dirname(pinoRequire.resolve('thread-stream')), 'lib/worker.js'),
+};
 
 /** What a bundle's loader runs its code with. */
 const codeCache = join(root, 'scripts/code-cache.mjs');
@@ -111,7 +121,7 @@ export async function bundle({ entry, outfile }) {
         `// Built by scripts/bundle.mjs from ${entry}; not tracked by git. Run by ${basename(out)}.`,
         // Strict, as the ES modules it is made of: first, where a directive has to be.
         "'use strict';",
-        `globalThis.__bundlerPathsOverrides = ${JSON.stringify({ 'pino-pretty': pinoPretty })};`,
+        `globalThis.__bundlerPathsOverrides = ${JSON.stringify(pinoFiles)};`,
       ].join('\n'),
     },
   });
@@ -129,7 +139,7 @@ export async function bundle({ entry, outfile }) {
   const inputs = [
     ...Object.keys(result.metafile.inputs).map((p) => resolve(root, p)),
     ...external.filter((p) => p.startsWith('/')),
-    pinoPretty,
+    ...Object.values(pinoFiles),
     join(root, 'pnpm-lock.yaml'),
     fileURLToPath(import.meta.url),
     codeCache,
