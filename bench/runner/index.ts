@@ -68,6 +68,8 @@ const SPACED_COMMAND = process.env.CP_BENCH_SPACED_COMMAND ?? 'sleep 0.04';
 const INTAKE = Number(process.env.CP_BENCH_INTAKE ?? 512);
 const tmp = new TempDir('cp-bench-runner-');
 chmodSync(tmp.path, 0o755);
+// Its task folders, environments and staging trees (~70 MB a run) go with it.
+process.on('exit', () => tmp[Symbol.dispose]());
 const logger = createLogger('bench');
 logger.level = 'silent';
 const noHooks: ExecutorHooks = { record: async () => {}, publish: () => {} };

@@ -7,11 +7,11 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MACHINE_TMP } from './machine-tmp.js';
 
 /** One file per reserved port, holding the pid of the process that reserved it. */
-const DIR = join(tmpdir(), 'computepods-test-ports');
+const DIR = join(MACHINE_TMP, 'computepods-test-ports');
 const held = new Set<string>();
 process.on('exit', () => {
   for (const file of held) rmSync(file, { force: true });

@@ -8,9 +8,9 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MACHINE_TMP } from './machine-tmp.js';
 import { runCommand } from './run-command.js';
 import { which } from './which.js';
 
@@ -53,7 +53,7 @@ export async function ensureSystemUser(username: string): Promise<SystemUser> {
 }
 
 /** Serialises the test kit's useradd runs across processes (withDirLock). */
-const USERADD_LOCK = join(tmpdir(), 'cp-testkit-useradd.lock');
+const USERADD_LOCK = join(MACHINE_TMP, 'cp-testkit-useradd.lock');
 
 async function createUser(username: string): Promise<SystemUser> {
   const before = await lookup(username);
