@@ -95,6 +95,41 @@ describe('code cache of a bundle', () => {
     expect(before).toBeGreaterThan(after + 1000); // big's bytecode: only run before the change
   });
 
+  it('writes a new cache when a start that used one compiled much more than it held', async () => {
+    // One function of some size, run only once `more` exists: as MajorDomo's first start (a full
+    // restore) wrote the cache and every later one runs its snapshot restore.
+    const file = dir.join('refresh.cjs');
+    const body = Array.from({ length: 300 }, (_, i) => `s += ${i} * x;`).join(' ');
+    writeFileSync(
+      file,
+      `function big(x) { let s = 0; ${body} return s; }
+if (require('node:fs').existsSync(__filename + '.more')) console.log('big', big(1));
+require('node:v8').setFlagsFromString('--heap-growing-percent=25');
+`,
+    );
+    expect(await start(file)).toEqual({ out: '', cache: 'none' });
+    const first = statSync(`${file}.v8cache`).size;
+    writeFileSync(`${file}.more`, '');
+    expect(await start(file)).toEqual({ out: 'big 44850', cache: 'used' });
+    // Taken before the program changed V8's flags: the next start uses it.
+    expect(statSync(`${file}.v8cache`).size).toBeGreaterThan(first + 1000); // big's bytecode
+    expect(await start(file)).toEqual({ out: 'big 44850', cache: 'used' });
+  });
+
+  it('leaves a cache it used alone when the start compiled nothing it did not hold', async () => {
+    const file = dir.join('same.cjs');
+    writeFileSync(
+      file,
+      `${program(6)}require('node:v8').setFlagsFromString('--heap-growing-percent=25');\n`,
+    );
+    await start(file);
+    const cache = `${file}.v8cache`;
+    const written = { bytes: readFileSync(cache), at: statSync(cache).mtimeMs };
+    expect(await start(file)).toEqual({ out: 'answer 42', cache: 'used' });
+    expect(readFileSync(cache).equals(written.bytes)).toBe(true);
+    expect(statSync(cache).mtimeMs).toBe(written.at);
+  });
+
   it('runs the program when its cache cannot be written or read', async () => {
     const file = dir.join('nowhere.cjs');
     writeFileSync(file, program(6));
