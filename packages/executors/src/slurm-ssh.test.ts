@@ -14,6 +14,7 @@ import {
   reservePort,
   Slurm,
   Sshd,
+  startTogether,
   TempDir,
   until as waitUntil,
 } from '@computepods/testkit';
@@ -40,7 +41,7 @@ beforeAll(async () => {
     mkdirSync(d);
     chmodSync(d, 0o1777);
   }
-  [sshd, slurm] = await Promise.all([Sshd.start({ users: ['cpuser'] }), Slurm.start()]);
+  [sshd, slurm] = await startTogether([Sshd.start({ users: ['cpuser'] }), Slurm.start()]);
   pool = new SshPool();
 });
 afterAll(async () => {

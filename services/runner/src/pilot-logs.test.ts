@@ -8,6 +8,7 @@ import {
   ManagedProcess,
   NatsServer,
   Slurm,
+  startTogether,
   TempDir,
   until,
 } from '@computepods/testkit';
@@ -30,7 +31,7 @@ beforeAll(async () => {
     mkdirSync(tmp.join(d), { recursive: true });
     chmodSync(tmp.join(d), 0o1777);
   }
-  [nats, slurm] = await Promise.all([NatsServer.start(), Slurm.start()]);
+  [nats, slurm] = await startTogether([NatsServer.start(), Slurm.start()]);
   const logger = createLogger('pilotlogs-test');
   logger.level = 'silent';
   bus = await Bus.connect({ servers: nats.url, service: 'pilotlogs-test', project: P, logger });

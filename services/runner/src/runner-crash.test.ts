@@ -9,6 +9,7 @@ import {
   ManagedProcess,
   NatsServer,
   Slurm,
+  startTogether,
   TempDir,
   until as waitUntil,
 } from '@computepods/testkit';
@@ -28,7 +29,7 @@ let kv: TypedKv<typeof TaskRecord>;
 beforeAll(async () => {
   ensureSystemUser('cpuser');
   chmodSync(tmp.path, 0o755);
-  [nats, slurm] = await Promise.all([NatsServer.start(), Slurm.start()]);
+  [nats, slurm] = await startTogether([NatsServer.start(), Slurm.start()]);
   const logger = createLogger('crash-test');
   logger.level = 'silent';
   bus = await Bus.connect({ servers: nats.url, service: 'crash-test', project: P, logger });
