@@ -233,21 +233,22 @@ await Promise.all([
 ]);
 const mk = stack.dir.join('make');
 
-// The runner's spawner (its python child) waits for every task: its children's CPU is the
-// compilers'. Found once it is up (started ahead of the first task).
-function childOf(ppid: number, comm: RegExp): number | undefined {
+// The runner's spawners (its python children: one a lane) wait for every task: their children's
+// CPU is the compilers'. Found once they are up (started ahead of the first task).
+function childrenOf(ppid: number, comm: RegExp): number[] {
+  const out: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const ppidOf = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppidOf === ppid && comm.test(name)) return Number(e);
+      if (ppidOf === ppid && comm.test(name)) out.push(Number(e));
     } catch {
       // gone
     }
   }
-  return undefined;
+  return out;
 }
 const pids: Record<string, number | undefined> = {
   majordomo: stack.procs.get('majordomo')?.pid,
@@ -256,7 +257,7 @@ const pids: Record<string, number | undefined> = {
   fswatcher: stack.procs.get('fswatcher')?.pid,
   'nats-server': stack.nats.pid,
 };
-const spawnerPid = () => childOf(pids.runner!, /python/);
+const spawnerPids = () => childrenOf(pids.runner!, /python/);
 const perfs = perfDir
   ? (['majordomo', 'chef', 'runner', 'fswatcher'] as const).map((name) =>
       spawn(
@@ -572,7 +573,10 @@ const cpuSnapshot = () => {
   const out: Record<string, number> = {};
   for (const [n, pid] of Object.entries(pids)) out[n] = cpuMsOf(pid);
   for (const k of SERVICES) out[`${k}_main_thread`] = mainThreadCpuMs(pids[k]);
-  out.compilers = childrenCpuMsOf(spawnerPid());
+  const spawners = spawnerPids();
+  out.compilers = spawners.length
+    ? spawners.reduce((a, pid) => a + childrenCpuMsOf(pid), 0)
+    : Number.NaN;
   out.bench = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
   return out;
 };

@@ -92,12 +92,14 @@ interface CpuPerTask {
   server: number;
   client: number;
 }
-const cpuNow = (spawnerPid: number | undefined, serverPid?: number, clientPid?: number) => {
+/** The spawners' CPU and their tasks' (the local backend has one spawner a lane, up to four). */
+const cpuNow = (spawnerPids: readonly number[], serverPid?: number, clientPid?: number) => {
   const u = process.cpuUsage();
+  const sum = (of: (pid: number) => number) => spawnerPids.reduce((a, pid) => a + of(pid), 0);
   return {
     node: (u.user + u.system) / 1000,
-    spawner: cpuMsOf(spawnerPid),
-    tasks: childrenCpuMsOf(spawnerPid),
+    spawner: spawnerPids.length ? sum(cpuMsOf) : Number.NaN,
+    tasks: spawnerPids.length ? sum(childrenCpuMsOf) : Number.NaN,
     server: serverPid ? cpuMsOf(serverPid) : 0,
     client: clientPid ? cpuMsOf(clientPid) : 0,
   };
@@ -145,7 +147,7 @@ async function executorOnly(n: number): Promise<number> {
     new LocalBackend({ resource: localResource(tmp.join('exec-jobs')) }, ctx);
   const ex = new Executor({ resource: 'local', backend: makeBackend, hooks: noHooks });
   const backend = ex.backend;
-  const c0 = cpuNow(backend.spawnerPid);
+  const c0 = cpuNow(backend.spawnerPids);
   const t0 = process.hrtime.bigint();
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -155,7 +157,7 @@ async function executorOnly(n: number): Promise<number> {
   }
   const done = await Promise.all(ids.map((id) => ex.wait(id)));
   const s = secs(t0);
-  executorCpu = cpuPerTask(c0, cpuNow(backend.spawnerPid), n);
+  executorCpu = cpuPerTask(c0, cpuNow(backend.spawnerPids), n);
   if (done.some((d) => d.state !== 'finished')) throw new Error('a no-op task did not finish');
   await ex.close();
   return s;
@@ -248,7 +250,7 @@ async function throughNats(n: number, latencyN: number) {
   // The batches' client is a process of its own (./client.ts), as MajorDomo or a chef would be:
   // this process's CPU is the runner's alone. The latency run's client below is in-process.
   const batchClient = await startBatchClient(nats.url, project, 'local');
-  const spawnerPid = (runner.executor.backend as LocalBackend).spawnerPid;
+  const spawnerPids = (runner.executor.backend as LocalBackend).spawnerPids;
   // What a batch stored, stream by stream (last sequence deltas): the task messages, the task
   // records (KV), the task.state events and the task logs' pieces and markers.
   const stored = {
@@ -272,7 +274,7 @@ async function throughNats(n: number, latencyN: number) {
     const before = runnerBus.nc.stats();
     const w0 = writeSyscallsOfThisThread();
     const early0 = runner.executor.stats().startedBeforeRecord ?? 0;
-    const c0 = cpuNow(spawnerPid, nats.pid, batchClient.pid);
+    const c0 = cpuNow(spawnerPids, nats.pid, batchClient.pid);
     const t0 = process.hrtime.bigint();
     const { finished, failed } = await batchClient.run(first, n);
     const wall = secs(t0);
@@ -280,7 +282,7 @@ async function throughNats(n: number, latencyN: number) {
     const writes = writeSyscallsOfThisThread() - w0;
     // Tasks started before their running record was stored (local-backend.ts, liveness.ts).
     const early = (runner.executor.stats().startedBeforeRecord ?? 0) - early0;
-    const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid, batchClient.pid), n);
+    const cpu = cpuPerTask(c0, cpuNow(spawnerPids, nats.pid, batchClient.pid), n);
     if (failed || finished !== n) throw new Error(`${n - finished} no-op tasks did not finish`);
     // A task's last log marker leaves after its end is announced: read once nothing moves.
     let seq1 = await lastSeqs();
@@ -324,13 +326,13 @@ async function throughNats(n: number, latencyN: number) {
     const before = runnerBus.nc.stats();
     const w0 = writeSyscallsOfThisThread();
     const main0 = cpuMsOf(process.pid, '/proc/thread-self/stat');
-    const c0 = cpuNow(spawnerPid, nats.pid, batchClient.pid);
+    const c0 = cpuNow(spawnerPids, nats.pid, batchClient.pid);
     const t0 = process.hrtime.bigint();
     const { finished, failed } = await batchClient.run(first, SPACED_N, {
       command: SPACED_COMMAND,
     });
     const wall = secs(t0);
-    const cpu = cpuPerTask(c0, cpuNow(spawnerPid, nats.pid, batchClient.pid), SPACED_N);
+    const cpu = cpuPerTask(c0, cpuNow(spawnerPids, nats.pid, batchClient.pid), SPACED_N);
     const mainThread = (cpuMsOf(process.pid, '/proc/thread-self/stat') - main0) / SPACED_N;
     const writes = (writeSyscallsOfThisThread() - w0) / SPACED_N;
     const after = runnerBus.nc.stats();

@@ -190,6 +190,38 @@ describe('local backend', () => {
     expect(max).toBeGreaterThanOrEqual(1);
   });
 
+  it('starts each lane’s tasks through a spawner of its own (at most four)', async () => {
+    for (const [parallel, spawners] of [
+      [1, 1],
+      [8, 4],
+    ] as const) {
+      const s = setup(parallel);
+      expect(s.backend.spawnerPids).toHaveLength(spawners);
+      await s.ex.close();
+    }
+    const { ex, backend } = setup(2);
+    const gate = tmp.join('gate-lanes');
+    const tasks = [0, 1].map(() => task(`while [ ! -e ${gate} ]; do sleep 0.05; done`));
+    for (const t of tasks) await ex.submit(t);
+    const pidOf = (id: string) => {
+      try {
+        return Number(readFileSync(join(tmp.join('jobs'), id, 'pid'), 'utf8').split(/\s/)[0]);
+      } catch {
+        return 0;
+      }
+    };
+    await until(() => tasks.every((t) => pidOf(t.taskId) > 0), 'both tasks to start');
+    const parents = tasks.map((t) => {
+      const stat = readFileSync(`/proc/${pidOf(t.taskId)}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    });
+    expect(new Set(parents).size).toBe(2);
+    expect([...parents].sort()).toEqual([...backend.spawnerPids].sort());
+    writeFileSync(gate, '');
+    for (const t of tasks) expect((await ex.wait(t.taskId)).state).toBe('finished');
+    await ex.close();
+  });
+
   it('fails a task that times out and kills its whole process group', async () => {
     const { ex } = setup();
     const pidFile = tmp.join('bg-timeout.pid');
@@ -461,9 +493,10 @@ describe('local backend', () => {
       'the first two tasks to start, without a wrapper',
     );
     const pids = tasks.slice(0, 2).map((t) => Number(pidText(t.taskId).split(' ')[0]));
-    const spawner = defined(backend.spawnerPid, 'backend.spawnerPid');
-    process.kill(spawner, 'SIGKILL');
-    await until(() => !alive(spawner), 'the spawner to die');
+    const spawners = backend.spawnerPids;
+    expect(spawners.length).toBeGreaterThan(0);
+    for (const pid of spawners) process.kill(pid, 'SIGKILL');
+    await until(() => !spawners.some(alive), 'the spawners to die');
     // Orphaned, they go on.
     for (const pid of pids) expect(alive(pid)).toBe(true);
     writeFileSync(gate, '');
@@ -478,7 +511,7 @@ describe('local backend', () => {
       ['failed', 4],
     ]);
     for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
-    expect(backend.spawnerPid).not.toBe(spawner);
+    for (const pid of backend.spawnerPids) expect(spawners).not.toContain(pid);
     await ex.close();
   });
 
@@ -501,9 +534,10 @@ describe('local backend', () => {
         existsSync(pidFile(defined(tasks[1], 'tasks[1]').taskId)),
       'the first two tasks to start',
     );
-    const spawner = defined(backend.spawnerPid, 'backend.spawnerPid');
-    process.kill(spawner, 'SIGKILL');
-    await until(() => !alive(spawner), 'the spawner to die');
+    const spawners = backend.spawnerPids;
+    expect(spawners.length).toBeGreaterThan(0);
+    for (const pid of spawners) process.kill(pid, 'SIGKILL');
+    await until(() => !spawners.some(alive), 'the spawners to die');
     writeFileSync(gate, '');
     const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
     expect(done.map((d) => [d.state, d.exitCode])).toEqual([
@@ -513,7 +547,7 @@ describe('local backend', () => {
       ['failed', 4],
     ]);
     for (const t of tasks) expect(readFileSync(join(runs, t.taskId), 'utf8')).toBe('run\n');
-    expect(backend.spawnerPid).not.toBe(spawner);
+    for (const pid of backend.spawnerPids) expect(spawners).not.toContain(pid);
     await ex.close();
   });
 });

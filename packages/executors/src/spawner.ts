@@ -99,6 +99,11 @@ export class Spawner {
     return this.#proc?.pid;
   }
 
+  /** Requests sent and not yet ended (the tasks this spawner has in flight). */
+  get inFlight(): number {
+    return this.#watching.size;
+  }
+
   /** Co-processes started so far (one, unless one died). */
   get started(): number {
     return this.#spawned;

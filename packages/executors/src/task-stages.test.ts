@@ -84,7 +84,7 @@ describe('task stages (CP_TASK_STAGES_FILE)', () => {
     await ex.submit(task('plain', 'true'));
     const rec = await ex.wait('plain');
     expect(rec.state).toBe('finished');
-    const pid = defined(ex.backend instanceof LocalBackend ? ex.backend.spawnerPid : undefined);
+    const pid = defined(ex.backend instanceof LocalBackend ? ex.backend.spawnerPids[0] : undefined);
     const { readFileSync } = await import('node:fs');
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     expect(args).not.toContain('--times');
