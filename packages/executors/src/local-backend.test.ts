@@ -210,16 +210,23 @@ describe('local backend', () => {
         return 0;
       }
     };
-    await until(() => tasks.every((t) => pidOf(t.taskId) > 0), 'both tasks to start');
-    const parents = tasks.map((t) => {
-      const stat = readFileSync(`/proc/${pidOf(t.taskId)}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    });
-    expect(new Set(parents).size).toBe(2);
-    expect([...parents].sort()).toEqual([...backend.spawnerPids].sort());
-    writeFileSync(gate, '');
+    let parents: number[];
+    let spawners: number[];
+    try {
+      await until(() => tasks.every((t) => pidOf(t.taskId) > 0), 'both tasks to start');
+      parents = tasks.map((t) => {
+        const stat = readFileSync(`/proc/${pidOf(t.taskId)}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      });
+      spawners = backend.spawnerPids;
+    } finally {
+      // They end before anything is checked: a failed check must not leave them running.
+      writeFileSync(gate, '');
+    }
     for (const t of tasks) expect((await ex.wait(t.taskId)).state).toBe('finished');
     await ex.close();
+    expect(new Set(parents).size).toBe(2);
+    expect([...parents].sort()).toEqual([...spawners].sort());
   });
 
   it('fails a task that times out and kills its whole process group', async () => {
