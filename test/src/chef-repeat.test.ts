@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { type BuildResult, streams, subjects } from '@computepods/protocol';
+import { BuildResult, buckets, streams, subjects } from '@computepods/protocol';
 import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -107,5 +107,52 @@ describe('a build request that comes again after its build was reported', () => 
     // Asked with resultFromRecord, as MajorDomo asks: stored, never published.
     sub.unsubscribe();
     expect(published).toBe(0);
+  });
+
+  it('writes nothing for a redelivery of the request it answers once its input and output changed', async () => {
+    // fresh-clone CI run 126 (nats-cluster): a request's ack lost in a node's outage came back
+    // after the step's next build had rewritten its input and output; checked again, the request
+    // was cancelled ("input ... is now ..."), and that record replaced the build's success.
+    stack.write('src/c.txt', 'c\n');
+    const build = 'cafe0123cafe0123';
+    const data = stack.bus.encode('build.requested', {
+      buildId: build,
+      taskId: 'upper:c',
+      chef: 'text',
+      ruleId: 'upper',
+      stem: 'c',
+      pass: 1,
+      inputs: { 'src/c.txt': sha256('c\n') },
+      outputs: ['out/c.upper'],
+      locations: {},
+      resultFromRecord: true,
+    });
+    const from = results.length;
+    const ofBuild = () => results.slice(from).filter((r) => r.buildId === build);
+    const before = runs();
+    await stack.bus.js.publish(subjects.buildRequest(P, 'text'), data, { msgID: 'c-1' });
+    await until(
+      () => ofBuild().length === 1,
+      'the result of build c',
+      30_000,
+      () => stack.logs(),
+    );
+    // The step's next build: another input, another output.
+    stack.write('src/c.txt', 'c edited\n');
+    stack.write('out/c.upper', 'C EDITED\n');
+    await stack.bus.js.publish(subjects.buildRequest(P, 'text'), data, { msgID: 'c-2' });
+    await until(
+      async () => {
+        const info = await stack.bus.jsm.consumers.info(streams.builds(P), 'chef-text');
+        return info.num_ack_pending === 0 && info.num_pending === 0;
+      },
+      'both requests of build c acknowledged',
+      30_000,
+    );
+    await stack.bus.nc.flush();
+    expect(ofBuild().map((r) => r.status)).toEqual(['succeeded']);
+    const kv = await stack.bus.kv(buckets.builds(P), BuildResult);
+    expect((await kv.get(build))?.value.status).toBe('succeeded');
+    expect(runs()).toBe(before + 1);
   });
 });

@@ -159,9 +159,15 @@ export async function handleBuild(
       });
     }
     // The inputs are checked while the build's record is read (a round trip): a build answered
-    // from its record ignores the checks, and nothing is downloaded for it (fetchIf).
+    // from its record ignores the checks, and nothing is downloaded for it (fetchIf). A record
+    // that answers this very message answers it whatever became of its outputs and inputs since:
+    // it is a redelivery (its ack was lost), and the sender heard the record when it was stored.
+    // Checked again, a request whose step has built since would be refused or cancelled, and
+    // that record would replace the build's success (fresh-clone CI run 126, nats-cluster).
     const answered = recorded.then(async (known) =>
-      known && (await outputsIntact(ctx.workspace, known)) ? known : undefined,
+      known && (known.answers === msg.id || (await outputsIntact(ctx.workspace, known)))
+        ? known
+        : undefined,
     );
     answered.catch(() => undefined);
     const checks = ctx.fetcher.ensureAll(
@@ -183,7 +189,9 @@ export async function handleBuild(
     if (done) {
       logger.info(
         { buildId: req.buildId },
-        'build already done and its outputs are intact; re-sending its result',
+        done.answers === msg.id
+          ? 'request answered already (a redelivery); nothing to send'
+          : 'build already done and its outputs are intact; re-sending its result',
       );
       await answerFromRecord(ctx, done, asked);
       return;
