@@ -184,9 +184,9 @@ describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
     ).entries();
     const ok = [...records.values()].filter(({ value }) => value.status === 'succeeded');
     expect([...finished.values()].filter((n) => n > 1)).toEqual([]);
-    // Its failure names every record (fresh-clone CI run 122 saw 10 succeeded for 11 builds, once
-    // in 3 runs; 8 runs here since passed): a record rewritten (a request cancelled after its
-    // build succeeded writes `cancelled` over it) or one the listing missed tell apart.
+    // Its failure names every record: CI runs 122 and 126 saw 10 succeeded for 11 builds, a
+    // request redelivered after its ack was lost in the outage having written `cancelled` over
+    // its build's success (fixed in the chef: a record that answers the message answers it).
     const seen = [...records.values()].map(({ value, revision }) =>
       [value.taskId, value.status, value.error ?? '', revision].join(' '),
     );
