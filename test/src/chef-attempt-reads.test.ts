@@ -19,18 +19,12 @@ const BUILD = 'beef4567beef4567';
 describe('the chef reads the record of a next attempt once', () => {
   let stack: Stack;
   let results: BuildResult[] = [];
-  const reads: string[] = [];
+  let reads: string[] = [];
 
   beforeAll(async () => {
     stack = await Stack.start(P);
     results = await stack.startUpperChef();
-    const bucket = buckets.tasks(P);
-    stack.bus.nc.subscribe(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.>`, {
-      callback: (_e, m) => {
-        reads.push(m.subject.slice(m.subject.lastIndexOf('.') + 1));
-      },
-    });
-    await stack.bus.nc.flush();
+    reads = await stack.directGets(buckets.tasks(P));
   }, 120_000);
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();

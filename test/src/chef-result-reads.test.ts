@@ -16,18 +16,12 @@ const FRESH = 'feed1234feed1234';
 describe('the chef reads a build result only for a build with a task', () => {
   let stack: Stack;
   let results: BuildResult[] = [];
-  const reads: string[] = [];
+  let reads: string[] = [];
 
   beforeAll(async () => {
     stack = await Stack.start(P);
     results = await stack.startUpperChef();
-    const bucket = buckets.builds(P);
-    stack.bus.nc.subscribe(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.>`, {
-      callback: (_e, m) => {
-        reads.push(m.subject.slice(m.subject.lastIndexOf('.') + 1));
-      },
-    });
-    await stack.bus.nc.flush();
+    reads = await stack.directGets(buckets.builds(P));
   }, 120_000);
   afterAll(async () => {
     await stack?.[Symbol.asyncDispose]();

@@ -215,6 +215,21 @@ export class Stack implements AsyncDisposable {
     return proc;
   }
 
+  /**
+   * The keys of `bucket` read with a JetStream direct get from now on (anyone's, as they cross
+   * the server: a core subscription on the direct-get subject), in the order they were asked.
+   */
+  async directGets(bucket: string): Promise<string[]> {
+    const keys: string[] = [];
+    this.bus.nc.subscribe(`$JS.API.DIRECT.GET.KV_${bucket}.$KV.${bucket}.>`, {
+      callback: (_e, m) => {
+        keys.push(m.subject.slice(m.subject.lastIndexOf('.') + 1));
+      },
+    });
+    await this.bus.nc.flush();
+    return keys;
+  }
+
   /** MajorDomo's REST base URL, read from its log line (it listens on a free port). */
   async httpUrl(name = 'majordomo'): Promise<string> {
     const proc = this.procs.get(name);
