@@ -310,8 +310,8 @@ export class ArtefactManager {
    * `missing` records are announced together: one artefact.states message, whatever turn each
    * delete's ack came in (one waiting behind its path's write before it comes a round trip
    * later: announced at its own ack, the batch was split; under load, so were three deletes sent
-   * together). A path is deleted once a batch (a record written again in between is the next
-   * batch's), so no delete waits for a barrier behind itself.
+   * together). A path deleted again in the same batch (written in between) is announced at its
+   * own ack: the batch waits for its first delete, and that one waits for the second.
    */
   removals(cid?: string): Removals {
     const deletes: Promise<void>[] = [];
@@ -328,7 +328,7 @@ export class ArtefactManager {
         this.#records.delete(path);
         const barrier = seen.has(path) ? undefined : stored;
         seen.add(path);
-        let deleted!: () => void;
+        let deleted: (() => void) | undefined;
         if (barrier) deletes.push(new Promise<void>((r) => (deleted = r)));
         return this.#inOrder(path, async () => {
           try {
