@@ -387,8 +387,11 @@ const subjectSub =
     : undefined;
 const subjectTables: Array<{ name: string; rows: Array<[string, number]> }> = [];
 /**
- * How long the lanes were busy with the tasks that started since `sinceMs` (Date.now()): each
- * task's running → finished/failed in its record's history, read after the scenario. Not from a
+ * How long the lanes were busy with the tasks that started since `sinceMs` (Date.now()): from
+ * when each task took its lane (the local backend's handle.startedAt) to its end in its record's
+ * history, read after the scenario. Not the history's `running`: a local task starts before its
+ * running record is written, and one that ends first is recorded submitted, running and finished
+ * in one write, all at its end (this figure read 308 ms for 201 compiles). Not from a
  * subscription to task.state while it runs: a copy of each task's 3 events to this process.
  */
 const tasksKv = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
@@ -396,9 +399,11 @@ async function laneBusyMs(sinceMs: number): Promise<number> {
   let sum = 0;
   for (const { value } of (await tasksKv.entries()).values()) {
     const at = (s: string) => value.history.find((h) => h.state === s)?.time;
-    const [start, end] = [at('running'), at('finished') ?? at('failed')];
-    if (!start || !end || Date.parse(start) < sinceMs) continue;
-    sum += Date.parse(end) - Date.parse(start);
+    const end = at('finished') ?? at('failed');
+    const startedAt = value.handle?.startedAt;
+    const start = typeof startedAt === 'number' ? startedAt : Date.parse(at('running') ?? '');
+    if (!end || !(start >= sinceMs)) continue;
+    sum += Date.parse(end) - start;
   }
   return sum;
 }
