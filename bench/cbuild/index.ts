@@ -34,12 +34,13 @@ import {
   buckets,
   StatusReply,
   statusWithAllArtefacts,
+  streams,
   subjects,
   TaskRecord,
 } from '@computepods/protocol';
 import { freePort, runCommand } from '@computepods/testkit';
+import { DeliverPolicy } from '@nats-io/jetstream';
 import { z } from 'zod';
-import { followBuildRecords } from '../../test/src/build-records.js';
 import { Stack } from '../../test/src/stack.js';
 import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
 import { finish, table } from '../lib/report.js';
@@ -290,47 +291,62 @@ const perfs = perfDir
  */
 const bodyOf = <T>(data: Uint8Array): T =>
   (JSON.parse(new TextDecoder().decode(data)) as { body: T }).body;
-// When each request and result crossed NATS, for where the time goes.
-const timed: Array<{
+/** A build request or a stored result, and when it was seen (this process's now() clock). */
+interface Timed {
   at: number;
   kind: 'request' | 'result';
   ruleId: string;
   buildId: string;
-  ms?: number;
-}> = [];
-/** Build requests and results seen: while a request has no result yet, MajorDomo is not idle. */
-const seen = { requests: 0, results: 0 };
-const timedSubs = [
-  stack.bus.nc.subscribe(subjects.buildRequestAll(stack.project), {
-    callback: (_e, m) => {
-      // MajorDomo's fence (a leader's marker on the requests' stream) is no request.
-      if (m.subject === subjects.buildFence(stack.project)) return;
-      const b = bodyOf<{ ruleId: string; buildId: string }>(m.data);
-      seen.requests++;
-      timed.push({ at: now(), kind: 'request', ruleId: b.ruleId, buildId: b.buildId });
-    },
-  }),
-  // Results as chefs store them: asked by MajorDomo, they publish no build.result.
-  followBuildRecords(stack.bus, (b) => {
-    seen.results++;
-    timed.push({
-      at: now(),
-      kind: 'result',
-      ruleId: b.taskId.split(':')[0]!,
-      buildId: b.buildId,
-      ms: b.durationMs,
-    });
-  }),
-];
+}
+/** Build requests as MajorDomo publishes them (the stream is a work queue: read, they are gone). */
+const requestsSeen: Timed[] = [];
+const requestSub = stack.bus.nc.subscribe(subjects.buildRequestAll(stack.project), {
+  callback: (_e, m) => {
+    // MajorDomo's fence (a leader's marker on the requests' stream) is no request.
+    if (m.subject === subjects.buildFence(stack.project)) return;
+    const b = bodyOf<{ ruleId: string; buildId: string }>(m.data);
+    requestsSeen.push({ at: now(), kind: 'request', ruleId: b.ruleId, buildId: b.buildId });
+  },
+});
 /**
- * The builds of a rule asked for in `events`, each once. A core subscriber sees every publish, and
- * a build asked for again with the same inputs (in the warm clean build, the header edit's and
- * the comment edit's builds: their inputs were built earlier in the run) is published twice by
- * MajorDomo, once under its build's message id, which JetStream drops as a duplicate, then under
- * a new one (services/majordomo dispatcher.ts): counted as publishes, 224 requests for 201
- * compiles.
+ * The results chefs stored in a scenario, read from the builds bucket's stream after it, timed
+ * by the server's store times. Not followed while the build runs: a copy of each record to this
+ * process, decoded with zod (test/src/build-records.ts), was CPU on the cores the compilers
+ * share that make does not pay.
  */
-const buildsAsked = (events: typeof timed, ruleId: string) =>
+const resultsStream = streams.buildRecords(stack.project);
+const resultsLastSeq = async () => (await stack.bus.jsm.streams.info(resultsStream)).state.last_seq;
+async function resultsSince(after: number): Promise<Timed[]> {
+  const last = await resultsLastSeq();
+  if (last <= after) return [];
+  // performance.now() ↔ the wall clock nats-server stamps messages with (same machine).
+  const offset = Date.now() - now();
+  const consumer = await stack.bus.js.consumers.get(resultsStream, {
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: after + 1,
+  });
+  const out: Timed[] = [];
+  const msgs = await consumer.consume();
+  for await (const m of msgs) {
+    if (m.data.length) {
+      // Not a delete or purge marker.
+      const b = m.json<{ taskId: string; buildId: string }>();
+      const at = Number(m.timestampNanos / 1000n) / 1000 - offset;
+      out.push({ at, kind: 'result', ruleId: b.taskId.split(':')[0]!, buildId: b.buildId });
+    }
+    if (m.seq >= last) break;
+  }
+  await msgs.close();
+  return out;
+}
+/**
+ * The builds of a rule asked for in `events`, each once. A build asked for again with the same
+ * inputs (in the warm clean build, the header edit's and the comment edit's builds: their inputs
+ * were built earlier in the run) is published twice by MajorDomo, once under its build's message
+ * id, which JetStream drops as a duplicate, then under a new one (services/majordomo
+ * dispatcher.ts): counted as publishes, as a subscriber sees them, 224 requests for 201 compiles.
+ */
+const buildsAsked = (events: readonly Timed[], ruleId: string) =>
   new Set(events.filter((e) => e.kind === 'request' && e.ruleId === ruleId).map((e) => e.buildId))
     .size;
 /** The last event that changed an artefact's status or hash (not only its pods or mtime). */
@@ -426,6 +442,8 @@ const eventsByStatus = new Map<string, number>();
 const seenStatus = new Map<string, string>();
 /** When MajorDomo last announced each path's record (any change). */
 const seenAt = new Map<string, number>();
+/** Paths whose last announced status is neither up to date nor a source's: builds to come. */
+const unsettled = new Set<string>();
 let wake: (() => void) | undefined;
 const artefactSub = stack.bus.nc.subscribe(`cp.${stack.project}.artefact.state`, {
   callback: (_e, m) => {
@@ -442,6 +460,8 @@ const artefactSub = stack.bus.nc.subscribe(`cp.${stack.project}.artefact.state`,
         }
         seenSha.set(b.path, b.sha256);
         seenStatus.set(b.path, b.status);
+        if (b.status === 'up_to_date' || b.status === 'source') unsettled.delete(b.path);
+        else unsettled.add(b.path);
         eventsByStatus.set(b.status, (eventsByStatus.get(b.status) ?? 0) + 1);
         seenAt.set(b.path, t);
         recordCount++;
@@ -517,11 +537,11 @@ async function ourDone(t0: number, edited: Map<string, string | null>, timeoutMs
     const mark = eventCount;
     await sleep(40);
     if (eventCount !== mark) continue;
-    // Nor while a build is out (its request seen, its result not yet): MajorDomo is not idle
-    // then. In a clean build a 40 ms gap came every few compiles, and each asked MajorDomo for
-    // its summary (197 a run) on the cores the compilers share. Unless it has all been quiet
-    // for 2 s: a request that has no result of its own (sent again after a duplicate) is asked.
-    if (seen.requests > seen.results && now() - lastAnyEvent < 2000) {
+    // Nor while an artefact's last announced status says a build is to come (queued, missing,
+    // stale): MajorDomo is not idle then. In a clean build a 40 ms gap came every few compiles,
+    // and each asked MajorDomo for its summary (197 a run) on the cores the compilers share.
+    // Unless it has all been quiet for 2 s: a failed build, a deleted source, are asked.
+    if (unsettled.size > 0 && now() - lastAnyEvent < 2000) {
       await nextEventOr(500);
       continue;
     }
@@ -725,7 +745,8 @@ for (const sc of scenarios) {
   // ComputePods: the edit, then until MajorDomo says the program is up to date and idle.
   const l0 = ledgerCounts(ledger.ours);
   const cpu0 = cpuSnapshot();
-  const k0 = timed.length;
+  const requests0 = requestsSeen.length;
+  const results0 = await resultsLastSeq();
   const wall0 = Date.now();
   const polls0 = statusPolls;
   const summaries0 = summaryPolls;
@@ -806,7 +827,9 @@ for (const sc of scenarios) {
   const l1 = ledgerCounts(ledger.ours);
   // Where the time went: edit → first request, → link request, → last result; and how busy
   // the lanes were (the builds' own durations over lanes × wall).
-  const tl = timed.slice(k0);
+  const tl = [...requestsSeen.slice(requests0), ...(await resultsSince(results0))].sort(
+    (x, y) => x.at - y.at,
+  );
   const firstReq = tl.find((e) => e.kind === 'request');
   const linkReq = tl.find((e) => e.kind === 'request' && e.ruleId === 'link');
   const lastResult = tl.filter((e) => e.kind === 'result').at(-1);
@@ -1063,9 +1086,9 @@ await Promise.all(
   }),
 );
 artefactSub.unsubscribe();
+requestSub.unsubscribe();
 filesSub.unsubscribe();
 kvReadSub?.unsubscribe();
-for (const s of timedSubs) s.unsubscribe();
 await stack[Symbol.asyncDispose]();
 for (const t of subjectTables)
   table(
