@@ -27,7 +27,12 @@ export {
   TaskNotFoundError,
   UnsafeValueError,
 } from './errors.js';
-export { Executor, type ExecutorHooks, type ExecutorOptions } from './executor.js';
+export {
+  Executor,
+  type ExecutorHooks,
+  type ExecutorOptions,
+  type SubmitOptions,
+} from './executor.js';
 export { KubernetesHandle, LocalHandle, SlurmHandle } from './handle.js';
 export { KubernetesBackend, type KubernetesBackendOptions } from './kubernetes-backend.js';
 export { jobNameFor } from './kubernetes-names.js';

@@ -6,6 +6,7 @@ import {
   isTerminal,
   RecordFailedError,
   type RetryPolicy,
+  type SubmitOptions,
   TaskStages,
   type TaskStaging,
 } from '@computepods/executors';
@@ -32,6 +33,8 @@ import { TaskEvents } from './task-events.js';
 import { TaskLogPublisher, taskLogSettings } from './task-log-publisher.js';
 import { servedProfile } from './task-profile.js';
 import { missingRoots, rootsLabel } from './workspace-roots.js';
+
+const PARSED: SubmitOptions = { parsed: true };
 
 /**
  * Ended tasks younger than this are adopted too when killed or still `stopping` (a timeout), so
@@ -273,6 +276,8 @@ export async function startRunner(
         },
       });
 
+  // A task here is its message's body, which the bus decoded with TaskSubmitted (consume's
+  // accept): the executor takes it as it is.
   async function accept(task: TaskSubmitted, cid: string, logger: typeof log): Promise<void> {
     if (executor.get(task.taskId)) return; // redelivered: already ours
     stages?.mark(task.taskId, 'intake');
@@ -285,7 +290,7 @@ export async function startRunner(
     cids.set(task.taskId, cid);
     try {
       if (refusal) {
-        await executor.refuse(task, refusal.message);
+        await executor.refuse(task, refusal.message, PARSED);
         logger.warn(
           {
             taskId: task.taskId,
@@ -295,8 +300,8 @@ export async function startRunner(
           },
           'task refused',
         );
-      } else if (prior) await executor.submitRequeued(task, prior);
-      else await executor.submit(task);
+      } else if (prior) await executor.submitRequeued(task, prior, PARSED);
+      else await executor.submit(task, PARSED);
     } catch (err) {
       cids.delete(task.taskId);
       stages?.drop(task.taskId);
