@@ -89,7 +89,7 @@ export async function handleBuild(
   const started = Date.now();
   const rule = ctx.rules.get(req.ruleId);
   if (!rule)
-    return finish(ctx, asked, {
+    return answerWithoutTask(ctx, asked, {
       ...base,
       status: 'failed',
       durationMs: 0,
@@ -99,7 +99,7 @@ export async function handleBuild(
   const cancelled =
     msg.sequence === undefined ? undefined : ctx.inflight.cancelledUpTo(req.buildId, msg.sequence);
   if (cancelled !== undefined)
-    return finish(ctx, asked, {
+    return answerWithoutTask(ctx, asked, {
       ...base,
       status: 'cancelled',
       durationMs: 0,
@@ -151,7 +151,7 @@ export async function handleBuild(
         { buildId: req.buildId, rule: rule.id, code: err.code, reason: err.message },
         'build request refused',
       );
-      return finish(ctx, asked, {
+      return answerWithoutTask(ctx, asked, {
         ...base,
         status: 'failed',
         durationMs: Date.now() - started,
@@ -588,6 +588,24 @@ async function finish(
   const checked = checkResult(msg.recordOnly ? { ...result, answers: msg.id } : result);
   await ctx.resultOut.put(checked.buildId, checked);
   if (!msg.recordOnly) await publishResult(ctx, checked, msg);
+}
+
+/**
+ * Ends a request answered without a task (no such rule, cancelled before it was taken up,
+ * refused): its outcome is recorded and sent, unless the build's record answers this very
+ * message. That is a redelivery (its ack was lost) of a request already answered, whose sender
+ * heard that record when it was stored; checked again against a workspace that moved on, its
+ * outcome now would replace the record, a success among them (a cache entry lost). One read,
+ * on these paths only (test/src/chef-repeat.test.ts).
+ */
+async function answerWithoutTask(
+  ctx: ChefContext,
+  msg: Asked,
+  result: Parameters<typeof finish>[2],
+): Promise<void> {
+  const known = msg.recordOnly ? (await ctx.results.get(result.buildId))?.value : undefined;
+  if (known?.answers === msg.id) return answerFromRecord(ctx, known, msg);
+  return finish(ctx, msg, result);
 }
 
 /**
