@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 
 /**
  * The build key: (rule, target, input hashes). The same key means the same work, so it is the
- * JetStream message id (duplicates dropped) and the result-cache key (Bazel's action key).
- * A forced rebuild adds a nonce: a new key that neither the dedupe nor the cache answers.
+ * result-cache key (Bazel's action key), and the runner's task ids derive from it (a build's
+ * task runs once). A forced rebuild adds a nonce: a new key that no cache or record answers.
  */
 export function buildId(
   ruleId: string,
