@@ -61,6 +61,27 @@ describe('TypedKv.follow: one read, then the updates (a real nats-server)', () =
     expect(await readsOf('b')).toBe(1);
   });
 
+  it('a delete or purge is heard as no value; a put after it, one with headers too, is', async () => {
+    const rev = await kv.put('c', { n: 1 });
+    const follower = await kv.follow('c');
+    expect((await follower.read)?.value.n).toBe(1);
+    const heard: number[] = [];
+    const next = follower.until((v) => {
+      heard.push(v.n);
+      return v.n > 1;
+    });
+    await kv.delete('c');
+    await kv.kv.purge('c');
+    // A compare-and-set's write carries its expected revision in headers (as a runner's does).
+    const again = await kv.create('c', { n: 2 });
+    expect(again).toBeGreaterThan(rev);
+    await kv.update('c', { n: 3 }, again);
+    expect((await next).n).toBe(2);
+    expect((await follower.until((v) => v.n === 3)).n).toBe(3);
+    expect(heard).toEqual([1, 2]);
+    follower.stop();
+  });
+
   it('stop() rejects a pending until() and hears no more; waitFor still reads and waits', async () => {
     const follower = await kv.follow('c');
     const pending = follower.until((v) => v.n === 9);
