@@ -421,9 +421,9 @@ export class TypedKv<S extends z.ZodType> {
             const set = this.#waiters.get(fromKvKey(e.key));
             // A delete, purge or expiry marker has no bytes, and a stored value always has some
             // (JSON): an entry with bytes is a put. Told so without its operation, which nats.js
-            // reads from the message's headers, parsed at each read: a runner's record carries
-            // some (its compare-and-set's expected revision), and the chef hears every one
-            // (1.6 % of its CPU in pnpm bench cbuild's clean build, issue #15).
+            // reads from the message's headers, parsed on first use: a runner's record carries
+            // some (its compare-and-set's expected revision), and the chef hears each one (a few
+            // microseconds an entry, issue #15).
             if (!set || e.value.length === 0) continue;
             const value = this.#decode(e);
             if (value !== undefined) for (const w of [...set]) w(value);
