@@ -1,7 +1,7 @@
 import { streams, subjects } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestMajorDomo } from './test-majordomo.js';
+import { describe, expect, it } from 'vitest';
+import { startedMajorDomo } from './test-majordomo.js';
 
 const P = 'askagain';
 
@@ -14,14 +14,8 @@ const P = 'askagain';
  * so it sees every publish, stored or dropped.
  */
 describe('MajorDomo asks for a build it asked for before', () => {
-  const t = new TestMajorDomo(P);
+  const t = startedMajorDomo(P);
   const requests = t.requests;
-
-  beforeAll(async () => {
-    await t.open();
-    await t.start();
-  }, 60_000);
-  afterAll(() => t.close());
 
   const lastStored = async () =>
     (

@@ -1,7 +1,7 @@
 import { type BuildRequested, type FileEvent, subjects } from '@computepods/protocol';
 import { defined, untilDefined } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POD, sha, TestMajorDomo } from './test-majordomo.js';
+import { describe, expect, it } from 'vitest';
+import { POD, sha, startedMajorDomo } from './test-majordomo.js';
 
 const P = 'late';
 
@@ -14,7 +14,7 @@ const P = 'late';
  * had. Here the chef and the watcher are played by hand, so the late event comes every time.
  */
 describe('MajorDomo and file events older than the build output they describe', () => {
-  const t = new TestMajorDomo(P);
+  const t = startedMajorDomo(P);
   const requests = t.requests;
 
   const event = (path: string, content: string, mtimeNs: bigint): FileEvent => ({
@@ -52,12 +52,6 @@ describe('MajorDomo and file events older than the build output they describe', 
       (await record(path))?.sha256 === sha(content) ? true : undefined,
     );
   };
-
-  beforeAll(async () => {
-    await t.open();
-    await t.start();
-  }, 60_000);
-  afterAll(() => t.close());
 
   it('ignores a late look at an earlier build output, also after a restart; an edit made after the build still counts', async () => {
     // Two builds of out/a.up, written at t=1000 and t=2000 ns.

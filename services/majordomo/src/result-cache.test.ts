@@ -6,9 +6,9 @@ import {
   subjects,
 } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildId } from './build-id.js';
-import { POD, sha, TestMajorDomo } from './test-majordomo.js';
+import { POD, sha, startedMajorDomo } from './test-majordomo.js';
 
 const P = 'rescache';
 
@@ -21,7 +21,7 @@ const P = 'rescache';
  * bucket, as a chef does.
  */
 describe('MajorDomo: the result cache', () => {
-  const t = new TestMajorDomo(P);
+  const t = startedMajorDomo(P);
   const requests = t.requests;
   let seq = 0;
 
@@ -51,12 +51,6 @@ describe('MajorDomo: the result cache', () => {
     await t.bus.publish('build.result', subjects.buildResult(P), result);
   };
   const record = async (path: string) => (await (await t.artefacts()).get(path))?.value;
-
-  beforeAll(async () => {
-    await t.open();
-    await t.start();
-  }, 60_000);
-  afterAll(() => t.close());
 
   it('sends a never-built task to the chef, and answers a built one from a matching recorded result', async () => {
     // A result recorded for the first build of up:a (by an earlier chef, say) before any trace.

@@ -1,7 +1,7 @@
 import { StatusRequest, subjects } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { POD, sha, TestMajorDomo } from './test-majordomo.js';
+import { describe, expect, it } from 'vitest';
+import { POD, sha, startedMajorDomo } from './test-majordomo.js';
 
 const P = 'idle';
 
@@ -13,14 +13,8 @@ const P = 'idle';
  * converging). Here one record write is held back, so the in-between is there every time.
  */
 describe('MajorDomo status while it applies a result', () => {
-  const t = new TestMajorDomo(P);
+  const t = startedMajorDomo(P);
   const requests = t.requests;
-
-  beforeAll(async () => {
-    await t.open();
-    await t.start();
-  }, 60_000);
-  afterAll(() => t.close());
 
   it('is not idle until the records of a result are written', async () => {
     const m = t.md;

@@ -10,6 +10,7 @@ import {
   TaskTrace,
 } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
+import { afterAll, beforeAll } from 'vitest';
 import { majorDomoConfig } from './config.js';
 import { MajorDomo } from './majordomo.js';
 import { playChef } from './test-chef.js';
@@ -168,4 +169,18 @@ export class TestMajorDomo {
       await this.#nats?.[Symbol.asyncDispose]();
     }
   }
+}
+
+/**
+ * A TestMajorDomo for a describe whose tests share one MajorDomo: opened (the played chef too)
+ * and started before its tests, closed after them. Call it in the describe's body.
+ */
+export function startedMajorDomo(project: string): TestMajorDomo {
+  const t = new TestMajorDomo(project);
+  beforeAll(async () => {
+    await t.open();
+    await t.start();
+  }, 60_000);
+  afterAll(() => t.close());
+  return t;
 }
