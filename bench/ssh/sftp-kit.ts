@@ -104,13 +104,20 @@ export class SftpKit {
     ];
   }
 
-  /** One OpenSSH `sftp -b` run (a new connection) of the batch commands. */
-  async sftp(batch: string): Promise<void> {
+  /**
+   * One OpenSSH `sftp -b` run (a new connection) of the batch commands; `cipher` (ssh's -c)
+   * overrides its default choice.
+   */
+  async sftp(batch: string, cipher?: string): Promise<void> {
     const file = join(this.work, 'batch');
     writeFileSync(file, batch);
     const r = spawnSync(
       'sftp',
-      ['-q', '-b', file, ...this.#sshOpts, `${this.user.username}@127.0.0.1`],
+      [
+        ...['-q', '-b', file, ...this.#sshOpts],
+        ...(cipher ? ['-c', cipher] : []),
+        `${this.user.username}@127.0.0.1`,
+      ],
       { encoding: 'utf8' },
     );
     if (r.status !== 0) throw new Error(`sftp failed (${r.status}): ${r.stderr}`);
