@@ -91,10 +91,8 @@ export interface FileWatcherOptions {
   maxWatches?: number;
   /** Full rescan period as a safety net (0 = off). Default 0. */
   rescanIntervalMs?: number;
-  /** Changed stamps are written to disk once they have been still this long. Default 1000. */
+  /** Delay before changed stamps are written to disk. Default 1000. */
   persistDelayMs?: number;
-  /** ...or this long after the first change not yet written, if sooner. Default 10000. */
-  persistMaxDelayMs?: number;
   /** First retry delay after onBatch/onLog rejects; doubles up to retryMaxMs. Default 100. */
   retryInitialMs?: number;
   /** Default 30000. */

@@ -106,8 +106,6 @@ export class FileWatcher {
   private pollTimer: NodeJS.Timeout | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
-  /** While stamps wait to be written: when the first and the last of their changes came. */
-  private unsaved: { first: number; last: number } | undefined;
   private persisting: Promise<void> = Promise.resolve();
   private readonly racy: RacyVerifier;
   private cacheReady: Promise<void> = Promise.resolve();
@@ -725,51 +723,13 @@ export class FileWatcher {
     await this.check(paths.map((path) => ({ path, first: now })));
   }
 
-  /**
-   * Stamps are written once they have not changed for persistDelayMs, or persistMaxDelayMs after
-   * the first change not yet written, whichever comes first. A build commits a stamp every few
-   * milliseconds for as long as it runs; written each second, the whole file was serialised and
-   * saved 5-10 times in a clean build of pnpm bench cbuild (~6 % of the fswatcher's CPU, #15).
-   * Stamps not yet written are only looked at again after a crash (their files hashed and
-   * announced anew, never lost). One timer: a change while it runs only moves `last`.
-   */
   private schedulePersist(): void {
-    if (this.closing) return;
-    const now = performance.now();
-    if (this.unsaved) {
-      this.unsaved.last = now;
-      return;
-    }
-    this.unsaved = { first: now, last: now };
-    const { delay, max } = this.persistDelays();
-    this.armPersist(Math.min(delay, max));
-  }
-
-  private persistDelays(): { delay: number; max: number } {
-    return {
-      delay: this.opts.persistDelayMs ?? 1000,
-      max: this.opts.persistMaxDelayMs ?? 10_000,
-    };
-  }
-
-  private armPersist(ms: number): void {
-    this.persistTimer = setTimeout(() => this.persistDue(), ms);
+    if (this.persistTimer || this.closing) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      this.persistNow().catch(() => {});
+    }, this.opts.persistDelayMs ?? 1000);
     this.persistTimer.unref();
-  }
-
-  private persistDue(): void {
-    this.persistTimer = undefined;
-    const unsaved = this.unsaved;
-    if (!unsaved || this.closing) return;
-    const { delay, max } = this.persistDelays();
-    const due = Math.min(unsaved.last + delay, unsaved.first + max);
-    const now = performance.now();
-    if (due > now) {
-      this.armPersist(due - now);
-      return;
-    }
-    this.unsaved = undefined;
-    this.persistNow().catch(() => {});
   }
 
   private persistNow(): Promise<void> {
