@@ -207,6 +207,40 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     liveness.close();
   });
 
+  it("records a task's end at once after a task that ran a while: no wait for the next one's", async () => {
+    const { ex, hooks, liveness } = setup({ endHoldMs: 60_000 });
+    // Ran 50 ms: the tasks here are no no-ops, so the next started is not likely to end soon.
+    const before = task('sleep 0.05');
+    await ex.submit(before);
+    expect((await ex.wait(before.taskId)).state).toBe('finished');
+    const gate = tmp.join('gate-not-together');
+    const first = blocker(gate);
+    const quick = task('true');
+    let turn = 0;
+    let counting = true;
+    const tick = () => {
+      turn++;
+      if (counting) setImmediate(tick);
+    };
+    tick();
+    const turns = new Map<string, number>();
+    const record = hooks.record.bind(hooks);
+    hooks.record = async (rec: TaskRecord) => {
+      if (rec.state === 'finished') turns.set(rec.task.taskId, turn);
+      return record(rec);
+    };
+    await ex.submit(first);
+    await ex.submit(quick);
+    writeFileSync(gate, '');
+    for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
+    counting = false;
+    // first's end went before quick's (started before its record as first ended).
+    expect(turns.get(first.taskId)).toBeLessThan(turns.get(quick.taskId) ?? 0);
+    expect(hooks.recordedBeforePublished()).toBe(true);
+    await ex.close();
+    liveness.close();
+  });
+
   it('records nothing for a copy that ended before its pid came when its record went elsewhere, and removes its folder', async () => {
     const { ex, hooks, liveness } = setup();
     const gate = tmp.join('gate-one-write-conflict');
