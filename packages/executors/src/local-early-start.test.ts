@@ -175,6 +175,27 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     liveness.close();
   });
 
+  it('stamps a task started before its running record at its start, also when its end comes in the same write', async () => {
+    const { ex, liveness } = setup();
+    const gate = tmp.join('gate-stamp');
+    const first = blocker(gate);
+    // Ends within the spawner's pid hold (0.1 s), usually recorded running with its end; a pause
+    // its history must show either way.
+    const second = task('sleep 0.05; exit 3');
+    await ex.submit(first);
+    await ex.submit(second);
+    writeFileSync(gate, '');
+    const done = await ex.wait(second.taskId);
+    const at = (state: string) =>
+      Date.parse(done.history.find((h) => h.state === state)?.time ?? '');
+    expect(done.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'failed']);
+    // When it took its lane, not when the record was written.
+    expect(at('running')).toBe(done.handle?.startedAt);
+    expect(at('failed') - at('running')).toBeGreaterThanOrEqual(50);
+    await ex.close();
+    liveness.close();
+  });
+
   it("records a task's end with the next one's in one turn when that one started before its record", async () => {
     const { ex, hooks, liveness } = setup({ endHoldMs: 60_000 });
     const gate = tmp.join('gate-together');
