@@ -1,4 +1,4 @@
-import type { Stamp, StampCache } from './stamps.js';
+import { type Stamp, type StampCache, sameStat } from './stamps.js';
 import type { FileEvent, Logger, WatcherStats } from './types.js';
 
 /** The newest state seen on disk for a path: its stamp, or null when it is gone. */
@@ -241,7 +241,14 @@ export class Delivery {
         const from = movedFrom.get(p);
         if (from !== undefined) events.push({ kind: 'moved', ...ev, path: p, from });
         else events.push({ kind: 'created', ...ev });
-      } else if (base.sha256 !== s.sha256) {
+      } else if (
+        base.sha256 !== s.sha256 ||
+        (cache.fromFile(base) && !sameStat(base, s.mtimeNs, s.ctimeNs, s.size, s.ino))
+      ) {
+        // The stamp file is saved a while after each acknowledged batch: a file changed since
+        // its saved stamp whose bytes are those again (edited, announced and acknowledged,
+        // edited back, killed before that was) may be announced with other bytes last. Its
+        // bytes are announced again at a restart (the consumer ignores a hash it already has).
         events.push({ kind: 'changed', ...ev });
       }
       // Same bytes under a new stamp (a touch): no event, the stamp is recorded with the batch.

@@ -291,7 +291,23 @@ export class StampCache {
     return this.dirty;
   }
 
+  /**
+   * True for a stamp read from the stamp file and not set since (this process has not had its
+   * bytes acknowledged). The file is saved a while after each acknowledged batch, so it may be
+   * behind what the consumer has: such a stamp is not proof of what was announced last.
+   */
+  fromFile(s: Stamp): boolean {
+    return this.#fromFile.has(s);
+  }
+  readonly #fromFile = new WeakSet<Stamp>();
+
   private materialise(i: number): Stamp {
+    const s = this.#materialise(i);
+    this.#fromFile.add(s);
+    return s;
+  }
+
+  #materialise(i: number): Stamp {
     const { u32, shas } = this.loaded;
     const b = i * WORDS;
     return {
