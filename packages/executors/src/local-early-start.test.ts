@@ -65,6 +65,29 @@ function blocker(gate: string): TaskSubmitted {
   return task(`while [ ! -e ${gate} ]; do sleep 0.02; done`);
 }
 
+/** The event-loop turn each task's finished record is written in, counted until `stop()`. */
+function endTurns(hooks: RecordingHooks) {
+  let turn = 0;
+  let counting = true;
+  const tick = () => {
+    turn++;
+    if (counting) setImmediate(tick);
+  };
+  tick();
+  const turns = new Map<string, number>();
+  const record = hooks.record.bind(hooks);
+  hooks.record = async (rec: TaskRecord) => {
+    if (rec.state === 'finished') turns.set(rec.task.taskId, turn);
+    return record(rec);
+  };
+  return {
+    of: (taskId: string) => turns.get(taskId),
+    stop: () => {
+      counting = false;
+    },
+  };
+}
+
 /** Holds the running record writes of `taskId` until released; `conflict` rejects them as KV does. */
 function holdRunning(hooks: RecordingHooks, taskId: string) {
   const record = hooks.record.bind(hooks);
@@ -202,27 +225,14 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const first = blocker(gate);
     // Waits for the one lane; started as first ends, its pid comes with its exit.
     const quick = task('true');
-    // The event-loop turn each end record is written in.
-    let turn = 0;
-    let counting = true;
-    const tick = () => {
-      turn++;
-      if (counting) setImmediate(tick);
-    };
-    tick();
-    const turns = new Map<string, number>();
-    const record = hooks.record.bind(hooks);
-    hooks.record = async (rec: TaskRecord) => {
-      if (rec.state === 'finished') turns.set(rec.task.taskId, turn);
-      return record(rec);
-    };
+    const turns = endTurns(hooks);
     await ex.submit(first);
     await ex.submit(quick);
     writeFileSync(gate, '');
     for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
-    counting = false;
+    turns.stop();
     // first's end waited for quick's (started before its record, its pid not come yet).
-    expect(turns.get(first.taskId)).toBe(turns.get(quick.taskId));
+    expect(turns.of(first.taskId)).toBe(turns.of(quick.taskId));
     expect(hooks.recordedBeforePublished()).toBe(true);
     await ex.close();
     liveness.close();
@@ -237,26 +247,14 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const gate = tmp.join('gate-not-together');
     const first = blocker(gate);
     const quick = task('true');
-    let turn = 0;
-    let counting = true;
-    const tick = () => {
-      turn++;
-      if (counting) setImmediate(tick);
-    };
-    tick();
-    const turns = new Map<string, number>();
-    const record = hooks.record.bind(hooks);
-    hooks.record = async (rec: TaskRecord) => {
-      if (rec.state === 'finished') turns.set(rec.task.taskId, turn);
-      return record(rec);
-    };
+    const turns = endTurns(hooks);
     await ex.submit(first);
     await ex.submit(quick);
     writeFileSync(gate, '');
     for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
-    counting = false;
+    turns.stop();
     // first's end went before quick's (started before its record as first ended).
-    expect(turns.get(first.taskId)).toBeLessThan(turns.get(quick.taskId) ?? 0);
+    expect(turns.of(first.taskId)).toBeLessThan(turns.of(quick.taskId) ?? 0);
     expect(hooks.recordedBeforePublished()).toBe(true);
     await ex.close();
     liveness.close();
