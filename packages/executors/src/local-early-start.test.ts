@@ -65,8 +65,25 @@ function blocker(gate: string): TaskSubmitted {
   return task(`while [ ! -e ${gate} ]; do sleep 0.02; done`);
 }
 
-/** The event-loop turn each task's finished record is written in, counted until `stop()`. */
-function endTurns(hooks: RecordingHooks) {
+/**
+ * `command` queued behind a task that holds the one lane until its gate opens, then run as the
+ * lane frees (before its running record): its record once it has ended.
+ */
+async function queuedBehindBlocker(ex: Executor, name: string, command: string) {
+  const gate = tmp.join(`gate-${name}`);
+  const first = blocker(gate);
+  const second = task(command);
+  await ex.submit(first);
+  await ex.submit(second);
+  writeFileSync(gate, '');
+  return { second, done: await ex.wait(second.taskId) };
+}
+
+/**
+ * A gated task holding the one lane and `true` queued behind it (started as the first ends, its
+ * pid coming with its exit): the event-loop turn each one's finished record was written in.
+ */
+async function endTurnsBehindBlocker(ex: Executor, hooks: RecordingHooks, name: string) {
   let turn = 0;
   let counting = true;
   const tick = () => {
@@ -80,12 +97,15 @@ function endTurns(hooks: RecordingHooks) {
     if (rec.state === 'finished') turns.set(rec.task.taskId, turn);
     return record(rec);
   };
-  return {
-    of: (taskId: string) => turns.get(taskId),
-    stop: () => {
-      counting = false;
-    },
-  };
+  const gate = tmp.join(`gate-${name}`);
+  const first = blocker(gate);
+  const quick = task('true');
+  await ex.submit(first);
+  await ex.submit(quick);
+  writeFileSync(gate, '');
+  for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
+  counting = false;
+  return { first: turns.get(first.taskId), quick: turns.get(quick.taskId) };
 }
 
 /** Holds the running record writes of `taskId` until released; `conflict` rejects them as KV does. */
@@ -174,13 +194,7 @@ describe('local backend: starting before the running record', { timeout: 60_000 
 
   it('records a queued task that ended before its pid came running and ended in one write', async () => {
     const { ex, hooks, backend, liveness } = setup();
-    const gate = tmp.join('gate-one-write');
-    const first = blocker(gate);
-    const second = task('exit 3');
-    await ex.submit(first);
-    await ex.submit(second);
-    writeFileSync(gate, '');
-    const done = await ex.wait(second.taskId);
+    const { second, done } = await queuedBehindBlocker(ex, 'one-write', 'exit 3');
     expect([done.state, done.exitCode]).toEqual(['failed', 3]);
     expect(done.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'failed']);
     expect(done.handle).toMatchObject({
@@ -200,15 +214,9 @@ describe('local backend: starting before the running record', { timeout: 60_000 
 
   it('stamps a task started before its running record at its start, also when its end comes in the same write', async () => {
     const { ex, liveness } = setup();
-    const gate = tmp.join('gate-stamp');
-    const first = blocker(gate);
     // Ends within the spawner's pid hold (0.1 s), usually recorded running with its end; a pause
     // its history must show either way.
-    const second = task('sleep 0.05; exit 3');
-    await ex.submit(first);
-    await ex.submit(second);
-    writeFileSync(gate, '');
-    const done = await ex.wait(second.taskId);
+    const { done } = await queuedBehindBlocker(ex, 'stamp', 'sleep 0.05; exit 3');
     const at = (state: string) =>
       Date.parse(done.history.find((h) => h.state === state)?.time ?? '');
     expect(done.history.map((h) => h.state)).toEqual(['created', 'submitted', 'running', 'failed']);
@@ -221,18 +229,9 @@ describe('local backend: starting before the running record', { timeout: 60_000 
 
   it("records a task's end with the next one's in one turn when that one started before its record", async () => {
     const { ex, hooks, liveness } = setup({ endHoldMs: 60_000 });
-    const gate = tmp.join('gate-together');
-    const first = blocker(gate);
-    // Waits for the one lane; started as first ends, its pid comes with its exit.
-    const quick = task('true');
-    const turns = endTurns(hooks);
-    await ex.submit(first);
-    await ex.submit(quick);
-    writeFileSync(gate, '');
-    for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
-    turns.stop();
+    const turns = await endTurnsBehindBlocker(ex, hooks, 'together');
     // first's end waited for quick's (started before its record, its pid not come yet).
-    expect(turns.of(first.taskId)).toBe(turns.of(quick.taskId));
+    expect(turns.first).toBe(turns.quick);
     expect(hooks.recordedBeforePublished()).toBe(true);
     await ex.close();
     liveness.close();
@@ -244,17 +243,9 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const before = task('sleep 0.05');
     await ex.submit(before);
     expect((await ex.wait(before.taskId)).state).toBe('finished');
-    const gate = tmp.join('gate-not-together');
-    const first = blocker(gate);
-    const quick = task('true');
-    const turns = endTurns(hooks);
-    await ex.submit(first);
-    await ex.submit(quick);
-    writeFileSync(gate, '');
-    for (const t of [first, quick]) expect((await ex.wait(t.taskId)).state).toBe('finished');
-    turns.stop();
+    const turns = await endTurnsBehindBlocker(ex, hooks, 'not-together');
     // first's end went before quick's (started before its record as first ended).
-    expect(turns.of(first.taskId)).toBeLessThan(turns.of(quick.taskId) ?? 0);
+    expect(turns.first).toBeLessThan(turns.quick ?? 0);
     expect(hooks.recordedBeforePublished()).toBe(true);
     await ex.close();
     liveness.close();
