@@ -17,8 +17,21 @@ export interface ManagedProcessOptions {
 }
 
 /**
+ * Children still running, asked to stop (SIGTERM) when this process exits without having
+ * disposed them: a bench or script that throws at its top level exits at once, and its servers
+ * and services ran on with nobody to stop them (two pnpm bench cbuild runs that threw left a
+ * nats-server and five processes each for nearly an hour). SIGTERM, not SIGKILL: services
+ * stop their own children (the runner's spawners) on it.
+ */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGTERM');
+});
+
+/**
  * A child process owned by a test: output is captured (for waitFor and for error messages),
- * and it is always killed on dispose. Only processes started here are ever signalled.
+ * and it is always killed on dispose, or when the process that started it exits. Only
+ * processes started here are ever signalled.
  */
 export class ManagedProcess implements AsyncDisposable {
   readonly name: string;
@@ -45,13 +58,16 @@ export class ManagedProcess implements AsyncDisposable {
     };
     this.#child.stdout?.on('data', onData);
     this.#child.stderr?.on('data', onData);
+    live.add(this.#child);
     this.#exited = new Promise((resolve) => {
       this.#child.on('exit', (code, signal) => {
+        live.delete(this.#child);
         this.exitCode = code ?? (signal ? null : code);
         for (const w of this.#waiters) w();
         resolve(code);
       });
       this.#child.on('error', (err) => {
+        live.delete(this.#child);
         this.#output += `\nspawn error: ${err.message}`;
         this.exitCode = -1;
         for (const w of this.#waiters) w();
