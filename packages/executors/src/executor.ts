@@ -381,7 +381,9 @@ export class Executor<B extends Backend = Backend> {
     const steps: TaskRecord[] = [];
     let next = rec;
     for (const [i, state] of path.entries()) {
-      const at = state === 'running' && started ? started : time;
+      // Not before a step this same write stamps (a task that found a lane free is recorded
+      // submitted and running at once): the history stays in order.
+      const at = state === 'running' && started && i === 0 ? started : time;
       next = this.#step(next, state, i === path.length - 1 ? patch : {}, at, pausedFrom);
       steps.push(next);
     }
