@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { defined, ManagedProcess, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readPidFile } from './pid-file.js';
 import { FileHooks } from './test-file-hooks.js';
 import { testLocalResource } from './test-hooks.js';
 
@@ -82,9 +83,11 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     }
     expect(existsSync(join(jobs, 'still-running', 'exit'))).toBe(false);
     expect(existsSync(join(jobs, 'direct-running', 'exit'))).toBe(false);
-    // Its pid file comes from the spawner, once it has run for a moment (the runner is gone).
-    await until(() => existsSync(join(jobs, 'direct-running', 'pid')), 'the direct task pid file');
-    expect(readFileSync(join(jobs, 'direct-running', 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
+    // Its pid file comes from the spawner, once it has run for a moment (the runner is gone). The
+    // file is created, then written: wait for its content, as the runner reads it (readPidFile).
+    const direct = join(jobs, 'direct-running');
+    await until(() => readPidFile(direct) !== undefined, 'the direct task pid file');
+    expect(readFileSync(join(direct, 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
     expect(existsSync(join(runs, 'queued'))).toBe(false);
 
     const second = runner('recover', env);
