@@ -184,9 +184,11 @@ describe('services on a 3-node NATS cluster ride out a node killed -9', () => {
     ).entries();
     const ok = [...records.values()].filter(({ value }) => value.status === 'succeeded');
     expect([...finished.values()].filter((n) => n > 1)).toEqual([]);
-    // Its failure names every record: CI runs 122 and 126 saw 10 succeeded for 11 builds, a
-    // request redelivered after its ack was lost in the outage having written `cancelled` over
-    // its build's success (fixed in the chef: a record that answers the message answers it).
+    // Its failure names every record: CI runs 122, 126 and 134 saw 10 succeeded for 11 builds,
+    // `cancelled` written over a build's success. Two causes, both of acks lost in an outage: a
+    // build request redelivered (the chef: a record that answers the message answers it), and a
+    // watcher's batch redelivered ~30 s later, which set a source back to its old bytes and had
+    // their build asked for again (MajorDomo: FILE ORDER, redelivered-file-events.test.ts).
     const seen = [...records.values()].map(({ value, revision }) =>
       [value.taskId, value.status, value.error ?? '', revision].join(' '),
     );

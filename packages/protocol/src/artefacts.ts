@@ -53,6 +53,11 @@ export const ArtefactRecord = z.object({
    * different streams): it reports an earlier build's bytes, not an edit.
    */
   written: z.object({ pod: z.string(), mtimeNs: z.string().regex(/^\d+$/) }).optional(),
+  /**
+   * The files stream's sequence of the watcher's batch this state came from (the last one that
+   * changed it): a batch delivered again after it, its ack lost, is older news and ignored.
+   */
+  fileSeq: z.number().int().positive().optional(),
 });
 export type ArtefactRecord = z.infer<typeof ArtefactRecord>;
 

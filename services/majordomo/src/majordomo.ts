@@ -2,6 +2,7 @@ import {
   type Bus,
   ensureProjectStreams,
   type Logger,
+  type MessageContext,
   type Service,
   type TypedKv,
 } from '@computepods/bus';
@@ -92,8 +93,14 @@ export class MajorDomo {
    */
   readonly #deferred = new Map<
     string,
-    Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string }>
+    Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string; seq: number }>
   >();
+  /**
+   * Paths deleted by a file batch, and that batch's stream sequence: a batch delivered again
+   * after it (FileOrder) is older than the delete. In memory, the oldest dropped past
+   * MAX_GONE_REMEMBERED; a path's other states keep theirs in its record (fileSeq).
+   */
+  readonly #goneAt = new Map<string, number>();
   /** Each chef's declaration as last applied (planText). */
   readonly #declared = new Map<string, string>();
   readonly #aux = new Auxiliaries();
@@ -360,7 +367,7 @@ export class MajorDomo {
         checkPodSubject(p, ctx.subject, msg.body);
         const { stored } = await md.#serial(async () => {
           await md.#mustLead(); // a stale leader leaves it to the new one (nak)
-          return md.onFilesChanged(msg.body, msg.cid);
+          return md.onFilesChanged(msg.body, msg.cid, ctx);
         });
         await stored; // STORED above
       },
@@ -689,7 +696,19 @@ export class MajorDomo {
     this.#builds.inputsChanged(res.cancel, cid);
   }
 
-  private async onFilesChanged(body: FilesChanged, cid: string): Promise<Stored> {
+  private async onFilesChanged(
+    body: FilesChanged,
+    cid: string,
+    { sequence: seq, deliveries }: Pick<MessageContext, 'sequence' | 'deliveries'>,
+  ): Promise<Stored> {
+    // FILE ORDER: a batch delivered again (its ack lost: a NATS node killed, a connection
+    // dropped) comes after the batches that followed it were applied. Taken as news, it set a
+    // source back to bytes it no longer had, or brought a deleted file back: MajorDomo asked for
+    // a build of the old bytes, and the chef's refusal replaced that build's earlier success
+    // (fresh-clone CI runs 122, 126, 134: nats-cluster). Its stream sequence tells: an event
+    // older than the one its path's state came from is skipped. A first delivery comes in stream
+    // order and is always news (whatever became of the stream's numbering).
+    const stale = (path: string) => deliveries > 1 && this.#laterThan(path, seq);
     // A changed file's record is written while the builds it makes ready are planned and
     // requested (graph and record in memory change at once): a round trip less before the
     // requests go out. The writes are stored before the batch is acknowledged (STORED in
@@ -707,11 +726,19 @@ export class MajorDomo {
         // A file gone leaves the graph at once; its record's delete is issued with the batch's
         // other writes, not awaited one by one (pnpm bench cbuild's warm clean: 403 outputs
         // deleted, a KV round trip each before the first build was planned).
-        if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid, gone));
-        if (ev.kind === 'deleted') {
-          issue(this.#fileGone(ev.path, cid, gone));
+        if (stale(ev.path) || (ev.from !== undefined && stale(ev.from))) {
+          this.logger.info(
+            { path: ev.path, kind: ev.kind, seq, cid },
+            'file event delivered again after later ones; ignored',
+          );
           continue;
         }
+        if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid, gone, seq));
+        if (ev.kind === 'deleted') {
+          issue(this.#fileGone(ev.path, cid, gone, seq));
+          continue;
+        }
+        this.#goneAt.delete(ev.path);
         if (!ev.sha256) continue;
         const auxOf = this.#auxiliaryOf(ev.path);
         if (auxOf) {
@@ -725,6 +752,7 @@ export class MajorDomo {
                 producer: auxOf,
                 auxiliary: true,
                 pods: this.artefacts.podsWith(ev.path, ev.sha256, body.pod),
+                fileSeq: seq,
               },
               cid,
             ),
@@ -742,11 +770,12 @@ export class MajorDomo {
             size: ev.size,
             pod: body.pod,
             mtimeNs: ev.mtimeNs,
+            seq,
           });
           this.#deferred.set(producer, looks);
           continue;
         }
-        issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, ev.mtimeNs));
+        issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, seq, ev.mtimeNs));
       }
     } finally {
       // Closed whatever happens: a delete waiting on an open batch holds its path's writes.
@@ -770,6 +799,8 @@ export class MajorDomo {
     size: number,
     pod: string,
     cid: string,
+    /** The file batch's stream sequence; undefined: a chef's look (BuildResult.inputsNow). */
+    seq: number | undefined,
     mtimeNs?: string,
   ) {
     const rec = this.artefacts.get(path);
@@ -802,16 +833,27 @@ export class MajorDomo {
         pods: [pod],
         // Bytes from outside, not from a build.
         written: undefined,
+        ...(seq === undefined ? {} : { fileSeq: seq }),
         ...(producer ? { producer } : {}),
       },
       cid,
     );
   }
 
-  async #fileGone(path: string, cid: string, gone: Removals): Promise<void> {
+  async #fileGone(path: string, cid: string, gone: Removals, seq: number): Promise<void> {
+    this.#goneAt.delete(path);
+    this.#goneAt.set(path, seq);
+    if (this.#goneAt.size > MAX_GONE_REMEMBERED)
+      this.#goneAt.delete(this.#goneAt.keys().next().value as string);
     if (!this.artefacts.get(path)) return;
     this.#handleChange(this.dm.deleteArtefact(path), cid);
     await gone.remove(path);
+  }
+
+  /** Whether `path`'s state came from a file batch later in the stream than `seq`. */
+  #laterThan(path: string, seq: number): boolean {
+    const at = this.artefacts.get(path)?.fileSeq ?? this.#goneAt.get(path);
+    return at !== undefined && at > seq;
   }
 
   #producerOf(path: string): string | undefined {
@@ -841,7 +883,7 @@ export class MajorDomo {
     const looks = this.#deferred.get(result.taskId);
     this.#deferred.delete(result.taskId);
     for (const [path, l] of looks ?? [])
-      await this.#fileHash(path, l.sha256, l.size, l.pod, cid, l.mtimeNs);
+      await this.#fileHash(path, l.sha256, l.size, l.pod, cid, l.seq, l.mtimeNs);
     await this.#pump(cid);
     return applied;
   }
@@ -884,7 +926,7 @@ export class MajorDomo {
       // The chef found other bytes than planned with: plan from those, or the same request
       // would be sent (and cancelled) again and again.
       for (const [path, now] of Object.entries(result.inputsNow))
-        await this.#fileHash(path, now.sha256, now.size, result.pod, cid, now.mtimeNs);
+        await this.#fileHash(path, now.sha256, now.size, result.pod, cid, undefined, now.mtimeNs);
       return NOTHING_TO_STORE;
     }
     this.#builds.succeeded(task.id);
@@ -1181,6 +1223,9 @@ const NOTHING_TO_STORE: Stored = { stored: Promise.resolve() };
 
 /** Messages each of MajorDomo's consumers hands over before the first is acknowledged (STORED). */
 const IN_FLIGHT = 4;
+
+/** Deleted paths whose batch's sequence is kept (FILE ORDER in onFilesChanged). */
+const MAX_GONE_REMEMBERED = 100_000;
 
 /** Status writes #refreshStatuses has in flight at most. */
 const REFRESH_WINDOW = 64;
