@@ -111,6 +111,8 @@ export class Executor<B extends Backend = Backend> {
   readonly #ended = new Map<string, number>();
   readonly #chains = new Map<string, Promise<unknown>>();
   readonly #waiters = new Map<string, Set<(rec: TaskRecord) => void>>();
+  /** settled()'s: resolved once the task has ended and its record is not `stopping`. */
+  readonly #settledWaiters = new Map<string, Set<(rec: TaskRecord) => void>>();
   #closed = false;
 
   constructor(options: ExecutorOptions<B>) {
@@ -322,6 +324,20 @@ export class Executor<B extends Backend = Backend> {
     });
   }
 
+  /**
+   * Resolves with the task's record once it has ended and nothing of it runs any more: not
+   * recorded `stopping` (a killed local task is, until its processes are gone).
+   */
+  settled(taskId: string): Promise<TaskRecord> {
+    const rec = this.#require(taskId);
+    if (isSettled(rec)) return Promise.resolve(rec);
+    return new Promise((resolve) => {
+      const set = this.#settledWaiters.get(taskId) ?? new Set();
+      this.#settledWaiters.set(taskId, set);
+      set.add(resolve);
+    });
+  }
+
   /** The task's stdout or stderr so far (at most the last `maxBytes`), while running and after. */
   async logs(taskId: string | TaskRecord, stream: LogStream = 'stdout', maxBytes = 1 << 20) {
     const rec = typeof taskId === 'string' ? this.#require(taskId) : taskId;
@@ -400,6 +416,15 @@ export class Executor<B extends Backend = Backend> {
       this.#announce(s, (steps[i - 1] ?? rec).state, i < steps.length - 1);
     if (ends) this.#markEnded(next);
     return next;
+  }
+
+  #settleWaiters(rec: TaskRecord): void {
+    if (!isSettled(rec)) return;
+    const id = rec.task.taskId;
+    const waiters = this.#settledWaiters.get(id);
+    if (!waiters) return;
+    this.#settledWaiters.delete(id);
+    for (const w of waiters) w(rec);
   }
 
   /** The record after one legal transition (not yet written). */
@@ -493,6 +518,7 @@ export class Executor<B extends Backend = Backend> {
     const waiters = this.#waiters.get(id);
     this.#waiters.delete(id);
     for (const w of waiters ?? []) w(rec);
+    this.#settleWaiters(rec);
     // Oldest first: stops at the first one still young enough, within the count.
     for (const [oldest, at] of this.#ended) {
       if (this.#ended.size <= this.#keepEnded && now - at < this.#keepEndedMs) break;
@@ -521,6 +547,7 @@ export class Executor<B extends Backend = Backend> {
           const next: TaskRecord = { ...rec, ...patch, updated: new Date().toISOString() };
           await this.#write(next);
           this.#records.set(taskId, next);
+          this.#settleWaiters(next);
           return next;
         }),
       pauseForError: async (taskId, err) => {
@@ -562,4 +589,9 @@ function startedTime(rec: TaskRecord, patch: RecordPatch, time: string): string 
   const last = Date.parse(rec.history.at(-1)?.time ?? '');
   const at = Math.min(Math.max(startedAt, Number.isNaN(last) ? startedAt : last), Date.parse(time));
   return new Date(at).toISOString();
+}
+
+/** Ended, and nothing of it runs any more (a killed task is recorded `stopping` until then). */
+function isSettled(rec: TaskRecord): boolean {
+  return isTerminal(rec.state) && rec.stopping !== true;
 }

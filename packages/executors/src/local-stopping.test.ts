@@ -91,6 +91,20 @@ describe('an ended task whose processes may still run is recorded stopping until
     expect(hooks.records.get(t.taskId)?.state).toBe('killed');
   });
 
+  it('settled() resolves once the killed task is gone, not at its killed record', async () => {
+    const { ex } = setup();
+    const { t, lines } = trapping(0.6);
+    await ex.submit(t);
+    await until(() => lines() === 'begin\n', 'the task to begin');
+    const settled = ex.settled(t.taskId);
+    await ex.kill(t.taskId);
+    const rec = await settled;
+    expect(lines()).toBe('begin\nend\n');
+    expect(rec).toMatchObject({ state: 'killed' });
+    expect(rec.stopping).toBeUndefined();
+    expect(await ex.settled(t.taskId)).toBe(rec);
+  });
+
   it('a command that ignores SIGTERM: stopping until the SIGKILL after the grace period', async () => {
     const { hooks, ex } = setup({ killGraceMs: 400 });
     n++;

@@ -140,6 +140,8 @@ export {
 export { statusWithAllArtefacts } from './status-pages.js';
 export { buckets, fromKvKey, kvKey, MAX_KV_KEY, streams, subjects } from './subjects.js';
 export {
+  isSupersededReason,
+  supersededReason,
   TaskControl,
   TaskControlReply,
   TaskFiles,

@@ -81,6 +81,21 @@ export const TaskSubmitted = z.object({
 });
 export type TaskSubmitted = z.infer<typeof TaskSubmitted>;
 
+const SUPERSEDED = 'superseded by task ';
+
+/**
+ * The reason a runner kills a task of a step with: a newer task of the same step came (the
+ * runner runs one of a step at a time, services/runner/src/step-turns.ts). A chef whose build's
+ * task ends so reports the build cancelled, not failed: MajorDomo plans it again.
+ */
+export function supersededReason(by: string, step: string): string {
+  return `${SUPERSEDED}${by} (a newer build of step ${step})`;
+}
+
+export function isSupersededReason(reason: string | undefined): boolean {
+  return reason?.startsWith(SUPERSEDED) === true;
+}
+
 /** Runner → everyone: a task moved to a new state. Recorded in KV before it is published. */
 export const TaskStateChanged = z.object({
   taskId: z.string().min(1).max(200),

@@ -5,6 +5,7 @@ import { hashFile } from '@computepods/fswatch';
 import {
   type BuildRequested,
   type BuildResult,
+  isSupersededReason,
   type Rule,
   subjects,
   TERMINAL_STATES,
@@ -430,6 +431,10 @@ async function build(
   const logPath = record.stderrPath;
   if (record.state === 'killed' && signal.aborted)
     return fail('cancelled', `cancelled: ${String(signal.reason)}; task ${taskId} killed`, logPath);
+  // The runner killed it for a newer task of the step (a newer build, asked of another chef or
+  // of this one's restarted self): MajorDomo plans the step again.
+  if (record.state === 'killed' && isSupersededReason(record.reason))
+    return fail('cancelled', `task ${taskId} ${record.reason}; MajorDomo re-plans`, logPath);
   if (record.state !== 'finished')
     return fail(
       'failed',

@@ -28,6 +28,7 @@ import { type PilotManager, startPilotManager } from './pilot-manager.js';
 import { reclaimPulled } from './reclaim.js';
 import { loadProfile, loadQueue, loadResource } from './resources.js';
 import { watchLiveness } from './runner-liveness.js';
+import { StepTurns } from './step-turns.js';
 import { type AdmissionPolicy, refusalOf } from './task-admission.js';
 import { TaskEvents } from './task-events.js';
 import { TaskLogPublisher, taskLogSettings } from './task-log-publisher.js';
@@ -231,6 +232,8 @@ export async function startRunner(
     new Set(mine.map((r) => r.task.taskId)),
   );
   await executor.adopt(mine);
+  const steps = new StepTurns(executor, log);
+  steps.adopt(mine);
   taskLogs.follow(executor.list());
 
   // Pilot mode: pilot jobs' workers take the tasks; this runner only follows the demand.
@@ -300,8 +303,10 @@ export async function startRunner(
           },
           'task refused',
         );
-      } else if (prior) await executor.submitRequeued(task, prior, PARSED);
-      else await executor.submit(task, PARSED);
+      } else
+        await steps.take(task, () =>
+          prior ? executor.submitRequeued(task, prior, PARSED) : executor.submit(task, PARSED),
+        );
     } catch (err) {
       cids.delete(task.taskId);
       stages?.drop(task.taskId);
