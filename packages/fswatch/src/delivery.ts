@@ -1,3 +1,4 @@
+import type { SentJournal } from './sent-journal.js';
 import { type Stamp, type StampCache, sameStat } from './stamps.js';
 import type { FileEvent, Logger, WatcherStats } from './types.js';
 
@@ -10,6 +11,8 @@ interface Inflight {
   attempt: number;
   sending: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** Its number in the journal, when it has paths new to the cache. */
+  journaled: number | undefined;
 }
 
 export interface DeliveryOptions {
@@ -26,6 +29,8 @@ export interface DeliveryOptions {
   isSettling: () => boolean;
   /** The cache changed and should be persisted. */
   onCommit: () => void;
+  /** Where each batch's paths new to the cache are written before it goes. */
+  journal?: SentJournal;
   /** Pending events were dropped; the caller must rescan to find them again. */
   onOverflow: (retryInMs: number) => void;
 }
@@ -47,6 +52,8 @@ export class Delivery {
   private readonly waiters: Array<() => void> = [];
   /** Consecutive drops: the rescan that follows a drop backs off like a retry. */
   private overflows = 0;
+  /** Paths to announce deleted though the cache has no stamp of them (announceGone). */
+  private readonly forcedGone = new Set<string>();
 
   constructor(private readonly o: DeliveryOptions) {}
 
@@ -88,11 +95,24 @@ export class Delivery {
 
   set(path: string, state: NewState): void {
     if (this.closed) return;
+    if (state !== null) this.forcedGone.delete(path);
     if (state === null && this.latest(path) === null) return;
     if (this.ready.size === 0) this.readyAt = performance.now();
     this.ready.set(path, state);
     if (this.pending > this.o.maxPending) this.overflow();
     else this.kick();
+  }
+
+  /**
+   * `path` is gone, and the consumer may have it though the cache has no stamp of it (a path the
+   * journal holds from before a restart): announced deleted all the same.
+   */
+  announceGone(path: string): void {
+    if (this.closed || this.latest(path) !== null) return;
+    this.forcedGone.add(path);
+    if (this.ready.size === 0) this.readyAt = performance.now();
+    this.ready.set(path, null);
+    this.kick();
   }
 
   /**
@@ -233,6 +253,8 @@ export class Delivery {
             mtimeNs: String(base.mtimeNs),
             sha256: null,
           });
+        } else if (!base && this.forcedGone.delete(p)) {
+          events.push({ kind: 'deleted', path: p, size: 0, mtimeNs: '0', sha256: null });
         } else if (!base) updates.delete(p);
         continue;
       }
@@ -253,7 +275,18 @@ export class Delivery {
       }
       // Same bytes under a new stamp (a touch): no event, the stamp is recorded with the batch.
     }
-    const f: Inflight = { events, updates, attempt: 0, sending: false, timer: undefined };
+    // Paths new to the cache are journaled before the batch goes (sent-journal.ts).
+    const fresh: string[] = [];
+    for (const [p, s] of updates) if (s !== null && !cache.get(p)) fresh.push(p);
+    const journaled = fresh.length && this.o.journal ? this.o.journal.record(fresh) : undefined;
+    const f: Inflight = {
+      events,
+      updates,
+      attempt: 0,
+      sending: false,
+      timer: undefined,
+      journaled,
+    };
     this.inflight = f;
     if (events.length === 0) this.commit(f);
     else this.send();
@@ -303,6 +336,7 @@ export class Delivery {
       if (s === null) cache.delete(p);
       else cache.set(p, s);
     }
+    if (f.journaled !== undefined) this.o.journal?.committed(f.journaled);
     this.o.stats.events += f.events.length;
     if (f.events.length > 0) this.o.stats.batches++;
     this.inflight = null;

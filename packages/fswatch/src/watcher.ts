@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { DueItem } from './debounce.js';
 import { Debouncer } from './debounce.js';
@@ -20,6 +20,7 @@ import { sharedPool } from './pool.js';
 import { type RacyDue, RacyVerifier } from './racy.js';
 import { type ReportedWrite, WriteReports } from './reports.js';
 import { join, parentOf, reconcile, type ScanContext } from './scan.js';
+import { SentJournal } from './sent-journal.js';
 import type { Stamp } from './stamps.js';
 import { isRacy, StampCache, sameStat } from './stamps.js';
 import type { FileEvent, FileWatcherOptions, Logger, WatcherStats } from './types.js';
@@ -109,6 +110,9 @@ export class FileWatcher {
   private persisting: Promise<void> = Promise.resolve();
   private readonly racy: RacyVerifier;
   private cacheReady: Promise<void> = Promise.resolve();
+  private readonly journal: SentJournal;
+  /** The journal's paths from before this start (sent-journal.ts). */
+  private journaled: string[] = [];
   private rawEvents = 0;
   private readonly rawOverflow = overflowThreshold();
   private readonly warnedHash = new Set<string>();
@@ -127,6 +131,7 @@ export class FileWatcher {
     this.rootAbs = resolve(opts.root);
     this.stampFile = resolve(opts.stampFile);
     this.logger = opts.logger ?? silent;
+    this.journal = new SentJournal(`${this.stampFile}.sent`, this.logger);
     this.pool = sharedPool();
     this.racyWindowNs = BigInt(Math.round((opts.racyWindowMs ?? 20) * 1e6));
     this.maxWaitMs = opts.maxWaitMs ?? 500;
@@ -158,6 +163,7 @@ export class FileWatcher {
       stats: this.stat,
       isSettling: () => this.settling,
       onCommit: () => this.schedulePersist(),
+      journal: this.journal,
       onOverflow: (ms) => {
         setTimeout(() => this.requestReconcile('', true), Math.max(ms, 50)).unref();
       },
@@ -208,6 +214,7 @@ export class FileWatcher {
     this.requestReconcile('', true);
     await this.reconciling;
     await this.cacheReady;
+    await this.announceJournaledGone();
     const poll = this.opts.pollIntervalMs ?? 1000;
     this.pollTimer = setInterval(() => {
       if (this.dirs.polled.size > 0 && !this.closing) {
@@ -222,7 +229,29 @@ export class FileWatcher {
     }
   }
 
+  /**
+   * A path the journal holds from before this start that is neither in the saved stamps nor on
+   * disk was announced and is gone: announced deleted (the consumer ignores a path it has not).
+   * The journal's lines go once start's differences are all acknowledged and saved.
+   */
+  private async announceJournaledGone(): Promise<void> {
+    const gone = await Promise.all(
+      this.journaled.map(async (p) =>
+        this.cache.get(p) || this.delivery.pendingState(p) !== undefined
+          ? false
+          : lstat(join(this.rootAbs, p)).then(
+              () => false,
+              (err: NodeJS.ErrnoException) => err.code === 'ENOENT' || err.code === 'ENOTDIR',
+            ),
+      ),
+    );
+    for (const [i, p] of this.journaled.entries()) if (gone[i]) this.delivery.announceGone(p);
+    this.journaled = [];
+    void this.idle().then(() => this.journal.coverLoaded());
+  }
+
   private async loadStamps(): Promise<void> {
+    this.journaled = this.journal.load();
     try {
       await this.cache.load(this.stampFile);
     } catch (err) {
@@ -334,6 +363,7 @@ export class FileWatcher {
     await this.tailer?.close();
     if (this.persistTimer) clearTimeout(this.persistTimer);
     if (this.started) await this.persistNow();
+    this.journal.close();
     this.closed = true;
   }
 
@@ -369,7 +399,7 @@ export class FileWatcher {
     const rel = relative(this.rootAbs, this.stampFile);
     if (rel.startsWith('..') || isAbsolute(rel)) return [];
     const p = globEscape(rel.split(sep).join('/'));
-    return [`/${p}`, `/${p}.tmp-*`];
+    return [`/${p}`, `/${p}.tmp-*`, `/${p}.sent`, `/${p}.sent.tmp`];
   }
 
   private async readIgnoreFile(): Promise<string | undefined> {
@@ -734,9 +764,11 @@ export class FileWatcher {
 
   private persistNow(): Promise<void> {
     this.persisting = this.persisting.then(async () => {
-      if (!this.cache.isDirty) return;
+      // The batches acknowledged before the save begins are in it: their journal lines go.
+      const mark = this.journal.mark();
       try {
-        await this.cache.save(this.stampFile);
+        if (this.cache.isDirty) await this.cache.save(this.stampFile);
+        this.journal.saved(mark);
       } catch (err) {
         this.logger.error({ err, code: (err as StampFileError).code }, (err as Error).message);
         if (this.closing) throw err;
