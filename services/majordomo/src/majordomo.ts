@@ -726,14 +726,15 @@ export class MajorDomo {
         // A file gone leaves the graph at once; its record's delete is issued with the batch's
         // other writes, not awaited one by one (pnpm bench cbuild's warm clean: 403 outputs
         // deleted, a KV round trip each before the first build was planned).
-        if (stale(ev.path) || (ev.from !== undefined && stale(ev.from))) {
-          this.logger.info(
-            { path: ev.path, kind: ev.kind, seq, cid },
-            'file event delivered again after later ones; ignored',
-          );
+        // A move is a delete and a creation: each side is news or not on its own.
+        if (ev.kind === 'moved' && ev.from) {
+          if (!stale(ev.from)) issue(this.#fileGone(ev.from, cid, gone, seq));
+          else this.#olderNews(ev.from, seq, cid);
+        }
+        if (stale(ev.path)) {
+          this.#olderNews(ev.path, seq, cid);
           continue;
         }
-        if (ev.kind === 'moved' && ev.from) issue(this.#fileGone(ev.from, cid, gone, seq));
         if (ev.kind === 'deleted') {
           issue(this.#fileGone(ev.path, cid, gone, seq));
           continue;
@@ -848,6 +849,13 @@ export class MajorDomo {
     if (!this.artefacts.get(path)) return;
     this.#handleChange(this.dm.deleteArtefact(path), cid);
     await gone.remove(path);
+  }
+
+  #olderNews(path: string, seq: number, cid: string): void {
+    this.logger.info(
+      { path, seq, cid },
+      'file event delivered again after later ones for its path; ignored',
+    );
   }
 
   /** Whether `path`'s state came from a file batch later in the stream than `seq`. */

@@ -56,4 +56,19 @@ describe('MajorDomo and a file batch delivered again after later ones', () => {
     await lateAfter([t.changed('src/b.txt', 'edited')], [t.deleted('src/b.txt')], 'm/b');
     expect(await record('src/b.txt')).toBeUndefined();
   });
+
+  it('takes each side of a move on its own: a path changed since keeps its state, the other is news', async () => {
+    await t.files(t.changed('src/c.txt', 'moving'));
+    await untilDefined('src/c.txt recorded', async () =>
+      (await record('src/c.txt')) ? true : undefined,
+    );
+    const moved = {
+      ...t.changed('src/d.txt', 'moving'),
+      kind: 'moved' as const,
+      from: 'src/c.txt',
+    };
+    await lateAfter([moved], [t.changed('src/c.txt', 'again')], 'm/c');
+    expect((await record('src/c.txt'))?.sha256).toBe(sha('again'));
+    expect((await record('src/d.txt'))?.sha256).toBe(sha('moving'));
+  });
 });

@@ -84,7 +84,7 @@ export class StepTurns {
     await this.tasks.kill(prior, reason).catch(() => undefined); // ended meanwhile: nothing to kill
     let timer: NodeJS.Timeout | undefined;
     const settled = await Promise.race([
-      this.tasks.settled(prior).then(() => true),
+      settledOf(this.tasks, prior).then(() => true),
       new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), STOP_WAIT_MS);
       }),
@@ -102,10 +102,17 @@ export class StepTurns {
     const key = stepKey(task);
     if (key === undefined || !this.tasks.get(taskId)) return;
     this.#last.set(key, taskId);
-    void this.tasks.settled(taskId).then(() => {
+    void settledOf(this.tasks, taskId).then(() => {
       if (this.#last.get(key) === taskId) this.#last.delete(key);
     });
   }
+}
+
+/** Resolves once the task has settled, or at once when the executor no longer has it. */
+function settledOf(tasks: StepTasks, taskId: string): Promise<unknown> {
+  return Promise.resolve()
+    .then(() => tasks.settled(taskId))
+    .catch(() => undefined);
 }
 
 function stepKey(task: TaskSubmitted): string | undefined {
