@@ -6,6 +6,7 @@ import {
 } from '@computepods/protocol';
 import type { Backend, BackendContext, LogStream, RecordPatch } from './backend.js';
 import { IllegalTransitionError, RecordFailedError, TaskNotFoundError } from './errors.js';
+import { inTurn } from './key-turns.js';
 import { checkPausable, checkTransition, isTerminal } from './lifecycle.js';
 import { type RetryPolicy, withRetry } from './retry.js';
 import type { TaskStages } from './task-stages.js';
@@ -371,17 +372,7 @@ export class Executor<B extends Backend = Backend> {
   }
 
   #serial<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#chains.get(taskId) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#chains.set(taskId, tail);
-    void tail.then(() => {
-      if (this.#chains.get(taskId) === tail) this.#chains.delete(taskId);
-    });
-    return run;
+    return inTurn(this.#chains, taskId, fn);
   }
 
   /** Records `rec` moved to `to` (through each state of a list, in one write), then announces it. */

@@ -34,6 +34,7 @@ export {
   type SubmitOptions,
 } from './executor.js';
 export { KubernetesHandle, LocalHandle, SlurmHandle } from './handle.js';
+export { inTurn } from './key-turns.js';
 export { KubernetesBackend, type KubernetesBackendOptions } from './kubernetes-backend.js';
 export { jobNameFor } from './kubernetes-names.js';
 export type { KubernetesStagingOptions } from './kubernetes-stage-server.js';

@@ -1,4 +1,5 @@
 import type { Logger } from '@computepods/bus';
+import { inTurn } from '@computepods/executors';
 import { supersededReason, type TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 
 /** What StepTurns needs of the executor. */
@@ -49,20 +50,7 @@ export class StepTurns {
   async take<T>(task: TaskSubmitted, take: () => Promise<T>): Promise<T> {
     const key = stepKey(task);
     if (key === undefined) return take();
-    const before = this.#turns.get(key) ?? Promise.resolve();
-    const turn = before.then(
-      () => this.#take(key, task, take),
-      () => this.#take(key, task, take),
-    );
-    const tail = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#turns.set(key, tail);
-    void tail.then(() => {
-      if (this.#turns.get(key) === tail) this.#turns.delete(key);
-    });
-    return turn;
+    return inTurn(this.#turns, key, () => this.#take(key, task, take));
   }
 
   async #take<T>(key: string, task: TaskSubmitted, take: () => Promise<T>): Promise<T> {
