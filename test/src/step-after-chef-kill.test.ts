@@ -111,3 +111,57 @@ describe("a step's next build while a killed chef's task of it still runs", () =
     expect((await tasks.get('other-b'))?.value.state).toMatch(/^(submitted|running|finished)$/);
   }, 120_000);
 });
+
+/**
+ * The same dead chef's task, seen from its build's side: the request comes back to the restarted
+ * chef (its ack wait), whose inputs changed meanwhile, and is answered cancelled. MajorDomo sends
+ * the step's next build on that answer, possibly to another runner of the queue (pilot workers),
+ * whose StepTurns knows nothing of the orphan: so the answer waits until the orphan is killed.
+ */
+describe("a build answered cancelled while a killed chef's task of it still runs", () => {
+  let stack: Stack;
+  let results: BuildResult[] = [];
+  const ack = { CP_CHEF_ACK_WAIT_MS: '2000' };
+
+  beforeAll(async () => {
+    stack = await Stack.start('orphan');
+    // The old input's run goes on while `hold` is there: until the stack's folder goes at the end.
+    const hold = stack.dir.join('hold');
+    writeFileSync(hold, '');
+    results = await stack.startUpperChef(
+      `c=$(cat {in0}); case "$c" in old*) while [ -e ${hold} ]; do sleep 0.02; done;; esac; printf '%s\\n' "$c" | tr a-z A-Z > {out0}`,
+      ack,
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.[Symbol.asyncDispose]();
+  });
+
+  it('kills the orphan before the cancelled answer is stored', async () => {
+    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
+    const build = '0a5a0a5a'.repeat(2);
+    stack.write('src/o.txt', 'old\n');
+    await stack.requestUpper(build, 'o', sha256('old\n'));
+    await until(
+      async () => (await tasks.get(`b-${build}`))?.value.state === 'running',
+      'the task running',
+      30_000,
+      () => stack.logs(),
+    );
+    await stack.kill9('chef');
+    stack.write('src/o.txt', 'new\n');
+    const chefFile = stack.dir.join('chef.yaml');
+    await stack.start('chef', { CP_CHEF: 'text', CP_CHEF_DEFINITION: chefFile, ...ack });
+    // The request comes back after the ack wait; its input changed: answered cancelled.
+    await until(
+      () => results.some((r) => r.buildId === build),
+      'the build answered',
+      30_000,
+      () => stack.logs(),
+    );
+    const task = (await tasks.get(`b-${build}`))?.value;
+    expect(results.find((r) => r.buildId === build)).toMatchObject({ status: 'cancelled' });
+    expect(task?.state).toBe('killed');
+    expect(task?.stopping).toBeUndefined();
+  }, 120_000);
+});

@@ -5,7 +5,12 @@ import { afterAll, expect, it } from 'vitest';
 import type { FileEvent } from './types.js';
 
 const tmp = new TempDir('cp-fswatch-crash-');
-afterAll(() => tmp[Symbol.dispose]());
+/** Every watcher started, stopped at the end whatever happened (a failed wait throws). */
+const started: ManagedProcess[] = [];
+afterAll(async () => {
+  await Promise.all(started.map((p) => p.stop()));
+  tmp[Symbol.dispose]();
+});
 const fixture = fileURLToPath(new URL('./crash-watcher.fixture.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -14,13 +19,15 @@ const stamps = tmp.join('stamps');
 const log = tmp.join('events');
 
 function watcher(env: Record<string, string>): ManagedProcess {
-  return new ManagedProcess({
+  const p = new ManagedProcess({
     name: 'watcher',
     command: process.execPath,
     args: ['--import', 'tsx', fixture],
     cwd: repoRoot,
     env: { ...process.env, ROOT: root, STAMPS: stamps, EVENTS: log, ...env },
   });
+  started.push(p);
+  return p;
 }
 
 /** The acknowledged batches' events, and the batches refused, so far. */

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
-import type { Logger, TypedKv } from '@computepods/bus';
+import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { TERMINAL_STATES } from '@computepods/protocol';
-import type { InFlightBuilds } from './cancel.js';
+import { type InFlightBuilds, killTask } from './cancel.js';
 import { confineLocal } from './confine.js';
 import type { TaskView } from './task-view.js';
 import { stoppedTask, type TaskFollower, type TaskWaitLimits } from './task-wait.js';
@@ -142,3 +142,50 @@ async function writtenSince(
   }
   return false;
 }
+
+/**
+ * A build answered without a task of this request's (cancelled, refused) may still have one on
+ * its way from a chef killed -9 (it left its task running): that attempt is killed, and the
+ * answer waits until nothing of it runs (at most TaskWaitLimits.stopMs). MajorDomo sends the
+ * step's next build once the answer says this one ended, and the orphan, left to run, wrote the
+ * outputs after it; the runner stops an older task of a step itself (its StepTurns), but only its
+ * own, not one on another runner of the queue (pilot workers). Not when a request of this chef
+ * holds the build (`signal`: the asking request's hold): that attempt is that request's.
+ */
+export async function stopOrphanedAttempt(
+  ctx: {
+    readonly bus: Bus;
+    readonly inflight: InFlightBuilds;
+    readonly tasks: TypedKv<typeof TaskView>;
+    readonly taskWait: TaskWaitLimits;
+  },
+  buildId: string,
+  logger: Logger,
+  signal?: AbortSignal,
+  /** Attempt 0's record, when the caller read it already (`first` undefined: none). */
+  known?: { readonly first: TaskView | undefined },
+): Promise<void> {
+  if (ctx.inflight.heldByOthers(buildId, signal)) return;
+  const first = known ? known.first : (await ctx.tasks.get(attemptTaskId(buildId, 0)))?.value;
+  if (!first) return;
+  const last = await lastAttempt(ctx.tasks, buildId, first);
+  last.next?.stop();
+  let rec = last.rec;
+  if (!rec) return;
+  if (!TERMINAL_STATES.includes(rec.state)) {
+    logger.warn(
+      { buildId, taskId: last.id, state: rec.state },
+      'a task of this build runs on with no chef following it (its chef died); killed before the build is answered',
+    );
+    await killTask(ctx.bus, ctx.tasks, last.id, logger);
+    rec = (await ctx.tasks.get(last.id))?.value ?? rec;
+  }
+  const gone = await stoppedTask(ctx.tasks, last.id, rec, ctx.taskWait.stopMs, NEVER);
+  if (!gone)
+    logger.warn(
+      { buildId, taskId: last.id, waitedMs: ctx.taskWait.stopMs },
+      'a task of this build may still run (recorded stopping); the build is answered all the same',
+    );
+}
+
+const NEVER = new AbortController().signal;

@@ -10,7 +10,7 @@ import {
   subjects,
   TERMINAL_STATES,
 } from '@computepods/protocol';
-import { attemptTaskId, lastAttempt, taskIdFor } from './attempts.js';
+import { attemptTaskId, lastAttempt, stopOrphanedAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
 import { Confinement, confineLocal } from './confine.js';
@@ -90,22 +90,32 @@ export async function handleBuild(
   const started = Date.now();
   const rule = ctx.rules.get(req.ruleId);
   if (!rule)
-    return answerWithoutTask(ctx, asked, {
-      ...base,
-      status: 'failed',
-      durationMs: 0,
-      error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
-    });
+    return answerWithoutTask(
+      ctx,
+      asked,
+      {
+        ...base,
+        status: 'failed',
+        durationMs: 0,
+        error: `chef ${ctx.chef} has no rule ${JSON.stringify(req.ruleId)}`,
+      },
+      logger,
+    );
   // Cancelled before this chef pulled it (the cancel named this request or a later one).
   const cancelled =
     msg.sequence === undefined ? undefined : ctx.inflight.cancelledUpTo(req.buildId, msg.sequence);
   if (cancelled !== undefined)
-    return answerWithoutTask(ctx, asked, {
-      ...base,
-      status: 'cancelled',
-      durationMs: 0,
-      error: `cancelled before it was taken up: ${cancelled}`,
-    });
+    return answerWithoutTask(
+      ctx,
+      asked,
+      {
+        ...base,
+        status: 'cancelled',
+        durationMs: 0,
+        error: `cancelled before it was taken up: ${cancelled}`,
+      },
+      logger,
+    );
   // Held from the start: MajorDomo cancels a build whose inputs changed as soon as it hears of
   // it, often while the request is still being checked here (its records read, its paths
   // confined); a hold taken after the checks ignored that cancel, and the stale build ran beside
@@ -152,12 +162,18 @@ export async function handleBuild(
         { buildId: req.buildId, rule: rule.id, code: err.code, reason: err.message },
         'build request refused',
       );
-      return answerWithoutTask(ctx, asked, {
-        ...base,
-        status: 'failed',
-        durationMs: Date.now() - started,
-        error: `${err.code}: ${err.message}`,
-      });
+      return answerWithoutTask(
+        ctx,
+        asked,
+        {
+          ...base,
+          status: 'failed',
+          durationMs: Date.now() - started,
+          error: `${err.code}: ${err.message}`,
+        },
+        logger,
+        signal,
+      );
     }
     // The inputs are checked while the build's record is read (a round trip): a build answered
     // from its record ignores the checks, and nothing is downloaded for it (fetchIf). A record
@@ -270,6 +286,16 @@ async function build(
       ...(logPath ? { logPath } : {}),
       ...(inputsNow ? { inputsNow } : {}),
     });
+  // Ended before a task of this request's was submitted: a task of the build a dead chef left
+  // running is stopped first (stopOrphanedAttempt).
+  const failUnrun = async (
+    status: 'failed' | 'cancelled',
+    error: string,
+    inputsNow?: BuildResult['inputsNow'],
+  ) => {
+    await stopOrphanedAttempt(ctx, req.buildId, logger, signal, { first: await read.task });
+    return fail(status, error, undefined, inputsNow);
+  };
   // The inputs must be the bytes MajorDomo planned with, or the result would be recorded against
   // the wrong hashes: missing or different ones come from the pod that has them; if none has,
   // a newer change is on its way to MajorDomo, which re-plans.
@@ -278,16 +304,15 @@ async function build(
   const checks = await inputChecks;
   for (const [i, path] of paths.inputs.entries()) {
     const r = checks[i] as InputOutcome;
-    if ('err' in r) return fail('failed', errorText(r.err));
+    if ('err' in r) return failUnrun('failed', errorText(r.err));
     if (!r.check.ok)
-      return fail(
+      return failUnrun(
         'cancelled',
         `${r.check.reason}; MajorDomo re-plans`,
-        undefined,
         r.check.now ? { [path]: r.check.now } : undefined,
       );
   }
-  if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
+  if (signal.aborted) return failUnrun('cancelled', `cancelled: ${String(signal.reason)}`);
 
   // The task's own outputs among its inputs (an .aux) are rewritten by design: not watched.
   // Each is stamped as it was when its hash was checked (a change since shows after the run),
@@ -309,7 +334,7 @@ async function build(
     stamps = await stampInputs(confine, watched, checkedStamps);
     await makeFolders(confine, paths.outputs);
   } catch (err) {
-    return fail('failed', errorText(err));
+    return failUnrun('failed', errorText(err));
   }
   // What the run reads of its projected inputs, at the bytes it reads (checked unchanged after):
   // recorded in its trace, so an edit outside that part does not rerun it.
@@ -340,7 +365,7 @@ async function build(
       confine: new Confinement(ctx.workspace),
     });
   }
-  if (signal.aborted) return fail('cancelled', `cancelled: ${String(signal.reason)}`);
+  if (signal.aborted) return failUnrun('cancelled', `cancelled: ${String(signal.reason)}`);
   // The records read at the start stand (read once the step's earlier builds had ended, so
   // no one here has run this build since).
   const first = await read.task;
@@ -356,7 +381,7 @@ async function build(
   });
   if (signal.aborted) {
     stopNext();
-    return fail('cancelled', `cancelled: ${String(signal.reason)}`);
+    return failUnrun('cancelled', `cancelled: ${String(signal.reason)}`);
   }
   if (last.rec && !TERMINAL_STATES.includes(last.rec.state) && taskId === last.id)
     logger.info(
@@ -607,9 +632,12 @@ async function answerWithoutTask(
   ctx: ChefContext,
   msg: Asked,
   result: Parameters<typeof finish>[2],
+  logger: Logger,
+  signal?: AbortSignal,
 ): Promise<void> {
   const known = msg.recordOnly ? (await ctx.results.get(result.buildId))?.value : undefined;
   if (known?.answers === msg.id) return answerFromRecord(ctx, known, msg);
+  await stopOrphanedAttempt(ctx, result.buildId, logger, signal);
   return finish(ctx, msg, result);
 }
 

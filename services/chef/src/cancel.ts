@@ -187,6 +187,16 @@ export class InFlightBuilds {
     if (held.taskId) void this.kill(held.taskId);
   }
 
+  /**
+   * True when a request of this chef other than the one `signal` names (any, without one) holds
+   * the build: its task, submitted or about to be, is that request's to follow.
+   */
+  heldByOthers(buildId: string, signal?: AbortSignal): boolean {
+    const held = this.#held.get(buildId);
+    if (!held) return false;
+    return signal === undefined || this.#bySignal.get(signal) !== held || held.refs > 1;
+  }
+
   get size(): number {
     return this.#held.size;
   }
