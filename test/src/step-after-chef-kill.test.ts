@@ -108,7 +108,14 @@ describe("a step's next build while a killed chef's task of it still runs", () =
       status: 'cancelled',
       error: expect.stringMatching(/superseded by task other-b .*MajorDomo re-plans/),
     });
-    expect((await tasks.get('other-b'))?.value.state).toMatch(/^(submitted|running|finished)$/);
+    // The other task is recorded once nothing of the one it superseded runs: after the kill the
+    // chef answered on, so it is waited for.
+    await until(
+      async () => (await tasks.get('other-b'))?.value.state === 'finished',
+      'the other task run',
+      30_000,
+      () => stack.logs(),
+    );
   }, 120_000);
 });
 
