@@ -235,6 +235,8 @@ export class FileWatcher {
    * The journal's lines go once start's differences are all acknowledged and saved.
    */
   private async announceJournaledGone(): Promise<void> {
+    // A clean stop leaves the journal empty (its last save covered every batch).
+    if (this.journaled.length === 0) return;
     const gone = await Promise.all(
       this.journaled.map(async (p) =>
         this.cache.get(p) || this.delivery.pendingState(p) !== undefined

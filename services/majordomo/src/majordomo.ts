@@ -97,7 +97,7 @@ export class MajorDomo {
   >();
   /**
    * Paths deleted by a file batch, and that batch's stream sequence: a batch delivered again
-   * after it (FileOrder) is older than the delete. In memory, the oldest dropped past
+   * after it (FILE ORDER in onFilesChanged) is older than the delete. In memory, the oldest dropped past
    * MAX_GONE_REMEMBERED; a path's other states keep theirs in its record (fileSeq).
    */
   readonly #goneAt = new Map<string, number>();
