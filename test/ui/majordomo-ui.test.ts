@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildUi } from '@computepods/majordomo-ui/build';
 import { buckets, ResolvedQueue } from '@computepods/protocol';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { Stack } from '../src/stack.js';
@@ -317,6 +317,19 @@ describe('MajorDomoUI in a real browser', () => {
     await page.getByRole('link', { name: 'Graph' }).click();
   });
 
+  /**
+   * Opens the log of the first task an artefact's panel lists. The panel's sections come as
+   * their data does (the task's inputs and outputs with the graph), each pushing the Tasks list
+   * down: a click as one arrived landed beside the link and opened nothing (fresh-clone CI run
+   * 138). So the click waits for the inputs, the last section above the list, and the logs view
+   * must open.
+   */
+  const openLog = async (panel: Locator) => {
+    await panel.locator('[data-input]').first().waitFor();
+    await panel.locator('[data-log]').first().click();
+    await page.waitForURL(/#\/logs\//);
+  };
+
   it("turns a failing rule's node failed, and its log shows the error line as text", async () => {
     await page.goto(`${url}/#/graph`);
     stack.write('src/oops.bad', 'x\n');
@@ -326,7 +339,7 @@ describe('MajorDomoUI in a real browser', () => {
     await panel.waitFor();
     await expect.poll(() => panel.textContent()).toContain('exit');
     await shot('graph-failed-panel');
-    await panel.locator('[data-log]').first().click();
+    await openLog(panel);
     const stderr = page.locator('[data-stream="stderr"] pre');
     await expect.poll(() => stderr.textContent()).toContain('error: <b>bad</b> red');
     const text = (await stderr.textContent()) ?? '';
@@ -418,7 +431,7 @@ describe('MajorDomoUI in a real browser', () => {
     stack.write('talk/t.in', 'hi\n');
     await waitNode('out/t.talk', 'building');
     await panel.locator('[data-no-record]').waitFor({ state: 'detached' });
-    await panel.locator('[data-log]').first().click();
+    await openLog(panel);
     await page.locator('[data-task-state="running"]').waitFor();
     const stderr = page.locator('[data-stream="stderr"] pre');
     await expect.poll(() => stderr.textContent(), { timeout: 30_000 }).toContain('first line');
@@ -436,7 +449,7 @@ describe('MajorDomoUI in a real browser', () => {
     stack.write('many/m.in', 'x\n');
     await stack.until('out/m.many');
     await page.goto(`${url}/#/graph?sel=${encodeURIComponent('out/m.many')}`);
-    await page.locator('[data-panel="out/m.many"] [data-log]').first().click();
+    await openLog(page.locator('[data-panel="out/m.many"]'));
     const stderr = page.locator('[data-stream="stderr"] pre');
     await page.locator('[data-stream="stderr"] pre[data-lines="50000"]').waitFor();
     // Opened at its end, as a followed log stays; only a window of rows is in the page.
