@@ -120,7 +120,7 @@ export async function sftpBench(sshd: Sshd): Promise<Figures> {
       sftpOursVerifiedBy:
         'local SHA-256 in node + the pod hashing (openssl dgst, else sha256sum) + rename; sftp: none',
       sftpConcurrency:
-        'sftp: files one by one, 64 requests in flight per file; ours: up 64 x 32 KiB write requests per file (a file of up to 64 KiB in one write), down (downloadFile, fastGet) 64 x 255 KiB read requests per file, downloadFile via exec one cat per file; files 1 or 4 in flight on one SFTP session as labelled',
+        'sftp: files one by one, 64 requests in flight per file; ours: up 64 x 32 KiB write requests per file (a file of up to 64 KiB in one write), down fastGet and downloadFile via sftp 64 x 255 KiB read requests per file, downloadFile and downloadFiles one cat per file of more than 1 MiB; files 1 or 4 in flight on one SFTP session as labelled',
       sftpConnectAuthMs: sftpConnectMs,
       ...big,
       ...small,

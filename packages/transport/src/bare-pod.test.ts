@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { TempDir, which } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { downloadFile, uploadFile } from './file-transfer.js';
+import { downloadFiles } from './files-download.js';
 import { shellQuote } from './shell-quote.js';
 import { testPod } from './test-pod.js';
 
@@ -34,37 +35,48 @@ describe('transfers with a pod that has no hasher, then no cat', { timeout: 60_0
       sha256: sha(data),
       replaced: false,
       verifiedBy: 'reread',
+      via: 'sftp',
     });
     expect((await pod.sh(`ls -A ${shellQuote(remote)}`)).split('\n')).toEqual(['up.bin', '']);
   });
 
   it('downloads it whole, by SFTP reads or streamed out of cat, verified by a read-back', async () => {
     const from = `${remote}/up.bin`;
-    for (const via of [undefined, 'exec'] as const) {
-      const to = local.join('down', `${via ?? 'default'}.bin`);
+    for (const via of ['sftp', 'exec'] as const) {
+      const to = local.join('down', `${via}.bin`);
       const got = await downloadFile(pod.pool, pod.target, from, to, { via });
       expect(got).toEqual({
         bytes: data.length,
         sha256: sha(data),
         replaced: false,
         verifiedBy: 'reread',
+        via,
       });
       expect(sha(readFileSync(to))).toBe(sha(data));
     }
-    expect((await readdir(local.join('down'))).sort()).toEqual(['default.bin', 'exec.bin']);
+    expect((await readdir(local.join('down'))).sort()).toEqual(['exec.bin', 'sftp.bin']);
   });
 
-  it('a download asked to stream takes SFTP reads when the pod has no cat', async () => {
+  it('a download asked to stream (a big file, by default) takes SFTP reads when the pod has no cat', async () => {
     rmSync(bin.join('cat'));
     const to = local.join('no-cat', 'got.bin');
-    const got = await downloadFile(pod.pool, pod.target, `${remote}/up.bin`, to, { via: 'exec' });
+    const got = await downloadFile(pod.pool, pod.target, `${remote}/up.bin`, to);
     expect(got).toEqual({
       bytes: data.length,
       sha256: sha(data),
       replaced: false,
       verifiedBy: 'reread',
+      via: 'sftp',
     });
     expect(sha(readFileSync(to))).toBe(sha(data));
-    expect(await readdir(local.join('no-cat'))).toEqual(['got.bin']);
+    // downloadFiles (the chef's fetch) streams a big file too, and reads it over SFTP here.
+    const fetched = local.join('no-cat', 'fetched.bin');
+    expect(
+      await downloadFiles(pod.pool, pod.target, remote, [
+        { rel: 'up.bin', local: fetched, sha256: sha(data) },
+      ]),
+    ).toEqual([{ status: 'fetched', sha256: sha(data), bytes: data.length }]);
+    expect(sha(readFileSync(fetched))).toBe(sha(data));
+    expect((await readdir(local.join('no-cat'))).sort()).toEqual(['fetched.bin', 'got.bin']);
   });
 });

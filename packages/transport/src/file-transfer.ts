@@ -26,14 +26,17 @@ export interface FileTransferOptions {
    * the pod hashes the file (stream-put.ts): on 1 GiB it beat the SFTP path, which puts 64 x 32
    * KiB writes and then has the pod hash the file the same way. 'sftp' is that path. Default:
    * 'exec' for a file of STREAM_FROM bytes or more verified by 'sha256sum' (falling back to
-   * 'sftp' on a pod without a hasher), else 'sftp'. downloadFile: 'sftp' (the default)
-   * pipelines SFTP reads; 'exec' streams the file out of `cat` (stream-get.ts; 'sftp' on a pod
-   * without `cat`), which on 1 GiB was no quicker in alternated runs (README).
+   * 'sftp' on a pod without a hasher), else 'sftp'. downloadFile: 'exec' streams the file out of
+   * `cat` (stream-get.ts; 'sftp' on a pod without `cat`), 'sftp' pipelines SFTP reads. Default:
+   * 'exec' for a file of STREAM_FROM bytes or more, else 'sftp'.
    */
   readonly via?: 'exec' | 'sftp';
 }
 
-/** From this size on uploadFile streams over exec by default: below, SFTP's put is as quick. */
+/**
+ * From this size on uploadFile and downloadFile stream over exec by default: below, SFTP is as
+ * quick, and a download's exec would cost a channel more.
+ */
 export const STREAM_FROM = 1 << 20;
 
 async function withAttempts<T>(options: FileTransferOptions, once: () => Promise<T>): Promise<T> {
@@ -54,6 +57,8 @@ export interface FileTransferReport {
   readonly sha256: string;
   readonly replaced: boolean;
   readonly verifiedBy: 'reread' | 'sha256sum';
+  /** How the bytes went: over one exec channel (`cat`) or as SFTP requests. */
+  readonly via: 'exec' | 'sftp';
 }
 
 function splitRemote(path: string): { dir: string; base: string } {
@@ -156,7 +161,13 @@ async function uploadOnce(
       if (got.hash !== sent.sha256) throw new VerifyError(where, sent.sha256, got.hash);
     }
     await pool.sftp(target, (sftp) => sftpOps.replace(sftp, tmp, remotePath));
-    return { bytes: sent.bytes, sha256: sent.sha256, replaced: first.there, verifiedBy: by };
+    return {
+      bytes: sent.bytes,
+      sha256: sent.sha256,
+      replaced: first.there,
+      verifiedBy: by,
+      via: streamed ? 'exec' : 'sftp',
+    };
   } catch (err) {
     await pool
       .sftp(target, async (sftp) => {
@@ -222,30 +233,29 @@ async function downloadOnce(
           }
           await mkdir(dirname(localPath), { recursive: true });
           const mode = transferMode(st.mode);
-          const got =
-            options.via === 'exec' ? undefined : await getHashed(sftp, remotePath, tmp, mode);
+          const via = options.via ?? (st.size >= STREAM_FROM ? 'exec' : 'sftp');
+          const got = via === 'exec' ? undefined : await getHashed(sftp, remotePath, tmp, mode);
           return { mode, size: st.size, got };
         });
         const { mode, size } = first;
-        let got: Hashed | undefined =
-          first.got ?? (await getStreamed(pool, target, remotePath, size, tmp, mode));
-        if (!got) {
-          // The pod has no cat: the empty file getStreamed made goes, SFTP reads instead.
-          await rm(tmp);
-          got = await pool.sftp(target, (sftp) => getHashed(sftp, remotePath, tmp, mode));
-        }
-        return { mode, got };
+        if (first.got) return { mode, got: first.got, via: 'sftp' as const };
+        const streamed = await getStreamed(pool, target, remotePath, size, tmp, mode);
+        if (streamed) return { mode, got: streamed, via: 'exec' as const };
+        // The pod has no cat: the empty file getStreamed made goes, SFTP reads instead.
+        await rm(tmp);
+        const got = await pool.sftp(target, (sftp) => getHashed(sftp, remotePath, tmp, mode));
+        return { mode, got, via: 'sftp' as const };
       })(),
     ]);
     if (hashed.status === 'rejected') throw hashed.reason;
     if (fetched.status === 'rejected') throw fetched.reason;
     const { hash: want, by } = hashed.value;
-    const { mode, got } = fetched.value;
+    const { mode, got, via } = fetched.value;
     // Created with the mode less the umask: given exactly, as the pod has it.
     await chmod(tmp, mode);
     if (got.sha256 !== want) throw new VerifyError(localPath, want, got.sha256);
     await rename(tmp, localPath);
-    return { bytes: got.bytes, sha256: got.sha256, replaced: existed, verifiedBy: by };
+    return { bytes: got.bytes, sha256: got.sha256, replaced: existed, verifiedBy: by, via };
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;

@@ -81,10 +81,11 @@ describe('downloadFiles against a real sshd', { timeout: 120_000 }, () => {
         [...files.values()].map((f) => sha(f.data)),
       );
       expect(temps(to)).toEqual([]);
-      // One connection, one SFTP session (plus the hashing exec when no hashes were given).
+      // One connection, one SFTP session, one exec streaming big.bin out of cat (plus the
+      // hashing exec when no hashes were given).
       expect(pool.stats()).toMatchObject({
         connectionsOpened: 1,
-        channelsOpened: withHash ? 1 : 2,
+        channelsOpened: withHash ? 2 : 3,
       });
     },
   );
@@ -161,14 +162,15 @@ describe('downloadFiles against a real sshd', { timeout: 120_000 }, () => {
     }, 5);
     const batch = downloadFiles(pool, target, src, items(to, true));
     // Caught mid-file without racing it: once the huge file's temp has grown, the server's
-    // SFTP process (the one holding the source open) is frozen, then its session killed.
+    // process holding the source open (`cat`, streaming it over exec) is frozen, then its
+    // session killed.
     let frozen: number[] = [];
     await until(
       () => {
         const t = existsSync(join(to, 'huge')) && temps(join(to, 'huge'))[0];
         if (!t || statSync(join(to, 'huge', t)).size === 0) return false;
         frozen = processesUsing(join(src, 'huge')).filter((pid) =>
-          /sshd|sftp/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8')),
+          /^(cat|sshd|sftp)/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8')),
         );
         for (const pid of frozen) process.kill(pid, 'SIGSTOP');
         return frozen.length > 0;

@@ -5,11 +5,12 @@ import { isRetryable } from '@computepods/protocol';
 import type { SFTPWrapper, Stats } from 'ssh2';
 import { TransportError, VerifyError, worthRetryingTransfer } from './errors.js';
 import { transferMode } from './file-mode.js';
-import { getHashed } from './hashed-copy.js';
+import { getHashed, type Hashed } from './hashed-copy.js';
 import { sha256Remote } from './hashing.js';
 import { assertSafeRelativePath } from './safe-path.js';
 import { sftpOps } from './sftp-ops.js';
 import type { SshPool } from './ssh-pool.js';
+import { getStreamed } from './stream-get.js';
 import { endpointOf, type SshTarget } from './target.js';
 
 export interface FilesDownloadItem {
@@ -39,7 +40,11 @@ export interface FilesDownloadOptions {
   readonly attempts?: number;
 }
 
-/** Read into memory and hashed there up to this size; bigger files stream to disk (getHashed). */
+/**
+ * Read into memory and hashed there up to this size; a bigger file streams to disk out of `cat`
+ * over an exec channel (getStreamed, downloadFile's way for a big file), or by SFTP reads
+ * (getHashed) from a pod without `cat`.
+ */
 const IN_MEMORY = 1 << 20;
 
 /**
@@ -126,6 +131,8 @@ async function tryOnce(
     return h;
   };
   const round: Round = { lost: undefined, temps: new Set() };
+  const stream: Stream = (remotePath, size, tmp, mode) =>
+    getStreamed(pool, target, remotePath, size, tmp, mode);
   try {
     await pool.sftp(target, (sftp) => {
       let next = 0;
@@ -134,9 +141,17 @@ async function tryOnce(
           for (let k = next++; k < todo.length && !round.lost; k = next++) {
             const i = todo[k] as number;
             const item = items[i] as FilesDownloadItem;
-            const outcome = await fetchOne(sftp, `${dir}/${item.rel}`, item, want, round).catch(
-              (err: unknown) => ({ status: 'failed' as const, error: asTransportError(err) }),
-            );
+            const outcome = await fetchOne(
+              sftp,
+              stream,
+              `${dir}/${item.rel}`,
+              item,
+              want,
+              round,
+            ).catch((err: unknown) => ({
+              status: 'failed' as const,
+              error: asTransportError(err),
+            }));
             if (!round.lost) outcomes[i] = outcome;
           }
         }),
@@ -152,6 +167,14 @@ async function tryOnce(
       if (outcomes[i] === undefined) outcomes[i] = { status: 'failed', error: round.lost };
   }
 }
+
+/** A big file's bytes streamed into `tmp`; undefined when the pod cannot (no `cat`). */
+type Stream = (
+  remotePath: string,
+  size: number,
+  tmp: string,
+  mode: number,
+) => Promise<Hashed | undefined>;
 
 interface Round {
   lost: TransportError | undefined;
@@ -170,6 +193,7 @@ function asTransportError(err: unknown): TransportError {
 
 async function fetchOne(
   sftp: SFTPWrapper,
+  stream: Stream,
   remotePath: string,
   item: FilesDownloadItem,
   want: (item: FilesDownloadItem) => Promise<string>,
@@ -232,7 +256,13 @@ async function fetchOne(
     } else {
       await mkdir(dirname(local), { recursive: true });
       // Hashed as the bytes arrive: no second read of a big file.
-      ({ sha256: got, bytes } = await getHashed(sftp, remotePath, tmp, mode));
+      let hashed = await stream(remotePath, st.size, tmp, mode);
+      if (!hashed) {
+        // The pod has no cat: the empty file getStreamed made goes, SFTP reads instead.
+        await rm(tmp);
+        hashed = await getHashed(sftp, remotePath, tmp, mode);
+      }
+      ({ sha256: got, bytes } = hashed);
       if (item.sha256 !== undefined && got !== item.sha256) {
         await rm(tmp, { force: true });
         return { status: 'other', sha256: got, bytes };

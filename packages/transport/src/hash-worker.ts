@@ -10,16 +10,10 @@ import { TransportError } from './errors.js';
  * after. Chunks are handed over, not copied: the caller must not touch one after update().
  */
 export interface StreamHash {
-  /**
-   * Takes the chunk (its memory moves to the hashing thread when it is big enough). A chunk of
-   * shared memory (a SharedArrayBuffer's) is read there in place instead: it is the caller's
-   * again once until() its end resolves.
-   */
+  /** Takes the chunk (its memory moves to the hashing thread when it is big enough). */
   update(chunk: Buffer): void;
   /** Resolves once at most OFF_THREAD_BACKLOG bytes wait to be hashed: await it between chunks. */
   ready(): Promise<void>;
-  /** Resolves once the first `bytes` bytes given to update() are hashed. */
-  until(bytes: number): Promise<void>;
   digest(): Promise<string>;
   /** Forgets the stream (a transfer that failed): call it whenever digest() is not called. */
   discard(): void;
@@ -41,7 +35,6 @@ function inline(): StreamHash {
   return {
     update: (chunk) => void h.update(chunk),
     ready: async () => undefined,
-    until: async () => undefined,
     digest: async () => h.digest('hex'),
     discard: () => undefined,
   };
@@ -69,8 +62,6 @@ parentPort.on('message', (m) => {
 let worker: Worker | undefined;
 interface Session {
   backlog: number;
-  /** Bytes given to update() so far. */
-  given: number;
   /**
    * Every ready() waiting, all woken when the backlog shrinks or the thread is lost. Several
    * wait at once: getHashed's read completions each await ready(), and with one slot only the
@@ -127,20 +118,13 @@ function wakeAll(s: Session): void {
 function offThread(): StreamHash {
   const w = hashingThread();
   const id = nextId++;
-  const s: Session = { backlog: 0, given: 0, waiting: [] };
+  const s: Session = { backlog: 0, waiting: [] };
   sessions.set(id, s);
   w.ref();
   return {
     update(chunk) {
       if (s.lost) return;
       s.backlog += chunk.byteLength;
-      s.given += chunk.byteLength;
-      if (chunk.buffer instanceof SharedArrayBuffer) {
-        // Read in place by the hashing thread: nothing moves, nothing is copied.
-        const { buffer: buf, byteOffset: off, byteLength: len } = chunk;
-        w.postMessage({ id, buf, off, len });
-        return;
-      }
       const whole = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
       // A chunk sharing its memory (Node's pool, a slice) is copied; a whole one moves.
       const buf = (
@@ -149,13 +133,6 @@ function offThread(): StreamHash {
           : chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength)
       ) as ArrayBuffer;
       w.postMessage({ id, buf, off: 0, len: chunk.byteLength }, [buf]);
-    },
-    async until(bytes) {
-      while (!s.lost && s.given - s.backlog < bytes)
-        await new Promise<void>((r) => {
-          s.waiting.push(r);
-        });
-      if (s.lost) throw s.lost;
     },
     async ready() {
       while (!s.lost && s.backlog > OFF_THREAD_BACKLOG)

@@ -2,13 +2,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { downloadFile } from './file-transfer.js';
+import { downloadFile, STREAM_FROM } from './file-transfer.js';
 import { shellQuote } from './shell-quote.js';
 import { getStreamed } from './stream-get.js';
 import { testPod } from './test-pod.js';
 
-// downloadFile's exec path: the bytes streamed out of cat over one exec channel, written in
-// blocks and hashed here as they arrive; and the pool's exec handing stdout to a sink.
+// downloadFile's exec path (its default for a big file): the bytes streamed out of cat over one
+// exec channel, each chunk written and hashed here as it arrives; and the pool's exec handing
+// stdout to a sink.
 describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () => {
   const pod = testPod('stream-get');
   const { local, remote, sh } = pod;
@@ -28,8 +29,8 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
     return to;
   };
 
-  it('downloadFile via exec streams a big file: its exact bytes and mode, no temp left', async () => {
-    const data = randomBytes(9 * 1024 * 1024 + 13); // past the hashing thread's threshold, odd tail
+  it('downloadFile streams a big file over exec by default: its exact bytes and mode, no temp left', async () => {
+    const data = randomBytes(9 * 1024 * 1024 + 13); // odd tail
     const from = await onPod(`-x 'q' $(touch pwned) ;rm`, data);
     let streamed = 0;
     const exec = pod.pool.exec.bind(pod.pool);
@@ -37,24 +38,36 @@ describe('streamed get over exec against a real sshd', { timeout: 60_000 }, () =
       if (options?.stdout) streamed++;
       return exec(t, command, options);
     };
-    const to = local.join('down', 'big.bin');
-    const got = await downloadFile(pod.pool, pod.target, from, to, { via: 'exec' });
-    expect(got).toEqual({
-      bytes: data.length,
-      sha256: sha(data),
-      replaced: false,
-      verifiedBy: 'sha256sum',
-    });
-    expect(streamed).toBe(1);
-    expect(sha(readFileSync(to))).toBe(sha(data));
-    expect(statSync(to).mode & 0o777).toBe(0o640);
-    expect(await readdir(local.join('down'))).toEqual(['big.bin']);
-    expect((await sh(`ls -A; ls -A ${shellQuote(remote)}`)).split('\n')).not.toContain('pwned');
-    // The default path (SFTP reads) gives the same file, and streams nothing.
-    const again = await downloadFile(pod.pool, pod.target, from, to);
-    pod.pool.exec = exec;
-    expect(streamed).toBe(1);
-    expect(again).toMatchObject({ sha256: sha(data), replaced: true });
+    try {
+      const to = local.join('down', 'big.bin');
+      const got = await downloadFile(pod.pool, pod.target, from, to);
+      expect(got).toEqual({
+        bytes: data.length,
+        sha256: sha(data),
+        replaced: false,
+        verifiedBy: 'sha256sum',
+        via: 'exec',
+      });
+      expect(streamed).toBe(1);
+      expect(sha(readFileSync(to))).toBe(sha(data));
+      expect(statSync(to).mode & 0o777).toBe(0o640);
+      expect(await readdir(local.join('down'))).toEqual(['big.bin']);
+      expect((await sh(`ls -A; ls -A ${shellQuote(remote)}`)).split('\n')).not.toContain('pwned');
+      // SFTP reads, asked for, give the same file and stream nothing.
+      const again = await downloadFile(pod.pool, pod.target, from, to, { via: 'sftp' });
+      expect(streamed).toBe(1);
+      expect(again).toMatchObject({ sha256: sha(data), replaced: true, via: 'sftp' });
+      // Below STREAM_FROM, SFTP reads are the default.
+      const small = randomBytes(STREAM_FROM - 1);
+      const smallTo = local.join('down', 'small.bin');
+      expect(
+        await downloadFile(pod.pool, pod.target, await onPod('small.bin', small), smallTo),
+      ).toMatchObject({ sha256: sha(small), via: 'sftp' });
+      expect(streamed).toBe(1);
+      expect(sha(readFileSync(smallTo))).toBe(sha(small));
+    } finally {
+      pod.pool.exec = exec;
+    }
   });
 
   it('a file that read other than the size its stat gave fails, retryably', async () => {

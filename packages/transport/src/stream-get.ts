@@ -1,7 +1,8 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { TransportError } from './errors.js';
 import { transferMode } from './file-mode.js';
-import { type StreamHash, streamHash } from './hash-worker.js';
 import type { Hashed, Progress } from './hashed-copy.js';
 import { commandPath } from './safe-path.js';
 import { shellQuote } from './shell-quote.js';
@@ -9,21 +10,23 @@ import type { SshPool } from './ssh-pool.js';
 import { endpointOf, type SshTarget } from './target.js';
 
 /**
- * Bytes per local write, gathered from the channel's packets (32 KiB each at most): one write and
- * one hand-over to the hashing thread per block, not per packet.
- */
-const BLOCK = 1024 * 1024;
-/** Blocks in the ring (being filled, written or hashed), at most: 8 MiB. */
-const BLOCKS_IN_FLIGHT = 8;
-
-/**
  * Downloads `remote` (of `size` bytes, by a stat just before) into the new local file `local`
- * (created with `mode`, never an existing one) over one exec channel running `cat`, hashing the
- * bytes in file order as they arrive. No SFTP requests: ssh2's SFTP reads cost ~3 s of client
- * CPU per GiB here, its exec channel's bytes under 1 s (the SFTP path is getHashed). `remote`
- * reaches the shell only as one quoted argument (commandPath: no control characters, never read
- * as an option). A file that read other than `size` bytes changed meanwhile: a retryable error.
- * Undefined when the pod has no `cat` (exit 127): the caller takes the SFTP path.
+ * (created with `mode`, never an existing one) over one exec channel running `cat`. Each chunk
+ * the channel delivers (32 KiB at most) is written at its offset and hashed on this thread,
+ * before the next is taken: nothing is copied, nothing goes to another thread, the channel never
+ * pauses. No SFTP requests either: ssh2's SFTP reads cost ~3 s of client CPU per GiB here (the
+ * SFTP path is getHashed). `remote` reaches the shell only as one quoted argument (commandPath: no
+ * control characters, never read as an option). A file that read other than `size` bytes changed
+ * meanwhile: a retryable error. Undefined when the pod has no `cat` (exit 127): the caller takes
+ * the SFTP path.
+ *
+ * The writes block this thread: a page-cache write of 32 KiB takes microseconds, and a disk that
+ * throttles writes holds this process's event loop for as long. Against the way before (chunks
+ * copied into a ring of 1 MiB blocks of shared memory, each written by libuv's pool and then
+ * hashed in place by the hashing thread), 1 GiB down took 2.60 and 2.93 s against 3.26 s, with
+ * 3.2 and 3.5 s of client CPU against 4.4 s (`pnpm bench ssh`, best of 3, quiet, session 29;
+ * `sftp get` 2.66-2.83 s in the same runs). The ring with the hash on this thread instead of the
+ * hashing thread was slower still (3.46 s): a 1 MiB block's hash holds ssh2's packets up.
  */
 export async function getStreamed(
   pool: SshPool,
@@ -35,15 +38,11 @@ export async function getStreamed(
   onProgress?: Progress,
 ): Promise<Hashed | undefined> {
   const fh = await open(local, 'wx', transferMode(mode));
-  let hash: StreamHash | undefined;
   try {
-    const h = streamHash(size);
-    hash = h;
-    const sink = blockSink(fh, h, size, onProgress);
+    const sink = chunkSink(fh.fd, size, onProgress);
     const command = `cat -- ${shellQuote(commandPath(remote, 'remote file'))}`;
     const res = await pool.exec(target, command, { stdout: sink.take });
     if (res.code === 127) return undefined;
-    const bytes = await sink.end();
     const where = `${endpointOf(target)}:${remote}`;
     if (res.code !== 0) {
       throw new TransportError(
@@ -52,130 +51,40 @@ export async function getStreamed(
         { endpoint: endpointOf(target) },
       );
     }
+    const bytes = sink.taken();
     if (bytes !== size)
       throw new TransportError(
         'TRANSPORT_REMOTE_COMMAND_FAILED',
         `get ${where}: read ${bytes} bytes of the ${size} its stat gave (it changed meanwhile)`,
         { retryable: true },
       );
-    return { sha256: await h.digest(), bytes };
+    return { sha256: sink.digest(), bytes };
   } finally {
-    hash?.discard(); // a no-op once digested
     await fh.close();
   }
 }
 
-/** One block of the ring: free, being filled, or written and hashed until `freed` settles. */
-interface Slot {
-  readonly buf: Buffer;
-  busy: boolean;
-  freed: Promise<void>;
-}
-
 /**
- * Takes the channel's chunks into a ring of BLOCK-sized blocks of shared memory, each written
- * at its offset as it fills, then handed to the hash in file order once written (the hashing
- * thread reads it in place), and filled again once hashed: no allocation per block, nothing
- * moved between threads. Against a fresh 1 MiB buffer per block moved to the hashing thread,
- * 1 GiB took 4.07 s of client CPU instead of 4.25 (medians of 4 alternated runs, load 4.4-5;
- * wall time the same). take() returns a promise (the channel pauses)
- * while the next block is still being written or hashed; end() writes the last block and
- * resolves with the bytes taken once all are written and handed to the hash.
+ * Writes each chunk at its offset of the file open as `fd` and hashes it, in the order taken. A
+ * failed write throws (pool.exec kills the command and fails with it).
  */
-function blockSink(
-  fh: FileHandle,
-  h: StreamHash,
+function chunkSink(
+  fd: number,
   size: number,
   onProgress?: Progress,
-): { take: (chunk: Buffer) => Promise<void> | undefined; end: () => Promise<number> } {
-  const blocks = Math.max(1, Math.min(BLOCKS_IN_FLIGHT, Math.ceil(size / BLOCK)));
-  const memory = new SharedArrayBuffer(blocks * BLOCK);
-  const slots: Slot[] = Array.from({ length: blocks }, (_, i) => ({
-    buf: Buffer.from(memory, i * BLOCK, BLOCK),
-    busy: false,
-    freed: Promise.resolve(),
-  }));
-  let k = 0; // the slot being filled
-  let fill = 0;
+): { take: (chunk: Buffer) => undefined; taken: () => number; digest: () => string } {
+  const hash = createHash('sha256');
   let taken = 0;
-  let hashed = 0;
-  let failed: { err: unknown } | undefined;
-  /** Settles once every block so far is written and handed to the hash, in order; never rejects. */
-  let tail: Promise<void> = Promise.resolve();
-  const flush = () => {
-    const slot = slots[k] as Slot;
-    const b = fill === BLOCK ? slot.buf : slot.buf.subarray(0, fill);
-    const at = taken - fill;
-    const end = taken;
-    k = (k + 1) % slots.length;
-    fill = 0;
-    slot.busy = true;
-    const written = writeAll(fh, b, at);
-    written.catch(() => undefined); // seen through tail
-    const handed = tail
-      .then(() => written)
-      .then(() => {
-        if (failed) return;
-        hashed += b.length;
-        h.update(b); // read in place by the hash until `end` is hashed
-        onProgress?.(hashed, size);
-      });
-    tail = handed.catch((err: unknown) => {
-      failed ??= { err };
-    });
-    slot.freed = handed
-      .then(() => (failed ? undefined : h.until(end)))
-      .catch((err: unknown) => {
-        failed ??= { err };
-      })
-      .finally(() => {
-        slot.busy = false;
-      });
-  };
-  /** Copies from `off` on while the slot to fill is free; where it stopped. */
-  const put = (chunk: Buffer, off: number): number => {
-    while (off < chunk.length) {
-      const slot = slots[k] as Slot;
-      if (slot.busy) return off;
-      const n = chunk.copy(slot.buf, fill, off);
-      fill += n;
-      off += n;
-      taken += n;
-      if (fill === BLOCK) flush();
-    }
-    return off;
-  };
   return {
     take(chunk) {
-      if (failed) return Promise.reject(failed.err);
-      const off = put(chunk, 0);
-      if (off === chunk.length) return undefined;
-      // The chunk is ssh2's once this returns (its API promises no more): what waits for room
-      // is copied.
-      const rest = Buffer.from(chunk.subarray(off));
-      return (async () => {
-        for (let at = 0; at < rest.length; ) {
-          await (slots[k] as Slot).freed;
-          // Set meanwhile, by a write or the hash (TypeScript narrowed it before the await).
-          const why = failed as { err: unknown } | undefined;
-          if (why) throw why.err;
-          at = put(rest, at);
-        }
-      })();
+      for (let off = 0; off < chunk.length; )
+        off += writeSync(fd, chunk, off, chunk.length - off, taken + off);
+      hash.update(chunk);
+      taken += chunk.length;
+      onProgress?.(taken, size);
+      return undefined;
     },
-    async end() {
-      if (fill > 0) flush();
-      await tail;
-      if (failed) throw failed.err;
-      return taken;
-    },
+    taken: () => taken,
+    digest: () => hash.digest('hex'),
   };
-}
-
-/** Writes the whole buffer at `at`, again after a short write. */
-async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
-  for (let off = 0; off < b.length; ) {
-    const { bytesWritten } = await fh.write(b, off, b.length - off, at + off);
-    off += bytesWritten;
-  }
 }

@@ -45,10 +45,17 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
       return exec(t, command, options);
     };
     const a = await uploadFile(pod.pool, pod.target, path, to);
-    expect(a).toMatchObject({ bytes: first.length, replaced: false, verifiedBy: 'sha256sum' });
+    expect(a).toMatchObject({
+      bytes: first.length,
+      replaced: false,
+      verifiedBy: 'sha256sum',
+      via: 'exec',
+    });
     expect(streamed).toBe(1);
     writeFileSync(local.join('small'), randomBytes(64 * 1024));
-    await uploadFile(pod.pool, pod.target, local.join('small'), `${remote}/deep/small.bin`);
+    expect(
+      await uploadFile(pod.pool, pod.target, local.join('small'), `${remote}/deep/small.bin`),
+    ).toMatchObject({ via: 'sftp' });
     expect(streamed, 'a small file goes over SFTP').toBe(1);
     const second = randomBytes(3 * 1024 * 1024 + 1);
     writeFileSync(path, second);
@@ -59,6 +66,7 @@ describe('streamed put over exec against a real sshd', { timeout: 60_000 }, () =
       sha256: want,
       replaced: true,
       verifiedBy: 'sha256sum',
+      via: 'exec',
     });
     expect(await sh(`sha256sum < ${shellQuote(to)}; ls -A ${shellQuote(`${remote}/deep`)}`)).toBe(
       `${want}  -\nsmall.bin\nup.bin\n`,
