@@ -318,14 +318,12 @@ describe('MajorDomoUI in a real browser', () => {
   });
 
   /**
-   * Opens the log of the first task an artefact's panel lists. The panel's sections come as
-   * their data does (the task's inputs and outputs with the graph), each pushing the Tasks list
-   * down: a click as one arrived landed beside the link and opened nothing (fresh-clone CI run
-   * 138). So the click waits for the inputs, the last section above the list, and the logs view
-   * must open.
+   * Opens the log of the first task an artefact's panel lists, and the logs view must open. The
+   * panel's sections come as their data does; when the Tasks list was drawn below them, a click
+   * as one arrived landed beside the link and opened nothing (fresh-clone CI run 138). The list
+   * now comes before them ('opens an artefact's record' checks the order).
    */
   const openLog = async (panel: Locator) => {
-    await panel.locator('[data-input]').first().waitFor();
     await panel.locator('[data-log]').first().click();
     await page.waitForURL(/#\/logs\//);
   };
@@ -394,6 +392,17 @@ describe('MajorDomoUI in a real browser', () => {
     expect(await failed.locator('[data-fact="error"]').textContent()).toBe(
       (await stack.artefact('out/oops.never'))?.error,
     );
+    // The task links come before the sections drawn as their data arrives (why, from the
+    // artefact's detail; the inputs, from the graph): a link does not move under a click.
+    await failed.locator('[data-log]').first().waitFor();
+    await failed.locator('[data-input]').first().waitFor();
+    expect(
+      await failed.evaluate((el) => {
+        const log = el.querySelector('[data-log]') as Node;
+        const later = [el.querySelector('.why'), el.querySelector('[data-input]')] as Node[];
+        return later.map((n) => Boolean(log.compareDocumentPosition(n) & 4)); // FOLLOWING
+      }),
+    ).toEqual([true, true]);
     await shot('graph-panel-why');
   });
 

@@ -166,6 +166,22 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
           </>
         )}
       </dl>
+      {runs.length > 0 && (
+        <>
+          <h3>Tasks</h3>
+          <ul className="plain">
+            {runs.map((t) => (
+              <li key={t.task.taskId}>
+                <a href={href('logs', {}, t.task.taskId)} data-log={t.task.taskId}>
+                  log of {t.task.taskId}
+                </a>{' '}
+                <span className={`pill t-${t.state}`}>{t.state}</span>
+                {t.jobId ? ` SLURM job ${t.jobId}` : ''}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
       <h3>Why</h3>
       {detail?.why.length ? (
         <ol className="why">
@@ -176,7 +192,9 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
           ))}
         </ol>
       ) : (
-        <p className="muted">Nothing makes it out of date.</p>
+        <p className="muted">
+          {detail || !rec || error ? 'Nothing makes it out of date.' : 'Reading…'}
+        </p>
       )}
       {task && (
         <>
@@ -193,22 +211,6 @@ export function ArtefactPanel({ path, close, view }: { path: string; close: stri
           <ul className="plain">
             {task.outputs.map((o) => (
               <li key={o}>{link(o)}</li>
-            ))}
-          </ul>
-        </>
-      )}
-      {runs.length > 0 && (
-        <>
-          <h3>Tasks</h3>
-          <ul className="plain">
-            {runs.map((t) => (
-              <li key={t.task.taskId}>
-                <a href={href('logs', {}, t.task.taskId)} data-log={t.task.taskId}>
-                  log of {t.task.taskId}
-                </a>{' '}
-                <span className={`pill t-${t.state}`}>{t.state}</span>
-                {t.jobId ? ` SLURM job ${t.jobId}` : ''}
-              </li>
             ))}
           </ul>
         </>
