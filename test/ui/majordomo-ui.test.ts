@@ -398,9 +398,10 @@ describe('MajorDomoUI in a real browser', () => {
     await failed.locator('[data-input]').first().waitFor();
     expect(
       await failed.evaluate((el) => {
-        const log = el.querySelector('[data-log]') as Node;
-        const later = [el.querySelector('.why'), el.querySelector('[data-input]')] as Node[];
-        return later.map((n) => Boolean(log.compareDocumentPosition(n) & 4)); // FOLLOWING
+        const log = el.querySelector('[data-log]');
+        const later = [el.querySelector('.why'), el.querySelector('[data-input]')];
+        // 4: DOCUMENT_POSITION_FOLLOWING
+        return later.map((n) => Boolean(log && n && log.compareDocumentPosition(n) & 4));
       }),
     ).toEqual([true, true]);
     await shot('graph-panel-why');
