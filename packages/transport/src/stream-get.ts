@@ -39,7 +39,7 @@ export async function getStreamed(
 ): Promise<Hashed | undefined> {
   const fh = await open(local, 'wx', transferMode(mode));
   try {
-    const sink = chunkSink(fh.fd, size, onProgress);
+    const sink = chunkSink(fh.fd, local, size, onProgress);
     const command = `cat -- ${shellQuote(commandPath(remote, 'remote file'))}`;
     const res = await pool.exec(target, command, { stdout: sink.take });
     if (res.code === 127) return undefined;
@@ -65,11 +65,12 @@ export async function getStreamed(
 }
 
 /**
- * Writes each chunk at its offset of the file open as `fd` and hashes it, in the order taken. A
- * failed write throws (pool.exec kills the command and fails with it).
+ * Writes each chunk at its offset of the file `local`, open as `fd`, and hashes it, in the order
+ * taken. A failed write throws (pool.exec kills the command and fails with it).
  */
 function chunkSink(
   fd: number,
+  local: string,
   size: number,
   onProgress?: Progress,
 ): { take: (chunk: Buffer) => undefined; taken: () => number; digest: () => string } {
@@ -77,8 +78,16 @@ function chunkSink(
   let taken = 0;
   return {
     take(chunk) {
-      for (let off = 0; off < chunk.length; )
-        off += writeSync(fd, chunk, off, chunk.length - off, taken + off);
+      for (let off = 0; off < chunk.length; ) {
+        const n = writeSync(fd, chunk, off, chunk.length - off, taken + off);
+        // Never for a regular file (an error throws): no endless loop if it ever were.
+        if (n <= 0)
+          throw new TransportError(
+            'TRANSPORT_UNSUPPORTED_FILE',
+            `${local}: write(2) took none of ${chunk.length - off} bytes`,
+          );
+        off += n;
+      }
       hash.update(chunk);
       taken += chunk.length;
       onProgress?.(taken, size);
