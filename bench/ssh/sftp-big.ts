@@ -222,9 +222,24 @@ export async function bigFileBench(
       (scaled ? `; scaled down to ${bigBytes} bytes for disk space (MB/s extrapolates)` : ''),
   );
 
+  // Every repeat's time, in repeat order, and the down ratio per repeat: a case and sftp's run
+  // of one repeat ran next to each other, so their ratio is the fairest single figure.
+  const runsS = (runs: readonly Timed[]) => runs.map((t) => t.s.toFixed(3)).join(' ');
+  const perRepeat = (ours: readonly Timed[], peer: readonly Timed[]) =>
+    ours.map((t, i) => ((peer[i]?.s ?? Number.NaN) / t.s).toFixed(3)).join(' ');
   return {
     bigBytes,
     bigScaledDown: scaled,
+    bigRepeats: REPEATS,
+    bigUpOursRunsS: runsS(upExec),
+    bigUpSftpRunsS: runsS(upSftp),
+    bigUpThroughputRatioPerRepeat: perRepeat(upExec, upSftp),
+    bigDownOursRunsS: runsS(downOurs),
+    bigDownOldRunsS: runsS(downOld),
+    bigDownFetchRunsS: runsS(downFetch),
+    bigDownSftpRunsS: runsS(downSftp),
+    bigDownThroughputRatioPerRepeat: perRepeat(downOurs, downSftp),
+    bigDownOldThroughputRatioPerRepeat: perRepeat(downOld, downSftp),
     // up, ours: transport's uploadFile, new (exec: cat, then openssl) and old (SFTP, then hash)
     bigUpOursPath: 'uploadFile via exec',
     bigUpOursS: r.upExec.s,
