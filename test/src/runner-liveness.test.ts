@@ -193,8 +193,13 @@ describe('runner liveness: a runner that stops answering', () => {
       return d.num_waiting > 0 && d.num_ack_pending === 0 && d.num_pending === 0;
     });
     a.signal('SIGSTOP');
-    // Its open pull request is what the server delivers the task to.
-    await until('its pull request, frozen', async () => (await durable()).num_waiting > 0);
+    // The task's message must be pulled and left unacknowledged while the runner is frozen. A
+    // pull request of ours waits beside the frozen runner's, whose own expires within 5 s
+    // (PULL.expires): the message goes to whichever is open (the older first), or waits for
+    // the next of ours. Publishing to the frozen runner's request alone raced its expiry: a message sent
+    // after it was never delivered (test/src/runner-reclaim.test.ts, fresh-clone CI run 143).
+    const consumer = await stack.bus.js.consumers.get(streams.tasks(stack.project), 'runner-local');
+    const ours = consumer.next({ expires: 1_000 });
     const marker = stack.dir.join('pulled-runs');
     await stack.bus.publish('task.submitted', subjects.tasks(stack.project, 'local'), {
       taskId: 'pulled-1',
@@ -204,9 +209,12 @@ describe('runner liveness: a runner that stops answering', () => {
       env: {},
       gpu: false,
     });
-    await until('the task delivered to the frozen runner', async () => {
-      return (await durable()).num_ack_pending === 1;
-    });
+    // Null when the frozen runner's request took it; never acknowledged either way. Ours lasts
+    // a second, well inside the 7 s MajorDomo waits before it takes the runner for dead.
+    let got = await ours;
+    while (!got && (await durable()).num_pending > 0) got = await consumer.next({ expires: 1_000 });
+    if (got) expect(got.info.deliveryCount).toBe(1);
+    expect(await durable()).toMatchObject({ num_ack_pending: 1, num_pending: 0 });
     await a.kill9();
     expect(await (await tasks()).get('pulled-1')).toBeUndefined();
     // The ack wait is ten minutes: only MajorDomo's release can hand the message out again now.
@@ -216,7 +224,6 @@ describe('runner liveness: a runner that stops answering', () => {
       60_000,
       from,
     );
-    const consumer = await stack.bus.js.consumers.get(streams.tasks(stack.project), 'runner-local');
     const m = await consumer.next({ expires: 30_000 });
     expect(m?.info.deliveryCount).toBe(2);
     expect(Envelope.parse(m?.json()).body).toMatchObject({ taskId: 'pulled-1' });

@@ -99,20 +99,27 @@ async function killWithPulledTasks(name: string, nextId: string) {
   const doneBefore = defined(await kv.get(done.taskId), '(await kv.get(done.taskId))');
 
   first.signal('SIGSTOP');
-  // Its open pull request is what the server delivers the next messages to.
+  // The frozen runner's pull requests expire (PULL.expires, 5 s). The messages are then pulled
+  // from its consumer here and left unacknowledged, as a runner killed between its pull and its
+  // record leaves them: the server holds the same state. (Publishing to the frozen runner's open
+  // pull request raced that request's expiry: a message sent after it was never delivered, and
+  // the test hung, as test/src/runner-reclaim.test.ts did in fresh-clone CI run 143.)
   await until(
-    async () => (await consumerInfo()).num_waiting > 0,
-    'the frozen runner’s pull request',
+    async () => (await consumerInfo()).num_waiting === 0,
+    'the frozen runner’s pull requests to expire',
     logs,
   );
   await bus.publish('task.submitted', subjects.tasks(P, 'local'), pulled);
   // The same task again (a redelivery, a duplicate submission): it already ended.
   await bus.publish('task.submitted', subjects.tasks(P, 'local'), done);
-  await until(
-    async () => (await consumerInfo()).num_ack_pending === 2,
-    'both messages delivered to the frozen runner',
-    logs,
-  );
+  const held = await (await bus.js.consumers.get(STREAM, DURABLE)).fetch({
+    max_messages: 2,
+    expires: 10_000,
+  });
+  const taken: string[] = [];
+  for await (const m of held) taken.push(m.subject);
+  expect(taken).toHaveLength(2);
+  expect((await consumerInfo()).num_ack_pending).toBe(2);
   await first.kill9();
   expect(await kv.get(pulled.taskId)).toBeUndefined();
 
