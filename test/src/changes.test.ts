@@ -157,7 +157,7 @@ async function daemonProcess(name: string, args: string[]): Promise<ManagedProce
   const proc = new ManagedProcess({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', join(repo, 'apps/inotify2nats/src/main.ts'), ...args],
+    args: [join(repo, 'apps/inotify2nats/bin/inotify2nats.js'), ...args],
     env: { ...process.env, CP_LOG_FORMAT: 'json', HOME: dir.join('home') },
     cwd: repo,
   });
@@ -461,7 +461,7 @@ describe('fswatcher service: log files are streamed like tail -f', () => {
     const svc = new ManagedProcess({
       name: 'fswatcher',
       command: process.execPath,
-      args: ['--import', 'tsx', join(repo, 'services/fswatcher/src/main.ts')],
+      args: [join(repo, 'services/fswatcher/bin/fswatcher.js')],
       env: {
         ...process.env,
         NATS_URL: nats.url,

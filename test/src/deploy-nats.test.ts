@@ -25,7 +25,7 @@ describe('deploy/nats configs', () => {
     await AuthStore.open(dir.join('auth'));
     const out = spawnSync(
       process.execPath,
-      ['--import', 'tsx', join(root, 'apps/cpctrl/src/main.ts'), 'creds', 'server-config'],
+      [join(root, 'apps/cpctrl/bin/cpctrl.js'), 'creds', 'server-config'],
       { cwd: root, env: { ...process.env, CP_AUTH_DIR: dir.join('auth') }, encoding: 'utf8' },
     );
     expect(out.status, out.stderr).toBe(0);

@@ -51,9 +51,7 @@ describe('deploy/ for real sites', () => {
     const out = spawnSync(
       process.execPath,
       [
-        '--import',
-        'tsx',
-        join(root, 'apps/cpctrl/src/main.ts'),
+        join(root, 'apps/cpctrl/bin/cpctrl.js'),
         'creds',
         'server-config',
         '--resolver-dir',

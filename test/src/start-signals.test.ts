@@ -79,7 +79,7 @@ describe('a service stopped while it starts (real processes, real nats-server)',
         name: 'inotify2nats-connecting',
         command: process.execPath,
         args: [
-          ...['--import', 'tsx', `${root}apps/inotify2nats/src/main.ts`],
+          `${root}apps/inotify2nats/bin/inotify2nats.js`,
           ...['--project', stack.project, '--pod', 'laptop', '--root', watched],
           ...['--ssh', 'cp@127.0.0.1:1', '--key', key, '--remote-root', 'ws'],
           ...['--nats', nats.url, '--creds', credsFile],

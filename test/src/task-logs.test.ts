@@ -186,7 +186,7 @@ describe('task logs over NATS, end to end', { timeout: 300_000 }, () => {
     return new ManagedProcess({
       name,
       command: process.execPath,
-      args: ['--import', 'tsx', join(root, 'apps/cpctrl/src/main.ts'), ...args],
+      args: [join(root, 'apps/cpctrl/bin/cpctrl.js'), ...args],
       env: {
         ...stack.env('cpctrl'),
         NATS_CREDS: viewerCreds,

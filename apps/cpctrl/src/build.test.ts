@@ -5,7 +5,8 @@ import { NatsServer, runCommand, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** cpctrl as its users run it: its bundle while fresh, else its sources (bin/cpctrl.js). */
+const main = fileURLToPath(new URL('../bin/cpctrl.js', import.meta.url));
 const P = 'cpbuild';
 
 /**
@@ -54,7 +55,7 @@ describe('cpctrl build, waiting for the artefact', { timeout: 120_000 }, () => {
     const { CP_PROJECT: _p, NATS_CREDS: _c, CPCTRL_OUTPUT: _o, ...inherited } = process.env;
     const res = await runCommand(
       process.execPath,
-      ['--import', 'tsx', main, '--project', P, 'build', 'out/a', '--timeout', '60'],
+      [main, '--project', P, 'build', 'out/a', '--timeout', '60'],
       {
         env: {
           ...inherited,

@@ -11,7 +11,8 @@ import { buckets, Project, ResolvedQueue } from '@computepods/protocol';
 import { NatsServer, runCommand, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** cpctrl as its users run it: its bundle while fresh, else its sources (bin/cpctrl.js). */
+const main = fileURLToPath(new URL('../bin/cpctrl.js', import.meta.url));
 
 /**
  * In secure mode the lab-wide registry and each project are different NATS accounts: cpctrl
@@ -61,7 +62,7 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
     const { CP_PROJECT: _p, NATS_CREDS: _c, CPCTRL_OUTPUT: _o, ...inherited } = process.env;
     const { code, stdout, stderr } = await runCommand(
       process.execPath,
-      ['--import', 'tsx', main, '-o', 'json', ...args],
+      [main, '-o', 'json', ...args],
       {
         env: {
           ...inherited,

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { NatsServer, runCommand, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** cpctrl as its users run it: its bundle while fresh, else its sources (bin/cpctrl.js). */
+const main = fileURLToPath(new URL('../bin/cpctrl.js', import.meta.url));
 
 describe('cpctrl project, member and queue, as processes over a real nats-server', {
   timeout: 240_000,
@@ -29,11 +30,7 @@ describe('cpctrl project, member and queue, as processes over a real nats-server
       CP_AUTH_DIR: dir.join('no-auth'),
       CPCTRL_CONFIG: dir.join('cpctrl.json'),
     };
-    const { code, stdout, stderr } = await runCommand(
-      process.execPath,
-      ['--import', 'tsx', main, ...args],
-      { env },
-    );
+    const { code, stdout, stderr } = await runCommand(process.execPath, [main, ...args], { env });
     return { code, stdout, stderr };
   };
   /** With -o json: stdout must be one JSON document, nothing else. */

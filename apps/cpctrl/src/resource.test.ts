@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** cpctrl as its users run it: its bundle while fresh, else its sources (bin/cpctrl.js). */
+const main = fileURLToPath(new URL('../bin/cpctrl.js', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
 describe('cpctrl resource and profile, over a real nats-server', { timeout: 240_000 }, () => {
@@ -19,7 +20,7 @@ describe('cpctrl resource and profile, over a real nats-server', { timeout: 240_
   });
 
   const cpctrl = (...args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', main, '-o', 'json', ...args], {
+    const r = spawnSync(process.execPath, [main, '-o', 'json', ...args], {
       env: {
         ...process.env,
         NATS_URL: nats.url,

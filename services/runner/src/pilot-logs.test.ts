@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // A task run by a pilot worker (a runner inside a SLURM job, as cpuser through sudo) has its
 // log published by that worker, under the queue's subject, followed live from here.
 const P = 'pilotlogs';
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
+const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-pilotlogs-');
 let nats: NatsServer;
@@ -81,7 +82,7 @@ describe('task logs from a pilot worker', { timeout: 300_000 }, () => {
     const runner = new ManagedProcess({
       name: 'runner',
       command: process.execPath,
-      args: ['--import', 'tsx', main],
+      args: [main],
       cwd: repoRoot,
       env: {
         ...process.env,

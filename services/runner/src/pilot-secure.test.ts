@@ -33,7 +33,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // and its pilot workers (jobs running as another user) connect with a copy only that user can
 // read. The workers take and run the tasks as the runner would.
 const P = 'pilotsec';
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
+const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-pilot-secure-');
 let nats: NatsServer;
@@ -110,7 +111,7 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
     const runner = new ManagedProcess({
       name: 'runner',
       command: process.execPath,
-      args: ['--import', 'tsx', main],
+      args: [main],
       cwd: repoRoot,
       env: {
         ...process.env,

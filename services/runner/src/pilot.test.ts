@@ -31,7 +31,8 @@ import { NatsGate } from './test-nats-gate.js';
 // runner service (a child process) submits pilot jobs whose runner workers pull the tasks
 // from the queue, then leave by idle timeout.
 const P = 'pilot';
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
+const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-pilot-');
 let nats: NatsServer;
@@ -162,7 +163,7 @@ function startRunner(
   return new ManagedProcess({
     name: 'runner',
     command: process.execPath,
-    args: ['--import', 'tsx', main],
+    args: [main],
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The runner service itself, as a child process, killed with SIGKILL while its tasks run
 // (locally and on a real SLURM), then started again: it must reconcile from its KV records.
 const P = 'crash';
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
+const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-crash-');
 let nats: NatsServer;
@@ -45,7 +46,7 @@ function runner(env: Record<string, string>): ManagedProcess {
   return new ManagedProcess({
     name: 'runner',
     command: process.execPath,
-    args: ['--import', 'tsx', main],
+    args: [main],
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The consumer's ack wait is ten minutes here, so within the test's time only the runner that
 // starts next (reclaim.ts) can have them delivered again.
 const P = 'reclaim';
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
+const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const STREAM = streams.tasks(P);
 const DURABLE = 'runner-local';
@@ -42,7 +43,7 @@ function runner(dir: string, id: string): ManagedProcess {
   return new ManagedProcess({
     name: id,
     command: process.execPath,
-    args: ['--import', 'tsx', main],
+    args: [main],
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // with CP_JOB_KEEP_S=0 and CP_JOB_KEEP_FAILED_S=0: its first sweep, right after it adopts, must
 // leave the task's folder until the whole log and its end are on the stream; then it goes.
 const P = 'foldercrash';
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
+const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-folder-crash-');
 let nats: NatsServer;
@@ -36,7 +37,7 @@ function runner(): ManagedProcess {
   return new ManagedProcess({
     name: 'runner',
     command: process.execPath,
-    args: ['--import', 'tsx', main],
+    args: [main],
     cwd: repoRoot,
     env: {
       ...process.env,
