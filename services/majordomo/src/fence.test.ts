@@ -1,6 +1,6 @@
 import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { streams, subjects } from '@computepods/protocol';
-import { NatsServer } from '@computepods/testkit';
+import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DispatchFence } from './fence.js';
 import {
@@ -191,6 +191,36 @@ describe('leader lease and dispatch fence', () => {
       await takesOver(b5, slow('b'));
     } finally {
       await b5.close();
+    }
+  });
+
+  // A standby names the leader's address from the lease: written at the next renewal only, it
+  // was missing for up to a renewal interval after the leader listened (fresh-clone CI run 145).
+  it("writes the leader's address at once, after a renewal in flight, and in every renewal after", async () => {
+    const b6 = await projectBus('fence6');
+    try {
+      const a = await LeaderLease.open(b6, slow('a'));
+      await a.acquire(new AbortController().signal);
+      expect((await a.current())?.url).toBeUndefined();
+      // The renewal in flight copied the record without the address: the address goes after it.
+      const renewing = a.renew();
+      expect(await a.setUrl('http://127.0.0.1:8080')).toBe(true);
+      expect(await renewing).toBe(true);
+      expect(await a.current()).toMatchObject({ holder: 'a', url: 'http://127.0.0.1:8080' });
+      expect(await a.renew()).toBe(true);
+      expect((await a.current())?.url).toBe('http://127.0.0.1:8080');
+      // A standby is told of it with the leader.
+      const b = await LeaderLease.open(b6, slow('b'));
+      const seen: LeaderRecord[] = [];
+      const stop = new AbortController();
+      const waiting = b.acquire(stop.signal, (l) => seen.push(l));
+      await until(() => seen.length > 0, 'the standby reads the lease');
+      stop.abort(new Error('test over'));
+      await expect(waiting).rejects.toThrow('test over');
+      expect(seen[0]).toMatchObject({ holder: 'a', url: 'http://127.0.0.1:8080' });
+      a.stop();
+    } finally {
+      await b6.close();
     }
   });
 });

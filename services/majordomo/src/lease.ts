@@ -74,6 +74,8 @@ const now = () => performance.now();
 export class LeaderLease {
   #revision = 0;
   #record: LeaderRecord | undefined;
+  /** The REST address written with every renewal once known (setUrl). */
+  #url: string | undefined;
   /** Monotonic time until which this process counts itself leader. */
   #validUntil = Number.NEGATIVE_INFINITY;
   #lost: LeaderRecord | undefined | null = null;
@@ -200,9 +202,16 @@ export class LeaderLease {
     return this.renew();
   }
 
-  /** Sets the REST address written with the next renewal. */
-  setUrl(url: string): void {
-    if (this.#record) this.#record = { ...this.#record, url };
+  /**
+   * Sets this leader's REST address and writes it with a renewal now (after any in flight), not
+   * at the next one: a standby names the address to clients from the lease, and one that read the
+   * lease in between answered with no address for up to a renewal interval (fresh-clone CI run
+   * 145, standby.test.ts). False if the lease is lost.
+   */
+  async setUrl(url: string): Promise<boolean> {
+    this.#url = url;
+    await this.#renewing;
+    return this.renew();
   }
 
   /** Called when a renewal reopens a window that had closed (the lease was still this one's). */
@@ -227,7 +236,11 @@ export class LeaderLease {
     if (this.#lost !== null || !this.#record) return false;
     clearTimeout(this.#timer);
     const sentAt = now();
-    const record = { ...this.#record, time: new Date().toISOString() };
+    const record: LeaderRecord = {
+      ...this.#record,
+      ...(this.#url ? { url: this.#url } : {}),
+      time: new Date().toISOString(),
+    };
     const lapsed = !this.held();
     try {
       this.#revision = await this.kv.update(LEASE_KEY, record, this.#revision);

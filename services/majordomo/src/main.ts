@@ -62,7 +62,8 @@ startService(
     const address = http.server.address();
     const port = typeof address === 'object' && address ? address.port : cfg.httpPort;
     const url = `http://${cfg.httpHost}:${port}`;
-    leader?.leadership.lease.setUrl(url);
+    // In the lease before "ready": a standby names it to clients from there.
+    await leader?.leadership.lease.setUrl(url);
     bus.logger.info({ url, openapi: `${url}/openapi.json`, tokenFile: file }, 'HTTP API listening');
     // Ready once the NATS API's subscriptions are known to the server, not before: a request sent
     // on seeing this line must find a responder.
