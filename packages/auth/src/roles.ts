@@ -204,6 +204,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
           allow: [
             ...b.pub,
             ...consume(streams.files(p), 'majordomo-files'),
+            // A batch delivered again is checked against the batches stored after it (read only).
+            `${JS}.STREAM.MSG.GET.${streams.files(p)}`,
             ...consume(streams.events(p), 'majordomo-results', subjects.buildResult(p)),
             // Results as chefs store them: its durable on the builds bucket's own stream.
             ...consume(streams.buildRecords(p), 'majordomo-builds', subjects.buildRecords(p)),

@@ -231,6 +231,16 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
     expect(isPermissionDenied(await refused(builds.put('b-1', { status: 'forged' })))).toBe(true);
   });
 
+  it('lets MajorDomo read stored file batches by sequence (a batch delivered again), not tasks', async () => {
+    const fsw = await as({ role: 'fswatcher', project: 'alpha', scope: 'pod1' });
+    const ack = await fsw.js.publish(subjects.filesChanged('alpha', 'pod1'), '{"batch":1}');
+    const md = await as({ role: 'majordomo', project: 'alpha' });
+    const stored = await md.jsm.streams.getMessage(streams.files('alpha'), { seq: ack.seq });
+    expect(stored?.string()).toBe('{"batch":1}');
+    const err = await refused(md.jsm.streams.getMessage(streams.tasks('alpha'), { seq: 1 }));
+    expect(isPermissionDenied(err)).toBe(true);
+  });
+
   it("keeps a runner to its own queue: it cannot take another queue's tasks or dispatch builds", async () => {
     const runner = await as({ role: 'runner', project: 'alpha', scope: 'gpu' });
     const other = await refused(runner.jsm.consumers.info(streams.tasks('alpha'), 'runner-local'));

@@ -36,6 +36,7 @@ import { compiledAlready, planText, usableDeclaration } from './declaration.js';
 import { Dispatcher, type InFlight, type Leadership } from './dispatcher.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { limitHeapGrowth } from './heap-growth.js';
+import { laterFileEvents, MAX_LATER_SCANNED } from './later-file-events.js';
 import { NotLeaderError } from './lease.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
@@ -708,7 +709,11 @@ export class MajorDomo {
     // (fresh-clone CI runs 122, 126, 134: nats-cluster). Its stream sequence tells: an event
     // older than the one its path's state came from is skipped. A first delivery comes in stream
     // order and is always news (whatever became of the stream's numbering).
-    const stale = (path: string) => deliveries > 1 && this.#laterThan(path, seq);
+    // A path MajorDomo keeps no sequence for (deleted before a restart: that sequence was in
+    // memory only) is looked up in the batches stored after this one (later-file-events.ts).
+    const later = deliveries > 1 ? await this.#laterInStream(body, seq, cid) : undefined;
+    const stale = (path: string) =>
+      deliveries > 1 && (this.#laterThan(path, seq) || (later?.get(path) ?? 0) > seq);
     // A changed file's record is written while the builds it makes ready are planned and
     // requested (graph and record in memory change at once): a round trip less before the
     // requests go out. The writes are stored before the batch is acknowledged (STORED in
@@ -856,6 +861,35 @@ export class MajorDomo {
       { path, seq, cid },
       'file event delivered again after later ones for its path; ignored',
     );
+  }
+
+  /**
+   * For a batch delivered again: the batches stored after it that name its paths whose state has
+   * no sequence here (no record with one, no delete remembered), path → latest such sequence.
+   */
+  async #laterInStream(
+    body: FilesChanged,
+    seq: number,
+    cid: string,
+  ): Promise<Map<string, number> | undefined> {
+    const unknown = new Set<string>();
+    for (const ev of body.events)
+      for (const p of [ev.path, ev.from])
+        if (p !== undefined && this.artefacts.get(p)?.fileSeq === undefined && !this.#goneAt.has(p))
+          unknown.add(p);
+    if (unknown.size === 0) return undefined;
+    const { later, complete } = await laterFileEvents(
+      this.bus,
+      streams.files(this.cfg.project),
+      seq,
+      unknown,
+    );
+    if (!complete)
+      this.logger.warn(
+        { seq, cid, read: MAX_LATER_SCANNED },
+        'file batch delivered again: only the batches just after it were read for later events of its paths; those beyond count as news',
+      );
+    return later;
   }
 
   /** Whether `path`'s state came from a file batch later in the stream than `seq`. */
