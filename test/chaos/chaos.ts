@@ -709,8 +709,11 @@ export class ChaosRun implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     const dump = process.env.CP_TEST_DUMP;
-    if (dump && existsSync(this.#ledger))
+    if (dump && existsSync(this.#ledger)) {
+      // The stack makes its own folder there only as it stops, after this.
+      mkdirSync(dump, { recursive: true });
       writeFileSync(join(dump, 'ledger.txt'), readFileSync(this.#ledger));
+    }
     await this.stack[Symbol.asyncDispose]();
   }
 }
