@@ -734,10 +734,10 @@ export class MajorDomo {
         // A move is a delete and a creation: each side is news or not on its own.
         if (ev.kind === 'moved' && ev.from) {
           if (!stale(ev.from)) issue(this.#fileGone(ev.from, cid, gone, seq));
-          else this.#olderNews(ev.from, seq, cid);
+          else this.#olderNews(ev.from, seq, cid, later?.get(ev.from));
         }
         if (stale(ev.path)) {
-          this.#olderNews(ev.path, seq, cid);
+          this.#olderNews(ev.path, seq, cid, later?.get(ev.path));
           continue;
         }
         if (ev.kind === 'deleted') {
@@ -856,9 +856,10 @@ export class MajorDomo {
     await gone.remove(path);
   }
 
-  #olderNews(path: string, seq: number, cid: string): void {
+  /** `inStream`: the later batch the files stream showed (laterFileEvents), when it decided. */
+  #olderNews(path: string, seq: number, cid: string, inStream?: number): void {
     this.logger.info(
-      { path, seq, cid },
+      { path, seq, cid, ...(inStream === undefined ? {} : { laterInStream: inStream }) },
       'file event delivered again after later ones for its path; ignored',
     );
   }
