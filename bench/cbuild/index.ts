@@ -42,7 +42,13 @@ import { freePort, runCommand } from '@computepods/testkit';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { Stack } from '../../test/src/stack.js';
-import { childrenCpuMsOf, cpuMsOf } from '../lib/cpu.js';
+import {
+  childrenCpuMsOf,
+  cpuMsOf,
+  idleWakeCostUs,
+  sleepsOf,
+  sleepsOfAllThreads,
+} from '../lib/cpu.js';
 import { finish, table } from '../lib/report.js';
 import { readStages, stageSummary } from './stages.js';
 
@@ -596,9 +602,18 @@ const mainThreadWrites = (pid: number | undefined): number => {
   return Number(/^syscw:\s*(\d+)$/m.exec(io)?.[1] ?? Number.NaN);
 };
 const writesOf = () => Object.fromEntries(SERVICES.map((k) => [k, mainThreadWrites(pids[k])]));
+/**
+ * The times each service's main thread slept waiting (a wake-up each: see sleepsOf), and
+ * nats-server's, all its threads.
+ */
+const wakesOf = (): Record<string, number> => ({
+  ...Object.fromEntries(SERVICES.map((k) => [k, sleepsOf(pids[k])])),
+  'nats-server': sleepsOfAllThreads(pids['nats-server']),
+});
 const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'] as const;
 const msgRows: (string | number)[][] = [];
 const offMainRows: (string | number)[][] = [];
+const wakeRows: (string | number)[][] = [];
 const ledgerCounts = (f: string) => {
   const lines = readFileSync(f, 'utf8').split('\n');
   return {
@@ -736,6 +751,9 @@ if (WARM_ROUNDS > 1)
   });
 
 figures.loadavg_1m_start = loadavg()[0]!;
+// Before any scenario, on the machine as it is: see idleWakeCostUs.
+const wakeCostUs = idleWakeCostUs();
+figures.idle_wake_cost_us = wakeCostUs;
 const rows: (string | number)[][] = [];
 const cpuRows: (string | number)[][] = [];
 const stageTables: Array<{ name: string; rows: (string | number)[][] }> = [];
@@ -759,6 +777,7 @@ for (const sc of scenarios) {
   const writes0 = await artefactWrites();
   const msgs0 = await messageCounts();
   const syscw0 = writesOf();
+  const wakes0 = wakesOf();
   // CLOCK_MONOTONIC, as V8's profiles time their samples: a service's CP_STACK_NODE_ARGS=--cpu-prof
   // profile is cut to this scenario by these two figures.
   figures[`${sc.name}_monotonic_us_start`] = Number(process.hrtime.bigint() / 1000n);
@@ -789,6 +808,7 @@ for (const sc of scenarios) {
   figures[`${sc.name}_monotonic_us_end`] = Number(process.hrtime.bigint() / 1000n);
   const msgs1 = await messageCounts();
   const syscw1 = writesOf();
+  const wakes1 = wakesOf();
   // The tasks whose end the runner recorded in this scenario: where their time went.
   const st = readStages(stagesFile, stagesRead);
   stagesRead = st.size;
@@ -972,6 +992,28 @@ for (const sc of scenarios) {
     // Off the main thread: V8's background threads (optimising compiler, GC) and libuv's pool.
     figures[`${sc.name}_cpu_ms_off_main_thread_${k}`] = cpu[k]! - cpu[`${k}_main_thread`]!;
   }
+  // Wake-ups per task run: each costs at least an idle wake-up's CPU (idle_wake_cost_us).
+  const wakeRow: (string | number)[] = [sc.name];
+  let serviceWakes = 0;
+  for (const k of [...SERVICES, 'nats-server']) {
+    const n = wakes1[k]! - wakes0[k]!;
+    const key = k.replace('-', '_');
+    figures[`${sc.name}_wakes_${key}`] = n;
+    if (tasks > 0) figures[`${sc.name}_wakes_per_task_${key}`] = n / tasks;
+    if (k !== 'nats-server') serviceWakes += n;
+    wakeRow.push(tasks > 0 ? (n / tasks).toFixed(1) : '');
+  }
+  if (tasks > 0) {
+    figures[`${sc.name}_wakes_per_task_services_total`] = serviceWakes / tasks;
+    figures[`${sc.name}_wake_floor_cpu_ms_per_task_services`] =
+      (serviceWakes / tasks) * (wakeCostUs / 1000);
+    wakeRow.push(
+      (serviceWakes / tasks).toFixed(1),
+      ((serviceWakes / tasks) * (wakeCostUs / 1000)).toFixed(2),
+      (servicesMs / tasks).toFixed(2),
+    );
+    wakeRows.push(wakeRow);
+  }
   offMainRows.push([
     sc.name,
     ...SERVICES.map((k) => `${cpu[k]! - cpu[`${k}_main_thread`]!}/${cpu[k]!}`),
@@ -1061,6 +1103,11 @@ table(
   "CPU ms off each service's main thread / in all (/proc/<pid>/task/<pid>/stat against /proc/<pid>/stat): V8's background threads (its optimising compiler, its garbage collector) and libuv's pool",
   ['scenario', ...SERVICES],
   offMainRows,
+);
+table(
+  `wake-ups per task run: times each main thread (nats-server: every thread) slept waiting (voluntary context switches, /proc/<pid>/task/<tid>/status); an idle Node.js wake-up costs ${wakeCostUs.toFixed(0)} µs of CPU here (a 2 ms timer in a child node, idle_wake_cost_us), so the services' wake-ups alone cost "floor" ms of CPU a task, against their CPU and nats-server's a task in all`,
+  ['scenario', ...SERVICES, 'nats-server', 'services', 'floor ms', 'cpu ms with nats-server'],
+  wakeRows,
 );
 if (!STAGES)
   console.log(

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
 
@@ -35,4 +35,40 @@ export function childrenCpuMsOf(pid: number | undefined): number {
 export function writeSyscallsOfThisThread(): number {
   const m = /^syscw:\s*(\d+)$/m.exec(readFileSync('/proc/thread-self/io', 'utf8'));
   return m?.[1] ? Number(m[1]) : Number.NaN;
+}
+
+/**
+ * Times a thread went to sleep waiting (its voluntary context switches, /proc/<pid>/task/<tid>/status):
+ * on a service's event loop thread, one per wake-up, since it sleeps in epoll between wake-ups.
+ */
+export function sleepsOf(pid: number | undefined, tid: number | undefined = pid): number {
+  if (!pid) return Number.NaN;
+  const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  return Number(/^voluntary_ctxt_switches:\s*(\d+)$/m.exec(status)?.[1] ?? Number.NaN);
+}
+
+/** sleepsOf summed over every thread of a process (nats-server's goroutines run on many). */
+export function sleepsOfAllThreads(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      sum += sleepsOf(pid, Number(tid));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return sum;
+}
+
+/**
+ * What one wake-up of an idle Node.js event loop costs on this machine, in CPU µs: a child node
+ * process sleeps on a 2 ms timer `wakes` times doing nothing else, and its CPU is divided by
+ * them. The floor under a service's cost per message it waits for (a wake-up each), whatever
+ * its JavaScript does then; on a virtual machine a wake-up costs far more than on bare metal.
+ */
+export function idleWakeCostUs(wakes = 1000): number {
+  const script = `const n=${wakes};let i=0;const c0=process.cpuUsage();const t=()=>{if(++i<n)setTimeout(t,2);else{const c=process.cpuUsage(c0);console.log((c.user+c.system)/n)}};setTimeout(t,2);`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  return r.status === 0 ? Number(r.stdout.trim()) : Number.NaN;
 }
