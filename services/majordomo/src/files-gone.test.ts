@@ -1,6 +1,6 @@
 import { type ArtefactRecord, subjects } from '@computepods/protocol';
 import { until } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TestMajorDomo } from './test-majordomo.js';
 
 const P = 'gone';
@@ -79,5 +79,41 @@ describe('MajorDomo and a batch of deleted files', () => {
     expect(messages.filter((m) => m.some((r) => r.endsWith('=missing')))).toEqual([
       paths.map((p) => `${p}=missing`),
     ]);
+  });
+
+  it('logs a batch of changed files in one line, naming a few', async () => {
+    // A checkout brings thousands of files in a batch: a line each was thousands of lines.
+    const info = vi.spyOn(t.mdBus.logger, 'info');
+    const debug = vi.spyOn(t.mdBus.logger, 'debug');
+    try {
+      const paths = Array.from({ length: 12 }, (_, i) => `co/f${i}.txt`);
+      await t.files(...paths.map((p) => t.changed(p, `${p}\n`)));
+      const kv = await t.artefacts();
+      await until(
+        async () => (await Promise.all(paths.map((p) => kv.get(p)))).every((r) => r !== undefined),
+        'the sources recorded',
+      );
+      const lines = (spy: typeof info, msg: string) =>
+        spy.mock.calls.filter((c) => c[1] === msg).map((c) => c[0] as Record<string, unknown>);
+      expect(lines(info, 'file changed')).toEqual([]);
+      expect(lines(info, 'files changed')).toEqual([
+        expect.objectContaining({ files: 12, paths: paths.slice(0, 5) }),
+      ]);
+      expect(lines(debug, 'file changed').map((l) => l.path)).toEqual(paths);
+      info.mockClear();
+      await t.files(t.changed('co/f0.txt', 'edited\n'));
+      await until(
+        async () =>
+          (await kv.get('co/f0.txt'))?.value.sha256 !== undefined &&
+          lines(info, 'file changed').length > 0,
+        'the edit logged',
+      );
+      expect(lines(info, 'file changed')).toEqual([
+        expect.objectContaining({ files: 1, paths: ['co/f0.txt'] }),
+      ]);
+    } finally {
+      info.mockRestore();
+      debug.mockRestore();
+    }
   });
 });

@@ -726,6 +726,8 @@ export class MajorDomo {
     };
     // The batch's deleted files: announced missing together once all their deletes are stored.
     const gone = this.artefacts.removals(cid);
+    // The batch's changed files, logged in one line (a checkout brings thousands).
+    const changed: string[] = [];
     try {
       for (const ev of body.events) {
         // A file gone leaves the graph at once; its record's delete is issued with the batch's
@@ -781,12 +783,17 @@ export class MajorDomo {
           this.#deferred.set(producer, looks);
           continue;
         }
-        issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, seq, ev.mtimeNs));
+        issue(this.#fileHash(ev.path, ev.sha256, ev.size, body.pod, cid, seq, ev.mtimeNs, changed));
       }
     } finally {
       // Closed whatever happens: a delete waiting on an open batch holds its path's writes.
       gone.close();
     }
+    if (changed.length > 0)
+      this.logger.info(
+        { files: changed.length, paths: changed.slice(0, LOGGED_PATHS), cid },
+        changed.length === 1 ? 'file changed' : 'files changed',
+      );
     await this.#pump(cid);
     return this.#stored(Promise.all(writes));
   }
@@ -808,6 +815,8 @@ export class MajorDomo {
     /** The file batch's stream sequence; undefined: a chef's look (BuildResult.inputsNow). */
     seq: number | undefined,
     mtimeNs?: string,
+    /** A file batch's changes so far: this one is added, and logged with them (at debug alone). */
+    changed?: string[],
   ) {
     const rec = this.artefacts.get(path);
     if (rec?.sha256 === sha256) {
@@ -823,7 +832,10 @@ export class MajorDomo {
       return;
     }
     const producer = this.#producerOf(path);
-    this.logger.info({ path, sha256: sha256.slice(0, 12), cid }, 'file changed');
+    if (changed) {
+      changed.push(path);
+      this.logger.debug({ path, sha256: sha256.slice(0, 12), cid }, 'file changed');
+    } else this.logger.info({ path, sha256: sha256.slice(0, 12), cid }, 'file changed');
     this.#handleChange(this.dm.setArtefact(path, sha256), cid);
     // An output of a task held by a cancel stays cancelled (its record keeps the hold's key).
     const held = producer !== undefined && this.dm.held(producer);
@@ -1269,6 +1281,9 @@ const IN_FLIGHT = 4;
 
 /** Deleted paths whose batch's sequence is kept (FILE ORDER in onFilesChanged). */
 const MAX_GONE_REMEMBERED = 100_000;
+
+/** Paths a file batch's 'files changed' line names at most (debug names each). */
+const LOGGED_PATHS = 5;
 
 /** Status writes #refreshStatuses has in flight at most. */
 const REFRESH_WINDOW = 64;
