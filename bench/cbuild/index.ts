@@ -49,6 +49,7 @@ import {
   sleepsOf,
   sleepsOfAllThreads,
 } from '../lib/cpu.js';
+import { publishCost } from '../lib/publish-cost.js';
 import { finish, table } from '../lib/report.js';
 import { readStages, stageSummary } from './stages.js';
 
@@ -611,6 +612,21 @@ const wakesOf = (): Record<string, number> => ({
   'nats-server': sleepsOfAllThreads(pids['nats-server']),
 });
 const SERVICES = ['majordomo', 'chef', 'runner', 'fswatcher'] as const;
+/**
+ * Messages stored so far in the project's streams (its KV buckets' too): the sum of their last
+ * sequences. Each stored message costs its publisher and nats-server far more than a plain one
+ * (publishCost).
+ */
+async function storedSoFar(): Promise<number> {
+  let sum = 0;
+  for await (const si of stack.bus.jsm.streams.list())
+    if (
+      si.config.name.includes(`_${stack.project}_`) ||
+      si.config.name.endsWith(`_${stack.project}`)
+    )
+      sum += si.state.last_seq;
+  return sum;
+}
 const msgRows: (string | number)[][] = [];
 const offMainRows: (string | number)[][] = [];
 const wakeRows: (string | number)[][] = [];
@@ -754,6 +770,16 @@ figures.loadavg_1m_start = loadavg()[0]!;
 // Before any scenario, on the machine as it is: see idleWakeCostUs.
 const wakeCostUs = idleWakeCostUs();
 figures.idle_wake_cost_us = wakeCostUs;
+// What a stored message and a plain one cost, one at a time, on a nats-server of their own.
+const cost = await publishCost();
+const storedCost = cost.stored;
+Object.assign(figures, {
+  stored_publish_client_cpu_us: cost.stored.clientUs,
+  stored_publish_server_cpu_us: cost.stored.serverUs,
+  plain_publish_client_cpu_us: cost.core.clientUs,
+  plain_publish_server_cpu_us: cost.core.serverUs,
+  publish_probe_idle_wake_us: cost.idleUs,
+});
 const rows: (string | number)[][] = [];
 const cpuRows: (string | number)[][] = [];
 const stageTables: Array<{ name: string; rows: (string | number)[][] }> = [];
@@ -778,6 +804,7 @@ for (const sc of scenarios) {
   const msgs0 = await messageCounts();
   const syscw0 = writesOf();
   const wakes0 = wakesOf();
+  const stored0 = await storedSoFar();
   // CLOCK_MONOTONIC, as V8's profiles time their samples: a service's CP_STACK_NODE_ARGS=--cpu-prof
   // profile is cut to this scenario by these two figures.
   figures[`${sc.name}_monotonic_us_start`] = Number(process.hrtime.bigint() / 1000n);
@@ -809,6 +836,7 @@ for (const sc of scenarios) {
   const msgs1 = await messageCounts();
   const syscw1 = writesOf();
   const wakes1 = wakesOf();
+  const stored1 = await storedSoFar();
   // The tasks whose end the runner recorded in this scenario: where their time went.
   const st = readStages(stagesFile, stagesRead);
   stagesRead = st.size;
@@ -1003,13 +1031,21 @@ for (const sc of scenarios) {
     if (k !== 'nats-server') serviceWakes += n;
     wakeRow.push(tasks > 0 ? (n / tasks).toFixed(1) : '');
   }
+  const stored = stored1 - stored0;
+  figures[`${sc.name}_stored_messages`] = stored;
   if (tasks > 0) {
+    const storedEstimateMs =
+      ((stored / tasks) * (storedCost.clientUs + storedCost.serverUs)) / 1000;
+    figures[`${sc.name}_stored_messages_per_task`] = stored / tasks;
+    figures[`${sc.name}_stored_estimate_cpu_ms_per_task`] = storedEstimateMs;
     figures[`${sc.name}_wakes_per_task_services_total`] = serviceWakes / tasks;
     figures[`${sc.name}_wake_floor_cpu_ms_per_task_services`] =
       (serviceWakes / tasks) * (wakeCostUs / 1000);
     wakeRow.push(
       (serviceWakes / tasks).toFixed(1),
       ((serviceWakes / tasks) * (wakeCostUs / 1000)).toFixed(2),
+      (stored / tasks).toFixed(1),
+      storedEstimateMs.toFixed(2),
       (servicesMs / tasks).toFixed(2),
     );
     wakeRows.push(wakeRow);
@@ -1105,8 +1141,17 @@ table(
   offMainRows,
 );
 table(
-  `wake-ups per task run: times each main thread (nats-server: every thread) slept waiting (voluntary context switches, /proc/<pid>/task/<tid>/status); an idle Node.js wake-up costs ${wakeCostUs.toFixed(0)} µs of CPU here (a 2 ms timer in a child node, idle_wake_cost_us), so the services' wake-ups alone cost "floor" ms of CPU a task, against their CPU and nats-server's a task in all`,
-  ['scenario', ...SERVICES, 'nats-server', 'services', 'floor ms', 'cpu ms with nats-server'],
+  `wake-ups per task run: times each main thread (nats-server: every thread) slept waiting (voluntary context switches, /proc/<pid>/task/<tid>/status); an idle Node.js wake-up costs ${wakeCostUs.toFixed(0)} µs of CPU here (a 2 ms timer in a child node, idle_wake_cost_us), so the services' wake-ups alone cost "wake floor" ms of CPU a task; the messages stored in the project's streams and buckets a task, each costing ${(storedCost.clientUs + storedCost.serverUs).toFixed(0)} µs of CPU to its publisher and nats-server (${storedCost.clientUs.toFixed(0)} + ${storedCost.serverUs.toFixed(0)}; a plain publish ${(cost.core.clientUs + cost.core.serverUs).toFixed(0)}: a probe, one message every 2 ms, on a nats-server of its own), "stored est." ms (an estimate: a service's stored messages and acks often share a wake-up, and a task.state event is stored unacknowledged); against the services' and nats-server's CPU a task in all`,
+  [
+    'scenario',
+    ...SERVICES,
+    'nats-server',
+    'services',
+    'wake floor ms',
+    'stored',
+    'stored est. ms',
+    'cpu ms with nats-server',
+  ],
   wakeRows,
 );
 if (!STAGES)
