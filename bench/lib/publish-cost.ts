@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Bus, createLogger } from '@computepods/bus';
 import { NatsServer } from '@computepods/testkit';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { cpuMsOf } from './cpu.js';
 
 /** CPU µs one message costs the publisher and nats-server (see publishCost). */
@@ -11,7 +10,7 @@ export interface MessageCost {
 }
 
 export interface PublishCost {
-  /** A publish to a file-stored stream, its ack awaited (a KV put, a JetStream publish). */
+  /** A publish to a file-stored stream, its ack awaited, as the services' bus sends one (Bus.jsPublish: a KV put, a request, a task). */
   readonly stored: MessageCost;
   /** A plain publish nobody listens to (an event). */
   readonly core: MessageCost;
@@ -22,17 +21,24 @@ export interface PublishCost {
 /**
  * What one message costs in CPU on this machine when messages come one at a time, as a build's
  * do (each on a wake-up of its own, nats-server idle in between): a nats-server of its own, a
- * client in this process publishing `n` messages of 500 bytes 2 ms apart, stored (ack awaited)
- * and plain, and `n` wake-ups with nothing sent; the CPU of each side over `n`. Each kind is run
- * twice, the lower taken (the first warms the JIT).
+ * Bus in this process publishing `n` messages of 500 bytes 2 ms apart, stored (Bus.jsPublish,
+ * its ack awaited) and plain, and `n` wake-ups with nothing sent; the CPU of each side over
+ * `n`. Each kind is run twice, the lower taken (the first warms the JIT).
  */
 export async function publishCost(n = 1000): Promise<PublishCost> {
   const server = await NatsServer.start();
-  const nc = await connect({ servers: server.url });
+  const logger = createLogger('bench');
+  logger.level = 'silent';
+  const bus = await Bus.connect({
+    servers: server.url,
+    service: 'bench',
+    project: 'cost',
+    logger,
+    discoverable: false,
+  });
+  const nc = bus.nc;
   try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: 'COST', subjects: ['cost.>'], max_msgs_per_subject: 1 });
-    const js = jetstream(nc);
+    await bus.jsm.streams.add({ name: 'COST', subjects: ['cost.>'], max_msgs_per_subject: 1 });
     const body = new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(490) }));
     const run = async (send: ((i: number) => Promise<unknown> | undefined) | undefined) => {
       let best: MessageCost = { clientUs: Number.POSITIVE_INFINITY, serverUs: 0 };
@@ -53,7 +59,7 @@ export async function publishCost(n = 1000): Promise<PublishCost> {
       }
       return best;
     };
-    const stored = await run((i) => js.publish(`cost.stored.k${i % 300}`, body));
+    const stored = await run((i) => bus.jsPublish(`cost.stored.k${i % 300}`, body));
     const core = await run((i) => {
       nc.publish(`plain.k${i % 300}`, body);
       return undefined;
@@ -61,7 +67,7 @@ export async function publishCost(n = 1000): Promise<PublishCost> {
     const idle = await run(undefined);
     return { stored, core, idleUs: idle.clientUs };
   } finally {
-    await nc.close();
+    await bus.close();
     await server.stop();
   }
 }
