@@ -6,7 +6,7 @@ import { POD, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'later';
 
-/** The files stream read after a batch delivered again (FILE ORDER in onFilesChanged). */
+/** The files stream read after a batch delivered again (FILE ORDER: file-order.ts). */
 describe('laterFileEvents', () => {
   const t = new TestMajorDomo(P);
   /** Stream sequences of the batches published in beforeAll, in order. */

@@ -15,7 +15,7 @@ const Named = z.object({
 });
 
 /**
- * For a file batch delivered again (FILE ORDER in MajorDomo's onFilesChanged): which of `paths`
+ * For a file batch delivered again (FILE ORDER: file-order.ts): which of `paths`
  * a batch stored after it in the files stream names, with the latest such batch's sequence.
  * Asked only for paths MajorDomo has no sequence for: a path deleted before a restart, whose
  * delete's sequence was kept in memory only. A later batch in the stream was applied already or

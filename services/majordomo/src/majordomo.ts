@@ -34,9 +34,9 @@ import { Auxiliaries } from './auxiliaries.js';
 import type { MajorDomoConfig } from './config.js';
 import { compiledAlready, planText, usableDeclaration } from './declaration.js';
 import { Dispatcher, type InFlight, type Leadership } from './dispatcher.js';
+import { FileOrder } from './file-order.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
 import { limitHeapGrowth } from './heap-growth.js';
-import { laterFileEvents, MAX_LATER_SCANNED } from './later-file-events.js';
 import { NotLeaderError } from './lease.js';
 import { watchChefLiveness } from './liveness.js';
 import { checkPodSubject } from './pod-subject.js';
@@ -96,12 +96,8 @@ export class MajorDomo {
     string,
     Map<string, { sha256: string; size: number; pod: string; mtimeNs?: string; seq: number }>
   >();
-  /**
-   * Paths deleted by a file batch, and that batch's stream sequence: a batch delivered again
-   * after it (FILE ORDER in onFilesChanged) is older than the delete. In memory, the oldest dropped past
-   * MAX_GONE_REMEMBERED; a path's other states keep theirs in its record (fileSeq).
-   */
-  readonly #goneAt = new Map<string, number>();
+  /** Which events of a file batch delivered again are old news (FileOrder). */
+  readonly #fileOrder: FileOrder;
   /** Each chef's declaration as last applied (planText). */
   readonly #declared = new Map<string, string>();
   readonly #aux = new Auxiliaries();
@@ -128,6 +124,12 @@ export class MajorDomo {
   ) {
     this.rules = new RuleRegistry(logger);
     this.#leader = leader;
+    this.#fileOrder = new FileOrder({
+      bus,
+      stream: streams.files(cfg.project),
+      logger,
+      seqOf: (path) => artefacts.get(path)?.fileSeq,
+    });
     this.#builds = new Dispatcher({
       bus,
       cfg,
@@ -702,18 +704,8 @@ export class MajorDomo {
     cid: string,
     { sequence: seq, deliveries }: Pick<MessageContext, 'sequence' | 'deliveries'>,
   ): Promise<Stored> {
-    // FILE ORDER: a batch delivered again (its ack lost: a NATS node killed, a connection
-    // dropped) comes after the batches that followed it were applied. Taken as news, it set a
-    // source back to bytes it no longer had, or brought a deleted file back: MajorDomo asked for
-    // a build of the old bytes, and the chef's refusal replaced that build's earlier success
-    // (fresh-clone CI runs 122, 126, 134: nats-cluster). Its stream sequence tells: an event
-    // older than the one its path's state came from is skipped. A first delivery comes in stream
-    // order and is always news (whatever became of the stream's numbering).
-    // A path MajorDomo keeps no sequence for (deleted before a restart: that sequence was in
-    // memory only) is looked up in the batches stored after this one (later-file-events.ts).
-    const later = deliveries > 1 ? await this.#laterInStream(body, seq, cid) : undefined;
-    const stale = (path: string) =>
-      deliveries > 1 && (this.#laterThan(path, seq) || (later?.get(path) ?? 0) > seq);
+    // A batch delivered again is old news for the paths later batches spoke of (FileOrder).
+    const order = await this.#fileOrder.judge(body, seq, deliveries, cid);
     // A changed file's record is written while the builds it makes ready are planned and
     // requested (graph and record in memory change at once): a round trip less before the
     // requests go out. The writes are stored before the batch is acknowledged (STORED in
@@ -735,18 +727,18 @@ export class MajorDomo {
         // deleted, a KV round trip each before the first build was planned).
         // A move is a delete and a creation: each side is news or not on its own.
         if (ev.kind === 'moved' && ev.from) {
-          if (!stale(ev.from)) issue(this.#fileGone(ev.from, cid, gone, seq));
-          else this.#olderNews(ev.from, seq, cid, later?.get(ev.from));
+          if (!order.stale(ev.from)) issue(this.#fileGone(ev.from, cid, gone, seq));
+          else order.ignored(ev.from);
         }
-        if (stale(ev.path)) {
-          this.#olderNews(ev.path, seq, cid, later?.get(ev.path));
+        if (order.stale(ev.path)) {
+          order.ignored(ev.path);
           continue;
         }
         if (ev.kind === 'deleted') {
           issue(this.#fileGone(ev.path, cid, gone, seq));
           continue;
         }
-        this.#goneAt.delete(ev.path);
+        this.#fileOrder.back(ev.path);
         if (!ev.sha256) continue;
         const auxOf = this.#auxiliaryOf(ev.path);
         if (auxOf) {
@@ -859,56 +851,10 @@ export class MajorDomo {
   }
 
   async #fileGone(path: string, cid: string, gone: Removals, seq: number): Promise<void> {
-    this.#goneAt.delete(path);
-    this.#goneAt.set(path, seq);
-    if (this.#goneAt.size > MAX_GONE_REMEMBERED)
-      this.#goneAt.delete(this.#goneAt.keys().next().value as string);
+    this.#fileOrder.gone(path, seq);
     if (!this.artefacts.get(path)) return;
     this.#handleChange(this.dm.deleteArtefact(path), cid);
     await gone.remove(path);
-  }
-
-  /** `inStream`: the later batch the files stream showed (laterFileEvents), when it decided. */
-  #olderNews(path: string, seq: number, cid: string, inStream?: number): void {
-    this.logger.info(
-      { path, seq, cid, ...(inStream === undefined ? {} : { laterInStream: inStream }) },
-      'file event delivered again after later ones for its path; ignored',
-    );
-  }
-
-  /**
-   * For a batch delivered again: the batches stored after it that name its paths whose state has
-   * no sequence here (no record with one, no delete remembered), path → latest such sequence.
-   */
-  async #laterInStream(
-    body: FilesChanged,
-    seq: number,
-    cid: string,
-  ): Promise<Map<string, number> | undefined> {
-    const unknown = new Set<string>();
-    for (const ev of body.events)
-      for (const p of [ev.path, ev.from])
-        if (p !== undefined && this.artefacts.get(p)?.fileSeq === undefined && !this.#goneAt.has(p))
-          unknown.add(p);
-    if (unknown.size === 0) return undefined;
-    const { later, complete } = await laterFileEvents(
-      this.bus,
-      streams.files(this.cfg.project),
-      seq,
-      unknown,
-    );
-    if (!complete)
-      this.logger.warn(
-        { seq, cid, read: MAX_LATER_SCANNED },
-        'file batch delivered again: only the batches just after it were read for later events of its paths; those beyond count as news',
-      );
-    return later;
-  }
-
-  /** Whether `path`'s state came from a file batch later in the stream than `seq`. */
-  #laterThan(path: string, seq: number): boolean {
-    const at = this.artefacts.get(path)?.fileSeq ?? this.#goneAt.get(path);
-    return at !== undefined && at > seq;
   }
 
   #producerOf(path: string): string | undefined {
@@ -1278,9 +1224,6 @@ const NOTHING_TO_STORE: Stored = { stored: Promise.resolve() };
 
 /** Messages each of MajorDomo's consumers hands over before the first is acknowledged (STORED). */
 const IN_FLIGHT = 4;
-
-/** Deleted paths whose batch's sequence is kept (FILE ORDER in onFilesChanged). */
-const MAX_GONE_REMEMBERED = 100_000;
 
 /** Paths a file batch's 'files changed' line names at most (debug names each). */
 const LOGGED_PATHS = 5;
