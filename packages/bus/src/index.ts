@@ -89,6 +89,7 @@ export {
   type StreamSpec,
 } from './setup.js';
 export { SUBSCRIPTION_ENDED, subscribeMessages } from './subscribe.js';
+export { KILL_GIVE_UP_MS, killTask } from './task-kill.js';
 export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';
 export { TypedKv, type Versioned } from './typed-kv.js';
 export { atOwnTierUp, tuneV8 } from './v8-tuning.js';

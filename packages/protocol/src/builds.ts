@@ -13,6 +13,18 @@ import { MAX_PATH_BYTES } from './paths.js';
 export const MAX_STEM = 2 * MAX_PATH_BYTES;
 export const MAX_TASK_ID = MAX_STEM + 200;
 
+/**
+ * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
+ * that any chef (one restarted, a replica) and MajorDomo find a build's attempts by reading the
+ * records in turn. With a name only its chef knew, a chef restarted while an attempt's task was
+ * still running started another beside it, and both ran to their end (pnpm bench chaos: build
+ * 7b8b3dcc's task `…-mx9kpsbp25` recorded running, its runner cut off; the new chef's
+ * `…-mx9kpy4a02` ran and finished, then the first).
+ */
+export function attemptTaskId(buildId: string, n: number): string {
+  return n === 0 ? `b-${buildId}` : `b-${buildId}-${n}`;
+}
+
 /** MajorDomo → chef: build one task instance with exactly these input hashes. */
 export const BuildRequested = z.object({
   /** Derived from (rule, target, input hashes): a duplicate request has the same id. */

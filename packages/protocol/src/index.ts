@@ -28,6 +28,7 @@ export {
 export { newApiToken, parseApiToken, sameSecret, secretMatches, sha256Hex } from './api-tokens.js';
 export { ArtefactRecord, ArtefactStates, ArtefactStatus, TaskTrace } from './artefacts.js';
 export {
+  attemptTaskId,
   BuildCancel,
   BuildRequested,
   BuildResult,

@@ -1,22 +1,10 @@
 import { stat } from 'node:fs/promises';
 import type { Bus, Logger, TypedKv } from '@computepods/bus';
-import { TERMINAL_STATES } from '@computepods/protocol';
+import { attemptTaskId, TERMINAL_STATES } from '@computepods/protocol';
 import { type InFlightBuilds, killTask } from './cancel.js';
 import { confineLocal } from './confine.js';
 import type { TaskView } from './task-view.js';
 import { stoppedTask, type TaskFollower, type TaskWaitLimits } from './task-wait.js';
-
-/**
- * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
- * that any chef (one restarted, a replica) finds a build's last attempt by reading the records
- * in turn. With a name only its chef knew, a chef restarted while an attempt's task was still
- * running started another beside it, and both ran to their end (pnpm bench chaos: build
- * 7b8b3dcc's task `…-mx9kpsbp25` recorded running, its runner cut off; the new chef's
- * `…-mx9kpy4a02` ran and finished, then the first).
- */
-export function attemptTaskId(buildId: string, n: number): string {
-  return n === 0 ? `b-${buildId}` : `b-${buildId}-${n}`;
-}
 
 export interface LastAttempt {
   /** -1 when no attempt has a record. */

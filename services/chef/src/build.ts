@@ -3,6 +3,7 @@ import type { Bus, Logger, TypedKv } from '@computepods/bus';
 import { projectionKey } from '@computepods/depgraph';
 import { hashFile } from '@computepods/fswatch';
 import {
+  attemptTaskId,
   type BuildRequested,
   type BuildResult,
   isSupersededReason,
@@ -10,7 +11,7 @@ import {
   subjects,
   TERMINAL_STATES,
 } from '@computepods/protocol';
-import { attemptTaskId, lastAttempt, stopOrphanedAttempt, taskIdFor } from './attempts.js';
+import { lastAttempt, stopOrphanedAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
 import { fillCommand } from './command.js';
 import { Confinement, confineLocal } from './confine.js';

@@ -1,11 +1,5 @@
-import type { Bus, Logger, TypedKv } from '@computepods/bus';
-import {
-  type Issue,
-  issuesOf,
-  subjects,
-  TaskControlReply,
-  TERMINAL_STATES,
-} from '@computepods/protocol';
+import { type Bus, killTask as killTaskOnBus, type Logger, type TypedKv } from '@computepods/bus';
+import { subjects } from '@computepods/protocol';
 import type { TaskView } from './task-view.js';
 
 interface Held {
@@ -202,61 +196,17 @@ export class InFlightBuilds {
   }
 }
 
-const KILL_GIVE_UP_MS = 60_000;
 /** Early cancels remembered (InFlightBuilds.cancelledUpTo): far more than a chef's queue holds. */
 const MAX_EARLY_CANCELS = 10_000;
 
-/**
- * Asks the runner holding `taskId` to kill it (`task.control` request). A runner answers only for
- * tasks it holds, and a task may still sit on the runner's queue, so this asks again until the
- * task's record is terminal (killed, or it finished first) or a minute has passed.
- */
+/** Kills `taskId` (the bus's killTask), reading its state through the chef's view of records. */
 export async function killTask(
   bus: Bus,
   tasks: TypedKv<typeof TaskView>,
   taskId: string,
   logger: Logger,
 ): Promise<void> {
-  const end = performance.now() + KILL_GIVE_UP_MS;
-  const data = bus.encode('task.control', { taskId, action: 'kill' });
-  while (performance.now() < end && !bus.closing) {
-    const rec = (await tasks.get(taskId).catch(() => undefined))?.value;
-    if (rec && TERMINAL_STATES.includes(rec.state)) return;
-    const reply = await bus.nc
-      .request(subjects.taskControl(bus.project), data, { timeout: 1_000 })
-      .catch(() => undefined); // no runner holds it yet (still queued): ask again shortly
-    if (reply) {
-      const body = parseControlReply(reply.data);
-      if (body.success && body.data.ok) {
-        logger.info({ taskId }, 'runner killed the task of a cancelled build');
-        return;
-      }
-      if (body.success)
-        logger.debug({ taskId, error: body.data.error?.message }, 'kill refused; asking again');
-      else logger.warn({ taskId, issues: body.issues }, 'invalid answer to a kill; asking again');
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  logger.warn({ taskId }, 'could not kill the task of a cancelled build; it runs to its end');
-}
-
-/** A runner's answer to task.control, validated; anything else names the fields it fails on. */
-function parseControlReply(
-  data: Uint8Array,
-): { success: true; data: TaskControlReply } | { success: false; issues: Issue[] } {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch (err) {
-    return {
-      success: false,
-      issues: [{ path: '', message: `not JSON: ${(err as Error).message}` }],
-    };
-  }
-  const parsed = TaskControlReply.safeParse(json);
-  return parsed.success
-    ? { success: true, data: parsed.data }
-    : { success: false, issues: issuesOf(parsed.error) };
+  await killTaskOnBus(bus, async (id) => (await tasks.get(id))?.value.state, taskId, logger);
 }
 
 /** Subscribes to `build.cancel`; cancels for builds this chef does not hold are ignored. */

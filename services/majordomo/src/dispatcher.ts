@@ -42,6 +42,8 @@ interface WindingDown {
   readonly buildId: string;
   readonly chef: string;
   readonly timer: NodeJS.Timeout;
+  /** Its wait is over (no end came in time, or its chef retired): its tasks are being stopped. */
+  releasing?: boolean;
 }
 
 /** What the dispatcher works with: MajorDomo's graph, records and rules, and two of its steps. */
@@ -66,6 +68,11 @@ export interface DispatcherParts {
   readonly serial: (fn: () => Promise<void>) => Promise<void>;
   /** Plans again (a retry): MajorDomo's pump and status refresh. */
   readonly plan: (cid: string) => Promise<void>;
+  /**
+   * Kills a build's tasks still recorded unfinished, waiting at most `giveUpMs` for their ends;
+   * resolves with the task ids it had to stop (stop-attempts.ts).
+   */
+  readonly stopAttempts: (buildId: string, giveUpMs: number) => Promise<string[]>;
 }
 
 /**
@@ -77,10 +84,13 @@ export interface DispatcherParts {
  *
  * One build of a step at a time, across a chef's replicas: a step's next build is sent only once
  * its cancelled one has ended (its result came; a chef answers every request it takes up, a
- * cancelled one too), or CP_CANCEL_WAIT_MS passed. A chef runs one build of a step at a time
- * itself (services/chef cancel.ts), but replicas of one chef share its queue: without the wait
- * the next build could start on one while another still killed the build before it, both
- * writing the step's outputs.
+ * cancelled one too), or CP_CANCEL_WAIT_MS passed, or its chef retired. A chef runs one build of
+ * a step at a time itself (services/chef cancel.ts), but replicas of one chef share its queue:
+ * without the wait the next build could start on one while another still killed the build
+ * before it, both writing the step's outputs. When the wait ends with no end reported, the
+ * cancelled build's tasks still recorded unfinished are killed first (stop-attempts.ts, at most
+ * another CP_CANCEL_WAIT_MS): runners sharing a queue do not stop each other's older task of a
+ * step, so without it the older could run on beside the newer on another runner.
  */
 export class Dispatcher {
   readonly #inflight = new Map<string, InFlight>();
@@ -140,35 +150,61 @@ export class Dispatcher {
 
   /** The task's next build waits for the end of `f`, cancelled now, up to CP_CANCEL_WAIT_MS. */
   #windDown(f: InFlight): void {
-    const { cfg, logger } = this.p;
+    const { cfg } = this.p;
     const taskId = f.task.id;
     const earlier = this.#windingDown.get(taskId);
     if (earlier) clearTimeout(earlier.timer);
     const timer = setTimeout(() => {
-      void this.p.serial(async () => {
-        if (this.#windingDown.get(taskId)?.timer !== timer) return;
-        this.#windingDown.delete(taskId);
-        logger.warn(
-          { taskId, buildId: f.buildId, waitedMs: cfg.cancelWaitMs },
-          'no chef reported the end of a cancelled build; the next build of its step goes',
-        );
-        await this.p.plan('cancel-wait');
-      });
+      const w = this.#windingDown.get(taskId);
+      if (w?.timer === timer) void this.#release(taskId, w, 'cancel-wait');
     }, cfg.cancelWaitMs);
     timer.unref();
     this.#windingDown.set(taskId, { buildId: f.buildId, chef: f.chef, timer });
   }
 
   /**
+   * Ends the wait of a step whose cancelled build's end no chef reported (`why`: the wait ran
+   * out, or its chef retired): that build's tasks still recorded unfinished are killed first,
+   * then the step's next build may go. A chef's report meanwhile ends the wait as usual.
+   */
+  async #release(taskId: string, w: WindingDown, why: 'cancel-wait' | 'chef-retired') {
+    const { cfg, logger } = this.p;
+    if (w.releasing) return;
+    w.releasing = true;
+    clearTimeout(w.timer);
+    const stopped = await this.p.stopAttempts(w.buildId, cfg.cancelWaitMs).catch((err: Error) => {
+      logger.warn(
+        { taskId, buildId: w.buildId, err: err.message },
+        "could not look for the cancelled build's tasks; the next build of its step goes",
+      );
+      return [];
+    });
+    await this.p.serial(async () => {
+      if (this.#stopping || this.#windingDown.get(taskId) !== w) return;
+      this.#windingDown.delete(taskId);
+      logger.warn(
+        {
+          taskId,
+          buildId: w.buildId,
+          ...(why === 'cancel-wait' ? { waitedMs: cfg.cancelWaitMs } : { chef: w.chef }),
+          stopped,
+        },
+        why === 'cancel-wait'
+          ? 'no chef reported the end of a cancelled build; the next build of its step goes'
+          : "a cancelled build's chef retired before reporting its end; the next build of its step goes",
+      );
+      await this.p.plan(why);
+    });
+  }
+
+  /**
    * A chef retired (silent, or its declaration deleted): nothing of it will report the end of the
-   * builds it held, so their steps' next builds wait no more (another chef may take them now).
+   * builds it held, so their steps' next builds wait no more than their tasks' kill (another chef
+   * may take them then).
    */
   chefRetired(chef: string): void {
     for (const [taskId, w] of this.#windingDown)
-      if (w.chef === chef) {
-        clearTimeout(w.timer);
-        this.#windingDown.delete(taskId);
-      }
+      if (w.chef === chef) void this.#release(taskId, w, 'chef-retired');
   }
 
   builds(): BuildInFlight[] {

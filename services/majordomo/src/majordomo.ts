@@ -59,6 +59,7 @@ import { type DeclaredRules, type OwnedRule, RuleRegistry } from './rules.js';
 import { RulesWatch } from './rules-watch.js';
 import { compactSnapshots } from './snapshot-compaction.js';
 import { type Loaded, SnapshotStore } from './snapshot-store.js';
+import { AttemptStopper } from './stop-attempts.js';
 import type { WarmStandby } from './warm-standby.js';
 
 /** A started MajorDomo: stop() ends its consumers and watches (its bus is main.ts's to close). */
@@ -124,6 +125,7 @@ export class MajorDomo {
   ) {
     this.rules = new RuleRegistry(logger);
     this.#leader = leader;
+    const stopper = new AttemptStopper(bus, logger);
     this.#fileOrder = new FileOrder({
       bus,
       stream: streams.files(cfg.project),
@@ -147,6 +149,7 @@ export class MajorDomo {
       applyCached: async (f, result, cid) => (await this.#applyResult(f, result, cid)).stored,
       serial: (fn) => this.#serial(fn),
       plan: (cid) => this.#pump(cid),
+      stopAttempts: (buildId, giveUpMs) => stopper.stop(buildId, giveUpMs),
     });
     // While builds are in flight the next request's announcement comes soon: a result's outputs
     // wait for it (artefacts.ts holdWhile).

@@ -1,6 +1,14 @@
-import { type BuildCancel, type BuildRequested, subjects } from '@computepods/protocol';
+import {
+  type BuildCancel,
+  type BuildRequested,
+  buckets,
+  Envelope,
+  subjects,
+  TaskControl,
+} from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { POD, sha, TestMajorDomo } from './test-majordomo.js';
 
 const P = 'winddown';
@@ -83,5 +91,43 @@ describe('MajorDomo: one build of a step at a time across chef replicas', () => 
       t.md.queries.artefact('out/c.up').artefact.status === 'up_to_date' ? true : undefined,
     );
     expect(requestsOf('up:c')).toHaveLength(2);
+  });
+
+  it("kills the cancelled build's task a runner still runs once the wait is over, then sends the next build", async () => {
+    // Runners sharing a queue (pilot workers, replicas) do not stop each other's older task of a
+    // step: the next build's task, taken by another runner, would run beside it.
+    await t.stop();
+    await t.start({ CP_CANCEL_WAIT_MS: '1000' });
+    const tasks = await t.bus.kv(buckets.tasks(P), z.object({ state: z.string() }));
+    const kills: Array<{ taskId: string; requestsSent: number }> = [];
+    // A runner holding the task: it answers a kill and records the task killed.
+    const runner = t.bus.nc.subscribe(subjects.taskControl(P), {
+      callback: (_e, m) => {
+        const { taskId, action } = TaskControl.parse(Envelope.parse(m.json()).body);
+        kills.push({ taskId, requestsSent: requestsOf('up:d').length });
+        void tasks
+          .put(taskId, { state: 'killed' })
+          .then(() =>
+            m.respond(JSON.stringify({ ok: true, result: { taskId, state: 'killed', action } })),
+          );
+      },
+    });
+    try {
+      await t.bus.nc.flush();
+      await t.files(t.changed('src/d.txt', 'd1'));
+      const first = await nth('up:d', 0);
+      // Its chef submitted its task, then died: the task runs on, recorded running.
+      await tasks.put(`b-${first.buildId}`, { state: 'running' });
+      await t.files(t.changed('src/d.txt', 'd2'));
+      await cancelOf(first.buildId);
+      const next = await nth('up:d', 1);
+      expect(next.inputs).toEqual({ 'src/d.txt': sha('d2') });
+      // Killed once, before the next build was sent.
+      expect(kills).toEqual([{ taskId: `b-${first.buildId}`, requestsSent: 1 }]);
+      expect((await tasks.get(`b-${first.buildId}`))?.value.state).toBe('killed');
+      await t.succeed(next, 'D2');
+    } finally {
+      runner.unsubscribe();
+    }
   });
 });

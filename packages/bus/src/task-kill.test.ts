@@ -1,8 +1,10 @@
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { buckets, Envelope, subjects, TaskControl, TaskRecord } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killTask } from './cancel.js';
+import { Bus } from './bus.js';
+import { createLogger } from './logger.js';
+import { ensureProjectStreams } from './project.js';
+import { killTask } from './task-kill.js';
 
 const P = 'kills';
 
@@ -10,7 +12,7 @@ const P = 'kills';
 describe('killTask (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('chef-test');
+  const logger = createLogger('kill-test');
   logger.level = 'silent';
 
   beforeAll(async () => {
@@ -41,7 +43,13 @@ describe('killTask (a real nats-server)', () => {
     try {
       await bus.nc.flush();
       const tasks = await bus.kv(buckets.tasks(P), TaskRecord);
-      await killTask(bus, tasks, 't-1', logger);
+      const killed = await killTask(
+        bus,
+        async (id) => (await tasks.get(id))?.value.state,
+        't-1',
+        logger,
+      );
+      expect(killed).toBe(true);
       // { ok: 'yes' } is not a kill done (it was, read with a cast: truthy), nor is a refusal.
       expect(asked).toEqual(['kill t-1', 'kill t-1', 'kill t-1', 'kill t-1']);
     } finally {
