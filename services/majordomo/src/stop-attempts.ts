@@ -26,10 +26,13 @@ export class AttemptStopper {
   ) {}
 
   async stop(buildId: string, giveUpMs: number): Promise<string[]> {
-    this.#tasks ??= this.bus.kv(buckets.tasks(this.bus.project), TaskState).catch((err) => {
-      this.#tasks = undefined;
-      throw err;
-    });
+    // As every opener of the bucket opens it (its history kept, should this one create it).
+    this.#tasks ??= this.bus
+      .kv(buckets.tasks(this.bus.project), TaskState, { history: 5 })
+      .catch((err) => {
+        this.#tasks = undefined;
+        throw err;
+      });
     const tasks = await this.#tasks;
     const stateOf = async (taskId: string) => (await tasks.get(taskId))?.value.state;
     const running: string[] = [];
