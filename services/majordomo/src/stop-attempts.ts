@@ -1,8 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Bus, killTask, type Logger, type TypedKv } from '@computepods/bus';
 import { attemptTaskId, buckets, TaskRecord, TERMINAL_STATES } from '@computepods/protocol';
+import type { z } from 'zod';
 
-/** What MajorDomo reads of a task record here: its state. */
-const TaskState = TaskRecord.pick({ state: true });
+/** What MajorDomo reads of a task record here: its state, and whether its processes may still run. */
+const TaskState = TaskRecord.pick({ state: true, stopping: true });
+type TaskState = z.infer<typeof TaskState>;
+
+/** Ended, its processes gone: a killed task is recorded `stopping` until its process group is. */
+const over = (t: TaskState | undefined) =>
+  t !== undefined && TERMINAL_STATES.includes(t.state) && t.stopping !== true;
+
+/** How often a stopped task's record is read again while it is `stopping` (ms). */
+const STOPPING_POLL_MS = 250;
 
 /** Attempts of one build looked at, at most (a build is tried a few times, never hundreds). */
 const MAX_ATTEMPTS = 100;
@@ -10,8 +20,11 @@ const MAX_ATTEMPTS = 100;
 /**
  * Kills the tasks of a build's attempts that are still recorded unfinished (attemptTaskId's
  * records, read in turn until one is missing), each through the runner holding it
- * (task.control), asking again until its record is terminal or `giveUpMs` passed. Returns the
- * task ids it had to stop. For a step's next build when no chef reported the end of the
+ * (task.control), asking again until its record is terminal, then waits until it is no longer
+ * `stopping` (a command that traps SIGTERM outlives its record's `killed`), all within
+ * `giveUpMs`. Read by polling, not through the bucket's shared watch: a watch would bring
+ * MajorDomo every task record written from then on, two a compile, for a wait this rare. Returns
+ * the task ids it had to stop. For a step's next build when no chef reported the end of the
  * cancelled build before it (its chef gone, or its kill slow): replicas of a runner share a
  * queue, and a runner stops an older task of a step only when it holds both (services/runner
  * README, "One task of a step at a time"), so the older could run on beside the newer and write
@@ -34,16 +47,22 @@ export class AttemptStopper {
         throw err;
       });
     const tasks = await this.#tasks;
-    const stateOf = async (taskId: string) => (await tasks.get(taskId))?.value.state;
+    const read = async (taskId: string) => (await tasks.get(taskId))?.value;
     const running: string[] = [];
     for (let n = 0; n < MAX_ATTEMPTS; n++) {
       const taskId = attemptTaskId(buildId, n);
-      const state = await stateOf(taskId);
-      if (state === undefined) break;
-      if (!TERMINAL_STATES.includes(state)) running.push(taskId);
+      const rec = await read(taskId);
+      if (rec === undefined) break;
+      if (!over(rec)) running.push(taskId);
     }
+    const end = performance.now() + giveUpMs;
+    const stateOf = async (taskId: string) => (await read(taskId))?.state;
     await Promise.all(
-      running.map((taskId) => killTask(this.bus, stateOf, taskId, this.logger, giveUpMs)),
+      running.map(async (taskId) => {
+        if (!(await killTask(this.bus, stateOf, taskId, this.logger, giveUpMs))) return;
+        while (performance.now() < end && !over(await read(taskId).catch(() => undefined)))
+          await sleep(STOPPING_POLL_MS);
+      }),
     );
     return running;
   }

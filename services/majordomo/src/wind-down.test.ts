@@ -93,23 +93,30 @@ describe('MajorDomo: one build of a step at a time across chef replicas', () => 
     expect(requestsOf('up:c')).toHaveLength(2);
   });
 
-  it("kills the cancelled build's task a runner still runs once the wait is over, then sends the next build", async () => {
+  it("kills the cancelled build's task a runner still runs once the wait is over, then sends the next build once its processes are gone", async () => {
     // Runners sharing a queue (pilot workers, replicas) do not stop each other's older task of a
     // step: the next build's task, taken by another runner, would run beside it.
     await t.stop();
     await t.start({ CP_CANCEL_WAIT_MS: '1000' });
-    const tasks = await t.bus.kv(buckets.tasks(P), z.object({ state: z.string() }));
+    const tasks = await t.bus.kv(
+      buckets.tasks(P),
+      z.object({ state: z.string(), stopping: z.literal(true).optional() }),
+    );
     const kills: Array<{ taskId: string; requestsSent: number }> = [];
-    // A runner holding the task: it answers a kill and records the task killed.
+    const gone: number[] = [];
+    // A runner holding the task: it answers a kill and records the task killed, its command
+    // still stopping (a SIGTERM trap); 400 ms later its processes are gone.
     const runner = t.bus.nc.subscribe(subjects.taskControl(P), {
       callback: (_e, m) => {
         const { taskId, action } = TaskControl.parse(Envelope.parse(m.json()).body);
         kills.push({ taskId, requestsSent: requestsOf('up:d').length });
-        void tasks
-          .put(taskId, { state: 'killed' })
-          .then(() =>
-            m.respond(JSON.stringify({ ok: true, result: { taskId, state: 'killed', action } })),
-          );
+        void tasks.put(taskId, { state: 'killed', stopping: true }).then(() => {
+          m.respond(JSON.stringify({ ok: true, result: { taskId, state: 'killed', action } }));
+          setTimeout(() => {
+            gone.push(requestsOf('up:d').length);
+            void tasks.put(taskId, { state: 'killed' });
+          }, 400);
+        });
       },
     });
     try {
@@ -122,8 +129,9 @@ describe('MajorDomo: one build of a step at a time across chef replicas', () => 
       await cancelOf(first.buildId);
       const next = await nth('up:d', 1);
       expect(next.inputs).toEqual({ 'src/d.txt': sha('d2') });
-      // Killed once, before the next build was sent.
+      // Killed once, and its processes gone, before the next build was sent.
       expect(kills).toEqual([{ taskId: `b-${first.buildId}`, requestsSent: 1 }]);
+      expect(gone).toEqual([1]);
       expect((await tasks.get(`b-${first.buildId}`))?.value.state).toBe('killed');
       await t.succeed(next, 'D2');
     } finally {
