@@ -6,12 +6,7 @@ import {
   type Service,
   type TypedKv,
 } from '@computepods/bus';
-import {
-  type ChangeResult,
-  type CompletedResult,
-  type DependencyManager,
-  projectionKey,
-} from '@computepods/depgraph';
+import { type ChangeResult, type DependencyManager, projectionKey } from '@computepods/depgraph';
 import {
   type ArtefactRecord,
   type ArtefactStatus,
@@ -60,6 +55,7 @@ import { RulesWatch } from './rules-watch.js';
 import { compactSnapshots } from './snapshot-compaction.js';
 import { type Loaded, SnapshotStore } from './snapshot-store.js';
 import { AttemptStopper } from './stop-attempts.js';
+import { recordSuccess, type SuccessRecords } from './success-records.js';
 import type { WarmStandby } from './warm-standby.js';
 
 /** A started MajorDomo: stop() ends its consumers and watches (its bus is main.ts's to close). */
@@ -107,6 +103,8 @@ export class MajorDomo {
   readonly #leader: Leadership | undefined;
   /** Whether the project takes new builds (`cpctrl project update P --active false` stops them). */
   readonly projectState = new ProjectState();
+  /** Where a successful build's records go (success-records.ts). */
+  readonly #records: SuccessRecords;
 
   private constructor(
     private readonly bus: Bus,
@@ -125,6 +123,7 @@ export class MajorDomo {
   ) {
     this.rules = new RuleRegistry(logger);
     this.#leader = leader;
+    this.#records = { dm, traces, artefacts, logger };
     const stopper = new AttemptStopper(bus, logger);
     this.#fileOrder = new FileOrder({
       bus,
@@ -943,7 +942,7 @@ export class MajorDomo {
     });
     this.#handleChange(res, cid);
     if (res.stale) return NOTHING_TO_STORE;
-    const recorded = this.#recordSuccess(f, result, res, cid);
+    const recorded = recordSuccess(this.#records, f, result, res, cid);
     // Cached once stored: a result not recorded is planned again and asked of its chef.
     recorded.then(() => this.#recent.add(result)).catch(() => undefined);
     const written = recorded.catch((err: Error) => {
@@ -967,111 +966,6 @@ export class MajorDomo {
       throw err;
     });
     return this.#stored(written);
-  }
-
-  /** What a successful build changed, into the buckets: its trace, its inputs' holders, its outputs. */
-  async #recordSuccess(
-    f: InFlight,
-    result: BuildResult,
-    res: CompletedResult,
-    cid: string,
-  ): Promise<void> {
-    const { task } = f;
-    const round = task.cyclic ? this.dm.roundKey(task.id) : undefined;
-    // One round trip, not one per record (5 or 6 for a pdflatex pass): the writes go out at once
-    // (a record's writes stay in order: ArtefactManager), and all are awaited before the result is
-    // acknowledged; the next pass is planned meanwhile (STORED in start()). The records in memory
-    // change as each is issued, before this returns its promise.
-    const writes: Promise<unknown>[] = [];
-    writes.push(
-      this.traces.put(task.id, {
-        taskId: task.id,
-        // As the graph recorded them: a projected input by its projection, when known.
-        inputs: { ...(this.dm.trace(task.id)?.inputs ?? task.inputHashes) },
-        outputs: { ...result.cutoff },
-        discovered: result.discovered,
-        buildId: result.buildId,
-        time: new Date().toISOString(),
-        ...(round ? { pass: task.pass, round } : {}),
-      }),
-    );
-    for (const [path, sha256] of Object.entries(f.inputs)) {
-      if (task.outputs.includes(path)) continue;
-      // The chef ran with every input at its planned hash on its pod (fetched if need be).
-      writes.push(this.artefacts.heldBy(path, sha256, result.pod, cid));
-      // Projections of inputs as read (a source's, which no watcher computes): kept with the
-      // artefact while it has those bytes, so a restart knows them too. The record in memory
-      // has the holder already; the write goes after the holder's (one path's stay in order).
-      const byKey = Object.hasOwn(result.inputProjections, path)
-        ? result.inputProjections[path]
-        : undefined;
-      const rec = this.artefacts.get(path);
-      if (!byKey || !rec || rec.sha256 !== sha256) continue;
-      writes.push(
-        this.artefacts.update(
-          path,
-          { status: rec.status, projections: { ...rec.projections, ...byKey } },
-          cid,
-        ),
-      );
-    }
-    for (const [path, out] of Object.entries(result.outputs)) {
-      writes.push(
-        this.artefacts.update(
-          path,
-          {
-            status: 'up_to_date',
-            sha256: out.sha256,
-            cutoff: result.cutoff[path] ?? out.sha256,
-            projections: result.projections[path],
-            size: out.size,
-            producer: task.id,
-            pods: this.artefacts.podsWith(path, out.sha256, result.pod),
-            buildId: result.buildId,
-            written: out.mtimeNs ? { pod: result.pod, mtimeNs: out.mtimeNs } : undefined,
-          },
-          cid,
-        ),
-      );
-    }
-    // Issued with the rest, after the outputs' (the same path's writes stay in order): a
-    // component that does not converge is recorded so as the result is.
-    for (const nc of res.nonConvergent) {
-      this.logger.warn(
-        { component: nc.component, artefacts: nc.artefacts, passes: nc.passes, cid },
-        'cycle does not converge',
-      );
-      for (const path of nc.artefacts)
-        writes.push(
-          this.artefacts.update(
-            path,
-            {
-              status: 'not_converging',
-              error: `still changing after ${nc.passes} passes`,
-              passes: nc.passes,
-            },
-            cid,
-          ),
-        );
-    }
-    // Every write settles before a failure is thrown: none is still in flight when the result
-    // is planned again (#applyResult) and its records written anew.
-    const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    // Per task, so debug (the artefact events and records say the same, and cpctrl shows them).
-    this.logger.debug(
-      {
-        taskId: task.id,
-        buildId: result.buildId,
-        changed: res.changed,
-        cutoff: res.cutoff,
-        durationMs: result.durationMs,
-        cid,
-      },
-      res.cutoff.length && !res.changed.length
-        ? 'built; outputs unchanged (early cutoff)'
-        : 'built',
-    );
   }
 
   /** Dispatches ready tasks up to the build limit, then brings the records in line with the graph. */
