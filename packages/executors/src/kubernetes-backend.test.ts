@@ -1,22 +1,23 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   type KubernetesResource,
   parseResource,
   type TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { defined, KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined, TempDir, until } from '@computepods/testkit';
+import { describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
-import { createExecutor } from './create-executor.js';
 import { UnsafeValueError } from './errors.js';
 import { Executor } from './executor.js';
 import { kubernetesHandle } from './handle.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import { jobNameFor } from './kubernetes-names.js';
+import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks } from './test-hooks.js';
+import { kubeExecutor, kubeProfile, testKubeApi } from './test-kube-setup.js';
+import { numberedTasks } from './test-tasks.js';
 
 /*
  * The kubernetes backend through @kubernetes/client-node against KubeApi, the test kit's
@@ -27,72 +28,30 @@ import { RecordingHooks } from './test-hooks.js';
 
 const NS = 'cp-test';
 const tmp = new TempDir('cp-k8s-');
-let kube: KubeApi;
-let kubeconfig: string;
+const kube = testKubeApi(tmp, { namespace: NS });
 
-beforeAll(async () => {
-  kube = await KubeApi.start({ namespace: NS });
-  kubeconfig = kube.writeKubeconfig(tmp.join('kubeconfig'));
-});
-afterAll(async () => {
-  await kube?.stop();
-  tmp[Symbol.dispose]();
-});
-
-function resourceJson(config = kubeconfig, extra: Record<string, unknown> = {}) {
+function resourceJson(config = kube.kubeconfig, extra: Record<string, unknown> = {}) {
   return {
     ...extra,
-    type: 'kubernetes',
-    name: 'Kubernetes',
-    id: 'k8s',
-    namespace: NS,
-    kubeconfig_path: config,
-    jobs_local_dir: tmp.join('jobs'),
-    jobs_poll_interval: 0,
-    jobs_runner_config: { image: 'debian:bookworm-slim' },
+    ...kube.resourceJson({
+      id: 'k8s',
+      name: 'Kubernetes',
+      jobsDir: tmp.join('jobs'),
+      kubeconfig: config,
+    }),
   };
 }
-const profile = {
-  resource_type: 'kubernetes' as const,
-  name: 'K8s account',
-  service_account: 'computepods-runner',
-};
+const profile = kubeProfile();
 
 function setup(
   queue: string | undefined = 'team-a',
-  config = kubeconfig,
+  config = kube.kubeconfig,
   extra: Record<string, unknown> = {},
 ) {
-  const hooks = new RecordingHooks();
-  const ex = createExecutor({
-    resource: parseResource(resourceJson(config, extra)) as KubernetesResource,
-    profile,
-    hooks,
-    queue,
-    runner: 'test',
-    backendOptions: { pollMs: 100, retry: { attempts: 2, baseMs: 50, maxMs: 100 } },
-  });
-  return { hooks, ex };
+  return kubeExecutor(resourceJson(config, extra), profile, queue);
 }
 
-let n = 0;
-function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitted {
-  n++;
-  return {
-    taskId: `k${n}-${process.pid}`,
-    resource: 'k8s',
-    command,
-    cwd: tmp.path,
-    env: {},
-    gpu: false,
-    ...extra,
-  };
-}
-
-function jobOf(ex: Executor, id: string) {
-  const h = kubernetesHandle(ex.get(id)?.handle);
-  return h && kube.jobs().find((j) => j.metadata.name === h.jobName);
-}
+const task = numberedTasks('k', 'k8s', tmp.path);
 
 function alive(pid: number): boolean {
   try {
@@ -117,7 +76,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const log = await ex.logs(t.taskId);
     expect(log.split('\n').sort()).toEqual(['', 'from env', 'hello', 'oops', tmp.path].sort());
     expect(await ex.logs(t.taskId, 'stderr')).toBe('');
-    const job = defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)');
+    const job = defined(kube.jobOf(ex, t.taskId), 'kube.jobOf(ex, t.taskId)');
     expect(job.metadata.labels).toMatchObject({
       'kueue.x-k8s.io/queue-name': 'team-a',
       'app.kubernetes.io/managed-by': 'computepods',
@@ -126,7 +85,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     expect(job.metadata.uid).toBe(rec.jobId);
     // Marked ended once the end was recorded (kubernetes-cleanup.ts): kept 10 minutes by default.
     const annotations = () =>
-      (jobOf(ex, t.taskId)?.metadata as { annotations?: Record<string, string> } | undefined)
+      (kube.jobOf(ex, t.taskId)?.metadata as { annotations?: Record<string, string> } | undefined)
         ?.annotations;
     await until(() => annotations()?.['computepods.io/outcome'] !== undefined, 'the Job marked');
     expect(annotations()).toEqual({
@@ -139,7 +98,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     expect(hooks.states(t.taskId)[0]).toBe('created');
     expect(hooks.states(t.taskId).at(-1)).toBe('finished');
     expect(hooks.recordedBeforePublished()).toBe(true);
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
     await ex.close();
   });
 
@@ -172,15 +131,15 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const { hooks, ex } = setup();
     const marker = tmp.join('pause-marker');
     const t = task(`echo run >> ${marker}`);
-    kube.startPods = false;
+    kube.api.startPods = false;
     try {
       await ex.submit(t);
       await until(
-        () => ex.get(t.taskId)?.jobId !== undefined && kube.pods().length > 0,
+        () => ex.get(t.taskId)?.jobId !== undefined && kube.api.pods().length > 0,
         'the Job created, its pod pending',
       );
       await ex.pause(t.taskId);
-      const job = defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)');
+      const job = defined(kube.jobOf(ex, t.taskId), 'kube.jobOf(ex, t.taskId)');
       expect(job.spec.suspend).toBe(true);
       expect(
         (job.status.conditions as { type: string; status: string }[]).find(
@@ -191,12 +150,16 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
         kubernetesHandle(ex.get(t.taskId)?.handle),
         'kubernetesHandle(ex.get(t.taskId)?.handle)',
       );
-      expect(kube.pods().filter((p) => p.metadata.labels?.['job-name'] === h.jobName)).toEqual([]);
+      expect(kube.api.pods().filter((p) => p.metadata.labels?.['job-name'] === h.jobName)).toEqual(
+        [],
+      );
       await ex.resume(t.taskId);
-      expect(defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)').spec.suspend).toBe(false);
-      kube.releasePods();
+      expect(defined(kube.jobOf(ex, t.taskId), 'kube.jobOf(ex, t.taskId)').spec.suspend).toBe(
+        false,
+      );
+      kube.api.releasePods();
     } finally {
-      kube.startPods = true;
+      kube.api.startPods = true;
     }
     const rec = await ex.wait(t.taskId);
     expect(rec.state).toBe('finished');
@@ -207,7 +170,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
       'paused',
       'submitted',
     ]);
-    const patches = kube.requests.filter((r) => r.method === 'PATCH');
+    const patches = kube.api.requests.filter((r) => r.method === 'PATCH');
     expect(patches.at(-1)?.contentType).toMatch(/json-patch/);
     await ex.close();
   });
@@ -235,7 +198,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     await until(() => existsSync(marker), 'the pod started');
     expect(ex.get(t.taskId)?.state).toBe('submitted');
     await ex.pause(t.taskId);
-    expect(defined(jobOf(ex, t.taskId), 'jobOf(ex, t.taskId)').spec.suspend).toBe(false);
+    expect(defined(kube.jobOf(ex, t.taskId), 'kube.jobOf(ex, t.taskId)').spec.suspend).toBe(false);
     writeFileSync(gate, '');
     await ex.resume(t.taskId);
     await until(async () => {
@@ -264,10 +227,10 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     ).jobName;
     await ex.kill(t.taskId);
     expect((await ex.wait(t.taskId)).state).toBe('killed');
-    const del = kube.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(`/${name}`));
+    const del = kube.api.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(`/${name}`));
     expect(del?.query.propagationPolicy).toBe('Foreground');
     await until(() => !alive(pid), 'the pod process gone');
-    await until(() => !kube.jobs().some((j) => j.metadata.name === name), 'the Job gone');
+    await until(() => !kube.api.jobs().some((j) => j.metadata.name === name), 'the Job gone');
     await ex.close();
   });
 
@@ -280,7 +243,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
       kubernetesHandle(ex.get(t.taskId)?.handle),
       'kubernetesHandle(ex.get(t.taskId)?.handle)',
     ).jobName;
-    kube.deleteJob(NS, name, 'Background');
+    kube.api.deleteJob(NS, name, 'Background');
     const rec = await ex.wait(t.taskId);
     expect(rec.state).toBe('failed');
     expect(rec.exitCode).toBeNull();
@@ -289,17 +252,17 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
   });
 
   it('a wrong bearer token is refused by the stand-in, and the task fails saying so', async () => {
-    const bad = kube.writeKubeconfig(tmp.join('bad-kubeconfig'), 'not-the-token');
+    const bad = kube.api.writeKubeconfig(tmp.join('bad-kubeconfig'), 'not-the-token');
     const { ex } = setup('team-a', bad);
     const t = task('echo never');
     await ex.submit(t);
     const rec = await ex.wait(t.taskId);
     expect(rec.state).toBe('failed');
     expect(rec.reason).toMatch(/HTTP 401: Unauthorized/);
-    expect(kube.requests.some((r) => r.status === 401)).toBe(true);
-    expect(kube.jobs().some((j) => j.metadata.name === jobOf(ex, t.taskId)?.metadata.name)).toBe(
-      false,
-    );
+    expect(kube.api.requests.some((r) => r.status === 401)).toBe(true);
+    expect(
+      kube.api.jobs().some((j) => j.metadata.name === kube.jobOf(ex, t.taskId)?.metadata.name),
+    ).toBe(false);
     await ex.close();
   });
 
@@ -307,7 +270,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const files = { inputs: ['in.txt'], outputs: ['out.txt'], auxiliaries: [] };
     writeFileSync(tmp.join('in.txt'), 'shout\n');
     const plain = setup();
-    const before = kube.jobs().length;
+    const before = kube.api.jobs().length;
     const refused = task('tr a-z A-Z < in.txt > out.txt', { files });
     await plain.ex.submit(refused);
     const r0 = await plain.ex.wait(refused.taskId);
@@ -315,10 +278,10 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     expect(r0.reason).toMatch(
       /has no workspace_volume while this runner serves no staging: set CP_K8S_STAGE_LISTEN/,
     );
-    expect(kube.jobs().length).toBe(before);
+    expect(kube.api.jobs().length).toBe(before);
     await plain.ex.close();
 
-    const { ex } = setup('team-a', kubeconfig, {
+    const { ex } = setup('team-a', kube.kubeconfig, {
       workspace_volume: { claim_name: 'workspace', mount_path: tmp.path },
     });
     const ok = task('tr a-z A-Z < in.txt > out.txt', { files });
@@ -327,7 +290,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     expect(r1.state, r1.reason).toBe('finished');
     expect(readFileSync(tmp.join('out.txt'), 'utf8')).toBe('SHOUT\n');
     const pod = (
-      defined(jobOf(ex, ok.taskId), 'jobOf(ex, ok.taskId)').spec as {
+      defined(kube.jobOf(ex, ok.taskId), 'kube.jobOf(ex, ok.taskId)').spec as {
         template: { spec: Record<string, unknown> };
       }
     ).template.spec;
@@ -345,7 +308,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     const elsewhere = task('true', { files, cwd: '/var/tmp' });
     await ex.submit(elsewhere);
     expect((await ex.wait(elsewhere.taskId)).reason).toMatch(/is not on the workspace volume/);
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
     await ex.close();
   });
 
@@ -372,16 +335,16 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     );
     await ex.close();
 
-    const before = kube.requests.length;
+    const before = kube.api.requests.length;
     for (const queue of ['Bad Queue!', 'team-', 'x'.repeat(64)])
       expect(() => setup(queue)).toThrow(UnsafeValueError);
-    expect(kube.requests.length).toBe(before);
+    expect(kube.api.requests.length).toBe(before);
   });
 });
 
 describe('kubernetes adoption of a task recorded submitted before its Job uid was', () => {
   it('creates the Job a dead runner never created, finds the one it did: never two', async () => {
-    kube.startPods = false;
+    kube.api.startPods = false;
     try {
       // First runner: the Jobs exist (pods pending); its records then lose the uid, as when it
       // died between the create and recording the uid.
@@ -412,39 +375,36 @@ describe('kubernetes adoption of a task recorded submitted before its Job uid wa
         ],
         updated: time,
       };
-      const jobsBefore = kube.jobs().length;
+      const jobsBefore = kube.api.jobs().length;
       const second = setup();
       await second.ex.adopt([madeRec, neverRec]);
       await until(
-        () => kube.jobs().some((j) => j.metadata.name === name),
+        () => kube.api.jobs().some((j) => j.metadata.name === name),
         'the never-created Job created',
       );
-      kube.releasePods();
+      kube.api.releasePods();
       const [a, b] = await Promise.all([second.ex.wait(made.taskId), second.ex.wait(never.taskId)]);
       expect([a.state, b.state]).toEqual(['finished', 'finished']);
       expect(await second.ex.logs(made.taskId)).toBe('made\n');
       expect(await second.ex.logs(never.taskId)).toBe('never-created\n');
       // One Job more (the one never created); the existing one was found by its name (409).
-      expect(kube.jobs().length).toBe(jobsBefore + 1);
+      expect(kube.api.jobs().length).toBe(jobsBefore + 1);
       const madeName = defined(
         kubernetesHandle(madeRec.handle),
         'kubernetesHandle(madeRec.handle)',
       ).jobName;
       expect(
-        kube.requests.filter(
+        kube.api.requests.filter(
           (r) => r.method === 'GET' && r.path.endsWith(`/jobs/${madeName}`) && r.status === 200,
         ).length,
       ).toBeGreaterThan(0);
-      expect(a.jobId).toBe(kube.jobs().find((j) => j.metadata.name === madeName)?.metadata.uid);
+      expect(a.jobId).toBe(kube.api.jobs().find((j) => j.metadata.name === madeName)?.metadata.uid);
       await second.ex.close();
     } finally {
-      kube.startPods = true;
+      kube.api.startPods = true;
     }
   });
 });
-
-const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
 describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 }, () => {
   it('adopts each record from its Job: collects what ended, follows what runs, runs nothing twice', async () => {
@@ -475,16 +435,9 @@ describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 },
       CRASH_TASKS: JSON.stringify(tasks),
       CRASH_READY: 'done-before:finished,ends-ok:running,ends-3:running,still-running:running',
     };
-    const runner = (mode: 'start' | 'recover') =>
-      new ManagedProcess({
-        name: `k8s-runner-${mode}`,
-        command: process.execPath,
-        args: ['--import', 'tsx', fixture, mode],
-        cwd: repoRoot,
-        env: { ...process.env, ...env },
-      });
+    const runner = (mode: 'start' | 'recover') => crashRunner('k8s-runner', mode, env);
     const creates = () =>
-      kube.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs')).length;
+      kube.api.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs')).length;
     const createsBefore = creates();
     const first = runner('start');
     await first.waitForOutput('ready', 60_000);
@@ -496,7 +449,7 @@ describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 },
       new Map<string, TaskRecord>(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
     const ended = (id: string) => {
       const name = kubernetesHandle(byId().get(id)?.handle)?.jobName;
-      const job = kube.jobs().find((j) => j.metadata.name === name);
+      const job = kube.api.jobs().find((j) => j.metadata.name === name);
       return ((job?.status.conditions ?? []) as { type: string }[]).some(
         (c) => c.type === 'Complete' || c.type === 'Failed',
       );
@@ -512,7 +465,7 @@ describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 },
       "kubernetesHandle(byId().get('still-running')?.handle)",
     ).jobName;
     const follows = () =>
-      kube.requests.filter(
+      kube.api.requests.filter(
         (r) => r.query.follow === 'true' && r.path.includes(`/pods/${stillJob}-`),
       ).length;
     const followsBefore = follows();
@@ -549,6 +502,6 @@ describe('kubernetes tasks survive kill -9 of the runner', { timeout: 120_000 },
         'utf8',
       ),
     ).toBe('early\nlate\n');
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
   });
 });

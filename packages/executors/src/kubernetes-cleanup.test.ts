@@ -1,22 +1,23 @@
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   type KubernetesResource,
   parseResource,
   type TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { defined, KubeApi, ManagedProcess, TempDir, until } from '@computepods/testkit';
+import { defined, TempDir, until } from '@computepods/testkit';
 import { BatchV1Api, KubeConfig } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
 import { kubernetesHandle } from './handle.js';
 import { KubernetesBackend } from './kubernetes-backend.js';
 import { ENDED_ANNOTATION, OUTCOME_ANNOTATION, planCleanup } from './kubernetes-cleanup.js';
 import { jobNameFor } from './kubernetes-names.js';
+import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
 import { RecordingHooks } from './test-hooks.js';
+import { kubeProfile, testKubeApi } from './test-kube-setup.js';
 
 /*
  * Ended Jobs and their files in jobs_local_dir go after their keep time (kubernetes-cleanup.ts),
@@ -28,35 +29,11 @@ import { RecordingHooks } from './test-hooks.js';
 const NS = 'cp-clean';
 const HOUR = 3_600_000;
 const tmp = new TempDir('cp-k8s-clean-');
-let kube: KubeApi;
-let kubeconfig: string;
+const kube = testKubeApi(tmp, { namespace: NS });
 
-beforeAll(async () => {
-  kube = await KubeApi.start({ namespace: NS });
-  kubeconfig = kube.writeKubeconfig(tmp.join('kubeconfig'));
-});
-afterAll(async () => {
-  await kube?.stop();
-  tmp[Symbol.dispose]();
-});
-
-function resourceJson(id: string) {
-  return {
-    type: 'kubernetes',
-    name: `Kubernetes ${id}`,
-    id,
-    namespace: NS,
-    kubeconfig_path: kubeconfig,
-    jobs_local_dir: tmp.join(`jobs-${id}`),
-    jobs_poll_interval: 0,
-    jobs_runner_config: { image: 'debian:bookworm-slim' },
-  };
-}
-const profile = {
-  resource_type: 'kubernetes' as const,
-  name: 'K8s account',
-  service_account: 'computepods-runner',
-};
+const resourceJson = (id: string) =>
+  kube.resourceJson({ id, name: `Kubernetes ${id}`, jobsDir: tmp.join(`jobs-${id}`) });
+const profile = kubeProfile();
 
 /** A backend whose keep times are measured with a clock the test moves on. */
 function setup(
@@ -100,9 +77,10 @@ function task(resource: string, command: string): TaskSubmitted {
   };
 }
 
-const jobNamed = (name: string | undefined) => kube.jobs().find((j) => j.metadata.name === name);
+const jobNamed = (name: string | undefined) =>
+  kube.api.jobs().find((j) => j.metadata.name === name);
 const podsOf = (name: string) =>
-  kube.pods().filter((p) => p.metadata.labels?.['job-name'] === name);
+  kube.api.pods().filter((p) => p.metadata.labels?.['job-name'] === name);
 const annotations = (name: string | undefined) =>
   (jobNamed(name)?.metadata as { annotations?: Record<string, string> } | undefined)?.annotations;
 
@@ -122,7 +100,7 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
     expect(podsOf(okH.jobName)).toEqual([]);
     expect(existsSync(okH.logPath)).toBe(false);
     // Marked once its end was recorded, then deleted with Background propagation.
-    const calls = kube.requests.filter((r) => r.path.endsWith(`/jobs/${okH.jobName}`));
+    const calls = kube.api.requests.filter((r) => r.path.endsWith(`/jobs/${okH.jobName}`));
     const patch = calls.findIndex((r) => r.method === 'PATCH');
     const del = calls.findIndex((r) => r.method === 'DELETE');
     expect(patch).toBeGreaterThanOrEqual(0);
@@ -153,7 +131,7 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
     // Counted once the DELETE's answer is back, after the stand-in dropped the Job (CI saw 1).
     await until(() => backend.stats().jobsRemoved === 2, 'the second removal counted');
     expect(backend.stats()).toMatchObject({ jobsRemoved: 2, marked: 2 });
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
     await ex.close();
   });
 
@@ -164,7 +142,7 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
     // recording its task's end and marking it.
     const name = jobNameFor('unmarked');
     const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfig);
+    kc.loadFromFile(kube.kubeconfig);
     await kc.makeApiClient(BatchV1Api).createNamespacedJob({
       namespace: NS,
       body: {
@@ -281,9 +259,6 @@ describe('kubernetes cleanup of ended Jobs (against the KubeApi stand-in)', {
   });
 });
 
-const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
 describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 }, () => {
   it('the restarted runner removes the Jobs of tasks that ended, before the restart or while it was down', async () => {
     const id = 'k8s-crash';
@@ -307,21 +282,14 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
       keep?: { okMs: number; failedMs: number },
       pollMs?: number,
     ) =>
-      new ManagedProcess({
-        name: `k8s-cleanup-runner-${mode}`,
-        command: process.execPath,
-        args: ['--import', 'tsx', fixture, mode],
-        cwd: repoRoot,
-        env: {
-          ...process.env,
-          CRASH_RECORDS: records,
-          CRASH_RESOURCE: JSON.stringify(resourceJson(id)),
-          CRASH_PROFILE: JSON.stringify(profile),
-          CRASH_TASKS: JSON.stringify(tasks),
-          CRASH_READY: 'ok-before:finished,bad-before:failed,ends-while-down:running',
-          ...(keep ? { CRASH_KEEP: JSON.stringify(keep) } : {}),
-          ...(pollMs ? { CRASH_POLL_MS: String(pollMs) } : {}),
-        },
+      crashRunner('k8s-cleanup-runner', mode, {
+        CRASH_RECORDS: records,
+        CRASH_RESOURCE: JSON.stringify(resourceJson(id)),
+        CRASH_PROFILE: JSON.stringify(profile),
+        CRASH_TASKS: JSON.stringify(tasks),
+        CRASH_READY: 'ok-before:finished,bad-before:failed,ends-while-down:running',
+        ...(keep ? { CRASH_KEEP: JSON.stringify(keep) } : {}),
+        ...(pollMs ? { CRASH_POLL_MS: String(pollMs) } : {}),
       });
     const byId = () =>
       new Map<string, TaskRecord>(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
@@ -377,7 +345,7 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
     expect(jobNamed(down.jobName)).toBeUndefined();
     expect(existsSync(down.logPath)).toBe(false);
     // Deleted once, after the mark that says its end was recorded.
-    const downCalls = kube.requests.filter((r) => r.path.endsWith(`/jobs/${down.jobName}`));
+    const downCalls = kube.api.requests.filter((r) => r.path.endsWith(`/jobs/${down.jobName}`));
     expect(downCalls.filter((r) => r.method === 'DELETE').length).toBe(1);
     expect(downCalls.findIndex((r) => r.method === 'DELETE')).toBeGreaterThan(
       downCalls.findIndex((r) => r.method === 'PATCH' && r.status === 200),
@@ -386,8 +354,8 @@ describe('kubernetes cleanup after kill -9 of the runner', { timeout: 180_000 },
       -1,
     );
     expect(
-      kube.jobs().filter((j) => j.metadata.labels?.['computepods.io/resource'] === id),
+      kube.api.jobs().filter((j) => j.metadata.labels?.['computepods.io/resource'] === id),
     ).toEqual([]);
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
   });
 });

@@ -3,12 +3,10 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer, type ServerResponse } from 'node:http';
 import { request } from 'node:https';
 import { type AddressInfo, connect } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { type KubernetesResource, parseResource, type TaskSubmitted } from '@computepods/protocol';
+import type { TaskSubmitted } from '@computepods/protocol';
 import {
   defined,
-  KubeApi,
-  ManagedProcess,
+  type ManagedProcess,
   makeTestCa,
   makeTestCertificate,
   privateWorkspace,
@@ -17,11 +15,10 @@ import {
   until,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createExecutor } from './create-executor.js';
 import type { Executor } from './executor.js';
-import { kubernetesHandle } from './handle.js';
+import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
-import { RecordingHooks } from './test-hooks.js';
+import { kubeExecutor, kubeProfile, type TestKubeApi, testKubeApi } from './test-kube-setup.js';
 
 /*
  * Kubernetes staging against KubeApi, the test kit's STAND-IN for an API server, with
@@ -32,19 +29,14 @@ import { RecordingHooks } from './test-hooks.js';
  */
 
 const NS = 'cp-stage';
-const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-k8s-stage-');
-let kube: KubeApi;
-let kubeconfig: string;
+const kube = testKubeApi(tmp, { namespace: NS, isolatePods: true });
 let ws: ReturnType<typeof privateWorkspace>;
 let tls: { certFile: string; keyFile: string; caFile: string };
 const big = randomBytes(700_000);
 const executors: Executor[] = [];
 
-beforeAll(async () => {
-  kube = await KubeApi.start({ namespace: NS, isolatePods: true });
-  kubeconfig = kube.writeKubeconfig(tmp.join('kubeconfig'));
+beforeAll(() => {
   ws = privateWorkspace(tmp.join('ws'));
   writeFileSync(tmp.join('ws/src/big.bin'), big);
   writeFileSync(tmp.join('ws/in.txt'), 'abc\n');
@@ -54,39 +46,15 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const ex of executors) await ex.close();
-  await kube?.stop();
-  tmp[Symbol.dispose]();
 });
 
-const resourceJson = () => ({
-  type: 'kubernetes',
-  name: 'Kubernetes',
-  id: 'k8s',
-  namespace: NS,
-  kubeconfig_path: kubeconfig,
-  jobs_local_dir: tmp.join('jobs'),
-  jobs_poll_interval: 0,
-  jobs_runner_config: { image: 'debian:bookworm-slim' },
-});
-const profile = {
-  resource_type: 'kubernetes' as const,
-  name: 'K8s account',
-  service_account: 'cp',
-};
+const resourceJson = () =>
+  kube.resourceJson({ id: 'k8s', name: 'Kubernetes', jobsDir: tmp.join('jobs') });
+const profile = kubeProfile('cp');
 
 function setup() {
-  const hooks = new RecordingHooks();
-  const ex = createExecutor({
-    resource: parseResource(resourceJson()) as KubernetesResource,
-    profile,
-    hooks,
-    queue: 'team-a',
-    runner: 'test',
-    backendOptions: {
-      pollMs: 100,
-      retry: { attempts: 2, baseMs: 50, maxMs: 100 },
-      kubernetesStaging: { host: '127.0.0.1', port: 0, ...tls },
-    },
+  const { hooks, ex } = kubeExecutor(resourceJson(), profile, 'team-a', {
+    kubernetesStaging: { host: '127.0.0.1', port: 0, ...tls },
   });
   executors.push(ex);
   return { hooks, ex };
@@ -106,12 +74,7 @@ function task(command: string, files: TaskSubmitted['files']): TaskSubmitted {
   };
 }
 
-function jobOf(ex: Executor, id: string) {
-  const h = kubernetesHandle(ex.get(id)?.handle);
-  return h && kube.jobs().find((j) => j.metadata.name === h.jobName);
-}
-
-function envOf(job: ReturnType<typeof jobOf>): Record<string, string> {
+function envOf(job: ReturnType<TestKubeApi['jobOf']>): Record<string, string> {
   const spec = defined(job).spec as {
     template: { spec: { containers: { env: { name: string; value: string }[] }[] } };
   };
@@ -154,7 +117,7 @@ describe('kubernetes staging (stand-in with isolated pods)', { timeout: 90_000 }
     expect(existsSync(tmp.join('ws/PWN'))).toBe(false);
     expect(await ex.logs(t.taskId)).toBe('ran in /computepods/work\n');
     // The pod ran with an init container and an emptyDir; the token is in the Job, never in the record.
-    const job = jobOf(ex, t.taskId);
+    const job = kube.jobOf(ex, t.taskId);
     const spec = defined(job).spec as {
       template: { spec: { initContainers: { name: string }[]; volumes: unknown[] } };
     };
@@ -165,24 +128,24 @@ describe('kubernetes staging (stand-in with isolated pods)', { timeout: 90_000 }
     expect(JSON.stringify([...hooks.records.values()])).not.toContain(token);
     // What the pod sent is gone from the jobs folder once collected.
     expect(readdirSync(tmp.join('jobs')).filter((f) => f.endsWith('.files'))).toEqual([]);
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
   });
 
   it('a failing fetch fails the task before the command runs, saying which input and why', async () => {
     const { ex } = setup();
     writeFileSync(tmp.join('ws/gone.txt'), 'here at submit\n');
-    kube.startPods = false;
+    kube.api.startPods = false;
     const t = task('cat gone.txt > copy.txt; touch ran', {
       inputs: ['gone.txt'],
       outputs: ['copy.txt'],
     });
     try {
       await ex.submit(t);
-      await until(() => jobOf(ex, t.taskId) !== undefined, 'the Job to be created');
+      await until(() => kube.jobOf(ex, t.taskId) !== undefined, 'the Job to be created');
       // Hashed and listed in the Job at submit; removed before the pod fetches it.
       rmSync(tmp.join('ws/gone.txt'));
     } finally {
-      kube.releasePods();
+      kube.api.releasePods();
     }
     const rec = await ex.wait(t.taskId);
     expect(rec.state).toBe('failed');
@@ -192,19 +155,19 @@ describe('kubernetes staging (stand-in with isolated pods)', { timeout: 90_000 }
     );
     expect(existsSync(tmp.join('ws/copy.txt'))).toBe(false);
     // The failed pod (its init container ended, its container never started) is schema-valid.
-    expect(kube.invalidResponses).toEqual([]);
+    expect(kube.api.invalidResponses).toEqual([]);
   });
 
   it('an input changed after submit is refused by its SHA-256; a missing output or a failure says so', async () => {
     const { ex } = setup();
-    kube.startPods = false;
+    kube.api.startPods = false;
     const changed = task('cat in.txt > c.txt', { inputs: ['in.txt'], outputs: ['c.txt'] });
     try {
       await ex.submit(changed);
-      await until(() => jobOf(ex, changed.taskId) !== undefined, 'the Job');
+      await until(() => kube.jobOf(ex, changed.taskId) !== undefined, 'the Job');
       writeFileSync(tmp.join('ws/in.txt'), 'changed\n');
     } finally {
-      kube.releasePods();
+      kube.api.releasePods();
     }
     const r0 = await ex.wait(changed.taskId);
     expect(r0.reason).toMatch(/declared input in\.txt arrived with SHA-256 [0-9a-f]{64}, not the/);
@@ -237,7 +200,7 @@ describe('kubernetes staging (stand-in with isolated pods)', { timeout: 90_000 }
     await ex.submit(t);
     const rec = await ex.wait(t.taskId);
     expect(rec.state, rec.reason).toBe('finished');
-    const env = envOf(jobOf(ex, t.taskId));
+    const env = envOf(kube.jobOf(ex, t.taskId));
     const url = `${env.COMPUTEPODS_STAGE_URL}/v1/jobs/${env.COMPUTEPODS_JOB}/inputs/0`;
     const ca = readFileSync(tls.caFile);
     expect(await get(url, ca, 'f'.repeat(64))).toMatchObject({ status: 401 });
@@ -270,20 +233,13 @@ describe('kubernetes staging survives kill -9 of the runner', { timeout: 120_000
       files: { inputs: ['crash-in.txt'], outputs: ['crash-out.txt'], auxiliaries: [] },
     };
     const runner = (mode: 'start' | 'recover') =>
-      new ManagedProcess({
-        name: `k8s-stage-runner-${mode}`,
-        command: process.execPath,
-        args: ['--import', 'tsx', fixture, mode],
-        cwd: repoRoot,
-        env: {
-          ...process.env,
-          CRASH_RECORDS: records,
-          CRASH_RESOURCE: JSON.stringify(resourceJson()),
-          CRASH_PROFILE: JSON.stringify(profile),
-          CRASH_TASKS: JSON.stringify([t]),
-          CRASH_READY: 'crash-staged:running',
-          CRASH_K8S_STAGING: JSON.stringify({ host: '127.0.0.1', port, ...tls }),
-        },
+      crashRunner('k8s-stage-runner', mode, {
+        CRASH_RECORDS: records,
+        CRASH_RESOURCE: JSON.stringify(resourceJson()),
+        CRASH_PROFILE: JSON.stringify(profile),
+        CRASH_TASKS: JSON.stringify([t]),
+        CRASH_READY: 'crash-staged:running',
+        CRASH_K8S_STAGING: JSON.stringify({ host: '127.0.0.1', port, ...tls }),
       });
     const first = runner('start');
     let second: ManagedProcess | undefined;
@@ -299,7 +255,7 @@ describe('kubernetes staging survives kill -9 of the runner', { timeout: 120_000
       const rec = new FileHooks(records).load().find((r) => r.task.taskId === t.taskId);
       expect(rec?.state, rec?.reason).toBe('finished');
       expect(readFileSync(tmp.join('ws/crash-out.txt'), 'utf8')).toBe('SURVIVES\n');
-      expect(kube.invalidResponses).toEqual([]);
+      expect(kube.api.invalidResponses).toEqual([]);
     } finally {
       for (const res of held) res.end();
       gate.close();

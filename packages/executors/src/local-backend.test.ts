@@ -11,49 +11,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BackendContext } from './backend.js';
 import { IllegalTransitionError, RecordFailedError } from './errors.js';
-import { Executor } from './executor.js';
-import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
-import { RecordingHooks, testLocalResource } from './test-hooks.js';
+import type { LocalBackendOptions } from './local-backend.js';
+import { localExecutor, testLocalResource } from './test-hooks.js';
+import { numberedTasks } from './test-tasks.js';
 
 const tmp = new TempDir('cp-exec-local-');
 afterAll(() => tmp[Symbol.dispose]());
 
 function setup(parallel = 2, options: Partial<LocalBackendOptions> = {}) {
-  const hooks = new RecordingHooks();
-  const makeBackend = (ctx: BackendContext) =>
-    new LocalBackend(
-      {
-        resource: testLocalResource(tmp.path, parallel),
-        killGraceMs: 300,
-        ...options,
-      },
-      ctx,
-    );
-  const ex = new Executor({
-    resource: 'local-resource',
-    backend: makeBackend,
-    hooks,
-    runner: 'test',
+  return localExecutor({
+    resource: testLocalResource(tmp.path, parallel),
+    killGraceMs: 300,
+    ...options,
   });
-  const backend = ex.backend;
-  return { hooks, backend, ex };
 }
 
-let n = 0;
-function task(command: string, extra: Partial<TaskSubmitted> = {}): TaskSubmitted {
-  n++;
-  return {
-    taskId: `t${n}-${process.pid}`,
-    resource: 'local-resource',
-    command,
-    cwd: tmp.path,
-    env: {},
-    gpu: false,
-    ...extra,
-  };
-}
+const task = numberedTasks('t', 'local-resource', tmp.path);
 
 /** What a runner killed -9 leaves of `t`, started in folder `dir`: its running record, for adopt(). */
 function runningRecord(t: TaskSubmitted, dir: string, extra: Partial<TaskRecord> = {}): TaskRecord {

@@ -1,28 +1,16 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
-import { defined, ManagedProcess, TempDir, until } from '@computepods/testkit';
+import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readPidFile } from './pid-file.js';
+import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
 import { testLocalResource } from './test-hooks.js';
 
 const tmp = new TempDir('cp-local-crash-');
 afterAll(() => tmp[Symbol.dispose]());
-const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
-function runner(mode: 'start' | 'recover', env: Record<string, string>): ManagedProcess {
-  return new ManagedProcess({
-    name: `runner-${mode}`,
-    command: process.execPath,
-    args: ['--import', 'tsx', fixture, mode],
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-  });
-}
 
 describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () => {
   it('collects what ended meanwhile, follows what still runs, starts what never started, runs nothing twice', async () => {
@@ -67,7 +55,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       CRASH_READY:
         'done-before:finished,ends-ok:running,ends-3:running,still-running:running,direct-running:running,queued:submitted',
     };
-    const first = runner('start', env);
+    const first = crashRunner('runner', 'start', env);
     await first.waitForOutput('ready', 60_000);
     await first.kill9();
 
@@ -90,7 +78,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     expect(readFileSync(join(direct, 'pid'), 'utf8')).toMatch(/^\d+ \d+\n$/);
     expect(existsSync(join(runs, 'queued'))).toBe(false);
 
-    const second = runner('recover', env);
+    const second = crashRunner('runner', 'recover', env);
     expect(await second.exited()).toBe(0);
     expect(second.output).toContain('done');
 
@@ -149,7 +137,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       CRASH_READY: 'first:finished,second:submitted',
       CRASH_READY_FILE: join(runs, 'second'),
     };
-    const first = runner('start', env);
+    const first = crashRunner('runner', 'start', env);
     await first.waitForOutput('ready', 60_000);
     await first.kill9();
     expect(new FileHooks(records).load().find((r) => r.task.taskId === 'second')?.state).toBe(
@@ -162,7 +150,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
       'the task to end while the runner is down',
     );
 
-    const second = runner('recover', env);
+    const second = crashRunner('runner', 'recover', env);
     expect(await second.exited()).toBe(0);
     const byId = new Map(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
     const rec = defined(byId.get('second'), "byId.get('second')");

@@ -10,13 +10,13 @@ import { join } from 'node:path';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BackendContext } from './backend.js';
-import { Executor } from './executor.js';
+import type { Executor } from './executor.js';
 import { LoopLiveness } from './liveness.js';
-import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
+import type { LocalBackendOptions } from './local-backend.js';
 import { Spawner } from './spawner.js';
 import { fenceLife, folderLife, retiredClaim } from './task-life.js';
-import { RecordingHooks, testLocalResource } from './test-hooks.js';
+import { localExecutor, type RecordingHooks, testLocalResource } from './test-hooks.js';
+import { numberedTasks } from './test-tasks.js';
 
 // A queued local task started before its running record is stored (the runner's liveness
 // epoch did not move since it was queued), and what keeps that safe: a record that went
@@ -26,39 +26,15 @@ afterAll(() => tmp[Symbol.dispose]());
 
 // A stall this long is far beyond what a busy test machine shows, unless a test makes one.
 function setup(options: Partial<LocalBackendOptions> = {}, stallMs = 5_000) {
-  const hooks = new RecordingHooks();
   const liveness = new LoopLiveness({ stallMs });
-  const ex = new Executor({
-    resource: 'local-resource',
-    backend: (ctx: BackendContext) =>
-      new LocalBackend(
-        {
-          resource: testLocalResource(tmp.path, 1),
-          killGraceMs: 300,
-          liveness,
-          ...options,
-        },
-        ctx,
-      ),
-    hooks,
-    runner: options.runner ?? 'test',
-    runnerInstance: options.runnerInstance,
-  });
-  return { hooks, ex, liveness, backend: ex.backend };
+  const { hooks, ex, backend } = localExecutor(
+    { resource: testLocalResource(tmp.path, 1), killGraceMs: 300, liveness, ...options },
+    { runner: options.runner ?? 'test', runnerInstance: options.runnerInstance },
+  );
+  return { hooks, ex, liveness, backend };
 }
 
-let n = 0;
-function task(command: string): TaskSubmitted {
-  n++;
-  return {
-    taskId: `e${n}-${process.pid}`,
-    resource: 'local-resource',
-    command,
-    cwd: tmp.path,
-    env: {},
-    gpu: false,
-  };
-}
+const task = numberedTasks('e', 'local-resource', tmp.path);
 
 /** A task holding the one slot until `gate` exists. */
 function blocker(gate: string): TaskSubmitted {

@@ -3,10 +3,8 @@ import { join } from 'node:path';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
 import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BackendContext } from './backend.js';
-import { Executor } from './executor.js';
-import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
-import { RecordingHooks, testLocalResource } from './test-hooks.js';
+import type { LocalBackendOptions } from './local-backend.js';
+import { localExecutor, type RecordingHooks, testLocalResource } from './test-hooks.js';
 
 // A task's end (killed, timed out) is recorded before its processes are signalled, and a
 // command may outlive its SIGTERM (a trap) until the SIGKILL after the grace period: the record
@@ -16,16 +14,10 @@ const tmp = new TempDir('cp-exec-stopping-');
 afterAll(() => tmp[Symbol.dispose]());
 
 function setup(options: Partial<LocalBackendOptions> = {}) {
-  const hooks = new RecordingHooks();
-  const ex = new Executor({
-    resource: 'local-resource',
-    backend: (ctx: BackendContext) =>
-      new LocalBackend(
-        { resource: testLocalResource(tmp.path, 2), killGraceMs: 5_000, ...options },
-        ctx,
-      ),
-    hooks,
-    runner: 'test',
+  const { hooks, ex } = localExecutor({
+    resource: testLocalResource(tmp.path, 2),
+    killGraceMs: 5_000,
+    ...options,
   });
   return { hooks, ex };
 }

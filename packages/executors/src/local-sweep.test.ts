@@ -7,15 +7,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
-import { defined, ManagedProcess, TempDir, until } from '@computepods/testkit';
+import { defined, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BackendContext } from './backend.js';
-import { Executor } from './executor.js';
-import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
+import type { LocalBackendOptions } from './local-backend.js';
+import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
-import { RecordingHooks, testLocalResource } from './test-hooks.js';
+import { localExecutor, testLocalResource } from './test-hooks.js';
 
 /*
  * Ended local task folders go after their keep time (local-sweep.ts): real processes, real
@@ -34,24 +32,14 @@ function setup(
   const dir = tmp.join(name);
   mkdirSync(dir);
   const clock = { offset: 0 };
-  const hooks = new RecordingHooks();
-  const ex = new Executor({
-    resource: 'local-resource',
-    backend: (ctx: BackendContext) =>
-      new LocalBackend(
-        {
-          resource: testLocalResource(dir, 4),
-          killGraceMs: 300,
-          keep,
-          now: () => Date.now() + clock.offset,
-          ...extra,
-        },
-        ctx,
-      ),
-    hooks,
-    runner: 'test',
+  const { ex, backend, hooks } = localExecutor({
+    resource: testLocalResource(dir, 4),
+    killGraceMs: 300,
+    keep,
+    now: () => Date.now() + clock.offset,
+    ...extra,
   });
-  return { ex, backend: ex.backend, hooks, clock, dir, jobs: join(dir, 'jobs') };
+  return { ex, backend, hooks, clock, dir, jobs: join(dir, 'jobs') };
 }
 
 let n = 0;
@@ -263,9 +251,6 @@ describe('local task folders are swept', { timeout: 60_000 }, () => {
   });
 });
 
-const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
 describe('local task folders after kill -9 of the runner', { timeout: 180_000 }, () => {
   it('the restarted runner removes the folders of tasks that ended before the kill, and keeps those it adopts', async () => {
     const dir = tmp.join('crash');
@@ -290,20 +275,12 @@ describe('local task folders after kill -9 of the runner', { timeout: 180_000 },
       mk('runs-on', `echo early; ${wait(gate2)}; echo late`),
     ];
     const runner = (mode: 'start' | 'recover', keep?: { okMs: number; failedMs: number }) =>
-      new ManagedProcess({
-        name: `local-sweep-runner-${mode}`,
-        command: process.execPath,
-        args: ['--import', 'tsx', fixture, mode],
-        cwd: repoRoot,
-        env: {
-          ...process.env,
-          CRASH_RECORDS: records,
-          CRASH_RESOURCE: JSON.stringify(testLocalResource(dir, 4)),
-          CRASH_TASKS: JSON.stringify(tasks),
-          CRASH_READY:
-            'ok-before:finished,bad-before:failed,ends-while-down:running,runs-on:running',
-          ...(keep ? { CRASH_KEEP: JSON.stringify(keep) } : {}),
-        },
+      crashRunner('local-sweep-runner', mode, {
+        CRASH_RECORDS: records,
+        CRASH_RESOURCE: JSON.stringify(testLocalResource(dir, 4)),
+        CRASH_TASKS: JSON.stringify(tasks),
+        CRASH_READY: 'ok-before:finished,bad-before:failed,ends-while-down:running,runs-on:running',
+        ...(keep ? { CRASH_KEEP: JSON.stringify(keep) } : {}),
       });
     const folder = (id: string) => join(jobs, id);
 

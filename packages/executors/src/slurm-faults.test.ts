@@ -1,11 +1,4 @@
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   parseResource,
@@ -22,12 +15,9 @@ import {
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BackendContext } from './backend.js';
-import { Executor } from './executor.js';
+import type { Executor } from './executor.js';
 import type { RetryPolicy } from './retry.js';
-import { SlurmBackend } from './slurm-backend.js';
-import { SudoHost } from './sudo-host.js';
-import { RecordingHooks } from './test-hooks.js';
+import { shareDirs, slurmResourceFields, sudoSlurmExecutor } from './test-slurm-setup.js';
 
 // The faults an HPC site really has, on one real single-node SLURM for the file (its own
 // munged, slurmctld and slurmd, ports and temp dir): the controller restarted or down, a job
@@ -47,11 +37,7 @@ const executors: Executor[] = [];
 
 beforeAll(async () => {
   ensureSystemUser(USER);
-  chmodSync(tmp.path, 0o755);
-  for (const d of [jobsDir, workDir, runs, gates]) {
-    mkdirSync(d);
-    chmodSync(d, 0o1777);
-  }
+  shareDirs(tmp, [jobsDir, workDir, runs, gates]);
   // A node that stops answering is declared down (and its jobs failed or requeued) after
   // SlurmdTimeout: 5 s instead of 300, so the node crash ends in the test's time.
   slurm = await Slurm.start({ extraConfig: ['SlurmdTimeout=5'] });
@@ -68,11 +54,11 @@ function resource(extra: Record<string, unknown> = {}, numJobs = 8): SlurmSudoRe
   return parseResource({
     type: 'slurm_sudo',
     name: 'SLURM cluster',
-    jobs_local_dir: jobsDir,
-    jobs_runner_config: {
-      default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
+    ...slurmResourceFields(slurm, {
+      jobsDir,
+      tasksDir: tmp.join('tasks'),
       // one CPU per job: every task its own job unless numJobs packs them
-      batching_config: {
+      batching: {
         target_cpus_per_job: 1,
         max_cpus_per_job: 1,
         target_mem_per_job: 500,
@@ -80,12 +66,8 @@ function resource(extra: Record<string, unknown> = {}, numJobs = 8): SlurmSudoRe
         target_num_jobs: numJobs,
         max_num_jobs: numJobs,
       },
-    },
-    jobs_poll_interval: 0.3,
-    tasks_local_dir: tmp.join('tasks'),
-    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-    tasks_pixi_config: {},
-    slurm_client_env: { SLURM_CONF: runnerConf },
+      clientEnv: { SLURM_CONF: runnerConf },
+    }),
     ...extra,
   }) as SlurmSudoResource;
 }
@@ -94,27 +76,11 @@ function setup(
   retry: RetryPolicy,
   opts: { extra?: Record<string, unknown>; numJobs?: number } = {},
 ) {
-  const r = resource(opts.extra, opts.numJobs);
-  const host = new SudoHost({
-    username: USER,
-    clientEnv: defined(r.slurm_client_env, 'r.slurm_client_env'),
+  const { ex, hooks, backend } = sudoSlurmExecutor(resource(opts.extra, opts.numJobs), {
+    user: USER,
     cwd: workDir,
+    options: { retry },
   });
-  const hooks = new RecordingHooks();
-  const makeBackend = (ctx: BackendContext) =>
-    new SlurmBackend(
-      {
-        resource: r,
-        host,
-        jobsDir,
-        tasksDir: r.tasks_local_dir,
-        batchWindowMs: 100,
-        retry,
-      },
-      ctx,
-    );
-  const ex = new Executor({ resource: 'slurm-cluster', backend: makeBackend, hooks });
-  const backend = ex.backend;
   executors.push(ex);
   return { ex, hooks, backend };
 }

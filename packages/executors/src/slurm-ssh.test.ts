@@ -20,10 +20,11 @@ import {
 } from '@computepods/testkit';
 import { SshPool } from '@computepods/transport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createExecutor } from './create-executor.js';
+import { type BackendTuning, createExecutor } from './create-executor.js';
 import { slurmHandle } from './handle.js';
 import { shq } from './sh-quote.js';
 import { RecordingHooks } from './test-hooks.js';
+import { shareDirs, slurmResourceFields } from './test-slurm-setup.js';
 
 // A real sshd and a real single-node SLURM, once for the file. The runner (root, here) reaches
 // the cluster only as cpuser over SSH; job folders go up and come back by verified SFTP.
@@ -36,11 +37,7 @@ const remoteTasks = tmp.join('remote-tasks');
 const localJobs = tmp.join('local-jobs');
 
 beforeAll(async () => {
-  chmodSync(tmp.path, 0o755);
-  for (const d of [remoteJobs, remoteTasks]) {
-    mkdirSync(d);
-    chmodSync(d, 0o1777);
-  }
+  shareDirs(tmp, [remoteJobs, remoteTasks]);
   [sshd, slurm] = await startTogether([Sshd.start({ users: ['cpuser'] }), Slurm.start()]);
   pool = new SshPool();
 });
@@ -57,10 +54,10 @@ function config(port?: number): { resource: Resource; profile: Profile } {
     name: 'Remote SLURM cluster',
     host: t.host,
     port: port ?? t.port,
-    jobs_local_dir: localJobs,
-    jobs_runner_config: {
-      default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
-      batching_config: {
+    ...slurmResourceFields(slurm, {
+      jobsDir: localJobs,
+      tasksDir: tmp.join('tasks'),
+      batching: {
         target_cpus_per_job: 2,
         max_cpus_per_job: 2,
         target_mem_per_job: 200,
@@ -68,12 +65,7 @@ function config(port?: number): { resource: Resource; profile: Profile } {
         target_num_jobs: 1,
         max_num_jobs: 2,
       },
-    },
-    jobs_poll_interval: 0.3,
-    tasks_local_dir: tmp.join('tasks'),
-    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-    tasks_pixi_config: {},
-    slurm_client_env: slurm.env,
+    }),
   });
   const profile = parseProfile({
     name: 'SLURM/SSH profile',
@@ -85,6 +77,23 @@ function config(port?: number): { resource: Resource; profile: Profile } {
     tasks_remote_dir: remoteTasks,
   });
   return { resource, profile };
+}
+
+/**
+ * An executor on the cluster through the file's SSH pool, gathering tasks for 100 ms and trying
+ * a failed command three times; `tuning` adds to those.
+ */
+function sshExecutor(hooks = new RecordingHooks(), tuning: BackendTuning = {}) {
+  return createExecutor({
+    ...config(),
+    hooks,
+    sshPool: pool,
+    backendOptions: {
+      batchWindowMs: 100,
+      retry: { attempts: 3, baseMs: 100, maxMs: 400 },
+      ...tuning,
+    },
+  });
 }
 
 const task = (
@@ -104,12 +113,7 @@ const task = (
 describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
   it('stages the job by SFTP, runs a batch as the SSH user, and fetches the outputs back', async () => {
     const hooks = new RecordingHooks();
-    const ex = createExecutor({
-      ...config(),
-      hooks,
-      sshPool: pool,
-      backendOptions: { batchWindowMs: 100, retry: { attempts: 3, baseMs: 100, maxMs: 400 } },
-    });
+    const ex = sshExecutor(hooks);
     const pwned = tmp.join('pwned');
     const hostile = `$(touch ${pwned}); \`touch ${pwned}\`\n'"`;
     const tasks = [
@@ -148,16 +152,7 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
   });
 
   it('sweeps a finished job folder off the cluster and its local copy once its keep time passed', async () => {
-    const ex = createExecutor({
-      ...config(),
-      hooks: new RecordingHooks(),
-      sshPool: pool,
-      backendOptions: {
-        batchWindowMs: 100,
-        retry: { attempts: 3, baseMs: 100, maxMs: 400 },
-        keep: { okMs: 0, failedMs: 3_600_000 },
-      },
-    });
+    const ex = sshExecutor(undefined, { keep: { okMs: 0, failedMs: 3_600_000 } });
     const t = task('ssh-swept', 'echo swept');
     await ex.submit(t);
     expect((await ex.wait(t.taskId)).state).toBe('finished');
@@ -182,12 +177,7 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
 
   it('stages declared inputs into the job folder and brings declared outputs back verified', async () => {
     const hooks = new RecordingHooks();
-    const ex = createExecutor({
-      ...config(),
-      hooks,
-      sshPool: pool,
-      backendOptions: { batchWindowMs: 100, retry: { attempts: 3, baseMs: 100, maxMs: 400 } },
-    });
+    const ex = sshExecutor(hooks);
     // The pod's workspace: root's, not readable by cpuser, never seen by the job.
     const { path: ws, odd } = privateWorkspace(tmp.join('ws-ssh'));
     const files = (inputs: string[], outputs: string[]) => ({ inputs, outputs });
@@ -275,12 +265,7 @@ describe('slurm_ssh on a real sshd and SLURM', { timeout: 120000 }, () => {
     await makeWheel(wheels, 'cpssh', '1.0', {
       '__init__.py': 'def greet():\n    return "hi over ssh"\n',
     });
-    const ex = createExecutor({
-      ...config(),
-      hooks: new RecordingHooks(),
-      sshPool: pool,
-      backendOptions: { batchWindowMs: 100, retry: { attempts: 3, baseMs: 100, maxMs: 400 } },
-    });
+    const ex = sshExecutor();
     const env = { PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheels, PIP_NO_CACHE_DIR: '1' };
     const environment = { requirements: ['cpssh==1.0'] };
     const run = 'python -c "import cpssh; print(cpssh.greet())"; id -un';

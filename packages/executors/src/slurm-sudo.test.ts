@@ -9,7 +9,6 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import {
   parseResource,
   type SlurmSudoResource,
@@ -19,24 +18,22 @@ import {
 import {
   defined,
   ensureSystemUser,
-  ManagedProcess,
   makeWheel,
   Slurm,
   TempDir,
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BackendContext } from './backend.js';
 import { UnsafeValueError } from './errors.js';
-import { Executor } from './executor.js';
 import { isTerminal } from './lifecycle.js';
 import { shq } from './sh-quote.js';
-import { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
+import type { SlurmBackendOptions } from './slurm-backend.js';
 import type { JobTree } from './slurm-files.js';
 import type { HostResult, SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
+import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
-import { RecordingHooks } from './test-hooks.js';
+import { shareDirs, slurmResourceFields, sudoSlurmExecutor } from './test-slurm-setup.js';
 
 // One real single-node SLURM for the file; cpuser runs the jobs through `sudo -n -u cpuser`.
 const USER = 'cpuser';
@@ -47,11 +44,7 @@ const workDir = tmp.join('work');
 
 beforeAll(async () => {
   ensureSystemUser(USER);
-  chmodSync(tmp.path, 0o755);
-  for (const d of [jobsDir, workDir]) {
-    mkdirSync(d);
-    chmodSync(d, 0o1777);
-  }
+  shareDirs(tmp, [jobsDir, workDir]);
   slurm = await Slurm.start();
 });
 afterAll(async () => {
@@ -63,11 +56,11 @@ function resource(extra: Record<string, unknown> = {}): SlurmSudoResource {
   return parseResource({
     type: 'slurm_sudo',
     name: 'SLURM cluster',
-    jobs_local_dir: jobsDir,
-    jobs_runner_config: {
-      default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '50M' },
-      user_local_exports: { CP_CACHE: 'cache' },
-      batching_config: {
+    ...slurmResourceFields(slurm, {
+      jobsDir,
+      tasksDir: tmp.join('tasks'),
+      runnerConfig: { user_local_exports: { CP_CACHE: 'cache' } },
+      batching: {
         target_cpus_per_job: 2,
         max_cpus_per_job: 2,
         target_mem_per_job: 500,
@@ -75,12 +68,7 @@ function resource(extra: Record<string, unknown> = {}): SlurmSudoResource {
         target_num_jobs: 4,
         max_num_jobs: 4,
       },
-    },
-    jobs_poll_interval: 0.3,
-    tasks_local_dir: tmp.join('tasks'),
-    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-    tasks_pixi_config: {},
-    slurm_client_env: slurm.env,
+    }),
     ...extra,
   }) as SlurmSudoResource;
 }
@@ -160,30 +148,12 @@ function setup(
   extra: Record<string, unknown> = {},
   tune: Partial<SlurmBackendOptions> = {},
 ) {
-  const r = resource(extra);
-  const inner = new SudoHost({
-    username: USER,
-    clientEnv: defined(r.slurm_client_env, 'r.slurm_client_env'),
+  return sudoSlurmExecutor(resource(extra), {
+    user: USER,
     cwd: workDir,
+    wrap: host,
+    options: { retry: { attempts: 3, baseMs: 100, maxMs: 400 }, ...tune },
   });
-  const h = host ? host(inner) : inner;
-  const hooks = new RecordingHooks();
-  const makeBackend = (ctx: BackendContext) =>
-    new SlurmBackend(
-      {
-        resource: r,
-        host: h,
-        jobsDir,
-        tasksDir: r.tasks_local_dir,
-        batchWindowMs: 100,
-        retry: { attempts: 3, baseMs: 100, maxMs: 400 },
-        ...tune,
-      },
-      ctx,
-    );
-  const ex = new Executor({ resource: 'slurm-cluster', backend: makeBackend, hooks });
-  const backend = ex.backend;
-  return { ex, hooks, backend, host: h };
 }
 
 let n = 0;
@@ -643,7 +613,7 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
       CRASH_TASKS: JSON.stringify(tasks),
       CRASH_READY: 'ends-while-down:running,ends-after:running',
     };
-    const first = crashRunner('start', env);
+    const first = crashRunner('runner', 'start', env);
     await first.waitForOutput('ready', 90_000);
     await first.kill9();
     const jobId = defined(
@@ -658,7 +628,7 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
       () => existsSync(`${dir}/${slurmIndexOf(records, 'ends-while-down')}.exit`),
       'exit file',
     );
-    const second = crashRunner('recover', env);
+    const second = crashRunner('runner', 'recover', env);
     expect(await second.exited()).toBe(0);
     const byId = new Map(new FileHooks(records).load().map((r) => [r.task.taskId, r]));
     expect(byId.get('ends-while-down')).toMatchObject({ state: 'failed', exitCode: 4, jobId });
@@ -667,17 +637,6 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
   });
 });
 
-const fixture = fileURLToPath(new URL('./crash-runner.fixture.ts', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-function crashRunner(mode: 'start' | 'recover', env: Record<string, string>): ManagedProcess {
-  return new ManagedProcess({
-    name: `runner-${mode}`,
-    command: process.execPath,
-    args: ['--import', 'tsx', fixture, mode],
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-  });
-}
 function slurmHandleOf(rec: TaskRecord) {
   return rec.handle as { dir: string; index: number };
 }

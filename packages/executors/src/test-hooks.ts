@@ -5,7 +5,9 @@ import {
   type TaskState,
   type TaskStateChanged,
 } from '@computepods/protocol';
-import type { ExecutorHooks } from './executor.js';
+import type { BackendContext } from './backend.js';
+import { Executor, type ExecutorHooks, type ExecutorOptions } from './executor.js';
+import { LocalBackend, type LocalBackendOptions } from './local-backend.js';
 
 /**
  * Test support: a local resource whose job and task folders are under `dir`, running
@@ -93,4 +95,23 @@ export class RecordingHooks implements ExecutorHooks {
     }
     return true;
   }
+}
+
+/**
+ * Test support: an executor of local tasks ("local-resource", runner "test" unless `executor`
+ * says otherwise) on a LocalBackend made with `options`, its hooks a RecordingHooks.
+ */
+export function localExecutor(
+  options: LocalBackendOptions,
+  executor: Pick<ExecutorOptions, 'runner' | 'runnerInstance'> = {},
+) {
+  const hooks = new RecordingHooks();
+  const ex = new Executor({
+    resource: 'local-resource',
+    backend: (ctx: BackendContext) => new LocalBackend(options, ctx),
+    hooks,
+    runner: 'test',
+    ...executor,
+  });
+  return { hooks, ex, backend: ex.backend };
 }
