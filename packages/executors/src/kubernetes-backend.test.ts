@@ -5,7 +5,7 @@ import {
   type TaskRecord,
   type TaskSubmitted,
 } from '@computepods/protocol';
-import { defined, TempDir, until } from '@computepods/testkit';
+import { defined, isAlive, TempDir, until } from '@computepods/testkit';
 import { describe, expect, it } from 'vitest';
 import type { BackendContext } from './backend.js';
 import { UnsafeValueError } from './errors.js';
@@ -52,15 +52,6 @@ function setup(
 }
 
 const task = numberedTasks('k', 'k8s', tmp.path);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
-  } catch {
-    return false;
-  }
-}
 
 describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 }, () => {
   it('runs a task as a Job and finishes with its log, exit code and the Kueue queue label', async () => {
@@ -220,7 +211,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     );
     await until(async () => (await ex.logs(t.taskId)).includes('started'), 'its log followed');
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    expect(alive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
     const name = defined(
       kubernetesHandle(ex.get(t.taskId)?.handle),
       'kubernetesHandle(ex.get(t.taskId)?.handle)',
@@ -229,7 +220,7 @@ describe('kubernetes backend (against the KubeApi stand-in)', { timeout: 60_000 
     expect((await ex.wait(t.taskId)).state).toBe('killed');
     const del = kube.api.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(`/${name}`));
     expect(del?.query.propagationPolicy).toBe('Foreground');
-    await until(() => !alive(pid), 'the pod process gone');
+    await until(() => !isAlive(pid), 'the pod process gone');
     await until(() => !kube.api.jobs().some((j) => j.metadata.name === name), 'the Job gone');
     await ex.close();
   });

@@ -9,7 +9,7 @@ import {
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
-import { defined, TempDir, until } from '@computepods/testkit';
+import { defined, isAlive, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IllegalTransitionError, RecordFailedError } from './errors.js';
 import type { LocalBackendOptions } from './local-backend.js';
@@ -42,15 +42,6 @@ function runningRecord(t: TaskSubmitted, dir: string, extra: Partial<TaskRecord>
   };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
-  } catch {
-    return false;
-  }
-}
-
 /** Live processes whose command line holds `marker` as one argument. */
 function processesWith(marker: string): number[] {
   return readdirSync('/proc')
@@ -59,7 +50,7 @@ function processesWith(marker: string): number[] {
     .filter((pid) => {
       try {
         return (
-          alive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker)
+          isAlive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker)
         );
       } catch {
         return false;
@@ -217,7 +208,7 @@ describe('local backend', () => {
     });
     await until(() => existsSync(pidFile), 'pid file');
     const bg = Number(readFileSync(pidFile, 'utf8'));
-    await until(() => !alive(bg), 'the background child to die');
+    await until(() => !isAlive(bg), 'the background child to die');
   });
 
   it('kills a running task with SIGTERM, then SIGKILL when it ignores SIGTERM', async () => {
@@ -232,7 +223,7 @@ describe('local backend', () => {
     const wrapperPid = Number(readFileSync(join(dir, 'pid'), 'utf8'));
     const killed = await ex.kill(t.taskId);
     expect(killed.state).toBe('killed');
-    await until(() => !alive(wrapperPid), 'the wrapper to die');
+    await until(() => !isAlive(wrapperPid), 'the wrapper to die');
     // The loop ignores SIGTERM in a subshell of the wrapper: SIGKILL must reach it too.
     await until(() => processesWith(dir).length === 0, 'the whole task group to die');
     expect((await ex.wait(t.taskId)).state).toBe('killed');
@@ -477,9 +468,9 @@ describe('local backend', () => {
     const spawners = backend.spawnerPids;
     expect(spawners.length).toBeGreaterThan(0);
     for (const pid of spawners) process.kill(pid, 'SIGKILL');
-    await until(() => !spawners.some(alive), 'the spawners to die');
+    await until(() => !spawners.some(isAlive), 'the spawners to die');
     // Orphaned, they go on.
-    for (const pid of pids) expect(alive(pid)).toBe(true);
+    for (const pid of pids) expect(isAlive(pid)).toBe(true);
     writeFileSync(gate, '');
     const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
     // The first two ran to their end, but nobody could see how: failed, saying so.
@@ -518,7 +509,7 @@ describe('local backend', () => {
     const spawners = backend.spawnerPids;
     expect(spawners.length).toBeGreaterThan(0);
     for (const pid of spawners) process.kill(pid, 'SIGKILL');
-    await until(() => !spawners.some(alive), 'the spawners to die');
+    await until(() => !spawners.some(isAlive), 'the spawners to die');
     writeFileSync(gate, '');
     const done = await Promise.all(tasks.map((t) => ex.wait(t.taskId)));
     expect(done.map((d) => [d.state, d.exitCode])).toEqual([

@@ -8,7 +8,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskRecord, TaskSubmitted } from '@computepods/protocol';
-import { TempDir, until } from '@computepods/testkit';
+import { isAlive, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Executor } from './executor.js';
 import { LoopLiveness } from './liveness.js';
@@ -126,14 +126,6 @@ function submittedAt(t: TaskSubmitted, time: string): TaskRecord {
     ],
     updated: time,
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
-  } catch {
-    return false;
-  }
 }
 
 describe('local backend: starting before the running record', { timeout: 60_000 }, () => {
@@ -271,7 +263,7 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     const pid = Number(readFileSync(pidFile, 'utf8'));
     // MajorDomo took the task from this runner meanwhile: the write conflicts.
     hold.release('conflict');
-    await until(() => !alive(pid), 'the copy to be killed', 5_000);
+    await until(() => !isAlive(pid), 'the copy to be killed', 5_000);
     expect(hooks.logs).toContain('task record changed elsewhere; killing the copy started here');
     // Its folder goes with it: nothing is read from it.
     await until(
@@ -312,7 +304,7 @@ describe('local backend: starting before the running record', { timeout: 60_000 
     );
     await ex.pause(second.taskId);
     const killed = Number(readFileSync(runs, 'utf8'));
-    await until(() => !alive(killed), 'the early copy to be killed', 5_000);
+    await until(() => !isAlive(killed), 'the early copy to be killed', 5_000);
     unreachable = false;
     await ex.resume(second.taskId);
     const end = await ex.wait(second.taskId);

@@ -11,7 +11,7 @@ import {
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defined, TempDir, until } from '@computepods/testkit';
+import { defined, isAlive, TempDir, until } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type SpawnEnd, Spawner, type SpawnRequest } from './spawner.js';
 
@@ -54,14 +54,6 @@ function startedBy(r: SpawnRequest): 'wrapper' | 'spawner' {
   if (/^\d+\n$/.test(text)) return 'wrapper';
   expect(text).toMatch(/^\d+ \d+\n$/);
   return 'spawner';
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z');
-  } catch {
-    return false;
-  }
 }
 
 describe('spawner', { timeout: 60_000 }, () => {
@@ -355,7 +347,7 @@ describe('spawner', { timeout: 60_000 }, () => {
     const first = defined(sp.pid, 'sp.pid');
     process.kill(first, 'SIGKILL');
     expect(await t.ended).toEqual({ kind: 'lost' });
-    expect(alive(taskPid)).toBe(true);
+    expect(isAlive(taskPid)).toBe(true);
     writeFileSync(gate, '');
     await until(() => existsSync(join(r.dir, 'exit')), 'the exit file');
     expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('5\n');
@@ -375,10 +367,10 @@ describe('spawner', { timeout: 60_000 }, () => {
     const pid = defined(sp.pid, 'sp.pid');
     sp.close();
     await sleep(200);
-    expect(alive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
     writeFileSync(gate, '');
     await until(() => existsSync(join(r.dir, 'exit')), 'the exit file');
     expect(readFileSync(join(r.dir, 'exit'), 'utf8')).toBe('6\n');
-    await until(() => !alive(pid), 'the spawner to leave');
+    await until(() => !isAlive(pid), 'the spawner to leave');
   });
 });

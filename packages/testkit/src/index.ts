@@ -31,6 +31,7 @@ export { NatsServer, type NatsServerOptions } from './nats-server.js';
 export { type PrivateWorkspace, privateWorkspace } from './private-workspace.js';
 export { killProcessesUsing, processesUsing } from './proc-sweep.js';
 export { ManagedProcess, type ManagedProcessOptions } from './process.js';
+export { isAlive } from './process-tree.js';
 export { makeWheel } from './python-wheel.js';
 export { requireBinary } from './require-binary.js';
 export {

@@ -32,7 +32,11 @@ export function descendantsOf(pid: number, depth = Number.POSITIVE_INFINITY): nu
   return found;
 }
 
-function alive(pid: number): boolean {
+/**
+ * Whether process `pid` exists and is not a zombie (exited, not yet reaped), from its state in
+ * /proc/PID/stat (read after the last `)`: a process name may hold `) Z` itself).
+ */
+export function isAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
@@ -54,5 +58,5 @@ export async function killTree(pid: number): Promise<void> {
       // gone already
     }
   }
-  while (all.some(alive)) await sleep(10);
+  while (all.some(isAlive)) await sleep(10);
 }
