@@ -8,34 +8,38 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   AuthStore,
   provisionProject,
   provisionRegistry,
   serverConfigLines,
 } from '@computepods/auth';
-import { Bus, createLogger, type TypedKv } from '@computepods/bus';
-import { buckets, subjects, TaskRecord } from '@computepods/protocol';
+import type { Bus, TypedKv } from '@computepods/bus';
+import { subjects, type TaskRecord } from '@computepods/protocol';
 import {
   defined,
   ensureSystemUser,
   killProcessesUsing,
-  ManagedProcess,
   NatsServer,
   Slurm,
   TempDir,
   until,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  quietBus,
+  resourceFiles,
+  runnerProcess,
+  runnerReady,
+  taskRecords,
+  tasksKv,
+  testSlurmFields,
+} from './test-runner-kit.js';
 
 // Pilot mode in the secure default: the runner holds its queue's least-privilege credentials,
 // and its pilot workers (jobs running as another user) connect with a copy only that user can
 // read. The workers take and run the tasks as the runner would.
 const P = 'pilotsec';
-/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
-const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-pilot-secure-');
 let nats: NatsServer;
 let slurm: Slurm;
@@ -53,16 +57,8 @@ beforeAll(async () => {
   ]);
   await provisionRegistry(store, nats.url);
   const admin = await provisionProject({ store, servers: nats.url, project: P });
-  const logger = createLogger('pilot-secure-test');
-  logger.level = 'silent';
-  bus = await Bus.connect({
-    servers: nats.url,
-    credsFile: admin,
-    service: 't',
-    project: P,
-    logger,
-  });
-  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+  bus = await quietBus({ servers: nats.url, credsFile: admin, service: 't', project: P });
+  kv = await tasksKv(bus, P);
 }, 120_000);
 
 afterAll(async () => {
@@ -84,53 +80,22 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
       type: 'slurm_sudo',
       name: 'SLURM cluster',
       id: 'hpc',
-      jobs_local_dir: join(dir, 'jobs'),
-      tasks_local_dir: join(dir, 'tasks'),
-      jobs_poll_interval: 0.3,
-      tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-      tasks_pixi_config: {},
-      slurm_client_env: slurm.env,
-      jobs_runner_config: {
-        default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '200M' },
-        batching_config: {
-          target_cpus_per_job: 1,
-          max_cpus_per_job: 1,
-          target_mem_per_job: 200,
-          max_mem_per_job: 200,
-          target_num_jobs: 1,
-          max_num_jobs: 1,
-        },
-      },
+      ...testSlurmFields(slurm, dir),
       pilot_config: { max_workers: 1, idle_timeout_s: 3, cpus_per_worker: 1 },
     };
-    writeFileSync(join(dir, 'resource.json'), JSON.stringify(resource));
-    writeFileSync(
-      join(dir, 'profile.json'),
-      JSON.stringify({ name: 'p', resource_type: 'slurm_sudo', username: 'cpuser' }),
-    );
-    const runner = new ManagedProcess({
-      name: 'runner',
-      command: process.execPath,
-      args: [main],
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        NATS_URL: nats.url,
-        NATS_CREDS: await store.grantCreds({ role: 'runner', project: P, scope: 'hpc' }),
-        CP_PROJECT: P,
-        CP_LOG_FORMAT: 'json',
-        CP_RESOURCE: 'hpc',
-        CP_RUNNER_ID: 'r-hpc',
-        CP_RESOURCE_FILE: join(dir, 'resource.json'),
-        CP_PROFILE_FILE: join(dir, 'profile.json'),
-        CP_STATE_DIR: join(dir, 'state'),
-        CP_WORKSPACE_ROOTS: tmp.path,
-        // Only the release of a dead pilot's messages hands them out within the test.
-        CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
-      },
+    const profile = { name: 'p', resource_type: 'slurm_sudo', username: 'cpuser' };
+    const runner = runnerProcess(nats.url, P, {
+      NATS_CREDS: await store.grantCreds({ role: 'runner', project: P, scope: 'hpc' }),
+      CP_RESOURCE: 'hpc',
+      CP_RUNNER_ID: 'r-hpc',
+      ...resourceFiles(dir, resource, profile),
+      CP_STATE_DIR: join(dir, 'state'),
+      CP_WORKSPACE_ROOTS: tmp.path,
+      // Only the release of a dead pilot's messages hands them out within the test.
+      CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
     });
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       const ids = Array.from({ length: 4 }, (_, i) => `s-${i}`);
       for (const taskId of ids)
         await bus.publish('task.submitted', subjects.tasks(P, 'hpc'), {
@@ -153,10 +118,7 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
         cwd: ws,
         files: { inputs: ['in.txt'], outputs: ['out.txt'] },
       });
-      const recs = async () =>
-        (await Promise.all(ids.map(async (id) => (await kv.get(id))?.value))).filter(
-          (r): r is TaskRecord => r !== undefined,
-        );
+      const recs = () => taskRecords(kv, ids);
       await until(
         async () => (await recs()).filter((r) => r.state === 'finished').length === ids.length,
         'every task finished by a pilot',
@@ -185,10 +147,7 @@ describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, ()
           command: `echo start >> ${dir}/runs/${taskId}; while [ ! -e ${dir}/gate ]; do sleep 0.05; done`,
           cwd: dir,
         });
-      const gatedRecs = async () =>
-        (await Promise.all(gated.map(async (id) => (await kv.get(id))?.value))).filter(
-          (r): r is TaskRecord => r !== undefined,
-        );
+      const gatedRecs = () => taskRecords(kv, gated);
       const diag = () => `${runner.output.slice(-3000)}\n${slurm.output.slice(-1500)}`;
       await until(
         async () => (await gatedRecs()).some((r) => r.state === 'running'),

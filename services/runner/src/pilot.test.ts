@@ -7,15 +7,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, type TypedKv } from '@computepods/bus';
+import type { Bus, TypedKv } from '@computepods/bus';
 import { shq } from '@computepods/executors';
-import { buckets, streams, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import { streams, subjects, type TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
   defined,
   ensureSystemUser,
   killProcessesUsing,
-  ManagedProcess,
+  type ManagedProcess,
   NatsServer,
   privateWorkspace,
   Slurm,
@@ -26,14 +25,21 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pilotRunnerId } from './pilot-takeover.js';
 import { NatsGate } from './test-nats-gate.js';
+import {
+  quietBus,
+  repoRoot,
+  resourceFiles,
+  runnerProcess,
+  runnerReady,
+  taskRecords,
+  tasksKv,
+  testSlurmFields,
+} from './test-runner-kit.js';
 
 // Pilot mode on a real SLURM, reached with sudo or over a real sshd as a second user: the
 // runner service (a child process) submits pilot jobs whose runner workers pull the tasks
 // from the queue, then leave by idle timeout.
 const P = 'pilot';
-/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
-const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-pilot-');
 let nats: NatsServer;
 let slurm: Slurm;
@@ -49,10 +55,8 @@ beforeAll(async () => {
     Slurm.start(),
     Sshd.start({ users: ['cpuser'] }),
   ]);
-  const logger = createLogger('pilot-test');
-  logger.level = 'silent';
-  bus = await Bus.connect({ servers: nats.url, service: 'pilot-test', project: P, logger });
-  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+  bus = await quietBus({ servers: nats.url, service: 'pilot-test', project: P });
+  kv = await tasksKv(bus, P);
 });
 afterAll(async () => {
   // SLURM first, while NATS still answers the workers it stops; then whatever pilot process
@@ -77,30 +81,6 @@ function area(name: string): string {
   return dir;
 }
 
-const slurmConfig = () => ({
-  default_slurm_config: { partition: slurm.partition, cpus_per_task: 1, mem: '200M' },
-  batching_config: {
-    target_cpus_per_job: 1,
-    max_cpus_per_job: 1,
-    target_mem_per_job: 200,
-    max_mem_per_job: 200,
-    target_num_jobs: 1,
-    max_num_jobs: 1,
-  },
-});
-
-function common(dir: string) {
-  return {
-    jobs_local_dir: join(dir, 'jobs'),
-    jobs_runner_config: slurmConfig(),
-    jobs_poll_interval: 0.3,
-    tasks_local_dir: join(dir, 'tasks'),
-    tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
-    tasks_pixi_config: {},
-    slurm_client_env: slurm.env,
-  };
-}
-
 /** A slurm_ssh resource and profile reaching this machine's SLURM as cpuser over sshd. */
 function sshConfig(
   dir: string,
@@ -115,7 +95,7 @@ function sshConfig(
       id,
       host: t.host,
       port: t.port,
-      ...common(dir),
+      ...testSlurmFields(slurm, dir),
       pilot_config: {
         computepods_dir: repoRoot,
         node_path: process.execPath,
@@ -142,7 +122,7 @@ function sudoConfig(dir: string, id: string, pilot: Record<string, unknown>) {
       type: 'slurm_sudo',
       name: 'SLURM cluster',
       id,
-      ...common(dir),
+      ...testSlurmFields(slurm, dir),
       pilot_config: pilot,
     },
     profile: { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
@@ -156,30 +136,15 @@ function startRunner(
   profile: unknown,
   env: Record<string, string> = {},
 ) {
-  const resourceFile = join(dir, 'resource.json');
-  const profileFile = join(dir, 'profile.json');
-  writeFileSync(resourceFile, JSON.stringify(resource));
-  writeFileSync(profileFile, JSON.stringify(profile));
-  return new ManagedProcess({
-    name: 'runner',
-    command: process.execPath,
-    args: [main],
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      // the runner's own URL is not the pilots' one: pilot_config.nats_url is (when set)
-      NATS_URL: nats.url,
-      CP_PROJECT: P,
-      CP_LOG_FORMAT: 'json',
-      CP_RESOURCE: id,
-      CP_RUNNER_ID: `r-${id}`,
-      CP_RESOURCE_FILE: resourceFile,
-      CP_PROFILE_FILE: profileFile,
-      CP_STATE_DIR: join(dir, 'state'),
-      // every task of these tests runs in a folder below tmp; the workers get the same roots
-      CP_WORKSPACE_ROOTS: tmp.path,
-      ...env,
-    },
+  // nats.url is the runner's own URL, not the pilots' one: pilot_config.nats_url is (when set)
+  return runnerProcess(nats.url, P, {
+    CP_RESOURCE: id,
+    CP_RUNNER_ID: `r-${id}`,
+    ...resourceFiles(dir, resource, profile),
+    CP_STATE_DIR: join(dir, 'state'),
+    // every task of these tests runs in a folder below tmp; the workers get the same roots
+    CP_WORKSPACE_ROOTS: tmp.path,
+    ...env,
   });
 }
 
@@ -188,10 +153,7 @@ const submittedPilots = (output: string) =>
     defined(m[1], 'm[1]'),
   );
 
-const records = async (ids: readonly string[]) =>
-  (await Promise.all(ids.map(async (id) => (await kv.get(id))?.value))).filter(
-    (r): r is TaskRecord => r !== undefined,
-  );
+const records = (ids: readonly string[]) => taskRecords(kv, ids);
 
 const ended = async (ids: readonly string[]) =>
   (await records(ids)).filter((r) => ['finished', 'failed', 'killed'].includes(r.state)).length ===
@@ -293,7 +255,7 @@ async function pulledNeverRecorded(id: string, ending: 'killed' | 'idle'): Promi
   });
   const consumer = () => bus.jsm.consumers.info(streams.tasks(P), `runner-${id}`);
   try {
-    await runner.waitForOutput('"msg":"runner ready"', 60_000);
+    await runnerReady(runner);
     writeFileSync(join(dir, 'gate'), '');
     const [pulled] = gatedTasks(dir, id, `${id}-t`, 1);
     if (!pulled) throw new Error('one task expected');
@@ -390,20 +352,14 @@ describe('pilot mode', { timeout: 400_000 }, () => {
   it('slurm_sudo: runs every task once inside at most max_workers pilots, which then leave when idle', async () => {
     const dir = area('sudo');
     const maxWorkers = 2;
-    const runner = startRunner(
-      dir,
-      'hpc',
-      {
-        type: 'slurm_sudo',
-        name: 'SLURM cluster',
-        id: 'hpc',
-        ...common(dir),
-        pilot_config: { max_workers: maxWorkers, idle_timeout_s: 3, cpus_per_worker: 1 },
-      },
-      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
-    );
+    const { resource, profile } = sudoConfig(dir, 'hpc', {
+      max_workers: maxWorkers,
+      idle_timeout_s: 3,
+      cpus_per_worker: 1,
+    });
+    const runner = startRunner(dir, 'hpc', resource, profile);
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       expect(runner.output).toMatch(/pilot manager ready/);
       const tasks: TaskSubmitted[] = Array.from({ length: 20 }, (_, i) => ({
         taskId: `p-${i}`,
@@ -478,20 +434,14 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       "foreign.stdout.trim().split(';')[0]",
     );
     expect(foreignId).toMatch(/^[0-9]+$/);
-    const runner = startRunner(
-      dir,
-      'hpc-me',
-      {
-        type: 'slurm_sudo',
-        name: 'SLURM cluster',
-        id: 'hpc-me',
-        ...common(dir),
-        pilot_config: { max_workers: 1, idle_timeout_s: 2, cpus_per_worker: 1 },
-      },
-      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
-    );
+    const { resource, profile } = sudoConfig(dir, 'hpc-me', {
+      max_workers: 1,
+      idle_timeout_s: 2,
+      cpus_per_worker: 1,
+    });
+    const runner = startRunner(dir, 'hpc-me', resource, profile);
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       const tasks = gatedTasks(dir, 'hpc-me', 'me', 2);
       writeFileSync(join(dir, 'gate'), '');
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'hpc-me'), t);
@@ -525,7 +475,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     // Pilots that went well leave no folder on the cluster (swept over SSH as the job user).
     const runner = startRunner(dir, 'remote', resource, profile, { CP_JOB_KEEP_S: '0' });
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       expect(runner.output).toMatch(/pilot worker code found/);
       const tasks = gatedTasks(dir, 'remote', 's', 16);
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'remote'), t);
@@ -602,7 +552,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
       files: { inputs, outputs, auxiliaries },
     });
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       const tasks: TaskSubmitted[] = [
         task(
           'st-ok',
@@ -665,7 +615,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     const running = async (ids: readonly string[]) =>
       (await records(ids)).filter((r) => r.state === 'running');
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       const tasks = gatedTasks(dir, 'takeover', 't', 8);
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'takeover'), t);
       const ids = tasks.map((t) => t.taskId);
@@ -756,7 +706,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     });
     const consumer = () => bus.jsm.consumers.info(streams.tasks(P), 'runner-release');
     try {
-      await runner.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(runner);
       const tasks = gatedTasks(dir, 'release', 'h', 2);
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'release'), t);
       const ids = tasks.map((t) => t.taskId);
@@ -845,7 +795,7 @@ describe('pilot mode', { timeout: 400_000 }, () => {
     const first = startRunner(dir, 'again', resource, profile);
     let second: ManagedProcess | undefined;
     try {
-      await first.waitForOutput('"msg":"runner ready"', 60_000);
+      await runnerReady(first);
       const tasks = gatedTasks(dir, 'again', 'a', 2);
       for (const t of tasks) await bus.publish('task.submitted', subjects.tasks(P, 'again'), t);
       const ids = tasks.map((t) => t.taskId);

@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { Bus, createLogger, readTaskLog, type TaskLogEvent } from '@computepods/bus';
+import { type Bus, readTaskLog, type TaskLogEvent } from '@computepods/bus';
 import {
   buckets,
   streams,
@@ -11,6 +11,7 @@ import {
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
+import { localRunnerConfig, quietBus } from './test-runner-kit.js';
 
 const P = 'quietlogs';
 
@@ -24,24 +25,13 @@ describe('empty task outputs: listed in the end record, nothing on the log strea
   let bus: Bus;
   let runner: RunningRunner | undefined;
   const dir = new TempDir('cp-quiet-logs-');
-  const logger = createLogger('quiet-logs-test');
-  logger.level = 'silent';
   const ws = dir.join('ws');
 
   beforeAll(async () => {
     mkdirSync(ws);
     nats = await NatsServer.start();
-    bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
-    runner = await startRunner(bus, {
-      project: P,
-      resource: 'local',
-      queue: 'local',
-      runnerId: 'r1',
-      stateDir: dir.join('state'),
-      parallel: 2,
-      intake: 16,
-      workspaceRoots: [ws],
-    });
+    bus = await quietBus({ servers: nats.url, service: 'runner', project: P });
+    runner = await startRunner(bus, localRunnerConfig(P, dir.join('state'), ws));
   });
   afterAll(async () => {
     await runner?.stop();

@@ -1,12 +1,11 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, type TypedKv } from '@computepods/bus';
-import { buckets, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import type { Bus, TypedKv } from '@computepods/bus';
+import { subjects, type TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
   defined,
   ensureSystemUser,
-  ManagedProcess,
+  type ManagedProcess,
   NatsServer,
   Slurm,
   startTogether,
@@ -14,13 +13,11 @@ import {
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quietBus, resourceFiles, runnerProcess, runnerReady, tasksKv } from './test-runner-kit.js';
 
 // The runner service itself, as a child process, killed with SIGKILL while its tasks run
 // (locally and on a real SLURM), then started again: it must reconcile from its KV records.
 const P = 'crash';
-/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
-const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-runner-crash-');
 let nats: NatsServer;
 let slurm: Slurm;
@@ -31,10 +28,8 @@ beforeAll(async () => {
   ensureSystemUser('cpuser');
   chmodSync(tmp.path, 0o755);
   [nats, slurm] = await startTogether([NatsServer.start(), Slurm.start()]);
-  const logger = createLogger('crash-test');
-  logger.level = 'silent';
-  bus = await Bus.connect({ servers: nats.url, service: 'crash-test', project: P, logger });
-  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+  bus = await quietBus({ servers: nats.url, service: 'crash-test', project: P });
+  kv = await tasksKv(bus, P);
 });
 afterAll(async () => {
   await bus?.close();
@@ -43,21 +38,8 @@ afterAll(async () => {
 });
 
 function runner(env: Record<string, string>): ManagedProcess {
-  return new ManagedProcess({
-    name: 'runner',
-    command: process.execPath,
-    args: [main],
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      NATS_URL: nats.url,
-      CP_PROJECT: P,
-      CP_LOG_FORMAT: 'json',
-      // every task of these tests runs in a folder below tmp
-      CP_WORKSPACE_ROOTS: tmp.path,
-      ...env,
-    },
-  });
+  // every task of these tests runs in a folder below tmp
+  return runnerProcess(nats.url, P, { CP_WORKSPACE_ROOTS: tmp.path, ...env });
 }
 
 const until = (
@@ -86,7 +68,7 @@ async function crashAndRecover(opts: {
 }) {
   const env = { CP_RESOURCE: opts.resource, CP_RUNNER_ID: `r-${opts.resource}`, ...opts.env };
   const first = runner(env);
-  await first.waitForOutput('"msg":"runner ready"', 60_000);
+  await runnerReady(first);
   for (const t of opts.tasks)
     await bus.publish('task.submitted', subjects.tasks(P, opts.resource), t);
   const seen: Record<string, string | undefined> = {};
@@ -105,7 +87,7 @@ async function crashAndRecover(opts: {
   await until(opts.meanwhile, 'tasks to end while the runner is down');
   const second = runner(env);
   try {
-    await second.waitForOutput('"msg":"runner ready"', 60_000);
+    await runnerReady(second);
     expect(second.output).toMatch(/adopting tasks from before a restart/);
     await until(async () => {
       for (const t of opts.tasks) {
@@ -174,10 +156,9 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
       mkdirSync(d, { recursive: true });
       chmodSync(d, 0o1777);
     }
-    const resourceFile = join(dir, 'resource.json');
-    writeFileSync(
-      resourceFile,
-      JSON.stringify({
+    const files = resourceFiles(
+      dir,
+      {
         type: 'slurm_sudo',
         name: 'SLURM cluster',
         id: 'hpc',
@@ -198,16 +179,8 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
         tasks_python_config: { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } },
         tasks_pixi_config: {},
         slurm_client_env: slurm.env,
-      }),
-    );
-    const profileFile = join(dir, 'profile.json');
-    writeFileSync(
-      profileFile,
-      JSON.stringify({
-        name: 'SLURM/sudo profile',
-        resource_type: 'slurm_sudo',
-        username: 'cpuser',
-      }),
+      },
+      { name: 'SLURM/sudo profile', resource_type: 'slurm_sudo', username: 'cpuser' },
     );
     const gate = `while [ ! -e ${dir}/gate ]; do sleep 0.1; done`;
     const mk = (id: string, body: string): TaskSubmitted => ({
@@ -221,11 +194,7 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
     const tasks = [mk('s-down', `${gate}; exit 7`), mk('s-after', `${gate}; sleep 3; echo late`)];
     const recs = await crashAndRecover({
       resource: 'hpc',
-      env: {
-        CP_RESOURCE_FILE: resourceFile,
-        CP_PROFILE_FILE: profileFile,
-        CP_STATE_DIR: join(dir, 'state'),
-      },
+      env: { ...files, CP_STATE_DIR: join(dir, 'state') },
       dir,
       tasks,
       before: { 's-down': 'running', 's-after': 'running' },

@@ -1,24 +1,21 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, type TypedKv } from '@computepods/bus';
-import { buckets, streams, subjects, TaskRecord, type TaskSubmitted } from '@computepods/protocol';
+import type { Bus, TypedKv } from '@computepods/bus';
+import { streams, subjects, type TaskRecord, type TaskSubmitted } from '@computepods/protocol';
 import {
   defined,
-  ManagedProcess,
+  type ManagedProcess,
   NatsServer,
   TempDir,
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quietBus, runnerProcess, runnerReady, tasksKv } from './test-runner-kit.js';
 
 // A runner process killed with SIGKILL while task messages it pulled are not yet recorded.
 // The consumer's ack wait is ten minutes here, so within the test's time only the runner that
 // starts next (reclaim.ts) can have them delivered again.
 const P = 'reclaim';
-/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
-const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const STREAM = streams.tasks(P);
 const DURABLE = 'runner-local';
 const tmp = new TempDir('cp-runner-reclaim-');
@@ -28,10 +25,8 @@ let kv: TypedKv<typeof TaskRecord>;
 
 beforeAll(async () => {
   nats = await NatsServer.start();
-  const logger = createLogger('reclaim-test');
-  logger.level = 'silent';
-  bus = await Bus.connect({ servers: nats.url, service: 'reclaim-test', project: P, logger });
-  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+  bus = await quietBus({ servers: nats.url, service: 'reclaim-test', project: P });
+  kv = await tasksKv(bus, P);
 });
 afterAll(async () => {
   await bus?.close();
@@ -40,23 +35,18 @@ afterAll(async () => {
 });
 
 function runner(dir: string, id: string): ManagedProcess {
-  return new ManagedProcess({
-    name: id,
-    command: process.execPath,
-    args: [main],
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      NATS_URL: nats.url,
-      CP_PROJECT: P,
-      CP_LOG_FORMAT: 'json',
+  return runnerProcess(
+    nats.url,
+    P,
+    {
       CP_RESOURCE: 'local',
       CP_RUNNER_ID: id,
       CP_STATE_DIR: join(dir, 'state'),
       CP_WORKSPACE_ROOTS: dir,
       CP_RUNNER_ACK_WAIT_MS: String(10 * 60_000),
     },
-  });
+    { name: id },
+  );
 }
 
 const until = (cond: () => Promise<boolean>, what: string, diag?: () => string) =>
@@ -85,7 +75,7 @@ async function killWithPulledTasks(name: string, nextId: string) {
   const pulled = mk(`${name}-pulled`);
   const first = runner(dir, `r-${name}`);
   const logs = () => `--- first\n${first.tail(3000)}`;
-  await first.waitForOutput('"msg":"runner ready"', 60_000);
+  await runnerReady(first);
   await bus.publish('task.submitted', subjects.tasks(P, 'local'), done);
   await until(
     async () => (await kv.get(done.taskId))?.value.state === 'finished',
@@ -126,7 +116,7 @@ async function killWithPulledTasks(name: string, nextId: string) {
 
   const next = runner(dir, nextId);
   try {
-    await next.waitForOutput('"msg":"runner ready"', 60_000);
+    await runnerReady(next);
     const both = () => `${logs()}\n--- next\n${next.tail(3000)}`;
     await until(
       async () => (await kv.get(pulled.taskId))?.value.state === 'finished',

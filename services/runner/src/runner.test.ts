@@ -7,11 +7,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Bus, createLogger } from '@computepods/bus';
+import type { Bus } from '@computepods/bus';
 import { buckets, Envelope, envelope, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { defined, NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
+import { localRunnerConfig, quietBus } from './test-runner-kit.js';
 
 const P = 'runnertest';
 
@@ -20,8 +21,6 @@ describe('runner v1 (local) over a real nats-server', () => {
   let bus: Bus;
   let runner: RunningRunner;
   const dir = new TempDir('cp-runner-');
-  const logger = createLogger('runner-test');
-  logger.level = 'silent';
 
   // Tasks may run in ws/ only; `outside` stands for a home directory next to it.
   const ws = dir.join('ws');
@@ -35,16 +34,9 @@ describe('runner v1 (local) over a real nats-server', () => {
       JSON.stringify({ resource_type: 'local', name: 'Lab', id: 'lab' }),
     );
     nats = await NatsServer.start();
-    bus = await Bus.connect({ servers: nats.url, service: 'runner', project: P, logger });
+    bus = await quietBus({ servers: nats.url, service: 'runner', project: P });
     runner = await startRunner(bus, {
-      project: P,
-      resource: 'local',
-      queue: 'local',
-      runnerId: 'r1',
-      stateDir: dir.join('state'),
-      parallel: 2,
-      intake: 16,
-      workspaceRoots: [ws],
+      ...localRunnerConfig(P, dir.join('state'), ws),
       profileFile: dir.join('profile.json'),
     });
   });

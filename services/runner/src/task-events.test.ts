@@ -5,6 +5,7 @@ import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningRunner, startRunner } from './runner.js';
 import { TaskEvents } from './task-events.js';
+import { localRunnerConfig } from './test-runner-kit.js';
 
 const P = 'taskevents';
 
@@ -147,14 +148,7 @@ describe("a runner's task events over a real nats-server", () => {
     });
     await watcher.nc.flush();
     runner = await startRunner(bus, {
-      project: RP,
-      resource: 'local',
-      queue: 'local',
-      runnerId: 'r1',
-      stateDir: dir.join('state'),
-      parallel: 2,
-      intake: 16,
-      workspaceRoots: [dir.join('ws')],
+      ...localRunnerConfig(RP, dir.join('state'), dir.join('ws')),
       // Longer than the test: an event leaves only with a write the runner makes anyway.
       eventHoldMs: 600_000,
     });

@@ -1,19 +1,22 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, readTaskLog, type TaskLogEvent, type TypedKv } from '@computepods/bus';
-import { buckets, streams, subjects, TaskRecord } from '@computepods/protocol';
-import { defined, ManagedProcess, NatsServer, TempDir, until } from '@computepods/testkit';
+import type { Bus, TypedKv } from '@computepods/bus';
+import { streams, subjects, type TaskRecord } from '@computepods/protocol';
+import { defined, type ManagedProcess, NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  publishedStdout,
+  quietBus,
+  runnerProcess,
+  runnerReady,
+  tasksKv,
+} from './test-runner-kit.js';
 
 // The runner service itself, killed with SIGKILL while a task's log is not yet published
 // (the task-log stream deleted: no piece, no end marker can be stored), then started again
 // with CP_JOB_KEEP_S=0 and CP_JOB_KEEP_FAILED_S=0: its first sweep, right after it adopts, must
 // leave the task's folder until the whole log and its end are on the stream; then it goes.
 const P = 'foldercrash';
-/** The runner as `up` starts it: its bundle while fresh, else its sources (bin/runner.js). */
-const main = fileURLToPath(new URL('../bin/runner.js', import.meta.url));
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const tmp = new TempDir('cp-folder-crash-');
 let nats: NatsServer;
 let bus: Bus;
@@ -22,10 +25,8 @@ let kv: TypedKv<typeof TaskRecord>;
 beforeAll(async () => {
   mkdirSync(tmp.join('ws'));
   nats = await NatsServer.start();
-  const logger = createLogger('folder-crash-test');
-  logger.level = 'silent';
-  bus = await Bus.connect({ servers: nats.url, service: 'folder-crash-test', project: P, logger });
-  kv = await bus.kv(buckets.tasks(P), TaskRecord, { history: 5 });
+  bus = await quietBus({ servers: nats.url, service: 'folder-crash-test', project: P });
+  kv = await tasksKv(bus, P);
 });
 afterAll(async () => {
   await bus?.close();
@@ -34,38 +35,13 @@ afterAll(async () => {
 });
 
 function runner(): ManagedProcess {
-  return new ManagedProcess({
-    name: 'runner',
-    command: process.execPath,
-    args: [main],
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      NATS_URL: nats.url,
-      CP_PROJECT: P,
-      CP_LOG_FORMAT: 'json',
-      CP_WORKSPACE_ROOTS: tmp.join('ws'),
-      CP_STATE_DIR: tmp.join('state'),
-      CP_RUNNER_ID: 'r-crash',
-      CP_JOB_KEEP_S: '0',
-      CP_JOB_KEEP_FAILED_S: '0',
-    },
+  return runnerProcess(nats.url, P, {
+    CP_WORKSPACE_ROOTS: tmp.join('ws'),
+    CP_STATE_DIR: tmp.join('state'),
+    CP_RUNNER_ID: 'r-crash',
+    CP_JOB_KEEP_S: '0',
+    CP_JOB_KEEP_FAILED_S: '0',
   });
-}
-
-async function published(taskId: string) {
-  const events: TaskLogEvent[] = [];
-  await readTaskLog(bus, {
-    queue: 'local',
-    taskId,
-    streams: ['stdout'],
-    follow: false,
-    onEvent: (e) => {
-      events.push(e);
-    },
-  });
-  const text = Buffer.concat(events.flatMap((e) => (e.kind === 'data' ? [e.data] : []))).toString();
-  return { text, end: events.find((e) => e.kind === 'end') };
 }
 
 describe('runner service killed with SIGKILL before a log was published', {
@@ -73,7 +49,7 @@ describe('runner service killed with SIGKILL before a log was published', {
 }, () => {
   it('publishes the whole log after the restart before its first sweeps remove the folder', async () => {
     const first = runner();
-    await first.waitForOutput('"msg":"runner ready"', 60_000);
+    await runnerReady(first);
     // Held: nothing can be stored on the task-log stream until a runner makes it again.
     await bus.jsm.streams.delete(streams.taskLogs(P));
     await bus.publish('task.submitted', subjects.tasks(P, 'local'), {
@@ -94,10 +70,10 @@ describe('runner service killed with SIGKILL before a log was published', {
     // Started again: it makes the stream again, holds the ended task's log, adopts, sweeps.
     const second = runner();
     try {
-      await second.waitForOutput('"msg":"runner ready"', 60_000);
-      let log: Awaited<ReturnType<typeof published>> = { text: '', end: undefined };
+      await runnerReady(second);
+      let log: Awaited<ReturnType<typeof publishedStdout>> = { text: '', end: undefined };
       await until(async () => {
-        log = await published('k-1');
+        log = await publishedStdout(bus, 'local', 'k-1');
         return log.end !== undefined;
       }, 'the end marker of k-1 on the stream');
       expect(log.text).toBe('written before the kill\n');

@@ -1,18 +1,13 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import {
-  Bus,
-  createLogger,
-  ensureProjectStreams,
-  readTaskLog,
-  type TaskLogEvent,
-} from '@computepods/bus';
+import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
 import { LocalBackend } from '@computepods/executors';
 import { buckets, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { defined, NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunnerConfig } from './config.js';
 import { type RunningRunner, startRunner } from './runner.js';
+import { publishedStdout } from './test-runner-kit.js';
 
 const P = 'taskfolders';
 
@@ -84,23 +79,7 @@ describe('runner (local): task folders go only once their logs are published', (
     return defined(rec, `the record of ${taskId}`);
   }
 
-  /** The task's stdout as published, once its end marker is on the stream. */
-  async function published(taskId: string): Promise<{ text: string; end?: TaskLogEvent }> {
-    const events: TaskLogEvent[] = [];
-    await readTaskLog(bus, {
-      queue: 'local',
-      taskId,
-      streams: ['stdout'],
-      follow: false,
-      onEvent: (e) => {
-        events.push(e);
-      },
-    });
-    const text = Buffer.concat(
-      events.flatMap((e) => (e.kind === 'data' ? [e.data] : [])),
-    ).toString();
-    return { text, end: events.find((e) => e.kind === 'end') };
-  }
+  const published = (taskId: string) => publishedStdout(bus, 'local', taskId);
 
   const submit = (taskId: string, command: string) =>
     bus.publish('task.submitted', subjects.tasks(P, 'local'), {
