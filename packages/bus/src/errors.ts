@@ -98,12 +98,17 @@ export function isQuotaExceeded(err: unknown): boolean {
   return err instanceof JetStreamApiError && QUOTA_CODES.has(err.code);
 }
 
+/** JetStream's API codes for a refused expected-last-sequence check (nats.js JetStreamApiCodes). */
+const WRONG_LAST_CODES = new Set<number>([10071, 10164]);
+
 /**
  * A publish that expected a subject's last sequence found another there: someone else wrote the
- * subject first (JetStream error 10071).
+ * subject first (a KV create of a key that exists, an update from a stale revision). Decided by
+ * nats.js's error class name and the API code, not the text.
  */
 export function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === 10071;
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return e?.name === 'JetStreamApiError' && WRONG_LAST_CODES.has(e.code as number);
 }
 
 /** The server refused who we are: no credentials, or ones it does not trust (or revoked). */

@@ -1,12 +1,12 @@
 import { CpError, fromKvKey, kvKey } from '@computepods/protocol';
-import { JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { Bucket, type KV, type KvEntry, type KvWatchOptions } from '@nats-io/kv';
 import { Empty, headers } from '@nats-io/transport-node';
 import type { z } from 'zod';
 import type { AckedPublisher } from './acked-publisher.js';
 import { issuesOf } from './decode.js';
 import type { DirectGets } from './direct-gets.js';
-import { MessageInvalidError } from './errors.js';
+import { isWrongLastSequence, MessageInvalidError } from './errors.js';
 import { latestMessages, latestMessagesAfter } from './kv-list.js';
 import type { Logger } from './logger.js';
 
@@ -20,9 +20,6 @@ export interface Versioned<T> {
  * (paths) encoded with kvKey. A stored value that no longer validates is logged and treated as
  * absent (or, for watch() with `invalid: 'ignore'`, skipped) rather than crashing the reader.
  */
-/** JetStream's "wrong last sequence" API codes: nats.js's create looks again after these. */
-const WRONG_LAST = new Set<number>([10071, 10164]);
-
 /** A key followed (TypedKv.follow): its value when the follow began, and what comes after. */
 export interface KeyFollower<T> {
   /** The key's value read once the updates were being heard (undefined: none, or invalid). */
@@ -136,7 +133,7 @@ export class TypedKv<S extends z.ZodType> {
       } catch (err) {
         // The key has a message: nats.js's create tells a deleted key (which it may take) from a
         // live one (which it may not).
-        if (!(err instanceof JetStreamApiError && WRONG_LAST.has(err.code))) throw err;
+        if (!isWrongLastSequence(err)) throw err;
       }
       return this.kv.create(kvKey(key), data);
     });

@@ -1,4 +1,4 @@
-import type { Bus, TypedKv } from '@computepods/bus';
+import { type Bus, isWrongLastSequence, type TypedKv } from '@computepods/bus';
 import { checkName, kvKey, type RulesDeclared, streams, subjects } from '@computepods/protocol';
 import { watchConnection } from './connection-watch.js';
 
@@ -16,14 +16,6 @@ function isChefName(key: string): boolean {
  * supervisor) keeps its queued work.
  */
 const MISSED_PINGS = 3;
-
-// JetStream's answers when an expected-last-sequence header does not match (the key changed).
-const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
-
-function isRevisionConflict(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'number' && WRONG_LAST_SEQUENCE.has(code);
-}
 
 interface Seen {
   at: number;
@@ -98,7 +90,7 @@ export async function watchChefLiveness(
       // Only the revision seen: a chef that re-declared meanwhile is alive and stays.
       await rulesKv.kv.delete(kvKey(chef), { previousSeq: s.revision });
     } catch (err) {
-      if (!isRevisionConflict(err)) {
+      if (!isWrongLastSequence(err)) {
         // NATS unreachable or the delete unanswered: still followed, tried again next check.
         if (!s.retireFailed)
           bus.logger.warn(

@@ -1,4 +1,4 @@
-import type { TypedKv } from '@computepods/bus';
+import { isWrongLastSequence, type TypedKv } from '@computepods/bus';
 import type { RetryPolicy } from '@computepods/executors';
 import type { TaskRecord } from '@computepods/protocol';
 import { z } from 'zod';
@@ -56,7 +56,7 @@ export class KvRecords {
         rev === undefined ? await this.#kv.create(id, rec) : await this.#kv.update(id, rec, rev);
       this.#revisions.set(id, next);
     } catch (err) {
-      if (isRevisionMismatch(err)) throw new RecordConflictError(id, rev, { cause: err });
+      if (isWrongLastSequence(err)) throw new RecordConflictError(id, rev, { cause: err });
       throw err;
     }
     if (rec.state === 'finished' || rec.state === 'failed' || rec.state === 'killed') {
@@ -84,16 +84,4 @@ export class KvRecords {
       this.#endedHead = 0;
     }
   }
-}
-
-/** JetStream API error codes of a refused revision check (nats.js JetStreamApiCodes). */
-const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
-
-/**
- * The server refused a write on its revision check (a create: the key exists). Decided by the
- * nats.js class's name and the API error code, as protocol's isRetryable does, not by the text.
- */
-function isRevisionMismatch(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown } | null;
-  return e?.name === 'JetStreamApiError' && WRONG_LAST_SEQUENCE.has(e.code as number);
 }
