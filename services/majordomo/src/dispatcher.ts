@@ -14,6 +14,7 @@ import type { BuildInFlight } from './queries.js';
 import type { RecentResults } from './recent-results.js';
 import { RetryBackoff } from './retry-backoff.js';
 import type { RuleRegistry } from './rules.js';
+import type { Stopped, UnrunTask } from './stop-attempts.js';
 
 /** A leader's lease and fence (standby mode, CP_MAJORDOMO_HA; see lease.ts and fence.ts). */
 export interface Leadership {
@@ -41,6 +42,8 @@ export interface InFlight {
 interface WindingDown {
   readonly buildId: string;
   readonly chef: string;
+  /** Its task as far as MajorDomo knows it, to close it should it still be queued. */
+  readonly unrun: UnrunTask | undefined;
   readonly timer: NodeJS.Timeout;
   /** Its wait is over (no end came in time, or its chef retired): its tasks are being stopped. */
   releasing?: boolean;
@@ -69,10 +72,11 @@ export interface DispatcherParts {
   /** Plans again (a retry): MajorDomo's pump and status refresh. */
   readonly plan: (cid: string) => Promise<void>;
   /**
-   * Kills a build's tasks still recorded unfinished, waiting at most `giveUpMs` for their ends;
-   * resolves with the task ids it had to stop (stop-attempts.ts).
+   * Kills a build's tasks still recorded unfinished, waiting at most `giveUpMs` for their ends,
+   * and closes (records killed) its next attempt, which may still be queued with no record
+   * (`unrun`: what is known of it); resolves with what it did (stop-attempts.ts).
    */
-  readonly stopAttempts: (buildId: string, giveUpMs: number) => Promise<string[]>;
+  readonly stopAttempts: (buildId: string, giveUpMs: number, unrun?: UnrunTask) => Promise<Stopped>;
 }
 
 /**
@@ -88,9 +92,10 @@ export interface DispatcherParts {
  * a step at a time itself (services/chef cancel.ts), but replicas of one chef share its queue:
  * without the wait the next build could start on one while another still killed the build
  * before it, both writing the step's outputs. When the wait ends with no end reported, the
- * cancelled build's tasks still recorded unfinished are killed first (stop-attempts.ts, at most
- * another CP_CANCEL_WAIT_MS): runners sharing a queue do not stop each other's older task of a
- * step, so without it the older could run on beside the newer on another runner.
+ * cancelled build's tasks still recorded unfinished are killed first, and its task still queued
+ * with no record is recorded killed so no runner runs it (stop-attempts.ts, at most another
+ * CP_CANCEL_WAIT_MS): runners sharing a queue do not stop each other's older task of a step, so
+ * without it the older could run on beside the newer on another runner.
  */
 export class Dispatcher {
   readonly #inflight = new Map<string, InFlight>();
@@ -159,7 +164,25 @@ export class Dispatcher {
       if (w?.timer === timer) void this.#release(taskId, w, 'cancel-wait');
     }, cfg.cancelWaitMs);
     timer.unref();
-    this.#windingDown.set(taskId, { buildId: f.buildId, chef: f.chef, timer });
+    this.#windingDown.set(taskId, {
+      buildId: f.buildId,
+      chef: f.chef,
+      unrun: this.#unrunOf(f),
+      timer,
+    });
+  }
+
+  /** What a record closing the build's task can say of it: its rule's resource and command. */
+  #unrunOf(f: InFlight): UnrunTask | undefined {
+    const target = this.#target(f.task);
+    const rule = target && this.p.rules.get(target.ruleId)?.rule;
+    if (!rule) return undefined;
+    return {
+      resource: rule.resource,
+      command: rule.command,
+      gpu: rule.gpu,
+      step: { id: f.task.id, pass: f.task.pass, chef: f.chef },
+    };
   }
 
   /**
@@ -172,13 +195,15 @@ export class Dispatcher {
     if (w.releasing) return;
     w.releasing = true;
     clearTimeout(w.timer);
-    const stopped = await this.p.stopAttempts(w.buildId, cfg.cancelWaitMs).catch((err: Error) => {
-      logger.warn(
-        { taskId, buildId: w.buildId, err: err.message },
-        "could not look for the cancelled build's tasks; the next build of its step goes",
-      );
-      return [];
-    });
+    const { stopped, closed } = await this.p
+      .stopAttempts(w.buildId, cfg.cancelWaitMs, w.unrun)
+      .catch((err: Error): Stopped => {
+        logger.warn(
+          { taskId, buildId: w.buildId, err: err.message },
+          "could not look for the cancelled build's tasks; the next build of its step goes",
+        );
+        return { stopped: [] };
+      });
     await this.p.serial(async () => {
       if (this.#stopping || this.#windingDown.get(taskId) !== w) return;
       this.#windingDown.delete(taskId);
@@ -188,6 +213,7 @@ export class Dispatcher {
           buildId: w.buildId,
           ...(why === 'cancel-wait' ? { waitedMs: cfg.cancelWaitMs } : { chef: w.chef }),
           stopped,
+          ...(closed ? { closed } : {}),
         },
         why === 'cancel-wait'
           ? 'no chef reported the end of a cancelled build; the next build of its step goes'

@@ -148,7 +148,7 @@ export class MajorDomo {
       applyCached: async (f, result, cid) => (await this.#applyResult(f, result, cid)).stored,
       serial: (fn) => this.#serial(fn),
       plan: (cid) => this.#pump(cid),
-      stopAttempts: (buildId, giveUpMs) => stopper.stop(buildId, giveUpMs),
+      stopAttempts: (buildId, giveUpMs, unrun) => stopper.stop(buildId, giveUpMs, unrun),
     });
     // While builds are in flight the next request's announcement comes soon: a result's outputs
     // wait for it (artefacts.ts holdWhile).

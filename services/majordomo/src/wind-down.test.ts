@@ -5,6 +5,7 @@ import {
   Envelope,
   subjects,
   TaskControl,
+  TaskRecord,
 } from '@computepods/protocol';
 import { untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +85,14 @@ describe('MajorDomo: one build of a step at a time across chef replicas', () => 
     await cancelOf(first.buildId);
     const next = await nth('up:c', 1);
     expect(next.inputs).toEqual({ 'src/c.txt': sha('c2') });
+    // Its task, which no runner recorded (still queued, or never sent), is recorded ended first:
+    // a runner that takes it up later leaves it.
+    const tasks = await t.bus.kv(buckets.tasks(P), TaskRecord);
+    expect((await tasks.get(`b-${first.buildId}`))?.value).toMatchObject({
+      state: 'killed',
+      reason: expect.stringMatching(/^cancelled before any runner took it/),
+      task: { buildId: first.buildId, step: { id: 'up:c', chef: 'gen' } },
+    });
     // A late end of the cancelled build changes nothing: the next one is in flight.
     await cancelled(first);
     await t.succeed(next, 'C2');
@@ -133,6 +142,8 @@ describe('MajorDomo: one build of a step at a time across chef replicas', () => 
       expect(kills).toEqual([{ taskId: `b-${first.buildId}`, requestsSent: 1 }]);
       expect(gone).toEqual([1]);
       expect((await tasks.get(`b-${first.buildId}`))?.value.state).toBe('killed');
+      // The attempt under way is the last: none after it is recorded.
+      expect(await tasks.get(`b-${first.buildId}-1`)).toBeUndefined();
       await t.succeed(next, 'D2');
     } finally {
       runner.unsubscribe();
