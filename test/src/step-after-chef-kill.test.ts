@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BuildResult, buckets, subjects, TaskRecord } from '@computepods/protocol';
 import { sha256, until } from '@computepods/testkit';
@@ -19,12 +19,14 @@ describe("a step's next build while a killed chef's task of it still runs", () =
   let results: BuildResult[] = [];
   let chefFile = '';
   const gate = () => stack.dir.join('gate');
+  const readOld = () => stack.dir.join('read-old');
 
   beforeAll(async () => {
     stack = await Stack.start('stepgap');
     // The old input's run waits for the gate, as a long compile would; the new one does not.
+    // It says when it has read the old input (readOld): the test edits it only after that.
     results = await stack.startUpperChef(
-      `c=$(cat {in0}); case "$c" in old*) while [ ! -e ${gate()} ]; do sleep 0.02; done;; esac; printf '%s\\n' "$c" | tr a-z A-Z > {out0}`,
+      `c=$(cat {in0}); case "$c" in old*) touch ${readOld()}; while [ ! -e ${gate()} ]; do sleep 0.02; done;; esac; printf '%s\\n' "$c" | tr a-z A-Z > {out0}`,
     );
     chefFile = stack.dir.join('chef.yaml');
   }, 120_000);
@@ -38,9 +40,10 @@ describe("a step's next build while a killed chef's task of it still runs", () =
     const [older, newer] = ['01d0', '5ee5'].map((h) => h.repeat(8)) as [string, string];
     stack.write('src/a.txt', 'old\n');
     const seq = await stack.requestUpper(older, 'a', sha256('old\n'));
+    // Recorded running is not enough: its command may not have read the input yet.
     await until(
-      async () => (await state(`b-${older}`))?.state === 'running',
-      'the older task running',
+      async () => existsSync(readOld()) && (await state(`b-${older}`))?.state === 'running',
+      'the older task running, its old input read',
       30_000,
       () => stack.logs(),
     );
@@ -129,14 +132,16 @@ describe("a build answered cancelled while a killed chef's task of it still runs
   let stack: Stack;
   let results: BuildResult[] = [];
   const ack = { CP_CHEF_ACK_WAIT_MS: '2000' };
+  const readOld = () => stack.dir.join('read-old');
 
   beforeAll(async () => {
     stack = await Stack.start('orphan');
     // The old input's run goes on while `hold` is there: until the stack's folder goes at the end.
+    // It says when it has read the old input (readOld): the test edits it only after that.
     const hold = stack.dir.join('hold');
     writeFileSync(hold, '');
     results = await stack.startUpperChef(
-      `c=$(cat {in0}); case "$c" in old*) while [ -e ${hold} ]; do sleep 0.02; done;; esac; printf '%s\\n' "$c" | tr a-z A-Z > {out0}`,
+      `c=$(cat {in0}); case "$c" in old*) touch ${readOld()}; while [ -e ${hold} ]; do sleep 0.02; done;; esac; printf '%s\\n' "$c" | tr a-z A-Z > {out0}`,
       ack,
     );
   }, 120_000);
@@ -149,9 +154,12 @@ describe("a build answered cancelled while a killed chef's task of it still runs
     const build = '0a5a0a5a'.repeat(2);
     stack.write('src/o.txt', 'old\n');
     await stack.requestUpper(build, 'o', sha256('old\n'));
+    // Recorded running is not enough: its command may not have read the input yet (under load it
+    // read the new one, finished, and was no orphan: fresh-clone CI run 157).
     await until(
-      async () => (await tasks.get(`b-${build}`))?.value.state === 'running',
-      'the task running',
+      async () =>
+        existsSync(readOld()) && (await tasks.get(`b-${build}`))?.value.state === 'running',
+      'the task running, its old input read',
       30_000,
       () => stack.logs(),
     );
