@@ -87,5 +87,12 @@ describe("a cancelled build's task still queued when its chef died", () => {
     );
     expect(stack.ledger().read()).toBe('new\n');
     expect((await tasks.get(`b-${first.buildId}`))?.value).toEqual(closed);
+    // Its (empty) logs end at once for a follower; the task list shows it killed.
+    const logs = await stack.cpctrl(['-o', 'json', 'logs', '-f', `b-${first.buildId}`]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).not.toContain('"kind":"data"');
+    const listed = await stack.cpctrl(['-o', 'json', 'task', 'list']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(`b-${first.buildId}`);
   }, 120_000);
 });

@@ -140,6 +140,8 @@ export class AttemptStopper {
         step: unrun.step,
       },
       state: 'killed',
+      // Nothing ran, so nothing was written: log readers end at once (as for a task's empty logs).
+      emptyLogs: ['stdout', 'stderr'],
       reason: `cancelled before any runner took it: no chef reported the end of build ${buildId} in time, so MajorDomo recorded its task ended; a runner that takes it from its queue leaves it`,
       history: [
         { state: 'created', time },
