@@ -190,7 +190,12 @@ export async function bigFileBench(
     [
       row('up, ours uploadFile via exec (new)', 'cat, then openssl on the pod', r.upExec, r.upSftp),
       row('up, ours uploadFile via sftp (old)', '64 x 32 KiB writes', r.upFileSftp, r.upSftp),
-      row('up, ours uploadBatch (inotify2nats)', '64 x 32 KiB writes', r.upOurs, r.upSftp),
+      row(
+        'up, ours uploadBatch (inotify2nats)',
+        'cat, then openssl on the pod',
+        r.upOurs,
+        r.upSftp,
+      ),
       row('up, ours fastPut only (unverified)', '64 x 32 KiB writes', r.upRaw, r.upSftp),
       row('up, sftp put', SFTP_PIPELINE, r.upSftp, r.upSftp),
       row(`up, sftp put -c ${SSH2_CIPHER}`, SFTP_PIPELINE, r.upSftpGcm, r.upSftp),

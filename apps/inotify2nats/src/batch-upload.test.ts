@@ -49,11 +49,51 @@ describe('uploadBatch against a real sshd', () => {
     });
     const done = await uploadBatch(items, options([]));
     for (const [rel, data] of files)
-      expect(done.get(rel)).toEqual({ sha256: sha(data), size: data.length });
+      expect(done.get(rel)).toEqual({
+        sha256: sha(data),
+        size: data.length,
+        // A file of 1 MiB or more is streamed over an exec channel, hashed by the pod as stored.
+        via: rel === 'big.bin' ? 'exec' : 'sftp',
+      });
     const onPod = await pool.exec(target, `cd ${shellQuote(root)} && ls -A && sha256sum big.bin`);
     expect(onPod.stdout).toBe(
       `a.txt\nbig.bin\nempty\n${sha(files.get('big.bin') as Buffer)}  big.bin\n`,
     );
+  });
+
+  it('refuses a file in a folder the pod may not write with the SFTP status, streamed or not, and sends the others', async () => {
+    // A streamed put (1 MiB or more) that the pod refuses is asked again on the session, so the
+    // cause is the same per-file SFTP status as for a small file (pod-mirror refuses the file
+    // and goes on), not a failed command that would fail the whole batch.
+    await pool.exec(target, `cd ${shellQuote(root)} && mkdir -p ro && chmod 555 ro`);
+    const files = new Map([
+      ['ro/big.bin', randomBytes(2 * 1024 * 1024)],
+      ['ro/small.txt', Buffer.from('small\n')],
+      ['ok.bin', randomBytes(2 * 1024 * 1024)],
+    ]);
+    const items = [...files].map(([rel, data]) => {
+      const name = local.join(rel.replace('/', '-'));
+      writeFileSync(name, data);
+      return { rel, local: name, mode: 0o644 };
+    });
+    const refused = new Map<string, unknown>();
+    const done = await uploadBatch(items, {
+      ...options([]),
+      onFileError: (rel, err) => {
+        refused.set(rel, err);
+        return true;
+      },
+    });
+    expect([...refused.keys()].sort()).toEqual(['ro/big.bin', 'ro/small.txt']);
+    for (const err of refused.values())
+      expect(err).toMatchObject({
+        code: 'TRANSPORT_SFTP',
+        message: expect.stringMatching(/denied/i),
+      });
+    const ok = files.get('ok.bin') as Buffer;
+    expect(done.get('ok.bin')).toEqual({ sha256: sha(ok), size: ok.length, via: 'exec' });
+    const left = await pool.exec(target, `cd ${shellQuote(root)} && ls -A ro && chmod 755 ro`);
+    expect(left.stdout).toBe('');
   });
 
   it('verifies and renames the first files while later ones are still being put', async () => {

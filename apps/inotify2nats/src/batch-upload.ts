@@ -1,11 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import {
   ChangedWhileReadError,
   putHashed,
+  putStreamed,
   type SshPool,
   type SshTarget,
+  STREAM_FROM,
   sftpOps,
   sha256Remote,
+  TransportError,
   VerifyError,
 } from '@computepods/transport';
 import pMap from 'p-map';
@@ -22,6 +26,11 @@ export interface UploadItem {
 export interface Uploaded {
   readonly sha256: string;
   readonly size: number;
+  /**
+   * How the bytes went: 'exec', streamed over an exec channel and hashed by the pod as stored
+   * (a file of STREAM_FROM bytes or more); 'sftp', put on the session and hashed with its batch.
+   */
+  readonly via: 'exec' | 'sftp';
 }
 
 export interface UploadBatchOptions {
@@ -50,7 +59,15 @@ const VERIFY_BATCH = 500;
 /** Renames in flight on the session (each a small request). */
 const RENAMES_IN_FLIGHT = 16;
 
-type Sent = readonly [rel: string, { readonly tmp: string; readonly want: Uploaded }];
+type Sent = readonly [
+  rel: string,
+  {
+    readonly tmp: string;
+    readonly want: Uploaded;
+    /** The pod hashed it already (streamed): no hash command needed. */
+    readonly verified: boolean;
+  },
+];
 
 /**
  * uploadFile's protocol (hidden temp name beside the target, SHA-256 computed by the pod,
@@ -69,7 +86,7 @@ export async function uploadBatch(
   const done = new Map<string, Uploaded>();
   let pending = [...items];
   /** Temp files on the pod not yet renamed into place: removed if we stop early. */
-  const tmps = new Map<string, { tmp: string; want: Uploaded }>();
+  const tmps = new Map<string, { tmp: string; want: Uploaded; verified: boolean }>();
   const stale: string[] = [];
   try {
     for (let round = 0; pending.length > 0; round++) {
@@ -100,9 +117,7 @@ export async function uploadBatch(
             const tmp = tmpName(it.rel);
             try {
               await o.prepareDir(s, it.rel);
-              // Hashed as it is read and sent: the hash is of the very bytes the pod got.
-              const want = await putHashed(s, it.local, `${o.root}/${tmp}`, it.mode & 0o7777);
-              const entry = { tmp, want: { sha256: want.sha256, size: want.bytes } };
+              const entry = { tmp, ...(await putOne(s, o, it, tmp)) };
               tmps.set(it.rel, entry);
               put.push([it.rel, entry]);
               if (put.length >= VERIFY_BATCH) check();
@@ -130,20 +145,63 @@ export async function uploadBatch(
   }
 }
 
-/** Has the pod hash `sent`'s temp files, then renames each into place once all match. */
+/**
+ * Puts one file at its temp name `tmp`. A big one (STREAM_FROM bytes or more) is streamed over an
+ * exec channel, hashed here as it is read and by the pod as it is stored (transport's
+ * putStreamed, as uploadFile sends it: no SFTP requests; 1 GiB took 5.6 s on the session against
+ * 4.5 s so in pnpm bench ssh), and compared at once. A smaller one, or any when the pod has no
+ * hasher or refused the stream, is put on the session, hashed as it is read and sent: the pod
+ * hashes it with its batch.
+ */
+async function putOne(
+  s: Sftp,
+  o: UploadBatchOptions,
+  it: UploadItem,
+  tmp: string,
+): Promise<{ want: Uploaded; verified: boolean }> {
+  const remote = `${o.root}/${tmp}`;
+  const mode = it.mode & 0o7777;
+  if ((await stat(it.local)).size >= STREAM_FROM) {
+    // A pod that refuses the stream (a folder it may not write, a full disk) is asked again on
+    // the session, whose SFTP status names the cause per file as before (pod-mirror's isPerFile).
+    const streamed = await putStreamed(o.pool, o.target, it.local, remote, mode).catch(
+      (err: unknown) => {
+        if (err instanceof TransportError && err.code === 'TRANSPORT_REMOTE_COMMAND_FAILED')
+          return undefined;
+        throw err;
+      },
+    );
+    if (streamed) {
+      const { sent, pod } = streamed;
+      if (pod.sha256 !== sent.sha256 || pod.bytes !== sent.bytes)
+        throw new VerifyError(
+          `${o.root}/${it.rel}`,
+          sent.sha256,
+          `${pod.sha256} (${pod.bytes} bytes)`,
+        );
+      return { want: { sha256: sent.sha256, size: sent.bytes, via: 'exec' }, verified: true };
+    }
+  }
+  const sent = await putHashed(s, it.local, remote, mode);
+  return { want: { sha256: sent.sha256, size: sent.bytes, via: 'sftp' }, verified: false };
+}
+
+/** Has the pod hash `sent`'s temp files not hashed yet, then renames each into place once all match. */
 async function verifyAndRename(
   s: Sftp,
   o: UploadBatchOptions,
   sent: readonly Sent[],
   renamed: (rel: string, want: Uploaded) => void,
 ): Promise<void> {
-  const bytes = sent.reduce((n, [, t]) => n + t.want.size, 0);
+  const unhashed = sent.filter(([, t]) => !t.verified);
+  const bytes = unhashed.reduce((n, [, t]) => n + t.want.size, 0);
   const remote = await hashRemote(
     o,
-    sent.map(([, t]) => t.tmp),
+    unhashed.map(([, t]) => t.tmp),
     bytes,
   );
-  for (const [rel, { tmp, want }] of sent) {
+  for (const [rel, { tmp, want, verified }] of sent) {
+    if (verified) continue;
     const got = remote.get(tmp);
     if (got !== want.sha256)
       throw new VerifyError(`${o.root}/${rel}`, want.sha256, got ?? '(missing)');

@@ -157,8 +157,11 @@ export class PodMirror {
           await dirs.ensure(s, parentOf(rel), true, rel);
         },
         onUploaded: (rel, u) => {
-          done.set(rel, { kind: 'uploaded', ...u });
-          logger.debug({ path: rel, bytes: u.size, sha256: u.sha256 }, 'uploaded and verified');
+          done.set(rel, { kind: 'uploaded', sha256: u.sha256, size: u.size });
+          logger.debug(
+            { path: rel, bytes: u.size, sha256: u.sha256, via: u.via },
+            'uploaded and verified',
+          );
         },
         onFileError: (rel, err) => {
           if (vanished(err)) {
