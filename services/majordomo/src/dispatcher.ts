@@ -172,7 +172,11 @@ export class Dispatcher {
     });
   }
 
-  /** What a record closing the build's task can say of it: its rule's resource and command. */
+  /**
+   * What a record closing the build's task can say of it: its rule's resource and command.
+   * Undefined for a goal's build: its chef's on-demand rule is not declared, so its resource is
+   * not known here, and such a task is not closed (stop-attempts.ts).
+   */
   #unrunOf(f: InFlight): UnrunTask | undefined {
     const target = this.#target(f.task);
     const rule = target && this.p.rules.get(target.ruleId)?.rule;
