@@ -291,7 +291,9 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
     // ended keeps its result, the one that had started is marked lost, neither runs again.
     const release = await slurm.command(['scontrol', 'update', `JobId=${jobA}`, 'StartTime=now']);
     expect(release.code, release.stderr).toBe(0);
-    expect((await slurm.waitForJob(jobA, 120_000)).JobState).toBe('COMPLETED');
+    // The job record and the daemons' logs say why, if SLURM did not complete the second run.
+    const rerun = await slurm.waitForJob(jobA, 120_000);
+    expect(rerun.JobState, `${JSON.stringify(rerun)}\n${slurm.logTail(60)}`).toBe('COMPLETED');
     const dir = handleOf(lost).dir;
     expect(existsSync(`${dir}/${handleOf(lost).index}.lost`)).toBe(true);
     expect(

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defined } from './defined.js';
@@ -119,6 +127,21 @@ export class Slurm implements AsyncDisposable {
     return this.#procs.map((p) => `--- ${p.name}\n${p.tail()}`).join('\n');
   }
 
+  /** The last lines of slurmctld's and slurmd's log files, for diagnosing a failing test. */
+  logTail(lines = 40): string {
+    return ['slurmctld', 'slurmd']
+      .map((name) => {
+        let text = '';
+        try {
+          text = readFileSync(this.#dir.join('log', `${name}.log`), 'utf8');
+        } catch {
+          text = '(no log)';
+        }
+        return `--- ${name}.log\n${text.split('\n').slice(-lines).join('\n')}`;
+      })
+      .join('\n');
+  }
+
   /** Runs a SLURM client command with this cluster's config, as root or as another user. */
   async command(
     argv: readonly string[],
@@ -215,9 +238,22 @@ export class Slurm implements AsyncDisposable {
     return all;
   }
 
-  /** Starts slurmd again after crashNode; resolves once the controller sees the node up. */
+  /**
+   * Starts slurmd again after crashNode; resolves once the controller sees the node up.
+   *
+   * The crashed runs' batch scripts are removed from the spool first, as slurmd purges them on
+   * start ("Purging vestigial job script"). Its own purge races the controller: slurmctld returns
+   * the node to service on its first answer, and a requeued job started on it before the purge
+   * found the crashed run's script still there: "couldn't open .../job00002/slurm_script: File
+   * exists", and SLURM failed the job, or held it (slurm-faults 4: once in fresh-clone CI, and
+   * three runs in three with SlurmdDebug=debug2, which slows slurmd's start).
+   */
   async startNode(timeoutMs = 60_000): Promise<void> {
     if (this.#procs.some((p) => p.name === 'slurmd' && p.running)) return;
+    // crashNode killed every slurmstepd of this spool: no job's script there is in use.
+    for (const name of readdirSync(this.#dir.join('spool')))
+      if (/^job\d+$/.test(name))
+        rmSync(this.#dir.join('spool', name), { recursive: true, force: true });
     this.#spawn('slurmd', this.#bins.slurmd, ['-D', '-f', this.conf]);
     const deadline = performance.now() + timeoutMs;
     for (;;) {
