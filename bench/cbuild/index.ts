@@ -27,7 +27,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
   ArtefactRecord,
@@ -60,6 +60,8 @@ const HEADERS = Number(process.env.CP_CBUILD_HEADERS ?? 20);
 const TIMEOUT_MS = Number(process.env.CP_CBUILD_TIMEOUT_MS ?? 300_000);
 const LANES = 2; // make -j2 ⇔ the runner's CP_PARALLEL=2
 const DIR = 'cproj';
+/** The issue's goals, as the most our wall time may be of make's (#15). */
+const GOALS: Readonly<Record<string, number>> = { clean: 1.1, warm_clean: 1.1, header: 1.0 };
 const figures: Record<string, number | string | boolean> = {
   sources: SOURCES + 1,
   headers: HEADERS,
@@ -882,6 +884,19 @@ for (const sc of scenarios) {
       figures[`${sc.name}_cpu_ms_per_task_${k.replace('-', '_')}`] = cpu[k]! / tasks;
     figures[`${sc.name}_cpu_ms_per_task_services_total`] = servicesMs / tasks;
   }
+  // What the goal leaves the services and nats-server, a task run (an extrapolation): at the
+  // goal's wall time, with this run's compilers' CPU and its cores as busy as in this run, the CPU
+  // left over; and how many times less than this run's that is (NaN: nothing is left).
+  const goal = GOALS[sc.name];
+  if (goal !== undefined && tasks > 0 && oursMs > 0) {
+    const cores = availableParallelism();
+    const busy = (servicesMs + cpu.compilers!) / (oursMs * cores);
+    const budget = (goal * makeMs * cores * busy - cpu.compilers!) / tasks;
+    figures[`${sc.name}_cores_busy`] = busy;
+    figures[`${sc.name}_goal_services_cpu_ms_per_task`] = budget;
+    figures[`${sc.name}_goal_services_cpu_cut`] =
+      budget > 0 ? servicesMs / tasks / budget : Number.NaN;
+  }
   // The messages each service sent and received (nats-server's count), per task run.
   const msgRow: (string | number)[] = [sc.name];
   for (const conn of CONNECTIONS) {
@@ -1051,6 +1066,16 @@ for (const t of stageTables)
   );
 console.log(
   `load average (1 min) at start ${figures.loadavg_1m_start}, at end ${figures.loadavg_1m_end}`,
+);
+const budget = (name: string) => {
+  const left = figures[`${name}_goal_services_cpu_ms_per_task`] as number;
+  const now = `${name}: ${(figures[`${name}_cpu_ms_per_task_services_total`] as number).toFixed(1)} ms`;
+  return left > 0
+    ? `${now}, at the goal ${left.toFixed(1)} ms (${(figures[`${name}_goal_services_cpu_cut`] as number).toFixed(1)}× less)`
+    : `${now}, at the goal none (our compilers' CPU alone, the cores as busy, passes the goal's time by ${(-left).toFixed(1)} ms a task run)`;
+};
+console.log(
+  `the services' and nats-server's CPU a task run, now and what the goal would leave them (extrapolated: the same compilers' CPU, the cores as busy as in the run): ${['clean', 'warm_clean', 'header'].map(budget).join('; ')}`,
 );
 console.log(
   `goals: clean ≤ 1.1× make (${(figures.clean_ratio as number).toFixed(2)} cold, ${(figures.warm_clean_ratio as number).toFixed(2)} warm), header ≤ 1.0× (${(figures.header_ratio as number).toFixed(2)}), comment relinks nothing (${figures.comment_ours_links} links)`,
