@@ -11,7 +11,7 @@ import {
   provisionRegistry,
   serverConfigLines,
 } from '@computepods/auth';
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, type createLogger, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { subjects } from '@computepods/protocol';
 import { NatsServer, TempDir } from '@computepods/testkit';
 import { z } from 'zod';
@@ -71,8 +71,7 @@ const best = <T>(xs: T[], key: (x: T) => number, dir: 'max' | 'min') =>
 
 async function main(): Promise<void> {
   await using nats = await NatsServer.start();
-  const logger = createLogger('bench');
-  logger.level = 'silent';
+  const logger = quietLogger('bench');
   const server = await Bus.connect({
     servers: nats.url,
     service: 'bench-server',

@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { runCommand } from '@computepods/testkit';
 import { followBuildRecords } from '../../test/src/build-records.js';
 import type { Stack } from '../../test/src/stack.js';
@@ -285,8 +285,7 @@ async function withoutProjections(
       'chef-latex-old',
     ),
   ]);
-  const logger = createLogger('bench-old');
-  logger.level = 'silent';
+  const logger = quietLogger('bench-old');
   const oldBus = await Bus.connect({
     servers: stack.nats.url,
     credsFile: oldCreds,

@@ -5,7 +5,7 @@
 // the client's and the cluster's CPU a read, and reads made right after a write through another
 // node that found an older value (why leader reads: direct gets may lag a write just made).
 // The cluster is the test kit's (TLS, operator auth), as `up --cluster` runs it.
-import { Bus, createLogger, type TypedKv } from '@computepods/bus';
+import { Bus, quietLogger, type TypedKv } from '@computepods/bus';
 import { buckets } from '@computepods/protocol';
 import { NatsCluster } from '@computepods/testkit';
 import { z } from 'zod';
@@ -34,8 +34,7 @@ interface RoundFigures {
 }
 
 const stack = await Stack.start('kvreads', { cluster: true });
-const logger = createLogger('bench-kvreads');
-logger.level = 'silent';
+const logger = quietLogger('bench-kvreads');
 const connect = (servers: string, service: string) =>
   Bus.connect({
     servers,

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { NatsServer } from '@computepods/testkit';
 import { cpuMsOf } from './cpu.js';
 
@@ -27,8 +27,7 @@ export interface PublishCost {
  */
 export async function publishCost(n = 1000): Promise<PublishCost> {
   const server = await NatsServer.start();
-  const logger = createLogger('bench');
-  logger.level = 'silent';
+  const logger = quietLogger('bench');
   const bus = await Bus.connect({
     servers: server.url,
     service: 'bench',

@@ -25,7 +25,7 @@ import {
   serverConfigLines,
   userName,
 } from '@computepods/auth';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { buckets } from '@computepods/protocol';
 import { freePort, NatsServer, TempDir } from '@computepods/testkit';
 import { z } from 'zod';
@@ -44,8 +44,7 @@ const ROLES = z
   .parse(env.CP_BENCH_RESP_ROLES.split(','));
 const P = 'bench';
 const Varz = z.object({ mem: z.number() });
-const logger = createLogger('bench-resp');
-logger.level = 'silent';
+const logger = quietLogger('bench-resp');
 
 /** A process's user + system CPU in ms (/proc, USER_HZ 100). */
 function cpuMs(pid: number): number {

@@ -4,7 +4,7 @@
 // With `spaced`, one task at a time running `spaced.command`, each published once the one before
 // ended (as a chef's compiles come when lanes are free: pnpm bench cbuild).
 // argv: NATS_URL PROJECT QUEUE CWD. IPC in: {first, n, spaced?}; out: "ready", then {finished, failed}.
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { subjects, type TaskSubmitted } from '@computepods/protocol';
 import { z } from 'zod';
 
@@ -17,8 +17,7 @@ const Ask = z.object({
   spaced: z.object({ command: z.string().min(1) }).optional(),
 });
 
-const logger = createLogger('bench-client');
-logger.level = 'silent';
+const logger = quietLogger('bench-client');
 const client = await Bus.connect({ servers: url, service: 'bench', project, logger });
 let finished = 0;
 let failed = 0;

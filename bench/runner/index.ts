@@ -21,7 +21,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, tuneV8 } from '@computepods/bus';
+import { Bus, quietLogger, tuneV8 } from '@computepods/bus';
 import {
   type BackendContext,
   Executor,
@@ -70,8 +70,7 @@ const tmp = new TempDir('cp-bench-runner-');
 chmodSync(tmp.path, 0o755);
 // Its task folders, environments and staging trees (~70 MB a run) go with it.
 process.on('exit', () => tmp[Symbol.dispose]());
-const logger = createLogger('bench');
-logger.level = 'silent';
+const logger = quietLogger('bench');
 const noHooks: ExecutorHooks = { record: async () => {}, publish: () => {} };
 const secs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 const python = { default_version: '3.12', versions: { '3.12': '/usr/bin/python3' } };

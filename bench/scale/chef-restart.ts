@@ -5,7 +5,7 @@
 // credentials), as MajorDomo PINGs the identity a declaration names and retires a chef whose
 // PINGs go unanswered. And a chef upgraded (a rule more, then less): the restart applies the
 // change of rules to the snapshot's graph instead of restoring from every record.
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { buckets, RulesDeclared } from '@computepods/protocol';
 import type { Stack } from '../../test/src/stack.js';
 
@@ -27,8 +27,7 @@ export class PlayedChefs {
     const rules = await this.stack.bus.kv(buckets.rules(this.project), RulesDeclared);
     const declared = await rules.entries();
     for (const [chef, { value }] of declared) {
-      const logger = createLogger('scale-chef');
-      logger.level = 'silent';
+      const logger = quietLogger('scale-chef');
       const bus = await Bus.connect({
         servers: this.stack.nats.url,
         credsFile: await this.stack.creds({ role: 'chef', scope: chef }),

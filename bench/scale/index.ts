@@ -34,7 +34,7 @@
 import { readFileSync, utimesSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import {
   BuildRequested,
   Envelope,
@@ -381,8 +381,7 @@ async function measureSize(target: number): Promise<SizeResult> {
     const whyRest = await latency(200, () => rest(`/api/why?path=${encodeURIComponent(why())}`));
 
     // One source edit, as the fswatcher announces it, to the build request; then undone.
-    const watcherLogger = createLogger('scale-fswatcher');
-    watcherLogger.level = 'silent';
+    const watcherLogger = quietLogger('scale-fswatcher');
     const watcher = await Bus.connect({
       servers: stack.nats.url,
       credsFile: await stack.creds({ role: 'fswatcher', scope: POD }),

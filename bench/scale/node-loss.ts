@@ -7,7 +7,7 @@
 // fswatcher's publish acknowledged (the files stream), to MajorDomo's build request sent (seen
 // by a core subscriber), and to it stored; and what MajorDomo logged meanwhile (acked
 // publishes and KV writes it tried again, and why).
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { streams, subjects } from '@computepods/protocol';
 import { NatsCluster } from '@computepods/testkit';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
@@ -44,8 +44,7 @@ export async function nodeLoss(
     const poll = await jetstreamManager(stack.bus.nc, { timeout: 250 });
     const md = await stack.start('majordomo', { CP_CHEF_TIMEOUT_MS: String(2 ** 31 - 1) });
     await md.waitForOutput(/"msg":"majordomo ready"/, 600_000);
-    const logger = createLogger('scale-fswatcher');
-    logger.level = 'silent';
+    const logger = quietLogger('scale-fswatcher');
     const watcher = await Bus.connect({
       servers: cluster.url,
       credsFile: await stack.creds({ role: 'fswatcher', scope: POD }),

@@ -1,4 +1,4 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { ArtefactRecord, StatusReply, StatusRequest } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -14,8 +14,7 @@ describe('API answers in parts, operator mode', () => {
   let stack: Stack;
   let md: Bus;
   let viewer: Bus;
-  const logger = createLogger('api-chunks');
-  logger.level = 'silent';
+  const logger = quietLogger('api-chunks');
   const artefacts = Array.from({ length: 2000 }, (_, i) =>
     ArtefactRecord.parse({
       path: `src/m${i % 40}/file-${i}.c`,

@@ -17,7 +17,7 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
 import { type FollowedChunk, followLogs } from '@computepods/logstream';
 import { Envelope, type FileEvent, FilesChanged, streams, subjects } from '@computepods/protocol';
@@ -102,8 +102,7 @@ interface Seen {
 }
 
 async function observer(project: string): Promise<Bus> {
-  const logger = createLogger('changes-test');
-  logger.level = 'silent';
+  const logger = quietLogger('changes-test');
   const bus = await Bus.connect({
     servers: nats.url,
     service: 'changes-test',

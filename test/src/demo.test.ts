@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, isPermissionDenied } from '@computepods/bus';
+import { Bus, isPermissionDenied, quietLogger } from '@computepods/bus';
 import type { StatusReply } from '@computepods/protocol';
 import { ManagedProcess, type ReservedPort, reservePort, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -173,8 +173,7 @@ describe('up: the demo, started as people start it', () => {
     // The banner names the project admin's credentials: the person who ran up.
     const yours = await up.waitForOutput(/\(project admin\): \S+/, 60_000);
     const credsFile = /\(project admin\): (\S+)/.exec(yours)![1]!;
-    const logger = createLogger('e2e');
-    logger.level = 'silent';
+    const logger = quietLogger('e2e');
     bus = await Bus.connect({
       servers: url,
       credsFile,
@@ -242,8 +241,7 @@ describe('up: the demo, started as people start it', () => {
   });
 
   it('is the secure run: a client without credentials is refused, a service role is kept to its lane', async () => {
-    const logger = createLogger('e2e');
-    logger.level = 'silent';
+    const logger = quietLogger('e2e');
     const anonymous = await Bus.connect({
       servers: url,
       credsFile: '',

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuthStore, bootstrapProject, type Grant, serverConfigLines } from '@computepods/auth';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import {
   ArtefactRecord,
   ArtefactReply,
@@ -105,8 +105,7 @@ export class Stack implements AsyncDisposable {
         project,
         runnerDir: dir.join('state', 'runner'),
       });
-      const logger = createLogger('e2e');
-      logger.level = 'silent';
+      const logger = quietLogger('e2e');
       const bus = await Bus.connect({
         servers: nats.url,
         credsFile: adminCreds,

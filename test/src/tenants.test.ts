@@ -1,4 +1,4 @@
-import { Bus, createLogger, isPermissionDenied } from '@computepods/bus';
+import { Bus, isPermissionDenied, quietLogger } from '@computepods/bus';
 import { buckets, subjects } from '@computepods/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -11,8 +11,7 @@ import { Stack } from './stack.js';
  */
 describe('two projects: a member of one cannot reach the other', { timeout: 180_000 }, () => {
   let stack: Stack;
-  const logger = createLogger('tenants-test');
-  logger.level = 'silent';
+  const logger = quietLogger('tenants-test');
   const urls: Record<string, string> = {};
   const tokens: Record<string, string> = {};
 

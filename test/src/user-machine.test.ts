@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '@computepods/bus';
+import { quietLogger } from '@computepods/bus';
 import { resolveSettings, startDaemon } from '@computepods/inotify2nats';
 import { Sshd, sha256, startTogether } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,8 +42,7 @@ describe('user machine → inotify2nats → pod → rebuilt artefact', () => {
     };
     save('src/u.txt', 'from the laptop\n');
     const user = sshd.user('cpuser');
-    const logger = createLogger('inotify2nats-test');
-    logger.level = 'silent';
+    const logger = quietLogger('inotify2nats-test');
     const daemon = await startDaemon(
       resolveSettings({
         cli: {

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { envelope, subjects } from '@computepods/protocol';
 import { NatsServer, runCommand, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,8 +21,7 @@ describe('cpctrl build, waiting for the artefact', { timeout: 120_000 }, () => {
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('majordomo');
-    logger.level = 'silent';
+    const logger = quietLogger('majordomo');
     md = await Bus.connect({ servers: nats.url, service: 'majordomo', project: P, logger });
   });
   afterAll(async () => {

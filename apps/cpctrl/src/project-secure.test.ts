@@ -6,7 +6,7 @@ import {
   provisionRegistry,
   serverConfigLines,
 } from '@computepods/auth';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { buckets, Project, ResolvedQueue } from '@computepods/protocol';
 import { NatsServer, runCommand, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,8 +26,7 @@ describe('cpctrl project and queue in secure mode (operator mode, one account pe
   let store: AuthStore;
   let nats: NatsServer;
   const open: Bus[] = [];
-  const logger = createLogger('cpctrl-secure-test');
-  logger.level = 'silent';
+  const logger = quietLogger('cpctrl-secure-test');
 
   beforeAll(async () => {
     store = await AuthStore.open(dir.join('auth'));

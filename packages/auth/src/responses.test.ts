@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Bus, createLogger, isPermissionDenied } from '@computepods/bus';
+import { Bus, isPermissionDenied, quietLogger } from '@computepods/bus';
 import { subjects } from '@computepods/protocol';
 import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,8 +39,7 @@ function claimsOf(credsFile: string): z.infer<typeof UserClaims> {
  */
 describe('response permissions: short-lived, still answering', () => {
   const dir = new TempDir('cp-resp-');
-  const logger = createLogger('resp-test');
-  logger.level = 'silent';
+  const logger = quietLogger('resp-test');
   let store: AuthStore;
   let nats: NatsServer;
   const open: Bus[] = [];

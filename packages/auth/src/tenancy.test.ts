@@ -1,7 +1,7 @@
 import {
   Bus,
-  createLogger,
   isPermissionDenied,
+  quietLogger,
   readTaskLog,
   StorageQuotaError,
   type TaskLogEvent,
@@ -30,8 +30,7 @@ describe('tenancy and least privilege on a real nats-server in operator mode', (
   let store: AuthStore;
   let nats: NatsServer;
   const open: Bus[] = [];
-  const logger = createLogger('tenancy-test');
-  logger.level = 'silent';
+  const logger = quietLogger('tenancy-test');
 
   async function as(grant: Grant): Promise<Bus> {
     const bus = await Bus.connect({

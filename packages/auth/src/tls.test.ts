@@ -1,4 +1,4 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { streams } from '@computepods/protocol';
 import { makeTestCa, makeTestCertificate, NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,8 +20,7 @@ describe('TLS on the client port, with operator mode', () => {
   let store: AuthStore;
   let nats: NatsServer;
   let certs: ReturnType<typeof makeCerts>;
-  const logger = createLogger('tls-test');
-  logger.level = 'silent';
+  const logger = quietLogger('tls-test');
 
   beforeAll(async () => {
     certs = makeCerts(dir);

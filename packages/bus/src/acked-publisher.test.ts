@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { isWrongLastSequence } from './errors.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { failureShape, refused } from './test-failures.js';
 
 /** What callers read of a failure, and whether it is a wrong-last-sequence refusal. */
@@ -15,8 +15,7 @@ function shape(err: Error) {
 describe('acked publisher (Bus.jsPublish, TypedKv writes) against nats.js js.publish', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('acked-test');
-  logger.level = 'silent';
+  const logger = quietLogger('acked-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

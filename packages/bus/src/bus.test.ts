@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { NatsUnavailableError, RemoteError } from './errors.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { ensureProjectStreams } from './project.js';
 
 const P = 'bustest';
@@ -43,8 +43,7 @@ async function until<T>(fn: () => T | undefined, timeoutMs = 10_000): Promise<T>
 describe('Bus over a real nats-server', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('bus-test');
-  logger.level = 'silent';
+  const logger = quietLogger('bus-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();
@@ -358,8 +357,7 @@ describe('Bus when NATS comes and goes', () => {
     await using nats = await NatsServer.start();
     await nats.stop();
     const lines: string[] = [];
-    const logger = createLogger('late');
-    logger.level = 'silent';
+    const logger = quietLogger('late');
     const warn = logger.warn.bind(logger);
     logger.warn = ((obj: unknown, msg?: string) => {
       lines.push(msg ?? String(obj));

@@ -3,7 +3,7 @@ import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWithBackoff } from './connect.js';
 import { NatsUnavailableError } from './errors.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 /**
  * A front for the server that leaves the first connection unanswered (a server too loaded to
@@ -40,8 +40,7 @@ async function slowFirstAnswer(target: URL): Promise<{ url: string; close(): voi
 
 describe('connectWithBackoff with giveUpAfterMs (cpctrl: 1.5 s), against a real nats-server', () => {
   let nats: NatsServer;
-  const logger = createLogger('connect-test');
-  logger.level = 'silent';
+  const logger = quietLogger('connect-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -4,7 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { ensureProjectStreams } from './project.js';
 
 /**
@@ -19,8 +19,7 @@ describe('Bus.consume across the loss of its consumer leader (real 3-node cluste
   const project = 'consc';
   const stream = streams.files(project);
   const subject = subjects.filesChanged(project, 'pod-a');
-  const quiet = createLogger('consume-cluster-test');
-  quiet.level = 'silent';
+  const quiet = quietLogger('consume-cluster-test');
   /** What the consuming bus logged, as parsed JSON lines. */
   const logged: { level: number; msg: string; durable?: string }[] = [];
   const seen = new Map<string, number>();

@@ -3,7 +3,7 @@ import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 const P = 'records';
 
@@ -24,8 +24,7 @@ const result = (buildId: string): BuildResult =>
 describe('consuming a KV bucket stream as records (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('records-test');
-  logger.level = 'silent';
+  const logger = quietLogger('records-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

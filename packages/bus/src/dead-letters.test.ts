@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { RemoteError } from './errors.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { DLQ_MAX_BYTES, DLQ_MAX_MSGS, ensureProjectStreams } from './project.js';
 
 const P = 'dlqtest';
@@ -29,8 +29,7 @@ function nextLetter(bus: Bus, ok: (d: DeadLetter) => boolean): Promise<DeadLette
 describe('dead letters and validation errors (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('dlq-test');
-  logger.level = 'silent';
+  const logger = quietLogger('dlq-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

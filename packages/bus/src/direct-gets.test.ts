@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { DirectGets } from './direct-gets.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { MuxedReplies } from './muxed-replies.js';
 import { failureShape, refused } from './test-failures.js';
 
@@ -25,8 +25,7 @@ const shape = failureShape;
 describe('DirectGets against nats.js Bucket.get (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('direct-gets-test');
-  logger.level = 'silent';
+  const logger = quietLogger('direct-gets-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

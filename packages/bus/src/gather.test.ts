@@ -3,14 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { gatherReplies } from './gather.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 /** gatherReplies over a real nats-server: several responders, some of which are not ours. */
 describe('gatherReplies (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('gather-test');
-  logger.level = 'silent';
+  const logger = quietLogger('gather-test');
   const Pong = z.object({ id: z.string() });
 
   beforeAll(async () => {

@@ -59,7 +59,7 @@ export {
   listenJson,
   listenView,
 } from './listen.js';
-export { createLogger, type Logger } from './logger.js';
+export { createLogger, type Logger, quietLogger } from './logger.js';
 export {
   helpJson,
   helpText,

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
 import { dataOf, latestMessages } from './kv-list.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 const Value = z.object({ n: z.number() });
 
@@ -29,8 +29,7 @@ function failingGets(jsm: JetStreamManager, fail: (seq: number) => Error | undef
 describe('latestMessages: a bucket listed by message gets (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('kv-list-test');
-  logger.level = 'silent';
+  const logger = quietLogger('kv-list-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -2,12 +2,11 @@ import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
 import { thenClose } from './lifecycle.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 describe('thenClose: main.ts stops its service, then closes the bus it connected (a real nats-server)', () => {
   let nats: NatsServer;
-  const logger = createLogger('lifecycle-test');
-  logger.level = 'silent';
+  const logger = quietLogger('lifecycle-test');
   const connect = () => Bus.connect({ servers: nats.url, service: 'svc', project: 'lc', logger });
 
   beforeAll(async () => {

@@ -27,3 +27,8 @@ export function createLogger(service: string, base: Record<string, unknown> = {}
   }
   return pino({ level, base: { service, ...base } }, pino.destination({ fd: 2, sync: true }));
 }
+
+/** A logger that writes nothing (tests, mostly): no transport, no file descriptor. */
+export function quietLogger(service: string, base: Record<string, unknown> = {}): Logger {
+  return pino({ level: 'silent', base: { service, ...base } });
+}

@@ -5,7 +5,7 @@ import { credsAuthenticator, type JwtAuth, nkeys } from '@nats-io/transport-node
 import { describe, expect, it } from 'vitest';
 import { connectWithBackoff } from './connect.js';
 import { NatsAuthError, NatsCredsError } from './errors.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { credsSigner, seedKey } from './nkey-sign.js';
 
 /** A creds file's text, as nsc and the auth package write it. */
@@ -65,8 +65,7 @@ describe('credsSigner', () => {
     await using nats = await NatsServer.start({
       configLines: () => [`authorization { users = [ { nkey: ${allowed.publicKey} } ] }`],
     });
-    const logger = createLogger('nkey-sign-test');
-    logger.level = 'silent';
+    const logger = quietLogger('nkey-sign-test');
     const file = (name: string, seed: string) => {
       const path = join(dir.path, name);
       writeFileSync(path, credsText('eyJ0eXAi.unused.sig', seed));

@@ -2,7 +2,7 @@ import { streams, subjects } from '@computepods/protocol';
 import { NatsCluster } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { ensureProjectStreams } from './project.js';
 
 /**
@@ -14,8 +14,7 @@ describe('Bus.publish across the loss of its stream leader (real 3-node cluster)
   let cluster: NatsCluster;
   let bus: Bus;
   const project = 'pubc';
-  const logger = createLogger('publish-cluster-test');
-  logger.level = 'silent';
+  const logger = quietLogger('publish-cluster-test');
 
   beforeAll(async () => {
     cluster = await NatsCluster.start();

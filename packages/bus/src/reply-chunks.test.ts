@@ -3,7 +3,7 @@ import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 const P = 'chunktest';
 const Big = z.object({ rows: z.array(z.object({ path: z.string(), n: z.number() })) });
@@ -12,8 +12,7 @@ describe('API answers bigger than the server max payload (a real nats-server, 64
   let nats: NatsServer;
   let server: Bus;
   let client: Bus;
-  const logger = createLogger('chunk-test');
-  logger.level = 'silent';
+  const logger = quietLogger('chunk-test');
   let rows: z.infer<typeof Big>['rows'] = [];
   let calls = 0;
 

@@ -10,7 +10,7 @@ import {
   retentionFromEnv,
   TASK_LOG_MAX_AGE_MS,
 } from './config.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { ensureProjectStreams, projectBucketMaxAgeMs } from './project.js';
 import { ensureKv } from './setup.js';
 
@@ -20,8 +20,7 @@ import { ensureKv } from './setup.js';
 // value go once its age has passed (no bound on how fast is asserted).
 const P = 'retain';
 const NS = 1_000_000;
-const logger = createLogger('retention-test');
-logger.level = 'silent';
+const logger = quietLogger('retention-test');
 
 describe('retention settings from the environment', () => {
   it('defaults: records 14 days, events 7 days, task logs a day', () => {

@@ -9,12 +9,11 @@ import {
   RemoteError,
   StorageQuotaError,
 } from './errors.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { ensureProjectStreams } from './project.js';
 
 const P = 'retrytest';
-const logger = createLogger('retry-test');
-logger.level = 'silent';
+const logger = quietLogger('retry-test');
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
   return p.then(

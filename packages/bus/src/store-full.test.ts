@@ -4,7 +4,7 @@ import { Envelope, subjects } from '@computepods/protocol';
 import { defined, NatsServer, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 // JetStream's store runs out of room. (a) The real thing: the store lives on a small ext4
 // filesystem loop-mounted for this file (truncate + mkfs.ext4 + mount -o loop; the tests run
@@ -13,8 +13,7 @@ import { createLogger } from './logger.js';
 // Either way a publish that was not stored is never acknowledged, nothing acknowledged is
 // lost or corrupt, and publishing works again once there is room.
 const P = 'storefull';
-const logger = createLogger('store-full-test');
-logger.level = 'silent';
+const logger = quietLogger('store-full-test');
 const tmp = new TempDir('cp-store-full-');
 const image = tmp.join('js.img');
 const mnt = tmp.join('mnt');

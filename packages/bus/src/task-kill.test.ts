@@ -2,7 +2,7 @@ import { buckets, Envelope, subjects, TaskControl, TaskRecord } from '@computepo
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { ensureProjectStreams } from './project.js';
 import { killTask } from './task-kill.js';
 
@@ -12,8 +12,7 @@ const P = 'kills';
 describe('killTask (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('kill-test');
-  logger.level = 'silent';
+  const logger = quietLogger('kill-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -3,7 +3,7 @@ import { NatsServer } from '@computepods/testkit';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectWithBackoff } from './connect.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import { withNextWrite } from './turn-batched-transport.js';
 
 /** write(2)/writev(2) calls this thread has made (the event loop's: sockets are written here). */
@@ -41,8 +41,7 @@ async function publishInOneTurn(nc: NatsConnection, subject: string, n: number):
 describe('turn-batched NATS transport', () => {
   let nats: NatsServer;
   let reader: NatsConnection;
-  const logger = createLogger('turn-batched-test');
-  logger.level = 'silent';
+  const logger = quietLogger('turn-batched-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -2,7 +2,7 @@ import { NatsCluster } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import type { TypedKv } from './typed-kv.js';
 
 const Value = z.object({ n: z.number() });
@@ -18,8 +18,7 @@ describe('TypedKv.waitFor on a 3-node cluster (real nats-servers)', () => {
   let writer: Bus;
   let kv: TypedKv<typeof Value>;
   let kvw: TypedKv<typeof Value>;
-  const logger = createLogger('kv-cluster-test');
-  logger.level = 'silent';
+  const logger = quietLogger('kv-cluster-test');
   const bucket = 'kvc_tasks';
 
   beforeAll(async () => {

@@ -2,7 +2,7 @@ import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 
 const Value = z.object({ n: z.number() });
 
@@ -17,8 +17,7 @@ const Value = z.object({ n: z.number() });
 describe('TypedKv with leaderReads (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('kv-leader-test');
-  logger.level = 'silent';
+  const logger = quietLogger('kv-leader-test');
   const asked: string[] = [];
 
   beforeAll(async () => {

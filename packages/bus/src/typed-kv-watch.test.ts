@@ -2,7 +2,7 @@ import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Bus } from './bus.js';
-import { createLogger } from './logger.js';
+import { quietLogger } from './logger.js';
 import type { TypedKv } from './typed-kv.js';
 
 const Value = z.object({ n: z.number() });
@@ -11,8 +11,7 @@ describe('TypedKv watches leave no consumer behind, waits share one (a real nats
   let nats: NatsServer;
   let bus: Bus;
   let kv: TypedKv<typeof Value>;
-  const logger = createLogger('kv-test');
-  logger.level = 'silent';
+  const logger = quietLogger('kv-test');
   const consumers = async () => (await kv.kv.status()).streamInfo.state.consumer_count;
   const until = async (ok: () => Promise<boolean>, ms: number) => {
     const end = performance.now() + ms;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { envelope, isRetryable, subjects } from '@computepods/protocol';
 import { defined, NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +13,7 @@ const project = 'follow';
 
 beforeAll(async () => {
   nats = await NatsServer.start();
-  const logger = createLogger('follow-test');
-  logger.level = 'silent';
+  const logger = quietLogger('follow-test');
   bus = await Bus.connect({ servers: nats.url, service: 'follow-test', project, logger });
   await ensureProjectStreams(bus, project);
 }, 60_000);
@@ -93,8 +92,7 @@ describe('publishLogChunk + followLogs', () => {
   it('rejects with LogUnconfirmedError, retryable, when the server never confirms the chunk', async () => {
     // A server of its own, frozen: it holds the connection but answers nothing.
     const frozen = await NatsServer.start();
-    const logger = createLogger('follow-test-frozen');
-    logger.level = 'silent';
+    const logger = quietLogger('follow-test-frozen');
     const b = await Bus.connect({ servers: frozen.url, service: 'frozen', project, logger });
     const pid = defined(frozen.pid, "the frozen server's pid");
     // No answer of the server's may still be on its way (a PONG for an earlier PING would

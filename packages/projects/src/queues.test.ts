@@ -1,4 +1,4 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import type { ResourceInput } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,8 +64,7 @@ describe('queues and race-free in-use checks, over a real nats-server', {
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('queues-test');
-    logger.level = 'silent';
+    const logger = quietLogger('queues-test');
     bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'lab', logger });
     projects = new ProjectRegistry({ registry: bus, project: async () => bus });
     catalog = await projects.catalog();

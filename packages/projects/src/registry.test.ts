@@ -1,4 +1,4 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import type { Project } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +24,7 @@ describe('ProjectRegistry: projects and members, over a real nats-server', () =>
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('projects-test');
-    logger.level = 'silent';
+    const logger = quietLogger('projects-test');
     bus = await Bus.connect({ servers: nats.url, service: 'tester', project: 'lab', logger });
     projects = new ProjectRegistry({
       registry: bus,

@@ -1,4 +1,4 @@
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { DeadLetter, Envelope, envelope, subjects } from '@computepods/protocol';
 import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,8 +10,7 @@ const P = 'cancels';
 describe('listenForCancels (a real nats-server)', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('chef-test');
-  logger.level = 'silent';
+  const logger = quietLogger('chef-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

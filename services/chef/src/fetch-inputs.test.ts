@@ -8,7 +8,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createLogger } from '@computepods/bus';
+import { quietLogger } from '@computepods/bus';
 import { Sshd, TempDir } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Confinement } from './confine.js';
@@ -23,8 +23,7 @@ describe('InputFetcher.ensureAll: a build inputs, fetched from other pods as one
   const ws = tmp.join('ws');
   const outside = tmp.join('outside');
   const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-  const logger = createLogger('chef-fetch-test');
-  logger.level = 'silent';
+  const logger = quietLogger('chef-fetch-test');
   let fetcher: InputFetcher;
   const files = new Map<string, Buffer>();
 

@@ -1,4 +1,4 @@
-import { Bus, createLogger, type TypedKv } from '@computepods/bus';
+import { Bus, quietLogger, type TypedKv } from '@computepods/bus';
 import { kvKey, TaskRecord } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +13,7 @@ describe('a chef waiting for its task (a real nats-server)', () => {
   let records: TypedKv<typeof TaskRecord>;
   /** The chef's side of the same bucket. */
   let tasks: TypedKv<typeof TaskView>;
-  const logger = createLogger('chef-test');
-  logger.level = 'silent';
+  const logger = quietLogger('chef-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { type Envelope, subjects } from '@computepods/protocol';
 import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -16,8 +16,7 @@ describe('the fswatcher publishing a workspace (a real nats-server)', () => {
   let bus: Bus;
   const dir = new TempDir('cp-fswatcher-');
   const root = dir.join('ws');
-  const logger = createLogger('fswatcher-test');
-  logger.level = 'silent';
+  const logger = quietLogger('fswatcher-test');
 
   beforeAll(async () => {
     mkdirSync(root);

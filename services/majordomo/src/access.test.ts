@@ -1,4 +1,4 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { ApiTokenRecord, buckets, newApiToken } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,8 +35,7 @@ describe('Access', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('access-test');
-    logger.level = 'silent';
+    const logger = quietLogger('access-test');
     bus = await Bus.connect({
       servers: nats.url,
       service: 'access-test',

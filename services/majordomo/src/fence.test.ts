@@ -1,4 +1,4 @@
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { streams, subjects } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,8 +29,7 @@ describe('leader lease and dispatch fence', () => {
 
   /** A quiet MajorDomo connection to project p, its streams made. */
   const projectBus = async (p: string): Promise<Bus> => {
-    const logger = createLogger('majordomo');
-    logger.level = 'silent';
+    const logger = quietLogger('majordomo');
     const b = await Bus.connect({
       servers: nats.url,
       service: 'majordomo',
@@ -228,8 +227,7 @@ describe('leader lease and dispatch fence', () => {
 describe('a lapsed window', () => {
   it('reopens with a renewal while the lease is still this one, and says so', async () => {
     const nats = await NatsServer.start();
-    const logger = createLogger('majordomo');
-    logger.level = 'silent';
+    const logger = quietLogger('majordomo');
     const bus = await Bus.connect({
       servers: nats.url,
       service: 'majordomo',

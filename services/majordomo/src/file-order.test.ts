@@ -1,11 +1,10 @@
 import type { Bus } from '@computepods/bus';
-import { createLogger } from '@computepods/bus';
+import { quietLogger } from '@computepods/bus';
 import type { FileEvent, FilesChanged } from '@computepods/protocol';
 import { describe, expect, it } from 'vitest';
 import { FileOrder, MAX_GONE_REMEMBERED } from './file-order.js';
 
-const logger = createLogger('majordomo');
-logger.level = 'silent';
+const logger = quietLogger('majordomo');
 /** No stream lookup is expected: every path here has a sequence. */
 const noBus = new Proxy({} as Bus, {
   get: () => {

@@ -1,4 +1,4 @@
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -17,8 +17,7 @@ describe('KvMirror and readMatching', () => {
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('majordomo');
-    logger.level = 'silent';
+    const logger = quietLogger('majordomo');
     bus = await Bus.connect({
       servers: nats.url,
       service: 'majordomo',

@@ -1,4 +1,4 @@
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { buckets, RulesDeclared, streams, subjects } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +22,7 @@ describe('retiring a chef leaves its queue empty and its consumers working after
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('liveness-purge');
-    logger.level = 'silent';
+    const logger = quietLogger('liveness-purge');
     bus = await Bus.connect({
       servers: nats.url,
       service: 'majordomo',

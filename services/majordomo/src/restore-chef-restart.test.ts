@@ -1,4 +1,4 @@
-import { Bus, createLogger, thenClose } from '@computepods/bus';
+import { Bus, quietLogger, thenClose } from '@computepods/bus';
 import {
   type BuildRequested,
   BuildRequested as BuildRequestedSchema,
@@ -70,8 +70,7 @@ describe('a chef restarted between MajorDomo restarts', () => {
   /** The chef (re)started: a new process, a new $SRV id, its declaration put again. */
   const restartChef = async (pod = POD): Promise<ChefSrv> => {
     await chef?.close();
-    const logger = createLogger('chef');
-    logger.level = 'silent';
+    const logger = quietLogger('chef');
     chef = await Bus.connect({ servers: t.nats.url, service: 'chef', project: P, logger });
     const srv = chef.srv;
     if (!srv) throw new Error('the chef connection has no $SRV identity');

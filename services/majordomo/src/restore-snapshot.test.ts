@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Bus, createLogger, thenClose } from '@computepods/bus';
+import { Bus, quietLogger, thenClose } from '@computepods/bus';
 import {
   ArtefactRecord,
   type BuildRequested,
@@ -58,8 +58,7 @@ describe('MajorDomo restores from its graph snapshot and the KV tail', () => {
   const state = new TempDir('cp-restore-snapshot-');
 
   const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
+    const logger = quietLogger(service);
     return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
   };
   const start = async (env: Record<string, string> = {}): Promise<RunningMajorDomo> => {

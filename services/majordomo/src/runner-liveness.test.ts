@@ -1,4 +1,4 @@
-import { Bus, createLogger, ensureProjectStreams, type TypedKv } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger, type TypedKv } from '@computepods/bus';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { NatsServer, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +22,7 @@ describe('runner liveness: a task queued again names the process that took it', 
 
   beforeAll(async () => {
     nats = await NatsServer.start();
-    const logger = createLogger('runner-liveness-test');
-    logger.level = 'silent';
+    const logger = quietLogger('runner-liveness-test');
     const connect = (service: string, metadata?: Record<string, string>) =>
       Bus.connect({
         servers: nats.url,

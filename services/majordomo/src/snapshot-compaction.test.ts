@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Bus, createLogger, thenClose } from '@computepods/bus';
+import { Bus, quietLogger, thenClose } from '@computepods/bus';
 import { ArtefactRecord, buckets, type FileEvent, subjects } from '@computepods/protocol';
 import { NatsServer, untilDefined } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +24,7 @@ describe('MajorDomo takes its graph snapshot again while it runs', () => {
   const env = { CP_PROJECT: P, CP_SNAPSHOT_EVERY_S: '1', CP_SNAPSHOT_TAIL: '1' };
 
   const connect = (service: string) => {
-    const logger = createLogger(service);
-    logger.level = 'silent';
+    const logger = quietLogger(service);
     return Bus.connect({ servers: nats.url, service, project: P, logger, discoverable: false });
   };
   const start = async (): Promise<RunningMajorDomo> => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Bus, createLogger, type Service, thenClose } from '@computepods/bus';
+import { Bus, quietLogger, type Service, thenClose } from '@computepods/bus';
 import {
   ArtefactRecord,
   type BuildRequested,
@@ -72,8 +72,7 @@ export class TestMajorDomo {
 
   /** A connection as `service`, logging nothing. */
   connect(service: string): Promise<Bus> {
-    const logger = createLogger(service);
-    logger.level = 'silent';
+    const logger = quietLogger(service);
     const servers = this.nats.url;
     return Bus.connect({ servers, service, project: this.project, logger, discoverable: false });
   }

@@ -1,4 +1,4 @@
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { NatsServer } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,8 +10,7 @@ const P = 'kvrec';
 describe('KvRecords over a real nats-server', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('kv-records-test');
-  logger.level = 'silent';
+  const logger = quietLogger('kv-records-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

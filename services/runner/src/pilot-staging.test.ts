@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { SudoHost } from '@computepods/executors';
 import { buckets, DeadLetter, Envelope, subjects, TaskRecord } from '@computepods/protocol';
 import { NatsServer, TempDir, untilDefined } from '@computepods/testkit';
@@ -20,8 +20,7 @@ describe('pilot staging requests (a real nats-server)', () => {
   let server: PilotStagingServer;
   const dir = new TempDir('cp-stage-');
   const letters: DeadLetter[] = [];
-  const logger = createLogger('stage-test');
-  logger.level = 'silent';
+  const logger = quietLogger('stage-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { RecordFailedError } from '@computepods/executors';
 import { buckets, kvKey, subjects, TaskRecord } from '@computepods/protocol';
 import { NatsServer, TempDir, until } from '@computepods/testkit';
@@ -21,8 +21,7 @@ describe('task record writes are retried in one place (real nats-server)', () =>
   let bus: Bus;
   let runner: RunningRunner;
   const dir = new TempDir('cp-runner-retry-');
-  const logger = createLogger('record-retry-test');
-  logger.level = 'silent';
+  const logger = quietLogger('record-retry-test');
   const ws = dir.join('ws');
   const stream = `KV_${buckets.tasks(P)}`;
   const taskId = 'sleeper';

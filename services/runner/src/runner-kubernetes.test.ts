@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Bus, createLogger, decode } from '@computepods/bus';
+import { Bus, decode, quietLogger } from '@computepods/bus';
 import { KubernetesHandle } from '@computepods/executors';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
 import {
@@ -35,8 +35,7 @@ describe('runner on a kubernetes resource (KubeApi stand-in) over a real nats-se
   let runner: RunningRunner;
   let config: RunnerConfig;
   const dir = new TempDir('cp-runner-k8s-');
-  const logger = createLogger('runner-k8s-test');
-  logger.level = 'silent';
+  const logger = quietLogger('runner-k8s-test');
   const ws = dir.join('ws');
   // The pod asks for this and waits for the answer: it goes on once the test has seen its log.
   let gate: Server;

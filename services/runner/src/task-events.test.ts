@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { Envelope, subjects, TaskStateChanged, type TaskSubmitted } from '@computepods/protocol';
 import { NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +14,7 @@ describe('TaskEvents over a real nats-server', () => {
   let bus: Bus;
   let watcher: Bus;
   const seen: string[] = [];
-  const logger = createLogger('task-events-test');
-  logger.level = 'silent';
+  const logger = quietLogger('task-events-test');
 
   beforeAll(async () => {
     nats = await NatsServer.start();
@@ -129,8 +128,7 @@ describe("a runner's task events over a real nats-server", () => {
   let runner: RunningRunner | undefined;
   const dir = new TempDir('cp-task-events-');
   const seen: string[] = [];
-  const logger = createLogger('task-events-runner-test');
-  logger.level = 'silent';
+  const logger = quietLogger('task-events-runner-test');
   const RP = 'taskeventsrunner';
 
   beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Bus, createLogger, ensureProjectStreams } from '@computepods/bus';
+import { Bus, ensureProjectStreams, quietLogger } from '@computepods/bus';
 import { LocalBackend } from '@computepods/executors';
 import { buckets, streams, subjects, TaskRecord } from '@computepods/protocol';
 import { defined, NatsServer, TempDir, until } from '@computepods/testkit';
@@ -23,8 +23,7 @@ describe('runner (local): task folders go only once their logs are published', (
   let nats: NatsServer;
   let bus: Bus;
   const dir = new TempDir('cp-task-folders-');
-  const logger = createLogger('task-folders-test');
-  logger.level = 'silent';
+  const logger = quietLogger('task-folders-test');
   const ws = dir.join('ws');
   const running: RunningRunner[] = [];
 

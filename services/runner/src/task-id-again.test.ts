@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Bus, createLogger } from '@computepods/bus';
+import { Bus, quietLogger } from '@computepods/bus';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
 import { defined, NatsServer, TempDir, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,8 +17,7 @@ describe('runner (local): a task id that comes back runs again, in every project
   let nats: NatsServer;
   const buses: Bus[] = [];
   const dir = new TempDir('cp-task-id-again-');
-  const logger = createLogger('task-id-again-test');
-  logger.level = 'silent';
+  const logger = quietLogger('task-id-again-test');
   const ws = dir.join('ws');
   const running: RunningRunner[] = [];
 

@@ -1,7 +1,7 @@
 import {
   Bus,
-  createLogger,
   ensureProjectStreams,
+  quietLogger,
   readTaskLog,
   type TaskLogEvent,
 } from '@computepods/bus';
@@ -20,8 +20,7 @@ const P = 'logpub';
 describe('task log publisher over a real nats-server', () => {
   let nats: NatsServer;
   let bus: Bus;
-  const logger = createLogger('logpub-test');
-  logger.level = 'silent';
+  const logger = quietLogger('logpub-test');
   const files = new Map<string, Buffer>();
   const publishers: TaskLogPublisher[] = [];
 

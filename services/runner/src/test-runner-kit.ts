@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Bus, createLogger, readTaskLog, type TaskLogEvent, type TypedKv } from '@computepods/bus';
+import { Bus, quietLogger, readTaskLog, type TaskLogEvent, type TypedKv } from '@computepods/bus';
 import { buckets, TaskRecord } from '@computepods/protocol';
 import { ManagedProcess, type Slurm } from '@computepods/testkit';
 import type { RunnerConfig } from './config.js';
@@ -31,8 +31,7 @@ export async function quietBus(options: {
   service: string;
   credsFile?: string;
 }): Promise<Bus> {
-  const logger = createLogger(options.service);
-  logger.level = 'silent';
+  const logger = quietLogger(options.service);
   return Bus.connect({ ...options, logger });
 }
 
