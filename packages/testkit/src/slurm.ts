@@ -381,8 +381,9 @@ export class Slurm implements AsyncDisposable {
     return res.code === 0 ? res.stdout.trim() : '';
   }
 
+  /** In the cluster's temp dir: a daemon's core dump (a slurmstepd's, say) lands there, not in the repo. */
   #spawn(name: string, command: string, args: string[]): ManagedProcess {
-    const proc = new ManagedProcess({ name, command, args });
+    const proc = new ManagedProcess({ name, command, args, cwd: this.#dir.path });
     this.#procs.push(proc);
     return proc;
   }
