@@ -8,6 +8,22 @@ const JobDir = z
   .min(2)
   .refine((d) => d.startsWith('/') && !/[\u0000-\u001f\u007f]/.test(d));
 
+/**
+ * `handle` as `schema` reads it, or undefined: none (a task not started yet), another kind, or
+ * not valid. The kind is looked at first: a failed parse makes zod's error, and the runner asked
+ * this of every task it was handed before it had a handle (pnpm bench cbuild's profile, #15).
+ */
+function handleOf<T extends z.ZodType>(
+  schema: T,
+  kind: string,
+  handle: unknown,
+): z.infer<T> | undefined {
+  if (typeof handle !== 'object' || handle === null || (handle as { kind?: unknown }).kind !== kind)
+    return undefined;
+  const r = schema.safeParse(handle);
+  return r.success ? r.data : undefined;
+}
+
 /** Where a local task lives on disk; its pid is in TaskRecord.pid and in `<dir>/pid`. */
 export const LocalHandle = z.object({
   kind: z.literal('local'),
@@ -34,13 +50,11 @@ export const SlurmHandle = z.object({
 export type SlurmHandle = z.infer<typeof SlurmHandle>;
 
 export function localHandle(handle: unknown): LocalHandle | undefined {
-  const r = LocalHandle.safeParse(handle);
-  return r.success ? r.data : undefined;
+  return handleOf(LocalHandle, 'local', handle);
 }
 
 export function slurmHandle(handle: unknown): SlurmHandle | undefined {
-  const r = SlurmHandle.safeParse(handle);
-  return r.success ? r.data : undefined;
+  return handleOf(SlurmHandle, 'slurm', handle);
 }
 
 /**
@@ -62,8 +76,7 @@ export const RequeuedHandle = z.object({
 export type RequeuedHandle = z.infer<typeof RequeuedHandle>;
 
 export function requeuedHandle(handle: unknown): RequeuedHandle | undefined {
-  const r = RequeuedHandle.safeParse(handle);
-  return r.success ? r.data : undefined;
+  return handleOf(RequeuedHandle, 'requeued', handle);
 }
 
 /** Where a task is on Kubernetes: its Job (one per task), found again by name after a restart. */
@@ -80,6 +93,5 @@ export const KubernetesHandle = z.object({
 export type KubernetesHandle = z.infer<typeof KubernetesHandle>;
 
 export function kubernetesHandle(handle: unknown): KubernetesHandle | undefined {
-  const r = KubernetesHandle.safeParse(handle);
-  return r.success ? r.data : undefined;
+  return handleOf(KubernetesHandle, 'kubernetes', handle);
 }
