@@ -1,7 +1,14 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buckets, subjects, TaskRecord } from '@computepods/protocol';
-import { ensureSystemUser, Slurm, startTogether, TempDir, until } from '@computepods/testkit';
+import {
+  ensureSystemUser,
+  Slurm,
+  shareDirs,
+  startTogether,
+  TempDir,
+  until,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -19,9 +26,7 @@ describe('two profiles on one slurm_sudo resource', { timeout: 300_000 }, () => 
 
   beforeAll(async () => {
     await Promise.all(Object.values(USERS).map((u) => ensureSystemUser(u)));
-    chmodSync(shared.path, 0o755);
-    mkdirSync(shared.join('jobs'));
-    chmodSync(shared.join('jobs'), 0o1777);
+    shareDirs(shared, [shared.join('jobs')]);
     [stack, slurm] = await startTogether([Stack.start('profiles'), Slurm.start()]);
     const resource = {
       type: 'slurm_sudo',

@@ -1,5 +1,5 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { ensureSystemUser, type Slurm, type TempDir } from '@computepods/testkit';
+import { writeFileSync } from 'node:fs';
+import { ensureSystemUser, type Slurm, shareDirs, type TempDir } from '@computepods/testkit';
 import type { Stack } from './stack.js';
 
 /** The local account SLURM jobs run as (through sudo or over SSH). */
@@ -11,11 +11,10 @@ export const JOB_USER = 'cpuser';
  */
 export async function openToJobUser(dir: TempDir, folders: readonly string[]): Promise<void> {
   await ensureSystemUser(JOB_USER);
-  chmodSync(dir.path, 0o755);
-  for (const f of folders) {
-    mkdirSync(dir.join(f));
-    chmodSync(dir.join(f), 0o1777);
-  }
+  shareDirs(
+    dir,
+    folders.map((f) => dir.join(f)),
+  );
 }
 
 /**

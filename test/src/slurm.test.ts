@@ -1,15 +1,16 @@
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buckets, type TaskRecord, TaskRecord as TaskRecordSchema } from '@computepods/protocol';
-import { ensureSystemUser, runCommand, Slurm, Sshd, sha256, TempDir } from '@computepods/testkit';
+import {
+  ensureSystemUser,
+  runCommand,
+  Slurm,
+  Sshd,
+  sha256,
+  shareDirs,
+  TempDir,
+} from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -47,11 +48,7 @@ describe('chef builds on slurm_sudo and slurm_ssh, end to end', { timeout: 300_0
 
   beforeAll(async () => {
     await ensureSystemUser(USER);
-    chmodSync(shared.path, 0o755);
-    for (const d of Object.values(dirs)) {
-      mkdirSync(d);
-      chmodSync(d, 0o1777);
-    }
+    shareDirs(shared, Object.values(dirs));
     [stack, slurm, sshd] = await Promise.all([
       Stack.start('slurm-e2e'),
       Slurm.start(),

@@ -11,13 +11,14 @@ import {
   defined,
   ensureSystemUser,
   Slurm,
+  shareDirs,
   TempDir,
   until as waitUntil,
 } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Executor } from './executor.js';
 import type { RetryPolicy } from './retry.js';
-import { shareDirs, slurmResourceFields, sudoSlurmExecutor } from './test-slurm-setup.js';
+import { slurmResourceFields, sudoSlurmExecutor } from './test-slurm-setup.js';
 
 // The faults an HPC site really has, on one real single-node SLURM for the file (its own
 // munged, slurmctld and slurmd, ports and temp dir): the controller restarted or down, a job

@@ -14,6 +14,7 @@ import {
   reservePort,
   Slurm,
   Sshd,
+  shareDirs,
   startTogether,
   TempDir,
   until as waitUntil,
@@ -24,7 +25,7 @@ import { type BackendTuning, createExecutor } from './create-executor.js';
 import { slurmHandle } from './handle.js';
 import { shq } from './sh-quote.js';
 import { RecordingHooks } from './test-hooks.js';
-import { shareDirs, slurmResourceFields } from './test-slurm-setup.js';
+import { slurmResourceFields } from './test-slurm-setup.js';
 
 // A real sshd and a real single-node SLURM, once for the file. The runner (root, here) reaches
 // the cluster only as cpuser over SSH; job folders go up and come back by verified SFTP.

@@ -19,7 +19,9 @@ import {
   defined,
   ensureSystemUser,
   makeWheel,
+  openFolders,
   Slurm,
+  shareDirs,
   TempDir,
   until as waitUntil,
 } from '@computepods/testkit';
@@ -33,7 +35,7 @@ import type { HostResult, SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
 import { crashRunner } from './test-crash-runner.js';
 import { FileHooks } from './test-file-hooks.js';
-import { shareDirs, slurmResourceFields, sudoSlurmExecutor } from './test-slurm-setup.js';
+import { slurmResourceFields, sudoSlurmExecutor } from './test-slurm-setup.js';
 
 // One real single-node SLURM for the file; cpuser runs the jobs through `sudo -n -u cpuser`.
 const USER = 'cpuser';
@@ -480,10 +482,7 @@ describe('slurm_sudo on a real SLURM', { timeout: 120000 }, () => {
     // folder of this test (no network).
     const tasksDir = tmp.join('tasks');
     const wheels = tmp.join('wheels');
-    for (const d of [tasksDir, wheels]) {
-      mkdirSync(d, { recursive: true });
-      chmodSync(d, 0o1777);
-    }
+    openFolders(tasksDir, wheels);
     await makeWheel(wheels, 'cphello', '1.0', { '__init__.py': 'def greet():\n    return "hi"\n' });
     const { ex } = setup(undefined, {
       tasks_python_config: { default_version: '3.11', versions: { '3.11': '/usr/bin/python3' } },

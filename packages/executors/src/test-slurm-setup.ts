@@ -1,25 +1,11 @@
-import { chmodSync, mkdirSync } from 'node:fs';
 import { type BatchingConfig, resourceId, type SlurmSudoResource } from '@computepods/protocol';
-import { defined, type Slurm, type TempDir } from '@computepods/testkit';
+import { defined, type Slurm } from '@computepods/testkit';
 import type { BackendContext } from './backend.js';
 import { Executor } from './executor.js';
 import { SlurmBackend, type SlurmBackendOptions } from './slurm-backend.js';
 import type { SlurmHost } from './slurm-host.js';
 import { SudoHost } from './sudo-host.js';
 import { RecordingHooks } from './test-hooks.js';
-
-/**
- * Makes `tmp` enterable by every user (0755) and each of `dirs` in it writable by every user,
- * with the sticky bit (1777): the runner (root, here) and the job user both write there, as
- * they do in a site's shared folders.
- */
-export function shareDirs(tmp: TempDir, dirs: readonly string[]): void {
-  chmodSync(tmp.path, 0o755);
-  for (const d of dirs) {
-    mkdirSync(d);
-    chmodSync(d, 0o1777);
-  }
-}
 
 /**
  * The fields (parseResource's input) every SLURM resource of these tests has, on the test's

@@ -43,6 +43,7 @@ export {
 } from './reserved-port.js';
 export { type CommandResult, type RunCommandOptions, runCommand } from './run-command.js';
 export { sha256 } from './sha256.js';
+export { openFolders, shareDirs } from './shared-folders.js';
 export { Slurm, type SlurmCommandOptions, type SlurmOptions } from './slurm.js';
 export { Sshd, type SshdOptions, type SshdUser, type SshOptions } from './sshd.js';
 export { startTogether } from './start-together.js';

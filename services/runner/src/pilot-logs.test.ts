@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { type Bus, readTaskLog, type TaskLogEvent } from '@computepods/bus';
 import { subjects } from '@computepods/protocol';
 import {
@@ -6,6 +6,7 @@ import {
   killProcessesUsing,
   NatsServer,
   Slurm,
+  shareDirs,
   startTogether,
   TempDir,
   until,
@@ -29,11 +30,10 @@ let bus: Bus;
 
 beforeAll(async () => {
   ensureSystemUser('cpuser');
-  chmodSync(tmp.path, 0o755);
-  for (const d of ['', 'jobs', 'tasks', 'ws']) {
-    mkdirSync(tmp.join(d), { recursive: true });
-    chmodSync(tmp.join(d), 0o1777);
-  }
+  shareDirs(
+    tmp,
+    ['', 'jobs', 'tasks', 'ws'].map((d) => tmp.join(d)),
+  );
   [nats, slurm] = await startTogether([NatsServer.start(), Slurm.start()]);
   bus = await quietBus({ servers: nats.url, service: 'pilotlogs-test', project: P });
 });

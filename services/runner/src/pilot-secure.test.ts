@@ -21,6 +21,7 @@ import {
   ensureSystemUser,
   killProcessesUsing,
   NatsServer,
+  openFolders,
   Slurm,
   TempDir,
   until,
@@ -72,10 +73,7 @@ afterAll(async () => {
 describe('pilot mode with least-privilege credentials', { timeout: 300_000 }, () => {
   it("slurm_sudo: the pilots connect with the runner's credentials, kept readable by the job user alone", async () => {
     const dir = tmp.join('sudo');
-    for (const d of ['', 'runs', 'jobs', 'tasks']) {
-      mkdirSync(join(dir, d), { recursive: true });
-      chmodSync(join(dir, d), 0o1777);
-    }
+    openFolders(...['', 'runs', 'jobs', 'tasks'].map((d) => join(dir, d)));
     const resource = {
       type: 'slurm_sudo',
       name: 'SLURM cluster',

@@ -1,11 +1,4 @@
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bus, TypedKv } from '@computepods/bus';
 import { shq } from '@computepods/executors';
@@ -16,6 +9,7 @@ import {
   killProcessesUsing,
   type ManagedProcess,
   NatsServer,
+  openFolders,
   privateWorkspace,
   Slurm,
   Sshd,
@@ -74,10 +68,9 @@ const until = (cond: () => Promise<boolean>, what: string, ms = 180_000) =>
 /** A fresh folder tree every user may write (jobs, tasks, runs, state). */
 function area(name: string): string {
   const dir = tmp.join(name);
-  for (const d of ['', 'runs', 'jobs', 'tasks', 'remote-jobs', 'remote-tasks']) {
-    mkdirSync(join(dir, d), { recursive: true });
-    chmodSync(join(dir, d), 0o1777);
-  }
+  openFolders(
+    ...['', 'runs', 'jobs', 'tasks', 'remote-jobs', 'remote-tasks'].map((d) => join(dir, d)),
+  );
   return dir;
 }
 

@@ -7,6 +7,7 @@ import {
   ensureSystemUser,
   type ManagedProcess,
   NatsServer,
+  openFolders,
   Slurm,
   startTogether,
   TempDir,
@@ -152,10 +153,7 @@ describe('runner service killed with SIGKILL', { timeout: 180000 }, () => {
 
   it('slurm_sudo: reconciles with SLURM and the exit-code files, and runs nothing twice', async () => {
     const dir = tmp.join('slurm');
-    for (const d of [dir, join(dir, 'runs'), join(dir, 'jobs')]) {
-      mkdirSync(d, { recursive: true });
-      chmodSync(d, 0o1777);
-    }
+    openFolders(dir, join(dir, 'runs'), join(dir, 'jobs'));
     const files = resourceFiles(
       dir,
       {
