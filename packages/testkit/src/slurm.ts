@@ -246,7 +246,7 @@ export class Slurm implements AsyncDisposable {
    * the node to service on its first answer, and a requeued job started on it before the purge
    * found the crashed run's script still there: "couldn't open .../job00002/slurm_script: File
    * exists", and SLURM failed the job, or held it (slurm-faults 4: once in fresh-clone CI, and
-   * three runs in three with SlurmdDebug=debug2, which slows slurmd's start).
+   * six runs in six with SlurmdDebug=debug2, which slows slurmd's start).
    */
   async startNode(timeoutMs = 60_000): Promise<void> {
     if (this.#procs.some((p) => p.name === 'slurmd' && p.running)) return;
