@@ -774,6 +774,32 @@ export class SlurmBackend implements Backend {
     if (left.length === 0) {
       this.#jobs.delete(job.key);
       this.#toFetch.add(job);
+      // Requeued (or held by SLURM after a failed relaunch) with nothing of ours left to run:
+      // its next run would only mark lost tasks, and a held job would wait in the queue for ever.
+      if (phase === 'pending') await this.#cancelLeftover(job, slurmState);
+    }
+  }
+
+  /** Cancels a waiting job none of whose tasks is live; never fails (logged, left queued). */
+  async #cancelLeftover(job: Job, slurmState: string | undefined): Promise<void> {
+    const jobId = job.jobId;
+    if (!jobId || !/^\d+$/.test(jobId)) return;
+    try {
+      this.#stats.scancel++;
+      const res = await this.#host.slurm(['scancel', jobId]);
+      if (!/already completing or completed|Invalid job id/i.test(res.stderr))
+        ensureOk('scancel', res);
+      this.#c.log('info', 'cancelled a waiting SLURM job none of whose tasks is left to run', {
+        job: job.key,
+        jobId,
+        slurmState,
+      });
+    } catch (err) {
+      this.#c.log('warn', 'could not cancel a waiting SLURM job with no task left to run', {
+        job: job.key,
+        jobId,
+        err: String(err),
+      });
     }
   }
 

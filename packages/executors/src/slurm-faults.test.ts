@@ -288,19 +288,35 @@ describe('SLURM faults on a real SLURM', { timeout: 240_000 }, () => {
     expect(a.ex.get(quick.taskId)).toMatchObject({ state: 'finished', exitCode: 0 });
     for (const rec of [lost, failed]) expect(states(rec)).not.toContain('finished');
 
-    // Let the requeued job run again now (SLURM would after its begin time): the task that
-    // ended keeps its result, the one that had started is marked lost, neither runs again.
-    const release = await slurm.command(['scontrol', 'update', `JobId=${jobA}`, 'StartTime=now']);
-    expect(release.code, release.stderr).toBe(0);
-    // The job record and the daemons' logs say why, if SLURM did not complete the second run.
-    const rerun = await slurm.waitForJob(jobA, 120_000);
-    expect(rerun.JobState, `${JSON.stringify(rerun)}\n${slurm.logTail(60)}`).toBe('COMPLETED');
-    const dir = handleOf(lost).dir;
-    expect(existsSync(`${dir}/${handleOf(lost).index}.lost`)).toBe(true);
+    // Nothing of ours is left to run in the requeued job: the executor cancels it, so it never
+    // runs again (its second run would only have marked the lost task, see slurm-script.test).
+    const ended = await slurm.waitForJob(jobA, 60_000);
+    expect(ended.JobState, `${JSON.stringify(ended)}\n${slurm.logTail(60)}`).toBe('CANCELLED');
     expect(
       readFileSync(exitFile(defined(a.ex.get(quick.taskId), 'a.ex.get(quick.taskId)')), 'utf8'),
     ).toBe('0\n');
     expect(await a.ex.logs(quick.taskId)).toBe('quick\n');
     for (const t of [quick, long, lone]) expect(runsOf(t)).toBe('run\n');
+  });
+
+  it('5. a running job requeued and held by SLURM (as after a failed relaunch): its task fails, and the executor cancels the job, which would otherwise wait held for ever', async () => {
+    const { ex } = setup(PATIENT);
+    const t = task('sleep 300');
+    await ex.submit(t);
+    await until(() => ex.get(t.taskId)?.state === 'running', 'the task running');
+    const jobId = defined(defined(ex.get(t.taskId), 'ex.get(t.taskId)').jobId, 'jobId');
+    const hold = await slurm.command(['scontrol', 'requeuehold', jobId]);
+    expect(hold.code, hold.stderr).toBe(0);
+
+    // SLURM's requeue stops the job with SIGTERM: the task's exit code is then recorded (143)
+    // by the job's script, or, when the script is stopped first, the task is lost.
+    const lost = await ex.wait(t.taskId);
+    expect(lost.state, lost.reason).toBe('failed');
+    expect(lost.reason).toMatch(
+      new RegExp(`^exit code 143|SLURM requeued job ${jobId}.*after this task had started`),
+    );
+    const ended = await slurm.waitForJob(jobId, 60_000);
+    expect(ended.JobState, `${JSON.stringify(ended)}\n${slurm.logTail(60)}`).toBe('CANCELLED');
+    expect(runsOf(t)).toBe('run\n');
   });
 });
