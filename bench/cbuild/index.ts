@@ -22,6 +22,9 @@
 // CP_TASK_STAGES_FILE (executors' task-stages.ts), one table per scenario that ran tasks
 // (./stages.ts). Off by default: the runner's JSON line per task costs it CPU (5-10 % of its
 // own in a clean build) that no deployment pays, on the cores the compilers share.
+// CP_CBUILD_GROUP=K (default 1): every cc rule compiles K sources in a row (project.ts), the
+// ceiling of what batching K compiles into one request, task and result could buy; the goals are
+// not judged then (a header edit recompiles whole groups).
 // The messages each service sent and received per task: nats-server's /connz (monitoring port)
 // read before and after each scenario, by connection name.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -72,7 +75,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
 
 // --- the project (project.ts) ---------------------------------------------------------------------
-const { tree, objects, chefDef, makefile } = cProject(SOURCES, HEADERS, DIR);
+/** CP_CBUILD_GROUP=K: K compiles a rule (project.ts), the ceiling of batching; not the goals' setup. */
+const GROUP = Number(process.env.CP_CBUILD_GROUP ?? 1);
+if (!Number.isInteger(GROUP) || GROUP < 1)
+  throw new Error(`CP_CBUILD_GROUP must be a whole number ≥ 1, not ${process.env.CP_CBUILD_GROUP}`);
+figures.group = GROUP;
+const { tree, objects, chefDef, makefile } = cProject(SOURCES, HEADERS, DIR, GROUP);
 
 // --- the stack -------------------------------------------------------------------------------------
 const STAGES = process.env.CP_BENCH_STAGES === '1';
@@ -967,13 +975,16 @@ figures.status_polls = statusPolls;
   for (let i = 0; i < 20; i++) await status();
   figures.status_poll_majordomo_cpu_ms = (cpuMsOf(pids.majordomo) - c0) / 20;
 }
-figures.goal_clean_le_1_1 = (figures.clean_ratio as number) <= 1.1;
-figures.goal_header_le_1_0 = (figures.header_ratio as number) <= 1.0;
-figures.goal_warm_clean_le_1_1 = (figures.warm_clean_ratio as number) <= 1.1;
-figures.goal_comment_relinks_nothing = figures.comment_ours_links === 0;
+// The goals are the builtin rules' (one compile a request); grouped rules only bound batching.
+if (GROUP === 1) {
+  figures.goal_clean_le_1_1 = (figures.clean_ratio as number) <= 1.1;
+  figures.goal_header_le_1_0 = (figures.header_ratio as number) <= 1.0;
+  figures.goal_warm_clean_le_1_1 = (figures.warm_clean_ratio as number) <= 1.1;
+  figures.goal_comment_relinks_nothing = figures.comment_ours_links === 0;
+}
 
 table(
-  `C project: ${SOURCES + 1} sources, ${HEADERS} headers, one program; ComputePods (C chef's rules, runner CP_PARALLEL=${LANES}) vs make -j${LANES}`,
+  `C project: ${SOURCES + 1} sources, ${HEADERS} headers, one program; ComputePods (${GROUP > 1 ? `rules of ${GROUP} compiles in a row, CP_CBUILD_GROUP: not the goals' setup` : "C chef's rules"}, runner CP_PARALLEL=${LANES}) vs make -j${LANES}`,
   [
     'scenario',
     'ours cc',

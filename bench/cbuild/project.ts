@@ -90,8 +90,13 @@ export interface CProject {
   readonly makefile: string;
 }
 
-/** The project of SOURCES sources and HEADERS headers in folder DIR. */
-export function cProject(SOURCES: number, HEADERS: number, DIR: string): CProject {
+/**
+ * The project of SOURCES sources and HEADERS headers in folder DIR. With group > 1 the builtin
+ * cc rule gives way to one rule per `group` objects whose command runs their `group` compiles in
+ * a row: the ceiling of batching that many compiles into one request, task and result (a header
+ * edit then recompiles whole groups).
+ */
+export function cProject(SOURCES: number, HEADERS: number, DIR: string, group = 1): CProject {
   const tree = new Map<string, string>();
   tree.set(`${DIR}/main.c`, mainC(SOURCES));
   for (let k = 0; k < HEADERS; k++) tree.set(`${DIR}/h${pad2(k)}.h`, header(k));
@@ -113,8 +118,16 @@ export function cProject(SOURCES: number, HEADERS: number, DIR: string): CProjec
     );
   const ccCommand = /\n {4}command: (.*)\n/.exec(builtin.slice(0, linkAt))?.[1];
   if (!ccCommand) throw new Error('no command in the builtin cc rule');
+  const ccRules =
+    group > 1
+      ? groupedCcRules(
+          objects.map((o) => o.slice(`${DIR}/`.length, -'.o'.length)),
+          group,
+          ccCommand,
+        )
+      : builtin.slice(0, linkAt).trimEnd();
   const chefDef = [
-    builtin.slice(0, linkAt).trimEnd(),
+    ccRules,
     '  - id: link',
     `    inputs: [${objects.map((o) => JSON.stringify(o.replace(`${DIR}/`, '{stem}/'))).join(', ')}]`,
     '    outputs: ["{stem}/prog"]',
@@ -141,4 +154,27 @@ export function cProject(SOURCES: number, HEADERS: number, DIR: string): CProjec
     '',
   ].join('\n');
   return { tree, objects, chefDef, makefile };
+}
+
+/** The c type and one rule per `group` objects (bases: file names without .o), compiled in a row. */
+function groupedCcRules(bases: readonly string[], group: number, ccCommand: string): string {
+  const lines = ['types:', '  - name: c', '    extensions: [c, h]', 'rules:'];
+  const q = (p: string) => JSON.stringify(`{stem}/${p}`);
+  for (let g = 0; g * group < bases.length; g++) {
+    const part = bases.slice(g * group, (g + 1) * group);
+    const commands = part.map((_, j) =>
+      ccCommand
+        .replace('{out1}', `{out${2 * j + 1}}`)
+        .replace('{out0}', `{out${2 * j}}`)
+        .replace('{in0}', `{in${j}}`),
+    );
+    lines.push(
+      `  - id: cc_g${g}`,
+      `    inputs: [${part.map((b) => q(`${b}.c`)).join(', ')}]`,
+      `    outputs: [${part.flatMap((b) => [q(`${b}.o`), q(`${b}.d`)]).join(', ')}]`,
+      '    discover: makedepend',
+      `    command: ${commands.join(' && ')}`,
+    );
+  }
+  return lines.join('\n');
 }
