@@ -1,6 +1,6 @@
-import { writeFileSync } from 'node:fs';
-import type { BuildResult } from '@computepods/protocol';
-import { sha256 } from '@computepods/testkit';
+import { rmSync, writeFileSync } from 'node:fs';
+import { type BuildResult, subjects } from '@computepods/protocol';
+import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
 
@@ -55,4 +55,41 @@ describe('a build cancelled while its request waits in the chef queue', () => {
     expect(results[2]).toMatchObject({ buildId: y, status: 'succeeded' });
     expect(runs()).toBe('x\ny\n');
   });
+
+  it('a chef killed -9 after the cancel answers the request cancelled once restarted, running nothing for it', async () => {
+    rmSync(gate(), { force: true });
+    results.length = 0;
+    stack.write('src/x.txt', 'x2\n');
+    stack.write('src/z.txt', 'z\n');
+    const [x, z] = ['1a', '1b'].map((i) => `c0ffee${i}`.repeat(2)) as [string, string];
+    await stack.requestUpper(x, 'x', sha256('x2\n'));
+    const upTo = await stack.requestUpper(z, 'z', sha256('z\n'));
+    await stack.cancelBuild(z, 'cancelled by request', upTo);
+    // Kept in the stream beside it, a message that is no cancel: skipped when read again.
+    stack.bus.nc.publish(subjects.buildCancel(stack.project), 'not a cancel');
+    // Whether or not the cancel reached the chef before it died, the restarted one must know it.
+    await stack.kill9('chef');
+    writeFileSync(gate(), '');
+    await stack.start('chef', {
+      CP_CHEF: 'text',
+      CP_CHEF_DEFINITION: stack.dir.join('chef.yaml'),
+      CP_CHEF_CONCURRENCY: '1',
+      CP_CHEF_ACK_WAIT_MS: '2000',
+    });
+    await until(
+      () => [x, z].every((b) => results.some((r) => r.buildId === b)),
+      'both builds answered',
+      30_000,
+      () => stack.logs(),
+    );
+    expect(results.find((r) => r.buildId === x)).toMatchObject({ status: 'succeeded' });
+    expect(results.find((r) => r.buildId === z)).toMatchObject({
+      status: 'cancelled',
+      error: 'cancelled before it was taken up: cancelled by request',
+    });
+    expect(runs()).toBe('x\ny\nx\n');
+    const chefLog = stack.logs(100_000).split('--- ').find((l) => l.startsWith('chef')) ?? '';
+    expect(chefLog).toMatch(/stored build.cancel is not valid; skipped/);
+    expect(chefLog).toMatch(/"cancels":2,.*stored build cancels replayed/);
+  }, 120_000);
 });

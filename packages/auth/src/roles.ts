@@ -278,6 +278,8 @@ export function permissionsFor(grant: Grant): NatsPermissions {
             ...kvRead(buckets.config(p)),
             ...kvWrite(buckets.rules(p), chef),
             ...kvWrite(buckets.builds(p)),
+            // The stored build cancels, read again at start (chef cancel.ts replayCancels).
+            `${JS}.STREAM.MSG.GET.${streams.events(p)}`,
           ],
         },
         sub: {

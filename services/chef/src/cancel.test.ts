@@ -176,5 +176,10 @@ describe('InFlightBuilds', () => {
     // A cancel naming no request (an older MajorDomo) is only for a build held.
     expect(held.cancel('r', 'inputs changed')).toBe(false);
     expect(held.cancelledUpTo('r', 1)).toBeUndefined();
+    // An older cancel replayed after a newer one (replayCancels at start) changes nothing.
+    expect(held.cancel('q', 'inputs changed', 30)).toBe(false);
+    expect(held.cancelledUpTo('q', 41)).toBe('cancelled by request');
+    expect(held.cancel('q', 'inputs changed', 50)).toBe(false);
+    expect(held.cancelledUpTo('q', 50)).toBe('inputs changed');
   });
 });

@@ -1,5 +1,12 @@
-import { type Bus, killTask as killTaskOnBus, type Logger, type TypedKv } from '@computepods/bus';
-import { subjects } from '@computepods/protocol';
+import {
+  type Bus,
+  decode,
+  killTask as killTaskOnBus,
+  type Logger,
+  storedMessages,
+  type TypedKv,
+} from '@computepods/bus';
+import { streams, subjects } from '@computepods/protocol';
 import type { TaskView } from './task-view.js';
 
 interface Held {
@@ -158,6 +165,9 @@ export class InFlightBuilds {
     const held = this.#held.get(buildId);
     if (!held) {
       if (upTo !== undefined) {
+        // A replayed cancel (replayCancels) may come after a newer one for the same build.
+        const had = this.#early.get(buildId);
+        if (had && had.upTo >= upTo) return false;
         this.#early.delete(buildId);
         this.#early.set(buildId, { upTo, reason });
         if (this.#early.size > MAX_EARLY_CANCELS)
@@ -223,4 +233,35 @@ export function listenForCancels(bus: Bus, held: InFlightBuilds): () => void {
     },
   });
   return () => sub.unsubscribe();
+}
+
+/**
+ * Feeds `held` the cancels kept in the project's events stream (build.cancel, for
+ * CP_EVENT_MAX_AGE_S), oldest first, as if they came now; resolves with how many it read. A chef
+ * keeps the cancels of requests it has not taken up yet in memory only, so one killed -9 and
+ * restarted ran a request MajorDomo had cancelled (a user's cancel among them): called at start,
+ * after listenForCancels and before any request is taken up, it answers such a request cancelled
+ * again. A cancel that cannot be read is logged and skipped; the stream's end is where it was when
+ * the replay began (what comes later, the listener hears).
+ */
+export async function replayCancels(bus: Bus, held: InFlightBuilds): Promise<number> {
+  const stream = storedMessages(
+    bus.jsm,
+    streams.events(bus.project),
+    subjects.buildCancel(bus.project),
+  );
+  let read = 0;
+  for await (const m of stream) {
+    try {
+      const { body } = decode(m.data, ['build.cancel'], bus.project);
+      held.cancel(body.buildId, body.reason, body.upTo);
+      read++;
+    } catch (err) {
+      bus.logger.warn(
+        { seq: m.seq, err: String(err) },
+        'a stored build.cancel is not valid; skipped',
+      );
+    }
+  }
+  return read;
 }

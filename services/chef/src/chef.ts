@@ -1,7 +1,7 @@
 import { type Bus, ensureProjectStreams, type Service } from '@computepods/bus';
 import { BuildResult, buckets, RulesDeclared, streams, subjects } from '@computepods/protocol';
 import { handleBuild } from './build.js';
-import { InFlightBuilds, killTask, listenForCancels } from './cancel.js';
+import { InFlightBuilds, killTask, listenForCancels, replayCancels } from './cancel.js';
 import type { ChefConfig } from './config.js';
 import type { ChefDefinition } from './definition.js';
 import { InputFetcher } from './fetch-inputs.js';
@@ -38,6 +38,16 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
   const declare = () => rulesKv.put(cfg.chef, declaration);
   const inflight = new InFlightBuilds((taskId) => killTask(bus, tasks, taskId, bus.logger));
   const stopCancels = listenForCancels(bus, inflight);
+  // Before any request is taken up: the cancels a dead predecessor held in memory (cancel.ts).
+  await replayCancels(bus, inflight).then(
+    (n) => n > 0 && bus.logger.info({ cancels: n }, 'stored build cancels replayed'),
+    // Not a reason to stay down: without them, a request cancelled while no chef ran is built.
+    (err: unknown) =>
+      bus.logger.warn(
+        { err: String(err) },
+        `could not read the stored build cancels; a request cancelled while no chef of ${cfg.chef} ran may be built all the same${/Permissions Violation/.test(String(err)) ? `. These credentials predate the right to read them: make new ones with \`cpctrl -p ${p} creds create chef --name ${cfg.chef}\`` : ''}`,
+      ),
+  );
   const hashes = new HashCache();
   const fetcher = new InputFetcher(cfg.pods, cfg.pod, cfg.workspace, bus.logger, hashes);
   const ctx = {
