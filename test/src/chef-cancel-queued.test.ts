@@ -88,7 +88,11 @@ describe('a build cancelled while its request waits in the chef queue', () => {
       error: 'cancelled before it was taken up: cancelled by request',
     });
     expect(runs()).toBe('x\ny\nx\n');
-    const chefLog = stack.logs(100_000).split('--- ').find((l) => l.startsWith('chef')) ?? '';
+    const chefLog =
+      stack
+        .logs(100_000)
+        .split('--- ')
+        .find((l) => l.startsWith('chef')) ?? '';
     expect(chefLog).toMatch(/stored build.cancel is not valid; skipped/);
     expect(chefLog).toMatch(/"cancels":2,.*stored build cancels replayed/);
   }, 120_000);
