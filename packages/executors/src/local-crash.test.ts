@@ -12,6 +12,21 @@ import { testLocalResource } from './test-hooks.js';
 const tmp = new TempDir('cp-local-crash-');
 afterAll(() => tmp[Symbol.dispose]());
 
+/**
+ * Tasks of the local resource that append to their own file in `runs` before their body: exactly
+ * one line at the end means a task ran exactly once.
+ */
+const counted =
+  (runs: string) =>
+  (id: string, body: string): TaskSubmitted => ({
+    taskId: id,
+    resource: 'local-resource',
+    command: `echo run >> ${join(runs, id)}; ${body}`,
+    cwd: tmp.path,
+    env: {},
+    gpu: false,
+  });
+
 describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () => {
   it('collects what ended meanwhile, follows what still runs, starts what never started, runs nothing twice', async () => {
     const records = tmp.join('records');
@@ -19,15 +34,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     const gate = tmp.join('gate');
     mkdirSync(runs);
     const resource = testLocalResource(tmp.path, 4);
-    // Each task appends to its own file: exactly one line at the end means it ran exactly once.
-    const mk = (id: string, body: string): TaskSubmitted => ({
-      taskId: id,
-      resource: 'local-resource',
-      command: `echo run >> ${join(runs, id)}; ${body}`,
-      cwd: tmp.path,
-      env: {},
-      gpu: false,
-    });
+    const mk = counted(runs);
     const waitGate = `while [ ! -e ${gate} ]; do sleep 0.05; done`;
     // A plain command (a script's path, plain words): started by the spawner without a wrapper;
     // its exit file is the spawner's to write, which outlives the runner.
@@ -116,14 +123,7 @@ describe('local tasks survive kill -9 of the runner', { timeout: 120000 }, () =>
     // One lane: `second` waits behind `first` and starts, as its lane frees, before its running
     // record (the starting runner's write of it never completes).
     const resource = testLocalResource(tmp.join('early'), 1);
-    const mk = (id: string, body: string): TaskSubmitted => ({
-      taskId: id,
-      resource: 'local-resource',
-      command: `echo run >> ${join(runs, id)}; ${body}`,
-      cwd: tmp.path,
-      env: {},
-      gpu: false,
-    });
+    const mk = counted(runs);
     const tasks = [
       mk('first', 'exit 0'),
       mk('second', `while [ ! -e ${gate} ]; do sleep 0.05; done; echo ok`),
