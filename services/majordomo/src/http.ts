@@ -114,7 +114,7 @@ export async function startHttp(
     forceCloseConnections: true,
     // Task ids run to MAX_STEM + 200 characters (a 1 KiB path's stem, %-escaped): fastify's
     // default of 100 answered GET /api/logs/<id> of such a task with a 414.
-    maxParamLength: 8 * 1024,
+    routerOptions: { maxParamLength: 8 * 1024 },
     // A URL the router cannot take (a malformed %-escape, a parameter still too long) is refused
     // before any hook runs: Host and token are checked here as in onRequest, so a caller without
     // a token learns nothing of the routes, and the answer has the API's error shape (it was
