@@ -95,5 +95,20 @@ describe('a build cancelled while its request waits in the chef queue', () => {
         .find((l) => l.startsWith('chef')) ?? '';
     expect(chefLog).toMatch(/stored build.cancel is not valid; skipped/);
     expect(chefLog).toMatch(/"cancels":2,.*stored build cancels replayed/);
+
+    // With no request waiting for it, a restarted chef reads none: none could matter.
+    await stack.kill9('chef');
+    await stack.start('chef', {
+      CP_CHEF: 'text',
+      CP_CHEF_DEFINITION: stack.dir.join('chef.yaml'),
+      CP_CHEF_CONCURRENCY: '1',
+    });
+    const again =
+      stack
+        .logs(100_000)
+        .split('--- ')
+        .find((l) => l.startsWith('chef')) ?? '';
+    expect(again).toMatch(/rules declared/);
+    expect(again).not.toMatch(/stored build cancels replayed|could not read the stored/);
   }, 120_000);
 });

@@ -3,7 +3,7 @@ import {
   decode,
   killTask as killTaskOnBus,
   type Logger,
-  storedMessages,
+  readStored,
   type TypedKv,
 } from '@computepods/bus';
 import { streams, subjects } from '@computepods/protocol';
@@ -237,31 +237,43 @@ export function listenForCancels(bus: Bus, held: InFlightBuilds): () => void {
 
 /**
  * Feeds `held` the cancels kept in the project's events stream (build.cancel, for
- * CP_EVENT_MAX_AGE_S), oldest first, as if they came now; resolves with how many it read. A chef
- * keeps the cancels of requests it has not taken up yet in memory only, so one killed -9 and
- * restarted ran a request MajorDomo had cancelled (a user's cancel among them): called at start,
- * after listenForCancels and before any request is taken up, it answers such a request cancelled
- * again. A cancel that cannot be read is logged and skipped; the stream's end is where it was when
- * the replay began (what comes later, the listener hears).
+ * CP_EVENT_MAX_AGE_S), as if they came now; resolves with how many it read. A chef keeps the
+ * cancels of requests it has not taken up yet in memory only, so one killed -9 and restarted ran
+ * a request MajorDomo had cancelled (a user's cancel among them): called at start, after
+ * listenForCancels and before any request is taken up, it answers such a request cancelled
+ * again. Nothing is read when the chef's durable (`durable` on the builds stream) holds no
+ * request, delivered or not: a cancel can only matter to one. The stream's end is where it was
+ * when the replay began (what comes later, the listener hears); a cancel that cannot be read is
+ * logged and skipped. The order cancels are read in does not matter (InFlightBuilds.cancel
+ * keeps each build's latest).
  */
-export async function replayCancels(bus: Bus, held: InFlightBuilds): Promise<number> {
-  const stream = storedMessages(
-    bus.jsm,
-    streams.events(bus.project),
-    subjects.buildCancel(bus.project),
+export async function replayCancels(
+  bus: Bus,
+  held: InFlightBuilds,
+  durable: string,
+): Promise<number> {
+  const p = bus.project;
+  const waiting = await bus.jsm.consumers.info(streams.builds(p), durable).then(
+    (c) => c.num_pending + c.num_ack_pending > 0,
+    // Not made yet (a chef's first start): requests may wait in the stream all the same.
+    (err: unknown) => {
+      if (/consumer not found/i.test(String(err))) return true;
+      throw err;
+    },
   );
-  let read = 0;
-  for await (const m of stream) {
+  if (!waiting) return 0;
+  let valid = 0;
+  await readStored(bus.jsm, streams.events(p), subjects.buildCancel(p), (m) => {
     try {
-      const { body } = decode(m.data, ['build.cancel'], bus.project);
+      const { body } = decode(m.data, ['build.cancel'], p);
       held.cancel(body.buildId, body.reason, body.upTo);
-      read++;
+      valid++;
     } catch (err) {
       bus.logger.warn(
         { seq: m.seq, err: String(err) },
         'a stored build.cancel is not valid; skipped',
       );
     }
-  }
-  return read;
+  });
+  return valid;
 }

@@ -39,7 +39,7 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
   const inflight = new InFlightBuilds((taskId) => killTask(bus, tasks, taskId, bus.logger));
   const stopCancels = listenForCancels(bus, inflight);
   // Before any request is taken up: the cancels a dead predecessor held in memory (cancel.ts).
-  await replayCancels(bus, inflight).then(
+  await replayCancels(bus, inflight, `chef-${cfg.chef}`).then(
     (n) => n > 0 && bus.logger.info({ cancels: n }, 'stored build cancels replayed'),
     // Not a reason to stay down: without them, a request cancelled while no chef ran is built.
     (err: unknown) =>
