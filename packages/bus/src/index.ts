@@ -88,7 +88,7 @@ export {
   type KvSpec,
   type StreamSpec,
 } from './setup.js';
-export { readStored, type StoredMessage } from './stored-messages.js';
+export { type ReadStored, type ReadStoredOptions, readStored } from './stored-messages.js';
 export { SUBSCRIPTION_ENDED, subscribeMessages } from './subscribe.js';
 export { KILL_GIVE_UP_MS, killTask } from './task-kill.js';
 export { type ReadTaskLogOptions, readTaskLog, type TaskLogEvent } from './task-log.js';

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { CpError, isRetryable } from '@computepods/protocol';
-import type { JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
+import { CpError } from '@computepods/protocol';
+import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
+import { readStored } from './stored-messages.js';
 
 /** A key's latest stored message: its value's bytes, or a delete (DEL, PURGE). */
 export interface LatestMessage {
@@ -11,13 +11,6 @@ export interface LatestMessage {
 
 /** Gets in flight at once: one walker per slice of the stream's sequences. */
 const WALKERS = 64;
-
-/**
- * Tries of one get. A get is a read, so one that timed out (a server too loaded to answer in
- * nats.js's 5 s: MajorDomo restoring 100k records at load ~20 failed to start so, "cannot
- * start: timeout") or met a stream between leaders is asked again.
- */
-const GET_TRIES = 4;
 
 /** Rounds that read what was written while the listing ran (see latestMessagesAfter). */
 const TAIL_ROUNDS = 3;
@@ -45,35 +38,10 @@ export class KvListingError extends CpError {
   }
 }
 
-async function getRetried(
-  jsm: JetStreamManager,
-  bucket: string,
-  query: MsgRequest & { seq: number },
-): Promise<StoredMsg | null> {
-  for (let tries = 1; ; tries++) {
-    try {
-      return await jsm.streams.getMessage(`KV_${bucket}`, query);
-    } catch (err) {
-      if (tries >= GET_TRIES || !isRetryable(err))
-        throw new KvListingError(bucket, query.seq, tries, { cause: err });
-      await sleep(100 * 2 ** (tries - 1));
-    }
-  }
-}
-
 /**
- * The latest message of every key of a KV bucket (raw keys, as stored), read with JetStream's
- * message get (`$JS.API.STREAM.MSG.GET`, by sequence with `next_by_subj`, which skips the gaps
- * that superseded and deleted values leave) by walkers over slices of the stream's sequences.
- *
- * Why not a KV watch (an ordered consumer): every message a consumer delivers carries a reply
- * subject, and a user with response permissions (`resp`: every ComputePods role, so that it may
- * answer requests without a general publish right) has each one recorded by nats-server for the
- * permission's time to live (2 minutes when the JWT says 0); past 4,096 records, nats-server 2.9
- * walks all of them on every delivery (pruneReplyPerms). A listing of n values then costs O(n²):
- * 30,000 values took 22 s with `resp` and 0.45 s without, on the same server; 99,141 took
- * ~250 s. A get's reply carries no reply subject, so nothing is recorded. The gets are answered
- * by the stream's leader (a direct get may be answered by a replica that lags).
+ * The latest message of every key of a KV bucket (raw keys, as stored), read with message gets
+ * by walkers over slices of the stream's sequences (readStored, stored-messages.ts, says why
+ * not a KV watch).
  *
  * The walkers stop at the stream's last sequence when the pass began: going on to the end as
  * found never ended beside a busy writer. A key rewritten meanwhile may have lost the message
@@ -104,14 +72,7 @@ export async function latestMessagesAfter(
   const stream = `KV_${bucket}`;
   const prefix = `$KV.${bucket}.`;
   const filter = `${prefix}>`;
-  const { state, created } = await jsm.streams.info(stream);
   const out = new Map<string, LatestMessage>();
-  const first = Math.max(state.first_seq, after + 1);
-  const last = state.last_seq;
-  if (state.messages === 0 || first > last) return { latest: out, last, created };
-  const span = Math.max(1, last - first + 1);
-  const walkers = Math.min(WALKERS, span);
-  const slice = Math.ceil(span / walkers);
   const keep = (m: StoredMsg) => {
     const key = m.subject.slice(prefix.length);
     const had = out.get(key);
@@ -123,37 +84,23 @@ export async function latestMessagesAfter(
       data: dataOf(m),
     });
   };
-  await Promise.all(
-    Array.from({ length: walkers }, async (_, w) => {
-      const end = Math.min(last, first + (w + 1) * slice - 1);
-      for (let seq = first + w * slice; ; ) {
-        // nats-server (2.9 on) takes next_by_subj with a seq here too; nats.js types it only for
-        // direct gets.
-        const query = { seq, next_by_subj: filter } as MsgRequest & { seq: number };
-        const m = await getRetried(jsm, bucket, query);
-        if (!m || m.seq > end) return;
-        keep(m);
-        seq = m.seq + 1;
-      }
-    }),
-  );
+  const failed = (seq: number, tries: number, cause: unknown) =>
+    new KvListingError(bucket, seq, tries, { cause });
+  const pass = await readStored(jsm, stream, filter, keep, {
+    from: after + 1,
+    walkers: WALKERS,
+    failed,
+  });
   // A key rewritten while the pass ran may have lost the message the pass was to read (a bucket
   // keeping one value per key removes the old one) and have its new one past `last`: a chef's
   // declaration, put again at every heartbeat, went missing from a listing of a bucket whose
   // chefs were all alive (fresh-clone CI, chef-outage.test). So what was written meanwhile is
   // read too, in a few rounds at most (a busy writer must not keep the listing from ending).
-  let end = last;
+  let end = pass.last;
   for (let round = 0; round < TAIL_ROUNDS; round++) {
-    const now = (await jsm.streams.info(stream)).state.last_seq;
-    if (now <= end) break;
-    for (let seq = end + 1; ; ) {
-      const query = { seq, next_by_subj: filter } as MsgRequest & { seq: number };
-      const m = await getRetried(jsm, bucket, query);
-      if (!m || m.seq > now) break;
-      keep(m);
-      seq = m.seq + 1;
-    }
-    end = now;
+    const tail = await readStored(jsm, stream, filter, keep, { from: end + 1, walkers: 1, failed });
+    if (tail.last <= end) break;
+    end = tail.last;
   }
-  return { latest: out, last: end, created };
+  return { latest: out, last: end, created: pass.created };
 }

@@ -1,8 +1,9 @@
 import { NatsServer } from '@computepods/testkit';
+import type { StoredMsg } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from './bus.js';
 import { quietLogger } from './logger.js';
-import { readStored, type StoredMessage } from './stored-messages.js';
+import { readStored } from './stored-messages.js';
 
 describe('readStored: one subject of a stream, read by message gets (a real nats-server)', () => {
   let nats: NatsServer;
@@ -23,10 +24,10 @@ describe('readStored: one subject of a stream, read by message gets (a real nats
     await nats?.[Symbol.asyncDispose]();
   });
 
-  const text = (m: StoredMessage) => new TextDecoder().decode(m.data);
+  const text = (m: StoredMsg) => new TextDecoder().decode(m.data);
   const read = async (walkers: number, during?: () => Promise<void>) => {
-    const seen: StoredMessage[] = [];
-    const n = await readStored(
+    const seen: StoredMsg[] = [];
+    const { read: n } = await readStored(
       bus.jsm,
       'mixed',
       'm.wanted',
@@ -34,7 +35,7 @@ describe('readStored: one subject of a stream, read by message gets (a real nats
         seen.push(m);
         if (seen.length === 1) void during?.();
       },
-      walkers,
+      { walkers },
     );
     expect(n).toBe(seen.length);
     return seen;
