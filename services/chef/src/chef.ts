@@ -38,8 +38,10 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
   const declare = () => rulesKv.put(cfg.chef, declaration);
   const inflight = new InFlightBuilds((taskId) => killTask(bus, tasks, taskId, bus.logger));
   const stopCancels = listenForCancels(bus, inflight);
+  // The build queue's durable consumer (replicas of one name share it).
+  const durable = `chef-${cfg.chef}`;
   // Before any request is taken up: the cancels a dead predecessor held in memory (cancel.ts).
-  await replayCancels(bus, inflight, `chef-${cfg.chef}`).then(
+  await replayCancels(bus, inflight, durable).then(
     (n) => n > 0 && bus.logger.info({ cancels: n }, 'stored build cancels replayed'),
     // Not a reason to stay down: without them, a request cancelled while no chef ran is built.
     (err: unknown) =>
@@ -74,7 +76,7 @@ export async function startChef(bus: Bus, cfg: ChefConfig, def: ChefDefinition):
   const building = new Map<string, Promise<void>>();
   const consumer = await bus.consume({
     stream: streams.builds(p),
-    durable: `chef-${cfg.chef}`,
+    durable,
     filterSubject: subjects.buildRequest(p, cfg.chef),
     accept: ['build.requested'],
     concurrency: cfg.concurrency,
