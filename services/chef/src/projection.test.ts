@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { projectedHasher, projectionKey } from '@computepods/depgraph';
+import { projectedHasher, projectionKey, projectLines } from '@computepods/depgraph';
 import { InputProjection } from '@computepods/protocol';
 import { defined, ensureTex } from '@computepods/testkit';
 import fc from 'fast-check';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fillCommand } from './command.js';
 import { loadDefinition } from './definition.js';
 import { projectFile, projectionsOf } from './projection.js';
+import { SMALL_FILE_MAX } from './small-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cp-projection-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -162,6 +163,21 @@ describe('input projections', () => {
     // A command that stops reading early is not a failure.
     const head = InputProjection.parse({ input: 'x', command: ['head', '-c', '1'] });
     expect(await projected('x'.repeat(1 << 20), head)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('a line filter hashes the same whether the file is read whole (small) or streamed', async () => {
+    // Lines of 64 bytes, kept and dropped in turn: a file of SMALL_FILE_MAX bytes is read in
+    // the chef's thread, one a line longer through a stream, in 1 MiB chunks.
+    const line = (i: number) =>
+      `${i % 2 ? '\\citation' : '\\newlabel'}{${String(i).padStart(6, '0')}}`.padEnd(63, '.');
+    const text = (n: number) => Array.from({ length: n }, (_, i) => `${line(i)}\n`).join('');
+    const n = SMALL_FILE_MAX / 64;
+    for (const lines of [1, n, n + 1, 3 * n]) {
+      const whole = text(lines);
+      expect(await projected(whole, auxProjection), `${lines} lines`).toBe(
+        projectLines(whole, defined(auxProjection.lines, 'a line filter')),
+      );
+    }
   });
 
   it('gives no projection (the whole file counts) for a failing, slow, chatty or missing command', async () => {
