@@ -13,6 +13,20 @@ import { MAX_PATH_BYTES } from './paths.js';
 export const MAX_STEM = 2 * MAX_PATH_BYTES;
 export const MAX_TASK_ID = MAX_STEM + 200;
 
+/** The most steps one request builds (BuildRequested.group): its first and the group's. */
+export const MAX_GROUP_STEPS = 64;
+
+/**
+ * A further step a group request builds (BuildRequested.group): a step of the same rule, chef
+ * and pass as the request's own, named as the request names its own.
+ */
+export const GroupStep = z.object({
+  taskId: z.string().min(1).max(MAX_TASK_ID),
+  stem: z.string().max(MAX_STEM),
+  outputs: pathList({ min: 1 }),
+});
+export type GroupStep = z.infer<typeof GroupStep>;
+
 /**
  * Attempt n of a build runs as task `b-<buildId>` (n = 0), then `b-<buildId>-<n>`: numbered, so
  * that any chef (one restarted, a replica) and MajorDomo find a build's attempts by reading the
@@ -67,6 +81,19 @@ export const BuildRequested = z.object({
    * in its place): the result is stored and published as build.result too.
    */
   resultFromRecord: z.literal(true).optional(),
+  /**
+   * More steps of the same rule this one request builds (a group: MajorDomo's CP_GROUP_BUILDS
+   * packs ready steps of one rule when more are ready than run at once). `taskId`, `stem` and
+   * `outputs` are the first step's; `inputs` and `locations` hold every step's. The build id is
+   * the group's, one task runs the steps' commands one after another, and the result is the
+   * group's: it succeeds when every step did, and says what each step's run revealed
+   * (BuildResult.steps). Never with `lastRun`: a rule with projections is not grouped.
+   */
+  group: z
+    .array(GroupStep)
+    .min(1)
+    .max(MAX_GROUP_STEPS - 1)
+    .optional(),
 });
 export type BuildRequested = z.infer<typeof BuildRequested>;
 
@@ -116,6 +143,16 @@ export const BuildResult = z.object({
    * writing the record again. What the build.result message id `result-<build>-<request>` did.
    */
   answers: z.string().min(1).max(128).optional(),
+  /**
+   * A group's result (BuildRequested.group): the dependencies each step's run revealed, by the
+   * step's task id, every step's (the first one's too); `discovered` is then their union.
+   */
+  steps: z
+    .record(z.string().min(1).max(MAX_TASK_ID), pathList())
+    .refine((r) => Object.keys(r).length <= MAX_GROUP_STEPS, {
+      message: `at most ${MAX_GROUP_STEPS} steps`,
+    })
+    .optional(),
 });
 export type BuildResult = z.infer<typeof BuildResult>;
 

@@ -32,6 +32,8 @@ export {
   BuildCancel,
   BuildRequested,
   BuildResult,
+  GroupStep,
+  MAX_GROUP_STEPS,
   MAX_STEM,
   OutputRecord,
   ProjectedHashes,

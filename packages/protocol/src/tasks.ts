@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_TASK_ID } from './builds.js';
+import { MAX_GROUP_STEPS, MAX_TASK_ID } from './builds.js';
 import { cappedText } from './capped-text.js';
 import { TaskEnvironment } from './environments.js';
 import { TaskLogStream } from './logs.js';
@@ -71,6 +71,11 @@ export const TaskSubmitted = z.object({
       id: z.string().min(1).max(MAX_TASK_ID),
       pass: z.number().int().min(1).max(1_000_000),
       chef: z.string().min(1).max(100).optional(),
+      /**
+       * The other steps a group's task runs (BuildRequested.group), with `id` the first: the
+       * runner runs one task of each of them at a time, as of `id` (step-turns.ts).
+       */
+      also: z.array(z.string().min(1).max(MAX_TASK_ID)).max(MAX_GROUP_STEPS).optional(),
     })
     .optional(),
   /**

@@ -13,12 +13,12 @@ import {
 } from '@computepods/protocol';
 import { lastAttempt, stopOrphanedAttempt, taskIdFor } from './attempts.js';
 import type { InFlightBuilds } from './cancel.js';
-import { fillCommand } from './command.js';
 import { Confinement, confineLocal } from './confine.js';
 import { cutoffDigestFile } from './digest.js';
-import { discover } from './discover.js';
+import { discoverSteps } from './discover.js';
 import { BuildRefusedError } from './errors.js';
 import { FS_CONCURRENCY, type InputFetcher, type InputOutcome } from './fetch-inputs.js';
+import { type CheckedSteps, checkSteps, stepIds, stepsCommand } from './group.js';
 import type { HashCache } from './hash-cache.js';
 import { changedInputs, makeFolders, type Stamps, stampInputs } from './input-stamps.js';
 import { unchangedSinceLastRun } from './last-run.js';
@@ -26,7 +26,6 @@ import { mapFew } from './map-few.js';
 import { projectAll, projectFile, projectionsOf } from './projection.js';
 import type { QueueWant, Route } from './queues.js';
 import { checkResult, type ResultOut } from './result-out.js';
-import { type BuildPaths, checkRequest } from './rule-paths.js';
 import type { TaskView } from './task-view.js';
 import {
   type TaskFollower,
@@ -78,7 +77,9 @@ interface Asked {
  * The request is checked first: its paths are recomputed from the chef's own rule and stem and
  * must agree, every path must stay inside the workspace on disk, and the project must have an
  * active queue for the rule. A refused request is answered with a failed result (and so acked):
- * nothing is fetched, written or run for it.
+ * nothing is fetched, written or run for it. A group request (BuildRequested.group) is one build
+ * of several steps of the rule: each step checked as a lone one (group.ts), one task running
+ * their commands in turn, one result saying what each step's run discovered.
  */
 export async function handleBuild(
   ctx: ChefContext,
@@ -121,7 +122,8 @@ export async function handleBuild(
   // it, often while the request is still being checked here (its records read, its paths
   // confined); a hold taken after the checks ignored that cancel, and the stale build ran beside
   // the step's next one, both writing its outputs (test/src/chef-cancel-early.test.ts).
-  const signal = ctx.inflight.begin(req.buildId, req.taskId);
+  // A group's build holds each of its steps (one build of a step at a time, every one of them).
+  const signal = ctx.inflight.begin(req.buildId, stepIds(req));
   // A build of the same step still winding down (cancelled, or superseded by this one) ends
   // first, and only then is anything read or checked: its result, if it finished before its
   // kill, answers this request when it is the same build; its outputs are written no more.
@@ -154,7 +156,7 @@ export async function handleBuild(
     await turnEnd();
     // The paths' confinement, checked once here and kept until the task is submitted.
     const confine = new Confinement(ctx.workspace);
-    let checked: { paths: BuildPaths; route: Route };
+    let checked: Admitted;
     try {
       checked = await admit(ctx, rule, req, confine);
     } catch (err) {
@@ -236,28 +238,33 @@ export async function handleBuild(
   }
 }
 
+/** A request's checked paths (each step's: group.ts) and its task's queue. */
+interface Admitted extends CheckedSteps {
+  readonly route: Route;
+}
+
 /** The request's checked paths and its task's queue, or BuildRefusedError. */
 async function admit(
   ctx: ChefContext,
   rule: Rule,
   req: BuildRequested,
   confine: Confinement,
-): Promise<{ paths: BuildPaths; route: Route }> {
-  const paths = checkRequest(rule, req);
+): Promise<Admitted> {
+  const { paths, steps } = checkSteps(rule, req);
   const route = ctx.queues.route(rule);
   await mapFew(
     new Set([...paths.inputs, ...paths.outputs, ...paths.auxiliaries]),
     (p) => confine.check(p),
     FS_CONCURRENCY,
   );
-  return { paths, route };
+  return { paths, steps, route };
 }
 
 async function build(
   ctx: ChefContext,
   req: BuildRequested,
   rule: Rule,
-  { paths, route }: { paths: BuildPaths; route: Route },
+  { paths, steps, route }: Admitted,
   base: Base,
   signal: AbortSignal,
   msg: Asked,
@@ -327,11 +334,7 @@ async function build(
   let stamps: Stamps;
   let command: string;
   try {
-    command = fillCommand(rule.command, {
-      stem: req.stem,
-      inputs: paths.args,
-      outputs: paths.outputs,
-    });
+    command = stepsCommand(rule.command, steps);
     stamps = await stampInputs(confine, watched, checkedStamps);
     await makeFolders(confine, paths.outputs);
   } catch (err) {
@@ -359,7 +362,7 @@ async function build(
       { buildId: req.buildId, rule: rule.id },
       'nothing the rule reads changed since its last run: outputs kept, nothing run',
     );
-    return reportOutputs(ctx, msg, req, rule, paths, base, started, logger, fail, {
+    return reportOutputs(ctx, msg, req, rule, { paths, steps }, base, started, logger, fail, {
       logPath: undefined,
       inputProjections,
       kept: true,
@@ -432,7 +435,13 @@ async function build(
           outputs: [...paths.outputs],
           auxiliaries: [...paths.auxiliaries],
         },
-        step: { id: req.taskId, pass: req.pass, chef: ctx.chef },
+        step: {
+          id: req.taskId,
+          pass: req.pass,
+          chef: ctx.chef,
+          // The runner runs one task of each of a group's steps at a time, as of its first.
+          ...(steps.length > 1 ? { also: steps.slice(1).map((s) => s.taskId) } : {}),
+        },
       },
       { msgId: taskId, cid },
     )
@@ -480,7 +489,7 @@ async function build(
       logPath,
     );
 
-  return reportOutputs(ctx, msg, req, rule, paths, base, started, logger, fail, {
+  return reportOutputs(ctx, msg, req, rule, { paths, steps }, base, started, logger, fail, {
     logPath,
     inputProjections,
     kept: false,
@@ -498,7 +507,7 @@ async function reportOutputs(
   msg: Asked,
   req: BuildRequested,
   rule: Rule,
-  paths: BuildPaths,
+  { paths, steps }: CheckedSteps,
   base: Base,
   started: number,
   logger: Logger,
@@ -518,14 +527,14 @@ async function reportOutputs(
 ): Promise<void> {
   // The outputs hashed a few at once, and the run's dependency records read meanwhile: on the
   // path from the task's end to the result MajorDomo plans the next pass from.
-  const declared = new Set([...paths.required, ...paths.optional, ...paths.outputs]);
   const [hashed, found] = await Promise.all([
     mapFew(
       paths.outputs,
       (out) => hashOutput(ctx, confine, rule, out, req.buildId, logger),
       FS_CONCURRENCY,
     ),
-    discover({ workspace: ctx.workspace, rule, outputs: paths.outputs, declared, confine }).then(
+    // Each step's own (a group's task ran them all): BuildResult.steps.
+    discoverSteps({ workspace: ctx.workspace, rule, confine }, steps).then(
       (list) => ({ list }),
       (err: unknown) => ({ err }),
     ),
@@ -541,7 +550,7 @@ async function reportOutputs(
     if (h.projections) projections[out] = h.projections;
   }
   if ('err' in found) return fail('failed', errorText(found.err), logPath);
-  const discovered = found.list;
+  const { discovered } = found.list;
   if (discovered.length) logger.debug({ buildId: req.buildId, discovered }, 'dependencies found');
   await finish(ctx, msg, {
     ...base,
@@ -551,6 +560,7 @@ async function reportOutputs(
     projections,
     inputProjections,
     discovered,
+    ...(req.group ? { steps: found.list.steps } : {}),
     durationMs: Date.now() - started,
     ...(logPath ? { logPath } : {}),
     ...(kept ? { kept } : {}),

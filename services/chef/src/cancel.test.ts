@@ -164,6 +164,58 @@ describe('InFlightBuilds', () => {
     expect(killed).toEqual(['b-a']);
   });
 
+  it("holds every step of a group: it supersedes each step's earlier build, and a later build of any step supersedes it", async () => {
+    const killed: string[] = [];
+    const held = new InFlightBuilds(async (taskId) => {
+      killed.push(taskId);
+    });
+    const lone = held.begin('a', 'cc:b');
+    held.submitted(lone, 'b-a');
+    const alsoLone = held.begin('a2', 'cc:c');
+    const other = held.begin('o', 'cc:z');
+    // A group of cc:a, cc:b and cc:c: the builds of cc:b and cc:c are superseded and waited for.
+    const group = held.begin('g', ['cc:a', 'cc:b', 'cc:c']);
+    expect(lone.aborted && alsoLone.aborted).toBe(true);
+    expect(lone.reason).toBe('superseded by build g');
+    expect(killed).toEqual(['b-a']);
+    expect(other.aborted || held.hasPredecessor(other)).toBe(false);
+    expect(held.hasPredecessor(group) && !group.aborted).toBe(true);
+    let groupWaited = false;
+    const groupWaiting = held.predecessorEnded(group).then(() => {
+      groupWaited = true;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(groupWaited).toBe(false);
+    held.end('a', lone);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(groupWaited).toBe(false);
+    held.end('a2', alsoLone);
+    await groupWaiting;
+    held.submitted(group, 'b-g');
+
+    // A later build of its last step supersedes the whole group, and waits for it.
+    const next = held.begin('n', 'cc:c');
+    expect(group.aborted).toBe(true);
+    expect(group.reason).toBe('superseded by build n');
+    expect(killed).toEqual(['b-a', 'b-g']);
+    let nextWaited = false;
+    const nextWaiting = held.predecessorEnded(next).then(() => {
+      nextWaited = true;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(nextWaited).toBe(false);
+    // Ended, the group leaves every step's list: a build of its first step waits for nothing.
+    held.end('g', group);
+    await nextWaiting;
+    expect(held.hasPredecessor(held.begin('f', 'cc:a'))).toBe(false);
+    held.end('n', next);
+    expect(held.hasPredecessor(held.begin('c', 'cc:c'))).toBe(false);
+    // A group naming a step twice (refused later) holds it once, and ends clean.
+    const twice = held.begin('t', ['cc:x', 'cc:x']);
+    held.end('t', twice);
+    expect(held.hasPredecessor(held.begin('x', 'cc:x'))).toBe(false);
+  });
+
   it("answers a request pulled after a cancel that named it (or a later one) cancelled, not an earlier cancel's next request", () => {
     const held = new InFlightBuilds(async () => undefined);
     // Not held: remembered with the sequence of MajorDomo's last request for the build.

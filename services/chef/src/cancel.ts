@@ -10,8 +10,8 @@ import { streams, subjects } from '@computepods/protocol';
 import type { TaskView } from './task-view.js';
 
 interface Held {
-  /** The step (MajorDomo's task id) the build is of. */
-  readonly step: string;
+  /** The steps (MajorDomo's task ids) the build is of: one, or a group's (BuildRequested.group). */
+  readonly steps: readonly string[];
   readonly controller: AbortController;
   taskId: string | undefined;
   /** Requests for this build being handled: MajorDomo may re-send one after a restart. */
@@ -26,7 +26,7 @@ interface Held {
   /** Settles when the last request sharing this hold ends. */
   readonly ended: Promise<void>;
   readonly settle: () => void;
-  /** The holds of the same step this one came after, while they still wind down. */
+  /** The holds of any of its steps this one came after, while they still wind down. */
   readonly predecessor: Promise<unknown> | undefined;
 }
 
@@ -43,7 +43,9 @@ interface Held {
  * earlier hold of the step to wind down (predecessorEnded). A cancel can come before the request
  * it cancels is pulled (the chef ignores it then), and the stale build used to run beside the
  * step's next one: both wrote the outputs, and the next one's report named the other's
- * half-written file (test/src/chef-cancel-early.test.ts).
+ * half-written file (test/src/chef-cancel-early.test.ts). A group's build holds each of its
+ * steps so: it supersedes and waits for every earlier hold of any of them, and a later build of
+ * any of them supersedes it and waits for it.
  */
 export class InFlightBuilds {
   /** The current hold of each build id; cancelled ones still winding down are not in it. */
@@ -60,21 +62,25 @@ export class InFlightBuilds {
 
   constructor(readonly kill: (taskId: string) => Promise<void>) {}
 
-  begin(buildId: string, step: string): AbortSignal {
+  /** Holds a build of `steps` (a step's task id, or a group's); the signal names the hold. */
+  begin(buildId: string, steps: string | readonly string[]): AbortSignal {
     const known = this.#held.get(buildId);
     if (known && !known.controller.signal.aborted) {
       known.refs++;
       return known.controller.signal;
     }
-    const before = this.#steps.get(step);
-    for (const h of before ?? [])
+    // A refused group may name a step twice: held once.
+    const mine = [...new Set(typeof steps === 'string' ? [steps] : steps)];
+    // A group's earlier hold is in several of its steps' lists: waited for once.
+    const before = new Set(mine.flatMap((step) => this.#steps.get(step) ?? []));
+    for (const h of before)
       if (!h.controller.signal.aborted) this.#abort(h, `superseded by build ${buildId}`);
     let settle = () => {};
     const ended = new Promise<void>((resolve) => {
       settle = resolve;
     });
     const held: Held = {
-      step,
+      steps: mine,
       controller: new AbortController(),
       taskId: undefined,
       refs: 1,
@@ -82,17 +88,20 @@ export class InFlightBuilds {
       pick: undefined,
       ended,
       settle,
-      predecessor: before && Promise.all(before.map((h) => h.ended)),
+      predecessor: before.size ? Promise.all([...before].map((h) => h.ended)) : undefined,
     };
     this.#held.set(buildId, held);
-    if (before) before.push(held);
-    else this.#steps.set(step, [held]);
+    for (const step of mine) {
+      const list = this.#steps.get(step);
+      if (list) list.push(held);
+      else this.#steps.set(step, [held]);
+    }
     this.#bySignal.set(held.controller.signal, held);
     return held.controller.signal;
   }
 
   /**
-   * True when a hold of the same step began before this one and has not ended: its build is
+   * True when a hold of one of its steps began before this one and has not ended: its build is
    * cancelled or superseded, and this one waits for it (predecessorEnded) before anything else.
    */
   hasPredecessor(signal: AbortSignal): boolean {
@@ -109,7 +118,7 @@ export class InFlightBuilds {
   }
 
   /**
-   * Resolves once the holds of the same step this one came after have ended (at once when there
+   * Resolves once the holds of its steps this one came after have ended (at once when there
    * is none, or when this one is cancelled too). A cancelled attempt of the same build may have
    * run to its end before the kill reached it, its result recorded: the build is then done, and
    * running it again is a duplicate (found by test/chaos: a cancel and a re-send 6 ms apart ran
@@ -150,10 +159,12 @@ export class InFlightBuilds {
     if (!held || --held.refs > 0) return;
     held.settle();
     if (this.#held.get(buildId) === held) this.#held.delete(buildId);
-    const step = this.#steps.get(held.step);
-    const at = step?.indexOf(held) ?? -1;
-    if (at >= 0) step?.splice(at, 1);
-    if (step?.length === 0) this.#steps.delete(held.step);
+    for (const step of held.steps) {
+      const list = this.#steps.get(step);
+      const at = list?.indexOf(held) ?? -1;
+      if (at >= 0) list?.splice(at, 1);
+      if (list?.length === 0) this.#steps.delete(step);
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import { TempDir } from '@computepods/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { confineAll, projectPath } from './confine.js';
 import { parseDepfile } from './depfile.js';
-import { discover } from './discover.js';
+import { discover, discoverSteps } from './discover.js';
 import { parseAuxBibliography, parseFls } from './latex-records.js';
 
 describe('depfile parsing', () => {
@@ -151,6 +151,29 @@ describe('discover', () => {
         declared: new Set(['paper/main.aux', 'paper/main.bbl']),
       }),
     ).toEqual(['paper/local.bst', 'paper/refs.bib', 'shared/more.bib']);
+  });
+
+  it("makedepend, a group: each step's own depfile, and their union less every step's paths", async () => {
+    write('g/a.d', 'g/a.o: g/a.c inc/a.h inc/common.h\n');
+    // A step naming another step's source (a generated file one includes): that step's own
+    // finding, no dependency of the group's.
+    write('g/b.d', 'g/b.o: g/b.c inc/common.h g/a.c\n');
+    const step = (stem: string) => ({
+      taskId: `r:${stem}`,
+      stem,
+      paths: {
+        required: [`g/${stem}.c`],
+        optional: [],
+        outputs: [`g/${stem}.o`, `g/${stem}.d`],
+        auxiliaries: [],
+        args: [`g/${stem}.c`],
+      },
+    });
+    const cc = rule({ discover: 'makedepend', outputs: ['{stem}.o', '{stem}.d'] });
+    expect(await discoverSteps({ workspace: ws, rule: cc }, [step('a'), step('b')])).toEqual({
+      steps: { 'r:a': ['inc/a.h', 'inc/common.h'], 'r:b': ['g/a.c', 'inc/common.h'] },
+      discovered: ['inc/a.h', 'inc/common.h'],
+    });
   });
 
   it('none: reports nothing', async () => {

@@ -4,7 +4,9 @@ import type { Rule } from '@computepods/protocol';
 import { Confinement, confineAll, confineLocal } from './confine.js';
 import { parseDepfile } from './depfile.js';
 import { DiscoveryError } from './errors.js';
+import type { Step } from './group.js';
 import { parseAuxBibliography, parseFls } from './latex-records.js';
+import type { StepPaths } from './rule-paths.js';
 import { readWhole, withSmallFile } from './small-file.js';
 
 export interface DiscoverInput {
@@ -99,4 +101,33 @@ async function existsInside(workspace: string, path: string): Promise<boolean> {
       () => false,
     ))
   );
+}
+
+/** What each step of a build revealed (BuildResult.steps), and their union (`discovered`). */
+export interface StepsDiscovered {
+  readonly discovered: string[];
+  readonly steps: Record<string, string[]>;
+}
+
+/**
+ * The dependencies each step's run revealed, found as for a lone build from that step's own
+ * outputs and paths: a group's task runs every step, and each step's record (its depfile) names
+ * what that step read. The union leaves out what any step declares: already in the graph.
+ */
+export async function discoverSteps(
+  input: Omit<DiscoverInput, 'outputs' | 'declared'>,
+  steps: readonly Step[],
+): Promise<StepsDiscovered> {
+  const declaredBy = (p: StepPaths) => new Set([...p.required, ...p.optional, ...p.outputs]);
+  const found = await Promise.all(
+    steps.map((s) =>
+      discover({ ...input, outputs: s.paths.outputs, declared: declaredBy(s.paths) }),
+    ),
+  );
+  const declared = new Set(steps.flatMap((s) => [...declaredBy(s.paths)]));
+  const all = new Set(found.flat().filter((p) => !declared.has(p)));
+  return {
+    discovered: [...all].sort(),
+    steps: Object.fromEntries(steps.map((s, i) => [s.taskId, found[i] ?? []])),
+  };
 }

@@ -13,10 +13,14 @@ export interface RulePaths {
   readonly auxiliaries: readonly string[];
 }
 
-/** What a checked request may touch: the rule's paths plus the discovered dependencies it lists. */
-export interface BuildPaths extends RulePaths {
+/** One step's paths, as its rule gives them, and the command's {in} for it. */
+export interface StepPaths extends RulePaths {
   /** The command's {in}: required inputs, then the optional ones the request lists (they exist). */
   readonly args: readonly string[];
+}
+
+/** What a checked request may touch: the rule's paths plus the discovered dependencies it lists. */
+export interface BuildPaths extends StepPaths {
   /** Inputs beyond the rule's (headers, \input files found by earlier builds): read, never written. */
   readonly discovered: readonly string[];
   /** Every input to make present and watch: args, then discovered. */
@@ -57,54 +61,96 @@ export function rulePaths(rule: Rule, stem: string): RulePaths {
 }
 
 const SHOWN = 5;
-function list(paths: readonly string[]): string {
+/** Up to SHOWN paths, quoted, for a message. */
+export function listed(paths: readonly string[]): string {
   const shown = paths.slice(0, SHOWN).map((p) => JSON.stringify(p.slice(0, 300)));
   return `[${shown.join(', ')}${paths.length > SHOWN ? `, … ${paths.length - SHOWN} more` : ''}]`;
 }
 
+function mismatch(
+  rule: Rule,
+  stem: string,
+  field: string,
+  extra: readonly string[],
+  missing: readonly string[],
+): BuildRefusedError {
+  const parts = [
+    extra.length ? `not the rule's ${listed(extra)}` : '',
+    missing.length ? `missing ${listed(missing)}` : '',
+  ].filter(Boolean);
+  return new BuildRefusedError(
+    'CP_CHEF_REQUEST_MISMATCH',
+    `rule ${rule.id}: the request's ${field} differ from what the rule gives for stem ${JSON.stringify(stem.slice(0, 200))}: ${parts.join('; ')}. A chef builds only the paths its own rule names: nothing was run or written`,
+  );
+}
+
 /**
- * The paths of a build, recomputed from the chef's own rule and the request's stem; the
- * request's inputs and outputs must agree with them or the request is refused. A chef derives a
- * build's paths from its rule, never from the request: a forged `outputs: ["src/main.c"]`
- * would otherwise overwrite a source. Inputs beyond the rule's are discovered dependencies,
- * accepted only for rules that discover some, and never an output or auxiliary of the build.
+ * The rule's paths for `stem`, whose outputs must be exactly the request's `outputs`: a chef
+ * derives a build's paths from its rule, never from the request, or a forged
+ * `outputs: ["src/main.c"]` would overwrite a source. {in} takes the optional inputs `inputs`
+ * lists (they exist).
  */
-export function checkRequest(rule: Rule, req: BuildRequested): BuildPaths {
-  const paths = rulePaths(rule, req.stem);
-  const mismatch = (field: string, extra: readonly string[], missing: readonly string[]) => {
-    const parts = [
-      extra.length ? `not the rule's ${list(extra)}` : '',
-      missing.length ? `missing ${list(missing)}` : '',
-    ].filter(Boolean);
-    return new BuildRefusedError(
-      'CP_CHEF_REQUEST_MISMATCH',
-      `rule ${rule.id}: the request's ${field} differ from what the rule gives for stem ${JSON.stringify(req.stem.slice(0, 200))}: ${parts.join('; ')}. A chef builds only the paths its own rule names: nothing was run or written`,
-    );
-  };
+export function stepPaths(
+  rule: Rule,
+  stem: string,
+  outputs: readonly string[],
+  inputs: Readonly<Record<string, string>>,
+): StepPaths {
+  const paths = rulePaths(rule, stem);
+  const want = new Set(paths.outputs);
+  const got = new Set(outputs);
+  const extra = [...got].filter((p) => !want.has(p));
+  const missing = [...want].filter((p) => !got.has(p));
+  if (extra.length || missing.length) throw mismatch(rule, stem, 'outputs', extra, missing);
+  return { ...paths, args: [...paths.required, ...paths.optional.filter((p) => p in inputs)] };
+}
 
-  const wantOut = new Set(paths.outputs);
-  const gotOut = new Set(req.outputs);
-  const extraOut = [...gotOut].filter((p) => !wantOut.has(p));
-  const missingOut = [...wantOut].filter((p) => !gotOut.has(p));
-  if (extraOut.length || missingOut.length) throw mismatch('outputs', extraOut, missingOut);
+/** The required inputs of `paths` that `inputs` lacks. */
+export function missingInputs(
+  paths: RulePaths,
+  inputs: Readonly<Record<string, string>>,
+): string[] {
+  return paths.required.filter((p) => !(p in inputs));
+}
 
-  const got = Object.keys(req.inputs);
-  const declared = new Set([...paths.required, ...paths.optional]);
-  const missingIn = paths.required.filter((p) => !(p in req.inputs));
-  const products = new Set([...paths.outputs, ...paths.auxiliaries]);
-  const discovered = got.filter((p) => !declared.has(p));
-  // A discovered dependency is read by the build, never written by it; a rule that discovers
-  // nothing has none.
-  const badExtra =
-    rule.discover === 'none' ? discovered : discovered.filter((p) => products.has(p));
-  if (missingIn.length || badExtra.length) throw mismatch('inputs', badExtra, missingIn);
+/**
+ * The request's inputs beyond its steps' rule inputs, in the request's order: discovered
+ * dependencies, accepted only for rules that discover some, and never an output or auxiliary of
+ * a step (a discovered dependency is read by the build, never written by it). `refused`: those
+ * not accepted.
+ */
+export function extraInputs(
+  rule: Rule,
+  steps: readonly RulePaths[],
+  inputs: Readonly<Record<string, string>>,
+): { readonly discovered: string[]; readonly refused: string[] } {
+  const declared = new Set(steps.flatMap((s) => [...s.required, ...s.optional]));
+  const products = new Set(steps.flatMap((s) => [...s.outputs, ...s.auxiliaries]));
+  const discovered = Object.keys(inputs).filter((p) => !declared.has(p));
+  const refused = rule.discover === 'none' ? discovered : discovered.filter((p) => products.has(p));
+  return { discovered, refused };
+}
+
+/** Refuses a discovered input holding control characters (the rule's paths are checked filled). */
+export function refuseUnsafeInputs(rule: Rule, discovered: readonly string[]): void {
   const unsafe = discovered.find(hasControlChars);
   if (unsafe !== undefined)
     throw new BuildRefusedError(
       'CP_CHEF_UNSAFE_PATH',
       `rule ${rule.id}: input ${JSON.stringify(unsafe.slice(0, 300))} refused: it holds control characters; nothing was run`,
     );
+}
 
-  const args = [...paths.required, ...paths.optional.filter((p) => p in req.inputs)];
-  return { ...paths, args, discovered, inputs: [...args, ...discovered] };
+/**
+ * The paths of a build, recomputed from the chef's own rule and the request's stem; the
+ * request's inputs and outputs must agree with them or the request is refused (stepPaths,
+ * missingInputs, extraInputs).
+ */
+export function checkRequest(rule: Rule, req: BuildRequested): BuildPaths {
+  const paths = stepPaths(rule, req.stem, req.outputs, req.inputs);
+  const missing = missingInputs(paths, req.inputs);
+  const { discovered, refused } = extraInputs(rule, [paths], req.inputs);
+  if (missing.length || refused.length) throw mismatch(rule, req.stem, 'inputs', refused, missing);
+  refuseUnsafeInputs(rule, discovered);
+  return { ...paths, discovered, inputs: [...paths.args, ...discovered] };
 }

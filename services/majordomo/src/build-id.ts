@@ -21,3 +21,14 @@ export function buildId(
   for (const [path, hash] of sorted) h.update('\0').update(path).update('=').update(hash);
   return h.digest('hex').slice(0, 32);
 }
+
+/**
+ * A group build's key (dispatcher.ts #dispatchGroup): from its steps' own build keys, in order.
+ * The same steps with the same inputs make the same group: a request sent again (a restart)
+ * maps to the same task.
+ */
+export function groupBuildId(stepBuildIds: readonly string[]): string {
+  const h = createHash('sha256').update('group');
+  for (const id of stepBuildIds) h.update('\0').update(id);
+  return h.digest('hex').slice(0, 32);
+}

@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   checkProject,
@@ -10,6 +10,7 @@ import {
   envText,
   InvalidEnvError,
   loadEnv,
+  MAX_GROUP_STEPS,
   projectEnv,
   TIMER_MS,
 } from '@computepods/protocol';
@@ -26,6 +27,16 @@ export const majorDomoEnv = defineEnv({
     doc: 'the generated API token lives in `$CP_STATE_DIR/majordomo/api-token`',
   },
   CP_PARALLEL_BUILDS: { schema: envIntType(), default: '64', doc: 'builds dispatched at once' },
+  CP_GROUP_BUILDS: {
+    schema: envIntType({ min: 1, max: MAX_GROUP_STEPS, unit: 'steps' }),
+    default: '1',
+    doc: `at most this many ready steps of one rule go to its chef as one build (a group: one request, one task running their commands one after another, one result), when more are ready than CP_GROUP_SPREAD; 1: every step its own build. Not for a rule with projections, a cycle's steps or a forced rebuild; a group that fails is built again step by step (up to ${MAX_GROUP_STEPS})`,
+  },
+  CP_GROUP_SPREAD: {
+    schema: envIntType({ min: 1, max: 100_000, unit: 'lanes' }).optional(),
+    shown: 'the CPU count',
+    doc: "the lanes a grouped rule's steps run on (a local resource's CP_PARALLEL): ready steps are packed into equal groups, as many as a multiple of it, so the lanes finish together",
+  },
   CP_PASS_LIMIT: {
     schema: envIntType(),
     default: '5',
@@ -148,6 +159,10 @@ export interface MajorDomoConfig {
   readonly project: string;
   /** Builds dispatched at once (the ready set is cut to this). */
   readonly parallelBuilds: number;
+  /** Ready steps of one rule packed into one build at most (CP_GROUP_BUILDS; 1: no groups). */
+  readonly groupMax: number;
+  /** The lanes groups are spread over (CP_GROUP_SPREAD; group-packing.ts). */
+  readonly groupSpread: number;
   /** Passes a cycle may take before it is reported as not converging. */
   readonly passLimit: number;
   /** REST/SSE API: CP_HTTP_HOST, CP_HTTP_PORT (0: a free port). */
@@ -250,6 +265,8 @@ export function majorDomoConfig(env: NodeJS.ProcessEnv = process.env): MajorDomo
   return {
     project: e.CP_PROJECT,
     parallelBuilds: e.CP_PARALLEL_BUILDS,
+    groupMax: e.CP_GROUP_BUILDS,
+    groupSpread: e.CP_GROUP_SPREAD ?? availableParallelism(),
     passLimit: e.CP_PASS_LIMIT,
     httpHost: e.CP_HTTP_HOST,
     httpPort: e.CP_HTTP_PORT,

@@ -3,11 +3,12 @@ import type { Bus, Logger } from '@computepods/bus';
 import type { ChangeResult, DependencyManager, TaskInstance } from '@computepods/depgraph';
 import { type BuildResult, subjects } from '@computepods/protocol';
 import type { ArtefactManager } from './artefacts.js';
-import { buildId } from './build-id.js';
+import { buildId, groupBuildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
 import { dispatchRefusal } from './dispatch-refusal.js';
 import type { DispatchFence } from './fence.js';
 import type { GoalRules } from './goals.js';
+import { groupSizes } from './group-packing.js';
 import { type LeaderLease, NotLeaderError } from './lease.js';
 import type { ProjectState } from './project-state.js';
 import type { BuildInFlight } from './queries.js';
@@ -32,6 +33,13 @@ export interface InFlight {
   readonly inputs: Readonly<Record<string, string>>;
   /** The builds stream's sequence of the request last sent, once sent (a cancel names it). */
   sent?: Promise<number | undefined>;
+  /**
+   * A group build's steps (group-packing.ts), the same array in each step's entry, the request's
+   * own step first; `buildId` is the group's. Absent: a build of this step alone.
+   */
+  readonly group?: readonly InFlight[];
+  /** A group step's own build key: the result cache keeps the step's part of the result under it. */
+  readonly ownBuildId?: string;
 }
 
 /**
@@ -41,6 +49,8 @@ export interface InFlight {
  */
 interface WindingDown {
   readonly buildId: string;
+  /** The steps waiting on it: the build's own, or a group's (one entry, under each step). */
+  readonly steps: readonly string[];
   readonly chef: string;
   /** Its task as far as MajorDomo knows it, to close it should it still be queued. */
   readonly unrun: UnrunTask | undefined;
@@ -103,6 +113,8 @@ export class Dispatcher {
   readonly #windingDown = new Map<string, WindingDown>();
   /** Tasks the user asked to rebuild even though nothing changed. */
   readonly #forced = new Set<string>();
+  /** Steps of a group that did not succeed: each is built on its own next (solo()). */
+  readonly #solo = new Set<string>();
   /** Builds a chef cancelled with nothing new to plan from wait before they are tried again. */
   readonly #backoff = new RetryBackoff();
   #stopping = false;
@@ -125,8 +137,26 @@ export class Dispatcher {
   take(taskId: string, id: string): InFlight | undefined {
     const f = this.#inflight.get(taskId);
     if (!f || f.buildId !== id) return undefined;
-    this.#inflight.delete(taskId);
+    this.#forget(f);
     return f;
+  }
+
+  /** A build, all its steps (a group's), out of flight. */
+  #forget(f: InFlight): void {
+    for (const step of f.group ?? [f])
+      if (this.#inflight.get(step.task.id) === step) this.#inflight.delete(step.task.id);
+  }
+
+  /** Builds in flight: a group counts once. */
+  #buildsInFlight(): number {
+    let n = 0;
+    for (const f of this.#inflight.values()) if (!f.group || f.group[0] === f) n++;
+    return n;
+  }
+
+  /** The step of a group that did not succeed is built on its own next time. */
+  solo(taskId: string): void {
+    this.#solo.add(taskId);
   }
 
   /** The next build of the task gets a new key: neither the dedupe nor the result cache answers it. */
@@ -149,27 +179,41 @@ export class Dispatcher {
     const w = this.#windingDown.get(taskId);
     if (w?.buildId !== id) return false;
     clearTimeout(w.timer);
-    this.#windingDown.delete(taskId);
+    this.#unwind(w);
     return true;
   }
 
-  /** The task's next build waits for the end of `f`, cancelled now, up to CP_CANCEL_WAIT_MS. */
+  /** The wait `w` is over for each of its steps. */
+  #unwind(w: WindingDown): void {
+    for (const step of w.steps)
+      if (this.#windingDown.get(step) === w) this.#windingDown.delete(step);
+  }
+
+  /**
+   * The task's next build waits for the end of `f`, cancelled now, up to CP_CANCEL_WAIT_MS; a
+   * group's steps all wait for the group's end.
+   */
   #windDown(f: InFlight): void {
     const { cfg } = this.p;
     const taskId = f.task.id;
-    const earlier = this.#windingDown.get(taskId);
-    if (earlier) clearTimeout(earlier.timer);
+    const steps = (f.group ?? [f]).map((s) => s.task.id);
+    for (const step of steps) {
+      const earlier = this.#windingDown.get(step);
+      if (earlier) clearTimeout(earlier.timer);
+    }
     const timer = setTimeout(() => {
       const w = this.#windingDown.get(taskId);
       if (w?.timer === timer) void this.#release(taskId, w, 'cancel-wait');
     }, cfg.cancelWaitMs);
     timer.unref();
-    this.#windingDown.set(taskId, {
+    const w: WindingDown = {
       buildId: f.buildId,
+      steps,
       chef: f.chef,
-      unrun: this.#unrunOf(f),
+      unrun: this.#unrunOf(f.group?.[0] ?? f),
       timer,
-    });
+    };
+    for (const step of steps) this.#windingDown.set(step, w);
   }
 
   /**
@@ -210,7 +254,7 @@ export class Dispatcher {
       });
     await this.p.serial(async () => {
       if (this.#stopping || this.#windingDown.get(taskId) !== w) return;
-      this.#windingDown.delete(taskId);
+      this.#unwind(w);
       logger.warn(
         {
           taskId,
@@ -258,7 +302,7 @@ export class Dispatcher {
     // A leader whose lease lapsed plans nothing (the server's fence refuses what would slip by).
     if (leader && !(await leader.lease.ensure())) return false;
     for (;;) {
-      const free = cfg.parallelBuilds - this.#inflight.size;
+      const free = cfg.parallelBuilds - this.#buildsInFlight();
       if (free <= 0) return false;
       // An inactive project records what changed but dispatches nothing until re-activated.
       // ready() counts what runs against its limit itself: given `free`, it gave nothing until
@@ -266,19 +310,73 @@ export class Dispatcher {
       // fourth never sent while 3 ran).
       // A task whose cancelled build has not ended yet waits (WindingDown); asked for that many
       // more, so that the ones waiting do not hide the others.
+      // With groups, up to CP_GROUP_BUILDS steps a free build (the graph counts every step of
+      // the groups in flight as running, this.#inflight too).
       const ready = projectState.active
         ? dm
-            .ready(cfg.parallelBuilds + this.#windingDown.size)
+            .ready(this.#inflight.size + free * cfg.groupMax + this.#windingDown.size)
             .filter((t) => !this.#windingDown.has(t.id))
-            .slice(0, free)
         : [];
-      if (ready.length === 0) return true;
-      for (const t of ready) {
+      const builds = this.#pack(ready, free);
+      if (builds.length === 0) return true;
+      for (const steps of builds) {
         if (leader && !leader.lease.held()) return false;
-        const task = dm.started(t.id);
-        await this.#dispatch(task, cid).catch((err) => this.#refused(task, err, cid));
+        const tasks = steps.map((t) => dm.started(t.id));
+        const [first] = tasks;
+        if (first && tasks.length === 1)
+          await this.#dispatch(first, cid).catch((err) => this.#refused(first, err, cid));
+        else
+          await this.#dispatchGroup(tasks, cid).catch(async (err) => {
+            for (const t of tasks) await this.#refused(t, err, cid);
+          });
       }
     }
+  }
+
+  /**
+   * The ready tasks as builds, at most `free`: each on its own, or (CP_GROUP_BUILDS) steps of one
+   * rule and pass packed into groups (groupSizes). Not grouped: a step of a goal's or a cycle's,
+   * of a rule with projections (its chef compares each step's last run), forced, retried after
+   * its group failed (solo), or one whose result the cache may hold (answered without a build).
+   */
+  #pack(ready: readonly TaskInstance[], free: number): TaskInstance[][] {
+    const { cfg, dm, rules } = this.p;
+    const builds: TaskInstance[][] = [];
+    const groupable = new Map<string, TaskInstance[]>();
+    for (const t of ready) {
+      const rule = cfg.groupMax > 1 ? rules.get(t.ruleId)?.rule : undefined;
+      const alone =
+        !rule ||
+        rule.projections.length > 0 ||
+        t.cyclic ||
+        this.#forced.has(t.id) ||
+        this.#solo.has(t.id) ||
+        (dm.trace(t.id) !== undefined && this.#cacheHit(t) !== undefined);
+      if (!alone) {
+        const key = `${t.ruleId}\u0000${t.pass}`;
+        const list = groupable.get(key);
+        if (list) list.push(t);
+        else groupable.set(key, [t]);
+      } else if (builds.length < free) {
+        this.#solo.delete(t.id);
+        builds.push([t]);
+      }
+    }
+    for (const steps of groupable.values()) {
+      let at = 0;
+      for (const size of groupSizes(steps.length, cfg.groupMax, cfg.groupSpread)) {
+        if (builds.length >= free) return builds;
+        builds.push(steps.slice(at, at + size));
+        at += size;
+      }
+    }
+    return builds;
+  }
+
+  /** The cached result a build of `task` would be answered with now, if any. */
+  #cacheHit(task: TaskInstance): BuildResult | undefined {
+    const cached = this.p.results.get(buildId(task.ruleId, task.id, this.#inputsOf(task)));
+    return cached?.status === 'succeeded' && this.#outputsMatch(cached) ? cached : undefined;
   }
 
   async #dispatch(task: TaskInstance, cid: string): Promise<void> {
@@ -371,6 +469,80 @@ export class Dispatcher {
     );
   }
 
+  /**
+   * Requests one build of several ready steps of one rule (#pack): the first step's request,
+   * with every step's inputs and the others listed (BuildRequested.group). Its id is derived
+   * from the steps' own build ids, so the same steps with the same inputs are the same group.
+   */
+  async #dispatchGroup(tasks: readonly TaskInstance[], cid: string): Promise<void> {
+    const { artefacts, bus, cfg, leader, logger } = this.p;
+    const first = tasks[0];
+    if (!first) return;
+    const owned = this.#target(first);
+    // #pack groups steps of declared rules only; should one have gone meanwhile, each step fails
+    // on its own, naming it.
+    if (!owned) {
+      for (const t of tasks) await this.#dispatch(t, cid);
+      return;
+    }
+    const own = tasks.map((task) => ({ task, inputs: this.#inputsOf(task) }));
+    const ids = own.map(({ task, inputs }) => buildId(task.ruleId, task.id, inputs));
+    const id = groupBuildId(ids);
+    const group: InFlight[] = [];
+    for (const [i, { task, inputs }] of own.entries()) {
+      const ownBuildId = ids[i];
+      const f: InFlight = { buildId: id, task, chef: owned.chef, cid, inputs, group, ownBuildId };
+      group.push(f);
+      this.#inflight.set(task.id, f);
+    }
+    const inputs: Record<string, string> = {};
+    const locations: Record<string, string> = {};
+    for (const f of group)
+      for (const [path, hash] of Object.entries(f.inputs)) {
+        inputs[path] = hash;
+        const pod = artefacts.get(path)?.pods[0];
+        if (pod) locations[path] = pod;
+      }
+    const queued = Promise.all(
+      tasks.flatMap((task) =>
+        task.outputs.map((out) =>
+          artefacts.update(out, { status: 'queued', producer: task.id }, cid),
+        ),
+      ),
+    );
+    const request = {
+      buildId: id,
+      taskId: first.id,
+      ruleId: owned.ruleId,
+      chef: owned.chef,
+      stem: owned.stem,
+      inputs,
+      outputs: [...first.outputs],
+      pass: first.pass,
+      locations,
+      ...(leader ? { leader: { id: leader.lease.id, epoch: leader.lease.epoch } } : {}),
+      resultFromRecord: true as const,
+      group: tasks.slice(1).map((t) => ({ taskId: t.id, stem: t.stem, outputs: [...t.outputs] })),
+    };
+    const subject = subjects.buildRequest(cfg.project, owned.chef);
+    const msgId = `${owned.chef}.${id}.${randomUUID()}`;
+    const send = leader
+      ? () => leader.fence.publish(subject, bus.encode('build.requested', request, cid), msgId)
+      : () => bus.publish('build.requested', subject, request, { msgId, cid });
+    artefacts.announceNow();
+    const sending = Promise.all([queued, send()]).then(([, ack]) => ack);
+    const sent = sending.then(
+      (a) => a.seq,
+      () => undefined,
+    );
+    for (const f of group) f.sent = sent;
+    await sending;
+    logger.debug(
+      { taskId: request.taskId, buildId: id, chef: owned.chef, steps: tasks.length, cid },
+      'group build requested',
+    );
+  }
+
   /** A request that cannot be sent fails its task, naming why, and the pump goes on. */
   async #refused(task: TaskInstance, err: unknown, cid: string): Promise<void> {
     const { artefacts, dm, logger } = this.p;
@@ -422,14 +594,19 @@ export class Dispatcher {
   /** Builds whose inputs changed under them (the graph's cancels): the chefs kill their tasks. */
   inputsChanged(taskIds: readonly string[], cid: string): void {
     const { logger } = this.p;
+    const changed = new Set(taskIds);
     for (const taskId of taskIds) {
       const f = this.#inflight.get(taskId);
       if (!f) continue;
-      this.#inflight.delete(taskId);
+      this.#forget(f);
       logger.info({ taskId, buildId: f.buildId, cid }, 'cancelling a build whose inputs changed');
       void this.#cancel(f, 'inputs changed', cid).catch((err) =>
         logger.warn({ err, taskId }, 'could not publish build.cancel'),
       );
+      // The group's other steps go back to be planned (the graph took back only this one's run).
+      for (const other of f.group ?? [])
+        if (!changed.has(other.task.id))
+          this.p.applyChange(this.p.dm.cancelled(other.task.id, other.task.run), cid);
     }
   }
 
@@ -458,8 +635,11 @@ export class Dispatcher {
     const { artefacts, dm, logger } = this.p;
     const f = this.#inflight.get(taskId);
     if (!f) return false;
-    this.#inflight.delete(taskId);
+    this.#forget(f);
     this.p.applyChange(dm.cancelledByRequest(taskId, f.task.run), cid);
+    // A group's other steps were not asked to stop: they go back to be planned.
+    for (const other of f.group ?? [])
+      if (other !== f) this.p.applyChange(dm.cancelled(other.task.id, other.task.run), cid);
     await this.#cancel(f, 'cancelled by request', cid);
     const held = holdKey(f.task, f.inputs);
     for (const out of f.task.outputs)

@@ -31,6 +31,7 @@ import { compiledAlready, planText, usableDeclaration } from './declaration.js';
 import { Dispatcher, type InFlight, type Leadership } from './dispatcher.js';
 import { FileOrder } from './file-order.js';
 import { GoalRules, goalRuleId, goalSpec } from './goals.js';
+import { stepResults } from './group-results.js';
 import { limitHeapGrowth } from './heap-growth.js';
 import { NotLeaderError } from './lease.js';
 import { watchChefLiveness } from './liveness.js';
@@ -882,13 +883,53 @@ export class MajorDomo {
     }
     // The next pass is planned and requested while the result's records are written (STORED in
     // start()): they are in memory already, and the result is acknowledged once they are stored.
-    const applied = await this.#applyResult(f, result, cid);
-    const looks = this.#deferred.get(result.taskId);
-    this.#deferred.delete(result.taskId);
-    for (const [path, l] of looks ?? [])
-      await this.#fileHash(path, l.sha256, l.size, l.pod, cid, l.seq, l.mtimeNs);
+    const applied = f.group
+      ? await this.#applyGroupResult(f.group, result, cid)
+      : await this.#applyResult(f, result, cid);
+    for (const step of f.group ?? [f]) {
+      const looks = this.#deferred.get(step.task.id);
+      this.#deferred.delete(step.task.id);
+      for (const [path, l] of looks ?? [])
+        await this.#fileHash(path, l.sha256, l.size, l.pod, cid, l.seq, l.mtimeNs);
+    }
     await this.#pump(cid);
     return applied;
+  }
+
+  /**
+   * A group build's result (dispatcher.ts #dispatchGroup): a success is each step's own
+   * (stepResults), applied as a build of that step alone; anything else sends every step back to
+   * be built on its own, where a failure is the step's own and names it.
+   */
+  async #applyGroupResult(
+    group: readonly InFlight[],
+    result: BuildResult,
+    cid: string,
+  ): Promise<Stored> {
+    const split = result.status === 'succeeded' ? stepResults(group, result) : undefined;
+    if (split === undefined || typeof split === 'string') {
+      this.logger.warn(
+        {
+          taskId: result.taskId,
+          buildId: result.buildId,
+          steps: group.length,
+          status: result.status,
+          reason: split ?? result.error ?? result.status,
+          cid,
+        },
+        'a group build did not succeed; its steps are built again one by one',
+      );
+      for (const f of group) {
+        this.#builds.solo(f.task.id);
+        this.#handleChange(this.dm.cancelled(f.task.id, f.task.run), cid);
+      }
+      for (const [path, now] of Object.entries(result.inputsNow))
+        await this.#fileHash(path, now.sha256, now.size, result.pod, cid, undefined, now.mtimeNs);
+      return NOTHING_TO_STORE;
+    }
+    const stored: Promise<void>[] = [];
+    for (const [f, r] of split) stored.push((await this.#applyResult(f, r, cid)).stored);
+    return this.#stored(Promise.all(stored));
   }
 
   /**
@@ -944,7 +985,7 @@ export class MajorDomo {
     if (res.stale) return NOTHING_TO_STORE;
     const recorded = recordSuccess(this.#records, f, result, res, cid);
     // Cached once stored: a result not recorded is planned again and asked of its chef.
-    recorded.then(() => this.#recent.add(result)).catch(() => undefined);
+    recorded.then(() => this.#recent.add(result, f.ownBuildId)).catch(() => undefined);
     const written = recorded.catch((err: Error) => {
       // The graph took the result and the buckets did not all (a write failed: NATS down past
       // its timeout, say). The redelivered result would be ignored, its build no longer in

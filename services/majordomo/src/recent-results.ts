@@ -19,10 +19,13 @@ export class RecentResults {
 
   constructor(private readonly limit = RECENT_RESULTS) {}
 
-  /** `result` stored: the newest; the oldest goes when there are more than the limit. */
-  add(result: BuildResult): void {
-    this.#byId.delete(result.buildId);
-    this.#byId.set(result.buildId, result);
+  /**
+   * `result` stored, under `key` (a group step's part under the step's own build key): the newest;
+   * the oldest goes when there are more than the limit.
+   */
+  add(result: BuildResult, key = result.buildId): void {
+    this.#byId.delete(key);
+    this.#byId.set(key, result);
     if (this.#byId.size <= this.limit) return;
     const oldest = this.#byId.keys().next();
     if (!oldest.done) this.#byId.delete(oldest.value);

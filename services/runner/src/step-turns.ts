@@ -23,6 +23,10 @@ const STOP_WAIT_MS = 60_000;
  * run 132, test/chaos; test/src/step-after-chef-kill.test.ts). The newest submission wins, as
  * the newest request does at the chef: the chef of the one killed reports it cancelled, and
  * MajorDomo plans again. Several runners sharing one queue are not covered: each sees its own.
+ *
+ * A group's task (TaskSubmitted.step.also: one task running several steps' commands) is a task
+ * of each of its steps: it supersedes the earlier task of any of them, and a later task of any
+ * of them supersedes it.
  */
 export class StepTurns {
   /** The last task accepted of each step, until it has ended and nothing of it runs. */
@@ -44,29 +48,46 @@ export class StepTurns {
   }
 
   /**
-   * Runs `take` (the task's submission to the executor) once no earlier task of the task's step
-   * runs here: an earlier one still queued or running is killed first, as superseded.
+   * Runs `take` (the task's submission to the executor) once no earlier task of any of the
+   * task's steps runs here: an earlier one still queued or running is killed first, as
+   * superseded.
    */
   async take<T>(task: TaskSubmitted, take: () => Promise<T>): Promise<T> {
-    const key = stepKey(task);
-    if (key === undefined) return take();
-    return inTurn(this.#turns, key, () => this.#take(key, task, take));
+    const keys = stepKeys(task);
+    if (keys.length === 0) return take();
+    return inTurns(
+      this.#turns,
+      keys.map((k) => k.key),
+      () => this.#take(keys, task, take),
+    );
   }
 
-  async #take<T>(key: string, task: TaskSubmitted, take: () => Promise<T>): Promise<T> {
-    const prior = this.#last.get(key);
-    if (prior !== undefined && prior !== task.taskId) await this.#supersede(prior, task);
+  async #take<T>(
+    keys: readonly StepKey[],
+    task: TaskSubmitted,
+    take: () => Promise<T>,
+  ): Promise<T> {
+    // One kill and one wait per earlier task, however many of the task's steps it shares.
+    const priors = new Map<string, string>();
+    for (const { key, step } of keys) {
+      const prior = this.#last.get(key);
+      if (prior !== undefined && prior !== task.taskId && !priors.has(prior))
+        priors.set(prior, step);
+    }
+    // Waited for side by side: each at most STOP_WAIT_MS, not their sum.
+    await Promise.all([...priors].map(([prior, step]) => this.#supersede(prior, task, step)));
     const taken = await take();
     this.#note(task, task.taskId);
     return taken;
   }
 
-  async #supersede(prior: string, task: TaskSubmitted): Promise<void> {
+  /** Kills `prior`, the earlier task of `step` (one `task` runs too), and waits for it to stop. */
+  async #supersede(prior: string, task: TaskSubmitted, step: string): Promise<void> {
     const rec = this.tasks.get(prior);
     if (!rec) return;
-    const reason = supersededReason(task.taskId, task.step?.id ?? '');
+    const reason = supersededReason(task.taskId, step);
     this.log.warn(
-      { taskId: prior, by: task.taskId, step: task.step?.id, state: rec.state },
+      { taskId: prior, by: task.taskId, step, state: rec.state },
       'a newer task of the same step came: the older one is killed before it runs',
     );
     await this.tasks.kill(prior, reason).catch(() => undefined); // ended meanwhile: nothing to kill
@@ -85,15 +106,30 @@ export class StepTurns {
       );
   }
 
-  /** `taskId` is the step's last task here until it has settled. */
+  /** `taskId` is the last task of each of its steps here until it has settled. */
   #note(task: TaskSubmitted, taskId: string): void {
-    const key = stepKey(task);
-    if (key === undefined || !this.tasks.get(taskId)) return;
-    this.#last.set(key, taskId);
+    const keys = stepKeys(task);
+    if (keys.length === 0 || !this.tasks.get(taskId)) return;
+    for (const { key } of keys) this.#last.set(key, taskId);
     void settledOf(this.tasks, taskId).then(() => {
-      if (this.#last.get(key) === taskId) this.#last.delete(key);
+      for (const { key } of keys) if (this.#last.get(key) === taskId) this.#last.delete(key);
     });
   }
+}
+
+/**
+ * Runs `fn` in its turn on every key, taken one after another in the order given while holding
+ * the earlier ones. Callers pass keys sorted: two tasks sharing keys then queue on them in the
+ * same order, and neither can hold one the other waits on while waiting on one it holds.
+ */
+function inTurns<T>(
+  chains: Map<string, Promise<unknown>>,
+  keys: readonly string[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  const [first, ...rest] = keys;
+  if (first === undefined) return fn();
+  return inTurn(chains, first, () => inTurns(chains, rest, fn));
 }
 
 /** Resolves once the task has settled, or at once when the executor no longer has it. */
@@ -103,6 +139,18 @@ function settledOf(tasks: StepTasks, taskId: string): Promise<unknown> {
     .catch(() => undefined);
 }
 
-function stepKey(task: TaskSubmitted): string | undefined {
-  return task.step ? `${task.step.chef ?? ''}\u0000${task.step.id}` : undefined;
+/** A step of a task, as StepTurns keys it: with the chef that submitted the task. */
+interface StepKey {
+  key: string;
+  step: string;
+}
+
+/** Each step the task runs (a group's every step), once each, sorted by key (see inTurns). */
+function stepKeys(task: TaskSubmitted): StepKey[] {
+  if (!task.step) return [];
+  const chef = task.step.chef ?? '';
+  const steps = new Set([task.step.id, ...(task.step.also ?? [])]);
+  return [...steps]
+    .map((step) => ({ key: `${chef}\u0000${step}`, step }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
