@@ -29,7 +29,7 @@ export const majorDomoEnv = defineEnv({
   CP_PARALLEL_BUILDS: { schema: envIntType(), default: '64', doc: 'builds dispatched at once' },
   CP_GROUP_BUILDS: {
     schema: envIntType({ min: 1, max: MAX_GROUP_STEPS, unit: 'steps' }),
-    default: '1',
+    default: '16',
     doc: `at most this many ready steps of one rule go to its chef as one build (a group: one request, one task running their commands one after another, one result), when more are ready than CP_GROUP_SPREAD; 1: every step its own build. Not for a rule with projections, a cycle's steps or a forced rebuild; a group that fails is built again step by step (up to ${MAX_GROUP_STEPS})`,
   },
   CP_GROUP_SPREAD: {
