@@ -48,9 +48,12 @@ export class BuildLog {
     );
   }
 
-  /** Requests for one task (`rule:stem`) since `from` (an index into requests). */
+  /**
+   * Requests that build one task (`rule:stem`) since `from` (an index into requests): its own,
+   * and groups that list it (BuildRequested.group).
+   */
   requestsFor(taskId: string, from = 0): BuildRequested[] {
-    return this.requests.slice(from).filter((r) => r.taskId === taskId);
+    return this.requests.slice(from).filter((r) => stepsOf(r).includes(taskId));
   }
 
   /** `pass:rule` for every request of tasks whose stem is `stem`, in dispatch order. */
@@ -68,6 +71,11 @@ export class BuildLog {
   close(): void {
     for (const s of this.#subs) s.unsubscribe();
   }
+}
+
+/** The steps a request builds: its own, then its group's (BuildRequested.group). */
+export function stepsOf(r: BuildRequested): string[] {
+  return [r.taskId, ...(r.group ?? []).map((g) => g.taskId)];
 }
 
 /** MajorDomo's status with every artefact record (read page by page). */

@@ -131,6 +131,8 @@ describe('MajorDomoUI in a real browser', () => {
         CP_LOG_ROOTS: logRoot,
         // Another project's page, for the switcher (served below by a route of the test's).
         CP_UI_PROJECTS: `thesis=${THESIS}`,
+        // A task per step: the page's controls are tried on three builds of one rule at once.
+        CP_GROUP_BUILDS: '1',
       }),
       stack.start('chef', { CP_CHEF: 'ui', CP_CHEF_DEFINITION: chef }),
       stack.start('runner', { CP_PARALLEL: '2' }),

@@ -363,6 +363,10 @@ export class Dispatcher {
       }
     }
     for (const steps of groupable.values()) {
+      // In task id order: the same ready steps make the same groups, whichever order the graph
+      // gives them in (a standby's, a restored one's), so a request sent again after a restart or
+      // a takeover is the same build, and its chef joins the task under way.
+      steps.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       let at = 0;
       for (const size of groupSizes(steps.length, cfg.groupMax, cfg.groupSpread)) {
         if (builds.length >= free) return builds;

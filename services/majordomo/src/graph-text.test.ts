@@ -50,7 +50,8 @@ describe('the graph answer, kept per graph version (real nats-server)', () => {
 
   beforeAll(async () => {
     await t.open();
-    const md = await t.start({ CP_PARALLEL_BUILDS: String(PARALLEL) });
+    // A step a build (no groups): PARALLEL steps in flight, the rest waiting.
+    const md = await t.start({ CP_PARALLEL_BUILDS: String(PARALLEL), CP_GROUP_BUILDS: '1' });
     serveApi(t.mdBus, md);
     http = await startHttp(t.mdBus, md, { host: '127.0.0.1', port: 0, token: TOKEN });
     const paths = Array.from({ length: SOURCES }, (_, i) => `src/d${i % 20}/f${i}.txt`);

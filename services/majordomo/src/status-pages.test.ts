@@ -63,7 +63,8 @@ describe('MajorDomo status: a summary, and the artefact records page by page', (
         }),
       ),
     );
-    const md = await t.start({ CP_PARALLEL_BUILDS: '4' });
+    // Four builds of one step each in flight (no groups: the counts are per build here).
+    const md = await t.start({ CP_PARALLEL_BUILDS: '4', CP_GROUP_BUILDS: '1' });
     serveApi(t.mdBus, md);
     http = await startHttp(t.mdBus, md, { host: '127.0.0.1', port: 0, token: TOKEN });
   }, 120_000);

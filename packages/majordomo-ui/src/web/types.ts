@@ -107,7 +107,7 @@ export interface TaskRecord {
     command: string;
     files?: { inputs: string[]; outputs: string[] };
     /** The graph's step the task runs (rule:stem) and its pass (a cycle's steps run in passes). */
-    step?: { id: string; pass: number; chef?: string };
+    step?: { id: string; pass: number; chef?: string; also?: string[] };
   };
   state: TaskState;
   pausedFrom?: TaskState;

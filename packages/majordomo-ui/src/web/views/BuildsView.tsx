@@ -114,17 +114,26 @@ export function BuildsView({ route }: { route: Route }) {
   const passes = passBands(tasks, spans, cycleOf);
   // A task's step and pass name it, also when no build event did (it ran before the page
   // opened), and a cycle's step by its pass (an artefact record names only its producer).
+  // A group's task (several steps of one rule in one build) by its first step and how many more.
+  const more = (n: number | undefined) => (n ? ` and ${n} more` : '');
   for (const t of tasks) {
     const step = t.task.step;
     if (!step || !t.task.buildId) continue;
     names.set(
       t.task.buildId,
-      cycleOf(step.id) === undefined ? step.id : `${step.id} · pass ${step.pass}`,
+      (cycleOf(step.id) === undefined ? step.id : `${step.id} · pass ${step.pass}`) +
+        more(step.also?.length),
     );
   }
   for (const [id, name] of snap.buildNames) names.set(id, name);
+  const steps = new Map<string, number>();
+  for (const b of snap.builds) steps.set(b.buildId, (steps.get(b.buildId) ?? 0) + 1);
   for (const b of snap.builds)
-    names.set(b.buildId, `${b.taskId}${b.pass > 1 || b.cyclic ? ` · pass ${b.pass}` : ''}`);
+    if (!names.has(b.buildId) || (steps.get(b.buildId) ?? 0) === 1)
+      names.set(
+        b.buildId,
+        `${b.taskId}${b.pass > 1 || b.cyclic ? ` · pass ${b.pass}` : ''}${more((steps.get(b.buildId) ?? 1) - 1)}`,
+      );
   const t0 = spans.length ? Math.min(...spans.map((s) => s.start)) : now;
   const t1 = spans.length ? Math.max(now, ...spans.map((s) => s.end)) : now;
   const width = Math.max(t1 - t0, 1);
@@ -164,7 +173,7 @@ export function BuildsView({ route }: { route: Route }) {
           </thead>
           <tbody>
             {snap.builds.map((b) => (
-              <tr key={b.buildId} data-build={b.taskId}>
+              <tr key={b.taskId} data-build={b.taskId}>
                 <td>{b.taskId}</td>
                 <td>{b.chef}</td>
                 <td>
