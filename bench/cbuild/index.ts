@@ -24,7 +24,9 @@
 // own in a clean build) that no deployment pays, on the cores the compilers share.
 // CP_CBUILD_GROUP=K (default 1): every cc rule compiles K sources in a row (project.ts), the
 // ceiling of what batching K compiles into one request, task and result could buy; the goals are
-// not judged then (a header edit recompiles whole groups).
+// not judged then (a header edit recompiles whole groups). MajorDomo's own group builds
+// (CP_GROUP_BUILDS, on by default; =1 turns them off for an A/B) pack ready compiles of today's
+// rules at run time, and the goals are judged with them.
 // The messages each service sent and received per task: nats-server's /connz (monitoring port)
 // read before and after each scenario, by connection name.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -118,8 +120,11 @@ const perfDir = process.env.CP_CBUILD_PERF;
 const profiled = (): Record<string, string> =>
   perfDir ? { NODE_OPTIONS: '--perf-basic-prof --interpreted-frames-native-stack' } : {};
 if (perfDir) mkdirSync(perfDir, { recursive: true });
+// MajorDomo's group builds (services/majordomo/README.md): CP_GROUP_BUILDS as the environment
+// says (1: none; unset: MajorDomo's default), spread over this bench's lanes.
+figures.group_builds = process.env.CP_GROUP_BUILDS ?? 'default';
 await Promise.all([
-  stack.start('majordomo', { ...quiet, ...profiled() }),
+  stack.start('majordomo', { ...quiet, ...profiled(), CP_GROUP_SPREAD: String(LANES) }),
   stack.start('runner', {
     ...quiet,
     ...profiled(),
@@ -984,7 +989,7 @@ if (GROUP === 1) {
 }
 
 table(
-  `C project: ${SOURCES + 1} sources, ${HEADERS} headers, one program; ComputePods (${GROUP > 1 ? `rules of ${GROUP} compiles in a row, CP_CBUILD_GROUP: not the goals' setup` : "C chef's rules"}, runner CP_PARALLEL=${LANES}) vs make -j${LANES}`,
+  `C project: ${SOURCES + 1} sources, ${HEADERS} headers, one program; ComputePods (${GROUP > 1 ? `rules of ${GROUP} compiles in a row, CP_CBUILD_GROUP: not the goals' setup` : "C chef's rules"}, MajorDomo CP_GROUP_BUILDS=${figures.group_builds}, runner CP_PARALLEL=${LANES}) vs make -j${LANES}`,
   [
     'scenario',
     'ours cc',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus, Logger } from '@computepods/bus';
 import type { ChangeResult, DependencyManager, TaskInstance } from '@computepods/depgraph';
-import { type BuildResult, subjects } from '@computepods/protocol';
+import { type BuildRequested, type BuildResult, subjects } from '@computepods/protocol';
 import type { ArtefactManager } from './artefacts.js';
 import { buildId, groupBuildId } from './build-id.js';
 import type { MajorDomoConfig } from './config.js';
@@ -384,7 +384,7 @@ export class Dispatcher {
   }
 
   async #dispatch(task: TaskInstance, cid: string): Promise<void> {
-    const { artefacts, bus, cfg, dm, leader, logger, rules } = this.p;
+    const { artefacts, dm, leader, logger, rules } = this.p;
     const owned = this.#target(task);
     if (!owned) {
       // Rules and graph change together, so this should not happen; if it does, the task must
@@ -443,28 +443,7 @@ export class Dispatcher {
       // Heard from the builds bucket's stream (result-records.ts): no build.result message.
       resultFromRecord: true as const,
     };
-    const subject = subjects.buildRequest(cfg.project, owned.chef);
-    // A message id of this send's own: it dedups the publish's retries (a timed-out publish that
-    // was stored), nothing else. A build sent before (ahead of a restart, or before a failure or
-    // cancellation this MajorDomo no longer remembers) must go again, for no result of it may
-    // ever come; the runner's task id (derived from the build id) still keeps it from running
-    // twice, and its chef answers it from the build's record while the outputs are that build's.
-    // The id was `<chef>.<build id>`, which JetStream took as a duplicate of that earlier
-    // request, and the request went again under a fresh one: a publish and its ack for nothing
-    // a build asked again (pnpm bench cbuild's warm clean build: 24 of 202).
-    const msgId = `${owned.chef}.${id}.${randomUUID()}`;
-    const send = leader
-      ? () => leader.fence.publish(subject, bus.encode('build.requested', request, cid), msgId)
-      : () => bus.publish('build.requested', subject, request, { msgId, cid });
-    // The outputs' queued records are announced before the request leaves (same connection,
-    // so in this order), as when every change was its own message.
-    artefacts.announceNow();
-    const sending = Promise.all([queued, send()]).then(([, ack]) => ack);
-    f.sent = sending.then(
-      (a) => a.seq,
-      () => undefined,
-    );
-    await sending;
+    await this.#send(request, [f], queued, cid);
     // Per task, so debug: at info it was a log line per compile through pino to stdout (pnpm bench
     // cbuild); the request itself is on the chef's stream, and cpctrl and the page show builds.
     logger.debug(
@@ -479,7 +458,7 @@ export class Dispatcher {
    * from the steps' own build ids, so the same steps with the same inputs are the same group.
    */
   async #dispatchGroup(tasks: readonly TaskInstance[], cid: string): Promise<void> {
-    const { artefacts, bus, cfg, leader, logger } = this.p;
+    const { artefacts, leader, logger } = this.p;
     const first = tasks[0];
     if (!first) return;
     const owned = this.#target(first);
@@ -528,23 +507,47 @@ export class Dispatcher {
       resultFromRecord: true as const,
       group: tasks.slice(1).map((t) => ({ taskId: t.id, stem: t.stem, outputs: [...t.outputs] })),
     };
-    const subject = subjects.buildRequest(cfg.project, owned.chef);
-    const msgId = `${owned.chef}.${id}.${randomUUID()}`;
+    await this.#send(request, group, queued, cid);
+    logger.debug(
+      { taskId: request.taskId, buildId: id, chef: owned.chef, steps: tasks.length, cid },
+      'group build requested',
+    );
+  }
+
+  /**
+   * Sends a build request to its chef's queue, with its outputs' `queued` records (written while
+   * it goes out); `steps`' `sent` is its sequence in the builds stream (a cancel names it).
+   */
+  async #send(
+    request: BuildRequested,
+    steps: readonly InFlight[],
+    queued: Promise<unknown>,
+    cid: string,
+  ): Promise<void> {
+    const { artefacts, bus, cfg, leader } = this.p;
+    const subject = subjects.buildRequest(cfg.project, request.chef);
+    // A message id of this send's own: it dedups the publish's retries (a timed-out publish that
+    // was stored), nothing else. A build sent before (ahead of a restart, or before a failure or
+    // cancellation this MajorDomo no longer remembers) must go again, for no result of it may
+    // ever come; the runner's task id (derived from the build id) still keeps it from running
+    // twice, and its chef answers it from the build's record while the outputs are that build's.
+    // The id was `<chef>.<build id>`, which JetStream took as a duplicate of that earlier
+    // request, and the request went again under a fresh one: a publish and its ack for nothing
+    // a build asked again (pnpm bench cbuild's warm clean build: 24 of 202).
+    const msgId = `${request.chef}.${request.buildId}.${randomUUID()}`;
     const send = leader
       ? () => leader.fence.publish(subject, bus.encode('build.requested', request, cid), msgId)
       : () => bus.publish('build.requested', subject, request, { msgId, cid });
+    // The outputs' queued records are announced before the request leaves (same connection,
+    // so in this order), as when every change was its own message.
     artefacts.announceNow();
     const sending = Promise.all([queued, send()]).then(([, ack]) => ack);
     const sent = sending.then(
       (a) => a.seq,
       () => undefined,
     );
-    for (const f of group) f.sent = sent;
+    for (const f of steps) f.sent = sent;
     await sending;
-    logger.debug(
-      { taskId: request.taskId, buildId: id, chef: owned.chef, steps: tasks.length, cid },
-      'group build requested',
-    );
   }
 
   /** A request that cannot be sent fails its task, naming why, and the pump goes on. */
