@@ -4,7 +4,7 @@ import { buckets, TaskRecord } from '@computepods/protocol';
 import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
-import { BuildLog } from './watch-builds.js';
+import { BuildLog, stepsOf } from './watch-builds.js';
 
 /**
  * Group builds (MajorDomo's CP_GROUP_BUILDS) with real processes: nats-server, MajorDomo, the
@@ -86,6 +86,9 @@ describe('group builds', () => {
     expect(group).toBeDefined();
     const alone = log.requestsFor('upper:b1', from).filter((r) => !r.group);
     expect(alone).toHaveLength(1);
+    // Fixed, so no failed step waits for the next tests' restarts (a restart plans it again).
+    stack.write('src/b1.txt', 'b1\n');
+    await upToDate('b1');
   }, 120_000);
 
   it('a chef killed -9 while a group runs: the restarted chef joins its task, each step completes once', async () => {
@@ -123,5 +126,50 @@ describe('group builds', () => {
       );
     // No other build of these steps was asked for: the restarted chef answered the groups.
     expect(log.requests.length - from).toBe(2);
+  }, 120_000);
+
+  it('MajorDomo killed -9 while groups run: restarted, it packs the same groups, whose chef joins their tasks', async () => {
+    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
+    const from = log.requests.length;
+    rmSync(gate());
+    const names = stems('d', 6);
+    await writeAtOnce(Object.fromEntries(names.map((s) => [`src/${s}.txt`, `${s}\n`])));
+    await until(
+      () => log.requests.length - from >= 2,
+      'the groups requested',
+      30_000,
+      () => stack.logs(),
+    );
+    const groups = log.requests.slice(from);
+    await until(
+      async () => {
+        for (const r of groups)
+          if ((await tasks.get(`b-${r.buildId}`))?.value.state !== 'running') return false;
+        return true;
+      },
+      "both groups' tasks running",
+      30_000,
+      () => stack.logs(),
+    );
+    await stack.kill9('majordomo');
+    await stack.start('majordomo', { CP_GROUP_BUILDS: '4', CP_GROUP_SPREAD: '2' });
+    // The restarted MajorDomo asks for the steps again, as the same two groups (task id order).
+    await until(
+      () => log.requests.length - from >= 4,
+      'the groups asked again',
+      30_000,
+      () => stack.logs(),
+    );
+    const shown = log.requests.slice(from).map((r) => `${r.buildId.slice(0, 8)} ${stepsOf(r)}`);
+    expect(
+      log.requests
+        .slice(from + 2)
+        .map((r) => r.buildId)
+        .sort(),
+      shown.join('; '),
+    ).toEqual(groups.map((r) => r.buildId).sort());
+    writeFileSync(gate(), '');
+    for (const s of names) await upToDate(s);
+    for (const s of names) expect(completions(`out/${s}.upper`), s).toBe(1);
   }, 120_000);
 });
