@@ -39,6 +39,36 @@ describe('group builds', () => {
       60_000,
     );
 
+  /**
+   * Six sources `<prefix>0..5` written at once with the gate shut: waits until the two groups
+   * they make are requested and both their tasks run (held at the gate).
+   */
+  const twoGroupsRunning = async (prefix: string) => {
+    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
+    const from = log.requests.length;
+    rmSync(gate());
+    const names = stems(prefix, 6);
+    await writeAtOnce(Object.fromEntries(names.map((s) => [`src/${s}.txt`, `${s}\n`])));
+    await until(
+      () => log.requests.length - from >= 2,
+      'the groups requested',
+      30_000,
+      () => stack.logs(),
+    );
+    const groups = log.requests.slice(from);
+    await until(
+      async () => {
+        for (const r of groups)
+          if ((await tasks.get(`b-${r.buildId}`))?.value.state !== 'running') return false;
+        return true;
+      },
+      "both groups' tasks running",
+      30_000,
+      () => stack.logs(),
+    );
+    return { names, groups, from };
+  };
+
   beforeAll(async () => {
     stack = await Stack.start('groups');
     log = await BuildLog.start(stack.bus);
@@ -92,29 +122,8 @@ describe('group builds', () => {
   }, 120_000);
 
   it('a chef killed -9 while a group runs: the restarted chef joins its task, each step completes once', async () => {
-    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
-    const from = log.requests.length;
-    rmSync(gate());
-    const names = stems('c', 6);
-    await writeAtOnce(Object.fromEntries(names.map((s) => [`src/${s}.txt`, `${s}\n`])));
-    await until(
-      () => log.requests.length - from >= 2,
-      'the groups requested',
-      30_000,
-      () => stack.logs(),
-    );
-    const groups = log.requests.slice(from);
+    const { names, groups, from } = await twoGroupsRunning('c');
     expect(groups.map((r) => 1 + (r.group?.length ?? 0))).toEqual([3, 3]);
-    await until(
-      async () => {
-        for (const r of groups)
-          if ((await tasks.get(`b-${r.buildId}`))?.value.state !== 'running') return false;
-        return true;
-      },
-      "both groups' tasks running",
-      30_000,
-      () => stack.logs(),
-    );
     await stack.kill9('chef');
     await stack.start('chef', chefEnv());
     writeFileSync(gate(), '');
@@ -129,28 +138,7 @@ describe('group builds', () => {
   }, 120_000);
 
   it('MajorDomo killed -9 while groups run: restarted, it packs the same groups, whose chef joins their tasks', async () => {
-    const tasks = await stack.bus.kv(buckets.tasks(stack.project), TaskRecord);
-    const from = log.requests.length;
-    rmSync(gate());
-    const names = stems('d', 6);
-    await writeAtOnce(Object.fromEntries(names.map((s) => [`src/${s}.txt`, `${s}\n`])));
-    await until(
-      () => log.requests.length - from >= 2,
-      'the groups requested',
-      30_000,
-      () => stack.logs(),
-    );
-    const groups = log.requests.slice(from);
-    await until(
-      async () => {
-        for (const r of groups)
-          if ((await tasks.get(`b-${r.buildId}`))?.value.state !== 'running') return false;
-        return true;
-      },
-      "both groups' tasks running",
-      30_000,
-      () => stack.logs(),
-    );
+    const { names, groups, from } = await twoGroupsRunning('d');
     await stack.kill9('majordomo');
     await stack.start('majordomo', { CP_GROUP_BUILDS: '4', CP_GROUP_SPREAD: '2' });
     // The restarted MajorDomo asks for the steps again, as the same two groups (task id order).
