@@ -1,5 +1,5 @@
 import { rmSync, writeFileSync } from 'node:fs';
-import { type BuildResult, subjects } from '@computepods/protocol';
+import { type BuildResult, streams, subjects } from '@computepods/protocol';
 import { sha256, until } from '@computepods/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack } from './stack.js';
@@ -96,7 +96,19 @@ describe('a build cancelled while its request waits in the chef queue', () => {
     expect(chefLog).toMatch(/stored build.cancel is not valid; skipped/);
     expect(chefLog).toMatch(/"cancels":2,.*stored build cancels replayed/);
 
-    // With no request waiting for it, a restarted chef reads none: none could matter.
+    // With no request waiting for it, a restarted chef reads none: none could matter. The kill
+    // waits for the chef's acks of both requests: a result is stored before its request's ack
+    // goes, and an ack still on its way at the kill leaves a request unacknowledged, which the
+    // restarted chef rightly replays the cancels for (fresh-clone CI run 176).
+    await until(
+      async () => {
+        const info = await stack.bus.jsm.consumers.info(streams.builds(stack.project), 'chef-text');
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      "the chef's requests all acknowledged",
+      30_000,
+      () => stack.logs(),
+    );
     await stack.kill9('chef');
     await stack.start('chef', {
       CP_CHEF: 'text',
